@@ -209,4 +209,14 @@ export interface ProxyRef {
   namespace: string;
   /** Proxy flavour: envoy and weft sidecars get listeners; grpc clients get api_listeners. */
   kind: 'sidecar' | 'proxyless-grpc';
+  /**
+   * Where the sidecar listens and where its app is, from node.metadata
+   * (WEFT_INBOUND_PORT, WEFT_OUTBOUND_PORT, WEFT_APP_PORT); the xDS server fills
+   * defaults (15006, 15001, the service's first port) so translation stays pure.
+   */
+  inboundPort: number;
+  outboundPort: number;
+  appPort: number;
+  /** Address the app listens on, default 127.0.0.1. */
+  appAddress: string;
 }
