@@ -219,4 +219,10 @@ export interface ProxyRef {
   appPort: number;
   /** Address the app listens on, default 127.0.0.1. */
   appAddress: string;
+  /**
+   * Address the inbound listener binds (WEFT_BIND_ADDRESS): 0.0.0.0 in
+   * containers, 127.0.0.1 for the local mesh. The outbound listener always
+   * binds 127.0.0.1: only the local app may use it.
+   */
+  bindAddress: string;
 }
