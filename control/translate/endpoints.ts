@@ -1,0 +1,59 @@
+// ClusterLoadAssignments from live instances: one per EDS cluster name,
+// grouped by zone into localities, with each instance's health, and filtered
+// by the subset's labels for subset clusters.
+
+import type { Instance, MeshModel } from '../model/types.ts';
+import { compare, policiesByHost } from './context.ts';
+import { socketAddress, type Json } from './envoy-json.ts';
+import type { EnvoyResource, TranslateError } from './index.ts';
+import { parseClusterName, serviceHost } from './names.ts';
+
+const HEALTH_STATUS = { healthy: 'HEALTHY', unhealthy: 'UNHEALTHY', draining: 'DRAINING' } as const;
+
+function lbEndpoint(instance: Instance): Json {
+  return { endpoint: { address: socketAddress(instance.address, instance.port) }, health_status: HEALTH_STATUS[instance.health] };
+}
+
+function matchesLabels(instance: Instance, labels: Record<string, string>): boolean {
+  return Object.entries(labels).every(([k, v]) => instance.labels[k] === v);
+}
+
+/**
+ * A cluster name whose service or subset no longer exists gets an empty
+ * assignment, not an error: clusters outlive their services briefly
+ * (make-before-break), and an empty CLA is exactly "no endpoints".
+ */
+export function translateClusterLoadAssignments(
+  model: MeshModel,
+  clusterNames: Iterable<string>,
+): { endpoints: EnvoyResource[]; errors: TranslateError[] } {
+  const policies = policiesByHost(model);
+  const errors: TranslateError[] = [];
+  const endpoints: EnvoyResource[] = [];
+  for (const name of [...new Set(clusterNames)].sort(compare)) {
+    const parsed = parseClusterName(name);
+    if (!parsed || parsed.direction !== 'outbound') {
+      errors.push({ resource: name, path: `endpoints[${name}]`, message: 'not an outbound|<port>|<subset>|<service>.<namespace> cluster name' });
+      continue;
+    }
+    const host = serviceHost(parsed.service, parsed.namespace);
+    let instances = model.instances.filter((i) => i.service === parsed.service && i.namespace === parsed.namespace);
+    if (parsed.subset !== undefined) {
+      const subset = policies.get(host)?.subsets?.find((s) => s.name === parsed.subset);
+      instances = subset ? instances.filter((i) => matchesLabels(i, subset.labels)) : [];
+    }
+    const byZone = new Map<string, Instance[]>();
+    for (const instance of instances) {
+      const zone = instance.zone ?? '';
+      byZone.set(zone, [...(byZone.get(zone) ?? []), instance]);
+    }
+    const localities = [...byZone.keys()].sort(compare).map((zone) => {
+      const members = byZone.get(zone)!.sort((a, b) =>
+        compare(a.address, b.address) || a.port - b.port || compare(a.id, b.id));
+      const locality: Json = { lb_endpoints: members.map(lbEndpoint) };
+      return zone === '' ? locality : { locality: { zone }, ...locality };
+    });
+    endpoints.push({ name, value: { cluster_name: name, endpoints: localities } });
+  }
+  return { endpoints, errors };
+}

@@ -1,0 +1,25 @@
+// Active HTTP health checks, when the DestinationPolicy or the Service
+// declares one (the policy wins: it is the operator's word on how callers
+// treat the service).
+
+import { registerClusterFeature } from '../registry.ts';
+import { duration, type Json } from '../envoy-json.ts';
+import { isHttp2Port } from '../context.ts';
+
+registerClusterFeature('health-check', (cluster, target) => {
+  const check = target.policy?.healthCheck ?? target.service.healthCheck;
+  if (!check || target.port.protocol === 'tcp') return;
+  const http: Json = { path: check.path };
+  if (check.expectedStatuses?.length) {
+    http.expected_statuses = check.expectedStatuses.map((r) => ({ start: r.start, end: r.end }));
+  }
+  // An h2-only server (gRPC) would refuse an HTTP/1.1 probe.
+  if (isHttp2Port(target.port)) http.codec_client_type = 'HTTP2';
+  cluster.health_checks = [{
+    timeout: duration(check.timeoutMs),
+    interval: duration(check.intervalMs),
+    healthy_threshold: check.healthyThreshold,
+    unhealthy_threshold: check.unhealthyThreshold,
+    http_health_check: http,
+  }];
+});

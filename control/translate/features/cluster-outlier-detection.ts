@@ -1,0 +1,24 @@
+// Passive health checking: eject an endpoint after consecutive 5xx. On for
+// every outbound cluster (Envoy's defaults unless the policy says otherwise)
+// so a crashed instance stops receiving traffic before its TTL lapses.
+
+import { registerClusterFeature } from '../registry.ts';
+import { duration } from '../envoy-json.ts';
+import type { OutlierDetection } from '../../model/types.ts';
+
+export const DEFAULT_OUTLIER_DETECTION: OutlierDetection = {
+  consecutive5xx: 5,
+  intervalMs: 10_000,
+  baseEjectionTimeMs: 30_000,
+  maxEjectionPercent: 10,
+};
+
+registerClusterFeature('outlier-detection', (cluster, target) => {
+  const od = target.policy?.outlierDetection ?? DEFAULT_OUTLIER_DETECTION;
+  cluster.outlier_detection = {
+    consecutive_5xx: od.consecutive5xx,
+    interval: duration(od.intervalMs),
+    base_ejection_time: duration(od.baseEjectionTimeMs),
+    max_ejection_percent: od.maxEjectionPercent,
+  };
+});

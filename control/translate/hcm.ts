@@ -1,0 +1,28 @@
+// HTTP connection managers: the shared shell and the filter chain, ordered by
+// filter-order.ts whatever order features registered in.
+
+import type { TranslationContext } from './context.ts';
+import { TYPE, type Json } from './envoy-json.ts';
+import { HTTP_FILTER_ORDER } from './filter-order.ts';
+import { httpFilterFeatures, type HcmTarget } from './registry.ts';
+
+export function httpFilters(target: HcmTarget, ctx: TranslationContext): Json[] {
+  return HTTP_FILTER_ORDER.flatMap((position) =>
+    httpFilterFeatures.filter((f) => f.feature.position === position).flatMap((f) => f.feature.filters(target, ctx)));
+}
+
+/** An HCM with either an RDS name or an inline route configuration. */
+export function httpConnectionManager(
+  statPrefix: string,
+  routeSpecifier: { rds: Json } | { route_config: Json },
+  target: HcmTarget,
+  ctx: TranslationContext,
+): Json {
+  return {
+    '@type': TYPE.httpConnectionManager,
+    stat_prefix: statPrefix,
+    codec_type: 'AUTO',
+    ...routeSpecifier,
+    http_filters: httpFilters(target, ctx),
+  };
+}
