@@ -1,0 +1,80 @@
+// Declarative manifests: multi-document YAML of
+// `{apiVersion: weft.dev/v1, kind, metadata: {name, namespace?}, spec}`.
+// Each spec is checked by its kind's validator; error paths point into the
+// file (`documents[2].spec.rules[0].destinations[0].weight`).
+
+import { Type } from '@sinclair/typebox';
+import { parseAllDocuments } from 'yaml';
+import { DEFAULT_NAMESPACE, Name } from './fields.ts';
+import type { ObjectMeta } from './kind.ts';
+import { kindNamed, kindNames } from './kinds.ts';
+import { fail, ok, prefixErrors, type FieldError, type Result } from './result.ts';
+import { schemaErrors } from './schema-check.ts';
+
+export const API_VERSION = 'weft.dev/v1';
+
+export interface Manifest<T = unknown> {
+  apiVersion: typeof API_VERSION;
+  kind: string;
+  metadata: ObjectMeta;
+  /** The validated domain object (Service, Route, ...) with name, namespace and defaults filled. */
+  spec: T;
+  /** Index of the YAML document it came from, when parsed from a file. */
+  document?: number;
+}
+
+export const ManifestSchema = Type.Object(
+  {
+    apiVersion: Type.Literal(API_VERSION, { errorMessage: `must be ${API_VERSION}` }),
+    kind: Type.String({ minLength: 1, description: 'Service, Route, DestinationPolicy, FilterBinding, ...' }),
+    metadata: Type.Object(
+      { name: Name('object name'), namespace: Type.Optional(Name('namespace, default "default"')) },
+      { additionalProperties: false },
+    ),
+    spec: Type.Unknown({ description: "the kind's spec" }),
+  },
+  { additionalProperties: false, title: 'Manifest' },
+);
+
+/** Validates one parsed document; error paths are relative to it. */
+export function validateManifest(doc: unknown): Result<Manifest> {
+  const errors = schemaErrors(ManifestSchema, doc);
+  const envelope = (doc ?? {}) as { kind?: unknown; metadata?: { name?: string; namespace?: string }; spec?: unknown };
+  const kind = typeof envelope.kind === 'string' ? kindNamed(envelope.kind) : undefined;
+  if (typeof envelope.kind === 'string' && !kind) {
+    errors.push({ path: 'kind', message: `unknown kind ${JSON.stringify(envelope.kind)}; known kinds: ${kindNames().join(', ')}` });
+  }
+  if (errors.length > 0 || !kind) return fail(errors);
+  const metadata: ObjectMeta = { name: envelope.metadata!.name!, namespace: envelope.metadata!.namespace ?? DEFAULT_NAMESPACE };
+  const spec = kind.validateSpec(metadata, envelope.spec);
+  if (!spec.ok) return fail(prefixErrors('spec', spec.errors));
+  return ok({ apiVersion: API_VERSION, kind: kind.kind, metadata, spec: spec.value });
+}
+
+/** Parses and validates every document; all errors of all documents, or all manifests. Empty documents are skipped. */
+export function parseManifests(yamlText: string): Result<Manifest[]> {
+  const errors: FieldError[] = [];
+  const manifests: Manifest[] = [];
+  const firstAt = new Map<string, number>();
+  parseAllDocuments(yamlText).forEach((doc, i) => {
+    const at = `documents[${i}]`;
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) errors.push({ path: at, message: `YAML: ${e.message.split('\n')[0]}` });
+      return;
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) return;
+    const result = validateManifest(value);
+    if (!result.ok) {
+      errors.push(...prefixErrors(at, result.errors));
+      return;
+    }
+    const { kind, metadata } = result.value;
+    const key = `${kind}/${metadata.namespace}/${metadata.name}`;
+    const first = firstAt.get(key);
+    if (first !== undefined) errors.push({ path: `${at}.metadata.name`, message: `${key} is also defined in documents[${first}]` });
+    else firstAt.set(key, i);
+    manifests.push({ ...result.value, document: i });
+  });
+  return errors.length > 0 ? fail(errors) : ok(manifests);
+}

@@ -1,0 +1,84 @@
+// Cross-reference checks over a whole desired state: what no single object's
+// validation can see. Run after applying a change set to the current state,
+// before committing it.
+
+import type { DestinationPolicy, FilterBinding, Route, Service } from './types.ts';
+import type { FieldError } from './result.ts';
+
+export interface DesiredState {
+  services: Service[];
+  routes: Route[];
+  destinationPolicies: DestinationPolicy[];
+  filterBindings: FilterBinding[];
+  /** Filter catalog names; when absent, bindings' filters are not checked. */
+  filters?: string[];
+}
+
+/** A reference error, located by the object that holds the dangling reference. */
+export interface ReferenceError extends FieldError {
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+/** Resolves `name` or `name.namespace` relative to the referring object's namespace. */
+export function resolveServiceRef(ref: string, fromNamespace: string): { name: string; namespace: string } {
+  const dot = ref.indexOf('.');
+  return dot < 0 ? { name: ref, namespace: fromNamespace } : { name: ref.slice(0, dot), namespace: ref.slice(dot + 1) };
+}
+
+export function checkReferences(state: DesiredState): ReferenceError[] {
+  const services = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s]));
+  const subsets = new Map<string, Set<string>>();
+  for (const p of state.destinationPolicies) {
+    const target = resolveServiceRef(p.service, p.namespace);
+    const key = `${target.namespace}/${target.name}`;
+    const names = subsets.get(key) ?? new Set<string>();
+    for (const s of p.subsets ?? []) names.add(s.name);
+    subsets.set(key, names);
+  }
+  const errors: ReferenceError[] = [];
+
+  const serviceAt = (ref: string, from: { kind: string; namespace: string; name: string }, path: string): Service | undefined => {
+    const target = resolveServiceRef(ref, from.namespace);
+    const found = services.get(`${target.namespace}/${target.name}`);
+    if (!found) errors.push({ ...from, path, message: `unknown service ${target.namespace}/${target.name}` });
+    return found;
+  };
+  const destinationAt = (d: { service: string; subset?: string; port?: number }, from: { kind: string; namespace: string; name: string }, path: string) => {
+    const svc = serviceAt(d.service, from, `${path}.service`);
+    if (!svc) return;
+    const key = `${svc.namespace}/${svc.name}`;
+    if (d.subset !== undefined && !subsets.get(key)?.has(d.subset)) {
+      errors.push({ ...from, path: `${path}.subset`, message: `unknown subset ${d.subset} of service ${key}: no DestinationPolicy for it defines that subset` });
+    }
+    if (d.port !== undefined && !svc.ports.some((p) => p.port === d.port)) {
+      errors.push({ ...from, path: `${path}.port`, message: `service ${key} has no port ${d.port}` });
+    }
+  };
+
+  for (const s of state.services) {
+    const from = { kind: 'Service', namespace: s.namespace, name: s.name };
+    (s.dependsOn ?? []).forEach((ref, i) => serviceAt(ref, from, `dependsOn[${i}]`));
+  }
+  for (const r of state.routes) {
+    const from = { kind: 'Route', namespace: r.namespace, name: r.name };
+    serviceAt(r.service, from, 'service');
+    r.rules.forEach((rule, i) => {
+      rule.destinations.forEach((d, j) => destinationAt(d, from, `rules[${i}].destinations[${j}]`));
+      if (rule.mirror) destinationAt(rule.mirror, from, `rules[${i}].mirror`);
+    });
+  }
+  for (const p of state.destinationPolicies) {
+    serviceAt(p.service, { kind: 'DestinationPolicy', namespace: p.namespace, name: p.name }, 'service');
+  }
+  const filters = state.filters ? new Set(state.filters) : undefined;
+  for (const b of state.filterBindings) {
+    const from = { kind: 'FilterBinding', namespace: b.namespace, name: b.name };
+    serviceAt(b.service, from, 'service');
+    if (filters && !filters.has(b.filter)) {
+      errors.push({ ...from, path: 'filter', message: `unknown filter ${b.filter}; the catalog has: ${[...filters].sort().join(', ') || 'none'}` });
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,111 @@
+// What a matched route rule does besides choosing destinations: retries,
+// header mutation, mirroring, fault injection.
+
+import { Type, type Static } from '@sinclair/typebox';
+import { DurationMs, Enum, Name, Percentage, ServiceRef, duplicateErrors, headerNameError, headerValueError } from './fields.ts';
+import type { FieldError } from './result.ts';
+import type { FaultInjection, HeaderMutation, HttpRouteRule, RetryPolicy } from './types.ts';
+
+/** Envoy's retry_on conditions: HTTP (x-envoy-retry-on) and gRPC (x-envoy-retry-grpc-on). */
+export const RETRY_ON = [
+  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx',
+  'refused-stream', 'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure',
+  'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
+] as const;
+
+export const DEFAULT_RETRY_ON = ['connect-failure', 'refused-stream', '5xx'];
+
+export const RetryPolicySchema = Type.Object(
+  {
+    attempts: Type.Integer({ minimum: 1, maximum: 10, errorMessage: 'must be an integer in 1..10', description: 'retries after the first try' }),
+    perTryTimeoutMs: Type.Optional(DurationMs('timeout of each try')),
+    retryOn: Type.Optional(Type.Array(Enum([...RETRY_ON], 'Envoy retry_on condition'), { minItems: 1, description: `default ${DEFAULT_RETRY_ON.join(',')}` })),
+    retriableStatusCodes: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 100, maximum: 599, errorMessage: 'must be an HTTP status in 100..599' }), { minItems: 1, maxItems: 32 }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const HeaderMutationSchema = Type.Object(
+  {
+    add: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { name: Type.String({ minLength: 1, maxLength: 256 }), value: Type.String({ maxLength: 8192 }), append: Type.Optional(Type.Boolean({ description: 'append to an existing value instead of replacing it' })) },
+          { additionalProperties: false },
+        ),
+        { maxItems: 64 },
+      ),
+    ),
+    remove: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+export const MirrorSchema = Type.Object(
+  { service: ServiceRef(), subset: Type.Optional(Name('subset of the mirror service')), percentage: Type.Optional(Percentage('share of requests mirrored, default 100')) },
+  { additionalProperties: false },
+);
+
+export const FaultSchema = Type.Object(
+  {
+    delay: Type.Optional(Type.Object({ fixedDelayMs: DurationMs('injected delay'), percentage: Percentage('share of requests delayed') }, { additionalProperties: false })),
+    abort: Type.Optional(
+      Type.Object(
+        { httpStatus: Type.Integer({ minimum: 200, maximum: 599, errorMessage: 'must be an HTTP status in 200..599' }), percentage: Percentage('share of requests aborted') },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export function buildRetries(input: Static<typeof RetryPolicySchema>, path: string, errors: FieldError[]): RetryPolicy {
+  const retryOn = input.retryOn ? [...input.retryOn] : [...DEFAULT_RETRY_ON];
+  errors.push(...duplicateErrors(retryOn, (c) => c, (i) => `${path}.retryOn[${i}]`, 'condition'));
+  const value: RetryPolicy = { attempts: input.attempts, retryOn };
+  if (input.perTryTimeoutMs !== undefined) value.perTryTimeoutMs = input.perTryTimeoutMs;
+  if (input.retriableStatusCodes) {
+    if (!retryOn.includes('retriable-status-codes')) {
+      errors.push({ path: `${path}.retriableStatusCodes`, message: "needs 'retriable-status-codes' in retryOn to take effect" });
+    }
+    value.retriableStatusCodes = [...input.retriableStatusCodes];
+  } else if (retryOn.includes('retriable-status-codes')) {
+    errors.push({ path: `${path}.retriableStatusCodes`, message: "is required when retryOn includes 'retriable-status-codes'" });
+  }
+  return value;
+}
+
+export function buildHeaderMutation(input: Static<typeof HeaderMutationSchema>, path: string, errors: FieldError[]): HeaderMutation {
+  const value: HeaderMutation = {};
+  if (input.add) {
+    value.add = input.add.map((h, i) => {
+      const at = `${path}.add[${i}]`;
+      for (const bad of [headerNameError(h.name, `${at}.name`, false), headerValueError(h.value, `${at}.value`)]) if (bad) errors.push(bad);
+      return h.append === undefined ? { name: h.name.toLowerCase(), value: h.value } : { name: h.name.toLowerCase(), value: h.value, append: h.append };
+    });
+  }
+  if (input.remove) {
+    input.remove.forEach((name, i) => {
+      const bad = headerNameError(name, `${path}.remove[${i}]`, false);
+      if (bad) errors.push(bad);
+    });
+    value.remove = input.remove.map((n) => n.toLowerCase());
+  }
+  return value;
+}
+
+export function buildMirror(input: Static<typeof MirrorSchema>): NonNullable<HttpRouteRule['mirror']> {
+  const value: NonNullable<HttpRouteRule['mirror']> = { service: input.service, percentage: input.percentage ?? 100 };
+  if (input.subset !== undefined) value.subset = input.subset;
+  return value;
+}
+
+export function buildFault(input: Static<typeof FaultSchema>, path: string, errors: FieldError[]): FaultInjection {
+  if (!input.delay && !input.abort) errors.push({ path, message: 'must set delay, abort or both' });
+  const value: FaultInjection = {};
+  if (input.delay) value.delay = { fixedDelayMs: input.delay.fixedDelayMs, percentage: input.delay.percentage };
+  if (input.abort) value.abort = { httpStatus: input.abort.httpStatus, percentage: input.abort.percentage };
+  return value;
+}

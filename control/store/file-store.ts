@@ -1,0 +1,227 @@
+// The embedded file store (the default; no server). Layout of <dataDir>/store:
+//   LOCK                    pid of the control plane using it
+//   log-<first rev>.jsonl   append-only revision log segments, one checksummed
+//                           JSON line per revision, fsynced before commit resolves
+//   snapshot-<rev>.json     state + revision records as of <rev>, written
+//                           atomically by compaction; opening replays only the
+//                           log after it
+// Segments are kept after compaction: they are the full history, so stateAt
+// can answer for any past revision.
+
+import { mkdirSync, readFileSync, readdirSync, truncateSync, unlinkSync } from 'node:fs';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from './atomic-file.ts';
+import { RevisionListeners } from './listeners.ts';
+import { acquireLock } from './lock.ts';
+import { encodeRecord, readSegment } from './log-format.ts';
+import { assertRevision, historyOf, newRevisionRecord, replay, type RevisionRecord } from './memory-store.ts';
+import { ObjectState } from './state.ts';
+import type { Change, CommitMeta, RevisionInfo, Store, StoredObject } from './store.ts';
+
+export interface FileStoreOptions {
+  now?: () => Date;
+  /** Write a snapshot after this many revisions since the last one (default 1000). */
+  compactEvery?: number;
+  /** Revision records kept for history() (default 10000); stateAt still reaches every revision. */
+  historyLimit?: number;
+}
+
+export interface FileStore extends Store {
+  /** Writes a snapshot now and starts a new log segment. */
+  compact(): Promise<void>;
+  /** What open() found: a dropped torn tail, replayed records. */
+  readonly openReport: { snapshotRevision: number; replayed: number; droppedTail?: string };
+}
+
+interface Snapshot {
+  format: 1;
+  revision: number;
+  objects: StoredObject[];
+  history: RevisionInfo[];
+}
+
+const pad = (n: number) => String(n).padStart(12, '0');
+const segmentName = (first: number) => `log-${pad(first)}.jsonl`;
+const snapshotName = (rev: number) => `snapshot-${pad(rev)}.json`;
+
+function numbered(dir: string, prefix: string, suffix: string): number[] {
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(prefix) && f.endsWith(suffix))
+    .map((f) => Number(f.slice(prefix.length, -suffix.length)))
+    .filter((n) => Number.isInteger(n))
+    .sort((a, b) => a - b);
+}
+
+export async function openFileStore(dataDir: string, opts: FileStoreOptions = {}): Promise<FileStore> {
+  const dir = join(dataDir, 'store');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const releaseLock = acquireLock(join(dir, 'LOCK'));
+  try {
+    return await openLocked(dir, opts, releaseLock);
+  } catch (e) {
+    releaseLock();
+    throw e;
+  }
+}
+
+async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () => void): Promise<FileStore> {
+  const now = opts.now ?? (() => new Date());
+  const compactEvery = opts.compactEvery ?? 1000;
+  const historyLimit = opts.historyLimit ?? 10_000;
+  const state = new ObjectState();
+  const listeners = new RevisionListeners();
+  let history: RevisionInfo[] = [];
+  let revision = 0;
+
+  // 0. Leftovers of a compaction that crashed before its rename.
+  for (const f of readdirSync(dir)) if (f.startsWith('.snapshot-') && f.endsWith('.tmp')) unlinkSync(join(dir, f));
+
+  // 1. The newest snapshot.
+  const snapshots = numbered(dir, 'snapshot-', '.json');
+  let snapshotRevision = 0;
+  if (snapshots.length > 0) {
+    snapshotRevision = snapshots[snapshots.length - 1]!;
+    const snap = JSON.parse(readFileSync(join(dir, snapshotName(snapshotRevision)), 'utf8')) as Snapshot;
+    state.apply(snap.objects.map((o) => ({ op: 'put', ...o })));
+    history = snap.history;
+    revision = snap.revision;
+  }
+
+  // 2. The log after it. A torn tail can only be in the last segment.
+  const segments = numbered(dir, 'log-', '.jsonl');
+  const startAt = Math.max(0, segments.findLastIndex((first) => first <= revision + 1));
+  let replayed = 0;
+  let droppedTail: string | undefined;
+  for (let i = startAt; i < segments.length; i++) {
+    const file = join(dir, segmentName(segments[i]!));
+    const read = readSegment(readFileSync(file), file);
+    if (read.tornTail) {
+      if (i !== segments.length - 1) throw new Error(`store log ${file} has a damaged tail but is not the last segment: ${read.tornTail}`);
+      truncateSync(file, read.validBytes); // the torn write was never acknowledged
+      droppedTail = `${file}: ${read.tornTail}`;
+    }
+    for (const record of read.records) {
+      if (record.info.revision <= revision) continue;
+      if (record.info.revision !== revision + 1) throw new Error(`store log ${file} skips from revision ${revision} to ${record.info.revision}`);
+      state.apply(record.changes);
+      history.push(record.info);
+      revision = record.info.revision;
+      replayed++;
+    }
+  }
+  if (revision < snapshotRevision) throw new Error(`store snapshot ${snapshotRevision} is ahead of its log`);
+  history = history.slice(-historyLimit);
+
+  // 3. The segment new revisions go to.
+  let activeFirst = segments.length > 0 ? segments[segments.length - 1]! : revision + 1;
+  let log: FileHandle = await open(join(dir, segmentName(activeFirst)), 'a', 0o600);
+  let logBytes = (await log.stat()).size;
+  if (segments.length === 0) fsyncDir(dir);
+  let sinceSnapshot = revision - snapshotRevision;
+
+  let queue: Promise<unknown> = Promise.resolve();
+  let broken: Error | undefined;
+  let closed = false;
+  const serial = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = queue.then(task);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  async function append(record: RevisionRecord): Promise<void> {
+    const line = encodeRecord(record);
+    try {
+      await log.appendFile(line);
+      await log.datasync();
+      logBytes += Buffer.byteLength(line);
+    } catch (e) {
+      // After a failed fsync the page cache cannot be trusted: refuse further writes until reopened.
+      broken = new Error(`store write failed, reopen required: ${(e as Error).message}`);
+      await log.truncate(logBytes).catch(() => undefined);
+      throw broken;
+    }
+  }
+
+  async function compactNow(): Promise<void> {
+    const snapshot: Snapshot = { format: 1, revision, objects: state.list(), history };
+    await writeFileAtomic(join(dir, snapshotName(revision)), JSON.stringify(snapshot));
+    const oldSnapshot = snapshotRevision;
+    snapshotRevision = revision;
+    sinceSnapshot = 0;
+    if (activeFirst !== revision + 1) {
+      await log.close();
+      activeFirst = revision + 1;
+      log = await open(join(dir, segmentName(activeFirst)), 'a', 0o600);
+      logBytes = 0;
+      fsyncDir(dir);
+    }
+    if (oldSnapshot !== snapshotRevision) {
+      await unlink(join(dir, snapshotName(oldSnapshot))).catch(() => undefined);
+    }
+  }
+
+  /** Records from the log with revision > after, up to `upTo`, read fresh from disk. */
+  function recordsFromDisk(after: number, upTo: number): RevisionRecord[] {
+    const out: RevisionRecord[] = [];
+    const files = numbered(dir, 'log-', '.jsonl');
+    const from = Math.max(0, files.findLastIndex((first) => first <= after + 1));
+    for (const first of files.slice(from)) {
+      if (first > upTo) break;
+      const file = join(dir, segmentName(first));
+      for (const r of readSegment(readFileSync(file), file).records) {
+        if (r.info.revision > after && r.info.revision <= upTo) out.push(r);
+      }
+    }
+    return out;
+  }
+
+  const store: FileStore = {
+    openReport: droppedTail === undefined ? { snapshotRevision, replayed } : { snapshotRevision, replayed, droppedTail },
+    revision: () => revision,
+    get: (kind, namespace, name) => state.get(kind, namespace, name),
+    list: (kind) => state.list(kind),
+    commit(changes: Change[], meta: CommitMeta) {
+      return serial(async () => {
+        if (closed) throw new Error('store is closed');
+        if (broken) throw broken;
+        const effective = state.effective(changes);
+        if (effective.length === 0) return { revision, changed: false };
+        const record = newRevisionRecord(revision + 1, now(), meta, effective);
+        await append(record);
+        state.apply(effective);
+        revision = record.info.revision;
+        history.push(record.info);
+        if (history.length > historyLimit) history = history.slice(-historyLimit);
+        listeners.notify(revision);
+        if (++sinceSnapshot >= compactEvery) {
+          // The revision is durable already; a failed compaction only delays the next snapshot.
+          await compactNow().catch((e: Error) => process.emitWarning(`store compaction failed: ${e.message}`));
+        }
+        return { revision, changed: true };
+      });
+    },
+    history: (o) => historyOf(history, o?.limit),
+    stateAt(rev) {
+      assertRevision(rev, revision);
+      if (rev === revision) return state.list();
+      if (rev >= snapshotRevision && snapshotRevision > 0) {
+        const snap = JSON.parse(readFileSync(join(dir, snapshotName(snapshotRevision)), 'utf8')) as Snapshot;
+        return replay(snap.objects, recordsFromDisk(snapshotRevision, rev), rev);
+      }
+      return replay([], recordsFromDisk(0, rev), rev);
+    },
+    subscribe: (listener) => listeners.add(listener),
+    compact: () => serial(compactNow),
+    close() {
+      return serial(async () => {
+        if (closed) return;
+        closed = true;
+        listeners.clear();
+        await log.close();
+        releaseLock();
+      });
+    },
+  };
+  return store;
+}

@@ -1,0 +1,70 @@
+// The store: every operator object and instance registration, as numbered
+// revisions. Everything above it (registry, API, model assembly) codes
+// against this interface; the file store is the embedded default.
+
+export interface StoredObject {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** The validated domain object (e.g. a Service); frozen, never mutate it. */
+  spec: unknown;
+}
+
+export interface Change {
+  op: 'put' | 'delete';
+  kind: string;
+  namespace: string;
+  name: string;
+  /** Required for put. */
+  spec?: unknown;
+}
+
+export interface ChangeRef {
+  op: 'put' | 'delete';
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export interface RevisionInfo {
+  revision: number;
+  /** ISO 8601 time of the commit. */
+  time: string;
+  actor: string;
+  summary: string;
+  changes: ChangeRef[];
+}
+
+export interface CommitMeta {
+  actor: string;
+  summary: string;
+}
+
+export interface Store {
+  /** The latest committed revision; 0 for an empty store. */
+  revision(): number;
+  get(kind: string, namespace: string, name: string): StoredObject | undefined;
+  /** Objects of one kind (or all), sorted by kind, namespace, name. */
+  list(kind?: string): StoredObject[];
+  /**
+   * Applies all changes atomically as one new revision; resolves after the
+   * write is durable (fsync). Changes that alter nothing produce no revision
+   * (resolves with the current one and changed:false). Commits are applied in
+   * call order.
+   */
+  commit(changes: Change[], meta: CommitMeta): Promise<{ revision: number; changed: boolean }>;
+  /** Revision records, newest first. */
+  history(opts?: { limit?: number }): RevisionInfo[];
+  /** The full state as of a past revision (0..revision()), sorted like list(); throws RangeError outside that range. */
+  stateAt(revision: number): StoredObject[];
+  /** Called after each new revision is durable and visible; returns the unsubscribe function. */
+  subscribe(listener: (revision: number) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** The kinds the registry owns; rollback and operator diffs leave them alone. */
+export const RUNTIME_KINDS: readonly string[] = ['Instance'];
+
+export function objectKey(kind: string, namespace: string, name: string): string {
+  return `${kind}\u0000${namespace}\u0000${name}`;
+}
