@@ -1,0 +1,189 @@
+// Incremental xDS: per resource versions. Only resources whose version differs
+// from what the client holds are sent; resources leaving the proxy's scope are
+// sent as removed_resources. Subscription changes are honoured whatever the
+// nonce; a reconnect's initial_resource_versions seeds what the client holds,
+// so it gets only what differs. A NACKed resource version is not resent.
+import type { ChangeStamp, EncodedResource } from './cache.ts';
+import { versionOf } from './cache.ts';
+import type { DeltaDiscoveryRequest } from './discovery.ts';
+import { discoveryTypes, WILDCARD_TYPES } from './discovery.ts';
+import type { ResponseInfo, TypeConfig } from './stream.ts';
+import { AdsStream } from './stream.ts';
+
+interface InFlightResponse {
+  systemVersion: string;
+  /** name -> the version the client held before this response (undefined = none). */
+  previous: Map<string, string | undefined>;
+  sent: Map<string, string>;
+  stamp?: ChangeStamp;
+}
+
+interface DeltaTypeState {
+  wildcard: boolean;
+  names: Set<string>;
+  /** What the client holds, name -> version (assumed applied once sent; rolled back on NACK). */
+  clientVersions: Map<string, string>;
+  /** Versions the client rejected; not sent again. */
+  nackedVersions: Map<string, string>;
+  inFlight: Map<string, InFlightResponse>;
+  nacked: boolean;
+}
+
+export class DeltaStream extends AdsStream {
+  readonly #types = new Map<string, DeltaTypeState>();
+
+  /** Applies one DeltaDiscoveryRequest. */
+  handleRequest(req: DeltaDiscoveryRequest): void {
+    const typeUrl = req.type_url ?? '';
+    if (!typeUrl) return;
+    const subscribe = req.resource_names_subscribe ?? [];
+    const unsubscribe = req.resource_names_unsubscribe ?? [];
+    let st = this.#types.get(typeUrl);
+    let changed = false;
+    if (!st) {
+      st = {
+        wildcard: subscribe.includes('*') || (subscribe.length === 0 && WILDCARD_TYPES.has(typeUrl)),
+        names: new Set(),
+        clientVersions: new Map(Object.entries(req.initial_resource_versions ?? {})),
+        nackedVersions: new Map(),
+        inFlight: new Map(),
+        nacked: false,
+      };
+      this.#types.set(typeUrl, st);
+      changed = true;
+    }
+    for (const n of subscribe) {
+      if (n === '*') {
+        if (!st.wildcard) changed = true;
+        st.wildcard = true;
+      } else if (!st.names.has(n)) {
+        st.names.add(n);
+        changed = true;
+      }
+    }
+    for (const n of unsubscribe) {
+      if (n === '*') {
+        if (st.wildcard) changed = true;
+        st.wildcard = false;
+      } else if (st.names.delete(n)) {
+        // the client forgot it; it must be sent again if re-subscribed
+        st.clientVersions.delete(n);
+        changed = true;
+      }
+    }
+    if (!st.wildcard) {
+      for (const n of st.clientVersions.keys()) if (!st.names.has(n)) st.clientVersions.delete(n);
+    }
+
+    let nacked = false;
+    const nonce = req.response_nonce ?? '';
+    const answered = nonce ? st.inFlight.get(nonce) : undefined;
+    if (answered) {
+      st.inFlight.delete(nonce);
+      if (req.error_detail !== undefined && req.error_detail !== null) {
+        nacked = true;
+        st.nacked = true;
+        for (const [name, version] of answered.sent) {
+          st.nackedVersions.set(name, version);
+          const before = answered.previous.get(name);
+          if (st.clientVersions.get(name) === version) {
+            if (before === undefined) st.clientVersions.delete(name);
+            else st.clientVersions.set(name, before);
+          }
+        }
+        this.hooks.nacked?.(this.info, typeUrl, answered.systemVersion, req.error_detail?.message ?? '', answered.stamp);
+      } else {
+        st.nacked = false;
+        for (const [name, version] of answered.sent) {
+          const rejected = st.nackedVersions.get(name);
+          if (rejected !== undefined && rejected !== version) st.nackedVersions.delete(name);
+        }
+        this.hooks.acked?.(this.info, typeUrl, answered.systemVersion);
+      }
+    }
+    if (changed) this.markDirty(typeUrl);
+    this.afterReply(nacked);
+  }
+
+  protected override buildResponse(typeUrl: string, stamp: ChangeStamp | undefined): { bytes: Buffer; info: ResponseInfo } | null {
+    const st = this.#types.get(typeUrl);
+    if (!st || !this.group()) return null;
+    const scope = this.scope(typeUrl);
+    const selected = new Map<string, EncodedResource>();
+    if (st.wildcard) for (const [n, r] of scope) selected.set(n, r);
+    for (const n of st.names) {
+      const r = scope.get(n);
+      if (r) selected.set(n, r);
+    }
+    const send: EncodedResource[] = [];
+    for (const r of selected.values()) {
+      if (st.clientVersions.get(r.name) === r.version) continue;
+      if (st.nackedVersions.get(r.name) === r.version) continue;
+      send.push(r);
+    }
+    const removed = [...st.clientVersions.keys()].filter((n) => !selected.has(n));
+    if (send.length === 0 && removed.length === 0) return null;
+
+    const systemVersion = versionOf(selected.values());
+    const nonce = this.nextNonce();
+    const previous = new Map<string, string | undefined>();
+    const sent = new Map<string, string>();
+    for (const r of send) {
+      previous.set(r.name, st.clientVersions.get(r.name));
+      sent.set(r.name, r.version);
+      st.clientVersions.set(r.name, r.version);
+    }
+    for (const n of removed) st.clientVersions.delete(n);
+    const effectiveStamp = stamp ?? this.group()?.stamp;
+    st.inFlight.set(nonce, { systemVersion, previous, sent, stamp: effectiveStamp });
+
+    const { DeltaDiscoveryResponse } = discoveryTypes();
+    const w = DeltaDiscoveryResponse.encode({
+      system_version_info: systemVersion,
+      resources: send.map((r) => ({ name: r.name, version: r.version, resource: { type_url: typeUrl, value: r.bytes } })),
+      type_url: typeUrl,
+      removed_resources: removed,
+      nonce,
+    }).finish();
+    const bytes = Buffer.from(w.buffer, w.byteOffset, w.byteLength);
+    return { bytes, info: { typeUrl, version: systemVersion, nonce, bytes: bytes.length, resources: send.length, removed: removed.length, stamp: effectiveStamp } };
+  }
+
+  override isSubscribed(typeUrl: string): boolean {
+    return this.#types.has(typeUrl);
+  }
+
+  protected override wants(typeUrl: string, names: ReadonlySet<string>): boolean {
+    const st = this.#types.get(typeUrl);
+    if (!st) return false;
+    if (st.wildcard) return true;
+    for (const n of names) if (st.names.has(n)) return true;
+    return false;
+  }
+
+  protected override clientHas(typeUrl: string, name: string): boolean {
+    return this.#types.get(typeUrl)?.clientVersions.has(name) ?? false;
+  }
+
+  protected override inFlight(typeUrl: string): boolean {
+    return (this.#types.get(typeUrl)?.inFlight.size ?? 0) > 0;
+  }
+
+  protected override isNacked(typeUrl: string): boolean {
+    return this.#types.get(typeUrl)?.nacked ?? false;
+  }
+
+  override config(): Record<string, TypeConfig> {
+    const out: Record<string, TypeConfig> = {};
+    for (const [typeUrl, st] of this.#types) {
+      const scope = this.scope(typeUrl);
+      const resources: TypeConfig['resources'] = [];
+      for (const [name, version] of st.clientVersions) {
+        const r = scope.get(name);
+        resources.push({ name, version, resource: r && r.version === version ? r.json : null });
+      }
+      out[typeUrl] = { version: versionOf([...st.clientVersions].map(([name, version]) => ({ name, version }) as EncodedResource)), resources };
+    }
+    return out;
+  }
+}

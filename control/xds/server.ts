@@ -1,0 +1,230 @@
+// The ADS server on @grpc/grpc-js: StreamAggregatedResources (SotW) and
+// DeltaAggregatedResources. It knows the cache only through its group and
+// endpoint events; requests are decoded with protobufjs and responses are
+// written as pre-serialised bytes (resources are never re-encoded per push).
+import * as grpc from '@grpc/grpc-js';
+import type { ProxyRef } from '../model/types.ts';
+import type { CacheEvent, SnapshotCache } from './cache.ts';
+import { DeltaStream } from './delta.ts';
+import type { DeltaDiscoveryRequest, DiscoveryRequest, XdsNode } from './discovery.ts';
+import { decodeMessage, discoveryTypes } from './discovery.ts';
+import type { ServiceLookup } from './node.ts';
+import { groupKey, proxyFromNode } from './node.ts';
+import { SotwStream } from './sotw.ts';
+import type { AdsStream, ResponseSink, StreamInfo, StreamType, XdsHooks } from './stream.ts';
+
+const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
+
+export type AuthResult = { ok: true } | { ok: false; message: string };
+
+/**
+ * Decides whether a proxy may open a stream. Identity (issue 7) plugs in
+ * here: credentials travel in node.metadata or the gRPC metadata.
+ */
+export type Authenticate = (node: XdsNode, metadata: grpc.Metadata, proxy: ProxyRef) => AuthResult | Promise<AuthResult>;
+
+export interface AdsServerOptions {
+  cache: SnapshotCache;
+  hooks?: XdsHooks;
+  authenticate?: Authenticate;
+  /** For the WEFT_APP_PORT default (the service's first port). */
+  lookupService?: ServiceLookup;
+  /** A proxy was accepted; the controller makes sure its group has a snapshot. */
+  onProxyConnected?(proxy: ProxyRef, group: string): void;
+  /** The last stream of a group closed. */
+  onGroupIdle?(group: string): void;
+}
+
+type Call<Req> = grpc.ServerDuplexStream<Req, Buffer>;
+
+export class AdsServer {
+  readonly #options: AdsServerOptions;
+  readonly #hooks: XdsHooks;
+  readonly #streams = new Set<AdsStream>();
+  readonly #byGroup = new Map<string, Set<AdsStream>>();
+  readonly #calls = new Set<grpc.ServerDuplexStream<unknown, Buffer>>();
+  #server: grpc.Server | undefined;
+  #nextStreamId = 1;
+  readonly #unsubscribe: () => void;
+
+  constructor(options: AdsServerOptions) {
+    this.#options = options;
+    this.#hooks = options.hooks ?? {};
+    this.#unsubscribe = options.cache.subscribe((event) => this.#onCacheEvent(event));
+  }
+
+  /** Binds host:port (0 = ephemeral) and resolves with the bound port. */
+  async listen(host: string, port: number): Promise<number> {
+    const types = discoveryTypes();
+    const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+    const identity = (b: Buffer) => b;
+    const definition: grpc.ServiceDefinition = {
+      StreamAggregatedResources: {
+        path: `${SERVICE}/StreamAggregatedResources`,
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: identity,
+        requestDeserialize: (b: Buffer) => decodeMessage<DiscoveryRequest>(types.DiscoveryRequest, b),
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+      DeltaAggregatedResources: {
+        path: `${SERVICE}/DeltaAggregatedResources`,
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: identity,
+        requestDeserialize: (b: Buffer) => decodeMessage<DeltaDiscoveryRequest>(types.DeltaDiscoveryRequest, b),
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+    };
+    server.addService(definition, {
+      StreamAggregatedResources: (call: Call<DiscoveryRequest>) => this.#handle(call, 'sotw'),
+      DeltaAggregatedResources: (call: Call<DeltaDiscoveryRequest>) => this.#handle(call, 'delta'),
+    });
+    const bound = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    this.#server = server;
+    return bound;
+  }
+
+  /** Ends every stream and stops the server. */
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    for (const call of this.#calls) call.end();
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 1000);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Open streams (one per connected proxy stream). */
+  streams(): AdsStream[] {
+    return [...this.#streams];
+  }
+
+  /** The newest open stream of a proxy, if connected. */
+  stream(proxyId: string): AdsStream | undefined {
+    let found: AdsStream | undefined;
+    for (const s of this.#streams) if (s.info.proxy.id === proxyId && (!found || s.info.streamId > found.info.streamId)) found = s;
+    return found;
+  }
+
+  groupsInUse(): string[] {
+    return [...this.#byGroup.keys()];
+  }
+
+  #onCacheEvent(event: CacheEvent): void {
+    if (event.kind === 'group') {
+      for (const s of this.#byGroup.get(event.group) ?? []) s.onGroupChanged(event.changedTypes, event.stamp);
+    } else {
+      for (const s of this.#streams) s.onEndpointsChanged(event.names, event.stamp);
+    }
+  }
+
+  #handle<Req extends DiscoveryRequest | DeltaDiscoveryRequest>(call: Call<Req>, streamType: StreamType): void {
+    this.#calls.add(call as grpc.ServerDuplexStream<unknown, Buffer>);
+    let stream: SotwStream | DeltaStream | undefined;
+    let opening = false;
+    let ended = false;
+    const backlog: Req[] = [];
+    const sink: ResponseSink = {
+      write: (bytes) => (ended ? true : call.write(bytes)),
+      onceDrain: (cb) => call.once('drain', cb),
+    };
+    const fail = (code: grpc.status, message: string) => {
+      if (ended) return;
+      ended = true;
+      call.emit('error', { code, details: message, metadata: new grpc.Metadata() } as grpc.ServiceError);
+    };
+    const cleanup = () => {
+      if (ended && !stream) return;
+      ended = true;
+      this.#calls.delete(call as grpc.ServerDuplexStream<unknown, Buffer>);
+      if (!stream) return;
+      const s = stream;
+      stream = undefined;
+      s.close();
+      this.#streams.delete(s);
+      const peers = this.#byGroup.get(s.info.group);
+      peers?.delete(s);
+      if (peers && peers.size === 0) {
+        this.#byGroup.delete(s.info.group);
+        this.#options.onGroupIdle?.(s.info.group);
+      }
+      this.#hooks.streamClosed?.(s.info);
+    };
+    const open = async (first: Req) => {
+      opening = true;
+      const resolved = proxyFromNode(first.node, this.#options.lookupService);
+      if ('errors' in resolved) {
+        const message = resolved.errors.map((e) => `${e.path}: ${e.message}`).join('; ');
+        this.#hooks.rejected?.(first.node, message);
+        return fail(grpc.status.INVALID_ARGUMENT, message);
+      }
+      const proxy = resolved.proxy;
+      if (this.#options.authenticate) {
+        let verdict: AuthResult;
+        try {
+          verdict = await this.#options.authenticate(first.node!, call.metadata, proxy);
+        } catch (err) {
+          verdict = { ok: false, message: `authentication failed: ${(err as Error).message}` };
+        }
+        if (!verdict.ok) {
+          this.#hooks.rejected?.(first.node, verdict.message);
+          return fail(grpc.status.UNAUTHENTICATED, verdict.message);
+        }
+      }
+      if (ended) return;
+      const info: StreamInfo = { streamId: this.#nextStreamId++, proxy, group: groupKey(proxy), streamType, connectedAt: Date.now() };
+      const s = streamType === 'sotw' ? new SotwStream(info, this.#options.cache, sink, this.#hooks) : new DeltaStream(info, this.#options.cache, sink, this.#hooks);
+      stream = s;
+      this.#streams.add(s);
+      let peers = this.#byGroup.get(info.group);
+      if (!peers) this.#byGroup.set(info.group, (peers = new Set()));
+      peers.add(s);
+      this.#hooks.streamOpened?.(info);
+      this.#options.onProxyConnected?.(proxy, info.group);
+      for (const req of [first, ...backlog.splice(0)]) dispatch(s, req);
+    };
+    const dispatch = (s: SotwStream | DeltaStream, req: Req) => {
+      if (s instanceof SotwStream) s.handleRequest(req as DiscoveryRequest);
+      else s.handleRequest(req as DeltaDiscoveryRequest);
+    };
+    call.on('data', (req: Req) => {
+      if (ended) return;
+      if (stream) return dispatch(stream, req);
+      if (opening) return void backlog.push(req);
+      void open(req);
+    });
+    call.on('end', () => {
+      cleanup();
+      call.end();
+    });
+    call.on('error', cleanup);
+    call.on('cancelled', cleanup);
+    call.on('close', cleanup);
+  }
+}
+
+/** Fans each hook out to several observers. */
+export function combineHooks(...all: (XdsHooks | undefined)[]): XdsHooks {
+  const hooks = all.filter((h): h is XdsHooks => h !== undefined);
+  const names: (keyof XdsHooks)[] = ['streamOpened', 'streamClosed', 'responseSent', 'acked', 'nacked', 'converged', 'overflow', 'rejected'];
+  const out: XdsHooks = {};
+  for (const name of names) {
+    const fns = hooks.map((h) => h[name]?.bind(h)).filter((f) => f !== undefined) as ((...args: unknown[]) => void)[];
+    if (fns.length > 0) (out as Record<string, unknown>)[name] = (...args: unknown[]) => { for (const f of fns) f(...args); };
+  }
+  return out;
+}

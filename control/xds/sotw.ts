@@ -1,0 +1,144 @@
+// State of the world: every response of a type carries the whole subscribed
+// set. Per-type version and nonce; requests answering an older nonce are
+// stale and ignored; a NACKed version is remembered and not sent again until
+// the configuration changes.
+import type { ChangeStamp, EncodedResource } from './cache.ts';
+import { versionOf } from './cache.ts';
+import type { DiscoveryRequest } from './discovery.ts';
+import { discoveryTypes, WILDCARD_TYPES } from './discovery.ts';
+import type { ResponseInfo, TypeConfig } from './stream.ts';
+import { AdsStream } from './stream.ts';
+
+interface SotwTypeState {
+  wildcard: boolean;
+  names: Set<string>;
+  /** Latest response sent; only a request carrying its nonce counts. */
+  lastNonce?: string;
+  lastVersion?: string;
+  lastSent: ReadonlyMap<string, EncodedResource>;
+  /** The last response the client accepted: what it holds. */
+  acked: ReadonlyMap<string, EncodedResource>;
+  lastStamp?: ChangeStamp;
+  inFlight: boolean;
+  ackedVersion?: string;
+  nackedVersion?: string;
+  nacked: boolean;
+}
+
+export class SotwStream extends AdsStream {
+  readonly #types = new Map<string, SotwTypeState>();
+
+  /** Applies one DiscoveryRequest (ACK, NACK, subscription change or stale). */
+  handleRequest(req: DiscoveryRequest): void {
+    const typeUrl = req.type_url ?? '';
+    if (!typeUrl) return;
+    const names = req.resource_names ?? [];
+    let st = this.#types.get(typeUrl);
+    if (!st) {
+      st = {
+        wildcard: names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(typeUrl)),
+        names: new Set(names.filter((n) => n !== '*')),
+        lastSent: new Map(),
+        acked: new Map(),
+        inFlight: false,
+        nacked: false,
+      };
+      this.#types.set(typeUrl, st);
+      this.markDirty(typeUrl);
+      this.pump();
+      return;
+    }
+    if (req.response_nonce !== st.lastNonce) return; // stale: answers a response since superseded
+    const nacked = req.error_detail !== undefined && req.error_detail !== null;
+    if (st.inFlight) {
+      st.inFlight = false;
+      if (nacked) {
+        st.nacked = true;
+        st.nackedVersion = st.lastVersion;
+        this.hooks.nacked?.(this.info, typeUrl, st.lastVersion ?? '', req.error_detail?.message ?? '', st.lastStamp);
+      } else {
+        st.nacked = false;
+        st.ackedVersion = st.lastVersion;
+        st.acked = st.lastSent;
+        this.hooks.acked?.(this.info, typeUrl, st.lastVersion ?? '');
+      }
+    }
+    const wildcard = names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(typeUrl));
+    const nextNames = new Set(names.filter((n) => n !== '*'));
+    if (wildcard !== st.wildcard || !sameNames(st.names, nextNames)) {
+      st.wildcard = wildcard;
+      st.names = nextNames;
+      this.markDirty(typeUrl);
+    }
+    this.afterReply(nacked);
+  }
+
+  protected override buildResponse(typeUrl: string, stamp: ChangeStamp | undefined): { bytes: Buffer; info: ResponseInfo } | null {
+    const st = this.#types.get(typeUrl);
+    if (!st || !this.group()) return null;
+    const scope = this.scope(typeUrl);
+    const selected = new Map<string, EncodedResource>();
+    if (st.wildcard) for (const [n, r] of scope) selected.set(n, r);
+    else for (const n of st.names) {
+      const r = scope.get(n);
+      if (r) selected.set(n, r);
+    }
+    const version = versionOf(selected.values());
+    if (st.lastVersion !== undefined && version === st.lastVersion) return null;
+    if (version === st.nackedVersion) return null;
+    const nonce = this.nextNonce();
+    const { DiscoveryResponse } = discoveryTypes();
+    const resources = [...selected.values()].map((r) => ({ type_url: typeUrl, value: r.bytes }));
+    const w = DiscoveryResponse.encode({ version_info: version, resources, type_url: typeUrl, nonce }).finish();
+    st.lastNonce = nonce;
+    st.lastVersion = version;
+    st.lastSent = selected;
+    st.lastStamp = stamp ?? this.group()?.stamp;
+    st.inFlight = true;
+    const bytes = Buffer.from(w.buffer, w.byteOffset, w.byteLength);
+    return { bytes, info: { typeUrl, version, nonce, bytes: bytes.length, resources: selected.size, removed: 0, stamp: st.lastStamp } };
+  }
+
+  override isSubscribed(typeUrl: string): boolean {
+    return this.#types.has(typeUrl);
+  }
+
+  protected override wants(typeUrl: string, names: ReadonlySet<string>): boolean {
+    const st = this.#types.get(typeUrl);
+    if (!st) return false;
+    if (st.wildcard) return true;
+    for (const n of names) if (st.names.has(n)) return true;
+    return false;
+  }
+
+  protected override clientHas(typeUrl: string, name: string): boolean {
+    const st = this.#types.get(typeUrl);
+    if (!st) return false;
+    return st.acked.has(name) || (st.inFlight && st.lastSent.has(name));
+  }
+
+  protected override inFlight(typeUrl: string): boolean {
+    return this.#types.get(typeUrl)?.inFlight ?? false;
+  }
+
+  protected override isNacked(typeUrl: string): boolean {
+    return this.#types.get(typeUrl)?.nacked ?? false;
+  }
+
+  override config(): Record<string, TypeConfig> {
+    const out: Record<string, TypeConfig> = {};
+    for (const [typeUrl, st] of this.#types) {
+      out[typeUrl] = {
+        version: st.ackedVersion ?? '',
+        resources: [...st.acked.values()].map((r) => ({ name: r.name, version: r.version, resource: r.json })),
+      };
+    }
+    return out;
+  }
+}
+
+function sameNames(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}

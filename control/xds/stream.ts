@@ -1,0 +1,263 @@
+// What SotW and Delta streams share: scoping a proxy to its group's snapshot,
+// the make-before-break push loop, lingering clusters, backpressure and the
+// lifecycle hooks that status and metrics hang off.
+import type { ProxyRef } from '../model/types.ts';
+import type { ChangeStamp, EncodedResource, GroupSnapshot, SnapshotCache } from './cache.ts';
+import { PUSH_ORDER, TypeUrl } from './discovery.ts';
+
+export type StreamType = 'sotw' | 'delta';
+
+export interface StreamInfo {
+  readonly streamId: number;
+  readonly proxy: ProxyRef;
+  readonly group: string;
+  readonly streamType: StreamType;
+  readonly connectedAt: number;
+}
+
+export interface ResponseInfo {
+  typeUrl: string;
+  version: string;
+  nonce: string;
+  bytes: number;
+  resources: number;
+  removed: number;
+  stamp?: ChangeStamp;
+}
+
+/**
+ * Lifecycle hooks: the only way status, metrics and benchmarks observe a
+ * stream. Called synchronously; must not throw or block.
+ */
+export interface XdsHooks {
+  streamOpened?(stream: StreamInfo): void;
+  streamClosed?(stream: StreamInfo): void;
+  responseSent?(stream: StreamInfo, response: ResponseInfo): void;
+  acked?(stream: StreamInfo, typeUrl: string, version: string): void;
+  nacked?(stream: StreamInfo, typeUrl: string, version: string, message: string, stamp?: ChangeStamp): void;
+  /** Every response caused by `stamp` has been ACKed: commit -> ACK took `seconds`. */
+  converged?(stream: StreamInfo, stamp: ChangeStamp, seconds: number): void;
+  /** A change arrived while the stream was still blocked on the previous one and was coalesced. */
+  overflow?(stream: StreamInfo): void;
+  rejected?(node: unknown, reason: string): void;
+}
+
+/** The write side of a gRPC stream, abstracted for the push loop. */
+export interface ResponseSink {
+  write(bytes: Buffer): boolean;
+  onceDrain(callback: () => void): void;
+}
+
+interface Lingering {
+  resource: EncodedResource;
+  edsName: string;
+}
+
+export interface TypeConfig {
+  version: string;
+  resources: { name: string; version: string; resource: unknown }[];
+}
+
+export abstract class AdsStream {
+  readonly info: StreamInfo;
+  protected readonly cache: SnapshotCache;
+  protected readonly hooks: XdsHooks;
+  readonly #sink: ResponseSink;
+  /** Types to recompute, with the change that dirtied them (for convergence). */
+  readonly #dirty = new Map<string, ChangeStamp | undefined>();
+  /** Changes pushed but not yet ACKed everywhere on this stream. */
+  #pendingStamps: ChangeStamp[] = [];
+  #pumping = false;
+  #blocked = false;
+  #closed = false;
+  #nonceCounter = 0;
+  /** Clusters removed from the snapshot but kept until no pushed route can reference them. */
+  readonly #lingering = new Map<string, Lingering>();
+  #clusterScope: ReadonlyMap<string, EncodedResource> = new Map();
+
+  constructor(info: StreamInfo, cache: SnapshotCache, sink: ResponseSink, hooks: XdsHooks) {
+    this.info = info;
+    this.cache = cache;
+    this.#sink = sink;
+    this.hooks = hooks;
+    this.#clusterScope = this.group()?.types.get(TypeUrl.cluster)?.resources ?? new Map();
+  }
+
+  protected group(): GroupSnapshot | undefined {
+    return this.cache.group(this.info.group);
+  }
+
+  protected nextNonce(): string {
+    return `${this.info.streamId.toString(36)}.${(++this.#nonceCounter).toString(36)}`;
+  }
+
+  /** Everything of a type this proxy may see, before subscription filtering. */
+  protected scope(typeUrl: string): ReadonlyMap<string, EncodedResource> {
+    const group = this.group();
+    if (!group) return new Map();
+    if (typeUrl === TypeUrl.endpoint) {
+      const out = new Map<string, EncodedResource>();
+      for (const name of group.endpointNames) {
+        const cla = this.cache.endpoint(name);
+        if (cla) out.set(name, cla);
+      }
+      for (const l of this.#lingering.values()) {
+        const cla = this.cache.endpoint(l.edsName);
+        if (cla) out.set(l.edsName, cla);
+      }
+      return out;
+    }
+    const own = group.types.get(typeUrl)?.resources ?? new Map<string, EncodedResource>();
+    if (typeUrl !== TypeUrl.cluster || this.#lingering.size === 0) return own;
+    const out = new Map(own);
+    for (const [name, l] of this.#lingering) if (!out.has(name)) out.set(name, l.resource);
+    return out;
+  }
+
+  /** Whether a (lingering) EDS name is in scope even if the group dropped it. */
+  protected isLingeringEds(name: string): boolean {
+    for (const l of this.#lingering.values()) if (l.edsName === name) return true;
+    return false;
+  }
+
+  // --- protocol-specific parts -------------------------------------------
+
+  /** Builds (and records as sent) the response for a type, or null if there is nothing to send. */
+  protected abstract buildResponse(typeUrl: string, stamp: ChangeStamp | undefined): { bytes: Buffer; info: ResponseInfo } | null;
+  abstract isSubscribed(typeUrl: string): boolean;
+  /** Whether the subscription for a type covers any of these names. */
+  protected abstract wants(typeUrl: string, names: ReadonlySet<string>): boolean;
+  /** Whether the client currently holds this resource. */
+  protected abstract clientHas(typeUrl: string, name: string): boolean;
+  /** Pushed, not ACKed or NACKed. */
+  protected abstract inFlight(typeUrl: string): boolean;
+  /** The last response of this type was NACKed and nothing newer ACKed. */
+  protected abstract isNacked(typeUrl: string): boolean;
+  /** The resources the client holds, per type (for config dumps). */
+  abstract config(): Record<string, TypeConfig>;
+
+  // --- change notification ---------------------------------------------
+
+  /** The group snapshot changed. */
+  onGroupChanged(changedTypes: ReadonlySet<string>, stamp: ChangeStamp): void {
+    if (changedTypes.has(TypeUrl.cluster)) this.#updateLingering();
+    for (const t of changedTypes) this.markDirty(t, stamp);
+    if (changedTypes.has(TypeUrl.cluster)) this.markDirty(TypeUrl.endpoint, stamp);
+    this.pump();
+  }
+
+  /** ClusterLoadAssignments changed; only streams subscribed to one of them are woken. */
+  onEndpointsChanged(names: ReadonlySet<string>, stamp: ChangeStamp): void {
+    if (!this.isSubscribed(TypeUrl.endpoint) || !this.wants(TypeUrl.endpoint, names)) return;
+    const group = this.group();
+    let inScope = false;
+    for (const n of names) if (group?.endpointNames.has(n) || this.isLingeringEds(n)) inScope = true;
+    if (!inScope) return;
+    this.markDirty(TypeUrl.endpoint, stamp);
+    this.pump();
+  }
+
+  protected markDirty(typeUrl: string, stamp?: ChangeStamp): void {
+    if (this.#blocked && this.#dirty.has(typeUrl)) this.hooks.overflow?.(this.info);
+    const prev = this.#dirty.get(typeUrl);
+    // keep the oldest stamp: convergence is measured from the first change not yet delivered
+    this.#dirty.set(typeUrl, prev && stamp ? (prev.committedAt <= stamp.committedAt ? prev : stamp) : (prev ?? stamp));
+  }
+
+  #updateLingering(): void {
+    const now = this.group()?.types.get(TypeUrl.cluster)?.resources ?? new Map<string, EncodedResource>();
+    const routesInUse = this.isSubscribed(TypeUrl.listener) || this.isSubscribed(TypeUrl.route);
+    for (const [name, resource] of this.#clusterScope) {
+      if (routesInUse && !now.has(name) && this.clientHas(TypeUrl.cluster, name)) this.#lingering.set(name, { resource, edsName: edsNameOf(resource) });
+    }
+    for (const name of now.keys()) this.#lingering.delete(name);
+    this.#clusterScope = now;
+  }
+
+  /**
+   * A lingering cluster goes once every route the proxy may still be using
+   * has been replaced: LDS and RDS have nothing dirty, nothing in flight and
+   * no outstanding NACK.
+   */
+  #releaseLingering(): void {
+    if (this.#lingering.size === 0) return;
+    for (const t of [TypeUrl.listener, TypeUrl.route]) {
+      if (!this.isSubscribed(t)) continue;
+      if (this.#dirty.has(t) || this.inFlight(t) || this.isNacked(t)) return;
+    }
+    this.#lingering.clear();
+    this.markDirty(TypeUrl.cluster);
+    this.markDirty(TypeUrl.endpoint);
+  }
+
+  // --- push loop -----------------------------------------------------------
+
+  /**
+   * Sends every dirty type in make-before-break order. Re-scans from the top
+   * after each write so a change arriving mid-push still goes CDS first. When
+   * the transport pushes back, it waits for drain with only dirty flags
+   * pending: a slow stream holds at most one response per type, always built
+   * from the latest snapshot, and never blocks the producer.
+   */
+  pump(): void {
+    if (this.#pumping || this.#blocked || this.#closed) return;
+    this.#pumping = true;
+    try {
+      for (;;) {
+        let next: string | undefined = PUSH_ORDER.find((t) => this.#dirty.has(t)) ?? [...this.#dirty.keys()][0];
+        if (next === undefined) {
+          this.#releaseLingering();
+          next = PUSH_ORDER.find((t) => this.#dirty.has(t));
+          if (next === undefined) break;
+        }
+        const stamp = this.#dirty.get(next);
+        this.#dirty.delete(next);
+        if (!this.isSubscribed(next)) continue;
+        const response = this.buildResponse(next, stamp);
+        if (!response) continue;
+        if (stamp) this.#pendingStamps.push(stamp);
+        this.hooks.responseSent?.(this.info, response.info);
+        if (!this.#sink.write(response.bytes)) {
+          this.#blocked = true;
+          this.#sink.onceDrain(() => {
+            this.#blocked = false;
+            this.pump();
+          });
+          return;
+        }
+      }
+      this.#checkConverged();
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Called by subclasses after an ACK or NACK was processed. */
+  protected afterReply(nacked: boolean): void {
+    if (nacked) this.#pendingStamps = [];
+    this.#releaseLingering();
+    this.pump();
+  }
+
+  #checkConverged(): void {
+    if (this.#pendingStamps.length === 0 || this.#dirty.size > 0) return;
+    for (const t of PUSH_ORDER) if (this.inFlight(t)) return;
+    const now = Date.now();
+    const seen = new Set<number>();
+    for (const s of this.#pendingStamps) {
+      if (seen.has(s.revision)) continue;
+      seen.add(s.revision);
+      this.hooks.converged?.(this.info, s, Math.max(0, now - s.committedAt) / 1000);
+    }
+    this.#pendingStamps = [];
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+}
+
+function edsNameOf(cluster: EncodedResource): string {
+  const json = cluster.json as { eds_cluster_config?: { service_name?: string } } | undefined;
+  return json?.eds_cluster_config?.service_name || cluster.name;
+}
