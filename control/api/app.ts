@@ -1,0 +1,89 @@
+// The REST API as a fastify app built from injected dependencies (the
+// fastify/demo shape: the app is a plugin; control/main.ts only wires and
+// listens). Schemas are compiled once at registration and give validation,
+// types and the OpenAPI document.
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { ajvToFieldErrors, type AjvLikeError } from './ajv-errors.ts';
+import { installAuth } from './auth.ts';
+import { ApiError, validationFailed } from './errors.ts';
+import type { ApiDeps } from './deps.ts';
+import { healthRoutes } from './routes/health.ts';
+import { wasmRoutes } from './routes/wasm.ts';
+import { objectRoutes } from './routes/objects.ts';
+import { instanceRoutes } from './routes/instances.ts';
+import { applyRoutes } from './routes/apply.ts';
+import { proxyRoutes } from './routes/proxies.ts';
+import { revisionRoutes } from './routes/revisions.ts';
+import { filterRoutes } from './routes/filters.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+
+export type { ApiDeps } from './deps.ts';
+
+/** Largest request body accepted by default; wasm uploads get their own limit. */
+const BODY_LIMIT = 4 * 1024 * 1024;
+
+export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: BODY_LIMIT,
+    ajv: {
+      // Reject, never strip, unknown fields; never coerce "1" into 1: the
+      // operator must learn their input was wrong.
+      // `verbose` keeps each failing schema on its error, so the model's
+      // `errorMessage` can be reported instead of ajv's generic text.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true, verbose: true, keywords: ['errorMessage'] },
+    },
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof ApiError) return reply.code(err.status).send(err.toBody());
+    if (err.validation) {
+      const root = err.validationContext === 'body' ? '' : err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? '');
+      const details = ajvToFieldErrors(err.validation as AjvLikeError[], root);
+      return reply.code(400).send(validationFailed(details, err.validationContext === 'body' ? 'body' : err.validationContext).toBody());
+    }
+    const status = err.statusCode ?? 500;
+    if (status === 413) return reply.code(413).send(new ApiError('PAYLOAD_TOO_LARGE', err.message).toBody());
+    if (status === 415) return reply.code(415).send(new ApiError('UNSUPPORTED_MEDIA_TYPE', err.message).toBody());
+    if (status >= 400 && status < 500) return reply.code(400).send(validationFailed([{ path: '', message: err.message }], 'body').toBody());
+    request.log.error(err);
+    return reply.code(500).send(new ApiError('INTERNAL', 'internal error').toBody());
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(new ApiError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody()),
+  );
+
+  // Manifests arrive as YAML text; the apply routes parse it themselves so
+  // errors carry `documents[i]` paths.
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => {
+    done(null, body);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'weft control plane API', version: 'v1', description: 'Operator API of the weft service mesh' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  await app.register(healthRoutes, deps);
+  await app.register(wasmRoutes, deps);
+  await app.register(
+    async (api) => {
+      installAuth(api, deps.tokens);
+      api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+      await api.register(objectRoutes, deps);
+      await api.register(instanceRoutes, deps);
+      await api.register(applyRoutes, deps);
+      await api.register(proxyRoutes, deps);
+      await api.register(revisionRoutes, deps);
+      await api.register(filterRoutes, deps);
+      await api.register(tokenRoutes, deps);
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,89 @@
+// What the API needs from the rest of the control plane, as narrow ports.
+// control/main.ts adapts the real store, registry, xDS status and filter
+// catalog to them, so the API depends on the control plane's public surface
+// only, and tests can wire the same real parts in-process.
+import type { Registry as PromRegistry } from 'prom-client';
+import type { FilterModule, Instance, InstanceHealth, MeshModel, ProxyRef } from '../model/types.ts';
+import type { FieldError } from './errors.ts';
+import type { Store } from '../store/store.ts';
+import type { TokenStore } from './tokens.ts';
+
+import type { StoredObject } from '../store/store.ts';
+export type { Change, RevisionInfo, StoredObject } from '../store/store.ts';
+
+/** The durable, revisioned store: control/store's interface as is. */
+export type StorePort = Store;
+
+export type RegistryResult<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
+
+/** Instance liveness (control/registry, adapted in main.ts). */
+export interface RegistryPort {
+  register(service: string, namespace: string, input: unknown, actor: string): Promise<RegistryResult<Instance>>;
+  /** false when the id is unknown (expired or never registered). */
+  heartbeat(id: string): boolean;
+  deregister(id: string, actor: string): Promise<boolean>;
+  setHealth(id: string, health: InstanceHealth, actor: string): Promise<boolean>;
+  /** Every registered instance, live or not, with its current health. */
+  instances(): (Instance & { live: boolean })[];
+}
+
+export const CONFIG_TYPES = ['listeners', 'routes', 'clusters', 'endpoints', 'extension-configs'] as const;
+export type ConfigType = (typeof CONFIG_TYPES)[number];
+
+export interface ProxyView {
+  id: string;
+  service: string;
+  namespace: string;
+  kind: string;
+  status: 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED';
+  stream?: string;
+  connectedSince?: string;
+  /** Last ACKed version per config type. */
+  versions: Partial<Record<ConfigType, string>>;
+  nacks: { type: string; message: string; version?: string; time?: string }[];
+  convergenceMs?: number;
+}
+
+/** Connected proxies and what they were sent (control/xds status, adapted). */
+export interface ProxyStatusPort {
+  list(): ProxyView[];
+  get(id: string): ProxyView | undefined;
+  /** The proxy's current resources of one type, Envoy JSON keyed by name; undefined for an unknown proxy. */
+  config(id: string, type: ConfigType): { name: string; value: unknown }[] | undefined;
+  /** The ProxyRef a connected proxy declared (for diff). */
+  ref(id: string): ProxyRef | undefined;
+}
+
+export type ModuleCheck = { ok: true; module: FilterModule } | { ok: false; errors: FieldError[] };
+
+/** The wasm filter catalog and module store (control/filters, adapted). */
+export interface FilterCatalogPort {
+  list(): Promise<FilterModule[]>;
+  /** Checks and stores a module; the catalog entry on success. */
+  upload(name: string, bytes: Uint8Array, configSchema: unknown): Promise<ModuleCheck>;
+  /** Module bytes by sha256 hex, or undefined. */
+  read(sha256: string): Promise<Uint8Array | undefined>;
+  /** Errors of a binding's config against the filter's schema (paths relative to the config). */
+  validateConfig(filter: FilterModule, config: unknown): FieldError[];
+}
+
+/** Envoy resources for one proxy, per config type (translate, adapted for diff). */
+export type ProxyResources = Record<ConfigType, { name: string; value: unknown }[]> & { errors: FieldError[] };
+
+export interface ApiDeps {
+  store: StorePort;
+  registry: RegistryPort;
+  tokens: TokenStore;
+  proxies: ProxyStatusPort;
+  filters: FilterCatalogPort;
+  /** Prometheus registries merged at /metrics (xDS metrics, process metrics). */
+  metrics: PromRegistry[];
+  /** The mesh model of the current state, or of `objects` (a hypothetical state, for diff and dry runs). */
+  buildModel(objects?: StoredObject[]): MeshModel;
+  /** Translation of one proxy against a model (resources by type, errors as values). */
+  translate(model: MeshModel, proxy: ProxyRef): ProxyResources;
+  /** Cross-reference errors of a desired state (a route to an unknown service or subset...). */
+  checkReferences(objects: StoredObject[]): FieldError[];
+  /** /readyz: true once the store is open and the xDS server listens. */
+  ready(): boolean;
+}

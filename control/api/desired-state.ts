@@ -1,0 +1,98 @@
+// The one path every operator write takes: compute the desired state the
+// changes would produce, check it whole (cross references, binding configs
+// against their filter's schema), and only then commit, as one revision.
+// Nothing is stored on error.
+import type { FilterBinding, FilterModule } from '../model/types.ts';
+import type { ApiDeps, Change, StoredObject } from './deps.ts';
+import { ApiError, joinPath, type FieldError } from './errors.ts';
+
+/** Operator-owned kinds (what apply, rollback and diff manage). Instances belong to the registry. */
+export const OPERATOR_KINDS = ['Service', 'Route', 'DestinationPolicy', 'FilterBinding'] as const;
+
+const key = (o: { kind: string; namespace: string; name: string }) => `${o.kind}/${o.namespace}/${o.name}`;
+
+export function operatorObjects(objects: StoredObject[]): StoredObject[] {
+  return objects.filter((o) => (OPERATOR_KINDS as readonly string[]).includes(o.kind));
+}
+
+/** The store's objects with `changes` applied (puts replace, deletes remove). */
+export function applyChanges(current: StoredObject[], changes: Change[]): StoredObject[] {
+  const byKey = new Map(current.map((o) => [key(o), o]));
+  for (const c of changes) {
+    if (c.op === 'delete') byKey.delete(key(c));
+    else byKey.set(key(c), { kind: c.kind, namespace: c.namespace, name: c.name, spec: c.spec });
+  }
+  return [...byKey.values()];
+}
+
+/** Whether a put would alter the stored object (deep equality of specs). */
+export function isUnchanged(deps: ApiDeps, change: Change): boolean {
+  const stored = deps.store.get(change.kind, change.namespace, change.name);
+  if (change.op === 'delete') return stored === undefined;
+  return stored !== undefined && canonical(stored.spec) === canonical(change.spec);
+}
+
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
+}
+
+/**
+ * Errors of the state `changes` would produce: the model's cross-reference
+ * checks over the whole state, plus each changed binding's config against
+ * its filter's schema. `pathOf` maps a changed object to where it sits in the
+ * request (a body: "", a manifest: "documents[2].spec").
+ */
+export async function checkChanges(
+  deps: ApiDeps,
+  changes: Change[],
+  pathOf: (c: Change) => string,
+): Promise<{ state: StoredObject[]; errors: FieldError[] }> {
+  const state = applyChanges(deps.store.list(), changes);
+  const errors: FieldError[] = [...deps.checkReferences(operatorObjects(state))];
+  const bindings = changes.filter((c) => c.op === 'put' && c.kind === 'FilterBinding');
+  if (bindings.length > 0) {
+    const catalog: FilterModule[] = await deps.filters.list();
+    for (const change of bindings) {
+      const binding = change.spec as FilterBinding;
+      const filter = catalog.find((f) => f.name === binding.filter);
+      const at = pathOf(change);
+      if (!filter) {
+        errors.push({ path: joinPath(at, 'filter'), message: `unknown filter "${binding.filter}"; known filters: ${catalog.map((f) => f.name).join(', ') || 'none'}` });
+        continue;
+      }
+      for (const e of deps.filters.validateConfig(filter, binding.config)) {
+        errors.push({ path: joinPath(joinPath(at, 'config'), e.path), message: e.message });
+      }
+    }
+  }
+  return { state, errors: dedupe(errors) };
+}
+
+function dedupe(errors: FieldError[]): FieldError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const k = `${e.path}\u0000${e.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** Checks, then commits `changes` as one revision; throws ApiError (nothing stored) on any error. */
+export async function commitChecked(
+  deps: ApiDeps,
+  changes: Change[],
+  meta: { actor: string; summary: string },
+  pathOf: (c: Change) => string,
+): Promise<{ revision: number; changed: boolean }> {
+  const { errors } = await checkChanges(deps, changes, pathOf);
+  if (errors.length > 0) {
+    const first = errors[0]!;
+    throw new ApiError('INVALID_REFERENCE', `${first.path ? `${first.path}: ` : ''}${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`, errors);
+  }
+  return deps.store.commit(changes, meta);
+}

@@ -1,0 +1,49 @@
+// The wasm filter catalog: list (built-ins and uploads, with their config
+// schemas) and upload. Uploads are checked by control/filters before they
+// are stored; bytes are then served at /wasm/<sha256>.wasm.
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { ApiError, notFound, validationFailed } from '../errors.ts';
+import type { ApiDeps } from '../deps.ts';
+
+const tags = ['Filter'];
+/** Largest module accepted (base64 grows it by a third). */
+const MAX_MODULE_BYTES = 16 * 1024 * 1024;
+
+const UploadBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', errorMessage: 'must be a DNS-1123 label', description: 'catalog name' }),
+    wasm: Type.String({ minLength: 1, description: 'the module bytes, base64' }),
+    configSchema: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'JSON Schema every binding config must satisfy' })),
+  },
+  { additionalProperties: false, title: 'FilterUpload' },
+);
+const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
+
+export const filterRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+  app.get('/filters', { schema: { tags, summary: 'the wasm filters bindings may use, with their config schemas' } }, async () => ({
+    items: await deps.filters.list(),
+  }));
+
+  app.get<{ Params: { name: string } }>('/filters/:name', { schema: { tags, params: NameParams, summary: 'one filter' } }, async (request) => {
+    const filter = (await deps.filters.list()).find((f) => f.name === request.params.name);
+    if (!filter) throw notFound(`filter ${request.params.name}`);
+    return filter;
+  });
+
+  app.post(
+    '/filters',
+    { bodyLimit: Math.ceil((MAX_MODULE_BYTES * 4) / 3) + 64 * 1024, schema: { tags, body: UploadBody, summary: 'upload a proxy-wasm module (checked before it is accepted)' } },
+    async (request, reply) => {
+      const body = request.body as { name: string; wasm: string; configSchema?: unknown };
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body.wasm)) throw validationFailed([{ path: 'wasm', message: 'must be base64' }], 'filter upload');
+      const bytes = Buffer.from(body.wasm, 'base64');
+      if (bytes.length > MAX_MODULE_BYTES) throw new ApiError('PAYLOAD_TOO_LARGE', `module is ${bytes.length} bytes; the limit is ${MAX_MODULE_BYTES}`);
+      const result = await deps.filters.upload(body.name, new Uint8Array(bytes), body.configSchema);
+      if (!result.ok) {
+        throw new ApiError('INVALID_MODULE', `module refused: ${result.errors.map((e) => e.message).join('; ')}`, result.errors);
+      }
+      return reply.code(201).send(result.module);
+    },
+  );
+};

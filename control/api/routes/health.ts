@@ -1,0 +1,24 @@
+// Unauthenticated process endpoints: liveness, readiness, Prometheus metrics.
+import type { FastifyPluginAsync } from 'fastify';
+import { Registry } from 'prom-client';
+import { ApiError } from '../errors.ts';
+import type { ApiDeps } from '../deps.ts';
+
+export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+  // Merged once: every registry here is long-lived, so metrics registered
+  // later in them still show (merge keeps references to the registries' metrics
+  // at merge time; main.ts registers everything before the API starts).
+  const merged = deps.metrics.length === 1 ? deps.metrics[0]! : Registry.merge(deps.metrics);
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    if (!deps.ready()) return reply.code(503).send(new ApiError('UNAVAILABLE', 'not ready: the store or the xDS server is not up yet').toBody());
+    return { status: 'ready', revision: deps.store.revision() };
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    reply.header('content-type', merged.contentType);
+    return merged.metrics();
+  });
+};

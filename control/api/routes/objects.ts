@@ -1,0 +1,136 @@
+// CRUD for the operator kinds: services, routes, destination policies,
+// filter bindings. One table, one set of handlers: each kind's TypeBox schema
+// (from control/model) is the request schema, its validator adds the
+// semantic checks and defaults, and every write goes through commitChecked.
+import type { FastifyPluginAsync } from 'fastify';
+import { Type, type TObject } from '@sinclair/typebox';
+import type { Kind } from '../../model/kind.ts';
+import { serviceKind } from '../../model/service.ts';
+import { routeKind } from '../../model/route.ts';
+import { destinationPolicyKind } from '../../model/destination-policy.ts';
+import { filterBindingKind } from '../../model/filter-binding.ts';
+import { actorOf } from '../auth.ts';
+import { commitChecked } from '../desired-state.ts';
+import { ApiError, notFound, validationFailed } from '../errors.ts';
+import type { ApiDeps, StoredObject } from '../deps.ts';
+
+interface ObjectKind {
+  /** URL segment under /api/v1. */
+  path: string;
+  /** Human name in messages and summaries. */
+  noun: string;
+  kind: Kind<unknown>;
+}
+
+export const OBJECT_KINDS: ObjectKind[] = [
+  { path: 'services', noun: 'service', kind: serviceKind as Kind<unknown> },
+  { path: 'routes', noun: 'route', kind: routeKind as Kind<unknown> },
+  { path: 'destination-policies', noun: 'destination policy', kind: destinationPolicyKind as Kind<unknown> },
+  { path: 'filter-bindings', noun: 'filter binding', kind: filterBindingKind as Kind<unknown> },
+];
+
+const NamespaceQuery = Type.Object(
+  { namespace: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' })) },
+  { additionalProperties: false },
+);
+const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
+
+/** The PUT body: the POST body with `name` optional (the URL names the object). */
+function putSchema(schema: TObject): TObject {
+  const { name, ...rest } = schema.properties;
+  return Type.Object({ name: Type.Optional(name!), ...rest }, { additionalProperties: false, title: schema.title });
+}
+
+/** The API's view of a stored object: the domain object itself. */
+export function objectView(o: StoredObject): unknown {
+  return o.spec;
+}
+
+export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+  for (const { path, noun, kind } of OBJECT_KINDS) {
+    const tags = [kind.kind];
+    type Query = { namespace?: string };
+
+    const validate = (body: unknown): { name: string; namespace: string; value: unknown } => {
+      const result = kind.validate(body);
+      if (!result.ok) throw validationFailed(result.errors, noun);
+      const v = result.value as { name: string; namespace: string };
+      return { name: v.name, namespace: v.namespace, value: result.value };
+    };
+
+    app.get<{ Querystring: Query }>(`/${path}`, { schema: { tags, querystring: NamespaceQuery, summary: `list ${noun} objects` } }, async (request) => {
+      const ns = request.query.namespace;
+      const items = deps.store
+        .list(kind.kind)
+        .filter((o) => ns === undefined || o.namespace === ns)
+        .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name))
+        .map(objectView);
+      return { items };
+    });
+
+    app.get<{ Params: { name: string }; Querystring: Query }>(
+      `/${path}/:name`,
+      { schema: { tags, params: NameParams, querystring: NamespaceQuery, summary: `read one ${noun}` } },
+      async (request) => {
+        const ns = request.query.namespace ?? 'default';
+        const stored = deps.store.get(kind.kind, ns, request.params.name);
+        if (!stored) throw notFound(`${noun} ${ns}/${request.params.name}`);
+        return objectView(stored);
+      },
+    );
+
+    app.post(`/${path}`, { schema: { tags, body: kind.schema, summary: `create a ${noun}` } }, async (request, reply) => {
+      const { name, namespace, value } = validate(request.body);
+      if (deps.store.get(kind.kind, namespace, name)) {
+        throw new ApiError('ALREADY_EXISTS', `${noun} ${namespace}/${name} exists already; use PUT /api/v1/${path}/${name} to change it`);
+      }
+      const { revision } = await commitChecked(
+        deps,
+        [{ op: 'put', kind: kind.kind, namespace, name, spec: value }],
+        { actor: actorOf(request), summary: `create ${noun} ${namespace}/${name}` },
+        () => '',
+      );
+      return reply.code(201).header('x-weft-revision', String(revision)).send(value);
+    });
+
+    app.put<{ Params: { name: string }; Querystring: Query }>(
+      `/${path}/:name`,
+      { schema: { tags, params: NameParams, querystring: NamespaceQuery, body: putSchema(kind.schema), summary: `create or replace a ${noun}` } },
+      async (request, reply) => {
+        const body = request.body as Record<string, unknown>;
+        if (body.name !== undefined && body.name !== request.params.name) {
+          throw validationFailed([{ path: 'name', message: `does not match the name in the URL ("${request.params.name}")` }], noun);
+        }
+        if (body.namespace !== undefined && request.query.namespace !== undefined && body.namespace !== request.query.namespace) {
+          throw validationFailed([{ path: 'namespace', message: `does not match ?namespace= ("${request.query.namespace}")` }], noun);
+        }
+        const { name, namespace, value } = validate({ ...body, name: request.params.name, namespace: body.namespace ?? request.query.namespace });
+        const existed = deps.store.get(kind.kind, namespace, name) !== undefined;
+        const { revision } = await commitChecked(
+          deps,
+          [{ op: 'put', kind: kind.kind, namespace, name, spec: value }],
+          { actor: actorOf(request), summary: `${existed ? 'update' : 'create'} ${noun} ${namespace}/${name}` },
+          () => '',
+        );
+        return reply.code(existed ? 200 : 201).header('x-weft-revision', String(revision)).send(value);
+      },
+    );
+
+    app.delete<{ Params: { name: string }; Querystring: Query }>(
+      `/${path}/:name`,
+      { schema: { tags, params: NameParams, querystring: NamespaceQuery, summary: `delete a ${noun}` } },
+      async (request, reply) => {
+        const ns = request.query.namespace ?? 'default';
+        const name = request.params.name;
+        if (!deps.store.get(kind.kind, ns, name)) throw notFound(`${noun} ${ns}/${name}`);
+        const { revision } = await commitChecked(
+          deps,
+          [{ op: 'delete', kind: kind.kind, namespace: ns, name }],
+          { actor: actorOf(request), summary: `delete ${noun} ${ns}/${name}` },
+          () => '',
+        );
+        return reply.code(200).header('x-weft-revision', String(revision)).send({ deleted: { kind: kind.kind, namespace: ns, name }, revision });
+      },
+    );
+  }
+};

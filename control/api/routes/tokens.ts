@@ -1,0 +1,31 @@
+// Operator tokens: admins create viewer or admin tokens; the plaintext is
+// returned once. Listing shows names and roles only.
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { ApiError } from '../errors.ts';
+import type { ApiDeps } from '../deps.ts';
+import type { Role } from '../tokens.ts';
+
+const CreateBody = Type.Object(
+  {
+    role: Type.Union([Type.Literal('admin'), Type.Literal('viewer')], { errorMessage: 'must be one of: admin, viewer' }),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', errorMessage: 'must be a DNS-1123 label' })),
+  },
+  { additionalProperties: false, title: 'TokenRequest' },
+);
+
+export const tokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+  app.get('/tokens', { schema: { tags: ['Token'], summary: 'operator tokens (names and roles; never the tokens)' } }, async (request) => {
+    if (request.operator?.role !== 'admin') throw new ApiError('FORBIDDEN', 'listing tokens needs role admin');
+    return { items: deps.tokens.list() };
+  });
+
+  app.post('/tokens', { schema: { tags: ['Token'], body: CreateBody, summary: 'create a token; the response carries it once' } }, async (request, reply) => {
+    const body = request.body as { role: Role; name?: string };
+    const name = body.name ?? `${body.role}-${Date.now().toString(36)}`;
+    if (deps.tokens.list().some((t) => t.name === name)) throw new ApiError('ALREADY_EXISTS', `a token named "${name}" exists already`);
+    const { token, info } = await deps.tokens.create(name, body.role);
+    request.log.info({ token: info.name, role: info.role, by: request.operator?.name }, 'token created');
+    return reply.code(201).send({ token, ...info, createdBy: request.operator?.name });
+  });
+};

@@ -1,0 +1,122 @@
+// Operator tokens. Only SHA-256 hashes are kept (`<data-dir>/tokens.json`,
+// mode 0600), so a leaked data-dir backup does not leak usable credentials;
+// the one plaintext exception is `<data-dir>/admin.token`, written on first
+// start so the operator can bootstrap (the contract in DESIGN.md).
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export type Role = 'admin' | 'viewer';
+
+export interface TokenInfo {
+  name: string;
+  role: Role;
+  createdAt: string;
+}
+
+interface TokenRecord extends TokenInfo {
+  sha256: string;
+}
+
+export interface TokenStore {
+  /** The token's identity, or undefined for an unknown token. */
+  authenticate(token: string): TokenInfo | undefined;
+  /** Creates a token; the plaintext is returned once and never stored. */
+  create(name: string, role: Role): Promise<{ token: string; info: TokenInfo }>;
+  list(): TokenInfo[];
+}
+
+export interface OpenedTokenStore {
+  store: TokenStore;
+  /** Set when this open created the first admin token (first start). */
+  adminTokenPath?: string;
+}
+
+export const ADMIN_TOKEN_FILE = 'admin.token';
+const TOKENS_FILE = 'tokens.json';
+
+function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function generateToken(): string {
+  return `weft_${randomBytes(24).toString('base64url')}`;
+}
+
+class HashedTokenStore implements TokenStore {
+  constructor(
+    private readonly records: TokenRecord[],
+    private readonly persist: (records: TokenRecord[]) => Promise<void>,
+    private readonly now: () => Date,
+  ) {}
+
+  authenticate(token: string): TokenInfo | undefined {
+    if (!token) return undefined;
+    const candidate = Buffer.from(hashToken(token), 'hex');
+    for (const r of this.records) {
+      const known = Buffer.from(r.sha256, 'hex');
+      if (known.length === candidate.length && timingSafeEqual(known, candidate)) {
+        return { name: r.name, role: r.role, createdAt: r.createdAt };
+      }
+    }
+    return undefined;
+  }
+
+  async create(name: string, role: Role): Promise<{ token: string; info: TokenInfo }> {
+    const token = generateToken();
+    const info: TokenInfo = { name, role, createdAt: this.now().toISOString() };
+    const next = [...this.records, { ...info, sha256: hashToken(token) }];
+    await this.persist(next);
+    this.records.push(next[next.length - 1]!);
+    return { token, info };
+  }
+
+  list(): TokenInfo[] {
+    return this.records.map(({ name, role, createdAt }) => ({ name, role, createdAt }));
+  }
+}
+
+/** Tokens held in memory only (tests, and embedding without a data dir). */
+export function memoryTokenStore(now: () => Date = () => new Date()): TokenStore {
+  return new HashedTokenStore([], async () => {}, now);
+}
+
+async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}
+
+/**
+ * Opens the token store in `dataDir`. When no admin token exists yet, creates
+ * one named "admin" and writes its plaintext to `<dataDir>/admin.token` (0600).
+ */
+export async function openTokenStore(dataDir: string): Promise<OpenedTokenStore> {
+  await mkdir(dataDir, { recursive: true });
+  const file = join(dataDir, TOKENS_FILE);
+  let records: TokenRecord[] = [];
+  try {
+    const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
+    if (!Array.isArray(parsed)) throw new Error(`${file}: expected a JSON array`);
+    records = parsed as TokenRecord[];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const store = new HashedTokenStore(
+    records,
+    (next) => writeFileAtomic(file, JSON.stringify(next, null, 2) + '\n'),
+    () => new Date(),
+  );
+  if (records.some((r) => r.role === 'admin')) return { store };
+  const { token } = await store.create('admin', 'admin');
+  const adminTokenPath = join(dataDir, ADMIN_TOKEN_FILE);
+  await writeFile(adminTokenPath, token + '\n', { mode: 0o600 });
+  await chmod(adminTokenPath, 0o600); // a pre-existing file keeps its mode otherwise
+  return { store, adminTokenPath };
+}
