@@ -56,3 +56,12 @@ export async function deltaBarrier(client: DeltaClient): Promise<DeltaReply[]> {
   client.ack(last);
   return replies.slice(0, -1);
 }
+
+/** Polls a condition on server state (bounded; for sequencing, not timing). */
+export async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within bound');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -1,0 +1,115 @@
+// Delta protocol rules over a real socket: subscribe / unsubscribe,
+// removed_resources, subscription changes whatever the nonce, NACK without
+// resend, reconnect with initial_resource_versions.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { TypeUrl } from '../../control/xds/discovery.ts';
+import { DeltaClient, testNode } from './ads-client.ts';
+import { cla, meshResources } from './fixtures.ts';
+import type { Harness } from './harness.ts';
+import { deltaBarrier, groupOf, stamp, startServer } from './harness.ts';
+
+let h: Harness;
+before(async () => {
+  h = await startServer();
+});
+after(() => h.close());
+
+function setup(id: string, clusters: string[]) {
+  const node = testNode(id, `svc-${id}`);
+  const group = groupOf(node);
+  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(clusters), endpointNames: clusters });
+  h.cache.setEndpoints(stamp(), clusters.map((c, i) => cla(c, [1000 + i])));
+  return { node, group };
+}
+
+test('Delta: subscribe sends only the new names, unsubscribe sends nothing, scope loss sends removed_resources', async () => {
+  const { node, group } = setup('sub', ['d-a', 'd-b', 'd-c']);
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.endpoint, ['d-a']);
+    const first = await client.next();
+    assert.deepEqual(first.resources.map((r) => r.name), ['d-a']);
+    client.ack(first);
+    client.subscribe(TypeUrl.endpoint, ['d-b'], { nonce: first.nonce });
+    const second = await client.next();
+    assert.deepEqual(second.resources.map((r) => r.name), ['d-b']);
+    assert.deepEqual(second.removed, []);
+    client.ack(second);
+    client.subscribe(TypeUrl.endpoint, [], { unsubscribe: ['d-a'], nonce: second.nonce });
+    assert.deepEqual((await deltaBarrier(client)).filter((r) => r.typeUrl === TypeUrl.endpoint), []);
+    // d-b leaves the proxy's scope
+    h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['d-a', 'd-c']), endpointNames: ['d-a', 'd-c'] });
+    const replies = await client.collectUntil((r) => r.typeUrl === TypeUrl.endpoint);
+    const removal = replies[replies.length - 1]!;
+    assert.deepEqual(removal.removed, ['d-b']);
+    assert.deepEqual(removal.resources, []);
+  } finally {
+    client.close();
+  }
+});
+
+test('Delta: subscription changes are honoured whatever the nonce', async () => {
+  const { node } = setup('stale', ['s-a', 's-b']);
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.endpoint, ['s-a']);
+    const first = await client.next();
+    client.ack(first);
+    client.subscribe(TypeUrl.endpoint, ['s-b'], { nonce: 'not-a-nonce-we-sent' });
+    const second = await client.next();
+    assert.deepEqual(second.resources.map((r) => r.name), ['s-b']);
+  } finally {
+    client.close();
+  }
+});
+
+test('Delta: only changed resources are sent; a NACKed version is not resent until the config changes', async () => {
+  const { node } = setup('nack', ['n-a', 'n-b']);
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.endpoint, ['n-a', 'n-b']);
+    const first = await client.next();
+    assert.deepEqual(first.resources.map((r) => r.name).sort(), ['n-a', 'n-b']);
+    client.ack(first);
+    h.cache.setEndpoints(stamp(), [cla('n-a', [2000])]);
+    const change = await client.next();
+    assert.deepEqual(change.resources.map((r) => r.name), ['n-a']);
+    client.nack(change, 'endpoints[0].lb_endpoints[0]: rejected');
+    assert.deepEqual((await deltaBarrier(client)).filter((r) => r.typeUrl === TypeUrl.endpoint), []);
+    h.cache.setEndpoints(stamp(), [cla('n-a', [2001])]);
+    const fixed = await client.next();
+    assert.deepEqual(fixed.resources.map((r) => r.name), ['n-a']);
+    assert.notEqual(fixed.resources[0]!.version, change.resources[0]!.version);
+  } finally {
+    client.close();
+  }
+});
+
+test('Delta: a reconnect with initial_resource_versions gets only what differs', async () => {
+  const { node, group } = setup('reconnect', ['r-a', 'r-b']);
+  const first = new DeltaClient(h.port, node);
+  const held: Record<string, string> = {};
+  try {
+    first.subscribe(TypeUrl.cluster);
+    const cds = await first.next();
+    assert.deepEqual(cds.resources.map((r) => r.name).sort(), ['r-a', 'r-b']);
+    for (const r of cds.resources) held[r.name] = r.version;
+    first.ack(cds);
+  } finally {
+    first.close();
+  }
+  // while disconnected: r-b changes, r-c appears
+  const resources = meshResources(['r-a', 'r-b', 'r-c']);
+  resources[TypeUrl.cluster]![1] = { name: 'r-b', value: { ...(resources[TypeUrl.cluster]![1]!.value as object), connect_timeout: { seconds: 5 } } };
+  h.cache.setGroup(group, { stamp: stamp(), resources, endpointNames: ['r-a', 'r-b', 'r-c'] });
+  const second = new DeltaClient(h.port, node);
+  try {
+    second.subscribe(TypeUrl.cluster, [], { initialVersions: { ...held, 'r-gone': 'x1' } });
+    const diff = await second.next();
+    assert.deepEqual(diff.resources.map((r) => r.name).sort(), ['r-b', 'r-c']);
+    assert.deepEqual(diff.removed, ['r-gone']);
+  } finally {
+    second.close();
+  }
+});

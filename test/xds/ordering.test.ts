@@ -1,0 +1,141 @@
+// Make before break and per-cluster endpoints over a real socket: CDS before
+// EDS before LDS before RDS; removed clusters outlive the routes that used
+// them; one instance change pushes one cluster's EDS to the proxies that
+// subscribed to it and nothing else; proxies see only their group's scope.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { TypeUrl } from '../../control/xds/discovery.ts';
+import { DeltaClient, SotwClient, testNode } from './ads-client.ts';
+import { cla, meshResources } from './fixtures.ts';
+import type { Harness } from './harness.ts';
+import { deltaBarrier, groupOf, sotwBarrier, stamp, startServer, waitFor } from './harness.ts';
+
+let h: Harness;
+before(async () => {
+  h = await startServer();
+});
+after(() => h.close());
+
+const ORDER = [TypeUrl.cluster, TypeUrl.endpoint, TypeUrl.listener, TypeUrl.route];
+
+test('initial sync and a change are pushed CDS, EDS, LDS, RDS whatever the request order', async () => {
+  const node = testNode('order', 'svc-order');
+  const group = groupOf(node);
+  const client = new SotwClient(h.port, node);
+  try {
+    // subscribe in reverse order before any snapshot exists
+    client.request(TypeUrl.route, ['outbound']);
+    client.request(TypeUrl.listener);
+    client.request(TypeUrl.endpoint, ['o-a']);
+    client.request(TypeUrl.cluster);
+    await waitFor(() => h.server.stream('order')?.isSubscribed(TypeUrl.cluster) === true);
+    h.cache.setEndpoints(stamp(), [cla('o-a', [1]), cla('o-b', [2])]);
+    h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['o-a']), endpointNames: ['o-a', 'o-b'] });
+    const initial = [await client.next(), await client.next(), await client.next(), await client.next()];
+    assert.deepEqual(initial.map((r) => r.typeUrl), ORDER);
+    for (const r of initial) client.ack(r, r.typeUrl === TypeUrl.endpoint ? ['o-a'] : r.typeUrl === TypeUrl.route ? ['outbound'] : []);
+
+    // a change touching every type: new cluster o-b, listener and routes
+    const resources = meshResources(['o-a', 'o-b'], 'outbound-v2');
+    h.cache.setGroup(group, { stamp: stamp(), resources, endpointNames: ['o-a', 'o-b'] });
+    const cds = await client.next();
+    assert.equal(cds.typeUrl, TypeUrl.cluster);
+    client.ack(cds);
+    // warming: the proxy asks for the new cluster's endpoints
+    client.request(TypeUrl.endpoint, ['o-a', 'o-b'], initial[1]);
+    const rest = await client.collectUntil((r) => r.typeUrl === TypeUrl.route);
+    const types = rest.map((r) => r.typeUrl);
+    assert.ok(types.indexOf(TypeUrl.listener) >= 0 && types.indexOf(TypeUrl.listener) < types.indexOf(TypeUrl.route), `LDS before RDS: ${types.join(' ')}`);
+  } finally {
+    client.close();
+  }
+});
+
+test('a removed cluster stays in CDS until the route configuration that dropped it is ACKed', async () => {
+  const node = testNode('mbb', 'svc-mbb');
+  const group = groupOf(node);
+  h.cache.setEndpoints(stamp(), [cla('m-a', [1]), cla('m-b', [2])]);
+  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['m-a', 'm-b']), endpointNames: ['m-a', 'm-b'] });
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.cluster);
+    client.subscribe(TypeUrl.listener);
+    client.subscribe(TypeUrl.route, ['outbound']);
+    for (let i = 0; i < 3; i++) client.ack(await client.next());
+
+    h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['m-a']), endpointNames: ['m-a'] });
+    const rds = await client.next();
+    assert.equal(rds.typeUrl, TypeUrl.route, 'the route change comes first; the cluster it dropped is still served');
+    const meanwhile = await deltaBarrier(client);
+    assert.deepEqual(meanwhile.map((r) => r.typeUrl), [], 'no CDS removal before the route change is ACKed');
+    client.ack(rds);
+    const cds = await client.next();
+    assert.equal(cds.typeUrl, TypeUrl.cluster);
+    assert.deepEqual(cds.removed, ['m-b']);
+  } finally {
+    client.close();
+  }
+});
+
+test('one endpoint change pushes exactly that cluster\'s EDS, only to proxies subscribed to it', async () => {
+  const clusters = ['e-a', 'e-b', 'e-c'];
+  h.cache.setEndpoints(stamp(), clusters.map((c, i) => cla(c, [3000 + i])));
+  const sotwNode = testNode('eds-sotw', 'svc-eds');
+  const deltaNode = testNode('eds-delta', 'svc-eds');
+  const otherNode = testNode('eds-other', 'svc-eds-other');
+  for (const n of [sotwNode, otherNode]) h.cache.setGroup(groupOf(n), { stamp: stamp(), resources: meshResources(n === otherNode ? ['e-c'] : clusters), endpointNames: n === otherNode ? ['e-c'] : clusters });
+  const sotw = new SotwClient(h.port, sotwNode);
+  const delta = new DeltaClient(h.port, deltaNode);
+  const other = new DeltaClient(h.port, otherNode);
+  try {
+    for (const c of [sotw]) {
+      c.request(TypeUrl.cluster);
+      c.ack(await c.next());
+      c.request(TypeUrl.endpoint, clusters);
+      c.ack(await c.next(), clusters);
+    }
+    for (const c of [delta, other]) {
+      c.subscribe(TypeUrl.cluster);
+      c.ack(await c.next());
+      c.subscribe(TypeUrl.endpoint, c === other ? ['e-c'] : clusters);
+      c.ack(await c.next());
+    }
+
+    // the controller re-sends every CLA; only e-b differs
+    h.cache.setEndpoints(stamp(), [cla('e-a', [3000]), cla('e-b', [3001, 3999]), cla('e-c', [3002])]);
+    const sotwPush = await sotw.next();
+    assert.equal(sotwPush.typeUrl, TypeUrl.endpoint);
+    assert.deepEqual(sotwPush.names.sort(), clusters, 'SotW EDS carries what the proxy subscribed to');
+    sotw.ack(sotwPush, clusters);
+    const deltaPush = await delta.next();
+    assert.equal(deltaPush.typeUrl, TypeUrl.endpoint);
+    assert.deepEqual(deltaPush.resources.map((r) => r.name), ['e-b'], 'Delta sends the changed CLA only');
+    delta.ack(deltaPush);
+
+    assert.deepEqual(await sotwBarrier(sotw), [], 'nothing else is pushed (SotW)');
+    assert.deepEqual(await deltaBarrier(delta), [], 'nothing else is pushed (Delta)');
+    assert.deepEqual(await deltaBarrier(other), [], 'a proxy not subscribed to e-b gets nothing');
+  } finally {
+    sotw.close();
+    delta.close();
+    other.close();
+  }
+});
+
+test('per-proxy scoping: a proxy gets only its group\'s clusters and endpoints, even when it asks for more', async () => {
+  h.cache.setEndpoints(stamp(), [cla('p-mine', [1]), cla('p-theirs', [2])]);
+  const node = testNode('scoped', 'svc-scoped');
+  h.cache.setGroup(groupOf(node), { stamp: stamp(), resources: meshResources(['p-mine']), endpointNames: ['p-mine'] });
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.cluster);
+    const cds = await client.next();
+    assert.deepEqual(cds.resources.map((r) => r.name), ['p-mine']);
+    client.ack(cds);
+    client.subscribe(TypeUrl.endpoint, ['p-mine', 'p-theirs']);
+    const eds = await client.next();
+    assert.deepEqual(eds.resources.map((r) => r.name), ['p-mine']);
+  } finally {
+    client.close();
+  }
+});
