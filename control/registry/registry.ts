@@ -1,0 +1,199 @@
+// Instance liveness over the store. Registrations are durable (kind
+// "Instance"), so they survive a restart; heartbeats are memory only, so a
+// busy mesh does not write to disk every few seconds. An instance whose TTL
+// lapses leaves the live set (and EDS) until it heartbeats again; one that
+// stays silent for `reapAfterMs` is deregistered.
+
+import { randomBytes } from 'node:crypto';
+import { validateInstanceRegistration } from '../model/instance.ts';
+import { fail, ok, type Result } from '../model/result.ts';
+import type { Instance, InstanceHealth } from '../model/types.ts';
+import type { Store } from '../store/store.ts';
+
+export const INSTANCE_KIND = 'Instance';
+
+export interface InstanceChange {
+  type: 'added' | 'updated' | 'removed';
+  /** Why: registered, reregistered, deregistered, health, expired (TTL lapsed), revived (heartbeat after expiry), reaped. */
+  reason: 'registered' | 'reregistered' | 'deregistered' | 'health' | 'expired' | 'revived' | 'reaped';
+  instance: Instance;
+}
+
+export interface RegistryOptions {
+  /** Milliseconds since the epoch; injectable so tests drive TTLs without waiting. */
+  now?: () => number;
+  newId?: (service: string) => string;
+  /** Deregister instances whose TTL lapsed this long ago (default one hour). */
+  reapAfterMs?: number;
+  /** Store actor for registry commits (default "registry"). */
+  actor?: string;
+}
+
+export interface Registry {
+  /** Validates and stores a registration. Same service, address and port as an existing one: that instance is updated and keeps its id. */
+  register(service: string, namespace: string, input: unknown): Promise<Result<Instance>>;
+  /** Renews the TTL (memory only); revives a lapsed instance. Undefined when the id is unknown. */
+  heartbeat(id: string): Instance | undefined;
+  /** False when the id is unknown. */
+  deregister(id: string): Promise<boolean>;
+  /** Persists the health (draining survives a restart). Undefined when the id is unknown. */
+  setHealth(id: string, health: InstanceHealth): Promise<Instance | undefined>;
+  /** A registered instance, live or lapsed. */
+  get(id: string): Instance | undefined;
+  /** Registered instances whose TTL has not lapsed, sorted by namespace, service, id. */
+  liveInstances(): Instance[];
+  /** Applies TTL expiry (and reaping) as of now(); returns the changes it made, also sent to listeners. */
+  sweep(): Promise<InstanceChange[]>;
+  onChange(listener: (change: InstanceChange) => void): () => void;
+  /** Sweeps every intervalMs until stop(); the timer does not keep the process alive. */
+  start(intervalMs?: number): void;
+  stop(): void;
+}
+
+interface Entry {
+  instance: Instance;
+  lastSeen: number;
+  live: boolean;
+}
+
+export function createRegistry(store: Store, opts: RegistryOptions = {}): Registry {
+  const now = opts.now ?? Date.now;
+  const reapAfterMs = opts.reapAfterMs ?? 3_600_000;
+  const actor = opts.actor ?? 'registry';
+  const newId = opts.newId ?? ((service: string) => `${service}-${randomBytes(5).toString('hex')}`);
+  const entries = new Map<string, Entry>();
+  const listeners = new Set<(change: InstanceChange) => void>();
+  let timer: NodeJS.Timeout | undefined;
+
+  // After a restart every registration gets a fresh TTL window: the control plane was away, not the instances.
+  for (const o of store.list(INSTANCE_KIND)) {
+    entries.set(o.name, { instance: o.spec as Instance, lastSeen: now(), live: true });
+  }
+
+  const emit = (change: InstanceChange) => {
+    for (const l of [...listeners]) {
+      try {
+        l(change);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  };
+  const lapsed = (e: Entry, at: number) => e.instance.ttlSeconds > 0 && at - e.lastSeen > e.instance.ttlSeconds * 1000;
+  const persist = (instance: Instance, summary: string) =>
+    store.commit([{ op: 'put', kind: INSTANCE_KIND, namespace: instance.namespace, name: instance.id, spec: instance }], { actor, summary });
+
+  async function remove(id: string, reason: 'deregistered' | 'reaped'): Promise<boolean> {
+    const entry = entries.get(id);
+    if (!entry) return false;
+    const { instance } = entry;
+    await store.commit([{ op: 'delete', kind: INSTANCE_KIND, namespace: instance.namespace, name: id }], {
+      actor,
+      summary: `${reason === 'reaped' ? 'reap lapsed' : 'deregister'} instance ${id} of ${instance.namespace}/${instance.service}`,
+    });
+    if (entries.get(id) !== entry) return true; // removed concurrently
+    entries.delete(id);
+    if (entry.live) emit({ type: 'removed', reason, instance });
+    return true;
+  }
+
+  return {
+    async register(service, namespace, input) {
+      const valid = validateInstanceRegistration(input);
+      if (!valid.ok) return valid;
+      if (!store.get('Service', namespace, service)) {
+        return fail([{ path: 'service', message: `unknown service ${namespace}/${service}: register the service first` }]);
+      }
+      const r = valid.value;
+      const existing = [...entries.values()].find(
+        (e) => e.instance.service === service && e.instance.namespace === namespace && e.instance.address === r.address && e.instance.port === r.port,
+      );
+      let id = existing?.instance.id;
+      while (id === undefined || (!existing && entries.has(id))) id = newId(service);
+      const instance: Instance = { id, service, namespace, address: r.address, port: r.port, labels: r.labels, health: r.health, ttlSeconds: r.ttlSeconds };
+      if (r.zone !== undefined) instance.zone = r.zone;
+      await persist(instance, `${existing ? 'reregister' : 'register'} instance ${id} of ${namespace}/${service} at ${r.address}:${r.port}`);
+      const wasLive = existing?.live ?? false;
+      entries.set(id, { instance, lastSeen: now(), live: true });
+      emit(wasLive ? { type: 'updated', reason: 'reregistered', instance } : { type: 'added', reason: existing ? 'reregistered' : 'registered', instance });
+      return ok(instance);
+    },
+
+    heartbeat(id) {
+      const entry = entries.get(id);
+      if (!entry) return undefined;
+      entry.lastSeen = now();
+      if (!entry.live) {
+        entry.live = true;
+        emit({ type: 'added', reason: 'revived', instance: entry.instance });
+      }
+      return entry.instance;
+    },
+
+    deregister: (id) => remove(id, 'deregistered'),
+
+    async setHealth(id, health) {
+      const entry = entries.get(id);
+      if (!entry) return undefined;
+      if (entry.instance.health === health) return entry.instance;
+      const instance: Instance = { ...entry.instance, health };
+      await persist(instance, `set instance ${id} of ${instance.namespace}/${instance.service} ${health}`);
+      const current = entries.get(id);
+      if (!current) return undefined;
+      current.instance = instance;
+      if (current.live) emit({ type: 'updated', reason: 'health', instance });
+      return instance;
+    },
+
+    get: (id) => entries.get(id)?.instance,
+
+    liveInstances() {
+      return [...entries.values()]
+        .filter((e) => e.live)
+        .map((e) => e.instance)
+        .sort((a, b) => (a.namespace + '\0' + a.service + '\0' + a.id < b.namespace + '\0' + b.service + '\0' + b.id ? -1 : 1));
+    },
+
+    async sweep() {
+      const at = now();
+      const changes: InstanceChange[] = [];
+      const reap: string[] = [];
+      for (const [id, entry] of entries) {
+        if (entry.live && lapsed(entry, at)) {
+          entry.live = false;
+          const change: InstanceChange = { type: 'removed', reason: 'expired', instance: entry.instance };
+          changes.push(change);
+          emit(change);
+        }
+        if (!entry.live && at - entry.lastSeen - entry.instance.ttlSeconds * 1000 > reapAfterMs) reap.push(id);
+      }
+      for (const id of reap) {
+        const instance = entries.get(id)?.instance;
+        if (instance && (await remove(id, 'reaped'))) changes.push({ type: 'removed', reason: 'reaped', instance });
+      }
+      return changes;
+    },
+
+    onChange(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+
+    start(intervalMs = 1000) {
+      if (timer) return;
+      timer = setInterval(() => {
+        this.sweep().catch((e: Error) => process.emitWarning(`registry sweep failed: ${e.message}`));
+      }, intervalMs);
+      timer.unref();
+    },
+
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}
