@@ -1,11 +1,8 @@
 // The ADS wire messages (DiscoveryRequest/Response and their Delta variants),
-// loaded with protobufjs from the Envoy protos that @grpc/grpc-js-xds ships.
+// from control/envoy's protobufjs root (Envoy's protos from @grpc/grpc-js-xds).
 // The server needs only the envelopes: resources travel as pre-encoded bytes
 // inside google.protobuf.Any, so nothing here knows any resource's schema.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 
 export const TypeUrl = {
   cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
@@ -103,54 +100,8 @@ export interface DeltaDiscoveryResponse {
   nonce: string;
 }
 
-export interface DiscoveryTypes {
-  DiscoveryRequest: protobuf.Type;
-  DiscoveryResponse: protobuf.Type;
-  DeltaDiscoveryRequest: protobuf.Type;
-  DeltaDiscoveryResponse: protobuf.Type;
-}
-
-const PROTO_DIRS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'];
-
-/** Directory of the Envoy protos shipped with @grpc/grpc-js-xds (not vendored). */
-export function envoyProtoRoots(): string[] {
-  const require = createRequire(import.meta.url);
-  const pkg = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
-  const protobufjsDir = dirname(require.resolve('protobufjs/package.json'));
-  return [...PROTO_DIRS.map((d) => join(pkg, 'deps', d)), protobufjsDir];
-}
-
-/** A protobufjs Root that resolves imports against the Envoy proto trees. */
-export function loadEnvoyProtos(files: string[]): protobuf.Root {
-  const roots = envoyProtoRoots();
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => {
-    for (const dir of roots) {
-      const candidate = join(dir, target);
-      if (existsSync(candidate)) return candidate;
-    }
-    return target;
-  };
-  root.loadSync(files, { keepCase: true });
-  root.resolveAll();
-  return root;
-}
-
-let cached: DiscoveryTypes | undefined;
-
-/** Loaded once per process (~100 ms). */
-export function discoveryTypes(): DiscoveryTypes {
-  if (cached) return cached;
-  const root = loadEnvoyProtos(['envoy/service/discovery/v3/discovery.proto']);
-  const get = (n: string) => root.lookupType(`envoy.service.discovery.v3.${n}`);
-  cached = {
-    DiscoveryRequest: get('DiscoveryRequest'),
-    DiscoveryResponse: get('DiscoveryResponse'),
-    DeltaDiscoveryRequest: get('DeltaDiscoveryRequest'),
-    DeltaDiscoveryResponse: get('DeltaDiscoveryResponse'),
-  };
-  return cached;
-}
+/** protobufjs Types of the ADS envelopes, shared with control/envoy's proto root. */
+export { discoveryTypes } from '../envoy/index.ts';
 
 const DECODE_OPTIONS: protobuf.IConversionOptions = { longs: Number, enums: String, bytes: Buffer, defaults: false, arrays: true, objects: true };
 

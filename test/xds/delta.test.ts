@@ -101,7 +101,7 @@ test('Delta: a reconnect with initial_resource_versions gets only what differs',
   }
   // while disconnected: r-b changes, r-c appears
   const resources = meshResources(['r-a', 'r-b', 'r-c']);
-  resources[TypeUrl.cluster]![1] = { name: 'r-b', value: { ...(resources[TypeUrl.cluster]![1]!.value as object), connect_timeout: { seconds: 5 } } };
+  resources[TypeUrl.cluster]![1] = { name: 'r-b', value: { ...(resources[TypeUrl.cluster]![1]!.value as object), connect_timeout: '5s' } };
   h.cache.setGroup(group, { stamp: stamp(), resources, endpointNames: ['r-a', 'r-b', 'r-c'] });
   const second = new DeltaClient(h.port, node);
   try {

@@ -1,34 +1,14 @@
-// Hand-written Envoy resources and a protobufjs encoder for xDS server tests,
+// Hand-written Envoy resources (proto3 JSON) for xDS server tests,
 // so the cache and server are tested independently of the translator.
 import type { ResourceEncoder, ResourceInput } from '../../control/xds/cache.ts';
-import { loadEnvoyProtos, TypeUrl } from '../../control/xds/discovery.ts';
+import { encodeResource } from '../../control/envoy/index.ts';
+import { TypeUrl } from '../../control/xds/discovery.ts';
 
-let root: ReturnType<typeof loadEnvoyProtos> | undefined;
-function envoy() {
-  root ??= loadEnvoyProtos([
-    'envoy/config/cluster/v3/cluster.proto',
-    'envoy/config/endpoint/v3/endpoint.proto',
-    'envoy/config/listener/v3/listener.proto',
-    'envoy/config/route/v3/route.proto',
-    'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
-    'envoy/extensions/filters/http/router/v3/router.proto',
-  ]);
-  return root;
-}
-
-/** Encodes with protobufjs; type mismatches (protobufjs verify) are errors with the field path. */
-export const testEncoder: ResourceEncoder = (typeUrl, json) => {
-  const type = envoy().lookupType(typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
-  const problem = type.verify(json as Record<string, unknown>);
-  if (problem) {
-    const colon = problem.indexOf(':');
-    return { errors: [{ path: colon > 0 ? problem.slice(0, colon) : '', message: problem }] };
-  }
-  return { bytes: type.encode(type.fromObject(json as Record<string, unknown>)).finish() };
-};
+/** control/envoy's validating encoder: the same one production uses. */
+export const testEncoder: ResourceEncoder = encodeResource;
 
 export function cluster(name: string): ResourceInput {
-  return { name, value: { name, type: 3 /* EDS */, eds_cluster_config: { eds_config: { ads: {} }, service_name: name }, connect_timeout: { seconds: 1 } } };
+  return { name, value: { name, type: 'EDS', eds_cluster_config: { eds_config: { ads: {} }, service_name: name }, connect_timeout: '1s' } };
 }
 
 export function cla(name: string, ports: number[]): ResourceInput {
