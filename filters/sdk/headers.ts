@@ -1,0 +1,114 @@
+// Header maps: lowercase names, multi-valued. `get` tells a missing header
+// (null) from an empty one (""). Serialization of pairs follows the ABI:
+// u32 count, then (u32 key size, u32 value size) per pair, then each key and
+// value followed by a NUL byte.
+
+import {
+  proxy_add_header_map_value, proxy_get_header_map_pairs, proxy_get_header_map_value,
+  proxy_remove_header_map_value, proxy_replace_header_map_value, proxy_set_header_map_pairs,
+} from './imports';
+import { clearReturn, RETURN_DATA, RETURN_SIZE, takeBytes, takeString } from './memory';
+import { HeaderMapType, WasmResult } from './status';
+import { asciiLower } from './ascii';
+
+export class HeaderPair {
+  constructor(public name: string, public value: string) {}
+}
+
+/** The value of `name`, or null when the header is absent. */
+export function getHeader(map: HeaderMapType, name: string): string | null {
+  const key = String.UTF8.encode(name);
+  clearReturn();
+  const r = proxy_get_header_map_value(map, changetype<usize>(key), <usize>key.byteLength, RETURN_DATA, RETURN_SIZE);
+  if (r != WasmResult.Ok) return null;
+  return takeString();
+}
+
+/** Every value of `name`, in order (a header may repeat). */
+export function getHeaderValues(map: HeaderMapType, name: string): string[] {
+  const lower = asciiLower(name);
+  const all = getHeaders(map);
+  const out = new Array<string>();
+  for (let i = 0; i < all.length; i++) if (all[i].name == lower) out.push(all[i].value);
+  return out;
+}
+
+export function getHeaders(map: HeaderMapType): HeaderPair[] {
+  clearReturn();
+  if (proxy_get_header_map_pairs(map, RETURN_DATA, RETURN_SIZE) != WasmResult.Ok) return [];
+  return deserializePairs(takeBytes());
+}
+
+export function setHeaders(map: HeaderMapType, pairs: HeaderPair[]): WasmResult {
+  const buf = serializePairs(pairs);
+  return <WasmResult>proxy_set_header_map_pairs(map, buf.dataStart, <usize>buf.length);
+}
+
+/** Appends a value; existing values of the same name stay. */
+export function addHeader(map: HeaderMapType, name: string, value: string): WasmResult {
+  const k = String.UTF8.encode(name);
+  const v = String.UTF8.encode(value);
+  return <WasmResult>proxy_add_header_map_value(map, changetype<usize>(k), <usize>k.byteLength, changetype<usize>(v), <usize>v.byteLength);
+}
+
+/** Sets the header to exactly one value, adding it when absent. */
+export function replaceHeader(map: HeaderMapType, name: string, value: string): WasmResult {
+  const k = String.UTF8.encode(name);
+  const v = String.UTF8.encode(value);
+  return <WasmResult>proxy_replace_header_map_value(map, changetype<usize>(k), <usize>k.byteLength, changetype<usize>(v), <usize>v.byteLength);
+}
+
+export function removeHeader(map: HeaderMapType, name: string): WasmResult {
+  const k = String.UTF8.encode(name);
+  return <WasmResult>proxy_remove_header_map_value(map, changetype<usize>(k), <usize>k.byteLength);
+}
+
+export function serializePairs(pairs: HeaderPair[]): Uint8Array {
+  const keys = new Array<ArrayBuffer>(pairs.length);
+  const values = new Array<ArrayBuffer>(pairs.length);
+  let size = 4;
+  for (let i = 0; i < pairs.length; i++) {
+    keys[i] = String.UTF8.encode(pairs[i].name);
+    values[i] = String.UTF8.encode(pairs[i].value);
+    size += 8 + keys[i].byteLength + values[i].byteLength + 2;
+  }
+  const out = new Uint8Array(size);
+  const base = out.dataStart;
+  store<u32>(base, pairs.length);
+  let p = base + 4;
+  for (let i = 0; i < pairs.length; i++) {
+    store<u32>(p, keys[i].byteLength);
+    store<u32>(p + 4, values[i].byteLength);
+    p += 8;
+  }
+  for (let i = 0; i < pairs.length; i++) {
+    memory.copy(p, changetype<usize>(keys[i]), keys[i].byteLength);
+    p += keys[i].byteLength;
+    store<u8>(p++, 0);
+    memory.copy(p, changetype<usize>(values[i]), values[i].byteLength);
+    p += values[i].byteLength;
+    store<u8>(p++, 0);
+  }
+  return out;
+}
+
+export function deserializePairs(buf: Uint8Array): HeaderPair[] {
+  const out = new Array<HeaderPair>();
+  if (buf.length < 4) return out;
+  const base = buf.dataStart;
+  const count = load<u32>(base);
+  if (<usize>4 + <usize>count * 8 > <usize>buf.length) return out;
+  let p = base + 4 + count * 8;
+  const end = base + buf.length;
+  for (let i: u32 = 0; i < count; i++) {
+    const ks = load<u32>(base + 4 + i * 8);
+    const vs = load<u32>(base + 8 + i * 8);
+    if (p + ks + vs + 2 > end) break;
+    const name = String.UTF8.decodeUnsafe(p, ks);
+    p += ks + 1;
+    const value = String.UTF8.decodeUnsafe(p, vs);
+    p += vs + 1;
+    out.push(new HeaderPair(name, value));
+  }
+  return out;
+}

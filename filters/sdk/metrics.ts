@@ -1,0 +1,71 @@
+// Metrics with tags. Tags are folded into the metric name the way Istio's
+// Wasm stats filter does: `name_tag1=.=value1;.;tag2=.=value2;.;`. Envoy
+// splits them back out with `stats_tags` regexes of the form
+// `(tag1=\.=(.*?);\.;)`; a host can parse the same form. Each distinct name is
+// defined once and cached, so recording costs one map lookup.
+
+import { proxy_define_metric, proxy_get_metric, proxy_increment_metric, proxy_record_metric } from './imports';
+import { MetricType, WasmResult } from './status';
+import { replaceChar } from './ascii';
+
+const ID_SLOT: usize = memory.data(4);
+const VALUE_SLOT: usize = memory.data(8);
+const defined = new Map<string, u32>();
+
+/** Builds `name_k1=.=v1;.;k2=.=v2;.;` from [k1, v1, k2, v2]; no tags: `name`. */
+export function taggedName(name: string, tags: string[]): string {
+  if (tags.length < 2) return name;
+  let out = name + '_';
+  for (let i = 0; i + 1 < tags.length; i += 2) {
+    out += tags[i] + '=.=' + sanitize(tags[i + 1]) + ';.;';
+  }
+  return out;
+}
+
+// A value containing ';' would end its tag early; Istio does the same substitution.
+function sanitize(v: string): string {
+  return replaceChar(v, 59, 95);
+}
+
+/** The host's id for the metric, defining it on first use; u32.MAX_VALUE on failure. */
+export function metricId(type: MetricType, name: string): u32 {
+  const key = (<i32>type).toString() + name;
+  if (defined.has(key)) return defined.get(key);
+  const buf = String.UTF8.encode(name);
+  if (proxy_define_metric(type, changetype<usize>(buf), <usize>buf.byteLength, ID_SLOT) != WasmResult.Ok) return u32.MAX_VALUE;
+  const id = load<u32>(ID_SLOT);
+  defined.set(key, id);
+  return id;
+}
+
+export function incrementCounter(name: string, tags: string[], by: i64 = 1): WasmResult {
+  const id = metricId(MetricType.Counter, taggedName(name, tags));
+  if (id == u32.MAX_VALUE) return WasmResult.InternalFailure;
+  return <WasmResult>proxy_increment_metric(id, by);
+}
+
+export function setGauge(name: string, tags: string[], value: u64): WasmResult {
+  const id = metricId(MetricType.Gauge, taggedName(name, tags));
+  if (id == u32.MAX_VALUE) return WasmResult.InternalFailure;
+  return <WasmResult>proxy_record_metric(id, value);
+}
+
+export function addGauge(name: string, tags: string[], by: i64): WasmResult {
+  const id = metricId(MetricType.Gauge, taggedName(name, tags));
+  if (id == u32.MAX_VALUE) return WasmResult.InternalFailure;
+  return <WasmResult>proxy_increment_metric(id, by);
+}
+
+export function recordHistogram(name: string, tags: string[], value: u64): WasmResult {
+  const id = metricId(MetricType.Histogram, taggedName(name, tags));
+  if (id == u32.MAX_VALUE) return WasmResult.InternalFailure;
+  return <WasmResult>proxy_record_metric(id, value);
+}
+
+/** Current value, or -1 when the host cannot read it. */
+export function getMetric(type: MetricType, name: string, tags: string[]): i64 {
+  const id = metricId(type, taggedName(name, tags));
+  if (id == u32.MAX_VALUE) return -1;
+  if (proxy_get_metric(id, VALUE_SLOT) != WasmResult.Ok) return -1;
+  return load<i64>(VALUE_SLOT);
+}

@@ -1,0 +1,57 @@
+// Loads the built filters (building them if needed: the build is cached by
+// source hash) into weft's proxy-wasm host and drives one request through.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildFilters } from '../../../scripts/build-filters.ts';
+import { WasmPlugin } from '../../../sidecar/wasm/index.ts';
+import type { HeaderPairs, HostEnv, HttpStream, StreamOutcome, StreamProperties } from '../../../sidecar/wasm/index.ts';
+
+const dist = fileURLToPath(new URL('../../../filters/dist/', import.meta.url));
+let built: Promise<unknown> | undefined;
+
+export async function filterBytes(name: string): Promise<Uint8Array> {
+  built ??= buildFilters();
+  await built;
+  return readFileSync(join(dist, `${name}.wasm`));
+}
+
+export async function loadFilter(name: string, config: unknown, env: HostEnv = {}): Promise<WasmPlugin> {
+  return WasmPlugin.load(await filterBytes(name), { name, configuration: JSON.stringify(config) }, env);
+}
+
+export interface Exchange {
+  stream: HttpStream;
+  request: StreamOutcome;
+  response?: StreamOutcome;
+}
+
+/** One request (and, if the filter let it through, a response) through the plugin. */
+export async function exchange(
+  plugin: WasmPlugin,
+  headers: Record<string, string> | HeaderPairs,
+  options: { properties?: StreamProperties; status?: number; method?: string; path?: string } = {},
+): Promise<Exchange> {
+  const pairs: HeaderPairs = Array.isArray(headers) ? headers : Object.entries(headers);
+  const base: HeaderPairs = [
+    [':method', options.method ?? 'GET'],
+    [':path', options.path ?? '/'],
+    [':authority', 'orders'],
+    [':scheme', 'http'],
+  ];
+  const stream = plugin.newHttpStream(options.properties ?? {});
+  const request = await stream.onRequestHeaders([...base, ...pairs], true);
+  let response: StreamOutcome | undefined;
+  if (request.action === 'continue') response = await stream.onResponseHeaders([[':status', String(options.status ?? 200)]], true);
+  stream.complete();
+  return { stream, request, response };
+}
+
+export function header(pairs: HeaderPairs | undefined, name: string): string | undefined {
+  return pairs?.find(([k]) => k === name)?.[1];
+}
+
+export function headerValues(pairs: HeaderPairs | undefined, name: string): string[] {
+  return (pairs ?? []).filter(([k]) => k === name).map(([, v]) => v);
+}
