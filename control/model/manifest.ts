@@ -59,11 +59,15 @@ export function parseManifests(yamlText: string): Result<Manifest[]> {
   parseAllDocuments(yamlText).forEach((doc, i) => {
     const at = `documents[${i}]`;
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) errors.push({ path: at, message: `YAML: ${e.message.split('\n')[0]}` });
+      for (const e of doc.errors) errors.push({ path: at, message: `YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}` });
       return;
     }
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) return;
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      errors.push({ path: at, message: 'must be a manifest: a mapping with apiVersion, kind, metadata and spec' });
+      return;
+    }
     const result = validateManifest(value);
     if (!result.ok) {
       errors.push(...prefixErrors(at, result.errors));

@@ -1,0 +1,107 @@
+// Manifests, the kinds table and cross-reference checks.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Type } from '@sinclair/typebox';
+import { parseManifests } from '../../control/model/manifest.ts';
+import { defineKind } from '../../control/model/kind.ts';
+import { registerKind } from '../../control/model/kinds.ts';
+import { checkReferences, type DesiredState } from '../../control/model/references.ts';
+import type { DestinationPolicy, FilterBinding, Route, Service } from '../../control/model/types.ts';
+
+const mesh = `
+apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: reviews }
+spec:
+  ports: [{ port: 9080, protocol: http }]
+---
+apiVersion: weft.dev/v1
+kind: DestinationPolicy
+metadata: { name: reviews, namespace: default }
+spec:
+  service: reviews
+  subsets:
+    - { name: v1, labels: { version: v1 } }
+    - { name: v2, labels: { version: v2 } }
+---
+# an empty document is skipped
+---
+apiVersion: weft.dev/v1
+kind: Route
+metadata: { name: reviews-canary }
+spec:
+  service: reviews
+  rules:
+    - destinations:
+        - { service: reviews, subset: v1, weight: 90 }
+        - { service: reviews, subset: v2, weight: 10 }
+`;
+
+test('a multi-document file parses into validated objects with defaults and document indexes', () => {
+  const result = parseManifests(mesh);
+  assert.ok(result.ok, JSON.stringify(!result.ok && result.errors));
+  assert.deepEqual(result.value.map((m) => [m.kind, m.metadata.namespace, m.metadata.name, m.document]), [
+    ['Service', 'default', 'reviews', 0],
+    ['DestinationPolicy', 'default', 'reviews', 1],
+    ['Route', 'default', 'reviews-canary', 3],
+  ]);
+  const service = result.value[0]!.spec as Service;
+  assert.deepEqual(service, { name: 'reviews', namespace: 'default', ports: [{ port: 9080, protocol: 'http' }] });
+});
+
+test('errors from several documents are all reported with document paths', () => {
+  const broken = mesh.replace('port: 9080', 'port: 0').replace('weight: 10', 'weight: -10');
+  const result = parseManifests(broken);
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.deepEqual(result.errors.map((e) => e.path), ['documents[0].spec.ports[0].port', 'documents[3].spec.rules[0].destinations[1].weight']);
+});
+
+test('registering a kind makes manifests of it valid', () => {
+  const doc = 'apiVersion: weft.dev/v1\nkind: TestQuota\nmetadata: {name: q}\nspec: {limit: 5}\n';
+  assert.equal(parseManifests(doc).ok, false);
+  registerKind(
+    defineKind({
+      kind: 'TestQuota',
+      description: 'test-only kind',
+      spec: { limit: Type.Integer({ minimum: 1 }) },
+      build: (meta, spec) => ({ value: { ...meta, limit: spec.limit }, errors: [] }),
+    }),
+  );
+  const result = parseManifests(doc);
+  assert.ok(result.ok);
+  assert.deepEqual(result.value[0]!.spec, { name: 'q', namespace: 'default', limit: 5 });
+  assert.throws(() => registerKind(defineKind({ kind: 'TestQuota', description: '', spec: {}, build: (m) => ({ value: m, errors: [] }) })), /already registered/);
+});
+
+const reviews: Service = { name: 'reviews', namespace: 'default', ports: [{ port: 9080, protocol: 'http' }] };
+const policy: DestinationPolicy = { name: 'reviews', namespace: 'default', service: 'reviews', subsets: [{ name: 'v1', labels: { version: 'v1' } }] };
+const route = (destinations: Route['rules'][number]['destinations'], service = 'reviews'): Route => ({ name: 'r', namespace: 'default', service, rules: [{ destinations }] });
+const binding: FilterBinding = { name: 'b', namespace: 'default', service: 'reviews', direction: 'inbound', filter: 'auth', order: 0, config: {}, failurePolicy: 'fail_closed' };
+const state = (over: Partial<DesiredState>): DesiredState => ({ services: [reviews], routes: [], destinationPolicies: [policy], filterBindings: [], ...over });
+
+test('a consistent desired state has no reference errors', () => {
+  assert.deepEqual(checkReferences(state({ routes: [route([{ service: 'reviews', subset: 'v1', weight: 1, port: 9080 }])], filterBindings: [binding], filters: ['auth'] })), []);
+});
+
+test('dangling references are refused, saying which', () => {
+  const errors = checkReferences(
+    state({
+      services: [reviews, { name: 'web', namespace: 'default', ports: [{ port: 80, protocol: 'http' }], dependsOn: ['ghost'] }],
+      routes: [route([{ service: 'ratings', weight: 1 }, { service: 'reviews', subset: 'v9', weight: 1 }, { service: 'reviews.other', weight: 1 }, { service: 'reviews', port: 1234, weight: 1 }])],
+      destinationPolicies: [policy, { name: 'p2', namespace: 'default', service: 'payments' }],
+      filterBindings: [binding],
+      filters: ['telemetry'],
+    }),
+  );
+  const by = (path: string, kind: string) => errors.find((e) => e.path === path && e.kind === kind)?.message;
+  assert.match(by('dependsOn[0]', 'Service') ?? '', /unknown service default\/ghost/);
+  assert.match(by('rules[0].destinations[0].service', 'Route') ?? '', /unknown service default\/ratings/);
+  assert.match(by('rules[0].destinations[1].subset', 'Route') ?? '', /unknown subset v9 of service default\/reviews/);
+  assert.match(by('rules[0].destinations[2].service', 'Route') ?? '', /unknown service other\/reviews/);
+  assert.match(by('rules[0].destinations[3].port', 'Route') ?? '', /no port 1234/);
+  assert.match(by('service', 'DestinationPolicy') ?? '', /unknown service default\/payments/);
+  assert.match(by('filter', 'FilterBinding') ?? '', /unknown filter auth/);
+  assert.equal(errors.length, 7);
+});
