@@ -1,0 +1,81 @@
+// What host functions need from a context (root or HTTP stream), and the VM
+// services they share. imports.ts codes against these interfaces only.
+
+import type { WasmResultCode } from './abi.ts';
+import type { HostBuffer } from './buffer.ts';
+import type { HeaderMap, HeaderPairs } from './headers.ts';
+import type { GuestMemory } from './memory.ts';
+import type { MetricStore } from './metrics.ts';
+import type { PropertySources } from './properties.ts';
+import type { SharedState } from './shared.ts';
+
+export interface LocalReply {
+  status: number;
+  body: Uint8Array;
+  headers: HeaderPairs;
+  /** gRPC status, or undefined when the module passed -1 (none). */
+  grpcStatus: number | undefined;
+  details: string;
+}
+
+export interface HostContext {
+  readonly id: number;
+  readonly isRoot: boolean;
+  /** The map of that type visible in this context now, or undefined (BAD_ARGUMENT). */
+  headerMap(type: number): HeaderMap | undefined;
+  /** The buffer of that type visible in this context now, or undefined (NOT_FOUND). */
+  buffer(type: number): HostBuffer | undefined;
+  properties(): PropertySources;
+  sendLocalResponse(reply: LocalReply): WasmResultCode;
+  continueStream(streamType: number): WasmResultCode;
+  closeStream(streamType: number): WasmResultCode;
+  /** An http_call made from this context was dispatched; the stream stays waiting until it finishes. */
+  httpCallStarted(token: number): void;
+  /** Its response (or failure) has been delivered to the module. */
+  httpCallFinished(token: number): void;
+}
+
+export interface HttpCallRequest {
+  /** Upstream cluster name as the module gave it. */
+  cluster: string;
+  headers: HeaderPairs;
+  body: Uint8Array;
+  trailers: HeaderPairs;
+  timeoutMs: number;
+  /** Aborted when the timeout fires or the plugin closes. */
+  signal: AbortSignal;
+}
+
+export interface HttpCallResponse {
+  headers: HeaderPairs;
+  body?: Uint8Array | string;
+  trailers?: HeaderPairs;
+}
+
+/**
+ * Sends an http_call to a cluster. Reject (or never resolve) to make the call
+ * fail: the module then receives proxy_on_http_call_response with 0 headers,
+ * as Envoy delivers a failed or timed-out callout.
+ */
+export type HttpCallDispatcher = (request: HttpCallRequest) => Promise<HttpCallResponse>;
+
+/** What the host functions of one VM can reach beyond the active context. */
+export interface VmServices {
+  readonly memory: GuestMemory;
+  readonly metrics: MetricStore;
+  readonly shared: SharedState;
+  readonly vmId: string;
+  logLevel(): number;
+  log(level: number, message: string): void;
+  nowNs(): bigint;
+  setTickPeriod(ms: number): void;
+  /** The context the module is acting as (current, or the effective one it selected). */
+  active(): HostContext;
+  setEffectiveContext(id: number): boolean;
+  done(context: HostContext): WasmResultCode;
+  /** Buffer and maps of the http_call response being delivered, if any. */
+  httpCallResponse(): { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap } | undefined;
+  startHttpCall(from: HostContext, cluster: string, headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs, timeoutMs: number): { result: WasmResultCode; token: number };
+  registerQueue(name: string): number;
+  callForeign(name: string, args: Uint8Array): { result: WasmResultCode; value?: Uint8Array };
+}

@@ -1,0 +1,118 @@
+// Header maps as Envoy presents them to a filter: names lowercased, order
+// kept, a name may repeat. Also the proxy-wasm pair serialization
+// (u32 count, then u32 name/value sizes, then NUL-terminated strings).
+
+import { decodeUtf8, encodeUtf8 } from './memory.ts';
+
+export type HeaderPairs = [string, string][];
+
+export class HeaderMap {
+  private entries: HeaderPairs;
+
+  constructor(pairs: Iterable<readonly [string, string]> = []) {
+    this.entries = [];
+    for (const [name, value] of pairs) this.entries.push([name.toLowerCase(), value]);
+  }
+
+  /** First value of `name` (Envoy returns only the first of repeated headers). */
+  get(name: string): string | undefined {
+    const key = name.toLowerCase();
+    return this.entries.find(([n]) => n === key)?.[1];
+  }
+
+  getAll(name: string): string[] {
+    const key = name.toLowerCase();
+    return this.entries.filter(([n]) => n === key).map(([, v]) => v);
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  add(name: string, value: string): void {
+    this.entries.push([name.toLowerCase(), value]);
+  }
+
+  /** Replaces the first value in place and drops any repeats; adds when absent. */
+  replace(name: string, value: string): void {
+    const key = name.toLowerCase();
+    const first = this.entries.findIndex(([n]) => n === key);
+    if (first < 0) {
+      this.entries.push([key, value]);
+      return;
+    }
+    this.entries[first] = [key, value];
+    this.entries = this.entries.filter(([n], i) => n !== key || i === first);
+  }
+
+  remove(name: string): void {
+    const key = name.toLowerCase();
+    this.entries = this.entries.filter(([n]) => n !== key);
+  }
+
+  setAll(pairs: Iterable<readonly [string, string]>): void {
+    this.entries = [];
+    for (const [name, value] of pairs) this.add(name, value);
+  }
+
+  pairs(): HeaderPairs {
+    return this.entries.map(([n, v]) => [n, v]);
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** Envoy's HeaderMap::byteSize(): the sum of name and value lengths. */
+  get byteSize(): number {
+    let size = 0;
+    for (const [n, v] of this.entries) size += Buffer.byteLength(n) + Buffer.byteLength(v);
+    return size;
+  }
+}
+
+export function serializePairs(pairs: readonly (readonly [string, string])[]): Uint8Array {
+  const encoded = pairs.map(([n, v]) => [encodeUtf8(n), encodeUtf8(v)] as const);
+  let size = 4 + encoded.length * 8;
+  for (const [n, v] of encoded) size += n.length + v.length + 2;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, encoded.length, true);
+  let sizeAt = 4;
+  let dataAt = 4 + encoded.length * 8;
+  for (const [n, v] of encoded) {
+    view.setUint32(sizeAt, n.length, true);
+    view.setUint32(sizeAt + 4, v.length, true);
+    sizeAt += 8;
+    out.set(n, dataAt);
+    dataAt += n.length + 1;
+    out.set(v, dataAt);
+    dataAt += v.length + 1;
+  }
+  return out;
+}
+
+/**
+ * Parses the pair format. Like proxy-wasm-cpp-host's toPairs, a buffer too
+ * short for its declared count yields no pairs; undefined is returned only for
+ * data whose strings run past the end, which the host reports as BAD_ARGUMENT.
+ */
+export function deserializePairs(bytes: Uint8Array): HeaderPairs | undefined {
+  if (bytes.length < 4) return [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = view.getUint32(0, true);
+  if (4 + count * 8 > bytes.length) return [];
+  const sizes: [number, number][] = [];
+  for (let i = 0; i < count; i++) sizes.push([view.getUint32(4 + i * 8, true), view.getUint32(8 + i * 8, true)]);
+  const pairs: HeaderPairs = [];
+  let at = 4 + count * 8;
+  for (const [nameSize, valueSize] of sizes) {
+    if (at + nameSize + valueSize + 2 > bytes.length) return undefined;
+    const name = decodeUtf8(bytes.subarray(at, at + nameSize));
+    at += nameSize + 1;
+    const value = decodeUtf8(bytes.subarray(at, at + valueSize));
+    at += valueSize + 1;
+    pairs.push([name, value]);
+  }
+  return pairs;
+}

@@ -1,0 +1,90 @@
+// Bounds-checked access to a module's exported linear memory. Every host
+// function reads and writes guest memory only through this class, so an
+// out-of-range pointer becomes a `false`/`undefined` the caller turns into
+// INVALID_MEMORY_ACCESS instead of a host exception.
+
+import type { WasmMemory } from './wasm-api.ts';
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+export function encodeUtf8(text: string): Uint8Array {
+  return utf8.encode(text);
+}
+
+export function decodeUtf8(bytes: Uint8Array): string {
+  return utf8Decoder.decode(bytes);
+}
+
+/** Allocates `size` bytes inside the module (its `malloc` or `proxy_on_memory_allocate`). */
+export type GuestAllocator = (size: number) => number;
+
+export class GuestMemory {
+  constructor(
+    private readonly memory: WasmMemory,
+    private readonly allocate: GuestAllocator,
+  ) {}
+
+  /** Current size in 64 KiB pages. */
+  get pages(): number {
+    return this.memory.buffer.byteLength / 65536;
+  }
+
+  private inBounds(ptr: number, size: number): boolean {
+    return ptr >= 0 && size >= 0 && ptr + size <= this.memory.buffer.byteLength;
+  }
+
+  /** A copy of `size` bytes at `ptr`, or undefined when any byte is out of range. */
+  read(ptr: number, size: number): Uint8Array | undefined {
+    ptr >>>= 0;
+    size >>>= 0;
+    if (!this.inBounds(ptr, size)) return undefined;
+    return new Uint8Array(this.memory.buffer, ptr, size).slice();
+  }
+
+  readString(ptr: number, size: number): string | undefined {
+    const bytes = this.read(ptr, size);
+    return bytes === undefined ? undefined : decodeUtf8(bytes);
+  }
+
+  readU32(ptr: number): number | undefined {
+    ptr >>>= 0;
+    if (!this.inBounds(ptr, 4)) return undefined;
+    return new DataView(this.memory.buffer).getUint32(ptr, true);
+  }
+
+  write(ptr: number, bytes: Uint8Array): boolean {
+    ptr >>>= 0;
+    if (!this.inBounds(ptr, bytes.length)) return false;
+    new Uint8Array(this.memory.buffer, ptr, bytes.length).set(bytes);
+    return true;
+  }
+
+  writeU32(ptr: number, value: number): boolean {
+    ptr >>>= 0;
+    if (!this.inBounds(ptr, 4)) return false;
+    new DataView(this.memory.buffer).setUint32(ptr, value >>> 0, true);
+    return true;
+  }
+
+  writeU64(ptr: number, value: bigint): boolean {
+    ptr >>>= 0;
+    if (!this.inBounds(ptr, 8)) return false;
+    new DataView(this.memory.buffer).setBigUint64(ptr, BigInt.asUintN(64, value), true);
+    return true;
+  }
+
+  /**
+   * Hands bytes to the module the way proxy-wasm-cpp-host's copyToPointerSize
+   * does: allocate inside the module, copy, then store pointer and size at the
+   * two return addresses. Empty data is returned as (0, 0) without allocating.
+   */
+  copyOut(bytes: Uint8Array, ptrPtr: number, sizePtr: number): boolean {
+    let ptr = 0;
+    if (bytes.length > 0) {
+      ptr = this.allocate(bytes.length) >>> 0;
+      if (ptr === 0 || !this.write(ptr, bytes)) return false;
+    }
+    return this.writeU32(ptrPtr, ptr) && this.writeU32(sizePtr, bytes.length);
+  }
+}

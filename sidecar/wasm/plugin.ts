@@ -1,0 +1,213 @@
+// A loaded filter: the compiled module, its configuration, the live VM and
+// what outlives any one VM (metrics, logs, shared data). Compiles once;
+// a VM that traps is replaced by a fresh instance for the next stream.
+
+import { logLevelNames, LogLevel, type AbiVersion, type LogLevelName } from './abi.ts';
+import { WasmLoadError } from './abi-version.ts';
+import type { HttpCallDispatcher } from './context.ts';
+import { encodeUtf8 } from './memory.ts';
+import { MetricStore } from './metrics.ts';
+import type { StreamProperties } from './properties.ts';
+import { processSharedState, type SharedState } from './shared.ts';
+import { HttpStreamContext, type HttpStream } from './stream.ts';
+import { WasmVm } from './vm.ts';
+import { wasmApi, type WasmBytes, type WasmModule } from './wasm-api.ts';
+
+export interface PluginConfig {
+  /** Plugin name (`plugin_name` property, metric label). */
+  name: string;
+  /** Selects the root context in multi-root modules; `plugin_root_id`. Default "". */
+  rootId?: string;
+  /** Shared data and queues are shared between plugins with the same vm_id. Default "". */
+  vmId?: string;
+  /** Plugin configuration, read by the module in proxy_on_configure. */
+  configuration?: string | Uint8Array;
+  /** VM configuration, read in proxy_on_vm_start. */
+  vmConfiguration?: string | Uint8Array;
+  /** What a stream gets when the module traps: 503 (default) or pass-through. */
+  failurePolicy?: 'fail_closed' | 'fail_open';
+  /** Environment variables the module sees through WASI environ_get. */
+  environment?: Record<string, string>;
+}
+
+export interface LogEntry {
+  level: LogLevelName;
+  message: string;
+  plugin: string;
+  contextId: number;
+}
+
+export interface HostEnv {
+  /** Carries proxy_http_call to an upstream. Without it every http_call is BAD_ARGUMENT (unknown cluster). */
+  httpCall?: HttpCallDispatcher;
+  /** Known cluster names; an http_call to any other is BAD_ARGUMENT, as in Envoy. Default: any. */
+  hasCluster?: (name: string) => boolean;
+  /** Scope of shared data and queues. Default: one per process. */
+  shared?: SharedState;
+  /** Messages below this level are dropped; also what proxy_get_log_level reports. Default "info". */
+  logLevel?: LogLevelName;
+  /** Sees every log entry as it is written. */
+  onLog?: (entry: LogEntry) => void;
+  /** Entries kept in `plugin.logs` (oldest dropped). Default 1000. */
+  maxLogEntries?: number;
+  /** Wall clock in nanoseconds since the epoch. Default: Date.now(). */
+  now?: () => bigint;
+  /** Plugin-level attributes (xds.*, node, listener_direction, ...), visible to every context. */
+  properties?: StreamProperties;
+  foreignFunctions?: Record<string, (args: Uint8Array) => Uint8Array | undefined>;
+  /** Run proxy_on_tick on a timer at the period the module asks for (the sidecar does; tests tick by hand). */
+  autoTick?: boolean;
+}
+
+const isBytes = (value: WasmBytes | WasmModule): value is WasmBytes => value instanceof ArrayBuffer || ArrayBuffer.isView(value);
+
+const toBytes = (value: string | Uint8Array | undefined): Uint8Array =>
+  value === undefined ? new Uint8Array(0) : typeof value === 'string' ? encodeUtf8(value) : value;
+
+export class WasmPlugin {
+  readonly metrics = new MetricStore();
+  readonly logs: LogEntry[] = [];
+  /** VMs created (1 after load) and VMs that failed; exported as Prometheus counters too. */
+  vmsCreated = 0;
+  vmFailures = 0;
+  private vm: WasmVm;
+  private tickMs = 0;
+  private ticker: NodeJS.Timeout | undefined;
+  private readonly failurePolicy: 'fail_closed' | 'fail_open';
+  private readonly pluginIds: { name: string; rootId: string; vmId: string };
+
+  /**
+   * Compiles the module, instantiates a VM and runs its root lifecycle
+   * (_initialize, context create, on_vm_start, on_configure). Throws
+   * WasmLoadError naming what is wrong (ABI version, an import, a refused
+   * configuration).
+   */
+  static async load(wasm: WasmBytes | WasmModule, config: PluginConfig, env: HostEnv = {}): Promise<WasmPlugin> {
+    if (typeof config?.name !== 'string' || config.name.length === 0) throw new WasmLoadError('config.name', 'is required');
+    if (config.failurePolicy !== undefined && config.failurePolicy !== 'fail_closed' && config.failurePolicy !== 'fail_open') {
+      throw new WasmLoadError('config.failurePolicy', `must be "fail_closed" or "fail_open", got ${JSON.stringify(config.failurePolicy)}`);
+    }
+    if (env.logLevel !== undefined && !logLevelNames.includes(env.logLevel)) throw new WasmLoadError('env.logLevel', `must be one of ${logLevelNames.join(', ')}`);
+    let module: WasmModule;
+    try {
+      module = isBytes(wasm) ? await wasmApi.compile(wasm) : wasm;
+    } catch (error) {
+      throw new WasmLoadError('module', `not a valid WebAssembly module: ${(error as Error).message}`);
+    }
+    return new WasmPlugin(module, config, env);
+  }
+
+  private constructor(
+    readonly module: WasmModule,
+    readonly config: PluginConfig,
+    private readonly env: HostEnv,
+  ) {
+    this.failurePolicy = config.failurePolicy ?? 'fail_closed';
+    this.pluginIds = { name: config.name, rootId: config.rootId ?? '', vmId: config.vmId ?? '' };
+    this.vm = this.createVm();
+  }
+
+  private createVm(): WasmVm {
+    const vm = WasmVm.create(this.module, {
+      plugin: this.pluginIds,
+      vmConfiguration: toBytes(this.config.vmConfiguration),
+      pluginConfiguration: toBytes(this.config.configuration),
+      environment: Object.entries(this.config.environment ?? {}),
+      metrics: this.metrics,
+      shared: this.env.shared ?? processSharedState,
+      logLevel: LogLevel[this.env.logLevel ?? 'info'],
+      log: (level, message, contextId) => this.record(level, message, contextId),
+      nowNs: this.env.now ?? (() => BigInt(Date.now()) * 1_000_000n),
+      httpCall: this.env.httpCall,
+      hasCluster: this.env.hasCluster,
+      foreignFunctions: this.env.foreignFunctions,
+      rootProperties: this.env.properties ?? {},
+      onTickPeriod: (ms) => this.setTickPeriod(ms),
+      onFailure: () => {
+        this.vmFailures++;
+      },
+    });
+    this.vmsCreated++;
+    return vm;
+  }
+
+  private record(level: number, message: string, contextId: number): void {
+    const entry: LogEntry = { level: logLevelNames[level] ?? 'critical', message, plugin: this.config.name, contextId };
+    this.logs.push(entry);
+    const max = this.env.maxLogEntries ?? 1000;
+    if (this.logs.length > max) this.logs.splice(0, this.logs.length - max);
+    this.env.onLog?.(entry);
+  }
+
+  get abiVersion(): AbiVersion {
+    return this.vm.abiVersion;
+  }
+
+  /** The tick period the module last asked for (0 = no ticks). */
+  get tickPeriodMs(): number {
+    return this.tickMs;
+  }
+
+  /** Http calls dispatched and not yet delivered. */
+  get pendingHttpCalls(): number {
+    return this.vm.pendingHttpCalls;
+  }
+
+  /** True when the current VM has trapped and no stream has replaced it yet. */
+  get failed(): boolean {
+    return this.vm.failure !== undefined;
+  }
+
+  /**
+   * A new stream context (proxy_on_context_create). A failed VM is replaced
+   * first; if the replacement cannot start, the stream gets the failure policy.
+   */
+  newHttpStream(properties: StreamProperties = {}): HttpStream {
+    if (this.vm.failure !== undefined && !this.vm.closed) {
+      try {
+        this.vm = this.createVm();
+        this.setTickPeriod(0);
+      } catch (error) {
+        this.record(LogLevel.critical, `wasm VM could not be recreated: ${(error as Error).message}`, 0);
+      }
+    }
+    const given: StreamProperties = { 'request.time': new Date(Number((this.env.now?.() ?? BigInt(Date.now()) * 1_000_000n) / 1_000_000n)), ...this.env.properties, ...properties };
+    return new HttpStreamContext(this.vm, { failurePolicy: this.failurePolicy, plugin: this.pluginIds }, given);
+  }
+
+  /** Runs proxy_on_tick on the root context once. */
+  tick(): void {
+    this.vm.call('proxy_on_tick', this.vm.root, this.vm.root.id);
+  }
+
+  private setTickPeriod(ms: number): void {
+    this.tickMs = ms;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.ticker = undefined;
+    if (this.env.autoTick && ms > 0) {
+      this.ticker = setInterval(() => this.tick(), ms);
+      this.ticker.unref();
+    }
+  }
+
+  /** Size of the current VM's linear memory in 64 KiB pages. */
+  memoryPages(): number {
+    return this.vm.memory.pages;
+  }
+
+  /** The module's metrics plus host counters, as Prometheus text. */
+  prometheus(): string {
+    const label = `plugin="${this.config.name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+    return (
+      this.metrics.prometheus({ plugin: this.config.name }) +
+      `# TYPE weft_wasm_vm_created_total counter\nweft_wasm_vm_created_total{${label}} ${this.vmsCreated}\n` +
+      `# TYPE weft_wasm_vm_failed_total counter\nweft_wasm_vm_failed_total{${label}} ${this.vmFailures}\n`
+    );
+  }
+
+  /** Root proxy_on_done (waiting for proxy_done if the module asks), then proxy_on_delete. */
+  async close(timeoutMs = 1000): Promise<void> {
+    this.setTickPeriod(0);
+    await this.vm.shutdown(timeoutMs);
+  }
+}

@@ -1,0 +1,293 @@
+// One HTTP stream through a plugin: the per-stream context the module sees
+// (header maps, bodies, properties) and the async interface the sidecar and
+// the test kit drive. A phase method resolves once the filter has decided:
+// continue, pause, local reply or close. While the filter has an http_call
+// in flight and the stream is paused, the promise waits for the response, so
+// a filter can pause, call out, and resume with continue_stream or reply.
+
+import { DataStatus, HeadersStatus, StreamType, WasmResult, type WasmResultCode } from './abi.ts';
+import { HostBuffer } from './buffer.ts';
+import type { HostContext, LocalReply } from './context.ts';
+import { HeaderMap, type HeaderPairs } from './headers.ts';
+import { encodeUtf8 } from './memory.ts';
+import type { PropertySources, StreamProperties } from './properties.ts';
+import type { WasmVm } from './vm.ts';
+
+export type StreamOutcome =
+  | { action: 'continue' }
+  /** The filter stopped iteration and nothing this host knows of will resume it. */
+  | { action: 'pause' }
+  | { action: 'local_reply'; reply: LocalReply }
+  /** The filter reset the stream (proxy_close_stream). */
+  | { action: 'close' };
+
+/** For body phases `continue` carries the bytes to forward (everything buffered so far). */
+export type BodyOutcome = Exclude<StreamOutcome, { action: 'continue' }> | { action: 'continue'; body: Uint8Array };
+
+export interface HttpStream {
+  readonly contextId: number;
+  onRequestHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome>;
+  onRequestBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome>;
+  onRequestTrailers(trailers: HeaderPairs): Promise<StreamOutcome>;
+  onResponseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome>;
+  onResponseBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome>;
+  onResponseTrailers(trailers: HeaderPairs): Promise<StreamOutcome>;
+  /** proxy_on_done, proxy_on_log, proxy_on_delete, in that order (once). */
+  complete(): void;
+  /** Headers and trailers as the filter left them (what is forwarded). */
+  readonly requestHeaders: HeaderPairs | undefined;
+  readonly requestTrailers: HeaderPairs | undefined;
+  readonly responseHeaders: HeaderPairs | undefined;
+  readonly responseTrailers: HeaderPairs | undefined;
+  readonly localReply: LocalReply | undefined;
+  /** True while the filter holds the request (or response) back. */
+  readonly paused: { request: boolean; response: boolean };
+  readonly pendingHttpCalls: number;
+  readonly closed: boolean;
+}
+
+type Direction = 'request' | 'response';
+
+export interface StreamOwner {
+  failurePolicy: 'fail_closed' | 'fail_open';
+  plugin: { name: string; rootId: string; vmId: string };
+}
+
+export class HttpStreamContext implements HttpStream, HostContext {
+  readonly isRoot = false;
+  readonly id: number;
+  private readonly maps: { req?: HeaderMap; reqTrailers?: HeaderMap; resp?: HeaderMap; respTrailers?: HeaderMap } = {};
+  private readonly bodies: { request?: HostBuffer; response?: HostBuffer } = {};
+  private readonly sources: PropertySources;
+  private reply: { reply: LocalReply; direction: Direction } | undefined;
+  private reset = false;
+  private bypass = false;
+  private phase: Direction = 'request';
+  private readonly resumed = { request: false, response: false };
+  readonly paused = { request: false, response: false };
+  private readonly calls = new Set<number>();
+  private wake: (() => void) | undefined;
+  private completed = false;
+
+  constructor(
+    private readonly vm: WasmVm,
+    private readonly owner: StreamOwner,
+    given: StreamProperties,
+  ) {
+    this.id = vm.allocContextId();
+    this.sources = { plugin: owner.plugin, given, filterState: new Map() };
+    if (vm.failure === undefined) vm.addContext(this);
+  }
+
+  get contextId(): number {
+    return this.id;
+  }
+
+  // --- driving the stream ---------------------------------------------------
+
+  onRequestHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome> {
+    this.maps.req = new HeaderMap(headers);
+    this.sources.requestHeaders = this.maps.req;
+    return this.runHeaders('request', 'proxy_on_request_headers', this.maps.req.count, endOfStream);
+  }
+
+  onRequestBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome> {
+    return this.runBody('request', 'proxy_on_request_body', chunk, endOfStream);
+  }
+
+  onRequestTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
+    this.maps.reqTrailers = new HeaderMap(trailers);
+    this.sources.requestTrailers = this.maps.reqTrailers;
+    return this.runHeaders('request', 'proxy_on_request_trailers', this.maps.reqTrailers.count);
+  }
+
+  onResponseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome> {
+    this.maps.resp = new HeaderMap(headers);
+    this.sources.responseHeaders = this.maps.resp;
+    return this.runHeaders('response', 'proxy_on_response_headers', this.maps.resp.count, endOfStream);
+  }
+
+  onResponseBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome> {
+    return this.runBody('response', 'proxy_on_response_body', chunk, endOfStream);
+  }
+
+  onResponseTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
+    this.maps.respTrailers = new HeaderMap(trailers);
+    this.sources.responseTrailers = this.maps.respTrailers;
+    return this.runHeaders('response', 'proxy_on_response_trailers', this.maps.respTrailers.count);
+  }
+
+  complete(): void {
+    if (this.completed) return;
+    this.completed = true;
+    if (!this.bypass) {
+      this.vm.call('proxy_on_done', this, this.id);
+      this.vm.call('proxy_on_log', this, this.id);
+      this.vm.call('proxy_on_delete', this, this.id);
+    }
+    this.vm.removeContext(this);
+  }
+
+  private async runHeaders(direction: Direction, callback: string, count: number, endOfStream?: boolean): Promise<StreamOutcome> {
+    const early = this.before(direction);
+    if (early !== undefined) return early;
+    const args = endOfStream === undefined ? [this.id, count] : [this.id, count, endOfStream ? 1 : 0];
+    const status = this.vm.call(callback, this, ...args);
+    const stopped = status === HeadersStatus.StopIteration || status === HeadersStatus.StopAllIterationAndBuffer || status === HeadersStatus.StopAllIterationAndWatermark;
+    return this.after(direction, stopped);
+  }
+
+  private async runBody(direction: Direction, callback: string, chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome> {
+    const buffer = (this.bodies[direction] ??= new HostBuffer());
+    buffer.append(typeof chunk === 'string' ? encodeUtf8(chunk) : chunk);
+    const early = this.before(direction);
+    if (early !== undefined) return early.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : early;
+    const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
+    const stopped = status !== undefined && status !== DataStatus.Continue;
+    const outcome = await this.after(direction, stopped);
+    return outcome.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : outcome;
+  }
+
+  private drain(direction: Direction): Uint8Array {
+    const buffer = this.bodies[direction];
+    if (buffer === undefined) return new Uint8Array(0);
+    const bytes = buffer.bytes();
+    buffer.clear();
+    return bytes;
+  }
+
+  /** Decides a phase without calling the module: earlier reply, reset, failed VM or fail-open bypass. */
+  private before(direction: Direction): StreamOutcome | undefined {
+    this.phase = direction;
+    this.resumed[direction] = false;
+    if (this.reset) return { action: 'close' };
+    if (this.reply !== undefined && (direction === 'request' || this.reply.direction === 'response')) return { action: 'local_reply', reply: this.reply.reply };
+    if (this.bypass) return { action: 'continue' };
+    if (this.vm.failure !== undefined) return this.failurePolicy();
+    return undefined;
+  }
+
+  private async after(direction: Direction, stopped: boolean): Promise<StreamOutcome> {
+    if (this.vm.failure !== undefined) return this.failurePolicy();
+    if (stopped && !this.resumed[direction]) {
+      this.paused[direction] = true;
+      while (this.paused[direction] && this.calls.size > 0 && !this.reset && this.reply === undefined && this.vm.failure === undefined) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } else {
+      this.paused[direction] = false;
+    }
+    if (this.vm.failure !== undefined) return this.failurePolicy();
+    if (this.reset) return { action: 'close' };
+    if (this.reply !== undefined && (direction === 'request' || this.reply.direction === 'response')) return { action: 'local_reply', reply: this.reply.reply };
+    return this.paused[direction] ? { action: 'pause' } : { action: 'continue' };
+  }
+
+  private failurePolicy(): StreamOutcome {
+    if (this.owner.failurePolicy === 'fail_open') {
+      this.bypass = true;
+      this.paused.request = this.paused.response = false;
+      return { action: 'continue' };
+    }
+    if (this.reply === undefined) {
+      this.reply = {
+        direction: this.phase,
+        reply: { status: 503, body: new Uint8Array(0), headers: [], grpcStatus: 14, details: 'wasm_fail_stream' },
+      };
+    }
+    return { action: 'local_reply', reply: this.reply.reply };
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  // --- state seen by the sidecar / test kit ---------------------------------
+
+  get requestHeaders(): HeaderPairs | undefined {
+    return this.maps.req?.pairs();
+  }
+  get requestTrailers(): HeaderPairs | undefined {
+    return this.maps.reqTrailers?.pairs();
+  }
+  get responseHeaders(): HeaderPairs | undefined {
+    return this.maps.resp?.pairs();
+  }
+  get responseTrailers(): HeaderPairs | undefined {
+    return this.maps.respTrailers?.pairs();
+  }
+  get localReply(): LocalReply | undefined {
+    return this.reply?.reply;
+  }
+  get pendingHttpCalls(): number {
+    return this.calls.size;
+  }
+  get closed(): boolean {
+    return this.reset;
+  }
+
+  // --- HostContext ----------------------------------------------------------
+
+  headerMap(type: number): HeaderMap | undefined {
+    switch (type) {
+      case 0:
+        return this.maps.req;
+      case 1:
+        return this.maps.reqTrailers;
+      case 2:
+        return this.maps.resp;
+      case 3:
+        return this.maps.respTrailers;
+      default:
+        return undefined;
+    }
+  }
+
+  buffer(type: number): HostBuffer | undefined {
+    if (type === 0) return this.bodies.request;
+    if (type === 1) return this.bodies.response;
+    return undefined;
+  }
+
+  properties(): PropertySources {
+    this.sources.requestBodySize = this.bodies.request?.length;
+    this.sources.responseBodySize = this.bodies.response?.length;
+    return this.sources;
+  }
+
+  sendLocalResponse(reply: LocalReply): WasmResultCode {
+    // The first reply wins; a filter cannot replace a response already being sent.
+    if (this.reply === undefined || (this.reply.direction === 'request' && this.phase === 'response')) {
+      this.reply = { reply, direction: this.phase };
+    }
+    this.notify();
+    return WasmResult.Ok;
+  }
+
+  continueStream(streamType: number): WasmResultCode {
+    const direction: Direction | undefined = streamType === StreamType.Request ? 'request' : streamType === StreamType.Response ? 'response' : undefined;
+    if (direction === undefined) return WasmResult.BadArgument;
+    this.resumed[direction] = true;
+    this.paused[direction] = false;
+    this.notify();
+    return WasmResult.Ok;
+  }
+
+  closeStream(streamType: number): WasmResultCode {
+    if (streamType !== StreamType.Request && streamType !== StreamType.Response) return WasmResult.BadArgument;
+    this.reset = true;
+    this.notify();
+    return WasmResult.Ok;
+  }
+
+  httpCallStarted(token: number): void {
+    this.calls.add(token);
+  }
+
+  httpCallFinished(token: number): void {
+    this.calls.delete(token);
+    this.notify();
+  }
+}

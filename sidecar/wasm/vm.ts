@@ -1,0 +1,351 @@
+// One instance of a module: its contexts, the host functions bound to it,
+// calls into its exports, and http_call / queue delivery. A throw out of any
+// call (a trap, proc_exit, a host bug) marks the VM failed; the plugin then
+// applies its failure policy and builds a fresh VM for later streams.
+
+import { WasmResult, type AbiVersion, type WasmResultCode } from './abi.ts';
+import { checkImports, detectAbiVersion, WasmLoadError } from './abi-version.ts';
+import { HostBuffer } from './buffer.ts';
+import type { HostContext, HttpCallDispatcher, LocalReply, VmServices } from './context.ts';
+import { HeaderMap, type HeaderPairs } from './headers.ts';
+import { proxyImports, providedEnvImports } from './imports.ts';
+import { GuestMemory, encodeUtf8 } from './memory.ts';
+import type { MetricStore } from './metrics.ts';
+import type { PropertySources, StreamProperties } from './properties.ts';
+import type { SharedState } from './shared.ts';
+import { wasiImports } from './wasi.ts';
+import { wasmApi, type WasmModule } from './wasm-api.ts';
+
+export interface VmOptions {
+  plugin: { name: string; rootId: string; vmId: string };
+  vmConfiguration: Uint8Array;
+  pluginConfiguration: Uint8Array;
+  environment: [string, string][];
+  metrics: MetricStore;
+  shared: SharedState;
+  logLevel: number;
+  log(level: number, message: string, contextId: number): void;
+  nowNs(): bigint;
+  httpCall?: HttpCallDispatcher;
+  hasCluster?: (name: string) => boolean;
+  foreignFunctions?: Record<string, (args: Uint8Array) => Uint8Array | undefined>;
+  rootProperties: StreamProperties;
+  onTickPeriod(ms: number): void;
+  onFailure(error: Error, callback: string): void;
+}
+
+const wasiNames = new Set(Object.keys(wasiImports(null as never)));
+const envNames = providedEnvImports();
+
+export class VmFailure extends Error {}
+
+export class WasmVm implements VmServices {
+  readonly memory: GuestMemory;
+  readonly metrics: MetricStore;
+  readonly shared: SharedState;
+  readonly vmId: string;
+  readonly root: RootContext;
+  failure: Error | undefined;
+  closed = false;
+  private readonly exports: Record<string, unknown>;
+  private readonly contexts = new Map<number, HostContext>();
+  private nextContextId = 1;
+  private current: HostContext;
+  private effectiveId = 0;
+  private nextCallToken = 1;
+  private readonly inFlight = new Map<number, { abort: AbortController; timer?: NodeJS.Timeout; cancel: () => void }>();
+  private deliveringResponse: { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap } | undefined;
+  private rootDone: (() => void) | undefined;
+
+  /** Instantiates and runs the root lifecycle; throws WasmLoadError when the module cannot run here. */
+  static create(module: WasmModule, options: VmOptions): WasmVm {
+    const abiVersion = detectAbiVersion(module);
+    checkImports(module, { env: envNames, wasi_snapshot_preview1: wasiNames, wasi_unstable: wasiNames });
+    const vm = new WasmVm(module, options, abiVersion);
+    vm.start();
+    return vm;
+  }
+
+  private constructor(
+    module: WasmModule,
+    private readonly options: VmOptions,
+    readonly abiVersion: AbiVersion,
+  ) {
+    this.metrics = options.metrics;
+    this.shared = options.shared;
+    this.vmId = options.plugin.vmId;
+    this.root = new RootContext(this.allocContextId(), this, options);
+    this.current = this.root;
+    let memory: GuestMemory | undefined;
+    const wasi = wasiImports({
+      memory: () => memory!,
+      log: (level, message) => this.log(level, message),
+      realtimeNs: () => options.nowNs(),
+      monotonicNs: () => process.hrtime.bigint(),
+      environment: options.environment,
+    });
+    const env = proxyImports(this);
+    const instance = new wasmApi.Instance(module, { env, wasi_snapshot_preview1: wasi, wasi_unstable: wasi });
+    this.exports = instance.exports as Record<string, unknown>;
+    const exportedMemory = this.exports['memory'];
+    if (!(exportedMemory instanceof wasmApi.Memory)) throw new WasmLoadError('exports.memory', 'module does not export its linear memory as "memory"');
+    const allocate = (this.exports['malloc'] ?? this.exports['proxy_on_memory_allocate']) as ((size: number) => number) | undefined;
+    if (typeof allocate !== 'function') throw new WasmLoadError('exports.malloc', 'module exports neither malloc nor proxy_on_memory_allocate, so the host cannot return data to it');
+    memory = new GuestMemory(exportedMemory, (size) => allocate(size));
+    this.memory = memory;
+  }
+
+  private start(): void {
+    const init = this.exports['_initialize'] !== undefined ? '_initialize' : this.exports['_start'] !== undefined ? '_start' : undefined;
+    if (init !== undefined) this.startStep(init, this.call(init, this.root));
+    this.contexts.set(this.root.id, this.root);
+    this.startStep('proxy_on_context_create', this.call('proxy_on_context_create', this.root, this.root.id, 0));
+    const started = this.call('proxy_on_vm_start', this.root, this.root.id, this.options.vmConfiguration.length);
+    this.startStep('proxy_on_vm_start', started, 'VM start refused');
+    const configured = this.call('proxy_on_configure', this.root, this.root.id, this.options.pluginConfiguration.length);
+    this.startStep('proxy_on_configure', configured, 'plugin configuration rejected');
+  }
+
+  private startStep(callback: string, result: number | undefined, refusal?: string): void {
+    const failure = this.failure;
+    if (failure !== undefined) throw new WasmLoadError(callback, `module trapped: ${failure.message}`);
+    if (refusal !== undefined && result === 0) throw new WasmLoadError(callback, `module returned false (${refusal})`);
+  }
+
+  allocContextId(): number {
+    return this.nextContextId++;
+  }
+
+  has(callback: string): boolean {
+    return typeof this.exports[callback] === 'function';
+  }
+
+  /**
+   * Calls an export as `context`. Returns its i32 result, undefined when the
+   * export is absent or the call threw (then `failure` is set).
+   */
+  call(callback: string, context: HostContext, ...args: number[]): number | undefined {
+    if (this.failure !== undefined) return undefined;
+    const fn = this.exports[callback];
+    if (typeof fn !== 'function') return undefined;
+    const savedCurrent = this.current;
+    const savedEffective = this.effectiveId;
+    this.current = context;
+    this.effectiveId = 0;
+    try {
+      const result = (fn as (...a: number[]) => unknown)(...args);
+      return typeof result === 'number' ? result : typeof result === 'bigint' ? Number(result) : undefined;
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new Error(String(error)), callback);
+      return undefined;
+    } finally {
+      this.current = savedCurrent;
+      this.effectiveId = savedEffective;
+    }
+  }
+
+  private fail(error: Error, callback: string): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    this.log(5, `wasm VM failed in ${callback}: ${error.message}`);
+    this.cancelHttpCalls();
+    this.options.onFailure(error, callback);
+  }
+
+  addContext(context: HostContext): void {
+    this.contexts.set(context.id, context);
+    this.call('proxy_on_context_create', context, context.id, this.root.id);
+  }
+
+  removeContext(context: HostContext): void {
+    this.contexts.delete(context.id);
+  }
+
+  // --- VmServices -----------------------------------------------------------
+
+  logLevel(): number {
+    return this.options.logLevel;
+  }
+
+  log(level: number, message: string): void {
+    if (level < this.options.logLevel) return;
+    this.options.log(level, message, this.active().id);
+  }
+
+  nowNs(): bigint {
+    return this.options.nowNs();
+  }
+
+  setTickPeriod(ms: number): void {
+    this.options.onTickPeriod(ms);
+  }
+
+  active(): HostContext {
+    if (this.effectiveId !== 0) {
+      const effective = this.contexts.get(this.effectiveId);
+      if (effective !== undefined) return effective;
+    }
+    return this.current;
+  }
+
+  setEffectiveContext(id: number): boolean {
+    if (!this.contexts.has(id)) return false;
+    this.effectiveId = id;
+    return true;
+  }
+
+  done(context: HostContext): WasmResultCode {
+    if (context !== this.root || this.rootDone === undefined) return WasmResult.NotFound;
+    const resolve = this.rootDone;
+    this.rootDone = undefined;
+    resolve();
+    return WasmResult.Ok;
+  }
+
+  httpCallResponse() {
+    return this.deliveringResponse;
+  }
+
+  registerQueue(name: string): number {
+    return this.shared.registerQueue(this.vmId, name, (token) => {
+      if (!this.closed) this.call('proxy_on_queue_ready', this.root, this.root.id, token);
+    });
+  }
+
+  callForeign(name: string, args: Uint8Array): { result: WasmResultCode; value?: Uint8Array } {
+    const fn = this.options.foreignFunctions?.[name];
+    if (fn === undefined) return { result: WasmResult.NotFound };
+    return { result: WasmResult.Ok, value: fn(args) ?? new Uint8Array(0) };
+  }
+
+  startHttpCall(from: HostContext, cluster: string, headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs, timeoutMs: number): { result: WasmResultCode; token: number } {
+    const dispatch = this.options.httpCall;
+    const known = this.options.hasCluster?.(cluster) ?? dispatch !== undefined;
+    if (dispatch === undefined || !known) return { result: WasmResult.BadArgument, token: 0 };
+    const required = new HeaderMap(headers);
+    // Envoy refuses a callout without these, before sending anything.
+    if (!required.has(':method') || !required.has(':path') || !required.has(':authority')) return { result: WasmResult.BadArgument, token: 0 };
+    const token = this.nextCallToken++;
+    const abort = new AbortController();
+    let settled = false;
+    const finish = (response: { headers: HeaderPairs; body?: Uint8Array | string; trailers?: HeaderPairs } | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(entry.timer);
+      const live = this.inFlight.delete(token) && !this.closed && this.failure === undefined;
+      if (live) this.deliverHttpCallResponse(token, response);
+      from.httpCallFinished(token);
+    };
+    const entry: { abort: AbortController; timer?: NodeJS.Timeout; cancel: () => void } = {
+      abort,
+      cancel: () => {
+        this.inFlight.delete(token);
+        abort.abort();
+        finish(undefined);
+      },
+    };
+    this.inFlight.set(token, entry);
+    from.httpCallStarted(token);
+    if (timeoutMs > 0) {
+      entry.timer = setTimeout(() => {
+        abort.abort();
+        finish(undefined);
+      }, timeoutMs);
+    }
+    Promise.resolve()
+      .then(() => dispatch({ cluster, headers, body, trailers, timeoutMs, signal: abort.signal }))
+      .then(finish, () => finish(undefined));
+    return { result: WasmResult.Ok, token };
+  }
+
+  private deliverHttpCallResponse(token: number, response: { headers: HeaderPairs; body?: Uint8Array | string; trailers?: HeaderPairs } | undefined): void {
+    const body = typeof response?.body === 'string' ? encodeUtf8(response.body) : (response?.body ?? new Uint8Array(0));
+    const delivered = {
+      headers: new HeaderMap(response?.headers ?? []),
+      body: new HostBuffer(body, false),
+      trailers: new HeaderMap(response?.trailers ?? []),
+    };
+    this.deliveringResponse = delivered;
+    try {
+      // Delivered to the root context, as proxy-wasm-cpp-host does; SDKs route
+      // it to the calling stream with proxy_set_effective_context.
+      this.call('proxy_on_http_call_response', this.root, this.root.id, token, delivered.headers.count, delivered.body.length, delivered.trailers.count);
+    } finally {
+      this.deliveringResponse = undefined;
+    }
+  }
+
+  get pendingHttpCalls(): number {
+    return this.inFlight.size;
+  }
+
+  /** Root on_done; if the module answers false, waits for proxy_done (bounded), then on_delete. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    const done = this.call('proxy_on_done', this.root, this.root.id);
+    if (done === 0 && this.failure === undefined) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.rootDone = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.call('proxy_on_delete', this.root, this.root.id);
+    this.closed = true;
+    this.cancelHttpCalls();
+  }
+
+  /** Aborts every callout; waiting streams are woken and see the VM failed or closed. */
+  private cancelHttpCalls(): void {
+    for (const { cancel } of [...this.inFlight.values()]) cancel();
+  }
+}
+
+/** The plugin's root context: configuration buffers and plugin-level properties, no HTTP maps. */
+export class RootContext implements HostContext {
+  readonly isRoot = true;
+  private readonly vmConfiguration: HostBuffer;
+  private readonly pluginConfiguration: HostBuffer;
+  private readonly sources: PropertySources;
+
+  constructor(
+    readonly id: number,
+    _vm: WasmVm,
+    options: VmOptions,
+  ) {
+    this.vmConfiguration = new HostBuffer(options.vmConfiguration, false);
+    this.pluginConfiguration = new HostBuffer(options.pluginConfiguration, false);
+    this.sources = { plugin: options.plugin, given: options.rootProperties, filterState: new Map() };
+  }
+
+  headerMap(): HeaderMap | undefined {
+    return undefined;
+  }
+
+  buffer(type: number): HostBuffer | undefined {
+    if (type === 6) return this.vmConfiguration;
+    if (type === 7) return this.pluginConfiguration;
+    return undefined;
+  }
+
+  properties(): PropertySources {
+    return this.sources;
+  }
+
+  sendLocalResponse(_reply: LocalReply): WasmResultCode {
+    return WasmResult.BadArgument;
+  }
+
+  continueStream(): WasmResultCode {
+    return WasmResult.BadArgument;
+  }
+
+  closeStream(): WasmResultCode {
+    return WasmResult.BadArgument;
+  }
+
+  httpCallStarted(): void {}
+  httpCallFinished(): void {}
+}
