@@ -5,6 +5,18 @@
 import { ABI_VERSIONS, abiExportName, HOST_FUNCTIONS, WASI_FUNCTIONS, WASI_MODULES } from './abi.ts';
 import type { AbiVersion } from './abi.ts';
 
+// The project compiles without the DOM lib, where TypeScript declares
+// WebAssembly; this is the part the check needs.
+interface WebAssemblyChecks {
+  validate(bytes: Uint8Array): boolean;
+  Module: {
+    new (bytes: Uint8Array): object;
+    imports(module: object): { module: string; name: string; kind: string }[];
+    exports(module: object): { name: string; kind: string }[];
+  };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WebAssemblyChecks }).WebAssembly;
+
 export interface ModuleImport { module: string; name: string; kind: string }
 export interface ModuleExport { name: string; kind: string }
 
@@ -23,12 +35,12 @@ export interface CheckOptions {
 }
 
 export function checkModule(bytes: Uint8Array, options: CheckOptions = {}): ModuleCheck {
-  if (!WebAssembly.validate(bytes)) {
+  if (!wasm.validate(bytes)) {
     return { ok: false, reasons: [wasmMagic(bytes) ? 'module does not validate as WebAssembly' : 'not a WebAssembly module (bad magic or version)'] };
   }
-  const mod = new WebAssembly.Module(bytes);
-  const imports = WebAssembly.Module.imports(mod).map((i) => ({ module: i.module, name: i.name, kind: i.kind as string }));
-  const exports = WebAssembly.Module.exports(mod).map((e) => ({ name: e.name, kind: e.kind as string }));
+  const mod = new wasm.Module(bytes);
+  const imports = wasm.Module.imports(mod).map((i) => ({ module: i.module, name: i.name, kind: i.kind as string }));
+  const exports = wasm.Module.exports(mod).map((e) => ({ name: e.name, kind: e.kind as string }));
   const reasons: string[] = [];
   const exported = new Map(exports.map((e) => [e.name, e.kind]));
 
