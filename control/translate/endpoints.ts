@@ -50,8 +50,16 @@ export function translateClusterLoadAssignments(
     const localities = [...byZone.keys()].sort(compare).map((zone) => {
       const members = byZone.get(zone)!.sort((a, b) =>
         compare(a.address, b.address) || a.port - b.port || compare(a.id, b.id));
-      const locality: Json = { lb_endpoints: members.map(lbEndpoint) };
-      return zone === '' ? locality : { locality: { zone }, ...locality };
+      // gRPC's xDS clients skip a locality without load_balancing_weight
+      // (Envoy ignores it unless locality-weighted LB is on). Weighting by
+      // endpoint count keeps the per-endpoint share even across zones.
+      // gRPC also NACKs a CLA whose locality is unset: zone-less instances
+      // get the empty locality.
+      return {
+        locality: zone === '' ? {} : { zone },
+        lb_endpoints: members.map(lbEndpoint),
+        load_balancing_weight: members.length,
+      };
     });
     endpoints.push({ name, value: { cluster_name: name, endpoints: localities } });
   }

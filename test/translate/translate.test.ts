@@ -124,8 +124,8 @@ test('endpoints: subset clusters carry only matching instances, grouped by zone,
   assert.deepEqual(endpoints[0]!.value, {
     cluster_name: name,
     endpoints: [
-      { lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.3', port_value: 15006 } } }, health_status: 'DRAINING' }] },
-      { locality: { zone: 'a' }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.2', port_value: 15006 } } }, health_status: 'HEALTHY' }] },
+      { locality: {}, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.3', port_value: 15006 } } }, health_status: 'DRAINING' }], load_balancing_weight: 1 },
+      { locality: { zone: 'a' }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.2', port_value: 15006 } } }, health_status: 'HEALTHY' }], load_balancing_weight: 1 },
     ],
   });
 });
