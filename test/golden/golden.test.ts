@@ -2,7 +2,9 @@
 // resources compared with the case's *.json files. UPDATE_GOLDEN=1 rewrites
 // the outputs and deletes stale ones. Every output resource is also checked
 // with the Envoy codec (control/envoy validateResource) so no golden file can
-// hold something Envoy would reject.
+// hold something Envoy would reject, and, for sidecar proxies, with the weft
+// sidecar's fidelity contract (sidecar/fidelity.ts) so none holds something
+// the local data plane would NACK.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,7 +45,20 @@ test('golden cases exist', () => {
   assert.ok(cases.length >= 12, `expected at least 12 golden cases, found ${cases.length}`);
 });
 
+type Accept = (kind: string, value: unknown) => { ok: true } | { ok: false; errors: { path: string; message: string }[] };
+const FIDELITY_KINDS: Record<string, string> = {
+  'listeners.json': 'listener', 'routes.json': 'route', 'clusters.json': 'cluster',
+  'endpoints.json': 'endpoint', 'extension_configs.json': 'extension',
+};
+
+async function loadFidelity(): Promise<Accept | undefined> {
+  const file = join(casesDir, '..', '..', 'sidecar', 'fidelity.ts');
+  if (!existsSync(file)) return undefined;
+  return ((await import(pathToFileURL(file).href)) as { accept?: Accept }).accept;
+}
+
 const validatorPromise = loadValidator();
+const fidelityPromise = loadFidelity();
 
 for (const name of cases) {
   test(`golden: ${name}`, async () => {
@@ -86,11 +101,23 @@ for (const name of cases) {
     }
 
     const validate = await validatorPromise;
-    if (!validate) return;
-    for (const [file, typeUrl] of Object.entries(TYPE_URLS)) {
-      for (const resource of outputs[file] as EnvoyResource[]) {
-        const fieldErrors = validate(typeUrl, resource.value);
-        assert.deepEqual(fieldErrors, [], `${name}/${file} ${resource.name} rejected by the Envoy codec`);
+    if (validate) {
+      for (const [file, typeUrl] of Object.entries(TYPE_URLS)) {
+        for (const resource of outputs[file] as EnvoyResource[]) {
+          const fieldErrors = validate(typeUrl, resource.value);
+          assert.deepEqual(fieldErrors, [], `${name}/${file} ${resource.name} rejected by the Envoy codec`);
+        }
+      }
+    }
+
+    // Proxyless gRPC clients never talk to the weft sidecar (grpc-js-xds-acceptance.test.ts covers them).
+    const accept = await fidelityPromise;
+    if (accept && input.proxy.kind === 'sidecar') {
+      for (const [file, kind] of Object.entries(FIDELITY_KINDS)) {
+        for (const resource of outputs[file] as EnvoyResource[]) {
+          const verdict = accept(kind, resource.value);
+          assert.deepEqual(verdict.ok ? [] : verdict.errors, [], `${name}/${file} ${resource.name} NACKed by the weft sidecar`);
+        }
       }
     }
   });
