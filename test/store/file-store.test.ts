@@ -1,0 +1,62 @@
+// File-store specifics: compaction, reopening, the data-dir lock.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openFileStore } from '../../control/store/file-store.ts';
+
+const put = (name: string, spec: unknown) => ({ op: 'put' as const, kind: 'Service', namespace: 'default', name, spec });
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('compaction keeps history and every past state, and reopening uses the snapshot', async (t) => {
+  const dir = tempDir(t);
+  let store = await openFileStore(dir, { compactEvery: 4 });
+  for (let i = 1; i <= 10; i++) await store.commit([put(`s${i % 3}`, { i })], { actor: 'bob', summary: `commit ${i}` });
+  const expected = Array.from({ length: 11 }, (_, r) => store.stateAt(r));
+  await store.close();
+
+  const files = readdirSync(join(dir, 'store')).sort();
+  assert.deepEqual(files.filter((f) => f.startsWith('snapshot-')), ['snapshot-000000000008.json']);
+  assert.deepEqual(files.filter((f) => f.startsWith('log-')), ['log-000000000001.jsonl', 'log-000000000005.jsonl', 'log-000000000009.jsonl']);
+
+  store = await openFileStore(dir, { compactEvery: 4 });
+  assert.deepEqual(store.openReport, { snapshotRevision: 8, replayed: 2 });
+  assert.equal(store.revision(), 10);
+  assert.deepEqual(store.history().map((h) => h.summary), Array.from({ length: 10 }, (_, i) => `commit ${10 - i}`));
+  for (let r = 0; r <= 10; r++) assert.deepEqual(store.stateAt(r), expected[r], `stateAt(${r})`);
+  assert.deepEqual(store.stateAt(5).map((o) => [o.name, o.spec]), [['s0', { i: 3 }], ['s1', { i: 4 }], ['s2', { i: 5 }]]);
+  await store.close();
+});
+
+test('a second open of the same data dir is refused while the first holds it', async (t) => {
+  const dir = tempDir(t);
+  const first = await openFileStore(dir);
+  await assert.rejects(openFileStore(dir), new RegExp(`locked by running process ${process.pid}`));
+  await first.close();
+  const second = await openFileStore(dir);
+  await second.close();
+});
+
+test('a lock left by a dead process is taken over', async (t) => {
+  const dir = tempDir(t);
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  mkdirSync(join(dir, 'store'), { recursive: true });
+  writeFileSync(join(dir, 'store', 'LOCK'), `${dead.stdout}\n`);
+  const store = await openFileStore(dir);
+  assert.equal(store.revision(), 0);
+  await store.close();
+});
+
+test('commits after close are refused', async (t) => {
+  const store = await openFileStore(tempDir(t));
+  await store.close();
+  await assert.rejects(store.commit([put('a', {})], { actor: 'x', summary: 'x' }), /closed/);
+});
