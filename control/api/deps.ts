@@ -5,6 +5,7 @@
 import type { Registry as PromRegistry } from 'prom-client';
 import type { FilterModule, Instance, InstanceHealth, MeshModel, ProxyRef } from '../model/types.ts';
 import type { FieldError } from './errors.ts';
+import type { ReferenceError } from '../model/references.ts';
 import type { Store } from '../store/store.ts';
 import type { TokenStore } from './tokens.ts';
 
@@ -54,12 +55,15 @@ export interface ProxyStatusPort {
   ref(id: string): ProxyRef | undefined;
 }
 
+/** Store kind of catalog entries (uploaded and built-in modules); buildModel reads them. */
+export const FILTER_MODULE_KIND = 'FilterModule';
+
 export type ModuleCheck = { ok: true; module: FilterModule } | { ok: false; errors: FieldError[] };
 
 /** The wasm filter catalog and module store (control/filters, adapted). */
 export interface FilterCatalogPort {
   list(): Promise<FilterModule[]>;
-  /** Checks and stores a module; the catalog entry on success. */
+  /** Checks a module and stores its bytes (content-addressed); the catalog entry to commit on success. */
   upload(name: string, bytes: Uint8Array, configSchema: unknown): Promise<ModuleCheck>;
   /** Module bytes by sha256 hex, or undefined. */
   read(sha256: string): Promise<Uint8Array | undefined>;
@@ -83,7 +87,7 @@ export interface ApiDeps {
   /** Translation of one proxy against a model (resources by type, errors as values). */
   translate(model: MeshModel, proxy: ProxyRef): ProxyResources;
   /** Cross-reference errors of a desired state (a route to an unknown service or subset...). */
-  checkReferences(objects: StoredObject[]): FieldError[];
+  checkReferences(objects: StoredObject[]): ReferenceError[];
   /** /readyz: true once the store is open and the xDS server listens. */
   ready(): boolean;
 }

@@ -52,7 +52,15 @@ export async function checkChanges(
   pathOf: (c: Change) => string,
 ): Promise<{ state: StoredObject[]; errors: FieldError[] }> {
   const state = applyChanges(deps.store.list(), changes);
-  const errors: FieldError[] = [...deps.checkReferences(operatorObjects(state))];
+  const errors: FieldError[] = [];
+  for (const e of deps.checkReferences(operatorObjects(state))) {
+    // An error in an object this request changes points into the request;
+    // one in an object it leaves alone (a route to a service being deleted)
+    // names that object.
+    const own = changes.find((c) => c.op === 'put' && c.kind === e.kind && c.namespace === e.namespace && c.name === e.name);
+    if (own) errors.push({ path: joinPath(pathOf(own), e.path), message: e.message });
+    else errors.push({ path: joinPath(`${e.kind}/${e.namespace}/${e.name}`, e.path), message: `${e.message} (${e.kind} ${e.namespace}/${e.name} still refers to it)` });
+  }
   const bindings = changes.filter((c) => c.op === 'put' && c.kind === 'FilterBinding');
   if (bindings.length > 0) {
     const catalog: FilterModule[] = await deps.filters.list();

@@ -4,7 +4,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ApiError, notFound, validationFailed } from '../errors.ts';
-import type { ApiDeps } from '../deps.ts';
+import { actorOf } from '../auth.ts';
+import { FILTER_MODULE_KIND, type ApiDeps } from '../deps.ts';
 
 const tags = ['Filter'];
 /** Largest module accepted (base64 grows it by a third). */
@@ -43,7 +44,13 @@ export const filterRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       if (!result.ok) {
         throw new ApiError('INVALID_MODULE', `module refused: ${result.errors.map((e) => e.message).join('; ')}`, result.errors);
       }
-      return reply.code(201).send(result.module);
+      // The catalog entry is a store object, so the model (and every proxy
+      // bound to the filter) sees the new module as one audited revision.
+      const { revision } = await deps.store.commit(
+        [{ op: 'put', kind: FILTER_MODULE_KIND, namespace: 'default', name: result.module.name, spec: result.module }],
+        { actor: actorOf(request), summary: `push filter ${result.module.name} (sha256 ${result.module.sha256.slice(0, 12)})` },
+      );
+      return reply.code(201).header('x-weft-revision', String(revision)).send(result.module);
     },
   );
 };

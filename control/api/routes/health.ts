@@ -5,11 +5,6 @@ import { ApiError } from '../errors.ts';
 import type { ApiDeps } from '../deps.ts';
 
 export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
-  // Merged once: every registry here is long-lived, so metrics registered
-  // later in them still show (merge keeps references to the registries' metrics
-  // at merge time; main.ts registers everything before the API starts).
-  const merged = deps.metrics.length === 1 ? deps.metrics[0]! : Registry.merge(deps.metrics);
-
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
@@ -18,6 +13,9 @@ export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   });
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    // Merged per scrape: registries may join deps.metrics after the API
+    // starts (the xDS server is created once the API port is known).
+    const merged = deps.metrics.length === 1 ? deps.metrics[0]! : Registry.merge(deps.metrics);
     reply.header('content-type', merged.contentType);
     return merged.metrics();
   });

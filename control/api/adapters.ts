@@ -1,0 +1,173 @@
+// Adapters from the control plane's real parts to the API's ports
+// (deps.ts). control/main.ts uses them to wire `weft control`; tests use the
+// same functions with in-memory parts, so what is tested is what runs.
+import type { Registry as PromRegistry } from 'prom-client';
+import { checkReferences } from '../model/references.ts';
+import type { DestinationPolicy, FilterBinding, Instance, MeshModel, ProxyRef, Route, Service } from '../model/types.ts';
+import { buildModel } from '../registry/build-model.ts';
+import type { Registry } from '../registry/registry.ts';
+import type { Store, StoredObject } from '../store/store.ts';
+import { translateEndpoints, translateProxy, type TranslateOptions } from '../translate/index.ts';
+import { TypeUrl } from '../envoy/type-urls.ts';
+import type { ApiDeps, ConfigType, FilterCatalogPort, ProxyResources, ProxyStatusPort, ProxyView, RegistryPort } from './deps.ts';
+import type { TokenStore } from './tokens.ts';
+
+const INSTANCE_KIND = 'Instance';
+
+export function registryPort(store: Store, registry: Registry): RegistryPort {
+  return {
+    // The registry records its own actor ("registry") on the revisions it
+    // makes; the operator's token name is in the API's request log.
+    register: (service, namespace, input) => registry.register(service, namespace, input),
+    heartbeat: (id) => registry.heartbeat(id) !== undefined,
+    deregister: (id) => registry.deregister(id),
+    setHealth: async (id, health) => (await registry.setHealth(id, health)) !== undefined,
+    instances() {
+      const live = new Set(registry.liveInstances().map((i) => i.id));
+      return store
+        .list(INSTANCE_KIND)
+        .map((o) => registry.get(o.name) ?? (o.spec as Instance))
+        .map((i) => ({ ...i, live: live.has(i.id) }));
+    },
+  };
+}
+
+/** The store's read side over a fixed list of objects (a hypothetical state), for buildModel. */
+function stateView(store: Store, objects: StoredObject[]): Store {
+  const sorted = [...objects];
+  return {
+    ...store,
+    revision: () => store.revision(),
+    get: (kind, namespace, name) => sorted.find((o) => o.kind === kind && o.namespace === namespace && o.name === name),
+    list: (kind) => (kind === undefined ? sorted : sorted.filter((o) => o.kind === kind)),
+  };
+}
+
+/** Proxy status when no xDS server runs in this process (API-only tests and tools). */
+export const noProxies: ProxyStatusPort = {
+  list: () => [],
+  get: () => undefined,
+  config: () => undefined,
+  ref: () => undefined,
+};
+
+/** What the API reads from control/xds's ProxyStatusBook. */
+export interface XdsStatusSource {
+  list(): XdsProxyStatus[];
+  get(id: string): XdsProxyStatus | undefined;
+  ref(id: string): ProxyRef | undefined;
+  config(id: string): Record<string, { version: string; resources: { name: string; resource: unknown }[] }> | undefined;
+}
+
+interface XdsProxyStatus {
+  id: string;
+  service: string;
+  namespace: string;
+  kind: string;
+  stream: string;
+  connectedSince: string;
+  status: ProxyView['status'];
+  ackedVersions: Record<string, string>;
+  lastNacks: Record<string, { typeUrl: string; message: string; version: string; time: string }>;
+  convergenceMs?: number;
+}
+
+const TYPE_OF_URL: Record<string, ConfigType> = {
+  [TypeUrl.Listener]: 'listeners',
+  [TypeUrl.RouteConfiguration]: 'routes',
+  [TypeUrl.Cluster]: 'clusters',
+  [TypeUrl.ClusterLoadAssignment]: 'endpoints',
+  [TypeUrl.ExtensionConfig]: 'extension-configs',
+};
+const URL_OF_TYPE = Object.fromEntries(Object.entries(TYPE_OF_URL).map(([url, type]) => [type, url])) as Record<ConfigType, string>;
+
+function proxyView(s: XdsProxyStatus): ProxyView {
+  const versions: ProxyView['versions'] = {};
+  for (const [url, version] of Object.entries(s.ackedVersions)) {
+    const type = TYPE_OF_URL[url];
+    if (type) versions[type] = version;
+  }
+  const view: ProxyView = {
+    id: s.id,
+    service: s.service,
+    namespace: s.namespace,
+    kind: s.kind,
+    status: s.status,
+    stream: s.stream,
+    connectedSince: s.connectedSince,
+    versions,
+    nacks: Object.values(s.lastNacks).map((n) => ({ type: TYPE_OF_URL[n.typeUrl] ?? n.typeUrl, message: n.message, version: n.version, time: n.time })),
+  };
+  if (s.convergenceMs !== undefined) view.convergenceMs = s.convergenceMs;
+  return view;
+}
+
+export function proxyStatusPort(source: XdsStatusSource): ProxyStatusPort {
+  return {
+    list: () => source.list().map(proxyView),
+    get: (id) => {
+      const s = source.get(id);
+      return s ? proxyView(s) : undefined;
+    },
+    ref: (id) => source.ref(id),
+    config: (id, type) => {
+      const byType = source.config(id);
+      if (!byType) return undefined;
+      return (byType[URL_OF_TYPE[type]]?.resources ?? [])
+        .map((r) => ({ name: r.name, value: r.resource }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+    },
+  };
+}
+
+export function translatePort(options: TranslateOptions): (model: MeshModel, proxy: ProxyRef) => ProxyResources {
+  return (model, proxy) => {
+    const out = translateProxy(model, proxy, options);
+    const eds = translateEndpoints(model, out.endpointNames);
+    const located = [...out.errors, ...eds.errors].map((e) => ({ path: e.resource ? `${e.resource}: ${e.path}` : e.path, message: e.message }));
+    return {
+      listeners: out.listeners,
+      routes: out.routes,
+      clusters: out.clusters,
+      endpoints: eds.endpoints,
+      'extension-configs': out.extensionConfigs,
+      errors: located,
+    };
+  };
+}
+
+export interface ApiParts {
+  store: Store;
+  registry: Registry;
+  tokens: TokenStore;
+  filters: FilterCatalogPort;
+  metrics: PromRegistry[];
+  translateOptions: TranslateOptions;
+  proxies?: ProxyStatusPort;
+  ready?: () => boolean;
+}
+
+export function createApiDeps(parts: ApiParts): ApiDeps {
+  const { store, registry } = parts;
+  return {
+    store,
+    registry: registryPort(store, registry),
+    tokens: parts.tokens,
+    proxies: parts.proxies ?? noProxies,
+    filters: parts.filters,
+    metrics: parts.metrics,
+    // `objects` is a whole state (every kind, as desired-state.ts computes it).
+    buildModel: (objects) => buildModel(objects ? stateView(store, objects) : store, registry),
+    translate: translatePort(parts.translateOptions),
+    checkReferences(objects) {
+      const specs = <T>(kind: string) => objects.filter((o) => o.kind === kind).map((o) => o.spec as T);
+      return checkReferences({
+        services: specs<Service>('Service'),
+        routes: specs<Route>('Route'),
+        destinationPolicies: specs<DestinationPolicy>('DestinationPolicy'),
+        filterBindings: specs<FilterBinding>('FilterBinding'),
+      });
+    },
+    ready: parts.ready ?? (() => true),
+  };
+}
