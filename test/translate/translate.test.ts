@@ -160,3 +160,14 @@ test('proxyless gRPC clients get api_listeners for grpc ports only, and round ro
   const reviews = result.clusters.find((c) => c.name === 'outbound|9080||reviews.default')!;
   assert.equal(reviews.value.lb_policy, 'ROUND_ROBIN');
 });
+
+test('proxies of one service with the same ports get identical resources whatever their node id', () => {
+  // The xDS server shares one snapshot per group of such proxies (control/xds groupKey).
+  const { model, proxy, options } = bookinfo();
+  const a = translateProxy(model, { ...proxy, id: 'web-1' }, options);
+  const b = translateProxy(model, { ...proxy, id: 'web-2' }, options);
+  assert.equal(JSON.stringify(a), JSON.stringify(b));
+  // ...while the ports a sidecar reports do change its listeners.
+  const moved = translateProxy(model, { ...proxy, inboundPort: 16006 }, options);
+  assert.notEqual(JSON.stringify(moved.listeners), JSON.stringify(a.listeners));
+});
