@@ -24,7 +24,7 @@ async function withService(store: Store, name = 'orders'): Promise<void> {
 
 function registered(result: { ok: boolean }): Instance {
   assert.ok(result.ok, JSON.stringify(result));
-  return (result as { value: Instance }).value;
+  return (result as unknown as { value: Instance }).value;
 }
 
 test('registering assigns an id, stores the instance and makes it live', async () => {
