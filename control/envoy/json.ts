@@ -62,7 +62,7 @@ export function readMessage(plan: MessagePlan, json: unknown, path: string, ctx:
     const wire = field.mapKey !== undefined ? readMap(field, value, fieldPath, ctx) : field.repeated ? readList(field, value, fieldPath, ctx) : readField(field, value, fieldPath, ctx);
     if (out && wire !== INVALID) out[key] = wire;
   }
-  if (ctx.rulesOff === 0) checkAbsent(plan, json, path, ctx, oneofSet);
+  if (ctx.rulesOff === 0 && plan.checksAbsent) checkAbsent(plan, json, path, ctx, oneofSet);
   if (plan.disabled) ctx.rulesOff--;
   return out ?? null;
 }

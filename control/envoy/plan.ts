@@ -57,6 +57,8 @@ export interface MessagePlan {
   disabled: boolean;
   /** Fields whose rules must be checked even when the field is absent. */
   absent: readonly FieldPlan[];
+  /** absent is non-empty or a oneof is required: the walker must look for missing fields. */
+  checksAbsent: boolean;
   /** lowerCamelCase JSON name -> proto field name, for a helpful "did you mean". */
   camel: ReadonlyMap<string, string>;
 }
@@ -214,7 +216,8 @@ export function planOf(type: protobuf.Type): MessagePlan {
   );
   const camel = new Map<string, string>();
   for (const f of list) if (toCamel(f.name) !== f.name) camel.set(toCamel(f.name), f.name);
-  plan = { type, fullName: fullNameOf(type), fields: new Map(list.map((f) => [f.name, f])), list, oneofs, disabled, absent, camel };
+  const checksAbsent = absent.length > 0 || oneofs.some((o) => o.required);
+  plan = { type, fullName: fullNameOf(type), fields: new Map(list.map((f) => [f.name, f])), list, oneofs, disabled, absent, checksAbsent, camel };
   plans.set(type, plan);
   return plan;
 }

@@ -8,8 +8,15 @@ const DURATION = /^(-)?([0-9]+)(?:\.([0-9]{1,9}))?s$/;
 const MAX_SECONDS = 315_576_000_000n;
 const NANOS = 1_000_000_000n;
 
+// Resources repeat the same few durations ("5s", "15s") thousands of times.
+const parsedDurations = new Map<string, bigint>();
+
 /** "1.5s" -> 1500000000n nanoseconds, or INVALID with an error. */
 export function readDuration(v: unknown, path: string, errors: FieldError[]): bigint | typeof INVALID {
+  if (typeof v === 'string') {
+    const known = parsedDurations.get(v);
+    if (known !== undefined) return known;
+  }
   const m = typeof v === 'string' ? DURATION.exec(v) : null;
   if (!m) {
     errors.push({ path, message: `expected a duration string such as "5s" or "0.250s", got ${describe(v)}` });
@@ -21,7 +28,9 @@ export function readDuration(v: unknown, path: string, errors: FieldError[]): bi
     return INVALID;
   }
   const nanos = seconds * NANOS + BigInt((m[3] ?? '').padEnd(9, '0') || '0');
-  return m[1] ? -nanos : nanos;
+  const value = m[1] ? -nanos : nanos;
+  if (parsedDurations.size < 10_000) parsedDurations.set(v as string, value);
+  return value;
 }
 
 /** Nanoseconds -> google.protobuf.Duration / Timestamp fields (nanos carry the sign of seconds). */
