@@ -58,6 +58,19 @@ export interface WatSpec {
   noMalloc?: boolean;
 }
 
+/**
+ * Helpers every module gets (proxy_log is always imported):
+ *   (call $report (code))  logs "#" + char(48 + code), read back with `codes()`;
+ *   (call $log_returned)   logs the (ptr, size) a host function wrote at 0 / 4.
+ */
+const helpers = `
+  (func $report (param $code i32)
+    (i32.store8 (i32.const 900) (i32.const 35))
+    (i32.store8 (i32.const 901) (i32.add (i32.const 48) (local.get $code)))
+    (drop (call $proxy_log (i32.const 2) (i32.const 900) (i32.const 2))))
+  (func $log_returned
+    (drop (call $proxy_log (i32.const 2) (i32.load (i32.const 0)) (i32.load (i32.const 4)))))`;
+
 /** Scratch area tests use for return pointers: 0..1023. Strings start at 1024, the heap at 64 KiB. */
 export async function wat(spec: WatSpec): Promise<Uint8Array> {
   const refs: Record<string, string> = {};
@@ -69,7 +82,7 @@ export async function wat(spec: WatSpec): Promise<Uint8Array> {
     data.push(`(data (i32.const ${at}) "${[...bytes].map((b) => '\\' + b.toString(16).padStart(2, '0')).join('')}")`);
     at += bytes.length + 1;
   }
-  const imports = (spec.imports ?? []).map((name) => {
+  const imports = [...new Set(['proxy_log', ...(spec.imports ?? [])])].map((name) => {
     const sig = signatures[name];
     if (sig === undefined) throw new Error(`wat: no signature for ${name}`);
     return `(import "env" "${name}" (func $${name} ${sig}))`;
@@ -86,9 +99,20 @@ export async function wat(spec: WatSpec): Promise<Uint8Array> {
     (local.get $p))`}
   ${spec.abi === null ? '' : `(func (export "${spec.abi ?? 'proxy_abi_version_0_2_1'}"))`}
   ${data.join('\n  ')}
+  ${helpers}
   ${spec.body(refs)}
 )`;
   return parse(text);
+}
+
+/** Status codes the module reported with $report, in order. */
+export function codes(logs: { message: string }[]): number[] {
+  return logs.filter((l) => l.message.startsWith('#') && l.message.length === 2).map((l) => l.message.charCodeAt(1) - 48);
+}
+
+/** Log lines other than reported codes. */
+export function texts(logs: { message: string }[]): string[] {
+  return logs.filter((l) => !(l.message.startsWith('#') && l.message.length === 2)).map((l) => l.message);
 }
 
 /** Reads the (ptr, size) pair a host function wrote at `ptrPtr` / `ptrPtr + 4`. */

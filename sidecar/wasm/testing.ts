@@ -1,0 +1,305 @@
+// The filter test kit (`weft/testing`): run a proxy-wasm module the way the
+// weft sidecar and Envoy would, without either. Load a .wasm with its
+// configuration, send a request, answer it as the upstream, then assert on
+// what was forwarded, local replies, metrics, logs and http calls.
+//
+//   const filter = await loadFilter('dist/auth.wasm', { configuration: '{}' });
+//   const res = await filter.request({ path: '/admin', properties: { 'connection.uri_san_peer_certificate': 'spiffe://weft/ns/default/sa/web' } });
+//   assert.equal(res.localReply?.status, 403);
+
+import { readFile } from 'node:fs/promises';
+import type { LogLevelName } from './abi.ts';
+import { concat } from './buffer.ts';
+import type { HttpCallRequest, LocalReply } from './context.ts';
+import { HeaderMap, type HeaderPairs } from './headers.ts';
+import { decodeUtf8, encodeUtf8 } from './memory.ts';
+import { WasmPlugin, type HostEnv, type LogEntry, type PluginConfig } from './plugin.ts';
+import type { StreamProperties } from './properties.ts';
+import { SharedState } from './shared.ts';
+import type { BodyOutcome, HttpStream, StreamOutcome } from './stream.ts';
+import type { WasmBytes } from './wasm-api.ts';
+
+export type Headers = HeaderPairs | Record<string, string>;
+type Body = string | Uint8Array;
+
+export interface MockResponse {
+  status?: number;
+  headers?: Headers;
+  body?: Body;
+  trailers?: Headers;
+}
+
+/** A mocked cluster: a fixed response, a function of the request, or 'timeout' (never answers). */
+export type MockCluster = MockResponse | 'timeout' | ((call: RecordedHttpCall) => MockResponse | 'timeout' | Promise<MockResponse | 'timeout'>);
+
+export interface FilterOptions extends Partial<PluginConfig> {
+  /** Mocked upstream clusters for http_call; calls to any other cluster get BAD_ARGUMENT. */
+  httpCalls?: Record<string, MockCluster>;
+  /** Default "trace": the kit records every log line. */
+  logLevel?: LogLevelName;
+  /** Plugin-level properties (xds.*, node, ...). */
+  properties?: StreamProperties;
+  /** Start of the fake clock; default 2026-01-01T00:00:00Z. */
+  startTime?: Date;
+  shared?: SharedState;
+  foreignFunctions?: HostEnv['foreignFunctions'];
+}
+
+export interface TestRequest {
+  method?: string;
+  path?: string;
+  authority?: string;
+  scheme?: string;
+  headers?: Headers;
+  /** One body, or the chunks it arrives in. */
+  body?: Body | Body[];
+  trailers?: Headers;
+  /** Stream attributes, e.g. `connection.uri_san_peer_certificate`, `source.address`. */
+  properties?: StreamProperties;
+}
+
+export type Upstream = MockResponse | ((forwarded: Message) => MockResponse | Promise<MockResponse>);
+
+export interface Message {
+  headers: HeaderPairs;
+  body: string;
+  bodyBytes: Uint8Array;
+  trailers: HeaderPairs | undefined;
+  /** First value of a header (names are case-insensitive). */
+  header(name: string): string | undefined;
+}
+
+export interface RequestResult {
+  /** What reached the upstream; undefined when the filter replied, reset or held the request. */
+  forwarded: Message | undefined;
+  /** What the client received: the upstream response after response filters, or the local reply. */
+  response: (Message & { status: number }) | undefined;
+  localReply: (LocalReply & { bodyText: string }) | undefined;
+  /** The filter reset the stream. */
+  closed: boolean;
+  /** The filter stopped iteration and never resumed it (Envoy would wait until its timeout). */
+  stalled: boolean;
+  /** Each phase and what the filter decided, in order. */
+  phases: { phase: string; outcome: StreamOutcome['action'] }[];
+  stream: HttpStream;
+}
+
+export interface RecordedHttpCall {
+  cluster: string;
+  headers: HeaderPairs;
+  body: string;
+  bodyBytes: Uint8Array;
+  trailers: HeaderPairs;
+  timeoutMs: number;
+  header(name: string): string | undefined;
+}
+
+const toPairs = (headers: Headers | undefined): HeaderPairs =>
+  headers === undefined ? [] : Array.isArray(headers) ? headers.map(([n, v]) => [n, v]) : Object.entries(headers);
+const toBytes = (body: Body | undefined): Uint8Array => (body === undefined ? new Uint8Array(0) : typeof body === 'string' ? encodeUtf8(body) : body);
+
+function message(headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs | undefined): Message {
+  const map = new HeaderMap(headers);
+  return { headers, body: decodeUtf8(body), bodyBytes: body, trailers, header: (name) => map.get(name) };
+}
+
+export class FilterHarness {
+  readonly httpCalls: RecordedHttpCall[] = [];
+  private sinceTickMs = 0;
+
+  constructor(
+    readonly plugin: WasmPlugin,
+    private readonly clock: { ns: bigint },
+  ) {}
+
+  /** The fake wall clock the module reads, in nanoseconds since the epoch. */
+  get nowNs(): bigint {
+    return this.clock.ns;
+  }
+
+  get logs(): LogEntry[] {
+    return this.plugin.logs;
+  }
+
+  /** Log messages, optionally only those at `level`. */
+  logMessages(level?: LogLevelName): string[] {
+    return this.plugin.logs.filter((l) => level === undefined || l.level === level).map((l) => l.message);
+  }
+
+  /** Counter or gauge value (histograms: sample count) of the metric the module defined as `name`. */
+  metric(name: string): number | undefined {
+    const found = this.plugin.metrics.find(name);
+    return found === undefined ? undefined : Number(found.value);
+  }
+
+  prometheus(): string {
+    return this.plugin.prometheus();
+  }
+
+  /** Runs proxy_on_tick `times` times. */
+  tick(times = 1): void {
+    for (let i = 0; i < times; i++) this.plugin.tick();
+  }
+
+  /** Moves the fake clock forward, firing the ticks the module's period says would have happened. */
+  advance(ms: number): void {
+    this.clock.ns += BigInt(Math.round(ms * 1e6));
+    const period = this.plugin.tickPeriodMs;
+    if (period <= 0) return;
+    this.sinceTickMs += ms;
+    while (this.sinceTickMs >= period) {
+      this.sinceTickMs -= period;
+      this.plugin.tick();
+    }
+  }
+
+  /** A raw stream, for driving phases by hand. */
+  stream(properties?: StreamProperties): HttpStream {
+    return this.plugin.newHttpStream(properties);
+  }
+
+  /** Sends one request through the filter, answers it with `upstream`, and completes the stream. */
+  async request(req: TestRequest = {}, upstream: Upstream = { status: 200 }): Promise<RequestResult> {
+    const stream = this.plugin.newHttpStream(req.properties);
+    const phases: RequestResult['phases'] = [];
+    const result: RequestResult = { forwarded: undefined, response: undefined, localReply: undefined, closed: false, stalled: false, phases, stream };
+    const note = <T extends StreamOutcome | BodyOutcome>(phase: string, outcome: T): T => {
+      phases.push({ phase, outcome: outcome.action });
+      return outcome;
+    };
+    const finish = async (outcome: StreamOutcome | BodyOutcome): Promise<RequestResult> => {
+      if (outcome.action === 'close') result.closed = true;
+      if (outcome.action === 'local_reply') await this.sendLocalReply(stream, outcome.reply, result, note);
+      if (outcome.action === 'pause') result.stalled = true;
+      stream.complete();
+      return result;
+    };
+
+    const headers: HeaderPairs = [
+      [':method', req.method ?? 'GET'],
+      [':path', req.path ?? '/'],
+      [':authority', req.authority ?? 'service'],
+      [':scheme', req.scheme ?? 'http'],
+      ...toPairs(req.headers),
+    ];
+    const chunks = (Array.isArray(req.body) ? req.body : req.body === undefined ? [] : [req.body]).map(toBytes);
+    const trailers = req.trailers === undefined ? undefined : toPairs(req.trailers);
+    let outcome: StreamOutcome | BodyOutcome = note('request_headers', await stream.onRequestHeaders(headers, chunks.length === 0 && trailers === undefined));
+    let forwardedBody: Uint8Array = new Uint8Array(0);
+    if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
+    for (const [i, chunk] of chunks.entries()) {
+      const body = note('request_body', await stream.onRequestBody(chunk, i === chunks.length - 1 && trailers === undefined));
+      if (body.action === 'continue') forwardedBody = concat(forwardedBody, body.body);
+      else if (body.action !== 'pause') return finish(body);
+      outcome = body;
+    }
+    if (trailers !== undefined) {
+      outcome = note('request_trailers', await stream.onRequestTrailers(trailers));
+      if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
+    }
+    if (outcome.action === 'pause') return finish(outcome);
+
+    result.forwarded = message(stream.requestHeaders ?? [], forwardedBody, stream.requestTrailers);
+    const answer = typeof upstream === 'function' ? await upstream(result.forwarded) : upstream;
+    return this.respond(stream, answer, result, note, finish);
+  }
+
+  private async respond(
+    stream: HttpStream,
+    answer: MockResponse,
+    result: RequestResult,
+    note: <T extends StreamOutcome | BodyOutcome>(phase: string, outcome: T) => T,
+    finish: (outcome: StreamOutcome | BodyOutcome) => Promise<RequestResult>,
+  ): Promise<RequestResult> {
+    const body = toBytes(answer.body);
+    const trailers = answer.trailers === undefined ? undefined : toPairs(answer.trailers);
+    const headers: HeaderPairs = [[':status', String(answer.status ?? 200)], ...toPairs(answer.headers)];
+    let outcome: StreamOutcome | BodyOutcome = note('response_headers', await stream.onResponseHeaders(headers, body.length === 0 && trailers === undefined));
+    if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
+    let sent: Uint8Array = new Uint8Array(0);
+    if (body.length > 0) {
+      const out = note('response_body', await stream.onResponseBody(body, trailers === undefined));
+      if (out.action === 'continue') sent = out.body;
+      else if (out.action !== 'pause') return finish(out);
+      outcome = out;
+    }
+    if (trailers !== undefined) {
+      outcome = note('response_trailers', await stream.onResponseTrailers(trailers));
+      if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
+    }
+    if (outcome.action === 'pause') return finish(outcome);
+    const final = stream.responseHeaders ?? [];
+    result.response = { ...message(final, sent, stream.responseTrailers), status: Number(new HeaderMap(final).get(':status') ?? 0) };
+    stream.complete();
+    return result;
+  }
+
+  /** As in Envoy, a local reply sent while handling the request passes through the filter's response callbacks. */
+  private async sendLocalReply(stream: HttpStream, reply: LocalReply, result: RequestResult, note: <T extends StreamOutcome | BodyOutcome>(phase: string, outcome: T) => T): Promise<void> {
+    result.localReply = { ...reply, bodyText: decodeUtf8(reply.body) };
+    const headers: HeaderPairs = [[':status', String(reply.status)], ...reply.headers];
+    if (reply.body.length > 0) headers.push(['content-length', String(reply.body.length)], ['content-type', 'text/plain']);
+    let body = reply.body;
+    const out = note('response_headers', await stream.onResponseHeaders(headers, reply.body.length === 0));
+    if (out.action === 'continue' && reply.body.length > 0) {
+      const b = note('response_body', await stream.onResponseBody(reply.body, true));
+      if (b.action === 'continue') body = b.body;
+    }
+    const final = stream.responseHeaders ?? headers;
+    result.response = { ...message(final, body, undefined), status: Number(new HeaderMap(final).get(':status') ?? reply.status) };
+  }
+}
+
+/** Loads a filter from a path or bytes, with mocked clusters and a fake clock. */
+export async function loadFilter(source: string | URL | WasmBytes, options: FilterOptions = {}): Promise<FilterHarness> {
+  const bytes = typeof source === 'string' || source instanceof URL ? await readFile(source) : source;
+  const clock = { ns: BigInt((options.startTime ?? new Date('2026-01-01T00:00:00Z')).getTime()) * 1_000_000n };
+  let harness: FilterHarness | undefined;
+  const mocks = options.httpCalls ?? {};
+  const plugin = await WasmPlugin.load(
+    bytes,
+    {
+      name: options.name ?? 'filter-under-test',
+      rootId: options.rootId,
+      vmId: options.vmId,
+      configuration: options.configuration,
+      vmConfiguration: options.vmConfiguration,
+      failurePolicy: options.failurePolicy,
+      environment: options.environment,
+    },
+    {
+      logLevel: options.logLevel ?? 'trace',
+      maxLogEntries: 100_000,
+      now: () => clock.ns,
+      shared: options.shared ?? new SharedState(),
+      properties: options.properties,
+      foreignFunctions: options.foreignFunctions,
+      hasCluster: (name) => name in mocks,
+      httpCall: async (call: HttpCallRequest) => {
+        const recorded: RecordedHttpCall = {
+          cluster: call.cluster,
+          headers: call.headers,
+          body: decodeUtf8(call.body),
+          bodyBytes: call.body,
+          trailers: call.trailers,
+          timeoutMs: call.timeoutMs,
+          header: (name) => new HeaderMap(call.headers).get(name),
+        };
+        harness?.httpCalls.push(recorded);
+        const mock = mocks[call.cluster]!;
+        const answer = typeof mock === 'function' ? await mock(recorded) : mock;
+        if (answer === 'timeout') return new Promise<never>(() => {});
+        return {
+          headers: [[':status', String(answer.status ?? 200)], ...toPairs(answer.headers)],
+          body: toBytes(answer.body),
+          trailers: toPairs(answer.trailers),
+        };
+      },
+    },
+  );
+  harness = new FilterHarness(plugin, clock);
+  return harness;
+}
+
+export { WasmPlugin, SharedState };
+export type { LocalReply, HttpStream, StreamOutcome, StreamProperties, LogEntry };
