@@ -1,0 +1,117 @@
+// CRUD of the operator kinds through the API: services, routes, destination
+// policies, filter bindings; conflicts, not found, namespaces, and reference
+// checks across objects (nothing stored on error).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startApi } from './harness.ts';
+
+const orders = { name: 'orders', ports: [{ name: 'http', port: 8080, protocol: 'http' }] };
+const policy = { name: 'orders', service: 'orders', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] };
+const canary = {
+  name: 'orders',
+  service: 'orders',
+  rules: [{ destinations: [{ service: 'orders', subset: 'v1', weight: 90 }, { service: 'orders', subset: 'v2', weight: 10 }], timeoutMs: 2000 }],
+};
+
+test('services: create, read, list, replace, delete; each write is one revision with defaults filled', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  const created = await h.call('POST', '/api/v1/services', orders);
+  assert.equal(created.status, 201);
+  assert.equal(created.json.namespace, 'default', 'namespace defaulted');
+  assert.equal(created.headers['x-weft-revision'], '1');
+  assert.equal((await h.call('POST', '/api/v1/services', orders)).status, 409, 'POST of an existing name conflicts');
+
+  const read = await h.call('GET', '/api/v1/services/orders');
+  assert.deepEqual(read.json, { name: 'orders', namespace: 'default', ports: [{ name: 'http', port: 8080, protocol: 'http' }] });
+  const withHc = await h.call('PUT', '/api/v1/services/orders', { ports: orders.ports, healthCheck: { path: '/healthz' } });
+  assert.equal(withHc.status, 200);
+  assert.equal(withHc.json.healthCheck.intervalMs, 10000, 'health-check defaults filled');
+  assert.equal(h.store.revision(), 2);
+  assert.equal((await h.call('PUT', '/api/v1/services/orders', { ports: orders.ports, healthCheck: { path: '/healthz' } })).status, 200);
+  assert.equal(h.store.revision(), 2, 'an identical PUT makes no revision');
+
+  const mismatch = await h.call('PUT', '/api/v1/services/orders', { ...orders, name: 'payments' });
+  assert.equal(mismatch.status, 400);
+  assert.equal(mismatch.json.error.details[0].path, 'name');
+
+  assert.equal((await h.call('POST', '/api/v1/services', { ...orders, namespace: 'shop' })).status, 201);
+  assert.equal((await h.call('GET', '/api/v1/services')).json.items.length, 2);
+  assert.deepEqual((await h.call('GET', '/api/v1/services?namespace=shop')).json.items.map((s: { namespace: string }) => s.namespace), ['shop']);
+  assert.equal((await h.call('GET', '/api/v1/services/orders?namespace=shop')).json.namespace, 'shop');
+
+  const deleted = await h.call('DELETE', '/api/v1/services/orders?namespace=shop');
+  assert.equal(deleted.status, 200);
+  assert.equal((await h.call('GET', '/api/v1/services/orders?namespace=shop')).status, 404);
+  const missing = await h.call('DELETE', '/api/v1/services/nope');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.json.error.code, 'NOT_FOUND');
+});
+
+test('routes and destination policies: subsets must exist, and a referenced service cannot be deleted', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  await h.call('POST', '/api/v1/services', orders);
+  const rev = h.store.revision();
+
+  const noSubsets = await h.call('POST', '/api/v1/routes', canary);
+  assert.equal(noSubsets.status, 422);
+  assert.equal(noSubsets.json.error.code, 'INVALID_REFERENCE');
+  assert.deepEqual(noSubsets.json.error.details.map((d: { path: string }) => d.path), ['rules[0].destinations[0].subset', 'rules[0].destinations[1].subset']);
+  assert.match(noSubsets.json.error.details[0].message, /unknown subset v1 of service default\/orders/);
+  assert.equal(h.store.revision(), rev, 'nothing stored');
+
+  assert.equal((await h.call('POST', '/api/v1/destination-policies', policy)).status, 201);
+  const route = await h.call('POST', '/api/v1/routes', canary);
+  assert.equal(route.status, 201);
+  assert.equal(route.json.rules[0].destinations[1].weight, 10);
+  assert.deepEqual((await h.call('GET', '/api/v1/routes')).json.items.map((r: { name: string }) => r.name), ['orders']);
+  assert.equal((await h.call('GET', '/api/v1/destination-policies/orders')).json.subsets.length, 2);
+
+  const dropSubset = await h.call('PUT', '/api/v1/destination-policies/orders', { service: 'orders', subsets: [policy.subsets[0]] });
+  assert.equal(dropSubset.status, 422, 'removing a subset a route uses is refused');
+  assert.match(dropSubset.json.error.details[0].message, /Route default\/orders still refers to it/);
+
+  const before = h.store.revision();
+  const del = await h.call('DELETE', '/api/v1/services/orders');
+  assert.equal(del.status, 422);
+  assert.ok(del.json.error.details.some((d: { path: string }) => d.path.startsWith('Route/default/orders.')), JSON.stringify(del.json));
+  assert.equal(h.store.revision(), before);
+
+  assert.equal((await h.call('DELETE', '/api/v1/routes/orders')).status, 200);
+  assert.equal((await h.call('DELETE', '/api/v1/destination-policies/orders')).status, 200);
+  assert.equal((await h.call('DELETE', '/api/v1/services/orders')).status, 200);
+});
+
+test('filter bindings: the filter must be in the catalog', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  await h.call('POST', '/api/v1/services', orders);
+  const res = await h.call('POST', '/api/v1/filter-bindings', { name: 'auth', service: 'orders', direction: 'inbound', filter: 'nosuch' });
+  assert.equal(res.status, 422);
+  assert.equal(res.json.error.details[0].path, 'filter');
+  assert.match(res.json.error.details[0].message, /unknown filter "nosuch"/);
+  assert.deepEqual((await h.call('GET', '/api/v1/filter-bindings')).json.items, []);
+});
+
+test('unknown routes and methods answer 404 in the contract shape', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  const res = await h.call('GET', '/api/v1/nothing-here');
+  assert.equal(res.status, 404);
+  assert.deepEqual(Object.keys(res.json.error).sort(), ['code', 'details', 'message']);
+});
+
+test('OpenAPI 3 document lists every endpoint with the model schemas as request bodies', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  const doc = (await h.call('GET', '/api/v1/openapi.json')).json;
+  assert.match(doc.openapi, /^3\./);
+  for (const path of ['/api/v1/services', '/api/v1/services/{name}/instances', '/api/v1/routes', '/api/v1/destination-policies', '/api/v1/filter-bindings', '/api/v1/apply', '/api/v1/diff', '/api/v1/proxies/{id}/config', '/api/v1/revisions/{n}/rollback', '/api/v1/audit', '/api/v1/filters', '/api/v1/tokens']) {
+    assert.ok(doc.paths[path], `${path} documented`);
+  }
+  const body = doc.paths['/api/v1/services'].post.requestBody.content['application/json'].schema;
+  assert.equal(body.additionalProperties, false);
+  assert.ok(body.properties.ports, 'the Service schema from control/model');
+  assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer' });
+});
