@@ -48,10 +48,10 @@ export async function sotwBarrier(client: SotwClient): Promise<SotwReply[]> {
 }
 
 /** The Delta counterpart: re-subscribing to the fixture's barrier route forces one response. */
-export async function deltaBarrier(client: DeltaClient): Promise<DeltaReply[]> {
-  client.subscribe(TypeUrl.route, [], { unsubscribe: [BARRIER_ROUTE] });
-  client.subscribe(TypeUrl.route, [BARRIER_ROUTE]);
-  const replies = await client.collectUntil((r) => r.typeUrl === TypeUrl.route && r.resources.some((x) => x.name === BARRIER_ROUTE));
+export async function deltaBarrier(client: DeltaClient, routeName = BARRIER_ROUTE): Promise<DeltaReply[]> {
+  client.subscribe(TypeUrl.route, [], { unsubscribe: [routeName] });
+  client.subscribe(TypeUrl.route, [routeName]);
+  const replies = await client.collectUntil((r) => r.typeUrl === TypeUrl.route && r.resources.some((x) => x.name === routeName));
   const last = replies[replies.length - 1]!;
   client.ack(last);
   return replies.slice(0, -1);

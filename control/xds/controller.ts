@@ -1,0 +1,256 @@
+// The model -> xDS controller: on every store or registry change it rebuilds
+// the model, retranslates what depends on the change, validates through the
+// cache and publishes. Instance-only changes retranslate only the affected
+// services' ClusterLoadAssignments; config changes retranslate every active
+// proxy group. Errors are values: a group whose translation or validation
+// fails keeps its last good snapshot and the errors are kept for the API.
+import type { MeshModel, ProxyRef, Service } from '../model/types.ts';
+import type { ChangeStamp, ResourceInput, SnapshotCache, SnapshotError } from './cache.ts';
+import { TypeUrl } from './discovery.ts';
+
+/** One committed change, as the model source reports it. */
+export interface ModelChange {
+  /** 'instances' when only instance registrations / liveness changed. */
+  kind: 'config' | 'instances';
+  revision: number;
+  /** Date.now() when the change was committed. */
+  committedAt: number;
+  /** For instance changes: the services ("namespace/name") whose instances changed. */
+  services?: string[];
+}
+
+/** Where the controller gets the mesh model and hears about changes. */
+export interface ModelSource {
+  model(): MeshModel;
+  subscribe(listener: (change: ModelChange) => void): () => void;
+}
+
+interface TranslatedProxy {
+  listeners: ResourceInput[];
+  routes: ResourceInput[];
+  clusters: ResourceInput[];
+  extensionConfigs: ResourceInput[];
+  endpointNames: string[];
+  errors: { resource?: string; path: string; message: string }[];
+}
+
+/** The translator's surface (control/translate/index.ts). */
+export interface Translator {
+  translateProxy(model: MeshModel, proxy: ProxyRef): TranslatedProxy;
+  translateEndpoints(model: MeshModel, clusterNames: Iterable<string>): { endpoints: ResourceInput[]; errors: { resource?: string; path: string; message: string }[] };
+}
+
+export interface ControllerError extends SnapshotError {
+  /** The proxy group (or "endpoints") whose snapshot was refused. */
+  group: string;
+  revision: number;
+}
+
+export interface ControllerOptions {
+  cache: SnapshotCache;
+  source: ModelSource;
+  translator: Translator;
+  /**
+   * Push-storm protection: changes arriving within this window are coalesced
+   * into one retranslation (default 20 ms: a burst of registrations costs one
+   * push per proxy, while a single change still converges well under 100 ms).
+   */
+  debounceMs?: number;
+  /** A snapshot was refused (translation or validation errors); the last good one stays. */
+  onErrors?(kind: 'group' | 'endpoints', errors: ControllerError[]): void;
+}
+
+export class XdsController {
+  readonly #cache: SnapshotCache;
+  readonly #source: ModelSource;
+  readonly #translator: Translator;
+  readonly #debounceMs: number;
+  readonly #onErrors: ControllerOptions['onErrors'];
+  /** Active proxy groups and a representative proxy of each. */
+  readonly #groups = new Map<string, ProxyRef>();
+  readonly #groupEndpoints = new Map<string, string[]>();
+  #model: MeshModel | undefined;
+  #services = new Map<string, Service>();
+  #pending: ModelChange[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #errors: ControllerError[] = [];
+
+  constructor(options: ControllerOptions) {
+    this.#cache = options.cache;
+    this.#source = options.source;
+    this.#translator = options.translator;
+    this.#debounceMs = options.debounceMs ?? 20;
+    this.#onErrors = options.onErrors;
+  }
+
+  /** Starts listening for changes. */
+  start(): void {
+    this.#unsubscribe ??= this.#source.subscribe((change) => this.#enqueue(change));
+  }
+
+  /** Stops listening; pending changes are dropped. */
+  stop(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#pending = [];
+  }
+
+  /** The service a node names, for the WEFT_APP_PORT default. */
+  lookupService = (namespace: string, name: string): Service | undefined => {
+    this.#ensureModel();
+    return this.#services.get(`${namespace}/${name}`);
+  };
+
+  /**
+   * A proxy connected: translate its group now if it is new, so its first
+   * requests are answered from a snapshot built for it.
+   */
+  ensureGroup(proxy: ProxyRef, group: string): void {
+    if (this.#groups.has(group)) return;
+    this.#groups.set(group, proxy);
+    const model = this.#ensureModel();
+    const stamp = { revision: model.revision, committedAt: Date.now() };
+    const names = this.#translateGroup(model, group, proxy, stamp);
+    if (names) this.#publishEndpoints(model, stamp, names.filter((n) => !this.#cache.endpoint(n)));
+  }
+
+  /** The last proxy of a group left: stop translating for it. */
+  dropGroup(group: string): void {
+    this.#groups.delete(group);
+    this.#groupEndpoints.delete(group);
+    this.#cache.deleteGroup(group);
+  }
+
+  /** Errors of the last refused snapshots (cleared per group when it publishes). */
+  errors(): ControllerError[] {
+    return [...this.#errors];
+  }
+
+  /** Applies pending changes now instead of at the end of the window (tests, shutdown). */
+  flush(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const changes = this.#pending;
+    this.#pending = [];
+    if (changes.length > 0) this.#apply(changes);
+  }
+
+  #enqueue(change: ModelChange): void {
+    this.#pending.push(change);
+    this.#timer ??= setTimeout(() => this.flush(), this.#debounceMs);
+  }
+
+  #ensureModel(): MeshModel {
+    if (!this.#model) this.#setModel(this.#source.model());
+    return this.#model!;
+  }
+
+  #setModel(model: MeshModel): void {
+    this.#model = model;
+    this.#services = new Map(model.services.map((s) => [`${s.namespace}/${s.name}`, s]));
+  }
+
+  #apply(changes: ModelChange[]): void {
+    this.#setModel(this.#source.model());
+    const model = this.#model!;
+    // one stamp for the coalesced burst: the newest revision, timed from the oldest commit
+    const stamp: ChangeStamp = {
+      revision: Math.max(...changes.map((c) => c.revision)),
+      committedAt: Math.min(...changes.map((c) => c.committedAt)),
+    };
+    const configChanged = changes.some((c) => c.kind === 'config');
+    if (configChanged) {
+      const all = new Set<string>();
+      for (const [group, proxy] of this.#groups) {
+        const names = this.#translateGroup(model, group, proxy, stamp, true) ?? this.#groupEndpoints.get(group) ?? [];
+        for (const n of names) all.add(n);
+      }
+      this.#publishEndpoints(model, stamp, all);
+      this.#publishGroups(model, stamp);
+      return;
+    }
+    const services = new Set(changes.flatMap((c) => c.services ?? []));
+    const names = new Set<string>();
+    for (const list of this.#groupEndpoints.values()) {
+      for (const n of list) if (services.size === 0 || services.has(serviceOfCluster(n))) names.add(n);
+    }
+    this.#publishEndpoints(model, stamp, names);
+  }
+
+  /** Translated but not yet published groups (config changes publish after their endpoints). */
+  #staged = new Map<string, { stamp: ChangeStamp; resources: Record<string, ResourceInput[]>; endpointNames: string[] }>();
+
+  #translateGroup(model: MeshModel, group: string, proxy: ProxyRef, stamp: ChangeStamp, stageOnly = false): string[] | undefined {
+    const out = this.#translator.translateProxy(model, { ...proxy, id: group });
+    if (out.errors.length > 0) {
+      this.#report('group', group, stamp, out.errors.map((e) => ({ typeUrl: '', resource: e.resource ?? '', path: e.path, message: e.message })));
+      return undefined;
+    }
+    const staged = {
+      stamp,
+      resources: {
+        [TypeUrl.cluster]: out.clusters,
+        [TypeUrl.extensionConfig]: out.extensionConfigs,
+        [TypeUrl.listener]: out.listeners,
+        [TypeUrl.route]: out.routes,
+      },
+      endpointNames: out.endpointNames,
+    };
+    if (stageOnly) {
+      this.#staged.set(group, staged);
+      return out.endpointNames;
+    }
+    return this.#setGroup(group, staged) ? out.endpointNames : undefined;
+  }
+
+  #publishGroups(_model: MeshModel, _stamp: ChangeStamp): void {
+    for (const [group, staged] of this.#staged) this.#setGroup(group, staged);
+    this.#staged.clear();
+  }
+
+  #setGroup(group: string, staged: { stamp: ChangeStamp; resources: Record<string, ResourceInput[]>; endpointNames: string[] }): boolean {
+    const result = this.#cache.setGroup(group, staged);
+    if (!result.ok) {
+      this.#report('group', group, staged.stamp, result.errors);
+      return false;
+    }
+    this.#groupEndpoints.set(group, staged.endpointNames);
+    this.#errors = this.#errors.filter((e) => e.group !== group);
+    return true;
+  }
+
+  #publishEndpoints(model: MeshModel, stamp: ChangeStamp, names: Iterable<string>): void {
+    const list = [...names];
+    if (list.length === 0) return;
+    const out = this.#translator.translateEndpoints(model, list);
+    const errors: SnapshotError[] = out.errors.map((e) => ({ typeUrl: TypeUrl.endpoint, resource: e.resource ?? '', path: e.path, message: e.message }));
+    if (errors.length === 0) {
+      const result = this.#cache.setEndpoints(stamp, out.endpoints);
+      if (result.ok) {
+        this.#errors = this.#errors.filter((e) => e.group !== 'endpoints');
+        return;
+      }
+      errors.push(...result.errors);
+    }
+    this.#report('endpoints', 'endpoints', stamp, errors);
+  }
+
+  #report(kind: 'group' | 'endpoints', group: string, stamp: ChangeStamp, errors: SnapshotError[]): void {
+    const tagged = errors.map((e) => ({ ...e, group, revision: stamp.revision }));
+    this.#errors = [...this.#errors.filter((e) => e.group !== group), ...tagged];
+    this.#onErrors?.(kind, tagged);
+  }
+}
+
+/**
+ * The "namespace/service" an EDS cluster belongs to, from the translator's
+ * naming contract: outbound|<port>|<subset>|<service>.<namespace>.
+ */
+export function serviceOfCluster(clusterName: string): string {
+  const host = clusterName.slice(clusterName.lastIndexOf('|') + 1);
+  const dot = host.lastIndexOf('.');
+  return dot < 0 ? `default/${host}` : `${host.slice(dot + 1)}/${host.slice(0, dot)}`;
+}
