@@ -55,8 +55,9 @@ export function isHttp2Port(port: ServicePort): boolean {
 }
 
 export function bindingsOf(ctx: TranslationContext, direction: FilterBinding['direction']): FilterBinding[] {
+  const host = serviceHost(ctx.proxy.service, ctx.proxy.namespace);
   return ctx.model.filterBindings
-    .filter((b) => b.service === ctx.proxy.service && b.namespace === ctx.proxy.namespace && b.direction === direction)
+    .filter((b) => b.direction === direction && resolveServiceRef(b.service, b.namespace) === host)
     .sort((a, b) => a.order - b.order || compare(a.name, b.name));
 }
 
@@ -65,14 +66,24 @@ export function compare(a: string, b: string): number {
 }
 
 /**
- * One policy per service; with several, the first by name wins so the
- * outcome does not depend on store order.
+ * The effective policy per service. With several, each setting comes from
+ * the first (by namespace/name) that sets it, so store order never matters,
+ * and subsets are the union, as the model's reference check accepts a subset
+ * from any of them.
  */
 export function policiesByHost(model: Pick<MeshModel, 'destinationPolicies'>): Map<string, DestinationPolicy> {
   const policyByHost = new Map<string, DestinationPolicy>();
-  for (const policy of [...model.destinationPolicies].sort((a, b) => compare(a.name, b.name))) {
+  for (const policy of [...model.destinationPolicies].sort((a, b) => compare(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`))) {
     const host = resolveServiceRef(policy.service, policy.namespace);
-    if (!policyByHost.has(host)) policyByHost.set(host, policy);
+    const seen = policyByHost.get(host);
+    if (!seen) {
+      policyByHost.set(host, policy);
+      continue;
+    }
+    const defined = Object.fromEntries(Object.entries(seen).filter(([, v]) => v !== undefined));
+    const extra = (policy.subsets ?? []).filter((s) => !seen.subsets?.some((t) => t.name === s.name));
+    const subsets = [...(seen.subsets ?? []), ...extra];
+    policyByHost.set(host, { ...policy, ...defined, ...(subsets.length > 0 ? { subsets } : {}) } as DestinationPolicy);
   }
   return policyByHost;
 }

@@ -171,3 +171,24 @@ test('proxies of one service with the same ports get identical resources whateve
   const moved = translateProxy(model, { ...proxy, inboundPort: 16006 }, options);
   assert.notEqual(JSON.stringify(moved.listeners), JSON.stringify(a.listeners));
 });
+
+test('two policies for one service: settings from the first by name, subsets from both', () => {
+  const { model, proxy, options } = bookinfo();
+  model.destinationPolicies.push({
+    name: 'zz-extra', namespace: 'default', service: 'reviews', loadBalancer: { policy: 'random' },
+    subsets: [{ name: 'v3', labels: { version: 'v3' } }],
+  });
+  model.routes[0]!.rules[1]!.destinations[1]!.subset = 'v3';
+  const result = translateProxy(model, proxy, options);
+  assert.deepEqual(result.errors, []);
+  const names = result.clusters.map((c) => c.name);
+  assert.ok(names.includes('outbound|9080|v3|reviews.default') && names.includes('outbound|9080|v1|reviews.default'));
+  assert.equal(result.clusters.find((c) => c.name === 'outbound|9080||reviews.default')!.value.lb_policy, 'LEAST_REQUEST');
+});
+
+test('a binding may name its service as name.namespace', () => {
+  const { model, proxy, options } = bookinfo();
+  model.filterBindings = [{ ...model.filterBindings[0]!, service: 'web.default' }];
+  const result = translateProxy(model, proxy, options);
+  assert.deepEqual(result.extensionConfigs.map((e) => e.name), ['weft.wasm.default.b2']);
+});
