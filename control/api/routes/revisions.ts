@@ -53,7 +53,8 @@ export const revisionRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
     { schema: { tags: ['Revision'], ...coerce, summary: "return services, routes, policies and bindings to a revision's state (a new revision)" } },
     async (request) => {
       const n = Number(request.params.n);
-      if (n > deps.store.revision() || !deps.store.history().some((r) => r.revision === n)) {
+      // Revision 0 is the empty store: rolling back to it removes every operator object.
+      if (n > deps.store.revision() || (n !== 0 && !deps.store.history().some((r) => r.revision === n))) {
         throw new ApiError('NOT_FOUND', `revision ${n} not found (current revision is ${deps.store.revision()})`);
       }
       const current = deps.store.list();
