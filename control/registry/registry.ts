@@ -64,6 +64,13 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
   const entries = new Map<string, Entry>();
   const listeners = new Set<(change: InstanceChange) => void>();
   let timer: NodeJS.Timeout | undefined;
+  // Writes run one at a time, so two registrations of one address cannot both mint an id.
+  let queue: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = queue.then(task);
+    queue = run.catch(() => undefined);
+    return run;
+  };
 
   // After a restart every registration gets a fresh TTL window: the control plane was away, not the instances.
   for (const o of store.list(INSTANCE_KIND)) {
@@ -87,20 +94,20 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
 
   async function remove(id: string, reason: 'deregistered' | 'reaped'): Promise<boolean> {
     const entry = entries.get(id);
+    if (reason === 'reaped' && (entry?.live ?? true)) return false; // a heartbeat revived it meanwhile
     if (!entry) return false;
     const { instance } = entry;
     await store.commit([{ op: 'delete', kind: INSTANCE_KIND, namespace: instance.namespace, name: id }], {
       actor,
       summary: `${reason === 'reaped' ? 'reap lapsed' : 'deregister'} instance ${id} of ${instance.namespace}/${instance.service}`,
     });
-    if (entries.get(id) !== entry) return true; // removed concurrently
     entries.delete(id);
     if (entry.live) emit({ type: 'removed', reason, instance });
     return true;
   }
 
   return {
-    async register(service, namespace, input) {
+    register: (service, namespace, input) => exclusive(async (): Promise<Result<Instance>> => {
       const valid = validateInstanceRegistration(input);
       if (!valid.ok) return valid;
       if (!store.get('Service', namespace, service)) {
@@ -119,7 +126,7 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       entries.set(id, { instance, lastSeen: now(), live: true });
       emit(wasLive ? { type: 'updated', reason: 'reregistered', instance } : { type: 'added', reason: existing ? 'reregistered' : 'registered', instance });
       return ok(instance);
-    },
+    }),
 
     heartbeat(id) {
       const entry = entries.get(id);
@@ -132,9 +139,9 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       return entry.instance;
     },
 
-    deregister: (id) => remove(id, 'deregistered'),
+    deregister: (id) => exclusive(() => remove(id, 'deregistered')),
 
-    async setHealth(id, health) {
+    setHealth: (id, health) => exclusive(async () => {
       const entry = entries.get(id);
       if (!entry) return undefined;
       if (entry.instance.health === health) return entry.instance;
@@ -145,7 +152,7 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       current.instance = instance;
       if (current.live) emit({ type: 'updated', reason: 'health', instance });
       return instance;
-    },
+    }),
 
     get: (id) => entries.get(id)?.instance,
 
@@ -171,7 +178,7 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       }
       for (const id of reap) {
         const instance = entries.get(id)?.instance;
-        if (instance && (await remove(id, 'reaped'))) changes.push({ type: 'removed', reason: 'reaped', instance });
+        if (instance && (await exclusive(() => remove(id, 'reaped')))) changes.push({ type: 'removed', reason: 'reaped', instance });
       }
       return changes;
     },

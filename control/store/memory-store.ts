@@ -35,9 +35,10 @@ export function replay(base: StoredObject[], records: Iterable<RevisionRecord>, 
   return state.list();
 }
 
+/** Newest first; copies only the `limit` newest, since callers poll it on every revision. */
 export function historyOf(infos: RevisionInfo[], limit?: number): RevisionInfo[] {
-  const newest = infos.slice().reverse();
-  return limit === undefined ? newest : newest.slice(0, Math.max(0, limit));
+  const count = limit === undefined ? infos.length : Math.min(infos.length, Math.max(0, Math.floor(limit)));
+  return infos.slice(infos.length - count).reverse();
 }
 
 export function assertRevision(revision: number, latest: number): void {

@@ -24,7 +24,7 @@ export function assertChange(change: Change, index: number): void {
   const ok =
     (change.op === 'put' || change.op === 'delete') &&
     [change.kind, change.namespace, change.name].every((s) => typeof s === 'string' && s.length > 0) &&
-    (change.op === 'delete' || change.spec !== undefined);
+    (change.op === 'delete' || (change.spec !== undefined && canonicalJson(change.spec) !== undefined));
   if (!ok) throw new TypeError(`changes[${index}] is not a valid store change: ${JSON.stringify(change)}`);
 }
 

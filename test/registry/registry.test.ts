@@ -177,3 +177,14 @@ test('buildModel assembles the store and the live instances, dropping instances 
   assert.deepEqual(model.instances.map((i) => i.id), [o.id]);
   assert.deepEqual([model.routes.length, model.destinationPolicies.length, model.filterBindings.length, model.filterModules.length], [1, 1, 1, 1]);
 });
+
+test('concurrent registrations of one address end as one instance', async () => {
+  const store = createMemoryStore();
+  await withService(store);
+  const registry = createRegistry(store);
+  const results = await Promise.all([1, 2, 3].map((v) => registry.register('orders', 'default', { address: '10.0.0.9', port: 80, labels: { try: String(v) } })));
+  const ids = new Set(results.map((r) => registered(r).id));
+  assert.equal(ids.size, 1);
+  assert.deepEqual(registry.liveInstances().map((i) => i.labels.try), ['3']);
+  assert.equal(store.list('Instance').length, 1);
+});

@@ -97,6 +97,7 @@ for (const [name, open] of implementations) {
   test(`${name}: a malformed change is a caller bug and commits nothing`, async (t) => {
     const store = await open(t);
     await assert.rejects(store.commit([put('Service', 'ok', {}), { op: 'put', kind: 'Service', namespace: 'default', name: '' } as Change], meta('bad')), TypeError);
+    await assert.rejects(store.commit([put('Service', 'fn', () => 1)], meta('not JSON')), TypeError);
     assert.equal(store.revision(), 0);
     await store.close();
   });
