@@ -1,0 +1,107 @@
+// Logging levels, time, tick period and proxy_on_tick, foreign functions,
+// gRPC (UNIMPLEMENTED by design), and the WASI calls: fd_write to the log,
+// clock, random, environment, proc_exit failing the VM.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WasmPlugin, WasmResult as R } from '../../sidecar/wasm/index.ts';
+import { codes, texts, wat } from './wat.ts';
+
+test('log levels: below the host level is dropped; bad level is BAD_ARGUMENT; get_log_level', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_log_level'],
+    strings: { dbg: 'debug line', warn: 'warn line' },
+    body: (s) => `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_log (i32.const 1) ${s.dbg}))
+    (drop (call $proxy_log (i32.const 3) ${s.warn}))
+    (call $report (call $proxy_log (i32.const 6) ${s.warn}))
+    (call $report (call $proxy_log (i32.const 2) (i32.const 0x7ffffff0) (i32.const 8)))
+    (call $report (call $proxy_get_log_level (i32.const 16)))
+    (call $report (i32.load (i32.const 16)))
+    (i32.const 1))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'log' }, { logLevel: 'info' });
+  assert.deepEqual(texts(plugin.logs), ['warn line']);
+  assert.equal(plugin.logs[0]!.level, 'warn');
+  assert.deepEqual(codes(plugin.logs), [R.BadArgument, R.InvalidMemoryAccess, R.Ok, 2]);
+});
+
+test('time, tick period, on_tick, foreign functions, gRPC unimplemented', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_current_time_nanoseconds', 'proxy_set_tick_period_milliseconds', 'proxy_call_foreign_function', 'proxy_grpc_call', 'proxy_get_status'],
+    strings: { echo: 'echo', missing: 'nope', arg: 'ping', tick: 'tick' },
+    body: (s) => `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $report (call $proxy_get_current_time_nanoseconds (i32.const 32)))
+    (call $report (i64.eq (i64.load (i32.const 32)) (i64.const 1767225600000000000)))
+    (call $report (call $proxy_set_tick_period_milliseconds (i32.const 250)))
+    (call $report (call $proxy_call_foreign_function ${s.missing} ${s.arg} (i32.const 0) (i32.const 4)))
+    (call $report (call $proxy_call_foreign_function ${s.echo} ${s.arg} (i32.const 0) (i32.const 4)))
+    (call $log_returned)
+    (call $report (call $proxy_grpc_call ${s.arg} ${s.arg} ${s.arg} ${s.arg} ${s.arg} (i32.const 100) (i32.const 16)))
+    (call $report (call $proxy_get_status (i32.const 16) (i32.const 0) (i32.const 4)))
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (drop (call $proxy_log (i32.const 2) ${s.tick})))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'misc' }, {
+    now: () => 1767225600000000000n,
+    foreignFunctions: { echo: (args) => new Uint8Array([...Buffer.from('echo:'), ...args]) },
+  });
+  assert.deepEqual(codes(plugin.logs), [R.Ok, 1, R.Ok, R.NotFound, R.Ok, R.Unimplemented, R.Ok]);
+  assert.deepEqual(texts(plugin.logs), ['echo:ping']);
+  assert.equal(plugin.tickPeriodMs, 250);
+  plugin.tick();
+  plugin.tick();
+  assert.deepEqual(texts(plugin.logs).slice(1), ['tick', 'tick']);
+});
+
+test('WASI: fd_write logs, clocks, random, environment; proc_exit fails the VM', async () => {
+  const bytes = await wat({
+    rawImports: `(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_unstable" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env_sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $env_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))`,
+    strings: { out: 'to stdout\n', err: 'to stderr' },
+    body: (s) => {
+      const nums = (ref: string) => [...ref.matchAll(/const (\d+)/g)].map((m) => m[1]);
+      const [outPtr, outLen] = nums(s.out!);
+      const [errPtr, errLen] = nums(s.err!);
+      return `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (i32.store (i32.const 100) (i32.const ${outPtr})) (i32.store (i32.const 104) (i32.const ${outLen}))
+    (call $report (call $fd_write (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 108)))
+    (i32.store (i32.const 100) (i32.const ${errPtr})) (i32.store (i32.const 104) (i32.const ${errLen}))
+    (call $report (call $fd_write (i32.const 2) (i32.const 100) (i32.const 1) (i32.const 108)))
+    (call $report (call $fd_write (i32.const 5) (i32.const 100) (i32.const 1) (i32.const 108)))
+    (call $report (call $clock (i32.const 0) (i64.const 1) (i32.const 32)))
+    (call $report (i64.eq (i64.load (i32.const 32)) (i64.const 42)))
+    (call $report (call $clock (i32.const 7) (i64.const 1) (i32.const 32)))
+    (call $report (call $random (i32.const 200) (i32.const 16)))
+    (call $report (call $env_sizes (i32.const 40) (i32.const 44)))
+    (call $report (i32.load (i32.const 40)))
+    (call $report (call $env_get (i32.const 300) (i32.const 400)))
+    (drop (call $proxy_log (i32.const 2) (i32.const 400) (i32.sub (i32.load (i32.const 44)) (i32.const 1))))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $exit (i32.const 3))
+    (i32.const 0))`;
+    },
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'wasi', environment: { MODE: 'test' } }, { now: () => 42n });
+  assert.deepEqual(codes(plugin.logs), [0, 0, 8, 0, 1, 28, 0, 0, 1, 0]);
+  assert.deepEqual(
+    plugin.logs.filter((l) => !l.message.startsWith('#')).map((l) => [l.level, l.message]),
+    [
+      ['info', 'to stdout'],
+      ['error', 'to stderr'],
+      ['info', 'MODE=test'],
+    ],
+  );
+  const outcome = await plugin.newHttpStream().onRequestHeaders([[':path', '/']], true);
+  assert.equal(outcome.action, 'local_reply');
+  assert.ok(plugin.logs.some((l) => l.level === 'critical' && /proc_exit\(3\)/.test(l.message)));
+});
