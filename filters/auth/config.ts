@@ -1,0 +1,152 @@
+// Auth filter configuration (schema.json documents the same fields). Keys
+// are decoded and RSA constants precomputed here, once per configuration.
+
+import { asciiLower, base64Decode, ConfigErrors, ConfigNode, configRoot } from '../sdk/index';
+import { RsaKey, rsaKeyProblem } from './rsa';
+
+export class Jwk {
+  kid: string = '';
+  /** "HS256" or "RS256"; "" = any algorithm of the key's type. */
+  alg: string = '';
+  hmac: Uint8Array | null = null;
+  rsa: RsaKey | null = null;
+}
+
+export class ApiKey {
+  constructor(public name: string, public sha256Hex: string) {}
+}
+
+export class Rule {
+  prefix: string = '/';
+  methods: string[] = [];
+  /** require | allow | deny */
+  action: string = 'require';
+}
+
+export class AuthConfig {
+  realm: string = 'weft';
+  jwtEnabled: bool = false;
+  issuer: string = '';
+  audiences: string[] = [];
+  clockSkewSeconds: i64 = 60;
+  requireExpiry: bool = true;
+  keys: Jwk[] = [];
+  /** [claim, header, claim, header, ...] */
+  forwardClaims: string[] = [];
+  apiKeyHeader: string = '';
+  apiKeys: ApiKey[] = [];
+  spiffeEnabled: bool = false;
+  allowedPeers: string[] = [];
+  rules: Rule[] = [];
+  defaultAction: string = 'require';
+}
+
+const ACTIONS = ['require', 'allow', 'deny'];
+
+function isHex64(s: string): bool {
+  if (s.length != 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
+function parseJwk(node: ConfigNode): Jwk | null {
+  node.allowOnly(['kty', 'kid', 'alg', 'use', 'k', 'n', 'e']);
+  const jwk = new Jwk();
+  const kty = node.oneOf('kty', ['oct', 'RSA'], '', true);
+  jwk.kid = node.str('kid', '');
+  jwk.alg = node.str('alg', '');
+  if (kty == 'oct') {
+    if (jwk.alg.length > 0 && jwk.alg != 'HS256') node.fail('alg', 'an oct key only signs HS256 here');
+    const k = base64Decode(node.str('k', '', true));
+    if (k === null || k.length == 0) { node.fail('k', 'must be non-empty base64url'); return null; }
+    if (k.length < 32) node.fail('k', 'HS256 keys must be at least 32 bytes (RFC 7518 §3.2)');
+    jwk.hmac = k;
+  } else if (kty == 'RSA') {
+    if (jwk.alg.length > 0 && jwk.alg != 'RS256') node.fail('alg', 'an RSA key only signs RS256 here');
+    const n = base64Decode(node.str('n', '', true));
+    const e = base64Decode(node.str('e', '', true));
+    if (n === null || e === null) { node.fail('', 'n and e must be base64url'); return null; }
+    const problem = rsaKeyProblem(n, e);
+    if (problem.length > 0) { node.fail('n', problem); return null; }
+    jwk.rsa = new RsaKey(n, e);
+  } else {
+    return null;
+  }
+  return jwk;
+}
+
+export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig {
+  const c = new AuthConfig();
+  const root = configRoot(text, errors);
+  if (root === null) return c;
+  root.allowOnly(['realm', 'jwt', 'apiKeys', 'spiffe', 'rules', 'defaultAction']);
+  c.realm = root.str('realm', c.realm);
+  c.defaultAction = root.oneOf('defaultAction', ACTIONS, c.defaultAction);
+
+  const jwt = root.object('jwt');
+  if (jwt !== null) {
+    c.jwtEnabled = true;
+    jwt.allowOnly(['issuer', 'audiences', 'clockSkewSeconds', 'requireExpiry', 'jwks', 'forwardClaims']);
+    c.issuer = jwt.str('issuer', '');
+    c.audiences = jwt.strings('audiences');
+    c.clockSkewSeconds = jwt.int('clockSkewSeconds', 60, 0, 3600);
+    c.requireExpiry = jwt.bool('requireExpiry', true);
+    const jwks = jwt.object('jwks', true);
+    if (jwks !== null) {
+      const keys = jwks.objects('keys', true);
+      if (keys.length == 0 && jwks.has('keys')) jwks.fail('keys', 'must contain at least one key');
+      for (let i = 0; i < keys.length; i++) {
+        const k = parseJwk(keys[i]);
+        if (k !== null) c.keys.push(k);
+      }
+    }
+    c.forwardClaims = jwt.stringMap('forwardClaims');
+    for (let i = 1; i < c.forwardClaims.length; i += 2) c.forwardClaims[i] = asciiLower(c.forwardClaims[i]);
+  }
+
+  const api = root.object('apiKeys');
+  if (api !== null) {
+    api.allowOnly(['header', 'keys']);
+    c.apiKeyHeader = asciiLower(api.nonEmpty('header', 'x-api-key'));
+    const keys = api.objects('keys', true);
+    for (let i = 0; i < keys.length; i++) {
+      keys[i].allowOnly(['name', 'sha256']);
+      const name = keys[i].nonEmpty('name', '', true);
+      const hash = asciiLower(keys[i].str('sha256', '', true));
+      if (keys[i].has('sha256') && !isHex64(hash)) keys[i].fail('sha256', 'must be 64 hex characters (SHA-256 of the key)');
+      c.apiKeys.push(new ApiKey(name, hash));
+    }
+  }
+
+  const spiffe = root.object('spiffe');
+  if (spiffe !== null) {
+    c.spiffeEnabled = true;
+    spiffe.allowOnly(['allow']);
+    c.allowedPeers = spiffe.strings('allow', true);
+    for (let i = 0; i < c.allowedPeers.length; i++) {
+      if (!c.allowedPeers[i].startsWith('spiffe://')) spiffe.fail('allow[' + i.toString() + ']', 'must be a spiffe:// ID');
+    }
+  }
+
+  const rules = root.objects('rules');
+  for (let i = 0; i < rules.length; i++) {
+    rules[i].allowOnly(['prefix', 'methods', 'action']);
+    const r = new Rule();
+    r.prefix = rules[i].str('prefix', '/', true);
+    if (rules[i].has('prefix') && !r.prefix.startsWith('/')) rules[i].fail('prefix', "must start with '/'");
+    r.methods = rules[i].strings('methods');
+    r.action = rules[i].oneOf('action', ACTIONS, 'require', true);
+    c.rules.push(r);
+  }
+
+  if (!c.jwtEnabled && c.apiKeys.length == 0 && !c.spiffeEnabled) {
+    let needsCredentials = c.defaultAction == 'require';
+    for (let i = 0; i < c.rules.length; i++) if (c.rules[i].action == 'require') needsCredentials = true;
+    if (needsCredentials) root.fail('', 'a rule requires credentials but none of jwt, apiKeys, spiffe is configured');
+  }
+  return c;
+}
+

@@ -1,0 +1,136 @@
+// Auth filter: decides per request, from rules by path prefix and method,
+// whether credentials are required, optional or the request is denied.
+// Credentials: a peer SPIFFE ID from the mTLS certificate on an allowlist, a
+// JWT (HS256/RS256, inline JWKS), or an API key checked against SHA-256
+// hashes. A refused request gets 401 (with WWW-Authenticate) or 403 and a
+// JSON body, and is never forwarded. Chosen claims are forwarded as request
+// headers; the same headers arriving from the client are always removed.
+
+export * from '../sdk/exports';
+import {
+  Action, asciiLower, ConfigErrors, getHeader, getPropertyString, HeaderMapType, HeaderPair, HttpContext, incrementCounter, jsonString,
+  logDebug, logEnabled, logError, LogLevel, nowSeconds, registerRoot, removeHeader, replaceHeader, RootContext,
+  sendLocalResponse, sha256, toHex, utf8,
+} from '../sdk/index';
+import { AuthConfig, parseAuthConfig, Rule } from './config';
+import { claimText, verifyJwt } from './jwt';
+
+class AuthRoot extends RootContext {
+  config: AuthConfig = new AuthConfig();
+
+  onConfigure(configuration: string): bool {
+    const errors = new ConfigErrors();
+    const config = parseAuthConfig(configuration, errors);
+    if (!errors.ok) {
+      logError('auth: invalid configuration: ' + errors.toString());
+      return false;
+    }
+    this.config = config;
+    return true;
+  }
+
+  createHttpContext(id: u32): HttpContext | null {
+    return new AuthStream(id, this);
+  }
+}
+
+function ruleFor(config: AuthConfig, path: string, method: string): string {
+  const q = path.indexOf('?');
+  const p = q < 0 ? path : path.substring(0, q);
+  for (let i = 0; i < config.rules.length; i++) {
+    const r: Rule = config.rules[i];
+    if (!p.startsWith(r.prefix)) continue;
+    if (r.methods.length > 0 && !r.methods.includes(method)) continue;
+    return r.action;
+  }
+  return config.defaultAction;
+}
+
+class AuthStream extends HttpContext {
+  onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
+    const config = (this.root as AuthRoot).config;
+    for (let i = 1; i < config.forwardClaims.length; i += 2) removeHeader(HeaderMapType.RequestHeaders, config.forwardClaims[i]);
+
+    const path = getHeader(HeaderMapType.RequestHeaders, ':path');
+    const method = getHeader(HeaderMapType.RequestHeaders, ':method');
+    const action = ruleFor(config, path === null ? '/' : path, method === null ? '' : method);
+    if (action == 'deny') return this.forbid('denied by rule', 'rule_deny');
+
+    const peer = config.spiffeEnabled ? getPropertyString(['connection', 'uri_san_peer_certificate']) : null;
+    if (peer !== null && config.allowedPeers.includes(peer)) return this.allow('spiffe');
+
+    if (config.jwtEnabled) {
+      const authorization = getHeader(HeaderMapType.RequestHeaders, 'authorization');
+      if (authorization !== null && authorization.length > 7 && asciiLower(authorization.substring(0, 7)) == 'bearer ') {
+        const result = verifyJwt(authorization.substring(7).trim(), config, nowSeconds());
+        if (result.error.length > 0) {
+          return this.unauthorized('Bearer realm=' + quoted(config.realm) + ', error="invalid_token", error_description=' + quoted(result.error), result.error, 'invalid_token');
+        }
+        const claims = result.claims!;
+        for (let i = 0; i + 1 < config.forwardClaims.length; i += 2) {
+          const v = claims.get(config.forwardClaims[i]);
+          if (v === null) continue;
+          const text = claimText(v);
+          if (text !== null) replaceHeader(HeaderMapType.RequestHeaders, config.forwardClaims[i + 1], text);
+        }
+        return this.allow('jwt');
+      }
+    }
+
+    if (config.apiKeys.length > 0) {
+      const key = getHeader(HeaderMapType.RequestHeaders, config.apiKeyHeader);
+      if (key !== null) {
+        const hash = toHex(sha256(utf8(key)));
+        for (let i = 0; i < config.apiKeys.length; i++) {
+          if (config.apiKeys[i].sha256Hex == hash) {
+            removeHeader(HeaderMapType.RequestHeaders, config.apiKeyHeader);
+            return this.allow('api_key');
+          }
+        }
+        return this.unauthorized('ApiKey realm=' + quoted(config.realm) + ', header=' + quoted(config.apiKeyHeader), 'invalid API key', 'invalid_api_key');
+      }
+    }
+
+    if (action == 'allow') return this.allow('anonymous');
+    if (peer !== null) return this.forbid('peer identity not allowed', 'peer_not_allowed');
+    const challenge = config.jwtEnabled ? 'Bearer realm=' + quoted(config.realm) : 'ApiKey realm=' + quoted(config.realm) + ', header=' + quoted(config.apiKeyHeader);
+    return this.unauthorized(challenge, 'credentials required', 'missing');
+  }
+
+  allow(reason: string): Action {
+    incrementCounter('weft_auth_decisions_total', ['decision', 'allow', 'reason', reason]);
+    if (logEnabled(LogLevel.Debug)) logDebug('auth: allowed (' + reason + ')');
+    return Action.Continue;
+  }
+
+  unauthorized(challenge: string, message: string, reason: string): Action {
+    return this.refuse(401, challenge, message, reason);
+  }
+
+  forbid(message: string, reason: string): Action {
+    return this.refuse(403, '', message, reason);
+  }
+
+  refuse(status: u32, challenge: string, message: string, reason: string): Action {
+    incrementCounter('weft_auth_decisions_total', ['decision', 'deny', 'reason', reason]);
+    const headers: HeaderPair[] = [new HeaderPair('content-type', 'application/json')];
+    if (challenge.length > 0) headers.push(new HeaderPair('www-authenticate', challenge));
+    const body = '{"error":' + jsonString(status == 401 ? 'unauthorized' : 'forbidden') + ',"message":' + jsonString(message) + '}';
+    sendLocalResponse(status, 'weft_auth_' + reason, body, headers);
+    if (logEnabled(LogLevel.Debug)) logDebug('auth: ' + status.toString() + ' ' + message);
+    return Action.Pause;
+  }
+}
+
+/** RFC 7235 quoted-string. */
+function quoted(s: string): string {
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c == 34 || c == 92) out += '\\';
+    out += String.fromCharCode(c < 32 ? 32 : c);
+  }
+  return out + '"';
+}
+
+registerRoot((id: u32): RootContext => new AuthRoot(id));

@@ -1,0 +1,124 @@
+// JWT (RFC 7519) verification for HS256 and RS256 against the configured
+// JWKS, then the registered claims: exp, nbf (with clock skew), iss, aud.
+// `alg: none` and any algorithm not configured are refused, and a key is
+// only used with the algorithm of its type (no HS256-with-an-RSA-key).
+
+import { base64Decode, bytesEqual, fromUtf8, hmacSha256, JsonKind, JsonValue, parseJson, utf8 } from '../sdk/index';
+import { AuthConfig, Jwk } from './config';
+import { verifyRs256 } from './rsa';
+
+export class JwtResult {
+  constructor(public error: string, public claims: JsonValue | null) {}
+}
+
+function fail(reason: string): JwtResult {
+  return new JwtResult(reason, null);
+}
+
+function decodeJsonObject(part: string): JsonValue | null {
+  const bytes = base64Decode(part);
+  if (bytes === null) return null;
+  const parsed = parseJson(fromUtf8(bytes));
+  if (parsed.value === null || parsed.value!.kind != JsonKind.Object) return null;
+  return parsed.value;
+}
+
+function verifyWith(key: Jwk, alg: string, signed: Uint8Array, signature: Uint8Array): bool {
+  if (key.alg.length > 0 && key.alg != alg) return false;
+  if (alg == 'HS256') {
+    const secret = key.hmac;
+    return secret !== null && bytesEqual(hmacSha256(secret, signed), signature);
+  }
+  const rsa = key.rsa;
+  return rsa !== null && verifyRs256(rsa, signed, signature);
+}
+
+export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): JwtResult {
+  const dot1 = token.indexOf('.');
+  const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
+  if (dot1 <= 0 || dot2 < 0 || token.indexOf('.', dot2 + 1) >= 0) return fail('malformed token');
+  const header = decodeJsonObject(token.substring(0, dot1));
+  if (header === null) return fail('malformed token header');
+  const algValue = header.get('alg');
+  const alg = algValue !== null && algValue.kind == JsonKind.String ? algValue.str : '';
+  if (alg != 'HS256' && alg != 'RS256') return fail('unsupported alg "' + alg + '"');
+  const claims = decodeJsonObject(token.substring(dot1 + 1, dot2));
+  if (claims === null) return fail('malformed token payload');
+  const signature = base64Decode(token.substring(dot2 + 1));
+  if (signature === null || signature.length == 0) return fail('malformed signature');
+
+  const kidValue = header.get('kid');
+  const kid = kidValue !== null && kidValue.kind == JsonKind.String ? kidValue.str : '';
+  const signed = utf8(token.substring(0, dot2));
+  let candidates = 0;
+  let verified = false;
+  for (let i = 0; i < config.keys.length && !verified; i++) {
+    const key = config.keys[i];
+    if (kid.length > 0 && key.kid != kid) continue;
+    if ((alg == 'HS256') != (key.hmac !== null)) continue;
+    candidates++;
+    verified = verifyWith(key, alg, signed, signature);
+  }
+  if (candidates == 0) return fail(kid.length > 0 ? 'unknown key id "' + kid + '"' : 'no key for ' + alg);
+  if (!verified) return fail('bad signature');
+
+  const skew = config.clockSkewSeconds;
+  const exp = claims.get('exp');
+  if (exp !== null) {
+    if (exp.kind != JsonKind.Number) return fail('exp is not a number');
+    if (<f64>nowSeconds > exp.num + <f64>skew) return fail('token expired');
+  } else if (config.requireExpiry) {
+    return fail('token has no exp');
+  }
+  const nbf = claims.get('nbf');
+  if (nbf !== null) {
+    if (nbf.kind != JsonKind.Number) return fail('nbf is not a number');
+    if (<f64>nowSeconds + <f64>skew < nbf.num) return fail('token not yet valid');
+  }
+  if (config.issuer.length > 0) {
+    const iss = claims.get('iss');
+    if (iss === null || iss.kind != JsonKind.String || iss.str != config.issuer) return fail('issuer not accepted');
+  }
+  if (config.audiences.length > 0 && !audienceMatches(claims.get('aud'), config.audiences)) return fail('audience not accepted');
+  return new JwtResult('', claims);
+}
+
+function audienceMatches(aud: JsonValue | null, accepted: string[]): bool {
+  if (aud === null) return false;
+  if (aud.kind == JsonKind.String) return accepted.includes(aud.str);
+  if (aud.kind != JsonKind.Array) return false;
+  for (let i = 0; i < aud.items.length; i++) {
+    const a = aud.items[i];
+    if (a.kind == JsonKind.String && accepted.includes(a.str)) return true;
+  }
+  return false;
+}
+
+/** A claim as a header value: strings as is, integers, booleans, arrays of those joined by ','. */
+export function claimText(v: JsonValue): string | null {
+  if (v.kind == JsonKind.String) return headerSafe(v.str) ? v.str : null;
+  if (v.kind == JsonKind.Bool) return v.bool ? 'true' : 'false';
+  if (v.kind == JsonKind.Number) {
+    if (v.num != Math.floor(v.num) || Math.abs(v.num) > 9007199254740991) return null;
+    return (<i64>v.num).toString();
+  }
+  if (v.kind == JsonKind.Array) {
+    const parts = new Array<string>();
+    for (let i = 0; i < v.items.length; i++) {
+      const t = claimText(v.items[i]);
+      if (t === null || v.items[i].kind == JsonKind.Array) return null;
+      parts.push(t);
+    }
+    return parts.join(',');
+  }
+  return null;
+}
+
+// A claim must not smuggle a second header line into the request.
+function headerSafe(s: string): bool {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c == 0 || c == 10 || c == 13) return false;
+  }
+  return true;
+}

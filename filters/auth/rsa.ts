@@ -1,0 +1,182 @@
+// RSASSA-PKCS1-v1_5 verification with SHA-256 (RFC 8017 §8.2.2), for RS256.
+// Big integers are little-endian u32 limbs; exponentiation uses Montgomery
+// multiplication (CIOS), so no division is ever needed. Everything that
+// depends only on the key (R^2 mod n, -n^-1 mod 2^32) is computed once when
+// the configuration is loaded.
+
+import { sha256 } from '../sdk/index';
+
+const MIN_BITS = 2048;
+const MAX_BITS = 8192;
+
+export class RsaKey {
+  /** Limb count of n. */
+  k: i32;
+  byteLength: i32;
+  n: StaticArray<u32>;
+  r2: StaticArray<u32>;
+  n0inv: u32;
+  e: Uint8Array;
+
+  constructor(nBytes: Uint8Array, eBytes: Uint8Array) {
+    const k = (nBytes.length + 3) >> 2;
+    const n = fromBigEndian(nBytes, k);
+    // -n^-1 mod 2^32 by Newton iteration (n is odd).
+    const n0 = n[0];
+    let x: u32 = n0;
+    for (let i = 0; i < 5; i++) x *= 2 - n0 * x;
+    this.byteLength = nBytes.length;
+    this.k = k;
+    this.n = n;
+    this.e = eBytes;
+    this.n0inv = -x;
+    this.r2 = rSquared(n, k);
+  }
+}
+
+/** Why a JWK's n/e cannot be used, or "" when the key is acceptable. */
+export function rsaKeyProblem(n: Uint8Array, e: Uint8Array): string {
+  let start = 0;
+  while (start < n.length && n[start] == 0) start++;
+  const bits = (n.length - start) * 8 - (start < n.length ? clz<u32>(<u32>n[start]) - 24 : 0);
+  if (bits < MIN_BITS) return 'modulus must be at least 2048 bits';
+  if (bits > MAX_BITS) return 'modulus larger than 8192 bits';
+  if ((n[n.length - 1] & 1) == 0) return 'modulus must be odd';
+  if (e.length == 0 || e.length > 8) return 'bad exponent';
+  return '';
+}
+
+function fromBigEndian(bytes: Uint8Array, k: i32): StaticArray<u32> {
+  const out = new StaticArray<u32>(k);
+  const len = bytes.length;
+  for (let i = 0; i < len; i++) {
+    const b = <u32>bytes[len - 1 - i];
+    out[i >> 2] |= b << (<u32>(i & 3) * 8);
+  }
+  return out;
+}
+
+function compare(a: StaticArray<u32>, b: StaticArray<u32>, k: i32): i32 {
+  for (let i = k - 1; i >= 0; i--) {
+    if (a[i] != b[i]) return a[i] > b[i] ? 1 : -1;
+  }
+  return 0;
+}
+
+function subtractInPlace(a: StaticArray<u32>, b: StaticArray<u32>, k: i32): void {
+  let borrow: i64 = 0;
+  for (let i = 0; i < k; i++) {
+    const d = <i64>a[i] - <i64>b[i] - borrow;
+    a[i] = <u32>d;
+    borrow = d < 0 ? 1 : 0;
+  }
+}
+
+/** R^2 mod n with R = 2^(32k), by doubling 1 modulo n 64k times. */
+function rSquared(n: StaticArray<u32>, k: i32): StaticArray<u32> {
+  const r = new StaticArray<u32>(k);
+  r[0] = 1;
+  const steps = 64 * k;
+  for (let s = 0; s < steps; s++) {
+    let carry: u32 = 0;
+    for (let i = 0; i < k; i++) {
+      const v = r[i];
+      r[i] = (v << 1) | carry;
+      carry = v >> 31;
+    }
+    if (carry != 0 || compare(r, n, k) >= 0) subtractInPlace(r, n, k);
+  }
+  return r;
+}
+
+/** out = a * b * R^-1 mod n (CIOS). `t` is scratch of k + 2 limbs. */
+function montMul(a: StaticArray<u32>, b: StaticArray<u32>, key: RsaKey, t: StaticArray<u32>, out: StaticArray<u32>): void {
+  const k = key.k;
+  const n = key.n;
+  for (let i = 0; i < k + 2; i++) t[i] = 0;
+  for (let i = 0; i < k; i++) {
+    const ai = <u64>a[i];
+    let c: u64 = 0;
+    for (let j = 0; j < k; j++) {
+      const s = <u64>t[j] + ai * <u64>b[j] + c;
+      t[j] = <u32>s;
+      c = s >> 32;
+    }
+    let s = <u64>t[k] + c;
+    t[k] = <u32>s;
+    t[k + 1] = <u32>(s >> 32);
+    const m = <u64>(t[0] * key.n0inv);
+    s = <u64>t[0] + m * <u64>n[0];
+    c = s >> 32;
+    for (let j = 1; j < k; j++) {
+      s = <u64>t[j] + m * <u64>n[j] + c;
+      t[j - 1] = <u32>s;
+      c = s >> 32;
+    }
+    s = <u64>t[k] + c;
+    t[k - 1] = <u32>s;
+    t[k] = t[k + 1] + <u32>(s >> 32);
+  }
+  let ge = t[k] != 0;
+  if (!ge) {
+    ge = true;
+    for (let i = k - 1; i >= 0; i--) {
+      if (t[i] != n[i]) { ge = t[i] > n[i]; break; }
+    }
+  }
+  if (ge) {
+    let borrow: i64 = 0;
+    for (let i = 0; i < k; i++) {
+      const d = <i64>t[i] - <i64>n[i] - borrow;
+      t[i] = <u32>d;
+      borrow = d < 0 ? 1 : 0;
+    }
+  }
+  for (let i = 0; i < k; i++) out[i] = t[i];
+}
+
+/** s^e mod n, as big-endian bytes of the modulus' length. */
+function modPow(key: RsaKey, s: StaticArray<u32>): Uint8Array {
+  const k = key.k;
+  const t = new StaticArray<u32>(k + 2);
+  const base = new StaticArray<u32>(k);
+  const acc = new StaticArray<u32>(k);
+  const one = new StaticArray<u32>(k);
+  one[0] = 1;
+  montMul(s, key.r2, key, t, base); // base = s*R mod n
+  montMul(one, key.r2, key, t, acc); // acc = R mod n (1 in Montgomery form)
+  let started = false;
+  for (let i = 0; i < key.e.length; i++) {
+    for (let bit = 7; bit >= 0; bit--) {
+      if (started) montMul(acc, acc, key, t, acc);
+      if ((key.e[i] >> <u8>bit) & 1) {
+        montMul(acc, base, key, t, acc);
+        started = true;
+      }
+    }
+  }
+  montMul(acc, one, key, t, acc);
+  const out = new Uint8Array(key.byteLength);
+  for (let i = 0; i < key.byteLength; i++) out[key.byteLength - 1 - i] = <u8>(acc[i >> 2] >> (<u32>(i & 3) * 8));
+  return out;
+}
+
+// DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
+const DIGEST_INFO: StaticArray<u8> = [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+
+export function verifyRs256(key: RsaKey, message: Uint8Array, signature: Uint8Array): bool {
+  if (signature.length != key.byteLength) return false;
+  const s = fromBigEndian(signature, key.k);
+  if (compare(s, key.n, key.k) >= 0) return false;
+  const em = modPow(key, s);
+  const digest = sha256(message);
+  // EM = 0x00 || 0x01 || PS (0xff...) || 0x00 || DigestInfo || digest
+  const tail = DIGEST_INFO.length + 32;
+  const psEnd = em.length - tail - 1;
+  if (psEnd < 10) return false;
+  let diff: u32 = <u32>em[0] | (<u32>em[1] ^ 1) | <u32>em[psEnd];
+  for (let i = 2; i < psEnd; i++) diff |= <u32>em[i] ^ 0xff;
+  for (let i = 0; i < DIGEST_INFO.length; i++) diff |= <u32>(em[psEnd + 1 + i] ^ DIGEST_INFO[i]);
+  for (let i = 0; i < 32; i++) diff |= <u32>(em[em.length - 32 + i] ^ digest[i]);
+  return diff == 0;
+}

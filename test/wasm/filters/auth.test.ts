@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { createHash, createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { before, describe, it } from 'node:test';
+import type { WasmPlugin } from '../../../sidecar/wasm/index.ts';
+import { exchange, header, loadFilter } from './kit.ts';
+
+const NOW = 1_800_000_000; // seconds; the host clock is pinned to it
+const ISSUER = 'https://id.weft.test';
+const FRONTEND = 'spiffe://weft.local/ns/default/sa/frontend';
+const hmacSecret = randomBytes(32);
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
+
+function token(alg: string, kid: string | undefined, claims: Record<string, unknown>, key: Buffer | KeyObject | null): string {
+  const head = b64url(JSON.stringify(kid === undefined ? { alg, typ: 'JWT' } : { alg, typ: 'JWT', kid }));
+  const body = b64url(JSON.stringify(claims));
+  const input = `${head}.${body}`;
+  let sig = '';
+  if (alg === 'HS256') sig = b64url(createHmac('sha256', key as Buffer).update(input).digest());
+  if (alg === 'RS256') sig = b64url(sign('sha256', Buffer.from(input), key as KeyObject));
+  return `${input}.${sig}`;
+}
+
+const valid = { iss: ISSUER, aud: 'orders', sub: 'alice', tenant: 'acme', exp: NOW + 300, nbf: NOW - 10, admin: true, n: 7 };
+const rsaJwk = { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', alg: 'RS256' };
+const config = {
+  realm: 'orders',
+  jwt: {
+    issuer: ISSUER,
+    audiences: ['orders', 'orders-admin'],
+    clockSkewSeconds: 30,
+    jwks: { keys: [{ kty: 'oct', kid: 'hs-1', k: b64url(hmacSecret) }, rsaJwk] },
+    forwardClaims: { sub: 'x-weft-user', tenant: 'x-weft-tenant', admin: 'x-weft-admin', n: 'x-weft-n' },
+  },
+  apiKeys: { header: 'x-api-key', keys: [{ name: 'ci', sha256: createHash('sha256').update('ci-secret-123').digest('hex') }] },
+  spiffe: { allow: [FRONTEND] },
+  rules: [
+    { prefix: '/public', action: 'allow' },
+    { prefix: '/admin', methods: ['DELETE'], action: 'deny' },
+  ],
+};
+
+describe('auth filter', () => {
+  let plugin: WasmPlugin;
+  before(async () => {
+    plugin = await loadFilter('auth', config, { now: () => BigInt(NOW) * 1_000_000_000n });
+  });
+
+  async function expectRejected(headers: Record<string, string>, status: number, reason: RegExp, options = {}) {
+    const { stream, request } = await exchange(plugin, headers, options);
+    assert.equal(request.action, 'local_reply', 'request never forwarded');
+    const reply = stream.localReply!;
+    assert.equal(reply.status, status);
+    assert.equal(header(reply.headers, 'content-type'), 'application/json');
+    const body = JSON.parse(Buffer.from(reply.body).toString()) as { error: string; message: string };
+    assert.match(body.message, reason);
+    return { reply, body };
+  }
+
+  async function expectAllowed(headers: Record<string, string>, options = {}) {
+    const { stream, request } = await exchange(plugin, headers, options);
+    assert.equal(request.action, 'continue', stream.localReply ? Buffer.from(stream.localReply.body).toString() : '');
+    return stream;
+  }
+
+  it('accepts HS256 and RS256 tokens signed with node:crypto keys and forwards the chosen claims', async () => {
+    const hs = await expectAllowed({ authorization: `Bearer ${token('HS256', 'hs-1', valid, hmacSecret)}` });
+    assert.equal(header(hs.requestHeaders, 'x-weft-user'), 'alice');
+    assert.equal(header(hs.requestHeaders, 'x-weft-tenant'), 'acme');
+    assert.equal(header(hs.requestHeaders, 'x-weft-admin'), 'true');
+    assert.equal(header(hs.requestHeaders, 'x-weft-n'), '7');
+    const rs = await expectAllowed({ authorization: `Bearer ${token('RS256', 'rsa-1', { ...valid, sub: 'bob', aud: ['x', 'orders-admin'] }, rsa.privateKey)}` });
+    assert.equal(header(rs.requestHeaders, 'x-weft-user'), 'bob');
+    // Without a kid every key of the right type is tried.
+    await expectAllowed({ authorization: `Bearer ${token('RS256', undefined, valid, rsa.privateKey)}` });
+  });
+
+  it('removes spoofed claim headers sent by the client', async () => {
+    const stream = await expectAllowed({ 'x-weft-user': 'mallory', 'x-weft-tenant': 'evil' }, { path: '/public/info' });
+    assert.equal(header(stream.requestHeaders, 'x-weft-user'), undefined);
+    assert.equal(header(stream.requestHeaders, 'x-weft-tenant'), undefined);
+  });
+
+  for (const [name, claims, reason] of [
+    ['expired', { ...valid, exp: NOW - 31 }, /token expired/],
+    ['not yet valid', { ...valid, nbf: NOW + 31 }, /token not yet valid/],
+    ['wrong issuer', { ...valid, iss: 'https://evil.test' }, /issuer not accepted/],
+    ['wrong audience', { ...valid, aud: 'payments' }, /audience not accepted/],
+    ['without exp', { ...valid, exp: undefined }, /token has no exp/],
+  ] as const) {
+    it(`refuses a ${name} token with 401 and a Bearer challenge`, async () => {
+      const { reply } = await expectRejected({ authorization: `Bearer ${token('HS256', 'hs-1', claims, hmacSecret)}` }, 401, reason);
+      assert.match(header(reply.headers, 'www-authenticate') ?? '', /^Bearer realm="orders", error="invalid_token", error_description="/);
+    });
+  }
+
+  it('tolerates exp and nbf within the clock skew', async () => {
+    await expectAllowed({ authorization: `Bearer ${token('HS256', 'hs-1', { ...valid, exp: NOW - 29, nbf: NOW + 29 }, hmacSecret)}` });
+  });
+
+  it('refuses bad signatures, alg none, unknown key ids and algorithm confusion', async () => {
+    const good = token('HS256', 'hs-1', valid, hmacSecret);
+    const tampered = good.replace(/\.([^.]+)\./, `.${b64url(JSON.stringify({ ...valid, sub: 'root' }))}.`);
+    await expectRejected({ authorization: `Bearer ${tampered}` }, 401, /bad signature/);
+    await expectRejected({ authorization: `Bearer ${token('HS256', 'hs-1', valid, randomBytes(32))}` }, 401, /bad signature/);
+    await expectRejected({ authorization: `Bearer ${token('RS256', 'rsa-1', valid, otherRsa.privateKey)}` }, 401, /bad signature/);
+    await expectRejected({ authorization: `Bearer ${token('none', undefined, valid, null)}` }, 401, /unsupported alg "none"/);
+    await expectRejected({ authorization: `Bearer ${token('HS256', 'nope', valid, hmacSecret)}` }, 401, /unknown key id "nope"/);
+    // An HS256 token whose secret is the RSA public key must not verify against the RSA key.
+    const pem = rsa.publicKey.export({ format: 'pem', type: 'spki' }) as string;
+    await expectRejected({ authorization: `Bearer ${token('HS256', 'rsa-1', valid, Buffer.from(pem))}` }, 401, /unknown key id|bad signature/);
+    await expectRejected({ authorization: 'Bearer not.a.jwt' }, 401, /malformed/);
+    assert.ok((plugin.metrics.find('weft_auth_decisions_total_decision=.=deny;.;reason=.=invalid_token;.;')?.value ?? 0n) >= 7n);
+  });
+
+  it('accepts a known API key and refuses an unknown one', async () => {
+    const stream = await expectAllowed({ 'x-api-key': 'ci-secret-123' });
+    assert.equal(header(stream.requestHeaders, 'x-api-key'), undefined, 'key not forwarded upstream');
+    const { reply } = await expectRejected({ 'x-api-key': 'guess' }, 401, /invalid API key/);
+    assert.equal(header(reply.headers, 'www-authenticate'), 'ApiKey realm="orders", header="x-api-key"');
+  });
+
+  it('allows peers on the SPIFFE allowlist and forbids other peers', async () => {
+    await expectAllowed({}, { properties: { 'connection.uri_san_peer_certificate': FRONTEND } });
+    await expectRejected({}, 403, /peer identity not allowed/, { properties: { 'connection.uri_san_peer_certificate': 'spiffe://weft.local/ns/default/sa/batch' } });
+  });
+
+  it('applies rules by path prefix and method: anonymous, deny, and credentials required by default', async () => {
+    await expectAllowed({}, { path: '/public/x?y=1' });
+    await expectRejected({ authorization: 'Bearer garbage' }, 401, /malformed/, { path: '/public/x' });
+    await expectAllowed({ 'x-api-key': 'ci-secret-123' }, { path: '/admin/users', method: 'GET' });
+    const { body } = await expectRejected({ 'x-api-key': 'ci-secret-123' }, 403, /denied by rule/, { path: '/admin/users', method: 'DELETE' });
+    assert.equal(body.error, 'forbidden');
+    const missing = await expectRejected({}, 401, /credentials required/, { path: '/orders' });
+    assert.equal(header(missing.reply.headers, 'www-authenticate'), 'Bearer realm="orders"');
+    assert.equal(missing.body.error, 'unauthorized');
+    assert.ok((plugin.metrics.find('weft_auth_decisions_total_decision=.=allow;.;reason=.=anonymous;.;')?.value ?? 0n) >= 1n);
+  });
+
+  it('refuses invalid configurations at configure time, naming each field', async () => {
+    const logs: string[] = [];
+    const onLog = (e: { message: string }): void => void logs.push(e.message);
+    await assert.rejects(
+      loadFilter('auth', {
+        jwt: { jwks: { keys: [{ kty: 'oct', k: b64url(Buffer.alloc(8)) }, { kty: 'EC', crv: 'P-256' }, { ...rsaJwk, n: b64url(Buffer.alloc(64, 255)) }] }, clockSkewSeconds: -1 },
+        apiKeys: { keys: [{ name: 'x', sha256: 'abc' }] },
+        rules: [{ prefix: 'admin', action: 'block' }],
+      }, { onLog }),
+      /proxy_on_configure/,
+    );
+    const text = logs.join('\n');
+    for (const expected of [
+      /jwt\.jwks\.keys\[0\]\.k: HS256 keys must be at least 32 bytes/,
+      /jwt\.jwks\.keys\[1\]\.kty: must be one of oct, RSA/,
+      /jwt\.jwks\.keys\[1\]\.crv: unknown field/,
+      /jwt\.jwks\.keys\[2\]\.n: modulus must be at least 2048 bits/,
+      /jwt\.clockSkewSeconds: must be between 0 and 3600/,
+      /apiKeys\.keys\[0\]\.sha256: must be 64 hex characters/,
+      /rules\[0\]\.prefix: must start with '\/'/,
+      /rules\[0\]\.action: must be one of require, allow, deny/,
+    ]) assert.match(text, expected);
+    logs.length = 0;
+    await assert.rejects(loadFilter('auth', {}, { onLog }), /proxy_on_configure/);
+    assert.match(logs.join('\n'), /requires credentials but none of jwt, apiKeys, spiffe is configured/);
+  });
+});
