@@ -5,6 +5,7 @@ import { Registry as PromRegistry } from 'prom-client';
 import { buildApp } from '../../control/api/app.ts';
 import { createApiDeps, type ApiParts } from '../../control/api/adapters.ts';
 import { filterCatalog, memoryModuleBytes, type ValidateConfig } from '../../control/api/filter-catalog.ts';
+import { validateFilterConfig } from '../../control/api/filter-config.ts';
 import { memoryTokenStore } from '../../control/api/tokens.ts';
 import type { ApiDeps } from '../../control/api/deps.ts';
 import { checkModule } from '../../control/filters/check.ts';
@@ -30,7 +31,7 @@ export async function startApi(overrides: Partial<ApiParts> = {}, validateConfig
   const tokens = memoryTokenStore();
   const admin = (await tokens.create('alice', 'admin')).token;
   const viewer = (await tokens.create('victor', 'viewer')).token;
-  const validate: ValidateConfig = validateConfig ?? (await defaultConfigValidator());
+  const validate: ValidateConfig = validateConfig ?? validateFilterConfig;
   const deps = createApiDeps({
     store,
     registry,
@@ -68,8 +69,4 @@ export async function startApi(overrides: Partial<ApiParts> = {}, validateConfig
     },
     close: () => app.close(),
   };
-}
-
-async function defaultConfigValidator(): Promise<ValidateConfig> {
-  return () => [];
 }

@@ -1,0 +1,95 @@
+// The filter catalog through the API: upload a proxy-wasm module (checked),
+// list it with its schema, serve its bytes content-addressed, bind it with a
+// config validated against the schema, refuse bad modules.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { parse } from '@bytecodealliance/jco';
+import { startApi } from './harness.ts';
+import { validateFilterConfig } from '../../control/api/filter-config.ts';
+
+/** The smallest module the checks accept: memory, malloc, the 0.2.1 ABI marker. */
+async function minimalFilter(): Promise<Uint8Array> {
+  return parse(`(module
+    (memory (export "memory") 1)
+    (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+    (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))
+    (func (export "proxy_abi_version_0_2_1")))`);
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['header'],
+  properties: { header: { type: 'string', minLength: 1 }, percent: { type: 'integer', minimum: 0, maximum: 100 } },
+};
+
+test('upload, list, serve and bind a filter; the binding config is checked against its schema', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  await h.call('POST', '/api/v1/services', { name: 'orders', ports: [{ port: 8080, protocol: 'http' }] });
+  const bytes = await minimalFilter();
+  const sha = createHash('sha256').update(bytes).digest('hex');
+
+  const up = await h.call('POST', '/api/v1/filters', { name: 'tagger', wasm: Buffer.from(bytes).toString('base64'), configSchema: schema });
+  assert.equal(up.status, 201, up.body);
+  assert.deepEqual({ name: up.json.name, sha256: up.json.sha256, size: up.json.size, abi: up.json.abiVersion }, { name: 'tagger', sha256: sha, size: bytes.length, abi: '0.2.1' });
+  const listed = await h.call('GET', '/api/v1/filters', undefined, h.viewer);
+  assert.deepEqual(listed.json.items.map((f: { name: string }) => f.name), ['tagger']);
+  assert.deepEqual(listed.json.items[0].configSchema, schema);
+  assert.match(h.store.history()[0]!.summary, /push filter tagger/);
+
+  const served = await h.app.inject({ method: 'GET', url: `/wasm/${sha}.wasm` });
+  assert.equal(served.statusCode, 200, 'no token needed: Envoy fetches modules itself');
+  assert.equal(served.headers['content-type'], 'application/wasm');
+  assert.match(String(served.headers['cache-control']), /immutable/);
+  assert.deepEqual(new Uint8Array(served.rawPayload), bytes);
+  assert.equal((await h.app.inject({ method: 'GET', url: `/wasm/${'0'.repeat(64)}.wasm` })).statusCode, 404);
+  assert.equal((await h.app.inject({ method: 'GET', url: '/wasm/../../etc/passwd' })).statusCode, 404);
+
+  const rev = h.store.revision();
+  const badConfig = await h.call('POST', '/api/v1/filter-bindings', { name: 'tag', service: 'orders', direction: 'inbound', filter: 'tagger', config: { percent: 120, extra: 1 } });
+  assert.equal(badConfig.status, 422);
+  assert.deepEqual(badConfig.json.error.details.map((d: { path: string }) => d.path).sort(), ['config.extra', 'config.header', 'config.percent']);
+  assert.equal(h.store.revision(), rev);
+
+  const bound = await h.call('POST', '/api/v1/filter-bindings', { name: 'tag', service: 'orders', direction: 'inbound', filter: 'tagger', config: { header: 'x-tag', percent: 5 }, order: 10 });
+  assert.equal(bound.status, 201, bound.body);
+  const model = h.deps.buildModel();
+  assert.equal(model.filterModules[0]!.sha256, sha, 'the catalog entry is in the model the translator sees');
+
+  const yaml = `apiVersion: weft.dev/v1\nkind: FilterBinding\nmetadata: {name: tag2}\nspec:\n  service: orders\n  direction: outbound\n  filter: tagger\n  config: {header: 7}\n`;
+  const viaManifest = await h.call('POST', '/api/v1/apply', yaml);
+  assert.equal(viaManifest.status, 422);
+  assert.equal(viaManifest.json.error.details[0].path, 'documents[0].spec.config.header');
+});
+
+test('a module the checks refuse is 400 INVALID_MODULE with every reason, and nothing is stored', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  const foreign = await parse(`(module (import "evil" "syscall" (func)) (memory (export "memory") 1))`);
+  const res = await h.call('POST', '/api/v1/filters', { name: 'evil', wasm: Buffer.from(foreign).toString('base64') });
+  assert.equal(res.status, 400);
+  assert.equal(res.json.error.code, 'INVALID_MODULE');
+  assert.ok(res.json.error.details.some((d: { message: string }) => /evil\.syscall/.test(d.message)), res.body);
+  assert.ok(res.json.error.details.some((d: { message: string }) => /ABI/.test(d.message)));
+  assert.equal(h.store.revision(), 0);
+  assert.deepEqual((await h.call('GET', '/api/v1/filters')).json.items, []);
+});
+
+test('the config validator covers the schema keywords filters use, with paths', () => {
+  const s = {
+    type: 'object',
+    properties: {
+      rules: { type: 'array', minItems: 1, items: { type: 'object', required: ['prefix'], properties: { prefix: { type: 'string', pattern: '^/' }, mode: { enum: ['require', 'allow'] } } } },
+      keys: { type: 'object', additionalProperties: { type: 'string' } },
+      ttl: { anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^[0-9]+s$' }] },
+    },
+  };
+  assert.deepEqual(validateFilterConfig(s, { rules: [{ prefix: '/a', mode: 'allow' }], keys: { a: 'b' }, ttl: '5s' }), []);
+  assert.deepEqual(
+    validateFilterConfig(s, { rules: [{ prefix: 'a', mode: 'maybe' }, {}], keys: { 'x-y': 1 }, ttl: 'soon' }).map((e) => e.path),
+    ['rules[0].prefix', 'rules[0].mode', 'rules[1].prefix', 'keys["x-y"]', 'ttl'],
+  );
+  assert.deepEqual(validateFilterConfig(s, []).map((e) => e.message), ['must be object (got array)']);
+});
