@@ -19,6 +19,23 @@ function matchesLabels(instance: Instance, labels: Record<string, string>): bool
 }
 
 /**
+ * Instances of a service host. A whole-mesh request (every cluster, at
+ * startup) indexes the instances once; a one-cluster update (the common
+ * case: one instance changed) just scans them.
+ */
+function instanceLookup(instances: Instance[], clusterCount: number): (service: string, namespace: string) => Instance[] {
+  if (clusterCount <= 8) return (service, namespace) => instances.filter((i) => i.service === service && i.namespace === namespace);
+  const byHost = new Map<string, Instance[]>();
+  for (const instance of instances) {
+    const host = serviceHost(instance.service, instance.namespace);
+    const list = byHost.get(host);
+    if (list) list.push(instance);
+    else byHost.set(host, [instance]);
+  }
+  return (service, namespace) => byHost.get(serviceHost(service, namespace)) ?? [];
+}
+
+/**
  * A cluster name whose service or subset no longer exists gets an empty
  * assignment, not an error: clusters outlive their services briefly
  * (make-before-break), and an empty CLA is exactly "no endpoints".
@@ -30,14 +47,16 @@ export function translateClusterLoadAssignments(
   const policies = policiesByHost(model);
   const errors: TranslateError[] = [];
   const endpoints: EnvoyResource[] = [];
-  for (const name of [...new Set(clusterNames)].sort(compare)) {
+  const names = [...new Set(clusterNames)].sort(compare);
+  const instancesOf = instanceLookup(model.instances, names.length);
+  for (const name of names) {
     const parsed = parseClusterName(name);
     if (!parsed || parsed.direction !== 'outbound') {
       errors.push({ resource: name, path: `endpoints[${name}]`, message: 'not an outbound|<port>|<subset>|<service>.<namespace> cluster name' });
       continue;
     }
     const host = serviceHost(parsed.service, parsed.namespace);
-    let instances = model.instances.filter((i) => i.service === parsed.service && i.namespace === parsed.namespace);
+    let instances = instancesOf(parsed.service, parsed.namespace);
     if (parsed.subset !== undefined) {
       const subset = policies.get(host)?.subsets?.find((s) => s.name === parsed.subset);
       instances = subset ? instances.filter((i) => matchesLabels(i, subset.labels)) : [];
@@ -45,7 +64,9 @@ export function translateClusterLoadAssignments(
     const byZone = new Map<string, Instance[]>();
     for (const instance of instances) {
       const zone = instance.zone ?? '';
-      byZone.set(zone, [...(byZone.get(zone) ?? []), instance]);
+      const members = byZone.get(zone);
+      if (members) members.push(instance);
+      else byZone.set(zone, [instance]);
     }
     const localities = [...byZone.keys()].sort(compare).map((zone) => {
       const members = byZone.get(zone)!.sort((a, b) =>
