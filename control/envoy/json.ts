@@ -59,6 +59,7 @@ export function readMessage(plan: MessagePlan, json: unknown, path: string, ctx:
         ctx.errors.push({ path: fieldPath, message: `"${key}" and "${other}" are both set, but they belong to oneof "${field.oneof}" and at most one may be set` });
       } else oneofSet.set(field.oneof, key);
     }
+    if (field.disallowed) ctx.errors.push({ path: fieldPath, message: `field "${key}" is deprecated and disallowed by default in Envoy` });
     const wire = field.mapKey !== undefined ? readMap(field, value, fieldPath, ctx) : field.repeated ? readList(field, value, fieldPath, ctx) : readField(field, value, fieldPath, ctx);
     if (out && wire !== INVALID) out[key] = wire;
   }
@@ -71,7 +72,10 @@ function checkAbsent(plan: MessagePlan, json: Record<string, unknown>, path: str
   for (const f of plan.absent) {
     if (json[f.name] != null) continue;
     const fieldPath = joinPath(path, f.name);
-    if (f.required) ctx.errors.push({ path: fieldPath, message: 'value is required' });
+    if (f.defaultDisallowed) {
+      const kind = f.kind as Extract<ValueKind, { tag: 'enum' }>;
+      ctx.errors.push({ path: fieldPath, message: `must be set: its default value ${kind.byNumber.get(0)} is deprecated and disallowed by default in Envoy` });
+    } else if (f.required) ctx.errors.push({ path: fieldPath, message: 'value is required' });
     else if (f.listCheck) f.listCheck([], fieldPath, ctx.errors);
     else if (f.pairsCheck) f.pairsCheck(0, fieldPath, ctx.errors);
     else if (f.absentValue !== undefined) f.valueCheck!(f.absentValue, fieldPath, ctx.errors);
@@ -149,7 +153,10 @@ export function readValue(kind: ValueKind, value: unknown, path: string, ctx: Wa
     }
     case 'enum': {
       const n = readEnum(kind, value, path, ctx);
-      if (n !== INVALID) check(ctx, rules, n, path);
+      if (n === INVALID) return n;
+      // Envoy refuses these whatever PGV says (checkForDeprecatedNonRepeatedEnumValue).
+      if (kind.disallowed.has(n)) ctx.errors.push({ path, message: `value ${kind.byNumber.get(n)} of ${kind.name} is deprecated and disallowed by default in Envoy` });
+      check(ctx, rules, n, path);
       return n;
     }
     case 'message':

@@ -15,7 +15,15 @@ export type WellKnown = 'any' | 'duration' | 'timestamp' | 'struct' | 'value' | 
 
 export type ValueKind =
   | { tag: 'scalar'; scalar: Scalar }
-  | { tag: 'enum'; name: string; byName: ReadonlyMap<string, number>; byNumber: ReadonlyMap<number, string>; nullValue: boolean }
+  | {
+      tag: 'enum';
+      name: string;
+      byName: ReadonlyMap<string, number>;
+      byNumber: ReadonlyMap<number, string>;
+      nullValue: boolean;
+      /** Values marked deprecated + (envoy.annotations.disallowed_by_default_enum): Envoy refuses them. */
+      disallowed: ReadonlySet<number>;
+    }
   | { tag: 'message'; type: protobuf.Type; wkt: WellKnown | undefined; inner?: Scalar };
 
 export interface FieldPlan {
@@ -39,6 +47,10 @@ export interface FieldPlan {
   keyCheck?: Check;
   /** For proto3 scalars without presence: the value an absent field has, to check rules against. */
   absentValue?: unknown;
+  /** Deprecated + (envoy.annotations.disallowed_by_default): Envoy refuses the field when set. */
+  disallowed: boolean;
+  /** A singular enum whose default value Envoy refuses, so it must be set explicitly. */
+  defaultDisallowed: boolean;
 }
 
 export interface OneofPlan {
@@ -136,7 +148,11 @@ function kindOf(field: protobuf.Field): ValueKind {
       const byName = new Map(Object.entries(resolved.values));
       const byNumber = new Map<number, string>();
       for (const [n, v] of byName) if (!byNumber.has(v)) byNumber.set(v, n);
-      kind = { tag: 'enum', name: fullNameOf(resolved), byName, byNumber, nullValue: fullNameOf(resolved) === 'google.protobuf.NullValue' };
+      const disallowed = new Set<number>();
+      for (const [valueName, options] of Object.entries(resolved.valuesOptions ?? {})) {
+        if (options?.deprecated === true && options['(envoy.annotations.disallowed_by_default_enum)'] === true) disallowed.add(resolved.values[valueName]!);
+      }
+      kind = { tag: 'enum', name: fullNameOf(resolved), byName, byNumber, nullValue: fullNameOf(resolved) === 'google.protobuf.NullValue', disallowed };
       kindCache.set(resolved, kind);
     }
     return kind;
@@ -171,7 +187,16 @@ function planField(field: protobuf.Field, disabled: boolean): FieldPlan {
   const kind = kindOf(field);
   const rules: FieldRules | undefined = disabled ? undefined : fieldRulesOf(field);
   const oneof = field.partOf && !field.options?.proto3_optional ? field.partOf.name : undefined;
-  const plan: FieldPlan = { name: field.name, kind, repeated: field.repeated, oneof, required: isRequired(rules), skip: isSkipped(rules) };
+  const plan: FieldPlan = {
+    name: field.name,
+    kind,
+    repeated: field.repeated,
+    oneof,
+    required: isRequired(rules),
+    skip: isSkipped(rules),
+    disallowed: field.options?.deprecated === true && field.options['(envoy.annotations.disallowed_by_default)'] === true,
+    defaultDisallowed: kind.tag === 'enum' && !field.repeated && !field.partOf && kind.disallowed.has(0),
+  };
   if (field instanceof protobuf.MapField) {
     plan.mapKey = field.keyType as Scalar;
     plan.repeated = false;
@@ -212,7 +237,9 @@ export function planOf(type: protobuf.Type): MessagePlan {
     .map((o) => ({ name: o.name, members: o.fieldsArray.map((f) => f.name), required: !disabled && oneofRequired(o) }));
   // Rules on a oneof member (even `required`) apply only when that member is set.
   const absent = list.filter(
-    (f) => !type.fields[f.name]!.partOf && (f.required || f.absentValue !== undefined || f.listCheck !== undefined || f.pairsCheck !== undefined),
+    (f) =>
+      !type.fields[f.name]!.partOf &&
+      (f.required || f.defaultDisallowed || f.absentValue !== undefined || f.listCheck !== undefined || f.pairsCheck !== undefined),
   );
   const camel = new Map<string, string>();
   for (const f of list) if (toCamel(f.name) !== f.name) camel.set(toCamel(f.name), f.name);

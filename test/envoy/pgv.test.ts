@@ -234,3 +234,18 @@ describe('fields newer than the protos grpc-js-xds ships', () => {
     only(errors, 'config.failure_policy', /unknown field "failure_policy"/);
   });
 });
+
+describe("Envoy's own refusals beyond PGV", () => {
+  it('an api config source without api_type: its default DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE is disallowed', () => {
+    const ads = { transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'weft_xds' } }] };
+    only(validateMessage('envoy.config.bootstrap.v3.Bootstrap', { dynamic_resources: { ads_config: ads } }), 'dynamic_resources.ads_config.api_type', /must be set/);
+    const explicit = { ...ads, api_type: 'DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE' };
+    only(validateMessage('envoy.config.bootstrap.v3.Bootstrap', { dynamic_resources: { ads_config: explicit } }), 'dynamic_resources.ads_config.api_type', /disallowed/);
+    assert.deepEqual(validateMessage('envoy.config.bootstrap.v3.Bootstrap', { dynamic_resources: { ads_config: { ...ads, api_type: 'GRPC' } } }), []);
+  });
+
+  it('a deprecated field marked disallowed_by_default is refused when set', () => {
+    const action = { dynamic_metadata: { descriptor_key: 'k', metadata_key: { key: 'weft', path: [{ key: 'a' }] } } };
+    only(validateMessage('envoy.config.route.v3.RateLimit.Action', action), 'dynamic_metadata', /deprecated and disallowed/);
+  });
+});
