@@ -24,6 +24,10 @@ export function proxyFromNode(node: XdsNode | undefined, lookup?: ServiceLookup)
     if (v === undefined) return undefined;
     if (typeof v.string_value === 'string') return v.string_value;
     if (typeof v.number_value === 'number') return String(v.number_value);
+    // grpc-js-xds encodes bootstrap metadata values as empty Values (its
+    // proto-loader objects use camelCase oneof keys the encoder drops):
+    // treat an empty Value as absent rather than refuse the client.
+    if (v.bool_value === undefined && v.struct_value === undefined && v.list_value === undefined) return undefined;
     errors.push({ path: `node.metadata.${key}`, message: 'must be a string or number' });
     return undefined;
   };
