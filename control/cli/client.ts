@@ -1,0 +1,103 @@
+// The CLI's only way into the control plane: the REST API. Resolves where the
+// API is and which token to send, and turns error replies into CliError so
+// every command fails with the server's message and field paths.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface ConnectionOptions {
+  api?: string;
+  token?: string;
+  dataDir?: string;
+}
+
+/** A failure the CLI reports to the user (message on stderr, non-zero exit). */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+    readonly details: { path: string; message: string }[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export const DEFAULT_API = 'http://127.0.0.1:8080';
+
+/** --token, then WEFT_TOKEN, then <data-dir>/admin.token, then ./data/admin.token. */
+export function resolveToken(opts: ConnectionOptions): string | undefined {
+  if (opts.token) return opts.token;
+  if (process.env.WEFT_TOKEN) return process.env.WEFT_TOKEN;
+  for (const dir of [opts.dataDir, 'data']) {
+    if (!dir) continue;
+    try {
+      const text = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+      if (text) return text;
+    } catch {
+      // not readable: try the next place
+    }
+  }
+  return undefined;
+}
+
+export class ApiClient {
+  readonly base: string;
+  private readonly token: string | undefined;
+
+  constructor(opts: ConnectionOptions) {
+    this.base = (opts.api || process.env.WEFT_API || DEFAULT_API).replace(/\/+$/, '');
+    this.token = resolveToken(opts);
+  }
+
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    body?: { json: unknown } | { text: string; contentType: string },
+  ): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let payload: string | undefined;
+    if (body && 'json' in body) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(body.json);
+    } else if (body) {
+      headers['content-type'] = body.contentType;
+      payload = body.text;
+    }
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, { method, headers, body: payload });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new CliError(
+        `error: cannot reach the weft API at ${this.base} (${cause?.code ?? cause?.message ?? (err as Error).message}); ` +
+          'is `weft control` running? Set WEFT_API to its address.',
+      );
+    }
+    const text = await res.text();
+    let parsed: unknown = undefined;
+    if (text) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    if (!res.ok) throw apiFailure(res.status, parsed, this.token !== undefined);
+    return parsed as T;
+  }
+
+  get<T = unknown>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+}
+
+function apiFailure(status: number, body: unknown, hadToken: boolean): CliError {
+  const error = (body as { error?: { code?: string; message?: string; details?: { path: string; message: string }[] } })?.error;
+  let message = error?.message ?? (typeof body === 'string' && body ? body : `HTTP ${status}`);
+  if (status === 401) {
+    message += hadToken
+      ? ' (the token was refused)'
+      : ' (no token: pass --token, set WEFT_TOKEN, or run where ./data/admin.token is readable)';
+  }
+  return new CliError(`error: ${message}`, 1, error?.details ?? []);
+}

@@ -1,0 +1,110 @@
+// The `weft` command (bin/weft.mjs imports this file). Process commands
+// (control, sidecar, up) start long-running processes; every other command is
+// a thin client of the REST API and never touches the store.
+import { Command, Option } from 'commander';
+import { CliError, type ConnectionOptions } from './client.ts';
+import { registerManifestCommands } from './manifest-commands.ts';
+import { registerReadCommands } from './read-commands.ts';
+import { registerWriteCommands } from './write-commands.ts';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new CliError(`error: port must be an integer 0..65535 (got "${value}")`, 2);
+  return n;
+}
+
+/** Loads a module by a computed specifier, so commands whose implementation lives elsewhere load only when run. */
+async function lazy<T>(specifier: string, exportName: string): Promise<T> {
+  const mod = (await import(new URL(specifier, import.meta.url).href)) as Record<string, unknown>;
+  const fn = mod[exportName];
+  if (typeof fn !== 'function') throw new CliError(`error: ${specifier} does not export ${exportName}`);
+  return fn as T;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('weft')
+    .description('weft service mesh: control plane, local sidecar, and the operator CLI')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  program
+    .command('control')
+    .description('run the control plane: REST API and xDS server')
+    .option('--data-dir <dir>', 'where the store, tokens and wasm modules live', 'data')
+    .option('--api-port <port>', 'REST API port (0 = ephemeral)', port, 8080)
+    .option('--xds-port <port>', 'xDS (ADS gRPC) port (0 = ephemeral)', port, 18000)
+    .option('--host <host>', 'address both servers bind', '127.0.0.1')
+    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string }) => {
+      const { runControl } = await import('../main.ts');
+      await runControl(opts);
+    });
+
+  program
+    .command('sidecar')
+    .description('run the weft sidecar (local data plane) for one service instance')
+    .requiredOption('--service <name>', 'the service this sidecar fronts')
+    .requiredOption('--xds <host:port>', 'the control plane xDS address')
+    .requiredOption('--app-port <port>', "the local app's port", port)
+    .option('--inbound-port <port>', 'inbound listener port', port)
+    .option('--outbound-port <port>', 'outbound listener port', port)
+    .option('--admin-port <port>', 'admin port (/ready, /stats/prometheus, /config_dump)', port)
+    .option('--namespace <ns>', 'namespace of the service', 'default')
+    .option('--sotw', 'use state-of-the-world ADS instead of Delta')
+    .action(async (opts: Record<string, unknown>) => {
+      const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<unknown>>('../../sidecar/main.ts', 'runSidecar');
+      await runSidecar(opts);
+    });
+
+  program
+    .command('up')
+    .description('run the local demo mesh: control plane and demo services behind weft sidecars')
+    .action(async () => {
+      const runUp = await lazy<() => Promise<unknown>>('./up.ts', 'runUp');
+      await runUp();
+    });
+
+  let connection: ConnectionOptions = {};
+  const conn = () => connection;
+  registerManifestCommands(program, conn);
+  registerReadCommands(program, conn);
+  registerWriteCommands(program, conn);
+
+  const processCommands = new Set(['control', 'sidecar', 'up']);
+  const addConnectionOptions = (cmd: Command): void => {
+    if (cmd.commands.length > 0) return cmd.commands.forEach(addConnectionOptions);
+    cmd
+      .addOption(new Option('--api <url>', 'REST API base URL').env('WEFT_API').default('http://127.0.0.1:8080'))
+      .addOption(new Option('--token <token>', 'bearer token').env('WEFT_TOKEN'))
+      .option('--data-dir <dir>', 'read the admin token from <dir>/admin.token when no token is given');
+  };
+  program.commands.filter((c) => !processCommands.has(c.name())).forEach(addConnectionOptions);
+  program.hook('preAction', (_root, action) => {
+    const o = action.opts<{ api?: string; token?: string; dataDir?: string }>();
+    connection = { api: o.api, token: o.token, dataDir: o.dataDir };
+  });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CliError) {
+      console.error(err.message);
+      for (const d of err.details) console.error(`  ${d.path || '(body)'}: ${d.message}`);
+      return err.exitCode;
+    }
+    console.error(`error: ${(err as Error).stack ?? String(err)}`);
+    return 1;
+  }
+}
+
+// `weft diff -f x | head`: a closed pipe ends the command quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+const code = await main(process.argv);
+if (code !== 0) process.exitCode = code;

@@ -1,0 +1,33 @@
+// Output formats shared by the read commands: aligned tables for people,
+// YAML and JSON for scripts and for round-tripping into `weft apply`.
+import { stringify } from 'yaml';
+import { CliError } from './client.ts';
+
+export type OutputFormat = 'table' | 'yaml' | 'json';
+
+export function parseFormat(value: string | undefined): OutputFormat {
+  const format = value ?? 'table';
+  if (format === 'table' || format === 'yaml' || format === 'json') return format;
+  throw new CliError(`error: -o must be one of table, yaml, json (got "${format}")`, 2);
+}
+
+export function table(headers: string[], rows: (string | number | undefined)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : String(c))))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('  '))
+    .join('\n');
+}
+
+export function toYaml(value: unknown): string {
+  return stringify(value, { lineWidth: 0 });
+}
+
+/** YAML documents separated by `---`, the form `weft apply -f` reads back. */
+export function toYamlDocuments(values: unknown[]): string {
+  return values.map((v) => toYaml(v)).join('---\n');
+}
+
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}

@@ -1,0 +1,67 @@
+// Commands that change state outside manifests: rollback, filter push, token create.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
+import { formatObjects, type ApplyReply } from './manifest-commands.ts';
+
+function readBytes(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new CliError(`error: cannot read ${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+export function registerWriteCommands(program: Command, conn: () => ConnectionOptions): void {
+  program
+    .command('rollback')
+    .description('return every operator object (services, routes, policies, bindings) to its state at a revision; makes a new revision')
+    .argument('<revision>', 'revision number (see weft history)')
+    .action(async (revision: string) => {
+      if (!/^\d+$/.test(revision)) throw new CliError(`error: revision must be a non-negative integer (got "${revision}")`, 2);
+      const reply = await new ApiClient(conn()).request<ApplyReply>('POST', `/api/v1/revisions/${revision}/rollback`);
+      for (const line of formatObjects(reply.objects)) console.log(line);
+      console.log(reply.changed ? `rolled back to revision ${revision}: now revision ${reply.revision}` : `already at revision ${revision}'s state (revision ${reply.revision})`);
+    });
+
+  const filter = program.command('filter').description('manage wasm filters in the catalog');
+  filter
+    .command('push')
+    .description('upload a proxy-wasm module to the filter catalog (checked by the control plane before it is accepted)')
+    .argument('<file>', 'the .wasm module')
+    .option('--name <name>', 'catalog name (default: the file name without .wasm)')
+    .option('--schema <file>', 'JSON Schema the filter config of every binding must satisfy')
+    .action(async (file: string, opts: { name?: string; schema?: string }) => {
+      const wasm = readBytes(file, 'module').toString('base64');
+      let configSchema: unknown;
+      if (opts.schema) {
+        try {
+          configSchema = JSON.parse(readBytes(opts.schema, 'schema').toString('utf8'));
+        } catch (err) {
+          if (err instanceof CliError) throw err;
+          throw new CliError(`error: ${opts.schema} is not JSON: ${(err as Error).message}`);
+        }
+      }
+      const name = opts.name ?? basename(file).replace(/\.wasm$/, '');
+      const reply = await new ApiClient(conn()).request<{ name: string; sha256: string; size: number; abiVersion: string }>('POST', '/api/v1/filters', {
+        json: { name, wasm, ...(configSchema === undefined ? {} : { configSchema }) },
+      });
+      console.log(`filter/${reply.name} pushed: sha256 ${reply.sha256}, ${reply.size} bytes, ABI ${reply.abiVersion}`);
+    });
+
+  const token = program.command('token').description('manage operator tokens');
+  token
+    .command('create')
+    .description('create an operator token (admin only); the token is printed once')
+    .option('--role <role>', 'admin or viewer', 'viewer')
+    .option('--name <name>', 'a name for the audit log (default: <role>-<time>)')
+    .action(async (opts: { role: string; name?: string }) => {
+      if (opts.role !== 'admin' && opts.role !== 'viewer') throw new CliError(`error: --role must be admin or viewer (got "${opts.role}")`, 2);
+      const reply = await new ApiClient(conn()).request<{ token: string; name: string; role: string }>('POST', '/api/v1/tokens', {
+        json: { role: opts.role, ...(opts.name ? { name: opts.name } : {}) },
+      });
+      console.log(reply.token);
+      console.error(`created ${reply.role} token "${reply.name}"`);
+    });
+}

@@ -1,0 +1,128 @@
+// `weft control`: wiring only. Opens the store and registry in the data dir,
+// starts the REST API and the xDS server, and stops them cleanly on
+// SIGINT/SIGTERM. Everything it wires is built and tested elsewhere.
+import { join, resolve } from 'node:path';
+import { collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
+import { createApiDeps, proxyStatusPort, type XdsStatusSource } from './api/adapters.ts';
+import { buildApp } from './api/app.ts';
+import { filterCatalog, fileModuleBytes } from './api/filter-catalog.ts';
+import { openTokenStore } from './api/tokens.ts';
+import { checkModule } from './filters/check.ts';
+import { createRegistry } from './registry/registry.ts';
+import { openFileStore } from './store/file-store.ts';
+import { createXdsServer, storeModelSource, type XdsServer } from './xds/index.ts';
+import { validateFilterConfig } from './api/filter-config.ts';
+
+export interface ControlOptions {
+  dataDir: string;
+  apiPort: number;
+  xdsPort: number;
+  host: string;
+  /** Log each request (default off; errors are logged regardless). */
+  log?: (line: string) => void;
+}
+
+export interface RunningControl {
+  apiUrl: string;
+  apiPort: number;
+  xdsPort: number;
+  /** Set on first start: where the admin token was written. */
+  adminTokenPath?: string;
+  close(): Promise<void>;
+}
+
+/** The bootstrap cluster name that reaches the API (for wasm module fetches). */
+export const WASM_CLUSTER = 'weft-control';
+
+export async function startControl(opts: ControlOptions): Promise<RunningControl> {
+  const dataDir = resolve(opts.dataDir);
+  const store = await openFileStore(dataDir);
+  const registry = createRegistry(store);
+  const closers: (() => Promise<void> | void)[] = [() => store.close()];
+  try {
+    registry.start(1000);
+    closers.unshift(() => registry.stop());
+    const { store: tokens, adminTokenPath } = await openTokenStore(dataDir);
+
+    const processMetrics = new PromRegistry();
+    collectDefaultMetrics({ register: processMetrics });
+    const metrics = [processMetrics];
+
+    let xds: XdsServer | undefined;
+    const status: XdsStatusSource = {
+      list: () => xds?.status.list() ?? [],
+      get: (id) => xds?.status.get(id),
+      ref: (id) => xds?.status.ref(id),
+      config: (id) => xds?.status.config(id),
+    };
+    const host = opts.host;
+    const urlHost = host.includes(':') ? `[${host}]` : host;
+    // The API port is known only after listen (port 0), and the translator
+    // needs it for wasm module URLs, so the xDS server starts second.
+    let apiPort = opts.apiPort;
+    const deps = createApiDeps({
+      store,
+      registry,
+      tokens,
+      filters: filterCatalog(store, fileModuleBytes(join(dataDir, 'wasm')), checkModule, validateFilterConfig),
+      metrics,
+      proxies: proxyStatusPort(status),
+      translateOptions: { get wasmBaseUrl() { return `http://${urlHost}:${apiPort}`; }, wasmClusterName: WASM_CLUSTER },
+      ready: () => xds !== undefined,
+    });
+    const app = await buildApp(deps);
+    await app.listen({ host, port: opts.apiPort });
+    closers.unshift(() => app.close());
+    const address = app.server.address();
+    apiPort = typeof address === 'object' && address ? address.port : opts.apiPort;
+
+    const server = createXdsServer({
+      source: storeModelSource(store, registry),
+      translateOptions: { wasmBaseUrl: `http://${urlHost}:${apiPort}`, wasmClusterName: WASM_CLUSTER },
+      onErrors: (kind, errors) => {
+        for (const e of errors.slice(0, 20)) opts.log?.(`xds: ${kind} snapshot refused: ${JSON.stringify(e)}`);
+      },
+    });
+    const xdsPort = await server.listen(host, opts.xdsPort);
+    closers.unshift(() => server.close());
+    xds = server;
+    metrics.push(server.metrics);
+
+    return {
+      apiUrl: `http://${urlHost}:${apiPort}`,
+      apiPort,
+      xdsPort,
+      adminTokenPath,
+      async close() {
+        for (const close of closers) await close();
+      },
+    };
+  } catch (err) {
+    for (const close of closers) await close();
+    throw err;
+  }
+}
+
+/** `weft control`: start, print where everything is, run until SIGINT/SIGTERM. */
+export async function runControl(opts: ControlOptions): Promise<void> {
+  const control = await startControl({ ...opts, log: (line) => console.error(line) });
+  console.log(`api: ${control.apiUrl}`);
+  console.log(`xds: ${opts.host}:${control.xdsPort}`);
+  console.log(`data: ${resolve(opts.dataDir)}`);
+  if (control.adminTokenPath) console.log(`admin token written to ${control.adminTokenPath}`);
+  await new Promise<void>((done) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`${signal}: stopping`);
+      control.close().then(done, (err: unknown) => {
+        console.error(`error while stopping: ${(err as Error).message}`);
+        done();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  console.log('stopped');
+}
