@@ -64,8 +64,24 @@ export function readMessage(plan: MessagePlan, json: unknown, path: string, ctx:
     if (out && wire !== INVALID) out[key] = wire;
   }
   if (ctx.rulesOff === 0 && plan.checksAbsent) checkAbsent(plan, json, path, ctx, oneofSet);
+  if (TYPED_STRUCTS.has(plan.fullName)) checkTypedStruct(json, path, ctx);
   if (plan.disabled) ctx.rulesOff--;
   return out ?? null;
+}
+
+const TYPED_STRUCTS: ReadonlySet<string> = new Set(['xds.type.v3.TypedStruct', 'udpa.type.v1.TypedStruct']);
+
+// Envoy converts a TypedStruct's value into the message its type_url names and
+// validates that, so a typo inside one is as fatal as anywhere else.
+function checkTypedStruct(json: Record<string, unknown>, path: string, ctx: WalkContext): void {
+  const typeUrl = json.type_url;
+  if (typeof typeUrl !== 'string' || typeUrl === '') return;
+  const type = ctx.lookup(messageNameOf(typeUrl));
+  if (!type) {
+    ctx.errors.push({ path: joinPath(path, 'type_url'), message: `unknown message type "${messageNameOf(typeUrl)}": it is not one of the loaded Envoy protos` });
+    return;
+  }
+  readMessage(planOf(type), json.value ?? {}, joinPath(path, 'value'), { ...ctx, build: false });
 }
 
 function checkAbsent(plan: MessagePlan, json: Record<string, unknown>, path: string, ctx: WalkContext, oneofSet: Map<string, string> | undefined): void {

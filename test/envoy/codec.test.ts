@@ -146,3 +146,15 @@ describe('envoy codec strictness', () => {
     assert.match(errors[0]!.message, /unknown message type/);
   });
 });
+
+describe('TypedStruct', () => {
+  it('validates the struct as the message its type_url names', () => {
+    const typed = (value: unknown): unknown => ({
+      name: 'weft-router',
+      typed_config: { '@type': 'type.googleapis.com/xds.type.v3.TypedStruct', type_url: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router', value },
+    });
+    assert.deepEqual(validateResource(TypeUrl.ExtensionConfig, typed({ suppress_envoy_headers: true })), []);
+    const errors = validateResource(TypeUrl.ExtensionConfig, typed({ suppress_envoy_header: true }));
+    assert.deepEqual(errors.map((e) => e.path), ['typed_config.value.suppress_envoy_header']);
+  });
+});
