@@ -2,8 +2,8 @@
 // grouped by zone into localities, with each instance's health, and filtered
 // by the subset's labels for subset clusters.
 
-import type { Instance, MeshModel } from '../model/types.ts';
-import { compare, policiesByHost } from './context.ts';
+import type { DestinationPolicy, Instance, MeshModel, Subset } from '../model/types.ts';
+import { compare, policiesByHost, resolveServiceRef } from './context.ts';
 import { socketAddress, type Json } from './envoy-json.ts';
 import type { EnvoyResource, TranslateError } from './index.ts';
 import { parseClusterName, serviceHost } from './names.ts';
@@ -36,6 +36,21 @@ function instanceLookup(instances: Instance[], clusterCount: number): (service: 
 }
 
 /**
+ * Subsets declared for a service host. Same trade-off: a one-cluster update
+ * must not sort every policy in the mesh; a whole-mesh request indexes once.
+ */
+function subsetLookup(policies: DestinationPolicy[], clusterCount: number): (host: string) => Subset[] {
+  if (clusterCount > 8) {
+    const all = policiesByHost({ destinationPolicies: policies });
+    return (host) => all.get(host)?.subsets ?? [];
+  }
+  return (host) => {
+    const own = policies.filter((p) => resolveServiceRef(p.service, p.namespace) === host);
+    return own.length === 0 ? [] : policiesByHost({ destinationPolicies: own }).get(host)?.subsets ?? [];
+  };
+}
+
+/**
  * A cluster name whose service or subset no longer exists gets an empty
  * assignment, not an error: clusters outlive their services briefly
  * (make-before-break), and an empty CLA is exactly "no endpoints".
@@ -44,11 +59,11 @@ export function translateClusterLoadAssignments(
   model: MeshModel,
   clusterNames: Iterable<string>,
 ): { endpoints: EnvoyResource[]; errors: TranslateError[] } {
-  const policies = policiesByHost(model);
-  const errors: TranslateError[] = [];
-  const endpoints: EnvoyResource[] = [];
   const names = [...new Set(clusterNames)].sort(compare);
   const instancesOf = instanceLookup(model.instances, names.length);
+  const subsetsOf = subsetLookup(model.destinationPolicies, names.length);
+  const errors: TranslateError[] = [];
+  const endpoints: EnvoyResource[] = [];
   for (const name of names) {
     const parsed = parseClusterName(name);
     if (!parsed || parsed.direction !== 'outbound') {
@@ -58,7 +73,7 @@ export function translateClusterLoadAssignments(
     const host = serviceHost(parsed.service, parsed.namespace);
     let instances = instancesOf(parsed.service, parsed.namespace);
     if (parsed.subset !== undefined) {
-      const subset = policies.get(host)?.subsets?.find((s) => s.name === parsed.subset);
+      const subset = subsetsOf(host).find((s) => s.name === parsed.subset);
       instances = subset ? instances.filter((i) => matchesLabels(i, subset.labels)) : [];
     }
     const byZone = new Map<string, Instance[]>();
