@@ -1,0 +1,47 @@
+// The local admin port, as Envoy's: /ready (200 once the first full config is
+// applied), /stats/prometheus, /config_dump, /clusters (hosts and health).
+
+import http from 'node:http';
+import type { DataPlane } from './dataplane.ts';
+
+export interface AdminInfo {
+  node: { id: string; cluster: string };
+  xds: () => { connected: boolean; lastError?: string };
+}
+
+export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
+  return http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    };
+    switch (url.pathname) {
+      case '/ready':
+        return dp.ready() ? send(200, 'LIVE\n') : send(503, 'PRE_INITIALIZING\n');
+      case '/stats/prometheus':
+        void dp.stats.registry.metrics().then(
+          (text) => send(200, text, dp.stats.registry.contentType),
+          (e: Error) => send(500, e.message),
+        );
+        return;
+      case '/config_dump':
+        return send(200, JSON.stringify({ node: info.node, xds: info.xds(), ready: dp.ready(), configs: dp.configDump() }, null, 2) + '\n', 'application/json');
+      case '/clusters': {
+        const out = [...dp.clusters.clusters.values()].map((c) => ({
+          name: c.name,
+          hosts: c.hosts.map((h) => ({
+            address: h.key,
+            eds_health: h.edsHealth,
+            active_health_check: h.activeHealthy ? 'healthy' : 'failed',
+            ejected: h.ejectedUntil > Date.now(),
+            active_requests: h.activeRequests,
+          })),
+        }));
+        return send(200, JSON.stringify(out, null, 2) + '\n', 'application/json');
+      }
+      default:
+        return send(404, 'admin endpoints: /ready /stats/prometheus /config_dump /clusters\n');
+    }
+  });
+}

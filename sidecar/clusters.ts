@@ -1,0 +1,239 @@
+// Clusters as the data plane sees them: config from CDS, hosts from EDS (or
+// a STATIC load_assignment), each with its load balancer, circuit breaker,
+// outlier detector, health checker and connection pools. Which hosts may take
+// a new request is decided here and nowhere else.
+
+import type { ClusterConfig, EndpointConfig } from './config.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
+import { HealthChecker } from './health.ts';
+import type { CheckedHost } from './health.ts';
+import { createLoadBalancer } from './lb/index.ts';
+import type { LbHost, LoadBalancer, PickContext } from './lb/index.ts';
+import { OutlierDetector } from './outlier.ts';
+import type { OutlierHost } from './outlier.ts';
+import type { SidecarStats } from './stats.ts';
+import { createPool } from './upstream.ts';
+import type { UpstreamPool } from './upstream.ts';
+
+export class Host implements LbHost, OutlierHost, CheckedHost {
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  weight: number;
+  edsHealth: EndpointConfig['health'];
+  activeRequests = 0;
+  consecutive5xx = 0;
+  ejectedUntil = 0;
+  ejectionCount = 0;
+  activeHealthy = true;
+  hcFailures = 0;
+  hcSuccesses = 0;
+  pool: UpstreamPool;
+
+  constructor(ep: EndpointConfig, pool: UpstreamPool) {
+    this.key = `${ep.address}:${ep.port}`;
+    this.address = ep.address;
+    this.port = ep.port;
+    this.weight = ep.weight;
+    this.edsHealth = ep.health;
+    this.pool = pool;
+  }
+}
+
+export class Cluster {
+  config: ClusterConfig;
+  hosts: Host[] = [];
+  /** True once its endpoints are known (EDS warmed, or STATIC). */
+  warmed: boolean;
+  lb: LoadBalancer;
+  readonly breaker: CircuitBreaker;
+  readonly #stats: SidecarStats;
+  #outlier: OutlierDetector | undefined;
+  #outlierTimer: NodeJS.Timeout | undefined;
+  #checkers: HealthChecker[] = [];
+  readonly #now: () => number;
+
+  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now) {
+    this.config = config;
+    this.#stats = stats;
+    this.#now = now;
+    this.lb = createLoadBalancer(config);
+    this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
+    this.warmed = config.type !== 'EDS';
+    this.#configure();
+    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  update(config: ClusterConfig): void {
+    const poolChanged =
+      config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections;
+    if (config.lbPolicy !== this.config.lbPolicy) this.lb = createLoadBalancer(config);
+    this.config = config;
+    this.breaker.update(config.circuitBreakers, config.http2);
+    if (poolChanged) {
+      for (const h of this.hosts) {
+        const old = h.pool;
+        h.pool = this.#pool(h);
+        void old.close();
+      }
+    }
+    this.#configure();
+    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints);
+  }
+
+  #configure(): void {
+    const od = this.config.outlierDetection;
+    if (od) {
+      if (this.#outlier) this.#outlier.update(od);
+      else this.#outlier = new OutlierDetector(od, () => this.#onEject(), this.#now);
+      clearInterval(this.#outlierTimer);
+      this.#outlierTimer = setInterval(() => {
+        this.#outlier?.tick(this.hosts);
+        this.#refreshGauges();
+      }, od.intervalMs);
+      this.#outlierTimer.unref();
+    } else {
+      this.#outlier = undefined;
+      clearInterval(this.#outlierTimer);
+    }
+    for (const c of this.#checkers) c.stop();
+    this.#checkers = this.config.healthChecks.map(
+      (hc) =>
+        new HealthChecker(hc, () => this.hosts, (h, ok) => {
+          (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc({ envoy_cluster_name: this.name });
+          this.#refreshGauges();
+          void h;
+        }),
+    );
+    for (const c of this.#checkers) c.start();
+  }
+
+  #pool(h: { address: string; port: number }) {
+    return createPool(
+      { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs },
+      this.config.http2,
+    );
+  }
+
+  setEndpoints(endpoints: readonly EndpointConfig[]): void {
+    const byKey = new Map(this.hosts.map((h) => [h.key, h]));
+    const next: Host[] = [];
+    for (const ep of endpoints) {
+      const key = `${ep.address}:${ep.port}`;
+      const existing = byKey.get(key);
+      if (existing) {
+        existing.weight = ep.weight;
+        existing.edsHealth = ep.health;
+        byKey.delete(key);
+        next.push(existing);
+      } else {
+        const h = new Host(ep, this.#pool(ep));
+        next.push(h);
+      }
+    }
+    // Removed hosts finish their in-flight requests; their pools close once idle.
+    for (const gone of byKey.values()) void gone.pool.close();
+    this.hosts = next;
+    this.warmed = true;
+    this.#refreshGauges();
+  }
+
+  /** Hosts that may take a new request: EDS HEALTHY/UNKNOWN/DEGRADED, passing active checks, not ejected; all non-draining hosts in panic mode. */
+  usableHosts(): Host[] {
+    const now = this.#now();
+    const candidates = this.hosts.filter((h) => h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN' || h.edsHealth === 'DEGRADED');
+    const usable = candidates.filter((h) => h.activeHealthy && h.ejectedUntil <= now);
+    const threshold = this.config.panicThresholdPercent;
+    if (threshold > 0 && this.hosts.length > 0 && (usable.length * 100) / this.hosts.length < threshold && usable.length < candidates.length) {
+      // Envoy's panic mode: too few healthy hosts, spread load over all of them rather than overload the few.
+      return candidates;
+    }
+    return usable;
+  }
+
+  pick(ctx: PickContext): Host | undefined {
+    return this.lb.pick(this.usableHosts(), ctx) as Host | undefined;
+  }
+
+  /** Feeds outlier detection with one attempt's outcome (status 0: connect failure, reset or timeout). */
+  recordResult(h: Host, status: number): void {
+    this.#outlier?.record(h, status, this.hosts);
+  }
+
+  #onEject(): void {
+    this.#stats.ejectionsEnforced.inc({ envoy_cluster_name: this.name });
+    this.#stats.ejectionsConsecutive5xx.inc({ envoy_cluster_name: this.name });
+    this.#refreshGauges();
+  }
+
+  #refreshGauges(): void {
+    const now = this.#now();
+    const labels = { envoy_cluster_name: this.name };
+    this.#stats.membershipTotal.set(labels, this.hosts.length);
+    this.#stats.membershipHealthy.set(labels, this.hosts.filter((h) => (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN') && h.activeHealthy).length);
+    this.#stats.ejectionsActive.set(labels, this.hosts.filter((h) => h.ejectedUntil > now).length);
+  }
+
+  close(): void {
+    clearInterval(this.#outlierTimer);
+    for (const c of this.#checkers) c.stop();
+    for (const h of this.hosts) void h.pool.close();
+  }
+}
+
+/** All clusters by name; CDS adds, updates and removes them, EDS feeds their hosts. */
+export class ClusterManager {
+  readonly clusters = new Map<string, Cluster>();
+  /** EDS assignments that arrived before (or outlive) their cluster, by EDS service name. */
+  readonly #assignments = new Map<string, readonly EndpointConfig[]>();
+  readonly #stats: SidecarStats;
+
+  constructor(stats: SidecarStats) {
+    this.#stats = stats;
+  }
+
+  get(name: string): Cluster | undefined {
+    return this.clusters.get(name);
+  }
+
+  applyClusters(configs: ReadonlyMap<string, ClusterConfig>): void {
+    for (const [name, c] of this.clusters) {
+      if (!configs.has(name)) {
+        c.close();
+        this.clusters.delete(name);
+      }
+    }
+    for (const [name, config] of configs) {
+      const existing = this.clusters.get(name);
+      if (existing) existing.update(config);
+      else {
+        const c = new Cluster(config, this.#stats);
+        this.clusters.set(name, c);
+        const eds = config.edsServiceName;
+        if (config.type === 'EDS' && eds && this.#assignments.has(eds)) c.setEndpoints(this.#assignments.get(eds)!);
+      }
+    }
+  }
+
+  applyEndpoints(edsName: string, endpoints: readonly EndpointConfig[] | undefined): void {
+    if (endpoints) this.#assignments.set(edsName, endpoints);
+    else this.#assignments.delete(edsName);
+    for (const c of this.clusters.values()) {
+      if (c.config.type === 'EDS' && c.config.edsServiceName === edsName) c.setEndpoints(endpoints ?? []);
+    }
+  }
+
+  /** EDS names the current clusters need. */
+  edsNames(): string[] {
+    return [...this.clusters.values()].filter((c) => c.config.type === 'EDS').map((c) => c.config.edsServiceName!);
+  }
+
+  close(): void {
+    for (const c of this.clusters.values()) c.close();
+    this.clusters.clear();
+  }
+}

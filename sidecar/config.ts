@@ -1,0 +1,250 @@
+// The sidecar's own view of the Envoy resources it accepts. fidelity/ turns
+// Envoy proto3 JSON into these (or NACKs); everything else in sidecar/ reads
+// only these, so a field the sidecar honours is visible here and nowhere else.
+
+export interface SocketAddress {
+  address: string;
+  port: number;
+}
+
+export type StringMatcher =
+  | { kind: 'exact'; value: string; ignoreCase: boolean }
+  | { kind: 'prefix'; value: string; ignoreCase: boolean }
+  | { kind: 'suffix'; value: string; ignoreCase: boolean }
+  | { kind: 'contains'; value: string; ignoreCase: boolean }
+  | { kind: 'regex'; regex: RegExp };
+
+export interface HeaderMatcherConfig {
+  name: string;
+  /** undefined = present match. */
+  match?: StringMatcher;
+  /** present_match: false means "must be absent". */
+  present: boolean;
+  invert: boolean;
+}
+
+export interface QueryMatcherConfig {
+  name: string;
+  match?: StringMatcher;
+}
+
+export interface RouteMatchConfig {
+  path:
+    | { kind: 'prefix'; value: string }
+    | { kind: 'exact'; value: string }
+    | { kind: 'regex'; regex: RegExp }
+    | { kind: 'separated_prefix'; value: string };
+  caseSensitive: boolean;
+  headers: HeaderMatcherConfig[];
+  queryParameters: QueryMatcherConfig[];
+}
+
+export type AppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
+
+export interface HeaderMutationConfig {
+  add: { key: string; value: string; action: AppendAction }[];
+  remove: string[];
+}
+
+/** A fraction in [0, 1]. */
+export type Fraction = number;
+
+export interface FaultConfig {
+  delay?: { ms: number; fraction: Fraction };
+  abort?: { status: number; fraction: Fraction };
+}
+
+export interface RetryPolicyConfig {
+  retryOn: Set<string>;
+  numRetries: number;
+  perTryTimeoutMs: number;
+  retriableStatusCodes: Set<number>;
+  /** envoy.retry_host_predicates.previous_hosts */
+  avoidPreviousHosts: boolean;
+  hostSelectionMaxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export type HashPolicyConfig =
+  | { kind: 'header'; name: string; terminal: boolean }
+  | { kind: 'cookie'; name: string; ttlSeconds?: number; path?: string; terminal: boolean }
+  | { kind: 'source_ip'; terminal: boolean };
+
+export interface RouteActionConfig {
+  kind: 'route';
+  /** One entry for `cluster`, several for `weighted_clusters`. */
+  clusters: { name: string; weight: number; requestHeaders: HeaderMutationConfig; responseHeaders: HeaderMutationConfig }[];
+  totalWeight: number;
+  /** 0 = no timeout. Envoy's default is 15 s. */
+  timeoutMs: number;
+  retry?: RetryPolicyConfig;
+  prefixRewrite?: string;
+  regexRewrite?: { regex: RegExp; substitution: string };
+  hostRewrite?: string;
+  mirrors: { cluster: string; fraction: Fraction }[];
+  hashPolicy: HashPolicyConfig[];
+}
+
+export interface DirectResponseConfig {
+  kind: 'direct_response';
+  status: number;
+  body: string;
+}
+
+export interface RedirectConfig {
+  kind: 'redirect';
+  hostRedirect?: string;
+  pathRedirect?: string;
+  status: number;
+}
+
+export interface RouteEntry {
+  name: string;
+  match: RouteMatchConfig;
+  action: RouteActionConfig | DirectResponseConfig | RedirectConfig;
+  requestHeaders: HeaderMutationConfig;
+  responseHeaders: HeaderMutationConfig;
+  /** typed_per_filter_config["envoy.filters.http.fault"] */
+  fault?: FaultConfig;
+  /** Per-route disabling of filters by name (typed_per_filter_config FilterConfig{disabled}). */
+  disabledFilters: Set<string>;
+}
+
+export interface VirtualHostConfig {
+  name: string;
+  domains: string[];
+  routes: RouteEntry[];
+  requestHeaders: HeaderMutationConfig;
+  responseHeaders: HeaderMutationConfig;
+  retry?: RetryPolicyConfig;
+}
+
+export interface RouteConfig {
+  name: string;
+  virtualHosts: VirtualHostConfig[];
+  requestHeaders: HeaderMutationConfig;
+  responseHeaders: HeaderMutationConfig;
+}
+
+export interface WasmPluginConfig {
+  /** PluginConfig.name */
+  name: string;
+  rootId: string;
+  vmId: string;
+  /** PluginConfig.configuration, as bytes handed to proxy_on_configure. */
+  configuration: Uint8Array;
+  code: { kind: 'remote'; uri: string; sha256: string; timeoutMs: number } | { kind: 'inline'; bytes: Uint8Array } | { kind: 'file'; path: string };
+  /** FAIL_OPEN lets traffic through when the VM fails; FAIL_CLOSED answers 503. */
+  failOpen: boolean;
+}
+
+export type HttpFilterConfig =
+  | { kind: 'router'; name: string }
+  | { kind: 'fault'; name: string; fault?: FaultConfig }
+  | { kind: 'wasm'; name: string; plugin: WasmPluginConfig; disabled: boolean }
+  /** ECDS: resolved at request time from the extension configs by resource name. */
+  | { kind: 'ecds'; name: string; resourceName: string; defaultPlugin?: WasmPluginConfig; disabled: boolean };
+
+export interface HttpConnectionManagerConfig {
+  kind: 'http';
+  statPrefix: string;
+  /** RDS route config name, or an inline route config. */
+  rds?: string;
+  routeConfig?: RouteConfig;
+  httpFilters: HttpFilterConfig[];
+  /** 0 = none. */
+  streamIdleTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export interface TcpProxyConfig {
+  kind: 'tcp';
+  statPrefix: string;
+  cluster: string;
+}
+
+export interface ListenerConfig {
+  name: string;
+  address: SocketAddress;
+  chain: HttpConnectionManagerConfig | TcpProxyConfig;
+}
+
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+
+export interface HealthCheckConfig {
+  path: string;
+  host?: string;
+  intervalMs: number;
+  timeoutMs: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
+  /** [start, end) ranges; default [[200, 201)] as in Envoy. */
+  expectedStatuses: { start: number; end: number }[];
+}
+
+export interface OutlierDetectionConfig {
+  consecutive5xx: number;
+  consecutiveGatewayFailure: number;
+  intervalMs: number;
+  baseEjectionTimeMs: number;
+  maxEjectionTimeMs: number;
+  maxEjectionPercent: number;
+  enforcingConsecutive5xx: number;
+}
+
+export interface CircuitBreakerConfig {
+  maxConnections: number;
+  maxPendingRequests: number;
+  maxRequests: number;
+  maxRetries: number;
+}
+
+export type EndpointHealth = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
+
+export interface EndpointConfig {
+  address: string;
+  port: number;
+  health: EndpointHealth;
+  weight: number;
+  priority: number;
+  zone?: string;
+}
+
+export interface ClusterConfig {
+  name: string;
+  type: 'EDS' | 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS';
+  /** EDS resource name (eds_cluster_config.service_name, default the cluster name). */
+  edsServiceName?: string;
+  /** For STATIC / DNS clusters. */
+  staticEndpoints: EndpointConfig[];
+  connectTimeoutMs: number;
+  lbPolicy: LbPolicy;
+  ringHash: { minimumRingSize: number; maximumRingSize: number };
+  healthChecks: HealthCheckConfig[];
+  outlierDetection?: OutlierDetectionConfig;
+  circuitBreakers: CircuitBreakerConfig;
+  /** Talk HTTP/2 (prior knowledge) to the endpoints: gRPC and http2 services. */
+  http2: boolean;
+  /** Upstream connection idle timeout; Envoy's default is 1 h. */
+  idleTimeoutMs: number;
+  /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
+  panicThresholdPercent: number;
+}
+
+export interface ClusterLoadAssignmentConfig {
+  clusterName: string;
+  endpoints: EndpointConfig[];
+}
+
+export interface ExtensionConfig {
+  name: string;
+  plugin: WasmPluginConfig;
+}
+
+export const ENVOY_DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerConfig = {
+  maxConnections: 1024,
+  maxPendingRequests: 1024,
+  maxRequests: 1024,
+  maxRetries: 3,
+};

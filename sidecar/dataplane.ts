@@ -1,0 +1,186 @@
+// The sidecar's accepted configuration and the live objects built from it.
+// The xDS client hands it decoded-but-unchecked resources per type; each one
+// passes the fidelity contract (and, for wasm, a module load) or is rejected
+// with its field path while the previous version keeps serving.
+
+import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, WasmPluginConfig } from './config.ts';
+import { ClusterManager } from './clusters.ts';
+import type { DecodedByKind, ResourceKind } from './fidelity.ts';
+import { accept } from './fidelity.ts';
+import { formatErrors } from './fidelity/fields.ts';
+import { ListenerManager } from './listeners.ts';
+import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
+import type { SidecarStats } from './stats.ts';
+import { WasmFilterLoader } from './wasm-filters.ts';
+import type { WasmPlugin } from './wasm/index.ts';
+
+export interface IncomingResource {
+  name: string;
+  version: string;
+  /** Envoy proto3 JSON, as control/envoy decodes it. */
+  value: unknown;
+}
+
+interface Held<K extends ResourceKind> {
+  version: string;
+  config: DecodedByKind[K];
+  raw: unknown;
+}
+
+export interface ApplyResult {
+  /** One message per rejected resource, naming the resource and field path; empty = ACK. */
+  errors: string[];
+}
+
+export class DataPlane {
+  readonly stats: SidecarStats;
+  readonly clusters: ClusterManager;
+  readonly listeners: ListenerManager;
+  readonly wasm: WasmFilterLoader;
+  readonly #held: { [K in ResourceKind]: Map<string, Held<K>> } = {
+    listener: new Map(),
+    route: new Map(),
+    cluster: new Map(),
+    endpoint: new Map(),
+    extension: new Map(),
+  };
+  readonly #loadedPlugins = new Map<WasmPluginConfig, WasmPlugin>();
+  /** Types that have had at least one response applied. */
+  readonly #received = new Set<ResourceKind>();
+
+  constructor(stats: SidecarStats, options: { accessLog?: (e: AccessLogEntry) => void; random?: () => number } = {}) {
+    this.stats = stats;
+    this.clusters = new ClusterManager(stats);
+    this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info' });
+    const env: ProxyEnv = {
+      clusters: this.clusters,
+      routeConfig: (name) => this.#held.route.get(name)?.config,
+      filters: {
+        extension: (name) => this.#held.extension.get(name)?.config.plugin,
+        plugin: (config) => this.#loadedPlugins.get(config),
+      },
+      stats,
+      accessLog: options.accessLog,
+      random: options.random ?? Math.random,
+    };
+    this.listeners = new ListenerManager(env);
+  }
+
+  /**
+   * Applies one xDS response of `kind`. `full` (SotW for LDS/CDS) means
+   * anything not listed is removed; otherwise only `removed` goes away.
+   */
+  async apply(kind: ResourceKind, resources: readonly IncomingResource[], removed: readonly string[], full: boolean): Promise<ApplyResult> {
+    const errors: string[] = [];
+    const held = this.#held[kind] as Map<string, Held<ResourceKind>>;
+    const next = new Map(held);
+    if (full) for (const name of held.keys()) if (!resources.some((r) => r.name === name)) next.delete(name);
+    for (const name of removed) next.delete(name);
+    for (const r of resources) {
+      const result = accept(kind, r.value);
+      if (!result.ok) {
+        errors.push(formatErrors(`${kind} ${r.name}`, result.errors));
+        continue;
+      }
+      const loadError = await this.#loadPlugins(kind, result.value);
+      if (loadError) {
+        errors.push(`${kind} ${r.name}: ${loadError}`);
+        continue;
+      }
+      next.set(r.name, { version: r.version, config: result.value, raw: r.value });
+    }
+    held.clear();
+    for (const [k, v] of next) held.set(k, v);
+    this.#received.add(kind);
+    if (kind === 'cluster') {
+      this.clusters.applyClusters(new Map([...this.#held.cluster].map(([k, v]) => [k, v.config])));
+    } else if (kind === 'endpoint') {
+      for (const r of resources) {
+        const h = this.#held.endpoint.get(r.name);
+        if (h) this.clusters.applyEndpoints(r.name, h.config.endpoints);
+      }
+      for (const name of removed) this.clusters.applyEndpoints(name, undefined);
+    } else if (kind === 'listener') {
+      const bindErrors = await this.listeners.apply(new Map([...this.#held.listener].map(([k, v]) => [k, v.config])));
+      for (const [name, message] of bindErrors) {
+        errors.push(`listener ${name}: address: ${message}`);
+        this.#held.listener.delete(name);
+      }
+      this.stats.listenersActive.set(this.listeners.names().length);
+    }
+    (errors.length ? this.stats.xdsUpdateRejected : this.stats.xdsUpdateSuccess).inc({ type: kind });
+    return { errors };
+  }
+
+  async #loadPlugins(kind: ResourceKind, value: unknown): Promise<string | undefined> {
+    const configs: WasmPluginConfig[] = [];
+    if (kind === 'extension') configs.push((value as ExtensionConfig).plugin);
+    if (kind === 'listener') {
+      const chain = (value as ListenerConfig).chain;
+      if (chain.kind === 'http') for (const f of chain.httpFilters) if (f.kind === 'wasm') configs.push(f.plugin);
+    }
+    for (const c of configs) {
+      try {
+        this.#loadedPlugins.set(c, await this.wasm.load(c));
+      } catch (e) {
+        return `typed_config.config.vm_config.code: wasm module for ${JSON.stringify(c.name)} could not be loaded: ${(e as Error).message}`;
+      }
+    }
+    return undefined;
+  }
+
+  /** Resource names the sidecar wants for the non-wildcard types (what it subscribes to). */
+  wanted(kind: 'endpoint' | 'route' | 'extension'): string[] {
+    const out = new Set<string>();
+    if (kind === 'endpoint') for (const h of this.#held.cluster.values()) if (h.config.type === 'EDS') out.add(h.config.edsServiceName!);
+    for (const h of this.#held.listener.values()) {
+      const chain = h.config.chain;
+      if (chain.kind !== 'http') continue;
+      if (kind === 'route' && chain.rds) out.add(chain.rds);
+      if (kind === 'extension') for (const f of chain.httpFilters) if (f.kind === 'ecds') out.add(f.resourceName);
+    }
+    return [...out].sort();
+  }
+
+  /** First full config applied: clusters with their endpoints, listeners with their routes and filter configs. */
+  ready(): boolean {
+    if (!this.#received.has('cluster') || !this.#received.has('listener')) return false;
+    if (this.#held.listener.size === 0) return false;
+    return (
+      this.wanted('endpoint').every((n) => this.#held.endpoint.has(n)) &&
+      this.wanted('route').every((n) => this.#held.route.has(n)) &&
+      this.wanted('extension').every((n) => this.#held.extension.has(n))
+    );
+  }
+
+  versions(kind: ResourceKind): Map<string, string> {
+    return new Map([...this.#held[kind]].map(([k, v]) => [k, v.version]));
+  }
+
+  /** /config_dump: what is being served now, as received, with versions. */
+  configDump(): Record<string, { name: string; version: string; resource: unknown }[]> {
+    const out: Record<string, { name: string; version: string; resource: unknown }[]> = {};
+    for (const kind of Object.keys(this.#held) as ResourceKind[]) {
+      out[kind] = [...(this.#held[kind] as Map<string, Held<ResourceKind>>)].map(([name, h]) => ({ name, version: h.version, resource: h.raw }));
+    }
+    return out;
+  }
+
+  listenerPort(name: string): number | undefined {
+    return this.listeners.port(name);
+  }
+
+  clusterConfig(name: string): ClusterConfig | undefined {
+    return this.#held.cluster.get(name)?.config;
+  }
+
+  routeConfig(name: string): RouteConfig | undefined {
+    return this.#held.route.get(name)?.config;
+  }
+
+  async close(): Promise<void> {
+    await this.listeners.close();
+    this.clusters.close();
+    await this.wasm.close();
+  }
+}

@@ -1,0 +1,188 @@
+// Cluster (CDS) -> ClusterConfig.
+
+import type { CircuitBreakerConfig, ClusterConfig, HealthCheckConfig, LbPolicy, OutlierDetectionConfig } from '../config.ts';
+import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../config.ts';
+import { adsConfigSource } from './common.ts';
+import { decodeLocalityEndpoints } from './endpoint.ts';
+import { Fields, typeName } from './fields.ts';
+import type { FieldError } from './fields.ts';
+
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'] as const;
+
+export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConfig | undefined {
+  const f = Fields.of(value, '', errors);
+  if (!f) return undefined;
+  const name = f.str('name') ?? '';
+  if (!name) f.fail('name', 'required');
+  const type = f.enumOf('type', ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS'] as const, ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST']) ?? 'STATIC';
+  let edsServiceName: string | undefined;
+  const eds = f.obj('eds_cluster_config');
+  if (eds) {
+    adsConfigSource(eds.obj('eds_config'));
+    edsServiceName = eds.str('service_name') || undefined;
+    eds.done();
+  }
+  if (type === 'EDS') edsServiceName ??= name;
+  const la = f.obj('load_assignment');
+  let staticEndpoints: ClusterConfig['staticEndpoints'] = [];
+  if (la) {
+    la.ignore('cluster_name');
+    staticEndpoints = decodeLocalityEndpoints(la);
+    la.done();
+  }
+  const connectTimeoutMs = f.durationMs('connect_timeout') ?? 5000;
+  const lbPolicy: LbPolicy = f.enumOf('lb_policy', LB_POLICIES, ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', 'MAGLEV']) ?? 'ROUND_ROBIN';
+  const ringHash = { minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 };
+  const rh = f.obj('ring_hash_lb_config');
+  if (rh) {
+    ringHash.minimumRingSize = rh.num('minimum_ring_size') ?? 1024;
+    ringHash.maximumRingSize = rh.num('maximum_ring_size') ?? ringHash.maximumRingSize;
+    rh.enumOf('hash_function', ['XX_HASH'] as const, ['XX_HASH', 'MURMUR_HASH_2']);
+    rh.done();
+  }
+  const lr = f.obj('least_request_lb_config');
+  if (lr) {
+    // choice_count 2 is both Envoy's default and what the sidecar does.
+    const cc = lr.num('choice_count');
+    if (cc !== undefined && cc !== 2) lr.fail('choice_count', 'only 2 (the default) is supported');
+    lr.done();
+  }
+  const healthChecks = f.list('health_checks').map(healthCheck).filter((h): h is HealthCheckConfig => h !== undefined);
+  const od = f.obj('outlier_detection');
+  const outlierDetection = od ? outlier(od) : undefined;
+  const circuitBreakers = thresholds(f.obj('circuit_breakers'));
+  let http2 = f.has('http2_protocol_options');
+  f.raw('http2_protocol_options');
+  let idleTimeoutMs = 3_600_000;
+  const cpo = f.obj('common_http_protocol_options');
+  if (cpo) {
+    idleTimeoutMs = cpo.durationMs('idle_timeout') ?? idleTimeoutMs;
+    cpo.done();
+  }
+  const tepo = f.obj('typed_extension_protocol_options');
+  if (tepo) {
+    for (const key of tepo.keys()) {
+      const o = tepo.obj(key)!;
+      if (typeName(o) !== HTTP_PROTOCOL_OPTIONS) {
+        o.fail('@type', `protocol options ${JSON.stringify(typeName(o))} are not supported`);
+        continue;
+      }
+      const common = o.obj('common_http_protocol_options');
+      if (common) {
+        idleTimeoutMs = common.durationMs('idle_timeout') ?? idleTimeoutMs;
+        common.ignore('max_requests_per_connection');
+        common.done();
+      }
+      const explicit = o.obj('explicit_http_config');
+      if (explicit) {
+        const which = explicit.oneof(['http_protocol_options', 'http2_protocol_options']);
+        explicit.raw('http_protocol_options');
+        const h2 = explicit.obj('http2_protocol_options');
+        // Flow-control and concurrency tuning do not change semantics.
+        h2?.ignore('max_concurrent_streams', 'initial_stream_window_size', 'initial_connection_window_size');
+        h2?.done();
+        http2 = which === 'http2_protocol_options';
+        explicit.done();
+      }
+      const auto = o.raw('auto_config');
+      if (auto !== undefined) o.fail('auto_config', 'auto_config needs ALPN/TLS, which the weft sidecar does not speak upstream');
+      o.done();
+    }
+    tepo.done();
+  }
+  f.ignore('dns_lookup_family', 'alt_stat_name', 'per_connection_buffer_limit_bytes', 'metadata');
+  let panicThresholdPercent = 50;
+  const clb = f.obj('common_lb_config');
+  if (clb) {
+    panicThresholdPercent = clb.num('healthy_panic_threshold') ?? 50;
+    clb.done();
+  }
+  f.done();
+  if (type !== 'EDS' && staticEndpoints.length === 0 && type === 'STATIC') f.fail('load_assignment', 'a STATIC cluster needs endpoints');
+  return {
+    name,
+    type,
+    edsServiceName,
+    staticEndpoints,
+    connectTimeoutMs,
+    lbPolicy,
+    ringHash,
+    healthChecks,
+    outlierDetection,
+    circuitBreakers,
+    http2,
+    idleTimeoutMs,
+    panicThresholdPercent,
+  };
+}
+
+function healthCheck(f: Fields): HealthCheckConfig | undefined {
+  const timeoutMs = f.durationMs('timeout') ?? 1000;
+  const intervalMs = f.durationMs('interval') ?? 10_000;
+  const healthyThreshold = f.num('healthy_threshold') ?? 1;
+  const unhealthyThreshold = f.num('unhealthy_threshold') ?? 1;
+  f.ignore('no_traffic_interval', 'interval_jitter', 'initial_jitter', 'unhealthy_interval', 'healthy_edge_interval', 'unhealthy_edge_interval', 'event_log_path', 'always_log_health_check_failures');
+  const http = f.obj('http_health_check');
+  f.done();
+  if (!http) {
+    f.fail('http_health_check', 'the weft sidecar runs HTTP health checks only');
+    return undefined;
+  }
+  const path = http.str('path') ?? '';
+  if (!path.startsWith('/')) http.fail('path', 'required, absolute');
+  const host = http.str('host') || undefined;
+  const expectedStatuses = http.list('expected_statuses').map((r) => {
+    const start = r.num('start') ?? 0;
+    const end = r.num('end') ?? 0;
+    r.done();
+    return { start, end };
+  });
+  http.enumOf('codec_client_type', ['HTTP1'] as const, ['HTTP1', 'HTTP2', 'HTTP3']);
+  http.done();
+  return { path, host, intervalMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
+}
+
+function outlier(f: Fields): OutlierDetectionConfig {
+  const out: OutlierDetectionConfig = {
+    consecutive5xx: f.num('consecutive_5xx') ?? 5,
+    consecutiveGatewayFailure: f.num('consecutive_gateway_failure') ?? 5,
+    intervalMs: f.durationMs('interval') ?? 10_000,
+    baseEjectionTimeMs: f.durationMs('base_ejection_time') ?? 30_000,
+    maxEjectionTimeMs: f.durationMs('max_ejection_time') ?? 300_000,
+    maxEjectionPercent: f.num('max_ejection_percent') ?? 10,
+    enforcingConsecutive5xx: f.num('enforcing_consecutive_5xx') ?? 100,
+  };
+  // Success-rate and failure-percentage ejection are off unless enforcing_* is set; the sidecar supports neither.
+  const gw = f.num('enforcing_consecutive_gateway_failure');
+  if (gw) f.fail('enforcing_consecutive_gateway_failure', 'gateway-failure ejection is not supported');
+  for (const k of ['enforcing_success_rate', 'enforcing_failure_percentage', 'enforcing_failure_percentage_local_origin', 'enforcing_consecutive_local_origin_failure', 'enforcing_local_origin_success_rate']) {
+    const v = f.num(k);
+    if (v) f.fail(k, 'not supported by the weft sidecar');
+  }
+  f.ignore('success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', 'failure_percentage_threshold', 'failure_percentage_minimum_hosts', 'failure_percentage_request_volume', 'split_external_local_origin_errors', 'consecutive_local_origin_failure');
+  f.done();
+  return out;
+}
+
+function thresholds(f: Fields | undefined): CircuitBreakerConfig {
+  const out = { ...ENVOY_DEFAULT_CIRCUIT_BREAKERS };
+  if (!f) return out;
+  for (const t of f.list('thresholds')) {
+    const priority = t.enumOf('priority', ['DEFAULT', 'HIGH'] as const, ['DEFAULT', 'HIGH']) ?? 'DEFAULT';
+    if (priority === 'HIGH') {
+      // Every request the sidecar sends is DEFAULT priority; HIGH limits never apply.
+      t.ignore('max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'track_remaining', 'max_connection_pools');
+      t.done();
+      continue;
+    }
+    out.maxConnections = t.num('max_connections') ?? out.maxConnections;
+    out.maxPendingRequests = t.num('max_pending_requests') ?? out.maxPendingRequests;
+    out.maxRequests = t.num('max_requests') ?? out.maxRequests;
+    out.maxRetries = t.num('max_retries') ?? out.maxRetries;
+    t.ignore('track_remaining');
+    t.done();
+  }
+  f.done();
+  return out;
+}

@@ -1,0 +1,61 @@
+// ClusterLoadAssignment (EDS) -> ClusterLoadAssignmentConfig.
+
+import type { ClusterLoadAssignmentConfig, EndpointConfig, EndpointHealth } from '../config.ts';
+import { socketAddress } from './common.ts';
+import { Fields } from './fields.ts';
+import type { FieldError } from './fields.ts';
+
+const HEALTH: readonly EndpointHealth[] = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'];
+
+export function decodeClusterLoadAssignment(value: unknown, errors: FieldError[]): ClusterLoadAssignmentConfig | undefined {
+  const f = Fields.of(value, '', errors);
+  if (!f) return undefined;
+  const clusterName = f.str('cluster_name') ?? '';
+  if (!clusterName) f.fail('cluster_name', 'required');
+  const endpoints = decodeLocalityEndpoints(f);
+  const policy = f.obj('policy');
+  if (policy) {
+    // Overprovisioning only matters across priorities/localities with partial health; the sidecar has one priority.
+    policy.ignore('overprovisioning_factor', 'weighted_priority_health', 'endpoint_stale_after');
+    policy.done();
+  }
+  f.done();
+  return { clusterName, endpoints };
+}
+
+/** The `endpoints` field of a ClusterLoadAssignment (also a STATIC cluster's load_assignment). */
+export function decodeLocalityEndpoints(f: Fields): EndpointConfig[] {
+  const out: EndpointConfig[] = [];
+  for (const le of f.list('endpoints')) {
+    const loc = le.obj('locality');
+    const zone = loc?.str('zone') || undefined;
+    loc?.ignore('region', 'sub_zone');
+    loc?.done();
+    const priority = le.num('priority') ?? 0;
+    if (priority !== 0) le.fail('priority', 'the weft sidecar supports priority 0 only');
+    le.num('load_balancing_weight');
+    for (const lb of le.list('lb_endpoints')) {
+      const ep = lb.obj('endpoint');
+      const health = lb.enumOf('health_status', HEALTH, HEALTH) ?? 'UNKNOWN';
+      const weight = lb.num('load_balancing_weight') ?? 1;
+      lb.ignore('metadata');
+      lb.done();
+      if (!ep) {
+        lb.fail('endpoint', 'required');
+        continue;
+      }
+      const address = socketAddress(ep.obj('address'));
+      ep.ignore('hostname');
+      const hc = ep.obj('health_check_config');
+      if (hc) {
+        hc.ignore('port_value', 'hostname');
+        if (hc.has('port_value')) hc.fail('port_value', 'a separate health check port is not supported');
+        hc.done();
+      }
+      ep.done();
+      if (address) out.push({ ...address, health, weight, priority, zone });
+    }
+    le.done();
+  }
+  return out;
+}

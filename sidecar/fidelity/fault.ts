@@ -1,0 +1,28 @@
+// envoy.extensions.filters.http.fault.v3.HTTPFault -> FaultConfig.
+
+import type { FaultConfig } from '../config.ts';
+import { fractionalPercent } from './common.ts';
+import type { Fields } from './fields.ts';
+
+export function faultConfig(f: Fields): FaultConfig {
+  const out: FaultConfig = {};
+  const delay = f.obj('delay');
+  if (delay) {
+    const ms = delay.durationMs('fixed_delay');
+    const fraction = fractionalPercent(delay.obj('percentage')) ?? 0;
+    delay.done();
+    if (ms === undefined) delay.fail('fixed_delay', 'required (header_delay is not supported)');
+    else out.delay = { ms, fraction };
+  }
+  const abort = f.obj('abort');
+  if (abort) {
+    const status = abort.num('http_status');
+    const fraction = fractionalPercent(abort.obj('percentage')) ?? 0;
+    abort.done();
+    if (status === undefined) abort.fail('http_status', 'required (grpc_status and header_abort are not supported)');
+    else if (status < 200 || status >= 600) abort.fail('http_status', 'must be in [200, 600)');
+    else out.abort = { status, fraction };
+  }
+  f.done();
+  return out;
+}

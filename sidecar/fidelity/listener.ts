@@ -1,0 +1,130 @@
+// Listener (LDS) -> ListenerConfig: one filter chain holding an HTTP
+// connection manager or a tcp_proxy, and the HTTP filters the sidecar runs.
+
+import type { HttpConnectionManagerConfig, HttpFilterConfig, ListenerConfig, TcpProxyConfig } from '../config.ts';
+import { adsConfigSource, socketAddress } from './common.ts';
+import { faultConfig } from './fault.ts';
+import { Fields, typeName } from './fields.ts';
+import type { FieldError } from './fields.ts';
+import { decodeRouteConfiguration } from './route.ts';
+import { WASM_TYPE, wasmFilter } from './wasm.ts';
+
+const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
+const FAULT_TYPE = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
+const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
+
+export function decodeListener(value: unknown, errors: FieldError[]): ListenerConfig | undefined {
+  const f = Fields.of(value, '', errors);
+  if (!f) return undefined;
+  const name = f.str('name') ?? '';
+  const address = socketAddress(f.obj('address'));
+  // Direction and stat naming do not change how traffic is handled.
+  f.ignore('traffic_direction', 'stat_prefix');
+  const chains = f.list('filter_chains');
+  f.done();
+  if (chains.length !== 1) {
+    f.fail('filter_chains', 'the weft sidecar supports exactly one filter chain');
+    return undefined;
+  }
+  const chain = chainOf(chains[0]!);
+  if (!address || !chain) return undefined;
+  return { name, address, chain };
+}
+
+function chainOf(f: Fields): HttpConnectionManagerConfig | TcpProxyConfig | undefined {
+  f.ignore('name');
+  const filters = f.list('filters');
+  f.done();
+  if (filters.length !== 1) {
+    f.fail('filters', 'the weft sidecar supports exactly one network filter (http_connection_manager or tcp_proxy)');
+    return undefined;
+  }
+  const nf = filters[0]!;
+  nf.ignore('name');
+  const tc = nf.obj('typed_config');
+  nf.done();
+  if (!tc) {
+    nf.fail('typed_config', 'required');
+    return undefined;
+  }
+  const t = typeName(tc);
+  if (t === HCM_TYPE) return hcm(tc);
+  if (t === TCP_PROXY_TYPE) {
+    const statPrefix = tc.str('stat_prefix') ?? '';
+    const cluster = tc.str('cluster') ?? '';
+    tc.ignore('idle_timeout');
+    tc.done();
+    if (!cluster) tc.fail('cluster', 'required (weighted_clusters is not supported)');
+    return { kind: 'tcp', statPrefix, cluster };
+  }
+  tc.fail('@type', `network filter ${JSON.stringify(t)} is not supported by the weft sidecar`);
+  return undefined;
+}
+
+function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
+  const statPrefix = f.str('stat_prefix') ?? '';
+  f.enumOf('codec_type', ['AUTO', 'HTTP1', 'HTTP2'] as const, ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3']);
+  let rds: string | undefined;
+  const rdsF = f.obj('rds');
+  if (rdsF) {
+    adsConfigSource(rdsF.obj('config_source'));
+    rds = rdsF.str('route_config_name');
+    rdsF.done();
+    if (!rds) rdsF.fail('route_config_name', 'required');
+  }
+  const inline = f.raw('route_config');
+  const routeConfig = inline === undefined ? undefined : decodeRouteConfiguration(inline, f.errors, `${f.path}.route_config`);
+  if (!rds && !routeConfig) f.fail('rds', 'rds or route_config is required');
+  const httpFilters = f.list('http_filters').map(httpFilter).filter((x): x is HttpFilterConfig => x !== undefined);
+  if (httpFilters.at(-1)?.kind !== 'router') f.fail('http_filters', 'the last HTTP filter must be envoy.filters.http.router');
+  const streamIdleTimeoutMs = f.durationMs('stream_idle_timeout') ?? 300_000;
+  const requestTimeoutMs = f.durationMs('request_timeout') ?? 0;
+  for (const log of f.list('access_log')) {
+    log.ignore('name');
+    const tc = log.obj('typed_config');
+    log.done();
+    if (tc && typeName(tc) !== STDOUT_LOG_TYPE) tc.fail('@type', 'only the stdout access logger is supported (the sidecar logs JSON to stdout)');
+    tc?.ignore('log_format');
+    tc?.done();
+  }
+  // Header-sanitising knobs whose Envoy defaults the sidecar already follows for loopback traffic.
+  f.ignore('use_remote_address', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action', 'generate_request_id', 'xff_num_trusted_hops', 'server_name', 'upgrade_configs');
+  f.done();
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs };
+}
+
+function httpFilter(f: Fields): HttpFilterConfig | undefined {
+  const name = f.str('name') ?? '';
+  const disabled = f.bool('disabled') ?? false;
+  f.ignore('is_optional');
+  const which = f.oneof(['typed_config', 'config_discovery']);
+  if (which === 'config_discovery') {
+    const cd = f.obj('config_discovery')!;
+    adsConfigSource(cd.obj('config_source'));
+    const typeUrls = cd.strList('type_urls').map((u) => u.replace(/^type\.googleapis\.com\//, ''));
+    if (!typeUrls.every((u) => u === WASM_TYPE)) cd.fail('type_urls', `the weft sidecar accepts only ${WASM_TYPE} through ECDS`);
+    const def = cd.obj('default_config');
+    const defaultPlugin = def ? wasmFilter(def) : undefined;
+    cd.ignore('apply_default_config_without_warming');
+    cd.done();
+    f.done();
+    return { kind: 'ecds', name, resourceName: name, defaultPlugin, disabled };
+  }
+  const tc = f.obj('typed_config');
+  f.done();
+  const t = tc ? typeName(tc) : '';
+  if (t === ROUTER_TYPE) {
+    tc!.ignore('suppress_envoy_headers', 'dynamic_stats', 'start_child_span');
+    tc!.done();
+    return { kind: 'router', name };
+  }
+  if (t === FAULT_TYPE) return { kind: 'fault', name, fault: faultConfig(tc!) };
+  if (t === WASM_TYPE) {
+    const plugin = wasmFilter(tc!);
+    return plugin ? { kind: 'wasm', name, plugin, disabled } : undefined;
+  }
+  (tc ?? f).fail(tc ? '@type' : 'typed_config', `HTTP filter ${JSON.stringify(t || name)} is not supported by the weft sidecar`);
+  return undefined;
+}

@@ -1,0 +1,132 @@
+// The HTTP filters before the router, per request: the fault filter (native)
+// and wasm filters (inline or ECDS) run through the proxy-wasm host. Request
+// phases run in chain order, response phases in reverse, as in Envoy.
+
+import type { FaultConfig, HttpFilterConfig, RouteEntry, WasmPluginConfig } from './config.ts';
+import type { LocalReply } from './local-reply.ts';
+import { localReplies } from './local-reply.ts';
+import type { SidecarStats } from './stats.ts';
+import type { HeaderPairs } from './upstream.ts';
+import type { HttpStream, LocalReply as WasmLocalReply, StreamProperties, WasmPlugin } from './wasm/index.ts';
+
+export interface FilterResolver {
+  /** The extension config an ECDS filter currently points at. */
+  extension(name: string): WasmPluginConfig | undefined;
+  /** A plugin that is already loaded (the request path never waits on a module fetch). */
+  plugin(config: WasmPluginConfig): WasmPlugin | undefined;
+}
+
+type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean };
+
+export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalReply };
+
+function fromWasm(r: WasmLocalReply): LocalReply {
+  const headers: HeaderPairs = [...r.headers];
+  if (r.grpcStatus !== undefined) headers.push(['grpc-status', String(r.grpcStatus)]);
+  return { status: r.status, body: Buffer.from(r.body).toString(), headers, flag: 'UAEX' };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class RequestFilters {
+  readonly #active: Active[] = [];
+  readonly #stats: SidecarStats;
+  readonly #random: () => number;
+  /** A filter whose plugin is missing or failed to load: answered before anything else runs. */
+  #broken: LocalReply | undefined;
+
+  constructor(chain: readonly HttpFilterConfig[], route: RouteEntry, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number) {
+    this.#stats = stats;
+    this.#random = random;
+    for (const f of chain) {
+      if (route.disabledFilters.has(f.name)) continue;
+      if (f.kind === 'fault') {
+        // A route's typed_per_filter_config replaces the filter-level config.
+        const fault = route.fault ?? f.fault;
+        if (fault) this.#active.push({ kind: 'fault', fault });
+      } else if (f.kind === 'wasm' || f.kind === 'ecds') {
+        if (f.disabled) continue;
+        const config = f.kind === 'wasm' ? f.plugin : resolver.extension(f.resourceName) ?? f.defaultPlugin;
+        if (!config) {
+          this.#broken ??= localReplies.filterMissing(f.name);
+          continue;
+        }
+        const plugin = resolver.plugin(config);
+        if (!plugin) {
+          stats.wasmFailures.inc({ filter: f.name });
+          if (!config.failOpen) this.#broken ??= localReplies.filterFailed();
+          continue;
+        }
+        this.#active.push({ kind: 'wasm', name: f.name, stream: plugin.newHttpStream(properties), failOpen: config.failOpen });
+      }
+    }
+  }
+
+  get hasWasm(): boolean {
+    return this.#active.some((a) => a.kind === 'wasm');
+  }
+
+  /** Request headers and (buffered) body through every filter; may rewrite both. */
+  async request(headers: HeaderPairs, body: Buffer | null): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer | null }> {
+    if (this.#broken) return { kind: 'reply', reply: this.#broken, headers, body };
+    for (const a of this.#active) {
+      if (a.kind === 'fault') {
+        const { delay, abort } = a.fault;
+        if (delay && this.#random() < delay.fraction) await sleep(delay.ms);
+        if (abort && this.#random() < abort.fraction) return { kind: 'reply', reply: localReplies.faultAbort(abort.status), headers, body };
+        continue;
+      }
+      if (!a.stream) continue;
+      const hasBody = body !== null && body.length > 0;
+      const out = await a.stream.onRequestHeaders(headers, !hasBody);
+      const r = this.#outcome(a, out);
+      if (r) return { ...r, headers, body };
+      headers = a.stream.requestHeaders ?? headers;
+      if (hasBody) {
+        const b = await a.stream.onRequestBody(body!, true);
+        if (b.action === 'continue') body = Buffer.from(b.body);
+        else {
+          const rb = this.#outcome(a, b);
+          if (rb) return { ...rb, headers, body };
+        }
+      }
+    }
+    return { kind: 'continue', headers, body };
+  }
+
+  /** Response headers and body (only buffered when a wasm filter runs) in reverse chain order. */
+  async response(headers: HeaderPairs, body: Buffer | null): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer | null }> {
+    for (const a of [...this.#active].reverse()) {
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      const hasBody = body !== null && body.length > 0;
+      const out = await a.stream.onResponseHeaders(headers, !hasBody);
+      const r = this.#outcome(a, out);
+      if (r) return { ...r, headers, body };
+      headers = a.stream.responseHeaders ?? headers;
+      if (hasBody) {
+        const b = await a.stream.onResponseBody(body!, true);
+        if (b.action === 'continue') body = Buffer.from(b.body);
+        else {
+          const rb = this.#outcome(a, b);
+          if (rb) return { ...rb, headers, body };
+        }
+      }
+    }
+    return { kind: 'continue', headers, body };
+  }
+
+  #outcome(a: Extract<Active, { kind: 'wasm' }>, out: { action: string; reply?: WasmLocalReply }): PhaseResult | undefined {
+    if (out.action === 'continue') return undefined;
+    if (out.action === 'local_reply' && out.reply) return { kind: 'reply', reply: fromWasm(out.reply) };
+    // pause with nothing to resume it, or close: Envoy would reset the stream; the failure policy decides.
+    this.#stats.wasmFailures.inc({ filter: a.name });
+    if (a.failOpen) return undefined;
+    return { kind: 'reply', reply: localReplies.filterFailed() };
+  }
+
+  complete(): void {
+    for (const a of this.#active) if (a.kind === 'wasm') a.stream?.complete();
+  }
+}

@@ -1,0 +1,78 @@
+// Header handling between downstream and upstream: hop-by-hop stripping (RFC
+// 9110 7.6.1), Envoy's header mutations with their append actions, and the
+// conversions between node's shapes and ordered lowercase pairs.
+
+import type { HeaderMutationConfig } from './config.ts';
+import type { HeaderPairs } from './upstream.ts';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings', 'proxy-authorization']);
+
+/** From node's rawHeaders (flat [k, v, k, v]) to lowercase pairs without hop-by-hop or pseudo headers. */
+export function pairsFromRaw(raw: readonly string[]): HeaderPairs {
+  const out: HeaderPairs = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+    out.push([k, raw[i + 1]!]);
+  }
+  return out;
+}
+
+export function withoutHopByHop(pairs: HeaderPairs): HeaderPairs {
+  return pairs.filter(([k]) => !HOP_BY_HOP.has(k) && !k.startsWith(':'));
+}
+
+export function getHeader(pairs: HeaderPairs, name: string): string | undefined {
+  for (const [k, v] of pairs) if (k === name) return v;
+  return undefined;
+}
+
+export function setHeader(pairs: HeaderPairs, name: string, value: string): void {
+  removeHeader(pairs, name);
+  pairs.push([name, value]);
+}
+
+export function removeHeader(pairs: HeaderPairs, name: string): void {
+  for (let i = pairs.length - 1; i >= 0; i--) if (pairs[i]![0] === name) pairs.splice(i, 1);
+}
+
+/** Applies one level of request_headers_to_add/_to_remove (Envoy: removals first, then additions). */
+export function applyMutation(pairs: HeaderPairs, m: HeaderMutationConfig): void {
+  for (const name of m.remove) removeHeader(pairs, name);
+  for (const { key, value, action } of m.add) {
+    const exists = pairs.some(([k]) => k === key);
+    switch (action) {
+      case 'APPEND_IF_EXISTS_OR_ADD':
+        pairs.push([key, value]);
+        break;
+      case 'ADD_IF_ABSENT':
+        if (!exists) pairs.push([key, value]);
+        break;
+      case 'OVERWRITE_IF_EXISTS_OR_ADD':
+        setHeader(pairs, key, value);
+        break;
+      case 'OVERWRITE_IF_EXISTS':
+        if (exists) setHeader(pairs, key, value);
+        break;
+    }
+  }
+}
+
+/** For node's http2 compat API and res.setHeader: repeated names become arrays. */
+export function objectFromPairs(pairs: HeaderPairs): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of pairs) {
+    const prev = out[k];
+    if (prev === undefined) out[k] = v;
+    else if (Array.isArray(prev)) prev.push(v);
+    else out[k] = [prev, v];
+  }
+  return out;
+}
+
+/** node's writeHead accepts a flat [k, v, k, v] list, which keeps order and repeats. */
+export function flatFromPairs(pairs: HeaderPairs): string[] {
+  const out: string[] = [];
+  for (const [k, v] of pairs) out.push(k, v);
+  return out;
+}

@@ -1,0 +1,26 @@
+// One load balancer per cluster, chosen by lb_policy.
+
+import type { ClusterConfig } from '../config.ts';
+import { LeastRequest } from './least-request.ts';
+import { RandomLb } from './random.ts';
+import { RingHash } from './ring-hash.ts';
+import { RoundRobin } from './round-robin.ts';
+import type { LoadBalancer } from './types.ts';
+
+export type { LbHost, LoadBalancer, PickContext } from './types.ts';
+export { hash32 } from './ring-hash.ts';
+
+export function createLoadBalancer(cluster: Pick<ClusterConfig, 'lbPolicy' | 'ringHash'>): LoadBalancer {
+  switch (cluster.lbPolicy) {
+    case 'LEAST_REQUEST':
+      return new LeastRequest();
+    case 'RANDOM':
+      return new RandomLb();
+    case 'RING_HASH':
+    case 'MAGLEV':
+      // Maglev and ring hash give the same guarantee (consistent hashing); the sidecar uses one algorithm for both.
+      return new RingHash(cluster.ringHash.minimumRingSize);
+    default:
+      return new RoundRobin();
+  }
+}

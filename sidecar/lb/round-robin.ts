@@ -1,0 +1,31 @@
+// Round robin; smooth weighted (nginx's algorithm) when weights differ, which
+// spreads a weighted host's turns instead of bunching them like Envoy's EDF does not.
+
+import type { LbHost, LoadBalancer, PickContext } from './types.ts';
+import { preferNotAvoided } from './types.ts';
+
+export class RoundRobin implements LoadBalancer {
+  #next = 0;
+  readonly #current = new Map<string, number>();
+
+  pick(all: readonly LbHost[], ctx: PickContext): LbHost | undefined {
+    const hosts = preferNotAvoided(all, ctx.avoid);
+    if (hosts.length === 0) return undefined;
+    const w0 = hosts[0]!.weight;
+    if (hosts.every((h) => h.weight === w0)) return hosts[this.#next++ % hosts.length];
+    let total = 0;
+    let best: LbHost | undefined;
+    let bestScore = -Infinity;
+    for (const h of hosts) {
+      const score = (this.#current.get(h.key) ?? 0) + h.weight;
+      this.#current.set(h.key, score);
+      total += h.weight;
+      if (score > bestScore) {
+        bestScore = score;
+        best = h;
+      }
+    }
+    this.#current.set(best!.key, bestScore - total);
+    return best;
+  }
+}

@@ -1,0 +1,27 @@
+// What a load balancer sees of an upstream host, and its contract.
+
+export interface LbHost {
+  /** "address:port", unique in a cluster. */
+  readonly key: string;
+  readonly weight: number;
+  /** In-flight requests to this host (least request reads it). */
+  readonly activeRequests: number;
+}
+
+export interface PickContext {
+  /** From the route's hash_policy; ring hash only. */
+  hash?: number;
+  /** Hosts to avoid (retry previous_hosts predicate), best effort. */
+  avoid?: ReadonlySet<string>;
+}
+
+export interface LoadBalancer {
+  /** Chooses one of `hosts` (already filtered to those that may take new requests); undefined only when hosts is empty. */
+  pick(hosts: readonly LbHost[], ctx: PickContext): LbHost | undefined;
+}
+
+export function preferNotAvoided(hosts: readonly LbHost[], avoid: ReadonlySet<string> | undefined): readonly LbHost[] {
+  if (!avoid || avoid.size === 0) return hosts;
+  const rest = hosts.filter((h) => !avoid.has(h.key));
+  return rest.length > 0 ? rest : hosts;
+}

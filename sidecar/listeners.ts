@@ -1,0 +1,162 @@
+// Listeners from LDS: one TCP server per listener. Each connection is sniffed
+// for the HTTP/2 connection preface, so one port serves HTTP/1.1 and h2c
+// (gRPC) as Envoy's codec_type AUTO does. The connection manager config is
+// read per request, so a filter or route change applies to the next request
+// without rebinding; only an address change rebinds.
+
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { HttpConnectionManagerConfig, ListenerConfig, TcpProxyConfig } from './config.ts';
+import type { ProxyEnv } from './proxy.ts';
+import { handleRequest } from './proxy.ts';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+class RunningListener {
+  config: ListenerConfig;
+  readonly server: net.Server;
+  readonly #http: http.Server;
+  readonly #h2: http2.Http2Server;
+  readonly #sockets = new Set<net.Socket>();
+
+  constructor(config: ListenerConfig, env: ProxyEnv) {
+    this.config = config;
+    const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+      const chain = this.config.chain;
+      if (chain.kind !== 'http') {
+        res.statusCode = 500;
+        res.end();
+        return;
+      }
+      void handleRequest(env, this.config.name, chain, req, res);
+    };
+    this.#http = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0 }, onRequest);
+    this.#h2 = http2.createServer({}, onRequest);
+    this.server = net.createServer({ noDelay: true }, (socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+      const chain = this.config.chain;
+      if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);
+      socket.once('data', (first: Buffer) => {
+        socket.pause();
+        socket.unshift(first);
+        const h2 = first.length >= 3 && first.subarray(0, Math.min(first.length, H2_PREFACE.length)).equals(H2_PREFACE.subarray(0, Math.min(first.length, H2_PREFACE.length)));
+        (h2 ? this.#h2 : this.#http).emit('connection', socket);
+        socket.resume();
+      });
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.address.port, this.config.address.address, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  }
+
+  /** Stops accepting; idle keep-alive connections close now, busy ones after their response (drain). */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.#http.closeIdleConnections();
+      setTimeout(() => {
+        for (const s of this.#sockets) s.destroy();
+      }, 5000).unref();
+      if (this.#sockets.size === 0) resolve();
+    });
+  }
+}
+
+function tcpProxy(env: ProxyEnv, chain: TcpProxyConfig, socket: net.Socket): void {
+  const cluster = env.clusters.get(chain.cluster);
+  const host = cluster?.pick({});
+  if (!cluster || !host) {
+    socket.destroy();
+    return;
+  }
+  host.activeRequests++;
+  const upstream = net.connect({ host: host.address, port: host.port });
+  upstream.setTimeout(cluster.config.connectTimeoutMs, () => upstream.destroy());
+  upstream.once('connect', () => upstream.setTimeout(0));
+  socket.pipe(upstream).pipe(socket);
+  const done = () => {
+    socket.destroy();
+    upstream.destroy();
+  };
+  upstream.once('close', () => {
+    host.activeRequests--;
+    done();
+  });
+  upstream.on('error', () => cluster.recordResult(host, 0));
+  socket.once('close', done);
+  socket.on('error', done);
+}
+
+export class ListenerManager {
+  readonly #running = new Map<string, RunningListener>();
+  readonly #env: ProxyEnv;
+
+  constructor(env: ProxyEnv) {
+    this.#env = env;
+  }
+
+  /** Brings the set of listeners to `configs`; returns bind errors by listener name (the xDS client NACKs them). */
+  async apply(configs: ReadonlyMap<string, ListenerConfig>): Promise<Map<string, string>> {
+    const errors = new Map<string, string>();
+    for (const [name, l] of this.#running) {
+      if (!configs.has(name)) {
+        this.#running.delete(name);
+        void l.close();
+      }
+    }
+    for (const [name, config] of configs) {
+      const existing = this.#running.get(name);
+      if (existing && existing.config.address.address === config.address.address && existing.config.address.port === config.address.port && existing.config.chain.kind === config.chain.kind) {
+        existing.config = config;
+        continue;
+      }
+      const next = new RunningListener(config, this.#env);
+      try {
+        if (existing) {
+          this.#running.delete(name);
+          await existing.close();
+        }
+        await next.listen();
+        this.#running.set(name, next);
+      } catch (e) {
+        errors.set(name, `cannot bind ${config.address.address}:${config.address.port}: ${(e as Error).message}`);
+        if (existing) {
+          // Keep serving on the old address if the new one cannot be bound.
+          const back = new RunningListener(existing.config, this.#env);
+          await back.listen().then(() => this.#running.set(name, back)).catch(() => undefined);
+        }
+      }
+    }
+    return errors;
+  }
+
+  /** Bound port of a listener (its config may say 0). */
+  port(name: string): number | undefined {
+    return this.#running.get(name)?.port;
+  }
+
+  names(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#running.values()].map((l) => l.close()));
+    this.#running.clear();
+  }
+}
+
+export type { HttpConnectionManagerConfig };

@@ -1,0 +1,75 @@
+// Replies the sidecar makes itself, worded as Envoy words them so tooling and
+// people that know Envoy recognise them; for gRPC callers, a trailers-only
+// response with the grpc-status Envoy maps the HTTP status to.
+
+import type { HeaderPairs } from './upstream.ts';
+
+export interface LocalReply {
+  status: number;
+  body: string;
+  headers: HeaderPairs;
+  /** Envoy response flag for the access log (UH, UT, UO, NR, UF, FI, ...). */
+  flag: string;
+}
+
+export const localReplies = {
+  noRoute: (): LocalReply => ({ status: 404, body: '', headers: [], flag: 'NR' }),
+  clusterNotFound: (): LocalReply => ({ status: 503, body: '', headers: [], flag: 'NC' }),
+  noHealthyUpstream: (): LocalReply => ({ status: 503, body: 'no healthy upstream', headers: [], flag: 'UH' }),
+  timeout: (): LocalReply => ({ status: 504, body: 'upstream request timeout', headers: [], flag: 'UT' }),
+  overflow: (): LocalReply => ({
+    status: 503,
+    body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+    headers: [['x-envoy-overloaded', 'true']],
+    flag: 'UO',
+  }),
+  reset: (reason: string): LocalReply => ({
+    status: 503,
+    body: `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace(/_/g, ' ')}`,
+    headers: [],
+    flag: reason === 'connection_failure' ? 'UF' : 'UC',
+  }),
+  faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI' }),
+  filterFailed: (): LocalReply => ({ status: 503, body: 'wasm filter failed', headers: [], flag: 'WF' }),
+  filterMissing: (name: string): LocalReply => ({ status: 500, body: `filter config not found: ${name}`, headers: [], flag: 'NFCF' }),
+};
+
+/** Envoy's Grpc::Utility::httpToGrpcStatus. */
+export function grpcStatusOf(httpStatus: number): number {
+  switch (httpStatus) {
+    case 400:
+      return 13;
+    case 401:
+      return 16;
+    case 403:
+      return 7;
+    case 404:
+      return 12;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14;
+    default:
+      return 2;
+  }
+}
+
+export function isGrpc(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.startsWith('application/grpc');
+}
+
+/** Status, headers and body as sent downstream. */
+export function renderLocalReply(r: LocalReply, grpc: boolean): { status: number; headers: HeaderPairs; body: string } {
+  if (grpc) {
+    return {
+      status: 200,
+      headers: [['content-type', 'application/grpc'], ['grpc-status', String(grpcStatusOf(r.status))], ['grpc-message', encodeURIComponent(r.body || String(r.status))], ...r.headers],
+      body: '',
+    };
+  }
+  const headers: HeaderPairs = [...r.headers];
+  if (r.body) headers.push(['content-type', 'text/plain'], ['content-length', String(Buffer.byteLength(r.body))]);
+  else headers.push(['content-length', '0']);
+  return { status: r.status, headers, body: r.body };
+}

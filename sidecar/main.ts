@@ -1,0 +1,134 @@
+// `weft sidecar`: wiring only. Picks the listener ports (the control plane
+// needs real ones in node metadata), starts the data plane, the admin port
+// and the ADS client, prints `ready` once the first full config is applied.
+
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { createAdminServer } from './admin.ts';
+import { DataPlane } from './dataplane.ts';
+import type { AccessLogEntry } from './proxy.ts';
+import { SidecarStats } from './stats.ts';
+import { XdsClient } from './xds-client.ts';
+
+export interface SidecarOptions {
+  service: string;
+  /** host:port of the control plane's ADS. */
+  xds: string;
+  appPort: number;
+  appAddress?: string;
+  /** 0 or absent: a free port is chosen. */
+  inboundPort?: number;
+  outboundPort?: number;
+  adminPort?: number;
+  namespace?: string;
+  bindAddress?: string;
+  sotw?: boolean;
+  /** JSON access log lines to stdout (default true). */
+  accessLog?: boolean;
+  /** Where `ready` and other lifecycle lines go (default stdout). */
+  log?: (line: string) => void;
+}
+
+export interface RunningSidecar {
+  nodeId: string;
+  inboundPort: number;
+  outboundPort: number;
+  adminPort: number;
+  dataPlane: DataPlane;
+  /** Resolves once /ready would answer 200. */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function checkPort(name: string, v: number | undefined): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 65535)) throw new Error(`${name}: must be a port 0..65535, got ${v}`);
+}
+
+export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
+  if (!opts.service) throw new Error('service: required');
+  if (!/^[^:]+:\d+$/.test(opts.xds)) throw new Error(`xds: must be HOST:PORT, got ${JSON.stringify(opts.xds)}`);
+  checkPort('app-port', opts.appPort);
+  if (!opts.appPort) throw new Error('app-port: required');
+  checkPort('inbound-port', opts.inboundPort);
+  checkPort('outbound-port', opts.outboundPort);
+  checkPort('admin-port', opts.adminPort);
+  const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
+  const bindAddress = opts.bindAddress ?? '127.0.0.1';
+  const inboundPort = opts.inboundPort || (await freePort(bindAddress));
+  const outboundPort = opts.outboundPort || (await freePort());
+  const nodeId = `${opts.service}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const stats = new SidecarStats();
+  const accessLog = opts.accessLog === false ? undefined : (e: AccessLogEntry) => process.stdout.write(JSON.stringify(e) + '\n');
+  const dataPlane = new DataPlane(stats, { accessLog });
+
+  let connected = false;
+  let lastError: string | undefined;
+  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }) });
+  await new Promise<void>((resolve, reject) => {
+    admin.once('error', reject);
+    admin.listen(opts.adminPort ?? 0, '127.0.0.1', () => resolve());
+  });
+  const adminPort = (admin.address() as net.AddressInfo).port;
+
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((r) => (markReady = r));
+  let isReady = false;
+  const client = new XdsClient({
+    server: opts.xds,
+    sotw: opts.sotw,
+    dataPlane,
+    node: {
+      id: nodeId,
+      cluster: opts.service,
+      metadata: {
+        WEFT_NAMESPACE: opts.namespace ?? 'default',
+        WEFT_INBOUND_PORT: String(inboundPort),
+        WEFT_OUTBOUND_PORT: String(outboundPort),
+        WEFT_APP_PORT: String(opts.appPort),
+        WEFT_APP_ADDRESS: opts.appAddress ?? '127.0.0.1',
+        WEFT_BIND_ADDRESS: bindAddress,
+        WEFT_KIND: 'sidecar',
+      },
+    },
+    onConnection: (up, error) => {
+      connected = up;
+      if (error) lastError = error;
+    },
+    onResponse: (e) => {
+      if (e.nack) log(JSON.stringify({ level: 'warn', msg: 'xds NACK', type: e.kind, error: e.nack }));
+      if (!isReady && dataPlane.ready()) {
+        isReady = true;
+        log(`ready: service=${opts.service} inbound=${bindAddress}:${inboundPort} outbound=127.0.0.1:${outboundPort} admin=http://127.0.0.1:${adminPort}`);
+        markReady();
+      }
+    },
+  });
+  client.start();
+  return {
+    nodeId,
+    inboundPort,
+    outboundPort,
+    adminPort,
+    dataPlane,
+    ready,
+    async close() {
+      client.close();
+      await new Promise<void>((r) => {
+        admin.close(() => r());
+        admin.closeAllConnections();
+      });
+      await dataPlane.close();
+    },
+  };
+}

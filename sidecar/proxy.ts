@@ -1,0 +1,345 @@
+// One downstream HTTP request through an HTTP connection manager: route
+// selection, filters, header mutations, rewrites, mirroring, forwarding, and
+// the response back, with an access log line and Envoy's counters at the end.
+
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { ClusterManager } from './clusters.ts';
+import type { HashPolicyConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
+import type { FilterResolver } from './filter-chain.ts';
+import { RequestFilters } from './filter-chain.ts';
+import { forward } from './forward.ts';
+import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop } from './headers.ts';
+import { hash32 } from './lb/index.ts';
+import type { LocalReply } from './local-reply.ts';
+import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
+import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
+import type { SidecarStats } from './stats.ts';
+import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
+
+export interface AccessLogEntry {
+  start_time: string;
+  listener: string;
+  method: string;
+  path: string;
+  authority: string;
+  protocol: string;
+  response_code: number;
+  response_flags: string;
+  route_name: string;
+  upstream_cluster: string;
+  upstream_host: string;
+  attempts: number;
+  bytes_received: number;
+  bytes_sent: number;
+  duration_ms: number;
+  request_id: string;
+}
+
+export interface ProxyEnv {
+  clusters: ClusterManager;
+  routeConfig(name: string): RouteConfig | undefined;
+  filters: FilterResolver;
+  stats: SidecarStats;
+  accessLog?: (entry: AccessLogEntry) => void;
+  random: () => number;
+}
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+const MAX_BUFFERED_BODY = 16 * 1024 * 1024;
+
+function readBody(req: Req): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BUFFERED_BODY) {
+        req.destroy();
+        reject(new Error('request body too large'));
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function writeHead(res: Res, status: number, headers: HeaderPairs): void {
+  if ((res as Http2ServerResponse).stream !== undefined) (res as Http2ServerResponse).writeHead(status, objectFromPairs(headers));
+  else (res as ServerResponse).writeHead(status, flatFromPairs(headers));
+}
+
+function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, remote: string, setCookies: HeaderPairs): number | undefined {
+  let combined: number | undefined;
+  for (const p of policies) {
+    let key: string | undefined;
+    if (p.kind === 'header') key = getHeader(headers, p.name);
+    else if (p.kind === 'source_ip') key = remote;
+    else {
+      const cookies = getHeader(headers, 'cookie') ?? '';
+      key = cookies.split(/;\s*/).find((c) => c.startsWith(`${p.name}=`))?.slice(p.name.length + 1);
+      if (key === undefined && p.ttlSeconds !== undefined) {
+        // Envoy generates the cookie so the client sticks from its next request on.
+        key = randomUUID().replace(/-/g, '').slice(0, 16);
+        setCookies.push(['set-cookie', `${p.name}="${key}"; Max-Age=${p.ttlSeconds}${p.path ? `; Path=${p.path}` : ''}; HttpOnly`]);
+      }
+    }
+    if (key === undefined) continue;
+    const h = hash32(key);
+    combined = combined === undefined ? h : (Math.imul(combined, 31) + h) >>> 0;
+    if (p.terminal) break;
+  }
+  return combined;
+}
+
+function rewritePath(route: RouteEntry, action: RouteActionConfig, path: string): string {
+  const q = path.indexOf('?');
+  const [p, query] = q < 0 ? [path, ''] : [path.slice(0, q), path.slice(q)];
+  if (action.prefixRewrite !== undefined && (route.match.path.kind === 'prefix' || route.match.path.kind === 'separated_prefix')) {
+    const prefix = route.match.path.value;
+    return action.prefixRewrite + p.slice(prefix.length) + query;
+  }
+  if (action.prefixRewrite !== undefined && route.match.path.kind === 'exact') return action.prefixRewrite + query;
+  if (action.regexRewrite) return p.replace(action.regexRewrite.regex, action.regexRewrite.substitution) + query;
+  return path;
+}
+
+export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: HttpConnectionManagerConfig, req: Req, res: Res): Promise<void> {
+  const started = Date.now();
+  const statLabels = { envoy_http_conn_manager_prefix: hcm.statPrefix };
+  env.stats.downstreamRq.inc(statLabels);
+  const h2 = req.httpVersionMajor === 2;
+  let authority = (h2 ? (req.headers[':authority'] as string | undefined) : req.headers.host) ?? '';
+  let path = (h2 ? (req.headers[':path'] as string | undefined) : req.url) ?? '/';
+  if (!path.startsWith('/')) {
+    // HTTP-proxy style absolute URI (HTTP_PROXY=http://127.0.0.1:<outbound>).
+    try {
+      const u = new URL(path);
+      authority = u.host;
+      path = u.pathname + u.search;
+    } catch {
+      path = '/' + path;
+    }
+  }
+  const method = req.method ?? 'GET';
+  const headers = pairsFromRaw(req.rawHeaders);
+  if (!h2) setHeader(headers, 'host', authority);
+  const grpc = isGrpc(getHeader(headers, 'content-type'));
+  let requestId = getHeader(headers, 'x-request-id');
+  if (!requestId) {
+    requestId = randomUUID();
+    headers.push(['x-request-id', requestId]);
+  }
+  if (!getHeader(headers, 'x-forwarded-proto')) headers.push(['x-forwarded-proto', 'http']);
+  const log: AccessLogEntry = {
+    start_time: new Date(started).toISOString(),
+    listener: listenerName,
+    method,
+    path,
+    authority,
+    protocol: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+    response_code: 0,
+    response_flags: '-',
+    route_name: '',
+    upstream_cluster: '',
+    upstream_host: '',
+    attempts: 0,
+    bytes_received: 0,
+    bytes_sent: 0,
+    duration_ms: 0,
+    request_id: requestId,
+  };
+  const downstream = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) downstream.abort();
+  });
+  let filters: RequestFilters | undefined;
+
+  const finish = (status: number, flag = '-') => {
+    log.response_code = status;
+    log.response_flags = flag;
+    log.duration_ms = Date.now() - started;
+    env.stats.downstreamRqXx.inc({ ...statLabels, envoy_response_code_class: String(Math.floor(status / 100)) });
+    env.stats.downstreamRqTime.observe(statLabels, log.duration_ms);
+    env.accessLog?.(log);
+    filters?.complete();
+  };
+  const reply = (r: LocalReply, extra: HeaderPairs = []) => {
+    const out = renderLocalReply(r, grpc);
+    if (!res.headersSent) {
+      writeHead(res, out.status, [...out.headers, ...extra]);
+      res.end(out.body);
+    } else res.destroy();
+    log.bytes_sent = Buffer.byteLength(out.body);
+    finish(out.status, r.flag);
+  };
+
+  try {
+    const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
+    const vh = config ? selectVirtualHost(config, authority) : undefined;
+    const route = vh ? selectRoute(vh, { authority, path, method, header: (n) => getHeader(headers, n) }) : undefined;
+    if (!config || !vh || !route) {
+      env.stats.noRoute.inc(statLabels);
+      req.resume();
+      return reply(localReplies.noRoute());
+    }
+    log.route_name = route.name;
+    const remote = req.socket?.remoteAddress ?? '';
+    filters = new RequestFilters(hcm.httpFilters, route, env.filters, {
+      'source.address': `${remote}:${req.socket?.remotePort ?? 0}`,
+      'request.id': requestId,
+      'xds.route_name': route.name,
+      'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
+    }, env.stats, env.random);
+
+    // gRPC streams pass through unbuffered when nothing needs the whole body; everything else is buffered so retries can replay it.
+    const streaming = grpc && h2 && !filters.hasWasm;
+    let body: Buffer | null = streaming ? null : await readBody(req);
+    log.bytes_received = body?.length ?? 0;
+
+    const action = route.action;
+    const req1 = await filters.request(headers, body);
+    if (req1.kind === 'reply') return reply(req1.reply);
+    let upstreamHeaders = req1.headers;
+    body = req1.body;
+
+    if (action.kind === 'direct_response') {
+      return reply({ status: action.status, body: action.body, headers: [], flag: '-' });
+    }
+    if (action.kind === 'redirect') {
+      const location = `http://${action.hostRedirect ?? authority}${action.pathRedirect ?? path}`;
+      return reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
+    }
+
+    const chosen = action.clusters.length === 1 ? action.clusters[0]! : pickWeighted(action.clusters, action.totalWeight, env.random())!;
+    log.upstream_cluster = chosen.name;
+    // Most specific first: weighted cluster, route, virtual host, route configuration.
+    for (const m of [chosen.requestHeaders, route.requestHeaders, vh.requestHeaders, config.requestHeaders]) applyMutation(upstreamHeaders, m);
+    const upstreamPath = rewritePath(route, action, path);
+    let upstreamAuthority = authority;
+    if (action.hostRewrite) {
+      upstreamAuthority = action.hostRewrite;
+      if (!h2) setHeader(upstreamHeaders, 'host', upstreamAuthority);
+    }
+    if (body !== null) {
+      removeHeader(upstreamHeaders, 'content-length');
+      if (body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(method)) upstreamHeaders.push(['content-length', String(body.length)]);
+    }
+    const setCookies: HeaderPairs = [];
+    const hash = action.hashPolicy.length ? hashOf(action.hashPolicy, upstreamHeaders, remote, setCookies) : undefined;
+
+    for (const mirror of action.mirrors) {
+      if (env.random() >= mirror.fraction) continue;
+      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body);
+    }
+
+    const result = await forward(env.clusters, chosen.name, {
+      method,
+      path: upstreamPath,
+      authority: upstreamAuthority,
+      headers: upstreamHeaders,
+      body: streaming ? (req as Http2ServerRequest) : body,
+      hash,
+      timeoutMs: action.timeoutMs,
+      retry: action.retry ?? vh.retry,
+      downstream: downstream.signal,
+    }, env.stats);
+    log.attempts = result.attempts;
+    if (result.host) log.upstream_host = result.host.key;
+    if (result.kind === 'local') {
+      if (streaming) req.resume();
+      return reply(result.reply);
+    }
+    await respond(env, res, result.response, filters, [chosen.responseHeaders, route.responseHeaders, vh.responseHeaders, config.responseHeaders], setCookies, started, log, reply, result.finish);
+    finish(result.response.status);
+  } catch (err) {
+    if (!res.headersSent) reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
+    else {
+      res.destroy();
+      finish(log.response_code || 500, 'UPE');
+    }
+  }
+}
+
+async function respond(
+  env: ProxyEnv,
+  res: Res,
+  upstream: UpstreamResponse,
+  filters: RequestFilters,
+  mutations: Parameters<typeof applyMutation>[1][],
+  setCookies: HeaderPairs,
+  started: number,
+  log: AccessLogEntry,
+  reply: (r: LocalReply) => void,
+  release: () => void,
+): Promise<void> {
+  let headers = withoutHopByHop(upstream.headers);
+  for (const m of mutations) applyMutation(headers, m);
+  headers.push(...setCookies);
+  headers.push(['x-envoy-upstream-service-time', String(Date.now() - started)]);
+  if (filters.hasWasm) {
+    const chunks: Buffer[] = [];
+    for await (const c of upstream.body) chunks.push(c as Buffer);
+    release();
+    const out = await filters.response(headers, Buffer.concat(chunks));
+    if (out.kind === 'reply') return reply(out.reply);
+    headers = out.headers;
+    const body = out.body ?? Buffer.alloc(0);
+    removeHeader(headers, 'content-length');
+    headers.push(['content-length', String(body.length)]);
+    writeHead(res, upstream.status, headers);
+    res.end(body);
+    log.bytes_sent = body.length;
+    return;
+  }
+  writeHead(res, upstream.status, headers);
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      release();
+      resolve();
+    };
+    upstream.body.on('data', (c: Buffer) => {
+      log.bytes_sent += c.length;
+      if (!(res as ServerResponse).write(c)) {
+        upstream.body.pause();
+        res.once('drain', () => upstream.body.resume());
+      }
+    });
+    upstream.body.on('end', () => {
+      if (upstream.trailers && (res as Http2ServerResponse).stream !== undefined) {
+        void upstream.trailers.then((t) => {
+          if (t.length) (res as Http2ServerResponse).addTrailers(objectFromPairs(t));
+          res.end();
+          done();
+        });
+      } else {
+        res.end();
+        done();
+      }
+    });
+    upstream.body.on('error', () => {
+      res.destroy();
+      done();
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        upstream.body.destroy();
+        done();
+      }
+    });
+  });
+}
+
+/** Fire-and-forget copy to the mirror cluster; Envoy suffixes the authority with -shadow. */
+async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | null): Promise<void> {
+  const shadow = `${authority.split(':')[0]}-shadow${authority.includes(':') ? ':' + authority.split(':')[1] : ''}`;
+  const h = headers.map(([k, v]) => [k, k === 'host' ? shadow : v] as [string, string]);
+  const ac = new AbortController();
+  const result = await forward(env.clusters, cluster, { method, path, authority: shadow, headers: h, body, timeoutMs: 15_000, downstream: ac.signal }, env.stats).catch(() => undefined);
+  if (result?.kind === 'response') {
+    result.response.body.on('end', result.finish).on('error', result.finish).resume();
+  }
+}

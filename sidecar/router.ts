@@ -1,0 +1,97 @@
+// Route selection as Envoy does it: virtual host by :authority (exact, then
+// longest suffix wildcard, then longest prefix wildcard, then "*"), then the
+// first route whose path, headers and query parameters all match.
+
+import type { HeaderMatcherConfig, RouteConfig, RouteEntry, RouteMatchConfig, VirtualHostConfig } from './config.ts';
+import { matchString } from './fidelity/common.ts';
+
+export type HeaderLookup = (name: string) => string | string[] | undefined;
+
+export interface RouteRequest {
+  /** :authority / Host, as received. */
+  authority: string;
+  /** :path including the query string. */
+  path: string;
+  method: string;
+  header: HeaderLookup;
+}
+
+export function selectVirtualHost(config: RouteConfig, authority: string): VirtualHostConfig | undefined {
+  const host = authority.toLowerCase();
+  let suffix: { vh: VirtualHostConfig; len: number } | undefined;
+  let prefix: { vh: VirtualHostConfig; len: number } | undefined;
+  let star: VirtualHostConfig | undefined;
+  for (const vh of config.virtualHosts) {
+    for (const d of vh.domains) {
+      if (d === host) return vh;
+      if (d === '*') star ??= vh;
+      else if (d.startsWith('*') && host.endsWith(d.slice(1)) && host.length > d.length - 1) {
+        if (!suffix || d.length > suffix.len) suffix = { vh, len: d.length };
+      } else if (d.endsWith('*') && host.startsWith(d.slice(0, -1)) && host.length > d.length - 1) {
+        if (!prefix || d.length > prefix.len) prefix = { vh, len: d.length };
+      }
+    }
+  }
+  return suffix?.vh ?? prefix?.vh ?? star;
+}
+
+export function selectRoute(vh: VirtualHostConfig, req: RouteRequest): RouteEntry | undefined {
+  const q = req.path.indexOf('?');
+  const path = q < 0 ? req.path : req.path.slice(0, q);
+  const query = q < 0 ? undefined : new URLSearchParams(req.path.slice(q + 1));
+  return vh.routes.find((r) => routeMatches(r.match, path, query, req));
+}
+
+function routeMatches(m: RouteMatchConfig, path: string, query: URLSearchParams | undefined, req: RouteRequest): boolean {
+  if (!pathMatches(m, path)) return false;
+  for (const h of m.headers) if (!headerMatches(h, req)) return false;
+  for (const qp of m.queryParameters) {
+    const v = query?.get(qp.name);
+    if (v === null || v === undefined) return false;
+    if (qp.match && !matchString(qp.match, v)) return false;
+  }
+  return true;
+}
+
+function pathMatches(m: RouteMatchConfig, path: string): boolean {
+  const p = m.caseSensitive ? path : path.toLowerCase();
+  switch (m.path.kind) {
+    case 'prefix':
+      return p.startsWith(m.caseSensitive ? m.path.value : m.path.value.toLowerCase());
+    case 'exact':
+      return p === (m.caseSensitive ? m.path.value : m.path.value.toLowerCase());
+    case 'regex':
+      return m.path.regex.test(path);
+    case 'separated_prefix': {
+      const v = m.caseSensitive ? m.path.value : m.path.value.toLowerCase();
+      return p === v || p.startsWith(v + '/');
+    }
+  }
+}
+
+function headerValue(req: RouteRequest, name: string): string | undefined {
+  if (name === ':method') return req.method;
+  if (name === ':path') return req.path;
+  if (name === ':authority' || name === 'host') return req.authority;
+  const v = req.header(name);
+  // Envoy matches multi-valued headers against their comma-joined value.
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+function headerMatches(h: HeaderMatcherConfig, req: RouteRequest): boolean {
+  const v = headerValue(req, h.name);
+  let ok: boolean;
+  if (h.match) ok = v !== undefined && matchString(h.match, v);
+  else ok = (v !== undefined) === h.present;
+  return h.invert ? !ok : ok;
+}
+
+/** Weighted cluster choice; `roll` in [0, 1) is injected so callers and tests control randomness. */
+export function pickWeighted<T extends { weight: number }>(choices: readonly T[], total: number, roll: number): T | undefined {
+  let x = roll * total;
+  for (const c of choices) {
+    if (x < c.weight) return c;
+    x -= c.weight;
+  }
+  return choices.at(-1);
+}

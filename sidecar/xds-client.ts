@@ -1,0 +1,251 @@
+// The sidecar's ADS client. Subscribes as Envoy does: wildcard CDS and LDS,
+// then EDS for its clusters, RDS for its route configs and ECDS for its
+// filters as those arrive. Each response is decoded with control/envoy,
+// applied through the data plane (fidelity contract), then ACKed, or NACKed
+// with the field paths in error_detail. Delta by default, SotW on request;
+// reconnects with jittered backoff and, in Delta, initial_resource_versions.
+
+import * as grpc from '@grpc/grpc-js';
+import type protobuf from 'protobufjs';
+import { decodeResource, discoveryTypes } from '../control/envoy/index.ts';
+import type { DataPlane, IncomingResource } from './dataplane.ts';
+import type { ResourceKind } from './fidelity.ts';
+import { TYPE_URLS, kindOfTypeUrl } from './fidelity.ts';
+
+const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
+const CONVERT: protobuf.IConversionOptions = { longs: String, enums: String, bytes: Buffer, defaults: false, arrays: true, objects: true };
+/** Subscribe order: Envoy's make-before-break (clusters and endpoints before listeners and routes). */
+const DEPENDENT: Record<ResourceKind, ResourceKind[]> = { cluster: ['endpoint'], listener: ['route', 'extension'], endpoint: [], route: [], extension: [] };
+
+export interface XdsNodeInfo {
+  id: string;
+  cluster: string;
+  metadata: Record<string, string>;
+}
+
+export interface XdsClientOptions {
+  server: string;
+  node: XdsNodeInfo;
+  dataPlane: DataPlane;
+  sotw?: boolean;
+  /** Every ACK or NACK, for logs and tests. */
+  onResponse?: (event: { kind: ResourceKind; version: string; nack?: string }) => void;
+  onConnection?: (up: boolean, error?: string) => void;
+}
+
+interface AnyMsg {
+  type_url: string;
+  value: Buffer;
+}
+
+interface DeltaResponse {
+  system_version_info?: string;
+  resources?: { name: string; version?: string; resource?: AnyMsg }[];
+  type_url: string;
+  removed_resources?: string[];
+  nonce: string;
+}
+
+interface SotwResponse {
+  version_info?: string;
+  resources?: AnyMsg[];
+  type_url: string;
+  nonce: string;
+}
+
+/** google.protobuf.Struct: protobufjs's bundled well-known types use camelCase field names, even under keepCase. */
+function struct(values: Record<string, string>) {
+  return { fields: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { stringValue: v }])) };
+}
+
+export class XdsClient {
+  readonly #o: XdsClientOptions;
+  readonly #client: grpc.Client;
+  #call: grpc.ClientDuplexStream<object, unknown> | undefined;
+  #closed = false;
+  #attempt = 0;
+  #retry: NodeJS.Timeout | undefined;
+  /** Names subscribed per non-wildcard type on the current stream. */
+  #subscribed = new Map<ResourceKind, Set<string>>();
+  /** SotW: last accepted version and latest nonce per type. */
+  #sotwState = new Map<ResourceKind, { version: string; nonce: string }>();
+  #queue: Promise<void> = Promise.resolve();
+  #sentNode = false;
+
+  constructor(o: XdsClientOptions) {
+    this.#o = o;
+    this.#client = new grpc.Client(o.server, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      'grpc.keepalive_time_ms': 30_000,
+    });
+  }
+
+  start(): void {
+    this.#connect();
+  }
+
+  #connect(): void {
+    if (this.#closed) return;
+    const types = discoveryTypes();
+    const sotw = this.#o.sotw === true;
+    const reqType = sotw ? types.DiscoveryRequest : types.DeltaDiscoveryRequest;
+    const resType = sotw ? types.DiscoveryResponse : types.DeltaDiscoveryResponse;
+    const call = this.#client.makeBidiStreamRequest(
+      `${SERVICE}/${sotw ? 'StreamAggregatedResources' : 'DeltaAggregatedResources'}`,
+      (m: object) => Buffer.from(reqType.encode(reqType.fromObject(m)).finish()),
+      (b: Buffer) => resType.toObject(resType.decode(b), CONVERT),
+    );
+    this.#call = call;
+    this.#sentNode = false;
+    this.#subscribed = new Map();
+    this.#sotwState = new Map();
+    let gotResponse = false;
+    call.on('data', (msg: unknown) => {
+      if (!gotResponse) {
+        gotResponse = true;
+        this.#attempt = 0;
+        this.#o.dataPlane.stats.xdsConnected.set(1);
+        this.#o.onConnection?.(true);
+      }
+      this.#queue = this.#queue.then(() => (sotw ? this.#onSotw(msg as SotwResponse) : this.#onDelta(msg as DeltaResponse))).catch((e: Error) => {
+        process.stderr.write(`weft sidecar: xDS response handling failed: ${e.stack}\n`);
+      });
+    });
+    const onEnd = (err?: Error) => {
+      if (this.#call !== call) return;
+      this.#call = undefined;
+      this.#o.dataPlane.stats.xdsConnected.set(0);
+      this.#o.onConnection?.(false, err?.message);
+      this.#scheduleReconnect();
+    };
+    call.on('error', (err: Error) => onEnd(err));
+    call.on('end', () => onEnd());
+    // Wildcard types first; the dependent ones follow from what these bring.
+    for (const kind of ['cluster', 'listener'] as const) this.#subscribe(kind, undefined);
+    for (const kind of ['endpoint', 'route', 'extension'] as const) {
+      const names = this.#o.dataPlane.wanted(kind);
+      if (names.length) this.#subscribe(kind, names);
+    }
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed) return;
+    const base = Math.min(5000, 100 * 2 ** this.#attempt++);
+    this.#retry = setTimeout(() => this.#connect(), base / 2 + Math.random() * (base / 2));
+    this.#retry.unref();
+  }
+
+  #send(msg: Record<string, unknown>): void {
+    if (!this.#sentNode) {
+      const n = this.#o.node;
+      msg.node = { id: n.id, cluster: n.cluster, metadata: struct(n.metadata), user_agent_name: 'weft-sidecar', client_features: ['envoy.lb.does_not_support_overprovisioning'] };
+      this.#sentNode = true;
+    }
+    this.#call?.write(msg);
+  }
+
+  /** `names` undefined = wildcard. Sends only when the subscription changes. */
+  #subscribe(kind: ResourceKind, names: string[] | undefined): void {
+    const typeUrl = TYPE_URLS[kind];
+    const prev = this.#subscribed.get(kind);
+    const sotw = this.#o.sotw === true;
+    if (names === undefined) {
+      if (prev) return;
+      this.#subscribed.set(kind, new Set());
+      if (sotw) this.#send({ type_url: typeUrl, resource_names: [], version_info: '' });
+      else this.#send({ type_url: typeUrl, resource_names_subscribe: [], initial_resource_versions: Object.fromEntries(this.#o.dataPlane.versions(kind)) });
+      return;
+    }
+    const next = new Set(names);
+    // An empty SotW resource_names would mean wildcard: subscribe only once there is something to ask for.
+    if (!prev && next.size === 0) return;
+    if (prev && prev.size === next.size && [...next].every((n) => prev.has(n))) return;
+    this.#subscribed.set(kind, next);
+    if (sotw) {
+      const st = this.#sotwState.get(kind);
+      this.#send({ type_url: typeUrl, resource_names: [...next], version_info: st?.version ?? '', response_nonce: st?.nonce ?? '' });
+    } else {
+      const subscribe = [...next].filter((n) => !prev?.has(n));
+      const unsubscribe = prev ? [...prev].filter((n) => !next.has(n)) : [];
+      const versions = this.#o.dataPlane.versions(kind);
+      const initial = prev ? {} : Object.fromEntries([...versions].filter(([n]) => next.has(n)));
+      this.#send({ type_url: typeUrl, resource_names_subscribe: subscribe, resource_names_unsubscribe: unsubscribe, initial_resource_versions: initial });
+    }
+  }
+
+  #decode(kind: ResourceKind, name: string | undefined, any: AnyMsg | undefined, errors: string[]): unknown {
+    if (!any) return undefined;
+    try {
+      return decodeResource(any.type_url || TYPE_URLS[kind], any.value);
+    } catch (e) {
+      errors.push(`${kind} ${name ?? '?'}: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+
+  async #onDelta(res: DeltaResponse): Promise<void> {
+    const kind = kindOfTypeUrl(res.type_url);
+    if (!kind) {
+      this.#send({ type_url: res.type_url, response_nonce: res.nonce, error_detail: { code: 3, message: `type ${res.type_url} is not supported by the weft sidecar` } });
+      return;
+    }
+    const decodeErrors: string[] = [];
+    const resources: IncomingResource[] = [];
+    for (const r of res.resources ?? []) {
+      const value = this.#decode(kind, r.name, r.resource, decodeErrors);
+      if (value !== undefined) resources.push({ name: r.name, version: r.version ?? '', value });
+    }
+    const result = await this.#o.dataPlane.apply(kind, resources, res.removed_resources ?? [], false);
+    this.#ack(kind, res.type_url, res.nonce, res.system_version_info ?? '', [...decodeErrors, ...result.errors]);
+  }
+
+  async #onSotw(res: SotwResponse): Promise<void> {
+    const kind = kindOfTypeUrl(res.type_url);
+    if (!kind) {
+      this.#send({ type_url: res.type_url, response_nonce: res.nonce, error_detail: { code: 3, message: `type ${res.type_url} is not supported by the weft sidecar` } });
+      return;
+    }
+    const decodeErrors: string[] = [];
+    const resources: IncomingResource[] = [];
+    for (const any of res.resources ?? []) {
+      const value = this.#decode(kind, undefined, any, decodeErrors);
+      const name = resourceName(kind, value);
+      if (value !== undefined && name) resources.push({ name, version: res.version_info ?? '', value });
+    }
+    // For LDS and CDS a SotW response is the whole set; for the others it lists only what changed among the subscribed names.
+    const full = kind === 'listener' || kind === 'cluster';
+    const result = await this.#o.dataPlane.apply(kind, resources, [], full);
+    const errors = [...decodeErrors, ...result.errors];
+    const prev = this.#sotwState.get(kind);
+    const version = errors.length ? prev?.version ?? '' : res.version_info ?? '';
+    this.#sotwState.set(kind, { version, nonce: res.nonce });
+    this.#ack(kind, res.type_url, res.nonce, res.version_info ?? '', errors);
+  }
+
+  #ack(kind: ResourceKind, typeUrl: string, nonce: string, version: string, errors: string[]): void {
+    const sotw = this.#o.sotw === true;
+    const msg: Record<string, unknown> = { type_url: typeUrl, response_nonce: nonce };
+    if (sotw) {
+      msg.version_info = this.#sotwState.get(kind)?.version ?? '';
+      msg.resource_names = [...(this.#subscribed.get(kind) ?? [])];
+    }
+    if (errors.length) msg.error_detail = { code: 3, message: errors.join('\n') };
+    this.#send(msg);
+    this.#o.onResponse?.({ kind, version, nack: errors.length ? errors.join('\n') : undefined });
+    for (const dep of DEPENDENT[kind]) this.#subscribe(dep, this.#o.dataPlane.wanted(dep as 'endpoint' | 'route' | 'extension'));
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#call?.cancel();
+    this.#call = undefined;
+    this.#client.close();
+  }
+}
+
+function resourceName(kind: ResourceKind, value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  return (kind === 'endpoint' ? v.cluster_name : v.name) as string | undefined;
+}

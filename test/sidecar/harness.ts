@@ -1,0 +1,175 @@
+// A mesh in one test process: the real ADS server (control/xds over an
+// in-memory model), weft sidecars, and tiny node:http apps, all on
+// 127.0.0.1 with ephemeral ports.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createXdsServer } from '../../control/xds/index.ts';
+import type { ModelChange, ModelSource, XdsServer } from '../../control/xds/index.ts';
+import type { Instance, MeshModel, Service } from '../../control/model/types.ts';
+import { freePort, runSidecar } from '../../sidecar/main.ts';
+import type { RunningSidecar, SidecarOptions } from '../../sidecar/main.ts';
+
+export class MemoryModel implements ModelSource {
+  current: MeshModel = { revision: 1, services: [], instances: [], routes: [], destinationPolicies: [], filterBindings: [], filterModules: [] };
+  readonly #listeners = new Set<(c: ModelChange) => void>();
+
+  model(): MeshModel {
+    return this.current;
+  }
+
+  subscribe(listener: (change: ModelChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Replaces part of the model and tells the controller, as the store would. */
+  update(patch: Partial<Omit<MeshModel, 'revision'>>, kind: ModelChange['kind'] = 'config'): void {
+    this.current = { ...this.current, ...patch, revision: this.current.revision + 1 };
+    const services = kind === 'instances' ? [...new Set(this.current.instances.map((i) => `${i.namespace}/${i.service}`))] : undefined;
+    for (const l of this.#listeners) l({ kind, revision: this.current.revision, committedAt: Date.now(), services });
+  }
+}
+
+export interface TestApp {
+  port: number;
+  server: http.Server;
+  hits: number;
+  close(): Promise<void>;
+}
+
+/** An app whose handler gets (req, res, hitNumber); `name` is echoed in x-app. */
+export async function startApp(name: string, handler?: (req: http.IncomingMessage, res: http.ServerResponse, hit: number) => void, port = 0): Promise<TestApp> {
+  const app: TestApp = { port: 0, server: undefined as unknown as http.Server, hits: 0, close: async () => undefined };
+  const server = http.createServer((req, res) => {
+    app.hits++;
+    res.setHeader('x-app', name);
+    if (handler) return handler(req, res, app.hits);
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ app: name, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  app.server = server;
+  app.port = (server.address() as AddressInfo).port;
+  app.close = () =>
+    new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    });
+  return app;
+}
+
+export function service(name: string, port: number, extra: Partial<Service> = {}): Service {
+  return { name, namespace: 'default', ports: [{ port, protocol: 'http' }], ...extra };
+}
+
+let nextInstance = 1;
+export function instance(svc: string, port: number, labels: Record<string, string> = {}, extra: Partial<Instance> = {}): Instance {
+  return { id: `i-${nextInstance++}`, service: svc, namespace: 'default', address: '127.0.0.1', port, labels, health: 'healthy', ttlSeconds: 0, ...extra };
+}
+
+interface WireNode {
+  metadata?: { fields?: Record<string, { stringValue?: string; string_value?: string }> };
+}
+
+/**
+ * control/xds/node.ts reads node.metadata values as string_value, but
+ * protobufjs decodes google.protobuf.Value with camelCase keys (stringValue),
+ * so metadata from a real wire client is dropped and every sidecar would get
+ * the default ports. Until the server reads both spellings, re-apply the
+ * WEFT_* metadata here (the authenticate hook runs before the proxy's group is chosen).
+ */
+function fixProxyFromWireMetadata(node: WireNode, proxy: import('../../control/model/types.ts').ProxyRef): void {
+  const f = node.metadata?.fields ?? {};
+  const s = (k: string) => f[k]?.string_value ?? f[k]?.stringValue;
+  const n = (k: string) => (s(k) ? Number(s(k)) : undefined);
+  proxy.inboundPort = n('WEFT_INBOUND_PORT') ?? proxy.inboundPort;
+  proxy.outboundPort = n('WEFT_OUTBOUND_PORT') ?? proxy.outboundPort;
+  proxy.appPort = n('WEFT_APP_PORT') ?? proxy.appPort;
+  proxy.appAddress = s('WEFT_APP_ADDRESS') ?? proxy.appAddress;
+  proxy.bindAddress = s('WEFT_BIND_ADDRESS') ?? proxy.bindAddress;
+  proxy.namespace = s('WEFT_NAMESPACE') ?? proxy.namespace;
+}
+
+export class TestMesh {
+  readonly model = new MemoryModel();
+  xds!: XdsServer;
+  xdsPort = 0;
+  readonly #closers: (() => Promise<void>)[] = [];
+
+  static async start(): Promise<TestMesh> {
+    const mesh = new TestMesh();
+    mesh.xds = createXdsServer({ source: mesh.model, debounceMs: 5, authenticate: (node, _md, proxy) => {
+      fixProxyFromWireMetadata(node as WireNode, proxy);
+      if (process.env.H8_DEBUG) console.log("AUTH", JSON.stringify(node), JSON.stringify(proxy));
+      return { ok: true };
+    } });
+    mesh.xdsPort = await mesh.xds.listen('127.0.0.1', 0);
+    return mesh;
+  }
+
+  /** A started sidecar (ready awaited unless `wait` is false). */
+  async sidecar(svc: string, appPort: number, opts: Partial<SidecarOptions> & { wait?: boolean } = {}): Promise<RunningSidecar> {
+    const sc = await runSidecar({ service: svc, xds: `127.0.0.1:${this.xdsPort}`, appPort, accessLog: false, log: () => undefined, ...opts });
+    this.#closers.push(() => sc.close());
+    if (opts.wait !== false) await withTimeout(sc.ready, 10_000, `sidecar ${svc} ready`);
+    return sc;
+  }
+
+  track(closer: () => Promise<void>): void {
+    this.#closers.push(closer);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.#closers.reverse()) await c().catch(() => undefined);
+    await this.xds.close();
+  }
+}
+
+export { freePort };
+
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** Polls `check` until it returns true (bounded). */
+export async function eventually(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+export interface SimpleResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** One HTTP/1.1 request to 127.0.0.1:port with the given Host. */
+export function get(port: number, host: string, path = '/', init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<SimpleResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: init.method ?? 'GET', agent, headers: { host, ...init.headers }, timeout: 20_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('client timeout')));
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
