@@ -78,9 +78,21 @@ export class MetricStore {
     return { result: WasmResult.Ok, value: metric.value };
   }
 
-  /** Looks a metric up by the name the module defined it with. */
-  find(name: string, kind?: MetricKind): Metric | undefined {
-    for (const metric of this.byId.values()) if (metric.name === name && (kind === undefined || metric.kind === kind)) return metric;
+  /**
+   * Looks a metric up by the name the module defined it with, optionally of
+   * one kind, or by its base name and Istio-style tags
+   * (`find('requests', { result: 'denied' })`).
+   */
+  find(name: string, kindOrTags?: MetricKind | Record<string, string>): Metric | undefined {
+    for (const metric of this.byId.values()) {
+      if (kindOrTags === undefined || typeof kindOrTags === 'string') {
+        if (metric.name === name && (kindOrTags === undefined || metric.kind === kindOrTags)) return metric;
+        continue;
+      }
+      const parsed = parseTaggedName(metric.name);
+      const want = Object.entries(kindOrTags);
+      if (parsed.base === name && parsed.tags.length === want.length && want.every(([k, v]) => parsed.tags.some(([pk, pv]) => pk === k && pv === v))) return metric;
+    }
     return undefined;
   }
 
@@ -88,34 +100,61 @@ export class MetricStore {
     return [...this.byId.values()];
   }
 
-  /** Prometheus text exposition; names sanitized, `plugin` label added when given. */
+  /** Prometheus text exposition; names sanitized, Istio-style tags as labels, `labels` added to every sample. */
   prometheus(labels: Record<string, string> = {}): string {
-    const labelText = Object.entries(labels)
-      .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
-      .join(',');
-    const withLabels = (extra = ''): string => {
-      const all = [labelText, extra].filter((s) => s.length > 0).join(',');
-      return all.length > 0 ? `{${all}}` : '';
-    };
-    const lines: string[] = [];
+    const families = new Map<string, { kind: MetricKind; samples: { metric: Metric; labels: [string, string][] }[] }>();
     for (const metric of this.byId.values()) {
-      const name = prometheusName(metric.name);
-      lines.push(`# TYPE ${name} ${metric.kind}`);
-      if (metric.kind !== 'histogram') {
-        lines.push(`${name}${withLabels()} ${metric.value}`);
-        continue;
+      const { base, tags } = parseTaggedName(metric.name);
+      let name = prometheusName(base);
+      // One family has one type; the same name reused with another kind gets a suffix rather than invalid output.
+      if (families.has(name) && families.get(name)!.kind !== metric.kind) name = `${name}_${metric.kind}`;
+      const family = families.get(name) ?? { kind: metric.kind, samples: [] };
+      families.set(name, family);
+      family.samples.push({ metric, labels: [...Object.entries(labels), ...tags] });
+    }
+    const lines: string[] = [];
+    for (const [name, family] of families) {
+      lines.push(`# TYPE ${name} ${family.kind}`);
+      for (const { metric, labels: sampleLabels } of family.samples) {
+        const braces = (extra: [string, string][] = []): string => {
+          const all = [...sampleLabels, ...extra];
+          return all.length === 0 ? '' : `{${all.map(([k, v]) => `${prometheusName(k)}="${escapeLabel(v)}"`).join(',')}}`;
+        };
+        if (metric.kind !== 'histogram') {
+          lines.push(`${name}${braces()} ${metric.value}`);
+          continue;
+        }
+        let cumulative = 0;
+        buckets.forEach((bound, i) => {
+          cumulative += metric.bucketCounts[i]!;
+          lines.push(`${name}_bucket${braces([['le', String(bound)]])} ${cumulative}`);
+        });
+        lines.push(`${name}_bucket${braces([['le', '+Inf']])} ${metric.value}`);
+        lines.push(`${name}_sum${braces()} ${metric.sum}`);
+        lines.push(`${name}_count${braces()} ${metric.value}`);
       }
-      let cumulative = 0;
-      buckets.forEach((bound, i) => {
-        cumulative += metric.bucketCounts[i]!;
-        lines.push(`${name}_bucket${withLabels(`le="${bound}"`)} ${cumulative}`);
-      });
-      lines.push(`${name}_bucket${withLabels('le="+Inf"')} ${metric.value}`);
-      lines.push(`${name}_sum${withLabels()} ${metric.sum}`);
-      lines.push(`${name}_count${withLabels()} ${metric.value}`);
     }
     return lines.length > 0 ? `${lines.join('\n')}\n` : '';
   }
+}
+
+const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/**
+ * Splits Istio's tag folding (`name_k1=.=v1;.;k2=.=v2;.;`, what Envoy's
+ * stats_tags regexes extract) into the base name and its tags.
+ */
+export function parseTaggedName(name: string): { base: string; tags: [string, string][] } {
+  const first = name.search(/_[^_=;.]+=\.=/);
+  if (first < 0 || !name.endsWith(';.;')) return { base: name, tags: [] };
+  const tags: [string, string][] = [];
+  for (const part of name.slice(first + 1).split(';.;')) {
+    if (part.length === 0) continue;
+    const at = part.indexOf('=.=');
+    if (at <= 0) return { base: name, tags: [] };
+    tags.push([part.slice(0, at), part.slice(at + 3)]);
+  }
+  return { base: name.slice(0, first), tags };
 }
 
 export function prometheusName(name: string): string {

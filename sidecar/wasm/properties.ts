@@ -64,6 +64,13 @@ const aliases: Record<string, string> = {
   upstream_host_metadata: 'xds.upstream_host_metadata',
 };
 
+/** `node.cluster` -> `xds.node.cluster`: Envoy's short names for the xds attributes. */
+function aliased(dotted: string): string {
+  const first = dotted.split('.')[0]!;
+  const target = aliases[first];
+  return target === undefined ? dotted : target + dotted.slice(first.length);
+}
+
 /** Returns the encoded value at `path`, or undefined (NOT_FOUND). */
 export function lookupProperty(path: string, sources: PropertySources): Uint8Array | undefined {
   const stored = sources.filterState.get(path);
@@ -71,7 +78,7 @@ export function lookupProperty(path: string, sources: PropertySources): Uint8Arr
   const segments = path.split('\0');
   for (let depth = segments.length; depth >= 1; depth--) {
     const dotted = segments.slice(0, depth).join('.');
-    const value = resolve(aliases[dotted] ?? dotted, sources);
+    const value = resolve(dotted, sources) ?? resolve(aliased(dotted), sources);
     if (value === undefined) continue;
     const rest = segments.slice(depth);
     if (rest.length === 0) return encodeProperty(value);

@@ -126,9 +126,12 @@ export class FilterHarness {
     return this.plugin.logs.filter((l) => level === undefined || l.level === level).map((l) => l.message);
   }
 
-  /** Counter or gauge value (histograms: sample count) of the metric the module defined as `name`. */
-  metric(name: string): number | undefined {
-    const found = this.plugin.metrics.find(name);
+  /**
+   * Counter or gauge value (histograms: sample count) of the metric the module
+   * defined as `name`, or by base name and tags: `metric('requests', { result: 'denied' })`.
+   */
+  metric(name: string, tags?: Record<string, string>): number | undefined {
+    const found = this.plugin.metrics.find(name, tags);
     return found === undefined ? undefined : Number(found.value);
   }
 
