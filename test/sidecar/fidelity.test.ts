@@ -1,0 +1,240 @@
+// The fidelity contract, walked over everything the translator emits (the
+// golden outputs in test/golden/*/): every sidecar resource is either
+// honoured (accepted, and the feature shows up in the decoded config the data
+// plane runs on) or NACKed with its field path. No field is silently skipped:
+// an unknown field added at every object position is rejected at that path.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { ClusterConfig, ListenerConfig, RouteActionConfig, RouteConfig } from '../../sidecar/config.ts';
+import { accept } from '../../sidecar/fidelity.ts';
+import type { ResourceKind } from '../../sidecar/fidelity.ts';
+
+const goldenDir = fileURLToPath(new URL('../golden/', import.meta.url));
+const FILES: Record<string, ResourceKind> = {
+  'listeners.json': 'listener',
+  'routes.json': 'route',
+  'clusters.json': 'cluster',
+  'endpoints.json': 'endpoint',
+  'extension_configs.json': 'extension',
+};
+
+interface GoldenResource {
+  kase: string;
+  kind: ResourceKind;
+  name: string;
+  value: Record<string, unknown>;
+}
+
+function goldenResources(): GoldenResource[] {
+  const out: GoldenResource[] = [];
+  if (!existsSync(goldenDir)) return out;
+  for (const kase of readdirSync(goldenDir).sort()) {
+    for (const [file, kind] of Object.entries(FILES)) {
+      const p = join(goldenDir, kase, file);
+      if (!existsSync(p)) continue;
+      for (const r of JSON.parse(readFileSync(p, 'utf8')) as { name: string; value: Record<string, unknown> }[]) out.push({ kase, kind, name: r.name, value: r.value });
+    }
+  }
+  return out;
+}
+
+/** Proxyless gRPC clients get api_listeners; a sidecar never asks for them, and NACKs them if it does. */
+const isApiListener = (r: GoldenResource) => r.kind === 'listener' && 'api_listener' in r.value;
+
+const resources = goldenResources();
+
+test('golden outputs exist to walk', () => {
+  assert.ok(resources.length > 50, `found ${resources.length} golden resources`);
+});
+
+test('every sidecar resource the translator emits is accepted; api_listeners are NACKed by path', () => {
+  for (const r of resources) {
+    const result = accept(r.kind, r.value);
+    if (isApiListener(r)) {
+      assert.equal(result.ok, false, `${r.kase} ${r.name}`);
+      if (!result.ok) assert.ok(result.errors.some((e) => e.path === 'api_listener'), JSON.stringify(result.errors));
+      continue;
+    }
+    assert.ok(result.ok, `${r.kase} ${r.kind} ${r.name}: ${result.ok ? '' : JSON.stringify(result.errors)}`);
+  }
+});
+
+/** Keys whose values are maps or opaque payloads, not messages with a fixed field set. */
+const OPAQUE = new Set(['typed_per_filter_config', 'typed_extension_protocol_options', 'metadata', 'filter_metadata', 'configuration', 'ads', 'http_protocol_options', 'fields']);
+
+interface Position {
+  path: string;
+  segs: (string | number)[];
+}
+
+function objectPositions(v: unknown, pos: Position, out: Position[] = []): Position[] {
+  if (Array.isArray(v)) v.forEach((x, i) => objectPositions(x, { path: `${pos.path}[${i}]`, segs: [...pos.segs, i] }, out));
+  else if (v && typeof v === 'object') {
+    out.push(pos);
+    for (const [k, x] of Object.entries(v)) {
+      if (k === '@type') continue;
+      const child = { path: pos.path ? `${pos.path}.${k}` : k, segs: [...pos.segs, k] };
+      if (OPAQUE.has(k)) {
+        // Per-filter and per-protocol maps: each value is a message again.
+        if ((k === 'typed_per_filter_config' || k === 'typed_extension_protocol_options') && x && typeof x === 'object') {
+          for (const [mk, mv] of Object.entries(x)) objectPositions(mv, { path: `${child.path}.${mk}`, segs: [...child.segs, mk] }, out);
+        }
+        continue;
+      }
+      objectPositions(x, child, out);
+    }
+  }
+  return out;
+}
+
+function withExtraField(root: Record<string, unknown>, segs: (string | number)[]): Record<string, unknown> {
+  const copy = structuredClone(root);
+  let node: any = copy;
+  for (const seg of segs) node = node[seg];
+  node.weft_unsupported_field = 'x';
+  return copy;
+}
+
+test('an unsupported field at any position in any emitted resource is NACKed naming that field path', () => {
+  let checked = 0;
+  const seen = new Set<string>();
+  for (const r of resources) {
+    if (isApiListener(r)) continue;
+    for (const pos of objectPositions(r.value, { path: '', segs: [] })) {
+      // One check per (kind, shape of path) keeps the walk fast without skipping any field position.
+      const shape = `${r.kind}:${pos.path.replace(/\[\d+\]/g, '[]')}`;
+      if (seen.has(shape)) continue;
+      seen.add(shape);
+      const result = accept(r.kind, withExtraField(r.value, pos.segs));
+      const expected = pos.path ? `${pos.path}.weft_unsupported_field` : 'weft_unsupported_field';
+      assert.equal(result.ok, false, `${r.kase} ${r.kind} ${r.name}: extra field at ${expected} was accepted`);
+      if (!result.ok) assert.ok(result.errors.some((e) => e.path === expected), `${r.kase} ${r.name}: expected an error at ${expected}, got ${JSON.stringify(result.errors)}`);
+      checked++;
+    }
+  }
+  assert.ok(checked > 50, `walked ${checked} field positions`);
+});
+
+function golden(kase: string, kind: ResourceKind, name?: string): Record<string, unknown> {
+  const r = resources.find((x) => x.kase === kase && x.kind === kind && (name === undefined || x.name === name));
+  assert.ok(r, `golden ${kase} ${kind} ${name ?? ''}`);
+  return r.value;
+}
+
+function decoded<K extends ResourceKind>(kind: K, value: unknown) {
+  const r = accept(kind, value);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  return r.value;
+}
+
+function firstAction(rc: RouteConfig, vhostDomain: string): RouteActionConfig {
+  const vh = rc.virtualHosts.find((v) => v.domains.includes(vhostDomain))!;
+  const a = vh.routes[0]!.action;
+  assert.equal(a.kind, 'route');
+  return a as RouteActionConfig;
+}
+
+test('features the translator sets are honoured in the decoded config', () => {
+  const canary = decoded('route', golden('route-canary-90-10', 'route')) as RouteConfig;
+  const split = firstAction(canary, 'reviews');
+  assert.deepEqual(split.clusters.map((c) => [c.name, c.weight]), [['outbound|9080|v1|reviews.default', 90], ['outbound|9080|v2|reviews.default', 10]]);
+
+  const retries = firstAction(decoded('route', golden('route-retries', 'route')) as RouteConfig, 'reviews');
+  assert.ok(retries.retry && retries.retry.numRetries > 0 && retries.retry.retryOn.size > 0);
+
+  const timeout = firstAction(decoded('route', golden('route-timeout', 'route')) as RouteConfig, 'reviews');
+  assert.ok(timeout.timeoutMs > 0 && timeout.timeoutMs !== 15_000);
+
+  const rewrite = firstAction(decoded('route', golden('route-prefix-rewrite', 'route')) as RouteConfig, 'reviews');
+  assert.ok(rewrite.prefixRewrite !== undefined);
+
+  const mirror = firstAction(decoded('route', golden('route-mirror', 'route')) as RouteConfig, 'reviews');
+  assert.ok(mirror.mirrors.length === 1 && mirror.mirrors[0]!.fraction > 0);
+
+  const fault = decoded('route', golden('route-fault-abort', 'route')) as RouteConfig;
+  assert.ok(fault.virtualHosts.some((v) => v.routes.some((r) => r.fault?.abort)));
+
+  const regex = decoded('route', golden('route-path-regex', 'route')) as RouteConfig;
+  assert.ok(regex.virtualHosts.some((v) => v.routes.some((r) => r.match.path.kind === 'regex')));
+
+  const headers = decoded('route', golden('route-header-mutation', 'route')) as RouteConfig;
+  assert.ok(headers.virtualHosts.some((v) => v.routes.some((r) => r.requestHeaders.add.length + r.requestHeaders.remove.length + r.responseHeaders.add.length > 0)));
+
+  const ringHeader = decoded('route', golden('lb-ring-hash-header', 'route')) as RouteConfig;
+  assert.ok(ringHeader.virtualHosts.some((v) => v.routes.some((r) => r.action.kind === 'route' && r.action.hashPolicy[0]?.kind === 'header')));
+
+  const clusters = resources.filter((r) => r.kind === 'cluster').map((r) => decoded('cluster', r.value) as ClusterConfig);
+  assert.ok(clusters.some((c) => c.lbPolicy === 'RING_HASH'));
+  assert.ok(clusters.some((c) => c.lbPolicy === 'LEAST_REQUEST'));
+  assert.ok(clusters.some((c) => c.lbPolicy === 'RANDOM'));
+  assert.ok(clusters.some((c) => c.healthChecks.length > 0 && c.healthChecks[0]!.path.startsWith('/')));
+  assert.ok(clusters.some((c) => c.outlierDetection !== undefined));
+  assert.ok(clusters.some((c) => c.circuitBreakers.maxConnections !== 1024));
+  assert.ok(clusters.some((c) => c.http2));
+
+  const wasm = decoded('listener', golden('wasm-inbound', 'listener', 'inbound')) as ListenerConfig;
+  assert.ok(wasm.chain.kind === 'http' && wasm.chain.httpFilters.some((f) => f.kind === 'ecds'));
+  const ext = decoded('extension', golden('wasm-inbound', 'extension')) as { plugin: { code: { kind: string; sha256?: string } } };
+  assert.equal(ext.plugin.code.kind, 'remote');
+});
+
+test('mutations outside the subset are NACKed with the field path', () => {
+  const cases: { kind: ResourceKind; base: Record<string, unknown>; mutate: (v: any) => void; path: string }[] = [
+    {
+      kind: 'listener',
+      base: golden('wasm-inbound', 'listener', 'outbound'),
+      mutate: (v) => v.filter_chains[0].filters[0].typed_config.http_filters.unshift({ name: 'envoy.filters.http.lua', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua' } }),
+      path: 'filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type',
+    },
+    {
+      kind: 'route',
+      base: golden('route-canary-90-10', 'route'),
+      mutate: (v) => (v.virtual_hosts[0].routes[0].match.runtime_fraction = { default_value: { numerator: 50 } }),
+      path: 'virtual_hosts[0].routes[0].match.runtime_fraction',
+    },
+    {
+      kind: 'route',
+      base: golden('route-retries', 'route'),
+      mutate: (v) => {
+        const r = v.virtual_hosts.find((vh: any) => vh.routes[0].route?.retry_policy).routes[0].route.retry_policy;
+        r.retry_on = '5xx,envoy-ratelimited';
+      },
+      path: 'retry_on',
+    },
+    {
+      kind: 'cluster',
+      base: golden('lb-round-robin', 'cluster'),
+      mutate: (v) => (v.lb_policy = 'CLUSTER_PROVIDED'),
+      path: 'lb_policy',
+    },
+    {
+      kind: 'cluster',
+      base: golden('lb-round-robin', 'cluster'),
+      mutate: (v) => (v.transport_socket = { name: 'envoy.transport_sockets.tls' }),
+      path: 'transport_socket',
+    },
+    {
+      kind: 'endpoint',
+      base: resources.find((r) => r.kind === 'endpoint' && (r.value.endpoints as unknown[] | undefined)?.length)!.value,
+      mutate: (v) => (v.endpoints[0].priority = 1),
+      path: 'endpoints[0].priority',
+    },
+    {
+      kind: 'extension',
+      base: golden('wasm-inbound', 'extension'),
+      mutate: (v) => delete v.typed_config.config.vm_config.code.remote.sha256,
+      path: 'typed_config.config.vm_config.code.remote.sha256',
+    },
+  ];
+  for (const c of cases) {
+    const v = structuredClone(c.base);
+    c.mutate(v);
+    const r = accept(c.kind, v);
+    assert.equal(r.ok, false, `${c.path} accepted`);
+    if (!r.ok) assert.ok(r.errors.some((e) => e.path.endsWith(c.path)), `${c.path}: ${JSON.stringify(r.errors)}`);
+  }
+});
