@@ -5,7 +5,7 @@
 // stays silent for `reapAfterMs` is deregistered.
 
 import { randomBytes } from 'node:crypto';
-import { validateInstanceRegistration } from '../model/instance.ts';
+import { validateInstanceRegistration, type InstanceRegistration } from '../model/instance.ts';
 import { fail, ok, type Result } from '../model/result.ts';
 import type { Instance, InstanceHealth } from '../model/types.ts';
 import type { Store } from '../store/store.ts';
@@ -62,19 +62,35 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
   const actor = opts.actor ?? 'registry';
   const newId = opts.newId ?? ((service: string) => `${service}-${randomBytes(5).toString('hex')}`);
   const entries = new Map<string, Entry>();
+  /** endpointKey -> instance id */
+  const byEndpoint = new Map<string, string>();
   const listeners = new Set<(change: InstanceChange) => void>();
   let timer: NodeJS.Timeout | undefined;
-  // Writes run one at a time, so two registrations of one address cannot both mint an id.
-  let queue: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task);
-    queue = run.catch(() => undefined);
+  // Writes to one endpoint (service, address, port) run one at a time, so two
+  // registrations of it cannot both mint an id; different endpoints proceed
+  // concurrently and share the store's fsyncs.
+  const queues = new Map<string, Promise<unknown>>();
+  const exclusive = <T>(key: string, task: () => Promise<T>): Promise<T> => {
+    const run = (queues.get(key) ?? Promise.resolve()).then(task);
+    const settled = run.catch(() => undefined);
+    queues.set(key, settled);
+    void settled.then(() => {
+      if (queues.get(key) === settled) queues.delete(key);
+    });
     return run;
+  };
+  const endpointKey = (i: { namespace: string; service: string; address: string; port: number }) => `${i.namespace}/${i.service}/${i.address}/${i.port}`;
+  /** Runs a write on an existing instance under its endpoint's key; undefined-returning when the id is unknown. */
+  const onInstance = <T>(id: string, unknown: T, task: () => Promise<T>): Promise<T> => {
+    const entry = entries.get(id);
+    return entry ? exclusive(endpointKey(entry.instance), task) : Promise.resolve(unknown);
   };
 
   // After a restart every registration gets a fresh TTL window: the control plane was away, not the instances.
   for (const o of store.list(INSTANCE_KIND)) {
-    entries.set(o.name, { instance: o.spec as Instance, lastSeen: now(), live: true });
+    const instance = o.spec as Instance;
+    entries.set(o.name, { instance, lastSeen: now(), live: true });
+    byEndpoint.set(endpointKey(instance), instance.id);
   }
 
   const emit = (change: InstanceChange) => {
@@ -102,31 +118,35 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       summary: `${reason === 'reaped' ? 'reap lapsed' : 'deregister'} instance ${id} of ${instance.namespace}/${instance.service}`,
     });
     entries.delete(id);
+    byEndpoint.delete(endpointKey(instance));
     if (entry.live) emit({ type: 'removed', reason, instance });
     return true;
   }
 
+  async function registerNow(service: string, namespace: string, r: InstanceRegistration): Promise<Result<Instance>> {
+    if (!store.get('Service', namespace, service)) {
+      return fail([{ path: 'service', message: `unknown service ${namespace}/${service}: register the service first` }]);
+    }
+    const existing = entries.get(byEndpoint.get(endpointKey({ namespace, service, address: r.address, port: r.port })) ?? '');
+    let id = existing?.instance.id;
+    while (id === undefined || (!existing && entries.has(id))) id = newId(service);
+    const instance: Instance = { id, service, namespace, address: r.address, port: r.port, labels: r.labels, health: r.health, ttlSeconds: r.ttlSeconds };
+    if (r.zone !== undefined) instance.zone = r.zone;
+    await persist(instance, `${existing ? 'reregister' : 'register'} instance ${id} of ${namespace}/${service} at ${r.address}:${r.port}`);
+    const wasLive = existing?.live ?? false;
+    entries.set(id, { instance, lastSeen: now(), live: true });
+    byEndpoint.set(endpointKey(instance), id);
+    emit(wasLive ? { type: 'updated', reason: 'reregistered', instance } : { type: 'added', reason: existing ? 'reregistered' : 'registered', instance });
+    return ok(instance);
+  }
+
   return {
-    register: (service, namespace, input) => exclusive(async (): Promise<Result<Instance>> => {
+    async register(service, namespace, input) {
       const valid = validateInstanceRegistration(input);
       if (!valid.ok) return valid;
-      if (!store.get('Service', namespace, service)) {
-        return fail([{ path: 'service', message: `unknown service ${namespace}/${service}: register the service first` }]);
-      }
       const r = valid.value;
-      const existing = [...entries.values()].find(
-        (e) => e.instance.service === service && e.instance.namespace === namespace && e.instance.address === r.address && e.instance.port === r.port,
-      );
-      let id = existing?.instance.id;
-      while (id === undefined || (!existing && entries.has(id))) id = newId(service);
-      const instance: Instance = { id, service, namespace, address: r.address, port: r.port, labels: r.labels, health: r.health, ttlSeconds: r.ttlSeconds };
-      if (r.zone !== undefined) instance.zone = r.zone;
-      await persist(instance, `${existing ? 'reregister' : 'register'} instance ${id} of ${namespace}/${service} at ${r.address}:${r.port}`);
-      const wasLive = existing?.live ?? false;
-      entries.set(id, { instance, lastSeen: now(), live: true });
-      emit(wasLive ? { type: 'updated', reason: 'reregistered', instance } : { type: 'added', reason: existing ? 'reregistered' : 'registered', instance });
-      return ok(instance);
-    }),
+      return exclusive(endpointKey({ namespace, service, address: r.address, port: r.port }), () => registerNow(service, namespace, r));
+    },
 
     heartbeat(id) {
       const entry = entries.get(id);
@@ -139,9 +159,9 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       return entry.instance;
     },
 
-    deregister: (id) => exclusive(() => remove(id, 'deregistered')),
+    deregister: (id) => onInstance(id, false, () => remove(id, 'deregistered')),
 
-    setHealth: (id, health) => exclusive(async () => {
+    setHealth: (id, health) => onInstance(id, undefined, async (): Promise<Instance | undefined> => {
       const entry = entries.get(id);
       if (!entry) return undefined;
       if (entry.instance.health === health) return entry.instance;
@@ -178,7 +198,7 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       }
       for (const id of reap) {
         const instance = entries.get(id)?.instance;
-        if (instance && (await exclusive(() => remove(id, 'reaped')))) changes.push({ type: 'removed', reason: 'reaped', instance });
+        if (instance && (await exclusive(endpointKey(instance), () => remove(id, 'reaped')))) changes.push({ type: 'removed', reason: 'reaped', instance });
       }
       return changes;
     },

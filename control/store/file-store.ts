@@ -129,17 +129,76 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
     return run;
   };
 
-  async function append(record: RevisionRecord): Promise<void> {
-    const line = encodeRecord(record);
+  /** Appends the lines of a group of revisions with one write and one fsync. */
+  async function append(records: RevisionRecord[]): Promise<void> {
+    const lines = records.map(encodeRecord).join('');
     try {
-      await log.appendFile(line);
+      await log.appendFile(lines);
       await log.datasync();
-      logBytes += Buffer.byteLength(line);
+      logBytes += Buffer.byteLength(lines);
     } catch (e) {
       // After a failed fsync the page cache cannot be trusted: refuse further writes until reopened.
       broken = new Error(`store write failed, reopen required: ${(e as Error).message}`);
       await log.truncate(logBytes).catch(() => undefined);
       throw broken;
+    }
+  }
+
+  // Group commit: commits that arrive while a write is in flight share the
+  // next fsync. Each stays its own revision and its own log line.
+  interface PendingCommit {
+    changes: Change[];
+    meta: CommitMeta;
+    resolve(result: { revision: number; changed: boolean }): void;
+    reject(error: unknown): void;
+  }
+  let pending: PendingCommit[] = [];
+  let drainScheduled = false;
+
+  async function drainCommits(): Promise<void> {
+    drainScheduled = false;
+    const batch = pending;
+    pending = [];
+    if (closed || broken) {
+      for (const p of batch) p.reject(broken ?? new Error('store is closed'));
+      return;
+    }
+    const staged = new Map<string, string | undefined>();
+    const records: RevisionRecord[] = [];
+    const settle: (() => void)[] = [];
+    let next = revision;
+    for (const p of batch) {
+      let effective: Change[];
+      try {
+        effective = state.effective(p.changes, staged);
+      } catch (e) {
+        settle.push(() => p.reject(e));
+        continue;
+      }
+      const at = effective.length === 0 ? next : ++next;
+      if (effective.length > 0) records.push(newRevisionRecord(at, now(), p.meta, effective));
+      settle.push(() => p.resolve({ revision: at, changed: effective.length > 0 }));
+    }
+    if (records.length > 0) {
+      try {
+        await append(records);
+      } catch (e) {
+        for (const p of batch) p.reject(e);
+        return;
+      }
+      for (const record of records) {
+        state.apply(record.changes);
+        revision = record.info.revision;
+        history.push(record.info);
+        sinceSnapshot++;
+        listeners.notify(revision);
+      }
+      if (history.length > historyLimit) history = history.slice(-historyLimit);
+    }
+    for (const s of settle) s();
+    if (sinceSnapshot >= compactEvery) {
+      // The revisions are durable already; a failed compaction only delays the next snapshot.
+      await compactNow().catch((e: Error) => process.emitWarning(`store compaction failed: ${e.message}`));
     }
   }
 
@@ -182,23 +241,12 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
     get: (kind, namespace, name) => state.get(kind, namespace, name),
     list: (kind) => state.list(kind),
     commit(changes: Change[], meta: CommitMeta) {
-      return serial(async () => {
-        if (closed) throw new Error('store is closed');
-        if (broken) throw broken;
-        const effective = state.effective(changes);
-        if (effective.length === 0) return { revision, changed: false };
-        const record = newRevisionRecord(revision + 1, now(), meta, effective);
-        await append(record);
-        state.apply(effective);
-        revision = record.info.revision;
-        history.push(record.info);
-        if (history.length > historyLimit) history = history.slice(-historyLimit);
-        listeners.notify(revision);
-        if (++sinceSnapshot >= compactEvery) {
-          // The revision is durable already; a failed compaction only delays the next snapshot.
-          await compactNow().catch((e: Error) => process.emitWarning(`store compaction failed: ${e.message}`));
+      return new Promise((resolve, reject) => {
+        pending.push({ changes, meta, resolve, reject });
+        if (!drainScheduled) {
+          drainScheduled = true;
+          void serial(drainCommits);
         }
-        return { revision, changed: true };
       });
     },
     history: (o) => historyOf(history, o?.limit),

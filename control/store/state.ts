@@ -50,8 +50,12 @@ export class ObjectState {
    * differs from its current one, in order of first mention, with specs
    * copied as canonical JSON (so callers' later mutation cannot reach the
    * store, and key order never counts as a change).
+   *
+   * `staged` holds canonical values of commits accepted but not yet applied
+   * (a group commit in flight); it is read as the current state and updated
+   * with this commit's outcome.
    */
-  effective(changes: Change[]): Change[] {
+  effective(changes: Change[], staged: Map<string, string | undefined> = new Map()): Change[] {
     const finals = new Map<string, { change: Change; canonical: string | undefined }>();
     changes.forEach((change, i) => {
       assertChange(change, i);
@@ -60,7 +64,8 @@ export class ObjectState {
     });
     const out: Change[] = [];
     for (const [key, { change, canonical }] of finals) {
-      if (canonical === this.canonicalOf(key)) continue;
+      if (canonical === (staged.has(key) ? staged.get(key) : this.canonicalOf(key))) continue;
+      staged.set(key, canonical);
       const ref = { kind: change.kind, namespace: change.namespace, name: change.name };
       out.push(canonical === undefined ? { op: 'delete', ...ref } : { op: 'put', ...ref, spec: JSON.parse(canonical) });
     }

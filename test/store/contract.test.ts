@@ -62,6 +62,23 @@ for (const [name, open] of implementations) {
     await store.close();
   });
 
+  test(`${name}: concurrent commits become consecutive revisions in call order`, async (t) => {
+    const store = await open(t);
+    const results = await Promise.all([
+      store.commit([put('Service', 'a', { v: 1 })], meta('1')),
+      store.commit([put('Service', 'a', { v: 1 })], meta('same as the one before: no revision')),
+      store.commit([put('Service', 'a', { v: 2 }), put('Service', 'b', {})], meta('2')),
+      store.commit([{ op: 'put', kind: '', namespace: 'default', name: 'x', spec: {} }], meta('malformed')).catch((e: Error) => e),
+      store.commit([del('Service', 'b')], meta('3')),
+    ]);
+    assert.deepEqual(results.slice(0, 3), [{ revision: 1, changed: true }, { revision: 1, changed: false }, { revision: 2, changed: true }]);
+    assert.ok(results[3] instanceof TypeError);
+    assert.deepEqual(results[4], { revision: 3, changed: true });
+    assert.deepEqual(store.history().map((h) => h.summary), ['3', '2', '1']);
+    assert.deepEqual(store.list().map((o) => [o.name, o.spec]), [['a', { v: 2 }]]);
+    await store.close();
+  });
+
   test(`${name}: stored specs are copies the caller cannot mutate`, async (t) => {
     const store = await open(t);
     const spec = { ports: [80] };
