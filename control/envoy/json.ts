@@ -39,7 +39,9 @@ export function readMessage(plan: MessagePlan, json: unknown, path: string, ctx:
   if (plan.disabled) ctx.rulesOff++;
   const out: Record<string, unknown> | undefined = ctx.build ? {} : undefined;
   let oneofSet: Map<string, string> | undefined;
-  for (const key in json) {
+  const keys = Object.keys(json);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     if (anyType && key === '@type') continue;
     const value = json[key];
     if (value === undefined) continue;
@@ -165,7 +167,7 @@ export function readValue(kind: ValueKind, value: unknown, path: string, ctx: Wa
       const v = readScalar(kind.scalar, value, path, ctx.errors);
       if (v === INVALID) return INVALID;
       check(ctx, rules, v, path);
-      return scalarToWire(kind.scalar, v);
+      return ctx.build ? scalarToWire(kind.scalar, v) : null;
     }
     case 'enum': {
       const n = readEnum(kind, value, path, ctx);
@@ -196,19 +198,19 @@ function readEnum(kind: Extract<ValueKind, { tag: 'enum' }>, value: unknown, pat
 function readMessageValue(kind: Extract<ValueKind, { tag: 'message' }>, value: unknown, path: string, ctx: WalkContext, rules: Check | undefined): unknown {
   switch (kind.wkt) {
     case undefined:
-      return readMessage(planOf(kind.type), value, path, ctx);
+      return readMessage((kind.plan ??= planOf(kind.type)), value, path, ctx);
     case 'wrapper': {
       const v = readScalar(kind.inner!, value, path, ctx.errors);
       if (v === INVALID) return INVALID;
       check(ctx, rules, v, path);
-      return { value: scalarToWire(kind.inner!, v) };
+      return ctx.build ? { value: scalarToWire(kind.inner!, v) } : null;
     }
     case 'duration':
     case 'timestamp': {
       const n = kind.wkt === 'duration' ? readDuration(value, path, ctx.errors) : readTimestamp(value, path, ctx.errors);
       if (n === INVALID) return INVALID;
       check(ctx, rules, n, path);
-      return nanosToWire(n);
+      return ctx.build ? nanosToWire(n) : null;
     }
     case 'fieldmask':
       return readFieldMask(value, path, ctx.errors);

@@ -24,7 +24,7 @@ export type ValueKind =
       /** Values marked deprecated + (envoy.annotations.disallowed_by_default_enum): Envoy refuses them. */
       disallowed: ReadonlySet<number>;
     }
-  | { tag: 'message'; type: protobuf.Type; wkt: WellKnown | undefined; inner?: Scalar };
+  | { tag: 'message'; type: protobuf.Type; wkt: WellKnown | undefined; inner?: Scalar; plan?: MessagePlan };
 
 export interface FieldPlan {
   name: string;
