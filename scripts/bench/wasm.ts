@@ -1,0 +1,174 @@
+// npm run bench:wasm — what running a proxy-wasm filter costs in weft's host:
+// µs per request (new stream, request headers, response headers, on_done /
+// on_log / on_delete) at p50 and p99 over --requests (default 100,000), for a
+// pass-through module and each built-in filter in filters/dist, and the
+// module's memory pages after --leak-requests (default 1,000,000): the same
+// page count after warm-up and at the end means no leak.
+// Prints a table and writes bench/results/wasm.json. Not a test: no thresholds.
+//
+// Usage: npx tsx scripts/bench/wasm.ts [--requests N] [--leak-requests N]
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from '@bytecodealliance/jco';
+import { SharedState, WasmPlugin, type HeaderPairs, type StreamProperties } from '../../sidecar/wasm/index.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const arg = (name: string, fallback: number): number => {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+};
+const REQUESTS = arg('--requests', 100_000);
+const LEAK_REQUESTS = arg('--leak-requests', 1_000_000);
+const WARMUP = 1_000;
+
+const PEER = 'spiffe://weft.local/ns/default/sa/frontend';
+const requestHeaders: HeaderPairs = [
+  [':method', 'GET'],
+  [':path', '/orders/42?expand=items'],
+  [':authority', 'orders'],
+  [':scheme', 'http'],
+  ['user-agent', 'bench/1.0'],
+  ['accept', 'application/json'],
+  ['x-user-id', 'user-1234'],
+  ['x-request-id', '2f1e7c1a-4b7d-4f0e-9d55-0c7b9a2e11aa'],
+];
+const responseHeaders: HeaderPairs = [
+  [':status', '200'],
+  ['content-type', 'application/json'],
+  ['content-length', '17'],
+];
+const properties: StreamProperties = { 'connection.uri_san_peer_certificate': PEER, 'source.address': '127.0.0.1', 'source.port': 40123 };
+
+interface Subject {
+  name: string;
+  bytes: Uint8Array;
+  configuration: string;
+}
+
+/** Exports every stream callback and does nothing in them: the host's own cost. */
+async function passThrough(): Promise<Uint8Array> {
+  return parse(`(module
+    (memory (export "memory") 1)
+    (global $heap (mut i32) (i32.const 1024))
+    (func (export "malloc") (param i32) (result i32) (global.get $heap))
+    (func (export "proxy_abi_version_0_2_1"))
+    (func (export "proxy_on_context_create") (param i32 i32))
+    (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+    (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+    (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_log") (param i32))
+    (func (export "proxy_on_delete") (param i32)))`);
+}
+
+/** Configurations that exercise each built-in filter's common path. */
+const builtInConfig: Record<string, unknown> = {
+  auth: { realm: 'orders', spiffe: { allow: [PEER] } },
+  route: { canary: { hashOn: { header: 'x-user-id' }, salt: 'bench', splits: [{ subset: 'v2', percent: 10 }], defaultSubset: 'v1' } },
+  telemetry: { service: 'orders' },
+};
+
+async function subjects(): Promise<{ list: Subject[]; skipped: string[] }> {
+  const list: Subject[] = [{ name: 'pass-through (WAT)', bytes: await passThrough(), configuration: '' }];
+  const skipped: string[] = [];
+  const dist = join(root, 'filters', 'dist');
+  const manifest = join(dist, 'manifest.json');
+  if (!existsSync(manifest)) skipped.push('built-in filters: filters/dist not built (run the filter build first)');
+  else {
+    for (const { name } of (JSON.parse(readFileSync(manifest, 'utf8')) as { filters: { name: string }[] }).filters) {
+      const path = join(dist, `${name}.wasm`);
+      if (!existsSync(path)) {
+        skipped.push(`${name}: ${path} missing`);
+        continue;
+      }
+      list.push({ name, bytes: readFileSync(path), configuration: JSON.stringify(builtInConfig[name] ?? {}) });
+    }
+  }
+  const example = join(root, 'examples', 'filters', 'api-key', 'build', 'api-key.wasm');
+  if (existsSync(example)) list.push({ name: 'api-key (example)', bytes: readFileSync(example), configuration: JSON.stringify({ keys: { k: 'bench' }, trustedPeers: [PEER] }) });
+  return { list, skipped };
+}
+
+async function oneRequest(plugin: WasmPlugin): Promise<string> {
+  const stream = plugin.newHttpStream(properties);
+  const request = await stream.onRequestHeaders(requestHeaders, true);
+  if (request.action === 'continue') await stream.onResponseHeaders(responseHeaders, true);
+  stream.complete();
+  return request.action;
+}
+
+const pct = (sorted: Float64Array, p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const round = (x: number): number => Math.round(x * 100) / 100;
+
+interface Result {
+  filter: string;
+  outcome: string;
+  requests: number;
+  p50Us: number;
+  p99Us: number;
+  meanUs: number;
+  pagesAfterLoad: number;
+  pagesAfterWarmup: number;
+  pagesAfterLeakRun: number;
+  leakRequests: number;
+  vmFailures: number;
+}
+
+const { list, skipped } = await subjects();
+const results: Result[] = [];
+for (const subject of list) {
+  let plugin: WasmPlugin;
+  try {
+    plugin = await WasmPlugin.load(subject.bytes, { name: subject.name, configuration: subject.configuration }, { shared: new SharedState(), logLevel: 'critical', maxLogEntries: 10 });
+  } catch (error) {
+    skipped.push(`${subject.name}: ${(error as Error).message}`);
+    continue;
+  }
+  const pagesAfterLoad = plugin.memoryPages();
+  let outcome = '';
+  for (let i = 0; i < WARMUP; i++) outcome = await oneRequest(plugin);
+  const pagesAfterWarmup = plugin.memoryPages();
+
+  const samples = new Float64Array(REQUESTS);
+  for (let i = 0; i < REQUESTS; i++) {
+    const start = process.hrtime.bigint();
+    await oneRequest(plugin);
+    samples[i] = Number(process.hrtime.bigint() - start) / 1000;
+  }
+  const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
+  samples.sort();
+
+  for (let i = REQUESTS + WARMUP; i < LEAK_REQUESTS; i++) await oneRequest(plugin);
+  results.push({
+    filter: subject.name,
+    outcome,
+    requests: REQUESTS,
+    p50Us: round(pct(samples, 50)),
+    p99Us: round(pct(samples, 99)),
+    meanUs: round(mean),
+    pagesAfterLoad,
+    pagesAfterWarmup,
+    pagesAfterLeakRun: plugin.memoryPages(),
+    leakRequests: Math.max(LEAK_REQUESTS, REQUESTS + WARMUP),
+    vmFailures: plugin.vmFailures,
+  });
+  await plugin.close();
+}
+
+const header = ['filter', 'outcome', 'p50 µs', 'p99 µs', 'mean µs', 'pages: load / warm-up / end', 'requests (end)', 'VM failures'];
+const rows = results.map((r) => [r.filter, r.outcome, String(r.p50Us), String(r.p99Us), String(r.meanUs), `${r.pagesAfterLoad} / ${r.pagesAfterWarmup} / ${r.pagesAfterLeakRun}`, String(r.leakRequests), String(r.vmFailures)]);
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+console.log(`proxy-wasm host, ${REQUESTS} timed requests per filter (new stream, request + response headers, done/log/delete), Node ${process.versions.node}`);
+console.log(line(header));
+console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+for (const row of rows) console.log(line(row));
+for (const s of skipped) console.log(`skipped: ${s}`);
+
+const out = join(root, 'bench', 'results');
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'wasm.json'), `${JSON.stringify({ date: new Date().toISOString(), node: process.versions.node, requests: REQUESTS, leakRequests: LEAK_REQUESTS, results, skipped }, null, 2)}\n`);
+console.log(`wrote ${join('bench', 'results', 'wasm.json')}`);
