@@ -1,0 +1,155 @@
+// The real `weft` binary against a running `weft control` (ephemeral ports):
+// apply, idempotent re-apply, get, diff, history, rollback — and a connected
+// proxy's configuration really returning to the earlier revision's resources.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { api, ROOT, startControl, weft } from './control-process.ts';
+import { SotwProxy } from './sotw-proxy.ts';
+
+const manifest = (name: string) => join(ROOT, 'examples', 'manifests', name);
+
+/** Polls until `probe` returns a value (bounded; never a speed assertion). */
+async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('weft apply / get / diff / history / rollback against a running control plane', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-cli-'));
+  const control = await startControl(dir);
+  const proxies: SotwProxy[] = [];
+  t.after(async () => {
+    for (const p of proxies) p.close();
+    await control.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  // apply, then the same file again: no new revision
+  const applied = await weft(control, ['apply', '-f', manifest('services.yaml')]);
+  assert.equal(applied.code, 0, applied.stderr);
+  assert.match(applied.stdout, /service\/orders created/);
+  assert.match(applied.stdout, /^revision 1$/m);
+  const again = await weft(control, ['apply', '-f', manifest('services.yaml')]);
+  assert.equal(again.code, 0);
+  assert.match(again.stdout, /no changes \(revision 1\)/);
+  assert.equal((await api(control, 'GET', '/api/v1/revisions')).current, 1);
+
+  // instances so the proxy's clusters have endpoints
+  for (const [version, port] of [['v1', 9101], ['v2', 9102]] as const) {
+    await api(control, 'POST', '/api/v1/services/orders/instances', { address: '127.0.0.1', port, labels: { version } });
+  }
+
+  // registrations are revisions too (actor "registry")
+  const registered = (await api(control, 'GET', '/api/v1/revisions')).current as number;
+  assert.equal(registered, 3);
+
+  // a frontend sidecar connects and ACKs everything
+  const proxy = new SotwProxy(control.xdsPort, 'frontend-cli-1', 'frontend');
+  proxies.push(proxy);
+  const routesOf = async () => (await api(control, 'GET', '/api/v1/proxies/frontend-cli-1/config?type=routes')).routes as { name: string; value: unknown }[];
+  const before = await eventually(async () => {
+    const r = await routesOf().catch(() => undefined);
+    return r && r.length > 0 ? r : undefined;
+  }, 'the proxy to ACK its routes');
+  const status = await weft(control, ['proxy-status']);
+  assert.equal(status.code, 0);
+  assert.match(status.stdout, /frontend-cli-1\s+frontend\.default\s+sidecar\s+sotw\s+(SYNCED|STALE)/);
+
+  // diff before applying the canary: the frontend proxy's outbound route changes
+  const diff = await weft(control, ['diff', '-f', manifest('canary.yaml')]);
+  assert.equal(diff.code, 0, diff.stderr);
+  assert.match(diff.stdout, /route\/orders created/);
+  assert.match(diff.stdout, /proxy frontend-cli-1 \(service frontend\.default\)\n  ~ routes\/outbound changed/);
+  assert.match(diff.stdout, /\+\s+"name": "outbound\|8081\|v2\|orders\.default",\n\s+\+\s+"weight": 10/);
+  assert.equal((await api(control, 'GET', '/api/v1/revisions')).current, registered, 'diff stores nothing');
+
+  const canary = await weft(control, ['apply', '-f', manifest('canary.yaml')]);
+  assert.equal(canary.code, 0, canary.stderr);
+  assert.match(canary.stdout, /^revision 4$/m);
+  const during = await eventually(async () => {
+    const r = await routesOf();
+    return JSON.stringify(r).includes('weighted_clusters') ? r : undefined;
+  }, 'the canary route to reach the proxy');
+  assert.notDeepEqual(during, before);
+
+  // get in every format
+  const table = await weft(control, ['get', 'routes']);
+  assert.match(table.stdout, /NAMESPACE\s+NAME\s+SERVICE\s+RULES\ndefault\s+orders\s+orders\s+2/);
+  const yaml = await weft(control, ['get', 'route', 'orders', '-o', 'yaml']);
+  const doc = parseAllDocuments(yaml.stdout)[0]!.toJS();
+  assert.deepEqual([doc.apiVersion, doc.kind, doc.metadata.name], ['weft.dev/v1', 'Route', 'orders']);
+  const json = await weft(control, ['get', 'services', '-o', 'json']);
+  assert.deepEqual(JSON.parse(json.stdout).map((m: { metadata: { name: string } }) => m.metadata.name), ['frontend', 'inventory', 'orders', 'payments']);
+  // what `get -o yaml` prints applies back unchanged
+  await writeFile(join(dir, 'roundtrip.yaml'), yaml.stdout);
+  assert.match((await weft(control, ['apply', '-f', join(dir, 'roundtrip.yaml')])).stdout, /no changes \(revision 4\)/);
+  const cfg = await weft(control, ['proxy-config', 'frontend-cli-1', 'clusters']);
+  assert.equal(cfg.code, 0);
+  assert.ok(JSON.parse(cfg.stdout).clusters.some((c: { name: string }) => c.name === 'outbound|8081|v2|orders.default'));
+
+  // history, then rollback to revision 1: the proxy's routes return to what they were
+  const history = await weft(control, ['history']);
+  assert.match(history.stdout, /^4\s+\S+\s+token:admin\s+1\s+apply route\/orders$/m);
+  assert.match(history.stdout, /^3\s+\S+\s+registry\s+1\s+register instance orders-/m);
+  assert.match(history.stdout, /^1\s+\S+\s+token:admin\s+5\s+apply service\/frontend/m);
+  const rollback = await weft(control, ['rollback', '1']);
+  assert.equal(rollback.code, 0, rollback.stderr);
+  assert.match(rollback.stdout, /route\/orders deleted\nrolled back to revision 1: now revision 5/);
+  const after = await eventually(async () => {
+    const r = await routesOf();
+    return JSON.stringify(r) === JSON.stringify(before) ? r : undefined;
+  }, "the proxy's routes to return to revision 1's");
+  assert.deepEqual(after, before);
+  assert.equal((await weft(control, ['get', 'routes'])).stdout.trim(), 'no routes found');
+});
+
+test('weft fails clearly: bad manifests, unknown kinds, no or wrong token, unreachable API, --help everywhere', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-cli-'));
+  const control = await startControl(dir);
+  t.after(async () => {
+    await control.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const bad = 'apiVersion: weft.dev/v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports: [{port: 99999, protocol: http}]\n';
+  const refused = await weft(control, ['apply', '-f', '-'], {}, bad);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^error: invalid manifests: documents\[0\]\.spec\.ports\[0\]\.port: must be an integer port in 1\.\.65535/m);
+  assert.match(refused.stderr, /^ {2}documents\[0\]\.spec\.ports\[0\]\.port: /m);
+
+  const kind = await weft(control, ['get', 'gateways']);
+  assert.equal(kind.code, 2);
+  assert.match(kind.stderr, /unknown kind "gateways"/);
+
+  const noToken = await weft(control, ['get', 'services'], { WEFT_TOKEN: '' });
+  assert.equal(noToken.code, 1);
+  assert.match(noToken.stderr, /missing bearer token.*no token: pass --token, set WEFT_TOKEN/);
+  const fromDataDir = await weft(control, ['get', 'services', '--data-dir', dir], { WEFT_TOKEN: '' });
+  assert.equal(fromDataDir.code, 0, 'falls back to <data-dir>/admin.token');
+  const wrong = await weft(control, ['get', 'services', '--token', 'weft_wrong']);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /unknown or revoked token/);
+
+  const viewer = (await weft(control, ['token', 'create', '--role', 'viewer'])).stdout.trim();
+  const forbidden = await weft(control, ['apply', '-f', join(ROOT, 'examples', 'manifests', 'services.yaml')], { WEFT_TOKEN: viewer });
+  assert.equal(forbidden.code, 1);
+  assert.match(forbidden.stderr, /role viewer; apply needs role admin/);
+
+  const down = await weft({ api: 'http://127.0.0.1:9', token: 'x' }, ['history']);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /cannot reach the weft API at http:\/\/127\.0\.0\.1:9/);
+
+  for (const args of [['--help'], ['get', '--help'], ['filter', 'push', '--help']]) {
+    const help = await weft(control, args);
+    assert.equal(help.code, 0, args.join(' '));
+    assert.match(help.stdout, /^Usage: weft/m);
+  }
+});

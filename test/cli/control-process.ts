@@ -1,0 +1,90 @@
+// Runs the real `weft` binary: a `weft control` process on ephemeral ports,
+// and CLI commands against it as child processes.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const WEFT = join(ROOT, 'bin', 'weft.mjs');
+
+export interface ControlProcess {
+  api: string;
+  xdsPort: number;
+  token: string;
+  output: () => string;
+  /** SIGINT, then waits for a clean exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function startControl(dataDir: string, timeoutMs = 60_000): Promise<ControlProcess> {
+  const child: ChildProcess = spawn(process.execPath, [WEFT, 'control', '--data-dir', dataDir, '--api-port', '0', '--xds-port', '0'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`weft control did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const check = () => {
+      if (/^xds: /m.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`weft control exited with ${code}:\n${out}`));
+    });
+  });
+  const api = /^api: (\S+)$/m.exec(out)![1]!;
+  const xdsPort = Number(/^xds: \S+:(\d+)$/m.exec(out)![1]);
+  const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  return {
+    api,
+    xdsPort,
+    token,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `weft ...args` with WEFT_API (and WEFT_TOKEN unless env overrides it). */
+export function weft(control: { api: string; token?: string }, args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [WEFT, ...args],
+      { cwd: ROOT, timeout: 60_000, env: { ...process.env, WEFT_API: control.api, WEFT_TOKEN: control.token ?? '', ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+export async function api<T = any>(control: { api: string; token: string }, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${control.api}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${control.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
