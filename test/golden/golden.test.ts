@@ -4,7 +4,8 @@
 // with the Envoy codec (control/envoy validateResource) so no golden file can
 // hold something Envoy would reject, and, for sidecar proxies, with the weft
 // sidecar's fidelity contract (sidecar/fidelity.ts) so none holds something
-// the local data plane would NACK.
+// the local data plane would NACK; proxyless cases go through grpc-js-xds's
+// own decoders instead.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { translateEndpoints, translateProxy, type EnvoyResource } from '../../control/translate/index.ts';
 import { loadCase } from './load-case.ts';
+import { grpcXdsRejections, type Encode } from '../translate/grpc-js-xds-decode.ts';
 
 const casesDir = dirname(fileURLToPath(import.meta.url));
 const update = process.env.UPDATE_GOLDEN === '1';
@@ -27,13 +29,13 @@ const TYPE_URLS = {
 const OUTPUT_FILES = [...Object.keys(TYPE_URLS), 'errors.json'];
 
 type Validate = (typeUrl: string, json: Record<string, unknown>) => { path: string; message: string }[];
+interface Codec { validateResource?: Validate; encodeResource?: Encode }
 
 // The codec is a colleague's module; the runner uses it as soon as it exists.
-async function loadValidator(): Promise<Validate | undefined> {
+async function loadCodec(): Promise<Codec> {
   const file = join(casesDir, '..', '..', 'control', 'envoy', 'index.ts');
-  if (!existsSync(file)) return undefined;
-  const codec = (await import(pathToFileURL(file).href)) as { validateResource?: Validate };
-  return codec.validateResource;
+  if (!existsSync(file)) return {};
+  return (await import(pathToFileURL(file).href)) as Codec;
 }
 
 const cases = readdirSync(casesDir, { withFileTypes: true })
@@ -57,7 +59,7 @@ async function loadFidelity(): Promise<Accept | undefined> {
   return ((await import(pathToFileURL(file).href)) as { accept?: Accept }).accept;
 }
 
-const validatorPromise = loadValidator();
+const codecPromise = loadCodec();
 const fidelityPromise = loadFidelity();
 
 for (const name of cases) {
@@ -100,7 +102,7 @@ for (const name of cases) {
       assert.deepEqual(JSON.parse(JSON.stringify(resources)), JSON.parse(readFileSync(path, 'utf8')), `${name}/${file} differs from translation`);
     }
 
-    const validate = await validatorPromise;
+    const { validateResource: validate, encodeResource: encode } = await codecPromise;
     if (validate) {
       for (const [file, typeUrl] of Object.entries(TYPE_URLS)) {
         for (const resource of outputs[file] as EnvoyResource[]) {
@@ -110,7 +112,14 @@ for (const name of cases) {
       }
     }
 
-    // Proxyless gRPC clients never talk to the weft sidecar (grpc-js-xds-acceptance.test.ts covers them).
+    if (encode && input.proxy.kind === 'proxyless-grpc') {
+      for (const [file, typeUrl] of Object.entries(TYPE_URLS)) {
+        if (file === 'extension_configs.json') continue;
+        assert.deepEqual(grpcXdsRejections(encode, typeUrl, outputs[file] as EnvoyResource[]), [], `${name}/${file} NACKed by grpc-js-xds`);
+      }
+    }
+
+    // Proxyless gRPC clients never talk to the weft sidecar.
     const accept = await fidelityPromise;
     if (accept && input.proxy.kind === 'sidecar') {
       for (const [file, kind] of Object.entries(FIDELITY_KINDS)) {
