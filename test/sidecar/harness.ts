@@ -173,3 +173,36 @@ export function get(port: number, host: string, path = '/', init: { method?: str
     req.end(init.body);
   });
 }
+
+export function route(svc: string, rules: import('../../control/model/types.ts').HttpRouteRule[], name = svc): import('../../control/model/types.ts').Route {
+  return { name, namespace: 'default', service: svc, rules };
+}
+
+export function policy(svc: string, extra: Partial<import('../../control/model/types.ts').DestinationPolicy>): import('../../control/model/types.ts').DestinationPolicy {
+  return { name: svc, namespace: 'default', service: svc, ...extra };
+}
+
+/** Runs `count` requests with at most `concurrency` in flight; returns responses in completion order. */
+export async function load(count: number, concurrency: number, one: (i: number) => Promise<SimpleResponse>): Promise<SimpleResponse[]> {
+  const out: SimpleResponse[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        out.push(await one(i));
+      }
+    }),
+  );
+  return out;
+}
+
+export async function metric(adminPort: number, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const res = await get(adminPort, 'admin', '/stats/prometheus');
+  let total = 0;
+  for (const line of res.body.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}

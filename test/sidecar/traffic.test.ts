@@ -1,0 +1,111 @@
+// Traffic policy from the control plane, measured at the app: canary
+// weights, retries, timeouts, header mutations and prefix rewrite.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { TestMesh, get, instance, load, metric, policy, route, service, startApp } from './harness.ts';
+
+let mesh: TestMesh;
+before(async () => {
+  mesh = await TestMesh.start();
+});
+after(async () => {
+  await mesh.close();
+});
+
+test('a 90/10 canary split holds over 1,000 requests, within 3 points', { timeout: 60_000 }, async () => {
+  const v1 = await startApp('v1');
+  const v2 = await startApp('v2');
+  mesh.track(() => v1.close());
+  mesh.track(() => v2.close());
+  mesh.model.update({
+    services: [service('web', 8000), service('reviews', 9080)],
+    instances: [instance('reviews', v1.port, { version: 'v1' }), instance('reviews', v2.port, { version: 'v2' })],
+    destinationPolicies: [policy('reviews', { subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] })],
+    routes: [route('reviews', [{ name: 'canary', destinations: [{ service: 'reviews', subset: 'v1', weight: 90 }, { service: 'reviews', subset: 'v2', weight: 10 }] }])],
+  });
+  const web = await mesh.sidecar('web', 8000);
+  const responses = await load(1000, 16, () => get(web.outboundPort, 'reviews'));
+  assert.ok(responses.every((r) => r.status === 200));
+  const share = responses.filter((r) => r.headers['x-app'] === 'v2').length / 1000;
+  assert.ok(Math.abs(share - 0.1) <= 0.03, `v2 got ${(share * 100).toFixed(1)}%`);
+  assert.equal(v1.hits + v2.hits, 1000);
+  assert.equal(await metric(web.adminPort, 'envoy_cluster_upstream_rq_total', { envoy_cluster_name: 'outbound|9080|v2|reviews.default' }), v2.hits);
+});
+
+test('retries turn an app\'s intermittent 503s into successes; without them the 503s reach the caller', { timeout: 60_000 }, async () => {
+  const flaky = await startApp('flaky', (_req, res, hit) => {
+    res.statusCode = hit % 2 === 1 ? 503 : 200;
+    res.end(hit % 2 === 1 ? 'unavailable' : 'ok');
+  });
+  mesh.track(() => flaky.close());
+  mesh.model.update({
+    services: [service('caller', 8000), service('flaky', 7000), service('flaky2', 7001)],
+    instances: [instance('flaky', flaky.port), instance('flaky2', flaky.port)],
+    destinationPolicies: [],
+    routes: [route('flaky', [{ destinations: [{ service: 'flaky', weight: 1 }], retries: { attempts: 2, retryOn: ['5xx'], perTryTimeoutMs: 2000 } }])],
+  });
+  const caller = await mesh.sidecar('caller', 8000);
+  const retried = await load(20, 1, () => get(caller.outboundPort, 'flaky'));
+  assert.deepEqual(retried.map((r) => r.status), Array(20).fill(200));
+  assert.ok((await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry', { envoy_cluster_name: 'outbound|7000||flaky.default' })) >= 20);
+  const plain = await load(20, 1, () => get(caller.outboundPort, 'flaky2'));
+  assert.equal(plain.filter((r) => r.status === 503).length, 10, 'no retry policy on flaky2: half fail');
+});
+
+test('a route timeout answers 504 upstream request timeout; faster requests pass', { timeout: 30_000 }, async () => {
+  const slow = await startApp('slow', (req, res) => {
+    const ms = req.url === '/slow' ? 3000 : 0;
+    const t = setTimeout(() => res.end('done'), ms);
+    res.on('close', () => clearTimeout(t));
+  });
+  mesh.track(() => slow.close());
+  mesh.model.update({
+    services: [service('caller2', 8000), service('slow', 7100)],
+    instances: [instance('slow', slow.port)],
+    destinationPolicies: [],
+    routes: [route('slow', [{ destinations: [{ service: 'slow', weight: 1 }], timeoutMs: 300 }])],
+  });
+  const caller = await mesh.sidecar('caller2', 8000);
+  const t0 = Date.now();
+  const timedOut = await get(caller.outboundPort, 'slow', '/slow');
+  assert.equal(timedOut.status, 504);
+  assert.equal(timedOut.body, 'upstream request timeout');
+  assert.ok(Date.now() - t0 < 2500, 'answered before the app did');
+  assert.equal((await get(caller.outboundPort, 'slow', '/fast')).status, 200);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_timeout', { envoy_cluster_name: 'outbound|7100||slow.default' }), 1);
+});
+
+test('path match, prefix rewrite and header mutations reach the app as configured', { timeout: 30_000 }, async () => {
+  const echo = await startApp('echo');
+  mesh.track(() => echo.close());
+  mesh.model.update({
+    services: [service('caller3', 8000), service('echo', 7200)],
+    instances: [instance('echo', echo.port)],
+    destinationPolicies: [],
+    routes: [
+      route('echo', [
+        {
+          name: 'api',
+          match: [{ path: { prefix: '/api/' }, headers: [{ name: 'x-user', match: { exact: 'alice' } }] }],
+          destinations: [{ service: 'echo', weight: 1 }],
+          prefixRewrite: '/v2/',
+          requestHeaders: { add: [{ name: 'x-added', value: 'yes' }], remove: ['x-secret'] },
+          responseHeaders: { add: [{ name: 'x-resp', value: 'r' }] },
+        },
+      ]),
+    ],
+  });
+  const caller = await mesh.sidecar('caller3', 8000);
+  const hit = await get(caller.outboundPort, 'echo', '/api/items?q=1', { headers: { 'x-user': 'alice', 'x-secret': 's' } });
+  assert.equal(hit.status, 200);
+  const seen = JSON.parse(hit.body);
+  assert.equal(seen.url, '/v2/items?q=1');
+  assert.equal(seen.headers['x-added'], 'yes');
+  assert.equal(seen.headers['x-secret'], undefined);
+  assert.equal(hit.headers['x-resp'], 'r');
+  // Not matching the header: falls through to the default route, unrewritten.
+  const other = JSON.parse((await get(caller.outboundPort, 'echo', '/api/items', { headers: { 'x-user': 'bob' } })).body);
+  assert.equal(other.url, '/api/items');
+  assert.equal(other.headers['x-added'], undefined);
+});
