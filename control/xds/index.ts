@@ -28,7 +28,7 @@ export type { NackRecord, ProxyStatus, ProxySyncStatus } from './status.ts';
 export { createXdsMetrics, shortType } from './metrics.ts';
 export type { XdsMetrics } from './metrics.ts';
 export { groupKey, proxyFromNode, nodeMetadata } from './node.ts';
-export type { ResponseInfo, StreamInfo, TypeConfig, XdsHooks } from './stream.ts';
+export type { ResponseInfo, StreamInfo, StreamType, TypeConfig, XdsHooks } from './stream.ts';
 
 export interface XdsServerOptions {
   /** The mesh model and its changes (storeModelSource(store, registry) in production). */
