@@ -1,0 +1,129 @@
+// The extensions weft's translator and bootstrap use are loaded and round-trip:
+// tcp_proxy, RBAC (network and HTTP), fault, wasm, file/stdout access logs,
+// OpenTelemetry tracing, TLS secrets, Runtime.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeResource, encodeResource, TypeUrl, validateMessage, validateResource } from '../../control/envoy/index.ts';
+
+function roundTrip(typeUrl: string, json: unknown): void {
+  const encoded = encodeResource(typeUrl, json);
+  if ('errors' in encoded) assert.fail(JSON.stringify(encoded.errors, null, 2));
+  assert.deepEqual(decodeResource(typeUrl, encoded.bytes), json);
+}
+
+const any = (name: string, fields: Record<string, unknown> = {}): Record<string, unknown> => ({ '@type': `type.googleapis.com/${name}`, ...fields });
+
+const inboundListener = {
+  name: 'inbound_orders',
+  address: { socket_address: { address: '127.0.0.1', port_value: 15006 } },
+  listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: any('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector') }],
+  filter_chains: [
+    {
+      filter_chain_match: { destination_port: 9090 },
+      filters: [
+        {
+          name: 'envoy.filters.network.rbac',
+          typed_config: any('envoy.extensions.filters.network.rbac.v3.RBAC', {
+            stat_prefix: 'inbound_tcp',
+            rules: { action: 'ALLOW', policies: { 'allow-web': { permissions: [{ any: true }], principals: [{ authenticated: { principal_name: { exact: 'spiffe://weft.local/ns/default/sa/web' } } }] } } },
+          }),
+        },
+        { name: 'envoy.filters.network.tcp_proxy', typed_config: any('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', { stat_prefix: 'inbound_tcp', cluster: 'inbound|9090' }) },
+      ],
+    },
+    {
+      filters: [
+        {
+          name: 'envoy.filters.network.http_connection_manager',
+          typed_config: any('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+            stat_prefix: 'inbound_http',
+            route_config: {
+              name: 'inbound_orders',
+              virtual_hosts: [{ name: 'local', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'inbound|8080' } }] }],
+            },
+            tracing: {
+              provider: {
+                name: 'envoy.tracers.opentelemetry',
+                typed_config: any('envoy.config.trace.v3.OpenTelemetryConfig', { grpc_service: { envoy_grpc: { cluster_name: 'otel_collector' }, timeout: '0.250s' }, service_name: 'orders' }),
+              },
+              random_sampling: { value: 10 },
+            },
+            access_log: [
+              {
+                name: 'envoy.access_loggers.file',
+                typed_config: any('envoy.extensions.access_loggers.file.v3.FileAccessLog', { path: '/dev/stdout', log_format: { json_format: { status: '%RESPONSE_CODE%' } } }),
+              },
+            ],
+            http_filters: [
+              {
+                name: 'envoy.filters.http.fault',
+                typed_config: any('envoy.extensions.filters.http.fault.v3.HTTPFault', {
+                  delay: { fixed_delay: '2s', percentage: { numerator: 10, denominator: 'HUNDRED' } },
+                  abort: { http_status: 503, percentage: { numerator: 5, denominator: 'HUNDRED' } },
+                }),
+              },
+              {
+                name: 'envoy.filters.http.rbac',
+                typed_config: any('envoy.extensions.filters.http.rbac.v3.RBAC', {
+                  rules: { action: 'DENY', policies: { 'deny-admin': { permissions: [{ url_path: { path: { prefix: '/admin' } } }], principals: [{ any: true }] } } },
+                }),
+              },
+              { name: 'weft-auth', config_discovery: { config_source: { ads: {}, resource_api_version: 'V3' }, type_urls: [`type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm`] } },
+              { name: 'envoy.filters.http.router', typed_config: any('envoy.extensions.filters.http.router.v3.Router') },
+            ],
+          }),
+        },
+      ],
+    },
+  ],
+};
+
+describe('extensions weft uses', () => {
+  it('an inbound listener with tcp_proxy, RBAC, fault, ECDS wasm, OpenTelemetry and a file access log round-trips', () => {
+    roundTrip(TypeUrl.Listener, inboundListener);
+  });
+
+  it('an SDS secret with a certificate and a validation context round-trips', () => {
+    roundTrip(TypeUrl.Secret, {
+      name: 'default',
+      tls_certificate: { certificate_chain: { inline_string: '-----BEGIN CERTIFICATE-----\n...' }, private_key: { inline_bytes: Buffer.from('key').toString('base64') } },
+    });
+    roundTrip(TypeUrl.Secret, { name: 'ROOTCA', validation_context: { trusted_ca: { inline_string: 'pem' }, match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: 'spiffe://weft.local/' } }] } });
+  });
+
+  it('a Runtime layer (Struct) round-trips', () => {
+    roundTrip(TypeUrl.Runtime, { name: 'weft', layer: { 'overload.global_downstream_max_connections': 10000, 'feature.enabled': true, nested: { a: [1, 'two', null] } } });
+  });
+
+  it('an unknown field deep inside a nested Any is reported with the full path', () => {
+    const bad = structuredClone(inboundListener) as any;
+    const abort = bad.filter_chains[1].filters[0].typed_config.http_filters[0].typed_config.abort;
+    abort.http_stauts = abort.http_status; // a typo: unknown field, and the required oneof is now unset
+    delete abort.http_status;
+    const errors = validateResource(TypeUrl.Listener, bad);
+    assert.deepEqual(errors.map((e) => e.path), [
+      'filter_chains[1].filters[0].typed_config.http_filters[0].typed_config.abort.http_stauts',
+      'filter_chains[1].filters[0].typed_config.http_filters[0].typed_config.abort.error_type',
+    ]);
+  });
+
+  it('every message type weft builds is loaded', () => {
+    const names = [
+      'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+      'envoy.extensions.filters.http.wasm.v3.Wasm',
+      'envoy.extensions.wasm.v3.PluginConfig',
+      'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+      'envoy.extensions.access_loggers.file.v3.FileAccessLog',
+      'envoy.config.trace.v3.OpenTelemetryConfig',
+      'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+      'envoy.type.matcher.v3.StringMatcher',
+      'envoy.config.bootstrap.v3.Bootstrap',
+      'envoy.service.discovery.v3.DeltaDiscoveryRequest',
+    ];
+    for (const name of names) {
+      assert.ok(!validateMessage(name, {}).some((e) => /unknown message type/.test(e.message)), name);
+    }
+  });
+});
