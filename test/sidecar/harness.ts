@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createXdsServer } from '../../control/xds/index.ts';
-import type { ModelChange, ModelSource, XdsServer } from '../../control/xds/index.ts';
+import type { ModelChange, ModelSource, Translator, XdsServer } from '../../control/xds/index.ts';
 import type { Instance, MeshModel, Service } from '../../control/model/types.ts';
 import { freePort, runSidecar } from '../../sidecar/main.ts';
 import type { RunningSidecar, SidecarOptions } from '../../sidecar/main.ts';
@@ -101,14 +101,14 @@ export class TestMesh {
   xdsPort = 0;
   readonly #closers: (() => Promise<void>)[] = [];
 
-  static async start(): Promise<TestMesh> {
+  static async start(options: { translator?: Translator; port?: number } = {}): Promise<TestMesh> {
     const mesh = new TestMesh();
-    mesh.xds = createXdsServer({ source: mesh.model, debounceMs: 5, authenticate: (node, _md, proxy) => {
+    mesh.xds = createXdsServer({ source: mesh.model, debounceMs: 5, translator: options.translator, authenticate: (node, _md, proxy) => {
       fixProxyFromWireMetadata(node as WireNode, proxy);
       if (process.env.H8_DEBUG) console.log("AUTH", JSON.stringify(node), JSON.stringify(proxy));
       return { ok: true };
     } });
-    mesh.xdsPort = await mesh.xds.listen('127.0.0.1', 0);
+    mesh.xdsPort = await mesh.xds.listen('127.0.0.1', options.port ?? 0);
     return mesh;
   }
 
