@@ -14,7 +14,7 @@ let built: Promise<unknown> | undefined;
 export async function filterBytes(name: string): Promise<Uint8Array> {
   built ??= buildFilters();
   await built;
-  return readFileSync(join(dist, `${name}.wasm`));
+  return new Uint8Array(readFileSync(join(dist, `${name}.wasm`)));
 }
 
 export async function loadFilter(name: string, config: unknown, env: HostEnv = {}): Promise<WasmPlugin> {
