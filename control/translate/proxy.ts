@@ -4,7 +4,7 @@
 import type { MeshModel, ProxyRef } from '../model/types.ts';
 import './features/index.ts';
 import { compare, createContext } from './context.ts';
-import type { EnvoyResource, ProxyResources, TranslateOptions } from './index.ts';
+import type { EnvoyResource, ProxyResources, TranslateError, TranslateOptions } from './index.ts';
 import { inboundCluster, outboundClustersFor } from './clusters.ts';
 import { inboundListener, outboundListener } from './listeners.ts';
 import { notFoundVirtualHost, virtualHostsFor } from './route-config.ts';
@@ -15,6 +15,17 @@ import type { Json } from './envoy-json.ts';
 
 function sorted(resources: EnvoyResource[]): EnvoyResource[] {
   return resources.sort((a, b) => compare(a.name, b.name));
+}
+
+/** A rule is built once per port and per api_listener name; its error is reported once. */
+function uniqueErrors(errors: TranslateError[]): TranslateError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const key = `${e.resource ?? ''}\n${e.path}\n${e.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 export function translateProxyResources(model: MeshModel, proxy: ProxyRef, options: TranslateOptions): ProxyResources {
@@ -63,6 +74,6 @@ export function translateProxyResources(model: MeshModel, proxy: ProxyRef, optio
     clusters: sorted(clusters),
     extensionConfigs: sorted(extensionConfigs),
     endpointNames: outbound.map((c) => c.name).sort(compare),
-    errors: ctx.errors,
+    errors: uniqueErrors(ctx.errors),
   };
 }

@@ -192,3 +192,14 @@ test('a binding may name its service as name.namespace', () => {
   const result = translateProxy(model, proxy, options);
   assert.deepEqual(result.extensionConfigs.map((e) => e.name), ['weft.wasm.default.b2']);
 });
+
+test('an error in a rule is reported once, even when the rule is built for several ports and listeners', () => {
+  const { model, options } = bookinfo();
+  const ratings = model.services.find((s) => s.name === 'ratings')!;
+  ratings.ports.push({ port: 9091, protocol: 'grpc' });
+  model.routes.push({ name: 'ratings', namespace: 'default', service: 'ratings', rules: [{ destinations: [{ service: 'ratings', subset: 'nope', weight: 1 }] }] });
+  for (const proxy of [bookinfo().proxy, { ...bookinfo().proxy, kind: 'proxyless-grpc' as const }]) {
+    const result = translateProxy(model, proxy, options);
+    assert.deepEqual(result.errors.map((e) => e.path), ['routes[default/ratings].rules[0].destinations[0].subset'], proxy.kind);
+  }
+});
