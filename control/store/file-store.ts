@@ -8,7 +8,7 @@
 // Segments are kept after compaction: they are the full history, so stateAt
 // can answer for any past revision.
 
-import { mkdirSync, readFileSync, readdirSync, truncateSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from './atomic-file.ts';
@@ -55,7 +55,9 @@ function numbered(dir: string, prefix: string, suffix: string): number[] {
 
 export async function openFileStore(dataDir: string, opts: FileStoreOptions = {}): Promise<FileStore> {
   const dir = join(dataDir, 'store');
+  const created = !existsSync(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (created) fsyncDir(dataDir); // the new directory's entry must survive a crash too
   const releaseLock = acquireLock(join(dir, 'LOCK'));
   try {
     return await openLocked(dir, opts, releaseLock);
@@ -98,7 +100,16 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
     const read = readSegment(readFileSync(file), file);
     if (read.tornTail) {
       if (i !== segments.length - 1) throw new Error(`store log ${file} has a damaged tail but is not the last segment: ${read.tornTail}`);
-      truncateSync(file, read.validBytes); // the torn write was never acknowledged
+      // The torn write was never acknowledged. The cut must be durable before
+      // new lines follow it, or a second crash could resurrect the torn line
+      // in front of acknowledged ones.
+      const fd = openSync(file, 'r+');
+      try {
+        ftruncateSync(fd, read.validBytes);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       droppedTail = `${file}: ${read.tornTail}`;
     }
     for (const record of read.records) {

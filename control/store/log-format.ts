@@ -42,6 +42,14 @@ export function decodeRecord(line: string): RevisionRecord | undefined {
   };
 }
 
+function intact(line: string): boolean {
+  try {
+    return decodeRecord(line) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 export interface SegmentRead {
   records: RevisionRecord[];
   /** Byte length of the intact prefix; shorter than the file when its tail was torn. */
@@ -71,8 +79,11 @@ export function readSegment(bytes: Buffer, file: string): SegmentRead {
       record = undefined;
     }
     if (!record) {
-      const rest = newline < 0 ? Buffer.alloc(0) : bytes.subarray(newline + 1);
-      if (rest.toString('utf8').trim().length > 0) {
+      // Torn means nothing acknowledged follows (a crash can leave partial
+      // lines or zero-filled blocks at the end); an intact record after it means
+      // acknowledged history is damaged, which must not be silently dropped.
+      const rest = newline < 0 ? [] : bytes.subarray(newline + 1).toString('utf8').split('\n');
+      if (rest.some((later) => intact(later))) {
         throw new Error(`store log ${file} is corrupt at line ${lineNo}: checksum mismatch before later intact records`);
       }
       return { records, validBytes: offset, tornTail: newline < 0 ? `incomplete line ${lineNo}` : `bad checksum on line ${lineNo}` };

@@ -115,3 +115,23 @@ test('a final line with a bad checksum is dropped; a bad line before good ones r
   assert.equal(store.revision(), 3);
   await store.close();
 });
+
+test('a zero-filled tail (size grew, data never landed) is dropped like a torn line', async (t) => {
+  const dir = tempDir(t);
+  let store = await openFileStore(dir);
+  for (let i = 1; i <= 2; i++) await store.commit([put(`o${i}`, { i })], meta);
+  await store.close();
+  const log = join(dir, 'store', readdirSync(join(dir, 'store')).find((f) => f.startsWith('log-'))!);
+  const intactBytes = readFileSync(log).length;
+  appendFileSync(log, Buffer.concat([Buffer.alloc(300), Buffer.from('\n'), Buffer.alloc(100)]));
+
+  store = await openFileStore(dir);
+  assert.equal(store.revision(), 2);
+  assert.ok(store.openReport.droppedTail);
+  assert.equal(readFileSync(log).length, intactBytes, 'the tail is cut off the file');
+  await store.commit([put('o3', { i: 3 })], meta);
+  await store.close();
+  store = await openFileStore(dir);
+  assert.equal(store.revision(), 3);
+  await store.close();
+});
