@@ -7,26 +7,34 @@
 // value carries no @type: the type URL is the key it is published under.
 //
 // Resource names (the xDS server, sidecar, CLI and docs depend on them):
-//   listeners
-//     inbound                     sidecar only; binds proxy.bindAddress:proxy.inboundPort and
-//                                 hands traffic to cluster inbound|<appPort>||<service>.<namespace>
-//                                 (HTTP connection manager, or tcp_proxy for tcp services)
-//     outbound                    sidecar only; binds 127.0.0.1:proxy.outboundPort, HTTP
-//                                 connection manager with RDS route config "outbound"
-//     <service>                   proxyless gRPC: api_listener for xds:///<service> (grpc ports only),
-//     <service>.<namespace>       for every reachable service with a grpc port; inline route_config
+//   listeners (sidecar proxies)
+//     inbound       binds proxy.bindAddress:proxy.inboundPort; HTTP connection manager with an
+//                   inline route config "inbound" to cluster inbound|<appPort>||<service>.<namespace>,
+//                   or tcp_proxy to that cluster when the app port's protocol is tcp
+//     outbound      binds 127.0.0.1:proxy.outboundPort; HTTP connection manager with RDS "outbound"
+//   listeners (proxyless gRPC clients: api_listener, inline route config, router last)
+//     <service>, <service>:<port>                      grpc ports of services in the caller's namespace
+//     <service>.<namespace>, <service>.<namespace>:<port>   grpc ports of every reachable service
 //   routes
-//     outbound                    one virtual host per reachable service, domains name, name:port,
-//                                 name.namespace[:port], name.namespace.svc[:port],
-//                                 name.namespace.svc.cluster.local[:port]; plus a catch-all 404 host
-//     inbound                     (inline in the inbound listener, never published)
+//     outbound      one virtual host "<service>.<namespace>:<port>" per reachable HTTP port, domains
+//                   <service> (caller's namespace only), <service>.<namespace>, <service>.<namespace>.svc,
+//                   <service>.<namespace>.svc.cluster.local, each also with :<port> (port-less forms
+//                   on the service's first HTTP port only); then "not_found": * -> 404
 //   clusters
-//     inbound|<appPort>||<service>.<namespace>          STATIC, the local app (sidecar only)
-//     outbound|<port>|<subset or empty>|<service>.<namespace>   EDS over ADS, service_name = cluster name
+//     inbound|<appPort>||<service>.<namespace>                STATIC, the local app (sidecar only)
+//     outbound|<port>|<subset or empty>|<service>.<namespace>  EDS over ADS, service_name = cluster name;
+//                   one per port of every reachable service (and of every service a route sends or
+//                   mirrors to), times (no subset + each subset of its DestinationPolicy)
 //   endpoints
-//     one ClusterLoadAssignment per outbound cluster name, cluster_name = that name
-//   extension configs (ECDS)
-//     weft.wasm.<namespace>.<binding>   TypedExtensionConfig wrapping envoy.extensions.filters.http.wasm.v3.Wasm
+//     one ClusterLoadAssignment per outbound cluster name, cluster_name = that name; one locality
+//     per zone (empty locality for zone-less instances), load_balancing_weight = endpoint count
+//   extension configs (ECDS, sidecar only)
+//     weft.wasm.<namespace>.<binding>   TypedExtensionConfig wrapping envoy.extensions.filters.http.wasm.v3.Wasm;
+//                   the HCM filter of the same name points at it through config_discovery
+//
+// Reachable services: the proxy's Service.dependsOn when set, else every service.
+// Features live one per file in features/ (registered in features/index.ts);
+// HTTP filter order is decided in filter-order.ts.
 
 import type { MeshModel, ProxyRef } from '../model/types.ts';
 import { translateProxyResources } from './proxy.ts';
