@@ -74,7 +74,7 @@ export interface VmServices {
   setEffectiveContext(id: number): boolean;
   done(context: HostContext): WasmResultCode;
   /** Buffer and maps of the http_call response being delivered, if any. */
-  httpCallResponse(): { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap } | undefined;
+  httpCallResponse(): { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap; status: { code: number; message: string } } | undefined;
   startHttpCall(from: HostContext, cluster: string, headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs, timeoutMs: number): { result: WasmResultCode; token: number };
   registerQueue(name: string): number;
   callForeign(name: string, args: Uint8Array): { result: WasmResultCode; value?: Uint8Array };

@@ -77,9 +77,10 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       return R.Ok;
     },
     proxy_get_status(codePtr: number, msgPtrPtr: number, msgSizePtr: number): number {
-      // Only gRPC callouts set a status, and this host has none (see docs): report OK, empty.
-      if (!mem().writeU32(codePtr, 0)) return R.InvalidMemoryAccess;
-      return copyOut(new Uint8Array(0), msgPtrPtr, msgSizePtr);
+      // The status of the http_call being delivered (BROKEN_CONNECTION "reset" when it failed); OK otherwise.
+      const status = vm.httpCallResponse()?.status ?? { code: R.Ok, message: '' };
+      if (!mem().writeU32(codePtr, status.code)) return R.InvalidMemoryAccess;
+      return copyOut(Buffer.from(status.message), msgPtrPtr, msgSizePtr);
     },
     proxy_get_configuration(retPtrPtr: number, retSizePtr: number): number {
       const config = vm.active().buffer(7);

@@ -142,7 +142,12 @@ export class HttpStreamContext implements HttpStream, HostContext {
     buffer.append(typeof chunk === 'string' ? encodeUtf8(chunk) : chunk);
     const early = this.before(direction);
     if (early !== undefined) return early.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : early;
+    // With the last chunk and no trailers yet, the filter may add trailers (the spec allows it here).
+    const trailersKey = direction === 'request' ? 'reqTrailers' : 'respTrailers';
+    const addedTrailers = endOfStream && this.maps[trailersKey] === undefined ? new HeaderMap() : undefined;
+    if (addedTrailers !== undefined) this.maps[trailersKey] = addedTrailers;
     const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
+    if (addedTrailers !== undefined && addedTrailers.count === 0) delete this.maps[trailersKey];
     const stopped = status !== undefined && status !== DataStatus.Continue;
     const outcome = await this.after(direction, stopped);
     return outcome.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : outcome;

@@ -54,7 +54,7 @@ export class WasmVm implements VmServices {
   private effectiveId = 0;
   private nextCallToken = 1;
   private readonly inFlight = new Map<number, { abort: AbortController; timer?: NodeJS.Timeout; cancel: () => void }>();
-  private deliveringResponse: { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap } | undefined;
+  private deliveringResponse: { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap; status: { code: number; message: string } } | undefined;
   private rootDone: (() => void) | undefined;
 
   /** Instantiates and runs the root lifecycle; throws WasmLoadError when the module cannot run here. */
@@ -89,7 +89,8 @@ export class WasmVm implements VmServices {
     this.exports = instance.exports as Record<string, unknown>;
     const exportedMemory = this.exports['memory'];
     if (!(exportedMemory instanceof wasmApi.Memory)) throw new WasmLoadError('exports.memory', 'module does not export its linear memory as "memory"');
-    const allocate = (this.exports['malloc'] ?? this.exports['proxy_on_memory_allocate']) as ((size: number) => number) | undefined;
+    // The spec prefers proxy_on_memory_allocate; malloc is the deprecated fallback.
+    const allocate = (this.exports['proxy_on_memory_allocate'] ?? this.exports['malloc']) as ((size: number) => number) | undefined;
     if (typeof allocate !== 'function') throw new WasmLoadError('exports.malloc', 'module exports neither malloc nor proxy_on_memory_allocate, so the host cannot return data to it');
     memory = new GuestMemory(exportedMemory, (size) => allocate(size));
     this.memory = memory;
@@ -98,6 +99,7 @@ export class WasmVm implements VmServices {
   private start(): void {
     const init = this.exports['_initialize'] !== undefined ? '_initialize' : this.exports['_start'] !== undefined ? '_start' : undefined;
     if (init !== undefined) this.startStep(init, this.call(init, this.root));
+    if (init === '_initialize' && this.has('main')) this.startStep('main', this.call('main', this.root, 0, 0));
     this.contexts.set(this.root.id, this.root);
     this.startStep('proxy_on_context_create', this.call('proxy_on_context_create', this.root, this.root.id, 0));
     const started = this.call('proxy_on_vm_start', this.root, this.root.id, this.options.vmConfiguration.length);
@@ -249,7 +251,8 @@ export class WasmVm implements VmServices {
     if (timeoutMs > 0) {
       entry.timer = setTimeout(() => {
         abort.abort();
-        finish(undefined);
+        // Envoy's async client answers a timed-out callout itself, as its router does.
+        finish({ headers: [[':status', '504'], ['content-length', '24'], ['content-type', 'text/plain']], body: 'upstream request timeout' });
       }, timeoutMs);
     }
     Promise.resolve()
@@ -264,6 +267,8 @@ export class WasmVm implements VmServices {
       headers: new HeaderMap(response?.headers ?? []),
       body: new HostBuffer(body, false),
       trailers: new HeaderMap(response?.trailers ?? []),
+      // A callout that failed (no response at all) reads as Envoy's onHttpCallFailure: BROKEN_CONNECTION, "reset".
+      status: response === undefined ? { code: WasmResult.BrokenConnection, message: 'reset' } : { code: WasmResult.Ok, message: '' },
     };
     this.deliveringResponse = delivered;
     try {

@@ -80,3 +80,21 @@ test('bodies: buffering, prepend, append, replace and error codes', async () => 
   const response = await stream.onResponseBody('original', true);
   assert.equal(response.action === 'continue' && Buffer.from(response.body).toString(), 'replaced');
 });
+
+test('trailers can be added with the last body chunk when the request has none', async () => {
+  const bytes = await wat({
+    imports: ['proxy_add_header_map_value'],
+    strings: { name: 'x-checksum', value: 'abc' },
+    body: (s) => `
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (call $report (call $proxy_add_header_map_value (i32.const 1) ${s.name} ${s.value}))
+    (i32.const 0))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'trailers' });
+  const stream = plugin.newHttpStream();
+  await stream.onRequestHeaders([[':path', '/']], false);
+  await stream.onRequestBody('a', false);
+  await stream.onRequestBody('b', true);
+  assert.deepEqual(codes(plugin.logs), [R.BadArgument, R.Ok]);
+  assert.deepEqual(stream.requestTrailers, [['x-checksum', 'abc']]);
+});

@@ -39,7 +39,7 @@ test('send_local_response stops iteration even when the callback returns Continu
 
 const callout = (timeoutMs: number) =>
   wat({
-    imports: ['proxy_http_call', 'proxy_get_header_map_value', 'proxy_get_buffer_bytes', 'proxy_set_effective_context', 'proxy_continue_stream', 'proxy_send_local_response', 'proxy_close_stream'],
+    imports: ['proxy_http_call', 'proxy_get_header_map_value', 'proxy_get_buffer_bytes', 'proxy_set_effective_context', 'proxy_continue_stream', 'proxy_send_local_response', 'proxy_close_stream', 'proxy_get_status'],
     strings: {
       authz: 'authz',
       unknown: 'nowhere',
@@ -66,6 +66,9 @@ const callout = (timeoutMs: number) =>
     (call $report (call $proxy_set_effective_context (i32.const 999)))
     (call $report (call $proxy_set_effective_context (global.get $stream)))
     (if (i32.eqz (local.get 2)) (then
+      (call $report (call $proxy_get_status (i32.const 24) (i32.const 0) (i32.const 4)))
+      (call $report (i32.load (i32.const 24)))
+      (call $log_returned)
       (call $report (call $proxy_send_local_response (i32.const 504) ${s.details} ${s.details} (i32.const 0) (i32.const 0) (i32.const -1)))
       (return)))
     (call $report (call $proxy_get_header_map_value (i32.const 6) ${s.status} (i32.const 0) (i32.const 4)))
@@ -111,16 +114,28 @@ test('http_call pauses the stream, the response reaches the root context, contin
   assert.equal(stream.paused.request, false);
 });
 
-test('an http_call that times out is answered with no headers', async () => {
-  const plugin = await WasmPlugin.load(await callout(30), { name: 'callout' }, {
+test('an http_call that times out gets the 504 Envoy answers with; a failed one gets no headers', async () => {
+  const timedOut = await WasmPlugin.load(await callout(30), { name: 'callout' }, {
     hasCluster: (name) => name === 'authz',
     httpCall: (req) => new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(new Error('aborted')))),
   });
-  const stream = plugin.newHttpStream();
-  const outcome = await stream.onRequestHeaders([[':path', '/']], true);
-  assert.equal(outcome.action, 'local_reply');
+  timedOut.logs.length = 0;
+  assert.deepEqual(await timedOut.newHttpStream().onRequestHeaders([[':path', '/']], true), { action: 'continue' });
+  assert.deepEqual(texts(timedOut.logs), ['504', 'upstream request timeout']);
+  assert.equal(timedOut.pendingHttpCalls, 0);
+
+  const failed = await WasmPlugin.load(await callout(1000), { name: 'callout' }, {
+    hasCluster: (name) => name === 'authz',
+    httpCall: async () => {
+      throw new Error('connection refused');
+    },
+  });
+  failed.logs.length = 0;
+  const outcome = await failed.newHttpStream().onRequestHeaders([[':path', '/']], true);
   assert.ok(outcome.action === 'local_reply' && outcome.reply.status === 504);
-  assert.equal(plugin.pendingHttpCalls, 0);
+  // proxy_get_status inside the callback: OK, code BROKEN_CONNECTION, message "reset"; then the 504 reply.
+  assert.deepEqual(codes(failed.logs).slice(-3), [R.Ok, R.BrokenConnection, R.Ok]);
+  assert.deepEqual(texts(failed.logs), ['reset']);
 });
 
 test('close_stream resets the stream', async () => {

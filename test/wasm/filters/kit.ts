@@ -55,3 +55,23 @@ export function header(pairs: HeaderPairs | undefined, name: string): string | u
 export function headerValues(pairs: HeaderPairs | undefined, name: string): string[] {
   return (pairs ?? []).filter(([k]) => k === name).map(([, v]) => v);
 }
+
+/**
+ * The SDK probe filter (test/wasm/filters/sdk-probe), compiled with the
+ * built-ins' flags and cached in filters/dist/test/ by source hash.
+ */
+export async function probeBytes(): Promise<Uint8Array> {
+  const { createHash } = await import('node:crypto');
+  const { existsSync, mkdirSync, readdirSync, writeFileSync } = await import('node:fs');
+  const { compileFilter } = await import('../../../scripts/build-filters.ts');
+  const entry = fileURLToPath(new URL('./sdk-probe/index.ts', import.meta.url));
+  const sdk = fileURLToPath(new URL('../../../filters/sdk/', import.meta.url));
+  const h = createHash('sha256').update(readFileSync(entry));
+  for (const f of readdirSync(sdk).sort()) h.update(f).update(readFileSync(join(sdk, f)));
+  const cached = join(dist, 'test', `sdk-probe-${h.digest('hex').slice(0, 16)}.wasm`);
+  if (existsSync(cached)) return new Uint8Array(readFileSync(cached));
+  const bytes = await compileFilter(entry);
+  mkdirSync(join(dist, 'test'), { recursive: true });
+  writeFileSync(cached, bytes);
+  return bytes;
+}

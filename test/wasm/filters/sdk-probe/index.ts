@@ -1,0 +1,108 @@
+// A filter that exercises the SDK surface the built-in filters do not:
+// header semantics, bodies, http calls answered on the originating stream,
+// shared data with CAS, ticks, gauges, log-level gating. Built by
+// test/wasm/filters/sdk.test.ts with the same flags as the built-ins.
+
+export * from '../../../../filters/sdk/exports';
+import {
+  Action, addHeader, BufferType, ConfigErrors, configRoot, continueStream, getBufferString, getHeader, getHeaderValues,
+  getPropertyString, getSharedData, HeaderMapType, HeaderPair, HttpContext, logDebug, logEnabled, logInfo, LogLevel,
+  parseDecimal, registerRoot, removeHeader, replaceHeader, RootContext, sendLocalResponse, setBuffer, setGauge,
+  setSharedData, setTickPeriod, utf8, WasmResult, lastHttpCallResult,
+} from '../../../../filters/sdk/index';
+
+class ProbeRoot extends RootContext {
+  ticks: u64 = 0;
+
+  onConfigure(configuration: string): bool {
+    const errors = new ConfigErrors();
+    const root = configRoot(configuration, errors);
+    if (root === null) return false;
+    const tickMs = root.int('tickMs', 0, 0, 60000);
+    if (!errors.ok) return false;
+    if (tickMs > 0) setTickPeriod(<u32>tickMs);
+    return true;
+  }
+
+  onTick(): void {
+    this.ticks++;
+    setGauge('probe_ticks', ['root', 'main'], this.ticks);
+    if (logEnabled(LogLevel.Debug)) logDebug('tick ' + this.ticks.toString());
+  }
+
+  createHttpContext(id: u32): HttpContext | null {
+    return new ProbeStream(id, this);
+  }
+}
+
+function describe(v: string | null): string {
+  return v === null ? 'missing' : '"' + v + '"';
+}
+
+class ProbeStream extends HttpContext {
+  onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
+    const path = getHeader(HeaderMapType.RequestHeaders, ':path');
+    replaceHeader(HeaderMapType.RequestHeaders, 'x-report',
+      describe(getHeader(HeaderMapType.RequestHeaders, 'x-missing')) + '|' +
+      describe(getHeader(HeaderMapType.RequestHeaders, 'x-empty')) + '|' +
+      getHeaderValues(HeaderMapType.RequestHeaders, 'X-Multi').join(','));
+    addHeader(HeaderMapType.RequestHeaders, 'x-added', '1');
+    addHeader(HeaderMapType.RequestHeaders, 'x-added', '2');
+    replaceHeader(HeaderMapType.RequestHeaders, 'x-replace', 'new');
+    removeHeader(HeaderMapType.RequestHeaders, 'x-remove-me');
+    const peer = getPropertyString(['connection', 'uri_san_peer_certificate']);
+    replaceHeader(HeaderMapType.RequestHeaders, 'x-peer', peer === null ? 'none' : peer);
+    const method = getPropertyString(['request', 'method']);
+    replaceHeader(HeaderMapType.RequestHeaders, 'x-method-property', method === null ? 'none' : method);
+    logInfo('request ' + (path === null ? '' : path));
+    if (logEnabled(LogLevel.Debug)) logDebug('debug detail');
+
+    if (path == '/call' || path == '/call-missing-cluster') {
+      const cluster = path == '/call' ? 'authz' : 'nowhere';
+      const token = this.httpCall(cluster, [
+        new HeaderPair(':method', 'POST'), new HeaderPair(':path', '/check'), new HeaderPair(':authority', 'authz'),
+      ], 'who=' + (peer === null ? 'none' : peer), 1000);
+      if (token == 0) {
+        sendLocalResponse(500, 'probe_call_failed', 'http_call refused: ' + (<i32>lastHttpCallResult).toString(), []);
+        return Action.Pause;
+      }
+      return Action.Pause;
+    }
+    if (path == '/reply') {
+      sendLocalResponse(418, 'probe_teapot', '{"teapot":true}', [new HeaderPair('x-probe', 'yes')]);
+      return Action.Pause;
+    }
+    if (path == '/count') {
+      // Read-modify-write with CAS, retried on conflict.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const current = getSharedData('probe-counter');
+        const n: i64 = current === null ? 0 : parseDecimal(String.UTF8.decodeUnsafe(current.value.dataStart, <usize>current.value.length));
+        const r = setSharedData('probe-counter', utf8((n + 1).toString()), current === null ? 0 : current.cas);
+        if (r == WasmResult.Ok) {
+          replaceHeader(HeaderMapType.RequestHeaders, 'x-count', (n + 1).toString());
+          break;
+        }
+      }
+    }
+    return Action.Continue;
+  }
+
+  onRequestBody(bodySize: usize, endOfStream: bool): Action {
+    if (!endOfStream) return Action.Pause;
+    const body = getBufferString(BufferType.HttpRequestBody, bodySize);
+    setBuffer(BufferType.HttpRequestBody, 0, bodySize, utf8('[' + body + ']'));
+    return Action.Continue;
+  }
+
+  onHttpCallResponse(token: u32, numHeaders: u32, bodySize: usize, numTrailers: u32): void {
+    const status = getHeader(HeaderMapType.HttpCallResponseHeaders, ':status');
+    if (status == '200') {
+      replaceHeader(HeaderMapType.RequestHeaders, 'x-authz', getBufferString(BufferType.HttpCallResponseBody, bodySize));
+      continueStream(0);
+      return;
+    }
+    sendLocalResponse(403, 'probe_denied', 'denied by authz: ' + (status === null ? 'no response' : status), []);
+  }
+}
+
+registerRoot((id: u32): RootContext => new ProbeRoot(id));

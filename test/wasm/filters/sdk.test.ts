@@ -1,0 +1,131 @@
+// The SDK's behaviour as a filter author sees it, through a probe filter run
+// in weft's proxy-wasm host.
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { SharedState, WasmPlugin } from '../../../sidecar/wasm/index.ts';
+import type { HostEnv, HttpCallRequest } from '../../../sidecar/wasm/index.ts';
+import { exchange, header, headerValues, probeBytes } from './kit.ts';
+
+let bytes: Uint8Array;
+const load = (env: HostEnv = {}, configuration = '{}'): Promise<WasmPlugin> => WasmPlugin.load(bytes, { name: 'probe', configuration }, env);
+
+describe('AssemblyScript SDK', () => {
+  before(async () => {
+    bytes = await probeBytes();
+  });
+
+  it('tells missing headers from empty ones, reads every value, adds, replaces and removes', async () => {
+    const plugin = await load();
+    const { stream } = await exchange(plugin, [
+      ['x-empty', ''], ['x-multi', 'a'], ['x-multi', 'b'], ['x-replace', 'old1'], ['x-replace', 'old2'], ['x-remove-me', '1'],
+    ], { method: 'PUT' });
+    const h = stream.requestHeaders;
+    assert.equal(header(h, 'x-report'), 'missing|""|a,b');
+    assert.deepEqual(headerValues(h, 'x-added'), ['1', '2']);
+    assert.deepEqual(headerValues(h, 'x-replace'), ['new']);
+    assert.deepEqual(headerValues(h, 'x-remove-me'), []);
+    assert.equal(header(h, 'x-peer'), 'none');
+    assert.equal(header(h, 'x-method-property'), 'PUT');
+    const withPeer = await exchange(plugin, {}, { properties: { 'connection.uri_san_peer_certificate': 'spiffe://t/ns/a/sa/b' } });
+    assert.equal(header(withPeer.stream.requestHeaders, 'x-peer'), 'spiffe://t/ns/a/sa/b');
+    await plugin.close();
+  });
+
+  it('sends a local response that stops the request', async () => {
+    const plugin = await load();
+    const { stream, request } = await exchange(plugin, {}, { path: '/reply' });
+    assert.equal(request.action, 'local_reply');
+    assert.equal(stream.localReply?.status, 418);
+    assert.equal(Buffer.from(stream.localReply!.body).toString(), '{"teapot":true}');
+    assert.equal(header(stream.localReply?.headers, 'x-probe'), 'yes');
+    await plugin.close();
+  });
+
+  it('delivers an http call response to the stream that made the call, which then resumes', async () => {
+    const calls: HttpCallRequest[] = [];
+    const plugin = await load({
+      httpCall: async (call) => {
+        calls.push(call);
+        await new Promise((r) => setTimeout(r, 5));
+        const who = Buffer.from(call.body).toString();
+        return who.includes('evil') ? { headers: [[':status', '403']] } : { headers: [[':status', '200']], body: `ok ${who}` };
+      },
+    });
+    // Two streams in flight at once: each gets its own answer.
+    const [a, b] = await Promise.all([
+      exchange(plugin, {}, { path: '/call', properties: { 'connection.uri_san_peer_certificate': 'spiffe://t/ns/a/sa/good' } }),
+      exchange(plugin, {}, { path: '/call', properties: { 'connection.uri_san_peer_certificate': 'spiffe://t/ns/a/sa/evil' } }),
+    ]);
+    assert.equal(a.request.action, 'continue');
+    assert.equal(header(a.stream.requestHeaders, 'x-authz'), 'ok who=spiffe://t/ns/a/sa/good');
+    assert.equal(b.request.action, 'local_reply');
+    assert.equal(b.stream.localReply?.status, 403);
+    assert.equal(calls.length, 2);
+    assert.equal(calls[0]!.cluster, 'authz');
+    assert.equal(header(calls[0]!.headers, ':path'), '/check');
+    await plugin.close();
+  });
+
+  it('returns the host refusal of an http call as a status code, not a trap', async () => {
+    const plugin = await load({ hasCluster: (name) => name === 'authz', httpCall: async () => ({ headers: [[':status', '200']] }) });
+    const { stream } = await exchange(plugin, {}, { path: '/call-missing-cluster' });
+    assert.equal(stream.localReply?.status, 500);
+    assert.equal(Buffer.from(stream.localReply!.body).toString(), 'http_call refused: 2');
+    assert.equal(plugin.vmFailures, 0);
+    await plugin.close();
+  });
+
+  it('reads and rewrites the request body', async () => {
+    const plugin = await load();
+    const stream = plugin.newHttpStream();
+    await stream.onRequestHeaders([[':method', 'POST'], [':path', '/body']], false);
+    const first = await stream.onRequestBody('hello ', false);
+    assert.equal(first.action, 'pause');
+    const last = await stream.onRequestBody('world', true);
+    assert.equal(last.action, 'continue');
+    assert.ok(last.action === 'continue');
+    assert.equal(Buffer.from(last.body).toString(), '[hello world]');
+    stream.complete();
+    await plugin.close();
+  });
+
+  it('keeps shared data across plugins of one VM id with compare-and-swap', async () => {
+    const shared = new SharedState();
+    const p1 = await load({ shared });
+    const p2 = await load({ shared });
+    const counts: string[] = [];
+    for (const p of [p1, p2, p1]) counts.push(header((await exchange(p, {}, { path: '/count' })).stream.requestHeaders, 'x-count') ?? '');
+    assert.deepEqual(counts, ['1', '2', '3']);
+    await p1.close();
+    await p2.close();
+  });
+
+  it('runs ticks at the period set in configure and records gauges', async () => {
+    const plugin = await load({}, JSON.stringify({ tickMs: 250 }));
+    assert.equal(plugin.tickPeriodMs, 250);
+    plugin.tick();
+    plugin.tick();
+    assert.equal(plugin.metrics.find('probe_ticks_root=.=main;.;', 'gauge')?.value, 2n);
+    await plugin.close();
+  });
+
+  it('skips debug logging when the host level is info, and logs it at debug', async () => {
+    const info = await load({ logLevel: 'info' });
+    await exchange(info, {});
+    assert.deepEqual(info.logs.map((l) => l.message), ['request /']);
+    await info.close();
+    const debug = await load({ logLevel: 'debug' });
+    await exchange(debug, {});
+    assert.deepEqual(debug.logs.map((l) => `${l.level} ${l.message}`), ['info request /', 'debug debug detail']);
+    await debug.close();
+  });
+
+  it('keeps memory flat over many requests (the SDK collects garbage between callbacks)', async () => {
+    const plugin = await load();
+    for (let i = 0; i < 500; i++) await exchange(plugin, { 'x-multi': 'v'.repeat(200) });
+    const warm = plugin.memoryPages();
+    for (let i = 0; i < 5000; i++) await exchange(plugin, { 'x-multi': 'v'.repeat(200) });
+    assert.equal(plugin.memoryPages(), warm);
+    await plugin.close();
+  });
+});
