@@ -21,6 +21,14 @@ async function lazy<T>(specifier: string, exportName: string): Promise<T> {
   return fn as T;
 }
 
+/** Resolves on the first SIGINT or SIGTERM (long-running commands stop cleanly on either). */
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
 export function buildProgram(): Command {
   const program = new Command('weft')
     .description('weft service mesh: control plane, local sidecar, and the operator CLI')
@@ -50,9 +58,19 @@ export function buildProgram(): Command {
     .option('--admin-port <port>', 'admin port (/ready, /stats/prometheus, /config_dump)', port)
     .option('--namespace <ns>', 'namespace of the service', 'default')
     .option('--sotw', 'use state-of-the-world ADS instead of Delta')
+    .option('--app-address <addr>', "the local app's address", '127.0.0.1')
+    .option('--bind-address <addr>', 'address the inbound listener binds', '127.0.0.1')
     .action(async (opts: Record<string, unknown>) => {
-      const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<unknown>>('../../sidecar/main.ts', 'runSidecar');
-      await runSidecar(opts);
+      type Running = { close(): Promise<void> };
+      const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');
+      let sidecar: Running;
+      try {
+        sidecar = await runSidecar(opts);
+      } catch (err) {
+        throw new CliError(`error: ${(err as Error).message}`, 2);
+      }
+      await untilSignal();
+      await sidecar.close();
     });
 
   program

@@ -1,0 +1,211 @@
+// `weft up` / `npm start`: the local demo mesh. Starts `weft control` as a
+// child process on ephemeral ports with a fresh data dir, applies
+// examples/demo/mesh.yaml (and the built-in filters when filters/dist holds
+// them), then for each demo workload: its weft sidecar, and only once the
+// sidecar's /ready answers 200, the app; then registers the instance. Ctrl-C
+// stops every process it started.
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../sidecar/main.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const weftBin = join(root, 'bin', 'weft.mjs');
+
+interface Workload {
+  service: string;
+  version: string;
+  upstream?: string;
+  failPercent?: number;
+}
+
+const WORKLOADS: Workload[] = [
+  { service: 'inventory', version: 'v1', failPercent: 20 },
+  { service: 'orders', version: 'v1', upstream: 'inventory' },
+  { service: 'orders', version: 'v2', upstream: 'inventory' },
+  { service: 'frontend', version: 'v1', upstream: 'orders' },
+];
+
+export interface UpOptions {
+  /** Default: a fresh temporary directory, removed on stop. */
+  dataDir?: string;
+  /** Where progress lines go (default stdout). */
+  log?: (line: string) => void;
+  /** Apply filters.yaml when filters/dist exists (default true). */
+  filters?: boolean;
+}
+
+export interface RunningMesh {
+  ingress: string;
+  api: string;
+  token: string;
+  dataDir: string;
+  workloads: { name: string; appPort: number; inboundPort: number; outboundPort: number; adminPort: number }[];
+  stop(): Promise<void>;
+}
+
+class Children {
+  readonly #procs: { name: string; child: ChildProcess }[] = [];
+
+  constructor(readonly logDir: string) {}
+
+  spawn(name: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+    const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = createWriteStream(join(this.logDir, `${name}.log`), { flags: 'a' });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    this.#procs.push({ name, child });
+    return child;
+  }
+
+  async stopAll(): Promise<void> {
+    // Apps first, then sidecars, then the control plane: the reverse of start.
+    for (const { child } of [...this.#procs].reverse()) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+  }
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, what: string, ms = 60_000): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    const onData = (c: Buffer) => {
+      buf += c.toString();
+      const m = buf.match(pattern);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        resolve(m);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what}: process exited with code ${code} (see its log)`));
+    });
+  });
+}
+
+async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+async function api(base: string, token: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
+  const res = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': contentType }) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status}: ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const tempDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'weft-up-')));
+  const logDir = join(dataDir, 'logs');
+  await mkdir(logDir, { recursive: true });
+  const children = new Children(logDir);
+  const stop = async () => {
+    await children.stopAll();
+    if (tempDir) await rm(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const control = children.spawn('control', [weftBin, 'control', '--data-dir', join(dataDir, 'control'), '--api-port', '0', '--xds-port', '0']);
+    const apiLine = waitForLine(control, /api: (http:\/\/\S+)/, 'control plane api');
+    const xdsLine = waitForLine(control, /xds: (\S+):(\d+)/, 'control plane xds');
+    const apiUrl = (await apiLine)[1]!;
+    const xdsAddress = `127.0.0.1:${(await xdsLine)[2]}`;
+    const token = (await readFile(join(dataDir, 'control', 'admin.token'), 'utf8')).trim();
+    log(`control plane up (api ${apiUrl}, xds ${xdsAddress})`);
+
+    const demoDir = join(root, 'examples', 'demo');
+    await api(apiUrl, token, 'POST', '/apply', await readFile(join(demoDir, 'mesh.yaml'), 'utf8'), 'application/yaml');
+    const distManifest = join(root, 'filters', 'dist', 'manifest.json');
+    if (opts.filters !== false && existsSync(distManifest)) {
+      const manifest = JSON.parse(await readFile(distManifest, 'utf8')) as { filters: { name: string; configSchema?: unknown }[] };
+      const telemetry = manifest.filters.find((f) => f.name === 'telemetry');
+      if (telemetry && existsSync(join(root, 'filters', 'dist', 'telemetry.wasm'))) {
+        const wasm = (await readFile(join(root, 'filters', 'dist', 'telemetry.wasm'))).toString('base64');
+        await api(apiUrl, token, 'POST', '/filters', { name: 'telemetry', wasm, configSchema: telemetry.configSchema });
+        await api(apiUrl, token, 'POST', '/apply', await readFile(join(demoDir, 'filters.yaml'), 'utf8'), 'application/yaml');
+        log('built-in filters: telemetry bound to every service (inbound)');
+      }
+    }
+    log('applied examples/demo/mesh.yaml (orders canary 90/10, retries on inventory, health checks)');
+
+    const workloads: RunningMesh['workloads'] = [];
+    for (const w of WORKLOADS) {
+      const name = `${w.service}-${w.version}`;
+      const [appPort, inboundPort, outboundPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+      children.spawn(`${name}-sidecar`, [weftBin, 'sidecar', '--service', w.service, '--xds', xdsAddress, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort)]);
+      // The app starts only once its sidecar holds a full config: no app-before-proxy race.
+      await until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 60_000, `${name} sidecar ready`);
+      children.spawn(name, ['--import', 'tsx', join(demoDir, 'app.ts')], {
+        SERVICE: w.service,
+        VERSION: w.version,
+        PORT: String(appPort),
+        UPSTREAM: w.upstream ?? '',
+        OUTBOUND_PORT: String(outboundPort),
+        FAIL_PERCENT: String(w.failPercent ?? 0),
+      });
+      await until(async () => (await fetch(`http://127.0.0.1:${appPort}/healthz`)).ok, 30_000, `${name} app`);
+      await api(apiUrl, token, 'POST', `/services/${w.service}/instances`, { address: '127.0.0.1', port: inboundPort, labels: { version: w.version } });
+      workloads.push({ name, appPort, inboundPort, outboundPort, adminPort });
+      log(`${name}: app 127.0.0.1:${appPort}, sidecar inbound :${inboundPort} outbound :${outboundPort} admin :${adminPort}`);
+    }
+    const frontend = workloads.find((w) => w.name.startsWith('frontend'))!;
+    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** `weft up`: start, print what to curl, run until SIGINT/SIGTERM. */
+export async function runUp(): Promise<void> {
+  const mesh = await startMesh();
+  const frontend = mesh.workloads.find((w) => w.name.startsWith('frontend'))!;
+  console.log('');
+  console.log(`ingress: ${mesh.ingress}`);
+  console.log(`api: ${mesh.api}`);
+  console.log(`token: ${mesh.token}`);
+  console.log(`metrics: http://127.0.0.1:${frontend.adminPort}/stats/prometheus (frontend sidecar; each sidecar has one, see above), ${mesh.api}/metrics (control plane)`);
+  console.log(`logs: ${join(mesh.dataDir, 'logs')}`);
+  console.log('');
+  console.log('try:');
+  console.log(`  curl ${mesh.ingress}/                        # frontend -> orders (v1 90%, v2 10%) -> inventory (retried)`);
+  console.log(`  curl -H 'x-canary: always' ${mesh.ingress}/  # frontend -> orders v2 (header route)`);
+  console.log(`  WEFT_API=${mesh.api} WEFT_TOKEN=${mesh.token} npx weft proxy-status`);
+  console.log(`  curl http://127.0.0.1:${frontend.adminPort}/config_dump`);
+  console.log('Ctrl-C stops everything.');
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      console.log(`\n${signal}: stopping every process weft up started`);
+      mesh.stop().then(done, (e: Error) => {
+        console.error(e.message);
+        done();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
