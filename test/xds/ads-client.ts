@@ -111,6 +111,15 @@ abstract class BaseClient<Req, Reply> {
     return [...this.#queue];
   }
 
+  /** Stops reading (HTTP/2 flow control then pushes back on the server): a slow proxy. */
+  pause(): void {
+    this.call.pause();
+  }
+
+  resume(): void {
+    this.call.resume();
+  }
+
   close(): void {
     this.call.cancel();
     this.#client.close();

@@ -1,0 +1,47 @@
+// A slow stream never blocks the producer: a proxy that stops reading makes
+// the server hold dirty flags, not a queue of snapshots; changes coalesce
+// (counted as overflows) and the proxy gets the latest config once it reads.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { TypeUrl } from '../../control/xds/discovery.ts';
+import { SotwClient, testNode } from './ads-client.ts';
+import { meshResources } from './fixtures.ts';
+import type { Harness } from './harness.ts';
+import { groupOf, stamp, startServer, waitFor } from './harness.ts';
+
+let h: Harness;
+let overflows = 0;
+let sent = 0;
+before(async () => {
+  h = await startServer({ hooks: { overflow: () => overflows++, responseSent: () => sent++ } });
+});
+after(() => h.close());
+
+const names = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `cluster-${tag}-${i}-with-a-long-name-to-fill-the-window`);
+
+test('a proxy that stops reading does not block publishing; it later gets the latest snapshot, coalesced', async () => {
+  const node = testNode('slow', 'svc-slow');
+  const group = groupOf(node);
+  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(names(400, 'v0')), endpointNames: names(400, 'v0') });
+  const client = new SotwClient(h.port, node);
+  try {
+    client.request(TypeUrl.cluster);
+    const first = await client.next();
+    client.ack(first);
+    client.pause();
+    const publishes = 60;
+    for (let v = 1; v <= publishes; v++) {
+      const cs = names(400, `v${v}`);
+      assert.equal(h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(cs), endpointNames: cs }).ok, true);
+    }
+    await waitFor(() => overflows > 0);
+    const sentWhilePaused = sent;
+    assert.ok(sentWhilePaused < publishes, `responses queued for the slow proxy are bounded (${sentWhilePaused} for ${publishes} publishes)`);
+    client.resume();
+    const latest = names(400, `v${publishes}`);
+    const replies = await client.collectUntil((r) => r.names.length === latest.length && r.names[0] === latest[0], 15_000);
+    assert.ok(replies.length < publishes, `received ${replies.length} responses for ${publishes} publishes`);
+  } finally {
+    client.close();
+  }
+});
