@@ -1,0 +1,93 @@
+// The filter test kit (weft/testing): request/answer round trips, body
+// chunks and trailers, mocked http calls (answer, function, timeout), the
+// fake clock and ticks, stalled streams.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadFilter } from 'weft/testing';
+import { serializePairs } from '../../sidecar/wasm/headers.ts';
+import { wat } from './wat.ts';
+
+const latin1 = (bytes: Uint8Array) => String.fromCharCode(...bytes);
+
+test('a pass-through filter forwards body chunks and trailers and returns the upstream answer', async () => {
+  const filter = await loadFilter(await wat({ body: () => '' }));
+  const res = await filter.request(
+    { method: 'POST', path: '/items', headers: { 'content-type': 'text/plain' }, body: ['hel', 'lo'], trailers: { 'x-sum': '1' } },
+    (forwarded) => ({ status: 201, headers: { 'x-echo': forwarded.body }, body: forwarded.body.toUpperCase(), trailers: [['grpc-status', '0']] }),
+  );
+  assert.equal(res.forwarded?.body, 'hello');
+  assert.equal(res.forwarded?.header(':method'), 'POST');
+  assert.equal(res.forwarded?.header('Content-Type'), 'text/plain');
+  assert.deepEqual(res.forwarded?.trailers, [['x-sum', '1']]);
+  assert.equal(res.response?.status, 201);
+  assert.equal(res.response?.header('x-echo'), 'hello');
+  assert.equal(res.response?.body, 'HELLO');
+  assert.deepEqual(res.response?.trailers, [['grpc-status', '0']]);
+  assert.deepEqual(
+    res.phases.map((p) => p.phase),
+    ['request_headers', 'request_body', 'request_body', 'request_trailers', 'response_headers', 'response_body', 'response_trailers'],
+  );
+});
+
+const callout = (timeoutMs: number) =>
+  wat({
+    imports: ['proxy_http_call', 'proxy_set_effective_context', 'proxy_continue_stream', 'proxy_get_header_map_value', 'proxy_add_header_map_value'],
+    strings: { authz: 'authz', headers: latin1(serializePairs([[':method', 'GET'], [':path', '/check'], [':authority', 'authz']])), status: ':status', verdict: 'x-verdict' },
+    body: (s) => `
+  (global $stream (mut i32) (i32.const 0))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (global.set $stream (local.get 0))
+    (drop (call $proxy_http_call ${s.authz} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const ${timeoutMs}) (i32.const 16)))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_set_effective_context (global.get $stream)))
+    (drop (call $proxy_get_header_map_value (i32.const 6) ${s.status} (i32.const 0) (i32.const 4)))
+    (drop (call $proxy_add_header_map_value (i32.const 0) ${s.verdict} (i32.load (i32.const 0)) (i32.load (i32.const 4))))
+    (drop (call $proxy_continue_stream (i32.const 0))))`,
+  });
+
+test('mocked http calls are recorded and their answers reach the filter', async () => {
+  const filter = await loadFilter(await callout(500), { httpCalls: { authz: async (call) => ({ status: call.header(':path') === '/check' ? 204 : 500 }) } });
+  const res = await filter.request({ path: '/orders' });
+  assert.equal(filter.httpCalls.length, 1);
+  assert.equal(filter.httpCalls[0]!.cluster, 'authz');
+  assert.equal(filter.httpCalls[0]!.timeoutMs, 500);
+  assert.equal(res.forwarded?.header('x-verdict'), '204');
+});
+
+test("a 'timeout' mock makes the call time out (Envoy's 504 reaches the filter)", async () => {
+  const filter = await loadFilter(await callout(20), { httpCalls: { authz: 'timeout' } });
+  const res = await filter.request();
+  assert.equal(res.forwarded?.header('x-verdict'), '504');
+});
+
+test('an unmocked cluster is refused, so the filter stalls: the kit reports it', async () => {
+  const filter = await loadFilter(await callout(20), { httpCalls: {} });
+  const res = await filter.request();
+  assert.equal(res.stalled, true);
+  assert.equal(res.forwarded, undefined);
+  assert.equal(filter.httpCalls.length, 0);
+});
+
+test('the fake clock: advance fires the ticks the module asked for and moves time', async () => {
+  const bytes = await wat({
+    imports: ['proxy_set_tick_period_milliseconds', 'proxy_get_current_time_nanoseconds'],
+    strings: { tick: 'tick' },
+    body: (s) => `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_set_tick_period_milliseconds (i32.const 100)))
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (drop (call $proxy_log (i32.const 2) ${s.tick})))`,
+  });
+  const filter = await loadFilter(bytes, { startTime: new Date('2030-01-01T00:00:00Z') });
+  const start = filter.nowNs;
+  filter.advance(250);
+  assert.deepEqual(filter.logMessages('info'), ['tick', 'tick']);
+  filter.advance(50);
+  assert.equal(filter.logMessages('info').length, 3);
+  filter.tick(2);
+  assert.equal(filter.logMessages('info').length, 5);
+  assert.equal(filter.nowNs - start, 300_000_000n);
+});
