@@ -8,7 +8,7 @@ import { adsConfigSource, socketAddress, type Json } from './envoy-json.ts';
 import type { EnvoyResource } from './index.ts';
 import { inboundClusterName, outboundClusterName } from './names.ts';
 import { clusterFeatures, type ClusterTarget } from './registry.ts';
-import { http2ProtocolOptions } from './features/cluster-http2.ts';
+import { upstreamHttpOptions } from './features/upstream-http-options.ts';
 import { DEFAULT_CONNECT_TIMEOUT } from './features/cluster-connect-timeout.ts';
 
 function outboundCluster(target: ClusterTarget, ctx: TranslationContext): EnvoyResource {
@@ -48,6 +48,6 @@ export function inboundCluster(service: Service, port: ServicePort, ctx: Transla
       endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(proxy.appAddress, proxy.appPort) } }] }],
     },
   };
-  if (isHttp2Port(port)) cluster.typed_extension_protocol_options = http2ProtocolOptions();
+  if (isHttp2Port(port)) upstreamHttpOptions(cluster, port);
   return { name, value: cluster };
 }

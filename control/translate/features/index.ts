@@ -8,6 +8,7 @@ import './cluster-outlier-detection.ts';
 import './cluster-health-check.ts';
 import './cluster-load-balancer.ts';
 import './cluster-http2.ts';
+import './cluster-idle-timeout.ts';
 
 import './route-match-path.ts';
 import './route-match-headers.ts';
