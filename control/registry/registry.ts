@@ -140,7 +140,7 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
     return ok(instance);
   }
 
-  return {
+  const registry: Registry = {
     async register(service, namespace, input) {
       const valid = validateInstanceRegistration(input);
       if (!valid.ok) return valid;
@@ -213,7 +213,7 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
     start(intervalMs = 1000) {
       if (timer) return;
       timer = setInterval(() => {
-        this.sweep().catch((e: Error) => process.emitWarning(`registry sweep failed: ${e.message}`));
+        registry.sweep().catch((e: Error) => process.emitWarning(`registry sweep failed: ${e.message}`));
       }, intervalMs);
       timer.unref();
     },
@@ -223,4 +223,5 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       timer = undefined;
     },
   };
+  return registry;
 }

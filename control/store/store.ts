@@ -62,8 +62,15 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** The kinds the registry owns; rollback and operator diffs leave them alone. */
+/** The kinds the registry owns (runtime state, not operator configuration). */
 export const RUNTIME_KINDS: readonly string[] = ['Instance'];
+
+/**
+ * Kinds rollback leaves alone: runtime state, and filter modules, which are
+ * content-addressed artifacts (keeping one never changes traffic; the
+ * bindings that use it do roll back).
+ */
+export const ROLLBACK_EXEMPT_KINDS: readonly string[] = [...RUNTIME_KINDS, 'FilterModule'];
 
 export function objectKey(kind: string, namespace: string, name: string): string {
   return `${kind}\u0000${namespace}\u0000${name}`;

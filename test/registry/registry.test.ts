@@ -188,3 +188,21 @@ test('concurrent registrations of one address end as one instance', async () => 
   assert.deepEqual(registry.liveInstances().map((i) => i.labels.try), ['3']);
   assert.equal(store.list('Instance').length, 1);
 });
+
+test('start() sweeps on its own until stop()', async () => {
+  const store = createMemoryStore();
+  await withService(store);
+  const clock = fakeClock();
+  const registry = createRegistry(store, { now: clock.now });
+  const inst = registered(await registry.register('orders', 'default', { address: '10.0.0.1', port: 80, ttlSeconds: 1 }));
+  clock.advance(1_001);
+  const expired = new Promise<InstanceChange>((resolve) => registry.onChange(resolve));
+  registry.start(5);
+  try {
+    const change = await Promise.race([expired, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no sweep ran')), 10_000).unref())]);
+    assert.deepEqual([change.reason, change.instance.id], ['expired', inst.id]);
+  } finally {
+    registry.stop();
+  }
+  assert.deepEqual(registry.liveInstances(), []);
+});

@@ -90,14 +90,15 @@ for (const [name, open] of implementations) {
     await store.close();
   });
 
-  test(`${name}: stateAt answers for every past revision; rollback restores operator kinds only`, async (t) => {
+  test(`${name}: stateAt answers for every past revision; rollback restores configuration, not instances or modules`, async (t) => {
     const store = await open(t);
     await store.commit([put('Service', 'a', { v: 1 }), put('Route', 'r', { v: 1 })], meta('r1'));
     await store.commit([put('Instance', 'a-1', { address: '10.0.0.1' })], meta('instance'));
+    await store.commit([put('FilterModule', 'auth', { sha256: 'ab' })], meta('module'));
     await store.commit([put('Service', 'a', { v: 2 }), del('Route', 'r'), put('DestinationPolicy', 'p', { v: 1 })], meta('r3'));
     assert.deepEqual(store.stateAt(0), []);
     assert.deepEqual(store.stateAt(1).map((o) => [o.kind, o.spec]), [['Route', { v: 1 }], ['Service', { v: 1 }]]);
-    assert.throws(() => store.stateAt(4), RangeError);
+    assert.throws(() => store.stateAt(5), RangeError);
 
     const changes = rollbackChanges(store, 1);
     assert.deepEqual(changes, [
@@ -105,8 +106,9 @@ for (const [name, open] of implementations) {
       put('Service', 'a', { v: 1 }),
       put('Route', 'r', { v: 1 }),
     ]);
-    assert.deepEqual(await store.commit(changes, meta('rollback to 1')), { revision: 4, changed: true });
-    assert.deepEqual(store.list().map((o) => `${o.kind}/${o.name}`), ['Instance/a-1', 'Route/r', 'Service/a']);
+    assert.deepEqual(rollbackChanges(store, 1, { kinds: ['Route'] }), [put('Route', 'r', { v: 1 })]);
+    assert.deepEqual(await store.commit(changes, meta('rollback to 1')), { revision: 5, changed: true });
+    assert.deepEqual(store.list().map((o) => `${o.kind}/${o.name}`), ['FilterModule/auth', 'Instance/a-1', 'Route/r', 'Service/a']);
     assert.deepEqual(rollbackChanges(store, 1), []);
     await store.close();
   });
