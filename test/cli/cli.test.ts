@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { parse } from '@bytecodealliance/jco';
 import { api, ROOT, startControl, weft } from './control-process.ts';
 import { SotwProxy } from './sotw-proxy.ts';
 
@@ -112,7 +113,7 @@ test('weft apply / get / diff / history / rollback against a running control pla
   assert.equal((await weft(control, ['get', 'routes'])).stdout.trim(), 'no routes found');
 });
 
-test('weft fails clearly: bad manifests, unknown kinds, no or wrong token, unreachable API, --help everywhere', async (t) => {
+test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API); filter push; /metrics; --help', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'weft-cli-'));
   const control = await startControl(dir);
   t.after(async () => {
@@ -146,6 +147,27 @@ test('weft fails clearly: bad manifests, unknown kinds, no or wrong token, unrea
   const down = await weft({ api: 'http://127.0.0.1:9', token: 'x' }, ['history']);
   assert.equal(down.code, 1);
   assert.match(down.stderr, /cannot reach the weft API at http:\/\/127\.0\.0\.1:9/);
+
+  // filter push: the module is checked, listed, and served for proxies without a token
+  const wasm = await parse(`(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) (i32.const 8)) (func (export "proxy_abi_version_0_2_1")))`);
+  await writeFile(join(dir, 'tag.wasm'), wasm);
+  await writeFile(join(dir, 'tag.schema.json'), JSON.stringify({ type: 'object', properties: { header: { type: 'string' } } }));
+  const pushed = await weft(control, ['filter', 'push', join(dir, 'tag.wasm'), '--name', 'tag', '--schema', join(dir, 'tag.schema.json')]);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const sha = /sha256 ([0-9a-f]{64})/.exec(pushed.stdout)![1];
+  assert.match((await weft(control, ['get', 'filters'])).stdout, /^tag\s+[0-9a-f]{12}\s+\d+\s+0\.2\.1\s+yes$/m);
+  const served = await fetch(`${control.api}/wasm/${sha}.wasm`);
+  assert.equal(served.status, 200);
+  assert.deepEqual(new Uint8Array(await served.arrayBuffer()), wasm);
+  await writeFile(join(dir, 'junk.wasm'), 'not wasm');
+  const junk = await weft(control, ['filter', 'push', join(dir, 'junk.wasm')]);
+  assert.equal(junk.code, 1);
+  assert.match(junk.stderr, /module refused: not a WebAssembly module/);
+
+  // /metrics needs no token and carries the xDS metrics and process metrics
+  const metrics = await (await fetch(`${control.api}/metrics`)).text();
+  assert.match(metrics, /^# TYPE weft_xds_connected_proxies gauge$/m);
+  assert.match(metrics, /^process_cpu_seconds_total /m);
 
   for (const args of [['--help'], ['get', '--help'], ['filter', 'push', '--help']]) {
     const help = await weft(control, args);
