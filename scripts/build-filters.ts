@@ -81,19 +81,20 @@ function writeAtomic(path: string, data: Uint8Array | string): void {
   renameSync(tmp, path);
 }
 
-async function compile(name: string): Promise<Uint8Array> {
+/** Compiles one AssemblyScript entry file with the filter flags; throws with asc's diagnostics. */
+export async function compileFilter(entry: string): Promise<Uint8Array> {
   // Loaded on demand: asc takes seconds to import, and a cached build never needs it.
   const { default: asc } = await import('assemblyscript/asc');
   let binary: Uint8Array | null = null;
   const stderr: string[] = [];
-  const { error } = await asc.main([relative(root, join(filtersDir, name, 'index.ts')), '--outFile', `${name}.wasm`, ...ASC_FLAGS], {
+  const { error } = await asc.main([relative(root, entry), '--outFile', 'module.wasm', ...ASC_FLAGS], {
     stdout: { write: () => true } as never,
     stderr: { write: (s: string | Uint8Array) => { stderr.push(String(s)); return true; } } as never,
     writeFile: (file: string, contents: Uint8Array | string) => {
       if (file.endsWith('.wasm')) binary = contents as Uint8Array;
     },
   });
-  if (error || !binary) throw new Error(`asc failed for ${name}:\n${stderr.join('')}${error?.message ?? ''}`);
+  if (error || !binary) throw new Error(`asc failed for ${relative(root, entry)}:\n${stderr.join('')}${error?.message ?? ''}`);
   return binary;
 }
 
@@ -115,7 +116,7 @@ export async function buildFilters(options: { force?: boolean; only?: string[] }
       }
     }
     const started = performance.now();
-    const bytes = await compile(name);
+    const bytes = await compileFilter(join(filtersDir, name, 'index.ts'));
     const check = checkModule(bytes, { strict: true, maxBytes: SIZE_BUDGET });
     if (!check.ok) {
       failures.push(`${name}: ${check.reasons.join('; ')}`);
