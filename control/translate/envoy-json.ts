@@ -15,8 +15,10 @@ export const TYPE = {
 
 /** Milliseconds -> proto3 JSON Duration ("1s", "0.250s"). */
 export function duration(ms: number): string {
-  const whole = Math.floor(ms / 1000);
-  const frac = Math.round(ms - whole * 1000);
+  // Millisecond precision is all the model carries; rounding first keeps 999.6 from becoming "0.1000s".
+  const total = Math.round(ms);
+  const whole = Math.floor(total / 1000);
+  const frac = total - whole * 1000;
   return frac === 0 ? `${whole}s` : `${whole}.${String(frac).padStart(3, '0')}s`;
 }
 
