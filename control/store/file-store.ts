@@ -121,7 +121,6 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
       replayed++;
     }
   }
-  if (revision < snapshotRevision) throw new Error(`store snapshot ${snapshotRevision} is ahead of its log`);
   history = history.slice(-historyLimit);
 
   // 3. The segment new revisions go to.
