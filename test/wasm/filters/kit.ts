@@ -57,14 +57,14 @@ export function headerValues(pairs: HeaderPairs | undefined, name: string): stri
 }
 
 /**
- * The SDK probe filter (test/wasm/filters/sdk-probe), compiled with the
+ * The SDK probe filter (filters/test/sdk-probe), compiled with the
  * built-ins' flags and cached in filters/dist/test/ by source hash.
  */
 export async function probeBytes(): Promise<Uint8Array> {
   const { createHash } = await import('node:crypto');
   const { existsSync, mkdirSync, readdirSync, writeFileSync } = await import('node:fs');
   const { compileFilter } = await import('../../../scripts/build-filters.ts');
-  const entry = fileURLToPath(new URL('./sdk-probe/index.ts', import.meta.url));
+  const entry = fileURLToPath(new URL('../../../filters/test/sdk-probe/index.ts', import.meta.url));
   const sdk = fileURLToPath(new URL('../../../filters/sdk/', import.meta.url));
   const h = createHash('sha256').update(readFileSync(entry));
   for (const f of readdirSync(sdk).sort()) h.update(f).update(readFileSync(join(sdk, f)));

@@ -1,15 +1,16 @@
 // A filter that exercises the SDK surface the built-in filters do not:
 // header semantics, bodies, http calls answered on the originating stream,
 // shared data with CAS, ticks, gauges, log-level gating. Built by
-// test/wasm/filters/sdk.test.ts with the same flags as the built-ins.
+// test/wasm/filters/sdk.test.ts with the same flags as the built-ins. Lives
+// under filters/ so tsc leaves it alone; filters/test/ is never shipped.
 
-export * from '../../../../filters/sdk/exports';
+export * from '../../sdk/exports';
 import {
   Action, addHeader, BufferType, ConfigErrors, configRoot, continueStream, getBufferString, getHeader, getHeaderValues,
   getPropertyString, getSharedData, HeaderMapType, HeaderPair, HttpContext, logDebug, logEnabled, logInfo, LogLevel,
   parseDecimal, registerRoot, removeHeader, replaceHeader, RootContext, sendLocalResponse, setBuffer, setGauge,
   setSharedData, setTickPeriod, utf8, WasmResult, lastHttpCallResult,
-} from '../../../../filters/sdk/index';
+} from '../../sdk/index';
 
 class ProbeRoot extends RootContext {
   ticks: u64 = 0;
