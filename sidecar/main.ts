@@ -109,7 +109,13 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       if (e.nack) log(JSON.stringify({ level: 'warn', msg: 'xds NACK', type: e.kind, error: e.nack }));
       if (!isReady && dataPlane.ready()) {
         isReady = true;
-        log(`ready: service=${opts.service} inbound=${bindAddress}:${inboundPort} outbound=127.0.0.1:${outboundPort} admin=http://127.0.0.1:${adminPort}`);
+        const boundIn = dataPlane.listenerPort('inbound');
+        const boundOut = dataPlane.listenerPort('outbound');
+        if ((boundIn !== undefined && boundIn !== inboundPort) || (boundOut !== undefined && boundOut !== outboundPort)) {
+          // The control plane chose other ports than the node metadata asked for: say so, callers registered the asked-for ones.
+          log(JSON.stringify({ level: 'warn', msg: 'listener ports differ from node metadata', asked: { inbound: inboundPort, outbound: outboundPort }, bound: { inbound: boundIn, outbound: boundOut } }));
+        }
+        log(`ready: service=${opts.service} inbound=${bindAddress}:${boundIn ?? inboundPort} outbound=127.0.0.1:${boundOut ?? outboundPort} admin=http://127.0.0.1:${adminPort}`);
         markReady();
       }
     },

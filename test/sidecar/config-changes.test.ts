@@ -63,7 +63,7 @@ test('a resource outside the fidelity contract is NACKed with its field path and
       return {
         ...out,
         routes: out.routes.map((r) =>
-          r.name !== 'outbound' ? r : { ...r, value: { ...r.value, virtual_hosts: (r.value.virtual_hosts as { routes: { match: object }[] }[]).map((vh) => ({ ...vh, routes: vh.routes.map((rt) => ({ ...rt, match: { ...rt.match, runtime_fraction: { default_value: { numerator: 50 } } } })) })) } },
+          r.name !== 'outbound' ? r : { ...r, value: { ...(r.value as Record<string, unknown>), virtual_hosts: ((r.value as Record<string, unknown>).virtual_hosts as { routes: { match: object }[] }[]).map((vh) => ({ ...vh, routes: vh.routes.map((rt) => ({ ...rt, match: { ...rt.match, runtime_fraction: { default_value: { numerator: 50 } } } })) })) } },
         ),
       };
     },
