@@ -38,6 +38,19 @@ async function loadCodec(): Promise<Codec> {
   return (await import(pathToFileURL(file).href)) as Codec;
 }
 
+/** Cluster names anywhere in a resource: `cluster` fields and weighted_clusters entries. */
+function referencedClusters(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(referencedClusters);
+  if (value === null || typeof value !== 'object') return [];
+  const out: string[] = [];
+  for (const [key, child] of Object.entries(value)) {
+    if (key === 'cluster' && typeof child === 'string') out.push(child);
+    else if (key === 'weighted_clusters') out.push(...((child as { clusters: { name: string }[] }).clusters.map((c) => c.name)));
+    else out.push(...referencedClusters(child));
+  }
+  return out;
+}
+
 const cases = readdirSync(casesDir, { withFileTypes: true })
   .filter((d) => d.isDirectory() && existsSync(join(casesDir, d.name, 'input.yaml')))
   .map((d) => d.name)
@@ -89,6 +102,19 @@ for (const name of cases) {
         if (resources.length > 0) writeFileSync(join(dir, file), JSON.stringify(resources, null, 2) + '\n');
       }
     }
+
+    // Snapshot consistency (go-control-plane's check): every cluster a listener,
+    // route or extension config names is served, and every EDS name is one we
+    // produce endpoints for.
+    const clusterNames = new Set(proxy.clusters.map((c) => c.name));
+    clusterNames.add(input.options.wasmClusterName);
+    const referenced = [...proxy.listeners, ...proxy.routes, ...proxy.extensionConfigs].flatMap((r) => referencedClusters(r.value));
+    assert.deepEqual(referenced.filter((c) => !clusterNames.has(c)), [], 'clusters referenced but not served');
+    const edsNames = proxy.clusters.flatMap((c) => {
+      const eds = c.value.eds_cluster_config as { service_name?: string } | undefined;
+      return eds?.service_name ? [eds.service_name] : [];
+    });
+    assert.deepEqual(edsNames.sort(), [...proxy.endpointNames].sort(), 'endpointNames must be exactly the EDS names clusters use');
 
     const stale = readdirSync(dir).filter((f) => f.endsWith('.json') && !OUTPUT_FILES.includes(f));
     assert.deepEqual(stale, [], 'unknown json files in the case; run with UPDATE_GOLDEN=1 to delete them');
