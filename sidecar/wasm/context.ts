@@ -33,6 +33,8 @@ export interface HostContext {
   httpCallStarted(token: number): void;
   /** Its response (or failure) has been delivered to the module. */
   httpCallFinished(token: number): void;
+  /** The VM trapped: anything waiting on this context must re-decide. */
+  vmFailed(): void;
 }
 
 export interface HttpCallRequest {

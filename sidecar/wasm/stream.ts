@@ -32,6 +32,12 @@ export interface HttpStream {
   onResponseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome>;
   onResponseBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome>;
   onResponseTrailers(trailers: HeaderPairs): Promise<StreamOutcome>;
+  /**
+   * Resolves once a paused direction is decided later (continue_stream from a
+   * tick or queue callback, a local reply, a reset, a VM failure). Pair it with
+   * your own timeout: a filter may never resume, as in Envoy.
+   */
+  resumed(direction: 'request' | 'response'): Promise<StreamOutcome>;
   /** proxy_on_done, proxy_on_log, proxy_on_delete, in that order (once). */
   complete(): void;
   /** Headers and trailers as the filter left them (what is forwarded). */
@@ -63,10 +69,10 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private reset = false;
   private bypass = false;
   private phase: Direction = 'request';
-  private readonly resumed = { request: false, response: false };
+  private readonly resumedFlag = { request: false, response: false };
   readonly paused = { request: false, response: false };
   private readonly calls = new Set<number>();
-  private wake: (() => void) | undefined;
+  private waiters: (() => void)[] = [];
   private completed = false;
 
   constructor(
@@ -164,7 +170,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   /** Decides a phase without calling the module: earlier reply, reset, failed VM or fail-open bypass. */
   private before(direction: Direction): StreamOutcome | undefined {
     this.phase = direction;
-    this.resumed[direction] = false;
+    this.resumedFlag[direction] = false;
     if (this.reset) return { action: 'close' };
     if (this.reply !== undefined && (direction === 'request' || this.reply.direction === 'response')) return { action: 'local_reply', reply: this.reply.reply };
     if (this.bypass) return { action: 'continue' };
@@ -174,10 +180,10 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   private async after(direction: Direction, stopped: boolean): Promise<StreamOutcome> {
     if (this.vm.failure !== undefined) return this.failurePolicy();
-    if (stopped && !this.resumed[direction]) {
+    if (stopped && !this.resumedFlag[direction]) {
       this.paused[direction] = true;
       while (this.paused[direction] && this.calls.size > 0 && !this.reset && this.reply === undefined && this.vm.failure === undefined) {
-        await new Promise<void>((resolve) => (this.wake = resolve));
+        await this.changed();
       }
     } else {
       this.paused[direction] = false;
@@ -186,6 +192,15 @@ export class HttpStreamContext implements HttpStream, HostContext {
     if (this.reset) return { action: 'close' };
     if (this.reply !== undefined && (direction === 'request' || this.reply.direction === 'response')) return { action: 'local_reply', reply: this.reply.reply };
     return this.paused[direction] ? { action: 'pause' } : { action: 'continue' };
+  }
+
+  async resumed(direction: Direction): Promise<StreamOutcome> {
+    while (this.paused[direction] && !this.reset && this.reply === undefined && this.vm.failure === undefined) await this.changed();
+    return this.after(direction, false);
+  }
+
+  private changed(): Promise<void> {
+    return new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
   private failurePolicy(): StreamOutcome {
@@ -204,9 +219,13 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  vmFailed(): void {
+    this.notify();
   }
 
   // --- state seen by the sidecar / test kit ---------------------------------
@@ -274,7 +293,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   continueStream(streamType: number): WasmResultCode {
     const direction: Direction | undefined = streamType === StreamType.Request ? 'request' : streamType === StreamType.Response ? 'response' : undefined;
     if (direction === undefined) return WasmResult.BadArgument;
-    this.resumed[direction] = true;
+    this.resumedFlag[direction] = true;
     this.paused[direction] = false;
     this.notify();
     return WasmResult.Ok;

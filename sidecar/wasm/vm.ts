@@ -151,6 +151,7 @@ export class WasmVm implements VmServices {
     this.failure = error;
     this.log(5, `wasm VM failed in ${callback}: ${error.message}`);
     this.cancelHttpCalls();
+    for (const context of [...this.contexts.values()]) context.vmFailed();
     this.options.onFailure(error, callback);
   }
 
@@ -353,4 +354,5 @@ export class RootContext implements HostContext {
 
   httpCallStarted(): void {}
   httpCallFinished(): void {}
+  vmFailed(): void {}
 }

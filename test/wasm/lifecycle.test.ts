@@ -73,3 +73,51 @@ test('a stream runs create, request, response, then done, log, delete', async ()
     [2, 2, 2, 2, 2, 2, 2, 2, 2],
   );
 });
+
+test('a stream paused with nothing in flight resolves "pause", then resumes from a tick', async () => {
+  const bytes = await wat({
+    imports: ['proxy_set_effective_context', 'proxy_continue_stream'],
+    body: () => `
+  (global $stream (mut i32) (i32.const 0))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (global.set $stream (local.get 0))
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (if (global.get $stream) (then
+      (drop (call $proxy_set_effective_context (global.get $stream)))
+      (drop (call $proxy_continue_stream (i32.const 0))))))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'later' });
+  const stream = plugin.newHttpStream();
+  assert.deepEqual(await stream.onRequestHeaders([[':path', '/']], true), { action: 'pause' });
+  assert.equal(stream.paused.request, true);
+  const resumed = stream.resumed('request');
+  plugin.tick();
+  assert.deepEqual(await resumed, { action: 'continue' });
+  assert.equal(stream.paused.request, false);
+});
+
+test('close: root on_done returning false waits for proxy_done, then on_delete', async () => {
+  const bytes = await wat({
+    imports: ['proxy_done'],
+    strings: { done: 'on_done', del: 'on_delete', tick: 'tick' },
+    body: (s) => `
+  (func (export "proxy_on_done") (param i32) (result i32)
+    (drop (call $proxy_log (i32.const 2) ${s.done}))
+    (i32.const 0))
+  (func (export "proxy_on_delete") (param i32)
+    (drop (call $proxy_log (i32.const 2) ${s.del})))
+  (func (export "proxy_on_tick") (param i32)
+    (drop (call $proxy_log (i32.const 2) ${s.tick}))
+    (call $report (call $proxy_done)))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'closing' });
+  plugin.tick();
+  const closing = plugin.close(5000);
+  plugin.tick();
+  await closing;
+  assert.deepEqual(
+    plugin.logs.map((l) => l.message),
+    ['tick', '#1', 'on_done', 'tick', '#0', 'on_delete'],
+  );
+});
