@@ -22,6 +22,11 @@ export interface ModelChange {
 /** Where the controller gets the mesh model and hears about changes. */
 export interface ModelSource {
   model(): MeshModel;
+  /**
+   * Optional fast path for instance-only changes: `previous` with its
+   * instances (and revision) refreshed, operator objects reused.
+   */
+  refreshInstances?(previous: MeshModel): MeshModel;
   subscribe(listener: (change: ModelChange) => void): () => void;
 }
 
@@ -52,8 +57,8 @@ export interface ControllerOptions {
   translator: Translator;
   /**
    * Push-storm protection: changes arriving within this window are coalesced
-   * into one retranslation (default 20 ms: a burst of registrations costs one
-   * push per proxy, while a single change still converges well under 100 ms).
+   * into one retranslation (default 10 ms: a burst of registrations costs one
+   * push per proxy, while a single change pays at most 10 ms of delay).
    */
   debounceMs?: number;
   /** A snapshot was refused (translation or validation errors); the last good one stays. */
@@ -80,7 +85,7 @@ export class XdsController {
     this.#cache = options.cache;
     this.#source = options.source;
     this.#translator = options.translator;
-    this.#debounceMs = options.debounceMs ?? 20;
+    this.#debounceMs = options.debounceMs ?? 10;
     this.#onErrors = options.onErrors;
   }
 
@@ -154,14 +159,15 @@ export class XdsController {
   }
 
   #apply(changes: ModelChange[]): void {
-    this.#setModel(this.#source.model());
+    const configChanged = changes.some((c) => c.kind === 'config');
+    if (!configChanged && this.#model && this.#source.refreshInstances) this.#model = this.#source.refreshInstances(this.#model);
+    else this.#setModel(this.#source.model());
     const model = this.#model!;
     // one stamp for the coalesced burst: the newest revision, timed from the oldest commit
     const stamp: ChangeStamp = {
       revision: Math.max(...changes.map((c) => c.revision)),
       committedAt: Math.min(...changes.map((c) => c.committedAt)),
     };
-    const configChanged = changes.some((c) => c.kind === 'config');
     if (configChanged) {
       const all = new Set<string>();
       for (const [group, proxy] of this.#groups) {

@@ -42,7 +42,7 @@ export interface XdsServerOptions {
   authenticate?: Authenticate;
   /** Extra lifecycle observers (benchmarks, logs). */
   hooks?: XdsHooks;
-  /** Coalescing window for bursts of changes (default 20 ms). */
+  /** Coalescing window for bursts of changes (default 10 ms). */
   debounceMs?: number;
   /** How long disconnected proxies stay in the status list (default 10 min). */
   retainDisconnectedMs?: number;

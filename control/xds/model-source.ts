@@ -4,6 +4,7 @@
 import { buildModel } from '../registry/index.ts';
 import type { Registry } from '../registry/index.ts';
 import type { Store } from '../store/index.ts';
+import type { MeshModel } from '../model/types.ts';
 import type { ModelChange, ModelSource } from './controller.ts';
 
 const INSTANCE_KIND = 'Instance';
@@ -11,6 +12,10 @@ const INSTANCE_KIND = 'Instance';
 export function storeModelSource(store: Store, registry: Registry): ModelSource {
   return {
     model: () => buildModel(store, registry),
+    refreshInstances(previous: MeshModel): MeshModel {
+      const known = new Set(previous.services.map((s) => `${s.namespace}/${s.name}`));
+      return { ...previous, revision: store.revision(), instances: registry.liveInstances().filter((i) => known.has(`${i.namespace}/${i.service}`)) };
+    },
     subscribe(listener: (change: ModelChange) => void): () => void {
       const offStore = store.subscribe((revision) => {
         const record = store.history({ limit: 1 })[0];

@@ -72,6 +72,9 @@ const registry = createRegistry(store);
 
 // --- measurement hooks -------------------------------------------------------
 let convergence: number[] = [];
+/** commit -> response written, per push of the measured change (server side only). */
+let pushLatency: number[] = [];
+let measuring = false;
 const bytes: Record<StreamType, number> = { sotw: 0, delta: 0 };
 const responses: Record<StreamType, number> = { sotw: 0, delta: 0 };
 const proxies: Record<StreamType, number> = { sotw: 0, delta: 0 };
@@ -84,6 +87,7 @@ const xds = createXdsServer({
     responseSent: (s, r) => {
       bytes[s.streamType] += r.bytes;
       responses[s.streamType]++;
+      if (measuring && r.stamp) pushLatency.push(Date.now() - r.stamp.committedAt);
     },
     converged: (_s, _stamp, seconds) => convergence.push(seconds * 1000),
   },
@@ -128,6 +132,7 @@ const waitConverged = async (expected: number, timeoutMs: number) => {
   while (convergence.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 };
 const allConvergence: number[] = [];
+const allPush: number[] = [];
 // proxies of svc-0 itself do not depend on svc-0: every other proxy receives each change
 const affected = clients - Math.ceil(clients / serviceCount);
 const perChange: { sotwBytesPerProxy: number; deltaBytesPerProxy: number; converged: number; p50: number; p99: number }[] = [];
@@ -135,6 +140,8 @@ let extraId: string | undefined;
 for (let c = 0; c < changes; c++) {
   await new Promise((r) => setTimeout(r, 200)); // let the previous change's ACKs settle
   convergence = [];
+  pushLatency = [];
+  measuring = true;
   const before = { ...bytes };
   // alternately add and remove one hub endpoint: one CLA changes, every proxy depends on it
   if (extraId) {
@@ -146,6 +153,8 @@ for (let c = 0; c < changes; c++) {
   }
   await waitConverged(affected, 30_000);
   await new Promise((r) => setTimeout(r, 100));
+  measuring = false;
+  allPush.push(...pushLatency);
   const sotwBytes = bytes.sotw - before.sotw;
   const deltaBytes = bytes.delta - before.delta;
   allConvergence.push(...convergence);
@@ -170,6 +179,7 @@ const result = {
   config: { clients, services: serviceCount, endpointsPerService: endpoints, dependsOn: depends, changes, deltaShare, sotwProxies: connected.sotw, deltaProxies: connected.delta },
   initialSyncMs,
   convergenceMs: { p50: round(percentile(allConvergence, 50)), p99: round(percentile(allConvergence, 99)), max: round(Math.max(...allConvergence)), samples: allConvergence.length },
+  pushLatencyMs: { p50: round(percentile(allPush, 50)), p99: round(percentile(allPush, 99)), note: 'commit -> response written by the server; convergence adds the proxies\' ACK' },
   bytesPerChangePerProxy: { sotw: round(mean(perChange.map((c) => c.sotwBytesPerProxy)), 0), delta: round(mean(perChange.map((c) => c.deltaBytesPerProxy)), 0) },
   controlPlane: { peakRssMB: round(peakRss / 2 ** 20), rssAfterSyncMB: round(rssAfterSync / 2 ** 20), cpuSeconds: round((cpu.user + cpu.system) / 1e6, 2) },
   snapshotErrors,
@@ -185,6 +195,7 @@ const rows: [string, string, string][] = [
   ['initial sync, all proxies', `${initialSyncMs} ms`, ''],
   ['convergence p50', `${result.convergenceMs.p50} ms`, ''],
   ['convergence p99', `${result.convergenceMs.p99} ms`, `< 250 ms: ${met(result.convergenceMs.p99 < 250)}`],
+  ['push latency p50 / p99 (commit -> sent)', `${result.pushLatencyMs.p50} / ${result.pushLatencyMs.p99} ms`, ''],
   ['convergence samples', String(allConvergence.length), `expected ${affected * changes}`],
   ['bytes per change per proxy, SotW', `${result.bytesPerChangePerProxy.sotw} B`, ''],
   ['bytes per change per proxy, Delta', `${result.bytesPerChangePerProxy.delta} B`, `< 2 KB: ${met(result.bytesPerChangePerProxy.delta < 2048)}`],
