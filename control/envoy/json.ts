@@ -66,6 +66,7 @@ export function readMessage(plan: MessagePlan, json: unknown, path: string, ctx:
     if (out && wire !== INVALID) out[key] = wire;
   }
   if (ctx.rulesOff === 0 && plan.checksAbsent) checkAbsent(plan, json, path, ctx, oneofSet);
+  if (ctx.rulesOff === 0 && plan.semantic) plan.semantic(json, path, ctx.errors, (name) => ctx.lookup(name) !== undefined);
   if (TYPED_STRUCTS.has(plan.fullName)) checkTypedStruct(json, path, ctx);
   if (plan.disabled) ctx.rulesOff--;
   return out ?? null;

@@ -5,6 +5,8 @@ import protobuf from 'protobufjs';
 import { compileMapRules, compileRepeatedRules, compileValueRules, fieldRulesOf, isRequired, isSkipped, messageDisabled, oneofRequired } from './pgv.ts';
 import type { CheckedKind } from './pgv.ts';
 import type { Check, FieldRules } from './pgv-types.ts';
+import { semanticChecks } from './semantic.ts';
+import type { SemanticCheck } from './semantic.ts';
 
 export type Scalar =
   | 'double' | 'float' | 'int32' | 'uint32' | 'sint32' | 'fixed32' | 'sfixed32'
@@ -73,6 +75,8 @@ export interface MessagePlan {
   checksAbsent: boolean;
   /** lowerCamelCase JSON name -> proto field name, for a helpful "did you mean". */
   camel: ReadonlyMap<string, string>;
+  /** Envoy's own refusals for this message beyond PGV (semantic.ts). */
+  semantic?: SemanticCheck;
 }
 
 const WRAPPERS: Record<string, Scalar> = {
@@ -244,7 +248,8 @@ export function planOf(type: protobuf.Type): MessagePlan {
   const camel = new Map<string, string>();
   for (const f of list) if (toCamel(f.name) !== f.name) camel.set(toCamel(f.name), f.name);
   const checksAbsent = absent.length > 0 || oneofs.some((o) => o.required);
-  plan = { type, fullName: fullNameOf(type), fields: new Map(list.map((f) => [f.name, f])), list, oneofs, disabled, absent, checksAbsent, camel };
+  const fullName = fullNameOf(type);
+  plan = { type, fullName, fields: new Map(list.map((f) => [f.name, f])), list, oneofs, disabled, absent, checksAbsent, camel, semantic: semanticChecks.get(fullName) };
   plans.set(type, plan);
   return plan;
 }

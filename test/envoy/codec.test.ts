@@ -113,11 +113,11 @@ describe('envoy codec strictness', () => {
   it('rejects an Any whose @type is not a loaded message, or has no @type', () => {
     const bad = structuredClone(listener) as any;
     bad.filter_chains[0].filters[0].typed_config.http_filters[0].typed_config['@type'] = 'type.googleapis.com/envoy.extensions.filters.http.nope.v3.Nope';
-    bad.filter_chains[0].filters.push({ name: 'x', typed_config: { stat_prefix: 'y' } });
+    bad.filter_chains.push({ filters: [{ name: 'x', typed_config: { stat_prefix: 'y' } }] });
     const errors = validateResource(TypeUrl.Listener, bad);
     assert.deepEqual(errors.map((e) => e.path), [
       'filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type',
-      'filter_chains[0].filters[1].typed_config.@type',
+      'filter_chains[1].filters[0].typed_config.@type',
     ]);
     assert.match(errors[0]!.message, /envoy\.extensions\.filters\.http\.nope\.v3\.Nope/);
   });

@@ -127,3 +127,26 @@ describe('extensions weft uses', () => {
     }
   });
 });
+
+describe("Envoy's terminal-filter rule", () => {
+  it('refuses an HTTP filter after the router, and a chain that does not end with one', () => {
+    const bad = structuredClone(inboundListener) as any;
+    const filters = bad.filter_chains[1].filters[0].typed_config.http_filters;
+    filters.push(filters.shift()); // fault moves after the router
+    const errors = validateResource(TypeUrl.Listener, bad);
+    assert.deepEqual(errors.map((e) => e.path), [
+      'filter_chains[1].filters[0].typed_config.http_filters[2]',
+      'filter_chains[1].filters[0].typed_config.http_filters[3]',
+    ]);
+    assert.match(errors[0]!.message, /terminal filter "envoy.filters.http.router".*must be the last/);
+    assert.match(errors[1]!.message, /non-terminal filter "envoy.filters.http.fault" .*is the last/);
+  });
+
+  it('refuses a network filter chain ending in RBAC, or with tcp_proxy before another filter', () => {
+    const bad = structuredClone(inboundListener) as any;
+    bad.filter_chains[0].filters.reverse();
+    const errors = validateResource(TypeUrl.Listener, bad);
+    assert.deepEqual(errors.map((e) => e.path), ['filter_chains[0].filters[0]', 'filter_chains[0].filters[1]']);
+    assert.match(errors[0]!.message, /terminal filter "envoy.filters.network.tcp_proxy"/);
+  });
+});
