@@ -1,17 +1,16 @@
 // `weft control`: wiring only. Opens the store and registry in the data dir,
 // starts the REST API and the xDS server, and stops them cleanly on
 // SIGINT/SIGTERM. Everything it wires is built and tested elsewhere.
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
 import { createApiDeps, proxyStatusPort, type XdsStatusSource } from './api/adapters.ts';
 import { buildApp } from './api/app.ts';
-import { filterCatalog, fileModuleBytes } from './api/filter-catalog.ts';
+import { filterCatalogPort, syncBuiltinFilters } from './api/filter-catalog.ts';
 import { openTokenStore } from './api/tokens.ts';
-import { checkModule } from './filters/check.ts';
+import { FilterCatalog } from './filters/catalog.ts';
 import { createRegistry } from './registry/registry.ts';
 import { openFileStore } from './store/file-store.ts';
 import { createXdsServer, storeModelSource, type XdsServer } from './xds/index.ts';
-import { validateFilterConfig } from './api/filter-config.ts';
 
 export interface ControlOptions {
   dataDir: string;
@@ -43,6 +42,10 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
     registry.start(1000);
     closers.unshift(() => registry.stop());
     const { store: tokens, adminTokenPath } = await openTokenStore(dataDir);
+    const catalog = new FilterCatalog({ dataDir });
+    // Built-in filters become catalog entries in the store, so bindings to
+    // them resolve in the model like uploaded ones.
+    await syncBuiltinFilters(store, catalog, 'weft-control');
 
     const processMetrics = new PromRegistry();
     collectDefaultMetrics({ register: processMetrics });
@@ -64,7 +67,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       store,
       registry,
       tokens,
-      filters: filterCatalog(store, fileModuleBytes(join(dataDir, 'wasm')), checkModule, validateFilterConfig),
+      filters: filterCatalogPort(store, catalog),
       metrics,
       proxies: proxyStatusPort(status),
       translateOptions: { get wasmBaseUrl() { return `http://${urlHost}:${apiPort}`; }, wasmClusterName: WASM_CLUSTER },

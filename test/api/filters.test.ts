@@ -5,8 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { parse } from '@bytecodealliance/jco';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp } from '../../control/api/app.ts';
+import { filterCatalogPort, syncBuiltinFilters } from '../../control/api/filter-catalog.ts';
+import { FilterCatalog } from '../../control/filters/catalog.ts';
 import { startApi } from './harness.ts';
-import { validateFilterConfig } from '../../control/api/filter-config.ts';
 
 /** The smallest module the checks accept: memory, malloc, the 0.2.1 ABI marker. */
 async function minimalFilter(): Promise<Uint8Array> {
@@ -77,19 +82,30 @@ test('a module the checks refuse is 400 INVALID_MODULE with every reason, and no
   assert.deepEqual((await h.call('GET', '/api/v1/filters')).json.items, []);
 });
 
-test('the config validator covers the schema keywords filters use, with paths', () => {
-  const s = {
-    type: 'object',
-    properties: {
-      rules: { type: 'array', minItems: 1, items: { type: 'object', required: ['prefix'], properties: { prefix: { type: 'string', pattern: '^/' }, mode: { enum: ['require', 'allow'] } } } },
-      keys: { type: 'object', additionalProperties: { type: 'string' } },
-      ttl: { anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^[0-9]+s$' }] },
-    },
-  };
-  assert.deepEqual(validateFilterConfig(s, { rules: [{ prefix: '/a', mode: 'allow' }], keys: { a: 'b' }, ttl: '5s' }), []);
-  assert.deepEqual(
-    validateFilterConfig(s, { rules: [{ prefix: 'a', mode: 'maybe' }, {}], keys: { 'x-y': 1 }, ttl: 'soon' }).map((e) => e.path),
-    ['rules[0].prefix', 'rules[0].mode', 'rules[1].prefix', 'keys["x-y"]', 'ttl'],
-  );
-  assert.deepEqual(validateFilterConfig(s, []).map((e) => e.message), ['must be object (got array)']);
+test('built-in filters become catalog entries once per build; their bytes are served and their names are reserved', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-builtins-'));
+  const bytes = await minimalFilter();
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  await writeFile(join(dir, 'stamp.wasm'), bytes);
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ filters: [{ name: 'stamp', sha256: sha, size: bytes.length, abiVersion: '0.2.1', configSchema: schema }] }));
+  const catalog = new FilterCatalog({ dataDir: join(dir, 'data'), manifestPath: join(dir, 'manifest.json') });
+  const h = await startApi();
+  t.after(async () => {
+    await h.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const deps = { ...h.deps, filters: filterCatalogPort(h.store, catalog) };
+  const app = await buildApp(deps);
+  t.after(() => app.close());
+
+  assert.deepEqual(await syncBuiltinFilters(h.store, catalog, 'weft-control'), { revision: 1, changed: true });
+  assert.deepEqual(await syncBuiltinFilters(h.store, catalog, 'weft-control'), { revision: 1, changed: false }, 'the same build again: no revision');
+  const listed = await app.inject({ method: 'GET', url: '/api/v1/filters', headers: { authorization: `Bearer ${h.admin}` } });
+  assert.deepEqual(listed.json().items.map((f: { name: string }) => f.name), ['stamp']);
+  const served = await app.inject({ method: 'GET', url: `/wasm/${sha}.wasm` });
+  assert.equal(served.statusCode, 200);
+  const taken = await app.inject({ method: 'POST', url: '/api/v1/filters', headers: { authorization: `Bearer ${h.admin}` }, payload: { name: 'stamp', wasm: Buffer.from(bytes).toString('base64') } });
+  assert.equal(taken.statusCode, 400);
+  assert.equal(taken.json().error.code, 'VALIDATION_FAILED');
+  assert.match(taken.json().error.details[0].message, /built-in/);
 });

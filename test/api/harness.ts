@@ -1,14 +1,16 @@
 // An API wired exactly as `weft control` wires it (control/api/adapters.ts),
 // over the in-memory store and the real registry, for inject-based tests.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { Registry as PromRegistry } from 'prom-client';
 import { buildApp } from '../../control/api/app.ts';
 import { createApiDeps, type ApiParts } from '../../control/api/adapters.ts';
-import { filterCatalog, memoryModuleBytes, type ValidateConfig } from '../../control/api/filter-catalog.ts';
-import { validateFilterConfig } from '../../control/api/filter-config.ts';
+import { filterCatalogPort } from '../../control/api/filter-catalog.ts';
 import { memoryTokenStore } from '../../control/api/tokens.ts';
 import type { ApiDeps } from '../../control/api/deps.ts';
-import { checkModule } from '../../control/filters/check.ts';
+import { FilterCatalog } from '../../control/filters/catalog.ts';
 import { createRegistry, type Registry } from '../../control/registry/registry.ts';
 import { createMemoryStore } from '../../control/store/memory-store.ts';
 import type { Store } from '../../control/store/store.ts';
@@ -25,18 +27,20 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startApi(overrides: Partial<ApiParts> = {}, validateConfig?: ValidateConfig): Promise<Harness> {
+export async function startApi(overrides: Partial<ApiParts> = {}): Promise<Harness> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'weft-api-'));
+  // no built-in filters: tests see only what they upload
+  const catalog = new FilterCatalog({ dataDir, manifestPath: join(dataDir, 'no-builtins.json') });
   const store = createMemoryStore();
   const registry = createRegistry(store);
   const tokens = memoryTokenStore();
   const admin = (await tokens.create('alice', 'admin')).token;
   const viewer = (await tokens.create('victor', 'viewer')).token;
-  const validate: ValidateConfig = validateConfig ?? validateFilterConfig;
   const deps = createApiDeps({
     store,
     registry,
     tokens,
-    filters: filterCatalog(store, memoryModuleBytes(), checkModule, validate),
+    filters: filterCatalogPort(store, catalog),
     metrics: [new PromRegistry()],
     translateOptions: { wasmBaseUrl: 'http://127.0.0.1:8080', wasmClusterName: 'weft-control' },
     ...overrides,
@@ -67,6 +71,9 @@ export async function startApi(overrides: Partial<ApiParts> = {}, validateConfig
       }
       return { status: res.statusCode, json, body: res.body, headers: res.headers as Record<string, unknown> };
     },
-    close: () => app.close(),
+    async close() {
+      await app.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
   };
 }

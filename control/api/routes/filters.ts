@@ -42,7 +42,9 @@ export const filterRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       if (bytes.length > MAX_MODULE_BYTES) throw new ApiError('PAYLOAD_TOO_LARGE', `module is ${bytes.length} bytes; the limit is ${MAX_MODULE_BYTES}`);
       const result = await deps.filters.upload(body.name, new Uint8Array(bytes), body.configSchema);
       if (!result.ok) {
-        throw new ApiError('INVALID_MODULE', `module refused: ${result.errors.map((e) => e.message).join('; ')}`, result.errors);
+        const moduleErrors = result.errors.filter((e) => e.path === 'wasm');
+        if (moduleErrors.length === 0) throw validationFailed(result.errors, 'filter upload');
+        throw new ApiError('INVALID_MODULE', `module refused: ${moduleErrors.map((e) => e.message).join('; ')}`, result.errors);
       }
       // The catalog entry is a store object, so the model (and every proxy
       // bound to the filter) sees the new module as one audited revision.
