@@ -64,6 +64,10 @@ export class RequestFilters {
     }
   }
 
+  get hasFilters(): boolean {
+    return this.#active.length > 0 || this.#broken !== undefined;
+  }
+
   get hasWasm(): boolean {
     return this.#active.some((a) => a.kind === 'wasm');
   }

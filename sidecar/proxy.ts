@@ -200,11 +200,27 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     let body: Buffer | null = streaming ? null : await readBody(req);
     log.bytes_received = body?.length ?? 0;
 
-    const action = route.action;
-    const req1 = await filters.request(headers, body);
+    // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it.
+    const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
+    const req1 = filters.hasFilters ? await filters.request(filterHeaders, body) : { kind: 'continue' as const, headers: filterHeaders, body };
     if (req1.kind === 'reply') return reply(req1.reply);
-    let upstreamHeaders = req1.headers;
     body = req1.body;
+    const upstreamHeaders = req1.headers.filter(([k]) => !k.startsWith(':'));
+    let routeNow = route;
+    if (req1.headers !== filterHeaders) {
+      // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again.
+      authority = getHeader(req1.headers, ':authority') ?? authority;
+      path = getHeader(req1.headers, ':path') ?? path;
+      if (!h2) setHeader(upstreamHeaders, 'host', authority);
+      const again = selectRoute(vh, { authority, path, method, header: (n) => getHeader(upstreamHeaders, n) });
+      if (!again) {
+        env.stats.noRoute.inc(statLabels);
+        return reply(localReplies.noRoute());
+      }
+      routeNow = again;
+      log.route_name = again.name;
+    }
+    const action = routeNow.action;
 
     if (action.kind === 'direct_response') {
       return reply({ status: action.status, body: action.body, headers: [], flag: '-' });
@@ -217,8 +233,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const chosen = action.clusters.length === 1 ? action.clusters[0]! : pickWeighted(action.clusters, action.totalWeight, env.random())!;
     log.upstream_cluster = chosen.name;
     // Most specific first: weighted cluster, route, virtual host, route configuration.
-    for (const m of [chosen.requestHeaders, route.requestHeaders, vh.requestHeaders, config.requestHeaders]) applyMutation(upstreamHeaders, m);
-    const upstreamPath = rewritePath(route, action, path);
+    for (const m of [chosen.requestHeaders, routeNow.requestHeaders, vh.requestHeaders, config.requestHeaders]) applyMutation(upstreamHeaders, m);
+    const upstreamPath = rewritePath(routeNow, action, path);
     let upstreamAuthority = authority;
     if (action.hostRewrite) {
       upstreamAuthority = action.hostRewrite;
@@ -253,7 +269,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (streaming) req.resume();
       return reply(result.reply);
     }
-    await respond(env, res, result.response, filters, [chosen.responseHeaders, route.responseHeaders, vh.responseHeaders, config.responseHeaders], setCookies, started, log, reply, result.finish);
+    await respond(env, res, result.response, filters, [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders], setCookies, started, log, reply, result.finish);
     finish(result.response.status);
   } catch (err) {
     if (!res.headersSent) reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });

@@ -91,7 +91,7 @@ export class Http1Pool implements UpstreamPool {
 
   async send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const headers: string[] = [];
-    for (const [k, v] of req.headers) headers.push(k, v);
+    for (const [k, v] of req.headers) if (!k.startsWith(':')) headers.push(k, v);
     if (!req.headers.some(([k]) => k === 'host')) headers.push('host', req.authority);
     try {
       const res = await this.#pool.request({
