@@ -14,13 +14,16 @@ import { routeActionFeatures, routeMatchFeatures, type RouteTarget } from './reg
  * services in the caller's namespace (as Kubernetes DNS search paths do).
  */
 export function domainsFor(service: Service, port: ServicePort, primary: boolean, callerNamespace: string): string[] {
-  const hosts = [
-    ...(service.namespace === callerNamespace ? [service.name] : []),
-    `${service.name}.${service.namespace}`,
-    `${service.name}.${service.namespace}.svc`,
-    `${service.name}.${service.namespace}.svc.cluster.local`,
-  ];
-  return hosts.flatMap((host) => (primary ? [host, `${host}:${port.port}`] : [`${host}:${port.port}`]));
+  const qualified = `${service.name}.${service.namespace}`;
+  const hosts = [qualified, `${qualified}.svc`, `${qualified}.svc.cluster.local`];
+  if (service.namespace === callerNamespace) hosts.unshift(service.name);
+  const suffix = `:${port.port}`;
+  const domains: string[] = [];
+  for (const host of hosts) {
+    if (primary) domains.push(host);
+    domains.push(host + suffix);
+  }
+  return domains;
 }
 
 function buildMatch(match: RouteMatch | undefined, path: string, ctx: TranslationContext): Json {
