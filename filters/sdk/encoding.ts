@@ -31,14 +31,18 @@ function sextet(c: i32): i32 {
   return -1;
 }
 
-const HEX = '0123456789abcdef';
-
+/** Lowercase hex; one allocation for the text (ids are made per request). */
 export function toHex(bytes: Uint8Array): string {
-  let out = '';
+  const out = new Uint8Array(bytes.length * 2);
   for (let i = 0; i < bytes.length; i++) {
-    out += HEX.charAt(bytes[i] >> 4) + HEX.charAt(bytes[i] & 15);
+    out[i * 2] = hexDigit(bytes[i] >> 4);
+    out[i * 2 + 1] = hexDigit(bytes[i] & 15);
   }
-  return out;
+  return String.UTF8.decodeUnsafe(out.dataStart, <usize>out.length);
+}
+
+function hexDigit(n: u8): u8 {
+  return n < 10 ? 48 + n : 87 + n;
 }
 
 export function utf8(s: string): Uint8Array {

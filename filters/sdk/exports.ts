@@ -14,7 +14,7 @@ const roots = new Map<u32, RootContext>();
 // The module is built with the "minimal" runtime: no shadow stack (a third
 // of the module's size with "incremental"), so collection runs only where no
 // managed reference lives in a Wasm local: at the end of a host callback.
-const COLLECT_EVERY: u32 = 32;
+const COLLECT_EVERY: u32 = 8;
 let deletedSinceCollect: u32 = 0;
 const streams = new Map<u32, HttpContext>();
 
