@@ -38,6 +38,7 @@ const depends = Math.min(Number(opts.depends), serviceCount - 1);
 const changes = Number(opts.changes);
 const deltaShare = Number(opts.deltaShare);
 
+const loadAtStart = (await import('node:os')).loadavg()[0]!.toFixed(1);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const percentile = (xs: number[], p: number) => {
   if (xs.length === 0) return NaN;
@@ -135,7 +136,7 @@ const allConvergence: number[] = [];
 const allPush: number[] = [];
 // proxies of svc-0 itself do not depend on svc-0: every other proxy receives each change
 const affected = clients - Math.ceil(clients / serviceCount);
-const perChange: { sotwBytesPerProxy: number; deltaBytesPerProxy: number; converged: number; p50: number; p99: number }[] = [];
+const perChange: { sotwBytesPerProxy: number; deltaBytesPerProxy: number; converged: number; cpuMs: number; p50: number; p99: number }[] = [];
 let extraId: string | undefined;
 for (let c = 0; c < changes; c++) {
   await new Promise((r) => setTimeout(r, 200)); // let the previous change's ACKs settle
@@ -143,6 +144,7 @@ for (let c = 0; c < changes; c++) {
   pushLatency = [];
   measuring = true;
   const before = { ...bytes };
+  const cpuBefore = process.cpuUsage();
   // alternately add and remove one hub endpoint: one CLA changes, every proxy depends on it
   if (extraId) {
     await registry.deregister(extraId);
@@ -155,6 +157,7 @@ for (let c = 0; c < changes; c++) {
   await new Promise((r) => setTimeout(r, 100));
   measuring = false;
   allPush.push(...pushLatency);
+  const cpuChange = process.cpuUsage(cpuBefore);
   const sotwBytes = bytes.sotw - before.sotw;
   const deltaBytes = bytes.delta - before.delta;
   allConvergence.push(...convergence);
@@ -162,6 +165,7 @@ for (let c = 0; c < changes; c++) {
     sotwBytesPerProxy: proxies.sotw ? round(sotwBytes / proxies.sotw, 0) : 0,
     deltaBytesPerProxy: proxies.delta ? round(deltaBytes / proxies.delta, 0) : 0,
     converged: convergence.length,
+    cpuMs: round((cpuChange.user + cpuChange.system) / 1000, 0),
     p50: round(percentile(convergence, 50)),
     p99: round(percentile(convergence, 99)),
   });
@@ -183,6 +187,7 @@ const result = {
   bytesPerChangePerProxy: { sotw: round(mean(perChange.map((c) => c.sotwBytesPerProxy)), 0), delta: round(mean(perChange.map((c) => c.deltaBytesPerProxy)), 0) },
   controlPlane: { peakRssMB: round(peakRss / 2 ** 20), rssAfterSyncMB: round(rssAfterSync / 2 ** 20), cpuSeconds: round((cpu.user + cpu.system) / 1e6, 2) },
   snapshotErrors,
+  loadAverageAtStart: Number(loadAtStart),
   perChange,
   targets: { convergenceP99Ms: 250, deltaBytesPerProxy: 2048, rssMB: 400 },
   machine: { node: process.version, platform: process.platform, cpus: (await import('node:os')).cpus().length },
@@ -201,6 +206,7 @@ const rows: [string, string, string][] = [
   ['bytes per change per proxy, Delta', `${result.bytesPerChangePerProxy.delta} B`, `< 2 KB: ${met(result.bytesPerChangePerProxy.delta < 2048)}`],
   ['control plane peak RSS', `${result.controlPlane.peakRssMB} MB`, `< 400 MB: ${met(result.controlPlane.peakRssMB < 400)}`],
   ['control plane CPU', `${result.controlPlane.cpuSeconds} s`, ''],
+  ['control plane CPU per change (incl. ACK handling)', `${round(mean(perChange.map((c) => c.cpuMs)), 0)} ms`, `load average at start ${loadAtStart}`],
   ['snapshot errors', String(snapshotErrors), ''],
 ];
 const w0 = Math.max(...rows.map((r) => r[0].length));
