@@ -72,6 +72,15 @@ export function routesFor(service: Service, port: ServicePort, proxyless: boolea
 /** One virtual host per HTTP port of `service`. */
 export function virtualHostsFor(service: Service, ctx: TranslationContext, proxyless: boolean, usedDomains: Set<string>): Json[] {
   const httpPorts = service.ports.filter(isHttpPort);
+  if (httpPorts.length === 0) {
+    for (const route of ctx.routesByHost.get(byHost(service)) ?? []) {
+      ctx.errors.push({
+        resource: `route ${route.namespace}/${route.name}`,
+        path: `${routeLabel(route)}.service`,
+        message: `service ${byHost(service)} has only tcp ports, so HTTP routes cannot apply to it`,
+      });
+    }
+  }
   return httpPorts.map((port, index) => {
     // Envoy rejects a route configuration in which two virtual hosts share a
     // domain; the first (sorted) service keeps it.

@@ -203,3 +203,19 @@ test('an error in a rule is reported once, even when the rule is built for sever
     assert.deepEqual(result.errors.map((e) => e.path), ['routes[default/ratings].rules[0].destinations[0].subset'], proxy.kind);
   }
 });
+
+test('HTTP-only policy on a tcp service is an error, not silently ignored', () => {
+  const { model, options } = buildCase({
+    model: {
+      services: [{ name: 'db', ports: [{ port: 5432, protocol: 'tcp' }] }, { name: 'web', ports: [{ port: 8080, protocol: 'http' }] }],
+      routes: [{ name: 'db', service: 'db', rules: [{ destinations: [{ service: 'db', weight: 1 }], timeoutMs: 100 }] }],
+      filterModules: [{ name: 'auth', sha256: 'cd'.repeat(32) }],
+      filterBindings: [{ name: 'db-auth', service: 'db', direction: 'inbound', filter: 'auth', order: 1 }],
+    },
+    proxy: { service: 'web' },
+  });
+  const web = translateProxy(model, buildCase({ proxy: { service: 'web' } }).proxy, options);
+  assert.deepEqual(web.errors.map((e) => e.path), ['routes[default/db].service']);
+  const db = translateProxy(model, { ...buildCase({ proxy: { service: 'db', appPort: 5432 } }).proxy }, options);
+  assert.deepEqual(db.errors.map((e) => e.path).sort(), ['filterBindings[default/db-auth].direction', 'routes[default/db].service']);
+});

@@ -14,6 +14,11 @@ function bindingPath(binding: FilterBinding): string {
   return `filterBindings[${binding.namespace}/${binding.name}]`;
 }
 
+function appProtocol(ctx: TranslationContext): string | undefined {
+  const ports = ctx.self?.ports ?? [];
+  return (ports.find((p) => p.port === ctx.proxy.appPort) ?? ports[0])?.protocol;
+}
+
 function wasmConfig(binding: FilterBinding, ctx: TranslationContext): Json | undefined {
   const module = ctx.modulesByName.get(binding.filter);
   if (!module) {
@@ -57,7 +62,18 @@ registerHttpFilterFeature('wasm', {
   },
   extensionConfigs(ctx) {
     if (ctx.proxy.kind === 'proxyless-grpc') return [];
-    const bindings = [...bindingsOf(ctx, 'inbound'), ...bindingsOf(ctx, 'outbound')];
+    const inbound = bindingsOf(ctx, 'inbound');
+    // A tcp app gets a tcp_proxy inbound, with no HTTP filter chain to run the binding in.
+    if (appProtocol(ctx) === 'tcp') {
+      for (const binding of inbound) {
+        ctx.errors.push({
+          resource: wasmExtensionConfigName(binding.namespace, binding.name),
+          path: `${bindingPath(binding)}.direction`,
+          message: `service ${binding.service} serves tcp on port ${ctx.proxy.appPort}; inbound HTTP filters cannot apply`,
+        });
+      }
+    }
+    const bindings = [...inbound, ...bindingsOf(ctx, 'outbound')];
     const out: EnvoyResource[] = [];
     for (const binding of bindings) {
       const typed = wasmConfig(binding, ctx);
