@@ -26,22 +26,24 @@ async function twoVersions(mesh: TestMesh, v1Delay: number) {
   const v2 = await startApp('v2', (_req, res) => res.end('v2'));
   mesh.track(() => v1.close());
   mesh.track(() => v2.close());
-  mesh.model.update({
+  return { v1, v2, update: () => mesh.model.update({
     services: [service('client', 8000), service('svc', 7000)],
     instances: [instance('svc', v1.port, { version: 'v1' }), instance('svc', v2.port, { version: 'v2' })],
     destinationPolicies: [subsets],
     routes: [to('v1')],
-  });
+  }) };
 }
 
 for (const sotw of [false, true]) {
   test(`${sotw ? 'SotW' : 'Delta'}: a route change applies to new requests and drops none in flight`, { timeout: 30_000 }, async () => {
     const mesh = await TestMesh.start();
     closers.push(() => mesh.close());
-    await twoVersions(mesh, 800);
+    const apps = await twoVersions(mesh, 1500);
+    apps.update();
     const client = await mesh.sidecar('client', 8000, { sotw });
     const inflight = Promise.all(Array.from({ length: 10 }, () => get(client.outboundPort, 'svc')));
-    await new Promise((r) => setTimeout(r, 150));
+    // Every one of them is at v1 (in flight) before the route changes.
+    await eventually(() => apps.v1.hits === 10, 5000, 'ten requests in flight at v1');
     mesh.model.update({ routes: [to('v2')] });
     await eventually(async () => (await get(client.outboundPort, 'svc')).body === 'v2', 5000, 'route change applied');
     const old = await inflight;
@@ -70,7 +72,7 @@ test('a resource outside the fidelity contract is NACKed with its field path and
   };
   const mesh = await TestMesh.start({ translator });
   closers.push(() => mesh.close());
-  await twoVersions(mesh, 0);
+  (await twoVersions(mesh, 0)).update();
   const client = await mesh.sidecar('client', 8000);
   assert.equal((await get(client.outboundPort, 'svc')).body, 'v1');
 
