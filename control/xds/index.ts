@@ -23,7 +23,7 @@ export { storeModelSource } from './model-source.ts';
 export { TypeUrl, PUSH_ORDER } from './discovery.ts';
 export { AdsServer, combineHooks } from './server.ts';
 export type { Authenticate, AuthResult } from './server.ts';
-export { ProxyStatusBook } from './status.ts';
+export { CONFIG_KINDS, ProxyStatusBook } from './status.ts';
 export type { NackRecord, ProxyStatus, ProxySyncStatus } from './status.ts';
 export { createXdsMetrics, shortType } from './metrics.ts';
 export type { XdsMetrics } from './metrics.ts';

@@ -148,7 +148,6 @@ export class AdsServer {
       call.emit('error', { code, details: message, metadata: new grpc.Metadata() } as grpc.ServiceError);
     };
     const cleanup = () => {
-      if (ended && !stream) return;
       ended = true;
       this.#calls.delete(call as grpc.ServerDuplexStream<unknown, Buffer>);
       if (!stream) return;

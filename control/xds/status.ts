@@ -4,7 +4,17 @@
 // is SYNCED, STALE (pushed, not yet ACKed), NACKED or DISCONNECTED.
 import type { ProxyRef } from '../model/types.ts';
 import type { ChangeStamp } from './cache.ts';
+import { TypeUrl } from './discovery.ts';
 import type { ResponseInfo, StreamInfo, StreamType, TypeConfig, XdsHooks } from './stream.ts';
+
+/** The REST API's config kinds (/api/v1/proxies/{id}/config) and the type URLs they name. */
+export const CONFIG_KINDS = {
+  listeners: TypeUrl.listener,
+  routes: TypeUrl.route,
+  clusters: TypeUrl.cluster,
+  endpoints: TypeUrl.endpoint,
+  'extension-configs': TypeUrl.extensionConfig,
+} as const;
 
 export type ProxySyncStatus = 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED';
 
