@@ -113,7 +113,7 @@ describe('envoy codec strictness', () => {
   it('rejects an Any whose @type is not a loaded message, or has no @type', () => {
     const bad = structuredClone(listener) as any;
     bad.filter_chains[0].filters[0].typed_config.http_filters[0].typed_config['@type'] = 'type.googleapis.com/envoy.extensions.filters.http.nope.v3.Nope';
-    bad.filter_chains.push({ filters: [{ name: 'x', typed_config: { stat_prefix: 'y' } }] });
+    bad.filter_chains.push({ filter_chain_match: { destination_port: 81 }, filters: [{ name: 'x', typed_config: { stat_prefix: 'y' } }] });
     const errors = validateResource(TypeUrl.Listener, bad);
     assert.deepEqual(errors.map((e) => e.path), [
       'filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type',

@@ -4,6 +4,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeResource, encodeResource, TypeUrl, validateMessage, validateResource } from '../../control/envoy/index.ts';
+import type { FieldError } from '../../control/envoy/index.ts';
+
+function only(errors: FieldError[], path: string, message: RegExp): void {
+  assert.equal(errors.length, 1, `expected exactly one error, got ${JSON.stringify(errors)}`);
+  assert.equal(errors[0]!.path, path);
+  assert.match(errors[0]!.message, message);
+}
 
 function roundTrip(typeUrl: string, json: unknown): void {
   const encoded = encodeResource(typeUrl, json);
@@ -148,5 +155,13 @@ describe("Envoy's terminal-filter rule", () => {
     const errors = validateResource(TypeUrl.Listener, bad);
     assert.deepEqual(errors.map((e) => e.path), ['filter_chains[0].filters[0]', 'filter_chains[0].filters[1]']);
     assert.match(errors[0]!.message, /terminal filter "envoy.filters.network.tcp_proxy"/);
+  });
+});
+
+describe("Envoy's other load-time refusals", () => {
+  it('refuses two filter chains with the same match', () => {
+    const bad = structuredClone(inboundListener) as any;
+    bad.filter_chains[1].filter_chain_match = { destination_port: 9090 };
+    only(validateResource(TypeUrl.Listener, bad), 'filter_chains[1].filter_chain_match', /filter_chains\[0\] already matches/);
   });
 });

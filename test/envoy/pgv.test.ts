@@ -249,3 +249,26 @@ describe("Envoy's own refusals beyond PGV", () => {
     only(validateMessage('envoy.config.route.v3.RateLimit.Action', action), 'dynamic_metadata', /deprecated and disallowed/);
   });
 });
+
+describe("Envoy's route-table refusals", () => {
+  it('refuses a domain served by two virtual hosts (compared lowercased)', () => {
+    const bad = mutate(routeConfiguration(2), (r) => r.virtual_hosts[1].domains.push('SVC-0:8080'));
+    only(validateResource(TypeUrl.RouteConfiguration, bad), 'virtual_hosts[1].domains[3]', /already used by virtual_hosts\[0\]/);
+  });
+
+  it('refuses adding or removing pseudo-headers and Host', () => {
+    const bad = mutate(routeConfiguration(1), (r) => {
+      r.virtual_hosts[0].routes[0].request_headers_to_add = [{ header: { key: ':authority', value: 'x' } }];
+      r.virtual_hosts[0].request_headers_to_remove = ['Host'];
+    });
+    const errors = validateResource(TypeUrl.RouteConfiguration, bad);
+    assert.deepEqual(errors.map((e) => e.path).sort(), ['virtual_hosts[0].request_headers_to_remove[0]', 'virtual_hosts[0].routes[0].request_headers_to_add[0].header.key']);
+  });
+
+  it('refuses weighted clusters whose weights sum to 0', () => {
+    const bad = mutate(routeConfiguration(1), (r) => {
+      for (const c of r.virtual_hosts[0].routes[0].route.weighted_clusters.clusters) c.weight = 0;
+    });
+    only(validateResource(TypeUrl.RouteConfiguration, bad), 'virtual_hosts[0].routes[0].route.weighted_clusters.clusters', /greater than 0/);
+  });
+});
