@@ -3,6 +3,9 @@
 // an HttpConnectionManager. We inline the route configuration (one virtual
 // host, so no RDS round trip) and end http_filters with the router, which
 // gRPC requires. gRPC NACKs direct_response routes, so there is no 404 host.
+// Only proxyless proxies get these: Envoy installs an api_listener from its
+// bootstrap only, never over LDS (listener.proto), so sidecars would gain
+// nothing but a warning.
 
 import type { Service } from '../model/types.ts';
 import { byHost, compare, type TranslationContext } from './context.ts';
