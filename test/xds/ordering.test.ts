@@ -16,9 +16,10 @@ before(async () => {
 });
 after(() => h.close());
 
-const ORDER = [TypeUrl.cluster, TypeUrl.endpoint, TypeUrl.listener, TypeUrl.route];
+const ORDER = [TypeUrl.cluster, TypeUrl.endpoint, TypeUrl.extensionConfig, TypeUrl.listener, TypeUrl.route];
+const ECDS = { name: 'weft.test.router', value: { name: 'weft.test.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } } };
 
-test('initial sync and a change are pushed CDS, EDS, LDS, RDS whatever the request order', async () => {
+test('initial sync and a change are pushed CDS, EDS, ECDS, LDS, RDS whatever the request order', async () => {
   const node = testNode('order', 'svc-order');
   const group = groupOf(node);
   const client = new SotwClient(h.port, node);
@@ -26,17 +27,19 @@ test('initial sync and a change are pushed CDS, EDS, LDS, RDS whatever the reque
     // subscribe in reverse order before any snapshot exists
     client.request(TypeUrl.route, ['outbound']);
     client.request(TypeUrl.listener);
+    client.request(TypeUrl.extensionConfig, [ECDS.name]);
     client.request(TypeUrl.endpoint, ['o-a']);
     client.request(TypeUrl.cluster);
     await waitFor(() => h.server.stream('order')?.isSubscribed(TypeUrl.cluster) === true);
     h.cache.setEndpoints(stamp(), [cla('o-a', [1]), cla('o-b', [2])]);
-    h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['o-a']), endpointNames: ['o-a', 'o-b'] });
-    const initial = [await client.next(), await client.next(), await client.next(), await client.next()];
+    h.cache.setGroup(group, { stamp: stamp(), resources: { ...meshResources(['o-a']), [TypeUrl.extensionConfig]: [ECDS] }, endpointNames: ['o-a', 'o-b'] });
+    const initial = [];
+    for (let i = 0; i < ORDER.length; i++) initial.push(await client.next());
     assert.deepEqual(initial.map((r) => r.typeUrl), ORDER);
-    for (const r of initial) client.ack(r, r.typeUrl === TypeUrl.endpoint ? ['o-a'] : r.typeUrl === TypeUrl.route ? ['outbound'] : []);
+    for (const r of initial) client.ack(r, r.typeUrl === TypeUrl.endpoint ? ['o-a'] : r.typeUrl === TypeUrl.route ? ['outbound'] : r.typeUrl === TypeUrl.extensionConfig ? [ECDS.name] : []);
 
     // a change touching every type: new cluster o-b, listener and routes
-    const resources = meshResources(['o-a', 'o-b'], 'outbound-v2');
+    const resources = { ...meshResources(['o-a', 'o-b'], 'outbound-v2'), [TypeUrl.extensionConfig]: [ECDS] };
     h.cache.setGroup(group, { stamp: stamp(), resources, endpointNames: ['o-a', 'o-b'] });
     const cds = await client.next();
     assert.equal(cds.typeUrl, TypeUrl.cluster);
