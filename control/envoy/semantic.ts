@@ -2,6 +2,7 @@
 // actually make, registered per message type. The walker runs a message's checks
 // after reading its fields, wherever rules apply.
 import { joinPath } from './errors.ts';
+import { clusterTypeRules, edsEndpointsAreIps, listenerAddressIsIp } from './semantic-clusters.ts';
 import { TERMINAL_HTTP, TERMINAL_NETWORK, terminalOrder, uniqueFilterChainMatches } from './semantic-listeners.ts';
 import { modifiableHeaders, uniqueDomains, weightedClusterSum } from './semantic-routes.ts';
 import type { SemanticCheck } from './semantic-types.ts';
@@ -22,7 +23,9 @@ export const semanticChecks: ReadonlyMap<string, SemanticCheck> = new Map<string
     'envoy.config.listener.v3.FilterChain',
     (json, path, errors, loaded) => terminalOrder(json.filters, joinPath(path, 'filters'), 'network', TERMINAL_NETWORK, errors, loaded),
   ],
-  ['envoy.config.listener.v3.Listener', uniqueFilterChainMatches],
+  ['envoy.config.listener.v3.Listener', both(uniqueFilterChainMatches, listenerAddressIsIp)],
+  ['envoy.config.cluster.v3.Cluster', clusterTypeRules],
+  ['envoy.config.endpoint.v3.ClusterLoadAssignment', edsEndpointsAreIps],
   ['envoy.config.route.v3.RouteConfiguration', both(uniqueDomains, modifiableHeaders)],
   ['envoy.config.route.v3.VirtualHost', modifiableHeaders],
   ['envoy.config.route.v3.Route', modifiableHeaders],

@@ -165,3 +165,28 @@ describe("Envoy's other load-time refusals", () => {
     only(validateResource(TypeUrl.Listener, bad), 'filter_chains[1].filter_chain_match', /filter_chains\[0\] already matches/);
   });
 });
+
+describe("Envoy's cluster-type and address rules", () => {
+  it('refuses an EDS cluster without eds_cluster_config', () => {
+    const cluster = { name: 'orders', type: 'EDS', connect_timeout: '1s' };
+    only(validateResource(TypeUrl.Cluster, cluster), 'eds_cluster_config', /cannot create an EDS cluster without an EDS config/);
+  });
+
+  it('refuses hostnames where Envoy does not resolve DNS: EDS endpoints, STATIC hosts, listener addresses', () => {
+    const endpoint = (address: string) => ({ endpoint: { address: { socket_address: { address, port_value: 15006 } } } });
+    const eds = { cluster_name: 'orders', endpoints: [{ lb_endpoints: [endpoint('10.0.0.1'), endpoint('orders-sidecar')] }] };
+    only(validateResource(TypeUrl.ClusterLoadAssignment, eds), 'endpoints[0].lb_endpoints[1].endpoint.address.socket_address.address', /"orders-sidecar" is not an IP address/);
+    const staticCluster = { name: 'xds', connect_timeout: '1s', load_assignment: { cluster_name: 'xds', endpoints: [{ lb_endpoints: [endpoint('weft-control')] }] } };
+    only(validateResource(TypeUrl.Cluster, staticCluster), 'load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address', /not an IP address/);
+    assert.deepEqual(validateResource(TypeUrl.Cluster, { ...staticCluster, type: 'STRICT_DNS' }), [], 'DNS clusters may name hosts');
+    const named = { ...inboundListener, address: { socket_address: { address: 'orders', port_value: 15006 } } };
+    only(validateResource(TypeUrl.Listener, named), 'address.socket_address.address', /not an IP address/);
+  });
+
+  it('refuses a LOGICAL_DNS cluster with two hosts and an ORIGINAL_DST cluster with a round-robin policy', () => {
+    const endpoint = (address: string) => ({ endpoint: { address: { socket_address: { address, port_value: 80 } } } });
+    const logical = { name: 'ext', type: 'LOGICAL_DNS', connect_timeout: '1s', load_assignment: { cluster_name: 'ext', endpoints: [{ lb_endpoints: [endpoint('a.example'), endpoint('b.example')] }] } };
+    only(validateResource(TypeUrl.Cluster, logical), 'load_assignment', /single locality_lb_endpoint and a single lb_endpoint/);
+    only(validateResource(TypeUrl.Cluster, { name: 'passthrough', type: 'ORIGINAL_DST', connect_timeout: '1s' }), 'lb_policy', /only CLUSTER_PROVIDED/);
+  });
+});
