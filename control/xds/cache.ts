@@ -88,7 +88,7 @@ export function contentHash(parts: Iterable<string | Uint8Array>): string {
 }
 
 /** The per-type version of a set of resources: a hash of their names and versions. */
-export function versionOf(resources: Iterable<EncodedResource>): string {
+export function versionOf(resources: Iterable<Pick<EncodedResource, 'name' | 'version'>>): string {
   const entries = [...resources].map((r) => `${r.name}=${r.version}`).sort();
   return contentHash(entries);
 }

@@ -45,6 +45,12 @@ export interface Translator {
   translateEndpoints(model: MeshModel, clusterNames: Iterable<string>): { endpoints: ResourceInput[]; errors: { resource?: string; path: string; message: string }[] };
 }
 
+interface StagedGroup {
+  stamp: ChangeStamp;
+  resources: Record<string, ResourceInput[]>;
+  endpointNames: string[];
+}
+
 export interface ControllerError extends SnapshotError {
   /** The proxy group (or "endpoints") whose snapshot was refused. */
   group: string;
@@ -80,6 +86,8 @@ export class XdsController {
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #errors: ControllerError[] = [];
+  /** Translated but not yet published groups: a config change publishes their endpoints first. */
+  readonly #staged = new Map<string, StagedGroup>();
 
   constructor(options: ControllerOptions) {
     this.#cache = options.cache;
@@ -119,7 +127,9 @@ export class XdsController {
     const model = this.#ensureModel();
     const stamp = { revision: model.revision, committedAt: Date.now() };
     const names = this.#translateGroup(model, group, proxy, stamp);
-    if (names) this.#publishEndpoints(model, stamp, names.filter((n) => !this.#cache.endpoint(n)));
+    // all of them, not just the missing ones: a cached CLA no active group referenced
+    // was not kept up to date (unchanged ones are no-ops in the cache)
+    if (names) this.#publishEndpoints(model, stamp, names);
   }
 
   /** The last proxy of a group left: stop translating for it. */
@@ -175,7 +185,7 @@ export class XdsController {
         for (const n of names) all.add(n);
       }
       this.#publishEndpoints(model, stamp, all);
-      this.#publishGroups(model, stamp);
+      this.#publishGroups();
       return;
     }
     const services = new Set(changes.flatMap((c) => c.services ?? []));
@@ -186,16 +196,13 @@ export class XdsController {
     this.#publishEndpoints(model, stamp, names);
   }
 
-  /** Translated but not yet published groups (config changes publish after their endpoints). */
-  #staged = new Map<string, { stamp: ChangeStamp; resources: Record<string, ResourceInput[]>; endpointNames: string[] }>();
-
   #translateGroup(model: MeshModel, group: string, proxy: ProxyRef, stamp: ChangeStamp, stageOnly = false): string[] | undefined {
     const out = this.#translator.translateProxy(model, { ...proxy, id: group });
     if (out.errors.length > 0) {
       this.#report('group', group, stamp, out.errors.map((e) => ({ typeUrl: '', resource: e.resource ?? '', path: e.path, message: e.message })));
       return undefined;
     }
-    const staged = {
+    const staged: StagedGroup = {
       stamp,
       resources: {
         [TypeUrl.cluster]: out.clusters,
@@ -212,12 +219,12 @@ export class XdsController {
     return this.#setGroup(group, staged) ? out.endpointNames : undefined;
   }
 
-  #publishGroups(_model: MeshModel, _stamp: ChangeStamp): void {
+  #publishGroups(): void {
     for (const [group, staged] of this.#staged) this.#setGroup(group, staged);
     this.#staged.clear();
   }
 
-  #setGroup(group: string, staged: { stamp: ChangeStamp; resources: Record<string, ResourceInput[]>; endpointNames: string[] }): boolean {
+  #setGroup(group: string, staged: StagedGroup): boolean {
     const result = this.#cache.setGroup(group, staged);
     if (!result.ok) {
       this.#report('group', group, staged.stamp, result.errors);

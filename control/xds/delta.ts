@@ -182,7 +182,7 @@ export class DeltaStream extends AdsStream {
         const r = scope.get(name);
         resources.push({ name, version, resource: r && r.version === version ? r.json : null });
       }
-      out[typeUrl] = { version: versionOf([...st.clientVersions].map(([name, version]) => ({ name, version }) as EncodedResource)), resources };
+      out[typeUrl] = { version: versionOf([...st.clientVersions].map(([name, version]) => ({ name, version }))), resources };
     }
     return out;
   }

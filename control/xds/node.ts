@@ -60,6 +60,7 @@ export function proxyFromNode(node: XdsNode | undefined, lookup?: ServiceLookup)
     appAddress: str('WEFT_APP_ADDRESS') || '127.0.0.1',
     bindAddress: str('WEFT_BIND_ADDRESS') || '0.0.0.0',
   };
+  if (str('WEFT_ADMIN_PORT') !== undefined) proxy.adminPort = port('WEFT_ADMIN_PORT', 0);
   return errors.length > 0 ? { errors } : { proxy };
 }
 

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Service } from '../../control/model/types.ts';
+import { decodeResource } from '../../control/envoy/index.ts';
 import { createRegistry } from '../../control/registry/index.ts';
 import type { Registry } from '../../control/registry/index.ts';
 import { createMemoryStore } from '../../control/store/index.ts';
@@ -106,4 +107,25 @@ test('a node without node.cluster is refused with the field path', async () => {
   client.request(TypeUrl.cluster);
   await assert.rejects(client.next(), /node\.cluster/);
   client.close();
+});
+
+test('a proxy reconnecting after its group went idle gets endpoints that changed meanwhile', async () => {
+  const countEndpoints = async (id: string) => {
+    const client = new DeltaClient(port, testNode(id, 'web'));
+    try {
+      client.subscribe(TypeUrl.cluster);
+      client.ack(await client.next());
+      client.subscribe(TypeUrl.endpoint, [ORDERS]);
+      const eds = await client.next();
+      const cla = decodeResource(TypeUrl.endpoint, eds.resources[0]!.bytes) as { endpoints: { lb_endpoints: unknown[] }[] };
+      return cla.endpoints.reduce((n, l) => n + l.lb_endpoints.length, 0);
+    } finally {
+      client.close();
+    }
+  };
+  const before = await countEndpoints('web-4');
+  await waitFor(() => xds.ads.groupsInUse().length === 0);
+  await registry.register('orders', 'default', { address: '127.0.0.1', port: 7003 });
+  xds.controller.flush();
+  assert.equal(await countEndpoints('web-5'), before + 1);
 });
