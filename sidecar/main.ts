@@ -23,7 +23,7 @@ export interface SidecarOptions {
   namespace?: string;
   bindAddress?: string;
   sotw?: boolean;
-  /** JSON access log lines to stdout (default true). */
+  /** JSON access log lines to stdout (default true; WEFT_ACCESS_LOG=off turns them off for `weft sidecar`). */
   accessLog?: boolean;
   /** Where `ready` and other lifecycle lines go (default stdout). */
   log?: (line: string) => void;
@@ -69,7 +69,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const outboundPort = opts.outboundPort || (await freePort());
   const nodeId = `${opts.service}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const stats = new SidecarStats();
-  const accessLog = opts.accessLog === false ? undefined : (e: AccessLogEntry) => process.stdout.write(JSON.stringify(e) + '\n');
+  const accessLogOn = opts.accessLog ?? process.env.WEFT_ACCESS_LOG !== 'off';
+  const accessLog = !accessLogOn ? undefined : (e: AccessLogEntry) => process.stdout.write(JSON.stringify(e) + '\n');
   const dataPlane = new DataPlane(stats, { accessLog });
 
   let connected = false;
@@ -99,6 +100,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         WEFT_APP_ADDRESS: opts.appAddress ?? '127.0.0.1',
         WEFT_BIND_ADDRESS: bindAddress,
         WEFT_KIND: 'sidecar',
+        WEFT_ADMIN_PORT: String(adminPort),
       },
     },
     onConnection: (up, error) => {

@@ -1,0 +1,183 @@
+// npm run bench:dataplane — the weft sidecar's cost on loopback, all in one
+// run, measured with wrk: direct to the app, through one sidecar (client
+// side), through two (client and server sidecars), two with the built-in
+// telemetry filter on the server's inbound chain, and nginx as a plain
+// reverse proxy for reference. Prints a table (requests/s, p50, p99, ratios
+// to direct and to nginx) and writes bench/results/dataplane.json.
+//
+// Sidecars and the app run as separate processes (as in `weft up`); the
+// control plane is the real ADS server in this process.
+
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaultTranslator } from '../../control/xds/index.ts';
+import { TestMesh, freePort, instance, service } from '../../test/sidecar/harness.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const DURATION = process.env.BENCH_DURATION ?? '5s';
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+
+function need(cmd: string): void {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+  } catch {
+    console.error(`${cmd} not found: apt-get install -y wrk nginx`);
+    process.exit(2);
+  }
+}
+
+const children: ChildProcess[] = [];
+function start(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const c = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(c);
+  return c;
+}
+
+async function until(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const ready = (adminPort: number) => until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, `sidecar :${adminPort} ready`);
+
+interface Result {
+  name: string;
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+function toMs(s: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(s.trim());
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+function wrk(name: string, url: string, host: string): Result {
+  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}`, '--latency', '-H', `Host: ${host}`, url], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0);
+  return { name, rps, p50ms: p50, p99ms: p99, errors };
+}
+
+async function main(): Promise<void> {
+  need('wrk');
+  need('nginx');
+  const appPort = await freePort();
+  start(['-e', `require('node:http').createServer((q,s)=>{s.setHeader('content-type','text/plain');s.end('hello from the app\\n')}).listen(${appPort},'127.0.0.1')`]);
+  await until(async () => (await fetch(`http://127.0.0.1:${appPort}/`)).ok, 'app');
+
+  // Wasm modules served to the sidecars, as the control plane serves them.
+  const telemetryWasm = join(root, 'filters', 'dist', 'telemetry.wasm');
+  const withFilters = existsSync(telemetryWasm);
+  const wasm = withFilters ? readFileSync(telemetryWasm) : Buffer.alloc(0);
+  const sha = createHash('sha256').update(wasm).digest('hex');
+  const moduleServer = http.createServer((_q, s) => s.end(wasm));
+  await new Promise<void>((r) => moduleServer.listen(0, '127.0.0.1', () => r()));
+  const wasmBaseUrl = `http://127.0.0.1:${(moduleServer.address() as AddressInfo).port}`;
+
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl, wasmClusterName: 'weft-control' }) });
+  const ports = { clientOut: await freePort(), clientAdmin: await freePort(), serverIn: await freePort(), serverAdmin: await freePort(), fServerIn: await freePort(), fServerAdmin: await freePort(), fClientOut: await freePort(), fClientAdmin: await freePort() };
+  mesh.model.update({
+    services: [service('client', 9999), service('direct', 8080), service('app', 8080), service('appf', 8080), service('clientf', 9998)],
+    // "direct": the client sidecar straight to the app (one hop); "app": via the server sidecar (two hops).
+    instances: [instance('direct', appPort), instance('app', ports.serverIn), instance('appf', ports.fServerIn)],
+    filterModules: withFilters ? [{ name: 'telemetry', sha256: sha, size: wasm.length, abiVersion: '0.2.1' }] : [],
+    filterBindings: withFilters
+      ? [
+          { name: 'appf-telemetry', namespace: 'default', service: 'appf', direction: 'inbound', filter: 'telemetry', order: 0, config: {}, failurePolicy: 'fail_open' },
+          { name: 'clientf-telemetry', namespace: 'default', service: 'clientf', direction: 'outbound', filter: 'telemetry', order: 0, config: {}, failurePolicy: 'fail_open' },
+        ]
+      : [],
+  });
+  const weft = join(root, 'bin', 'weft.mjs');
+  const xds = `127.0.0.1:${mesh.xdsPort}`;
+  const sidecar = (svc: string, app: number, inbound: number, outbound: number, admin: number) =>
+    start([weft, 'sidecar', '--service', svc, '--xds', xds, '--app-port', String(app), '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], { WEFT_ACCESS_LOG: 'off' });
+  sidecar('client', 9999, await freePort(), ports.clientOut, ports.clientAdmin);
+  sidecar('app', appPort, ports.serverIn, await freePort(), ports.serverAdmin);
+  sidecar('appf', appPort, ports.fServerIn, await freePort(), ports.fServerAdmin);
+  sidecar('clientf', 9998, await freePort(), ports.fClientOut, ports.fClientAdmin);
+  for (const a of [ports.clientAdmin, ports.serverAdmin, ports.fServerAdmin, ports.fClientAdmin]) await ready(a);
+
+  const nginxPort = await freePort();
+  const nginxDir = join(tmpdir(), `weft-bench-nginx-${process.pid}`);
+  mkdirSync(join(nginxDir, 'logs'), { recursive: true });
+  writeFileSync(
+    join(nginxDir, 'nginx.conf'),
+    `daemon off; worker_processes 1; error_log ${nginxDir}/logs/error.log warn; pid ${nginxDir}/nginx.pid;
+events { worker_connections 1024; }
+http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64; }
+  server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+`,
+  );
+  const nginx = spawn('nginx', ['-p', nginxDir, '-c', join(nginxDir, 'nginx.conf')], { stdio: 'ignore' });
+  await until(async () => (await fetch(`http://127.0.0.1:${nginxPort}/`)).ok, 'nginx');
+
+  // Warm up every path (JIT, pools) before measuring.
+  for (const [port, host] of [[appPort, 'app'], [ports.clientOut, 'direct'], [ports.clientOut, 'app'], [ports.fClientOut, 'appf'], [nginxPort, 'app']] as const) {
+    execFileSync('wrk', ['-t1', '-c4', '-d1s', '-H', `Host: ${host}`, `http://127.0.0.1:${port}/`], { stdio: 'ignore' });
+  }
+
+  const results: Result[] = [
+    wrk('direct to the app', `http://127.0.0.1:${appPort}/`, 'app'),
+    wrk('one sidecar (client outbound)', `http://127.0.0.1:${ports.clientOut}/`, 'direct'),
+    wrk('two sidecars (client + server)', `http://127.0.0.1:${ports.clientOut}/`, 'app'),
+    ...(withFilters ? [wrk('two sidecars + telemetry filter (both sides)', `http://127.0.0.1:${ports.fClientOut}/`, 'appf')] : []),
+    wrk('nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app'),
+  ];
+  nginx.kill('SIGTERM');
+  const direct = results[0]!;
+  const ngx = results.at(-1)!;
+  const rows = results.map((r) => ({
+    ...r,
+    rpsVsDirect: r.rps / direct.rps,
+    rpsVsNginx: r.rps / ngx.rps,
+    p99AddedMs: r.p99ms - direct.p99ms,
+  }));
+  console.log(`\nweft sidecar data plane, wrk -t1 -c${CONNECTIONS} -d${DURATION}, loopback, ${new Date().toISOString()}`);
+  console.log('scenario                                      req/s     p50 ms   p99 ms   vs direct  vs nginx  errors');
+  for (const r of rows) {
+    console.log(
+      `${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}   ${r.rpsVsDirect.toFixed(2).padStart(7)}  ${r.rpsVsNginx.toFixed(2).padStart(7)}  ${String(r.errors).padStart(6)}`,
+    );
+  }
+  const two = rows.find((r) => r.name.startsWith('two sidecars ('));
+  const twoF = rows.find((r) => r.name.includes('filter'));
+  const filterCost = two && twoF ? 1 - twoF.rps / two.rps : undefined;
+  if (filterCost !== undefined) console.log(`filter chain throughput cost: ${(filterCost * 100).toFixed(1)}% (target < 10%)`);
+  mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+  writeFileSync(
+    join(root, 'bench', 'results', 'dataplane.json'),
+    JSON.stringify({ tool: 'wrk', connections: CONNECTIONS, duration: DURATION, node: process.version, at: new Date().toISOString(), results: rows, filterThroughputCost: filterCost }, null, 2) + '\n',
+  );
+  console.log('wrote bench/results/dataplane.json');
+  await mesh.close();
+  moduleServer.close();
+}
+
+main()
+  .catch((e: Error) => {
+    console.error(e.stack);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const c of children) c.kill('SIGTERM');
+  });
