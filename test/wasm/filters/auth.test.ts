@@ -139,6 +139,22 @@ describe('auth filter', () => {
     assert.ok((plugin.metrics.find('weft_auth_decisions_total_decision=.=allow;.;reason=.=anonymous;.;')?.value ?? 0n) >= 1n);
   });
 
+  it('answers malformed credentials with 401 and never traps', async () => {
+    const h = b64url(JSON.stringify({ alg: 'HS256', kid: 'hs-1' }));
+    const cases = [
+      '', '.', '..', '...', 'a.b.c', '=.=.=', `${h}.${b64url('[')}.AAAA`, `${h}.${b64url('{"exp":"soon"}')}.AAAA`,
+      `${b64url('{"alg":"HS256","kid":5}')}.${b64url('{}')}.AAAA`, `${h}.${b64url('['.repeat(10_000))}.AAAA`,
+      `${h}.${b64url('"\\ud800"')}.AAAA`, `${b64url('\u00ff{')}.e30.AA`, 'x'.repeat(50_000),
+      ...Array.from({ length: 50 }, (_, i) => [randomBytes(i % 40), randomBytes(i % 17), randomBytes(i % 23)].map((x) => x.toString(i % 2 ? 'base64url' : 'base64')).join('.')),
+    ];
+    for (const c of cases) {
+      const { request, stream } = await exchange(plugin, { authorization: `Bearer ${c}` });
+      assert.equal(request.action, 'local_reply', c.slice(0, 60));
+      assert.equal(stream.localReply?.status, 401);
+    }
+    assert.equal(plugin.vmFailures, 0);
+  });
+
   it('refuses invalid configurations at configure time, naming each field', async () => {
     const logs: string[] = [];
     const onLog = (e: { message: string }): void => void logs.push(e.message);
