@@ -225,4 +225,10 @@ export interface ProxyRef {
    * binds 127.0.0.1: only the local app may use it.
    */
   bindAddress: string;
+  /**
+   * The proxy's admin port on its own host (WEFT_ADMIN_PORT), where its
+   * /stats/prometheus is; absent when the proxy did not say. Read by the
+   * API's topology (stats), never by translation.
+   */
+  adminPort?: number;
 }
