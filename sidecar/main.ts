@@ -101,7 +101,6 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         WEFT_BIND_ADDRESS: bindAddress,
         WEFT_KIND: 'sidecar',
         WEFT_ADMIN_PORT: String(adminPort),
-        WEFT_ADMIN_PORT: String(adminPort),
       },
     },
     onConnection: (up, error) => {
