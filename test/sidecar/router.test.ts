@@ -1,0 +1,66 @@
+// Route selection as Envoy does it, on in-process config objects decoded
+// through the fidelity contract (so the test also covers the decoding).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RouteConfig } from '../../sidecar/config.ts';
+import { accept } from '../../sidecar/fidelity.ts';
+import { pickWeighted, selectRoute, selectVirtualHost } from '../../sidecar/router.ts';
+
+function routes(json: unknown): RouteConfig {
+  const r = accept('route', json);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  return r.value as RouteConfig;
+}
+
+const vh = (name: string, domains: string[], rts: unknown[] = [{ name, match: { prefix: '/' }, route: { cluster: name } }]) => ({ name, domains, routes: rts });
+
+test('virtual host precedence: exact, longest suffix wildcard, longest prefix wildcard, then *', () => {
+  const rc = routes({ name: 'r', virtual_hosts: [vh('star', ['*']), vh('pre', ['api*']), vh('suf', ['*.example.com']), vh('longsuf', ['*.api.example.com']), vh('exact', ['orders', 'orders:8080'])] });
+  const pick = (h: string) => selectVirtualHost(rc, h)?.name;
+  assert.equal(pick('orders'), 'exact');
+  assert.equal(pick('ORDERS:8080'), 'exact');
+  assert.equal(pick('orders:9090'), 'star', 'the port is part of the authority');
+  assert.equal(pick('x.api.example.com'), 'longsuf');
+  assert.equal(pick('x.example.com'), 'suf');
+  assert.equal(pick('api-v2'), 'pre');
+  assert.equal(pick('other'), 'star');
+});
+
+test('first matching route wins: path exact/prefix/regex, headers (incl. invert and :method), query parameters', () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        { name: 'exact', match: { path: '/exact' }, route: { cluster: 'c1' } },
+        { name: 'regex', match: { safe_regex: { regex: '/items/[0-9]+' } }, route: { cluster: 'c2' } },
+        { name: 'hdr', match: { prefix: '/h', headers: [{ name: 'x-user', string_match: { prefix: 'al' } }, { name: ':method', exact_match: 'POST' }] }, route: { cluster: 'c3' } },
+        { name: 'notbeta', match: { prefix: '/h', headers: [{ name: 'x-beta', present_match: true, invert_match: true }] }, route: { cluster: 'c4' } },
+        { name: 'query', match: { prefix: '/q', query_parameters: [{ name: 'debug', string_match: { exact: '1' } }] }, route: { cluster: 'c5' } },
+        { name: 'ci', match: { prefix: '/CI', case_sensitive: false }, route: { cluster: 'c6' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'c7' } },
+      ]),
+    ],
+  });
+  const v = rc.virtualHosts[0]!;
+  const pick = (path: string, headers: Record<string, string> = {}, method = 'GET') => selectRoute(v, { authority: 'x', path, method, header: (n) => headers[n] })?.name;
+  assert.equal(pick('/exact'), 'exact');
+  assert.equal(pick('/exact/more'), 'rest');
+  assert.equal(pick('/items/42'), 'regex');
+  assert.equal(pick('/items/42x'), 'rest', 'regex is a full match');
+  assert.equal(pick('/items/42?x=1'), 'regex', 'the query is not part of the path');
+  assert.equal(pick('/h', { 'x-user': 'alice' }, 'POST'), 'hdr');
+  assert.equal(pick('/h', { 'x-user': 'alice' }, 'GET'), 'notbeta');
+  assert.equal(pick('/h', { 'x-beta': '1' }), 'rest');
+  assert.equal(pick('/q?debug=1'), 'query');
+  assert.equal(pick('/q?debug=0'), 'rest');
+  assert.equal(pick('/ci/x'), 'ci');
+});
+
+test('weighted choice follows the weights over the unit interval', () => {
+  const choices = [{ name: 'a', weight: 90 }, { name: 'b', weight: 10 }];
+  assert.equal(pickWeighted(choices, 100, 0)?.name, 'a');
+  assert.equal(pickWeighted(choices, 100, 0.899)?.name, 'a');
+  assert.equal(pickWeighted(choices, 100, 0.9)?.name, 'b');
+  assert.equal(pickWeighted(choices, 100, 0.999)?.name, 'b');
+});
