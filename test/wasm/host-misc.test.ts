@@ -105,3 +105,32 @@ test('WASI: fd_write logs, clocks, random, environment; proc_exit fails the VM',
   assert.equal(outcome.action, 'local_reply');
   assert.ok(plugin.logs.some((l) => l.level === 'critical' && /proc_exit\(3\)/.test(l.message)));
 });
+
+test('gRPC stream calls are UNIMPLEMENTED; 0.1.0-era calls still work as cpp-host registers them', async () => {
+  const bytes = await wat({
+    imports: ['proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close', 'proxy_get_configuration', 'proxy_continue_request', 'proxy_continue_response', 'proxy_clear_route_cache', 'proxy_set_property'],
+    strings: { x: 'x' },
+    body: (s) => `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $report (call $proxy_grpc_stream ${s.x} ${s.x} ${s.x} ${s.x} (i32.const 16)))
+    (call $report (call $proxy_grpc_send (i32.const 1) ${s.x} (i32.const 0)))
+    (call $report (call $proxy_grpc_cancel (i32.const 1)))
+    (call $report (call $proxy_grpc_close (i32.const 1)))
+    (call $report (call $proxy_get_configuration (i32.const 0) (i32.const 4)))
+    (call $log_returned)
+    (call $report (call $proxy_set_property (i32.const 0) (i32.const 0) ${s.x}))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $report (call $proxy_clear_route_cache))
+    (call $report (call $proxy_continue_response))
+    (call $report (call $proxy_continue_request))
+    (i32.const 1))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'legacy', configuration: 'conf' });
+  assert.deepEqual(codes(plugin.logs), [R.Unimplemented, R.Unimplemented, R.Unimplemented, R.Unimplemented, R.Ok, R.BadArgument]);
+  assert.deepEqual(texts(plugin.logs), ['conf']);
+  plugin.logs.length = 0;
+  // continue_request inside the callback that paused resumes at once.
+  assert.deepEqual(await plugin.newHttpStream().onRequestHeaders([[':path', '/']], true), { action: 'continue' });
+  assert.deepEqual(codes(plugin.logs), [R.Ok, R.Ok, R.Ok]);
+});

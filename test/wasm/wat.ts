@@ -42,6 +42,14 @@ const signatures: Record<string, string> = {
   proxy_get_metric: '(param i32 i32) (result i32)',
   proxy_http_call: '(param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)',
   proxy_grpc_call: '(param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)',
+  proxy_grpc_stream: '(param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)',
+  proxy_grpc_send: '(param i32 i32 i32 i32) (result i32)',
+  proxy_grpc_cancel: '(param i32) (result i32)',
+  proxy_grpc_close: '(param i32) (result i32)',
+  proxy_get_configuration: '(param i32 i32) (result i32)',
+  proxy_continue_request: '(result i32)',
+  proxy_continue_response: '(result i32)',
+  proxy_clear_route_cache: '(result i32)',
 };
 
 export interface WatSpec {
