@@ -190,3 +190,23 @@ describe("Envoy's cluster-type and address rules", () => {
     only(validateResource(TypeUrl.Cluster, { name: 'passthrough', type: 'ORIGINAL_DST', connect_timeout: '1s' }), 'lb_policy', /only CLUSTER_PROVIDED/);
   });
 });
+
+describe('ECDS wasm filter', () => {
+  it('a TypedExtensionConfig wrapping a remote wasm module with a StringValue configuration round-trips', () => {
+    roundTrip(TypeUrl.ExtensionConfig, {
+      name: 'weft.wasm.default.auth',
+      typed_config: any('envoy.extensions.filters.http.wasm.v3.Wasm', {
+        config: {
+          name: 'auth',
+          root_id: 'auth',
+          vm_config: {
+            runtime: 'envoy.wasm.runtime.v8',
+            code: { remote: { http_uri: { uri: 'http://127.0.0.1:8080/wasm/ab.wasm', cluster: 'weft_control', timeout: '10s' }, sha256: 'ab', retry_policy: { num_retries: 3 } } },
+          },
+          configuration: any('google.protobuf.StringValue', { value: '{"header":"x-user"}' }),
+          fail_open: true,
+        },
+      }),
+    });
+  });
+});
