@@ -77,7 +77,7 @@ abstract class BaseClient<Req, Reply> {
   }
 
   /** The next response; rejects after timeoutMs (a bound on the test, not a speed assertion). */
-  next(timeoutMs = 5000): Promise<Reply> {
+  next(timeoutMs = 15_000): Promise<Reply> {
     const queued = this.#queue.shift();
     if (queued) return Promise.resolve(queued);
     if (this.#error) return Promise.reject(this.#error);
@@ -97,7 +97,7 @@ abstract class BaseClient<Req, Reply> {
   }
 
   /** Responses until (and including) the first one matching `until`. */
-  async collectUntil(until: (r: Reply) => boolean, timeoutMs = 5000): Promise<Reply[]> {
+  async collectUntil(until: (r: Reply) => boolean, timeoutMs = 15_000): Promise<Reply[]> {
     const out: Reply[] = [];
     for (;;) {
       const r = await this.next(timeoutMs);

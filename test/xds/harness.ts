@@ -58,7 +58,7 @@ export async function deltaBarrier(client: DeltaClient, routeName = BARRIER_ROUT
 }
 
 /** Polls a condition on server state (bounded; for sequencing, not timing). */
-export async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+export async function waitFor(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error('condition not met within bound');
