@@ -1,11 +1,12 @@
 // `weft control`: wiring only. Opens the store and registry in the data dir,
 // starts the REST API and the xDS server, and stops them cleanly on
 // SIGINT/SIGTERM. Everything it wires is built and tested elsewhere.
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
 import { createApiDeps, proxyStatusPort, type XdsStatusSource } from './api/adapters.ts';
 import { buildApp } from './api/app.ts';
 import { filterCatalogPort, syncBuiltinFilters } from './api/filter-catalog.ts';
+import { openAuditJournal } from './api/audit-journal.ts';
 import { openTokenStore } from './api/tokens.ts';
 import { FilterCatalog } from './filters/catalog.ts';
 import { createRegistry } from './registry/registry.ts';
@@ -67,6 +68,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       store,
       registry,
       tokens,
+      audit: await openAuditJournal(join(dataDir, 'audit.jsonl')),
       filters: filterCatalogPort(store, catalog),
       metrics,
       proxies: proxyStatusPort(status),

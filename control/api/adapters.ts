@@ -10,6 +10,7 @@ import type { Store, StoredObject } from '../store/store.ts';
 import { translateEndpoints, translateProxy, type TranslateOptions } from '../translate/index.ts';
 import { TypeUrl } from '../envoy/type-urls.ts';
 import type { ApiDeps, ConfigType, FilterCatalogPort, ProxyResources, ProxyStatusPort, ProxyView, RegistryPort } from './deps.ts';
+import { memoryAuditJournal, type AuditJournal } from './audit-journal.ts';
 import type { TokenStore } from './tokens.ts';
 
 const INSTANCE_KIND = 'Instance';
@@ -17,7 +18,7 @@ const INSTANCE_KIND = 'Instance';
 export function registryPort(store: Store, registry: Registry): RegistryPort {
   return {
     // The registry records its own actor ("registry") on the revisions it
-    // makes; the operator's token name is in the API's request log.
+    // makes; the instance routes journal the operator's token beside them.
     register: (service, namespace, input) => registry.register(service, namespace, input),
     heartbeat: (id) => registry.heartbeat(id) !== undefined,
     deregister: (id) => registry.deregister(id),
@@ -144,6 +145,7 @@ export interface ApiParts {
   metrics: PromRegistry[];
   translateOptions: TranslateOptions;
   proxies?: ProxyStatusPort;
+  audit?: AuditJournal;
   ready?: () => boolean;
 }
 
@@ -153,6 +155,7 @@ export function createApiDeps(parts: ApiParts): ApiDeps {
     store,
     registry: registryPort(store, registry),
     tokens: parts.tokens,
+    audit: parts.audit ?? memoryAuditJournal(),
     proxies: parts.proxies ?? noProxies,
     filters: parts.filters,
     metrics: parts.metrics,

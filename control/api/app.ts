@@ -17,6 +17,9 @@ import { proxyRoutes } from './routes/proxies.ts';
 import { revisionRoutes } from './routes/revisions.ts';
 import { filterRoutes } from './routes/filters.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { whoamiRoutes } from './routes/whoami.ts';
+import { topologyRoutes } from './routes/topology.ts';
+import { uiRoutes } from './ui.ts';
 
 export type { ApiDeps } from './deps.ts';
 
@@ -71,6 +74,7 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
 
   await app.register(healthRoutes, deps);
   await app.register(wasmRoutes, deps);
+  await app.register(uiRoutes);
   await app.register(
     async (api) => {
       installAuth(api, deps.tokens);
@@ -82,6 +86,8 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
       await api.register(revisionRoutes, deps);
       await api.register(filterRoutes, deps);
       await api.register(tokenRoutes, deps);
+      await api.register(whoamiRoutes, deps);
+      await api.register(topologyRoutes, deps);
     },
     { prefix: '/api/v1' },
   );

@@ -7,6 +7,7 @@ import type { FilterModule, Instance, InstanceHealth, MeshModel, ProxyRef } from
 import type { FieldError } from './errors.ts';
 import type { ReferenceError } from '../model/references.ts';
 import type { Store } from '../store/store.ts';
+import type { AuditJournal } from './audit-journal.ts';
 import type { TokenStore } from './tokens.ts';
 
 import type { StoredObject } from '../store/store.ts';
@@ -78,6 +79,8 @@ export interface ApiDeps {
   store: StorePort;
   registry: RegistryPort;
   tokens: TokenStore;
+  /** Who did what where the store's revisions cannot say (registry changes, tokens). */
+  audit: AuditJournal;
   proxies: ProxyStatusPort;
   filters: FilterCatalogPort;
   /** Prometheus registries merged at /metrics (xDS metrics, process metrics). */

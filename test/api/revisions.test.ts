@@ -2,6 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { appendFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openAuditJournal } from '../../control/api/audit-journal.ts';
 import { startApi } from './harness.ts';
 
 const read = (f: string) => readFileSync(new URL(`../../examples/manifests/${f}`, import.meta.url), 'utf8');
@@ -65,8 +69,45 @@ test('audit log: who changed what, filterable by token name', async (t) => {
   await h.call('POST', '/api/v1/services', { name: 'orders', ports: [{ port: 80, protocol: 'http' }] });
   await h.call('POST', '/api/v1/services', { name: 'payments', ports: [{ port: 80, protocol: 'http' }] }, bob);
   const all = await h.call('GET', '/api/v1/audit', undefined, h.viewer);
-  assert.deepEqual(all.json.items.map((e: { actor: string }) => e.actor), ['token:bob', 'token:alice']);
+  assert.deepEqual(all.json.items.map((e: { actor: string; action: string }) => `${e.actor} ${e.action}`), [
+    'token:bob create service default/payments',
+    'token:alice create service default/orders',
+    'token:alice create admin token "bob"',
+  ]);
   assert.deepEqual(all.json.items[0].objects, [{ op: 'put', kind: 'Service', namespace: 'default', name: 'payments' }]);
   const bobs = await h.call('GET', '/api/v1/audit?actor=bob');
   assert.deepEqual(bobs.json.items.map((e: { revision: number }) => e.revision), [2]);
+});
+
+test('audit log names the operator token behind registry changes and token creation', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  await h.call('POST', '/api/v1/services', { name: 'orders', ports: [{ port: 80, protocol: 'http' }] });
+  const id = (await h.call('POST', '/api/v1/services/orders/instances', { address: '10.0.0.5', port: 80 })).json.id;
+  await h.call('PUT', `/api/v1/services/orders/instances/${id}/health`, { health: 'draining' });
+  await h.call('POST', '/api/v1/tokens', { role: 'viewer', name: 'dash' });
+  const items = (await h.call('GET', '/api/v1/audit', undefined, h.viewer)).json.items as { revision: number | null; actor: string; action: string }[];
+  assert.deepEqual(
+    items.map((e) => [e.revision, e.actor, e.action]),
+    [
+      [null, 'token:alice', 'create viewer token "dash"'],
+      [3, 'token:alice', `set health of instance ${id} of default/orders to draining`],
+      [2, 'token:alice', `register instance ${id} of default/orders at 10.0.0.5:80`],
+      [1, 'token:alice', 'create service default/orders'],
+    ],
+  );
+  assert.equal(h.store.history()[1]!.actor, 'registry', 'the store itself records the registry as the committer');
+});
+
+test('the audit journal survives a reopen and skips a line torn by a crash', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-audit-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.jsonl');
+  const journal = await openAuditJournal(path);
+  await journal.record({ time: '2026-01-01T00:00:00.000Z', actor: 'token:a', action: 'one', revision: 1 });
+  await journal.record({ time: '2026-01-01T00:00:01.000Z', actor: 'token:a', action: 'two' });
+  await appendFile(path, '{"time":"2026-01-01T00:00:02.000Z","act');
+  const reopened = await openAuditJournal(path);
+  assert.deepEqual(reopened.list().map((e) => e.action), ['one', 'two']);
+  assert.equal((await stat(path)).mode & 0o777, 0o600);
 });

@@ -1,6 +1,6 @@
 // Instances: register, heartbeat, health (draining), deregister, list with
 // health. Liveness is the registry's; heartbeats never touch the disk.
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { INSTANCE_HEALTH, InstanceRegistrationSchema } from '../../model/instance.ts';
 import type { InstanceHealth } from '../../model/types.ts';
@@ -24,6 +24,13 @@ type ServiceReq = { Params: { name: string }; Querystring: { namespace?: string 
 type InstanceReq = { Params: { name: string; id: string }; Querystring: { namespace?: string } };
 
 export const instanceRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
+  /** The registry commits under its own actor; this records which operator it was for. */
+  /** `before`: the store revision before the registry call; only a revision it made is attributed. */
+  const journal = (request: FastifyRequest, action: string, before: number) => {
+    const after = deps.store.revision();
+    return deps.audit.record({ time: new Date().toISOString(), actor: actorOf(request), action, ...(after > before ? { revision: after } : {}) });
+  };
+
   /** The instance, if it belongs to the service named in the URL. */
   const instanceOf = (service: string, namespace: string, id: string) => {
     const found = deps.registry.instances().find((i) => i.id === id && i.service === service && i.namespace === namespace);
@@ -53,8 +60,11 @@ export const instanceRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
       if (!deps.store.get('Service', ns, request.params.name)) {
         throw new ApiError('NOT_FOUND', `service ${ns}/${request.params.name} not found; create it before registering instances`);
       }
+      const before = deps.store.revision();
       const result = await deps.registry.register(request.params.name, ns, request.body, actorOf(request));
       if (!result.ok) throw validationFailed(result.errors, 'instance');
+      const i = result.value;
+      await journal(request, `register instance ${i.id} of ${ns}/${i.service} at ${i.address}:${i.port}`, before);
       return reply.code(201).send({ id: result.value.id, instance: result.value });
     },
   );
@@ -77,7 +87,9 @@ export const instanceRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
       const ns = request.query.namespace ?? 'default';
       instanceOf(request.params.name, ns, request.params.id);
       const { health } = request.body as { health: InstanceHealth };
+      const before = deps.store.revision();
       if (!(await deps.registry.setHealth(request.params.id, health, actorOf(request)))) throw notFound(`instance ${request.params.id}`);
+      await journal(request, `set health of instance ${request.params.id} of ${ns}/${request.params.name} to ${health}`, before);
       return { id: request.params.id, health };
     },
   );
@@ -88,7 +100,9 @@ export const instanceRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
     async (request) => {
       const ns = request.query.namespace ?? 'default';
       instanceOf(request.params.name, ns, request.params.id);
+      const before = deps.store.revision();
       if (!(await deps.registry.deregister(request.params.id, actorOf(request)))) throw notFound(`instance ${request.params.id}`);
+      await journal(request, `deregister instance ${request.params.id} of ${ns}/${request.params.name}`, before);
       return { id: request.params.id, deregistered: true };
     },
   );

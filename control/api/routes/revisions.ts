@@ -68,14 +68,28 @@ export const revisionRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
 
   app.get<{ Querystring: { limit?: string; actor?: string } }>(
     '/audit',
-    { schema: { tags: ['Revision'], querystring: AuditQuery, summary: 'who changed what: every revision with its actor (token name)' } },
+    { schema: { tags: ['Revision'], querystring: AuditQuery, summary: 'who changed what: every revision and token change, with the operator token that made it' } },
     async (request) => {
       const limit = Number(request.query.limit ?? 100);
-      const entries = newestFirst(deps.store.history())
-        .filter((r) => request.query.actor === undefined || r.actor === request.query.actor || r.actor === `token:${request.query.actor}`)
-        .slice(0, limit)
-        .map((r) => ({ revision: r.revision, time: r.time, actor: r.actor, action: r.summary, objects: r.changes }));
-      return { items: entries };
+      const journal = deps.audit.list();
+      const byRevision = new Map(journal.filter((e) => e.revision !== undefined).map((e) => [e.revision!, e]));
+      const revisions = deps.store.history().map((r) => {
+        // a registry revision made for an operator is attributed to the operator's token
+        const event = r.actor === 'registry' ? byRevision.get(r.revision) : undefined;
+        const entry = { revision: r.revision as number | null, time: r.time, actor: event?.actor ?? r.actor, action: event?.action ?? r.summary, objects: r.changes };
+        return { entry, position: r.revision };
+      });
+      // actions without a revision sit after the revision that was current when they happened
+      const others = journal
+        .filter((e) => e.revision === undefined)
+        .map((e, i) => ({ entry: { revision: null, time: e.time, actor: e.actor, action: e.action, objects: [] }, position: (e.afterRevision ?? 0) + 0.5 + i * 1e-9 }));
+      const wanted = request.query.actor;
+      const items = [...revisions, ...others]
+        .sort((a, b) => b.position - a.position)
+        .map((p) => p.entry)
+        .filter((e) => wanted === undefined || e.actor === wanted || e.actor === `token:${wanted}`)
+        .slice(0, limit);
+      return { items };
     },
   );
 };

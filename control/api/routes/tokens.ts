@@ -2,6 +2,7 @@
 // returned once. Listing shows names and roles only.
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
+import { actorOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { Role } from '../tokens.ts';
@@ -25,7 +26,7 @@ export const tokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     const name = body.name ?? `${body.role}-${Date.now().toString(36)}`;
     if (deps.tokens.list().some((t) => t.name === name)) throw new ApiError('ALREADY_EXISTS', `a token named "${name}" exists already`);
     const { token, info } = await deps.tokens.create(name, body.role);
-    request.log.info({ token: info.name, role: info.role, by: request.operator?.name }, 'token created');
+    await deps.audit.record({ time: info.createdAt, actor: actorOf(request), action: `create ${info.role} token "${info.name}"`, afterRevision: deps.store.revision() });
     return reply.code(201).send({ token, ...info, createdBy: request.operator?.name });
   });
 };

@@ -1,0 +1,68 @@
+// The API's own audit entries, for what the store's revisions cannot say:
+// which operator token made a registry change (the registry commits under
+// its own actor) and token creation (tokens are not store objects). Kept as
+// an append-only JSON-lines file, each line fsynced before the request
+// answers, so an acknowledged action is never missing from the audit log.
+import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export interface AuditEvent {
+  time: string;
+  /** `token:<name>`. */
+  actor: string;
+  /** What happened, e.g. "register instance orders-3f2a of default/orders". */
+  action: string;
+  /** The store revision the action produced, when it produced one. */
+  revision?: number;
+  /** For an action that produced no revision: the store's revision when it happened (orders the audit log). */
+  afterRevision?: number;
+}
+
+export interface AuditJournal {
+  record(event: AuditEvent): Promise<void>;
+  list(): AuditEvent[];
+}
+
+export function memoryAuditJournal(): AuditJournal {
+  const events: AuditEvent[] = [];
+  return {
+    record: async (e) => void events.push(e),
+    list: () => [...events],
+  };
+}
+
+/** Opens (creating if needed) the journal at `path`; a torn last line from a crash is skipped. */
+export async function openAuditJournal(path: string): Promise<AuditJournal> {
+  await mkdir(dirname(path), { recursive: true });
+  const events: AuditEvent[] = [];
+  try {
+    for (const line of (await readFile(path, 'utf8')).split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        events.push(JSON.parse(line) as AuditEvent);
+      } catch {
+        // a line cut short by a crash was never acknowledged
+      }
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  let writes: Promise<void> = Promise.resolve();
+  return {
+    record(event) {
+      const next = writes.then(async () => {
+        await appendFile(path, JSON.stringify(event) + '\n', { mode: 0o600 });
+        const handle = await open(path, 'r');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        events.push(event);
+      });
+      writes = next.catch(() => undefined);
+      return next;
+    },
+    list: () => [...events],
+  };
+}
