@@ -16,12 +16,15 @@ export interface DecodeContext {
 }
 
 type Wire = Record<string, unknown>;
-const own = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 export function messageToJson(plan: MessagePlan, msg: Wire, path: string, ctx: DecodeContext): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const f of plan.list) {
-    if (!own(msg, f.name)) continue;
+  // A decoded message's own properties are the fields on the wire (plus the empty
+  // arrays and maps protobufjs creates for every repeated field and map).
+  const keys = Object.keys(msg);
+  for (let i = 0; i < keys.length; i++) {
+    const f = plan.fields.get(keys[i]!);
+    if (!f) continue;
     const v = msg[f.name];
     if (v === null || v === undefined) continue;
     const fieldPath = joinPath(path, f.name);

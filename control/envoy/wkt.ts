@@ -41,7 +41,11 @@ export function nanosToWire(n: bigint): { seconds: number; nanos: number } {
 
 export function wireToNanos(m: { seconds?: unknown; nanos?: unknown }): bigint {
   const s = m.seconds;
-  const seconds = typeof s === 'object' && s !== null ? BigInt(String(s)) : BigInt(Number(s ?? 0));
+  // protobufjs decodes int64 as a Long ({low, high}); Long#toString is slow.
+  const seconds =
+    typeof s === 'object' && s !== null
+      ? BigInt.asIntN(64, (BigInt((s as { high: number }).high >>> 0) << 32n) | BigInt((s as { low: number }).low >>> 0))
+      : BigInt(Number(s ?? 0));
   return seconds * NANOS + BigInt(Number(m.nanos ?? 0));
 }
 

@@ -54,6 +54,8 @@ describe('envoy codec round trip', () => {
     const hc = { timeout: '1s', interval: '2s', unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {}, initial_jitter: '0.000000001s' };
     const bytes = encodeMessage('envoy.config.core.v3.HealthCheck', hc);
     assert.equal((decodeMessage('envoy.config.core.v3.HealthCheck', bytes) as { initial_jitter: string }).initial_jitter, '0.000000001s');
+    const negative = encodeMessage('envoy.config.core.v3.HealthCheck', { ...hc, initial_jitter: '-1.500s' });
+    assert.equal((decodeMessage('envoy.config.core.v3.HealthCheck', negative) as { initial_jitter: string }).initial_jitter, '-1.500s');
     // null and undefined mean "not set", as JSON.stringify would drop undefined.
     const sparse = { ...hc, initial_jitter: null, interval_jitter: undefined };
     assert.deepEqual(decodeMessage('envoy.config.core.v3.HealthCheck', encodeMessage('envoy.config.core.v3.HealthCheck', sparse)), {
