@@ -139,13 +139,10 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
 
     const demoDir = join(root, 'examples', 'demo');
     await api(apiUrl, token, 'POST', '/apply', await readFile(join(demoDir, 'mesh.yaml'), 'utf8'), 'application/yaml');
-    const distManifest = join(root, 'filters', 'dist', 'manifest.json');
-    if (opts.filters !== false && existsSync(distManifest)) {
-      const manifest = JSON.parse(await readFile(distManifest, 'utf8')) as { filters: { name: string; configSchema?: unknown }[] };
-      const telemetry = manifest.filters.find((f) => f.name === 'telemetry');
-      if (telemetry && existsSync(join(root, 'filters', 'dist', 'telemetry.wasm'))) {
-        const wasm = (await readFile(join(root, 'filters', 'dist', 'telemetry.wasm'))).toString('base64');
-        await api(apiUrl, token, 'POST', '/filters', { name: 'telemetry', wasm, configSchema: telemetry.configSchema });
+    if (opts.filters !== false && existsSync(join(root, 'filters', 'dist', 'telemetry.wasm'))) {
+      // The control plane ships the built-in filters from filters/dist; bind them only when it lists them.
+      const catalog = (await api(apiUrl, token, 'GET', '/filters')) as { items: { name: string }[] };
+      if (catalog.items.some((f) => f.name === 'telemetry')) {
         await api(apiUrl, token, 'POST', '/apply', await readFile(join(demoDir, 'filters.yaml'), 'utf8'), 'application/yaml');
         log('built-in filters: telemetry bound to every service (inbound)');
       }

@@ -15,11 +15,13 @@ const outboundPort = Number(process.env.OUTBOUND_PORT ?? 0);
 const failPercent = Number(process.env.FAIL_PERCENT ?? 0);
 const agent = new http.Agent({ keepAlive: true });
 
-function callUpstream(path: string, requestId: string | undefined): Promise<{ status: number; body: unknown }> {
+/** Headers an app in a mesh forwards to its own calls: the request id joins access logs of every hop; x-canary steers the canary route. */
+const PROPAGATED = ['x-request-id', 'x-canary', 'traceparent'];
+
+function callUpstream(path: string, incoming: http.IncomingHttpHeaders): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve) => {
     const headers: Record<string, string> = { host: upstream! };
-    // Propagating the request id lets the access logs of every hop be joined.
-    if (requestId) headers['x-request-id'] = requestId;
+    for (const h of PROPAGATED) if (typeof incoming[h] === 'string') headers[h] = incoming[h];
     const req = http.request({ host: '127.0.0.1', port: outboundPort, path, agent, headers, timeout: 5000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
@@ -52,7 +54,7 @@ const server = http.createServer(async (req, res) => {
   const out: Record<string, unknown> = { service, version, path: req.url };
   let status = 200;
   if (upstream) {
-    const up = await callUpstream(req.url ?? '/', req.headers['x-request-id'] as string | undefined);
+    const up = await callUpstream(req.url ?? '/', req.headers);
     out.upstream = up.body;
     if (up.status !== 200) status = 502;
   }
