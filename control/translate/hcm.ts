@@ -4,7 +4,7 @@
 import type { TranslationContext } from './context.ts';
 import { TYPE, type Json } from './envoy-json.ts';
 import { HTTP_FILTER_ORDER } from './filter-order.ts';
-import { httpFilterFeatures, type HcmTarget } from './registry.ts';
+import { hcmFeatures, httpFilterFeatures, type HcmTarget } from './registry.ts';
 
 export function httpFilters(target: HcmTarget, ctx: TranslationContext): Json[] {
   return HTTP_FILTER_ORDER.flatMap((position) =>
@@ -18,11 +18,13 @@ export function httpConnectionManager(
   target: HcmTarget,
   ctx: TranslationContext,
 ): Json {
-  return {
+  const hcm: Json = {
     '@type': TYPE.httpConnectionManager,
     stat_prefix: statPrefix,
     codec_type: 'AUTO',
     ...routeSpecifier,
     http_filters: httpFilters(target, ctx),
   };
+  for (const feature of hcmFeatures) feature.apply(hcm, target, ctx);
+  return hcm;
 }

@@ -51,6 +51,24 @@ export interface TranslateOptions {
   wasmBaseUrl: string;
   /** The bootstrap cluster that reaches wasmBaseUrl. */
   wasmClusterName: string;
+  /** JSON access logs on stdout in every sidecar HTTP connection manager; off when absent (features/hcm-access-log.ts). */
+  accessLog?: AccessLogOptions;
+  /** OpenTelemetry tracing in every sidecar HTTP connection manager; off when absent (features/hcm-tracing.ts). */
+  tracing?: TracingOptions;
+}
+
+export interface AccessLogOptions {
+  /** JSON keys -> Envoy format operators; default: the fields in features/hcm-access-log.ts. */
+  fields?: Record<string, string>;
+}
+
+export interface TracingOptions {
+  /** The bootstrap cluster that reaches an OTLP/gRPC collector (weft bootstrap's weft_otel). */
+  collectorCluster: string;
+  /** Share of requests that start a trace, 0..100; default 100. */
+  samplingPercent?: number;
+  /** service.name on spans; default the proxy's service. */
+  serviceName?: string;
 }
 
 export interface TranslateError {

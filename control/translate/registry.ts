@@ -52,10 +52,14 @@ export interface HttpFilterFeature {
   extensionConfigs?(ctx: TranslationContext): EnvoyResource[];
 }
 
+/** Sets HCM-level fields (access_log, tracing, ...) on an HTTP connection manager being built. */
+export type HcmFeature = (hcm: Json, target: HcmTarget, ctx: TranslationContext) => void;
+
 export const clusterFeatures: { name: string; apply: ClusterFeature }[] = [];
 export const routeMatchFeatures: { name: string; apply: RouteMatchFeature }[] = [];
 export const routeActionFeatures: { name: string; apply: RouteActionFeature }[] = [];
 export const httpFilterFeatures: { name: string; feature: HttpFilterFeature }[] = [];
+export const hcmFeatures: { name: string; apply: HcmFeature }[] = [];
 
 export function registerClusterFeature(name: string, apply: ClusterFeature): void {
   clusterFeatures.push({ name, apply });
@@ -68,4 +72,7 @@ export function registerRouteActionFeature(name: string, apply: RouteActionFeatu
 }
 export function registerHttpFilterFeature(name: string, feature: HttpFilterFeature): void {
   httpFilterFeatures.push({ name, feature });
+}
+export function registerHcmFeature(name: string, apply: HcmFeature): void {
+  hcmFeatures.push({ name, apply });
 }

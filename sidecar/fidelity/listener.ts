@@ -14,6 +14,7 @@ const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 const FAULT_TYPE = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
 const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
+const OTEL_TRACER_TYPE = 'envoy.config.trace.v3.OpenTelemetryConfig';
 
 export function decodeListener(value: unknown, errors: FieldError[]): ListenerConfig | undefined {
   const f = Fields.of(value, '', errors);
@@ -86,8 +87,37 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     const tc = log.obj('typed_config');
     log.done();
     if (tc && typeName(tc) !== STDOUT_LOG_TYPE) tc.fail('@type', 'only the stdout access logger is supported (the sidecar logs JSON to stdout)');
-    tc?.ignore('log_format');
+    // The sidecar writes its own JSON fields; a json_format (a Struct: any keys) is accepted, nothing else.
+    const format = tc?.obj('log_format');
+    const json = format?.raw('json_format');
+    if (format && (json === null || typeof json !== 'object' || Array.isArray(json))) format.fail('json_format', 'only a json_format log format is supported');
+    format?.done();
     tc?.done();
+  }
+  // Tracing is accepted like log_format: the sidecar reports no spans but
+  // forwards trace context headers unchanged, so a trace continues through it.
+  const tracing = f.obj('tracing');
+  if (tracing) {
+    const provider = tracing.obj('provider');
+    const ptc = provider?.obj('typed_config');
+    if (ptc && typeName(ptc) !== OTEL_TRACER_TYPE) ptc.fail('@type', 'only the OpenTelemetry tracer is accepted');
+    const grpc = ptc?.obj('grpc_service');
+    const envoyGrpc = grpc?.obj('envoy_grpc');
+    envoyGrpc?.ignore('cluster_name', 'authority');
+    envoyGrpc?.done();
+    grpc?.ignore('timeout');
+    grpc?.done();
+    ptc?.ignore('service_name');
+    ptc?.done();
+    provider?.ignore('name');
+    provider?.done();
+    for (const key of ['random_sampling', 'client_sampling', 'overall_sampling']) {
+      const percent = tracing.obj(key);
+      percent?.ignore('value');
+      percent?.done();
+    }
+    tracing.ignore('spawn_upstream_span');
+    tracing.done();
   }
   // Header-sanitising knobs whose Envoy defaults the sidecar already follows for loopback traffic.
   f.ignore('use_remote_address', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action', 'generate_request_id', 'xff_num_trusted_hops', 'server_name', 'upgrade_configs');

@@ -64,7 +64,7 @@ test('every sidecar resource the translator emits is accepted; api_listeners are
 });
 
 /** Keys whose values are maps or opaque payloads, not messages with a fixed field set. */
-const OPAQUE = new Set(['typed_per_filter_config', 'typed_extension_protocol_options', 'metadata', 'filter_metadata', 'configuration', 'ads', 'http_protocol_options', 'fields']);
+const OPAQUE = new Set(['typed_per_filter_config', 'typed_extension_protocol_options', 'metadata', 'filter_metadata', 'configuration', 'ads', 'http_protocol_options', 'fields', 'json_format']);
 
 interface Position {
   path: string;

@@ -27,3 +27,6 @@ import './route-hash-policy.ts';
 import './http-filter-wasm.ts';
 import './http-filter-fault.ts';
 import './http-filter-router.ts';
+
+import './hcm-access-log.ts';
+import './hcm-tracing.ts';

@@ -1,0 +1,54 @@
+// JSON access logs on stdout (Envoy's stdout access logger), one line per
+// request, in every sidecar HTTP connection manager, when the control plane is
+// started with access logs on. stdout, because `docker compose logs` and every
+// container runtime already collect it; JSON, so a log pipeline needs no parser.
+// Off by default: the translator's output stays what the golden files pin.
+
+import { registerHcmFeature } from '../registry.ts';
+
+const STDOUT_LOG_TYPE = 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
+
+/** The default fields: Envoy format operators, named as in Envoy's own examples. */
+export const DEFAULT_ACCESS_LOG_FIELDS: Readonly<Record<string, string>> = {
+  start_time: '%START_TIME%',
+  method: '%REQ(:METHOD)%',
+  path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+  protocol: '%PROTOCOL%',
+  authority: '%REQ(:AUTHORITY)%',
+  response_code: '%RESPONSE_CODE%',
+  response_flags: '%RESPONSE_FLAGS%',
+  bytes_received: '%BYTES_RECEIVED%',
+  bytes_sent: '%BYTES_SENT%',
+  duration_ms: '%DURATION%',
+  upstream_host: '%UPSTREAM_HOST%',
+  upstream_cluster: '%UPSTREAM_CLUSTER%',
+  request_id: '%REQ(X-REQUEST-ID)%',
+  user_agent: '%REQ(USER-AGENT)%',
+};
+
+registerHcmFeature('access-log', (hcm, target, ctx) => {
+  const options = ctx.options.accessLog;
+  // gRPC libraries have no access logger.
+  if (!options || target.kind === 'proxyless') return;
+  const fields = options.fields ?? DEFAULT_ACCESS_LOG_FIELDS;
+  let valid = true;
+  if (Object.keys(fields).length === 0) {
+    ctx.errors.push({ path: 'options.accessLog.fields', message: 'must name at least one field (omit it for the defaults)' });
+    valid = false;
+  }
+  for (const [key, value] of Object.entries(fields)) {
+    if (key.length === 0 || typeof value !== 'string' || value.length === 0) {
+      ctx.errors.push({ path: `options.accessLog.fields.${key}`, message: 'must be a non-empty key with a non-empty format string' });
+      valid = false;
+    }
+  }
+  if (!valid) return;
+  hcm.access_log = [{
+    name: 'envoy.access_loggers.stdout',
+    typed_config: {
+      '@type': STDOUT_LOG_TYPE,
+      // Literal values name the proxy and side, so interleaved logs from one container stay attributable.
+      log_format: { json_format: { ...fields, weft_service: `${ctx.proxy.service}.${ctx.proxy.namespace}`, weft_direction: target.kind } },
+    },
+  }];
+});
