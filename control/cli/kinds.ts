@@ -69,8 +69,8 @@ const FILTER_BINDING: KindInfo = {
 const INSTANCE: KindInfo = {
   path: '/instances',
   namedGet: false,
-  headers: ['ID', 'SERVICE', 'ADDRESS', 'HEALTH', 'ZONE', 'LABELS'],
-  row: (i) => [str(i.id), str(i.service), `${String(i.address)}:${String(i.port)}`, str(i.health), str(i.zone), labels(i.labels)],
+  headers: ['ID', 'SERVICE', 'ADDRESS', 'HEALTH', 'LIVE', 'ZONE', 'LABELS'],
+  row: (i) => [str(i.id), str(i.service), `${String(i.address)}:${String(i.port)}`, str(i.health), i.live === false ? 'no (TTL lapsed)' : 'yes', str(i.zone), labels(i.labels)],
 };
 
 const FILTER: KindInfo = {

@@ -6,6 +6,7 @@ import { CliError, type ConnectionOptions } from './client.ts';
 import { registerManifestCommands } from './manifest-commands.ts';
 import { registerReadCommands } from './read-commands.ts';
 import { registerWriteCommands } from './write-commands.ts';
+import { bootstrapCommand } from '../../proxy-config/command.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -81,13 +82,15 @@ export function buildProgram(): Command {
       await runUp();
     });
 
+  program.addCommand(bootstrapCommand());
+
   let connection: ConnectionOptions = {};
   const conn = () => connection;
   registerManifestCommands(program, conn);
   registerReadCommands(program, conn);
   registerWriteCommands(program, conn);
 
-  const processCommands = new Set(['control', 'sidecar', 'up']);
+  const processCommands = new Set(['control', 'sidecar', 'up', 'bootstrap']);
   const addConnectionOptions = (cmd: Command): void => {
     if (cmd.commands.length > 0) return cmd.commands.forEach(addConnectionOptions);
     cmd

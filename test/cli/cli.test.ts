@@ -107,6 +107,9 @@ describe('weft apply / get / diff / history / rollback against a running control
     const yaml = await weft(control, ['get', 'route', 'orders', '-o', 'yaml']);
     const doc = parseAllDocuments(yaml.stdout)[0]!.toJS();
     assert.deepEqual([doc.apiVersion, doc.kind, doc.metadata.name], ['weft.dev/v1', 'Route', 'orders']);
+    const instances = await weft(control, ['get', 'instances', 'orders']);
+    assert.match(instances.stdout, /^ID\s+SERVICE\s+ADDRESS\s+HEALTH\s+LIVE\s+ZONE\s+LABELS$/m);
+    assert.match(instances.stdout, /^orders-\S+\s+orders\s+127\.0\.0\.1:9102\s+healthy\s+yes\s+-\s+version=v2$/m);
     const json = await weft(control, ['get', 'services', '-o', 'json']);
     assert.deepEqual(JSON.parse(json.stdout).map((m: { metadata: { name: string } }) => m.metadata.name), ['frontend', 'inventory', 'orders', 'payments']);
     // what `get -o yaml` prints applies back unchanged
