@@ -1,0 +1,136 @@
+// The Envoy v3 bootstrap for a weft sidecar: who the proxy is (node), where its
+// config comes from (ADS over Delta gRPC), and the few static things xDS cannot
+// deliver: the xDS cluster itself, the cluster that fetches wasm modules, the
+// admin interface on loopback, and a Prometheus listener that exposes only the
+// stats off loopback. Everything else (listeners, routes, clusters, filters)
+// arrives over ADS, so a bootstrap never changes when the mesh does.
+//
+// The output is Envoy proto3 JSON (snake_case), which is also valid Envoy YAML.
+
+import { validateMessage } from '../control/envoy/index.ts';
+import type { FieldError } from '../control/model/result.ts';
+import {
+  OTEL_CLUSTER_NAME, resolveBootstrapOptions, WASM_CLUSTER_NAME, XDS_CLUSTER_NAME,
+  type BootstrapOptions, type HostPort, type ResolvedBootstrapOptions,
+} from './options.ts';
+
+export type Json = Record<string, unknown>;
+
+export const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
+const HTTP_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+/** Static cluster that reaches the admin interface, for the Prometheus listener. */
+export const ADMIN_CLUSTER_NAME = 'weft_admin';
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** The node.metadata keys control/xds/node.ts reads (ports as strings: Envoy sends a Struct). */
+export function nodeMetadata(o: ResolvedBootstrapOptions): Record<string, string> {
+  const meta: Record<string, string> = {
+    WEFT_NAMESPACE: o.namespace,
+    WEFT_KIND: 'sidecar',
+    WEFT_INBOUND_PORT: String(o.inboundPort),
+    WEFT_OUTBOUND_PORT: String(o.outboundPort),
+    WEFT_APP_ADDRESS: o.appAddress,
+    WEFT_BIND_ADDRESS: o.bindAddress,
+  };
+  if (o.appPort !== undefined) meta.WEFT_APP_PORT = String(o.appPort);
+  if (o.token !== undefined) meta.WEFT_TOKEN = o.token;
+  return meta;
+}
+
+function address(host: string, port: number): Json {
+  return { socket_address: { address: host.replace(/^\[|\]$/g, ''), port_value: port } };
+}
+
+/** One upstream host. IPs are STATIC; names are LOGICAL_DNS (one host, re-resolved: the right type for a single control plane). */
+function singleHostCluster(name: string, target: HostPort, http2: boolean): Json {
+  const isIp = IPV4.test(target.host) || target.host.includes(':');
+  const cluster: Json = {
+    name,
+    type: isIp ? 'STATIC' : 'LOGICAL_DNS',
+    connect_timeout: '1s',
+    ...(isIp ? {} : { dns_lookup_family: 'V4_PREFERRED' }),
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: address(target.host, target.port) } }] }],
+    },
+  };
+  if (http2) {
+    // gRPC needs HTTP/2 to the upstream; Envoy defaults clusters to HTTP/1.1.
+    cluster.typed_extension_protocol_options = {
+      [HTTP_OPTIONS_KEY]: { '@type': `type.googleapis.com/${HTTP_OPTIONS_KEY}`, explicit_http_config: { http2_protocol_options: {} } },
+    };
+  }
+  return cluster;
+}
+
+/** Serves /stats/prometheus and /ready from the admin interface, which stays on loopback (it can also quit Envoy). */
+function prometheusListener(o: ResolvedBootstrapOptions): Json {
+  const route = (path: string) => ({ match: { path }, route: { cluster: ADMIN_CLUSTER_NAME } });
+  return {
+    name: 'weft_prometheus',
+    address: address(o.bindAddress, o.prometheusPort),
+    filter_chains: [{
+      filters: [{
+        name: 'envoy.filters.network.http_connection_manager',
+        typed_config: {
+          '@type': HCM_TYPE,
+          stat_prefix: 'weft_prometheus',
+          route_config: {
+            name: 'weft_prometheus',
+            virtual_hosts: [{ name: 'admin', domains: ['*'], routes: [route('/stats/prometheus'), route('/ready')] }],
+          },
+          http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } }],
+        },
+      }],
+    }],
+  };
+}
+
+/** The bootstrap as Envoy proto3 JSON, from already-resolved options. Pure. */
+export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
+  const ads = { ads: {}, resource_api_version: 'V3' };
+  const clusters: Json[] = [
+    singleHostCluster(XDS_CLUSTER_NAME, o.xds, true),
+    singleHostCluster(WASM_CLUSTER_NAME, o.api, false),
+  ];
+  const listeners: Json[] = [];
+  if (o.prometheusPort > 0) {
+    clusters.push(singleHostCluster(ADMIN_CLUSTER_NAME, { host: '127.0.0.1', port: o.adminPort }, false));
+    listeners.push(prometheusListener(o));
+  }
+  if (o.otelCollector) clusters.push(singleHostCluster(OTEL_CLUSTER_NAME, o.otelCollector, true));
+  return {
+    node: { id: o.nodeId, cluster: o.service, metadata: nodeMetadata(o) },
+    dynamic_resources: {
+      ads_config: {
+        api_type: 'DELTA_GRPC',
+        transport_api_version: 'V3',
+        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER_NAME } }],
+        set_node_on_first_message_only: true,
+      },
+      cds_config: ads,
+      lds_config: ads,
+    },
+    static_resources: { listeners, clusters },
+    admin: { address: address('127.0.0.1', o.adminPort) },
+    // Envoy's default tag extraction (cluster, listener, response code...) becomes Prometheus labels.
+    stats_config: { use_all_default_tags: true },
+  };
+}
+
+/**
+ * Checks the options, builds the bootstrap and validates it against Envoy's
+ * Bootstrap proto (with its PGV rules): a bootstrap Envoy would refuse is
+ * never written.
+ */
+export function generateBootstrap(opts: BootstrapOptions): { ok: true; bootstrap: Json } | { ok: false; errors: FieldError[] } {
+  const resolved = resolveBootstrapOptions(opts);
+  if (!resolved.ok) return resolved;
+  const bootstrap = bootstrapFor(resolved.value);
+  const errors = validateMessage(BOOTSTRAP_TYPE, bootstrap);
+  if (errors.length > 0) return { ok: false, errors: errors.map((e) => ({ path: `bootstrap${e.path ? `.${e.path}` : ''}`, message: e.message })) };
+  return { ok: true, bootstrap };
+}

@@ -1,0 +1,122 @@
+// The Envoy bootstrap: every variant passes Envoy's Bootstrap proto with its
+// PGV rules, the node it declares is read by the xDS server as the intended
+// proxy, and the clusters it declares are the ones the translator references.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { validateMessage } from '../../control/envoy/index.ts';
+import { nodeMetadata as structOf, proxyFromNode } from '../../control/xds/node.ts';
+import { WASM_CLUSTER } from '../../control/main.ts';
+import { BOOTSTRAP_TYPE, generateBootstrap, type Json } from '../../proxy-config/bootstrap.ts';
+import { OTEL_CLUSTER_NAME, WASM_CLUSTER_NAME, XDS_CLUSTER_NAME, type BootstrapOptions } from '../../proxy-config/options.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const run = promisify(execFile);
+
+function ok(opts: BootstrapOptions): Json {
+  const result = generateBootstrap(opts);
+  assert.ok(result.ok, result.ok ? '' : JSON.stringify(result.errors));
+  return result.bootstrap;
+}
+
+const clusters = (b: Json) => (b.static_resources as { clusters: Json[] }).clusters;
+const cluster = (b: Json, name: string) => clusters(b).find((c) => c.name === name);
+
+const VARIANTS: [string, BootstrapOptions][] = [
+  ['compose (DNS names, token, tracing)', { service: 'orders', xds: { host: 'control', port: 18000 }, token: 'join-123', appPort: 8081, otelCollector: { host: 'jaeger', port: 4317 } }],
+  ['loopback IPs, no Prometheus listener', { service: 'web', namespace: 'shop', nodeId: 'web-1', xds: { host: '127.0.0.1', port: 18000 }, api: { host: '127.0.0.1', port: 9090 }, prometheusPort: 0, adminPort: 19000 }],
+  ['IPv6 control plane', { service: 'inventory', xds: { host: '::1', port: 18000 }, inboundPort: 16006, outboundPort: 16001 }],
+];
+
+for (const [name, opts] of VARIANTS) {
+  test(`bootstrap passes Envoy's Bootstrap proto and PGV rules: ${name}`, () => {
+    const bootstrap = ok(opts);
+    assert.deepEqual(validateMessage(BOOTSTRAP_TYPE, bootstrap), []);
+    // YAML is what `weft bootstrap` prints by default; it must carry the same message.
+    assert.deepEqual(validateMessage(BOOTSTRAP_TYPE, parse(JSON.stringify(bootstrap))), []);
+  });
+}
+
+test('the codec refuses a broken bootstrap, so the check above can fail', () => {
+  const bootstrap = ok(VARIANTS[0]![1]);
+  const broken = structuredClone(bootstrap) as any;
+  broken.dynamic_resources.ads_config.api_type = 'DELTA';
+  broken.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 70000;
+  const paths = validateMessage(BOOTSTRAP_TYPE, broken).map((e) => e.path);
+  assert.ok(paths.some((p) => p.includes('api_type')), JSON.stringify(paths));
+  assert.ok(paths.some((p) => p.includes('port_value')), JSON.stringify(paths));
+});
+
+test('ADS over Delta gRPC to an HTTP/2 xDS cluster; CDS and LDS over ADS; admin on loopback', () => {
+  const b = ok(VARIANTS[0]![1]) as any;
+  assert.deepEqual(b.dynamic_resources, {
+    ads_config: { api_type: 'DELTA_GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER_NAME } }], set_node_on_first_message_only: true },
+    cds_config: { ads: {}, resource_api_version: 'V3' },
+    lds_config: { ads: {}, resource_api_version: 'V3' },
+  });
+  const xds = cluster(b, XDS_CLUSTER_NAME) as any;
+  assert.equal(xds.type, 'LOGICAL_DNS', 'a host name is re-resolved');
+  assert.deepEqual(xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address, { address: 'control', port_value: 18000 });
+  assert.deepEqual(Object.values(xds.typed_extension_protocol_options as object)[0].explicit_http_config, { http2_protocol_options: {} });
+  assert.deepEqual(b.admin.address.socket_address, { address: '127.0.0.1', port_value: 15000 });
+  const otel = cluster(b, OTEL_CLUSTER_NAME) as any;
+  assert.ok(otel.typed_extension_protocol_options, 'OTLP/gRPC needs HTTP/2 too');
+  assert.equal((cluster(ok(VARIANTS[1]![1]), XDS_CLUSTER_NAME) as any).type, 'STATIC', 'an IP needs no DNS');
+});
+
+test('the Prometheus listener exposes only /stats/prometheus and /ready, through a loopback admin cluster', () => {
+  const b = ok(VARIANTS[0]![1]) as any;
+  const listener = b.static_resources.listeners[0];
+  assert.deepEqual(listener.address.socket_address, { address: '0.0.0.0', port_value: 15090 });
+  const routes = listener.filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
+  assert.deepEqual(routes.map((r: any) => r.match.path), ['/stats/prometheus', '/ready']);
+  assert.deepEqual((cluster(b, 'weft_admin') as any).load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address, { address: '127.0.0.1', port_value: 15000 });
+  assert.deepEqual(ok(VARIANTS[1]![1]).static_resources, { listeners: [], clusters: clusters(ok(VARIANTS[1]![1])) });
+});
+
+test('the xDS server reads the node as the intended proxy, token included', () => {
+  const b = ok({ ...VARIANTS[1]![1], token: 'join-abc', appPort: 7000, inboundPort: 16006 }) as any;
+  assert.equal(b.node.metadata.WEFT_TOKEN, 'join-abc');
+  const read = proxyFromNode({ id: b.node.id, cluster: b.node.cluster, metadata: structOf(b.node.metadata) });
+  assert.ok('proxy' in read, JSON.stringify(read));
+  assert.deepEqual(read.proxy, {
+    id: 'web-1', service: 'web', namespace: 'shop', kind: 'sidecar',
+    inboundPort: 16006, outboundPort: 15001, appPort: 7000, appAddress: '127.0.0.1', bindAddress: '0.0.0.0',
+  });
+  const noToken = ok({ ...VARIANTS[0]![1], token: undefined }) as any;
+  assert.equal(noToken.node.metadata.WEFT_TOKEN, undefined);
+  assert.equal(noToken.node.id, 'orders.default', 'default node id: <service>.<namespace>');
+});
+
+test("the wasm fetch cluster is the control plane's wasmClusterName", () => {
+  assert.equal(WASM_CLUSTER_NAME, WASM_CLUSTER);
+  const b = ok(VARIANTS[0]![1]) as any;
+  assert.deepEqual(cluster(b, WASM_CLUSTER)!.load_assignment, {
+    cluster_name: WASM_CLUSTER,
+    endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'control', port_value: 8080 } } } }] }],
+  });
+});
+
+test('bad options: every error, each naming its option', () => {
+  const result = generateBootstrap({ service: 'Orders', namespace: 'a_b', xds: { host: 'bad host', port: 0 }, inboundPort: 15000, token: '', otelCollector: { host: 'x', port: 99999 } });
+  assert.ok(!result.ok);
+  assert.deepEqual(result.errors.map((e) => e.path).sort(), ['adminPort', 'namespace', 'otelCollector.port', 'service', 'token', 'xds.host', 'xds.port']);
+});
+
+test('weft bootstrap prints it (yaml and json); bad flags exit 2 naming the option', async () => {
+  const bin = `${root}bin/weft.mjs`;
+  const yaml = await run(process.execPath, [bin, 'bootstrap', '--service', 'orders', '--xds-host', 'control', '--app-port', '8081', '--token', 't-1'], { cwd: root, timeout: 60_000 });
+  const fromYaml = parse(yaml.stdout) as any;
+  assert.deepEqual(validateMessage(BOOTSTRAP_TYPE, fromYaml), []);
+  assert.equal(fromYaml.node.metadata.WEFT_APP_PORT, '8081');
+  assert.equal(fromYaml.node.metadata.WEFT_TOKEN, 't-1');
+  const json = await run(process.execPath, [bin, 'bootstrap', '--service', 'orders', '--xds-host', 'control', '--app-port', '8081', '--token', 't-1', '-o', 'json'], { cwd: root, timeout: 60_000 });
+  assert.deepEqual(JSON.parse(json.stdout), fromYaml);
+  await assert.rejects(
+    run(process.execPath, [bin, 'bootstrap', '--service', 'Bad_Name', '--admin-port', '15006'], { cwd: root, timeout: 60_000 }),
+    (err: { code: number; stderr: string }) => err.code === 2 && /service: must be a DNS-1123 label/.test(err.stderr) && /adminPort: port 15006 is already inboundPort/.test(err.stderr),
+  );
+});
