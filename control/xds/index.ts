@@ -44,6 +44,8 @@ export interface XdsServerOptions {
   hooks?: XdsHooks;
   /** Coalescing window for bursts of changes (default 10 ms). */
   debounceMs?: number;
+  /** A stream whose proxy reads nothing for this long is reset so it resyncs (default 60 s). */
+  maxBlockedMs?: number;
   /** How long disconnected proxies stay in the status list (default 10 min). */
   retainDisconnectedMs?: number;
   onErrors?(kind: 'group' | 'endpoints', errors: ControllerError[]): void;
@@ -98,6 +100,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     lookupService: controller.lookupService,
     onProxyConnected: (proxy, group) => controller.ensureGroup(proxy, group),
     onGroupIdle: (group) => controller.dropGroup(group),
+    maxBlockedMs: options.maxBlockedMs,
   });
   status.setConfigSource((id) => ads.stream(id)?.config());
   return {

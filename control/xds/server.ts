@@ -33,6 +33,8 @@ export interface AdsServerOptions {
   onProxyConnected?(proxy: ProxyRef, group: string): void;
   /** The last stream of a group closed. */
   onGroupIdle?(group: string): void;
+  /** A stream whose proxy reads nothing for this long is reset (default 60 s). */
+  maxBlockedMs?: number;
 }
 
 type Call<Req> = grpc.ServerDuplexStream<Req, Buffer>;
@@ -141,12 +143,17 @@ export class AdsServer {
     const sink: ResponseSink = {
       write: (bytes) => (ended ? true : call.write(bytes)),
       onceDrain: (cb) => call.once('drain', cb),
+      reset: (reason) => {
+        fail(grpc.status.UNAVAILABLE, reason);
+        cleanup();
+      },
+      maxBlockedMs: this.#options.maxBlockedMs ?? 60_000,
     };
-    const fail = (code: grpc.status, message: string) => {
+    function fail(code: grpc.status, message: string): void {
       if (ended) return;
       ended = true;
       call.emit('error', { code, details: message, metadata: new grpc.Metadata() } as grpc.ServiceError);
-    };
+    }
     const cleanup = () => {
       ended = true;
       this.#calls.delete(call as grpc.ServerDuplexStream<unknown, Buffer>);

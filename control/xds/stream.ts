@@ -46,6 +46,14 @@ export interface XdsHooks {
 export interface ResponseSink {
   write(bytes: Buffer): boolean;
   onceDrain(callback: () => void): void;
+  /**
+   * The proxy has not read for too long: end the stream so it reconnects
+   * and resyncs (linkerd's answer to a stuck watcher) instead of holding
+   * transport buffers forever.
+   */
+  reset(reason: string): void;
+  /** How long the stream may stay blocked before reset (ms). */
+  readonly maxBlockedMs: number;
 }
 
 interface Lingering {
@@ -219,7 +227,12 @@ export abstract class AdsStream {
         this.hooks.responseSent?.(this.info, response.info);
         if (!this.#sink.write(response.bytes)) {
           this.#blocked = true;
+          const timer = setTimeout(() => {
+            if (this.#blocked && !this.#closed) this.#sink.reset(`proxy read nothing for ${this.#sink.maxBlockedMs} ms; reconnect to resync`);
+          }, this.#sink.maxBlockedMs);
+          timer.unref();
           this.#sink.onceDrain(() => {
+            clearTimeout(timer);
             this.#blocked = false;
             this.pump();
           });

@@ -45,3 +45,32 @@ test('a proxy that stops reading does not block publishing; it later gets the la
     client.close();
   }
 });
+
+test('a proxy that reads nothing for maxBlockedMs is reset and can reconnect to resync', async () => {
+  const closed: string[] = [];
+  const strict = await startServer({ maxBlockedMs: 300, hooks: { streamClosed: (s) => closed.push(s.proxy.id) } });
+  const node = testNode('stuck', 'svc-stuck');
+  const group = groupOf(node);
+  strict.cache.setGroup(group, { stamp: stamp(), resources: meshResources(names(400, 'v0')), endpointNames: names(400, 'v0') });
+  const client = new SotwClient(strict.port, node);
+  try {
+    client.request(TypeUrl.cluster);
+    client.ack(await client.next());
+    client.pause();
+    for (let v = 1; v <= 40; v++) {
+      const cs = names(400, `v${v}`);
+      strict.cache.setGroup(group, { stamp: stamp(), resources: meshResources(cs), endpointNames: cs });
+    }
+    await waitFor(() => closed.includes('stuck'));
+    assert.equal(strict.server.stream('stuck'), undefined, 'the stuck stream no longer receives pushes');
+    client.resume();
+    await assert.rejects(client.collectUntil(() => false), (err: Error & { code?: number }) => err.code === 14 && /reconnect to resync/.test(err.message));
+    const again = new SotwClient(strict.port, node);
+    again.request(TypeUrl.cluster);
+    assert.equal((await again.next()).names[0], names(400, 'v40')[0]);
+    again.close();
+  } finally {
+    client.close();
+    await strict.close();
+  }
+});
