@@ -2,6 +2,7 @@
 // into the contract's field errors: JSON pointers such as `/ports/0/port`
 // become `ports[0].port`, and the property ajv names in `params` (an unknown
 // field, a missing one) is appended so the path points at the field itself.
+import { joinPath as joinFieldPath } from '../model/result.ts';
 import { joinPath, type FieldError } from './errors.ts';
 
 export interface AjvLikeError {
@@ -18,7 +19,8 @@ export function pointerToPath(pointer: string): string {
   let path = '';
   for (const raw of pointer.split('/').slice(1)) {
     const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    path = /^\d+$/.test(segment) ? `${path}[${segment}]` : joinPath(path, segment);
+    // the model's own path syntax: ports[0].port, labels["app/x"]
+    path = /^\d+$/.test(segment) ? joinFieldPath(path, Number(segment)) : joinFieldPath(path, segment);
   }
   return path;
 }
@@ -33,11 +35,11 @@ export function ajvToFieldErrors(errors: readonly AjvLikeError[], root = ''): Fi
     let preferred = false;
     const params = e.params ?? {};
     if (e.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
-      path = joinPath(path, params.additionalProperty);
+      path = joinFieldPath(path, params.additionalProperty);
       message = 'unknown field';
       preferred = true;
     } else if (e.keyword === 'required' && typeof params.missingProperty === 'string') {
-      path = joinPath(path, params.missingProperty);
+      path = joinFieldPath(path, params.missingProperty);
       message = 'is required';
       preferred = true;
     } else if (typeof e.parentSchema?.errorMessage === 'string') {
