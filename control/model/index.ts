@@ -15,3 +15,5 @@ export { filterBindingKind, FilterBindingSchema, FilterBindingSpecSchema, valida
 export { HealthCheckSchema, HEALTH_CHECK_DEFAULTS } from './health-check.ts';
 export { API_VERSION, ManifestSchema, parseManifests, validateManifest, type Manifest } from './manifest.ts';
 export { checkReferences, resolveServiceRef, type DesiredState, type ReferenceError } from './references.ts';
+export { peerAuthenticationKind, PeerAuthenticationSchema, validatePeerAuthentication, PEER_AUTHENTICATION_MODES, DEFAULT_PEER_AUTHENTICATION_MODE } from './peer-authentication.ts';
+export { authorizationPolicyKind, AuthorizationPolicySchema, validateAuthorizationPolicy } from './authorization-policy.ts';

@@ -2,8 +2,10 @@
 // kind (AuthorizationPolicy, PeerAuthentication, ...) is one defineKind file
 // plus one registerKind call.
 
+import { authorizationPolicyKind } from './authorization-policy.ts';
 import { destinationPolicyKind } from './destination-policy.ts';
 import { filterBindingKind } from './filter-binding.ts';
+import { peerAuthenticationKind } from './peer-authentication.ts';
 import type { Kind } from './kind.ts';
 import { routeKind } from './route.ts';
 import { serviceKind } from './service.ts';
@@ -29,3 +31,5 @@ registerKind(serviceKind);
 registerKind(routeKind);
 registerKind(destinationPolicyKind);
 registerKind(filterBindingKind);
+registerKind(peerAuthenticationKind);
+registerKind(authorizationPolicyKind);

@@ -176,6 +176,48 @@ export interface FilterBinding {
   failurePolicy: 'fail_closed' | 'fail_open';
 }
 
+/** How a service's sidecars accept inbound connections (Istio PeerAuthentication). */
+export type PeerAuthenticationMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+/**
+ * Mutual TLS mode for one service (`service` set) or every service of the
+ * namespace (`service` absent). A service-level policy beats a namespace-level
+ * one; with neither, the mesh default (PERMISSIVE) applies.
+ */
+export interface PeerAuthentication {
+  name: string;
+  namespace: string;
+  service?: string;
+  mode: PeerAuthenticationMode;
+}
+
+/**
+ * One rule of an AuthorizationPolicy. Every field given must match (AND);
+ * within a field any value matches (OR); a rule with no field matches every
+ * request.
+ */
+export interface AuthorizationRule {
+  /** Caller SPIFFE IDs; `*` matches any run of characters ("spiffe://weft.local/ns/shop/*"). */
+  principals?: string[];
+  /** Caller namespaces (from the caller's SPIFFE ID). */
+  namespaces?: string[];
+  /** Request paths: exact, "prefix*", "*suffix" or "*". */
+  paths?: string[];
+  /** Upper-case HTTP methods. */
+  methods?: string[];
+  /** Request headers (e.g. JWT claims the auth filter forwarded) with accepted values. */
+  headers?: { name: string; values: string[] }[];
+}
+
+/** Who may call `service` (Istio AuthorizationPolicy). Deny policies win; any ALLOW policy makes the rest denied. */
+export interface AuthorizationPolicy {
+  name: string;
+  namespace: string;
+  service: string;
+  action: 'ALLOW' | 'DENY';
+  rules: AuthorizationRule[];
+}
+
 /** A wasm module known to the control plane, content-addressed. */
 export interface FilterModule {
   name: string;
@@ -198,6 +240,10 @@ export interface MeshModel {
   destinationPolicies: DestinationPolicy[];
   filterBindings: FilterBinding[];
   filterModules: FilterModule[];
+  /** Mutual TLS modes (issue 7); absent = none, every service on the mesh default. */
+  peerAuthentications?: PeerAuthentication[];
+  /** Authorization policies (issue 7); absent = none. */
+  authorizationPolicies?: AuthorizationPolicy[];
 }
 
 /** The proxy a translation is for (from the xDS node). */

@@ -6,6 +6,11 @@ export const HTTP_FILTER_ORDER = [
   // binding `order`. First, so an auth filter rejects a request before any
   // injected fault spends time on it, and telemetry sees every request.
   'wasm',
+  // Authorization (AuthorizationPolicy -> RBAC, inbound only): DENY then
+  // ALLOW. After the wasm filters so rules can match the JWT claims the auth
+  // filter forwarded as headers; before fault injection so a denied caller
+  // never costs an injected delay.
+  'rbac',
   // Fault injection (delay / abort per route). After the operator's filters
   // because it stands in for a failing upstream; only present when a route
   // this HCM serves declares a fault, so adding the first fault is the only

@@ -51,6 +51,12 @@ export interface TranslateOptions {
   wasmBaseUrl: string;
   /** The bootstrap cluster that reaches wasmBaseUrl. */
   wasmClusterName: string;
+  /**
+   * Mesh identity (issue 7). When set, listeners and clusters use mutual TLS
+   * per PeerAuthentication, with certificates over SDS; when absent, all
+   * traffic stays plaintext.
+   */
+  identity?: { trustDomain: string };
   /** JSON access logs on stdout in every sidecar HTTP connection manager; off when absent (features/hcm-access-log.ts). */
   accessLog?: AccessLogOptions;
   /** OpenTelemetry tracing in every sidecar HTTP connection manager; off when absent (features/hcm-tracing.ts). */
@@ -107,3 +113,4 @@ export function translateEndpoints(
 }
 
 export { parseClusterName, outboundClusterName, inboundClusterName } from './names.ts';
+export { sdsSecrets, WORKLOAD_SECRET, TRUST_BUNDLE_SECRET, type SecretMaterial } from './secrets.ts';

@@ -7,6 +7,7 @@ import type { TranslationContext } from './context.ts';
 import { socketAddress, TYPE, adsConfigSource, type Json } from './envoy-json.ts';
 import type { EnvoyResource } from './index.ts';
 import { httpConnectionManager } from './hcm.ts';
+import { applyInboundMtls } from './features/listener-mtls.ts';
 import { inboundClusterName, INBOUND_LISTENER, INBOUND_ROUTE_CONFIG, OUTBOUND_LISTENER, OUTBOUND_ROUTE_CONFIG } from './names.ts';
 
 export function inboundListener(self: Service, ctx: TranslationContext): EnvoyResource {
@@ -35,15 +36,14 @@ export function inboundListener(self: Service, ctx: TranslationContext): EnvoyRe
       typed_config: httpConnectionManager(INBOUND_LISTENER, { route_config: routeConfig }, { kind: 'inbound', routeConfigs: [routeConfig] }, ctx),
     };
   }
-  return {
+  const value: Json = {
     name: INBOUND_LISTENER,
-    value: {
-      name: INBOUND_LISTENER,
-      address: socketAddress(proxy.bindAddress, proxy.inboundPort),
-      traffic_direction: 'INBOUND',
-      filter_chains: [{ filters: [filter] }],
-    },
+    address: socketAddress(proxy.bindAddress, proxy.inboundPort),
+    traffic_direction: 'INBOUND',
+    filter_chains: [{ filters: [filter] }],
   };
+  applyInboundMtls(value, self, ctx);
+  return { name: INBOUND_LISTENER, value };
 }
 
 export function outboundListener(outboundRouteConfig: Json, ctx: TranslationContext): EnvoyResource {

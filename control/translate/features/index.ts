@@ -9,6 +9,7 @@ import './cluster-health-check.ts';
 import './cluster-load-balancer.ts';
 import './cluster-http2.ts';
 import './cluster-idle-timeout.ts';
+import './cluster-mtls.ts';
 
 import './route-match-path.ts';
 import './route-match-headers.ts';
@@ -25,6 +26,7 @@ import './route-fault.ts';
 import './route-hash-policy.ts';
 
 import './http-filter-wasm.ts';
+import './http-filter-rbac.ts';
 import './http-filter-fault.ts';
 import './http-filter-router.ts';
 

@@ -1,0 +1,134 @@
+// The mesh CA at run time: one current SVID per workload identity
+// (namespace/service), issued on first need and reissued at a fraction of its
+// lifetime (half by default) so a proxy always holds a certificate with at
+// least half its life left. Listeners hear about every reissue (the xDS
+// controller pushes the new Secret over SDS).
+
+import { BACKDATE_MS, issueSvid, type Svid } from './svid.ts';
+import { loadOrCreateCa, type CaFiles, type SigningCa } from './root.ts';
+import { DEFAULT_TRUST_DOMAIN, trustDomainError } from './spiffe.ts';
+
+export const DEFAULT_CERT_TTL_MS = 24 * 3600 * 1000;
+/** Below this, a certificate could expire between issue and first use. */
+export const MIN_CERT_TTL_MS = 1000;
+
+export interface MeshCaOptions {
+  dataDir: string;
+  trustDomain?: string;
+  /** Workload certificate lifetime (default 24 h, at least 1 s). */
+  certTtlMs?: number;
+  /** Reissue when this fraction of the lifetime has passed (default 0.5). */
+  rotateAt?: number;
+  /** Operator-supplied CA instead of the data dir's root. */
+  files?: CaFiles;
+  now?: () => number;
+}
+
+export interface IdentityKey {
+  namespace: string;
+  service: string;
+}
+
+export type RotationListener = (identity: IdentityKey, svid: Svid) => void;
+
+export class MeshCa {
+  readonly trustDomain: string;
+  readonly certTtlMs: number;
+  readonly #signer: SigningCa;
+  readonly #rotateAt: number;
+  readonly #now: () => number;
+  readonly #current = new Map<string, Svid>();
+  readonly #pending = new Map<string, Promise<Svid>>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #listeners = new Set<RotationListener>();
+  #closed = false;
+  /** Certificates issued since start, for metrics and tests. */
+  issued = 0;
+
+  private constructor(signer: SigningCa, trustDomain: string, certTtlMs: number, rotateAt: number, now: () => number) {
+    this.#signer = signer;
+    this.trustDomain = trustDomain;
+    this.certTtlMs = certTtlMs;
+    this.#rotateAt = rotateAt;
+    this.#now = now;
+  }
+
+  static async open(options: MeshCaOptions): Promise<MeshCa> {
+    const trustDomain = options.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    const tdError = trustDomainError(trustDomain);
+    if (tdError) throw new Error(tdError);
+    const ttl = options.certTtlMs ?? DEFAULT_CERT_TTL_MS;
+    if (!Number.isFinite(ttl) || ttl < MIN_CERT_TTL_MS) throw new Error(`certificate lifetime must be at least ${MIN_CERT_TTL_MS} ms, got ${ttl}`);
+    const rotateAt = options.rotateAt ?? 0.5;
+    if (!(rotateAt > 0 && rotateAt < 1)) throw new Error(`rotateAt must be a fraction in (0, 1), got ${rotateAt}`);
+    const signer = await loadOrCreateCa(options.dataDir, trustDomain, options.files);
+    return new MeshCa(signer, trustDomain, ttl, rotateAt, options.now ?? Date.now);
+  }
+
+  get source(): SigningCa['source'] {
+    return this.#signer.source;
+  }
+
+  trustBundlePem(): string {
+    return this.#signer.trustBundlePem;
+  }
+
+  /** The current SVID of an identity if one was issued (synchronous, for translation). */
+  current(namespace: string, service: string): Svid | undefined {
+    return this.#current.get(`${namespace}/${service}`);
+  }
+
+  /** The current SVID, issuing the first one if needed; concurrent callers share one issue. */
+  async svid(namespace: string, service: string): Promise<Svid> {
+    const key = `${namespace}/${service}`;
+    const have = this.#current.get(key);
+    if (have) return have;
+    return this.#issue(key, { namespace, service });
+  }
+
+  onRotate(listener: RotationListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Stops rotation timers. */
+  close(): void {
+    this.#closed = true;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  #issue(key: string, identity: IdentityKey): Promise<Svid> {
+    const pending = this.#pending.get(key);
+    if (pending) return pending;
+    const p = issueSvid(this.#signer, { trustDomain: this.trustDomain, ...identity, ttlMs: this.certTtlMs, now: new Date(this.#now()) })
+      .then((svid) => {
+        this.issued++;
+        this.#current.set(key, svid);
+        this.#schedule(key, identity, svid);
+        return svid;
+      })
+      .finally(() => this.#pending.delete(key));
+    this.#pending.set(key, p);
+    return p;
+  }
+
+  #schedule(key: string, identity: IdentityKey, svid: Svid): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timers.get(key));
+    const issuedAt = svid.notBefore.getTime() + BACKDATE_MS;
+    const lifetime = svid.notAfter.getTime() - issuedAt;
+    const delay = Math.max(0, issuedAt + lifetime * this.#rotateAt - this.#now());
+    const timer = setTimeout(() => {
+      this.#timers.delete(key);
+      // The old certificate stays current until its successor exists.
+      this.#issue(key, identity).then(
+        (next) => { for (const l of this.#listeners) l(identity, next); },
+        // Keep serving the old certificate (it has life left) and try again in a second.
+        () => { if (!this.#closed) this.#timers.set(key, setTimeout(() => this.#schedule(key, identity, svid), 1000).unref()); },
+      );
+    }, delay);
+    timer.unref();
+    this.#timers.set(key, timer);
+  }
+}

@@ -1,0 +1,64 @@
+// Workload certificates (X.509 SVIDs): a fresh P-256 key per issue, the SPIFFE
+// ID as the only (URI) SAN, usable for both TLS server and client auth.
+
+import type { SigningCa } from './root.ts';
+import { spiffeId } from './spiffe.ts';
+import { generateKeyPair, pemOf, privateKeyPem, randomSerial, SIGNING, x509 } from './x509.ts';
+
+export interface Svid {
+  spiffeId: string;
+  /** Leaf first, then the CA's intermediates (not the root). */
+  certificateChainPem: string;
+  privateKeyPem: string;
+  trustBundlePem: string;
+  notBefore: Date;
+  notAfter: Date;
+  serialNumber: string;
+}
+
+export interface IssueRequest {
+  trustDomain: string;
+  namespace: string;
+  service: string;
+  ttlMs: number;
+  now: Date;
+}
+
+/** Clock skew tolerated between proxies: a certificate is valid from slightly before it was issued. */
+export const BACKDATE_MS = 5_000;
+
+export async function issueSvid(ca: SigningCa, req: IssueRequest): Promise<Svid> {
+  const id = spiffeId(req.trustDomain, req.namespace, req.service);
+  const keys = await generateKeyPair();
+  const notBefore = new Date(req.now.getTime() - BACKDATE_MS);
+  // X.509 times have one-second resolution; round up so the lifetime is never shorter than asked.
+  const notAfter = new Date(Math.ceil((req.now.getTime() + req.ttlMs) / 1000) * 1000);
+  const serialNumber = randomSerial();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber,
+    subject: `O=weft, CN=${req.service}.${req.namespace}`,
+    issuer: ca.cert.subject,
+    notBefore,
+    notAfter,
+    signingAlgorithm: SIGNING,
+    publicKey: keys.publicKey,
+    signingKey: ca.key,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
+      // SPIFFE X.509-SVID: the URI SAN is the identity; critical because the subject says nothing.
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }], true),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.cert, false),
+    ],
+  });
+  return {
+    spiffeId: id,
+    certificateChainPem: pemOf(cert) + ca.intermediatesPem,
+    privateKeyPem: await privateKeyPem(keys.privateKey),
+    trustBundlePem: ca.trustBundlePem,
+    notBefore,
+    notAfter,
+    serialNumber,
+  };
+}
