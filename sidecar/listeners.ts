@@ -7,6 +7,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import type { HttpConnectionManagerConfig, ListenerConfig, TcpProxyConfig } from './config.ts';
 import type { ProxyEnv } from './proxy.ts';
 import { handleRequest } from './proxy.ts';
@@ -40,10 +41,16 @@ class RunningListener {
       if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);
       socket.once('data', (first: Buffer) => {
         socket.pause();
-        socket.unshift(first);
-        const h2 = first.length >= 3 && first.subarray(0, Math.min(first.length, H2_PREFACE.length)).equals(H2_PREFACE.subarray(0, Math.min(first.length, H2_PREFACE.length)));
-        (h2 ? this.#h2 : this.#http).emit('connection', socket);
-        socket.resume();
+        const n = Math.min(first.length, H2_PREFACE.length);
+        const h2 = first.length >= 3 && first.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+        if (h2) {
+          // nghttp2 reads from the native handle, so unshifted bytes would be lost: hand it a stream that replays them.
+          this.#h2.emit('connection', replaying(socket, first));
+        } else {
+          socket.unshift(first);
+          this.#http.emit('connection', socket);
+          socket.resume();
+        }
       });
     });
   }
@@ -74,6 +81,37 @@ class RunningListener {
       if (this.#sockets.size === 0) resolve();
     });
   }
+}
+
+function replaying(socket: net.Socket, first: Buffer): Duplex {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  Object.defineProperties(duplex, {
+    remoteAddress: { get: () => socket.remoteAddress },
+    remotePort: { get: () => socket.remotePort },
+  });
+  duplex.push(first);
+  socket.on('data', (c: Buffer) => {
+    if (!duplex.push(c)) socket.pause();
+  });
+  socket.on('end', () => duplex.push(null));
+  socket.on('error', (e) => duplex.destroy(e));
+  socket.on('close', () => duplex.destroy());
+  return duplex;
 }
 
 function tcpProxy(env: ProxyEnv, chain: TcpProxyConfig, socket: net.Socket): void {

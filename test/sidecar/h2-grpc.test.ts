@@ -1,0 +1,95 @@
+// HTTP/2 on both sides: a gRPC-style call (h2c prior knowledge, streamed
+// body, trailers) through the outbound listener to an http2 upstream, and
+// fault injection / mirroring on HTTP/1.1 routes.
+
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { TestMesh, eventually, get, instance, load, route, startApp } from './harness.ts';
+
+let mesh: TestMesh;
+before(async () => {
+  mesh = await TestMesh.start();
+});
+after(async () => {
+  await mesh.close();
+});
+
+test('a gRPC call passes through the sidecar over h2c with its trailers', { timeout: 30_000 }, async () => {
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'ok' }));
+      stream.end(Buffer.concat([Buffer.from(`${headers[':path']}|`), ...chunks]));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  const port = (server.address() as AddressInfo).port;
+  mesh.model.update({
+    services: [{ name: 'g-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'greeter', namespace: 'default', ports: [{ port: 50051, protocol: 'grpc' }] }],
+    instances: [instance('greeter', port)],
+    routes: [],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('g-caller', 8000);
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  try {
+    const result = await new Promise<{ status: number; body: string; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+      const req = client.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', ':authority': 'greeter:50051', 'content-type': 'application/grpc', te: 'trailers' });
+      let status = 0;
+      const chunks: Buffer[] = [];
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('trailers', (trailers) => req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString(), trailers })));
+      req.on('error', reject);
+      req.end(Buffer.from('\0\0\0\0\x05hello'));
+    });
+    assert.equal(result.status, 200);
+    assert.equal(result.body, '/helloworld.Greeter/SayHello|\0\0\0\0\x05hello');
+    assert.equal(result.trailers['grpc-status'], '0');
+    assert.equal(result.trailers['grpc-message'], 'ok');
+  } finally {
+    client.close();
+  }
+});
+
+test('fault injection aborts and delays by percentage; mirroring copies requests to the shadow', { timeout: 30_000 }, async () => {
+  const main = await startApp('main');
+  const shadowHosts: string[] = [];
+  const shadow = await startApp('shadow', (req, res) => {
+    shadowHosts.push(req.headers.host ?? '');
+    res.end('shadow');
+  });
+  mesh.track(() => main.close());
+  mesh.track(() => shadow.close());
+  mesh.model.update({
+    services: [{ name: 'f-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'shop', namespace: 'default', ports: [{ port: 7800, protocol: 'http' }] }, { name: 'shop-next', namespace: 'default', ports: [{ port: 7801, protocol: 'http' }] }],
+    instances: [instance('shop', main.port), instance('shop-next', shadow.port)],
+    destinationPolicies: [],
+    routes: [
+      route('shop', [
+        { name: 'broken', match: [{ path: { prefix: '/broken' } }], destinations: [{ service: 'shop', weight: 1 }], fault: { abort: { httpStatus: 418, percentage: 100 } } },
+        { name: 'slow', match: [{ path: { prefix: '/slow' } }], destinations: [{ service: 'shop', weight: 1 }], fault: { delay: { fixedDelayMs: 300, percentage: 100 } } },
+        { name: 'mirrored', destinations: [{ service: 'shop', weight: 1 }], mirror: { service: 'shop-next', percentage: 100 } },
+      ]),
+    ],
+  });
+  const caller = await mesh.sidecar('f-caller', 8000);
+  const aborted = await get(caller.outboundPort, 'shop', '/broken');
+  assert.equal(aborted.status, 418);
+  assert.equal(aborted.body, 'fault filter abort');
+  const t0 = Date.now();
+  assert.equal((await get(caller.outboundPort, 'shop', '/slow')).status, 200);
+  assert.ok(Date.now() - t0 >= 290, 'delayed by the fault filter');
+  const before = main.hits;
+  const res = await load(5, 1, () => get(caller.outboundPort, 'shop', '/'));
+  assert.ok(res.every((r) => r.status === 200 && r.headers['x-app'] === 'main'), 'the caller sees the main response only');
+  assert.equal(main.hits - before, 5);
+  await eventually(() => shadowHosts.length === 5, 5000, 'five mirrored requests');
+  assert.ok(shadowHosts.every((h) => h === 'shop-shadow'), `shadow authority: ${shadowHosts[0]}`);
+});
