@@ -33,7 +33,19 @@ export const PUSH_ORDER: readonly string[] = [
 /** Types whose SotW responses always carry every resource (wildcard by default). */
 export const WILDCARD_TYPES: ReadonlySet<string> = new Set([TypeUrl.cluster, TypeUrl.listener]);
 
+/**
+ * google.protobuf.Value as decoded. protobufjs's built-in struct.proto names
+ * its fields in camelCase (stringValue), unlike the Envoy protos (keepCase),
+ * so that is the wire spelling here; snake_case is accepted for hand-built
+ * nodes.
+ */
 export interface StructValue {
+  nullValue?: unknown;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: { fields?: Record<string, StructValue> };
+  listValue?: { values?: StructValue[] };
   null_value?: unknown;
   number_value?: number;
   string_value?: string;

@@ -22,12 +22,13 @@ export function proxyFromNode(node: XdsNode | undefined, lookup?: ServiceLookup)
   const str = (key: string): string | undefined => {
     const v = fields[key];
     if (v === undefined) return undefined;
-    if (typeof v.string_value === 'string') return v.string_value;
-    if (typeof v.number_value === 'number') return String(v.number_value);
-    // grpc-js-xds encodes bootstrap metadata values as empty Values (its
-    // proto-loader objects use camelCase oneof keys the encoder drops):
-    // treat an empty Value as absent rather than refuse the client.
-    if (v.bool_value === undefined && v.struct_value === undefined && v.list_value === undefined) return undefined;
+    const text = v.stringValue ?? v.string_value;
+    if (typeof text === 'string') return text;
+    const num = v.numberValue ?? v.number_value;
+    if (typeof num === 'number') return String(num);
+    // an empty Value (no kind set) carries nothing: treat it as absent
+    const other = v.boolValue ?? v.bool_value ?? v.structValue ?? v.struct_value ?? v.listValue ?? v.list_value;
+    if (other === undefined) return undefined;
     errors.push({ path: `node.metadata.${key}`, message: 'must be a string or number' });
     return undefined;
   };
@@ -73,9 +74,9 @@ export function groupKey(proxy: ProxyRef): string {
   return [proxy.namespace, proxy.service, proxy.kind, proxy.inboundPort, proxy.outboundPort, proxy.appPort, proxy.appAddress, proxy.bindAddress].join('/');
 }
 
-/** Builds a node metadata Struct (for clients and tests). */
+/** Builds a node metadata Struct in the wire spelling (for clients and tests). */
 export function nodeMetadata(values: Record<string, string | number>): { fields: Record<string, StructValue> } {
   const fields: Record<string, StructValue> = {};
-  for (const [k, v] of Object.entries(values)) fields[k] = typeof v === 'number' ? { number_value: v } : { string_value: v };
+  for (const [k, v] of Object.entries(values)) fields[k] = typeof v === 'number' ? { numberValue: v } : { stringValue: v };
   return { fields };
 }

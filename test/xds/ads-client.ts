@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, XdsNode } from '../../control/xds/discovery.ts';
 import { decodeMessage, discoveryTypes, encodeMessage } from '../../control/xds/discovery.ts';
+import { nodeMetadata } from '../../control/xds/node.ts';
 
 export interface SotwReply {
   typeUrl: string;
@@ -213,8 +214,6 @@ export class DeltaClient extends BaseClient<DeltaDiscoveryRequest, DeltaReply> {
 }
 
 /** An xDS node as weft expects it (node.cluster = service). */
-export function testNode(id: string, service: string, metadata: Record<string, string> = {}): XdsNode {
-  const fields: Record<string, { string_value: string }> = {};
-  for (const [k, v] of Object.entries(metadata)) fields[k] = { string_value: v };
-  return { id, cluster: service, metadata: { fields } };
+export function testNode(id: string, service: string, metadata: Record<string, string | number> = {}): XdsNode {
+  return { id, cluster: service, metadata: nodeMetadata(metadata) };
 }

@@ -129,3 +129,18 @@ test('a proxy reconnecting after its group went idle gets endpoints that changed
   xds.controller.flush();
   assert.equal(await countEndpoints('web-5'), before + 1);
 });
+
+test('node metadata sent over the wire sets the proxy\'s ports and addresses', async () => {
+  const client = new SotwClient(port, testNode('web-6', 'web', { WEFT_INBOUND_PORT: '16006', WEFT_OUTBOUND_PORT: 16001, WEFT_APP_PORT: '8081', WEFT_BIND_ADDRESS: '127.0.0.1', WEFT_ADMIN_PORT: '19000' }));
+  try {
+    client.request(TypeUrl.listener);
+    const lds = await client.next();
+    assert.deepEqual(lds.names.sort(), ['inbound', 'outbound']);
+    const ref = xds.status.ref('web-6')!;
+    assert.deepEqual([ref.inboundPort, ref.outboundPort, ref.appPort, ref.bindAddress, ref.adminPort], [16006, 16001, 8081, '127.0.0.1', 19000]);
+    const inbound = decodeResource(TypeUrl.listener, lds.bytes[lds.names.indexOf('inbound')]!) as { address: { socket_address: { address: string; port_value: number } } };
+    assert.deepEqual(inbound.address.socket_address, { address: '127.0.0.1', port_value: 16006 });
+  } finally {
+    client.close();
+  }
+});

@@ -18,6 +18,11 @@ test('metadata overrides every default; numbers may be Struct numbers', () => {
   assert.deepEqual(r.proxy, { id: 'o-2', service: 'orders', namespace: 'shop', kind: 'sidecar', inboundPort: 16006, outboundPort: 16001, appPort: 8081, appAddress: '127.0.0.2', bindAddress: '127.0.0.1' });
 });
 
+test('hand-built snake_case Struct values are read too', () => {
+  const r = proxyFromNode({ id: 'o-3', cluster: 'orders', metadata: { fields: { WEFT_APP_PORT: { string_value: '7000' } } } });
+  assert.ok('proxy' in r && r.proxy.appPort === 7000);
+});
+
 test('a gRPC client (user_agent_name) is proxyless; WEFT_KIND wins when set', () => {
   const grpc = proxyFromNode({ id: 'g', cluster: 'web', user_agent_name: 'gRPC Node Pure JS' });
   assert.ok('proxy' in grpc && grpc.proxy.kind === 'proxyless-grpc');
