@@ -12,6 +12,7 @@ import { FilterCatalog } from './filters/catalog.ts';
 import { createRegistry } from './registry/registry.ts';
 import { openFileStore } from './store/file-store.ts';
 import { createXdsServer, storeModelSource, type XdsServer } from './xds/index.ts';
+import type { TranslateOptions } from './translate/index.ts';
 
 export interface ControlOptions {
   dataDir: string;
@@ -20,6 +21,8 @@ export interface ControlOptions {
   host: string;
   /** Log each request (default off; errors are logged regardless). */
   log?: (line: string) => void;
+  /** Access logs and tracing in the Envoy config every sidecar gets (both off when absent). */
+  observability?: Pick<TranslateOptions, 'accessLog' | 'tracing'>;
 }
 
 export interface RunningControl {
@@ -72,7 +75,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       filters: filterCatalogPort(store, catalog),
       metrics,
       proxies: proxyStatusPort(status),
-      translateOptions: { get wasmBaseUrl() { return `http://${urlHost}:${apiPort}`; }, wasmClusterName: WASM_CLUSTER },
+      translateOptions: { get wasmBaseUrl() { return `http://${urlHost}:${apiPort}`; }, wasmClusterName: WASM_CLUSTER, ...opts.observability },
       ready: () => xds !== undefined,
     });
     const app = await buildApp(deps);
@@ -83,7 +86,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
 
     const server = createXdsServer({
       source: storeModelSource(store, registry),
-      translateOptions: { wasmBaseUrl: `http://${urlHost}:${apiPort}`, wasmClusterName: WASM_CLUSTER },
+      translateOptions: { wasmBaseUrl: `http://${urlHost}:${apiPort}`, wasmClusterName: WASM_CLUSTER, ...opts.observability },
       onErrors: (kind, errors) => {
         for (const e of errors.slice(0, 20)) opts.log?.(`xds: ${kind} snapshot refused: ${JSON.stringify(e)}`);
       },

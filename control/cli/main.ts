@@ -2,11 +2,11 @@
 // (control, sidecar, up) start long-running processes; every other command is
 // a thin client of the REST API and never touches the store.
 import { Command, Option } from 'commander';
+import { bootstrapCommand } from '../../proxy-config/command.ts';
 import { CliError, type ConnectionOptions } from './client.ts';
 import { registerManifestCommands } from './manifest-commands.ts';
 import { registerReadCommands } from './read-commands.ts';
 import { registerWriteCommands } from './write-commands.ts';
-import { bootstrapCommand } from '../../proxy-config/command.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -43,9 +43,17 @@ export function buildProgram(): Command {
     .option('--api-port <port>', 'REST API port (0 = ephemeral)', port, 8080)
     .option('--xds-port <port>', 'xDS (ADS gRPC) port (0 = ephemeral)', port, 18000)
     .option('--host <host>', 'address both servers bind', '127.0.0.1')
-    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string }) => {
+    .option('--access-log', 'Envoy sidecars write a JSON access log line per request to stdout')
+    .option('--otel-cluster <name>', "Envoy sidecars trace with OpenTelemetry to this bootstrap cluster (weft bootstrap --otel-collector declares weft_otel)")
+    .option('--trace-sampling <percent>', 'share of requests that start a trace, 0..100', Number, 100)
+    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; otelCluster?: string; traceSampling: number }) => {
       const { runControl } = await import('../main.ts');
-      await runControl(opts);
+      const { accessLog, otelCluster, traceSampling, ...rest } = opts;
+      const observability = {
+        ...(accessLog ? { accessLog: {} } : {}),
+        ...(otelCluster ? { tracing: { collectorCluster: otelCluster, samplingPercent: traceSampling } } : {}),
+      };
+      await runControl({ ...rest, observability });
     });
 
   program
