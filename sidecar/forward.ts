@@ -188,12 +188,13 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */
 async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, perTryMs: number, deadline: number, overall: AbortSignal, stats: SidecarStats): Promise<Outcome> {
   const labels = { envoy_cluster_name: cluster.name };
-  const ac = new AbortController();
-  const onAbort = () => ac.abort();
-  overall.addEventListener('abort', onAbort, { once: true });
   const budget = Math.min(perTryMs > 0 ? perTryMs : Infinity, deadline - Date.now());
+  // Without a per-try budget the attempt lives exactly as long as the request: reuse its signal.
+  const ac = Number.isFinite(budget) ? new AbortController() : undefined;
+  const onAbort = () => ac?.abort();
+  if (ac) overall.addEventListener('abort', onAbort, { once: true });
   let perTryFired = false;
-  const timer = Number.isFinite(budget)
+  const timer = ac
     ? setTimeout(() => {
         perTryFired = perTryMs > 0 && !overall.aborted;
         ac.abort();
@@ -202,7 +203,7 @@ async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, perTr
   host.activeRequests++;
   stats.upstreamRq.inc(labels);
   try {
-    const response = await host.pool.send({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body: req.body, signal: ac.signal });
+    const response = await host.pool.send({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body: req.body, signal: ac?.signal ?? overall });
     const cls = `${Math.floor(response.status / 100)}xx`;
     stats.upstreamRqCode.inc({ ...labels, envoy_response_code: String(response.status) });
     stats.upstreamRqXx.inc({ ...labels, envoy_response_code_class: cls.slice(0, 1) });

@@ -311,7 +311,10 @@ async function respond(
     log.bytes_sent = body.length;
     return;
   }
+  // Headers and the first body chunk leave in one write (one writev instead of two syscalls).
+  res.cork();
   writeHead(res, upstream.status, headers);
+  let corked = true;
   await new Promise<void>((resolve) => {
     const done = () => {
       release();
@@ -319,7 +322,12 @@ async function respond(
     };
     upstream.body.on('data', (c: Buffer) => {
       log.bytes_sent += c.length;
-      if (!(res as ServerResponse).write(c)) {
+      const ok = (res as ServerResponse).write(c);
+      if (corked) {
+        corked = false;
+        process.nextTick(() => res.uncork());
+      }
+      if (!ok) {
         upstream.body.pause();
         res.once('drain', () => upstream.body.resume());
       }
