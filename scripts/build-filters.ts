@@ -109,8 +109,10 @@ export async function buildFilters(options: { force?: boolean; only?: string[] }
     const prev = previous.get(name);
     const skip = options.only && options.only.length > 0 && !options.only.includes(name);
     if (prev && existsSync(wasmPath) && (skip || (!options.force && prev.sourceHash === hash))) {
-      const onDisk = createHash('sha256').update(readFileSync(wasmPath)).digest('hex');
-      if (onDisk === prev.sha256) {
+      const onDisk = readFileSync(wasmPath);
+      // A cached module is re-checked: the checks may have changed since it was built.
+      const recheck = checkModule(onDisk, { strict: true, maxBytes: SIZE_BUDGET });
+      if (createHash('sha256').update(onDisk).digest('hex') === prev.sha256 && recheck.ok) {
         built.push(prev);
         continue;
       }

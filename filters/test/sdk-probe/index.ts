@@ -69,6 +69,11 @@ class ProbeStream extends HttpContext {
       }
       return Action.Pause;
     }
+    if (path == '/abort') {
+      // An out-of-range index: AssemblyScript calls abort, redirected by the build.
+      const empty = new Array<string>();
+      replaceHeader(HeaderMapType.RequestHeaders, 'x-never', empty[numHeaders]);
+    }
     if (path == '/reply') {
       sendLocalResponse(418, 'probe_teapot', '{"teapot":true}', [new HeaderPair('x-probe', 'yes')]);
       return Action.Pause;

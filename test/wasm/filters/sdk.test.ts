@@ -120,6 +120,18 @@ describe('AssemblyScript SDK', () => {
     await debug.close();
   });
 
+  it('turns an AssemblyScript abort into a critical log line and a trap the host contains', async () => {
+    const plugin = await load({}, '{}');
+    const { stream } = await exchange(plugin, {}, { path: '/abort' });
+    assert.equal(stream.localReply?.status, 503, 'fail_closed');
+    assert.equal(plugin.vmFailures, 1);
+    const critical = plugin.logs.filter((l) => l.level === 'critical').map((l) => l.message);
+    assert.ok(critical.some((m) => /^wasm abort: Index out of range at ~lib\/array\.ts:\d+:\d+$/.test(m)), critical.join('\n'));
+    const next = await exchange(plugin, {});
+    assert.equal(next.request.action, 'continue', 'a fresh VM serves the next stream');
+    await plugin.close();
+  });
+
   it('keeps memory flat over many requests (the SDK collects garbage between callbacks)', async () => {
     const plugin = await load();
     for (let i = 0; i < 500; i++) await exchange(plugin, { 'x-multi': 'v'.repeat(200) });
