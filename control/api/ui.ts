@@ -34,17 +34,13 @@ export function uiFile(root: string, urlPath: string): string | undefined {
 
 export const uiRoutes: FastifyPluginAsync<{ root?: string }> = async (app, opts) => {
   const root = opts.root ?? UI_DIR;
-  const serve = async (url: string) => {
-    const file = uiFile(root, url);
-    const type = file ? TYPES[extname(file)] : undefined;
-    if (!file || !type) throw new ApiError('NOT_FOUND', `no UI asset ${url.split('?')[0]}`);
-    const body = await readFile(file).catch(() => undefined);
-    if (!body) throw new ApiError('NOT_FOUND', `no UI asset ${url.split('?')[0]}`);
-    return { body, type };
-  };
+  const notFound = (url: string) => new ApiError('NOT_FOUND', `no UI asset ${url.split('?')[0]}`).toBody();
   app.get('/ui', { schema: { hide: true } }, (_request, reply) => reply.redirect('/ui/'));
   app.get('/ui/*', { schema: { hide: true } }, async (request, reply) => {
-    const { body, type } = await serve(request.url);
+    const file = uiFile(root, request.url);
+    const type = file ? TYPES[extname(file)] : undefined;
+    const body = file && type ? await readFile(file).catch(() => undefined) : undefined;
+    if (!body || !type) return reply.code(404).send(notFound(request.url));
     // no-cache: a control-plane upgrade must not leave an old UI in the browser
     return reply.header('content-type', type).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').send(body);
   });

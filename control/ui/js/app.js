@@ -1,0 +1,111 @@
+// The UI shell: login, the operator's role, hash routing between pages and
+// a poll loop. Each page module exports render(view, params) returning an
+// optional {refresh(), dispose()}; the shell calls refresh every POLL_MS so
+// status, convergence and traffic stay current without a reload.
+import { api, session } from './api.js';
+import { clear, errorBox, h } from './dom.js';
+import * as login from './pages/login.js';
+import * as topology from './pages/topology.js';
+import * as services from './pages/services.js';
+import * as traffic from './pages/traffic.js';
+import * as proxies from './pages/proxies.js';
+import * as history from './pages/history.js';
+
+const POLL_MS = 2000;
+const PAGES = { topology, services, traffic, proxies, history };
+
+const view = document.getElementById('view');
+const globalError = document.getElementById('global-error');
+let current = null;
+let timer = null;
+
+function showGlobalError(err) {
+  if (!err) {
+    globalError.hidden = true;
+    return;
+  }
+  clear(globalError, errorBox(err).childNodes);
+  globalError.hidden = false;
+}
+
+async function whoami() {
+  try {
+    session.operator = await api('GET', '/whoami');
+  } catch (err) {
+    session.operator = null;
+    if (err.status === 401) session.token = null;
+    throw err;
+  }
+  document.getElementById('who-name').textContent = session.operator.name;
+  const role = document.getElementById('who-role');
+  role.textContent = session.operator.role;
+  role.className = `role r-${session.operator.role}`;
+  document.body.dataset.role = session.operator.role;
+  document.getElementById('who').hidden = false;
+  document.getElementById('nav').hidden = false;
+}
+
+/** Pending pushes: proxies not yet SYNCED, shown in the header on every page. */
+async function pendingBadge() {
+  const el = document.getElementById('pending');
+  try {
+    const { items } = await api('GET', '/proxies');
+    const converging = items.filter((p) => p.status === 'STALE').length;
+    const nacked = items.filter((p) => p.status === 'NACKED').length;
+    const parts = [];
+    if (converging) parts.push(`${converging} converging`);
+    if (nacked) parts.push(`${nacked} NACKed`);
+    el.textContent = parts.join(', ');
+    el.hidden = parts.length === 0;
+    el.className = `pending ${nacked ? 'bad' : 'busy'}`;
+  } catch {
+    el.hidden = true; // the page itself shows API errors where they happen
+  }
+}
+
+async function route() {
+  current?.dispose?.();
+  current = null;
+  if (timer) clearInterval(timer);
+  timer = null;
+  showGlobalError(null);
+  if (!session.token) {
+    document.getElementById('who').hidden = true;
+    document.getElementById('nav').hidden = true;
+    current = login.render(view, { onLogin: async () => { location.hash = '#/topology'; await route(); } });
+    return;
+  }
+  if (!session.operator) {
+    try {
+      await whoami();
+    } catch (err) {
+      if (!session.token) return route();
+      showGlobalError(err);
+      return;
+    }
+  }
+  const [, name = 'topology', ...rest] = (location.hash || '#/topology').split('/');
+  const page = PAGES[name] ?? topology;
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === name);
+  clear(view);
+  try {
+    current = (await page.render(view, rest.map(decodeURIComponent))) ?? null;
+  } catch (err) {
+    view.append(errorBox(err, 'loading the page'));
+  }
+  pendingBadge();
+  timer = setInterval(() => {
+    pendingBadge();
+    current?.refresh?.().catch((err) => showGlobalError(err));
+  }, POLL_MS);
+}
+
+document.getElementById('logout').addEventListener('click', () => {
+  session.token = null;
+  session.operator = null;
+  delete document.body.dataset.role;
+  location.hash = '#/login';
+  route();
+});
+window.addEventListener('hashchange', route);
+route();

@@ -1,0 +1,101 @@
+// Proxies: every proxy's sync status (SYNCED / STALE / NACKED /
+// DISCONNECTED), ACKed versions per type, and for a NACK the full error and
+// the revision that caused it; one proxy's current resources as JSON.
+import { get } from '../api.js';
+import { ago, badge, clear, errorBox, h, pretty } from '../dom.js';
+
+const TYPES = ['listeners', 'routes', 'clusters', 'endpoints', 'extension-configs'];
+
+/** The revision a NACK rejected: the API's when it says, else the newest revision made before the NACK. */
+export function nackRevision(nack, revisions) {
+  if (nack.revision !== undefined) return { revision: nack.revision, inferred: false };
+  const t = Date.parse(nack.time ?? '');
+  const before = revisions.filter((r) => Date.parse(r.time) <= t).sort((a, b) => b.revision - a.revision)[0];
+  return before ? { revision: before.revision, inferred: true } : undefined;
+}
+
+function nackList(p, revisions) {
+  return p.nacks.map((n) => {
+    const rev = nackRevision(n, revisions);
+    return h('div.banner.error.nack', { dataset: { type: n.type } },
+      h('strong', `NACK of ${n.type}`), rev ? h('span', ' · revision ', h('a', { href: `#/history/${rev.revision}` }, String(rev.revision)), rev.inferred ? h('span.muted', ' (in force when it was rejected)') : null) : null,
+      n.time ? h('span.muted', ` · ${ago(n.time)}`) : null,
+      n.version ? h('span.muted', ` · rejected version ${n.version}`) : null,
+      h('pre.nack-message', n.message),
+    );
+  });
+}
+
+function versions(p) {
+  return TYPES.map((t) => h('td.version', { title: p.versions[t] ?? '' }, p.versions[t] ? p.versions[t].slice(0, 10) : h('span.muted', '—')));
+}
+
+async function list(view) {
+  const body = h('div');
+  view.append(h('h1', 'Proxies'), body);
+  const refresh = async () => {
+    try {
+      const [{ items }, { items: revisions }] = await Promise.all([get('/proxies'), get('/revisions?limit=1000')]);
+      const order = { NACKED: 0, STALE: 1, SYNCED: 2, DISCONNECTED: 3 };
+      items.sort((a, b) => order[a.status] - order[b.status] || a.id.localeCompare(b.id));
+      clear(body,
+        h('p.muted', `${items.length} proxies · ${items.filter((p) => p.status === 'SYNCED').length} synced · ${items.filter((p) => p.status === 'STALE').length} converging · ${items.filter((p) => p.status === 'NACKED').length} NACKed · ${items.filter((p) => p.status === 'DISCONNECTED').length} disconnected`),
+        items.length === 0 ? h('p.muted', 'No proxy has connected yet.') : h('table.grid#proxies-table',
+          h('thead', h('tr', ['proxy', 'service', 'status', 'stream', 'connected', 'last change ACKed in', ...TYPES].map((t) => h('th', t)))),
+          h('tbody', items.flatMap((p) => [
+            h('tr', { dataset: { proxy: p.id, status: p.status } },
+              h('td', h('a', { href: `#/proxies/${encodeURIComponent(p.id)}` }, p.id)),
+              h('td', `${p.service}.${p.namespace}`),
+              h('td', badge(p.status)),
+              h('td', `${p.kind} / ${p.stream ?? '—'}`),
+              h('td', ago(p.connectedSince)),
+              h('td', p.convergenceMs !== undefined ? `${p.convergenceMs} ms` : '—'),
+              ...versions(p),
+            ),
+            p.nacks.length ? h('tr.nack-row', h('td', { colSpan: 6 + TYPES.length }, nackList(p, revisions))) : null,
+          ])),
+        ),
+      );
+    } catch (err) {
+      clear(body, errorBox(err, 'loading proxies'));
+    }
+  };
+  await refresh();
+  return { refresh };
+}
+
+async function detail(view, id) {
+  const head = h('div');
+  const config = h('div#proxy-config');
+  let type = 'routes';
+  const tabs = h('div.tabs', TYPES.map((t) => h('button', { type: 'button', dataset: { type: t }, onclick: () => { type = t; loadConfig(); } }, t)));
+  view.append(h('h1', h('a', { href: '#/proxies' }, 'Proxies'), ' / ', id), head, h('section.card', h('h2', 'Current resources (as ACKed)'), tabs, config));
+  const loadConfig = async () => {
+    for (const b of tabs.children) b.classList.toggle('active', b.dataset.type === type);
+    try {
+      const res = await get(`/proxies/${encodeURIComponent(id)}/config?type=${type}`);
+      const items = res[type];
+      clear(config, items.length === 0 ? h('p.muted', `No ${type}.`) : items.map((r) => h('details.json', { open: items.length <= 3 }, h('summary', r.name), h('pre', pretty(r.value)))));
+    } catch (err) {
+      clear(config, errorBox(err, `loading ${type}`));
+    }
+  };
+  const refresh = async () => {
+    try {
+      const [p, { items: revisions }] = await Promise.all([get(`/proxies/${encodeURIComponent(id)}`), get('/revisions?limit=1000')]);
+      clear(head, h('section.card#proxy-status',
+        h('p', badge(p.status), ` ${p.service}.${p.namespace} · ${p.kind} · ${p.stream ?? ''} stream · connected ${ago(p.connectedSince)}`, p.convergenceMs !== undefined ? ` · last change ACKed ${p.convergenceMs} ms after commit` : ''),
+        h('table.grid', h('thead', h('tr', TYPES.map((t) => h('th', t)))), h('tbody', h('tr', versions(p)))),
+        nackList(p, revisions),
+      ));
+    } catch (err) {
+      clear(head, errorBox(err, `loading proxy ${id}`));
+    }
+  };
+  await Promise.all([refresh(), loadConfig()]);
+  return { refresh };
+}
+
+export function render(view, [id]) {
+  return id ? detail(view, id) : list(view);
+}
