@@ -33,6 +33,25 @@ function verifyWith(key: Jwk, alg: string, signed: Uint8Array, signature: Uint8A
   return rsa !== null && verifyRs256(rsa, signed, signature);
 }
 
+// Tokens whose signature verified, so a client reusing its token costs one
+// string compare instead of an RSA exponentiation. Only the signature result
+// is cached; the time and audience checks run on every request. Cleared when
+// the configuration (and so the key set) changes.
+const CACHE_SIZE = 32;
+const MAX_CACHED_TOKEN = 4096;
+const verifiedTokens = new Array<string>(CACHE_SIZE);
+let verifiedNext = 0;
+let verifiedFor: AuthConfig | null = null;
+
+function signatureCached(token: string, config: AuthConfig): bool {
+  if (verifiedFor !== config) {
+    for (let i = 0; i < CACHE_SIZE; i++) verifiedTokens[i] = '';
+    verifiedFor = config;
+    return false;
+  }
+  return verifiedTokens.includes(token);
+}
+
 export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): JwtResult {
   const dot1 = token.indexOf('.');
   const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
@@ -47,6 +66,7 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
   const signature = base64Decode(token.substring(dot2 + 1));
   if (signature === null || signature.length == 0) return fail('malformed signature');
 
+  const cached = signatureCached(token, config);
   const kidValue = header.get('kid');
   const kid = kidValue !== null && kidValue.kind == JsonKind.String ? kidValue.str : '';
   const signed = utf8(token.substring(0, dot2));
@@ -57,10 +77,14 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
     if (kid.length > 0 && key.kid != kid) continue;
     if ((alg == 'HS256') != (key.hmac !== null)) continue;
     candidates++;
-    verified = verifyWith(key, alg, signed, signature);
+    verified = cached || verifyWith(key, alg, signed, signature);
   }
   if (candidates == 0) return fail(kid.length > 0 ? 'unknown key id "' + kid + '"' : 'no key for ' + alg);
   if (!verified) return fail('bad signature');
+  if (!cached && token.length <= MAX_CACHED_TOKEN) {
+    verifiedTokens[verifiedNext] = token;
+    verifiedNext = (verifiedNext + 1) % CACHE_SIZE;
+  }
 
   const skew = config.clockSkewSeconds;
   const exp = claims.get('exp');

@@ -139,6 +139,22 @@ describe('auth filter', () => {
     assert.ok((plugin.metrics.find('weft_auth_decisions_total_decision=.=allow;.;reason=.=anonymous;.;')?.value ?? 0n) >= 1n);
   });
 
+  it('re-checks exp on every request, also for a token whose signature it has seen', async () => {
+    let now = BigInt(NOW);
+    const p = await loadFilter('auth', config, { now: () => now * 1_000_000_000n });
+    const t = `Bearer ${token('RS256', 'rsa-1', { ...valid, exp: NOW + 60 }, rsa.privateKey)}`;
+    assert.equal((await exchange(p, { authorization: t })).request.action, 'continue');
+    assert.equal((await exchange(p, { authorization: t })).request.action, 'continue');
+    now += 91n;
+    const late = await exchange(p, { authorization: t });
+    assert.equal(late.stream.localReply?.status, 401);
+    assert.match(Buffer.from(late.stream.localReply!.body).toString(), /token expired/);
+    const forged = t.slice(0, -4) + (t.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    now = BigInt(NOW);
+    assert.match(Buffer.from((await exchange(p, { authorization: forged })).stream.localReply!.body).toString(), /bad signature/);
+    await p.close();
+  });
+
   it('answers malformed credentials with 401 and never traps', async () => {
     const h = b64url(JSON.stringify({ alg: 'HS256', kid: 'hs-1' }));
     const cases = [
