@@ -66,8 +66,13 @@ function toMs(s: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
-function wrk(name: string, url: string, host: string): Result {
-  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}`, '--latency', '-H', `Host: ${host}`, url], { encoding: 'utf8' });
+/** wrk paces each connection with delay(): 10 connections x one request per 10 ms is at most ~1,000 requests/s. */
+const PACED_SCRIPT = join(tmpdir(), `weft-bench-paced-${process.pid}.lua`);
+writeFileSync(PACED_SCRIPT, 'function delay()\n  return 10\nend\n');
+
+function wrk(name: string, url: string, host: string, paced = false): Result {
+  const args = paced ? ['-t1', '-c10', `-d${DURATION}`, '--latency', '-s', PACED_SCRIPT] : ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}`, '--latency'];
+  const out = execFileSync('wrk', [...args, '-H', `Host: ${host}`, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
   const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
@@ -136,13 +141,15 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     execFileSync('wrk', ['-t1', '-c4', '-d1s', '-H', `Host: ${host}`, `http://127.0.0.1:${port}/`], { stdio: 'ignore' });
   }
 
-  const results: Result[] = [
-    wrk('direct to the app', `http://127.0.0.1:${appPort}/`, 'app'),
-    wrk('one sidecar (client outbound)', `http://127.0.0.1:${ports.clientOut}/`, 'direct'),
-    wrk('two sidecars (client + server)', `http://127.0.0.1:${ports.clientOut}/`, 'app'),
-    ...(withFilters ? [wrk('two sidecars + telemetry filter (both sides)', `http://127.0.0.1:${ports.fClientOut}/`, 'appf')] : []),
-    wrk('nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app'),
+  const scenarios: [string, string, string][] = [
+    ['direct to the app', `http://127.0.0.1:${appPort}/`, 'app'],
+    ['one sidecar (client outbound)', `http://127.0.0.1:${ports.clientOut}/`, 'direct'],
+    ['two sidecars (client + server)', `http://127.0.0.1:${ports.clientOut}/`, 'app'],
+    ...(withFilters ? [['two sidecars + telemetry filter (both sides)', `http://127.0.0.1:${ports.fClientOut}/`, 'appf'] as [string, string, string]] : []),
+    ['nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app'],
   ];
+  const results = scenarios.map(([n, u, h]) => wrk(n, u, h));
+  const paced = scenarios.map(([n, u, h]) => wrk(n, u, h, true));
   nginx.kill('SIGTERM');
   const direct = results[0]!;
   const ngx = results.at(-1)!;
@@ -163,10 +170,18 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   const twoF = rows.find((r) => r.name.includes('filter'));
   const filterCost = two && twoF ? 1 - twoF.rps / two.rps : undefined;
   if (filterCost !== undefined) console.log(`filter chain throughput cost: ${(filterCost * 100).toFixed(1)}% (target < 10%)`);
+  const pd = paced[0]!;
+  const hops = (name: string) => (name.startsWith('one') ? 1 : name.startsWith('two') ? 2 : 1);
+  const pacedRows = paced.map((r) => ({ ...r, p99AddedPerHopMs: r === pd ? 0 : (r.p99ms - pd.p99ms) / hops(r.name) }));
+  console.log('\npaced: 10 connections, one request per 10 ms each (at most ~1,000 req/s)');
+  console.log('scenario                                      req/s     p50 ms   p99 ms   p99 added per hop ms (target < 1)');
+  for (const r of pacedRows) {
+    console.log(`${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}   ${r.p99AddedPerHopMs.toFixed(2).padStart(7)}`);
+  }
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'dataplane.json'),
-    JSON.stringify({ tool: 'wrk', connections: CONNECTIONS, duration: DURATION, node: process.version, at: new Date().toISOString(), results: rows, filterThroughputCost: filterCost }, null, 2) + '\n',
+    JSON.stringify({ tool: 'wrk', connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost }, null, 2) + '\n',
   );
   console.log('wrote bench/results/dataplane.json');
   await mesh.close();

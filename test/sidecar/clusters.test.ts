@@ -1,0 +1,64 @@
+// Which hosts may take a new request: EDS health (DRAINING and UNHEALTHY
+// take none), outlier ejection, and Envoy's panic mode below the threshold.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Cluster } from '../../sidecar/clusters.ts';
+import type { ClusterConfig, EndpointConfig } from '../../sidecar/config.ts';
+import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../../sidecar/config.ts';
+import { SidecarStats } from '../../sidecar/stats.ts';
+
+const config = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
+  name: 'c',
+  type: 'EDS',
+  edsServiceName: 'c',
+  staticEndpoints: [],
+  connectTimeoutMs: 1000,
+  lbPolicy: 'ROUND_ROBIN',
+  ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
+  healthChecks: [],
+  circuitBreakers: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
+  http2: false,
+  idleTimeoutMs: 60_000,
+  panicThresholdPercent: 50,
+  ...extra,
+});
+const ep = (port: number, health: EndpointConfig['health']): EndpointConfig => ({ address: '127.0.0.1', port, health, weight: 1, priority: 0 });
+
+test('DRAINING, UNHEALTHY and TIMEOUT endpoints take no new requests; HEALTHY, UNKNOWN and DEGRADED do', () => {
+  const c = new Cluster(config(), new SidecarStats());
+  try {
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'UNKNOWN'), ep(3, 'DEGRADED'), ep(4, 'DRAINING'), ep(5, 'UNHEALTHY'), ep(6, 'TIMEOUT')]);
+    assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2, 3]);
+    const picked = new Set(Array.from({ length: 12 }, () => c.pick({})!.port));
+    assert.deepEqual([...picked].sort(), [1, 2, 3]);
+  } finally {
+    c.close();
+  }
+});
+
+test('an ejected host is skipped until its ejection ends; below the panic threshold every candidate is used', () => {
+  let now = 1_000;
+  const c = new Cluster(config({ outlierDetection: { consecutive5xx: 2, consecutiveGatewayFailure: 5, intervalMs: 60_000, baseEjectionTimeMs: 5_000, maxEjectionTimeMs: 300_000, maxEjectionPercent: 100, enforcingConsecutive5xx: 100 } }), new SidecarStats(), () => now);
+  try {
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'HEALTHY'), ep(3, 'HEALTHY')]);
+    const h3 = c.hosts.find((h) => h.port === 3)!;
+    c.recordResult(h3, 503);
+    assert.equal(c.usableHosts().length, 3, 'one 5xx is not enough');
+    c.recordResult(h3, 0);
+    assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2]);
+    now += 5_001;
+    assert.equal(c.usableHosts().length, 3, 'back after base_ejection_time');
+    // Two of three ejected: 33% usable is under the 50% panic threshold, so all three take traffic.
+    for (const h of c.hosts.filter((x) => x.port !== 1)) {
+      c.recordResult(h, 500);
+      c.recordResult(h, 500);
+    }
+    assert.equal(c.hosts.filter((h) => h.ejectedUntil > now).length, 2, 'both ejected');
+    assert.equal(c.usableHosts().length, 3);
+    c.update({ ...c.config, panicThresholdPercent: 0 });
+    assert.deepEqual(c.usableHosts().map((h) => h.port), [1], 'panic mode off: only the healthy host');
+  } finally {
+    c.close();
+  }
+});
