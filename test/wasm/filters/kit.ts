@@ -62,7 +62,7 @@ export function headerValues(pairs: HeaderPairs | undefined, name: string): stri
  */
 export async function probeBytes(): Promise<Uint8Array> {
   const { createHash } = await import('node:crypto');
-  const { existsSync, mkdirSync, readdirSync, writeFileSync } = await import('node:fs');
+  const { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } = await import('node:fs');
   const { compileFilter } = await import('../../../scripts/build-filters.ts');
   const entry = fileURLToPath(new URL('../../../filters/test/sdk-probe/index.ts', import.meta.url));
   const sdk = fileURLToPath(new URL('../../../filters/sdk/', import.meta.url));
@@ -72,6 +72,7 @@ export async function probeBytes(): Promise<Uint8Array> {
   if (existsSync(cached)) return new Uint8Array(readFileSync(cached));
   const bytes = await compileFilter(entry);
   mkdirSync(join(dist, 'test'), { recursive: true });
+  for (const old of readdirSync(join(dist, 'test'))) if (old.startsWith('sdk-probe-')) rmSync(join(dist, 'test', old), { force: true });
   writeFileSync(cached, bytes);
   return bytes;
 }
