@@ -69,7 +69,7 @@ interface XdsProxyStatus {
   connectedSince: string;
   status: ProxyView['status'];
   ackedVersions: Record<string, string>;
-  lastNacks: Record<string, { typeUrl: string; message: string; version: string; time: string }>;
+  lastNacks: Record<string, { typeUrl: string; message: string; version: string; time: string; revision?: number }>;
   convergenceMs?: number;
 }
 
@@ -97,7 +97,7 @@ function proxyView(s: XdsProxyStatus): ProxyView {
     stream: s.stream,
     connectedSince: s.connectedSince,
     versions,
-    nacks: Object.values(s.lastNacks).map((n) => ({ type: TYPE_OF_URL[n.typeUrl] ?? n.typeUrl, message: n.message, version: n.version, time: n.time })),
+    nacks: Object.values(s.lastNacks).map((n) => ({ type: TYPE_OF_URL[n.typeUrl] ?? n.typeUrl, message: n.message, version: n.version, time: n.time, ...(n.revision === undefined ? {} : { revision: n.revision }) })),
   };
   if (s.convergenceMs !== undefined) view.convergenceMs = s.convergenceMs;
   return view;

@@ -42,7 +42,8 @@ export interface ProxyView {
   connectedSince?: string;
   /** Last ACKed version per config type. */
   versions: Partial<Record<ConfigType, string>>;
-  nacks: { type: string; message: string; version?: string; time?: string }[];
+  /** Last NACK per type; `revision` is the model revision of the rejected push. */
+  nacks: { type: string; message: string; version?: string; time?: string; revision?: number }[];
   convergenceMs?: number;
 }
 

@@ -63,36 +63,53 @@ async function pendingBadge() {
   }
 }
 
+/** Goes to a page: through hashchange when the hash changes, directly when it does not. */
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+let generation = 0;
+
 async function route() {
+  // A newer navigation supersedes this one: each renders into its own
+  // container, and only the newest keeps its poll timer.
+  const mine = ++generation;
   current?.dispose?.();
   current = null;
   if (timer) clearInterval(timer);
   timer = null;
   showGlobalError(null);
+  const container = h('div.page');
+  clear(view, container);
   if (!session.token) {
     document.getElementById('who').hidden = true;
     document.getElementById('nav').hidden = true;
-    current = login.render(view, { onLogin: async () => { location.hash = '#/topology'; await route(); } });
+    current = login.render(container, { onLogin: () => go('#/topology') });
     return;
   }
   if (!session.operator) {
     try {
       await whoami();
     } catch (err) {
+      if (mine !== generation) return;
       if (!session.token) return route();
       showGlobalError(err);
       return;
     }
   }
+  if (mine !== generation) return;
   const [, name = 'topology', ...rest] = (location.hash || '#/topology').split('/');
   const page = PAGES[name] ?? topology;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === name);
-  clear(view);
+  let rendered = null;
   try {
-    current = (await page.render(view, rest.map(decodeURIComponent))) ?? null;
+    rendered = (await page.render(container, rest.map(decodeURIComponent))) ?? null;
   } catch (err) {
-    view.append(errorBox(err, 'loading the page'));
+    container.append(errorBox(err, 'loading the page'));
   }
+  if (mine !== generation) return;
+  current = rendered;
   pendingBadge();
   timer = setInterval(() => {
     pendingBadge();
@@ -104,8 +121,7 @@ document.getElementById('logout').addEventListener('click', () => {
   session.token = null;
   session.operator = null;
   delete document.body.dataset.role;
-  location.hash = '#/login';
-  route();
+  go('#/login');
 });
 window.addEventListener('hashchange', route);
 route();
