@@ -112,10 +112,11 @@ async function main(): Promise<void> {
         ]
       : [],
   });
-  const weft = join(root, 'bin', 'weft.mjs');
+  // Not bin/weft.mjs: its tsx register() path costs the sidecar most of its throughput (see control/cli/up.ts).
+  const weft = join(root, 'control', 'cli', 'main.ts');
   const xds = `127.0.0.1:${mesh.xdsPort}`;
   const sidecar = (svc: string, app: number, inbound: number, outbound: number, admin: number) =>
-    start([weft, 'sidecar', '--service', svc, '--xds', xds, '--app-port', String(app), '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], { WEFT_ACCESS_LOG: 'off' });
+    start(['--import', 'tsx', weft, 'sidecar', '--service', svc, '--xds', xds, '--app-port', String(app), '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], { WEFT_ACCESS_LOG: 'off' });
   sidecar('client', 9999, await freePort(), ports.clientOut, ports.clientAdmin);
   sidecar('app', appPort, ports.serverIn, await freePort(), ports.serverAdmin);
   sidecar('appf', appPort, ports.fServerIn, await freePort(), ports.fServerAdmin);
