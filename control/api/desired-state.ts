@@ -3,16 +3,21 @@
 // against their filter's schema), and only then commit, as one revision.
 // Nothing is stored on error.
 import type { FilterBinding, FilterModule } from '../model/types.ts';
-import type { ApiDeps, Change, StoredObject } from './deps.ts';
+import { RUNTIME_KINDS } from '../store/store.ts';
+import { FILTER_MODULE_KIND, type ApiDeps, type Change, type StoredObject } from './deps.ts';
 import { ApiError, joinPath, type FieldError } from './errors.ts';
 
-/** Operator-owned kinds (what apply, rollback and diff manage). Instances belong to the registry. */
-export const OPERATOR_KINDS = ['Service', 'Route', 'DestinationPolicy', 'FilterBinding'] as const;
+/**
+ * Kinds that are not operator policy: instances belong to the registry,
+ * catalog entries to the filter catalog. Everything else in the store is an
+ * operator kind (whatever control/model registers).
+ */
+const NON_OPERATOR_KINDS = new Set([...RUNTIME_KINDS, FILTER_MODULE_KIND]);
 
 const key = (o: { kind: string; namespace: string; name: string }) => `${o.kind}/${o.namespace}/${o.name}`;
 
 export function operatorObjects(objects: StoredObject[]): StoredObject[] {
-  return objects.filter((o) => (OPERATOR_KINDS as readonly string[]).includes(o.kind));
+  return objects.filter((o) => !NON_OPERATOR_KINDS.has(o.kind));
 }
 
 /** The store's objects with `changes` applied (puts replace, deletes remove). */

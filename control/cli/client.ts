@@ -16,6 +16,8 @@ export class CliError extends Error {
     message: string,
     readonly exitCode = 1,
     readonly details: { path: string; message: string }[] = [],
+    /** The API's HTTP status, when the failure is an API answer. */
+    readonly status?: number,
   ) {
     super(message);
   }
@@ -99,5 +101,5 @@ function apiFailure(status: number, body: unknown, hadToken: boolean): CliError 
       ? ' (the token was refused)'
       : ' (no token: pass --token, set WEFT_TOKEN, or run where ./data/admin.token is readable)';
   }
-  return new CliError(`error: ${message}`, 1, error?.details ?? []);
+  return new CliError(`error: ${message}`, 1, error?.details ?? [], status);
 }

@@ -109,6 +109,16 @@ export function lookupKind(name: string): KindInfo | undefined {
   return KINDS[name.toLowerCase()];
 }
 
+/**
+ * A kind this CLI has no table for (one control/model registered after this
+ * CLI was written): listed by its API path, shown by namespace and name.
+ */
+export function genericKind(name: string): KindInfo | undefined {
+  const path = name.toLowerCase();
+  if (!/^[a-z][a-z-]*[a-z]$/.test(path)) return undefined;
+  return { path: `/${path}`, namedGet: true, headers: ['NAMESPACE', 'NAME'], row: (o) => [str(o.namespace), str(o.name)] };
+}
+
 export const KIND_NAMES = 'services, instances, routes, destinationpolicies (dp), filterbindings (fb), filters, proxies, tokens';
 
 /** The API's flat object as a manifest: name and namespace move to metadata. */

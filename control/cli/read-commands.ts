@@ -1,7 +1,7 @@
 // Read-only commands: get, proxy-status, proxy-config, history.
 import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
-import { KIND_NAMES, lookupKind, toManifest } from './kinds.ts';
+import { genericKind, KIND_NAMES, lookupKind, toManifest } from './kinds.ts';
 import { parseFormat, table, toJson, toYaml, toYamlDocuments } from './output.ts';
 
 type Row = Record<string, unknown>;
@@ -38,10 +38,18 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
     .option('-n, --namespace <ns>', 'namespace of a named object', 'default')
     .action(async (kindName: string, name: string | undefined, opts: { output: string; namespace: string }) => {
       const format = parseFormat(opts.output);
-      const kind = lookupKind(kindName);
-      if (!kind) throw new CliError(`error: unknown kind "${kindName}"; known kinds: ${KIND_NAMES}`, 2);
+      const known = lookupKind(kindName);
+      const kind = known ?? genericKind(kindName);
+      const unknownKind = () => new CliError(`error: unknown kind "${kindName}"; known kinds: ${KIND_NAMES}`, 2);
+      if (!kind) throw unknownKind();
       const client = new ApiClient(conn());
       const ns = `namespace=${encodeURIComponent(opts.namespace)}`;
+      if (!known) {
+        // a kind newer than this CLI's tables: the API is the judge of whether it exists
+        await client.get(`/api/v1${kind.path}`).catch((err: unknown) => {
+          throw err instanceof CliError && err.status === 404 ? unknownKind() : err;
+        });
+      }
       let items: Row[];
       if (name && kind.namedGet) {
         items = [await client.get<Row>(`/api/v1${kind.path}/${encodeURIComponent(name)}?${ns}`)];

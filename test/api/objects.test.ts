@@ -3,6 +3,8 @@
 // checks across objects (nothing stored on error).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { kindNames } from '../../control/model/kinds.ts';
+import { kindPath } from '../../control/api/routes/objects.ts';
 import { startApi } from './harness.ts';
 
 const orders = { name: 'orders', ports: [{ name: 'http', port: 8080, protocol: 'http' }] };
@@ -114,4 +116,16 @@ test('OpenAPI 3 document lists every endpoint with the model schemas as request 
   assert.equal(body.additionalProperties, false);
   assert.ok(body.properties.ports, 'the Service schema from control/model');
   assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer' });
+});
+
+test('every kind control/model registers gets CRUD routes at its kebab-case plural', async (t) => {
+  assert.deepEqual(['Service', 'DestinationPolicy', 'FilterBinding', 'PeerAuthentication'].map(kindPath), ['services', 'destination-policies', 'filter-bindings', 'peer-authentications']);
+  const h = await startApi();
+  t.after(() => h.close());
+  const doc = (await h.call('GET', '/api/v1/openapi.json')).json;
+  for (const name of kindNames()) {
+    const path = `/api/v1/${kindPath(name)}`;
+    assert.ok(doc.paths[path]?.post && doc.paths[`${path}/{name}`]?.put, `${name} has routes at ${path}`);
+    assert.equal((await h.call('GET', path, undefined, h.viewer)).status, 200);
+  }
 });

@@ -5,10 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type TObject } from '@sinclair/typebox';
 import type { Kind } from '../../model/kind.ts';
-import { serviceKind } from '../../model/service.ts';
-import { routeKind } from '../../model/route.ts';
-import { destinationPolicyKind } from '../../model/destination-policy.ts';
-import { filterBindingKind } from '../../model/filter-binding.ts';
+import { kindNamed, kindNames } from '../../model/kinds.ts';
 import { actorOf } from '../auth.ts';
 import { commitChecked } from '../desired-state.ts';
 import { ApiError, notFound, validationFailed } from '../errors.ts';
@@ -22,12 +19,20 @@ interface ObjectKind {
   kind: Kind<unknown>;
 }
 
-export const OBJECT_KINDS: ObjectKind[] = [
-  { path: 'services', noun: 'service', kind: serviceKind as Kind<unknown> },
-  { path: 'routes', noun: 'route', kind: routeKind as Kind<unknown> },
-  { path: 'destination-policies', noun: 'destination policy', kind: destinationPolicyKind as Kind<unknown> },
-  { path: 'filter-bindings', noun: 'filter binding', kind: filterBindingKind as Kind<unknown> },
-];
+/** "DestinationPolicy" -> "destination-policies": the URL of every kind control/model registers. */
+export function kindPath(kind: string): string {
+  const kebab = kind.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+  return /[^aeiou]y$/.test(kebab) ? `${kebab.slice(0, -1)}ies` : `${kebab}s`;
+}
+
+/** Every registered kind gets CRUD routes, so a new kind (one defineKind file) is in the API at once. */
+export function objectKinds(): ObjectKind[] {
+  return kindNames().map((name) => ({
+    path: kindPath(name),
+    noun: name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase(),
+    kind: kindNamed(name)!,
+  }));
+}
 
 const NamespaceQuery = Type.Object(
   { namespace: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' })) },
@@ -47,7 +52,7 @@ export function objectView(o: StoredObject): unknown {
 }
 
 export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
-  for (const { path, noun, kind } of OBJECT_KINDS) {
+  for (const { path, noun, kind } of objectKinds()) {
     const tags = [kind.kind];
     type Query = { namespace?: string };
 
