@@ -28,7 +28,10 @@ export function registryPort(store: Store, registry: Registry): RegistryPort {
       return store
         .list(INSTANCE_KIND)
         .map((o) => registry.get(o.name) ?? (o.spec as Instance))
-        .map((i) => ({ ...i, live: live.has(i.id) }));
+        .map((i) => {
+          const seen = registry.lastSeen(i.id);
+          return { ...i, live: live.has(i.id), ...(seen === undefined ? {} : { lastHeartbeat: new Date(seen).toISOString() }) };
+        });
     },
   };
 }

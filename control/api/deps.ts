@@ -25,8 +25,8 @@ export interface RegistryPort {
   heartbeat(id: string): boolean;
   deregister(id: string, actor: string): Promise<boolean>;
   setHealth(id: string, health: InstanceHealth, actor: string): Promise<boolean>;
-  /** Every registered instance, live or not, with its current health. */
-  instances(): (Instance & { live: boolean })[];
+  /** Every registered instance, live or not, with its current health and when it last registered or sent a heartbeat (ISO 8601). */
+  instances(): (Instance & { live: boolean; lastHeartbeat?: string })[];
 }
 
 export const CONFIG_TYPES = ['listeners', 'routes', 'clusters', 'endpoints', 'extension-configs'] as const;

@@ -40,6 +40,8 @@ export interface Registry {
   setHealth(id: string, health: InstanceHealth): Promise<Instance | undefined>;
   /** A registered instance, live or lapsed. */
   get(id: string): Instance | undefined;
+  /** When the instance last registered or sent a heartbeat (ms since the epoch); undefined for an unknown id. Memory only: a restart resets it to the reload time. */
+  lastSeen(id: string): number | undefined;
   /** Registered instances whose TTL has not lapsed, sorted by namespace, service, id. */
   liveInstances(): Instance[];
   /** Applies TTL expiry (and reaping) as of now(); returns the changes it made, also sent to listeners. */
@@ -175,6 +177,7 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
     }),
 
     get: (id) => entries.get(id)?.instance,
+    lastSeen: (id) => entries.get(id)?.lastSeen,
 
     liveInstances() {
       return [...entries.values()]

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-export const CHROMIUM = '/usr/bin/chromium';
+/** Debian's chromium; WEFT_CHROMIUM points elsewhere (another build, or a missing path to see the skip). */
+export const CHROMIUM = process.env.WEFT_CHROMIUM ?? '/usr/bin/chromium';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
 

@@ -48,7 +48,7 @@ function instancesTable(items) {
       h('td', badge(i.health)),
       h('td', i.live ? badge('live', 'healthy') : badge('lapsed', 'down')),
       h('td', i.ttlSeconds ? `${i.ttlSeconds}s` : h('span.muted', 'none (static)')),
-      h('td', i.lastHeartbeat ? ago(i.lastHeartbeat) : h('span.muted', i.ttlSeconds ? 'not reported by the API' : 'n/a (no TTL)')),
+      h('td.heartbeat', i.lastHeartbeat ? ago(i.lastHeartbeat) : '—', i.ttlSeconds ? null : h('span.muted', ' (registration; static, no TTL)')),
     ))),
   );
 }
