@@ -92,6 +92,11 @@ test('/readyz is 503 until the control plane says it is ready', async (t) => {
 test('an admin creates a viewer token that can read and not write; its name is the actor in the audit log', async (t) => {
   const h = await startApi();
   t.after(() => h.close());
+  const me = (await h.call('GET', '/api/v1/whoami')).json;
+  assert.deepEqual([me.name, me.role, me.canWrite], ['alice', 'admin', true]);
+  const viewerMe = (await h.call('GET', '/api/v1/whoami', undefined, h.viewer)).json;
+  assert.deepEqual([viewerMe.name, viewerMe.role, viewerMe.canWrite], ['victor', 'viewer', false]);
+  assert.equal((await h.call('GET', '/api/v1/whoami', undefined, null)).status, 401);
   const created = await h.call('POST', '/api/v1/tokens', { role: 'viewer', name: 'ci-reader' });
   assert.equal(created.status, 201);
   assert.equal(created.json.role, 'viewer');
