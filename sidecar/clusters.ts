@@ -12,7 +12,8 @@ import type { LbHost, LoadBalancer, PickContext } from './lb/index.ts';
 import { OutlierDetector } from './outlier.ts';
 import type { OutlierHost } from './outlier.ts';
 import type { SidecarStats } from './stats.ts';
-import { createPool } from './upstream.ts';
+import { createPool, type UpstreamTls } from './upstream.ts';
+import type { TlsContexts } from './tls-contexts.ts';
 import type { UpstreamPool } from './upstream.ts';
 
 export class Host implements LbHost, OutlierHost, CheckedHost {
@@ -52,11 +53,13 @@ export class Cluster {
   #outlierTimer: NodeJS.Timeout | undefined;
   #checkers: HealthChecker[] = [];
   readonly #now: () => number;
+  readonly #tls: TlsContexts | undefined;
 
-  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now) {
+  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now, tls?: TlsContexts) {
     this.config = config;
     this.#stats = stats;
     this.#now = now;
+    this.#tls = tls;
     this.lb = createLoadBalancer(config);
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
     this.warmed = config.type !== 'EDS';
@@ -70,7 +73,8 @@ export class Cluster {
 
   update(config: ClusterConfig): void {
     const poolChanged =
-      config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections;
+      config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||
+      JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
     if (config.lbPolicy !== this.config.lbPolicy) this.lb = createLoadBalancer(config);
     this.config = config;
     this.breaker.update(config.circuitBreakers, config.http2);
@@ -114,9 +118,20 @@ export class Cluster {
 
   #pool(h: { address: string; port: number }) {
     return createPool(
-      { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs },
+      { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs, tls: this.#upstreamTls() },
       this.config.http2,
     );
+  }
+
+  /** Per new connection: the current certificate (rotation applies to the next connection) and the SANs to expect. */
+  #upstreamTls(): UpstreamTls | undefined {
+    const refs = this.config.tls;
+    const contexts = this.#tls;
+    if (!refs) return undefined;
+    return () => {
+      const secureContext = contexts?.context(refs);
+      return secureContext ? { secureContext, uriSans: refs.uriSans } : undefined;
+    };
   }
 
   setEndpoints(endpoints: readonly EndpointConfig[]): void {
@@ -191,9 +206,11 @@ export class ClusterManager {
   /** EDS assignments that arrived before (or outlive) their cluster, by EDS service name. */
   readonly #assignments = new Map<string, readonly EndpointConfig[]>();
   readonly #stats: SidecarStats;
+  readonly #tls: TlsContexts | undefined;
 
-  constructor(stats: SidecarStats) {
+  constructor(stats: SidecarStats, tls?: TlsContexts) {
     this.#stats = stats;
+    this.#tls = tls;
   }
 
   get(name: string): Cluster | undefined {
@@ -211,7 +228,7 @@ export class ClusterManager {
       const existing = this.clusters.get(name);
       if (existing) existing.update(config);
       else {
-        const c = new Cluster(config, this.#stats);
+        const c = new Cluster(config, this.#stats, Date.now, this.#tls);
         this.clusters.set(name, c);
         const eds = config.edsServiceName;
         if (config.type === 'EDS' && eds && this.#assignments.has(eds)) c.setEndpoints(this.#assignments.get(eds)!);

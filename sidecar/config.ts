@@ -139,8 +139,38 @@ export interface WasmPluginConfig {
   failOpen: boolean;
 }
 
+/** An RBAC permission (what the request is), the subset weft's translator emits. */
+export type RbacPermission =
+  | { kind: 'any' }
+  | { kind: 'and'; rules: RbacPermission[] }
+  | { kind: 'or'; rules: RbacPermission[] }
+  | { kind: 'not'; rule: RbacPermission }
+  | { kind: 'path'; match: StringMatcher }
+  | { kind: 'header'; header: HeaderMatcherConfig };
+
+/** An RBAC principal (who the caller is): the peer certificate's URI SAN. */
+export type RbacPrincipal =
+  | { kind: 'any' }
+  | { kind: 'and'; ids: RbacPrincipal[] }
+  | { kind: 'or'; ids: RbacPrincipal[] }
+  | { kind: 'not'; id: RbacPrincipal }
+  /** undefined match = any authenticated (mTLS) peer. */
+  | { kind: 'authenticated'; match?: StringMatcher };
+
+export interface RbacPolicyConfig {
+  name: string;
+  permissions: RbacPermission[];
+  principals: RbacPrincipal[];
+}
+
+export interface RbacConfig {
+  action: 'ALLOW' | 'DENY';
+  policies: RbacPolicyConfig[];
+}
+
 export type HttpFilterConfig =
   | { kind: 'router'; name: string }
+  | { kind: 'rbac'; name: string; rbac: RbacConfig }
   | { kind: 'fault'; name: string; fault?: FaultConfig }
   | { kind: 'wasm'; name: string; plugin: WasmPluginConfig; disabled: boolean }
   /** ECDS: resolved at request time from the extension configs by resource name. */
@@ -164,10 +194,37 @@ export interface TcpProxyConfig {
   cluster: string;
 }
 
+/** Certificates by SDS secret name (mutual TLS with the mesh CA). */
+export interface TlsSecretRefs {
+  /** SDS name of the tls_certificate presented. */
+  certificate: string;
+  /** SDS name of the validation_context (trust bundle) peers are verified against. */
+  validation: string;
+}
+
+export interface DownstreamTlsConfig extends TlsSecretRefs {
+  /** tls_inspector + a raw_buffer chain: plaintext callers are served too (PERMISSIVE). */
+  permissive: boolean;
+}
+
+export interface UpstreamTlsConfig extends TlsSecretRefs {
+  /** The server certificate must carry one of these URI SANs (empty: any from the trust bundle). */
+  uriSans: string[];
+}
+
 export interface ListenerConfig {
   name: string;
   address: SocketAddress;
   chain: HttpConnectionManagerConfig | TcpProxyConfig;
+  /** Mutual TLS on accepted connections; absent = plaintext only. */
+  tls?: DownstreamTlsConfig;
+}
+
+/** An SDS Secret: a certificate with its key, or a trust bundle. */
+export interface SecretConfig {
+  name: string;
+  tlsCertificate?: { certificateChain: string; privateKey: string };
+  trustedCa?: string;
 }
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
@@ -230,6 +287,8 @@ export interface ClusterConfig {
   idleTimeoutMs: number;
   /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
   panicThresholdPercent: number;
+  /** Mutual TLS to the endpoints; absent = plaintext. */
+  tls?: UpstreamTlsConfig;
 }
 
 export interface ClusterLoadAssignmentConfig {

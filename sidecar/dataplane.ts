@@ -9,6 +9,7 @@ import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { accept } from './fidelity.ts';
 import { formatErrors } from './fidelity/fields.ts';
 import { ListenerManager } from './listeners.ts';
+import { TlsContexts } from './tls-contexts.ts';
 import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
 import type { SidecarStats } from './stats.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
@@ -43,14 +44,17 @@ export class DataPlane {
     cluster: new Map(),
     endpoint: new Map(),
     extension: new Map(),
+    secret: new Map(),
   };
+  /** SDS certificates and trust bundles as node:tls contexts. */
+  readonly tls = new TlsContexts();
   readonly #loadedPlugins = new Map<WasmPluginConfig, WasmPlugin>();
   /** Types that have had at least one response applied. */
   readonly #received = new Set<ResourceKind>();
 
   constructor(stats: SidecarStats, options: { accessLog?: (e: AccessLogEntry) => void; random?: () => number } = {}) {
     this.stats = stats;
-    this.clusters = new ClusterManager(stats);
+    this.clusters = new ClusterManager(stats, this.tls);
     this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info' });
     const env: ProxyEnv = {
       clusters: this.clusters,
@@ -62,6 +66,7 @@ export class DataPlane {
       stats,
       accessLog: options.accessLog,
       random: options.random ?? Math.random,
+      tls: this.tls,
     };
     this.listeners = new ListenerManager(env);
   }
@@ -100,6 +105,8 @@ export class DataPlane {
         if (h) this.clusters.applyEndpoints(r.name, h.config.endpoints);
       }
       for (const name of removed) this.clusters.applyEndpoints(name, undefined);
+    } else if (kind === 'secret') {
+      this.tls.setSecrets(new Map([...this.#held.secret].map(([k, v]) => [k, v.config])));
     } else if (kind === 'listener') {
       const bindErrors = await this.listeners.apply(new Map([...this.#held.listener].map(([k, v]) => [k, v.config])));
       for (const [name, message] of bindErrors) {
@@ -130,8 +137,15 @@ export class DataPlane {
   }
 
   /** Resource names the sidecar wants for the non-wildcard types (what it subscribes to). */
-  wanted(kind: 'endpoint' | 'route' | 'extension'): string[] {
+  wanted(kind: 'endpoint' | 'route' | 'extension' | 'secret'): string[] {
     const out = new Set<string>();
+    if (kind === 'secret') {
+      for (const h of [...this.#held.listener.values(), ...this.#held.cluster.values()]) {
+        const tls = h.config.tls;
+        if (tls) out.add(tls.certificate).add(tls.validation);
+      }
+      return [...out].sort();
+    }
     if (kind === 'endpoint') for (const h of this.#held.cluster.values()) if (h.config.type === 'EDS') out.add(h.config.edsServiceName!);
     for (const h of this.#held.listener.values()) {
       const chain = h.config.chain;
@@ -149,7 +163,8 @@ export class DataPlane {
     return (
       this.wanted('endpoint').every((n) => this.#held.endpoint.has(n)) &&
       this.wanted('route').every((n) => this.#held.route.has(n)) &&
-      this.wanted('extension').every((n) => this.#held.extension.has(n))
+      this.wanted('extension').every((n) => this.#held.extension.has(n)) &&
+      this.wanted('secret').every((n) => this.#held.secret.has(n))
     );
   }
 

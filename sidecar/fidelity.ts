@@ -5,13 +5,14 @@
 // field paths, which the xDS client turns into a NACK while the previous
 // config keeps serving.
 
-import type { ClusterConfig, ClusterLoadAssignmentConfig, ExtensionConfig, ListenerConfig, RouteConfig } from './config.ts';
+import type { ClusterConfig, ClusterLoadAssignmentConfig, ExtensionConfig, ListenerConfig, RouteConfig, SecretConfig } from './config.ts';
 import { decodeCluster } from './fidelity/cluster.ts';
 import { decodeClusterLoadAssignment } from './fidelity/endpoint.ts';
 import { decodeExtensionConfig } from './fidelity/extension.ts';
 import type { FieldError } from './fidelity/fields.ts';
 import { decodeListener } from './fidelity/listener.ts';
 import { decodeRouteConfiguration } from './fidelity/route.ts';
+import { decodeSecret } from './fidelity/secret.ts';
 
 export type { FieldError } from './fidelity/fields.ts';
 
@@ -21,6 +22,7 @@ export const TYPE_URLS = {
   cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
   endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   extension: 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
+  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 } as const;
 
 export type ResourceKind = keyof typeof TYPE_URLS;
@@ -31,6 +33,7 @@ export interface DecodedByKind {
   cluster: ClusterConfig;
   endpoint: ClusterLoadAssignmentConfig;
   extension: ExtensionConfig;
+  secret: SecretConfig;
 }
 
 export type Accepted<K extends ResourceKind> = { ok: true; value: DecodedByKind[K] } | { ok: false; errors: FieldError[] };
@@ -41,6 +44,7 @@ const DECODERS: { [K in ResourceKind]: (v: unknown, e: FieldError[]) => DecodedB
   cluster: decodeCluster,
   endpoint: decodeClusterLoadAssignment,
   extension: decodeExtensionConfig,
+  secret: decodeSecret,
 };
 
 /** Decodes one resource (Envoy proto3 JSON) of `kind`, or reports every field outside the contract. */

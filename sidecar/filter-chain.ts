@@ -2,7 +2,9 @@
 // and wasm filters (inline or ECDS) run through the proxy-wasm host. Request
 // phases run in chain order, response phases in reverse, as in Envoy.
 
-import type { FaultConfig, HttpFilterConfig, RouteEntry, WasmPluginConfig } from './config.ts';
+import type { FaultConfig, HttpFilterConfig, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
+import { rbacAllows } from './rbac.ts';
+import { PEER_PRINCIPAL_PROPERTY } from './peer-identity.ts';
 import type { LocalReply } from './local-reply.ts';
 import { localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
@@ -16,7 +18,7 @@ export interface FilterResolver {
   plugin(config: WasmPluginConfig): WasmPlugin | undefined;
 }
 
-type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean };
+type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; rbac: RbacConfig } | { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean };
 
 export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalReply };
 
@@ -36,13 +38,19 @@ export class RequestFilters {
   readonly #random: () => number;
   /** A filter whose plugin is missing or failed to load: answered before anything else runs. */
   #broken: LocalReply | undefined;
+  /** The caller's mTLS identity, for RBAC principals. */
+  readonly #principal: string | undefined;
 
   constructor(chain: readonly HttpFilterConfig[], route: RouteEntry, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number) {
     this.#stats = stats;
+    const principal = properties[PEER_PRINCIPAL_PROPERTY];
+    this.#principal = typeof principal === 'string' && principal !== '' ? principal : undefined;
     this.#random = random;
     for (const f of chain) {
       if (route.disabledFilters.has(f.name)) continue;
-      if (f.kind === 'fault') {
+      if (f.kind === 'rbac') {
+        this.#active.push({ kind: 'rbac', rbac: f.rbac });
+      } else if (f.kind === 'fault') {
         // A route's typed_per_filter_config replaces the filter-level config.
         const fault = route.fault ?? f.fault;
         if (fault) this.#active.push({ kind: 'fault', fault });
@@ -76,6 +84,22 @@ export class RequestFilters {
   async request(headers: HeaderPairs, body: Buffer | null): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer | null }> {
     if (this.#broken) return { kind: 'reply', reply: this.#broken, headers, body };
     for (const a of this.#active) {
+      if (a.kind === 'rbac') {
+        // Headers as they stand after the filters before it (e.g. claims the auth filter forwarded).
+        const pseudo = (n: string) => headers.find(([k]) => k === n)?.[1] ?? '';
+        const allowed = rbacAllows(a.rbac, {
+          authority: pseudo(':authority'),
+          path: pseudo(':path'),
+          method: pseudo(':method'),
+          principal: this.#principal,
+          header: (n) => {
+            const values = headers.filter(([k]) => k === n).map(([, v]) => v);
+            return values.length === 0 ? undefined : values.join(',');
+          },
+        });
+        if (!allowed) return { kind: 'reply', reply: localReplies.rbacDenied(), headers, body };
+        continue;
+      }
       if (a.kind === 'fault') {
         const { delay, abort } = a.fault;
         if (delay && this.#random() < delay.fraction) await sleep(delay.ms);

@@ -7,10 +7,12 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import type { HttpConnectionManagerConfig, ListenerConfig, TcpProxyConfig } from './config.ts';
 import type { ProxyEnv } from './proxy.ts';
 import { handleRequest } from './proxy.ts';
+import type { TlsMaterial } from './tls-contexts.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -20,6 +22,8 @@ class RunningListener {
   readonly #http: http.Server;
   readonly #h2: http2.Http2Server;
   readonly #sockets = new Set<net.Socket>();
+  readonly #tls: tls.Server;
+  #tlsMaterial: TlsMaterial | undefined;
 
   constructor(config: ListenerConfig, env: ProxyEnv) {
     this.config = config;
@@ -34,11 +38,12 @@ class RunningListener {
     };
     this.#http = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0 }, onRequest);
     this.#h2 = http2.createServer({}, onRequest);
-    this.server = net.createServer({ noDelay: true }, (socket) => {
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
+    const serve = (socket: net.Socket) => {
       const chain = this.config.chain;
       if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);
+      // Over mutual TLS, ALPN already says which protocol the peer speaks.
+      const alpn = (socket as tls.TLSSocket).alpnProtocol;
+      if (alpn === 'h2' || alpn === 'http/1.1') return void (alpn === 'h2' ? this.#h2 : this.#http).emit('connection', socket);
       socket.once('data', (first: Buffer) => {
         socket.pause();
         const n = Math.min(first.length, H2_PREFACE.length);
@@ -49,6 +54,40 @@ class RunningListener {
         } else {
           socket.unshift(first);
           this.#http.emit('connection', socket);
+          socket.resume();
+        }
+      });
+    };
+    // Mutual TLS: a tls.Server used only for its handshake and the client
+    // certificate check (requestCert + rejectUnauthorized against the SDS
+    // trust bundle); the decrypted socket then goes where a plaintext one would.
+    this.#tls = new tls.Server({ requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'http/1.1'], minVersion: 'TLSv1.2' }, (s) => serve(s));
+    this.#tls.on('tlsClientError', (_err, s) => s.destroy());
+    const secure = (socket: net.Socket | Duplex) => {
+      const material = env.tls?.material(this.config.tls!);
+      // No certificate from SDS yet: Envoy's listener would still be warming.
+      if (!material) return void socket.destroy();
+      if (material !== this.#tlsMaterial) {
+        // New connections get the rotated certificate; open ones keep theirs.
+        this.#tls.setSecureContext(material);
+        this.#tlsMaterial = material;
+      }
+      this.#tls.emit('connection', socket);
+    };
+    this.server = net.createServer({ noDelay: true }, (socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+      const tlsConfig = this.config.tls;
+      if (!tlsConfig) return serve(socket);
+      if (!tlsConfig.permissive) return secure(socket);
+      // PERMISSIVE (tls_inspector): a TLS record starts with the handshake byte 0x16.
+      socket.once('data', (first: Buffer) => {
+        socket.pause();
+        if (first[0] === 0x16) {
+          secure(replaying(socket, first));
+        } else {
+          socket.unshift(first);
+          serve(socket);
           socket.resume();
         }
       });

@@ -30,6 +30,8 @@ export const localReplies = {
     flag: reason === 'connection_failure' ? 'UF' : 'UC',
   }),
   faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI' }),
+  /** Envoy's RBAC filter reply, word for word. */
+  rbacDenied: (): LocalReply => ({ status: 403, body: 'RBAC: access denied', headers: [], flag: 'RBAC' }),
   filterFailed: (): LocalReply => ({ status: 503, body: 'wasm filter failed', headers: [], flag: 'WF' }),
   filterMissing: (name: string): LocalReply => ({ status: 500, body: `filter config not found: ${name}`, headers: [], flag: 'NFCF' }),
 };

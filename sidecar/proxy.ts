@@ -14,8 +14,10 @@ import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw,
 import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
+import { peerProperties } from './peer-identity.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import type { SidecarStats } from './stats.ts';
+import type { TlsContexts } from './tls-contexts.ts';
 import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
 
 export interface AccessLogEntry {
@@ -44,6 +46,8 @@ export interface ProxyEnv {
   stats: SidecarStats;
   accessLog?: (entry: AccessLogEntry) => void;
   random: () => number;
+  /** Certificates from SDS, for listeners with mutual TLS. */
+  tls?: TlsContexts;
 }
 
 type Req = IncomingMessage | Http2ServerRequest;
@@ -193,6 +197,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       'request.id': requestId,
       'xds.route_name': route.name,
       'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
+      ...peerProperties(req.socket),
     }, env.stats, env.random);
 
     // gRPC streams pass through unbuffered when nothing needs the whole body; everything else is buffered so retries can replay it.

@@ -78,7 +78,7 @@ function headerValue(req: RouteRequest, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-function headerMatches(h: HeaderMatcherConfig, req: RouteRequest): boolean {
+export function headerMatches(h: HeaderMatcherConfig, req: RouteRequest): boolean {
   const v = headerValue(req, h.name);
   let ok: boolean;
   if (h.match) ok = v !== undefined && matchString(h.match, v);

@@ -3,6 +3,9 @@
 // Failures come back as UpstreamFailure with Envoy's reset reasons.
 
 import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
+import { uriSans } from './peer-identity.ts';
 import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 
@@ -41,16 +44,50 @@ export interface UpstreamPool {
   close(): Promise<void>;
 }
 
+/**
+ * Mutual TLS to the host, asked per new connection so a rotated certificate
+ * is used from the next connection on; undefined while the SDS secrets have
+ * not arrived (the connection fails, as an Envoy cluster would stay warming).
+ */
+export type UpstreamTls = () => { secureContext: tls.SecureContext; uriSans: string[] } | undefined;
+
 export interface PoolOptions {
   address: string;
   port: number;
   connections: number;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  tls?: UpstreamTls;
 }
 
 function origin(o: PoolOptions): string {
-  return `http://${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}`;
+  return `${o.tls ? 'https' : 'http'}://${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}`;
+}
+
+/**
+ * A TLS connection presenting the workload certificate, verifying the
+ * server's chain against the trust bundle and its URI SAN against the
+ * destination's SPIFFE ID (SNI is not used: identities are URIs).
+ */
+function connectTls(o: PoolOptions, alpn: string): tls.TLSSocket {
+  const current = o.tls!();
+  if (!current) {
+    const s = new tls.TLSSocket(new net.Socket());
+    process.nextTick(() => s.destroy(Object.assign(new Error('no workload certificate from SDS yet'), { code: 'ECONNREFUSED' })));
+    return s;
+  }
+  return tls.connect({
+    host: o.address,
+    port: o.port,
+    secureContext: current.secureContext,
+    ALPNProtocols: [alpn],
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host, cert) => {
+      const sans = uriSans(cert);
+      if (current.uriSans.length === 0 || sans.some((s) => current.uriSans.includes(s))) return undefined;
+      return Object.assign(new Error(`server certificate SAN ${sans.join(', ') || '(none)'} is not ${current.uriSans.join(' or ')}`), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    },
+  });
 }
 
 export function pairsFromObject(h: Record<string, string | string[] | undefined>): HeaderPairs {
@@ -82,7 +119,20 @@ export class Http1Pool implements UpstreamPool {
       pipelining: 1,
       keepAliveTimeout: Math.min(o.idleTimeoutMs, 60_000),
       keepAliveMaxTimeout: o.idleTimeoutMs,
-      connect: { timeout: o.connectTimeoutMs },
+      connect: o.tls
+        ? (_opts, callback) => {
+          const socket = connectTls(o, 'http/1.1');
+          const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), o.connectTimeoutMs);
+          socket.once('secureConnect', () => {
+            clearTimeout(timer);
+            callback(null, socket);
+          });
+          socket.once('error', (err) => {
+            clearTimeout(timer);
+            callback(err, null);
+          });
+        }
+        : { timeout: o.connectTimeoutMs },
       // The sidecar enforces its own route and per-try timeouts.
       headersTimeout: 0,
       bodyTimeout: 0,
@@ -124,7 +174,7 @@ export class Http2Pool implements UpstreamPool {
     const s = this.#session;
     if (s && !s.closed && !s.destroyed) return Promise.resolve(s);
     return new Promise((resolve, reject) => {
-      const session = http2.connect(origin(this.#o));
+      const session = this.#o.tls ? http2.connect(origin(this.#o), { createConnection: () => connectTls(this.#o, 'h2') }) : http2.connect(origin(this.#o));
       const timer = setTimeout(() => {
         session.destroy();
         reject(new UpstreamFailure('connection_failure', 'connection failure (connect timeout)'));

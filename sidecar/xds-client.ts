@@ -15,7 +15,7 @@ import { TYPE_URLS, kindOfTypeUrl } from './fidelity.ts';
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const CONVERT: protobuf.IConversionOptions = { longs: String, enums: String, bytes: Buffer, defaults: false, arrays: true, objects: true };
 /** Subscribe order: Envoy's make-before-break (clusters and endpoints before listeners and routes). */
-const DEPENDENT: Record<ResourceKind, ResourceKind[]> = { cluster: ['endpoint'], listener: ['route', 'extension'], endpoint: [], route: [], extension: [] };
+const DEPENDENT: Record<ResourceKind, ResourceKind[]> = { cluster: ['endpoint', 'secret'], listener: ['route', 'extension', 'secret'], endpoint: [], route: [], extension: [], secret: [] };
 
 export interface XdsNodeInfo {
   id: string;
@@ -122,7 +122,7 @@ export class XdsClient {
     call.on('end', () => onEnd());
     // Wildcard types first; the dependent ones follow from what these bring.
     for (const kind of ['cluster', 'listener'] as const) this.#subscribe(kind, undefined);
-    for (const kind of ['endpoint', 'route', 'extension'] as const) {
+    for (const kind of ['endpoint', 'route', 'extension', 'secret'] as const) {
       const names = this.#o.dataPlane.wanted(kind);
       if (names.length) this.#subscribe(kind, names);
     }
@@ -232,7 +232,7 @@ export class XdsClient {
     if (errors.length) msg.error_detail = { code: 3, message: errors.join('\n') };
     this.#send(msg);
     this.#o.onResponse?.({ kind, version, nack: errors.length ? errors.join('\n') : undefined });
-    for (const dep of DEPENDENT[kind]) this.#subscribe(dep, this.#o.dataPlane.wanted(dep as 'endpoint' | 'route' | 'extension'));
+    for (const dep of DEPENDENT[kind]) this.#subscribe(dep, this.#o.dataPlane.wanted(dep as 'endpoint' | 'route' | 'extension' | 'secret'));
   }
 
   close(): void {

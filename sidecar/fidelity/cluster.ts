@@ -4,6 +4,7 @@ import type { CircuitBreakerConfig, ClusterConfig, HealthCheckConfig, LbPolicy, 
 import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../config.ts';
 import { adsConfigSource } from './common.ts';
 import { decodeLocalityEndpoints } from './endpoint.ts';
+import { upstreamTls } from './tls.ts';
 import { Fields, typeName } from './fields.ts';
 import type { FieldError } from './fields.ts';
 
@@ -91,6 +92,8 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     }
     tepo.done();
   }
+  const ts = f.obj('transport_socket');
+  const tls = ts ? upstreamTls(ts) : undefined;
   f.ignore('dns_lookup_family', 'alt_stat_name', 'per_connection_buffer_limit_bytes', 'metadata');
   let panicThresholdPercent = 50;
   const clb = f.obj('common_lb_config');
@@ -114,6 +117,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     http2,
     idleTimeoutMs,
     panicThresholdPercent,
+    ...(tls ? { tls } : {}),
   };
 }
 

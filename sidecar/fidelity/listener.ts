@@ -1,7 +1,9 @@
 // Listener (LDS) -> ListenerConfig: one filter chain holding an HTTP
 // connection manager or a tcp_proxy, and the HTTP filters the sidecar runs.
 
-import type { HttpConnectionManagerConfig, HttpFilterConfig, ListenerConfig, TcpProxyConfig } from '../config.ts';
+import type { HttpConnectionManagerConfig, HttpFilterConfig, ListenerConfig, TcpProxyConfig, TlsSecretRefs } from '../config.ts';
+import { rbacFilter } from './rbac.ts';
+import { downstreamTls } from './tls.ts';
 import { adsConfigSource, socketAddress } from './common.ts';
 import { faultConfig } from './fault.ts';
 import { Fields, typeName } from './fields.ts';
@@ -15,6 +17,8 @@ const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 const FAULT_TYPE = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
 const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
 const OTEL_TRACER_TYPE = 'envoy.config.trace.v3.OpenTelemetryConfig';
+const RBAC_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBAC';
+const TLS_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 
 export function decodeListener(value: unknown, errors: FieldError[]): ListenerConfig | undefined {
   const f = Fields.of(value, '', errors);
@@ -24,18 +28,62 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   // Direction and stat naming do not change how traffic is handled.
   f.ignore('traffic_direction', 'stat_prefix');
   const chains = f.list('filter_chains');
+  const listenerFilters = f.list('listener_filters');
   f.done();
+  // Mutual TLS: one chain with a TLS transport socket (STRICT), or, behind
+  // tls_inspector, a TLS chain and a plaintext chain with the same filters
+  // matched on transport_protocol (PERMISSIVE), as weft's translator emits.
+  if (chains.length === 2) return permissiveListener(f, name, address, chains, listenerFilters);
+  for (const [i, lf] of listenerFilters.entries()) lf.fail('', `listener filter ${i} is only supported with a tls/raw_buffer filter chain pair`);
   if (chains.length !== 1) {
-    f.fail('filter_chains', 'the weft sidecar supports exactly one filter chain');
+    f.fail('filter_chains', 'the weft sidecar supports one filter chain, or a tls and a raw_buffer chain behind tls_inspector');
     return undefined;
   }
-  const chain = chainOf(chains[0]!);
+  let tls: TlsSecretRefs | undefined;
+  const chain = chainOf(chains[0]!, (ts) => (tls = downstreamTls(ts)));
   if (!address || !chain) return undefined;
-  return { name, address, chain };
+  if (chains[0]!.has('transport_socket') && !tls) return undefined;
+  return tls ? { name, address, chain, tls: { ...tls, permissive: false } } : { name, address, chain };
 }
 
-function chainOf(f: Fields): HttpConnectionManagerConfig | TcpProxyConfig | undefined {
-  f.ignore('name');
+function permissiveListener(f: Fields, name: string, address: ListenerConfig['address'] | undefined, chains: Fields[], listenerFilters: Fields[]): ListenerConfig | undefined {
+  if (listenerFilters.length !== 1 || typeName(listenerFilters[0]!.obj('typed_config') ?? listenerFilters[0]!) !== TLS_INSPECTOR_TYPE) {
+    f.fail('listener_filters', 'two filter chains need exactly the tls_inspector listener filter');
+  }
+  for (const lf of listenerFilters) {
+    lf.ignore('name');
+    lf.obj('typed_config')?.done();
+    lf.done();
+  }
+  const protocols = chains.map((c) => {
+    const m = c.obj('filter_chain_match');
+    const p = m?.str('transport_protocol');
+    m?.done();
+    return p;
+  });
+  const tlsIndex = protocols.indexOf('tls');
+  const rawIndex = protocols.indexOf('raw_buffer');
+  if (tlsIndex < 0 || rawIndex < 0) {
+    f.fail('filter_chains', 'two filter chains must match transport_protocol "tls" and "raw_buffer"');
+    return undefined;
+  }
+  if (JSON.stringify(chains[tlsIndex]!.raw('filters')) !== JSON.stringify(chains[rawIndex]!.raw('filters'))) {
+    f.fail(`filter_chains[${rawIndex}].filters`, 'the tls and raw_buffer chains must have the same filters');
+  }
+  let tls: TlsSecretRefs | undefined;
+  const chain = chainOf(chains[tlsIndex]!, (ts) => (tls = downstreamTls(ts)));
+  // Same filters, already checked equal: decode once, mark the plaintext chain's fields as read.
+  chains[rawIndex]!.ignore('filters', 'name');
+  chains[rawIndex]!.done();
+  if (!tls) f.fail(`filter_chains[${tlsIndex}].transport_socket`, 'the tls chain needs a TLS transport socket');
+  if (!address || !chain || !tls) return undefined;
+  return { name, address, chain, tls: { ...tls, permissive: true } };
+}
+
+function chainOf(f: Fields, onTransportSocket: (ts: Fields) => void): HttpConnectionManagerConfig | TcpProxyConfig | undefined {
+  f.ignore('name', 'filter_chain_match');
+  const ts = f.obj('transport_socket');
+  if (ts) onTransportSocket(ts);
   const filters = f.list('filters');
   f.done();
   if (filters.length !== 1) {
@@ -151,6 +199,10 @@ function httpFilter(f: Fields): HttpFilterConfig | undefined {
     return { kind: 'router', name };
   }
   if (t === FAULT_TYPE) return { kind: 'fault', name, fault: faultConfig(tc!) };
+  if (t === RBAC_TYPE) {
+    const rbac = rbacFilter(tc!);
+    return rbac ? { kind: 'rbac', name, rbac } : undefined;
+  }
   if (t === WASM_TYPE) {
     const plugin = wasmFilter(tc!);
     return plugin ? { kind: 'wasm', name, plugin, disabled } : undefined;

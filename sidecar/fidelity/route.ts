@@ -104,7 +104,7 @@ function routeMatch(f: Fields): RouteMatchConfig {
   return { path, caseSensitive, headers, queryParameters };
 }
 
-function headerMatcher(f: Fields): HeaderMatcherConfig {
+export function headerMatcher(f: Fields): HeaderMatcherConfig {
   const name = (f.str('name') ?? '').toLowerCase();
   if (!name) f.fail('name', 'required');
   const invert = f.bool('invert_match') ?? false;

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { translateEndpoints, translateProxy, type EnvoyResource } from '../../control/translate/index.ts';
+import { sdsSecrets, translateEndpoints, translateProxy, type EnvoyResource } from '../../control/translate/index.ts';
 import { loadCase } from './load-case.ts';
 import { grpcXdsRejections, type Encode } from '../translate/grpc-js-xds-decode.ts';
 
@@ -25,6 +25,7 @@ const TYPE_URLS = {
   'clusters.json': 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
   'endpoints.json': 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   'extension_configs.json': 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
+  'secrets.json': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 } as const;
 const OUTPUT_FILES = [...Object.keys(TYPE_URLS), 'errors.json'];
 
@@ -63,7 +64,7 @@ test('golden cases exist', () => {
 type Accept = (kind: string, value: unknown) => { ok: true } | { ok: false; errors: { path: string; message: string }[] };
 const FIDELITY_KINDS: Record<string, string> = {
   'listeners.json': 'listener', 'routes.json': 'route', 'clusters.json': 'cluster',
-  'endpoints.json': 'endpoint', 'extension_configs.json': 'extension',
+  'endpoints.json': 'endpoint', 'extension_configs.json': 'extension', 'secrets.json': 'secret',
 };
 
 async function loadFidelity(): Promise<Accept | undefined> {
@@ -88,6 +89,7 @@ for (const name of cases) {
       'clusters.json': proxy.clusters,
       'endpoints.json': eds.endpoints,
       'extension_configs.json': proxy.extensionConfigs,
+      'secrets.json': input.secrets ? sdsSecrets(input.secrets) : [],
       'errors.json': errors,
     };
 
@@ -140,7 +142,7 @@ for (const name of cases) {
 
     if (encode && input.proxy.kind === 'proxyless-grpc') {
       for (const [file, typeUrl] of Object.entries(TYPE_URLS)) {
-        if (file === 'extension_configs.json') continue;
+        if (file === 'extension_configs.json' || file === 'secrets.json') continue;
         assert.deepEqual(grpcXdsRejections(encode, typeUrl, outputs[file] as EnvoyResource[]), [], `${name}/${file} NACKed by grpc-js-xds`);
       }
     }

@@ -5,15 +5,17 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type {
-  DestinationPolicy, FilterBinding, FilterModule, Instance, MeshModel, ProxyRef, Route, Service,
+  AuthorizationPolicy, DestinationPolicy, FilterBinding, FilterModule, Instance, MeshModel, PeerAuthentication, ProxyRef, Route, Service,
 } from '../../control/model/types.ts';
-import type { TranslateOptions } from '../../control/translate/index.ts';
+import type { SecretMaterial, TranslateOptions } from '../../control/translate/index.ts';
 
 export interface GoldenCase {
   model: MeshModel;
   proxy: ProxyRef;
   options: TranslateOptions;
   expectErrors: boolean;
+  /** Workload certificate material: the case also checks the SDS Secrets built from it. */
+  secrets?: SecretMaterial;
 }
 
 type Partial2<T> = { [K in keyof T]?: T[K] };
@@ -26,10 +28,13 @@ interface RawCase {
     destinationPolicies?: Partial2<DestinationPolicy>[];
     filterBindings?: Partial2<FilterBinding>[];
     filterModules?: Partial2<FilterModule>[];
+    peerAuthentications?: Partial2<PeerAuthentication>[];
+    authorizationPolicies?: Partial2<AuthorizationPolicy>[];
   };
   proxy?: Partial2<ProxyRef>;
   options?: Partial2<TranslateOptions>;
   expectErrors?: boolean;
+  secrets?: SecretMaterial;
 }
 
 export const DEFAULT_OPTIONS: TranslateOptions = { wasmBaseUrl: 'http://127.0.0.1:8080', wasmClusterName: 'weft-control' };
@@ -54,6 +59,10 @@ export function buildCase(raw: RawCase): GoldenCase {
       ({ namespace: 'default', order: 0, config: {}, failurePolicy: 'fail_closed', ...b }) as FilterBinding),
     filterModules: (m.filterModules ?? []).map((f) => ({ size: 0, abiVersion: '0.2.1', ...f }) as FilterModule),
   };
+  if (m.peerAuthentications) model.peerAuthentications = m.peerAuthentications.map((p) => ({ namespace: 'default', ...p }) as PeerAuthentication);
+  if (m.authorizationPolicies) {
+    model.authorizationPolicies = m.authorizationPolicies.map((p) => ({ namespace: 'default', action: 'ALLOW', ...p }) as AuthorizationPolicy);
+  }
   const p = raw.proxy ?? {};
   const namespace = p.namespace ?? 'default';
   const own = services.find((s) => s.name === p.service && s.namespace === namespace);
@@ -68,7 +77,7 @@ export function buildCase(raw: RawCase): GoldenCase {
     bindAddress: '0.0.0.0',
     ...p,
   } as ProxyRef;
-  return { model, proxy, options: { ...DEFAULT_OPTIONS, ...raw.options }, expectErrors: raw.expectErrors === true };
+  return { model, proxy, options: { ...DEFAULT_OPTIONS, ...raw.options }, expectErrors: raw.expectErrors === true, ...(raw.secrets ? { secrets: raw.secrets } : {}) };
 }
 
 export function loadCase(file: string): GoldenCase {
