@@ -20,6 +20,8 @@ export interface TestMesh {
   /** The frontend sidecar's inbound listener: the demo's entry point. */
   ingress: string;
   sidecars: Record<string, RunningSidecar>;
+  /** Whether the telemetry filter is bound to orders (only where filters/dist is built). */
+  telemetry: boolean;
   stop(): Promise<void>;
 }
 
@@ -85,6 +87,14 @@ export async function startTestMesh(): Promise<TestMesh> {
   try {
     const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
     await call(control.apiUrl, token, 'POST', '/apply', await readFile(join(ROOT, 'examples', 'demo', 'mesh.yaml'), 'utf8'), 'application/yaml');
+    // The service page lists bound filters: bind the built-in telemetry filter
+    // to orders when this checkout has it built (filters/dist), quietly.
+    const filters = (await (await fetch(`${control.apiUrl}/api/v1/filters`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: { name: string }[] };
+    const telemetry = filters.items.some((f) => f.name === 'telemetry');
+    if (telemetry) {
+      const binding = { service: 'orders', direction: 'inbound', filter: 'telemetry', config: { accessLog: false }, failurePolicy: 'fail_open' };
+      await call(control.apiUrl, token, 'PUT', '/filter-bindings/orders-telemetry', JSON.stringify(binding), 'application/json');
+    }
     for (const w of WORKLOADS) {
       let outboundPort = 0;
       const app = await startApp(w, () => outboundPort);
@@ -102,7 +112,7 @@ export async function startTestMesh(): Promise<TestMesh> {
       await Promise.race([sidecar.ready, new Promise((_r, reject) => setTimeout(() => reject(new Error(`${w.service}-${w.version} sidecar not ready within 60 s`)), 60_000).unref())]);
       await call(control.apiUrl, token, 'POST', `/services/${w.service}/instances`, JSON.stringify({ address: '127.0.0.1', port: sidecar.inboundPort, labels: { version: w.version } }), 'application/json');
     }
-    return { api: control.apiUrl, xdsPort: control.xdsPort, token, ingress: `http://127.0.0.1:${sidecars['frontend-v1']!.inboundPort}`, sidecars, stop };
+    return { api: control.apiUrl, xdsPort: control.xdsPort, token, telemetry, ingress: `http://127.0.0.1:${sidecars['frontend-v1']!.inboundPort}`, sidecars, stop };
   } catch (err) {
     await stop();
     throw err;

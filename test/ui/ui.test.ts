@@ -119,6 +119,10 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     assert.match(text ?? '', /version=v2/);
     assert.match(text ?? '', /127\.0\.0\.1:\d+/);
     assert.match((await page.locator('main').textContent()) ?? '', /Destination policy \(1\)/);
+    assert.match((await page.locator('#instances-table td.heartbeat').first().textContent()) ?? '', /\d+s ago/);
+    const main = (await page.locator('main').textContent()) ?? '';
+    if (mesh.telemetry) assert.match(main, /Bound filters \(1\).*orders-telemetry.*telemetry.*inbound/s);
+    else assert.match(main, /Bound filters \(0\)/);
     await screenshot(page, 'service');
   });
 
