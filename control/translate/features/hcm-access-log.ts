@@ -26,6 +26,16 @@ export const DEFAULT_ACCESS_LOG_FIELDS: Readonly<Record<string, string>> = {
   user_agent: '%REQ(USER-AGENT)%',
 };
 
+// A command operator: %NAME%, %NAME(args)% or %NAME(args):maxlen%. Envoy
+// refuses a format with a stray or malformed one at load time, so the
+// translator refuses it first. Which names exist is Envoy's to say (the list
+// grows each release), so only the syntax is checked here.
+const OPERATOR = /%[A-Z][A-Z0-9_]*(\([^()%]*\))?(:\d+)?%/g;
+
+function malformedOperator(format: string): boolean {
+  return format.replace(OPERATOR, '').includes('%');
+}
+
 registerHcmFeature('access-log', (hcm, target, ctx) => {
   const options = ctx.options.accessLog;
   // gRPC libraries have no access logger.
@@ -39,6 +49,9 @@ registerHcmFeature('access-log', (hcm, target, ctx) => {
   for (const [key, value] of Object.entries(fields)) {
     if (key.length === 0 || typeof value !== 'string' || value.length === 0) {
       ctx.errors.push({ path: `options.accessLog.fields.${key}`, message: 'must be a non-empty key with a non-empty format string' });
+      valid = false;
+    } else if (malformedOperator(value)) {
+      ctx.errors.push({ path: `options.accessLog.fields.${key}`, message: `${JSON.stringify(value)}: a command operator is %NAME%, %NAME(arg)% or %NAME(arg):N%` });
       valid = false;
     }
   }
