@@ -72,29 +72,6 @@ export function instance(svc: string, port: number, labels: Record<string, strin
   return { id: `i-${nextInstance++}`, service: svc, namespace: 'default', address: '127.0.0.1', port, labels, health: 'healthy', ttlSeconds: 0, ...extra };
 }
 
-interface WireNode {
-  metadata?: { fields?: Record<string, { stringValue?: string; string_value?: string }> };
-}
-
-/**
- * control/xds/node.ts reads node.metadata values as string_value, but
- * protobufjs decodes google.protobuf.Value with camelCase keys (stringValue),
- * so metadata from a real wire client is dropped and every sidecar would get
- * the default ports. Until the server reads both spellings, re-apply the
- * WEFT_* metadata here (the authenticate hook runs before the proxy's group is chosen).
- */
-function fixProxyFromWireMetadata(node: WireNode, proxy: import('../../control/model/types.ts').ProxyRef): void {
-  const f = node.metadata?.fields ?? {};
-  const s = (k: string) => f[k]?.string_value ?? f[k]?.stringValue;
-  const n = (k: string) => (s(k) ? Number(s(k)) : undefined);
-  proxy.inboundPort = n('WEFT_INBOUND_PORT') ?? proxy.inboundPort;
-  proxy.outboundPort = n('WEFT_OUTBOUND_PORT') ?? proxy.outboundPort;
-  proxy.appPort = n('WEFT_APP_PORT') ?? proxy.appPort;
-  proxy.appAddress = s('WEFT_APP_ADDRESS') ?? proxy.appAddress;
-  proxy.bindAddress = s('WEFT_BIND_ADDRESS') ?? proxy.bindAddress;
-  proxy.namespace = s('WEFT_NAMESPACE') ?? proxy.namespace;
-}
-
 export class TestMesh {
   readonly model = new MemoryModel();
   xds!: XdsServer;
@@ -103,11 +80,7 @@ export class TestMesh {
 
   static async start(options: { translator?: Translator; port?: number } = {}): Promise<TestMesh> {
     const mesh = new TestMesh();
-    mesh.xds = createXdsServer({ source: mesh.model, debounceMs: 5, translator: options.translator, authenticate: (node, _md, proxy) => {
-      fixProxyFromWireMetadata(node as WireNode, proxy);
-      if (process.env.H8_DEBUG) console.log("AUTH", JSON.stringify(node), JSON.stringify(proxy));
-      return { ok: true };
-    } });
+    mesh.xds = createXdsServer({ source: mesh.model, debounceMs: 5, translator: options.translator });
     mesh.xdsPort = await mesh.xds.listen('127.0.0.1', options.port ?? 0);
     return mesh;
   }
