@@ -13,6 +13,10 @@ import { createRegistry } from './registry/registry.ts';
 import { openFileStore } from './store/file-store.ts';
 import { createXdsServer, storeModelSource, type XdsServer } from './xds/index.ts';
 import type { TranslateOptions } from './translate/index.ts';
+import { MeshCa } from './ca/authority.ts';
+import type { CaFiles } from './ca/root.ts';
+import { JoinTokens } from './ca/join-tokens.ts';
+import { identityHooks } from './ca/xds-identity.ts';
 
 export interface ControlOptions {
   dataDir: string;
@@ -23,6 +27,12 @@ export interface ControlOptions {
   log?: (line: string) => void;
   /** Access logs and tracing in the Envoy config every sidecar gets (both off when absent). */
   observability?: Pick<TranslateOptions, 'accessLog' | 'tracing'>;
+  /**
+   * Mesh identity (docs/identity.md): a CA in the data dir, SPIFFE
+   * certificates over SDS, mTLS per PeerAuthentication, and join tokens
+   * required on every xDS stream. Off when absent.
+   */
+  identity?: { trustDomain?: string; certTtlMs?: number; files?: CaFiles };
 }
 
 export interface RunningControl {
@@ -51,6 +61,11 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
     // them resolve in the model like uploaded ones.
     await syncBuiltinFilters(store, catalog, 'weft-control');
 
+    const ca = opts.identity ? await MeshCa.open({ dataDir, trustDomain: opts.identity.trustDomain, certTtlMs: opts.identity.certTtlMs, files: opts.identity.files }) : undefined;
+    if (ca) closers.unshift(() => ca.close());
+    const joinTokens = ca ? new JoinTokens(dataDir) : undefined;
+    const identityOption = ca ? { identity: { trustDomain: ca.trustDomain } } : {};
+
     const processMetrics = new PromRegistry();
     collectDefaultMetrics({ register: processMetrics });
     const metrics = [processMetrics];
@@ -75,8 +90,9 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       filters: filterCatalogPort(store, catalog),
       metrics,
       proxies: proxyStatusPort(status),
-      translateOptions: { get wasmBaseUrl() { return `http://${urlHost}:${apiPort}`; }, wasmClusterName: WASM_CLUSTER, ...opts.observability },
+      translateOptions: { get wasmBaseUrl() { return `http://${urlHost}:${apiPort}`; }, wasmClusterName: WASM_CLUSTER, ...opts.observability, ...identityOption },
       ready: () => xds !== undefined,
+      ...(ca && joinTokens ? { joinTokens: { issue: (identity: { namespace: string; service: string }) => joinTokens.issue(identity), trustDomain: ca.trustDomain } } : {}),
     });
     const app = await buildApp(deps);
     await app.listen({ host, port: opts.apiPort });
@@ -84,9 +100,13 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
     const address = app.server.address();
     apiPort = typeof address === 'object' && address ? address.port : opts.apiPort;
 
+    const identityMetrics = new PromRegistry();
+    const identity = ca && joinTokens ? identityHooks({ tokens: joinTokens, ca, registry: identityMetrics, log: (line) => (opts.log ?? console.error)(line) }) : undefined;
+    if (identity) metrics.push(identityMetrics);
     const server = createXdsServer({
       source: storeModelSource(store, registry),
-      translateOptions: { wasmBaseUrl: `http://${urlHost}:${apiPort}`, wasmClusterName: WASM_CLUSTER, ...opts.observability },
+      translateOptions: { wasmBaseUrl: `http://${urlHost}:${apiPort}`, wasmClusterName: WASM_CLUSTER, ...opts.observability, ...identityOption },
+      ...(identity ? { authenticate: identity.authenticate, secrets: identity.secrets } : {}),
       onErrors: (kind, errors) => {
         for (const e of errors.slice(0, 20)) opts.log?.(`xds: ${kind} snapshot refused: ${JSON.stringify(e)}`);
       },

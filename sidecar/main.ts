@@ -27,6 +27,8 @@ export interface SidecarOptions {
   accessLog?: boolean;
   /** Where `ready` and other lifecycle lines go (default stdout). */
   log?: (line: string) => void;
+  /** Join token for a control plane with mesh identity on (node.metadata WEFT_TOKEN; default $WEFT_JOIN_TOKEN). */
+  token?: string;
 }
 
 export interface RunningSidecar {
@@ -101,6 +103,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         WEFT_BIND_ADDRESS: bindAddress,
         WEFT_KIND: 'sidecar',
         WEFT_ADMIN_PORT: String(adminPort),
+        ...((opts.token ?? process.env.WEFT_JOIN_TOKEN) ? { WEFT_TOKEN: (opts.token ?? process.env.WEFT_JOIN_TOKEN)! } : {}),
       },
     },
     onConnection: (up, error) => {

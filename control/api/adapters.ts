@@ -9,7 +9,7 @@ import type { Registry } from '../registry/registry.ts';
 import type { Store, StoredObject } from '../store/store.ts';
 import { translateEndpoints, translateProxy, type TranslateOptions } from '../translate/index.ts';
 import { TypeUrl } from '../envoy/type-urls.ts';
-import type { ApiDeps, ConfigType, FilterCatalogPort, ProxyResources, ProxyStatusPort, ProxyView, RegistryPort } from './deps.ts';
+import type { ApiDeps, ConfigType, FilterCatalogPort, JoinTokenPort, ProxyResources, ProxyStatusPort, ProxyView, RegistryPort } from './deps.ts';
 import { memoryAuditJournal, type AuditJournal } from './audit-journal.ts';
 import type { TokenStore } from './tokens.ts';
 
@@ -150,6 +150,7 @@ export interface ApiParts {
   proxies?: ProxyStatusPort;
   audit?: AuditJournal;
   ready?: () => boolean;
+  joinTokens?: JoinTokenPort;
 }
 
 export function createApiDeps(parts: ApiParts): ApiDeps {
@@ -175,5 +176,6 @@ export function createApiDeps(parts: ApiParts): ApiDeps {
       });
     },
     ready: parts.ready ?? (() => true),
+    ...(parts.joinTokens ? { joinTokens: parts.joinTokens } : {}),
   };
 }

@@ -17,6 +17,7 @@ import { proxyRoutes } from './routes/proxies.ts';
 import { revisionRoutes } from './routes/revisions.ts';
 import { filterRoutes } from './routes/filters.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { joinTokenRoutes } from './routes/join-tokens.ts';
 import { whoamiRoutes } from './routes/whoami.ts';
 import { topologyRoutes } from './routes/topology.ts';
 import { uiRoutes } from './ui.ts';
@@ -86,6 +87,7 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
       await api.register(revisionRoutes, deps);
       await api.register(filterRoutes, deps);
       await api.register(tokenRoutes, deps);
+      await api.register(joinTokenRoutes, deps);
       await api.register(whoamiRoutes, deps);
       await api.register(topologyRoutes, deps);
     },

@@ -94,4 +94,13 @@ export interface ApiDeps {
   checkReferences(objects: StoredObject[]): ReferenceError[];
   /** /readyz: true once the store is open and the xDS server listens. */
   ready(): boolean;
+  /** Per-workload xDS join tokens; absent when mesh identity is off. */
+  joinTokens?: JoinTokenPort;
+}
+
+/** Issues join tokens a proxy presents in node.metadata WEFT_TOKEN (control/ca/join-tokens.ts). */
+export interface JoinTokenPort {
+  issue(identity: { namespace: string; service: string }): { token: string; record: { id: string; namespace: string; service: string; issuedAt: string } };
+  /** SPIFFE trust domain, for the response's spiffeId. */
+  trustDomain: string;
 }

@@ -46,14 +46,24 @@ export function buildProgram(): Command {
     .option('--access-log', 'Envoy sidecars write a JSON access log line per request to stdout')
     .option('--otel-cluster <name>', "Envoy sidecars trace with OpenTelemetry to this bootstrap cluster (weft bootstrap --otel-collector declares weft_otel)")
     .option('--trace-sampling <percent>', 'share of requests that start a trace, 0..100', Number, 100)
-    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; otelCluster?: string; traceSampling: number }) => {
+    .option('--identity', 'mesh identity: a CA, SPIFFE certificates over SDS, mTLS per PeerAuthentication, join tokens required on xDS')
+    .option('--trust-domain <domain>', 'SPIFFE trust domain (with --identity)', 'weft.local')
+    .option('--cert-ttl <duration>', 'workload certificate lifetime, e.g. 24h, 30m, 5s (with --identity)', '24h')
+    .option('--ca-cert <file>', 'operator CA certificate PEM (root or intermediate) instead of the data dir root')
+    .option('--ca-key <file>', 'private key PEM of --ca-cert (ECDSA P-256)')
+    .option('--ca-root <file>', 'root PEM (trust bundle) when --ca-cert is an intermediate')
+    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; otelCluster?: string; traceSampling: number; identity?: boolean; trustDomain: string; certTtl: string; caCert?: string; caKey?: string; caRoot?: string }) => {
       const { runControl } = await import('../main.ts');
-      const { accessLog, otelCluster, traceSampling, ...rest } = opts;
+      const { parseTtl } = await import('../ca/ttl.ts');
+      const { accessLog, otelCluster, traceSampling, identity: identityOn, trustDomain, certTtl, caCert, caKey, caRoot, ...rest } = opts;
+      const ttl = parseTtl(certTtl);
+      if (typeof ttl === 'string') throw new CliError(`error: --cert-ttl: ${ttl}`, 2);
+      const identity = identityOn ? { trustDomain, certTtlMs: ttl, files: { certFile: caCert, keyFile: caKey, rootFile: caRoot } } : undefined;
       const observability = {
         ...(accessLog ? { accessLog: {} } : {}),
         ...(otelCluster ? { tracing: { collectorCluster: otelCluster, samplingPercent: traceSampling } } : {}),
       };
-      await runControl({ ...rest, observability });
+      await runControl({ ...rest, observability, ...(identity ? { identity } : {}) });
     });
 
   program
@@ -69,6 +79,7 @@ export function buildProgram(): Command {
     .option('--sotw', 'use state-of-the-world ADS instead of Delta')
     .option('--app-address <addr>', "the local app's address", '127.0.0.1')
     .option('--bind-address <addr>', 'address the inbound listener binds', '127.0.0.1')
+    .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_JOIN_TOKEN)')
     .action(async (opts: Record<string, unknown>) => {
       type Running = { close(): Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');

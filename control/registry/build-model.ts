@@ -3,7 +3,7 @@
 // (so the translator never reads a clock). Instances of services that no
 // longer exist are left out.
 
-import type { DestinationPolicy, FilterBinding, FilterModule, MeshModel, Route, Service } from '../model/types.ts';
+import type { AuthorizationPolicy, DestinationPolicy, FilterBinding, FilterModule, MeshModel, PeerAuthentication, Route, Service } from '../model/types.ts';
 import type { Store } from '../store/store.ts';
 import type { Registry } from './registry.ts';
 
@@ -19,5 +19,7 @@ export function buildModel(store: Store, registry: Pick<Registry, 'liveInstances
     destinationPolicies: specs<DestinationPolicy>('DestinationPolicy'),
     filterBindings: specs<FilterBinding>('FilterBinding'),
     filterModules: specs<FilterModule>('FilterModule'),
+    peerAuthentications: specs<PeerAuthentication>('PeerAuthentication'),
+    authorizationPolicies: specs<AuthorizationPolicy>('AuthorizationPolicy'),
   };
 }

@@ -57,10 +57,22 @@ export interface ControllerError extends SnapshotError {
   revision: number;
 }
 
+/**
+ * SDS Secrets per proxy (mesh identity, issue 7). Kept apart from the pure
+ * translator because certificates come from the CA's clock: each group gets
+ * the Secrets of its own service identity only, and a rotation republishes.
+ */
+export interface SecretSource {
+  secretsFor(proxy: ProxyRef): ResourceInput[];
+  /** Called when any identity's certificate changed. */
+  subscribe(listener: () => void): () => void;
+}
+
 export interface ControllerOptions {
   cache: SnapshotCache;
   source: ModelSource;
   translator: Translator;
+  secrets?: SecretSource;
   /**
    * Push-storm protection: changes arriving within this window are coalesced
    * into one retranslation (default 10 ms: a burst of registrations costs one
@@ -75,6 +87,8 @@ export class XdsController {
   readonly #cache: SnapshotCache;
   readonly #source: ModelSource;
   readonly #translator: Translator;
+  readonly #secrets: SecretSource | undefined;
+  #unsubscribeSecrets: (() => void) | undefined;
   readonly #debounceMs: number;
   readonly #onErrors: ControllerOptions['onErrors'];
   /** Active proxy groups and a representative proxy of each. */
@@ -93,6 +107,7 @@ export class XdsController {
     this.#cache = options.cache;
     this.#source = options.source;
     this.#translator = options.translator;
+    this.#secrets = options.secrets;
     this.#debounceMs = options.debounceMs ?? 10;
     this.#onErrors = options.onErrors;
   }
@@ -100,12 +115,16 @@ export class XdsController {
   /** Starts listening for changes. */
   start(): void {
     this.#unsubscribe ??= this.#source.subscribe((change) => this.#enqueue(change));
+    // A certificate rotation republishes every group (unchanged Secrets are no-ops in the cache).
+    this.#unsubscribeSecrets ??= this.#secrets?.subscribe(() => this.#enqueue({ kind: 'config', revision: this.#model?.revision ?? 0, committedAt: Date.now() }));
   }
 
   /** Stops listening; pending changes are dropped. */
   stop(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    this.#unsubscribeSecrets?.();
+    this.#unsubscribeSecrets = undefined;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#pending = [];
@@ -209,6 +228,7 @@ export class XdsController {
         [TypeUrl.extensionConfig]: out.extensionConfigs,
         [TypeUrl.listener]: out.listeners,
         [TypeUrl.route]: out.routes,
+        ...(this.#secrets ? { [TypeUrl.secret]: this.#secrets.secretsFor(proxy) } : {}),
       },
       endpointNames: out.endpointNames,
     };

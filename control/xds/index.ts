@@ -7,7 +7,7 @@ import type { TranslateOptions } from '../translate/index.ts';
 import { translateEndpoints, translateProxy } from '../translate/index.ts';
 import type { ResourceEncoder } from './cache.ts';
 import { SnapshotCache } from './cache.ts';
-import type { ControllerError, ModelSource, Translator } from './controller.ts';
+import type { ControllerError, ModelSource, SecretSource, Translator } from './controller.ts';
 import { XdsController } from './controller.ts';
 import { createXdsMetrics } from './metrics.ts';
 import type { Authenticate } from './server.ts';
@@ -18,7 +18,7 @@ import type { XdsHooks } from './stream.ts';
 export { SnapshotCache, contentHash, versionOf } from './cache.ts';
 export type { ChangeStamp, EncodedResource, GroupSnapshot, ResourceEncoder, ResourceInput, SnapshotError } from './cache.ts';
 export { XdsController, serviceOfCluster } from './controller.ts';
-export type { ControllerError, ModelChange, ModelSource, Translator } from './controller.ts';
+export type { ControllerError, ModelChange, ModelSource, SecretSource, Translator } from './controller.ts';
 export { storeModelSource } from './model-source.ts';
 export { TypeUrl, PUSH_ORDER } from './discovery.ts';
 export { AdsServer, combineHooks } from './server.ts';
@@ -40,6 +40,8 @@ export interface XdsServerOptions {
   encode?: ResourceEncoder;
   /** Stream admission (identity, issue 7). Default: every well-formed node is accepted. */
   authenticate?: Authenticate;
+  /** SDS Secrets per proxy identity (issue 7). Default: none served. */
+  secrets?: SecretSource;
   /** Extra lifecycle observers (benchmarks, logs). */
   hooks?: XdsHooks;
   /** Coalescing window for bursts of changes (default 10 ms). */
@@ -87,6 +89,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     cache,
     source: options.source,
     translator,
+    secrets: options.secrets,
     debounceMs: options.debounceMs,
     onErrors: (kind, errors) => {
       metrics.snapshotErrors.inc({ kind });

@@ -1,0 +1,127 @@
+// Mesh identity end to end (issue 7): a control plane with --identity, weft
+// sidecars joining with API-issued tokens, mutual TLS between them,
+// AuthorizationPolicy enforced as RBAC, PeerAuthentication modes, and rogue
+// xDS clients refused.
+
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { TypeUrl } from '../../control/xds/discovery.ts';
+import type { RunningSidecar } from '../../sidecar/main.ts';
+import { SotwClient, testNode } from '../xds/ads-client.ts';
+import { IdentityMesh, callVia, eventually } from './identity-mesh.ts';
+
+let mesh: IdentityMesh;
+let frontend: RunningSidecar;
+let batch: RunningSidecar;
+let orders: RunningSidecar;
+let catalog: RunningSidecar;
+
+before(async () => {
+  mesh = await IdentityMesh.start();
+  for (const name of ['frontend', 'batch', 'orders', 'catalog']) {
+    await mesh.must('POST', '/services', { name, ports: [{ port: 8080, protocol: 'http' }] });
+  }
+  await mesh.must('POST', '/peer-authentications', { name: 'orders-strict', service: 'orders', mode: 'STRICT' });
+  await mesh.must('POST', '/authorization-policies', {
+    name: 'orders-readers',
+    service: 'orders',
+    rules: [{ principals: ['spiffe://weft.local/ns/default/sa/frontend'], methods: ['GET'] }],
+  });
+  await mesh.must('POST', '/authorization-policies', { name: 'orders-no-admin', service: 'orders', action: 'DENY', rules: [{ paths: ['/admin*'] }] });
+  ({ sidecar: frontend } = await mesh.workload('frontend'));
+  ({ sidecar: batch } = await mesh.workload('batch'));
+  ({ sidecar: orders } = await mesh.workload('orders'));
+  ({ sidecar: catalog } = await mesh.workload('catalog'));
+}, { timeout: 60_000 });
+
+after(() => mesh?.close(), { timeout: 20_000 });
+
+test('an allowed caller gets 200 over mutual TLS, and the callee saw its SPIFFE ID', { timeout: 20_000 }, async () => {
+  await eventually(async () => (await callVia(frontend, 'orders', '/orders/1')).status === 200, 'frontend -> orders 200');
+  const r = await callVia(frontend, 'orders', '/orders/1');
+  assert.equal(r.status, 200);
+  assert.equal(JSON.parse(r.body).app, 'orders');
+});
+
+test('a caller the policy does not allow gets 403 "RBAC: access denied"', { timeout: 20_000 }, async () => {
+  await eventually(async () => (await callVia(batch, 'orders', '/orders/1')).status === 403, 'batch -> orders 403');
+  const r = await callVia(batch, 'orders', '/orders/1');
+  assert.equal(r.status, 403);
+  assert.equal(r.body, 'RBAC: access denied');
+  // the allowed identity, with a method or path the policy excludes, is denied too (deny wins over allow)
+  assert.equal((await callVia(frontend, 'orders', '/orders/1', 'DELETE')).status, 403);
+  assert.equal((await callVia(frontend, 'orders', '/admin/stats')).status, 403);
+});
+
+function plaintextGet(port: number): Promise<{ status?: number; error?: string }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'));
+    let data = '';
+    socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
+    socket.on('data', (c) => (data += c.toString()));
+    socket.on('error', (e) => resolve({ error: e.message }));
+    socket.on('close', () => {
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(data);
+      resolve(m ? { status: Number(m[1]) } : { error: data ? `not HTTP: ${JSON.stringify(data.slice(0, 40))}` : 'closed without a response' });
+    });
+  });
+}
+
+test('a plaintext client against a STRICT service is refused', { timeout: 20_000 }, async () => {
+  const r = await plaintextGet(orders.inboundPort);
+  assert.equal(r.status, undefined, `STRICT inbound answered plaintext with ${r.status}`);
+  assert.ok(r.error);
+});
+
+test('a PERMISSIVE service (the mesh default) accepts plaintext and mutual TLS callers', { timeout: 20_000 }, async () => {
+  assert.equal((await plaintextGet(catalog.inboundPort)).status, 200);
+  await eventually(async () => (await callVia(frontend, 'catalog', '/items')).status === 200, 'frontend -> catalog over mTLS');
+});
+
+test('each sidecar holds its own certificate over SDS, and a rogue or foreign xDS client gets nothing', { timeout: 20_000 }, async () => {
+  const secret = frontend.dataPlane.configDump().secret?.find((s) => s.name === 'default');
+  assert.ok(secret, 'frontend has its workload certificate');
+  const pem = (secret.resource as { tls_certificate: { certificate_chain: { inline_string: string } } }).tls_certificate.certificate_chain.inline_string;
+  const { X509Certificate } = await import('node:crypto');
+  assert.match(new X509Certificate(pem).subjectAltName ?? '', /URI:spiffe:\/\/weft\.local\/ns\/default\/sa\/frontend/);
+
+  const refusedWith = async (node: ReturnType<typeof testNode>) => {
+    const client = new SotwClient(mesh.control.xdsPort, node);
+    try {
+      client.request(TypeUrl.secret, ['default', 'ROOTCA']);
+      client.request(TypeUrl.cluster);
+      client.request(TypeUrl.listener);
+      await assert.rejects(client.next(), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED);
+    } finally {
+      client.close();
+    }
+  };
+  // no token at all
+  await refusedWith(testNode('rogue-1', 'orders'));
+  // frontend's token, claiming to be orders to get orders' certificate
+  const frontendToken = await mesh.joinToken('frontend');
+  await refusedWith(testNode('rogue-2', 'orders', { WEFT_TOKEN: frontendToken }));
+  // a made-up token
+  await refusedWith(testNode('rogue-3', 'frontend', { WEFT_TOKEN: 'wjt_not-a-real-token' }));
+
+  const metrics = await (await fetch(`${mesh.control.apiUrl}/metrics`)).text();
+  assert.match(metrics, /weft_xds_auth_refusals_total\{reason="missing"\} [1-9]/);
+  assert.match(metrics, /weft_xds_auth_refusals_total\{reason="foreign"\} [1-9]/);
+  assert.match(metrics, /weft_xds_auth_refusals_total\{reason="unknown"\} [1-9]/);
+
+  // the same token, for the service it names, is served: its own certificate only
+  const client = new SotwClient(mesh.control.xdsPort, testNode('frontend-2', 'frontend', { WEFT_TOKEN: frontendToken, WEFT_KIND: 'sidecar' }));
+  try {
+    client.request(TypeUrl.secret, ['default']);
+    const reply = await client.next();
+    assert.equal(reply.typeUrl, TypeUrl.secret);
+    assert.deepEqual(reply.names, ['default']);
+    const text = Buffer.from(reply.bytes[0]!).toString('latin1');
+    const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(text)![0];
+    assert.match(new X509Certificate(leaf).subjectAltName ?? '', /sa\/frontend$/);
+  } finally {
+    client.close();
+  }
+});
