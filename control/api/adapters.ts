@@ -3,7 +3,7 @@
 // same functions with in-memory parts, so what is tested is what runs.
 import type { Registry as PromRegistry } from 'prom-client';
 import { checkReferences } from '../model/references.ts';
-import type { DestinationPolicy, FilterBinding, Instance, MeshModel, ProxyRef, Route, Service } from '../model/types.ts';
+import type { AuthorizationPolicy, DestinationPolicy, FilterBinding, Instance, MeshModel, PeerAuthentication, ProxyRef, Route, Service } from '../model/types.ts';
 import { buildModel } from '../registry/build-model.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { Store, StoredObject } from '../store/store.ts';
@@ -173,6 +173,8 @@ export function createApiDeps(parts: ApiParts): ApiDeps {
         routes: specs<Route>('Route'),
         destinationPolicies: specs<DestinationPolicy>('DestinationPolicy'),
         filterBindings: specs<FilterBinding>('FilterBinding'),
+        peerAuthentications: specs<PeerAuthentication>('PeerAuthentication'),
+        authorizationPolicies: specs<AuthorizationPolicy>('AuthorizationPolicy'),
       });
     },
     ready: parts.ready ?? (() => true),

@@ -2,7 +2,7 @@
 // validation can see. Run after applying a change set to the current state,
 // before committing it.
 
-import type { DestinationPolicy, FilterBinding, Route, Service } from './types.ts';
+import type { AuthorizationPolicy, DestinationPolicy, FilterBinding, PeerAuthentication, Route, Service } from './types.ts';
 import type { FieldError } from './result.ts';
 
 export interface DesiredState {
@@ -12,6 +12,8 @@ export interface DesiredState {
   filterBindings: FilterBinding[];
   /** Filter catalog names; when absent, bindings' filters are not checked. */
   filters?: string[];
+  peerAuthentications?: PeerAuthentication[];
+  authorizationPolicies?: AuthorizationPolicy[];
 }
 
 /** A reference error, located by the object that holds the dangling reference. */
@@ -71,6 +73,12 @@ export function checkReferences(state: DesiredState): ReferenceError[] {
   }
   for (const p of state.destinationPolicies) {
     serviceAt(p.service, { kind: 'DestinationPolicy', namespace: p.namespace, name: p.name }, 'service');
+  }
+  for (const p of state.peerAuthentications ?? []) {
+    if (p.service !== undefined) serviceAt(p.service, { kind: 'PeerAuthentication', namespace: p.namespace, name: p.name }, 'service');
+  }
+  for (const p of state.authorizationPolicies ?? []) {
+    serviceAt(p.service, { kind: 'AuthorizationPolicy', namespace: p.namespace, name: p.name }, 'service');
   }
   const filters = state.filters ? new Set(state.filters) : undefined;
   for (const b of state.filterBindings) {

@@ -32,6 +32,16 @@
 //     weft.wasm.<namespace>.<binding>   TypedExtensionConfig wrapping envoy.extensions.filters.http.wasm.v3.Wasm;
 //                   the HCM filter of the same name points at it through config_discovery
 //
+//   secrets (SDS; built by sdsSecrets from the CA's PEMs, served per proxy identity by control/xds)
+//     default       tls_certificate: the workload's chain and key
+//     ROOTCA        validation_context: the trust bundle
+//
+// Mesh identity (options.identity set): the inbound listener gets mutual TLS per
+// the service's PeerAuthentication mode (features/listener-mtls.ts; default
+// PERMISSIVE), outbound clusters to non-DISABLE services an UpstreamTlsContext
+// checking the destination's SPIFFE ID (features/cluster-mtls.ts).
+// AuthorizationPolicy -> RBAC filters on the inbound HCM (features/http-filter-rbac.ts).
+//
 // Reachable services: the proxy's Service.dependsOn when set, else every service.
 // Features live one per file in features/ (registered in features/index.ts);
 // HTTP filter order is decided in filter-order.ts.

@@ -40,3 +40,17 @@ test('both kinds are manifest kinds', () => {
   const ap = kindNamed('AuthorizationPolicy')!.validateSpec({ name: 'b', namespace: 'shop' }, { service: 'orders', rules: [{ namespaces: ['ops'] }] });
   assert.ok(ap.ok);
 });
+
+test('policies naming an unknown service are reference errors at service', async () => {
+  const { checkReferences } = await import('../../control/model/index.ts');
+  const errors = checkReferences({
+    services: [{ name: 'orders', namespace: 'default', ports: [{ port: 8080, protocol: 'http' }] }],
+    routes: [], destinationPolicies: [], filterBindings: [],
+    peerAuthentications: [{ name: 'ns-wide', namespace: 'default', mode: 'STRICT' }, { name: 'pa', namespace: 'default', service: 'ghost', mode: 'STRICT' }],
+    authorizationPolicies: [{ name: 'ap', namespace: 'default', service: 'orders.shop', action: 'ALLOW', rules: [{}] }],
+  });
+  assert.deepEqual(errors.map((e) => `${e.kind}/${e.name} ${e.path}: ${e.message}`), [
+    'PeerAuthentication/pa service: unknown service default/ghost',
+    'AuthorizationPolicy/ap service: unknown service shop/orders',
+  ]);
+});
