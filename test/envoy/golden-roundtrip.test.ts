@@ -15,6 +15,7 @@ const FILES: Record<string, string> = {
   'clusters.json': TypeUrl.Cluster,
   'endpoints.json': TypeUrl.ClusterLoadAssignment,
   'extension_configs.json': TypeUrl.ExtensionConfig,
+  'secrets.json': TypeUrl.Secret,
 };
 
 // proto3 has no empty repeated field on the wire: [] decodes as absent.
