@@ -44,11 +44,11 @@ export class IdentityMesh {
   }
 
   /** App + sidecar for a registered service, the instance registered at the sidecar's inbound port. */
-  async workload(service: string, opts: { token?: string; wait?: boolean } = {}): Promise<{ app: TestApp; sidecar: RunningSidecar }> {
+  async workload(service: string, opts: { token?: string; wait?: boolean; sotw?: boolean } = {}): Promise<{ app: TestApp; sidecar: RunningSidecar }> {
     const app = await startApp(service);
     this.#closers.push(() => app.close());
     const token = opts.token ?? (await this.joinToken(service));
-    const sidecar = await runSidecar({ service, xds: `127.0.0.1:${this.control.xdsPort}`, appPort: app.port, token, accessLog: false, log: () => undefined });
+    const sidecar = await runSidecar({ service, xds: `127.0.0.1:${this.control.xdsPort}`, appPort: app.port, token, sotw: opts.sotw, accessLog: false, log: () => undefined });
     this.#closers.push(() => sidecar.close());
     if (opts.wait !== false) {
       await withTimeout(sidecar.ready, 10_000, `sidecar ${service} ready`);

@@ -31,7 +31,8 @@ before(async () => {
   });
   await mesh.must('POST', '/authorization-policies', { name: 'orders-no-admin', service: 'orders', action: 'DENY', rules: [{ paths: ['/admin*'] }] });
   ({ sidecar: frontend } = await mesh.workload('frontend'));
-  ({ sidecar: batch } = await mesh.workload('batch'));
+  // batch speaks state-of-the-world ADS: SDS works on both protocols
+  ({ sidecar: batch } = await mesh.workload('batch', { sotw: true }));
   ({ sidecar: orders } = await mesh.workload('orders'));
   ({ sidecar: catalog } = await mesh.workload('catalog'));
 }, { timeout: 60_000 });
