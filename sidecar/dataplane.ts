@@ -176,7 +176,7 @@ export class DataPlane {
   configDump(): Record<string, { name: string; version: string; resource: unknown }[]> {
     const out: Record<string, { name: string; version: string; resource: unknown }[]> = {};
     for (const kind of Object.keys(this.#held) as ResourceKind[]) {
-      out[kind] = [...(this.#held[kind] as Map<string, Held<ResourceKind>>)].map(([name, h]) => ({ name, version: h.version, resource: h.raw }));
+      out[kind] = [...(this.#held[kind] as Map<string, Held<ResourceKind>>)].map(([name, h]) => ({ name, version: h.version, resource: kind === 'secret' ? redacted(h.raw) : h.raw }));
     }
     return out;
   }
@@ -198,4 +198,11 @@ export class DataPlane {
     this.clusters.close();
     await this.wasm.close();
   }
+}
+
+/** Private keys never leave the proxy through its admin port: Envoy's config_dump says "[redacted]" too. */
+function redacted(secret: unknown): unknown {
+  const s = secret as { tls_certificate?: { private_key?: unknown } };
+  if (!s?.tls_certificate?.private_key) return secret;
+  return { ...s, tls_certificate: { ...s.tls_certificate, private_key: { inline_string: '[redacted]' } } };
 }

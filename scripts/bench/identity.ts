@@ -51,11 +51,9 @@ try {
     await timeIt(100, () => callVia(frontend, s, '/warm'));
     rows.push({ case: `frontend -> ${s} (${s === 'secure' ? 'mTLS' : 'plaintext'}), keep-alive, x${N_REQUESTS}`, ...stats(await timeIt(N_REQUESTS, () => callVia(frontend, s, '/bench'))) });
   }
-  const dump = frontend.dataPlane.configDump().secret ?? [];
-  const own = dump.find((x) => x.name === 'default')!.resource as { tls_certificate: { certificate_chain: { inline_string: string }; private_key: { inline_string: string } } };
-  const root = dump.find((x) => x.name === 'ROOTCA')!.resource as { validation_context: { trusted_ca: { inline_string: string } } };
+  const m = frontend.dataPlane.tls.material({ certificate: 'default', validation: 'ROOTCA' })!;
   const handshake = () => new Promise<void>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: secure.inboundPort, path: '/', agent: false, cert: own.tls_certificate.certificate_chain.inline_string, key: own.tls_certificate.private_key.inline_string, ca: root.validation_context.trusted_ca.inline_string, checkServerIdentity: () => undefined }, (res) => { res.resume(); res.on('end', () => resolve()); });
+    const req = https.request({ host: '127.0.0.1', port: secure.inboundPort, path: '/', agent: false, ...m, checkServerIdentity: () => undefined }, (res) => { res.resume(); res.on('end', () => resolve()); });
     req.on('error', reject);
     req.end();
   });

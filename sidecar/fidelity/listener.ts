@@ -34,7 +34,7 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   // tls_inspector, a TLS chain and a plaintext chain with the same filters
   // matched on transport_protocol (PERMISSIVE), as weft's translator emits.
   if (chains.length === 2) return permissiveListener(f, name, address, chains, listenerFilters);
-  for (const [i, lf] of listenerFilters.entries()) lf.fail('', `listener filter ${i} is only supported with a tls/raw_buffer filter chain pair`);
+  if (listenerFilters.length > 0) f.fail('listener_filters', 'listener filters are supported only as tls_inspector in front of a tls and a raw_buffer filter chain');
   if (chains.length !== 1) {
     f.fail('filter_chains', 'the weft sidecar supports one filter chain, or a tls and a raw_buffer chain behind tls_inspector');
     return undefined;

@@ -27,10 +27,7 @@ after(() => mesh?.close(), { timeout: 20_000 });
 
 /** frontend's current certificate, key and trust bundle, as SDS delivered them to its sidecar. */
 function frontendMaterial(): { cert: string; key: string; ca: string } {
-  const secrets = frontend.dataPlane.configDump().secret ?? [];
-  const own = secrets.find((s) => s.name === 'default')!.resource as { tls_certificate: { certificate_chain: { inline_string: string }; private_key: { inline_string: string } } };
-  const root = secrets.find((s) => s.name === 'ROOTCA')!.resource as { validation_context: { trusted_ca: { inline_string: string } } };
-  return { cert: own.tls_certificate.certificate_chain.inline_string, key: own.tls_certificate.private_key.inline_string, ca: root.validation_context.trusted_ca.inline_string };
+  return frontend.dataPlane.tls.material({ certificate: 'default', validation: 'ROOTCA' })!;
 }
 
 /** One request on a new mTLS connection to orders' inbound listener; resolves with orders' certificate serial. */

@@ -87,6 +87,8 @@ test('each sidecar holds its own certificate over SDS, and a rogue or foreign xD
   const pem = (secret.resource as { tls_certificate: { certificate_chain: { inline_string: string } } }).tls_certificate.certificate_chain.inline_string;
   const { X509Certificate } = await import('node:crypto');
   assert.match(new X509Certificate(pem).subjectAltName ?? '', /URI:spiffe:\/\/weft\.local\/ns\/default\/sa\/frontend/);
+  const dumped = (secret.resource as { tls_certificate: { private_key: { inline_string: string } } }).tls_certificate.private_key.inline_string;
+  assert.equal(dumped, '[redacted]', "the admin config dump never shows the private key");
 
   const refusedWith = async (node: ReturnType<typeof testNode>) => {
     const client = new SotwClient(mesh.control.xdsPort, node);
