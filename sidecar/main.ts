@@ -27,7 +27,7 @@ export interface SidecarOptions {
   accessLog?: boolean;
   /** Where `ready` and other lifecycle lines go (default stdout). */
   log?: (line: string) => void;
-  /** Join token for a control plane with mesh identity on (node.metadata WEFT_TOKEN; default $WEFT_JOIN_TOKEN). */
+  /** Join token for a control plane with mesh identity on (node.metadata WEFT_TOKEN; default $WEFT_PROXY_TOKEN). */
   token?: string;
 }
 
@@ -103,7 +103,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         WEFT_BIND_ADDRESS: bindAddress,
         WEFT_KIND: 'sidecar',
         WEFT_ADMIN_PORT: String(adminPort),
-        ...((opts.token ?? process.env.WEFT_JOIN_TOKEN) ? { WEFT_TOKEN: (opts.token ?? process.env.WEFT_JOIN_TOKEN)! } : {}),
+        ...((opts.token ?? process.env.WEFT_PROXY_TOKEN) ? { WEFT_TOKEN: (opts.token ?? process.env.WEFT_PROXY_TOKEN)! } : {}),
       },
     },
     onConnection: (up, error) => {

@@ -79,7 +79,7 @@ export function buildProgram(): Command {
     .option('--sotw', 'use state-of-the-world ADS instead of Delta')
     .option('--app-address <addr>', "the local app's address", '127.0.0.1')
     .option('--bind-address <addr>', 'address the inbound listener binds', '127.0.0.1')
-    .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_JOIN_TOKEN)')
+    .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN)')
     .action(async (opts: Record<string, unknown>) => {
       type Running = { close(): Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');
