@@ -1,7 +1,30 @@
 #!/usr/bin/env node
 // The `weft` command. The sources are TypeScript run through tsx, so the
 // package needs no build step before `npm start` or `npx weft`.
-import { register } from 'tsx/esm/api';
+//
+// tsx is loaded with `node --import tsx`, not tsx's register() API: under
+// register() a long-running sidecar was measured 10-30x slower per request.
+// So this script re-executes itself once with the loader, unless the loader is
+// already there (WEFT_TSX_LOADED), and passes signals and the exit code on.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
 
-register();
-await import('../control/cli/main.ts');
+if (process.env.WEFT_TSX_LOADED === '1') {
+  await import('../control/cli/main.ts');
+} else {
+  // The child gets its own process group, so a terminal's Ctrl-C reaches only
+  // this process, which passes each signal on exactly once (a second SIGINT
+  // would make some commands skip their clean shutdown).
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    { stdio: 'inherit', detached: true, env: { ...process.env, WEFT_TSX_LOADED: '1' } },
+  );
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => child.kill(signal));
+  }
+  child.on('exit', (code, signal) => {
+    process.exit(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 1) : 1));
+  });
+}
