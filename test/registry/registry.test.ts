@@ -198,10 +198,14 @@ test('start() sweeps on its own until stop()', async () => {
   clock.advance(1_001);
   const expired = new Promise<InstanceChange>((resolve) => registry.onChange(resolve));
   registry.start(5);
+  // The registry's timer is unref'd by contract, so this guard timer must not
+  // be: it is what keeps the event loop alive until the sweep runs.
+  let guard: NodeJS.Timeout | undefined;
   try {
-    const change = await Promise.race([expired, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no sweep ran')), 10_000).unref())]);
+    const change = await Promise.race([expired, new Promise<never>((_, reject) => { guard = setTimeout(() => reject(new Error('no sweep ran')), 10_000); })]);
     assert.deepEqual([change.reason, change.instance.id], ['expired', inst.id]);
   } finally {
+    clearTimeout(guard);
     registry.stop();
   }
   assert.deepEqual(registry.liveInstances(), []);
