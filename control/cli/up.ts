@@ -189,6 +189,7 @@ export async function runUp(): Promise<void> {
   console.log('');
   console.log(`ingress: ${mesh.ingress}`);
   console.log(`api: ${mesh.api}`);
+  console.log(`ui: ${mesh.api}/ui/ (log in with the token)`);
   console.log(`token: ${mesh.token}`);
   console.log(`metrics: http://127.0.0.1:${frontend.adminPort}/stats/prometheus (frontend sidecar; each sidecar has one, see above), ${mesh.api}/metrics (control plane)`);
   console.log(`logs: ${join(mesh.dataDir, 'logs')}`);
