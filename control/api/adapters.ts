@@ -70,6 +70,7 @@ interface XdsProxyStatus {
   kind: string;
   stream: string;
   connectedSince: string;
+  lastAckAt?: string;
   status: ProxyView['status'];
   ackedVersions: Record<string, string>;
   lastNacks: Record<string, { typeUrl: string; message: string; version: string; time: string; revision?: number }>;
@@ -103,6 +104,7 @@ function proxyView(s: XdsProxyStatus): ProxyView {
     nacks: Object.values(s.lastNacks).map((n) => ({ type: TYPE_OF_URL[n.typeUrl] ?? n.typeUrl, message: n.message, version: n.version, time: n.time, ...(n.revision === undefined ? {} : { revision: n.revision }) })),
   };
   if (s.convergenceMs !== undefined) view.convergenceMs = s.convergenceMs;
+  if (s.lastAckAt !== undefined) view.lastAckAt = s.lastAckAt;
   return view;
 }
 

@@ -40,6 +40,8 @@ export interface ProxyView {
   status: 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED';
   stream?: string;
   connectedSince?: string;
+  /** ISO 8601 time of the proxy's last ACK. */
+  lastAckAt?: string;
   /** Last ACKed version per config type. */
   versions: Partial<Record<ConfigType, string>>;
   /** Last NACK per type; `revision` is the model revision of the rejected push. */

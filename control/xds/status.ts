@@ -42,6 +42,8 @@ export interface ProxyStatus {
   ackedVersions: Record<string, string>;
   /** Last NACK per type URL (kept after a later ACK, for history). */
   lastNacks: Record<string, NackRecord>;
+  /** ISO 8601 time of the last ACK of any type. */
+  lastAckAt?: string;
   /** Commit -> ACK of the last change that reached this proxy. */
   convergenceMs?: number;
   /** Model revision of the last converged change. */
@@ -146,6 +148,7 @@ export class ProxyStatusBook implements XdsHooks {
     e.pending.delete(typeUrl);
     e.nacked.delete(typeUrl);
     e.status.ackedVersions[typeUrl] = version;
+    e.status.lastAckAt = new Date(this.#now()).toISOString();
   }
 
   nacked(s: StreamInfo, typeUrl: string, version: string, message: string, stamp?: ChangeStamp): void {

@@ -20,8 +20,10 @@ test('status follows push, NACK, ACK and disconnect; disconnected proxies are ke
   book.nacked(stream, TypeUrl.cluster, 'v1', 'clusters[0].lb_policy: unsupported', { revision: 7, committedAt: now });
   const nacked = book.get('web-1')!;
   assert.equal(nacked.status, 'NACKED');
+  assert.equal(nacked.lastAckAt, undefined, 'a NACK is not an ACK');
   assert.deepEqual(nacked.lastNacks[TypeUrl.cluster], { typeUrl: TypeUrl.cluster, message: 'clusters[0].lb_policy: unsupported', version: 'v1', time: new Date(now).toISOString(), revision: 7 });
   book.responseSent(stream, { typeUrl: TypeUrl.cluster, version: 'v2', nonce: 'n2', bytes: 10, resources: 1, removed: 0 });
+  now += 5;
   book.acked(stream, TypeUrl.cluster, 'v2');
   book.converged(stream, { revision: 8, committedAt: now - 42 }, 0.042);
   const synced = book.get('web-1')!;
@@ -29,6 +31,7 @@ test('status follows push, NACK, ACK and disconnect; disconnected proxies are ke
   assert.deepEqual(synced.ackedVersions, { [TypeUrl.cluster]: 'v2' });
   assert.equal(synced.convergenceMs, 42);
   assert.equal(synced.syncedRevision, 8);
+  assert.equal(synced.lastAckAt, new Date(now).toISOString(), 'the proxies page shows time since last ACK');
 
   book.streamClosed(stream);
   assert.equal(book.get('web-1')?.status, 'DISCONNECTED');

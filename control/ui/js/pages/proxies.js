@@ -41,7 +41,7 @@ async function list(view) {
       clear(body,
         h('p.muted', `${items.length} proxies · ${items.filter((p) => p.status === 'SYNCED').length} synced · ${items.filter((p) => p.status === 'STALE').length} converging · ${items.filter((p) => p.status === 'NACKED').length} NACKed · ${items.filter((p) => p.status === 'DISCONNECTED').length} disconnected`),
         items.length === 0 ? h('p.muted', 'No proxy has connected yet.') : h('table.grid#proxies-table',
-          h('thead', h('tr', ['proxy', 'service', 'status', 'stream', 'connected', 'last change ACKed in', ...TYPES].map((t) => h('th', t)))),
+          h('thead', h('tr', ['proxy', 'service', 'status', 'stream', 'connected', 'last ACK', 'last change ACKed in', ...TYPES].map((t) => h('th', t)))),
           h('tbody', items.flatMap((p) => [
             h('tr', { dataset: { proxy: p.id, status: p.status } },
               h('td', h('a', { href: `#/proxies/${encodeURIComponent(p.id)}` }, p.id)),
@@ -49,10 +49,11 @@ async function list(view) {
               h('td', badge(p.status)),
               h('td', `${p.kind} / ${p.stream ?? '—'}`),
               h('td', ago(p.connectedSince)),
+              h('td', p.lastAckAt ? ago(p.lastAckAt) : '—'),
               h('td', p.convergenceMs !== undefined ? `${p.convergenceMs} ms` : '—'),
               ...versions(p),
             ),
-            p.nacks.length ? h('tr.nack-row', h('td', { colSpan: 6 + TYPES.length }, nackList(p, revisions))) : null,
+            p.nacks.length ? h('tr.nack-row', h('td', { colSpan: 7 + TYPES.length }, nackList(p, revisions))) : null,
           ])),
         ),
       );
@@ -84,7 +85,7 @@ async function detail(view, id) {
     try {
       const [p, { items: revisions }] = await Promise.all([get(`/proxies/${encodeURIComponent(id)}`), get('/revisions?limit=1000')]);
       clear(head, h('section.card#proxy-status',
-        h('p', badge(p.status), ` ${p.service}.${p.namespace} · ${p.kind} · ${p.stream ?? ''} stream · connected ${ago(p.connectedSince)}`, p.convergenceMs !== undefined ? ` · last change ACKed ${p.convergenceMs} ms after commit` : ''),
+        h('p', badge(p.status), ` ${p.service}.${p.namespace} · ${p.kind} · ${p.stream ?? ''} stream · connected ${ago(p.connectedSince)} · last ACK ${p.lastAckAt ? ago(p.lastAckAt) : 'never'}`, p.convergenceMs !== undefined ? ` · last change ACKed ${p.convergenceMs} ms after commit` : ''),
         h('table.grid', h('thead', h('tr', TYPES.map((t) => h('th', t)))), h('tbody', h('tr', versions(p)))),
         nackList(p, revisions),
       ));
