@@ -188,9 +188,11 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */
 async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, perTryMs: number, deadline: number, overall: AbortSignal, stats: SidecarStats): Promise<Outcome> {
   const labels = { envoy_cluster_name: cluster.name };
-  const budget = Math.min(perTryMs > 0 ? perTryMs : Infinity, deadline - Date.now());
-  // Without a per-try budget the attempt lives exactly as long as the request: reuse its signal.
-  const ac = Number.isFinite(budget) ? new AbortController() : undefined;
+  // Without a per-try budget the attempt lives exactly as long as the request (whose
+  // timer already fires at the deadline): reuse its signal rather than paying for a
+  // second AbortController, listener and timer on every request.
+  const budget = Math.min(perTryMs, deadline - Date.now());
+  const ac = perTryMs > 0 ? new AbortController() : undefined;
   const onAbort = () => ac?.abort();
   if (ac) overall.addEventListener('abort', onAbort, { once: true });
   let perTryFired = false;
