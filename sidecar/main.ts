@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { createAdminServer } from './admin.ts';
+import { bufferedLines } from './access-log.ts';
 import { DataPlane } from './dataplane.ts';
 import type { AccessLogEntry } from './proxy.ts';
 import { SidecarStats } from './stats.ts';
@@ -72,7 +73,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const nodeId = `${opts.service}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const stats = new SidecarStats();
   const accessLogOn = opts.accessLog ?? process.env.WEFT_ACCESS_LOG !== 'off';
-  const accessLog = !accessLogOn ? undefined : (e: AccessLogEntry) => process.stdout.write(JSON.stringify(e) + '\n');
+  const accessLines = accessLogOn ? bufferedLines((chunk) => process.stdout.write(chunk)) : undefined;
+  const accessLog = !accessLines ? undefined : (e: AccessLogEntry) => accessLines.line(JSON.stringify(e));
   const dataPlane = new DataPlane(stats, { accessLog });
 
   let connected = false;
@@ -140,6 +142,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         admin.closeAllConnections();
       });
       await dataPlane.close();
+      accessLines?.close();
     },
   };
 }
