@@ -66,7 +66,8 @@ const aliases: Record<string, string> = {
 
 /** `node.cluster` -> `xds.node.cluster`: Envoy's short names for the xds attributes. */
 function aliased(dotted: string): string {
-  const first = dotted.split('.')[0]!;
+  const dot = dotted.indexOf('.');
+  const first = dot < 0 ? dotted : dotted.slice(0, dot);
   const target = aliases[first];
   return target === undefined ? dotted : target + dotted.slice(first.length);
 }
@@ -75,10 +76,17 @@ function aliased(dotted: string): string {
 export function lookupProperty(path: string, sources: PropertySources): Uint8Array | undefined {
   const stored = sources.filterState.get(path);
   if (stored !== undefined) return stored;
+  // Called for every property a filter reads on every request: the dotted
+  // prefixes are cut from one joined string, and a name without an alias is
+  // resolved once, not twice.
   const segments = path.split('\0');
+  const full = segments.join('.');
+  let end = full.length;
   for (let depth = segments.length; depth >= 1; depth--) {
-    const dotted = segments.slice(0, depth).join('.');
-    const value = resolve(dotted, sources) ?? resolve(aliased(dotted), sources);
+    if (depth < segments.length) end -= segments[depth]!.length + 1;
+    const dotted = end === full.length ? full : full.slice(0, end);
+    const alias = aliased(dotted);
+    const value = resolve(dotted, sources) ?? (alias === dotted ? undefined : resolve(alias, sources));
     if (value === undefined) continue;
     const rest = segments.slice(depth);
     if (rest.length === 0) return encodeProperty(value);
