@@ -57,9 +57,13 @@ test('a proxy that reads nothing for maxBlockedMs is reset and can reconnect to 
     client.request(TypeUrl.cluster);
     client.ack(await client.next());
     client.pause();
+    // Each version is published on its own turn so it is really written: set
+    // back to back, they coalesce into one push (by design) and, on a quiet
+    // machine, never fill the paused client's flow-control window.
     for (let v = 1; v <= 40; v++) {
       const cs = names(400, `v${v}`);
       strict.cache.setGroup(group, { stamp: stamp(), resources: meshResources(cs), endpointNames: cs });
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
     await waitFor(() => closed.includes('stuck'));
     assert.equal(strict.server.stream('stuck'), undefined, 'the stuck stream no longer receives pushes');
