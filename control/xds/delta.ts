@@ -29,8 +29,7 @@ interface DeltaTypeState {
   nacked: boolean;
 }
 
-export class DeltaStream extends AdsStream {
-  readonly #types = new Map<string, DeltaTypeState>();
+export class DeltaStream extends AdsStream<DeltaTypeState> {
 
   /** Applies one DeltaDiscoveryRequest. */
   handleRequest(req: DeltaDiscoveryRequest): void {
@@ -38,7 +37,7 @@ export class DeltaStream extends AdsStream {
     if (!typeUrl) return;
     const subscribe = req.resource_names_subscribe ?? [];
     const unsubscribe = req.resource_names_unsubscribe ?? [];
-    let st = this.#types.get(typeUrl);
+    let st = this.types.get(typeUrl);
     let changed = false;
     if (!st) {
       st = {
@@ -49,7 +48,7 @@ export class DeltaStream extends AdsStream {
         inFlight: new Map(),
         nacked: false,
       };
-      this.#types.set(typeUrl, st);
+      this.types.set(typeUrl, st);
       changed = true;
     }
     for (const n of subscribe) {
@@ -106,7 +105,7 @@ export class DeltaStream extends AdsStream {
   }
 
   protected override buildResponse(typeUrl: string, stamp: ChangeStamp | undefined): { bytes: Buffer; info: ResponseInfo } | null {
-    const st = this.#types.get(typeUrl);
+    const st = this.types.get(typeUrl);
     if (!st || !this.group()) return null;
     const scope = this.scope(typeUrl);
     const selected = new Map<string, EncodedResource>();
@@ -149,33 +148,21 @@ export class DeltaStream extends AdsStream {
     return { bytes, info: { typeUrl, version: systemVersion, nonce, bytes: bytes.length, resources: send.length, removed: removed.length, stamp: effectiveStamp } };
   }
 
-  override isSubscribed(typeUrl: string): boolean {
-    return this.#types.has(typeUrl);
-  }
-
-  protected override wants(typeUrl: string, names: ReadonlySet<string>): boolean {
-    const st = this.#types.get(typeUrl);
-    if (!st) return false;
-    if (st.wildcard) return true;
-    for (const n of names) if (st.names.has(n)) return true;
-    return false;
-  }
-
   protected override clientHas(typeUrl: string, name: string): boolean {
-    return this.#types.get(typeUrl)?.clientVersions.has(name) ?? false;
+    return this.types.get(typeUrl)?.clientVersions.has(name) ?? false;
   }
 
   protected override inFlight(typeUrl: string): boolean {
-    return (this.#types.get(typeUrl)?.inFlight.size ?? 0) > 0;
+    return (this.types.get(typeUrl)?.inFlight.size ?? 0) > 0;
   }
 
   protected override isNacked(typeUrl: string): boolean {
-    return this.#types.get(typeUrl)?.nacked ?? false;
+    return this.types.get(typeUrl)?.nacked ?? false;
   }
 
   override config(): Record<string, TypeConfig> {
     const out: Record<string, TypeConfig> = {};
-    for (const [typeUrl, st] of this.#types) {
+    for (const [typeUrl, st] of this.types) {
       const scope = this.scope(typeUrl);
       const resources: TypeConfig['resources'] = [];
       for (const [name, version] of st.clientVersions) {

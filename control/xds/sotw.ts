@@ -25,15 +25,14 @@ interface SotwTypeState {
   nacked: boolean;
 }
 
-export class SotwStream extends AdsStream {
-  readonly #types = new Map<string, SotwTypeState>();
+export class SotwStream extends AdsStream<SotwTypeState> {
 
   /** Applies one DiscoveryRequest (ACK, NACK, subscription change or stale). */
   handleRequest(req: DiscoveryRequest): void {
     const typeUrl = req.type_url ?? '';
     if (!typeUrl) return;
     const names = req.resource_names ?? [];
-    let st = this.#types.get(typeUrl);
+    let st = this.types.get(typeUrl);
     if (!st) {
       st = {
         wildcard: names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(typeUrl)),
@@ -43,7 +42,7 @@ export class SotwStream extends AdsStream {
         inFlight: false,
         nacked: false,
       };
-      this.#types.set(typeUrl, st);
+      this.types.set(typeUrl, st);
       this.markDirty(typeUrl);
       this.pump();
       return;
@@ -74,7 +73,7 @@ export class SotwStream extends AdsStream {
   }
 
   protected override buildResponse(typeUrl: string, stamp: ChangeStamp | undefined): { bytes: Buffer; info: ResponseInfo } | null {
-    const st = this.#types.get(typeUrl);
+    const st = this.types.get(typeUrl);
     if (!st || !this.group()) return null;
     const scope = this.scope(typeUrl);
     const selected = new Map<string, EncodedResource>();
@@ -99,35 +98,23 @@ export class SotwStream extends AdsStream {
     return { bytes, info: { typeUrl, version, nonce, bytes: bytes.length, resources: selected.size, removed: 0, stamp: st.lastStamp } };
   }
 
-  override isSubscribed(typeUrl: string): boolean {
-    return this.#types.has(typeUrl);
-  }
-
-  protected override wants(typeUrl: string, names: ReadonlySet<string>): boolean {
-    const st = this.#types.get(typeUrl);
-    if (!st) return false;
-    if (st.wildcard) return true;
-    for (const n of names) if (st.names.has(n)) return true;
-    return false;
-  }
-
   protected override clientHas(typeUrl: string, name: string): boolean {
-    const st = this.#types.get(typeUrl);
+    const st = this.types.get(typeUrl);
     if (!st) return false;
     return st.acked.has(name) || (st.inFlight && st.lastSent.has(name));
   }
 
   protected override inFlight(typeUrl: string): boolean {
-    return this.#types.get(typeUrl)?.inFlight ?? false;
+    return this.types.get(typeUrl)?.inFlight ?? false;
   }
 
   protected override isNacked(typeUrl: string): boolean {
-    return this.#types.get(typeUrl)?.nacked ?? false;
+    return this.types.get(typeUrl)?.nacked ?? false;
   }
 
   override config(): Record<string, TypeConfig> {
     const out: Record<string, TypeConfig> = {};
-    for (const [typeUrl, st] of this.#types) {
+    for (const [typeUrl, st] of this.types) {
       out[typeUrl] = {
         version: st.ackedVersion ?? '',
         resources: [...st.acked.values()].map((r) => ({ name: r.name, version: r.version, resource: r.json })),

@@ -66,8 +66,16 @@ export interface TypeConfig {
   resources: { name: string; version: string; resource: unknown }[];
 }
 
-export abstract class AdsStream {
+/** What a client subscribed to for one type; each protocol's per-type state extends it. */
+export interface Subscription {
+  wildcard: boolean;
+  names: Set<string>;
+}
+
+export abstract class AdsStream<S extends Subscription = Subscription> {
   readonly info: StreamInfo;
+  /** Per-type subscription state, kept by the protocol subclass. */
+  protected readonly types = new Map<string, S>();
   protected readonly cache: SnapshotCache;
   protected readonly hooks: XdsHooks;
   readonly #sink: ResponseSink;
@@ -128,13 +136,24 @@ export abstract class AdsStream {
     return false;
   }
 
+  /** Whether the client subscribed to this type at all. */
+  isSubscribed(typeUrl: string): boolean {
+    return this.types.has(typeUrl);
+  }
+
+  /** Whether the client subscribed to any of `names` (or to the whole type). */
+  protected wants(typeUrl: string, names: ReadonlySet<string>): boolean {
+    const st = this.types.get(typeUrl);
+    if (!st) return false;
+    if (st.wildcard) return true;
+    for (const n of names) if (st.names.has(n)) return true;
+    return false;
+  }
+
   // --- protocol-specific parts -------------------------------------------
 
   /** Builds (and records as sent) the response for a type, or null if there is nothing to send. */
   protected abstract buildResponse(typeUrl: string, stamp: ChangeStamp | undefined): { bytes: Buffer; info: ResponseInfo } | null;
-  abstract isSubscribed(typeUrl: string): boolean;
-  /** Whether the subscription for a type covers any of these names. */
-  protected abstract wants(typeUrl: string, names: ReadonlySet<string>): boolean;
   /** Whether the client currently holds this resource. */
   protected abstract clientHas(typeUrl: string, name: string): boolean;
   /** Pushed, not ACKed or NACKed. */
