@@ -20,11 +20,8 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       case '/ready':
         return dp.ready() ? send(200, 'LIVE\n') : send(503, 'PRE_INITIALIZING\n');
       case '/stats/prometheus':
-        void dp.stats.registry.metrics().then(
-          (text) => send(200, text, dp.stats.registry.contentType),
-          (e: Error) => send(500, e.message),
-        );
-        return;
+        // Envoy's endpoint carries wasm plugins' custom metrics next to its own.
+        return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
       case '/config_dump':
         return send(200, JSON.stringify({ node: info.node, xds: info.xds(), ready: dp.ready(), configs: dp.configDump() }, null, 2) + '\n', 'application/json');
       case '/clusters': {

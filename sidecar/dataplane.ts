@@ -181,6 +181,39 @@ export class DataPlane {
     return out;
   }
 
+  /**
+   * Custom metrics of the wasm plugins in use (proxy_define_metric), labelled
+   * by plugin, merged so each metric family is declared once even when two
+   * plugins define the same name.
+   */
+  wasmPrometheus(): string {
+    const families = new Map<string, { head: string[]; samples: string[] }>();
+    const family = (name: string) => {
+      let f = families.get(name);
+      if (!f) families.set(name, (f = { head: [], samples: [] }));
+      return f;
+    };
+    for (const plugin of new Set(this.#loadedPlugins.values())) {
+      let current: { name: string; f: { head: string[]; samples: string[] } } | undefined;
+      for (const line of plugin.prometheus().split('\n')) {
+        if (line === '') continue;
+        const meta = /^# (HELP|TYPE) (\S+)/.exec(line);
+        if (meta) {
+          current = { name: meta[2]!, f: family(meta[2]!) };
+          if (!current.f.head.some((h) => h.startsWith(`# ${meta[1]} `))) current.f.head.push(line);
+          continue;
+        }
+        const name = /^[^{\s]+/.exec(line)?.[0] ?? '';
+        // Samples follow their family's # TYPE line (histograms add _bucket, _sum, _count).
+        const f = current && (name === current.name || name.startsWith(`${current.name}_`)) ? current.f : family(name);
+        f.samples.push(line);
+      }
+    }
+    let out = '';
+    for (const f of families.values()) out += '\n' + [...f.head, ...f.samples].join('\n') + '\n';
+    return out;
+  }
+
   listenerPort(name: string): number | undefined {
     return this.listeners.port(name);
   }

@@ -1,15 +1,32 @@
 // One routed request to its cluster: circuit breaker admission, host choice,
 // attempts with per-try timeouts, Envoy's retry_on conditions with jittered
 // backoff, the route timeout, and outlier detection fed with every outcome.
+//
+// Cancellation is plain state, not AbortSignals: the route timer, a per-try
+// timer and the downstream going away each call abort() on the exchange in
+// flight. An AbortController with its listeners cost more per request than
+// the rest of this file.
 
 import type { Readable } from 'node:stream';
 import type { Cluster, ClusterManager, Host } from './clusters.ts';
 import type { RetryPolicyConfig } from './config.ts';
 import type { LocalReply } from './local-reply.ts';
 import { localReplies } from './local-reply.ts';
-import type { SidecarStats } from './stats.ts';
-import type { HeaderPairs, ResetReason, UpstreamResponse } from './upstream.ts';
+import type { ClusterSeries, SidecarStats } from './stats.ts';
+import type { Exchange, HeaderPairs, ResetReason, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
+
+/** The downstream side of a request: set aborted and call onAbort when the client goes away. */
+export class Downstream {
+  aborted = false;
+  onAbort: (() => void) | undefined;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.onAbort?.();
+  }
+}
 
 export interface ForwardRequest {
   method: string;
@@ -22,8 +39,7 @@ export interface ForwardRequest {
   /** 0 = none. */
   timeoutMs: number;
   retry?: RetryPolicyConfig;
-  /** Aborted when the downstream goes away. */
-  downstream: AbortSignal;
+  downstream: Downstream;
 }
 
 export type ForwardResult =
@@ -52,49 +68,76 @@ function backoffMs(policy: RetryPolicyConfig, retry: number): number {
   return Math.random() * ceiling;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** What cancels the request as a whole: the route timeout or the downstream leaving. */
+class RequestState {
+  /** Why the request stopped early, if it did. */
+  stopped: 'timeout' | 'downstream' | undefined;
+  /** The attempt in flight. */
+  exchange: Exchange | undefined;
+  /** Wakes a backoff or admission wait. */
+  wake: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #downstream: Downstream;
+
+  constructor(timeoutMs: number, downstream: Downstream) {
+    this.#downstream = downstream;
+    if (downstream.aborted) this.stopped = 'downstream';
+    downstream.onAbort = () => this.stop('downstream');
+    if (timeoutMs > 0) this.#timer = setTimeout(() => this.stop('timeout'), timeoutMs);
+  }
+
+  stop(why: 'timeout' | 'downstream'): void {
+    if (this.stopped) return;
+    this.stopped = why;
+    this.exchange?.abort('timeout');
+    this.wake?.();
+  }
+
+  /** The response is on its way downstream: from here the proxy's body copy owns cancellation. */
+  done(): void {
+    clearTimeout(this.#timer);
+    this.#downstream.onAbort = undefined;
+  }
+}
+
+function sleep(ms: number, state: RequestState): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const t = setTimeout(done, ms);
+    function done() {
       clearTimeout(t);
+      state.wake = undefined;
       resolve();
-    }, { once: true });
+    }
+    state.wake = done;
   });
 }
 
 export async function forward(clusters: ClusterManager, clusterName: string, req: ForwardRequest, stats: SidecarStats): Promise<ForwardResult> {
   const cluster = clusters.get(clusterName);
   if (!cluster) return { kind: 'local', reply: localReplies.clusterNotFound(), attempts: 0 };
-  const labels = { envoy_cluster_name: clusterName };
+  const cs = stats.cluster(clusterName);
   const started = Date.now();
   const deadline = req.timeoutMs > 0 ? started + req.timeoutMs : Infinity;
-  const overall = new AbortController();
-  const onDownstreamAbort = () => overall.abort();
-  req.downstream.addEventListener('abort', onDownstreamAbort, { once: true });
-  const timer = req.timeoutMs > 0 ? setTimeout(() => overall.abort(), req.timeoutMs) : undefined;
-  const cleanup = () => {
-    clearTimeout(timer);
-    req.downstream.removeEventListener('abort', onDownstreamAbort);
-  };
+  const state = new RequestState(req.timeoutMs, req.downstream);
 
   const admitted = cluster.breaker.acquire();
-  const release = admitted instanceof Promise ? await waitAdmission(cluster, admitted, stats, overall.signal) : admitted;
+  const release = admitted instanceof Promise ? await waitAdmission(cluster, admitted, stats, state) : admitted;
   if (!release) {
-    cleanup();
-    if (overall.signal.aborted) return timedOut(stats, labels);
-    stats.upstreamRqPendingOverflow.inc(labels);
+    state.done();
+    if (state.stopped) return timedOut(stats, clusterName);
+    stats.upstreamRqPendingOverflow.inc({ envoy_cluster_name: clusterName });
     return { kind: 'local', reply: localReplies.overflow(), attempts: 0 };
   }
-  stats.upstreamRqActive.inc(labels);
+  cs.rqActive.value++;
   const releaseAll = () => {
     release();
-    stats.upstreamRqActive.dec(labels);
+    cs.rqActive.value--;
   };
 
   const policy = req.retry;
   const replayable = req.body === null || Buffer.isBuffer(req.body);
   const maxAttempts = policy && replayable ? 1 + policy.numRetries : 1;
-  const tried = new Set<string>();
+  const tried: string[] = [];
   let last: { outcome: Outcome; host: Host } | undefined;
   let retryToken: (() => void) | undefined;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -102,45 +145,45 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       retryToken?.();
       retryToken = cluster.breaker.tryRetry();
       if (!retryToken) {
-        stats.upstreamRqRetryOverflow.inc(labels);
+        stats.upstreamRqRetryOverflow.inc({ envoy_cluster_name: clusterName });
         break;
       }
-      stats.upstreamRqRetry.inc(labels);
-      await sleep(backoffMs(policy!, attempt - 1), overall.signal);
-      if (overall.signal.aborted) break;
+      stats.upstreamRqRetry.inc({ envoy_cluster_name: clusterName });
+      await sleep(backoffMs(policy!, attempt - 1), state);
+      if (state.stopped) break;
     }
-    const host = cluster.pick({ hash: req.hash, avoid: policy?.avoidPreviousHosts ? tried : undefined });
+    const host = cluster.pick({ hash: req.hash, avoid: policy?.avoidPreviousHosts ? new Set(tried) : undefined });
     if (!host) {
-      stats.noHealthyUpstream.inc(labels);
+      stats.noHealthyUpstream.inc({ envoy_cluster_name: clusterName });
       if (last) break;
       retryToken?.();
       releaseAll();
-      cleanup();
+      state.done();
       return { kind: 'local', reply: localReplies.noHealthyUpstream(), attempts: attempt };
     }
-    tried.add(host.key);
-    const outcome = await attempt1(cluster, host, req, policy?.perTryTimeoutMs ?? 0, deadline, overall.signal, stats);
-    if (outcome.kind === 'response' && attempt > 1 && outcome.response.status < 500) stats.upstreamRqRetrySuccess.inc(labels);
+    if (!tried.includes(host.key)) tried.push(host.key);
+    const outcome = await attempt1(cluster, cs, host, req, policy?.perTryTimeoutMs ?? 0, deadline, state, stats);
+    if (outcome.kind === 'response' && attempt > 1 && outcome.response.status < 500) stats.upstreamRqRetrySuccess.inc({ envoy_cluster_name: clusterName });
     if (last?.outcome.kind === 'response') {
       // The previous attempt is being retried: drop its response and free its host slot.
-      last.outcome.response.body.resume();
+      last.outcome.response.body.dump();
       last.host.activeRequests--;
     }
     last = { outcome, host };
-    if (overall.signal.aborted) break;
+    if (state.stopped) break;
     if (!policy || attempt === maxAttempts || !shouldRetry(policy, outcome)) break;
   }
   retryToken?.();
-  cleanup();
-  if (overall.signal.aborted && !req.downstream.aborted && (!last || last.outcome.kind === 'failure')) {
+  state.done();
+  if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {
     releaseAll();
-    return timedOut(stats, labels, last?.host);
+    return timedOut(stats, clusterName, last?.host);
   }
   if (!last || last.outcome.kind === 'failure') {
     releaseAll();
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
-    if (reason === 'timeout') return timedOut(stats, labels, last?.host);
-    return { kind: 'local', reply: localReplies.reset(reason), host: last?.host, attempts: tried.size };
+    if (reason === 'timeout') return timedOut(stats, clusterName, last?.host);
+    return { kind: 'local', reply: localReplies.reset(reason), host: last?.host, attempts: tried.length };
   }
   const { response } = last.outcome;
   const host = last.host;
@@ -149,77 +192,71 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     kind: 'response',
     response,
     host,
-    attempts: tried.size,
+    attempts: tried.length,
     finish: () => {
       if (finished) return;
       finished = true;
       host.activeRequests--;
       releaseAll();
-      stats.upstreamRqTime.observe(labels, Date.now() - started);
+      cs.rqTime.observe(Date.now() - started);
     },
   };
 }
 
-function timedOut(stats: SidecarStats, labels: { envoy_cluster_name: string }, host?: Host): ForwardResult {
-  stats.upstreamRqTimeout.inc(labels);
+function timedOut(stats: SidecarStats, clusterName: string, host?: Host): ForwardResult {
+  stats.upstreamRqTimeout.inc({ envoy_cluster_name: clusterName });
   return { kind: 'local', reply: localReplies.timeout(), host, attempts: 1 };
 }
 
-async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | undefined>, stats: SidecarStats, signal: AbortSignal): Promise<(() => void) | undefined> {
+async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | undefined>, stats: SidecarStats, state: RequestState): Promise<(() => void) | undefined> {
   const labels = { envoy_cluster_name: cluster.name };
   stats.upstreamRqPendingActive.inc(labels);
   try {
-    return await Promise.race([
-      admitted,
-      new Promise<undefined>((resolve) => signal.addEventListener('abort', () => resolve(undefined), { once: true })),
-    ]).then((release) => {
-      if (signal.aborted && release) {
-        release();
-        return undefined;
-      }
-      if (!release) void admitted.then((r) => r?.());
-      return release;
-    });
+    const release = await Promise.race([admitted, new Promise<undefined>((resolve) => (state.wake = () => resolve(undefined)))]);
+    state.wake = undefined;
+    if (state.stopped && release) {
+      release();
+      return undefined;
+    }
+    if (!release) void admitted.then((r) => r?.());
+    return release;
   } finally {
     stats.upstreamRqPendingActive.dec(labels);
   }
 }
 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */
-async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, perTryMs: number, deadline: number, overall: AbortSignal, stats: SidecarStats): Promise<Outcome> {
-  const labels = { envoy_cluster_name: cluster.name };
-  // Without a per-try budget the attempt lives exactly as long as the request (whose
-  // timer already fires at the deadline): reuse its signal rather than paying for a
-  // second AbortController, listener and timer on every request.
-  const budget = Math.min(perTryMs, deadline - Date.now());
-  const ac = perTryMs > 0 ? new AbortController() : undefined;
-  const onAbort = () => ac?.abort();
-  if (ac) overall.addEventListener('abort', onAbort, { once: true });
-  let perTryFired = false;
-  const timer = ac
-    ? setTimeout(() => {
-        perTryFired = perTryMs > 0 && !overall.aborted;
-        ac.abort();
-      }, Math.max(0, budget))
-    : undefined;
+async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, perTryMs: number, deadline: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
   host.activeRequests++;
-  stats.upstreamRq.inc(labels);
+  cs.rq.value++;
+  let perTryFired = false;
+  let timer: NodeJS.Timeout | undefined;
+  if (state.stopped) {
+    host.activeRequests--;
+    return { kind: 'failure', reason: 'timeout' };
+  }
+  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body: req.body });
+  state.exchange = exchange;
+  if (perTryMs > 0) {
+    timer = setTimeout(() => {
+      perTryFired = !state.stopped;
+      exchange.abort('timeout');
+    }, Math.max(0, Math.min(perTryMs, deadline - Date.now())));
+  }
   try {
-    const response = await host.pool.send({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body: req.body, signal: ac?.signal ?? overall });
-    const cls = `${Math.floor(response.status / 100)}xx`;
-    stats.upstreamRqCode.inc({ ...labels, envoy_response_code: String(response.status) });
-    stats.upstreamRqXx.inc({ ...labels, envoy_response_code_class: cls.slice(0, 1) });
+    const response = await exchange.response;
+    stats.upstreamResponse(cs, cluster.name, response.status);
     cluster.recordResult(host, response.status);
     return { kind: 'response', response };
   } catch (err) {
     host.activeRequests--;
     const reason: ResetReason = err instanceof UpstreamFailure ? err.reason : 'reset';
-    if (reason === 'connection_failure') stats.upstreamCxConnectFail.inc(labels);
-    if (perTryFired) stats.upstreamRqPerTryTimeout.inc(labels);
+    if (reason === 'connection_failure') stats.upstreamCxConnectFail.inc({ envoy_cluster_name: cluster.name });
+    if (perTryFired) stats.upstreamRqPerTryTimeout.inc({ envoy_cluster_name: cluster.name });
     if (!req.downstream.aborted) cluster.recordResult(host, 0);
-    return { kind: 'failure', reason: perTryFired ? 'timeout' : reason };
+    return { kind: 'failure', reason: perTryFired || state.stopped === 'timeout' ? 'timeout' : reason };
   } finally {
     clearTimeout(timer);
-    overall.removeEventListener('abort', onAbort);
+    state.exchange = undefined;
   }
 }

@@ -6,10 +6,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { ClusterManager } from './clusters.ts';
-import type { HashPolicyConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
+import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
 import type { FilterResolver } from './filter-chain.ts';
 import { RequestFilters } from './filter-chain.ts';
-import { forward } from './forward.ts';
+import { Downstream, forward } from './forward.ts';
 import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop } from './headers.ts';
 import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
@@ -54,6 +54,8 @@ type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
 const MAX_BUFFERED_BODY = 16 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
 function readBody(req: Req): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -69,6 +71,13 @@ function readBody(req: Req): Promise<Buffer> {
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/** True when the request has no body at all, so reading one would only cost a promise and three listeners. */
+function bodiless(req: Req, h2: boolean): boolean {
+  if (h2) return (req as Http2ServerRequest).stream?.endAfterHeaders === true;
+  const h = req.headers;
+  return h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0');
 }
 
 function writeHead(res: Res, status: number, headers: HeaderPairs): void {
@@ -100,6 +109,7 @@ function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, rem
 }
 
 function rewritePath(route: RouteEntry, action: RouteActionConfig, path: string): string {
+  if (action.prefixRewrite === undefined && !action.regexRewrite) return path;
   const q = path.indexOf('?');
   const [p, query] = q < 0 ? [path, ''] : [path.slice(0, q), path.slice(q)];
   if (action.prefixRewrite !== undefined && (route.match.path.kind === 'prefix' || route.match.path.kind === 'separated_prefix')) {
@@ -111,14 +121,26 @@ function rewritePath(route: RouteEntry, action: RouteActionConfig, path: string)
   return path;
 }
 
+/** Whether the chain has anything besides the router (most listeners do not). */
+function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
+  for (const f of hcm.httpFilters) if (f.kind !== 'router') return true;
+  return false;
+}
+
+/**
+ * One request from headers to the end of its response. Written for the
+ * common case first: a bodiless request with no filters goes from the parsed
+ * headers to the upstream connection without a promise, an AbortController
+ * or a stream of its own (see docs/sidecar.md, Performance).
+ */
 export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: HttpConnectionManagerConfig, req: Req, res: Res): Promise<void> {
   const started = Date.now();
-  const statLabels = { envoy_http_conn_manager_prefix: hcm.statPrefix };
-  env.stats.downstreamRq.inc(statLabels);
+  const hs = env.stats.hcm(hcm.statPrefix);
+  hs.rq.value++;
   const h2 = req.httpVersionMajor === 2;
   let authority = (h2 ? (req.headers[':authority'] as string | undefined) : req.headers.host) ?? '';
   let path = (h2 ? (req.headers[':path'] as string | undefined) : req.url) ?? '/';
-  if (!path.startsWith('/')) {
+  if (path.charCodeAt(0) !== 47 /* / */) {
     // HTTP-proxy style absolute URI (HTTP_PROXY=http://127.0.0.1:<outbound>).
     try {
       const u = new URL(path);
@@ -131,20 +153,20 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   const method = req.method ?? 'GET';
   const headers = pairsFromRaw(req.rawHeaders);
   if (!h2) setHeader(headers, 'host', authority);
-  const grpc = isGrpc(getHeader(headers, 'content-type'));
-  let requestId = getHeader(headers, 'x-request-id');
+  const grpc = isGrpc(req.headers['content-type']);
+  let requestId = req.headers['x-request-id'] as string | undefined;
   if (!requestId) {
     requestId = randomUUID();
     headers.push(['x-request-id', requestId]);
   }
-  if (!getHeader(headers, 'x-forwarded-proto')) headers.push(['x-forwarded-proto', 'http']);
+  if (req.headers['x-forwarded-proto'] === undefined) headers.push(['x-forwarded-proto', 'http']);
   const log: AccessLogEntry = {
-    start_time: new Date(started).toISOString(),
+    start_time: '',
     listener: listenerName,
     method,
     path,
     authority,
-    protocol: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+    protocol: h2 ? 'HTTP/2' : req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`,
     response_code: 0,
     response_flags: '-',
     route_name: '',
@@ -156,7 +178,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     duration_ms: 0,
     request_id: requestId,
   };
-  const downstream = new AbortController();
+  const downstream = new Downstream();
   res.on('close', () => {
     if (!res.writableFinished) downstream.abort();
   });
@@ -166,15 +188,19 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     log.response_code = status;
     log.response_flags = flag;
     log.duration_ms = Date.now() - started;
-    env.stats.downstreamRqXx.inc({ ...statLabels, envoy_response_code_class: String(Math.floor(status / 100)) });
-    env.stats.downstreamRqTime.observe(statLabels, log.duration_ms);
-    env.accessLog?.(log);
+    const cls = Math.floor(status / 100);
+    (hs.rqXx[cls] ?? hs.rqXx[0]!).value++;
+    hs.rqTime.observe(log.duration_ms);
+    if (env.accessLog) {
+      log.start_time = new Date(started).toISOString();
+      env.accessLog(log);
+    }
     filters?.complete();
   };
   const reply = (r: LocalReply, extra: HeaderPairs = []) => {
     const out = renderLocalReply(r, grpc);
     if (!res.headersSent) {
-      writeHead(res, out.status, [...out.headers, ...extra]);
+      writeHead(res, out.status, extra.length ? [...out.headers, ...extra] : out.headers);
       res.end(out.body);
     } else res.destroy();
     log.bytes_sent = Buffer.byteLength(out.body);
@@ -186,44 +212,49 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const vh = config ? selectVirtualHost(config, authority) : undefined;
     const route = vh ? selectRoute(vh, { authority, path, method, header: (n) => getHeader(headers, n) }) : undefined;
     if (!config || !vh || !route) {
-      env.stats.noRoute.inc(statLabels);
+      env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
       req.resume();
       return reply(localReplies.noRoute());
     }
     log.route_name = route.name;
     const remote = req.socket?.remoteAddress ?? '';
-    filters = new RequestFilters(hcm.httpFilters, route, env.filters, {
-      'source.address': `${remote}:${req.socket?.remotePort ?? 0}`,
-      'request.id': requestId,
-      'xds.route_name': route.name,
-      'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
-      ...peerProperties(req.socket),
-    }, env.stats, env.random);
+    if (hasHttpFilters(hcm)) {
+      filters = new RequestFilters(hcm.httpFilters, route, env.filters, {
+        'source.address': `${remote}:${req.socket?.remotePort ?? 0}`,
+        'request.id': requestId,
+        'xds.route_name': route.name,
+        'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
+        ...peerProperties(req.socket),
+      }, env.stats, env.random);
+    }
 
     // gRPC streams pass through unbuffered when nothing needs the whole body; everything else is buffered so retries can replay it.
-    const streaming = grpc && h2 && !filters.hasWasm;
-    let body: Buffer | null = streaming ? null : await readBody(req);
+    const streaming = grpc && h2 && !filters?.hasWasm;
+    let body: Buffer | null = streaming ? null : bodiless(req, h2) ? EMPTY : await readBody(req);
     log.bytes_received = body?.length ?? 0;
 
-    // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it.
-    const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
-    const req1 = filters.hasFilters ? await filters.request(filterHeaders, body) : { kind: 'continue' as const, headers: filterHeaders, body };
-    if (req1.kind === 'reply') return reply(req1.reply);
-    body = req1.body;
-    const upstreamHeaders = req1.headers.filter(([k]) => !k.startsWith(':'));
+    let upstreamHeaders = headers;
     let routeNow = route;
-    if (req1.headers !== filterHeaders) {
-      // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again.
-      authority = getHeader(req1.headers, ':authority') ?? authority;
-      path = getHeader(req1.headers, ':path') ?? path;
-      if (!h2) setHeader(upstreamHeaders, 'host', authority);
-      const again = selectRoute(vh, { authority, path, method, header: (n) => getHeader(upstreamHeaders, n) });
-      if (!again) {
-        env.stats.noRoute.inc(statLabels);
-        return reply(localReplies.noRoute());
+    if (filters?.hasFilters) {
+      // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it.
+      const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
+      const req1 = await filters.request(filterHeaders, body);
+      if (req1.kind === 'reply') return reply(req1.reply);
+      body = req1.body;
+      upstreamHeaders = req1.headers.filter(([k]) => !k.startsWith(':'));
+      if (req1.headers !== filterHeaders) {
+        // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again.
+        authority = getHeader(req1.headers, ':authority') ?? authority;
+        path = getHeader(req1.headers, ':path') ?? path;
+        if (!h2) setHeader(upstreamHeaders, 'host', authority);
+        const again = selectRoute(vh, { authority, path, method, header: (n) => getHeader(upstreamHeaders, n) });
+        if (!again) {
+          env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
+          return reply(localReplies.noRoute());
+        }
+        routeNow = again;
+        log.route_name = again.name;
       }
-      routeNow = again;
-      log.route_name = again.name;
     }
     const action = routeNow.action;
 
@@ -238,16 +269,19 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const chosen = action.clusters.length === 1 ? action.clusters[0]! : pickWeighted(action.clusters, action.totalWeight, env.random())!;
     log.upstream_cluster = chosen.name;
     // Most specific first: weighted cluster, route, virtual host, route configuration.
-    for (const m of [chosen.requestHeaders, routeNow.requestHeaders, vh.requestHeaders, config.requestHeaders]) applyMutation(upstreamHeaders, m);
+    applyMutation(upstreamHeaders, chosen.requestHeaders);
+    applyMutation(upstreamHeaders, routeNow.requestHeaders);
+    applyMutation(upstreamHeaders, vh.requestHeaders);
+    applyMutation(upstreamHeaders, config.requestHeaders);
     const upstreamPath = rewritePath(routeNow, action, path);
     let upstreamAuthority = authority;
     if (action.hostRewrite) {
       upstreamAuthority = action.hostRewrite;
       if (!h2) setHeader(upstreamHeaders, 'host', upstreamAuthority);
     }
-    if (body !== null) {
+    if (body !== null && (body !== EMPTY || filters?.hasFilters)) {
       removeHeader(upstreamHeaders, 'content-length');
-      if (body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(method)) upstreamHeaders.push(['content-length', String(body.length)]);
+      if (body.length > 0 || !NO_BODY_METHODS.has(method)) upstreamHeaders.push(['content-length', String(body.length)]);
     }
     const setCookies: HeaderPairs = [];
     const hash = action.hashPolicy.length ? hashOf(action.hashPolicy, upstreamHeaders, remote, setCookies) : undefined;
@@ -266,7 +300,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       hash,
       timeoutMs: action.timeoutMs,
       retry: action.retry ?? vh.retry,
-      downstream: downstream.signal,
+      downstream,
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;
@@ -274,7 +308,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (streaming) req.resume();
       return reply(result.reply);
     }
-    await respond(env, res, result.response, filters, [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders], setCookies, started, log, reply, result.finish);
+    const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
+    if (filters?.hasWasm) await respondFiltered(res, result.response, filters, mutations, setCookies, started, log, reply, result.finish);
+    else await respond(res, result.response, mutations, setCookies, started, log, result.finish);
     finish(result.response.status);
   } catch (err) {
     if (!res.headersSent) reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
@@ -285,79 +321,90 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   }
 }
 
-async function respond(
-  env: ProxyEnv,
+function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, started: number): HeaderPairs {
+  const headers = withoutHopByHop(upstream.headers);
+  for (const m of mutations) applyMutation(headers, m);
+  for (const c of setCookies) headers.push(c);
+  headers.push(['x-envoy-upstream-service-time', String(Date.now() - started)]);
+  return headers;
+}
+
+/** Wasm filters see the whole response: it is read, filtered, then sent with its new length. */
+async function respondFiltered(
   res: Res,
   upstream: UpstreamResponse,
   filters: RequestFilters,
-  mutations: Parameters<typeof applyMutation>[1][],
+  mutations: HeaderMutationConfig[],
   setCookies: HeaderPairs,
   started: number,
   log: AccessLogEntry,
   reply: (r: LocalReply) => void,
   release: () => void,
 ): Promise<void> {
-  let headers = withoutHopByHop(upstream.headers);
-  for (const m of mutations) applyMutation(headers, m);
-  headers.push(...setCookies);
-  headers.push(['x-envoy-upstream-service-time', String(Date.now() - started)]);
-  if (filters.hasWasm) {
-    const chunks: Buffer[] = [];
-    for await (const c of upstream.body) chunks.push(c as Buffer);
-    release();
-    const out = await filters.response(headers, Buffer.concat(chunks));
-    if (out.kind === 'reply') return reply(out.reply);
-    headers = out.headers;
-    const body = out.body ?? Buffer.alloc(0);
-    removeHeader(headers, 'content-length');
-    headers.push(['content-length', String(body.length)]);
-    writeHead(res, upstream.status, headers);
-    res.end(body);
-    log.bytes_sent = body.length;
-    return;
-  }
+  let headers = responseHeaders(upstream, mutations, setCookies, started);
+  const { body: whole } = await upstream.body.collect().finally(release);
+  const out = await filters.response(headers, whole);
+  if (out.kind === 'reply') return reply(out.reply);
+  headers = out.headers;
+  const body = out.body ?? EMPTY;
+  removeHeader(headers, 'content-length');
+  headers.push(['content-length', String(body.length)]);
+  writeHead(res, upstream.status, headers);
+  res.end(body);
+  log.bytes_sent = body.length;
+}
+
+/** The response streams through as it arrives, with backpressure both ways. */
+function respond(
+  res: Res,
+  upstream: UpstreamResponse,
+  mutations: HeaderMutationConfig[],
+  setCookies: HeaderPairs,
+  started: number,
+  log: AccessLogEntry,
+  release: () => void,
+): Promise<void> {
+  const headers = responseHeaders(upstream, mutations, setCookies, started);
   // Headers and the first body chunk leave in one write (one writev instead of two syscalls).
   res.cork();
   writeHead(res, upstream.status, headers);
   let corked = true;
-  await new Promise<void>((resolve) => {
+  const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
+  return new Promise<void>((resolve) => {
+    let settled = false;
     const done = () => {
+      if (settled) return;
+      settled = true;
       release();
       resolve();
     };
-    upstream.body.on('data', (c: Buffer) => {
-      log.bytes_sent += c.length;
-      const ok = (res as ServerResponse).write(c);
-      if (corked) {
-        corked = false;
-        process.nextTick(() => res.uncork());
-      }
-      if (!ok) {
-        upstream.body.pause();
-        res.once('drain', () => upstream.body.resume());
-      }
-    });
-    upstream.body.on('end', () => {
-      if (upstream.trailers && (res as Http2ServerResponse).stream !== undefined) {
-        void upstream.trailers.then((t) => {
-          if (t.length) (res as Http2ServerResponse).addTrailers(objectFromPairs(t));
-          res.end();
-          done();
-        });
-      } else {
-        res.end();
-        done();
-      }
-    });
-    upstream.body.on('error', () => {
-      res.destroy();
-      done();
-    });
+    const onDrain = () => upstream.body.resume();
     res.on('close', () => {
       if (!res.writableFinished) {
         upstream.body.destroy();
         done();
       }
+    });
+    upstream.body.pipe({
+      data(c) {
+        log.bytes_sent += c.length;
+        const ok = (res as ServerResponse).write(c);
+        if (corked) {
+          corked = false;
+          process.nextTick(() => res.uncork());
+        }
+        if (!ok) res.once('drain', onDrain);
+        return ok;
+      },
+      end(trailers) {
+        if (h2res && trailers.length) h2res.addTrailers(objectFromPairs(trailers));
+        res.end();
+        done();
+      },
+      error() {
+        res.destroy();
+        done();
+      },
     });
   });
 }
@@ -366,9 +413,6 @@ async function respond(
 async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | null): Promise<void> {
   const shadow = `${authority.split(':')[0]}-shadow${authority.includes(':') ? ':' + authority.split(':')[1] : ''}`;
   const h = headers.map(([k, v]) => [k, k === 'host' ? shadow : v] as [string, string]);
-  const ac = new AbortController();
-  const result = await forward(env.clusters, cluster, { method, path, authority: shadow, headers: h, body, timeoutMs: 15_000, downstream: ac.signal }, env.stats).catch(() => undefined);
-  if (result?.kind === 'response') {
-    result.response.body.on('end', result.finish).on('error', result.finish).resume();
-  }
+  const result = await forward(env.clusters, cluster, { method, path, authority: shadow, headers: h, body, timeoutMs: 15_000, downstream: new Downstream() }, env.stats).catch(() => undefined);
+  if (result?.kind === 'response') result.response.body.dump(result.finish);
 }

@@ -2,33 +2,43 @@
 // (envoy_cluster_*, envoy_http_*, envoy_listener_*) so dashboards and queries
 // written for Envoy work against the weft sidecar unchanged.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, MetricsRegistry } from './metrics.ts';
+import type { CounterSeries, HistogramSeries } from './metrics.ts';
+
+const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
+
+/** One connection manager's per-request series, looked up once per stat prefix. */
+export interface HcmSeries {
+  rq: CounterSeries;
+  /** By response class 1..5 (index 0 is a sink for out-of-range codes). */
+  rqXx: CounterSeries[];
+  rqTime: HistogramSeries;
+}
+
+/** One cluster's per-request series, looked up once per cluster. */
+export interface ClusterSeries {
+  rq: CounterSeries;
+  rqActive: CounterSeries;
+  rqTime: HistogramSeries;
+  /** By response class 1..5 (index 0 is a sink for out-of-range codes). */
+  rqXx: CounterSeries[];
+  /** By status code, created on first use. */
+  rqCode: Map<number, CounterSeries>;
+}
 
 export class SidecarStats {
-  readonly registry = new Registry();
+  readonly registry = new MetricsRegistry();
 
   readonly downstreamRq = this.#counter('envoy_http_downstream_rq_total', 'Downstream requests', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqXx = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_http_conn_manager_prefix', 'envoy_response_code_class']);
-  readonly downstreamRqTime = new Histogram({
-    name: 'envoy_http_downstream_rq_time',
-    help: 'Downstream request time (ms)',
-    labelNames: ['envoy_http_conn_manager_prefix'],
-    buckets: [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
-    registers: [this.registry],
-  });
+  readonly downstreamRqTime = this.registry.register(new Histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], TIME_BUCKETS));
   readonly downstreamCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Active downstream connections', ['envoy_http_conn_manager_prefix']);
   readonly noRoute = this.#counter('envoy_http_no_route', 'Requests with no matching route', ['envoy_http_conn_manager_prefix']);
 
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);
   readonly upstreamRqCode = this.#counter('envoy_cluster_upstream_rq', 'Upstream responses by code', ['envoy_cluster_name', 'envoy_response_code']);
   readonly upstreamRqXx = this.#counter('envoy_cluster_upstream_rq_xx', 'Upstream responses by class', ['envoy_cluster_name', 'envoy_response_code_class']);
-  readonly upstreamRqTime = new Histogram({
-    name: 'envoy_cluster_upstream_rq_time',
-    help: 'Upstream request time (ms)',
-    labelNames: ['envoy_cluster_name'],
-    buckets: [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
-    registers: [this.registry],
-  });
+  readonly upstreamRqTime = this.registry.register(new Histogram('envoy_cluster_upstream_rq_time', 'Upstream request time (ms)', ['envoy_cluster_name'], TIME_BUCKETS));
   readonly upstreamRqTimeout = this.#counter('envoy_cluster_upstream_rq_timeout', 'Upstream requests that timed out', ['envoy_cluster_name']);
   readonly upstreamRqPerTryTimeout = this.#counter('envoy_cluster_upstream_rq_per_try_timeout', 'Upstream attempts that hit the per-try timeout', ['envoy_cluster_name']);
   readonly upstreamRqRetry = this.#counter('envoy_cluster_upstream_rq_retry', 'Upstream request retries', ['envoy_cluster_name']);
@@ -53,11 +63,58 @@ export class SidecarStats {
   readonly listenersActive = this.#gauge('envoy_listener_manager_total_listeners_active', 'Listeners bound', []);
   readonly wasmFailures = this.#counter('envoy_wasm_filter_failures', 'Wasm filter traps and load failures', ['filter']);
 
+  readonly #hcm = new Map<string, HcmSeries>();
+  readonly #cluster = new Map<string, ClusterSeries>();
+
+  /** The request-path series of one connection manager (stat_prefix). */
+  hcm(prefix: string): HcmSeries {
+    let s = this.#hcm.get(prefix);
+    if (!s) {
+      const l = { envoy_http_conn_manager_prefix: prefix };
+      s = {
+        rq: this.downstreamRq.series(l),
+        rqXx: [{ value: 0 }, ...[1, 2, 3, 4, 5].map((c) => this.downstreamRqXx.series({ ...l, envoy_response_code_class: String(c) }))],
+        rqTime: this.downstreamRqTime.series(l),
+      };
+      this.#hcm.set(prefix, s);
+    }
+    return s;
+  }
+
+  /** The request-path series of one cluster. */
+  cluster(name: string): ClusterSeries {
+    let s = this.#cluster.get(name);
+    if (!s) {
+      const l = { envoy_cluster_name: name };
+      s = {
+        rq: this.upstreamRq.series(l),
+        rqActive: this.upstreamRqActive.series(l),
+        rqTime: this.upstreamRqTime.series(l),
+        rqXx: [{ value: 0 }, ...[1, 2, 3, 4, 5].map((c) => this.upstreamRqXx.series({ ...l, envoy_response_code_class: String(c) }))],
+        rqCode: new Map(),
+      };
+      this.#cluster.set(name, s);
+    }
+    return s;
+  }
+
+  /** Counts a response from a cluster by code and class. */
+  upstreamResponse(s: ClusterSeries, clusterName: string, status: number): void {
+    let code = s.rqCode.get(status);
+    if (!code) {
+      code = this.upstreamRqCode.series({ envoy_cluster_name: clusterName, envoy_response_code: String(status) });
+      s.rqCode.set(status, code);
+    }
+    code.value++;
+    const cls = Math.floor(status / 100);
+    if (cls >= 1 && cls <= 5) s.rqXx[cls]!.value++;
+  }
+
   #counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
-    return new Counter({ name, help, labelNames, registers: [this.registry] });
+    return this.registry.register(new Counter(name, help, labelNames));
   }
 
   #gauge<L extends string>(name: string, help: string, labelNames: L[]): Gauge<L> {
-    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+    return this.registry.register(new Gauge(name, help, labelNames));
   }
 }

@@ -28,19 +28,146 @@ export interface UpstreamRequest {
   authority: string;
   headers: HeaderPairs;
   body: Buffer | Readable | null;
-  signal: AbortSignal;
+}
+
+/** Where a response body goes: data() returning false pauses the source until resume(). */
+export interface BodySink {
+  data(chunk: Buffer): boolean;
+  /** The body ended; HTTP/2 and chunked HTTP/1.1 may carry trailers. */
+  end(trailers: HeaderPairs): void;
+  error(err: Error): void;
+}
+
+/**
+ * A response body on its way from the upstream connection. Chunks that
+ * arrive before anyone reads (a small response usually comes in the same
+ * packet as its headers) are held, up to a bound, rather than pausing the
+ * connection; a Readable per response cost more than the rest of the
+ * upstream exchange.
+ */
+export class UpstreamBody {
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #ended = false;
+  #trailers: HeaderPairs = [];
+  #error: Error | undefined;
+  #sink: BodySink | undefined;
+  #sourcePaused = false;
+  #done = false;
+  /** Set by the source: resumes reading from the connection. */
+  resumeSource: () => void = () => undefined;
+  /** Set by the source: stops the exchange (reset the stream or drop the connection). */
+  abortSource: (err: Error) => void = () => undefined;
+
+  static readonly HOLD_BYTES = 64 * 1024;
+
+  /** Source side: one chunk; false asks the source to pause. */
+  push(chunk: Buffer): boolean {
+    if (this.#done) return false;
+    if (this.#sink && this.#held.length === 0) {
+      if (this.#sink.data(chunk)) return true;
+      this.#sourcePaused = true;
+      return false;
+    }
+    this.#held.push(chunk);
+    this.#heldBytes += chunk.length;
+    if (this.#heldBytes < UpstreamBody.HOLD_BYTES) return true;
+    this.#sourcePaused = true;
+    return false;
+  }
+
+  /** Source side: the body ended. */
+  end(trailers: HeaderPairs = []): void {
+    if (this.#done || this.#ended) return;
+    this.#ended = true;
+    this.#trailers = trailers;
+    if (this.#sink && this.#held.length === 0) this.#finish();
+  }
+
+  /** Source side: the exchange failed after the headers. */
+  fail(err: Error): void {
+    if (this.#done) return;
+    this.#error = err;
+    this.#held = [];
+    if (this.#sink) {
+      this.#done = true;
+      this.#sink.error(err);
+    }
+  }
+
+  /** Starts delivering to the sink (held chunks first). */
+  pipe(sink: BodySink): void {
+    this.#sink = sink;
+    if (this.#error) {
+      this.#done = true;
+      sink.error(this.#error);
+      return;
+    }
+    this.resume();
+  }
+
+  /** The sink can take more (after a data() that returned false). */
+  resume(): void {
+    const sink = this.#sink;
+    if (!sink || this.#done) return;
+    while (this.#held.length > 0) {
+      const c = this.#held.shift()!;
+      this.#heldBytes -= c.length;
+      if (!sink.data(c)) return;
+    }
+    if (this.#ended) return this.#finish();
+    if (this.#sourcePaused) {
+      this.#sourcePaused = false;
+      this.resumeSource();
+    }
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#sink!.end(this.#trailers);
+  }
+
+  /** The whole body, for filters that see it at once. */
+  collect(): Promise<{ body: Buffer; trailers: HeaderPairs }> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      this.pipe({
+        data: (c) => (chunks.push(c), true),
+        end: (trailers) => resolve({ body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), trailers }),
+        error: reject,
+      });
+    });
+  }
+
+  /** Reads and drops the rest (a retried attempt, a mirror): the connection stays reusable. */
+  dump(onDone?: () => void): void {
+    this.pipe({ data: () => true, end: () => onDone?.(), error: () => onDone?.() });
+  }
+
+  /** Stops the exchange: the downstream went away. */
+  destroy(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#held = [];
+    this.abortSource(new Error('downstream closed'));
+  }
 }
 
 export interface UpstreamResponse {
   status: number;
   headers: HeaderPairs;
-  body: Readable;
-  /** HTTP/2 only: resolves with trailers (gRPC status) once the body ends. */
-  trailers?: Promise<HeaderPairs>;
+  body: UpstreamBody;
+}
+
+/** One request in flight: its response once headers arrive, and a way to stop it before then. */
+export interface Exchange {
+  response: Promise<UpstreamResponse>;
+  /** Stops the exchange; a pending response rejects with UpstreamFailure(reason). */
+  abort(reason: ResetReason): void;
 }
 
 export interface UpstreamPool {
-  send(req: UpstreamRequest): Promise<UpstreamResponse>;
+  start(req: UpstreamRequest): Exchange;
   close(): Promise<void>;
 }
 
@@ -100,14 +227,83 @@ export function pairsFromObject(h: Record<string, string | string[] | undefined>
   return out;
 }
 
-function classify(err: unknown, signal: AbortSignal): UpstreamFailure {
-  if (signal.aborted) return new UpstreamFailure('timeout', 'upstream request timeout');
+function classify(err: unknown): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err;
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? '';
   if (['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
     return new UpstreamFailure('connection_failure', `connection failure (${code})`);
   }
   return new UpstreamFailure('connection_termination', `connection termination (${code || e.message})`);
+}
+
+/** lower-cased [name, value] pairs from undici's raw [Buffer, Buffer, ...] header list. */
+function pairsFromRawBuffers(raw: Buffer[] | string[] | null | undefined): HeaderPairs {
+  const out: HeaderPairs = [];
+  if (!raw) return out;
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toString('latin1').toLowerCase(), raw[i + 1]!.toString('latin1')]);
+  return out;
+}
+
+/**
+ * One HTTP/1.1 exchange as an undici dispatch handler: headers resolve the
+ * response, chunks go straight into its UpstreamBody. No Readable, no
+ * AbortSignal: an abort before the request is written is remembered and
+ * applied when undici hands over its abort function.
+ */
+class H1Exchange implements Exchange {
+  readonly response: Promise<UpstreamResponse>;
+  #resolve!: (r: UpstreamResponse) => void;
+  #reject!: (e: Error) => void;
+  #abortFn: ((err: Error) => void) | undefined;
+  #aborted: UpstreamFailure | undefined;
+  #body: UpstreamBody | undefined;
+
+  constructor() {
+    this.response = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  abort(reason: ResetReason): void {
+    if (this.#aborted) return;
+    this.#aborted = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `request aborted (${reason})`);
+    this.#abortFn?.(this.#aborted);
+  }
+
+  onConnect(abort: (err: Error) => void): void {
+    this.#abortFn = abort;
+    if (this.#aborted) abort(this.#aborted);
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true;
+    const body = new UpstreamBody();
+    body.resumeSource = resume;
+    body.abortSource = (err) => this.#abortFn?.(err);
+    this.#body = body;
+    this.#resolve({ status, headers: pairsFromRawBuffers(raw), body });
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.#body!.push(chunk);
+  }
+
+  onComplete(trailers: string[] | null): void {
+    this.#body?.end(pairsFromRawBuffers(trailers));
+  }
+
+  onError(err: Error): void {
+    const f = this.#aborted ?? classify(err);
+    if (this.#body) this.#body.fail(f);
+    else this.#reject(f);
+  }
+
+  onUpgrade(): void {
+    this.onError(new UpstreamFailure('reset', 'upstream upgraded the connection'));
+  }
 }
 
 export class Http1Pool implements UpstreamPool {
@@ -139,22 +335,18 @@ export class Http1Pool implements UpstreamPool {
     });
   }
 
-  async send(req: UpstreamRequest): Promise<UpstreamResponse> {
+  start(req: UpstreamRequest): Exchange {
     const headers: string[] = [];
-    for (const [k, v] of req.headers) if (!k.startsWith(':')) headers.push(k, v);
-    if (!req.headers.some(([k]) => k === 'host')) headers.push('host', req.authority);
-    try {
-      const res = await this.#pool.request({
-        method: req.method as 'GET',
-        path: req.path,
-        headers,
-        body: req.body ?? undefined,
-        signal: req.signal,
-      });
-      return { status: res.statusCode, headers: pairsFromObject(res.headers), body: res.body };
-    } catch (err) {
-      throw classify(err, req.signal);
+    let host = false;
+    for (const [k, v] of req.headers) {
+      if (k.charCodeAt(0) === 58 /* : */) continue;
+      if (k === 'host') host = true;
+      headers.push(k, v);
     }
+    if (!host) headers.push('host', req.authority);
+    const handler = new H1Exchange();
+    this.#pool.dispatch({ method: req.method, path: req.path, headers, body: req.body ?? undefined }, handler);
+    return handler;
   }
 
   async close(): Promise<void> {
@@ -188,7 +380,7 @@ export class Http2Pool implements UpstreamPool {
       session.once('error', (err) => {
         clearTimeout(timer);
         if (this.#session === session) this.#session = undefined;
-        reject(classify(err, new AbortController().signal));
+        reject(classify(err));
       });
       session.on('close', () => {
         if (this.#session === session) this.#session = undefined;
@@ -196,42 +388,67 @@ export class Http2Pool implements UpstreamPool {
     });
   }
 
-  async send(req: UpstreamRequest): Promise<UpstreamResponse> {
-    const session = await this.#connect();
-    const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
-    for (const [k, v] of req.headers) {
-      if (k === 'host' || k.startsWith(':')) continue;
-      const prev = headers[k];
-      headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
-    }
-    return new Promise((resolve, reject) => {
-      const stream = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
-      const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
-      req.signal.addEventListener('abort', onAbort, { once: true });
-      let trailersResolve: (t: HeaderPairs) => void = () => undefined;
-      const trailers = new Promise<HeaderPairs>((r) => (trailersResolve = r));
-      stream.on('trailers', (t) => trailersResolve(pairsFromObject(t as Record<string, string>)));
-      stream.on('end', () => trailersResolve([]));
-      stream.once('response', (h) => {
-        const status = Number(h[':status']);
-        const pairs = pairsFromObject(h as Record<string, string>).filter(([k]) => !k.startsWith(':'));
-        resolve({ status, headers: pairs, body: stream, trailers });
-      });
-      stream.once('error', (err) => {
-        req.signal.removeEventListener('abort', onAbort);
-        trailersResolve([]);
-        reject(classify(err, req.signal));
-      });
-      stream.once('close', () => {
-        req.signal.removeEventListener('abort', onAbort);
-        if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) reject(req.signal.aborted ? new UpstreamFailure('timeout', 'upstream request timeout') : new UpstreamFailure('reset', `stream reset (code ${stream.rstCode})`));
-      });
-      if (Buffer.isBuffer(req.body)) {
-        if (req.body.length > 0) stream.end(req.body);
-      } else if (req.body) {
-        req.body.pipe(stream);
-      }
+  start(req: UpstreamRequest): Exchange {
+    let stream: http2.ClientHttp2Stream | undefined;
+    let aborted: UpstreamFailure | undefined;
+    let rejectResponse: (e: Error) => void = () => undefined;
+    const body = new UpstreamBody();
+    const response = new Promise<UpstreamResponse>((resolve, reject) => {
+      rejectResponse = reject;
+      void this.#connect().then((session) => {
+        if (aborted) return;
+        const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
+        for (const [k, v] of req.headers) {
+          if (k === 'host' || k.startsWith(':')) continue;
+          const prev = headers[k];
+          headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
+        }
+        const s = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
+        stream = s;
+        let responded = false;
+        let trailers: HeaderPairs = [];
+        body.resumeSource = () => s.resume();
+        body.abortSource = () => s.close(http2.constants.NGHTTP2_CANCEL);
+        s.on('trailers', (t) => (trailers = pairsFromObject(t as Record<string, string>)));
+        s.once('response', (h) => {
+          responded = true;
+          const status = Number(h[':status']);
+          const pairs = pairsFromObject(h as Record<string, string>).filter(([k]) => !k.startsWith(':'));
+          resolve({ status, headers: pairs, body });
+        });
+        s.on('data', (c: Buffer) => {
+          if (!body.push(c)) s.pause();
+        });
+        s.on('end', () => body.end(trailers));
+        s.once('error', (err) => {
+          const f = aborted ?? classify(err);
+          if (responded) body.fail(f);
+          else reject(f);
+        });
+        s.once('close', () => {
+          if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+            const f = aborted ?? new UpstreamFailure('reset', `stream reset (code ${s.rstCode})`);
+            if (responded) body.fail(f);
+            else reject(f);
+          } else if (responded) body.end(trailers);
+        });
+        if (Buffer.isBuffer(req.body)) {
+          if (req.body.length > 0) s.end(req.body);
+        } else if (req.body) {
+          req.body.pipe(s);
+        }
+      }, reject);
     });
+    return {
+      response,
+      abort: (reason) => {
+        if (aborted) return;
+        aborted = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `stream reset (${reason})`);
+        if (stream) stream.close(http2.constants.NGHTTP2_CANCEL);
+        rejectResponse(aborted);
+        body.fail(aborted);
+      },
+    };
   }
 
   async close(): Promise<void> {

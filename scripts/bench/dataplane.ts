@@ -23,6 +23,10 @@ import { TestMesh, freePort, instance, service } from '../../test/sidecar/harnes
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const DURATION = process.env.BENCH_DURATION ?? '5s';
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+/** BENCH_PROFILE=dir writes a V8 CPU profile per sidecar there (open in Chrome DevTools). */
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+/** BENCH_ONLY=substring runs only the scenarios whose name contains it (direct and nginx always run: they are the ratios' bases). */
+const ONLY = process.env.BENCH_ONLY;
 
 function need(cmd: string): void {
   try {
@@ -54,6 +58,9 @@ const ready = (adminPort: number) => until(async () => (await fetch(`http://127.
 interface Result {
   name: string;
   rps: number;
+  requests: number;
+  /** CPU time the proxies of this path spent per request (user + system, all hops summed), in microseconds. */
+  proxyCpuUsPerRq?: number;
   p50ms: number;
   p99ms: number;
   errors: number;
@@ -74,12 +81,39 @@ function wrk(name: string, url: string, host: string, paced = false): Result {
   const args = paced ? ['-t1', '-c10', `-d${DURATION}`, '--latency', '-s', PACED_SCRIPT] : ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}`, '--latency'];
   const out = execFileSync('wrk', [...args, '-H', `Host: ${host}`, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
   const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0);
-  return { name, rps, p50ms: p50, p99ms: p99, errors };
+  return { name, rps, requests, p50ms: p50, p99ms: p99, errors };
+}
+
+/** utime + stime of these processes and their children (nginx workers), in clock ticks (1/100 s on Linux). */
+function cpuTicks(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+      const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+      if (kids) ticks += cpuTicks(kids.split(/\s+/).map(Number));
+    } catch {
+      // Not Linux or gone: no CPU column.
+      return NaN;
+    }
+  }
+  return ticks;
+}
+
+/** wrk against a URL, with the CPU the given proxy processes spent per request meanwhile. */
+function measured(name: string, url: string, host: string, proxies: number[], paced = false): Result {
+  const before = cpuTicks(proxies);
+  const r = wrk(name, url, host, paced);
+  const after = cpuTicks(proxies);
+  return proxies.length ? { ...r, proxyCpuUsPerRq: ((after - before) * 10_000) / r.requests } : r;
 }
 
 async function main(): Promise<void> {
@@ -116,11 +150,12 @@ async function main(): Promise<void> {
   const weft = join(root, 'control', 'cli', 'main.ts');
   const xds = `127.0.0.1:${mesh.xdsPort}`;
   const sidecar = (svc: string, app: number, inbound: number, outbound: number, admin: number) =>
-    start(['--import', 'tsx', weft, 'sidecar', '--service', svc, '--xds', xds, '--app-port', String(app), '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], { WEFT_ACCESS_LOG: 'off' });
-  sidecar('client', 9999, await freePort(), ports.clientOut, ports.clientAdmin);
-  sidecar('app', appPort, ports.serverIn, await freePort(), ports.serverAdmin);
-  sidecar('appf', appPort, ports.fServerIn, await freePort(), ports.fServerAdmin);
-  sidecar('clientf', 9998, await freePort(), ports.fClientOut, ports.fClientAdmin);
+    start([...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${svc}.cpuprofile`] : []), '--import', 'tsx', weft, 'sidecar', '--service', svc, '--xds', xds, '--app-port', String(app), '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], { WEFT_ACCESS_LOG: 'off' });
+  const pid = (c: ChildProcess) => c.pid!;
+  const clientPid = pid(sidecar('client', 9999, await freePort(), ports.clientOut, ports.clientAdmin));
+  const appPid = pid(sidecar('app', appPort, ports.serverIn, await freePort(), ports.serverAdmin));
+  const appfPid = pid(sidecar('appf', appPort, ports.fServerIn, await freePort(), ports.fServerAdmin));
+  const clientfPid = pid(sidecar('clientf', 9998, await freePort(), ports.fClientOut, ports.fClientAdmin));
   for (const a of [ports.clientAdmin, ports.serverAdmin, ports.fServerAdmin, ports.fClientAdmin]) await ready(a);
 
   const nginxPort = await freePort();
@@ -142,15 +177,16 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     execFileSync('wrk', ['-t1', '-c4', '-d1s', '-H', `Host: ${host}`, `http://127.0.0.1:${port}/`], { stdio: 'ignore' });
   }
 
-  const scenarios: [string, string, string][] = [
-    ['direct to the app', `http://127.0.0.1:${appPort}/`, 'app'],
-    ['one sidecar (client outbound)', `http://127.0.0.1:${ports.clientOut}/`, 'direct'],
-    ['two sidecars (client + server)', `http://127.0.0.1:${ports.clientOut}/`, 'app'],
-    ...(withFilters ? [['two sidecars + telemetry filter (both sides)', `http://127.0.0.1:${ports.fClientOut}/`, 'appf'] as [string, string, string]] : []),
-    ['nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app'],
+  const scenarios: [string, string, string, number[]][] = [
+    ['direct to the app', `http://127.0.0.1:${appPort}/`, 'app', []],
+    ['one sidecar (client outbound)', `http://127.0.0.1:${ports.clientOut}/`, 'direct', [clientPid]],
+    ['two sidecars (client + server)', `http://127.0.0.1:${ports.clientOut}/`, 'app', [clientPid, appPid]],
+    ...(withFilters ? [['two sidecars + telemetry filter (both sides)', `http://127.0.0.1:${ports.fClientOut}/`, 'appf', [clientfPid, appfPid]] as [string, string, string, number[]]] : []),
+    ['nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app', [nginx.pid!]],
   ];
-  const results = scenarios.map(([n, u, h]) => wrk(n, u, h));
-  const paced = scenarios.map(([n, u, h]) => wrk(n, u, h, true));
+  if (ONLY) scenarios.splice(0, scenarios.length, ...scenarios.filter(([n], i) => i === 0 || i === scenarios.length - 1 || n.includes(ONLY)));
+  const results = scenarios.map(([n, u, h, p]) => measured(n, u, h, p));
+  const paced = scenarios.map(([n, u, h, p]) => measured(n, u, h, p, true));
   nginx.kill('SIGTERM');
   const direct = results[0]!;
   const ngx = results.at(-1)!;
@@ -161,28 +197,30 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     p99AddedMs: r.p99ms - direct.p99ms,
   }));
   console.log(`\nweft sidecar data plane, wrk -t1 -c${CONNECTIONS} -d${DURATION}, loopback, ${new Date().toISOString()}`);
-  console.log('scenario                                      req/s     p50 ms   p99 ms   vs direct  vs nginx  errors');
+  console.log('scenario                                      req/s     p50 ms   p99 ms   vs direct  vs nginx  errors  proxy CPU us/req');
   for (const r of rows) {
     console.log(
-      `${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}   ${r.rpsVsDirect.toFixed(2).padStart(7)}  ${r.rpsVsNginx.toFixed(2).padStart(7)}  ${String(r.errors).padStart(6)}`,
+      `${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}   ${r.rpsVsDirect.toFixed(2).padStart(7)}  ${r.rpsVsNginx.toFixed(2).padStart(7)}  ${String(r.errors).padStart(6)}  ${r.proxyCpuUsPerRq === undefined ? '' : r.proxyCpuUsPerRq.toFixed(0).padStart(8)}`,
     );
   }
   const two = rows.find((r) => r.name.startsWith('two sidecars ('));
   const twoF = rows.find((r) => r.name.includes('filter'));
   const filterCost = two && twoF ? 1 - twoF.rps / two.rps : undefined;
   if (filterCost !== undefined) console.log(`filter chain throughput cost: ${(filterCost * 100).toFixed(1)}% (target < 10%)`);
+  const filterCpu = two?.proxyCpuUsPerRq !== undefined && twoF?.proxyCpuUsPerRq !== undefined ? twoF.proxyCpuUsPerRq / two.proxyCpuUsPerRq - 1 : undefined;
+  if (filterCpu !== undefined) console.log(`filter chain CPU cost per request: +${(filterCpu * 100).toFixed(1)}% proxy CPU (${two!.proxyCpuUsPerRq!.toFixed(0)} -> ${twoF!.proxyCpuUsPerRq!.toFixed(0)} us)`);
   const pd = paced[0]!;
   const hops = (name: string) => (name.startsWith('one') ? 1 : name.startsWith('two') ? 2 : 1);
   const pacedRows = paced.map((r) => ({ ...r, p99AddedPerHopMs: r === pd ? 0 : (r.p99ms - pd.p99ms) / hops(r.name) }));
   console.log('\npaced: 10 connections, one request per 10 ms each (at most ~1,000 req/s)');
-  console.log('scenario                                      req/s     p50 ms   p99 ms   p99 added per hop ms (target < 1)');
+  console.log('scenario                                      req/s     p50 ms   p99 ms   p99 added per hop ms (target < 1)  proxy CPU us/req');
   for (const r of pacedRows) {
-    console.log(`${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}   ${r.p99AddedPerHopMs.toFixed(2).padStart(7)}`);
+    console.log(`${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}   ${r.p99AddedPerHopMs.toFixed(2).padStart(7)}                      ${r.proxyCpuUsPerRq === undefined ? '' : r.proxyCpuUsPerRq.toFixed(0).padStart(8)}`);
   }
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'dataplane.json'),
-    JSON.stringify({ tool: 'wrk', connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost }, null, 2) + '\n',
+    JSON.stringify({ tool: 'wrk', connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterCpuCost: filterCpu }, null, 2) + '\n',
   );
   console.log('wrote bench/results/dataplane.json');
   await mesh.close();

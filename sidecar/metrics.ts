@@ -1,0 +1,195 @@
+// Counters, gauges and histograms for the request path, rendered in
+// Prometheus text format only when scraped. prom-client hashes a label
+// object (sorting its keys and validating each value) on every inc() and
+// observe(); a proxy counts about ten things per request, so that hashing
+// was several percent of the sidecar's CPU. Here a series is found by its
+// label values joined in declared order, and hot paths keep the series
+// handle itself (`series(...)`) so a request pays one field increment.
+
+export type LabelValues<L extends string> = Partial<Record<L, string | number>>;
+
+const SEP = '\u0000';
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function formatNumber(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (n === Infinity) return '+Inf';
+  if (n === -Infinity) return '-Inf';
+  return String(n);
+}
+
+abstract class Metric<L extends string, S> {
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly L[];
+  protected readonly byKey = new Map<string, { values: string[]; series: S }>();
+
+  constructor(name: string, help: string, labelNames: readonly L[]) {
+    this.name = name;
+    this.help = help;
+    this.labelNames = labelNames;
+  }
+
+  protected abstract create(): S;
+  abstract readonly type: 'counter' | 'gauge' | 'histogram';
+  protected abstract lines(labels: string, series: S, out: string[]): void;
+
+  /** The series for these label values (created at zero on first use); keep it to count without lookups. */
+  series(labels: LabelValues<L> = {}): S {
+    const names = this.labelNames;
+    let key: string;
+    if (names.length === 0) key = '';
+    else if (names.length === 1) key = String(labels[names[0]!] ?? '');
+    else {
+      key = String(labels[names[0]!] ?? '');
+      for (let i = 1; i < names.length; i++) key += SEP + String(labels[names[i]!] ?? '');
+    }
+    const found = this.byKey.get(key);
+    if (found) return found.series;
+    const series = this.create();
+    this.byKey.set(key, { values: names.map((n) => String(labels[n] ?? '')), series });
+    return series;
+  }
+
+  /** Forgets every series (for tests and for clusters that went away). */
+  reset(): void {
+    this.byKey.clear();
+  }
+
+  render(): string {
+    const out = [`# HELP ${this.name} ${this.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${this.name} ${this.type}`];
+    if (this.labelNames.length === 0 && this.byKey.size === 0) this.series();
+    for (const { values, series } of this.byKey.values()) {
+      const labels = values.map((v, i) => `${this.labelNames[i]}="${escapeLabel(v)}"`).join(',');
+      this.lines(labels, series, out);
+    }
+    return out.join('\n') + '\n';
+  }
+}
+
+export interface CounterSeries {
+  value: number;
+}
+
+export class Counter<L extends string = string> extends Metric<L, CounterSeries> {
+  readonly type = 'counter';
+
+  protected create(): CounterSeries {
+    return { value: 0 };
+  }
+
+  inc(labels?: LabelValues<L>, n = 1): void {
+    this.series(labels).value += n;
+  }
+
+  get(labels?: LabelValues<L>): number {
+    return this.series(labels).value;
+  }
+
+  protected lines(labels: string, s: CounterSeries, out: string[]): void {
+    out.push(`${this.name}${labels ? `{${labels}}` : ''} ${formatNumber(s.value)}`);
+  }
+}
+
+export class Gauge<L extends string = string> extends Metric<L, CounterSeries> {
+  readonly type = 'gauge';
+
+  protected create(): CounterSeries {
+    return { value: 0 };
+  }
+
+  inc(labels?: LabelValues<L>, n = 1): void {
+    this.series(labels).value += n;
+  }
+
+  dec(labels?: LabelValues<L>, n = 1): void {
+    this.series(labels).value -= n;
+  }
+
+  /** set(value) for a gauge without labels, set(labels, value) otherwise. */
+  set(labelsOrValue: LabelValues<L> | number, value?: number): void {
+    if (typeof labelsOrValue === 'number') this.series().value = labelsOrValue;
+    else this.series(labelsOrValue).value = value!;
+  }
+
+  get(labels?: LabelValues<L>): number {
+    return this.series(labels).value;
+  }
+
+  protected lines(labels: string, s: CounterSeries, out: string[]): void {
+    out.push(`${this.name}${labels ? `{${labels}}` : ''} ${formatNumber(s.value)}`);
+  }
+}
+
+export class HistogramSeries {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  readonly #bounds: readonly number[];
+
+  constructor(bounds: readonly number[]) {
+    this.#bounds = bounds;
+    this.counts = new Float64Array(bounds.length);
+  }
+
+  observe(v: number): void {
+    const b = this.#bounds;
+    // Buckets are cumulative at render time; here only the first bucket that holds v counts it.
+    for (let i = 0; i < b.length; i++) {
+      if (v <= b[i]!) {
+        this.counts[i]!++;
+        break;
+      }
+    }
+    this.sum += v;
+    this.count++;
+  }
+}
+
+export class Histogram<L extends string = string> extends Metric<L, HistogramSeries> {
+  readonly type = 'histogram';
+  readonly buckets: readonly number[];
+
+  constructor(name: string, help: string, labelNames: readonly L[], buckets: readonly number[]) {
+    super(name, help, labelNames);
+    this.buckets = [...buckets].sort((a, b) => a - b);
+  }
+
+  protected create(): HistogramSeries {
+    return new HistogramSeries(this.buckets);
+  }
+
+  observe(labels: LabelValues<L>, v: number): void {
+    this.series(labels).observe(v);
+  }
+
+  protected lines(labels: string, s: HistogramSeries, out: string[]): void {
+    const extra = labels ? `,${labels}` : '';
+    let cumulative = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      cumulative += s.counts[i]!;
+      out.push(`${this.name}_bucket{le="${formatNumber(this.buckets[i]!)}"${extra}} ${cumulative}`);
+    }
+    out.push(`${this.name}_bucket{le="+Inf"${extra}} ${s.count}`);
+    out.push(`${this.name}_sum${labels ? `{${labels}}` : ''} ${formatNumber(s.sum)}`);
+    out.push(`${this.name}_count${labels ? `{${labels}}` : ''} ${s.count}`);
+  }
+}
+
+export class MetricsRegistry {
+  readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
+  readonly #metrics: Metric<string, unknown>[] = [];
+
+  register<M extends Metric<string, unknown>>(m: M): M {
+    this.#metrics.push(m);
+    return m;
+  }
+
+  /** Prometheus text exposition of every registered metric. */
+  metrics(): string {
+    return this.#metrics.map((m) => m.render()).join('\n');
+  }
+}
