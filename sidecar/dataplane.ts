@@ -13,7 +13,7 @@ import { TlsContexts } from './tls-contexts.ts';
 import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
 import type { SidecarStats } from './stats.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
-import type { WasmPlugin } from './wasm/index.ts';
+import type { LogEntry, WasmPlugin } from './wasm/index.ts';
 
 export interface IncomingResource {
   name: string;
@@ -52,10 +52,11 @@ export class DataPlane {
   /** Types that have had at least one response applied. */
   readonly #received = new Set<ResourceKind>();
 
-  constructor(stats: SidecarStats, options: { accessLog?: (e: AccessLogEntry) => void; random?: () => number } = {}) {
+  constructor(stats: SidecarStats, options: { accessLog?: (e: AccessLogEntry) => void; wasmLog?: (e: LogEntry) => void; random?: () => number } = {}) {
     this.stats = stats;
     this.clusters = new ClusterManager(stats, this.tls);
-    this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info' });
+    // Filters log at info and above, as Envoy's default log level lets through.
+    this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info', onLog: options.wasmLog });
     const env: ProxyEnv = {
       clusters: this.clusters,
       routeConfig: (name) => this.#held.route.get(name)?.config,

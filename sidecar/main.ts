@@ -8,6 +8,7 @@ import { createAdminServer } from './admin.ts';
 import { bufferedLines } from './access-log.ts';
 import { DataPlane } from './dataplane.ts';
 import type { AccessLogEntry } from './proxy.ts';
+import type { LogEntry } from './wasm/index.ts';
 import { SidecarStats } from './stats.ts';
 import { XdsClient } from './xds-client.ts';
 
@@ -75,7 +76,10 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const accessLogOn = opts.accessLog ?? process.env.WEFT_ACCESS_LOG !== 'off';
   const accessLines = accessLogOn ? bufferedLines((chunk) => process.stdout.write(chunk)) : undefined;
   const accessLog = !accessLines ? undefined : (e: AccessLogEntry) => accessLines.line(JSON.stringify(e));
-  const dataPlane = new DataPlane(stats, { accessLog });
+  // Wasm filters' proxy_log lines (e.g. the telemetry filter's access log), one JSON line each, batched like the access log.
+  const wasmLines = bufferedLines((chunk) => process.stdout.write(chunk));
+  const wasmLog = (e: LogEntry) => wasmLines.line(JSON.stringify({ level: e.level, source: 'wasm', plugin: e.plugin, msg: e.message }));
+  const dataPlane = new DataPlane(stats, { accessLog, wasmLog });
 
   let connected = false;
   let lastError: string | undefined;
@@ -143,6 +147,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       });
       await dataPlane.close();
       accessLines?.close();
+      wasmLines.close();
     },
   };
 }

@@ -20,10 +20,27 @@ export function decodeUtf8(bytes: Uint8Array): string {
 export type GuestAllocator = (size: number) => number;
 
 export class GuestMemory {
+  /**
+   * Views over the current buffer, made once rather than per host call.
+   * memory.grow() detaches the old ArrayBuffer (its byteLength becomes 0), so
+   * a zero-length view means "look again".
+   */
+  #u8: Buffer = Buffer.alloc(0);
+  #dv: DataView = new DataView(new ArrayBuffer(0));
+
   constructor(
     private readonly memory: WasmMemory,
     private readonly allocate: GuestAllocator,
   ) {}
+
+  #view(): Buffer {
+    if (this.#u8.byteLength === 0) {
+      const buffer = this.memory.buffer as ArrayBuffer;
+      this.#u8 = Buffer.from(buffer, 0, buffer.byteLength);
+      this.#dv = new DataView(buffer);
+    }
+    return this.#u8;
+  }
 
   /** Current size in 64 KiB pages. */
   get pages(): number {
@@ -31,7 +48,7 @@ export class GuestMemory {
   }
 
   private inBounds(ptr: number, size: number): boolean {
-    return ptr >= 0 && size >= 0 && ptr + size <= this.memory.buffer.byteLength;
+    return ptr >= 0 && size >= 0 && ptr + size <= this.#view().byteLength;
   }
 
   /** A copy of `size` bytes at `ptr`, or undefined when any byte is out of range. */
@@ -39,38 +56,41 @@ export class GuestMemory {
     ptr >>>= 0;
     size >>>= 0;
     if (!this.inBounds(ptr, size)) return undefined;
-    return new Uint8Array(this.memory.buffer, ptr, size).slice();
+    return new Uint8Array(this.#u8.subarray(ptr, ptr + size));
   }
 
+  /** Decoded in place (no intermediate copy): this runs for every header name and property path a filter passes. */
   readString(ptr: number, size: number): string | undefined {
-    const bytes = this.read(ptr, size);
-    return bytes === undefined ? undefined : decodeUtf8(bytes);
+    ptr >>>= 0;
+    size >>>= 0;
+    if (!this.inBounds(ptr, size)) return undefined;
+    return this.#u8.toString('utf8', ptr, ptr + size);
   }
 
   readU32(ptr: number): number | undefined {
     ptr >>>= 0;
     if (!this.inBounds(ptr, 4)) return undefined;
-    return new DataView(this.memory.buffer).getUint32(ptr, true);
+    return this.#dv.getUint32(ptr, true);
   }
 
   write(ptr: number, bytes: Uint8Array): boolean {
     ptr >>>= 0;
     if (!this.inBounds(ptr, bytes.length)) return false;
-    new Uint8Array(this.memory.buffer, ptr, bytes.length).set(bytes);
+    this.#u8.set(bytes, ptr);
     return true;
   }
 
   writeU32(ptr: number, value: number): boolean {
     ptr >>>= 0;
     if (!this.inBounds(ptr, 4)) return false;
-    new DataView(this.memory.buffer).setUint32(ptr, value >>> 0, true);
+    this.#dv.setUint32(ptr, value >>> 0, true);
     return true;
   }
 
   writeU64(ptr: number, value: bigint): boolean {
     ptr >>>= 0;
     if (!this.inBounds(ptr, 8)) return false;
-    new DataView(this.memory.buffer).setBigUint64(ptr, BigInt.asUintN(64, value), true);
+    this.#dv.setBigUint64(ptr, BigInt.asUintN(64, value), true);
     return true;
   }
 
@@ -82,6 +102,7 @@ export class GuestMemory {
   copyOut(bytes: Uint8Array, ptrPtr: number, sizePtr: number): boolean {
     let ptr = 0;
     if (bytes.length > 0) {
+      // The allocation may grow memory: write() looks at the buffer again.
       ptr = this.allocate(bytes.length) >>> 0;
       if (ptr === 0 || !this.write(ptr, bytes)) return false;
     }

@@ -72,23 +72,47 @@ function aliased(dotted: string): string {
   return target === undefined ? dotted : target + dotted.slice(first.length);
 }
 
+/** One way to read a path: the attribute names to try at this depth, and the map key below it (if any). */
+interface Step {
+  names: string[];
+  rest: string[];
+}
+
+/**
+ * How each path resolves, worked out once per distinct path: filters read
+ * the same handful of properties on every request, and splitting, joining
+ * and aliasing them each time was most of a property read's cost.
+ */
+const plans = new Map<string, Step[]>();
+const MAX_PLANS = 4096;
+
+function planFor(path: string): Step[] {
+  let plan = plans.get(path);
+  if (plan !== undefined) return plan;
+  const segments = path.split('\0');
+  plan = [];
+  for (let depth = segments.length; depth >= 1; depth--) {
+    const dotted = segments.slice(0, depth).join('.');
+    const alias = aliased(dotted);
+    plan.push({ names: alias === dotted ? [dotted] : [dotted, alias], rest: segments.slice(depth) });
+  }
+  if (plans.size >= MAX_PLANS) plans.clear();
+  plans.set(path, plan);
+  return plan;
+}
+
 /** Returns the encoded value at `path`, or undefined (NOT_FOUND). */
 export function lookupProperty(path: string, sources: PropertySources): Uint8Array | undefined {
   const stored = sources.filterState.get(path);
   if (stored !== undefined) return stored;
-  // Called for every property a filter reads on every request: the dotted
-  // prefixes are cut from one joined string, and a name without an alias is
-  // resolved once, not twice.
-  const segments = path.split('\0');
-  const full = segments.join('.');
-  let end = full.length;
-  for (let depth = segments.length; depth >= 1; depth--) {
-    if (depth < segments.length) end -= segments[depth]!.length + 1;
-    const dotted = end === full.length ? full : full.slice(0, end);
-    const alias = aliased(dotted);
-    const value = resolve(dotted, sources) ?? (alias === dotted ? undefined : resolve(alias, sources));
+  for (const step of planFor(path)) {
+    let value: PropertyValue | undefined;
+    for (const name of step.names) {
+      value = resolve(name, sources);
+      if (value !== undefined) break;
+    }
     if (value === undefined) continue;
-    const rest = segments.slice(depth);
+    const rest = step.rest;
     if (rest.length === 0) return encodeProperty(value);
     if (rest.length === 1 && Array.isArray(value)) {
       const found = new HeaderMap(value).get(rest[0]!);
@@ -99,64 +123,59 @@ export function lookupProperty(path: string, sources: PropertySources): Uint8Arr
   return undefined;
 }
 
-function resolve(name: string, s: PropertySources): PropertyValue | undefined {
-  if (name in s.given) return s.given[name];
-  const rq = s.requestHeaders;
-  const rs = s.responseHeaders;
-  switch (name) {
-    case 'plugin_name':
-      return s.plugin.name;
-    case 'plugin_root_id':
-      return s.plugin.rootId;
-    case 'plugin_vm_id':
-      return s.plugin.vmId;
-    case 'request.path':
-      return rq?.get(':path');
-    case 'request.url_path': {
-      const path = rq?.get(':path');
+type Resolver = (s: PropertySources) => PropertyValue | undefined;
+
+const resolvers = new Map<string, Resolver>([
+  ['plugin_name', (s) => s.plugin.name],
+  ['plugin_root_id', (s) => s.plugin.rootId],
+  ['plugin_vm_id', (s) => s.plugin.vmId],
+  ['request.path', (s) => s.requestHeaders?.get(':path')],
+  [
+    'request.url_path',
+    (s) => {
+      const path = s.requestHeaders?.get(':path');
       return path === undefined ? undefined : path.split('?')[0];
-    }
-    case 'request.query': {
-      const path = rq?.get(':path');
+    },
+  ],
+  [
+    'request.query',
+    (s) => {
+      const path = s.requestHeaders?.get(':path');
       if (path === undefined) return undefined;
       const at = path.indexOf('?');
       return at < 0 ? '' : path.slice(at + 1);
-    }
-    case 'request.host':
-      return rq?.get(':authority') ?? rq?.get('host');
-    case 'request.scheme':
-      return rq?.get(':scheme');
-    case 'request.method':
-      return rq?.get(':method');
-    case 'request.headers':
-      return rq?.pairs();
-    case 'request.trailers':
-      return s.requestTrailers?.pairs();
-    case 'request.referer':
-      return rq?.get('referer');
-    case 'request.useragent':
-      return rq?.get('user-agent');
-    case 'request.id':
-      return rq?.get('x-request-id');
-    case 'request.size':
-      return s.requestBodySize;
-    case 'response.code': {
-      const status = rs?.get(':status');
+    },
+  ],
+  ['request.host', (s) => s.requestHeaders?.get(':authority') ?? s.requestHeaders?.get('host')],
+  ['request.scheme', (s) => s.requestHeaders?.get(':scheme')],
+  ['request.method', (s) => s.requestHeaders?.get(':method')],
+  ['request.headers', (s) => s.requestHeaders?.pairs()],
+  ['request.trailers', (s) => s.requestTrailers?.pairs()],
+  ['request.referer', (s) => s.requestHeaders?.get('referer')],
+  ['request.useragent', (s) => s.requestHeaders?.get('user-agent')],
+  ['request.id', (s) => s.requestHeaders?.get('x-request-id')],
+  ['request.size', (s) => s.requestBodySize],
+  [
+    'response.code',
+    (s) => {
+      const status = s.responseHeaders?.get(':status');
       return status === undefined ? undefined : Number.parseInt(status, 10);
-    }
-    case 'response.headers':
-      return rs?.pairs();
-    case 'response.trailers':
-      return s.responseTrailers?.pairs();
-    case 'response.grpc_status': {
-      const grpc = s.responseTrailers?.get('grpc-status') ?? rs?.get('grpc-status');
+    },
+  ],
+  ['response.headers', (s) => s.responseHeaders?.pairs()],
+  ['response.trailers', (s) => s.responseTrailers?.pairs()],
+  [
+    'response.grpc_status',
+    (s) => {
+      const grpc = s.responseTrailers?.get('grpc-status') ?? s.responseHeaders?.get('grpc-status');
       return grpc === undefined ? undefined : Number.parseInt(grpc, 10);
-    }
-    case 'response.size':
-      return s.responseBodySize;
-    case 'connection.mtls':
-      return 'connection.uri_san_peer_certificate' in s.given;
-    default:
-      return undefined;
-  }
+    },
+  ],
+  ['response.size', (s) => s.responseBodySize],
+  ['connection.mtls', (s) => 'connection.uri_san_peer_certificate' in s.given],
+]);
+
+function resolve(name: string, s: PropertySources): PropertyValue | undefined {
+  if (Object.hasOwn(s.given, name)) return s.given[name];
+  return resolvers.get(name)?.(s);
 }
