@@ -7,8 +7,15 @@
 // So this script re-executes itself once with the loader, unless the loader is
 // already there (WEFT_TSX_LOADED), and passes signals and the exit code on.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
+
+/** A sidecar runs with the V8 flags its data-plane benchmark was tuned with (sidecar/node-flags.json). */
+function nodeFlags(command) {
+  if (command !== 'sidecar') return [];
+  return JSON.parse(readFileSync(new URL('../sidecar/node-flags.json', import.meta.url), 'utf8')).flags;
+}
 
 if (process.env.WEFT_TSX_LOADED === '1') {
   await import('../control/cli/main.ts');
@@ -18,7 +25,7 @@ if (process.env.WEFT_TSX_LOADED === '1') {
   // would make some commands skip their clean shutdown).
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    [...nodeFlags(process.argv[2]), '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
     { stdio: 'inherit', detached: true, env: { ...process.env, WEFT_TSX_LOADED: '1' } },
   );
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {

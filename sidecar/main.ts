@@ -3,6 +3,7 @@
 // and the ADS client, prints `ready` once the first full config is applied.
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { createAdminServer } from './admin.ts';
 import { bufferedLines } from './access-log.ts';
@@ -57,6 +58,11 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 
 function checkPort(name: string, v: number | undefined): void {
   if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 65535)) throw new Error(`${name}: must be a port 0..65535, got ${v}`);
+}
+
+/** V8 flags for a sidecar process (sidecar/node-flags.json): whoever spawns one puts these before its script. */
+export function sidecarNodeFlags(): string[] {
+  return (JSON.parse(readFileSync(new URL('./node-flags.json', import.meta.url), 'utf8')) as { flags: string[] }).flags;
 }
 
 export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> {

@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../sidecar/main.ts';
+import { freePort, sidecarNodeFlags } from '../../sidecar/main.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 /**
@@ -158,7 +158,7 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
     for (const w of WORKLOADS) {
       const name = `${w.service}-${w.version}`;
       const [appPort, inboundPort, outboundPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-      children.spawn(`${name}-sidecar`, [...weftCli, 'sidecar', '--service', w.service, '--xds', xdsAddress, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort)]);
+      children.spawn(`${name}-sidecar`, [...sidecarNodeFlags(), ...weftCli, 'sidecar', '--service', w.service, '--xds', xdsAddress, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort)]);
       // The app starts only once its sidecar holds a full config: no app-before-proxy race.
       await until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 60_000, `${name} sidecar ready`);
       children.spawn(name, ['--import', 'tsx', join(demoDir, 'app.ts')], {

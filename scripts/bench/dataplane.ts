@@ -11,7 +11,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import { TestMesh, freePort, instance, service } from '../../test/sidecar/harness.ts';
+import { sidecarNodeFlags } from '../../sidecar/main.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const DURATION = process.env.BENCH_DURATION ?? '5s';
@@ -27,6 +28,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PROFILE_DIR = process.env.BENCH_PROFILE;
 /** BENCH_ONLY=substring runs only the scenarios whose name contains it (direct and nginx always run: they are the ratios' bases). */
 const ONLY = process.env.BENCH_ONLY;
+// BENCH_NODE_FLAGS="--trace-gc ..." replaces the sidecars' V8 flags (sidecar/node-flags.json); BENCH_NODE_FLAGS= runs them with none.
 
 function need(cmd: string): void {
   try {
@@ -39,7 +41,9 @@ function need(cmd: string): void {
 
 const children: ChildProcess[] = [];
 function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const c = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_STDOUT_DIR=dir keeps each child's stdout (ready lines, wasm logs, --trace-gc) in dir/<pid>.log.
+  const out = process.env.BENCH_STDOUT_DIR ? openSync(join(process.env.BENCH_STDOUT_DIR, `${children.length}.log`), 'w') : 'ignore';
+  const c = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', out, 'inherit'] });
   children.push(c);
   return c;
 }
@@ -111,8 +115,10 @@ function cpuTicks(pids: number[]): number {
 /** wrk against a URL, with the CPU the given proxy processes spent per request meanwhile. */
 function measured(name: string, url: string, host: string, proxies: number[], paced = false): Result {
   const before = cpuTicks(proxies);
+  const each = proxies.map((p) => cpuTicks([p]));
   const r = wrk(name, url, host, paced);
   const after = cpuTicks(proxies);
+  if (process.env.BENCH_VERBOSE) console.error(`${name}${paced ? ' (paced)' : ''}: CPU us/req per proxy ${proxies.map((p, i) => (((cpuTicks([p]) - each[i]!) * 10_000) / r.requests).toFixed(0)).join(' + ')}`);
   return proxies.length ? { ...r, proxyCpuUsPerRq: ((after - before) * 10_000) / r.requests } : r;
 }
 
@@ -150,7 +156,7 @@ async function main(): Promise<void> {
   const weft = join(root, 'control', 'cli', 'main.ts');
   const xds = `127.0.0.1:${mesh.xdsPort}`;
   const sidecar = (svc: string, app: number, inbound: number, outbound: number, admin: number) =>
-    start([...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${svc}.cpuprofile`] : []), '--import', 'tsx', weft, 'sidecar', '--service', svc, '--xds', xds, '--app-port', String(app), '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], { WEFT_ACCESS_LOG: 'off' });
+    start([...(process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : sidecarNodeFlags()), ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${svc}.cpuprofile`] : []), '--import', 'tsx', weft, 'sidecar', '--service', svc, '--xds', xds, '--app-port', String(app), '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], { WEFT_ACCESS_LOG: 'off' });
   const pid = (c: ChildProcess) => c.pid!;
   const clientPid = pid(sidecar('client', 9999, await freePort(), ports.clientOut, ports.clientAdmin));
   const appPid = pid(sidecar('app', appPort, ports.serverIn, await freePort(), ports.serverAdmin));
@@ -196,7 +202,8 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     rpsVsNginx: r.rps / ngx.rps,
     p99AddedMs: r.p99ms - direct.p99ms,
   }));
-  console.log(`\nweft sidecar data plane, wrk -t1 -c${CONNECTIONS} -d${DURATION}, loopback, ${new Date().toISOString()}`);
+  const flags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS : sidecarNodeFlags().join(' ');
+  console.log(`\nweft sidecar data plane, wrk -t1 -c${CONNECTIONS} -d${DURATION}, loopback, ${new Date().toISOString()}, sidecar node flags: ${flags || '(none)'}, load average ${(await import('node:os')).loadavg()[0]!.toFixed(2)}`);
   console.log('scenario                                      req/s     p50 ms   p99 ms   vs direct  vs nginx  errors  proxy CPU us/req');
   for (const r of rows) {
     console.log(
@@ -220,7 +227,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'dataplane.json'),
-    JSON.stringify({ tool: 'wrk', connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterCpuCost: filterCpu }, null, 2) + '\n',
+    JSON.stringify({ tool: 'wrk', sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterCpuCost: filterCpu }, null, 2) + '\n',
   );
   console.log('wrote bench/results/dataplane.json');
   await mesh.close();
