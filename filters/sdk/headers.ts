@@ -24,6 +24,38 @@ export function getHeader(map: HeaderMapType, name: string): string | null {
   return takeString();
 }
 
+/**
+ * A header name encoded once (at construction, e.g. as a module-level
+ * constant or when the configuration is read), so per-request calls send the
+ * stored bytes. Same results as getHeader / replaceHeader / removeHeader.
+ */
+export class HeaderName {
+  encoded: ArrayBuffer;
+
+  constructor(public name: string) {
+    this.encoded = String.UTF8.encode(name);
+  }
+
+  /** The value, or null when the header is absent. */
+  get(map: HeaderMapType): string | null {
+    clearReturn();
+    const r = proxy_get_header_map_value(map, changetype<usize>(this.encoded), <usize>this.encoded.byteLength, RETURN_DATA, RETURN_SIZE);
+    if (r != WasmResult.Ok) return null;
+    return takeString();
+  }
+
+  /** Sets the header to exactly one value, adding it when absent. */
+  replace(map: HeaderMapType, value: string): WasmResult {
+    const v = String.UTF8.encode(value);
+    return <WasmResult>proxy_replace_header_map_value(map, changetype<usize>(this.encoded), <usize>this.encoded.byteLength,
+      changetype<usize>(v), <usize>v.byteLength);
+  }
+
+  remove(map: HeaderMapType): WasmResult {
+    return <WasmResult>proxy_remove_header_map_value(map, changetype<usize>(this.encoded), <usize>this.encoded.byteLength);
+  }
+}
+
 /** Every value of `name`, in order (a header may repeat). */
 export function getHeaderValues(map: HeaderMapType, name: string): string[] {
   const lower = asciiLower(name);

@@ -6,7 +6,7 @@ import {
   proxy_send_local_response, proxy_set_buffer_bytes, proxy_set_property, proxy_set_shared_data,
   proxy_set_tick_period_milliseconds, proxy_continue_stream,
 } from './imports';
-import { clearReturn, RETURN_DATA, RETURN_SIZE, takeBytes } from './memory';
+import { clearReturn, RETURN_DATA, RETURN_SIZE, takeBytes, takeString } from './memory';
 import { serializePairs, HeaderPair } from './headers';
 import { BufferType, StreamType, WasmResult } from './status';
 
@@ -49,6 +49,45 @@ export function getPropertyI64(path: string[]): i64 {
   const bytes = getProperty(path);
   if (bytes === null || bytes.length != 8) return -1;
   return load<i64>(bytes.dataStart);
+}
+
+/**
+ * A property path encoded once (at construction, e.g. as a module-level
+ * constant), so a per-request read sends the stored bytes without building or
+ * encoding the path again. Same results as getProperty / getPropertyString /
+ * getPropertyI64.
+ */
+export class Property {
+  encoded: Uint8Array;
+
+  constructor(public path: string[]) {
+    this.encoded = encodePropertyPath(path);
+  }
+
+  private fetch(): bool {
+    clearReturn();
+    return proxy_get_property(this.encoded.dataStart, <usize>this.encoded.length, RETURN_DATA, RETURN_SIZE) == WasmResult.Ok;
+  }
+
+  /** Raw bytes, or null when the host has no such property. */
+  bytes(): Uint8Array | null {
+    return this.fetch() ? takeBytes() : null;
+  }
+
+  /** The string value, or null. */
+  string(): string | null {
+    return this.fetch() ? takeString() : null;
+  }
+
+  /** The integer value (8 bytes little-endian), or -1 when absent or malformed. */
+  i64(): i64 {
+    if (!this.fetch()) return -1;
+    const ptr = load<usize>(RETURN_DATA);
+    if (ptr == 0) return -1;
+    const v = load<usize>(RETURN_SIZE) == 8 ? load<i64>(ptr) : -1;
+    heap.free(ptr);
+    return v;
+  }
 }
 
 export function setProperty(path: string[], value: string): WasmResult {

@@ -5,6 +5,7 @@
 
 import { proxy_get_log_level, proxy_log } from './imports';
 import { LogLevel, WasmResult } from './status';
+import { Utf8Writer } from './encoding';
 
 let currentLevel: i32 = LogLevel.Info;
 const LEVEL_SLOT: usize = memory.data(4);
@@ -29,3 +30,9 @@ export function logDebug(message: string): void { log(LogLevel.Debug, message); 
 export function logInfo(message: string): void { log(LogLevel.Info, message); }
 export function logWarn(message: string): void { log(LogLevel.Warn, message); }
 export function logError(message: string): void { log(LogLevel.Error, message); }
+
+/** Logs the writer's bytes as they are: no string, no encoding pass. */
+export function logUtf8(level: LogLevel, message: Utf8Writer): void {
+  if (<i32>level < currentLevel) return;
+  proxy_log(level, message.dataStart, <usize>message.length);
+}

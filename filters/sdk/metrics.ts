@@ -38,6 +38,40 @@ export function metricId(type: MetricType, name: string): u32 {
   return id;
 }
 
+/**
+ * One tagged metric, its host id looked up when it is made (and again on use
+ * while the host refuses to define it), so recording costs no name building
+ * or map lookup. Make one per distinct name and tag values and keep it.
+ */
+export class Metric {
+  name: string;
+  id: u32;
+
+  constructor(public type: MetricType, name: string, tags: string[] = []) {
+    this.name = taggedName(name, tags);
+    this.id = metricId(type, this.name);
+  }
+
+  private resolve(): u32 {
+    if (this.id == u32.MAX_VALUE) this.id = metricId(this.type, this.name);
+    return this.id;
+  }
+
+  /** Adds to a counter or gauge. */
+  increment(by: i64 = 1): WasmResult {
+    const id = this.resolve();
+    if (id == u32.MAX_VALUE) return WasmResult.InternalFailure;
+    return <WasmResult>proxy_increment_metric(id, by);
+  }
+
+  /** Sets a gauge or records a histogram sample. */
+  record(value: u64): WasmResult {
+    const id = this.resolve();
+    if (id == u32.MAX_VALUE) return WasmResult.InternalFailure;
+    return <WasmResult>proxy_record_metric(id, value);
+  }
+}
+
 export function incrementCounter(name: string, tags: string[], by: i64 = 1): WasmResult {
   const id = metricId(MetricType.Counter, taggedName(name, tags));
   if (id == u32.MAX_VALUE) return WasmResult.InternalFailure;

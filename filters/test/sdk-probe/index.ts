@@ -10,7 +10,18 @@ import {
   getPropertyString, getSharedData, HeaderMapType, HeaderPair, HttpContext, logDebug, logEnabled, logInfo, LogLevel,
   parseDecimal, registerRoot, removeHeader, replaceHeader, RootContext, sendLocalResponse, setBuffer, setGauge,
   setSharedData, setTickPeriod, utf8, WasmResult, lastHttpCallResult,
+  HeaderName, jsonString, logUtf8, Metric, MetricType, Property, Utf8Writer,
 } from '../../sdk/index';
+
+// Pre-encoded names and paths (path /encoded).
+const X_MULTI = new HeaderName('x-multi');
+const X_MISSING = new HeaderName('x-missing');
+const X_ENCODED = new HeaderName('x-encoded');
+const X_REMOVE_ME = new HeaderName('x-remove-me');
+const PEER = new Property(['connection', 'uri_san_peer_certificate']);
+const RESPONSE_CODE = new Property(['response', 'code']);
+const NO_SUCH = new Property(['no', 'such']);
+const writer = new Utf8Writer(8);
 
 class ProbeRoot extends RootContext {
   ticks: u64 = 0;
@@ -73,6 +84,25 @@ class ProbeStream extends HttpContext {
       // An out-of-range index: AssemblyScript calls abort, redirected by the build.
       const empty = new Array<string>();
       replaceHeader(HeaderMapType.RequestHeaders, 'x-never', empty[numHeaders]);
+    }
+    if (path == '/encoded') {
+      const multi = X_MULTI.get(HeaderMapType.RequestHeaders);
+      const peerProp = PEER.string();
+      const peerBytes = PEER.bytes();
+      X_ENCODED.replace(HeaderMapType.RequestHeaders, describe(multi) + '|' + describe(X_MISSING.get(HeaderMapType.RequestHeaders)) + '|' +
+        describe(peerProp) + '|' + (peerBytes === null ? 'null' : peerBytes.length.toString()) + '|' +
+        RESPONSE_CODE.i64().toString() + '|' + PEER.i64().toString() + '|' + (NO_SUCH.bytes() === null ? 'null' : 'bytes'));
+      X_REMOVE_ME.remove(HeaderMapType.RequestHeaders);
+      const counter = new Metric(MetricType.Counter, 'probe_encoded', ['k', 'v;w']);
+      counter.increment(2);
+      counter.increment();
+      new Metric(MetricType.Histogram, 'probe_encoded_ms').record(7);
+      const text = 'q"\\\n\t\u0001é日😀';
+      for (let i = 0; i < 2; i++) {
+        writer.reset().text('{"s":').json(text).text(',"n":').int(-42).text(',"z":').int(0).text(',"u":').uint(u64.MAX_VALUE).text(',"t":"é"}');
+        logUtf8(LogLevel.Info, writer);
+      }
+      logInfo('{"s":' + jsonString(text) + ',"n":-42,"z":0,"u":' + u64.MAX_VALUE.toString() + ',"t":"é"}');
     }
     if (path == '/reply') {
       sendLocalResponse(418, 'probe_teapot', '{"teapot":true}', [new HeaderPair('x-probe', 'yes')]);

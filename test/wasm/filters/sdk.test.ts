@@ -31,6 +31,25 @@ describe('AssemblyScript SDK', () => {
     await plugin.close();
   });
 
+  it('reads and writes through pre-encoded HeaderName, Property and Metric, and logs Utf8Writer bytes', async () => {
+    const plugin = await load();
+    const { stream } = await exchange(plugin, [['x-multi', 'a'], ['x-multi', 'b'], ['x-remove-me', '1']], {
+      path: '/encoded',
+      properties: { 'connection.uri_san_peer_certificate': 'spiffe://t/ns/a/sa/b', 'response.code': 503 },
+    });
+    const h = stream.requestHeaders;
+    assert.equal(header(h, 'x-encoded'), '"a"|missing|"spiffe://t/ns/a/sa/b"|20|503|-1|null');
+    assert.deepEqual(headerValues(h, 'x-remove-me'), []);
+    assert.equal(plugin.metrics.find('probe_encoded_k=.=v_w;.;', 'counter')?.value, 3n);
+    assert.equal(plugin.metrics.find('probe_encoded_ms', 'histogram')?.sum, 7);
+    const lines = plugin.logs.filter((l) => l.level === 'info' && l.message.startsWith('{')).map((l) => l.message);
+    assert.equal(lines.length, 3);
+    assert.equal(lines[0], lines[2], 'Utf8Writer.json matches jsonString');
+    assert.equal(lines[1], lines[2]);
+    assert.deepEqual(JSON.parse(lines[0]!), { s: 'q"\\\n\t\u0001é日😀', n: -42, z: 0, u: 18446744073709551615, t: 'é' });
+    await plugin.close();
+  });
+
   it('sends a local response that stops the request', async () => {
     const plugin = await load();
     const { stream, request } = await exchange(plugin, {}, { path: '/reply' });
