@@ -4,14 +4,61 @@
 
 export * from '../sdk/exports';
 import {
-  Action, ConfigErrors, getHeader, getPropertyI64, getPropertyString, HeaderMapType, HttpContext, incrementCounter,
-  jsonString, logEnabled, logError, LogLevel, parseDecimal, logInfo, nowNanos, recordHistogram, registerRoot, replaceHeader, RootContext, uuid4,
+  Action, ConfigErrors, getPropertyString, HeaderMapType, HeaderName, HttpContext, logEnabled, logError, LogLevel, logUtf8,
+  Metric, MetricType, nowNanos, parseDecimal, Property, registerRoot, RootContext, Utf8Writer, uuid4,
 } from '../sdk/index';
 import { parseTelemetryConfig, TelemetryConfig } from './config';
 import { nextTraceParent, parseTraceParent } from './trace';
 
+// Names and property paths are encoded once, not per request.
+const METHOD = new HeaderName(':method');
+const PATH = new HeaderName(':path');
+const STATUS = new HeaderName(':status');
+const TRACEPARENT = new HeaderName('traceparent');
+const RESPONSE_CODE = new Property(['response', 'code']);
+const ROUTE_NAME = new Property(['route_name']);
+const UPSTREAM_ADDRESS = new Property(['upstream', 'address']);
+const PEER = new Property(['connection', 'uri_san_peer_certificate']);
+
+// Index = status / 100 for 100..599, else 0.
+const STATUS_CLASSES: string[] = ['unknown', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
+// The access-log line is written into one reused buffer.
+const line = new Utf8Writer(512);
+
+/** A route's metrics, each defined on its first use (same order as before). */
+class RouteMetrics {
+  requests: StaticArray<Metric | null> = new StaticArray<Metric | null>(6);
+  duration: Metric | null = null;
+
+  constructor(public route: string) {}
+
+  requestsFor(config: TelemetryConfig, statusClass: i32): Metric {
+    let m = this.requests[statusClass];
+    if (m === null) {
+      m = new Metric(MetricType.Counter, config.metricPrefix + 'requests_total',
+        ['service', config.service, 'route', this.route, 'status_class', STATUS_CLASSES[statusClass]]);
+      this.requests[statusClass] = m;
+    }
+    return m;
+  }
+
+  durationFor(config: TelemetryConfig): Metric {
+    let m = this.duration;
+    if (m === null) {
+      m = new Metric(MetricType.Histogram, config.metricPrefix + 'request_duration_ms', ['service', config.service, 'route', this.route]);
+      this.duration = m;
+    }
+    return m;
+  }
+}
+
 class TelemetryRoot extends RootContext {
   config: TelemetryConfig = new TelemetryConfig();
+  requestIdHeader: HeaderName = new HeaderName(this.config.requestIdHeader);
+  // Metrics by route, reset with the configuration (names carry its prefix and service).
+  routes: Map<string, RouteMetrics> = new Map<string, RouteMetrics>();
+  lastRoute: RouteMetrics | null = null;
 
   onConfigure(configuration: string): bool {
     const errors = new ConfigErrors();
@@ -26,7 +73,24 @@ class TelemetryRoot extends RootContext {
       config.service = cluster === null || cluster.length == 0 ? 'unknown' : cluster;
     }
     this.config = config;
+    this.requestIdHeader = new HeaderName(config.requestIdHeader);
+    this.routes = new Map<string, RouteMetrics>();
+    this.lastRoute = null;
     return true;
+  }
+
+  routeMetrics(route: string): RouteMetrics {
+    const last = this.lastRoute;
+    if (last !== null && last.route == route) return last;
+    let m: RouteMetrics;
+    if (this.routes.has(route)) {
+      m = this.routes.get(route);
+    } else {
+      m = new RouteMetrics(route);
+      this.routes.set(route, m);
+    }
+    this.lastRoute = m;
+    return m;
   }
 
   createHttpContext(id: u32): HttpContext | null {
@@ -43,72 +107,76 @@ class TelemetryStream extends HttpContext {
   spanId: string = '';
   status: i64 = 0;
 
-  get config(): TelemetryConfig { return (this.root as TelemetryRoot).config; }
+  // Only TelemetryRoot makes these streams.
+  get telemetry(): TelemetryRoot { return changetype<TelemetryRoot>(this.root); }
 
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
-    const config = this.config;
+    const root = this.telemetry;
     this.startNanos = nowNanos();
-    const method = getHeader(HeaderMapType.RequestHeaders, ':method');
-    const path = getHeader(HeaderMapType.RequestHeaders, ':path');
+    const method = METHOD.get(HeaderMapType.RequestHeaders);
+    const path = PATH.get(HeaderMapType.RequestHeaders);
     this.method = method === null ? '' : method;
     this.path = path === null ? '' : path;
 
-    const rid = getHeader(HeaderMapType.RequestHeaders, config.requestIdHeader);
+    const rid = root.requestIdHeader.get(HeaderMapType.RequestHeaders);
     if (rid === null || rid.length == 0) {
       this.requestId = uuid4();
-      replaceHeader(HeaderMapType.RequestHeaders, config.requestIdHeader, this.requestId);
+      root.requestIdHeader.replace(HeaderMapType.RequestHeaders, this.requestId);
     } else {
       this.requestId = rid;
     }
 
-    if (config.traceContext) {
-      const incoming = getHeader(HeaderMapType.RequestHeaders, 'traceparent');
+    if (root.config.traceContext) {
+      const incoming = TRACEPARENT.get(HeaderMapType.RequestHeaders);
       const next = nextTraceParent(incoming === null ? null : parseTraceParent(incoming));
       this.traceId = next.traceId;
       this.spanId = next.parentId;
-      replaceHeader(HeaderMapType.RequestHeaders, 'traceparent', next.toString());
+      TRACEPARENT.replace(HeaderMapType.RequestHeaders, next.toString());
     }
     return Action.Continue;
   }
 
   onResponseHeaders(numHeaders: u32, endOfStream: bool): Action {
-    const status = getHeader(HeaderMapType.ResponseHeaders, ':status');
+    const status = STATUS.get(HeaderMapType.ResponseHeaders);
     if (status !== null) this.status = max<i64>(parseDecimal(status), 0);
-    if (this.requestId.length > 0) replaceHeader(HeaderMapType.ResponseHeaders, this.config.requestIdHeader, this.requestId);
+    if (this.requestId.length > 0) this.telemetry.requestIdHeader.replace(HeaderMapType.ResponseHeaders, this.requestId);
     return Action.Continue;
   }
 
   onLog(): void {
-    const config = this.config;
+    const root = this.telemetry;
+    const config = root.config;
     // response.code covers local replies that never passed response headers.
-    const code = getPropertyI64(['response', 'code']);
+    const code = RESPONSE_CODE.i64();
     if (code > 0) this.status = code;
     const end = nowNanos();
     const durationMs = this.startNanos > 0 && end >= this.startNanos ? (end - this.startNanos) / 1000000 : 0;
-    const routeName = getPropertyString(['route_name']);
+    const routeName = ROUTE_NAME.string();
     const route = routeName === null || routeName.length == 0 ? 'default' : routeName;
-    const statusClass = this.status >= 100 && this.status < 600 ? (this.status / 100).toString() + 'xx' : 'unknown';
+    const statusClass = this.status >= 100 && this.status < 600 ? <i32>(this.status / 100) : 0;
 
-    incrementCounter(config.metricPrefix + 'requests_total', ['service', config.service, 'route', route, 'status_class', statusClass]);
-    recordHistogram(config.metricPrefix + 'request_duration_ms', ['service', config.service, 'route', route], durationMs);
+    const metrics = root.routeMetrics(route);
+    metrics.requestsFor(config, statusClass).increment();
+    metrics.durationFor(config).record(durationMs);
 
     if (!config.accessLog || !logEnabled(LogLevel.Info)) return;
-    const upstream = getPropertyString(['upstream', 'address']);
-    const peer = getPropertyString(['connection', 'uri_san_peer_certificate']);
-    // One join instead of a chain of concatenations: this runs per request.
-    logInfo([
-      '{"type":"access","service":', jsonString(config.service),
-      ',"request_id":', jsonString(this.requestId),
-      ',"method":', jsonString(this.method),
-      ',"path":', jsonString(this.path),
-      ',"route":', jsonString(route),
-      ',"status":', this.status.toString(),
-      ',"duration_ms":', durationMs.toString(),
-      ',"upstream":', upstream === null ? 'null' : jsonString(upstream),
-      ',"peer":', peer === null ? 'null' : jsonString(peer),
-      ',"trace_id":', jsonString(this.traceId),
-      ',"span_id":', jsonString(this.spanId), '}',
-    ].join(''));
+    const upstream = UPSTREAM_ADDRESS.string();
+    const peer = PEER.string();
+    const w = line.reset();
+    w.text('{"type":"access","service":').json(config.service);
+    w.text(',"request_id":').json(this.requestId);
+    w.text(',"method":').json(this.method);
+    w.text(',"path":').json(this.path);
+    w.text(',"route":').json(route);
+    w.text(',"status":').int(this.status);
+    w.text(',"duration_ms":').uint(durationMs);
+    w.text(',"upstream":');
+    if (upstream === null) w.text('null'); else w.json(upstream);
+    w.text(',"peer":');
+    if (peer === null) w.text('null'); else w.json(peer);
+    w.text(',"trace_id":').json(this.traceId);
+    w.text(',"span_id":').json(this.spanId).text('}');
+    logUtf8(LogLevel.Info, w);
   }
 }
 
