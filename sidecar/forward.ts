@@ -40,6 +40,8 @@ export interface ForwardRequest {
   timeoutMs: number;
   retry?: RetryPolicyConfig;
   downstream: Downstream;
+  /** Per chunk of a streamed request body (stream_idle_timeout). */
+  onBodyData?: () => void;
 }
 
 export type ForwardResult =
@@ -77,6 +79,8 @@ class RequestState {
   /** Wakes a backoff or admission wait. */
   wake: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Set once the response streams: what a route timeout does then. */
+  #late: (() => void) | undefined;
   readonly #downstream: Downstream;
 
   constructor(timeoutMs: number, downstream: Downstream) {
@@ -89,14 +93,34 @@ class RequestState {
   stop(why: 'timeout' | 'downstream'): void {
     if (this.stopped) return;
     this.stopped = why;
+    if (this.#late) return this.#late();
     this.exchange?.abort('timeout');
     this.wake?.();
   }
 
-  /** The response is on its way downstream: from here the proxy's body copy owns cancellation. */
+  /** The request is over before a response (local reply, failure): stop the timer. */
   done(): void {
     clearTimeout(this.#timer);
     this.#downstream.onAbort = undefined;
+  }
+
+  /**
+   * Response headers arrived. Envoy's route timeout runs until the response
+   * has been completely received, so the timer keeps running over the body:
+   * if it fires now, `late` stops the body (the proxy then resets the stream,
+   * or answers 504 when nothing was sent yet). The downstream's own close is
+   * handled by the body copy from here on.
+   */
+  streaming(late: () => void): void {
+    this.#downstream.onAbort = undefined;
+    this.exchange = undefined;
+    this.wake = undefined;
+    this.#late = late;
+  }
+
+  /** The body is complete (or abandoned). */
+  finished(): void {
+    clearTimeout(this.#timer);
   }
 }
 
@@ -174,12 +198,13 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (!policy || attempt === maxAttempts || !shouldRetry(policy, outcome)) break;
   }
   retryToken?.();
-  state.done();
   if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {
+    state.done();
     releaseAll();
     return timedOut(stats, clusterName, last?.host);
   }
   if (!last || last.outcome.kind === 'failure') {
+    state.done();
     releaseAll();
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
     if (reason === 'timeout') return timedOut(stats, clusterName, last?.host);
@@ -187,6 +212,10 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   }
   const { response } = last.outcome;
   const host = last.host;
+  state.streaming(() => {
+    stats.upstreamRqTimeout.inc({ envoy_cluster_name: clusterName });
+    response.body.abort(new UpstreamFailure('timeout', 'upstream request timeout'));
+  });
   let finished = false;
   return {
     kind: 'response',
@@ -196,6 +225,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     finish: () => {
       if (finished) return;
       finished = true;
+      state.finished();
       host.activeRequests--;
       releaseAll();
       cs.rqTime.observe(Date.now() - started);
@@ -235,7 +265,7 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
     host.activeRequests--;
     return { kind: 'failure', reason: 'timeout' };
   }
-  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body: req.body });
+  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body: req.body, onBodyData: req.onBodyData });
   state.exchange = exchange;
   if (perTryMs > 0) {
     timer = setTimeout(() => {

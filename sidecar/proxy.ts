@@ -19,6 +19,7 @@ import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import type { SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
+import { UpstreamFailure } from './upstream.ts';
 
 export interface AccessLogEntry {
   start_time: string;
@@ -57,19 +58,28 @@ const MAX_BUFFERED_BODY = 16 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
-function readBody(req: Req): Promise<Buffer> {
+function readBody(req: Req, touch: () => void): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let ended = false;
     req.on('data', (c: Buffer) => {
+      touch();
       size += c.length;
       if (size > MAX_BUFFERED_BODY) {
         req.destroy();
         reject(new Error('request body too large'));
       } else chunks.push(c);
     });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
     req.on('error', reject);
+    // The client went away mid-body (or a timeout closed the connection): settle, so nothing waits forever.
+    req.on('close', () => {
+      if (!ended) reject(new Error('downstream closed before the request body ended'));
+    });
   });
 }
 
@@ -183,8 +193,30 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (!res.writableFinished) downstream.abort();
   });
   let filters: RequestFilters | undefined;
+  let finished = false;
+
+  // stream_idle_timeout: no bytes either way for that long ends the stream;
+  // request_timeout: the whole request must arrive within it. Both answer 408
+  // while nothing was sent (Envoy's "stream timeout" / "request timeout") and
+  // reset the stream after; the upstream exchange is abandoned either way.
+  const expire = (body: string, flag: string) => {
+    if (finished) return;
+    downstream.abort();
+    reply({ status: 408, body, headers: h2 ? [] : [['connection', 'close']], flag });
+  };
+  const idle = hcm.streamIdleTimeoutMs > 0 ? setTimeout(expire, hcm.streamIdleTimeoutMs, 'stream timeout', 'SI') : undefined;
+  let requestTimer = hcm.requestTimeoutMs > 0 ? setTimeout(expire, hcm.requestTimeoutMs, 'request timeout', 'DPE') : undefined;
+  const touch = () => idle?.refresh();
+  const requestReceived = () => {
+    clearTimeout(requestTimer);
+    requestTimer = undefined;
+  };
 
   const finish = (status: number, flag = '-') => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(idle);
+    requestReceived();
     log.response_code = status;
     log.response_flags = flag;
     log.duration_ms = Date.now() - started;
@@ -198,6 +230,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     filters?.complete();
   };
   const reply = (r: LocalReply, extra: HeaderPairs = []) => {
+    if (finished) return;
     const out = renderLocalReply(r, grpc);
     if (!res.headersSent) {
       writeHead(res, out.status, extra.length ? [...out.headers, ...extra] : out.headers);
@@ -230,7 +263,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
 
     // gRPC streams pass through unbuffered when nothing needs the whole body; everything else is buffered so retries can replay it.
     const streaming = grpc && h2 && !filters?.hasWasm;
-    let body: Buffer | null = streaming ? null : bodiless(req, h2) ? EMPTY : await readBody(req);
+    let body: Buffer | null = streaming ? null : bodiless(req, h2) ? EMPTY : await readBody(req, touch);
+    if (finished) return;
+    if (streaming) req.once('end', requestReceived);
+    else requestReceived();
     log.bytes_received = body?.length ?? 0;
 
     let upstreamHeaders = headers;
@@ -301,6 +337,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       timeoutMs: action.timeoutMs,
       retry: action.retry ?? vh.retry,
       downstream,
+      onBodyData: streaming && idle ? touch : undefined,
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;
@@ -309,9 +346,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return reply(result.reply);
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
-    if (filters?.hasWasm) await respondFiltered(res, result.response, filters, mutations, setCookies, started, log, reply, result.finish);
-    else await respond(res, result.response, mutations, setCookies, started, log, result.finish);
-    finish(result.response.status);
+    if (filters?.hasWasm) {
+      if (await respondFiltered(res, result.response, filters, mutations, setCookies, started, log, reply, result.finish)) finish(result.response.status);
+    } else finish(result.response.status, await respond(res, result.response, mutations, setCookies, started, log, result.finish, touch));
   } catch (err) {
     if (!res.headersSent) reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
     else {
@@ -340,11 +377,22 @@ async function respondFiltered(
   log: AccessLogEntry,
   reply: (r: LocalReply) => void,
   release: () => void,
-): Promise<void> {
+): Promise<boolean> {
   let headers = responseHeaders(upstream, mutations, setCookies, started);
-  const { body: whole } = await upstream.body.collect().finally(release);
+  let whole: Buffer;
+  try {
+    whole = (await upstream.body.collect().finally(release)).body;
+  } catch (e) {
+    // Nothing was sent yet: a route timeout or an upstream reset mid-body gets Envoy's local reply.
+    const reason = e instanceof UpstreamFailure ? e.reason : 'connection_termination';
+    reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
+    return false;
+  }
   const out = await filters.response(headers, whole);
-  if (out.kind === 'reply') return reply(out.reply);
+  if (out.kind === 'reply') {
+    reply(out.reply);
+    return false;
+  }
   headers = out.headers;
   const body = out.body ?? EMPTY;
   removeHeader(headers, 'content-length');
@@ -352,9 +400,16 @@ async function respondFiltered(
   writeHead(res, upstream.status, headers);
   res.end(body);
   log.bytes_sent = body.length;
+  return true;
 }
 
-/** The response streams through as it arrives, with backpressure both ways. */
+/**
+ * The response streams through as it arrives, with backpressure both ways.
+ * Resolves with the access log's response flag: '-', or UT (route timeout
+ * mid-body), UR (upstream reset mid-body), DC (the downstream went away);
+ * in the first two the downstream stream is reset, as Envoy resets it once
+ * headers are out.
+ */
 function respond(
   res: Res,
   upstream: UpstreamResponse,
@@ -363,30 +418,32 @@ function respond(
   started: number,
   log: AccessLogEntry,
   release: () => void,
-): Promise<void> {
+  touch: () => void,
+): Promise<string> {
   const headers = responseHeaders(upstream, mutations, setCookies, started);
   // Headers and the first body chunk leave in one write (one writev instead of two syscalls).
   res.cork();
   writeHead(res, upstream.status, headers);
   let corked = true;
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
-  return new Promise<void>((resolve) => {
+  return new Promise<string>((resolve) => {
     let settled = false;
-    const done = () => {
+    const done = (flag: string) => {
       if (settled) return;
       settled = true;
       release();
-      resolve();
+      resolve(flag);
     };
     const onDrain = () => upstream.body.resume();
     res.on('close', () => {
       if (!res.writableFinished) {
+        done('DC');
         upstream.body.destroy();
-        done();
       }
     });
     upstream.body.pipe({
       data(c) {
+        touch();
         log.bytes_sent += c.length;
         const ok = (res as ServerResponse).write(c);
         if (corked) {
@@ -399,11 +456,11 @@ function respond(
       end(trailers) {
         if (h2res && trailers.length) h2res.addTrailers(objectFromPairs(trailers));
         res.end();
-        done();
+        done('-');
       },
-      error() {
+      error(e) {
+        done(e instanceof UpstreamFailure && e.reason === 'timeout' ? 'UT' : 'UR');
         res.destroy();
-        done();
       },
     });
   });

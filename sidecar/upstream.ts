@@ -28,6 +28,8 @@ export interface UpstreamRequest {
   authority: string;
   headers: HeaderPairs;
   body: Buffer | Readable | null;
+  /** Called per chunk of a streamed body once it flows upstream (stream idle tracking). */
+  onBodyData?: () => void;
 }
 
 /** Where a response body goes: data() returning false pauses the source until resume(). */
@@ -144,12 +146,16 @@ export class UpstreamBody {
     this.pipe({ data: () => true, end: () => onDone?.(), error: () => onDone?.() });
   }
 
+  /** Stops the exchange (route timeout mid-body): the source is aborted and the sink, if any, gets `err`. */
+  abort(err: Error): void {
+    if (this.#done) return;
+    this.abortSource(err);
+    this.fail(err);
+  }
+
   /** Stops the exchange: the downstream went away. */
   destroy(): void {
-    if (this.#done) return;
-    this.#done = true;
-    this.#held = [];
-    this.abortSource(new Error('downstream closed'));
+    this.abort(new Error('downstream closed'));
   }
 }
 
@@ -436,6 +442,8 @@ export class Http2Pool implements UpstreamPool {
           if (req.body.length > 0) s.end(req.body);
         } else if (req.body) {
           req.body.pipe(s);
+          // Listening only once piped: an earlier 'data' listener would start the flow with nowhere to go.
+          if (req.onBodyData) req.body.on('data', req.onBodyData);
         }
       }, reject);
     });

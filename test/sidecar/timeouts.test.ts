@@ -1,0 +1,146 @@
+// Envoy's stream timeouts beyond the route's time-to-headers: the route
+// timeout keeps running over the response body, an HTTP connection manager's
+// stream_idle_timeout ends a stream with no bytes either way, and its
+// request_timeout bounds how long the whole request may take to arrive.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, test } from 'node:test';
+import { defaultTranslator } from '../../control/xds/index.ts';
+import type { Translator } from '../../control/xds/index.ts';
+import { TestMesh, get, instance, metric, route, service, startApp } from './harness.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+/** The default translator with these fields set on every HTTP connection manager (weft's API does not set them; an operator's Envoy config might). */
+function withHcmFields(fields: Record<string, unknown>): Translator {
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  const patch = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(patch);
+    if (v === null || typeof v !== 'object') return v;
+    const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, patch(x)]));
+    return String(o['@type']).endsWith('HttpConnectionManager') ? { ...o, ...fields } : o;
+  };
+  return {
+    translateEndpoints: (m, n) => base.translateEndpoints(m, n),
+    translateProxy: (m, p) => {
+      const out = base.translateProxy(m, p);
+      return { ...out, listeners: out.listeners.map((l) => ({ ...l, value: patch(l.value) })) };
+    },
+  };
+}
+
+/** A raw request: status, the body bytes that arrived, and whether the stream ended cleanly or was reset. */
+function rawRequest(port: number, host: string, path: string, init: { method?: string; headers?: Record<string, string>; partialBody?: string } = {}): Promise<{ status: number; body: string; ended: boolean; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: init.method ?? 'GET', headers: { host, ...init.headers }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ended: res.complete, ms: Date.now() - t0 }));
+      res.on('error', () => resolve({ status: res.statusCode ?? 0, body, ended: false, ms: Date.now() - t0 }));
+      res.on('aborted', () => resolve({ status: res.statusCode ?? 0, body, ended: false, ms: Date.now() - t0 }));
+    });
+    req.on('error', () => resolve({ status: 0, body: '', ended: false, ms: Date.now() - t0 }));
+    if (init.partialBody !== undefined) req.write(init.partialBody);
+    else req.end();
+  });
+}
+
+/** An app that sends its headers and a first chunk at once, and the rest after `ms`. */
+async function slowBodyApp(ms: number) {
+  const app = await startApp('slow-body', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first;');
+    const t = setTimeout(() => res.end('rest'), ms);
+    res.on('close', () => clearTimeout(t));
+  });
+  closers.push(() => app.close());
+  return app;
+}
+
+test('the route timeout covers the response body: a body still streaming when it fires is reset and counted', { timeout: 30_000 }, async () => {
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  const app = await slowBodyApp(3000);
+  mesh.model.update({
+    services: [service('caller', 8000), service('slowbody', 7000)],
+    instances: [instance('slowbody', app.port)],
+    routes: [route('slowbody', [{ destinations: [{ service: 'slowbody', weight: 1 }], timeoutMs: 400 }])],
+  });
+  const caller = await mesh.sidecar('caller', 8000);
+  const r = await rawRequest(caller.outboundPort, 'slowbody', '/');
+  assert.equal(r.status, 200, 'headers were already on their way');
+  assert.equal(r.body, 'first;');
+  assert.equal(r.ended, false, 'the stream was reset, not ended as if complete');
+  assert.ok(r.ms < 2500, `reset at the route timeout, not when the app finished (${r.ms} ms)`);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_timeout', { envoy_cluster_name: 'outbound|7000||slowbody.default' }), 1);
+  // A body that completes within the timeout is untouched.
+  const quick = await slowBodyApp(50);
+  mesh.model.update({ instances: [instance('slowbody', quick.port)] });
+  await new Promise((r) => setTimeout(r, 300));
+  const ok = await get(caller.outboundPort, 'slowbody');
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body, 'first;rest');
+});
+
+test('stream_idle_timeout: a stream with no bytes either way for that long gets 408 stream timeout', { timeout: 30_000 }, async () => {
+  const mesh = await TestMesh.start({ translator: withHcmFields({ stream_idle_timeout: '0.3s' }) });
+  closers.push(() => mesh.close());
+  const silent = await startApp('silent', (_req, res) => {
+    const t = setTimeout(() => res.end('late'), 3000);
+    res.on('close', () => clearTimeout(t));
+  });
+  closers.push(() => silent.close());
+  // No route timeout: only the idle timeout can end the wait.
+  mesh.model.update({
+    services: [service('caller', 8000), service('silent', 7000)],
+    instances: [instance('silent', silent.port)],
+    routes: [route('silent', [{ destinations: [{ service: 'silent', weight: 1 }], timeoutMs: 0 }])],
+  });
+  const caller = await mesh.sidecar('caller', 8000);
+  const r = await rawRequest(caller.outboundPort, 'silent', '/');
+  assert.equal(r.status, 408);
+  assert.equal(r.body, 'stream timeout');
+  assert.ok(r.ms < 2500, `ended by the idle timeout (${r.ms} ms)`);
+  // Bytes keep a stream alive: a body trickling in every 100 ms outlives 300 ms of idle timeout.
+  const trickle = await startApp('trickle', (_req, res) => {
+    res.writeHead(200);
+    let n = 0;
+    const t = setInterval(() => (++n === 8 ? (clearInterval(t), res.end('.')) : res.write('.')), 100);
+    res.on('close', () => clearInterval(t));
+  });
+  closers.push(() => trickle.close());
+  mesh.model.update({ instances: [instance('silent', trickle.port)] });
+  await new Promise((r) => setTimeout(r, 300));
+  const alive = await rawRequest(caller.outboundPort, 'silent', '/');
+  assert.equal(alive.status, 200);
+  assert.equal(alive.body, '........');
+  assert.equal(alive.ended, true);
+});
+
+test('request_timeout: a request body that does not arrive in time gets 408 request timeout and never reaches the app', { timeout: 30_000 }, async () => {
+  const mesh = await TestMesh.start({ translator: withHcmFields({ request_timeout: '0.3s' }) });
+  closers.push(() => mesh.close());
+  const echo = await startApp('echo');
+  closers.push(() => echo.close());
+  mesh.model.update({
+    services: [service('caller', 8000), service('echo', 7000)],
+    instances: [instance('echo', echo.port)],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('caller', 8000);
+  const r = await rawRequest(caller.outboundPort, 'echo', '/upload', { method: 'POST', headers: { 'content-length': '100' }, partialBody: 'only ten b' });
+  assert.equal(r.status, 408);
+  assert.equal(r.body, 'request timeout');
+  assert.ok(r.ms < 2500, `answered at the request timeout (${r.ms} ms)`);
+  assert.equal(echo.hits, 0);
+  // A complete request is unaffected.
+  const ok = await get(caller.outboundPort, 'echo', '/upload', { method: 'POST', body: 'x'.repeat(100) });
+  assert.equal(ok.status, 200);
+  assert.equal(echo.hits, 1);
+});
