@@ -52,11 +52,16 @@ export class DataPlane {
   /** Types that have had at least one response applied. */
   readonly #received = new Set<ResourceKind>();
 
-  constructor(stats: SidecarStats, options: { accessLog?: (e: AccessLogEntry) => void; wasmLog?: (e: LogEntry) => void; random?: () => number } = {}) {
+  constructor(
+    stats: SidecarStats,
+    options: { accessLog?: (e: AccessLogEntry) => void; wasmLog?: (e: LogEntry) => void; random?: () => number; node?: { id: string; cluster: string } } = {},
+  ) {
     this.stats = stats;
     this.clusters = new ClusterManager(stats, this.tls);
-    // Filters log at info and above, as Envoy's default log level lets through.
-    this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info', onLog: options.wasmLog });
+    // Filters log at info and above, as Envoy's default log level lets through;
+    // they read the proxy's node (node.id, node.cluster: the service) as in Envoy.
+    const properties = options.node ? { 'xds.node.id': options.node.id, 'xds.node.cluster': options.node.cluster } : undefined;
+    this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info', onLog: options.wasmLog, properties });
     const env: ProxyEnv = {
       clusters: this.clusters,
       routeConfig: (name) => this.#held.route.get(name)?.config,

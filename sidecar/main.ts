@@ -83,9 +83,10 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const accessLines = accessLogOn ? bufferedLines((chunk) => process.stdout.write(chunk)) : undefined;
   const accessLog = !accessLines ? undefined : (e: AccessLogEntry) => accessLines.line(JSON.stringify(e));
   // Wasm filters' proxy_log lines (e.g. the telemetry filter's access log), one JSON line each, batched like the access log.
-  const wasmLines = bufferedLines((chunk) => process.stdout.write(chunk));
+  // With a `log` hook (tests, embedding) the lines go there instead.
+  const wasmLines = opts.log ? { line: opts.log, close: () => undefined } : bufferedLines((chunk) => process.stdout.write(chunk));
   const wasmLog = (e: LogEntry) => wasmLines.line(JSON.stringify({ level: e.level, source: 'wasm', plugin: e.plugin, msg: e.message }));
-  const dataPlane = new DataPlane(stats, { accessLog, wasmLog });
+  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service } });
 
   let connected = false;
   let lastError: string | undefined;

@@ -347,7 +347,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     if (filters?.hasWasm) {
-      if (await respondFiltered(res, result.response, filters, mutations, setCookies, started, log, reply, result.finish)) finish(result.response.status);
+      const status = await respondFiltered(res, result.response, filters, mutations, setCookies, started, log, reply, result.finish);
+      if (status !== undefined) finish(status);
     } else finish(result.response.status, await respond(res, result.response, mutations, setCookies, started, log, result.finish, touch));
   } catch (err) {
     if (!res.headersSent) reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
@@ -377,7 +378,7 @@ async function respondFiltered(
   log: AccessLogEntry,
   reply: (r: LocalReply) => void,
   release: () => void,
-): Promise<boolean> {
+): Promise<number | undefined> {
   let headers = responseHeaders(upstream, mutations, setCookies, started);
   let whole: Buffer;
   try {
@@ -386,21 +387,24 @@ async function respondFiltered(
     // Nothing was sent yet: a route timeout or an upstream reset mid-body gets Envoy's local reply.
     const reason = e instanceof UpstreamFailure ? e.reason : 'connection_termination';
     reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
-    return false;
+    return undefined;
   }
-  const out = await filters.response(headers, whole);
+  // Filters see Envoy's response header map: :status first; they may change it.
+  const out = await filters.response([[':status', String(upstream.status)], ...headers], whole);
   if (out.kind === 'reply') {
     reply(out.reply);
-    return false;
+    return undefined;
   }
-  headers = out.headers;
+  const changed = Number(getHeader(out.headers, ':status'));
+  const status = Number.isInteger(changed) && changed >= 100 && changed <= 999 ? changed : upstream.status;
+  headers = out.headers.filter(([k]) => k.charCodeAt(0) !== 58 /* : */);
   const body = out.body ?? EMPTY;
   removeHeader(headers, 'content-length');
   headers.push(['content-length', String(body.length)]);
-  writeHead(res, upstream.status, headers);
+  writeHead(res, status, headers);
   res.end(body);
   log.bytes_sent = body.length;
-  return true;
+  return status;
 }
 
 /**

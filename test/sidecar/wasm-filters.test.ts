@@ -76,3 +76,42 @@ test('the auth filter bound through ECDS runs in the inbound chain: 401 without 
   await eventually(() => JSON.stringify(mesh.xds.status.get(sc.nodeId)?.lastNacks ?? {}).includes('sha256'), 10_000, 'ECDS NACK for the sha256 mismatch');
   assert.equal((await get(inbound, 'api', '/orders')).status, 401, 'previous filter still enforcing');
 });
+
+const telemetryWasm = fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url));
+
+test('the telemetry filter in a sidecar sees the proxy node and the response status; its metrics and log lines come out', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
+  const bytes = new Uint8Array(readFileSync(telemetryWasm));
+  const digest = sha(bytes);
+  const base = await moduleServer(new Map([[digest, bytes]]));
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  const app = await startApp('orders', (req, res) => {
+    res.statusCode = req.url === '/missing' ? 404 : 200;
+    res.end('ok');
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({
+    services: [service('orders', 7800)],
+    instances: [instance('orders', inbound)],
+    filterModules: [{ name: 'telemetry', sha256: digest, size: bytes.length, abiVersion: '0.2.1' }],
+    filterBindings: [{ name: 'orders-telemetry', namespace: 'default', service: 'orders', direction: 'inbound', filter: 'telemetry', order: 0, config: {}, failurePolicy: 'fail_open' }],
+  });
+  const lines: string[] = [];
+  const sc = await mesh.sidecar('orders', app.port, { inboundPort: inbound, log: (l) => lines.push(l) });
+  const ok = await get(inbound, 'orders', '/a');
+  assert.equal(ok.status, 200);
+  assert.match(ok.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/, 'the filter echoes the request id on the response');
+  assert.equal((await get(inbound, 'orders', '/missing')).status, 404);
+
+  // Its access log lines: the service is node.cluster (no service in the config), the status is the upstream's.
+  await eventually(() => lines.filter((l) => l.includes('"source":"wasm"')).length >= 2, 5000, 'two wasm log lines');
+  const access = lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(JSON.parse(l).msg) as { service: string; status: number; path: string });
+  assert.deepEqual(access.map((a) => [a.service, a.path, a.status]), [['orders', '/a', 200], ['orders', '/missing', 404]]);
+
+  // Its custom metrics are on the sidecar's Prometheus endpoint, by status class.
+  const stats = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text();
+  assert.match(stats, /^weft_requests_total\{[^}]*status_class="2xx"[^}]*\} 1$/m);
+  assert.match(stats, /^weft_requests_total\{[^}]*status_class="4xx"[^}]*\} 1$/m);
+  assert.equal(stats.split('\n').filter((l) => l.startsWith('# TYPE weft_requests_total ')).length, 1, 'one TYPE line per family');
+});
