@@ -24,6 +24,8 @@ import { sidecarNodeFlags } from '../../sidecar/main.ts';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const DURATION = process.env.BENCH_DURATION ?? '5s';
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+/** Interleaved rounds per scenario; figures are medians. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** BENCH_PROFILE=dir writes a V8 CPU profile per sidecar there (open in Chrome DevTools). */
 const PROFILE_DIR = process.env.BENCH_PROFILE;
 /** BENCH_ONLY=substring runs only the scenarios whose name contains it (direct and nginx always run: they are the ratios' bases). */
@@ -94,6 +96,26 @@ function wrk(name: string, url: string, host: string, paced = false): Result {
   return { name, rps, requests, p50ms: p50, p99ms: p99, errors };
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Each figure is the median over the rounds (errors are summed). */
+function medianResult(rounds: Result[]): Result {
+  const cpu = rounds.map((r) => r.proxyCpuUsPerRq).filter((x): x is number => x !== undefined);
+  return {
+    name: rounds[0]!.name,
+    rps: median(rounds.map((r) => r.rps)),
+    requests: rounds.reduce((a, r) => a + r.requests, 0),
+    p50ms: median(rounds.map((r) => r.p50ms)),
+    p99ms: median(rounds.map((r) => r.p99ms)),
+    errors: rounds.reduce((a, r) => a + r.errors, 0),
+    ...(cpu.length ? { proxyCpuUsPerRq: median(cpu) } : {}),
+  };
+}
+
 /** utime + stime of these processes and their children (nginx workers), in clock ticks (1/100 s on Linux). */
 function cpuTicks(pids: number[]): number {
   let ticks = 0;
@@ -130,7 +152,8 @@ async function main(): Promise<void> {
   await until(async () => (await fetch(`http://127.0.0.1:${appPort}/`)).ok, 'app');
 
   // Wasm modules served to the sidecars, as the control plane serves them.
-  const telemetryWasm = join(root, 'filters', 'dist', 'telemetry.wasm');
+  // BENCH_FILTER_WASM=path binds another module in place of telemetry (e.g. a no-op, to separate host from module cost).
+  const telemetryWasm = process.env.BENCH_FILTER_WASM ?? join(root, 'filters', 'dist', 'telemetry.wasm');
   const withFilters = existsSync(telemetryWasm);
   const wasm = withFilters ? readFileSync(telemetryWasm) : Buffer.alloc(0);
   const sha = createHash('sha256').update(wasm).digest('hex');
@@ -147,8 +170,8 @@ async function main(): Promise<void> {
     filterModules: withFilters ? [{ name: 'telemetry', sha256: sha, size: wasm.length, abiVersion: '0.2.1' }] : [],
     filterBindings: withFilters
       ? [
-          { name: 'appf-telemetry', namespace: 'default', service: 'appf', direction: 'inbound', filter: 'telemetry', order: 0, config: {}, failurePolicy: 'fail_open' },
-          { name: 'clientf-telemetry', namespace: 'default', service: 'clientf', direction: 'outbound', filter: 'telemetry', order: 0, config: {}, failurePolicy: 'fail_open' },
+          { name: 'appf-telemetry', namespace: 'default', service: 'appf', direction: 'inbound', filter: 'telemetry', order: 0, config: JSON.parse(process.env.BENCH_TELEMETRY_CONFIG ?? '{}'), failurePolicy: 'fail_open' },
+          { name: 'clientf-telemetry', namespace: 'default', service: 'clientf', direction: 'outbound', filter: 'telemetry', order: 0, config: JSON.parse(process.env.BENCH_TELEMETRY_CONFIG ?? '{}'), failurePolicy: 'fail_open' },
         ]
       : [],
   });
@@ -191,8 +214,17 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     ['nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app', [nginx.pid!]],
   ];
   if (ONLY) scenarios.splice(0, scenarios.length, ...scenarios.filter(([n], i) => i === 0 || i === scenarios.length - 1 || n.includes(ONLY)));
-  const results = scenarios.map(([n, u, h, p]) => measured(n, u, h, p));
-  const paced = scenarios.map(([n, u, h, p]) => measured(n, u, h, p, true));
+  // Scenarios run interleaved, ROUNDS times, and each figure is the median of
+  // its rounds: on a shared machine a slow stretch then hits every scenario
+  // once instead of skewing one of them.
+  const runs: Result[][] = scenarios.map(() => []);
+  const pacedRuns: Result[][] = scenarios.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    scenarios.forEach(([n, u, h, p], i) => runs[i]!.push(measured(n, u, h, p)));
+    scenarios.forEach(([n, u, h, p], i) => pacedRuns[i]!.push(measured(n, u, h, p, true)));
+  }
+  const results = runs.map(medianResult);
+  const paced = pacedRuns.map(medianResult);
   nginx.kill('SIGTERM');
   const direct = results[0]!;
   const ngx = results.at(-1)!;
@@ -203,7 +235,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     p99AddedMs: r.p99ms - direct.p99ms,
   }));
   const flags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS : sidecarNodeFlags().join(' ');
-  console.log(`\nweft sidecar data plane, wrk -t1 -c${CONNECTIONS} -d${DURATION}, loopback, ${new Date().toISOString()}, sidecar node flags: ${flags || '(none)'}, load average ${(await import('node:os')).loadavg()[0]!.toFixed(2)}`);
+  console.log(`\nweft sidecar data plane, wrk -t1 -c${CONNECTIONS} -d${DURATION}, median of ${ROUNDS} interleaved rounds, loopback, ${new Date().toISOString()}, sidecar node flags: ${flags || '(none)'}, load average ${(await import('node:os')).loadavg()[0]!.toFixed(2)}`);
   console.log('scenario                                      req/s     p50 ms   p99 ms   vs direct  vs nginx  errors  proxy CPU us/req');
   for (const r of rows) {
     console.log(
@@ -227,7 +259,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'dataplane.json'),
-    JSON.stringify({ tool: 'wrk', sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterCpuCost: filterCpu }, null, 2) + '\n',
+    JSON.stringify({ tool: 'wrk', rounds: ROUNDS, sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterCpuCost: filterCpu }, null, 2) + '\n',
   );
   console.log('wrote bench/results/dataplane.json');
   await mesh.close();
