@@ -4,12 +4,13 @@
 // read per request, so a filter or route change applies to the next request
 // without rebinding; only an address change rebinds.
 
-import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import type { HttpConnectionManagerConfig, ListenerConfig, TcpProxyConfig } from './config.ts';
+import type { H1Connection, H1Request, H1Response } from './http1.ts';
+import { serveHttp1 } from './http1.ts';
 import type { ProxyEnv } from './proxy.ts';
 import { handleRequest } from './proxy.ts';
 import type { TlsMaterial } from './tls-contexts.ts';
@@ -19,7 +20,8 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 class RunningListener {
   config: ListenerConfig;
   readonly server: net.Server;
-  readonly #http: http.Server;
+  /** HTTP/1.x connections (sidecar/http1.ts): closed when idle on drain. */
+  readonly #h1 = new Set<H1Connection>();
   readonly #h2: http2.Http2Server;
   readonly #sockets = new Set<net.Socket>();
   readonly #tls: tls.Server;
@@ -27,7 +29,7 @@ class RunningListener {
 
   constructor(config: ListenerConfig, env: ProxyEnv) {
     this.config = config;
-    const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    const onRequest = (req: H1Request | http2.Http2ServerRequest, res: H1Response | http2.Http2ServerResponse) => {
       const chain = this.config.chain;
       if (chain.kind !== 'http') {
         res.statusCode = 500;
@@ -36,14 +38,17 @@ class RunningListener {
       }
       void handleRequest(env, this.config.name, chain, req, res);
     };
-    this.#http = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0 }, onRequest);
+    const h1 = (socket: net.Socket, first?: Buffer) => {
+      this.#h1.add(serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), first));
+    };
     this.#h2 = http2.createServer({}, onRequest);
     const serve = (socket: net.Socket) => {
       const chain = this.config.chain;
       if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);
       // Over mutual TLS, ALPN already says which protocol the peer speaks.
       const alpn = (socket as tls.TLSSocket).alpnProtocol;
-      if (alpn === 'h2' || alpn === 'http/1.1') return void (alpn === 'h2' ? this.#h2 : this.#http).emit('connection', socket);
+      if (alpn === 'h2') return void this.#h2.emit('connection', socket);
+      if (alpn === 'http/1.1') return h1(socket);
       socket.once('data', (first: Buffer) => {
         socket.pause();
         const n = Math.min(first.length, H2_PREFACE.length);
@@ -52,8 +57,7 @@ class RunningListener {
           // nghttp2 reads from the native handle, so unshifted bytes would be lost: hand it a stream that replays them.
           this.#h2.emit('connection', replaying(socket, first));
         } else {
-          socket.unshift(first);
-          this.#http.emit('connection', socket);
+          h1(socket, first);
           socket.resume();
         }
       });
@@ -113,7 +117,7 @@ class RunningListener {
   async close(): Promise<void> {
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
-      this.#http.closeIdleConnections();
+      for (const c of this.#h1) c.closeWhenIdle();
       setTimeout(() => {
         for (const s of this.#sockets) s.destroy();
       }, 5000).unref();

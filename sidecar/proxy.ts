@@ -3,13 +3,13 @@
 // the response back, with an access log line and Envoy's counters at the end.
 
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { ClusterManager } from './clusters.ts';
 import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
 import type { FilterResolver } from './filter-chain.ts';
 import { RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
+import type { H1Request, H1Response } from './http1.ts';
 import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop } from './headers.ts';
 import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
@@ -51,14 +51,23 @@ export interface ProxyEnv {
   tls?: TlsContexts;
 }
 
-type Req = IncomingMessage | Http2ServerRequest;
-type Res = ServerResponse | Http2ServerResponse;
+type Req = H1Request | Http2ServerRequest;
+type Res = H1Response | Http2ServerResponse;
 
 const MAX_BUFFERED_BODY = 16 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
-function readBody(req: Req, touch: () => void): Promise<Buffer> {
+/** What readBody needs of either request kind (HTTP/1.x from sidecar/http1.ts, or an h2 stream). */
+interface BodySource {
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'close', fn: () => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  destroy(): void;
+}
+
+function readBody(source: Req, touch: () => void): Promise<Buffer> {
+  const req = source as BodySource;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -92,7 +101,7 @@ function bodiless(req: Req, h2: boolean): boolean {
 
 function writeHead(res: Res, status: number, headers: HeaderPairs): void {
   if ((res as Http2ServerResponse).stream !== undefined) (res as Http2ServerResponse).writeHead(status, objectFromPairs(headers));
-  else (res as ServerResponse).writeHead(status, flatFromPairs(headers));
+  else (res as H1Response).writeHead(status, flatFromPairs(headers));
 }
 
 function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, remote: string, setCookies: HeaderPairs): number | undefined {
@@ -449,7 +458,7 @@ function respond(
       data(c) {
         touch();
         log.bytes_sent += c.length;
-        const ok = (res as ServerResponse).write(c);
+        const ok = (res as H1Response).write(c);
         if (corked) {
           corked = false;
           process.nextTick(() => res.uncork());

@@ -1,0 +1,515 @@
+// HTTP/1.x on the sidecar's listeners, served straight off the socket.
+//
+// node:http's server builds a Readable IncomingMessage and a Writable
+// ServerResponse per request, with their events and nextTicks; at 1,000
+// requests/s that machinery was the largest single cost of a hop (bench:
+// dataplane, see docs/sidecar.md, Performance). Here Node's own llhttp
+// binding (the parser node:http uses, from node:_http_common) parses, and a
+// request and its response are small objects carrying only what the proxy
+// uses: headers, a body that is pushed as it arrives, writeHead/write/end.
+//
+// What it keeps from node:http: strict parsing (a malformed request gets 400
+// and the connection closes; oversized headers 431), keep-alive with a 60 s
+// idle timeout (also the time allowed to send a request's headers),
+// pipelined requests answered in order, `Expect: 100-continue` answered by
+// the proxy (as Envoy does; the header is not forwarded), a Date header,
+// chunked responses when the length is unknown, no body for HEAD/204/304,
+// and `connection: close` for HTTP/1.0 without keep-alive. Upgrade and
+// CONNECT requests get 403, as Envoy answers an upgrade no route is
+// configured for.
+
+import { createRequire } from 'node:module';
+import type net from 'node:net';
+import { STATUS_CODES } from 'node:http';
+
+interface NativeParser {
+  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
+  execute(data: Buffer): number | Error;
+  finish(): number | Error | undefined;
+  close(): void;
+  [k: number]: unknown;
+}
+interface HttpCommon {
+  HTTPParser: {
+    new (): NativeParser;
+    REQUEST: number;
+    kOnHeaders: number;
+    kOnHeadersComplete: number;
+    kOnBody: number;
+    kOnMessageComplete: number;
+  };
+  methods: string[];
+}
+const { HTTPParser, methods } = createRequire(import.meta.url)('node:_http_common') as HttpCommon;
+
+const IDLE_TIMEOUT_MS = 60_000;
+/** As node:http's default maxHeadersCount: further header lines are dropped. */
+const MAX_HEADER_PAIRS = 2000;
+/** Parsed requests waiting behind the one being answered before the socket is paused. */
+const MAX_QUEUED = 16;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+type Listener = (...args: never[]) => void;
+
+/** Just enough of an event emitter: the proxy listens for a handful of events, once each. */
+class Events {
+  #listeners: Map<string, Listener[]> | undefined;
+
+  on(event: string, fn: Listener): this {
+    this.#listeners ??= new Map();
+    const list = this.#listeners.get(event);
+    if (list) list.push(fn);
+    else this.#listeners.set(event, [fn]);
+    return this;
+  }
+
+  once(event: string, fn: Listener): this {
+    const wrapped = ((...args: never[]) => {
+      this.off(event, wrapped);
+      fn(...args);
+    }) as Listener;
+    return this.on(event, wrapped);
+  }
+
+  off(event: string, fn: Listener): this {
+    const list = this.#listeners?.get(event);
+    const i = list ? list.indexOf(fn) : -1;
+    if (i >= 0) list!.splice(i, 1);
+    return this;
+  }
+
+  protected emit(event: string, ...args: unknown[]): void {
+    const list = this.#listeners?.get(event);
+    if (!list?.length) return;
+    for (const fn of list.length === 1 ? list : list.slice()) (fn as (...a: unknown[]) => void)(...args);
+  }
+}
+
+let dateSecond = 0;
+let dateValue = '';
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(now).toUTCString();
+  }
+  return dateValue;
+}
+
+/**
+ * One request as it arrives. Body chunks are held until someone reads them
+ * (a request queued behind a pipelined one, or read after an await); 'end'
+ * and 'close' reach listeners that come late.
+ */
+export class H1Request extends Events {
+  readonly httpVersionMajor = 1;
+  readonly httpVersion: string;
+  readonly method: string;
+  readonly url: string;
+  readonly rawHeaders: string[];
+  readonly headers: Record<string, string>;
+  readonly socket: net.Socket;
+  /** The client sent `Expect: 100-continue` (answered by the proxy, not forwarded). */
+  readonly expectContinue: boolean;
+  /** An Upgrade or CONNECT request: refused with 403. */
+  readonly upgrade: boolean;
+  complete = false;
+  #held: Buffer[] | undefined;
+  #reading = false;
+  #discard = false;
+  #closed = false;
+
+  constructor(socket: net.Socket, versionMinor: number, method: string, url: string, rawHeaders: string[], headers: Record<string, string>, expectContinue: boolean, upgrade: boolean) {
+    super();
+    this.socket = socket;
+    this.expectContinue = expectContinue;
+    this.upgrade = upgrade;
+    this.httpVersion = versionMinor === 1 ? '1.1' : `1.${versionMinor}`;
+    this.method = method;
+    this.url = url;
+    this.rawHeaders = rawHeaders;
+    this.headers = headers;
+  }
+
+  override on(event: string, fn: Listener): this {
+    super.on(event, fn);
+    if (event === 'data') {
+      this.#reading = true;
+      const held = this.#held;
+      this.#held = undefined;
+      if (held) for (const c of held) this.emit('data', c);
+    } else if (event === 'end' && this.complete) queueMicrotask(() => (fn as () => void)());
+    else if (event === 'close' && this.#closed) queueMicrotask(() => (fn as () => void)());
+    return this;
+  }
+
+  /** The body is not wanted: chunks are dropped as they arrive. */
+  resume(): this {
+    this.#discard = true;
+    this.#held = undefined;
+    return this;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** @internal from the parser */
+  push(chunk: Buffer): void {
+    if (this.#discard) return;
+    if (this.#reading) this.emit('data', chunk);
+    else (this.#held ??= []).push(chunk);
+  }
+
+  /** @internal the message ended */
+  end(): void {
+    this.complete = true;
+    this.emit('end');
+  }
+
+  /** @internal the connection closed */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.emit('close');
+  }
+}
+
+/**
+ * The response to one request. Headers are written with the first body
+ * bytes (one write for a small response); without a content-length the
+ * body goes chunked (close-delimited to an HTTP/1.0 client).
+ */
+export class H1Response extends Events {
+  statusCode = 200;
+  headersSent = false;
+  writableFinished = false;
+  readonly #conn: H1Connection;
+  readonly #req: H1Request;
+  #status = 200;
+  #headers: string[] = [];
+  /** Head serialized but not yet written. */
+  #pendingHead: string | undefined;
+  #chunked = false;
+  #noBody = false;
+  #closed = false;
+
+  constructor(conn: H1Connection, req: H1Request) {
+    super();
+    this.#conn = conn;
+    this.#req = req;
+  }
+
+  /** Headers as node's flat [name, value, ...]; sent with the first body bytes. */
+  writeHead(status: number, headers: string[] = []): this {
+    if (this.headersSent) throw new Error('headers already sent');
+    if (!Number.isInteger(status) || status < 100 || status > 999) throw new RangeError(`invalid status code: ${status}`);
+    // Checked before anything is committed, so a caller can still answer otherwise (no response splitting).
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (!TOKEN.test(name)) throw new TypeError(`invalid header name "${name}"`);
+      if (INVALID_VALUE.test(String(headers[i + 1]))) throw new TypeError(`invalid character in header "${name}"`);
+    }
+    this.#status = this.statusCode = status;
+    this.#headers = headers;
+    this.headersSent = true;
+    return this;
+  }
+
+  cork(): void {
+    this.#conn.socket.cork();
+  }
+
+  uncork(): void {
+    this.#conn.socket.uncork();
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.writableFinished) return false;
+    const socket = this.#conn.socket;
+    if (this.#pendingHead === undefined && !this.#headWritten) this.#serialize(undefined);
+    if (this.#noBody || chunk.length === 0) {
+      this.#flushHead();
+      return true;
+    }
+    socket.cork();
+    this.#flushHead();
+    let ok: boolean;
+    if (this.#chunked) {
+      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      ok = socket.write('\r\n', 'latin1');
+    } else ok = socket.write(chunk);
+    socket.uncork();
+    if (!ok) socket.once('drain', () => this.emit('drain'));
+    return ok;
+  }
+
+  end(body?: Buffer | string): this {
+    if (this.writableFinished) return this;
+    const chunk = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
+    const socket = this.#conn.socket;
+    if (!this.#headWritten && this.#pendingHead === undefined) this.#serialize(chunk?.length ?? 0);
+    socket.cork();
+    this.#flushHead();
+    if (!this.#noBody) {
+      if (this.#chunked) {
+        if (chunk?.length) {
+          socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+          socket.write(chunk);
+          socket.write('\r\n0\r\n\r\n', 'latin1');
+        } else socket.write('0\r\n\r\n', 'latin1');
+      } else if (chunk?.length) socket.write(chunk);
+    }
+    socket.uncork();
+    this.writableFinished = true;
+    this.#conn.responded(this);
+    return this;
+  }
+
+  /** Resets the connection, as a proxy does when a response cannot be completed. */
+  destroy(): void {
+    this.#conn.socket.destroy();
+  }
+
+  #headWritten = false;
+
+  #flushHead(): void {
+    if (this.#pendingHead === undefined) return;
+    this.#conn.socket.write(this.#pendingHead, 'latin1');
+    this.#pendingHead = undefined;
+    this.#headWritten = true;
+  }
+
+  /** Builds the status line and headers; knownLength is the whole body's length when end() came first. */
+  #serialize(knownLength: number | undefined): void {
+    if (!this.headersSent) this.writeHead(this.statusCode);
+    const status = this.#status;
+    const req = this.#req;
+    this.#noBody = req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let length = false;
+    let date = false;
+    let close = !this.#conn.keepAlive;
+    const h = this.#headers;
+    for (let i = 0; i + 1 < h.length; i += 2) {
+      const name = h[i]!;
+      const value = String(h[i + 1]);
+      const lower = name.length === 14 || name.length === 10 || name.length === 4 ? name.toLowerCase() : '';
+      if (lower === 'content-length') length = true;
+      else if (lower === 'connection') {
+        if (value.toLowerCase() === 'close') close = true;
+        continue;
+      } else if (lower === 'date') date = true;
+      head += `${name}: ${value}\r\n`;
+    }
+    if (!date) head += `date: ${httpDate()}\r\n`;
+    if (!length && !this.#noBody) {
+      if (knownLength !== undefined) head += `content-length: ${knownLength}\r\n`;
+      else if (req.httpVersion === '1.1') {
+        head += 'transfer-encoding: chunked\r\n';
+        this.#chunked = true;
+      } else close = true;
+    }
+    if (close) {
+      this.#conn.keepAlive = false;
+      head += 'connection: close\r\n';
+    } else if (req.httpVersion !== '1.1') head += 'connection: keep-alive\r\n';
+    this.#pendingHead = head + '\r\n';
+  }
+
+  /** @internal the response ended or the connection closed */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.emit('close');
+  }
+}
+
+type OnRequest = (req: H1Request, res: H1Response) => void;
+
+/**
+ * One downstream connection: parses requests, answers them one at a time and
+ * in order, closes when asked to or when the client or a response says so.
+ */
+export class H1Connection {
+  readonly socket: net.Socket;
+  keepAlive = true;
+  readonly #parser: NativeParser;
+  readonly #onRequest: OnRequest;
+  readonly #onClose: (c: H1Connection) => void;
+  /** Requests parsed and not yet answered; the first is being answered. */
+  readonly #queue: { req: H1Request; res: H1Response }[] = [];
+  /** The request whose bytes are arriving. */
+  #parsing: H1Request | undefined;
+  #headers: string[] = [];
+  #url = '';
+  #failed = false;
+  #closing = false;
+  #closed = false;
+  #paused = false;
+
+  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void) {
+    this.socket = socket;
+    this.#onRequest = onRequest;
+    this.#onClose = onClose;
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.REQUEST, {}, 0, 0);
+    p[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+      if (this.#headers.length < MAX_HEADER_PAIRS * 2) this.#headers = this.#headers.concat(headers);
+      this.#url += url;
+    };
+    p[HTTPParser.kOnHeadersComplete] = (_major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean): number => {
+      this.#headersComplete(minor, headers ?? this.#takeHeaders(), methods[method] ?? 'GET', url ?? this.#takeUrl(), upgrade, keepAlive);
+      return 0;
+    };
+    p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#parsing?.push(chunk);
+    p[HTTPParser.kOnMessageComplete] = () => {
+      const req = this.#parsing;
+      this.#parsing = undefined;
+      req?.end();
+    };
+    this.#parser = p;
+    socket.setTimeout(IDLE_TIMEOUT_MS);
+    socket.on('timeout', () => {
+      if (this.#queue.length === 0) socket.destroy();
+    });
+    socket.on('data', (d: Buffer) => this.#execute(d));
+    socket.on('end', () => {
+      // The client half-closed: nothing more will arrive; answer what was asked, then close.
+      this.#parser.finish();
+      this.keepAlive = false;
+      if (this.#queue.length === 0) socket.end();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.#close());
+  }
+
+  /** Bytes that arrived with the connection's first read (already taken off the socket). */
+  feed(first: Buffer): void {
+    this.#execute(first);
+  }
+
+  /** Idle: close now. Busy: close after the response in progress. */
+  closeWhenIdle(): void {
+    this.#closing = true;
+    this.keepAlive = false;
+    if (this.#queue.length === 0) this.socket.end();
+  }
+
+  #takeHeaders(): string[] {
+    const h = this.#headers;
+    this.#headers = [];
+    return h;
+  }
+
+  #takeUrl(): string {
+    const u = this.#url;
+    this.#url = '';
+    return u;
+  }
+
+  #execute(d: Buffer): void {
+    if (this.#failed || this.#closed) return;
+    const r = this.#parser.execute(d);
+    // After an upgrade request the parser stops on purpose; that is not a parse error.
+    if (r instanceof Error && !this.#failed) this.#fail(r);
+  }
+
+  #fail(err: Error & { code?: string }): void {
+    this.#failed = true;
+    this.keepAlive = false;
+    this.socket.pause();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    // After the responses already owed, in order; then the connection closes.
+    if (this.#queue.length === 0) this.#sendError(status);
+    else this.#afterQueue = status;
+  }
+
+  #afterQueue: number | undefined;
+
+  #sendError(status: number): void {
+    this.socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`, 'latin1');
+  }
+
+  #headersComplete(minor: number, raw: string[], method: string, url: string, upgrade: boolean, keepAlive: boolean): void {
+    const headers: Record<string, string> = {};
+    let rawHeaders = raw;
+    let expectContinue = false;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const k = raw[i]!.toLowerCase();
+      if (k === 'expect' && raw[i + 1]!.toLowerCase() === '100-continue') expectContinue = true;
+      else if (headers[k] === undefined) headers[k] = raw[i + 1]!;
+    }
+    if (expectContinue) rawHeaders = raw.filter((_v, i) => i % 2 === 1 ? raw[i - 1]!.toLowerCase() !== 'expect' : raw[i]!.toLowerCase() !== 'expect');
+    const req = new H1Request(this.socket, minor, method, url, rawHeaders, headers, expectContinue, upgrade);
+    const res = new H1Response(this, req);
+    if (!keepAlive) this.keepAlive = false;
+    if (upgrade) {
+      // Not HTTP after these headers: no further request can be read.
+      this.#failed = true;
+      this.keepAlive = false;
+      this.socket.pause();
+      req.complete = true;
+    } else this.#parsing = req;
+    this.#queue.push({ req, res });
+    if (this.#queue.length === 1) this.#dispatch();
+    else if (this.#queue.length > MAX_QUEUED && !this.#paused) {
+      this.#paused = true;
+      this.socket.pause();
+    }
+  }
+
+  #dispatch(): void {
+    const head = this.#queue[0]!;
+    this.socket.setTimeout(0);
+    if (head.req.upgrade) {
+      head.res.writeHead(403, ['content-type', 'text/plain']);
+      head.res.end('upgrade failed');
+      return;
+    }
+    if (head.req.expectContinue) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    this.#onRequest(head.req, head.res);
+  }
+
+  /** @internal a response ended: the next request, or close. */
+  responded(res: H1Response): void {
+    const head = this.#queue[0];
+    if (!head || head.res !== res) return;
+    this.#queue.shift();
+    res.close();
+    if (!this.keepAlive || this.#closing) {
+      if (this.#afterQueue !== undefined && this.#queue.length === 0) this.#sendError(this.#afterQueue);
+      else this.socket.end();
+      return;
+    }
+    if (this.#paused && this.#queue.length <= MAX_QUEUED) {
+      this.#paused = false;
+      this.socket.resume();
+    }
+    if (this.#queue.length > 0) this.#dispatch();
+    else if (this.#afterQueue !== undefined) this.#sendError(this.#afterQueue);
+    else this.socket.setTimeout(IDLE_TIMEOUT_MS);
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const { req, res } of this.#queue.splice(0)) {
+      req.close();
+      res.close();
+    }
+    this.#parsing?.close();
+    this.#parser.close();
+    this.#onClose(this);
+  }
+}
+
+/** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing). */
+export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, first?: Buffer): H1Connection {
+  const c = new H1Connection(socket, onRequest, onClose);
+  if (first) c.feed(first);
+  return c;
+}
