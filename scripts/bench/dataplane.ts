@@ -79,9 +79,20 @@ function toMs(s: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
-/** wrk paces each connection with delay(): 10 connections x one request per 10 ms is at most ~1,000 requests/s. */
+/**
+ * wrk paces each connection with delay(): 10 connections x one request per 10 ms
+ * is at most ~1,000 requests/s. The connections start 1 ms apart, so requests
+ * arrive spread over each 10 ms rather than as a burst of ten at once: a burst
+ * measures queueing behind nine others in a single-threaded proxy, not the
+ * latency a hop adds at 1,000 req/s. BENCH_PACED=burst starts them together.
+ */
 const PACED_SCRIPT = join(tmpdir(), `weft-bench-paced-${process.pid}.lua`);
-writeFileSync(PACED_SCRIPT, 'function delay()\n  return 10\nend\n');
+writeFileSync(
+  PACED_SCRIPT,
+  process.env.BENCH_PACED === 'burst'
+    ? 'function delay()\n  return 10\nend\n'
+    : 'local started = 0\nfunction delay()\n  if started < 10 then\n    started = started + 1\n    return started - 1\n  end\n  return 10\nend\n',
+);
 
 function wrk(name: string, url: string, host: string, paced = false): Result {
   const args = paced ? ['-t1', '-c10', `-d${DURATION}`, '--latency', '-s', PACED_SCRIPT] : ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}`, '--latency'];
@@ -213,6 +224,13 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     ...(withFilters ? [['two sidecars + telemetry filter (both sides)', `http://127.0.0.1:${ports.fClientOut}/`, 'appf', [clientfPid, appfPid]] as [string, string, string, number[]]] : []),
     ['nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app', [nginx.pid!]],
   ];
+  if (process.env.BENCH_HOLD) {
+    // BENCH_HOLD=1 leaves the mesh up for wrk, strace or perf by hand; Ctrl-C ends it.
+    for (const [n, u, h, p] of scenarios) console.log(`${n}: wrk -H 'Host: ${h}' ${u}${p.length ? `  (proxy pids ${p.join(' ')})` : ''}`);
+    await new Promise<void>((r) => process.once('SIGINT', () => r()));
+    nginx.kill('SIGTERM');
+    return;
+  }
   if (ONLY) scenarios.splice(0, scenarios.length, ...scenarios.filter(([n], i) => i === 0 || i === scenarios.length - 1 || n.includes(ONLY)));
   // Scenarios run interleaved, ROUNDS times, and each figure is the median of
   // its rounds: on a shared machine a slow stretch then hits every scenario
@@ -251,7 +269,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   const pd = paced[0]!;
   const hops = (name: string) => (name.startsWith('one') ? 1 : name.startsWith('two') ? 2 : 1);
   const pacedRows = paced.map((r) => ({ ...r, p99AddedPerHopMs: r === pd ? 0 : (r.p99ms - pd.p99ms) / hops(r.name) }));
-  console.log('\npaced: 10 connections, one request per 10 ms each (at most ~1,000 req/s)');
+  console.log(`\npaced: 10 connections, one request per 10 ms each (at most ~1,000 req/s), ${process.env.BENCH_PACED === 'burst' ? 'started together (bursts of ten)' : 'started 1 ms apart'}`);
   console.log('scenario                                      req/s     p50 ms   p99 ms   p99 added per hop ms (target < 1)  proxy CPU us/req');
   for (const r of pacedRows) {
     console.log(`${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}   ${r.p99AddedPerHopMs.toFixed(2).padStart(7)}                      ${r.proxyCpuUsPerRq === undefined ? '' : r.proxyCpuUsPerRq.toFixed(0).padStart(8)}`);
