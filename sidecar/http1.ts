@@ -18,37 +18,16 @@
 // CONNECT requests get 403, as Envoy answers an upgrade no route is
 // configured for.
 
-import { createRequire } from 'node:module';
 import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
-
-interface NativeParser {
-  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  close(): void;
-  [k: number]: unknown;
-}
-interface HttpCommon {
-  HTTPParser: {
-    new (): NativeParser;
-    REQUEST: number;
-    kOnHeaders: number;
-    kOnHeadersComplete: number;
-    kOnBody: number;
-    kOnMessageComplete: number;
-  };
-  methods: string[];
-}
-const { HTTPParser, methods } = createRequire(import.meta.url)('node:_http_common') as HttpCommon;
+import type { NativeParser } from './llhttp.ts';
+import { HTTPParser, INVALID_VALUE, TOKEN, methods } from './llhttp.ts';
 
 const IDLE_TIMEOUT_MS = 60_000;
 /** As node:http's default maxHeadersCount: further header lines are dropped. */
 const MAX_HEADER_PAIRS = 2000;
 /** Parsed requests waiting behind the one being answered before the socket is paused. */
 const MAX_QUEUED = 16;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 type Listener = (...args: never[]) => void;
 
@@ -502,7 +481,8 @@ export class H1Connection {
       res.close();
     }
     this.#parsing?.close();
-    this.#parser.close();
+    // Never from inside one of the parser's callbacks: freed on the next turn.
+    setImmediate(() => this.#parser.close());
     this.#onClose(this);
   }
 }

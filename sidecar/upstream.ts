@@ -1,4 +1,4 @@
-// Connections to one upstream host: a keep-alive undici Pool for HTTP/1.1,
+// Connections to one upstream host: keep-alive sockets for HTTP/1.1 (h1-client.ts),
 // or one multiplexed HTTP/2 (prior knowledge) session for http2/gRPC clusters.
 // Failures come back as UpstreamFailure with Envoy's reset reasons.
 
@@ -7,7 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { uriSans } from './peer-identity.ts';
 import { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { Http1Pool } from './h1-client.ts';
 
 export type HeaderPairs = [string, string][];
 
@@ -202,7 +202,7 @@ function origin(o: PoolOptions): string {
  * server's chain against the trust bundle and its URI SAN against the
  * destination's SPIFFE ID (SNI is not used: identities are URIs).
  */
-function connectTls(o: PoolOptions, alpn: string): tls.TLSSocket {
+export function connectTls(o: PoolOptions, alpn: string): tls.TLSSocket {
   const current = o.tls!();
   if (!current) {
     const s = new tls.TLSSocket(new net.Socket());
@@ -241,123 +241,6 @@ function classify(err: unknown): UpstreamFailure {
     return new UpstreamFailure('connection_failure', `connection failure (${code})`);
   }
   return new UpstreamFailure('connection_termination', `connection termination (${code || e.message})`);
-}
-
-/** lower-cased [name, value] pairs from undici's raw [Buffer, Buffer, ...] header list. */
-function pairsFromRawBuffers(raw: Buffer[] | string[] | null | undefined): HeaderPairs {
-  const out: HeaderPairs = [];
-  if (!raw) return out;
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toString('latin1').toLowerCase(), raw[i + 1]!.toString('latin1')]);
-  return out;
-}
-
-/**
- * One HTTP/1.1 exchange as an undici dispatch handler: headers resolve the
- * response, chunks go straight into its UpstreamBody. No Readable, no
- * AbortSignal: an abort before the request is written is remembered and
- * applied when undici hands over its abort function.
- */
-class H1Exchange implements Exchange {
-  readonly response: Promise<UpstreamResponse>;
-  #resolve!: (r: UpstreamResponse) => void;
-  #reject!: (e: Error) => void;
-  #abortFn: ((err: Error) => void) | undefined;
-  #aborted: UpstreamFailure | undefined;
-  #body: UpstreamBody | undefined;
-
-  constructor() {
-    this.response = new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-  }
-
-  abort(reason: ResetReason): void {
-    if (this.#aborted) return;
-    this.#aborted = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `request aborted (${reason})`);
-    this.#abortFn?.(this.#aborted);
-  }
-
-  onConnect(abort: (err: Error) => void): void {
-    this.#abortFn = abort;
-    if (this.#aborted) abort(this.#aborted);
-  }
-
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
-    if (status < 200) return true;
-    const body = new UpstreamBody();
-    body.resumeSource = resume;
-    body.abortSource = (err) => this.#abortFn?.(err);
-    this.#body = body;
-    this.#resolve({ status, headers: pairsFromRawBuffers(raw), body });
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    return this.#body!.push(chunk);
-  }
-
-  onComplete(trailers: string[] | null): void {
-    this.#body?.end(pairsFromRawBuffers(trailers));
-  }
-
-  onError(err: Error): void {
-    const f = this.#aborted ?? classify(err);
-    if (this.#body) this.#body.fail(f);
-    else this.#reject(f);
-  }
-
-  onUpgrade(): void {
-    this.onError(new UpstreamFailure('reset', 'upstream upgraded the connection'));
-  }
-}
-
-export class Http1Pool implements UpstreamPool {
-  readonly #pool: Pool;
-
-  constructor(o: PoolOptions) {
-    this.#pool = new Pool(origin(o), {
-      connections: o.connections,
-      pipelining: 1,
-      keepAliveTimeout: Math.min(o.idleTimeoutMs, 60_000),
-      keepAliveMaxTimeout: o.idleTimeoutMs,
-      connect: o.tls
-        ? (_opts, callback) => {
-          const socket = connectTls(o, 'http/1.1');
-          const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), o.connectTimeoutMs);
-          socket.once('secureConnect', () => {
-            clearTimeout(timer);
-            callback(null, socket);
-          });
-          socket.once('error', (err) => {
-            clearTimeout(timer);
-            callback(err, null);
-          });
-        }
-        : { timeout: o.connectTimeoutMs },
-      // The sidecar enforces its own route and per-try timeouts.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    });
-  }
-
-  start(req: UpstreamRequest): Exchange {
-    const headers: string[] = [];
-    let host = false;
-    for (const [k, v] of req.headers) {
-      if (k.charCodeAt(0) === 58 /* : */) continue;
-      if (k === 'host') host = true;
-      headers.push(k, v);
-    }
-    if (!host) headers.push('host', req.authority);
-    const handler = new H1Exchange();
-    this.#pool.dispatch({ method: req.method, path: req.path, headers, body: req.body ?? undefined }, handler);
-    return handler;
-  }
-
-  async close(): Promise<void> {
-    await this.#pool.destroy().catch(() => undefined);
-  }
 }
 
 export class Http2Pool implements UpstreamPool {

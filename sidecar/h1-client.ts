@@ -1,0 +1,369 @@
+// HTTP/1.1 to one upstream host on keep-alive sockets, parsed by Node's
+// llhttp binding. It replaced an undici Pool on the request path: undici
+// deferred each request write to setImmediate and ran its parser in wasm
+// with a JS callback per header field, which on a 1,000 req/s hop cost more
+// than the proxying around it (docs/sidecar.md, Performance).
+//
+// One request at a time per connection (no pipelining, as Envoy's HTTP/1
+// pool); up to `connections` sockets, further requests wait in order for the
+// first free one. An idle socket closes after the cluster's idle timeout or a
+// second before the server's own `Keep-Alive: timeout=N`, whichever is
+// sooner, so a request is not written into a socket the server is closing.
+
+import net from 'node:net';
+import type tls from 'node:tls';
+import type { NativeParser } from './llhttp.ts';
+import { HTTPParser, INVALID_VALUE, TOKEN } from './llhttp.ts';
+import type { Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import { UpstreamBody, UpstreamFailure, connectTls } from './upstream.ts';
+import type { Readable } from 'node:stream';
+
+const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
+
+function pairs(raw: string[]): HeaderPairs {
+  const out: HeaderPairs = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+  return out;
+}
+
+function failure(err: Error & { code?: string }, connected: boolean): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err;
+  const code = err.code ?? '';
+  if (!connected || ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(code)) {
+    return new UpstreamFailure('connection_failure', `connection failure (${code || err.message})`);
+  }
+  return new UpstreamFailure('connection_termination', `connection termination (${code || err.message})`);
+}
+
+/** The request line and headers; throws on a header that would not survive the wire intact. */
+function head(req: UpstreamRequest, chunked: boolean): string {
+  let out = `${req.method} ${req.path} HTTP/1.1\r\n`;
+  let host = false;
+  let length = false;
+  for (const [k, v] of req.headers) {
+    if (k.charCodeAt(0) === 58 /* : */) continue;
+    if (!TOKEN.test(k)) throw new UpstreamFailure('reset', `invalid header name "${k}"`);
+    if (INVALID_VALUE.test(v)) throw new UpstreamFailure('reset', `invalid character in header "${k}"`);
+    if (k === 'host') host = true;
+    else if (k === 'content-length') length = true;
+    out += `${k}: ${v}\r\n`;
+  }
+  if (!host) out += `host: ${req.authority}\r\n`;
+  const body = req.body;
+  if (!length) {
+    if (chunked) out += 'transfer-encoding: chunked\r\n';
+    else if (Buffer.isBuffer(body) && body.length > 0) out += `content-length: ${body.length}\r\n`;
+  }
+  return out + '\r\n';
+}
+
+/** One request on its way: waiting for a socket, written, or receiving its response. */
+class H1ClientExchange implements Exchange {
+  readonly response: Promise<UpstreamResponse>;
+  readonly req: UpstreamRequest;
+  readonly #pool: Http1Pool;
+  #resolve!: (r: UpstreamResponse) => void;
+  #reject!: (e: Error) => void;
+  conn: Connection | undefined;
+  body: UpstreamBody | undefined;
+  done = false;
+
+  constructor(pool: Http1Pool, req: UpstreamRequest) {
+    this.#pool = pool;
+    this.req = req;
+    this.response = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  abort(reason: ResetReason): void {
+    if (this.done) return;
+    const f = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `request aborted (${reason})`);
+    if (this.conn) this.conn.destroy(f);
+    else {
+      this.#pool.dequeue(this);
+      this.fail(f);
+    }
+  }
+
+  respond(status: number, headers: HeaderPairs, body: UpstreamBody): void {
+    this.body = body;
+    this.#resolve({ status, headers, body });
+  }
+
+  /** Before the headers the response rejects; after, the body fails. */
+  fail(f: UpstreamFailure): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.body) this.body.fail(f);
+    else this.#reject(f);
+  }
+}
+
+/** One keep-alive socket and its response parser. */
+class Connection {
+  readonly socket: net.Socket | tls.TLSSocket;
+  readonly #pool: Http1Pool;
+  readonly #parser: NativeParser;
+  current: H1ClientExchange | undefined;
+  connected = false;
+  closed = false;
+  /** The server's keep-alive hint, in ms; Infinity when it gave none. */
+  keepAliveMs = Infinity;
+  #keepAlive = true;
+  #status = 0;
+  #trailers: string[] = [];
+  #skipBody = false;
+  #connectTimer: NodeJS.Timeout | undefined;
+
+  constructor(pool: Http1Pool, o: PoolOptions) {
+    this.#pool = pool;
+    const socket = o.tls ? connectTls(o, 'http/1.1') : net.connect({ host: o.address, port: o.port, noDelay: true });
+    this.socket = socket;
+    this.#connectTimer = setTimeout(() => this.destroy(new UpstreamFailure('connection_failure', 'connection failure (connect timeout)')), o.connectTimeoutMs);
+    socket.once(o.tls ? 'secureConnect' : 'connect', () => {
+      clearTimeout(this.#connectTimer);
+      this.connected = true;
+      if (o.tls) socket.setNoDelay(true);
+      this.#pool.connected(this);
+    });
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.RESPONSE, {}, 0, 0);
+    p[HTTPParser.kOnHeaders] = (raw: string[]) => {
+      // Header lines past the first batch, or trailers after a chunked body.
+      this.#trailers = this.#trailers.concat(raw);
+    };
+    p[HTTPParser.kOnHeadersComplete] = (_major: number, _minor: number, raw: string[] | undefined, _m: unknown, _u: unknown, status: number, _sm: unknown, upgrade: boolean, keepAlive: boolean): number => {
+      const all = raw ?? this.#takeTrailers();
+      this.#status = status;
+      if (status < 200) return 0; // 1xx: informational, the real response follows.
+      const ex = this.current;
+      if (!ex || ex.done) return 0;
+      if (upgrade) {
+        this.destroy(new UpstreamFailure('reset', 'upstream upgraded the connection'));
+        return 0;
+      }
+      this.#keepAlive = keepAlive;
+      const headers = pairs(all);
+      for (const [k, v] of headers) {
+        if (k !== 'keep-alive') continue;
+        const m = KEEP_ALIVE_TIMEOUT.exec(v);
+        if (m) this.keepAliveMs = Number(m[1]) * 1000;
+      }
+      const body = new UpstreamBody();
+      body.resumeSource = () => this.socket.resume();
+      body.abortSource = (err) => this.destroy(err instanceof UpstreamFailure ? err : new UpstreamFailure('reset', err.message));
+      ex.respond(status, headers, body);
+      this.#skipBody = ex.req.method === 'HEAD';
+      return this.#skipBody ? 1 : 0;
+    };
+    p[HTTPParser.kOnBody] = (chunk: Buffer) => {
+      const body = this.current?.body;
+      if (body && !body.push(chunk)) this.socket.pause();
+    };
+    p[HTTPParser.kOnMessageComplete] = () => {
+      if (this.#status < 200) return;
+      const ex = this.current;
+      if (!ex || ex.done) return;
+      ex.done = true;
+      this.current = undefined;
+      ex.body!.end(pairs(this.#takeTrailers()));
+      if (this.#keepAlive) this.#pool.released(this);
+      else this.destroy();
+    };
+    this.#parser = p;
+    socket.on('data', (d: Buffer) => {
+      if (this.closed) return;
+      const r = this.#parser.execute(d);
+      if (r instanceof Error) this.destroy(new UpstreamFailure('connection_termination', `upstream protocol error (${(r as Error & { code?: string }).code ?? r.message})`));
+    });
+    socket.on('end', () => {
+      // A body delimited by the close ends here; anything else in flight was cut short.
+      if (!this.closed) this.#parser.finish();
+      this.destroy();
+    });
+    socket.on('timeout', () => {
+      if (!this.current) this.destroy();
+    });
+    socket.on('error', (err) => this.destroy(failure(err, this.connected)));
+    socket.on('close', () => this.destroy());
+  }
+
+  #takeTrailers(): string[] {
+    const t = this.#trailers;
+    this.#trailers = [];
+    return t;
+  }
+
+  /** Writes the exchange's request; the response comes back through the parser. */
+  send(ex: H1ClientExchange): void {
+    this.current = ex;
+    ex.conn = this;
+    this.#status = 0;
+    this.socket.setTimeout(0);
+    const req = ex.req;
+    const streamed = req.body !== null && !Buffer.isBuffer(req.body);
+    let text: string;
+    try {
+      text = head(req, streamed);
+    } catch (e) {
+      this.current = undefined;
+      ex.fail(e as UpstreamFailure);
+      this.#pool.released(this);
+      return;
+    }
+    const socket = this.socket;
+    if (!streamed) {
+      const body = req.body as Buffer | null;
+      if (body && body.length > 0) {
+        socket.cork();
+        socket.write(text, 'latin1');
+        socket.write(body);
+        socket.uncork();
+      } else socket.write(text, 'latin1');
+      return;
+    }
+    socket.write(text, 'latin1');
+    this.#stream(ex, req.body as Readable);
+  }
+
+  /** A streamed request body goes chunked, with backpressure from the socket. */
+  #stream(ex: H1ClientExchange, source: Readable): void {
+    const socket = this.socket;
+    const onDrain = () => source.resume();
+    const cleanup = () => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onError);
+      socket.off('drain', onDrain);
+    };
+    const onData = (c: Buffer) => {
+      if (this.current !== ex) return cleanup();
+      ex.req.onBodyData?.();
+      if (c.length === 0) return;
+      socket.cork();
+      socket.write(`${c.length.toString(16)}\r\n`, 'latin1');
+      socket.write(c);
+      const ok = socket.write('\r\n', 'latin1');
+      socket.uncork();
+      if (!ok) source.pause();
+    };
+    const onEnd = () => {
+      cleanup();
+      if (!this.closed) socket.write('0\r\n\r\n', 'latin1');
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      this.destroy(new UpstreamFailure('reset', `request body failed (${err.message})`));
+    };
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('error', onError);
+    socket.on('drain', onDrain);
+  }
+
+  /** Idle until `ms`, then closed. */
+  idle(ms: number): void {
+    this.socket.setTimeout(ms);
+  }
+
+  destroy(f?: UpstreamFailure): void {
+    const ex = this.current;
+    this.current = undefined;
+    if (ex && !ex.done) ex.fail(f ?? new UpstreamFailure(this.connected ? 'connection_termination' : 'connection_failure', this.connected ? 'connection termination (upstream closed)' : 'connection failure'));
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.#connectTimer);
+    this.socket.destroy();
+    // Not from inside the parser's own callback (this may run in one): freed on the next turn.
+    setImmediate(() => this.#parser.close());
+    this.#pool.gone(this, f);
+  }
+}
+
+export class Http1Pool implements UpstreamPool {
+  readonly #o: PoolOptions;
+  readonly #all = new Set<Connection>();
+  /** Idle connections, most recently used last. */
+  readonly #idle: Connection[] = [];
+  /** Connections still connecting, each for the exchange that opened it. */
+  readonly #opening = new Map<Connection, H1ClientExchange>();
+  readonly #waiting: H1ClientExchange[] = [];
+  #closed = false;
+
+  constructor(o: PoolOptions) {
+    this.#o = o;
+  }
+
+  start(req: UpstreamRequest): Exchange {
+    const ex = new H1ClientExchange(this, req);
+    if (this.#closed) {
+      ex.fail(new UpstreamFailure('connection_failure', 'connection pool closed'));
+      return ex;
+    }
+    const idle = this.#idle.pop();
+    if (idle) idle.send(ex);
+    else if (this.#all.size < this.#o.connections) this.#open(ex);
+    else this.#waiting.push(ex);
+    return ex;
+  }
+
+  #open(ex: H1ClientExchange): void {
+    const c = new Connection(this, this.#o);
+    this.#all.add(c);
+    this.#opening.set(c, ex);
+  }
+
+  /** @internal */
+  connected(c: Connection): void {
+    const ex = this.#opening.get(c);
+    this.#opening.delete(c);
+    if (ex && !ex.done) c.send(ex);
+    else this.released(c);
+  }
+
+  /** @internal a connection finished an exchange and may be reused. */
+  released(c: Connection): void {
+    if (c.closed) return;
+    const next = this.#waiting.shift();
+    if (next) return c.send(next);
+    if (this.#closed) return c.destroy();
+    // A second before the server's own idle timeout, so a request never races its close.
+    const ms = Math.min(this.#o.idleTimeoutMs, c.keepAliveMs - 1000);
+    if (ms <= 0) return c.destroy();
+    c.idle(ms);
+    this.#idle.push(c);
+  }
+
+  /** @internal a connection closed. */
+  gone(c: Connection, f: UpstreamFailure | undefined): void {
+    this.#all.delete(c);
+    const i = this.#idle.indexOf(c);
+    if (i >= 0) this.#idle.splice(i, 1);
+    const ex = this.#opening.get(c);
+    this.#opening.delete(c);
+    if (ex && !ex.done) ex.fail(f?.reason === 'connection_failure' ? f : new UpstreamFailure('connection_failure', 'connection failure'));
+    // Room for a waiting request on a fresh connection.
+    const next = this.#waiting.shift();
+    if (next && !this.#closed) this.#open(next);
+  }
+
+  /** @internal an exchange aborted before it got a connection. */
+  dequeue(ex: H1ClientExchange): void {
+    const i = this.#waiting.indexOf(ex);
+    if (i >= 0) this.#waiting.splice(i, 1);
+    for (const [c, e] of this.#opening) {
+      if (e === ex) {
+        // The connection may still serve the next request once it is up.
+        this.#opening.delete(c);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const ex of this.#waiting.splice(0)) ex.fail(new UpstreamFailure('connection_failure', 'connection pool closed'));
+    for (const c of [...this.#all]) c.destroy();
+  }
+}

@@ -1,0 +1,34 @@
+// Node's llhttp binding, the parser node:http itself runs on (C++, no wasm
+// hop), shared by the sidecar's HTTP/1.x server (http1.ts) and upstream
+// client (h1-client.ts). node:_http_common is a legacy module that Node
+// still ships for this purpose; its shape is pinned here.
+
+import { createRequire } from 'node:module';
+
+export interface NativeParser {
+  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
+  execute(data: Buffer): number | Error;
+  finish(): number | Error | undefined;
+  close(): void;
+  [k: number]: unknown;
+}
+
+interface HttpCommon {
+  HTTPParser: {
+    new (): NativeParser;
+    REQUEST: number;
+    RESPONSE: number;
+    kOnHeaders: number;
+    kOnHeadersComplete: number;
+    kOnBody: number;
+    kOnMessageComplete: number;
+  };
+  methods: string[];
+}
+
+export const { HTTPParser, methods } = createRequire(import.meta.url)('node:_http_common') as HttpCommon;
+
+/** RFC 9110 token: what a header name may contain. */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Anything a header value may not contain (CR and LF above all: no splitting). */
+export const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
