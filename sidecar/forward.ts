@@ -153,10 +153,6 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     return { kind: 'local', reply: localReplies.overflow(), attempts: 0 };
   }
   cs.rqActive.value++;
-  const releaseAll = () => {
-    release();
-    cs.rqActive.value--;
-  };
 
   const policy = req.retry;
   const replayable = req.body === null || Buffer.isBuffer(req.body);
@@ -181,7 +177,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       stats.noHealthyUpstream.inc({ envoy_cluster_name: clusterName });
       if (last) break;
       retryToken?.();
-      releaseAll();
+      releaseAdmission(release, cs);
       state.done();
       return { kind: 'local', reply: localReplies.noHealthyUpstream(), attempts: attempt };
     }
@@ -200,12 +196,12 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   retryToken?.();
   if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {
     state.done();
-    releaseAll();
+    releaseAdmission(release, cs);
     return timedOut(stats, clusterName, last?.host);
   }
   if (!last || last.outcome.kind === 'failure') {
     state.done();
-    releaseAll();
+    releaseAdmission(release, cs);
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
     if (reason === 'timeout') return timedOut(stats, clusterName, last?.host);
     return { kind: 'local', reply: localReplies.reset(reason), host: last?.host, attempts: tried.length };
@@ -222,15 +218,21 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     response,
     host,
     attempts: tried.length,
-    finish: () => {
+    finish() {
       if (finished) return;
       finished = true;
       state.finished();
       host.activeRequests--;
-      releaseAll();
+      releaseAdmission(release, cs);
       cs.rqTime.observe(Date.now() - started);
     },
   };
+}
+
+/** The circuit breaker slot and the active-request gauge, given back together. */
+function releaseAdmission(release: () => void, cs: ClusterSeries): void {
+  release();
+  cs.rqActive.value--;
 }
 
 function timedOut(stats: SidecarStats, clusterName: string, host?: Host): ForwardResult {

@@ -16,7 +16,7 @@ import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
 import { peerProperties } from './peer-identity.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
-import type { SidecarStats } from './stats.ts';
+import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
@@ -147,6 +147,93 @@ function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
 }
 
 /**
+ * One request's bookkeeping: its HCM timers, its access log entry and the
+ * one finish. Methods rather than per-request closures: under tsx every
+ * named closure is created with a defineProperty (esbuild's keepNames), which
+ * cost more than the closure's work (docs/sidecar.md, Performance).
+ */
+class Stream {
+  finished = false;
+  filters: RequestFilters | undefined;
+  readonly #idle: NodeJS.Timeout | undefined;
+  #requestTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly env: ProxyEnv,
+    readonly hs: HcmSeries,
+    hcm: HttpConnectionManagerConfig,
+    readonly res: Res,
+    readonly log: AccessLogEntry,
+    readonly started: number,
+    readonly grpc: boolean,
+    readonly h2: boolean,
+    readonly downstream: Downstream,
+  ) {
+    // stream_idle_timeout: no bytes either way for that long ends the stream;
+    // request_timeout: the whole request must arrive within it. Both answer 408
+    // while nothing was sent (Envoy's "stream timeout" / "request timeout") and
+    // reset the stream after; the upstream exchange is abandoned either way.
+    if (hcm.streamIdleTimeoutMs > 0) this.#idle = setTimeout(expire, hcm.streamIdleTimeoutMs, this, 'stream timeout', 'SI');
+    if (hcm.requestTimeoutMs > 0) this.#requestTimer = setTimeout(expire, hcm.requestTimeoutMs, this, 'request timeout', 'DPE');
+  }
+
+  get idleTimeout(): boolean {
+    return this.#idle !== undefined;
+  }
+
+  /** Bytes moved: the idle timer starts over. */
+  touch(): void {
+    this.#idle?.refresh();
+  }
+
+  requestReceived(): void {
+    clearTimeout(this.#requestTimer);
+    this.#requestTimer = undefined;
+  }
+
+  expire(body: string, flag: string): void {
+    if (this.finished) return;
+    this.downstream.abort();
+    this.reply({ status: 408, body, headers: this.h2 ? [] : [['connection', 'close']], flag });
+  }
+
+  finish(status: number, flag = '-'): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.#idle);
+    this.requestReceived();
+    const log = this.log;
+    log.response_code = status;
+    log.response_flags = flag;
+    log.duration_ms = Date.now() - this.started;
+    const cls = Math.floor(status / 100);
+    (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
+    this.hs.rqTime.observe(log.duration_ms);
+    if (this.env.accessLog) {
+      log.start_time = new Date(this.started).toISOString();
+      this.env.accessLog(log);
+    }
+    this.filters?.complete();
+  }
+
+  reply(r: LocalReply, extra: HeaderPairs = []): void {
+    if (this.finished) return;
+    const out = renderLocalReply(r, this.grpc);
+    const res = this.res;
+    if (!res.headersSent) {
+      writeHead(res, out.status, extra.length ? [...out.headers, ...extra] : out.headers);
+      res.end(out.body);
+    } else res.destroy();
+    this.log.bytes_sent = Buffer.byteLength(out.body);
+    this.finish(out.status, r.flag);
+  }
+}
+
+function expire(stream: Stream, body: string, flag: string): void {
+  stream.expire(body, flag);
+}
+
+/**
  * One request from headers to the end of its response. Written for the
  * common case first: a bodiless request with no filters goes from the parsed
  * headers to the upstream connection without a promise, an AbortController
@@ -201,67 +288,31 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   res.on('close', () => {
     if (!res.writableFinished) downstream.abort();
   });
+  const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
   let filters: RequestFilters | undefined;
-  let finished = false;
-
-  // stream_idle_timeout: no bytes either way for that long ends the stream;
-  // request_timeout: the whole request must arrive within it. Both answer 408
-  // while nothing was sent (Envoy's "stream timeout" / "request timeout") and
-  // reset the stream after; the upstream exchange is abandoned either way.
-  const expire = (body: string, flag: string) => {
-    if (finished) return;
-    downstream.abort();
-    reply({ status: 408, body, headers: h2 ? [] : [['connection', 'close']], flag });
-  };
-  const idle = hcm.streamIdleTimeoutMs > 0 ? setTimeout(expire, hcm.streamIdleTimeoutMs, 'stream timeout', 'SI') : undefined;
-  let requestTimer = hcm.requestTimeoutMs > 0 ? setTimeout(expire, hcm.requestTimeoutMs, 'request timeout', 'DPE') : undefined;
-  const touch = () => idle?.refresh();
-  const requestReceived = () => {
-    clearTimeout(requestTimer);
-    requestTimer = undefined;
-  };
-
-  const finish = (status: number, flag = '-') => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(idle);
-    requestReceived();
-    log.response_code = status;
-    log.response_flags = flag;
-    log.duration_ms = Date.now() - started;
-    const cls = Math.floor(status / 100);
-    (hs.rqXx[cls] ?? hs.rqXx[0]!).value++;
-    hs.rqTime.observe(log.duration_ms);
-    if (env.accessLog) {
-      log.start_time = new Date(started).toISOString();
-      env.accessLog(log);
-    }
-    filters?.complete();
-  };
-  const reply = (r: LocalReply, extra: HeaderPairs = []) => {
-    if (finished) return;
-    const out = renderLocalReply(r, grpc);
-    if (!res.headersSent) {
-      writeHead(res, out.status, extra.length ? [...out.headers, ...extra] : out.headers);
-      res.end(out.body);
-    } else res.destroy();
-    log.bytes_sent = Buffer.byteLength(out.body);
-    finish(out.status, r.flag);
-  };
 
   try {
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
     const vh = config ? selectVirtualHost(config, authority) : undefined;
-    const route = vh ? selectRoute(vh, { authority, path, method, header: (n) => getHeader(headers, n) }) : undefined;
+    const route = vh
+      ? selectRoute(vh, {
+          authority,
+          path,
+          method,
+          header(n) {
+            return getHeader(headers, n);
+          },
+        })
+      : undefined;
     if (!config || !vh || !route) {
       env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
       req.resume();
-      return reply(localReplies.noRoute());
+      return stream.reply(localReplies.noRoute());
     }
     log.route_name = route.name;
     const remote = req.socket?.remoteAddress ?? '';
     if (hasHttpFilters(hcm)) {
-      filters = new RequestFilters(hcm.httpFilters, route, env.filters, {
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route, env.filters, {
         'source.address': `${remote}:${req.socket?.remotePort ?? 0}`,
         'request.id': requestId,
         'xds.route_name': route.name,
@@ -272,10 +323,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
 
     // gRPC streams pass through unbuffered when nothing needs the whole body; everything else is buffered so retries can replay it.
     const streaming = grpc && h2 && !filters?.hasWasm;
-    let body: Buffer | null = streaming ? null : bodiless(req, h2) ? EMPTY : await readBody(req, touch);
-    if (finished) return;
-    if (streaming) req.once('end', requestReceived);
-    else requestReceived();
+    let body: Buffer | null = streaming ? null : bodiless(req, h2) ? EMPTY : await readBody(req, () => stream.touch());
+    if (stream.finished) return;
+    if (streaming) req.once('end', () => stream.requestReceived());
+    else stream.requestReceived();
     log.bytes_received = body?.length ?? 0;
 
     let upstreamHeaders = headers;
@@ -284,7 +335,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it.
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
       const req1 = await filters.request(filterHeaders, body);
-      if (req1.kind === 'reply') return reply(req1.reply);
+      if (req1.kind === 'reply') return stream.reply(req1.reply);
       body = req1.body;
       upstreamHeaders = req1.headers.filter(([k]) => !k.startsWith(':'));
       if (req1.headers !== filterHeaders) {
@@ -292,10 +343,17 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         authority = getHeader(req1.headers, ':authority') ?? authority;
         path = getHeader(req1.headers, ':path') ?? path;
         if (!h2) setHeader(upstreamHeaders, 'host', authority);
-        const again = selectRoute(vh, { authority, path, method, header: (n) => getHeader(upstreamHeaders, n) });
+        const again = selectRoute(vh, {
+          authority,
+          path,
+          method,
+          header(n) {
+            return getHeader(upstreamHeaders, n);
+          },
+        });
         if (!again) {
           env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
-          return reply(localReplies.noRoute());
+          return stream.reply(localReplies.noRoute());
         }
         routeNow = again;
         log.route_name = again.name;
@@ -304,11 +362,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const action = routeNow.action;
 
     if (action.kind === 'direct_response') {
-      return reply({ status: action.status, body: action.body, headers: [], flag: '-' });
+      return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-' });
     }
     if (action.kind === 'redirect') {
       const location = `http://${action.hostRedirect ?? authority}${action.pathRedirect ?? path}`;
-      return reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
+      return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
     }
 
     const chosen = action.clusters.length === 1 ? action.clusters[0]! : pickWeighted(action.clusters, action.totalWeight, env.random())!;
@@ -346,24 +404,24 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       timeoutMs: action.timeoutMs,
       retry: action.retry ?? vh.retry,
       downstream,
-      onBodyData: streaming && idle ? touch : undefined,
+      onBodyData: streaming && stream.idleTimeout ? () => stream.touch() : undefined,
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;
     if (result.kind === 'local') {
       if (streaming) req.resume();
-      return reply(result.reply);
+      return stream.reply(result.reply);
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     if (filters?.hasWasm) {
-      const status = await respondFiltered(res, result.response, filters, mutations, setCookies, started, log, reply, result.finish);
-      if (status !== undefined) finish(status);
-    } else finish(result.response.status, await respond(res, result.response, mutations, setCookies, started, log, result.finish, touch));
+      const status = await respondFiltered(res, result.response, filters, mutations, setCookies, started, log, stream, result.finish);
+      if (status !== undefined) stream.finish(status);
+    } else stream.finish(result.response.status, await respond(res, result.response, mutations, setCookies, started, log, result.finish, stream));
   } catch (err) {
-    if (!res.headersSent) reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
+    if (!res.headersSent) stream.reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
     else {
       res.destroy();
-      finish(log.response_code || 500, 'UPE');
+      stream.finish(log.response_code || 500, 'UPE');
     }
   }
 }
@@ -385,7 +443,7 @@ async function respondFiltered(
   setCookies: HeaderPairs,
   started: number,
   log: AccessLogEntry,
-  reply: (r: LocalReply) => void,
+  stream: Stream,
   release: () => void,
 ): Promise<number | undefined> {
   let headers = responseHeaders(upstream, mutations, setCookies, started);
@@ -395,13 +453,13 @@ async function respondFiltered(
   } catch (e) {
     // Nothing was sent yet: a route timeout or an upstream reset mid-body gets Envoy's local reply.
     const reason = e instanceof UpstreamFailure ? e.reason : 'connection_termination';
-    reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
+    stream.reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
     return undefined;
   }
   // Filters see Envoy's response header map: :status first; they may change it.
   const out = await filters.response([[':status', String(upstream.status)], ...headers], whole);
   if (out.kind === 'reply') {
-    reply(out.reply);
+    stream.reply(out.reply);
     return undefined;
   }
   const changed = Number(getHeader(out.headers, ':status'));
@@ -431,51 +489,53 @@ function respond(
   started: number,
   log: AccessLogEntry,
   release: () => void,
-  touch: () => void,
+  stream: Stream,
 ): Promise<string> {
   const headers = responseHeaders(upstream, mutations, setCookies, started);
-  // Headers and the first body chunk leave in one write (one writev instead of two syscalls).
-  res.cork();
-  writeHead(res, upstream.status, headers);
-  let corked = true;
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
+  // HTTP/1.x sends its head with the first body bytes by itself; on h2 the
+  // headers and first chunk are corked into one write.
+  let corked = h2res !== undefined;
+  if (corked) res.cork();
+  writeHead(res, upstream.status, headers);
   return new Promise<string>((resolve) => {
-    let settled = false;
-    const done = (flag: string) => {
-      if (settled) return;
-      settled = true;
-      release();
-      resolve(flag);
-    };
-    const onDrain = () => upstream.body.resume();
-    res.on('close', () => {
-      if (!res.writableFinished) {
-        done('DC');
-        upstream.body.destroy();
-      }
-    });
-    upstream.body.pipe({
-      data(c) {
-        touch();
+    // Methods, not named closures (see Stream).
+    const sink = {
+      settled: false,
+      settle(flag: string): void {
+        if (sink.settled) return;
+        sink.settled = true;
+        release();
+        resolve(flag);
+      },
+      data(c: Buffer): boolean {
+        stream.touch();
         log.bytes_sent += c.length;
         const ok = (res as H1Response).write(c);
         if (corked) {
           corked = false;
           process.nextTick(() => res.uncork());
         }
-        if (!ok) res.once('drain', onDrain);
+        if (!ok) res.once('drain', () => upstream.body.resume());
         return ok;
       },
-      end(trailers) {
+      end(trailers: HeaderPairs): void {
         if (h2res && trailers.length) h2res.addTrailers(objectFromPairs(trailers));
         res.end();
-        done('-');
+        sink.settle('-');
       },
-      error(e) {
-        done(e instanceof UpstreamFailure && e.reason === 'timeout' ? 'UT' : 'UR');
+      error(e: Error): void {
+        sink.settle(e instanceof UpstreamFailure && e.reason === 'timeout' ? 'UT' : 'UR');
         res.destroy();
       },
+    };
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        sink.settle('DC');
+        upstream.body.destroy();
+      }
     });
+    upstream.body.pipe(sink);
   });
 }
 

@@ -57,9 +57,9 @@ export class UpstreamBody {
   #sourcePaused = false;
   #done = false;
   /** Set by the source: resumes reading from the connection. */
-  resumeSource: () => void = () => undefined;
+  resumeSource: (() => void) | undefined;
   /** Set by the source: stops the exchange (reset the stream or drop the connection). */
-  abortSource: (err: Error) => void = () => undefined;
+  abortSource: ((err: Error) => void) | undefined;
 
   static readonly HOLD_BYTES = 64 * 1024;
 
@@ -120,7 +120,7 @@ export class UpstreamBody {
     if (this.#ended) return this.#finish();
     if (this.#sourcePaused) {
       this.#sourcePaused = false;
-      this.resumeSource();
+      this.resumeSource?.();
     }
   }
 
@@ -134,8 +134,13 @@ export class UpstreamBody {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       this.pipe({
-        data: (c) => (chunks.push(c), true),
-        end: (trailers) => resolve({ body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), trailers }),
+        data(c) {
+          chunks.push(c);
+          return true;
+        },
+        end(trailers) {
+          resolve({ body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), trailers });
+        },
         error: reject,
       });
     });
@@ -143,13 +148,23 @@ export class UpstreamBody {
 
   /** Reads and drops the rest (a retried attempt, a mirror): the connection stays reusable. */
   dump(onDone?: () => void): void {
-    this.pipe({ data: () => true, end: () => onDone?.(), error: () => onDone?.() });
+    this.pipe({
+      data() {
+        return true;
+      },
+      end() {
+        onDone?.();
+      },
+      error() {
+        onDone?.();
+      },
+    });
   }
 
   /** Stops the exchange (route timeout mid-body): the source is aborted and the sink, if any, gets `err`. */
   abort(err: Error): void {
     if (this.#done) return;
-    this.abortSource(err);
+    this.abortSource?.(err);
     this.fail(err);
   }
 
@@ -280,7 +295,7 @@ export class Http2Pool implements UpstreamPool {
   start(req: UpstreamRequest): Exchange {
     let stream: http2.ClientHttp2Stream | undefined;
     let aborted: UpstreamFailure | undefined;
-    let rejectResponse: (e: Error) => void = () => undefined;
+    let rejectResponse: ((e: Error) => void) | undefined;
     const body = new UpstreamBody();
     const response = new Promise<UpstreamResponse>((resolve, reject) => {
       rejectResponse = reject;
@@ -332,11 +347,11 @@ export class Http2Pool implements UpstreamPool {
     });
     return {
       response,
-      abort: (reason) => {
+      abort(reason) {
         if (aborted) return;
         aborted = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `stream reset (${reason})`);
         if (stream) stream.close(http2.constants.NGHTTP2_CANCEL);
-        rejectResponse(aborted);
+        rejectResponse?.(aborted);
         body.fail(aborted);
       },
     };
