@@ -111,7 +111,8 @@ export class RequestFilters {
       const out = await a.stream.onRequestHeaders(headers, !hasBody);
       const r = this.#outcome(a, out);
       if (r) return { ...r, headers, body };
-      headers = a.stream.requestHeaders ?? headers;
+      // Untouched headers stay the same array: the caller chooses the route again only after a change.
+      if (a.stream.headersModified('request')) headers = a.stream.requestHeaders!;
       if (hasBody) {
         const b = await a.stream.onRequestBody(body!, true);
         if (b.action === 'continue') body = Buffer.from(b.body);
@@ -132,7 +133,7 @@ export class RequestFilters {
       const out = await a.stream.onResponseHeaders(headers, !hasBody);
       const r = this.#outcome(a, out);
       if (r) return { ...r, headers, body };
-      headers = a.stream.responseHeaders ?? headers;
+      if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
       if (hasBody) {
         const b = await a.stream.onResponseBody(body!, true);
         if (b.action === 'continue') body = Buffer.from(b.body);

@@ -8,6 +8,8 @@ export type HeaderPairs = [string, string][];
 
 export class HeaderMap {
   private entries: HeaderPairs;
+  /** A filter added, replaced or removed something (Envoy then clears the route cache). */
+  modified = false;
 
   constructor(pairs: Iterable<readonly [string, string]> = []) {
     this.entries = [];
@@ -30,11 +32,13 @@ export class HeaderMap {
   }
 
   add(name: string, value: string): void {
+    this.modified = true;
     this.entries.push([name.toLowerCase(), value]);
   }
 
   /** Replaces the first value in place and drops any repeats; adds when absent. */
   replace(name: string, value: string): void {
+    this.modified = true;
     const key = name.toLowerCase();
     const first = this.entries.findIndex(([n]) => n === key);
     if (first < 0) {
@@ -46,11 +50,13 @@ export class HeaderMap {
   }
 
   remove(name: string): void {
+    this.modified = true;
     const key = name.toLowerCase();
     this.entries = this.entries.filter(([n]) => n !== key);
   }
 
   setAll(pairs: Iterable<readonly [string, string]>): void {
+    this.modified = true;
     this.entries = [];
     for (const [name, value] of pairs) this.add(name, value);
   }

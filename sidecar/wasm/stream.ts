@@ -42,6 +42,8 @@ export interface HttpStream {
   complete(): void;
   /** Headers and trailers as the filter left them (what is forwarded). */
   readonly requestHeaders: HeaderPairs | undefined;
+  /** Whether the filter changed the request (or response) headers at all. */
+  headersModified(direction: 'request' | 'response'): boolean;
   readonly requestTrailers: HeaderPairs | undefined;
   readonly responseHeaders: HeaderPairs | undefined;
   readonly responseTrailers: HeaderPairs | undefined;
@@ -229,6 +231,10 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   // --- state seen by the sidecar / test kit ---------------------------------
+
+  headersModified(direction: Direction): boolean {
+    return (direction === 'request' ? this.maps.req : this.maps.resp)?.modified === true;
+  }
 
   get requestHeaders(): HeaderPairs | undefined {
     return this.maps.req?.pairs();
