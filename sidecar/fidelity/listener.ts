@@ -168,7 +168,9 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     tracing.done();
   }
   // Header-sanitising knobs whose Envoy defaults the sidecar already follows for loopback traffic.
-  f.ignore('use_remote_address', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action', 'generate_request_id', 'xff_num_trusted_hops', 'server_name', 'upgrade_configs');
+  // upgrade_configs is not among them: the sidecar cannot carry an upgraded
+  // (WebSocket, CONNECT) stream, so a listener that asks for one is refused.
+  f.ignore('use_remote_address', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action', 'generate_request_id', 'xff_num_trusted_hops', 'server_name');
   f.done();
   return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs };
 }

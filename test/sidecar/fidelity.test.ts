@@ -191,6 +191,13 @@ test('mutations outside the subset are NACKed with the field path', () => {
       path: 'filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type',
     },
     {
+      // WebSocket upgrades: the sidecar answers an Upgrade request 403, so it must not accept a listener that allows them.
+      kind: 'listener',
+      base: golden('wasm-inbound', 'listener', 'outbound'),
+      mutate: (v) => (v.filter_chains[0].filters[0].typed_config.upgrade_configs = [{ upgrade_type: 'websocket' }]),
+      path: 'filter_chains[0].filters[0].typed_config.upgrade_configs',
+    },
+    {
       kind: 'route',
       base: golden('route-canary-90-10', 'route'),
       mutate: (v) => (v.virtual_hosts[0].routes[0].match.runtime_fraction = { default_value: { numerator: 50 } }),
