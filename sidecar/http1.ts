@@ -26,6 +26,8 @@ import { HTTPParser, INVALID_VALUE, TOKEN, methods } from './llhttp.ts';
 const IDLE_TIMEOUT_MS = 60_000;
 /** As node:http's default maxHeadersCount: further header lines are dropped. */
 const MAX_HEADER_PAIRS = 2000;
+/** Body bytes held for a request nobody reads yet before the socket is paused. */
+const MAX_HELD_BODY = 64 * 1024;
 /** Parsed requests waiting behind the one being answered before the socket is paused. */
 const MAX_QUEUED = 16;
 
@@ -96,7 +98,10 @@ export class H1Request extends Events {
   readonly upgrade: boolean;
   complete = false;
   #held: Buffer[] | undefined;
+  #heldBytes = 0;
   #reading = false;
+  /** Set by the connection while it has paused the socket for this request's held body. */
+  onFlow: (() => void) | undefined;
   #discard = false;
   #closed = false;
 
@@ -118,7 +123,9 @@ export class H1Request extends Events {
       this.#reading = true;
       const held = this.#held;
       this.#held = undefined;
+      this.#heldBytes = 0;
       if (held) for (const c of held) this.emit('data', c);
+      this.#flow();
     } else if (event === 'end' && this.complete) queueMicrotask(() => (fn as () => void)());
     else if (event === 'close' && this.#closed) queueMicrotask(() => (fn as () => void)());
     return this;
@@ -128,7 +135,20 @@ export class H1Request extends Events {
   resume(): this {
     this.#discard = true;
     this.#held = undefined;
+    this.#heldBytes = 0;
+    this.#flow();
     return this;
+  }
+
+  #flow(): void {
+    const f = this.onFlow;
+    this.onFlow = undefined;
+    f?.();
+  }
+
+  /** Bytes of body waiting for a reader. */
+  get heldBytes(): number {
+    return this.#heldBytes;
   }
 
   destroy(): void {
@@ -139,7 +159,10 @@ export class H1Request extends Events {
   push(chunk: Buffer): void {
     if (this.#discard) return;
     if (this.#reading) this.emit('data', chunk);
-    else (this.#held ??= []).push(chunk);
+    else {
+      (this.#held ??= []).push(chunk);
+      this.#heldBytes += chunk.length;
+    }
   }
 
   /** @internal the message ended */
@@ -344,7 +367,18 @@ export class H1Connection {
       this.#headersComplete(minor, headers ?? this.#takeHeaders(), methods[method] ?? 'GET', url ?? this.#takeUrl(), upgrade, keepAlive);
       return 0;
     };
-    p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#parsing?.push(chunk);
+    p[HTTPParser.kOnBody] = (chunk: Buffer) => {
+      const req = this.#parsing;
+      if (!req) return;
+      req.push(chunk);
+      // Nobody reads this body yet (a pipelined request waiting its turn): stop reading the socket past a bound.
+      if (req.heldBytes > MAX_HELD_BODY) {
+        this.socket.pause();
+        req.onFlow ??= () => {
+          if (!this.#paused) this.socket.resume();
+        };
+      }
+    };
     p[HTTPParser.kOnMessageComplete] = () => {
       const req = this.#parsing;
       this.#parsing = undefined;

@@ -96,6 +96,32 @@ test('pipelined requests are answered in order even when the first is slower', a
   assert.match(second!, /\/fast$/);
 });
 
+test('a pipelined request\'s body waits in the socket, not in memory, until its turn', async () => {
+  let serverSocket: net.Socket | undefined;
+  const s = net.createServer((socket) => {
+    serverSocket = socket;
+    sockets.add(socket);
+    serveHttp1(socket, async (req, res) => {
+      if (req.url === '/slow') {
+        setTimeout(() => res.end('slow done'), 300);
+        return;
+      }
+      const body = await readBody(req);
+      res.end(`got ${body.length}`);
+    }, () => sockets.delete(socket));
+  });
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  const big = 'x'.repeat(4 * 1024 * 1024);
+  const pending = exchange(port, `GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${big.length}\r\n\r\n${big}`, (d) => d.includes('got '));
+  await new Promise((r) => setTimeout(r, 150));
+  const readWhileWaiting = serverSocket!.bytesRead;
+  const { data } = await pending;
+  assert.ok(readWhileWaiting < 1024 * 1024, `the server read ${readWhileWaiting} bytes while the body had no reader`);
+  assert.match(data, /slow done[\s\S]*got 4194304$/);
+});
+
 test('request bodies arrive decoded, by content-length or chunked, even when read after an await', async () => {
   const port = await server(async (req, res) => {
     await new Promise((r) => setTimeout(r, 10));
