@@ -13,9 +13,9 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import type { NativeParser } from './llhttp.ts';
-import { HTTPParser, INVALID_VALUE, TOKEN } from './llhttp.ts';
+import { HTTPParser, headerError } from './llhttp.ts';
 import type { Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, connectTls } from './upstream.ts';
+import { UpstreamBody, UpstreamFailure, classify, connectTls } from './upstream.ts';
 import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
@@ -26,15 +26,6 @@ function pairs(raw: string[]): HeaderPairs {
   return out;
 }
 
-function failure(err: Error & { code?: string }, connected: boolean): UpstreamFailure {
-  if (err instanceof UpstreamFailure) return err;
-  const code = err.code ?? '';
-  if (!connected || ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(code)) {
-    return new UpstreamFailure('connection_failure', `connection failure (${code || err.message})`);
-  }
-  return new UpstreamFailure('connection_termination', `connection termination (${code || err.message})`);
-}
-
 /** The request line and headers; throws on a header that would not survive the wire intact. */
 function head(req: UpstreamRequest, chunked: boolean): string {
   let out = `${req.method} ${req.path} HTTP/1.1\r\n`;
@@ -42,8 +33,8 @@ function head(req: UpstreamRequest, chunked: boolean): string {
   let length = false;
   for (const [k, v] of req.headers) {
     if (k.charCodeAt(0) === 58 /* : */) continue;
-    if (!TOKEN.test(k)) throw new UpstreamFailure('reset', `invalid header name "${k}"`);
-    if (INVALID_VALUE.test(v)) throw new UpstreamFailure('reset', `invalid character in header "${k}"`);
+    const error = headerError(k, v);
+    if (error) throw new UpstreamFailure('reset', error);
     if (k === 'host') host = true;
     else if (k === 'content-length') length = true;
     out += `${k}: ${v}\r\n`;
@@ -186,7 +177,7 @@ class Connection {
     socket.on('timeout', () => {
       if (!this.current) this.destroy();
     });
-    socket.on('error', (err) => this.destroy(failure(err, this.connected)));
+    socket.on('error', (err) => this.destroy(this.connected ? classify(err) : new UpstreamFailure('connection_failure', `connection failure (${(err as Error & { code?: string }).code ?? err.message})`)));
     socket.on('close', () => this.destroy());
   }
 

@@ -21,7 +21,7 @@
 import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { NativeParser } from './llhttp.ts';
-import { HTTPParser, INVALID_VALUE, TOKEN, methods } from './llhttp.ts';
+import { HTTPParser, headerError, methods } from './llhttp.ts';
 
 const IDLE_TIMEOUT_MS = 60_000;
 /** As node:http's default maxHeadersCount: further header lines are dropped. */
@@ -210,9 +210,8 @@ export class H1Response extends Events {
     if (!Number.isInteger(status) || status < 100 || status > 999) throw new RangeError(`invalid status code: ${status}`);
     // Checked before anything is committed, so a caller can still answer otherwise (no response splitting).
     for (let i = 0; i + 1 < headers.length; i += 2) {
-      const name = headers[i]!;
-      if (!TOKEN.test(name)) throw new TypeError(`invalid header name "${name}"`);
-      if (INVALID_VALUE.test(String(headers[i + 1]))) throw new TypeError(`invalid character in header "${name}"`);
+      const error = headerError(headers[i]!, String(headers[i + 1]));
+      if (error) throw new TypeError(error);
     }
     this.#status = this.statusCode = status;
     this.#headers = headers;
@@ -456,7 +455,10 @@ export class H1Connection {
       if (k === 'expect' && raw[i + 1]!.toLowerCase() === '100-continue') expectContinue = true;
       else if (headers[k] === undefined) headers[k] = raw[i + 1]!;
     }
-    if (expectContinue) rawHeaders = raw.filter((_v, i) => i % 2 === 1 ? raw[i - 1]!.toLowerCase() !== 'expect' : raw[i]!.toLowerCase() !== 'expect');
+    if (expectContinue) {
+      rawHeaders = [];
+      for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() !== 'expect') rawHeaders.push(raw[i]!, raw[i + 1]!);
+    }
     const req = new H1Request(this.socket, minor, method, url, rawHeaders, headers, expectContinue, upgrade);
     const res = new H1Response(this, req);
     if (!keepAlive) this.keepAlive = false;

@@ -29,6 +29,13 @@ interface HttpCommon {
 export const { HTTPParser, methods } = createRequire(import.meta.url)('node:_http_common') as HttpCommon;
 
 /** RFC 9110 token: what a header name may contain. */
-export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Anything a header value may not contain (CR and LF above all: no splitting). */
-export const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** Why a header cannot be written as it stands, or undefined when it can. */
+export function headerError(name: string, value: string): string | undefined {
+  if (!TOKEN.test(name)) return `invalid header name "${name}"`;
+  if (INVALID_VALUE.test(value)) return `invalid character in header "${name}"`;
+  return undefined;
+}

@@ -414,9 +414,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     if (filters?.hasWasm) {
-      const status = await respondFiltered(res, result.response, filters, mutations, setCookies, started, log, stream, result.finish);
+      const status = await respondFiltered(stream, result.response, filters, mutations, setCookies, result.finish);
       if (status !== undefined) stream.finish(status);
-    } else stream.finish(result.response.status, await respond(res, result.response, mutations, setCookies, started, log, result.finish, stream));
+    } else stream.finish(result.response.status, await respond(stream, result.response, mutations, setCookies, result.finish));
   } catch (err) {
     if (!res.headersSent) stream.reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
     else {
@@ -436,16 +436,14 @@ function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationCo
 
 /** Wasm filters see the whole response: it is read, filtered, then sent with its new length. */
 async function respondFiltered(
-  res: Res,
+  stream: Stream,
   upstream: UpstreamResponse,
   filters: RequestFilters,
   mutations: HeaderMutationConfig[],
   setCookies: HeaderPairs,
-  started: number,
-  log: AccessLogEntry,
-  stream: Stream,
   release: () => void,
 ): Promise<number | undefined> {
+  const { res, started, log } = stream;
   let headers = responseHeaders(upstream, mutations, setCookies, started);
   let whole: Buffer;
   try {
@@ -482,15 +480,13 @@ async function respondFiltered(
  * headers are out.
  */
 function respond(
-  res: Res,
+  stream: Stream,
   upstream: UpstreamResponse,
   mutations: HeaderMutationConfig[],
   setCookies: HeaderPairs,
-  started: number,
-  log: AccessLogEntry,
   release: () => void,
-  stream: Stream,
 ): Promise<string> {
+  const { res, started, log } = stream;
   const headers = responseHeaders(upstream, mutations, setCookies, started);
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
   // HTTP/1.x sends its head with the first body bytes by itself; on h2 the

@@ -248,7 +248,7 @@ export function pairsFromObject(h: Record<string, string | string[] | undefined>
   return out;
 }
 
-function classify(err: unknown): UpstreamFailure {
+export function classify(err: unknown): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? '';
