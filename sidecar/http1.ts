@@ -293,7 +293,7 @@ export class H1Response extends Events {
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let length = false;
     let date = false;
-    let close = !this.#conn.keepAlive;
+    let close = this.#conn.lastResponse();
     const h = this.#headers;
     for (let i = 0; i + 1 < h.length; i += 2) {
       const name = h[i]!;
@@ -432,7 +432,6 @@ export class H1Connection {
 
   #fail(err: Error & { code?: string }): void {
     this.#failed = true;
-    this.keepAlive = false;
     this.socket.pause();
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
     // After the responses already owed, in order; then the connection closes.
@@ -465,7 +464,6 @@ export class H1Connection {
     if (upgrade) {
       // Not HTTP after these headers: no further request can be read.
       this.#failed = true;
-      this.keepAlive = false;
       this.socket.pause();
       req.complete = true;
     } else this.#parsing = req;
@@ -495,18 +493,23 @@ export class H1Connection {
     if (!head || head.res !== res) return;
     this.#queue.shift();
     res.close();
-    if (!this.keepAlive || this.#closing) {
-      if (this.#afterQueue !== undefined && this.#queue.length === 0) this.#sendError(this.#afterQueue);
-      else this.socket.end();
-      return;
+    const open = this.keepAlive && !this.#closing;
+    if (open && this.#queue.length > 0) {
+      if (this.#paused && this.#queue.length <= MAX_QUEUED) {
+        this.#paused = false;
+        this.socket.resume();
+      }
+      return this.#dispatch();
     }
-    if (this.#paused && this.#queue.length <= MAX_QUEUED) {
-      this.#paused = false;
-      this.socket.resume();
-    }
-    if (this.#queue.length > 0) this.#dispatch();
-    else if (this.#afterQueue !== undefined) this.#sendError(this.#afterQueue);
-    else this.socket.setTimeout(IDLE_TIMEOUT_MS);
+    if (open && !this.#failed) return void this.socket.setTimeout(IDLE_TIMEOUT_MS);
+    // Past a malformed request nothing more can be read: answer it, then close.
+    if (open && this.#afterQueue !== undefined) return this.#sendError(this.#afterQueue);
+    this.socket.end();
+  }
+
+  /** The response being written is the connection's last (it then says `connection: close`). */
+  lastResponse(): boolean {
+    return !this.keepAlive || this.#closing || (this.#failed && this.#afterQueue === undefined && this.#queue.length <= 1);
   }
 
   #close(): void {

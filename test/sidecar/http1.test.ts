@@ -196,6 +196,19 @@ test('a malformed request gets 400, oversized headers 431, and the connection cl
   assert.equal(called, 0);
 });
 
+test('requests pipelined before a malformed one are all answered, then 400 and close', async () => {
+  const port = await server((req, res) => {
+    if (req.url === '/slow') setTimeout(() => res.end('slow'), 30);
+    else res.end(req.url);
+  });
+  const { data, closed } = await exchange(port, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost x\r\n\r\n');
+  const [a, b, bad] = responses(data);
+  assert.match(a!, /\r\n\r\nslow$/);
+  assert.match(b!, /\r\n\r\n\/b$/);
+  assert.match(bad!, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.equal(closed, true);
+});
+
 test('Expect: 100-continue is answered by the proxy and not passed on', async () => {
   let seen: string[] = [];
   const port = await server(async (req, res) => {
