@@ -61,7 +61,9 @@ export class DataPlane {
     // Filters log at info and above, as Envoy's default log level lets through;
     // they read the proxy's node (node.id, node.cluster: the service) as in Envoy.
     const properties = options.node ? { 'xds.node.id': options.node.id, 'xds.node.cluster': options.node.cluster } : undefined;
-    this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info', onLog: options.wasmLog, properties });
+    // Log lines go to onLog only: kept in plugin.logs too, a filter that logs per
+    // request (telemetry's access log) filled the old generation with them.
+    this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info', onLog: options.wasmLog, maxLogEntries: 0, properties });
     const env: ProxyEnv = {
       clusters: this.clusters,
       routeConfig: (name) => this.#held.route.get(name)?.config,

@@ -28,6 +28,11 @@ function fromWasm(r: WasmLocalReply): LocalReply {
   return { status: r.status, body: Buffer.from(r.body).toString(), headers, flag: 'UAEX' };
 }
 
+/** The filter's bytes as a Buffer without copying them (the stream handed them over). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -108,14 +113,17 @@ export class RequestFilters {
       }
       if (!a.stream) continue;
       const hasBody = body !== null && body.length > 0;
-      const out = await a.stream.onRequestHeaders(headers, !hasBody);
+      // The ...Now phases are promises only while a filter waits on an http_call.
+      let out = a.stream.requestHeadersNow(headers, !hasBody);
+      if (out instanceof Promise) out = await out;
       const r = this.#outcome(a, out);
       if (r) return { ...r, headers, body };
       // Untouched headers stay the same array: the caller chooses the route again only after a change.
       if (a.stream.headersModified('request')) headers = a.stream.requestHeaders!;
       if (hasBody) {
-        const b = await a.stream.onRequestBody(body!, true);
-        if (b.action === 'continue') body = Buffer.from(b.body);
+        let b = a.stream.requestBodyNow(body!, true);
+        if (b instanceof Promise) b = await b;
+        if (b.action === 'continue') body = asBuffer(b.body);
         else {
           const rb = this.#outcome(a, b);
           if (rb) return { ...rb, headers, body };
@@ -127,16 +135,19 @@ export class RequestFilters {
 
   /** Response headers and body (only buffered when a wasm filter runs) in reverse chain order. */
   async response(headers: HeaderPairs, body: Buffer | null): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer | null }> {
-    for (const a of [...this.#active].reverse()) {
+    for (let i = this.#active.length - 1; i >= 0; i--) {
+      const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       const hasBody = body !== null && body.length > 0;
-      const out = await a.stream.onResponseHeaders(headers, !hasBody);
+      let out = a.stream.responseHeadersNow(headers, !hasBody);
+      if (out instanceof Promise) out = await out;
       const r = this.#outcome(a, out);
       if (r) return { ...r, headers, body };
       if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
       if (hasBody) {
-        const b = await a.stream.onResponseBody(body!, true);
-        if (b.action === 'continue') body = Buffer.from(b.body);
+        let b = a.stream.responseBodyNow(body!, true);
+        if (b instanceof Promise) b = await b;
+        if (b.action === 'continue') body = asBuffer(b.body);
         else {
           const rb = this.#outcome(a, b);
           if (rb) return { ...rb, headers, body };

@@ -30,7 +30,8 @@ export class HostBuffer {
 
   append(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    this.data = concat(this.data, chunk);
+    // Nothing here changes bytes in place (every write makes a new array), so a first chunk is kept as given.
+    this.data = this.data.length === 0 ? chunk : concat(this.data, chunk);
   }
 
   replaceAll(data: Uint8Array): void {

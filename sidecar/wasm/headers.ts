@@ -7,19 +7,32 @@ import { decodeUtf8, encodeUtf8 } from './memory.ts';
 export type HeaderPairs = [string, string][];
 
 export class HeaderMap {
+  // Pairs are never changed in place (a change replaces the pair), so the
+  // constructor may keep the caller's pairs and only copy the array.
   private entries: HeaderPairs;
   /** A filter added, replaced or removed something (Envoy then clears the route cache). */
   modified = false;
 
   constructor(pairs: Iterable<readonly [string, string]> = []) {
+    if (Array.isArray(pairs) && allLowercase(pairs as HeaderPairs)) {
+      // The common case (the sidecar lowercases names as it parses them): one array, no new pairs.
+      this.entries = (pairs as HeaderPairs).slice();
+      return;
+    }
     this.entries = [];
     for (const [name, value] of pairs) this.entries.push([name.toLowerCase(), value]);
   }
 
   /** First value of `name` (Envoy returns only the first of repeated headers). */
   get(name: string): string | undefined {
-    const key = name.toLowerCase();
-    return this.entries.find(([n]) => n === key)?.[1];
+    const i = this.indexOf(name.toLowerCase());
+    return i < 0 ? undefined : this.entries[i]![1];
+  }
+
+  private indexOf(key: string): number {
+    const entries = this.entries;
+    for (let i = 0; i < entries.length; i++) if (entries[i]![0] === key) return i;
+    return -1;
   }
 
   getAll(name: string): string[] {
@@ -40,19 +53,19 @@ export class HeaderMap {
   replace(name: string, value: string): void {
     this.modified = true;
     const key = name.toLowerCase();
-    const first = this.entries.findIndex(([n]) => n === key);
+    const first = this.indexOf(key);
     if (first < 0) {
       this.entries.push([key, value]);
       return;
     }
     this.entries[first] = [key, value];
-    this.entries = this.entries.filter(([n], i) => n !== key || i === first);
+    for (let i = this.entries.length - 1; i > first; i--) if (this.entries[i]![0] === key) this.entries.splice(i, 1);
   }
 
   remove(name: string): void {
-    this.modified = true;
     const key = name.toLowerCase();
-    this.entries = this.entries.filter(([n]) => n !== key);
+    this.modified = true;
+    for (let i = this.entries.length - 1; i >= 0; i--) if (this.entries[i]![0] === key) this.entries.splice(i, 1);
   }
 
   setAll(pairs: Iterable<readonly [string, string]>): void {
@@ -75,6 +88,15 @@ export class HeaderMap {
     for (const [n, v] of this.entries) size += Buffer.byteLength(n) + Buffer.byteLength(v);
     return size;
   }
+}
+
+/** toLowerCase returns its receiver when nothing changes, so this allocates nothing. */
+function allLowercase(pairs: HeaderPairs): boolean {
+  for (let i = 0; i < pairs.length; i++) {
+    const name = pairs[i]![0];
+    if (name.toLowerCase() !== name) return false;
+  }
+  return true;
 }
 
 export function serializePairs(pairs: readonly (readonly [string, string])[]): Uint8Array {

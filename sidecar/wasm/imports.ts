@@ -7,7 +7,7 @@
 import { BUFFER_TYPE_MAX, LogLevel, MAP_TYPE_MAX, STREAM_TYPE_MAX, WasmResult, type WasmResultCode } from './abi.ts';
 import type { VmServices } from './context.ts';
 import { deserializePairs, serializePairs, type HeaderPairs } from './headers.ts';
-import { lookupProperty } from './properties.ts';
+import { lookupProperty, type EncodedProperty } from './properties.ts';
 
 const R = WasmResult;
 type HostFn = (...args: never[]) => number;
@@ -21,8 +21,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
     if (raw === undefined) return undefined;
     return deserializePairs(raw) ?? 'bad';
   };
-  const copyOut = (data: Uint8Array, ptrPtr: number, sizePtr: number): WasmResultCode =>
-    mem().copyOut(data, ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
+  const copyOut = (data: Uint8Array | string, ptrPtr: number, sizePtr: number): WasmResultCode =>
+    (typeof data === 'string' ? mem().copyOutString(data, ptrPtr, sizePtr) : mem().copyOut(data, ptrPtr, sizePtr)) ? R.Ok : R.InvalidMemoryAccess;
   const mapOf = (type: number) => (type >>> 0 > MAP_TYPE_MAX ? undefined : type >= 6 ? vm.httpCallResponse()?.[type === 6 ? 'headers' : 'trailers'] : vm.active().headerMap(type));
   const bufferOf = (type: number) => (type === 4 ? vm.httpCallResponse()?.body : vm.active().buffer(type));
 
@@ -73,14 +73,15 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       const value = bytes(valuePtr, valueSize);
       if (path === undefined || value === undefined) return R.InvalidMemoryAccess;
       if (path.length === 0) return R.BadArgument;
-      vm.active().properties().filterState.set(path, value);
+      const sources = vm.active().properties();
+      (sources.filterState ??= new Map()).set(path, value);
       return R.Ok;
     },
     proxy_get_status(codePtr: number, msgPtrPtr: number, msgSizePtr: number): number {
       // The status of the http_call being delivered (BROKEN_CONNECTION "reset" when it failed); OK otherwise.
       const status = vm.httpCallResponse()?.status ?? { code: R.Ok, message: '' };
       if (!mem().writeU32(codePtr, status.code)) return R.InvalidMemoryAccess;
-      return copyOut(Buffer.from(status.message), msgPtrPtr, msgSizePtr);
+      return copyOut(status.message, msgPtrPtr, msgSizePtr);
     },
     proxy_get_configuration(retPtrPtr: number, retSizePtr: number): number {
       const config = vm.active().buffer(7);
@@ -117,7 +118,7 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       if (map === undefined) return R.BadArgument;
       const value = map.get(key);
       if (value === undefined) return R.NotFound;
-      return copyOut(Buffer.from(value), retPtrPtr, retSizePtr);
+      return copyOut(value, retPtrPtr, retSizePtr);
     },
     proxy_add_header_map_value(type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
@@ -290,7 +291,7 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
   return fns;
 }
 
-function lookup(vm: VmServices, path: string): Uint8Array | undefined {
+function lookup(vm: VmServices, path: string): EncodedProperty | undefined {
   return lookupProperty(path, vm.active().properties());
 }
 

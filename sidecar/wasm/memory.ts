@@ -16,6 +16,9 @@ export function decodeUtf8(bytes: Uint8Array): string {
   return utf8Decoder.decode(bytes);
 }
 
+const INTERN_SLOTS = 256;
+const INTERN_MAX = 64;
+
 /** Allocates `size` bytes inside the module (its `malloc` or `proxy_on_memory_allocate`). */
 export type GuestAllocator = (size: number) => number;
 
@@ -27,6 +30,9 @@ export class GuestMemory {
    */
   #u8: Buffer = Buffer.alloc(0);
   #dv: DataView = new DataView(new ArrayBuffer(0));
+  /** readString's remembered strings: a direct-mapped table by address. */
+  readonly #internAt = new Int32Array(INTERN_SLOTS).fill(-1);
+  readonly #interned: (string | undefined)[] = new Array<string | undefined>(INTERN_SLOTS).fill(undefined);
 
   constructor(
     private readonly memory: WasmMemory,
@@ -59,12 +65,37 @@ export class GuestMemory {
     return new Uint8Array(this.#u8.subarray(ptr, ptr + size));
   }
 
-  /** Decoded in place (no intermediate copy): this runs for every header name and property path a filter passes. */
+  /**
+   * Decoded in place (no intermediate copy): this runs for every header name
+   * and property path a filter passes. Filters pass the same names from the
+   * same addresses on every request (SDKs encode them once), so short ASCII
+   * strings are remembered by address and reused while the bytes still match.
+   */
   readString(ptr: number, size: number): string | undefined {
     ptr >>>= 0;
     size >>>= 0;
     if (!this.inBounds(ptr, size)) return undefined;
-    return this.#u8.toString('utf8', ptr, ptr + size);
+    if (size > INTERN_MAX || size === 0) return size === 0 ? '' : this.#u8.toString('utf8', ptr, ptr + size);
+    const slot = (ptr >>> 2) & (INTERN_SLOTS - 1);
+    const u8 = this.#u8;
+    const known = this.#internAt[slot] === ptr ? this.#interned[slot] : undefined;
+    if (known !== undefined && known.length === size) {
+      let same = true;
+      for (let i = 0; i < size; i++) {
+        if (u8[ptr + i] !== known.charCodeAt(i)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return known;
+    }
+    const text = u8.toString('utf8', ptr, ptr + size);
+    if (text.length === size) {
+      // Same length as the bytes: ASCII, so the byte comparison above is exact.
+      this.#internAt[slot] = ptr;
+      this.#interned[slot] = text;
+    }
+    return text;
   }
 
   readU32(ptr: number): number | undefined {
@@ -92,6 +123,28 @@ export class GuestMemory {
     if (!this.inBounds(ptr, 8)) return false;
     this.#dv.setBigUint64(ptr, BigInt.asUintN(64, value), true);
     return true;
+  }
+
+  /**
+   * copyOut for text (header values, string properties): written straight
+   * into the module's allocation as UTF-8, without an encoded copy first.
+   */
+  copyOutString(text: string, ptrPtr: number, sizePtr: number): boolean {
+    const length = text.length;
+    for (let i = 0; i < length; i++) if (text.charCodeAt(i) > 0x7f) return this.copyOut(encodeUtf8(text), ptrPtr, sizePtr);
+    let ptr = 0;
+    if (length > 0) {
+      ptr = this.allocate(length) >>> 0;
+      if (ptr === 0 || !this.inBounds(ptr, length)) return false;
+      // ASCII: one byte per character. Short strings are copied here (a
+      // Buffer.write is a call into C++ that costs more than the loop).
+      if (length > 64) this.#u8.write(text, ptr, length, 'latin1');
+      else {
+        const u8 = this.#u8;
+        for (let i = 0; i < length; i++) u8[ptr + i] = text.charCodeAt(i);
+      }
+    }
+    return this.writeU32(ptrPtr, ptr) && this.writeU32(sizePtr, length);
   }
 
   /**

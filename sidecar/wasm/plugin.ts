@@ -48,7 +48,7 @@ export interface HostEnv {
   logLevel?: LogLevelName;
   /** Sees every log entry as it is written. */
   onLog?: (entry: LogEntry) => void;
-  /** Newest entries kept in `plugin.logs` (older ones dropped in batches, so it may briefly hold a quarter more). Default 1000. */
+  /** Newest entries kept in `plugin.logs` (older ones dropped in batches, so it may briefly hold a quarter more). Default 1000; 0 keeps none (onLog still sees every entry). */
   maxLogEntries?: number;
   /** Wall clock in nanoseconds since the epoch. Default: Date.now(). */
   now?: () => bigint;
@@ -133,10 +133,12 @@ export class WasmPlugin {
 
   private record(level: number, message: string, contextId: number): void {
     const entry: LogEntry = { level: logLevelNames[level] ?? 'critical', message, plugin: this.config.name, contextId };
-    this.logs.push(entry);
-    // Trimmed in batches: a splice per entry moved the whole array on every log line.
     const max = this.env.maxLogEntries ?? 1000;
-    if (this.logs.length >= max + Math.max(16, max >> 2)) this.logs.splice(0, this.logs.length - max);
+    if (max > 0) {
+      this.logs.push(entry);
+      // Trimmed in batches: a splice per entry moved the whole array on every log line.
+      if (this.logs.length >= max + Math.max(16, max >> 2)) this.logs.splice(0, this.logs.length - max);
+    }
     this.env.onLog?.(entry);
   }
 

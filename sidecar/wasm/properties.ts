@@ -5,7 +5,6 @@
 // map looks a key up in it (`request\0headers\0user-agent`).
 
 import { HeaderMap, serializePairs, type HeaderPairs } from './headers.ts';
-import { encodeUtf8 } from './memory.ts';
 
 export type PropertyValue = string | number | bigint | boolean | Date | Uint8Array | HeaderPairs | { durationMs: number };
 
@@ -16,11 +15,15 @@ export type PropertyValue = string | number | bigint | boolean | Date | Uint8Arr
  */
 export type StreamProperties = Record<string, PropertyValue>;
 
-export function encodeProperty(value: PropertyValue): Uint8Array {
-  if (typeof value === 'string') return encodeUtf8(value);
+/** A property's wire form: bytes, or text the host writes into the module as UTF-8 (no intermediate copy). */
+export type EncodedProperty = Uint8Array | string;
+
+export function encodeProperty(value: PropertyValue): EncodedProperty {
+  if (typeof value === 'string') return value;
   if (typeof value === 'boolean') return Uint8Array.of(value ? 1 : 0);
   if (typeof value === 'bigint') return int64(value);
   if (typeof value === 'number') {
+    if (Number.isSafeInteger(value)) return safeInt64(value);
     if (Number.isInteger(value)) return int64(BigInt(value));
     const out = new Uint8Array(8);
     new DataView(out.buffer).setFloat64(0, value, true);
@@ -30,6 +33,17 @@ export function encodeProperty(value: PropertyValue): Uint8Array {
   if (value instanceof Uint8Array) return value;
   if (Array.isArray(value)) return serializePairs(value);
   return int64(BigInt(Math.round(value.durationMs * 1e6)));
+}
+
+/** int64 little-endian without a BigInt: response.code and sizes are read on every request. */
+function safeInt64(value: number): Uint8Array {
+  const out = new Uint8Array(8);
+  const low = value % 0x100000000;
+  const high = Math.floor(value / 0x100000000);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, low >>> 0, true);
+  view.setUint32(4, high | 0, true);
+  return out;
 }
 
 function int64(value: bigint): Uint8Array {
@@ -42,8 +56,8 @@ export interface PropertySources {
   plugin: { name: string; rootId: string; vmId: string };
   /** Attributes given when the stream (or plugin, for root contexts) was created. */
   given: StreamProperties;
-  /** Values the filter stored with proxy_set_property. */
-  filterState: Map<string, Uint8Array>;
+  /** Values the filter stored with proxy_set_property (made on the first one). */
+  filterState?: Map<string, Uint8Array>;
   requestHeaders?: HeaderMap;
   requestTrailers?: HeaderMap;
   responseHeaders?: HeaderMap;
@@ -102,8 +116,8 @@ function planFor(path: string): Step[] {
 }
 
 /** Returns the encoded value at `path`, or undefined (NOT_FOUND). */
-export function lookupProperty(path: string, sources: PropertySources): Uint8Array | undefined {
-  const stored = sources.filterState.get(path);
+export function lookupProperty(path: string, sources: PropertySources): EncodedProperty | undefined {
+  const stored = sources.filterState?.get(path);
   if (stored !== undefined) return stored;
   for (const step of planFor(path)) {
     let value: PropertyValue | undefined;
@@ -115,8 +129,7 @@ export function lookupProperty(path: string, sources: PropertySources): Uint8Arr
     const rest = step.rest;
     if (rest.length === 0) return encodeProperty(value);
     if (rest.length === 1 && Array.isArray(value)) {
-      const found = new HeaderMap(value).get(rest[0]!);
-      return found === undefined ? undefined : encodeUtf8(found);
+      return new HeaderMap(value).get(rest[0]!);
     }
     return undefined;
   }

@@ -4,6 +4,8 @@
 // continue, pause, local reply or close. While the filter has an http_call
 // in flight and the stream is paused, the promise waits for the response, so
 // a filter can pause, call out, and resume with continue_stream or reply.
+// The `...Now` forms answer without a promise when the filter decided at
+// once (almost always): the sidecar runs them on every request.
 
 import { DataStatus, HeadersStatus, StreamType, WasmResult, type WasmResultCode } from './abi.ts';
 import { HostBuffer } from './buffer.ts';
@@ -24,6 +26,10 @@ export type StreamOutcome =
 /** For body phases `continue` carries the bytes to forward (everything buffered so far). */
 export type BodyOutcome = Exclude<StreamOutcome, { action: 'continue' }> | { action: 'continue'; body: Uint8Array };
 
+const CONTINUE: StreamOutcome = Object.freeze({ action: 'continue' });
+const PAUSE: StreamOutcome = Object.freeze({ action: 'pause' });
+const CLOSE: StreamOutcome = Object.freeze({ action: 'close' });
+
 export interface HttpStream {
   readonly contextId: number;
   onRequestHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome>;
@@ -32,6 +38,11 @@ export interface HttpStream {
   onResponseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome>;
   onResponseBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome>;
   onResponseTrailers(trailers: HeaderPairs): Promise<StreamOutcome>;
+  /** The phases above, answered without a promise when the filter decided at once. */
+  requestHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome>;
+  requestBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome>;
+  responseHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome>;
+  responseBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome>;
   /**
    * Resolves once a paused direction is decided later (continue_stream from a
    * tick or queue callback, a local reply, a reset, a VM failure). Pair it with
@@ -64,17 +75,24 @@ export interface StreamOwner {
 export class HttpStreamContext implements HttpStream, HostContext {
   readonly isRoot = false;
   readonly id: number;
-  private readonly maps: { req?: HeaderMap; reqTrailers?: HeaderMap; resp?: HeaderMap; respTrailers?: HeaderMap } = {};
-  private readonly bodies: { request?: HostBuffer; response?: HostBuffer } = {};
+  // Plain fields rather than small objects, and the sets below made on first
+  // use: a stream is made per request per filter.
+  private req: HeaderMap | undefined;
+  private reqTrailers: HeaderMap | undefined;
+  private resp: HeaderMap | undefined;
+  private respTrailers: HeaderMap | undefined;
+  private requestBody: HostBuffer | undefined;
+  private responseBody: HostBuffer | undefined;
   private readonly sources: PropertySources;
   private reply: { reply: LocalReply; direction: Direction } | undefined;
   private reset = false;
   private bypass = false;
   private phase: Direction = 'request';
-  private readonly resumedFlag = { request: false, response: false };
+  private resumedRequest = false;
+  private resumedResponse = false;
   readonly paused = { request: false, response: false };
-  private readonly calls = new Set<number>();
-  private waiters: (() => void)[] = [];
+  private calls: Set<number> | undefined;
+  private waiters: (() => void)[] | undefined;
   private completed = false;
 
   constructor(
@@ -83,7 +101,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
     given: StreamProperties,
   ) {
     this.id = vm.allocContextId();
-    this.sources = { plugin: owner.plugin, given, filterState: new Map() };
+    this.sources = { plugin: owner.plugin, given };
     if (vm.failure === undefined) vm.addContext(this);
   }
 
@@ -93,36 +111,52 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   // --- driving the stream ---------------------------------------------------
 
-  onRequestHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome> {
-    this.maps.req = new HeaderMap(headers);
-    this.sources.requestHeaders = this.maps.req;
-    return this.runHeaders('request', 'proxy_on_request_headers', this.maps.req.count, endOfStream);
+  async onRequestHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome> {
+    return this.requestHeadersNow(headers, endOfStream);
   }
 
-  onRequestBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome> {
+  async onRequestBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome> {
+    return this.requestBodyNow(chunk, endOfStream);
+  }
+
+  async onRequestTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
+    this.reqTrailers = new HeaderMap(trailers);
+    this.sources.requestTrailers = this.reqTrailers;
+    return this.runHeaders('request', 'proxy_on_request_trailers', this.reqTrailers.count);
+  }
+
+  async onResponseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome> {
+    return this.responseHeadersNow(headers, endOfStream);
+  }
+
+  async onResponseBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome> {
+    return this.responseBodyNow(chunk, endOfStream);
+  }
+
+  async onResponseTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
+    this.respTrailers = new HeaderMap(trailers);
+    this.sources.responseTrailers = this.respTrailers;
+    return this.runHeaders('response', 'proxy_on_response_trailers', this.respTrailers.count);
+  }
+
+  requestHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome> {
+    this.req = new HeaderMap(headers);
+    this.sources.requestHeaders = this.req;
+    return this.runHeaders('request', 'proxy_on_request_headers', this.req.count, endOfStream);
+  }
+
+  requestBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome> {
     return this.runBody('request', 'proxy_on_request_body', chunk, endOfStream);
   }
 
-  onRequestTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
-    this.maps.reqTrailers = new HeaderMap(trailers);
-    this.sources.requestTrailers = this.maps.reqTrailers;
-    return this.runHeaders('request', 'proxy_on_request_trailers', this.maps.reqTrailers.count);
+  responseHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome> {
+    this.resp = new HeaderMap(headers);
+    this.sources.responseHeaders = this.resp;
+    return this.runHeaders('response', 'proxy_on_response_headers', this.resp.count, endOfStream);
   }
 
-  onResponseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome> {
-    this.maps.resp = new HeaderMap(headers);
-    this.sources.responseHeaders = this.maps.resp;
-    return this.runHeaders('response', 'proxy_on_response_headers', this.maps.resp.count, endOfStream);
-  }
-
-  onResponseBody(chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome> {
+  responseBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome> {
     return this.runBody('response', 'proxy_on_response_body', chunk, endOfStream);
-  }
-
-  onResponseTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
-    this.maps.respTrailers = new HeaderMap(trailers);
-    this.sources.responseTrailers = this.maps.respTrailers;
-    return this.runHeaders('response', 'proxy_on_response_trailers', this.maps.respTrailers.count);
   }
 
   complete(): void {
@@ -136,64 +170,91 @@ export class HttpStreamContext implements HttpStream, HostContext {
     this.vm.removeContext(this);
   }
 
-  private async runHeaders(direction: Direction, callback: string, count: number, endOfStream?: boolean): Promise<StreamOutcome> {
+  private runHeaders(direction: Direction, callback: string, count: number, endOfStream?: boolean): StreamOutcome | Promise<StreamOutcome> {
     const early = this.before(direction);
     if (early !== undefined) return early;
-    const args = endOfStream === undefined ? [this.id, count] : [this.id, count, endOfStream ? 1 : 0];
-    const status = this.vm.call(callback, this, ...args);
+    const status = endOfStream === undefined ? this.vm.call(callback, this, this.id, count) : this.vm.call(callback, this, this.id, count, endOfStream ? 1 : 0);
     const stopped = status === HeadersStatus.StopIteration || status === HeadersStatus.StopAllIterationAndBuffer || status === HeadersStatus.StopAllIterationAndWatermark;
     return this.after(direction, stopped);
   }
 
-  private async runBody(direction: Direction, callback: string, chunk: Uint8Array | string, endOfStream: boolean): Promise<BodyOutcome> {
-    const buffer = (this.bodies[direction] ??= new HostBuffer());
+  private runBody(direction: Direction, callback: string, chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome> {
+    const buffer = direction === 'request' ? (this.requestBody ??= new HostBuffer()) : (this.responseBody ??= new HostBuffer());
     buffer.append(typeof chunk === 'string' ? encodeUtf8(chunk) : chunk);
     const early = this.before(direction);
     if (early !== undefined) return early.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : early;
     // With the last chunk and no trailers yet, the filter may add trailers (the spec allows it here).
-    const trailersKey = direction === 'request' ? 'reqTrailers' : 'respTrailers';
-    const addedTrailers = endOfStream && this.maps[trailersKey] === undefined ? new HeaderMap() : undefined;
-    if (addedTrailers !== undefined) this.maps[trailersKey] = addedTrailers;
+    const request = direction === 'request';
+    const addedTrailers = endOfStream && (request ? this.reqTrailers : this.respTrailers) === undefined ? new HeaderMap() : undefined;
+    if (addedTrailers !== undefined) {
+      if (request) this.reqTrailers = addedTrailers;
+      else this.respTrailers = addedTrailers;
+    }
     const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
-    if (addedTrailers !== undefined && addedTrailers.count === 0) delete this.maps[trailersKey];
+    if (addedTrailers !== undefined && addedTrailers.count === 0) {
+      if (request) this.reqTrailers = undefined;
+      else this.respTrailers = undefined;
+    }
     const stopped = status !== undefined && status !== DataStatus.Continue;
-    const outcome = await this.after(direction, stopped);
+    const outcome = this.after(direction, stopped);
+    if (outcome instanceof Promise) return outcome.then((o) => this.bodyOutcome(direction, o));
+    return this.bodyOutcome(direction, outcome);
+  }
+
+  private bodyOutcome(direction: Direction, outcome: StreamOutcome): BodyOutcome {
     return outcome.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : outcome;
   }
 
   private drain(direction: Direction): Uint8Array {
-    const buffer = this.bodies[direction];
+    const buffer = direction === 'request' ? this.requestBody : this.responseBody;
     if (buffer === undefined) return new Uint8Array(0);
     const bytes = buffer.bytes();
     buffer.clear();
     return bytes;
   }
 
+  private setResumed(direction: Direction, value: boolean): void {
+    if (direction === 'request') this.resumedRequest = value;
+    else this.resumedResponse = value;
+  }
+
   /** Decides a phase without calling the module: earlier reply, reset, failed VM or fail-open bypass. */
   private before(direction: Direction): StreamOutcome | undefined {
     this.phase = direction;
-    this.resumedFlag[direction] = false;
-    if (this.reset) return { action: 'close' };
+    this.setResumed(direction, false);
+    if (this.reset) return CLOSE;
     if (this.reply !== undefined && (direction === 'request' || this.reply.direction === 'response')) return { action: 'local_reply', reply: this.reply.reply };
-    if (this.bypass) return { action: 'continue' };
+    if (this.bypass) return CONTINUE;
     if (this.vm.failure !== undefined) return this.failurePolicy();
     return undefined;
   }
 
-  private async after(direction: Direction, stopped: boolean): Promise<StreamOutcome> {
+  /** The phase's outcome once the module returned; a promise only while a paused filter waits on an http_call. */
+  private after(direction: Direction, stopped: boolean): StreamOutcome | Promise<StreamOutcome> {
     if (this.vm.failure !== undefined) return this.failurePolicy();
-    if (stopped && !this.resumedFlag[direction]) {
+    if (stopped && !(direction === 'request' ? this.resumedRequest : this.resumedResponse)) {
       this.paused[direction] = true;
-      while (this.paused[direction] && this.calls.size > 0 && !this.reset && this.reply === undefined && this.vm.failure === undefined) {
-        await this.changed();
-      }
+      if (this.waiting(direction)) return this.waitThenSettle(direction);
     } else {
       this.paused[direction] = false;
     }
+    return this.settle(direction);
+  }
+
+  private waiting(direction: Direction): boolean {
+    return this.paused[direction] && this.pendingHttpCalls > 0 && !this.reset && this.reply === undefined && this.vm.failure === undefined;
+  }
+
+  private async waitThenSettle(direction: Direction): Promise<StreamOutcome> {
+    while (this.waiting(direction)) await this.changed();
+    return this.settle(direction);
+  }
+
+  private settle(direction: Direction): StreamOutcome {
     if (this.vm.failure !== undefined) return this.failurePolicy();
-    if (this.reset) return { action: 'close' };
+    if (this.reset) return CLOSE;
     if (this.reply !== undefined && (direction === 'request' || this.reply.direction === 'response')) return { action: 'local_reply', reply: this.reply.reply };
-    return this.paused[direction] ? { action: 'pause' } : { action: 'continue' };
+    return this.paused[direction] ? PAUSE : CONTINUE;
   }
 
   async resumed(direction: Direction): Promise<StreamOutcome> {
@@ -202,14 +263,14 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   private changed(): Promise<void> {
-    return new Promise<void>((resolve) => this.waiters.push(resolve));
+    return new Promise<void>((resolve) => (this.waiters ??= []).push(resolve));
   }
 
   private failurePolicy(): StreamOutcome {
     if (this.owner.failurePolicy === 'fail_open') {
       this.bypass = true;
       this.paused.request = this.paused.response = false;
-      return { action: 'continue' };
+      return CONTINUE;
     }
     if (this.reply === undefined) {
       this.reply = {
@@ -222,7 +283,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   private notify(): void {
     const waiters = this.waiters;
-    this.waiters = [];
+    if (waiters === undefined) return;
+    this.waiters = undefined;
     for (const wake of waiters) wake();
   }
 
@@ -233,26 +295,26 @@ export class HttpStreamContext implements HttpStream, HostContext {
   // --- state seen by the sidecar / test kit ---------------------------------
 
   headersModified(direction: Direction): boolean {
-    return (direction === 'request' ? this.maps.req : this.maps.resp)?.modified === true;
+    return (direction === 'request' ? this.req : this.resp)?.modified === true;
   }
 
   get requestHeaders(): HeaderPairs | undefined {
-    return this.maps.req?.pairs();
+    return this.req?.pairs();
   }
   get requestTrailers(): HeaderPairs | undefined {
-    return this.maps.reqTrailers?.pairs();
+    return this.reqTrailers?.pairs();
   }
   get responseHeaders(): HeaderPairs | undefined {
-    return this.maps.resp?.pairs();
+    return this.resp?.pairs();
   }
   get responseTrailers(): HeaderPairs | undefined {
-    return this.maps.respTrailers?.pairs();
+    return this.respTrailers?.pairs();
   }
   get localReply(): LocalReply | undefined {
     return this.reply?.reply;
   }
   get pendingHttpCalls(): number {
-    return this.calls.size;
+    return this.calls === undefined ? 0 : this.calls.size;
   }
   get closed(): boolean {
     return this.reset;
@@ -263,27 +325,27 @@ export class HttpStreamContext implements HttpStream, HostContext {
   headerMap(type: number): HeaderMap | undefined {
     switch (type) {
       case 0:
-        return this.maps.req;
+        return this.req;
       case 1:
-        return this.maps.reqTrailers;
+        return this.reqTrailers;
       case 2:
-        return this.maps.resp;
+        return this.resp;
       case 3:
-        return this.maps.respTrailers;
+        return this.respTrailers;
       default:
         return undefined;
     }
   }
 
   buffer(type: number): HostBuffer | undefined {
-    if (type === 0) return this.bodies.request;
-    if (type === 1) return this.bodies.response;
+    if (type === 0) return this.requestBody;
+    if (type === 1) return this.responseBody;
     return undefined;
   }
 
   properties(): PropertySources {
-    this.sources.requestBodySize = this.bodies.request?.length;
-    this.sources.responseBodySize = this.bodies.response?.length;
+    this.sources.requestBodySize = this.requestBody?.length;
+    this.sources.responseBodySize = this.responseBody?.length;
     return this.sources;
   }
 
@@ -299,7 +361,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   continueStream(streamType: number): WasmResultCode {
     const direction: Direction | undefined = streamType === StreamType.Request ? 'request' : streamType === StreamType.Response ? 'response' : undefined;
     if (direction === undefined) return WasmResult.BadArgument;
-    this.resumedFlag[direction] = true;
+    this.setResumed(direction, true);
     this.paused[direction] = false;
     this.notify();
     return WasmResult.Ok;
@@ -313,11 +375,11 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   httpCallStarted(token: number): void {
-    this.calls.add(token);
+    (this.calls ??= new Set()).add(token);
   }
 
   httpCallFinished(token: number): void {
-    this.calls.delete(token);
+    this.calls?.delete(token);
     this.notify();
   }
 }

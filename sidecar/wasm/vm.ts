@@ -126,7 +126,7 @@ export class WasmVm implements VmServices {
    * Calls an export as `context`. Returns its i32 result, undefined when the
    * export is absent or the call threw (then `failure` is set).
    */
-  call(callback: string, context: HostContext, ...args: number[]): number | undefined {
+  call(callback: string, context: HostContext, a?: number, b?: number, c?: number, d?: number, e?: number): number | undefined {
     if (this.failure !== undefined) return undefined;
     const fn = this.exports[callback];
     if (typeof fn !== 'function') return undefined;
@@ -135,7 +135,9 @@ export class WasmVm implements VmServices {
     this.current = context;
     this.effectiveId = 0;
     try {
-      const result = (fn as (...a: number[]) => unknown)(...args);
+      // Fixed arity, no rest/spread on every call: arguments a callback does
+      // not declare are ignored, and an omitted one reaches the module as 0.
+      const result = (fn as (...a: (number | undefined)[]) => unknown)(a, b, c, d, e);
       return typeof result === 'number' ? result : typeof result === 'bigint' ? Number(result) : undefined;
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)), callback);
@@ -323,7 +325,7 @@ export class RootContext implements HostContext {
   ) {
     this.vmConfiguration = new HostBuffer(options.vmConfiguration, false);
     this.pluginConfiguration = new HostBuffer(options.pluginConfiguration, false);
-    this.sources = { plugin: options.plugin, given: options.rootProperties, filterState: new Map() };
+    this.sources = { plugin: options.plugin, given: options.rootProperties };
   }
 
   headerMap(): HeaderMap | undefined {
