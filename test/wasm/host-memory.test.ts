@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { HeaderMap, type HeaderPairs } from '../../sidecar/wasm/headers.ts';
 import { GuestMemory } from '../../sidecar/wasm/memory.ts';
 import { encodeProperty } from '../../sidecar/wasm/properties.ts';
+import { wasmApi, type WasmMemory } from '../../sidecar/wasm/wasm-api.ts';
 
 test('a header map never changes the pairs it was built from', () => {
   const given: HeaderPairs = [
@@ -43,8 +44,8 @@ test('a header map lowercases names it was given in any case', () => {
   assert.equal(map.modified, false);
 });
 
-function guest(pages = 1): { memory: WebAssembly.Memory; guest: GuestMemory; bytes: () => Uint8Array; next: { at: number } } {
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: 4 });
+function guest(pages = 1): { memory: WasmMemory; guest: GuestMemory; bytes: () => Uint8Array; next: { at: number } } {
+  const memory = new wasmApi.Memory({ initial: pages, maximum: 4 });
   const next = { at: 1024 };
   const g = new GuestMemory(memory, (size) => {
     const at = next.at;
