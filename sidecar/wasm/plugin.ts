@@ -9,7 +9,7 @@ import { encodeUtf8 } from './memory.ts';
 import { MetricStore } from './metrics.ts';
 import type { StreamProperties } from './properties.ts';
 import { processSharedState, type SharedState } from './shared.ts';
-import { HttpStreamContext, type HttpStream } from './stream.ts';
+import { HttpStreamContext, type HttpStream, type StreamOwner } from './stream.ts';
 import { WasmVm } from './vm.ts';
 import { wasmApi, type WasmBytes, type WasmModule } from './wasm-api.ts';
 
@@ -59,6 +59,18 @@ export interface HostEnv {
   autoTick?: boolean;
 }
 
+/** Date.now() in nanoseconds; the BigInt is made once per millisecond (filters read the clock several times a request). */
+let clockMs = -1;
+let clockNs = 0n;
+function wallClockNs(): bigint {
+  const ms = Date.now();
+  if (ms !== clockMs) {
+    clockMs = ms;
+    clockNs = BigInt(ms) * 1_000_000n;
+  }
+  return clockNs;
+}
+
 const isBytes = (value: WasmBytes | WasmModule): value is WasmBytes => value instanceof ArrayBuffer || ArrayBuffer.isView(value);
 
 const toBytes = (value: string | Uint8Array | undefined): Uint8Array =>
@@ -75,6 +87,7 @@ export class WasmPlugin {
   private ticker: NodeJS.Timeout | undefined;
   private readonly failurePolicy: 'fail_closed' | 'fail_open';
   private readonly pluginIds: { name: string; rootId: string; vmId: string };
+  private readonly owner: StreamOwner;
 
   /**
    * Compiles the module, instantiates a VM and runs its root lifecycle
@@ -104,6 +117,7 @@ export class WasmPlugin {
   ) {
     this.failurePolicy = config.failurePolicy ?? 'fail_closed';
     this.pluginIds = { name: config.name, rootId: config.rootId ?? '', vmId: config.vmId ?? '' };
+    this.owner = { failurePolicy: this.failurePolicy, plugin: this.pluginIds };
     this.vm = this.createVm();
   }
 
@@ -117,7 +131,7 @@ export class WasmPlugin {
       shared: this.env.shared ?? processSharedState,
       logLevel: LogLevel[this.env.logLevel ?? 'info'],
       log: (level, message, contextId) => this.record(level, message, contextId),
-      nowNs: this.env.now ?? (() => BigInt(Date.now()) * 1_000_000n),
+      nowNs: this.env.now ?? wallClockNs,
       httpCall: this.env.httpCall,
       hasCluster: this.env.hasCluster,
       foreignFunctions: this.env.foreignFunctions,
@@ -174,8 +188,9 @@ export class WasmPlugin {
         this.record(LogLevel.critical, `wasm VM could not be recreated: ${(error as Error).message}`, 0);
       }
     }
-    const given: StreamProperties = { 'request.time': new Date(Number((this.env.now?.() ?? BigInt(Date.now()) * 1_000_000n) / 1_000_000n)), ...this.env.properties, ...properties };
-    return new HttpStreamContext(this.vm, { failurePolicy: this.failurePolicy, plugin: this.pluginIds }, given);
+    // The stream's own properties first, then the plugin's, then request.time: looked up in that order, not merged per stream.
+    const startMs = this.env.now !== undefined ? Number(this.env.now() / 1_000_000n) : Date.now();
+    return new HttpStreamContext(this.vm, this.owner, properties, this.env.properties, startMs);
   }
 
   /** Runs proxy_on_tick on the root context once. */

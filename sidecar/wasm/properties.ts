@@ -56,6 +56,10 @@ export interface PropertySources {
   plugin: { name: string; rootId: string; vmId: string };
   /** Attributes given when the stream (or plugin, for root contexts) was created. */
   given: StreamProperties;
+  /** Plugin-level attributes a stream sees under its own (looked up, not copied per stream). */
+  defaults?: StreamProperties;
+  /** When the stream started, ms since the epoch: `request.time`. */
+  startMs?: number;
   /** Values the filter stored with proxy_set_property (made on the first one). */
   filterState?: Map<string, Uint8Array>;
   requestHeaders?: HeaderMap;
@@ -186,9 +190,12 @@ const resolvers = new Map<string, Resolver>([
   ],
   ['response.size', (s) => s.responseBodySize],
   ['connection.mtls', (s) => 'connection.uri_san_peer_certificate' in s.given],
+  ['request.time', (s) => (s.startMs === undefined ? undefined : new Date(s.startMs))],
 ]);
 
 function resolve(name: string, s: PropertySources): PropertyValue | undefined {
   if (Object.hasOwn(s.given, name)) return s.given[name];
+  const defaults = s.defaults;
+  if (defaults !== undefined && Object.hasOwn(defaults, name)) return defaults[name];
   return resolvers.get(name)?.(s);
 }

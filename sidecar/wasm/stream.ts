@@ -99,9 +99,11 @@ export class HttpStreamContext implements HttpStream, HostContext {
     private readonly vm: WasmVm,
     private readonly owner: StreamOwner,
     given: StreamProperties,
+    defaults?: StreamProperties,
+    startMs?: number,
   ) {
     this.id = vm.allocContextId();
-    this.sources = { plugin: owner.plugin, given };
+    this.sources = { plugin: owner.plugin, given, defaults, startMs };
     if (vm.failure === undefined) vm.addContext(this);
   }
 

@@ -69,3 +69,19 @@ test('integers are 8-byte little-endian and booleans one byte', async () => {
   assert.equal(lookupProperty('connection\0mtls', sources)![0], 0);
   assert.equal(lookupProperty('request\0path', sources), undefined);
 });
+
+test('a stream sees its own properties over the plugin-level ones, and request.time from its start', async () => {
+  const { lookupProperty } = await import('../../sidecar/wasm/properties.ts');
+  const start = 1_767_225_600_123n * 1_000_000n; // 2026-01-01T00:00:00.123Z
+  const plugin = await WasmPlugin.load(await module(), { name: 'props' }, { properties: { 'xds.cluster_name': 'plugin-level', 'xds.node.id': 'node-1' }, now: () => start });
+  const stream = plugin.newHttpStream({ 'xds.cluster_name': 'stream-level' }) as unknown as { properties(): import('../../sidecar/wasm/properties.ts').PropertySources };
+  const text = (v: unknown) => (typeof v === 'string' ? v : new TextDecoder().decode(v as Uint8Array));
+  assert.equal(text(lookupProperty('xds\0cluster_name', stream.properties())), 'stream-level');
+  assert.equal(text(lookupProperty('cluster_name', stream.properties())), 'stream-level');
+  assert.equal(text(lookupProperty('node\0id', stream.properties())), 'node-1');
+  const time = lookupProperty('request\0time', stream.properties()) as Uint8Array;
+  assert.equal(new DataView(time.buffer, time.byteOffset, 8).getBigInt64(0, true), start);
+  // Another stream of the same plugin does not see the first one's properties.
+  const other = plugin.newHttpStream() as unknown as { properties(): import('../../sidecar/wasm/properties.ts').PropertySources };
+  assert.equal(text(lookupProperty('xds\0cluster_name', other.properties())), 'plugin-level');
+});
