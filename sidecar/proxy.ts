@@ -337,8 +337,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       const req1 = await filters.request(filterHeaders, body);
       if (req1.kind === 'reply') return stream.reply(req1.reply);
       body = req1.body;
-      upstreamHeaders = req1.headers.filter(([k]) => !k.startsWith(':'));
       if (req1.headers !== filterHeaders) {
+        upstreamHeaders = req1.headers.filter(([k]) => !k.startsWith(':'));
         // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again.
         authority = getHeader(req1.headers, ':authority') ?? authority;
         path = getHeader(req1.headers, ':path') ?? path;

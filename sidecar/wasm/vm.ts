@@ -39,6 +39,8 @@ const envNames = providedEnvImports();
 
 export class VmFailure extends Error {}
 
+type WasmExport = (...args: (number | undefined)[]) => unknown;
+
 export class WasmVm implements VmServices {
   readonly memory: GuestMemory;
   readonly metrics: MetricStore;
@@ -48,6 +50,7 @@ export class WasmVm implements VmServices {
   failure: Error | undefined;
   closed = false;
   private readonly exports: Record<string, unknown>;
+  private readonly functions = new Map<string, WasmExport>();
   private readonly contexts = new Map<number, HostContext>();
   private nextContextId = 1;
   private current: HostContext;
@@ -87,6 +90,7 @@ export class WasmVm implements VmServices {
     const env = proxyImports(this);
     const instance = new wasmApi.Instance(module, { env, wasi_snapshot_preview1: wasi, wasi_unstable: wasi });
     this.exports = instance.exports as Record<string, unknown>;
+    for (const [name, value] of Object.entries(this.exports)) if (typeof value === 'function') this.functions.set(name, value as WasmExport);
     const exportedMemory = this.exports['memory'];
     if (!(exportedMemory instanceof wasmApi.Memory)) throw new WasmLoadError('exports.memory', 'module does not export its linear memory as "memory"');
     // The spec prefers proxy_on_memory_allocate; malloc is the deprecated fallback.
@@ -119,7 +123,7 @@ export class WasmVm implements VmServices {
   }
 
   has(callback: string): boolean {
-    return typeof this.exports[callback] === 'function';
+    return this.functions.has(callback);
   }
 
   /**
@@ -128,8 +132,9 @@ export class WasmVm implements VmServices {
    */
   call(callback: string, context: HostContext, a?: number, b?: number, c?: number, d?: number, e?: number): number | undefined {
     if (this.failure !== undefined) return undefined;
-    const fn = this.exports[callback];
-    if (typeof fn !== 'function') return undefined;
+    // A Map by name, not exports[callback]: that keyed load sees every callback name and went megamorphic.
+    const fn = this.functions.get(callback);
+    if (fn === undefined) return undefined;
     const savedCurrent = this.current;
     const savedEffective = this.effectiveId;
     this.current = context;
@@ -137,7 +142,7 @@ export class WasmVm implements VmServices {
     try {
       // Fixed arity, no rest/spread on every call: arguments a callback does
       // not declare are ignored, and an omitted one reaches the module as 0.
-      const result = (fn as (...a: (number | undefined)[]) => unknown)(a, b, c, d, e);
+      const result = fn(a, b, c, d, e);
       return typeof result === 'number' ? result : typeof result === 'bigint' ? Number(result) : undefined;
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)), callback);
