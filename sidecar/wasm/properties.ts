@@ -35,14 +35,13 @@ export function encodeProperty(value: PropertyValue): EncodedProperty {
   return int64(BigInt(Math.round(value.durationMs * 1e6)));
 }
 
-/** int64 little-endian without a BigInt: response.code and sizes are read on every request. */
+/** int64 little-endian without a BigInt or a DataView: response.code and sizes are read on every request. */
 function safeInt64(value: number): Uint8Array {
   const out = new Uint8Array(8);
-  const low = value % 0x100000000;
-  const high = Math.floor(value / 0x100000000);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, low >>> 0, true);
-  view.setUint32(4, high | 0, true);
+  let low = value % 0x100000000 >>> 0;
+  let high = Math.floor(value / 0x100000000) | 0;
+  for (let i = 0; i < 4; i++, low >>>= 8) out[i] = low & 0xff;
+  for (let i = 4; i < 8; i++, high >>= 8) out[i] = high & 0xff;
   return out;
 }
 
