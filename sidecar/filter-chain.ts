@@ -9,7 +9,7 @@ import type { LocalReply } from './local-reply.ts';
 import { localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
 import type { HeaderPairs } from './upstream.ts';
-import type { HttpStream, LocalReply as WasmLocalReply, StreamProperties, WasmPlugin } from './wasm/index.ts';
+import type { BodyOutcome, HttpStream, LocalReply as WasmLocalReply, StreamProperties, WasmPlugin } from './wasm/index.ts';
 
 export interface FilterResolver {
   /** The extension config an ECDS filter currently points at. */
@@ -21,6 +21,14 @@ export interface FilterResolver {
 type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; rbac: RbacConfig } | { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean };
 
 export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalReply };
+
+/** After the response headers: send them and stream the body, or (a filter stopped) read the body first. */
+export type ResponseStart = { kind: 'reply'; reply: LocalReply } | { kind: 'stream'; headers: HeaderPairs } | { kind: 'buffer'; headers: HeaderPairs; from: number };
+
+/** A streamed chunk after the filters (empty while one of them buffers), or the stream must be reset. */
+export type DataResult = { kind: 'data'; data: Buffer } | { kind: 'reset' };
+
+const EMPTY = Buffer.alloc(0);
 
 function fromWasm(r: WasmLocalReply): LocalReply {
   const headers: HeaderPairs = [...r.headers];
@@ -133,28 +141,89 @@ export class RequestFilters {
     return { kind: 'continue', headers, body };
   }
 
-  /** Response headers and body (only buffered when a wasm filter runs) in reverse chain order. */
-  async response(headers: HeaderPairs, body: Buffer | null): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer | null }> {
+  /**
+   * Response headers through the wasm filters, in reverse chain order. Every
+   * filter continued: send the headers and stream the body through
+   * responseData. A filter stopped iteration (it wants the body first, e.g.
+   * to rewrite it): read the whole body and finish with responseBuffered from
+   * that filter on, as Envoy holds the headers until the filter continues.
+   */
+  async responseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<ResponseStart> {
     for (let i = this.#active.length - 1; i >= 0; i--) {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
-      const hasBody = body !== null && body.length > 0;
-      let out = a.stream.responseHeadersNow(headers, !hasBody);
+      let out = a.stream.responseHeadersNow(headers, endOfStream);
       if (out instanceof Promise) out = await out;
-      const r = this.#outcome(a, out);
-      if (r) return { ...r, headers, body };
       if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
-      if (hasBody) {
-        let b = a.stream.responseBodyNow(body!, true);
-        if (b instanceof Promise) b = await b;
-        if (b.action === 'continue') body = asBuffer(b.body);
-        else {
-          const rb = this.#outcome(a, b);
-          if (rb) return { ...rb, headers, body };
-        }
+      if (out.action === 'pause' && !endOfStream) return { kind: 'buffer', headers, from: i };
+      const r = this.#outcome(a, out);
+      if (r?.kind === 'reply') return r;
+    }
+    return { kind: 'stream', headers };
+  }
+
+  /** The rest of a held response: the whole body through filter `from` (whose headers ran), then headers and body through the ones after it. */
+  async responseBuffered(headers: HeaderPairs, from: number, body: Buffer): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer }> {
+    for (let i = from; i >= 0; i--) {
+      const a = this.#active[i]!;
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      const hasBody = body.length > 0;
+      if (i !== from) {
+        let out = a.stream.responseHeadersNow(headers, !hasBody);
+        if (out instanceof Promise) out = await out;
+        if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
+        // A stop here waits for the body call just below, as the first one did.
+        const r = out.action === 'pause' && hasBody ? undefined : this.#outcome(a, out);
+        if (r) return { ...r, headers, body };
+        if (!hasBody) continue;
       }
+      let b = a.stream.responseBodyNow(body, true);
+      if (b instanceof Promise) b = await b;
+      if (b.action === 'continue') body = asBuffer(b.body);
+      else {
+        const rb = this.#outcome(a, b);
+        if (rb) return { ...rb, headers, body };
+      }
+      // Headers still held may change in the body phase.
+      if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
     }
     return { kind: 'continue', headers, body };
+  }
+
+  /**
+   * One chunk of a streamed response through the wasm filters. A filter that
+   * stops iteration keeps the bytes (they come out, with what follows, when
+   * it continues); the chunk's `data` is then empty. After the headers are
+   * out a local reply, a reset or a stop at the end can only reset the stream.
+   */
+  responseData(chunk: Buffer, endOfStream: boolean): DataResult | Promise<DataResult> {
+    return this.#dataFrom(this.#active.length - 1, chunk, endOfStream);
+  }
+
+  #dataFrom(from: number, data: Buffer, endOfStream: boolean): DataResult | Promise<DataResult> {
+    for (let i = from; i >= 0; i--) {
+      const a = this.#active[i]!;
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      if (data.length === 0 && !endOfStream) break;
+      const out = a.stream.responseBodyNow(data, endOfStream);
+      if (out instanceof Promise) return out.then((o) => this.#dataAfter(a, i, o, endOfStream));
+      const next = this.#dataStep(a, out, endOfStream);
+      if (next.kind === 'reset') return next;
+      data = next.data;
+    }
+    return { kind: 'data', data };
+  }
+
+  #dataAfter(a: Extract<Active, { kind: 'wasm' }>, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
+    const next = this.#dataStep(a, out, endOfStream);
+    return next.kind === 'reset' ? next : this.#dataFrom(i - 1, next.data, endOfStream);
+  }
+
+  #dataStep(a: Extract<Active, { kind: 'wasm' }>, out: BodyOutcome, endOfStream: boolean): DataResult {
+    if (out.action === 'continue') return { kind: 'data', data: asBuffer(out.body) };
+    if (out.action === 'pause' && !endOfStream) return { kind: 'data', data: EMPTY };
+    if (out.action !== 'local_reply') this.#stats.wasmFailures.inc({ filter: a.name });
+    return { kind: 'reset' };
   }
 
   #outcome(a: Extract<Active, { kind: 'wasm' }>, out: { action: string; reply?: WasmLocalReply }): PhaseResult | undefined {

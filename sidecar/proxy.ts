@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { ClusterManager } from './clusters.ts';
 import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
-import type { FilterResolver } from './filter-chain.ts';
+import type { DataResult, FilterResolver } from './filter-chain.ts';
 import { RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
 import type { H1Request, H1Response } from './http1.ts';
@@ -414,9 +414,13 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     if (filters?.hasWasm) {
-      const status = await respondFiltered(stream, result.response, filters, mutations, setCookies, result.finish);
-      if (status !== undefined) stream.finish(status);
-    } else stream.finish(result.response.status, await respond(stream, result.response, mutations, setCookies, result.finish));
+      const done = await respondFiltered(stream, result.response, filters, mutations, setCookies, result.finish);
+      if (done !== undefined) stream.finish(done.status, done.flag);
+    } else {
+      const response = result.response;
+      const headers = responseHeaders(response, mutations, setCookies, started);
+      stream.finish(response.status, await respond(stream, response, response.status, headers, result.finish));
+    }
   } catch (err) {
     if (!res.headersSent) stream.reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
     else {
@@ -434,7 +438,13 @@ function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationCo
   return headers;
 }
 
-/** Wasm filters see the whole response: it is read, filtered, then sent with its new length. */
+/**
+ * Wasm filters see the response headers, then its body as it streams through
+ * (respond, with the filters). When one of them stops the headers (it wants
+ * the body first, e.g. to rewrite it) the body is read whole, filtered and
+ * sent with its new length. Resolves with the status and response flag, or
+ * undefined when a local reply went out instead.
+ */
 async function respondFiltered(
   stream: Stream,
   upstream: UpstreamResponse,
@@ -442,62 +452,86 @@ async function respondFiltered(
   mutations: HeaderMutationConfig[],
   setCookies: HeaderPairs,
   release: () => void,
-): Promise<number | undefined> {
+): Promise<{ status: number; flag: string } | undefined> {
   const { res, started, log } = stream;
-  let headers = responseHeaders(upstream, mutations, setCookies, started);
-  let whole: Buffer;
+  const headers = responseHeaders(upstream, mutations, setCookies, started);
+  // Known to have no body: the filters get end_of_stream with the headers.
+  const empty = log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
+  // Filters see Envoy's response header map: :status first; they may change it.
+  const start = await filters.responseHeaders([[':status', String(upstream.status)], ...headers], empty);
+  if (start.kind === 'reply') {
+    upstream.body.dump(release);
+    stream.reply(start.reply);
+    return undefined;
+  }
+  if (start.kind === 'stream') {
+    const status = filteredStatus(start.headers, upstream.status);
+    return { status, flag: await respond(stream, upstream, status, withoutPseudo(start.headers), release, empty ? undefined : filters) };
+  }
+  let whole: { body: Buffer; trailers: HeaderPairs };
   try {
-    whole = (await upstream.body.collect().finally(release)).body;
+    whole = await upstream.body.collect().finally(release);
   } catch (e) {
     // Nothing was sent yet: a route timeout or an upstream reset mid-body gets Envoy's local reply.
     const reason = e instanceof UpstreamFailure ? e.reason : 'connection_termination';
     stream.reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
     return undefined;
   }
-  // Filters see Envoy's response header map: :status first; they may change it.
-  const out = await filters.response([[':status', String(upstream.status)], ...headers], whole);
+  const out = await filters.responseBuffered(start.headers, start.from, whole.body);
   if (out.kind === 'reply') {
     stream.reply(out.reply);
     return undefined;
   }
-  const changed = Number(getHeader(out.headers, ':status'));
-  const status = Number.isInteger(changed) && changed >= 100 && changed <= 999 ? changed : upstream.status;
-  headers = out.headers.filter(([k]) => k.charCodeAt(0) !== 58 /* : */);
-  const body = out.body ?? EMPTY;
-  removeHeader(headers, 'content-length');
-  headers.push(['content-length', String(body.length)]);
-  writeHead(res, status, headers);
-  res.end(body);
-  log.bytes_sent = body.length;
-  return status;
+  const status = filteredStatus(out.headers, upstream.status);
+  const sent = withoutPseudo(out.headers);
+  removeHeader(sent, 'content-length');
+  sent.push(['content-length', String(out.body.length)]);
+  writeHead(res, status, sent);
+  const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
+  if (h2res && whole.trailers.length) h2res.addTrailers(objectFromPairs(whole.trailers));
+  res.end(out.body);
+  log.bytes_sent = out.body.length;
+  return { status, flag: '-' };
+}
+
+/** The status a filter left in :status, if it is a valid one. */
+function filteredStatus(headers: HeaderPairs, upstream: number): number {
+  const changed = Number(getHeader(headers, ':status'));
+  return Number.isInteger(changed) && changed >= 100 && changed <= 999 ? changed : upstream;
+}
+
+function withoutPseudo(headers: HeaderPairs): HeaderPairs {
+  return headers.filter(([k]) => k.charCodeAt(0) !== 58 /* : */);
 }
 
 /**
- * The response streams through as it arrives, with backpressure both ways.
- * Resolves with the access log's response flag: '-', or UT (route timeout
- * mid-body), UR (upstream reset mid-body), DC (the downstream went away);
- * in the first two the downstream stream is reset, as Envoy resets it once
- * headers are out.
+ * The response streams through as it arrives, with backpressure both ways,
+ * and through the wasm filters' body phase when there are any (a filter that
+ * buffers holds its bytes until it continues). Resolves with the access
+ * log's response flag: '-', or UT (route timeout mid-body), UR (upstream
+ * reset mid-body), DC (the downstream went away), LR (a filter reset the
+ * stream after the headers were out); in all but DC the downstream stream is
+ * reset, as Envoy resets it once headers are out.
  */
-function respond(
-  stream: Stream,
-  upstream: UpstreamResponse,
-  mutations: HeaderMutationConfig[],
-  setCookies: HeaderPairs,
-  release: () => void,
-): Promise<string> {
-  const { res, started, log } = stream;
-  const headers = responseHeaders(upstream, mutations, setCookies, started);
+function respond(stream: Stream, upstream: UpstreamResponse, status: number, headers: HeaderPairs, release: () => void, filters?: RequestFilters): Promise<string> {
+  const { res, log } = stream;
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
   // HTTP/1.x sends its head with the first body bytes by itself; on h2 the
   // headers and first chunk are corked into one write.
   let corked = h2res !== undefined;
   if (corked) res.cork();
-  writeHead(res, upstream.status, headers);
+  writeHead(res, status, headers);
+  // With filters: the chunk that completes a known content-length carries end_of_stream.
+  const length = filters ? getHeader(upstream.headers, 'content-length') : undefined;
+  const expected = length === undefined ? -1 : Number(length);
   return new Promise<string>((resolve) => {
     // Methods, not named closures (see Stream).
     const sink = {
       settled: false,
+      received: 0,
+      endSent: filters === undefined,
+      /** A filter is waiting on an http_call: later chunks and the end queue behind it. */
+      pending: undefined as Promise<void> | undefined,
       settle(flag: string): void {
         if (sink.settled) return;
         sink.settled = true;
@@ -506,6 +540,43 @@ function respond(
       },
       data(c: Buffer): boolean {
         stream.touch();
+        if (sink.endSent) return sink.write(c);
+        sink.received += c.length;
+        const last = sink.received === expected;
+        if (last) sink.endSent = true;
+        if (sink.pending) return sink.queue(() => sink.filtered(c, last));
+        return sink.filtered(c, last);
+      },
+      filtered(c: Buffer, last: boolean): boolean {
+        const r = filters!.responseData(c, last);
+        if (r instanceof Promise) {
+          sink.queue(() => r);
+          return false;
+        }
+        return sink.deliver(r);
+      },
+      deliver(r: DataResult): boolean {
+        if (r.kind === 'reset') {
+          sink.settle('LR');
+          res.destroy();
+          upstream.body.destroy();
+          return false;
+        }
+        return r.data.length === 0 || sink.write(r.data);
+      },
+      queue(next: () => unknown): false {
+        const run = (sink.pending ?? Promise.resolve()).then(next).then((r) => {
+          if (r !== undefined && typeof r === 'object') sink.deliver(r as DataResult);
+        });
+        const tail = run.then(() => {
+          if (sink.pending !== tail) return;
+          sink.pending = undefined;
+          if (!sink.settled) upstream.body.resume();
+        });
+        sink.pending = tail;
+        return false;
+      },
+      write(c: Buffer): boolean {
         log.bytes_sent += c.length;
         const ok = (res as H1Response).write(c);
         if (corked) {
@@ -516,6 +587,24 @@ function respond(
         return ok;
       },
       end(trailers: HeaderPairs): void {
+        if (sink.pending) sink.queue(() => sink.endNow(trailers));
+        else sink.endNow(trailers);
+      },
+      endNow(trailers: HeaderPairs): void {
+        if (!sink.endSent) {
+          // The body ended without a known length (chunked, close-delimited): an empty last chunk, as Envoy sends.
+          sink.endSent = true;
+          const r = filters!.responseData(EMPTY, true);
+          if (r instanceof Promise) {
+            sink.queue(() => r.then((x) => (sink.deliver(x), sink.finishEnd(trailers))));
+            return;
+          }
+          sink.deliver(r);
+        }
+        sink.finishEnd(trailers);
+      },
+      finishEnd(trailers: HeaderPairs): void {
+        if (sink.settled) return;
         if (h2res && trailers.length) h2res.addTrailers(objectFromPairs(trailers));
         res.end();
         sink.settle('-');

@@ -1,0 +1,174 @@
+// Response bodies through wasm filters as Envoy moves them: chunk by chunk
+// while every filter continues (a slow or endless response is not held back,
+// gRPC trailers pass), and whole, with a new length, when a filter stops the
+// headers to rewrite the body.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { defaultTranslator } from '../../control/xds/index.ts';
+import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
+import { wat } from '../wasm/wat.ts';
+import { TestMesh, freePort, get, instance, service, startApp } from './harness.ts';
+
+const telemetryWasm = fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url));
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A mesh whose control plane serves `bytes` as filter module `name`. */
+async function meshWithModule(name: string, bytes: Uint8Array): Promise<{ mesh: TestMesh; module: FilterModule }> {
+  const digest = sha(bytes);
+  const server = http.createServer((req, res) => {
+    if (req.url?.endsWith(`${digest}.wasm`)) return res.end(bytes);
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  return { mesh, module: { name, sha256: digest, size: bytes.length, abiVersion: '0.2.1' } };
+}
+
+const binding = (svc: string, filter: string, direction: 'inbound' | 'outbound'): FilterBinding => ({
+  name: `${svc}-${filter}`,
+  namespace: 'default',
+  service: svc,
+  direction,
+  filter,
+  order: 0,
+  config: {},
+  failurePolicy: 'fail_closed',
+});
+
+test('a response streams through the telemetry filter: the first chunk arrives before the app sends the second', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
+  const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
+  let clientSawFirst: () => void = () => undefined;
+  const sawFirst = new Promise<void>((r) => (clientSawFirst = r));
+  const events: string[] = [];
+  const app = await startApp('feed', (_req, res) => {
+    res.setHeader('content-type', 'text/event-stream');
+    res.write('first\n');
+    events.push('app sent first');
+    // The second chunk waits for the client to have the first (or gives up after 3 s, when the sidecar held it back).
+    void Promise.race([sawFirst, new Promise((r) => setTimeout(r, 3000))]).then(() => {
+      events.push('app sends second');
+      res.end('second\n');
+    });
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('feed', 7900)], instances: [instance('feed', inbound)], filterModules: [module], filterBindings: [binding('feed', 'telemetry', 'inbound')] });
+  await mesh.sidecar('feed', app.port, { inboundPort: inbound, log: () => undefined });
+
+  const body = await new Promise<string>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: inbound, path: '/events', headers: { host: 'feed' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (!text) {
+            events.push(`client got ${JSON.stringify(c)}`);
+            clientSawFirst();
+          }
+          text += c;
+        });
+        res.on('end', () => resolve(text));
+      })
+      .on('error', reject);
+  });
+  assert.equal(body, 'first\nsecond\n');
+  assert.deepEqual(events, ['app sent first', 'client got "first\\n"', 'app sends second']);
+});
+
+test('gRPC through a wasm filter keeps its trailers and streams its messages', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
+  const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.on('data', () => undefined);
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'ok' }));
+      stream.write(Buffer.from('\0\0\0\0\x03one'));
+      setTimeout(() => stream.end(Buffer.from('\0\0\0\0\x03two')), 200);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  mesh.model.update({
+    services: [{ name: 'g-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'greeter', namespace: 'default', ports: [{ port: 50051, protocol: 'grpc' }] }],
+    instances: [instance('greeter', (server.address() as AddressInfo).port)],
+    filterModules: [module],
+    filterBindings: [binding('g-caller', 'telemetry', 'outbound')],
+  });
+  const caller = await mesh.sidecar('g-caller', 8000, { log: () => undefined });
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  try {
+    const result = await new Promise<{ chunks: number; body: string; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+      const req = client.request({ ':method': 'POST', ':path': '/stream.Feed/Watch', ':authority': 'greeter:50051', 'content-type': 'application/grpc', te: 'trailers' });
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('trailers', (trailers) => req.on('end', () => resolve({ chunks: chunks.length, body: Buffer.concat(chunks).toString('latin1'), trailers })));
+      req.on('error', reject);
+      req.end(Buffer.from('\0\0\0\0\x02hi'));
+    });
+    assert.equal(result.body, '\0\0\0\0\x03one\0\0\0\0\x03two');
+    assert.ok(result.chunks >= 2, `the messages came as they were sent (${result.chunks} chunk(s))`);
+    assert.equal(result.trailers['grpc-status'], '0');
+    assert.equal(result.trailers['grpc-message'], 'ok');
+  } finally {
+    client.close();
+  }
+});
+
+/**
+ * Stops the response headers, buffers the body to its end, then replaces it
+ * and adds a header (allowed: the headers are still held).
+ */
+async function rewriter(): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_set_buffer_bytes', 'proxy_add_header_map_value'],
+    strings: { body: 'REWRITTEN BODY', name: 'x-rewritten', value: 'yes' },
+    body: (s) => `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_response_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
+    (if (i32.eqz (local.get $eos)) (then (return (i32.const 1))))
+    (drop (call $proxy_set_buffer_bytes (i32.const 1) (i32.const 0) (local.get $size) ${s.body}))
+    (drop (call $proxy_add_header_map_value (i32.const 2) ${s.name} ${s.value}))
+    (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))`,
+  });
+}
+
+test('a filter that stops the response headers gets the whole body and may rewrite it; the length follows', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('rewriter', await rewriter());
+  const app = await startApp('pages', (_req, res) => {
+    res.write('original ');
+    setTimeout(() => res.end('content that is longer than the rewrite'), 50);
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('pages', 7950)], instances: [instance('pages', inbound)], filterModules: [module], filterBindings: [binding('pages', 'rewriter', 'inbound')] });
+  await mesh.sidecar('pages', app.port, { inboundPort: inbound, log: () => undefined });
+  const r = await get(inbound, 'pages', '/');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'REWRITTEN BODY');
+  assert.equal(r.headers['content-length'], String('REWRITTEN BODY'.length));
+  assert.equal(r.headers['x-rewritten'], 'yes');
+});
