@@ -25,8 +25,8 @@ export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalRe
 /** After the response headers: send them and stream the body, or (a filter stopped) read the body first. */
 export type ResponseStart = { kind: 'reply'; reply: LocalReply } | { kind: 'stream'; headers: HeaderPairs } | { kind: 'buffer'; headers: HeaderPairs; from: number };
 
-/** A streamed chunk after the filters (empty while one of them buffers), or the stream must be reset. */
-export type DataResult = { kind: 'data'; data: Buffer } | { kind: 'reset' };
+/** A streamed chunk after the filters (empty while one of them buffers), a filter's local reply, or the stream must be reset. */
+export type DataResult = { kind: 'data'; data: Buffer } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' };
 
 const EMPTY = Buffer.alloc(0);
 
@@ -120,9 +120,10 @@ export class RequestFilters {
         continue;
       }
       if (!a.stream) continue;
+      // A null body streams after the headers (requestData); an empty one ends with them.
       const hasBody = body !== null && body.length > 0;
       // The ...Now phases are promises only while a filter waits on an http_call.
-      let out = a.stream.requestHeadersNow(headers, !hasBody);
+      let out = a.stream.requestHeadersNow(headers, body !== null && !hasBody);
       if (out instanceof Promise) out = await out;
       const r = this.#outcome(a, out);
       if (r) return { ...r, headers, body };
@@ -197,32 +198,39 @@ export class RequestFilters {
    * out a local reply, a reset or a stop at the end can only reset the stream.
    */
   responseData(chunk: Buffer, endOfStream: boolean): DataResult | Promise<DataResult> {
-    return this.#dataFrom(this.#active.length - 1, chunk, endOfStream);
+    return this.#dataFrom('response', this.#active.length - 1, chunk, endOfStream);
   }
 
-  #dataFrom(from: number, data: Buffer, endOfStream: boolean): DataResult | Promise<DataResult> {
-    for (let i = from; i >= 0; i--) {
+  /** One chunk of a streamed request body (gRPC streaming) through the wasm filters, in chain order; as responseData. */
+  requestData(chunk: Buffer, endOfStream: boolean): DataResult | Promise<DataResult> {
+    return this.#dataFrom('request', 0, chunk, endOfStream);
+  }
+
+  #dataFrom(direction: 'request' | 'response', from: number, data: Buffer, endOfStream: boolean): DataResult | Promise<DataResult> {
+    const step = direction === 'request' ? 1 : -1;
+    for (let i = from; i >= 0 && i < this.#active.length; i += step) {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       if (data.length === 0 && !endOfStream) break;
-      const out = a.stream.responseBodyNow(data, endOfStream);
-      if (out instanceof Promise) return out.then((o) => this.#dataAfter(a, i, o, endOfStream));
+      const out = direction === 'request' ? a.stream.requestBodyNow(data, endOfStream) : a.stream.responseBodyNow(data, endOfStream);
+      if (out instanceof Promise) return out.then((o) => this.#dataAfter(direction, a, i, o, endOfStream));
       const next = this.#dataStep(a, out, endOfStream);
-      if (next.kind === 'reset') return next;
+      if (next.kind !== 'data') return next;
       data = next.data;
     }
     return { kind: 'data', data };
   }
 
-  #dataAfter(a: Extract<Active, { kind: 'wasm' }>, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
+  #dataAfter(direction: 'request' | 'response', a: Extract<Active, { kind: 'wasm' }>, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
     const next = this.#dataStep(a, out, endOfStream);
-    return next.kind === 'reset' ? next : this.#dataFrom(i - 1, next.data, endOfStream);
+    return next.kind !== 'data' ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
   }
 
   #dataStep(a: Extract<Active, { kind: 'wasm' }>, out: BodyOutcome, endOfStream: boolean): DataResult {
     if (out.action === 'continue') return { kind: 'data', data: asBuffer(out.body) };
     if (out.action === 'pause' && !endOfStream) return { kind: 'data', data: EMPTY };
-    if (out.action !== 'local_reply') this.#stats.wasmFailures.inc({ filter: a.name });
+    if (out.action === 'local_reply') return { kind: 'reply', reply: fromWasm(out.reply) };
+    this.#stats.wasmFailures.inc({ filter: a.name });
     return { kind: 'reset' };
   }
 

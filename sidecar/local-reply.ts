@@ -64,9 +64,11 @@ export function isGrpc(contentType: string | undefined): boolean {
 /** Status, headers and body as sent downstream. */
 export function renderLocalReply(r: LocalReply, grpc: boolean): { status: number; headers: HeaderPairs; body: string } {
   if (grpc) {
+    // A status the reply names itself (a wasm filter's grpc_status) wins over the HTTP mapping; it is sent once.
+    const named = r.headers.find(([k]) => k === 'grpc-status')?.[1];
     return {
       status: 200,
-      headers: [['content-type', 'application/grpc'], ['grpc-status', String(grpcStatusOf(r.status))], ['grpc-message', encodeURIComponent(r.body || String(r.status))], ...r.headers],
+      headers: [['content-type', 'application/grpc'], ['grpc-status', named ?? String(grpcStatusOf(r.status))], ['grpc-message', encodeURIComponent(r.body || String(r.status))], ...r.headers.filter(([k]) => k !== 'grpc-status')],
       body: '',
     };
   }

@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { Transform, type Readable } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
 import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
 import type { DataResult, FilterResolver } from './filter-chain.ts';
@@ -155,6 +156,8 @@ function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
 class Stream {
   finished = false;
   filters: RequestFilters | undefined;
+  /** A wasm filter's local reply from a streamed request body (the exchange is aborted for it). */
+  filterReply: LocalReply | undefined;
   readonly #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
 
@@ -321,8 +324,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       }, env.stats, env.random);
     }
 
-    // gRPC streams pass through unbuffered when nothing needs the whole body; everything else is buffered so retries can replay it.
-    const streaming = grpc && h2 && !filters?.hasWasm;
+    // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk); everything else is buffered so retries can replay it.
+    const streaming = grpc && h2;
     let body: Buffer | null = streaming ? null : bodiless(req, h2) ? EMPTY : await readBody(req, () => stream.touch());
     if (stream.finished) return;
     if (streaming) req.once('end', () => stream.requestReceived());
@@ -399,7 +402,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       path: upstreamPath,
       authority: upstreamAuthority,
       headers: upstreamHeaders,
-      body: streaming ? (req as Http2ServerRequest) : body,
+      body: streaming ? (filters?.hasWasm ? filteredRequestBody(req as Http2ServerRequest, filters, stream) : (req as Http2ServerRequest)) : body,
       hash,
       timeoutMs: action.timeoutMs,
       retry: action.retry ?? vh.retry,
@@ -410,7 +413,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (result.host) log.upstream_host = result.host.key;
     if (result.kind === 'local') {
       if (streaming) req.resume();
-      return stream.reply(result.reply);
+      // A filter that answered from the streamed request body stopped the exchange: its reply, not the abort's.
+      return stream.reply(stream.filterReply ?? result.reply);
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     if (filters?.hasWasm) {
@@ -556,7 +560,8 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
         return sink.deliver(r);
       },
       deliver(r: DataResult): boolean {
-        if (r.kind === 'reset') {
+        // After the headers are out a filter's local reply can only reset the stream, as in Envoy.
+        if (r.kind !== 'data') {
           sink.settle('LR');
           res.destroy();
           upstream.body.destroy();
@@ -622,6 +627,37 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
     });
     upstream.body.pipe(sink);
   });
+}
+
+/**
+ * A streamed (gRPC) request body through the wasm filters' body phase: each
+ * chunk as it arrives, then an empty last one with end_of_stream. A filter's
+ * local reply or reset stops the exchange; the reply is sent if nothing was.
+ */
+function filteredRequestBody(req: Http2ServerRequest, filters: RequestFilters, stream: Stream): Readable {
+  const apply = (r: DataResult, out: Transform, done: (err?: Error) => void): void => {
+    if (r.kind === 'data') {
+      if (r.data.length > 0) out.push(r.data);
+      return done();
+    }
+    if (r.kind === 'reply') stream.filterReply = r.reply;
+    done();
+    stream.downstream.abort();
+  };
+  const out = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const r = filters.requestData(chunk, false);
+      if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
+      else apply(r, out, done);
+    },
+    flush(done) {
+      const r = filters.requestData(EMPTY, true);
+      if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
+      else apply(r, out, done);
+    },
+  });
+  req.pipe(out);
+  return out;
 }
 
 /** Fire-and-forget copy to the mirror cluster; Envoy suffixes the authority with -shadow. */

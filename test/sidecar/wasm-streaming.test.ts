@@ -172,3 +172,106 @@ test('a filter that stops the response headers gets the whole body and may rewri
   assert.equal(r.headers['content-length'], String('REWRITTEN BODY'.length));
   assert.equal(r.headers['x-rewritten'], 'yes');
 });
+
+test('a gRPC bidirectional stream flows through a wasm filter both ways before the client ends', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
+  const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    // Echo each message as it comes: the answer to the first must reach the client while it still holds its stream open.
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.on('data', (c: Buffer) => stream.write(c));
+    stream.on('end', () => stream.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  mesh.model.update({
+    services: [{ name: 'chat-client', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'chat', namespace: 'default', ports: [{ port: 50052, protocol: 'grpc' }] }],
+    instances: [instance('chat', (server.address() as AddressInfo).port)],
+    filterModules: [module],
+    filterBindings: [binding('chat-client', 'telemetry', 'outbound')],
+  });
+  const caller = await mesh.sidecar('chat-client', 8000, { log: () => undefined });
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  try {
+    const req = client.request({ ':method': 'POST', ':path': '/chat.Chat/Talk', ':authority': 'chat:50052', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+    const received: string[] = [];
+    let wake: () => void = () => undefined;
+    req.on('data', (c: Buffer) => {
+      received.push(c.toString('latin1'));
+      wake();
+    });
+    const next = (ms: number) => new Promise<void>((resolve, reject) => {
+      wake = resolve;
+      setTimeout(() => reject(new Error(`no echo within ${ms} ms (got ${JSON.stringify(received)})`)), ms).unref();
+    });
+    const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => req.on('trailers', resolve));
+    const ended = new Promise((resolve) => req.on('end', resolve));
+    const first = next(5000);
+    req.write(Buffer.from('\0\0\0\0\x05hello'));
+    await first;
+    assert.equal(received.join(''), '\0\0\0\0\x05hello', 'the echo of the first message arrived while the client stream was open');
+    req.end(Buffer.from('\0\0\0\0\x03bye'));
+    assert.equal((await trailers)['grpc-status'], '0');
+    await ended;
+    assert.equal(received.join(''), '\0\0\0\0\x05hello\0\0\0\0\x03bye');
+  } finally {
+    client.close();
+  }
+});
+
+/** Answers 403 (gRPC PERMISSION_DENIED) as soon as a request body chunk arrives. */
+async function bodyGuard(): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_send_local_response'],
+    strings: { details: 'body_denied', body: 'no bodies here' },
+    body: (s) => `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_send_local_response (i32.const 403) ${s.details} ${s.body} (i32.const 0) (i32.const 0) (i32.const 7)))
+    (i32.const 1))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))`,
+  });
+}
+
+test('a wasm filter answering from a streamed gRPC request body stops the call with its own reply', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('body-guard', await bodyGuard());
+  let upstreamBytes = 0;
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.on('data', (c: Buffer) => (upstreamBytes += c.length));
+    stream.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  mesh.model.update({
+    services: [{ name: 'guarded-client', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'vault', namespace: 'default', ports: [{ port: 50053, protocol: 'grpc' }] }],
+    instances: [instance('vault', (server.address() as AddressInfo).port)],
+    filterModules: [module],
+    filterBindings: [binding('guarded-client', 'body-guard', 'outbound')],
+  });
+  const caller = await mesh.sidecar('guarded-client', 8000, { log: () => undefined });
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  try {
+    const answer = await new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+      const req = client.request({ ':method': 'POST', ':path': '/vault.Vault/Put', ':authority': 'vault:50053', 'content-type': 'application/grpc', te: 'trailers' });
+      let headers: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders = {};
+      req.on('response', (h) => (headers = h));
+      req.on('trailers', (t) => (trailers = t));
+      req.on('data', () => undefined);
+      req.on('close', () => resolve({ headers, trailers }));
+      req.on('error', reject);
+      req.end(Buffer.from('\0\0\0\0\x06secret'));
+    });
+    assert.equal(answer.headers['grpc-status'] ?? answer.trailers['grpc-status'], '7');
+    assert.equal(upstreamBytes, 0, 'the body the filter refused never reached the upstream');
+  } finally {
+    client.close();
+  }
+});
