@@ -20,6 +20,7 @@ import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
+import type { StreamProperties } from './wasm/index.ts';
 import { UpstreamFailure } from './upstream.ts';
 
 export interface AccessLogEntry {
@@ -314,14 +315,17 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     log.route_name = route.name;
     const remote = req.socket?.remoteAddress ?? '';
+    // What wasm filters read as Envoy's attributes; the upstream ones are added once the request is forwarded.
+    let attributes: StreamProperties | undefined;
     if (hasHttpFilters(hcm)) {
-      stream.filters = filters = new RequestFilters(hcm.httpFilters, route, env.filters, {
+      attributes = {
         'source.address': `${remote}:${req.socket?.remotePort ?? 0}`,
         'request.id': requestId,
         'xds.route_name': route.name,
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
-      }, env.stats, env.random);
+      };
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route, env.filters, attributes, env.stats, env.random);
     }
 
     // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk); everything else is buffered so retries can replay it.
@@ -411,6 +415,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;
+    if (attributes) {
+      // Seen by the response phases and on_log (the telemetry filter's access line), as in Envoy.
+      attributes['xds.cluster_name'] = chosen.name;
+      if (result.host) attributes['upstream.address'] = result.host.key;
+    }
     if (result.kind === 'local') {
       if (streaming) req.resume();
       // A filter that answered from the streamed request body stopped the exchange: its reply, not the abort's.

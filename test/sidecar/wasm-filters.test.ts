@@ -106,8 +106,10 @@ test('the telemetry filter in a sidecar sees the proxy node and the response sta
 
   // Its access log lines: the service is node.cluster (no service in the config), the status is the upstream's.
   await eventually(() => lines.filter((l) => l.includes('"source":"wasm"')).length >= 2, 5000, 'two wasm log lines');
-  const access = lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(JSON.parse(l).msg) as { service: string; status: number; path: string });
+  const access = lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(JSON.parse(l).msg) as { service: string; status: number; path: string; upstream: string | null });
   assert.deepEqual(access.map((a) => [a.service, a.path, a.status]), [['orders', '/a', 200], ['orders', '/missing', 404]]);
+  // upstream.address: the host the request went to, as Envoy reports it.
+  assert.deepEqual(access.map((a) => a.upstream), [`127.0.0.1:${app.port}`, `127.0.0.1:${app.port}`]);
 
   // Its custom metrics are on the sidecar's Prometheus endpoint, by status class.
   const stats = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text();
