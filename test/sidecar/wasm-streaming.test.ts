@@ -51,6 +51,28 @@ const binding = (svc: string, filter: string, direction: 'inbound' | 'outbound')
   failurePolicy: 'fail_closed',
 });
 
+/**
+ * A gRPC upstream (`onStream` answers each call) behind service `upstream`,
+ * and a caller service whose outbound chain runs `module`: returns an h2
+ * client connected to the caller's sidecar.
+ */
+async function grpcThroughFilter(mesh: TestMesh, module: FilterModule, caller: string, upstream: string, port: number, onStream: (stream: http2.ServerHttp2Stream) => void): Promise<http2.ClientHttp2Session> {
+  const server = http2.createServer();
+  server.on('stream', onStream);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  mesh.model.update({
+    services: [{ name: caller, namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: upstream, namespace: 'default', ports: [{ port, protocol: 'grpc' }] }],
+    instances: [instance(upstream, (server.address() as AddressInfo).port)],
+    filterModules: [module],
+    filterBindings: [binding(caller, module.name, 'outbound')],
+  });
+  const sidecar = await mesh.sidecar(caller, 8000, { log: () => undefined });
+  const client = http2.connect(`http://127.0.0.1:${sidecar.outboundPort}`);
+  mesh.track(async () => client.close());
+  return client;
+}
+
 test('a response streams through the telemetry filter: the first chunk arrives before the app sends the second', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
   const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
   let clientSawFirst: () => void = () => undefined;
@@ -93,8 +115,7 @@ test('a response streams through the telemetry filter: the first chunk arrives b
 
 test('gRPC through a wasm filter keeps its trailers and streams its messages', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
   const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
+  const client = await grpcThroughFilter(mesh, module, 'g-caller', 'greeter', 50051, (stream) => {
     stream.on('data', () => undefined);
     stream.on('end', () => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
@@ -103,33 +124,29 @@ test('gRPC through a wasm filter keeps its trailers and streams its messages', {
       setTimeout(() => stream.end(Buffer.from('\0\0\0\0\x03two')), 200);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  mesh.track(() => new Promise((r) => server.close(() => r())));
-  mesh.model.update({
-    services: [{ name: 'g-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'greeter', namespace: 'default', ports: [{ port: 50051, protocol: 'grpc' }] }],
-    instances: [instance('greeter', (server.address() as AddressInfo).port)],
-    filterModules: [module],
-    filterBindings: [binding('g-caller', 'telemetry', 'outbound')],
+  const result = await new Promise<{ chunks: number; body: string; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': '/stream.Feed/Watch', ':authority': 'greeter:50051', 'content-type': 'application/grpc', te: 'trailers' });
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('trailers', (trailers) => req.on('end', () => resolve({ chunks: chunks.length, body: Buffer.concat(chunks).toString('latin1'), trailers })));
+    req.on('error', reject);
+    req.end(Buffer.from('\0\0\0\0\x02hi'));
   });
-  const caller = await mesh.sidecar('g-caller', 8000, { log: () => undefined });
-  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
-  try {
-    const result = await new Promise<{ chunks: number; body: string; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
-      const req = client.request({ ':method': 'POST', ':path': '/stream.Feed/Watch', ':authority': 'greeter:50051', 'content-type': 'application/grpc', te: 'trailers' });
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('trailers', (trailers) => req.on('end', () => resolve({ chunks: chunks.length, body: Buffer.concat(chunks).toString('latin1'), trailers })));
-      req.on('error', reject);
-      req.end(Buffer.from('\0\0\0\0\x02hi'));
-    });
-    assert.equal(result.body, '\0\0\0\0\x03one\0\0\0\0\x03two');
-    assert.ok(result.chunks >= 2, `the messages came as they were sent (${result.chunks} chunk(s))`);
-    assert.equal(result.trailers['grpc-status'], '0');
-    assert.equal(result.trailers['grpc-message'], 'ok');
-  } finally {
-    client.close();
-  }
+  assert.equal(result.body, '\0\0\0\0\x03one\0\0\0\0\x03two');
+  assert.ok(result.chunks >= 2, `the messages came as they were sent (${result.chunks} chunk(s))`);
+  assert.equal(result.trailers['grpc-status'], '0');
+  assert.equal(result.trailers['grpc-message'], 'ok');
 });
+
+/** The callbacks the two WAT filters below share: start, pass request headers, end. */
+const LIFECYCLE = `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))`;
+const AFTER = `(func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))`;
 
 /**
  * Stops the response headers, buffers the body to its end, then replaces it
@@ -139,20 +156,14 @@ async function rewriter(): Promise<Uint8Array> {
   return wat({
     imports: ['proxy_set_buffer_bytes', 'proxy_add_header_map_value'],
     strings: { body: 'REWRITTEN BODY', name: 'x-rewritten', value: 'yes' },
-    body: (s) => `
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+    body: (s) => `${LIFECYCLE}
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 1))
   (func (export "proxy_on_response_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
     (if (i32.eqz (local.get $eos)) (then (return (i32.const 1))))
     (drop (call $proxy_set_buffer_bytes (i32.const 1) (i32.const 0) (local.get $size) ${s.body}))
     (drop (call $proxy_add_header_map_value (i32.const 2) ${s.name} ${s.value}))
     (i32.const 0))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_delete") (param i32))`,
+  ${AFTER}`,
   });
 }
 
@@ -175,49 +186,34 @@ test('a filter that stops the response headers gets the whole body and may rewri
 
 test('a gRPC bidirectional stream flows through a wasm filter both ways before the client ends', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
   const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
+  const client = await grpcThroughFilter(mesh, module, 'chat-client', 'chat', 50052, (stream) => {
     // Echo each message as it comes: the answer to the first must reach the client while it still holds its stream open.
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
     stream.on('data', (c: Buffer) => stream.write(c));
     stream.on('end', () => stream.end());
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  mesh.track(() => new Promise((r) => server.close(() => r())));
-  mesh.model.update({
-    services: [{ name: 'chat-client', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'chat', namespace: 'default', ports: [{ port: 50052, protocol: 'grpc' }] }],
-    instances: [instance('chat', (server.address() as AddressInfo).port)],
-    filterModules: [module],
-    filterBindings: [binding('chat-client', 'telemetry', 'outbound')],
+  const req = client.request({ ':method': 'POST', ':path': '/chat.Chat/Talk', ':authority': 'chat:50052', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+  const received: string[] = [];
+  let wake: () => void = () => undefined;
+  req.on('data', (c: Buffer) => {
+    received.push(c.toString('latin1'));
+    wake();
   });
-  const caller = await mesh.sidecar('chat-client', 8000, { log: () => undefined });
-  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
-  try {
-    const req = client.request({ ':method': 'POST', ':path': '/chat.Chat/Talk', ':authority': 'chat:50052', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
-    const received: string[] = [];
-    let wake: () => void = () => undefined;
-    req.on('data', (c: Buffer) => {
-      received.push(c.toString('latin1'));
-      wake();
-    });
-    const next = (ms: number) => new Promise<void>((resolve, reject) => {
-      wake = resolve;
-      setTimeout(() => reject(new Error(`no echo within ${ms} ms (got ${JSON.stringify(received)})`)), ms).unref();
-    });
-    const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => req.on('trailers', resolve));
-    const ended = new Promise((resolve) => req.on('end', resolve));
-    const first = next(5000);
-    req.write(Buffer.from('\0\0\0\0\x05hello'));
-    await first;
-    assert.equal(received.join(''), '\0\0\0\0\x05hello', 'the echo of the first message arrived while the client stream was open');
-    req.end(Buffer.from('\0\0\0\0\x03bye'));
-    assert.equal((await trailers)['grpc-status'], '0');
-    await ended;
-    assert.equal(received.join(''), '\0\0\0\0\x05hello\0\0\0\0\x03bye');
-  } finally {
-    client.close();
-  }
+  const next = (ms: number) => new Promise<void>((resolve, reject) => {
+    wake = resolve;
+    setTimeout(() => reject(new Error(`no echo within ${ms} ms (got ${JSON.stringify(received)})`)), ms).unref();
+  });
+  const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => req.on('trailers', resolve));
+  const ended = new Promise((resolve) => req.on('end', resolve));
+  const first = next(5000);
+  req.write(Buffer.from('\0\0\0\0\x05hello'));
+  await first;
+  assert.equal(received.join(''), '\0\0\0\0\x05hello', 'the echo of the first message arrived while the client stream was open');
+  req.end(Buffer.from('\0\0\0\0\x03bye'));
+  assert.equal((await trailers)['grpc-status'], '0');
+  await ended;
+  assert.equal(received.join(''), '\0\0\0\0\x05hello\0\0\0\0\x03bye');
 });
 
 /** Answers 403 (gRPC PERMISSION_DENIED) as soon as a request body chunk arrives. */
@@ -225,53 +221,32 @@ async function bodyGuard(): Promise<Uint8Array> {
   return wat({
     imports: ['proxy_send_local_response'],
     strings: { details: 'body_denied', body: 'no bodies here' },
-    body: (s) => `
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+    body: (s) => `${LIFECYCLE}
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
     (drop (call $proxy_send_local_response (i32.const 403) ${s.details} ${s.body} (i32.const 0) (i32.const 0) (i32.const 7)))
     (i32.const 1))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_delete") (param i32))`,
+  ${AFTER}`,
   });
 }
 
 test('a wasm filter answering from a streamed gRPC request body stops the call with its own reply', { timeout: 60_000 }, async () => {
   const { mesh, module } = await meshWithModule('body-guard', await bodyGuard());
   let upstreamBytes = 0;
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
+  const client = await grpcThroughFilter(mesh, module, 'guarded-client', 'vault', 50053, (stream) => {
     stream.on('data', (c: Buffer) => (upstreamBytes += c.length));
     stream.on('error', () => undefined);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  mesh.track(() => new Promise((r) => server.close(() => r())));
-  mesh.model.update({
-    services: [{ name: 'guarded-client', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'vault', namespace: 'default', ports: [{ port: 50053, protocol: 'grpc' }] }],
-    instances: [instance('vault', (server.address() as AddressInfo).port)],
-    filterModules: [module],
-    filterBindings: [binding('guarded-client', 'body-guard', 'outbound')],
+  const answer = await new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': '/vault.Vault/Put', ':authority': 'vault:50053', 'content-type': 'application/grpc', te: 'trailers' });
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    req.on('response', (h) => (headers = h));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', () => undefined);
+    req.on('close', () => resolve({ headers, trailers }));
+    req.on('error', reject);
+    req.end(Buffer.from('\0\0\0\0\x06secret'));
   });
-  const caller = await mesh.sidecar('guarded-client', 8000, { log: () => undefined });
-  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
-  try {
-    const answer = await new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
-      const req = client.request({ ':method': 'POST', ':path': '/vault.Vault/Put', ':authority': 'vault:50053', 'content-type': 'application/grpc', te: 'trailers' });
-      let headers: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders = {};
-      req.on('response', (h) => (headers = h));
-      req.on('trailers', (t) => (trailers = t));
-      req.on('data', () => undefined);
-      req.on('close', () => resolve({ headers, trailers }));
-      req.on('error', reject);
-      req.end(Buffer.from('\0\0\0\0\x06secret'));
-    });
-    assert.equal(answer.headers['grpc-status'] ?? answer.trailers['grpc-status'], '7');
-    assert.equal(upstreamBytes, 0, 'the body the filter refused never reached the upstream');
-  } finally {
-    client.close();
-  }
+  assert.equal(answer.headers['grpc-status'] ?? answer.trailers['grpc-status'], '7');
+  assert.equal(upstreamBytes, 0, 'the body the filter refused never reached the upstream');
 });
