@@ -8,6 +8,7 @@ import { ClusterManager } from './clusters.ts';
 import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { accept } from './fidelity.ts';
 import { formatErrors } from './fidelity/fields.ts';
+import { httpCallDispatcher } from './http-call.ts';
 import { ListenerManager } from './listeners.ts';
 import { TlsContexts } from './tls-contexts.ts';
 import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
@@ -63,7 +64,16 @@ export class DataPlane {
     const properties = options.node ? { 'xds.node.id': options.node.id, 'xds.node.cluster': options.node.cluster } : undefined;
     // Log lines go to onLog only: kept in plugin.logs too, a filter that logs per
     // request (telemetry's access log) filled the old generation with them.
-    this.wasm = new WasmFilterLoader({ autoTick: true, logLevel: 'info', onLog: options.wasmLog, maxLogEntries: 0, properties });
+    // proxy_http_call goes to the sidecar's clusters by name; an unknown one is BAD_ARGUMENT, as in Envoy.
+    this.wasm = new WasmFilterLoader({
+      autoTick: true,
+      logLevel: 'info',
+      onLog: options.wasmLog,
+      maxLogEntries: 0,
+      properties,
+      httpCall: httpCallDispatcher(this.clusters, stats),
+      hasCluster: (name) => this.clusters.get(name) !== undefined,
+    });
     const env: ProxyEnv = {
       clusters: this.clusters,
       routeConfig: (name) => this.#held.route.get(name)?.config,

@@ -250,3 +250,62 @@ test('a wasm filter answering from a streamed gRPC request body stops the call w
   assert.equal(answer.headers['grpc-status'] ?? answer.trailers['grpc-status'], '7');
   assert.equal(upstreamBytes, 0, 'the body the filter refused never reached the upstream');
 });
+
+/**
+ * On the first response body chunk, calls cluster `authz` (proxy_http_call)
+ * and holds the body until the answer arrives; then lets everything through.
+ */
+async function calloutOnBody(cluster: string): Promise<Uint8Array> {
+  const { serializePairs } = await import('../../sidecar/wasm/headers.ts');
+  const headers = serializePairs([
+    [':method', 'GET'],
+    [':path', '/check'],
+    [':authority', 'authz'],
+  ]);
+  return wat({
+    imports: ['proxy_http_call', 'proxy_set_effective_context', 'proxy_continue_stream'],
+    strings: { cluster, headers: String.fromCharCode(...headers) },
+    body: (s) => `${LIFECYCLE}
+  (global $stream (mut i32) (i32.const 0))
+  (global $called (mut i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
+    (if (global.get $called) (then (return (i32.const 0))))
+    (global.set $called (i32.const 1))
+    (global.set $stream (local.get $id))
+    (drop (call $proxy_http_call ${s.cluster} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 16)))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_set_effective_context (global.get $stream)))
+    (drop (call $proxy_continue_stream (i32.const 1))))
+  ${AFTER}`,
+  });
+}
+
+test('a filter can call another cluster (proxy_http_call) mid-body; the held chunks and the rest follow in order', { timeout: 60_000 }, async () => {
+  const checks: string[] = [];
+  const authz = await startApp('authz', (req, res) => {
+    checks.push(`${req.method} ${req.url} ${req.headers.host}`);
+    setTimeout(() => res.end('ok'), 100);
+  });
+  const { mesh, module } = await meshWithModule('callout', await calloutOnBody('outbound|7961||authz.default'));
+  mesh.track(() => authz.close());
+  const app = await startApp('pages2', (_req, res) => {
+    res.write('one,');
+    setTimeout(() => res.write('two,'), 20);
+    setTimeout(() => res.end('three'), 40);
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({
+    services: [service('pages2', 7960), service('authz', 7961)],
+    instances: [instance('pages2', inbound), instance('authz', authz.port)],
+    filterModules: [module],
+    filterBindings: [binding('pages2', 'callout', 'inbound')],
+  });
+  await mesh.sidecar('pages2', app.port, { inboundPort: inbound, log: () => undefined });
+  const r = await get(inbound, 'pages2', '/');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'one,two,three');
+  assert.deepEqual(checks, ['GET /check authz']);
+});

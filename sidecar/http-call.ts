@@ -1,0 +1,34 @@
+// proxy_http_call in the sidecar: a wasm filter's callout goes to a cluster by
+// name through the same cluster manager as proxied requests (load balancing,
+// health, outlier detection, circuit breakers), as Envoy's async client does:
+// one attempt, the call's own timeout, the response read whole.
+
+import type { ClusterManager } from './clusters.ts';
+import { Downstream, forward } from './forward.ts';
+import { removeHeader, setHeader } from './headers.ts';
+import { renderLocalReply } from './local-reply.ts';
+import type { SidecarStats } from './stats.ts';
+import type { HttpCallDispatcher } from './wasm/index.ts';
+
+export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats): HttpCallDispatcher {
+  return async (call) => {
+    const pseudo = (name: string) => call.headers.find(([k]) => k === name)?.[1] ?? '';
+    const authority = pseudo(':authority');
+    const headers = call.headers.filter(([k]) => !k.startsWith(':'));
+    setHeader(headers, 'host', authority);
+    const body = Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength);
+    removeHeader(headers, 'content-length');
+    if (body.length > 0) headers.push(['content-length', String(body.length)]);
+    const downstream = new Downstream();
+    // The host aborts the call when its timeout fires or the plugin closes.
+    call.signal.addEventListener('abort', () => downstream.abort(), { once: true });
+    const result = await forward(clusters, call.cluster, { method: pseudo(':method'), path: pseudo(':path'), authority, headers, body, timeoutMs: call.timeoutMs, downstream }, stats);
+    if (result.kind === 'local') {
+      // No host, overflow, connect failure: the filter gets the local reply Envoy's async client would produce.
+      const reply = renderLocalReply(result.reply, false);
+      return { headers: [[':status', String(reply.status)], ...reply.headers], body: reply.body };
+    }
+    const { body: responseBody, trailers } = await result.response.body.collect().finally(result.finish);
+    return { headers: [[':status', String(result.response.status)], ...result.response.headers], body: responseBody, trailers };
+  };
+}
