@@ -22,6 +22,11 @@ export function withoutHopByHop(pairs: HeaderPairs): HeaderPairs {
   return pairs.filter(([k]) => !HOP_BY_HOP.has(k) && !k.startsWith(':'));
 }
 
+/** The pairs without pseudo-headers (`:path`, `:status`, ...): what goes on an HTTP/1.x wire. */
+export function withoutPseudo(pairs: HeaderPairs): HeaderPairs {
+  return pairs.filter(([k]) => k.charCodeAt(0) !== 58 /* : */);
+}
+
 export function getHeader(pairs: HeaderPairs, name: string): string | undefined {
   for (const [k, v] of pairs) if (k === name) return v;
   return undefined;

@@ -5,7 +5,7 @@
 
 import type { ClusterManager } from './clusters.ts';
 import { Downstream, forward } from './forward.ts';
-import { removeHeader, setHeader } from './headers.ts';
+import { removeHeader, setHeader, withoutPseudo } from './headers.ts';
 import { renderLocalReply } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
 import type { HttpCallDispatcher } from './wasm/index.ts';
@@ -14,7 +14,7 @@ export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats
   return async (call) => {
     const pseudo = (name: string) => call.headers.find(([k]) => k === name)?.[1] ?? '';
     const authority = pseudo(':authority');
-    const headers = call.headers.filter(([k]) => !k.startsWith(':'));
+    const headers = withoutPseudo(call.headers);
     setHeader(headers, 'host', authority);
     const body = Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength);
     removeHeader(headers, 'content-length');

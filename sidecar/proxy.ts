@@ -11,7 +11,7 @@ import type { DataResult, FilterResolver } from './filter-chain.ts';
 import { RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
 import type { H1Request, H1Response } from './http1.ts';
-import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop } from './headers.ts';
+import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop, withoutPseudo } from './headers.ts';
 import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
@@ -20,8 +20,8 @@ import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
-import type { StreamProperties } from './wasm/index.ts';
 import { UpstreamFailure } from './upstream.ts';
+import type { StreamProperties } from './wasm/index.ts';
 
 export interface AccessLogEntry {
   start_time: string;
@@ -345,7 +345,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (req1.kind === 'reply') return stream.reply(req1.reply);
       body = req1.body;
       if (req1.headers !== filterHeaders) {
-        upstreamHeaders = req1.headers.filter(([k]) => !k.startsWith(':'));
+        upstreamHeaders = withoutPseudo(req1.headers);
         // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again.
         authority = getHeader(req1.headers, ':authority') ?? authority;
         path = getHeader(req1.headers, ':path') ?? path;
@@ -511,10 +511,6 @@ async function respondFiltered(
 function filteredStatus(headers: HeaderPairs, upstream: number): number {
   const changed = Number(getHeader(headers, ':status'));
   return Number.isInteger(changed) && changed >= 100 && changed <= 999 ? changed : upstream;
-}
-
-function withoutPseudo(headers: HeaderPairs): HeaderPairs {
-  return headers.filter(([k]) => k.charCodeAt(0) !== 58 /* : */);
 }
 
 /**
