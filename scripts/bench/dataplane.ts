@@ -11,7 +11,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -68,7 +68,9 @@ interface Result {
   /** CPU time the proxies of this path spent per request (user + system, all hops summed), in microseconds. */
   proxyCpuUsPerRq?: number;
   p50ms: number;
+  p90ms?: number;
   p99ms: number;
+  p999ms?: number;
   errors: number;
 }
 
@@ -80,23 +82,35 @@ function toMs(s: string): number {
 }
 
 /**
- * wrk paces each connection with delay(): 10 connections x one request per 10 ms
- * is at most ~1,000 requests/s. The connections start 1 ms apart, so requests
- * arrive spread over each 10 ms rather than as a burst of ten at once: a burst
- * measures queueing behind nine others in a single-threaded proxy, not the
- * latency a hop adds at 1,000 req/s. BENCH_PACED=burst starts them together.
+ * The paced scenarios run scripts/bench/pace.c, an open-loop generator built
+ * here with the system C compiler: 1,000 requests/s on 10 connections,
+ * request k due at start + k ms on connection k % 10, latency counted from
+ * when it was due. wrk's delay() (what this bench used before) schedules each
+ * request after the previous response, so connections that meet in a slow
+ * moment stay together and the load turns into bursts of ten every 10 ms; a
+ * single-threaded proxy then shows the queueing behind nine others rather
+ * than what a hop adds at 1,000 req/s.
  */
-const PACED_SCRIPT = join(tmpdir(), `weft-bench-paced-${process.pid}.lua`);
-writeFileSync(
-  PACED_SCRIPT,
-  process.env.BENCH_PACED === 'burst'
-    ? 'function delay()\n  return 10\nend\n'
-    : 'local started = 0\nfunction delay()\n  if started < 10 then\n    started = started + 1\n    return started - 1\n  end\n  return 10\nend\n',
-);
+const PACE_RATE = Number(process.env.BENCH_PACED_RATE ?? 1000);
+const PACE_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 10);
+const PACE_BIN = join(tmpdir(), `weft-bench-pace-${process.pid}`);
 
-function wrk(name: string, url: string, host: string, paced = false): Result {
-  const args = paced ? ['-t1', '-c10', `-d${DURATION}`, '--latency', '-s', PACED_SCRIPT] : ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}`, '--latency'];
-  const out = execFileSync('wrk', [...args, '-H', `Host: ${host}`, url], { encoding: 'utf8' });
+function pace(name: string, url: string, host: string): Result {
+  const u = new URL(url);
+  const out = JSON.parse(execFileSync(PACE_BIN, ['-r', String(PACE_RATE), '-c', '10', '-d', String(PACE_SECONDS), '-w', '1', '-H', host, u.port, u.pathname], { encoding: 'utf8' })) as {
+    recorded: number;
+    errors: number;
+    rps: number;
+    p50us: number;
+    p90us: number;
+    p99us: number;
+    p999us: number;
+  };
+  return { name, rps: out.rps, requests: out.recorded, p50ms: out.p50us / 1000, p90ms: out.p90us / 1000, p99ms: out.p99us / 1000, p999ms: out.p999us / 1000, errors: out.errors };
+}
+
+function wrk(name: string, url: string, host: string): Result {
+  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}`, '--latency', '-H', `Host: ${host}`, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
@@ -122,6 +136,7 @@ function medianResult(rounds: Result[]): Result {
     requests: rounds.reduce((a, r) => a + r.requests, 0),
     p50ms: median(rounds.map((r) => r.p50ms)),
     p99ms: median(rounds.map((r) => r.p99ms)),
+    ...(rounds[0]!.p999ms !== undefined ? { p90ms: median(rounds.map((r) => r.p90ms!)), p999ms: median(rounds.map((r) => r.p999ms!)) } : {}),
     errors: rounds.reduce((a, r) => a + r.errors, 0),
     ...(cpu.length ? { proxyCpuUsPerRq: median(cpu) } : {}),
   };
@@ -145,11 +160,11 @@ function cpuTicks(pids: number[]): number {
   return ticks;
 }
 
-/** wrk against a URL, with the CPU the given proxy processes spent per request meanwhile. */
+/** wrk (or pace, for the paced scenarios) against a URL, with the CPU the given proxy processes spent per request meanwhile. */
 function measured(name: string, url: string, host: string, proxies: number[], paced = false): Result {
   const before = cpuTicks(proxies);
   const each = proxies.map((p) => cpuTicks([p]));
-  const r = wrk(name, url, host, paced);
+  const r = paced ? pace(name, url, host) : wrk(name, url, host);
   const after = cpuTicks(proxies);
   if (process.env.BENCH_VERBOSE) console.error(`${name}${paced ? ' (paced)' : ''}: CPU us/req per proxy ${proxies.map((p, i) => (((cpuTicks([p]) - each[i]!) * 10_000) / r.requests).toFixed(0)).join(' + ')}`);
   return proxies.length ? { ...r, proxyCpuUsPerRq: ((after - before) * 10_000) / r.requests } : r;
@@ -158,6 +173,8 @@ function measured(name: string, url: string, host: string, proxies: number[], pa
 async function main(): Promise<void> {
   need('wrk');
   need('nginx');
+  need('cc');
+  execFileSync('cc', ['-O2', '-o', PACE_BIN, join(root, 'scripts', 'bench', 'pace.c')]);
   const appPort = await freePort();
   start(['-e', `require('node:http').createServer((q,s)=>{s.setHeader('content-type','text/plain');s.end('hello from the app\\n')}).listen(${appPort},'127.0.0.1')`]);
   await until(async () => (await fetch(`http://127.0.0.1:${appPort}/`)).ok, 'app');
@@ -225,9 +242,13 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     ['nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app', [nginx.pid!]],
   ];
   if (process.env.BENCH_HOLD) {
-    // BENCH_HOLD=1 leaves the mesh up for wrk, strace or perf by hand; Ctrl-C ends it.
-    for (const [n, u, h, p] of scenarios) console.log(`${n}: wrk -H 'Host: ${h}' ${u}${p.length ? `  (proxy pids ${p.join(' ')})` : ''}`);
-    await new Promise<void>((r) => process.once('SIGINT', () => r()));
+    // BENCH_HOLD=1 leaves the mesh up for wrk, pace, strace or perf by hand; Ctrl-C ends it.
+    for (const [n, u, h, p] of scenarios) console.log(`${n}: wrk -H 'Host: ${h}' ${u} | ${PACE_BIN} -r ${PACE_RATE} -c 10 -d ${PACE_SECONDS} -H ${h} ${new URL(u).port}${p.length ? `  (proxy pids ${p.join(' ')})` : ''}`);
+    // SIGINT or SIGTERM (pkill) both end it through main's finally, which stops the app and sidecars too.
+    await new Promise<void>((r) => {
+      process.once('SIGINT', () => r());
+      process.once('SIGTERM', () => r());
+    });
     nginx.kill('SIGTERM');
     return;
   }
@@ -269,15 +290,15 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   const pd = paced[0]!;
   const hops = (name: string) => (name.startsWith('one') ? 1 : name.startsWith('two') ? 2 : 1);
   const pacedRows = paced.map((r) => ({ ...r, p99AddedPerHopMs: r === pd ? 0 : (r.p99ms - pd.p99ms) / hops(r.name) }));
-  console.log(`\npaced: 10 connections, one request per 10 ms each (at most ~1,000 req/s), ${process.env.BENCH_PACED === 'burst' ? 'started together (bursts of ten)' : 'started 1 ms apart'}`);
-  console.log('scenario                                      req/s     p50 ms   p99 ms   p99 added per hop ms (target < 1)  proxy CPU us/req');
+  console.log(`\npaced (scripts/bench/pace.c): ${PACE_RATE} req/s open loop on 10 connections for ${PACE_SECONDS} s after 1 s of warm-up, latency from when each request was due`);
+  console.log('scenario                                      req/s     p50 ms   p90 ms   p99 ms  p99.9 ms   p99 added per hop ms (target < 1)  proxy CPU us/req');
   for (const r of pacedRows) {
-    console.log(`${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}   ${r.p99AddedPerHopMs.toFixed(2).padStart(7)}                      ${r.proxyCpuUsPerRq === undefined ? '' : r.proxyCpuUsPerRq.toFixed(0).padStart(8)}`);
+    console.log(`${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p90ms!.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}  ${r.p999ms!.toFixed(2).padStart(7)}   ${r.p99AddedPerHopMs.toFixed(2).padStart(7)}                      ${r.proxyCpuUsPerRq === undefined ? '' : r.proxyCpuUsPerRq.toFixed(0).padStart(8)}`);
   }
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'dataplane.json'),
-    JSON.stringify({ tool: 'wrk', rounds: ROUNDS, sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterCpuCost: filterCpu }, null, 2) + '\n',
+    JSON.stringify({ tool: 'wrk', pacedTool: 'scripts/bench/pace.c', pacedRate: PACE_RATE, pacedSeconds: PACE_SECONDS, rounds: ROUNDS, sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterCpuCost: filterCpu }, null, 2) + '\n',
   );
   console.log('wrote bench/results/dataplane.json');
   await mesh.close();
@@ -291,4 +312,5 @@ main()
   })
   .finally(() => {
     for (const c of children) c.kill('SIGTERM');
+    rmSync(PACE_BIN, { force: true });
   });
