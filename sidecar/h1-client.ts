@@ -195,9 +195,11 @@ class Connection {
     this.socket.setTimeout(0);
     const req = ex.req;
     const streamed = req.body !== null && !Buffer.isBuffer(req.body);
+    // A streamed body goes chunked unless the request carries its content-length (sent as it is then).
+    const chunked = streamed && !req.headers.some(([k]) => k === 'content-length');
     let text: string;
     try {
-      text = head(req, streamed);
+      text = head(req, chunked);
     } catch (e) {
       this.current = undefined;
       ex.fail(e as UpstreamFailure);
@@ -216,11 +218,11 @@ class Connection {
       return;
     }
     socket.write(text, 'latin1');
-    this.#stream(ex, req.body as Readable);
+    this.#stream(ex, req.body as Readable, chunked);
   }
 
-  /** A streamed request body goes chunked, with backpressure from the socket. */
-  #stream(ex: H1ClientExchange, source: Readable): void {
+  /** A streamed request body, chunked or as it is (its content-length was sent), with backpressure from the socket. */
+  #stream(ex: H1ClientExchange, source: Readable, chunked: boolean): void {
     const socket = this.socket;
     const onDrain = () => source.resume();
     const cleanup = () => {
@@ -233,16 +235,19 @@ class Connection {
       if (this.current !== ex) return cleanup();
       ex.req.onBodyData?.();
       if (c.length === 0) return;
-      socket.cork();
-      socket.write(`${c.length.toString(16)}\r\n`, 'latin1');
-      socket.write(c);
-      const ok = socket.write('\r\n', 'latin1');
-      socket.uncork();
+      let ok: boolean;
+      if (chunked) {
+        socket.cork();
+        socket.write(`${c.length.toString(16)}\r\n`, 'latin1');
+        socket.write(c);
+        ok = socket.write('\r\n', 'latin1');
+        socket.uncork();
+      } else ok = socket.write(c);
       if (!ok) source.pause();
     };
     const onEnd = () => {
       cleanup();
-      if (!this.closed) socket.write('0\r\n\r\n', 'latin1');
+      if (chunked && !this.closed) socket.write('0\r\n\r\n', 'latin1');
     };
     const onError = (err: Error) => {
       cleanup();

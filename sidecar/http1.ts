@@ -146,6 +146,16 @@ export class H1Request extends Events {
     f?.();
   }
 
+  /** Stops reading the connection while a streamed body's reader is behind (the upstream is slower). */
+  pauseBody(): void {
+    this.socket.pause();
+  }
+
+  /** Reads the connection again after pauseBody. */
+  resumeBody(): void {
+    this.socket.resume();
+  }
+
   /** Bytes of body waiting for a reader. */
   get heldBytes(): number {
     return this.#heldBytes;

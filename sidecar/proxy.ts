@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
 import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
 import type { DataResult, FilterResolver } from './filter-chain.ts';
@@ -56,7 +56,14 @@ export interface ProxyEnv {
 type Req = H1Request | Http2ServerRequest;
 type Res = H1Response | Http2ServerResponse;
 
-const MAX_BUFFERED_BODY = 16 * 1024 * 1024;
+/**
+ * Request bodies up to this size are buffered before the request goes
+ * upstream, so a retry or a mirror can replay them and wasm filters see them
+ * whole. A larger body streams as it arrives, with retries and mirroring off
+ * for that request, as Envoy's router does when a body overflows its buffer
+ * limit (per_connection_buffer_limit_bytes, 1 MiB by default).
+ */
+export const REQUEST_BUFFER_LIMIT = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
@@ -68,30 +75,75 @@ interface BodySource {
   destroy(): void;
 }
 
-function readBody(source: Req, touch: () => void): Promise<Buffer> {
+function pauseBody(req: Req): void {
+  if ('pauseBody' in req) req.pauseBody();
+  else req.pause();
+}
+
+function resumeBody(req: Req): void {
+  if ('resumeBody' in req) req.resumeBody();
+  else req.resume();
+}
+
+/**
+ * The request body: whole, when it ends within `limit` bytes; otherwise, as
+ * soon as it passes the limit, a Readable of what came so far and the rest as
+ * it arrives (the client is paused while the upstream side is behind).
+ */
+function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void): Promise<Buffer | Readable> {
   const req = source as BodySource;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let ended = false;
+    let rest: Readable | undefined;
     req.on('data', (c: Buffer) => {
-      touch();
+      onChunk(c);
+      if (rest) {
+        // Nobody reads a destroyed stream (the exchange ended early): the bytes are dropped.
+        if (!rest.destroyed && !rest.push(c)) pauseBody(source);
+        return;
+      }
       size += c.length;
-      if (size > MAX_BUFFERED_BODY) {
-        req.destroy();
-        reject(new Error('request body too large'));
-      } else chunks.push(c);
+      chunks.push(c);
+      if (size > limit) {
+        rest = new Readable({
+          read() {
+            resumeBody(source);
+          },
+        });
+        for (const x of chunks) rest.push(x);
+        chunks.length = 0;
+        pauseBody(source);
+        resolve(rest);
+      }
     });
     req.on('end', () => {
       ended = true;
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      if (rest) rest.push(null);
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
-    req.on('error', reject);
+    req.on('error', (err) => {
+      if (rest) rest.destroy(err);
+      else reject(err);
+    });
     // The client went away mid-body (or a timeout closed the connection): settle, so nothing waits forever.
     req.on('close', () => {
-      if (!ended) reject(new Error('downstream closed before the request body ended'));
+      if (ended) return;
+      const err = new Error('downstream closed before the request body ended');
+      if (rest) rest.destroy(err);
+      else reject(err);
     });
   });
+}
+
+/** The rest of a streamed body is not wanted (the exchange ended without it): what still arrives is dropped. */
+function discardBody(req: Req, streamed: Readable): void {
+  if (streamed !== req) streamed.destroy();
+  if ('resumeBody' in req) {
+    req.resume();
+    req.resumeBody();
+  } else req.resume();
 }
 
 /** True when the request has no body at all, so reading one would only cost a promise and three listeners. */
@@ -188,6 +240,12 @@ class Stream {
   /** Bytes moved: the idle timer starts over. */
   touch(): void {
     this.#idle?.refresh();
+  }
+
+  /** A chunk of the request body arrived. */
+  received(bytes: number): void {
+    this.#idle?.refresh();
+    this.log.bytes_received += bytes;
   }
 
   requestReceived(): void {
@@ -328,13 +386,21 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       stream.filters = filters = new RequestFilters(hcm.httpFilters, route, env.filters, attributes, env.stats, env.random);
     }
 
-    // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk); everything else is buffered so retries can replay it.
-    const streaming = grpc && h2;
-    let body: Buffer | null = streaming ? null : bodiless(req, h2) ? EMPTY : await readBody(req, () => stream.touch());
-    if (stream.finished) return;
-    if (streaming) req.once('end', () => stream.requestReceived());
+    // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk). Other bodies are
+    // buffered so retries can replay them, up to REQUEST_BUFFER_LIMIT; a larger one streams from there.
+    let streamed: Readable | undefined = grpc && h2 ? (req as Http2ServerRequest) : undefined;
+    let body: Buffer | null = null;
+    if (!streamed) {
+      const read = bodiless(req, h2) ? EMPTY : await readBody(req, REQUEST_BUFFER_LIMIT, (c) => stream.received(c.length));
+      if (Buffer.isBuffer(read)) body = read;
+      else streamed = read;
+    }
+    if (stream.finished) {
+      if (streamed) discardBody(req, streamed);
+      return;
+    }
+    if (streamed) req.once('end', () => stream.requestReceived());
     else stream.requestReceived();
-    log.bytes_received = body?.length ?? 0;
 
     let upstreamHeaders = headers;
     let routeNow = route;
@@ -393,10 +459,15 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       removeHeader(upstreamHeaders, 'content-length');
       if (body.length > 0 || !NO_BODY_METHODS.has(method)) upstreamHeaders.push(['content-length', String(body.length)]);
     }
+    // A streamed body may change in the wasm filters: its length is the upstream framing's business then.
+    if (streamed && filters?.hasWasm) removeHeader(upstreamHeaders, 'content-length');
     const setCookies: HeaderPairs = [];
     const hash = action.hashPolicy.length ? hashOf(action.hashPolicy, upstreamHeaders, remote, setCookies) : undefined;
 
-    for (const mirror of action.mirrors) {
+    // A body past the buffer limit cannot be replayed: no retries (forward sees a stream) and no mirrors, as in Envoy.
+    const retry = action.retry ?? vh.retry;
+    if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name });
+    if (!streamed) for (const mirror of action.mirrors) {
       if (env.random() >= mirror.fraction) continue;
       void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body);
     }
@@ -406,12 +477,12 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       path: upstreamPath,
       authority: upstreamAuthority,
       headers: upstreamHeaders,
-      body: streaming ? (filters?.hasWasm ? filteredRequestBody(req as Http2ServerRequest, filters, stream) : (req as Http2ServerRequest)) : body,
+      body: streamed ? (filters?.hasWasm ? filteredRequestBody(streamed, filters, stream) : streamed) : body,
       hash,
       timeoutMs: action.timeoutMs,
-      retry: action.retry ?? vh.retry,
+      retry,
       downstream,
-      onBodyData: streaming && stream.idleTimeout ? () => stream.touch() : undefined,
+      onBodyData: streamed && stream.idleTimeout ? () => stream.touch() : undefined,
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;
@@ -421,7 +492,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (result.host) attributes['upstream.address'] = result.host.key;
     }
     if (result.kind === 'local') {
-      if (streaming) req.resume();
+      if (streamed) discardBody(req, streamed);
       // A filter that answered from the streamed request body stopped the exchange: its reply, not the abort's.
       return stream.reply(stream.filterReply ?? result.reply);
     }
@@ -635,11 +706,11 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
 }
 
 /**
- * A streamed (gRPC) request body through the wasm filters' body phase: each
+ * A streamed request body (gRPC, or one past REQUEST_BUFFER_LIMIT) through the wasm filters' body phase: each
  * chunk as it arrives, then an empty last one with end_of_stream. A filter's
  * local reply or reset stops the exchange; the reply is sent if nothing was.
  */
-function filteredRequestBody(req: Http2ServerRequest, filters: RequestFilters, stream: Stream): Readable {
+function filteredRequestBody(source: Readable, filters: RequestFilters, stream: Stream): Readable {
   const apply = (r: DataResult, out: Transform, done: (err?: Error) => void): void => {
     if (r.kind === 'data') {
       if (r.data.length > 0) out.push(r.data);
@@ -661,7 +732,7 @@ function filteredRequestBody(req: Http2ServerRequest, filters: RequestFilters, s
       else apply(r, out, done);
     },
   });
-  req.pipe(out);
+  source.pipe(out);
   return out;
 }
 

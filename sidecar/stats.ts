@@ -44,6 +44,7 @@ export class SidecarStats {
   readonly upstreamRqRetry = this.#counter('envoy_cluster_upstream_rq_retry', 'Upstream request retries', ['envoy_cluster_name']);
   readonly upstreamRqRetrySuccess = this.#counter('envoy_cluster_upstream_rq_retry_success', 'Retries that succeeded', ['envoy_cluster_name']);
   readonly upstreamRqRetryOverflow = this.#counter('envoy_cluster_upstream_rq_retry_overflow', 'Retries not attempted: circuit breaker', ['envoy_cluster_name']);
+  readonly retryOrShadowAbandoned = this.#counter('envoy_cluster_retry_or_shadow_abandoned', 'Retries or mirroring given up: the request body overflowed the buffer limit', ['envoy_cluster_name']);
   readonly upstreamRqPendingOverflow = this.#counter('envoy_cluster_upstream_rq_pending_overflow', 'Requests failed by the circuit breakers', ['envoy_cluster_name']);
   readonly upstreamRqPendingActive = this.#gauge('envoy_cluster_upstream_rq_pending_active', 'Requests waiting for a connection', ['envoy_cluster_name']);
   readonly upstreamRqActive = this.#gauge('envoy_cluster_upstream_rq_active', 'Active upstream requests', ['envoy_cluster_name']);

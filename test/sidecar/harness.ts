@@ -2,6 +2,7 @@
 // in-memory model), weft sidecars, and tiny node:http apps, all on
 // 127.0.0.1 with ephemeral ports.
 
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createXdsServer } from '../../control/xds/index.ts';
@@ -178,4 +179,99 @@ export async function metric(adminPort: number, name: string, labels: Record<str
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
+}
+
+export const MiB = 1024 * 1024;
+const block = randomBytes(MiB);
+
+export interface Received {
+  bytes: number;
+  sha256: string;
+  contentLength?: string;
+  transferEncoding?: string;
+}
+
+export interface SinkApp {
+  port: number;
+  hits: number;
+  /** Requests whose body was cut short. */
+  aborted: number;
+  close(): Promise<void>;
+}
+
+/**
+ * An app that hashes the body it is sent and answers with what it saw
+ * (a Received); `progress` hears each chunk's running total. A handler that
+ * returns true has answered the request itself.
+ */
+export async function startSinkApp(handler?: (req: http.IncomingMessage, res: http.ServerResponse, hit: number) => boolean, progress?: (bytes: number) => void): Promise<SinkApp> {
+  const app: SinkApp = { port: 0, hits: 0, aborted: 0, close: async () => undefined };
+  const server = http.createServer((req, res) => {
+    app.hits++;
+    if (handler?.(req, res, app.hits)) return;
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let ended = false;
+    req.on('data', (c: Buffer) => {
+      hash.update(c);
+      bytes += c.length;
+      progress?.(bytes);
+    });
+    req.on('end', () => {
+      ended = true;
+      const out: Received = { bytes, sha256: hash.digest('hex'), contentLength: req.headers['content-length'], transferEncoding: req.headers['transfer-encoding'] };
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(out));
+    });
+    req.on('close', () => {
+      if (!ended) app.aborted++;
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  app.port = (server.address() as AddressInfo).port;
+  app.close = () =>
+    new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    });
+  return app;
+}
+
+export interface Upload {
+  status: number;
+  body: string;
+  sent: { bytes: number; sha256: string };
+}
+
+/**
+ * POSTs `mib` MiB to the sidecar in 1 MiB writes, with a content-length or
+ * chunked. `pauseAfter` MiB in, it waits for `resumeWhen` before the rest;
+ * `abortAfter` MiB in, it destroys the connection instead.
+ */
+export function upload(port: number, host: string, mib: number, opts: { chunked?: boolean; pauseAfter?: number; resumeWhen?: Promise<void>; abortAfter?: number } = {}): Promise<Upload> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    const headers: Record<string, string> = { host, 'content-type': 'application/octet-stream' };
+    if (!opts.chunked) headers['content-length'] = String(mib * MiB);
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sent: { bytes: mib * MiB, sha256: hash.digest('hex') } }));
+    });
+    req.on('error', reject);
+    const write = async () => {
+      for (let i = 0; i < mib; i++) {
+        if (opts.abortAfter === i) {
+          req.destroy();
+          return resolve({ status: 0, body: '', sent: { bytes: i * MiB, sha256: '' } });
+        }
+        if (opts.pauseAfter === i) await opts.resumeWhen;
+        hash.update(block);
+        if (!req.write(block)) await new Promise((r) => req.once('drain', r));
+      }
+      req.end();
+    };
+    write().catch(reject);
+  });
 }

@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
 import { wat } from '../wasm/wat.ts';
-import { TestMesh, freePort, get, instance, service, startApp } from './harness.ts';
+import type { Received } from './harness.ts';
+import { MiB, TestMesh, freePort, get, instance, service, startApp, startSinkApp, upload, withTimeout } from './harness.ts';
 
 const telemetryWasm = fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url));
 const closers: (() => Promise<void>)[] = [];
@@ -249,6 +250,38 @@ test('a wasm filter answering from a streamed gRPC request body stops the call w
   });
   assert.equal(answer.headers['grpc-status'] ?? answer.trailers['grpc-status'], '7');
   assert.equal(upstreamBytes, 0, 'the body the filter refused never reached the upstream');
+});
+
+test('an upload past the buffer limit streams through the telemetry filter to the app, intact and chunked', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
+  const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
+  let sawTwo: () => void = () => undefined;
+  const twoMiB = new Promise<void>((r) => (sawTwo = r));
+  const app = await startSinkApp(undefined, (bytes) => {
+    if (bytes >= 2 * MiB) sawTwo();
+  });
+  mesh.track(() => app.close());
+  mesh.model.update({ services: [service('camera', 8000), service('archive', 7960)], instances: [instance('archive', app.port)], filterModules: [module], filterBindings: [binding('camera', 'telemetry', 'outbound')] });
+  const caller = await mesh.sidecar('camera', 8000, { log: () => undefined });
+  // Nothing past 3 MiB is sent until the app has 2 MiB: the filter's body phase must pass chunks on as they come.
+  const res = await withTimeout(upload(caller.outboundPort, 'archive', 12, { pauseAfter: 3, resumeWhen: twoMiB }), 30_000, 'the upload');
+  assert.equal(res.status, 200, res.body);
+  const got = JSON.parse(res.body) as Received;
+  assert.deepEqual([got.bytes, got.sha256], [res.sent.bytes, res.sent.sha256]);
+  // A filter may change a streamed body, so its length is not promised upstream.
+  assert.deepEqual([got.transferEncoding, got.contentLength], ['chunked', undefined]);
+});
+
+test('a wasm filter answering from the body of a large upload: the client gets its reply, the app none of the body', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('body-guard', await bodyGuard());
+  let appBytes = 0;
+  const app = await startSinkApp(undefined, (bytes) => (appBytes = bytes));
+  mesh.track(() => app.close());
+  mesh.model.update({ services: [service('sender', 8000), service('guarded', 7970)], instances: [instance('guarded', app.port)], filterModules: [module], filterBindings: [binding('sender', 'body-guard', 'outbound')] });
+  const caller = await mesh.sidecar('sender', 8000, { log: () => undefined });
+  const res = await upload(caller.outboundPort, 'guarded', 4);
+  assert.equal(res.status, 403);
+  assert.equal(res.body, 'no bodies here');
+  assert.equal(appBytes, 0);
 });
 
 /**
