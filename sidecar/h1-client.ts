@@ -174,9 +174,6 @@ class Connection {
       if (!this.closed) this.#parser.finish();
       this.destroy();
     });
-    socket.on('timeout', () => {
-      if (!this.current) this.destroy();
-    });
     socket.on('error', (err) => this.destroy(this.connected ? classify(err) : new UpstreamFailure('connection_failure', `connection failure (${(err as Error & { code?: string }).code ?? err.message})`)));
     socket.on('close', () => this.destroy());
   }
@@ -192,7 +189,6 @@ class Connection {
     this.current = ex;
     ex.conn = this;
     this.#status = 0;
-    this.socket.setTimeout(0);
     const req = ex.req;
     const streamed = req.body !== null && !Buffer.isBuffer(req.body);
     // A streamed body goes chunked unless the request carries its content-length (sent as it is then).
@@ -259,9 +255,27 @@ class Connection {
     socket.on('drain', onDrain);
   }
 
-  /** Idle until `ms`, then closed. */
+  #idleTimer: NodeJS.Timeout | undefined;
+  #idleMs = 0;
+
+  /**
+   * Idle until `ms`, then closed. One timer per connection, refreshed on each
+   * release: socket.setTimeout made a Timeout and a bound function per request.
+   */
   idle(ms: number): void {
-    this.socket.setTimeout(ms);
+    if (this.#idleTimer && this.#idleMs === ms) {
+      this.#idleTimer.refresh();
+      return;
+    }
+    clearTimeout(this.#idleTimer);
+    this.#idleMs = ms;
+    this.#idleTimer = setTimeout(idleExpired, ms, this);
+    this.#idleTimer.unref();
+  }
+
+  /** The idle timer fired: closed unless a request went out on it since. */
+  idleExpired(): void {
+    if (!this.current) this.destroy();
   }
 
   destroy(f?: UpstreamFailure): void {
@@ -271,11 +285,16 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.#connectTimer);
+    clearTimeout(this.#idleTimer);
     this.socket.destroy();
     // Not from inside the parser's own callback (this may run in one): freed on the next turn.
     setImmediate(() => this.#parser.close());
     this.#pool.gone(this, f);
   }
+}
+
+function idleExpired(c: Connection): void {
+  c.idleExpired();
 }
 
 export class Http1Pool implements UpstreamPool {

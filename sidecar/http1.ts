@@ -24,6 +24,8 @@ import type { NativeParser } from './llhttp.ts';
 import { HTTPParser, headerError, methods } from './llhttp.ts';
 
 const IDLE_TIMEOUT_MS = 60_000;
+/** A first body chunk up to this size is copied behind the head and sent in one write. */
+const JOIN_LIMIT = 16 * 1024;
 /** As node:http's default maxHeadersCount: further header lines are dropped. */
 const MAX_HEADER_PAIRS = 2000;
 /** Body bytes held for a request nobody reads yet before the socket is paused. */
@@ -33,15 +35,16 @@ const MAX_QUEUED = 16;
 
 type Listener = (...args: never[]) => void;
 
-/** Just enough of an event emitter: the proxy listens for a handful of events, once each. */
+/**
+ * Just enough of an event emitter: the proxy listens for a handful of events,
+ * once each. Listeners sit in one flat [event, fn, event, fn, ...] array (a
+ * Map per request and response was a measurable share of the garbage).
+ */
 class Events {
-  #listeners: Map<string, Listener[]> | undefined;
+  #listeners: (string | Listener)[] | undefined;
 
   on(event: string, fn: Listener): this {
-    this.#listeners ??= new Map();
-    const list = this.#listeners.get(event);
-    if (list) list.push(fn);
-    else this.#listeners.set(event, [fn]);
+    (this.#listeners ??= []).push(event, fn);
     return this;
   }
 
@@ -54,16 +57,32 @@ class Events {
   }
 
   off(event: string, fn: Listener): this {
-    const list = this.#listeners?.get(event);
-    const i = list ? list.indexOf(fn) : -1;
-    if (i >= 0) list!.splice(i, 1);
+    const list = this.#listeners;
+    if (!list) return this;
+    for (let i = 0; i < list.length; i += 2) {
+      if (list[i] === event && list[i + 1] === fn) {
+        list.splice(i, 2);
+        break;
+      }
+    }
     return this;
   }
 
   protected emit(event: string, ...args: unknown[]): void {
-    const list = this.#listeners?.get(event);
-    if (!list?.length) return;
-    for (const fn of list.length === 1 ? list : list.slice()) (fn as (...a: unknown[]) => void)(...args);
+    const list = this.#listeners;
+    if (!list) return;
+    let matched: Listener | Listener[] | undefined;
+    for (let i = 0; i < list.length; i += 2) {
+      if (list[i] !== event) continue;
+      const fn = list[i + 1] as Listener;
+      if (matched === undefined) matched = fn;
+      else if (Array.isArray(matched)) matched.push(fn);
+      else matched = [matched, fn];
+    }
+    if (matched === undefined) return;
+    // Taken before calling: a listener may add or remove others (once does).
+    if (Array.isArray(matched)) for (const fn of matched) (fn as (...a: unknown[]) => void)(...args);
+    else (matched as (...a: unknown[]) => void)(...args);
   }
 }
 
@@ -245,6 +264,12 @@ export class H1Response extends Events {
       this.#flushHead();
       return true;
     }
+    // Head and a small first chunk in one buffer: one write, without the corked writev's per-chunk bookkeeping.
+    if (this.#pendingHead !== undefined && !this.#chunked && chunk.length <= JOIN_LIMIT) {
+      const ok = socket.write(this.#joinHead(chunk));
+      if (!ok) socket.once('drain', () => this.emit('drain'));
+      return ok;
+    }
     socket.cork();
     this.#flushHead();
     let ok: boolean;
@@ -263,6 +288,12 @@ export class H1Response extends Events {
     const chunk = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
     const socket = this.#conn.socket;
     if (!this.#headWritten && this.#pendingHead === undefined) this.#serialize(chunk?.length ?? 0);
+    if (this.#pendingHead !== undefined && !this.#chunked && !this.#noBody && chunk !== undefined && chunk.length <= JOIN_LIMIT) {
+      socket.write(this.#joinHead(chunk));
+      this.writableFinished = true;
+      this.#conn.responded(this);
+      return this;
+    }
     socket.cork();
     this.#flushHead();
     if (!this.#noBody) {
@@ -286,6 +317,17 @@ export class H1Response extends Events {
   }
 
   #headWritten = false;
+
+  /** The pending head (latin1, as #flushHead writes it) followed by `chunk`. */
+  #joinHead(chunk: Buffer): Buffer {
+    const head = this.#pendingHead!;
+    this.#pendingHead = undefined;
+    this.#headWritten = true;
+    const out = Buffer.allocUnsafe(head.length + chunk.length);
+    out.write(head, 0, 'latin1');
+    chunk.copy(out, head.length);
+    return out;
+  }
 
   #flushHead(): void {
     if (this.#pendingHead === undefined) return;
@@ -394,10 +436,9 @@ export class H1Connection {
       req?.end();
     };
     this.#parser = p;
-    socket.setTimeout(IDLE_TIMEOUT_MS);
-    socket.on('timeout', () => {
-      if (this.#queue.length === 0) socket.destroy();
-    });
+    // One idle timer per connection, refreshed after each response (socket.setTimeout made a Timeout and a bound function per request).
+    this.#idle = setTimeout(idleExpired, IDLE_TIMEOUT_MS, this);
+    this.#idle.unref();
     socket.on('data', (d: Buffer) => this.#execute(d));
     socket.on('end', () => {
       // The client half-closed: nothing more will arrive; answer what was asked, then close.
@@ -485,9 +526,16 @@ export class H1Connection {
     }
   }
 
+  readonly #idle: NodeJS.Timeout;
+
+  /** @internal the idle timer fired: closed while no request is in progress, else checked again later. */
+  idleExpired(): void {
+    if (this.#queue.length === 0) this.socket.destroy();
+    else this.#idle.refresh();
+  }
+
   #dispatch(): void {
     const head = this.#queue[0]!;
-    this.socket.setTimeout(0);
     if (head.req.upgrade) {
       head.res.writeHead(403, ['content-type', 'text/plain']);
       head.res.end('upgrade failed');
@@ -511,7 +559,7 @@ export class H1Connection {
       }
       return this.#dispatch();
     }
-    if (open && !this.#failed) return void this.socket.setTimeout(IDLE_TIMEOUT_MS);
+    if (open && !this.#failed) return void this.#idle.refresh();
     // Past a malformed request nothing more can be read: answer it, then close.
     if (open && this.#afterQueue !== undefined) return this.#sendError(this.#afterQueue);
     this.socket.end();
@@ -525,6 +573,7 @@ export class H1Connection {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#idle);
     for (const { req, res } of this.#queue.splice(0)) {
       req.close();
       res.close();
@@ -534,6 +583,10 @@ export class H1Connection {
     setImmediate(() => this.#parser.close());
     this.#onClose(this);
   }
+}
+
+function idleExpired(c: H1Connection): void {
+  c.idleExpired();
 }
 
 /** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing). */

@@ -16,6 +16,7 @@ import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
 import { peerProperties } from './peer-identity.ts';
+import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
@@ -324,7 +325,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   const grpc = isGrpc(req.headers['content-type']);
   let requestId = req.headers['x-request-id'] as string | undefined;
   if (!requestId) {
-    requestId = randomUUID();
+    requestId = newRequestId();
     headers.push(['x-request-id', requestId]);
   }
   if (req.headers['x-forwarded-proto'] === undefined) headers.push(['x-forwarded-proto', 'http']);
