@@ -53,15 +53,22 @@ export async function startApp(name: string, handler?: (req: http.IncomingMessag
       res.end(JSON.stringify({ app: name, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
     });
   });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
   app.server = server;
-  app.port = (server.address() as AddressInfo).port;
-  app.close = () =>
-    new Promise<void>((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    });
+  ({ port: app.port, close: app.close } = await listenLocal(server, port));
   return app;
+}
+
+/** Listens on 127.0.0.1; close() also drops kept-alive connections. */
+async function listenLocal(server: http.Server, port = 0): Promise<{ port: number; close(): Promise<void> }> {
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 export function service(name: string, port: number, extra: Partial<Service> = {}): Service {
@@ -227,13 +234,7 @@ export async function startSinkApp(handler?: (req: http.IncomingMessage, res: ht
       if (!ended) app.aborted++;
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  app.port = (server.address() as AddressInfo).port;
-  app.close = () =>
-    new Promise<void>((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    });
+  ({ port: app.port, close: app.close } = await listenLocal(server));
   return app;
 }
 
