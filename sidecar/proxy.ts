@@ -141,10 +141,8 @@ function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void):
 /** The rest of a streamed body is not wanted (the exchange ended without it): what still arrives is dropped. */
 function discardBody(req: Req, streamed: Readable): void {
   if (streamed !== req) streamed.destroy();
-  if ('resumeBody' in req) {
-    req.resume();
-    req.resumeBody();
-  } else req.resume();
+  req.resume();
+  if ('resumeBody' in req) req.resumeBody();
 }
 
 /** True when the request has no body at all, so reading one would only cost a promise and three listeners. */
@@ -483,7 +481,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       timeoutMs: action.timeoutMs,
       retry,
       downstream,
-      onBodyData: streamed && stream.idleTimeout ? () => stream.touch() : undefined,
+      // A body read through readBody already counts as activity as it arrives (Stream.received).
+      onBodyData: streamed === req && stream.idleTimeout ? () => stream.touch() : undefined,
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;
