@@ -186,6 +186,13 @@ export interface HttpConnectionManagerConfig {
   /** 0 = none. */
   streamIdleTimeoutMs: number;
   requestTimeoutMs: number;
+  /**
+   * The per-stream L7 buffer limit: the listener's per_connection_buffer_limit_bytes
+   * (1 MiB by default), which Envoy propagates to its connection manager. A request
+   * body up to it is buffered (replayable); past it a body streams, and a filter that
+   * buffers past it gets 413 (request) or 500 / a reset (response).
+   */
+  bufferLimitBytes: number;
 }
 
 export interface TcpProxyConfig {
@@ -300,6 +307,9 @@ export interface ExtensionConfig {
   name: string;
   plugin: WasmPluginConfig;
 }
+
+/** Envoy's default per_connection_buffer_limit_bytes: the per-stream buffer limit when a listener sets none. */
+export const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 
 export const ENVOY_DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerConfig = {
   maxConnections: 1024,

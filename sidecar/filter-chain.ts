@@ -25,10 +25,16 @@ export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalRe
 /** After the response headers: send them and stream the body, or (a filter stopped) read the body first. */
 export type ResponseStart = { kind: 'reply'; reply: LocalReply } | { kind: 'stream'; headers: HeaderPairs } | { kind: 'buffer'; headers: HeaderPairs; from: number };
 
-/** A streamed chunk after the filters (empty while one of them buffers), a filter's local reply, or the stream must be reset. */
-export type DataResult = { kind: 'data'; data: Buffer } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' };
+/**
+ * A streamed chunk after the filters (empty while one of them buffers), a
+ * filter's local reply, the stream must be reset, or a filter holds more than
+ * the buffer limit (Envoy: 413 on the request path; 500, or a reset once the
+ * headers are out, on the response path).
+ */
+export type DataResult = { kind: 'data'; data: Buffer } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' } | { kind: 'too_large' };
 
 const EMPTY = Buffer.alloc(0);
+const TOO_LARGE: DataResult = Object.freeze({ kind: 'too_large' });
 
 function fromWasm(r: WasmLocalReply): LocalReply {
   const headers: HeaderPairs = [...r.headers];
@@ -53,9 +59,12 @@ export class RequestFilters {
   #broken: LocalReply | undefined;
   /** The caller's mTLS identity, for RBAC principals. */
   readonly #principal: string | undefined;
+  /** What one filter may hold of a streamed body (the connection manager's buffer limit). */
+  readonly #bufferLimit: number;
 
-  constructor(chain: readonly HttpFilterConfig[], route: RouteEntry, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number) {
+  constructor(chain: readonly HttpFilterConfig[], route: RouteEntry, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number) {
     this.#stats = stats;
+    this.#bufferLimit = bufferLimit;
     const principal = properties[PEER_PRINCIPAL_PROPERTY];
     this.#principal = typeof principal === 'string' && principal !== '' ? principal : undefined;
     this.#random = random;
@@ -214,7 +223,7 @@ export class RequestFilters {
       if (data.length === 0 && !endOfStream) break;
       const out = direction === 'request' ? a.stream.requestBodyNow(data, endOfStream) : a.stream.responseBodyNow(data, endOfStream);
       if (out instanceof Promise) return out.then((o) => this.#dataAfter(direction, a, i, o, endOfStream));
-      const next = this.#dataStep(a, out, endOfStream);
+      const next = this.#dataStep(direction, a, out, endOfStream);
       if (next.kind !== 'data') return next;
       data = next.data;
     }
@@ -222,13 +231,13 @@ export class RequestFilters {
   }
 
   #dataAfter(direction: 'request' | 'response', a: Extract<Active, { kind: 'wasm' }>, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
-    const next = this.#dataStep(a, out, endOfStream);
+    const next = this.#dataStep(direction, a, out, endOfStream);
     return next.kind !== 'data' ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
   }
 
-  #dataStep(a: Extract<Active, { kind: 'wasm' }>, out: BodyOutcome, endOfStream: boolean): DataResult {
+  #dataStep(direction: 'request' | 'response', a: Extract<Active, { kind: 'wasm' }>, out: BodyOutcome, endOfStream: boolean): DataResult {
     if (out.action === 'continue') return { kind: 'data', data: asBuffer(out.body) };
-    if (out.action === 'pause' && !endOfStream) return { kind: 'data', data: EMPTY };
+    if (out.action === 'pause' && !endOfStream) return a.stream!.bufferedBytes(direction) > this.#bufferLimit ? TOO_LARGE : { kind: 'data', data: EMPTY };
     if (out.action === 'local_reply') return { kind: 'reply', reply: fromWasm(out.reply) };
     this.#stats.wasmFailures.inc({ filter: a.name });
     return { kind: 'reset' };

@@ -32,6 +32,10 @@ export const localReplies = {
   faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI' }),
   /** Envoy's RBAC filter reply, word for word. */
   rbacDenied: (): LocalReply => ({ status: 403, body: 'RBAC: access denied', headers: [], flag: 'RBAC' }),
+  /** A filter buffered more of the request body than the buffer limit (Envoy's FilterManager). */
+  payloadTooLarge: (): LocalReply => ({ status: 413, body: 'Payload Too Large', headers: [], flag: '-' }),
+  /** A filter buffered more of the response than the buffer limit before its headers went out. */
+  responseTooLarge: (): LocalReply => ({ status: 500, body: 'Internal Server Error', headers: [], flag: '-' }),
   filterFailed: (): LocalReply => ({ status: 503, body: 'wasm filter failed', headers: [], flag: 'WF' }),
   filterMissing: (name: string): LocalReply => ({ status: 500, body: `filter config not found: ${name}`, headers: [], flag: 'NFCF' }),
 };

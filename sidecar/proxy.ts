@@ -21,7 +21,7 @@ import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
-import { UpstreamFailure } from './upstream.ts';
+import { BodyTooLarge, UpstreamFailure } from './upstream.ts';
 import type { StreamProperties } from './wasm/index.ts';
 
 export interface AccessLogEntry {
@@ -57,14 +57,6 @@ export interface ProxyEnv {
 type Req = H1Request | Http2ServerRequest;
 type Res = H1Response | Http2ServerResponse;
 
-/**
- * Request bodies up to this size are buffered before the request goes
- * upstream, so a retry or a mirror can replay them and wasm filters see them
- * whole. A larger body streams as it arrives, with retries and mirroring off
- * for that request, as Envoy's router does when a body overflows its buffer
- * limit (per_connection_buffer_limit_bytes, 1 MiB by default).
- */
-export const REQUEST_BUFFER_LIMIT = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
@@ -216,7 +208,7 @@ class Stream {
   constructor(
     readonly env: ProxyEnv,
     readonly hs: HcmSeries,
-    hcm: HttpConnectionManagerConfig,
+    readonly hcm: HttpConnectionManagerConfig,
     readonly res: Res,
     readonly log: AccessLogEntry,
     readonly started: number,
@@ -382,15 +374,17 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
       };
-      stream.filters = filters = new RequestFilters(hcm.httpFilters, route, env.filters, attributes, env.stats, env.random);
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes);
     }
 
     // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk). Other bodies are
-    // buffered so retries can replay them, up to REQUEST_BUFFER_LIMIT; a larger one streams from there.
+    // buffered up to the buffer limit (the listener's per_connection_buffer_limit_bytes, 1 MiB by default) so a
+    // retry or a mirror can replay them and wasm filters see them whole; a larger one streams from there, with
+    // retries and mirroring off, as Envoy's router does when a body overflows its buffer.
     let streamed: Readable | undefined = grpc && h2 ? (req as Http2ServerRequest) : undefined;
     let body: Buffer | null = null;
     if (!streamed) {
-      const read = bodiless(req, h2) ? EMPTY : await readBody(req, REQUEST_BUFFER_LIMIT, (c) => stream.received(c.length));
+      const read = bodiless(req, h2) ? EMPTY : await readBody(req, hcm.bufferLimitBytes, (c) => stream.received(c.length));
       if (Buffer.isBuffer(read)) body = read;
       else streamed = read;
     }
@@ -554,9 +548,14 @@ async function respondFiltered(
   }
   let whole: { body: Buffer; trailers: HeaderPairs };
   try {
-    whole = await upstream.body.collect().finally(release);
+    whole = await upstream.body.collect(stream.hcm.bufferLimitBytes).finally(release);
   } catch (e) {
-    // Nothing was sent yet: a route timeout or an upstream reset mid-body gets Envoy's local reply.
+    // Nothing was sent yet: a body past the buffer limit, a route timeout or an upstream reset mid-body gets Envoy's local reply.
+    if (e instanceof BodyTooLarge) {
+      stream.hs.rsTooLarge.value++;
+      stream.reply(localReplies.responseTooLarge());
+      return undefined;
+    }
     const reason = e instanceof UpstreamFailure ? e.reason : 'connection_termination';
     stream.reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
     return undefined;
@@ -610,6 +609,8 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
       settled: false,
       received: 0,
       endSent: filters === undefined,
+      /** Something was written: the head is out (HTTP/1.x holds it for the first body bytes). */
+      headOut: false,
       /** A filter is waiting on an http_call: later chunks and the end queue behind it. */
       pending: undefined as Promise<void> | undefined,
       settle(flag: string): void {
@@ -636,14 +637,18 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
         return sink.deliver(r);
       },
       deliver(r: DataResult): boolean {
-        // After the headers are out a filter's local reply can only reset the stream, as in Envoy.
+        // After the headers are out a filter's local reply, or a body it holds past the buffer limit, can only reset the stream, as in Envoy.
         if (r.kind !== 'data') {
+          if (r.kind === 'too_large') stream.hs.rsTooLarge.value++;
           sink.settle('LR');
           res.destroy();
           upstream.body.destroy();
           return false;
         }
-        return r.data.length === 0 || sink.write(r.data);
+        if (r.data.length > 0) return sink.write(r.data);
+        // A filter holds the body: the headers it let through go out now, as Envoy sends them once every filter continued them.
+        if (!sink.headOut) sink.write(EMPTY);
+        return true;
       },
       queue(next: () => unknown): false {
         const run = (sink.pending ?? Promise.resolve()).then(next).then((r) => {
@@ -658,6 +663,7 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
         return false;
       },
       write(c: Buffer): boolean {
+        sink.headOut = true;
         log.bytes_sent += c.length;
         const ok = (res as H1Response).write(c);
         if (corked) {
@@ -706,7 +712,7 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
 }
 
 /**
- * A streamed request body (gRPC, or one past REQUEST_BUFFER_LIMIT) through the wasm filters' body phase: each
+ * A streamed request body (gRPC, or one past the buffer limit) through the wasm filters' body phase: each
  * chunk as it arrives, then an empty last one with end_of_stream. A filter's
  * local reply or reset stops the exchange; the reply is sent if nothing was.
  */
@@ -717,6 +723,11 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
       return done();
     }
     if (r.kind === 'reply') stream.filterReply = r.reply;
+    if (r.kind === 'too_large') {
+      // As Envoy's connection manager: 413 and downstream_rq_too_large (a reset if the response already started).
+      stream.hs.rqTooLarge.value++;
+      stream.filterReply = localReplies.payloadTooLarge();
+    }
     done();
     stream.downstream.abort();
   };

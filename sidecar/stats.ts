@@ -13,6 +13,10 @@ export interface HcmSeries {
   /** By response class 1..5 (index 0 is a sink for out-of-range codes). */
   rqXx: CounterSeries[];
   rqTime: HistogramSeries;
+  /** Requests answered 413: a filter held more of the body than the buffer limit. */
+  rqTooLarge: CounterSeries;
+  /** Responses a filter held past the buffer limit (500, or a reset once headers were out). */
+  rsTooLarge: CounterSeries;
 }
 
 /** One cluster's per-request series, looked up once per cluster. */
@@ -33,6 +37,8 @@ export class SidecarStats {
   readonly downstreamRqXx = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_http_conn_manager_prefix', 'envoy_response_code_class']);
   readonly downstreamRqTime = this.registry.register(new Histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], TIME_BUCKETS));
   readonly downstreamCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Active downstream connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
+  readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit: 500, or reset once the headers were out', ['envoy_http_conn_manager_prefix']);
   readonly noRoute = this.#counter('envoy_http_no_route', 'Requests with no matching route', ['envoy_http_conn_manager_prefix']);
 
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);
@@ -76,6 +82,8 @@ export class SidecarStats {
         rq: this.downstreamRq.series(l),
         rqXx: [{ value: 0 }, ...[1, 2, 3, 4, 5].map((c) => this.downstreamRqXx.series({ ...l, envoy_response_code_class: String(c) }))],
         rqTime: this.downstreamRqTime.series(l),
+        rqTooLarge: this.downstreamRqTooLarge.series(l),
+        rsTooLarge: this.rsTooLarge.series(l),
       };
       this.#hcm.set(prefix, s);
     }

@@ -21,6 +21,13 @@ export class UpstreamFailure extends Error {
   }
 }
 
+/** A body a filter had to see whole was longer than the buffer limit. */
+export class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`body over the ${limit} byte buffer limit`);
+  }
+}
+
 export interface UpstreamRequest {
   method: string;
   /** Path and query. */
@@ -129,12 +136,22 @@ export class UpstreamBody {
     this.#sink!.end(this.#trailers);
   }
 
-  /** The whole body, for filters that see it at once. */
-  collect(): Promise<{ body: Buffer; trailers: HeaderPairs }> {
+  /** The whole body, for filters that see it at once; past `limit` bytes the exchange stops and this rejects with BodyTooLarge. */
+  collect(limit = Infinity): Promise<{ body: Buffer; trailers: HeaderPairs }> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
+      let size = 0;
+      const body = this;
       this.pipe({
         data(c) {
+          size += c.length;
+          if (size > limit) {
+            // Rejected first: the abort also fails the body, with the source's own reason.
+            const e = new BodyTooLarge(limit);
+            reject(e);
+            body.abort(e);
+            return false;
+          }
           chunks.push(c);
           return true;
         },

@@ -2,6 +2,7 @@
 // connection manager or a tcp_proxy, and the HTTP filters the sidecar runs.
 
 import type { HttpConnectionManagerConfig, HttpFilterConfig, ListenerConfig, TcpProxyConfig, TlsSecretRefs } from '../config.ts';
+import { DEFAULT_BUFFER_LIMIT } from '../config.ts';
 import { rbacFilter } from './rbac.ts';
 import { downstreamTls } from './tls.ts';
 import { adsConfigSource, socketAddress } from './common.ts';
@@ -27,9 +28,19 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   const address = socketAddress(f.obj('address'));
   // Direction and stat naming do not change how traffic is handled.
   f.ignore('traffic_direction', 'stat_prefix');
+  const bufferLimit = f.num('per_connection_buffer_limit_bytes');
+  // Envoy reads 0 as no limit: bodies a filter holds would then grow without bound in this single process.
+  if (bufferLimit !== undefined && bufferLimit < 1) f.fail('per_connection_buffer_limit_bytes', 'must be at least 1: the weft sidecar does not buffer without a limit');
   const chains = f.list('filter_chains');
   const listenerFilters = f.list('listener_filters');
   f.done();
+  const listener = decodeChains(f, name, address, chains, listenerFilters);
+  // Envoy propagates the listener's limit to its connection manager's streams.
+  if (listener && listener.chain.kind === 'http' && bufferLimit !== undefined && bufferLimit >= 1) listener.chain.bufferLimitBytes = bufferLimit;
+  return listener;
+}
+
+function decodeChains(f: Fields, name: string, address: ListenerConfig['address'] | undefined, chains: Fields[], listenerFilters: Fields[]): ListenerConfig | undefined {
   // Mutual TLS: one chain with a TLS transport socket (STRICT), or, behind
   // tls_inspector, a TLS chain and a plaintext chain with the same filters
   // matched on transport_protocol (PERMISSIVE), as weft's translator emits.
@@ -172,7 +183,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   // (WebSocket, CONNECT) stream, so a listener that asks for one is refused.
   f.ignore('use_remote_address', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action', 'generate_request_id', 'xff_num_trusted_hops', 'server_name');
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, bufferLimitBytes: DEFAULT_BUFFER_LIMIT };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

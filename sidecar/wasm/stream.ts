@@ -53,6 +53,8 @@ export interface HttpStream {
   complete(): void;
   /** Headers and trailers as the filter left them (what is forwarded). */
   readonly requestHeaders: HeaderPairs | undefined;
+  /** Body bytes the filter holds (it stopped iteration on them) in one direction. */
+  bufferedBytes(direction: 'request' | 'response'): number;
   /** Whether the filter changed the request (or response) headers at all. */
   headersModified(direction: 'request' | 'response'): boolean;
   readonly requestTrailers: HeaderPairs | undefined;
@@ -295,6 +297,10 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   // --- state seen by the sidecar / test kit ---------------------------------
+
+  bufferedBytes(direction: Direction): number {
+    return (direction === 'request' ? this.requestBody : this.responseBody)?.length ?? 0;
+  }
 
   headersModified(direction: Direction): boolean {
     return (direction === 'request' ? this.req : this.resp)?.modified === true;

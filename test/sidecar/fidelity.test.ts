@@ -182,6 +182,14 @@ test('features the translator sets are honoured in the decoded config', () => {
   assert.equal(ext.plugin.code.kind, 'remote');
 });
 
+test("a listener's per_connection_buffer_limit_bytes becomes its connection manager's buffer limit (1 MiB unset, as Envoy)", () => {
+  const base = golden('wasm-inbound', 'listener', 'inbound');
+  const unset = decoded('listener', base) as ListenerConfig;
+  assert.ok(unset.chain.kind === 'http' && unset.chain.bufferLimitBytes === 1024 * 1024);
+  const limited = decoded('listener', { ...structuredClone(base), per_connection_buffer_limit_bytes: 65536 }) as ListenerConfig;
+  assert.ok(limited.chain.kind === 'http' && limited.chain.bufferLimitBytes === 65536);
+});
+
 test('mutations outside the subset are NACKed with the field path', () => {
   const cases: { kind: ResourceKind; base: Record<string, unknown>; mutate: (v: any) => void; path: string }[] = [
     {
@@ -196,6 +204,13 @@ test('mutations outside the subset are NACKed with the field path', () => {
       base: golden('wasm-inbound', 'listener', 'outbound'),
       mutate: (v) => (v.filter_chains[0].filters[0].typed_config.upgrade_configs = [{ upgrade_type: 'websocket' }]),
       path: 'filter_chains[0].filters[0].typed_config.upgrade_configs',
+    },
+    {
+      // Envoy reads 0 as no limit; the sidecar does not buffer without one.
+      kind: 'listener',
+      base: golden('wasm-inbound', 'listener', 'outbound'),
+      mutate: (v) => (v.per_connection_buffer_limit_bytes = 0),
+      path: 'per_connection_buffer_limit_bytes',
     },
     {
       kind: 'route',

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
-import { REQUEST_BUFFER_LIMIT } from '../../sidecar/proxy.ts';
+import { DEFAULT_BUFFER_LIMIT } from '../../sidecar/config.ts';
 import type { Received, SinkApp } from './harness.ts';
 import { MiB, TestMesh, freePort, get, instance, metric, route, service, startSinkApp, upload, withTimeout } from './harness.ts';
 
@@ -83,7 +83,7 @@ test('a body within the buffer limit is retried; one past it goes once and its 5
   assert.equal(JSON.parse(small.body).bytes, 64 * 1024);
   assert.equal(app.hits, 2);
 
-  const big = await upload(caller.outboundPort, 'ledger', Math.ceil((2 * REQUEST_BUFFER_LIMIT) / MiB));
+  const big = await upload(caller.outboundPort, 'ledger', Math.ceil((2 * DEFAULT_BUFFER_LIMIT) / MiB));
   assert.equal(big.status, 503, 'no retry: the body was not kept');
   assert.equal(big.body, 'unavailable');
   assert.equal(app.hits, 3);

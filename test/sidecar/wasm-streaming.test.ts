@@ -15,7 +15,7 @@ import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
 import { wat } from '../wasm/wat.ts';
 import type { Received } from './harness.ts';
-import { MiB, TestMesh, freePort, get, instance, service, startApp, startSinkApp, upload, withTimeout } from './harness.ts';
+import { MiB, TestMesh, freePort, get, instance, metric, service, startApp, startSinkApp, upload, withTimeout } from './harness.ts';
 
 const telemetryWasm = fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url));
 const closers: (() => Promise<void>)[] = [];
@@ -25,8 +25,8 @@ after(async () => {
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** A mesh whose control plane serves `bytes` as filter module `name`. */
-async function meshWithModule(name: string, bytes: Uint8Array): Promise<{ mesh: TestMesh; module: FilterModule }> {
+/** A mesh whose control plane serves `bytes` as filter module `name`; `listenerFields` are set on every listener it sends. */
+async function meshWithModule(name: string, bytes: Uint8Array, listenerFields?: Record<string, unknown>): Promise<{ mesh: TestMesh; module: FilterModule }> {
   const digest = sha(bytes);
   const server = http.createServer((req, res) => {
     if (req.url?.endsWith(`${digest}.wasm`)) return res.end(bytes);
@@ -36,7 +36,18 @@ async function meshWithModule(name: string, bytes: Uint8Array): Promise<{ mesh: 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   closers.push(() => new Promise((r) => server.close(() => r())));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' }) });
+  const translator = defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' });
+  const mesh = await TestMesh.start({
+    translator: listenerFields
+      ? {
+          translateProxy(model, proxy) {
+            const t = translator.translateProxy(model, proxy);
+            return { ...t, listeners: t.listeners.map((l) => ({ name: l.name, value: { ...(l.value as object), ...listenerFields } })) };
+          },
+          translateEndpoints: (model, names) => translator.translateEndpoints(model, names),
+        }
+      : translator,
+  });
   closers.push(() => mesh.close());
   return { mesh, module: { name, sha256: digest, size: bytes.length, abiVersion: '0.2.1' } };
 }
@@ -341,4 +352,95 @@ test('a filter can call another cluster (proxy_http_call) mid-body; the held chu
   assert.equal(r.status, 200);
   assert.equal(r.body, 'one,two,three');
   assert.deepEqual(checks, ['GET /check authz']);
+});
+
+/**
+ * Holds bodies until their end: StopIterationAndBuffer on every request and
+ * response body chunk before end_of_stream; with `stopResponseHeaders` it
+ * also stops the response headers (it wants the whole response first).
+ */
+async function holder(stopResponseHeaders: boolean): Promise<Uint8Array> {
+  return wat({
+    body: () => `${LIFECYCLE}
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const ${stopResponseHeaders ? 1 : 0}))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  ${AFTER}`,
+  });
+}
+
+/** An app that answers every request with `mib` MiB. */
+async function bigResponses(mesh: TestMesh, mib: number): Promise<number> {
+  const chunk = Buffer.alloc(MiB, 'r');
+  const app = await startApp('big', (_req, res) => {
+    res.setHeader('content-length', String(mib * MiB));
+    for (let i = 0; i < mib; i++) res.write(chunk);
+    res.end();
+  });
+  mesh.track(() => app.close());
+  return app.port;
+}
+
+test('a filter that holds a request body past the buffer limit gets 413 Payload Too Large; the app none of it; a body within the limit passes', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('holder', await holder(false));
+  let appBytes = 0;
+  const app = await startSinkApp(undefined, (bytes) => (appBytes = bytes));
+  mesh.track(() => app.close());
+  mesh.model.update({ services: [service('hoarder', 8000), service('depot', 7980)], instances: [instance('depot', app.port)], filterModules: [module], filterBindings: [binding('hoarder', 'holder', 'outbound')] });
+  const caller = await mesh.sidecar('hoarder', 8000, { log: () => undefined });
+  // 4 MiB streams past the 1 MiB limit in chunks the filter keeps: Envoy's connection manager answers 413.
+  const res = await withTimeout(upload(caller.outboundPort, 'depot', 4), 30_000, 'the upload');
+  assert.equal(res.status, 413);
+  assert.equal(res.body, 'Payload Too Large');
+  assert.equal(appBytes, 0, 'nothing the filter held reached the app');
+  assert.equal(await metric(caller.adminPort, 'envoy_http_downstream_rq_too_large'), 1);
+  // Within the limit the body is buffered and the filter sees it whole (one body call with end_of_stream).
+  const small = await get(caller.outboundPort, 'depot', '/upload', { method: 'POST', body: 'x'.repeat(512 * 1024) });
+  assert.equal(small.status, 200, small.body);
+  assert.equal((JSON.parse(small.body) as Received).bytes, 512 * 1024);
+});
+
+test("the listener's per_connection_buffer_limit_bytes is the limit: 64 KiB held is too much, 32 KiB is not", { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('holder', await holder(false), { per_connection_buffer_limit_bytes: 64 * 1024 });
+  const app = await startSinkApp();
+  mesh.track(() => app.close());
+  mesh.model.update({ services: [service('tight', 8000), service('depot2', 7981)], instances: [instance('depot2', app.port)], filterModules: [module], filterBindings: [binding('tight', 'holder', 'outbound')] });
+  const caller = await mesh.sidecar('tight', 8000, { log: () => undefined });
+  const over = await upload(caller.outboundPort, 'depot2', 1);
+  assert.equal(over.status, 413);
+  const under = await get(caller.outboundPort, 'depot2', '/upload', { method: 'POST', body: 'y'.repeat(32 * 1024) });
+  assert.equal(under.status, 200, under.body);
+  assert.equal(app.hits, 1, 'only the body within the limit reached the app');
+});
+
+test('a filter that holds a response past the buffer limit before its headers went out: 500, and rs_too_large', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('holder', await holder(true));
+  const appPort = await bigResponses(mesh, 3);
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('big', 7982)], instances: [instance('big', inbound)], filterModules: [module], filterBindings: [binding('big', 'holder', 'inbound')] });
+  const sc = await mesh.sidecar('big', appPort, { inboundPort: inbound, log: () => undefined });
+  const r = await get(inbound, 'big', '/');
+  assert.equal(r.status, 500);
+  assert.equal(r.body, 'Internal Server Error');
+  assert.equal(await metric(sc.adminPort, 'envoy_http_rs_too_large'), 1);
+});
+
+test('a filter that holds a streamed response past the buffer limit after the headers went out: the stream is reset', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('holder', await holder(false));
+  const appPort = await bigResponses(mesh, 3);
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('big2', 7983)], instances: [instance('big2', inbound)], filterModules: [module], filterBindings: [binding('big2', 'holder', 'inbound')] });
+  const sc = await mesh.sidecar('big2', appPort, { inboundPort: inbound, log: () => undefined });
+  const outcome = await new Promise<{ status: number; bytes: number; complete: boolean }>((resolve) => {
+    http.get({ host: '127.0.0.1', port: inbound, path: '/', headers: { host: 'big2' }, agent: false }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('error', () => undefined);
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, bytes, complete: res.complete }));
+    });
+  });
+  assert.equal(outcome.status, 200, 'the headers were out before the filter held too much');
+  assert.equal(outcome.complete, false, 'the response was cut off, not ended');
+  assert.equal(outcome.bytes, 0, 'the filter held every byte');
+  assert.equal(await metric(sc.adminPort, 'envoy_http_rs_too_large'), 1);
 });
