@@ -36,6 +36,9 @@ export type DataResult = { kind: 'data'; data: Buffer } | { kind: 'reply'; reply
 const EMPTY = Buffer.alloc(0);
 const TOO_LARGE: DataResult = Object.freeze({ kind: 'too_large' });
 
+/** The trailers after the filters, with the body bytes filters held until them; or, as for a chunk, a reply, a reset or too much held. */
+export type TrailersResult = { kind: 'trailers'; data: Buffer; trailers: HeaderPairs } | Exclude<DataResult, { kind: 'data' }>;
+
 function fromWasm(r: WasmLocalReply): LocalReply {
   const headers: HeaderPairs = [...r.headers];
   if (r.grpcStatus !== undefined) headers.push(['grpc-status', String(r.grpcStatus)]);
@@ -172,32 +175,81 @@ export class RequestFilters {
     return { kind: 'stream', headers };
   }
 
-  /** The rest of a held response: the whole body through filter `from` (whose headers ran), then headers and body through the ones after it. */
-  async responseBuffered(headers: HeaderPairs, from: number, body: Buffer): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer }> {
+  /**
+   * The rest of a held response: the whole body (and the trailers, if any)
+   * through filter `from` (whose headers ran), then headers, body and
+   * trailers through the ones after it. With trailers the body call is not
+   * the end of the stream: a filter may hold the body there and hands it over
+   * when it continues the trailers, as in Envoy.
+   */
+  async responseBuffered(headers: HeaderPairs, from: number, body: Buffer, trailers: HeaderPairs = []): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer; trailers: HeaderPairs }> {
+    const withTrailers = trailers.length > 0;
     for (let i = from; i >= 0; i--) {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       const hasBody = body.length > 0;
       if (i !== from) {
-        let out = a.stream.responseHeadersNow(headers, !hasBody);
+        let out = a.stream.responseHeadersNow(headers, !hasBody && !withTrailers);
         if (out instanceof Promise) out = await out;
         if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
-        // A stop here waits for the body call just below, as the first one did.
-        const r = out.action === 'pause' && hasBody ? undefined : this.#outcome(a, out);
-        if (r) return { ...r, headers, body };
-        if (!hasBody) continue;
+        // A stop here waits for the body (or trailers) call just below, as the first one did.
+        const r = out.action === 'pause' && (hasBody || withTrailers) ? undefined : this.#outcome(a, out);
+        if (r) return { ...r, headers, body, trailers };
       }
-      let b = a.stream.responseBodyNow(body, true);
-      if (b instanceof Promise) b = await b;
-      if (b.action === 'continue') body = asBuffer(b.body);
-      else {
-        const rb = this.#outcome(a, b);
-        if (rb) return { ...rb, headers, body };
+      if (hasBody) {
+        let b = a.stream.responseBodyNow(body, !withTrailers);
+        if (b instanceof Promise) b = await b;
+        if (b.action === 'continue') body = asBuffer(b.body);
+        else if (b.action === 'pause' && withTrailers) body = EMPTY; // held; handed over at the trailers
+        else {
+          const rb = this.#outcome(a, b);
+          if (rb) return { ...rb, headers, body, trailers };
+        }
       }
-      // Headers still held may change in the body phase.
+      if (withTrailers) {
+        let t = a.stream.responseTrailersNow(trailers);
+        if (t instanceof Promise) t = await t;
+        const rt = this.#outcome(a, t);
+        if (rt) return { ...rt, headers, body, trailers };
+        trailers = a.stream.responseTrailers ?? trailers;
+        const held = asBuffer(a.stream.takeBody('response'));
+        if (held.length > 0) body = body.length === 0 ? held : Buffer.concat([body, held]);
+      }
+      // Headers still held may change in the body and trailers phases.
       if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
     }
-    return { kind: 'continue', headers, body };
+    return { kind: 'continue', headers, body, trailers };
+  }
+
+  /**
+   * The trailers of a streamed response through the wasm filters, in reverse
+   * chain order (they end the stream: no body call gets end_of_stream). A
+   * filter that continues hands over the body bytes it held; they go through
+   * the filters after it as data, ahead of the trailers, as Envoy's filter
+   * manager sends a buffered body before the trailers. After the headers are
+   * out a stop, a local reply or a reset can only reset the stream.
+   */
+  async responseTrailers(trailers: HeaderPairs): Promise<TrailersResult> {
+    const out: Buffer[] = [];
+    for (let i = this.#active.length - 1; i >= 0; i--) {
+      const a = this.#active[i]!;
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      let t = a.stream.responseTrailersNow(trailers);
+      if (t instanceof Promise) t = await t;
+      if (t.action === 'local_reply') return { kind: 'reply', reply: fromWasm(t.reply) };
+      if (t.action !== 'continue') {
+        this.#stats.wasmFailures.inc({ filter: a.name });
+        return { kind: 'reset' };
+      }
+      trailers = a.stream.responseTrailers ?? trailers;
+      const held = a.stream.takeBody('response');
+      if (held.length === 0) continue;
+      let r = this.#dataFrom('response', i - 1, asBuffer(held), false);
+      if (r instanceof Promise) r = await r;
+      if (r.kind !== 'data') return r;
+      if (r.data.length > 0) out.push(r.data);
+    }
+    return { kind: 'trailers', data: out.length === 1 ? out[0]! : Buffer.concat(out), trailers };
   }
 
   /**

@@ -560,7 +560,7 @@ async function respondFiltered(
     stream.reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
     return undefined;
   }
-  const out = await filters.responseBuffered(start.headers, start.from, whole.body);
+  const out = await filters.responseBuffered(start.headers, start.from, whole.body, whole.trailers);
   if (out.kind === 'reply') {
     stream.reply(out.reply);
     return undefined;
@@ -571,7 +571,7 @@ async function respondFiltered(
   sent.push(['content-length', String(out.body.length)]);
   writeHead(res, status, sent);
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
-  if (h2res && whole.trailers.length) h2res.addTrailers(objectFromPairs(whole.trailers));
+  if (h2res && out.trailers.length) h2res.addTrailers(objectFromPairs(out.trailers));
   res.end(out.body);
   log.bytes_sent = out.body.length;
   return { status, flag: '-' };
@@ -678,6 +678,13 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
         else sink.endNow(trailers);
       },
       endNow(trailers: HeaderPairs): void {
+        if (!sink.endSent && trailers.length > 0) {
+          // Trailers end the stream: the filters see them (and let go of any body they held), not an empty last chunk.
+          sink.endSent = true;
+          const r = filters!.responseTrailers(trailers);
+          sink.queue(() => r.then((x) => (x.kind === 'trailers' ? sink.withTrailers(x) : sink.deliver(x))));
+          return;
+        }
         if (!sink.endSent) {
           // The body ended without a known length (chunked, close-delimited): an empty last chunk, as Envoy sends.
           sink.endSent = true;
@@ -689,6 +696,10 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
           sink.deliver(r);
         }
         sink.finishEnd(trailers);
+      },
+      withTrailers(t: { data: Buffer; trailers: HeaderPairs }): void {
+        if (t.data.length > 0) sink.write(t.data);
+        sink.finishEnd(t.trailers);
       },
       finishEnd(trailers: HeaderPairs): void {
         if (sink.settled) return;

@@ -43,6 +43,9 @@ export interface HttpStream {
   requestBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome>;
   responseHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome>;
   responseBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome>;
+  responseTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome>;
+  /** The body bytes the filter held, handed over (it continued at the trailers, so they go on before them). */
+  takeBody(direction: 'request' | 'response'): Uint8Array;
   /**
    * Resolves once a paused direction is decided later (continue_stream from a
    * tick or queue callback, a local reply, a reset, a VM failure). Pair it with
@@ -138,9 +141,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   async onResponseTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
-    this.respTrailers = new HeaderMap(trailers);
-    this.sources.responseTrailers = this.respTrailers;
-    return this.runHeaders('response', 'proxy_on_response_trailers', this.respTrailers.count);
+    return this.responseTrailersNow(trailers);
   }
 
   requestHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome> {
@@ -161,6 +162,16 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   responseBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome> {
     return this.runBody('response', 'proxy_on_response_body', chunk, endOfStream);
+  }
+
+  responseTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome> {
+    this.respTrailers = new HeaderMap(trailers);
+    this.sources.responseTrailers = this.respTrailers;
+    return this.runHeaders('response', 'proxy_on_response_trailers', this.respTrailers.count);
+  }
+
+  takeBody(direction: Direction): Uint8Array {
+    return this.drain(direction);
   }
 
   complete(): void {

@@ -444,3 +444,61 @@ test('a filter that holds a streamed response past the buffer limit after the he
   assert.equal(outcome.bytes, 0, 'the filter held every byte');
   assert.equal(await metric(sc.adminPort, 'envoy_http_rs_too_large'), 1);
 });
+
+/**
+ * Holds the response body until the trailers, then copies the trailers'
+ * grpc-status into a trailer of its own (x-filter-saw), as a gRPC-aware
+ * filter records a call's outcome; with `stopResponseHeaders` it also holds
+ * the headers (it wants the whole response first).
+ */
+async function trailerWatcher(stopResponseHeaders: boolean): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value'],
+    strings: { status: 'grpc-status', saw: 'x-filter-saw' },
+    body: (s) => `${LIFECYCLE}
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const ${stopResponseHeaders ? 1 : 0}))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_response_trailers") (param i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 3) ${s.status} (i32.const 0) (i32.const 4)))
+      (then (drop (call $proxy_add_header_map_value (i32.const 3) ${s.saw} (i32.load (i32.const 0)) (i32.load (i32.const 4))))))
+    (i32.const 0))
+  ${AFTER}`,
+  });
+}
+
+/** One gRPC call through `client`: the upstream answers two messages and trailers grpc-status 5. */
+function grpcCall(client: http2.ClientHttp2Session, authority: string): Promise<{ body: string; trailers: http2.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': '/watch.Watch/Get', ':authority': authority, 'content-type': 'application/grpc', te: 'trailers' });
+    const chunks: Buffer[] = [];
+    let trailers: http2.IncomingHttpHeaders = {};
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('end', () => resolve({ body: Buffer.concat(chunks).toString('latin1'), trailers }));
+    req.on('error', reject);
+    req.end(Buffer.from('\0\0\0\0\x02hi'));
+  });
+}
+
+function answerTwoThenNotFound(stream: http2.ServerHttp2Stream): void {
+  stream.on('data', () => undefined);
+  stream.on('end', () => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '5', 'grpc-message': 'not found' }));
+    stream.write(Buffer.from('\0\0\0\0\x03one'));
+    setTimeout(() => stream.end(Buffer.from('\0\0\0\0\x03two')), 20);
+  });
+}
+
+for (const stopResponseHeaders of [false, true]) {
+  test(`response trailers go through a wasm filter (${stopResponseHeaders ? 'headers held, body whole' : 'streamed'}): it reads and adds trailers, and the body it held comes out before them`, { timeout: 60_000 }, async () => {
+    const { mesh, module } = await meshWithModule('watcher', await trailerWatcher(stopResponseHeaders));
+    const port = stopResponseHeaders ? 50061 : 50060;
+    const client = await grpcThroughFilter(mesh, module, `watch-client-${port}`, 'watched', port, answerTwoThenNotFound);
+    const r = await withTimeout(grpcCall(client, `watched:${port}`), 10_000, 'the call');
+    assert.equal(r.body, '\0\0\0\0\x03one\0\0\0\0\x03two', 'the messages the filter held until the trailers');
+    assert.equal(r.trailers['grpc-status'], '5');
+    assert.equal(r.trailers['grpc-message'], 'not found');
+    assert.equal(r.trailers['x-filter-saw'], '5', "the filter's proxy_on_response_trailers saw grpc-status and added its trailer");
+  });
+}
