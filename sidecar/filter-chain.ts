@@ -22,6 +22,12 @@ type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; rbac: Rbac
 
 export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalReply };
 
+/** How the request headers left the filters once a holding filter let them go (or gave up). */
+export type Released = { kind: 'continue'; headers: HeaderPairs } | { kind: 'reply'; reply: LocalReply };
+
+/** The request after its headers (and buffered body) went through the filters; `held`: see RequestFilters.request. */
+export type RequestOutcome = (PhaseResult | { kind: 'held'; released: Promise<Released> }) & { headers: HeaderPairs; body: Buffer | null };
+
 /** After the response headers: send them and stream the body, or (a filter stopped) read the body first. */
 export type ResponseStart = { kind: 'reply'; reply: LocalReply } | { kind: 'stream'; headers: HeaderPairs } | { kind: 'buffer'; headers: HeaderPairs; from: number };
 
@@ -64,6 +70,8 @@ export class RequestFilters {
   readonly #principal: string | undefined;
   /** What one filter may hold of a streamed body (the connection manager's buffer limit). */
   readonly #bufferLimit: number;
+  /** A filter (index `at`; -1 once settled) holds the request headers of a streamed body. */
+  #held: { at: number; resolve: (r: Released) => void; released: Promise<Released> } | undefined;
 
   constructor(chain: readonly HttpFilterConfig[], route: RouteEntry, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number) {
     this.#stats = stats;
@@ -105,10 +113,23 @@ export class RequestFilters {
     return this.#active.some((a) => a.kind === 'wasm');
   }
 
-  /** Request headers and (buffered) body through every filter; may rewrite both. */
-  async request(headers: HeaderPairs, body: Buffer | null): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer | null }> {
+  /**
+   * Request headers and (buffered) body through every filter; may rewrite
+   * both. A filter may stop the headers to see the body first: with a
+   * buffered body it gets it (end_of_stream) before anything goes on; with a
+   * streamed one (null: gRPC, or past the buffer limit) the result is `held`
+   * and the body is to flow through requestData, which lets the headers go
+   * (`released`) once the filter continues at a body chunk, as Envoy holds
+   * them in its filter manager.
+   */
+  request(headers: HeaderPairs, body: Buffer | null): Promise<RequestOutcome> {
+    return this.#requestFrom(0, headers, body);
+  }
+
+  async #requestFrom(from: number, headers: HeaderPairs, body: Buffer | null): Promise<RequestOutcome> {
     if (this.#broken) return { kind: 'reply', reply: this.#broken, headers, body };
-    for (const a of this.#active) {
+    for (let i = from; i < this.#active.length; i++) {
+      const a = this.#active[i]!;
       if (a.kind === 'rbac') {
         // Headers as they stand after the filters before it (e.g. claims the auth filter forwarded).
         const pseudo = (n: string) => headers.find(([k]) => k === n)?.[1] ?? '';
@@ -137,10 +158,21 @@ export class RequestFilters {
       // The ...Now phases are promises only while a filter waits on an http_call.
       let out = a.stream.requestHeadersNow(headers, body !== null && !hasBody);
       if (out instanceof Promise) out = await out;
-      const r = this.#outcome(a, out);
-      if (r) return { ...r, headers, body };
       // Untouched headers stay the same array: the caller chooses the route again only after a change.
       if (a.stream.headersModified('request')) headers = a.stream.requestHeaders!;
+      if (out.action === 'pause' && body === null) {
+        // Held until the filter continues at a chunk of the streamed body.
+        if (this.#held) this.#held.at = i;
+        else {
+          let resolve!: (r: Released) => void;
+          const released = new Promise<Released>((r) => (resolve = r));
+          this.#held = { at: i, resolve, released };
+        }
+        return { kind: 'held', headers, body, released: this.#held.released };
+      }
+      // A stop with a whole body to come waits for the body call just below.
+      const r = out.action === 'pause' && hasBody ? undefined : this.#outcome(a, out);
+      if (r) return { ...r, headers, body };
       if (hasBody) {
         let b = a.stream.requestBodyNow(body!, true);
         if (b instanceof Promise) b = await b;
@@ -149,11 +181,39 @@ export class RequestFilters {
           const rb = this.#outcome(a, b);
           if (rb) return { ...rb, headers, body };
         }
+        // Headers still held may change in the body phase.
+        if (a.stream.headersModified('request')) headers = a.stream.requestHeaders!;
       }
     }
     return { kind: 'continue', headers, body };
   }
 
+  /** The held request gives up (the client went away, a timeout answered): whoever waits on `released` gets `reply`. */
+  cancelHeld(reply: LocalReply): void {
+    this.#settleHeld({ kind: 'reply', reply });
+  }
+
+  #settleHeld(r: Released): void {
+    const held = this.#held;
+    if (!held || held.at < 0) return;
+    held.at = -1;
+    held.resolve(r);
+  }
+
+  /**
+   * The held filter continued at a body chunk: the headers go through the
+   * filters after it (one may hold them again), then the bytes it let go.
+   */
+  async #release(i: number, data: Buffer, endOfStream: boolean): Promise<DataResult> {
+    const a = this.#active[i] as Extract<Active, { kind: 'wasm' }>;
+    const r = await this.#requestFrom(i + 1, a.stream!.requestHeaders!, null);
+    if (r.kind === 'reply') {
+      this.#settleHeld(r);
+      return { kind: 'reset' };
+    }
+    if (r.kind === 'continue') this.#settleHeld({ kind: 'continue', headers: r.headers });
+    return this.#dataFrom('request', i + 1, data, endOfStream);
+  }
   /**
    * Response headers through the wasm filters, in reverse chain order. Every
    * filter continued: send the headers and stream the body through
@@ -275,6 +335,7 @@ export class RequestFilters {
       if (data.length === 0 && !endOfStream) break;
       const out = direction === 'request' ? a.stream.requestBodyNow(data, endOfStream) : a.stream.responseBodyNow(data, endOfStream);
       if (out instanceof Promise) return out.then((o) => this.#dataAfter(direction, a, i, o, endOfStream));
+      if (direction === 'request' && this.#held?.at === i) return this.#heldStep(a, i, out, endOfStream);
       const next = this.#dataStep(direction, a, out, endOfStream);
       if (next.kind !== 'data') return next;
       data = next.data;
@@ -283,8 +344,24 @@ export class RequestFilters {
   }
 
   #dataAfter(direction: 'request' | 'response', a: Extract<Active, { kind: 'wasm' }>, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
+    if (direction === 'request' && this.#held?.at === i) return this.#heldStep(a, i, out, endOfStream);
     const next = this.#dataStep(direction, a, out, endOfStream);
     return next.kind !== 'data' ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
+  }
+
+  /** A body chunk's outcome at the filter holding the request headers: it lets them go, keeps holding, or ends the request. */
+  #heldStep(a: Extract<Active, { kind: 'wasm' }>, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
+    if (out.action === 'continue') return this.#release(i, asBuffer(out.body), endOfStream);
+    if (out.action === 'pause' && !endOfStream) {
+      if (a.stream!.bufferedBytes('request') <= this.#bufferLimit) return { kind: 'data', data: EMPTY };
+      this.#settleHeld({ kind: 'reply', reply: localReplies.payloadTooLarge() });
+      return TOO_LARGE;
+    }
+    // A stop at the end of the body (nothing will resume it), a reset or a reply: the failure policy, as for the headers.
+    const r = this.#outcome(a, out);
+    if (r === undefined) return this.#release(i, asBuffer(a.stream!.takeBody('request')), endOfStream);
+    this.#settleHeld(r as Released);
+    return r.kind === 'reply' ? { kind: 'reply', reply: r.reply } : { kind: 'reset' };
   }
 
   #dataStep(direction: 'request' | 'response', a: Extract<Active, { kind: 'wasm' }>, out: BodyOutcome, endOfStream: boolean): DataResult {

@@ -58,6 +58,8 @@ type Req = H1Request | Http2ServerRequest;
 type Res = H1Response | Http2ServerResponse;
 
 const EMPTY = Buffer.alloc(0);
+/** What a request held by a filter ends with when its client goes away first (logged as Envoy's DC). */
+const ABANDONED: LocalReply = Object.freeze({ status: 0, body: '', headers: [], flag: 'DC' });
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
 /** What readBody needs of either request kind (HTTP/1.x from sidecar/http1.ts, or an h2 stream). */
@@ -112,6 +114,8 @@ function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void):
       }
     });
     req.on('end', () => {
+      // node ends an h2 request its client reset too ('aborted' first): that is a body cut short, as a close.
+      if ((source as Http2ServerRequest).aborted === true) return;
       ended = true;
       if (rest) rest.push(null);
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
@@ -382,6 +386,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     // retry or a mirror can replay them and wasm filters see them whole; a larger one streams from there, with
     // retries and mirroring off, as Envoy's router does when a body overflows its buffer.
     let streamed: Readable | undefined = grpc && h2 ? (req as Http2ServerRequest) : undefined;
+    // A stream reset by its client (no END_STREAM) still ends node's h2 request, just after 'aborted': the exchange
+    // stops there, so neither the filters nor the upstream take the part that came for a finished request.
+    if (streamed) streamed.once('aborted', () => downstream.abort());
     let body: Buffer | null = null;
     if (!streamed) {
       const read = bodiless(req, h2) ? EMPTY : await readBody(req, hcm.bufferLimitBytes, (c) => stream.received(c.length));
@@ -397,17 +404,34 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
 
     let upstreamHeaders = headers;
     let routeNow = route;
+    let filteredBody: Readable | undefined;
     if (filters?.hasFilters) {
       // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it.
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
       const req1 = await filters.request(filterHeaders, body);
       if (req1.kind === 'reply') return stream.reply(req1.reply);
       body = req1.body;
-      if (req1.headers !== filterHeaders) {
-        upstreamHeaders = withoutPseudo(req1.headers);
+      let filteredHeaders = req1.headers;
+      if (req1.kind === 'held') {
+        // A filter holds the headers until it has seen enough of the streamed body: the body flows into the
+        // filters now, and the request goes upstream once they let the headers go (or it ends with their reply).
+        downstream.onAbort = () => filters!.cancelHeld(ABANDONED);
+        filteredBody = filteredRequestBody(streamed!, filters, stream);
+        const released = await req1.released;
+        downstream.onAbort = undefined;
+        if (released.kind === 'reply') {
+          filteredBody.destroy();
+          discardBody(req, streamed!);
+          // The client went away (or a timeout already answered) while the filter held the request.
+          return released.reply === ABANDONED ? stream.finish(0, 'DC') : stream.reply(released.reply);
+        }
+        filteredHeaders = released.headers;
+      }
+      if (filteredHeaders !== filterHeaders) {
+        upstreamHeaders = withoutPseudo(filteredHeaders);
         // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again.
-        authority = getHeader(req1.headers, ':authority') ?? authority;
-        path = getHeader(req1.headers, ':path') ?? path;
+        authority = getHeader(filteredHeaders, ':authority') ?? authority;
+        path = getHeader(filteredHeaders, ':path') ?? path;
         if (!h2) setHeader(upstreamHeaders, 'host', authority);
         const again = selectRoute(vh, {
           authority,
@@ -470,7 +494,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       path: upstreamPath,
       authority: upstreamAuthority,
       headers: upstreamHeaders,
-      body: streamed ? (filters?.hasWasm ? filteredRequestBody(streamed, filters, stream) : streamed) : body,
+      body: streamed ? (filters?.hasWasm ? (filteredBody ?? filteredRequestBody(streamed, filters, stream)) : streamed) : body,
       hash,
       timeoutMs: action.timeoutMs,
       retry,
@@ -749,6 +773,8 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
       else apply(r, out, done);
     },
     flush(done) {
+      // node ends a reset h2 stream too (after 'aborted'): not a finished body for the filters.
+      if (stream.downstream.aborted) return done();
       const r = filters.requestData(EMPTY, true);
       if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
       else apply(r, out, done);

@@ -275,6 +275,22 @@ export function classify(err: unknown): UpstreamFailure {
   return new UpstreamFailure('connection_termination', `connection termination (${code || e.message})`);
 }
 
+/**
+ * Resets an upstream h2 stream as Envoy does, with RST_STREAM (CANCEL) alone.
+ * node's close() first ends the writable side, so the peer gets END_STREAM,
+ * i.e. what looks like a complete request (a client-streaming call whose
+ * caller went away would read as finished), and the reset only after. The
+ * stream's native handle (node's internal kHandle) resets it at once; close()
+ * then tidies up. Without the handle (a future node, a stream not yet opened)
+ * close() alone.
+ */
+function resetStream(s: http2.ClientHttp2Stream): void {
+  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
+  const handle = key === undefined ? undefined : (s as unknown as Record<symbol, { rstStream?: (code: number) => void } | undefined>)[key];
+  if (!s.closed && typeof handle?.rstStream === 'function') handle.rstStream(http2.constants.NGHTTP2_CANCEL);
+  s.close(http2.constants.NGHTTP2_CANCEL);
+}
+
 export class Http2Pool implements UpstreamPool {
   readonly #o: PoolOptions;
   #session: http2.ClientHttp2Session | undefined;
@@ -329,7 +345,7 @@ export class Http2Pool implements UpstreamPool {
         let responded = false;
         let trailers: HeaderPairs = [];
         body.resumeSource = () => s.resume();
-        body.abortSource = () => s.close(http2.constants.NGHTTP2_CANCEL);
+        body.abortSource = () => resetStream(s);
         s.on('trailers', (t) => (trailers = pairsFromObject(t as Record<string, string>)));
         s.once('response', (h) => {
           responded = true;
@@ -367,7 +383,7 @@ export class Http2Pool implements UpstreamPool {
       abort(reason) {
         if (aborted) return;
         aborted = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `stream reset (${reason})`);
-        if (stream) stream.close(http2.constants.NGHTTP2_CANCEL);
+        if (stream) resetStream(stream);
         rejectResponse?.(aborted);
         body.fail(aborted);
       },

@@ -58,6 +58,48 @@ test('a gRPC call passes through the sidecar over h2c with its trailers', { time
   }
 });
 
+test('a client that drops a gRPC stream mid-call: the upstream sees the stream reset, never a finished request', { timeout: 30_000 }, async () => {
+  const outcomes: string[] = [];
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    let bytes = 0;
+    let aborted = false;
+    stream.on('data', (c: Buffer) => (bytes += c.length));
+    // node emits 'end' even for a reset stream, and 'aborted' just after: an end counts once a turn passed without a reset.
+    stream.on('end', () => setImmediate(() => aborted || outcomes.push(`end after ${bytes} bytes`)));
+    stream.on('aborted', () => {
+      aborted = true;
+      outcomes.push('aborted');
+    });
+    stream.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  const port = (server.address() as AddressInfo).port;
+  mesh.model.update({
+    services: [{ name: 'uploader', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'ingest', namespace: 'default', ports: [{ port: 50052, protocol: 'grpc' }] }],
+    instances: [instance('ingest', port)],
+    routes: [],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('uploader', 8000);
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  try {
+    const req = client.request({ ':method': 'POST', ':path': '/ingest.Ingest/Upload', ':authority': 'ingest:50052', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => undefined);
+    req.write(Buffer.from('\0\0\0\0\x05part1'));
+    await new Promise((r) => setTimeout(r, 100));
+    // The connection drops mid-stream (no END_STREAM; node's stream.close() would send one before its RST_STREAM).
+    client.destroy();
+    await eventually(() => outcomes.length > 0, 5000, 'the upstream to see the cancel');
+    await new Promise((r) => setTimeout(r, 100));
+    // A partial client stream that looked finished would be committed by a server as a whole upload.
+    assert.deepEqual(outcomes, ['aborted']);
+  } finally {
+    client.close();
+  }
+});
+
 test('fault injection aborts and delays by percentage; mirroring copies requests to the shadow', { timeout: 30_000 }, async () => {
   const main = await startApp('main');
   const shadowHosts: string[] = [];

@@ -136,3 +136,23 @@ test('over HTTP/2 (h2c) too: a 6 MiB upload streams to an HTTP/1.1 app with its 
   const got = JSON.parse(res.body) as Received;
   assert.deepEqual([got.bytes, got.sha256, got.contentLength], [6 * MiB, hash.digest('hex'), String(6 * MiB)]);
 });
+
+test('an h2 client whose connection drops mid-body: the app never gets the part as a complete request (buffered or streamed)', { timeout: 30_000 }, async () => {
+  const app = await sinkApp();
+  mesh.model.update({ services: [service('h2-quitter', 8000), service('vault', 9500)], instances: [instance('vault', app.port)], routes: [], destinationPolicies: [] });
+  const caller = await mesh.sidecar('h2-quitter', 8000);
+  // 64 KiB stays within the buffer limit (read whole first); 3 MiB streams past it.
+  for (const sent of [64 * 1024, 3 * MiB]) {
+    const session = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+    session.on('error', () => undefined);
+    const req = session.request({ ':method': 'POST', ':path': '/put', ':authority': 'vault', 'content-type': 'application/octet-stream' });
+    req.on('error', () => undefined);
+    req.write(randomBytes(sent));
+    await new Promise((r) => setTimeout(r, 150));
+    // The connection drops mid-body: no END_STREAM.
+    session.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  // node still ends such a request (just after 'aborted'): taken for the whole body, the part reached the app as a complete request.
+  assert.equal(app.hits - app.aborted, 0, `${app.hits} request(s) reached the app, ${app.aborted} of them cut short`);
+});

@@ -15,7 +15,7 @@ import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
 import { wat } from '../wasm/wat.ts';
 import type { Received } from './harness.ts';
-import { MiB, TestMesh, freePort, get, instance, metric, service, startApp, startSinkApp, upload, withTimeout } from './harness.ts';
+import { MiB, TestMesh, eventually, freePort, get, instance, metric, service, startApp, startSinkApp, upload, withTimeout } from './harness.ts';
 
 const telemetryWasm = fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url));
 const closers: (() => Promise<void>)[] = [];
@@ -68,7 +68,7 @@ const binding = (svc: string, filter: string, direction: 'inbound' | 'outbound')
  * and a caller service whose outbound chain runs `module`: returns an h2
  * client connected to the caller's sidecar.
  */
-async function grpcThroughFilter(mesh: TestMesh, module: FilterModule, caller: string, upstream: string, port: number, onStream: (stream: http2.ServerHttp2Stream) => void): Promise<http2.ClientHttp2Session> {
+async function grpcThroughFilter(mesh: TestMesh, module: FilterModule, caller: string, upstream: string, port: number, onStream: (stream: http2.ServerHttp2Stream) => void): Promise<{ client: http2.ClientHttp2Session; adminPort: number; outboundPort: number }> {
   const server = http2.createServer();
   server.on('stream', onStream);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -82,7 +82,7 @@ async function grpcThroughFilter(mesh: TestMesh, module: FilterModule, caller: s
   const sidecar = await mesh.sidecar(caller, 8000, { log: () => undefined });
   const client = http2.connect(`http://127.0.0.1:${sidecar.outboundPort}`);
   mesh.track(async () => client.close());
-  return client;
+  return { client, adminPort: sidecar.adminPort, outboundPort: sidecar.outboundPort };
 }
 
 test('a response streams through the telemetry filter: the first chunk arrives before the app sends the second', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
@@ -127,7 +127,7 @@ test('a response streams through the telemetry filter: the first chunk arrives b
 
 test('gRPC through a wasm filter keeps its trailers and streams its messages', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
   const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
-  const client = await grpcThroughFilter(mesh, module, 'g-caller', 'greeter', 50051, (stream) => {
+  const { client } = await grpcThroughFilter(mesh, module, 'g-caller', 'greeter', 50051, (stream) => {
     stream.on('data', () => undefined);
     stream.on('end', () => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
@@ -198,7 +198,7 @@ test('a filter that stops the response headers gets the whole body and may rewri
 
 test('a gRPC bidirectional stream flows through a wasm filter both ways before the client ends', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
   const { mesh, module } = await meshWithModule('telemetry', new Uint8Array(readFileSync(telemetryWasm)));
-  const client = await grpcThroughFilter(mesh, module, 'chat-client', 'chat', 50052, (stream) => {
+  const { client } = await grpcThroughFilter(mesh, module, 'chat-client', 'chat', 50052, (stream) => {
     // Echo each message as it comes: the answer to the first must reach the client while it still holds its stream open.
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
@@ -244,7 +244,7 @@ async function bodyGuard(): Promise<Uint8Array> {
 test('a wasm filter answering from a streamed gRPC request body stops the call with its own reply', { timeout: 60_000 }, async () => {
   const { mesh, module } = await meshWithModule('body-guard', await bodyGuard());
   let upstreamBytes = 0;
-  const client = await grpcThroughFilter(mesh, module, 'guarded-client', 'vault', 50053, (stream) => {
+  const { client } = await grpcThroughFilter(mesh, module, 'guarded-client', 'vault', 50053, (stream) => {
     stream.on('data', (c: Buffer) => (upstreamBytes += c.length));
     stream.on('error', () => undefined);
   });
@@ -494,7 +494,7 @@ for (const stopResponseHeaders of [false, true]) {
   test(`response trailers go through a wasm filter (${stopResponseHeaders ? 'headers held, body whole' : 'streamed'}): it reads and adds trailers, and the body it held comes out before them`, { timeout: 60_000 }, async () => {
     const { mesh, module } = await meshWithModule('watcher', await trailerWatcher(stopResponseHeaders));
     const port = stopResponseHeaders ? 50061 : 50060;
-    const client = await grpcThroughFilter(mesh, module, `watch-client-${port}`, 'watched', port, answerTwoThenNotFound);
+    const { client } = await grpcThroughFilter(mesh, module, `watch-client-${port}`, 'watched', port, answerTwoThenNotFound);
     const r = await withTimeout(grpcCall(client, `watched:${port}`), 10_000, 'the call');
     assert.equal(r.body, '\0\0\0\0\x03one\0\0\0\0\x03two', 'the messages the filter held until the trailers');
     assert.equal(r.trailers['grpc-status'], '5');
@@ -502,3 +502,121 @@ for (const stopResponseHeaders of [false, true]) {
     assert.equal(r.trailers['x-filter-saw'], '5', "the filter's proxy_on_response_trailers saw grpc-status and added its trailer");
   });
 }
+
+/**
+ * Stops the request headers and decides at the first body chunk, as a filter
+ * that inspects the start of a body (a gRPC message, a signature) before
+ * anything goes upstream: it adds a request header (allowed: the headers are
+ * still held) and continues.
+ */
+async function bodyInspector(): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_add_header_map_value'],
+    strings: { name: 'x-body-inspected', value: 'yes' },
+    body: (s) => `
+  (global $last (mut i32) (i32.const 0))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_request_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
+    (if (i32.ne (global.get $last) (local.get $id))
+      (then
+        (global.set $last (local.get $id))
+        (drop (call $proxy_add_header_map_value (i32.const 0) ${s.name} ${s.value}))))
+    (i32.const 0))
+  ${AFTER}`,
+  });
+}
+
+test('a filter that stops the request headers to see the body first: the request goes upstream once it continues, with its header change (buffered and streamed bodies)', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('inspector', await bodyInspector());
+  const seen: [string | undefined, number][] = [];
+  const app = await startApp('inspected', (req, res) => {
+    let bytes = 0;
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      seen.push([req.headers['x-body-inspected'] as string | undefined, bytes]);
+      res.end('ok');
+    });
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('inspected', 7990)], instances: [instance('inspected', inbound)], filterModules: [module], filterBindings: [binding('inspected', 'inspector', 'inbound')] });
+  await mesh.sidecar('inspected', app.port, { inboundPort: inbound, log: () => undefined });
+  // Within the buffer limit: the filter gets the whole body (end_of_stream) while it holds the headers.
+  const small = await get(inbound, 'inspected', '/', { method: 'POST', body: 'hello' });
+  assert.equal(small.status, 200, small.body);
+  // 6 MiB streams: the headers wait for the first chunk, then the rest follows; nothing is held whole.
+  const large = await withTimeout(upload(inbound, 'inspected', 6), 30_000, 'the upload');
+  assert.equal(large.status, 200, large.body);
+  assert.deepEqual(seen, [['yes', 5], ['yes', 6 * MiB]]);
+});
+
+test('a filter that holds the request headers and the whole streamed body past the limit: 413, nothing upstream', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('inspector-all', await wat({
+    body: () => `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  ${AFTER}`,
+  }));
+  let appHits = 0;
+  const app = await startApp('withheld', (_req, res) => {
+    appHits++;
+    res.end('ok');
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('withheld', 7991)], instances: [instance('withheld', inbound)], filterModules: [module], filterBindings: [binding('withheld', 'inspector-all', 'inbound')] });
+  const sc = await mesh.sidecar('withheld', app.port, { inboundPort: inbound, log: () => undefined });
+  const r = await withTimeout(upload(inbound, 'withheld', 4), 30_000, 'the upload');
+  assert.equal(r.status, 413);
+  assert.equal(r.body, 'Payload Too Large');
+  assert.equal(appHits, 0);
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_too_large'), 1);
+  // Within the limit the same filter gets the body whole and the request goes on.
+  const small = await get(inbound, 'withheld', '/', { method: 'POST', body: 'x'.repeat(1000) });
+  assert.equal(small.status, 200, small.body);
+  assert.equal(appHits, 1);
+});
+
+test('a gRPC call whose headers a filter holds: its connection dropped before the filter lets go, it ends there and nothing goes upstream', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('grpc-holder', await wat({
+    body: () => `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  ${AFTER}`,
+  }));
+  let upstreamCalls = 0;
+  const { client, adminPort: admin, outboundPort } = await grpcThroughFilter(mesh, module, 'held-client', 'held', 50070, (stream) => {
+    upstreamCalls++;
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' }, { endStream: true });
+  });
+  const before = await metric(admin, 'envoy_http_downstream_rq_time_count');
+  // Its own connection, dropped mid-call (no END_STREAM; node's stream.close() would send one before its RST_STREAM).
+  const quitter = http2.connect(`http://127.0.0.1:${outboundPort}`);
+  quitter.on('error', () => undefined);
+  const req = quitter.request({ ':method': 'POST', ':path': '/held.Held/Put', ':authority': 'held:50070', 'content-type': 'application/grpc', te: 'trailers' });
+  req.on('error', () => undefined);
+  req.write(Buffer.from('\0\0\0\0\x05hello'));
+  await new Promise((r) => setTimeout(r, 200));
+  quitter.destroy();
+  await eventually(async () => (await metric(admin, 'envoy_http_downstream_rq_time_count')) === before + 1, 5000, 'the cancelled call to end');
+  assert.equal(upstreamCalls, 0, 'the held call never went upstream');
+  // The filter lets a whole call through once it ends.
+  const done = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+    const r = client.request({ ':method': 'POST', ':path': '/held.Held/Put', ':authority': 'held:50070', 'content-type': 'application/grpc', te: 'trailers' });
+    r.on('response', resolve);
+    r.on('error', reject);
+    r.on('data', () => undefined);
+    r.end(Buffer.from('\0\0\0\0\x02ok'));
+  });
+  assert.equal(done['grpc-status'], '0');
+  assert.equal(upstreamCalls, 1);
+});
