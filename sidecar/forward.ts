@@ -40,8 +40,14 @@ export interface ForwardRequest {
   timeoutMs: number;
   retry?: RetryPolicyConfig;
   downstream: Downstream;
-  /** Per chunk of a streamed request body (stream_idle_timeout). */
-  onBodyData?: () => void;
+  /** Per chunk of a streamed request body (stream_idle_timeout, the retry copy). */
+  onBodyData?: (chunk: Buffer) => void;
+  /**
+   * For a streamed body: the whole of it once it has ended within the buffer
+   * limit, so a retry can resend it (Envoy's router keeps such a copy); undefined
+   * while it is still coming or after it overflowed.
+   */
+  replay?: () => Buffer | undefined;
 }
 
 export type ForwardResult =
@@ -49,6 +55,20 @@ export type ForwardResult =
   | { kind: 'local'; reply: LocalReply; host?: Host; attempts: number };
 
 type Outcome = { kind: 'response'; response: UpstreamResponse } | { kind: 'failure'; reason: ResetReason };
+
+/** retry_on's gRPC conditions and the status each retries. */
+const GRPC_RETRY_ON: readonly (readonly [string, number])[] = [
+  ['cancelled', 1],
+  ['deadline-exceeded', 4],
+  ['resource-exhausted', 8],
+  ['internal', 13],
+  ['unavailable', 14],
+];
+
+function grpcStatusIn(headers: HeaderPairs): number | undefined {
+  for (const [k, v] of headers) if (k === 'grpc-status') return Number(v);
+  return undefined;
+}
 
 export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
   const on = policy.retryOn;
@@ -58,6 +78,11 @@ export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
     return o.reason === 'connection_failure' && on.has('connect-failure');
   }
   const s = o.response.status;
+  if (GRPC_RETRY_ON.some(([cond]) => on.has(cond))) {
+    // As Envoy: the gRPC conditions look at the grpc-status of a trailers-only response (in its headers).
+    const g = grpcStatusIn(o.response.headers);
+    if (g !== undefined && GRPC_RETRY_ON.some(([cond, code]) => code === g && on.has(cond))) return true;
+  }
   if (on.has('5xx') && s >= 500) return true;
   if (on.has('gateway-error') && (s === 502 || s === 503 || s === 504)) return true;
   if (on.has('retriable-4xx') && s === 409) return true;
@@ -155,8 +180,9 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   cs.rqActive.value++;
 
   const policy = req.retry;
-  const replayable = req.body === null || Buffer.isBuffer(req.body);
+  const replayable = req.body === null || Buffer.isBuffer(req.body) || req.replay !== undefined;
   const maxAttempts = policy && replayable ? 1 + policy.numRetries : 1;
+  let body = req.body;
   const tried: string[] = [];
   let last: { outcome: Outcome; host: Host } | undefined;
   let retryToken: (() => void) | undefined;
@@ -167,6 +193,15 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       if (!retryToken) {
         stats.upstreamRqRetryOverflow.inc({ envoy_cluster_name: clusterName });
         break;
+      }
+      if (body !== null && !Buffer.isBuffer(body)) {
+        // The streamed body went to the first attempt: a retry resends the copy, if the whole body fit in it.
+        const whole = req.replay?.();
+        if (whole === undefined) {
+          stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: clusterName });
+          break;
+        }
+        body = whole;
       }
       stats.upstreamRqRetry.inc({ envoy_cluster_name: clusterName });
       await sleep(backoffMs(policy!, attempt - 1), state);
@@ -182,7 +217,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       return { kind: 'local', reply: localReplies.noHealthyUpstream(), attempts: attempt };
     }
     if (!tried.includes(host.key)) tried.push(host.key);
-    const outcome = await attempt1(cluster, cs, host, req, policy?.perTryTimeoutMs ?? 0, deadline, state, stats);
+    const outcome = await attempt1(cluster, cs, host, req, body, policy?.perTryTimeoutMs ?? 0, deadline, state, stats);
     if (outcome.kind === 'response' && attempt > 1 && outcome.response.status < 500) stats.upstreamRqRetrySuccess.inc({ envoy_cluster_name: clusterName });
     if (last?.outcome.kind === 'response') {
       // The previous attempt is being retried: drop its response and free its host slot.
@@ -258,7 +293,7 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
 }
 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */
-async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, perTryMs: number, deadline: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
+async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, deadline: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
   host.activeRequests++;
   cs.rq.value++;
   let perTryFired = false;
@@ -267,7 +302,7 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
     host.activeRequests--;
     return { kind: 'failure', reason: 'timeout' };
   }
-  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body: req.body, onBodyData: req.onBodyData });
+  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined });
   state.exchange = exchange;
   if (perTryMs > 0) {
     timer = setTimeout(() => {

@@ -229,7 +229,7 @@ class Connection {
     };
     const onData = (c: Buffer) => {
       if (this.current !== ex) return cleanup();
-      ex.req.onBodyData?.();
+      ex.req.onBodyData?.(c);
       if (c.length === 0) return;
       let ok: boolean;
       if (chunked) {

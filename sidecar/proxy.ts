@@ -134,6 +134,42 @@ function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void):
   });
 }
 
+/**
+ * What went upstream of a streamed gRPC body, kept so a retry can resend it,
+ * as Envoy's router keeps a streamed body in its retry buffer: whole once the
+ * body has ended, nothing once it outgrew the buffer limit.
+ */
+class RetryCopy {
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #over = false;
+  #ended = false;
+
+  constructor(
+    body: Readable,
+    readonly limit: number,
+    readonly stream: Stream,
+  ) {
+    body.once('end', () => (this.#ended = true));
+  }
+
+  /** A chunk on its way upstream (also activity for stream_idle_timeout). */
+  add(chunk: Buffer): void {
+    if (this.stream.idleTimeout) this.stream.touch();
+    if (this.#over) return;
+    this.#size += chunk.length;
+    if (this.#size > this.limit) {
+      this.#over = true;
+      this.#chunks = [];
+    } else this.#chunks.push(chunk);
+  }
+
+  whole(): Buffer | undefined {
+    if (!this.#ended || this.#over) return undefined;
+    return this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+  }
+}
+
 /** The rest of a streamed body is not wanted (the exchange ended without it): what still arrives is dropped. */
 function discardBody(req: Req, streamed: Readable): void {
   if (streamed !== req) streamed.destroy();
@@ -489,18 +525,22 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body);
     }
 
+    const upstreamBody = streamed ? (filters?.hasWasm ? (filteredBody ?? filteredRequestBody(streamed, filters, stream)) : streamed) : body;
+    // A gRPC call's body streams, and a copy is kept (up to the buffer limit) so a retry can resend it.
+    const copy = retry && streamed === req ? new RetryCopy(upstreamBody as Readable, hcm.bufferLimitBytes, stream) : undefined;
     const result = await forward(env.clusters, chosen.name, {
       method,
       path: upstreamPath,
       authority: upstreamAuthority,
       headers: upstreamHeaders,
-      body: streamed ? (filters?.hasWasm ? (filteredBody ?? filteredRequestBody(streamed, filters, stream)) : streamed) : body,
+      body: upstreamBody,
       hash,
       timeoutMs: action.timeoutMs,
       retry,
       downstream,
       // A body read through readBody already counts as activity as it arrives (Stream.received).
-      onBodyData: streamed === req && stream.idleTimeout ? () => stream.touch() : undefined,
+      onBodyData: copy ? (c) => copy.add(c) : streamed === req && stream.idleTimeout ? () => stream.touch() : undefined,
+      replay: copy ? () => copy.whole() : undefined,
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;

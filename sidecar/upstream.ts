@@ -36,7 +36,7 @@ export interface UpstreamRequest {
   headers: HeaderPairs;
   body: Buffer | Readable | null;
   /** Called per chunk of a streamed body once it flows upstream (stream idle tracking). */
-  onBodyData?: () => void;
+  onBodyData?: (chunk: Buffer) => void;
 }
 
 /** Where a response body goes: data() returning false pauses the source until resume(). */

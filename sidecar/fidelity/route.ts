@@ -30,6 +30,12 @@ const RETRY_ON = new Set([
   'refused-stream',
   'reset',
   'retriable-status-codes',
+  // gRPC (x-envoy-retry-grpc-on): the grpc-status of a trailers-only response.
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
 ]);
 
 export function decodeRouteConfiguration(value: unknown, errors: FieldError[], path = ''): RouteConfig | undefined {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { TestMesh, eventually, get, instance, load, route, startApp } from './harness.ts';
+import { TestMesh, eventually, get, instance, load, metric, route, startApp } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -95,6 +95,71 @@ test('a client that drops a gRPC stream mid-call: the upstream sees the stream r
     await new Promise((r) => setTimeout(r, 100));
     // A partial client stream that looked finished would be committed by a server as a whole upload.
     assert.deepEqual(outcomes, ['aborted']);
+  } finally {
+    client.close();
+  }
+});
+
+/** One call on `client`: its body, then (unless `keepOpen`) END_STREAM; resolves with grpc-status and the response body. */
+function call(client: http2.ClientHttp2Session, path: string, authority: string, body: Buffer, keepOpen = false): Promise<{ grpcStatus: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': path, ':authority': authority, 'content-type': 'application/grpc', te: 'trailers' });
+    let grpcStatus: string | undefined;
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => (grpcStatus ??= h['grpc-status'] as string | undefined));
+    req.on('trailers', (t) => (grpcStatus ??= t['grpc-status'] as string | undefined));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ grpcStatus, body: Buffer.concat(chunks).toString('latin1') }));
+    req.on('error', reject);
+    if (keepOpen) req.write(body);
+    else req.end(body);
+  });
+}
+
+test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending its body; a call still streaming is not retried', { timeout: 30_000 }, async () => {
+  const seen: string[] = [];
+  let calls = 0;
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    calls++;
+    if (headers[':path'] === '/pay.Pay/Stream' || calls === 1) {
+      // Trailers-only UNAVAILABLE, at once: what a gRPC server that is shutting down answers.
+      stream.on('error', () => undefined);
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'shutting down' }, { endStream: true });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      seen.push(Buffer.concat(chunks).toString('latin1'));
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.concat(chunks));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  mesh.model.update({
+    services: [{ name: 'shop', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'pay', namespace: 'default', ports: [{ port: 50053, protocol: 'grpc' }] }],
+    instances: [instance('pay', (server.address() as AddressInfo).port)],
+    routes: [route('pay', [{ destinations: [{ service: 'pay', weight: 1 }], retries: { attempts: 2, retryOn: ['unavailable'] } }])],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('shop', 8000);
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  try {
+    const message = Buffer.from('\0\0\0\0\x07charge!');
+    const r = await call(client, '/pay.Pay/Charge', 'pay:50053', message);
+    assert.equal(r.grpcStatus, '0', 'the retry succeeded');
+    assert.equal(r.body, message.toString('latin1'));
+    assert.equal(calls, 2);
+    assert.deepEqual(seen, [message.toString('latin1')], 'the retry carried the whole body');
+    assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry'), 1);
+    // The client has not ended its stream when UNAVAILABLE comes: the body is not whole, so there is nothing to resend.
+    const open = await call(client, '/pay.Pay/Stream', 'pay:50053', message, true);
+    assert.equal(open.grpcStatus, '14');
+    assert.equal(calls, 3);
+    assert.equal(await metric(caller.adminPort, 'envoy_cluster_retry_or_shadow_abandoned'), 1);
   } finally {
     client.close();
   }

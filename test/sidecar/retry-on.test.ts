@@ -1,0 +1,40 @@
+// retry_on's gRPC conditions (Envoy's x-envoy-retry-grpc-on): a trailers-only
+// response whose grpc-status (in its headers) is the condition's code is
+// retried; other codes, and conditions not named, are not.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RetryPolicyConfig } from '../../sidecar/config.ts';
+import { shouldRetry } from '../../sidecar/forward.ts';
+import { UpstreamBody, type HeaderPairs } from '../../sidecar/upstream.ts';
+
+const policy = (...retryOn: string[]): RetryPolicyConfig => ({
+  retryOn: new Set(retryOn),
+  numRetries: 1,
+  perTryTimeoutMs: 0,
+  retriableStatusCodes: new Set(),
+  avoidPreviousHosts: false,
+  hostSelectionMaxAttempts: 1,
+  backoffBaseMs: 25,
+  backoffMaxMs: 250,
+});
+
+const response = (status: number, headers: HeaderPairs) => ({ kind: 'response' as const, response: { status, headers, body: new UpstreamBody() } });
+const trailersOnly = (grpcStatus: number) => response(200, [['content-type', 'application/grpc'], ['grpc-status', String(grpcStatus)]]);
+
+test('each gRPC retry condition retries its own status and no other', () => {
+  const codes: [string, number][] = [['cancelled', 1], ['deadline-exceeded', 4], ['resource-exhausted', 8], ['internal', 13], ['unavailable', 14]];
+  for (const [cond, code] of codes) {
+    for (const [, other] of codes) assert.equal(shouldRetry(policy(cond), trailersOnly(other)), other === code, `${cond} with grpc-status ${other}`);
+    assert.equal(shouldRetry(policy(cond), trailersOnly(0)), false, `${cond} with OK`);
+  }
+  assert.equal(shouldRetry(policy('unavailable', 'internal'), trailersOnly(13)), true);
+});
+
+test('gRPC conditions need the status in the response headers; HTTP conditions still see the HTTP status', () => {
+  // A response that will carry its status in trailers: nothing to decide on when the headers arrive.
+  assert.equal(shouldRetry(policy('unavailable'), response(200, [['content-type', 'application/grpc']])), false);
+  assert.equal(shouldRetry(policy('unavailable'), response(503, [])), false, 'an HTTP 503 is not a gRPC UNAVAILABLE');
+  assert.equal(shouldRetry(policy('5xx', 'unavailable'), response(503, [])), true);
+  assert.equal(shouldRetry(policy('5xx'), trailersOnly(14)), false, '5xx does not look at grpc-status');
+});
