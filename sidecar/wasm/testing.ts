@@ -43,6 +43,13 @@ export interface FilterOptions extends Partial<PluginConfig> {
   startTime?: Date;
   shared?: SharedState;
   foreignFunctions?: HostEnv['foreignFunctions'];
+  /**
+   * What the filter may hold of a body (it stopped iteration on it), as the
+   * sidecar and Envoy allow: the listener's per_connection_buffer_limit_bytes,
+   * 1 MiB by default. Past it the request gets 413 `Payload Too Large`, a
+   * response whose headers the filter held 500, one already started is reset.
+   */
+  bufferLimitBytes?: number;
 }
 
 export interface TestRequest {
@@ -110,6 +117,8 @@ export class FilterHarness {
   constructor(
     readonly plugin: WasmPlugin,
     private readonly clock: { ns: bigint },
+    /** See FilterOptions.bufferLimitBytes. */
+    readonly bufferLimitBytes = 1024 * 1024,
   ) {}
 
   /** The fake wall clock the module reads, in nanoseconds since the epoch. */
@@ -194,11 +203,14 @@ export class FilterHarness {
       const body = note('request_body', await stream.onRequestBody(chunk, i === chunks.length - 1 && trailers === undefined));
       if (body.action === 'continue') forwardedBody = concat(forwardedBody, body.body);
       else if (body.action !== 'pause') return finish(body);
+      else if (stream.bufferedBytes('request') > this.bufferLimitBytes) return this.tooLarge(stream, result, note, 'request');
       outcome = body;
     }
     if (trailers !== undefined) {
       outcome = note('request_trailers', await stream.onRequestTrailers(trailers));
       if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
+      // Body bytes the filter held until the trailers go on ahead of them.
+      if (outcome.action === 'continue') forwardedBody = concat(forwardedBody, stream.takeBody('request'));
     }
     if (outcome.action === 'pause') return finish(outcome);
 
@@ -220,19 +232,38 @@ export class FilterHarness {
     let outcome: StreamOutcome | BodyOutcome = note('response_headers', await stream.onResponseHeaders(headers, body.length === 0 && trailers === undefined));
     if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
     let sent: Uint8Array = new Uint8Array(0);
+    const headersHeld = outcome.action === 'pause';
     if (body.length > 0) {
       const out = note('response_body', await stream.onResponseBody(body, trailers === undefined));
       if (out.action === 'continue') sent = out.body;
       else if (out.action !== 'pause') return finish(out);
+      else if (stream.bufferedBytes('response') > this.bufferLimitBytes) return this.tooLarge(stream, result, note, headersHeld ? 'response' : 'reset');
       outcome = out;
     }
     if (trailers !== undefined) {
       outcome = note('response_trailers', await stream.onResponseTrailers(trailers));
       if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
+      if (outcome.action === 'continue') sent = concat(sent, stream.takeBody('response'));
     }
     if (outcome.action === 'pause') return finish(outcome);
     const final = stream.responseHeaders ?? [];
     result.response = { ...message(final, sent, stream.responseTrailers), status: Number(new HeaderMap(final).get(':status') ?? 0) };
+    stream.complete();
+    return result;
+  }
+
+  /**
+   * The filter held more of a body than the buffer limit: 413 for a request,
+   * 500 for a response whose headers it held (both as local replies through
+   * its response callbacks), a reset for a response already started.
+   */
+  private async tooLarge(stream: HttpStream, result: RequestResult, note: <T extends StreamOutcome | BodyOutcome>(phase: string, outcome: T) => T, what: 'request' | 'response' | 'reset'): Promise<RequestResult> {
+    if (what === 'reset') result.closed = true;
+    else {
+      const request = what === 'request';
+      const text = request ? 'Payload Too Large' : 'Internal Server Error';
+      await this.sendLocalReply(stream, { status: request ? 413 : 500, body: encodeUtf8(text), headers: [], grpcStatus: undefined, details: request ? 'request_payload_too_large' : 'response_payload_too_large' }, result, note);
+    }
     stream.complete();
     return result;
   }
@@ -300,7 +331,7 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
       },
     },
   );
-  harness = new FilterHarness(plugin, clock);
+  harness = new FilterHarness(plugin, clock, options.bufferLimitBytes);
   return harness;
 }
 
