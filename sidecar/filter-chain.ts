@@ -214,6 +214,7 @@ export class RequestFilters {
     if (r.kind === 'continue') this.#settleHeld({ kind: 'continue', headers: r.headers });
     return this.#dataFrom('request', i + 1, data, endOfStream);
   }
+
   /**
    * Response headers through the wasm filters, in reverse chain order. Every
    * filter continued: send the headers and stream the body through

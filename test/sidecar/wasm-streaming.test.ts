@@ -150,12 +150,16 @@ test('gRPC through a wasm filter keeps its trailers and streams its messages', {
   assert.equal(result.trailers['grpc-message'], 'ok');
 });
 
-/** The callbacks the two WAT filters below share: start, pass request headers, end. */
-const LIFECYCLE = `
+/** The callbacks the WAT filters below share: start, then (LIFECYCLE) pass the request headers; AFTER: end. */
+const START = `
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))`;
+const LIFECYCLE = `${START}
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))`;
+/** Stops the request headers unless the request ends with them. */
+const HOLD_REQUEST_HEADERS = `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))`;
 const AFTER = `(func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
   (func (export "proxy_on_log") (param i32))
   (func (export "proxy_on_delete") (param i32))`;
@@ -515,10 +519,8 @@ async function bodyInspector(): Promise<Uint8Array> {
     strings: { name: 'x-body-inspected', value: 'yes' },
     body: (s) => `
   (global $last (mut i32) (i32.const 0))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+  ${START}
+  ${HOLD_REQUEST_HEADERS}
   (func (export "proxy_on_request_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
     (if (i32.ne (global.get $last) (local.get $id))
       (then
@@ -553,16 +555,18 @@ test('a filter that stops the request headers to see the body first: the request
   assert.deepEqual(seen, [['yes', 5], ['yes', 6 * MiB]]);
 });
 
-test('a filter that holds the request headers and the whole streamed body past the limit: 413, nothing upstream', { timeout: 60_000 }, async () => {
-  const { mesh, module } = await meshWithModule('inspector-all', await wat({
-    body: () => `
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
+/** Holds the request headers and the body until the body ends. */
+async function requestHolder(): Promise<Uint8Array> {
+  return wat({
+    body: () => `${START}
+  ${HOLD_REQUEST_HEADERS}
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
   ${AFTER}`,
-  }));
+  });
+}
+
+test('a filter that holds the request headers and the whole streamed body past the limit: 413, nothing upstream', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('inspector-all', await requestHolder());
   let appHits = 0;
   const app = await startApp('withheld', (_req, res) => {
     appHits++;
@@ -584,15 +588,7 @@ test('a filter that holds the request headers and the whole streamed body past t
 });
 
 test('a gRPC call whose headers a filter holds: its connection dropped before the filter lets go, it ends there and nothing goes upstream', { timeout: 60_000 }, async () => {
-  const { mesh, module } = await meshWithModule('grpc-holder', await wat({
-    body: () => `
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
-  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
-  ${AFTER}`,
-  }));
+  const { mesh, module } = await meshWithModule('grpc-holder', await requestHolder());
   let upstreamCalls = 0;
   const { client, adminPort: admin, outboundPort } = await grpcThroughFilter(mesh, module, 'held-client', 'held', 50070, (stream) => {
     upstreamCalls++;
