@@ -135,22 +135,36 @@ function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void):
 }
 
 /**
- * What went upstream of a streamed gRPC body, kept so a retry can resend it,
- * as Envoy's router keeps a streamed body in its retry buffer: whole once the
- * body has ended, nothing once it outgrew the buffer limit.
+ * What went upstream of a streamed gRPC body, kept so a retry can resend it
+ * and a mirror can be sent, as Envoy's router keeps a streamed body in its
+ * buffer: whole once the body has ended, nothing once it outgrew the buffer
+ * limit.
  */
-class RetryCopy {
+class BodyCopy {
   #chunks: Buffer[] = [];
   #size = 0;
   #over = false;
   #ended = false;
+  #waiting: ((whole: Buffer | undefined) => void)[] | undefined;
 
   constructor(
     body: Readable,
     readonly limit: number,
     readonly stream: Stream,
   ) {
-    body.once('end', () => (this.#ended = true));
+    body.once('end', () => {
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      // node ends a call its client reset too ('aborted' first): that body is not whole, and is not mirrored.
+      if (stream.downstream.aborted) return;
+      this.#ended = true;
+      if (waiting) for (const w of waiting) w(this.whole());
+    });
+  }
+
+  /** `fn` gets the whole body once it has ended, or undefined if it did not fit. */
+  onWhole(fn: (whole: Buffer | undefined) => void): void {
+    (this.#waiting ??= []).push(fn);
   }
 
   /** A chunk on its way upstream (also activity for stream_idle_timeout). */
@@ -161,6 +175,10 @@ class RetryCopy {
     if (this.#size > this.limit) {
       this.#over = true;
       this.#chunks = [];
+      // Too long to mirror: say so now rather than at the end of a long stream.
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      if (waiting) for (const w of waiting) w(undefined);
     } else this.#chunks.push(chunk);
   }
 
@@ -526,8 +544,19 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
 
     const upstreamBody = streamed ? (filters?.hasWasm ? (filteredBody ?? filteredRequestBody(streamed, filters, stream)) : streamed) : body;
-    // A gRPC call's body streams, and a copy is kept (up to the buffer limit) so a retry can resend it.
-    const copy = retry && streamed === req ? new RetryCopy(upstreamBody as Readable, hcm.bufferLimitBytes, stream) : undefined;
+    // A gRPC call's body streams, and a copy is kept (up to the buffer limit) so a retry can resend it and a
+    // mirror gets the call once the client has ended it (as Envoy shadows a request whose body it buffered).
+    let copy: BodyCopy | undefined;
+    if (streamed === req && (retry || action.mirrors.length > 0)) {
+      copy = new BodyCopy(upstreamBody as Readable, hcm.bufferLimitBytes, stream);
+      for (const mirror of action.mirrors) {
+        if (env.random() >= mirror.fraction) continue;
+        copy.onWhole((whole) => {
+          if (whole) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, whole);
+          else env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name });
+        });
+      }
+    }
     const result = await forward(env.clusters, chosen.name, {
       method,
       path: upstreamPath,

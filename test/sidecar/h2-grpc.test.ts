@@ -200,3 +200,50 @@ test('fault injection aborts and delays by percentage; mirroring copies requests
   await eventually(() => shadowHosts.length === 5, 5000, 'five mirrored requests');
   assert.ok(shadowHosts.every((h) => h === 'shop-shadow'), `shadow authority: ${shadowHosts[0]}`);
 });
+
+test('a gRPC call is mirrored once its client has ended it: the shadow gets the same body, the caller the primary answer', { timeout: 30_000 }, async () => {
+  /** A gRPC server that echoes the body; records what it got and under which authority. */
+  const echo = async (got: { authority: string; body: string }[]) => {
+    const server = http2.createServer();
+    server.on('stream', (stream, headers) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        got.push({ authority: String(headers[':authority']), body: Buffer.concat(chunks).toString('latin1') });
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(Buffer.concat(chunks));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    mesh.track(() => new Promise((r) => server.close(() => r())));
+    return (server.address() as AddressInfo).port;
+  };
+  const primary: { authority: string; body: string }[] = [];
+  const shadow: { authority: string; body: string }[] = [];
+  const primaryPort = await echo(primary);
+  const shadowPort = await echo(shadow);
+  mesh.model.update({
+    services: [
+      { name: 'teller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] },
+      { name: 'ledger', namespace: 'default', ports: [{ port: 50054, protocol: 'grpc' }] },
+      { name: 'ledger-next', namespace: 'default', ports: [{ port: 50055, protocol: 'grpc' }] },
+    ],
+    instances: [instance('ledger', primaryPort), instance('ledger-next', shadowPort)],
+    routes: [route('ledger', [{ destinations: [{ service: 'ledger', weight: 1 }], mirror: { service: 'ledger-next', percentage: 100 } }])],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('teller', 8000);
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  try {
+    const message = Buffer.from('\0\0\0\0\x06credit');
+    const r = await call(client, '/ledger.Ledger/Post', 'ledger:50054', message);
+    assert.equal(r.grpcStatus, '0');
+    assert.equal(r.body, message.toString('latin1'));
+    await eventually(() => shadow.length === 1, 5000, 'the mirrored call');
+    assert.deepEqual(shadow, [{ authority: 'ledger-shadow:50054', body: message.toString('latin1') }]);
+    assert.equal(primary.length, 1);
+  } finally {
+    client.close();
+  }
+});
