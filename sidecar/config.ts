@@ -186,6 +186,8 @@ export interface HttpConnectionManagerConfig {
   /** 0 = none. */
   streamIdleTimeoutMs: number;
   requestTimeoutMs: number;
+  /** common_http_protocol_options.idle_timeout: a downstream connection with no request in flight this long is closed; 0 = never. */
+  idleTimeoutMs: number;
   /**
    * The per-stream L7 buffer limit: the listener's per_connection_buffer_limit_bytes
    * (1 MiB by default), which Envoy propagates to its connection manager. A request
@@ -307,6 +309,9 @@ export interface ExtensionConfig {
   name: string;
   plugin: WasmPluginConfig;
 }
+
+/** Envoy's default common_http_protocol_options.idle_timeout for downstream connections: 1 hour. */
+export const DEFAULT_DOWNSTREAM_IDLE_MS = 3_600_000;
 
 /** Envoy's default per_connection_buffer_limit_bytes: the per-stream buffer limit when a listener sets none. */
 export const DEFAULT_BUFFER_LIMIT = 1024 * 1024;

@@ -9,8 +9,9 @@
 // uses: headers, a body that is pushed as it arrives, writeHead/write/end.
 //
 // What it keeps from node:http: strict parsing (a malformed request gets 400
-// and the connection closes; oversized headers 431), keep-alive with a 60 s
-// idle timeout (also the time allowed to send a request's headers),
+// and the connection closes; oversized headers 431), keep-alive with the
+// connection manager's idle timeout (also the time allowed to send a
+// request's headers),
 // pipelined requests answered in order, `Expect: 100-continue` answered by
 // the proxy (as Envoy does; the header is not forwarded), a Date header,
 // chunked responses when the length is unknown, no body for HEAD/204/304,
@@ -23,7 +24,6 @@ import { STATUS_CODES } from 'node:http';
 import type { NativeParser } from './llhttp.ts';
 import { HTTPParser, headerError, methods } from './llhttp.ts';
 
-const IDLE_TIMEOUT_MS = 60_000;
 /** A first body chunk up to this size is copied behind the head and sent in one write. */
 const JOIN_LIMIT = 16 * 1024;
 /** As node:http's default maxHeadersCount: further header lines are dropped. */
@@ -404,7 +404,7 @@ export class H1Connection {
   #closed = false;
   #paused = false;
 
-  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void) {
+  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number) {
     this.socket = socket;
     this.#onRequest = onRequest;
     this.#onClose = onClose;
@@ -437,8 +437,10 @@ export class H1Connection {
     };
     this.#parser = p;
     // One idle timer per connection, refreshed after each response (socket.setTimeout made a Timeout and a bound function per request).
-    this.#idle = setTimeout(idleExpired, IDLE_TIMEOUT_MS, this);
-    this.#idle.unref();
+    if (idleMs > 0) {
+      this.#idle = setTimeout(idleExpired, idleMs, this);
+      this.#idle.unref();
+    }
     socket.on('data', (d: Buffer) => this.#execute(d));
     socket.on('end', () => {
       // The client half-closed: nothing more will arrive; answer what was asked, then close.
@@ -526,12 +528,12 @@ export class H1Connection {
     }
   }
 
-  readonly #idle: NodeJS.Timeout;
+  readonly #idle: NodeJS.Timeout | undefined;
 
   /** @internal the idle timer fired: closed while no request is in progress, else checked again later. */
   idleExpired(): void {
     if (this.#queue.length === 0) this.socket.destroy();
-    else this.#idle.refresh();
+    else this.#idle?.refresh();
   }
 
   #dispatch(): void {
@@ -559,7 +561,7 @@ export class H1Connection {
       }
       return this.#dispatch();
     }
-    if (open && !this.#failed) return void this.#idle.refresh();
+    if (open && !this.#failed) return void this.#idle?.refresh();
     // Past a malformed request nothing more can be read: answer it, then close.
     if (open && this.#afterQueue !== undefined) return this.#sendError(this.#afterQueue);
     this.socket.end();
@@ -589,9 +591,9 @@ function idleExpired(c: H1Connection): void {
   c.idleExpired();
 }
 
-/** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing). */
-export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, first?: Buffer): H1Connection {
-  const c = new H1Connection(socket, onRequest, onClose);
+/** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing); idle for `idleMs` (0: never) with nothing in flight, it closes. */
+export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer): H1Connection {
+  const c = new H1Connection(socket, onRequest, onClose, idleMs);
   if (first) c.feed(first);
   return c;
 }

@@ -17,6 +17,29 @@ import type { TlsMaterial } from './tls-contexts.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+/**
+ * An h2 connection with no stream open for the connection manager's idle
+ * timeout is closed (GOAWAY), as Envoy does; a long quiet stream keeps it.
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
+  if (idleMs <= 0) return;
+  let active = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => session.close(), idleMs);
+    timer.unref();
+  };
+  arm();
+  session.on('stream', (stream) => {
+    active++;
+    clearTimeout(timer);
+    stream.once('close', () => {
+      if (--active === 0 && !session.closed) arm();
+    });
+  });
+  session.once('close', () => clearTimeout(timer));
+}
+
 class RunningListener {
   config: ListenerConfig;
   readonly server: net.Server;
@@ -38,10 +61,12 @@ class RunningListener {
       }
       void handleRequest(env, this.config.name, chain, req, res);
     };
+    const idleMs = () => (this.config.chain.kind === 'http' ? this.config.chain.idleTimeoutMs : 0);
     const h1 = (socket: net.Socket, first?: Buffer) => {
-      this.#h1.add(serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), first));
+      this.#h1.add(serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first));
     };
     this.#h2 = http2.createServer({}, onRequest);
+    this.#h2.on('session', (session: http2.ServerHttp2Session) => closeWhenIdle(session, idleMs()));
     const serve = (socket: net.Socket) => {
       const chain = this.config.chain;
       if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);

@@ -2,7 +2,7 @@
 // connection manager or a tcp_proxy, and the HTTP filters the sidecar runs.
 
 import type { HttpConnectionManagerConfig, HttpFilterConfig, ListenerConfig, TcpProxyConfig, TlsSecretRefs } from '../config.ts';
-import { DEFAULT_BUFFER_LIMIT } from '../config.ts';
+import { DEFAULT_BUFFER_LIMIT, DEFAULT_DOWNSTREAM_IDLE_MS } from '../config.ts';
 import { rbacFilter } from './rbac.ts';
 import { downstreamTls } from './tls.ts';
 import { adsConfigSource, socketAddress } from './common.ts';
@@ -141,6 +141,13 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (httpFilters.at(-1)?.kind !== 'router') f.fail('http_filters', 'the last HTTP filter must be envoy.filters.http.router');
   const streamIdleTimeoutMs = f.durationMs('stream_idle_timeout') ?? 300_000;
   const requestTimeoutMs = f.durationMs('request_timeout') ?? 0;
+  // A downstream connection with no request in flight for this long is closed (Envoy: 1 h unset, 0 = never).
+  let idleTimeoutMs = DEFAULT_DOWNSTREAM_IDLE_MS;
+  const cpo = f.obj('common_http_protocol_options');
+  if (cpo) {
+    idleTimeoutMs = cpo.durationMs('idle_timeout') ?? idleTimeoutMs;
+    cpo.done();
+  }
   for (const log of f.list('access_log')) {
     log.ignore('name');
     const tc = log.obj('typed_config');
@@ -183,7 +190,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   // (WebSocket, CONNECT) stream, so a listener that asks for one is refused.
   f.ignore('use_remote_address', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action', 'generate_request_id', 'xff_num_trusted_hops', 'server_name');
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, bufferLimitBytes: DEFAULT_BUFFER_LIMIT };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, bufferLimitBytes: DEFAULT_BUFFER_LIMIT };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

@@ -182,10 +182,12 @@ test('features the translator sets are honoured in the decoded config', () => {
   assert.equal(ext.plugin.code.kind, 'remote');
 });
 
-test("a listener's per_connection_buffer_limit_bytes becomes its connection manager's buffer limit (1 MiB unset, as Envoy)", () => {
+test("a listener's per_connection_buffer_limit_bytes becomes its connection manager's buffer limit (1 MiB unset, as Envoy); idle_timeout 1 h unset", () => {
   const base = golden('wasm-inbound', 'listener', 'inbound');
   const unset = decoded('listener', base) as ListenerConfig;
   assert.ok(unset.chain.kind === 'http' && unset.chain.bufferLimitBytes === 1024 * 1024);
+  // Envoy's downstream idle_timeout when common_http_protocol_options sets none: 1 hour.
+  assert.equal(unset.chain.idleTimeoutMs, 3_600_000);
   const limited = decoded('listener', { ...structuredClone(base), per_connection_buffer_limit_bytes: 65536 }) as ListenerConfig;
   assert.ok(limited.chain.kind === 'http' && limited.chain.bufferLimitBytes === 65536);
 });

@@ -23,7 +23,7 @@ after(() => {
 async function server(handler: Handler): Promise<number> {
   const s = net.createServer((socket) => {
     sockets.add(socket);
-    serveHttp1(socket, handler, () => sockets.delete(socket));
+    serveHttp1(socket, handler, () => sockets.delete(socket), 60_000);
   });
   servers.push(s);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
@@ -108,7 +108,7 @@ test('a pipelined request\'s body waits in the socket, not in memory, until its 
       }
       const body = await readBody(req);
       res.end(`got ${body.length}`);
-    }, () => sockets.delete(socket));
+    }, () => sockets.delete(socket), 60_000);
   });
   servers.push(s);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));

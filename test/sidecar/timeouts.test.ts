@@ -5,10 +5,12 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import type { Translator } from '../../control/xds/index.ts';
-import { TestMesh, get, instance, metric, route, service, startApp } from './harness.ts';
+import { TestMesh, get, instance, metric, route, service, startApp, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -143,4 +145,59 @@ test('request_timeout: a request body that does not arrive in time gets 408 requ
   const ok = await get(caller.outboundPort, 'echo', '/upload', { method: 'POST', body: 'x'.repeat(100) });
   assert.equal(ok.status, 200);
   assert.equal(echo.hits, 1);
+});
+
+test("common_http_protocol_options.idle_timeout: a downstream connection idle that long is closed, HTTP/1.1 and h2; one with a request in flight is not", { timeout: 30_000 }, async () => {
+  const mesh = await TestMesh.start({ translator: withHcmFields({ common_http_protocol_options: { idle_timeout: '0.3s' } }) });
+  closers.push(() => mesh.close());
+  const app = await startApp('lazy', (req, res) => {
+    // /slow answers after twice the idle timeout: the connection must not close under it.
+    const t = setTimeout(() => res.end('done'), req.url === '/slow' ? 700 : 0);
+    res.on('close', () => clearTimeout(t));
+  });
+  closers.push(() => app.close());
+  mesh.model.update({ services: [service('caller', 8000), service('lazy', 7000)], instances: [instance('lazy', app.port)], routes: [] });
+  const caller = await mesh.sidecar('caller', 8000);
+
+  // HTTP/1.1 keep-alive: two requests on one socket, then silence until the sidecar closes it.
+  const h1 = await new Promise<{ responses: number; closedAfterMs: number }>((resolve, reject) => {
+    const socket = net.connect(caller.outboundPort, '127.0.0.1');
+    let data = '';
+    let lastResponseAt = 0;
+    let sent = 0;
+    const send = (path: string) => socket.write(`GET ${path} HTTP/1.1\r\nHost: lazy\r\n\r\n`);
+    socket.on('data', (d) => {
+      data += d.toString('latin1');
+      const responses = data.split('HTTP/1.1 200').length - 1;
+      if (responses > sent - 1 && data.endsWith('done')) {
+        lastResponseAt = Date.now();
+        if (sent === 1) {
+          sent++;
+          send('/');
+        }
+      }
+    });
+    socket.on('close', () => resolve({ responses: data.split('HTTP/1.1 200').length - 1, closedAfterMs: Date.now() - lastResponseAt }));
+    socket.on('error', reject);
+    sent = 1;
+    send('/slow');
+  });
+  assert.equal(h1.responses, 2, 'the slow request outlived the idle timeout, and the connection served another');
+  assert.ok(h1.closedAfterMs >= 250 && h1.closedAfterMs < 2500, `closed ${h1.closedAfterMs} ms after its last response`);
+
+  // h2: a stream open longer than the idle timeout keeps the connection; once it ends, the session goes away.
+  const session = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  const goneAt = new Promise<number>((resolve) => session.on('close', () => resolve(Date.now())));
+  session.on('error', () => undefined);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = session.request({ ':path': '/slow', ':authority': 'lazy' });
+    req.on('response', (h) => resolve(Number(h[':status'])));
+    req.on('error', reject);
+    req.resume();
+    req.end();
+  });
+  assert.equal(status, 200);
+  const answeredAt = Date.now();
+  const closedAfterMs = (await withTimeout(goneAt, 5000, 'the idle h2 session to close')) - answeredAt;
+  assert.ok(closedAfterMs < 2500, `the idle session closed ${closedAfterMs} ms after its stream`);
 });
