@@ -84,6 +84,13 @@ export interface RouteActionConfig {
   hostRewrite?: string;
   mirrors: { cluster: string; fraction: Fraction }[];
   hashPolicy: HashPolicyConfig[];
+  /** The route's idle_timeout, in place of the connection manager's stream_idle_timeout (0: none); undefined: the HCM's. */
+  idleTimeoutMs?: number;
+  /**
+   * max_stream_duration, when present: the route timeout no longer applies (as in Envoy); a stream lasts at
+   * most `maxMs` (0: no limit) or, with `grpcHeaderMaxMs` set, its grpc-timeout capped at that (0: uncapped).
+   */
+  streamDuration?: { maxMs: number; grpcHeaderMaxMs?: number };
 }
 
 export interface DirectResponseConfig {

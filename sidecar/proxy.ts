@@ -260,8 +260,9 @@ class Stream {
   filters: RequestFilters | undefined;
   /** A wasm filter's local reply from a streamed request body (the exchange is aborted for it). */
   filterReply: LocalReply | undefined;
-  readonly #idle: NodeJS.Timeout | undefined;
+  #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
+  #durationTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly env: ProxyEnv,
@@ -308,10 +309,30 @@ class Stream {
     this.reply({ status: 408, body, headers: this.h2 ? [] : [['connection', 'close']], flag });
   }
 
+  /** The route's idle_timeout in place of the connection manager's stream_idle_timeout (0: none). */
+  idleFor(ms: number): void {
+    clearTimeout(this.#idle);
+    this.#idle = ms > 0 ? setTimeout(expire, ms, this, 'stream timeout', 'SI') : undefined;
+  }
+
+  /** The route's max_stream_duration: the stream may last `ms` from its start. */
+  limitDuration(ms: number): void {
+    this.#durationTimer = setTimeout(durationReached, Math.max(0, ms - (Date.now() - this.started)), this);
+  }
+
+  /** As Envoy's connection manager: 408 `downstream duration timeout` (gRPC: DEADLINE_EXCEEDED) while nothing was sent, a reset after; flag DT. */
+  durationReached(): void {
+    if (this.finished) return;
+    this.hs.rqMaxDurationReached.value++;
+    this.downstream.abort();
+    this.reply({ status: 408, body: 'downstream duration timeout', headers: this.grpc ? [['grpc-status', '4']] : this.h2 ? [] : [['connection', 'close']], flag: 'DT' });
+  }
+
   finish(status: number, flag = '-'): void {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.#idle);
+    clearTimeout(this.#durationTimer);
     this.requestReceived();
     const log = this.log;
     log.response_code = status;
@@ -342,6 +363,20 @@ class Stream {
 
 function expire(stream: Stream, body: string, flag: string): void {
   stream.expire(body, flag);
+}
+
+function durationReached(stream: Stream): void {
+  stream.durationReached();
+}
+
+/** A grpc-timeout header (gRPC over HTTP/2: up to 8 digits and a unit) in ms, or undefined when absent or malformed. */
+export function grpcTimeoutMs(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2];
+  return unit === 'H' ? n * 3_600_000 : unit === 'M' ? n * 60_000 : unit === 'S' ? n * 1000 : unit === 'm' ? n : unit === 'u' ? Math.floor(n / 1000) : Math.floor(n / 1_000_000);
 }
 
 /**
@@ -513,6 +548,17 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
     }
 
+    // The route's own stream timeouts: idle_timeout in place of the HCM's, and max_stream_duration (which, as in
+    // Envoy, replaces the route timeout; with grpc_timeout_header_max a gRPC call's grpc-timeout sets it).
+    if (action.idleTimeoutMs !== undefined) stream.idleFor(action.idleTimeoutMs);
+    let timeoutMs = action.timeoutMs;
+    const sd = action.streamDuration;
+    if (sd) {
+      timeoutMs = 0;
+      const fromHeader = sd.grpcHeaderMaxMs !== undefined && grpc ? grpcTimeoutMs(req.headers['grpc-timeout']) : undefined;
+      const limit = fromHeader === undefined ? sd.maxMs : sd.grpcHeaderMaxMs! > 0 ? Math.min(fromHeader, sd.grpcHeaderMaxMs!) : fromHeader;
+      if (limit > 0) stream.limitDuration(limit);
+    }
     const chosen = action.clusters.length === 1 ? action.clusters[0]! : pickWeighted(action.clusters, action.totalWeight, env.random())!;
     log.upstream_cluster = chosen.name;
     // Most specific first: weighted cluster, route, virtual host, route configuration.
@@ -564,7 +610,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       headers: upstreamHeaders,
       body: upstreamBody,
       hash,
-      timeoutMs: action.timeoutMs,
+      timeoutMs,
       retry,
       downstream,
       // A body read through readBody already counts as activity as it arrives (Stream.received).

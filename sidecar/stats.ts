@@ -17,6 +17,8 @@ export interface HcmSeries {
   rqTooLarge: CounterSeries;
   /** Responses a filter held past the buffer limit (500, or a reset once headers were out). */
   rsTooLarge: CounterSeries;
+  /** Streams ended by the route's max_stream_duration (or their grpc-timeout). */
+  rqMaxDurationReached: CounterSeries;
 }
 
 /** One cluster's per-request series, looked up once per cluster. */
@@ -39,6 +41,7 @@ export class SidecarStats {
   readonly downstreamCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Active downstream connections', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
   readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit: 500, or reset once the headers were out', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqMaxDurationReached = this.#counter('envoy_http_downstream_rq_max_duration_reached', 'Streams ended by max_stream_duration or their grpc-timeout', ['envoy_http_conn_manager_prefix']);
   readonly noRoute = this.#counter('envoy_http_no_route', 'Requests with no matching route', ['envoy_http_conn_manager_prefix']);
 
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);
@@ -84,6 +87,7 @@ export class SidecarStats {
         rqTime: this.downstreamRqTime.series(l),
         rqTooLarge: this.downstreamRqTooLarge.series(l),
         rsTooLarge: this.rsTooLarge.series(l),
+        rqMaxDurationReached: this.downstreamRqMaxDurationReached.series(l),
       };
       this.#hcm.set(prefix, s);
     }

@@ -254,22 +254,21 @@ function routeAction(f: Fields): RouteActionConfig {
     }
     h.done();
   }
-  // These change nothing observable for HTTP/1.1 and h2c on loopback.
-  f.ignore('cluster_not_found_response_code', 'max_stream_duration', 'idle_timeout');
+  f.ignore('cluster_not_found_response_code');
   const notFound = f.raw('cluster_not_found_response_code');
   if (notFound !== undefined && notFound !== 'SERVICE_UNAVAILABLE' && notFound !== 0) {
     f.fail('cluster_not_found_response_code', 'only SERVICE_UNAVAILABLE is supported');
   }
-  const idle = f.raw('idle_timeout');
-  if (idle !== undefined) f.durationMs('idle_timeout');
+  const idleTimeoutMs = f.durationMs('idle_timeout');
+  let streamDuration: RouteActionConfig['streamDuration'];
   const msd = f.obj('max_stream_duration');
   if (msd) {
-    msd.ignore('grpc_timeout_header_max', 'max_stream_duration');
-    if (msd.has('max_stream_duration')) msd.fail('max_stream_duration', 'not supported');
+    // grpc_timeout_header_offset is not read, so it is NACKed by done().
+    streamDuration = { maxMs: msd.durationMs('max_stream_duration') ?? 0, grpcHeaderMaxMs: msd.durationMs('grpc_timeout_header_max') };
     msd.done();
   }
   f.done();
-  return { kind: 'route', clusters, totalWeight, timeoutMs, retry, prefixRewrite, regexRewrite, hostRewrite, mirrors, hashPolicy };
+  return { kind: 'route', clusters, totalWeight, timeoutMs, retry, prefixRewrite, regexRewrite, hostRewrite, mirrors, hashPolicy, idleTimeoutMs, streamDuration };
 }
 
 function directResponse(f: Fields): DirectResponseConfig {

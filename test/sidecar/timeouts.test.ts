@@ -7,9 +7,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import type { Translator } from '../../control/xds/index.ts';
+import { grpcTimeoutMs } from '../../sidecar/proxy.ts';
 import { TestMesh, get, instance, metric, route, service, startApp, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -17,23 +19,32 @@ after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-/** The default translator with these fields set on every HTTP connection manager (weft's API does not set them; an operator's Envoy config might). */
-function withHcmFields(fields: Record<string, unknown>): Translator {
+/**
+ * The default translator with these fields set on every HTTP connection
+ * manager and every route action (weft's API does not set them; an
+ * operator's Envoy config might).
+ */
+function withFields(hcm: Record<string, unknown>, routeAction: Record<string, unknown> = {}): Translator {
   const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
   const patch = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(patch);
     if (v === null || typeof v !== 'object') return v;
     const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, patch(x)]));
-    return String(o['@type']).endsWith('HttpConnectionManager') ? { ...o, ...fields } : o;
+    if (String(o['@type']).endsWith('HttpConnectionManager')) return { ...o, ...hcm };
+    const action = o.route as Record<string, unknown> | undefined;
+    if (action && typeof action === 'object' && ('cluster' in action || 'weighted_clusters' in action)) return { ...o, route: { ...action, ...routeAction } };
+    return o;
   };
   return {
     translateEndpoints: (m, n) => base.translateEndpoints(m, n),
     translateProxy: (m, p) => {
       const out = base.translateProxy(m, p);
-      return { ...out, listeners: out.listeners.map((l) => ({ ...l, value: patch(l.value) })) };
+      return { ...out, listeners: out.listeners.map((l) => ({ ...l, value: patch(l.value) })), routes: out.routes.map((r) => ({ ...r, value: patch(r.value) })) };
     },
   };
 }
+
+const withHcmFields = (fields: Record<string, unknown>) => withFields(fields);
 
 /** A raw request: status, the body bytes that arrived, and whether the stream ended cleanly or was reset. */
 function rawRequest(port: number, host: string, path: string, init: { method?: string; headers?: Record<string, string>; partialBody?: string } = {}): Promise<{ status: number; body: string; ended: boolean; ms: number }> {
@@ -200,4 +211,99 @@ test("common_http_protocol_options.idle_timeout: a downstream connection idle th
   const answeredAt = Date.now();
   const closedAfterMs = (await withTimeout(goneAt, 5000, 'the idle h2 session to close')) - answeredAt;
   assert.ok(closedAfterMs < 2500, `the idle session closed ${closedAfterMs} ms after its stream`);
+});
+
+test("a route's idle_timeout replaces the connection manager's stream_idle_timeout; 0s turns it off for that route", { timeout: 30_000 }, async () => {
+  const slow = await startApp('dawdler', (req, res) => {
+    const t = setTimeout(() => res.end('late'), req.url === '/long' ? 3000 : 700);
+    res.on('close', () => clearTimeout(t));
+  });
+  closers.push(() => slow.close());
+  const setup = async (hcm: Record<string, unknown>, routeAction: Record<string, unknown>) => {
+    const mesh = await TestMesh.start({ translator: withFields(hcm, routeAction) });
+    closers.push(() => mesh.close());
+    mesh.model.update({
+      services: [service('caller', 8000), service('dawdler', 7000)],
+      instances: [instance('dawdler', slow.port)],
+      routes: [route('dawdler', [{ destinations: [{ service: 'dawdler', weight: 1 }], timeoutMs: 0 }])],
+    });
+    return mesh.sidecar('caller', 8000);
+  };
+  // Route 0.3 s under the HCM's default 5 min: the route's wins.
+  const tight = await setup({}, { idle_timeout: '0.3s' });
+  const r = await rawRequest(tight.outboundPort, 'dawdler', '/long');
+  assert.equal(r.status, 408);
+  assert.equal(r.body, 'stream timeout');
+  assert.ok(r.ms < 2500, `ended by the route's idle timeout (${r.ms} ms)`);
+  // HCM 0.3 s, route 0s: the route has no idle timeout at all.
+  const loose = await setup({ stream_idle_timeout: '0.3s' }, { idle_timeout: '0s' });
+  const ok = await rawRequest(loose.outboundPort, 'dawdler', '/');
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body, 'late');
+});
+
+test("max_stream_duration.grpc_timeout_header_max: a gRPC call's grpc-timeout bounds it (capped by the max): DEADLINE_EXCEEDED, downstream_rq_max_duration_reached", { timeout: 30_000 }, async () => {
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.on('data', () => undefined);
+    stream.on('error', () => undefined);
+    const t = setTimeout(() => {
+      if (stream.closed) return;
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' }, { endStream: true });
+    }, 2000);
+    stream.on('close', () => clearTimeout(t));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  const grpcCall = (port: number, timeout: string | undefined) =>
+    new Promise<{ grpcStatus: string | undefined; message: string | undefined; ms: number }>((resolve, reject) => {
+      const t0 = Date.now();
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      session.on('error', () => undefined);
+      const req = session.request({ ':method': 'POST', ':path': '/slow.Slow/Wait', ':authority': 'sluggish:50060', 'content-type': 'application/grpc', te: 'trailers', ...(timeout ? { 'grpc-timeout': timeout } : {}) });
+      let grpcStatus: string | undefined;
+      let message: string | undefined;
+      req.on('response', (h) => {
+        grpcStatus ??= h['grpc-status'] as string | undefined;
+        message ??= h['grpc-message'] as string | undefined;
+      });
+      req.on('trailers', (h) => (grpcStatus ??= h['grpc-status'] as string | undefined));
+      req.on('data', () => undefined);
+      req.on('close', () => {
+        session.close();
+        resolve({ grpcStatus, message, ms: Date.now() - t0 });
+      });
+      req.on('error', reject);
+      req.end(Buffer.from('\0\0\0\0\x00'));
+    });
+  const setup = async (max: string) => {
+    const mesh = await TestMesh.start({ translator: withFields({}, { max_stream_duration: { grpc_timeout_header_max: max } }) });
+    closers.push(() => mesh.close());
+    mesh.model.update({
+      services: [service('caller', 8000), { name: 'sluggish', namespace: 'default', ports: [{ port: 50060, protocol: 'grpc' }] }],
+      instances: [instance('sluggish', (server.address() as AddressInfo).port)],
+      routes: [],
+    });
+    return mesh.sidecar('caller', 8000);
+  };
+  const uncapped = await setup('0s');
+  const deadline = await grpcCall(uncapped.outboundPort, '300m');
+  assert.equal(deadline.grpcStatus, '4', 'DEADLINE_EXCEEDED');
+  assert.equal(decodeURIComponent(deadline.message ?? ''), 'downstream duration timeout');
+  assert.ok(deadline.ms < 1500, `ended at the caller's deadline (${deadline.ms} ms)`);
+  assert.equal(await metric(uncapped.adminPort, 'envoy_http_downstream_rq_max_duration_reached'), 1);
+  // No grpc-timeout: nothing bounds the call (max_stream_duration also lifts the route timeout), so it completes.
+  const patient = await grpcCall(uncapped.outboundPort, undefined);
+  assert.equal(patient.grpcStatus, '0');
+  // A generous deadline is capped at grpc_timeout_header_max.
+  const capped = await setup('0.3s');
+  const cut = await grpcCall(capped.outboundPort, '10S');
+  assert.equal(cut.grpcStatus, '4');
+  assert.ok(cut.ms < 1500, `capped at 300 ms (${cut.ms} ms)`);
+});
+
+test('grpc-timeout values as gRPC over HTTP/2 writes them: every unit, and malformed ones ignored', () => {
+  assert.deepEqual(['1H', '2M', '3S', '250m', '1500u', '2500000n'].map(grpcTimeoutMs), [3_600_000, 120_000, 3000, 250, 1, 2]);
+  assert.deepEqual(['', '10', '5s', '123456789S', '-1S', ' 1S'].map(grpcTimeoutMs), [undefined, undefined, undefined, undefined, undefined, undefined]);
+  assert.equal(grpcTimeoutMs(['1S', '2S']), undefined);
 });
