@@ -195,6 +195,10 @@ export interface HttpConnectionManagerConfig {
   requestTimeoutMs: number;
   /** common_http_protocol_options.idle_timeout: a downstream connection with no request in flight this long is closed; 0 = never. */
   idleTimeoutMs: number;
+  /** The `server` response header: server_name (Envoy: "envoy") under server_header_transformation (Envoy: OVERWRITE). */
+  server: { name: string; transformation: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH' };
+  /** generate_request_id (Envoy: true): an x-request-id is added to requests without one. */
+  generateRequestId: boolean;
   /**
    * The per-stream L7 buffer limit: the listener's per_connection_buffer_limit_bytes
    * (1 MiB by default), which Envoy propagates to its connection manager. A request

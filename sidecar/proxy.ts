@@ -202,7 +202,14 @@ function bodiless(req: Req, h2: boolean): boolean {
   return h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0');
 }
 
-function writeHead(res: Res, status: number, headers: HeaderPairs): void {
+/** The response head, with the connection manager's `server` header as Envoy sets it (server_name, server_header_transformation). */
+function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
+  const server = stream.hcm.server;
+  if (server.transformation === 'OVERWRITE') {
+    removeHeader(headers, 'server');
+    headers.push(['server', server.name]);
+  } else if (server.transformation === 'APPEND_IF_ABSENT' && getHeader(headers, 'server') === undefined) headers.push(['server', server.name]);
+  const res = stream.res;
   if ((res as Http2ServerResponse).stream !== undefined) (res as Http2ServerResponse).writeHead(status, objectFromPairs(headers));
   else (res as H1Response).writeHead(status, flatFromPairs(headers));
 }
@@ -353,7 +360,7 @@ class Stream {
     const out = renderLocalReply(r, this.grpc);
     const res = this.res;
     if (!res.headersSent) {
-      writeHead(res, out.status, extra.length ? [...out.headers, ...extra] : out.headers);
+      writeHead(this, out.status, extra.length ? [...out.headers, ...extra] : out.headers);
       res.end(out.body);
     } else res.destroy();
     this.log.bytes_sent = Buffer.byteLength(out.body);
@@ -407,7 +414,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   if (!h2) setHeader(headers, 'host', authority);
   const grpc = isGrpc(req.headers['content-type']);
   let requestId = req.headers['x-request-id'] as string | undefined;
-  if (!requestId) {
+  if (!requestId && hcm.generateRequestId) {
     requestId = newRequestId();
     headers.push(['x-request-id', requestId]);
   }
@@ -428,7 +435,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     bytes_received: 0,
     bytes_sent: 0,
     duration_ms: 0,
-    request_id: requestId,
+    request_id: requestId ?? '',
   };
   const downstream = new Downstream();
   res.on('close', () => {
@@ -462,7 +469,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (hasHttpFilters(hcm)) {
       attributes = {
         'source.address': `${remote}:${req.socket?.remotePort ?? 0}`,
-        'request.id': requestId,
+        'request.id': requestId ?? '',
         'xds.route_name': route.name,
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
@@ -708,7 +715,7 @@ async function respondFiltered(
   const sent = withoutPseudo(out.headers);
   removeHeader(sent, 'content-length');
   sent.push(['content-length', String(out.body.length)]);
-  writeHead(res, status, sent);
+  writeHead(stream, status, sent);
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
   if (h2res && out.trailers.length) h2res.addTrailers(objectFromPairs(out.trailers));
   res.end(out.body);
@@ -738,7 +745,7 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
   // headers and first chunk are corked into one write.
   let corked = h2res !== undefined;
   if (corked) res.cork();
-  writeHead(res, status, headers);
+  writeHead(stream, status, headers);
   // With filters: the chunk that completes a known content-length carries end_of_stream.
   const length = filters ? getHeader(upstream.headers, 'content-length') : undefined;
   const expected = length === undefined ? -1 : Number(length);

@@ -185,12 +185,21 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     tracing.ignore('spawn_upstream_span');
     tracing.done();
   }
-  // Header-sanitising knobs whose Envoy defaults the sidecar already follows for loopback traffic.
-  // upgrade_configs is not among them: the sidecar cannot carry an upgraded
-  // (WebSocket, CONNECT) stream, so a listener that asks for one is refused.
-  f.ignore('use_remote_address', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action', 'generate_request_id', 'xff_num_trusted_hops', 'server_name');
+  // Header and path handling: the sidecar does what Envoy does by default, and refuses the other settings
+  // rather than ignore them. upgrade_configs is NACKed too: the sidecar cannot carry an upgraded
+  // (WebSocket, CONNECT) stream.
+  const server = {
+    name: f.str('server_name') || 'envoy',
+    transformation: f.enumOf('server_header_transformation', ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH'] as const, ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH']) ?? 'OVERWRITE',
+  };
+  const generateRequestId = f.bool('generate_request_id') ?? true;
+  if (f.bool('use_remote_address') === true) f.fail('use_remote_address', 'not supported by the weft sidecar: it does not append x-forwarded-for or classify internal and external callers');
+  if ((f.num('xff_num_trusted_hops') ?? 0) !== 0) f.fail('xff_num_trusted_hops', 'not supported by the weft sidecar (x-forwarded-for is not interpreted)');
+  if (f.bool('normalize_path') === true) f.fail('normalize_path', 'not supported by the weft sidecar: paths are routed as received');
+  if (f.bool('merge_slashes') === true) f.fail('merge_slashes', 'not supported by the weft sidecar: paths are routed as received');
+  f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, bufferLimitBytes: DEFAULT_BUFFER_LIMIT };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

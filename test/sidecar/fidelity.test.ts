@@ -207,6 +207,21 @@ test('mutations outside the subset are NACKed with the field path', () => {
       mutate: (v) => (v.filter_chains[0].filters[0].typed_config.upgrade_configs = [{ upgrade_type: 'websocket' }]),
       path: 'filter_chains[0].filters[0].typed_config.upgrade_configs',
     },
+    // Header and path handling the sidecar does not do: refused, not ignored.
+    ...(
+      [
+        ['use_remote_address', true],
+        ['xff_num_trusted_hops', 1],
+        ['normalize_path', true],
+        ['merge_slashes', true],
+        ['path_with_escaped_slashes_action', 'UNESCAPE_AND_FORWARD'],
+      ] as const
+    ).map(([field, value]) => ({
+      kind: 'listener' as ResourceKind,
+      base: golden('wasm-inbound', 'listener', 'outbound'),
+      mutate: (v: any) => (v.filter_chains[0].filters[0].typed_config[field] = value),
+      path: `filter_chains[0].filters[0].typed_config.${field}`,
+    })),
     {
       // Envoy reads 0 as no limit; the sidecar does not buffer without one.
       kind: 'listener',

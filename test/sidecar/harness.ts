@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createXdsServer } from '../../control/xds/index.ts';
+import { createXdsServer, defaultTranslator } from '../../control/xds/index.ts';
 import type { ModelChange, ModelSource, Translator, XdsServer } from '../../control/xds/index.ts';
 import type { Instance, MeshModel, Service } from '../../control/model/types.ts';
 import { freePort, runSidecar } from '../../sidecar/main.ts';
@@ -275,4 +275,29 @@ export function upload(port: number, host: string, mib: number, opts: { chunked?
     };
     write().catch(reject);
   });
+}
+
+/**
+ * The default translator with these fields set on every HTTP connection
+ * manager and every route action (weft's API does not set them; an
+ * operator's Envoy config might).
+ */
+export function withFields(hcm: Record<string, unknown>, routeAction: Record<string, unknown> = {}): Translator {
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  const patch = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(patch);
+    if (v === null || typeof v !== 'object') return v;
+    const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, patch(x)]));
+    if (String(o['@type']).endsWith('HttpConnectionManager')) return { ...o, ...hcm };
+    const action = o.route as Record<string, unknown> | undefined;
+    if (action && typeof action === 'object' && ('cluster' in action || 'weighted_clusters' in action)) return { ...o, route: { ...action, ...routeAction } };
+    return o;
+  };
+  return {
+    translateEndpoints: (m, n) => base.translateEndpoints(m, n),
+    translateProxy: (m, p) => {
+      const out = base.translateProxy(m, p);
+      return { ...out, listeners: out.listeners.map((l) => ({ ...l, value: patch(l.value) })), routes: out.routes.map((r) => ({ ...r, value: patch(r.value) })) };
+    },
+  };
 }

@@ -9,42 +9,13 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { defaultTranslator } from '../../control/xds/index.ts';
-import type { Translator } from '../../control/xds/index.ts';
 import { grpcTimeoutMs } from '../../sidecar/proxy.ts';
-import { TestMesh, get, instance, metric, route, service, startApp, withTimeout } from './harness.ts';
+import { TestMesh, get, instance, metric, route, service, startApp, withFields, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
-
-/**
- * The default translator with these fields set on every HTTP connection
- * manager and every route action (weft's API does not set them; an
- * operator's Envoy config might).
- */
-function withFields(hcm: Record<string, unknown>, routeAction: Record<string, unknown> = {}): Translator {
-  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
-  const patch = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(patch);
-    if (v === null || typeof v !== 'object') return v;
-    const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, patch(x)]));
-    if (String(o['@type']).endsWith('HttpConnectionManager')) return { ...o, ...hcm };
-    const action = o.route as Record<string, unknown> | undefined;
-    if (action && typeof action === 'object' && ('cluster' in action || 'weighted_clusters' in action)) return { ...o, route: { ...action, ...routeAction } };
-    return o;
-  };
-  return {
-    translateEndpoints: (m, n) => base.translateEndpoints(m, n),
-    translateProxy: (m, p) => {
-      const out = base.translateProxy(m, p);
-      return { ...out, listeners: out.listeners.map((l) => ({ ...l, value: patch(l.value) })), routes: out.routes.map((r) => ({ ...r, value: patch(r.value) })) };
-    },
-  };
-}
-
-const withHcmFields = (fields: Record<string, unknown>) => withFields(fields);
 
 /** A raw request: status, the body bytes that arrived, and whether the stream ended cleanly or was reset. */
 function rawRequest(port: number, host: string, path: string, init: { method?: string; headers?: Record<string, string>; partialBody?: string } = {}): Promise<{ status: number; body: string; ended: boolean; ms: number }> {
@@ -102,7 +73,7 @@ test('the route timeout covers the response body: a body still streaming when it
 });
 
 test('stream_idle_timeout: a stream with no bytes either way for that long gets 408 stream timeout', { timeout: 30_000 }, async () => {
-  const mesh = await TestMesh.start({ translator: withHcmFields({ stream_idle_timeout: '0.3s' }) });
+  const mesh = await TestMesh.start({ translator: withFields({ stream_idle_timeout: '0.3s' }) });
   closers.push(() => mesh.close());
   const silent = await startApp('silent', (_req, res) => {
     const t = setTimeout(() => res.end('late'), 3000);
@@ -137,7 +108,7 @@ test('stream_idle_timeout: a stream with no bytes either way for that long gets 
 });
 
 test('request_timeout: a request body that does not arrive in time gets 408 request timeout and never reaches the app', { timeout: 30_000 }, async () => {
-  const mesh = await TestMesh.start({ translator: withHcmFields({ request_timeout: '0.3s' }) });
+  const mesh = await TestMesh.start({ translator: withFields({ request_timeout: '0.3s' }) });
   closers.push(() => mesh.close());
   const echo = await startApp('echo');
   closers.push(() => echo.close());
@@ -159,7 +130,7 @@ test('request_timeout: a request body that does not arrive in time gets 408 requ
 });
 
 test("common_http_protocol_options.idle_timeout: a downstream connection idle that long is closed, HTTP/1.1 and h2; one with a request in flight is not", { timeout: 30_000 }, async () => {
-  const mesh = await TestMesh.start({ translator: withHcmFields({ common_http_protocol_options: { idle_timeout: '0.3s' } }) });
+  const mesh = await TestMesh.start({ translator: withFields({ common_http_protocol_options: { idle_timeout: '0.3s' } }) });
   closers.push(() => mesh.close());
   const app = await startApp('lazy', (req, res) => {
     // /slow answers after twice the idle timeout: the connection must not close under it.
