@@ -287,7 +287,8 @@ export function classify(err: unknown): UpstreamFailure {
 function resetStream(s: http2.ClientHttp2Stream): void {
   const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
   const handle = key === undefined ? undefined : (s as unknown as Record<symbol, { rstStream?: (code: number) => void } | undefined>)[key];
-  if (!s.closed && typeof handle?.rstStream === 'function') handle.rstStream(http2.constants.NGHTTP2_CANCEL);
+  // Only once the stream has an id (its HEADERS are queued): a reset for a stream the peer never saw opened is a protocol error.
+  if (!s.closed && !s.pending && typeof handle?.rstStream === 'function') handle.rstStream(http2.constants.NGHTTP2_CANCEL);
   s.close(http2.constants.NGHTTP2_CANCEL);
 }
 
@@ -314,7 +315,8 @@ export class Http2Pool implements UpstreamPool {
         session.setTimeout(this.#o.idleTimeoutMs, () => session.close());
         resolve(session);
       });
-      session.once('error', (err) => {
+      // on, not once: an error after the first (a session already failing) must not go unhandled and end the process.
+      session.on('error', (err) => {
         clearTimeout(timer);
         if (this.#session === session) this.#session = undefined;
         reject(classify(err));
@@ -357,7 +359,7 @@ export class Http2Pool implements UpstreamPool {
           if (!body.push(c)) s.pause();
         });
         s.on('end', () => body.end(trailers));
-        s.once('error', (err) => {
+        s.on('error', (err) => {
           const f = aborted ?? classify(err);
           if (responded) body.fail(f);
           else reject(f);

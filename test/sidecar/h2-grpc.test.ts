@@ -109,7 +109,11 @@ function call(client: http2.ClientHttp2Session, path: string, authority: string,
     req.on('response', (h) => (grpcStatus ??= h['grpc-status'] as string | undefined));
     req.on('trailers', (t) => (grpcStatus ??= t['grpc-status'] as string | undefined));
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve({ grpcStatus, body: Buffer.concat(chunks).toString('latin1') }));
+    req.on('end', () => {
+      // A call still open on our side is cancelled once answered, so nothing outlives the test.
+      if (keepOpen) req.close(http2.constants.NGHTTP2_CANCEL);
+      resolve({ grpcStatus, body: Buffer.concat(chunks).toString('latin1') });
+    });
     req.on('error', reject);
     if (keepOpen) req.write(body);
     else req.end(body);
@@ -161,7 +165,7 @@ test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending i
     assert.equal(calls, 3);
     assert.equal(await metric(caller.adminPort, 'envoy_cluster_retry_or_shadow_abandoned'), 1);
   } finally {
-    client.close();
+    await new Promise<void>((r) => client.close(() => r()));
   }
 });
 
@@ -244,6 +248,6 @@ test('a gRPC call is mirrored once its client has ended it: the shadow gets the 
     assert.deepEqual(shadow, [{ authority: 'ledger-shadow:50054', body: message.toString('latin1') }]);
     assert.equal(primary.length, 1);
   } finally {
-    client.close();
+    await new Promise<void>((r) => client.close(() => r()));
   }
 });
