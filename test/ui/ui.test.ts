@@ -48,11 +48,12 @@ else describe('web UI in headless Chromium against a running mesh', () => {
   const open = async (hash: string) => {
     await page.goto(`${mesh.api}/ui/${hash}`);
   };
-  const login = async (token: string) => {
+  /** Logs in and waits until the header shows `role` (after a logout the previous role may still be on screen for a moment). */
+  const login = async (token: string, role: string) => {
     await open('#/login');
     await page.locator('#token').fill(token);
     await page.getByRole('button', { name: 'Log in' }).click();
-    await page.locator('#who-role').waitFor({ state: 'visible' });
+    await page.locator('#who-role').filter({ hasText: new RegExp(`^${role}$`) }).waitFor({ state: 'visible' });
   };
 
   before(async () => {
@@ -85,7 +86,7 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     await page.locator('.login .banner.error').filter({ hasText: 'UNAUTHENTICATED' }).waitFor();
     await page.locator('#token').fill('');
     await screenshot(page, 'login');
-    await login(mesh.token);
+    await login(mesh.token, 'admin');
     assert.equal(await page.locator('#who-role').textContent(), 'admin');
     assert.equal(await page.locator('#who-name').textContent(), 'admin');
   });
@@ -216,7 +217,7 @@ else describe('web UI in headless Chromium against a running mesh', () => {
 
   it('a viewer sees everything but every control is disabled, and the API refuses the write anyway', async () => {
     await page.locator('#logout').click();
-    await login(viewerToken);
+    await login(viewerToken, 'viewer');
     assert.equal(await page.locator('#who-role').textContent(), 'viewer');
     await open('#/traffic/orders/default');
     await page.locator('#apply').waitFor();
