@@ -53,9 +53,10 @@ test(
       for (let i = 0; i < 20; i++) {
         const res = await fetch(`${ingress}/`);
         statuses.push(res.status);
-        const body = (await res.json()) as { service: string; upstream: { version: string; upstream: { service: string } } };
+        const text = await res.text();
+        const body = JSON.parse(text) as { service: string; upstream: { version: string; upstream: { service: string } } };
         assert.equal(body.service, 'frontend');
-        assert.equal(body.upstream.upstream.service, 'inventory', 'inventory reached through two more hops (its 20% failures retried away)');
+        assert.equal(body.upstream.upstream?.service, 'inventory', `inventory reached through two more hops (its 20% failures retried away); got ${res.status} ${text}`);
         versions.add(body.upstream.version);
       }
       assert.deepEqual(statuses, Array(20).fill(200));
@@ -66,6 +67,11 @@ test(
       assert.equal(await exited, 0);
       for (const p of ports) assert.equal(await portOpen(p), false, `port ${p} still open after SIGINT`);
     } finally {
+      // After a failed assertion: stop the demo as a user would (Ctrl-C stops every process it started), then make sure.
+      if (up.exitCode === null) {
+        up.kill('SIGINT');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      }
       if (up.exitCode === null) up.kill('SIGKILL');
     }
   },
