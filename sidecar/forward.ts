@@ -78,11 +78,9 @@ export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
     return o.reason === 'connection_failure' && on.has('connect-failure');
   }
   const s = o.response.status;
-  if (GRPC_RETRY_ON.some(([cond]) => on.has(cond))) {
-    // As Envoy: the gRPC conditions look at the grpc-status of a trailers-only response (in its headers).
-    const g = grpcStatusIn(o.response.headers);
-    if (g !== undefined && GRPC_RETRY_ON.some(([cond, code]) => code === g && on.has(cond))) return true;
-  }
+  // As Envoy: the gRPC conditions look at the grpc-status of a trailers-only response (in its headers).
+  let g: number | undefined;
+  for (const [cond, code] of GRPC_RETRY_ON) if (on.has(cond) && (g ??= grpcStatusIn(o.response.headers)) === code) return true;
   if (on.has('5xx') && s >= 500) return true;
   if (on.has('gateway-error') && (s === 502 || s === 503 || s === 504)) return true;
   if (on.has('retriable-4xx') && s === 409) return true;

@@ -16,9 +16,17 @@ after(async () => {
   await mesh.close();
 });
 
-test('a gRPC call passes through the sidecar over h2c with its trailers', { timeout: 30_000 }, async () => {
+/** An h2c (gRPC) server on 127.0.0.1 answering each stream with `onStream`, closed with the mesh; resolves with its port. */
+async function h2Server(onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void): Promise<number> {
   const server = http2.createServer();
-  server.on('stream', (stream, headers) => {
+  server.on('stream', onStream);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  return (server.address() as AddressInfo).port;
+}
+
+test('a gRPC call passes through the sidecar over h2c with its trailers', { timeout: 30_000 }, async () => {
+  const port = await h2Server((stream, headers) => {
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
@@ -27,9 +35,6 @@ test('a gRPC call passes through the sidecar over h2c with its trailers', { time
       stream.end(Buffer.concat([Buffer.from(`${headers[':path']}|`), ...chunks]));
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  mesh.track(() => new Promise((r) => server.close(() => r())));
-  const port = (server.address() as AddressInfo).port;
   mesh.model.update({
     services: [{ name: 'g-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'greeter', namespace: 'default', ports: [{ port: 50051, protocol: 'grpc' }] }],
     instances: [instance('greeter', port)],
@@ -60,8 +65,7 @@ test('a gRPC call passes through the sidecar over h2c with its trailers', { time
 
 test('a client that drops a gRPC stream mid-call: the upstream sees the stream reset, never a finished request', { timeout: 30_000 }, async () => {
   const outcomes: string[] = [];
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
+  const port = await h2Server((stream) => {
     let bytes = 0;
     let aborted = false;
     stream.on('data', (c: Buffer) => (bytes += c.length));
@@ -73,9 +77,6 @@ test('a client that drops a gRPC stream mid-call: the upstream sees the stream r
     });
     stream.on('error', () => undefined);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  mesh.track(() => new Promise((r) => server.close(() => r())));
-  const port = (server.address() as AddressInfo).port;
   mesh.model.update({
     services: [{ name: 'uploader', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'ingest', namespace: 'default', ports: [{ port: 50052, protocol: 'grpc' }] }],
     instances: [instance('ingest', port)],
@@ -123,8 +124,7 @@ function call(client: http2.ClientHttp2Session, path: string, authority: string,
 test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending its body; a call still streaming is not retried', { timeout: 30_000 }, async () => {
   const seen: string[] = [];
   let calls = 0;
-  const server = http2.createServer();
-  server.on('stream', (stream, headers) => {
+  const port = await h2Server((stream, headers) => {
     calls++;
     if (headers[':path'] === '/pay.Pay/Stream' || calls === 1) {
       // Trailers-only UNAVAILABLE, at once: what a gRPC server that is shutting down answers.
@@ -141,11 +141,9 @@ test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending i
       stream.end(Buffer.concat(chunks));
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  mesh.track(() => new Promise((r) => server.close(() => r())));
   mesh.model.update({
     services: [{ name: 'shop', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'pay', namespace: 'default', ports: [{ port: 50053, protocol: 'grpc' }] }],
-    instances: [instance('pay', (server.address() as AddressInfo).port)],
+    instances: [instance('pay', port)],
     routes: [route('pay', [{ destinations: [{ service: 'pay', weight: 1 }], retries: { attempts: 2, retryOn: ['unavailable'] } }])],
     destinationPolicies: [],
   });
@@ -207,9 +205,8 @@ test('fault injection aborts and delays by percentage; mirroring copies requests
 
 test('a gRPC call is mirrored once its client has ended it: the shadow gets the same body, the caller the primary answer', { timeout: 30_000 }, async () => {
   /** A gRPC server that echoes the body; records what it got and under which authority. */
-  const echo = async (got: { authority: string; body: string }[]) => {
-    const server = http2.createServer();
-    server.on('stream', (stream, headers) => {
+  const echo = (got: { authority: string; body: string }[]) => {
+    return h2Server((stream, headers) => {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
@@ -219,9 +216,6 @@ test('a gRPC call is mirrored once its client has ended it: the shadow gets the 
         stream.end(Buffer.concat(chunks));
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    mesh.track(() => new Promise((r) => server.close(() => r())));
-    return (server.address() as AddressInfo).port;
   };
   const primary: { authority: string; body: string }[] = [];
   const shadow: { authority: string; body: string }[] = [];

@@ -373,16 +373,23 @@ async function holder(stopResponseHeaders: boolean): Promise<Uint8Array> {
   });
 }
 
-/** An app that answers every request with `mib` MiB. */
-async function bigResponses(mesh: TestMesh, mib: number): Promise<number> {
+/**
+ * Service `svc`, whose app answers every request with 3 MiB, behind a sidecar
+ * whose inbound chain runs holder(stopResponseHeaders): its inbound and admin ports.
+ */
+async function bigResponsesThroughHolder(svc: string, port: number, stopResponseHeaders: boolean): Promise<{ inbound: number; adminPort: number }> {
+  const { mesh, module } = await meshWithModule('holder', await holder(stopResponseHeaders));
   const chunk = Buffer.alloc(MiB, 'r');
   const app = await startApp('big', (_req, res) => {
-    res.setHeader('content-length', String(mib * MiB));
-    for (let i = 0; i < mib; i++) res.write(chunk);
+    res.setHeader('content-length', String(3 * MiB));
+    for (let i = 0; i < 3; i++) res.write(chunk);
     res.end();
   });
   mesh.track(() => app.close());
-  return app.port;
+  const inbound = await freePort();
+  mesh.model.update({ services: [service(svc, port)], instances: [instance(svc, inbound)], filterModules: [module], filterBindings: [binding(svc, 'holder', 'inbound')] });
+  const sc = await mesh.sidecar(svc, app.port, { inboundPort: inbound, log: () => undefined });
+  return { inbound, adminPort: sc.adminPort };
 }
 
 test('a filter that holds a request body past the buffer limit gets 413 Payload Too Large; the app none of it; a body within the limit passes', { timeout: 60_000 }, async () => {
@@ -418,23 +425,16 @@ test("the listener's per_connection_buffer_limit_bytes is the limit: 64 KiB held
 });
 
 test('a filter that holds a response past the buffer limit before its headers went out: 500, and rs_too_large', { timeout: 60_000 }, async () => {
-  const { mesh, module } = await meshWithModule('holder', await holder(true));
-  const appPort = await bigResponses(mesh, 3);
-  const inbound = await freePort();
-  mesh.model.update({ services: [service('big', 7982)], instances: [instance('big', inbound)], filterModules: [module], filterBindings: [binding('big', 'holder', 'inbound')] });
-  const sc = await mesh.sidecar('big', appPort, { inboundPort: inbound, log: () => undefined });
-  const r = await get(inbound, 'big', '/');
+  const sc = await bigResponsesThroughHolder('big', 7982, true);
+  const r = await get(sc.inbound, 'big', '/');
   assert.equal(r.status, 500);
   assert.equal(r.body, 'Internal Server Error');
   assert.equal(await metric(sc.adminPort, 'envoy_http_rs_too_large'), 1);
 });
 
 test('a filter that holds a streamed response past the buffer limit after the headers went out: the stream is reset', { timeout: 60_000 }, async () => {
-  const { mesh, module } = await meshWithModule('holder', await holder(false));
-  const appPort = await bigResponses(mesh, 3);
-  const inbound = await freePort();
-  mesh.model.update({ services: [service('big2', 7983)], instances: [instance('big2', inbound)], filterModules: [module], filterBindings: [binding('big2', 'holder', 'inbound')] });
-  const sc = await mesh.sidecar('big2', appPort, { inboundPort: inbound, log: () => undefined });
+  const sc = await bigResponsesThroughHolder('big2', 7983, false);
+  const { inbound } = sc;
   const outcome = await new Promise<{ status: number; bytes: number; complete: boolean }>((resolve) => {
     http.get({ host: '127.0.0.1', port: inbound, path: '/', headers: { host: 'big2' }, agent: false }, (res) => {
       let bytes = 0;
