@@ -9,7 +9,7 @@ import type { LocalReply } from './local-reply.ts';
 import { localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
 import type { HeaderPairs } from './upstream.ts';
-import type { BodyOutcome, HttpStream, LocalReply as WasmLocalReply, StreamProperties, WasmPlugin } from './wasm/index.ts';
+import type { BodyOutcome, HttpStream, LocalReply as WasmLocalReply, StreamOutcome, StreamProperties, WasmPlugin } from './wasm/index.ts';
 
 export interface FilterResolver {
   /** The extension config an ECDS filter currently points at. */
@@ -18,7 +18,19 @@ export interface FilterResolver {
   plugin(config: WasmPluginConfig): WasmPlugin | undefined;
 }
 
-type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; rbac: RbacConfig } | { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean };
+type WasmActive = { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean };
+type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; rbac: RbacConfig } | WasmActive;
+
+/** The request as it stands between filters (a filter may replace its headers and buffered body). */
+interface RequestState {
+  headers: HeaderPairs;
+  body: Buffer | null;
+}
+
+/** The response headers a filter left: its own copy once it changed them, else the same array. */
+function responseHeadersAfter(a: WasmActive, given: HeaderPairs): HeaderPairs {
+  return a.stream!.headersModified('response') ? a.stream!.responseHeaders! : given;
+}
 
 export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalReply };
 
@@ -122,70 +134,96 @@ export class RequestFilters {
    * (`released`) once the filter continues at a body chunk, as Envoy holds
    * them in its filter manager.
    */
-  request(headers: HeaderPairs, body: Buffer | null): Promise<RequestOutcome> {
-    return this.#requestFrom(0, headers, body);
+  request(headers: HeaderPairs, body: Buffer | null): RequestOutcome | Promise<RequestOutcome> {
+    return this.#requestFrom(0, { headers, body });
   }
 
-  async #requestFrom(from: number, headers: HeaderPairs, body: Buffer | null): Promise<RequestOutcome> {
-    if (this.#broken) return { kind: 'reply', reply: this.#broken, headers, body };
+  /**
+   * The filters from `from` on, in chain order. Answers without a promise
+   * when every filter decides at once (as the ...Now phases do): a fault
+   * delay or a filter waiting on an http_call continues from a promise.
+   */
+  #requestFrom(from: number, s: RequestState): RequestOutcome | Promise<RequestOutcome> {
+    if (this.#broken) return { kind: 'reply', reply: this.#broken, headers: s.headers, body: s.body };
     for (let i = from; i < this.#active.length; i++) {
-      const a = this.#active[i]!;
-      if (a.kind === 'rbac') {
-        // Headers as they stand after the filters before it (e.g. claims the auth filter forwarded).
-        const pseudo = (n: string) => headers.find(([k]) => k === n)?.[1] ?? '';
-        const allowed = rbacAllows(a.rbac, {
-          authority: pseudo(':authority'),
-          path: pseudo(':path'),
-          method: pseudo(':method'),
-          principal: this.#principal,
-          header: (n) => {
-            const values = headers.filter(([k]) => k === n).map(([, v]) => v);
-            return values.length === 0 ? undefined : values.join(',');
-          },
-        });
-        if (!allowed) return { kind: 'reply', reply: localReplies.rbacDenied(), headers, body };
-        continue;
-      }
-      if (a.kind === 'fault') {
-        const { delay, abort } = a.fault;
-        if (delay && this.#random() < delay.fraction) await sleep(delay.ms);
-        if (abort && this.#random() < abort.fraction) return { kind: 'reply', reply: localReplies.faultAbort(abort.status), headers, body };
-        continue;
-      }
-      if (!a.stream) continue;
-      // A null body streams after the headers (requestData); an empty one ends with them.
-      const hasBody = body !== null && body.length > 0;
-      // The ...Now phases are promises only while a filter waits on an http_call.
-      let out = a.stream.requestHeadersNow(headers, body !== null && !hasBody);
-      if (out instanceof Promise) out = await out;
-      // Untouched headers stay the same array: the caller chooses the route again only after a change.
-      if (a.stream.headersModified('request')) headers = a.stream.requestHeaders!;
-      if (out.action === 'pause' && body === null) {
-        // Held until the filter continues at a chunk of the streamed body.
-        if (this.#held) this.#held.at = i;
-        else {
-          let resolve!: (r: Released) => void;
-          const released = new Promise<Released>((r) => (resolve = r));
-          this.#held = { at: i, resolve, released };
-        }
-        return { kind: 'held', headers, body, released: this.#held.released };
-      }
-      // A stop with a whole body to come waits for the body call just below.
-      const r = out.action === 'pause' && hasBody ? undefined : this.#outcome(a, out);
-      if (r) return { ...r, headers, body };
-      if (hasBody) {
-        let b = a.stream.requestBodyNow(body!, true);
-        if (b instanceof Promise) b = await b;
-        if (b.action === 'continue') body = asBuffer(b.body);
-        else {
-          const rb = this.#outcome(a, b);
-          if (rb) return { ...rb, headers, body };
-        }
-        // Headers still held may change in the body phase.
-        if (a.stream.headersModified('request')) headers = a.stream.requestHeaders!;
-      }
+      const r = this.#requestAt(i, s);
+      if (r === undefined) continue;
+      if (r instanceof Promise) return r.then((o) => o ?? this.#requestFrom(i + 1, s));
+      return r;
     }
-    return { kind: 'continue', headers, body };
+    return { kind: 'continue', headers: s.headers, body: s.body };
+  }
+
+  /** One filter's request phases: undefined to go on to the next filter, or the request's outcome. */
+  #requestAt(i: number, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
+    const a = this.#active[i]!;
+    if (a.kind === 'rbac') {
+      const headers = s.headers;
+      // Headers as they stand after the filters before it (e.g. claims the auth filter forwarded).
+      const pseudo = (n: string) => headers.find(([k]) => k === n)?.[1] ?? '';
+      const allowed = rbacAllows(a.rbac, {
+        authority: pseudo(':authority'),
+        path: pseudo(':path'),
+        method: pseudo(':method'),
+        principal: this.#principal,
+        header: (n) => {
+          const values = headers.filter(([k]) => k === n).map(([, v]) => v);
+          return values.length === 0 ? undefined : values.join(',');
+        },
+      });
+      return allowed ? undefined : { kind: 'reply', reply: localReplies.rbacDenied(), headers, body: s.body };
+    }
+    if (a.kind === 'fault') {
+      const { delay } = a.fault;
+      if (delay && this.#random() < delay.fraction) return sleep(delay.ms).then(() => this.#faultAbort(a.fault, s));
+      return this.#faultAbort(a.fault, s);
+    }
+    if (!a.stream) return undefined;
+    // A null body streams after the headers (requestData); an empty one ends with them.
+    const out = a.stream.requestHeadersNow(s.headers, s.body !== null && s.body.length === 0);
+    // The ...Now phases are promises only while a filter waits on an http_call.
+    if (out instanceof Promise) return out.then((o) => this.#afterRequestHeaders(i, a, o, s));
+    return this.#afterRequestHeaders(i, a, out, s);
+  }
+
+  #faultAbort(fault: FaultConfig, s: RequestState): RequestOutcome | undefined {
+    const abort = fault.abort;
+    if (abort && this.#random() < abort.fraction) return { kind: 'reply', reply: localReplies.faultAbort(abort.status), headers: s.headers, body: s.body };
+    return undefined;
+  }
+
+  #afterRequestHeaders(i: number, a: WasmActive, out: StreamOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
+    // Untouched headers stay the same array: the caller chooses the route again only after a change.
+    if (a.stream!.headersModified('request')) s.headers = a.stream!.requestHeaders!;
+    const hasBody = s.body !== null && s.body.length > 0;
+    if (out.action === 'pause' && s.body === null) {
+      // Held until the filter continues at a chunk of the streamed body.
+      if (this.#held) this.#held.at = i;
+      else {
+        let resolve!: (r: Released) => void;
+        const released = new Promise<Released>((r) => (resolve = r));
+        this.#held = { at: i, resolve, released };
+      }
+      return { kind: 'held', headers: s.headers, body: s.body, released: this.#held.released };
+    }
+    // A stop with a whole body to come waits for the body call just below.
+    const r = out.action === 'pause' && hasBody ? undefined : this.#outcome(a, out);
+    if (r) return { ...r, headers: s.headers, body: s.body };
+    if (!hasBody) return undefined;
+    const b = a.stream!.requestBodyNow(s.body!, true);
+    if (b instanceof Promise) return b.then((o) => this.#afterRequestBody(a, o, s));
+    return this.#afterRequestBody(a, b, s);
+  }
+
+  #afterRequestBody(a: WasmActive, b: BodyOutcome, s: RequestState): RequestOutcome | undefined {
+    if (b.action === 'continue') s.body = asBuffer(b.body);
+    else {
+      const rb = this.#outcome(a, b);
+      if (rb) return { ...rb, headers: s.headers, body: s.body };
+    }
+    // Headers still held may change in the body phase.
+    if (a.stream!.headersModified('request')) s.headers = a.stream!.requestHeaders!;
+    return undefined;
   }
 
   /** The held request gives up (the client went away, a timeout answered): whoever waits on `released` gets `reply`. */
@@ -205,8 +243,8 @@ export class RequestFilters {
    * filters after it (one may hold them again), then the bytes it let go.
    */
   async #release(i: number, data: Buffer, endOfStream: boolean): Promise<DataResult> {
-    const a = this.#active[i] as Extract<Active, { kind: 'wasm' }>;
-    const r = await this.#requestFrom(i + 1, a.stream!.requestHeaders!, null);
+    const a = this.#active[i] as WasmActive;
+    const r = await this.#requestFrom(i + 1, { headers: a.stream!.requestHeaders!, body: null });
     if (r.kind === 'reply') {
       this.#settleHeld(r);
       return { kind: 'reset' };
@@ -222,18 +260,31 @@ export class RequestFilters {
    * to rewrite it): read the whole body and finish with responseBuffered from
    * that filter on, as Envoy holds the headers until the filter continues.
    */
-  async responseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<ResponseStart> {
-    for (let i = this.#active.length - 1; i >= 0; i--) {
+  responseHeaders(headers: HeaderPairs, endOfStream: boolean): ResponseStart | Promise<ResponseStart> {
+    return this.#responseHeadersFrom(this.#active.length - 1, headers, endOfStream);
+  }
+
+  #responseHeadersFrom(from: number, headers: HeaderPairs, endOfStream: boolean): ResponseStart | Promise<ResponseStart> {
+    for (let i = from; i >= 0; i--) {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
-      let out = a.stream.responseHeadersNow(headers, endOfStream);
-      if (out instanceof Promise) out = await out;
-      if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
-      if (out.action === 'pause' && !endOfStream) return { kind: 'buffer', headers, from: i };
-      const r = this.#outcome(a, out);
-      if (r?.kind === 'reply') return r;
+      const given = headers;
+      const out = a.stream.responseHeadersNow(given, endOfStream);
+      if (out instanceof Promise) {
+        return out.then((o) => this.#afterResponseHeaders(i, a, o, given, endOfStream) ?? this.#responseHeadersFrom(i - 1, responseHeadersAfter(a, given), endOfStream));
+      }
+      const r = this.#afterResponseHeaders(i, a, out, given, endOfStream);
+      if (r !== undefined) return r;
+      headers = responseHeadersAfter(a, given);
     }
     return { kind: 'stream', headers };
+  }
+
+  /** A filter's response headers decision: undefined to go on to the next filter (in reverse chain order). */
+  #afterResponseHeaders(i: number, a: WasmActive, out: StreamOutcome, given: HeaderPairs, endOfStream: boolean): ResponseStart | undefined {
+    if (out.action === 'pause' && !endOfStream) return { kind: 'buffer', headers: responseHeadersAfter(a, given), from: i };
+    const r = this.#outcome(a, out);
+    return r?.kind === 'reply' ? r : undefined;
   }
 
   /**
@@ -344,14 +395,14 @@ export class RequestFilters {
     return { kind: 'data', data };
   }
 
-  #dataAfter(direction: 'request' | 'response', a: Extract<Active, { kind: 'wasm' }>, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
+  #dataAfter(direction: 'request' | 'response', a: WasmActive, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
     if (direction === 'request' && this.#held?.at === i) return this.#heldStep(a, i, out, endOfStream);
     const next = this.#dataStep(direction, a, out, endOfStream);
     return next.kind !== 'data' ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
   }
 
   /** A body chunk's outcome at the filter holding the request headers: it lets them go, keeps holding, or ends the request. */
-  #heldStep(a: Extract<Active, { kind: 'wasm' }>, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
+  #heldStep(a: WasmActive, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
     if (out.action === 'continue') return this.#release(i, asBuffer(out.body), endOfStream);
     if (out.action === 'pause' && !endOfStream) {
       if (a.stream!.bufferedBytes('request') <= this.#bufferLimit) return { kind: 'data', data: EMPTY };
@@ -365,7 +416,7 @@ export class RequestFilters {
     return r.kind === 'reply' ? { kind: 'reply', reply: r.reply } : { kind: 'reset' };
   }
 
-  #dataStep(direction: 'request' | 'response', a: Extract<Active, { kind: 'wasm' }>, out: BodyOutcome, endOfStream: boolean): DataResult {
+  #dataStep(direction: 'request' | 'response', a: WasmActive, out: BodyOutcome, endOfStream: boolean): DataResult {
     if (out.action === 'continue') return { kind: 'data', data: asBuffer(out.body) };
     if (out.action === 'pause' && !endOfStream) return a.stream!.bufferedBytes(direction) > this.#bufferLimit ? TOO_LARGE : { kind: 'data', data: EMPTY };
     if (out.action === 'local_reply') return { kind: 'reply', reply: fromWasm(out.reply) };
@@ -373,7 +424,7 @@ export class RequestFilters {
     return { kind: 'reset' };
   }
 
-  #outcome(a: Extract<Active, { kind: 'wasm' }>, out: { action: string; reply?: WasmLocalReply }): PhaseResult | undefined {
+  #outcome(a: WasmActive, out: { action: string; reply?: WasmLocalReply }): PhaseResult | undefined {
     if (out.action === 'continue') return undefined;
     if (out.action === 'local_reply' && out.reply) return { kind: 'reply', reply: fromWasm(out.reply) };
     // pause with nothing to resume it, or close: Envoy would reset the stream; the failure policy decides.

@@ -504,7 +504,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (filters?.hasFilters) {
       // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it.
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
-      const req1 = await filters.request(filterHeaders, body);
+      let req1 = filters.request(filterHeaders, body);
+      if (req1 instanceof Promise) req1 = await req1;
       if (req1.kind === 'reply') return stream.reply(req1.reply);
       body = req1.body;
       let filteredHeaders = req1.headers;
@@ -682,7 +683,8 @@ async function respondFiltered(
   // Known to have no body: the filters get end_of_stream with the headers.
   const empty = log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
   // Filters see Envoy's response header map: :status first; they may change it.
-  const start = await filters.responseHeaders([[':status', String(upstream.status)], ...headers], empty);
+  let start = filters.responseHeaders([[':status', String(upstream.status)], ...headers], empty);
+  if (start instanceof Promise) start = await start;
   if (start.kind === 'reply') {
     upstream.body.dump(release);
     stream.reply(start.reply);
