@@ -14,7 +14,7 @@ import type { OutlierHost } from './outlier.ts';
 import type { SidecarStats } from './stats.ts';
 import { createPool, type UpstreamTls } from './upstream.ts';
 import type { TlsContexts } from './tls-contexts.ts';
-import type { UpstreamPool } from './upstream.ts';
+import type { PoolOptions, UpstreamPool } from './upstream.ts';
 
 export class Host implements LbHost, OutlierHost, CheckedHost {
   readonly key: string;
@@ -117,10 +117,12 @@ export class Cluster {
   }
 
   #pool(h: { address: string; port: number }) {
-    return createPool(
-      { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs, tls: this.#upstreamTls() },
-      this.config.http2,
-    );
+    return createPool(this.connectOptions(h), this.config.http2);
+  }
+
+  /** How to reach a host: its pool's options, also used for a connection of its own (a WebSocket upgrade). */
+  connectOptions(h: { address: string; port: number }): PoolOptions {
+    return { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs, tls: this.#upstreamTls() };
   }
 
   /** Per new connection: the current certificate (rotation applies to the next connection) and the SANs to expect. */

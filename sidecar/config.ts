@@ -206,6 +206,8 @@ export interface HttpConnectionManagerConfig {
    * buffers past it gets 413 (request) or 500 / a reset (response).
    */
   bufferLimitBytes: number;
+  /** upgrade_configs allows websocket: a WebSocket upgrade is carried (proxy.ts upgradeTo), else refused with 403. */
+  websocket: boolean;
 }
 
 export interface TcpProxyConfig {

@@ -15,9 +15,11 @@
 // pipelined requests answered in order, `Expect: 100-continue` answered by
 // the proxy (as Envoy does; the header is not forwarded), a Date header,
 // chunked responses when the length is unknown, no body for HEAD/204/304,
-// and `connection: close` for HTTP/1.0 without keep-alive. Upgrade and
-// CONNECT requests get 403, as Envoy answers an upgrade no route is
-// configured for.
+// and `connection: close` for HTTP/1.0 without keep-alive. A WebSocket
+// upgrade (GET with `Upgrade: websocket`) goes to the proxy like any request;
+// once it answers 101 (switchProtocols) the connection is the proxy's, bytes
+// the client sent past its request head included. Other upgrades and CONNECT
+// get 403, as Envoy answers an upgrade no upgrade_configs entry allows.
 
 import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
@@ -113,7 +115,7 @@ export class H1Request extends Events {
   readonly socket: net.Socket;
   /** The client sent `Expect: 100-continue` (answered by the proxy, not forwarded). */
   readonly expectContinue: boolean;
-  /** An Upgrade or CONNECT request: refused with 403. */
+  /** An Upgrade or CONNECT request (only a WebSocket upgrade reaches the proxy; the rest get 403). */
   readonly upgrade: boolean;
   complete = false;
   #held: Buffer[] | undefined;
@@ -246,6 +248,26 @@ export class H1Response extends Events {
     this.#headers = headers;
     this.headersSent = true;
     return this;
+  }
+
+  /**
+   * 101 Switching Protocols for a WebSocket upgrade: the head goes out at
+   * once, and the connection is the caller's from here on, with the bytes
+   * the client sent past its request head (`head`). `headers` as writeHead's.
+   */
+  switchProtocols(headers: string[]): { socket: net.Socket; head: Buffer } {
+    if (!this.#req.upgrade || this.headersSent) throw new Error('not an upgrade request waiting for its response');
+    let text = 'HTTP/1.1 101 Switching Protocols\r\n';
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const error = headerError(headers[i]!, String(headers[i + 1]));
+      if (error) throw new TypeError(error);
+      text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    }
+    this.#status = this.statusCode = 101;
+    this.headersSent = true;
+    const taken = this.#conn.takeOver();
+    taken.socket.write(text + '\r\n', 'latin1');
+    return taken;
   }
 
   cork(): void {
@@ -383,6 +405,12 @@ export class H1Response extends Events {
 
 type OnRequest = (req: H1Request, res: H1Response) => void;
 
+/** GET with `Upgrade: websocket` (the token, any case, maybe among others). */
+export function isWebSocketUpgrade(req: { method: string; headers: Record<string, string | string[] | undefined> }): boolean {
+  const upgrade = req.headers.upgrade;
+  return req.method === 'GET' && typeof upgrade === 'string' && upgrade.split(',').some((t) => t.trim().toLowerCase() === 'websocket');
+}
+
 /**
  * One downstream connection: parses requests, answers them one at a time and
  * in order, closes when asked to or when the client or a response says so.
@@ -403,6 +431,8 @@ export class H1Connection {
   #closing = false;
   #closed = false;
   #paused = false;
+  /** An upgrade request's bytes past its head (the upgraded protocol's first bytes). */
+  #upgradeHead: Buffer | undefined;
 
   constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number) {
     this.socket = socket;
@@ -479,8 +509,25 @@ export class H1Connection {
   #execute(d: Buffer): void {
     if (this.#failed || this.#closed) return;
     const r = this.#parser.execute(d);
-    // After an upgrade request the parser stops on purpose; that is not a parse error.
-    if (r instanceof Error && !this.#failed) this.#fail(r);
+    // After an upgrade request the parser stops on purpose (it returns how much it read); that is not a parse error.
+    if (r instanceof Error) {
+      if (!this.#failed) this.#fail(r);
+    } else if (this.#failed && r < d.length) this.#upgradeHead = d.subarray(r);
+  }
+
+  /**
+   * The upgraded connection leaves HTTP: the socket (paused) and the bytes
+   * read past the request head; this connection stops reading it and lets go
+   * of its idle timer. Closing the socket still ends the request as usual.
+   */
+  takeOver(): { socket: net.Socket; head: Buffer } {
+    const socket = this.socket;
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('end');
+    clearTimeout(this.#idle);
+    const head = this.#upgradeHead ?? Buffer.alloc(0);
+    this.#upgradeHead = undefined;
+    return { socket, head };
   }
 
   #fail(err: Error & { code?: string }): void {
@@ -515,13 +562,15 @@ export class H1Connection {
     const res = new H1Response(this, req);
     if (!keepAlive) this.keepAlive = false;
     if (upgrade) {
-      // Not HTTP after these headers: no further request can be read.
+      // Not HTTP after these headers: no further request can be read (a refused upgrade closes the connection).
       this.#failed = true;
+      this.keepAlive = false;
       this.socket.pause();
       req.complete = true;
     } else this.#parsing = req;
     this.#queue.push({ req, res });
-    if (this.#queue.length === 1) this.#dispatch();
+    // An upgrade's handler runs once the parser has returned, when the bytes past its head are known (takeOver).
+    if (this.#queue.length === 1) upgrade ? queueMicrotask(() => this.#dispatch()) : this.#dispatch();
     else if (this.#queue.length > MAX_QUEUED && !this.#paused) {
       this.#paused = true;
       this.socket.pause();
@@ -538,7 +587,7 @@ export class H1Connection {
 
   #dispatch(): void {
     const head = this.#queue[0]!;
-    if (head.req.upgrade) {
+    if (head.req.upgrade && !isWebSocketUpgrade(head.req)) {
       head.res.writeHead(403, ['content-type', 'text/plain']);
       head.res.end('upgrade failed');
       return;

@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
 import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
@@ -22,6 +23,7 @@ import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
 import { BodyTooLarge, UpstreamFailure } from './upstream.ts';
+import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
 import type { StreamProperties } from './wasm/index.ts';
 
 export interface AccessLogEntry {
@@ -267,6 +269,8 @@ class Stream {
   filters: RequestFilters | undefined;
   /** A wasm filter's local reply from a streamed request body (the exchange is aborted for it). */
   filterReply: LocalReply | undefined;
+  /** Set once a WebSocket upgrade joined the connections: ends the session (with the access log's response flag). */
+  upgraded: ((flag: string) => void) | undefined;
   #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
   #durationTimer: NodeJS.Timeout | undefined;
@@ -312,6 +316,7 @@ class Stream {
 
   expire(body: string, flag: string): void {
     if (this.finished) return;
+    if (this.upgraded) return this.upgraded(flag);
     this.downstream.abort();
     this.reply({ status: 408, body, headers: this.h2 ? [] : [['connection', 'close']], flag });
   }
@@ -331,6 +336,7 @@ class Stream {
   durationReached(): void {
     if (this.finished) return;
     this.hs.rqMaxDurationReached.value++;
+    if (this.upgraded) return this.upgraded('DT');
     this.downstream.abort();
     this.reply({ status: 408, body: 'downstream duration timeout', headers: this.grpc ? [['grpc-status', '4']] : this.h2 ? [] : [['connection', 'close']], flag: 'DT' });
   }
@@ -413,6 +419,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   const headers = pairsFromRaw(req.rawHeaders);
   if (!h2) setHeader(headers, 'host', authority);
   const grpc = isGrpc(req.headers['content-type']);
+  // A WebSocket upgrade (HTTP/1.1; http1.ts refuses other upgrades): routed and filtered as any request, then upgradeTo.
+  const upgrade = !h2 && (req as H1Request).upgrade === true;
   let requestId = req.headers['x-request-id'] as string | undefined;
   if (!requestId && hcm.generateRequestId) {
     requestId = newRequestId();
@@ -463,6 +471,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return stream.reply(localReplies.noRoute());
     }
     log.route_name = route.name;
+    // As Envoy without an upgrade_configs entry for websocket: 403, and the connection closes.
+    if (upgrade && !hcm.websocket) return stream.reply({ status: 403, body: 'upgrade failed', headers: [], flag: '-' });
     const remote = req.socket?.remoteAddress ?? '';
     // What wasm filters read as Envoy's attributes; the upstream ones are added once the request is forwarded.
     let attributes: StreamProperties | undefined;
@@ -589,6 +599,12 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const setCookies: HeaderPairs = [];
     const hash = action.hashPolicy.length ? hashOf(action.hashPolicy, upstreamHeaders, remote, setCookies) : undefined;
 
+    if (upgrade) {
+      // The hop-by-hop headers that ask for the upgrade go on to the upstream, as Envoy forwards them for an allowed upgrade.
+      upstreamHeaders.push(['connection', 'upgrade'], ['upgrade', String(req.headers.upgrade)]);
+      const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
+      return await upgradeTo(stream, chosen.name, { method, path: upstreamPath, authority: upstreamAuthority, headers: upstreamHeaders }, hash, mutations, setCookies, attributes);
+    }
     // A body past the buffer limit cannot be replayed: no retries (forward sees a stream) and no mirrors, as in Envoy.
     const retry = action.retry ?? vh.retry;
     if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name });
@@ -653,6 +669,125 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       stream.finish(log.response_code || 500, 'UPE');
     }
   }
+}
+
+/**
+ * A WebSocket upgrade to one host of the cluster, on a connection of its own
+ * (upgrade.ts). The circuit breaker, the host choice and outlier detection
+ * work as for any request, without retries. On 101 the response headers go
+ * through the wasm filters and the mutations, then the two connections are
+ * joined until either side closes or the stream idles out; the access log
+ * line (status 101, the bytes each way) is written at the close. Any other
+ * answer goes back as it came, and the connection closes after it.
+ */
+async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRequest, hash: number | undefined, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, attributes: StreamProperties | undefined): Promise<void> {
+  const { env, log, downstream, filters } = stream;
+  const cluster = env.clusters.get(clusterName);
+  if (!cluster) return stream.reply(localReplies.clusterNotFound());
+  // An HTTP/2 host would need extended CONNECT (RFC 8441), which the sidecar does not speak.
+  if (cluster.config.http2) return stream.reply(localReplies.reset('protocol error'));
+  const admitted = cluster.breaker.acquire();
+  const release = admitted instanceof Promise ? await admitted : admitted;
+  if (!release) {
+    env.stats.upstreamRqPendingOverflow.inc({ envoy_cluster_name: clusterName });
+    return stream.reply(localReplies.overflow());
+  }
+  const host = cluster.pick({ hash });
+  if (!host) {
+    release();
+    env.stats.noHealthyUpstream.inc({ envoy_cluster_name: clusterName });
+    return stream.reply(localReplies.noHealthyUpstream());
+  }
+  const cs = env.stats.cluster(clusterName);
+  cs.rq.value++;
+  cs.rqActive.value++;
+  host.activeRequests++;
+  log.attempts = 1;
+  log.upstream_host = host.key;
+  if (attributes) {
+    attributes['xds.cluster_name'] = clusterName;
+    attributes['upstream.address'] = host.key;
+  }
+  let released = false;
+  const done = (): void => {
+    if (released) return;
+    released = true;
+    host.activeRequests--;
+    cs.rqActive.value--;
+    release();
+  };
+  const attempt = openUpgrade(cluster.connectOptions(host), request, stream.hcm.bufferLimitBytes);
+  downstream.onAbort = () => attempt.abort();
+  const outcome = await attempt.outcome;
+  downstream.onAbort = undefined;
+  if (outcome.kind === 'failure') {
+    done();
+    if (downstream.aborted) return stream.finish(0, 'DC');
+    if (outcome.reason === 'connection_failure') env.stats.upstreamCxConnectFail.inc({ envoy_cluster_name: clusterName });
+    cluster.recordResult(host, 0);
+    return stream.reply(localReplies.reset(outcome.reason));
+  }
+  const status = outcome.kind === 'switched' ? 101 : outcome.status;
+  env.stats.upstreamResponse(cs, clusterName, status);
+  cluster.recordResult(host, status);
+  let headers = withoutHopByHop(outcome.headers);
+  for (const m of mutations) applyMutation(headers, m);
+  for (const c of setCookies) headers.push(c);
+  if (filters?.hasWasm) {
+    let start = filters.responseHeaders([[':status', String(status)], ...headers], outcome.kind === 'response' && outcome.body.length === 0);
+    if (start instanceof Promise) start = await start;
+    if (start.kind === 'reply') {
+      done();
+      if (outcome.kind === 'switched') outcome.socket.destroy();
+      return stream.reply(start.reply);
+    }
+    headers = withoutPseudo(start.headers);
+  }
+  if (outcome.kind === 'response') {
+    done();
+    removeHeader(headers, 'content-length');
+    headers.push(['content-length', String(outcome.body.length)]);
+    writeHead(stream, status, headers);
+    stream.res.end(outcome.body);
+    log.bytes_sent = outcome.body.length;
+    return stream.finish(status);
+  }
+  // The upgrade's own hop-by-hop headers, as the host sent them (Connection: Upgrade, Upgrade: websocket).
+  for (const [k, v] of outcome.headers) if (k === 'connection' || k === 'upgrade') headers.push([k, v]);
+  const server = stream.hcm.server;
+  if (server.transformation === 'OVERWRITE') {
+    removeHeader(headers, 'server');
+    headers.push(['server', server.name]);
+  } else if (server.transformation === 'APPEND_IF_ABSENT' && getHeader(headers, 'server') === undefined) headers.push(['server', server.name]);
+  let taken: { socket: net.Socket; head: Buffer };
+  try {
+    taken = (stream.res as H1Response).switchProtocols(flatFromPairs(headers));
+  } catch {
+    done();
+    outcome.socket.destroy();
+    return stream.reply(localReplies.reset('protocol_error'));
+  }
+  let flag = '-';
+  const close = join(
+    taken.socket,
+    taken.head,
+    outcome.socket,
+    outcome.head,
+    (fromClient, toClient) => {
+      stream.touch();
+      log.bytes_received += fromClient;
+      log.bytes_sent += toClient;
+    },
+    () => {
+      done();
+      stream.finish(101, flag);
+    },
+  );
+  // The stream's idle timeout, max_stream_duration or the client leaving: both connections close.
+  stream.upgraded = (why) => {
+    flag = why;
+    close();
+  };
 }
 
 function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, started: number): HeaderPairs {

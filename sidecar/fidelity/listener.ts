@@ -185,9 +185,19 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     tracing.ignore('spawn_upstream_span');
     tracing.done();
   }
+  // upgrade_configs: WebSocket upgrades are carried (enabled unless `enabled: false`); other upgrade
+  // types (CONNECT above all) and upgrade filter chains are NACKed.
+  let websocket = false;
+  for (const u of f.list('upgrade_configs')) {
+    const type = u.str('upgrade_type') ?? '';
+    const enabled = u.bool('enabled') ?? true;
+    if (u.list('filters').length > 0) u.fail('filters', 'upgrade filter chains are not supported by the weft sidecar');
+    u.done();
+    if (type.toLowerCase() !== 'websocket') u.fail('upgrade_type', `only websocket upgrades are supported by the weft sidecar, not ${JSON.stringify(type)}`);
+    else websocket = enabled;
+  }
   // Header and path handling: the sidecar does what Envoy does by default, and refuses the other settings
-  // rather than ignore them. upgrade_configs is NACKed too: the sidecar cannot carry an upgraded
-  // (WebSocket, CONNECT) stream.
+  // rather than ignore them.
   const server = {
     name: f.str('server_name') || 'envoy',
     transformation: f.enumOf('server_header_transformation', ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH'] as const, ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH']) ?? 'OVERWRITE',
@@ -199,7 +209,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (f.bool('merge_slashes') === true) f.fail('merge_slashes', 'not supported by the weft sidecar: paths are routed as received');
   f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, websocket };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

@@ -192,6 +192,23 @@ test("a listener's per_connection_buffer_limit_bytes becomes its connection mana
   assert.ok(limited.chain.kind === 'http' && limited.chain.bufferLimitBytes === 65536);
 });
 
+test('upgrade_configs: websocket (any case) is carried, unless enabled is false; none set means none carried', () => {
+  const base = golden('wasm-inbound', 'listener', 'inbound');
+  const hcmOf = (upgrades: unknown) => {
+    const v = structuredClone(base) as any;
+    const tc = v.filter_chains[0].filters[0].typed_config;
+    if (upgrades === undefined) delete tc.upgrade_configs;
+    else tc.upgrade_configs = upgrades;
+    const l = decoded('listener', v) as ListenerConfig;
+    assert.ok(l.chain.kind === 'http');
+    return l.chain;
+  };
+  assert.equal((decoded('listener', base) as ListenerConfig).chain.kind === 'http' && ((decoded('listener', base) as any).chain.websocket as boolean), true, 'the translator allows websocket');
+  assert.equal(hcmOf([{ upgrade_type: 'WebSocket' }]).websocket, true);
+  assert.equal(hcmOf([{ upgrade_type: 'websocket', enabled: false }]).websocket, false);
+  assert.equal(hcmOf(undefined).websocket, false);
+});
+
 test('mutations outside the subset are NACKed with the field path', () => {
   const cases: { kind: ResourceKind; base: Record<string, unknown>; mutate: (v: any) => void; path: string }[] = [
     {
@@ -199,13 +216,6 @@ test('mutations outside the subset are NACKed with the field path', () => {
       base: golden('wasm-inbound', 'listener', 'outbound'),
       mutate: (v) => v.filter_chains[0].filters[0].typed_config.http_filters.unshift({ name: 'envoy.filters.http.lua', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua' } }),
       path: 'filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type',
-    },
-    {
-      // WebSocket upgrades: the sidecar answers an Upgrade request 403, so it must not accept a listener that allows them.
-      kind: 'listener',
-      base: golden('wasm-inbound', 'listener', 'outbound'),
-      mutate: (v) => (v.filter_chains[0].filters[0].typed_config.upgrade_configs = [{ upgrade_type: 'websocket' }]),
-      path: 'filter_chains[0].filters[0].typed_config.upgrade_configs',
     },
     // Header and path handling the sidecar does not do: refused, not ignored.
     ...(
@@ -234,6 +244,19 @@ test('mutations outside the subset are NACKed with the field path', () => {
       base: golden('route-canary-90-10', 'route'),
       mutate: (v) => (v.virtual_hosts[0].routes[0].match.runtime_fraction = { default_value: { numerator: 50 } }),
       path: 'virtual_hosts[0].routes[0].match.runtime_fraction',
+    },
+    {
+      // CONNECT (and any upgrade but WebSocket) cannot be carried.
+      kind: 'listener',
+      base: golden('wasm-inbound', 'listener', 'outbound'),
+      mutate: (v) => (v.filter_chains[0].filters[0].typed_config.upgrade_configs = [{ upgrade_type: 'websocket' }, { upgrade_type: 'CONNECT' }]),
+      path: 'filter_chains[0].filters[0].typed_config.upgrade_configs[1].upgrade_type',
+    },
+    {
+      kind: 'listener',
+      base: golden('wasm-inbound', 'listener', 'outbound'),
+      mutate: (v) => (v.filter_chains[0].filters[0].typed_config.upgrade_configs = [{ upgrade_type: 'websocket', filters: [{ name: 'envoy.filters.http.router' }] }]),
+      path: 'filter_chains[0].filters[0].typed_config.upgrade_configs[0].filters',
     },
     {
       // Envoy subtracts this from grpc-timeout; the sidecar does not.

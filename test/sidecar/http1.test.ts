@@ -220,16 +220,37 @@ test('Expect: 100-continue is answered by the proxy and not passed on', async ()
   assert.ok(!seen.some((h) => h.toLowerCase() === 'expect'), `rawHeaders: ${seen.join(', ')}`);
 });
 
-test('an Upgrade request is refused with 403, as Envoy refuses an upgrade no route allows', async () => {
+test('an Upgrade other than websocket, and CONNECT, are refused with 403, as Envoy refuses an upgrade nothing allows', async () => {
   let called = 0;
   const port = await server((_req, res) => {
     called++;
     res.end('ok');
   });
-  const { data, closed } = await exchange(port, 'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
-  assert.match(data, /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*upgrade failed$/);
-  assert.equal(closed, true);
+  for (const text of ['GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n', 'CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n']) {
+    const { data, closed } = await exchange(port, text);
+    assert.match(data, /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*upgrade failed$/);
+    assert.equal(closed, true);
+  }
   assert.equal(called, 0);
+});
+
+test('a WebSocket upgrade reaches the handler: an ordinary answer closes the connection; switchProtocols sends 101 and hands over the socket with the bytes sent past the head', async () => {
+  const port = await server((req, res) => {
+    if (req.url === '/no') return res.end('no');
+    assert.equal((req as { upgrade?: boolean }).upgrade, true);
+    const { socket, head } = res.switchProtocols(['upgrade', 'websocket', 'connection', 'Upgrade']);
+    socket.write(`head=${head.toString()};`);
+    socket.on('data', (d: Buffer) => socket.write(`echo=${d.toString()};`));
+    socket.resume();
+  });
+  const refused = await exchange(port, 'GET /no HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+  assert.match(refused.data, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nno$/);
+  assert.equal(refused.closed, true);
+  const { data } = await exchange(port, ['GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\nearly', 'later'], (d) => d.includes('later;'));
+  const [head, after] = data.split('\r\n\r\n');
+  assert.equal(head, 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade');
+  // 'early' came with the request head; 'later' may share its read or come on its own.
+  assert.match(after!, /^head=early(later;|;echo=later;)$/);
 });
 
 test('a header value with a line break is refused, not written', async () => {
