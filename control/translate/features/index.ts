@@ -32,3 +32,4 @@ import './http-filter-router.ts';
 
 import './hcm-access-log.ts';
 import './hcm-tracing.ts';
+import './hcm-websocket.ts';

@@ -1,0 +1,223 @@
+// WebSocket through the mesh: undici's WebSocket client (a client nobody here
+// wrote) to an app that speaks RFC 6455, through the caller's and the
+// callee's sidecars, which carry the upgrade as Envoy does with
+// upgrade_configs: websocket (the translator sets it on every connection
+// manager).
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Agent, WebSocket } from 'undici';
+import { defaultTranslator } from '../../control/xds/index.ts';
+import { TestMesh, eventually, freePort, get, instance, service, withFields, withTimeout } from './harness.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** One text frame from the server (unmasked, as RFC 6455 wants). */
+function frame(opcode: number, payload: Buffer): Buffer {
+  const head = payload.length < 126 ? Buffer.from([0x80 | opcode, payload.length]) : Buffer.from([0x80 | opcode, 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([head, payload]);
+}
+
+/**
+ * An app that upgrades /chat (sends a greeting at once, then echoes each text
+ * message upper-cased, answers a close with a close) and refuses /refuse with
+ * 400 and a body.
+ */
+async function startWsApp(): Promise<{ port: number; upgrades: () => number; close: () => Promise<void> }> {
+  let upgrades = 0;
+  const server = http.createServer((_req, res) => res.end('plain http'));
+  const sockets = new Set<net.Socket>();
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    if (req.url === '/refuse') {
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nno websocket');
+      return;
+    }
+    upgrades++;
+    const accept = createHash('sha1').update(String(req.headers['sec-websocket-key']) + GUID).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\nx-app: ws\r\n\r\n`);
+    socket.write(frame(1, Buffer.from(`hello ${req.headers['x-forwarded-proto'] ?? ''} ${req.headers.host}`)));
+    let buf = head;
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (buf.length < 2) return;
+        const opcode = buf[0]! & 0x0f;
+        let len = buf[1]! & 0x7f;
+        let off = 2;
+        if (len === 126) {
+          if (buf.length < 4) return;
+          len = buf.readUInt16BE(2);
+          off = 4;
+        }
+        if (buf.length < off + 4 + len) return;
+        const mask = buf.subarray(off, off + 4);
+        const payload = Buffer.from(buf.subarray(off + 4, off + 4 + len));
+        for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i % 4]!;
+        buf = buf.subarray(off + 4 + len);
+        if (opcode === 8) {
+          socket.end(frame(8, payload));
+          return;
+        }
+        if (opcode === 1) socket.write(frame(1, Buffer.from(payload.toString().toUpperCase())));
+      }
+    };
+    onData(Buffer.alloc(0));
+    socket.on('data', onData);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    upgrades: () => upgrades,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** undici's WebSocket to ws://<host><path>, its connection made to the caller's outbound port (the mesh routes by Host). */
+function connect(port: number, host: string, path: string): WebSocket {
+  const dispatcher = new Agent({ connect: (_opts, cb) => {
+    const s = net.connect(port, '127.0.0.1', () => cb(null, s));
+    s.once('error', (e) => cb(e, null));
+  } });
+  closers.push(() => dispatcher.close());
+  return new WebSocket(`ws://${host}${path}`, { dispatcher } as never);
+}
+
+function nextMessage(ws: WebSocket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    ws.addEventListener('message', (e) => resolve(String(e.data)), { once: true });
+    ws.addEventListener('error', () => reject(new Error('websocket error')), { once: true });
+  });
+}
+
+async function meshWith(translator?: ReturnType<typeof withFields>): Promise<{ port: number; app: Awaited<ReturnType<typeof startWsApp>> }> {
+  const mesh = await TestMesh.start(translator ? { translator } : {});
+  closers.push(() => mesh.close());
+  const app = await startWsApp();
+  closers.push(() => app.close());
+  // Two hops: the caller's outbound listener to chat's inbound sidecar, which forwards to the app.
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('caller', 8000), service('chat', 7000)], instances: [instance('chat', inbound)], routes: [] });
+  await mesh.sidecar('chat', app.port, { inboundPort: inbound });
+  return { port: (await mesh.sidecar('caller', 8000)).outboundPort, app };
+}
+
+test('a WebSocket goes through two sidecars: the greeting the app sends at once, echoes both ways, a 40 KiB message, and a clean close', { timeout: 30_000 }, async () => {
+  const { port, app } = await meshWith();
+  const ws = connect(port, 'chat', '/chat');
+  const greeting = nextMessage(ws);
+  await withTimeout(new Promise((r) => ws.addEventListener('open', r, { once: true })), 5_000, 'websocket open');
+  assert.equal(await withTimeout(greeting, 5_000, 'greeting'), 'hello http chat');
+  for (const text of ['one', 'two', 'x'.repeat(40 * 1024)]) {
+    const reply = nextMessage(ws);
+    ws.send(text);
+    assert.equal(await withTimeout(reply, 5_000, 'echo'), text.toUpperCase());
+  }
+  const closed = new Promise<{ code: number; wasClean: boolean }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, wasClean: e.wasClean }), { once: true }));
+  ws.close(1000, 'done');
+  const c = await withTimeout(closed, 5_000, 'close');
+  assert.equal(c.code, 1000);
+  assert.equal(c.wasClean, true);
+  assert.equal(app.upgrades(), 1);
+  // Plain requests still work on the same listener.
+  assert.equal((await get(port, 'chat', '/')).body, 'plain http');
+});
+
+test('an upgrade the app refuses comes back as its response (400 with its body), and the connection closes', { timeout: 30_000 }, async () => {
+  const { port } = await meshWith();
+  const answer = await rawUpgrade(port, 'chat', '/refuse');
+  assert.match(answer, /^HTTP\/1\.1 400 /);
+  assert.match(answer, /no websocket$/);
+});
+
+test('with upgrade_configs websocket disabled the sidecar answers 403 upgrade failed, as Envoy, and the app sees nothing', { timeout: 30_000 }, async () => {
+  const { port, app } = await meshWith(withFields({ upgrade_configs: [{ upgrade_type: 'websocket', enabled: false }] }));
+  const answer = await rawUpgrade(port, 'chat', '/chat');
+  assert.match(answer, /^HTTP\/1\.1 403 /);
+  assert.match(answer, /upgrade failed$/);
+  assert.equal(app.upgrades(), 0);
+});
+
+test("a WebSocket idle past the route's idle_timeout is closed by the sidecar", { timeout: 30_000 }, async () => {
+  const { port } = await meshWith(withFields({}, { idle_timeout: '0.4s' }));
+  const ws = connect(port, 'chat', '/chat');
+  const greeting = nextMessage(ws);
+  await withTimeout(greeting, 5_000, 'greeting');
+  const closed = new Promise<number>((r) => ws.addEventListener('close', (e) => r(e.code), { once: true }));
+  const started = Date.now();
+  // 1006: the connection went away without a close frame.
+  assert.equal(await withTimeout(closed, 5_000, 'idle close'), 1006);
+  assert.ok(Date.now() - started >= 300, 'not before the idle timeout');
+});
+
+test('through the telemetry wasm filter: the WebSocket works, the 101 carries the request id, and the access line (status 101) comes at the close', { timeout: 30_000 }, async () => {
+  const bytes = new Uint8Array(readFileSync(fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url))));
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  const modules = http.createServer((_req, res) => res.end(bytes));
+  await new Promise<void>((r) => modules.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise((r) => modules.close(() => r())));
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: `http://127.0.0.1:${(modules.address() as net.AddressInfo).port}`, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  const app = await startWsApp();
+  closers.push(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({
+    services: [service('chat', 7000)],
+    instances: [instance('chat', inbound)],
+    filterModules: [{ name: 'telemetry', sha256: digest, size: bytes.length, abiVersion: '0.2.1' }],
+    filterBindings: [{ name: 'chat-telemetry', namespace: 'default', service: 'chat', direction: 'inbound', filter: 'telemetry', order: 0, config: {}, failurePolicy: 'fail_closed' }],
+  });
+  const lines: string[] = [];
+  await mesh.sidecar('chat', app.port, { inboundPort: inbound, log: (l) => lines.push(l) });
+  const head = await rawUpgrade(inbound, 'chat', '/chat', true);
+  assert.match(head, /^HTTP\/1\.1 101 /);
+  assert.match(head, /\r\nx-request-id: [0-9a-f-]{36}\r\n/i, 'the filter set the request id on the 101');
+  assert.match(head, /\r\nx-app: ws\r\n/);
+  const ws = connect(inbound, 'chat', '/chat');
+  await withTimeout(nextMessage(ws), 5_000, 'greeting');
+  const reply = nextMessage(ws);
+  ws.send('through the filter');
+  assert.equal(await withTimeout(reply, 5_000, 'echo'), 'THROUGH THE FILTER');
+  ws.close(1000);
+  await eventually(() => lines.filter((l) => l.includes('"source":"wasm"')).length >= 2, 5_000, 'two access lines');
+  const access = lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(JSON.parse(l).msg) as { path: string; status: number });
+  assert.deepEqual(access.map((a) => [a.path, a.status]), [['/chat', 101], ['/chat', 101]]);
+});
+
+/** An upgrade request over a raw socket; resolves with everything the proxy sent until it closed. */
+function rawUpgrade(port: number, host: string, path: string, headOnly = false): Promise<string> {
+  return withTimeout(
+    new Promise<string>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+      });
+      let out = '';
+      s.on('data', (d) => {
+        out += d.toString();
+        // An accepted upgrade stays open: its head is the answer.
+        if (headOnly && out.includes('\r\n\r\n')) {
+          s.destroy();
+          resolve(out.slice(0, out.indexOf('\r\n\r\n') + 2));
+        }
+      });
+      s.on('close', () => resolve(out));
+      s.on('error', reject);
+    }),
+    5_000,
+    'raw upgrade answer',
+  );
+}
