@@ -205,12 +205,17 @@ function bodiless(req: Req, h2: boolean): boolean {
 }
 
 /** The response head, with the connection manager's `server` header as Envoy sets it (server_name, server_header_transformation). */
-function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
+/** The connection manager's `server` header on a response (server_name under server_header_transformation). */
+function serverHeader(stream: Stream, headers: HeaderPairs): void {
   const server = stream.hcm.server;
   if (server.transformation === 'OVERWRITE') {
     removeHeader(headers, 'server');
     headers.push(['server', server.name]);
   } else if (server.transformation === 'APPEND_IF_ABSENT' && getHeader(headers, 'server') === undefined) headers.push(['server', server.name]);
+}
+
+function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
+  serverHeader(stream, headers);
   const res = stream.res;
   if ((res as Http2ServerResponse).stream !== undefined) (res as Http2ServerResponse).writeHead(status, objectFromPairs(headers));
   else (res as H1Response).writeHead(status, flatFromPairs(headers));
@@ -754,11 +759,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   }
   // The upgrade's own hop-by-hop headers, as the host sent them (Connection: Upgrade, Upgrade: websocket).
   for (const [k, v] of outcome.headers) if (k === 'connection' || k === 'upgrade') headers.push([k, v]);
-  const server = stream.hcm.server;
-  if (server.transformation === 'OVERWRITE') {
-    removeHeader(headers, 'server');
-    headers.push(['server', server.name]);
-  } else if (server.transformation === 'APPEND_IF_ABSENT' && getHeader(headers, 'server') === undefined) headers.push(['server', server.name]);
+  serverHeader(stream, headers);
   let taken: { socket: net.Socket; head: Buffer };
   try {
     taken = (stream.res as H1Response).switchProtocols(flatFromPairs(headers));
