@@ -43,11 +43,12 @@ export interface ForwardRequest {
   /** Per chunk of a streamed request body (stream_idle_timeout, the retry copy). */
   onBodyData?: (chunk: Buffer) => void;
   /**
-   * For a streamed body: the whole of it once it has ended within the buffer
-   * limit, so a retry can resend it (Envoy's router keeps such a copy); undefined
-   * while it is still coming or after it overflowed.
+   * For a streamed body, what a retry sends (Envoy's router keeps such a copy):
+   * the whole of it once it has ended within the buffer limit, a stream of the
+   * part so far and then the rest while it is still coming, undefined after it
+   * overflowed.
    */
-  replay?: () => Buffer | undefined;
+  replay?: () => Buffer | Readable | undefined;
 }
 
 export type ForwardResult =
@@ -193,13 +194,13 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
         break;
       }
       if (body !== null && !Buffer.isBuffer(body)) {
-        // The streamed body went to the first attempt: a retry resends the copy, if the whole body fit in it.
-        const whole = req.replay?.();
-        if (whole === undefined) {
+        // The streamed body went to the first attempt: a retry resends the copy (and the rest as it comes), if it fit.
+        const again = req.replay?.();
+        if (again === undefined) {
           stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: clusterName });
           break;
         }
-        body = whole;
+        body = again;
       }
       stats.upstreamRqRetry.inc({ envoy_cluster_name: clusterName });
       await sleep(backoffMs(policy!, attempt - 1), state);

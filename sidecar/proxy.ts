@@ -148,18 +148,26 @@ class BodyCopy {
   #over = false;
   #ended = false;
   #waiting: ((whole: Buffer | undefined) => void)[] | undefined;
+  /** A retry under way while the body still streams: what came so far, then the rest as it arrives. */
+  #live: Readable | undefined;
+  readonly #source: Readable;
 
   constructor(
     body: Readable,
     readonly limit: number,
     readonly stream: Stream,
   ) {
+    this.#source = body;
     body.once('end', () => {
       const waiting = this.#waiting;
       this.#waiting = undefined;
       // node ends a call its client reset too ('aborted' first): that body is not whole, and is not mirrored.
-      if (stream.downstream.aborted) return;
+      if (stream.downstream.aborted) {
+        this.#live?.destroy();
+        return;
+      }
       this.#ended = true;
+      this.#live?.push(null);
       if (waiting) for (const w of waiting) w(this.whole());
     });
   }
@@ -172,6 +180,8 @@ class BodyCopy {
   /** A chunk on its way upstream (also activity for stream_idle_timeout). */
   add(chunk: Buffer): void {
     if (this.stream.idleTimeout) this.stream.touch();
+    // A retry that is streaming gets every chunk, past the limit too (only a further retry becomes impossible).
+    if (this.#live && !this.#live.push(chunk)) this.#source.pause();
     if (this.#over) return;
     this.#size += chunk.length;
     if (this.#size > this.limit) {
@@ -187,6 +197,28 @@ class BodyCopy {
   whole(): Buffer | undefined {
     if (!this.#ended || this.#over) return undefined;
     return this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+  }
+
+  /**
+   * What a retry sends, as Envoy's router resends what it buffered and keeps
+   * streaming: the whole body once it ended within the limit; while it still
+   * comes, a stream of the part so far followed by the rest as it arrives
+   * (the body itself if nothing was read from it yet); undefined once it
+   * outgrew the limit.
+   */
+  replay(): Buffer | Readable | undefined {
+    if (this.#over) return undefined;
+    if (this.#ended) return this.whole();
+    const source = this.#source;
+    if (source.readableFlowing === null) return source;
+    // The attempt before this one is over: its pipe goes now (its close, later, would pause the body under the retry),
+    // and only the newest retry is fed.
+    source.unpipe();
+    this.#live?.destroy();
+    const live = new Readable({ read: () => source.resume() });
+    for (const c of this.#chunks) live.push(c);
+    this.#live = live;
+    return live;
   }
 }
 
@@ -644,7 +676,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       downstream,
       // A body read through readBody already counts as activity as it arrives (Stream.received).
       onBodyData: copy ? (c) => copy.add(c) : streamed === req && stream.idleTimeout ? () => stream.touch() : undefined,
-      replay: copy ? () => copy.whole() : undefined,
+      replay: copy ? () => copy.replay() : undefined,
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { TestMesh, eventually, get, instance, load, metric, route, startApp } from './harness.ts';
+import { TestMesh, eventually, get, instance, load, metric, route, startApp, withTimeout } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -121,17 +121,26 @@ function call(client: http2.ClientHttp2Session, path: string, authority: string,
   });
 }
 
-test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending its body; a call still streaming is not retried', { timeout: 30_000 }, async () => {
+test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending its body; a call still streaming is retried with what it sent so far and the rest; one past the buffer limit is not', { timeout: 30_000 }, async () => {
   const seen: string[] = [];
-  let calls = 0;
+  const calls = new Map<string, number>();
   const port = await h2Server((stream, headers) => {
-    calls++;
-    if (headers[':path'] === '/pay.Pay/Stream' || calls === 1) {
-      // Trailers-only UNAVAILABLE, at once: what a gRPC server that is shutting down answers.
-      stream.on('error', () => undefined);
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'shutting down' }, { endStream: true });
+    const path = String(headers[':path']);
+    const n = (calls.get(path) ?? 0) + 1;
+    calls.set(path, n);
+    stream.on('error', () => undefined);
+    // Trailers-only UNAVAILABLE, at once: what a gRPC server that is shutting down answers.
+    const unavailable = () => stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'shutting down' }, { endStream: true });
+    if (path === '/pay.Pay/Big') {
+      // Answers once more than the buffer limit (1 MiB) has arrived: the copy for a retry has outgrown it.
+      let bytes = 0;
+      stream.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (bytes > 1.2 * 1024 * 1024 && !stream.headersSent) unavailable();
+      });
       return;
     }
+    if (n === 1) return unavailable();
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
@@ -154,13 +163,43 @@ test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending i
     const r = await call(client, '/pay.Pay/Charge', 'pay:50053', message);
     assert.equal(r.grpcStatus, '0', 'the retry succeeded');
     assert.equal(r.body, message.toString('latin1'));
-    assert.equal(calls, 2);
+    assert.equal(calls.get('/pay.Pay/Charge'), 2);
     assert.deepEqual(seen, [message.toString('latin1')], 'the retry carried the whole body');
     assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry'), 1);
-    // The client has not ended its stream when UNAVAILABLE comes: the body is not whole, so there is nothing to resend.
-    const open = await call(client, '/pay.Pay/Stream', 'pay:50053', message, true);
-    assert.equal(open.grpcStatus, '14');
-    assert.equal(calls, 3);
+
+    // UNAVAILABLE comes while the client is still streaming: the retry gets the message sent so far, then the one after.
+    const first = Buffer.from('\0\0\0\0\x05first');
+    const second = Buffer.from('\0\0\0\0\x06second');
+    const req = client.request({ ':method': 'POST', ':path': '/pay.Pay/Stream', ':authority': 'pay:50053', 'content-type': 'application/grpc', te: 'trailers' });
+    let status: string | undefined;
+    const body: Buffer[] = [];
+    req.on('response', (h) => (status ??= h['grpc-status'] as string | undefined));
+    req.on('trailers', (t) => (status ??= t['grpc-status'] as string | undefined));
+    req.on('data', (c: Buffer) => body.push(c));
+    const ended = new Promise((resolve, reject) => {
+      req.on('end', resolve);
+      req.on('error', reject);
+    });
+    req.write(first);
+    await eventually(() => calls.get('/pay.Pay/Stream') === 2, 5000, 'the retry to reach the app');
+    req.end(second);
+    await withTimeout(ended, 5000, 'the streamed call to finish');
+    assert.equal(status, '0', 'the retry answered the call');
+    assert.equal(Buffer.concat(body).toString('latin1'), Buffer.concat([first, second]).toString('latin1'));
+    assert.equal(seen.at(-1), Buffer.concat([first, second]).toString('latin1'), 'the retry carried both messages, in order');
+    assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry'), 2);
+
+    // Past the buffer limit before the answer: nothing complete to resend, so the caller gets the UNAVAILABLE.
+    const big = client.request({ ':method': 'POST', ':path': '/pay.Pay/Big', ':authority': 'pay:50053', 'content-type': 'application/grpc', te: 'trailers' });
+    let bigStatus: string | undefined;
+    big.on('response', (h) => (bigStatus = h['grpc-status'] as string | undefined));
+    big.on('error', () => undefined);
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    for (let i = 0; i < 24; i++) big.write(chunk);
+    await eventually(() => bigStatus !== undefined, 5000, 'the big call to be answered');
+    big.close(http2.constants.NGHTTP2_CANCEL);
+    assert.equal(bigStatus, '14');
+    assert.equal(calls.get('/pay.Pay/Big'), 1);
     assert.equal(await metric(caller.adminPort, 'envoy_cluster_retry_or_shadow_abandoned'), 1);
   } finally {
     await new Promise<void>((r) => client.close(() => r()));
