@@ -724,11 +724,25 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   // An HTTP/2 host would need extended CONNECT (RFC 8441), which the sidecar does not speak.
   if (cluster.config.http2) return stream.reply(localReplies.reset('protocol error'));
   const admitted = cluster.breaker.acquire();
-  const release = admitted instanceof Promise ? await admitted : admitted;
+  let release: (() => void) | undefined;
+  if (admitted instanceof Promise) {
+    // Queued behind the circuit breaker: a client that leaves meanwhile gives its place up, and nothing goes upstream.
+    const labels = { envoy_cluster_name: clusterName };
+    env.stats.upstreamRqPendingActive.inc(labels);
+    release = await Promise.race([admitted, new Promise<undefined>((r) => (downstream.onAbort = () => r(undefined)))]);
+    downstream.onAbort = undefined;
+    env.stats.upstreamRqPendingActive.dec(labels);
+    if (downstream.aborted) {
+      if (release) release();
+      else void admitted.then((r) => r?.());
+      return stream.finish(0, 'DC');
+    }
+  } else release = admitted;
   if (!release) {
     env.stats.upstreamRqPendingOverflow.inc({ envoy_cluster_name: clusterName });
     return stream.reply(localReplies.overflow());
   }
+  const admission = release;
   const host = cluster.pick({ hash });
   if (!host) {
     release();
@@ -751,7 +765,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     released = true;
     host.activeRequests--;
     cs.rqActive.value--;
-    release();
+    admission();
   };
   const attempt = openUpgrade(cluster.connectOptions(host), request, stream.hcm.bufferLimitBytes);
   downstream.onAbort = () => attempt.abort();

@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Agent, WebSocket } from 'undici';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, eventually, freePort, get, instance, service, withFields, withTimeout } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, policy, service, withFields, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -104,16 +104,22 @@ function nextMessage(ws: WebSocket): Promise<string> {
   });
 }
 
-async function meshWith(translator?: ReturnType<typeof withFields>): Promise<{ port: number; app: Awaited<ReturnType<typeof startWsApp>> }> {
+async function meshWith(translator?: ReturnType<typeof withFields>, circuitBreakers?: { maxConnections: number; maxPendingRequests: number; maxRequests: number }): Promise<{ port: number; adminPort: number; app: Awaited<ReturnType<typeof startWsApp>> }> {
   const mesh = await TestMesh.start(translator ? { translator } : {});
   closers.push(() => mesh.close());
   const app = await startWsApp();
   closers.push(() => app.close());
   // Two hops: the caller's outbound listener to chat's inbound sidecar, which forwards to the app.
   const inbound = await freePort();
-  mesh.model.update({ services: [service('caller', 8000), service('chat', 7000)], instances: [instance('chat', inbound)], routes: [] });
+  mesh.model.update({
+    services: [service('caller', 8000), service('chat', 7000)],
+    instances: [instance('chat', inbound)],
+    routes: [],
+    destinationPolicies: circuitBreakers ? [policy('chat', { circuitBreakers })] : [],
+  });
   await mesh.sidecar('chat', app.port, { inboundPort: inbound });
-  return { port: (await mesh.sidecar('caller', 8000)).outboundPort, app };
+  const caller = await mesh.sidecar('caller', 8000);
+  return { port: caller.outboundPort, adminPort: caller.adminPort, app };
 }
 
 test('a WebSocket goes through two sidecars: the greeting the app sends at once, echoes both ways, a 40 KiB message, and a clean close', { timeout: 30_000 }, async () => {
@@ -196,6 +202,25 @@ test('through the telemetry wasm filter: the WebSocket works, the 101 carries th
   await eventually(() => lines.filter((l) => l.includes('"source":"wasm"')).length >= 2, 5_000, 'two access lines');
   const access = lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(JSON.parse(l).msg) as { path: string; status: number });
   assert.deepEqual(access.map((a) => [a.path, a.status]), [['/chat', 101], ['/chat', 101]]);
+});
+
+test('an upgrade queued behind the circuit breaker whose client leaves gives its place up: nothing reaches the app for it, and the next one gets through', { timeout: 30_000 }, async () => {
+  const { port, adminPort, app } = await meshWith(undefined, { maxConnections: 1, maxPendingRequests: 1, maxRequests: 1 });
+  const first = connect(port, 'chat', '/chat');
+  await withTimeout(nextMessage(first), 5_000, 'first greeting');
+  // A second upgrade waits for the slot the first holds; its client gives up.
+  const queued = net.connect(port, '127.0.0.1', () => queued.write('GET /chat HTTP/1.1\r\nhost: chat\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'));
+  queued.on('error', () => undefined);
+  await eventually(async () => (await metric(adminPort, 'envoy_cluster_upstream_rq_pending_active', { envoy_cluster_name: 'outbound|7000||chat.default' })) === 1, 5_000, 'the second upgrade queued');
+  queued.destroy();
+  await eventually(async () => (await metric(adminPort, 'envoy_cluster_upstream_rq_pending_active', { envoy_cluster_name: 'outbound|7000||chat.default' })) === 0, 5_000, 'the queued upgrade gone');
+  const closed = new Promise((r) => first.addEventListener('close', r, { once: true }));
+  first.close(1000);
+  await withTimeout(closed, 5_000, 'first close');
+  const third = connect(port, 'chat', '/chat');
+  await withTimeout(nextMessage(third), 5_000, 'third greeting');
+  third.close(1000);
+  assert.equal(app.upgrades(), 2, 'the abandoned upgrade never reached the app');
 });
 
 /** An upgrade request over a raw socket; resolves with everything the proxy sent until it closed. */
