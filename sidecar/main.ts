@@ -45,7 +45,47 @@ export interface RunningSidecar {
   close(): Promise<void>;
 }
 
-export function freePort(host = '127.0.0.1'): Promise<number> {
+/** The ports the kernel gives outgoing connections (Linux reads it from /proc; elsewhere IANA's dynamic range). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi)) return [lo!, hi!];
+  } catch {
+    // not Linux
+  }
+  return [49152, 65535];
+}
+
+/** Where freePort looks: from 10000 up to the ephemeral range. */
+const PICK_FROM = 10_000;
+/** Ports this process handed out lately: not handed out again while they may still be about to be bound. */
+const handedOut: number[] = [];
+
+function listenable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port to listen on later, for `weft up` and tests. It is chosen below the
+ * kernel's ephemeral range: a port from inside it (what listening on port 0
+ * gives) can be taken by any outgoing connection before its listener binds
+ * it, and `weft up` opens many (a sidecar then NACKed its listener with
+ * EADDRINUSE). Falls back to the kernel's choice when no such range is left.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [lo] = ephemeralRange();
+  const span = lo - PICK_FROM;
+  for (let i = 0; span > 1000 && i < 100; i++) {
+    const port = PICK_FROM + Math.floor(Math.random() * span);
+    if (handedOut.includes(port) || !(await listenable(port, host))) continue;
+    handedOut.push(port);
+    if (handedOut.length > 512) handedOut.shift();
+    return port;
+  }
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
