@@ -815,6 +815,9 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     return stream.reply(localReplies.reset('protocol_error'));
   }
   let flag = '-';
+  // A wasm filter that stops the upgraded stream (a local reply, a reset, holding past the buffer limit) ends it, flag LR.
+  let stop = (): void => undefined;
+  const through = filters?.hasWasm ? { up: upgradeFilter(filters, 'request', () => stop()), down: upgradeFilter(filters, 'response', () => stop()) } : undefined;
   const close = join(
     taken.socket,
     taken.head,
@@ -829,12 +832,48 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
       done();
       stream.finish(101, flag);
     },
+    through,
   );
+  stop = () => {
+    flag = 'LR';
+    close();
+  };
   // The stream's idle timeout, max_stream_duration or the client leaving: both connections close.
   stream.upgraded = (why) => {
     flag = why;
     close();
   };
+}
+
+/**
+ * One direction of an upgraded stream through the wasm filters' body phases,
+ * as Envoy passes a WebSocket's bytes through decodeData / encodeData; the
+ * client's or the host's close is the end of stream. `stop` when a filter
+ * answers, resets, or holds more than the buffer limit.
+ */
+function upgradeFilter(filters: RequestFilters, direction: 'request' | 'response', stop: () => void): Transform {
+  const phase = (chunk: Buffer, end: boolean) => (direction === 'request' ? filters.requestData(chunk, end) : filters.responseData(chunk, end));
+  const apply = (r: DataResult, out: Transform, done: () => void): void => {
+    if (r.kind === 'data') {
+      if (r.data.length > 0) out.push(r.data);
+      return done();
+    }
+    done();
+    stop();
+  };
+  const out: Transform = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const r = phase(chunk, false);
+      if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
+      else apply(r, out, done);
+    },
+    flush(done) {
+      const r = phase(EMPTY, true);
+      if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
+      else apply(r, out, done);
+    },
+  });
+  return out;
 }
 
 function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, started: number): HeaderPairs {

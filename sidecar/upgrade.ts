@@ -7,6 +7,7 @@
 // answer is an ordinary response, and both connections close after it.
 
 import net from 'node:net';
+import type { Readable, Transform, Writable } from 'node:stream';
 import type tls from 'node:tls';
 import { HTTPParser, headerError } from './llhttp.ts';
 import { classify, connectTls, UpstreamFailure, type HeaderPairs, type PoolOptions, type ResetReason } from './upstream.ts';
@@ -135,8 +136,11 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
 /**
  * Joins the downstream and upstream connections of a switched upgrade:
  * bytes flow both ways with backpressure, each side's half-close is passed
- * on, and either side's error or close ends both. `onBytes` counts what moved
- * (access log, idle timer); `onClose` once both are done.
+ * on, and either side's error or close ends both. With `through`, each
+ * direction's bytes pass a Transform first (the wasm filters' body phases,
+ * as Envoy runs an upgraded stream's data through its filter chain).
+ * `onBytes` counts what moved (access log, idle timer); `onClose` once both
+ * are done.
  */
 export function join(
   downstream: net.Socket,
@@ -145,6 +149,7 @@ export function join(
   upHead: Buffer,
   onBytes: (fromClient: number, toClient: number) => void,
   onClose: (cleanly: boolean) => void,
+  through?: { up: Transform; down: Transform },
 ): () => void {
   let closed = false;
   let ends = 0;
@@ -153,33 +158,48 @@ export function join(
     closed = true;
     downstream.destroy();
     upstream.destroy();
+    through?.up.destroy();
+    through?.down.destroy();
     onClose(cleanly);
   };
-  const pipe = (from: net.Socket, to: net.Socket, head: Buffer, up: boolean): void => {
-    const count = (n: number) => (up ? onBytes(n, 0) : onBytes(0, n));
-    if (head.length > 0) {
-      count(head.length);
-      to.write(head);
-    }
-    from.on('data', (d: Buffer) => {
-      count(d.length);
+  /** Bytes from `src` into `to`, pausing `src` while `to` is full. */
+  const flow = (src: Readable, to: Writable, onChunk?: (n: number) => void): void => {
+    src.on('data', (d: Buffer) => {
+      onChunk?.(d.length);
       if (!to.write(d)) {
-        from.pause();
-        to.once('drain', () => from.resume());
+        src.pause();
+        to.once('drain', () => src.resume());
       }
     });
-    from.on('end', () => {
+  };
+  const pipe = (from: net.Socket, to: net.Socket, head: Buffer, up: boolean, filter: Transform | undefined): void => {
+    const count = (n: number) => (up ? onBytes(n, 0) : onBytes(0, n));
+    const into: Writable = filter ?? to;
+    if (head.length > 0) {
+      count(head.length);
+      into.write(head);
+    }
+    flow(from, into, count);
+    if (filter) {
+      flow(filter, to);
+      from.on('end', () => filter.end());
+      filter.on('error', () => close(false));
+    }
+    (filter ?? from).on('end', () => {
       to.end();
       // Both halves closed: the session is over.
       if (++ends === 2) close(true);
     });
     from.on('error', () => close(false));
     from.on('close', () => {
-      if (ends < 2) close(false);
+      if (ends >= 2) return;
+      // A side that closed after its end of stream: the filters still see that end (and hand on what they held) first.
+      if (filter && from.readableEnded && !filter.readableEnded) filter.once('end', () => close(false));
+      else close(false);
     });
     from.resume();
   };
-  pipe(downstream, upstream, downHead, true);
-  pipe(upstream, downstream, upHead, false);
+  pipe(downstream, upstream, downHead, true, through?.up);
+  pipe(upstream, downstream, upHead, false, through?.down);
   return () => close(false);
 }

@@ -13,6 +13,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Agent, WebSocket } from 'undici';
 import { defaultTranslator } from '../../control/xds/index.ts';
+import { wat } from '../wasm/wat.ts';
 import { TestMesh, eventually, freePort, get, instance, metric, policy, service, withFields, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -170,8 +171,8 @@ test("a WebSocket idle past the route's idle_timeout is closed by the sidecar", 
   assert.ok(Date.now() - started >= 300, 'not before the idle timeout');
 });
 
-test('through the telemetry wasm filter: the WebSocket works, the 101 carries the request id, and the access line (status 101) comes at the close', { timeout: 30_000 }, async () => {
-  const bytes = new Uint8Array(readFileSync(fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url))));
+/** The chat app behind one sidecar whose inbound chain runs `bytes` as a wasm filter; its log lines land in `lines`. */
+async function chatBehindFilter(name: string, bytes: Uint8Array): Promise<{ inbound: number; lines: string[] }> {
   const digest = createHash('sha256').update(bytes).digest('hex');
   const modules = http.createServer((_req, res) => res.end(bytes));
   await new Promise<void>((r) => modules.listen(0, '127.0.0.1', r));
@@ -184,11 +185,16 @@ test('through the telemetry wasm filter: the WebSocket works, the 101 carries th
   mesh.model.update({
     services: [service('chat', 7000)],
     instances: [instance('chat', inbound)],
-    filterModules: [{ name: 'telemetry', sha256: digest, size: bytes.length, abiVersion: '0.2.1' }],
-    filterBindings: [{ name: 'chat-telemetry', namespace: 'default', service: 'chat', direction: 'inbound', filter: 'telemetry', order: 0, config: {}, failurePolicy: 'fail_closed' }],
+    filterModules: [{ name, sha256: digest, size: bytes.length, abiVersion: '0.2.1' }],
+    filterBindings: [{ name: `chat-${name}`, namespace: 'default', service: 'chat', direction: 'inbound', filter: name, order: 0, config: {}, failurePolicy: 'fail_closed' }],
   });
   const lines: string[] = [];
   await mesh.sidecar('chat', app.port, { inboundPort: inbound, log: (l) => lines.push(l) });
+  return { inbound, lines };
+}
+
+test('through the telemetry wasm filter: the WebSocket works, the 101 carries the request id, and the access line (status 101) comes at the close', { timeout: 30_000 }, async () => {
+  const { inbound, lines } = await chatBehindFilter('telemetry', new Uint8Array(readFileSync(fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url)))));
   const head = await rawUpgrade(inbound, 'chat', '/chat', true);
   assert.match(head, /^HTTP\/1\.1 101 /);
   assert.match(head, /\r\nx-request-id: [0-9a-f-]{36}\r\n/i, 'the filter set the request id on the 101');
@@ -202,6 +208,80 @@ test('through the telemetry wasm filter: the WebSocket works, the 101 carries th
   await eventually(() => lines.filter((l) => l.includes('"source":"wasm"')).length >= 2, 5_000, 'two access lines');
   const access = lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(JSON.parse(l).msg) as { path: string; status: number });
   assert.deepEqual(access.map((a) => [a.path, a.status]), [['/chat', 101], ['/chat', 101]]);
+});
+
+/**
+ * Sees a WebSocket's bytes as Envoy hands them to filters: logs "client bytes"
+ * for each chunk from the client, and replaces each chunk from the app with
+ * one text frame, "FILTERED".
+ */
+async function frameRewriter(): Promise<Uint8Array> {
+  const frame = [0x81, 8, ...Buffer.from('FILTERED')];
+  return wat({
+    imports: ['proxy_set_buffer_bytes'],
+    strings: { seen: 'client bytes' },
+    body: (s) => `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_request_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
+    (if (i32.gt_u (local.get $size) (i32.const 0)) (then (drop (call $proxy_log (i32.const 2) ${s.seen}))))
+    (i32.const 0))
+  (func (export "proxy_on_response_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
+    (if (i32.eqz (local.get $size)) (then (return (i32.const 0))))
+    ${frame.map((b, i) => `(i32.store8 (i32.const ${940 + i}) (i32.const ${b}))`).join(' ')}
+    (drop (call $proxy_set_buffer_bytes (i32.const 1) (i32.const 0) (local.get $size) (i32.const 940) (i32.const ${frame.length})))
+    (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))`,
+  });
+}
+
+test("a wasm filter sees a WebSocket's bytes through its body callbacks, both ways, and what it writes is what arrives", { timeout: 30_000 }, async () => {
+  const { inbound, lines } = await chatBehindFilter('frames', await frameRewriter());
+  const ws = connect(inbound, 'chat', '/chat');
+  assert.equal(await withTimeout(nextMessage(ws), 5_000, 'greeting'), 'FILTERED', "the app's greeting, as the filter rewrote it");
+  const reply = nextMessage(ws);
+  ws.send('hello');
+  assert.equal(await withTimeout(reply, 5_000, 'echo'), 'FILTERED');
+  assert.ok(lines.some((l) => l.includes('client bytes')), 'the filter saw the client\'s frame');
+  ws.close(1000);
+});
+
+/** Answers 403 at the first bytes a client sends: after a 101 that can only end the WebSocket. */
+async function frameGuard(): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_send_local_response'],
+    strings: { details: 'frame_denied', body: 'no frames' },
+    body: (s) => `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_request_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
+    (if (i32.eqz (local.get $size)) (then (return (i32.const 0))))
+    (drop (call $proxy_send_local_response (i32.const 403) ${s.details} ${s.body} (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.const 1))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))`,
+  });
+}
+
+test('a wasm filter that answers from a WebSocket frame ends the WebSocket (it cannot answer after the 101); the frame never reaches the app', { timeout: 30_000 }, async () => {
+  const { inbound } = await chatBehindFilter('guard', await frameGuard());
+  const ws = connect(inbound, 'chat', '/chat');
+  assert.match(await withTimeout(nextMessage(ws), 5_000, 'greeting'), /^hello /, 'the greeting passes: the filter only guards client bytes');
+  const closed = new Promise<number>((r) => ws.addEventListener('close', (e) => r(e.code), { once: true }));
+  let echoed = false;
+  ws.addEventListener('message', () => (echoed = true));
+  ws.send('let me in');
+  // 1006: the connection went away without a close frame.
+  assert.equal(await withTimeout(closed, 5_000, 'the WebSocket ended'), 1006);
+  assert.equal(echoed, false, 'the app never got the frame to echo');
 });
 
 test('an upgrade queued behind the circuit breaker whose client leaves gives its place up: nothing reaches the app for it, and the next one gets through', { timeout: 30_000 }, async () => {
