@@ -812,7 +812,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   } catch {
     done();
     outcome.socket.destroy();
-    return stream.reply(localReplies.reset('protocol_error'));
+    return stream.reply(localReplies.reset('protocol error'));
   }
   let flag = '-';
   // A wasm filter that stops the upgraded stream (a local reply, a reset, holding past the buffer limit) ends it, flag LR.
