@@ -44,8 +44,8 @@ export class IdentityMesh {
   }
 
   /** App + sidecar for a registered service, the instance registered at the sidecar's inbound port. */
-  async workload(service: string, opts: { token?: string; wait?: boolean; sotw?: boolean } = {}): Promise<{ app: TestApp; sidecar: RunningSidecar }> {
-    const app = await startApp(service);
+  async workload(service: string, opts: { token?: string; wait?: boolean; sotw?: boolean; app?: { port: number; close(): Promise<void> } } = {}): Promise<{ app: TestApp; sidecar: RunningSidecar }> {
+    const app = (opts.app ?? (await startApp(service))) as TestApp;
     this.#closers.push(() => app.close());
     const token = opts.token ?? (await this.joinToken(service));
     const sidecar = await runSidecar({ service, xds: `127.0.0.1:${this.control.xdsPort}`, appPort: app.port, token, sotw: opts.sotw, accessLog: false, log: () => undefined });

@@ -11,99 +11,15 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Agent, WebSocket } from 'undici';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import { wat } from '../wasm/wat.ts';
+import { connect, nextMessage, startWsApp } from './ws-app.ts';
 import { TestMesh, eventually, freePort, get, instance, metric, policy, service, withFields, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
-
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-
-/** One text frame from the server (unmasked, as RFC 6455 wants). */
-function frame(opcode: number, payload: Buffer): Buffer {
-  const head = payload.length < 126 ? Buffer.from([0x80 | opcode, payload.length]) : Buffer.from([0x80 | opcode, 126, payload.length >> 8, payload.length & 0xff]);
-  return Buffer.concat([head, payload]);
-}
-
-/**
- * An app that upgrades /chat (sends a greeting at once, then echoes each text
- * message upper-cased, answers a close with a close) and refuses /refuse with
- * 400 and a body.
- */
-async function startWsApp(): Promise<{ port: number; upgrades: () => number; close: () => Promise<void> }> {
-  let upgrades = 0;
-  const server = http.createServer((_req, res) => res.end('plain http'));
-  const sockets = new Set<net.Socket>();
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    if (req.url === '/refuse') {
-      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nno websocket');
-      return;
-    }
-    upgrades++;
-    const accept = createHash('sha1').update(String(req.headers['sec-websocket-key']) + GUID).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\nx-app: ws\r\n\r\n`);
-    socket.write(frame(1, Buffer.from(`hello ${req.headers['x-forwarded-proto'] ?? ''} ${req.headers.host}`)));
-    let buf = head;
-    const onData = (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        if (buf.length < 2) return;
-        const opcode = buf[0]! & 0x0f;
-        let len = buf[1]! & 0x7f;
-        let off = 2;
-        if (len === 126) {
-          if (buf.length < 4) return;
-          len = buf.readUInt16BE(2);
-          off = 4;
-        }
-        if (buf.length < off + 4 + len) return;
-        const mask = buf.subarray(off, off + 4);
-        const payload = Buffer.from(buf.subarray(off + 4, off + 4 + len));
-        for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i % 4]!;
-        buf = buf.subarray(off + 4 + len);
-        if (opcode === 8) {
-          socket.end(frame(8, payload));
-          return;
-        }
-        if (opcode === 1) socket.write(frame(1, Buffer.from(payload.toString().toUpperCase())));
-      }
-    };
-    onData(Buffer.alloc(0));
-    socket.on('data', onData);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    upgrades: () => upgrades,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
-/** undici's WebSocket to ws://<host><path>, its connection made to the caller's outbound port (the mesh routes by Host). */
-function connect(port: number, host: string, path: string): WebSocket {
-  const dispatcher = new Agent({ connect: (_opts, cb) => {
-    const s = net.connect(port, '127.0.0.1', () => cb(null, s));
-    s.once('error', (e) => cb(e, null));
-  } });
-  closers.push(() => dispatcher.close());
-  return new WebSocket(`ws://${host}${path}`, { dispatcher } as never);
-}
-
-function nextMessage(ws: WebSocket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    ws.addEventListener('message', (e) => resolve(String(e.data)), { once: true });
-    ws.addEventListener('error', () => reject(new Error('websocket error')), { once: true });
-  });
-}
 
 async function meshWith(translator?: ReturnType<typeof withFields>, circuitBreakers?: { maxConnections: number; maxPendingRequests: number; maxRequests: number }): Promise<{ port: number; adminPort: number; app: Awaited<ReturnType<typeof startWsApp>> }> {
   const mesh = await TestMesh.start(translator ? { translator } : {});
@@ -125,7 +41,7 @@ async function meshWith(translator?: ReturnType<typeof withFields>, circuitBreak
 
 test('a WebSocket goes through two sidecars: the greeting the app sends at once, echoes both ways, a 40 KiB message, and a clean close', { timeout: 30_000 }, async () => {
   const { port, app } = await meshWith();
-  const ws = connect(port, 'chat', '/chat');
+  const ws = connect(port, 'chat', '/chat', closers);
   const greeting = nextMessage(ws);
   await withTimeout(new Promise((r) => ws.addEventListener('open', r, { once: true })), 5_000, 'websocket open');
   assert.equal(await withTimeout(greeting, 5_000, 'greeting'), 'hello http chat');
@@ -161,7 +77,7 @@ test('with upgrade_configs websocket disabled the sidecar answers 403 upgrade fa
 
 test("a WebSocket idle past the route's idle_timeout is closed by the sidecar", { timeout: 30_000 }, async () => {
   const { port } = await meshWith(withFields({}, { idle_timeout: '0.4s' }));
-  const ws = connect(port, 'chat', '/chat');
+  const ws = connect(port, 'chat', '/chat', closers);
   const greeting = nextMessage(ws);
   await withTimeout(greeting, 5_000, 'greeting');
   const closed = new Promise<number>((r) => ws.addEventListener('close', (e) => r(e.code), { once: true }));
@@ -199,7 +115,7 @@ test('through the telemetry wasm filter: the WebSocket works, the 101 carries th
   assert.match(head, /^HTTP\/1\.1 101 /);
   assert.match(head, /\r\nx-request-id: [0-9a-f-]{36}\r\n/i, 'the filter set the request id on the 101');
   assert.match(head, /\r\nx-app: ws\r\n/);
-  const ws = connect(inbound, 'chat', '/chat');
+  const ws = connect(inbound, 'chat', '/chat', closers);
   await withTimeout(nextMessage(ws), 5_000, 'greeting');
   const reply = nextMessage(ws);
   ws.send('through the filter');
@@ -242,7 +158,7 @@ async function frameRewriter(): Promise<Uint8Array> {
 
 test("a wasm filter sees a WebSocket's bytes through its body callbacks, both ways, and what it writes is what arrives", { timeout: 30_000 }, async () => {
   const { inbound, lines } = await chatBehindFilter('frames', await frameRewriter());
-  const ws = connect(inbound, 'chat', '/chat');
+  const ws = connect(inbound, 'chat', '/chat', closers);
   assert.equal(await withTimeout(nextMessage(ws), 5_000, 'greeting'), 'FILTERED', "the app's greeting, as the filter rewrote it");
   const reply = nextMessage(ws);
   ws.send('hello');
@@ -273,7 +189,7 @@ async function frameGuard(): Promise<Uint8Array> {
 
 test('a wasm filter that answers from a WebSocket frame ends the WebSocket (it cannot answer after the 101); the frame never reaches the app', { timeout: 30_000 }, async () => {
   const { inbound } = await chatBehindFilter('guard', await frameGuard());
-  const ws = connect(inbound, 'chat', '/chat');
+  const ws = connect(inbound, 'chat', '/chat', closers);
   assert.match(await withTimeout(nextMessage(ws), 5_000, 'greeting'), /^hello /, 'the greeting passes: the filter only guards client bytes');
   const closed = new Promise<number>((r) => ws.addEventListener('close', (e) => r(e.code), { once: true }));
   let echoed = false;
@@ -286,7 +202,7 @@ test('a wasm filter that answers from a WebSocket frame ends the WebSocket (it c
 
 test('an upgrade queued behind the circuit breaker whose client leaves gives its place up: nothing reaches the app for it, and the next one gets through', { timeout: 30_000 }, async () => {
   const { port, adminPort, app } = await meshWith(undefined, { maxConnections: 1, maxPendingRequests: 1, maxRequests: 1 });
-  const first = connect(port, 'chat', '/chat');
+  const first = connect(port, 'chat', '/chat', closers);
   await withTimeout(nextMessage(first), 5_000, 'first greeting');
   // A second upgrade waits for the slot the first holds; its client gives up.
   const queued = net.connect(port, '127.0.0.1', () => queued.write('GET /chat HTTP/1.1\r\nhost: chat\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'));
@@ -297,7 +213,7 @@ test('an upgrade queued behind the circuit breaker whose client leaves gives its
   const closed = new Promise((r) => first.addEventListener('close', r, { once: true }));
   first.close(1000);
   await withTimeout(closed, 5_000, 'first close');
-  const third = connect(port, 'chat', '/chat');
+  const third = connect(port, 'chat', '/chat', closers);
   await withTimeout(nextMessage(third), 5_000, 'third greeting');
   third.close(1000);
   assert.equal(app.upgrades(), 2, 'the abandoned upgrade never reached the app');
