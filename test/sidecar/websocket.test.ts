@@ -60,6 +60,23 @@ test('a WebSocket goes through two sidecars: the greeting the app sends at once,
   assert.equal((await get(port, 'chat', '/')).body, 'plain http');
 });
 
+test('the app closing a WebSocket reaches the client as a clean close; a client that vanishes closes the app\'s side too', { timeout: 30_000 }, async () => {
+  const { port, app } = await meshWith();
+  const ws = connect(port, 'chat', '/chat', closers);
+  await withTimeout(nextMessage(ws), 5_000, 'greeting');
+  const closed = new Promise<{ code: number; wasClean: boolean }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, wasClean: e.wasClean }), { once: true }));
+  ws.send('bye');
+  assert.deepEqual(await withTimeout(closed, 5_000, 'the app\'s close'), { code: 1000, wasClean: true });
+  await eventually(() => app.open() === 0, 5_000, 'the app side closed');
+  // A raw client that upgrades and then drops its connection without a close frame.
+  const raw = net.connect(port, '127.0.0.1', () => raw.write('GET /chat HTTP/1.1\r\nhost: chat\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'));
+  raw.on('error', () => undefined);
+  await new Promise<void>((r) => raw.once('data', () => r()));
+  await eventually(() => app.open() === 1, 5_000, 'the app side open');
+  raw.destroy();
+  await eventually(() => app.open() === 0, 5_000, 'the app side closed after the client vanished');
+});
+
 test('an upgrade the app refuses comes back as its response (400 with its body), and the connection closes', { timeout: 30_000 }, async () => {
   const { port } = await meshWith();
   const answer = await rawUpgrade(port, 'chat', '/refuse');

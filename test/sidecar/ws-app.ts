@@ -20,7 +20,7 @@ export function frame(opcode: number, payload: Buffer): Buffer {
  * message upper-cased, answers a close with a close) and refuses /refuse with
  * 400 and a body.
  */
-export async function startWsApp(): Promise<{ port: number; upgrades: () => number; close: () => Promise<void> }> {
+export async function startWsApp(): Promise<{ port: number; upgrades: () => number; open: () => number; close: () => Promise<void> }> {
   let upgrades = 0;
   const server = http.createServer((_req, res) => res.end('plain http'));
   const sockets = new Set<net.Socket>();
@@ -57,16 +57,25 @@ export async function startWsApp(): Promise<{ port: number; upgrades: () => numb
           socket.end(frame(8, payload));
           return;
         }
+        // "bye": the app closes the WebSocket itself (close frame 1000, then its end of the connection).
+        if (opcode === 1 && payload.toString() === 'bye') {
+          socket.end(frame(8, Buffer.from([0x03, 0xe8])));
+          return;
+        }
         if (opcode === 1) socket.write(frame(1, Buffer.from(payload.toString().toUpperCase())));
       }
     };
     onData(Buffer.alloc(0));
     socket.on('data', onData);
+    // The client's side ended without a close frame: end ours too, as WebSocket servers do.
+    socket.on('end', () => socket.end());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as net.AddressInfo).port,
     upgrades: () => upgrades,
+    /** Upgraded connections the app still has open. */
+    open: () => [...sockets].filter((x) => !x.destroyed).length,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
