@@ -137,19 +137,20 @@ function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void):
 }
 
 /**
- * What went upstream of a streamed gRPC body, kept so a retry can resend it
- * and a mirror can be sent, as Envoy's router keeps a streamed body in its
- * buffer: whole once the body has ended, nothing once it outgrew the buffer
- * limit.
+ * What went upstream of a streamed gRPC body, kept (up to the buffer limit)
+ * so a retry can resend it and keep streaming, as Envoy's router keeps a
+ * streamed body in its buffer; it also feeds the call's shadows as it
+ * streams. Nothing is kept once it outgrew the limit.
  */
 class BodyCopy {
   #chunks: Buffer[] = [];
   #size = 0;
   #over = false;
   #ended = false;
-  #waiting: ((whole: Buffer | undefined) => void)[] | undefined;
   /** A retry under way while the body still streams: what came so far, then the rest as it arrives. */
   #live: Readable | undefined;
+  /** Shadows streaming with the call (each dropped if it falls more than the limit behind). */
+  #tees: { out: Readable; dropped: () => void }[] | undefined;
   readonly #source: Readable;
 
   constructor(
@@ -159,22 +160,16 @@ class BodyCopy {
   ) {
     this.#source = body;
     body.once('end', () => {
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
       // node ends a call its client reset too ('aborted' first): that body is not whole, and is not mirrored.
       if (stream.downstream.aborted) {
         this.#live?.destroy();
+        for (const t of this.#tees ?? []) t.out.destroy();
         return;
       }
       this.#ended = true;
       this.#live?.push(null);
-      if (waiting) for (const w of waiting) w(this.whole());
+      for (const t of this.#tees ?? []) t.out.push(null);
     });
-  }
-
-  /** `fn` gets the whole body once it has ended, or undefined if it did not fit. */
-  onWhole(fn: (whole: Buffer | undefined) => void): void {
-    (this.#waiting ??= []).push(fn);
   }
 
   /** A chunk on its way upstream (also activity for stream_idle_timeout). */
@@ -182,21 +177,43 @@ class BodyCopy {
     if (this.stream.idleTimeout) this.stream.touch();
     // A retry that is streaming gets every chunk, past the limit too (only a further retry becomes impossible).
     if (this.#live && !this.#live.push(chunk)) this.#source.pause();
+    // A shadow never slows the call down: one that cannot keep up is dropped instead.
+    if (this.#tees) {
+      for (const t of this.#tees) {
+        t.out.push(chunk);
+        if (t.out.readableLength > this.limit) {
+          t.out.destroy();
+          t.dropped();
+        }
+      }
+      this.#tees = this.#tees.filter((t) => !t.out.destroyed);
+    }
     if (this.#over) return;
     this.#size += chunk.length;
     if (this.#size > this.limit) {
       this.#over = true;
       this.#chunks = [];
-      // Too long to mirror: say so now rather than at the end of a long stream.
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
-      if (waiting) for (const w of waiting) w(undefined);
     } else this.#chunks.push(chunk);
   }
 
   whole(): Buffer | undefined {
     if (!this.#ended || this.#over) return undefined;
     return this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+  }
+
+  /**
+   * A shadow of the call as it streams (Envoy's streaming shadows): the
+   * body from its start, then the rest as it arrives; `dropped` if it falls
+   * more than the buffer limit behind (the shadow is reset then). Undefined
+   * once the body outgrew the limit before the shadow began.
+   */
+  tee(dropped: () => void): Readable | undefined {
+    if (this.#over) return undefined;
+    const out = new Readable({ read: () => undefined });
+    for (const c of this.#chunks) out.push(c);
+    if (this.#ended) out.push(null);
+    else (this.#tees ??= []).push({ out, dropped });
+    return out;
   }
 
   /**
@@ -658,10 +675,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       copy = new BodyCopy(upstreamBody as Readable, hcm.bufferLimitBytes, stream);
       for (const mirror of action.mirrors) {
         if (env.random() >= mirror.fraction) continue;
-        copy.onWhole((whole) => {
-          if (whole) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, whole);
-          else env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name });
-        });
+        // The shadow streams with the call, as Envoy's streaming shadows do.
+        const shadowBody = copy.tee(() => env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name }));
+        if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs);
       }
     }
     const result = await forward(env.clusters, chosen.name, {
@@ -1130,9 +1146,12 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
 }
 
 /** Fire-and-forget copy to the mirror cluster; Envoy suffixes the authority with -shadow. */
-async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | null): Promise<void> {
+async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | Readable | null, timeoutMs = 15_000): Promise<void> {
   const shadow = `${authority.split(':')[0]}-shadow${authority.includes(':') ? ':' + authority.split(':')[1] : ''}`;
   const h = headers.map(([k, v]) => [k, k === 'host' ? shadow : v] as [string, string]);
-  const result = await forward(env.clusters, cluster, { method, path, authority: shadow, headers: h, body, timeoutMs: 15_000, downstream: new Downstream() }, env.stats).catch(() => undefined);
+  const downstream = new Downstream();
+  // A streamed shadow whose body stops short (the call was reset, or the shadow fell behind) is reset too.
+  if (body instanceof Readable) body.once('close', () => body.readableEnded || downstream.abort());
+  const result = await forward(env.clusters, cluster, { method, path, authority: shadow, headers: h, body, timeoutMs, downstream }, env.stats).catch(() => undefined);
   if (result?.kind === 'response') result.response.body.dump(result.finish);
 }

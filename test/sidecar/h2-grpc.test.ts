@@ -242,12 +242,16 @@ test('fault injection aborts and delays by percentage; mirroring copies requests
   assert.ok(shadowHosts.every((h) => h === 'shop-shadow'), `shadow authority: ${shadowHosts[0]}`);
 });
 
-test('a gRPC call is mirrored once its client has ended it: the shadow gets the same body, the caller the primary answer', { timeout: 30_000 }, async () => {
+test('a gRPC call is mirrored as it streams: the shadow has the first message while the client still holds the call open, then the rest; the caller gets the primary answer', { timeout: 30_000 }, async () => {
   /** A gRPC server that echoes the body; records what it got and under which authority. */
-  const echo = (got: { authority: string; body: string }[]) => {
+  const echo = (got: { authority: string; body: string }[], progress?: (bytes: number) => void) => {
     return h2Server((stream, headers) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      let bytes = 0;
+      stream.on('data', (c: Buffer) => {
+        chunks.push(c);
+        progress?.((bytes += c.length));
+      });
       stream.on('end', () => {
         got.push({ authority: String(headers[':authority']), body: Buffer.concat(chunks).toString('latin1') });
         stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
@@ -259,7 +263,8 @@ test('a gRPC call is mirrored once its client has ended it: the shadow gets the 
   const primary: { authority: string; body: string }[] = [];
   const shadow: { authority: string; body: string }[] = [];
   const primaryPort = await echo(primary);
-  const shadowPort = await echo(shadow);
+  let shadowBytes = 0;
+  const shadowPort = await echo(shadow, (n) => (shadowBytes = n));
   mesh.model.update({
     services: [
       { name: 'teller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] },
@@ -280,6 +285,23 @@ test('a gRPC call is mirrored once its client has ended it: the shadow gets the 
     await eventually(() => shadow.length === 1, 5000, 'the mirrored call');
     assert.deepEqual(shadow, [{ authority: 'ledger-shadow:50054', body: message.toString('latin1') }]);
     assert.equal(primary.length, 1);
+
+    // A call still streaming: the shadow gets its first message before the client has ended it.
+    const first = Buffer.from('\0\0\0\0\x05first');
+    const second = Buffer.from('\0\0\0\0\x06second');
+    shadowBytes = 0;
+    const req = client.request({ ':method': 'POST', ':path': '/ledger.Ledger/Stream', ':authority': 'ledger:50054', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => undefined);
+    const ended = new Promise((resolve) => {
+      req.on('end', resolve);
+      req.resume();
+    });
+    req.write(first);
+    await eventually(() => shadowBytes >= first.length, 5000, 'the shadow to have the first message while the call is open');
+    req.end(second);
+    await withTimeout(ended, 5000, 'the streamed call to finish');
+    await eventually(() => shadow.length === 2, 5000, 'the streamed shadow to end');
+    assert.deepEqual(shadow[1], { authority: 'ledger-shadow:50054', body: Buffer.concat([first, second]).toString('latin1') });
   } finally {
     await new Promise<void>((r) => client.close(() => r()));
   }
