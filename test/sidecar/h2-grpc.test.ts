@@ -306,3 +306,56 @@ test('a gRPC call is mirrored as it streams: the shadow has the first message wh
     await new Promise<void>((r) => client.close(() => r()));
   }
 });
+
+test('a shadow that cannot keep up is dropped, never slowing the call: the primary gets all 4 MiB, the stalled shadow is reset and counted', { timeout: 30_000 }, async () => {
+  let primaryBytes = 0;
+  let shadowReset = false;
+  const primaryPort = await h2Server((stream) => {
+    stream.on('data', (c: Buffer) => (primaryBytes += c.length));
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end();
+    });
+  });
+  // Never reads: HTTP/2 flow control stops the shadow's bytes at its window, so they pile up in the sidecar.
+  const shadowPort = await h2Server((stream) => {
+    stream.pause();
+    stream.on('error', () => undefined);
+    stream.on('aborted', () => (shadowReset = true));
+    stream.on('close', () => (shadowReset ||= stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR));
+  });
+  mesh.model.update({
+    services: [
+      { name: 'importer', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] },
+      { name: 'bulk', namespace: 'default', ports: [{ port: 50056, protocol: 'grpc' }] },
+      { name: 'bulk-next', namespace: 'default', ports: [{ port: 50057, protocol: 'grpc' }] },
+    ],
+    instances: [instance('bulk', primaryPort), instance('bulk-next', shadowPort)],
+    routes: [route('bulk', [{ destinations: [{ service: 'bulk', weight: 1 }], mirror: { service: 'bulk-next', percentage: 100 } }])],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('importer', 8000);
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  try {
+    const req = client.request({ ':method': 'POST', ':path': '/bulk.Bulk/Load', ':authority': 'bulk:50056', 'content-type': 'application/grpc', te: 'trailers' });
+    let status: string | undefined;
+    req.on('trailers', (t) => (status = t['grpc-status'] as string | undefined));
+    req.on('response', (h) => (status ??= h['grpc-status'] as string | undefined));
+    const ended = new Promise((resolve, reject) => {
+      req.on('end', resolve);
+      req.on('error', reject);
+      req.resume();
+    });
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    for (let i = 0; i < 64; i++) if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
+    req.end();
+    await withTimeout(ended, 15_000, 'the call to finish');
+    assert.equal(status, '0');
+    assert.equal(primaryBytes, 4 * 1024 * 1024, 'every byte reached the primary');
+    assert.equal(await metric(caller.adminPort, 'envoy_cluster_retry_or_shadow_abandoned', { envoy_cluster_name: 'outbound|50056||bulk.default' }), 1);
+    await eventually(() => shadowReset, 5000, 'the shadow stream reset');
+  } finally {
+    await new Promise<void>((r) => client.close(() => r()));
+  }
+});
