@@ -45,6 +45,16 @@ export interface RunningSidecar {
   close(): Promise<void>;
 }
 
+/**
+ * A wasm filter's proxy_log entry as the sidecar's stdout line:
+ * {"level","source":"wasm","plugin","msg"}. Built by hand: the level is one
+ * of a fixed set of names, and only the message needs escaping
+ * (JSON.stringify of an object cost a third more).
+ */
+export function wasmLogLine(e: LogEntry): string {
+  return `{"level":"${e.level}","source":"wasm","plugin":${JSON.stringify(e.plugin)},"msg":${JSON.stringify(e.message)}}`;
+}
+
 /** The ports the kernel gives outgoing connections (Linux reads it from /proc; elsewhere IANA's dynamic range). */
 function ephemeralRange(): [number, number] {
   try {
@@ -126,8 +136,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   // Wasm filters' proxy_log lines (e.g. the telemetry filter's access log), one JSON line each:
   // {"level","source":"wasm","plugin","msg"}. With a `log` hook (tests, embedding) the lines go there instead.
   const wasmLines = opts.log ? { line: opts.log, close: () => undefined } : stdoutLines;
-  // Built by hand: the level is one of a fixed set of names, and only the message needs escaping (JSON.stringify of an object cost a third more).
-  const wasmLog = (e: LogEntry) => wasmLines.line(`{"level":"${e.level}","source":"wasm","plugin":${JSON.stringify(e.plugin)},"msg":${JSON.stringify(e.message)}}`);
+  const wasmLog = (e: LogEntry) => wasmLines.line(wasmLogLine(e));
   const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service } });
 
   let connected = false;
