@@ -138,6 +138,18 @@ async function oneRequest(plugin: WasmPlugin): Promise<string> {
   return request.action;
 }
 
+/** µs per call of `one`, `n` times; `before` runs outside the timing (e.g. evicting the caches). */
+async function timed(n: number, one: () => Promise<unknown>, before?: () => void): Promise<Float64Array> {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    before?.();
+    const start = process.hrtime.bigint();
+    await one();
+    out[i] = Number(process.hrtime.bigint() - start) / 1000;
+  }
+  return out;
+}
+
 const pct = (sorted: Float64Array, p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const round = (x: number): number => Math.round(x * 100) / 100;
 
@@ -173,44 +185,18 @@ for (const subject of list) {
   for (let i = 0; i < WARMUP; i++) outcome = await oneRequest(plugin);
   const pagesAfterWarmup = plugin.memoryPages();
 
-  const samples = new Float64Array(REQUESTS);
-  for (let i = 0; i < REQUESTS; i++) {
-    const start = process.hrtime.bigint();
-    await oneRequest(plugin);
-    samples[i] = Number(process.hrtime.bigint() - start) / 1000;
-  }
+  const samples = await timed(REQUESTS, () => oneRequest(plugin));
   const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
   samples.sort();
-
-  const cold = new Float64Array(COLD_REQUESTS);
-  for (let i = 0; i < COLD_REQUESTS; i++) {
-    evictCaches();
-    const start = process.hrtime.bigint();
-    await oneRequest(plugin);
-    cold[i] = Number(process.hrtime.bigint() - start) / 1000;
-  }
-  cold.sort();
+  const cold = (await timed(COLD_REQUESTS, () => oneRequest(plugin), evictCaches)).sort();
 
   for (let i = REQUESTS + WARMUP + COLD_REQUESTS; i < LEAK_REQUESTS; i++) await oneRequest(plugin);
 
   // The same filter as the sidecar runs it, logging at info into its stdout batching.
   const inSidecar = await WasmPlugin.load(subject.bytes, { name: subject.name, configuration: subject.configuration }, { shared: new SharedState(), logLevel: 'info', maxLogEntries: 0, onLog: (e) => sidecarLog.line(wasmLogLine(e)) });
   for (let i = 0; i < WARMUP; i++) await oneSidecarRequest(inSidecar);
-  const warm = new Float64Array(REQUESTS);
-  for (let i = 0; i < REQUESTS; i++) {
-    const start = process.hrtime.bigint();
-    await oneSidecarRequest(inSidecar);
-    warm[i] = Number(process.hrtime.bigint() - start) / 1000;
-  }
-  warm.sort();
-  const sidecarCold = new Float64Array(COLD_REQUESTS);
-  for (let i = 0; i < COLD_REQUESTS; i++) {
-    evictCaches();
-    const start = process.hrtime.bigint();
-    await oneSidecarRequest(inSidecar);
-    sidecarCold[i] = Number(process.hrtime.bigint() - start) / 1000;
-  }
-  sidecarCold.sort();
+  const warm = (await timed(REQUESTS, () => oneSidecarRequest(inSidecar))).sort();
+  const sidecarCold = (await timed(COLD_REQUESTS, () => oneSidecarRequest(inSidecar), evictCaches)).sort();
   await inSidecar.close();
   results.push({
     filter: subject.name,
