@@ -13,6 +13,7 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import type { NativeParser } from './llhttp.ts';
+import { lowerPairs } from './headers.ts';
 import { HTTPParser, headerError } from './llhttp.ts';
 import type { Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import { UpstreamBody, UpstreamFailure, classify, connectTls } from './upstream.ts';
@@ -20,11 +21,6 @@ import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
 
-function pairs(raw: string[]): HeaderPairs {
-  const out: HeaderPairs = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
-  return out;
-}
 
 /** The request line and headers; throws on a header that would not survive the wire intact. */
 function head(req: UpstreamRequest, chunked: boolean): string {
@@ -136,7 +132,7 @@ class Connection {
         return 0;
       }
       this.#keepAlive = keepAlive;
-      const headers = pairs(all);
+      const headers = lowerPairs(all);
       for (const [k, v] of headers) {
         if (k !== 'keep-alive') continue;
         const m = KEEP_ALIVE_TIMEOUT.exec(v);
@@ -159,7 +155,7 @@ class Connection {
       if (!ex || ex.done) return;
       ex.done = true;
       this.current = undefined;
-      ex.body!.end(pairs(this.#takeTrailers()));
+      ex.body!.end(lowerPairs(this.#takeTrailers()));
       if (this.#keepAlive) this.#pool.released(this);
       else this.destroy();
     };

@@ -18,6 +18,13 @@ export function pairsFromRaw(raw: readonly string[]): HeaderPairs {
   return out;
 }
 
+/** Node's flat [name, value, ...] as pairs with lower-case names, all kept (what an upstream sent). */
+export function lowerPairs(raw: readonly string[]): HeaderPairs {
+  const out: HeaderPairs = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+  return out;
+}
+
 export function withoutHopByHop(pairs: HeaderPairs): HeaderPairs {
   return pairs.filter(([k]) => !HOP_BY_HOP.has(k) && !k.startsWith(':'));
 }

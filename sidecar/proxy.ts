@@ -797,9 +797,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   const status = outcome.kind === 'switched' ? 101 : outcome.status;
   env.stats.upstreamResponse(cs, clusterName, status);
   cluster.recordResult(host, status);
-  let headers = withoutHopByHop(outcome.headers);
-  for (const m of mutations) applyMutation(headers, m);
-  for (const c of setCookies) headers.push(c);
+  let headers = mutatedResponseHeaders(outcome.headers, mutations, setCookies);
   if (filters?.hasWasm) {
     let start = filters.responseHeaders([[':status', String(status)], ...headers], outcome.kind === 'response' && outcome.body.length === 0);
     if (start instanceof Promise) start = await start;
@@ -868,34 +866,51 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
  * answers, resets, or holds more than the buffer limit.
  */
 function upgradeFilter(filters: RequestFilters, direction: 'request' | 'response', stop: () => void): Transform {
-  const phase = (chunk: Buffer, end: boolean) => (direction === 'request' ? filters.requestData(chunk, end) : filters.responseData(chunk, end));
-  const apply = (r: DataResult, out: Transform, done: () => void): void => {
+  return throughFilters(direction === 'request' ? (chunk, end) => filters.requestData(chunk, end) : (chunk, end) => filters.responseData(chunk, end), stop);
+}
+
+/**
+ * Bytes through the wasm filters' body phase (`phase`): each chunk as it
+ * comes, then an empty last one with end_of_stream (unless `skipEnd` says the
+ * source ended without finishing). Whatever is not data (a reply, a reset,
+ * too much held) goes to `onStop`.
+ */
+function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Promise<DataResult>, onStop: (r: DataResult) => void, skipEnd?: () => boolean): Transform {
+  const apply = (r: DataResult, done: () => void): void => {
     if (r.kind === 'data') {
       if (r.data.length > 0) out.push(r.data);
       return done();
     }
     done();
-    stop();
+    onStop(r);
+  };
+  const step = (chunk: Buffer, end: boolean, done: (err?: Error) => void): void => {
+    const r = phase(chunk, end);
+    if (r instanceof Promise) r.then((x) => apply(x, done), done);
+    else apply(r, done);
   };
   const out: Transform = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      const r = phase(chunk, false);
-      if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
-      else apply(r, out, done);
+      step(chunk, false, done);
     },
     flush(done) {
-      const r = phase(EMPTY, true);
-      if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
-      else apply(r, out, done);
+      if (skipEnd?.()) return done();
+      step(EMPTY, true, done);
     },
   });
   return out;
 }
 
-function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, started: number): HeaderPairs {
-  const headers = withoutHopByHop(upstream.headers);
+/** The upstream's response headers as they go downstream: without hop-by-hop headers, with the route's mutations and any cookie a hash policy set. */
+function mutatedResponseHeaders(upstream: HeaderPairs, mutations: HeaderMutationConfig[], setCookies: HeaderPairs): HeaderPairs {
+  const headers = withoutHopByHop(upstream);
   for (const m of mutations) applyMutation(headers, m);
   for (const c of setCookies) headers.push(c);
+  return headers;
+}
+
+function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, started: number): HeaderPairs {
+  const headers = mutatedResponseHeaders(upstream.headers, mutations, setCookies);
   headers.push(['x-envoy-upstream-service-time', String(Date.now() - started)]);
   return headers;
 }
@@ -1113,34 +1128,20 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
  * local reply or reset stops the exchange; the reply is sent if nothing was.
  */
 function filteredRequestBody(source: Readable, filters: RequestFilters, stream: Stream): Readable {
-  const apply = (r: DataResult, out: Transform, done: (err?: Error) => void): void => {
-    if (r.kind === 'data') {
-      if (r.data.length > 0) out.push(r.data);
-      return done();
-    }
-    if (r.kind === 'reply') stream.filterReply = r.reply;
-    if (r.kind === 'too_large') {
-      // As Envoy's connection manager: 413 and downstream_rq_too_large (a reset if the response already started).
-      stream.hs.rqTooLarge.value++;
-      stream.filterReply = localReplies.payloadTooLarge();
-    }
-    done();
-    stream.downstream.abort();
-  };
-  const out = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      const r = filters.requestData(chunk, false);
-      if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
-      else apply(r, out, done);
+  const out = throughFilters(
+    (chunk, end) => filters.requestData(chunk, end),
+    (r) => {
+      if (r.kind === 'reply') stream.filterReply = r.reply;
+      if (r.kind === 'too_large') {
+        // As Envoy's connection manager: 413 and downstream_rq_too_large (a reset if the response already started).
+        stream.hs.rqTooLarge.value++;
+        stream.filterReply = localReplies.payloadTooLarge();
+      }
+      stream.downstream.abort();
     },
-    flush(done) {
-      // node ends a reset h2 stream too (after 'aborted'): not a finished body for the filters.
-      if (stream.downstream.aborted) return done();
-      const r = filters.requestData(EMPTY, true);
-      if (r instanceof Promise) r.then((x) => apply(x, out, done), done);
-      else apply(r, out, done);
-    },
-  });
+    // node ends a reset h2 stream too (after 'aborted'): not a finished body for the filters.
+    () => stream.downstream.aborted,
+  );
   source.pipe(out);
   return out;
 }

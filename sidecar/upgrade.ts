@@ -9,6 +9,7 @@
 import net from 'node:net';
 import type { Readable, Transform, Writable } from 'node:stream';
 import type tls from 'node:tls';
+import { lowerPairs } from './headers.ts';
 import { HTTPParser, headerError } from './llhttp.ts';
 import { classify, connectTls, UpstreamFailure, type HeaderPairs, type PoolOptions, type ResetReason } from './upstream.ts';
 
@@ -33,11 +34,6 @@ export interface UpgradeAttempt {
   abort(): void;
 }
 
-function pairs(raw: string[]): HeaderPairs {
-  const out: HeaderPairs = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
-  return out;
-}
 
 /** Opens a connection to the host (TLS as the cluster says), sends the upgrade request and reads the answer. */
 export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: number): UpgradeAttempt {
@@ -96,7 +92,7 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
     // 1xx other than 101: informational, the real answer follows.
     if (code < 200 && code !== 101) return 0;
     status = code;
-    headers = pairs(list);
+    headers = lowerPairs(list);
     switched = code === 101 && upgrade;
     return 0;
   };
