@@ -406,7 +406,7 @@ export class H1Response extends Events {
 type OnRequest = (req: H1Request, res: H1Response) => void;
 
 /** GET with `Upgrade: websocket` (the token, any case, maybe among others). */
-export function isWebSocketUpgrade(req: { method: string; headers: Record<string, string | string[] | undefined> }): boolean {
+function isWebSocketUpgrade(req: { method: string; headers: Record<string, string | string[] | undefined> }): boolean {
   const upgrade = req.headers.upgrade;
   return req.method === 'GET' && typeof upgrade === 'string' && upgrade.split(',').some((t) => t.trim().toLowerCase() === 'websocket');
 }

@@ -55,8 +55,14 @@ export function wasmLogLine(e: LogEntry): string {
   return `{"level":"${e.level}","source":"wasm","plugin":${JSON.stringify(e.plugin)},"msg":${JSON.stringify(e.message)}}`;
 }
 
-/** The ports the kernel gives outgoing connections (Linux reads it from /proc; elsewhere IANA's dynamic range). */
+let ephemeral: [number, number] | undefined;
+
+/** The ports the kernel gives outgoing connections (Linux reads it from /proc, once; elsewhere IANA's dynamic range). */
 function ephemeralRange(): [number, number] {
+  return (ephemeral ??= readEphemeralRange());
+}
+
+function readEphemeralRange(): [number, number] {
   try {
     const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
     if (Number.isInteger(lo) && Number.isInteger(hi)) return [lo!, hi!];
