@@ -21,6 +21,16 @@ import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
 
+/**
+ * Where every plain upstream socket of this process reads into (net's
+ * `onread`): the parser consumes each read before the next arrives, and only
+ * body bytes are kept (copied out, see kOnBody). A socket read into node's own
+ * buffers made an ArrayBuffer per read and went through the Readable
+ * machinery (a nextTick per read), one more object per request for the
+ * scavenger to sweep (docs/sidecar.md, Performance).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 
 /** The request line and headers; throws on a header that would not survive the wire intact. */
 function head(req: UpstreamRequest, chunked: boolean): string {
@@ -102,12 +112,17 @@ class Connection {
   #status = 0;
   #trailers: string[] = [];
   #skipBody = false;
+  /** Reads land in READ_BUFFER (plain sockets): body chunks are copied out. */
+  #shared = false;
   #connectTimer: NodeJS.Timeout | undefined;
 
   constructor(pool: Http1Pool, o: PoolOptions) {
     this.#pool = pool;
-    const socket = o.tls ? connectTls(o, 'http/1.1') : net.connect({ host: o.address, port: o.port, noDelay: true });
+    const socket = o.tls
+      ? connectTls(o, 'http/1.1')
+      : net.connect({ host: o.address, port: o.port, noDelay: true, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#read(buf as Buffer, n) } });
     this.socket = socket;
+    this.#shared = !o.tls;
     this.#connectTimer = setTimeout(() => this.destroy(new UpstreamFailure('connection_failure', 'connection failure (connect timeout)')), o.connectTimeoutMs);
     socket.once(o.tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(this.#connectTimer);
@@ -147,7 +162,8 @@ class Connection {
     };
     p[HTTPParser.kOnBody] = (chunk: Buffer) => {
       const body = this.current?.body;
-      if (body && !body.push(chunk)) this.socket.pause();
+      // A chunk of the shared read buffer is overwritten by the next read: the body gets its own copy.
+      if (body && !body.push(this.#shared ? Buffer.from(chunk) : chunk)) this.socket.pause();
     };
     p[HTTPParser.kOnMessageComplete] = () => {
       if (this.#status < 200) return;
@@ -160,11 +176,8 @@ class Connection {
       else this.destroy();
     };
     this.#parser = p;
-    socket.on('data', (d: Buffer) => {
-      if (this.closed) return;
-      const r = this.#parser.execute(d);
-      if (r instanceof Error) this.destroy(new UpstreamFailure('connection_termination', `upstream protocol error (${(r as Error & { code?: string }).code ?? r.message})`));
-    });
+    // A TLS socket has no onread: its bytes come as 'data'.
+    if (o.tls) socket.on('data', (d: Buffer) => this.#read(d, d.length));
     socket.on('end', () => {
       // A body delimited by the close ends here; anything else in flight was cut short.
       if (!this.closed) this.#parser.finish();
@@ -172,6 +185,15 @@ class Connection {
     });
     socket.on('error', (err) => this.destroy(this.connected ? classify(err) : new UpstreamFailure('connection_failure', `connection failure (${(err as Error & { code?: string }).code ?? err.message})`)));
     socket.on('close', () => this.destroy());
+  }
+
+  /** Bytes from the upstream socket: the first `n` of `buf` (the shared read buffer for a plain socket). */
+  #read(buf: Buffer, n: number): true {
+    if (this.closed) return true;
+    const r = this.#parser.execute(n === buf.length ? buf : buf.subarray(0, n));
+    if (r instanceof Error) this.destroy(new UpstreamFailure('connection_termination', `upstream protocol error (${(r as Error & { code?: string }).code ?? r.message})`));
+    // Pausing is kOnBody's business (socket.pause()), not the read callback's.
+    return true;
   }
 
   #takeTrailers(): string[] {
