@@ -10,7 +10,7 @@ import type { CheckedHost } from './health.ts';
 import { createLoadBalancer } from './lb/index.ts';
 import type { LbHost, LoadBalancer, PickContext } from './lb/index.ts';
 import { OutlierDetector } from './outlier.ts';
-import type { OutlierHost } from './outlier.ts';
+import type { OutlierEvents, OutlierHost, SuccessRateStats } from './outlier.ts';
 import type { SidecarStats } from './stats.ts';
 import { createPool, type UpstreamTls } from './upstream.ts';
 import type { TlsContexts } from './tls-contexts.ts';
@@ -24,8 +24,13 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   edsHealth: EndpointConfig['health'];
   activeRequests = 0;
   consecutive5xx = 0;
+  consecutiveGatewayFailure = 0;
   ejectedUntil = 0;
   ejectionCount = 0;
+  rqTotal = 0;
+  rqSuccess = 0;
+  lastTotal = 0;
+  lastSuccess = 0;
   activeHealthy = true;
   hcFailures = 0;
   hcSuccesses = 0;
@@ -93,12 +98,9 @@ export class Cluster {
     const od = this.config.outlierDetection;
     if (od) {
       if (this.#outlier) this.#outlier.update(od);
-      else this.#outlier = new OutlierDetector(od, () => this.#onEject(), this.#now);
+      else this.#outlier = new OutlierDetector(od, this.#outlierEvents(), this.#now);
       clearInterval(this.#outlierTimer);
-      this.#outlierTimer = setInterval(() => {
-        this.#outlier?.tick(this.hosts);
-        this.#refreshGauges();
-      }, od.intervalMs);
+      this.#outlierTimer = setInterval(() => this.tickOutliers(), od.intervalMs);
       this.#outlierTimer.unref();
     } else {
       this.#outlier = undefined;
@@ -109,8 +111,9 @@ export class Cluster {
       (hc) =>
         new HealthChecker(hc, () => this.hosts, (h, ok) => {
           (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc({ envoy_cluster_name: this.name });
+          // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
+          if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
-          void h;
         }),
     );
     for (const c of this.#checkers) c.start();
@@ -181,10 +184,35 @@ export class Cluster {
     this.#outlier?.record(h, status, this.hosts);
   }
 
-  #onEject(): void {
-    this.#stats.ejectionsEnforced.inc({ envoy_cluster_name: this.name });
-    this.#stats.ejectionsConsecutive5xx.inc({ envoy_cluster_name: this.name });
+  /** Outlier detection's interval: success rates judged, ejection backoffs lowered. */
+  tickOutliers(): void {
+    this.#outlier?.tick(this.hosts);
     this.#refreshGauges();
+  }
+
+  /** The last interval's success-rate mean and ejection threshold (undefined: too few hosts had enough requests). */
+  outlierSuccessRate(): SuccessRateStats | undefined {
+    return this.#outlier?.successRate;
+  }
+
+  /** An active health check passed on a host that is up by its checks: it is back from an outlier ejection too. */
+  healthCheckPassed(h: Host): void {
+    this.#outlier?.healthCheckPassed(h);
+    this.#refreshGauges();
+  }
+
+  #outlierEvents(): OutlierEvents {
+    const stats = this.#stats;
+    const labels = { envoy_cluster_name: this.name };
+    return {
+      detected: (type) => stats.ejectionsDetectedBy[type].inc(labels),
+      ejected: (_h, type) => {
+        stats.ejectionsEnforced.inc(labels);
+        stats.ejectionsEnforcedBy[type].inc(labels);
+        this.#refreshGauges();
+      },
+      overflow: () => stats.ejectionsOverflow.inc(labels),
+    };
   }
 
   #refreshGauges(): void {

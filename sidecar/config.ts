@@ -262,14 +262,29 @@ export interface HealthCheckConfig {
   expectedStatuses: { start: number; end: number }[];
 }
 
+/** Envoy's OutlierDetection with its defaults filled in (external-origin errors; see outlier.ts). */
 export interface OutlierDetectionConfig {
   consecutive5xx: number;
   consecutiveGatewayFailure: number;
   intervalMs: number;
   baseEjectionTimeMs: number;
   maxEjectionTimeMs: number;
+  maxEjectionTimeJitterMs: number;
   maxEjectionPercent: number;
+  alwaysEjectOneHost: boolean;
+  /** The enforcing_* percentages: the chance a detected outlier is ejected. */
   enforcingConsecutive5xx: number;
+  enforcingConsecutiveGatewayFailure: number;
+  enforcingSuccessRate: number;
+  enforcingFailurePercentage: number;
+  successRateMinimumHosts: number;
+  successRateRequestVolume: number;
+  /** Thousandths: 1900 is 1.9 standard deviations. */
+  successRateStdevFactor: number;
+  failurePercentageThreshold: number;
+  failurePercentageMinimumHosts: number;
+  failurePercentageRequestVolume: number;
+  successfulActiveHealthCheckUnejectHost: boolean;
 }
 
 export interface CircuitBreakerConfig {
@@ -328,6 +343,29 @@ export const DEFAULT_DOWNSTREAM_IDLE_MS = 3_600_000;
 
 /** Envoy's default per_connection_buffer_limit_bytes: the per-stream buffer limit when a listener sets none. */
 export const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+
+/** OutlierDetection's defaults as Envoy documents them (outlier_detection.proto). */
+export const ENVOY_OUTLIER_DEFAULTS: OutlierDetectionConfig = {
+  consecutive5xx: 5,
+  consecutiveGatewayFailure: 5,
+  intervalMs: 10_000,
+  baseEjectionTimeMs: 30_000,
+  maxEjectionTimeMs: 300_000,
+  maxEjectionTimeJitterMs: 0,
+  maxEjectionPercent: 10,
+  alwaysEjectOneHost: false,
+  enforcingConsecutive5xx: 100,
+  enforcingConsecutiveGatewayFailure: 0,
+  enforcingSuccessRate: 100,
+  enforcingFailurePercentage: 0,
+  successRateMinimumHosts: 5,
+  successRateRequestVolume: 100,
+  successRateStdevFactor: 1900,
+  failurePercentageThreshold: 85,
+  failurePercentageMinimumHosts: 5,
+  failurePercentageRequestVolume: 50,
+  successfulActiveHealthCheckUnejectHost: true,
+};
 
 export const ENVOY_DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerConfig = {
   maxConnections: 1024,

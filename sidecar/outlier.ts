@@ -1,27 +1,71 @@
-// Outlier detection, consecutive-5xx flavour: a host that answers
-// consecutive_5xx 5xx responses in a row (connect failures and resets count,
-// as Envoy does without split_external_local_origin_errors) is ejected for
-// base_ejection_time x times-ejected (capped at max_ejection_time), never
-// ejecting more than max_ejection_percent of the cluster (but always at least one host).
+// Outlier detection as Envoy (1.36) runs it, external-origin errors only
+// (split_external_local_origin_errors is false: a connect failure, reset or
+// timeout counts as a 5xx and a gateway failure, as Envoy maps them to 503/504):
+//
+// - consecutive 5xx and consecutive gateway failures (502/503/504): a host
+//   that reaches the count is ejected at once (if enforcing_* says so);
+// - every interval, success rate and failure percentage over the interval
+//   just ended: among hosts with enough requests (request_volume), and only
+//   when enough hosts qualify (minimum_hosts), a host whose success rate is
+//   below mean - stdev_factor/1000 x stdev, or whose failure percentage
+//   reaches the threshold, is ejected.
+//
+// An ejection lasts base_ejection_time x the host's backoff (capped at
+// max_ejection_time) plus a random jitter up to max_ejection_time_jitter.
+// No ejection may take the ejected share of the cluster past
+// max_ejection_percent (ejections_overflow), counting the host about to be
+// ejected, unless always_eject_one_host lets the first one through: with
+// Envoy's defaults (10%) a cluster of fewer than ten hosts ejects nothing.
 
 import type { OutlierDetectionConfig } from './config.ts';
 
 export interface OutlierHost {
   key: string;
   consecutive5xx: number;
+  consecutiveGatewayFailure: number;
   ejectedUntil: number;
+  /** Envoy's eject time backoff: the multiplier of base_ejection_time for the next ejection. */
   ejectionCount: number;
+  /** Requests and non-5xx answers in the interval now running... */
+  rqTotal: number;
+  rqSuccess: number;
+  /** ...and in the last complete one (what success rate and failure percentage read). */
+  lastTotal: number;
+  lastSuccess: number;
 }
+
+export type EjectionType = 'consecutive_5xx' | 'consecutive_gateway_failure' | 'success_rate' | 'failure_percentage';
+
+export interface OutlierEvents {
+  /** An outlier was found (counted whether or not it is ejected). */
+  detected(type: EjectionType): void;
+  /** It was ejected. */
+  ejected(host: OutlierHost, type: EjectionType): void;
+  /** It was not, because max_ejection_percent was reached. */
+  overflow(): void;
+}
+
+/** The success rate threshold of the last interval that had enough hosts (for tests and the admin page), as Envoy keeps it. */
+export interface SuccessRateStats {
+  mean: number;
+  threshold: number;
+}
+
+const isGatewayFailure = (status: number): boolean => status === 0 || status === 502 || status === 503 || status === 504;
 
 export class OutlierDetector {
   #config: OutlierDetectionConfig;
   readonly #now: () => number;
-  readonly #onEject: (host: OutlierHost) => void;
+  readonly #random: () => number;
+  readonly #events: OutlierEvents;
+  /** The last interval's success-rate mean and threshold; undefined when too few hosts qualified. */
+  successRate: SuccessRateStats | undefined;
 
-  constructor(config: OutlierDetectionConfig, onEject: (host: OutlierHost) => void, now: () => number = Date.now) {
+  constructor(config: OutlierDetectionConfig, events: OutlierEvents, now: () => number = Date.now, random: () => number = Math.random) {
     this.#config = config;
     this.#now = now;
-    this.#onEject = onEject;
+    this.#random = random;
+    this.#events = events;
   }
 
   update(config: OutlierDetectionConfig): void {
@@ -32,27 +76,115 @@ export class OutlierDetector {
     return h.ejectedUntil > this.#now();
   }
 
-  /** Records one response (status 0 = connect failure / reset / timeout) and ejects when the threshold is reached. */
+  /** Records one response (status 0 = connect failure / reset / timeout) and ejects on a run of failures. */
   record(h: OutlierHost, status: number, all: readonly OutlierHost[]): void {
+    h.rqTotal++;
     if (status !== 0 && status < 500) {
+      h.rqSuccess++;
       h.consecutive5xx = 0;
+      h.consecutiveGatewayFailure = 0;
       return;
     }
-    h.consecutive5xx++;
-    if (h.consecutive5xx < this.#config.consecutive5xx || this.isEjected(h)) return;
-    h.consecutive5xx = 0;
-    if (Math.random() * 100 >= this.#config.enforcingConsecutive5xx) return;
-    const ejected = all.filter((x) => this.isEjected(x)).length;
-    const allowed = Math.max(1, Math.floor((all.length * this.#config.maxEjectionPercent) / 100));
-    if (ejected >= allowed) return;
-    h.ejectionCount++;
-    const ms = Math.min(this.#config.baseEjectionTimeMs * h.ejectionCount, Math.max(this.#config.maxEjectionTimeMs, this.#config.baseEjectionTimeMs));
-    h.ejectedUntil = this.#now() + ms;
-    this.#onEject(h);
+    const c = this.#config;
+    if (isGatewayFailure(status)) {
+      if (++h.consecutiveGatewayFailure >= c.consecutiveGatewayFailure && !this.isEjected(h)) {
+        h.consecutiveGatewayFailure = 0;
+        this.#detected(h, 'consecutive_gateway_failure', all);
+      }
+    } else h.consecutiveGatewayFailure = 0;
+    if (++h.consecutive5xx >= c.consecutive5xx && !this.isEjected(h)) {
+      h.consecutive5xx = 0;
+      this.#detected(h, 'consecutive_5xx', all);
+    }
   }
 
-  /** Envoy decrements a host's ejection multiplier on each healthy interval; called every `interval`. */
+  /** A passing active health check ends an outlier ejection (successful_active_health_check_uneject_host, default true). */
+  healthCheckPassed(h: OutlierHost): void {
+    if (!this.#config.successfulActiveHealthCheckUnejectHost || !this.isEjected(h)) return;
+    this.#uneject(h);
+  }
+
+  /** Every `interval`: the interval's success rates are judged, and backoffs of hosts that stayed in decrease. */
   tick(all: readonly OutlierHost[]): void {
-    for (const h of all) if (!this.isEjected(h) && h.ejectionCount > 0 && h.consecutive5xx === 0 && h.ejectedUntil + this.#config.baseEjectionTimeMs < this.#now()) h.ejectionCount--;
+    const now = this.#now();
+    for (const h of all) {
+      h.lastTotal = h.rqTotal;
+      h.lastSuccess = h.rqSuccess;
+      h.rqTotal = 0;
+      h.rqSuccess = 0;
+    }
+    this.#judgeSuccessRates(all);
+    // A host back in service for a whole interval has its backoff lowered by one.
+    for (const h of all) if (h.ejectionCount > 0 && h.ejectedUntil <= now && now - h.ejectedUntil >= this.#config.intervalMs) h.ejectionCount--;
+  }
+
+  #judgeSuccessRates(all: readonly OutlierHost[]): void {
+    const c = this.#config;
+    this.successRate = undefined;
+    if (all.length < c.successRateMinimumHosts && all.length < c.failurePercentageMinimumHosts) return;
+    const bySuccessRate: [OutlierHost, number][] = [];
+    const byFailurePercentage: [OutlierHost, number][] = [];
+    let sum = 0;
+    for (const h of all) {
+      if (this.isEjected(h) || h.lastTotal === 0) continue;
+      const rate = (h.lastSuccess * 100) / h.lastTotal;
+      if (h.lastTotal >= c.successRateRequestVolume) {
+        bySuccessRate.push([h, rate]);
+        sum += rate;
+      }
+      if (h.lastTotal >= c.failurePercentageRequestVolume) byFailurePercentage.push([h, rate]);
+    }
+    if (bySuccessRate.length > 0 && bySuccessRate.length >= c.successRateMinimumHosts) {
+      const mean = sum / bySuccessRate.length;
+      let variance = 0;
+      for (const [, rate] of bySuccessRate) variance += (rate - mean) ** 2;
+      const stdev = Math.sqrt(variance / bySuccessRate.length);
+      const threshold = mean - (c.successRateStdevFactor / 1000) * stdev;
+      this.successRate = { mean, threshold };
+      for (const [h, rate] of bySuccessRate) if (rate < threshold) this.#detected(h, 'success_rate', all);
+    }
+    if (byFailurePercentage.length > 0 && byFailurePercentage.length >= c.failurePercentageMinimumHosts) {
+      for (const [h, rate] of byFailurePercentage) if (100 - rate >= c.failurePercentageThreshold) this.#detected(h, 'failure_percentage', all);
+    }
+  }
+
+  #enforcing(type: EjectionType): number {
+    const c = this.#config;
+    switch (type) {
+      case 'consecutive_5xx':
+        return c.enforcingConsecutive5xx;
+      case 'consecutive_gateway_failure':
+        return c.enforcingConsecutiveGatewayFailure;
+      case 'success_rate':
+        return c.enforcingSuccessRate;
+      case 'failure_percentage':
+        return c.enforcingFailurePercentage;
+    }
+  }
+
+  /** Envoy's ejectHost: max_ejection_percent first (counting this host), then the enforcing_* chance. */
+  #detected(h: OutlierHost, type: EjectionType, all: readonly OutlierHost[]): void {
+    const c = this.#config;
+    this.#events.detected(type);
+    const active = all.filter((x) => this.isEjected(x)).length;
+    const allowed = (100 * (active + 1)) / all.length <= Math.min(100, c.maxEjectionPercent) || (c.alwaysEjectOneHost && active === 0);
+    if (!allowed) {
+      this.#events.overflow();
+      return;
+    }
+    if (this.#random() * 100 >= this.#enforcing(type)) return;
+    const base = c.baseEjectionTimeMs;
+    const max = Math.max(c.maxEjectionTimeMs, base);
+    // As Envoy: the backoff grows while base x backoff is under max + base.
+    if (h.ejectionCount * base < max + base) h.ejectionCount++;
+    const jitter = c.maxEjectionTimeJitterMs > 0 ? Math.floor(this.#random() * (c.maxEjectionTimeJitterMs + 1)) : 0;
+    h.ejectedUntil = this.#now() + Math.min(base * h.ejectionCount, max) + jitter;
+    this.#events.ejected(h, type);
+  }
+
+  #uneject(h: OutlierHost): void {
+    h.ejectedUntil = this.#now();
+    h.consecutive5xx = 0;
+    h.consecutiveGatewayFailure = 0;
   }
 }

@@ -4,6 +4,7 @@
 
 import { Counter, Gauge, Histogram, MetricsRegistry } from './metrics.ts';
 import type { CounterSeries, HistogramSeries } from './metrics.ts';
+import type { EjectionType } from './outlier.ts';
 
 const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
@@ -63,7 +64,10 @@ export class SidecarStats {
   readonly membershipTotal = this.#gauge('envoy_cluster_membership_total', 'Hosts in the cluster', ['envoy_cluster_name']);
   readonly ejectionsActive = this.#gauge('envoy_cluster_outlier_detection_ejections_active', 'Hosts currently ejected', ['envoy_cluster_name']);
   readonly ejectionsEnforced = this.#counter('envoy_cluster_outlier_detection_ejections_enforced_total', 'Ejections enforced', ['envoy_cluster_name']);
-  readonly ejectionsConsecutive5xx = this.#counter('envoy_cluster_outlier_detection_ejections_enforced_consecutive_5xx', 'Ejections for consecutive 5xx', ['envoy_cluster_name']);
+  readonly ejectionsOverflow = this.#counter('envoy_cluster_outlier_detection_ejections_overflow', 'Ejections not made: max_ejection_percent reached', ['envoy_cluster_name']);
+  /** By ejection type: enforced (the host was ejected) and detected (found, whether or not enforced). */
+  readonly ejectionsEnforcedBy = this.#byEjectionType('enforced', 'Ejections enforced');
+  readonly ejectionsDetectedBy = this.#byEjectionType('detected', 'Outliers detected (ejected or not)');
   readonly healthCheckSuccess = this.#counter('envoy_cluster_health_check_success', 'Passed active health checks', ['envoy_cluster_name']);
   readonly healthCheckFailure = this.#counter('envoy_cluster_health_check_failure', 'Failed active health checks', ['envoy_cluster_name']);
 
@@ -125,6 +129,12 @@ export class SidecarStats {
 
   #counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
     return this.registry.register(new Counter(name, help, labelNames));
+  }
+
+  /** envoy_cluster_outlier_detection_ejections_<what>_<type> for each ejection type. */
+  #byEjectionType(what: 'enforced' | 'detected', help: string): Record<EjectionType, Counter<'envoy_cluster_name'>> {
+    const types: EjectionType[] = ['consecutive_5xx', 'consecutive_gateway_failure', 'success_rate', 'failure_percentage'];
+    return Object.fromEntries(types.map((t) => [t, this.#counter(`envoy_cluster_outlier_detection_ejections_${what}_${t}`, `${help}: ${t.replaceAll('_', ' ')}`, ['envoy_cluster_name'])])) as Record<EjectionType, Counter<'envoy_cluster_name'>>;
   }
 
   #gauge<L extends string>(name: string, help: string, labelNames: L[]): Gauge<L> {

@@ -1,7 +1,7 @@
 // Cluster (CDS) -> ClusterConfig.
 
 import type { CircuitBreakerConfig, ClusterConfig, HealthCheckConfig, LbPolicy, OutlierDetectionConfig } from '../config.ts';
-import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../config.ts';
+import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../config.ts';
 import { adsConfigSource } from './common.ts';
 import { decodeLocalityEndpoints } from './endpoint.ts';
 import { upstreamTls } from './tls.ts';
@@ -148,23 +148,37 @@ function healthCheck(f: Fields): HealthCheckConfig | undefined {
 }
 
 function outlier(f: Fields): OutlierDetectionConfig {
+  // Envoy's defaults: success-rate ejection is on unless enforcing_success_rate is 0 (it needs 5 hosts with 100
+  // requests each in an interval); failure-percentage and gateway-failure outliers are detected, and ejected only
+  // when their enforcing_* is set.
+  const d = ENVOY_OUTLIER_DEFAULTS;
   const out: OutlierDetectionConfig = {
-    consecutive5xx: f.num('consecutive_5xx') ?? 5,
-    consecutiveGatewayFailure: f.num('consecutive_gateway_failure') ?? 5,
-    intervalMs: f.durationMs('interval') ?? 10_000,
-    baseEjectionTimeMs: f.durationMs('base_ejection_time') ?? 30_000,
-    maxEjectionTimeMs: f.durationMs('max_ejection_time') ?? 300_000,
-    maxEjectionPercent: f.num('max_ejection_percent') ?? 10,
-    enforcingConsecutive5xx: f.num('enforcing_consecutive_5xx') ?? 100,
+    consecutive5xx: f.num('consecutive_5xx') ?? d.consecutive5xx,
+    consecutiveGatewayFailure: f.num('consecutive_gateway_failure') ?? d.consecutiveGatewayFailure,
+    intervalMs: f.durationMs('interval') ?? d.intervalMs,
+    baseEjectionTimeMs: f.durationMs('base_ejection_time') ?? d.baseEjectionTimeMs,
+    maxEjectionTimeMs: f.durationMs('max_ejection_time') ?? d.maxEjectionTimeMs,
+    maxEjectionTimeJitterMs: f.durationMs('max_ejection_time_jitter') ?? d.maxEjectionTimeJitterMs,
+    maxEjectionPercent: f.num('max_ejection_percent') ?? d.maxEjectionPercent,
+    alwaysEjectOneHost: f.bool('always_eject_one_host') ?? d.alwaysEjectOneHost,
+    enforcingConsecutive5xx: f.num('enforcing_consecutive_5xx') ?? d.enforcingConsecutive5xx,
+    enforcingConsecutiveGatewayFailure: f.num('enforcing_consecutive_gateway_failure') ?? d.enforcingConsecutiveGatewayFailure,
+    enforcingSuccessRate: f.num('enforcing_success_rate') ?? d.enforcingSuccessRate,
+    enforcingFailurePercentage: f.num('enforcing_failure_percentage') ?? d.enforcingFailurePercentage,
+    successRateMinimumHosts: f.num('success_rate_minimum_hosts') ?? d.successRateMinimumHosts,
+    successRateRequestVolume: f.num('success_rate_request_volume') ?? d.successRateRequestVolume,
+    successRateStdevFactor: f.num('success_rate_stdev_factor') ?? d.successRateStdevFactor,
+    failurePercentageThreshold: f.num('failure_percentage_threshold') ?? d.failurePercentageThreshold,
+    failurePercentageMinimumHosts: f.num('failure_percentage_minimum_hosts') ?? d.failurePercentageMinimumHosts,
+    failurePercentageRequestVolume: f.num('failure_percentage_request_volume') ?? d.failurePercentageRequestVolume,
+    successfulActiveHealthCheckUnejectHost: f.bool('successful_active_health_check_uneject_host') ?? d.successfulActiveHealthCheckUnejectHost,
   };
-  // Success-rate and failure-percentage ejection are off unless enforcing_* is set; the sidecar supports neither.
-  const gw = f.num('enforcing_consecutive_gateway_failure');
-  if (gw) f.fail('enforcing_consecutive_gateway_failure', 'gateway-failure ejection is not supported');
-  for (const k of ['enforcing_success_rate', 'enforcing_failure_percentage', 'enforcing_failure_percentage_local_origin', 'enforcing_consecutive_local_origin_failure', 'enforcing_local_origin_success_rate']) {
-    const v = f.num(k);
-    if (v) f.fail(k, 'not supported by the weft sidecar');
-  }
-  f.ignore('success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', 'failure_percentage_threshold', 'failure_percentage_minimum_hosts', 'failure_percentage_request_volume', 'split_external_local_origin_errors', 'consecutive_local_origin_failure');
+  // As Envoy's DetectorImpl::create, which rejects the cluster (unset, the larger of 300 s and base_ejection_time applies).
+  if (f.has('max_ejection_time') && out.maxEjectionTimeMs < out.baseEjectionTimeMs) f.fail('max_ejection_time', 'cannot be smaller than base_ejection_time');
+  // Local-origin errors counted apart: the sidecar counts them as Envoy does without the split (as 503/504).
+  if (f.bool('split_external_local_origin_errors')) f.fail('split_external_local_origin_errors', 'not supported by the weft sidecar (local-origin errors count as 5xx)');
+  // Read by Envoy only with the split on; without it they change nothing.
+  f.ignore('consecutive_local_origin_failure', 'enforcing_consecutive_local_origin_failure', 'enforcing_local_origin_success_rate', 'enforcing_failure_percentage_local_origin');
   f.done();
   return out;
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Cluster } from '../../sidecar/clusters.ts';
 import type { ClusterConfig, EndpointConfig } from '../../sidecar/config.ts';
-import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../../sidecar/config.ts';
+import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../../sidecar/config.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 
 const config = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
@@ -39,7 +39,7 @@ test('DRAINING, UNHEALTHY and TIMEOUT endpoints take no new requests; HEALTHY, U
 
 test('an ejected host is skipped until its ejection ends; below the panic threshold every candidate is used', () => {
   let now = 1_000;
-  const c = new Cluster(config({ outlierDetection: { consecutive5xx: 2, consecutiveGatewayFailure: 5, intervalMs: 60_000, baseEjectionTimeMs: 5_000, maxEjectionTimeMs: 300_000, maxEjectionPercent: 100, enforcingConsecutive5xx: 100 } }), new SidecarStats(), () => now);
+  const c = new Cluster(config({ outlierDetection: { ...ENVOY_OUTLIER_DEFAULTS, consecutive5xx: 2, intervalMs: 60_000, baseEjectionTimeMs: 5_000, maxEjectionPercent: 100 } }), new SidecarStats(), () => now);
   try {
     c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'HEALTHY'), ep(3, 'HEALTHY')]);
     const h3 = c.hosts.find((h) => h.port === 3)!;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ClusterConfig, ListenerConfig, RouteActionConfig, RouteConfig } from '../../sidecar/config.ts';
+import { ENVOY_OUTLIER_DEFAULTS } from '../../sidecar/config.ts';
 import { accept } from '../../sidecar/fidelity.ts';
 import type { ResourceKind } from '../../sidecar/fidelity.ts';
 
@@ -209,6 +210,49 @@ test('upgrade_configs: websocket (any case) is carried, unless enabled is false;
   assert.equal(hcmOf(undefined).websocket, false);
 });
 
+test("outlier_detection: Envoy's defaults for what is unset (success-rate ejection on), every ejection type decoded", () => {
+  const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
+  const defaults = decoded('cluster', { ...base, outlier_detection: {} }) as ClusterConfig;
+  assert.deepEqual(defaults.outlierDetection, ENVOY_OUTLIER_DEFAULTS);
+  assert.equal(defaults.outlierDetection!.enforcingSuccessRate, 100);
+  const set = decoded('cluster', {
+    ...base,
+    outlier_detection: {
+      consecutive_gateway_failure: 3,
+      enforcing_consecutive_gateway_failure: 100,
+      enforcing_success_rate: 0,
+      success_rate_minimum_hosts: 3,
+      success_rate_request_volume: 20,
+      success_rate_stdev_factor: 1000,
+      failure_percentage_threshold: 50,
+      enforcing_failure_percentage: 100,
+      failure_percentage_minimum_hosts: 2,
+      failure_percentage_request_volume: 10,
+      max_ejection_time_jitter: '2s',
+      always_eject_one_host: true,
+      successful_active_health_check_uneject_host: false,
+      // Read by Envoy only with split_external_local_origin_errors: accepted, and change nothing.
+      enforcing_local_origin_success_rate: 50,
+    },
+  }) as ClusterConfig;
+  assert.deepEqual(set.outlierDetection, {
+    ...ENVOY_OUTLIER_DEFAULTS,
+    consecutiveGatewayFailure: 3,
+    enforcingConsecutiveGatewayFailure: 100,
+    enforcingSuccessRate: 0,
+    successRateMinimumHosts: 3,
+    successRateRequestVolume: 20,
+    successRateStdevFactor: 1000,
+    failurePercentageThreshold: 50,
+    enforcingFailurePercentage: 100,
+    failurePercentageMinimumHosts: 2,
+    failurePercentageRequestVolume: 10,
+    maxEjectionTimeJitterMs: 2000,
+    alwaysEjectOneHost: true,
+    successfulActiveHealthCheckUnejectHost: false,
+  });
+});
+
 test('mutations outside the subset are NACKed with the field path', () => {
   const cases: { kind: ResourceKind; base: Record<string, unknown>; mutate: (v: any) => void; path: string }[] = [
     {
@@ -279,6 +323,20 @@ test('mutations outside the subset are NACKed with the field path', () => {
       base: golden('lb-round-robin', 'cluster'),
       mutate: (v) => (v.lb_policy = 'CLUSTER_PROVIDED'),
       path: 'lb_policy',
+    },
+    {
+      // Local-origin errors counted apart from the upstream's 5xx: the sidecar counts them as 5xx, as Envoy does without it.
+      kind: 'cluster',
+      base: golden('lb-round-robin', 'cluster'),
+      mutate: (v) => (v.outlier_detection = { ...v.outlier_detection, split_external_local_origin_errors: true }),
+      path: 'outlier_detection.split_external_local_origin_errors',
+    },
+    {
+      // Envoy refuses the cluster too.
+      kind: 'cluster',
+      base: golden('lb-round-robin', 'cluster'),
+      mutate: (v) => (v.outlier_detection = { ...v.outlier_detection, max_ejection_time: '1s' }),
+      path: 'outlier_detection.max_ejection_time',
     },
     {
       kind: 'cluster',
