@@ -38,6 +38,34 @@ test('an instance killed mid-traffic is ejected by outlier detection; no request
   assert.ok(afterEjection.every((r) => r.headers['x-app'] === 'a'));
 });
 
+test("a flaky instance among five is ejected by success rate (Envoy's default) under the mesh's default 10% limit", { timeout: 60_000 }, async () => {
+  // e fails every other request: never two 5xx in a row, so consecutive_5xx never sees it; its success rate does.
+  const apps = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((name) => startApp(name, (_req, res, hit) => {
+    res.statusCode = name === 'e' && hit % 2 === 0 ? 503 : 200;
+    res.end(name);
+  })));
+  for (const app of apps) mesh.track(() => app.close());
+  mesh.model.update({
+    services: [service('sr-caller', 8000), service('sr', 7350)],
+    instances: apps.map((app) => instance('sr', app.port)),
+    // The defaults but for a shorter interval: 10% of five hosts is less than one, yet one may go (always_eject_one_host).
+    destinationPolicies: [policy('sr', { outlierDetection: { consecutive5xx: 5, intervalMs: 2000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 10 } })],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('sr-caller', 8000);
+  const labels = { envoy_cluster_name: 'outbound|7350||sr.default' };
+  // 100 requests per host within one interval (success_rate_request_volume), for five hosts (success_rate_minimum_hosts).
+  await eventually(async () => {
+    await load(1200, 10, () => get(caller.outboundPort, 'sr'));
+    return (await metric(caller.adminPort, 'envoy_cluster_outlier_detection_ejections_enforced_success_rate', labels)) === 1;
+  }, 40_000, 'e ejected for its success rate');
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_outlier_detection_ejections_enforced_consecutive_5xx', labels), 0);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_outlier_detection_ejections_active', labels), 1);
+  const afterEjection = await load(100, 4, () => get(caller.outboundPort, 'sr'));
+  assert.deepEqual(afterEjection.map((r) => r.status), Array(100).fill(200));
+  assert.ok(afterEjection.every((r) => r.body !== 'e'));
+});
+
 test('active health checks take a dead instance out before traffic finds it, and bring it back', { timeout: 60_000 }, async () => {
   let healthy = true;
   const handler = (name: string) => (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {

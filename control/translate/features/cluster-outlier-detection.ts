@@ -1,6 +1,14 @@
 // Passive health checking: eject an endpoint after consecutive 5xx. On for
 // every outbound cluster (Envoy's defaults unless the policy says otherwise)
 // so a crashed instance stops receiving traffic before its TTL lapses.
+//
+// always_eject_one_host: since Envoy 1.27, max_ejection_percent counts the
+// host about to be ejected, so with the default 10% a service of fewer than
+// ten instances would never lose a bad one (2 instances: 50% > 10%). One host
+// may always go; the percentage still caps the rest. A policy that sets
+// maxEjectionPercent: 0 turns ejection off, and gets no exception.
+// Success-rate ejection stays Envoy's default (on, from 5 instances with 100
+// requests each per interval).
 
 import { registerClusterFeature } from '../registry.ts';
 import { duration } from '../envoy-json.ts';
@@ -20,5 +28,6 @@ registerClusterFeature('outlier-detection', (cluster, target) => {
     interval: duration(od.intervalMs),
     base_ejection_time: duration(od.baseEjectionTimeMs),
     max_ejection_percent: od.maxEjectionPercent,
+    ...(od.maxEjectionPercent > 0 ? { always_eject_one_host: true } : {}),
   };
 });
