@@ -79,6 +79,7 @@ export class Cluster {
   update(config: ClusterConfig): void {
     const poolChanged =
       config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||
+      config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
     if (config.lbPolicy !== this.config.lbPolicy) this.lb = createLoadBalancer(config);
     this.config = config;
@@ -125,7 +126,7 @@ export class Cluster {
 
   /** How to reach a host: its pool's options, also used for a connection of its own (a WebSocket upgrade). */
   connectOptions(h: { address: string; port: number }): PoolOptions {
-    return { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs, tls: this.#upstreamTls() };
+    return { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs, maxRequestsPerConnection: this.config.maxRequestsPerConnection, tls: this.#upstreamTls() };
   }
 
   /** Per new connection: the current certificate (rotation applies to the next connection) and the SANs to expect. */

@@ -322,6 +322,8 @@ export interface ClusterConfig {
   http2: boolean;
   /** Upstream connection idle timeout; Envoy's default is 1 h. */
   idleTimeoutMs: number;
+  /** Requests (HTTP/2: streams) one upstream connection carries before it is closed; 0: no limit (Envoy's default). */
+  maxRequestsPerConnection: number;
   /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
   panicThresholdPercent: number;
   /** Mutual TLS to the endpoints; absent = plaintext. */

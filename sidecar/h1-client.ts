@@ -114,10 +114,14 @@ class Connection {
   #skipBody = false;
   /** Reads land in READ_BUFFER (plain sockets): body chunks are copied out. */
   #shared = false;
+  /** Requests sent on this connection, and how many it may carry (0: no limit; max_requests_per_connection). */
+  #sent = 0;
+  readonly #maxRequests: number;
   #connectTimer: NodeJS.Timeout | undefined;
 
   constructor(pool: Http1Pool, o: PoolOptions) {
     this.#pool = pool;
+    this.#maxRequests = o.maxRequestsPerConnection ?? 0;
     const socket = o.tls
       ? connectTls(o, 'http/1.1')
       : net.connect({ host: o.address, port: o.port, noDelay: true, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#read(buf as Buffer, n) } });
@@ -172,7 +176,7 @@ class Connection {
       ex.done = true;
       this.current = undefined;
       ex.body!.end(lowerPairs(this.#takeTrailers()));
-      if (this.#keepAlive) this.#pool.released(this);
+      if (this.#keepAlive && (this.#maxRequests === 0 || this.#sent < this.#maxRequests)) this.#pool.released(this);
       else this.destroy();
     };
     this.#parser = p;
@@ -204,6 +208,7 @@ class Connection {
 
   /** Writes the exchange's request; the response comes back through the parser. */
   send(ex: H1ClientExchange): void {
+    this.#sent++;
     this.current = ex;
     ex.conn = this;
     this.#status = 0;

@@ -222,6 +222,8 @@ export interface PoolOptions {
   connections: number;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Requests (HTTP/2: streams) per connection before it is closed once idle; 0 or unset: no limit. */
+  maxRequestsPerConnection?: number;
   tls?: UpstreamTls;
 }
 
@@ -295,6 +297,8 @@ function resetStream(s: http2.ClientHttp2Stream): void {
 export class Http2Pool implements UpstreamPool {
   readonly #o: PoolOptions;
   #session: http2.ClientHttp2Session | undefined;
+  /** Streams opened on #session (max_requests_per_connection). */
+  #streams = 0;
 
   constructor(o: PoolOptions) {
     this.#o = o;
@@ -312,6 +316,7 @@ export class Http2Pool implements UpstreamPool {
       session.once('connect', () => {
         clearTimeout(timer);
         this.#session = session;
+        this.#streams = 0;
         session.setTimeout(this.#o.idleTimeoutMs, () => session.close());
         resolve(session);
       });
@@ -334,8 +339,14 @@ export class Http2Pool implements UpstreamPool {
     const body = new UpstreamBody();
     const response = new Promise<UpstreamResponse>((resolve, reject) => {
       rejectResponse = reject;
-      void this.#connect().then((session) => {
+      const open = (session: http2.ClientHttp2Session): void => {
         if (aborted) return;
+        // Closed since this request was handed it (max_requests_per_connection reached by a request before it): a new one.
+        if (session.closed || session.destroyed) return void this.#connect().then(open, reject);
+        const max = this.#o.maxRequestsPerConnection ?? 0;
+        // Its last stream: later requests get a new connection, and this one closes once its streams end.
+        const last = max > 0 && ++this.#streams >= max && this.#session === session;
+        if (last) this.#session = undefined;
         const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
         for (const [k, v] of req.headers) {
           if (k === 'host' || k.startsWith(':')) continue;
@@ -343,6 +354,8 @@ export class Http2Pool implements UpstreamPool {
           headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
         }
         const s = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
+        // Closed (GOAWAY) once the last stream is done: node's close() would cut one whose HEADERS are still queued.
+        if (last) s.once('close', () => session.close());
         stream = s;
         let responded = false;
         let trailers: HeaderPairs = [];
@@ -378,7 +391,8 @@ export class Http2Pool implements UpstreamPool {
           // Listening only once piped: an earlier 'data' listener would start the flow with nowhere to go.
           if (req.onBodyData) req.body.on('data', req.onBodyData);
         }
-      }, reject);
+      };
+      void this.#connect().then(open, reject);
     });
     return {
       response,

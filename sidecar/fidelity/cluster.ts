@@ -56,9 +56,12 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   let http2 = f.has('http2_protocol_options');
   f.raw('http2_protocol_options');
   let idleTimeoutMs = 3_600_000;
+  // The cluster-level fields are deprecated in favour of typed_extension_protocol_options, which wins when both are set.
+  let maxRequestsPerConnection = f.num('max_requests_per_connection') ?? 0;
   const cpo = f.obj('common_http_protocol_options');
   if (cpo) {
     idleTimeoutMs = cpo.durationMs('idle_timeout') ?? idleTimeoutMs;
+    maxRequestsPerConnection = cpo.num('max_requests_per_connection') ?? maxRequestsPerConnection;
     cpo.done();
   }
   const tepo = f.obj('typed_extension_protocol_options');
@@ -72,7 +75,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
       const common = o.obj('common_http_protocol_options');
       if (common) {
         idleTimeoutMs = common.durationMs('idle_timeout') ?? idleTimeoutMs;
-        common.ignore('max_requests_per_connection');
+        maxRequestsPerConnection = common.num('max_requests_per_connection') ?? maxRequestsPerConnection;
         common.done();
       }
       const explicit = o.obj('explicit_http_config');
@@ -116,6 +119,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     circuitBreakers,
     http2,
     idleTimeoutMs,
+    maxRequestsPerConnection,
     panicThresholdPercent,
     ...(tls ? { tls } : {}),
   };

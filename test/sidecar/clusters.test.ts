@@ -20,6 +20,7 @@ const config = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
   circuitBreakers: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
   http2: false,
   idleTimeoutMs: 60_000,
+  maxRequestsPerConnection: 0,
   panicThresholdPercent: 50,
   ...extra,
 });

@@ -253,6 +253,24 @@ test("outlier_detection: Envoy's defaults for what is unset (success-rate ejecti
   });
 });
 
+test('max_requests_per_connection: from HttpProtocolOptions, or the deprecated cluster-level field (the typed options win); 0 unset', () => {
+  const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
+  const limit = (c: Record<string, unknown>) => (decoded('cluster', { ...base, ...c }) as ClusterConfig).maxRequestsPerConnection;
+  const typed = (n: number) => ({
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http_protocol_options: {} },
+        common_http_protocol_options: { max_requests_per_connection: n },
+      },
+    },
+  });
+  assert.equal(limit({}), 0);
+  assert.equal(limit({ max_requests_per_connection: 3 }), 3);
+  assert.equal(limit(typed(1)), 1);
+  assert.equal(limit({ max_requests_per_connection: 3, ...typed(7) }), 7);
+});
+
 test('mutations outside the subset are NACKed with the field path', () => {
   const cases: { kind: ResourceKind; base: Record<string, unknown>; mutate: (v: any) => void; path: string }[] = [
     {

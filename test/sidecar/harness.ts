@@ -279,10 +279,10 @@ export function upload(port: number, host: string, mib: number, opts: { chunked?
 
 /**
  * The default translator with these fields set on every HTTP connection
- * manager and every route action (weft's API does not set them; an
- * operator's Envoy config might).
+ * manager and every route action, and every cluster through `cluster`
+ * (weft's API does not set them; an operator's Envoy config might).
  */
-export function withFields(hcm: Record<string, unknown>, routeAction: Record<string, unknown> = {}): Translator {
+export function withFields(hcm: Record<string, unknown>, routeAction: Record<string, unknown> = {}, cluster: (c: Record<string, any>) => Record<string, unknown> = (c) => c): Translator {
   const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
   const patch = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(patch);
@@ -297,7 +297,12 @@ export function withFields(hcm: Record<string, unknown>, routeAction: Record<str
     translateEndpoints: (m, n) => base.translateEndpoints(m, n),
     translateProxy: (m, p) => {
       const out = base.translateProxy(m, p);
-      return { ...out, listeners: out.listeners.map((l) => ({ ...l, value: patch(l.value) })), routes: out.routes.map((r) => ({ ...r, value: patch(r.value) })) };
+      return {
+        ...out,
+        listeners: out.listeners.map((l) => ({ ...l, value: patch(l.value) })),
+        routes: out.routes.map((r) => ({ ...r, value: patch(r.value) })),
+        clusters: out.clusters.map((c) => ({ ...c, value: cluster(c.value as Record<string, any>) })),
+      };
     },
   };
 }

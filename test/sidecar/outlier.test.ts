@@ -18,6 +18,7 @@ function cluster(od: Partial<OutlierDetectionConfig>, hosts: number, clock: { no
     staticEndpoints: Array.from({ length: hosts }, (_, i) => ({ address: '127.0.0.1', port: 20_001 + i, health: 'HEALTHY' as const, weight: 1, priority: 0 })),
     connectTimeoutMs: 1000,
     idleTimeoutMs: 60_000,
+    maxRequestsPerConnection: 0,
     lbPolicy: 'ROUND_ROBIN',
     ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
     http2: false,

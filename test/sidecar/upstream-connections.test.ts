@@ -1,0 +1,72 @@
+// A cluster's max_requests_per_connection (HttpProtocolOptions'
+// common_http_protocol_options, or the deprecated cluster-level field): an
+// upstream connection carries that many requests (HTTP/2: streams), then
+// closes, and the next request opens a new one. 1 turns keep-alive off.
+
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { after, test } from 'node:test';
+import { TestMesh, get, instance, service, startApp, withFields } from './harness.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/** The cluster with common_http_protocol_options.max_requests_per_connection set in its HttpProtocolOptions (made if absent). */
+function maxRequests(n: number) {
+  return (c: Record<string, any>): Record<string, unknown> => {
+    const tepo = c.typed_extension_protocol_options ?? {};
+    const existing = tepo[HTTP_PROTOCOL_OPTIONS] ?? { '@type': `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`, explicit_http_config: { http_protocol_options: {} } };
+    const options = { ...existing, common_http_protocol_options: { ...existing.common_http_protocol_options, max_requests_per_connection: n } };
+    return { ...c, typed_extension_protocol_options: { ...tepo, [HTTP_PROTOCOL_OPTIONS]: options } };
+  };
+}
+
+test('HTTP/1.1 upstream: six requests in a row over connections of two requests each', { timeout: 30_000 }, async () => {
+  const ports: number[] = [];
+  const app = await startApp('origin', (req, res) => {
+    ports.push(req.socket.remotePort!);
+    res.end('ok');
+  });
+  closers.push(() => app.close());
+  for (const [limit, connections] of [[2, 3], [1, 6], [0, 1]] as const) {
+    ports.length = 0;
+    const mesh = await TestMesh.start({ translator: withFields({}, {}, limit ? maxRequests(limit) : undefined) });
+    closers.push(() => mesh.close());
+    mesh.model.update({ services: [service('caller', 8000), service('origin', 7000)], instances: [instance('origin', app.port)], routes: [] });
+    const caller = await mesh.sidecar('caller', 8000);
+    for (let i = 0; i < 6; i++) assert.equal((await get(caller.outboundPort, 'origin')).status, 200);
+    assert.equal(new Set(ports).size, connections, `limit ${limit}: connections seen by the app (${ports.join(', ')})`);
+  }
+});
+
+test('HTTP/2 upstream: four requests in a row over two sessions of two streams each', { timeout: 30_000 }, async () => {
+  let sessions = 0;
+  const server = http2.createServer();
+  server.on('session', () => sessions++);
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  const mesh = await TestMesh.start({ translator: withFields({}, {}, maxRequests(2)) });
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('caller', 8000), { name: 'h2origin', namespace: 'default', ports: [{ port: 7100, protocol: 'http2' }] }],
+    instances: [instance('h2origin', (server.address() as AddressInfo).port)],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('caller', 8000);
+  for (let i = 0; i < 4; i++) {
+    const r = await get(caller.outboundPort, 'h2origin');
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'ok');
+  }
+  assert.equal(sessions, 2);
+});
