@@ -206,6 +206,9 @@ export interface HttpConnectionManagerConfig {
    * buffers past it gets 413 (request) or 500 / a reset (response).
    */
   bufferLimitBytes: number;
+  /** max_request_headers_kb in bytes (Envoy: 60 KiB) and common_http_protocol_options.max_headers_count (100): past either, HTTP/1 gets 431. */
+  maxRequestHeadersBytes: number;
+  maxHeadersCount: number;
   /** upgrade_configs allows websocket: a WebSocket upgrade is carried (proxy.ts upgradeTo), else refused with 403. */
   websocket: boolean;
 }

@@ -14,7 +14,7 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import type { NativeParser } from './llhttp.ts';
 import { lowerPairs } from './headers.ts';
-import { HTTPParser, headerError } from './llhttp.ts';
+import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
 import type { Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import { UpstreamBody, UpstreamFailure, classify, connectTls } from './upstream.ts';
 import type { Readable } from 'node:stream';
@@ -135,7 +135,7 @@ class Connection {
       this.#pool.connected(this);
     });
     const p = new HTTPParser();
-    p.initialize(HTTPParser.RESPONSE, {}, 0, 0);
+    p.initialize(HTTPParser.RESPONSE, {}, MAX_RESPONSE_HEADER_BYTES, 0);
     p[HTTPParser.kOnHeaders] = (raw: string[]) => {
       // Header lines past the first batch, or trailers after a chunked body.
       this.#trailers = this.#trailers.concat(raw);

@@ -30,6 +30,15 @@ import { HTTPParser, headerError, methods } from './llhttp.ts';
 const JOIN_LIMIT = 16 * 1024;
 /** As node:http's default maxHeadersCount: further header lines are dropped. */
 const MAX_HEADER_PAIRS = 2000;
+
+/** A request head's limits: its size in bytes and its number of headers (past either: 431). */
+export interface HeaderLimits {
+  maxHeaderBytes: number;
+  maxHeadersCount: number;
+}
+
+/** Envoy's defaults: max_request_headers_kb 60, common_http_protocol_options.max_headers_count 100. */
+export const ENVOY_HEADER_LIMITS: HeaderLimits = { maxHeaderBytes: 60 * 1024, maxHeadersCount: 100 };
 /** Body bytes held for a request nobody reads yet before the socket is paused. */
 const MAX_HELD_BODY = 64 * 1024;
 /** Parsed requests waiting behind the one being answered before the socket is paused. */
@@ -433,13 +442,16 @@ export class H1Connection {
   #paused = false;
   /** An upgrade request's bytes past its head (the upgraded protocol's first bytes). */
   #upgradeHead: Buffer | undefined;
+  readonly #maxHeadersCount: number;
 
-  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number) {
+  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, limits: HeaderLimits = ENVOY_HEADER_LIMITS) {
     this.socket = socket;
+    this.#maxHeadersCount = limits.maxHeadersCount;
     this.#onRequest = onRequest;
     this.#onClose = onClose;
     const p = new HTTPParser();
-    p.initialize(HTTPParser.REQUEST, {}, 0, 0);
+    // The header block's size limit is llhttp's (HPE_HEADER_OVERFLOW: 431); node's own default would be 16 KiB.
+    p.initialize(HTTPParser.REQUEST, {}, limits.maxHeaderBytes, 0);
     p[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
       if (this.#headers.length < MAX_HEADER_PAIRS * 2) this.#headers = this.#headers.concat(headers);
       this.#url += url;
@@ -546,6 +558,8 @@ export class H1Connection {
   }
 
   #headersComplete(minor: number, raw: string[], method: string, url: string, upgrade: boolean, keepAlive: boolean): void {
+    // As Envoy's HTTP/1 codec: more headers than max_headers_count is 431, and the connection closes.
+    if (raw.length / 2 > this.#maxHeadersCount) return this.#fail(Object.assign(new Error('too many headers'), { code: 'HPE_HEADER_OVERFLOW' }));
     const headers: Record<string, string> = {};
     let rawHeaders = raw;
     let expectContinue = false;
@@ -641,8 +655,8 @@ function idleExpired(c: H1Connection): void {
 }
 
 /** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing); idle for `idleMs` (0: never) with nothing in flight, it closes. */
-export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer): H1Connection {
-  const c = new H1Connection(socket, onRequest, onClose, idleMs);
+export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: HeaderLimits = ENVOY_HEADER_LIMITS): H1Connection {
+  const c = new H1Connection(socket, onRequest, onClose, idleMs, limits);
   if (first) c.feed(first);
   return c;
 }

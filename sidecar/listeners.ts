@@ -63,7 +63,9 @@ class RunningListener {
     };
     const idleMs = () => (this.config.chain.kind === 'http' ? this.config.chain.idleTimeoutMs : 0);
     const h1 = (socket: net.Socket, first?: Buffer) => {
-      this.#h1.add(serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first));
+      const chain = this.config.chain;
+      const limits = chain.kind === 'http' ? { maxHeaderBytes: chain.maxRequestHeadersBytes, maxHeadersCount: chain.maxHeadersCount } : undefined;
+      this.#h1.add(serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits));
     };
     this.#h2 = http2.createServer({}, onRequest);
     this.#h2.on('session', (session: http2.ServerHttp2Session) => closeWhenIdle(session, idleMs()));

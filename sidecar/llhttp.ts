@@ -39,3 +39,6 @@ export function headerError(name: string, value: string): string | undefined {
   if (INVALID_VALUE.test(value)) return `invalid character in header "${name}"`;
   return undefined;
 }
+
+/** Envoy's limit on an upstream response head (max_response_headers_kb, 60 KiB unset); node's own default would be 16 KiB. */
+export const MAX_RESPONSE_HEADER_BYTES = 60 * 1024;

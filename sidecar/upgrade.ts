@@ -10,7 +10,7 @@ import net from 'node:net';
 import type { Readable, Transform, Writable } from 'node:stream';
 import type tls from 'node:tls';
 import { lowerPairs } from './headers.ts';
-import { HTTPParser, headerError } from './llhttp.ts';
+import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
 import { classify, connectTls, UpstreamFailure, type HeaderPairs, type PoolOptions, type ResetReason } from './upstream.ts';
 
 export type UpgradeOutcome =
@@ -76,7 +76,7 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
   });
 
   const parser = new HTTPParser();
-  parser.initialize(HTTPParser.RESPONSE, {}, 0, 0);
+  parser.initialize(HTTPParser.RESPONSE, {}, MAX_RESPONSE_HEADER_BYTES, 0);
   let raw: string[] = [];
   let status = 0;
   let headers: HeaderPairs = [];

@@ -1,9 +1,11 @@
 // What an HTTP connection manager says about headers, honoured as Envoy
 // honours it: the `server` response header (server_name, by default "envoy",
 // under server_header_transformation, by default OVERWRITE) on proxied and
-// local replies, and generate_request_id.
+// local replies, and generate_request_id; and the limits on a request's head.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { TestMesh, get, instance, service, startApp, withFields } from './harness.ts';
 
@@ -44,4 +46,51 @@ test('server_name with APPEND_IF_ABSENT keeps the app\'s header and names local 
   const pass = await meshWith({ server_header_transformation: 'PASS_THROUGH' });
   assert.equal((await get(pass, 'origin', '/')).headers.server, 'origin/1.0');
   assert.equal((await get(pass, 'nowhere', '/')).headers.server, undefined);
+});
+
+/** A request through the mesh with `headers`, by a client and to an app that both allow 256 KiB heads (node's default is 16 KiB). */
+async function bigHeads(port: number, headers: Record<string, string>): Promise<{ status: number; appHeaders: number; echoed: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host: 'wide', ...headers }, maxHeaderSize: 256 * 1024 }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, appHeaders: body ? Number(body) : -1, echoed: res.headers['x-echo'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test("request heads as Envoy limits them: 60 KiB and 100 headers by default (431 past either), max_request_headers_kb and max_headers_count; 60 KiB response heads", { timeout: 30_000 }, async () => {
+  const app = http.createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
+    // Echoes the big header back: the response head is as large as the request's.
+    if (req.headers['x-big']) res.setHeader('x-echo', req.headers['x-big'] as string);
+    res.end(String(req.rawHeaders.length / 2));
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => app.close(() => r())));
+  const mesh = async (hcm: Record<string, unknown>) => {
+    const m = await TestMesh.start({ translator: withFields(hcm) });
+    closers.push(() => m.close());
+    m.model.update({ services: [service('caller', 8000), service('wide', 7000)], instances: [instance('wide', (app.address() as AddressInfo).port)], routes: [] });
+    return (await m.sidecar('caller', 8000)).outboundPort;
+  };
+  const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']));
+
+  const port = await mesh({});
+  // 30 KiB: over node's 16 KiB default, under Envoy's 60; it reaches the app, and its 30 KiB echo comes back.
+  const big = 'a'.repeat(30 * 1024);
+  const r30 = await bigHeads(port, { 'x-big': big });
+  assert.equal(r30.status, 200);
+  assert.equal(r30.echoed, big);
+  assert.equal((await bigHeads(port, { 'x-big': 'a'.repeat(70 * 1024) })).status, 431);
+  // host + 95: under 100 (the sidecar adds its own on the way, as Envoy does); host + 100 is past it.
+  assert.equal((await bigHeads(port, many(95))).status, 200);
+  assert.equal((await bigHeads(port, many(100))).status, 431);
+
+  const tight = await mesh({ max_request_headers_kb: 8, common_http_protocol_options: { max_headers_count: 10 } });
+  assert.equal((await bigHeads(tight, { 'x-big': 'a'.repeat(6 * 1024) })).status, 200);
+  assert.equal((await bigHeads(tight, { 'x-big': 'a'.repeat(10 * 1024) })).status, 431);
+  assert.equal((await bigHeads(tight, many(8))).status, 200);
+  assert.equal((await bigHeads(tight, many(10))).status, 431);
 });

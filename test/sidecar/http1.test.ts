@@ -191,8 +191,12 @@ test('a malformed request gets 400, oversized headers 431, and the connection cl
   assert.equal(bad.closed, true);
   const smuggle = await exchange(port, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
   assert.match(smuggle.data, /^HTTP\/1\.1 400 /, 'content-length together with chunked is refused');
-  const big = await exchange(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  // Envoy's defaults: a 60 KiB head and 100 headers.
+  const big = await exchange(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`);
   assert.match(big.data, /^HTTP\/1\.1 431 /);
+  assert.equal(big.closed, true);
+  const many = await exchange(port, `GET / HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 100 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`);
+  assert.match(many.data, /^HTTP\/1\.1 431 /);
   assert.equal(called, 0);
 });
 
