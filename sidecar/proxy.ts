@@ -19,6 +19,7 @@ import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
 import { peerProperties } from './peer-identity.ts';
 import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
+import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
@@ -420,7 +421,9 @@ class Stream {
     const out = renderLocalReply(r, this.grpc);
     const res = this.res;
     if (!res.headersSent) {
-      writeHead(this, out.status, extra.length ? [...out.headers, ...extra] : out.headers);
+      // suppress_envoy_headers: the router's x-envoy-overloaded goes too.
+      const headers = this.hcm.suppressEnvoyHeaders ? out.headers.filter(([k]) => k !== 'x-envoy-overloaded') : out.headers;
+      writeHead(this, out.status, extra.length ? [...headers, ...extra] : headers);
       res.end(out.body);
     } else res.destroy();
     this.log.bytes_sent = Buffer.byteLength(out.body);
@@ -660,7 +663,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return await upgradeTo(stream, chosen.name, { method, path: upstreamPath, authority: upstreamAuthority, headers: upstreamHeaders }, hash, mutations, setCookies, attributes);
     }
     // A body past the buffer limit cannot be replayed: no retries (forward sees a stream) and no mirrors, as in Envoy.
-    const retry = action.retry ?? vh.retry;
+    // The request's own x-envoy-* router headers (timeouts, retries), taken off it; x-envoy-expected-rq-timeout-ms set.
+    const decided = applyRouterHeaders(upstreamHeaders, timeoutMs, action.retry ?? vh.retry, !hcm.suppressEnvoyHeaders);
+    timeoutMs = decided.timeoutMs;
+    const retry = decided.retry;
     if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name });
     if (!streamed) for (const mirror of action.mirrors) {
       if (env.random() >= mirror.fraction) continue;
@@ -712,7 +718,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (done !== undefined) stream.finish(done.status, done.flag);
     } else {
       const response = result.response;
-      const headers = responseHeaders(response, mutations, setCookies, started);
+      const headers = responseHeaders(response, mutations, setCookies, hcm.suppressEnvoyHeaders ? 0 : started);
       stream.finish(response.status, await respond(stream, response, response.status, headers, result.finish));
     }
   } catch (err) {
@@ -909,9 +915,10 @@ function mutatedResponseHeaders(upstream: HeaderPairs, mutations: HeaderMutation
   return headers;
 }
 
+/** `started` 0: no x-envoy-upstream-service-time (suppress_envoy_headers). */
 function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, started: number): HeaderPairs {
   const headers = mutatedResponseHeaders(upstream.headers, mutations, setCookies);
-  headers.push(['x-envoy-upstream-service-time', String(Date.now() - started)]);
+  if (started > 0) headers.push(['x-envoy-upstream-service-time', String(Date.now() - started)]);
   return headers;
 }
 
@@ -931,7 +938,7 @@ async function respondFiltered(
   release: () => void,
 ): Promise<{ status: number; flag: string } | undefined> {
   const { res, started, log } = stream;
-  const headers = responseHeaders(upstream, mutations, setCookies, started);
+  const headers = responseHeaders(upstream, mutations, setCookies, stream.hcm.suppressEnvoyHeaders ? 0 : started);
   // Known to have no body: the filters get end_of_stream with the headers.
   const empty = log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
   // Filters see Envoy's response header map: :status first; they may change it.

@@ -139,6 +139,8 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (!rds && !routeConfig) f.fail('rds', 'rds or route_config is required');
   const httpFilters = f.list('http_filters').map(httpFilter).filter((x): x is HttpFilterConfig => x !== undefined);
   if (httpFilters.at(-1)?.kind !== 'router') f.fail('http_filters', 'the last HTTP filter must be envoy.filters.http.router');
+  const last = httpFilters.at(-1);
+  const suppressEnvoyHeaders = last?.kind === 'router' && last.suppressEnvoyHeaders;
   const streamIdleTimeoutMs = f.durationMs('stream_idle_timeout') ?? 300_000;
   const requestTimeoutMs = f.durationMs('request_timeout') ?? 0;
   // A downstream connection with no request in flight for this long is closed (Envoy: 1 h unset, 0 = never).
@@ -213,7 +215,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (f.bool('merge_slashes') === true) f.fail('merge_slashes', 'not supported by the weft sidecar: paths are routed as received');
   f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, websocket };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, suppressEnvoyHeaders, websocket };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {
@@ -237,9 +239,10 @@ function httpFilter(f: Fields): HttpFilterConfig | undefined {
   f.done();
   const t = tc ? typeName(tc) : '';
   if (t === ROUTER_TYPE) {
-    tc!.ignore('suppress_envoy_headers', 'dynamic_stats', 'start_child_span');
+    const suppressEnvoyHeaders = tc!.bool('suppress_envoy_headers') ?? false;
+    tc!.ignore('dynamic_stats', 'start_child_span');
     tc!.done();
-    return { kind: 'router', name };
+    return { kind: 'router', name, suppressEnvoyHeaders };
   }
   if (t === FAULT_TYPE) return { kind: 'fault', name, fault: faultConfig(tc!) };
   if (t === RBAC_TYPE) {

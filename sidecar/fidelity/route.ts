@@ -22,7 +22,8 @@ import type { FieldError } from './fields.ts';
 /** Envoy's route timeout when none is set. */
 export const ENVOY_DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 
-const RETRY_ON = new Set([
+/** The retry conditions the sidecar implements (retry_on, x-envoy-retry-on, x-envoy-retry-grpc-on). */
+export const RETRY_ON: ReadonlySet<string> = new Set([
   '5xx',
   'gateway-error',
   'connect-failure',

@@ -1,0 +1,80 @@
+// The x-envoy-* request headers Envoy's router reads (every request is
+// internal in a sidecar): a request may set its own timeout, per-try timeout
+// and retries; they are taken off before the upstream sees the request,
+// which gets x-envoy-expected-rq-timeout-ms instead. suppress_envoy_headers
+// turns off the headers the router adds.
+
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { TestMesh, get, instance, service, startApp, withFields } from './harness.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+/** An app that echoes the x-envoy-* headers it got; /flaky fails every other hit with 503; /slow answers after 300 ms on odd hits. */
+async function echoApp() {
+  const app = await startApp('echo', (req, res, hit) => {
+    const envoy = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith('x-envoy-')));
+    res.setHeader('content-type', 'application/json');
+    const body = JSON.stringify(envoy);
+    if (req.url === '/flaky' && hit % 2 === 1) {
+      res.statusCode = 503;
+      return res.end(body);
+    }
+    if (req.url === '/slow' && hit % 2 === 1) return void setTimeout(() => res.end(body), 300);
+    res.end(body);
+  });
+  closers.push(() => app.close());
+  return app;
+}
+
+async function meshWith(app: { port: number }, hcm: Parameters<typeof withFields>[0], routeAction: Record<string, unknown>): Promise<number> {
+  const mesh = await TestMesh.start({ translator: withFields(hcm, routeAction) });
+  closers.push(() => mesh.close());
+  mesh.model.update({ services: [service('caller', 8000), service('echo', 7000)], instances: [instance('echo', app.port)], routes: [] });
+  return (await mesh.sidecar('caller', 8000)).outboundPort;
+}
+
+test('x-envoy-upstream-rq-timeout-ms sets the request\'s timeout; the upstream sees x-envoy-expected-rq-timeout-ms, not the request\'s header', { timeout: 30_000 }, async () => {
+  const app = await echoApp();
+  const port = await meshWith(app, {}, { timeout: '3s' });
+  const plain = await get(port, 'echo', '/');
+  assert.deepEqual(JSON.parse(plain.body), { 'x-envoy-expected-rq-timeout-ms': '3000' });
+  const own = await get(port, 'echo', '/', { headers: { 'x-envoy-upstream-rq-timeout-ms': '1000' } });
+  assert.deepEqual(JSON.parse(own.body), { 'x-envoy-expected-rq-timeout-ms': '1000' });
+  // /slow's first hit takes 300 ms: over a 100 ms timeout of the request's own.
+  const late = await get(port, 'echo', '/slow', { headers: { 'x-envoy-upstream-rq-timeout-ms': '100' } });
+  assert.equal(late.status, 504);
+  assert.equal(late.body, 'upstream request timeout');
+});
+
+test('x-envoy-retry-on asks for retries on a route without a policy; x-envoy-max-retries 0 asks for none; per-try timeout by header', { timeout: 30_000 }, async () => {
+  const app = await echoApp();
+  const port = await meshWith(app, {}, {});
+  assert.equal((await get(port, 'echo', '/flaky')).status, 503, 'no retry policy: the 503 comes back');
+  const retried = await get(port, 'echo', '/flaky', { headers: { 'x-envoy-retry-on': '5xx,not-a-condition' } });
+  assert.equal(retried.status, 200);
+  assert.deepEqual(JSON.parse(retried.body), { 'x-envoy-expected-rq-timeout-ms': '15000' }, "the retry headers went no further; Envoy's default route timeout is expected");
+  assert.equal((await get(port, 'echo', '/flaky', { headers: { 'x-envoy-retry-on': '5xx', 'x-envoy-max-retries': '0' } })).status, 503);
+  // The first try of /slow (300 ms) is cut at 100 ms, the retry answers at once.
+  const perTry = await get(port, 'echo', '/slow', { headers: { 'x-envoy-retry-on': 'gateway-error', 'x-envoy-upstream-rq-per-try-timeout-ms': '100' } });
+  assert.equal(perTry.status, 200);
+  assert.deepEqual(JSON.parse(perTry.body), { 'x-envoy-expected-rq-timeout-ms': '100' });
+});
+
+test('suppress_envoy_headers: no x-envoy-upstream-service-time downstream, no expected timeout upstream; the request\'s headers still work', { timeout: 30_000 }, async () => {
+  const app = await echoApp();
+  const suppress = (hcm: Record<string, any>) => ({
+    ...hcm,
+    http_filters: hcm.http_filters.map((f: Record<string, any>) => (f.name === 'envoy.filters.http.router' ? { ...f, typed_config: { ...f.typed_config, suppress_envoy_headers: true } } : f)),
+  });
+  const plainPort = await meshWith(app, {}, { timeout: '3s' });
+  assert.ok((await get(plainPort, 'echo', '/')).headers['x-envoy-upstream-service-time'] !== undefined);
+  const port = await meshWith(app, suppress, { timeout: '3s' });
+  const r = await get(port, 'echo', '/');
+  assert.equal(r.headers['x-envoy-upstream-service-time'], undefined);
+  assert.deepEqual(JSON.parse(r.body), {});
+  assert.equal((await get(port, 'echo', '/flaky', { headers: { 'x-envoy-retry-on': '5xx' } })).status, 200);
+});
