@@ -209,6 +209,8 @@ export interface HttpConnectionManagerConfig {
   /** max_request_headers_kb in bytes (Envoy: 60 KiB) and common_http_protocol_options.max_headers_count (100): past either, HTTP/1 gets 431. */
   maxRequestHeadersBytes: number;
   maxHeadersCount: number;
+  /** common_http_protocol_options.max_requests_per_connection: requests a downstream connection carries (0: no limit). */
+  maxRequestsPerConnection: number;
   /** The router's suppress_envoy_headers: no x-envoy-upstream-service-time, x-envoy-expected-rq-timeout-ms or x-envoy-overloaded. */
   suppressEnvoyHeaders: boolean;
   /** upgrade_configs allows websocket: a WebSocket upgrade is carried (proxy.ts upgradeTo), else refused with 403. */

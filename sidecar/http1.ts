@@ -31,14 +31,19 @@ const JOIN_LIMIT = 16 * 1024;
 /** As node:http's default maxHeadersCount: further header lines are dropped. */
 const MAX_HEADER_PAIRS = 2000;
 
-/** A request head's limits: its size in bytes and its number of headers (past either: 431). */
-export interface HeaderLimits {
+/**
+ * A connection's limits: a request head's size in bytes and number of
+ * headers (past either: 431), and the requests the connection carries (0: no
+ * limit; the last one is answered with `connection: close`).
+ */
+export interface ConnectionLimits {
   maxHeaderBytes: number;
   maxHeadersCount: number;
+  maxRequestsPerConnection: number;
 }
 
-/** Envoy's defaults: max_request_headers_kb 60, common_http_protocol_options.max_headers_count 100. */
-export const ENVOY_HEADER_LIMITS: HeaderLimits = { maxHeaderBytes: 60 * 1024, maxHeadersCount: 100 };
+/** Envoy's defaults: max_request_headers_kb 60, common_http_protocol_options.max_headers_count 100, no request limit. */
+export const ENVOY_CONNECTION_LIMITS: ConnectionLimits = { maxHeaderBytes: 60 * 1024, maxHeadersCount: 100, maxRequestsPerConnection: 0 };
 /** Body bytes held for a request nobody reads yet before the socket is paused. */
 const MAX_HELD_BODY = 64 * 1024;
 /** Parsed requests waiting behind the one being answered before the socket is paused. */
@@ -443,10 +448,13 @@ export class H1Connection {
   /** An upgrade request's bytes past its head (the upgraded protocol's first bytes). */
   #upgradeHead: Buffer | undefined;
   readonly #maxHeadersCount: number;
+  /** max_requests_per_connection: requests this connection may still carry. */
+  #requestsLeft: number;
 
-  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, limits: HeaderLimits = ENVOY_HEADER_LIMITS) {
+  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS) {
     this.socket = socket;
     this.#maxHeadersCount = limits.maxHeadersCount;
+    this.#requestsLeft = limits.maxRequestsPerConnection > 0 ? limits.maxRequestsPerConnection : Infinity;
     this.#onRequest = onRequest;
     this.#onClose = onClose;
     const p = new HTTPParser();
@@ -574,7 +582,7 @@ export class H1Connection {
     }
     const req = new H1Request(this.socket, minor, method, url, rawHeaders, headers, expectContinue, upgrade);
     const res = new H1Response(this, req);
-    if (!keepAlive) this.keepAlive = false;
+    if (!keepAlive || --this.#requestsLeft <= 0) this.keepAlive = false;
     if (upgrade) {
       // Not HTTP after these headers: no further request can be read (a refused upgrade closes the connection).
       this.#failed = true;
@@ -655,7 +663,7 @@ function idleExpired(c: H1Connection): void {
 }
 
 /** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing); idle for `idleMs` (0: never) with nothing in flight, it closes. */
-export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: HeaderLimits = ENVOY_HEADER_LIMITS): H1Connection {
+export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS): H1Connection {
   const c = new H1Connection(socket, onRequest, onClose, idleMs, limits);
   if (first) c.feed(first);
   return c;

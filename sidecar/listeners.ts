@@ -64,11 +64,22 @@ class RunningListener {
     const idleMs = () => (this.config.chain.kind === 'http' ? this.config.chain.idleTimeoutMs : 0);
     const h1 = (socket: net.Socket, first?: Buffer) => {
       const chain = this.config.chain;
-      const limits = chain.kind === 'http' ? { maxHeaderBytes: chain.maxRequestHeadersBytes, maxHeadersCount: chain.maxHeadersCount } : undefined;
+      const limits = chain.kind === 'http' ? { maxHeaderBytes: chain.maxRequestHeadersBytes, maxHeadersCount: chain.maxHeadersCount, maxRequestsPerConnection: chain.maxRequestsPerConnection } : undefined;
       this.#h1.add(serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits));
     };
     this.#h2 = http2.createServer({}, onRequest);
-    this.#h2.on('session', (session: http2.ServerHttp2Session) => closeWhenIdle(session, idleMs()));
+    this.#h2.on('session', (session: http2.ServerHttp2Session) => {
+      closeWhenIdle(session, idleMs());
+      const chain = this.config.chain;
+      const max = chain.kind === 'http' ? chain.maxRequestsPerConnection : 0;
+      // max_requests_per_connection: GOAWAY once the last stream it may carry has arrived; open streams finish.
+      if (max > 0) {
+        let streams = 0;
+        session.on('stream', () => {
+          if (++streams === max) session.close();
+        });
+      }
+    });
     const serve = (socket: net.Socket) => {
       const chain = this.config.chain;
       if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);

@@ -148,10 +148,12 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   // Envoy's request header limits: 60 KiB and 100 headers unset.
   const maxRequestHeadersBytes = (f.num('max_request_headers_kb') ?? 60) * 1024;
   let maxHeadersCount = 100;
+  let maxRequestsPerConnection = 0;
   const cpo = f.obj('common_http_protocol_options');
   if (cpo) {
     idleTimeoutMs = cpo.durationMs('idle_timeout') ?? idleTimeoutMs;
     maxHeadersCount = cpo.num('max_headers_count') ?? maxHeadersCount;
+    maxRequestsPerConnection = cpo.num('max_requests_per_connection') ?? 0;
     cpo.done();
   }
   for (const log of f.list('access_log')) {
@@ -215,7 +217,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (f.bool('merge_slashes') === true) f.fail('merge_slashes', 'not supported by the weft sidecar: paths are routed as received');
   f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, suppressEnvoyHeaders, websocket };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, suppressEnvoyHeaders, websocket };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

@@ -5,9 +5,10 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { TestMesh, get, instance, service, startApp, withFields } from './harness.ts';
+import { TestMesh, get, instance, service, startApp, withFields, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -93,4 +94,38 @@ test("request heads as Envoy limits them: 60 KiB and 100 headers by default (431
   assert.equal((await bigHeads(tight, { 'x-big': 'a'.repeat(10 * 1024) })).status, 431);
   assert.equal((await bigHeads(tight, many(8))).status, 200);
   assert.equal((await bigHeads(tight, many(10))).status, 431);
+});
+
+test('common_http_protocol_options.max_requests_per_connection: an HTTP/1.1 connection says connection: close on its last request; HTTP/2 gets GOAWAY', { timeout: 30_000 }, async () => {
+  const port = await meshWith({ common_http_protocol_options: { max_requests_per_connection: 2 } });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const seen: { port: number; connection: string | undefined }[] = [];
+  for (let i = 0; i < 4; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host: 'origin' }, agent }, (res) => {
+        seen.push({ port: req.socket!.localPort!, connection: res.headers.connection });
+        res.resume();
+        res.on('end', () => resolve());
+      });
+      req.on('error', reject);
+    });
+  }
+  agent.destroy();
+  assert.deepEqual(seen.map((s) => s.connection), [undefined, 'close', undefined, 'close']);
+  assert.equal(new Set(seen.map((s) => s.port)).size, 2);
+
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => undefined);
+  const goaway = new Promise<void>((r) => session.once('goaway', () => r()));
+  for (let i = 0; i < 2; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const s = session.request({ ':path': '/', ':authority': 'origin' });
+      s.on('response', (h) => assert.equal(h[':status'], 200));
+      s.resume();
+      s.on('end', () => resolve());
+      s.on('error', reject);
+    });
+  }
+  await withTimeout(goaway, 5000, 'GOAWAY after the second stream');
+  session.close();
 });
