@@ -8,7 +8,7 @@ import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
 import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
-import type { DataResult, FilterResolver } from './filter-chain.ts';
+import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
 import { RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
 import type { H1Request, H1Response } from './http1.ts';
@@ -22,7 +22,7 @@ import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
-import type { HeaderPairs, UpstreamResponse } from './upstream.ts';
+import type { BodySink, HeaderPairs, UpstreamResponse } from './upstream.ts';
 import { BodyTooLarge, UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
 import type { StreamProperties } from './wasm/index.ts';
@@ -713,13 +713,13 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return stream.reply(stream.filterReply ?? result.reply);
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
+    // The stream is finished once the response is (respond, ResponseSink).
     if (filters?.hasWasm) {
-      const done = await respondFiltered(stream, result.response, filters, mutations, setCookies, result.finish);
-      if (done !== undefined) stream.finish(done.status, done.flag);
+      const pending = respondFiltered(stream, result.response, filters, mutations, setCookies, result.finish);
+      if (pending) await pending;
     } else {
       const response = result.response;
-      const headers = responseHeaders(response, mutations, setCookies, hcm.suppressEnvoyHeaders ? 0 : started);
-      stream.finish(response.status, await respond(stream, response, response.status, headers, result.finish));
+      respond(stream, response, response.status, responseHeaders(response, mutations, setCookies, hcm.suppressEnvoyHeaders ? 0 : started), result.finish);
     }
   } catch (err) {
     if (!res.headersSent) stream.reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
@@ -926,33 +926,44 @@ function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationCo
  * Wasm filters see the response headers, then its body as it streams through
  * (respond, with the filters). When one of them stops the headers (it wants
  * the body first, e.g. to rewrite it) the body is read whole, filtered and
- * sent with its new length. Resolves with the status and response flag, or
- * undefined when a local reply went out instead.
+ * sent with its new length. The stream is finished (or answered with a local
+ * reply) when the response is done; a promise only while a filter waits on
+ * an http_call or the body is being read whole.
  */
-async function respondFiltered(
+function respondFiltered(
   stream: Stream,
   upstream: UpstreamResponse,
   filters: RequestFilters,
   mutations: HeaderMutationConfig[],
   setCookies: HeaderPairs,
   release: () => void,
-): Promise<{ status: number; flag: string } | undefined> {
-  const { res, started, log } = stream;
-  const headers = responseHeaders(upstream, mutations, setCookies, stream.hcm.suppressEnvoyHeaders ? 0 : started);
+): Promise<void> | undefined {
+  const headers = responseHeaders(upstream, mutations, setCookies, stream.hcm.suppressEnvoyHeaders ? 0 : stream.started);
   // Known to have no body: the filters get end_of_stream with the headers.
-  const empty = log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
+  const empty = stream.log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
   // Filters see Envoy's response header map: :status first; they may change it.
-  let start = filters.responseHeaders([[':status', String(upstream.status)], ...headers], empty);
-  if (start instanceof Promise) start = await start;
+  const start = filters.responseHeaders([[':status', String(upstream.status)], ...headers], empty);
+  if (start instanceof Promise) return start.then((s) => respondFilteredFrom(stream, upstream, filters, s, release, empty));
+  return respondFilteredFrom(stream, upstream, filters, start, release, empty);
+}
+
+/** The response after the filters' response headers phase. */
+function respondFilteredFrom(stream: Stream, upstream: UpstreamResponse, filters: RequestFilters, start: ResponseStart, release: () => void, empty: boolean): Promise<void> | undefined {
   if (start.kind === 'reply') {
     upstream.body.dump(release);
     stream.reply(start.reply);
     return undefined;
   }
   if (start.kind === 'stream') {
-    const status = filteredStatus(start.headers, upstream.status);
-    return { status, flag: await respond(stream, upstream, status, withoutPseudo(start.headers), release, empty ? undefined : filters) };
+    respond(stream, upstream, filteredStatus(start.headers, upstream.status), withoutPseudo(start.headers), release, empty ? undefined : filters);
+    return undefined;
   }
+  return respondBuffered(stream, upstream, filters, start, release);
+}
+
+/** A filter stopped the response headers: the body is read whole (up to the buffer limit), filtered, and sent with its new length. */
+async function respondBuffered(stream: Stream, upstream: UpstreamResponse, filters: RequestFilters, start: ResponseStart & { kind: 'buffer' }, release: () => void): Promise<void> {
+  const { res, log } = stream;
   let whole: { body: Buffer; trailers: HeaderPairs };
   try {
     whole = await upstream.body.collect(stream.hcm.bufferLimitBytes).finally(release);
@@ -960,18 +971,13 @@ async function respondFiltered(
     // Nothing was sent yet: a body past the buffer limit, a route timeout or an upstream reset mid-body gets Envoy's local reply.
     if (e instanceof BodyTooLarge) {
       stream.hs.rsTooLarge.value++;
-      stream.reply(localReplies.responseTooLarge());
-      return undefined;
+      return stream.reply(localReplies.responseTooLarge());
     }
     const reason = e instanceof UpstreamFailure ? e.reason : 'connection_termination';
-    stream.reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
-    return undefined;
+    return stream.reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
   }
   const out = await filters.responseBuffered(start.headers, start.from, whole.body, whole.trailers);
-  if (out.kind === 'reply') {
-    stream.reply(out.reply);
-    return undefined;
-  }
+  if (out.kind === 'reply') return stream.reply(out.reply);
   const status = filteredStatus(out.headers, upstream.status);
   const sent = withoutPseudo(out.headers);
   removeHeader(sent, 'content-length');
@@ -981,7 +987,7 @@ async function respondFiltered(
   if (h2res && out.trailers.length) h2res.addTrailers(objectFromPairs(out.trailers));
   res.end(out.body);
   log.bytes_sent = out.body.length;
-  return { status, flag: '-' };
+  stream.finish(status);
 }
 
 /** The status a filter left in :status, if it is a valid one. */
@@ -993,140 +999,176 @@ function filteredStatus(headers: HeaderPairs, upstream: number): number {
 /**
  * The response streams through as it arrives, with backpressure both ways,
  * and through the wasm filters' body phase when there are any (a filter that
- * buffers holds its bytes until it continues). Resolves with the access
- * log's response flag: '-', or UT (route timeout mid-body), UR (upstream
- * reset mid-body), DC (the downstream went away), LR (a filter reset the
- * stream after the headers were out); in all but DC the downstream stream is
- * reset, as Envoy resets it once headers are out.
+ * buffers holds its bytes until it continues). The stream is finished with
+ * the access log's response flag: '-', or UT (route timeout mid-body), UR
+ * (upstream reset mid-body), DC (the downstream went away), LR (a filter
+ * reset the stream after the headers were out); in all but DC the downstream
+ * stream is reset, as Envoy resets it once headers are out.
  */
-function respond(stream: Stream, upstream: UpstreamResponse, status: number, headers: HeaderPairs, release: () => void, filters?: RequestFilters): Promise<string> {
-  const { res, log } = stream;
+function respond(stream: Stream, upstream: UpstreamResponse, status: number, headers: HeaderPairs, release: () => void, filters?: RequestFilters): void {
+  const res = stream.res;
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
   // HTTP/1.x sends its head with the first body bytes by itself; on h2 the
   // headers and first chunk are corked into one write.
-  let corked = h2res !== undefined;
-  if (corked) res.cork();
+  const sink = new ResponseSink(stream, upstream, status, release, h2res, filters);
+  if (sink.corked) res.cork();
   writeHead(stream, status, headers);
-  // With filters: the chunk that completes a known content-length carries end_of_stream.
-  const length = filters ? getHeader(upstream.headers, 'content-length') : undefined;
-  const expected = length === undefined ? -1 : Number(length);
-  return new Promise<string>((resolve) => {
-    // Methods, not named closures (see Stream).
-    const sink = {
-      settled: false,
-      received: 0,
-      endSent: filters === undefined,
-      /** Something was written: the head is out (HTTP/1.x holds it for the first body bytes). */
-      headOut: false,
-      /** A filter is waiting on an http_call: later chunks and the end queue behind it. */
-      pending: undefined as Promise<void> | undefined,
-      settle(flag: string): void {
-        if (sink.settled) return;
-        sink.settled = true;
-        release();
-        resolve(flag);
-      },
-      data(c: Buffer): boolean {
-        stream.touch();
-        if (sink.endSent) return sink.write(c);
-        sink.received += c.length;
-        const last = sink.received === expected;
-        if (last) sink.endSent = true;
-        if (sink.pending) return sink.queue(() => sink.filtered(c, last));
-        return sink.filtered(c, last);
-      },
-      filtered(c: Buffer, last: boolean): boolean {
-        const r = filters!.responseData(c, last);
-        if (r instanceof Promise) {
-          sink.queue(() => r);
-          return false;
-        }
-        return sink.deliver(r);
-      },
-      deliver(r: DataResult): boolean {
-        // After the headers are out a filter's local reply, or a body it holds past the buffer limit, can only reset the stream, as in Envoy.
-        if (r.kind !== 'data') {
-          if (r.kind === 'too_large') stream.hs.rsTooLarge.value++;
-          sink.settle('LR');
-          res.destroy();
-          upstream.body.destroy();
-          return false;
-        }
-        if (r.data.length > 0) return sink.write(r.data);
-        // A filter holds the body: the headers it let through go out now, as Envoy sends them once every filter continued them.
-        if (!sink.headOut) sink.write(EMPTY);
-        return true;
-      },
-      queue(next: () => unknown): false {
-        const run = (sink.pending ?? Promise.resolve()).then(next).then((r) => {
-          if (r !== undefined && typeof r === 'object') sink.deliver(r as DataResult);
-        });
-        const tail = run.then(() => {
-          if (sink.pending !== tail) return;
-          sink.pending = undefined;
-          if (!sink.settled) upstream.body.resume();
-        });
-        sink.pending = tail;
-        return false;
-      },
-      write(c: Buffer): boolean {
-        sink.headOut = true;
-        log.bytes_sent += c.length;
-        const ok = (res as H1Response).write(c);
-        if (corked) {
-          corked = false;
-          process.nextTick(() => res.uncork());
-        }
-        if (!ok) res.once('drain', () => upstream.body.resume());
-        return ok;
-      },
-      end(trailers: HeaderPairs): void {
-        if (sink.pending) sink.queue(() => sink.endNow(trailers));
-        else sink.endNow(trailers);
-      },
-      endNow(trailers: HeaderPairs): void {
-        if (!sink.endSent && trailers.length > 0) {
-          // Trailers end the stream: the filters see them (and let go of any body they held), not an empty last chunk.
-          sink.endSent = true;
-          const r = filters!.responseTrailers(trailers);
-          sink.queue(() => r.then((x) => (x.kind === 'trailers' ? sink.withTrailers(x) : sink.deliver(x))));
-          return;
-        }
-        if (!sink.endSent) {
-          // The body ended without a known length (chunked, close-delimited): an empty last chunk, as Envoy sends.
-          sink.endSent = true;
-          const r = filters!.responseData(EMPTY, true);
-          if (r instanceof Promise) {
-            sink.queue(() => r.then((x) => (sink.deliver(x), sink.finishEnd(trailers))));
-            return;
-          }
-          sink.deliver(r);
-        }
-        sink.finishEnd(trailers);
-      },
-      withTrailers(t: { data: Buffer; trailers: HeaderPairs }): void {
-        if (t.data.length > 0) sink.write(t.data);
-        sink.finishEnd(t.trailers);
-      },
-      finishEnd(trailers: HeaderPairs): void {
-        if (sink.settled) return;
-        if (h2res && trailers.length) h2res.addTrailers(objectFromPairs(trailers));
-        res.end();
-        sink.settle('-');
-      },
-      error(e: Error): void {
-        sink.settle(e instanceof UpstreamFailure && e.reason === 'timeout' ? 'UT' : 'UR');
-        res.destroy();
-      },
-    };
-    res.on('close', () => {
-      if (!res.writableFinished) {
-        sink.settle('DC');
-        upstream.body.destroy();
-      }
+  res.on('close', () => sink.closed());
+  upstream.body.pipe(sink);
+}
+
+/**
+ * Where an upstream response body goes: to the downstream response, through
+ * the filters' body phase when there are any. A class rather than an object
+ * of closures: one allocation per response, not one per method (see Stream).
+ */
+class ResponseSink implements BodySink {
+  settled = false;
+  received = 0;
+  endSent: boolean;
+  /** Something was written: the head is out (HTTP/1.x holds it for the first body bytes). */
+  headOut = false;
+  /** A filter is waiting on an http_call: later chunks and the end queue behind it. */
+  pending: Promise<void> | undefined;
+  /** h2: the headers and the first chunk go out in one write. */
+  corked: boolean;
+  /** With filters: the chunk that completes a known content-length carries end_of_stream. */
+  readonly expected: number;
+
+  constructor(
+    readonly stream: Stream,
+    readonly upstream: UpstreamResponse,
+    readonly status: number,
+    readonly release: () => void,
+    readonly h2res: Http2ServerResponse | undefined,
+    readonly filters: RequestFilters | undefined,
+  ) {
+    this.endSent = filters === undefined;
+    this.corked = h2res !== undefined;
+    const length = filters ? getHeader(upstream.headers, 'content-length') : undefined;
+    this.expected = length === undefined ? -1 : Number(length);
+  }
+
+  settle(flag: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.release();
+    this.stream.finish(this.status, flag);
+  }
+
+  /** The downstream response closed: before it finished, the client went away. */
+  closed(): void {
+    if (this.stream.res.writableFinished) return;
+    this.settle('DC');
+    this.upstream.body.destroy();
+  }
+
+  data(c: Buffer): boolean {
+    this.stream.touch();
+    if (this.endSent) return this.write(c);
+    this.received += c.length;
+    const last = this.received === this.expected;
+    if (last) this.endSent = true;
+    if (this.pending) return this.queue(() => this.filtered(c, last));
+    return this.filtered(c, last);
+  }
+
+  filtered(c: Buffer, last: boolean): boolean {
+    const r = this.filters!.responseData(c, last);
+    if (r instanceof Promise) {
+      this.queue(() => r);
+      return false;
+    }
+    return this.deliver(r);
+  }
+
+  deliver(r: DataResult): boolean {
+    // After the headers are out a filter's local reply, or a body it holds past the buffer limit, can only reset the stream, as in Envoy.
+    if (r.kind !== 'data') {
+      if (r.kind === 'too_large') this.stream.hs.rsTooLarge.value++;
+      this.settle('LR');
+      this.stream.res.destroy();
+      this.upstream.body.destroy();
+      return false;
+    }
+    if (r.data.length > 0) return this.write(r.data);
+    // A filter holds the body: the headers it let through go out now, as Envoy sends them once every filter continued them.
+    if (!this.headOut) this.write(EMPTY);
+    return true;
+  }
+
+  queue(next: () => unknown): false {
+    const run = (this.pending ?? Promise.resolve()).then(next).then((r) => {
+      if (r !== undefined && typeof r === 'object') this.deliver(r as DataResult);
     });
-    upstream.body.pipe(sink);
-  });
+    const tail = run.then(() => {
+      if (this.pending !== tail) return;
+      this.pending = undefined;
+      if (!this.settled) this.upstream.body.resume();
+    });
+    this.pending = tail;
+    return false;
+  }
+
+  write(c: Buffer): boolean {
+    this.headOut = true;
+    this.stream.log.bytes_sent += c.length;
+    const res = this.stream.res;
+    const ok = (res as H1Response).write(c);
+    if (this.corked) {
+      this.corked = false;
+      process.nextTick(uncork, res);
+    }
+    if (!ok) res.once('drain', () => this.upstream.body.resume());
+    return ok;
+  }
+
+  end(trailers: HeaderPairs): void {
+    if (this.pending) this.queue(() => this.endNow(trailers));
+    else this.endNow(trailers);
+  }
+
+  endNow(trailers: HeaderPairs): void {
+    if (!this.endSent && trailers.length > 0) {
+      // Trailers end the stream: the filters see them (and let go of any body they held), not an empty last chunk.
+      this.endSent = true;
+      const r = this.filters!.responseTrailers(trailers);
+      this.queue(() => r.then((x) => (x.kind === 'trailers' ? this.withTrailers(x) : this.deliver(x))));
+      return;
+    }
+    if (!this.endSent) {
+      // The body ended without a known length (chunked, close-delimited): an empty last chunk, as Envoy sends.
+      this.endSent = true;
+      const r = this.filters!.responseData(EMPTY, true);
+      if (r instanceof Promise) {
+        this.queue(() => r.then((x) => (this.deliver(x), this.finishEnd(trailers))));
+        return;
+      }
+      this.deliver(r);
+    }
+    this.finishEnd(trailers);
+  }
+
+  withTrailers(t: { data: Buffer; trailers: HeaderPairs }): void {
+    if (t.data.length > 0) this.write(t.data);
+    this.finishEnd(t.trailers);
+  }
+
+  finishEnd(trailers: HeaderPairs): void {
+    if (this.settled) return;
+    if (this.h2res && trailers.length) this.h2res.addTrailers(objectFromPairs(trailers));
+    this.stream.res.end();
+    this.settle('-');
+  }
+
+  error(e: Error): void {
+    this.settle(e instanceof UpstreamFailure && e.reason === 'timeout' ? 'UT' : 'UR');
+    this.stream.res.destroy();
+  }
+}
+
+function uncork(res: Res): void {
+  res.uncork();
 }
 
 /**
