@@ -1,7 +1,9 @@
 // The local admin port, as Envoy's: /ready (200 once the first full config is
-// applied), /stats/prometheus, /config_dump, /clusters (hosts and health).
+// applied), /stats/prometheus, /config_dump, /clusters (hosts, their health
+// flags and counters, as Envoy prints them).
 
 import http from 'node:http';
+import { clustersJson, clustersText } from './admin-clusters.ts';
 import type { DataPlane } from './dataplane.ts';
 
 export interface AdminInfo {
@@ -24,19 +26,10 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
       case '/config_dump':
         return send(200, JSON.stringify({ node: info.node, xds: info.xds(), ready: dp.ready(), configs: dp.configDump() }, null, 2) + '\n', 'application/json');
-      case '/clusters': {
-        const out = [...dp.clusters.clusters.values()].map((c) => ({
-          name: c.name,
-          hosts: c.hosts.map((h) => ({
-            address: h.key,
-            eds_health: h.edsHealth,
-            active_health_check: h.activeHealthy ? 'healthy' : 'failed',
-            ejected: h.ejectedUntil > Date.now(),
-            active_requests: h.activeRequests,
-          })),
-        }));
-        return send(200, JSON.stringify(out, null, 2) + '\n', 'application/json');
-      }
+      case '/clusters':
+        // Envoy's text lines (cluster::host::health_flags::...), or its ClusterStatuses with ?format=json.
+        if (url.searchParams.get('format') === 'json') return send(200, JSON.stringify(clustersJson(dp.clusters), null, 2) + '\n', 'application/json');
+        return send(200, clustersText(dp.clusters));
       default:
         return send(404, 'admin endpoints: /ready /stats/prometheus /config_dump /clusters\n');
     }

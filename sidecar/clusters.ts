@@ -16,12 +16,24 @@ import { createPool, type UpstreamTls } from './upstream.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { PoolOptions, UpstreamPool } from './upstream.ts';
 
+/** A host's lifetime request counts, as Envoy's per-host stats in admin /clusters. */
+export class HostCounters {
+  rqTotal = 0;
+  rqSuccess = 0;
+  rqError = 0;
+  rqTimeout = 0;
+  cxConnectFail = 0;
+}
+
 export class Host implements LbHost, OutlierHost, CheckedHost {
   readonly key: string;
   readonly address: string;
   readonly port: number;
   weight: number;
   edsHealth: EndpointConfig['health'];
+  priority: number;
+  zone: string | undefined;
+  readonly counters = new HostCounters();
   activeRequests = 0;
   consecutive5xx = 0;
   consecutiveGatewayFailure = 0;
@@ -42,6 +54,8 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
     this.port = ep.port;
     this.weight = ep.weight;
     this.edsHealth = ep.health;
+    this.priority = ep.priority;
+    this.zone = ep.zone;
     this.pool = pool;
   }
 }
@@ -149,6 +163,8 @@ export class Cluster {
       if (existing) {
         existing.weight = ep.weight;
         existing.edsHealth = ep.health;
+        existing.priority = ep.priority;
+        existing.zone = ep.zone;
         byKey.delete(key);
         next.push(existing);
       } else {
@@ -180,8 +196,12 @@ export class Cluster {
     return this.lb.pick(this.usableHosts(), ctx) as Host | undefined;
   }
 
-  /** Feeds outlier detection with one attempt's outcome (status 0: connect failure, reset or timeout). */
-  recordResult(h: Host, status: number): void {
+  /** Feeds outlier detection (and the host's counters) with one attempt's outcome (status 0: connect failure, reset or timeout). */
+  recordResult(h: Host, status: number, timedOut = false): void {
+    const c = h.counters;
+    if (status !== 0 && status < 500) c.rqSuccess++;
+    else c.rqError++;
+    if (timedOut) c.rqTimeout++;
     this.#outlier?.record(h, status, this.hosts);
   }
 
@@ -189,6 +209,22 @@ export class Cluster {
   tickOutliers(): void {
     this.#outlier?.tick(this.hosts);
     this.#refreshGauges();
+  }
+
+  /** Whether outlier detection has this host out now. */
+  isEjected(h: Host): boolean {
+    return h.ejectedUntil > this.#now();
+  }
+
+  /**
+   * The host's success rate over the last interval, as Envoy reports it: -1
+   * without outlier detection or with fewer requests than the smaller of the
+   * two request volumes (success rate, failure percentage).
+   */
+  hostSuccessRate(h: Host): number {
+    const od = this.config.outlierDetection;
+    if (!od || h.lastTotal === 0 || h.lastTotal < Math.min(od.successRateRequestVolume, od.failurePercentageRequestVolume)) return -1;
+    return (h.lastSuccess * 100) / h.lastTotal;
   }
 
   /** The last interval's success-rate mean and ejection threshold (undefined: too few hosts had enough requests). */

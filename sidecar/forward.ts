@@ -294,6 +294,7 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */
 async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, deadline: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
   host.activeRequests++;
+  host.counters.rqTotal++;
   cs.rq.value++;
   let perTryFired = false;
   let timer: NodeJS.Timeout | undefined;
@@ -317,9 +318,12 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
   } catch (err) {
     host.activeRequests--;
     const reason: ResetReason = err instanceof UpstreamFailure ? err.reason : 'reset';
-    if (reason === 'connection_failure') stats.upstreamCxConnectFail.inc({ envoy_cluster_name: cluster.name });
+    if (reason === 'connection_failure') {
+      stats.upstreamCxConnectFail.inc({ envoy_cluster_name: cluster.name });
+      host.counters.cxConnectFail++;
+    }
     if (perTryFired) stats.upstreamRqPerTryTimeout.inc({ envoy_cluster_name: cluster.name });
-    if (!req.downstream.aborted) cluster.recordResult(host, 0);
+    if (!req.downstream.aborted) cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');
     return { kind: 'failure', reason: perTryFired || state.stopped === 'timeout' ? 'timeout' : reason };
   } finally {
     clearTimeout(timer);

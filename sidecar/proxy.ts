@@ -775,6 +775,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   cs.rq.value++;
   cs.rqActive.value++;
   host.activeRequests++;
+  host.counters.rqTotal++;
   log.attempts = 1;
   log.upstream_host = host.key;
   if (attributes) {

@@ -5,6 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TestMesh, eventually, get, instance, load, metric, policy, route, service, startApp } from './harness.ts';
 
+/** The value of the admin /clusters line that starts with `prefix` (Envoy's `cluster::host::key::value`). */
+function clusterLine(text: string, prefix: string): string | undefined {
+  return text.split('\n').find((l) => l.startsWith(prefix))?.slice(prefix.length);
+}
+
 let mesh: TestMesh;
 before(async () => {
   mesh = await TestMesh.start();
@@ -36,6 +41,18 @@ test('an instance killed mid-traffic is ejected by outlier detection; no request
   const afterEjection = await load(60, 4, () => get(caller.outboundPort, 'od'));
   assert.deepEqual(afterEjection.map((r) => r.status), Array(60).fill(200));
   assert.ok(afterEjection.every((r) => r.headers['x-app'] === 'a'));
+  // What an operator checks first: admin /clusters, in Envoy's format.
+  const cluster = labels.envoy_cluster_name;
+  const text = (await get(caller.adminPort, 'admin', '/clusters')).body;
+  const host = (port: number, key: string) => clusterLine(text, `${cluster}::127.0.0.1:${port}::${key}::`);
+  assert.equal(host(b.port, 'health_flags'), '/failed_outlier_check', text);
+  assert.equal(host(a.port, 'health_flags'), 'healthy');
+  assert.ok(Number(host(a.port, 'rq_total')) >= 60, `a's rq_total ${host(a.port, 'rq_total')}`);
+  assert.ok(Number(host(b.port, 'cx_connect_fail')) > 0, "b's connect failures");
+  const json = JSON.parse((await get(caller.adminPort, 'admin', '/clusters?format=json')).body) as { cluster_statuses: { name: string; host_statuses: { address: { socket_address: { port_value: number } }; health_status: Record<string, unknown> }[] }[] };
+  const hosts = json.cluster_statuses.find((c) => c.name === cluster)!.host_statuses;
+  assert.deepEqual(hosts.find((h) => h.address.socket_address.port_value === b.port)!.health_status, { eds_health_status: 'HEALTHY', failed_outlier_check: true });
+  assert.deepEqual(hosts.find((h) => h.address.socket_address.port_value === a.port)!.health_status, { eds_health_status: 'HEALTHY' });
 });
 
 test("a flaky instance among five is ejected by success rate (Envoy's default) under the mesh's default 10% limit", { timeout: 60_000 }, async () => {
@@ -92,6 +109,8 @@ test('active health checks take a dead instance out before traffic finds it, and
   await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_membership_healthy', labels)) === 1, 5000, 'b failed its checks');
   const during = await load(30, 3, () => get(caller.outboundPort, 'hc'));
   assert.ok(during.every((r) => r.status === 200 && r.body === 'a'), 'only a takes traffic');
+  const flags = clusterLine((await get(caller.adminPort, 'admin', '/clusters')).body, `${labels.envoy_cluster_name}::127.0.0.1:${b.port}::health_flags::`);
+  assert.equal(flags, '/failed_active_hc');
   healthy = true;
   await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_membership_healthy', labels)) === 2, 5000, 'b back');
   const back = await load(30, 3, () => get(caller.outboundPort, 'hc'));

@@ -1,0 +1,108 @@
+// Admin /clusters as Envoy writes it: one `cluster::key::value` line per
+// fact (what an operator greps for first: `health_flags`), or, with
+// ?format=json, Envoy's ClusterStatuses shape. What the sidecar does not
+// track is left out rather than printed as zeros: the HIGH priority circuit
+// breakers (they never apply), connection stats (cx_total, cx_active),
+// hostnames and locality beyond the zone, local-origin success rates (the
+// sidecar does not split them; always -1 in Envoy without the split).
+
+import type { Cluster, Host } from './clusters.ts';
+import type { ClusterManager } from './clusters.ts';
+
+/** Envoy's health flags for a host, in Envoy's order; "healthy" when none is set. */
+export function healthFlags(c: Cluster, h: Host): string {
+  let flags = '';
+  if (!h.activeHealthy) flags += '/failed_active_hc';
+  if (c.isEjected(h)) flags += '/failed_outlier_check';
+  if (h.edsHealth === 'UNHEALTHY' || h.edsHealth === 'TIMEOUT') flags += '/failed_eds_health';
+  if (h.edsHealth === 'DEGRADED') flags += '/degraded_eds_health';
+  if (h.edsHealth === 'DRAINING') flags += '/eds_status_draining';
+  return flags || 'healthy';
+}
+
+function hostStats(h: Host): [string, number, 'COUNTER' | 'GAUGE'][] {
+  const c = h.counters;
+  return [
+    ['cx_connect_fail', c.cxConnectFail, 'COUNTER'],
+    ['rq_active', h.activeRequests, 'GAUGE'],
+    ['rq_error', c.rqError, 'COUNTER'],
+    ['rq_success', c.rqSuccess, 'COUNTER'],
+    ['rq_timeout', c.rqTimeout, 'COUNTER'],
+    ['rq_total', c.rqTotal, 'COUNTER'],
+  ];
+}
+
+function thresholds(c: Cluster): [string, number][] {
+  const cb = c.config.circuitBreakers;
+  return [
+    ['max_connections', cb.maxConnections],
+    ['max_pending_requests', cb.maxPendingRequests],
+    ['max_requests', cb.maxRequests],
+    ['max_retries', cb.maxRetries],
+  ];
+}
+
+export function clustersText(cm: ClusterManager): string {
+  let out = '';
+  for (const c of cm.clusters.values()) {
+    const n = c.name;
+    out += `${n}::observability_name::${n}\n`;
+    if (c.config.outlierDetection) {
+      const sr = c.outlierSuccessRate();
+      out += `${n}::outlier::success_rate_average::${sr ? sr.mean : -1}\n`;
+      out += `${n}::outlier::success_rate_ejection_threshold::${sr ? sr.threshold : -1}\n`;
+      out += `${n}::outlier::local_origin_success_rate_average::-1\n`;
+      out += `${n}::outlier::local_origin_success_rate_ejection_threshold::-1\n`;
+    }
+    for (const [k, v] of thresholds(c)) out += `${n}::default_priority::${k}::${v}\n`;
+    out += `${n}::added_via_api::true\n`;
+    if (c.config.edsServiceName) out += `${n}::eds_service_name::${c.config.edsServiceName}\n`;
+    for (const h of c.hosts) {
+      const p = `${n}::${h.key}::`;
+      for (const [k, v] of hostStats(h)) out += `${p}${k}::${v}\n`;
+      out += `${p}hostname::\n`;
+      out += `${p}health_flags::${healthFlags(c, h)}\n`;
+      out += `${p}weight::${h.weight}\n`;
+      out += `${p}region::\n`;
+      out += `${p}zone::${h.zone ?? ''}\n`;
+      out += `${p}sub_zone::\n`;
+      out += `${p}canary::false\n`;
+      out += `${p}priority::${h.priority}\n`;
+      out += `${p}success_rate::${c.hostSuccessRate(h)}\n`;
+      out += `${p}local_origin_success_rate::-1\n`;
+    }
+  }
+  return out;
+}
+
+export function clustersJson(cm: ClusterManager): unknown {
+  return {
+    cluster_statuses: [...cm.clusters.values()].map((c) => {
+      const sr = c.outlierSuccessRate();
+      return {
+        name: c.name,
+        added_via_api: true,
+        observability_name: c.name,
+        ...(c.config.edsServiceName ? { eds_service_name: c.config.edsServiceName } : {}),
+        ...(sr ? { success_rate_ejection_threshold: { value: sr.threshold } } : {}),
+        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', ...Object.fromEntries(thresholds(c)) }] },
+        host_statuses: c.hosts.map((h) => {
+          const rate = c.hostSuccessRate(h);
+          return {
+            address: { socket_address: { address: h.address, port_value: h.port } },
+            stats: hostStats(h).map(([name, value, type]) => ({ ...(type === 'GAUGE' ? { type } : {}), name, value: String(value) })),
+            health_status: {
+              eds_health_status: h.edsHealth,
+              ...(h.activeHealthy ? {} : { failed_active_health_check: true }),
+              ...(c.isEjected(h) ? { failed_outlier_check: true } : {}),
+            },
+            weight: h.weight,
+            priority: h.priority,
+            locality: h.zone ? { zone: h.zone } : {},
+            ...(rate >= 0 ? { success_rate: { value: rate } } : {}),
+          };
+        }),
+      };
+    }),
+  };
+}
