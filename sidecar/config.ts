@@ -353,6 +353,18 @@ export const DEFAULT_DOWNSTREAM_IDLE_MS = 3_600_000;
 /** Envoy's default per_connection_buffer_limit_bytes: the per-stream buffer limit when a listener sets none. */
 export const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 
+/** A retry policy's defaults as Envoy documents them (one retry, 25 ms backoff base, 10x that at most); no conditions. */
+export const ENVOY_RETRY_DEFAULTS: Readonly<RetryPolicyConfig> = Object.freeze({
+  retryOn: new Set<string>(),
+  numRetries: 1,
+  perTryTimeoutMs: 0,
+  retriableStatusCodes: new Set<number>(),
+  avoidPreviousHosts: false,
+  hostSelectionMaxAttempts: 1,
+  backoffBaseMs: 25,
+  backoffMaxMs: 250,
+});
+
 /** OutlierDetection's defaults as Envoy documents them (outlier_detection.proto). */
 export const ENVOY_OUTLIER_DEFAULTS: OutlierDetectionConfig = {
   consecutive5xx: 5,

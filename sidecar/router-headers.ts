@@ -15,21 +15,13 @@
 // one, else the route timeout, so the upstream can give up in time.
 
 import type { RetryPolicyConfig } from './config.ts';
+import { ENVOY_RETRY_DEFAULTS } from './config.ts';
 import { RETRY_ON } from './fidelity/route.ts';
 import { removeHeader } from './headers.ts';
 import type { HeaderPairs } from './upstream.ts';
 
-/** A policy made by request headers alone (Envoy's retry defaults). */
-const HEADER_RETRY: RetryPolicyConfig = {
-  retryOn: new Set(),
-  numRetries: 1,
-  perTryTimeoutMs: 0,
-  retriableStatusCodes: new Set(),
-  avoidPreviousHosts: false,
-  hostSelectionMaxAttempts: 1,
-  backoffBaseMs: 25,
-  backoffMaxMs: 250,
-};
+/** A policy made by request headers alone: Envoy's retry defaults. */
+const HEADER_RETRY = ENVOY_RETRY_DEFAULTS;
 
 export interface RouterDecision {
   timeoutMs: number;

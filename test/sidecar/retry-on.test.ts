@@ -5,19 +5,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RetryPolicyConfig } from '../../sidecar/config.ts';
+import { ENVOY_RETRY_DEFAULTS } from '../../sidecar/config.ts';
 import { shouldRetry } from '../../sidecar/forward.ts';
 import { UpstreamBody, type HeaderPairs } from '../../sidecar/upstream.ts';
 
-const policy = (...retryOn: string[]): RetryPolicyConfig => ({
-  retryOn: new Set(retryOn),
-  numRetries: 1,
-  perTryTimeoutMs: 0,
-  retriableStatusCodes: new Set(),
-  avoidPreviousHosts: false,
-  hostSelectionMaxAttempts: 1,
-  backoffBaseMs: 25,
-  backoffMaxMs: 250,
-});
+const policy = (...retryOn: string[]): RetryPolicyConfig => ({ ...ENVOY_RETRY_DEFAULTS, retryOn: new Set(retryOn) });
 
 const response = (status: number, headers: HeaderPairs) => ({ kind: 'response' as const, response: { status, headers, body: new UpstreamBody() } });
 const trailersOnly = (grpcStatus: number) => response(200, [['content-type', 'application/grpc'], ['grpc-status', String(grpcStatus)]]);
