@@ -25,13 +25,17 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         // Envoy's endpoint carries wasm plugins' custom metrics next to its own.
         return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
       case '/config_dump':
-        return send(200, JSON.stringify({ node: info.node, xds: info.xds(), ready: dp.ready(), configs: dp.configDump() }, null, 2) + '\n', 'application/json');
+        // Envoy's ConfigDump (?include_eds adds the endpoints), so tools that read Envoy's read this.
+        return send(200, JSON.stringify(dp.configDump(info.node, url.searchParams.has('include_eds')), null, 2) + '\n', 'application/json');
+      case '/xds':
+        // The weft sidecar's own: whether its ADS stream is up, and the last error.
+        return send(200, JSON.stringify({ node: info.node, ready: dp.ready(), ...info.xds() }, null, 2) + '\n', 'application/json');
       case '/clusters':
         // Envoy's text lines (cluster::host::health_flags::...), or its ClusterStatuses with ?format=json.
         if (url.searchParams.get('format') === 'json') return send(200, JSON.stringify(clustersJson(dp.clusters), null, 2) + '\n', 'application/json');
         return send(200, clustersText(dp.clusters));
       default:
-        return send(404, 'admin endpoints: /ready /stats/prometheus /config_dump /clusters\n');
+        return send(404, 'admin endpoints: /ready /stats/prometheus /config_dump /clusters /xds\n');
     }
   });
 }

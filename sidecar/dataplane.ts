@@ -6,7 +6,7 @@
 import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, WasmPluginConfig } from './config.ts';
 import { ClusterManager } from './clusters.ts';
 import type { DecodedByKind, ResourceKind } from './fidelity.ts';
-import { accept } from './fidelity.ts';
+import { TYPE_URLS, accept } from './fidelity.ts';
 import { formatErrors } from './fidelity/fields.ts';
 import { httpCallDispatcher } from './http-call.ts';
 import { ListenerManager } from './listeners.ts';
@@ -27,6 +27,8 @@ interface Held<K extends ResourceKind> {
   version: string;
   config: DecodedByKind[K];
   raw: unknown;
+  /** When it was accepted (config_dump's last_updated). */
+  updated: Date;
 }
 
 export interface ApplyResult {
@@ -110,7 +112,7 @@ export class DataPlane {
         errors.push(`${kind} ${r.name}: ${loadError}`);
         continue;
       }
-      next.set(r.name, { version: r.version, config: result.value, raw: r.value });
+      next.set(r.name, { version: r.version, config: result.value, raw: r.value, updated: new Date() });
     }
     held.clear();
     for (const [k, v] of next) held.set(k, v);
@@ -190,13 +192,52 @@ export class DataPlane {
     return new Map([...this.#held[kind]].map(([k, v]) => [k, v.version]));
   }
 
-  /** /config_dump: what is being served now, as received, with versions. */
-  configDump(): Record<string, { name: string; version: string; resource: unknown }[]> {
-    const out: Record<string, { name: string; version: string; resource: unknown }[]> = {};
-    for (const kind of Object.keys(this.#held) as ResourceKind[]) {
-      out[kind] = [...(this.#held[kind] as Map<string, Held<ResourceKind>>)].map(([name, h]) => ({ name, version: h.version, resource: kind === 'secret' ? redacted(h.raw) : h.raw }));
+  /**
+   * /config_dump as Envoy writes it (envoy.admin.v3.ConfigDump): the node,
+   * then every accepted resource as received, by kind, each with its version
+   * and when it was accepted; endpoints only when asked (Envoy's
+   * ?include_eds). Private keys are redacted, as in Envoy.
+   */
+  configDump(node: { id: string; cluster: string }, includeEds = false): { configs: Record<string, unknown>[] } {
+    const entries = <K extends ResourceKind>(kind: K) => [...(this.#held[kind] as Map<string, Held<K>>)].map(([name, h]) => ({ name, h, resource: { '@type': TYPE_URLS[kind], ...((kind === 'secret' ? redacted(h.raw) : h.raw) as object) } }));
+    const latest = (kind: ResourceKind): string => {
+      let last: Held<ResourceKind> | undefined;
+      for (const h of (this.#held[kind] as Map<string, Held<ResourceKind>>).values()) if (!last || h.updated >= last.updated) last = h;
+      return last?.version ?? '';
+    };
+    const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
+    const configs: Record<string, unknown>[] = [
+      { '@type': `${ADMIN}BootstrapConfigDump`, bootstrap: { node: { id: node.id, cluster: node.cluster } } },
+      {
+        '@type': `${ADMIN}ClustersConfigDump`,
+        version_info: latest('cluster'),
+        dynamic_active_clusters: entries('cluster').map(({ h, resource }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString() })),
+      },
+      {
+        '@type': `${ADMIN}EcdsConfigDump`,
+        ecds_filters: entries('extension').map(({ h, resource }) => ({ version_info: h.version, ecds_filter: resource, last_updated: h.updated.toISOString() })),
+      },
+      {
+        '@type': `${ADMIN}ListenersConfigDump`,
+        version_info: latest('listener'),
+        dynamic_listeners: entries('listener').map(({ name, h, resource }) => ({ name, active_state: { version_info: h.version, listener: resource, last_updated: h.updated.toISOString() } })),
+      },
+      {
+        '@type': `${ADMIN}RoutesConfigDump`,
+        dynamic_route_configs: entries('route').map(({ h, resource }) => ({ version_info: h.version, route_config: resource, last_updated: h.updated.toISOString() })),
+      },
+      {
+        '@type': `${ADMIN}SecretsConfigDump`,
+        dynamic_active_secrets: entries('secret').map(({ name, h, resource }) => ({ name, version_info: h.version, last_updated: h.updated.toISOString(), secret: resource })),
+      },
+    ];
+    if (includeEds) {
+      configs.push({
+        '@type': `${ADMIN}EndpointsConfigDump`,
+        dynamic_endpoint_configs: entries('endpoint').map(({ h, resource }) => ({ version_info: h.version, endpoint_config: resource, last_updated: h.updated.toISOString() })),
+      });
     }
-    return out;
+    return { configs };
   }
 
   /**

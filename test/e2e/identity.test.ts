@@ -11,6 +11,7 @@ import { TypeUrl } from '../../control/xds/discovery.ts';
 import type { RunningSidecar } from '../../sidecar/main.ts';
 import { SotwClient, testNode } from '../xds/ads-client.ts';
 import { IdentityMesh, callVia, eventually } from './identity-mesh.ts';
+import { get } from '../sidecar/harness.ts';
 
 let mesh: IdentityMesh;
 let frontend: RunningSidecar;
@@ -82,12 +83,16 @@ test('a PERMISSIVE service (the mesh default) accepts plaintext and mutual TLS c
 });
 
 test('each sidecar holds its own certificate over SDS, and a rogue or foreign xDS client gets nothing', { timeout: 20_000 }, async () => {
-  const secret = frontend.dataPlane.configDump().secret?.find((s) => s.name === 'default');
+  type Secret = { name: string; secret: { tls_certificate: { certificate_chain: { inline_string: string }; private_key: { inline_string: string } } } };
+  // As Envoy's admin shows it: the SecretsConfigDump of /config_dump.
+  const dump = JSON.parse((await get(frontend.adminPort, 'admin', '/config_dump')).body) as { configs: { '@type': string; dynamic_active_secrets?: Secret[] }[] };
+  const secrets = dump.configs.find((c) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump')?.dynamic_active_secrets;
+  const secret = secrets?.find((s) => s.name === 'default');
   assert.ok(secret, 'frontend has its workload certificate');
-  const pem = (secret.resource as { tls_certificate: { certificate_chain: { inline_string: string } } }).tls_certificate.certificate_chain.inline_string;
+  const pem = secret.secret.tls_certificate.certificate_chain.inline_string;
   const { X509Certificate } = await import('node:crypto');
   assert.match(new X509Certificate(pem).subjectAltName ?? '', /URI:spiffe:\/\/weft\.local\/ns\/default\/sa\/frontend/);
-  const dumped = (secret.resource as { tls_certificate: { private_key: { inline_string: string } } }).tls_certificate.private_key.inline_string;
+  const dumped = secret.secret.tls_certificate.private_key.inline_string;
   assert.equal(dumped, '[redacted]', "the admin config dump never shows the private key");
 
   const refusedWith = async (node: ReturnType<typeof testNode>) => {

@@ -102,5 +102,14 @@ test('readiness: /ready is 503 until the first full config is applied, then 200 
   assert.equal((await get(sc.adminPort, 'admin', '/ready')).status, 200);
   assert.ok(lines.some((l) => l.startsWith('ready:')));
   const dump = JSON.parse((await get(sc.adminPort, 'admin', '/config_dump')).body);
-  assert.deepEqual(dump.configs.listener.map((l: { name: string }) => l.name).sort(), ['inbound', 'outbound']);
+  const listeners = dump.configs.find((c: { '@type': string }) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.ListenersConfigDump');
+  assert.deepEqual(listeners.dynamic_listeners.map((l: { name: string }) => l.name).sort(), ['inbound', 'outbound']);
+  assert.equal(listeners.dynamic_listeners[0].active_state.listener['@type'], 'type.googleapis.com/envoy.config.listener.v3.Listener');
+  assert.equal(JSON.parse((await get(sc.adminPort, 'admin', '/xds')).body).connected, true);
+  // Envoy's sections, in Envoy's order; endpoints only with ?include_eds, as in Envoy.
+  const types = (d: { configs: { '@type': string }[] }) => d.configs.map((c) => c['@type'].replace('type.googleapis.com/envoy.admin.v3.', ''));
+  assert.deepEqual(types(dump), ['BootstrapConfigDump', 'ClustersConfigDump', 'EcdsConfigDump', 'ListenersConfigDump', 'RoutesConfigDump', 'SecretsConfigDump']);
+  const withEds = JSON.parse((await get(sc.adminPort, 'admin', '/config_dump?include_eds')).body);
+  assert.equal(types(withEds).at(-1), 'EndpointsConfigDump');
+  assert.equal(dump.configs[0].bootstrap.node.cluster, 'late');
 });
