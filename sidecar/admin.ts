@@ -1,10 +1,15 @@
-// The local admin port, as Envoy's: /ready (200 once the first full config is
-// applied), /stats/prometheus, /config_dump, /clusters (hosts, their health
-// flags and counters, as Envoy prints them).
+// The local admin port, as Envoy's, in Envoy's formats: /ready (200 once the
+// first full config is applied), /stats/prometheus, /config_dump, /clusters
+// (hosts, their health flags and counters), /listeners, /server_info; and
+// the weft sidecar's own /xds (the ADS stream's state).
 
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { clustersJson, clustersText } from './admin-clusters.ts';
 import type { DataPlane } from './dataplane.ts';
+
+/** As Envoy's version string names its build: weft's package version, then the runtime. */
+const VERSION = `weft-sidecar/${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}/node-${process.version}`;
 
 export interface AdminInfo {
   node: { id: string; cluster: string };
@@ -27,6 +32,17 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       case '/config_dump':
         // Envoy's ConfigDump (?include_eds adds the endpoints), so tools that read Envoy's read this.
         return send(200, JSON.stringify(dp.configDump(info.node, url.searchParams.has('include_eds')), null, 2) + '\n', 'application/json');
+      case '/listeners': {
+        // Envoy's: name::address:port lines, or ListenerStatuses with ?format=json.
+        const bound = dp.listeners.bound();
+        if (url.searchParams.get('format') === 'json') {
+          return send(200, JSON.stringify({ listener_statuses: bound.map((l) => ({ name: l.name, local_address: { socket_address: { address: l.address, port_value: l.port } } })) }, null, 2) + '\n', 'application/json');
+        }
+        return send(200, bound.map((l) => `${l.name}::${l.address}:${l.port}\n`).join(''));
+      }
+      case '/server_info':
+        // Envoy's ServerInfo fields that apply: state (LIVE once the first full config is applied), uptime, the node.
+        return send(200, JSON.stringify({ version: VERSION, state: dp.ready() ? 'LIVE' : 'PRE_INITIALIZING', uptime_current_epoch: `${Math.floor(process.uptime())}s`, uptime_all_epochs: `${Math.floor(process.uptime())}s`, node: info.node }, null, 2) + '\n', 'application/json');
       case '/xds':
         // The weft sidecar's own: whether its ADS stream is up, and the last error.
         return send(200, JSON.stringify({ node: info.node, ready: dp.ready(), ...info.xds() }, null, 2) + '\n', 'application/json');
@@ -35,7 +51,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         if (url.searchParams.get('format') === 'json') return send(200, JSON.stringify(clustersJson(dp.clusters), null, 2) + '\n', 'application/json');
         return send(200, clustersText(dp.clusters));
       default:
-        return send(404, 'admin endpoints: /ready /stats/prometheus /config_dump /clusters /xds\n');
+        return send(404, 'admin endpoints: /ready /stats/prometheus /config_dump /clusters /listeners /server_info /xds\n');
     }
   });
 }

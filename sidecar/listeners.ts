@@ -272,6 +272,11 @@ export class ListenerManager {
     return [...this.#running.keys()];
   }
 
+  /** Each running listener's name and bound address (admin /listeners). */
+  bound(): { name: string; address: string; port: number }[] {
+    return [...this.#running].map(([name, l]) => ({ name, address: l.config.address.address, port: l.port }));
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#running.values()].map((l) => l.close()));
     this.#running.clear();

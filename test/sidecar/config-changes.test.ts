@@ -112,4 +112,15 @@ test('readiness: /ready is 503 until the first full config is applied, then 200 
   const withEds = JSON.parse((await get(sc.adminPort, 'admin', '/config_dump?include_eds')).body);
   assert.equal(types(withEds).at(-1), 'EndpointsConfigDump');
   assert.equal(dump.configs[0].bootstrap.node.cluster, 'late');
+  // /listeners and /server_info as Envoy's.
+  const bound = (await get(sc.adminPort, 'admin', '/listeners')).body.trim().split('\n').sort();
+  assert.equal(bound.length, 2);
+  assert.match(bound[0]!, /^inbound::[\d.]+:\d+$/);
+  assert.match(bound[1]!, /^outbound::[\d.]+:\d+$/);
+  const json = JSON.parse((await get(sc.adminPort, 'admin', '/listeners?format=json')).body);
+  assert.ok(json.listener_statuses.every((l: { local_address: { socket_address: { port_value: number } } }) => l.local_address.socket_address.port_value > 0));
+  const info = JSON.parse((await get(sc.adminPort, 'admin', '/server_info')).body);
+  assert.equal(info.state, 'LIVE');
+  assert.equal(info.node.cluster, 'late');
+  assert.match(info.version, /^weft-sidecar\//);
 });
