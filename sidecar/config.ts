@@ -125,6 +125,10 @@ export interface VirtualHostConfig {
   requestHeaders: HeaderMutationConfig;
   responseHeaders: HeaderMutationConfig;
   retry?: RetryPolicyConfig;
+  /** include_request_attempt_count: x-envoy-attempt-count on each upstream attempt (1, 2, ...). */
+  attemptCountUpstream: boolean;
+  /** include_attempt_count_in_response: x-envoy-attempt-count (attempts made) on the upstream's response. */
+  attemptCountResponse: boolean;
 }
 
 export interface RouteConfig {

@@ -15,6 +15,7 @@ import { localReplies } from './local-reply.ts';
 import type { ClusterSeries, SidecarStats } from './stats.ts';
 import type { Exchange, HeaderPairs, ResetReason, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
+import { setHeader } from './headers.ts';
 
 /** The downstream side of a request: set aborted and call onAbort when the client goes away. */
 export class Downstream {
@@ -49,6 +50,10 @@ export interface ForwardRequest {
    * overflowed.
    */
   replay?: () => Buffer | Readable | undefined;
+  /** include_request_attempt_count: each attempt carries x-envoy-attempt-count. */
+  attemptCount?: boolean;
+  /** Each retry carries x-envoy-expected-rq-timeout-ms with the time it has left (the first got it from the router). */
+  expectedTimeout?: boolean;
 }
 
 export type ForwardResult =
@@ -183,6 +188,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   const maxAttempts = policy && replayable ? 1 + policy.numRetries : 1;
   let body = req.body;
   const tried: string[] = [];
+  /** Attempts sent upstream (x-envoy-attempt-count, the access log's attempts). */
+  let made = 0;
   let last: { outcome: Outcome; host: Host } | undefined;
   let retryToken: (() => void) | undefined;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -216,6 +223,9 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       return { kind: 'local', reply: localReplies.noHealthyUpstream(), attempts: attempt };
     }
     if (!tried.includes(host.key)) tried.push(host.key);
+    made = attempt;
+    if (req.attemptCount) setHeader(req.headers, 'x-envoy-attempt-count', String(attempt));
+    if (attempt > 1 && req.expectedTimeout) expectTimeLeft(req.headers, policy!.perTryTimeoutMs, req.timeoutMs, Date.now() - started);
     const outcome = await attempt1(cluster, cs, host, req, body, policy?.perTryTimeoutMs ?? 0, deadline, state, stats);
     if (outcome.kind === 'response' && attempt > 1 && outcome.response.status < 500) stats.upstreamRqRetrySuccess.inc({ envoy_cluster_name: clusterName });
     if (last?.outcome.kind === 'response') {
@@ -231,14 +241,14 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {
     state.done();
     releaseAdmission(release, cs);
-    return timedOut(stats, clusterName, last?.host);
+    return timedOut(stats, clusterName, last?.host, made);
   }
   if (!last || last.outcome.kind === 'failure') {
     state.done();
     releaseAdmission(release, cs);
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
-    if (reason === 'timeout') return timedOut(stats, clusterName, last?.host);
-    return { kind: 'local', reply: localReplies.reset(reason), host: last?.host, attempts: tried.length };
+    if (reason === 'timeout') return timedOut(stats, clusterName, last?.host, made);
+    return { kind: 'local', reply: localReplies.reset(reason), host: last?.host, attempts: made };
   }
   const { response } = last.outcome;
   const host = last.host;
@@ -251,7 +261,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     kind: 'response',
     response,
     host,
-    attempts: tried.length,
+    attempts: made,
     finish() {
       if (finished) return;
       finished = true;
@@ -263,15 +273,27 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   };
 }
 
+/**
+ * A retry's x-envoy-expected-rq-timeout-ms, as Envoy's router sets it per
+ * attempt: its per-try timeout (else the route timeout), but no more than the
+ * route timeout has left (1 ms once it has run out, 0 meaning none).
+ */
+function expectTimeLeft(headers: HeaderPairs, perTryMs: number, timeoutMs: number, elapsedMs: number): void {
+  let expected = perTryMs > 0 && (timeoutMs === 0 || perTryMs < timeoutMs) ? perTryMs : timeoutMs;
+  if (expected <= 0) return;
+  if (timeoutMs > 0) expected = elapsedMs >= timeoutMs ? 1 : Math.min(expected, timeoutMs - elapsedMs);
+  setHeader(headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
+}
+
 /** The circuit breaker slot and the active-request gauge, given back together. */
 function releaseAdmission(release: () => void, cs: ClusterSeries): void {
   release();
   cs.rqActive.value--;
 }
 
-function timedOut(stats: SidecarStats, clusterName: string, host?: Host): ForwardResult {
+function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempts = 0): ForwardResult {
   stats.upstreamRqTimeout.inc({ envoy_cluster_name: clusterName });
-  return { kind: 'local', reply: localReplies.timeout(), host, attempts: 1 };
+  return { kind: 'local', reply: localReplies.timeout(), host, attempts };
 }
 
 async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | undefined>, stats: SidecarStats, state: RequestState): Promise<(() => void) | undefined> {

@@ -324,6 +324,8 @@ class Stream {
   filters: RequestFilters | undefined;
   /** A wasm filter's local reply from a streamed request body (the exchange is aborted for it). */
   filterReply: LocalReply | undefined;
+  /** The virtual host's include_attempt_count_in_response. */
+  attemptCountInResponse = false;
   /** Set once a WebSocket upgrade joined the connections: ends the session (with the access log's response flag). */
   upgraded: ((flag: string) => void) | undefined;
   #idle: NodeJS.Timeout | undefined;
@@ -528,6 +530,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return stream.reply(localReplies.noRoute());
     }
     log.route_name = route.name;
+    stream.attemptCountInResponse = vh.attemptCountResponse;
     // As Envoy without an upgrade_configs entry for websocket: 403, and the connection closes.
     if (upgrade && !hcm.websocket) return stream.reply({ status: 403, body: 'upgrade failed', headers: [], flag: '-' });
     const remote = req.socket?.remoteAddress ?? '';
@@ -699,6 +702,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // A body read through readBody already counts as activity as it arrives (Stream.received).
       onBodyData: copy ? (c) => copy.add(c) : streamed === req && stream.idleTimeout ? () => stream.touch() : undefined,
       replay: copy ? () => copy.replay() : undefined,
+      attemptCount: vh.attemptCountUpstream,
+      expectedTimeout: !hcm.suppressEnvoyHeaders,
     }, env.stats);
     log.attempts = result.attempts;
     if (result.host) log.upstream_host = result.host.key;
@@ -719,7 +724,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (pending) await pending;
     } else {
       const response = result.response;
-      respond(stream, response, response.status, responseHeaders(response, mutations, setCookies, hcm.suppressEnvoyHeaders ? 0 : started), result.finish);
+      respond(stream, response, response.status, responseHeaders(response, mutations, setCookies, stream), result.finish);
     }
   } catch (err) {
     if (!res.headersSent) stream.reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
@@ -916,10 +921,11 @@ function mutatedResponseHeaders(upstream: HeaderPairs, mutations: HeaderMutation
   return headers;
 }
 
-/** `started` 0: no x-envoy-upstream-service-time (suppress_envoy_headers). */
-function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, started: number): HeaderPairs {
+/** The upstream's response headers as they go downstream, with the router's x-envoy-upstream-service-time and, if asked, x-envoy-attempt-count. */
+function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, stream: Stream): HeaderPairs {
   const headers = mutatedResponseHeaders(upstream.headers, mutations, setCookies);
-  if (started > 0) headers.push(['x-envoy-upstream-service-time', String(Date.now() - started)]);
+  if (!stream.hcm.suppressEnvoyHeaders) headers.push(['x-envoy-upstream-service-time', String(Date.now() - stream.started)]);
+  if (stream.attemptCountInResponse) headers.push(['x-envoy-attempt-count', String(stream.log.attempts)]);
   return headers;
 }
 
@@ -939,7 +945,7 @@ function respondFiltered(
   setCookies: HeaderPairs,
   release: () => void,
 ): Promise<void> | undefined {
-  const headers = responseHeaders(upstream, mutations, setCookies, stream.hcm.suppressEnvoyHeaders ? 0 : stream.started);
+  const headers = responseHeaders(upstream, mutations, setCookies, stream);
   // Known to have no body: the filters get end_of_stream with the headers.
   const empty = stream.log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
   // Filters see Envoy's response header map: :status first; they may change it.

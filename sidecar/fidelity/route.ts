@@ -63,8 +63,10 @@ function virtualHost(f: Fields): VirtualHostConfig {
   const retryF = f.obj('retry_policy');
   const retry = retryF ? retryPolicy(retryF) : undefined;
   f.enumOf('require_tls', ['NONE'] as const, ['NONE', 'EXTERNAL_ONLY', 'ALL']);
+  const attemptCountUpstream = f.bool('include_request_attempt_count') ?? false;
+  const attemptCountResponse = f.bool('include_attempt_count_in_response') ?? false;
   f.done();
-  return { name, domains, routes, requestHeaders, responseHeaders, retry };
+  return { name, domains, routes, requestHeaders, responseHeaders, retry, attemptCountUpstream, attemptCountResponse };
 }
 
 function route(f: Fields): RouteEntry {

@@ -279,16 +279,22 @@ export function upload(port: number, host: string, mib: number, opts: { chunked?
 
 /**
  * The default translator with these fields set on every HTTP connection
- * manager and every route action, and every cluster through `cluster`
+ * manager, every virtual host and every route action, and every cluster through `cluster`
  * (weft's API does not set them; an operator's Envoy config might).
  */
-export function withFields(hcm: Record<string, unknown> | ((hcm: Record<string, any>) => Record<string, unknown>), routeAction: Record<string, unknown> = {}, cluster: (c: Record<string, any>) => Record<string, unknown> = (c) => c): Translator {
+export function withFields(
+  hcm: Record<string, unknown> | ((hcm: Record<string, any>) => Record<string, unknown>),
+  routeAction: Record<string, unknown> = {},
+  cluster: (c: Record<string, any>) => Record<string, unknown> = (c) => c,
+  virtualHost: Record<string, unknown> = {},
+): Translator {
   const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
   const patch = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(patch);
     if (v === null || typeof v !== 'object') return v;
     const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, patch(x)]));
     if (String(o['@type']).endsWith('HttpConnectionManager')) return typeof hcm === 'function' ? hcm(o) : { ...o, ...hcm };
+    if (Array.isArray(o.domains) && Array.isArray(o.routes)) Object.assign(o, virtualHost);
     const action = o.route as Record<string, unknown> | undefined;
     if (action && typeof action === 'object' && ('cluster' in action || 'weighted_clusters' in action)) return { ...o, route: { ...action, ...routeAction } };
     return o;

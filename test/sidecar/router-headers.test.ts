@@ -2,7 +2,8 @@
 // internal in a sidecar): a request may set its own timeout, per-try timeout
 // and retries; they are taken off before the upstream sees the request,
 // which gets x-envoy-expected-rq-timeout-ms instead. suppress_envoy_headers
-// turns off the headers the router adds.
+// turns off the headers the router adds. Attempt counts, when a virtual host
+// asks for them.
 
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -30,8 +31,8 @@ async function echoApp() {
   return app;
 }
 
-async function meshWith(app: { port: number }, hcm: Parameters<typeof withFields>[0], routeAction: Record<string, unknown>): Promise<number> {
-  const mesh = await TestMesh.start({ translator: withFields(hcm, routeAction) });
+async function meshWith(app: { port: number }, hcm: Parameters<typeof withFields>[0], routeAction: Record<string, unknown>, virtualHost: Record<string, unknown> = {}): Promise<number> {
+  const mesh = await TestMesh.start({ translator: withFields(hcm, routeAction, undefined, virtualHost) });
   closers.push(() => mesh.close());
   mesh.model.update({ services: [service('caller', 8000), service('echo', 7000)], instances: [instance('echo', app.port)], routes: [] });
   return (await mesh.sidecar('caller', 8000)).outboundPort;
@@ -77,4 +78,20 @@ test('suppress_envoy_headers: no x-envoy-upstream-service-time downstream, no ex
   assert.equal(r.headers['x-envoy-upstream-service-time'], undefined);
   assert.deepEqual(JSON.parse(r.body), {});
   assert.equal((await get(port, 'echo', '/flaky', { headers: { 'x-envoy-retry-on': '5xx' } })).status, 200);
+});
+
+test('include_request_attempt_count / include_attempt_count_in_response: each attempt says which it is, the response how many; a retry expects only the time left', { timeout: 30_000 }, async () => {
+  const app = await echoApp();
+  const port = await meshWith(app, {}, { timeout: '3s', retry_policy: { retry_on: '5xx', num_retries: 2 } }, { include_request_attempt_count: true, include_attempt_count_in_response: true });
+  // /flaky fails its odd hits: a fresh app's first hit fails, the retry succeeds.
+  const r = await get(port, 'echo', '/flaky');
+  assert.equal(r.status, 200);
+  const seen = JSON.parse(r.body) as Record<string, string>;
+  assert.equal(seen['x-envoy-attempt-count'], '2', 'the upstream saw the second attempt');
+  assert.equal(r.headers['x-envoy-attempt-count'], '2', 'the response says two attempts were made');
+  const left = Number(seen['x-envoy-expected-rq-timeout-ms']);
+  assert.ok(left > 0 && left < 3000, `the retry expects the time left of 3000 ms: ${left}`);
+  const once = await get(port, 'echo', '/');
+  assert.equal(JSON.parse(once.body)['x-envoy-attempt-count'], '1');
+  assert.equal(once.headers['x-envoy-attempt-count'], '1');
 });
