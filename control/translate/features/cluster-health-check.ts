@@ -1,6 +1,10 @@
 // Active HTTP health checks, when the DestinationPolicy or the Service
 // declares one (the policy wins: it is the operator's word on how callers
 // treat the service).
+//
+// no_traffic_interval is the interval too: Envoy checks a cluster that has
+// not carried a request yet only every 60 s by default, and weft's health
+// checks are there to take a dead instance out before traffic finds it.
 
 import { registerClusterFeature } from '../registry.ts';
 import { duration, type Json } from '../envoy-json.ts';
@@ -18,6 +22,7 @@ registerClusterFeature('health-check', (cluster, target) => {
   cluster.health_checks = [{
     timeout: duration(check.timeoutMs),
     interval: duration(check.intervalMs),
+    no_traffic_interval: duration(check.intervalMs),
     healthy_threshold: check.healthyThreshold,
     unhealthy_threshold: check.unhealthyThreshold,
     http_health_check: http,
