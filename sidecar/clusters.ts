@@ -65,6 +65,8 @@ export class Cluster {
   hosts: Host[] = [];
   /** True once its endpoints are known (EDS warmed, or STATIC). */
   warmed: boolean;
+  /** True once a request or connection went to one of its hosts: health checks leave no_traffic_interval. */
+  hadTraffic = false;
   lb: LoadBalancer;
   readonly breaker: CircuitBreaker;
   readonly #stats: SidecarStats;
@@ -129,7 +131,7 @@ export class Cluster {
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
-        }),
+        }, () => this.hadTraffic),
     );
     for (const c of this.#checkers) c.start();
   }

@@ -266,6 +266,13 @@ export interface HealthCheckConfig {
   path: string;
   host?: string;
   intervalMs: number;
+  /** Envoy's interval choice (health.ts nextCheckIn): before the cluster's first traffic (60 s unset)... */
+  noTrafficIntervalMs: number;
+  /** ...for a host failing its checks (`interval` unset)... */
+  unhealthyIntervalMs: number;
+  /** ...and while a change of state waits for its threshold (`unhealthy_interval` / `interval` unset). */
+  unhealthyEdgeIntervalMs: number;
+  healthyEdgeIntervalMs: number;
   timeoutMs: number;
   healthyThreshold: number;
   unhealthyThreshold: number;

@@ -317,6 +317,7 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
 async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, deadline: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
   host.activeRequests++;
   host.counters.rqTotal++;
+  cluster.hadTraffic = true;
   cs.rq.value++;
   let perTryFired = false;
   let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,10 @@
-// Active HTTP health checking: every interval, GET path on each host; after
+// Active HTTP health checking: GET path on each host; after
 // unhealthy_threshold failures in a row the host stops taking traffic, after
-// healthy_threshold passes it takes traffic again.
+// healthy_threshold passes it takes traffic again. Each host is checked once
+// at the start, then after the interval Envoy would choose (nextCheckIn):
+// no_traffic_interval until the cluster has carried a request (60 s unset),
+// then interval, unhealthy_interval for a failing host, and the edge
+// intervals while a change of state waits for its threshold.
 
 import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from './config.ts';
@@ -18,31 +22,74 @@ export interface CheckedHost {
 /** Dedicated connections, as Envoy's checker uses its own: a saturated request pool never starves checks. */
 const checkAgent = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
 
+/**
+ * Envoy's HealthCheckerImplBase::interval: before any traffic the no-traffic
+ * interval; after, by this check's result, the edge interval while the host's
+ * state disagrees with it (a change waiting for its threshold), else the
+ * interval for that result.
+ */
+export function nextCheckIn(c: HealthCheckConfig, hadTraffic: boolean, passed: boolean, changePending: boolean): number {
+  if (!hadTraffic) return c.noTrafficIntervalMs;
+  if (passed) return changePending ? c.healthyEdgeIntervalMs : c.intervalMs;
+  return changePending ? c.unhealthyEdgeIntervalMs : c.unhealthyIntervalMs;
+}
+
 export class HealthChecker {
   #config: HealthCheckConfig;
   #timer: NodeJS.Timeout | undefined;
+  #wakeAt = 0;
+  #stopped = true;
+  /** When each host's next check is due (Infinity while one is in flight). */
+  readonly #due = new WeakMap<CheckedHost, number>();
   readonly #hosts: () => readonly CheckedHost[];
   readonly #onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void;
+  /** Whether the cluster has carried traffic yet (no_traffic_interval until it has). */
+  readonly #hadTraffic: () => boolean;
 
-  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void) {
+  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true) {
     this.#config = config;
     this.#hosts = hosts;
     this.#onResult = onResult;
+    this.#hadTraffic = hadTraffic;
   }
 
   start(): void {
     this.stop();
-    const run = () => {
-      for (const h of this.#hosts()) void this.check(h);
-    };
-    run();
-    this.#timer = setInterval(run, this.#config.intervalMs);
-    this.#timer.unref();
+    this.#stopped = false;
+    this.#loop();
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    this.#stopped = true;
+    clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** Checks the hosts that are due (new ones at once), then sleeps until the next is due (at most `interval`, to find new hosts). */
+  #loop(): void {
+    if (this.#stopped) return;
+    const now = Date.now();
+    let next = now + this.#config.intervalMs;
+    for (const h of this.#hosts()) {
+      const due = this.#due.get(h);
+      if (due === undefined || due <= now) {
+        // In flight: not due again until it has answered.
+        this.#due.set(h, Infinity);
+        void this.check(h);
+      } else next = Math.min(next, due);
+    }
+    this.#wake(next);
+  }
+
+  #wake(at: number): void {
+    if (this.#stopped || (this.#timer && this.#wakeAt <= at)) return;
+    clearTimeout(this.#timer);
+    this.#wakeAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#loop();
+    }, Math.max(1, at - Date.now()));
+    this.#timer.unref();
   }
 
   async check(h: CheckedHost): Promise<boolean> {
@@ -74,6 +121,9 @@ export class HealthChecker {
         changed = true;
       }
     }
+    const pending = ok !== h.activeHealthy;
+    this.#due.set(h, Date.now() + nextCheckIn(this.#config, this.#hadTraffic(), ok, pending));
+    this.#wake(this.#due.get(h)!);
     this.#onResult(h, ok, changed);
     return ok;
   }

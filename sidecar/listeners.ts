@@ -203,6 +203,7 @@ function tcpProxy(env: ProxyEnv, chain: TcpProxyConfig, socket: net.Socket): voi
     return;
   }
   host.activeRequests++;
+  cluster.hadTraffic = true;
   const upstream = net.connect({ host: host.address, port: host.port });
   upstream.setTimeout(cluster.config.connectTimeoutMs, () => upstream.destroy());
   upstream.once('connect', () => upstream.setTimeout(0));

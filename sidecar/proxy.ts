@@ -781,6 +781,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   cs.rqActive.value++;
   host.activeRequests++;
   host.counters.rqTotal++;
+  cluster.hadTraffic = true;
   log.attempts = 1;
   log.upstream_host = host.key;
   if (attributes) {

@@ -130,7 +130,12 @@ function healthCheck(f: Fields): HealthCheckConfig | undefined {
   const intervalMs = f.durationMs('interval') ?? 10_000;
   const healthyThreshold = f.num('healthy_threshold') ?? 1;
   const unhealthyThreshold = f.num('unhealthy_threshold') ?? 1;
-  f.ignore('no_traffic_interval', 'interval_jitter', 'initial_jitter', 'unhealthy_interval', 'healthy_edge_interval', 'unhealthy_edge_interval', 'event_log_path', 'always_log_health_check_failures');
+  const noTrafficIntervalMs = f.durationMs('no_traffic_interval') ?? 60_000;
+  const unhealthyIntervalMs = f.durationMs('unhealthy_interval') ?? intervalMs;
+  const unhealthyEdgeIntervalMs = f.durationMs('unhealthy_edge_interval') ?? unhealthyIntervalMs;
+  const healthyEdgeIntervalMs = f.durationMs('healthy_edge_interval') ?? intervalMs;
+  // Jitter spreads checks in time and does not change what they find.
+  f.ignore('interval_jitter', 'initial_jitter', 'interval_jitter_percent', 'event_log_path', 'always_log_health_check_failures');
   const http = f.obj('http_health_check');
   f.done();
   if (!http) {
@@ -148,7 +153,7 @@ function healthCheck(f: Fields): HealthCheckConfig | undefined {
   });
   http.enumOf('codec_client_type', ['HTTP1'] as const, ['HTTP1', 'HTTP2', 'HTTP3']);
   http.done();
-  return { path, host, intervalMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
+  return { path, host, intervalMs, noTrafficIntervalMs, unhealthyIntervalMs, unhealthyEdgeIntervalMs, healthyEdgeIntervalMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
 }
 
 function outlier(f: Fields): OutlierDetectionConfig {

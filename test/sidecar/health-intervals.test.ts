@@ -1,0 +1,69 @@
+// When the sidecar health-checks a host, as Envoy chooses: no_traffic_interval
+// until the cluster has carried a request (60 s unset), then interval;
+// unhealthy_interval for a failing host; the edge intervals while a change
+// of state waits for its threshold.
+
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import type { HealthCheckConfig } from '../../sidecar/config.ts';
+import { nextCheckIn } from '../../sidecar/health.ts';
+import { TestMesh, eventually, get, instance, policy, service, startApp, withFields } from './harness.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+const config: HealthCheckConfig = {
+  path: '/healthz',
+  intervalMs: 1000,
+  noTrafficIntervalMs: 60_000,
+  unhealthyIntervalMs: 2000,
+  unhealthyEdgeIntervalMs: 3000,
+  healthyEdgeIntervalMs: 4000,
+  timeoutMs: 500,
+  healthyThreshold: 2,
+  unhealthyThreshold: 2,
+  expectedStatuses: [{ start: 200, end: 201 }],
+};
+
+test("Envoy's interval choice: no traffic yet, then by the check's result and whether a change is pending", () => {
+  assert.equal(nextCheckIn(config, false, true, false), 60_000);
+  assert.equal(nextCheckIn(config, false, false, true), 60_000);
+  assert.equal(nextCheckIn(config, true, true, false), 1000, 'healthy, stays healthy');
+  assert.equal(nextCheckIn(config, true, false, false), 2000, 'unhealthy, stays unhealthy');
+  assert.equal(nextCheckIn(config, true, false, true), 3000, 'healthy host failed once: unhealthy edge');
+  assert.equal(nextCheckIn(config, true, true, true), 4000, 'unhealthy host passed once: healthy edge');
+});
+
+test('through a sidecar: checks every no_traffic_interval until the first request, then every interval', { timeout: 30_000 }, async () => {
+  let hits = 0;
+  const app = await startApp('hc', (req, res) => {
+    if (req.url === '/healthz') hits++;
+    res.end('ok');
+  });
+  closers.push(() => app.close());
+  // The policy asks for checks every 100 ms; the translator's no_traffic_interval is overridden to 0.5 s here.
+  const slowBeforeTraffic = (c: Record<string, any>) =>
+    c.health_checks ? { ...c, health_checks: c.health_checks.map((h: Record<string, unknown>) => ({ ...h, no_traffic_interval: '0.5s' })) } : c;
+  const mesh = await TestMesh.start({ translator: withFields({}, {}, slowBeforeTraffic) });
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('caller', 8000), service('hc', 7000)],
+    instances: [instance('hc', app.port)],
+    destinationPolicies: [policy('hc', { healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1 } })],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('caller', 8000);
+  await eventually(() => hits >= 1, 5000, 'the first check');
+  const before = hits;
+  await new Promise((r) => setTimeout(r, 1200));
+  // 1.2 s at one check per 0.5 s: two or three more, never the dozen 100 ms would make.
+  assert.ok(hits - before <= 3, `${hits - before} checks in 1.2 s before any traffic`);
+  assert.equal((await get(caller.outboundPort, 'hc')).status, 200);
+  // The check already scheduled still comes 0.5 s after the last; from then on every 100 ms.
+  await new Promise((r) => setTimeout(r, 600));
+  const after = hits;
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.ok(hits - after >= 8, `${hits - after} checks in 2 s after the first request`);
+});
