@@ -198,7 +198,8 @@ export async function runUp(): Promise<void> {
   console.log(`  curl ${mesh.ingress}/                        # frontend -> orders (v1 90%, v2 10%) -> inventory (retried)`);
   console.log(`  curl -H 'x-canary: always' ${mesh.ingress}/  # frontend -> orders v2 (header route)`);
   console.log(`  WEFT_API=${mesh.api} WEFT_TOKEN=${mesh.token} npx weft proxy-status`);
-  console.log(`  curl http://127.0.0.1:${frontend.adminPort}/config_dump`);
+  console.log(`  curl http://127.0.0.1:${frontend.adminPort}/config_dump             # the frontend sidecar's config, as Envoy dumps it`);
+  console.log(`  curl http://127.0.0.1:${frontend.adminPort}/clusters | grep health   # its upstream hosts and their health flags`);
   console.log('Ctrl-C stops everything.');
   await new Promise<void>((done) => {
     const stop = (signal: string) => {
