@@ -219,6 +219,28 @@ export interface HttpConnectionManagerConfig {
   suppressEnvoyHeaders: boolean;
   /** upgrade_configs allows websocket: a WebSocket upgrade is carried (proxy.ts upgradeTo), else refused with 403. */
   websocket: boolean;
+  /** tracing with the OpenTelemetry provider (sidecar/tracing.ts); absent: no spans, trace headers pass unchanged. */
+  tracing?: TracingConfig;
+}
+
+/** The connection manager's tracing with envoy.tracers.opentelemetry. */
+export interface TracingConfig {
+  /** random_sampling, client_sampling (requests with x-client-trace-id), overall_sampling: percent, Envoy's default 100 each. */
+  randomSampling: number;
+  clientSampling: number;
+  overallSampling: number;
+  /** max_path_tag_length (Envoy: 256): how much of the path the http.url tag keeps. */
+  maxPathTagLength: number;
+  /** From the listener's traffic_direction: OUTBOUND is egress (span "egress <host>", kind CLIENT), anything else ingress. */
+  operation: 'ingress' | 'egress';
+  /** grpc_service.envoy_grpc.cluster_name: a bootstrap cluster (weft sidecar --otel-collector declares weft_otel). */
+  collectorCluster: string;
+  /** Where cluster_name sits in the listener, for the NACK when the sidecar has no such cluster. */
+  collectorClusterPath: string;
+  /** grpc_service.timeout in ms; 0 = none. */
+  exportTimeoutMs: number;
+  /** service_name (Envoy: unknown_service:envoy): the resource's service.name. */
+  serviceName: string;
 }
 
 export interface TcpProxyConfig {

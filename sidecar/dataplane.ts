@@ -3,7 +3,7 @@
 // passes the fidelity contract (and, for wasm, a module load) or is rejected
 // with its field path while the previous version keeps serving.
 
-import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, WasmPluginConfig } from './config.ts';
+import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, TracingConfig, WasmPluginConfig } from './config.ts';
 import { ClusterManager } from './clusters.ts';
 import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { TYPE_URLS, accept } from './fidelity.ts';
@@ -13,6 +13,7 @@ import { ListenerManager } from './listeners.ts';
 import { TlsContexts } from './tls-contexts.ts';
 import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
 import type { SidecarStats } from './stats.ts';
+import { Tracer, type Collector } from './tracing.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
 import type { LogEntry, WasmPlugin } from './wasm/index.ts';
 
@@ -54,12 +55,28 @@ export class DataPlane {
   readonly #loadedPlugins = new Map<WasmPluginConfig, WasmPlugin>();
   /** Types that have had at least one response applied. */
   readonly #received = new Set<ResourceKind>();
+  /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
+  readonly #collectors: ReadonlyMap<string, Collector>;
+  /** OpenTelemetry tracers by collector cluster, service name and export timeout, made on first use. */
+  readonly #tracers = new Map<string, Tracer>();
+  readonly #log: (line: string) => void;
 
   constructor(
     stats: SidecarStats,
-    options: { accessLog?: (e: AccessLogEntry) => void; wasmLog?: (e: LogEntry) => void; random?: () => number; node?: { id: string; cluster: string } } = {},
+    options: {
+      accessLog?: (e: AccessLogEntry) => void;
+      wasmLog?: (e: LogEntry) => void;
+      random?: () => number;
+      node?: { id: string; cluster: string };
+      /** Bootstrap clusters by name, for the OpenTelemetry tracer's grpc_service. */
+      collectors?: ReadonlyMap<string, Collector>;
+      /** Lifecycle lines (the tracer's export failures); default stdout. */
+      log?: (line: string) => void;
+    } = {},
   ) {
     this.stats = stats;
+    this.#collectors = options.collectors ?? new Map();
+    this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
     this.clusters = new ClusterManager(stats, this.tls);
     // Filters log at info and above, as Envoy's default log level lets through;
     // they read the proxy's node (node.id, node.cluster: the service) as in Envoy.
@@ -87,6 +104,8 @@ export class DataPlane {
       accessLog: options.accessLog,
       random: options.random ?? Math.random,
       tls: this.tls,
+      nodeId: options.node?.id ?? '',
+      tracer: (config) => this.#tracer(config),
     };
     this.listeners = new ListenerManager(env);
   }
@@ -105,6 +124,11 @@ export class DataPlane {
       const result = accept(kind, r.value);
       if (!result.ok) {
         errors.push(formatErrors(`${kind} ${r.name}`, result.errors));
+        continue;
+      }
+      const collectorError = kind === 'listener' ? this.#checkCollector(result.value as ListenerConfig) : undefined;
+      if (collectorError) {
+        errors.push(`${kind} ${r.name}: ${collectorError}`);
         continue;
       }
       const loadError = await this.#loadPlugins(kind, result.value);
@@ -137,6 +161,26 @@ export class DataPlane {
     }
     (errors.length ? this.stats.xdsUpdateRejected : this.stats.xdsUpdateSuccess).inc({ type: kind });
     return { errors };
+  }
+
+  /** As Envoy: the tracer's gRPC cluster must be one the proxy was started with (a bootstrap cluster). */
+  #checkCollector(listener: ListenerConfig): string | undefined {
+    const t = listener.chain.kind === 'http' ? listener.chain.tracing : undefined;
+    if (!t || this.#collectors.has(t.collectorCluster)) return undefined;
+    const known = [...this.#collectors.keys()];
+    return `${t.collectorClusterPath}: unknown gRPC cluster ${JSON.stringify(t.collectorCluster)}: the sidecar has ${known.length ? `only ${known.join(', ')}` : 'no bootstrap clusters'} (start it with --otel-collector HOST:PORT to declare weft_otel)`;
+  }
+
+  #tracer(config: TracingConfig): Tracer | undefined {
+    const key = `${config.collectorCluster}\n${config.serviceName}\n${config.exportTimeoutMs}`;
+    let t = this.#tracers.get(key);
+    if (!t) {
+      const collector = this.#collectors.get(config.collectorCluster);
+      if (!collector) return undefined;
+      t = new Tracer(config.serviceName, collector, config.exportTimeoutMs, this.stats, this.#log);
+      this.#tracers.set(key, t);
+    }
+    return t;
   }
 
   async #loadPlugins(kind: ResourceKind, value: unknown): Promise<string | undefined> {
@@ -287,6 +331,8 @@ export class DataPlane {
 
   async close(): Promise<void> {
     await this.listeners.close();
+    // Spans of the requests just finished go out before the process ends.
+    await Promise.all([...this.#tracers.values()].map((t) => t.close()));
     this.clusters.close();
     await this.wasm.close();
   }

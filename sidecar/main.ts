@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { OTEL_CLUSTER_NAME } from '../proxy-config/options.ts';
 import { createAdminServer } from './admin.ts';
 import { bufferedLines } from './access-log.ts';
 import { DataPlane } from './dataplane.ts';
@@ -32,6 +33,8 @@ export interface SidecarOptions {
   log?: (line: string) => void;
   /** Join token for a control plane with mesh identity on (node.metadata WEFT_TOKEN; default $WEFT_PROXY_TOKEN). */
   token?: string;
+  /** HOST:PORT of an OTLP/gRPC collector: the bootstrap cluster weft_otel, which the OpenTelemetry tracer exports to (weft bootstrap's flag of the same name). */
+  otelCollector?: string;
 }
 
 export interface RunningSidecar {
@@ -129,6 +132,12 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   checkPort('inbound-port', opts.inboundPort);
   checkPort('outbound-port', opts.outboundPort);
   checkPort('admin-port', opts.adminPort);
+  const collectors = new Map<string, { host: string; port: number }>();
+  if (opts.otelCollector !== undefined) {
+    const m = /^(.+):(\d+)$/.exec(opts.otelCollector);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error(`otel-collector: must be HOST:PORT, got ${JSON.stringify(opts.otelCollector)}`);
+    collectors.set(OTEL_CLUSTER_NAME, { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) });
+  }
   const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
   const bindAddress = opts.bindAddress ?? '127.0.0.1';
   const inboundPort = opts.inboundPort || (await freePort(bindAddress));
@@ -143,7 +152,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   // {"level","source":"wasm","plugin","msg"}. With a `log` hook (tests, embedding) the lines go there instead.
   const wasmLines = opts.log ? { line: opts.log, close: () => undefined } : stdoutLines;
   const wasmLog = (e: LogEntry) => wasmLines.line(wasmLogLine(e));
-  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service } });
+  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service }, collectors, log });
 
   let connected = false;
   let lastError: string | undefined;

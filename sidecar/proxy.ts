@@ -7,7 +7,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
-import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry } from './config.ts';
+import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig } from './config.ts';
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
 import { RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
@@ -22,6 +22,7 @@ import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
+import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
 import type { BodySink, HeaderPairs, UpstreamResponse } from './upstream.ts';
 import { BodyTooLarge, UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
@@ -55,6 +56,10 @@ export interface ProxyEnv {
   random: () => number;
   /** Certificates from SDS, for listeners with mutual TLS. */
   tls?: TlsContexts;
+  /** This proxy's node id (the spans' node_id tag). */
+  nodeId?: string;
+  /** The OpenTelemetry tracer a connection manager's tracing exports to. */
+  tracer?: (config: TracingConfig) => Tracer | undefined;
 }
 
 type Req = H1Request | Http2ServerRequest;
@@ -328,6 +333,8 @@ class Stream {
   attemptCountInResponse = false;
   /** Set once a WebSocket upgrade joined the connections: ends the session (with the access log's response flag). */
   upgraded: ((flag: string) => void) | undefined;
+  /** The connection manager's span when it traces (sidecar/tracing.ts): finished and exported with the access log. */
+  span: Span | undefined;
   #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
   #durationTimer: NodeJS.Timeout | undefined;
@@ -415,6 +422,7 @@ class Stream {
       log.start_time = new Date(this.started).toISOString();
       this.env.accessLog(log);
     }
+    if (this.span) finishSpan(this.span, this.hcm.tracing!, log);
     this.filters?.complete();
   }
 
@@ -510,6 +518,15 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   });
   const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
   let filters: RequestFilters | undefined;
+  // Envoy starts the connection manager's span here, before the filters, from the headers as they came.
+  const tracing = hcm.tracing;
+  if (tracing) {
+    const tracer = env.tracer?.(tracing);
+    if (tracer) {
+      const peerAddress = `${req.socket?.remoteAddress ?? ''}:${req.socket?.remotePort ?? 0}`;
+      stream.span = startSpan(tracing, tracer, env.stats.tracing(hcm.statPrefix), env.nodeId ?? '', { headers: req.headers, authority, path, peerAddress, grpc }, env.random);
+    }
+  }
 
   try {
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
@@ -660,6 +677,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const hash = action.hashPolicy.length ? hashOf(action.hashPolicy, upstreamHeaders, remote, setCookies) : undefined;
 
     if (upgrade) {
+      stream.span?.inject(upstreamHeaders);
       // The hop-by-hop headers that ask for the upgrade go on to the upstream, as Envoy forwards them for an allowed upgrade.
       upstreamHeaders.push(['connection', 'upgrade'], ['upgrade', String(req.headers.upgrade)]);
       const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
@@ -670,6 +688,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const decided = applyRouterHeaders(upstreamHeaders, timeoutMs, action.retry ?? vh.retry, !hcm.suppressEnvoyHeaders);
     timeoutMs = decided.timeoutMs;
     const retry = decided.retry;
+    // As Envoy's router: the upstream request's trace context is this proxy's span (a filter's traceparent is replaced).
+    stream.span?.inject(upstreamHeaders);
     if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name });
     if (!streamed) for (const mirror of action.mirrors) {
       if (env.random() >= mirror.fraction) continue;

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, MetricsRegistry } from './metrics.ts';
 import type { CounterSeries, HistogramSeries } from './metrics.ts';
 import type { EjectionType } from './outlier.ts';
+import type { TracingSeries } from './tracing.ts';
 
 const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
@@ -77,8 +78,26 @@ export class SidecarStats {
   readonly listenersActive = this.#gauge('envoy_listener_manager_total_listeners_active', 'Listeners bound', []);
   readonly wasmFailures = this.#counter('envoy_wasm_filter_failures', 'Wasm filter traps and load failures', ['filter']);
 
+  readonly tracingRandomSampling = this.#counter('envoy_http_tracing_random_sampling', 'Requests traced by random_sampling', ['envoy_http_conn_manager_prefix']);
+  readonly tracingClientEnabled = this.#counter('envoy_http_tracing_client_enabled', 'Requests traced by client_sampling (x-client-trace-id)', ['envoy_http_conn_manager_prefix']);
+  readonly tracingNotTraceable = this.#counter('envoy_http_tracing_not_traceable', 'Requests not sampled', ['envoy_http_conn_manager_prefix']);
+  readonly tracingSpansSent = this.#counter('envoy_tracing_opentelemetry_spans_sent', 'Spans handed to the OTLP exporter', []);
+  readonly tracingTimerFlushed = this.#counter('envoy_tracing_opentelemetry_timer_flushed', 'Span flushes by the 5 s timer', []);
+
   readonly #hcm = new Map<string, HcmSeries>();
   readonly #cluster = new Map<string, ClusterSeries>();
+  readonly #tracing = new Map<string, TracingSeries>();
+
+  /** A connection manager's tracing decisions (http.<stat_prefix>.tracing.*). */
+  tracing(prefix: string): TracingSeries {
+    let s = this.#tracing.get(prefix);
+    if (!s) {
+      const l = { envoy_http_conn_manager_prefix: prefix };
+      s = { randomSampling: this.tracingRandomSampling.series(l), clientEnabled: this.tracingClientEnabled.series(l), notTraceable: this.tracingNotTraceable.series(l) };
+      this.#tracing.set(prefix, s);
+    }
+    return s;
+  }
 
   /** The request-path series of one connection manager (stat_prefix). */
   hcm(prefix: string): HcmSeries {

@@ -80,6 +80,7 @@ export function buildProgram(): Command {
     .option('--app-address <addr>', "the local app's address", '127.0.0.1')
     .option('--bind-address <addr>', 'address the inbound listener binds', '127.0.0.1')
     .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN)')
+    .option('--otel-collector <host:port>', 'OTLP/gRPC collector: declares the cluster weft_otel, which tracing from weft control --otel-cluster exports spans to')
     .action(async (opts: Record<string, unknown>) => {
       type Running = { close(): Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');
@@ -96,9 +97,10 @@ export function buildProgram(): Command {
   program
     .command('up')
     .description('run the local demo mesh: control plane and demo services behind weft sidecars')
-    .action(async () => {
-      const runUp = await lazy<() => Promise<unknown>>('./up.ts', 'runUp');
-      await runUp();
+    .option('--otel-collector <host:port>', 'trace every request to this OTLP/gRPC collector (e.g. Jaeger on :4317)')
+    .action(async (opts: { otelCollector?: string }) => {
+      const runUp = await lazy<(o: { otelCollector?: string }) => Promise<unknown>>('./up.ts', 'runUp');
+      await runUp(opts);
     });
 
   program.addCommand(bootstrapCommand());

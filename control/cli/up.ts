@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, sidecarNodeFlags } from '../../sidecar/main.ts';
+import { OTEL_CLUSTER_NAME } from '../../proxy-config/options.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 /**
@@ -43,6 +44,8 @@ export interface UpOptions {
   log?: (line: string) => void;
   /** Apply filters.yaml when filters/dist exists (default true). */
   filters?: boolean;
+  /** HOST:PORT of an OTLP/gRPC collector (e.g. Jaeger's 4317): every sidecar traces every request to it. */
+  otelCollector?: string;
 }
 
 export interface RunningMesh {
@@ -134,7 +137,8 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
     if (tempDir) await rm(dataDir, { recursive: true, force: true });
   };
   try {
-    const control = children.spawn('control', [...weftCli, 'control', '--data-dir', join(dataDir, 'control'), '--api-port', '0', '--xds-port', '0']);
+    const tracing = opts.otelCollector ? ['--otel-cluster', OTEL_CLUSTER_NAME, '--trace-sampling', '100'] : [];
+    const control = children.spawn('control', [...weftCli, 'control', '--data-dir', join(dataDir, 'control'), '--api-port', '0', '--xds-port', '0', ...tracing]);
     const apiLine = waitForLine(control, /api: (http:\/\/\S+)/, 'control plane api');
     const xdsLine = waitForLine(control, /xds: (\S+):(\d+)/, 'control plane xds');
     const apiUrl = (await apiLine)[1]!;
@@ -158,7 +162,7 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
     for (const w of WORKLOADS) {
       const name = `${w.service}-${w.version}`;
       const [appPort, inboundPort, outboundPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-      children.spawn(`${name}-sidecar`, [...sidecarNodeFlags(), ...weftCli, 'sidecar', '--service', w.service, '--xds', xdsAddress, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort)]);
+      children.spawn(`${name}-sidecar`, [...sidecarNodeFlags(), ...weftCli, 'sidecar', '--service', w.service, '--xds', xdsAddress, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort), ...(opts.otelCollector ? ['--otel-collector', opts.otelCollector] : [])]);
       // The app starts only once its sidecar holds a full config: no app-before-proxy race.
       await until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 60_000, `${name} sidecar ready`);
       children.spawn(name, ['--import', 'tsx', join(demoDir, 'app.ts')], {
@@ -183,8 +187,8 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
 }
 
 /** `weft up`: start, print what to curl, run until SIGINT/SIGTERM. */
-export async function runUp(): Promise<void> {
-  const mesh = await startMesh();
+export async function runUp(opts: { otelCollector?: string } = {}): Promise<void> {
+  const mesh = await startMesh(opts);
   const frontend = mesh.workloads.find((w) => w.name.startsWith('frontend'))!;
   console.log('');
   console.log(`ingress: ${mesh.ingress}`);
@@ -193,6 +197,7 @@ export async function runUp(): Promise<void> {
   console.log(`token: ${mesh.token}`);
   console.log(`metrics: http://127.0.0.1:${frontend.adminPort}/stats/prometheus (frontend sidecar; each sidecar has one, see above), ${mesh.api}/metrics (control plane)`);
   console.log(`logs: ${join(mesh.dataDir, 'logs')}`);
+  if (opts.otelCollector) console.log(`traces: every sidecar exports its spans to ${opts.otelCollector} (OTLP/gRPC)`);
   console.log('');
   console.log('try:');
   console.log(`  curl ${mesh.ingress}/                        # frontend -> orders (v1 90%, v2 10%) -> inventory (retried)`);

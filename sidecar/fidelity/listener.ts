@@ -1,7 +1,7 @@
 // Listener (LDS) -> ListenerConfig: one filter chain holding an HTTP
 // connection manager or a tcp_proxy, and the HTTP filters the sidecar runs.
 
-import type { HttpConnectionManagerConfig, HttpFilterConfig, ListenerConfig, TcpProxyConfig, TlsSecretRefs } from '../config.ts';
+import type { HttpConnectionManagerConfig, HttpFilterConfig, ListenerConfig, TcpProxyConfig, TlsSecretRefs, TracingConfig } from '../config.ts';
 import { DEFAULT_BUFFER_LIMIT, DEFAULT_DOWNSTREAM_IDLE_MS } from '../config.ts';
 import { rbacFilter } from './rbac.ts';
 import { downstreamTls } from './tls.ts';
@@ -26,8 +26,9 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   if (!f) return undefined;
   const name = f.str('name') ?? '';
   const address = socketAddress(f.obj('address'));
-  // Direction and stat naming do not change how traffic is handled.
-  f.ignore('traffic_direction', 'stat_prefix');
+  // Stat naming does not change how traffic is handled; the direction names the connection manager's spans.
+  f.ignore('stat_prefix');
+  const direction = f.enumOf('traffic_direction', ['UNSPECIFIED', 'INBOUND', 'OUTBOUND'] as const, ['UNSPECIFIED', 'INBOUND', 'OUTBOUND']);
   const bufferLimit = f.num('per_connection_buffer_limit_bytes');
   // Envoy reads 0 as no limit: bodies a filter holds would then grow without bound in this single process.
   if (bufferLimit !== undefined && bufferLimit < 1) f.fail('per_connection_buffer_limit_bytes', 'must be at least 1: the weft sidecar does not buffer without a limit');
@@ -37,6 +38,8 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   const listener = decodeChains(f, name, address, chains, listenerFilters);
   // Envoy propagates the listener's limit to its connection manager's streams.
   if (listener && listener.chain.kind === 'http' && bufferLimit !== undefined && bufferLimit >= 1) listener.chain.bufferLimitBytes = bufferLimit;
+  // As Envoy: an OUTBOUND listener's connection manager traces egress, any other ingress.
+  if (listener && listener.chain.kind === 'http' && listener.chain.tracing && direction === 'OUTBOUND') listener.chain.tracing.operation = 'egress';
   return listener;
 }
 
@@ -168,30 +171,57 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     format?.done();
     tc?.done();
   }
-  // Tracing is accepted like log_format: the sidecar reports no spans but
-  // forwards trace context headers unchanged, so a trace continues through it.
+  // Tracing with the OpenTelemetry tracer (sidecar/tracing.ts): spans exported over OTLP/gRPC to a bootstrap
+  // cluster (checked when the listener is applied: DataPlane), W3C trace context upstream.
+  let tracingConfig: TracingConfig | undefined;
   const tracing = f.obj('tracing');
   if (tracing) {
     const provider = tracing.obj('provider');
     const ptc = provider?.obj('typed_config');
-    if (ptc && typeName(ptc) !== OTEL_TRACER_TYPE) ptc.fail('@type', 'only the OpenTelemetry tracer is accepted');
+    if (provider && !ptc) provider.fail('typed_config', 'required: the OpenTelemetry tracer config');
+    if (ptc && typeName(ptc) !== OTEL_TRACER_TYPE) ptc.fail('@type', 'only the OpenTelemetry tracer (envoy.config.trace.v3.OpenTelemetryConfig) is supported by the weft sidecar');
     const grpc = ptc?.obj('grpc_service');
+    if (ptc && !grpc) ptc.fail('grpc_service', 'required: the weft sidecar exports spans over OTLP/gRPC (http_service is not supported)');
     const envoyGrpc = grpc?.obj('envoy_grpc');
-    envoyGrpc?.ignore('cluster_name', 'authority');
+    if (grpc && !envoyGrpc) grpc.fail('envoy_grpc', 'required: the collector is reached through a bootstrap cluster (google_grpc is not supported)');
+    const collectorCluster = envoyGrpc?.str('cluster_name') ?? '';
+    if (envoyGrpc && !collectorCluster) envoyGrpc.fail('cluster_name', 'required');
+    envoyGrpc?.ignore('authority');
     envoyGrpc?.done();
-    grpc?.ignore('timeout');
+    const exportTimeoutMs = grpc?.durationMs('timeout') ?? 0;
     grpc?.done();
-    ptc?.ignore('service_name');
+    const serviceName = ptc?.str('service_name') || 'unknown_service:envoy';
     ptc?.done();
     provider?.ignore('name');
     provider?.done();
-    for (const key of ['random_sampling', 'client_sampling', 'overall_sampling']) {
-      const percent = tracing.obj(key);
-      percent?.ignore('value');
-      percent?.done();
-    }
-    tracing.ignore('spawn_upstream_span');
+    const percent = (key: string): number => {
+      const p = tracing.obj(key);
+      const v = p?.num('value') ?? 100;
+      p?.done();
+      if (p && !(v >= 0 && v <= 100)) p.fail('value', `must be a percentage 0..100, got ${v}`);
+      return v;
+    };
+    const randomSampling = percent('random_sampling');
+    const clientSampling = percent('client_sampling');
+    const overallSampling = percent('overall_sampling');
+    const maxPathTagLength = tracing.num('max_path_tag_length') ?? 256;
+    if (tracing.bool('spawn_upstream_span') === true) tracing.fail('spawn_upstream_span', 'not supported by the weft sidecar: it makes one span per request (the downstream span) and no upstream spans');
+    if (tracing.bool('verbose') === true) tracing.fail('verbose', 'not supported by the weft sidecar: spans carry no timing annotations');
     tracing.done();
+    // Without a provider Envoy's connection manager makes no spans (the bootstrap-level tracer is gone in v3).
+    if (ptc && collectorCluster) {
+      tracingConfig = {
+        randomSampling,
+        clientSampling,
+        overallSampling,
+        maxPathTagLength,
+        operation: 'ingress',
+        collectorCluster,
+        collectorClusterPath: `${envoyGrpc!.path}.cluster_name`,
+        exportTimeoutMs,
+        serviceName,
+      };
+    }
   }
   // upgrade_configs: WebSocket upgrades are carried (enabled unless `enabled: false`); other upgrade
   // types (CONNECT above all) and upgrade filter chains are NACKed.
@@ -217,7 +247,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (f.bool('merge_slashes') === true) f.fail('merge_slashes', 'not supported by the weft sidecar: paths are routed as received');
   f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, suppressEnvoyHeaders, websocket };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, suppressEnvoyHeaders, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

@@ -1,7 +1,9 @@
 // `npm start` (weft up) end to end, as a user runs it: real processes (the
 // control plane, four weft sidecars, four demo apps) on 127.0.0.1. The
 // ingress answers through frontend -> orders -> inventory, the canary header
-// reaches orders v2, and SIGINT stops every process weft up started.
+// reaches orders v2, every hop's sidecar exports its spans of one trace per
+// request to the OTLP collector given with --otel-collector, and SIGINT stops
+// every process weft up started.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,6 +11,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { proxyFromNode } from '../../control/xds/node.ts';
+import { startCollector } from '../sidecar/otlp-collector.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -33,7 +36,8 @@ test(
   'weft up serves the demo through sidecars and Ctrl-C stops every process',
   { timeout: 170_000, skip: !controlPlaneReadsWireMetadata() && 'control/xds/node.ts ignores node.metadata values sent over the wire (stringValue), so every sidecar would get ports 15006/15001' },
   async () => {
-    const up = spawn(process.execPath, ['bin/weft.mjs', 'up'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const collector = await startCollector();
+    const up = spawn(process.execPath, ['bin/weft.mjs', 'up', '--otel-collector', `127.0.0.1:${collector.port}`], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     up.stdout.on('data', (c) => (out += c));
     up.stderr.on('data', (c) => (out += c));
@@ -66,7 +70,27 @@ test(
       up.kill('SIGINT');
       assert.equal(await exited, 0);
       for (const p of ports) assert.equal(await portOpen(p), false, `port ${p} still open after SIGINT`);
+
+      // Each request is one trace across the three services (the demo apps pass traceparent on): the frontend
+      // sidecar's ingress span is the root, then frontend -> orders and orders -> inventory as egress and ingress.
+      const traces = new Map<string, typeof collector.spans>();
+      for (const span of collector.spans) traces.set(span.traceId, [...(traces.get(span.traceId) ?? []), span]);
+      // (Plus the health checks' own: each sidecar traces the checks it answers, as Envoy does.)
+      assert.ok(traces.size >= 21, `a trace per request (21 sent), got ${traces.size}`);
+      let complete = 0;
+      for (const spans of traces.values()) {
+        const root = spans.find((x) => x.parentSpanId === '');
+        const child = (parent: typeof root, service: string, name: string) => spans.find((x) => x.parentSpanId === parent?.spanId && x.service === service && x.name === name);
+        const frontendOut = child(root, 'frontend.default', 'egress orders');
+        const ordersIn = child(frontendOut, 'orders.default', 'ingress');
+        const ordersOut = child(ordersIn, 'orders.default', 'egress inventory');
+        // inventory fails 20% of requests and orders' sidecar retries: one ingress span per attempt, the last a 200.
+        const inventoryIn = spans.filter((x) => ordersOut && x.parentSpanId === ordersOut.spanId && x.service === 'inventory.default' && x.name === 'ingress');
+        if (root?.service === 'frontend.default' && root.name === 'ingress' && inventoryIn.some((x) => x.attributes['http.status_code'] === '200')) complete++;
+      }
+      assert.ok(complete >= 20, `complete frontend -> orders -> inventory traces: ${complete} of ${traces.size}`);
     } finally {
+      await collector.close();
       // After a failed assertion: stop the demo as a user would (Ctrl-C stops every process it started), then make sure.
       if (up.exitCode === null) {
         up.kill('SIGINT');

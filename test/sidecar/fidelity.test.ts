@@ -181,6 +181,17 @@ test('features the translator sets are honoured in the decoded config', () => {
   assert.ok(wasm.chain.kind === 'http' && wasm.chain.httpFilters.some((f) => f.kind === 'ecds'));
   const ext = decoded('extension', golden('wasm-inbound', 'extension')) as { plugin: { code: { kind: string; sha256?: string } } };
   assert.equal(ext.plugin.code.kind, 'remote');
+
+  // Tracing: the OpenTelemetry tracer's cluster, service name, export timeout and sampling; the span kind from the direction.
+  for (const [name, operation] of [['inbound', 'ingress'], ['outbound', 'egress']] as const) {
+    const traced = decoded('listener', golden('observability-tracing', 'listener', name)) as ListenerConfig;
+    assert.ok(traced.chain.kind === 'http' && traced.chain.tracing, name);
+    const t = traced.chain.tracing;
+    assert.equal(t.operation, operation);
+    assert.equal(t.collectorCluster, 'weft_otel');
+    assert.ok(t.exportTimeoutMs > 0 && t.serviceName.length > 0 && t.randomSampling >= 0 && t.randomSampling <= 100);
+    assert.match(t.collectorClusterPath, /tracing\.provider\.typed_config\.grpc_service\.envoy_grpc\.cluster_name$/);
+  }
 });
 
 test("a listener's per_connection_buffer_limit_bytes becomes its connection manager's buffer limit (1 MiB unset, as Envoy); idle_timeout 1 h unset", () => {
@@ -301,6 +312,23 @@ test('mutations outside the subset are NACKed with the field path', () => {
       mutate: (v) => (v.per_connection_buffer_limit_bytes = 0),
       path: 'per_connection_buffer_limit_bytes',
     },
+    // Tracing the sidecar does not do: upstream spans, timing annotations, custom tags, OTLP/HTTP, Google gRPC, samplers.
+    ...(
+      [
+        [(t: any) => (t.spawn_upstream_span = true), 'spawn_upstream_span'],
+        [(t: any) => (t.verbose = true), 'verbose'],
+        [(t: any) => (t.custom_tags = [{ tag: 'a', literal: { value: 'b' } }]), 'custom_tags'],
+        [(t: any) => (t.random_sampling.value = 120), 'random_sampling.value'],
+        [(t: any) => (t.provider.typed_config.http_service = { http_uri: { uri: 'http://c:4318/v1/traces' } }), 'provider.typed_config.http_service'],
+        [(t: any) => (t.provider.typed_config.sampler = { name: 'envoy.tracers.opentelemetry.samplers.always_on' }), 'provider.typed_config.sampler'],
+        [(t: any) => (t.provider.typed_config.grpc_service = { google_grpc: { target_uri: 'c:4317', stat_prefix: 'otel' } }), 'provider.typed_config.grpc_service.google_grpc'],
+      ] as const
+    ).map(([mutate, field]) => ({
+      kind: 'listener' as ResourceKind,
+      base: golden('observability-tracing', 'listener', 'outbound'),
+      mutate: (v: any) => mutate(v.filter_chains[0].filters[0].typed_config.tracing),
+      path: `filter_chains[0].filters[0].typed_config.tracing.${field}`,
+    })),
     {
       kind: 'route',
       base: golden('route-canary-90-10', 'route'),
