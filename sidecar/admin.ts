@@ -1,11 +1,12 @@
 // The local admin port, as Envoy's, in Envoy's formats: /ready (200 once the
-// first full config is applied), /stats/prometheus, /config_dump, /clusters
+// first full config is applied), /stats, /stats/prometheus, /config_dump, /clusters
 // (hosts, their health flags and counters), /listeners, /server_info; and
 // the weft sidecar's own /xds (the ADS stream's state).
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { clustersJson, clustersText } from './admin-clusters.ts';
+import { collectStats, statsJson, statsText, type StatKind } from './admin-stats.ts';
 import type { DataPlane } from './dataplane.ts';
 
 /** As Envoy's version string names its build: weft's package version, then the runtime. */
@@ -26,6 +27,25 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
     switch (url.pathname) {
       case '/ready':
         return dp.ready() ? send(200, 'LIVE\n') : send(503, 'PRE_INITIALIZING\n');
+      case '/stats': {
+        // Envoy's own stat names and text (or ?format=json); ?format=prometheus is /stats/prometheus.
+        const format = url.searchParams.get('format') ?? 'text';
+        if (format === 'prometheus') return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
+        if (format !== 'text' && format !== 'json') return send(400, `format: must be text, json or prometheus, got ${JSON.stringify(format)}\n`);
+        const type = url.searchParams.get('type') ?? 'All';
+        if (!['All', 'Counters', 'Gauges', 'Histograms'].includes(type)) return send(400, `type: must be All, Counters, Gauges or Histograms, got ${JSON.stringify(type)}\n`);
+        let filter: RegExp | undefined;
+        const f = url.searchParams.get('filter');
+        if (f) {
+          try {
+            filter = new RegExp(f);
+          } catch (e) {
+            return send(400, `filter: not a regular expression: ${(e as Error).message}\n`);
+          }
+        }
+        const stats = collectStats(dp.stats.registry.all(), dp.wasmMetrics(), { filter, usedOnly: url.searchParams.has('usedonly'), type: type === 'All' ? undefined : (type as StatKind) });
+        return format === 'json' ? send(200, JSON.stringify(statsJson(stats), null, 2) + '\n', 'application/json') : send(200, statsText(stats));
+      }
       case '/stats/prometheus':
         // Envoy's endpoint carries wasm plugins' custom metrics next to its own.
         return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
@@ -51,7 +71,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         if (url.searchParams.get('format') === 'json') return send(200, JSON.stringify(clustersJson(dp.clusters), null, 2) + '\n', 'application/json');
         return send(200, clustersText(dp.clusters));
       default:
-        return send(404, 'admin endpoints: /ready /stats/prometheus /config_dump /clusters /listeners /server_info /xds\n');
+        return send(404, 'admin endpoints: /ready /stats /stats/prometheus /config_dump /clusters /listeners /server_info /xds\n');
     }
   });
 }

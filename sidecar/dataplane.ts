@@ -317,6 +317,11 @@ export class DataPlane {
     return out;
   }
 
+  /** The wasm plugins' own metrics (proxy_define_metric), each once per plugin. */
+  wasmMetrics(): { plugin: string; metrics: import('./wasm/metrics.ts').Metric[] }[] {
+    return [...new Set(this.#loadedPlugins.values())].map((p) => ({ plugin: p.config.name, metrics: p.metrics.all() }));
+  }
+
   listenerPort(name: string): number | undefined {
     return this.listeners.port(name);
   }

@@ -21,11 +21,13 @@ function formatNumber(n: number): string {
   return String(n);
 }
 
-abstract class Metric<L extends string, S> {
+export abstract class Metric<L extends string, S> {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly L[];
   protected readonly byKey = new Map<string, { values: string[]; series: S }>();
+  /** The series' name in Envoy's own stats (admin /stats), from its label values: `cluster.<name>.upstream_rq_total`. */
+  envoyName: ((labels: Readonly<Record<string, string>>) => string) | undefined;
 
   constructor(name: string, help: string, labelNames: readonly L[]) {
     this.name = name;
@@ -52,6 +54,12 @@ abstract class Metric<L extends string, S> {
     const series = this.create();
     this.byKey.set(key, { values: names.map((n) => String(labels[n] ?? '')), series });
     return series;
+  }
+
+  /** Every series with its label values by name. */
+  *entries(): Generator<{ labels: Record<string, string>; series: S }> {
+    if (this.labelNames.length === 0 && this.byKey.size === 0) this.series();
+    for (const { values, series } of this.byKey.values()) yield { labels: Object.fromEntries(values.map((v, i) => [this.labelNames[i]!, v])), series };
   }
 
   /** Forgets every series (for tests and for clusters that went away). */
@@ -186,6 +194,10 @@ export class MetricsRegistry {
   register<M extends Metric<string, unknown>>(m: M): M {
     this.#metrics.push(m);
     return m;
+  }
+
+  all(): readonly Metric<string, unknown>[] {
+    return this.#metrics;
   }
 
   /** Prometheus text exposition of every registered metric. */

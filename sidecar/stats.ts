@@ -2,10 +2,70 @@
 // (envoy_cluster_*, envoy_http_*, envoy_listener_*) so dashboards and queries
 // written for Envoy work against the weft sidecar unchanged.
 
-import { Counter, Gauge, Histogram, MetricsRegistry } from './metrics.ts';
+import { Counter, Gauge, Histogram, type Metric, MetricsRegistry } from './metrics.ts';
 import type { CounterSeries, HistogramSeries } from './metrics.ts';
 import type { EjectionType } from './outlier.ts';
 import type { TracingSeries } from './tracing.ts';
+
+/**
+ * Each metric's name in Envoy's own stats (admin /stats), `{label}` standing
+ * for that label's value: Prometheus names lose the dots Envoy's names have
+ * (`cluster.<name>.outlier_detection.ejections_active`), so they are spelled out.
+ */
+const ENVOY_NAMES: Record<string, string> = {
+  envoy_http_downstream_rq_total: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_total',
+  envoy_http_downstream_rq_xx: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_{envoy_response_code_class}xx',
+  envoy_http_downstream_rq_time: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_time',
+  envoy_http_downstream_cx_active: 'http.{envoy_http_conn_manager_prefix}.downstream_cx_active',
+  envoy_http_downstream_rq_too_large: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_too_large',
+  envoy_http_rs_too_large: 'http.{envoy_http_conn_manager_prefix}.rs_too_large',
+  envoy_http_downstream_rq_max_duration_reached: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_max_duration_reached',
+  envoy_http_no_route: 'http.{envoy_http_conn_manager_prefix}.no_route',
+  envoy_cluster_upstream_rq_total: 'cluster.{envoy_cluster_name}.upstream_rq_total',
+  envoy_cluster_upstream_rq: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code}',
+  envoy_cluster_upstream_rq_xx: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code_class}xx',
+  envoy_cluster_upstream_rq_time: 'cluster.{envoy_cluster_name}.upstream_rq_time',
+  envoy_cluster_upstream_rq_timeout: 'cluster.{envoy_cluster_name}.upstream_rq_timeout',
+  envoy_cluster_upstream_rq_per_try_timeout: 'cluster.{envoy_cluster_name}.upstream_rq_per_try_timeout',
+  envoy_cluster_upstream_rq_retry: 'cluster.{envoy_cluster_name}.upstream_rq_retry',
+  envoy_cluster_upstream_rq_retry_success: 'cluster.{envoy_cluster_name}.upstream_rq_retry_success',
+  envoy_cluster_upstream_rq_retry_overflow: 'cluster.{envoy_cluster_name}.upstream_rq_retry_overflow',
+  envoy_cluster_retry_or_shadow_abandoned: 'cluster.{envoy_cluster_name}.retry_or_shadow_abandoned',
+  envoy_cluster_upstream_rq_pending_overflow: 'cluster.{envoy_cluster_name}.upstream_rq_pending_overflow',
+  envoy_cluster_upstream_rq_pending_active: 'cluster.{envoy_cluster_name}.upstream_rq_pending_active',
+  envoy_cluster_upstream_rq_active: 'cluster.{envoy_cluster_name}.upstream_rq_active',
+  envoy_cluster_upstream_cx_connect_fail: 'cluster.{envoy_cluster_name}.upstream_cx_connect_fail',
+  envoy_cluster_upstream_cx_none_healthy: 'cluster.{envoy_cluster_name}.upstream_cx_none_healthy',
+  envoy_cluster_membership_healthy: 'cluster.{envoy_cluster_name}.membership_healthy',
+  envoy_cluster_membership_total: 'cluster.{envoy_cluster_name}.membership_total',
+  envoy_cluster_outlier_detection_ejections_active: 'cluster.{envoy_cluster_name}.outlier_detection.ejections_active',
+  envoy_cluster_outlier_detection_ejections_enforced_total: 'cluster.{envoy_cluster_name}.outlier_detection.ejections_enforced_total',
+  envoy_cluster_outlier_detection_ejections_overflow: 'cluster.{envoy_cluster_name}.outlier_detection.ejections_overflow',
+  envoy_cluster_health_check_success: 'cluster.{envoy_cluster_name}.health_check.success',
+  envoy_cluster_health_check_failure: 'cluster.{envoy_cluster_name}.health_check.failure',
+  envoy_control_plane_connected_state: 'control_plane.connected_state',
+  envoy_listener_manager_total_listeners_active: 'listener_manager.total_listeners_active',
+  envoy_wasm_filter_failures: 'wasm.{filter}.failures',
+  envoy_http_tracing_random_sampling: 'http.{envoy_http_conn_manager_prefix}.tracing.random_sampling',
+  envoy_http_tracing_client_enabled: 'http.{envoy_http_conn_manager_prefix}.tracing.client_enabled',
+  envoy_http_tracing_not_traceable: 'http.{envoy_http_conn_manager_prefix}.tracing.not_traceable',
+  envoy_tracing_opentelemetry_spans_sent: 'tracing.opentelemetry.spans_sent',
+  envoy_tracing_opentelemetry_timer_flushed: 'tracing.opentelemetry.timer_flushed',
+};
+
+/** xDS updates by resource type, under the Envoy subscription stats that count them. */
+const UPDATE_SCOPES: Record<string, string> = {
+  cluster: 'cluster_manager.cds',
+  listener: 'listener_manager.lds',
+  route: 'http.rds',
+  endpoint: 'cluster_manager.eds',
+  extension: 'extension_config_discovery',
+  secret: 'sds',
+};
+
+function envoyNamer(template: string): (labels: Readonly<Record<string, string>>) => string {
+  return (labels) => template.replace(/\{(\w+)\}/g, (_, k: string) => labels[k] ?? '');
+}
 
 const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
@@ -39,7 +99,7 @@ export class SidecarStats {
 
   readonly downstreamRq = this.#counter('envoy_http_downstream_rq_total', 'Downstream requests', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqXx = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_http_conn_manager_prefix', 'envoy_response_code_class']);
-  readonly downstreamRqTime = this.registry.register(new Histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], TIME_BUCKETS));
+  readonly downstreamRqTime = this.#named(this.registry.register(new Histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], TIME_BUCKETS)));
   readonly downstreamCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Active downstream connections', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
   readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit: 500, or reset once the headers were out', ['envoy_http_conn_manager_prefix']);
@@ -49,7 +109,7 @@ export class SidecarStats {
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);
   readonly upstreamRqCode = this.#counter('envoy_cluster_upstream_rq', 'Upstream responses by code', ['envoy_cluster_name', 'envoy_response_code']);
   readonly upstreamRqXx = this.#counter('envoy_cluster_upstream_rq_xx', 'Upstream responses by class', ['envoy_cluster_name', 'envoy_response_code_class']);
-  readonly upstreamRqTime = this.registry.register(new Histogram('envoy_cluster_upstream_rq_time', 'Upstream request time (ms)', ['envoy_cluster_name'], TIME_BUCKETS));
+  readonly upstreamRqTime = this.#named(this.registry.register(new Histogram('envoy_cluster_upstream_rq_time', 'Upstream request time (ms)', ['envoy_cluster_name'], TIME_BUCKETS)));
   readonly upstreamRqTimeout = this.#counter('envoy_cluster_upstream_rq_timeout', 'Upstream requests that timed out', ['envoy_cluster_name']);
   readonly upstreamRqPerTryTimeout = this.#counter('envoy_cluster_upstream_rq_per_try_timeout', 'Upstream attempts that hit the per-try timeout', ['envoy_cluster_name']);
   readonly upstreamRqRetry = this.#counter('envoy_cluster_upstream_rq_retry', 'Upstream request retries', ['envoy_cluster_name']);
@@ -147,7 +207,18 @@ export class SidecarStats {
   }
 
   #counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
-    return this.registry.register(new Counter(name, help, labelNames));
+    return this.#named(this.registry.register(new Counter(name, help, labelNames)));
+  }
+
+  /** Sets the metric's Envoy stat name (ENVOY_NAMES; the ejection types and xDS updates by pattern). */
+  #named<M extends Metric<string, unknown>>(m: M): M {
+    const template = ENVOY_NAMES[m.name];
+    const ejection = /^envoy_cluster_outlier_detection_(ejections_(?:enforced|detected)_\w+)$/.exec(m.name);
+    const update = /^envoy_control_plane_(update_success|update_rejected)$/.exec(m.name);
+    if (template) m.envoyName = envoyNamer(template);
+    else if (ejection) m.envoyName = envoyNamer(`cluster.{envoy_cluster_name}.outlier_detection.${ejection[1]}`);
+    else if (update) m.envoyName = (labels) => `${UPDATE_SCOPES[labels.type ?? ''] ?? labels.type}.${update[1]}`;
+    return m;
   }
 
   /** envoy_cluster_outlier_detection_ejections_<what>_<type> for each ejection type. */
@@ -157,6 +228,6 @@ export class SidecarStats {
   }
 
   #gauge<L extends string>(name: string, help: string, labelNames: L[]): Gauge<L> {
-    return this.registry.register(new Gauge(name, help, labelNames));
+    return this.#named(this.registry.register(new Gauge(name, help, labelNames)));
   }
 }

@@ -1,0 +1,140 @@
+// Admin /stats in Envoy's own formats, the first thing an Envoy operator
+// runs (`curl :15000/stats | grep retry`): `name: value` lines under Envoy's
+// dotted stat names (cluster.<name>.upstream_rq_200, http.<prefix>.no_route),
+// counters and gauges sorted by name, then histograms as quantiles; or, with
+// ?format=json, Envoy's {"stats": [...]}. ?filter=REGEX keeps the names it
+// matches, ?usedonly the stats written at least once, ?type=Counters|Gauges|
+// Histograms one kind. Wasm filters' metrics are wasmcustom.<name>, as in Envoy.
+
+import type { HistogramSeries, Metric } from './metrics.ts';
+import type { Metric as WasmMetric } from './wasm/metrics.ts';
+
+/** The quantiles Envoy's /stats prints for every histogram. */
+export const SUPPORTED_QUANTILES = [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100];
+/** The wasm host's histogram bounds (Envoy's defaults), for its bucket counts. */
+const WASM_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+
+export type StatKind = 'Counters' | 'Gauges' | 'Histograms';
+
+export interface StatsQuery {
+  filter?: RegExp;
+  usedOnly?: boolean;
+  type?: StatKind;
+}
+
+interface Scalar {
+  name: string;
+  value: number;
+}
+
+interface Quantiles {
+  name: string;
+  /** Cumulative values at SUPPORTED_QUANTILES; undefined when nothing was recorded. */
+  values: number[] | undefined;
+}
+
+/**
+ * A quantile from bucket counts (non-cumulative, the last one above every
+ * bound): linear within the bucket that holds it, as far as buckets tell.
+ */
+function quantile(bounds: readonly number[], counts: ArrayLike<number>, total: number, q: number): number {
+  const rank = (q / 100) * total;
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i]!;
+    if (c > 0 && seen + c >= rank) {
+      const lo = i === 0 ? 0 : bounds[i - 1]!;
+      const hi = i < bounds.length ? bounds[i]! : bounds[bounds.length - 1]!;
+      return lo + (hi - lo) * Math.max(0, Math.min(1, (rank - seen) / c));
+    }
+    seen += c;
+  }
+  return bounds[bounds.length - 1]!;
+}
+
+function quantilesOf(bounds: readonly number[], counts: ArrayLike<number>, total: number): number[] | undefined {
+  if (total === 0) return undefined;
+  return SUPPORTED_QUANTILES.map((q) => Number(quantile(bounds, counts, total, q).toPrecision(6)));
+}
+
+/** Every stat the sidecar and its wasm plugins keep, under Envoy's names. */
+export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: readonly { plugin: string; metrics: WasmMetric[] }[], query: StatsQuery = {}): { counters: Scalar[]; gauges: Scalar[]; histograms: Quantiles[] } {
+  const counters: Scalar[] = [];
+  const gauges: Scalar[] = [];
+  const histograms: Quantiles[] = [];
+  const keep = (name: string) => !query.filter || query.filter.test(name);
+  for (const m of metrics) {
+    const namer = m.envoyName;
+    if (!namer) continue;
+    for (const { labels, series } of m.entries()) {
+      const name = namer(labels);
+      if (!keep(name)) continue;
+      if (m.type === 'histogram') {
+        const h = series as HistogramSeries;
+        if (query.usedOnly && h.count === 0) continue;
+        histograms.push({ name, values: quantilesOf((m as unknown as { buckets: number[] }).buckets, [...h.counts, h.count - h.counts.reduce((a, b) => a + b, 0)], h.count) });
+      } else {
+        const value = (series as { value: number }).value;
+        if (query.usedOnly && value === 0) continue;
+        (m.type === 'counter' ? counters : gauges).push({ name, value });
+      }
+    }
+  }
+  const seen = new Set<string>();
+  for (const { metrics: list } of wasm) {
+    for (const m of list) {
+      const name = `wasmcustom.${m.name}`;
+      // Two plugins defining one name share Envoy's stat: it is listed once.
+      if (seen.has(name) || !keep(name)) continue;
+      seen.add(name);
+      if (m.kind === 'histogram') {
+        const total = m.bucketCounts.reduce((a, b) => a + b, 0);
+        if (query.usedOnly && total === 0) continue;
+        histograms.push({ name, values: quantilesOf(WASM_BUCKETS, m.bucketCounts, total) });
+      } else {
+        const value = Number(m.value);
+        if (query.usedOnly && value === 0) continue;
+        (m.kind === 'counter' ? counters : gauges).push({ name, value });
+      }
+    }
+  }
+  const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  counters.sort(byName);
+  gauges.sort(byName);
+  histograms.sort(byName);
+  if (query.type === 'Counters') return { counters, gauges: [], histograms: [] };
+  if (query.type === 'Gauges') return { counters: [], gauges, histograms: [] };
+  if (query.type === 'Histograms') return { counters: [], gauges: [], histograms };
+  return { counters, gauges, histograms };
+}
+
+function fmt(n: number): string {
+  return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(6)));
+}
+
+/** Envoy's text: `name: value`, counters and gauges by name, then `name: P0(nan,v) P25(nan,v) ...` per histogram. */
+export function statsText(s: ReturnType<typeof collectStats>): string {
+  const scalars = [...s.counters, ...s.gauges].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  let out = '';
+  for (const c of scalars) out += `${c.name}: ${c.value}\n`;
+  for (const h of s.histograms) {
+    // The interval (since the last flush) column is not kept: nan, as Envoy prints it for an empty interval.
+    out += h.values ? `${h.name}: ${SUPPORTED_QUANTILES.map((q, i) => `P${q}(nan,${fmt(h.values![i]!)})`).join(' ')}\n` : `${h.name}: No recorded values\n`;
+  }
+  return out;
+}
+
+/** Envoy's ?format=json: {"stats": [{"name","value"}..., {"histograms": {supported_quantiles, computed_quantiles}}]}. */
+export function statsJson(s: ReturnType<typeof collectStats>): unknown {
+  const scalars = [...s.counters, ...s.gauges].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const stats: unknown[] = scalars.map((c) => ({ name: c.name, value: c.value }));
+  if (s.histograms.length > 0) {
+    stats.push({
+      histograms: {
+        supported_quantiles: SUPPORTED_QUANTILES,
+        computed_quantiles: s.histograms.map((h) => ({ name: h.name, values: SUPPORTED_QUANTILES.map((_, i) => ({ interval: null, cumulative: h.values ? h.values[i]! : null })) })),
+      },
+    });
+  }
+  return { stats };
+}

@@ -1,0 +1,89 @@
+// Admin /stats in Envoy's own formats: dotted stat names, `name: value`
+// lines, histograms as quantiles, Envoy's JSON, and the filter, usedonly and
+// type parameters an operator greps with. Through a real sidecar.
+
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { collectStats, statsText } from '../../sidecar/admin-stats.ts';
+import { Histogram } from '../../sidecar/metrics.ts';
+import { TestMesh, get, instance, service, startApp } from './harness.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+async function admin(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=json", { timeout: 30_000 }, async () => {
+  const app = await startApp('api', (req, res) => {
+    res.statusCode = req.url === '/fail' ? 503 : 200;
+    res.end('ok');
+  });
+  closers.push(() => app.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
+  const sc = await mesh.sidecar('caller', 8000);
+  for (let i = 0; i < 3; i++) assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
+  assert.equal((await get(sc.outboundPort, 'api', '/fail')).status, 503);
+  assert.equal((await get(sc.outboundPort, 'nowhere', '/')).status, 404);
+
+  const text = await admin(sc.adminPort, '/stats');
+  assert.equal(text.status, 200);
+  const lines = text.body.trimEnd().split('\n');
+  const value = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
+  const cluster = 'cluster.outbound|7000||api.default';
+  assert.equal(value(`${cluster}.upstream_rq_200`), '3');
+  assert.equal(value(`${cluster}.upstream_rq_503`), '1');
+  assert.equal(value(`${cluster}.upstream_rq_2xx`), '3');
+  assert.equal(value(`${cluster}.upstream_rq_5xx`), '1');
+  assert.equal(value(`${cluster}.upstream_rq_total`), '4');
+  assert.equal(value(`${cluster}.membership_healthy`), '1');
+  assert.equal(value('http.outbound.downstream_rq_total'), '5');
+  assert.equal(value('http.outbound.downstream_rq_4xx'), '1');
+  assert.equal(value('listener_manager.total_listeners_active'), '2');
+  assert.ok(Number(value('cluster_manager.cds.update_success')) >= 1);
+  assert.match(value(`${cluster}.upstream_rq_time`) ?? '', /^P0\(nan,[\d.]+\) P25\(nan,[\d.]+\) P50\(nan,[\d.]+\) P75.* P100\(nan,[\d.]+\)$/);
+  // Counters and gauges sorted by name, then the histograms.
+  const firstHistogram = lines.findIndex((l) => /: (P0\(|No recorded values)/.test(l));
+  const scalars = lines.slice(0, firstHistogram).map((l) => l.slice(0, l.lastIndexOf(': ')));
+  assert.deepEqual(scalars, [...scalars].sort());
+  assert.ok(lines.slice(firstHistogram).every((l) => /: (P0\(|No recorded values)/.test(l)));
+
+  const filtered = await admin(sc.adminPort, '/stats?filter=upstream_rq_\\d\\d\\d$');
+  assert.deepEqual(filtered.body.trimEnd().split('\n').map((l) => l.split(': ')[0]), [`${cluster}.upstream_rq_200`, `${cluster}.upstream_rq_503`]);
+
+  const used = (await admin(sc.adminPort, '/stats?usedonly')).body.trimEnd().split('\n');
+  assert.ok(used.length < lines.length);
+  assert.ok(!used.some((l) => / 0$/.test(l) || l.endsWith('No recorded values')), 'nothing unwritten');
+
+  const histograms = (await admin(sc.adminPort, '/stats?type=Histograms')).body.trimEnd().split('\n');
+  assert.ok(histograms.length >= 2 && histograms.every((l) => /: (P0\(|No recorded values)/.test(l)));
+
+  const json = JSON.parse((await admin(sc.adminPort, '/stats?format=json&filter=^cluster\\.outbound\\|7000')).body) as { stats: any[] };
+  assert.deepEqual(json.stats.find((s) => s.name === `${cluster}.upstream_rq_200`), { name: `${cluster}.upstream_rq_200`, value: 3 });
+  const h = json.stats.find((s) => s.histograms)?.histograms;
+  assert.deepEqual(h.supported_quantiles, [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100]);
+  assert.equal(h.computed_quantiles[0].name, `${cluster}.upstream_rq_time`);
+  assert.equal(h.computed_quantiles[0].values.length, 10);
+
+  assert.equal((await admin(sc.adminPort, '/stats?filter=(')).status, 400);
+  assert.match((await admin(sc.adminPort, '/stats?filter=(')).body, /^filter: /);
+  assert.match((await admin(sc.adminPort, '/stats?type=Timers')).body, /^type: /);
+  assert.match((await admin(sc.adminPort, '/stats?format=prometheus')).body, /^# HELP envoy_/m);
+});
+
+test('histogram quantiles come from the buckets, linear within the one that holds them', () => {
+  const h = new Histogram('envoy_cluster_upstream_rq_time', 'time', ['envoy_cluster_name'], [1, 5, 10]);
+  h.envoyName = (l) => `cluster.${l.envoy_cluster_name}.upstream_rq_time`;
+  for (let i = 0; i < 100; i++) h.observe({ envoy_cluster_name: 'c' }, 3);
+  h.series({ envoy_cluster_name: 'empty' });
+  const text = statsText(collectStats([h], []));
+  // All 100 samples in (1, 5]: P50 halfway, P0 at the bucket's floor, P100 at its bound.
+  assert.match(text, /^cluster\.c\.upstream_rq_time: P0\(nan,1\) P25\(nan,2\) P50\(nan,3\) P75\(nan,4\) P90\(nan,4\.6\) .* P100\(nan,5\)$/m);
+  assert.match(text, /^cluster\.empty\.upstream_rq_time: No recorded values$/m);
+});
