@@ -250,6 +250,9 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
       process.once('SIGTERM', () => r());
     });
     nginx.kill('SIGTERM');
+    // The control plane and the module server are in this process: closed, it can exit.
+    await mesh.close();
+    moduleServer.close();
     return;
   }
   if (ONLY) scenarios.splice(0, scenarios.length, ...scenarios.filter(([n], i) => i === 0 || i === scenarios.length - 1 || n.includes(ONLY)));
