@@ -735,7 +735,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (result.kind === 'local') {
       if (streamed) discardBody(req, streamed);
       // A filter that answered from the streamed request body stopped the exchange: its reply, not the abort's.
-      return stream.reply(stream.filterReply ?? result.reply);
+      if (stream.filterReply) return stream.reply(stream.filterReply);
+      // The router's own reply (a timeout, a reset, overflow) says how many attempts it made, as Envoy's does.
+      return stream.reply(result.reply, stream.attemptCountInResponse && result.attempts > 0 ? [['x-envoy-attempt-count', String(result.attempts)]] : []);
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     // The stream is finished once the response is (respond, ResponseSink).

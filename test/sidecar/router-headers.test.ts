@@ -14,7 +14,7 @@ after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-/** An app that echoes the x-envoy-* headers it got; /flaky fails every other hit with 503; /slow answers after 300 ms on odd hits. */
+/** An app that echoes the x-envoy-* headers it got; /flaky fails every other hit with 503; /slow answers after 300 ms on odd hits, /stall always. */
 async function echoApp() {
   const app = await startApp('echo', (req, res, hit) => {
     const envoy = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith('x-envoy-')));
@@ -25,6 +25,7 @@ async function echoApp() {
       return res.end(body);
     }
     if (req.url === '/slow' && hit % 2 === 1) return void setTimeout(() => res.end(body), 300);
+    if (req.url === '/stall') return void setTimeout(() => res.end(body), 300);
     res.end(body);
   });
   closers.push(() => app.close());
@@ -94,4 +95,9 @@ test('include_request_attempt_count / include_attempt_count_in_response: each at
   const once = await get(port, 'echo', '/');
   assert.equal(JSON.parse(once.body)['x-envoy-attempt-count'], '1');
   assert.equal(once.headers['x-envoy-attempt-count'], '1');
+  // The router's own 504 after a per-try timeout and a retry says so too.
+  const late = await get(port, 'echo', '/stall', { headers: { 'x-envoy-upstream-rq-per-try-timeout-ms': '100', 'x-envoy-retry-on': 'gateway-error', 'x-envoy-max-retries': '1' } });
+  assert.equal(late.status, 504);
+  assert.equal(late.body, 'upstream request timeout');
+  assert.equal(late.headers['x-envoy-attempt-count'], '2', 'the local reply counts the attempts made');
 });
