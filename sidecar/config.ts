@@ -295,6 +295,11 @@ export interface HealthCheckConfig {
   /** ...and while a change of state waits for its threshold (`unhealthy_interval` / `interval` unset). */
   unhealthyEdgeIntervalMs: number;
   healthyEdgeIntervalMs: number;
+  /** interval_jitter_percent and interval_jitter: a random share of the interval, and a random time below the jitter, added to each wait. */
+  intervalJitterPercent?: number;
+  intervalJitterMs?: number;
+  /** initial_jitter: a host's first check waits a random time below it. */
+  initialJitterMs?: number;
   timeoutMs: number;
   healthyThreshold: number;
   unhealthyThreshold: number;

@@ -4,7 +4,8 @@
 // at the start, then after the interval Envoy would choose (nextCheckIn):
 // no_traffic_interval until the cluster has carried a request (60 s unset),
 // then interval, unhealthy_interval for a failing host, and the edge
-// intervals while a change of state waits for its threshold.
+// intervals while a change of state waits for its threshold; each wait with
+// Envoy's jitter added, and a host's first check after initial_jitter.
 
 import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from './config.ts';
@@ -28,10 +29,19 @@ const checkAgent = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
  * state disagrees with it (a change waiting for its threshold), else the
  * interval for that result.
  */
-export function nextCheckIn(c: HealthCheckConfig, hadTraffic: boolean, passed: boolean, changePending: boolean): number {
-  if (!hadTraffic) return c.noTrafficIntervalMs;
-  if (passed) return changePending ? c.healthyEdgeIntervalMs : c.intervalMs;
-  return changePending ? c.unhealthyEdgeIntervalMs : c.unhealthyIntervalMs;
+export function nextCheckIn(c: HealthCheckConfig, hadTraffic: boolean, passed: boolean, changePending: boolean, random: () => number = Math.random): number {
+  const base = !hadTraffic ? c.noTrafficIntervalMs : passed ? (changePending ? c.healthyEdgeIntervalMs : c.intervalMs) : changePending ? c.unhealthyEdgeIntervalMs : c.unhealthyIntervalMs;
+  return withJitter(c, base, random);
+}
+
+/** Envoy's intervalWithJitter: up to interval_jitter_percent of the wait, then up to interval_jitter, added; never 0. */
+export function withJitter(c: HealthCheckConfig, baseMs: number, random: () => number = Math.random): number {
+  let ms = baseMs;
+  const percentMod = Math.floor(((c.intervalJitterPercent ?? 0) * baseMs) / 100);
+  if (percentMod > 0) ms += Math.floor(random() * percentMod);
+  const jitter = c.intervalJitterMs ?? 0;
+  if (jitter > 0) ms += Math.floor(random() * jitter);
+  return Math.max(1, ms);
 }
 
 export class HealthChecker {
@@ -46,7 +56,10 @@ export class HealthChecker {
   /** Whether the cluster has carried traffic yet (no_traffic_interval until it has). */
   readonly #hadTraffic: () => boolean;
 
-  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true) {
+  readonly #random: () => number;
+
+  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random) {
+    this.#random = random;
     this.#config = config;
     this.#hosts = hosts;
     this.#onResult = onResult;
@@ -71,7 +84,12 @@ export class HealthChecker {
     const now = Date.now();
     let next = now + this.#config.intervalMs;
     for (const h of this.#hosts()) {
-      const due = this.#due.get(h);
+      let due = this.#due.get(h);
+      // initial_jitter: a new host's first check waits a random time below it (Envoy's onInitialInterval).
+      if (due === undefined && (this.#config.initialJitterMs ?? 0) > 0) {
+        due = now + Math.floor(this.#random() * this.#config.initialJitterMs!);
+        this.#due.set(h, due);
+      }
       if (due === undefined || due <= now) {
         // In flight: not due again until it has answered.
         this.#due.set(h, Infinity);
@@ -122,7 +140,7 @@ export class HealthChecker {
       }
     }
     const pending = ok !== h.activeHealthy;
-    this.#due.set(h, Date.now() + nextCheckIn(this.#config, this.#hadTraffic(), ok, pending));
+    this.#due.set(h, Date.now() + nextCheckIn(this.#config, this.#hadTraffic(), ok, pending, this.#random));
     this.#wake(this.#due.get(h)!);
     this.#onResult(h, ok, changed);
     return ok;

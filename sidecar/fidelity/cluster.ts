@@ -134,8 +134,10 @@ function healthCheck(f: Fields): HealthCheckConfig | undefined {
   const unhealthyIntervalMs = f.durationMs('unhealthy_interval') ?? intervalMs;
   const unhealthyEdgeIntervalMs = f.durationMs('unhealthy_edge_interval') ?? unhealthyIntervalMs;
   const healthyEdgeIntervalMs = f.durationMs('healthy_edge_interval') ?? intervalMs;
-  // Jitter spreads checks in time and does not change what they find.
-  f.ignore('interval_jitter', 'initial_jitter', 'interval_jitter_percent', 'event_log_path', 'always_log_health_check_failures');
+  const intervalJitterMs = f.durationMs('interval_jitter') ?? 0;
+  const intervalJitterPercent = f.num('interval_jitter_percent') ?? 0;
+  const initialJitterMs = f.durationMs('initial_jitter') ?? 0;
+  f.ignore('event_log_path', 'always_log_health_check_failures');
   const http = f.obj('http_health_check');
   f.done();
   if (!http) {
@@ -153,7 +155,7 @@ function healthCheck(f: Fields): HealthCheckConfig | undefined {
   });
   http.enumOf('codec_client_type', ['HTTP1'] as const, ['HTTP1', 'HTTP2', 'HTTP3']);
   http.done();
-  return { path, host, intervalMs, noTrafficIntervalMs, unhealthyIntervalMs, unhealthyEdgeIntervalMs, healthyEdgeIntervalMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
+  return { path, host, intervalMs, noTrafficIntervalMs, unhealthyIntervalMs, unhealthyEdgeIntervalMs, healthyEdgeIntervalMs, intervalJitterMs, intervalJitterPercent, initialJitterMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
 }
 
 function outlier(f: Fields): OutlierDetectionConfig {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { HealthCheckConfig } from '../../sidecar/config.ts';
-import { nextCheckIn } from '../../sidecar/health.ts';
+import { HealthChecker, nextCheckIn } from '../../sidecar/health.ts';
 import { TestMesh, eventually, get, instance, policy, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -66,4 +66,31 @@ test('through a sidecar: checks every no_traffic_interval until the first reques
   const after = hits;
   await new Promise((r) => setTimeout(r, 2000));
   assert.ok(hits - after >= 8, `${hits - after} checks in 2 s after the first request`);
+});
+
+test("Envoy's jitter: up to interval_jitter_percent of the wait plus up to interval_jitter, added to every wait, never 0", () => {
+  const jittered: HealthCheckConfig = { ...config, intervalJitterPercent: 10, intervalJitterMs: 50 };
+  assert.equal(nextCheckIn(jittered, true, true, false, () => 0), 1000);
+  // 1000 + floor(0.5 * 100) + floor(0.5 * 50)
+  assert.equal(nextCheckIn(jittered, true, true, false, () => 0.5), 1075);
+  assert.equal(nextCheckIn(jittered, false, true, false, () => 0.999), 60_000 + 5994 + 49, 'the no-traffic wait too (floor(0.999 * 6000), floor(0.999 * 50))');
+  assert.equal(nextCheckIn({ ...config, intervalMs: 0 }, true, true, false, () => 0.5), 1, 'never a 0 ms wait');
+});
+
+test("initial_jitter: a new host's first check waits a random time below it", { timeout: 10_000 }, async () => {
+  let hits = 0;
+  const app = await startApp('hc', (req, res) => {
+    if (req.url === '/healthz') hits++;
+    res.end('ok');
+  });
+  closers.push(() => app.close());
+  const host = { key: `127.0.0.1:${app.port}`, address: '127.0.0.1', port: app.port, activeHealthy: true, hcFailures: 0, hcSuccesses: 0 };
+  // random() = 0.5: the first check comes 200 ms after the start, not at once.
+  const checker = new HealthChecker({ ...config, initialJitterMs: 400 }, () => [host], () => undefined, () => true, () => 0.5);
+  checker.start();
+  closers.push(async () => checker.stop());
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(hits, 0, 'no check within the first 100 ms');
+  await eventually(() => hits === 1, 5_000, 'the first check');
+  checker.stop();
 });
