@@ -180,7 +180,7 @@ export interface RbacConfig {
 }
 
 export type HttpFilterConfig =
-  | { kind: 'router'; name: string; suppressEnvoyHeaders: boolean }
+  | { kind: 'router'; name: string; suppressEnvoyHeaders: boolean; respectExpectedRqTimeout: boolean }
   | { kind: 'rbac'; name: string; rbac: RbacConfig }
   | { kind: 'fault'; name: string; fault?: FaultConfig }
   | { kind: 'wasm'; name: string; plugin: WasmPluginConfig; disabled: boolean }
@@ -217,6 +217,8 @@ export interface HttpConnectionManagerConfig {
   maxRequestsPerConnection: number;
   /** The router's suppress_envoy_headers: no x-envoy-upstream-service-time, x-envoy-expected-rq-timeout-ms or x-envoy-overloaded. */
   suppressEnvoyHeaders: boolean;
+  /** The router's respect_expected_rq_timeout: a request's x-envoy-expected-rq-timeout-ms is its timeout. */
+  respectExpectedRqTimeout: boolean;
   /** upgrade_configs allows websocket: a WebSocket upgrade is carried (proxy.ts upgradeTo), else refused with 403. */
   websocket: boolean;
   /** tracing with the OpenTelemetry provider (sidecar/tracing.ts); absent: no spans, trace headers pass unchanged. */

@@ -685,7 +685,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     // A body past the buffer limit cannot be replayed: no retries (forward sees a stream) and no mirrors, as in Envoy.
     // The request's own x-envoy-* router headers (timeouts, retries), taken off it; x-envoy-expected-rq-timeout-ms set.
-    const decided = applyRouterHeaders(upstreamHeaders, timeoutMs, action.retry ?? vh.retry, !hcm.suppressEnvoyHeaders);
+    const decided = applyRouterHeaders(upstreamHeaders, timeoutMs, action.retry ?? vh.retry, !hcm.suppressEnvoyHeaders, hcm.respectExpectedRqTimeout);
     timeoutMs = decided.timeoutMs;
     const retry = decided.retry;
     // As Envoy's router: the upstream request's trace context is this proxy's span (a filter's traceparent is replaced).
@@ -736,8 +736,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (streamed) discardBody(req, streamed);
       // A filter that answered from the streamed request body stopped the exchange: its reply, not the abort's.
       if (stream.filterReply) return stream.reply(stream.filterReply);
+      // x-envoy-upstream-rq-timeout-alt-response: the router answers a timeout 204, without a body.
+      const reply = decided.timeoutAltResponse && result.reply.flag === 'UT' ? { ...result.reply, status: 204, body: '' } : result.reply;
       // The router's own reply (a timeout, a reset, overflow) says how many attempts it made, as Envoy's does.
-      return stream.reply(result.reply, stream.attemptCountInResponse && result.attempts > 0 ? [['x-envoy-attempt-count', String(result.attempts)]] : []);
+      return stream.reply(reply, stream.attemptCountInResponse && result.attempts > 0 ? [['x-envoy-attempt-count', String(result.attempts)]] : []);
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     // The stream is finished once the response is (respond, ResponseSink).

@@ -8,7 +8,12 @@
 //   unless under the route timeout);
 // - x-envoy-retry-on, x-envoy-retry-grpc-on: retry conditions added to the
 //   route's (a request may ask for retries on a route without a policy);
-// - x-envoy-max-retries: the number of retries, when there is a policy.
+// - x-envoy-max-retries: the number of retries, when there is a policy;
+// - x-envoy-upstream-rq-timeout-alt-response: a timeout answers 204, not 504.
+//
+// With the router's respect_expected_rq_timeout, a request's own
+// x-envoy-expected-rq-timeout-ms (set by the proxy before this one) is its
+// timeout, and x-envoy-upstream-rq-timeout-ms counts only without it.
 //
 // Unless the router says suppress_envoy_headers, the upstream request then
 // carries x-envoy-expected-rq-timeout-ms: the per-try timeout if there is
@@ -26,6 +31,8 @@ const HEADER_RETRY = ENVOY_RETRY_DEFAULTS;
 export interface RouterDecision {
   timeoutMs: number;
   retry: RetryPolicyConfig | undefined;
+  /** x-envoy-upstream-rq-timeout-alt-response: a timeout is answered 204. */
+  timeoutAltResponse: boolean;
 }
 
 const X_ENVOY = 'x-envoy-';
@@ -45,7 +52,7 @@ function millis(v: string): number | undefined {
  * headers (which are removed from `headers`), and the expected timeout set on
  * `headers` when `expectedHeader`.
  */
-export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retry: RetryPolicyConfig | undefined, expectedHeader: boolean): RouterDecision {
+export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retry: RetryPolicyConfig | undefined, expectedHeader: boolean, respectExpected = false): RouterDecision {
   let any = false;
   for (const [k] of headers) {
     if (isXEnvoy(k)) {
@@ -56,13 +63,24 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
   let perTryMs: number | undefined;
   let retryOn: Set<string> | undefined;
   let maxRetries: number | undefined;
+  let timeoutAltResponse = false;
   if (any) {
+    // respect_expected_rq_timeout: the expected timeout an earlier proxy set wins, and x-envoy-upstream-rq-timeout-ms
+    // is neither read nor taken off then (as in Envoy's FilterUtility::finalTimeout).
+    let expected: number | undefined;
+    if (respectExpected) {
+      for (const [k, v] of headers) if (k === 'x-envoy-expected-rq-timeout-ms') expected = millis(v) ?? expected;
+    }
     for (let i = headers.length - 1; i >= 0; i--) {
       const [k, v] = headers[i]!;
       if (!isXEnvoy(k)) continue;
       switch (k) {
         case 'x-envoy-upstream-rq-timeout-ms':
+          if (expected !== undefined) continue;
           timeoutMs = millis(v) ?? timeoutMs;
+          break;
+        case 'x-envoy-upstream-rq-timeout-alt-response':
+          timeoutAltResponse = true;
           break;
         case 'x-envoy-upstream-rq-per-try-timeout-ms':
           perTryMs = millis(v) ?? perTryMs;
@@ -79,12 +97,12 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
           maxRetries = millis(v) ?? maxRetries;
           break;
         default:
-          // x-envoy-expected-rq-timeout-ms among them: passed on, or replaced below when there is a timeout to
-          // expect (respect_expected_rq_timeout, which would make it the timeout, is not supported).
+          // x-envoy-expected-rq-timeout-ms among them: passed on, or replaced below when there is a timeout to expect.
           continue;
       }
       headers.splice(i, 1);
     }
+    if (expected !== undefined) timeoutMs = expected;
     if (retryOn || perTryMs !== undefined) {
       const base = retry ?? (retryOn ? HEADER_RETRY : { ...HEADER_RETRY, numRetries: 0 });
       retry = { ...base, retryOn: retryOn ? new Set([...base.retryOn, ...retryOn]) : base.retryOn, perTryTimeoutMs: perTryMs ?? base.perTryTimeoutMs };
@@ -105,5 +123,5 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
       headers.push(['x-envoy-expected-rq-timeout-ms', value]);
     }
   }
-  return { timeoutMs, retry };
+  return { timeoutMs, retry, timeoutAltResponse };
 }

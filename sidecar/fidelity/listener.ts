@@ -144,6 +144,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (httpFilters.at(-1)?.kind !== 'router') f.fail('http_filters', 'the last HTTP filter must be envoy.filters.http.router');
   const last = httpFilters.at(-1);
   const suppressEnvoyHeaders = last?.kind === 'router' && last.suppressEnvoyHeaders;
+  const respectExpectedRqTimeout = last?.kind === 'router' && last.respectExpectedRqTimeout;
   const streamIdleTimeoutMs = f.durationMs('stream_idle_timeout') ?? 300_000;
   const requestTimeoutMs = f.durationMs('request_timeout') ?? 0;
   // A downstream connection with no request in flight for this long is closed (Envoy: 1 h unset, 0 = never).
@@ -247,7 +248,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (f.bool('merge_slashes') === true) f.fail('merge_slashes', 'not supported by the weft sidecar: paths are routed as received');
   f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, suppressEnvoyHeaders, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}) };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {
@@ -272,9 +273,10 @@ function httpFilter(f: Fields): HttpFilterConfig | undefined {
   const t = tc ? typeName(tc) : '';
   if (t === ROUTER_TYPE) {
     const suppressEnvoyHeaders = tc!.bool('suppress_envoy_headers') ?? false;
+    const respectExpectedRqTimeout = tc!.bool('respect_expected_rq_timeout') ?? false;
     tc!.ignore('dynamic_stats', 'start_child_span');
     tc!.done();
-    return { kind: 'router', name, suppressEnvoyHeaders };
+    return { kind: 'router', name, suppressEnvoyHeaders, respectExpectedRqTimeout };
   }
   if (t === FAULT_TYPE) return { kind: 'fault', name, fault: faultConfig(tc!) };
   if (t === RBAC_TYPE) {

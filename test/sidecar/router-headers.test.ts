@@ -101,3 +101,27 @@ test('include_request_attempt_count / include_attempt_count_in_response: each at
   assert.equal(late.body, 'upstream request timeout');
   assert.equal(late.headers['x-envoy-attempt-count'], '2', 'the local reply counts the attempts made');
 });
+
+test('x-envoy-upstream-rq-timeout-alt-response: a timeout is answered 204; respect_expected_rq_timeout: an earlier proxy\'s expected timeout is the timeout', { timeout: 30_000 }, async () => {
+  const app = await echoApp();
+  const port = await meshWith(app, {}, { timeout: '3s' });
+  const alt = await get(port, 'echo', '/stall', { headers: { 'x-envoy-upstream-rq-timeout-ms': '100', 'x-envoy-upstream-rq-timeout-alt-response': '' } });
+  assert.equal(alt.status, 204);
+  assert.equal(alt.body, '');
+  assert.equal((await get(port, 'echo', '/stall', { headers: { 'x-envoy-upstream-rq-timeout-ms': '100' } })).status, 504);
+  // Without respect_expected_rq_timeout an incoming expected timeout changes nothing (replaced by this proxy's own).
+  const ignored = await get(port, 'echo', '/stall', { headers: { 'x-envoy-expected-rq-timeout-ms': '100' } });
+  assert.equal(ignored.status, 200);
+  assert.deepEqual(JSON.parse(ignored.body), { 'x-envoy-expected-rq-timeout-ms': '3000' });
+
+  const respect = (hcm: Record<string, any>) => ({
+    ...hcm,
+    http_filters: hcm.http_filters.map((f: Record<string, any>) => (f.name === 'envoy.filters.http.router' ? { ...f, typed_config: { ...f.typed_config, respect_expected_rq_timeout: true } } : f)),
+  });
+  const respecting = await meshWith(app, respect, { timeout: '3s' });
+  const expected = await get(respecting, 'echo', '/stall', { headers: { 'x-envoy-expected-rq-timeout-ms': '100', 'x-envoy-upstream-rq-timeout-ms': '5000' } });
+  assert.equal(expected.status, 504, 'the expected timeout wins over the request timeout header');
+  const slowEnough = await get(respecting, 'echo', '/stall', { headers: { 'x-envoy-expected-rq-timeout-ms': '2000' } });
+  assert.equal(slowEnough.status, 200);
+  assert.deepEqual(JSON.parse(slowEnough.body), { 'x-envoy-expected-rq-timeout-ms': '2000' });
+});
