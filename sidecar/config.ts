@@ -292,6 +292,8 @@ export interface HealthCheckConfig {
   intervalMs: number;
   /** Envoy's interval choice (health.ts nextCheckIn): before the cluster's first traffic (60 s unset)... */
   noTrafficIntervalMs: number;
+  /** ...before traffic, for a host that passed and stays healthy (no_traffic_healthy_interval; no_traffic_interval unset)... */
+  noTrafficHealthyIntervalMs?: number;
   /** ...for a host failing its checks (`interval` unset)... */
   unhealthyIntervalMs: number;
   /** ...and while a change of state waits for its threshold (`unhealthy_interval` / `interval` unset). */

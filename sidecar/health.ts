@@ -2,7 +2,8 @@
 // unhealthy_threshold failures in a row the host stops taking traffic, after
 // healthy_threshold passes it takes traffic again. Each host is checked once
 // at the start, then after the interval Envoy would choose (nextCheckIn):
-// no_traffic_interval until the cluster has carried a request (60 s unset),
+// no_traffic_interval until the cluster has carried a request (60 s unset;
+// no_traffic_healthy_interval for a host that passed and stays healthy),
 // then interval, unhealthy_interval for a failing host, and the edge
 // intervals while a change of state waits for its threshold; each wait with
 // Envoy's jitter added, and a host's first check after initial_jitter.
@@ -30,7 +31,8 @@ const checkAgent = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
  * interval for that result.
  */
 export function nextCheckIn(c: HealthCheckConfig, hadTraffic: boolean, passed: boolean, changePending: boolean, random: () => number = Math.random): number {
-  const base = !hadTraffic ? c.noTrafficIntervalMs : passed ? (changePending ? c.healthyEdgeIntervalMs : c.intervalMs) : changePending ? c.unhealthyEdgeIntervalMs : c.unhealthyIntervalMs;
+  const noTraffic = passed && !changePending ? (c.noTrafficHealthyIntervalMs ?? c.noTrafficIntervalMs) : c.noTrafficIntervalMs;
+  const base = !hadTraffic ? noTraffic : passed ? (changePending ? c.healthyEdgeIntervalMs : c.intervalMs) : changePending ? c.unhealthyEdgeIntervalMs : c.unhealthyIntervalMs;
   return withJitter(c, base, random);
 }
 

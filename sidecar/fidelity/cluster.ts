@@ -131,6 +131,7 @@ function healthCheck(f: Fields): HealthCheckConfig | undefined {
   const healthyThreshold = f.num('healthy_threshold') ?? 1;
   const unhealthyThreshold = f.num('unhealthy_threshold') ?? 1;
   const noTrafficIntervalMs = f.durationMs('no_traffic_interval') ?? 60_000;
+  const noTrafficHealthyIntervalMs = f.durationMs('no_traffic_healthy_interval') ?? noTrafficIntervalMs;
   const unhealthyIntervalMs = f.durationMs('unhealthy_interval') ?? intervalMs;
   const unhealthyEdgeIntervalMs = f.durationMs('unhealthy_edge_interval') ?? unhealthyIntervalMs;
   const healthyEdgeIntervalMs = f.durationMs('healthy_edge_interval') ?? intervalMs;
@@ -155,7 +156,7 @@ function healthCheck(f: Fields): HealthCheckConfig | undefined {
   });
   http.enumOf('codec_client_type', ['HTTP1'] as const, ['HTTP1', 'HTTP2', 'HTTP3']);
   http.done();
-  return { path, host, intervalMs, noTrafficIntervalMs, unhealthyIntervalMs, unhealthyEdgeIntervalMs, healthyEdgeIntervalMs, intervalJitterMs, intervalJitterPercent, initialJitterMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
+  return { path, host, intervalMs, noTrafficIntervalMs, noTrafficHealthyIntervalMs, unhealthyIntervalMs, unhealthyEdgeIntervalMs, healthyEdgeIntervalMs, intervalJitterMs, intervalJitterPercent, initialJitterMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
 }
 
 function outlier(f: Fields): OutlierDetectionConfig {

@@ -34,6 +34,12 @@ test("Envoy's interval choice: no traffic yet, then by the check's result and wh
   assert.equal(nextCheckIn(config, true, false, false), 2000, 'unhealthy, stays unhealthy');
   assert.equal(nextCheckIn(config, true, false, true), 3000, 'healthy host failed once: unhealthy edge');
   assert.equal(nextCheckIn(config, true, true, true), 4000, 'unhealthy host passed once: healthy edge');
+  // no_traffic_healthy_interval: before traffic, for a host that passed and stays healthy.
+  const healthyIdle: HealthCheckConfig = { ...config, noTrafficHealthyIntervalMs: 90_000 };
+  assert.equal(nextCheckIn(healthyIdle, false, true, false), 90_000);
+  assert.equal(nextCheckIn(healthyIdle, false, true, true), 60_000, 'passed, but a change is pending');
+  assert.equal(nextCheckIn(healthyIdle, false, false, false), 60_000, 'failing');
+  assert.equal(nextCheckIn(healthyIdle, true, true, false), 1000, 'after traffic: interval');
 });
 
 test('through a sidecar: checks every no_traffic_interval until the first request, then every interval', { timeout: 30_000 }, async () => {
