@@ -45,7 +45,9 @@ class RunningListener {
   readonly server: net.Server;
   /** HTTP/1.x connections (sidecar/http1.ts): closed when idle on drain. */
   readonly #h1 = new Set<H1Connection>();
-  readonly #h2: http2.Http2Server;
+  /** The h2 server for new connections, made for the connection manager's current head limits (h2For). */
+  #h2: { server: http2.Http2Server; maxBytes: number; maxCount: number } | undefined;
+  readonly #onRequest: (req: H1Request | http2.Http2ServerRequest, res: H1Response | http2.Http2ServerResponse) => void;
   readonly #sockets = new Set<net.Socket>();
   readonly #tls: tls.Server;
   #tlsMaterial: TlsMaterial | undefined;
@@ -67,25 +69,13 @@ class RunningListener {
       const limits = chain.kind === 'http' ? { maxHeaderBytes: chain.maxRequestHeadersBytes, maxHeadersCount: chain.maxHeadersCount, maxRequestsPerConnection: chain.maxRequestsPerConnection } : undefined;
       this.#h1.add(serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits));
     };
-    this.#h2 = http2.createServer({}, onRequest);
-    this.#h2.on('session', (session: http2.ServerHttp2Session) => {
-      closeWhenIdle(session, idleMs());
-      const chain = this.config.chain;
-      const max = chain.kind === 'http' ? chain.maxRequestsPerConnection : 0;
-      // max_requests_per_connection: GOAWAY once the last stream it may carry has arrived; open streams finish.
-      if (max > 0) {
-        let streams = 0;
-        session.on('stream', () => {
-          if (++streams === max) session.close();
-        });
-      }
-    });
+    this.#onRequest = onRequest;
     const serve = (socket: net.Socket) => {
       const chain = this.config.chain;
       if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);
       // Over mutual TLS, ALPN already says which protocol the peer speaks.
       const alpn = (socket as tls.TLSSocket).alpnProtocol;
-      if (alpn === 'h2') return void this.#h2.emit('connection', socket);
+      if (alpn === 'h2') return void this.#h2For().emit('connection', socket);
       if (alpn === 'http/1.1') return h1(socket);
       socket.once('data', (first: Buffer) => {
         socket.pause();
@@ -93,7 +83,7 @@ class RunningListener {
         const h2 = first.length >= 3 && first.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
         if (h2) {
           // nghttp2 reads from the native handle, so unshifted bytes would be lost: hand it a stream that replays them.
-          this.#h2.emit('connection', replaying(socket, first));
+          this.#h2For().emit('connection', replaying(socket, first));
         } else {
           h1(socket, first);
           socket.resume();
@@ -134,6 +124,37 @@ class RunningListener {
         }
       });
     });
+  }
+
+  /**
+   * The h2 server for new connections, with node's header limits above the
+   * connection manager's (handleRequest resets a stream past those, as Envoy
+   * does). The limits are fixed per h2 server, so a new one is made when an
+   * update changes them; open connections keep theirs.
+   */
+  #h2For(): http2.Http2Server {
+    const chain = this.config.chain;
+    const maxBytes = chain.kind === 'http' ? chain.maxRequestHeadersBytes : 60 * 1024;
+    const maxCount = chain.kind === 'http' ? chain.maxHeadersCount : 100;
+    if (this.#h2 && this.#h2.maxBytes === maxBytes && this.#h2.maxCount === maxCount) return this.#h2.server;
+    // node's own limits are kept above the connection manager's (its size counts 32 bytes per header on top of
+    // name and value); handleRequest applies the exact ones. A limit raised past node's 64 KiB default is
+    // advertised in SETTINGS and holds once the client has acknowledged them.
+    const server = http2.createServer({ settings: { maxHeaderListSize: Math.max(65_535, maxBytes + 32 * (maxCount + 8)) }, maxHeaderListPairs: Math.max(128, maxCount + 8) }, this.#onRequest);
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      const now = this.config.chain;
+      closeWhenIdle(session, now.kind === 'http' ? now.idleTimeoutMs : 0);
+      const max = now.kind === 'http' ? now.maxRequestsPerConnection : 0;
+      // max_requests_per_connection: GOAWAY once the last stream it may carry has arrived; open streams finish.
+      if (max > 0) {
+        let streams = 0;
+        session.on('stream', () => {
+          if (++streams === max) session.close();
+        });
+      }
+    });
+    this.#h2 = { server, maxBytes, maxCount };
+    return server;
   }
 
   listen(): Promise<void> {

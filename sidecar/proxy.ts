@@ -3,7 +3,7 @@
 // the response back, with an access log line and Envoy's counters at the end.
 
 import { randomUUID } from 'node:crypto';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants as http2constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
@@ -313,6 +313,13 @@ function rewritePath(route: RouteEntry, action: RouteActionConfig, path: string)
 }
 
 /** Whether the chain has anything besides the router (most listeners do not). */
+function overLimits(raw: readonly string[], hcm: HttpConnectionManagerConfig): boolean {
+  if (raw.length / 2 > hcm.maxHeadersCount) return true;
+  let bytes = 0;
+  for (let i = 0; i < raw.length; i++) bytes += raw[i]!.length;
+  return bytes > hcm.maxRequestHeadersBytes;
+}
+
 function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
   for (const f of hcm.httpFilters) if (f.kind !== 'router') return true;
   return false;
@@ -466,6 +473,9 @@ export function grpcTimeoutMs(value: string | string[] | undefined): number | un
  * or a stream of its own (see docs/sidecar.md, Performance).
  */
 export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: HttpConnectionManagerConfig, req: Req, res: Res): Promise<void> {
+  // HTTP/2 heads under max_request_headers_kb and max_headers_count, pseudo-headers counted, as Envoy's codec
+  // applies them: past either the stream is reset (HTTP/1.x got its 431 in http1.ts).
+  if (req.httpVersionMajor === 2 && overLimits(req.rawHeaders, hcm)) return void (res as Http2ServerResponse).stream.close(http2constants.NGHTTP2_INTERNAL_ERROR);
   const started = Date.now();
   const hs = env.stats.hcm(hcm.statPrefix);
   hs.rq.value++;

@@ -94,6 +94,41 @@ test("request heads as Envoy limits them: 60 KiB and 100 headers by default (431
   assert.equal((await bigHeads(tight, { 'x-big': 'a'.repeat(10 * 1024) })).status, 431);
   assert.equal((await bigHeads(tight, many(8))).status, 200);
   assert.equal((await bigHeads(tight, many(10))).status, 431);
+
+  // HTTP/2 (h2c): the same limits, the header list counted with its pseudo-headers; past either the stream is reset, as Envoy resets it.
+  const h2 = async (p: number, headers: Record<string, string>) => {
+    const session = http2.connect(`http://127.0.0.1:${p}`, { maxHeaderListPairs: 1000, settings: { maxHeaderListSize: 256 * 1024 } });
+    session.on('error', () => undefined);
+    try {
+      return await new Promise<{ status: number | undefined; rst: number; echoed: string | undefined }>((resolve) => {
+        const req = session.request({ ':path': '/', ':authority': 'wide', ...headers });
+        let status: number | undefined;
+        let echoed: string | undefined;
+        req.on('response', (h) => {
+          status = h[':status'];
+          echoed = h['x-echo'] as string | undefined;
+        });
+        req.on('data', () => undefined);
+        req.on('error', () => undefined);
+        req.on('close', () => resolve({ status, rst: req.rstCode ?? 0, echoed }));
+        req.end();
+      });
+    } finally {
+      session.close();
+    }
+  };
+  const h2ok = await h2(port, { 'x-big': big });
+  assert.equal(h2ok.status, 200);
+  assert.equal(h2ok.echoed, big);
+  const h2big = await h2(port, { 'x-big': 'a'.repeat(70 * 1024) });
+  assert.equal(h2big.status, undefined);
+  assert.notEqual(h2big.rst, 0, 'a 70 KiB header list: the stream is reset');
+  assert.equal((await h2(port, many(90))).status, 200);
+  assert.notEqual((await h2(port, many(100))).rst, 0, '100 headers and 4 pseudo-headers');
+  assert.equal((await h2(tight, { 'x-big': 'a'.repeat(6 * 1024) })).status, 200);
+  assert.notEqual((await h2(tight, { 'x-big': 'a'.repeat(10 * 1024) })).rst, 0);
+  assert.equal((await h2(tight, many(5))).status, 200);
+  assert.notEqual((await h2(tight, many(8))).rst, 0);
 });
 
 test('common_http_protocol_options.max_requests_per_connection: an HTTP/1.1 connection says connection: close on its last request; HTTP/2 gets GOAWAY', { timeout: 30_000 }, async () => {
