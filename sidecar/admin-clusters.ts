@@ -46,7 +46,7 @@ export function clustersText(cm: ClusterManager): string {
   let out = '';
   for (const c of cm.clusters.values()) {
     const n = c.name;
-    out += `${n}::observability_name::${n}\n`;
+    out += `${n}::observability_name::${c.config.altStatName ?? n}\n`;
     if (c.config.outlierDetection) {
       const sr = c.outlierSuccessRate();
       out += `${n}::outlier::success_rate_average::${sr ? sr.mean : -1}\n`;
@@ -82,7 +82,7 @@ export function clustersJson(cm: ClusterManager): unknown {
       return {
         name: c.name,
         added_via_api: true,
-        observability_name: c.name,
+        observability_name: c.config.altStatName ?? c.name,
         ...(c.config.edsServiceName ? { eds_service_name: c.config.edsServiceName } : {}),
         ...(sr ? { success_rate_ejection_threshold: { value: sr.threshold } } : {}),
         circuit_breakers: { thresholds: [{ priority: 'DEFAULT', ...Object.fromEntries(thresholds(c)) }] },

@@ -127,7 +127,7 @@ export class Cluster {
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
         new HealthChecker(hc, () => this.hosts, (h, ok) => {
-          (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc({ envoy_cluster_name: this.name });
+          (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(this.#stats.clusterLabel(this.name));
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
@@ -242,7 +242,7 @@ export class Cluster {
 
   #outlierEvents(): OutlierEvents {
     const stats = this.#stats;
-    const labels = { envoy_cluster_name: this.name };
+    const labels = this.#stats.clusterLabel(this.name);
     return {
       detected: (type) => stats.ejectionsDetectedBy[type].inc(labels),
       ejected: (_h, type) => {
@@ -256,7 +256,7 @@ export class Cluster {
 
   #refreshGauges(): void {
     const now = this.#now();
-    const labels = { envoy_cluster_name: this.name };
+    const labels = this.#stats.clusterLabel(this.name);
     this.#stats.membershipTotal.set(labels, this.hosts.length);
     this.#stats.membershipHealthy.set(labels, this.hosts.filter((h) => (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN') && h.activeHealthy).length);
     this.#stats.ejectionsActive.set(labels, this.hosts.filter((h) => h.ejectedUntil > now).length);
@@ -294,6 +294,7 @@ export class ClusterManager {
       }
     }
     for (const [name, config] of configs) {
+      this.#stats.setAltStatName(name, config.altStatName);
       const existing = this.clusters.get(name);
       if (existing) existing.update(config);
       else {

@@ -356,6 +356,8 @@ export interface EndpointConfig {
 
 export interface ClusterConfig {
   name: string;
+  /** alt_stat_name: the name the cluster's stats go under (envoy_cluster_name), as in Envoy. */
+  altStatName?: string;
   type: 'EDS' | 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS';
   /** EDS resource name (eds_cluster_config.service_name, default the cluster name). */
   edsServiceName?: string;

@@ -178,7 +178,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   if (!release) {
     state.done();
     if (state.stopped) return timedOut(stats, clusterName);
-    stats.upstreamRqPendingOverflow.inc({ envoy_cluster_name: clusterName });
+    stats.upstreamRqPendingOverflow.inc(stats.clusterLabel(clusterName));
     return { kind: 'local', reply: localReplies.overflow(), attempts: 0 };
   }
   cs.rqActive.value++;
@@ -197,25 +197,25 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       retryToken?.();
       retryToken = cluster.breaker.tryRetry();
       if (!retryToken) {
-        stats.upstreamRqRetryOverflow.inc({ envoy_cluster_name: clusterName });
+        stats.upstreamRqRetryOverflow.inc(stats.clusterLabel(clusterName));
         break;
       }
       if (body !== null && !Buffer.isBuffer(body)) {
         // The streamed body went to the first attempt: a retry resends the copy (and the rest as it comes), if it fit.
         const again = req.replay?.();
         if (again === undefined) {
-          stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: clusterName });
+          stats.retryOrShadowAbandoned.inc(stats.clusterLabel(clusterName));
           break;
         }
         body = again;
       }
-      stats.upstreamRqRetry.inc({ envoy_cluster_name: clusterName });
+      stats.upstreamRqRetry.inc(stats.clusterLabel(clusterName));
       await sleep(backoffMs(policy!, attempt - 1), state);
       if (state.stopped) break;
     }
     const host = cluster.pick({ hash: req.hash, avoid: policy?.avoidPreviousHosts ? new Set(tried) : undefined });
     if (!host) {
-      stats.noHealthyUpstream.inc({ envoy_cluster_name: clusterName });
+      stats.noHealthyUpstream.inc(stats.clusterLabel(clusterName));
       if (last) break;
       retryToken?.();
       releaseAdmission(release, cs);
@@ -227,7 +227,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (req.attemptCount) setHeader(req.headers, 'x-envoy-attempt-count', String(attempt));
     if (attempt > 1 && req.expectedTimeout) expectTimeLeft(req.headers, policy!.perTryTimeoutMs, req.timeoutMs, Date.now() - started);
     const outcome = await attempt1(cluster, cs, host, req, body, policy?.perTryTimeoutMs ?? 0, deadline, state, stats);
-    if (outcome.kind === 'response' && attempt > 1 && outcome.response.status < 500) stats.upstreamRqRetrySuccess.inc({ envoy_cluster_name: clusterName });
+    if (outcome.kind === 'response' && attempt > 1 && outcome.response.status < 500) stats.upstreamRqRetrySuccess.inc(stats.clusterLabel(clusterName));
     if (last?.outcome.kind === 'response') {
       // The previous attempt is being retried: drop its response and free its host slot.
       last.outcome.response.body.dump();
@@ -253,7 +253,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   const { response } = last.outcome;
   const host = last.host;
   state.streaming(() => {
-    stats.upstreamRqTimeout.inc({ envoy_cluster_name: clusterName });
+    stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
     response.body.abort(new UpstreamFailure('timeout', 'upstream request timeout'));
   });
   let finished = false;
@@ -292,12 +292,12 @@ function releaseAdmission(release: () => void, cs: ClusterSeries): void {
 }
 
 function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempts = 0): ForwardResult {
-  stats.upstreamRqTimeout.inc({ envoy_cluster_name: clusterName });
+  stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
   return { kind: 'local', reply: localReplies.timeout(), host, attempts };
 }
 
 async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | undefined>, stats: SidecarStats, state: RequestState): Promise<(() => void) | undefined> {
-  const labels = { envoy_cluster_name: cluster.name };
+  const labels = stats.clusterLabel(cluster.name);
   stats.upstreamRqPendingActive.inc(labels);
   try {
     const release = await Promise.race([admitted, new Promise<undefined>((resolve) => (state.wake = () => resolve(undefined)))]);
@@ -342,10 +342,10 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
     host.activeRequests--;
     const reason: ResetReason = err instanceof UpstreamFailure ? err.reason : 'reset';
     if (reason === 'connection_failure') {
-      stats.upstreamCxConnectFail.inc({ envoy_cluster_name: cluster.name });
+      stats.upstreamCxConnectFail.inc(stats.clusterLabel(cluster.name));
       host.counters.cxConnectFail++;
     }
-    if (perTryFired) stats.upstreamRqPerTryTimeout.inc({ envoy_cluster_name: cluster.name });
+    if (perTryFired) stats.upstreamRqPerTryTimeout.inc(stats.clusterLabel(cluster.name));
     if (!req.downstream.aborted) cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');
     return { kind: 'failure', reason: perTryFired || state.stopped === 'timeout' ? 'timeout' : reason };
   } finally {

@@ -700,7 +700,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const retry = decided.retry;
     // As Envoy's router: the upstream request's trace context is this proxy's span (a filter's traceparent is replaced).
     stream.span?.inject(upstreamHeaders);
-    if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name });
+    if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
       if (env.random() >= mirror.fraction) continue;
       void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body);
@@ -715,7 +715,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       for (const mirror of action.mirrors) {
         if (env.random() >= mirror.fraction) continue;
         // The shadow streams with the call, as Envoy's streaming shadows do.
-        const shadowBody = copy.tee(() => env.stats.retryOrShadowAbandoned.inc({ envoy_cluster_name: chosen.name }));
+        const shadowBody = copy.tee(() => env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name)));
         if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs);
       }
     }
@@ -788,7 +788,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   let release: (() => void) | undefined;
   if (admitted instanceof Promise) {
     // Queued behind the circuit breaker: a client that leaves meanwhile gives its place up, and nothing goes upstream.
-    const labels = { envoy_cluster_name: clusterName };
+    const labels = env.stats.clusterLabel(clusterName);
     env.stats.upstreamRqPendingActive.inc(labels);
     release = await Promise.race([admitted, new Promise<undefined>((r) => (downstream.onAbort = () => r(undefined)))]);
     downstream.onAbort = undefined;
@@ -800,14 +800,14 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     }
   } else release = admitted;
   if (!release) {
-    env.stats.upstreamRqPendingOverflow.inc({ envoy_cluster_name: clusterName });
+    env.stats.upstreamRqPendingOverflow.inc(env.stats.clusterLabel(clusterName));
     return stream.reply(localReplies.overflow());
   }
   const admission = release;
   const host = cluster.pick({ hash });
   if (!host) {
     release();
-    env.stats.noHealthyUpstream.inc({ envoy_cluster_name: clusterName });
+    env.stats.noHealthyUpstream.inc(env.stats.clusterLabel(clusterName));
     return stream.reply(localReplies.noHealthyUpstream());
   }
   const cs = env.stats.cluster(clusterName);
@@ -837,7 +837,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   if (outcome.kind === 'failure') {
     done();
     if (downstream.aborted) return stream.finish(0, 'DC');
-    if (outcome.reason === 'connection_failure') env.stats.upstreamCxConnectFail.inc({ envoy_cluster_name: clusterName });
+    if (outcome.reason === 'connection_failure') env.stats.upstreamCxConnectFail.inc(env.stats.clusterLabel(clusterName));
     cluster.recordResult(host, 0);
     return stream.reply(localReplies.reset(outcome.reason));
   }

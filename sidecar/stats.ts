@@ -147,6 +147,28 @@ export class SidecarStats {
   readonly #hcm = new Map<string, HcmSeries>();
   readonly #cluster = new Map<string, ClusterSeries>();
   readonly #tracing = new Map<string, TracingSeries>();
+  /** Clusters' alt_stat_name: the name their stats go under, as in Envoy. */
+  readonly #statNames = new Map<string, string>();
+  readonly #clusterLabels = new Map<string, { envoy_cluster_name: string }>();
+
+  /** A cluster's alt_stat_name (undefined: its own name). Its series start over under the new name. */
+  setAltStatName(cluster: string, alt: string | undefined): void {
+    if ((this.#statNames.get(cluster) ?? undefined) === alt) return;
+    if (alt) this.#statNames.set(cluster, alt);
+    else this.#statNames.delete(cluster);
+    this.#clusterLabels.delete(cluster);
+    this.#cluster.delete(cluster);
+  }
+
+  /** The envoy_cluster_name label of a cluster's series: its alt_stat_name when it has one. */
+  clusterLabel(cluster: string): { envoy_cluster_name: string } {
+    let l = this.#clusterLabels.get(cluster);
+    if (!l) {
+      l = { envoy_cluster_name: this.#statNames.get(cluster) ?? cluster };
+      this.#clusterLabels.set(cluster, l);
+    }
+    return l;
+  }
 
   /** A connection manager's tracing decisions (http.<stat_prefix>.tracing.*). */
   tracing(prefix: string): TracingSeries {
@@ -181,7 +203,7 @@ export class SidecarStats {
   cluster(name: string): ClusterSeries {
     let s = this.#cluster.get(name);
     if (!s) {
-      const l = { envoy_cluster_name: name };
+      const l = this.clusterLabel(name);
       s = {
         rq: this.upstreamRq.series(l),
         rqActive: this.upstreamRqActive.series(l),
@@ -198,7 +220,7 @@ export class SidecarStats {
   upstreamResponse(s: ClusterSeries, clusterName: string, status: number): void {
     let code = s.rqCode.get(status);
     if (!code) {
-      code = this.upstreamRqCode.series({ envoy_cluster_name: clusterName, envoy_response_code: String(status) });
+      code = this.upstreamRqCode.series({ ...this.clusterLabel(clusterName), envoy_response_code: String(status) });
       s.rqCode.set(status, code);
     }
     code.value++;

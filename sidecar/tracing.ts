@@ -164,7 +164,8 @@ export function finishSpan(span: Span, config: TracingConfig, log: AccessLogEntr
   span.tag('peer.address', request.peerAddress);
   if (log.upstream_cluster) {
     span.tag('upstream_cluster', log.upstream_cluster);
-    span.tag('upstream_cluster.name', log.upstream_cluster);
+    // The observability name: alt_stat_name when the cluster has one.
+    span.tag('upstream_cluster.name', span.tracer.stats.clusterLabel(log.upstream_cluster).envoy_cluster_name);
   }
   if (log.upstream_host) span.tag('upstream_address', log.upstream_host);
   span.tracer.send(span);

@@ -97,7 +97,8 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   }
   const ts = f.obj('transport_socket');
   const tls = ts ? upstreamTls(ts) : undefined;
-  f.ignore('dns_lookup_family', 'alt_stat_name', 'per_connection_buffer_limit_bytes', 'metadata');
+  f.ignore('dns_lookup_family', 'per_connection_buffer_limit_bytes', 'metadata');
+  const altStatName = f.str('alt_stat_name') || undefined;
   let panicThresholdPercent = 50;
   const clb = f.obj('common_lb_config');
   if (clb) {
@@ -108,6 +109,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   if (type !== 'EDS' && staticEndpoints.length === 0 && type === 'STATIC') f.fail('load_assignment', 'a STATIC cluster needs endpoints');
   return {
     name,
+    ...(altStatName ? { altStatName } : {}),
     type,
     edsServiceName,
     staticEndpoints,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { collectStats, statsText } from '../../sidecar/admin-stats.ts';
 import { Histogram } from '../../sidecar/metrics.ts';
-import { TestMesh, get, instance, service, startApp } from './harness.ts';
+import { TestMesh, get, instance, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -86,4 +86,22 @@ test('histogram quantiles come from the buckets, linear within the one that hold
   // All 100 samples in (1, 5]: P50 halfway, P0 at the bucket's floor, P100 at its bound.
   assert.match(text, /^cluster\.c\.upstream_rq_time: P0\(nan,1\) P25\(nan,2\) P50\(nan,3\) P75\(nan,4\) P90\(nan,4\.6\) .* P100\(nan,5\)$/m);
   assert.match(text, /^cluster\.empty\.upstream_rq_time: No recorded values$/m);
+});
+
+test("alt_stat_name: the cluster's stats go under it, in /stats and /stats/prometheus; /clusters gives it as observability_name", { timeout: 30_000 }, async () => {
+  const app = await startApp('api');
+  closers.push(() => app.close());
+  const named = (c: Record<string, any>) => (String(c.name).includes('api.default') ? { ...c, alt_stat_name: 'api_stats' } : c);
+  const mesh = await TestMesh.start({ translator: withFields({}, {}, named) });
+  closers.push(() => mesh.close());
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
+  const sc = await mesh.sidecar('caller', 8000);
+  for (let i = 0; i < 2; i++) assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
+
+  const text = (await admin(sc.adminPort, '/stats?filter=upstream_rq_200')).body;
+  assert.equal(text, 'cluster.api_stats.upstream_rq_200: 2\n');
+  const prom = (await admin(sc.adminPort, '/stats/prometheus')).body;
+  assert.match(prom, /^envoy_cluster_upstream_rq_total\{envoy_cluster_name="api_stats"\} 2$/m);
+  assert.doesNotMatch(prom, /envoy_cluster_name="outbound\|7000\|\|api\.default"/);
+  assert.match((await admin(sc.adminPort, '/clusters')).body, /^outbound\|7000\|\|api\.default::observability_name::api_stats$/m);
 });
