@@ -38,6 +38,7 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   consecutive5xx = 0;
   consecutiveGatewayFailure = 0;
   ejectedUntil = 0;
+  ejectionEnds = 0;
   ejectionCount = 0;
   rqTotal = 0;
   rqSuccess = 0;

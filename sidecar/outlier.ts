@@ -23,7 +23,10 @@ export interface OutlierHost {
   key: string;
   consecutive5xx: number;
   consecutiveGatewayFailure: number;
+  /** Infinity while ejected (the host is out while this is in the future), else when the last ejection ended. */
   ejectedUntil: number;
+  /** When the ejection in force may end: at the first interval tick from then on, as Envoy unejects. */
+  ejectionEnds: number;
   /** Envoy's eject time backoff: the multiplier of base_ejection_time for the next ejection. */
   ejectionCount: number;
   /** Requests and non-5xx answers in the interval now running... */
@@ -104,9 +107,14 @@ export class OutlierDetector {
     this.#uneject(h);
   }
 
-  /** Every `interval`: the interval's success rates are judged, and backoffs of hosts that stayed in decrease. */
+  /**
+   * Every `interval`: ejections whose time is up end (only here, as Envoy's
+   * checkHostForUneject runs on the interval timer), the interval's success
+   * rates are judged, and backoffs of hosts that stayed in decrease.
+   */
   tick(all: readonly OutlierHost[]): void {
     const now = this.#now();
+    for (const h of all) if (h.ejectedUntil === Infinity && now >= h.ejectionEnds) this.#uneject(h);
     for (const h of all) {
       h.lastTotal = h.rqTotal;
       h.lastSuccess = h.rqSuccess;
@@ -178,7 +186,8 @@ export class OutlierDetector {
     // As Envoy: the backoff grows while base x backoff is under max + base.
     if (h.ejectionCount * base < max + base) h.ejectionCount++;
     const jitter = c.maxEjectionTimeJitterMs > 0 ? Math.floor(this.#random() * (c.maxEjectionTimeJitterMs + 1)) : 0;
-    h.ejectedUntil = this.#now() + Math.min(base * h.ejectionCount, max) + jitter;
+    h.ejectionEnds = this.#now() + Math.min(base * h.ejectionCount, max) + jitter;
+    h.ejectedUntil = Infinity;
     this.#events.ejected(h, type);
   }
 

@@ -38,7 +38,7 @@ test('DRAINING, UNHEALTHY and TIMEOUT endpoints take no new requests; HEALTHY, U
   }
 });
 
-test('an ejected host is skipped until its ejection ends; below the panic threshold every candidate is used', () => {
+test('an ejected host is skipped until its ejection ends (at the interval tick after base_ejection_time); below the panic threshold every candidate is used', () => {
   let now = 1_000;
   const c = new Cluster(config({ outlierDetection: { ...ENVOY_OUTLIER_DEFAULTS, consecutive5xx: 2, intervalMs: 60_000, baseEjectionTimeMs: 5_000, maxEjectionPercent: 100 } }), new SidecarStats(), () => now);
   try {
@@ -49,7 +49,9 @@ test('an ejected host is skipped until its ejection ends; below the panic thresh
     c.recordResult(h3, 0);
     assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2]);
     now += 5_001;
-    assert.equal(c.usableHosts().length, 3, 'back after base_ejection_time');
+    assert.equal(c.usableHosts().length, 2, 'still out after base_ejection_time until the interval ends');
+    c.tickOutliers();
+    assert.equal(c.usableHosts().length, 3, 'back at the interval after base_ejection_time');
     // Two of three ejected: 33% usable is under the 50% panic threshold, so all three take traffic.
     for (const h of c.hosts.filter((x) => x.port !== 1)) {
       c.recordResult(h, 500);

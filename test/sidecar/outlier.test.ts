@@ -167,26 +167,33 @@ test('consecutive gateway failures (502/503/504 and connection failures) eject w
   }
 });
 
-test('ejection time: base x backoff plus jitter, the backoff growing per ejection and shrinking after an interval back in service', () => {
+test('ejection time: base x backoff plus jitter, the backoff growing per ejection and shrinking after an interval back in service; an ejection ends at the interval tick after its time is up', () => {
   const clock = { now: 1_000 };
   const { c } = cluster({ consecutive5xx: 1, maxEjectionPercent: 50, baseEjectionTimeMs: 10_000, intervalMs: 10_000, maxEjectionTimeJitterMs: 2_000 }, 2, clock);
   try {
     const h = c.hosts[0]!;
     c.recordResult(h, 500);
-    const first = h.ejectedUntil - clock.now;
+    const first = h.ejectionEnds - clock.now;
     assert.ok(first >= 10_000 && first <= 12_000, `first ejection ${first} ms`);
-    clock.now = h.ejectedUntil;
+    // Time up, but no interval has ended since: still out (Envoy unejects on its interval timer).
+    clock.now = h.ejectionEnds + 1;
+    assert.equal(c.isEjected(h), true, 'still ejected until the interval tick');
+    assert.deepEqual(usablePorts(c), [2]);
+    intervalEnds(c);
+    assert.equal(c.isEjected(h), false, 'back at the tick');
     c.recordResult(h, 500);
-    const second = h.ejectedUntil - clock.now;
+    const second = h.ejectionEnds - clock.now;
     assert.ok(second >= 20_000 && second <= 22_000, `second ejection ${second} ms`);
     // Back, and two whole intervals without trouble: the backoff is down by two, so the next ejection is the base again
     // (after one it would be 1 + 1 = 2 x base, as in Envoy, where an ejection raises the backoff before using it).
-    clock.now = h.ejectedUntil + 10_000;
+    clock.now = h.ejectionEnds;
+    intervalEnds(c);
+    clock.now += 10_000;
     intervalEnds(c);
     clock.now += 10_000;
     intervalEnds(c);
     c.recordResult(h, 500);
-    const third = h.ejectedUntil - clock.now;
+    const third = h.ejectionEnds - clock.now;
     assert.ok(third >= 10_000 && third <= 12_000, `third ejection ${third} ms`);
   } finally {
     c.close();
