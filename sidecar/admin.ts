@@ -1,10 +1,12 @@
 // The local admin port, as Envoy's, in Envoy's formats: /ready (200 once the
 // first full config is applied), /stats, /stats/prometheus, /config_dump, /clusters
-// (hosts, their health flags and counters), /listeners, /server_info; and
+// (hosts, their health flags and counters), /listeners, /server_info, /certs,
+// /help, POST /quitquitquit; and
 // the weft sidecar's own /xds (the ADS stream's state).
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import { certsJson } from './admin-certs.ts';
 import { clustersJson, clustersText } from './admin-clusters.ts';
 import { collectStats, statsJson, statsText, type StatKind } from './admin-stats.ts';
 import type { DataPlane } from './dataplane.ts';
@@ -15,7 +17,25 @@ const VERSION = `weft-sidecar/${(JSON.parse(readFileSync(new URL('../package.jso
 export interface AdminInfo {
   node: { id: string; cluster: string };
   xds: () => { connected: boolean; lastError?: string };
+  /** POST /quitquitquit: the sidecar shuts down (weft sidecar exits). */
+  quit?: () => void;
 }
+
+/** Envoy's /help lines for the endpoints the sidecar serves. */
+const HELP: [string, string][] = [
+  ['/certs', 'print certs on machine'],
+  ['/clusters', 'upstream cluster status'],
+  ['/config_dump', 'dump current Envoy configs'],
+  ['/help', 'print out list of admin commands'],
+  ['/listeners', 'print listener info'],
+  ['/quitquitquit', 'exit the server'],
+  ['/ready', 'print server state, return 200 if LIVE, otherwise return 503'],
+  ['/server_info', 'print server version/status information'],
+  ['/stats', 'print server stats'],
+  ['/stats/prometheus', 'print server stats in prometheus format'],
+  ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
+];
+const POST_ONLY = new Set(['/quitquitquit']);
 
 export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
   return http.createServer((req, res) => {
@@ -24,7 +44,18 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(body);
     };
+    // As Envoy: what changes the proxy's state needs a POST.
+    if (POST_ONLY.has(url.pathname) && req.method !== 'POST') return send(405, 'This operation requires a POST\n');
     switch (url.pathname) {
+      case '/help':
+        return send(200, `admin commands are:\n${HELP.map(([p, d]) => `  ${p}: ${d}\n`).join('')}`);
+      case '/certs':
+        // Envoy's Certificates: per TLS context in use, the trust bundle and the chain presented.
+        return send(200, JSON.stringify(certsJson(dp.tlsInUse(), dp.tls), null, 2) + '\n', 'application/json');
+      case '/quitquitquit':
+        // Answered first, then the shutdown (listeners, then the exports of logs and spans).
+        res.once('finish', () => info.quit?.());
+        return send(200, 'OK\n');
       case '/ready':
         return dp.ready() ? send(200, 'LIVE\n') : send(503, 'PRE_INITIALIZING\n');
       case '/stats': {
@@ -71,7 +102,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         if (url.searchParams.get('format') === 'json') return send(200, JSON.stringify(clustersJson(dp.clusters), null, 2) + '\n', 'application/json');
         return send(200, clustersText(dp.clusters));
       default:
-        return send(404, 'admin endpoints: /ready /stats /stats/prometheus /config_dump /clusters /listeners /server_info /xds\n');
+        return send(404, `invalid path. admin commands are:\n${HELP.map(([p, d]) => `  ${p}: ${d}\n`).join('')}`);
     }
   });
 }

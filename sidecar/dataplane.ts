@@ -3,7 +3,7 @@
 // passes the fidelity contract (and, for wasm, a module load) or is rejected
 // with its field path while the previous version keeps serving.
 
-import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, TracingConfig, WasmPluginConfig } from './config.ts';
+import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, TlsSecretRefs, TracingConfig, WasmPluginConfig } from './config.ts';
 import { ClusterManager } from './clusters.ts';
 import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { TYPE_URLS, accept } from './fidelity.ts';
@@ -198,6 +198,16 @@ export class DataPlane {
       }
     }
     return undefined;
+  }
+
+  /** The certificate and trust bundle each TLS listener and cluster uses, once per pair (admin /certs). */
+  tlsInUse(): TlsSecretRefs[] {
+    const seen = new Map<string, TlsSecretRefs>();
+    for (const h of [...this.#held.listener.values(), ...this.#held.cluster.values()]) {
+      const t = h.config.tls;
+      if (t) seen.set(`${t.certificate}\0${t.validation}`, { certificate: t.certificate, validation: t.validation });
+    }
+    return [...seen.values()];
   }
 
   /** Resource names the sidecar wants for the non-wildcard types (what it subscribes to). */

@@ -45,6 +45,8 @@ export interface RunningSidecar {
   dataPlane: DataPlane;
   /** Resolves once /ready would answer 200. */
   ready: Promise<void>;
+  /** Resolves when POST /quitquitquit asks the sidecar to shut down (weft sidecar then closes and exits). */
+  quit: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -156,7 +158,9 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
 
   let connected = false;
   let lastError: string | undefined;
-  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }) });
+  let requestQuit: () => void = () => undefined;
+  const quit = new Promise<void>((r) => (requestQuit = r));
+  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit() });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
     admin.listen(opts.adminPort ?? 0, '127.0.0.1', () => resolve());
@@ -212,6 +216,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
     adminPort,
     dataPlane,
     ready,
+    quit,
     async close() {
       client.close();
       await new Promise<void>((r) => {

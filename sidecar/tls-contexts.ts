@@ -35,6 +35,11 @@ export class TlsContexts {
     }
   }
 
+  /** A secret as received (admin /certs reads its certificates). */
+  secret(name: string): SecretConfig | undefined {
+    return this.#secrets.get(name);
+  }
+
   has(refs: TlsSecretRefs): boolean {
     return this.#secrets.get(refs.certificate)?.tlsCertificate !== undefined && this.#secrets.get(refs.validation)?.trustedCa !== undefined;
   }

@@ -82,7 +82,7 @@ export function buildProgram(): Command {
     .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN)')
     .option('--otel-collector <host:port>', 'OTLP/gRPC collector: declares the cluster weft_otel, which tracing from weft control --otel-cluster exports spans to')
     .action(async (opts: Record<string, unknown>) => {
-      type Running = { close(): Promise<void> };
+      type Running = { close(): Promise<void>; quit: Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');
       let sidecar: Running;
       try {
@@ -90,7 +90,8 @@ export function buildProgram(): Command {
       } catch (err) {
         throw new CliError(`error: ${(err as Error).message}`, 2);
       }
-      await untilSignal();
+      // Ctrl-C, SIGTERM, or POST /quitquitquit on the admin port (as Envoy's, for jobs whose app has finished).
+      await Promise.race([untilSignal(), sidecar.quit]);
       await sidecar.close();
     });
 

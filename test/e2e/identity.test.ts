@@ -94,6 +94,16 @@ test('each sidecar holds its own certificate over SDS, and a rogue or foreign xD
   assert.match(new X509Certificate(pem).subjectAltName ?? '', /URI:spiffe:\/\/weft\.local\/ns\/default\/sa\/frontend/);
   const dumped = secret.secret.tls_certificate.private_key.inline_string;
   assert.equal(dumped, '[redacted]', "the admin config dump never shows the private key");
+  // /certs, as Envoy's: per TLS context the chain presented (frontend's SPIFFE ID, valid for a while) and the mesh CA.
+  type Cert = { serial_number: string; subject_alt_names: { uri?: string }[]; days_until_expiration: string; valid_from: string; expiration_time: string };
+  const certs = JSON.parse((await get(frontend.adminPort, 'admin', '/certs')).body) as { certificates: { ca_cert: Cert[]; cert_chain: Cert[] }[] };
+  assert.ok(certs.certificates.length >= 1);
+  const presented = certs.certificates[0]!.cert_chain[0]!;
+  assert.deepEqual(presented.subject_alt_names, [{ uri: 'spiffe://weft.local/ns/default/sa/frontend' }]);
+  assert.equal(presented.serial_number, new X509Certificate(pem).serialNumber.toLowerCase());
+  assert.ok(Date.parse(presented.expiration_time) > Date.now() && Date.parse(presented.valid_from) <= Date.now());
+  assert.match(presented.days_until_expiration, /^\d+$/);
+  assert.ok(certs.certificates[0]!.ca_cert.length >= 1, 'the trust bundle');
 
   const refusedWith = async (node: ReturnType<typeof testNode>) => {
     const client = new SotwClient(mesh.control.xdsPort, node);
