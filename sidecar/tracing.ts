@@ -21,6 +21,10 @@ import type { HeaderPairs } from './upstream.ts';
 export const MIN_FLUSH_SPANS = 5;
 export const FLUSH_INTERVAL_MS = 5000;
 const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
+/** Exports waiting for an answer at most; past it a batch is dropped. */
+const MAX_INFLIGHT_EXPORTS = 16;
+/** How long shutdown waits for exports in flight. */
+const CLOSE_WAIT_MS = 1000;
 // OTLP SpanKind and StatusCode.
 const KIND_SERVER = 2;
 const KIND_CLIENT = 3;
@@ -335,6 +339,12 @@ export class Tracer {
     if (this.#buffer.length === 0) return;
     const spans = this.#buffer;
     this.#buffer = [];
+    // A collector that accepts and never answers (no grpc_service.timeout) must not make exports pile up.
+    if (this.#inflight.size >= MAX_INFLIGHT_EXPORTS) {
+      if (!this.#failing) this.log(JSON.stringify({ level: 'warn', source: 'tracing', msg: `OTLP export: ${MAX_INFLIGHT_EXPORTS} exports unanswered, spans dropped`, collector: `${this.collector.host}:${this.collector.port}` }));
+      this.#failing = true;
+      return;
+    }
     this.stats.tracingSpansSent.inc({}, spans.length);
     const p = this.#export(encodeExport(this.serviceName, spans)).then(
       () => {
@@ -419,12 +429,14 @@ export class Tracer {
     });
   }
 
-  /** Exports what is buffered and waits for the exports in flight (the sidecar's shutdown). */
+  /** Exports what is buffered and waits for the exports in flight, a second at most (the sidecar's shutdown). */
   async close(): Promise<void> {
     clearInterval(this.#timer);
     this.flush();
     this.#closed = true;
-    await Promise.allSettled([...this.#inflight]);
-    this.#session?.close();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.#inflight]), new Promise<void>((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    this.#session?.destroy();
   }
 }

@@ -6,7 +6,11 @@
 // OpenTelemetry's own protobuf decoder, neither written here).
 
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
+import { SidecarStats } from '../../sidecar/stats.ts';
+import { Span, Tracer } from '../../sidecar/tracing.ts';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import { TestMesh, eventually, freePort, get, instance, metric, service, startApp } from './harness.ts';
 import { startCollector } from './otlp-collector.ts';
@@ -172,4 +176,23 @@ test('without the collector cluster the listener is NACKed naming the field; an 
   for (let i = 0; i < 10; i++) assert.equal((await get(client.outboundPort, 'api', '/')).status, 200);
   await eventually(() => warnings.some((l) => l.includes('OTLP export failed')), 5_000, 'the export warning');
   assert.equal(warnings.filter((l) => l.includes('OTLP export failed')).length, 1, 'one warning while exports keep failing');
+});
+
+test('a collector that never answers (no export timeout) gets at most 16 exports in flight; later spans are dropped with a warning', { timeout: 20_000 }, async () => {
+  const calls: http2.ServerHttp2Stream[] = [];
+  const silent = http2.createServer();
+  silent.on('stream', (s) => calls.push(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  const lines: string[] = [];
+  const stats = new SidecarStats();
+  const tracer = new Tracer('svc', { host: '127.0.0.1', port: (silent.address() as AddressInfo).port }, 0, stats, (l) => lines.push(l));
+  const span = () => new Span(TRACE, '00f067aa0ba902b8', '', true, '', 'ingress', 2, performance.now());
+  for (let i = 0; i < 5 * 20; i++) tracer.send(span());
+  await eventually(() => calls.length === 16, 5_000, 'sixteen exports reach the collector');
+  assert.equal(stats.tracingSpansSent.get(), 80, 'sixteen batches of five handed to the exporter');
+  assert.equal(lines.filter((l) => l.includes('16 exports unanswered')).length, 1);
+  // Shutdown gives up on the silent collector's answers (before, it waited for them forever: this test timed out).
+  await tracer.close();
+  for (const s of calls) s.close();
+  silent.close();
 });
