@@ -6,7 +6,7 @@
 // matches, ?usedonly the stats written at least once, ?type=Counters|Gauges|
 // Histograms one kind. Wasm filters' metrics are wasmcustom.<name>, as in Envoy.
 
-import type { HistogramSeries, Metric } from './metrics.ts';
+import { Histogram, type HistogramSeries, type Metric } from './metrics.ts';
 import type { Metric as WasmMetric } from './wasm/metrics.ts';
 
 /** The quantiles Envoy's /stats prints for every histogram. */
@@ -57,26 +57,27 @@ function quantilesOf(bounds: readonly number[], counts: ArrayLike<number>, total
   return SUPPORTED_QUANTILES.map((q) => Number(quantile(bounds, counts, total, q).toPrecision(6)));
 }
 
-/** Every stat the sidecar and its wasm plugins keep, under Envoy's names. */
-export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: readonly { plugin: string; metrics: WasmMetric[] }[], query: StatsQuery = {}): { counters: Scalar[]; gauges: Scalar[]; histograms: Quantiles[] } {
-  const counters: Scalar[] = [];
-  const gauges: Scalar[] = [];
+/** Every stat the sidecar and its wasm plugins keep, under Envoy's names: counters and gauges sorted by name, then histograms. */
+export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: readonly { plugin: string; metrics: WasmMetric[] }[], query: StatsQuery = {}): { scalars: Scalar[]; histograms: Quantiles[] } {
+  const scalars: Scalar[] = [];
   const histograms: Quantiles[] = [];
+  const wantScalar = (kind: string) => query.type === undefined || query.type === (kind === 'counter' ? 'Counters' : 'Gauges');
+  const wantHistograms = query.type === undefined || query.type === 'Histograms';
   const keep = (name: string) => !query.filter || query.filter.test(name);
   for (const m of metrics) {
     const namer = m.envoyName;
-    if (!namer) continue;
+    if (!namer || !(m instanceof Histogram ? wantHistograms : wantScalar(m.type))) continue;
     for (const { labels, series } of m.entries()) {
       const name = namer(labels);
       if (!keep(name)) continue;
-      if (m.type === 'histogram') {
+      if (m instanceof Histogram) {
         const h = series as HistogramSeries;
         if (query.usedOnly && h.count === 0) continue;
-        histograms.push({ name, values: quantilesOf((m as unknown as { buckets: number[] }).buckets, [...h.counts, h.count - h.counts.reduce((a, b) => a + b, 0)], h.count) });
+        histograms.push({ name, values: quantilesOf(m.buckets, [...h.counts, h.count - h.counts.reduce((a, b) => a + b, 0)], h.count) });
       } else {
         const value = (series as { value: number }).value;
         if (query.usedOnly && value === 0) continue;
-        (m.type === 'counter' ? counters : gauges).push({ name, value });
+        scalars.push({ name, value });
       }
     }
   }
@@ -85,7 +86,7 @@ export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: 
     for (const m of list) {
       const name = `wasmcustom.${m.name}`;
       // Two plugins defining one name share Envoy's stat: it is listed once.
-      if (seen.has(name) || !keep(name)) continue;
+      if (seen.has(name) || !keep(name) || !(m.kind === 'histogram' ? wantHistograms : wantScalar(m.kind))) continue;
       seen.add(name);
       if (m.kind === 'histogram') {
         const total = m.bucketCounts.reduce((a, b) => a + b, 0);
@@ -94,18 +95,12 @@ export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: 
       } else {
         const value = Number(m.value);
         if (query.usedOnly && value === 0) continue;
-        (m.kind === 'counter' ? counters : gauges).push({ name, value });
+        scalars.push({ name, value });
       }
     }
   }
   const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  counters.sort(byName);
-  gauges.sort(byName);
-  histograms.sort(byName);
-  if (query.type === 'Counters') return { counters, gauges: [], histograms: [] };
-  if (query.type === 'Gauges') return { counters: [], gauges, histograms: [] };
-  if (query.type === 'Histograms') return { counters: [], gauges: [], histograms };
-  return { counters, gauges, histograms };
+  return { scalars: scalars.sort(byName), histograms: histograms.sort(byName) };
 }
 
 function fmt(n: number): string {
@@ -114,9 +109,8 @@ function fmt(n: number): string {
 
 /** Envoy's text: `name: value`, counters and gauges by name, then `name: P0(nan,v) P25(nan,v) ...` per histogram. */
 export function statsText(s: ReturnType<typeof collectStats>): string {
-  const scalars = [...s.counters, ...s.gauges].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   let out = '';
-  for (const c of scalars) out += `${c.name}: ${c.value}\n`;
+  for (const c of s.scalars) out += `${c.name}: ${c.value}\n`;
   for (const h of s.histograms) {
     // The interval (since the last flush) column is not kept: nan, as Envoy prints it for an empty interval.
     out += h.values ? `${h.name}: ${SUPPORTED_QUANTILES.map((q, i) => `P${q}(nan,${fmt(h.values![i]!)})`).join(' ')}\n` : `${h.name}: No recorded values\n`;
@@ -126,8 +120,7 @@ export function statsText(s: ReturnType<typeof collectStats>): string {
 
 /** Envoy's ?format=json: {"stats": [{"name","value"}..., {"histograms": {supported_quantiles, computed_quantiles}}]}. */
 export function statsJson(s: ReturnType<typeof collectStats>): unknown {
-  const scalars = [...s.counters, ...s.gauges].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const stats: unknown[] = scalars.map((c) => ({ name: c.name, value: c.value }));
+  const stats: unknown[] = s.scalars.map((c) => ({ name: c.name, value: c.value }));
   if (s.histograms.length > 0) {
     stats.push({
       histograms: {

@@ -9,49 +9,27 @@ import type { TracingSeries } from './tracing.ts';
 
 /**
  * Each metric's name in Envoy's own stats (admin /stats), `{label}` standing
- * for that label's value: Prometheus names lose the dots Envoy's names have
- * (`cluster.<name>.outlier_detection.ejections_active`), so they are spelled out.
+ * for that label's value. Prometheus names lose the dots Envoy's names have,
+ * so the scope of each family is given by prefix (longest first), and the
+ * names that carry a label inside them are spelled out.
  */
 const ENVOY_NAMES: Record<string, string> = {
-  envoy_http_downstream_rq_total: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_total',
   envoy_http_downstream_rq_xx: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_{envoy_response_code_class}xx',
-  envoy_http_downstream_rq_time: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_time',
-  envoy_http_downstream_cx_active: 'http.{envoy_http_conn_manager_prefix}.downstream_cx_active',
-  envoy_http_downstream_rq_too_large: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_too_large',
-  envoy_http_rs_too_large: 'http.{envoy_http_conn_manager_prefix}.rs_too_large',
-  envoy_http_downstream_rq_max_duration_reached: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_max_duration_reached',
-  envoy_http_no_route: 'http.{envoy_http_conn_manager_prefix}.no_route',
-  envoy_cluster_upstream_rq_total: 'cluster.{envoy_cluster_name}.upstream_rq_total',
   envoy_cluster_upstream_rq: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code}',
   envoy_cluster_upstream_rq_xx: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code_class}xx',
-  envoy_cluster_upstream_rq_time: 'cluster.{envoy_cluster_name}.upstream_rq_time',
-  envoy_cluster_upstream_rq_timeout: 'cluster.{envoy_cluster_name}.upstream_rq_timeout',
-  envoy_cluster_upstream_rq_per_try_timeout: 'cluster.{envoy_cluster_name}.upstream_rq_per_try_timeout',
-  envoy_cluster_upstream_rq_retry: 'cluster.{envoy_cluster_name}.upstream_rq_retry',
-  envoy_cluster_upstream_rq_retry_success: 'cluster.{envoy_cluster_name}.upstream_rq_retry_success',
-  envoy_cluster_upstream_rq_retry_overflow: 'cluster.{envoy_cluster_name}.upstream_rq_retry_overflow',
-  envoy_cluster_retry_or_shadow_abandoned: 'cluster.{envoy_cluster_name}.retry_or_shadow_abandoned',
-  envoy_cluster_upstream_rq_pending_overflow: 'cluster.{envoy_cluster_name}.upstream_rq_pending_overflow',
-  envoy_cluster_upstream_rq_pending_active: 'cluster.{envoy_cluster_name}.upstream_rq_pending_active',
-  envoy_cluster_upstream_rq_active: 'cluster.{envoy_cluster_name}.upstream_rq_active',
-  envoy_cluster_upstream_cx_connect_fail: 'cluster.{envoy_cluster_name}.upstream_cx_connect_fail',
-  envoy_cluster_upstream_cx_none_healthy: 'cluster.{envoy_cluster_name}.upstream_cx_none_healthy',
-  envoy_cluster_membership_healthy: 'cluster.{envoy_cluster_name}.membership_healthy',
-  envoy_cluster_membership_total: 'cluster.{envoy_cluster_name}.membership_total',
-  envoy_cluster_outlier_detection_ejections_active: 'cluster.{envoy_cluster_name}.outlier_detection.ejections_active',
-  envoy_cluster_outlier_detection_ejections_enforced_total: 'cluster.{envoy_cluster_name}.outlier_detection.ejections_enforced_total',
-  envoy_cluster_outlier_detection_ejections_overflow: 'cluster.{envoy_cluster_name}.outlier_detection.ejections_overflow',
-  envoy_cluster_health_check_success: 'cluster.{envoy_cluster_name}.health_check.success',
-  envoy_cluster_health_check_failure: 'cluster.{envoy_cluster_name}.health_check.failure',
-  envoy_control_plane_connected_state: 'control_plane.connected_state',
-  envoy_listener_manager_total_listeners_active: 'listener_manager.total_listeners_active',
   envoy_wasm_filter_failures: 'wasm.{filter}.failures',
-  envoy_http_tracing_random_sampling: 'http.{envoy_http_conn_manager_prefix}.tracing.random_sampling',
-  envoy_http_tracing_client_enabled: 'http.{envoy_http_conn_manager_prefix}.tracing.client_enabled',
-  envoy_http_tracing_not_traceable: 'http.{envoy_http_conn_manager_prefix}.tracing.not_traceable',
-  envoy_tracing_opentelemetry_spans_sent: 'tracing.opentelemetry.spans_sent',
-  envoy_tracing_opentelemetry_timer_flushed: 'tracing.opentelemetry.timer_flushed',
 };
+
+const ENVOY_SCOPES: [prefix: string, scope: string][] = [
+  ['envoy_cluster_outlier_detection_', 'cluster.{envoy_cluster_name}.outlier_detection.'],
+  ['envoy_cluster_health_check_', 'cluster.{envoy_cluster_name}.health_check.'],
+  ['envoy_cluster_', 'cluster.{envoy_cluster_name}.'],
+  ['envoy_http_tracing_', 'http.{envoy_http_conn_manager_prefix}.tracing.'],
+  ['envoy_http_', 'http.{envoy_http_conn_manager_prefix}.'],
+  ['envoy_tracing_opentelemetry_', 'tracing.opentelemetry.'],
+  ['envoy_listener_manager_', 'listener_manager.'],
+  ['envoy_control_plane_', 'control_plane.'],
+];
 
 /** xDS updates by resource type, under the Envoy subscription stats that count them. */
 const UPDATE_SCOPES: Record<string, string> = {
@@ -232,14 +210,13 @@ export class SidecarStats {
     return this.#named(this.registry.register(new Counter(name, help, labelNames)));
   }
 
-  /** Sets the metric's Envoy stat name (ENVOY_NAMES; the ejection types and xDS updates by pattern). */
+  /** Sets the metric's Envoy stat name: spelled out (ENVOY_NAMES), the xDS updates by type, else by scope prefix. */
   #named<M extends Metric<string, unknown>>(m: M): M {
-    const template = ENVOY_NAMES[m.name];
-    const ejection = /^envoy_cluster_outlier_detection_(ejections_(?:enforced|detected)_\w+)$/.exec(m.name);
     const update = /^envoy_control_plane_(update_success|update_rejected)$/.exec(m.name);
-    if (template) m.envoyName = envoyNamer(template);
-    else if (ejection) m.envoyName = envoyNamer(`cluster.{envoy_cluster_name}.outlier_detection.${ejection[1]}`);
+    const scope = ENVOY_SCOPES.find(([prefix]) => m.name.startsWith(prefix));
+    if (ENVOY_NAMES[m.name]) m.envoyName = envoyNamer(ENVOY_NAMES[m.name]!);
     else if (update) m.envoyName = (labels) => `${UPDATE_SCOPES[labels.type ?? ''] ?? labels.type}.${update[1]}`;
+    else if (scope) m.envoyName = envoyNamer(scope[1] + m.name.slice(scope[0].length));
     return m;
   }
 

@@ -391,7 +391,7 @@ export class Tracer {
         return reject(e as Error);
       }
       let status: string | undefined;
-      let message2 = '';
+      let grpcMessage = '';
       let timer: NodeJS.Timeout | undefined;
       const settle = (err?: Error): void => {
         clearTimeout(timer);
@@ -407,7 +407,7 @@ export class Tracer {
       const take = (h: http2.IncomingHttpHeaders): void => {
         if (h['grpc-status'] !== undefined) {
           status = String(h['grpc-status']);
-          message2 = String(h['grpc-message'] ?? '');
+          grpcMessage = String(h['grpc-message'] ?? '');
         }
       };
       req.on('response', (h) => {
@@ -419,7 +419,7 @@ export class Tracer {
       req.on('error', (e) => settle(e));
       req.on('close', () => {
         if (status === undefined) return settle(new Error('stream closed without grpc-status'));
-        if (status !== '0') return settle(new Error(`grpc-status ${status}${message2 ? `: ${decodeURIComponent(message2)}` : ''}`));
+        if (status !== '0') return settle(new Error(`grpc-status ${status}${grpcMessage ? `: ${decodeURIComponent(grpcMessage)}` : ''}`));
         settle();
       });
       const frame = Buffer.allocUnsafe(5);
