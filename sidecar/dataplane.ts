@@ -59,6 +59,7 @@ export class DataPlane {
   readonly #collectors: ReadonlyMap<string, Collector>;
   /** OpenTelemetry tracers by collector cluster, service name and export timeout, made on first use. */
   readonly #tracers = new Map<string, Tracer>();
+  readonly #tracerOf = new WeakMap<TracingConfig, Tracer>();
   readonly #log: (line: string) => void;
 
   constructor(
@@ -171,7 +172,10 @@ export class DataPlane {
     return `${t.collectorClusterPath}: unknown gRPC cluster ${JSON.stringify(t.collectorCluster)}: the sidecar has ${known.length ? `only ${known.join(', ')}` : 'no bootstrap clusters'} (start it with --otel-collector HOST:PORT to declare weft_otel)`;
   }
 
+  /** Per request: the config object's tracer is remembered, so the key is built once per listener update. */
   #tracer(config: TracingConfig): Tracer | undefined {
+    const known = this.#tracerOf.get(config);
+    if (known) return known;
     const key = `${config.collectorCluster}\n${config.serviceName}\n${config.exportTimeoutMs}`;
     let t = this.#tracers.get(key);
     if (!t) {
@@ -180,6 +184,7 @@ export class DataPlane {
       t = new Tracer(config.serviceName, collector, config.exportTimeoutMs, this.stats, this.#log);
       this.#tracers.set(key, t);
     }
+    this.#tracerOf.set(config, t);
     return t;
   }
 
