@@ -1,7 +1,7 @@
 // The local admin port, as Envoy's, in Envoy's formats: /ready (200 once the
 // first full config is applied), /stats, /stats/prometheus, /config_dump, /clusters
 // (hosts, their health flags and counters), /listeners, /server_info, /certs,
-// /help, POST /quitquitquit; and
+// /help, POST /drain_listeners, POST /quitquitquit; and
 // the weft sidecar's own /xds (the ADS stream's state).
 
 import http from 'node:http';
@@ -19,6 +19,8 @@ export interface AdminInfo {
   xds: () => { connected: boolean; lastError?: string };
   /** POST /quitquitquit: the sidecar shuts down (weft sidecar exits). */
   quit?: () => void;
+  /** How long /drain_listeners?graceful drains before the listeners stop (--drain-time-s; Envoy's default 600 s). */
+  drainTimeMs?: number;
 }
 
 /** Envoy's /help lines for the endpoints the sidecar serves. */
@@ -26,6 +28,7 @@ const HELP: [string, string][] = [
   ['/certs', 'print certs on machine'],
   ['/clusters', 'upstream cluster status'],
   ['/config_dump', 'dump current Envoy configs'],
+  ['/drain_listeners', 'drain listeners (?inboundonly: only INBOUND ones; ?graceful: discourage requests for --drain-time-s first; ?skip_exit: accepted, the sidecar never exits after a drain)'],
   ['/help', 'print out list of admin commands'],
   ['/listeners', 'print listener info'],
   ['/quitquitquit', 'exit the server'],
@@ -35,7 +38,10 @@ const HELP: [string, string][] = [
   ['/stats/prometheus', 'print server stats in prometheus format'],
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
-const POST_ONLY = new Set(['/quitquitquit']);
+const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners']);
+const DRAIN_PARAMS = new Set(['inboundonly', 'graceful', 'skip_exit']);
+/** Envoy's --drain-time-s default. */
+export const DEFAULT_DRAIN_TIME_MS = 600_000;
 
 export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
   return http.createServer((req, res) => {
@@ -56,8 +62,19 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         // Answered first, then the shutdown (listeners, then the exports of logs and spans).
         res.once('finish', () => info.quit?.());
         return send(200, 'OK\n');
-      case '/ready':
-        return dp.ready() ? send(200, 'LIVE\n') : send(503, 'PRE_INITIALIZING\n');
+      case '/drain_listeners': {
+        // As Envoy's: stop listening now, or with ?graceful discourage requests (HTTP/1 connection: close,
+        // HTTP/2 GOAWAY) for the drain time first. /ready says DRAINING from here on.
+        for (const k of url.searchParams.keys()) {
+          if (!DRAIN_PARAMS.has(k)) return send(400, `${k}: unknown parameter (drain_listeners takes inboundonly, graceful, skip_exit)\n`);
+        }
+        dp.drainListeners(url.searchParams.has('inboundonly') ? 'inbound' : 'all', url.searchParams.has('graceful'), info.drainTimeMs ?? DEFAULT_DRAIN_TIME_MS);
+        return send(200, 'OK\n');
+      }
+      case '/ready': {
+        const state = dp.state();
+        return send(state === 'LIVE' ? 200 : 503, `${state}\n`);
+      }
       case '/stats': {
         // Envoy's own stat names and text (or ?format=json); ?format=prometheus is /stats/prometheus.
         const format = url.searchParams.get('format') ?? 'text';
@@ -93,7 +110,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       }
       case '/server_info':
         // Envoy's ServerInfo fields that apply: state (LIVE once the first full config is applied), uptime, the node.
-        return send(200, JSON.stringify({ version: VERSION, state: dp.ready() ? 'LIVE' : 'PRE_INITIALIZING', uptime_current_epoch: `${Math.floor(process.uptime())}s`, uptime_all_epochs: `${Math.floor(process.uptime())}s`, node: info.node }, null, 2) + '\n', 'application/json');
+        return send(200, JSON.stringify({ version: VERSION, state: dp.state(), uptime_current_epoch: `${Math.floor(process.uptime())}s`, uptime_all_epochs: `${Math.floor(process.uptime())}s`, node: info.node }, null, 2) + '\n', 'application/json');
       case '/xds':
         // The weft sidecar's own: whether its ADS stream is up, and the last error.
         return send(200, JSON.stringify({ node: info.node, ready: dp.ready(), ...info.xds() }, null, 2) + '\n', 'application/json');

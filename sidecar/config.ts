@@ -272,6 +272,8 @@ export interface UpstreamTlsConfig extends TlsSecretRefs {
 export interface ListenerConfig {
   name: string;
   address: SocketAddress;
+  /** traffic_direction (admin /drain_listeners?inboundonly drains the INBOUND ones). */
+  direction?: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
   chain: HttpConnectionManagerConfig | TcpProxyConfig;
   /** Mutual TLS on accepted connections; absent = plaintext only. */
   tls?: DownstreamTlsConfig;

@@ -9,13 +9,17 @@ import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { TYPE_URLS, accept } from './fidelity.ts';
 import { formatErrors } from './fidelity/fields.ts';
 import { httpCallDispatcher } from './http-call.ts';
-import { ListenerManager } from './listeners.ts';
+import { ListenerManager, type DrainScope } from './listeners.ts';
 import { TlsContexts } from './tls-contexts.ts';
 import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
 import type { SidecarStats } from './stats.ts';
 import { Tracer, type Collector } from './tracing.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
 import type { LogEntry, WasmPlugin } from './wasm/index.ts';
+
+/** Envoy's server states, in the order of its server.state gauge's values. */
+export const SERVER_STATES = ['LIVE', 'DRAINING', 'PRE_INITIALIZING', 'INITIALIZING'] as const;
+export type ServerState = (typeof SERVER_STATES)[number];
 
 export interface IncomingResource {
   name: string;
@@ -76,6 +80,7 @@ export class DataPlane {
     } = {},
   ) {
     this.stats = stats;
+    stats.serverState.set(SERVER_STATES.indexOf('PRE_INITIALIZING'));
     this.#collectors = options.collectors ?? new Map();
     this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
     this.clusters = new ClusterManager(stats, this.tls);
@@ -161,6 +166,7 @@ export class DataPlane {
       this.stats.listenersActive.set(this.listeners.names().length);
     }
     (errors.length ? this.stats.xdsUpdateRejected : this.stats.xdsUpdateSuccess).inc({ type: kind });
+    this.stats.serverState.set(SERVER_STATES.indexOf(this.state()));
     return { errors };
   }
 
@@ -233,6 +239,22 @@ export class DataPlane {
       if (kind === 'extension') for (const f of chain.httpFilters) if (f.kind === 'ecds') out.add(f.resourceName);
     }
     return [...out].sort();
+  }
+
+  /**
+   * Envoy's server state: PRE_INITIALIZING until the first full config is
+   * applied, LIVE then, DRAINING once /drain_listeners was asked for (the
+   * admin's /ready then answers 503, so a load balancer stops sending).
+   */
+  state(): ServerState {
+    if (this.listeners.drainStarted) return 'DRAINING';
+    return this.ready() ? 'LIVE' : 'PRE_INITIALIZING';
+  }
+
+  /** Admin /drain_listeners (see ListenerManager.drain); drainTimeMs is the graceful drain's length (--drain-time-s). */
+  drainListeners(scope: DrainScope, graceful: boolean, drainTimeMs: number): void {
+    this.listeners.drain(scope, graceful, drainTimeMs);
+    this.stats.serverState.set(SERVER_STATES.indexOf(this.state()));
   }
 
   /** First full config applied: clusters with their endpoints, listeners with their routes and filter configs. */

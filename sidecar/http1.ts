@@ -507,6 +507,11 @@ export class H1Connection {
     this.#execute(first);
   }
 
+  /** A graceful drain: the next response says `connection: close` and the connection closes after it; idle, it waits for that request. */
+  drain(): void {
+    this.keepAlive = false;
+  }
+
   /** Idle: close now. Busy: close after the response in progress. */
   closeWhenIdle(): void {
     this.#closing = true;

@@ -2,7 +2,9 @@
 // for the HTTP/2 connection preface, so one port serves HTTP/1.1 and h2c
 // (gRPC) as Envoy's codec_type AUTO does. The connection manager config is
 // read per request, so a filter or route change applies to the next request
-// without rebinding; only an address change rebinds.
+// without rebinding; only an address change rebinds. The admin's
+// /drain_listeners stops listeners, or first drains them for a while:
+// HTTP/1 responses say `connection: close`, HTTP/2 connections get GOAWAY.
 
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -49,6 +51,10 @@ class RunningListener {
   #h2: { server: http2.Http2Server; maxBytes: number; maxCount: number } | undefined;
   readonly #onRequest: (req: H1Request | http2.Http2ServerRequest, res: H1Response | http2.Http2ServerResponse) => void;
   readonly #sockets = new Set<net.Socket>();
+  /** HTTP/2 connections: sent GOAWAY on drain. */
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  /** In a graceful drain: every connection is asked to close after its next response. */
+  draining = false;
   readonly #tls: tls.Server;
   #tlsMaterial: TlsMaterial | undefined;
 
@@ -67,7 +73,9 @@ class RunningListener {
     const h1 = (socket: net.Socket, first?: Buffer) => {
       const chain = this.config.chain;
       const limits = chain.kind === 'http' ? { maxHeaderBytes: chain.maxRequestHeadersBytes, maxHeadersCount: chain.maxHeadersCount, maxRequestsPerConnection: chain.maxRequestsPerConnection } : undefined;
-      this.#h1.add(serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits));
+      const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits);
+      if (this.draining) conn.drain();
+      this.#h1.add(conn);
     };
     this.#onRequest = onRequest;
     const serve = (socket: net.Socket) => {
@@ -108,7 +116,16 @@ class RunningListener {
     };
     this.server = net.createServer({ noDelay: true }, (socket) => {
       this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
+      // http.<stat_prefix>.downstream_cx_total / _active, counted where the connection was accepted.
+      const hs = this.config.chain.kind === 'http' ? env.stats.hcm(this.config.chain.statPrefix) : undefined;
+      if (hs) {
+        hs.cxTotal.value++;
+        hs.cxActive.value++;
+      }
+      socket.on('close', () => {
+        this.#sockets.delete(socket);
+        if (hs) hs.cxActive.value--;
+      });
       const tlsConfig = this.config.tls;
       if (!tlsConfig) return serve(socket);
       if (!tlsConfig.permissive) return secure(socket);
@@ -142,6 +159,10 @@ class RunningListener {
     // advertised in SETTINGS and holds once the client has acknowledged them.
     const server = http2.createServer({ settings: { maxHeaderListSize: Math.max(65_535, maxBytes + 32 * (maxCount + 8)) }, maxHeaderListPairs: Math.max(128, maxCount + 8) }, this.#onRequest);
     server.on('session', (session: http2.ServerHttp2Session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+      // Accepted while draining: GOAWAY once its first stream is in, which then completes.
+      if (this.draining) session.once('stream', () => session.close());
       const now = this.config.chain;
       closeWhenIdle(session, now.kind === 'http' ? now.idleTimeoutMs : 0);
       const max = now.kind === 'http' ? now.maxRequestsPerConnection : 0;
@@ -172,11 +193,24 @@ class RunningListener {
     return typeof a === 'object' && a ? a.port : 0;
   }
 
-  /** Stops accepting; idle keep-alive connections close now, busy ones after their response (drain). */
+  /**
+   * A graceful drain: still accepting, but each HTTP/1 connection closes
+   * after its next response (which says `connection: close`), and each
+   * HTTP/2 connection gets GOAWAY (its open streams complete).
+   */
+  drainGracefully(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const c of this.#h1) c.drain();
+    for (const s of this.#sessions) if (!s.closed) s.close();
+  }
+
+  /** Stops accepting; idle keep-alive connections close now, busy ones after their response, HTTP/2 ones get GOAWAY (drain). */
   async close(): Promise<void> {
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       for (const c of this.#h1) c.closeWhenIdle();
+      for (const s of this.#sessions) if (!s.closed) s.close();
       setTimeout(() => {
         for (const s of this.#sockets) s.destroy();
       }, 5000).unref();
@@ -242,9 +276,25 @@ function tcpProxy(env: ProxyEnv, chain: TcpProxyConfig, socket: net.Socket): voi
   socket.on('error', done);
 }
 
+/** Which listeners a drain applies to: all, or those whose traffic_direction is INBOUND (?inboundonly). */
+export type DrainScope = 'all' | 'inbound';
+
+function inScope(config: ListenerConfig, scope: DrainScope | undefined): boolean {
+  return scope === 'all' || (scope === 'inbound' && config.direction === 'INBOUND');
+}
+
+function widest(a: DrainScope | undefined, b: DrainScope): DrainScope {
+  return a === 'all' || b === 'all' ? 'all' : 'inbound';
+}
+
 export class ListenerManager {
   readonly #running = new Map<string, RunningListener>();
   readonly #env: ProxyEnv;
+  /** Listeners stopped by /drain_listeners: those in this scope are not bound again, even by a later LDS update (as Envoy's stopped listeners). */
+  #stopped: DrainScope | undefined;
+  /** A graceful drain in progress, and its end (the listeners in scope are then stopped). */
+  #draining: DrainScope | undefined;
+  #drainTimer: NodeJS.Timeout | undefined;
 
   constructor(env: ProxyEnv) {
     this.#env = env;
@@ -261,6 +311,14 @@ export class ListenerManager {
     }
     for (const [name, config] of configs) {
       const existing = this.#running.get(name);
+      if (inScope(config, this.#stopped)) {
+        // Stopped by a drain: the update is taken, nothing is bound.
+        if (existing) {
+          this.#running.delete(name);
+          void existing.close();
+        }
+        continue;
+      }
       if (existing && existing.config.address.address === config.address.address && existing.config.address.port === config.address.port && existing.config.chain.kind === config.chain.kind) {
         existing.config = config;
         continue;
@@ -272,6 +330,7 @@ export class ListenerManager {
           await existing.close();
         }
         await next.listen();
+        if (inScope(config, this.#draining)) next.drainGracefully();
         this.#running.set(name, next);
       } catch (e) {
         errors.set(name, `cannot bind ${config.address.address}:${config.address.port}: ${(e as Error).message}`);
@@ -299,7 +358,45 @@ export class ListenerManager {
     return [...this.#running].map(([name, l]) => ({ name, address: l.config.address.address, port: l.port }));
   }
 
+  /** A drain was asked for (admin /drain_listeners): the server's state is then DRAINING. */
+  get drainStarted(): boolean {
+    return this.#stopped !== undefined || this.#draining !== undefined;
+  }
+
+  /**
+   * Admin /drain_listeners. Without graceful, the listeners in scope stop
+   * accepting now and their connections close as they go idle. With it, they
+   * keep accepting for drainTimeMs while every connection is asked to close
+   * after its next response, and are stopped after that.
+   */
+  drain(scope: DrainScope, graceful: boolean, drainTimeMs: number): void {
+    if (!graceful) return this.#stop(scope);
+    this.#draining = widest(this.#draining, scope);
+    for (const l of this.#running.values()) if (inScope(l.config, this.#draining)) l.drainGracefully();
+    this.#env.stats.listenersDraining.set(this.#countDraining());
+    this.#drainTimer ??= setTimeout(() => this.#stop(this.#draining!), drainTimeMs);
+    this.#drainTimer.unref();
+  }
+
+  #stop(scope: DrainScope): void {
+    this.#stopped = widest(this.#stopped, scope);
+    for (const [name, l] of this.#running) {
+      if (!inScope(l.config, this.#stopped)) continue;
+      this.#running.delete(name);
+      void l.close();
+    }
+    this.#env.stats.listenersActive.set(this.#running.size);
+    this.#env.stats.listenersDraining.set(this.#countDraining());
+  }
+
+  #countDraining(): number {
+    let n = 0;
+    for (const l of this.#running.values()) if (l.draining) n++;
+    return n;
+  }
+
   async close(): Promise<void> {
+    clearTimeout(this.#drainTimer);
     await Promise.all([...this.#running.values()].map((l) => l.close()));
     this.#running.clear();
   }

@@ -35,6 +35,8 @@ export interface SidecarOptions {
   token?: string;
   /** HOST:PORT of an OTLP/gRPC collector: the bootstrap cluster weft_otel, which the OpenTelemetry tracer exports to (weft bootstrap's flag of the same name). */
   otelCollector?: string;
+  /** Seconds /drain_listeners?graceful drains before the listeners stop (Envoy's --drain-time-s; default 600). */
+  drainTimeS?: number;
 }
 
 export interface RunningSidecar {
@@ -134,6 +136,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   checkPort('inbound-port', opts.inboundPort);
   checkPort('outbound-port', opts.outboundPort);
   checkPort('admin-port', opts.adminPort);
+  if (opts.drainTimeS !== undefined && !(Number.isFinite(opts.drainTimeS) && opts.drainTimeS >= 0)) throw new Error(`drain-time-s: must be a number of seconds, 0 or more, got ${JSON.stringify(opts.drainTimeS)}`);
   const collectors = new Map<string, { host: string; port: number }>();
   if (opts.otelCollector !== undefined) {
     const m = /^(.+):(\d+)$/.exec(opts.otelCollector);
@@ -160,7 +163,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   let lastError: string | undefined;
   let requestQuit: () => void = () => undefined;
   const quit = new Promise<void>((r) => (requestQuit = r));
-  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit() });
+  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit(), ...(opts.drainTimeS !== undefined ? { drainTimeMs: opts.drainTimeS * 1000 } : {}) });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
     admin.listen(opts.adminPort ?? 0, '127.0.0.1', () => resolve());

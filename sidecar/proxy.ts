@@ -415,6 +415,7 @@ class Stream {
   finish(status: number, flag = '-'): void {
     if (this.finished) return;
     this.finished = true;
+    this.hs.rqActive.value--;
     clearTimeout(this.#idle);
     clearTimeout(this.#durationTimer);
     this.requestReceived();
@@ -479,6 +480,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   const started = Date.now();
   const hs = env.stats.hcm(hcm.statPrefix);
   hs.rq.value++;
+  hs.rqActive.value++;
   const h2 = req.httpVersionMajor === 2;
   let authority = (h2 ? (req.headers[':authority'] as string | undefined) : req.headers.host) ?? '';
   let path = (h2 ? (req.headers[':path'] as string | undefined) : req.url) ?? '/';

@@ -29,6 +29,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_tracing_opentelemetry_', 'tracing.opentelemetry.'],
   ['envoy_listener_manager_', 'listener_manager.'],
   ['envoy_control_plane_', 'control_plane.'],
+  ['envoy_server_', 'server.'],
 ];
 
 /** xDS updates by resource type, under the Envoy subscription stats that count them. */
@@ -59,6 +60,11 @@ export interface HcmSeries {
   rsTooLarge: CounterSeries;
   /** Streams ended by the route's max_stream_duration (or their grpc-timeout). */
   rqMaxDurationReached: CounterSeries;
+  /** Requests in progress: from their headers to the end of their response (or its reset). */
+  rqActive: CounterSeries;
+  /** Connections accepted, and those open now. */
+  cxTotal: CounterSeries;
+  cxActive: CounterSeries;
 }
 
 /** One cluster's per-request series, looked up once per cluster. */
@@ -79,6 +85,8 @@ export class SidecarStats {
   readonly downstreamRqXx = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_http_conn_manager_prefix', 'envoy_response_code_class']);
   readonly downstreamRqTime = this.#named(this.registry.register(new Histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], TIME_BUCKETS)));
   readonly downstreamCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Active downstream connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxTotal = this.#counter('envoy_http_downstream_cx_total', 'Downstream connections accepted', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in progress', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
   readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit: 500, or reset once the headers were out', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqMaxDurationReached = this.#counter('envoy_http_downstream_rq_max_duration_reached', 'Streams ended by max_stream_duration or their grpc-timeout', ['envoy_http_conn_manager_prefix']);
@@ -114,6 +122,9 @@ export class SidecarStats {
   readonly xdsUpdateRejected = this.#counter('envoy_control_plane_update_rejected', 'xDS responses NACKed', ['type']);
   readonly xdsConnected = this.#gauge('envoy_control_plane_connected_state', '1 while the ADS stream is up', []);
   readonly listenersActive = this.#gauge('envoy_listener_manager_total_listeners_active', 'Listeners bound', []);
+  readonly listenersDraining = this.#gauge('envoy_listener_manager_total_listeners_draining', 'Listeners in a graceful drain (admin /drain_listeners?graceful)', []);
+  /** Envoy's server.state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING. */
+  readonly serverState = this.#gauge('envoy_server_state', 'Server state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING', []);
   readonly wasmFailures = this.#counter('envoy_wasm_filter_failures', 'Wasm filter traps and load failures', ['filter']);
 
   readonly tracingRandomSampling = this.#counter('envoy_http_tracing_random_sampling', 'Requests traced by random_sampling', ['envoy_http_conn_manager_prefix']);
@@ -171,6 +182,9 @@ export class SidecarStats {
         rqTooLarge: this.downstreamRqTooLarge.series(l),
         rsTooLarge: this.rsTooLarge.series(l),
         rqMaxDurationReached: this.downstreamRqMaxDurationReached.series(l),
+        rqActive: this.downstreamRqActive.series(l),
+        cxTotal: this.downstreamCxTotal.series(l),
+        cxActive: this.downstreamCxActive.series(l),
       };
       this.#hcm.set(prefix, s);
     }

@@ -14,6 +14,11 @@ function port(value: string): number {
   return n;
 }
 
+function seconds(value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new CliError(`error: --drain-time-s must be a number of seconds, 0 or more (got "${value}")`, 2);
+  return Number(value);
+}
+
 /** Loads a module by a computed specifier, so commands whose implementation lives elsewhere load only when run. */
 async function lazy<T>(specifier: string, exportName: string): Promise<T> {
   const mod = (await import(new URL(specifier, import.meta.url).href)) as Record<string, unknown>;
@@ -81,6 +86,7 @@ export function buildProgram(): Command {
     .option('--bind-address <addr>', 'address the inbound listener binds', '127.0.0.1')
     .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN)')
     .option('--otel-collector <host:port>', 'OTLP/gRPC collector: declares the cluster weft_otel, which tracing from weft control --otel-cluster exports spans to')
+    .option('--drain-time-s <seconds>', 'how long POST /drain_listeners?graceful on the admin port drains before the listeners stop (as Envoy: 600)', seconds)
     .action(async (opts: Record<string, unknown>) => {
       type Running = { close(): Promise<void>; quit: Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');

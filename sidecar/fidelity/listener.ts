@@ -26,7 +26,8 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   if (!f) return undefined;
   const name = f.str('name') ?? '';
   const address = socketAddress(f.obj('address'));
-  // Stat naming does not change how traffic is handled; the direction names the connection manager's spans.
+  // Stat naming does not change how traffic is handled; the direction names the connection manager's spans and
+  // says which listeners /drain_listeners?inboundonly drains.
   f.ignore('stat_prefix');
   const direction = f.enumOf('traffic_direction', ['UNSPECIFIED', 'INBOUND', 'OUTBOUND'] as const, ['UNSPECIFIED', 'INBOUND', 'OUTBOUND']);
   const bufferLimit = f.num('per_connection_buffer_limit_bytes');
@@ -40,6 +41,7 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   if (listener && listener.chain.kind === 'http' && bufferLimit !== undefined && bufferLimit >= 1) listener.chain.bufferLimitBytes = bufferLimit;
   // As Envoy: an OUTBOUND listener's connection manager traces egress, any other ingress.
   if (listener && listener.chain.kind === 'http' && listener.chain.tracing && direction === 'OUTBOUND') listener.chain.tracing.operation = 'egress';
+  if (listener && direction !== undefined && direction !== 'UNSPECIFIED') listener.direction = direction;
   return listener;
 }
 

@@ -1,0 +1,223 @@
+// Draining and the connection gauges an Envoy operator watches while doing
+// it: POST /drain_listeners (?graceful, ?inboundonly) on the admin port, the
+// DRAINING state /ready then reports, and http.<prefix>.downstream_cx_total,
+// downstream_cx_active and downstream_rq_active.
+
+import assert from 'node:assert/strict';
+import type http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import type { ListenerConfig } from '../../sidecar/config.ts';
+import { ListenerManager } from '../../sidecar/listeners.ts';
+import { SidecarStats } from '../../sidecar/stats.ts';
+import type { ProxyEnv } from '../../sidecar/proxy.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, service, startApp } from './harness.ts';
+
+let mesh: TestMesh;
+before(async () => {
+  mesh = await TestMesh.start();
+});
+after(async () => {
+  await mesh.close();
+});
+
+interface RawResponse {
+  status: number;
+  head: string;
+  body: string;
+}
+
+/** One HTTP/1.1 exchange on an open socket; the response is read by its content-length. */
+function exchange(socket: net.Socket, host: string, path = '/'): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      socket.off('data', onData);
+      socket.off('error', reject);
+      resolve({ status: Number(head.slice(9, 12)), head: head.toLowerCase(), body: buf.subarray(end + 4, end + 4 + length).toString() });
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
+  });
+}
+
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+function closed(socket: net.Socket): Promise<void> {
+  return new Promise((r) => (socket.destroyed ? r() : socket.once('close', () => r())));
+}
+
+function refused(port: number): Promise<boolean> {
+  return connect(port).then(
+    (s) => {
+      s.destroy();
+      return false;
+    },
+    (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED',
+  );
+}
+
+async function admin(port: number, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+  return { status: res.status, body: await res.text() };
+}
+
+test('downstream_cx_total, downstream_cx_active and downstream_rq_active follow connections and requests in flight, a client that leaves mid-request included', { timeout: 60_000 }, async () => {
+  const held: http.ServerResponse[] = [];
+  const app = await startApp('gauges', (_req, res) => void held.push(res));
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('gauges', 9000), service('caller', 8000)], instances: [instance('gauges', inbound)] });
+  const server = await mesh.sidecar('gauges', app.port, { inboundPort: inbound });
+  const client = await mesh.sidecar('caller', 8000);
+  const out = { envoy_http_conn_manager_prefix: 'outbound' };
+  const inb = { envoy_http_conn_manager_prefix: 'inbound' };
+
+  const sockets = await Promise.all([0, 1, 2].map(() => connect(client.outboundPort)));
+  const answers = sockets.map((s) => exchange(s, 'gauges'));
+  await eventually(() => held.length === 3, 10_000, 'three requests held by the app');
+  assert.equal(await metric(client.adminPort, 'envoy_http_downstream_rq_active', out), 3);
+  assert.equal(await metric(server.adminPort, 'envoy_http_downstream_rq_active', inb), 3);
+  assert.equal(await metric(client.adminPort, 'envoy_http_downstream_cx_active', out), 3);
+  assert.equal(await metric(client.adminPort, 'envoy_http_downstream_cx_total', out), 3);
+
+  // A client gone mid-request: its stream ends (DC) on the client's sidecar, and the reset reaches the server's.
+  sockets[0]!.destroy();
+  answers[0]!.catch(() => undefined);
+  await eventually(async () => (await metric(client.adminPort, 'envoy_http_downstream_rq_active', out)) === 2, 10_000, 'the abandoned request no longer active on the client sidecar');
+  await eventually(async () => (await metric(client.adminPort, 'envoy_http_downstream_cx_active', out)) === 2, 10_000, 'its connection no longer active');
+  await eventually(async () => (await metric(server.adminPort, 'envoy_http_downstream_rq_active', inb)) === 2, 10_000, 'the abandoned request no longer active on the server sidecar');
+
+  for (const res of held) if (!res.destroyed) res.end('done');
+  for (const a of answers.slice(1)) assert.equal((await a).status, 200);
+  await eventually(async () => (await metric(client.adminPort, 'envoy_http_downstream_rq_active', out)) === 0, 10_000, 'no request active on the client sidecar');
+  await eventually(async () => (await metric(server.adminPort, 'envoy_http_downstream_rq_active', inb)) === 0, 10_000, 'no request active on the server sidecar');
+  // Kept alive: the two connections stay open until their clients close them.
+  assert.equal(await metric(client.adminPort, 'envoy_http_downstream_cx_active', out), 2);
+  for (const s of sockets) s.destroy();
+  await eventually(async () => (await metric(client.adminPort, 'envoy_http_downstream_cx_active', out)) === 0, 10_000, 'no connection active');
+  assert.equal(await metric(client.adminPort, 'envoy_http_downstream_cx_total', out), 3);
+});
+
+test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1 connections close after their next response, new ones are served until the drain time ends, then the inbound listener stops and stays stopped', { timeout: 60_000 }, async () => {
+  const app = await startApp('drained');
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('drained', 9000)], instances: [instance('drained', inbound)] });
+  const sc = await mesh.sidecar('drained', app.port, { inboundPort: inbound, drainTimeS: 1.5 });
+
+  assert.equal((await admin(sc.adminPort, '/ready')).body, 'LIVE\n');
+  const before = await connect(inbound);
+  const first = await exchange(before, 'drained');
+  assert.equal(first.status, 200);
+  assert.doesNotMatch(first.head, /connection: close/, 'kept alive before the drain');
+
+  assert.deepEqual(await admin(sc.adminPort, '/drain_listeners?graceful&inboundonly', 'POST'), { status: 200, body: 'OK\n' });
+  assert.deepEqual(await admin(sc.adminPort, '/ready'), { status: 503, body: 'DRAINING\n' });
+  assert.equal(JSON.parse((await admin(sc.adminPort, '/server_info')).body).state, 'DRAINING');
+  assert.equal(await metric(sc.adminPort, 'envoy_server_state'), 1);
+  assert.equal(await metric(sc.adminPort, 'envoy_listener_manager_total_listeners_draining'), 1, 'only the inbound listener drains');
+
+  // The connection open before the drain: its next response says connection: close, then it is closed.
+  const last = await exchange(before, 'drained');
+  assert.equal(last.status, 200);
+  assert.match(last.head, /\r\nconnection: close/);
+  await closed(before);
+  // A new connection during the drain is still served, told to close.
+  const during = await connect(inbound);
+  const answered = await exchange(during, 'drained');
+  assert.equal(answered.status, 200);
+  assert.match(answered.head, /\r\nconnection: close/);
+  await closed(during);
+  // The outbound listener is not INBOUND: untouched.
+  assert.match((await admin(sc.adminPort, '/listeners')).body, /^outbound::127\.0\.0\.1:/m);
+
+  await eventually(() => refused(inbound), 10_000, 'the inbound listener stopped after the drain time');
+  const listeners = (await admin(sc.adminPort, '/listeners')).body;
+  assert.doesNotMatch(listeners, /^inbound::/m);
+  assert.match(listeners, /^outbound::/m);
+  assert.equal(await metric(sc.adminPort, 'envoy_listener_manager_total_listeners_active'), 1);
+  assert.equal(await metric(sc.adminPort, 'envoy_listener_manager_total_listeners_draining'), 0);
+  assert.equal((await admin(sc.adminPort, '/ready')).status, 503, 'still DRAINING: a drained sidecar does not come back to ready');
+  assert.equal(app.hits, 3);
+});
+
+test('/drain_listeners without graceful stops every listener at once; an HTTP/2 connection gets GOAWAY and its open stream completes; bad parameters change nothing', { timeout: 60_000 }, async () => {
+  let release: () => void = () => undefined;
+  const app = await startApp('h2drain', (req, res) => {
+    if (req.url === '/slow') release = () => res.end('slow done');
+    else res.end('ok');
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('h2drain', 9000), service('h2caller', 8000)], instances: [instance('h2drain', inbound)] });
+  await mesh.sidecar('h2drain', app.port, { inboundPort: inbound });
+  const sc = await mesh.sidecar('h2caller', 8000);
+
+  const bad = await admin(sc.adminPort, '/drain_listeners?gracefull', 'POST');
+  assert.deepEqual(bad, { status: 400, body: 'gracefull: unknown parameter (drain_listeners takes inboundonly, graceful, skip_exit)\n' });
+  assert.equal((await admin(sc.adminPort, '/drain_listeners', 'GET')).status, 405);
+  assert.equal((await admin(sc.adminPort, '/ready')).body, 'LIVE\n', 'neither drained anything');
+
+  const session = http2.connect(`http://127.0.0.1:${sc.outboundPort}`);
+  mesh.track(async () => void session.destroy());
+  const goaway = new Promise<void>((r) => session.once('goaway', () => r()));
+  const stream = session.request({ ':path': '/slow', ':authority': 'h2drain' });
+  const body = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    let status = 0;
+    let text = '';
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', (c: Buffer) => (text += c));
+    stream.on('end', () => resolve({ status, text }));
+    stream.on('error', reject);
+  });
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', { envoy_http_conn_manager_prefix: 'outbound' })) === 1, 10_000, 'the slow stream in flight');
+
+  assert.deepEqual(await admin(sc.adminPort, '/drain_listeners', 'POST'), { status: 200, body: 'OK\n' });
+  await goaway;
+  assert.ok(await refused(sc.outboundPort), 'no new connection once drained');
+  assert.equal((await admin(sc.adminPort, '/listeners')).body, '');
+  release();
+  assert.deepEqual(await body, { status: 200, text: 'slow done' });
+  assert.deepEqual(await admin(sc.adminPort, '/ready'), { status: 503, body: 'DRAINING\n' });
+});
+
+test('a listener stopped by a drain is not bound again by a later LDS update; an unstopped one still is', { timeout: 30_000 }, async () => {
+  const stats = new SidecarStats();
+  // tcp_proxy chains to no cluster: a connection is accepted, then closed.
+  const manager = new ListenerManager({ stats, clusters: { get: () => undefined } } as unknown as ProxyEnv);
+  const hcm = (statPrefix: string) => ({ kind: 'tcp', statPrefix, cluster: 'none' }) as const;
+  const [pIn, pOut] = [await freePort(), await freePort()];
+  const configs = (v: string) =>
+    new Map<string, ListenerConfig>([
+      ['inbound', { name: 'inbound', address: { address: '127.0.0.1', port: pIn }, chain: hcm(`in${v}`), direction: 'INBOUND' }],
+      ['outbound', { name: 'outbound', address: { address: '127.0.0.1', port: pOut }, chain: hcm(`out${v}`), direction: 'OUTBOUND' }],
+    ]);
+  try {
+    assert.deepEqual([...(await manager.apply(configs('1')))], []);
+    assert.deepEqual(manager.names().sort(), ['inbound', 'outbound']);
+    manager.drain('inbound', false, 0);
+    assert.deepEqual(manager.names(), ['outbound']);
+    await eventually(() => refused(pIn), 5_000, 'inbound stopped');
+    assert.deepEqual([...(await manager.apply(configs('2')))], [], 'the update is taken without an error');
+    assert.deepEqual(manager.names(), ['outbound']);
+    assert.ok(await refused(pIn), 'still stopped after the update');
+    assert.equal(await refused(pOut), false);
+    assert.equal(manager.drainStarted, true);
+  } finally {
+    await manager.close();
+  }
+});
