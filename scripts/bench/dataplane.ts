@@ -1,7 +1,8 @@
 // npm run bench:dataplane — the weft sidecar's cost on loopback, all in one
 // run, measured with wrk: direct to the app, through one sidecar (client
-// side), through two (client and server sidecars), two with the built-in
-// telemetry filter on the server's inbound chain, and nginx as a plain
+// side), through two (client and server sidecars), two with a no-op wasm
+// filter on both sides (the proxy-wasm host's own cost), two with the built-in
+// telemetry filter on both sides, and nginx as a plain
 // reverse proxy for reference. Prints a table (requests/s, p50, p99, ratios
 // to direct and to nginx) and writes bench/results/dataplane.json.
 //
@@ -17,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { passThroughWasm } from './pass-through.ts';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import { TestMesh, freePort, instance, service } from '../../test/sidecar/harness.ts';
 import { sidecarNodeFlags } from '../../sidecar/main.ts';
@@ -185,23 +187,30 @@ async function main(): Promise<void> {
   const withFilters = existsSync(telemetryWasm);
   const wasm = withFilters ? readFileSync(telemetryWasm) : Buffer.alloc(0);
   const sha = createHash('sha256').update(wasm).digest('hex');
-  const moduleServer = http.createServer((_q, s) => s.end(wasm));
+  const noop = Buffer.from(await passThroughWasm());
+  const noopSha = createHash('sha256').update(noop).digest('hex');
+  // The translator names each module by its sha256 (/wasm/<sha256>.wasm).
+  const moduleServer = http.createServer((q, s) => s.end(q.url?.includes(noopSha) ? noop : wasm));
   await new Promise<void>((r) => moduleServer.listen(0, '127.0.0.1', () => r()));
   const wasmBaseUrl = `http://127.0.0.1:${(moduleServer.address() as AddressInfo).port}`;
 
   const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl, wasmClusterName: 'weft-control' }) });
-  const ports = { clientOut: await freePort(), clientAdmin: await freePort(), serverIn: await freePort(), serverAdmin: await freePort(), fServerIn: await freePort(), fServerAdmin: await freePort(), fClientOut: await freePort(), fClientAdmin: await freePort() };
+  const ports = { clientOut: await freePort(), clientAdmin: await freePort(), serverIn: await freePort(), serverAdmin: await freePort(), fServerIn: await freePort(), fServerAdmin: await freePort(), fClientOut: await freePort(), fClientAdmin: await freePort(), nServerIn: await freePort(), nServerAdmin: await freePort(), nClientOut: await freePort(), nClientAdmin: await freePort() };
   mesh.model.update({
-    services: [service('client', 9999), service('direct', 8080), service('app', 8080), service('appf', 8080), service('clientf', 9998)],
+    services: [service('client', 9999), service('direct', 8080), service('app', 8080), service('appf', 8080), service('clientf', 9998), service('appn', 8080), service('clientn', 9997)],
     // "direct": the client sidecar straight to the app (one hop); "app": via the server sidecar (two hops).
-    instances: [instance('direct', appPort), instance('app', ports.serverIn), instance('appf', ports.fServerIn)],
-    filterModules: withFilters ? [{ name: 'telemetry', sha256: sha, size: wasm.length, abiVersion: '0.2.1' }] : [],
-    filterBindings: withFilters
+    instances: [instance('direct', appPort), instance('app', ports.serverIn), instance('appf', ports.fServerIn), instance('appn', ports.nServerIn)],
+    filterModules: [{ name: 'noop', sha256: noopSha, size: noop.length, abiVersion: '0.2.1' as const }, ...(withFilters ? [{ name: 'telemetry', sha256: sha, size: wasm.length, abiVersion: '0.2.1' as const }] : [])],
+    filterBindings: [
+      { name: 'appn-noop', namespace: 'default', service: 'appn', direction: 'inbound' as const, filter: 'noop', order: 0, config: {}, failurePolicy: 'fail_open' as const },
+      { name: 'clientn-noop', namespace: 'default', service: 'clientn', direction: 'outbound' as const, filter: 'noop', order: 0, config: {}, failurePolicy: 'fail_open' as const },
+      ...(withFilters
       ? [
-          { name: 'appf-telemetry', namespace: 'default', service: 'appf', direction: 'inbound', filter: 'telemetry', order: 0, config: JSON.parse(process.env.BENCH_TELEMETRY_CONFIG ?? '{}'), failurePolicy: 'fail_open' },
-          { name: 'clientf-telemetry', namespace: 'default', service: 'clientf', direction: 'outbound', filter: 'telemetry', order: 0, config: JSON.parse(process.env.BENCH_TELEMETRY_CONFIG ?? '{}'), failurePolicy: 'fail_open' },
+          { name: 'appf-telemetry', namespace: 'default', service: 'appf', direction: 'inbound' as const, filter: 'telemetry', order: 0, config: JSON.parse(process.env.BENCH_TELEMETRY_CONFIG ?? '{}') as Record<string, unknown>, failurePolicy: 'fail_open' as const },
+          { name: 'clientf-telemetry', namespace: 'default', service: 'clientf', direction: 'outbound' as const, filter: 'telemetry', order: 0, config: JSON.parse(process.env.BENCH_TELEMETRY_CONFIG ?? '{}') as Record<string, unknown>, failurePolicy: 'fail_open' as const },
         ]
-      : [],
+      : []),
+    ],
   });
   // Not bin/weft.mjs: its tsx register() path costs the sidecar most of its throughput (see control/cli/up.ts).
   const weft = join(root, 'control', 'cli', 'main.ts');
@@ -213,7 +222,9 @@ async function main(): Promise<void> {
   const appPid = pid(sidecar('app', appPort, ports.serverIn, await freePort(), ports.serverAdmin));
   const appfPid = pid(sidecar('appf', appPort, ports.fServerIn, await freePort(), ports.fServerAdmin));
   const clientfPid = pid(sidecar('clientf', 9998, await freePort(), ports.fClientOut, ports.fClientAdmin));
-  for (const a of [ports.clientAdmin, ports.serverAdmin, ports.fServerAdmin, ports.fClientAdmin]) await ready(a);
+  const appnPid = pid(sidecar('appn', appPort, ports.nServerIn, await freePort(), ports.nServerAdmin));
+  const clientnPid = pid(sidecar('clientn', 9997, await freePort(), ports.nClientOut, ports.nClientAdmin));
+  for (const a of [ports.clientAdmin, ports.serverAdmin, ports.fServerAdmin, ports.fClientAdmin, ports.nServerAdmin, ports.nClientAdmin]) await ready(a);
 
   const nginxPort = await freePort();
   const nginxDir = join(tmpdir(), `weft-bench-nginx-${process.pid}`);
@@ -229,15 +240,17 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   const nginx = spawn('nginx', ['-p', nginxDir, '-c', join(nginxDir, 'nginx.conf')], { stdio: 'ignore' });
   await until(async () => (await fetch(`http://127.0.0.1:${nginxPort}/`)).ok, 'nginx');
 
-  // Warm up every path (JIT, pools) before measuring.
-  for (const [port, host] of [[appPort, 'app'], [ports.clientOut, 'direct'], [ports.clientOut, 'app'], [ports.fClientOut, 'appf'], [nginxPort, 'app']] as const) {
-    execFileSync('wrk', ['-t1', '-c4', '-d1s', '-H', `Host: ${host}`, `http://127.0.0.1:${port}/`], { stdio: 'ignore' });
+  // Warm up every path (JIT, wasm tier-up, pools) before measuring, at the measured concurrency: after
+  // 1 s at -c4 the first round still ran 10-25% below the next two (held mesh, alternating wrk runs).
+  for (const [port, host] of [[appPort, 'app'], [ports.clientOut, 'direct'], [ports.clientOut, 'app'], [ports.nClientOut, 'appn'], [ports.fClientOut, 'appf'], [nginxPort, 'app']] as const) {
+    execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, '-d3s', '-H', `Host: ${host}`, `http://127.0.0.1:${port}/`], { stdio: 'ignore' });
   }
 
   const scenarios: [string, string, string, number[]][] = [
     ['direct to the app', `http://127.0.0.1:${appPort}/`, 'app', []],
     ['one sidecar (client outbound)', `http://127.0.0.1:${ports.clientOut}/`, 'direct', [clientPid]],
     ['two sidecars (client + server)', `http://127.0.0.1:${ports.clientOut}/`, 'app', [clientPid, appPid]],
+    ['two sidecars + no-op filter (both sides)', `http://127.0.0.1:${ports.nClientOut}/`, 'appn', [clientnPid, appnPid]],
     ...(withFilters ? [['two sidecars + telemetry filter (both sides)', `http://127.0.0.1:${ports.fClientOut}/`, 'appf', [clientfPid, appfPid]] as [string, string, string, number[]]] : []),
     ['nginx reverse proxy', `http://127.0.0.1:${nginxPort}/`, 'app', [nginx.pid!]],
   ];
@@ -285,9 +298,12 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     );
   }
   const two = rows.find((r) => r.name.startsWith('two sidecars ('));
-  const twoF = rows.find((r) => r.name.includes('filter'));
+  const twoF = rows.find((r) => r.name.includes('telemetry'));
+  const twoN = rows.find((r) => r.name.includes('no-op'));
   const filterCost = two && twoF ? 1 - twoF.rps / two.rps : undefined;
+  const hostCost = two && twoN ? 1 - twoN.rps / two.rps : undefined;
   if (filterCost !== undefined) console.log(`filter chain throughput cost: ${(filterCost * 100).toFixed(1)}% (target < 10%)`);
+  if (hostCost !== undefined) console.log(`the proxy-wasm host alone (no-op filter): ${(hostCost * 100).toFixed(1)}%; the rest is the telemetry filter's own work`);
   const filterCpu = two?.proxyCpuUsPerRq !== undefined && twoF?.proxyCpuUsPerRq !== undefined ? twoF.proxyCpuUsPerRq / two.proxyCpuUsPerRq - 1 : undefined;
   if (filterCpu !== undefined) console.log(`filter chain CPU cost per request: +${(filterCpu * 100).toFixed(1)}% proxy CPU (${two!.proxyCpuUsPerRq!.toFixed(0)} -> ${twoF!.proxyCpuUsPerRq!.toFixed(0)} us)`);
   const pd = paced[0]!;
@@ -301,7 +317,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'dataplane.json'),
-    JSON.stringify({ tool: 'wrk', pacedTool: 'scripts/bench/pace.c', pacedRate: PACE_RATE, pacedSeconds: PACE_SECONDS, rounds: ROUNDS, sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterCpuCost: filterCpu }, null, 2) + '\n',
+    JSON.stringify({ tool: 'wrk', pacedTool: 'scripts/bench/pace.c', pacedRate: PACE_RATE, pacedSeconds: PACE_SECONDS, rounds: ROUNDS, sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, wasmHostThroughputCost: hostCost, filterCpuCost: filterCpu }, null, 2) + '\n',
   );
   console.log('wrote bench/results/dataplane.json');
   await mesh.close();

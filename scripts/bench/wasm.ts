@@ -19,7 +19,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from '@bytecodealliance/jco';
+import { passThroughWasm } from './pass-through.ts';
 import { bufferedLines } from '../../sidecar/access-log.ts';
 import { wasmLogLine } from '../../sidecar/main.ts';
 import { SharedState, WasmPlugin, type HeaderPairs, type StreamProperties } from '../../sidecar/wasm/index.ts';
@@ -65,21 +65,6 @@ interface Subject {
 }
 
 /** Exports every stream callback and does nothing in them: the host's own cost. */
-async function passThrough(): Promise<Uint8Array> {
-  return parse(`(module
-    (memory (export "memory") 1)
-    (global $heap (mut i32) (i32.const 1024))
-    (func (export "malloc") (param i32) (result i32) (global.get $heap))
-    (func (export "proxy_abi_version_0_2_1"))
-    (func (export "proxy_on_context_create") (param i32 i32))
-    (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-    (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-    (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-    (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-    (func (export "proxy_on_log") (param i32))
-    (func (export "proxy_on_delete") (param i32)))`);
-}
 
 /** Configurations that exercise each built-in filter's common path. */
 const builtInConfig: Record<string, unknown> = {
@@ -89,7 +74,7 @@ const builtInConfig: Record<string, unknown> = {
 };
 
 async function subjects(): Promise<{ list: Subject[]; skipped: string[] }> {
-  const list: Subject[] = [{ name: 'pass-through (WAT)', bytes: await passThrough(), configuration: '' }];
+  const list: Subject[] = [{ name: 'pass-through (WAT)', bytes: await passThroughWasm(), configuration: '' }];
   const skipped: string[] = [];
   const dist = join(root, 'filters', 'dist');
   const manifest = join(dist, 'manifest.json');
