@@ -58,7 +58,9 @@ export interface ForwardRequest {
 
 export type ForwardResult =
   | { kind: 'response'; response: UpstreamResponse; host: Host; attempts: number; finish: () => void }
-  | { kind: 'local'; reply: LocalReply; host?: Host; attempts: number };
+  | { kind: 'local'; reply: LocalReply; host?: Host; attempts: number }
+  /** The downstream left before a response: nothing to answer, and not an upstream timeout (Envoy's DC). */
+  | { kind: 'abandoned'; host?: Host; attempts: number };
 
 type Outcome = { kind: 'response'; response: UpstreamResponse } | { kind: 'failure'; reason: ResetReason };
 
@@ -177,6 +179,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   const release = admitted instanceof Promise ? await waitAdmission(cluster, admitted, stats, state) : admitted;
   if (!release) {
     state.done();
+    if (state.stopped === 'downstream') return { kind: 'abandoned', attempts: 0 };
     if (state.stopped) return timedOut(stats, clusterName);
     stats.upstreamRqPendingOverflow.inc(stats.clusterLabel(clusterName));
     return { kind: 'local', reply: localReplies.overflow(), attempts: 0 };
@@ -238,6 +241,12 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (!policy || attempt === maxAttempts || !shouldRetry(policy, outcome)) break;
   }
   retryToken?.();
+  if (state.stopped === 'downstream' && (!last || last.outcome.kind === 'failure')) {
+    // The exchange was aborted because the client left: not the upstream's failure.
+    state.done();
+    releaseAdmission(release, cs);
+    return { kind: 'abandoned', host: last?.host, attempts: made };
+  }
   if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {
     state.done();
     releaseAdmission(release, cs);

@@ -6,7 +6,7 @@
 import type { ClusterManager } from './clusters.ts';
 import { Downstream, forward } from './forward.ts';
 import { removeHeader, setHeader, withoutPseudo } from './headers.ts';
-import { renderLocalReply } from './local-reply.ts';
+import { localReplies, renderLocalReply } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
 import type { HttpCallDispatcher } from './wasm/index.ts';
 
@@ -23,6 +23,12 @@ export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats
     // The host aborts the call when its timeout fires or the plugin closes.
     call.signal.addEventListener('abort', () => downstream.abort(), { once: true });
     const result = await forward(clusters, call.cluster, { method: pseudo(':method'), path: pseudo(':path'), authority, headers, body, timeoutMs: call.timeoutMs, downstream }, stats);
+    if (result.kind === 'abandoned') {
+      // The host stopped the call (its timeout fired, or the plugin closed): what the filter gets is the timeout.
+      stats.upstreamRqTimeout.inc(stats.clusterLabel(call.cluster));
+      const reply = renderLocalReply(localReplies.timeout(), false);
+      return { headers: [[':status', String(reply.status)], ...reply.headers], body: reply.body };
+    }
     if (result.kind === 'local') {
       // No host, overflow, connect failure: the filter gets the local reply Envoy's async client would produce.
       const reply = renderLocalReply(result.reply, false);

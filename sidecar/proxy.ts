@@ -526,7 +526,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   };
   const downstream = new Downstream();
   res.on('close', () => {
-    if (!res.writableFinished) downstream.abort();
+    // Closed before the response was ended: the client left. (An HTTP/2 stream's own writableFinished is
+    // true once it was reset, so for HTTP/2 the question is whether end() was called.)
+    if (!(h2 ? (res as Http2ServerResponse).writableEnded : res.writableFinished)) downstream.abort();
   });
   const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
   let filters: RequestFilters | undefined;
@@ -743,6 +745,13 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // Seen by the response phases and on_log (the telemetry filter's access line), as in Envoy.
       attributes['xds.cluster_name'] = chosen.name;
       if (result.host) attributes['upstream.address'] = result.host.key;
+    }
+    if (result.kind === 'abandoned') {
+      if (streamed) discardBody(req, streamed);
+      // Stopped for a filter's reply from the streamed body (or its 413), or for a stream timeout that already
+      // answered; otherwise the client left: Envoy's DC, no response code.
+      if (stream.filterReply) return stream.reply(stream.filterReply);
+      return stream.finish(0, 'DC');
     }
     if (result.kind === 'local') {
       if (streamed) discardBody(req, streamed);

@@ -100,6 +100,11 @@ test('downstream_cx_total, downstream_cx_active and downstream_rq_active follow 
   await eventually(async () => (await metric(client.adminPort, 'envoy_http_downstream_rq_active', out)) === 2, 10_000, 'the abandoned request no longer active on the client sidecar');
   await eventually(async () => (await metric(client.adminPort, 'envoy_http_downstream_cx_active', out)) === 2, 10_000, 'its connection no longer active');
   await eventually(async () => (await metric(server.adminPort, 'envoy_http_downstream_rq_active', inb)) === 2, 10_000, 'the abandoned request no longer active on the server sidecar');
+  // Envoy's DC: no response code, and neither a 5xx nor an upstream timeout on either sidecar.
+  for (const [port, prefix] of [[client.adminPort, out], [server.adminPort, inb]] as const) {
+    assert.equal(await metric(port, 'envoy_http_downstream_rq_xx', { ...prefix, envoy_response_code_class: '5' }), 0);
+    assert.equal(await metric(port, 'envoy_cluster_upstream_rq_timeout'), 0);
+  }
 
   for (const res of held) if (!res.destroyed) res.end('done');
   for (const a of answers.slice(1)) assert.equal((await a).status, 200);
@@ -110,6 +115,35 @@ test('downstream_cx_total, downstream_cx_active and downstream_rq_active follow 
   for (const s of sockets) s.destroy();
   await eventually(async () => (await metric(client.adminPort, 'envoy_http_downstream_cx_active', out)) === 0, 10_000, 'no connection active');
   assert.equal(await metric(client.adminPort, 'envoy_http_downstream_cx_total', out), 3);
+});
+
+test('downstream_rq_active comes back to 0 when an HTTP/2 client resets its stream mid-request, and the upstream request is cancelled', { timeout: 60_000 }, async () => {
+  const held: http.ServerResponse[] = [];
+  let cancelled = 0;
+  const app = await startApp('h2gauge', (_req, res) => {
+    held.push(res);
+    res.once('close', () => res.writableEnded || cancelled++);
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('h2gauge', 9000), service('h2gaugecaller', 8000)], instances: [instance('h2gauge', inbound)] });
+  await mesh.sidecar('h2gauge', app.port, { inboundPort: inbound });
+  const sc = await mesh.sidecar('h2gaugecaller', 8000);
+  const out = { envoy_http_conn_manager_prefix: 'outbound' };
+  const session = http2.connect(`http://127.0.0.1:${sc.outboundPort}`);
+  mesh.track(async () => void session.destroy());
+  const streams = [0, 1].map(() => session.request({ ':path': '/', ':authority': 'h2gauge' }));
+  for (const st of streams) st.on('error', () => undefined);
+  await eventually(() => held.length === 2, 10_000, 'two streams held by the app');
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out), 2);
+  streams[0]!.close(http2.constants.NGHTTP2_CANCEL);
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out)) === 1, 10_000, 'the reset stream no longer active');
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { ...out, envoy_response_code_class: '5' }), 0, 'a reset is not a 5xx');
+  assert.equal(await metric(sc.adminPort, 'envoy_cluster_upstream_rq_timeout'), 0);
+  await eventually(() => cancelled === 1, 10_000, 'the app to see the reset request cancelled through both sidecars');
+  for (const res of held) if (!res.destroyed) res.end('done');
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out)) === 0, 10_000, 'no stream active');
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_cx_active', out), 1, 'one HTTP/2 connection carried both');
 });
 
 test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1 connections close after their next response, new ones are served until the drain time ends, then the inbound listener stops and stays stopped', { timeout: 60_000 }, async () => {
