@@ -341,6 +341,7 @@ export class ListenerManager {
         }
       }
     }
+    if (this.#draining) this.#env.stats.listenersDraining.set(this.#countDraining());
     return errors;
   }
 
