@@ -1,6 +1,6 @@
 // The local admin port, as Envoy's, in Envoy's formats: /ready (200 once the
 // first full config is applied), /stats, /stats/prometheus, /config_dump, /clusters
-// (hosts, their health flags and counters), /listeners, /server_info, /certs,
+// (hosts, their health flags and counters), /listeners, /memory, /server_info, /certs,
 // /help, POST /drain_listeners, POST /quitquitquit; and
 // the weft sidecar's own /xds (the ADS stream's state).
 
@@ -31,6 +31,7 @@ const HELP: [string, string][] = [
   ['/drain_listeners', 'drain listeners (?inboundonly: only INBOUND ones; ?graceful: discourage requests for --drain-time-s first; ?skip_exit: accepted, the sidecar never exits after a drain)'],
   ['/help', 'print out list of admin commands'],
   ['/listeners', 'print listener info'],
+  ['/memory', 'print current allocation/heap usage'],
   ['/quitquitquit', 'exit the server'],
   ['/ready', 'print server state, return 200 if LIVE, otherwise return 503'],
   ['/server_info', 'print server version/status information'],
@@ -75,7 +76,13 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         const state = dp.state();
         return send(state === 'LIVE' ? 200 : 503, `${state}\n`);
       }
+      case '/memory': {
+        // Envoy's Memory message (uint64 fields as JSON strings), the fields a Node process has.
+        const m = dp.stats.refreshServer();
+        return send(200, JSON.stringify({ allocated: String(m.allocated), heap_size: String(m.heapSize), total_physical_bytes: String(m.physical) }, null, 2) + '\n', 'application/json');
+      }
       case '/stats': {
+        dp.stats.refreshServer();
         // Envoy's own stat names and text (or ?format=json); ?format=prometheus is /stats/prometheus.
         const format = url.searchParams.get('format') ?? 'text';
         if (format === 'prometheus') return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
@@ -95,6 +102,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         return format === 'json' ? send(200, JSON.stringify(statsJson(stats), null, 2) + '\n', 'application/json') : send(200, statsText(stats));
       }
       case '/stats/prometheus':
+        dp.stats.refreshServer();
         // Envoy's endpoint carries wasm plugins' custom metrics next to its own.
         return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
       case '/config_dump':

@@ -81,6 +81,7 @@ export class DataPlane {
   ) {
     this.stats = stats;
     stats.serverState.set(SERVER_STATES.indexOf('PRE_INITIALIZING'));
+    stats.serverLive.set(0);
     this.#collectors = options.collectors ?? new Map();
     this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
     this.clusters = new ClusterManager(stats, this.tls);
@@ -166,7 +167,7 @@ export class DataPlane {
       this.stats.listenersActive.set(this.listeners.names().length);
     }
     (errors.length ? this.stats.xdsUpdateRejected : this.stats.xdsUpdateSuccess).inc({ type: kind });
-    this.stats.serverState.set(SERVER_STATES.indexOf(this.state()));
+    this.#publishState();
     return { errors };
   }
 
@@ -251,10 +252,16 @@ export class DataPlane {
     return this.ready() ? 'LIVE' : 'PRE_INITIALIZING';
   }
 
+  #publishState(): void {
+    const state = this.state();
+    this.stats.serverState.set(SERVER_STATES.indexOf(state));
+    this.stats.serverLive.set(state === 'LIVE' ? 1 : 0);
+  }
+
   /** Admin /drain_listeners (see ListenerManager.drain); drainTimeMs is the graceful drain's length (--drain-time-s). */
   drainListeners(scope: DrainScope, graceful: boolean, drainTimeMs: number): void {
     this.listeners.drain(scope, graceful, drainTimeMs);
-    this.stats.serverState.set(SERVER_STATES.indexOf(this.state()));
+    this.#publishState();
   }
 
   /** First full config applied: clusters with their endpoints, listeners with their routes and filter configs. */

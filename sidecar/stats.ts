@@ -49,6 +49,13 @@ function envoyNamer(template: string): (labels: Readonly<Record<string, string>>
 const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
 /** One connection manager's per-request series, looked up once per stat prefix. */
+/** Envoy's /memory figures that a Node process has (no tcmalloc page heap or thread caches). */
+export interface MemoryFigures {
+  allocated: number;
+  heapSize: number;
+  physical: number;
+}
+
 export interface HcmSeries {
   rq: CounterSeries;
   /** By response class 1..5 (index 0 is a sink for out-of-range codes). */
@@ -125,6 +132,22 @@ export class SidecarStats {
   readonly listenersDraining = this.#gauge('envoy_listener_manager_total_listeners_draining', 'Listeners in a graceful drain (admin /drain_listeners?graceful)', []);
   /** Envoy's server.state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING. */
   readonly serverState = this.#gauge('envoy_server_state', 'Server state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING', []);
+  readonly serverLive = this.#gauge('envoy_server_live', '1 while the server is LIVE (not initializing, not draining)', []);
+  readonly uptime = this.#gauge('envoy_server_uptime', 'Seconds since the sidecar started', []);
+  readonly memoryAllocated = this.#gauge('envoy_server_memory_allocated', 'Bytes in use: the V8 heap and the memory it accounts outside it (Buffers, wasm memories)', []);
+  readonly memoryHeapSize = this.#gauge('envoy_server_memory_heap_size', 'Bytes the V8 heap has reserved, plus that outside memory', []);
+  readonly memoryPhysicalSize = this.#gauge('envoy_server_memory_physical_size', 'Resident set size of the process', []);
+
+  /** The server.* gauges read from the process; the admin calls this before it renders stats. */
+  refreshServer(): MemoryFigures {
+    const m = process.memoryUsage();
+    const figures = { allocated: m.heapUsed + m.external, heapSize: m.heapTotal + m.external, physical: m.rss };
+    this.uptime.set(Math.floor(process.uptime()));
+    this.memoryAllocated.set(figures.allocated);
+    this.memoryHeapSize.set(figures.heapSize);
+    this.memoryPhysicalSize.set(figures.physical);
+    return figures;
+  }
   readonly wasmFailures = this.#counter('envoy_wasm_filter_failures', 'Wasm filter traps and load failures', ['filter']);
 
   readonly tracingRandomSampling = this.#counter('envoy_http_tracing_random_sampling', 'Requests traced by random_sampling', ['envoy_http_conn_manager_prefix']);

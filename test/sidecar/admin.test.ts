@@ -10,7 +10,7 @@ import { eventually, freePort } from './harness.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and unknown paths list the endpoints', { timeout: 60_000 }, async () => {
+test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and unknown paths list the endpoints; /memory and the server.* stats', { timeout: 60_000 }, async () => {
   const adminPort = await freePort();
   // No control plane: the sidecar never gets ready, and its admin port answers all the same.
   const child = spawn(process.execPath, ['bin/weft.mjs', 'sidecar', '--service', 'job', '--xds', '127.0.0.1:9', '--app-port', '9', '--admin-port', String(adminPort)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -21,10 +21,23 @@ test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and 
   try {
     await eventually(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status === 503, 30_000, `the admin port\n${out}`);
     const help = await (await fetch(`http://127.0.0.1:${adminPort}/help`)).text();
-    for (const p of ['/certs', '/clusters', '/config_dump', '/listeners', '/quitquitquit', '/ready', '/server_info', '/stats', '/stats/prometheus']) assert.match(help, new RegExp(`^  ${p.replace(/\//g, '\\/')}: `, 'm'));
+    for (const p of ['/certs', '/clusters', '/config_dump', '/drain_listeners', '/listeners', '/memory', '/quitquitquit', '/ready', '/server_info', '/stats', '/stats/prometheus']) assert.match(help, new RegExp(`^  ${p.replace(/\//g, '\\/')}: `, 'm'));
     const unknown = await fetch(`http://127.0.0.1:${adminPort}/nope`);
     assert.equal(unknown.status, 404);
     assert.match(await unknown.text(), /\/quitquitquit: exit the server/);
+
+    // /memory as Envoy's (uint64 as strings), and the server.* stats beside it; not ready yet: PRE_INITIALIZING, not live.
+    const memory = (await (await fetch(`http://127.0.0.1:${adminPort}/memory`)).json()) as Record<string, string>;
+    assert.deepEqual(Object.keys(memory), ['allocated', 'heap_size', 'total_physical_bytes']);
+    const [allocated, heapSize, physical] = [memory.allocated, memory.heap_size, memory.total_physical_bytes].map(Number);
+    assert.ok(allocated! > 1024 * 1024 && heapSize! >= allocated! && physical! > 10 * 1024 * 1024, JSON.stringify(memory));
+    const stats = await (await fetch(`http://127.0.0.1:${adminPort}/stats?filter=^server\\.`)).text();
+    assert.match(stats, /^server\.live: 0$/m);
+    assert.match(stats, /^server\.state: 2$/m);
+    assert.match(stats, /^server\.memory_allocated: [1-9]\d{6,}$/m);
+    assert.match(stats, /^server\.memory_physical_size: [1-9]\d{7,}$/m);
+    assert.match(stats, /^server\.uptime: \d+$/m);
+    assert.match(await (await fetch(`http://127.0.0.1:${adminPort}/stats/prometheus`)).text(), /^envoy_server_memory_heap_size [1-9]\d{6,}$/m);
 
     const get = await fetch(`http://127.0.0.1:${adminPort}/quitquitquit`);
     assert.equal(get.status, 405);

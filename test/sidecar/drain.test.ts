@@ -154,6 +154,7 @@ test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1
   const sc = await mesh.sidecar('drained', app.port, { inboundPort: inbound, drainTimeS: 1.5 });
 
   assert.equal((await admin(sc.adminPort, '/ready')).body, 'LIVE\n');
+  assert.equal(await metric(sc.adminPort, 'envoy_server_live'), 1);
   const before = await connect(inbound);
   const first = await exchange(before, 'drained');
   assert.equal(first.status, 200);
@@ -163,6 +164,7 @@ test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1
   assert.deepEqual(await admin(sc.adminPort, '/ready'), { status: 503, body: 'DRAINING\n' });
   assert.equal(JSON.parse((await admin(sc.adminPort, '/server_info')).body).state, 'DRAINING');
   assert.equal(await metric(sc.adminPort, 'envoy_server_state'), 1);
+  assert.equal(await metric(sc.adminPort, 'envoy_server_live'), 0);
   assert.equal(await metric(sc.adminPort, 'envoy_listener_manager_total_listeners_draining'), 1, 'only the inbound listener drains');
 
   // The connection open before the drain: its next response says connection: close, then it is closed.
