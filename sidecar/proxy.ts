@@ -468,6 +468,15 @@ export function grpcTimeoutMs(value: string | string[] | undefined): number | un
 }
 
 /**
+ * Whether the proxy ended the response (end() was called). node's HTTP/2
+ * compat response reads writableFinished from its stream, which is true once
+ * the stream was reset: for HTTP/2 the question is writableEnded.
+ */
+function responseEnded(res: Res): boolean {
+  return (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse).writableEnded : res.writableFinished;
+}
+
+/**
  * One request from headers to the end of its response. Written for the
  * common case first: a bodiless request with no filters goes from the parsed
  * headers to the upstream connection without a promise, an AbortController
@@ -526,9 +535,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   };
   const downstream = new Downstream();
   res.on('close', () => {
-    // Closed before the response was ended: the client left. (An HTTP/2 stream's own writableFinished is
-    // true once it was reset, so for HTTP/2 the question is whether end() was called.)
-    if (!(h2 ? (res as Http2ServerResponse).writableEnded : res.writableFinished)) downstream.abort();
+    // Closed before the response was ended: the client left.
+    if (!responseEnded(res)) downstream.abort();
   });
   const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
   let filters: RequestFilters | undefined;
@@ -1111,7 +1119,7 @@ class ResponseSink implements BodySink {
 
   /** The downstream response closed: before it finished, the client went away. */
   closed(): void {
-    if (this.stream.res.writableFinished) return;
+    if (responseEnded(this.stream.res)) return;
     this.settle('DC');
     this.upstream.body.destroy();
   }

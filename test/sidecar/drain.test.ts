@@ -146,6 +146,36 @@ test('downstream_rq_active comes back to 0 when an HTTP/2 client resets its stre
   assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_cx_active', out), 1, 'one HTTP/2 connection carried both');
 });
 
+test('a client that resets an HTTP/2 stream while its response streams: the upstream response is abandoned, and the stream ends as DC', { timeout: 60_000 }, async () => {
+  let closedEarly = 0;
+  const app = await startApp('h2stream', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    const tick = setInterval(() => res.write('chunk\n'), 20);
+    res.once('close', () => {
+      clearInterval(tick);
+      if (!res.writableEnded) closedEarly++;
+    });
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('h2stream', 9000), service('h2streamcaller', 8000)], instances: [instance('h2stream', inbound)] });
+  const server = await mesh.sidecar('h2stream', app.port, { inboundPort: inbound });
+  const sc = await mesh.sidecar('h2streamcaller', 8000);
+  const out = { envoy_http_conn_manager_prefix: 'outbound' };
+  const session = http2.connect(`http://127.0.0.1:${sc.outboundPort}`);
+  mesh.track(async () => void session.destroy());
+  const st = session.request({ ':path': '/', ':authority': 'h2stream' });
+  st.on('error', () => undefined);
+  await new Promise<void>((r) => st.once('data', () => r()));
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out), 1);
+  st.close(http2.constants.NGHTTP2_CANCEL);
+  await eventually(() => closedEarly === 1, 10_000, 'the app to see its streaming response abandoned through both sidecars');
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out)) === 0, 10_000, 'the stream no longer active on the client sidecar');
+  await eventually(async () => (await metric(server.adminPort, 'envoy_http_downstream_rq_active', { envoy_http_conn_manager_prefix: 'inbound' })) === 0, 10_000, 'nor on the server sidecar');
+  // The response had started: a 2xx for the counters, as Envoy counts the code it sent.
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { ...out, envoy_response_code_class: '5' }), 0);
+});
+
 test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1 connections close after their next response, new ones are served until the drain time ends, then the inbound listener stops and stays stopped', { timeout: 60_000 }, async () => {
   const app = await startApp('drained');
   mesh.track(() => app.close());
