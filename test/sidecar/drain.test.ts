@@ -12,7 +12,7 @@ import type { ListenerConfig } from '../../sidecar/config.ts';
 import { ListenerManager } from '../../sidecar/listeners.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import type { ProxyEnv } from '../../sidecar/proxy.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, service, startApp } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, policy, service, startApp } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -174,6 +174,39 @@ test('a client that resets an HTTP/2 stream while its response streams: the upst
   await eventually(async () => (await metric(server.adminPort, 'envoy_http_downstream_rq_active', { envoy_http_conn_manager_prefix: 'inbound' })) === 0, 10_000, 'nor on the server sidecar');
   // The response had started: a 2xx for the counters, as Envoy counts the code it sent.
   assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { ...out, envoy_response_code_class: '5' }), 0);
+});
+
+test('a request queued behind the circuit breaker whose client leaves gives its place up: DC, not a timeout, and the app never sees it', { timeout: 60_000 }, async () => {
+  const held: http.ServerResponse[] = [];
+  const app = await startApp('queued', (_req, res) => void held.push(res));
+  mesh.track(() => app.close());
+  mesh.model.update({
+    services: [service('queued', 7700), service('queuecaller', 8000)],
+    instances: [instance('queued', app.port)],
+    destinationPolicies: [policy('queued', { circuitBreakers: { maxConnections: 1, maxPendingRequests: 1, maxRequests: 1 } })],
+  });
+  const sc = await mesh.sidecar('queuecaller', 8000);
+  const cluster = { envoy_cluster_name: 'outbound|7700||queued.default' };
+  const out = { envoy_http_conn_manager_prefix: 'outbound' };
+  const first = await connect(sc.outboundPort);
+  const answered = exchange(first, 'queued');
+  await eventually(() => held.length === 1, 10_000, 'the first request at the app');
+  const second = await connect(sc.outboundPort);
+  void exchange(second, 'queued').catch(() => undefined);
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster)) === 1, 10_000, 'the second request queued');
+  second.destroy();
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster)) === 0, 10_000, 'the queued request gone');
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out)) === 1, 10_000, 'only the first request active');
+  assert.equal(await metric(sc.adminPort, 'envoy_cluster_upstream_rq_timeout', cluster), 0);
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { ...out, envoy_response_code_class: '5' }), 0);
+  held[0]!.end('first');
+  assert.equal((await answered).status, 200);
+  const third = get(sc.outboundPort, 'queued');
+  await eventually(() => held.length === 2, 10_000, 'the next request at the app');
+  held[1]!.end('third');
+  assert.equal((await third).status, 200);
+  assert.equal(app.hits, 2, 'the first and the third reached the app, not the one whose client left');
+  first.destroy();
 });
 
 test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1 connections close after their next response, new ones are served until the drain time ends, then the inbound listener stops and stays stopped', { timeout: 60_000 }, async () => {
