@@ -241,10 +241,15 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (!policy || attempt === maxAttempts || !shouldRetry(policy, outcome)) break;
   }
   retryToken?.();
-  if (state.stopped === 'downstream' && (!last || last.outcome.kind === 'failure')) {
-    // The exchange was aborted because the client left: not the upstream's failure.
+  if (state.stopped === 'downstream') {
+    // The client left: not the upstream's failure. A response it no longer waits for (it left during a
+    // retry's backoff, or as the response came) is dropped, its host slot freed.
     state.done();
     releaseAdmission(release, cs);
+    if (last?.outcome.kind === 'response') {
+      last.outcome.response.body.dump();
+      last.host.activeRequests--;
+    }
     return { kind: 'abandoned', host: last?.host, attempts: made };
   }
   if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {

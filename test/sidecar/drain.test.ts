@@ -12,7 +12,7 @@ import type { ListenerConfig } from '../../sidecar/config.ts';
 import { ListenerManager } from '../../sidecar/listeners.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import type { ProxyEnv } from '../../sidecar/proxy.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, policy, service, startApp } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, policy, service, startApp, withFields } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -207,6 +207,28 @@ test('a request queued behind the circuit breaker whose client leaves gives its 
   assert.equal((await third).status, 200);
   assert.equal(app.hits, 2, 'the first and the third reached the app, not the one whose client left');
   first.destroy();
+});
+
+test('a client that leaves during a retry\'s backoff: no further attempt, and the stream ends as DC rather than with the 503 being retried', { timeout: 60_000 }, async () => {
+  const app = await startApp('flaky', (_req, res) => {
+    res.statusCode = 503;
+    res.end('try again');
+  });
+  mesh.track(() => app.close());
+  const own = await TestMesh.start({ translator: withFields({}, { retry_policy: { retry_on: '5xx', num_retries: 3, retry_back_off: { base_interval: '2s', max_interval: '2s' } } }) });
+  mesh.track(() => own.close());
+  own.model.update({ services: [service('flakycaller', 8000), service('flaky', 7800)], instances: [instance('flaky', app.port)] });
+  const sc = await own.sidecar('flakycaller', 8000);
+  const out = { envoy_http_conn_manager_prefix: 'outbound' };
+  const client = await connect(sc.outboundPort);
+  void exchange(client, 'flaky').catch(() => undefined);
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_cluster_upstream_rq_retry')) >= 1, 10_000, 'the first retry in its backoff');
+  const hits = app.hits;
+  client.destroy();
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out)) === 0, 10_000, 'the stream over');
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { ...out, envoy_response_code_class: '5' }), 0, 'not the 503 it was retrying');
+  await new Promise((r) => setTimeout(r, 2_500));
+  assert.equal(app.hits, hits, 'no attempt after the client left');
 });
 
 test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1 connections close after their next response, new ones are served until the drain time ends, then the inbound listener stops and stays stopped', { timeout: 60_000 }, async () => {
