@@ -12,7 +12,7 @@ import type { ListenerConfig } from '../../sidecar/config.ts';
 import { ListenerManager } from '../../sidecar/listeners.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import type { ProxyEnv } from '../../sidecar/proxy.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, policy, service, startApp, withFields } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, policy, route, service, startApp, withFields } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -229,6 +229,26 @@ test('a client that leaves during a retry\'s backoff: no further attempt, and th
   assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { ...out, envoy_response_code_class: '5' }), 0, 'not the 503 it was retrying');
   await new Promise((r) => setTimeout(r, 2_500));
   assert.equal(app.hits, hits, 'no attempt after the client left');
+});
+
+test('a client that leaves during a fault delay: nothing goes upstream, and the stream ends as DC', { timeout: 60_000 }, async () => {
+  const app = await startApp('delayed');
+  mesh.track(() => app.close());
+  mesh.model.update({
+    services: [service('delayed', 7900), service('delaycaller', 8000)],
+    instances: [instance('delayed', app.port)],
+    routes: [route('delayed', [{ destinations: [{ service: 'delayed', weight: 1 }], fault: { delay: { fixedDelayMs: 800, percentage: 100 } } }])],
+  });
+  const sc = await mesh.sidecar('delaycaller', 8000);
+  const out = { envoy_http_conn_manager_prefix: 'outbound' };
+  const client = await connect(sc.outboundPort);
+  void exchange(client, 'delayed').catch(() => undefined);
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out)) === 1, 10_000, 'the request in its delay');
+  client.destroy();
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out)) === 0, 10_000, 'the stream over');
+  await new Promise((r) => setTimeout(r, 1_000));
+  assert.equal(app.hits, 0, 'nothing reached the app for a client that had left');
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { ...out, envoy_response_code_class: '2' }), 0);
 });
 
 test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1 connections close after their next response, new ones are served until the drain time ends, then the inbound listener stops and stays stopped', { timeout: 60_000 }, async () => {
