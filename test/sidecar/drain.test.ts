@@ -1,7 +1,11 @@
-// Draining and the connection gauges an Envoy operator watches while doing
-// it: POST /drain_listeners (?graceful, ?inboundonly) on the admin port, the
-// DRAINING state /ready then reports, and http.<prefix>.downstream_cx_total,
-// downstream_cx_active and downstream_rq_active.
+// Draining and the gauges an Envoy operator watches while doing it: POST
+// /drain_listeners (?graceful, ?inboundonly) on the admin port, the DRAINING
+// state /ready then reports, and http.<prefix>.downstream_cx_total,
+// downstream_cx_active and downstream_rq_active. With those gauges, clients
+// that leave at each stage of a request (queued behind the circuit breaker,
+// in a fault delay, waiting for the upstream, in a retry's backoff, while the
+// response streams): each must end its stream as Envoy's DC, cancel what it
+// started upstream, and count as neither a timeout nor a 5xx.
 
 import assert from 'node:assert/strict';
 import type http from 'node:http';
