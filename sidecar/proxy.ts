@@ -333,6 +333,8 @@ function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
  */
 class Stream {
   finished = false;
+  /** The downstream response closed before it was ended: the client left. */
+  clientGone = false;
   filters: RequestFilters | undefined;
   /** A wasm filter's local reply from a streamed request body (the exchange is aborted for it). */
   filterReply: LocalReply | undefined;
@@ -534,11 +536,13 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     request_id: requestId ?? '',
   };
   const downstream = new Downstream();
+  const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
   res.on('close', () => {
     // Closed before the response was ended: the client left.
-    if (!responseEnded(res)) downstream.abort();
+    if (responseEnded(res)) return;
+    stream.clientGone = true;
+    downstream.abort();
   });
-  const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
   let filters: RequestFilters | undefined;
   // Envoy starts the connection manager's span here, before the filters, from the headers as they came.
   const tracing = hcm.tracing;
@@ -1076,6 +1080,8 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
   writeHead(stream, status, headers);
   res.on('close', () => sink.closed());
   upstream.body.pipe(sink);
+  // The client left before the response could start (while a filter held its headers): the close was missed.
+  if (stream.clientGone) sink.closed();
 }
 
 /**

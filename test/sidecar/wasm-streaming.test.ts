@@ -358,6 +358,65 @@ test('a filter can call another cluster (proxy_http_call) mid-body; the held chu
   assert.deepEqual(checks, ['GET /check authz']);
 });
 
+/** Stops the response headers to call cluster `authz` (proxy_http_call); continues when the answer arrives. */
+async function calloutOnResponseHeaders(cluster: string): Promise<Uint8Array> {
+  const { serializePairs } = await import('../../sidecar/wasm/headers.ts');
+  const headers = serializePairs([
+    [':method', 'GET'],
+    [':path', '/check'],
+    [':authority', 'authz'],
+  ]);
+  return wat({
+    imports: ['proxy_http_call', 'proxy_set_effective_context', 'proxy_continue_stream'],
+    strings: { cluster, headers: String.fromCharCode(...headers) },
+    body: (s) => `${LIFECYCLE}
+  (global $stream (mut i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $id i32) (param i32 i32) (result i32)
+    (global.set $stream (local.get $id))
+    (drop (call $proxy_http_call ${s.cluster} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 16)))
+    (i32.const 1))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_set_effective_context (global.get $stream)))
+    (drop (call $proxy_continue_stream (i32.const 1))))
+  ${AFTER}`,
+  });
+}
+
+test('a client that leaves while a filter holds the response headers on a callout: once the filter lets go, the endless upstream response is abandoned and the stream ends', { timeout: 60_000 }, async () => {
+  const authz = await startApp('authz2', (_req, res) => {
+    setTimeout(() => res.end('ok'), 600);
+  });
+  const { mesh, module } = await meshWithModule('hcallout', await calloutOnResponseHeaders('outbound|7971||authz2.default'));
+  mesh.track(() => authz.close());
+  let abandoned = 0;
+  const app = await startApp('endless', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    const tick = setInterval(() => res.write('more\n'), 20);
+    res.once('close', () => {
+      clearInterval(tick);
+      if (!res.writableEnded) abandoned++;
+    });
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({
+    services: [service('endless', 7970), service('authz2', 7971)],
+    instances: [instance('endless', inbound), instance('authz2', authz.port)],
+    filterModules: [module],
+    filterBindings: [binding('endless', 'hcallout', 'inbound')],
+  });
+  const sc = await mesh.sidecar('endless', app.port, { inboundPort: inbound, log: () => undefined });
+  const inb = { envoy_http_conn_manager_prefix: 'inbound' };
+  const client = http.request({ host: '127.0.0.1', port: inbound, path: '/', headers: { host: 'endless' } });
+  client.on('error', () => undefined);
+  client.end();
+  await eventually(() => app.hits === 1, 10_000, 'the request at the app');
+  client.destroy();
+  await eventually(() => abandoned === 1, 10_000, 'the app to see its response abandoned once the filter let go');
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', inb)) === 0, 10_000, 'the stream over');
+});
+
 /**
  * Holds bodies until their end: StopIterationAndBuffer on every request and
  * response body chunk before end_of_stream; with `stopResponseHeaders` it
