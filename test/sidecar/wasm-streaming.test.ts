@@ -304,6 +304,19 @@ test('a wasm filter answering from the body of a large upload: the client gets i
  * and holds the body until the answer arrives; then lets everything through.
  */
 async function calloutOnBody(cluster: string): Promise<Uint8Array> {
+  return calloutFilter(cluster, (call) => `
+  (global $called (mut i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
+    (if (global.get $called) (then (return (i32.const 0))))
+    (global.set $called (i32.const 1))
+    (global.set $stream (local.get $id))
+    ${call}
+    (i32.const 1))`);
+}
+
+/** A filter that calls cluster `authz` (GET /check) where `phases` says, and continues its stream ($stream) on the answer. */
+async function calloutFilter(cluster: string, phases: (call: string) => string): Promise<Uint8Array> {
   const { serializePairs } = await import('../../sidecar/wasm/headers.ts');
   const headers = serializePairs([
     [':method', 'GET'],
@@ -315,14 +328,7 @@ async function calloutOnBody(cluster: string): Promise<Uint8Array> {
     strings: { cluster, headers: String.fromCharCode(...headers) },
     body: (s) => `${LIFECYCLE}
   (global $stream (mut i32) (i32.const 0))
-  (global $called (mut i32) (i32.const 0))
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_response_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
-    (if (global.get $called) (then (return (i32.const 0))))
-    (global.set $called (i32.const 1))
-    (global.set $stream (local.get $id))
-    (drop (call $proxy_http_call ${s.cluster} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 16)))
-    (i32.const 1))
+  ${phases(`(drop (call $proxy_http_call ${s.cluster} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 16)))`)}
   (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
     (drop (call $proxy_set_effective_context (global.get $stream)))
     (drop (call $proxy_continue_stream (i32.const 1))))
@@ -360,27 +366,12 @@ test('a filter can call another cluster (proxy_http_call) mid-body; the held chu
 
 /** Stops the response headers to call cluster `authz` (proxy_http_call); continues when the answer arrives. */
 async function calloutOnResponseHeaders(cluster: string): Promise<Uint8Array> {
-  const { serializePairs } = await import('../../sidecar/wasm/headers.ts');
-  const headers = serializePairs([
-    [':method', 'GET'],
-    [':path', '/check'],
-    [':authority', 'authz'],
-  ]);
-  return wat({
-    imports: ['proxy_http_call', 'proxy_set_effective_context', 'proxy_continue_stream'],
-    strings: { cluster, headers: String.fromCharCode(...headers) },
-    body: (s) => `${LIFECYCLE}
-  (global $stream (mut i32) (i32.const 0))
+  return calloutFilter(cluster, (call) => `
   (func (export "proxy_on_response_headers") (param $id i32) (param i32 i32) (result i32)
     (global.set $stream (local.get $id))
-    (drop (call $proxy_http_call ${s.cluster} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 16)))
+    ${call}
     (i32.const 1))
-  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
-    (drop (call $proxy_set_effective_context (global.get $stream)))
-    (drop (call $proxy_continue_stream (i32.const 1))))
-  ${AFTER}`,
-  });
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))`);
 }
 
 test('a client that leaves while a filter holds the response headers on a callout: once the filter lets go, the endless upstream response is abandoned and the stream ends', { timeout: 60_000 }, async () => {
