@@ -164,7 +164,6 @@ export class DataPlane {
         errors.push(`listener ${name}: address: ${message}`);
         this.#held.listener.delete(name);
       }
-      this.stats.listenersActive.set(this.listeners.names().length);
     }
     (errors.length ? this.stats.xdsUpdateRejected : this.stats.xdsUpdateSuccess).inc({ type: kind });
     this.#publishState();

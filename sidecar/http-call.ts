@@ -23,15 +23,11 @@ export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats
     // The host aborts the call when its timeout fires or the plugin closes.
     call.signal.addEventListener('abort', () => downstream.abort(), { once: true });
     const result = await forward(clusters, call.cluster, { method: pseudo(':method'), path: pseudo(':path'), authority, headers, body, timeoutMs: call.timeoutMs, downstream }, stats);
-    if (result.kind === 'abandoned') {
-      // The host stopped the call (its timeout fired, or the plugin closed): what the filter gets is the timeout.
-      stats.upstreamRqTimeout.inc(stats.clusterLabel(call.cluster));
-      const reply = renderLocalReply(localReplies.timeout(), false);
-      return { headers: [[':status', String(reply.status)], ...reply.headers], body: reply.body };
-    }
-    if (result.kind === 'local') {
+    if (result.kind !== 'response') {
       // No host, overflow, connect failure: the filter gets the local reply Envoy's async client would produce.
-      const reply = renderLocalReply(result.reply, false);
+      // Abandoned: the host stopped the call (its timeout fired, or the plugin closed), so it is the timeout.
+      if (result.kind === 'abandoned') stats.upstreamRqTimeout.inc(stats.clusterLabel(call.cluster));
+      const reply = renderLocalReply(result.kind === 'local' ? result.reply : localReplies.timeout(), false);
       return { headers: [[':status', String(reply.status)], ...reply.headers], body: reply.body };
     }
     const { body: responseBody, trailers } = await result.response.body.collect().finally(result.finish);

@@ -341,7 +341,7 @@ export class ListenerManager {
         }
       }
     }
-    if (this.#draining) this.#env.stats.listenersDraining.set(this.#countDraining());
+    this.#publish();
     return errors;
   }
 
@@ -374,7 +374,7 @@ export class ListenerManager {
     if (!graceful) return this.#stop(scope);
     this.#draining = widest(this.#draining, scope);
     for (const l of this.#running.values()) if (inScope(l.config, this.#draining)) l.drainGracefully();
-    this.#env.stats.listenersDraining.set(this.#countDraining());
+    this.#publish();
     this.#drainTimer ??= setTimeout(() => this.#stop(this.#draining!), drainTimeMs);
     this.#drainTimer.unref();
   }
@@ -386,14 +386,15 @@ export class ListenerManager {
       this.#running.delete(name);
       void l.close();
     }
-    this.#env.stats.listenersActive.set(this.#running.size);
-    this.#env.stats.listenersDraining.set(this.#countDraining());
+    this.#publish();
   }
 
-  #countDraining(): number {
-    let n = 0;
-    for (const l of this.#running.values()) if (l.draining) n++;
-    return n;
+  /** listener_manager.total_listeners_active and _draining. */
+  #publish(): void {
+    let draining = 0;
+    for (const l of this.#running.values()) if (l.draining) draining++;
+    this.#env.stats.listenersActive.set(this.#running.size);
+    this.#env.stats.listenersDraining.set(draining);
   }
 
   async close(): Promise<void> {

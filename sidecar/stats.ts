@@ -48,7 +48,6 @@ function envoyNamer(template: string): (labels: Readonly<Record<string, string>>
 
 const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
-/** One connection manager's per-request series, looked up once per stat prefix. */
 /** Envoy's /memory figures that a Node process has (no tcmalloc page heap or thread caches). */
 export interface MemoryFigures {
   allocated: number;
@@ -56,6 +55,7 @@ export interface MemoryFigures {
   physical: number;
 }
 
+/** One connection manager's per-request series, looked up once per stat prefix. */
 export interface HcmSeries {
   rq: CounterSeries;
   /** By response class 1..5 (index 0 is a sink for out-of-range codes). */
@@ -137,17 +137,6 @@ export class SidecarStats {
   readonly memoryAllocated = this.#gauge('envoy_server_memory_allocated', 'Bytes in use: the V8 heap and the memory it accounts outside it (Buffers, wasm memories)', []);
   readonly memoryHeapSize = this.#gauge('envoy_server_memory_heap_size', 'Bytes the V8 heap has reserved, plus that outside memory', []);
   readonly memoryPhysicalSize = this.#gauge('envoy_server_memory_physical_size', 'Resident set size of the process', []);
-
-  /** The server.* gauges read from the process; the admin calls this before it renders stats. */
-  refreshServer(): MemoryFigures {
-    const m = process.memoryUsage();
-    const figures = { allocated: m.heapUsed + m.external, heapSize: m.heapTotal + m.external, physical: m.rss };
-    this.uptime.set(Math.floor(process.uptime()));
-    this.memoryAllocated.set(figures.allocated);
-    this.memoryHeapSize.set(figures.heapSize);
-    this.memoryPhysicalSize.set(figures.physical);
-    return figures;
-  }
   readonly wasmFailures = this.#counter('envoy_wasm_filter_failures', 'Wasm filter traps and load failures', ['filter']);
 
   readonly tracingRandomSampling = this.#counter('envoy_http_tracing_random_sampling', 'Requests traced by random_sampling', ['envoy_http_conn_manager_prefix']);
@@ -191,6 +180,17 @@ export class SidecarStats {
       this.#tracing.set(prefix, s);
     }
     return s;
+  }
+
+  /** The server.* gauges read from the process; the admin calls this before it renders stats. */
+  refreshServer(): MemoryFigures {
+    const m = process.memoryUsage();
+    const figures = { allocated: m.heapUsed + m.external, heapSize: m.heapTotal + m.external, physical: m.rss };
+    this.uptime.set(Math.floor(process.uptime()));
+    this.memoryAllocated.set(figures.allocated);
+    this.memoryHeapSize.set(figures.heapSize);
+    this.memoryPhysicalSize.set(figures.physical);
+    return figures;
   }
 
   /** The request-path series of one connection manager (stat_prefix). */
