@@ -3,7 +3,7 @@
 // process (as Envoy's does, for a job whose app has finished).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { eventually, freePort } from './harness.ts';
@@ -50,4 +50,10 @@ test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and 
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
+});
+
+test('weft sidecar refuses a --drain-time-s that is not a number of seconds, naming the flag, and starts nothing', { timeout: 60_000 }, () => {
+  const r = spawnSync(process.execPath, ['bin/weft.mjs', 'sidecar', '--service', 'job', '--xds', '127.0.0.1:9', '--app-port', '9', '--drain-time-s', 'soon'], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--drain-time-s must be a number of seconds, 0 or more \(got "soon"\)/);
 });
