@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
 import type { WasmPluginConfig } from './config.ts';
 import { WasmPlugin } from './wasm/index.ts';
+import { logLevelNames } from './wasm/abi.ts';
 import type { HostEnv } from './wasm/index.ts';
 import { wasmApi } from './wasm/wasm-api.ts';
 import type { WasmModule } from './wasm/wasm-api.ts';
@@ -18,13 +19,24 @@ function pluginKey(c: WasmPluginConfig): string {
   return JSON.stringify([c.name, c.rootId, c.vmId, Buffer.from(c.configuration).toString('base64'), code, c.failOpen]);
 }
 
+/** proxy-wasm's level names by number, and off. */
+const LOG_LEVEL_NAMES = [...logLevelNames, 'off'] as const;
+
 export class WasmFilterLoader {
   readonly #modules = new Map<string, Promise<WasmModule>>();
   readonly #plugins = new Map<string, Promise<WasmPlugin>>();
   readonly #env: HostEnv;
+  /** Set by setLogLevel: what every plugin, loaded or to come, drops below. */
+  #logLevel: number | undefined;
 
   constructor(env: HostEnv) {
     this.#env = env;
+  }
+
+  /** The wasm logger's level (0 trace .. 5 critical, 6 off) for every plugin loaded and every one loaded later. */
+  setLogLevel(level: number): void {
+    this.#logLevel = level;
+    for (const p of this.#plugins.values()) void p.then((plugin) => plugin.setLogLevel(level), () => undefined);
   }
 
   /** The running plugin for a config, loading it first if needed; rejects with a message naming the problem. */
@@ -39,7 +51,7 @@ export class WasmFilterLoader {
           vmId: config.vmId,
           configuration: config.configuration,
           failurePolicy: config.failOpen ? 'fail_open' : 'fail_closed',
-        }, this.#env),
+        }, this.#logLevel === undefined ? this.#env : { ...this.#env, logLevel: LOG_LEVEL_NAMES[this.#logLevel] }),
       );
       this.#plugins.set(key, p);
       // A failed load is retried by the next config push, not cached forever.

@@ -44,8 +44,8 @@ export interface HostEnv {
   hasCluster?: (name: string) => boolean;
   /** Scope of shared data and queues. Default: one per process. */
   shared?: SharedState;
-  /** Messages below this level are dropped; also what proxy_get_log_level reports. Default "info". */
-  logLevel?: LogLevelName;
+  /** Messages below this level are dropped; also what proxy_get_log_level reports ("off" drops all, and reports critical). Default "info". */
+  logLevel?: LogLevelName | 'off';
   /** Sees every log entry as it is written. */
   onLog?: (entry: LogEntry) => void;
   /** Newest entries kept in `plugin.logs` (older ones dropped in batches, so it may briefly hold a quarter more). Default 1000; 0 keeps none (onLog still sees every entry). */
@@ -71,6 +71,9 @@ function wallClockNs(): bigint {
   return clockNs;
 }
 
+/** A log threshold above critical: nothing is written. */
+const LOG_OFF = 6;
+
 const isBytes = (value: WasmBytes | WasmModule): value is WasmBytes => value instanceof ArrayBuffer || ArrayBuffer.isView(value);
 
 const toBytes = (value: string | Uint8Array | undefined): Uint8Array =>
@@ -87,6 +90,8 @@ export class WasmPlugin {
   private ticker: NodeJS.Timeout | undefined;
   private readonly failurePolicy: 'fail_closed' | 'fail_open';
   private readonly pluginIds: { name: string; rootId: string; vmId: string };
+  /** What every VM of this plugin drops below (setLogLevel changes the running one too). */
+  private readonly logThreshold: { level: number };
   private readonly owner: StreamOwner;
 
   /**
@@ -100,7 +105,7 @@ export class WasmPlugin {
     if (config.failurePolicy !== undefined && config.failurePolicy !== 'fail_closed' && config.failurePolicy !== 'fail_open') {
       throw new WasmLoadError('config.failurePolicy', `must be "fail_closed" or "fail_open", got ${JSON.stringify(config.failurePolicy)}`);
     }
-    if (env.logLevel !== undefined && !logLevelNames.includes(env.logLevel)) throw new WasmLoadError('env.logLevel', `must be one of ${logLevelNames.join(', ')}`);
+    if (env.logLevel !== undefined && env.logLevel !== 'off' && !logLevelNames.includes(env.logLevel)) throw new WasmLoadError('env.logLevel', `must be one of ${logLevelNames.join(', ')}, off`);
     let module: WasmModule;
     try {
       module = isBytes(wasm) ? await wasmApi.compile(wasm) : wasm;
@@ -118,6 +123,7 @@ export class WasmPlugin {
     this.failurePolicy = config.failurePolicy ?? 'fail_closed';
     this.pluginIds = { name: config.name, rootId: config.rootId ?? '', vmId: config.vmId ?? '' };
     this.owner = { failurePolicy: this.failurePolicy, plugin: this.pluginIds };
+    this.logThreshold = { level: env.logLevel === 'off' ? LOG_OFF : LogLevel[env.logLevel ?? 'info'] };
     this.vm = this.createVm();
   }
 
@@ -129,7 +135,7 @@ export class WasmPlugin {
       environment: Object.entries(this.config.environment ?? {}),
       metrics: this.metrics,
       shared: this.env.shared ?? processSharedState,
-      logLevel: LogLevel[this.env.logLevel ?? 'info'],
+      logThreshold: this.logThreshold,
       log: (level, message, contextId) => this.record(level, message, contextId),
       nowNs: this.env.now ?? wallClockNs,
       httpCall: this.env.httpCall,
@@ -154,6 +160,20 @@ export class WasmPlugin {
       if (this.logs.length >= max + Math.max(16, max >> 2)) this.logs.splice(0, this.logs.length - max);
     }
     this.env.onLog?.(entry);
+  }
+
+  /**
+   * Messages below `level` (0 trace .. 5 critical; 6 drops them all) are
+   * dropped from now on, in the running VM and any that replaces it, and
+   * proxy_get_log_level reports it (critical for 6). The sidecar's POST /logging?wasm=.
+   */
+  setLogLevel(level: number): void {
+    if (!Number.isInteger(level) || level < 0 || level > LOG_OFF) throw new RangeError(`log level must be 0..${LOG_OFF}, got ${level}`);
+    this.logThreshold.level = level;
+  }
+
+  get logLevel(): number {
+    return this.logThreshold.level;
   }
 
   get abiVersion(): AbiVersion {

@@ -3,7 +3,7 @@
 // call (a trap, proc_exit, a host bug) marks the VM failed; the plugin then
 // applies its failure policy and builds a fresh VM for later streams.
 
-import { WasmResult, type AbiVersion, type WasmResultCode } from './abi.ts';
+import { LogLevel, WasmResult, type AbiVersion, type WasmResultCode } from './abi.ts';
 import { checkImports, detectAbiVersion, WasmLoadError } from './abi-version.ts';
 import { HostBuffer } from './buffer.ts';
 import type { HostContext, HttpCallDispatcher, LocalReply, VmServices } from './context.ts';
@@ -23,7 +23,8 @@ export interface VmOptions {
   environment: [string, string][];
   metrics: MetricStore;
   shared: SharedState;
-  logLevel: number;
+  /** Messages below `level` are dropped; a cell the plugin shares with every VM it makes, so a change reaches the running one. 6 drops all. */
+  logThreshold: { level: number };
   log(level: number, message: string, contextId: number): void;
   nowNs(): bigint;
   httpCall?: HttpCallDispatcher;
@@ -174,11 +175,12 @@ export class WasmVm implements VmServices {
   // --- VmServices -----------------------------------------------------------
 
   logLevel(): number {
-    return this.options.logLevel;
+    // Off (6) is no level of the ABI's: a filter is told critical, and its critical lines are dropped too.
+    return Math.min(this.options.logThreshold.level, LogLevel.critical);
   }
 
   log(level: number, message: string): void {
-    if (level < this.options.logLevel) return;
+    if (level < this.options.logThreshold.level) return;
     this.options.log(level, message, this.active().id);
   }
 

@@ -27,6 +27,40 @@ test('log levels: below the host level is dropped; bad level is BAD_ARGUMENT; ge
   assert.deepEqual(codes(plugin.logs), [R.BadArgument, R.InvalidMemoryAccess, R.Ok, 2]);
 });
 
+test('setLogLevel changes a running plugin\'s level: what it drops and what proxy_get_log_level tells it (critical when off)', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_log_level', 'proxy_call_foreign_function'],
+    strings: { dbg: 'debug line', crit: 'critical line', level: 'level' },
+    body: (s) => `
+  (func (export "proxy_on_tick") (param i32)
+    (drop (call $proxy_log (i32.const 1) ${s.dbg}))
+    (drop (call $proxy_log (i32.const 5) ${s.crit}))
+    (drop (call $proxy_get_log_level (i32.const 16)))
+    (i32.store8 (i32.const 20) (i32.load (i32.const 16)))
+    (drop (call $proxy_call_foreign_function ${s.level} (i32.const 20) (i32.const 1) (i32.const 0) (i32.const 4))))`,
+  });
+  const told: number[] = [];
+  const plugin = await WasmPlugin.load(bytes, { name: 'levels' }, { logLevel: 'info', foreignFunctions: { level: (args) => void told.push(args[0]!) } });
+  const tick = () => {
+    const from = plugin.logs.length;
+    plugin.tick();
+    return texts(plugin.logs.slice(from));
+  };
+  assert.deepEqual(tick(), ['critical line']);
+  plugin.setLogLevel(1);
+  assert.deepEqual(tick(), ['debug line', 'critical line']);
+  plugin.setLogLevel(6);
+  assert.deepEqual(tick(), [], 'off drops critical too');
+  assert.deepEqual(told, [2, 1, 5]);
+  assert.equal(plugin.logLevel, 6);
+  assert.throws(() => plugin.setLogLevel(7), /log level must be 0\.\.6, got 7/);
+  assert.equal(plugin.logLevel, 6, 'a bad level changes nothing');
+  const off = await WasmPlugin.load(bytes, { name: 'off' }, { logLevel: 'off', foreignFunctions: { level: (args) => void told.push(args[0]!) } });
+  off.tick();
+  assert.deepEqual(off.logs, []);
+  assert.equal(told.at(-1), 5);
+});
+
 test('time, tick period, on_tick, foreign functions, gRPC unimplemented', async () => {
   const bytes = await wat({
     imports: ['proxy_get_current_time_nanoseconds', 'proxy_set_tick_period_milliseconds', 'proxy_call_foreign_function', 'proxy_grpc_call', 'proxy_get_status'],
