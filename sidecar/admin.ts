@@ -1,7 +1,7 @@
 // The local admin port, as Envoy's, in Envoy's formats: /ready (200 once the
 // first full config is applied), /stats, /stats/prometheus, /config_dump, /clusters
 // (hosts, their health flags and counters), /listeners, /memory, /server_info, /certs,
-// /help, POST /drain_listeners, POST /quitquitquit; and
+// /help, POST /drain_listeners, /healthcheck/fail and /ok, /logging, /quitquitquit; and
 // the weft sidecar's own /xds (the ADS stream's state).
 
 import http from 'node:http';
@@ -29,8 +29,11 @@ const HELP: [string, string][] = [
   ['/clusters', 'upstream cluster status'],
   ['/config_dump', 'dump current Envoy configs'],
   ['/drain_listeners', 'drain listeners (?inboundonly: only INBOUND ones; ?graceful: discourage requests for --drain-time-s first; ?skip_exit: accepted, the sidecar never exits after a drain)'],
+  ['/healthcheck/fail', 'cause the server to fail health checks'],
+  ['/healthcheck/ok', 'cause the server to pass health checks'],
   ['/help', 'print out list of admin commands'],
   ['/listeners', 'print listener info'],
+  ['/logging', 'query/change logging levels (?level=L for every logger, ?NAME=L for one, ?paths=NAME:L,NAME:L; loggers: config, wasm)'],
   ['/memory', 'print current allocation/heap usage'],
   ['/quitquitquit', 'exit the server'],
   ['/ready', 'print server state, return 200 if LIVE, otherwise return 503'],
@@ -39,7 +42,7 @@ const HELP: [string, string][] = [
   ['/stats/prometheus', 'print server stats in prometheus format'],
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
-const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners']);
+const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging']);
 const DRAIN_PARAMS = new Set(['inboundonly', 'graceful', 'skip_exit']);
 /** Envoy's --drain-time-s default. */
 export const DEFAULT_DRAIN_TIME_MS = 600_000;
@@ -71,6 +74,18 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         }
         dp.drainListeners(url.searchParams.has('inboundonly') ? 'inbound' : 'all', url.searchParams.has('graceful'), info.drainTimeMs ?? DEFAULT_DRAIN_TIME_MS);
         return send(200, 'OK\n');
+      }
+      case '/healthcheck/fail':
+      case '/healthcheck/ok':
+        // As Envoy's: while failed the server is DRAINING (/ready 503) and every listener asks each connection
+        // to close after its next response, still accepting new ones; /healthcheck/ok undoes it.
+        dp.failHealthCheck(url.pathname === '/healthcheck/fail');
+        return send(200, 'OK\n');
+      case '/logging': {
+        // As Envoy's: without parameters the active loggers; ?level=, ?NAME=, ?paths= change them first.
+        const error = dp.loggers.change(url.searchParams);
+        if (error) return send(400, `${error}\n`);
+        return send(200, dp.loggers.list());
       }
       case '/ready': {
         const state = dp.state();

@@ -14,6 +14,7 @@ import { TlsContexts } from './tls-contexts.ts';
 import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
 import type { SidecarStats } from './stats.ts';
 import { Tracer, type Collector } from './tracing.ts';
+import { Loggers } from './logging.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
 import type { LogEntry, WasmPlugin } from './wasm/index.ts';
 
@@ -65,6 +66,8 @@ export class DataPlane {
   readonly #tracers = new Map<string, Tracer>();
   readonly #tracerOf = new WeakMap<TracingConfig, Tracer>();
   readonly #log: (line: string) => void;
+  /** The sidecar's log levels by logger (admin /logging). */
+  readonly loggers: Loggers;
 
   constructor(
     stats: SidecarStats,
@@ -77,6 +80,8 @@ export class DataPlane {
       collectors?: ReadonlyMap<string, Collector>;
       /** Lifecycle lines (the tracer's export failures); default stdout. */
       log?: (line: string) => void;
+      /** Log levels (weft sidecar --log-level, admin /logging): the wasm logger's is the filters' level. Default: all at info. */
+      loggers?: Loggers;
     } = {},
   ) {
     this.stats = stats;
@@ -85,7 +90,7 @@ export class DataPlane {
     this.#collectors = options.collectors ?? new Map();
     this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
     this.clusters = new ClusterManager(stats, this.tls);
-    // Filters log at info and above, as Envoy's default log level lets through;
+    // Filters log at the wasm logger's level (info unless --log-level, --component-log-level or /logging says otherwise);
     // they read the proxy's node (node.id, node.cluster: the service) as in Envoy.
     const properties = options.node ? { 'xds.node.id': options.node.id, 'xds.node.cluster': options.node.cluster } : undefined;
     // Log lines go to onLog only: kept in plugin.logs too, a filter that logs per
@@ -99,6 +104,10 @@ export class DataPlane {
       properties,
       httpCall: httpCallDispatcher(this.clusters, stats),
       hasCluster: (name) => this.clusters.get(name) !== undefined,
+    });
+    this.loggers = options.loggers ?? new Loggers();
+    this.loggers.watch((name, level) => {
+      if (name === 'wasm') this.wasm.setLogLevel(level);
     });
     const env: ProxyEnv = {
       clusters: this.clusters,
@@ -243,12 +252,14 @@ export class DataPlane {
 
   /**
    * Envoy's server state: PRE_INITIALIZING until the first full config is
-   * applied, LIVE then, DRAINING once /drain_listeners was asked for (the
-   * admin's /ready then answers 503, so a load balancer stops sending).
+   * applied, LIVE then, DRAINING once /drain_listeners was asked for or while
+   * /healthcheck/fail holds (the admin's /ready then answers 503, so a load
+   * balancer stops sending).
    */
   state(): ServerState {
     if (this.listeners.drainStarted) return 'DRAINING';
-    return this.ready() ? 'LIVE' : 'PRE_INITIALIZING';
+    if (!this.ready()) return 'PRE_INITIALIZING';
+    return this.listeners.healthCheckFailed ? 'DRAINING' : 'LIVE';
   }
 
   #publishState(): void {
@@ -260,6 +271,16 @@ export class DataPlane {
   /** Admin /drain_listeners (see ListenerManager.drain); drainTimeMs is the graceful drain's length (--drain-time-s). */
   drainListeners(scope: DrainScope, graceful: boolean, drainTimeMs: number): void {
     this.listeners.drain(scope, graceful, drainTimeMs);
+    this.#publishState();
+  }
+
+  /**
+   * Admin /healthcheck/fail (true) and /healthcheck/ok (false), as Envoy's:
+   * while failed the server is DRAINING (/ready 503) and every listener asks
+   * each connection to close after its next response, still accepting new ones.
+   */
+  failHealthCheck(failed: boolean): void {
+    this.listeners.setHealthCheckFailed(failed);
     this.#publishState();
   }
 

@@ -55,6 +55,8 @@ class RunningListener {
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   /** In a graceful drain: every connection is asked to close after its next response. */
   draining = false;
+  /** Admin /healthcheck/fail: as in a drain, every connection is asked to close after its next response, until /healthcheck/ok. */
+  #healthCheckFailed = false;
   readonly #tls: tls.Server;
   #tlsMaterial: TlsMaterial | undefined;
 
@@ -74,7 +76,7 @@ class RunningListener {
       const chain = this.config.chain;
       const limits = chain.kind === 'http' ? { maxHeaderBytes: chain.maxRequestHeadersBytes, maxHeadersCount: chain.maxHeadersCount, maxRequestsPerConnection: chain.maxRequestsPerConnection } : undefined;
       const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits);
-      if (this.draining) conn.drain();
+      if (this.#discouraging) conn.drain();
       this.#h1.add(conn);
     };
     this.#onRequest = onRequest;
@@ -162,7 +164,7 @@ class RunningListener {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
       // Accepted while draining: GOAWAY once its first stream is in, which then completes.
-      if (this.draining) session.once('stream', () => session.close());
+      if (this.#discouraging) session.once('stream', () => session.close());
       const now = this.config.chain;
       closeWhenIdle(session, now.kind === 'http' ? now.idleTimeoutMs : 0);
       const max = now.kind === 'http' ? now.maxRequestsPerConnection : 0;
@@ -201,6 +203,27 @@ class RunningListener {
   drainGracefully(): void {
     if (this.draining) return;
     this.draining = true;
+    this.#discourage();
+  }
+
+  /**
+   * Envoy's drain_close() while the server fails health checks (listeners of
+   * drain_type DEFAULT, the only one the sidecar takes): connections are
+   * discouraged as in a graceful drain, but the listener keeps accepting and
+   * goes back to keep-alive once the health check passes again.
+   */
+  setHealthCheckFailed(failed: boolean): void {
+    if (failed === this.#healthCheckFailed) return;
+    this.#healthCheckFailed = failed;
+    if (failed) this.#discourage();
+  }
+
+  get #discouraging(): boolean {
+    return this.draining || this.#healthCheckFailed;
+  }
+
+  /** Each HTTP/1 connection closes after its next response (which says `connection: close`); each HTTP/2 one gets GOAWAY. */
+  #discourage(): void {
     for (const c of this.#h1) c.drain();
     for (const s of this.#sessions) if (!s.closed) s.close();
   }
@@ -295,6 +318,8 @@ export class ListenerManager {
   /** A graceful drain in progress, and its end (the listeners in scope are then stopped). */
   #draining: DrainScope | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
+  /** Admin /healthcheck/fail until /healthcheck/ok. */
+  #healthCheckFailed = false;
 
   constructor(env: ProxyEnv) {
     this.#env = env;
@@ -331,13 +356,20 @@ export class ListenerManager {
         }
         await next.listen();
         if (inScope(config, this.#draining)) next.drainGracefully();
+        next.setHealthCheckFailed(this.#healthCheckFailed);
         this.#running.set(name, next);
       } catch (e) {
         errors.set(name, `cannot bind ${config.address.address}:${config.address.port}: ${(e as Error).message}`);
         if (existing) {
           // Keep serving on the old address if the new one cannot be bound.
           const back = new RunningListener(existing.config, this.#env);
-          await back.listen().then(() => this.#running.set(name, back)).catch(() => undefined);
+          await back
+            .listen()
+            .then(() => {
+              back.setHealthCheckFailed(this.#healthCheckFailed);
+              this.#running.set(name, back);
+            })
+            .catch(() => undefined);
         }
       }
     }
@@ -377,6 +409,16 @@ export class ListenerManager {
     this.#publish();
     this.#drainTimer ??= setTimeout(() => this.#stop(this.#draining!), drainTimeMs);
     this.#drainTimer.unref();
+  }
+
+  /** Admin /healthcheck/fail (true) and /healthcheck/ok (false): every listener discourages its connections while failed. */
+  setHealthCheckFailed(failed: boolean): void {
+    this.#healthCheckFailed = failed;
+    for (const l of this.#running.values()) l.setHealthCheckFailed(failed);
+  }
+
+  get healthCheckFailed(): boolean {
+    return this.#healthCheckFailed;
   }
 
   #stop(scope: DrainScope): void {

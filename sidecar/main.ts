@@ -9,6 +9,7 @@ import { OTEL_CLUSTER_NAME } from '../proxy-config/options.ts';
 import { createAdminServer } from './admin.ts';
 import { bufferedLines } from './access-log.ts';
 import { DataPlane } from './dataplane.ts';
+import { Level, Loggers, parseComponentLevels, parseLevel } from './logging.ts';
 import type { AccessLogEntry } from './proxy.ts';
 import type { LogEntry } from './wasm/index.ts';
 import { SidecarStats } from './stats.ts';
@@ -37,6 +38,10 @@ export interface SidecarOptions {
   otelCollector?: string;
   /** Seconds /drain_listeners?graceful drains before the listeners stop (Envoy's --drain-time-s; default 600). */
   drainTimeS?: number;
+  /** Every logger's level (Envoy's --log-level): trace, debug, info (default), warning, error, critical, off. */
+  logLevel?: string;
+  /** Per-logger levels on top, Envoy's --component-log-level: `wasm:debug,config:warning`. */
+  componentLogLevel?: string;
 }
 
 export interface RunningSidecar {
@@ -137,6 +142,11 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   checkPort('outbound-port', opts.outboundPort);
   checkPort('admin-port', opts.adminPort);
   if (opts.drainTimeS !== undefined && !(Number.isFinite(opts.drainTimeS) && opts.drainTimeS >= 0)) throw new Error(`drain-time-s: must be a number of seconds, 0 or more, got ${JSON.stringify(opts.drainTimeS)}`);
+  const level = parseLevel(opts.logLevel ?? 'info');
+  if (level === undefined) throw new Error(`log-level: ${JSON.stringify(opts.logLevel)} is not a log level (trace, debug, info, warning, error, critical, off)`);
+  const components = opts.componentLogLevel === undefined ? [] : parseComponentLevels(opts.componentLogLevel);
+  if (typeof components === 'string') throw new Error(components);
+  const loggers = new Loggers(level, components);
   const collectors = new Map<string, { host: string; port: number }>();
   if (opts.otelCollector !== undefined) {
     const m = /^(.+):(\d+)$/.exec(opts.otelCollector);
@@ -157,7 +167,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   // {"level","source":"wasm","plugin","msg"}. With a `log` hook (tests, embedding) the lines go there instead.
   const wasmLines = opts.log ? { line: opts.log, close: () => undefined } : stdoutLines;
   const wasmLog = (e: LogEntry) => wasmLines.line(wasmLogLine(e));
-  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service }, collectors, log });
+  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service }, collectors, log, loggers });
 
   let connected = false;
   let lastError: string | undefined;
@@ -197,7 +207,12 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       if (error) lastError = error;
     },
     onResponse: (e) => {
-      if (e.nack) log(JSON.stringify({ level: 'warn', msg: 'xds NACK', type: e.kind, error: e.nack }));
+      // The config logger: a NACK at warning, every accepted update at debug (what changed, by name).
+      if (e.nack) {
+        if (loggers.enabled('config', Level.warning)) log(JSON.stringify({ level: 'warn', source: 'config', msg: 'xds NACK', type: e.kind, error: e.nack }));
+      } else if (loggers.enabled('config', Level.debug)) {
+        log(JSON.stringify({ level: 'debug', source: 'config', msg: 'xds ACK', type: e.kind, version: e.version, updated: e.updated, removed: e.removed }));
+      }
       if (!isReady && dataPlane.ready()) {
         isReady = true;
         const boundIn = dataPlane.listenerPort('inbound');

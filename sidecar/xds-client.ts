@@ -29,7 +29,8 @@ export interface XdsClientOptions {
   dataPlane: DataPlane;
   sotw?: boolean;
   /** Every ACK or NACK, for logs and tests. */
-  onResponse?: (event: { kind: ResourceKind; version: string; nack?: string }) => void;
+  /** After each response is applied and answered: its version, the names it updated and removed, and the NACK's message if any. */
+  onResponse?: (event: { kind: ResourceKind; version: string; nack?: string; updated: string[]; removed: string[] }) => void;
   onConnection?: (up: boolean, error?: string) => void;
 }
 
@@ -196,7 +197,7 @@ export class XdsClient {
       if (value !== undefined) resources.push({ name: r.name, version: r.version ?? '', value });
     }
     const result = await this.#o.dataPlane.apply(kind, resources, res.removed_resources ?? [], false);
-    this.#ack(kind, res.type_url, res.nonce, res.system_version_info ?? '', [...decodeErrors, ...result.errors]);
+    this.#ack(kind, res.type_url, res.nonce, res.system_version_info ?? '', [...decodeErrors, ...result.errors], resources, res.removed_resources ?? []);
   }
 
   async #onSotw(res: SotwResponse): Promise<void> {
@@ -219,10 +220,10 @@ export class XdsClient {
     const prev = this.#sotwState.get(kind);
     const version = errors.length ? prev?.version ?? '' : res.version_info ?? '';
     this.#sotwState.set(kind, { version, nonce: res.nonce });
-    this.#ack(kind, res.type_url, res.nonce, res.version_info ?? '', errors);
+    this.#ack(kind, res.type_url, res.nonce, res.version_info ?? '', errors, resources, []);
   }
 
-  #ack(kind: ResourceKind, typeUrl: string, nonce: string, version: string, errors: string[]): void {
+  #ack(kind: ResourceKind, typeUrl: string, nonce: string, version: string, errors: string[], resources: readonly IncomingResource[], removed: readonly string[]): void {
     const sotw = this.#o.sotw === true;
     const msg: Record<string, unknown> = { type_url: typeUrl, response_nonce: nonce };
     if (sotw) {
@@ -231,7 +232,7 @@ export class XdsClient {
     }
     if (errors.length) msg.error_detail = { code: 3, message: errors.join('\n') };
     this.#send(msg);
-    this.#o.onResponse?.({ kind, version, nack: errors.length ? errors.join('\n') : undefined });
+    this.#o.onResponse?.({ kind, version, nack: errors.length ? errors.join('\n') : undefined, updated: resources.map((r) => r.name), removed: [...removed] });
     for (const dep of DEPENDENT[kind]) this.#subscribe(dep, this.#o.dataPlane.wanted(dep as 'endpoint' | 'route' | 'extension' | 'secret'));
   }
 

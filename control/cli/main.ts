@@ -87,6 +87,8 @@ export function buildProgram(): Command {
     .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN)')
     .option('--otel-collector <host:port>', 'OTLP/gRPC collector: declares the cluster weft_otel, which tracing from weft control --otel-cluster exports spans to')
     .option('--drain-time-s <seconds>', 'how long POST /drain_listeners?graceful on the admin port drains before the listeners stop (as Envoy: 600)', seconds)
+    .option('-l, --log-level <level>', 'every logger\'s level: trace, debug, info, warning, error, critical, off (as Envoy; change it later with POST /logging on the admin port)', 'info')
+    .option('--component-log-level <name:level,...>', 'per-logger levels on top of --log-level, as Envoy: wasm (filters\' proxy_log), config (xDS: NACKs at warning, every update at debug)')
     .action(async (opts: Record<string, unknown>) => {
       type Running = { close(): Promise<void>; quit: Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');

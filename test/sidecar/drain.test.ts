@@ -366,3 +366,56 @@ test('a listener stopped by a drain is not bound again by a later LDS update; an
     await manager.close();
   }
 });
+
+test('/healthcheck/fail: DRAINING and /ready 503, every connection (HTTP/1 and HTTP/2) is asked to close after its next request while new ones are still served; /healthcheck/ok brings back LIVE and keep-alive', { timeout: 60_000 }, async () => {
+  const app = await startApp('hcfail');
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('hcfail', 9000)], instances: [instance('hcfail', inbound)] });
+  const sc = await mesh.sidecar('hcfail', app.port, { inboundPort: inbound });
+
+  assert.equal((await admin(sc.adminPort, '/healthcheck/fail', 'GET')).status, 405, 'a GET changes nothing');
+  assert.deepEqual(await admin(sc.adminPort, '/ready'), { status: 200, body: 'LIVE\n' });
+  const before = await connect(inbound);
+  assert.doesNotMatch((await exchange(before, 'hcfail')).head, /connection: close/);
+  const session = http2.connect(`http://127.0.0.1:${inbound}`);
+  mesh.track(async () => void session.destroy());
+  const h2get = () =>
+    new Promise<number>((resolve, reject) => {
+      const s = session.request({ ':path': '/', ':authority': 'hcfail' });
+      let status = 0;
+      s.on('response', (h) => (status = Number(h[':status'])));
+      s.resume();
+      s.on('end', () => resolve(status));
+      s.on('error', reject);
+    });
+  assert.equal(await h2get(), 200);
+  const goaway = new Promise<void>((r) => session.once('goaway', () => r()));
+
+  assert.deepEqual(await admin(sc.adminPort, '/healthcheck/fail', 'POST'), { status: 200, body: 'OK\n' });
+  assert.deepEqual(await admin(sc.adminPort, '/ready'), { status: 503, body: 'DRAINING\n' });
+  assert.equal(JSON.parse((await admin(sc.adminPort, '/server_info')).body).state, 'DRAINING');
+  assert.equal(await metric(sc.adminPort, 'envoy_server_state'), 1);
+  assert.equal(await metric(sc.adminPort, 'envoy_server_live'), 0);
+  await goaway;
+  // The kept-alive HTTP/1 connection: served once more, told to close, closed.
+  const last = await exchange(before, 'hcfail');
+  assert.equal(last.status, 200);
+  assert.match(last.head, /\r\nconnection: close/);
+  await closed(before);
+  // Not a drain: the listener still accepts, and serves each new connection once.
+  const during = await connect(inbound);
+  const served = await exchange(during, 'hcfail');
+  assert.equal(served.status, 200);
+  assert.match(served.head, /\r\nconnection: close/);
+  await closed(during);
+  assert.equal(await metric(sc.adminPort, 'envoy_listener_manager_total_listeners_draining'), 0, 'no listener is draining');
+
+  assert.deepEqual(await admin(sc.adminPort, '/healthcheck/ok', 'POST'), { status: 200, body: 'OK\n' });
+  assert.deepEqual(await admin(sc.adminPort, '/ready'), { status: 200, body: 'LIVE\n' });
+  assert.equal(await metric(sc.adminPort, 'envoy_server_live'), 1);
+  const after = await connect(inbound);
+  mesh.track(async () => void after.destroy());
+  for (let i = 0; i < 2; i++) assert.doesNotMatch((await exchange(after, 'hcfail')).head, /connection: close/, 'kept alive again');
+  assert.equal(app.hits, 6);
+});
