@@ -275,6 +275,31 @@ export class DataPlane {
   }
 
   /**
+   * A drain before exit (weft sidecar --termination-drain-s, on SIGTERM): the
+   * inbound listeners drain gracefully, as /drain_listeners?graceful&inboundonly
+   * (the app may still call out while it shuts down), until `maxMs` has passed
+   * or, sooner, nothing is in progress on them and no request or connection
+   * has arrived for `quietMs`. Resolves with which of the two ended it.
+   */
+  async drainBeforeExit(maxMs: number, quietMs = 1000): Promise<'quiet' | 'deadline'> {
+    this.drainListeners('inbound', true, maxMs);
+    const deadline = Date.now() + maxMs;
+    let last = this.listeners.activity('inbound');
+    let quietSince = Date.now();
+    for (;;) {
+      const now = Date.now();
+      if (now >= deadline) return 'deadline';
+      // Unref'd: a second signal ends the process without waiting for this loop.
+      await new Promise((r) => setTimeout(r, Math.min(100, deadline - now)).unref());
+      const a = this.listeners.activity('inbound');
+      if (a.active > 0 || a.seen !== last.seen) {
+        last = a;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince >= quietMs) return 'quiet';
+    }
+  }
+
+  /**
    * Admin /healthcheck/fail (true) and /healthcheck/ok (false), as Envoy's:
    * while failed the server is DRAINING (/ready 503) and every listener asks
    * each connection to close after its next response, still accepting new ones.

@@ -411,6 +411,24 @@ export class ListenerManager {
     this.#drainTimer.unref();
   }
 
+  /**
+   * Requests in progress and requests and connections seen so far, summed
+   * over the HTTP listeners in `scope` (their connection managers' stats):
+   * what a drain before exit watches to know when nothing more comes.
+   */
+  activity(scope: DrainScope): { active: number; seen: number } {
+    let active = 0;
+    let seen = 0;
+    for (const l of this.#running.values()) {
+      const chain = l.config.chain;
+      if (chain.kind !== 'http' || !inScope(l.config, scope)) continue;
+      const s = this.#env.stats.hcm(chain.statPrefix);
+      active += s.rqActive.value;
+      seen += s.rq.value + s.cxTotal.value;
+    }
+    return { active, seen };
+  }
+
   /** Admin /healthcheck/fail (true) and /healthcheck/ok (false): every listener discourages its connections while failed. */
   setHealthCheckFailed(failed: boolean): void {
     this.#healthCheckFailed = failed;

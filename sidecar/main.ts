@@ -54,6 +54,8 @@ export interface RunningSidecar {
   ready: Promise<void>;
   /** Resolves when POST /quitquitquit asks the sidecar to shut down (weft sidecar then closes and exits). */
   quit: Promise<void>;
+  /** Drains the inbound listeners for up to maxMs, or until they have been quiet for a second (DataPlane.drainBeforeExit), saying so on the log. */
+  drainBeforeExit(maxMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -235,6 +237,12 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
     dataPlane,
     ready,
     quit,
+    async drainBeforeExit(maxMs: number) {
+      log(JSON.stringify({ level: 'info', msg: 'draining inbound listeners before exit', max_s: maxMs / 1000 }));
+      const started = Date.now();
+      const reason = await dataPlane.drainBeforeExit(maxMs);
+      log(JSON.stringify({ level: 'info', msg: 'drained', reason, ms: Date.now() - started }));
+    },
     async close() {
       client.close();
       await new Promise<void>((r) => {

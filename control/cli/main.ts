@@ -14,9 +14,12 @@ function port(value: string): number {
   return n;
 }
 
-function seconds(value: string): number {
-  if (!/^\d+(\.\d+)?$/.test(value)) throw new CliError(`error: --drain-time-s must be a number of seconds, 0 or more (got "${value}")`, 2);
-  return Number(value);
+/** A commander parser for a flag that takes seconds (0 or more); the error names the flag. */
+function seconds(flag: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+(\.\d+)?$/.test(value)) throw new CliError(`error: ${flag} must be a number of seconds, 0 or more (got "${value}")`, 2);
+    return Number(value);
+  };
 }
 
 /** Loads a module by a computed specifier, so commands whose implementation lives elsewhere load only when run. */
@@ -27,11 +30,16 @@ async function lazy<T>(specifier: string, exportName: string): Promise<T> {
   return fn as T;
 }
 
-/** Resolves on the first SIGINT or SIGTERM (long-running commands stop cleanly on either). */
-function untilSignal(): Promise<void> {
+/** Resolves with the first SIGINT or SIGTERM (long-running commands stop cleanly on either). */
+function untilSignal(): Promise<'SIGINT' | 'SIGTERM'> {
   return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+    const on = (signal: 'SIGINT' | 'SIGTERM') => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
   });
 }
 
@@ -86,11 +94,12 @@ export function buildProgram(): Command {
     .option('--bind-address <addr>', 'address the inbound listener binds', '127.0.0.1')
     .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN)')
     .option('--otel-collector <host:port>', 'OTLP/gRPC collector: declares the cluster weft_otel, which tracing from weft control --otel-cluster exports spans to')
-    .option('--drain-time-s <seconds>', 'how long POST /drain_listeners?graceful on the admin port drains before the listeners stop (as Envoy: 600)', seconds)
+    .option('--drain-time-s <seconds>', 'how long POST /drain_listeners?graceful on the admin port drains before the listeners stop (as Envoy: 600)', seconds('--drain-time-s'))
+    .option('--termination-drain-s <seconds>', "on SIGTERM, drain the inbound listeners for up to this long before exiting, or until they are quiet for a second (as Istio's terminationDrainDuration; default 0: exit at once). SIGINT and a second SIGTERM exit at once", seconds('--termination-drain-s'), 0)
     .option('-l, --log-level <level>', 'every logger\'s level: trace, debug, info, warning, error, critical, off (as Envoy; change it later with POST /logging on the admin port)', 'info')
     .option('--component-log-level <name:level,...>', 'per-logger levels on top of --log-level, as Envoy: wasm (filters\' proxy_log), config (xDS: NACKs at warning, every update at debug)')
-    .action(async (opts: Record<string, unknown>) => {
-      type Running = { close(): Promise<void>; quit: Promise<void> };
+    .action(async ({ terminationDrainS, ...opts }: Record<string, unknown> & { terminationDrainS: number }) => {
+      type Running = { close(): Promise<void>; quit: Promise<void>; drainBeforeExit(maxMs: number): Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');
       let sidecar: Running;
       try {
@@ -99,7 +108,9 @@ export function buildProgram(): Command {
         throw new CliError(`error: ${(err as Error).message}`, 2);
       }
       // Ctrl-C, SIGTERM, or POST /quitquitquit on the admin port (as Envoy's, for jobs whose app has finished).
-      await Promise.race([untilSignal(), sidecar.quit]);
+      const how = await Promise.race([untilSignal(), sidecar.quit.then(() => 'quit' as const)]);
+      // SIGTERM is how a supervisor stops a workload: in-flight inbound requests finish first (Ctrl-C does not wait).
+      if (how === 'SIGTERM' && terminationDrainS > 0) await Promise.race([sidecar.drainBeforeExit(terminationDrainS * 1000), untilSignal()]);
       await sidecar.close();
     });
 

@@ -21,7 +21,7 @@ test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and 
   try {
     await eventually(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status === 503, 30_000, `the admin port\n${out}`);
     const help = await (await fetch(`http://127.0.0.1:${adminPort}/help`)).text();
-    for (const p of ['/certs', '/clusters', '/config_dump', '/drain_listeners', '/listeners', '/memory', '/quitquitquit', '/ready', '/server_info', '/stats', '/stats/prometheus']) assert.match(help, new RegExp(`^  ${p.replace(/\//g, '\\/')}: `, 'm'));
+    for (const p of ['/certs', '/clusters', '/config_dump', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/listeners', '/logging', '/memory', '/quitquitquit', '/ready', '/server_info', '/stats', '/stats/prometheus']) assert.match(help, new RegExp(`^  ${p.replace(/\//g, '\\/')}: `, 'm'));
     const unknown = await fetch(`http://127.0.0.1:${adminPort}/nope`);
     assert.equal(unknown.status, 404);
     assert.match(await unknown.text(), /\/quitquitquit: exit the server/);
@@ -52,8 +52,10 @@ test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and 
   }
 });
 
-test('weft sidecar refuses a --drain-time-s that is not a number of seconds, naming the flag, and starts nothing', { timeout: 60_000 }, () => {
-  const r = spawnSync(process.execPath, ['bin/weft.mjs', 'sidecar', '--service', 'job', '--xds', '127.0.0.1:9', '--app-port', '9', '--drain-time-s', 'soon'], { cwd: root, encoding: 'utf8', timeout: 30_000 });
-  assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /--drain-time-s must be a number of seconds, 0 or more \(got "soon"\)/);
+test('weft sidecar refuses a --drain-time-s or --termination-drain-s that is not a number of seconds, naming the flag, and starts nothing', { timeout: 60_000 }, () => {
+  for (const flag of ['--drain-time-s', '--termination-drain-s']) {
+    const r = spawnSync(process.execPath, ['bin/weft.mjs', 'sidecar', '--service', 'job', '--xds', '127.0.0.1:9', '--app-port', '9', flag, 'soon'], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`${flag} must be a number of seconds, 0 or more \\(got "soon"\\)`));
+  }
 });

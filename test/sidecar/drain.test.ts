@@ -8,10 +8,12 @@
 // started upstream, and count as neither a timeout nor a 5xx.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import type http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { ListenerConfig } from '../../sidecar/config.ts';
 import { ListenerManager } from '../../sidecar/listeners.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
@@ -418,4 +420,48 @@ test('/healthcheck/fail: DRAINING and /ready 503, every connection (HTTP/1 and H
   mesh.track(async () => void after.destroy());
   for (let i = 0; i < 2; i++) assert.doesNotMatch((await exchange(after, 'hcfail')).head, /connection: close/, 'kept alive again');
   assert.equal(app.hits, 6);
+});
+
+test('weft sidecar --termination-drain-s: on SIGTERM the inbound listener drains (/ready 503, the request in flight completes, a new connection is served once and told to close), and the sidecar exits 0 once quiet, long before the limit', { timeout: 60_000 }, async () => {
+  let release: (() => void) | undefined;
+  const app = await startApp('term', (req, res) => {
+    if (req.url === '/slow') release = () => res.end('slow done');
+    else res.end('ok');
+  });
+  mesh.track(() => app.close());
+  const [inbound, adminPort] = [await freePort(), await freePort()];
+  mesh.model.update({ services: [service('term', 9000)], instances: [instance('term', inbound)] });
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const args = ['bin/weft.mjs', 'sidecar', '--service', 'term', '--xds', `127.0.0.1:${mesh.xdsPort}`, '--app-port', String(app.port), '--inbound-port', String(inbound), '--admin-port', String(adminPort), '--termination-drain-s', '120'];
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_ACCESS_LOG: 'off' } });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (out += c));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  try {
+    await eventually(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status === 200, 30_000, `the sidecar ready\n${out}`);
+    const slowSocket = await connect(inbound);
+    const slow = exchange(slowSocket, 'term', '/slow');
+    await eventually(() => release !== undefined, 10_000, 'the slow request at the app');
+
+    child.kill('SIGTERM');
+    await eventually(async () => (await admin(adminPort, '/ready')).status === 503, 10_000, 'DRAINING after SIGTERM');
+    const during = await connect(inbound);
+    const served = await exchange(during, 'term');
+    assert.equal(served.status, 200);
+    assert.match(served.head, /\r\nconnection: close/);
+    await closed(during);
+    assert.equal(child.exitCode, null, 'still running while a request is in flight');
+
+    release!();
+    const last = await slow;
+    assert.deepEqual([last.status, last.body], [200, 'slow done']);
+    assert.match(last.head, /\r\nconnection: close/);
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 20_000))]);
+    assert.equal(code, 0, out);
+    assert.match(out, /"msg":"draining inbound listeners before exit","max_s":120/);
+    assert.match(out, /"msg":"drained","reason":"quiet"/);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
 });
