@@ -83,11 +83,13 @@ export class Loggers {
   }
 
   /**
-   * POST /logging's query, as Envoy's: `level=L` sets every logger, `NAME=L`
-   * one, `paths=NAME:L,NAME:L` several. Every parameter is checked before any
-   * level changes; the error names the parameter.
+   * POST /logging's query, as Envoy's: one parameter, `level=L` for every
+   * logger, `NAME=L` for one or `paths=NAME:L,NAME:L` for several. It is
+   * checked whole before any level changes; the error names the parameter.
    */
   change(params: URLSearchParams): string | undefined {
+    const keys = [...params.keys()];
+    if (keys.length > 1) return `${keys.join(', ')}: one parameter at a time, as Envoy's /logging (level, paths or a logger name)`;
     const changes: [LoggerName | '*', number][] = [];
     for (const [key, value] of params) {
       if (key === 'paths') {

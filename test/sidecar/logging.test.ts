@@ -86,10 +86,11 @@ test('POST /logging: the wasm level reaches a running filter (its access line of
   await eventually(async () => (await get(sc.outboundPort, 'ledger', '/')).status === 200, 10_000, 'the route removed');
   assert.ok(acks(lines).slice(ackCount).some((a) => a.type === 'route'), 'the route update logged at debug');
 
-  // Bad input: a 400 naming the parameter, and no level changes (the valid parameter next to it included).
+  // Bad input: a 400 naming the parameter, and no level changes.
   for (const [query, message] of [
     ['wasm=loud', /^wasm: "loud" is not a log level \(trace, debug, info, warning \(or warn\), error, critical, off\)\n$/],
-    ['level=trace&router=debug', /^router: unknown parameter \(logging takes level, paths or a logger name: config, wasm\)\n$/],
+    ['router=debug', /^router: unknown parameter \(logging takes level, paths or a logger name: config, wasm\)\n$/],
+    ['level=trace&wasm=debug', /^level, wasm: one parameter at a time, as Envoy's \/logging \(level, paths or a logger name\)\n$/],
     ['paths=wasm', /^paths: expected name:level\[,name:level\.\.\.\], got "wasm"\n$/],
     ['paths=upstream:debug', /^paths: unknown logger "upstream" \(loggers: config, wasm\)\n$/],
   ] as const) {
