@@ -7,6 +7,7 @@
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { certsJson } from './admin-certs.ts';
+import { parseConfigDumpQuery, shapeConfigDump } from './admin-config-dump.ts';
 import { clustersJson, clustersText } from './admin-clusters.ts';
 import { collectStats, statsJson, statsText, type StatKind } from './admin-stats.ts';
 import type { DataPlane } from './dataplane.ts';
@@ -27,7 +28,7 @@ export interface AdminInfo {
 const HELP: [string, string][] = [
   ['/certs', 'print certs on machine'],
   ['/clusters', 'upstream cluster status'],
-  ['/config_dump', 'dump current Envoy configs'],
+  ['/config_dump', 'dump current Envoy configs (?resource=FIELD: that field\'s items; ?mask=PATHS: a FieldMask; ?name_regex=RE: only matching names; ?include_eds)'],
   ['/drain_listeners', 'drain listeners (?inboundonly: only INBOUND ones; ?graceful: discourage requests for --drain-time-s first; ?skip_exit: accepted, the sidecar never exits after a drain)'],
   ['/healthcheck/fail', 'cause the server to fail health checks'],
   ['/healthcheck/ok', 'cause the server to pass health checks'],
@@ -120,9 +121,15 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         dp.stats.refreshServer();
         // Envoy's endpoint carries wasm plugins' custom metrics next to its own.
         return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
-      case '/config_dump':
-        // Envoy's ConfigDump (?include_eds adds the endpoints), so tools that read Envoy's read this.
-        return send(200, JSON.stringify(dp.configDump(info.node, url.searchParams.has('include_eds')), null, 2) + '\n', 'application/json');
+      case '/config_dump': {
+        // Envoy's ConfigDump, so tools that read Envoy's read this: ?include_eds adds the endpoints, ?resource=
+        // dumps one repeated field's items, ?mask= trims with a FieldMask, ?name_regex= keeps the names it matches.
+        const q = parseConfigDumpQuery(url.searchParams);
+        if ('error' in q) return send(400, `${q.error}\n`);
+        const out = shapeConfigDump(dp.configDump(info.node, q.includeEds), q);
+        if ('error' in out) return send(out.status, `${out.error}\n`);
+        return send(200, JSON.stringify(out, null, 2) + '\n', 'application/json');
+      }
       case '/listeners': {
         // Envoy's: name::address:port lines, or ListenerStatuses with ?format=json.
         const bound = dp.listeners.bound();
