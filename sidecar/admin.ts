@@ -33,6 +33,7 @@ const HELP: [string, string][] = [
   ['/healthcheck/fail', 'cause the server to fail health checks'],
   ['/healthcheck/ok', 'cause the server to pass health checks'],
   ['/help', 'print out list of admin commands'],
+  ['/init_dump', 'dump current Envoy init manager information (experimental)'],
   ['/listeners', 'print listener info'],
   ['/logging', 'query/change logging levels (?level=L for every logger, ?NAME=L for one, ?paths=NAME:L,NAME:L; loggers: config, wasm)'],
   ['/memory', 'print current allocation/heap usage'],
@@ -87,6 +88,13 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         const error = dp.loggers.change(url.searchParams);
         if (error) return send(400, `${error}\n`);
         return send(200, dp.loggers.list());
+      }
+      case '/init_dump': {
+        // Envoy's UnreadyTargetsDumps: what the sidecar still waits for before it is ready (or, later, for
+        // resources its listeners and clusters newly name), each with why when its last update was NACKed.
+        for (const k of url.searchParams.keys()) return send(400, `${k}: unknown parameter (init_dump takes none)\n`);
+        const targets = dp.unready();
+        return send(200, JSON.stringify(targets.length ? { unready_targets_dumps: [{ name: 'init manager Server', target_names: targets }] } : {}, null, 2) + '\n', 'application/json');
       }
       case '/ready': {
         const state = dp.state();

@@ -37,6 +37,14 @@ interface Held<K extends ResourceKind> {
   updated: Date;
 }
 
+/** The last update of a resource that was refused (config_dump's error_state, /init_dump): cleared once one is accepted or it is removed. */
+interface Rejected {
+  version: string;
+  raw: unknown;
+  details: string;
+  at: Date;
+}
+
 export interface ApplyResult {
   /** One message per rejected resource, naming the resource and field path; empty = ACK. */
   errors: string[];
@@ -48,6 +56,14 @@ export class DataPlane {
   readonly listeners: ListenerManager;
   readonly wasm: WasmFilterLoader;
   readonly #held: { [K in ResourceKind]: Map<string, Held<K>> } = {
+    listener: new Map(),
+    route: new Map(),
+    cluster: new Map(),
+    endpoint: new Map(),
+    extension: new Map(),
+    secret: new Map(),
+  };
+  readonly #rejected: { [K in ResourceKind]: Map<string, Rejected> } = {
     listener: new Map(),
     route: new Map(),
     cluster: new Map(),
@@ -133,26 +149,38 @@ export class DataPlane {
   async apply(kind: ResourceKind, resources: readonly IncomingResource[], removed: readonly string[], full: boolean): Promise<ApplyResult> {
     const errors: string[] = [];
     const held = this.#held[kind] as Map<string, Held<ResourceKind>>;
+    const rejected = this.#rejected[kind];
     const next = new Map(held);
-    if (full) for (const name of held.keys()) if (!resources.some((r) => r.name === name)) next.delete(name);
-    for (const name of removed) next.delete(name);
+    if (full) {
+      for (const name of held.keys()) if (!resources.some((r) => r.name === name)) next.delete(name);
+      for (const name of rejected.keys()) if (!resources.some((r) => r.name === name)) rejected.delete(name);
+    }
+    for (const name of removed) {
+      next.delete(name);
+      rejected.delete(name);
+    }
+    const refuse = (r: IncomingResource, details: string) => {
+      errors.push(details);
+      rejected.set(r.name, { version: r.version, raw: r.value, details, at: new Date() });
+    };
     for (const r of resources) {
       const result = accept(kind, r.value);
       if (!result.ok) {
-        errors.push(formatErrors(`${kind} ${r.name}`, result.errors));
+        refuse(r, formatErrors(`${kind} ${r.name}`, result.errors));
         continue;
       }
       const collectorError = kind === 'listener' ? this.#checkCollector(result.value as ListenerConfig) : undefined;
       if (collectorError) {
-        errors.push(`${kind} ${r.name}: ${collectorError}`);
+        refuse(r, `${kind} ${r.name}: ${collectorError}`);
         continue;
       }
       const loadError = await this.#loadPlugins(kind, result.value);
       if (loadError) {
-        errors.push(`${kind} ${r.name}: ${loadError}`);
+        refuse(r, `${kind} ${r.name}: ${loadError}`);
         continue;
       }
       next.set(r.name, { version: r.version, config: result.value, raw: r.value, updated: new Date() });
+      rejected.delete(r.name);
     }
     held.clear();
     for (const [k, v] of next) held.set(k, v);
@@ -170,7 +198,10 @@ export class DataPlane {
     } else if (kind === 'listener') {
       const bindErrors = await this.listeners.apply(new Map([...this.#held.listener].map(([k, v]) => [k, v.config])));
       for (const [name, message] of bindErrors) {
-        errors.push(`listener ${name}: address: ${message}`);
+        const r = resources.find((x) => x.name === name);
+        const details = `listener ${name}: address: ${message}`;
+        errors.push(details);
+        if (r) rejected.set(name, { version: r.version, raw: r.value, details, at: new Date() });
         this.#held.listener.delete(name);
       }
     }
@@ -321,6 +352,28 @@ export class DataPlane {
     );
   }
 
+  /**
+   * What the sidecar still waits for (admin /init_dump): a first CDS or LDS
+   * response, then each endpoint, route, filter config and secret its
+   * clusters and listeners name that it does not hold, with the reason when
+   * its last update was refused. Empty once everything named is held.
+   */
+  unready(): string[] {
+    const out: string[] = [];
+    for (const [kind, what] of [['cluster', 'CDS: the first cluster response'], ['listener', 'LDS: the first listener response']] as const) {
+      if (!this.#received.has(kind)) out.push(what);
+    }
+    const labels = { endpoint: 'EDS cluster_load_assignment', route: 'RDS route_configuration', extension: 'ECDS extension_config', secret: 'SDS secret' } as const;
+    for (const kind of ['endpoint', 'route', 'extension', 'secret'] as const) {
+      for (const name of this.wanted(kind)) {
+        if (this.#held[kind].has(name)) continue;
+        const refused = this.#rejected[kind].get(name);
+        out.push(`${labels[kind]} ${name}${refused ? ` (version ${JSON.stringify(refused.version)} NACKed: ${refused.details})` : ''}`);
+      }
+    }
+    return out;
+  }
+
   versions(kind: ResourceKind): Map<string, string> {
     return new Map([...this.#held[kind]].map(([k, v]) => [k, v.version]));
   }
@@ -332,7 +385,15 @@ export class DataPlane {
    * ?include_eds). Private keys are redacted, as in Envoy.
    */
   configDump(node: { id: string; cluster: string }, includeEds = false): { configs: Record<string, unknown>[] } {
-    const entries = <K extends ResourceKind>(kind: K) => [...(this.#held[kind] as Map<string, Held<K>>)].map(([name, h]) => ({ name, h, resource: { '@type': TYPE_URLS[kind], ...((kind === 'secret' ? redacted(h.raw) : h.raw) as object) } }));
+    const asResource = (kind: ResourceKind, raw: unknown) => ({ '@type': TYPE_URLS[kind], ...((kind === 'secret' ? redacted(raw) : raw) as object) });
+    // As Envoy's: a resource whose last update was refused carries error_state (that update, when, why) and
+    // client_status NACKED, next to the version still serving; one never accepted has error_state alone.
+    const failure = (kind: ResourceKind, name: string) => {
+      const f = this.#rejected[kind].get(name);
+      return f ? { error_state: { failed_configuration: asResource(kind, f.raw), last_update_attempt: f.at.toISOString(), details: f.details, version_info: f.version }, client_status: 'NACKED' } : {};
+    };
+    const entries = <K extends ResourceKind>(kind: K) => [...(this.#held[kind] as Map<string, Held<K>>)].map(([name, h]) => ({ name, h, resource: asResource(kind, h.raw), failed: failure(kind, name) }));
+    const neverAccepted = (kind: ResourceKind) => [...this.#rejected[kind].keys()].filter((name) => !this.#held[kind].has(name)).map((name) => ({ name, failed: failure(kind, name) }));
     const latest = (kind: ResourceKind): string => {
       let last: Held<ResourceKind> | undefined;
       for (const h of (this.#held[kind] as Map<string, Held<ResourceKind>>).values()) if (!last || h.updated >= last.updated) last = h;
@@ -344,30 +405,48 @@ export class DataPlane {
       {
         '@type': `${ADMIN}ClustersConfigDump`,
         version_info: latest('cluster'),
-        dynamic_active_clusters: entries('cluster').map(({ h, resource }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString() })),
+        dynamic_active_clusters: [
+          ...entries('cluster').map(({ h, resource, failed }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString(), ...failed })),
+          ...neverAccepted('cluster').map(({ failed }) => failed),
+        ],
       },
       {
         '@type': `${ADMIN}EcdsConfigDump`,
-        ecds_filters: entries('extension').map(({ h, resource }) => ({ version_info: h.version, ecds_filter: resource, last_updated: h.updated.toISOString() })),
+        ecds_filters: [
+          ...entries('extension').map(({ h, resource, failed }) => ({ version_info: h.version, ecds_filter: resource, last_updated: h.updated.toISOString(), ...failed })),
+          ...neverAccepted('extension').map(({ failed }) => failed),
+        ],
       },
       {
         '@type': `${ADMIN}ListenersConfigDump`,
         version_info: latest('listener'),
-        dynamic_listeners: entries('listener').map(({ name, h, resource }) => ({ name, active_state: { version_info: h.version, listener: resource, last_updated: h.updated.toISOString() } })),
+        dynamic_listeners: [
+          ...entries('listener').map(({ name, h, resource, failed }) => ({ name, active_state: { version_info: h.version, listener: resource, last_updated: h.updated.toISOString() }, ...failed })),
+          ...neverAccepted('listener').map(({ name, failed }) => ({ name, ...failed })),
+        ],
       },
       {
         '@type': `${ADMIN}RoutesConfigDump`,
-        dynamic_route_configs: entries('route').map(({ h, resource }) => ({ version_info: h.version, route_config: resource, last_updated: h.updated.toISOString() })),
+        dynamic_route_configs: [
+          ...entries('route').map(({ h, resource, failed }) => ({ version_info: h.version, route_config: resource, last_updated: h.updated.toISOString(), ...failed })),
+          ...neverAccepted('route').map(({ failed }) => failed),
+        ],
       },
       {
         '@type': `${ADMIN}SecretsConfigDump`,
-        dynamic_active_secrets: entries('secret').map(({ name, h, resource }) => ({ name, version_info: h.version, last_updated: h.updated.toISOString(), secret: resource })),
+        dynamic_active_secrets: [
+          ...entries('secret').map(({ name, h, resource, failed }) => ({ name, version_info: h.version, last_updated: h.updated.toISOString(), secret: resource, ...failed })),
+          ...neverAccepted('secret').map(({ name, failed }) => ({ name, ...failed })),
+        ],
       },
     ];
     if (includeEds) {
       configs.push({
         '@type': `${ADMIN}EndpointsConfigDump`,
-        dynamic_endpoint_configs: entries('endpoint').map(({ h, resource }) => ({ version_info: h.version, endpoint_config: resource, last_updated: h.updated.toISOString() })),
+        dynamic_endpoint_configs: [
+          ...entries('endpoint').map(({ h, resource, failed }) => ({ version_info: h.version, endpoint_config: resource, last_updated: h.updated.toISOString(), ...failed })),
+          ...neverAccepted('endpoint').map(({ failed }) => failed),
+        ],
       });
     }
     return { configs };

@@ -114,6 +114,16 @@ async function until(check: () => Promise<boolean>, ms: number, what: string): P
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
+/** A sidecar's /init_dump target names (what it waits for before it is ready); none if the admin port does not answer. */
+async function unreadyTargets(adminPort: number): Promise<string[]> {
+  try {
+    const dump = (await (await fetch(`http://127.0.0.1:${adminPort}/init_dump`)).json()) as { unready_targets_dumps?: { target_names: string[] }[] };
+    return (dump.unready_targets_dumps ?? []).flatMap((d) => d.target_names);
+  } catch {
+    return [];
+  }
+}
+
 async function api(base: string, token: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
   const res = await fetch(`${base}/api/v1${path}`, {
     method,
@@ -164,7 +174,11 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
       const [appPort, inboundPort, outboundPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
       children.spawn(`${name}-sidecar`, [...sidecarNodeFlags(), ...weftCli, 'sidecar', '--service', w.service, '--xds', xdsAddress, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort), ...(opts.otelCollector ? ['--otel-collector', opts.otelCollector] : [])]);
       // The app starts only once its sidecar holds a full config: no app-before-proxy race.
-      await until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 60_000, `${name} sidecar ready`);
+      await until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 60_000, `${name} sidecar ready`).catch(async (err: Error) => {
+        // Say what it still waits for, and why when an update was NACKed (its /init_dump), not just that it timed out.
+        const waiting = await unreadyTargets(adminPort);
+        throw new Error(`${err.message}${waiting.length ? `; it still waits for: ${waiting.join('; ')}` : ''} (log: ${join(children.logDir, `${name}-sidecar.log`)})`);
+      });
       children.spawn(name, ['--import', 'tsx', join(demoDir, 'app.ts')], {
         SERVICE: w.service,
         VERSION: w.version,

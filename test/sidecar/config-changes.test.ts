@@ -84,9 +84,37 @@ test('a resource outside the fidelity contract is NACKed with its field path and
   const still = await load(10, 2, () => get(client.outboundPort, 'svc'));
   assert.ok(still.every((r) => r.status === 200 && r.body === 'v1'), 'previous route config still serving');
 
+  // The sidecar's own config_dump says so, as Envoy's: the version serving, and error_state for the refused one.
+  type RouteItem = { version_info?: string; route_config?: { virtual_hosts: unknown[] }; client_status?: string; error_state?: { details: string; version_info: string; last_update_attempt: string; failed_configuration: { '@type': string } } };
+  const routeItems = async (port: number) => JSON.parse((await get(port, 'admin', '/config_dump?resource=dynamic_route_configs')).body).configs as RouteItem[];
+  const outbound = (await routeItems(client.adminPort)).find((i) => JSON.stringify(i).includes('"name":"outbound"'))!;
+  assert.equal(outbound.client_status, 'NACKED');
+  assert.match(outbound.error_state!.details, /^route outbound: .*virtual_hosts\[0\]\.routes\[0\]\.match\.runtime_fraction/);
+  assert.notEqual(outbound.error_state!.version_info, outbound.version_info, 'the refused version is not the one serving');
+  assert.doesNotMatch(JSON.stringify(outbound.route_config), /runtime_fraction/, 'the serving config is the previous one');
+  assert.match(JSON.stringify(outbound.error_state!.failed_configuration), /runtime_fraction/);
+  assert.ok(!Number.isNaN(Date.parse(outbound.error_state!.last_update_attempt)));
+  assert.deepEqual(JSON.parse((await get(client.adminPort, 'admin', '/init_dump')).body), {}, 'ready: nothing awaited');
+
+  // A sidecar that starts now never gets a route it can take: not ready, and /init_dump says what it waits for and why.
+  const late = await mesh.sidecar('client', 8000, { wait: false });
+  await eventually(async () => (await get(late.adminPort, 'admin', '/init_dump')).body.includes('NACKed'), 5000, 'the refused route in /init_dump');
+  const init = JSON.parse((await get(late.adminPort, 'admin', '/init_dump')).body) as { unready_targets_dumps: { name: string; target_names: string[] }[] };
+  assert.equal(init.unready_targets_dumps[0]!.name, 'init manager Server');
+  assert.deepEqual(init.unready_targets_dumps[0]!.target_names.map((t) => t.replace(/ \(.*/s, '')), ['RDS route_configuration outbound']);
+  assert.match(init.unready_targets_dumps[0]!.target_names[0]!, /NACKed: route outbound: .*runtime_fraction/);
+  assert.equal((await get(late.adminPort, 'admin', '/ready')).status, 503);
+  const never = (await routeItems(late.adminPort)).filter((i) => i.error_state);
+  assert.equal(never.length, 1);
+  assert.equal(never[0]!.route_config, undefined, 'never accepted: error_state alone');
+  assert.equal((await get(late.adminPort, 'admin', '/init_dump?mask=listener')).status, 400);
+
   poison = false;
   mesh.model.update({ routes: [to('v2')], services: mesh.model.current.services.slice() });
   await eventually(async () => (await get(client.outboundPort, 'svc')).body === 'v2', 5000, 'fixed config applied');
+  assert.ok((await routeItems(client.adminPort)).every((i) => i.error_state === undefined && i.client_status === undefined), 'error_state gone once an update is taken');
+  await withTimeout(late.ready, 5000, 'the late sidecar ready once the route is fixed');
+  assert.deepEqual(JSON.parse((await get(late.adminPort, 'admin', '/init_dump')).body), {});
 });
 
 test('readiness: /ready is 503 until the first full config is applied, then 200 and a ready line', { timeout: 30_000 }, async () => {
@@ -95,6 +123,7 @@ test('readiness: /ready is 503 until the first full config is applied, then 200 
   const sc = await runSidecar({ service: 'late', xds: `127.0.0.1:${xdsPort}`, appPort: 9999, accessLog: false, log: (l) => lines.push(l) });
   closers.push(() => sc.close());
   assert.equal((await get(sc.adminPort, 'admin', '/ready')).status, 503, 'no control plane yet');
+  assert.deepEqual(JSON.parse((await get(sc.adminPort, 'admin', '/init_dump')).body), { unready_targets_dumps: [{ name: 'init manager Server', target_names: ['CDS: the first cluster response', 'LDS: the first listener response'] }] });
   const mesh = await TestMesh.start({ port: xdsPort });
   closers.push(() => mesh.close());
   mesh.model.update({ services: [service('late', 9999)] });
