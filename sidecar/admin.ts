@@ -1,13 +1,15 @@
 // The local admin port, as Envoy's, in Envoy's formats: /ready (200 once the
 // first full config is applied), /stats, /stats/prometheus, /config_dump, /clusters
 // (hosts, their health flags and counters), /listeners, /memory, /server_info, /certs,
-// /help, POST /drain_listeners, /healthcheck/fail and /ok, /logging, /quitquitquit; and
+// /init_dump, /help, POST /drain_listeners, /healthcheck/fail and /ok, /logging,
+// /reset_counters, /cpuprofiler, /heapprofiler, /quitquitquit; and
 // the weft sidecar's own /xds (the ADS stream's state).
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { certsJson } from './admin-certs.ts';
 import { parseConfigDumpQuery, shapeConfigDump } from './admin-config-dump.ts';
+import { ProfilerError, type Profilers } from './admin-profiler.ts';
 import { clustersJson, clustersText } from './admin-clusters.ts';
 import { collectStats, statsJson, statsText, type StatKind } from './admin-stats.ts';
 import type { DataPlane } from './dataplane.ts';
@@ -22,16 +24,20 @@ export interface AdminInfo {
   quit?: () => void;
   /** How long /drain_listeners?graceful drains before the listeners stop (--drain-time-s; Envoy's default 600 s). */
   drainTimeMs?: number;
+  /** /cpuprofiler and /heapprofiler; without it they answer 501. */
+  profilers?: Profilers;
 }
 
 /** Envoy's /help lines for the endpoints the sidecar serves. */
 const HELP: [string, string][] = [
   ['/certs', 'print certs on machine'],
   ['/clusters', 'upstream cluster status'],
+  ['/cpuprofiler', 'enable/disable the CPU profiler (?enable=y starts, ?enable=n stops and writes a .cpuprofile to --profile-path)'],
   ['/config_dump', 'dump current Envoy configs (?resource=FIELD: that field\'s items; ?mask=PATHS: a FieldMask; ?name_regex=RE: only matching names; ?include_eds)'],
   ['/drain_listeners', 'drain listeners (?inboundonly: only INBOUND ones; ?graceful: discourage requests for --drain-time-s first; ?skip_exit: accepted, the sidecar never exits after a drain)'],
   ['/healthcheck/fail', 'cause the server to fail health checks'],
   ['/healthcheck/ok', 'cause the server to pass health checks'],
+  ['/heapprofiler', 'enable/disable the heap profiler (?enable=y starts sampling, ?enable=n stops and writes a .heapprofile to --profile-path)'],
   ['/help', 'print out list of admin commands'],
   ['/init_dump', 'dump current Envoy init manager information (experimental)'],
   ['/listeners', 'print listener info'],
@@ -39,12 +45,13 @@ const HELP: [string, string][] = [
   ['/memory', 'print current allocation/heap usage'],
   ['/quitquitquit', 'exit the server'],
   ['/ready', 'print server state, return 200 if LIVE, otherwise return 503'],
+  ['/reset_counters', 'reset all counters to zero'],
   ['/server_info', 'print server version/status information'],
   ['/stats', 'print server stats'],
   ['/stats/prometheus', 'print server stats in prometheus format'],
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
-const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging']);
+const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging', '/reset_counters', '/cpuprofiler', '/heapprofiler']);
 const DRAIN_PARAMS = new Set(['inboundonly', 'graceful', 'skip_exit']);
 /** Envoy's --drain-time-s default. */
 export const DEFAULT_DRAIN_TIME_MS = 600_000;
@@ -95,6 +102,26 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         for (const k of url.searchParams.keys()) return send(400, `${k}: unknown parameter (init_dump takes none)\n`);
         const targets = dp.unready();
         return send(200, JSON.stringify(targets.length ? { unready_targets_dumps: [{ name: 'init manager Server', target_names: targets }] } : {}, null, 2) + '\n', 'application/json');
+      }
+      case '/reset_counters':
+        // As Envoy's: counters only (the sidecar's and wasm filters'); gauges and histograms keep their values.
+        dp.resetCounters();
+        return send(200, 'OK\n');
+      case '/cpuprofiler':
+      case '/heapprofiler': {
+        // As Envoy's: ?enable=y starts, ?enable=n stops; the answer says where the profile was written.
+        const kind = url.pathname === '/cpuprofiler' ? 'cpu' : 'heap';
+        for (const k of url.searchParams.keys()) if (k !== 'enable') return send(400, `${k}: unknown parameter (${url.pathname.slice(1)} takes enable=y or enable=n)\n`);
+        const enable = url.searchParams.get('enable');
+        if (enable !== 'y' && enable !== 'n') return send(400, `enable: must be y or n, got ${JSON.stringify(enable)}\n`);
+        const profilers = info.profilers;
+        if (!profilers) return send(501, 'profiling is not available in this process\n');
+        const done = enable === 'y' ? profilers.start(kind).then(() => `OK: the ${kind} profiler is running\n`) : profilers.stop(kind).then((file) => `OK: wrote ${file}\n`);
+        done.then(
+          (body) => send(200, body),
+          (e: Error) => send(e instanceof ProfilerError ? 400 : 500, `${e.message}\n`),
+        );
+        return;
       }
       case '/ready': {
         const state = dp.state();

@@ -486,6 +486,12 @@ export class DataPlane {
   }
 
   /** The wasm plugins' own metrics (proxy_define_metric), each once per plugin. */
+  /** Admin /reset_counters, as Envoy's: every counter to 0, the sidecar's and those wasm filters defined; gauges and histograms stay. */
+  resetCounters(): void {
+    this.stats.registry.resetCounters();
+    for (const p of new Set(this.#loadedPlugins.values())) for (const m of p.metrics.all()) if (m.kind === 'counter') m.value = 0n;
+  }
+
   wasmMetrics(): { plugin: string; metrics: import('./wasm/metrics.ts').Metric[] }[] {
     return [...new Set(this.#loadedPlugins.values())].map((p) => ({ plugin: p.config.name, metrics: p.metrics.all() }));
   }

@@ -3,10 +3,12 @@
 // and the ADS client, prints `ready` once the first full config is applied.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { OTEL_CLUSTER_NAME } from '../proxy-config/options.ts';
 import { createAdminServer } from './admin.ts';
+import { Profilers } from './admin-profiler.ts';
 import { bufferedLines } from './access-log.ts';
 import { DataPlane } from './dataplane.ts';
 import { Level, Loggers, parseComponentLevels, parseLevel } from './logging.ts';
@@ -42,6 +44,8 @@ export interface SidecarOptions {
   logLevel?: string;
   /** Per-logger levels on top, Envoy's --component-log-level: `wasm:debug,config:warning`. */
   componentLogLevel?: string;
+  /** Where /cpuprofiler and /heapprofiler write their profiles (Envoy's admin profile_path); default the system temp dir. */
+  profilePath?: string;
 }
 
 export interface RunningSidecar {
@@ -149,6 +153,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const components = opts.componentLogLevel === undefined ? [] : parseComponentLevels(opts.componentLogLevel);
   if (typeof components === 'string') throw new Error(components);
   const loggers = new Loggers(level, components);
+  const profileDir = opts.profilePath ?? tmpdir();
+  if (!existsSync(profileDir) || !statSync(profileDir).isDirectory()) throw new Error(`profile-path: ${JSON.stringify(profileDir)} is not a directory`);
   const collectors = new Map<string, { host: string; port: number }>();
   if (opts.otelCollector !== undefined) {
     const m = /^(.+):(\d+)$/.exec(opts.otelCollector);
@@ -175,7 +181,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   let lastError: string | undefined;
   let requestQuit: () => void = () => undefined;
   const quit = new Promise<void>((r) => (requestQuit = r));
-  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit(), ...(opts.drainTimeS !== undefined ? { drainTimeMs: opts.drainTimeS * 1000 } : {}) });
+  const profilers = new Profilers(profileDir, `weft-sidecar-${opts.service}-${process.pid}`);
+  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit(), profilers, ...(opts.drainTimeS !== undefined ? { drainTimeMs: opts.drainTimeS * 1000 } : {}) });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
     admin.listen(opts.adminPort ?? 0, '127.0.0.1', () => resolve());
@@ -249,6 +256,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         admin.close(() => r());
         admin.closeAllConnections();
       });
+      profilers.close();
       await dataPlane.close();
       wasmLines.close();
       stdoutLines.close();

@@ -97,6 +97,11 @@ export class Counter<L extends string = string> extends Metric<L, CounterSeries>
     return this.series(labels).value;
   }
 
+  /** Every series back to 0, in place: the request path keeps its series handles (admin /reset_counters). */
+  zero(): void {
+    for (const { series } of this.byKey.values()) series.value = 0;
+  }
+
   protected lines(labels: string, s: CounterSeries, out: string[]): void {
     out.push(`${this.name}${labels ? `{${labels}}` : ''} ${formatNumber(s.value)}`);
   }
@@ -198,6 +203,11 @@ export class MetricsRegistry {
 
   all(): readonly Metric<string, unknown>[] {
     return this.#metrics;
+  }
+
+  /** Every counter's series to 0 (admin /reset_counters); gauges and histograms are left as they are, as in Envoy. */
+  resetCounters(): void {
+    for (const m of this.#metrics) if (m instanceof Counter) m.zero();
   }
 
   /** Prometheus text exposition of every registered metric. */
