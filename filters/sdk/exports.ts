@@ -27,6 +27,9 @@ export function proxy_on_context_create(id: u32, parentId: u32): void {
     return;
   }
   if (!roots.has(parentId)) return;
+  // One host call per stream: a level changed while the filter runs (the sidecar's POST /logging?wasm=)
+  // reaches logEnabled from the next request on, so a filter skips, or starts, building its lines.
+  refreshLogLevel();
   const ctx = roots.get(parentId).createHttpContext(id);
   if (ctx !== null) streams.set(id, ctx);
 }

@@ -1,7 +1,8 @@
 // Logging that costs one integer compare when the level is off. The host's
-// level is read once per configure and per tick (`refreshLogLevel`), not per
-// call. Guard expensive messages with `logEnabled(LogLevel.Debug)` so the
-// string is never built.
+// level is read at VM start, configure, each tick and each new stream
+// (`refreshLogLevel`), not per call, so a level changed at run time applies
+// from the next request. Guard expensive messages with
+// `logEnabled(LogLevel.Debug)` so the string is never built.
 
 import { proxy_get_log_level, proxy_log } from './imports';
 import { LogLevel, WasmResult } from './status';

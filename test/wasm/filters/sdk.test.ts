@@ -139,6 +139,18 @@ describe('AssemblyScript SDK', () => {
     await debug.close();
   });
 
+  it('sees a level changed while it runs from the next stream on (the sidecar\'s POST /logging?wasm=)', async () => {
+    const plugin = await load({ logLevel: 'info' });
+    await exchange(plugin, {});
+    plugin.setLogLevel(1);
+    await exchange(plugin, {});
+    plugin.setLogLevel(3);
+    await exchange(plugin, {});
+    // At info the filter skips its debug line; at debug it builds and logs it; at warn it logs neither.
+    assert.deepEqual(plugin.logs.map((l) => `${l.level} ${l.message}`), ['info request /', 'info request /', 'debug debug detail']);
+    await plugin.close();
+  });
+
   it('turns an AssemblyScript abort into a critical log line and a trap the host contains', async () => {
     const plugin = await load({}, '{}');
     const { stream } = await exchange(plugin, {}, { path: '/abort' });
