@@ -219,6 +219,7 @@ export async function runUp(opts: { otelCollector?: string } = {}): Promise<void
   console.log(`  WEFT_API=${mesh.api} WEFT_TOKEN=${mesh.token} npx weft proxy-status`);
   console.log(`  curl http://127.0.0.1:${frontend.adminPort}/config_dump             # the frontend sidecar's config, as Envoy dumps it`);
   console.log(`  curl http://127.0.0.1:${frontend.adminPort}/clusters | grep health   # its upstream hosts and their health flags`);
+  console.log(`  curl -X POST 'http://127.0.0.1:${frontend.adminPort}/logging?config=debug'  # log each xDS update it takes (logs/${frontend.name}-sidecar.log); ?wasm=debug for filters`);
   console.log('Ctrl-C stops everything.');
   await new Promise<void>((done) => {
     const stop = (signal: string) => {
