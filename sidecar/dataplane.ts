@@ -45,6 +45,11 @@ interface Rejected {
   at: Date;
 }
 
+/** One of `make()` per resource kind. */
+function byKind<V>(make: () => V): Record<ResourceKind, V> {
+  return { listener: make(), route: make(), cluster: make(), endpoint: make(), extension: make(), secret: make() };
+}
+
 export interface ApplyResult {
   /** One message per rejected resource, naming the resource and field path; empty = ACK. */
   errors: string[];
@@ -55,22 +60,9 @@ export class DataPlane {
   readonly clusters: ClusterManager;
   readonly listeners: ListenerManager;
   readonly wasm: WasmFilterLoader;
-  readonly #held: { [K in ResourceKind]: Map<string, Held<K>> } = {
-    listener: new Map(),
-    route: new Map(),
-    cluster: new Map(),
-    endpoint: new Map(),
-    extension: new Map(),
-    secret: new Map(),
-  };
-  readonly #rejected: { [K in ResourceKind]: Map<string, Rejected> } = {
-    listener: new Map(),
-    route: new Map(),
-    cluster: new Map(),
-    endpoint: new Map(),
-    extension: new Map(),
-    secret: new Map(),
-  };
+  // Map<any, any> per kind: each kind's map holds that kind's decoded config.
+  readonly #held: { [K in ResourceKind]: Map<string, Held<K>> } = byKind(() => new Map());
+  readonly #rejected = byKind(() => new Map<string, Rejected>());
   /** SDS certificates and trust bundles as node:tls contexts. */
   readonly tls = new TlsContexts();
   readonly #loadedPlugins = new Map<WasmPluginConfig, WasmPlugin>();
