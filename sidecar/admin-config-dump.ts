@@ -8,6 +8,7 @@
 
 import protobuf from 'protobufjs';
 import { envoyRoot, messageNameOf, typeUrlOf } from '../control/envoy/index.ts';
+import { TYPE_URLS } from './fidelity.ts';
 
 export type ConfigDumpQuery = {
   /** ?include_eds: the dump carries EndpointsConfigDump (DataPlane.configDump's includeEds). */
@@ -30,12 +31,13 @@ const A = 'envoy.admin.v3.';
 const leaf: FieldShape = { repeated: false };
 const one = (type: string): FieldShape => ({ repeated: false, type });
 const many = (type: string): FieldShape => ({ repeated: true, type });
-const CLUSTER = 'envoy.config.cluster.v3.Cluster';
-const LISTENER = 'envoy.config.listener.v3.Listener';
-const ROUTE = 'envoy.config.route.v3.RouteConfiguration';
-const SECRET = 'envoy.extensions.transport_sockets.tls.v3.Secret';
-const EXTENSION = 'envoy.config.core.v3.TypedExtensionConfig';
-const ENDPOINTS = 'envoy.config.endpoint.v3.ClusterLoadAssignment';
+// The resources' messages, as the sidecar receives them.
+const CLUSTER = messageNameOf(TYPE_URLS.cluster);
+const LISTENER = messageNameOf(TYPE_URLS.listener);
+const ROUTE = messageNameOf(TYPE_URLS.route);
+const SECRET = messageNameOf(TYPE_URLS.secret);
+const EXTENSION = messageNameOf(TYPE_URLS.extension);
+const ENDPOINTS = messageNameOf(TYPE_URLS.endpoint);
 
 /**
  * The admin messages DataPlane.configDump writes, from envoy/admin/v3/config_dump.proto and
