@@ -2,7 +2,8 @@
 // ?enable=n stops and writes the profile), on V8's own profilers through an
 // in-process inspector session: a .cpuprofile (sampled call stacks, wasm
 // filters' functions included) and a .heapprofile (sampled allocations by
-// stack), both opened by Chrome DevTools or VS Code. Nothing runs, and no
+// stack, those already collected included), both opened by Chrome DevTools
+// or VS Code. Nothing runs, and no
 // inspector session exists, until a profile is asked for.
 
 import { Session } from 'node:inspector/promises';
@@ -33,7 +34,9 @@ export class Profilers {
       await session.post('Profiler.start');
     } else {
       await session.post('HeapProfiler.enable');
-      await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024 });
+      // Collected objects stay in the profile: what a request allocates (the garbage that sets the scavenge
+      // rate) is what a proxy's heap profile is for, not only what is still alive when it stops.
+      await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     }
     this.#running.add(kind);
   }
