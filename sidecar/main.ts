@@ -181,7 +181,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   let lastError: string | undefined;
   let requestQuit: () => void = () => undefined;
   const quit = new Promise<void>((r) => (requestQuit = r));
-  const profilers = new Profilers(profileDir, `weft-sidecar-${opts.service}-${process.pid}`);
+  // The service name goes into file names: anything but letters, digits, '.', '_' and '-' becomes '_'.
+  const profilers = new Profilers(profileDir, `weft-sidecar-${opts.service.replace(/[^\w.-]/g, '_')}-${process.pid}`);
   const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit(), profilers, ...(opts.drainTimeS !== undefined ? { drainTimeMs: opts.drainTimeS * 1000 } : {}) });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);

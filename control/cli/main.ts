@@ -95,10 +95,10 @@ export function buildProgram(): Command {
     .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN)')
     .option('--otel-collector <host:port>', 'OTLP/gRPC collector: declares the cluster weft_otel, which tracing from weft control --otel-cluster exports spans to')
     .option('--drain-time-s <seconds>', 'how long POST /drain_listeners?graceful on the admin port drains before the listeners stop (as Envoy: 600)', seconds('--drain-time-s'))
-    .option('--termination-drain-s <seconds>', "on SIGTERM, drain the inbound listeners for up to this long before exiting, or until they are quiet for a second (as Istio's terminationDrainDuration; default 0: exit at once). SIGINT and a second SIGTERM exit at once", seconds('--termination-drain-s'), 0)
+    .option('--termination-drain-s <seconds>', "on SIGTERM, drain the inbound listeners for up to this long before exiting, or until they are quiet for a second (as Istio's terminationDrainDuration; 0: exit at once). SIGINT and a second SIGTERM exit at once", seconds('--termination-drain-s'), 0)
     .option('-l, --log-level <level>', 'every logger\'s level: trace, debug, info, warning, error, critical, off (as Envoy; change it later with POST /logging on the admin port)', 'info')
-    .option('--profile-path <dir>', 'where POST /cpuprofiler and /heapprofiler on the admin port write their profiles (default: the system temp dir)')
     .option('--component-log-level <name:level,...>', 'per-logger levels on top of --log-level, as Envoy: wasm (filters\' proxy_log), config (xDS: NACKs at warning, every update at debug)')
+    .option('--profile-path <dir>', 'where POST /cpuprofiler and /heapprofiler on the admin port write their profiles (default: the system temp dir)')
     .action(async ({ terminationDrainS, ...opts }: Record<string, unknown> & { terminationDrainS: number }) => {
       type Running = { close(): Promise<void>; quit: Promise<void>; drainBeforeExit(maxMs: number): Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');
