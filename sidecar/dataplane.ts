@@ -37,6 +37,13 @@ interface Held<K extends ResourceKind> {
   updated: Date;
 }
 
+/** A named resource whose bytes did not decode (Delta names them; a SotW one has no name to keep it under). */
+export interface Undecodable {
+  name: string;
+  version: string;
+  details: string;
+}
+
 /** The last update of a resource that was refused (config_dump's error_state, /init_dump): cleared once one is accepted or it is removed. */
 interface Rejected {
   version: string;
@@ -138,7 +145,7 @@ export class DataPlane {
    * Applies one xDS response of `kind`. `full` (SotW for LDS/CDS) means
    * anything not listed is removed; otherwise only `removed` goes away.
    */
-  async apply(kind: ResourceKind, resources: readonly IncomingResource[], removed: readonly string[], full: boolean): Promise<ApplyResult> {
+  async apply(kind: ResourceKind, resources: readonly IncomingResource[], removed: readonly string[], full: boolean, undecodable: readonly Undecodable[] = []): Promise<ApplyResult> {
     const errors: string[] = [];
     const held = this.#held[kind] as Map<string, Held<ResourceKind>>;
     const rejected = this.#rejected[kind];
@@ -155,6 +162,8 @@ export class DataPlane {
       errors.push(details);
       rejected.set(r.name, { version: r.version, raw: r.value, details, at: new Date() });
     };
+    // Named resources the xDS client could not decode (the client NACKs them): kept like any refused update.
+    for (const u of undecodable) rejected.set(u.name, { version: u.version, raw: undefined, details: u.details, at: new Date() });
     for (const r of resources) {
       const result = accept(kind, r.value);
       if (!result.ok) {
@@ -382,7 +391,10 @@ export class DataPlane {
     // client_status NACKED, next to the version still serving; one never accepted has error_state alone.
     const failure = (kind: ResourceKind, name: string) => {
       const f = this.#rejected[kind].get(name);
-      return f ? { error_state: { failed_configuration: asResource(kind, f.raw), last_update_attempt: f.at.toISOString(), details: f.details, version_info: f.version }, client_status: 'NACKED' } : {};
+      if (!f) return {};
+      // An update that did not decode has no configuration to show.
+      const failed = f.raw === undefined ? {} : { failed_configuration: asResource(kind, f.raw) };
+      return { error_state: { ...failed, last_update_attempt: f.at.toISOString(), details: f.details, version_info: f.version }, client_status: 'NACKED' };
     };
     const entries = <K extends ResourceKind>(kind: K) => [...(this.#held[kind] as Map<string, Held<K>>)].map(([name, h]) => ({ name, h, resource: asResource(kind, h.raw), failed: failure(kind, name) }));
     const neverAccepted = (kind: ResourceKind) => [...this.#rejected[kind].keys()].filter((name) => !this.#held[kind].has(name)).map((name) => ({ name, failed: failure(kind, name) }));

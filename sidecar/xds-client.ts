@@ -8,7 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { decodeResource, discoveryTypes } from '../control/envoy/index.ts';
-import type { DataPlane, IncomingResource } from './dataplane.ts';
+import type { DataPlane, IncomingResource, Undecodable } from './dataplane.ts';
 import type { ResourceKind } from './fidelity.ts';
 import { TYPE_URLS, kindOfTypeUrl } from './fidelity.ts';
 
@@ -192,11 +192,14 @@ export class XdsClient {
     }
     const decodeErrors: string[] = [];
     const resources: IncomingResource[] = [];
+    const undecodable: Undecodable[] = [];
     for (const r of res.resources ?? []) {
+      const before = decodeErrors.length;
       const value = this.#decode(kind, r.name, r.resource, decodeErrors);
       if (value !== undefined) resources.push({ name: r.name, version: r.version ?? '', value });
+      else if (decodeErrors.length > before) undecodable.push({ name: r.name, version: r.version ?? '', details: decodeErrors.at(-1)! });
     }
-    const result = await this.#o.dataPlane.apply(kind, resources, res.removed_resources ?? [], false);
+    const result = await this.#o.dataPlane.apply(kind, resources, res.removed_resources ?? [], false, undecodable);
     this.#ack(kind, res.type_url, res.nonce, res.system_version_info ?? '', [...decodeErrors, ...result.errors], resources, res.removed_resources ?? []);
   }
 

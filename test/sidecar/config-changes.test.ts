@@ -153,3 +153,25 @@ test('readiness: /ready is 503 until the first full config is applied, then 200 
   assert.equal(info.node.cluster, 'late');
   assert.match(info.version, /^weft-sidecar\//);
 });
+
+test('a resource whose bytes did not decode (the xDS client NACKs it) is kept in config_dump as error_state without a configuration, until the server removes it', async () => {
+  const { DataPlane } = await import('../../sidecar/dataplane.ts');
+  const { SidecarStats } = await import('../../sidecar/stats.ts');
+  const dp = new DataPlane(new SidecarStats());
+  closers.push(() => dp.close());
+  const details = 'route outbound: index out of range: 7 + 10 > 12';
+  const result = await dp.apply('route', [], [], false, [{ name: 'outbound', version: 'v7', details }]);
+  assert.deepEqual(result, { errors: [] }, 'the client already NACKed it: apply adds no error of its own');
+  const dump = dp.configDump({ id: 'n', cluster: 'c' });
+  const routes = dump.configs.find((c) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.RoutesConfigDump') as { dynamic_route_configs: Record<string, unknown>[] };
+  assert.equal(routes.dynamic_route_configs.length, 1);
+  const item = routes.dynamic_route_configs[0] as { error_state: Record<string, unknown>; client_status: string };
+  assert.equal(item.client_status, 'NACKED');
+  assert.deepEqual(Object.keys(item.error_state).sort(), ['details', 'last_update_attempt', 'version_info']);
+  assert.equal(item.error_state.details, details);
+  assert.equal(item.error_state.version_info, 'v7');
+  // Removed by the server: forgotten.
+  await dp.apply('route', [], ['outbound'], false);
+  const after = dp.configDump({ id: 'n', cluster: 'c' }).configs.find((c) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.RoutesConfigDump') as { dynamic_route_configs: unknown[] };
+  assert.deepEqual(after.dynamic_route_configs, []);
+});
