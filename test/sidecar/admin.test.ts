@@ -3,23 +3,20 @@
 // process (as Envoy's does, for a job whose app has finished).
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { eventually, freePort } from './harness.ts';
+import { eventually, freePort, spawnWeft } from './harness.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and unknown paths list the endpoints; /memory and the server.* stats', { timeout: 60_000 }, async () => {
   const adminPort = await freePort();
   // No control plane: the sidecar never gets ready, and its admin port answers all the same.
-  const child = spawn(process.execPath, ['bin/weft.mjs', 'sidecar', '--service', 'job', '--xds', '127.0.0.1:9', '--app-port', '9', '--admin-port', String(adminPort)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (c) => (out += c));
-  child.stderr.on('data', (c) => (out += c));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const sidecar = spawnWeft(['sidecar', '--service', 'job', '--xds', '127.0.0.1:9', '--app-port', '9', '--admin-port', String(adminPort)]);
+  const { child, exited } = sidecar;
   try {
-    await eventually(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status === 503, 30_000, `the admin port\n${out}`);
+    await eventually(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status === 503, 30_000, `the admin port\n${sidecar.output()}`);
     const help = await (await fetch(`http://127.0.0.1:${adminPort}/help`)).text();
     for (const p of ['/certs', '/clusters', '/config_dump', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/listeners', '/logging', '/memory', '/quitquitquit', '/ready', '/server_info', '/stats', '/stats/prometheus']) assert.match(help, new RegExp(`^  ${p.replace(/\//g, '\\/')}: `, 'm'));
     const unknown = await fetch(`http://127.0.0.1:${adminPort}/nope`);
@@ -46,9 +43,9 @@ test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and 
     assert.equal(post.status, 200);
     assert.equal(await post.text(), 'OK\n');
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 15_000))]);
-    assert.equal(code, 0, out);
+    assert.equal(code, 0, sidecar.output());
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    sidecar.kill();
   }
 });
 

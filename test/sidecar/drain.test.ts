@@ -8,17 +8,15 @@
 // started upstream, and count as neither a timeout nor a 5xx.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { ListenerConfig } from '../../sidecar/config.ts';
 import { ListenerManager } from '../../sidecar/listeners.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import type { ProxyEnv } from '../../sidecar/proxy.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, policy, route, service, startApp, withFields } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, policy, route, service, startApp, spawnWeft, withFields } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -53,6 +51,15 @@ function exchange(socket: net.Socket, host: string, path = '/'): Promise<RawResp
     socket.once('error', reject);
     socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
   });
+}
+
+/** A request on a connection that is being drained: answered 200 with `connection: close`, and the connection then closed. */
+async function servedThenClosed(socket: net.Socket, host: string, path = '/'): Promise<RawResponse> {
+  const r = await exchange(socket, host, path);
+  assert.equal(r.status, 200);
+  assert.match(r.head, /\r\nconnection: close/);
+  await closed(socket);
+  return r;
 }
 
 function connect(port: number): Promise<net.Socket> {
@@ -279,16 +286,9 @@ test('/drain_listeners?graceful&inboundonly: DRAINING at once, kept-alive HTTP/1
   assert.equal(await metric(sc.adminPort, 'envoy_listener_manager_total_listeners_draining'), 1, 'only the inbound listener drains');
 
   // The connection open before the drain: its next response says connection: close, then it is closed.
-  const last = await exchange(before, 'drained');
-  assert.equal(last.status, 200);
-  assert.match(last.head, /\r\nconnection: close/);
-  await closed(before);
+  await servedThenClosed(before, 'drained');
   // A new connection during the drain is still served, told to close.
-  const during = await connect(inbound);
-  const answered = await exchange(during, 'drained');
-  assert.equal(answered.status, 200);
-  assert.match(answered.head, /\r\nconnection: close/);
-  await closed(during);
+  await servedThenClosed(await connect(inbound), 'drained');
   // The outbound listener is not INBOUND: untouched.
   assert.match((await admin(sc.adminPort, '/listeners')).body, /^outbound::127\.0\.0\.1:/m);
 
@@ -401,16 +401,9 @@ test('/healthcheck/fail: DRAINING and /ready 503, every connection (HTTP/1 and H
   assert.equal(await metric(sc.adminPort, 'envoy_server_live'), 0);
   await goaway;
   // The kept-alive HTTP/1 connection: served once more, told to close, closed.
-  const last = await exchange(before, 'hcfail');
-  assert.equal(last.status, 200);
-  assert.match(last.head, /\r\nconnection: close/);
-  await closed(before);
+  await servedThenClosed(before, 'hcfail');
   // Not a drain: the listener still accepts, and serves each new connection once.
-  const during = await connect(inbound);
-  const served = await exchange(during, 'hcfail');
-  assert.equal(served.status, 200);
-  assert.match(served.head, /\r\nconnection: close/);
-  await closed(during);
+  await servedThenClosed(await connect(inbound), 'hcfail');
   assert.equal(await metric(sc.adminPort, 'envoy_listener_manager_total_listeners_draining'), 0, 'no listener is draining');
 
   assert.deepEqual(await admin(sc.adminPort, '/healthcheck/ok', 'POST'), { status: 200, body: 'OK\n' });
@@ -431,26 +424,17 @@ test('weft sidecar --termination-drain-s: on SIGTERM the inbound listener drains
   mesh.track(() => app.close());
   const [inbound, adminPort] = [await freePort(), await freePort()];
   mesh.model.update({ services: [service('term', 9000)], instances: [instance('term', inbound)] });
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  const args = ['bin/weft.mjs', 'sidecar', '--service', 'term', '--xds', `127.0.0.1:${mesh.xdsPort}`, '--app-port', String(app.port), '--inbound-port', String(inbound), '--admin-port', String(adminPort), '--termination-drain-s', '120'];
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_ACCESS_LOG: 'off' } });
-  let out = '';
-  child.stdout.on('data', (c) => (out += c));
-  child.stderr.on('data', (c) => (out += c));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const sidecar = spawnWeft(['sidecar', '--service', 'term', '--xds', `127.0.0.1:${mesh.xdsPort}`, '--app-port', String(app.port), '--inbound-port', String(inbound), '--admin-port', String(adminPort), '--termination-drain-s', '120'], { WEFT_ACCESS_LOG: 'off' });
+  const { child, exited } = sidecar;
   try {
-    await eventually(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status === 200, 30_000, `the sidecar ready\n${out}`);
+    await eventually(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status === 200, 30_000, `the sidecar ready\n${sidecar.output()}`);
     const slowSocket = await connect(inbound);
     const slow = exchange(slowSocket, 'term', '/slow');
     await eventually(() => release !== undefined, 10_000, 'the slow request at the app');
 
     child.kill('SIGTERM');
     await eventually(async () => (await admin(adminPort, '/ready')).status === 503, 10_000, 'DRAINING after SIGTERM');
-    const during = await connect(inbound);
-    const served = await exchange(during, 'term');
-    assert.equal(served.status, 200);
-    assert.match(served.head, /\r\nconnection: close/);
-    await closed(during);
+    await servedThenClosed(await connect(inbound), 'term');
     assert.equal(child.exitCode, null, 'still running while a request is in flight');
 
     release!();
@@ -458,10 +442,10 @@ test('weft sidecar --termination-drain-s: on SIGTERM the inbound listener drains
     assert.deepEqual([last.status, last.body], [200, 'slow done']);
     assert.match(last.head, /\r\nconnection: close/);
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 20_000))]);
-    assert.equal(code, 0, out);
-    assert.match(out, /"msg":"draining inbound listeners before exit","max_s":120/);
-    assert.match(out, /"msg":"drained","reason":"quiet"/);
+    assert.equal(code, 0, sidecar.output());
+    assert.match(sidecar.output(), /"msg":"draining inbound listeners before exit","max_s":120/);
+    assert.match(sidecar.output(), /"msg":"drained","reason":"quiet"/);
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    sidecar.kill();
   }
 });

@@ -2,8 +2,11 @@
 // in-memory model), weft sidecars, and tiny node:http apps, all on
 // 127.0.0.1 with ephemeral ports.
 
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createXdsServer, defaultTranslator } from '../../control/xds/index.ts';
 import type { ModelChange, ModelSource, Translator, XdsServer } from '../../control/xds/index.ts';
@@ -112,6 +115,34 @@ export class TestMesh {
 }
 
 export { freePort };
+
+export interface WeftProcess {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** Its exit code. */
+  exited: Promise<number | null>;
+  /** SIGKILL if it is still running (for a finally). */
+  kill(): void;
+}
+
+/** `weft <args>` as a real process (bin/weft.mjs, from the repository root), its output collected. */
+export function spawnWeft(args: string[], env: Record<string, string> = {}): WeftProcess {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const child = spawn(process.execPath, ['bin/weft.mjs', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (out += c));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    output: () => out,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
 
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
