@@ -16,7 +16,7 @@ import type { ListenerConfig } from '../../sidecar/config.ts';
 import { ListenerManager } from '../../sidecar/listeners.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import type { ProxyEnv } from '../../sidecar/proxy.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, policy, route, service, startApp, spawnWeft, withFields } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, policy, route, service, startApp, spawnWeft, startEndlessApp, withFields } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -160,15 +160,7 @@ test('downstream_rq_active comes back to 0 when an HTTP/2 client resets its stre
 });
 
 test('a client that resets an HTTP/2 stream while its response streams: the upstream response is abandoned, and the stream ends as DC', { timeout: 60_000 }, async () => {
-  let closedEarly = 0;
-  const app = await startApp('h2stream', (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    const tick = setInterval(() => res.write('chunk\n'), 20);
-    res.once('close', () => {
-      clearInterval(tick);
-      if (!res.writableEnded) closedEarly++;
-    });
-  });
+  const app = await startEndlessApp('h2stream', 'chunk\n');
   mesh.track(() => app.close());
   const inbound = await freePort();
   mesh.model.update({ services: [service('h2stream', 9000), service('h2streamcaller', 8000)], instances: [instance('h2stream', inbound)] });
@@ -182,7 +174,7 @@ test('a client that resets an HTTP/2 stream while its response streams: the upst
   await new Promise<void>((r) => st.once('data', () => r()));
   assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out), 1);
   st.close(http2.constants.NGHTTP2_CANCEL);
-  await eventually(() => closedEarly === 1, 10_000, 'the app to see its streaming response abandoned through both sidecars');
+  await eventually(() => app.abandoned === 1, 10_000, 'the app to see its streaming response abandoned through both sidecars');
   await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', out)) === 0, 10_000, 'the stream no longer active on the client sidecar');
   await eventually(async () => (await metric(server.adminPort, 'envoy_http_downstream_rq_active', { envoy_http_conn_manager_prefix: 'inbound' })) === 0, 10_000, 'nor on the server sidecar');
   // The response had started: a 2xx for the counters, as Envoy counts the code it sent.

@@ -42,6 +42,22 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/** An app whose every response streams `chunk` every 20 ms and never ends; `abandoned` counts responses closed before they ended. */
+export async function startEndlessApp(name: string, chunk: string): Promise<TestApp & { abandoned: number }> {
+  const app: TestApp & { abandoned: number } = Object.assign(
+    await startApp(name, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const tick = setInterval(() => res.write(chunk), 20);
+      res.once('close', () => {
+        clearInterval(tick);
+        if (!res.writableEnded) app.abandoned++;
+      });
+    }),
+    { abandoned: 0 },
+  );
+  return app;
+}
+
 /** An app whose handler gets (req, res, hitNumber); `name` is echoed in x-app. */
 export async function startApp(name: string, handler?: (req: http.IncomingMessage, res: http.ServerResponse, hit: number) => void, port = 0): Promise<TestApp> {
   const app: TestApp = { port: 0, server: undefined as unknown as http.Server, hits: 0, close: async () => undefined };

@@ -15,7 +15,7 @@ import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
 import { wat } from '../wasm/wat.ts';
 import type { Received } from './harness.ts';
-import { MiB, TestMesh, eventually, freePort, get, instance, metric, service, startApp, startSinkApp, upload, withTimeout } from './harness.ts';
+import { MiB, TestMesh, eventually, freePort, get, instance, metric, service, startApp, startEndlessApp, startSinkApp, upload, withTimeout } from './harness.ts';
 
 const telemetryWasm = fileURLToPath(new URL('../../filters/dist/telemetry.wasm', import.meta.url));
 const closers: (() => Promise<void>)[] = [];
@@ -380,15 +380,7 @@ test('a client that leaves while a filter holds the response headers on a callou
   });
   const { mesh, module } = await meshWithModule('hcallout', await calloutOnResponseHeaders('outbound|7971||authz2.default'));
   mesh.track(() => authz.close());
-  let abandoned = 0;
-  const app = await startApp('endless', (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    const tick = setInterval(() => res.write('more\n'), 20);
-    res.once('close', () => {
-      clearInterval(tick);
-      if (!res.writableEnded) abandoned++;
-    });
-  });
+  const app = await startEndlessApp('endless', 'more\n');
   mesh.track(() => app.close());
   const inbound = await freePort();
   mesh.model.update({
@@ -404,7 +396,7 @@ test('a client that leaves while a filter holds the response headers on a callou
   client.end();
   await eventually(() => app.hits === 1, 10_000, 'the request at the app');
   client.destroy();
-  await eventually(() => abandoned === 1, 10_000, 'the app to see its response abandoned once the filter let go');
+  await eventually(() => app.abandoned === 1, 10_000, 'the app to see its response abandoned once the filter let go');
   await eventually(async () => (await metric(sc.adminPort, 'envoy_http_downstream_rq_active', inb)) === 0, 10_000, 'the stream over');
 });
 
