@@ -355,9 +355,7 @@ export class ListenerManager {
           await existing.close();
         }
         await next.listen();
-        if (inScope(config, this.#draining)) next.drainGracefully();
-        next.setHealthCheckFailed(this.#healthCheckFailed);
-        this.#running.set(name, next);
+        this.#adopt(name, next);
       } catch (e) {
         errors.set(name, `cannot bind ${config.address.address}:${config.address.port}: ${(e as Error).message}`);
         if (existing) {
@@ -365,16 +363,20 @@ export class ListenerManager {
           const back = new RunningListener(existing.config, this.#env);
           await back
             .listen()
-            .then(() => {
-              back.setHealthCheckFailed(this.#healthCheckFailed);
-              this.#running.set(name, back);
-            })
+            .then(() => this.#adopt(name, back))
             .catch(() => undefined);
         }
       }
     }
     this.#publish();
     return errors;
+  }
+
+  /** A listener just bound: running, in the drain or failed health check already under way. */
+  #adopt(name: string, l: RunningListener): void {
+    if (inScope(l.config, this.#draining)) l.drainGracefully();
+    l.setHealthCheckFailed(this.#healthCheckFailed);
+    this.#running.set(name, l);
   }
 
   /** Bound port of a listener (its config may say 0). */
