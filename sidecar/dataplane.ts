@@ -199,10 +199,10 @@ export class DataPlane {
     } else if (kind === 'listener') {
       const bindErrors = await this.listeners.apply(new Map([...this.#held.listener].map(([k, v]) => [k, v.config])));
       for (const [name, message] of bindErrors) {
-        const r = resources.find((x) => x.name === name);
         const details = `listener ${name}: address: ${message}`;
-        errors.push(details);
-        if (r) rejected.set(name, { version: r.version, raw: r.value, details, at: new Date() });
+        const r = resources.find((x) => x.name === name);
+        if (r) refuse(r, details);
+        else errors.push(details);
         this.#held.listener.delete(name);
       }
     }
