@@ -52,9 +52,15 @@ const HELP: [string, string][] = [
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
 const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging', '/reset_counters', '/cpuprofiler', '/heapprofiler']);
-const DRAIN_PARAMS = new Set(['inboundonly', 'graceful', 'skip_exit']);
+const DRAIN_PARAMS = ['inboundonly', 'graceful', 'skip_exit'];
 /** Envoy's --drain-time-s default. */
 export const DEFAULT_DRAIN_TIME_MS = 600_000;
+
+/** The 400 body for the first query parameter an endpoint does not take, naming it and what it takes; undefined if all are known. */
+function unknownParameter(params: URLSearchParams, known: readonly string[], takes: string): string | undefined {
+  for (const k of params.keys()) if (!known.includes(k)) return `${k}: unknown parameter (${takes})\n`;
+  return undefined;
+}
 
 export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
   return http.createServer((req, res) => {
@@ -78,9 +84,8 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       case '/drain_listeners': {
         // As Envoy's: stop listening now, or with ?graceful discourage requests (HTTP/1 connection: close,
         // HTTP/2 GOAWAY) for the drain time first. /ready says DRAINING from here on.
-        for (const k of url.searchParams.keys()) {
-          if (!DRAIN_PARAMS.has(k)) return send(400, `${k}: unknown parameter (drain_listeners takes inboundonly, graceful, skip_exit)\n`);
-        }
+        const bad = unknownParameter(url.searchParams, DRAIN_PARAMS, 'drain_listeners takes inboundonly, graceful, skip_exit');
+        if (bad) return send(400, bad);
         dp.drainListeners(url.searchParams.has('inboundonly') ? 'inbound' : 'all', url.searchParams.has('graceful'), info.drainTimeMs ?? DEFAULT_DRAIN_TIME_MS);
         return send(200, 'OK\n');
       }
@@ -99,7 +104,8 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       case '/init_dump': {
         // Envoy's UnreadyTargetsDumps: what the sidecar still waits for before it is ready (or, later, for
         // resources its listeners and clusters newly name), each with why when its last update was NACKed.
-        for (const k of url.searchParams.keys()) return send(400, `${k}: unknown parameter (init_dump takes none)\n`);
+        const bad = unknownParameter(url.searchParams, [], 'init_dump takes none');
+        if (bad) return send(400, bad);
         const targets = dp.unready();
         return send(200, JSON.stringify(targets.length ? { unready_targets_dumps: [{ name: 'init manager Server', target_names: targets }] } : {}, null, 2) + '\n', 'application/json');
       }
@@ -111,7 +117,8 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       case '/heapprofiler': {
         // As Envoy's: ?enable=y starts, ?enable=n stops; the answer says where the profile was written.
         const kind = url.pathname === '/cpuprofiler' ? 'cpu' : 'heap';
-        for (const k of url.searchParams.keys()) if (k !== 'enable') return send(400, `${k}: unknown parameter (${url.pathname.slice(1)} takes enable=y or enable=n)\n`);
+        const bad = unknownParameter(url.searchParams, ['enable'], `${url.pathname.slice(1)} takes enable=y or enable=n`);
+        if (bad) return send(400, bad);
         const enable = url.searchParams.get('enable');
         if (enable !== 'y' && enable !== 'n') return send(400, `enable: must be y or n, got ${JSON.stringify(enable)}\n`);
         const profilers = info.profilers;
