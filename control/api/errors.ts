@@ -24,6 +24,8 @@ export const ErrorCodes = {
   /** The body is larger than the API accepts. */
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  /** A proxy the request must read from (its admin config dump) did not answer, or cannot be reached. */
+  PROXY_UNREACHABLE: 502,
   /** A dependency the request needs is not wired in this process. */
   UNAVAILABLE: 503,
   INTERNAL: 500,

@@ -126,6 +126,11 @@ export function ratesBetween(previous: ProxySample | undefined, current: ProxySa
   };
 }
 
+/** A proxy's admin endpoint: on the control plane's loopback (see the header). */
+export function proxyAdminUrl(adminPort: number, path: string): string {
+  return `http://127.0.0.1:${adminPort}${path}`;
+}
+
 /** Fetches one proxy's stats; errors are values (the topology shows them beside the proxy). */
 export async function scrapeProxy(url: string, timeoutMs = 1500): Promise<{ ok: true; sample: ProxySample } | { ok: false; message: string }> {
   try {

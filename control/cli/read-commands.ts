@@ -1,6 +1,8 @@
 // Read-only commands: get, proxy-status, proxy-config, history.
 import type { Command } from 'commander';
+import type { ProxySync, ResourceSync } from '../api/proxy-sync.ts';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
+import { lineDiff } from './diff-text.ts';
 import { genericKind, KIND_NAMES, lookupKind, toManifest } from './kinds.ts';
 import { parseFormat, table, toJson, toYaml, toYamlDocuments } from './output.ts';
 
@@ -67,11 +69,24 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
 
   program
     .command('proxy-status')
-    .description('every proxy the control plane knows: SYNCED, STALE, NACKED (with the error) or DISCONNECTED')
+    .description(
+      'every proxy the control plane knows: SYNCED, STALE, NACKED (with the error) or DISCONNECTED; ' +
+        "with a proxy id, compares that proxy's running config (its admin config dump) with what the control plane means it to run, resource by resource (exit 1 when they differ)",
+    )
+    .argument('[proxy]', 'proxy id (see weft proxy-status)')
     .option('-o, --output <format>', 'table, yaml or json', 'table')
-    .action(async (opts: { output: string }) => {
+    .action(async (proxy: string | undefined, opts: { output: string }) => {
       const format = parseFormat(opts.output);
-      const { items } = await new ApiClient(conn()).get<{ items: ProxyView[] }>('/api/v1/proxies');
+      const client = new ApiClient(conn());
+      if (proxy !== undefined) {
+        const sync = await client.get<ProxySync>(`/api/v1/proxies/${encodeURIComponent(proxy)}/sync`);
+        if (format === 'json') console.log(toJson(sync));
+        else if (format === 'yaml') console.log(toYaml(sync).trimEnd());
+        else for (const line of formatSync(sync)) console.log(line);
+        if (!sync.inSync) throw new CliError(`proxy ${sync.proxy} is not in sync: ${countStates(sync.resources)}`, 1);
+        return;
+      }
+      const { items } = await client.get<{ items: ProxyView[] }>('/api/v1/proxies');
       if (format === 'json') return console.log(toJson(items));
       if (format === 'yaml') return console.log(toYaml(items).trimEnd());
       if (items.length === 0) return console.log('no proxies connected');
@@ -115,3 +130,50 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
       console.log(table(['REVISION', 'TIME', 'ACTOR', 'CHANGES', 'SUMMARY'], items.map((r) => [r.revision, r.time, r.actor, r.changes.length, r.summary])));
     });
 }
+
+/** "2 SYNCED, 1 NACKED": how many resources are in each state, most common first. */
+function countStates(resources: { state: string }[]): string {
+  const counts = new Map<string, number>();
+  for (const r of resources) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([state, n]) => `${n} ${state}`).join(', ') || 'no resources';
+}
+
+const EXPLAIN: Record<Exclude<ResourceSync['state'], 'SYNCED' | 'NACKED'>, string> = {
+  WARMING: 'held, not active yet (a cluster waiting for endpoints, a listener for its routes)',
+  PENDING: 'a newer version is still to be pushed or ACKed',
+  MISSING: 'the proxy does not hold it (not pushed yet, or never requested: a listener or cluster naming it was refused)',
+  EXTRA: 'the proxy holds it; the control plane no longer sends it',
+  DIFFERS: 'the proxy runs something the control plane never sent it',
+};
+
+/** `weft proxy-status PROXY`: one line per type, then each resource not SYNCED with why (and a diff where both sides exist). */
+export function formatSync(sync: ProxySync): string[] {
+  const out = [`proxy ${sync.proxy} (${sync.service}), running config from ${sync.source}`];
+  const types = Object.keys(sync.summary);
+  out.push(
+    ...table(
+      ['TYPE', 'RESOURCES', 'STATUS'],
+      types.map((t) => {
+        const of = sync.resources.filter((r) => r.type === t);
+        return [t, of.length, of.every((r) => r.state === 'SYNCED') ? 'SYNCED' : countStates(of)];
+      }),
+    ).split('\n'),
+  );
+  for (const r of sync.resources) {
+    if (r.state === 'SYNCED') continue;
+    const serving = r.runningVersion ? `serving version "${r.runningVersion}"` : 'serving nothing for it';
+    if (r.state === 'NACKED') {
+      const e = r.error!;
+      out.push(`${r.state} ${r.type}/${r.name}: refused${e.version ? ` version "${e.version}"` : ''}${e.time ? ` at ${e.time}` : ''}: ${e.details}; ${serving}`);
+    } else {
+      out.push(`${r.state} ${r.type}/${r.name}: ${EXPLAIN[r.state]}`);
+    }
+    if (r.desired !== undefined && r.running !== undefined) {
+      out.push('    --- control plane', '    +++ proxy');
+      for (const line of lineDiff(JSON.stringify(r.desired, null, 2), JSON.stringify(r.running, null, 2))) out.push(`    ${line}`);
+    }
+  }
+  if (sync.inSync) out.push('in sync: the proxy runs what the control plane means it to run');
+  return out;
+}
+

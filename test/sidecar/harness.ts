@@ -138,7 +138,7 @@ export interface WeftProcess {
   output(): string;
   /** Its exit code. */
   exited: Promise<number | null>;
-  /** SIGKILL if it is still running (for a finally). */
+  /** Stops it if it is still running (for a finally): SIGINT, which `weft` passes on, then SIGKILL. */
   kill(): void;
 }
 
@@ -155,7 +155,14 @@ export function spawnWeft(args: string[], env: Record<string, string> = {}): Wef
     output: () => out,
     exited,
     kill: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      // bin/weft.mjs runs the command in a child of its own process group and
+      // passes SIGINT on; a SIGKILL would orphan that child (and keep this
+      // test's pipes open). SIGKILL only if SIGINT was not enough.
+      child.kill('SIGINT');
+      setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }, 3000).unref();
     },
   };
 }

@@ -1,9 +1,12 @@
 // Connected proxies: status (SYNCED / STALE / NACKED with the message /
-// DISCONNECTED), versions per type, and the resources each was sent.
+// DISCONNECTED), versions per type, the resources each was sent, and whether
+// what a proxy runs (its own config dump) is what the control plane means.
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { notFound } from '../errors.ts';
+import { ApiError, notFound } from '../errors.ts';
 import { CONFIG_TYPES, type ApiDeps, type ConfigType } from '../deps.ts';
+import { compareConfig, parseConfigDump, type ProxySync } from '../proxy-sync.ts';
+import { proxyAdminUrl } from '../sidecar-stats.ts';
 
 const tags = ['Proxy'];
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 512 }) });
@@ -37,6 +40,45 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       const out: Record<string, { name: string; value: unknown }[]> = {};
       for (const type of types) out[type] = deps.proxies.config(id, type) ?? [];
       return { proxy: id, ...out };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/proxies/:id/sync',
+    {
+      schema: {
+        tags,
+        params: IdParams,
+        summary: "compares the proxy's running config (its admin /config_dump) with what the control plane means it to run, resource by resource",
+      },
+    },
+    async (request): Promise<ProxySync> => {
+      const { id } = request.params;
+      const view = deps.proxies.get(id);
+      const ref = deps.proxies.ref(id);
+      if (!view || !ref) throw notFound(`proxy ${id}`);
+      if (view.status === 'DISCONNECTED') throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} is disconnected: there is no running config to compare`);
+      if (ref.adminPort === undefined) {
+        throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} declared no admin port (node.metadata.WEFT_ADMIN_PORT), so its running config cannot be read`);
+      }
+      const source = proxyAdminUrl(ref.adminPort, '/config_dump?include_eds');
+      let dump: unknown;
+      try {
+        const res = await fetch(source, { signal: AbortSignal.timeout(5000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        dump = await res.json();
+      } catch (err) {
+        throw new ApiError('PROXY_UNREACHABLE', `proxy ${id}: ${source}: ${(err as Error).message}`);
+      }
+      let running;
+      try {
+        running = parseConfigDump(dump);
+      } catch (err) {
+        throw new ApiError('PROXY_UNREACHABLE', `proxy ${id}: ${source} answered something else than an Envoy ConfigDump: ${(err as Error).message}`);
+      }
+      const desired = deps.translate(deps.buildModel(), ref);
+      const sent = Object.fromEntries(CONFIG_TYPES.map((t) => [t, deps.proxies.config(id, t) ?? []]));
+      return { proxy: id, service: `${ref.service}.${ref.namespace}`, source, ...compareConfig(desired, sent, running) };
     },
   );
 };

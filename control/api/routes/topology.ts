@@ -7,7 +7,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Service, Route } from '../../model/types.ts';
 import type { ApiDeps, ProxyView } from '../deps.ts';
-import { ratesBetween, scrapeProxy, sumSamples, type ProxySample, type Rates } from '../sidecar-stats.ts';
+import { proxyAdminUrl, ratesBetween, scrapeProxy, sumSamples, type ProxySample, type Rates } from '../sidecar-stats.ts';
 
 export type ServiceHealth = 'healthy' | 'degraded' | 'down' | 'unknown';
 
@@ -88,7 +88,7 @@ export const topologyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
       connected.map(async (p) => {
         const port = deps.proxies.ref(p.id)?.adminPort;
         if (port === undefined) return;
-        const result = await scrapeProxy(`http://127.0.0.1:${port}/stats/prometheus`);
+        const result = await scrapeProxy(proxyAdminUrl(port, '/stats/prometheus'));
         if (!result.ok) return void scrapeErrors.push({ proxy: p.id, message: result.message });
         const key = idOf(p.service, p.namespace);
         samples.set(key, [...(samples.get(key) ?? []), result.sample]);

@@ -1,0 +1,132 @@
+// `weft proxy-status PROXY` against real processes: a `weft control` and
+// `weft sidecar`s on loopback. The control plane reads each sidecar's own
+// /config_dump and compares it with what it means the sidecar to run: a
+// sidecar that took everything is in sync (Delta and SotW alike), one whose
+// inbound port is taken shows its refused listener with the proxy's reason,
+// and one that does not answer is named with the address that did not.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { api, startControl, weft, type ControlProcess } from './control-process.ts';
+import { eventually, freePort, spawnWeft, type WeftProcess } from '../sidecar/harness.ts';
+
+interface Sidecar {
+  proc: WeftProcess;
+  adminPort: number;
+  inboundPort: number;
+  /** node.id, from its own config dump. */
+  id(): Promise<string>;
+}
+
+async function sidecar(control: ControlProcess, service: string, opts: { sotw?: boolean; inboundPort?: number } = {}): Promise<Sidecar> {
+  const [appPort, outboundPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const inboundPort = opts.inboundPort ?? (await freePort());
+  const args = ['sidecar', '--service', service, '--xds', `127.0.0.1:${control.xdsPort}`, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort)];
+  const proc = spawnWeft(opts.sotw ? [...args, '--sotw'] : args);
+  const id = async () => {
+    const dump = (await (await fetch(`http://127.0.0.1:${adminPort}/config_dump`)).json()) as { configs: { bootstrap?: { node: { id: string } } }[] };
+    return dump.configs.find((c) => c.bootstrap)!.bootstrap!.node.id;
+  };
+  return { proc, adminPort, inboundPort, id };
+}
+
+interface SyncReply {
+  inSync: boolean;
+  source: string;
+  resources: { type: string; name: string; state: string; error?: { details: string; version?: string }; desired?: unknown }[];
+}
+
+describe('weft proxy-status PROXY: what a sidecar runs against what the control plane means it to run', () => {
+  let dir: string;
+  let control: ControlProcess;
+  const started: WeftProcess[] = [];
+  let holder: net.Server | undefined;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-sync-'));
+    control = await startControl(dir);
+    await api(control, 'POST', '/api/v1/services', { name: 'orders', ports: [{ port: 8081, protocol: 'http' }] });
+    await api(control, 'POST', '/api/v1/services', { name: 'frontend', ports: [{ port: 8080, protocol: 'http' }], dependsOn: ['orders'] });
+    await api(control, 'POST', '/api/v1/services/orders/instances', { address: '127.0.0.1', port: 9301 });
+  });
+  after(async () => {
+    for (const p of started) p.kill();
+    holder?.close();
+    await control?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function ready(s: Sidecar): Promise<string> {
+    started.push(s.proc);
+    await eventually(async () => (await fetch(`http://127.0.0.1:${s.adminPort}/ready`).catch(() => undefined))?.status === 200, 30_000, `sidecar ready:\n${s.proc.output()}`);
+    return s.id();
+  }
+
+  it('a sidecar that took its whole config is in sync, on Delta and on SotW, with exit 0', async () => {
+    for (const sotw of [false, true]) {
+      const s = await sidecar(control, 'frontend', { sotw });
+      const id = await ready(s);
+      // the first config is applied before /ready; its ACKs may still be on the way
+      let text = await weft(control, ['proxy-status', id]);
+      await eventually(async () => (text = await weft(control, ['proxy-status', id])).code === 0, 10_000, `in sync (${sotw ? 'SotW' : 'Delta'}):\n${text.stdout}${text.stderr}`);
+      assert.match(text.stdout, new RegExp(`^proxy ${id} \\(frontend\\.default\\), running config from http://127\\.0\\.0\\.1:${s.adminPort}/config_dump\\?include_eds$`, 'm'));
+      for (const type of ['listeners', 'routes', 'clusters', 'endpoints']) assert.match(text.stdout, new RegExp(`^${type} +\\d+ +SYNCED$`, 'm'));
+      assert.match(text.stdout, /^in sync: the proxy runs what the control plane means it to run$/m);
+      assert.equal(text.stderr, '');
+
+      const json = JSON.parse((await weft(control, ['proxy-status', id, '-o', 'json'])).stdout) as SyncReply;
+      assert.equal(json.inSync, true);
+      const names = json.resources.map((r) => `${r.type}/${r.name}`);
+      for (const want of ['listeners/inbound', 'listeners/outbound', 'routes/outbound', 'clusters/outbound|8081||orders.default', 'endpoints/outbound|8081||orders.default']) {
+        assert.ok(names.includes(want), `${want} compared (got ${names.join(', ')})`);
+      }
+    }
+  });
+
+  it('a sidecar whose inbound port is taken shows that listener NACKED with the reason, exit 1', async () => {
+    holder = net.createServer();
+    await new Promise<void>((r) => holder!.listen(0, '127.0.0.1', r));
+    const taken = (holder.address() as net.AddressInfo).port;
+    const s = await sidecar(control, 'orders', { inboundPort: taken });
+    started.push(s.proc);
+    // the listener is refused, so /ready is not the signal: the NACK is
+    await eventually(async () => (await api(control, 'GET', '/api/v1/proxies')).items.some((p: { status: string; service: string }) => p.service === 'orders' && p.status === 'NACKED'), 30_000, `the NACK:\n${s.proc.output()}`);
+    const id = await s.id();
+
+    const text = await weft(control, ['proxy-status', id]);
+    assert.equal(text.code, 1, text.stderr);
+    assert.match(text.stdout, /^listeners +2 +1 NACKED, 1 SYNCED$/m);
+    assert.match(text.stdout, new RegExp(`^NACKED listeners/inbound: refused version "[^"]+" at \\S+: .*cannot bind 127\\.0\\.0\\.1:${taken}.*EADDRINUSE.*; serving nothing for it$`, 'm'));
+    assert.match(text.stderr, new RegExp(`^proxy ${id} is not in sync: \\d+ SYNCED, 1 NACKED`, 'm'));
+
+    const json = JSON.parse((await weft(control, ['proxy-status', id, '-o', 'json'])).stdout) as SyncReply;
+    const inbound = json.resources.find((r) => r.type === 'listeners' && r.name === 'inbound')!;
+    assert.equal(inbound.state, 'NACKED');
+    assert.match(JSON.stringify(inbound.desired), new RegExp(`"port_value":${taken}`), 'the refused listener is shown as the control plane meant it');
+    assert.equal(json.resources.find((r) => r.type === 'listeners' && r.name === 'outbound')!.state, 'SYNCED');
+  });
+
+  it('a sidecar whose admin does not answer, and an unknown id, are errors that say so', async () => {
+    const s = await sidecar(control, 'frontend');
+    const id = await ready(s);
+    // hung: its xDS stream stays open, its admin answers nothing (the
+    // sidecar is the child bin/weft.mjs started, not the wrapper itself)
+    const pid = Number(execFileSync('pgrep', ['-P', String(s.proc.child.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const text = await weft(control, ['proxy-status', id]);
+      assert.equal(text.code, 1);
+      assert.match(text.stderr, new RegExp(`proxy ${id}: http://127\\.0\\.0\\.1:${s.adminPort}/config_dump\\?include_eds: .*(timeout|aborted)`, 'i'));
+      assert.equal(text.stdout, '');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const unknown = await weft(control, ['proxy-status', 'nobody']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /proxy nobody not found/);
+  });
+});
