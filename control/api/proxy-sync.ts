@@ -5,6 +5,7 @@
 // xDS server believes the proxy holds. Both sides go through Envoy's protos
 // (JSON -> bytes -> JSON), so spelling differences (`5s` against `5.000s`,
 // key order, defaults) never count as drift: only a different message does.
+// Endpoints are compared by their addresses and priorities (see endpointSet).
 //
 // What each state means, in the order an operator would ask:
 //   SYNCED   the proxy runs exactly the desired resource
@@ -118,25 +119,35 @@ const DUMPS: Record<string, { type: ConfigType; lists: { field: string; warming?
   },
 };
 
+/** What is wrong with a config dump, and where (a JSON path). */
+export class ConfigDumpError extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+  }
+}
+
 /**
  * The dynamic resources of an Envoy ConfigDump (`/config_dump?include_eds`).
  * Static resources (the bootstrap's) are not the control plane's and are
  * left out, as are secrets (the dump redacts them). Throws with the JSON path
- * when the dump is not a ConfigDump.
+ * when the dump is not a ConfigDump (ConfigDumpError).
  */
 export function parseConfigDump(dump: unknown): RunningResource[] {
-  if (!isObject(dump) || !Array.isArray(dump.configs)) throw new Error('configs: not an Envoy ConfigDump (no "configs" list)');
+  if (!isObject(dump) || !Array.isArray(dump.configs)) throw new ConfigDumpError('configs', 'not an Envoy ConfigDump (no "configs" list)');
   const out: RunningResource[] = [];
   dump.configs.forEach((config, i) => {
-    if (!isObject(config)) throw new Error(`configs[${i}]: not an object`);
+    if (!isObject(config)) throw new ConfigDumpError(`configs[${i}]`, 'not an object');
     const kind = DUMPS[str(config['@type']) ?? ''];
     if (!kind) return;
     for (const list of kind.lists) {
       const items = config[list.field] ?? [];
-      if (!Array.isArray(items)) throw new Error(`configs[${i}].${list.field}: not a list`);
+      if (!Array.isArray(items)) throw new ConfigDumpError(`configs[${i}].${list.field}`, 'not a list');
       items.forEach((item, j) => {
         const at = `configs[${i}].${list.field}[${j}]`;
-        if (!isObject(item)) throw new Error(`${at}: not an object`);
+        if (!isObject(item)) throw new ConfigDumpError(at, 'not an object');
         const held =
           typeof list.resource === 'string'
             ? { value: isObject(item[list.resource]) ? (item[list.resource] as Json) : undefined, version: str(item.version_info), lastUpdated: str(item.last_updated), warming: list.warming }
@@ -144,7 +155,7 @@ export function parseConfigDump(dump: unknown): RunningResource[] {
         const failure = isObject(item.error_state) ? item.error_state : undefined;
         const failed = failure && isObject(failure.failed_configuration) ? failure.failed_configuration : undefined;
         const name = str(item.name) ?? str(held.value && kind.nameOf(held.value)) ?? str(failed && kind.nameOf(failed));
-        if (name === undefined) throw new Error(`${at}: a resource without a name`);
+        if (name === undefined) throw new ConfigDumpError(at, 'a resource without a name');
         const r: RunningResource = { type: kind.type, name };
         if (held.value) r.value = held.value;
         if (held.version !== undefined) r.version = held.version;
@@ -167,7 +178,27 @@ function normalise(type: ConfigType, json: unknown): { text: string; value: unkn
   const { '@type': _type, ...rest } = isObject(json) ? json : {};
   const encoded = encodeResource(TYPE_URL[type], isObject(json) ? rest : json);
   const value = 'bytes' in encoded ? decodeResource(TYPE_URL[type], encoded.bytes) : json;
-  return { text: canonical(value), value };
+  return { text: canonical(type === 'endpoints' ? endpointSet(value) : value), value };
+}
+
+/**
+ * What of a ClusterLoadAssignment is compared: which addresses, at which
+ * priority. Envoy does not dump EDS as received but rebuilds it from its
+ * host sets (adding the default weights, the overprovisioning factor and the
+ * health it observed), so the rest would differ on every Envoy without any
+ * drift.
+ */
+function endpointSet(cla: unknown): unknown {
+  if (!isObject(cla)) return cla;
+  const hosts: string[] = [];
+  for (const group of Array.isArray(cla.endpoints) ? cla.endpoints : []) {
+    if (!isObject(group)) continue;
+    for (const lb of Array.isArray(group.lb_endpoints) ? group.lb_endpoints : []) {
+      const socket = isObject(lb) && isObject(lb.endpoint) && isObject(lb.endpoint.address) ? lb.endpoint.address.socket_address : undefined;
+      hosts.push(`${group.priority ?? 0}/${isObject(socket) ? `${String(socket.address)}:${String(socket.port_value)}` : canonical(lb)}`);
+    }
+  }
+  return { cluster_name: cla.cluster_name, hosts: hosts.sort() };
 }
 
 /**

@@ -1,4 +1,5 @@
 // Read-only commands: get, proxy-status, proxy-config, history.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { ProxySync, ResourceSync } from '../api/proxy-sync.ts';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
@@ -75,11 +76,14 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
     )
     .argument('[proxy]', 'proxy id (see weft proxy-status)')
     .option('-o, --output <format>', 'table, yaml or json', 'table')
-    .action(async (proxy: string | undefined, opts: { output: string }) => {
+    .option('-f, --file <file>', "with a proxy id: compare this config dump of it (its admin /config_dump?include_eds; - for stdin) instead of reading the proxy's admin port")
+    .action(async (proxy: string | undefined, opts: { output: string; file?: string }) => {
       const format = parseFormat(opts.output);
       const client = new ApiClient(conn());
+      if (opts.file !== undefined && proxy === undefined) throw new CliError('error: --file needs a proxy id: weft proxy-status PROXY --file DUMP', 2);
       if (proxy !== undefined) {
-        const sync = await client.get<ProxySync>(`/api/v1/proxies/${encodeURIComponent(proxy)}/sync`);
+        const path = `/api/v1/proxies/${encodeURIComponent(proxy)}/sync`;
+        const sync = opts.file === undefined ? await client.get<ProxySync>(path) : await client.request<ProxySync>('POST', path, dumpBody(opts.file));
         if (format === 'json') console.log(toJson(sync));
         else if (format === 'yaml') console.log(toYaml(sync).trimEnd());
         else for (const line of formatSync(sync)) console.log(line);
@@ -131,6 +135,22 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
     });
 }
 
+/** A config dump file as a request body (JSON checked here, so a wrong file is named before any request). */
+function dumpBody(file: string): { text: string; contentType: string } {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new CliError(`error: cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`error: ${file} is not JSON (an Envoy /config_dump?include_eds is): ${(err as Error).message}`);
+  }
+  return { text, contentType: 'application/json' };
+}
+
 /** "2 SYNCED, 1 NACKED": how many resources are in each state, most common first. */
 function countStates(resources: { state: string }[]): string {
   const counts = new Map<string, number>();
@@ -155,7 +175,7 @@ export function formatSync(sync: ProxySync): string[] {
       ['TYPE', 'RESOURCES', 'STATUS'],
       types.map((t) => {
         const of = sync.resources.filter((r) => r.type === t);
-        return [t, of.length, of.every((r) => r.state === 'SYNCED') ? 'SYNCED' : countStates(of)];
+        return [t, of.length, of.length === 0 ? '-' : of.every((r) => r.state === 'SYNCED') ? 'SYNCED' : countStates(of)];
       }),
     ).split('\n'),
   );

@@ -122,3 +122,18 @@ test('a listener that was never accepted is NACKED with nothing running; a type 
   );
   assert.deepEqual(by, { 'listeners/inbound': 'NACKED', 'extension-configs/weft.wasm.default.f': 'MISSING' });
 });
+
+test('endpoints are compared by address and priority: Envoy rebuilds its EDS dump from its hosts', () => {
+  const sent = (port: number) => ({ cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: port } } } }] }] });
+  // what Envoy's /config_dump?include_eds shows for the same assignment
+  const rebuilt = (port: number) => ({
+    '@type': 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+    cluster_name: 'c',
+    endpoints: [{ locality: {}, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: port } }, health_check_config: {} }, health_status: 'HEALTHY', load_balancing_weight: 1 }] }],
+    policy: { overprovisioning_factor: 140 },
+  });
+  const same = states({ endpoints: [{ name: 'c', value: sent(9000) }] }, { endpoints: [{ name: 'c', value: sent(9000) }] }, [{ type: 'endpoints', name: 'c', value: rebuilt(9000) }]);
+  assert.deepEqual(same.by, { 'endpoints/c': 'SYNCED' });
+  const moved = states({ endpoints: [{ name: 'c', value: sent(9000) }] }, { endpoints: [{ name: 'c', value: sent(9000) }] }, [{ type: 'endpoints', name: 'c', value: rebuilt(9001) }]);
+  assert.deepEqual(moved.by, { 'endpoints/c': 'DIFFERS' });
+});

@@ -3,12 +3,13 @@
 // /config_dump and compares it with what it means the sidecar to run: a
 // sidecar that took everything is in sync (Delta and SotW alike), one whose
 // inbound port is taken shows its refused listener with the proxy's reason,
-// and one that does not answer is named with the address that did not.
+// the same report comes from a dump sent with --file, and one that does not
+// answer is named with the address that did not.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, startControl, weft, type ControlProcess } from './control-process.ts';
@@ -108,6 +109,26 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     assert.equal(inbound.state, 'NACKED');
     assert.match(JSON.stringify(inbound.desired), new RegExp(`"port_value":${taken}`), 'the refused listener is shown as the control plane meant it');
     assert.equal(json.resources.find((r) => r.type === 'listeners' && r.name === 'outbound')!.state, 'SYNCED');
+
+    // the same from a dump taken by hand (an Envoy whose admin the control
+    // plane cannot reach): --file sends it, and a file that is no dump is named
+    const file = join(dir, 'dump.json');
+    await writeFile(file, await (await fetch(`http://127.0.0.1:${s.adminPort}/config_dump?include_eds`)).text());
+    const fromFile = await weft(control, ['proxy-status', id, '--file', file]);
+    assert.equal(fromFile.code, 1);
+    assert.match(fromFile.stdout, new RegExp(`^proxy ${id} \\(orders\\.default\\), running config from request body$`, 'm'));
+    assert.equal(fromFile.stdout.split('\n').slice(1).join('\n'), text.stdout.split('\n').slice(1).join('\n'), 'the same report as from the admin port');
+    await writeFile(file, '{"configs": {"dynamic_active_clusters": []}}');
+    const bad = await weft(control, ['proxy-status', id, '--file', file]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /invalid config dump: configs: not an Envoy ConfigDump/);
+    await writeFile(file, 'cluster.outbound|8081||orders.default.upstream_cx_total: 0');
+    const notJson = await weft(control, ['proxy-status', id, '--file', file]);
+    assert.equal(notJson.code, 1);
+    assert.match(notJson.stderr, new RegExp(`^error: ${file.replace(/[.]/g, '\\.')} is not JSON`));
+    const noProxy = await weft(control, ['proxy-status', '--file', file]);
+    assert.equal(noProxy.code, 2);
+    assert.match(noProxy.stderr, /--file needs a proxy id/);
   });
 
   it('a sidecar whose admin does not answer, and an unknown id, are errors that say so', async () => {

@@ -3,9 +3,9 @@
 // what a proxy runs (its own config dump) is what the control plane means.
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { ApiError, notFound } from '../errors.ts';
+import { ApiError, notFound, validationFailed } from '../errors.ts';
 import { CONFIG_TYPES, type ApiDeps, type ConfigType } from '../deps.ts';
-import { compareConfig, parseConfigDump, type ProxySync } from '../proxy-sync.ts';
+import { compareConfig, ConfigDumpError, parseConfigDump, type ProxySync } from '../proxy-sync.ts';
 import { proxyAdminUrl } from '../sidecar-stats.ts';
 
 const tags = ['Proxy'];
@@ -43,6 +43,22 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     },
   );
 
+  /** The comparison for a known proxy against a dump; `source` says where the dump came from. */
+  function compare(id: string, dump: unknown, source: string, badDump: (err: ConfigDumpError) => ApiError): ProxySync {
+    const ref = deps.proxies.ref(id);
+    if (!ref) throw notFound(`proxy ${id}`);
+    let running;
+    try {
+      running = parseConfigDump(dump);
+    } catch (err) {
+      if (err instanceof ConfigDumpError) throw badDump(err);
+      throw err;
+    }
+    const desired = deps.translate(deps.buildModel(), ref);
+    const sent = Object.fromEntries(CONFIG_TYPES.map((t) => [t, deps.proxies.config(id, t) ?? []]));
+    return { proxy: id, service: `${ref.service}.${ref.namespace}`, source, ...compareConfig(desired, sent, running) };
+  }
+
   app.get<{ Params: { id: string } }>(
     '/proxies/:id/sync',
     {
@@ -59,7 +75,10 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       if (!view || !ref) throw notFound(`proxy ${id}`);
       if (view.status === 'DISCONNECTED') throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} is disconnected: there is no running config to compare`);
       if (ref.adminPort === undefined) {
-        throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} declared no admin port (node.metadata.WEFT_ADMIN_PORT), so its running config cannot be read`);
+        throw new ApiError(
+          'PROXY_UNREACHABLE',
+          `proxy ${id} declared no admin port (node.metadata.WEFT_ADMIN_PORT), so its running config cannot be read; POST its /config_dump?include_eds here instead`,
+        );
       }
       const source = proxyAdminUrl(ref.adminPort, '/config_dump?include_eds');
       let dump: unknown;
@@ -70,15 +89,27 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       } catch (err) {
         throw new ApiError('PROXY_UNREACHABLE', `proxy ${id}: ${source}: ${(err as Error).message}`);
       }
-      let running;
-      try {
-        running = parseConfigDump(dump);
-      } catch (err) {
-        throw new ApiError('PROXY_UNREACHABLE', `proxy ${id}: ${source} answered something else than an Envoy ConfigDump: ${(err as Error).message}`);
-      }
-      const desired = deps.translate(deps.buildModel(), ref);
-      const sent = Object.fromEntries(CONFIG_TYPES.map((t) => [t, deps.proxies.config(id, t) ?? []]));
-      return { proxy: id, service: `${ref.service}.${ref.namespace}`, source, ...compareConfig(desired, sent, running) };
+      return compare(id, dump, source, (err) => new ApiError('PROXY_UNREACHABLE', `proxy ${id}: ${source} answered something else than an Envoy ConfigDump: ${err.message}`));
+    },
+  );
+
+  // For proxies whose admin the control plane cannot reach (Envoy in a
+  // container keeps it on its own loopback): the operator fetches the dump
+  // and sends it, as istioctl's `proxy-status --file`.
+  app.post<{ Params: { id: string }; Body: unknown }>(
+    '/proxies/:id/sync',
+    {
+      schema: {
+        tags,
+        params: IdParams,
+        body: Type.Object({}, { additionalProperties: true, description: "the proxy's /config_dump?include_eds (Envoy's ConfigDump JSON)" }),
+        summary: 'compares a config dump of the proxy (sent as the body) with what the control plane means it to run, resource by resource',
+      },
+    },
+    async (request): Promise<ProxySync> => {
+      const { id } = request.params;
+      if (!deps.proxies.get(id)) throw notFound(`proxy ${id}`);
+      return compare(id, request.body, 'request body', (err) => validationFailed([{ path: err.path, message: err.reason }], 'config dump'));
     },
   );
 };
