@@ -183,7 +183,17 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     await open(`#/proxies/${encodeURIComponent(frontendProxy)}`);
     await page.locator('#proxy-config details.json').first().waitFor();
     assert.match((await page.locator('#proxy-config').textContent()) ?? '', /weighted_clusters/);
+    // and whether the sidecar runs exactly that: read from its own config dump
+    await page.locator('#proxy-sync .badge', { hasText: 'IN SYNC' }).waitFor();
+    for (const type of ['listeners', 'routes', 'clusters', 'endpoints']) {
+      assert.equal(await page.locator(`#proxy-sync tr[data-type="${type}"] .badge`).textContent(), 'SYNCED', type);
+    }
+    assert.match((await page.locator('#proxy-sync').textContent()) ?? '', new RegExp(`read from http://127\\.0\\.0\\.1:${frontendAdmin}/config_dump`));
     await screenshot(page, 'proxy-config');
+    // a proxy with no admin port to read says so
+    await open('#/proxies/nack-demo-proxy');
+    await page.locator('#proxy-sync .banner.error').waitFor();
+    assert.match((await page.locator('#proxy-sync').textContent()) ?? '', /PROXY_UNREACHABLE .*declared no admin port/);
   });
 
   it('rolls back after confirmation: a new revision, and the sidecar routes 90/10 again', async () => {

@@ -1,8 +1,9 @@
 // Proxies: every proxy's sync status (SYNCED / STALE / NACKED /
 // DISCONNECTED), ACKed versions per type, and for a NACK the full error and
-// the revision that caused it; one proxy's current resources as JSON.
+// the revision that caused it; one proxy's current resources as JSON, and
+// whether what it runs (its own config dump) is what the control plane means.
 import { get } from '../api.js';
-import { ago, badge, clear, errorBox, h, pretty } from '../dom.js';
+import { ago, badge, clear, diffBlock, errorBox, h, pretty } from '../dom.js';
 
 const TYPES = ['listeners', 'routes', 'clusters', 'endpoints', 'extension-configs'];
 
@@ -65,12 +66,60 @@ async function list(view) {
   return { refresh };
 }
 
+const EXPLAIN = {
+  WARMING: 'held, not active yet (a cluster waiting for endpoints, a listener for its routes)',
+  PENDING: 'a newer version is still to be pushed or ACKed',
+  MISSING: 'the proxy does not hold it (not pushed yet, or never requested: a listener or cluster naming it was refused)',
+  EXTRA: 'the proxy holds it; the control plane no longer sends it',
+  DIFFERS: 'the proxy runs something the control plane never sent it',
+};
+
+/** GET /proxies/{id}/sync as a card: per-type counts, then each resource not SYNCED with why and a diff. */
+function syncReport(sync) {
+  const states = (rs) => {
+    const counts = {};
+    for (const r of rs) counts[r.state] = (counts[r.state] ?? 0) + 1;
+    return Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([s, n]) => `${n} ${s}`).join(', ');
+  };
+  const off = sync.resources.filter((r) => r.state !== 'SYNCED');
+  return [
+    h('p', badge(sync.inSync ? 'IN SYNC' : 'OUT OF SYNC', sync.inSync ? 'synced' : 'nacked'), ' ', h('span.muted', `read from ${sync.source}`)),
+    h('table.grid', h('thead', h('tr', ['type', 'resources', 'status'].map((t) => h('th', t)))),
+      h('tbody', TYPES.map((t) => {
+        const of = sync.resources.filter((r) => r.type === t);
+        return h('tr', { dataset: { type: t } }, h('td', t), h('td', String(of.length)), h('td', of.length === 0 ? h('span.muted', '—') : of.every((r) => r.state === 'SYNCED') ? badge('SYNCED') : states(of)));
+      }))),
+    ...off.map((r) => h('div.sync-item', { dataset: { type: r.type, name: r.name, state: r.state } },
+      h('p', badge(r.state, r.state === 'WARMING' || r.state === 'PENDING' ? 'stale' : 'nacked'), ' ', h('code', `${r.type}/${r.name}`), ' ',
+        r.state === 'NACKED'
+          ? h('span', `refused${r.error.version ? ` version ${r.error.version}` : ''}${r.error.time ? ` ${ago(r.error.time)}` : ''}; ${r.runningVersion ? `serving version ${r.runningVersion}` : 'serving nothing for it'}`)
+          : h('span.muted', EXPLAIN[r.state])),
+      r.error ? h('pre.nack-message', r.error.details) : null,
+      r.desired !== undefined || r.running !== undefined ? h('div', h('span.muted', '- control plane, + proxy'), diffBlock(r.desired, r.running)) : null,
+    )),
+  ];
+}
+
 async function detail(view, id) {
   const head = h('div');
   const config = h('div#proxy-config');
   let type = 'routes';
   const tabs = h('div.tabs', TYPES.map((t) => h('button', { type: 'button', dataset: { type: t }, onclick: () => { type = t; loadConfig(); } }, t)));
-  view.append(h('h1', h('a', { href: '#/proxies' }, 'Proxies'), ' / ', id), head, h('section.card', h('h2', 'Current resources (as ACKed)'), tabs, config));
+  const sync = h('div#proxy-sync');
+  const check = async () => {
+    clear(sync, h('p.muted', 'reading the proxy\'s config dump…'));
+    try {
+      clear(sync, ...syncReport(await get(`/proxies/${encodeURIComponent(id)}/sync`)));
+    } catch (err) {
+      clear(sync, errorBox(err, 'comparing with the proxy'));
+    }
+  };
+  view.append(
+    h('h1', h('a', { href: '#/proxies' }, 'Proxies'), ' / ', id),
+    head,
+    h('section.card', h('h2', 'Running on the proxy ', h('button#check-sync', { type: 'button', onclick: check }, 'Check again')), sync),
+    h('section.card', h('h2', 'Current resources (as ACKed)'), tabs, config),
+  );
   const loadConfig = async () => {
     for (const b of tabs.children) b.classList.toggle('active', b.dataset.type === type);
     try {
@@ -93,7 +142,7 @@ async function detail(view, id) {
       clear(head, errorBox(err, `loading proxy ${id}`));
     }
   };
-  await Promise.all([refresh(), loadConfig()]);
+  await Promise.all([refresh(), loadConfig(), check()]);
   return { refresh };
 }
 
