@@ -93,6 +93,28 @@ test('compose up: every Envoy sidecar is connected to weft and synced', { skip, 
   });
 });
 
+test('weft proxy-status PROXY --file: each Envoy runs what weft means it to, by its own config dump', { skip, timeout: TEST_TIMEOUT }, async () => {
+  for (const w of DEMO_WORKLOADS) {
+    // the app shares its sidecar's network namespace, where Envoy's admin listens on loopback
+    const script = `fetch('http://127.0.0.1:${DEFAULT_PORTS.admin}/config_dump?include_eds').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    let sync: { inSync: boolean; resources: { state: string }[] } | undefined;
+    await eventually(`${w.name} in sync by its config dump`, 30_000, async () => {
+      const dump = await env!.getContainer(`${w.name}-1`).exec(['node', '-e', script]);
+      assert.equal(dump.exitCode, 0, dump.stderr);
+      const res = await fetch(`${api}/api/v1/proxies/${encodeURIComponent(w.name)}/sync`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: dump.stdout,
+        signal: AbortSignal.timeout(10_000),
+      });
+      sync = (await res.json()) as typeof sync;
+      return res.status === 200 && sync!.inSync;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(sync?.resources?.filter((r) => r.state !== 'SYNCED') ?? sync).slice(0, 4000)}`);
+    });
+  }
+});
+
 test('requests through the ingress reach frontend -> orders -> inventory', { skip, timeout: TEST_TIMEOUT }, async () => {
   let ok = 0;
   for (let i = 0; i < 20; i++) {
