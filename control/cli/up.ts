@@ -216,7 +216,7 @@ export async function runUp(opts: { otelCollector?: string } = {}): Promise<void
   console.log('try:');
   console.log(`  curl ${mesh.ingress}/                        # frontend -> orders (v1 90%, v2 10%) -> inventory (retried)`);
   console.log(`  curl -H 'x-canary: always' ${mesh.ingress}/  # frontend -> orders v2 (header route)`);
-  console.log(`  WEFT_API=${mesh.api} WEFT_TOKEN=${mesh.token} npx weft proxy-status`);
+  console.log(`  WEFT_API=${mesh.api} WEFT_TOKEN=${mesh.token} npx weft proxy-status       # every proxy; add a proxy id to compare what it runs with what weft means it to`);
   console.log(`  curl http://127.0.0.1:${frontend.adminPort}/config_dump             # the frontend sidecar's config, as Envoy dumps it`);
   console.log(`  curl http://127.0.0.1:${frontend.adminPort}/clusters | grep health   # its upstream hosts and their health flags`);
   console.log(`  curl -X POST 'http://127.0.0.1:${frontend.adminPort}/logging?config=debug'  # log each xDS update it takes (logs/${frontend.name}-sidecar.log); ?wasm=debug for filters`);

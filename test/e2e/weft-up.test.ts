@@ -1,7 +1,8 @@
 // `npm start` (weft up) end to end, as a user runs it: real processes (the
 // control plane, four weft sidecars, four demo apps) on 127.0.0.1. The
 // ingress answers through frontend -> orders -> inventory, the canary header
-// reaches orders v2, every hop's sidecar exports its spans of one trace per
+// reaches orders v2, every sidecar runs what the control plane means it to
+// (by its own config dump), every hop's sidecar exports its spans of one trace per
 // request to the OTLP collector given with --otel-collector, and SIGINT stops
 // every process weft up started.
 
@@ -66,6 +67,24 @@ test(
       assert.deepEqual(statuses, Array(20).fill(200));
       const canary = (await (await fetch(`${ingress}/`, { headers: { 'x-canary': 'always' } })).json()) as { upstream: { version: string } };
       assert.equal(canary.upstream.version, 'v2');
+
+      // every sidecar runs what the control plane means it to, by its own config dump (filters over ECDS included)
+      const api = /^api: (\S+)$/m.exec(out)![1]!;
+      const token = /^token: (\S+)$/m.exec(out)![1]!;
+      const call = async (path: string) => (await fetch(`${api}/api/v1${path}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<any>;
+      const proxies = (await call('/proxies')).items as { id: string }[];
+      assert.equal(proxies.length, 4);
+      for (const p of proxies) {
+        type Sync = { inSync: boolean; resources: { type: string; state: string }[] };
+        let sync = (await call(`/proxies/${encodeURIComponent(p.id)}/sync`)) as Sync;
+        // (a health-check change may still be on its way: in sync within a few seconds is the behaviour)
+        for (let i = 0; i < 50 && !sync.inSync; i++) {
+          await new Promise((r) => setTimeout(r, 200));
+          sync = (await call(`/proxies/${encodeURIComponent(p.id)}/sync`)) as Sync;
+        }
+        assert.equal(sync.inSync, true, `${p.id}: ${JSON.stringify(sync).slice(0, 3000)}`);
+        assert.ok(sync.resources.some((r) => r.type === 'extension-configs'), `${p.id}: its telemetry filter compared`);
+      }
 
       up.kill('SIGINT');
       assert.equal(await exited, 0);
