@@ -13,6 +13,7 @@ import { ProfilerError, type Profilers } from './admin-profiler.ts';
 import { clustersJson, clustersText } from './admin-clusters.ts';
 import { collectStats, statsJson, statsText, type StatKind } from './admin-stats.ts';
 import type { DataPlane } from './dataplane.ts';
+import type { SeriesFilter } from './metrics.ts';
 
 /** As Envoy's version string names its build: weft's package version, then the runtime. */
 const VERSION = `weft-sidecar/${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}/node-${process.version}`;
@@ -48,13 +49,30 @@ const HELP: [string, string][] = [
   ['/reset_counters', 'reset all counters to zero'],
   ['/server_info', 'print server version/status information'],
   ['/stats', 'print server stats'],
-  ['/stats/prometheus', 'print server stats in prometheus format'],
+  ['/stats/prometheus', 'print server stats in prometheus format (?filter=REGEX on the Envoy stat name; ?usedonly: only stats written at least once)'],
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
 const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging', '/reset_counters', '/cpuprofiler', '/heapprofiler']);
 const DRAIN_PARAMS = ['inboundonly', 'graceful', 'skip_exit'];
 /** Envoy's --drain-time-s default. */
 export const DEFAULT_DRAIN_TIME_MS = 600_000;
+
+/** What /stats/prometheus takes (Envoy's; text_readouts is accepted, the sidecar has none). */
+const PROMETHEUS_PARAMS = ['filter', 'usedonly', 'text_readouts'];
+
+/** ?filter=REGEX and ?usedonly, shared by every /stats format; a string is the 400 body. */
+function statsFilter(params: URLSearchParams): { filter?: RegExp; usedOnly: boolean } | string {
+  const f = params.get('filter');
+  let filter: RegExp | undefined;
+  if (f) {
+    try {
+      filter = new RegExp(f);
+    } catch (e) {
+      return `filter: not a regular expression: ${(e as Error).message}\n`;
+    }
+  }
+  return { filter, usedOnly: params.has('usedonly') };
+}
 
 /** The 400 body for the first query parameter an endpoint does not take, naming it and what it takes; undefined if all are known. */
 function unknownParameter(params: URLSearchParams, known: readonly string[], takes: string): string | undefined {
@@ -68,6 +86,14 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(body);
+    };
+    // Envoy's endpoint carries wasm plugins' custom metrics next to its own. As in Envoy,
+    // ?filter matches the Envoy stat name (cluster.outbound|8081||orders.default.upstream_rq_total),
+    // not the Prometheus one, and ?usedonly leaves out what was never written; a family with
+    // nothing left is left out whole.
+    const prometheus = ({ filter, usedOnly }: { filter?: RegExp; usedOnly: boolean }) => {
+      const keep: SeriesFilter | undefined = filter || usedOnly ? (name, used) => (!usedOnly || used) && (!filter || filter.test(name)) : undefined;
+      return send(200, dp.stats.registry.metrics(keep) + dp.wasmPrometheus(keep), dp.stats.registry.contentType);
     };
     // As Envoy: what changes the proxy's state needs a POST.
     if (POST_ONLY.has(url.pathname) && req.method !== 'POST') return send(405, 'This operation requires a POST\n');
@@ -143,26 +169,22 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         dp.stats.refreshServer();
         // Envoy's own stat names and text (or ?format=json); ?format=prometheus is /stats/prometheus.
         const format = url.searchParams.get('format') ?? 'text';
-        if (format === 'prometheus') return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
+        const filter = statsFilter(url.searchParams);
+        if (typeof filter === 'string') return send(400, filter);
+        if (format === 'prometheus') return prometheus(filter);
         if (format !== 'text' && format !== 'json') return send(400, `format: must be text, json or prometheus, got ${JSON.stringify(format)}\n`);
         const type = url.searchParams.get('type') ?? 'All';
         if (!['All', 'Counters', 'Gauges', 'Histograms'].includes(type)) return send(400, `type: must be All, Counters, Gauges or Histograms, got ${JSON.stringify(type)}\n`);
-        let filter: RegExp | undefined;
-        const f = url.searchParams.get('filter');
-        if (f) {
-          try {
-            filter = new RegExp(f);
-          } catch (e) {
-            return send(400, `filter: not a regular expression: ${(e as Error).message}\n`);
-          }
-        }
-        const stats = collectStats(dp.stats.registry.all(), dp.wasmMetrics(), { filter, usedOnly: url.searchParams.has('usedonly'), type: type === 'All' ? undefined : (type as StatKind) });
+        const stats = collectStats(dp.stats.registry.all(), dp.wasmMetrics(), { filter: filter.filter, usedOnly: filter.usedOnly, type: type === 'All' ? undefined : (type as StatKind) });
         return format === 'json' ? send(200, JSON.stringify(statsJson(stats), null, 2) + '\n', 'application/json') : send(200, statsText(stats));
       }
-      case '/stats/prometheus':
+      case '/stats/prometheus': {
         dp.stats.refreshServer();
-        // Envoy's endpoint carries wasm plugins' custom metrics next to its own.
-        return send(200, dp.stats.registry.metrics() + dp.wasmPrometheus(), dp.stats.registry.contentType);
+        const bad = unknownParameter(url.searchParams, PROMETHEUS_PARAMS, `it takes ${PROMETHEUS_PARAMS.join(', ')}`);
+        if (bad) return send(400, bad);
+        const filter = statsFilter(url.searchParams);
+        return typeof filter === 'string' ? send(400, filter) : prometheus(filter);
+      }
       case '/config_dump': {
         // Envoy's ConfigDump, so tools that read Envoy's read this: ?include_eds adds the endpoints, ?resource=
         // dumps one repeated field's items, ?mask= trims with a FieldMask, ?name_regex= keeps the names it matches.

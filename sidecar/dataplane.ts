@@ -13,6 +13,7 @@ import { ListenerManager, type DrainScope } from './listeners.ts';
 import { TlsContexts } from './tls-contexts.ts';
 import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
 import type { SidecarStats } from './stats.ts';
+import type { SeriesFilter } from './metrics.ts';
 import { Tracer, type Collector } from './tracing.ts';
 import { Loggers } from './logging.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
@@ -461,7 +462,7 @@ export class DataPlane {
    * by plugin, merged so each metric family is declared once even when two
    * plugins define the same name.
    */
-  wasmPrometheus(): string {
+  wasmPrometheus(keep?: SeriesFilter): string {
     const families = new Map<string, { head: string[]; samples: string[] }>();
     const family = (name: string) => {
       let f = families.get(name);
@@ -470,7 +471,7 @@ export class DataPlane {
     };
     for (const plugin of new Set(this.#loadedPlugins.values())) {
       let current: { name: string; f: { head: string[]; samples: string[] } } | undefined;
-      for (const line of plugin.prometheus().split('\n')) {
+      for (const line of plugin.prometheus(keep).split('\n')) {
         if (line === '') continue;
         const meta = /^# (HELP|TYPE) (\S+)/.exec(line);
         if (meta) {

@@ -21,6 +21,13 @@ function formatNumber(n: number): string {
   return String(n);
 }
 
+/**
+ * Which series a Prometheus exposition keeps (admin /stats/prometheus?filter=&usedonly):
+ * by the series' Envoy stat name (its Prometheus name when it has none) and
+ * whether it was ever written.
+ */
+export type SeriesFilter = (name: string, used: boolean) => boolean;
+
 export abstract class Metric<L extends string, S> {
   readonly name: string;
   readonly help: string;
@@ -38,6 +45,8 @@ export abstract class Metric<L extends string, S> {
   protected abstract create(): S;
   abstract readonly type: 'counter' | 'gauge' | 'histogram';
   protected abstract lines(labels: string, series: S, out: string[]): void;
+  /** Written at least once (Envoy's "used"): a counter or gauge not 0, a histogram with a sample. */
+  protected abstract used(series: S): boolean;
 
   /** The series for these label values (created at zero on first use); keep it to count without lookups. */
   series(labels: LabelValues<L> = {}): S {
@@ -67,14 +76,21 @@ export abstract class Metric<L extends string, S> {
     this.byKey.clear();
   }
 
-  render(): string {
+  /** The family in Prometheus text; with `keep`, only the series it keeps, and '' when none is kept. */
+  render(keep?: SeriesFilter): string {
     const out = [`# HELP ${this.name} ${this.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${this.name} ${this.type}`];
     if (this.labelNames.length === 0 && this.byKey.size === 0) this.series();
+    let kept = 0;
     for (const { values, series } of this.byKey.values()) {
+      if (keep) {
+        const name = this.envoyName ? this.envoyName(Object.fromEntries(values.map((v, i) => [this.labelNames[i]!, v]))) : this.name;
+        if (!keep(name, this.used(series))) continue;
+      }
+      kept++;
       const labels = values.map((v, i) => `${this.labelNames[i]}="${escapeLabel(v)}"`).join(',');
       this.lines(labels, series, out);
     }
-    return out.join('\n') + '\n';
+    return keep && kept === 0 ? '' : out.join('\n') + '\n';
   }
 }
 
@@ -105,6 +121,10 @@ export class Counter<L extends string = string> extends Metric<L, CounterSeries>
   protected lines(labels: string, s: CounterSeries, out: string[]): void {
     out.push(`${this.name}${labels ? `{${labels}}` : ''} ${formatNumber(s.value)}`);
   }
+
+  protected used(s: CounterSeries): boolean {
+    return s.value !== 0;
+  }
 }
 
 export class Gauge<L extends string = string> extends Metric<L, CounterSeries> {
@@ -134,6 +154,10 @@ export class Gauge<L extends string = string> extends Metric<L, CounterSeries> {
 
   protected lines(labels: string, s: CounterSeries, out: string[]): void {
     out.push(`${this.name}${labels ? `{${labels}}` : ''} ${formatNumber(s.value)}`);
+  }
+
+  protected used(s: CounterSeries): boolean {
+    return s.value !== 0;
   }
 }
 
@@ -179,6 +203,10 @@ export class Histogram<L extends string = string> extends Metric<L, HistogramSer
     this.series(labels).observe(v);
   }
 
+  protected used(s: HistogramSeries): boolean {
+    return s.count > 0;
+  }
+
   protected lines(labels: string, s: HistogramSeries, out: string[]): void {
     const extra = labels ? `,${labels}` : '';
     let cumulative = 0;
@@ -210,8 +238,11 @@ export class MetricsRegistry {
     for (const m of this.#metrics) if (m instanceof Counter) m.zero();
   }
 
-  /** Prometheus text exposition of every registered metric. */
-  metrics(): string {
-    return this.#metrics.map((m) => m.render()).join('\n');
+  /** Prometheus text exposition of every registered metric (with `keep`, of the series it keeps). */
+  metrics(keep?: SeriesFilter): string {
+    return this.#metrics
+      .map((m) => m.render(keep))
+      .filter((text) => text !== '')
+      .join('\n');
   }
 }

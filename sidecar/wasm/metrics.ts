@@ -101,9 +101,11 @@ export class MetricStore {
   }
 
   /** Prometheus text exposition; names sanitized, Istio-style tags as labels, `labels` added to every sample. */
-  prometheus(labels: Record<string, string> = {}): string {
+  prometheus(labels: Record<string, string> = {}, keep?: (envoyName: string, used: boolean) => boolean): string {
     const families = new Map<string, { kind: MetricKind; samples: { metric: Metric; labels: [string, string][] }[] }>();
     for (const metric of this.byId.values()) {
+      // Envoy's stat name for a plugin's metric, as admin /stats lists it
+      if (keep && !keep(`wasmcustom.${metric.name}`, Number(metric.value) !== 0)) continue;
       const { base, tags } = parseTaggedName(metric.name);
       let name = prometheusName(base);
       // One family has one type; the same name reused with another kind gets a suffix rather than invalid output.

@@ -233,14 +233,11 @@ export class WasmPlugin {
     return this.vm.memory.pages;
   }
 
-  /** The module's metrics plus host counters, as Prometheus text. */
-  prometheus(): string {
+  /** The module's metrics plus host counters, as Prometheus text; `keep` as in the sidecar's SeriesFilter. */
+  prometheus(keep?: (name: string, used: boolean) => boolean): string {
     const label = `plugin="${this.config.name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-    return (
-      this.metrics.prometheus({ plugin: this.config.name }) +
-      `# TYPE weft_wasm_vm_created_total counter\nweft_wasm_vm_created_total{${label}} ${this.vmsCreated}\n` +
-      `# TYPE weft_wasm_vm_failed_total counter\nweft_wasm_vm_failed_total{${label}} ${this.vmFailures}\n`
-    );
+    const host = (name: string, value: number) => (!keep || keep(name, value !== 0) ? `# TYPE ${name} counter\n${name}{${label}} ${value}\n` : '');
+    return this.metrics.prometheus({ plugin: this.config.name }, keep) + host('weft_wasm_vm_created_total', this.vmsCreated) + host('weft_wasm_vm_failed_total', this.vmFailures);
   }
 
   /** Root proxy_on_done (waiting for proxy_done if the module asks), then proxy_on_delete. */

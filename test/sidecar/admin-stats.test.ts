@@ -75,6 +75,27 @@ test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=js
   assert.match((await admin(sc.adminPort, '/stats?filter=(')).body, /^filter: /);
   assert.match((await admin(sc.adminPort, '/stats?type=Timers')).body, /^type: /);
   assert.match((await admin(sc.adminPort, '/stats?format=prometheus')).body, /^# HELP envoy_/m);
+
+  // /stats/prometheus takes Envoy's filter (on the Envoy stat name) and usedonly too, so a scrape can ask for less
+  const only = (await admin(sc.adminPort, `/stats/prometheus?filter=${encodeURIComponent('^cluster\\.outbound\\|7000\\|\\|api\\.default\\.upstream_rq_total$')}`)).body;
+  assert.deepEqual(only.split('\n').filter((l) => l && !l.startsWith('#')), ['envoy_cluster_upstream_rq_total{envoy_cluster_name="outbound|7000||api.default"} 4']);
+  assert.deepEqual(only.split('\n').filter((l) => l.startsWith('# TYPE')), ['# TYPE envoy_cluster_upstream_rq_total counter'], 'families with nothing left are left out');
+  const full = (await admin(sc.adminPort, '/stats/prometheus')).body;
+  const usedProm = (await admin(sc.adminPort, '/stats/prometheus?usedonly')).body;
+  assert.ok(usedProm.length < full.length);
+  const has = (text: string, line: string) => text.split('\n').includes(line);
+  const zero = 'envoy_http_downstream_rq_too_large{envoy_http_conn_manager_prefix="outbound"} 0';
+  assert.ok(has(full, zero) && !usedProm.includes('envoy_http_downstream_rq_too_large'), 'a counter never written goes, with its family');
+  const classes = (n: number) => `envoy_cluster_upstream_rq_xx{envoy_cluster_name="outbound|7000||api.default",envoy_response_code_class="${n}"}`;
+  assert.ok(has(full, `${classes(1)} 0`) && !usedProm.includes(classes(1)) && has(usedProm, `${classes(2)} 3`), 'per series: the 1xx class goes, the 2xx stays');
+  assert.match(usedProm, /^envoy_cluster_upstream_rq_total\{envoy_cluster_name="outbound\|7000\|\|api\.default"\} 4$/m);
+  assert.match(usedProm, /^envoy_cluster_upstream_rq_time_count\{envoy_cluster_name="outbound\|7000\|\|api\.default"\} 4$/m);
+  const both = (await admin(sc.adminPort, '/stats/prometheus?usedonly&filter=upstream_rq_50')).body;
+  assert.deepEqual(both.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\{.*/, '')).sort(), ['envoy_cluster_upstream_rq'], 'cluster.<name>.upstream_rq_503 is the one Envoy name that matches');
+  assert.equal((await admin(sc.adminPort, '/stats/prometheus?filter=(')).status, 400);
+  const unknown = await admin(sc.adminPort, '/stats/prometheus?used_only');
+  assert.equal(unknown.status, 400);
+  assert.match(unknown.body, /^used_only: unknown parameter \(it takes filter, usedonly, text_readouts\)/);
 });
 
 test('histogram quantiles come from the buckets, linear within the one that holds them', () => {

@@ -116,4 +116,8 @@ test('the telemetry filter in a sidecar sees the proxy node and the response sta
   assert.match(stats, /^weft_requests_total\{[^}]*status_class="2xx"[^}]*\} 1$/m);
   assert.match(stats, /^weft_requests_total\{[^}]*status_class="4xx"[^}]*\} 1$/m);
   assert.equal(stats.split('\n').filter((l) => l.startsWith('# TYPE weft_requests_total ')).length, 1, 'one TYPE line per family');
+  // ?filter matches a plugin's metric by its Envoy name, wasmcustom.<name> (tags folded in, as Istio's stats do)
+  const own = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus?filter=${encodeURIComponent('^wasmcustom\\.weft_requests_total.*status_class=\\.=2xx')}`)).text();
+  assert.deepEqual(own.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\{.*\}/, '')), ['weft_requests_total 1']);
+  assert.doesNotMatch(own, /^envoy_|weft_wasm_vm_created_total/m, "the sidecar's own families and the host counters are filtered too");
 });
