@@ -16,6 +16,7 @@ import type { SidecarStats } from './stats.ts';
 import type { SeriesFilter } from './metrics.ts';
 import { Tracer, type Collector } from './tracing.ts';
 import { Loggers } from './logging.ts';
+import { OverloadManager, type OverloadOptions } from './overload.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
 import type { LogEntry, WasmPlugin } from './wasm/index.ts';
 
@@ -84,6 +85,8 @@ export class DataPlane {
   readonly #log: (line: string) => void;
   /** The sidecar's log levels by logger (admin /logging). */
   readonly loggers: Loggers;
+  /** Envoy's overload manager, when configured. */
+  readonly overload: OverloadManager | undefined;
 
   constructor(
     stats: SidecarStats,
@@ -98,6 +101,8 @@ export class DataPlane {
       log?: (line: string) => void;
       /** Log levels (weft sidecar --log-level, admin /logging): the wasm logger's is the filters' level. Default: all at info. */
       loggers?: Loggers;
+      /** Envoy's overload manager (weft sidecar --max-heap-mb, --max-downstream-connections); off when absent. */
+      overload?: OverloadOptions;
     } = {},
   ) {
     this.stats = stats;
@@ -140,6 +145,9 @@ export class DataPlane {
       tracer: (config) => this.#tracer(config),
     };
     this.listeners = new ListenerManager(env);
+    if (options.overload && (options.overload.maxHeapBytes !== undefined || options.overload.maxDownstreamConnections !== undefined)) {
+      this.overload = env.overload = new OverloadManager(options.overload, stats, (disabled) => this.listeners.setKeepaliveDisabled(disabled));
+    }
   }
 
   /**
@@ -514,6 +522,7 @@ export class DataPlane {
   }
 
   async close(): Promise<void> {
+    this.overload?.close();
     await this.listeners.close();
     // Spans of the requests just finished go out before the process ends.
     await Promise.all([...this.#tracers.values()].map((t) => t.close()));

@@ -668,8 +668,10 @@ function idleExpired(c: H1Connection): void {
 }
 
 /** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing); idle for `idleMs` (0: never) with nothing in flight, it closes. */
-export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS): H1Connection {
+/** `drain`: the connection closes after its first response (set before `first` is read, which may be answered at once). */
+export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS, drain = false): H1Connection {
   const c = new H1Connection(socket, onRequest, onClose, idleMs, limits);
+  if (drain) c.drain();
   if (first) c.feed(first);
   return c;
 }

@@ -57,6 +57,8 @@ class RunningListener {
   draining = false;
   /** Admin /healthcheck/fail: as in a drain, every connection is asked to close after its next response, until /healthcheck/ok. */
   #healthCheckFailed = false;
+  /** The overload manager's disable_http_keepalive: the same, while the heap is over its threshold. */
+  #keepaliveDisabled = false;
   readonly #tls: tls.Server;
   #tlsMaterial: TlsMaterial | undefined;
 
@@ -75,8 +77,7 @@ class RunningListener {
     const h1 = (socket: net.Socket, first?: Buffer) => {
       const chain = this.config.chain;
       const limits = chain.kind === 'http' ? { maxHeaderBytes: chain.maxRequestHeadersBytes, maxHeadersCount: chain.maxHeadersCount, maxRequestsPerConnection: chain.maxRequestsPerConnection } : undefined;
-      const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits);
-      if (this.#discouraging) conn.drain();
+      const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits, this.#discouraging);
       this.#h1.add(conn);
     };
     this.#onRequest = onRequest;
@@ -117,6 +118,12 @@ class RunningListener {
       this.#tls.emit('connection', socket);
     };
     this.server = net.createServer({ noDelay: true }, (socket) => {
+      // The overload manager's global_downstream_max_connections: over the limit, closed at accept.
+      if (env.overload && !env.overload.admitConnection()) {
+        env.stats.downstreamGlobalCxOverflow.inc({ envoy_listener_address: `${this.config.address.address}_${this.config.address.port}` });
+        return void socket.destroy();
+      }
+      if (env.overload) socket.once('close', () => env.overload!.releaseConnection());
       this.#sockets.add(socket);
       // http.<stat_prefix>.downstream_cx_total / _active, counted where the connection was accepted.
       const hs = this.config.chain.kind === 'http' ? env.stats.hcm(this.config.chain.statPrefix) : undefined;
@@ -218,8 +225,15 @@ class RunningListener {
     if (failed) this.#discourage();
   }
 
+  /** The overload manager's disable_http_keepalive, on and off: as setHealthCheckFailed. */
+  setKeepaliveDisabled(disabled: boolean): void {
+    if (disabled === this.#keepaliveDisabled) return;
+    this.#keepaliveDisabled = disabled;
+    if (disabled) this.#discourage();
+  }
+
   get #discouraging(): boolean {
-    return this.draining || this.#healthCheckFailed;
+    return this.draining || this.#healthCheckFailed || this.#keepaliveDisabled;
   }
 
   /** Each HTTP/1 connection closes after its next response (which says `connection: close`); each HTTP/2 one gets GOAWAY. */
@@ -320,6 +334,8 @@ export class ListenerManager {
   #drainTimer: NodeJS.Timeout | undefined;
   /** Admin /healthcheck/fail until /healthcheck/ok. */
   #healthCheckFailed = false;
+  /** The overload manager's disable_http_keepalive is active. */
+  #keepaliveDisabled = false;
 
   constructor(env: ProxyEnv) {
     this.#env = env;
@@ -376,6 +392,7 @@ export class ListenerManager {
   #adopt(name: string, l: RunningListener): void {
     if (inScope(l.config, this.#draining)) l.drainGracefully();
     l.setHealthCheckFailed(this.#healthCheckFailed);
+    l.setKeepaliveDisabled(this.#keepaliveDisabled);
     this.#running.set(name, l);
   }
 
@@ -435,6 +452,12 @@ export class ListenerManager {
   setHealthCheckFailed(failed: boolean): void {
     this.#healthCheckFailed = failed;
     for (const l of this.#running.values()) l.setHealthCheckFailed(failed);
+  }
+
+  /** The overload manager's disable_http_keepalive: every listener discourages its connections while it is active. */
+  setKeepaliveDisabled(disabled: boolean): void {
+    this.#keepaliveDisabled = disabled;
+    for (const l of this.#running.values()) l.setKeepaliveDisabled(disabled);
   }
 
   get healthCheckFailed(): boolean {

@@ -46,6 +46,10 @@ export interface SidecarOptions {
   componentLogLevel?: string;
   /** Where /cpuprofiler and /heapprofiler write their profiles (Envoy's admin profile_path); default the system temp dir. */
   profilePath?: string;
+  /** The overload manager's fixed_heap monitor, in MiB (sidecar/overload.ts); off when absent. */
+  maxHeapMb?: number;
+  /** The overload manager's global_downstream_max_connections; no limit when absent. */
+  maxDownstreamConnections?: number;
 }
 
 export interface RunningSidecar {
@@ -148,6 +152,9 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   checkPort('outbound-port', opts.outboundPort);
   checkPort('admin-port', opts.adminPort);
   if (opts.drainTimeS !== undefined && !(Number.isFinite(opts.drainTimeS) && opts.drainTimeS >= 0)) throw new Error(`drain-time-s: must be a number of seconds, 0 or more, got ${JSON.stringify(opts.drainTimeS)}`);
+  for (const [flag, n] of [['max-heap-mb', opts.maxHeapMb], ['max-downstream-connections', opts.maxDownstreamConnections]] as const) {
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new Error(`${flag}: must be a whole number, 1 or more, got ${JSON.stringify(n)}`);
+  }
   const level = parseLevel(opts.logLevel ?? 'info');
   if (level === undefined) throw new Error(`log-level: ${JSON.stringify(opts.logLevel)} is not a log level (trace, debug, info, warning, error, critical, off)`);
   const components = opts.componentLogLevel === undefined ? [] : parseComponentLevels(opts.componentLogLevel);
@@ -175,7 +182,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   // {"level","source":"wasm","plugin","msg"}. With a `log` hook (tests, embedding) the lines go there instead.
   const wasmLines = opts.log ? { line: opts.log, close: () => undefined } : stdoutLines;
   const wasmLog = (e: LogEntry) => wasmLines.line(wasmLogLine(e));
-  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service }, collectors, log, loggers });
+  const overload = { maxHeapBytes: opts.maxHeapMb === undefined ? undefined : opts.maxHeapMb * 1024 * 1024, maxDownstreamConnections: opts.maxDownstreamConnections };
+  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service }, collectors, log, loggers, overload });
 
   let connected = false;
   let lastError: string | undefined;

@@ -23,6 +23,7 @@ import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
+import type { OverloadManager } from './overload.ts';
 import type { BodySink, HeaderPairs, UpstreamResponse } from './upstream.ts';
 import { BodyTooLarge, UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
@@ -60,6 +61,8 @@ export interface ProxyEnv {
   nodeId?: string;
   /** The OpenTelemetry tracer a connection manager's tracing exports to. */
   tracer?: (config: TracingConfig) => Tracer | undefined;
+  /** Envoy's overload manager (weft sidecar --max-heap-mb, --max-downstream-connections); absent when not configured. */
+  overload?: OverloadManager;
 }
 
 type Req = H1Request | Http2ServerRequest;
@@ -555,6 +558,12 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   }
 
   try {
+    // The overload manager's stop_accepting_requests: answered before routing, as Envoy's connection manager does.
+    if (env.overload?.stopAcceptingRequests) {
+      env.stats.downstreamRqOverloadClose.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
+      req.resume();
+      return stream.reply(localReplies.overloaded());
+    }
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
     const vh = config ? selectVirtualHost(config, authority) : undefined;
     const route = vh

@@ -18,6 +18,12 @@ const ENVOY_NAMES: Record<string, string> = {
   envoy_cluster_upstream_rq: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code}',
   envoy_cluster_upstream_rq_xx: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code_class}xx',
   envoy_wasm_filter_failures: 'wasm.{filter}.failures',
+  envoy_overload_fixed_heap_pressure: 'overload.envoy.resource_monitors.fixed_heap.pressure',
+  envoy_overload_global_downstream_max_connections_pressure: 'overload.envoy.resource_monitors.global_downstream_max_connections.pressure',
+  envoy_overload_stop_accepting_requests_active: 'overload.envoy.overload_actions.stop_accepting_requests.active',
+  envoy_overload_stop_accepting_requests_scale_percent: 'overload.envoy.overload_actions.stop_accepting_requests.scale_percent',
+  envoy_overload_disable_http_keepalive_active: 'overload.envoy.overload_actions.disable_http_keepalive.active',
+  envoy_overload_disable_http_keepalive_scale_percent: 'overload.envoy.overload_actions.disable_http_keepalive.scale_percent',
 };
 
 const ENVOY_SCOPES: [prefix: string, scope: string][] = [
@@ -28,6 +34,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_http_', 'http.{envoy_http_conn_manager_prefix}.'],
   ['envoy_tracing_opentelemetry_', 'tracing.opentelemetry.'],
   ['envoy_listener_manager_', 'listener_manager.'],
+  ['envoy_listener_', 'listener.{envoy_listener_address}.'],
   ['envoy_control_plane_', 'control_plane.'],
   ['envoy_server_', 'server.'],
 ];
@@ -74,6 +81,16 @@ export interface HcmSeries {
   cxActive: CounterSeries;
 }
 
+/** The overload manager's gauges (sidecar/overload.ts), under Envoy's overload.* names. */
+export interface OverloadStats {
+  heapPressure: Gauge<never>;
+  connectionsPressure: Gauge<never>;
+  stopRequestsActive: Gauge<never>;
+  stopRequestsScale: Gauge<never>;
+  keepaliveActive: Gauge<never>;
+  keepaliveScale: Gauge<never>;
+}
+
 /** One cluster's per-request series, looked up once per cluster. */
 export interface ClusterSeries {
   rq: CounterSeries;
@@ -98,6 +115,8 @@ export class SidecarStats {
   readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit: 500, or reset once the headers were out', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqMaxDurationReached = this.#counter('envoy_http_downstream_rq_max_duration_reached', 'Streams ended by max_stream_duration or their grpc-timeout', ['envoy_http_conn_manager_prefix']);
   readonly noRoute = this.#counter('envoy_http_no_route', 'Requests with no matching route', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqOverloadClose = this.#counter('envoy_http_downstream_rq_overload_close', 'Requests answered 503 by the overload manager (stop_accepting_requests)', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamGlobalCxOverflow = this.#counter('envoy_listener_downstream_global_cx_overflow', 'Connections closed at accept: over --max-downstream-connections', ['envoy_listener_address']);
 
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);
   readonly upstreamRqCode = this.#counter('envoy_cluster_upstream_rq', 'Upstream responses by code', ['envoy_cluster_name', 'envoy_response_code']);
@@ -241,6 +260,19 @@ export class SidecarStats {
     code.value++;
     const cls = Math.floor(status / 100);
     if (cls >= 1 && cls <= 5) s.rqXx[cls]!.value++;
+  }
+
+  #overload: OverloadStats | undefined;
+  /** The overload manager's gauges, registered only when it runs (as Envoy has them only when configured). */
+  overload(): OverloadStats {
+    return (this.#overload ??= {
+      heapPressure: this.#gauge('envoy_overload_fixed_heap_pressure', 'Heap in use as a percent of --max-heap-mb', []),
+      connectionsPressure: this.#gauge('envoy_overload_global_downstream_max_connections_pressure', 'Downstream connections as a percent of --max-downstream-connections', []),
+      stopRequestsActive: this.#gauge('envoy_overload_stop_accepting_requests_active', '1 while new requests are answered 503 (heap over 98%)', []),
+      stopRequestsScale: this.#gauge('envoy_overload_stop_accepting_requests_scale_percent', 'stop_accepting_requests applied, percent', []),
+      keepaliveActive: this.#gauge('envoy_overload_disable_http_keepalive_active', '1 while connections are closed after their response (heap over 95%)', []),
+      keepaliveScale: this.#gauge('envoy_overload_disable_http_keepalive_scale_percent', 'disable_http_keepalive applied, percent', []),
+    });
   }
 
   #counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {

@@ -22,6 +22,14 @@ function seconds(flag: string): (value: string) => number {
   };
 }
 
+/** A commander parser for a flag that takes a whole number, 1 or more; the error names the flag. */
+function positive(flag: string): (value: string) => number {
+  return (value) => {
+    if (!/^[1-9]\d*$/.test(value)) throw new CliError(`error: ${flag} must be a whole number, 1 or more (got "${value}")`, 2);
+    return Number(value);
+  };
+}
+
 /** Loads a module by a computed specifier, so commands whose implementation lives elsewhere load only when run. */
 async function lazy<T>(specifier: string, exportName: string): Promise<T> {
   const mod = (await import(new URL(specifier, import.meta.url).href)) as Record<string, unknown>;
@@ -99,6 +107,8 @@ export function buildProgram(): Command {
     .option('-l, --log-level <level>', 'every logger\'s level: trace, debug, info, warning, error, critical, off (as Envoy; change it later with POST /logging on the admin port)', 'info')
     .option('--component-log-level <name:level,...>', 'per-logger levels on top of --log-level, as Envoy: wasm (filters\' proxy_log), config (xDS: NACKs at warning, every update at debug)')
     .option('--profile-path <dir>', 'where POST /cpuprofiler and /heapprofiler on the admin port write their profiles (default: the system temp dir)')
+    .option('--max-heap-mb <mib>', "Envoy's overload manager on the heap: at 95% of this, connections close after their response; at 98%, new requests get 503 'envoy overloaded' (default: off)", positive('--max-heap-mb'))
+    .option('--max-downstream-connections <n>', "Envoy's global_downstream_max_connections: connections over this many, across the listeners, are closed at accept (default: no limit)", positive('--max-downstream-connections'))
     .action(async ({ terminationDrainS, ...opts }: Record<string, unknown> & { terminationDrainS: number }) => {
       type Running = { close(): Promise<void>; quit: Promise<void>; drainBeforeExit(maxMs: number): Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');

@@ -396,6 +396,12 @@ test('/healthcheck/fail: DRAINING and /ready 503, every connection (HTTP/1 and H
   await servedThenClosed(before, 'hcfail');
   // Not a drain: the listener still accepts, and serves each new connection once.
   await servedThenClosed(await connect(inbound), 'hcfail');
+  // ... also when the first request is answered at once, by the sidecar itself (no such service: 404)
+  const unrouted = await connect(sc.outboundPort);
+  const noRoute = await exchange(unrouted, 'nowhere');
+  assert.equal(noRoute.status, 404);
+  assert.match(noRoute.head, /\r\nconnection: close/);
+  await closed(unrouted);
   assert.equal(await metric(sc.adminPort, 'envoy_listener_manager_total_listeners_draining'), 0, 'no listener is draining');
 
   assert.deepEqual(await admin(sc.adminPort, '/healthcheck/ok', 'POST'), { status: 200, body: 'OK\n' });
