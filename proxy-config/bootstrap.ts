@@ -72,6 +72,8 @@ function prometheusListener(o: ResolvedBootstrapOptions): Json {
   return {
     name: 'weft_prometheus',
     address: address(o.bindAddress, o.prometheusPort),
+    // scrapes and readiness probes get in when the overload manager caps connections
+    ...(o.maxDownstreamConnections !== undefined ? { ignore_global_conn_limit: true } : {}),
     filter_chains: [{
       filters: [{
         name: 'envoy.filters.network.http_connection_manager',
@@ -89,6 +91,34 @@ function prometheusListener(o: ResolvedBootstrapOptions): Json {
   };
 }
 
+/**
+ * Envoy's overload manager, as the weft sidecar runs it with the same flags
+ * (sidecar/overload.ts): fixed_heap turns keep-alive off at 95% and refuses
+ * new requests at 98% (Envoy's edge best practices' thresholds);
+ * global_downstream_max_connections caps the listeners' connections (the
+ * Prometheus listener opts out, so scrapes still get in).
+ */
+function overloadManager(o: ResolvedBootstrapOptions): Json | undefined {
+  if (o.maxHeapMb === undefined && o.maxDownstreamConnections === undefined) return undefined;
+  const monitors: Json[] = [];
+  const actions: Json[] = [];
+  if (o.maxHeapMb !== undefined) {
+    const heap = 'envoy.resource_monitors.fixed_heap';
+    monitors.push({ name: heap, typed_config: { '@type': 'type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig', max_heap_size_bytes: String(o.maxHeapMb * 1024 * 1024) } });
+    actions.push(
+      { name: 'envoy.overload_actions.disable_http_keepalive', triggers: [{ name: heap, threshold: { value: 0.95 } }] },
+      { name: 'envoy.overload_actions.stop_accepting_requests', triggers: [{ name: heap, threshold: { value: 0.98 } }] },
+    );
+  }
+  if (o.maxDownstreamConnections !== undefined) {
+    monitors.push({
+      name: 'envoy.resource_monitors.global_downstream_max_connections',
+      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig', max_active_downstream_connections: String(o.maxDownstreamConnections) },
+    });
+  }
+  return { refresh_interval: '0.250s', resource_monitors: monitors, ...(actions.length > 0 ? { actions } : {}) };
+}
+
 /** The bootstrap as Envoy proto3 JSON, from already-resolved options. Pure. */
 export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
   const ads = { ads: {}, resource_api_version: 'V3' };
@@ -102,6 +132,7 @@ export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
     listeners.push(prometheusListener(o));
   }
   if (o.otelCollector) clusters.push(singleHostCluster(OTEL_CLUSTER_NAME, o.otelCollector, true));
+  const overload = overloadManager(o);
   return {
     node: { id: o.nodeId, cluster: o.service, metadata: nodeMetadata(o) },
     dynamic_resources: {
@@ -116,6 +147,7 @@ export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
     },
     static_resources: { listeners, clusters },
     admin: { address: address('127.0.0.1', o.adminPort) },
+    ...(overload ? { overload_manager: overload } : {}),
     // Envoy's default tag extraction (cluster, listener, response code...) becomes Prometheus labels.
     stats_config: { use_all_default_tags: true },
   };

@@ -13,6 +13,12 @@ function port(value: string): number {
   return n;
 }
 
+/** Any whole number: resolveBootstrapOptions says, naming the option, when it is out of range. */
+function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value)) throw new CliError(`error: expected a whole number (got "${value}")`, 2);
+  return Number(value);
+}
+
 function hostPort(value: string): HostPort {
   const m = /^(.+):(\d+)$/.exec(value);
   if (!m) throw new CliError(`error: expected HOST:PORT (got "${value}")`, 2);
@@ -36,6 +42,8 @@ interface Flags {
   adminPort: number;
   prometheusPort: number;
   otelCollector?: HostPort;
+  maxHeapMb?: number;
+  maxDownstreamConnections?: number;
   output: 'yaml' | 'json';
 }
 
@@ -55,6 +63,8 @@ export function toBootstrapOptions(f: Flags): BootstrapOptions {
     adminPort: f.adminPort,
     prometheusPort: f.prometheusPort,
     otelCollector: f.otelCollector,
+    maxHeapMb: f.maxHeapMb,
+    maxDownstreamConnections: f.maxDownstreamConnections,
   };
 }
 
@@ -77,6 +87,8 @@ export function bootstrapCommand(): Command {
     .option('--admin-port <port>', 'admin port (bound to 127.0.0.1)', port, 15000)
     .option('--prometheus-port <port>', 'listener serving /stats/prometheus and /ready off loopback (0 = none)', port, 15090)
     .option('--otel-collector <host:port>', 'OTLP/gRPC collector for the OpenTelemetry tracer (cluster weft_otel)', hostPort)
+    .option('--max-heap-mb <mib>', "the overload manager's fixed_heap monitor: keep-alive off at 95%, new requests refused (503) at 98% (default: none)", wholeNumber)
+    .option('--max-downstream-connections <n>', "the overload manager's global_downstream_max_connections (default: none)", wholeNumber)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
     .action(async (flags: Flags) => {
       const { generateBootstrap } = await import('./bootstrap.ts');

@@ -41,10 +41,14 @@ export interface BootstrapOptions {
   prometheusPort?: number;
   /** OTLP/gRPC collector the OpenTelemetry tracer reports to (cluster weft_otel). */
   otelCollector?: HostPort;
+  /** The overload manager's fixed_heap monitor, MiB (weft sidecar --max-heap-mb); none when absent. */
+  maxHeapMb?: number;
+  /** The overload manager's global_downstream_max_connections (weft sidecar --max-downstream-connections). */
+  maxDownstreamConnections?: number;
 }
 
-export type ResolvedBootstrapOptions = Required<Omit<BootstrapOptions, 'token' | 'appPort' | 'otelCollector'>> &
-  Pick<BootstrapOptions, 'token' | 'appPort' | 'otelCollector'>;
+type Optional = 'token' | 'appPort' | 'otelCollector' | 'maxHeapMb' | 'maxDownstreamConnections';
+export type ResolvedBootstrapOptions = Required<Omit<BootstrapOptions, Optional>> & Pick<BootstrapOptions, Optional>;
 
 // DNS-1123 labels: the same names the model accepts for services and namespaces.
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -84,6 +88,10 @@ export function resolveBootstrapOptions(opts: BootstrapOptions): { ok: true; val
   checkPort(errors, 'appPort', opts.appPort);
   checkPort(errors, 'adminPort', opts.adminPort);
   checkPort(errors, 'prometheusPort', opts.prometheusPort, true);
+  for (const key of ['maxHeapMb', 'maxDownstreamConnections'] as const) {
+    const n = opts[key];
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1)) errors.push({ path: key, message: `must be a whole number, 1 or more, got ${n}` });
+  }
 
   const value: ResolvedBootstrapOptions = {
     service: opts.service,
@@ -100,6 +108,8 @@ export function resolveBootstrapOptions(opts: BootstrapOptions): { ok: true; val
     adminPort: opts.adminPort ?? DEFAULT_PORTS.admin,
     prometheusPort: opts.prometheusPort ?? DEFAULT_PORTS.prometheus,
     otelCollector: opts.otelCollector,
+    maxHeapMb: opts.maxHeapMb,
+    maxDownstreamConnections: opts.maxDownstreamConnections,
   };
   // One network namespace: two listeners on one port would fail at Envoy start.
   const ports: [string, number][] = [

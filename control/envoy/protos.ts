@@ -39,6 +39,9 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/service/runtime/v3/rtds.proto',
   'envoy/service/secret/v3/sds.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
+  // the overload manager's resource monitors (weft bootstrap --max-heap-mb, --max-downstream-connections)
+  'envoy/extensions/resource_monitors/fixed_heap/v3/fixed_heap.proto',
+  'envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto',
   // network and listener filters
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',

@@ -29,6 +29,7 @@ const VARIANTS: [string, BootstrapOptions][] = [
   ['compose (DNS names, token, tracing)', { service: 'orders', xds: { host: 'control', port: 18000 }, token: 'join-123', appPort: 8081, otelCollector: { host: 'jaeger', port: 4317 } }],
   ['loopback IPs, no Prometheus listener', { service: 'web', namespace: 'shop', nodeId: 'web-1', xds: { host: '127.0.0.1', port: 18000 }, api: { host: '127.0.0.1', port: 9090 }, prometheusPort: 0, adminPort: 19000 }],
   ['IPv6 control plane', { service: 'inventory', xds: { host: '::1', port: 18000 }, inboundPort: 16006, outboundPort: 16001 }],
+  ['overload manager (heap and connections)', { service: 'edge', xds: { host: 'control', port: 18000 }, maxHeapMb: 512, maxDownstreamConnections: 1000 }],
 ];
 
 for (const [name, opts] of VARIANTS) {
@@ -101,9 +102,31 @@ test("the wasm fetch cluster is the control plane's wasmClusterName", () => {
 });
 
 test('bad options: every error, each naming its option', () => {
-  const result = generateBootstrap({ service: 'Orders', namespace: 'a_b', xds: { host: 'bad host', port: 0 }, inboundPort: 15000, token: '', otelCollector: { host: 'x', port: 99999 } });
+  const result = generateBootstrap({ service: 'Orders', namespace: 'a_b', xds: { host: 'bad host', port: 0 }, inboundPort: 15000, token: '', otelCollector: { host: 'x', port: 99999 }, maxHeapMb: 0, maxDownstreamConnections: 2.5 });
   assert.ok(!result.ok);
-  assert.deepEqual(result.errors.map((e) => e.path).sort(), ['adminPort', 'namespace', 'otelCollector.port', 'service', 'token', 'xds.host', 'xds.port']);
+  assert.deepEqual(result.errors.map((e) => e.path).sort(), ['adminPort', 'maxDownstreamConnections', 'maxHeapMb', 'namespace', 'otelCollector.port', 'service', 'token', 'xds.host', 'xds.port']);
+});
+
+test("--max-heap-mb and --max-downstream-connections: Envoy's overload manager with the weft sidecar's thresholds; scrapes stay outside the cap", () => {
+  const none = ok(VARIANTS[0]![1]);
+  assert.equal(none.overload_manager, undefined, 'off unless asked for, as in Envoy');
+  const b = ok({ service: 'edge', xds: { host: 'control', port: 18000 }, maxHeapMb: 512, maxDownstreamConnections: 1000 }) as any;
+  const om = b.overload_manager;
+  assert.deepEqual(om.resource_monitors.map((m: any) => [m.name, m.typed_config.max_heap_size_bytes ?? m.typed_config.max_active_downstream_connections]), [
+    ['envoy.resource_monitors.fixed_heap', String(512 * 1024 * 1024)],
+    ['envoy.resource_monitors.global_downstream_max_connections', '1000'],
+  ]);
+  assert.deepEqual(om.actions.map((a: any) => [a.name, a.triggers[0].name, a.triggers[0].threshold.value]), [
+    ['envoy.overload_actions.disable_http_keepalive', 'envoy.resource_monitors.fixed_heap', 0.95],
+    ['envoy.overload_actions.stop_accepting_requests', 'envoy.resource_monitors.fixed_heap', 0.98],
+  ]);
+  assert.equal(b.static_resources.listeners[0].ignore_global_conn_limit, true, 'the Prometheus listener opts out of the connection cap');
+  const heapOnly = ok({ service: 'edge', xds: { host: 'control', port: 18000 }, maxHeapMb: 64 }) as any;
+  assert.equal(heapOnly.static_resources.listeners[0].ignore_global_conn_limit, undefined);
+  // Envoy's PGV rules are what refuse a zero limit if it ever got this far
+  const zero = structuredClone(b);
+  zero.overload_manager.resource_monitors[0].typed_config.max_heap_size_bytes = '0';
+  assert.ok(validateMessage(BOOTSTRAP_TYPE, zero).some((e) => e.path.includes('max_heap_size_bytes')), JSON.stringify(validateMessage(BOOTSTRAP_TYPE, zero)));
 });
 
 test('weft bootstrap prints it (yaml and json); bad flags exit 2 naming the option', async () => {
