@@ -55,6 +55,8 @@ export interface RunningMesh {
   dataDir: string;
   workloads: { name: string; appPort: number; inboundPort: number; outboundPort: number; adminPort: number }[];
   stop(): Promise<void>;
+  /** SIGKILL every process still running, now (a second Ctrl-C). */
+  kill(): void;
 }
 
 class Children {
@@ -69,6 +71,11 @@ class Children {
     child.stderr!.pipe(log);
     this.#procs.push({ name, child });
     return child;
+  }
+
+  /** SIGKILL to every child still running; synchronous, so it also works from an 'exit' handler. */
+  killAll(): void {
+    for (const { child } of this.#procs) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 
   async stopAll(): Promise<void> {
@@ -142,8 +149,12 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
   const logDir = join(dataDir, 'logs');
   await mkdir(logDir, { recursive: true });
   const children = new Children(logDir);
+  // However this process ends (a crash, process.exit, a second Ctrl-C), nothing it started outlives it.
+  const orphanGuard = () => children.killAll();
+  process.once('exit', orphanGuard);
   const stop = async () => {
     await children.stopAll();
+    process.off('exit', orphanGuard);
     if (tempDir) await rm(dataDir, { recursive: true, force: true });
   };
   try {
@@ -193,7 +204,7 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
       log(`${name}: app 127.0.0.1:${appPort}, sidecar inbound :${inboundPort} outbound :${outboundPort} admin :${adminPort}`);
     }
     const frontend = workloads.find((w) => w.name.startsWith('frontend'))!;
-    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop };
+    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop, kill: () => children.killAll() };
   } catch (err) {
     await stop();
     throw err;
@@ -222,14 +233,22 @@ export async function runUp(opts: { otelCollector?: string } = {}): Promise<void
   console.log(`  curl -X POST 'http://127.0.0.1:${frontend.adminPort}/logging?config=debug'  # log each xDS update it takes (logs/${frontend.name}-sidecar.log); ?wasm=debug for filters`);
   console.log('Ctrl-C stops everything.');
   await new Promise<void>((done) => {
+    let stopping = false;
     const stop = (signal: string) => {
-      console.log(`\n${signal}: stopping every process weft up started`);
+      if (stopping) {
+        // Ctrl-C pressed again while the clean stop runs: no more waiting, but nothing left behind either.
+        console.log(`${signal} again: killing every process weft up started`);
+        mesh.kill();
+        process.exit(130);
+      }
+      stopping = true;
+      console.log(`\n${signal}: stopping every process weft up started (again to kill them at once)`);
       mesh.stop().then(done, (e: Error) => {
         console.error(e.message);
         done();
       });
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
 }
