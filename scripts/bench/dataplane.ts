@@ -44,6 +44,17 @@ function need(cmd: string): void {
 }
 
 const children: ChildProcess[] = [];
+// Stopped by a signal mid-run (Ctrl-C, pkill, a CI timeout): no sidecar, app or nginx outlives the bench.
+// (BENCH_HOLD waits for the signal itself and closes everything in order.)
+let holding = false;
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (!holding) process.exit(130);
+  });
+}
 function start(args: string[], env: Record<string, string> = {}): ChildProcess {
   // BENCH_STDOUT_DIR=dir keeps each child's stdout (ready lines, wasm logs, --trace-gc) in dir/<pid>.log.
   const out = process.env.BENCH_STDOUT_DIR ? openSync(join(process.env.BENCH_STDOUT_DIR, `${children.length}.log`), 'w') : 'ignore';
@@ -238,6 +249,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
 `,
   );
   const nginx = spawn('nginx', ['-p', nginxDir, '-c', join(nginxDir, 'nginx.conf')], { stdio: 'ignore' });
+  children.push(nginx);
   await until(async () => (await fetch(`http://127.0.0.1:${nginxPort}/`)).ok, 'nginx');
 
   // Warm up every path (JIT, wasm tier-up, pools) before measuring, at the measured concurrency: after
@@ -258,6 +270,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     // BENCH_HOLD=1 leaves the mesh up for wrk, pace, strace or perf by hand; Ctrl-C ends it.
     for (const [n, u, h, p] of scenarios) console.log(`${n}: wrk -H 'Host: ${h}' ${u} | ${PACE_BIN} -r ${PACE_RATE} -c 10 -d ${PACE_SECONDS} -H ${h} ${new URL(u).port}${p.length ? `  (proxy pids ${p.join(' ')})` : ''}`);
     // SIGINT or SIGTERM (pkill) both end it through main's finally, which stops the app and sidecars too.
+    holding = true;
     await new Promise<void>((r) => {
       process.once('SIGINT', () => r());
       process.once('SIGTERM', () => r());
