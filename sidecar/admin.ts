@@ -14,6 +14,7 @@ import { clustersJson, clustersText } from './admin-clusters.ts';
 import { collectStats, statsJson, statsText, type StatKind } from './admin-stats.ts';
 import type { DataPlane } from './dataplane.ts';
 import type { SeriesFilter } from './metrics.ts';
+import { MAX_TAP_SESSIONS, parseTapQuery } from './tap.ts';
 
 /** As Envoy's version string names its build: weft's package version, then the runtime. */
 const VERSION = `weft-sidecar/${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}/node-${process.version}`;
@@ -49,6 +50,7 @@ const HELP: [string, string][] = [
   ['/reset_counters', 'reset all counters to zero'],
   ['/server_info', 'print server version/status information'],
   ['/stats', 'print server stats'],
+  ['/tap', "the weft sidecar's live requests (GET; not Envoy's POST /tap): one JSON line per completed request, headers included, credentials redacted (?listener= ?method= ?authority= ?path_prefix= ?status=503|5xx ?max=N)"],
   ['/stats/prometheus', 'print server stats in prometheus format (?filter=REGEX on the Envoy stat name; ?usedonly: only stats written at least once)'],
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
@@ -184,6 +186,24 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         if (bad) return send(400, bad);
         const filter = statsFilter(url.searchParams);
         return typeof filter === 'string' ? send(400, filter) : prometheus(filter);
+      }
+      case '/tap': {
+        if (req.method !== 'GET') return send(405, 'GET /tap streams requests (Envoy\'s POST /tap needs the tap filter, which the sidecar does not run)\n');
+        const query = parseTapQuery(url.searchParams);
+        if (typeof query === 'string') return send(400, query);
+        const sink = {
+          get buffered() {
+            return res.writableLength;
+          },
+          write: (line: string) => void res.write(line),
+          end: () => res.end(),
+        };
+        const close = dp.tap.open(query, sink);
+        if (!close) return send(503, `tap: ${MAX_TAP_SESSIONS} sessions are open already\n`);
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        res.flushHeaders();
+        res.once('close', close);
+        return;
       }
       case '/config_dump': {
         // Envoy's ConfigDump, so tools that read Envoy's read this: ?include_eds adds the endpoints, ?resource=

@@ -17,6 +17,7 @@ import type { SeriesFilter } from './metrics.ts';
 import { Tracer, type Collector } from './tracing.ts';
 import { Loggers } from './logging.ts';
 import { OverloadManager, type OverloadOptions } from './overload.ts';
+import { Tap } from './tap.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
 import type { LogEntry, WasmPlugin } from './wasm/index.ts';
 
@@ -87,6 +88,8 @@ export class DataPlane {
   readonly loggers: Loggers;
   /** Envoy's overload manager, when configured. */
   readonly overload: OverloadManager | undefined;
+  /** Admin GET /tap: live requests. */
+  readonly tap = new Tap();
 
   constructor(
     stats: SidecarStats,
@@ -143,6 +146,7 @@ export class DataPlane {
       tls: this.tls,
       nodeId: options.node?.id ?? '',
       tracer: (config) => this.#tracer(config),
+      tap: this.tap,
     };
     this.listeners = new ListenerManager(env);
     if (options.overload && (options.overload.maxHeapBytes !== undefined || options.overload.maxDownstreamConnections !== undefined)) {

@@ -24,6 +24,7 @@ import type { HcmSeries, SidecarStats } from './stats.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
 import type { OverloadManager } from './overload.ts';
+import type { Tap } from './tap.ts';
 import type { BodySink, HeaderPairs, UpstreamResponse } from './upstream.ts';
 import { BodyTooLarge, UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
@@ -63,6 +64,8 @@ export interface ProxyEnv {
   tracer?: (config: TracingConfig) => Tracer | undefined;
   /** Envoy's overload manager (weft sidecar --max-heap-mb, --max-downstream-connections); absent when not configured. */
   overload?: OverloadManager;
+  /** Admin GET /tap's sessions (sidecar/tap.ts). */
+  tap?: Tap;
 }
 
 type Req = H1Request | Http2ServerRequest;
@@ -274,6 +277,7 @@ function serverHeader(stream: Stream, headers: HeaderPairs): void {
 
 function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
   serverHeader(stream, headers);
+  if (stream.tapRequest) stream.tapResponse = [[':status', String(status)], ...headers];
   const res = stream.res;
   if ((res as Http2ServerResponse).stream !== undefined) (res as Http2ServerResponse).writeHead(status, objectFromPairs(headers));
   else (res as H1Response).writeHead(status, flatFromPairs(headers));
@@ -347,6 +351,9 @@ class Stream {
   upgraded: ((flag: string) => void) | undefined;
   /** The connection manager's span when it traces (sidecar/tracing.ts): finished and exported with the access log. */
   span: Span | undefined;
+  /** While admin /tap is open: the request's headers as they came, and the response's as sent. */
+  tapRequest: readonly string[] | undefined;
+  tapResponse: HeaderPairs | undefined;
   #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
   #durationTimer: NodeJS.Timeout | undefined;
@@ -431,10 +438,9 @@ class Stream {
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
     this.hs.rqTime.observe(log.duration_ms);
-    if (this.env.accessLog) {
-      log.start_time = new Date(this.started).toISOString();
-      this.env.accessLog(log);
-    }
+    if (this.env.accessLog || this.tapRequest) log.start_time = new Date(this.started).toISOString();
+    if (this.env.accessLog) this.env.accessLog(log);
+    if (this.tapRequest) this.env.tap!.emit(log, this.tapRequest, this.tapResponse);
     if (this.span) finishSpan(this.span, this.hcm.tracing!, log);
     this.filters?.complete();
   }
@@ -540,6 +546,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   };
   const downstream = new Downstream();
   const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
+  if (env.tap?.active) stream.tapRequest = req.rawHeaders;
   res.on('close', () => {
     // Closed before the response was ended: the client left.
     if (responseEnded(res)) return;

@@ -1,7 +1,8 @@
 // Operator auth for /api/v1: a bearer token identifies an operator (its name
 // goes into every revision's actor and the audit log); its role decides
-// whether it may write. Reads are open to viewers; everything else needs
-// admin unless the route declares itself read-only (diff, dry-run apply).
+// whether it may write. Reads are open to viewers (unless the route says
+// adminOnly: a proxy's live requests); everything else needs admin unless the
+// route declares itself read-only (diff, dry-run apply).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from './errors.ts';
 import type { TokenInfo, TokenStore } from './tokens.ts';
@@ -14,6 +15,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** A non-GET route that changes nothing (viewers may call it). */
     readOnly?: boolean;
+    /** A GET that shows what viewers may not see (live request data: tap): admin only. */
+    adminOnly?: boolean;
   }
 }
 
@@ -33,7 +36,8 @@ export function installAuth(app: FastifyInstance, tokens: TokenStore): void {
     const operator = tokens.authenticate(token);
     if (!operator) throw new ApiError('UNAUTHENTICATED', 'unknown or revoked token');
     request.operator = operator;
-    const readOnly = READ_METHODS.has(request.method) || request.routeOptions.config?.readOnly === true;
+    const config = request.routeOptions.config;
+    const readOnly = (READ_METHODS.has(request.method) && config?.adminOnly !== true) || config?.readOnly === true;
     if (!readOnly && operator.role !== 'admin') {
       throw new ApiError('FORBIDDEN', `token "${operator.name}" has role ${operator.role}; this request needs role admin`);
     }

@@ -41,6 +41,16 @@ export function resolveToken(opts: ConnectionOptions): string | undefined {
   return undefined;
 }
 
+/** A response body: JSON when it is, else the text (undefined when empty). */
+function parseBody(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 export class ApiClient {
   readonly base: string;
   private readonly token: string | undefined;
@@ -65,31 +75,46 @@ export class ApiClient {
       headers['content-type'] = body.contentType;
       payload = body.text;
     }
-    let res: Response;
+    const res = await this.#fetch(path, { method, headers, body: payload });
+    const parsed = parseBody(await res.text());
+    if (!res.ok) throw apiFailure(res.status, parsed, this.token !== undefined);
+    return parsed as T;
+  }
+
+  async #fetch(path: string, init: RequestInit): Promise<Response> {
     try {
-      res = await fetch(`${this.base}${path}`, { method, headers, body: payload });
+      return await fetch(`${this.base}${path}`, init);
     } catch (err) {
+      if (init.signal?.aborted) throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new CliError(
         `error: cannot reach the weft API at ${this.base} (${cause?.code ?? cause?.message ?? (err as Error).message}); ` +
           'is `weft control` running? Set WEFT_API to its address.',
       );
     }
-    const text = await res.text();
-    let parsed: unknown = undefined;
-    if (text) {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = text;
-      }
-    }
-    if (!res.ok) throw apiFailure(res.status, parsed, this.token !== undefined);
-    return parsed as T;
   }
 
   get<T = unknown>(path: string): Promise<T> {
     return this.request<T>('GET', path);
+  }
+
+  /** GET of a streamed response (JSON lines): each line as it arrives; errors as request() reports them. */
+  async *lines(path: string, signal?: AbortSignal): AsyncGenerator<string> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const res = await this.#fetch(path, { headers, signal });
+    if (!res.ok) throw apiFailure(res.status, parseBody(await res.text()), this.token !== undefined);
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        yield buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+      }
+    }
+    if (buf) yield buf;
   }
 }
 

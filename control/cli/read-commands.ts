@@ -104,6 +104,35 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
     });
 
   program
+    .command('tap')
+    .description("the requests going through a proxy now, one line each as they complete (a weft sidecar's live tap; credentials redacted); admin token")
+    .argument('<proxy>', 'proxy id (see weft proxy-status)')
+    .option('--listener <name>', 'inbound or outbound')
+    .option('--method <method>', 'only this method')
+    .option('--authority <host>', 'only requests for this authority (the service called, on outbound)')
+    .option('--path-prefix <prefix>', 'only paths starting with this')
+    .option('--status <code>', 'only this status (503) or class (5xx)')
+    .option('--max <n>', 'stop after n requests')
+    .option('-o, --output <format>', 'text, or json (one JSON object per line, headers included)', 'text')
+    .action(async (proxy: string, opts: { listener?: string; method?: string; authority?: string; pathPrefix?: string; status?: string; max?: string; output: string }) => {
+      if (opts.output !== 'text' && opts.output !== 'json') throw new CliError(`error: --output must be text or json (got "${opts.output}")`, 2);
+      const query = new URLSearchParams();
+      for (const [flag, param] of [['listener', 'listener'], ['method', 'method'], ['authority', 'authority'], ['pathPrefix', 'path_prefix'], ['status', 'status'], ['max', 'max']] as const) {
+        if (opts[flag] !== undefined) query.set(param, opts[flag]!);
+      }
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      try {
+        for await (const line of new ApiClient(conn()).lines(`/api/v1/proxies/${encodeURIComponent(proxy)}/tap?${query}`, abort.signal)) {
+          if (line === '') continue;
+          console.log(opts.output === 'json' ? line : tapLine(JSON.parse(line) as TapLine));
+        }
+      } catch (err) {
+        if (!abort.signal.aborted) throw err; // Ctrl-C ends a tap: not an error
+      }
+    });
+
+  program
     .command('proxy-config')
     .description("a proxy's current resources, as Envoy JSON")
     .argument('<proxy>', 'proxy id (see weft proxy-status)')
@@ -197,3 +226,21 @@ export function formatSync(sync: ProxySync): string[] {
   return out;
 }
 
+interface TapLine {
+  start_time: string;
+  listener: string;
+  method: string;
+  authority: string;
+  path: string;
+  response_code: number;
+  response_flags: string;
+  duration_ms: number;
+  upstream_host: string;
+  dropped_before?: number;
+}
+
+/** `weft tap`: one line per request, as an access log reads. */
+export function tapLine(e: TapLine): string {
+  const dropped = e.dropped_before ? ` (${e.dropped_before} not shown: the reader fell behind)` : '';
+  return `${e.start_time} ${e.listener} ${e.method} ${e.authority}${e.path} -> ${e.response_code} ${e.response_flags} ${e.duration_ms} ms${e.upstream_host ? ` ${e.upstream_host}` : ''}${dropped}`;
+}

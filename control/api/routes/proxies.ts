@@ -1,6 +1,7 @@
 // Connected proxies: status (SYNCED / STALE / NACKED with the message /
 // DISCONNECTED), versions per type, the resources each was sent, and whether
 // what a proxy runs (its own config dump) is what the control plane means.
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ApiError, notFound, validationFailed } from '../errors.ts';
@@ -9,6 +10,18 @@ import { compareConfig, ConfigDumpError, parseConfigDump, type ProxySync } from 
 import { proxyAdminUrl } from '../sidecar-stats.ts';
 
 const tags = ['Proxy'];
+// What the proxy's GET /tap takes, checked here first so a bad value is a 400 naming it.
+const TapQuery = Type.Object(
+  {
+    listener: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    method: Type.Optional(Type.String({ pattern: '^[A-Za-z]{1,16}$', errorMessage: 'must be an HTTP method' })),
+    authority: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    path_prefix: Type.Optional(Type.String({ pattern: '^/', maxLength: 2048, errorMessage: 'must start with "/"' })),
+    status: Type.Optional(Type.String({ pattern: '^[1-5]([0-9]{2}|xx)$', errorMessage: 'must be a code (503) or a class (5xx)' })),
+    max: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,6}$', errorMessage: 'must be a whole number, 1 or more' })),
+  },
+  { additionalProperties: false },
+);
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 512 }) });
 const ConfigQuery = Type.Object(
   {
@@ -43,6 +56,16 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     },
   );
 
+  /** A connected proxy's admin endpoint, or the error that says why there is none. */
+  function adminUrl(id: string, path: string, disconnected: string, hint = ''): string {
+    const view = deps.proxies.get(id);
+    const ref = deps.proxies.ref(id);
+    if (!view || !ref) throw notFound(`proxy ${id}`);
+    if (view.status === 'DISCONNECTED') throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} is disconnected: ${disconnected}`);
+    if (ref.adminPort === undefined) throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} declared no admin port (node.metadata.WEFT_ADMIN_PORT)${hint}`);
+    return proxyAdminUrl(ref.adminPort, path);
+  }
+
   /** The comparison for a known proxy against a dump; `source` says where the dump came from. */
   function compare(id: string, dump: unknown, source: string, badDump: (err: ConfigDumpError) => ApiError): ProxySync {
     const ref = deps.proxies.ref(id);
@@ -70,17 +93,7 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     },
     async (request): Promise<ProxySync> => {
       const { id } = request.params;
-      const view = deps.proxies.get(id);
-      const ref = deps.proxies.ref(id);
-      if (!view || !ref) throw notFound(`proxy ${id}`);
-      if (view.status === 'DISCONNECTED') throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} is disconnected: there is no running config to compare`);
-      if (ref.adminPort === undefined) {
-        throw new ApiError(
-          'PROXY_UNREACHABLE',
-          `proxy ${id} declared no admin port (node.metadata.WEFT_ADMIN_PORT), so its running config cannot be read; POST its /config_dump?include_eds here instead`,
-        );
-      }
-      const source = proxyAdminUrl(ref.adminPort, '/config_dump?include_eds');
+      const source = adminUrl(id, '/config_dump?include_eds', 'there is no running config to compare', '; POST its /config_dump?include_eds here instead');
       let dump: unknown;
       try {
         const res = await fetch(source, { signal: AbortSignal.timeout(5000) });
@@ -110,6 +123,42 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       const { id } = request.params;
       if (!deps.proxies.get(id)) throw notFound(`proxy ${id}`);
       return compare(id, request.body, 'request body', (err) => validationFailed([{ path: err.path, message: err.reason }], 'config dump'));
+    },
+  );
+
+  // Live requests through a proxy (its admin GET /tap, weft sidecars only), streamed as JSON lines until
+  // `max` arrived or the client goes away. Admin only: it shows request paths and headers.
+  app.get<{ Params: { id: string }; Querystring: Record<string, string> }>(
+    '/proxies/:id/tap',
+    {
+      config: { adminOnly: true },
+      schema: {
+        tags,
+        params: IdParams,
+        querystring: TapQuery,
+        summary: 'streams the requests going through the proxy now (JSON lines: the access log fields and headers, credentials redacted); admin only',
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const url = adminUrl(id, `/tap?${new URLSearchParams(request.query).toString()}`, 'no requests go through it');
+      const abort = new AbortController();
+      let res: Response;
+      try {
+        res = await fetch(url, { signal: abort.signal });
+      } catch (err) {
+        throw new ApiError('PROXY_UNREACHABLE', `proxy ${id}: ${url}: ${(err as Error).message}`);
+      }
+      if (!res.ok) {
+        const text = (await res.text()).trim();
+        if (res.status === 400) throw validationFailed([{ path: text.slice(0, Math.max(0, text.indexOf(':'))), message: text.slice(text.indexOf(':') + 1).trim() }], 'query');
+        if (res.status === 404) throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} has no live tap (GET /tap is the weft sidecar's; use its access log)`);
+        throw new ApiError(res.status === 503 ? 'UNAVAILABLE' : 'PROXY_UNREACHABLE', `proxy ${id}: ${text || `HTTP ${res.status}`}`);
+      }
+      const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+      body.on('error', () => undefined); // aborted below when the client leaves
+      reply.raw.once('close', () => abort.abort());
+      return reply.header('content-type', 'application/x-ndjson').header('cache-control', 'no-store').send(body);
     },
   );
 };
