@@ -228,6 +228,11 @@ export async function runUp(opts: { otelCollector?: string } = {}): Promise<void
   console.log(`  curl ${mesh.ingress}/                        # frontend -> orders (v1 90%, v2 10%) -> inventory (retried)`);
   console.log(`  curl -H 'x-canary: always' ${mesh.ingress}/  # frontend -> orders v2 (header route)`);
   console.log(`  WEFT_API=${mesh.api} WEFT_TOKEN=${mesh.token} npx weft proxy-status       # every proxy; add a proxy id to compare what it runs with what weft means it to`);
+  // The frontend sidecar's proxy id (node.id), from its own admin, for the commands that take one.
+  const frontendId = await fetch(`http://127.0.0.1:${frontend.adminPort}/server_info`)
+    .then(async (r) => ((await r.json()) as { node: { id: string } }).node.id)
+    .catch(() => '<proxy id>');
+  console.log(`  WEFT_API=${mesh.api} WEFT_TOKEN=${mesh.token} npx weft tap ${frontendId}   # the frontend sidecar's requests, live`);
   console.log(`  curl http://127.0.0.1:${frontend.adminPort}/config_dump             # the frontend sidecar's config, as Envoy dumps it`);
   console.log(`  curl http://127.0.0.1:${frontend.adminPort}/clusters | grep health   # its upstream hosts and their health flags`);
   console.log(`  curl -X POST 'http://127.0.0.1:${frontend.adminPort}/logging?config=debug'  # log each xDS update it takes (logs/${frontend.name}-sidecar.log); ?wasm=debug for filters`);

@@ -189,7 +189,21 @@ else describe('web UI in headless Chromium against a running mesh', () => {
       assert.equal(await page.locator(`#proxy-sync tr[data-type="${type}"] .badge`).textContent(), 'SYNCED', type);
     }
     assert.match((await page.locator('#proxy-sync').textContent()) ?? '', new RegExp(`read from http://127\\.0\\.0\\.1:${frontendAdmin}/config_dump`));
+    // its live requests: watch, send traffic through the ingress (the frontend's inbound), see them, stop
+    await page.locator('#tap-toggle').click();
+    await page.locator('#proxy-tap .muted', { hasText: 'watching' }).waitFor();
+    const seen = await eventually(async () => {
+      await traffic(mesh, 3);
+      const n = await page.locator('#proxy-tap tbody tr').count();
+      return n >= 3 ? n : undefined;
+    }, 'three requests in the live table');
+    assert.ok(seen >= 3);
+    const newest = page.locator('#proxy-tap tbody tr').first();
+    assert.equal(await newest.getAttribute('data-status'), '200');
+    assert.match((await newest.textContent()) ?? '', /inbound.*GET.*\/.*200/);
     await screenshot(page, 'proxy-config');
+    await page.locator('#tap-toggle').click();
+    await page.locator('#proxy-tap .muted', { hasText: 'stopped' }).waitFor();
     // a proxy with no admin port to read says so
     await open('#/proxies/nack-demo-proxy');
     await page.locator('#proxy-sync .banner.error').waitFor();
@@ -242,6 +256,12 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     await page.locator('#history-table button.rollback').first().waitFor();
     const buttons = page.locator('#history-table button.rollback');
     for (let i = 0; i < (await buttons.count()); i++) assert.equal(await buttons.nth(i).isDisabled(), true);
+    // a proxy's live requests (paths and headers) are for admins
+    const anyProxy = (await apiCall(mesh, 'GET', '/proxies')).items.find((p: { service: string }) => p.service === 'frontend').id as string;
+    await open(`#/proxies/${encodeURIComponent(anyProxy)}`);
+    await page.locator('#tap-toggle').waitFor();
+    assert.equal(await page.locator('#tap-toggle').isDisabled(), true);
+    assert.match((await page.locator('#tap-toggle').getAttribute('title')) ?? '', /admin only: .* has role viewer/);
     // the same write from this page with the viewer's token: 403 with the API's message
     const refused = await page.evaluate(async (token) => {
       const res = await fetch(`/api/v1/revisions/1/rollback`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });

@@ -49,3 +49,39 @@ export async function api(method, path, body, token = session.token) {
 }
 
 export const get = (path) => api('GET', path);
+
+/** GET of a JSON-lines stream (a proxy's tap): calls onLine with each parsed line until it ends or `signal` aborts. */
+export async function stream(path, onLine, signal) {
+  const headers = { accept: 'application/x-ndjson' };
+  if (session.token) headers.authorization = `Bearer ${session.token}`;
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, { headers, signal });
+  } catch (err) {
+    if (signal?.aborted) return;
+    throw new ApiError(0, 'NETWORK', `cannot reach the control plane: ${err.message}`);
+  }
+  if (!res.ok) {
+    const e = (await res.json().catch(() => ({})))?.error ?? {};
+    throw new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? `GET ${path}: HTTP ${res.status}`, e.details ?? []);
+  }
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line) onLine(JSON.parse(line));
+      }
+    }
+  } catch (err) {
+    if (!signal?.aborted) throw err;
+  }
+}
+

@@ -2,7 +2,7 @@
 // DISCONNECTED), ACKed versions per type, and for a NACK the full error and
 // the revision that caused it; one proxy's current resources as JSON, and
 // whether what it runs (its own config dump) is what the control plane means.
-import { get } from '../api.js';
+import { get, session, stream } from '../api.js';
 import { ago, badge, clear, diffBlock, errorBox, h, pretty } from '../dom.js';
 
 const TYPES = ['listeners', 'routes', 'clusters', 'endpoints', 'extension-configs'];
@@ -100,6 +100,52 @@ function syncReport(sync) {
   ];
 }
 
+/** "Live requests": the proxy's tap (admin only), newest first, the last 50 kept. */
+function liveRequests(id) {
+  const rows = h('tbody');
+  const status = h('span.muted', 'not watching');
+  const filter = h('select#tap-status', ['', '2xx', '4xx', '5xx'].map((v) => h('option', { value: v }, v || 'any status')));
+  let abort;
+  const button = h('button#tap-toggle', { type: 'button' }, 'Watch');
+  const stop = () => {
+    abort?.abort();
+    abort = undefined;
+    button.textContent = 'Watch';
+    status.textContent = 'stopped';
+  };
+  button.onclick = async () => {
+    if (abort) return stop();
+    abort = new AbortController();
+    button.textContent = 'Stop';
+    status.textContent = 'watching…';
+    clear(rows);
+    const q = filter.value ? `?status=${filter.value}` : '';
+    try {
+      await stream(`/proxies/${encodeURIComponent(id)}/tap${q}`, (e) => {
+        rows.prepend(h('tr', { dataset: { status: String(e.response_code) } },
+          h('td', new Date(e.start_time).toLocaleTimeString()), h('td', e.listener), h('td', e.method),
+          h('td', h('code', `${e.authority}${e.path}`)), h('td', badge(String(e.response_code), e.response_code >= 500 ? 'nacked' : e.response_code >= 400 ? 'stale' : 'synced')),
+          h('td', e.response_flags), h('td', `${e.duration_ms} ms`), h('td', e.upstream_host || '—')));
+        while (rows.children.length > 50) rows.lastChild.remove();
+      }, abort.signal);
+      if (abort) stop();
+    } catch (err) {
+      stop();
+      clear(status, errorBox(err, 'watching'));
+    }
+  };
+  // Live requests show paths and headers: the API gives them to admins only.
+  if (session.operator && session.operator.role !== 'admin') {
+    button.disabled = true;
+    button.title = `admin only: ${session.operator.name} has role ${session.operator.role}`;
+  }
+  const card = h('section.card#proxy-tap',
+    h('h2', 'Live requests ', filter, ' ', button, ' ', status),
+    h('table.grid', h('thead', h('tr', ['time', 'listener', 'method', 'request', 'status', 'flags', 'duration', 'upstream'].map((t) => h('th', t)))), rows),
+  );
+  return { card, stop };
+}
+
 async function detail(view, id) {
   const head = h('div');
   const config = h('div#proxy-config');
@@ -114,10 +160,14 @@ async function detail(view, id) {
       clear(sync, errorBox(err, 'comparing with the proxy'));
     }
   };
+  const live = liveRequests(id);
+  // leaving the page ends the tap
+  window.addEventListener('hashchange', live.stop, { once: true });
   view.append(
     h('h1', h('a', { href: '#/proxies' }, 'Proxies'), ' / ', id),
     head,
     h('section.card', h('h2', 'Running on the proxy ', h('button#check-sync', { type: 'button', onclick: check }, 'Check again')), sync),
+    live.card,
     h('section.card', h('h2', 'Current resources (as ACKed)'), tabs, config),
   );
   const loadConfig = async () => {
