@@ -16,7 +16,7 @@ import type { ListenerConfig } from '../../sidecar/config.ts';
 import { ListenerManager } from '../../sidecar/listeners.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import type { ProxyEnv } from '../../sidecar/proxy.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, policy, route, service, startApp, spawnWeft, startEndlessApp, withFields } from './harness.ts';
+import { TestMesh, connect, eventually, exchange, freePort, get, instance, metric, policy, route, service, startApp, spawnWeft, startEndlessApp, withFields, type RawResponse } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -26,33 +26,6 @@ after(async () => {
   await mesh.close();
 });
 
-interface RawResponse {
-  status: number;
-  head: string;
-  body: string;
-}
-
-/** One HTTP/1.1 exchange on an open socket; the response is read by its content-length. */
-function exchange(socket: net.Socket, host: string, path = '/'): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const head = buf.subarray(0, end).toString('latin1');
-      const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      socket.off('data', onData);
-      socket.off('error', reject);
-      resolve({ status: Number(head.slice(9, 12)), head: head.toLowerCase(), body: buf.subarray(end + 4, end + 4 + length).toString() });
-    };
-    socket.on('data', onData);
-    socket.once('error', reject);
-    socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
-  });
-}
-
 /** A request on a connection that is being drained: answered 200 with `connection: close`, and the connection then closed. */
 async function servedThenClosed(socket: net.Socket, host: string, path = '/'): Promise<RawResponse> {
   const r = await exchange(socket, host, path);
@@ -60,13 +33,6 @@ async function servedThenClosed(socket: net.Socket, host: string, path = '/'): P
   assert.match(r.head, /\r\nconnection: close/);
   await closed(socket);
   return r;
-}
-
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
 }
 
 function closed(socket: net.Socket): Promise<void> {

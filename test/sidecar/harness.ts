@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { createXdsServer, defaultTranslator } from '../../control/xds/index.ts';
 import type { ModelChange, ModelSource, Translator, XdsServer } from '../../control/xds/index.ts';
 import type { Instance, MeshModel, Service } from '../../control/model/types.ts';
@@ -365,4 +365,43 @@ export function withFields(
       };
     },
   };
+}
+
+export interface RawResponse {
+  status: number;
+  /** The status line and headers, lowercased. */
+  head: string;
+  body: string;
+}
+
+/** A plain TCP connection to a loopback port (for exchanges on one kept-alive HTTP/1.1 connection). */
+export function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** One HTTP/1.1 GET on an open socket; the response is read by its content-length. Rejects if the peer closes first. */
+export function exchange(socket: net.Socket, host: string, path = '/'): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      socket.off('data', onData);
+      socket.off('error', reject);
+      socket.off('close', onClose);
+      resolve({ status: Number(head.slice(9, 12)), head: head.toLowerCase(), body: buf.subarray(end + 4, end + 4 + length).toString() });
+    };
+    const onClose = () => reject(new Error(`closed before a response (${buf.length} bytes read)`));
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.once('close', onClose);
+    socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
+  });
 }

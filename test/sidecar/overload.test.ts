@@ -10,38 +10,10 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import { OverloadManager } from '../../sidecar/overload.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { TestMesh, eventually, freePort, instance, metric, service, spawnWeft, startApp } from './harness.ts';
+import { TestMesh, connect, eventually, exchange, freePort, instance, metric, service, spawnWeft, startApp } from './harness.ts';
 
 const mesh = await TestMesh.start();
 after(() => mesh.close());
-
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-/** One HTTP/1.1 exchange on a kept-alive socket: the status line, the head (lowercased) and the body. */
-function exchange(socket: net.Socket, host: string): Promise<{ status: number; head: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const head = buf.subarray(0, end).toString('latin1');
-      const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      socket.off('data', onData);
-      resolve({ status: Number(head.slice(9, 12)), head: head.toLowerCase(), body: buf.subarray(end + 4, end + 4 + length).toString() });
-    };
-    socket.on('data', onData);
-    socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`closed before a response (${buf.length} bytes read)`)));
-    socket.write(`GET / HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
-  });
-}
 
 /** Whether the peer closes the connection without sending a byte. */
 function closedWithoutAnswer(socket: net.Socket): Promise<boolean> {
