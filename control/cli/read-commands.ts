@@ -77,13 +77,22 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
     .argument('[proxy]', 'proxy id (see weft proxy-status)')
     .option('-o, --output <format>', 'table, yaml or json', 'table')
     .option('-f, --file <file>', "with a proxy id: compare this config dump of it (its admin /config_dump?include_eds; - for stdin) instead of reading the proxy's admin port")
-    .action(async (proxy: string | undefined, opts: { output: string; file?: string }) => {
+    .option('--wait <seconds>', 'with a proxy id: check again every half second until it is in sync, for up to this long (after an apply, before traffic that needs the change)')
+    .action(async (proxy: string | undefined, opts: { output: string; file?: string; wait?: string }) => {
       const format = parseFormat(opts.output);
       const client = new ApiClient(conn());
       if (opts.file !== undefined && proxy === undefined) throw new CliError('error: --file needs a proxy id: weft proxy-status PROXY --file DUMP', 2);
+      if (opts.wait !== undefined && (proxy === undefined || opts.file !== undefined)) throw new CliError('error: --wait needs a proxy id and no --file: weft proxy-status PROXY --wait SECONDS', 2);
+      const waitMs = opts.wait === undefined ? 0 : Number(opts.wait) * 1000;
+      if (opts.wait !== undefined && !(/^\d+(\.\d+)?$/.test(opts.wait) && waitMs > 0)) throw new CliError(`error: --wait must be a number of seconds, more than 0 (got "${opts.wait}")`, 2);
       if (proxy !== undefined) {
         const path = `/api/v1/proxies/${encodeURIComponent(proxy)}/sync`;
-        const sync = opts.file === undefined ? await client.get<ProxySync>(path) : await client.request<ProxySync>('POST', path, dumpBody(opts.file));
+        let sync = opts.file === undefined ? await client.get<ProxySync>(path) : await client.request<ProxySync>('POST', path, dumpBody(opts.file));
+        // The last report is the one printed: in sync, or what still differs when the time is up.
+        for (const deadline = Date.now() + waitMs; !sync.inSync && Date.now() < deadline; ) {
+          await new Promise((r) => setTimeout(r, 500));
+          sync = await client.get<ProxySync>(path);
+        }
         if (format === 'json') console.log(toJson(sync));
         else if (format === 'yaml') console.log(toYaml(sync).trimEnd());
         else for (const line of formatSync(sync)) console.log(line);

@@ -88,6 +88,23 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     }
   });
 
+  it('--wait: right after a change, it returns once the sidecar runs it', async () => {
+    const s = await sidecar(control, 'frontend');
+    const id = await ready(s);
+    const before = await weft(control, ['proxy-status', id, '--wait', '20']);
+    assert.equal(before.code, 0, before.stdout + before.stderr);
+    // a new orders instance: the frontend sidecar's endpoints change
+    await api(control, 'POST', '/api/v1/services/orders/instances', { address: '127.0.0.1', port: 9377 });
+    const waited = await weft(control, ['proxy-status', id, '--wait', '20']);
+    assert.equal(waited.code, 0, waited.stdout + waited.stderr);
+    assert.match(waited.stdout, /^in sync: /m);
+    const eds = await (await fetch(`http://127.0.0.1:${s.adminPort}/config_dump?resource=dynamic_endpoint_configs&include_eds`)).text();
+    assert.match(eds, /"port_value": 9377/, 'the sidecar runs the new endpoint once --wait says so');
+    const bad = await weft(control, ['proxy-status', id, '--wait', 'soon']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--wait must be a number of seconds, more than 0 \(got "soon"\)/);
+  });
+
   it('a sidecar whose inbound port is taken shows that listener NACKED with the reason, exit 1', async () => {
     holder = net.createServer();
     await new Promise<void>((r) => holder!.listen(0, '127.0.0.1', r));
@@ -98,7 +115,10 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     await eventually(async () => (await api(control, 'GET', '/api/v1/proxies')).items.some((p: { status: string; service: string }) => p.service === 'orders' && p.status === 'NACKED'), 30_000, `the NACK:\n${s.proc.output()}`);
     const id = await s.id();
 
-    const text = await weft(control, ['proxy-status', id]);
+    // --wait does not wait forever for what will not happen: the report at the deadline, exit 1
+    const t0 = Date.now();
+    const text = await weft(control, ['proxy-status', id, '--wait', '1']);
+    assert.ok(Date.now() - t0 >= 1000, 'it kept checking for the second it was given');
     assert.equal(text.code, 1, text.stderr);
     assert.match(text.stdout, /^listeners +2 +1 NACKED, 1 SYNCED$/m);
     assert.match(text.stdout, new RegExp(`^NACKED listeners/inbound: refused version "[^"]+" at \\S+: .*cannot bind 127\\.0\\.0\\.1:${taken}.*EADDRINUSE.*; serving nothing for it$`, 'm'));
