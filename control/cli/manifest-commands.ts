@@ -70,13 +70,57 @@ export function formatDiff(diff: DiffReply): string[] {
   return out;
 }
 
+/**
+ * Waits until every connected proxy runs what the control plane means it to:
+ * by its own config dump (GET /proxies/{id}/sync) where its admin can be read,
+ * else by its ACKs (status SYNCED). Prints each proxy as it gets there; at the
+ * deadline, the ones that did not and why, exit 1.
+ */
+async function waitForProxies(client: ApiClient, waitMs: number): Promise<void> {
+  const started = Date.now();
+  const deadline = started + waitMs;
+  const { items } = await client.get<{ items: { id: string; status: string }[] }>('/api/v1/proxies');
+  const waiting = new Map(items.filter((p) => p.status !== 'DISCONNECTED').map((p) => [p.id, 'not checked yet']));
+  for (;;) {
+    for (const id of [...waiting.keys()]) {
+      const path = `/api/v1/proxies/${encodeURIComponent(id)}`;
+      let done = false;
+      try {
+        const sync = await client.get<{ inSync: boolean; resources: { type: string; name: string; state: string }[] }>(`${path}/sync`);
+        done = sync.inSync;
+        if (!done) waiting.set(id, sync.resources.filter((r) => r.state !== 'SYNCED').map((r) => `${r.type}/${r.name} ${r.state}`).join(', '));
+      } catch (err) {
+        if (!(err instanceof CliError) || err.status !== 502) throw err;
+        // its admin cannot be read (an Envoy in a container): its ACKs say it took the last push
+        const view = await client.get<{ status: string }>(path);
+        done = view.status === 'SYNCED';
+        if (!done) waiting.set(id, `status ${view.status}`);
+      }
+      if (done) {
+        waiting.delete(id);
+        console.log(`proxy ${id} runs it (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      }
+    }
+    if (waiting.size === 0) return;
+    if (Date.now() >= deadline) {
+      for (const [id, why] of waiting) console.log(`proxy ${id} does not yet: ${why}`);
+      throw new CliError(`error: ${waiting.size} of ${items.filter((p) => p.status !== 'DISCONNECTED').length} proxies do not run the new configuration after ${waitMs / 1000} s (weft proxy-status PROXY says why)`, 1);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export function registerManifestCommands(program: Command, conn: () => ConnectionOptions): void {
   program
     .command('apply')
     .description('create or update the objects in a manifest file (multi-document YAML); one revision per apply, none if nothing changes')
     .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
     .option('--dry-run', 'validate and show what would change without storing anything')
-    .action(async (opts: { filename: string; dryRun?: boolean }) => {
+    .option('--wait <seconds>', 'then wait, up to this long, until every connected proxy runs the new configuration (by its own config dump; by its ACKs where its admin cannot be read)')
+    .action(async (opts: { filename: string; dryRun?: boolean; wait?: string }) => {
+      const waitMs = opts.wait === undefined ? 0 : Number(opts.wait) * 1000;
+      if (opts.wait !== undefined && !(/^\d+(\.\d+)?$/.test(opts.wait) && waitMs > 0)) throw new CliError(`error: --wait must be a number of seconds, more than 0 (got "${opts.wait}")`, 2);
+      if (opts.wait !== undefined && opts.dryRun) throw new CliError('error: --wait and --dry-run: a dry run changes nothing to wait for', 2);
       const client = new ApiClient(conn());
       const reply = await client.request<ApplyReply>('POST', `/api/v1/apply${opts.dryRun ? '?dryRun=true' : ''}`, yamlBody(opts.filename));
       for (const line of formatObjects(reply.objects)) console.log(line);
@@ -86,6 +130,7 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
       } else {
         console.log(reply.changed ? `revision ${reply.revision}` : `no changes (revision ${reply.revision})`);
       }
+      if (waitMs > 0) await waitForProxies(client, waitMs);
     });
 
   program

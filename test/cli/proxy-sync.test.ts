@@ -61,8 +61,12 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** Admin ports of the frontend sidecars started. */
+  const frontendAdmins: number[] = [];
+
   async function ready(s: Sidecar): Promise<string> {
     started.push(s.proc);
+    frontendAdmins.push(s.adminPort);
     await eventually(async () => (await fetch(`http://127.0.0.1:${s.adminPort}/ready`).catch(() => undefined))?.status === 200, 30_000, `sidecar ready:\n${s.proc.output()}`);
     return s.id();
   }
@@ -105,6 +109,23 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     assert.match(bad.stderr, /--wait must be a number of seconds, more than 0 \(got "soon"\)/);
   });
 
+  it('weft apply --wait: returns once every connected proxy runs the change', async () => {
+    const file = join(dir, 'route.yaml');
+    await writeFile(file, ['apiVersion: weft.dev/v1', 'kind: Route', 'metadata: { name: orders }', 'spec:', '  service: orders', '  rules:', '    - name: slow-ok', '      destinations: [{ service: orders }]', '      timeoutMs: 4321', ''].join('\n'));
+    const applied = await weft(control, ['apply', '-f', file, '--wait', '20']);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    const proxies = (await api(control, 'GET', '/api/v1/proxies')).items.filter((p: { status: string }) => p.status !== 'DISCONNECTED') as { id: string }[];
+    assert.ok(proxies.length >= 3);
+    for (const p of proxies) assert.match(applied.stdout, new RegExp(`^proxy ${p.id} runs it \\([\\d.]+ s\\)$`, 'm'));
+    // and it does: each frontend sidecar's route has the new timeout
+    for (const port of frontendAdmins) {
+      const routes = await (await fetch(`http://127.0.0.1:${port}/config_dump?resource=dynamic_route_configs`)).text();
+      assert.match(routes, /"timeout": "4\.321s"/, `sidecar :${port} runs the route`);
+    }
+    const dry = await weft(control, ['apply', '-f', file, '--wait', '5', '--dry-run']);
+    assert.equal(dry.code, 2);
+  });
+
   it('a sidecar whose inbound port is taken shows that listener NACKED with the reason, exit 1', async () => {
     holder = net.createServer();
     await new Promise<void>((r) => holder!.listen(0, '127.0.0.1', r));
@@ -123,6 +144,14 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     assert.match(text.stdout, /^listeners +2 +1 NACKED, 1 SYNCED$/m);
     assert.match(text.stdout, new RegExp(`^NACKED listeners/inbound: refused version "[^"]+" at \\S+: .*cannot bind 127\\.0\\.0\\.1:${taken}.*EADDRINUSE.*; serving nothing for it$`, 'm'));
     assert.match(text.stderr, new RegExp(`^proxy ${id} is not in sync: \\d+ SYNCED, 1 NACKED`, 'm'));
+
+    // weft apply --wait names the proxy that will not get there
+    const route = join(dir, 'route.yaml');
+    await writeFile(route, ['apiVersion: weft.dev/v1', 'kind: Route', 'metadata: { name: orders }', 'spec:', '  service: orders', '  rules:', '    - name: slow-ok', '      destinations: [{ service: orders }]', '      timeoutMs: 5432', ''].join('\n'));
+    const stuck = await weft(control, ['apply', '-f', route, '--wait', '2']);
+    assert.equal(stuck.code, 1, stuck.stdout + stuck.stderr);
+    assert.match(stuck.stdout, new RegExp(`^proxy ${id} does not yet: .*listeners/inbound NACKED`, 'm'));
+    assert.match(stuck.stderr, /^error: 1 of \d+ proxies do not run the new configuration after 2 s/m);
 
     const json = JSON.parse((await weft(control, ['proxy-status', id, '-o', 'json'])).stdout) as SyncReply;
     const inbound = json.resources.find((r) => r.type === 'listeners' && r.name === 'inbound')!;
