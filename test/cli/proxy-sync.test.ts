@@ -167,6 +167,10 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     assert.equal(fromFile.code, 1);
     assert.match(fromFile.stdout, new RegExp(`^proxy ${id} \\(orders\\.default\\), running config from request body$`, 'm'));
     assert.equal(fromFile.stdout.split('\n').slice(1).join('\n'), text.stdout.split('\n').slice(1).join('\n'), 'the same report as from the admin port');
+    // comparing changes nothing, so a viewer may send a dump too
+    const viewer = (await api(control, 'POST', '/api/v1/tokens', { name: 'auditor', role: 'viewer' })) as { token: string };
+    const asViewer = await weft({ api: control.api, token: viewer.token }, ['proxy-status', id, '--file', file]);
+    assert.equal(asViewer.stdout, fromFile.stdout, asViewer.stderr);
     await writeFile(file, '{"configs": {"dynamic_active_clusters": []}}');
     const bad = await weft(control, ['proxy-status', id, '--file', file]);
     assert.equal(bad.code, 1);

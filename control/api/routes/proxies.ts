@@ -112,6 +112,8 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   app.post<{ Params: { id: string }; Body: unknown }>(
     '/proxies/:id/sync',
     {
+      // it changes nothing: viewers may compare too
+      config: { readOnly: true },
       schema: {
         tags,
         params: IdParams,
