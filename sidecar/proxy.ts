@@ -351,8 +351,9 @@ class Stream {
   upgraded: ((flag: string) => void) | undefined;
   /** The connection manager's span when it traces (sidecar/tracing.ts): finished and exported with the access log. */
   span: Span | undefined;
-  /** While admin /tap is open: the request's headers as they came, and the response's as sent. */
+  /** While admin /tap is open: the request's headers as they came and as sent upstream, and the response's as sent. */
   tapRequest: readonly string[] | undefined;
+  tapUpstream: HeaderPairs | undefined;
   tapResponse: HeaderPairs | undefined;
   #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
@@ -440,7 +441,7 @@ class Stream {
     this.hs.rqTime.observe(log.duration_ms);
     if (this.env.accessLog || this.tapRequest) log.start_time = new Date(this.started).toISOString();
     if (this.env.accessLog) this.env.accessLog(log);
-    if (this.tapRequest) this.env.tap!.emit(log, this.tapRequest, this.tapResponse);
+    if (this.tapRequest) this.env.tap!.emit(log, this.tapRequest, this.tapUpstream, this.tapResponse);
     if (this.span) finishSpan(this.span, this.hcm.tracing!, log);
     this.filters?.complete();
   }
@@ -732,6 +733,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const retry = decided.retry;
     // As Envoy's router: the upstream request's trace context is this proxy's span (a filter's traceparent is replaced).
     stream.span?.inject(upstreamHeaders);
+    // What a tap shows went upstream: after the filters, the route's rewrites and mutations, and the router's headers.
+    if (stream.tapRequest) stream.tapUpstream = [[':method', method], [':path', upstreamPath], [':authority', upstreamAuthority], ...upstreamHeaders];
     if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
       if (env.random() >= mirror.fraction) continue;

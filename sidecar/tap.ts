@@ -1,6 +1,7 @@
 // Live requests through the sidecar, as Linkerd's `tap`: admin `GET /tap`
 // streams one JSON line per request that completes while it is open (the
-// access log's fields plus the request and response headers), filtered by
+// access log's fields plus the request headers as they came and as sent
+// upstream, and the response headers), filtered by
 // listener, method, authority, path prefix and status. Credentials are never
 // shown: headers that carry them are `[redacted]`.
 //
@@ -31,7 +32,11 @@ export interface TapQuery {
 }
 
 export interface TapEvent extends AccessLogEntry {
+  /** As the request came. */
   request_headers: [string, string][];
+  /** As the sidecar sent it upstream (filters, rewrites, header mutations, router headers applied); absent when it answered itself. */
+  upstream_request_headers?: [string, string][];
+  /** As the sidecar sent the response, `:status` first. */
   response_headers: [string, string][];
 }
 
@@ -125,7 +130,7 @@ export class Tap {
   }
 
   /** A request completed: one line to each session it matches. */
-  emit(entry: AccessLogEntry, requestHeaders: readonly string[], responseHeaders: HeaderPairs | undefined): void {
+  emit(entry: AccessLogEntry, requestHeaders: readonly string[], upstreamHeaders: HeaderPairs | undefined, responseHeaders: HeaderPairs | undefined): void {
     let line: string | undefined;
     for (const s of this.#sessions) {
       if (!matches(s.query, entry)) continue;
@@ -133,7 +138,12 @@ export class Tap {
         s.dropped++;
         continue;
       }
-      line ??= JSON.stringify({ ...entry, request_headers: shown(rawPairs(requestHeaders)), response_headers: shown(responseHeaders ?? []) } satisfies TapEvent);
+      line ??= JSON.stringify({
+        ...entry,
+        request_headers: shown(rawPairs(requestHeaders)),
+        ...(upstreamHeaders ? { upstream_request_headers: shown(upstreamHeaders) } : {}),
+        response_headers: shown(responseHeaders ?? []),
+      } satisfies TapEvent);
       s.sink.write(s.dropped > 0 ? `${line.slice(0, -1)},"dropped_before":${s.dropped}}\n` : `${line}\n`);
       s.dropped = 0;
       if (++s.sent === s.query.max) {

@@ -1,5 +1,6 @@
 // Admin GET /tap: the requests going through a real sidecar, live, as JSON
-// lines with their headers (credentials redacted), filtered, ending after
+// lines with their headers as they came, as sent upstream and back
+// (credentials redacted), filtered, ending after
 // ?max; bad parameters named; a bounded number of sessions.
 
 import assert from 'node:assert/strict';
@@ -71,9 +72,17 @@ test('GET /tap streams each matching request with its headers, credentials redac
   assert.equal(header(first.response_headers, ':status'), '200');
   assert.ok(header(first.response_headers, 'x-envoy-upstream-service-time') !== undefined, JSON.stringify(first.response_headers));
   assert.doesNotMatch(JSON.stringify(watching.lines), /hunter2|session=abc|k-123/);
+  // what went upstream: the router's own headers added (a request that came without them), credentials still redacted
+  const up = first.upstream_request_headers as [string, string][];
+  assert.deepEqual([header(up, ':method'), header(up, ':path'), header(up, ':authority')], ['GET', '/a?q=1', 'orders']);
+  assert.equal(header(first.request_headers, 'x-envoy-expected-rq-timeout-ms'), undefined);
+  assert.match(header(up, 'x-envoy-expected-rq-timeout-ms') ?? '', /^\d+$/);
+  assert.equal(header(up, 'authorization'), '[redacted]');
+  assert.equal(header(up, 'x-custom'), 'visible');
 
   // the other session saw only the 404 (the outbound route table's not_found answer), and is still open
   assert.deepEqual(errors.lines.map((l) => [l.authority, l.response_code, l.response_flags]), [['nowhere', 404, '-']]);
+  assert.equal(errors.lines[0]!.upstream_request_headers, undefined, 'answered by the sidecar itself: nothing went upstream');
   errors.close();
 });
 
