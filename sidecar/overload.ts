@@ -68,10 +68,6 @@ export class OverloadManager {
     }
   }
 
-  get enabled(): boolean {
-    return this.#options.maxHeapBytes !== undefined || this.#options.maxDownstreamConnections !== undefined;
-  }
-
   #heapPressure(pressure: number): void {
     const s = this.#stats;
     s.heapPressure.set(Math.round(Math.min(pressure, 1) * 100));

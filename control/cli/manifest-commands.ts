@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
+import { waitMs } from './output.ts';
 
 export interface ObjectChange {
   op: 'put' | 'delete';
@@ -81,6 +82,7 @@ async function waitForProxies(client: ApiClient, waitMs: number): Promise<void> 
   const deadline = started + waitMs;
   const { items } = await client.get<{ items: { id: string; status: string }[] }>('/api/v1/proxies');
   const waiting = new Map(items.filter((p) => p.status !== 'DISCONNECTED').map((p) => [p.id, 'not checked yet']));
+  const connected = waiting.size;
   for (;;) {
     for (const id of [...waiting.keys()]) {
       const path = `/api/v1/proxies/${encodeURIComponent(id)}`;
@@ -104,7 +106,7 @@ async function waitForProxies(client: ApiClient, waitMs: number): Promise<void> 
     if (waiting.size === 0) return;
     if (Date.now() >= deadline) {
       for (const [id, why] of waiting) console.log(`proxy ${id} does not yet: ${why}`);
-      throw new CliError(`error: ${waiting.size} of ${items.filter((p) => p.status !== 'DISCONNECTED').length} proxies do not run the new configuration after ${waitMs / 1000} s (weft proxy-status PROXY says why)`, 1);
+      throw new CliError(`error: ${waiting.size} of ${connected} proxies do not run the new configuration after ${waitMs / 1000} s (weft proxy-status PROXY says why)`, 1);
     }
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -116,10 +118,8 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
     .description('create or update the objects in a manifest file (multi-document YAML); one revision per apply, none if nothing changes')
     .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
     .option('--dry-run', 'validate and show what would change without storing anything')
-    .option('--wait <seconds>', 'then wait, up to this long, until every connected proxy runs the new configuration (by its own config dump; by its ACKs where its admin cannot be read)')
-    .action(async (opts: { filename: string; dryRun?: boolean; wait?: string }) => {
-      const waitMs = opts.wait === undefined ? 0 : Number(opts.wait) * 1000;
-      if (opts.wait !== undefined && !(/^\d+(\.\d+)?$/.test(opts.wait) && waitMs > 0)) throw new CliError(`error: --wait must be a number of seconds, more than 0 (got "${opts.wait}")`, 2);
+    .option('--wait <seconds>', 'then wait, up to this long, until every connected proxy runs the new configuration (by its own config dump; by its ACKs where its admin cannot be read)', waitMs)
+    .action(async (opts: { filename: string; dryRun?: boolean; wait?: number }) => {
       if (opts.wait !== undefined && opts.dryRun) throw new CliError('error: --wait and --dry-run: a dry run changes nothing to wait for', 2);
       const client = new ApiClient(conn());
       const reply = await client.request<ApplyReply>('POST', `/api/v1/apply${opts.dryRun ? '?dryRun=true' : ''}`, yamlBody(opts.filename));
@@ -130,7 +130,7 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
       } else {
         console.log(reply.changed ? `revision ${reply.revision}` : `no changes (revision ${reply.revision})`);
       }
-      if (waitMs > 0) await waitForProxies(client, waitMs);
+      if (opts.wait !== undefined) await waitForProxies(client, opts.wait);
     });
 
   program

@@ -11,6 +11,13 @@ export function parseFormat(value: string | undefined): OutputFormat {
   throw new CliError(`error: -o must be one of table, yaml, json (got "${format}")`, 2);
 }
 
+/** A commander parser for `--wait <seconds>` (more than 0); milliseconds out, the error names the flag. */
+export function waitMs(value: string): number {
+  const ms = Number(value) * 1000;
+  if (!/^\d+(\.\d+)?$/.test(value) || !(ms > 0)) throw new CliError(`error: --wait must be a number of seconds, more than 0 (got "${value}")`, 2);
+  return ms;
+}
+
 export function table(headers: string[], rows: (string | number | undefined)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));

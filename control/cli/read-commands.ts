@@ -5,7 +5,7 @@ import type { ProxySync, ResourceSync } from '../api/proxy-sync.ts';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
 import { genericKind, KIND_NAMES, lookupKind, toManifest } from './kinds.ts';
-import { parseFormat, table, toJson, toYaml, toYamlDocuments } from './output.ts';
+import { parseFormat, table, toJson, toYaml, toYamlDocuments, waitMs } from './output.ts';
 
 type Row = Record<string, unknown>;
 
@@ -77,19 +77,17 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
     .argument('[proxy]', 'proxy id (see weft proxy-status)')
     .option('-o, --output <format>', 'table, yaml or json', 'table')
     .option('-f, --file <file>', "with a proxy id: compare this config dump of it (its admin /config_dump?include_eds; - for stdin) instead of reading the proxy's admin port")
-    .option('--wait <seconds>', 'with a proxy id: check again every half second until it is in sync, for up to this long (after an apply, before traffic that needs the change)')
-    .action(async (proxy: string | undefined, opts: { output: string; file?: string; wait?: string }) => {
+    .option('--wait <seconds>', 'with a proxy id: check again every half second until it is in sync, for up to this long (after an apply, before traffic that needs the change)', waitMs)
+    .action(async (proxy: string | undefined, opts: { output: string; file?: string; wait?: number }) => {
       const format = parseFormat(opts.output);
       const client = new ApiClient(conn());
       if (opts.file !== undefined && proxy === undefined) throw new CliError('error: --file needs a proxy id: weft proxy-status PROXY --file DUMP', 2);
       if (opts.wait !== undefined && (proxy === undefined || opts.file !== undefined)) throw new CliError('error: --wait needs a proxy id and no --file: weft proxy-status PROXY --wait SECONDS', 2);
-      const waitMs = opts.wait === undefined ? 0 : Number(opts.wait) * 1000;
-      if (opts.wait !== undefined && !(/^\d+(\.\d+)?$/.test(opts.wait) && waitMs > 0)) throw new CliError(`error: --wait must be a number of seconds, more than 0 (got "${opts.wait}")`, 2);
       if (proxy !== undefined) {
         const path = `/api/v1/proxies/${encodeURIComponent(proxy)}/sync`;
         let sync = opts.file === undefined ? await client.get<ProxySync>(path) : await client.request<ProxySync>('POST', path, dumpBody(opts.file));
         // The last report is the one printed: in sync, or what still differs when the time is up.
-        for (const deadline = Date.now() + waitMs; !sync.inSync && Date.now() < deadline; ) {
+        for (const deadline = Date.now() + (opts.wait ?? 0); !sync.inSync && Date.now() < deadline; ) {
           await new Promise((r) => setTimeout(r, 500));
           sync = await client.get<ProxySync>(path);
         }

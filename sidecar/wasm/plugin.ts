@@ -233,7 +233,7 @@ export class WasmPlugin {
     return this.vm.memory.pages;
   }
 
-  /** The module's metrics plus host counters, as Prometheus text; `keep` as in the sidecar's SeriesFilter. */
+  /** The module's metrics plus host counters, as Prometheus text; `keep` as the sidecar's SeriesFilter (spelled out: the host imports nothing from the sidecar). */
   prometheus(keep?: (name: string, used: boolean) => boolean): string {
     const label = `plugin="${this.config.name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
     const host = (name: string, value: number) => (!keep || keep(name, value !== 0) ? `# TYPE ${name} counter\n${name}{${label}} ${value}\n` : '');

@@ -12,6 +12,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { proxyFromNode } from '../../control/xds/node.ts';
+import { spawnWeft } from '../sidecar/harness.ts';
 import { startCollector } from '../sidecar/otlp-collector.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -121,30 +122,27 @@ test(
 );
 
 test('Ctrl-C twice: weft up kills what it started at once, and leaves nothing listening', { timeout: 120_000 }, async () => {
-  const up = spawn(process.execPath, ['bin/weft.mjs', 'up'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  up.stdout.on('data', (c) => (out += c));
-  up.stderr.on('data', (c) => (out += c));
-  const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+  const up = spawnWeft(['up']);
+  const { child, exited } = up;
   try {
     const deadline = Date.now() + 100_000;
-    while (!/Ctrl-C stops everything/.test(out)) {
-      if (Date.now() > deadline || up.exitCode !== null) assert.fail(`weft up did not start:\n${out}`);
+    while (!/Ctrl-C stops everything/.test(up.output())) {
+      if (Date.now() > deadline || child.exitCode !== null) assert.fail(`weft up did not start:\n${up.output()}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    const ports = [...out.matchAll(/(?:app 127\.0\.0\.1:|inbound :|outbound :|admin :|api http:\/\/127\.0\.0\.1:)(\d+)/g)].map((m) => Number(m[1]));
-    assert.ok(ports.length >= 17, `the control plane's and four workloads' ports listed:\n${out}`);
-    up.kill('SIGINT');
-    while (!/stopping every process/.test(out)) await new Promise((r) => setTimeout(r, 20));
-    up.kill('SIGINT'); // impatient: the clean stop (apps, sidecars, control plane in turn) is still under way
-    assert.equal(await exited, 130, out);
-    assert.match(out, /SIGINT again: killing every process weft up started/);
+    const ports = [...up.output().matchAll(/(?:app 127\.0\.0\.1:|inbound :|outbound :|admin :|api http:\/\/127\.0\.0\.1:)(\d+)/g)].map((m) => Number(m[1]));
+    assert.ok(ports.length >= 17, `the control plane's and four workloads' ports listed:\n${up.output()}`);
+    child.kill('SIGINT');
+    while (!/stopping every process/.test(up.output())) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGINT'); // impatient: the clean stop (apps, sidecars, control plane in turn) is still under way
+    assert.equal(await exited, 130, up.output());
+    assert.match(up.output(), /SIGINT again: killing every process weft up started/);
     // SIGKILLed processes release their sockets once the kernel reaps them: give it a moment
     for (const p of ports) {
       for (let i = 0; i < 50 && (await portOpen(p)); i++) await new Promise((r) => setTimeout(r, 100));
       assert.equal(await portOpen(p), false, `port ${p} still open after the second SIGINT`);
     }
   } finally {
-    if (up.exitCode === null) up.kill('SIGKILL');
+    up.kill();
   }
 });
