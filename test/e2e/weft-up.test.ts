@@ -73,8 +73,11 @@ test(
       const api = /^api: (\S+)$/m.exec(out)![1]!;
       const token = /^token: (\S+)$/m.exec(out)![1]!;
       const call = async (path: string) => (await fetch(`${api}/api/v1${path}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<any>;
-      const proxies = (await call('/proxies')).items as { id: string }[];
+      const proxies = (await call('/proxies')).items as { id: string; service: string }[];
       assert.equal(proxies.length, 4);
+      // the printed tap command names the frontend sidecar's proxy id
+      const frontendId = proxies.find((p) => p.service === 'frontend')!.id;
+      assert.match(out, new RegExp(`npx weft tap ${frontendId} `));
       for (const p of proxies) {
         type Sync = { inSync: boolean; resources: { type: string; state: string }[] };
         let sync = (await call(`/proxies/${encodeURIComponent(p.id)}/sync`)) as Sync;
