@@ -443,7 +443,10 @@ class Stream {
     if (this.env.accessLog) this.env.accessLog(log);
     if (this.tapRequest) this.env.tap!.emit(log, this.tapRequest, this.tapUpstream, this.tapResponse);
     if (this.span) finishSpan(this.span, this.hcm.tracing!, log);
-    this.filters?.complete();
+    // The filters' on_done, on_log and on_delete run at the end of this event-loop turn, with every other
+    // stream that ended in it, as Envoy destroys streams from its dispatcher's deferred-delete list: the
+    // response is already written, and one filter's log code runs for several streams back to back.
+    if (this.filters && ending.push(this.filters) === 1) setImmediate(completeEnded);
   }
 
   reply(r: LocalReply, extra: HeaderPairs = []): void {
@@ -459,6 +462,15 @@ class Stream {
     this.log.bytes_sent = Buffer.byteLength(out.body);
     this.finish(out.status, r.flag);
   }
+}
+
+/** Filter chains whose streams finished in this event-loop turn (Stream.finish). */
+let ending: RequestFilters[] = [];
+
+function completeEnded(): void {
+  const batch = ending;
+  ending = [];
+  for (const f of batch) f.complete();
 }
 
 function expire(stream: Stream, body: string, flag: string): void {
