@@ -165,7 +165,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CliError) {
       console.error(err.message);
-      for (const d of err.details) console.error(`  ${d.path || '(body)'}: ${d.message}`);
+      // One problem is said in full by the message already; more are listed one per line.
+      const [only] = err.details;
+      const said = err.details.length === 1 && only !== undefined && err.message.includes(`${only.path ? `${only.path}: ` : ''}${only.message}`);
+      if (!said) for (const d of err.details) console.error(`  ${d.path || '(body)'}: ${d.message}`);
       return err.exitCode;
     }
     console.error(`error: ${(err as Error).stack ?? String(err)}`);

@@ -150,7 +150,13 @@ test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API)
   const refused = await weft(control, ['apply', '-f', '-'], {}, bad);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /^error: invalid manifests: documents\[0\]\.spec\.ports\[0\]\.port: must be an integer port in 1\.\.65535/m);
-  assert.match(refused.stderr, /^ {2}documents\[0\]\.spec\.ports\[0\]\.port: /m);
+  assert.equal(refused.stderr.trim().split('\n').length, 1, 'one problem: said once, not again as a list');
+  const twoBad = bad.replace('protocol: http', 'protocol: gopher');
+  const refusedTwice = await weft(control, ['apply', '-f', '-'], {}, twoBad);
+  assert.equal(refusedTwice.code, 1);
+  assert.match(refusedTwice.stderr, /^error: invalid manifests: .* \(and 1 more\)$/m);
+  assert.match(refusedTwice.stderr, /^ {2}documents\[0\]\.spec\.ports\[0\]\.port: /m);
+  assert.match(refusedTwice.stderr, /^ {2}documents\[0\]\.spec\.ports\[0\]\.protocol: /m);
 
   const kind = await weft(control, ['get', 'gateways']);
   assert.equal(kind.code, 2);
