@@ -184,12 +184,16 @@ export class XdsClient {
     }
   }
 
-  async #onDelta(res: DeltaResponse): Promise<void> {
+  /** The resource kind of a response's type, or a NACK (INVALID_ARGUMENT) for a type the sidecar does not take. */
+  #kindOrRefuse(res: { type_url: string; nonce: string }): ReturnType<typeof kindOfTypeUrl> {
     const kind = kindOfTypeUrl(res.type_url);
-    if (!kind) {
-      this.#send({ type_url: res.type_url, response_nonce: res.nonce, error_detail: { code: 3, message: `type ${res.type_url} is not supported by the weft sidecar` } });
-      return;
-    }
+    if (!kind) this.#send({ type_url: res.type_url, response_nonce: res.nonce, error_detail: { code: 3, message: `type ${res.type_url} is not supported by the weft sidecar` } });
+    return kind;
+  }
+
+  async #onDelta(res: DeltaResponse): Promise<void> {
+    const kind = this.#kindOrRefuse(res);
+    if (!kind) return;
     const decodeErrors: string[] = [];
     const resources: IncomingResource[] = [];
     const undecodable: Undecodable[] = [];
@@ -204,11 +208,8 @@ export class XdsClient {
   }
 
   async #onSotw(res: SotwResponse): Promise<void> {
-    const kind = kindOfTypeUrl(res.type_url);
-    if (!kind) {
-      this.#send({ type_url: res.type_url, response_nonce: res.nonce, error_detail: { code: 3, message: `type ${res.type_url} is not supported by the weft sidecar` } });
-      return;
-    }
+    const kind = this.#kindOrRefuse(res);
+    if (!kind) return;
     const decodeErrors: string[] = [];
     const resources: IncomingResource[] = [];
     for (const any of res.resources ?? []) {

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
 import { waitMs } from './output.ts';
+import type { ResourceDiff } from '../api/proxy-diff.ts';
 
 export interface ObjectChange {
   op: 'put' | 'delete';
@@ -22,14 +23,6 @@ export interface ApplyReply {
   dryRun?: boolean;
   objects: ObjectChange[];
   diff?: DiffReply;
-}
-
-export interface ResourceDiff {
-  type: string;
-  name: string;
-  action: 'added' | 'removed' | 'changed';
-  before?: unknown;
-  after?: unknown;
 }
 
 export interface DiffReply {

@@ -121,24 +121,10 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       return copyOut(value, retPtrPtr, retSizePtr);
     },
     proxy_add_header_map_value(type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
-      if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const key = str(keyPtr, keySize);
-      const value = str(valuePtr, valueSize);
-      if (key === undefined || value === undefined) return R.InvalidMemoryAccess;
-      const map = writableMap(type);
-      if (map === undefined) return R.BadArgument;
-      map.add(key, value);
-      return R.Ok;
+      return setHeaderValue(type, keyPtr, keySize, valuePtr, valueSize, false);
     },
     proxy_replace_header_map_value(type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
-      if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const key = str(keyPtr, keySize);
-      const value = str(valuePtr, valueSize);
-      if (key === undefined || value === undefined) return R.InvalidMemoryAccess;
-      const map = writableMap(type);
-      if (map === undefined) return R.BadArgument;
-      map.replace(key, value);
-      return R.Ok;
+      return setHeaderValue(type, keyPtr, keySize, valuePtr, valueSize, true);
     },
     proxy_remove_header_map_value(type: number, keyPtr: number, keySize: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
@@ -281,6 +267,19 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
     proxy_grpc_cancel: () => R.Unimplemented,
     proxy_grpc_close: () => R.Unimplemented,
   };
+
+  /** proxy_add_header_map_value (a new entry) or proxy_replace_header_map_value (the first entry, repeats dropped). */
+  function setHeaderValue(type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number, replace: boolean): number {
+    if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
+    const key = str(keyPtr, keySize);
+    const value = str(valuePtr, valueSize);
+    if (key === undefined || value === undefined) return R.InvalidMemoryAccess;
+    const map = writableMap(type);
+    if (map === undefined) return R.BadArgument;
+    if (replace) map.replace(key, value);
+    else map.add(key, value);
+    return R.Ok;
+  }
 
   function writableMap(type: number) {
     // Http-call response maps are read-only views of a finished response.
