@@ -315,8 +315,14 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   const twoN = rows.find((r) => r.name.includes('no-op'));
   const filterCost = two && twoF ? 1 - twoF.rps / two.rps : undefined;
   const hostCost = two && twoN ? 1 - twoN.rps / two.rps : undefined;
-  if (filterCost !== undefined) console.log(`filter chain throughput cost: ${(filterCost * 100).toFixed(1)}% (target < 10%)`);
-  if (hostCost !== undefined) console.log(`the proxy-wasm host alone (no-op filter): ${(hostCost * 100).toFixed(1)}%; the rest is the telemetry filter's own work`);
+  // Each round's own ratio too, against the unfiltered pair's run of the same round (minutes apart, not a
+  // whole bench apart): how far the machine's noise moves the figure the median gives.
+  const byRound = (filtered: typeof two, plain: typeof two) => (filtered && plain ? filtered.rounds.map((x, k) => 1 - x.rps / plain.rounds[k]!.rps) : undefined);
+  const filterCostByRound = byRound(twoF, two);
+  const hostCostByRound = byRound(twoN, two);
+  const pct = (xs: number[] | undefined) => (xs ?? []).map((x) => `${(x * 100).toFixed(1)}%`).join(' / ');
+  if (filterCost !== undefined) console.log(`filter chain throughput cost: ${(filterCost * 100).toFixed(1)}% (target < 10%); each round: ${pct(filterCostByRound)}`);
+  if (hostCost !== undefined) console.log(`the proxy-wasm host alone (no-op filter): ${(hostCost * 100).toFixed(1)}%, each round: ${pct(hostCostByRound)}; the rest is the telemetry filter's own work`);
   const filterCpu = two?.proxyCpuUsPerRq !== undefined && twoF?.proxyCpuUsPerRq !== undefined ? twoF.proxyCpuUsPerRq / two.proxyCpuUsPerRq - 1 : undefined;
   if (filterCpu !== undefined) console.log(`filter chain CPU cost per request: +${(filterCpu * 100).toFixed(1)}% proxy CPU (${two!.proxyCpuUsPerRq!.toFixed(0)} -> ${twoF!.proxyCpuUsPerRq!.toFixed(0)} us)`);
   const pd = paced[0]!;
@@ -340,7 +346,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'dataplane.json'),
-    JSON.stringify({ tool: 'wrk', pacedTool: 'scripts/bench/pace.c', pacedRate: PACE_RATE, pacedSeconds: PACE_SECONDS, rounds: ROUNDS, sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, wasmHostThroughputCost: hostCost, filterCpuCost: filterCpu }, null, 2) + '\n',
+    JSON.stringify({ tool: 'wrk', pacedTool: 'scripts/bench/pace.c', pacedRate: PACE_RATE, pacedSeconds: PACE_SECONDS, rounds: ROUNDS, sidecarNodeFlags: flags, connections: CONNECTIONS, duration: DURATION, node: process.version, loadAverage: (await import('node:os')).loadavg(), at: new Date().toISOString(), results: rows, paced: pacedRows, filterThroughputCost: filterCost, filterThroughputCostByRound: filterCostByRound, wasmHostThroughputCost: hostCost, wasmHostThroughputCostByRound: hostCostByRound, filterCpuCost: filterCpu }, null, 2) + '\n',
   );
   console.log('wrote bench/results/dataplane.json');
   await mesh.close();
