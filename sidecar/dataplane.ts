@@ -150,7 +150,7 @@ export class DataPlane {
     };
     this.listeners = new ListenerManager(env);
     if (options.overload && (options.overload.maxHeapBytes !== undefined || options.overload.maxDownstreamConnections !== undefined)) {
-      this.overload = env.overload = new OverloadManager(options.overload, stats, (disabled) => this.listeners.setKeepaliveDisabled(disabled));
+      this.overload = env.overload = new OverloadManager(options.overload, stats, (disabled) => this.listeners.setDiscouraged('overload', disabled));
     }
   }
 
@@ -350,7 +350,7 @@ export class DataPlane {
    * each connection to close after its next response, still accepting new ones.
    */
   failHealthCheck(failed: boolean): void {
-    this.listeners.setHealthCheckFailed(failed);
+    this.listeners.setDiscouraged('healthcheck', failed);
     this.#publishState();
   }
 

@@ -42,6 +42,13 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void 
   session.once('close', () => clearTimeout(timer));
 }
 
+/**
+ * Why connections are asked to close after their next response while the
+ * listeners keep accepting: admin /healthcheck/fail (until /healthcheck/ok),
+ * or the overload manager's disable_http_keepalive.
+ */
+export type Discourager = 'healthcheck' | 'overload';
+
 class RunningListener {
   config: ListenerConfig;
   readonly server: net.Server;
@@ -55,10 +62,8 @@ class RunningListener {
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   /** In a graceful drain: every connection is asked to close after its next response. */
   draining = false;
-  /** Admin /healthcheck/fail: as in a drain, every connection is asked to close after its next response, until /healthcheck/ok. */
-  #healthCheckFailed = false;
-  /** The overload manager's disable_http_keepalive: the same, while the heap is over its threshold. */
-  #keepaliveDisabled = false;
+  /** While any reason holds, as in a drain, every connection is asked to close after its next response (see Discourager). */
+  readonly #discouragedBy = new Set<Discourager>();
   readonly #tls: tls.Server;
   #tlsMaterial: TlsMaterial | undefined;
 
@@ -214,26 +219,20 @@ class RunningListener {
   }
 
   /**
-   * Envoy's drain_close() while the server fails health checks (listeners of
-   * drain_type DEFAULT, the only one the sidecar takes): connections are
-   * discouraged as in a graceful drain, but the listener keeps accepting and
-   * goes back to keep-alive once the health check passes again.
+   * Envoy's drain_close() while a reason holds (listeners of drain_type
+   * DEFAULT, the only one the sidecar takes): connections are discouraged as
+   * in a graceful drain, but the listener keeps accepting and goes back to
+   * keep-alive once no reason is left.
    */
-  setHealthCheckFailed(failed: boolean): void {
-    if (failed === this.#healthCheckFailed) return;
-    this.#healthCheckFailed = failed;
-    if (failed) this.#discourage();
-  }
-
-  /** The overload manager's disable_http_keepalive, on and off: as setHealthCheckFailed. */
-  setKeepaliveDisabled(disabled: boolean): void {
-    if (disabled === this.#keepaliveDisabled) return;
-    this.#keepaliveDisabled = disabled;
-    if (disabled) this.#discourage();
+  setDiscouraged(reason: Discourager, on: boolean): void {
+    if (on === this.#discouragedBy.has(reason)) return;
+    if (!on) return void this.#discouragedBy.delete(reason);
+    this.#discouragedBy.add(reason);
+    this.#discourage();
   }
 
   get #discouraging(): boolean {
-    return this.draining || this.#healthCheckFailed || this.#keepaliveDisabled;
+    return this.draining || this.#discouragedBy.size > 0;
   }
 
   /** Each HTTP/1 connection closes after its next response (which says `connection: close`); each HTTP/2 one gets GOAWAY. */
@@ -332,10 +331,8 @@ export class ListenerManager {
   /** A graceful drain in progress, and its end (the listeners in scope are then stopped). */
   #draining: DrainScope | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
-  /** Admin /healthcheck/fail until /healthcheck/ok. */
-  #healthCheckFailed = false;
-  /** The overload manager's disable_http_keepalive is active. */
-  #keepaliveDisabled = false;
+  /** The reasons every listener discourages its connections for, now. */
+  readonly #discouragedBy = new Set<Discourager>();
 
   constructor(env: ProxyEnv) {
     this.#env = env;
@@ -391,8 +388,7 @@ export class ListenerManager {
   /** A listener just bound: running, in the drain or failed health check already under way. */
   #adopt(name: string, l: RunningListener): void {
     if (inScope(l.config, this.#draining)) l.drainGracefully();
-    l.setHealthCheckFailed(this.#healthCheckFailed);
-    l.setKeepaliveDisabled(this.#keepaliveDisabled);
+    for (const reason of this.#discouragedBy) l.setDiscouraged(reason, true);
     this.#running.set(name, l);
   }
 
@@ -448,20 +444,16 @@ export class ListenerManager {
     return { active, seen };
   }
 
-  /** Admin /healthcheck/fail (true) and /healthcheck/ok (false): every listener discourages its connections while failed. */
-  setHealthCheckFailed(failed: boolean): void {
-    this.#healthCheckFailed = failed;
-    for (const l of this.#running.values()) l.setHealthCheckFailed(failed);
+  /** Every listener discourages its connections while `reason` holds (on), and stops once it no longer does. */
+  setDiscouraged(reason: Discourager, on: boolean): void {
+    if (on) this.#discouragedBy.add(reason);
+    else this.#discouragedBy.delete(reason);
+    for (const l of this.#running.values()) l.setDiscouraged(reason, on);
   }
 
-  /** The overload manager's disable_http_keepalive: every listener discourages its connections while it is active. */
-  setKeepaliveDisabled(disabled: boolean): void {
-    this.#keepaliveDisabled = disabled;
-    for (const l of this.#running.values()) l.setKeepaliveDisabled(disabled);
-  }
-
+  /** Admin /healthcheck/fail is in force (until /healthcheck/ok). */
   get healthCheckFailed(): boolean {
-    return this.#healthCheckFailed;
+    return this.#discouragedBy.has('healthcheck');
   }
 
   #stop(scope: DrainScope): void {
