@@ -1,11 +1,10 @@
 // `weft apply|delete|diff -f FILE`: the file is sent as YAML text so the
 // server parses and validates it once, with paths like
 // `documents[2].spec.rules[0].destinations[0].weight`.
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
-import { waitMs } from './output.ts';
+import { readInputFile, waitMs } from './output.ts';
 import type { ResourceDiff } from '../api/proxy-diff.ts';
 
 export interface ObjectChange {
@@ -30,16 +29,8 @@ export interface DiffReply {
   proxies: { proxy: string; service: string; connected: boolean; resources: ResourceDiff[]; errors?: { path: string; message: string }[] }[];
 }
 
-function readManifestFile(file: string): string {
-  try {
-    return readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    throw new CliError(`error: cannot read ${file}: ${(err as Error).message}`);
-  }
-}
-
 function yamlBody(file: string) {
-  return { text: readManifestFile(file), contentType: 'application/yaml' };
+  return { text: readInputFile(file), contentType: 'application/yaml' };
 }
 
 export function formatObjects(objects: ObjectChange[]): string[] {

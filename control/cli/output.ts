@@ -1,5 +1,7 @@
-// Output formats shared by the read commands: aligned tables for people,
-// YAML and JSON for scripts and for round-tripping into `weft apply`.
+// Output formats shared by the read commands (aligned tables for people,
+// YAML and JSON for scripts and for round-tripping into `weft apply`), and
+// the option and input-file helpers the commands share.
+import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { CliError } from './client.ts';
 
@@ -37,4 +39,13 @@ export function toYamlDocuments(values: unknown[]): string {
 
 export function toJson(value: unknown): string {
   return JSON.stringify(value, null, 2);
+}
+
+/** A file named on the command line (`-`: stdin), its read error said as the CLI's. */
+export function readInputFile(file: string): string {
+  try {
+    return readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new CliError(`error: cannot read ${file}: ${(err as Error).message}`);
+  }
 }

@@ -1,11 +1,10 @@
 // Read-only commands: get, proxy-status, proxy-config, history.
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { ProxySync, ResourceSync } from '../api/proxy-sync.ts';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
 import { genericKind, KIND_NAMES, lookupKind, toManifest } from './kinds.ts';
-import { parseFormat, table, toJson, toYaml, toYamlDocuments, waitMs } from './output.ts';
+import { parseFormat, readInputFile, table, toJson, toYaml, toYamlDocuments, waitMs } from './output.ts';
 
 type Row = Record<string, unknown>;
 
@@ -173,12 +172,7 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
 
 /** A config dump file as a request body (JSON checked here, so a wrong file is named before any request). */
 function dumpBody(file: string): { text: string; contentType: string } {
-  let text: string;
-  try {
-    text = readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    throw new CliError(`error: cannot read ${file}: ${(err as Error).message}`);
-  }
+  const text = readInputFile(file);
   try {
     JSON.parse(text);
   } catch (err) {
