@@ -6,6 +6,9 @@
 // register() a long-running sidecar was measured 10-30x slower per request.
 // So this script re-executes itself once with the loader, unless the loader is
 // already there (WEFT_TSX_LOADED), and passes signals and the exit code on.
+// The loader is named by its resolved URL, not the bare "tsx": node resolves a
+// bare --import from the working directory, so `weft` run from anywhere but
+// the checkout (an absolute path, npm link, a global install) could not find it.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +28,7 @@ if (process.env.WEFT_TSX_LOADED === '1') {
   // would make some commands skip their clean shutdown).
   const child = spawn(
     process.execPath,
-    [...nodeFlags(process.argv[2]), '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    [...nodeFlags(process.argv[2]), '--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), ...process.argv.slice(2)],
     { stdio: 'inherit', detached: true, env: { ...process.env, WEFT_TSX_LOADED: '1' } },
   );
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {

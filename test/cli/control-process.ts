@@ -2,6 +2,7 @@
 // and CLI commands against it as child processes.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,7 +20,7 @@ export interface ControlProcess {
 
 export async function startControl(dataDir: string, timeoutMs = 60_000): Promise<ControlProcess> {
   const child: ChildProcess = spawn(process.execPath, [WEFT, 'control', '--data-dir', dataDir, '--api-port', '0', '--xds-port', '0'], {
-    cwd: ROOT,
+    cwd: tmpdir(), // as an installed `weft` runs: from anywhere but the checkout
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -65,13 +66,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `weft ...args` with WEFT_API (and WEFT_TOKEN unless env overrides it). */
+/** Runs `weft ...args` with WEFT_API (and WEFT_TOKEN unless env overrides it), from outside the checkout as a user's shell would. */
 export function weft(control: { api: string; token?: string }, args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
       [WEFT, ...args],
-      { cwd: ROOT, timeout: 60_000, env: { ...process.env, WEFT_API: control.api, WEFT_TOKEN: control.token ?? '', ...env } },
+      { cwd: tmpdir(), timeout: 60_000, env: { ...process.env, WEFT_API: control.api, WEFT_TOKEN: control.token ?? '', ...env } },
       (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
     if (input !== undefined) child.stdin!.end(input);
