@@ -11,6 +11,7 @@ import { openTokenStore } from './api/tokens.ts';
 import { FilterCatalog } from './filters/catalog.ts';
 import { createRegistry } from './registry/registry.ts';
 import { openFileStore } from './store/file-store.ts';
+import { LockHeldError } from './store/lock.ts';
 import { createXdsServer, storeModelSource, type XdsServer } from './xds/index.ts';
 import type { TranslateOptions } from './translate/index.ts';
 import { MeshCa } from './ca/authority.ts';
@@ -47,9 +48,30 @@ export interface RunningControl {
 /** The bootstrap cluster name that reaches the API (for wasm module fetches). */
 export const WASM_CLUSTER = 'weft-control';
 
+/**
+ * A reason the control plane cannot start that is the operator's to fix (a
+ * port in use, a data dir another control plane holds): the CLI says it in one
+ * line, naming the flag, without a stack trace.
+ */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+/** A listen error as the flag that chose the port. */
+function listenError(flag: string, host: string, port: number, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  const message = (err as Error).message ?? '';
+  if (code === 'EADDRINUSE' || /address already in use|No address added/i.test(message)) return new StartupError(`${flag} ${port}: ${host}:${port} is already in use (another weft control?)`);
+  if (code === 'EACCES') return new StartupError(`${flag} ${port}: permission denied to listen on ${host}:${port}`);
+  if (code === 'EADDRNOTAVAIL') return new StartupError(`--host ${host}: not an address of this machine`);
+  return err;
+}
+
 export async function startControl(opts: ControlOptions): Promise<RunningControl> {
   const dataDir = resolve(opts.dataDir);
-  const store = await openFileStore(dataDir);
+  const store = await openFileStore(dataDir).catch((err: unknown) => {
+    throw err instanceof LockHeldError ? new StartupError(`--data-dir ${opts.dataDir}: ${err.message}`) : err;
+  });
   const registry = createRegistry(store);
   const closers: (() => Promise<void> | void)[] = [() => store.close()];
   try {
@@ -95,7 +117,9 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       ...(ca && joinTokens ? { joinTokens: { issue: (identity: { namespace: string; service: string }) => joinTokens.issue(identity), trustDomain: ca.trustDomain } } : {}),
     });
     const app = await buildApp(deps);
-    await app.listen({ host, port: opts.apiPort });
+    await app.listen({ host, port: opts.apiPort }).catch((err: unknown) => {
+      throw listenError('--api-port', host, opts.apiPort, err);
+    });
     closers.unshift(() => app.close());
     const address = app.server.address();
     apiPort = typeof address === 'object' && address ? address.port : opts.apiPort;
@@ -111,7 +135,9 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
         for (const e of errors.slice(0, 20)) opts.log?.(`xds: ${kind} snapshot refused: ${JSON.stringify(e)}`);
       },
     });
-    const xdsPort = await server.listen(host, opts.xdsPort);
+    const xdsPort = await server.listen(host, opts.xdsPort).catch((err: unknown) => {
+      throw listenError('--xds-port', host, opts.xdsPort, err);
+    });
     closers.unshift(() => server.close());
     xds = server;
     metrics.push(server.metrics);

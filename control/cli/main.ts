@@ -171,7 +171,9 @@ export async function main(argv: string[]): Promise<number> {
       if (!said) for (const d of err.details) console.error(`  ${d.path || '(body)'}: ${d.message}`);
       return err.exitCode;
     }
-    console.error(`error: ${(err as Error).stack ?? String(err)}`);
+    // What the operator must fix (a port in use, a locked data dir) is one line; anything else is a bug, with its stack.
+    if ((err as Error).name === 'StartupError') console.error(`error: ${(err as Error).message}`);
+    else console.error(`error: ${(err as Error).stack ?? String(err)}`);
     return 1;
   }
 }

@@ -207,3 +207,26 @@ test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API)
     assert.match(help.stdout, /^Usage: weft/m);
   }
 });
+
+test('weft control says in one line why it cannot start: a port in use, a data dir another control plane holds', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-cli-'));
+  const control = await startControl(dir);
+  t.after(async () => {
+    await control.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const other = await mkdtemp(join(tmpdir(), 'weft-cli-'));
+  t.after(() => rm(other, { recursive: true, force: true }));
+  const apiPort = new URL(control.api).port;
+
+  const busyApi = await weft(control, ['control', '--data-dir', other, '--api-port', apiPort, '--xds-port', '0']);
+  assert.equal(busyApi.code, 1);
+  assert.match(busyApi.stderr, new RegExp(`^error: --api-port ${apiPort}: 127\\.0\\.0\\.1:${apiPort} is already in use`, 'm'));
+  const busyXds = await weft(control, ['control', '--data-dir', other, '--api-port', '0', '--xds-port', String(control.xdsPort)]);
+  assert.equal(busyXds.code, 1);
+  assert.match(busyXds.stderr, new RegExp(`^error: --xds-port ${control.xdsPort}: .* is already in use`, 'm'));
+  const locked = await weft(control, ['control', '--data-dir', dir, '--api-port', '0', '--xds-port', '0']);
+  assert.equal(locked.code, 1);
+  assert.match(locked.stderr, /^error: --data-dir .*: data dir is locked by running process \d+/m);
+  for (const r of [busyApi, busyXds, locked]) assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+});

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileStore } from '../../control/store/file-store.ts';
@@ -53,6 +53,25 @@ test('a lock left by a dead process is taken over', async (t) => {
   const store = await openFileStore(dir);
   assert.equal(store.revision(), 0);
   await store.close();
+});
+
+test("a lock naming this process's own pid, or a live pid that started at another time, is stale (a restarted container reuses pids)", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'store'), { recursive: true });
+  // In a container restarted after kill -9, the new control plane often gets the dead one's pid.
+  writeFileSync(join(dir, 'store', 'LOCK'), `${process.pid}\n`);
+  let store = await openFileStore(dir);
+  await store.close();
+  // A live process holds the dead holder's pid, but it is not the process that wrote the lock.
+  writeFileSync(join(dir, 'store', 'LOCK'), `${process.ppid} 1\n`);
+  store = await openFileStore(dir);
+  const written = readFileSync(join(dir, 'store', 'LOCK'), 'utf8');
+  assert.match(written, new RegExp(`^${process.pid} \\d+\n$`), 'the lock records pid and start time');
+  await store.close();
+  // The same live process with its real start time still holds the lock.
+  const parentStart = readFileSync(`/proc/${process.ppid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+  writeFileSync(join(dir, 'store', 'LOCK'), `${process.ppid} ${parentStart}\n`);
+  await assert.rejects(openFileStore(dir), new RegExp(`locked by running process ${process.ppid}`));
 });
 
 test('commits after close are refused', async (t) => {
