@@ -2,6 +2,12 @@
 // changes would produce, check it whole (cross references, binding configs
 // against their filter's schema), and only then commit, as one revision.
 // Nothing is stored on error.
+//
+// Operator writes run one at a time (serialWrite): each plans and checks
+// against the state the previous one committed. Checked side by side, a
+// route to service X and the deletion of X each passed against a state that
+// still had X, and together stored a dangling reference (which then refused
+// every later write); two creates of one name both got 201.
 import type { FilterBinding, FilterModule } from '../model/types.ts';
 import { RUNTIME_KINDS } from '../store/store.ts';
 import { FILTER_MODULE_KIND, type ApiDeps, type Change, type StoredObject } from './deps.ts';
@@ -95,13 +101,36 @@ function dedupe(errors: FieldError[]): FieldError[] {
   });
 }
 
-/** Checks, then commits `changes` as one revision; throws ApiError (nothing stored) on any error. */
+const writeQueues = new WeakMap<object, Promise<unknown>>();
+const writing = new WeakSet<object>();
+
+/**
+ * Runs an operator write (its plan, preconditions and commitChecked) after
+ * every earlier one on the same store has committed or failed. Reads are not
+ * held up; registry writes (instances) do not wait either.
+ */
+export function serialWrite<T>(deps: ApiDeps, task: () => Promise<T>): Promise<T> {
+  const store = deps.store;
+  const run = (writeQueues.get(store) ?? Promise.resolve()).then(async () => {
+    writing.add(store);
+    try {
+      return await task();
+    } finally {
+      writing.delete(store);
+    }
+  });
+  writeQueues.set(store, run.catch(() => undefined));
+  return run;
+}
+
+/** Checks, then commits `changes` as one revision; throws ApiError (nothing stored) on any error. Call it inside serialWrite. */
 export async function commitChecked(
   deps: ApiDeps,
   changes: Change[],
   meta: { actor: string; summary: string },
   pathOf: (c: Change) => string,
 ): Promise<{ revision: number; changed: boolean }> {
+  if (!writing.has(deps.store)) throw new Error('commitChecked outside serialWrite: a concurrent write could invalidate its checks');
   const { errors } = await checkChanges(deps, changes, pathOf);
   if (errors.length > 0) {
     const first = errors[0]!;

@@ -9,7 +9,7 @@ import { parseManifests, validateManifest, type Manifest } from '../../model/man
 import { kindNamed, kindNames } from '../../model/kinds.ts';
 import { DEFAULT_NAMESPACE } from '../../model/fields.ts';
 import { actorOf } from '../auth.ts';
-import { checkChanges, commitChecked, isUnchanged } from '../desired-state.ts';
+import { checkChanges, commitChecked, isUnchanged, serialWrite } from '../desired-state.ts';
 import { ApiError, prefixPaths, validationFailed, type FieldError } from '../errors.ts';
 import { diffState } from '../proxy-diff.ts';
 import type { ApiDeps, Change } from '../deps.ts';
@@ -119,20 +119,26 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       config: { readOnly: true },
     },
     async (request, reply) => {
-      const planned = plan(readManifests(request.body));
-      const changes = planned.filter((p) => p.action !== 'unchanged');
-      const pathOf = (c: Change) => `${planned.find((p) => p.change === c)?.at ?? ''}.spec`;
-      if (request.query.dryRun === 'true') {
-        const { state, errors } = await checkChanges(deps, changes.map((p) => p.change), pathOf);
+      const dryRun = request.query.dryRun === 'true';
+      if (!dryRun && request.operator?.role !== 'admin') throw new ApiError('FORBIDDEN', `token "${request.operator?.name}" has role viewer; apply needs role admin (viewers may use ?dryRun=true)`);
+      const located = readManifests(request.body);
+      if (dryRun) {
+        const planned = plan(located);
+        const changes = planned.filter((p) => p.action !== 'unchanged').map((p) => p.change);
+        const { state, errors } = await checkChanges(deps, changes, (c) => `${planned.find((p) => p.change === c)?.at ?? ''}.spec`);
         if (errors.length > 0) throw new ApiError('INVALID_REFERENCE', `${errors[0]!.path}: ${errors[0]!.message}`, errors);
         const diff = { objects: objectsOf(planned), proxies: diffState(deps, state) };
         return { dryRun: true, revision: deps.store.revision(), changed: changes.length > 0, objects: objectsOf(planned), diff };
       }
-      if (request.operator?.role !== 'admin') throw new ApiError('FORBIDDEN', `token "${request.operator?.name}" has role viewer; apply needs role admin (viewers may use ?dryRun=true)`);
-      if (changes.length === 0) return { revision: deps.store.revision(), changed: false, objects: objectsOf(planned) };
-      const result = await commitChecked(deps, changes.map((p) => p.change), { actor: actorOf(request), summary: summarize('apply', changes.map((p) => p.change)) }, pathOf);
-      reply.header('x-weft-revision', String(result.revision));
-      return { revision: result.revision, changed: result.changed, objects: objectsOf(planned) };
+      // Planned inside the write, so "created" / "configured" / "unchanged" describe the state this apply changed.
+      return serialWrite(deps, async () => {
+        const planned = plan(located);
+        const changes = planned.filter((p) => p.action !== 'unchanged').map((p) => p.change);
+        if (changes.length === 0) return { revision: deps.store.revision(), changed: false, objects: objectsOf(planned) };
+        const result = await commitChecked(deps, changes, { actor: actorOf(request), summary: summarize('apply', changes) }, (c) => `${planned.find((p) => p.change === c)?.at ?? ''}.spec`);
+        reply.header('x-weft-revision', String(result.revision));
+        return { revision: result.revision, changed: result.changed, objects: objectsOf(planned) };
+      });
     },
   );
 
@@ -141,11 +147,13 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     { schema: { tags, body: bodySchema, summary: 'delete every object named in a set of manifests, as one revision' } },
     async (request) => {
       const refs = readObjectRefs(request.body);
-      const objects = refs.map((r) => ({ op: 'delete' as const, kind: r.kind, namespace: r.namespace, name: r.name, action: deps.store.get(r.kind, r.namespace, r.name) ? 'deleted' : 'absent' }));
-      const changes: Change[] = objects.filter((o) => o.action === 'deleted').map(({ op, kind, namespace, name }) => ({ op, kind, namespace, name }));
-      if (changes.length === 0) return { revision: deps.store.revision(), changed: false, objects };
-      const result = await commitChecked(deps, changes, { actor: actorOf(request), summary: summarize('delete', changes) }, (c) => refs.find((r) => r.kind === c.kind && r.name === c.name && r.namespace === c.namespace)?.at ?? '');
-      return { revision: result.revision, changed: result.changed, objects };
+      return serialWrite(deps, async () => {
+        const objects = refs.map((r) => ({ op: 'delete' as const, kind: r.kind, namespace: r.namespace, name: r.name, action: deps.store.get(r.kind, r.namespace, r.name) ? 'deleted' : 'absent' }));
+        const changes: Change[] = objects.filter((o) => o.action === 'deleted').map(({ op, kind, namespace, name }) => ({ op, kind, namespace, name }));
+        if (changes.length === 0) return { revision: deps.store.revision(), changed: false, objects };
+        const result = await commitChecked(deps, changes, { actor: actorOf(request), summary: summarize('delete', changes) }, (c) => refs.find((r) => r.kind === c.kind && r.name === c.name && r.namespace === c.namespace)?.at ?? '');
+        return { revision: result.revision, changed: result.changed, objects };
+      });
     },
   );
 

@@ -7,7 +7,7 @@ import { Type, type TObject } from '@sinclair/typebox';
 import type { Kind } from '../../model/kind.ts';
 import { kindNamed, kindNames } from '../../model/kinds.ts';
 import { actorOf } from '../auth.ts';
-import { commitChecked } from '../desired-state.ts';
+import { commitChecked, serialWrite } from '../desired-state.ts';
 import { ApiError, notFound, validationFailed } from '../errors.ts';
 import type { ApiDeps, StoredObject } from '../deps.ts';
 
@@ -86,15 +86,12 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
 
     app.post(`/${path}`, { schema: { tags, body: kind.schema, summary: `create a ${noun}` } }, async (request, reply) => {
       const { name, namespace, value } = validate(request.body);
-      if (deps.store.get(kind.kind, namespace, name)) {
-        throw new ApiError('ALREADY_EXISTS', `${noun} ${namespace}/${name} exists already; use PUT /api/v1/${path}/${name} to change it`);
-      }
-      const { revision } = await commitChecked(
-        deps,
-        [{ op: 'put', kind: kind.kind, namespace, name, spec: value }],
-        { actor: actorOf(request), summary: `create ${noun} ${namespace}/${name}` },
-        () => '',
-      );
+      const { revision } = await serialWrite(deps, () => {
+        if (deps.store.get(kind.kind, namespace, name)) {
+          throw new ApiError('ALREADY_EXISTS', `${noun} ${namespace}/${name} exists already; use PUT /api/v1/${path}/${name} to change it`);
+        }
+        return commitChecked(deps, [{ op: 'put', kind: kind.kind, namespace, name, spec: value }], { actor: actorOf(request), summary: `create ${noun} ${namespace}/${name}` }, () => '');
+      });
       return reply.code(201).header('x-weft-revision', String(revision)).send(value);
     });
 
@@ -110,13 +107,11 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
           throw validationFailed([{ path: 'namespace', message: `does not match ?namespace= ("${request.query.namespace}")` }], noun);
         }
         const { name, namespace, value } = validate({ ...body, name: request.params.name, namespace: body.namespace ?? request.query.namespace });
-        const existed = deps.store.get(kind.kind, namespace, name) !== undefined;
-        const { revision } = await commitChecked(
-          deps,
-          [{ op: 'put', kind: kind.kind, namespace, name, spec: value }],
-          { actor: actorOf(request), summary: `${existed ? 'update' : 'create'} ${noun} ${namespace}/${name}` },
-          () => '',
-        );
+        let existed = false;
+        const { revision } = await serialWrite(deps, () => {
+          existed = deps.store.get(kind.kind, namespace, name) !== undefined;
+          return commitChecked(deps, [{ op: 'put', kind: kind.kind, namespace, name, spec: value }], { actor: actorOf(request), summary: `${existed ? 'update' : 'create'} ${noun} ${namespace}/${name}` }, () => '');
+        });
         return reply.code(existed ? 200 : 201).header('x-weft-revision', String(revision)).send(value);
       },
     );
@@ -127,13 +122,10 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       async (request, reply) => {
         const ns = request.query.namespace ?? 'default';
         const name = request.params.name;
-        if (!deps.store.get(kind.kind, ns, name)) throw notFound(`${noun} ${ns}/${name}`);
-        const { revision } = await commitChecked(
-          deps,
-          [{ op: 'delete', kind: kind.kind, namespace: ns, name }],
-          { actor: actorOf(request), summary: `delete ${noun} ${ns}/${name}` },
-          () => '',
-        );
+        const { revision } = await serialWrite(deps, () => {
+          if (!deps.store.get(kind.kind, ns, name)) throw notFound(`${noun} ${ns}/${name}`);
+          return commitChecked(deps, [{ op: 'delete', kind: kind.kind, namespace: ns, name }], { actor: actorOf(request), summary: `delete ${noun} ${ns}/${name}` }, () => '');
+        });
         return reply.code(200).header('x-weft-revision', String(revision)).send({ deleted: { kind: kind.kind, namespace: ns, name }, revision });
       },
     );

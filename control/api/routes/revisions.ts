@@ -6,7 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { actorOf } from '../auth.ts';
 import { rollbackChanges } from '../../store/rollback.ts';
-import { commitChecked, operatorObjects } from '../desired-state.ts';
+import { commitChecked, operatorObjects, serialWrite } from '../desired-state.ts';
 import { ApiError, notFound } from '../errors.ts';
 import type { ApiDeps } from '../deps.ts';
 
@@ -57,12 +57,14 @@ export const revisionRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
       if (n > deps.store.revision() || (n !== 0 && !deps.store.history().some((r) => r.revision === n))) {
         throw new ApiError('NOT_FOUND', `revision ${n} not found (current revision is ${deps.store.revision()})`);
       }
-      const current = deps.store.list();
-      const changes = rollbackChanges(deps.store, n);
-      const objects = changes.map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name, action: c.op === 'delete' ? 'deleted' : current.some((o) => key(o) === key(c)) ? 'configured' : 'created' }));
-      if (changes.length === 0) return { revision: deps.store.revision(), changed: false, objects };
-      const result = await commitChecked(deps, changes, { actor: actorOf(request), summary: `rollback to revision ${n}` }, () => `revision ${n}`);
-      return { revision: result.revision, changed: result.changed, objects };
+      return serialWrite(deps, async () => {
+        const current = deps.store.list();
+        const changes = rollbackChanges(deps.store, n);
+        const objects = changes.map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name, action: c.op === 'delete' ? 'deleted' : current.some((o) => key(o) === key(c)) ? 'configured' : 'created' }));
+        if (changes.length === 0) return { revision: deps.store.revision(), changed: false, objects };
+        const result = await commitChecked(deps, changes, { actor: actorOf(request), summary: `rollback to revision ${n}` }, () => `revision ${n}`);
+        return { revision: result.revision, changed: result.changed, objects };
+      });
     },
   );
 
