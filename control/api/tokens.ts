@@ -3,8 +3,9 @@
 // the one plaintext exception is `<data-dir>/admin.token`, written on first
 // start so the operator can bootstrap (the contract in DESIGN.md).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../store/atomic-file.ts';
 
 export type Role = 'admin' | 'viewer';
 
@@ -44,6 +45,9 @@ export function generateToken(): string {
 }
 
 class HashedTokenStore implements TokenStore {
+  /** Creates run one at a time: each writes the records the one before it left, or two at once lost one another's token. */
+  #writes: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly records: TokenRecord[],
     private readonly persist: (records: TokenRecord[]) => Promise<void>,
@@ -62,13 +66,17 @@ class HashedTokenStore implements TokenStore {
     return undefined;
   }
 
-  async create(name: string, role: Role): Promise<{ token: string; info: TokenInfo }> {
-    const token = generateToken();
-    const info: TokenInfo = { name, role, createdAt: this.now().toISOString() };
-    const next = [...this.records, { ...info, sha256: hashToken(token) }];
-    await this.persist(next);
-    this.records.push(next[next.length - 1]!);
-    return { token, info };
+  create(name: string, role: Role): Promise<{ token: string; info: TokenInfo }> {
+    const run = this.#writes.then(async () => {
+      const token = generateToken();
+      const info: TokenInfo = { name, role, createdAt: this.now().toISOString() };
+      const record = { ...info, sha256: hashToken(token) };
+      await this.persist([...this.records, record]);
+      this.records.push(record);
+      return { token, info };
+    });
+    this.#writes = run.catch(() => undefined);
+    return run;
   }
 
   list(): TokenInfo[] {
@@ -79,18 +87,6 @@ class HashedTokenStore implements TokenStore {
 /** Tokens held in memory only (tests, and embedding without a data dir). */
 export function memoryTokenStore(now: () => Date = () => new Date()): TokenStore {
   return new HashedTokenStore([], async () => {}, now);
-}
-
-async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w', 0o600);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
 }
 
 /**

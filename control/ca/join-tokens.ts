@@ -4,8 +4,9 @@
 // 0600), so a leaked token file admits nobody.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeFileAtomicSync } from '../store/atomic-file.ts';
 import type { IdentityKey } from './authority.ts';
 
 export const JOIN_TOKENS_FILE = 'join-tokens.json';
@@ -69,9 +70,7 @@ export class JoinTokens {
   #save(): void {
     if (!this.#file) return;
     mkdirSync(dirname(this.#file), { recursive: true });
-    const tmp = `${this.#file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.#byHash), null, 2), { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, this.#file);
+    // durable before issue() returns the token: an acknowledged join token survives a crash
+    writeFileAtomicSync(this.#file, JSON.stringify(Object.fromEntries(this.#byHash), null, 2), 0o600);
   }
 }

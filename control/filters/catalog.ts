@@ -4,10 +4,11 @@
 // listed in `<dataDir>/wasm/catalog.json`. Bindable by name either way.
 
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FilterModule } from '../model/types.ts';
+import { writeFileAtomic } from '../store/atomic-file.ts';
 import { checkModule } from './check.ts';
 import { checkConfigSchema, validateConfig } from './config-schema.ts';
 import type { ConfigError } from './config-schema.ts';
@@ -124,9 +125,7 @@ export class FilterCatalog {
     const next = this.writes.then(async () => {
       const filters = change(await this.uploaded());
       await mkdir(this.store.dir, { recursive: true });
-      const tmp = `${this.indexPath}.${process.pid}.tmp`;
-      await writeFile(tmp, `${JSON.stringify({ filters }, null, 2)}\n`);
-      await rename(tmp, this.indexPath);
+      await writeFileAtomic(this.indexPath, `${JSON.stringify({ filters }, null, 2)}\n`, 0o644);
     });
     this.writes = next.catch(() => undefined);
     return next;

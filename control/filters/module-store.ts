@@ -3,8 +3,9 @@
 // a partial module; the same bytes always land at the same name.
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../store/atomic-file.ts';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -29,18 +30,7 @@ export class ModuleStore {
     const sha256 = sha256Hex(bytes);
     await mkdir(this.dir, { recursive: true });
     const path = this.pathOf(sha256);
-    const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    const handle = await open(tmp, 'w', 0o644);
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } catch (err) {
-      await handle.close();
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    await handle.close();
-    await rename(tmp, path);
+    await writeFileAtomic(path, bytes, 0o644);
     return sha256;
   }
 

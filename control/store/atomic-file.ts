@@ -2,7 +2,7 @@
 // A reader sees the old file or the new one, never a torn one.
 
 import { open, rename, unlink } from 'node:fs/promises';
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 export function fsyncDir(dir: string): void {
@@ -14,9 +14,13 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+let writes = 0;
+/** A temp name no other write (in this process or another) is using: two writes of one file at once must not share one. */
+const tempFor = (path: string) => join(dirname(path), `.${basename(path)}.${process.pid}.${++writes}.tmp`);
+
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+  const temp = tempFor(path);
   const handle = await open(temp, 'w', mode);
   try {
     await handle.writeFile(data);
@@ -29,4 +33,25 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   await handle.close();
   await rename(temp, path);
   fsyncDir(dir);
+}
+
+/** writeFileAtomic for callers that must not yield (the write is done when it returns). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600): void {
+  const temp = tempFor(path);
+  const fd = openSync(temp, 'w', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    try {
+      unlinkSync(temp);
+    } catch {
+      // never created, or gone
+    }
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(temp, path);
+  fsyncDir(dirname(path));
 }

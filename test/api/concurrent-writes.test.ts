@@ -5,10 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileStore } from '../../control/store/file-store.ts';
 import { createRegistry } from '../../control/registry/registry.ts';
+import { openTokenStore } from '../../control/api/tokens.ts';
 import { startApi } from './harness.ts';
 
 async function fileBackedApi(t: import('node:test').TestContext) {
@@ -64,4 +66,15 @@ test('two applies of the same new manifest sent together: one says created, the 
   const [a, b] = await Promise.all([h.call('POST', '/api/v1/apply', yaml), h.call('POST', '/api/v1/apply', yaml)]);
   assert.deepEqual([a.json.objects[0].action, b.json.objects[0].action].sort(), ['created', 'unchanged']);
   assert.deepEqual([a.json.changed, b.json.changed].sort(), [false, true]);
+});
+
+test('ten operator tokens created at once: every one is stored, and each still works after a restart', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-race-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const { store } = await openTokenStore(dir);
+  const created = await Promise.all(Array.from({ length: 10 }, (_, i) => store.create(`race${i}`, 'viewer')));
+  const reopened = (await openTokenStore(dir)).store;
+  for (const { token, info } of created) assert.equal(reopened.authenticate(token)?.name, info.name, `${info.name} after a restart`);
+  assert.deepEqual(reopened.list().map((i) => i.name).sort(), ['admin', ...created.map((c) => c.info.name)].sort());
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left behind');
 });
