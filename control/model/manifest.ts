@@ -51,18 +51,36 @@ export function validateManifest(doc: unknown): Result<Manifest> {
   return ok({ apiVersion: API_VERSION, kind: kind.kind, metadata, spec: spec.value });
 }
 
+/**
+ * Each YAML document of a text as a value, or its YAML errors (path
+ * `documents[i]`). Some errors surface only when the document becomes a value
+ * (an alias to an anchor that does not exist, an alias bomb past the yaml
+ * library's alias limit): those are YAML errors of that document too, not a
+ * failure of the caller.
+ */
+export function yamlDocuments(yamlText: string): { at: string; value?: unknown; errors?: FieldError[] }[] {
+  return parseAllDocuments(yamlText).map((doc, i) => {
+    const at = `documents[${i}]`;
+    const yamlError = (message: string): FieldError => ({ path: at, message: `YAML: ${message.split('\n')[0]!.replace(/:$/, '')}` });
+    if (doc.errors.length > 0) return { at, errors: doc.errors.map((e) => yamlError(e.message)) };
+    try {
+      return { at, value: doc.toJS() as unknown };
+    } catch (err) {
+      return { at, errors: [yamlError((err as Error).message)] };
+    }
+  });
+}
+
 /** Parses and validates every document; all errors of all documents, or all manifests. Empty documents are skipped. */
 export function parseManifests(yamlText: string): Result<Manifest[]> {
   const errors: FieldError[] = [];
   const manifests: Manifest[] = [];
   const firstAt = new Map<string, number>();
-  parseAllDocuments(yamlText).forEach((doc, i) => {
-    const at = `documents[${i}]`;
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) errors.push({ path: at, message: `YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}` });
+  yamlDocuments(yamlText).forEach(({ at, value, errors: yamlErrors }, i) => {
+    if (yamlErrors) {
+      errors.push(...yamlErrors);
       return;
     }
-    const value: unknown = doc.toJS();
     if (value === null || value === undefined) return;
     if (typeof value !== 'object' || Array.isArray(value)) {
       errors.push({ path: at, message: 'must be a manifest: a mapping with apiVersion, kind, metadata and spec' });

@@ -4,8 +4,7 @@
 // JSON `{manifests: [...]}` (paths `manifests[i]...`).
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { parseAllDocuments } from 'yaml';
-import { parseManifests, validateManifest, type Manifest } from '../../model/manifest.ts';
+import { parseManifests, validateManifest, yamlDocuments, type Manifest } from '../../model/manifest.ts';
 import { kindNamed, kindNames } from '../../model/kinds.ts';
 import { DEFAULT_NAMESPACE } from '../../model/fields.ts';
 import { actorOf } from '../auth.ts';
@@ -43,12 +42,7 @@ function readManifests(body: Body | undefined): Located[] {
   if (typeof body === 'string') {
     const parsed = parseManifests(body);
     if (!parsed.ok) throw validationFailed(parsed.errors, 'manifests');
-    // parseManifests skips empty documents; recover each manifest's document index for error paths.
-    const docIndexes = parseAllDocuments(body)
-      .map((d, i) => ({ i, empty: d.errors.length === 0 && (d.toJS() === null || d.toJS() === undefined) }))
-      .filter((d) => !d.empty)
-      .map((d) => d.i);
-    return parsed.value.map((manifest, k) => ({ manifest, at: `documents[${docIndexes[k] ?? k}]` }));
+    return parsed.value.map((manifest, k) => ({ manifest, at: `documents[${manifest.document ?? k}]` }));
   }
   if (!body || !Array.isArray((body as { manifests?: unknown }).manifests)) {
     throw validationFailed([{ path: 'manifests', message: 'is required (or send application/yaml)' }], 'body');
@@ -68,9 +62,9 @@ function readManifests(body: Body | undefined): Located[] {
 function readObjectRefs(body: Body | undefined): { kind: string; namespace: string; name: string; at: string }[] {
   const docs: { doc: unknown; at: string }[] =
     typeof body === 'string'
-      ? parseAllDocuments(body).map((d, i) => {
-          if (d.errors.length > 0) throw validationFailed([{ path: `documents[${i}]`, message: `YAML: ${d.errors[0]!.message.split('\n')[0]}` }], 'manifests');
-          return { doc: d.toJS() as unknown, at: `documents[${i}]` };
+      ? yamlDocuments(body).map(({ at, value, errors }) => {
+          if (errors) throw validationFailed(errors, 'manifests');
+          return { doc: value, at };
         })
       : ((body as { manifests?: unknown[] } | undefined)?.manifests ?? []).map((doc, i) => ({ doc, at: `manifests[${i}]` }));
   const errors: FieldError[] = [];
