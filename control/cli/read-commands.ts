@@ -37,15 +37,18 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
     .argument('<kind>', 'object kind')
     .argument('[name]', 'object name (for instances: the service whose instances to list)')
     .option('-o, --output <format>', 'table, yaml or json', 'table')
-    .option('-n, --namespace <ns>', 'namespace of a named object', 'default')
-    .action(async (kindName: string, name: string | undefined, opts: { output: string; namespace: string }) => {
+    .option('-n, --namespace <ns>', 'namespace: of a named object (default "default"); when listing, list only this namespace (default: every namespace)')
+    .action(async (kindName: string, name: string | undefined, opts: { output: string; namespace?: string }) => {
       const format = parseFormat(opts.output);
       const known = lookupKind(kindName);
       const kind = known ?? genericKind(kindName);
       const unknownKind = () => new CliError(`error: unknown kind "${kindName}"; known kinds: ${KIND_NAMES}`, 2);
       if (!kind) throw unknownKind();
+      if (opts.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(opts.namespace)) {
+        throw new CliError(`error: --namespace must be a DNS label (lowercase letters, digits, '-'), got "${opts.namespace}"`, 2);
+      }
       const client = new ApiClient(conn());
-      const ns = `namespace=${encodeURIComponent(opts.namespace)}`;
+      const ns = `namespace=${encodeURIComponent(opts.namespace ?? 'default')}`;
       if (!known) {
         // a kind newer than this CLI's tables: the API is the judge of whether it exists
         await client.get(`/api/v1${kind.path}`).catch((err: unknown) => {
@@ -59,6 +62,8 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
         items = (await client.get<{ items: Row[] }>(`/api/v1/services/${encodeURIComponent(name)}/instances?${ns}`)).items;
       } else {
         items = (await client.get<{ items: Row[] }>(`/api/v1${kind.path}`)).items;
+        // -n lists one namespace, as kubectl does (kinds without namespaces, like tokens, are not filtered)
+        if (opts.namespace !== undefined) items = items.filter((i) => !('namespace' in i) || i.namespace === opts.namespace);
       }
       const shaped = kind.manifestKind ? items.map((i) => toManifest(kind.manifestKind!, i)) : items;
       if (format === 'json') console.log(toJson(name && kind.namedGet ? shaped[0] : shaped));

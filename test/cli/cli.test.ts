@@ -230,3 +230,24 @@ test('weft control says in one line why it cannot start: a port in use, a data d
   assert.match(locked.stderr, /^error: --data-dir .*: data dir is locked by running process \d+/m);
   for (const r of [busyApi, busyXds, locked]) assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
 });
+
+test('weft get KIND -n NS lists that namespace only; without -n, every namespace; a bad namespace is a usage error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-cli-'));
+  const control = await startControl(dir);
+  t.after(async () => {
+    await control.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const svc = (name: string, ns: string) => `apiVersion: weft.dev/v1\nkind: Service\nmetadata: {name: ${name}, namespace: ${ns}}\nspec: {ports: [{port: 80, protocol: http}]}\n`;
+  assert.equal((await weft(control, ['apply', '-f', '-'], {}, `${svc('shop', 'default')}---\n${svc('stg', 'staging')}`)).code, 0);
+  const staging = await weft(control, ['get', 'services', '-n', 'staging', '-o', 'json']);
+  assert.equal(staging.code, 0, staging.stderr);
+  assert.deepEqual((JSON.parse(staging.stdout) as { metadata: { name: string } }[]).map((m) => m.metadata.name), ['stg']);
+  const all = await weft(control, ['get', 'services', '-o', 'json']);
+  assert.deepEqual((JSON.parse(all.stdout) as { metadata: { name: string } }[]).map((m) => m.metadata.name).sort(), ['shop', 'stg']);
+  const named = await weft(control, ['get', 'services', 'stg', '-n', 'staging', '-o', 'json']);
+  assert.equal(JSON.parse(named.stdout).metadata.namespace, 'staging');
+  const bad = await weft(control, ['get', 'services', '-n', 'Bad_NS']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--namespace must be a DNS label/);
+});
