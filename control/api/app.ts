@@ -22,6 +22,9 @@ import { whoamiRoutes } from './routes/whoami.ts';
 import { topologyRoutes } from './routes/topology.ts';
 import { uiRoutes } from './ui.ts';
 
+/** The routes that take a YAML manifest body. */
+const MANIFEST_ROUTES = new Set(['/api/v1/apply', '/api/v1/delete', '/api/v1/diff']);
+
 export type { ApiDeps } from './deps.ts';
 
 /** Largest request body accepted by default; wasm uploads get their own limit. */
@@ -79,6 +82,12 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
   await app.register(
     async (api) => {
       installAuth(api, deps.tokens);
+      // Text bodies (YAML, or JSON sent as text/plain) are manifests, and only the manifest routes read them;
+      // anywhere else they used to reach the schema as a string ("body: must be object").
+      api.addHook('preValidation', async (request) => {
+        if (typeof request.body !== 'string' || MANIFEST_ROUTES.has(request.routeOptions.url ?? '')) return;
+        throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-type ${String(request.headers['content-type']).split(';')[0]} is not accepted here: send application/json (YAML manifests go to /api/v1/apply, /delete or /diff)`);
+      });
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
       await api.register(objectRoutes, deps);
       await api.register(instanceRoutes, deps);

@@ -67,6 +67,10 @@ async function waitForProxies(client: ApiClient, waitMs: number): Promise<void> 
   const { items } = await client.get<{ items: { id: string; status: string }[] }>('/api/v1/proxies');
   const waiting = new Map(items.filter((p) => p.status !== 'DISCONNECTED').map((p) => [p.id, 'not checked yet']));
   const connected = waiting.size;
+  if (connected === 0) {
+    console.log('no proxies are connected: nothing to wait for');
+    return;
+  }
   for (;;) {
     for (const id of [...waiting.keys()]) {
       const path = `/api/v1/proxies/${encodeURIComponent(id)}`;
@@ -134,6 +138,7 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
     .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (opts: { filename: string; output: string }) => {
+      if (opts.output !== 'text' && opts.output !== 'json') throw new CliError(`error: -o must be text or json (got "${opts.output}")`, 2);
       const client = new ApiClient(conn());
       const reply = await client.request<DiffReply>('POST', '/api/v1/diff', yamlBody(opts.filename));
       if (opts.output === 'json') {

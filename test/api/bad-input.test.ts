@@ -143,3 +143,18 @@ test(`${cases.length} malformed bodies and manifests: 4xx naming the field, noth
   }
   assert.deepEqual(failures, []);
 });
+
+test('a text body on a JSON endpoint is a 415 saying what to send; /apply takes JSON or YAML as text', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  const json = JSON.stringify({ name: 'orders', ports: [{ port: 8080, protocol: 'http' }] });
+  for (const type of ['text/plain', 'application/yaml']) {
+    const res = await h.call('POST', '/api/v1/services', json, undefined, { 'content-type': type });
+    assert.equal(res.status, 415, type);
+    assert.equal(res.json.error.code, 'UNSUPPORTED_MEDIA_TYPE');
+    assert.match(res.json.error.message, new RegExp(`content-type ${type} is not accepted here: send application/json`));
+  }
+  assert.equal(h.store.revision(), 0, 'nothing stored');
+  const manifest = JSON.stringify({ apiVersion: 'weft.dev/v1', kind: 'Service', metadata: { name: 'orders' }, spec: { ports: [{ port: 80, protocol: 'http' }] } });
+  assert.equal((await h.call('POST', '/api/v1/apply', manifest, undefined, { 'content-type': 'text/plain' })).status, 200);
+});

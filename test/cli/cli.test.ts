@@ -250,4 +250,12 @@ test('weft get KIND -n NS lists that namespace only; without -n, every namespace
   const bad = await weft(control, ['get', 'services', '-n', 'Bad_NS']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--namespace must be a DNS label/);
+
+  // with no proxy connected, --wait says so instead of returning silently
+  const waited = await weft(control, ['apply', '-f', '-', '--wait', '5'], {}, svc('more', 'default'));
+  assert.equal(waited.code, 0, waited.stderr);
+  assert.match(waited.stdout, /^no proxies are connected: nothing to wait for$/m);
+  const diffYaml = await weft(control, ['diff', '-f', '-', '-o', 'yaml'], {}, svc('shop', 'default'));
+  assert.equal(diffYaml.code, 2);
+  assert.match(diffYaml.stderr, /-o must be text or json/);
 });

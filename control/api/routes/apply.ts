@@ -19,7 +19,7 @@ const ManifestsBody = Type.Object(
   { manifests: Type.Array(Type.Unknown(), { description: 'manifests {apiVersion: weft.dev/v1, kind, metadata, spec}' }) },
   { additionalProperties: false, title: 'Manifests' },
 );
-const DryRunQuery = Type.Object({ dryRun: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])) }, { additionalProperties: false });
+const DryRunQuery = Type.Object({ dryRun: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { errorMessage: 'must be "true" or "false"' })) }, { additionalProperties: false });
 
 /** Body accepted by apply/delete/diff: YAML text (see app.ts's content parser) or `{manifests}`. */
 const bodySchema = {
