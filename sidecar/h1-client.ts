@@ -118,6 +118,10 @@ class Connection {
   #sent = 0;
   readonly #maxRequests: number;
   #connectTimer: NodeJS.Timeout | undefined;
+  /** The current request is written whole; false while a streamed body is still going out. */
+  #requestDone = true;
+  /** Stops the streamed body's pump (its listeners on the source and the socket). */
+  #stopPump: (() => void) | undefined;
 
   constructor(pool: Http1Pool, o: PoolOptions) {
     this.#pool = pool;
@@ -176,7 +180,10 @@ class Connection {
       ex.done = true;
       this.current = undefined;
       ex.body!.end(lowerPairs(this.#takeTrailers()));
-      if (this.#keepAlive && (this.#maxRequests === 0 || this.#sent < this.#maxRequests)) this.#pool.released(this);
+      // The response came before the request was written whole (an early 413 or 401 to a streamed upload): the
+      // rest of the body would be read as the next request, so the connection closes, as Envoy resets the
+      // upstream stream when the response completes first.
+      if (this.#keepAlive && this.#requestDone && (this.#maxRequests === 0 || this.#sent < this.#maxRequests)) this.#pool.released(this);
       else this.destroy();
     };
     this.#parser = p;
@@ -214,6 +221,7 @@ class Connection {
     this.#status = 0;
     const req = ex.req;
     const streamed = req.body !== null && !Buffer.isBuffer(req.body);
+    this.#requestDone = !streamed;
     // A streamed body goes chunked unless the request carries its content-length (sent as it is then).
     const chunked = streamed && !req.headers.some(([k]) => k === 'content-length');
     let text: string;
@@ -245,11 +253,13 @@ class Connection {
     const socket = this.socket;
     const onDrain = () => source.resume();
     const cleanup = () => {
+      if (this.#stopPump === cleanup) this.#stopPump = undefined;
       source.off('data', onData);
       source.off('end', onEnd);
       source.off('error', onError);
       socket.off('drain', onDrain);
     };
+    this.#stopPump = cleanup;
     const onData = (c: Buffer) => {
       if (this.current !== ex) return cleanup();
       ex.req.onBodyData?.(c);
@@ -266,7 +276,9 @@ class Connection {
     };
     const onEnd = () => {
       cleanup();
-      if (chunked && !this.closed) socket.write('0\r\n\r\n', 'latin1');
+      if (this.current !== ex || this.closed) return;
+      this.#requestDone = true;
+      if (chunked) socket.write('0\r\n\r\n', 'latin1');
     };
     const onError = (err: Error) => {
       cleanup();
@@ -307,6 +319,7 @@ class Connection {
     if (ex && !ex.done) ex.fail(f ?? new UpstreamFailure(this.connected ? 'connection_termination' : 'connection_failure', this.connected ? 'connection termination (upstream closed)' : 'connection failure'));
     if (this.closed) return;
     this.closed = true;
+    this.#stopPump?.();
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#idleTimer);
     this.socket.destroy();

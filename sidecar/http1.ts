@@ -48,6 +48,8 @@ export const ENVOY_CONNECTION_LIMITS: ConnectionLimits = { maxHeaderBytes: 60 * 
 const MAX_HELD_BODY = 64 * 1024;
 /** Parsed requests waiting behind the one being answered before the socket is paused. */
 const MAX_QUEUED = 16;
+/** How long a connection closed under an unfinished request body reads and drops it before it is reset (Envoy's delayed_close_timeout default). */
+const DELAYED_CLOSE_MS = 1000;
 
 type Listener = (...args: never[]) => void;
 
@@ -131,6 +133,8 @@ export class H1Request extends Events {
   readonly expectContinue: boolean;
   /** An Upgrade or CONNECT request (only a WebSocket upgrade reaches the proxy; the rest get 403). */
   readonly upgrade: boolean;
+  /** The request has a body to come (a content-length other than 0, or a transfer-encoding). */
+  hasBody = false;
   complete = false;
   #held: Buffer[] | undefined;
   #heldBytes = 0;
@@ -189,6 +193,11 @@ export class H1Request extends Events {
   /** Reads the connection again after pauseBody. */
   resumeBody(): void {
     this.socket.resume();
+  }
+
+  /** The request has arrived whole: no body, or its body ended. */
+  get received(): boolean {
+    return this.complete || !this.hasBody;
   }
 
   /** Bytes of body waiting for a reader. */
@@ -282,6 +291,11 @@ export class H1Response extends Events {
     const taken = this.#conn.takeOver();
     taken.socket.write(text + '\r\n', 'latin1');
     return taken;
+  }
+
+  /** Whether the request had arrived whole when this response began (else, as Envoy, the connection closes after it). */
+  get requestReceived(): boolean {
+    return this.#req.received;
   }
 
   cork(): void {
@@ -381,7 +395,9 @@ export class H1Response extends Events {
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let length = false;
     let date = false;
-    let close = this.#conn.lastResponse();
+    // A response that starts before its request has arrived whole is the connection's last, as Envoy's
+    // connection manager closes an HTTP/1 connection then rather than wait for the rest of the body.
+    let close = this.#conn.lastResponse() || !req.received;
     const h = this.#headers;
     for (let i = 0; i + 1 < h.length; i += 2) {
       const name = h[i]!;
@@ -586,6 +602,8 @@ export class H1Connection {
       for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() !== 'expect') rawHeaders.push(raw[i]!, raw[i + 1]!);
     }
     const req = new H1Request(this.socket, minor, method, url, rawHeaders, headers, expectContinue, upgrade);
+    const length = headers['content-length'];
+    req.hasBody = headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
     const res = new H1Response(this, req);
     if (!keepAlive || --this.#requestsLeft <= 0) this.keepAlive = false;
     if (upgrade) {
@@ -640,7 +658,23 @@ export class H1Connection {
     if (open && !this.#failed) return void this.#idle?.refresh();
     // Past a malformed request nothing more can be read: answer it, then close.
     if (open && this.#afterQueue !== undefined) return this.#sendError(this.#afterQueue);
+    if (!head.req.received) return this.#closeUnread();
     this.socket.end();
+  }
+
+  /**
+   * The last response went out before its request's body had arrived: nothing
+   * more is parsed, and what the client still sends is read and dropped (a
+   * socket paused for the body would otherwise stay paused, and closing with
+   * unread bytes would reset the connection under the response) until it
+   * closes, or for a second at most (Envoy's delayed_close_timeout default).
+   */
+  #closeUnread(): void {
+    this.#failed = true;
+    this.#paused = false;
+    this.socket.end();
+    this.socket.resume();
+    setTimeout(destroySocket, DELAYED_CLOSE_MS, this.socket).unref();
   }
 
   /** The response being written is the connection's last (it then says `connection: close`). */
@@ -665,6 +699,10 @@ export class H1Connection {
 
 function idleExpired(c: H1Connection): void {
   c.idleExpired();
+}
+
+function destroySocket(socket: net.Socket): void {
+  socket.destroy();
 }
 
 /** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing); idle for `idleMs` (0: never) with nothing in flight, it closes. */

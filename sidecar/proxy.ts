@@ -121,6 +121,9 @@ function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void):
             resumeBody(source);
           },
         });
+        // The body's failure (the client left mid-body) is its reader's business; with no reader left (the
+        // upstream exchange already ended), it must not surface as an unhandled error.
+        rest.on('error', ignoreError);
         for (const x of chunks) rest.push(x);
         chunks.length = 0;
         pauseBody(source);
@@ -258,6 +261,13 @@ function discardBody(req: Req, streamed: Readable): void {
   if ('resumeBody' in req) req.resumeBody();
 }
 
+function ignoreError(): void {}
+
+/** Whether the request has arrived whole. */
+function requestEnded(req: Req): boolean {
+  return 'received' in req ? req.received : req.complete;
+}
+
 /** True when the request has no body at all, so reading one would only cost a promise and three listeners. */
 function bodiless(req: Req, h2: boolean): boolean {
   if (h2) return (req as Http2ServerRequest).stream?.endAfterHeaders === true;
@@ -279,8 +289,15 @@ function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
   serverHeader(stream, headers);
   if (stream.tapRequest) stream.tapResponse = [[':status', String(status)], ...headers];
   const res = stream.res;
-  if ((res as Http2ServerResponse).stream !== undefined) (res as Http2ServerResponse).writeHead(status, objectFromPairs(headers));
-  else (res as H1Response).writeHead(status, flatFromPairs(headers));
+  if ((res as Http2ServerResponse).stream !== undefined) {
+    const h2res = res as Http2ServerResponse;
+    if (!h2res.stream.endAfterHeaders && !h2res.req.complete) stream.hs.rqResponseBeforeRqComplete.value++;
+    h2res.writeHead(status, objectFromPairs(headers));
+  } else {
+    // Before the request arrived whole: the response says connection: close and the connection closes (http1.ts).
+    if (!(res as H1Response).requestReceived) stream.hs.rqResponseBeforeRqComplete.value++;
+    (res as H1Response).writeHead(status, flatFromPairs(headers));
+  }
 }
 
 function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, remote: string, setCookies: HeaderPairs): number | undefined {
@@ -355,6 +372,9 @@ class Stream {
   tapRequest: readonly string[] | undefined;
   tapUpstream: HeaderPairs | undefined;
   tapResponse: HeaderPairs | undefined;
+  /** A request body that streams upstream (past the buffer limit, or gRPC), and its request: dropped if the stream ends before it does. */
+  streamedBody: Readable | undefined;
+  streamedReq: Req | undefined;
   #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
   #durationTimer: NodeJS.Timeout | undefined;
@@ -443,6 +463,9 @@ class Stream {
     if (this.env.accessLog) this.env.accessLog(log);
     if (this.tapRequest) this.env.tap!.emit(log, this.tapRequest, this.tapUpstream, this.tapResponse);
     if (this.span) finishSpan(this.span, this.hcm.tracing!, log);
+    // The response is over before the request body (an early answer to an upload): its rest is read and dropped,
+    // not left paused for a reader that will never come.
+    if (this.streamedBody !== undefined && !requestEnded(this.streamedReq!)) discardBody(this.streamedReq!, this.streamedBody);
     // The filters' on_done, on_log and on_delete run at the end of this event-loop turn, with every other
     // stream that ended in it, as Envoy destroys streams from its dispatcher's deferred-delete list: the
     // response is already written, and one filter's log code runs for several streams back to back.
@@ -637,8 +660,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (streamed) discardBody(req, streamed);
       return;
     }
-    if (streamed) req.once('end', () => stream.requestReceived());
-    else stream.requestReceived();
+    if (streamed) {
+      req.once('end', () => stream.requestReceived());
+      stream.streamedBody = streamed;
+      stream.streamedReq = req;
+    } else stream.requestReceived();
 
     let upstreamHeaders = headers;
     let routeNow = route;

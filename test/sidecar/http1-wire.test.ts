@@ -1,0 +1,154 @@
+// HTTP/1.x on the wire through a sidecar, as Envoy behaves there: what the
+// sidecar does when an upstream answers before it has the whole request,
+// which hop-by-hop headers it keeps, which requests it refuses and how.
+// Raw sockets on both sides, so every byte is the one the sidecar wrote.
+
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import { TestMesh, instance, metric, service, withTimeout } from './harness.ts';
+
+let mesh: TestMesh;
+before(async () => {
+  mesh = await TestMesh.start();
+});
+after(async () => {
+  await mesh.close();
+});
+
+/** What a raw upstream saw: each request head, with the connection it came on. */
+interface Seen {
+  conn: number;
+  head: string;
+}
+
+/**
+ * A raw HTTP/1.1 upstream. `POST /early...` is answered 413 as soon as its
+ * head arrives; its body is then read and dropped (by its content-length)
+ * before the connection serves anything else, as a server that answers early
+ * does. Anything else is answered 200 with the request head it saw as the
+ * body. `/raw/<name>` answers with `responses[name]` as it stands.
+ */
+async function rawUpstream(responses: Record<string, string> = {}): Promise<{ port: number; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  let conns = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    const conn = ++conns;
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    let buf = Buffer.alloc(0);
+    let skip = 0;
+    sock.on('error', () => undefined);
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (skip > 0) {
+          const n = Math.min(skip, buf.length);
+          skip -= n;
+          buf = buf.subarray(n);
+          if (skip > 0) return;
+        }
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString('latin1');
+        buf = buf.subarray(end + 4);
+        seen.push({ conn, head });
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        const path = head.split(' ')[1] ?? '';
+        if (path.startsWith('/early')) {
+          sock.write('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nnope');
+          skip = length;
+          continue;
+        }
+        skip = length;
+        if (path.startsWith('/raw/')) {
+          sock.write(responses[path.slice(5)] ?? 'HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n', 'latin1');
+          continue;
+        }
+        const body = Buffer.from(head, 'latin1');
+        sock.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n`);
+        sock.write(body);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of sockets) s.destroy();
+      }),
+  );
+  return { port: (server.address() as net.AddressInfo).port, seen };
+}
+
+interface RawAnswer {
+  data: string;
+  /** The sidecar closed (or reset) the connection. */
+  closed: boolean;
+}
+
+/**
+ * Connects, writes each part in turn, and reads until `until` says the answer
+ * is complete (the connection stays open) or the sidecar closes it.
+ */
+function send(port: number, parts: (string | Buffer)[], until: (data: string) => boolean = () => false, what = 'an answer'): Promise<RawAnswer> {
+  const socket = net.connect(port, '127.0.0.1');
+  const answer = new Promise<RawAnswer>((resolve) => {
+    let data = '';
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      socket.destroy();
+      resolve({ data, closed });
+    };
+    socket.on('data', (d: Buffer) => {
+      data += d.toString('latin1');
+      if (until(data)) finish(false);
+    });
+    socket.on('end', () => finish(true));
+    socket.on('close', () => finish(true));
+    socket.on('error', () => finish(true));
+  });
+  socket.once('connect', () => {
+    for (const p of parts) socket.write(p);
+  });
+  return withTimeout(answer, 10_000, what);
+}
+
+/** A complete response with a content-length is in `data`. */
+function complete(data: string): boolean {
+  const end = data.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const length = /\r\ncontent-length: *(\d+)/i.exec(data.slice(0, end));
+  return length !== null && data.length >= end + 4 + Number(length[1]);
+}
+
+async function outboundTo(name: string, port: number): Promise<{ outbound: number; admin: number }> {
+  const caller = `${name}-caller`;
+  mesh.model.update({ services: [service(caller, 8000), service(name, 7000)], instances: [instance(name, port)], routes: [], destinationPolicies: [] });
+  const sc = await mesh.sidecar(caller, 8000);
+  return { outbound: sc.outboundPort, admin: sc.adminPort };
+}
+
+test('an upstream that answers a streamed upload early: its connection is not reused, the client is told connection: close and its connection closes', { timeout: 60_000 }, async () => {
+  const up = await rawUpstream();
+  const sc = await outboundTo('early', up.port);
+
+  // 1.2 MB of a declared 3 MB: past the 1 MiB buffer limit, so the body streams, and the upstream answers at its head.
+  const a = await send(sc.outbound, ['POST /early HTTP/1.1\r\nHost: early\r\nContent-Length: 3000000\r\n\r\n', Buffer.alloc(1_200_000, 65)], undefined, 'the early answer and the close');
+  assert.match(a.data, /^HTTP\/1\.1 413 /);
+  assert.match(a.data, /\r\nconnection: close\r\n/i, 'the response says the connection closes');
+  assert.ok(a.closed, 'the sidecar closes the connection after the response (not paused for a body nobody reads)');
+
+  // Another client's request does not land in the middle of the unfinished body on a reused upstream connection.
+  const b = await send(sc.outbound, ['GET /next HTTP/1.1\r\nHost: early\r\nx-victim: yes\r\n\r\n'], complete, 'the next request');
+  assert.match(b.data, /^HTTP\/1\.1 200 /, b.data.slice(0, 200));
+  assert.match(b.data, /GET \/next HTTP\/1\.1/);
+  const next = up.seen.find((s) => s.head.startsWith('GET /next'));
+  const early = up.seen.find((s) => s.head.startsWith('POST /early'));
+  assert.ok(next && early && next.conn !== early.conn, 'on a fresh upstream connection');
+  assert.equal(await metric(sc.admin, 'envoy_http_downstream_rq_response_before_rq_complete'), 1);
+});
