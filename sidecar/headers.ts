@@ -7,15 +7,34 @@ import type { HeaderPairs } from './upstream.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings', 'proxy-authorization']);
 
-/** From node's rawHeaders (flat [k, v, k, v]) to lowercase pairs without hop-by-hop or pseudo headers. */
+/**
+ * From node's rawHeaders (flat [k, v, k, v]) to lowercase pairs without
+ * hop-by-hop or pseudo headers, except `te: trailers`: as Envoy, a TE that
+ * names `trailers` goes on as `te: trailers` (gRPC servers refuse a call
+ * without it) and any other TE value is dropped.
+ */
 export function pairsFromRaw(raw: readonly string[]): HeaderPairs {
   const out: HeaderPairs = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = raw[i]!.toLowerCase();
-    if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+    if (k.startsWith(':')) continue;
+    if (HOP_BY_HOP.has(k)) {
+      if (k === 'te' && teHasTrailers(raw[i + 1]!)) out.push(['te', 'trailers']);
+      continue;
+    }
     out.push([k, raw[i + 1]!]);
   }
   return out;
+}
+
+/** A TE value lists the `trailers` token (any case, maybe among codings with weights). */
+function teHasTrailers(value: string): boolean {
+  if (value === 'trailers') return true;
+  for (const part of value.split(',')) {
+    const semi = part.indexOf(';');
+    if ((semi < 0 ? part : part.slice(0, semi)).trim().toLowerCase() === 'trailers') return true;
+  }
+  return false;
 }
 
 /** Node's flat [name, value, ...] as pairs with lower-case names, all kept (what an upstream sent). */
