@@ -18,8 +18,10 @@
 // and `connection: close` for HTTP/1.0 without keep-alive. A WebSocket
 // upgrade (GET with `Upgrade: websocket`) goes to the proxy like any request;
 // once it answers 101 (switchProtocols) the connection is the proxy's, bytes
-// the client sent past its request head included. Other upgrades and CONNECT
-// get 403, as Envoy answers an upgrade no upgrade_configs entry allows.
+// the client sent past its request head included. `Upgrade: h2c` is ignored,
+// as Envoy's codec ignores it: the request is served as plain HTTP/1.1. Other
+// upgrades and CONNECT get 403, as Envoy answers an upgrade no
+// upgrade_configs entry allows.
 
 import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
@@ -435,6 +437,34 @@ export class H1Response extends Events {
 
 type OnRequest = (req: H1Request, res: H1Response) => void;
 
+/** The request's Upgrade header is `h2c` (any case): an HTTP/2 upgrade, which Envoy ignores. */
+function isH2cUpgrade(raw: readonly string[]): boolean {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.length === 7 && raw[i]!.toLowerCase() === 'upgrade') return raw[i + 1]!.trim().toLowerCase() === 'h2c';
+  }
+  return false;
+}
+
+/** The headers without Upgrade and HTTP2-Settings, and without their tokens in Connection (dropped if none is left). */
+function withoutH2cUpgrade(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'upgrade' || name === 'http2-settings') continue;
+    let value = raw[i + 1]!;
+    if (name === 'connection') {
+      value = value
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== '' && t.toLowerCase() !== 'upgrade' && t.toLowerCase() !== 'http2-settings')
+        .join(', ');
+      if (value === '') continue;
+    }
+    out.push(raw[i]!, value);
+  }
+  return out;
+}
+
 /** GET with `Upgrade: websocket` (the token, any case, maybe among others). */
 function isWebSocketUpgrade(req: { method: string; headers: Record<string, string | string[] | undefined> }): boolean {
   const upgrade = req.headers.upgrade;
@@ -549,8 +579,13 @@ export class H1Connection {
 
   #execute(d: Buffer): void {
     if (this.#failed || this.#closed) return;
-    const r = this.#parser.execute(d);
+    let r = this.#parser.execute(d);
     // After an upgrade request the parser stops on purpose (it returns how much it read); that is not a parse error.
+    // An h2c upgrade served as plain HTTP/1.1 (below) is not one: the parser goes on with the bytes after it.
+    while (typeof r === 'number' && r < d.length && !this.#failed && !this.#closed) {
+      d = d.subarray(r);
+      r = this.#parser.execute(d);
+    }
     if (r instanceof Error) {
       if (!this.#failed) this.#fail(r);
     } else if (this.#failed && r < d.length) this.#upgradeHead = d.subarray(r);
@@ -589,6 +624,12 @@ export class H1Connection {
   #headersComplete(minor: number, raw: string[], method: string, url: string, upgrade: boolean, keepAlive: boolean): void {
     // As Envoy's HTTP/1 codec: more headers than max_headers_count is 431, and the connection closes.
     if (raw.length / 2 > this.#maxHeadersCount) return this.#fail(Object.assign(new Error('too many headers'), { code: 'HPE_HEADER_OVERFLOW' }));
+    // An `Upgrade: h2c` request (curl --http2, Java's HttpClient on http://) is served as the HTTP/1.1 request it
+    // also is, as Envoy's codec does: Upgrade, HTTP2-Settings and their Connection tokens are taken off it.
+    if (upgrade && method !== 'CONNECT' && isH2cUpgrade(raw)) {
+      raw = withoutH2cUpgrade(raw);
+      upgrade = false;
+    }
     const headers: Record<string, string> = {};
     let rawHeaders = raw;
     let expectContinue = false;

@@ -152,3 +152,21 @@ test('an upstream that answers a streamed upload early: its connection is not re
   assert.ok(next && early && next.conn !== early.conn, 'on a fresh upstream connection');
   assert.equal(await metric(sc.admin, 'envoy_http_downstream_rq_response_before_rq_complete'), 1);
 });
+
+test('an Upgrade: h2c request is served as plain HTTP/1.1 (as Envoy ignores it): no Upgrade or HTTP2-Settings upstream, and the connection goes on', { timeout: 30_000 }, async () => {
+  const up = await rawUpstream();
+  const sc = await outboundTo('h2c', up.port);
+  const upgrade = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+  const r = await send(
+    sc.outbound,
+    [`GET /first HTTP/1.1\r\nHost: h2c\r\n${upgrade}\r\nPOST /second HTTP/1.1\r\nHost: h2c\r\n${upgrade}Content-Length: 5\r\n\r\nhello`, 'GET /third HTTP/1.1\r\nHost: h2c\r\n\r\n'],
+    (d) => d.split('HTTP/1.1 200 OK').length === 4 && complete(d.slice(d.lastIndexOf('HTTP/1.1 200 OK'))),
+    'three answers on one connection',
+  );
+  assert.equal(r.closed, false);
+  assert.doesNotMatch(r.data, /HTTP\/1\.1 (403|101)/);
+  const heads = up.seen.map((s) => s.head);
+  assert.deepEqual(heads.map((h) => h.split('\r\n')[0]), ['GET /first HTTP/1.1', 'POST /second HTTP/1.1', 'GET /third HTTP/1.1']);
+  for (const h of heads) assert.doesNotMatch(h, /^(upgrade|http2-settings|connection):/im);
+  assert.match(heads[1]!, /\r\ncontent-length: 5/i);
+});

@@ -224,13 +224,13 @@ test('Expect: 100-continue is answered by the proxy and not passed on', async ()
   assert.ok(!seen.some((h) => h.toLowerCase() === 'expect'), `rawHeaders: ${seen.join(', ')}`);
 });
 
-test('an Upgrade other than websocket, and CONNECT, are refused with 403, as Envoy refuses an upgrade nothing allows', async () => {
+test('an Upgrade other than websocket (and h2c, served as HTTP/1.1), and CONNECT, are refused with 403, as Envoy refuses an upgrade nothing allows', async () => {
   let called = 0;
   const port = await server((_req, res) => {
     called++;
     res.end('ok');
   });
-  for (const text of ['GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n', 'CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n']) {
+  for (const text of ['GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: TLS/1.2\r\n\r\n', 'CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n']) {
     const { data, closed } = await exchange(port, text);
     assert.match(data, /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*upgrade failed$/);
     assert.equal(closed, true);
