@@ -118,6 +118,17 @@ test('grpc-js-xds resolves xds:///echo through weft, uses both instances, and dr
     assert.deepEqual(lastAnswers, { A: 10 }, 'B stopped receiving calls');
     const later = await client.calls(20);
     assert.deepEqual(later, { answers: { A: 20 }, errors: [] });
+
+    // Past the cluster's first outlier-detection interval (10 s from the
+    // client's start): grpc-js-xds 1.14 crashed there when
+    // success_rate_minimum_hosts was left unset.
+    const exited = new Promise<string>((resolve) => client.child.once('exit', (code, signal) => resolve(`exited (${code ?? signal}): ${client.stderr.slice(-1000)}`)));
+    for (const end = Date.now() + 12_000; Date.now() < end; ) {
+      const r = await Promise.race([client.calls(5), exited.then((why) => assert.fail(`the client ${why}`))]);
+      assert.deepEqual(r.errors, []);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.equal(client.child.exitCode, null, 'the client is still running');
   } finally {
     client.stop();
   }

@@ -8,7 +8,10 @@
 // may always go; the percentage still caps the rest. A policy that sets
 // maxEjectionPercent: 0 turns ejection off, and gets no exception.
 // Success-rate ejection stays Envoy's default (on, from 5 instances with 100
-// requests each per interval).
+// requests each per interval), and its three thresholds are written out:
+// @grpc/grpc-js-xds (1.14) reads an unset success_rate_minimum_hosts as
+// undefined rather than 5, and then every proxyless client crashed at its
+// first outlier interval (10 s) with "Reduce of empty array".
 
 import { registerClusterFeature } from '../registry.ts';
 import { duration } from '../envoy-json.ts';
@@ -28,6 +31,9 @@ registerClusterFeature('outlier-detection', (cluster, target) => {
     interval: duration(od.intervalMs),
     base_ejection_time: duration(od.baseEjectionTimeMs),
     max_ejection_percent: od.maxEjectionPercent,
+    success_rate_minimum_hosts: 5,
+    success_rate_request_volume: 100,
+    success_rate_stdev_factor: 1900,
     ...(od.maxEjectionPercent > 0 ? { always_eject_one_host: true } : {}),
   };
 });
