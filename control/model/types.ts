@@ -54,6 +54,12 @@ export interface Instance {
   health: InstanceHealth;
   /** Heartbeat TTL; 0 = no TTL (static registration). */
   ttlSeconds: number;
+  /**
+   * When its TTL lapsed (ISO 8601), while no heartbeat has come since. Kept
+   * in the store, so a restarted control plane does not bring an instance it
+   * had already found dead back into EDS.
+   */
+  lapsedAt?: string;
 }
 
 // ---------------------------------------------------------------------------

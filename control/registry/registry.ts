@@ -88,10 +88,14 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
     return entry ? exclusive(endpointKey(entry.instance), task) : Promise.resolve(unknown);
   };
 
-  // After a restart every registration gets a fresh TTL window: the control plane was away, not the instances.
+  // After a restart every live registration gets a fresh TTL window: the
+  // control plane was away, not the instances. One that had lapsed before
+  // stays out until it heartbeats, and is reaped on its original schedule.
   for (const o of store.list(INSTANCE_KIND)) {
     const instance = o.spec as Instance;
-    entries.set(o.name, { instance, lastSeen: now(), live: true });
+    const lapsedAt = instance.lapsedAt === undefined ? NaN : Date.parse(instance.lapsedAt);
+    if (Number.isNaN(lapsedAt)) entries.set(o.name, { instance, lastSeen: now(), live: true });
+    else entries.set(o.name, { instance, lastSeen: lapsedAt - instance.ttlSeconds * 1000, live: false });
     byEndpoint.set(endpointKey(instance), instance.id);
   }
 
@@ -156,6 +160,15 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       entry.lastSeen = now();
       if (!entry.live) {
         entry.live = true;
+        if (entry.instance.lapsedAt !== undefined) {
+          // Heartbeats stay memory-only; a revival is rare enough to be written (in the background: a crash before it lands only leaves the instance out until its next heartbeat).
+          const { lapsedAt: _, ...instance } = entry.instance;
+          entry.instance = instance;
+          void exclusive(endpointKey(instance), async () => {
+            if (entries.get(id) !== entry || !entry.live || entry.instance !== instance) return;
+            await persist(instance, `instance ${id} of ${instance.namespace}/${instance.service} heartbeats again`);
+          }).catch((e: Error) => process.emitWarning(`registry: recording the revival of ${id} failed: ${e.message}`));
+        }
         emit({ type: 'added', reason: 'revived', instance: entry.instance });
       }
       return entry.instance;
@@ -190,15 +203,28 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
       const at = now();
       const changes: InstanceChange[] = [];
       const reap: string[] = [];
+      const expired: [string, Entry][] = [];
       for (const [id, entry] of entries) {
         if (entry.live && lapsed(entry, at)) {
           entry.live = false;
           const change: InstanceChange = { type: 'removed', reason: 'expired', instance: entry.instance };
           changes.push(change);
           emit(change);
+          expired.push([id, entry]);
         }
         if (!entry.live && at - entry.lastSeen - entry.instance.ttlSeconds * 1000 > reapAfterMs) reap.push(id);
       }
+      // Each expiry is written (one revision each; heartbeats never are), so a restart keeps it.
+      await Promise.all(
+        expired.map(([id, entry]) =>
+          exclusive(endpointKey(entry.instance), async () => {
+            if (entries.get(id) !== entry || entry.live) return; // revived or gone meanwhile
+            const instance: Instance = { ...entry.instance, lapsedAt: new Date(entry.lastSeen + entry.instance.ttlSeconds * 1000).toISOString() };
+            await persist(instance, `instance ${id} of ${instance.namespace}/${instance.service} lapsed: no heartbeat for ${instance.ttlSeconds} s`);
+            entry.instance = instance;
+          }),
+        ),
+      );
       for (const id of reap) {
         const instance = entries.get(id)?.instance;
         if (instance && (await exclusive(endpointKey(instance), () => remove(id, 'reaped')))) changes.push({ type: 'removed', reason: 'reaped', instance });

@@ -153,6 +153,45 @@ test('after a restart, registrations are back and TTL instances get a fresh wind
   await store.close();
 });
 
+test('an instance that had lapsed before a restart stays out of the live set until it heartbeats', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-registry-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let store = await openFileStore(dir);
+  await withService(store);
+  const clock = fakeClock();
+  let registry = createRegistry(store, { now: clock.now, reapAfterMs: 60_000 });
+  const dead = registered(await registry.register('orders', 'default', { address: '10.0.0.1', port: 80, ttlSeconds: 5 }));
+  const alive = registered(await registry.register('orders', 'default', { address: '10.0.0.2', port: 80, ttlSeconds: 5 }));
+  clock.advance(4_000);
+  registry.heartbeat(alive.id);
+  clock.advance(2_000);
+  assert.deepEqual((await registry.sweep()).map((c) => [c.reason, c.instance.id]), [['expired', dead.id]]);
+  assert.equal((store.get('Instance', 'default', dead.id)?.spec as Instance).lapsedAt, new Date(1_000_000 + 5_000).toISOString(), 'the expiry is stored');
+  await store.close();
+
+  clock.advance(30_000); // the control plane is down for 30 s, then starts again
+  store = await openFileStore(dir);
+  t.after(() => store.close());
+  registry = createRegistry(store, { now: clock.now, reapAfterMs: 60_000 });
+  assert.deepEqual(registry.liveInstances().map((i) => i.id), [alive.id], 'the dead instance is not back in EDS');
+  assert.deepEqual(buildModel(store, registry).instances.map((i) => i.id), [alive.id]);
+
+  registry.heartbeat(dead.id);
+  assert.deepEqual(registry.liveInstances().map((i) => i.id).sort(), [alive.id, dead.id].sort(), 'a heartbeat brings it back');
+  assert.equal(registry.get(dead.id)?.lapsedAt, undefined);
+  for (let i = 0; i < 100 && (store.get('Instance', 'default', dead.id)?.spec as Instance).lapsedAt !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal((store.get('Instance', 'default', dead.id)?.spec as Instance).lapsedAt, undefined, 'and the revival is stored');
+
+  // A lapsed instance that never comes back is reaped on its original schedule, not one restarted by the restart.
+  clock.advance(2_000);
+  registry.heartbeat(alive.id);
+  clock.advance(6_000);
+  await registry.sweep(); // dead lapses again at +5 s after its heartbeat
+  clock.advance(60_001);
+  registry.heartbeat(alive.id);
+  assert.deepEqual((await registry.sweep()).map((c) => [c.reason, c.instance.id]), [['reaped', dead.id]]);
+});
+
 test('buildModel assembles the store and the live instances, dropping instances of deleted services', async () => {
   const store = createMemoryStore();
   await withService(store, 'orders');
