@@ -151,7 +151,7 @@ class Connection {
       const ex = this.current;
       if (!ex || ex.done) return 0;
       if (upgrade) {
-        this.destroy(new UpstreamFailure('reset', 'upstream upgraded the connection'));
+        this.destroy(new UpstreamFailure('protocol_error', 'upstream protocol error (upgraded the connection)'));
         return 0;
       }
       this.#keepAlive = keepAlive;
@@ -202,7 +202,8 @@ class Connection {
   #read(buf: Buffer, n: number): true {
     if (this.closed) return true;
     const r = this.#parser.execute(n === buf.length ? buf : buf.subarray(0, n));
-    if (r instanceof Error) this.destroy(new UpstreamFailure('connection_termination', `upstream protocol error (${(r as Error & { code?: string }).code ?? r.message})`));
+    // Not valid HTTP/1.1 (a malformed head, conflicting lengths, a bad chunk): Envoy's protocol error (UPE), not a close.
+    if (r instanceof Error) this.destroy(new UpstreamFailure('protocol_error', `upstream protocol error (${(r as Error & { code?: string }).code ?? r.message})`));
     // Pausing is kOnBody's business (socket.pause()), not the read callback's.
     return true;
   }

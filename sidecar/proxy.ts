@@ -863,7 +863,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   const cluster = env.clusters.get(clusterName);
   if (!cluster) return stream.reply(localReplies.clusterNotFound());
   // An HTTP/2 host would need extended CONNECT (RFC 8441), which the sidecar does not speak.
-  if (cluster.config.http2) return stream.reply(localReplies.reset('protocol error'));
+  if (cluster.config.http2) return stream.reply(localReplies.reset('protocol_error'));
   const admitted = cluster.breaker.acquire();
   let release: (() => void) | undefined;
   if (admitted instanceof Promise) {
@@ -953,7 +953,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   } catch {
     done();
     outcome.socket.destroy();
-    return stream.reply(localReplies.reset('protocol error'));
+    return stream.reply(localReplies.reset('protocol_error'));
   }
   let flag = '-';
   // A wasm filter that stops the upgraded stream (a local reply, a reset, holding past the buffer limit) ends it, flag LR.
@@ -1286,7 +1286,8 @@ class ResponseSink implements BodySink {
   }
 
   error(e: Error): void {
-    this.settle(e instanceof UpstreamFailure && e.reason === 'timeout' ? 'UT' : 'UR');
+    const reason = e instanceof UpstreamFailure ? e.reason : undefined;
+    this.settle(reason === 'timeout' ? 'UT' : reason === 'protocol_error' ? 'UPE' : 'UR');
     this.stream.res.destroy();
   }
 }

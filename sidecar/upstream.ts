@@ -11,7 +11,8 @@ import { Http1Pool } from './h1-client.ts';
 
 export type HeaderPairs = [string, string][];
 
-export type ResetReason = 'connection_failure' | 'connection_termination' | 'timeout' | 'overflow' | 'reset';
+/** Envoy's stream reset reasons; `protocol_error` is an upstream response that is not valid HTTP (flag UPE). */
+export type ResetReason = 'connection_failure' | 'connection_termination' | 'timeout' | 'overflow' | 'reset' | 'protocol_error';
 
 export class UpstreamFailure extends Error {
   readonly reason: ResetReason;

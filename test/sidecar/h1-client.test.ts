@@ -166,7 +166,7 @@ test('refused: connection_failure; reset before the response: connection_termina
 
 test('a garbled response is a protocol error, not a hang', async () => {
   const s = await rawServer((socket) => socket.once('data', () => socket.write('NOT HTTP AT ALL\r\n\r\n')));
-  await assert.rejects(pool(s.port).start(get()).response, (e: UpstreamFailure) => e.reason === 'connection_termination' && /protocol error/.test(e.message));
+  await assert.rejects(pool(s.port).start(get()).response, (e: UpstreamFailure) => e.reason === 'protocol_error' && /protocol error/.test(e.message));
 });
 
 test('abort: waiting for a connection or for the response, the exchange rejects with the reason and frees its slot', async () => {

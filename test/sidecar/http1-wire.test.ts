@@ -4,6 +4,7 @@
 // Raw sockets on both sides, so every byte is the one the sidecar wrote.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { TestMesh, instance, metric, service, withTimeout } from './harness.ts';
@@ -126,11 +127,33 @@ function complete(data: string): boolean {
   return length !== null && data.length >= end + 4 + Number(length[1]);
 }
 
+/** A sidecar whose outbound listener routes `name` to the port. */
 async function outboundTo(name: string, port: number): Promise<{ outbound: number; admin: number }> {
   const caller = `${name}-caller`;
   mesh.model.update({ services: [service(caller, 8000), service(name, 7000)], instances: [instance(name, port)], routes: [], destinationPolicies: [] });
   const sc = await mesh.sidecar(caller, 8000);
   return { outbound: sc.outboundPort, admin: sc.adminPort };
+}
+
+/** The next `max` requests through the sidecar, as its admin /tap reports them (access log fields, headers). */
+async function tap(adminPort: number, max: number): Promise<{ lines: Record<string, unknown>[]; ended: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: adminPort, path: `/tap?max=${max}` }, (res) => {
+      const lines: Record<string, unknown>[] = [];
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        buf += c;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+          buf = buf.slice(nl + 1);
+        }
+      });
+      resolve({ lines, ended: new Promise<void>((r) => res.once('end', () => r())) });
+    });
+    req.once('error', reject);
+  });
 }
 
 test('an upstream that answers a streamed upload early: its connection is not reused, the client is told connection: close and its connection closes', { timeout: 60_000 }, async () => {
@@ -169,4 +192,23 @@ test('an Upgrade: h2c request is served as plain HTTP/1.1 (as Envoy ignores it):
   assert.deepEqual(heads.map((h) => h.split('\r\n')[0]), ['GET /first HTTP/1.1', 'POST /second HTTP/1.1', 'GET /third HTTP/1.1']);
   for (const h of heads) assert.doesNotMatch(h, /^(upgrade|http2-settings|connection):/im);
   assert.match(heads[1]!, /\r\ncontent-length: 5/i);
+});
+
+test('a malformed upstream response is a protocol error: 503 with reset reason protocol error, flag UPE', { timeout: 30_000 }, async () => {
+  const up = await rawUpstream({ malformed: 'HTTP/1.1 200 OK\r\nBad Header Line\r\ncontent-length: 2\r\n\r\nok', garbage: 'NOT HTTP AT ALL\r\n\r\n' });
+  const sc = await outboundTo('broken', up.port);
+  const tapped = await tap(sc.admin, 2);
+  for (const path of ['/raw/malformed', '/raw/garbage']) {
+    const r = await send(sc.outbound, [`GET ${path} HTTP/1.1\r\nHost: broken\r\n\r\n`], complete, path);
+    assert.match(r.data, /^HTTP\/1\.1 503 /, `${path}: ${r.data.slice(0, 100)}`);
+    assert.match(r.data, /\r\n\r\nupstream connect error or disconnect\/reset before headers\. reset reason: protocol error$/, path);
+  }
+  await withTimeout(tapped.ended, 10_000, 'the tapped requests');
+  assert.deepEqual(
+    tapped.lines.map((l) => [l.path, l.response_code, l.response_flags]),
+    [
+      ['/raw/malformed', 503, 'UPE'],
+      ['/raw/garbage', 503, 'UPE'],
+    ],
+  );
 });
