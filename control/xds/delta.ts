@@ -3,6 +3,10 @@
 // sent as removed_resources. Subscription changes are honoured whatever the
 // nonce; a reconnect's initial_resource_versions seeds what the client holds,
 // so it gets only what differs. A NACKed resource version is not resent.
+// After a NACK the server does not know what the client holds of the
+// response's resources (a client may take the good ones of a response and
+// refuse the bad), so it forgets their versions: the next version that is not
+// the refused one is sent, a rollback to an earlier version included.
 import type { ChangeStamp, EncodedResource } from './cache.ts';
 import { versionOf } from './cache.ts';
 import type { DeltaDiscoveryRequest } from './discovery.ts';
@@ -10,10 +14,11 @@ import { discoveryTypes, WILDCARD_TYPES } from './discovery.ts';
 import type { ResponseInfo, TypeConfig } from './stream.ts';
 import { AdsStream } from './stream.ts';
 
+/** clientVersions' value for a resource the client may hold in some version (it NACKed a response carrying it). */
+const UNKNOWN = '';
+
 interface InFlightResponse {
   systemVersion: string;
-  /** name -> the version the client held before this response (undefined = none). */
-  previous: Map<string, string | undefined>;
   sent: Map<string, string>;
   stamp?: ChangeStamp;
 }
@@ -21,7 +26,7 @@ interface InFlightResponse {
 interface DeltaTypeState {
   wildcard: boolean;
   names: Set<string>;
-  /** What the client holds, name -> version (assumed applied once sent; rolled back on NACK). */
+  /** What the client holds, name -> version (assumed applied once sent; UNKNOWN after a NACK). */
   clientVersions: Map<string, string>;
   /** Versions the client rejected; not sent again. */
   nackedVersions: Map<string, string>;
@@ -84,11 +89,9 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         st.nacked = true;
         for (const [name, version] of answered.sent) {
           st.nackedVersions.set(name, version);
-          const before = answered.previous.get(name);
-          if (st.clientVersions.get(name) === version) {
-            if (before === undefined) st.clientVersions.delete(name);
-            else st.clientVersions.set(name, before);
-          }
+          // Taken or refused, the server cannot tell: neither the old version nor this one is assumed
+          // (still listed, so a removal from scope is sent).
+          if (st.clientVersions.get(name) === version) st.clientVersions.set(name, UNKNOWN);
         }
         this.hooks.nacked?.(this.info, typeUrl, answered.systemVersion, req.error_detail?.message ?? '', answered.stamp);
       } else {
@@ -125,16 +128,14 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
 
     const systemVersion = versionOf(selected.values());
     const nonce = this.nextNonce();
-    const previous = new Map<string, string | undefined>();
     const sent = new Map<string, string>();
     for (const r of send) {
-      previous.set(r.name, st.clientVersions.get(r.name));
       sent.set(r.name, r.version);
       st.clientVersions.set(r.name, r.version);
     }
     for (const n of removed) st.clientVersions.delete(n);
     const effectiveStamp = stamp ?? this.group()?.stamp;
-    st.inFlight.set(nonce, { systemVersion, previous, sent, stamp: effectiveStamp });
+    st.inFlight.set(nonce, { systemVersion, sent, stamp: effectiveStamp });
 
     const { DeltaDiscoveryResponse } = discoveryTypes();
     const w = DeltaDiscoveryResponse.encode({
@@ -165,11 +166,12 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
     for (const [typeUrl, st] of this.types) {
       const scope = this.scope(typeUrl);
       const resources: TypeConfig['resources'] = [];
-      for (const [name, version] of st.clientVersions) {
+      const known = [...st.clientVersions].filter(([, version]) => version !== UNKNOWN);
+      for (const [name, version] of known) {
         const r = scope.get(name);
         resources.push({ name, version, resource: r && r.version === version ? r.json : null });
       }
-      out[typeUrl] = { version: versionOf([...st.clientVersions].map(([name, version]) => ({ name, version }))), resources };
+      out[typeUrl] = { version: versionOf(known.map(([name, version]) => ({ name, version }))), resources };
     }
     return out;
   }

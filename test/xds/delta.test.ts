@@ -113,3 +113,27 @@ test('Delta: a reconnect with initial_resource_versions gets only what differs',
     second.close();
   }
 });
+
+test('Delta: after a NACK of a response the client took in part, a rollback of its resources is sent again', async () => {
+  // The weft sidecar applies a response's good resources and NACKs the bad: the server cannot know
+  // which of them the client holds, so a later return to the earlier versions must not be skipped.
+  const { node } = setup('rollback', ['rb-good', 'rb-bad']);
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.endpoint, ['rb-good', 'rb-bad']);
+    const first = await client.next();
+    client.ack(first);
+    const v0 = Object.fromEntries(first.resources.map((r) => [r.name, r.version]));
+    h.cache.setEndpoints(stamp(), [cla('rb-good', [3000]), cla('rb-bad', [3001])]);
+    const mixed = await client.next();
+    assert.deepEqual(mixed.resources.map((r) => r.name).sort(), ['rb-bad', 'rb-good']);
+    client.nack(mixed, 'rb-bad: endpoints[0]: rejected');
+    assert.deepEqual((await deltaBarrier(client)).filter((r) => r.typeUrl === TypeUrl.endpoint), [], 'the refused response is not resent');
+    // The operator rolls back: both resources return to the versions first sent (setup's ports).
+    h.cache.setEndpoints(stamp(), [cla('rb-good', [1000]), cla('rb-bad', [1001])]);
+    const sent = (await deltaBarrier(client)).filter((r) => r.typeUrl === TypeUrl.endpoint);
+    assert.deepEqual(sent.flatMap((r) => r.resources.map((x) => [x.name, x.version])).sort(), Object.entries(v0).sort(), 'both earlier versions are sent');
+  } finally {
+    client.close();
+  }
+});
