@@ -147,6 +147,12 @@ class Connection {
     p[HTTPParser.kOnHeadersComplete] = (_major: number, _minor: number, raw: string[] | undefined, _m: unknown, _u: unknown, status: number, _sm: unknown, upgrade: boolean, keepAlive: boolean): number => {
       const all = raw ?? this.#takeTrailers();
       this.#status = status;
+      // 101 to a request that asked for no upgrade (upgrades have connections of their own, upgrade.ts): the
+      // connection no longer speaks HTTP; a protocol error, as in Envoy, rather than a wait for a response.
+      if (status === 101) {
+        this.destroy(new UpstreamFailure('protocol_error', 'upstream protocol error (101 Switching Protocols to a request without Upgrade)'));
+        return 0;
+      }
       if (status < 200) return 0; // 1xx: informational, the real response follows.
       const ex = this.current;
       if (!ex || ex.done) return 0;

@@ -212,3 +212,19 @@ test('a malformed upstream response is a protocol error: 503 with reset reason p
     ],
   );
 });
+
+test('an upstream 101 to a request that asked for no upgrade is a protocol error at once (503 UPE), not a 15 s wait and a 504', { timeout: 30_000 }, async () => {
+  const up = await rawUpstream({ switch: 'HTTP/1.1 101 Switching Protocols\r\nupgrade: foo\r\nconnection: upgrade\r\n\r\n' });
+  const sc = await outboundTo('switcher', up.port);
+  const tapped = await tap(sc.admin, 1);
+  const r = await send(sc.outbound, ['GET /raw/switch HTTP/1.1\r\nHost: switcher\r\n\r\n'], complete, 'the answer to a 101');
+  assert.match(r.data, /^HTTP\/1\.1 503 /, r.data.slice(0, 100));
+  assert.match(r.data, /reset reason: protocol error$/);
+  await withTimeout(tapped.ended, 10_000, 'the tapped request');
+  assert.deepEqual(tapped.lines.map((l) => [l.response_code, l.response_flags]), [[503, 'UPE']]);
+  // The connection that switched is gone: the next request gets a fresh one.
+  const next = await send(sc.outbound, ['GET /after HTTP/1.1\r\nHost: switcher\r\n\r\n'], complete, 'the next request');
+  assert.match(next.data, /^HTTP\/1\.1 200 /);
+  const conns = up.seen.map((s) => s.conn);
+  assert.notEqual(conns[0], conns[1]);
+});
