@@ -73,6 +73,8 @@ export interface FilterCatalogPort {
   read(sha256: string): Promise<Uint8Array | undefined>;
   /** Errors of a binding's config against the filter's schema (paths relative to the config). */
   validateConfig(filter: FilterModule, config: unknown): FieldError[];
+  /** Whether the module's own proxy_on_configure accepts the plugin configuration a binding would send (control/filters/configure-check.ts); empty when it does. */
+  configureErrors(filter: FilterModule, plugin: { name: string; rootId: string; configuration: string }): Promise<FieldError[]>;
 }
 
 /** Envoy resources for one proxy, per config type (translate, adapted for diff). */

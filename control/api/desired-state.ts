@@ -83,7 +83,11 @@ export async function checkChanges(
         errors.push({ path: joinPath(at, 'filter'), message: `unknown filter "${binding.filter}"; known filters: ${catalog.map((f) => f.name).join(', ') || 'none'}` });
         continue;
       }
-      for (const e of deps.filters.validateConfig(filter, binding.config)) {
+      const schemaErrors = deps.filters.validateConfig(filter, binding.config);
+      for (const e of schemaErrors) errors.push({ path: joinPath(joinPath(at, 'config'), e.path), message: e.message });
+      if (schemaErrors.length > 0) continue;
+      // The plugin configuration exactly as the translator sends it (http-filter-wasm.ts): name, root_id, the config as JSON.
+      for (const e of await deps.filters.configureErrors(filter, { name: binding.name, rootId: binding.filter, configuration: JSON.stringify(binding.config ?? {}) })) {
         errors.push({ path: joinPath(joinPath(at, 'config'), e.path), message: e.message });
       }
     }

@@ -13,6 +13,7 @@ export interface FilterCatalogSource {
   upload(name: string, bytes: Uint8Array, configSchema?: unknown): Promise<{ ok: true; module: FilterModule } | { ok: false; errors: FieldError[] }>;
   read(sha256: string): Promise<Uint8Array | undefined>;
   validateConfig(filter: FilterModule, config: unknown): FieldError[];
+  configureErrors(filter: FilterModule, plugin: { name: string; rootId: string; configuration: string }): Promise<FieldError[]>;
   builtins(): FilterModule[];
 }
 
@@ -25,6 +26,7 @@ export function filterCatalogPort(store: Store, catalog: FilterCatalogSource): F
     },
     read: (sha256) => catalog.read(sha256),
     validateConfig: (filter, config) => catalog.validateConfig(filter, config),
+    configureErrors: (filter, plugin) => catalog.configureErrors(filter, plugin),
   };
 }
 

@@ -11,6 +11,7 @@ import type { FilterModule } from '../model/types.ts';
 import { writeFileAtomic } from '../store/atomic-file.ts';
 import { checkModule } from './check.ts';
 import { checkConfigSchema, validateConfig } from './config-schema.ts';
+import { configureErrors } from './configure-check.ts';
 import type { ConfigError } from './config-schema.ts';
 import { ModuleStore, sha256Hex } from './module-store.ts';
 
@@ -117,6 +118,13 @@ export class FilterCatalog {
   /** Errors of a binding's config against the filter's schema (paths relative to the config). */
   validateConfig(filter: FilterModule, config: unknown): ConfigError[] {
     return validateConfig(filter.configSchema, config);
+  }
+
+  /** Whether the module's own proxy_on_configure accepts a plugin configuration (see configure-check.ts). */
+  async configureErrors(filter: FilterModule, plugin: { name: string; rootId: string; configuration: string }): Promise<ConfigError[]> {
+    const bytes = await this.read(filter.sha256);
+    if (!bytes) return [{ path: '', message: `the bytes of filter "${filter.name}" (sha256 ${filter.sha256.slice(0, 12)}) are missing from the data dir` }];
+    return configureErrors(bytes, plugin);
   }
 
   // Read-modify-write of catalog.json, serialized within the process and

@@ -8,6 +8,7 @@ import { parse } from '@bytecodealliance/jco';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildApp } from '../../control/api/app.ts';
 import { filterCatalogPort, syncBuiltinFilters } from '../../control/api/filter-catalog.ts';
 import { FilterCatalog } from '../../control/filters/catalog.ts';
@@ -108,4 +109,41 @@ test('built-in filters become catalog entries once per build; their bytes are se
   assert.equal(taken.statusCode, 400);
   assert.equal(taken.json().error.code, 'VALIDATION_FAILED');
   assert.match(taken.json().error.details[0].message, /built-in/);
+});
+
+test("a binding whose config the filter itself refuses (its proxy_on_configure) is refused at apply, with what the filter logged; nothing is stored", async (t) => {
+  // The real built-in auth filter (npm test builds filters/dist first).
+  const dist = fileURLToPath(new URL('../../filters/dist/', import.meta.url));
+  const dir = await mkdtemp(join(tmpdir(), 'weft-configure-'));
+  const catalog = new FilterCatalog({ dataDir: dir, manifestPath: join(dist, 'manifest.json') });
+  const h = await startApi();
+  t.after(async () => {
+    await h.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const deps = { ...h.deps, filters: filterCatalogPort(h.store, catalog) };
+  await syncBuiltinFilters(h.store, catalog, 'weft-control');
+  const app = await buildApp(deps);
+  t.after(() => app.close());
+  const call = (method: 'POST' | 'PUT', url: string, payload: unknown, type = 'application/json') =>
+    app.inject({ method, url, headers: { authorization: `Bearer ${h.admin}`, 'content-type': type }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+  assert.equal((await call('POST', '/api/v1/services', { name: 'b', ports: [{ port: 80, protocol: 'http' }] })).statusCode, 201);
+  const revision = h.store.revision();
+
+  // Passes the JSON schema (an RSA JWK with n and e), but n is no 2048-bit modulus: the filter's on_configure returns false.
+  const refused = { name: 'b-auth', service: 'b', direction: 'inbound', filter: 'auth', config: { jwt: { jwks: { keys: [{ kty: 'RSA', n: 'AQAB', e: 'AQAB' }] } } } };
+  const res = await call('POST', '/api/v1/filter-bindings', refused);
+  assert.equal(res.statusCode, 422, res.body);
+  const detail = res.json().error.details[0];
+  assert.equal(detail.path, 'config');
+  assert.match(detail.message, /the filter refuses this config \(.*proxy_on_configure.*\)/);
+  assert.equal(h.store.revision(), revision, 'nothing stored');
+
+  const manifest = `apiVersion: weft.dev/v1\nkind: FilterBinding\nmetadata: {name: b-auth}\nspec:\n  service: b\n  direction: inbound\n  filter: auth\n  config: {jwt: {jwks: {keys: [{kty: RSA, n: AQAB, e: AQAB}]}}}\n`;
+  const dry = await call('POST', '/api/v1/apply?dryRun=true', manifest, 'application/yaml');
+  assert.equal(dry.statusCode, 422, 'a dry run says so too');
+  assert.equal(dry.json().error.details[0].path, 'documents[0].spec.config');
+
+  const accepted = await call('POST', '/api/v1/filter-bindings', { ...refused, config: { apiKeys: { keys: [{ name: 'ci', sha256: 'a'.repeat(64) }] } } });
+  assert.equal(accepted.statusCode, 201, accepted.body);
 });
