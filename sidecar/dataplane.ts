@@ -388,6 +388,11 @@ export class DataPlane {
     return out;
   }
 
+  /** The xDS client unsubscribed from these names: a refused update of one is no longer shown (config_dump, /init_dump). */
+  unsubscribed(kind: ResourceKind, names: readonly string[]): void {
+    for (const name of names) this.#rejected[kind].delete(name);
+  }
+
   versions(kind: ResourceKind): Map<string, string> {
     return new Map([...this.#held[kind]].map(([k, v]) => [k, v.version]));
   }

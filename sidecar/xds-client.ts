@@ -162,12 +162,15 @@ export class XdsClient {
     if (!prev && next.size === 0) return;
     if (prev && prev.size === next.size && [...next].every((n) => prev.has(n))) return;
     this.#subscribed.set(kind, next);
+    // What it no longer asks for, it no longer reports as refused: nothing will ACK or remove those.
+    const dropped = prev ? [...prev].filter((n) => !next.has(n)) : [];
+    if (dropped.length) this.#o.dataPlane.unsubscribed(kind, dropped);
     if (sotw) {
       const st = this.#sotwState.get(kind);
       this.#send({ type_url: typeUrl, resource_names: [...next], version_info: st?.version ?? '', response_nonce: st?.nonce ?? '' });
     } else {
       const subscribe = [...next].filter((n) => !prev?.has(n));
-      const unsubscribe = prev ? [...prev].filter((n) => !next.has(n)) : [];
+      const unsubscribe = dropped;
       const versions = this.#o.dataPlane.versions(kind);
       const initial = prev ? {} : Object.fromEntries([...versions].filter(([n]) => next.has(n)));
       this.#send({ type_url: typeUrl, resource_names_subscribe: subscribe, resource_names_unsubscribe: unsubscribe, initial_resource_versions: initial });

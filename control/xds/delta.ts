@@ -7,6 +7,8 @@
 // response's resources (a client may take the good ones of a response and
 // refuse the bad), so it forgets their versions: the next version that is not
 // the refused one is sent, a rollback to an earlier version included.
+// A refused resource that the client unsubscribes from, or that leaves its
+// scope, is no longer refused: once none is left the type is not NACKED.
 import type { ChangeStamp, EncodedResource } from './cache.ts';
 import { versionOf } from './cache.ts';
 import type { DeltaDiscoveryRequest } from './discovery.ts';
@@ -72,6 +74,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
       } else if (st.names.delete(n)) {
         // the client forgot it; it must be sent again if re-subscribed
         st.clientVersions.delete(n);
+        st.nackedVersions.delete(n);
         changed = true;
       }
     }
@@ -103,6 +106,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         this.hooks.acked?.(this.info, typeUrl, answered.systemVersion);
       }
     }
+    if (!nacked) this.#settleNack(typeUrl, st);
     if (changed) this.markDirty(typeUrl);
     this.afterReply(nacked);
   }
@@ -117,6 +121,13 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
       const r = scope.get(n);
       if (r) selected.set(n, r);
     }
+    let outOfScope = false;
+    for (const n of st.nackedVersions.keys()) {
+      if (selected.has(n)) continue;
+      st.nackedVersions.delete(n);
+      outOfScope = true;
+    }
+    if (outOfScope) this.#settleNack(typeUrl, st);
     const send: EncodedResource[] = [];
     for (const r of selected.values()) {
       if (st.clientVersions.get(r.name) === r.version) continue;
@@ -147,6 +158,13 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
     }).finish();
     const bytes = Buffer.from(w.buffer, w.byteOffset, w.byteLength);
     return { bytes, info: { typeUrl, version: systemVersion, nonce, bytes: bytes.length, resources: send.length, removed: removed.length, stamp: effectiveStamp } };
+  }
+
+  /** A NACKed type whose refused resources are all gone (unsubscribed or out of scope) is NACKED no more. */
+  #settleNack(typeUrl: string, st: DeltaTypeState): void {
+    if (!st.nacked || st.nackedVersions.size > 0) return;
+    st.nacked = false;
+    this.hooks.nackCleared?.(this.info, typeUrl);
   }
 
   protected override clientHas(typeUrl: string, name: string): boolean {

@@ -226,7 +226,7 @@ export class AdsServer {
 /** Fans each hook out to several observers. */
 export function combineHooks(...all: (XdsHooks | undefined)[]): XdsHooks {
   const hooks = all.filter((h): h is XdsHooks => h !== undefined);
-  const names: (keyof XdsHooks)[] = ['streamOpened', 'streamClosed', 'responseSent', 'acked', 'nacked', 'converged', 'overflow', 'rejected'];
+  const names: (keyof XdsHooks)[] = ['streamOpened', 'streamClosed', 'responseSent', 'acked', 'nacked', 'nackCleared', 'converged', 'overflow', 'rejected'];
   const out: XdsHooks = {};
   for (const name of names) {
     const fns = hooks.map((h) => h[name]?.bind(h)).filter((f) => f !== undefined) as ((...args: unknown[]) => void)[];

@@ -159,6 +159,10 @@ export class ProxyStatusBook implements XdsHooks {
     e.status.lastNacks[typeUrl] = { typeUrl, message, version, time: new Date(this.#now()).toISOString(), revision: stamp?.revision };
   }
 
+  nackCleared(s: StreamInfo, typeUrl: string): void {
+    this.#current(s)?.nacked.delete(typeUrl);
+  }
+
   converged(s: StreamInfo, stamp: ChangeStamp, seconds: number): void {
     const e = this.#current(s);
     if (!e) return;

@@ -35,6 +35,8 @@ export interface XdsHooks {
   responseSent?(stream: StreamInfo, response: ResponseInfo): void;
   acked?(stream: StreamInfo, typeUrl: string, version: string): void;
   nacked?(stream: StreamInfo, typeUrl: string, version: string, message: string, stamp?: ChangeStamp): void;
+  /** The resources a NACK refused left the subscription or the proxy's scope: the type is no longer NACKED, though nothing was ACKed. */
+  nackCleared?(stream: StreamInfo, typeUrl: string): void;
   /** Every response caused by `stamp` has been ACKed: commit -> ACK took `seconds`. */
   converged?(stream: StreamInfo, stamp: ChangeStamp, seconds: number): void;
   /** A change arrived while the stream was still blocked on the previous one and was coalesced. */

@@ -175,3 +175,42 @@ test('a resource whose bytes did not decode (the xDS client NACKs it) is kept in
   const after = dp.configDump({ id: 'n', cluster: 'c' }).configs.find((c) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.RoutesConfigDump') as { dynamic_route_configs: unknown[] };
   assert.deepEqual(after.dynamic_route_configs, []);
 });
+
+test('Delta: a NACKed resource the sidecar stops asking for leaves config_dump and the proxy status (nothing would ever ACK it)', { timeout: 30_000 }, async () => {
+  // 1: the outbound listener names a route config of its own, which the sidecar refuses; 2: the listener is
+  // back on its route, the refused one is still served (in scope, no removal), nobody asks for it.
+  let stage = 0;
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  const translator: Translator = {
+    translateEndpoints: (m, n) => base.translateEndpoints(m, n),
+    translateProxy: (m, p) => {
+      const out = base.translateProxy(m, p);
+      if (stage === 0) return out;
+      const outbound = out.routes.find((r) => r.name === 'outbound')!;
+      const value = outbound.value as Record<string, unknown>;
+      return {
+        ...out,
+        listeners: stage === 2 ? out.listeners : out.listeners.map((l) => ({ ...l, value: JSON.parse(JSON.stringify(l.value).replaceAll('"route_config_name":"outbound"', '"route_config_name":"outbound-bad"')) })),
+        routes: [...out.routes, { name: 'outbound-bad', value: { ...value, name: 'outbound-bad', virtual_hosts: (value.virtual_hosts as { routes: { match: object }[] }[]).map((vh) => ({ ...vh, routes: vh.routes.map((rt) => ({ ...rt, match: { ...rt.match, runtime_fraction: { default_value: { numerator: 50 } } } })) })) } }],
+      };
+    },
+  };
+  const mesh = await TestMesh.start({ translator });
+  closers.push(() => mesh.close());
+  (await twoVersions(mesh, 0)).update();
+  const client = await mesh.sidecar('client', 8000);
+  type RouteItem = { route_config?: { name: string }; client_status?: string; error_state?: { details: string } };
+  const routeItems = async () => JSON.parse((await get(client.adminPort, 'admin', '/config_dump?resource=dynamic_route_configs')).body).configs as RouteItem[];
+
+  stage = 1;
+  mesh.model.update({ routes: [to('v2')] });
+  await eventually(async () => (await routeItems()).some((i) => i.error_state?.details.startsWith('route outbound-bad:')), 5000, 'outbound-bad NACKed');
+  assert.equal(mesh.xds.status.get(client.nodeId)?.status, 'NACKED');
+
+  stage = 2;
+  mesh.model.update({ routes: [to('v2')], services: mesh.model.current.services.slice() });
+  await eventually(async () => (await get(client.outboundPort, 'svc')).body === 'v2', 5000, 'the listener back on its route');
+  await eventually(() => mesh.xds.status.get(client.nodeId)?.status === 'SYNCED', 5000, 'the proxy SYNCED at the control plane');
+  assert.deepEqual((await routeItems()).filter((i) => i.error_state || i.client_status), [], 'no refused route left in config_dump');
+  assert.deepEqual(JSON.parse((await get(client.adminPort, 'admin', '/init_dump')).body), {});
+});

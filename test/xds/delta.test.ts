@@ -4,10 +4,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TypeUrl } from '../../control/xds/discovery.ts';
+import { ProxyStatusBook } from '../../control/xds/status.ts';
 import { DeltaClient, testNode } from './ads-client.ts';
 import { cla, meshResources } from './fixtures.ts';
 import type { Harness } from './harness.ts';
-import { deltaBarrier, groupOf, stamp, startServer } from './harness.ts';
+import { deltaBarrier, groupOf, stamp, startServer, waitFor } from './harness.ts';
 
 let h: Harness;
 before(async () => {
@@ -135,5 +136,31 @@ test('Delta: after a NACK of a response the client took in part, a rollback of i
     assert.deepEqual(sent.flatMap((r) => r.resources.map((x) => [x.name, x.version])).sort(), Object.entries(v0).sort(), 'both earlier versions are sent');
   } finally {
     client.close();
+  }
+});
+
+test('Delta: a NACKed resource the client unsubscribes from no longer keeps the proxy NACKED', async () => {
+  // A filter config the proxy refused, whose binding the operator then deletes: the proxy stops asking
+  // for it and nothing of that type is ever ACKed again.
+  const book = new ProxyStatusBook();
+  const own = await startServer({ hooks: book });
+  const node = testNode('unsub', 'svc-unsub');
+  own.cache.setGroup(groupOf(node), { stamp: stamp(), resources: meshResources(['u-a', 'u-b']), endpointNames: ['u-a', 'u-b'] });
+  own.cache.setEndpoints(stamp(), [cla('u-a', [1000]), cla('u-b', [1001])]);
+  const client = new DeltaClient(own.port, node);
+  try {
+    client.subscribe(TypeUrl.endpoint, ['u-a', 'u-b']);
+    client.ack(await client.next());
+    own.cache.setEndpoints(stamp(), [cla('u-a', [2000])]);
+    client.nack(await client.next(), 'u-a: endpoints[0]: rejected');
+    await waitFor(() => book.get('unsub')?.status === 'NACKED');
+    client.subscribe(TypeUrl.endpoint, [], { unsubscribe: ['u-a'] });
+    await deltaBarrier(client);
+    await waitFor(() => book.get('unsub')?.status !== 'STALE'); // the barrier's ACK
+    assert.equal(book.get('unsub')?.status, 'SYNCED');
+    assert.ok(book.get('unsub')?.lastNacks[TypeUrl.endpoint], 'the NACK stays in the history');
+  } finally {
+    client.close();
+    await own.close();
   }
 });
