@@ -72,15 +72,20 @@ export async function checkChanges(
     if (own) errors.push({ path: joinPath(pathOf(own), e.path), message: e.message });
     else errors.push({ path: joinPath(`${e.kind}/${e.namespace}/${e.name}`, e.path), message: `${e.message} (${e.kind} ${e.namespace}/${e.name} still refers to it)` });
   }
-  const bindings = changes.filter((c) => c.op === 'put' && c.kind === 'FilterBinding');
+  // The bindings to check: those this request writes, and those whose filter module it replaces (a new build of a filter must still take every config bound to it).
+  const modules = new Set(changes.filter((c) => c.op === 'put' && c.kind === FILTER_MODULE_KIND).map((c) => c.name));
+  const bindings = [
+    ...changes.filter((c) => c.op === 'put' && c.kind === 'FilterBinding').map((c) => ({ spec: c.spec as FilterBinding, at: pathOf(c) })),
+    ...state
+      .filter((o) => o.kind === 'FilterBinding' && modules.has((o.spec as FilterBinding).filter) && !changes.some((c) => c.kind === o.kind && c.namespace === o.namespace && c.name === o.name))
+      .map((o) => ({ spec: o.spec as FilterBinding, at: `FilterBinding/${o.namespace}/${o.name}` })),
+  ];
   if (bindings.length > 0) {
-    const catalog: FilterModule[] = await deps.filters.list();
-    for (const change of bindings) {
-      const binding = change.spec as FilterBinding;
+    const catalog = state.filter((o) => o.kind === FILTER_MODULE_KIND).map((o) => o.spec as FilterModule);
+    for (const { spec: binding, at } of bindings) {
       const filter = catalog.find((f) => f.name === binding.filter);
-      const at = pathOf(change);
       if (!filter) {
-        errors.push({ path: joinPath(at, 'filter'), message: `unknown filter "${binding.filter}"; known filters: ${catalog.map((f) => f.name).join(', ') || 'none'}` });
+        errors.push({ path: joinPath(at, 'filter'), message: `unknown filter "${binding.filter}"; known filters: ${catalog.map((f) => f.name).sort().join(', ') || 'none'}` });
         continue;
       }
       const schemaErrors = deps.filters.validateConfig(filter, binding.config);

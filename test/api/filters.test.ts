@@ -147,3 +147,23 @@ test("a binding whose config the filter itself refuses (its proxy_on_configure) 
   const accepted = await call('POST', '/api/v1/filter-bindings', { ...refused, config: { apiKeys: { keys: [{ name: 'ci', sha256: 'a'.repeat(64) }] } } });
   assert.equal(accepted.statusCode, 201, accepted.body);
 });
+
+test('a new build of a bound filter must take every config bound to it, or the upload is refused and the old build stays', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  await h.call('POST', '/api/v1/services', { name: 'orders', ports: [{ port: 8080, protocol: 'http' }] });
+  const bytes = await minimalFilter();
+  assert.equal((await h.call('POST', '/api/v1/filters', { name: 'tagger', wasm: Buffer.from(bytes).toString('base64'), configSchema: schema })).status, 201);
+  assert.equal((await h.call('POST', '/api/v1/filter-bindings', { name: 'tag', service: 'orders', direction: 'inbound', filter: 'tagger', config: { header: 'x-tag' } })).status, 201);
+  const revision = h.store.revision();
+
+  const stricter = { ...schema, required: ['header', 'percent'] };
+  const refused = await h.call('POST', '/api/v1/filters', { name: 'tagger', wasm: Buffer.from(bytes).toString('base64'), configSchema: stricter });
+  assert.equal(refused.status, 422, refused.body);
+  assert.deepEqual(refused.json.error.details.map((d: { path: string }) => d.path), ['FilterBinding/default/tag.config.percent']);
+  assert.equal(h.store.revision(), revision, 'nothing stored');
+  assert.deepEqual((await h.call('GET', '/api/v1/filters/tagger')).json.configSchema, schema, 'the bound build stays');
+
+  const compatible = { ...schema, properties: { ...schema.properties, mode: { type: 'string' } } };
+  assert.equal((await h.call('POST', '/api/v1/filters', { name: 'tagger', wasm: Buffer.from(bytes).toString('base64'), configSchema: compatible })).status, 201);
+});

@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ApiError, notFound, validationFailed } from '../errors.ts';
 import { actorOf } from '../auth.ts';
+import { commitChecked, serialWrite } from '../desired-state.ts';
 import { FILTER_MODULE_KIND, type ApiDeps } from '../deps.ts';
 
 const tags = ['Filter'];
@@ -47,10 +48,16 @@ export const filterRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         throw new ApiError('INVALID_MODULE', `module refused: ${moduleErrors.map((e) => e.message).join('; ')}`, result.errors);
       }
       // The catalog entry is a store object, so the model (and every proxy
-      // bound to the filter) sees the new module as one audited revision.
-      const { revision } = await deps.store.commit(
-        [{ op: 'put', kind: FILTER_MODULE_KIND, namespace: 'default', name: result.module.name, spec: result.module }],
-        { actor: actorOf(request), summary: `push filter ${result.module.name} (sha256 ${result.module.sha256.slice(0, 12)})` },
+      // bound to the filter) sees the new module as one audited revision. A
+      // new build replacing one that is bound must take every bound config
+      // (its schema, its proxy_on_configure), or it is refused here.
+      const { revision } = await serialWrite(deps, () =>
+        commitChecked(
+          deps,
+          [{ op: 'put', kind: FILTER_MODULE_KIND, namespace: 'default', name: result.module.name, spec: result.module }],
+          { actor: actorOf(request), summary: `push filter ${result.module.name} (sha256 ${result.module.sha256.slice(0, 12)})` },
+          () => '',
+        ),
       );
       return reply.code(201).header('x-weft-revision', String(revision)).send(result.module);
     },
