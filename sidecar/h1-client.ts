@@ -162,7 +162,14 @@ class Connection {
       }
       this.#keepAlive = keepAlive;
       const headers = lowerPairs(all);
+      let te = 0;
       for (const [k, v] of headers) {
+        // As Envoy's codec: a transfer-encoding other than exactly `chunked` (`gzip, chunked`: a body the client
+        // could not decode once de-chunked) is a protocol error.
+        if (k === 'transfer-encoding' && (++te > 1 || v.toLowerCase() !== 'chunked')) {
+          this.destroy(new UpstreamFailure('protocol_error', `upstream protocol error (unsupported transfer encoding: ${v})`));
+          return 0;
+        }
         if (k !== 'keep-alive') continue;
         const m = KEEP_ALIVE_TIMEOUT.exec(v);
         if (m) this.keepAliveMs = Number(m[1]) * 1000;

@@ -56,6 +56,20 @@ const DELAYED_CLOSE_MS = 1000;
 type Listener = (...args: never[]) => void;
 
 /**
+ * A request whose body could not be read as HTTP/1.1 (a malformed chunk):
+ * the request's 'error', with the status Envoy's codec answers (400), after
+ * which the connection closes.
+ */
+export class DownstreamProtocolError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * Just enough of an event emitter: the proxy listens for a handful of events,
  * once each. Listeners sit in one flat [event, fn, event, fn, ...] array (a
  * Map per request and response was a measurable share of the garbage).
@@ -219,6 +233,11 @@ export class H1Request extends Events {
       (this.#held ??= []).push(chunk);
       this.#heldBytes += chunk.length;
     }
+  }
+
+  /** @internal the body could not be parsed: 'error' (readers answer `err.status`) */
+  fail(err: DownstreamProtocolError): void {
+    this.emit('error', err);
   }
 
   /** @internal the message ended */
@@ -606,10 +625,23 @@ export class H1Connection {
     return { socket, head };
   }
 
-  #fail(err: Error & { code?: string }): void {
+  #fail(err: Error & { code?: string }, status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400): void {
     this.#failed = true;
     this.socket.pause();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const broken = this.#parsing;
+    this.#parsing = undefined;
+    if (broken) {
+      // A request whose body is malformed. Handed to the proxy already (the first in line), it is the one to
+      // answer: its body read fails with the status (the proxy sends it, or resets a response already under way),
+      // rather than the request waiting for a body that never ends. Still queued, it is dropped and the status
+      // sent in its place. The connection closes after either, as Envoy's codec closes it.
+      const i = this.#queue.findIndex((e) => e.req === broken);
+      if (i === 0) return broken.fail(new DownstreamProtocolError(status, `malformed request body (${err.code ?? err.message})`));
+      if (i > 0) {
+        this.#queue.splice(i, 1);
+        broken.close();
+      }
+    }
     // After the responses already owed, in order; then the connection closes.
     if (this.#queue.length === 0) this.#sendError(status);
     else this.#afterQueue = status;
@@ -622,6 +654,8 @@ export class H1Connection {
   }
 
   #headersComplete(minor: number, raw: string[], method: string, url: string, upgrade: boolean, keepAlive: boolean): void {
+    // Past a request the connection refused, nothing more is served (llhttp may still be parsing the same read).
+    if (this.#failed) return;
     // As Envoy's HTTP/1 codec: more headers than max_headers_count is 431, and the connection closes.
     if (raw.length / 2 > this.#maxHeadersCount) return this.#fail(Object.assign(new Error('too many headers'), { code: 'HPE_HEADER_OVERFLOW' }));
     // An `Upgrade: h2c` request (curl --http2, Java's HttpClient on http://) is served as the HTTP/1.1 request it
@@ -633,10 +667,18 @@ export class H1Connection {
     const headers: Record<string, string> = {};
     let rawHeaders = raw;
     let expectContinue = false;
+    let teRepeated = false;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const k = raw[i]!.toLowerCase();
       if (k === 'expect' && raw[i + 1]!.toLowerCase() === '100-continue') expectContinue = true;
       else if (headers[k] === undefined) headers[k] = raw[i + 1]!;
+      else if (k === 'transfer-encoding') teRepeated = true;
+    }
+    // As Envoy's codec: a transfer-encoding other than exactly `chunked` (gzip, `gzip, chunked`, two of them), or
+    // one on CONNECT, is 501 Not Implemented, and the connection closes.
+    const te = headers['transfer-encoding'];
+    if (te !== undefined && (teRepeated || te.toLowerCase() !== 'chunked' || method === 'CONNECT')) {
+      return this.#fail(new Error(`unsupported transfer encoding: ${te}`), 501);
     }
     if (expectContinue) {
       rawHeaders = [];

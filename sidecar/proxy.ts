@@ -12,6 +12,7 @@ import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.t
 import { RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
 import type { H1Request, H1Response } from './http1.ts';
+import { DownstreamProtocolError } from './http1.ts';
 import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop, withoutPseudo } from './headers.ts';
 import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
@@ -99,7 +100,7 @@ function resumeBody(req: Req): void {
  * soon as it passes the limit, a Readable of what came so far and the rest as
  * it arrives (the client is paused while the upstream side is behind).
  */
-function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void): Promise<Buffer | Readable> {
+function readBody(source: Req, limit: number, stream: Stream): Promise<Buffer | Readable> {
   const req = source as BodySource;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -107,7 +108,7 @@ function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void):
     let ended = false;
     let rest: Readable | undefined;
     req.on('data', (c: Buffer) => {
-      onChunk(c);
+      stream.received(c.length);
       if (rest) {
         // Nobody reads a destroyed stream (the exchange ended early): the bytes are dropped.
         if (!rest.destroyed && !rest.push(c)) pauseBody(source);
@@ -138,8 +139,11 @@ function readBody(source: Req, limit: number, onChunk: (chunk: Buffer) => void):
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
     req.on('error', (err) => {
-      if (rest) rest.destroy(err);
-      else reject(err);
+      if (rest) {
+        // A malformed body past the buffer limit: the exchange under way stops, and the stream answers the error.
+        stream.bodyFailed(err);
+        rest.destroy(err);
+      } else reject(err);
     });
     // The client went away mid-body (or a timeout closed the connection): settle, so nothing waits forever.
     req.on('close', () => {
@@ -262,6 +266,11 @@ function discardBody(req: Req, streamed: Readable): void {
 }
 
 function ignoreError(): void {}
+
+/** Envoy's answer to a request body its codec could not parse: the status, no body, and the connection closes (flag DPE). */
+function badRequestBody(err: DownstreamProtocolError): LocalReply {
+  return { status: err.status, body: '', headers: [['connection', 'close']], flag: 'DPE' };
+}
 
 /** Whether the request has arrived whole. */
 function requestEnded(req: Req): boolean {
@@ -411,6 +420,13 @@ class Stream {
   received(bytes: number): void {
     this.#idle?.refresh();
     this.log.bytes_received += bytes;
+  }
+
+  /** The streamed request body failed: a malformed one is answered (400, and the connection closes) in place of the exchange. */
+  bodyFailed(err: Error): void {
+    if (this.finished || !(err instanceof DownstreamProtocolError)) return;
+    this.filterReply = badRequestBody(err);
+    this.downstream.abort();
   }
 
   requestReceived(): void {
@@ -652,7 +668,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed) streamed.once('aborted', () => downstream.abort());
     let body: Buffer | null = null;
     if (!streamed) {
-      const read = bodiless(req, h2) ? EMPTY : await readBody(req, hcm.bufferLimitBytes, (c) => stream.received(c.length));
+      const read = bodiless(req, h2) ? EMPTY : await readBody(req, hcm.bufferLimitBytes, stream);
       if (Buffer.isBuffer(read)) body = read;
       else streamed = read;
     }
@@ -688,7 +704,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
           filteredBody.destroy();
           discardBody(req, streamed!);
           // The client went away (or a timeout already answered) while the filter held the request.
-          return released.reply === ABANDONED ? stream.finish(0, 'DC') : stream.reply(released.reply);
+          if (released.reply !== ABANDONED) return stream.reply(released.reply);
+          return stream.filterReply ? stream.reply(stream.filterReply) : stream.finish(0, 'DC');
         }
         filteredHeaders = released.headers;
       }
@@ -841,7 +858,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       respond(stream, response, response.status, responseHeaders(response, mutations, setCookies, stream), result.finish);
     }
   } catch (err) {
-    if (!res.headersSent) stream.reply({ status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
+    if (!res.headersSent) stream.reply(err instanceof DownstreamProtocolError ? badRequestBody(err) : { status: 500, body: `weft sidecar error: ${(err as Error).message}`, headers: [], flag: 'DPE' });
     else {
       res.destroy();
       stream.finish(log.response_code || 500, 'UPE');

@@ -228,3 +228,32 @@ test('an upstream 101 to a request that asked for no upgrade is a protocol error
   const conns = up.seen.map((s) => s.conn);
   assert.notEqual(conns[0], conns[1]);
 });
+
+test('a malformed request body gets 400 and the connection closes at once, not after the 5-minute stream timeout; nothing reaches the app', { timeout: 30_000 }, async () => {
+  const up = await rawUpstream();
+  const sc = await outboundTo('chunky', up.port);
+  const tapped = await tap(sc.admin, 2);
+  for (const body of ['ZZZ\r\nhello\r\n0\r\n\r\n', '5\r\nhelloXX0\r\n\r\n']) {
+    const r = await send(sc.outbound, [`POST /put HTTP/1.1\r\nHost: chunky\r\nTransfer-Encoding: chunked\r\n\r\n${body}`], undefined, 'the 400 and the close');
+    assert.match(r.data, /^HTTP\/1\.1 400 /, JSON.stringify(body));
+    assert.match(r.data, /\r\nconnection: close\r\n/i);
+    assert.ok(r.closed);
+  }
+  await withTimeout(tapped.ended, 10_000, 'the tapped requests');
+  assert.deepEqual(tapped.lines.map((l) => [l.response_code, l.response_flags]), [[400, 'DPE'], [400, 'DPE']]);
+  assert.equal(up.seen.length, 0);
+});
+
+test('a request transfer-encoding other than exactly chunked gets 501; on an upstream response it is a protocol error (503 UPE)', { timeout: 30_000 }, async () => {
+  const up = await rawUpstream({ gzipped: 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' });
+  const sc = await outboundTo('coded', up.port);
+  for (const [te, body] of [['gzip, chunked', '5\r\nhello\r\n0\r\n\r\n'], ['gzip', 'hello']] as const) {
+    const r = await send(sc.outbound, [`POST /put HTTP/1.1\r\nHost: coded\r\nTransfer-Encoding: ${te}\r\n\r\n${body}`], undefined, `the answer to transfer-encoding ${te}`);
+    assert.match(r.data, /^HTTP\/1\.1 501 /, `${te}: ${r.data.slice(0, 80)}`);
+    assert.ok(r.closed, te);
+  }
+  assert.equal(up.seen.length, 0);
+  const r = await send(sc.outbound, ['GET /raw/gzipped HTTP/1.1\r\nHost: coded\r\n\r\n'], complete, 'the answer to a gzip-coded response');
+  assert.match(r.data, /^HTTP\/1\.1 503 /);
+  assert.match(r.data, /reset reason: protocol error$/);
+});
