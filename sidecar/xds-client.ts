@@ -100,14 +100,15 @@ export class XdsClient {
     this.#sentNode = false;
     this.#subscribed = new Map();
     this.#sotwState = new Map();
-    let gotResponse = false;
+    // Up once the server answers with response headers (weft's control plane sends them as it accepts the
+    // stream; others with their first response): a Delta reconnect whose versions are all current gets no response.
+    call.on('metadata', () => {
+      if (this.#call !== call) return;
+      this.#attempt = 0;
+      this.#o.dataPlane.stats.xdsConnected.set(1);
+      this.#o.onConnection?.(true);
+    });
     call.on('data', (msg: unknown) => {
-      if (!gotResponse) {
-        gotResponse = true;
-        this.#attempt = 0;
-        this.#o.dataPlane.stats.xdsConnected.set(1);
-        this.#o.onConnection?.(true);
-      }
       this.#queue = this.#queue.then(() => (sotw ? this.#onSotw(msg as SotwResponse) : this.#onDelta(msg as DeltaResponse))).catch((e: Error) => {
         process.stderr.write(`weft sidecar: xDS response handling failed: ${e.stack}\n`);
       });

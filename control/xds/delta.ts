@@ -47,10 +47,12 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
     let st = this.types.get(typeUrl);
     let changed = false;
     if (!st) {
+      const initial = Object.entries(req.initial_resource_versions ?? {});
+      if (initial.length > 0) this.hooks.resumed?.(this.info, typeUrl, versionOf(initial.map(([name, version]) => ({ name, version }))));
       st = {
         wildcard: subscribe.includes('*') || (subscribe.length === 0 && WILDCARD_TYPES.has(typeUrl)),
         names: new Set(),
-        clientVersions: new Map(Object.entries(req.initial_resource_versions ?? {})),
+        clientVersions: new Map(initial),
         nackedVersions: new Map(),
         inFlight: new Map(),
         nacked: false,

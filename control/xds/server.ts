@@ -192,6 +192,9 @@ export class AdsServer {
         }
       }
       if (ended) return;
+      // Response headers now rather than with the first response: a Delta client whose
+      // initial_resource_versions are all current gets no response, and the headers tell it the stream is up.
+      call.sendMetadata(new grpc.Metadata());
       const info: StreamInfo = { streamId: this.#nextStreamId++, proxy, group: groupKey(proxy), streamType, connectedAt: Date.now() };
       const s = streamType === 'sotw' ? new SotwStream(info, this.#options.cache, sink, this.#hooks) : new DeltaStream(info, this.#options.cache, sink, this.#hooks);
       stream = s;
@@ -226,7 +229,7 @@ export class AdsServer {
 /** Fans each hook out to several observers. */
 export function combineHooks(...all: (XdsHooks | undefined)[]): XdsHooks {
   const hooks = all.filter((h): h is XdsHooks => h !== undefined);
-  const names: (keyof XdsHooks)[] = ['streamOpened', 'streamClosed', 'responseSent', 'acked', 'nacked', 'nackCleared', 'converged', 'overflow', 'rejected'];
+  const names: (keyof XdsHooks)[] = ['streamOpened', 'streamClosed', 'responseSent', 'resumed', 'acked', 'nacked', 'nackCleared', 'converged', 'overflow', 'rejected'];
   const out: XdsHooks = {};
   for (const name of names) {
     const fns = hooks.map((h) => h[name]?.bind(h)).filter((f) => f !== undefined) as ((...args: unknown[]) => void)[];

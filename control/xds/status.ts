@@ -38,7 +38,7 @@ export interface ProxyStatus {
   connectedSince: string;
   disconnectedAt?: string;
   status: ProxySyncStatus;
-  /** Last ACKed version per type URL. */
+  /** Last ACKed version per type URL (after a Delta reconnect, until an ACK: the version of what the proxy said it holds). */
   ackedVersions: Record<string, string>;
   /** Last NACK per type URL (kept after a later ACK, for history). */
   lastNacks: Record<string, NackRecord>;
@@ -140,6 +140,12 @@ export class ProxyStatusBook implements XdsHooks {
 
   responseSent(s: StreamInfo, r: ResponseInfo): void {
     this.#current(s)?.pending.add(r.typeUrl);
+  }
+
+  /** What a reconnecting proxy says it holds is its version until it ACKs something newer. */
+  resumed(s: StreamInfo, typeUrl: string, version: string): void {
+    const e = this.#current(s);
+    if (e && e.status.ackedVersions[typeUrl] === undefined) e.status.ackedVersions[typeUrl] = version;
   }
 
   acked(s: StreamInfo, typeUrl: string, version: string): void {

@@ -33,6 +33,8 @@ export interface XdsHooks {
   streamOpened?(stream: StreamInfo): void;
   streamClosed?(stream: StreamInfo): void;
   responseSent?(stream: StreamInfo, response: ResponseInfo): void;
+  /** A Delta client opened a type saying what it holds (initial_resource_versions): the version of that set. */
+  resumed?(stream: StreamInfo, typeUrl: string, version: string): void;
   acked?(stream: StreamInfo, typeUrl: string, version: string): void;
   nacked?(stream: StreamInfo, typeUrl: string, version: string, message: string, stamp?: ChangeStamp): void;
   /** The resources a NACK refused left the subscription or the proxy's scope: the type is no longer NACKED, though nothing was ACKed. */

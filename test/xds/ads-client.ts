@@ -45,12 +45,15 @@ abstract class BaseClient<Req, Reply> {
   readonly received: Reply[] = [];
   #error: Error | undefined;
   #sentNode = false;
+  /** The server's response headers, once they arrived. */
+  headers: grpc.Metadata | undefined;
   protected readonly node: XdsNode;
 
   protected constructor(port: number, method: string, node: XdsNode, serialize: (r: Req) => Buffer, deserialize: (b: Buffer) => Reply, metadata?: grpc.Metadata) {
     this.node = node;
     this.#client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     this.call = this.#client.makeBidiStreamRequest(method, serialize, deserialize, metadata ?? new grpc.Metadata());
+    this.call.on('metadata', (headers: grpc.Metadata) => (this.headers = headers));
     this.call.on('data', (reply: Reply) => {
       this.received.push(reply);
       const w = this.#waiters.shift();

@@ -164,3 +164,34 @@ test('Delta: a NACKed resource the client unsubscribes from no longer keeps the 
     await own.close();
   }
 });
+
+test('Delta: a reconnect that holds every current version gets no response, but response headers, and its versions in the proxy status', async () => {
+  const book = new ProxyStatusBook();
+  const own = await startServer({ hooks: book });
+  const node = testNode('resume', 'svc-resume');
+  own.cache.setGroup(groupOf(node), { stamp: stamp(), resources: meshResources(['rs-a']), endpointNames: ['rs-a'] });
+  const first = new DeltaClient(own.port, node);
+  const held: Record<string, string> = {};
+  let version = '';
+  try {
+    first.subscribe(TypeUrl.cluster);
+    const cds = await first.next();
+    for (const r of cds.resources) held[r.name] = r.version;
+    first.ack(cds);
+    await waitFor(() => book.get('resume')?.ackedVersions[TypeUrl.cluster] !== undefined);
+    version = book.get('resume')!.ackedVersions[TypeUrl.cluster]!;
+  } finally {
+    first.close();
+  }
+  const second = new DeltaClient(own.port, node);
+  try {
+    second.subscribe(TypeUrl.cluster, [], { initialVersions: held });
+    // The client's only sign that the stream is up (a weft sidecar reports connected on it).
+    await waitFor(() => second.headers !== undefined);
+    assert.deepEqual((await deltaBarrier(second)).filter((r) => r.typeUrl === TypeUrl.cluster), [], 'nothing differs: nothing sent');
+    assert.equal(book.get('resume')?.ackedVersions[TypeUrl.cluster], version, 'the version it said it holds, not none');
+  } finally {
+    second.close();
+    await own.close();
+  }
+});
