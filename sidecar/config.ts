@@ -215,6 +215,8 @@ export interface HttpConnectionManagerConfig {
   maxHeadersCount: number;
   /** common_http_protocol_options.max_requests_per_connection: requests a downstream connection carries (0: no limit). */
   maxRequestsPerConnection: number;
+  /** http_protocol_options.accept_http_10 and default_host_for_http_10: absent, HTTP/1.0 requests get 426 (Envoy's default). */
+  http10?: { accept: boolean; defaultHost: string };
   /** The router's suppress_envoy_headers: no x-envoy-upstream-service-time, x-envoy-expected-rq-timeout-ms or x-envoy-overloaded. */
   suppressEnvoyHeaders: boolean;
   /** The router's respect_expected_rq_timeout: a request's x-envoy-expected-rq-timeout-ms is its timeout. */

@@ -76,6 +76,8 @@ const EMPTY = Buffer.alloc(0);
 /** What a request held by a filter ends with when its client goes away first (logged as Envoy's DC). */
 const ABANDONED: LocalReply = Object.freeze({ status: 0, body: '', headers: [], flag: 'DC' });
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+/** What an authority may hold (nghttp2_check_authority, which Envoy's header validation uses): no '/', '?', '#' or space. */
+const VALID_AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%[\]]*$/;
 
 /** What readBody needs of either request kind (HTTP/1.x from sidecar/http1.ts, or an h2 stream). */
 interface BodySource {
@@ -622,6 +624,27 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       env.stats.downstreamRqOverloadClose.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
       req.resume();
       return stream.reply(localReplies.overloaded());
+    }
+    // As Envoy's connection manager, before routing: HTTP/1.0 gets 426 Upgrade Required unless
+    // http_protocol_options.accept_http_10; HTTP/1.1 without Host gets 400; so does an authority that is not one.
+    if (!h2 && req.httpVersion !== '1.1') {
+      const http10 = hcm.http10;
+      if (!http10?.accept) {
+        req.resume();
+        return stream.reply({ status: 426, body: '', headers: [['connection', 'close']], flag: '-' });
+      }
+      if (req.headers.host === undefined && authority === '' && http10.defaultHost !== '') {
+        authority = log.authority = http10.defaultHost;
+        setHeader(headers, 'host', authority);
+      }
+    }
+    if (!h2 && authority === '' && req.headers.host === undefined) {
+      req.resume();
+      return stream.reply({ status: 400, body: '', headers: [], flag: '-' });
+    }
+    if (!VALID_AUTHORITY.test(authority)) {
+      req.resume();
+      return stream.reply({ status: 400, body: '', headers: h2 ? [] : [['connection', 'close']], flag: 'DPE' });
     }
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
     const vh = config ? selectVirtualHost(config, authority) : undefined;

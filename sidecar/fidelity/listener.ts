@@ -155,6 +155,13 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   const maxRequestHeadersBytes = (f.num('max_request_headers_kb') ?? 60) * 1024;
   let maxHeadersCount = 100;
   let maxRequestsPerConnection = 0;
+  // HTTP/1.0 is refused with 426 unless accept_http_10 (Envoy's default); default_host_for_http_10 is the Host of one without.
+  let http10: { accept: boolean; defaultHost: string } | undefined;
+  const hpo = f.obj('http_protocol_options');
+  if (hpo) {
+    http10 = { accept: hpo.bool('accept_http_10') ?? false, defaultHost: hpo.str('default_host_for_http_10') ?? '' };
+    hpo.done();
+  }
   const cpo = f.obj('common_http_protocol_options');
   if (cpo) {
     idleTimeoutMs = cpo.durationMs('idle_timeout') ?? idleTimeoutMs;
@@ -250,7 +257,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   if (f.bool('merge_slashes') === true) f.fail('merge_slashes', 'not supported by the weft sidecar: paths are routed as received');
   f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}) };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { TestMesh, instance, metric, service, withTimeout } from './harness.ts';
+import { TestMesh, instance, metric, service, withFields, withTimeout } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -256,4 +256,34 @@ test('a request transfer-encoding other than exactly chunked gets 501; on an ups
   const r = await send(sc.outbound, ['GET /raw/gzipped HTTP/1.1\r\nHost: coded\r\n\r\n'], complete, 'the answer to a gzip-coded response');
   assert.match(r.data, /^HTTP\/1\.1 503 /);
   assert.match(r.data, /reset reason: protocol error$/);
+});
+
+test('HTTP/1.1 without Host, or with an authority that is not one, gets 400; HTTP/1.0 gets 426 Upgrade Required (Envoy without accept_http_10)', { timeout: 30_000 }, async () => {
+  const up = await rawUpstream();
+  const sc = await outboundTo('hosted', up.port);
+  const noHost = await send(sc.outbound, ['GET /a HTTP/1.1\r\n\r\n'], complete, 'the answer without Host');
+  assert.match(noHost.data, /^HTTP\/1\.1 400 /, noHost.data.slice(0, 80));
+  const evil = await send(sc.outbound, ['GET /b HTTP/1.1\r\nHost: evil/path?x y\r\n\r\n'], undefined, 'the answer to an invalid authority');
+  assert.match(evil.data, /^HTTP\/1\.1 400 /, evil.data.slice(0, 80));
+  assert.ok(evil.closed);
+  const old = await send(sc.outbound, ['GET /c HTTP/1.0\r\nHost: hosted\r\nConnection: keep-alive\r\n\r\n'], undefined, 'the answer to HTTP/1.0');
+  assert.match(old.data, /^HTTP\/1\.1 426 Upgrade Required\r\n/, old.data.slice(0, 80));
+  assert.ok(old.closed);
+  assert.equal(up.seen.length, 0, 'none of them went upstream');
+  const ok = await send(sc.outbound, ['GET /d HTTP/1.1\r\nHost: hosted:7000\r\n\r\n'], complete, 'a valid request');
+  assert.match(ok.data, /^HTTP\/1\.1 200 /);
+});
+
+test('http_protocol_options.accept_http_10: HTTP/1.0 is served, default_host_for_http_10 its Host when it has none', { timeout: 30_000 }, async () => {
+  const own = await TestMesh.start({ translator: withFields({ http_protocol_options: { accept_http_10: true, default_host_for_http_10: 'legacy' } }) });
+  try {
+    const up = await rawUpstream();
+    own.model.update({ services: [service('legacy-caller', 8000), service('legacy', 7000)], instances: [instance('legacy', up.port)] });
+    const sc = await own.sidecar('legacy-caller', 8000);
+    const r = await send(sc.outboundPort, ['GET /old HTTP/1.0\r\n\r\n'], undefined, 'the HTTP/1.0 answer');
+    assert.match(r.data, /^HTTP\/1\.1 200 /, r.data.slice(0, 80));
+    assert.match(up.seen[0]?.head ?? '', /\r\nhost: legacy\r\n/i);
+  } finally {
+    await own.close();
+  }
 });
