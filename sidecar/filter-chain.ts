@@ -58,9 +58,10 @@ const TOO_LARGE: DataResult = Object.freeze({ kind: 'too_large' });
 export type TrailersResult = { kind: 'trailers'; data: Buffer; trailers: HeaderPairs } | Exclude<DataResult, { kind: 'data' }>;
 
 function fromWasm(r: WasmLocalReply): LocalReply {
-  const headers: HeaderPairs = [...r.headers];
-  if (r.grpcStatus !== undefined) headers.push(['grpc-status', String(r.grpcStatus)]);
-  return { status: r.status, body: Buffer.from(r.body).toString(), headers, flag: 'UAEX' };
+  // The filter's grpc_status travels beside the headers: a plain HTTP caller never sees it (a fail-closed 503 carried grpc-status: 14).
+  const reply: LocalReply = { status: r.status, body: Buffer.from(r.body).toString(), headers: [...r.headers], flag: 'UAEX' };
+  if (r.grpcStatus !== undefined) reply.grpcStatus = r.grpcStatus;
+  return reply;
 }
 
 /** The filter's bytes as a Buffer without copying them (the stream handed them over). */

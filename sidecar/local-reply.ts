@@ -10,6 +10,8 @@ export interface LocalReply {
   headers: HeaderPairs;
   /** Envoy response flag for the access log (UH, UT, UO, NR, UF, FI, ...). */
   flag: string;
+  /** The gRPC status a filter asked for (proxy_send_local_reply's grpc_status): sent to gRPC callers only, as in Envoy. */
+  grpcStatus?: number;
 }
 
 export const localReplies = {
@@ -71,7 +73,7 @@ export function isGrpc(contentType: string | undefined): boolean {
 export function renderLocalReply(r: LocalReply, grpc: boolean): { status: number; headers: HeaderPairs; body: string } {
   if (grpc) {
     // A status the reply names itself (a wasm filter's grpc_status) wins over the HTTP mapping; it is sent once.
-    const named = r.headers.find(([k]) => k === 'grpc-status')?.[1];
+    const named = r.grpcStatus !== undefined ? String(r.grpcStatus) : r.headers.find(([k]) => k === 'grpc-status')?.[1];
     return {
       status: 200,
       headers: [['content-type', 'application/grpc'], ['grpc-status', named ?? String(grpcStatusOf(r.status))], ['grpc-message', encodeURIComponent(r.body || String(r.status))], ...r.headers.filter(([k]) => k !== 'grpc-status')],

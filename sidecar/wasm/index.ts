@@ -1,7 +1,7 @@
 // Public entry of the proxy-wasm host: what the weft sidecar and filter
 // tests import. Everything else in this folder is internal.
 
-export { WasmPlugin, type PluginConfig, type HostEnv, type LogEntry } from './plugin.ts';
+export { WasmPlugin, type PluginConfig, type HostEnv, type LogEntry, type FailurePolicy } from './plugin.ts';
 export type { HttpStream, StreamOutcome, BodyOutcome } from './stream.ts';
 export type { LocalReply, HttpCallDispatcher, HttpCallRequest, HttpCallResponse } from './context.ts';
 export type { HeaderPairs } from './headers.ts';

@@ -24,8 +24,14 @@ export interface PluginConfig {
   configuration?: string | Uint8Array;
   /** VM configuration, read in proxy_on_vm_start. */
   vmConfiguration?: string | Uint8Array;
-  /** What a stream gets when the module traps: 503 (default) or pass-through. */
-  failurePolicy?: 'fail_closed' | 'fail_open';
+  /**
+   * After the module traps (Envoy's FailurePolicy): `fail_closed` (default),
+   * every stream from then on gets a 503; `fail_open`, every stream passes
+   * the filter by; either way the failed VM stays until the plugin is
+   * configured again, as in Envoy. `fail_reload` (Envoy's FAIL_RELOAD): the
+   * stream in progress gets a 503, and the next stream runs on a new VM.
+   */
+  failurePolicy?: FailurePolicy;
   /** Environment variables the module sees through WASI environ_get. */
   environment?: Record<string, string>;
 }
@@ -59,6 +65,9 @@ export interface HostEnv {
   autoTick?: boolean;
 }
 
+export type FailurePolicy = 'fail_closed' | 'fail_open' | 'fail_reload';
+const FAILURE_POLICIES: readonly FailurePolicy[] = ['fail_closed', 'fail_open', 'fail_reload'];
+
 /** Date.now() in nanoseconds; the BigInt is made once per millisecond (filters read the clock several times a request). */
 let clockMs = -1;
 let clockNs = 0n;
@@ -88,7 +97,7 @@ export class WasmPlugin {
   private vm: WasmVm;
   private tickMs = 0;
   private ticker: NodeJS.Timeout | undefined;
-  private readonly failurePolicy: 'fail_closed' | 'fail_open';
+  private readonly failurePolicy: FailurePolicy;
   private readonly pluginIds: { name: string; rootId: string; vmId: string };
   /** What every VM of this plugin drops below (setLogLevel changes the running one too). */
   private readonly logThreshold: { level: number };
@@ -102,8 +111,8 @@ export class WasmPlugin {
    */
   static async load(wasm: WasmBytes | WasmModule, config: PluginConfig, env: HostEnv = {}): Promise<WasmPlugin> {
     if (typeof config?.name !== 'string' || config.name.length === 0) throw new WasmLoadError('config.name', 'is required');
-    if (config.failurePolicy !== undefined && config.failurePolicy !== 'fail_closed' && config.failurePolicy !== 'fail_open') {
-      throw new WasmLoadError('config.failurePolicy', `must be "fail_closed" or "fail_open", got ${JSON.stringify(config.failurePolicy)}`);
+    if (config.failurePolicy !== undefined && !FAILURE_POLICIES.includes(config.failurePolicy)) {
+      throw new WasmLoadError('config.failurePolicy', `must be one of ${FAILURE_POLICIES.map((p) => `"${p}"`).join(', ')}, got ${JSON.stringify(config.failurePolicy)}`);
     }
     if (env.logLevel !== undefined && env.logLevel !== 'off' && !logLevelNames.includes(env.logLevel)) throw new WasmLoadError('env.logLevel', `must be one of ${logLevelNames.join(', ')}, off`);
     let module: WasmModule;
@@ -196,14 +205,16 @@ export class WasmPlugin {
   }
 
   /**
-   * A new stream context (proxy_on_context_create). A failed VM is replaced
-   * first; if the replacement cannot start, the stream gets the failure policy.
+   * A new stream context (proxy_on_context_create). On a failed VM the stream
+   * gets the failure policy, except under fail_reload, where the VM is
+   * replaced first (if the replacement cannot start, the policy applies).
    */
   newHttpStream(properties: StreamProperties = {}): HttpStream {
-    if (this.vm.failure !== undefined && !this.vm.closed) {
+    if (this.vm.failure !== undefined && !this.vm.closed && this.failurePolicy === 'fail_reload') {
       try {
-        this.vm = this.createVm();
+        // Before the new VM starts: its proxy_on_configure may ask for ticks again.
         this.setTickPeriod(0);
+        this.vm = this.createVm();
       } catch (error) {
         this.record(LogLevel.critical, `wasm VM could not be recreated: ${(error as Error).message}`, 0);
       }

@@ -73,7 +73,7 @@ export interface HttpStream {
 type Direction = 'request' | 'response';
 
 export interface StreamOwner {
-  failurePolicy: 'fail_closed' | 'fail_open';
+  failurePolicy: 'fail_closed' | 'fail_open' | 'fail_reload';
   plugin: { name: string; rootId: string; vmId: string };
 }
 

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
 import { TestMesh, eventually, freePort, get, instance, service, startApp } from './harness.ts';
+import { wat } from '../wasm/wat.ts';
 
 const authWasm = fileURLToPath(new URL('../../filters/dist/auth.wasm', import.meta.url));
 const closers: (() => Promise<void>)[] = [];
@@ -120,4 +121,45 @@ test('the telemetry filter in a sidecar sees the proxy node and the response sta
   const own = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus?filter=${encodeURIComponent('^wasmcustom\\.weft_requests_total.*status_class=\\.=2xx')}`)).text();
   assert.deepEqual(own.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\{.*\}/, '')), ['weft_requests_total 1']);
   assert.doesNotMatch(own, /^envoy_|weft_wasm_vm_created_total/m, "the sidecar's own families and the host counters are filtered too");
+});
+
+test('a filter that traps under fail_closed answers 503 from then on, as Envoy does, until it is configured again; the 503 carries no grpc-status for an HTTP caller', { timeout: 60_000 }, async () => {
+  // Passes its first request, traps on its second (a per-VM counter): a new VM would pass again.
+  const bytes = await wat({
+    body: () => `
+  (global $n (mut i32) (i32.const 0))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (if (i32.eq (global.get $n) (i32.const 2)) (then (unreachable)))
+    (i32.const 0))`,
+  });
+  const digest = sha(bytes);
+  const base = await moduleServer(new Map([[digest, bytes]]));
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  const app = await startApp('shop');
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  const binding: FilterBinding = { name: 'shop-trap', namespace: 'default', service: 'shop', direction: 'inbound', filter: 'trap', order: 0, config: { round: 1 }, failurePolicy: 'fail_closed' };
+  mesh.model.update({
+    services: [service('shop', 7900)],
+    instances: [instance('shop', inbound)],
+    filterModules: [{ name: 'trap', sha256: digest, size: bytes.length, abiVersion: '0.2.1' }],
+    filterBindings: [binding],
+  });
+  const sc = await mesh.sidecar('shop', app.port, { inboundPort: inbound });
+  assert.equal((await get(inbound, 'shop', '/')).status, 200, 'first request passes');
+  const trapped = await get(inbound, 'shop', '/');
+  assert.equal(trapped.status, 503, 'the trap answers 503');
+  assert.equal(trapped.headers['grpc-status'], undefined, 'no grpc-status for a plain HTTP caller');
+  for (let i = 0; i < 3; i++) assert.equal((await get(inbound, 'shop', '/')).status, 503, 'and so does every later request: the VM stays failed');
+  const hits = app.hits;
+  const stats = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text();
+  assert.match(stats, /^weft_wasm_vm_failed_total\{plugin="shop-trap"\} 1$/m);
+  assert.match(stats, /^weft_wasm_vm_created_total\{plugin="shop-trap"\} 1$/m, 'no new VM');
+
+  // A new configuration of the filter is a new plugin, on a new VM.
+  mesh.model.update({ filterBindings: [{ ...binding, config: { round: 2 } }] });
+  await eventually(async () => (await get(inbound, 'shop', '/')).status === 200, 10_000, 'the reconfigured filter passing requests');
+  assert.ok(app.hits > hits);
 });

@@ -159,8 +159,12 @@ describe('AssemblyScript SDK', () => {
     const critical = plugin.logs.filter((l) => l.level === 'critical').map((l) => l.message);
     assert.ok(critical.some((m) => /^wasm abort: Index out of range at ~lib\/array\.ts:\d+:\d+$/.test(m)), critical.join('\n'));
     const next = await exchange(plugin, {});
-    assert.equal(next.request.action, 'continue', 'a fresh VM serves the next stream');
+    assert.equal(next.request.action, 'local_reply', 'fail_closed: the failed VM answers every later stream with a 503, as in Envoy');
     await plugin.close();
+    const reloading = await WasmPlugin.load(bytes, { name: 'probe', configuration: '{}', failurePolicy: 'fail_reload' });
+    assert.equal((await exchange(reloading, {}, { path: '/abort' })).stream.localReply?.status, 503);
+    assert.equal((await exchange(reloading, {})).request.action, 'continue', 'fail_reload: a new VM serves the next stream');
+    await reloading.close();
   });
 
   it('keeps memory flat over many requests (the SDK collects garbage between callbacks)', async () => {
