@@ -42,10 +42,12 @@ export interface ConnectionLimits {
   maxHeaderBytes: number;
   maxHeadersCount: number;
   maxRequestsPerConnection: number;
+  /** The `server` header of the connection's own replies (400, 431, 403, 501): server_name, none under PASS_THROUGH. */
+  server?: string;
 }
 
-/** Envoy's defaults: max_request_headers_kb 60, common_http_protocol_options.max_headers_count 100, no request limit. */
-export const ENVOY_CONNECTION_LIMITS: ConnectionLimits = { maxHeaderBytes: 60 * 1024, maxHeadersCount: 100, maxRequestsPerConnection: 0 };
+/** Envoy's defaults: max_request_headers_kb 60, common_http_protocol_options.max_headers_count 100, no request limit, server_name envoy. */
+export const ENVOY_CONNECTION_LIMITS: ConnectionLimits = { maxHeaderBytes: 60 * 1024, maxHeadersCount: 100, maxRequestsPerConnection: 0, server: 'envoy' };
 /** Body bytes held for a request nobody reads yet before the socket is paused. */
 const MAX_HELD_BODY = 64 * 1024;
 /** Parsed requests waiting behind the one being answered before the socket is paused. */
@@ -513,12 +515,14 @@ export class H1Connection {
   /** An upgrade request's bytes past its head (the upgraded protocol's first bytes). */
   #upgradeHead: Buffer | undefined;
   readonly #maxHeadersCount: number;
+  readonly #server: string | undefined;
   /** max_requests_per_connection: requests this connection may still carry. */
   #requestsLeft: number;
 
   constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS) {
     this.socket = socket;
     this.#maxHeadersCount = limits.maxHeadersCount;
+    this.#server = limits.server;
     this.#requestsLeft = limits.maxRequestsPerConnection > 0 ? limits.maxRequestsPerConnection : Infinity;
     this.#onRequest = onRequest;
     this.#onClose = onClose;
@@ -649,8 +653,10 @@ export class H1Connection {
 
   #afterQueue: number | undefined;
 
+  /** The connection's own answer to a request it could not read, with the server and date headers every response carries. */
   #sendError(status: number): void {
-    this.socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`, 'latin1');
+    const server = this.#server === undefined ? '' : `server: ${this.#server}\r\n`;
+    this.socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-length: 0\r\n${server}date: ${httpDate()}\r\nconnection: close\r\n\r\n`, 'latin1');
   }
 
   #headersComplete(minor: number, raw: string[], method: string, url: string, upgrade: boolean, keepAlive: boolean): void {
@@ -716,7 +722,7 @@ export class H1Connection {
   #dispatch(): void {
     const head = this.#queue[0]!;
     if (head.req.upgrade && !isWebSocketUpgrade(head.req)) {
-      head.res.writeHead(403, ['content-type', 'text/plain']);
+      head.res.writeHead(403, this.#server === undefined ? ['content-type', 'text/plain'] : ['content-type', 'text/plain', 'server', this.#server]);
       head.res.end('upgrade failed');
       return;
     }

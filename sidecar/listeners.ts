@@ -81,7 +81,15 @@ class RunningListener {
     const idleMs = () => (this.config.chain.kind === 'http' ? this.config.chain.idleTimeoutMs : 0);
     const h1 = (socket: net.Socket, first?: Buffer) => {
       const chain = this.config.chain;
-      const limits = chain.kind === 'http' ? { maxHeaderBytes: chain.maxRequestHeadersBytes, maxHeadersCount: chain.maxHeadersCount, maxRequestsPerConnection: chain.maxRequestsPerConnection } : undefined;
+      const limits =
+        chain.kind === 'http'
+          ? {
+              maxHeaderBytes: chain.maxRequestHeadersBytes,
+              maxHeadersCount: chain.maxHeadersCount,
+              maxRequestsPerConnection: chain.maxRequestsPerConnection,
+              server: chain.server.transformation === 'PASS_THROUGH' ? undefined : chain.server.name,
+            }
+          : undefined;
       const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits, this.#discouraging);
       this.#h1.add(conn);
     };

@@ -287,3 +287,21 @@ test('http_protocol_options.accept_http_10: HTTP/1.0 is served, default_host_for
     await own.close();
   }
 });
+
+test("the sidecar's own 400, 431, 403 and 501 carry server and date, as every response does", { timeout: 30_000 }, async () => {
+  const up = await rawUpstream();
+  const sc = await outboundTo('plain', up.port);
+  const asks = [
+    ['GET / HTTP/1.1\r\nHost x\r\n\r\n', 400],
+    [`GET / HTTP/1.1\r\nHost: plain\r\n${Array.from({ length: 101 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`, 431],
+    ['GET / HTTP/1.1\r\nHost: plain\r\nConnection: Upgrade\r\nUpgrade: TLS/1.2\r\n\r\n', 403],
+    ['POST / HTTP/1.1\r\nHost: plain\r\nTransfer-Encoding: gzip\r\n\r\nhello', 501],
+  ] as const;
+  for (const [text, status] of asks) {
+    const r = await send(sc.outbound, [text], undefined, `the ${status}`);
+    const head = r.data.slice(0, r.data.indexOf('\r\n\r\n') + 2);
+    assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), head);
+    assert.match(head, /\r\nserver: envoy\r\n/, `${status}: ${head}`);
+    assert.match(head, /\r\ndate: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/, `${status}: ${head}`);
+  }
+});
