@@ -58,6 +58,8 @@ export interface HostEnv {
   maxLogEntries?: number;
   /** Wall clock in nanoseconds since the epoch. Default: Date.now(). */
   now?: () => bigint;
+  /** Timers the host runs (http_call timeouts) on the same clock as `now`; returns a cancel. Default: real timers. */
+  setTimer?: (ms: number, fn: () => void) => () => void;
   /** Plugin-level attributes (xds.*, node, listener_direction, ...), visible to every context. */
   properties?: StreamProperties;
   foreignFunctions?: Record<string, (args: Uint8Array) => Uint8Array | undefined>;
@@ -147,6 +149,7 @@ export class WasmPlugin {
       logThreshold: this.logThreshold,
       log: (level, message, contextId) => this.record(level, message, contextId),
       nowNs: this.env.now ?? wallClockNs,
+      setTimer: this.env.setTimer,
       httpCall: this.env.httpCall,
       hasCluster: this.env.hasCluster,
       foreignFunctions: this.env.foreignFunctions,

@@ -8,7 +8,8 @@
 //   assert.equal(res.localReply?.status, 403);
 
 import { readFile } from 'node:fs/promises';
-import type { LogLevelName } from './abi.ts';
+import { LogLevel, type LogLevelName } from './abi.ts';
+import { WasmLoadError } from './abi-version.ts';
 import { concat } from './buffer.ts';
 import type { HttpCallRequest, LocalReply } from './context.ts';
 import { HeaderMap, type HeaderPairs } from './headers.ts';
@@ -110,13 +111,79 @@ function message(headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs |
   return { headers, body: decodeUtf8(body), bodyBytes: body, trailers, header: (name) => map.get(name) };
 }
 
+/**
+ * The kit's fake clock: the time the module reads, and the host's timers
+ * (http_call timeouts), which fire only as advance() moves it past them.
+ */
+export class FakeClock {
+  ns: bigint;
+  /** Milliseconds advanced since the start. */
+  elapsedMs = 0;
+  /** Mocks still computing an answer (async ones): while any is, a waiting phase does not jump the clock. */
+  private answering = 0;
+  private idle: (() => void)[] = [];
+
+  /** Runs a mock's answer; the clock does not jump while it works. */
+  async answer<T>(work: () => T | Promise<T>): Promise<T> {
+    this.answering++;
+    try {
+      return await work();
+    } finally {
+      if (--this.answering === 0) for (const wake of this.idle.splice(0)) wake();
+    }
+  }
+
+  get busy(): boolean {
+    return this.answering > 0;
+  }
+
+  /** Resolves once no mock is working on an answer. */
+  mocksIdle(): Promise<void> {
+    return this.answering === 0 ? Promise.resolve() : new Promise((r) => this.idle.push(r));
+  }
+  private timers: { at: number; seq: number; fn: () => void }[] = [];
+  private seq = 0;
+
+  constructor(start: Date) {
+    this.ns = BigInt(start.getTime()) * 1_000_000n;
+  }
+
+  readonly setTimer = (ms: number, fn: () => void): (() => void) => {
+    const timer = { at: this.elapsedMs + Math.max(0, ms), seq: this.seq++, fn };
+    this.timers.push(timer);
+    return () => {
+      this.timers = this.timers.filter((t) => t !== timer);
+    };
+  };
+
+  /** When the next timer is due, in ms since the start (Infinity: none). */
+  nextTimerAt(): number {
+    return this.timers.reduce((at, t) => Math.min(at, t.at), Infinity);
+  }
+
+  moveTo(elapsedMs: number): void {
+    this.ns += BigInt(Math.round((elapsedMs - this.elapsedMs) * 1e6));
+    this.elapsedMs = elapsedMs;
+  }
+
+  /** Fires the timers due by now, earliest (then first set) first. */
+  fireDue(): void {
+    for (;;) {
+      const due = this.timers.filter((t) => t.at <= this.elapsedMs).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
+      if (!due) return;
+      this.timers = this.timers.filter((t) => t !== due);
+      due.fn();
+    }
+  }
+}
+
 export class FilterHarness {
   readonly httpCalls: RecordedHttpCall[] = [];
   private sinceTickMs = 0;
 
   constructor(
     readonly plugin: WasmPlugin,
-    private readonly clock: { ns: bigint },
+    private readonly clock: FakeClock,
     /** See FilterOptions.bufferLimitBytes. */
     readonly bufferLimitBytes = 1024 * 1024,
   ) {}
@@ -153,15 +220,54 @@ export class FilterHarness {
     for (let i = 0; i < times; i++) this.plugin.tick();
   }
 
-  /** Moves the fake clock forward, firing the ticks the module's period says would have happened. */
+  /**
+   * Moves the fake clock forward by `ms`, in steps: each tick the module's
+   * period says would have happened runs with the clock at its own time, and
+   * each host timer due on the way (an http_call timeout) fires at its time,
+   * in order. Pending http_call timeouts run on this clock, never on real time.
+   */
   advance(ms: number): void {
-    this.clock.ns += BigInt(Math.round(ms * 1e6));
-    const period = this.plugin.tickPeriodMs;
-    if (period <= 0) return;
-    this.sinceTickMs += ms;
-    while (this.sinceTickMs >= period) {
-      this.sinceTickMs -= period;
-      this.plugin.tick();
+    const end = this.clock.elapsedMs + ms;
+    for (;;) {
+      const period = this.plugin.tickPeriodMs;
+      const tickAt = period > 0 ? this.clock.elapsedMs + (period - this.sinceTickMs) : Infinity;
+      const timerAt = this.clock.nextTimerAt();
+      const at = Math.min(tickAt, timerAt);
+      if (at > end) break;
+      if (period > 0) this.sinceTickMs += at - this.clock.elapsedMs;
+      this.clock.moveTo(at);
+      if (at === timerAt) this.clock.fireDue();
+      if (at === tickAt && this.plugin.tickPeriodMs === period) {
+        this.sinceTickMs = 0;
+        this.plugin.tick();
+      }
+    }
+    if (this.plugin.tickPeriodMs > 0) this.sinceTickMs += end - this.clock.elapsedMs;
+    this.clock.moveTo(end);
+  }
+
+  /**
+   * Waits for a phase. A phase held up by an http_call whose answer can only
+   * come from the clock (a 'timeout' mock) would wait forever on the fake
+   * clock, so when nothing else is left to happen (the event loop has run
+   * dry) and a host timer is pending, the clock jumps to it, as a simulated
+   * clock does. A filter that measures the call sees its timeout pass.
+   */
+  private async settle<T>(phase: Promise<T>): Promise<T> {
+    let done = false;
+    const settled = phase.finally(() => {
+      done = true;
+    });
+    for (;;) {
+      await Promise.race([settled, new Promise<void>((r) => setImmediate(r))]);
+      if (done) return settled;
+      if (this.clock.busy) {
+        await this.clock.mocksIdle(); // an answer on its way (an async mock) comes first, then the loop runs dry again
+        continue;
+      }
+      const next = this.clock.nextTimerAt();
+      if (next === Infinity) return settled; // nothing the clock can bring: the phase waits as it would
+      this.advance(next - this.clock.elapsedMs);
     }
   }
 
@@ -196,18 +302,18 @@ export class FilterHarness {
     ];
     const chunks = (Array.isArray(req.body) ? req.body : req.body === undefined ? [] : [req.body]).map(toBytes);
     const trailers = req.trailers === undefined ? undefined : toPairs(req.trailers);
-    let outcome: StreamOutcome | BodyOutcome = note('request_headers', await stream.onRequestHeaders(headers, chunks.length === 0 && trailers === undefined));
+    let outcome: StreamOutcome | BodyOutcome = note('request_headers', await this.settle(stream.onRequestHeaders(headers, chunks.length === 0 && trailers === undefined)));
     let forwardedBody: Uint8Array = new Uint8Array(0);
     if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
     for (const [i, chunk] of chunks.entries()) {
-      const body = note('request_body', await stream.onRequestBody(chunk, i === chunks.length - 1 && trailers === undefined));
+      const body = note('request_body', await this.settle(stream.onRequestBody(chunk, i === chunks.length - 1 && trailers === undefined)));
       if (body.action === 'continue') forwardedBody = concat(forwardedBody, body.body);
       else if (body.action !== 'pause') return finish(body);
       else if (stream.bufferedBytes('request') > this.bufferLimitBytes) return this.tooLarge(stream, result, note, 'request');
       outcome = body;
     }
     if (trailers !== undefined) {
-      outcome = note('request_trailers', await stream.onRequestTrailers(trailers));
+      outcome = note('request_trailers', await this.settle(stream.onRequestTrailers(trailers)));
       if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
       // Body bytes the filter held until the trailers go on ahead of them.
       if (outcome.action === 'continue') forwardedBody = concat(forwardedBody, stream.takeBody('request'));
@@ -229,19 +335,19 @@ export class FilterHarness {
     const body = toBytes(answer.body);
     const trailers = answer.trailers === undefined ? undefined : toPairs(answer.trailers);
     const headers: HeaderPairs = [[':status', String(answer.status ?? 200)], ...toPairs(answer.headers)];
-    let outcome: StreamOutcome | BodyOutcome = note('response_headers', await stream.onResponseHeaders(headers, body.length === 0 && trailers === undefined));
+    let outcome: StreamOutcome | BodyOutcome = note('response_headers', await this.settle(stream.onResponseHeaders(headers, body.length === 0 && trailers === undefined)));
     if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
     let sent: Uint8Array = new Uint8Array(0);
     const headersHeld = outcome.action === 'pause';
     if (body.length > 0) {
-      const out = note('response_body', await stream.onResponseBody(body, trailers === undefined));
+      const out = note('response_body', await this.settle(stream.onResponseBody(body, trailers === undefined)));
       if (out.action === 'continue') sent = out.body;
       else if (out.action !== 'pause') return finish(out);
       else if (stream.bufferedBytes('response') > this.bufferLimitBytes) return this.tooLarge(stream, result, note, headersHeld ? 'response' : 'reset');
       outcome = out;
     }
     if (trailers !== undefined) {
-      outcome = note('response_trailers', await stream.onResponseTrailers(trailers));
+      outcome = note('response_trailers', await this.settle(stream.onResponseTrailers(trailers)));
       if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
       if (outcome.action === 'continue') sent = concat(sent, stream.takeBody('response'));
     }
@@ -274,9 +380,9 @@ export class FilterHarness {
     const headers: HeaderPairs = [[':status', String(reply.status)], ...reply.headers];
     if (reply.body.length > 0) headers.push(['content-length', String(reply.body.length)], ['content-type', 'text/plain']);
     let body = reply.body;
-    const out = note('response_headers', await stream.onResponseHeaders(headers, reply.body.length === 0));
+    const out = note('response_headers', await this.settle(stream.onResponseHeaders(headers, reply.body.length === 0)));
     if (out.action === 'continue' && reply.body.length > 0) {
-      const b = note('response_body', await stream.onResponseBody(reply.body, true));
+      const b = note('response_body', await this.settle(stream.onResponseBody(reply.body, true)));
       if (b.action === 'continue') body = b.body;
     }
     const final = stream.responseHeaders ?? headers;
@@ -287,9 +393,12 @@ export class FilterHarness {
 /** Loads a filter from a path or bytes, with mocked clusters and a fake clock. */
 export async function loadFilter(source: string | URL | WasmBytes, options: FilterOptions = {}): Promise<FilterHarness> {
   const bytes = typeof source === 'string' || source instanceof URL ? await readFile(source) : source;
-  const clock = { ns: BigInt((options.startTime ?? new Date('2026-01-01T00:00:00Z')).getTime()) * 1_000_000n };
+  const clock = new FakeClock(options.startTime ?? new Date('2026-01-01T00:00:00Z'));
   let harness: FilterHarness | undefined;
   const mocks = options.httpCalls ?? {};
+  // What the module logged while it started: a refused configuration is explained there, and the error says it.
+  const startLog: LogEntry[] = [];
+  let starting = true;
   const plugin = await WasmPlugin.load(
     bytes,
     {
@@ -305,10 +414,14 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
       logLevel: options.logLevel ?? 'trace',
       maxLogEntries: 100_000,
       now: () => clock.ns,
+      setTimer: clock.setTimer,
       shared: options.shared ?? new SharedState(),
       properties: options.properties,
       foreignFunctions: options.foreignFunctions,
       hasCluster: (name) => name in mocks,
+      onLog: (entry) => {
+        if (starting) startLog.push(entry);
+      },
       httpCall: async (call: HttpCallRequest) => {
         const recorded: RecordedHttpCall = {
           cluster: call.cluster,
@@ -321,7 +434,7 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
         };
         harness?.httpCalls.push(recorded);
         const mock = mocks[call.cluster]!;
-        const answer = typeof mock === 'function' ? await mock(recorded) : mock;
+        const answer = typeof mock === 'function' ? await clock.answer(() => mock(recorded)) : mock;
         if (answer === 'timeout') return new Promise<never>(() => {});
         return {
           headers: [[':status', String(answer.status ?? 200)], ...toPairs(answer.headers)],
@@ -330,7 +443,12 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
         };
       },
     },
-  );
+  ).catch((err: unknown) => {
+    if (!(err instanceof WasmLoadError)) throw err;
+    const said = startLog.filter((l) => LogLevel[l.level] >= LogLevel.warn).map((l) => `${l.level}: ${l.message}`);
+    throw Object.assign(new WasmLoadError(err.path, `${err.message.slice(err.path.length + 2)}${said.length ? `; the module logged: ${said.join(' | ')}` : ''}`), { logs: startLog });
+  });
+  starting = false;
   harness = new FilterHarness(plugin, clock, options.bufferLimitBytes);
   return harness;
 }

@@ -27,6 +27,8 @@ export interface VmOptions {
   logThreshold: { level: number };
   log(level: number, message: string, contextId: number): void;
   nowNs(): bigint;
+  /** Runs `fn` after `ms` of the host's clock; returns its cancel. Default: a real timer (the test kit's runs on its fake clock). */
+  setTimer?: (ms: number, fn: () => void) => () => void;
   httpCall?: HttpCallDispatcher;
   hasCluster?: (name: string) => boolean;
   foreignFunctions?: Record<string, (args: Uint8Array) => Uint8Array | undefined>;
@@ -37,6 +39,11 @@ export interface VmOptions {
 
 const wasiNames = new Set(Object.keys(wasiImports(null as never)));
 const envNames = providedEnvImports();
+
+function realTimer(ms: number, fn: () => void): () => void {
+  const t = setTimeout(fn, ms);
+  return () => clearTimeout(t);
+}
 
 export class VmFailure extends Error {}
 
@@ -57,7 +64,7 @@ export class WasmVm implements VmServices {
   private current: HostContext;
   private effectiveId = 0;
   private nextCallToken = 1;
-  private readonly inFlight = new Map<number, { abort: AbortController; timer?: NodeJS.Timeout; cancel: () => void }>();
+  private readonly inFlight = new Map<number, { abort: AbortController; stopTimer?: () => void; cancel: () => void }>();
   private deliveringResponse: { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap; status: { code: number; message: string } } | undefined;
   private rootDone: (() => void) | undefined;
 
@@ -243,12 +250,12 @@ export class WasmVm implements VmServices {
     const finish = (response: { headers: HeaderPairs; body?: Uint8Array | string; trailers?: HeaderPairs } | undefined): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(entry.timer);
+      entry.stopTimer?.();
       const live = this.inFlight.delete(token) && !this.closed && this.failure === undefined;
       if (live) this.deliverHttpCallResponse(token, response);
       from.httpCallFinished(token);
     };
-    const entry: { abort: AbortController; timer?: NodeJS.Timeout; cancel: () => void } = {
+    const entry: { abort: AbortController; stopTimer?: () => void; cancel: () => void } = {
       abort,
       cancel: () => {
         this.inFlight.delete(token);
@@ -259,11 +266,12 @@ export class WasmVm implements VmServices {
     this.inFlight.set(token, entry);
     from.httpCallStarted(token);
     if (timeoutMs > 0) {
-      entry.timer = setTimeout(() => {
+      const timedOut = () => {
         abort.abort();
         // Envoy's async client answers a timed-out callout itself, as its router does.
         finish({ headers: [[':status', '504'], ['content-length', '24'], ['content-type', 'text/plain']], body: 'upstream request timeout' });
-      }, timeoutMs);
+      };
+      entry.stopTimer = this.options.setTimer?.(timeoutMs, timedOut) ?? realTimer(timeoutMs, timedOut);
     }
     Promise.resolve()
       .then(() => dispatch({ cluster, headers, body, trailers, timeoutMs, signal: abort.signal }))

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadFilter } from 'weft/testing';
 import { serializePairs } from '../../sidecar/wasm/headers.ts';
-import { wat } from './wat.ts';
+import { codes, wat } from './wat.ts';
 
 const latin1 = (bytes: Uint8Array) => String.fromCharCode(...bytes);
 
@@ -56,10 +56,26 @@ test('mocked http calls are recorded and their answers reach the filter', async 
   assert.equal(res.forwarded?.header('x-verdict'), '204');
 });
 
-test("a 'timeout' mock makes the call time out (Envoy's 504 reaches the filter)", async () => {
+test("a 'timeout' mock makes the call time out on the fake clock (Envoy's 504 reaches the filter, the clock moves by the timeout)", async () => {
   const filter = await loadFilter(await callout(20), { httpCalls: { authz: 'timeout' } });
+  const start = filter.nowNs;
   const res = await filter.request();
   assert.equal(res.forwarded?.header('x-verdict'), '504');
+  assert.equal(filter.nowNs - start, 20_000_000n, 'the call took its 20 ms timeout, on the fake clock');
+  // A ten-minute timeout takes no real time: the clock jumps to it once nothing else can happen.
+  const slow = await loadFilter(await callout(600_000), { httpCalls: { authz: 'timeout' } });
+  assert.equal((await slow.request()).forwarded?.header('x-verdict'), '504');
+  assert.equal(slow.nowNs - start, 600_000_000_000n);
+});
+
+test('an async mock that takes real time still answers before a call timeout on the fake clock', async () => {
+  const filter = await loadFilter(await callout(20), {
+    httpCalls: { authz: async () => new Promise((resolve) => setTimeout(() => resolve({ status: 204 }), 50)) },
+  });
+  const start = filter.nowNs;
+  const res = await filter.request();
+  assert.equal(res.forwarded?.header('x-verdict'), '204', 'real time does not move the fake clock');
+  assert.equal(filter.nowNs, start);
 });
 
 test('an unmocked cluster is refused, so the filter stalls: the kit reports it', async () => {
@@ -70,26 +86,32 @@ test('an unmocked cluster is refused, so the filter stalls: the kit reports it',
   assert.equal(filter.httpCalls.length, 0);
 });
 
-test('the fake clock: advance fires the ticks the module asked for and moves time', async () => {
+test('the fake clock: advance fires the ticks the module asked for, each at its own time', async () => {
+  // Each tick reports how many 100 ms periods have passed since configure, by the clock the module reads.
   const bytes = await wat({
     imports: ['proxy_set_tick_period_milliseconds', 'proxy_get_current_time_nanoseconds'],
-    strings: { tick: 'tick' },
-    body: (s) => `
+    body: () => `
+  (global $start (mut i64) (i64.const 0))
   (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_get_current_time_nanoseconds (i32.const 0)))
+    (global.set $start (i64.load (i32.const 0)))
     (drop (call $proxy_set_tick_period_milliseconds (i32.const 100)))
     (i32.const 1))
   (func (export "proxy_on_tick") (param i32)
-    (drop (call $proxy_log (i32.const 2) ${s.tick})))`,
+    (drop (call $proxy_get_current_time_nanoseconds (i32.const 0)))
+    (call $report (i32.wrap_i64 (i64.div_u (i64.sub (i64.load (i32.const 0)) (global.get $start)) (i64.const 100000000)))))`,
   });
   const filter = await loadFilter(bytes, { startTime: new Date('2030-01-01T00:00:00Z') });
   const start = filter.nowNs;
   filter.advance(250);
-  assert.deepEqual(filter.logMessages('info'), ['tick', 'tick']);
+  assert.deepEqual(codes(filter.logs), [1, 2], 'ticks at 100 and 200 ms, not both at 250');
   filter.advance(50);
-  assert.equal(filter.logMessages('info').length, 3);
+  assert.deepEqual(codes(filter.logs), [1, 2, 3]);
   filter.tick(2);
-  assert.equal(filter.logMessages('info').length, 5);
-  assert.equal(filter.nowNs - start, 300_000_000n);
+  assert.deepEqual(codes(filter.logs), [1, 2, 3, 3, 3], 'tick() runs at the current time');
+  filter.advance(1000);
+  assert.deepEqual(codes(filter.logs).slice(5), [4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+  assert.equal(filter.nowNs - start, 1_300_000_000n);
 });
 
 /** Holds every body chunk (StopIterationAndBuffer) until the trailers, which it continues; `stopHeaders` also holds the response headers. */
@@ -128,4 +150,21 @@ test('holding more than the buffer limit: 413 for a request, 500 for a held resp
   // Within the limit the same filters let everything through.
   const fine = await (await loadFilter(await holdUntilTrailers(true))).request({}, big);
   assert.equal(fine.response?.body, big.body);
+});
+
+test('a configuration the module refuses: loadFilter says what the module logged while refusing it', async () => {
+  const bytes = await wat({
+    strings: { why: 'limit: must be between 1 and 1000000', chatter: 'reading config' },
+    body: (s) => `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_log (i32.const 1) ${s.chatter}))
+    (drop (call $proxy_log (i32.const 3) ${s.why}))
+    (i32.const 0))`,
+  });
+  await assert.rejects(loadFilter(bytes, { configuration: '{"limit":0}' }), (err: Error & { logs?: { level: string; message: string }[] }) => {
+    assert.equal(err.name, 'WasmLoadError');
+    assert.match(err.message, /^proxy_on_configure: module returned false \(plugin configuration rejected\); the module logged: warn: limit: must be between 1 and 1000000$/);
+    assert.deepEqual(err.logs?.map((l) => l.message), ['reading config', 'limit: must be between 1 and 1000000'], 'every line, debug included, on err.logs');
+    return true;
+  });
 });
