@@ -78,6 +78,8 @@ export class DataPlane {
   readonly #loadedPlugins = new Map<WasmPluginConfig, WasmPlugin>();
   /** Types that have had at least one response applied. */
   readonly #received = new Set<ResourceKind>();
+  /** The first full config was applied (Envoy's init manager runs once: later updates never make it unready). */
+  #initialized = false;
   /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
   readonly #collectors: ReadonlyMap<string, Collector>;
   /** OpenTelemetry tracers by collector cluster, service name and export timeout, made on first use. */
@@ -297,9 +299,10 @@ export class DataPlane {
 
   /**
    * Envoy's server state: PRE_INITIALIZING until the first full config is
-   * applied, LIVE then, DRAINING once /drain_listeners was asked for or while
-   * /healthcheck/fail holds (the admin's /ready then answers 503, so a load
-   * balancer stops sending).
+   * applied, LIVE then (whatever later updates bring or are NACKed),
+   * DRAINING once /drain_listeners was asked for or while /healthcheck/fail
+   * holds (the admin's /ready then answers 503, so a load balancer stops
+   * sending).
    */
   state(): ServerState {
     if (this.listeners.drainStarted) return 'DRAINING';
@@ -354,8 +357,18 @@ export class DataPlane {
     this.#publishState();
   }
 
-  /** First full config applied: clusters with their endpoints, listeners with their routes and filter configs. */
+  /**
+   * First full config applied: clusters with their endpoints, listeners with
+   * their routes and filter configs. Once true, true for good, as Envoy's
+   * initialization: a listener that later names a route still on its way, or
+   * refused, waits for it alone (/init_dump) and does not take the server out.
+   */
   ready(): boolean {
+    if (!this.#initialized && this.#complete()) this.#initialized = true;
+    return this.#initialized;
+  }
+
+  #complete(): boolean {
     if (!this.#received.has('cluster') || !this.#received.has('listener')) return false;
     if (this.#held.listener.size === 0) return false;
     return (

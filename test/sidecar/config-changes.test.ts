@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import type { Translator } from '../../control/xds/index.ts';
 import { runSidecar } from '../../sidecar/main.ts';
-import { TestMesh, eventually, freePort, get, instance, load, policy, route, service, startApp, withTimeout } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, load, metric, policy, route, service, startApp, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -176,9 +176,12 @@ test('a resource whose bytes did not decode (the xDS client NACKs it) is kept in
   assert.deepEqual(after.dynamic_route_configs, []);
 });
 
-test('Delta: a NACKed resource the sidecar stops asking for leaves config_dump and the proxy status (nothing would ever ACK it)', { timeout: 30_000 }, async () => {
-  // 1: the outbound listener names a route config of its own, which the sidecar refuses; 2: the listener is
-  // back on its route, the refused one is still served (in scope, no removal), nobody asks for it.
+/**
+ * Stage 1: the outbound listener names a route config of its own ("outbound-bad"), which the sidecar
+ * refuses; stage 2: the listener is back on its route and the refused one is still served (in scope, so
+ * no removal), though nobody asks for it.
+ */
+function renamedRouteTranslator(): { translator: Translator; stage(n: 0 | 1 | 2): void } {
   let stage = 0;
   const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
   const translator: Translator = {
@@ -195,6 +198,11 @@ test('Delta: a NACKed resource the sidecar stops asking for leaves config_dump a
       };
     },
   };
+  return { translator, stage: (n) => (stage = n) };
+}
+
+test('Delta: a NACKed resource the sidecar stops asking for leaves config_dump and the proxy status (nothing would ever ACK it)', { timeout: 30_000 }, async () => {
+  const { translator, stage } = renamedRouteTranslator();
   const mesh = await TestMesh.start({ translator });
   closers.push(() => mesh.close());
   (await twoVersions(mesh, 0)).update();
@@ -202,15 +210,37 @@ test('Delta: a NACKed resource the sidecar stops asking for leaves config_dump a
   type RouteItem = { route_config?: { name: string }; client_status?: string; error_state?: { details: string } };
   const routeItems = async () => JSON.parse((await get(client.adminPort, 'admin', '/config_dump?resource=dynamic_route_configs')).body).configs as RouteItem[];
 
-  stage = 1;
+  stage(1);
   mesh.model.update({ routes: [to('v2')] });
   await eventually(async () => (await routeItems()).some((i) => i.error_state?.details.startsWith('route outbound-bad:')), 5000, 'outbound-bad NACKed');
   assert.equal(mesh.xds.status.get(client.nodeId)?.status, 'NACKED');
 
-  stage = 2;
+  stage(2);
   mesh.model.update({ routes: [to('v2')], services: mesh.model.current.services.slice() });
   await eventually(async () => (await get(client.outboundPort, 'svc')).body === 'v2', 5000, 'the listener back on its route');
   await eventually(() => mesh.xds.status.get(client.nodeId)?.status === 'SYNCED', 5000, 'the proxy SYNCED at the control plane');
   assert.deepEqual((await routeItems()).filter((i) => i.error_state || i.client_status), [], 'no refused route left in config_dump');
   assert.deepEqual(JSON.parse((await get(client.adminPort, 'admin', '/init_dump')).body), {});
+});
+
+test('once initialized, /ready stays 200 LIVE when a later update names a route the sidecar NACKs (Envoy initializes once)', { timeout: 30_000 }, async () => {
+  const { translator, stage } = renamedRouteTranslator();
+  const mesh = await TestMesh.start({ translator });
+  closers.push(() => mesh.close());
+  (await twoVersions(mesh, 0)).update();
+  const client = await mesh.sidecar('client', 8000);
+  assert.equal((await get(client.adminPort, 'admin', '/ready')).body, 'LIVE\n');
+  stage(1);
+  mesh.model.update({ routes: [to('v2')] });
+  await eventually(async () => (await get(client.adminPort, 'admin', '/init_dump')).body.includes('RDS route_configuration outbound-bad (version'), 5000, 'outbound-bad NACKed and awaited');
+  const ready = await get(client.adminPort, 'admin', '/ready');
+  assert.deepEqual([ready.status, ready.body], [200, 'LIVE\n']);
+  assert.equal(JSON.parse((await get(client.adminPort, 'admin', '/server_info')).body).state, 'LIVE');
+  assert.equal(await metric(client.adminPort, 'envoy_server_state'), 0);
+  assert.equal(await metric(client.adminPort, 'envoy_server_live'), 1);
+  // The states of their own still apply.
+  await get(client.adminPort, 'admin', '/healthcheck/fail', { method: 'POST' });
+  assert.deepEqual(await get(client.adminPort, 'admin', '/ready').then((r) => [r.status, r.body]), [503, 'DRAINING\n']);
+  await get(client.adminPort, 'admin', '/healthcheck/ok', { method: 'POST' });
+  assert.deepEqual(await get(client.adminPort, 'admin', '/ready').then((r) => [r.status, r.body]), [200, 'LIVE\n']);
 });
