@@ -74,11 +74,18 @@ export interface ControllerOptions {
   translator: Translator;
   secrets?: SecretSource;
   /**
-   * Push-storm protection: changes arriving within this window are coalesced
-   * into one retranslation (default 10 ms: a burst of registrations costs one
-   * push per proxy, while a single change pays at most 10 ms of delay).
+   * Push-storm protection, as Istio's PILOT_DEBOUNCE_AFTER: changes are
+   * coalesced into one retranslation and push, made once none has arrived
+   * for this long (default 100 ms). A burst of applies or registrations
+   * costs one push per proxy; a single change waits this long.
    */
   debounceMs?: number;
+  /**
+   * ... but never later than this after the first change not yet pushed
+   * (default 1 s; Istio's PILOT_DEBOUNCE_MAX), so a steady stream of changes
+   * still reaches the proxies.
+   */
+  debounceMaxMs?: number;
   /** A snapshot was refused (translation or validation errors); the last good one stays. */
   onErrors?(kind: 'group' | 'endpoints', errors: ControllerError[]): void;
 }
@@ -90,6 +97,9 @@ export class XdsController {
   readonly #secrets: SecretSource | undefined;
   #unsubscribeSecrets: (() => void) | undefined;
   readonly #debounceMs: number;
+  readonly #debounceMaxMs: number;
+  /** When the oldest pending change arrived. */
+  #firstPendingAt = 0;
   readonly #onErrors: ControllerOptions['onErrors'];
   /** Active proxy groups and a representative proxy of each. */
   readonly #groups = new Map<string, ProxyRef>();
@@ -108,7 +118,8 @@ export class XdsController {
     this.#source = options.source;
     this.#translator = options.translator;
     this.#secrets = options.secrets;
-    this.#debounceMs = options.debounceMs ?? 10;
+    this.#debounceMs = options.debounceMs ?? 100;
+    this.#debounceMaxMs = options.debounceMaxMs ?? 1000;
     this.#onErrors = options.onErrors;
   }
 
@@ -172,9 +183,14 @@ export class XdsController {
     if (changes.length > 0) this.#apply(changes);
   }
 
+  /** Each change restarts the quiet period, up to debounceMaxMs after the first pending one. */
   #enqueue(change: ModelChange): void {
+    const now = Date.now();
+    if (this.#pending.length === 0) this.#firstPendingAt = now;
     this.#pending.push(change);
-    this.#timer ??= setTimeout(() => this.flush(), this.#debounceMs);
+    if (this.#timer) clearTimeout(this.#timer);
+    const due = Math.min(now + this.#debounceMs, this.#firstPendingAt + this.#debounceMaxMs);
+    this.#timer = setTimeout(() => this.flush(), Math.max(0, due - now));
   }
 
   #ensureModel(): MeshModel {

@@ -44,8 +44,10 @@ export interface XdsServerOptions {
   secrets?: SecretSource;
   /** Extra lifecycle observers (benchmarks, logs). */
   hooks?: XdsHooks;
-  /** Coalescing window for bursts of changes (default 10 ms). */
+  /** Push after no change has arrived for this long (default 100 ms)... */
   debounceMs?: number;
+  /** ... or this long after the first change not yet pushed, whichever is sooner (default 1 s). */
+  debounceMaxMs?: number;
   /** A stream whose proxy reads nothing for this long is reset so it resyncs (default 60 s). */
   maxBlockedMs?: number;
   /** How long disconnected proxies stay in the status list (default 10 min). */
@@ -91,6 +93,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     translator,
     secrets: options.secrets,
     debounceMs: options.debounceMs,
+    debounceMaxMs: options.debounceMaxMs,
     onErrors: (kind, errors) => {
       metrics.snapshotErrors.inc({ kind });
       options.onErrors?.(kind, errors);

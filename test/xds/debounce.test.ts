@@ -1,11 +1,18 @@
-// The controller coalesces bursts (push-storm protection) and retranslates
-// only the CLAs of the services whose instances changed.
+// The controller coalesces bursts (push-storm protection: a quiet period
+// with a maximum, as Istio's debounce) and retranslates only the CLAs of the
+// services whose instances changed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { decodeResource } from '../../control/envoy/index.ts';
 import type { MeshModel } from '../../control/model/types.ts';
+import { createRegistry } from '../../control/registry/index.ts';
+import { createMemoryStore } from '../../control/store/index.ts';
 import { SnapshotCache } from '../../control/xds/cache.ts';
 import type { ModelChange } from '../../control/xds/controller.ts';
 import { XdsController } from '../../control/xds/controller.ts';
+import { createXdsServer, storeModelSource, TypeUrl } from '../../control/xds/index.ts';
+import type { DeltaReply } from './ads-client.ts';
+import { DeltaClient, testNode } from './ads-client.ts';
 import { cla, cluster } from './fixtures.ts';
 import { testEncoder } from './fixtures.ts';
 
@@ -57,4 +64,48 @@ test('a config change retranslates every active group', () => {
   s.controller.flush();
   assert.equal(s.proxyCalls(), 2);
   s.controller.stop();
+});
+
+test('a storm of changes at the default debounce (quiet 100 ms, at most 1 s) reaches a proxy as a few pushes, the last with the final state', { timeout: 60_000 }, async () => {
+  const store = createMemoryStore();
+  const registry = createRegistry(store);
+  await store.commit(
+    [
+      { name: 'web', namespace: 'default', ports: [{ port: 8080, protocol: 'http' as const }], dependsOn: ['orders'] },
+      { name: 'orders', namespace: 'default', ports: [{ port: 9090, protocol: 'http' as const }] },
+    ].map((s) => ({ op: 'put' as const, kind: 'Service', namespace: 'default', name: s.name, spec: s })),
+    { actor: 'test', summary: 'services' },
+  );
+  const xds = createXdsServer({ source: storeModelSource(store, registry) });
+  const port = await xds.listen('127.0.0.1', 0);
+  const ORDERS = 'outbound|9090||orders.default';
+  const client = new DeltaClient(port, testNode('storm-1', 'web'));
+  const endpoints = (reply: DeltaReply) => (decodeResource(TypeUrl.endpoint, reply.resources[0]!.bytes) as { endpoints?: { lb_endpoints?: unknown[] }[] }).endpoints?.[0]?.lb_endpoints?.length ?? 0;
+  try {
+    client.subscribe(TypeUrl.endpoint, [ORDERS]);
+    client.ack(await client.next());
+    // 60 registrations 25 ms apart (as `weft apply` in a loop): never 100 ms quiet, for 1.5 s or more.
+    const pushes: { reply: DeltaReply; during: boolean }[] = [];
+    let storming = true;
+    const reading = (async () => {
+      for (;;) {
+        const reply = await client.next(30_000);
+        pushes.push({ reply, during: storming });
+        client.ack(reply);
+        if (endpoints(reply) === 60) return;
+      }
+    })();
+    for (let i = 0; i < 60; i++) {
+      await registry.register('orders', 'default', { address: '127.0.0.1', port: 7000 + i });
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    storming = false;
+    await reading;
+    assert.ok(pushes.length <= 8, `${pushes.length} pushes for 60 changes`);
+    assert.ok(pushes.some((p) => p.during), 'the 1 s maximum pushes while changes keep coming');
+    assert.equal(endpoints(pushes.at(-1)!.reply), 60, 'the final state is delivered');
+  } finally {
+    client.close();
+    await xds.close();
+  }
 });
