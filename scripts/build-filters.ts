@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkModule } from '../control/filters/check.ts';
+import { compileFilter as compile, FILTER_ASC_FLAGS } from '../control/filters/compile.ts';
 import type { FilterModule } from '../control/model/types.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -19,17 +20,10 @@ const filtersDir = join(root, 'filters');
 const distDir = join(filtersDir, 'dist');
 export const SIZE_BUDGET = 32 * 1024;
 
-/** The flags that make an AssemblyScript module loadable by Envoy. */
-const ASC_FLAGS = [
-  // minimal = TLSF + mark/sweep without a shadow stack; the SDK collects at
-  // the end of host callbacks (filters/sdk/exports.ts).
-  '--runtime', 'minimal',
-  '--optimizeLevel', '3', '--shrinkLevel', '2',
-  '--noAssert',
-  '--exportStart', '_initialize',
-  // No env.abort import: aborts log through proxy_log and trap.
-  '--use', 'abort=filters/sdk/memory/abortHandler',
-];
+/** The built-ins import the SDK by relative path, so its abort handler is named from the checkout's root. */
+const ABORT = 'filters/sdk/memory/abortHandler';
+/** Every flag the module's bytes depend on (for the source hash). */
+const ASC_FLAGS = [...FILTER_ASC_FLAGS, '--use', `abort=${ABORT}`];
 
 export interface BuiltFilter extends FilterModule {
   sourceHash: string;
@@ -81,21 +75,9 @@ function writeAtomic(path: string, data: Uint8Array | string): void {
   renameSync(tmp, path);
 }
 
-/** Compiles one AssemblyScript entry file with the filter flags; throws with asc's diagnostics. */
-export async function compileFilter(entry: string): Promise<Uint8Array> {
-  // Loaded on demand: asc takes seconds to import, and a cached build never needs it.
-  const { default: asc } = await import('assemblyscript/asc');
-  let binary: Uint8Array | null = null;
-  const stderr: string[] = [];
-  const { error } = await asc.main([relative(root, entry), '--outFile', 'module.wasm', ...ASC_FLAGS], {
-    stdout: { write: () => true } as never,
-    stderr: { write: (s: string | Uint8Array) => { stderr.push(String(s)); return true; } } as never,
-    writeFile: (file: string, contents: Uint8Array | string) => {
-      if (file.endsWith('.wasm')) binary = contents as Uint8Array;
-    },
-  });
-  if (error || !binary) throw new Error(`asc failed for ${relative(root, entry)}:\n${stderr.join('')}${error?.message ?? ''}`);
-  return binary;
+/** Compiles one built-in filter's entry file; throws with asc's diagnostics. */
+export function compileFilter(entry: string): Promise<Uint8Array> {
+  return compile(entry, { baseDir: root, abort: ABORT });
 }
 
 export async function buildFilters(options: { force?: boolean; only?: string[] } = {}): Promise<Manifest> {

@@ -1,6 +1,7 @@
-// Commands that change state outside manifests: rollback, filter push, token create.
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+// Commands that change state outside manifests: rollback, filter build and push, token create.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { formatObjects, type ApplyReply } from './manifest-commands.ts';
@@ -25,7 +26,30 @@ export function registerWriteCommands(program: Command, conn: () => ConnectionOp
       console.log(reply.changed ? `rolled back to revision ${revision}: now revision ${reply.revision}` : `already at revision ${revision}'s state (revision ${reply.revision})`);
     });
 
-  const filter = program.command('filter').description('manage wasm filters in the catalog');
+  const filter = program.command('filter').description('build wasm filters, and manage them in the catalog');
+  filter
+    .command('build')
+    .description("compile an AssemblyScript filter with the flags every weft filter needs, from any directory (import the SDK as 'weft/filters/sdk/...'), and check the module as the control plane checks an upload")
+    .argument('<entry>', 'the filter entry file (AssemblyScript), e.g. assembly/index.ts')
+    .option('-o, --out <file>', 'where to write the module (default: build/<entry name>.wasm beside the entry directory)')
+    .action(async (entry: string, opts: { out?: string }) => {
+      const source = resolve(entry);
+      if (!existsSync(source)) throw new CliError(`error: ${entry}: no such file`, 2);
+      const out = resolve(opts.out ?? join(dirname(dirname(source)), 'build', `${basename(dirname(source)) === 'assembly' ? basename(dirname(dirname(source))) : basename(source, '.ts')}.wasm`));
+      const { compileFilter } = await import('../filters/compile.ts');
+      const { checkModule } = await import('../filters/check.ts');
+      let bytes: Uint8Array;
+      try {
+        bytes = await compileFilter(relative(process.cwd(), source));
+      } catch (err) {
+        throw new CliError(`error: ${(err as Error).message.trimEnd()}`);
+      }
+      const check = checkModule(bytes, { strict: true, maxBytes: Number.MAX_SAFE_INTEGER });
+      if (!check.ok) throw new CliError(`error: ${entry} compiled, but the module would be refused:\n${check.reasons.map((r) => `  ${r}`).join('\n')}`);
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, bytes);
+      console.log(`${relative(process.cwd(), out) || out}: ${bytes.length} bytes, sha256 ${createHash('sha256').update(bytes).digest('hex')}, ABI ${check.abiVersion}`);
+    });
   filter
     .command('push')
     .description('upload a proxy-wasm module to the filter catalog (checked by the control plane before it is accepted)')

@@ -1,0 +1,70 @@
+// Compiles an AssemblyScript proxy-wasm filter with the flags every weft
+// filter needs (docs/writing-filters.md explains each). Shared by the
+// built-in filters' build (scripts/build-filters.ts), the example filter's,
+// and `weft filter build` for a filter project anywhere on disk.
+//
+// A project outside the weft checkout imports the SDK as
+// `weft/filters/sdk/...`. asc looks such a package up in node_modules; the
+// lookup is answered from this checkout whether or not the project has weft
+// installed, so the SDK the filter compiles against is the one of the weft
+// that builds it.
+
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const weftRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Flags that make an AssemblyScript module loadable by Envoy and the weft sidecar. */
+export const FILTER_ASC_FLAGS: readonly string[] = [
+  // minimal = TLSF + mark/sweep without a shadow stack; the SDK collects at
+  // the end of host callbacks (filters/sdk/exports.ts).
+  '--runtime', 'minimal',
+  '--optimizeLevel', '3', '--shrinkLevel', '2',
+  '--noAssert',
+  // the host calls _initialize before the root context exists
+  '--exportStart', '_initialize',
+];
+
+/** The SDK's abort handler (no env.abort import: aborts log through proxy_log and trap), as a project outside the checkout names it. */
+export const PACKAGE_ABORT = '~lib/weft/filters/sdk/memory/abortHandler';
+
+/** A path asc asks for under node_modules/weft/, answered from this checkout. */
+function fromWeft(path: string): string {
+  const m = /^.*[\\/]node_modules[\\/]weft[\\/](.*)$/.exec(path);
+  return m ? join(weftRoot, m[1]!) : path;
+}
+
+export interface CompileOptions {
+  /** Directory relative imports and asc's lookups start from (default: the process's). */
+  baseDir?: string;
+  /** The abort handler element for `--use abort=` (default PACKAGE_ABORT). */
+  abort?: string;
+}
+
+/** Compiles one entry file; throws with asc's diagnostics. */
+export async function compileFilter(entry: string, options: CompileOptions = {}): Promise<Uint8Array> {
+  const baseDir = options.baseDir ?? process.cwd();
+  const file = isAbsolute(entry) ? relative(baseDir, entry) : entry;
+  // Loaded on demand: asc takes seconds to import, and a cached build never needs it.
+  const { default: asc } = await import('assemblyscript/asc');
+  let binary: Uint8Array | undefined;
+  const stderr: string[] = [];
+  const { error } = await asc.main([file, '--baseDir', baseDir, '--outFile', 'module.wasm', ...FILTER_ASC_FLAGS, '--use', `abort=${options.abort ?? PACKAGE_ABORT}`], {
+    stdout: { write: () => true } as never,
+    stderr: { write: (s: string | Uint8Array) => (stderr.push(String(s)), true) } as never,
+    writeFile: (name: string, contents: Uint8Array | string) => {
+      if (name.endsWith('.wasm')) binary = contents as Uint8Array;
+    },
+    readFile: (name: string, dir: string) => {
+      const path = fromWeft(resolve(dir, name));
+      return existsSync(path) ? readFileSync(path, 'utf8') : null;
+    },
+    listFiles: (name: string, dir: string) => {
+      const path = fromWeft(resolve(dir, name));
+      return existsSync(path) ? readdirSync(path).filter((f) => f.endsWith('.ts')) : null;
+    },
+  } as never);
+  if (error || binary === undefined) throw new Error(`asc failed for ${file}:\n${stderr.join('')}${error?.message ?? ''}`);
+  return binary;
+}
