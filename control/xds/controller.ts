@@ -77,7 +77,10 @@ export interface ControllerOptions {
    * Push-storm protection, as Istio's PILOT_DEBOUNCE_AFTER: changes are
    * coalesced into one retranslation and push, made once none has arrived
    * for this long (default 100 ms). A burst of applies or registrations
-   * costs one push per proxy; a single change waits this long.
+   * costs a few pushes per proxy. Unlike Istio's, a change that comes after
+   * a quiet spell (none pushed for this long) goes out at once: only what
+   * follows it within the quiet period waits, so a lone change is not
+   * delayed by the debounce at all.
    */
   debounceMs?: number;
   /**
@@ -100,6 +103,8 @@ export class XdsController {
   readonly #debounceMaxMs: number;
   /** When the oldest pending change arrived. */
   #firstPendingAt = 0;
+  /** When the last push was made (a change after a quiet spell goes out at once). */
+  #lastFlushAt = -Infinity;
   readonly #onErrors: ControllerOptions['onErrors'];
   /** Active proxy groups and a representative proxy of each. */
   readonly #groups = new Map<string, ProxyRef>();
@@ -178,18 +183,24 @@ export class XdsController {
   flush(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#lastFlushAt = Date.now();
     const changes = this.#pending;
     this.#pending = [];
     if (changes.length > 0) this.#apply(changes);
   }
 
-  /** Each change restarts the quiet period, up to debounceMaxMs after the first pending one. */
+  /**
+   * A change after a quiet spell is pushed at once (on the next turn of the
+   * event loop, with whatever else arrived in this one); each later change
+   * restarts the quiet period, up to debounceMaxMs after the first pending one.
+   */
   #enqueue(change: ModelChange): void {
     const now = Date.now();
     if (this.#pending.length === 0) this.#firstPendingAt = now;
     this.#pending.push(change);
     if (this.#timer) clearTimeout(this.#timer);
-    const due = Math.min(now + this.#debounceMs, this.#firstPendingAt + this.#debounceMaxMs);
+    const leading = this.#pending.length === 1 && now - this.#lastFlushAt >= this.#debounceMs;
+    const due = leading ? now : Math.min(now + this.#debounceMs, this.#firstPendingAt + this.#debounceMaxMs);
     this.#timer = setTimeout(() => this.flush(), Math.max(0, due - now));
   }
 

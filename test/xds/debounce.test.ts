@@ -20,7 +20,7 @@ const model: MeshModel = { revision: 1, services: [], instances: [], routes: [],
 const A = 'outbound|80||a.default';
 const B = 'outbound|80||b.default';
 
-function setup() {
+function setup(debounceMs = 10) {
   let listener: ((c: ModelChange) => void) | undefined;
   const endpointCalls: string[][] = [];
   let proxyCalls = 0;
@@ -28,7 +28,8 @@ function setup() {
   const cache = new SnapshotCache(testEncoder);
   const controller = new XdsController({
     cache,
-    debounceMs: 10,
+    debounceMs,
+    debounceMaxMs: Math.max(1000, debounceMs * 2),
     source: { model: () => model, subscribe: (l) => ((listener = l), () => (listener = undefined)) },
     translator: {
       translateProxy: () => {
@@ -55,6 +56,21 @@ test('a burst of instance changes within the window is applied once, for the aff
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(s.endpointCalls, [[A]], 'one translateEndpoints call, for a\'s cluster only');
   assert.equal(s.proxyCalls(), 1, 'instance changes never retranslate listeners, routes or clusters');
+  s.controller.stop();
+});
+
+test('a change after a quiet spell is pushed at once; the ones that follow it within the quiet period wait and are coalesced', async () => {
+  const s = setup(10_000); // a quiet period far longer than the test
+  s.endpointCalls.length = 0;
+  s.emit({ kind: 'instances', revision: 2, committedAt: Date.now(), services: ['default/a'] });
+  for (let i = 0; i < 100 && s.endpointCalls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(s.endpointCalls, [[A]], 'the lone change did not wait for the 10 s quiet period');
+  s.emit({ kind: 'instances', revision: 3, committedAt: Date.now(), services: ['default/a'] });
+  s.emit({ kind: 'instances', revision: 4, committedAt: Date.now(), services: ['default/b'] });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(s.endpointCalls.length, 1, 'changes right after a push wait for the quiet period');
+  s.controller.flush();
+  assert.deepEqual(s.endpointCalls.map((c) => c.sort()), [[A], [A, B]], 'and go out together');
   s.controller.stop();
 });
 
