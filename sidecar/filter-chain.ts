@@ -1,6 +1,9 @@
 // The HTTP filters before the router, per request: the fault filter (native)
 // and wasm filters (inline or ECDS) run through the proxy-wasm host. Request
-// phases run in chain order, response phases in reverse, as in Envoy.
+// phases run in chain order, response phases in reverse, as in Envoy. A local
+// reply sent before the response started (a filter's, RBAC's, the router's)
+// goes through the response phases of the wasm filters whose request headers
+// ran, as Envoy encodes it through its filter chain (localReplyHeaders).
 
 import type { FaultConfig, HttpFilterConfig, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
 import { rbacAllows } from './rbac.ts';
@@ -85,10 +88,20 @@ export class RequestFilters {
   readonly #bufferLimit: number;
   /** A filter (index `at`; -1 once settled) holds the request headers of a streamed body. */
   #held: { at: number; resolve: (r: Released) => void; released: Promise<Released> } | undefined;
+  /**
+   * The last filter whose request phase ran (-1: none). Envoy's wasm filter
+   * skips its response callbacks until its request headers ran
+   * (`http_request_started_`), so a local reply sent by filter N, or before
+   * the filters (a missing filter config), reaches only filters 0..N.
+   */
+  #reached = -1;
+  /** The stream attributes the filters read (shared by their streams): the response as sent is added for on_log (ended). */
+  readonly #properties: StreamProperties;
 
   constructor(chain: readonly HttpFilterConfig[], route: RouteEntry, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number) {
     this.#stats = stats;
     this.#bufferLimit = bufferLimit;
+    this.#properties = properties;
     const principal = properties[PEER_PRINCIPAL_PROPERTY];
     this.#principal = typeof principal === 'string' && principal !== '' ? principal : undefined;
     this.#random = random;
@@ -126,6 +139,15 @@ export class RequestFilters {
     return this.#active.some((a) => a.kind === 'wasm');
   }
 
+  /** Whether a local reply sent now has wasm filters to go through (one whose request headers ran). */
+  get encodesLocalReply(): boolean {
+    for (let i = this.#reached; i >= 0; i--) {
+      const a = this.#active[i]!;
+      if (a.kind === 'wasm' && a.stream) return true;
+    }
+    return false;
+  }
+
   /**
    * Request headers and (buffered) body through every filter; may rewrite
    * both. A filter may stop the headers to see the body first: with a
@@ -158,6 +180,7 @@ export class RequestFilters {
   /** One filter's request phases: undefined to go on to the next filter, or the request's outcome. */
   #requestAt(i: number, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
     const a = this.#active[i]!;
+    if (i > this.#reached) this.#reached = i;
     if (a.kind === 'rbac') {
       const headers = s.headers;
       // Headers as they stand after the filters before it (e.g. claims the auth filter forwarded).
@@ -263,6 +286,28 @@ export class RequestFilters {
    */
   responseHeaders(headers: HeaderPairs, endOfStream: boolean): ResponseStart | Promise<ResponseStart> {
     return this.#responseHeadersFrom(this.#active.length - 1, headers, endOfStream);
+  }
+
+  /**
+   * A local reply sent before the response started, as Envoy's
+   * sendLocalReplyViaFilterChain encodes it: its headers through the response
+   * phase of every wasm filter whose request headers ran, in reverse chain
+   * order (the filter that sent it included), then its body through
+   * localReplyData, or responseBuffered when a filter stopped the headers.
+   */
+  localReplyHeaders(headers: HeaderPairs, endOfStream: boolean): ResponseStart | Promise<ResponseStart> {
+    return this.#responseHeadersFrom(this.#reached, headers, endOfStream);
+  }
+
+  /** A local reply's body (the whole of it, end_of_stream) through the same filters as its headers. */
+  localReplyData(body: Buffer): DataResult | Promise<DataResult> {
+    return this.#dataFrom('response', this.#reached, body, true);
+  }
+
+  /** The response as sent, for the filters' on_log: `response.code` (when there was one) and `response.size`, as Envoy's stream info. */
+  ended(status: number, bytesSent: number): void {
+    if (status > 0) this.#properties['response.code'] = status;
+    this.#properties['response.size'] = bytesSent;
   }
 
   #responseHeadersFrom(from: number, headers: HeaderPairs, endOfStream: boolean): ResponseStart | Promise<ResponseStart> {

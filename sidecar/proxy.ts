@@ -373,6 +373,13 @@ class Stream {
   filters: RequestFilters | undefined;
   /** A wasm filter's local reply from a streamed request body (the exchange is aborted for it). */
   filterReply: LocalReply | undefined;
+  /**
+   * Response headers entered the filters' response side (an upstream's, or a
+   * local reply's): a local reply from now on is written directly, as Envoy's
+   * sendDirectLocalReply once the response headers exist. Before, reply()
+   * sends it through the filters, as Envoy's sendLocalReplyViaFilterChain.
+   */
+  encoding = false;
   /** The virtual host's include_attempt_count_in_response. */
   attemptCountInResponse = false;
   /** Set once a WebSocket upgrade joined the connections: ends the session (with the access log's response flag). */
@@ -471,6 +478,8 @@ class Stream {
     clearTimeout(this.#durationTimer);
     this.requestReceived();
     const log = this.log;
+    // on_log reads the response as sent (response.code, response.size), also in filters that never saw it.
+    this.filters?.ended(status, log.bytes_sent);
     log.response_code = status;
     log.response_flags = flag;
     log.duration_ms = Date.now() - this.started;
@@ -490,18 +499,87 @@ class Stream {
     if (this.filters && ending.push(this.filters) === 1) setImmediate(completeEnded);
   }
 
-  reply(r: LocalReply, extra: HeaderPairs = []): void {
+  /**
+   * A local reply. Before the response started it goes through the response
+   * phases of the wasm filters whose request headers ran (a promise while
+   * one of them waits on an http_call), as Envoy encodes a local reply
+   * through its filter chain: a filter sees it in on_response_headers and
+   * on_response_body and may change it. Once response headers went through
+   * the filters it is written as it is; once they were sent the stream is reset.
+   */
+  reply(r: LocalReply, extra: HeaderPairs = []): void | Promise<void> {
     if (this.finished) return;
     const out = renderLocalReply(r, this.grpc);
     const res = this.res;
     if (!res.headersSent) {
       // suppress_envoy_headers: the router's x-envoy-overloaded goes too.
-      const headers = this.hcm.suppressEnvoyHeaders ? out.headers.filter(([k]) => k !== 'x-envoy-overloaded') : out.headers;
-      writeHead(this, out.status, extra.length ? [...headers, ...extra] : headers);
+      let headers = this.hcm.suppressEnvoyHeaders ? out.headers.filter(([k]) => k !== 'x-envoy-overloaded') : out.headers;
+      if (extra.length) headers = [...headers, ...extra];
+      const filters = this.filters;
+      if (!this.encoding && filters !== undefined && filters.encodesLocalReply) {
+        this.encoding = true;
+        return this.replyFiltered(filters, out.status, headers, out.body, r);
+      }
+      writeHead(this, out.status, headers);
       res.end(out.body);
     } else res.destroy();
     this.log.bytes_sent = Buffer.byteLength(out.body);
     this.finish(out.status, r.flag);
+  }
+
+  /** The local reply through the filters' response phases (see reply), then written as they left it. */
+  async replyFiltered(filters: RequestFilters, status: number, headers: HeaderPairs, text: string, r: LocalReply): Promise<void> {
+    const body: Buffer = text === '' ? EMPTY : Buffer.from(text);
+    let finalHeaders: HeaderPairs;
+    let sent: Buffer = body;
+    try {
+      // Filters see Envoy's response header map, :status first; end_of_stream with the headers when there is no body.
+      let start = filters.localReplyHeaders([[':status', String(status)], ...headers], body.length === 0);
+      if (start instanceof Promise) start = await start;
+      if (this.finished) return;
+      // A filter's own local reply from its response phase replaces this one, written directly.
+      if (start.kind === 'reply') return this.reply(start.reply);
+      if (start.kind === 'stream') {
+        finalHeaders = start.headers;
+        if (body.length > 0) {
+          let d = filters.localReplyData(body);
+          if (d instanceof Promise) d = await d;
+          if (this.finished) return;
+          if (d.kind === 'reply') return this.reply(d.reply);
+          if (d.kind !== 'data') {
+            // A reset, or a stop at the end of the body that nothing resumes: as for an upstream response (ResponseSink).
+            this.res.destroy();
+            return this.finish(status, 'LR');
+          }
+          sent = d.data;
+        }
+      } else {
+        // A filter stopped the headers: it gets the whole body before anything is sent, as with an upstream response.
+        const whole = await filters.responseBuffered(start.headers, start.from, body);
+        if (this.finished) return;
+        if (whole.kind === 'reply') return this.reply(whole.reply);
+        finalHeaders = whole.headers;
+        sent = whole.body;
+      }
+      if (this.clientGone) return this.finish(0, 'DC');
+      const sentStatus = filteredStatus(finalHeaders, status);
+      const out = withoutPseudo(finalHeaders);
+      if (sent.length !== body.length) {
+        removeHeader(out, 'content-length');
+        out.push(['content-length', String(sent.length)]);
+      }
+      writeHead(this, sentStatus, out);
+      this.res.end(sent);
+      this.log.bytes_sent = sent.length;
+      this.finish(sentStatus, r.flag);
+    } catch {
+      // The filters' headers could not be written (a value that is not one): the reply as it was made.
+      if (this.finished || this.res.headersSent) return;
+      writeHead(this, status, headers);
+      this.res.end(body);
+      this.log.bytes_sent = body.length;
+      this.finish(status, r.flag);
+    }
   }
 }
 
@@ -966,6 +1044,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   cluster.recordResult(host, status);
   let headers = mutatedResponseHeaders(outcome.headers, mutations, setCookies);
   if (filters?.hasWasm) {
+    stream.encoding = true;
     let start = filters.responseHeaders([[':status', String(status)], ...headers], outcome.kind === 'response' && outcome.body.length === 0);
     if (start instanceof Promise) start = await start;
     if (start.kind === 'reply') {
@@ -1101,6 +1180,7 @@ function respondFiltered(
   release: () => void,
 ): Promise<void> | undefined {
   const headers = responseHeaders(upstream, mutations, setCookies, stream);
+  stream.encoding = true;
   // Known to have no body: the filters get end_of_stream with the headers.
   const empty = stream.log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
   // Filters see Envoy's response header map: :status first; they may change it.
