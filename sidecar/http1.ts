@@ -46,6 +46,23 @@ export interface ConnectionLimits {
   server?: string;
 }
 
+/**
+ * One of the connection's own answers (400, 431, 501, 403 `upgrade failed`),
+ * for the access log and the connection manager's counters, as Envoy logs
+ * and counts a codec error's local reply. What the request head said, when it
+ * got that far ('' otherwise); `flag` DPE for a request that could not be read.
+ */
+export interface CodecReply {
+  status: number;
+  flag: string;
+  method: string;
+  path: string;
+  authority: string;
+  protocol: string;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
 /** Envoy's defaults: max_request_headers_kb 60, common_http_protocol_options.max_headers_count 100, no request limit, server_name envoy. */
 export const ENVOY_CONNECTION_LIMITS: ConnectionLimits = { maxHeaderBytes: 60 * 1024, maxHeadersCount: 100, maxRequestsPerConnection: 0, server: 'envoy' };
 /** Body bytes held for a request nobody reads yet before the socket is paused. */
@@ -518,9 +535,14 @@ export class H1Connection {
   readonly #server: string | undefined;
   /** max_requests_per_connection: requests this connection may still carry. */
   #requestsLeft: number;
+  /** Where the connection's own answers are reported (the access log, the counters). */
+  readonly #report: ((r: CodecReply) => void) | undefined;
+  /** The head of the request the connection refused, when it was read (what #sendError reports). */
+  #refused: { method: string; url: string; headers: Record<string, string>; minor: number } | undefined;
 
-  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS) {
+  constructor(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS, report?: (r: CodecReply) => void) {
     this.socket = socket;
+    this.#report = report;
     this.#maxHeadersCount = limits.maxHeadersCount;
     this.#server = limits.server;
     this.#requestsLeft = limits.maxRequestsPerConnection > 0 ? limits.maxRequestsPerConnection : Infinity;
@@ -644,6 +666,7 @@ export class H1Connection {
       if (i > 0) {
         this.#queue.splice(i, 1);
         broken.close();
+        this.#refused ??= { method: broken.method, url: broken.url, headers: broken.headers, minor: broken.httpVersion === '1.1' ? 1 : 0 };
       }
     }
     // After the responses already owed, in order; then the connection closes.
@@ -657,13 +680,29 @@ export class H1Connection {
   #sendError(status: number): void {
     const server = this.#server === undefined ? '' : `server: ${this.#server}\r\n`;
     this.socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-length: 0\r\n${server}date: ${httpDate()}\r\nconnection: close\r\n\r\n`, 'latin1');
+    // A request Envoy's codec could not read: logged and counted with flag DPE (downstream protocol error).
+    const head = this.#refused;
+    this.#refused = undefined;
+    this.#report?.({
+      status,
+      flag: 'DPE',
+      method: head?.method ?? '',
+      path: head?.url ?? '',
+      authority: head?.headers.host ?? '',
+      protocol: head === undefined || head.minor === 1 ? 'HTTP/1.1' : `HTTP/1.${head.minor}`,
+      bytesSent: 0,
+      bytesReceived: 0,
+    });
   }
 
   #headersComplete(minor: number, raw: string[], method: string, url: string, upgrade: boolean, keepAlive: boolean): void {
     // Past a request the connection refused, nothing more is served (llhttp may still be parsing the same read).
     if (this.#failed) return;
     // As Envoy's HTTP/1 codec: more headers than max_headers_count is 431, and the connection closes.
-    if (raw.length / 2 > this.#maxHeadersCount) return this.#fail(Object.assign(new Error('too many headers'), { code: 'HPE_HEADER_OVERFLOW' }));
+    if (raw.length / 2 > this.#maxHeadersCount) {
+      this.#refused = { method, url, headers: { host: hostOf(raw) }, minor };
+      return this.#fail(Object.assign(new Error('too many headers'), { code: 'HPE_HEADER_OVERFLOW' }));
+    }
     // An `Upgrade: h2c` request (curl --http2, Java's HttpClient on http://) is served as the HTTP/1.1 request it
     // also is, as Envoy's codec does: Upgrade, HTTP2-Settings and their Connection tokens are taken off it.
     if (upgrade && method !== 'CONNECT' && isH2cUpgrade(raw)) {
@@ -684,6 +723,7 @@ export class H1Connection {
     // one on CONNECT, is 501 Not Implemented, and the connection closes.
     const te = headers['transfer-encoding'];
     if (te !== undefined && (teRepeated || te.toLowerCase() !== 'chunked' || method === 'CONNECT')) {
+      this.#refused = { method, url, headers, minor };
       return this.#fail(new Error(`unsupported transfer encoding: ${te}`), 501);
     }
     if (expectContinue) {
@@ -724,6 +764,9 @@ export class H1Connection {
     if (head.req.upgrade && !isWebSocketUpgrade(head.req)) {
       head.res.writeHead(403, this.#server === undefined ? ['content-type', 'text/plain'] : ['content-type', 'text/plain', 'server', this.#server]);
       head.res.end('upgrade failed');
+      // Envoy's connection manager answers it (no response flag): logged and counted as any request.
+      const req = head.req;
+      this.#report?.({ status: 403, flag: '-', method: req.method, path: req.url, authority: req.headers.host ?? '', protocol: `HTTP/${req.httpVersion}`, bytesSent: 14, bytesReceived: 0 });
       return;
     }
     if (head.req.expectContinue) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
@@ -786,6 +829,12 @@ export class H1Connection {
   }
 }
 
+/** The Host of a raw header list (the connection refused the request before it made a header object). */
+function hostOf(raw: readonly string[]): string {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'host') return raw[i + 1]!;
+  return '';
+}
+
 function idleExpired(c: H1Connection): void {
   c.idleExpired();
 }
@@ -796,8 +845,9 @@ function destroySocket(socket: net.Socket): void {
 
 /** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing); idle for `idleMs` (0: never) with nothing in flight, it closes. */
 /** `drain`: the connection closes after its first response (set before `first` is read, which may be answered at once). */
-export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS, drain = false): H1Connection {
-  const c = new H1Connection(socket, onRequest, onClose, idleMs, limits);
+/** `report`: the connection's own answers (400, 431, 501, 403), for the access log and the counters. */
+export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS, drain = false, report?: (r: CodecReply) => void): H1Connection {
+  const c = new H1Connection(socket, onRequest, onClose, idleMs, limits, report);
   if (drain) c.drain();
   if (first) c.feed(first);
   return c;

@@ -12,9 +12,9 @@ import tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import type { HttpConnectionManagerConfig, ListenerConfig, TcpProxyConfig } from './config.ts';
 import type { H1Connection, H1Request, H1Response } from './http1.ts';
-import { serveHttp1 } from './http1.ts';
+import { serveHttp1, type CodecReply } from './http1.ts';
 import type { ProxyEnv } from './proxy.ts';
-import { handleRequest } from './proxy.ts';
+import { codecReply, handleRequest } from './proxy.ts';
 import type { TlsMaterial } from './tls-contexts.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -78,6 +78,11 @@ class RunningListener {
       }
       void handleRequest(env, this.config.name, chain, req, res);
     };
+    // The HTTP/1 codec's own answers (400, 431, 501, 403): logged and counted under the connection manager, as Envoy does.
+    const reportCodecReply = (r: CodecReply) => {
+      const chain = this.config.chain;
+      if (chain.kind === 'http') codecReply(env, this.config.name, chain, r);
+    };
     const idleMs = () => (this.config.chain.kind === 'http' ? this.config.chain.idleTimeoutMs : 0);
     const h1 = (socket: net.Socket, first?: Buffer) => {
       const chain = this.config.chain;
@@ -90,7 +95,7 @@ class RunningListener {
               server: chain.server.transformation === 'PASS_THROUGH' ? undefined : chain.server.name,
             }
           : undefined;
-      const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits, this.#discouraging);
+      const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits, this.#discouraging, reportCodecReply);
       this.#h1.add(conn);
     };
     this.#onRequest = onRequest;

@@ -11,7 +11,7 @@ import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfi
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
 import { RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
-import type { H1Request, H1Response } from './http1.ts';
+import type { CodecReply, H1Request, H1Response } from './http1.ts';
 import { DownstreamProtocolError } from './http1.ts';
 import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop, withoutPseudo } from './headers.ts';
 import { hash32 } from './lb/index.ts';
@@ -617,6 +617,42 @@ export function grpcTimeoutMs(value: string | string[] | undefined): number | un
  */
 function responseEnded(res: Res): boolean {
   return (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse).writableEnded : res.writableFinished;
+}
+
+/**
+ * One of the HTTP/1 codec's own answers (400, 431, 501 with flag DPE; 403
+ * `upgrade failed`): an access log line (and a /tap line) and the connection
+ * manager's counters, as Envoy's connection manager logs and counts a codec
+ * error's local reply (downstream_rq_total, downstream_rq_4xx/5xx,
+ * downstream_rq_time). No route or filter was chosen for it, so no filter
+ * sees it.
+ */
+export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnectionManagerConfig, r: CodecReply): void {
+  const hs = env.stats.hcm(hcm.statPrefix);
+  hs.rq.value++;
+  (hs.rqXx[Math.floor(r.status / 100)] ?? hs.rqXx[0]!).value++;
+  hs.rqTime.observe(0);
+  if (!env.accessLog && !env.tap?.active) return;
+  const log: AccessLogEntry = {
+    start_time: new Date().toISOString(),
+    listener: listenerName,
+    method: r.method,
+    path: r.path,
+    authority: r.authority,
+    protocol: r.protocol,
+    response_code: r.status,
+    response_flags: r.flag,
+    route_name: '',
+    upstream_cluster: '',
+    upstream_host: '',
+    attempts: 0,
+    bytes_received: r.bytesReceived,
+    bytes_sent: r.bytesSent,
+    duration_ms: 0,
+    request_id: '',
+  };
+  env.accessLog?.(log);
+  if (env.tap?.active) env.tap.emit(log, [], undefined, undefined);
 }
 
 /**
