@@ -426,3 +426,21 @@ export function exchange(socket: net.Socket, host: string, path = '/'): Promise<
     socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
   });
 }
+
+/**
+ * Serves wasm modules by sha256 at <url>/<sha256>.wasm, as the control plane's
+ * /wasm route does (404 for any other); `close` stops it.
+ */
+export async function moduleServer(bytesBySha: Map<string, Uint8Array>): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const m = /([0-9a-f]{64})\.wasm$/.exec(req.url ?? '');
+    const bytes = m ? bytesBySha.get(m[1]!) : undefined;
+    if (!bytes) {
+      res.statusCode = 404;
+      return res.end();
+    }
+    res.end(bytes);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => server.close(() => r())) };
+}

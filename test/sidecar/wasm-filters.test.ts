@@ -6,13 +6,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
-import { TestMesh, eventually, freePort, get, instance, service, startApp } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, service, startApp, moduleServer as serveModules } from './harness.ts';
 import { wat } from '../wasm/wat.ts';
 
 const authWasm = fileURLToPath(new URL('../../filters/dist/auth.wasm', import.meta.url));
@@ -23,19 +21,11 @@ after(async () => {
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
+/** A module server for this file's tests, closed after them. */
 async function moduleServer(bytesBySha: Map<string, Uint8Array>): Promise<string> {
-  const server = http.createServer((req, res) => {
-    const m = /([0-9a-f]{64})\.wasm$/.exec(req.url ?? '');
-    const bytes = m ? bytesBySha.get(m[1]!) : undefined;
-    if (!bytes) {
-      res.statusCode = 404;
-      return res.end();
-    }
-    res.end(bytes);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  closers.push(() => new Promise((r) => server.close(() => r())));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const served = await serveModules(bytesBySha);
+  closers.push(served.close);
+  return served.url;
 }
 
 test('the auth filter bound through ECDS runs in the inbound chain: 401 without a key, 200 with one', { timeout: 60_000, skip: !existsSync(authWasm) && 'filters/dist/auth.wasm not built' }, async () => {
