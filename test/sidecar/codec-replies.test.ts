@@ -5,10 +5,9 @@
 // downstream_rq_4xx / 5xx. Until 2026-11-27 they left no trace.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import { TestMesh, instance, metric, service, startApp, withTimeout } from './harness.ts';
+import { TestMesh, instance, metric, service, startApp, tap, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -27,25 +26,6 @@ function send(port: number, text: string): Promise<string> {
   });
 }
 
-/** The next `max` lines of the sidecar's admin /tap (the access log's fields). */
-function tap(adminPort: number, max: number): Promise<{ lines: Record<string, unknown>[]; ended: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: adminPort, path: `/tap?max=${max}` }, (res) => {
-      const lines: Record<string, unknown>[] = [];
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        buf += c;
-        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-          lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-          buf = buf.slice(nl + 1);
-        }
-      });
-      resolve({ lines, ended: new Promise<void>((r) => res.once('end', () => r())) });
-    });
-    req.once('error', reject);
-  });
-}
 
 test("the HTTP/1 codec's own 400, 431, 501 and 403 are logged (DPE for a request it could not read) and counted", { timeout: 30_000 }, async () => {
   const mesh = await TestMesh.start();
@@ -56,7 +36,7 @@ test("the HTTP/1 codec's own 400, 431, 501 and 403 are logged (DPE for a request
   const sc = await mesh.sidecar('plain-caller', 8000);
   const before = { total: await metric(sc.adminPort, 'envoy_http_downstream_rq_total'), x4: await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { envoy_response_code_class: '4' }), x5: await metric(sc.adminPort, 'envoy_http_downstream_rq_xx', { envoy_response_code_class: '5' }) };
 
-  const taps = await tap(sc.adminPort, 4);
+  const taps = await tap(sc.adminPort, '?max=4');
   const asks = [
     ['GET / HTTP/1.1\r\nHost x\r\n\r\n', 400],
     [`GET /many HTTP/1.1\r\nHost: plain\r\n${Array.from({ length: 101 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`, 431],

@@ -444,3 +444,34 @@ export async function moduleServer(bytesBySha: Map<string, Uint8Array>): Promise
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => server.close(() => r())) };
 }
+
+export interface Tapped {
+  status: number;
+  /** Each JSON line of a 200 stream; `{ text }` for the lines of an error answer. */
+  lines: Record<string, any>[];
+  /** Resolves when the sidecar ends the stream. */
+  ended: Promise<void>;
+  close(): void;
+}
+
+/** Opens the sidecar's admin GET /tap (`query`, e.g. "?max=4") and collects its lines; resolves once the response head is in. */
+export function tap(adminPort: number, query = ''): Promise<Tapped> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: adminPort, path: `/tap${query}` }, (res) => {
+      const lines: Record<string, any>[] = [];
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        buf += c;
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          lines.push(res.statusCode === 200 ? JSON.parse(line) : { text: line });
+        }
+      });
+      const ended = new Promise<void>((r) => res.once('end', () => r()));
+      resolve({ status: res.statusCode!, lines, ended, close: () => req.destroy() });
+    });
+    req.once('error', reject);
+  });
+}

@@ -4,10 +4,9 @@
 // Raw sockets on both sides, so every byte is the one the sidecar wrote.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { TestMesh, instance, metric, service, withFields, withTimeout } from './harness.ts';
+import { TestMesh, instance, metric, service, tap, withFields, withTimeout } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -135,26 +134,6 @@ async function outboundTo(name: string, port: number): Promise<{ outbound: numbe
   return { outbound: sc.outboundPort, admin: sc.adminPort };
 }
 
-/** The next `max` requests through the sidecar, as its admin /tap reports them (access log fields, headers). */
-async function tap(adminPort: number, max: number): Promise<{ lines: Record<string, unknown>[]; ended: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: adminPort, path: `/tap?max=${max}` }, (res) => {
-      const lines: Record<string, unknown>[] = [];
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        buf += c;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-          buf = buf.slice(nl + 1);
-        }
-      });
-      resolve({ lines, ended: new Promise<void>((r) => res.once('end', () => r())) });
-    });
-    req.once('error', reject);
-  });
-}
 
 test('an upstream that answers a streamed upload early: its connection is not reused, the client is told connection: close and its connection closes', { timeout: 60_000 }, async () => {
   const up = await rawUpstream();
@@ -197,7 +176,7 @@ test('an Upgrade: h2c request is served as plain HTTP/1.1 (as Envoy ignores it):
 test('a malformed upstream response is a protocol error: 503 with reset reason protocol error, flag UPE', { timeout: 30_000 }, async () => {
   const up = await rawUpstream({ malformed: 'HTTP/1.1 200 OK\r\nBad Header Line\r\ncontent-length: 2\r\n\r\nok', garbage: 'NOT HTTP AT ALL\r\n\r\n' });
   const sc = await outboundTo('broken', up.port);
-  const tapped = await tap(sc.admin, 2);
+  const tapped = await tap(sc.admin, '?max=2');
   for (const path of ['/raw/malformed', '/raw/garbage']) {
     const r = await send(sc.outbound, [`GET ${path} HTTP/1.1\r\nHost: broken\r\n\r\n`], complete, path);
     assert.match(r.data, /^HTTP\/1\.1 503 /, `${path}: ${r.data.slice(0, 100)}`);
@@ -216,7 +195,7 @@ test('a malformed upstream response is a protocol error: 503 with reset reason p
 test('an upstream 101 to a request that asked for no upgrade is a protocol error at once (503 UPE), not a 15 s wait and a 504', { timeout: 30_000 }, async () => {
   const up = await rawUpstream({ switch: 'HTTP/1.1 101 Switching Protocols\r\nupgrade: foo\r\nconnection: upgrade\r\n\r\n' });
   const sc = await outboundTo('switcher', up.port);
-  const tapped = await tap(sc.admin, 1);
+  const tapped = await tap(sc.admin, '?max=1');
   const r = await send(sc.outbound, ['GET /raw/switch HTTP/1.1\r\nHost: switcher\r\n\r\n'], complete, 'the answer to a 101');
   assert.match(r.data, /^HTTP\/1\.1 503 /, r.data.slice(0, 100));
   assert.match(r.data, /reset reason: protocol error$/);
@@ -232,7 +211,7 @@ test('an upstream 101 to a request that asked for no upgrade is a protocol error
 test('a malformed request body gets 400 and the connection closes at once, not after the 5-minute stream timeout; nothing reaches the app', { timeout: 30_000 }, async () => {
   const up = await rawUpstream();
   const sc = await outboundTo('chunky', up.port);
-  const tapped = await tap(sc.admin, 2);
+  const tapped = await tap(sc.admin, '?max=2');
   for (const body of ['ZZZ\r\nhello\r\n0\r\n\r\n', '5\r\nhelloXX0\r\n\r\n']) {
     const r = await send(sc.outbound, [`POST /put HTTP/1.1\r\nHost: chunky\r\nTransfer-Encoding: chunked\r\n\r\n${body}`], undefined, 'the 400 and the close');
     assert.match(r.data, /^HTTP\/1\.1 400 /, JSON.stringify(body));

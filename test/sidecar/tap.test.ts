@@ -4,43 +4,13 @@
 // ?max; bad parameters named; a bounded number of sessions.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, test } from 'node:test';
-import { TestMesh, get, instance, service, startApp } from './harness.ts';
+import { TestMesh, get, instance, service, startApp, tap, type Tapped } from './harness.ts';
 
 const mesh = await TestMesh.start();
 after(() => mesh.close());
 
-interface Tapped {
-  status: number;
-  lines: Record<string, any>[];
-  /** Resolves when the sidecar ends the stream. */
-  ended: Promise<void>;
-  close(): void;
-}
 
-/** Opens GET /tap and collects its lines; resolves once the response head is in. */
-function tap(adminPort: number, query: string): Promise<Tapped> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: adminPort, path: `/tap${query}` }, (res) => {
-      const lines: Record<string, any>[] = [];
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        buf += c;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          lines.push(res.statusCode === 200 ? JSON.parse(line) : { text: line });
-        }
-      });
-      const ended = new Promise<void>((r) => res.once('end', () => r()));
-      resolve({ status: res.statusCode!, lines, ended, close: () => req.destroy() });
-    });
-    req.once('error', reject);
-  });
-}
 
 const header = (pairs: [string, string][], name: string) => pairs.find(([k]) => k === name)?.[1];
 
