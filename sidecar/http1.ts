@@ -69,6 +69,8 @@ export const ENVOY_CONNECTION_LIMITS: ConnectionLimits = { maxHeaderBytes: 60 * 
 const MAX_HELD_BODY = 64 * 1024;
 /** Parsed requests waiting behind the one being answered before the socket is paused. */
 const MAX_QUEUED = 16;
+/** The body of the 403 to an upgrade no upgrade_configs entry allows, as Envoy words it. */
+const UPGRADE_FAILED = 'upgrade failed';
 /** How long a connection closed under an unfinished request body reads and drops it before it is reset (Envoy's delayed_close_timeout default). */
 const DELAYED_CLOSE_MS = 1000;
 
@@ -763,10 +765,10 @@ export class H1Connection {
     const head = this.#queue[0]!;
     if (head.req.upgrade && !isWebSocketUpgrade(head.req)) {
       head.res.writeHead(403, this.#server === undefined ? ['content-type', 'text/plain'] : ['content-type', 'text/plain', 'server', this.#server]);
-      head.res.end('upgrade failed');
+      head.res.end(UPGRADE_FAILED);
       // Envoy's connection manager answers it (no response flag): logged and counted as any request.
       const req = head.req;
-      this.#report?.({ status: 403, flag: '-', method: req.method, path: req.url, authority: req.headers.host ?? '', protocol: `HTTP/${req.httpVersion}`, bytesSent: 14, bytesReceived: 0 });
+      this.#report?.({ status: 403, flag: '-', method: req.method, path: req.url, authority: req.headers.host ?? '', protocol: `HTTP/${req.httpVersion}`, bytesSent: UPGRADE_FAILED.length, bytesReceived: 0 });
       return;
     }
     if (head.req.expectContinue) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');

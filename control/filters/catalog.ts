@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../store/atomic-file.ts';
 import { checkModule } from './check.ts';
 import { checkConfigSchema, validateConfig } from './config-schema.ts';
 import { configureErrors } from './configure-check.ts';
+import { wasmApi, type WasmModule } from '../../sidecar/wasm/wasm-api.ts';
 import type { ConfigError } from './config-schema.ts';
 import { ModuleStore, sha256Hex } from './module-store.ts';
 
@@ -40,6 +41,8 @@ export class FilterCatalog {
   private readonly manifestPath: string;
   private readonly indexPath: string;
   private writes: Promise<unknown> = Promise.resolve();
+  /** Compiled modules by sha256, for the configure check. */
+  private readonly modules = new Map<string, Promise<WasmModule | undefined>>();
 
   constructor(options: { dataDir: string; manifestPath?: string }) {
     this.store = new ModuleStore(options.dataDir);
@@ -122,9 +125,20 @@ export class FilterCatalog {
 
   /** Whether the module's own proxy_on_configure accepts a plugin configuration (see configure-check.ts). */
   async configureErrors(filter: FilterModule, plugin: { name: string; rootId: string; configuration: string }): Promise<ConfigError[]> {
-    const bytes = await this.read(filter.sha256);
-    if (!bytes) return [{ path: '', message: `the bytes of filter "${filter.name}" (sha256 ${filter.sha256.slice(0, 12)}) are missing from the data dir` }];
-    return configureErrors(bytes, plugin);
+    const module = await this.compiled(filter.sha256);
+    if (!module) return [{ path: '', message: `the bytes of filter "${filter.name}" (sha256 ${filter.sha256.slice(0, 12)}) are missing from the data dir` }];
+    return configureErrors(module, plugin);
+  }
+
+  /** A module read and compiled once per build (content-addressed, so never stale): an apply with many bindings of one filter compiles it once. */
+  private compiled(sha256: string): Promise<WasmModule | undefined> {
+    let p = this.modules.get(sha256);
+    if (!p) {
+      p = this.read(sha256).then((bytes) => (bytes ? wasmApi.compile(bytes) : undefined));
+      this.modules.set(sha256, p);
+      p.then((m) => m === undefined && this.modules.delete(sha256), () => this.modules.delete(sha256));
+    }
+    return p;
   }
 
   // Read-modify-write of catalog.json, serialized within the process and

@@ -11,16 +11,18 @@
 // The module runs with no clusters (an http_call from on_configure fails as
 // it would in a proxy without that cluster) and its own shared data scope.
 import { SharedState, WasmLoadError, WasmPlugin } from '../../sidecar/wasm/index.ts';
+import type { WasmModule } from '../../sidecar/wasm/wasm-api.ts';
 import type { ConfigError } from './config-schema.ts';
 
 /** How much of what the filter logged while refusing a config goes into the error. */
 const MAX_LOG_LINES = 5;
 
-export async function configureErrors(bytes: Uint8Array, plugin: { name: string; rootId: string; configuration: string }): Promise<ConfigError[]> {
+/** `module`: the module's bytes, or the module compiled once (a catalog checks many configs against one build). */
+export async function configureErrors(module: Uint8Array | WasmModule, plugin: { name: string; rootId: string; configuration: string }): Promise<ConfigError[]> {
   const logged: string[] = [];
   let loaded: WasmPlugin;
   try {
-    loaded = await WasmPlugin.load(bytes, { name: plugin.name, rootId: plugin.rootId, configuration: plugin.configuration }, {
+    loaded = await WasmPlugin.load(module, { name: plugin.name, rootId: plugin.rootId, configuration: plugin.configuration }, {
       logLevel: 'warn',
       maxLogEntries: 0,
       shared: new SharedState(),
