@@ -2,7 +2,7 @@
 // fastify/demo shape: the app is a plugin; control/main.ts only wires and
 // listens). Schemas are compiled once at registration and give validation,
 // types and the OpenAPI document.
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import { ajvToFieldErrors, type AjvLikeError } from './ajv-errors.ts';
 import { installAuth } from './auth.ts';
@@ -26,6 +26,10 @@ import { uiRoutes } from './ui.ts';
 const MANIFEST_ROUTES = new Set(['/api/v1/apply', '/api/v1/delete', '/api/v1/diff']);
 
 export type { ApiDeps } from './deps.ts';
+
+function notFound(method: string, url: string, reply: FastifyReply) {
+  return reply.code(404).send(new ApiError('NOT_FOUND', `no route ${method} ${url.split('?')[0]}`).toBody());
+}
 
 /** Largest request body accepted by default; wasm uploads get their own limit. */
 const BODY_LIMIT = 4 * 1024 * 1024;
@@ -57,9 +61,7 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
     request.log.error(err);
     return reply.code(500).send(new ApiError('INTERNAL', 'internal error').toBody());
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(new ApiError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody()),
-  );
+  app.setNotFoundHandler((request, reply) => notFound(request.method, request.url, reply));
 
   // Manifests arrive as YAML text; the apply routes parse it themselves so
   // errors carry `documents[i]` paths.
@@ -82,6 +84,10 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
   await app.register(
     async (api) => {
       installAuth(api, deps.tokens);
+      // Under /api/v1 an unknown path is answered after the token is checked
+      // (the context's onRequest hook runs for its 404 handler too), so a
+      // caller without a token learns nothing about which paths exist.
+      api.setNotFoundHandler((request, reply) => notFound(request.method, request.url, reply));
       // Text bodies (YAML, or JSON sent as text/plain) are manifests, and only the manifest routes read them;
       // anywhere else they used to reach the schema as a string ("body: must be object").
       api.addHook('preValidation', async (request) => {

@@ -135,3 +135,21 @@ test('first start writes admin.token (0600) and stores only hashes; a second ope
   assert.equal(second.store.authenticate(token)?.name, 'admin');
   assert.equal(second.store.authenticate(token + 'x'), undefined);
 });
+
+test('an unknown /api/v1 path is 401 without a token and 404 with one', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  for (const [method, url] of [['GET', '/api/v1/no-such-thing'], ['DELETE', '/api/v1/services/orders/extra'], ['POST', '/api/v1/secrets']] as const) {
+    const anonymous = await h.call(method, url, undefined, null);
+    assert.equal(anonymous.status, 401, `${method} ${url} without a token`);
+    assert.equal(anonymous.json.error.code, 'UNAUTHENTICATED');
+    const known = await h.call(method, url, undefined, h.admin);
+    assert.equal(known.status, 404, `${method} ${url} with a token`);
+    assert.equal(known.json.error.code, 'NOT_FOUND');
+    assert.match(known.json.error.message, /no route/);
+  }
+  assert.equal((await h.call('GET', '/api/v1/no-such-thing', undefined, h.viewer)).status, 404, 'a viewer may read that a path is unknown');
+  assert.equal((await h.call('DELETE', '/api/v1/no-such-thing', undefined, h.viewer)).status, 403, 'a viewer may not write anywhere');
+  const outside = await h.call('GET', '/nope', undefined, null);
+  assert.equal(outside.status, 404, 'outside /api/v1 no token is needed to learn a path is unknown');
+});
