@@ -129,3 +129,38 @@ test('every kind control/model registers gets CRUD routes at its kebab-case plur
     assert.equal((await h.call('GET', path, undefined, h.viewer)).status, 200);
   }
 });
+
+test('If-Match: a write based on a stale read is 412 and stores nothing; If-None-Match: * creates only', async (t) => {
+  const h = await startApi();
+  const onPort = (port: number) => ({ ...orders, ports: [{ name: 'http', port, protocol: 'http' }] });
+  t.after(() => h.close());
+  const created = await h.call('POST', '/api/v1/services', orders);
+  const etag = created.headers.etag as string;
+  assert.match(etag, /^"[0-9a-f]{32}"$/);
+  const read = await h.call('GET', '/api/v1/services/orders');
+  assert.equal(read.headers.etag, etag, 'GET gives the tag the write answered with');
+
+  // Two operators read the same version; the first write wins, the second is told.
+  const first = await h.call('PUT', '/api/v1/services/orders', onPort(8081), undefined, { 'if-match': etag });
+  assert.equal(first.status, 200);
+  assert.notEqual(first.headers.etag, etag, 'the tag moves with the object');
+  const rev = h.store.revision();
+  const second = await h.call('PUT', '/api/v1/services/orders', onPort(8082), undefined, { 'if-match': etag });
+  assert.equal(second.status, 412);
+  assert.equal(second.json.error.code, 'PRECONDITION_FAILED');
+  assert.match(second.json.error.message, /service default\/orders has changed since it was read/);
+  const staleDelete = await h.call('DELETE', '/api/v1/services/orders', undefined, undefined, { 'if-match': etag });
+  assert.equal(staleDelete.status, 412);
+  assert.equal(h.store.revision(), rev, 'neither stale write was stored');
+  assert.equal((await h.call('GET', '/api/v1/services/orders')).json.ports[0].port, 8081);
+
+  // The current tag, a list holding it, or * pass.
+  assert.equal((await h.call('PUT', '/api/v1/services/orders', onPort(8083), undefined, { 'if-match': `"nope", ${first.headers.etag}` })).status, 200);
+  assert.equal((await h.call('PUT', '/api/v1/services/payments', { ...orders, name: 'payments' }, undefined, { 'if-match': '*' })).status, 412, 'If-Match: * needs the object to exist');
+  assert.equal((await h.call('GET', '/api/v1/services/payments')).status, 404);
+
+  assert.equal((await h.call('PUT', '/api/v1/services/orders', orders, undefined, { 'if-none-match': '*' })).status, 412, 'If-None-Match: * never replaces');
+  assert.equal((await h.call('PUT', '/api/v1/services/payments', { ...orders, name: 'payments' }, undefined, { 'if-none-match': '*' })).status, 201);
+  const current = (await h.call('GET', '/api/v1/services/orders')).headers.etag as string;
+  assert.equal((await h.call('DELETE', '/api/v1/services/orders', undefined, undefined, { 'if-match': current })).status, 200);
+});

@@ -2,12 +2,13 @@
 // filter bindings. One table, one set of handlers: each kind's TypeBox schema
 // (from control/model) is the request schema, its validator adds the
 // semantic checks and defaults, and every write goes through commitChecked.
-import type { FastifyPluginAsync } from 'fastify';
+import { createHash } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type, type TObject } from '@sinclair/typebox';
 import type { Kind } from '../../model/kind.ts';
 import { kindNamed, kindNames } from '../../model/kinds.ts';
 import { actorOf } from '../auth.ts';
-import { commitChecked, serialWrite } from '../desired-state.ts';
+import { canonical, commitChecked, serialWrite } from '../desired-state.ts';
 import { ApiError, notFound, validationFailed } from '../errors.ts';
 import type { ApiDeps, StoredObject } from '../deps.ts';
 
@@ -51,6 +52,43 @@ export function objectView(o: StoredObject): unknown {
   return o.spec;
 }
 
+/**
+ * An object's entity tag: a hash of its canonical JSON, so it changes exactly
+ * when the object does (key order and revisions elsewhere do not move it).
+ */
+export function etagOf(o: Pick<StoredObject, 'spec'>): string {
+  return `"${createHash('sha256').update(canonical(o.spec)).digest('hex').slice(0, 32)}"`;
+}
+
+/**
+ * Optimistic concurrency, as RFC 9110 has it: `If-Match: "<etag>"` (or `*`)
+ * makes a PUT or DELETE apply only to the object as the caller read it, and
+ * `If-None-Match: *` makes a PUT create only. Checked inside the write queue,
+ * against the state the write would change; a miss is a 412 and stores
+ * nothing. Two operators editing one route from the same read: the second
+ * gets 412 instead of silently undoing the first one's change.
+ */
+function checkPreconditions(request: FastifyRequest, current: StoredObject | undefined, what: string): void {
+  const ifMatch = request.headers['if-match'];
+  if (ifMatch !== undefined) {
+    const tags = ifMatch.split(',').map((t) => t.trim().replace(/^W\//, ''));
+    const held = current ? etagOf(current) : undefined;
+    const ok = held !== undefined && (tags.includes('*') || tags.includes(held));
+    if (!ok) {
+      throw new ApiError('PRECONDITION_FAILED', current
+        ? `${what} has changed since it was read (If-Match ${ifMatch}, now ${held}): read it again and reapply the change`
+        : `${what} does not exist (If-Match ${ifMatch})`);
+    }
+  }
+  const ifNoneMatch = request.headers['if-none-match'];
+  if (ifNoneMatch !== undefined && current) {
+    const tags = ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, ''));
+    if (tags.includes('*') || tags.includes(etagOf(current))) {
+      throw new ApiError('PRECONDITION_FAILED', `${what} exists already (If-None-Match ${ifNoneMatch})`);
+    }
+  }
+}
+
 export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   for (const { path, noun, kind } of objectKinds()) {
     const tags = [kind.kind];
@@ -76,11 +114,11 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     app.get<{ Params: { name: string }; Querystring: Query }>(
       `/${path}/:name`,
       { schema: { tags, params: NameParams, querystring: NamespaceQuery, summary: `read one ${noun}` } },
-      async (request) => {
+      async (request, reply) => {
         const ns = request.query.namespace ?? 'default';
         const stored = deps.store.get(kind.kind, ns, request.params.name);
         if (!stored) throw notFound(`${noun} ${ns}/${request.params.name}`);
-        return objectView(stored);
+        return reply.header('etag', etagOf(stored)).send(objectView(stored));
       },
     );
 
@@ -92,6 +130,7 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         }
         return commitChecked(deps, [{ op: 'put', kind: kind.kind, namespace, name, spec: value }], { actor: actorOf(request), summary: `create ${noun} ${namespace}/${name}` }, () => '');
       });
+      reply.header('etag', etagOf({ spec: value }));
       return reply.code(201).header('x-weft-revision', String(revision)).send(value);
     });
 
@@ -109,9 +148,12 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         const { name, namespace, value } = validate({ ...body, name: request.params.name, namespace: body.namespace ?? request.query.namespace });
         let existed = false;
         const { revision } = await serialWrite(deps, () => {
-          existed = deps.store.get(kind.kind, namespace, name) !== undefined;
+          const current = deps.store.get(kind.kind, namespace, name);
+          checkPreconditions(request, current, `${noun} ${namespace}/${name}`);
+          existed = current !== undefined;
           return commitChecked(deps, [{ op: 'put', kind: kind.kind, namespace, name, spec: value }], { actor: actorOf(request), summary: `${existed ? 'update' : 'create'} ${noun} ${namespace}/${name}` }, () => '');
         });
+        reply.header('etag', etagOf({ spec: value }));
         return reply.code(existed ? 200 : 201).header('x-weft-revision', String(revision)).send(value);
       },
     );
@@ -123,7 +165,9 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         const ns = request.query.namespace ?? 'default';
         const name = request.params.name;
         const { revision } = await serialWrite(deps, () => {
-          if (!deps.store.get(kind.kind, ns, name)) throw notFound(`${noun} ${ns}/${name}`);
+          const current = deps.store.get(kind.kind, ns, name);
+          if (!current) throw notFound(`${noun} ${ns}/${name}`);
+          checkPreconditions(request, current, `${noun} ${ns}/${name}`);
           return commitChecked(deps, [{ op: 'delete', kind: kind.kind, namespace: ns, name }], { actor: actorOf(request), summary: `delete ${noun} ${ns}/${name}` }, () => '');
         });
         return reply.code(200).header('x-weft-revision', String(revision)).send({ deleted: { kind: kind.kind, namespace: ns, name }, revision });
