@@ -11,7 +11,7 @@ import type { FilterModule } from '../model/types.ts';
 import { writeFileAtomic } from '../store/atomic-file.ts';
 import { checkModule } from './check.ts';
 import { checkConfigSchema, validateConfig } from './config-schema.ts';
-import { configureErrors } from './configure-check.ts';
+import { ConfigureSandbox, DEFAULT_CONFIGURE_TIMEOUT_MS } from './configure-sandbox.ts';
 import { wasmApi, type WasmModule } from '../../sidecar/wasm/wasm-api.ts';
 import type { ConfigError } from './config-schema.ts';
 import { ModuleStore, sha256Hex } from './module-store.ts';
@@ -44,7 +44,11 @@ export class FilterCatalog {
   /** Compiled modules by sha256, for the configure check. */
   private readonly modules = new Map<string, Promise<WasmModule | undefined>>();
 
-  constructor(options: { dataDir: string; manifestPath?: string }) {
+  /** Runs modules' proxy_on_configure off the main thread, with a deadline. */
+  private readonly sandbox: ConfigureSandbox;
+
+  constructor(options: { dataDir: string; manifestPath?: string; configureTimeoutMs?: number }) {
+    this.sandbox = new ConfigureSandbox(options.configureTimeoutMs ?? DEFAULT_CONFIGURE_TIMEOUT_MS);
     this.store = new ModuleStore(options.dataDir);
     this.manifestPath = options.manifestPath ?? DEFAULT_MANIFEST;
     this.indexPath = join(this.store.dir, 'catalog.json');
@@ -127,7 +131,12 @@ export class FilterCatalog {
   async configureErrors(filter: FilterModule, plugin: { name: string; rootId: string; configuration: string }): Promise<ConfigError[]> {
     const module = await this.compiled(filter.sha256);
     if (!module) return [{ path: '', message: `the bytes of filter "${filter.name}" (sha256 ${filter.sha256.slice(0, 12)}) are missing from the data dir` }];
-    return configureErrors(module, plugin);
+    return this.sandbox.check(module, plugin);
+  }
+
+  /** Stops the configure check's worker (it never keeps the process alive; this is for tidy shutdowns). */
+  close(): Promise<void> {
+    return this.sandbox.close();
   }
 
   /** A module read and compiled once per build (content-addressed, so never stale): an apply with many bindings of one filter compiles it once. */

@@ -167,3 +167,49 @@ test('a new build of a bound filter must take every config bound to it, or the u
   const compatible = { ...schema, properties: { ...schema.properties, mode: { type: 'string' } } };
   assert.equal((await h.call('POST', '/api/v1/filters', { name: 'tagger', wasm: Buffer.from(bytes).toString('base64'), configSchema: compatible })).status, 201);
 });
+
+test("a module whose proxy_on_configure never returns is refused with a deadline, and the API keeps answering while it runs", { timeout: 120_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-configure-loop-'));
+  const catalog = new FilterCatalog({ dataDir: dir, manifestPath: join(dir, 'no-builtins.json'), configureTimeoutMs: 1_000 });
+  const h = await startApi();
+  const deps = { ...h.deps, filters: filterCatalogPort(h.store, catalog) };
+  const app = await buildApp(deps);
+  t.after(async () => {
+    await app.close();
+    await h.close();
+    await catalog.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const call = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
+    app.inject({ method, url, headers: { authorization: `Bearer ${h.admin}` }, ...(payload === undefined ? {} : { payload: payload as object }) });
+  const spinner = await parse(`(module
+    (memory (export "memory") 1)
+    (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+    (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))
+    (func (export "proxy_abi_version_0_2_1"))
+    (func (export "proxy_on_context_create") (param i32 i32))
+    (func (export "proxy_on_configure") (param i32 i32) (result i32) (loop (br 0)) (i32.const 1)))`);
+  assert.equal((await call('POST', '/api/v1/services', { name: 'orders', ports: [{ port: 8080, protocol: 'http' }] })).statusCode, 201);
+  assert.equal((await call('POST', '/api/v1/filters', { name: 'spinner', wasm: Buffer.from(spinner).toString('base64') })).statusCode, 201);
+  assert.equal((await call('POST', '/api/v1/filters', { name: 'tagger', wasm: Buffer.from(await minimalFilter()).toString('base64'), configSchema: schema })).statusCode, 201);
+  const revision = h.store.revision();
+
+  const binding = call('POST', '/api/v1/filter-bindings', { name: 'spin', service: 'orders', direction: 'inbound', filter: 'spinner', config: {} });
+  // While the module spins (in the check's worker), the API answers.
+  const during = await call('GET', '/api/v1/services');
+  assert.equal(during.statusCode, 200);
+  let settled = false;
+  void binding.then(() => (settled = true));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, false, 'the read was answered before the check gave up');
+
+  const res = await binding;
+  assert.equal(res.statusCode, 422, res.body);
+  assert.equal(res.json().error.details[0].path, 'config');
+  assert.match(res.json().error.details[0].message, /did not finish starting and proxy_on_configure within 1 s/);
+  assert.equal(h.store.revision(), revision, 'nothing stored');
+
+  // The stuck worker was replaced: the next check runs.
+  const tagged = await call('POST', '/api/v1/filter-bindings', { name: 'tag', service: 'orders', direction: 'inbound', filter: 'tagger', config: { header: 'x-tag' } });
+  assert.equal(tagged.statusCode, 201, tagged.body);
+});
