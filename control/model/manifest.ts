@@ -44,10 +44,17 @@ export function validateManifest(doc: unknown): Result<Manifest> {
   if (typeof envelope.kind === 'string' && !kind) {
     errors.push({ path: 'kind', message: `unknown kind ${JSON.stringify(envelope.kind)}; known kinds: ${kindNames().join(', ')}` });
   }
-  if (errors.length > 0 || !kind) return fail(errors);
-  const metadata: ObjectMeta = { name: envelope.metadata!.name!, namespace: envelope.metadata!.namespace ?? DEFAULT_NAMESPACE };
-  const spec = kind.validateSpec(metadata, envelope.spec);
-  if (!spec.ok) return fail(prefixErrors('spec', spec.errors));
+  if (!kind) return fail(errors);
+  // The spec is checked even when the envelope is wrong (a misspelt
+  // apiVersion, a bad name), so one round trip reports every error.
+  const given = typeof envelope.metadata === 'object' && envelope.metadata !== null ? envelope.metadata : {};
+  const metadata: ObjectMeta = {
+    name: typeof given.name === 'string' ? given.name : '',
+    namespace: typeof given.namespace === 'string' ? given.namespace : DEFAULT_NAMESPACE,
+  };
+  const spec = 'spec' in (envelope as object) || errors.length === 0 ? kind.validateSpec(metadata, envelope.spec) : undefined;
+  if (spec && !spec.ok) errors.push(...prefixErrors('spec', spec.errors));
+  if (errors.length > 0 || !spec?.ok) return fail(errors);
   return ok({ apiVersion: API_VERSION, kind: kind.kind, metadata, spec: spec.value });
 }
 

@@ -58,6 +58,22 @@ test('errors from several documents are all reported with document paths', () =>
   assert.deepEqual(result.errors.map((e) => e.path), ['documents[0].spec.ports[0].port', 'documents[3].spec.rules[0].destinations[1].weight']);
 });
 
+test('a wrong envelope does not hide the spec errors of the same document', () => {
+  const text = `apiVersion: weft.dev/v2
+kind: Service
+metadata: { name: Reviews }
+spec:
+  ports: [{ port: 99999, protocol: http }]
+`;
+  const result = parseManifests(text);
+  assert.ok(!result.ok);
+  assert.deepEqual(result.errors.map((e) => e.path).sort(), ['documents[0].apiVersion', 'documents[0].metadata.name', 'documents[0].spec.ports[0].port']);
+  const noSpec = parseManifests('apiVersion: weft.dev/v1\nkind: Service\nmetadata: { name: reviews }\n');
+  assert.ok(!noSpec.ok);
+  assert.equal(noSpec.errors.length, 1, JSON.stringify(noSpec.errors));
+  assert.equal(noSpec.errors[0]!.path, 'documents[0].spec');
+});
+
 test('registering a kind makes manifests of it valid', () => {
   const doc = 'apiVersion: weft.dev/v1\nkind: TestQuota\nmetadata: {name: q}\nspec: {limit: 5}\n';
   assert.equal(parseManifests(doc).ok, false);
