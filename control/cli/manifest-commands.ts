@@ -125,11 +125,19 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
     .command('delete')
     .description('delete the objects named in a manifest file (only kind and metadata are read); one revision')
     .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
-    .action(async (opts: { filename: string }) => {
+    .option('--ignore-not-found', 'exit 0 when some of the objects do not exist')
+    .action(async (opts: { filename: string; ignoreNotFound?: boolean }) => {
       const client = new ApiClient(conn());
       const reply = await client.request<ApplyReply>('POST', '/api/v1/delete', yamlBody(opts.filename));
-      for (const line of formatObjects(reply.objects)) console.log(line);
+      const absent = reply.objects.filter((o) => o.action === 'absent');
+      for (const line of formatObjects(reply.objects.filter((o) => opts.ignoreNotFound || o.action !== 'absent'))) console.log(line);
       console.log(reply.changed ? `revision ${reply.revision}` : `no changes (revision ${reply.revision})`);
+      // As kubectl: the objects that exist are deleted, and the ones that do
+      // not are an error (a misspelt name or namespace must not look done).
+      if (absent.length > 0 && !opts.ignoreNotFound) {
+        const names = absent.map((o) => `${o.kind.toLowerCase()}/${o.name}${o.namespace === 'default' ? '' : ` (${o.namespace})`}`);
+        throw new CliError(`error: not found: ${names.join(', ')} (the others were deleted; --ignore-not-found to accept this)`);
+      }
     });
 
   program

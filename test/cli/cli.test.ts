@@ -258,4 +258,14 @@ test('weft get KIND -n NS lists that namespace only; without -n, every namespace
   const diffYaml = await weft(control, ['diff', '-f', '-', '-o', 'yaml'], {}, svc('shop', 'default'));
   assert.equal(diffYaml.code, 2);
   assert.match(diffYaml.stderr, /-o must be text or json/);
+
+  // delete -f: what exists is deleted; what does not is an error (kubectl's exit 1), unless --ignore-not-found
+  const deleted = await weft(control, ['delete', '-f', '-'], {}, `${svc('shop', 'default')}---\n${svc('ghost', 'staging')}`);
+  assert.equal(deleted.code, 1, deleted.stdout);
+  assert.match(deleted.stdout, /^service\/shop deleted$/m);
+  assert.match(deleted.stderr, /not found: service\/ghost \(staging\)/);
+  assert.equal((await api(control, 'GET', '/api/v1/services')).items.some((s: { name: string }) => s.name === 'shop'), false, 'the existing one was deleted');
+  const ignored = await weft(control, ['delete', '-f', '-', '--ignore-not-found'], {}, svc('shop', 'default'));
+  assert.equal(ignored.code, 0, ignored.stderr);
+  assert.match(ignored.stdout, /^service\/shop absent$/m);
 });
