@@ -76,6 +76,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** What the filters read of the route when the request matched none: no per-route config (Envoy's filters run before the router finds out). */
+export const NO_ROUTE: Pick<RouteEntry, 'disabledFilters' | 'fault'> = { disabledFilters: new Set(), fault: undefined };
+
 export class RequestFilters {
   readonly #active: Active[] = [];
   readonly #stats: SidecarStats;
@@ -98,7 +101,7 @@ export class RequestFilters {
   /** The stream attributes the filters read (shared by their streams): the response as sent is added for on_log (ended). */
   readonly #properties: StreamProperties;
 
-  constructor(chain: readonly HttpFilterConfig[], route: RouteEntry, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number) {
+  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number) {
     this.#stats = stats;
     this.#bufferLimit = bufferLimit;
     this.#properties = properties;

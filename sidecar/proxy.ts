@@ -9,7 +9,7 @@ import { Readable, Transform } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
 import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig } from './config.ts';
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
-import { RequestFilters } from './filter-chain.ts';
+import { NO_ROUTE, RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
 import type { CodecReply, H1Request, H1Response } from './http1.ts';
 import { DownstreamProtocolError } from './http1.ts';
@@ -761,7 +761,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return stream.reply({ status: 400, body: '', headers: h2 ? [] : [['connection', 'close']], flag: 'DPE' });
     }
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
-    const vh = config ? selectVirtualHost(config, authority) : undefined;
+    let vh = config ? selectVirtualHost(config, authority) : undefined;
     const route = vh
       ? selectRoute(vh, {
           authority,
@@ -772,27 +772,33 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
           },
         })
       : undefined;
+    const withFilters = hasHttpFilters(hcm);
     if (!config || !vh || !route) {
-      env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
-      req.resume();
-      return stream.reply(localReplies.noRoute());
+      // The 404 is the router's, the last filter: with other filters in the chain they run first (an auth
+      // filter's 401 comes before it, a telemetry filter logs it), and may rewrite the request onto a route.
+      if (!config || !withFilters) {
+        env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
+        req.resume();
+        return stream.reply(localReplies.noRoute());
+      }
+    } else {
+      log.route_name = route.name;
+      stream.attemptCountInResponse = vh.attemptCountResponse;
     }
-    log.route_name = route.name;
-    stream.attemptCountInResponse = vh.attemptCountResponse;
     // As Envoy without an upgrade_configs entry for websocket: 403, and the connection closes.
     if (upgrade && !hcm.websocket) return stream.reply({ status: 403, body: 'upgrade failed', headers: [], flag: '-' });
     const remote = req.socket?.remoteAddress ?? '';
     // What wasm filters read as Envoy's attributes; the upstream ones are added once the request is forwarded.
     let attributes: StreamProperties | undefined;
-    if (hasHttpFilters(hcm)) {
+    if (withFilters) {
       attributes = {
         'source.address': `${remote}:${req.socket?.remotePort ?? 0}`,
         'request.id': requestId ?? '',
-        'xds.route_name': route.name,
+        'xds.route_name': route?.name ?? '',
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
       };
-      stream.filters = filters = new RequestFilters(hcm.httpFilters, route, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes);
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes);
     }
 
     // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk). Other bodies are
@@ -848,25 +854,34 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       }
       if (filteredHeaders !== filterHeaders) {
         upstreamHeaders = withoutPseudo(filteredHeaders);
-        // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again.
+        // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again
+        // (the virtual host too: the filter may have changed the authority).
         authority = getHeader(filteredHeaders, ':authority') ?? authority;
         path = getHeader(filteredHeaders, ':path') ?? path;
         if (!h2) setHeader(upstreamHeaders, 'host', authority);
-        const again = selectRoute(vh, {
-          authority,
-          path,
-          method,
-          header(n) {
-            return getHeader(upstreamHeaders, n);
-          },
-        });
-        if (!again) {
-          env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
-          return stream.reply(localReplies.noRoute());
+        vh = selectVirtualHost(config, authority);
+        routeNow = vh
+          ? selectRoute(vh, {
+              authority,
+              path,
+              method,
+              header(n) {
+                return getHeader(upstreamHeaders, n);
+              },
+            })
+          : undefined;
+        if (vh && routeNow) {
+          log.route_name = routeNow.name;
+          stream.attemptCountInResponse = vh.attemptCountResponse;
         }
-        routeNow = again;
-        log.route_name = again.name;
       }
+    }
+    if (!vh || !routeNow) {
+      // No route, before the filters or after they changed the request: the router's 404, through the filters.
+      env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
+      filteredBody?.destroy();
+      if (streamed) discardBody(req, streamed);
+      return stream.reply(localReplies.noRoute());
     }
     const action = routeNow.action;
 

@@ -140,3 +140,83 @@ test("the telemetry filter logs the auth filter's 401 as 401, before it in the c
   await eventually(() => access().at(-1)?.path === '', 5000, "telemetry's line for a request it did not see");
   assert.equal(access().at(-1)!.status, 401, 'response.code in on_log is the reply sent');
 });
+
+test("a request no route matches runs the filters first, as Envoy's router is the last filter: a filter's own reply wins, and the 404 goes through their response phase", { timeout: 60_000 }, async () => {
+  const modules = { limiter: await limiter('x-limited') };
+  const base = await moduleServer(new Map(Object.values(modules).map((b) => [sha(b), b] as [string, Uint8Array])));
+  // weft's own route configurations end every virtual host with a catch-all; an operator's need not.
+  // Here every route matches /api only, so any other path is the router's 404 (NR).
+  const base0 = defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' });
+  const apiOnly = (v: unknown): unknown =>
+    JSON.parse(JSON.stringify(v), (k, x) => (k === 'match' && x && typeof x === 'object' && (x as { prefix?: string }).prefix === '/' ? { ...x, prefix: '/api' } : x));
+  const mesh = await TestMesh.start({
+    translator: {
+      translateEndpoints: (m, n) => base0.translateEndpoints(m, n),
+      translateProxy: (m, p) => {
+        const out = base0.translateProxy(m, p);
+        return { ...out, routes: out.routes.map((r) => ({ ...r, value: apiOnly(r.value) })) };
+      },
+    },
+  });
+  closers.push(() => mesh.close());
+  const app = await startApp('shop');
+  mesh.track(() => app.close());
+  const target = await startApp('stock');
+  mesh.track(() => target.close());
+  mesh.model.update({
+    services: [service('shop', 7970), service('stock', 7971)],
+    instances: [instance('stock', target.port)],
+    filterModules: [{ name: 'limiter', sha256: sha(modules.limiter), size: modules.limiter.length, abiVersion: '0.2.1' }],
+    filterBindings: [{ name: 'shop-limiter', namespace: 'default', service: 'shop', direction: 'outbound', filter: 'limiter', order: 0, config: {}, failurePolicy: 'fail_closed' }],
+  });
+  const sc = await mesh.sidecar('shop', app.port);
+
+  // Without its pass header the filter answers 429: before the router could say 404.
+  const limited = await get(sc.outboundPort, 'stock', '/other');
+  assert.equal(limited.status, 429);
+  assert.equal(limited.headers['x-limited'], 'yes');
+
+  // It lets the request through; the router finds no route; the filter sees the 404 on its way out.
+  const missing = await get(sc.outboundPort, 'stock', '/other', { headers: { 'x-pass': '1' } });
+  assert.equal(missing.status, 404);
+  assert.equal(missing.headers['x-limited'], 'yes', "the 404 went through the filter's on_response_headers");
+  const stats = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text();
+  assert.match(stats, /envoy_http_no_route\{[^}]*\} 1\b/, 'counted once: the 429 was no no_route');
+
+  // A routed request through the same filter still reaches its service.
+  const routed = await get(sc.outboundPort, 'stock', '/api/items', { headers: { 'x-pass': '1' } });
+  assert.equal(routed.status, 200);
+  assert.equal(target.hits, 1);
+});
+
+test('a filter that changes :authority sends the request to the virtual host of the new authority, as Envoy chooses the route again from the whole route configuration', { timeout: 60_000 }, async () => {
+  const redirector = await wat({
+    imports: ['proxy_get_header_map_value', 'proxy_replace_header_map_value'],
+    strings: { to: 'x-to', authority: ':authority', stock: 'stock' },
+    body: (s) => `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 0) ${s.to} (i32.const 0) (i32.const 4)))
+      (then (drop (call $proxy_replace_header_map_value (i32.const 0) ${s.authority} ${s.stock}))))
+    (i32.const 0))`,
+  });
+  const base = await moduleServer(new Map([[sha(redirector), redirector]]));
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  const app = await startApp('shop');
+  mesh.track(() => app.close());
+  const stock = await startApp('stock');
+  mesh.track(() => stock.close());
+  mesh.model.update({
+    services: [service('shop', 7980), service('stock', 7981)],
+    instances: [instance('stock', stock.port)],
+    filterModules: [{ name: 'redirector', sha256: sha(redirector), size: redirector.length, abiVersion: '0.2.1' }],
+    filterBindings: [{ name: 'shop-redirector', namespace: 'default', service: 'shop', direction: 'outbound', filter: 'redirector', order: 0, config: {}, failurePolicy: 'fail_closed' }],
+  });
+  const sc = await mesh.sidecar('shop', app.port);
+  // Sent to an authority no service has (weft's 404 virtual host); the filter points it at stock.
+  const moved = await get(sc.outboundPort, 'no-such-service', '/items', { headers: { 'x-to': '1' } });
+  assert.equal(moved.status, 200, moved.body);
+  assert.equal(stock.hits, 1);
+  const stayed = await get(sc.outboundPort, 'no-such-service', '/items');
+  assert.equal(stayed.status, 404, 'without the header the filter leaves it alone');
+});
