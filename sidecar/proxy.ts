@@ -507,7 +507,7 @@ class Stream {
    * on_response_body and may change it. Once response headers went through
    * the filters it is written as it is; once they were sent the stream is reset.
    */
-  reply(r: LocalReply, extra: HeaderPairs = []): void | Promise<void> {
+  reply(r: LocalReply, extra: HeaderPairs = [], mutations?: readonly HeaderMutationConfig[]): void | Promise<void> {
     if (this.finished) return;
     const out = renderLocalReply(r, this.grpc);
     const res = this.res;
@@ -515,6 +515,12 @@ class Stream {
       // suppress_envoy_headers: the router's x-envoy-overloaded goes too.
       let headers = this.hcm.suppressEnvoyHeaders ? out.headers.filter(([k]) => k !== 'x-envoy-overloaded') : out.headers;
       if (extra.length) headers = [...headers, ...extra];
+      // The router's own replies (a direct response, a redirect, its 503/504) carry the route's
+      // response_headers_to_add/remove, as Envoy's router finalizes them (modify_headers); a filter's do not.
+      if (mutations) {
+        if (headers === out.headers) headers = [...headers];
+        for (const m of mutations) applyMutation(headers, m);
+      }
       const filters = this.filters;
       if (!this.encoding && filters !== undefined && filters.encodesLocalReply) {
         this.encoding = true;
@@ -886,11 +892,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const action = routeNow.action;
 
     if (action.kind === 'direct_response') {
-      return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-' });
+      return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-' }, [], [routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders]);
     }
     if (action.kind === 'redirect') {
       const location = `http://${action.hostRedirect ?? authority}${action.pathRedirect ?? path}`;
-      return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
+      return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' }, [], [routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders]);
     }
 
     // The route's own stream timeouts: idle_timeout in place of the HCM's, and max_stream_duration (which, as in
@@ -997,8 +1003,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (stream.filterReply) return stream.reply(stream.filterReply);
       // x-envoy-upstream-rq-timeout-alt-response: the router answers a timeout 204, without a body.
       const reply = decided.timeoutAltResponse && result.reply.flag === 'UT' ? { ...result.reply, status: 204, body: '' } : result.reply;
+      const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
       // The router's own reply (a timeout, a reset, overflow) says how many attempts it made, as Envoy's does.
-      return stream.reply(reply, stream.attemptCountInResponse && result.attempts > 0 ? [['x-envoy-attempt-count', String(result.attempts)]] : []);
+      return stream.reply(reply, stream.attemptCountInResponse && result.attempts > 0 ? [['x-envoy-attempt-count', String(result.attempts)]] : [], mutations);
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     // The stream is finished once the response is (respond, ResponseSink).

@@ -109,3 +109,26 @@ test('path match, prefix rewrite and header mutations reach the app as configure
   assert.equal(other.url, '/api/items');
   assert.equal(other.headers['x-added'], undefined);
 });
+
+test("the router's own replies carry the route's response headers, as Envoy's router finalizes them; a fault abort (another filter's reply) does not", { timeout: 30_000 }, async () => {
+  mesh.model.update({
+    services: [service('caller5', 8000), service('empty', 7400)],
+    instances: [],
+    destinationPolicies: [],
+    routes: [
+      route('empty', [
+        { match: [{ path: { prefix: '/fault' } }], destinations: [{ service: 'empty', weight: 1 }], fault: { abort: { httpStatus: 418, percentage: 100 } }, responseHeaders: { add: [{ name: 'x-route', value: 'fault' }] } },
+        { destinations: [{ service: 'empty', weight: 1 }], responseHeaders: { add: [{ name: 'x-route', value: 'empty' }], remove: ['content-type'] } },
+      ]),
+    ],
+  });
+  const caller = await mesh.sidecar('caller5', 8000);
+  const none = await get(caller.outboundPort, 'empty', '/');
+  assert.equal(none.status, 503);
+  assert.equal(none.body, 'no healthy upstream');
+  assert.equal(none.headers['x-route'], 'empty', "the route's response_headers_to_add");
+  assert.equal(none.headers['content-type'], undefined, 'and its response_headers_to_remove');
+  const aborted = await get(caller.outboundPort, 'empty', '/fault');
+  assert.equal(aborted.status, 418);
+  assert.equal(aborted.headers['x-route'], undefined, "the fault filter's abort is not the router's reply");
+});
