@@ -7,7 +7,7 @@ import { constants as http2constants, type Http2ServerRequest, type Http2ServerR
 import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
-import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig } from './config.ts';
+import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig, VirtualHostConfig } from './config.ts';
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
 import { NO_ROUTE, RequestFilters } from './filter-chain.ts';
 import { Downstream, forward } from './forward.ts';
@@ -382,6 +382,15 @@ class Stream {
   encoding = false;
   /** The virtual host's include_attempt_count_in_response. */
   attemptCountInResponse = false;
+  /**
+   * The route chosen (with its virtual host and configuration): every local
+   * reply from then on carries their response header mutations, as Envoy's
+   * filter manager finalizes a local reply with the stream's route
+   * (always_apply_route_header_rules, long the only behaviour).
+   */
+  route: RouteEntry | undefined;
+  vhost: VirtualHostConfig | undefined;
+  routeConfig: RouteConfig | undefined;
   /** Set once a WebSocket upgrade joined the connections: ends the session (with the access log's response flag). */
   upgraded: ((flag: string) => void) | undefined;
   /** The connection manager's span when it traces (sidecar/tracing.ts): finished and exported with the access log. */
@@ -507,7 +516,7 @@ class Stream {
    * on_response_body and may change it. Once response headers went through
    * the filters it is written as it is; once they were sent the stream is reset.
    */
-  reply(r: LocalReply, extra: HeaderPairs = [], mutations?: readonly HeaderMutationConfig[]): void | Promise<void> {
+  reply(r: LocalReply, extra: HeaderPairs = [], cluster?: HeaderMutationConfig): void | Promise<void> {
     if (this.finished) return;
     const out = renderLocalReply(r, this.grpc);
     const res = this.res;
@@ -515,11 +524,15 @@ class Stream {
       // suppress_envoy_headers: the router's x-envoy-overloaded goes too.
       let headers = this.hcm.suppressEnvoyHeaders ? out.headers.filter(([k]) => k !== 'x-envoy-overloaded') : out.headers;
       if (extra.length) headers = [...headers, ...extra];
-      // The router's own replies (a direct response, a redirect, its 503/504) carry the route's
-      // response_headers_to_add/remove, as Envoy's router finalizes them (modify_headers); a filter's do not.
-      if (mutations) {
+      // Once a route is chosen, a local reply carries its response_headers_to_add/remove (most specific first:
+      // the weighted cluster's, for the router's own replies, then route, virtual host, configuration).
+      const route = this.route;
+      if (route) {
         if (headers === out.headers) headers = [...headers];
-        for (const m of mutations) applyMutation(headers, m);
+        if (cluster) applyMutation(headers, cluster);
+        applyMutation(headers, route.responseHeaders);
+        applyMutation(headers, this.vhost!.responseHeaders);
+        applyMutation(headers, this.routeConfig!.responseHeaders);
       }
       const filters = this.filters;
       if (!this.encoding && filters !== undefined && filters.encodesLocalReply) {
@@ -790,6 +803,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     } else {
       log.route_name = route.name;
       stream.attemptCountInResponse = vh.attemptCountResponse;
+      stream.route = route;
+      stream.vhost = vh;
+      stream.routeConfig = config;
     }
     // As Envoy without an upgrade_configs entry for websocket: 403, and the connection closes.
     if (upgrade && !hcm.websocket) return stream.reply({ status: 403, body: 'upgrade failed', headers: [], flag: '-' });
@@ -879,7 +895,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         if (vh && routeNow) {
           log.route_name = routeNow.name;
           stream.attemptCountInResponse = vh.attemptCountResponse;
-        }
+          stream.route = routeNow;
+          stream.vhost = vh;
+          stream.routeConfig = config;
+        } else stream.route = undefined;
       }
     }
     if (!vh || !routeNow) {
@@ -892,11 +911,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const action = routeNow.action;
 
     if (action.kind === 'direct_response') {
-      return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-' }, [], [routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders]);
+      return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-' });
     }
     if (action.kind === 'redirect') {
       const location = `http://${action.hostRedirect ?? authority}${action.pathRedirect ?? path}`;
-      return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' }, [], [routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders]);
+      return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
     }
 
     // The route's own stream timeouts: idle_timeout in place of the HCM's, and max_stream_duration (which, as in
@@ -1003,9 +1022,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (stream.filterReply) return stream.reply(stream.filterReply);
       // x-envoy-upstream-rq-timeout-alt-response: the router answers a timeout 204, without a body.
       const reply = decided.timeoutAltResponse && result.reply.flag === 'UT' ? { ...result.reply, status: 204, body: '' } : result.reply;
-      const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
       // The router's own reply (a timeout, a reset, overflow) says how many attempts it made, as Envoy's does.
-      return stream.reply(reply, stream.attemptCountInResponse && result.attempts > 0 ? [['x-envoy-attempt-count', String(result.attempts)]] : [], mutations);
+      return stream.reply(reply, stream.attemptCountInResponse && result.attempts > 0 ? [['x-envoy-attempt-count', String(result.attempts)]] : [], chosen.responseHeaders);
     }
     const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
     // The stream is finished once the response is (respond, ResponseSink).
