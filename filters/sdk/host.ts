@@ -4,7 +4,7 @@
 import {
   proxy_get_buffer_bytes, proxy_get_current_time_nanoseconds, proxy_get_property, proxy_get_shared_data,
   proxy_send_local_response, proxy_set_buffer_bytes, proxy_set_property, proxy_set_shared_data,
-  proxy_set_tick_period_milliseconds, proxy_continue_stream,
+  proxy_set_tick_period_milliseconds, proxy_continue_stream, proxy_get_status,
 } from './imports';
 import { clearReturn, RETURN_DATA, RETURN_SIZE, takeBytes, takeString } from './memory';
 import { serializePairs, HeaderPair } from './headers';
@@ -165,4 +165,25 @@ export function getSharedData(key: string): SharedValue | null {
 export function setSharedData(key: string, value: Uint8Array, cas: u32): WasmResult {
   const k = String.UTF8.encode(key);
   return <WasmResult>proxy_set_shared_data(changetype<usize>(k), <usize>k.byteLength, value.dataStart, <usize>value.length, cas);
+}
+
+/** A host status: a WasmResult code and its message. */
+export class HostStatus {
+  constructor(public code: WasmResult, public message: string) {}
+}
+
+/**
+ * In onHttpCallResponse: how the call ended. `WasmResult.Ok` when a response
+ * arrived (even a 5xx); when the call failed without one (numHeaders is 0:
+ * the connection failed or was reset) Envoy reports BrokenConnection with a
+ * reason (`reset`). Outside a call response: Ok, empty.
+ */
+export function getStatus(): HostStatus {
+  clearReturn();
+  // The code comes back in the CAS return slot (any 4 free bytes; no static data of its own, so
+  // filters that never call this build to the same bytes as before it existed).
+  store<u32>(CAS_SLOT, 0);
+  const r = proxy_get_status(CAS_SLOT, RETURN_DATA, RETURN_SIZE);
+  if (r != WasmResult.Ok) return new HostStatus(<WasmResult>r, '');
+  return new HostStatus(<WasmResult>load<u32>(CAS_SLOT), takeString());
 }

@@ -168,3 +168,18 @@ test('a configuration the module refuses: loadFilter says what the module logged
     return true;
   });
 });
+
+test('two filters given one SharedState see each other\'s shared data, as plugins with one vm_id in a proxy; without it each has its own', async () => {
+  const { SharedState } = await import('weft/testing');
+  const { probeBytes } = await import('./filters/kit.ts');
+  const bytes = await probeBytes();
+  const shared = new SharedState();
+  const a = await loadFilter(bytes, { shared });
+  const b = await loadFilter(bytes, { shared });
+  const alone = await loadFilter(bytes);
+  const count = async (f: typeof a) => (await f.request({ path: '/count' })).forwarded?.header('x-count');
+  assert.equal(await count(a), '1');
+  assert.equal(await count(b), '2', "b's CAS increment saw a's value");
+  assert.equal(await count(a), '3');
+  assert.equal(await count(alone), '1', 'a filter without the shared store counts on its own');
+});

@@ -7,7 +7,7 @@
 export * from '../../sdk/exports';
 import {
   Action, addHeader, BufferType, ConfigErrors, configRoot, continueStream, getBufferString, getHeader, getHeaderValues,
-  getPropertyString, getSharedData, HeaderMapType, HeaderPair, HttpContext, logDebug, logEnabled, logInfo, LogLevel,
+  getPropertyString, getSharedData, getStatus, HeaderMapType, HeaderPair, HttpContext, logDebug, logEnabled, logInfo, LogLevel,
   parseDecimal, registerRoot, removeHeader, replaceHeader, RootContext, sendLocalResponse, setBuffer, setGauge,
   setSharedData, setTickPeriod, utf8, WasmResult, lastHttpCallResult,
   HeaderName, jsonString, logUtf8, Metric, MetricType, Property, Utf8Writer,
@@ -137,7 +137,13 @@ class ProbeStream extends HttpContext {
       continueStream(0);
       return;
     }
-    sendLocalResponse(403, 'probe_denied', 'denied by authz: ' + (status === null ? 'no response' : status), []);
+    if (status === null) {
+      // No response at all: the host says why (Envoy: BrokenConnection, "reset").
+      const why = getStatus();
+      sendLocalResponse(503, 'probe_call_failed', 'authz call failed: ' + (<i32>why.code).toString() + ' ' + why.message, []);
+      return;
+    }
+    sendLocalResponse(403, 'probe_denied', 'denied by authz: ' + status, []);
   }
 }
 

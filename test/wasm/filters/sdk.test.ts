@@ -85,6 +85,18 @@ describe('AssemblyScript SDK', () => {
     await plugin.close();
   });
 
+  it('tells a filter why an http call got no response (getStatus: BrokenConnection, reset), as Envoy does', async () => {
+    const plugin = await load({
+      httpCall: async () => {
+        throw new Error('connection refused');
+      },
+    });
+    const { stream } = await exchange(plugin, {}, { path: '/call' });
+    assert.equal(stream.localReply?.status, 503);
+    assert.equal(Buffer.from(stream.localReply!.body).toString(), 'authz call failed: 11 reset');
+    await plugin.close();
+  });
+
   it('returns the host refusal of an http call as a status code, not a trap', async () => {
     const plugin = await load({ hasCluster: (name) => name === 'authz', httpCall: async () => ({ headers: [[':status', '200']] }) });
     const { stream } = await exchange(plugin, {}, { path: '/call-missing-cluster' });
