@@ -34,6 +34,8 @@ export interface ControlOptions {
    * required on every xDS stream. Off when absent.
    */
   identity?: { trustDomain?: string; certTtlMs?: number; files?: CaFiles };
+  /** How pushes are batched (control/xds/controller.ts); defaults 100 ms quiet, 1 s at most. */
+  push?: { debounceMs?: number; debounceMaxMs?: number };
 }
 
 export interface RunningControl {
@@ -131,6 +133,8 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       source: storeModelSource(store, registry),
       translateOptions: { wasmBaseUrl: `http://${urlHost}:${apiPort}`, wasmClusterName: WASM_CLUSTER, ...opts.observability, ...identityOption },
       ...(identity ? { authenticate: identity.authenticate, secrets: identity.secrets } : {}),
+      ...(opts.push?.debounceMs !== undefined ? { debounceMs: opts.push.debounceMs } : {}),
+      ...(opts.push?.debounceMaxMs !== undefined ? { debounceMaxMs: opts.push.debounceMaxMs } : {}),
       onErrors: (kind, errors) => {
         for (const e of errors.slice(0, 20)) opts.log?.(`xds: ${kind} snapshot refused: ${JSON.stringify(e)}`);
       },

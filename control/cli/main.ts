@@ -30,6 +30,14 @@ function positive(flag: string): (value: string) => number {
   };
 }
 
+/** A commander parser for a whole number of milliseconds, 0 or more, at most a minute; the error names the flag. */
+function millis(flag: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value) || Number(value) > 60_000) throw new CliError(`error: ${flag} must be a whole number of milliseconds, 0..60000 (got "${value}")`, 2);
+    return Number(value);
+  };
+}
+
 /** Loads a module by a computed specifier, so commands whose implementation lives elsewhere load only when run. */
 async function lazy<T>(specifier: string, exportName: string): Promise<T> {
   const mod = (await import(new URL(specifier, import.meta.url).href)) as Record<string, unknown>;
@@ -73,10 +81,13 @@ export function buildProgram(): Command {
     .option('--ca-cert <file>', 'operator CA certificate PEM (root or intermediate) instead of the data dir root')
     .option('--ca-key <file>', 'private key PEM of --ca-cert (ECDSA P-256)')
     .option('--ca-root <file>', 'root PEM (trust bundle) when --ca-cert is an intermediate')
-    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; otelCluster?: string; traceSampling: number; identity?: boolean; trustDomain: string; certTtl: string; caCert?: string; caKey?: string; caRoot?: string }) => {
+    .option('--push-debounce-ms <ms>', 'changes that follow a push within this long are batched until none has come for this long (0: push every change at once; as Istio PILOT_DEBOUNCE_AFTER)', millis('--push-debounce-ms'), 100)
+    .option('--push-max-delay-ms <ms>', 'but a batched change waits at most this long (as Istio PILOT_DEBOUNCE_MAX)', millis('--push-max-delay-ms'), 1000)
+    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; otelCluster?: string; traceSampling: number; identity?: boolean; trustDomain: string; certTtl: string; caCert?: string; caKey?: string; caRoot?: string; pushDebounceMs: number; pushMaxDelayMs: number }) => {
       const { runControl } = await import('../main.ts');
       const { parseTtl } = await import('../ca/ttl.ts');
-      const { accessLog, otelCluster, traceSampling, identity: identityOn, trustDomain, certTtl, caCert, caKey, caRoot, ...rest } = opts;
+      const { accessLog, otelCluster, traceSampling, identity: identityOn, trustDomain, certTtl, caCert, caKey, caRoot, pushDebounceMs, pushMaxDelayMs, ...rest } = opts;
+      if (pushMaxDelayMs < pushDebounceMs) throw new CliError(`error: --push-max-delay-ms (${pushMaxDelayMs}) must be at least --push-debounce-ms (${pushDebounceMs})`, 2);
       const ttl = parseTtl(certTtl);
       if (typeof ttl === 'string') throw new CliError(`error: --cert-ttl: ${ttl}`, 2);
       const identity = identityOn ? { trustDomain, certTtlMs: ttl, files: { certFile: caCert, keyFile: caKey, rootFile: caRoot } } : undefined;
@@ -84,7 +95,7 @@ export function buildProgram(): Command {
         ...(accessLog ? { accessLog: {} } : {}),
         ...(otelCluster ? { tracing: { collectorCluster: otelCluster, samplingPercent: traceSampling } } : {}),
       };
-      await runControl({ ...rest, observability, ...(identity ? { identity } : {}) });
+      await runControl({ ...rest, observability, push: { debounceMs: pushDebounceMs, debounceMaxMs: pushMaxDelayMs }, ...(identity ? { identity } : {}) });
     });
 
   program

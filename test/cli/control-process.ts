@@ -18,8 +18,8 @@ export interface ControlProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startControl(dataDir: string, timeoutMs = 60_000): Promise<ControlProcess> {
-  const child: ChildProcess = spawn(process.execPath, [WEFT, 'control', '--data-dir', dataDir, '--api-port', '0', '--xds-port', '0'], {
+export async function startControl(dataDir: string, timeoutMs = 60_000, extraArgs: string[] = []): Promise<ControlProcess> {
+  const child: ChildProcess = spawn(process.execPath, [WEFT, 'control', '--data-dir', dataDir, '--api-port', '0', '--xds-port', '0', ...extraArgs], {
     cwd: tmpdir(), // as an installed `weft` runs: from anywhere but the checkout
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -7,6 +7,8 @@ import { TypeUrl } from '../../control/envoy/type-urls.ts';
 export class SotwProxy {
   readonly client: SotwClient;
   readonly #last = new Map<string, SotwReply>();
+  /** Responses received, by type URL. */
+  readonly received = new Map<string, number>();
   #running = true;
   readonly done: Promise<void>;
 
@@ -26,6 +28,7 @@ export class SotwProxy {
         return;
       }
       const first = !this.#last.has(reply.typeUrl);
+      this.received.set(reply.typeUrl, (this.received.get(reply.typeUrl) ?? 0) + 1);
       this.#last.set(reply.typeUrl, reply);
       const names = reply.typeUrl === TypeUrl.ClusterLoadAssignment || reply.typeUrl === TypeUrl.RouteConfiguration ? this.#subscribed(reply.typeUrl) : [];
       this.client.ack(reply, names);
