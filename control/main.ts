@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
 import { createApiDeps, proxyStatusPort, type XdsStatusSource } from './api/adapters.ts';
 import { buildApp } from './api/app.ts';
+import { FILTER_MODULE_KIND, type ApiDeps } from './api/deps.ts';
+import { checkChanges } from './api/desired-state.ts';
 import { filterCatalogPort, syncBuiltinFilters } from './api/filter-catalog.ts';
 import { openAuditJournal } from './api/audit-journal.ts';
 import { openTokenStore } from './api/tokens.ts';
@@ -14,6 +16,7 @@ import { openFileStore } from './store/file-store.ts';
 import { LockHeldError } from './store/lock.ts';
 import { createXdsServer, storeModelSource, type XdsServer } from './xds/index.ts';
 import type { TranslateOptions } from './translate/index.ts';
+import type { FilterModule } from './model/types.ts';
 import { MeshCa } from './ca/authority.ts';
 import type { CaFiles } from './ca/root.ts';
 import { JoinTokens } from './ca/join-tokens.ts';
@@ -36,6 +39,14 @@ export interface ControlOptions {
   identity?: { trustDomain?: string; certTtlMs?: number; files?: CaFiles };
   /** How pushes are batched (control/xds/controller.ts); defaults 100 ms quiet, 1 s at most. */
   push?: { debounceMs?: number; debounceMaxMs?: number };
+}
+
+/** The bindings the built-in filters of this build refuse (their config schema or proxy_on_configure), one warning each. */
+export async function builtinBindingWarnings(deps: ApiDeps, builtins: FilterModule[]): Promise<string[]> {
+  const changes = builtins.map((m) => ({ op: 'put' as const, kind: FILTER_MODULE_KIND, namespace: 'default', name: m.name, spec: m }));
+  if (changes.length === 0) return [];
+  const { errors } = await checkChanges(deps, changes, () => '');
+  return errors.map((e) => `warning: the built-in filters of this weft build refuse a binding: ${e.path}: ${e.message} (proxies will NACK it; fix the binding with weft apply)`);
 }
 
 export interface RunningControl {
@@ -83,7 +94,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
     const catalog = new FilterCatalog({ dataDir });
     // Built-in filters become catalog entries in the store, so bindings to
     // them resolve in the model like uploaded ones.
-    await syncBuiltinFilters(store, catalog, 'weft-control');
+    const synced = await syncBuiltinFilters(store, catalog, 'weft-control');
 
     const ca = opts.identity ? await MeshCa.open({ dataDir, trustDomain: opts.identity.trustDomain, certTtlMs: opts.identity.certTtlMs, files: opts.identity.files }) : undefined;
     if (ca) closers.unshift(() => ca.close());
@@ -118,6 +129,11 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       ready: () => xds !== undefined,
       ...(ca && joinTokens ? { joinTokens: { issue: (identity: { namespace: string; service: string }) => joinTokens.issue(identity), trustDomain: ca.trustDomain } } : {}),
     });
+    if (synced.changed) {
+      // A new weft build brought new built-in filters: a binding its build refuses would be NACKed by every
+      // proxy (an upload is checked before it is stored; a built-in arrives with the binary). Say so at start.
+      for (const line of await builtinBindingWarnings(deps, catalog.builtins())) (opts.log ?? console.error)(line);
+    }
     const app = await buildApp(deps);
     await app.listen({ host, port: opts.apiPort }).catch((err: unknown) => {
       throw listenError('--api-port', host, opts.apiPort, err);

@@ -213,3 +213,30 @@ test("a module whose proxy_on_configure never returns is refused with a deadline
   const tagged = await call('POST', '/api/v1/filter-bindings', { name: 'tag', service: 'orders', direction: 'inbound', filter: 'tagger', config: { header: 'x-tag' } });
   assert.equal(tagged.statusCode, 201, tagged.body);
 });
+
+test('a weft build whose built-in filters refuse a stored binding says so at start, naming the binding', { timeout: 60_000 }, async (t) => {
+  const { builtinBindingWarnings } = await import('../../control/main.ts');
+  const dist = fileURLToPath(new URL('../../filters/dist/', import.meta.url));
+  const dir = await mkdtemp(join(tmpdir(), 'weft-builtin-'));
+  const catalog = new FilterCatalog({ dataDir: dir, manifestPath: join(dist, 'manifest.json') });
+  const h = await startApi();
+  t.after(async () => {
+    await h.close();
+    await catalog.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const deps = { ...h.deps, filters: filterCatalogPort(h.store, catalog) };
+  await syncBuiltinFilters(h.store, catalog, 'weft-control');
+  const binding = (name: string, config: unknown) => ({
+    op: 'put' as const, kind: 'FilterBinding', namespace: 'default', name,
+    spec: { name, namespace: 'default', service: 'b', direction: 'inbound', filter: 'auth', order: 0, failurePolicy: 'fail_closed', config },
+  });
+  await h.store.commit([{ op: 'put', kind: 'Service', namespace: 'default', name: 'b', spec: { name: 'b', namespace: 'default', ports: [{ port: 80, protocol: 'http' }] } }], { actor: 't', summary: 's' });
+  assert.deepEqual(await builtinBindingWarnings(deps, catalog.builtins()), [], 'nothing bound: nothing to say');
+
+  // Stored by an older build that took it; this build's auth filter refuses a 24-bit RSA modulus.
+  await h.store.commit([binding('b-keys', { apiKeys: { keys: [{ name: 'ci', sha256: 'a'.repeat(64) }] } }), binding('b-auth', { jwt: { jwks: { keys: [{ kty: 'RSA', n: 'AQAB', e: 'AQAB' }] } } })], { actor: 'older-build', summary: 'bindings' });
+  const warnings = await builtinBindingWarnings(deps, catalog.builtins());
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0]!, /^warning: .*FilterBinding\/default\/b-auth\.config: the filter refuses this config .*modulus must be at least 2048 bits/);
+});
