@@ -121,7 +121,11 @@ function overloadManager(o: ResolvedBootstrapOptions): Json | undefined {
 
 /** The bootstrap as Envoy proto3 JSON, from already-resolved options. Pure. */
 export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
-  const ads = { ads: {}, resource_api_version: 'V3' };
+  // initial_fetch_timeout 0s: Envoy waits for weft's first CDS and LDS
+  // answer however long it takes (its default, 15 s, then goes LIVE with
+  // whatever it holds, maybe nothing), so admin /ready = the first full
+  // config, as the weft sidecar's /ready and the compose healthcheck mean it.
+  const ads = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
   const clusters: Json[] = [
     singleHostCluster(XDS_CLUSTER_NAME, o.xds, true),
     singleHostCluster(WASM_CLUSTER_NAME, o.api, false),

@@ -51,12 +51,13 @@ test('the codec refuses a broken bootstrap, so the check above can fail', () => 
   assert.ok(paths.some((p) => p.includes('port_value')), JSON.stringify(paths));
 });
 
-test('ADS over Delta gRPC to an HTTP/2 xDS cluster; CDS and LDS over ADS; admin on loopback', () => {
+test('ADS over Delta gRPC to an HTTP/2 xDS cluster; CDS and LDS over ADS, waited for without a deadline; admin on loopback', () => {
   const b = ok(VARIANTS[0]![1]) as any;
   assert.deepEqual(b.dynamic_resources, {
     ads_config: { api_type: 'DELTA_GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER_NAME } }], set_node_on_first_message_only: true },
-    cds_config: { ads: {}, resource_api_version: 'V3' },
-    lds_config: { ads: {}, resource_api_version: 'V3' },
+    // Envoy's default initial_fetch_timeout (15 s) would make /ready 200 without weft's config
+    cds_config: { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' },
+    lds_config: { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' },
   });
   const xds = cluster(b, XDS_CLUSTER_NAME) as any;
   assert.equal(xds.type, 'LOGICAL_DNS', 'a host name is re-resolved');
