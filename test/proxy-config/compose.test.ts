@@ -30,7 +30,7 @@ interface ComposeService {
   environment?: Record<string, string>;
   network_mode?: string;
   networks?: string[];
-  depends_on?: Record<string, { condition: string }>;
+  depends_on?: Record<string, { condition: string; restart?: boolean }>;
   healthcheck?: { test: string[] };
   profiles?: string[];
 }
@@ -96,12 +96,15 @@ test('every sidecar bootstrap is current, valid for Envoy, and points at the con
   assert.equal(flag(control.command, '--otel-cluster'), OTEL_CLUSTER_NAME, 'the tracer exports to the cluster the bootstraps declare');
 });
 
-test('readiness gating: control -> setup -> sidecar ready (/ready) -> app -> register', () => {
+test('readiness gating: control -> setup -> sidecar ready (/ready) -> app -> register; an app restarts with its sidecar', () => {
   assert.equal(services.setup!.depends_on!.control!.condition, 'service_healthy');
   for (const [name, app] of apps) {
     const sidecar = app.network_mode!.slice('service:'.length);
     assert.ok(services[sidecar], `${name} joins unknown ${sidecar}`);
     assert.equal(app.depends_on?.[sidecar]?.condition, 'service_healthy', `${name} must wait for its sidecar to be ready`);
+    // A restarted sidecar gets a new network namespace; the app would keep the old one (no Envoy
+    // on its loopback, and Envoy can no longer reach it) unless compose restarts it too.
+    assert.equal(app.depends_on?.[sidecar]?.restart, true, `${name} must restart with ${sidecar} (depends_on restart: true)`);
     assert.ok(app.healthcheck, `${name} needs a healthcheck for register to wait on`);
     assert.equal(app.ports, undefined, `${name}: ports are published on the sidecar, which owns the namespace`);
   }
