@@ -44,8 +44,17 @@ function address(host: string, port: number): Json {
   return { socket_address: { address: host.replace(/^\[|\]$/g, ''), port_value: port } };
 }
 
+/**
+ * HTTP/2 PINGs on the ADS connection: an idle stream carries no bytes, so
+ * without them an Envoy whose control plane vanished without a FIN (host
+ * crash, network partition) waits on a dead connection forever and never
+ * takes config again. Envoy's docs recommend TCP or HTTP/2 keepalives on the
+ * management server's cluster; weft's gRPC server answers PINGs at any rate.
+ */
+export const XDS_KEEPALIVE = { interval: '30s', timeout: '5s' } as const;
+
 /** One upstream host. IPs are STATIC; names are LOGICAL_DNS (one host, re-resolved: the right type for a single control plane). */
-function singleHostCluster(name: string, target: HostPort, http2: boolean): Json {
+function singleHostCluster(name: string, target: HostPort, http2: boolean | { keepalive: Json }): Json {
   const isIp = IPV4.test(target.host) || target.host.includes(':');
   const cluster: Json = {
     name,
@@ -60,7 +69,10 @@ function singleHostCluster(name: string, target: HostPort, http2: boolean): Json
   if (http2) {
     // gRPC needs HTTP/2 to the upstream; Envoy defaults clusters to HTTP/1.1.
     cluster.typed_extension_protocol_options = {
-      [HTTP_OPTIONS_KEY]: { '@type': `type.googleapis.com/${HTTP_OPTIONS_KEY}`, explicit_http_config: { http2_protocol_options: {} } },
+      [HTTP_OPTIONS_KEY]: {
+        '@type': `type.googleapis.com/${HTTP_OPTIONS_KEY}`,
+        explicit_http_config: { http2_protocol_options: http2 === true ? {} : { connection_keepalive: http2.keepalive } },
+      },
     };
   }
   return cluster;
@@ -127,7 +139,7 @@ export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
   // config, as the weft sidecar's /ready and the compose healthcheck mean it.
   const ads = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
   const clusters: Json[] = [
-    singleHostCluster(XDS_CLUSTER_NAME, o.xds, true),
+    singleHostCluster(XDS_CLUSTER_NAME, o.xds, { keepalive: { ...XDS_KEEPALIVE } }),
     singleHostCluster(WASM_CLUSTER_NAME, o.api, false),
   ];
   const listeners: Json[] = [];

@@ -62,7 +62,11 @@ test('ADS over Delta gRPC to an HTTP/2 xDS cluster; CDS and LDS over ADS, waited
   const xds = cluster(b, XDS_CLUSTER_NAME) as any;
   assert.equal(xds.type, 'LOGICAL_DNS', 'a host name is re-resolved');
   assert.deepEqual(xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address, { address: 'control', port_value: 18000 });
-  assert.deepEqual(Object.values(xds.typed_extension_protocol_options as object)[0].explicit_http_config, { http2_protocol_options: {} });
+  // HTTP/2 PINGs, so a control plane gone without a FIN is noticed and the stream reopened
+  assert.deepEqual(Object.values(xds.typed_extension_protocol_options as object)[0].explicit_http_config, { http2_protocol_options: { connection_keepalive: { interval: '30s', timeout: '5s' } } });
+  const noTimeout = structuredClone(b);
+  delete Object.values(noTimeout.static_resources.clusters[0].typed_extension_protocol_options as object)[0].explicit_http_config.http2_protocol_options.connection_keepalive.timeout;
+  assert.ok(validateMessage(BOOTSTRAP_TYPE, noTimeout).some((e) => e.path.includes('connection_keepalive.timeout')), 'Envoy requires a keepalive timeout');
   assert.deepEqual(b.admin.address.socket_address, { address: '127.0.0.1', port_value: 15000 });
   const otel = cluster(b, OTEL_CLUSTER_NAME) as any;
   assert.ok(otel.typed_extension_protocol_options, 'OTLP/gRPC needs HTTP/2 too');
