@@ -162,7 +162,14 @@ export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
       lds_config: ads,
     },
     static_resources: { listeners, clusters },
-    admin: { address: address('127.0.0.1', o.adminPort) },
+    admin: {
+      address: address('127.0.0.1', o.adminPort),
+      // Envoy counts admin connections against global_downstream_max_connections
+      // unless told not to: under a full cap the healthcheck's /ready and the
+      // Prometheus listener's hop to the admin would be refused. The weft
+      // sidecar caps only its inbound and outbound listeners.
+      ...(o.maxDownstreamConnections !== undefined ? { ignore_global_conn_limit: true } : {}),
+    },
     ...(overload ? { overload_manager: overload } : {}),
     // Envoy's default tag extraction (cluster, listener, response code...) becomes Prometheus labels.
     stats_config: { use_all_default_tags: true },

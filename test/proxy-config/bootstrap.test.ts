@@ -112,7 +112,7 @@ test('bad options: every error, each naming its option', () => {
   assert.deepEqual(result.errors.map((e) => e.path).sort(), ['adminPort', 'maxDownstreamConnections', 'maxHeapMb', 'namespace', 'otelCollector.port', 'service', 'token', 'xds.host', 'xds.port']);
 });
 
-test("--max-heap-mb and --max-downstream-connections: Envoy's overload manager with the weft sidecar's thresholds; scrapes stay outside the cap", () => {
+test("--max-heap-mb and --max-downstream-connections: Envoy's overload manager with the weft sidecar's thresholds; scrapes and the admin stay outside the cap", () => {
   const none = ok(VARIANTS[0]![1]);
   assert.equal(none.overload_manager, undefined, 'off unless asked for, as in Envoy');
   const b = ok({ service: 'edge', xds: { host: 'control', port: 18000 }, maxHeapMb: 512, maxDownstreamConnections: 1000 }) as any;
@@ -126,8 +126,12 @@ test("--max-heap-mb and --max-downstream-connections: Envoy's overload manager w
     ['envoy.overload_actions.stop_accepting_requests', 'envoy.resource_monitors.fixed_heap', 0.98],
   ]);
   assert.equal(b.static_resources.listeners[0].ignore_global_conn_limit, true, 'the Prometheus listener opts out of the connection cap');
+  // Envoy's admin listener counts against the cap unless it opts out: /ready probes and the
+  // Prometheus listener's upstream (the admin) would be refused exactly when the cap is full
+  assert.equal(b.admin.ignore_global_conn_limit, true, 'the admin interface opts out of the connection cap');
   const heapOnly = ok({ service: 'edge', xds: { host: 'control', port: 18000 }, maxHeapMb: 64 }) as any;
   assert.equal(heapOnly.static_resources.listeners[0].ignore_global_conn_limit, undefined);
+  assert.equal(heapOnly.admin.ignore_global_conn_limit, undefined);
   // Envoy's PGV rules are what refuse a zero limit if it ever got this far
   const zero = structuredClone(b);
   zero.overload_manager.resource_monitors[0].typed_config.max_heap_size_bytes = '0';
