@@ -25,7 +25,19 @@ export const ADMIN_CLUSTER_NAME = 'weft_admin';
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
-/** The node.metadata keys control/xds/node.ts reads (ports as strings: Envoy sends a Struct). */
+/** A host only reachable from the same network namespace. */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return /^127(\.\d{1,3}){3}$/.test(h) || h === '::1' || h === 'localhost';
+}
+
+/**
+ * The node.metadata keys control/xds/node.ts reads (ports as strings: Envoy sends a Struct).
+ * WEFT_ADMIN_PORT is where the control plane reads the proxy's /config_dump and
+ * stats, on its own loopback: declared only when Envoy reaches the control
+ * plane on loopback, so both share one network namespace (Envoy in a
+ * container keeps its admin on a loopback the control plane cannot reach).
+ */
 export function nodeMetadata(o: ResolvedBootstrapOptions): Record<string, string> {
   const meta: Record<string, string> = {
     WEFT_NAMESPACE: o.namespace,
@@ -36,6 +48,7 @@ export function nodeMetadata(o: ResolvedBootstrapOptions): Record<string, string
     WEFT_BIND_ADDRESS: o.bindAddress,
   };
   if (o.appPort !== undefined) meta.WEFT_APP_PORT = String(o.appPort);
+  if (isLoopback(o.xds.host)) meta.WEFT_ADMIN_PORT = String(o.adminPort);
   if (o.token !== undefined) meta.WEFT_TOKEN = o.token;
   return meta;
 }

@@ -83,15 +83,20 @@ test('the Prometheus listener exposes only /stats/prometheus and /ready, through
   assert.deepEqual(ok(VARIANTS[1]![1]).static_resources, { listeners: [], clusters: clusters(ok(VARIANTS[1]![1])) });
 });
 
-test('the xDS server reads the node as the intended proxy, token included', () => {
+test('the xDS server reads the node as the intended proxy, token and (same host only) admin port included', () => {
   const b = ok({ ...VARIANTS[1]![1], token: 'join-abc', appPort: 7000, inboundPort: 16006 }) as any;
   assert.equal(b.node.metadata.WEFT_TOKEN, 'join-abc');
   const read = proxyFromNode({ id: b.node.id, cluster: b.node.cluster, metadata: structOf(b.node.metadata) });
   assert.ok('proxy' in read, JSON.stringify(read));
+  // xDS on loopback: Envoy shares the control plane's network namespace, so the control
+  // plane can read its admin (weft proxy-status PROXY, the UI's traffic figures)
   assert.deepEqual(read.proxy, {
     id: 'web-1', service: 'web', namespace: 'shop', kind: 'sidecar',
-    inboundPort: 16006, outboundPort: 15001, appPort: 7000, appAddress: '127.0.0.1', bindAddress: '0.0.0.0',
+    inboundPort: 16006, outboundPort: 15001, appPort: 7000, appAddress: '127.0.0.1', bindAddress: '0.0.0.0', adminPort: 19000,
   });
+  for (const host of ['::1', 'localhost', '127.0.0.2']) assert.equal((ok({ service: 'web', xds: { host, port: 18000 } }) as any).node.metadata.WEFT_ADMIN_PORT, '15000', host);
+  // elsewhere (a container, another machine) its admin loopback is not the control plane's
+  for (const host of ['control', '10.0.0.7', 'fd00::7']) assert.equal((ok({ service: 'web', xds: { host, port: 18000 } }) as any).node.metadata.WEFT_ADMIN_PORT, undefined, host);
   const noToken = ok({ ...VARIANTS[0]![1], token: undefined }) as any;
   assert.equal(noToken.node.metadata.WEFT_TOKEN, undefined);
   assert.equal(noToken.node.id, 'orders.default', 'default node id: <service>.<namespace>');

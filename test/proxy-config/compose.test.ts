@@ -84,6 +84,7 @@ test('every sidecar bootstrap is current, valid for Envoy, and points at the con
     assert.deepEqual(endpoint(OTEL_CLUSTER_NAME), { address: 'jaeger', port_value: 4317 }, `${w.name}: traces`);
     assert.equal(b.node.cluster, w.service, `${w.name}: node.cluster must be the app's service`);
     assert.equal(b.node.metadata.WEFT_APP_PORT, String(w.appPort), `${w.name}: the app's port`);
+    assert.equal(b.node.metadata.WEFT_ADMIN_PORT, undefined, `${w.name}: the admin is on the sidecar's loopback, which the control plane cannot reach`);
     assert.equal(services[w.name]!.environment!.OUTBOUND_PORT, b.node.metadata.WEFT_OUTBOUND_PORT, `${w.name}: the app calls the outbound listener`);
     assert.ok(!ids.has(b.node.id), `node id ${b.node.id} is used twice`);
     ids.add(b.node.id);
