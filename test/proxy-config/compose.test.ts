@@ -152,6 +152,8 @@ test('Prometheus scrapes every sidecar on its stats listener and the control pla
   assert.deepEqual(targets('/stats/prometheus'), expected);
   assert.deepEqual(targets('/metrics'), [`control:${flag(services.control!.command, '--api-port')}`]);
   assert.ok(services.jaeger, 'a tracing backend in the observability profile');
+  // Jaeger v2 binds OTLP to JAEGER_LISTEN_HOST, localhost when unset: the sidecars' spans would be refused
+  assert.equal(services.jaeger!.environment?.JAEGER_LISTEN_HOST, '0.0.0.0', 'Jaeger must listen beyond its loopback');
 });
 
 test("the Dockerfile: current Node LTS, non-root, production deps, healthcheck on a path the API serves", async (t) => {
