@@ -25,7 +25,19 @@ export const ADMIN_CLUSTER_NAME = 'weft_admin';
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
-/** The node.metadata keys control/xds/node.ts reads (ports as strings: Envoy sends a Struct). */
+/** A host only reachable from the same network namespace. */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return /^127(\.\d{1,3}){3}$/.test(h) || h === '::1' || h === 'localhost';
+}
+
+/**
+ * The node.metadata keys control/xds/node.ts reads (ports as strings: Envoy sends a Struct).
+ * WEFT_ADMIN_PORT is where the control plane reads the proxy's /config_dump and
+ * stats, on its own loopback: declared only when Envoy reaches the control
+ * plane on loopback, so both share one network namespace (Envoy in a
+ * container keeps its admin on a loopback the control plane cannot reach).
+ */
 export function nodeMetadata(o: ResolvedBootstrapOptions): Record<string, string> {
   const meta: Record<string, string> = {
     WEFT_NAMESPACE: o.namespace,
@@ -36,6 +48,7 @@ export function nodeMetadata(o: ResolvedBootstrapOptions): Record<string, string
     WEFT_BIND_ADDRESS: o.bindAddress,
   };
   if (o.appPort !== undefined) meta.WEFT_APP_PORT = String(o.appPort);
+  if (isLoopback(o.xds.host)) meta.WEFT_ADMIN_PORT = String(o.adminPort);
   if (o.token !== undefined) meta.WEFT_TOKEN = o.token;
   return meta;
 }
@@ -44,8 +57,17 @@ function address(host: string, port: number): Json {
   return { socket_address: { address: host.replace(/^\[|\]$/g, ''), port_value: port } };
 }
 
+/**
+ * HTTP/2 PINGs on the ADS connection: an idle stream carries no bytes, so
+ * without them an Envoy whose control plane vanished without a FIN (host
+ * crash, network partition) waits on a dead connection forever and never
+ * takes config again. Envoy's docs recommend TCP or HTTP/2 keepalives on the
+ * management server's cluster; weft's gRPC server answers PINGs at any rate.
+ */
+export const XDS_KEEPALIVE = { interval: '30s', timeout: '5s' } as const;
+
 /** One upstream host. IPs are STATIC; names are LOGICAL_DNS (one host, re-resolved: the right type for a single control plane). */
-function singleHostCluster(name: string, target: HostPort, http2: boolean): Json {
+function singleHostCluster(name: string, target: HostPort, http2: boolean | { keepalive: Json }): Json {
   const isIp = IPV4.test(target.host) || target.host.includes(':');
   const cluster: Json = {
     name,
@@ -60,7 +82,10 @@ function singleHostCluster(name: string, target: HostPort, http2: boolean): Json
   if (http2) {
     // gRPC needs HTTP/2 to the upstream; Envoy defaults clusters to HTTP/1.1.
     cluster.typed_extension_protocol_options = {
-      [HTTP_OPTIONS_KEY]: { '@type': `type.googleapis.com/${HTTP_OPTIONS_KEY}`, explicit_http_config: { http2_protocol_options: {} } },
+      [HTTP_OPTIONS_KEY]: {
+        '@type': `type.googleapis.com/${HTTP_OPTIONS_KEY}`,
+        explicit_http_config: { http2_protocol_options: http2 === true ? {} : { connection_keepalive: http2.keepalive } },
+      },
     };
   }
   return cluster;
@@ -121,9 +146,13 @@ function overloadManager(o: ResolvedBootstrapOptions): Json | undefined {
 
 /** The bootstrap as Envoy proto3 JSON, from already-resolved options. Pure. */
 export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
-  const ads = { ads: {}, resource_api_version: 'V3' };
+  // initial_fetch_timeout 0s: Envoy waits for weft's first CDS and LDS
+  // answer however long it takes (its default, 15 s, then goes LIVE with
+  // whatever it holds, maybe nothing), so admin /ready = the first full
+  // config, as the weft sidecar's /ready and the compose healthcheck mean it.
+  const ads = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
   const clusters: Json[] = [
-    singleHostCluster(XDS_CLUSTER_NAME, o.xds, true),
+    singleHostCluster(XDS_CLUSTER_NAME, o.xds, { keepalive: { ...XDS_KEEPALIVE } }),
     singleHostCluster(WASM_CLUSTER_NAME, o.api, false),
   ];
   const listeners: Json[] = [];
@@ -146,7 +175,14 @@ export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
       lds_config: ads,
     },
     static_resources: { listeners, clusters },
-    admin: { address: address('127.0.0.1', o.adminPort) },
+    admin: {
+      address: address('127.0.0.1', o.adminPort),
+      // Envoy counts admin connections against global_downstream_max_connections
+      // unless told not to: under a full cap the healthcheck's /ready and the
+      // Prometheus listener's hop to the admin would be refused. The weft
+      // sidecar caps only its inbound and outbound listeners.
+      ...(o.maxDownstreamConnections !== undefined ? { ignore_global_conn_limit: true } : {}),
+    },
     ...(overload ? { overload_manager: overload } : {}),
     // Envoy's default tag extraction (cluster, listener, response code...) becomes Prometheus labels.
     stats_config: { use_all_default_tags: true },

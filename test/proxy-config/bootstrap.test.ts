@@ -51,17 +51,22 @@ test('the codec refuses a broken bootstrap, so the check above can fail', () => 
   assert.ok(paths.some((p) => p.includes('port_value')), JSON.stringify(paths));
 });
 
-test('ADS over Delta gRPC to an HTTP/2 xDS cluster; CDS and LDS over ADS; admin on loopback', () => {
+test('ADS over Delta gRPC to an HTTP/2 xDS cluster; CDS and LDS over ADS, waited for without a deadline; admin on loopback', () => {
   const b = ok(VARIANTS[0]![1]) as any;
   assert.deepEqual(b.dynamic_resources, {
     ads_config: { api_type: 'DELTA_GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER_NAME } }], set_node_on_first_message_only: true },
-    cds_config: { ads: {}, resource_api_version: 'V3' },
-    lds_config: { ads: {}, resource_api_version: 'V3' },
+    // Envoy's default initial_fetch_timeout (15 s) would make /ready 200 without weft's config
+    cds_config: { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' },
+    lds_config: { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' },
   });
   const xds = cluster(b, XDS_CLUSTER_NAME) as any;
   assert.equal(xds.type, 'LOGICAL_DNS', 'a host name is re-resolved');
   assert.deepEqual(xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address, { address: 'control', port_value: 18000 });
-  assert.deepEqual(Object.values(xds.typed_extension_protocol_options as object)[0].explicit_http_config, { http2_protocol_options: {} });
+  // HTTP/2 PINGs, so a control plane gone without a FIN is noticed and the stream reopened
+  assert.deepEqual(Object.values(xds.typed_extension_protocol_options as object)[0].explicit_http_config, { http2_protocol_options: { connection_keepalive: { interval: '30s', timeout: '5s' } } });
+  const noTimeout = structuredClone(b);
+  delete Object.values(noTimeout.static_resources.clusters[0].typed_extension_protocol_options as object)[0].explicit_http_config.http2_protocol_options.connection_keepalive.timeout;
+  assert.ok(validateMessage(BOOTSTRAP_TYPE, noTimeout).some((e) => e.path.includes('connection_keepalive.timeout')), 'Envoy requires a keepalive timeout');
   assert.deepEqual(b.admin.address.socket_address, { address: '127.0.0.1', port_value: 15000 });
   const otel = cluster(b, OTEL_CLUSTER_NAME) as any;
   assert.ok(otel.typed_extension_protocol_options, 'OTLP/gRPC needs HTTP/2 too');
@@ -78,15 +83,20 @@ test('the Prometheus listener exposes only /stats/prometheus and /ready, through
   assert.deepEqual(ok(VARIANTS[1]![1]).static_resources, { listeners: [], clusters: clusters(ok(VARIANTS[1]![1])) });
 });
 
-test('the xDS server reads the node as the intended proxy, token included', () => {
+test('the xDS server reads the node as the intended proxy, token and (same host only) admin port included', () => {
   const b = ok({ ...VARIANTS[1]![1], token: 'join-abc', appPort: 7000, inboundPort: 16006 }) as any;
   assert.equal(b.node.metadata.WEFT_TOKEN, 'join-abc');
   const read = proxyFromNode({ id: b.node.id, cluster: b.node.cluster, metadata: structOf(b.node.metadata) });
   assert.ok('proxy' in read, JSON.stringify(read));
+  // xDS on loopback: Envoy shares the control plane's network namespace, so the control
+  // plane can read its admin (weft proxy-status PROXY, the UI's traffic figures)
   assert.deepEqual(read.proxy, {
     id: 'web-1', service: 'web', namespace: 'shop', kind: 'sidecar',
-    inboundPort: 16006, outboundPort: 15001, appPort: 7000, appAddress: '127.0.0.1', bindAddress: '0.0.0.0',
+    inboundPort: 16006, outboundPort: 15001, appPort: 7000, appAddress: '127.0.0.1', bindAddress: '0.0.0.0', adminPort: 19000,
   });
+  for (const host of ['::1', 'localhost', '127.0.0.2']) assert.equal((ok({ service: 'web', xds: { host, port: 18000 } }) as any).node.metadata.WEFT_ADMIN_PORT, '15000', host);
+  // elsewhere (a container, another machine) its admin loopback is not the control plane's
+  for (const host of ['control', '10.0.0.7', 'fd00::7']) assert.equal((ok({ service: 'web', xds: { host, port: 18000 } }) as any).node.metadata.WEFT_ADMIN_PORT, undefined, host);
   const noToken = ok({ ...VARIANTS[0]![1], token: undefined }) as any;
   assert.equal(noToken.node.metadata.WEFT_TOKEN, undefined);
   assert.equal(noToken.node.id, 'orders.default', 'default node id: <service>.<namespace>');
@@ -107,7 +117,7 @@ test('bad options: every error, each naming its option', () => {
   assert.deepEqual(result.errors.map((e) => e.path).sort(), ['adminPort', 'maxDownstreamConnections', 'maxHeapMb', 'namespace', 'otelCollector.port', 'service', 'token', 'xds.host', 'xds.port']);
 });
 
-test("--max-heap-mb and --max-downstream-connections: Envoy's overload manager with the weft sidecar's thresholds; scrapes stay outside the cap", () => {
+test("--max-heap-mb and --max-downstream-connections: Envoy's overload manager with the weft sidecar's thresholds; scrapes and the admin stay outside the cap", () => {
   const none = ok(VARIANTS[0]![1]);
   assert.equal(none.overload_manager, undefined, 'off unless asked for, as in Envoy');
   const b = ok({ service: 'edge', xds: { host: 'control', port: 18000 }, maxHeapMb: 512, maxDownstreamConnections: 1000 }) as any;
@@ -121,8 +131,12 @@ test("--max-heap-mb and --max-downstream-connections: Envoy's overload manager w
     ['envoy.overload_actions.stop_accepting_requests', 'envoy.resource_monitors.fixed_heap', 0.98],
   ]);
   assert.equal(b.static_resources.listeners[0].ignore_global_conn_limit, true, 'the Prometheus listener opts out of the connection cap');
+  // Envoy's admin listener counts against the cap unless it opts out: /ready probes and the
+  // Prometheus listener's upstream (the admin) would be refused exactly when the cap is full
+  assert.equal(b.admin.ignore_global_conn_limit, true, 'the admin interface opts out of the connection cap');
   const heapOnly = ok({ service: 'edge', xds: { host: 'control', port: 18000 }, maxHeapMb: 64 }) as any;
   assert.equal(heapOnly.static_resources.listeners[0].ignore_global_conn_limit, undefined);
+  assert.equal(heapOnly.admin.ignore_global_conn_limit, undefined);
   // Envoy's PGV rules are what refuse a zero limit if it ever got this far
   const zero = structuredClone(b);
   zero.overload_manager.resource_monitors[0].typed_config.max_heap_size_bytes = '0';

@@ -30,7 +30,7 @@ interface ComposeService {
   environment?: Record<string, string>;
   network_mode?: string;
   networks?: string[];
-  depends_on?: Record<string, { condition: string }>;
+  depends_on?: Record<string, { condition: string; restart?: boolean }>;
   healthcheck?: { test: string[] };
   profiles?: string[];
 }
@@ -84,6 +84,7 @@ test('every sidecar bootstrap is current, valid for Envoy, and points at the con
     assert.deepEqual(endpoint(OTEL_CLUSTER_NAME), { address: 'jaeger', port_value: 4317 }, `${w.name}: traces`);
     assert.equal(b.node.cluster, w.service, `${w.name}: node.cluster must be the app's service`);
     assert.equal(b.node.metadata.WEFT_APP_PORT, String(w.appPort), `${w.name}: the app's port`);
+    assert.equal(b.node.metadata.WEFT_ADMIN_PORT, undefined, `${w.name}: the admin is on the sidecar's loopback, which the control plane cannot reach`);
     assert.equal(services[w.name]!.environment!.OUTBOUND_PORT, b.node.metadata.WEFT_OUTBOUND_PORT, `${w.name}: the app calls the outbound listener`);
     assert.ok(!ids.has(b.node.id), `node id ${b.node.id} is used twice`);
     ids.add(b.node.id);
@@ -96,12 +97,15 @@ test('every sidecar bootstrap is current, valid for Envoy, and points at the con
   assert.equal(flag(control.command, '--otel-cluster'), OTEL_CLUSTER_NAME, 'the tracer exports to the cluster the bootstraps declare');
 });
 
-test('readiness gating: control -> setup -> sidecar ready (/ready) -> app -> register', () => {
+test('readiness gating: control -> setup -> sidecar ready (/ready) -> app -> register; an app restarts with its sidecar', () => {
   assert.equal(services.setup!.depends_on!.control!.condition, 'service_healthy');
   for (const [name, app] of apps) {
     const sidecar = app.network_mode!.slice('service:'.length);
     assert.ok(services[sidecar], `${name} joins unknown ${sidecar}`);
     assert.equal(app.depends_on?.[sidecar]?.condition, 'service_healthy', `${name} must wait for its sidecar to be ready`);
+    // A restarted sidecar gets a new network namespace; the app would keep the old one (no Envoy
+    // on its loopback, and Envoy can no longer reach it) unless compose restarts it too.
+    assert.equal(app.depends_on?.[sidecar]?.restart, true, `${name} must restart with ${sidecar} (depends_on restart: true)`);
     assert.ok(app.healthcheck, `${name} needs a healthcheck for register to wait on`);
     assert.equal(app.ports, undefined, `${name}: ports are published on the sidecar, which owns the namespace`);
   }
@@ -148,6 +152,8 @@ test('Prometheus scrapes every sidecar on its stats listener and the control pla
   assert.deepEqual(targets('/stats/prometheus'), expected);
   assert.deepEqual(targets('/metrics'), [`control:${flag(services.control!.command, '--api-port')}`]);
   assert.ok(services.jaeger, 'a tracing backend in the observability profile');
+  // Jaeger v2 binds OTLP to JAEGER_LISTEN_HOST, localhost when unset: the sidecars' spans would be refused
+  assert.equal(services.jaeger!.environment?.JAEGER_LISTEN_HOST, '0.0.0.0', 'Jaeger must listen beyond its loopback');
 });
 
 test("the Dockerfile: current Node LTS, non-root, production deps, healthcheck on a path the API serves", async (t) => {
