@@ -105,6 +105,8 @@ const cases: Case[] = [
   ['policy: hashOn on round robin', 'policy', policy({ loadBalancer: { policy: 'round_robin', hashOn: { header: 'x-user' } } }), 'loadBalancer.hashOn', /ring_hash/],
   ['policy: zero max connections', 'policy', policy({ circuitBreakers: { maxConnections: 0 } }), 'circuitBreakers.maxConnections'],
   ['policy: ejection percent above 100', 'policy', policy({ outlierDetection: { maxEjectionPercent: 101 } }), 'outlierDetection.maxEjectionPercent', /0\.\.100/],
+  // Envoy's max_ejection_percent is a UInt32Value: 12.5 passed here and then failed every snapshot of every caller.
+  ['policy: fractional ejection percent', 'policy', policy({ outlierDetection: { maxEjectionPercent: 12.5 } }), 'outlierDetection.maxEjectionPercent', /whole percentage/],
   ['policy: negative connect timeout', 'policy', policy({ connectTimeoutMs: -100 }), 'connectTimeoutMs'],
   ['policy: unknown field', 'policy', policy({ tls: { mode: 'strict' } }), 'tls', /unknown field/],
   // filter bindings
