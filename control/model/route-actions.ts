@@ -83,6 +83,12 @@ export function buildHeaderMutation(input: Static<typeof HeaderMutationSchema>, 
     value.add = input.add.map((h, i) => {
       const at = `${path}.add[${i}]`;
       for (const bad of [headerNameError(h.name, `${at}.name`, false), headerValueError(h.value, `${at}.value`)]) if (bad) errors.push(bad);
+      // Envoy parses an added value as a substitution format: "%...%" is a
+      // command and a lone "%" a config error (NACK); the weft sidecar
+      // supports no command at all. The value would never arrive as written.
+      if (h.value.includes('%')) {
+        errors.push({ path: `${at}.value`, message: "must not contain '%': Envoy reads %...% in an added header value as a command operator (and rejects a lone %), which the weft sidecar does not support" });
+      }
       return h.append === undefined ? { name: h.name.toLowerCase(), value: h.value } : { name: h.name.toLowerCase(), value: h.value, append: h.append };
     });
   }

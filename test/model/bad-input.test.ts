@@ -91,6 +91,9 @@ const cases: Case[] = [
   ['route: relative prefixRewrite', 'route', route({ prefixRewrite: 'v2/' }), 'rules[0].prefixRewrite'],
   ['route: add host header', 'route', route({ requestHeaders: { add: [{ name: 'host', value: 'x' }] } }), 'rules[0].requestHeaders.add[0].name', /host/],
   ['route: header value with newline', 'route', route({ responseHeaders: { add: [{ name: 'x-a', value: 'a\r\nb' }] } }), 'rules[0].responseHeaders.add[0].value', /CR/],
+  // Envoy NACKs a lone % in an added header value and expands %...% commands; the weft sidecar NACKs both.
+  ['route: header value with a percent sign', 'route', route({ requestHeaders: { add: [{ name: 'x-discount', value: '10%' }] } }), 'rules[0].requestHeaders.add[0].value', /'%'/],
+  ['route: header value with a command operator', 'route', route({ responseHeaders: { add: [{ name: 'x-peer', value: '%DOWNSTREAM_REMOTE_ADDRESS%' }] } }), 'rules[0].responseHeaders.add[0].value', /command operator/],
   ['route: mirror percentage above 100', 'route', route({ mirror: { service: 'shadow', percentage: 150 } }), 'rules[0].mirror.percentage', /0\.\.100/],
   ['route: fault with nothing', 'route', route({ fault: {} }), 'rules[0].fault', /delay, abort/],
   ['route: fault abort status', 'route', route({ fault: { abort: { httpStatus: 700, percentage: 10 } } }), 'rules[0].fault.abort.httpStatus'],
