@@ -65,7 +65,12 @@ export function checkReferences(state: DesiredState): ReferenceError[] {
   }
   for (const r of state.routes) {
     const from = { kind: 'Route', namespace: r.namespace, name: r.name };
-    serviceAt(r.service, from, 'service');
+    const host = serviceAt(r.service, from, 'service');
+    // HTTP rules have nothing to attach to on a tcp-only service: translation
+    // refuses them, and with them every snapshot of every caller.
+    if (host && !host.ports.some((p) => p.protocol !== 'tcp')) {
+      errors.push({ ...from, path: 'service', message: `service ${host.namespace}/${host.name} has only tcp ports, so HTTP routes cannot apply to it` });
+    }
     r.rules.forEach((rule, i) => {
       rule.destinations.forEach((d, j) => destinationAt(d, from, `rules[${i}].destinations[${j}]`));
       if (rule.mirror) destinationAt(rule.mirror, from, `rules[${i}].mirror`);
