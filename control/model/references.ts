@@ -88,7 +88,13 @@ export function checkReferences(state: DesiredState): ReferenceError[] {
   const filters = state.filters ? new Set(state.filters) : undefined;
   for (const b of state.filterBindings) {
     const from = { kind: 'FilterBinding', namespace: b.namespace, name: b.name };
-    serviceAt(b.service, from, 'service');
+    const bound = serviceAt(b.service, from, 'service');
+    // A tcp-only service's inbound side is a tcp_proxy: no HTTP filter chain
+    // to run the filter in, so translation refuses the binding (and with it
+    // the service's proxies' every later snapshot).
+    if (bound && b.direction === 'inbound' && !bound.ports.some((p) => p.protocol !== 'tcp')) {
+      errors.push({ ...from, path: 'direction', message: `service ${bound.namespace}/${bound.name} has only tcp ports, so inbound HTTP filters cannot apply to it` });
+    }
     if (filters && !filters.has(b.filter)) {
       errors.push({ ...from, path: 'filter', message: `unknown filter ${b.filter}; the catalog has: ${[...filters].sort().join(', ') || 'none'}` });
     }

@@ -105,3 +105,19 @@ test('dangling references are refused, saying which', () => {
   assert.match(by('filter', 'FilterBinding') ?? '', /unknown filter auth/);
   assert.equal(errors.length, 7);
 });
+
+test('a tcp-only service takes no HTTP route and no inbound filter binding; an outbound binding is fine', () => {
+  // Translation refuses both (a tcp service has a tcp_proxy inbound and no
+  // virtual host), and a refused translation keeps every proxy concerned on
+  // its last good snapshot: they must be refused at write time instead.
+  const db: Service = { name: 'db', namespace: 'default', ports: [{ port: 5432, protocol: 'tcp' }] };
+  const errors = checkReferences(state({
+    services: [reviews, db],
+    routes: [route([{ service: 'db', weight: 1 }], 'db')],
+    filterBindings: [{ ...binding, name: 'in', service: 'db' }, { ...binding, name: 'out', service: 'db', direction: 'outbound' }],
+    filters: ['auth'],
+  }));
+  assert.deepEqual(errors.map((e) => `${e.kind}/${e.name} ${e.path}`), ['Route/r service', 'FilterBinding/in direction']);
+  assert.match(errors[0]!.message, /default\/db has only tcp ports, so HTTP routes cannot apply/);
+  assert.match(errors[1]!.message, /default\/db has only tcp ports, so inbound HTTP filters cannot apply/);
+});
