@@ -6,10 +6,18 @@ import { DurationMs, Enum, Name, Percentage, ServiceRef, duplicateErrors, header
 import type { FieldError } from './result.ts';
 import type { FaultInjection, HeaderMutation, HttpRouteRule, RetryPolicy } from './types.ts';
 
-/** Envoy's retry_on conditions: HTTP (x-envoy-retry-on) and gRPC (x-envoy-retry-grpc-on). */
+/**
+ * Envoy's retry_on conditions (HTTP x-envoy-retry-on and gRPC
+ * x-envoy-retry-grpc-on) that both data planes run. Left out:
+ * retriable-headers (needs retriable_headers, which a rule cannot set, so it
+ * never fires), http3-post-connect-failure (weft never speaks HTTP/3
+ * upstream), envoy-ratelimited (weft configures no rate limiting) and
+ * reset-before-request; the weft sidecar NACKs all four, so accepting them
+ * froze every caller's route configuration.
+ */
 export const RETRY_ON = [
-  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx',
-  'refused-stream', 'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure',
+  '5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx',
+  'refused-stream', 'retriable-status-codes',
   'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
 ] as const;
 

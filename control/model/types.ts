@@ -92,7 +92,7 @@ export interface WeightedDestination {
 export interface RetryPolicy {
   attempts: number;
   perTryTimeoutMs?: number;
-  /** Envoy retry_on conditions: "5xx", "gateway-error", "connect-failure", "retriable-4xx", "refused-stream", "reset", "retriable-status-codes". */
+  /** Envoy retry_on conditions, one of RETRY_ON (control/model/route-actions.ts): "5xx", "gateway-error", "connect-failure", "retriable-4xx", "refused-stream", "reset", "retriable-status-codes" and the gRPC ones. */
   retryOn: string[];
   retriableStatusCodes?: number[];
 }

@@ -85,6 +85,8 @@ const cases: Case[] = [
   ['route: unknown match field', 'route', route({ match: [{ uri: '/a' }] }), 'rules[0].match[0].uri', /unknown field/],
   ['route: zero timeout', 'route', route({ timeoutMs: 0 }), 'rules[0].timeoutMs', /positive/],
   ['route: unknown retryOn', 'route', route({ retries: { attempts: 3, retryOn: ['5xx', 'sometimes'] } }), 'rules[0].retries.retryOn[1]', /gateway-error/],
+  // An Envoy condition the weft sidecar NACKs (and that needs config a rule cannot give): refused, not a 201 and a NACK.
+  ['route: retryOn retriable-headers', 'route', route({ retries: { attempts: 3, retryOn: ['retriable-headers'] } }), 'rules[0].retries.retryOn[0]', /gateway-error/],
   ['route: zero attempts', 'route', route({ retries: { attempts: 0 } }), 'rules[0].retries.attempts'],
   ['route: status codes without condition', 'route', route({ retries: { attempts: 2, retryOn: ['5xx'], retriableStatusCodes: [503] } }), 'rules[0].retries.retriableStatusCodes'],
   ['route: per-try above timeout', 'route', route({ timeoutMs: 1000, retries: { attempts: 2, perTryTimeoutMs: 2000 } }), 'rules[0].retries.perTryTimeoutMs'],
