@@ -77,6 +77,10 @@ const cases: Case[] = [
   ['route: bad subset name', 'route', route({ destinations: [{ service: 'a', subset: 'V2' }] }), 'rules[0].destinations[0].subset'],
   ['route: regex does not compile', 'route', route({ match: [{ path: { regex: '/api/(' } }] }), 'rules[0].match[0].path.regex', /does not compile/],
   ['route: lookahead regex', 'route', route({ match: [{ path: { regex: '/(?!admin)' } }] }), 'rules[0].match[0].path.regex', /RE2/],
+  // Accepted before, refused by Envoy's RE2 (and \\Z by the weft sidecar too): the API said 201, the proxies NACKed.
+  ['route: regex with \\Z', 'route', route({ match: [{ path: { regex: '/api/v1\\Z' } }] }), 'rules[0].match[0].path.regex', /does not compile/],
+  ['route: regex with \\u escape', 'route', route({ match: [{ headers: [{ name: 'x-a', match: { regex: '\\u00e9t\\u00e9' } }] }] }), 'rules[0].match[0].headers[0].match.regex', /\\u/],
+  ['route: regex repeating past 1000', 'route', route({ match: [{ path: { regex: '/[a-z]{1,1001}' } }] }), 'rules[0].match[0].path.regex', /1000/],
   ['route: two string matchers', 'route', route({ match: [{ path: { exact: '/a', prefix: '/' } }] }), 'rules[0].match[0].path', /exactly one/],
   ['route: relative path prefix', 'route', route({ match: [{ path: { prefix: 'api' } }] }), 'rules[0].match[0].path.prefix', /start with/],
   ['route: lower-case method', 'route', route({ match: [{ method: 'get' }] }), 'rules[0].match[0].method'],

@@ -38,3 +38,20 @@ test('every retryOn condition the model accepts passes the Envoy codec and the w
     assert.deepEqual(verdict.ok ? [] : verdict.errors, [], `${condition}: NACKed by the weft sidecar`);
   }
 });
+
+test('regexes the model accepts compile on both data planes; what either refuses, the model refuses', () => {
+  const accepted = ['/api/v[0-9]+/.*', '/items/\\{id\\}', '[\\w\\-.]+', '\\d{3}-\\d{4}', '/[a-z]{1,1000}', '(foo|bar)\\.json'];
+  for (const regex of accepted) {
+    const config = routeConfigFor({ match: [{ path: { regex }, headers: [{ name: 'x-v', match: { regex } }] }] });
+    assert.deepEqual(validateResource(ROUTE_TYPE, config), [], `${regex}: Envoy codec`);
+    const verdict = accept('route', config);
+    assert.deepEqual(verdict.ok ? [] : verdict.errors, [], `${regex}: NACKed by the weft sidecar`);
+  }
+  // RE2 refuses these (invalid escape, repeat count); JavaScript without the
+  // unicode flag read them as letters, so they used to pass.
+  for (const regex of ['/a\\Z', '/\\y', '\\u0041', '\\cA', 'a{1001}', '/(?i)api']) {
+    const result = validateRoute({ name: 'orders', service: 'orders', rules: [{ destinations: [{ service: 'orders' }], match: [{ path: { regex } }] }] });
+    assert.ok(!result.ok, `${regex} accepted`);
+    assert.deepEqual(result.errors.map((e) => e.path), ['rules[0].match[0].path.regex'], regex);
+  }
+});
