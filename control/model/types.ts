@@ -46,7 +46,7 @@ export interface Instance {
   id: string;
   service: string;
   namespace: string;
-  /** IPv4 or IPv6 literal, or a DNS name. For sidecar'd services: the sidecar's inbound listener. */
+  /** IPv4 or IPv6 literal (EDS endpoints are IPs: Envoy resolves no names there). For sidecar'd services: the sidecar's inbound listener. */
   address: string;
   port: number;
   labels: Record<string, string>;

@@ -58,6 +58,8 @@ const cases: Case[] = [
   ['instance: missing address', 'instance', { port: 8080 }, 'address', /required/],
   ['instance: bad IPv4', 'instance', { address: '10.0.0.300', port: 8080 }, 'address', /IPv4 or IPv6/],
   ['instance: bad hostname', 'instance', { address: 'bad_host!', port: 8080 }, 'address'],
+  // A host name passed here and then failed Envoy's EDS check, freezing the endpoints of every cluster published with it.
+  ['instance: host name', 'instance', { address: 'orders-1.internal', port: 8080 }, 'address', /not a host name/],
   ['instance: address with port', 'instance', { address: '10.0.0.1:8080', port: 8080 }, 'address'],
   ['instance: port out of range', 'instance', { address: '10.0.0.1', port: 70000 }, 'port', /1\.\.65535/],
   ['instance: negative ttl', 'instance', { address: '10.0.0.1', port: 80, ttlSeconds: -1 }, 'ttlSeconds'],
