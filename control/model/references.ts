@@ -83,7 +83,14 @@ export function checkReferences(state: DesiredState): ReferenceError[] {
     if (p.service !== undefined) serviceAt(p.service, { kind: 'PeerAuthentication', namespace: p.namespace, name: p.name }, 'service');
   }
   for (const p of state.authorizationPolicies ?? []) {
-    serviceAt(p.service, { kind: 'AuthorizationPolicy', namespace: p.namespace, name: p.name }, 'service');
+    const from = { kind: 'AuthorizationPolicy', namespace: p.namespace, name: p.name };
+    const governed = serviceAt(p.service, from, 'service');
+    // Policies are enforced by the HTTP RBAC filter of the inbound listener; a
+    // tcp-only service's inbound is a tcp_proxy, so the policy was stored and
+    // silently not enforced (an ALLOW let every caller in).
+    if (governed && !governed.ports.some((port) => port.protocol !== 'tcp')) {
+      errors.push({ ...from, path: 'service', message: `service ${governed.namespace}/${governed.name} has only tcp ports; authorization policies are enforced on HTTP traffic only, so this one would not be` });
+    }
   }
   const filters = state.filters ? new Set(state.filters) : undefined;
   for (const b of state.filterBindings) {
