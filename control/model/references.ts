@@ -77,7 +77,18 @@ export function checkReferences(state: DesiredState): ReferenceError[] {
     });
   }
   for (const p of state.destinationPolicies) {
-    serviceAt(p.service, { kind: 'DestinationPolicy', namespace: p.namespace, name: p.name }, 'service');
+    const from = { kind: 'DestinationPolicy', namespace: p.namespace, name: p.name };
+    const target = serviceAt(p.service, from, 'service');
+    // Settings only HTTP clusters and routes carry: on a tcp-only service
+    // translation skips them, so they were accepted and silently did nothing.
+    if (target && !target.ports.some((port) => port.protocol !== 'tcp')) {
+      const httpOnly: [keyof DestinationPolicy, string][] = [['healthCheck', 'an HTTP health check'], ['idleTimeoutMs', 'an HTTP connection-pool setting'], ['loadBalancer', 'ring hashing keys on an HTTP header or cookie']];
+      for (const [field, what] of httpOnly) {
+        if (p[field] === undefined || (field === 'loadBalancer' && p.loadBalancer?.policy !== 'ring_hash')) continue;
+        const at = field === 'loadBalancer' ? 'loadBalancer.policy' : field;
+        errors.push({ ...from, path: at, message: `is ${what}, and service ${target.namespace}/${target.name} has only tcp ports: it would have no effect` });
+      }
+    }
   }
   for (const p of state.peerAuthentications ?? []) {
     if (p.service !== undefined) serviceAt(p.service, { kind: 'PeerAuthentication', namespace: p.namespace, name: p.name }, 'service');

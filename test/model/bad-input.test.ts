@@ -52,6 +52,7 @@ const cases: Case[] = [
   ['service: negative health timeout', 'service', svc({ healthCheck: { path: '/h', timeoutMs: -5 } }), 'healthCheck.timeoutMs'],
   ['service: health timeout above interval', 'service', svc({ healthCheck: { path: '/h', intervalMs: 1000, timeoutMs: 5000 } }), 'healthCheck.timeoutMs', /intervalMs/],
   ['service: empty status range', 'service', svc({ healthCheck: { path: '/h', expectedStatuses: [{ start: 300, end: 200 }] } }), 'healthCheck.expectedStatuses[0].end'],
+  ['service: health check on a tcp-only service', 'service', svc({ ports: [{ port: 5432, protocol: 'tcp' }], healthCheck: { path: '/healthz' } }), 'healthCheck', /only tcp ports/],
   ['service: bad dependsOn', 'service', svc({ dependsOn: ['payments', 'Bad Name'] }), 'dependsOn[1]'],
   ['service: duplicate dependsOn', 'service', svc({ dependsOn: ['payments', 'payments'] }), 'dependsOn[1]', /duplicate/],
   // instances (through the registry)

@@ -121,3 +121,21 @@ test('a tcp-only service takes no HTTP route and no inbound filter binding; an o
   assert.match(errors[0]!.message, /default\/db has only tcp ports, so HTTP routes cannot apply/);
   assert.match(errors[1]!.message, /default\/db has only tcp ports, so inbound HTTP filters cannot apply/);
 });
+
+test("a destination policy's HTTP-only settings are refused for a tcp-only service; tcp settings are fine", () => {
+  const db: Service = { name: 'db', namespace: 'default', ports: [{ port: 5432, protocol: 'tcp' }] };
+  const errors = checkReferences(state({
+    services: [reviews, db],
+    destinationPolicies: [
+      policy,
+      {
+        name: 'db', namespace: 'default', service: 'db', connectTimeoutMs: 500, circuitBreakers: { maxConnections: 10 },
+        healthCheck: { path: '/healthz', intervalMs: 1000, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1 },
+        idleTimeoutMs: 1000, loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-user' } },
+      },
+      { name: 'db-lr', namespace: 'default', service: 'db', loadBalancer: { policy: 'least_request' } },
+    ],
+  }));
+  assert.deepEqual(errors.map((e) => `${e.name} ${e.path}`), ['db healthCheck', 'db idleTimeoutMs', 'db loadBalancer.policy']);
+  assert.match(errors[0]!.message, /only tcp ports: it would have no effect/);
+});
