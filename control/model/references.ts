@@ -54,8 +54,13 @@ export function checkReferences(state: DesiredState): ReferenceError[] {
     if (d.subset !== undefined && !subsets.get(key)?.has(d.subset)) {
       errors.push({ ...from, path: `${path}.subset`, message: `unknown subset ${d.subset} of service ${key}: no DestinationPolicy for it defines that subset` });
     }
-    if (d.port !== undefined && !svc.ports.some((p) => p.port === d.port)) {
+    const port = d.port === undefined ? undefined : svc.ports.find((p) => p.port === d.port);
+    if (d.port !== undefined && !port) {
       errors.push({ ...from, path: `${path}.port`, message: `service ${key} has no port ${d.port}` });
+    } else if (port?.protocol === 'tcp') {
+      errors.push({ ...from, path: `${path}.port`, message: `port ${d.port} of service ${key} is a tcp port: HTTP rules cannot send requests to it` });
+    } else if (d.port === undefined && !svc.ports.some((p) => p.protocol !== 'tcp')) {
+      errors.push({ ...from, path: `${path}.service`, message: `service ${key} has only tcp ports: HTTP rules cannot send requests to it` });
     }
   };
 

@@ -17,7 +17,7 @@ export const WeightedDestinationSchema = Type.Object(
     weight: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 1_000_000, errorMessage: 'must be an integer in 0..1000000', description: 'relative weight; required when a rule has several destinations' }),
     ),
-    port: Type.Optional(Port("destination port, default the service's first port")),
+    port: Type.Optional(Port("destination port (an HTTP one), default the caller's port on the route's own service, else the service's first HTTP port")),
   },
   { additionalProperties: false },
 );

@@ -85,7 +85,7 @@ export interface WeightedDestination {
   subset?: string;
   /** Relative weight; weights of one route need not sum to 100. */
   weight: number;
-  /** Destination port; defaults to the service's first port. */
+  /** Destination port, an HTTP one; defaults to the port the caller used when it is the route's own service, else to the service's first HTTP port. */
   port?: number;
 }
 

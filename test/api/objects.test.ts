@@ -95,7 +95,7 @@ test('routes need an HTTP port: a route on a tcp-only service is refused, and so
   const rev = h.store.revision();
   const onTcp = await h.call('POST', '/api/v1/routes', { name: 'db', service: 'db', rules: [{ destinations: [{ service: 'db' }] }] });
   assert.equal(onTcp.status, 422, JSON.stringify(onTcp.json));
-  assert.deepEqual(onTcp.json.error.details.map((d: { path: string }) => d.path), ['service']);
+  assert.deepEqual(onTcp.json.error.details.map((d: { path: string }) => d.path), ['service', 'rules[0].destinations[0].service']);
   assert.match(onTcp.json.error.details[0].message, /only tcp ports/);
   assert.equal(h.store.revision(), rev, 'nothing stored');
 

@@ -238,3 +238,24 @@ test("health checks probe with the service's name as Host, never Envoy's default
   assert.equal(probes.length, 2);
   for (const probe of probes) assert.equal(probe.host, 'reviews.shop');
 });
+
+test("a destination without a port gets the service's first HTTP port, not a tcp port declared before it", () => {
+  // orders declares its tcp port first: the rule used to send HTTP requests
+  // (and their mirror) to 9091, a raw tcp listener.
+  const c = buildCase({
+    model: {
+      services: [
+        { name: 'web', ports: [{ port: 8080, protocol: 'http' }] },
+        { name: 'orders', ports: [{ port: 9091, protocol: 'tcp' }, { port: 9090, protocol: 'http' }] },
+      ],
+      routes: [{ name: 'web', service: 'web', rules: [{ match: [{ path: { prefix: '/orders' } }], destinations: [{ service: 'orders', weight: 1 }], mirror: { service: 'orders', percentage: 5 } }] }],
+    },
+    proxy: { service: 'web' },
+  });
+  const out = translateProxy(c.model, c.proxy, c.options);
+  assert.deepEqual(out.errors, []);
+  const vhosts = (out.routes[0]!.value.virtual_hosts as { name: string; routes: { name: string; route?: { cluster?: string; request_mirror_policies?: { cluster: string }[] } }[] }[]);
+  const rule = vhosts.find((v) => v.name === 'web.default:8080')!.routes.find((r) => r.name === 'default/web/0')!;
+  assert.equal(rule.route!.cluster, 'outbound|9090||orders.default');
+  assert.equal(rule.route!.request_mirror_policies![0]!.cluster, 'outbound|9090||orders.default');
+});
