@@ -70,6 +70,13 @@ function buildRule(input: Static<typeof HttpRouteRuleSchema>, path: string, erro
   }
   if (input.prefixRewrite !== undefined) {
     if (!input.prefixRewrite.startsWith('/')) errors.push({ path: `${path}.prefixRewrite`, message: "must start with '/'" });
+    // A regex match has no prefix: Envoy swaps the whole path for the
+    // rewrite (every matched request goes to one path), the weft sidecar left
+    // the path as it was. Neither is what "replace the prefix" means.
+    const regexAt = input.match?.findIndex((m) => m.path?.regex !== undefined) ?? -1;
+    if (regexAt >= 0) {
+      errors.push({ path: `${path}.prefixRewrite`, message: `replaces a matched path prefix, and match[${regexAt}] matches the path by regex (Envoy would replace the whole path); match a prefix or an exact path instead` });
+    }
     rule.prefixRewrite = input.prefixRewrite;
   }
   if (input.requestHeaders) rule.requestHeaders = buildHeaderMutation(input.requestHeaders, `${path}.requestHeaders`, errors);

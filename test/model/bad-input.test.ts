@@ -79,6 +79,8 @@ const cases: Case[] = [
   ['route: missing weight among several', 'route', route({ destinations: [{ service: 'a', weight: 90 }, { service: 'b' }] }), 'rules[0].destinations[1].weight', /required/],
   ['route: bad subset name', 'route', route({ destinations: [{ service: 'a', subset: 'V2' }] }), 'rules[0].destinations[0].subset'],
   ['route: regex does not compile', 'route', route({ match: [{ path: { regex: '/api/(' } }] }), 'rules[0].match[0].path.regex', /does not compile/],
+  // Envoy replaces the whole path when the match is a regex; the weft sidecar kept it: the two data planes disagreed.
+  ['route: prefixRewrite with a regex path match', 'route', route({ match: [{ path: { prefix: '/a' } }, { path: { regex: '/b/.*' } }], prefixRewrite: '/v2/' }), 'rules[0].prefixRewrite', /match\[1\] matches the path by regex/],
   ['route: lookahead regex', 'route', route({ match: [{ path: { regex: '/(?!admin)' } }] }), 'rules[0].match[0].path.regex', /RE2/],
   // Accepted before, refused by Envoy's RE2 (and \\Z by the weft sidecar too): the API said 201, the proxies NACKed.
   ['route: regex with \\Z', 'route', route({ match: [{ path: { regex: '/api/v1\\Z' } }] }), 'rules[0].match[0].path.regex', /does not compile/],
