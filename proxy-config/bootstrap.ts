@@ -144,6 +144,26 @@ function overloadManager(o: ResolvedBootstrapOptions): Json | undefined {
   return { refresh_interval: '0.250s', resource_monitors: monitors, ...(actions.length > 0 ? { actions } : {}) };
 }
 
+/**
+ * Envoy refuses any regex whose RE2 program size exceeds the runtime value
+ * re2.max_program_size.error_level, 100 by default: a route match such as
+ * "/static/[a-z0-9._-]{1,64}" or a few alternatives is enough to NACK the
+ * whole route configuration. The weft sidecar has no such limit and the API
+ * cannot compute RE2 program sizes, so the bootstrap raises it as Istio's
+ * does (32768, which still stops pathological patterns). The admin layer
+ * keeps /runtime_modify working, as without a layered_runtime.
+ */
+export const RE2_MAX_PROGRAM_SIZE = 32768;
+
+function layeredRuntime(): Json {
+  return {
+    layers: [
+      { name: 'weft', static_layer: { 're2.max_program_size.error_level': RE2_MAX_PROGRAM_SIZE } },
+      { name: 'admin', admin_layer: {} },
+    ],
+  };
+}
+
 /** The bootstrap as Envoy proto3 JSON, from already-resolved options. Pure. */
 export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
   // initial_fetch_timeout 0s: Envoy waits for weft's first CDS and LDS
@@ -186,6 +206,7 @@ export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
     ...(overload ? { overload_manager: overload } : {}),
     // Envoy's default tag extraction (cluster, listener, response code...) becomes Prometheus labels.
     stats_config: { use_all_default_tags: true },
+    layered_runtime: layeredRuntime(),
   };
 }
 

@@ -3,7 +3,7 @@
 // active health check, connection timeouts.
 
 import { Type } from '@sinclair/typebox';
-import { DurationMs, Enum, Name, Percentage, PositiveInt, ServiceRef, duplicateErrors, headerNameError, labelErrors } from './fields.ts';
+import { DurationMs, Enum, Name, PositiveInt, ServiceRef, duplicateErrors, headerNameError, labelErrors } from './fields.ts';
 import { HealthCheckSchema, buildHealthCheck } from './health-check.ts';
 import { defineKind } from './kind.ts';
 import type { FieldError } from './result.ts';
@@ -51,7 +51,10 @@ export const OutlierDetectionSchema = Type.Object(
     consecutive5xx: Type.Optional(PositiveInt(`consecutive 5xx before ejection, default ${OUTLIER_DEFAULTS.consecutive5xx}`, 1000)),
     intervalMs: Type.Optional(DurationMs(`analysis interval, default ${OUTLIER_DEFAULTS.intervalMs}`)),
     baseEjectionTimeMs: Type.Optional(DurationMs(`base ejection time, default ${OUTLIER_DEFAULTS.baseEjectionTimeMs}`)),
-    maxEjectionPercent: Type.Optional(Percentage(`max share of instances ejected, default ${OUTLIER_DEFAULTS.maxEjectionPercent}`)),
+    // Envoy's max_ejection_percent is a whole number (UInt32Value): 12.5 would fail the snapshot, not round.
+    maxEjectionPercent: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 100, description: `max share of instances ejected, a whole percentage, default ${OUTLIER_DEFAULTS.maxEjectionPercent}`, errorMessage: 'must be a whole percentage in 0..100' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -2,6 +2,7 @@
 // service. The registry assigns the id and owns liveness.
 
 import { Type } from '@sinclair/typebox';
+import { isIP } from 'node:net';
 import { Enum, Labels, Port, isAddress, labelErrors } from './fields.ts';
 import { fail, ok, type FieldError, type Result } from './result.ts';
 import { schemaErrors } from './schema-check.ts';
@@ -12,7 +13,7 @@ export const MAX_TTL_SECONDS = 86_400;
 
 export const InstanceRegistrationSchema = Type.Object(
   {
-    address: Type.String({ minLength: 1, maxLength: 253, description: 'IPv4 or IPv6 literal, or DNS name; for sidecar\'d services, the sidecar\'s inbound listener' }),
+    address: Type.String({ minLength: 1, maxLength: 253, description: 'IPv4 or IPv6 address (Envoy resolves no host names in EDS); for sidecar\'d services, the sidecar\'s inbound listener' }),
     port: Port(),
     labels: Type.Optional(Labels()),
     zone: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$', errorMessage: "must be 1-128 letters, digits, '-', '_' or '.'", description: 'locality zone' })),
@@ -39,7 +40,13 @@ export function validateInstanceRegistration(input: unknown): Result<InstanceReg
   if (structural.length > 0) return fail(structural);
   const body = input as { address: string; port: number; labels?: Record<string, string>; zone?: string; ttlSeconds?: number; health?: InstanceHealth };
   const errors: FieldError[] = [];
-  if (!isAddress(body.address)) errors.push({ path: 'address', message: 'must be an IPv4 or IPv6 literal or a DNS hostname' });
+  // Instances reach Envoy over EDS, where an endpoint must be an IP: one host
+  // name failed the Envoy check of every EDS batch it was in, and so froze
+  // the endpoints of every cluster published with it (all of them at start).
+  if (!isAddress(body.address)) errors.push({ path: 'address', message: 'must be an IPv4 or IPv6 address' });
+  else if (isIP(body.address) === 0) {
+    errors.push({ path: 'address', message: `must be an IPv4 or IPv6 address, not a host name ("${body.address}"): Envoy takes endpoints over EDS as IPs and resolves no names there; register the address the name resolves to` });
+  }
   errors.push(...labelErrors(body.labels ?? {}, 'labels'));
   if (errors.length > 0) return fail(errors);
   const value: InstanceRegistration = {

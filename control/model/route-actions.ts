@@ -6,10 +6,18 @@ import { DurationMs, Enum, Name, Percentage, ServiceRef, duplicateErrors, header
 import type { FieldError } from './result.ts';
 import type { FaultInjection, HeaderMutation, HttpRouteRule, RetryPolicy } from './types.ts';
 
-/** Envoy's retry_on conditions: HTTP (x-envoy-retry-on) and gRPC (x-envoy-retry-grpc-on). */
+/**
+ * Envoy's retry_on conditions (HTTP x-envoy-retry-on and gRPC
+ * x-envoy-retry-grpc-on) that both data planes run. Left out:
+ * retriable-headers (needs retriable_headers, which a rule cannot set, so it
+ * never fires), http3-post-connect-failure (weft never speaks HTTP/3
+ * upstream), envoy-ratelimited (weft configures no rate limiting) and
+ * reset-before-request; the weft sidecar NACKs all four, so accepting them
+ * froze every caller's route configuration.
+ */
 export const RETRY_ON = [
-  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx',
-  'refused-stream', 'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure',
+  '5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx',
+  'refused-stream', 'retriable-status-codes',
   'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
 ] as const;
 
@@ -83,6 +91,12 @@ export function buildHeaderMutation(input: Static<typeof HeaderMutationSchema>, 
     value.add = input.add.map((h, i) => {
       const at = `${path}.add[${i}]`;
       for (const bad of [headerNameError(h.name, `${at}.name`, false), headerValueError(h.value, `${at}.value`)]) if (bad) errors.push(bad);
+      // Envoy parses an added value as a substitution format: "%...%" is a
+      // command and a lone "%" a config error (NACK); the weft sidecar
+      // supports no command at all. The value would never arrive as written.
+      if (h.value.includes('%')) {
+        errors.push({ path: `${at}.value`, message: "must not contain '%': Envoy reads %...% in an added header value as a command operator (and rejects a lone %), which the weft sidecar does not support" });
+      }
       return h.append === undefined ? { name: h.name.toLowerCase(), value: h.value } : { name: h.name.toLowerCase(), value: h.value, append: h.append };
     });
   }

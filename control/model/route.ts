@@ -17,7 +17,7 @@ export const WeightedDestinationSchema = Type.Object(
     weight: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 1_000_000, errorMessage: 'must be an integer in 0..1000000', description: 'relative weight; required when a rule has several destinations' }),
     ),
-    port: Type.Optional(Port("destination port, default the service's first port")),
+    port: Type.Optional(Port("destination port (an HTTP one), default the caller's port on the route's own service, else the service's first HTTP port")),
   },
   { additionalProperties: false },
 );
@@ -70,6 +70,13 @@ function buildRule(input: Static<typeof HttpRouteRuleSchema>, path: string, erro
   }
   if (input.prefixRewrite !== undefined) {
     if (!input.prefixRewrite.startsWith('/')) errors.push({ path: `${path}.prefixRewrite`, message: "must start with '/'" });
+    // A regex match has no prefix: Envoy swaps the whole path for the
+    // rewrite (every matched request goes to one path), the weft sidecar left
+    // the path as it was. Neither is what "replace the prefix" means.
+    const regexAt = input.match?.findIndex((m) => m.path?.regex !== undefined) ?? -1;
+    if (regexAt >= 0) {
+      errors.push({ path: `${path}.prefixRewrite`, message: `replaces a matched path prefix, and match[${regexAt}] matches the path by regex (Envoy would replace the whole path); match a prefix or an exact path instead` });
+    }
     rule.prefixRewrite = input.prefixRewrite;
   }
   if (input.requestHeaders) rule.requestHeaders = buildHeaderMutation(input.requestHeaders, `${path}.requestHeaders`, errors);

@@ -39,6 +39,11 @@ export const serviceKind = defineKind({
     if (spec.healthCheck) {
       const hc = buildHealthCheck(spec.healthCheck, 'healthCheck');
       errors.push(...hc.errors);
+      // The check is an HTTP GET; clusters of tcp ports get none, so on a
+      // tcp-only service it was accepted and silently never ran.
+      if (!spec.ports.some((p) => p.protocol !== 'tcp')) {
+        errors.push({ path: 'healthCheck', message: 'is an HTTP health check, and this service has only tcp ports: it would never run' });
+      }
       value.healthCheck = hc.value;
     }
     if (spec.dependsOn) {

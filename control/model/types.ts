@@ -46,7 +46,7 @@ export interface Instance {
   id: string;
   service: string;
   namespace: string;
-  /** IPv4 or IPv6 literal, or a DNS name. For sidecar'd services: the sidecar's inbound listener. */
+  /** IPv4 or IPv6 literal (EDS endpoints are IPs: Envoy resolves no names there). For sidecar'd services: the sidecar's inbound listener. */
   address: string;
   port: number;
   labels: Record<string, string>;
@@ -85,14 +85,14 @@ export interface WeightedDestination {
   subset?: string;
   /** Relative weight; weights of one route need not sum to 100. */
   weight: number;
-  /** Destination port; defaults to the service's first port. */
+  /** Destination port, an HTTP one; defaults to the port the caller used when it is the route's own service, else to the service's first HTTP port. */
   port?: number;
 }
 
 export interface RetryPolicy {
   attempts: number;
   perTryTimeoutMs?: number;
-  /** Envoy retry_on conditions: "5xx", "gateway-error", "connect-failure", "retriable-4xx", "refused-stream", "reset", "retriable-status-codes". */
+  /** Envoy retry_on conditions, one of RETRY_ON (control/model/route-actions.ts): "5xx", "gateway-error", "connect-failure", "retriable-4xx", "refused-stream", "reset", "retriable-status-codes" and the gRPC ones. */
   retryOn: string[];
   retriableStatusCodes?: number[];
 }

@@ -51,6 +51,7 @@ const cases: Case[] = [
   { name: 'PUT service with other name', method: 'PUT', url: '/api/v1/services/orders', body: svc({ name: 'other' }), path: 'name' },
   // instances
   { name: 'instance bad address', url: '/api/v1/services/orders/instances', body: inst({ address: 'not an address!' }), path: 'address' },
+  { name: 'instance host name', url: '/api/v1/services/orders/instances', body: inst({ address: 'orders-1.internal' }), path: 'address' },
   { name: 'instance bad IPv4', url: '/api/v1/services/orders/instances', body: inst({ address: '10.0.0.300' }), path: 'address' },
   { name: 'instance missing port', url: '/api/v1/services/orders/instances', body: { address: '127.0.0.1' }, path: 'port' },
   { name: 'instance port negative', url: '/api/v1/services/orders/instances', body: inst({ port: -1 }), path: 'port' },

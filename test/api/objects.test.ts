@@ -85,6 +85,27 @@ test('routes and destination policies: subsets must exist, and a referenced serv
   assert.equal((await h.call('DELETE', '/api/v1/services/orders')).status, 200);
 });
 
+test('routes need an HTTP port: a route on a tcp-only service is refused, and so is making a routed service tcp-only', async (t) => {
+  // Translation refuses HTTP routes on a tcp-only service, and a refused
+  // translation keeps every caller on its last good snapshot: accepting the
+  // route (201) froze the mesh's config without a word to the operator.
+  const h = await startApi();
+  t.after(() => h.close());
+  assert.equal((await h.call('POST', '/api/v1/services', { name: 'db', ports: [{ port: 5432, protocol: 'tcp' }] })).status, 201);
+  const rev = h.store.revision();
+  const onTcp = await h.call('POST', '/api/v1/routes', { name: 'db', service: 'db', rules: [{ destinations: [{ service: 'db' }] }] });
+  assert.equal(onTcp.status, 422, JSON.stringify(onTcp.json));
+  assert.deepEqual(onTcp.json.error.details.map((d: { path: string }) => d.path), ['service', 'rules[0].destinations[0].service']);
+  assert.match(onTcp.json.error.details[0].message, /only tcp ports/);
+  assert.equal(h.store.revision(), rev, 'nothing stored');
+
+  assert.equal((await h.call('POST', '/api/v1/services', orders)).status, 201);
+  assert.equal((await h.call('POST', '/api/v1/routes', { name: 'orders', service: 'orders', rules: [{ destinations: [{ service: 'orders' }], timeoutMs: 1000 }] })).status, 201);
+  const toTcp = await h.call('PUT', '/api/v1/services/orders', { ports: [{ port: 8080, protocol: 'tcp' }] });
+  assert.equal(toTcp.status, 422, JSON.stringify(toTcp.json));
+  assert.match(toTcp.json.error.details[0].message, /only tcp ports.*Route default\/orders still refers to it/);
+});
+
 test('filter bindings: the filter must be in the catalog', async (t) => {
   const h = await startApi();
   t.after(() => h.close());

@@ -52,12 +52,15 @@ const cases: Case[] = [
   ['service: negative health timeout', 'service', svc({ healthCheck: { path: '/h', timeoutMs: -5 } }), 'healthCheck.timeoutMs'],
   ['service: health timeout above interval', 'service', svc({ healthCheck: { path: '/h', intervalMs: 1000, timeoutMs: 5000 } }), 'healthCheck.timeoutMs', /intervalMs/],
   ['service: empty status range', 'service', svc({ healthCheck: { path: '/h', expectedStatuses: [{ start: 300, end: 200 }] } }), 'healthCheck.expectedStatuses[0].end'],
+  ['service: health check on a tcp-only service', 'service', svc({ ports: [{ port: 5432, protocol: 'tcp' }], healthCheck: { path: '/healthz' } }), 'healthCheck', /only tcp ports/],
   ['service: bad dependsOn', 'service', svc({ dependsOn: ['payments', 'Bad Name'] }), 'dependsOn[1]'],
   ['service: duplicate dependsOn', 'service', svc({ dependsOn: ['payments', 'payments'] }), 'dependsOn[1]', /duplicate/],
   // instances (through the registry)
   ['instance: missing address', 'instance', { port: 8080 }, 'address', /required/],
   ['instance: bad IPv4', 'instance', { address: '10.0.0.300', port: 8080 }, 'address', /IPv4 or IPv6/],
   ['instance: bad hostname', 'instance', { address: 'bad_host!', port: 8080 }, 'address'],
+  // A host name passed here and then failed Envoy's EDS check, freezing the endpoints of every cluster published with it.
+  ['instance: host name', 'instance', { address: 'orders-1.internal', port: 8080 }, 'address', /not a host name/],
   ['instance: address with port', 'instance', { address: '10.0.0.1:8080', port: 8080 }, 'address'],
   ['instance: port out of range', 'instance', { address: '10.0.0.1', port: 70000 }, 'port', /1\.\.65535/],
   ['instance: negative ttl', 'instance', { address: '10.0.0.1', port: 80, ttlSeconds: -1 }, 'ttlSeconds'],
@@ -76,7 +79,13 @@ const cases: Case[] = [
   ['route: missing weight among several', 'route', route({ destinations: [{ service: 'a', weight: 90 }, { service: 'b' }] }), 'rules[0].destinations[1].weight', /required/],
   ['route: bad subset name', 'route', route({ destinations: [{ service: 'a', subset: 'V2' }] }), 'rules[0].destinations[0].subset'],
   ['route: regex does not compile', 'route', route({ match: [{ path: { regex: '/api/(' } }] }), 'rules[0].match[0].path.regex', /does not compile/],
+  // Envoy replaces the whole path when the match is a regex; the weft sidecar kept it: the two data planes disagreed.
+  ['route: prefixRewrite with a regex path match', 'route', route({ match: [{ path: { prefix: '/a' } }, { path: { regex: '/b/.*' } }], prefixRewrite: '/v2/' }), 'rules[0].prefixRewrite', /match\[1\] matches the path by regex/],
   ['route: lookahead regex', 'route', route({ match: [{ path: { regex: '/(?!admin)' } }] }), 'rules[0].match[0].path.regex', /RE2/],
+  // Accepted before, refused by Envoy's RE2 (and \\Z by the weft sidecar too): the API said 201, the proxies NACKed.
+  ['route: regex with \\Z', 'route', route({ match: [{ path: { regex: '/api/v1\\Z' } }] }), 'rules[0].match[0].path.regex', /does not compile/],
+  ['route: regex with \\u escape', 'route', route({ match: [{ headers: [{ name: 'x-a', match: { regex: '\\u00e9t\\u00e9' } }] }] }), 'rules[0].match[0].headers[0].match.regex', /\\u/],
+  ['route: regex repeating past 1000', 'route', route({ match: [{ path: { regex: '/[a-z]{1,1001}' } }] }), 'rules[0].match[0].path.regex', /1000/],
   ['route: two string matchers', 'route', route({ match: [{ path: { exact: '/a', prefix: '/' } }] }), 'rules[0].match[0].path', /exactly one/],
   ['route: relative path prefix', 'route', route({ match: [{ path: { prefix: 'api' } }] }), 'rules[0].match[0].path.prefix', /start with/],
   ['route: lower-case method', 'route', route({ match: [{ method: 'get' }] }), 'rules[0].match[0].method'],
@@ -85,12 +94,17 @@ const cases: Case[] = [
   ['route: unknown match field', 'route', route({ match: [{ uri: '/a' }] }), 'rules[0].match[0].uri', /unknown field/],
   ['route: zero timeout', 'route', route({ timeoutMs: 0 }), 'rules[0].timeoutMs', /positive/],
   ['route: unknown retryOn', 'route', route({ retries: { attempts: 3, retryOn: ['5xx', 'sometimes'] } }), 'rules[0].retries.retryOn[1]', /gateway-error/],
+  // An Envoy condition the weft sidecar NACKs (and that needs config a rule cannot give): refused, not a 201 and a NACK.
+  ['route: retryOn retriable-headers', 'route', route({ retries: { attempts: 3, retryOn: ['retriable-headers'] } }), 'rules[0].retries.retryOn[0]', /gateway-error/],
   ['route: zero attempts', 'route', route({ retries: { attempts: 0 } }), 'rules[0].retries.attempts'],
   ['route: status codes without condition', 'route', route({ retries: { attempts: 2, retryOn: ['5xx'], retriableStatusCodes: [503] } }), 'rules[0].retries.retriableStatusCodes'],
   ['route: per-try above timeout', 'route', route({ timeoutMs: 1000, retries: { attempts: 2, perTryTimeoutMs: 2000 } }), 'rules[0].retries.perTryTimeoutMs'],
   ['route: relative prefixRewrite', 'route', route({ prefixRewrite: 'v2/' }), 'rules[0].prefixRewrite'],
   ['route: add host header', 'route', route({ requestHeaders: { add: [{ name: 'host', value: 'x' }] } }), 'rules[0].requestHeaders.add[0].name', /host/],
   ['route: header value with newline', 'route', route({ responseHeaders: { add: [{ name: 'x-a', value: 'a\r\nb' }] } }), 'rules[0].responseHeaders.add[0].value', /CR/],
+  // Envoy NACKs a lone % in an added header value and expands %...% commands; the weft sidecar NACKs both.
+  ['route: header value with a percent sign', 'route', route({ requestHeaders: { add: [{ name: 'x-discount', value: '10%' }] } }), 'rules[0].requestHeaders.add[0].value', /'%'/],
+  ['route: header value with a command operator', 'route', route({ responseHeaders: { add: [{ name: 'x-peer', value: '%DOWNSTREAM_REMOTE_ADDRESS%' }] } }), 'rules[0].responseHeaders.add[0].value', /command operator/],
   ['route: mirror percentage above 100', 'route', route({ mirror: { service: 'shadow', percentage: 150 } }), 'rules[0].mirror.percentage', /0\.\.100/],
   ['route: fault with nothing', 'route', route({ fault: {} }), 'rules[0].fault', /delay, abort/],
   ['route: fault abort status', 'route', route({ fault: { abort: { httpStatus: 700, percentage: 10 } } }), 'rules[0].fault.abort.httpStatus'],
@@ -105,6 +119,8 @@ const cases: Case[] = [
   ['policy: hashOn on round robin', 'policy', policy({ loadBalancer: { policy: 'round_robin', hashOn: { header: 'x-user' } } }), 'loadBalancer.hashOn', /ring_hash/],
   ['policy: zero max connections', 'policy', policy({ circuitBreakers: { maxConnections: 0 } }), 'circuitBreakers.maxConnections'],
   ['policy: ejection percent above 100', 'policy', policy({ outlierDetection: { maxEjectionPercent: 101 } }), 'outlierDetection.maxEjectionPercent', /0\.\.100/],
+  // Envoy's max_ejection_percent is a UInt32Value: 12.5 passed here and then failed every snapshot of every caller.
+  ['policy: fractional ejection percent', 'policy', policy({ outlierDetection: { maxEjectionPercent: 12.5 } }), 'outlierDetection.maxEjectionPercent', /whole percentage/],
   ['policy: negative connect timeout', 'policy', policy({ connectTimeoutMs: -100 }), 'connectTimeoutMs'],
   ['policy: unknown field', 'policy', policy({ tls: { mode: 'strict' } }), 'tls', /unknown field/],
   // filter bindings

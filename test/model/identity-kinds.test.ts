@@ -54,3 +54,23 @@ test('policies naming an unknown service are reference errors at service', async
     'AuthorizationPolicy/ap service: unknown service shop/orders',
   ]);
 });
+
+test('an authorization policy for a service with only tcp ports is refused: nothing would enforce it', async () => {
+  // The inbound listener of a tcp service is a tcp_proxy with no HTTP RBAC
+  // filter: the policy used to be stored and silently not enforced, so an
+  // ALLOW meant to keep everyone but ops out let every caller in.
+  const { checkReferences } = await import('../../control/model/index.ts');
+  const errors = checkReferences({
+    services: [
+      { name: 'db', namespace: 'default', ports: [{ port: 5432, protocol: 'tcp' }] },
+      { name: 'orders', namespace: 'default', ports: [{ port: 8080, protocol: 'http' }, { port: 9000, protocol: 'tcp' }] },
+    ],
+    routes: [], destinationPolicies: [], filterBindings: [],
+    authorizationPolicies: [
+      { name: 'only-ops', namespace: 'default', service: 'db', action: 'ALLOW', rules: [{ namespaces: ['ops'] }] },
+      { name: 'orders-ops', namespace: 'default', service: 'orders', action: 'ALLOW', rules: [{ namespaces: ['ops'] }] },
+    ],
+  });
+  assert.deepEqual(errors.map((e) => `${e.kind}/${e.name} ${e.path}`), ['AuthorizationPolicy/only-ops service']);
+  assert.match(errors[0]!.message, /default\/db has only tcp ports; authorization policies are enforced on HTTP traffic only/);
+});

@@ -121,3 +121,49 @@ test('dangling references are refused, saying which', () => {
   assert.match(by('filter', 'FilterBinding') ?? '', /unknown filter auth/);
   assert.equal(errors.length, 7);
 });
+
+test('a tcp-only service takes no HTTP route and no inbound filter binding; an outbound binding is fine', () => {
+  // Translation refuses both (a tcp service has a tcp_proxy inbound and no
+  // virtual host), and a refused translation keeps every proxy concerned on
+  // its last good snapshot: they must be refused at write time instead.
+  const db: Service = { name: 'db', namespace: 'default', ports: [{ port: 5432, protocol: 'tcp' }] };
+  const errors = checkReferences(state({
+    services: [reviews, db],
+    routes: [route([{ service: 'db', weight: 1 }], 'db')],
+    filterBindings: [{ ...binding, name: 'in', service: 'db' }, { ...binding, name: 'out', service: 'db', direction: 'outbound' }],
+    filters: ['auth'],
+  }));
+  assert.deepEqual(errors.map((e) => `${e.kind}/${e.name} ${e.path}`), ['Route/r service', 'Route/r rules[0].destinations[0].service', 'FilterBinding/in direction']);
+  assert.match(errors[0]!.message, /default\/db has only tcp ports, so HTTP routes cannot apply/);
+  assert.match(errors[2]!.message, /default\/db has only tcp ports, so inbound HTTP filters cannot apply/);
+});
+
+test("a destination policy's HTTP-only settings are refused for a tcp-only service; tcp settings are fine", () => {
+  const db: Service = { name: 'db', namespace: 'default', ports: [{ port: 5432, protocol: 'tcp' }] };
+  const errors = checkReferences(state({
+    services: [reviews, db],
+    destinationPolicies: [
+      policy,
+      {
+        name: 'db', namespace: 'default', service: 'db', connectTimeoutMs: 500, circuitBreakers: { maxConnections: 10 },
+        healthCheck: { path: '/healthz', intervalMs: 1000, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1 },
+        idleTimeoutMs: 1000, loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-user' } },
+      },
+      { name: 'db-lr', namespace: 'default', service: 'db', loadBalancer: { policy: 'least_request' } },
+    ],
+  }));
+  assert.deepEqual(errors.map((e) => `${e.name} ${e.path}`), ['db healthCheck', 'db idleTimeoutMs', 'db loadBalancer.policy']);
+  assert.match(errors[0]!.message, /only tcp ports: it would have no effect/);
+});
+
+test('HTTP rules cannot send to a tcp port: an explicit tcp port, or a service with no HTTP port, is refused', () => {
+  const db: Service = { name: 'db', namespace: 'default', ports: [{ port: 5432, protocol: 'tcp' }] };
+  const mixed: Service = { name: 'mixed', namespace: 'default', ports: [{ port: 9091, protocol: 'tcp' }, { port: 9090, protocol: 'http' }] };
+  const r: Route = { name: 'r', namespace: 'default', service: 'reviews', rules: [{
+    destinations: [{ service: 'db', weight: 1 }, { service: 'mixed', port: 9091, weight: 1 }, { service: 'mixed', weight: 1 }, { service: 'mixed', port: 9090, weight: 1 }],
+    mirror: { service: 'db', percentage: 1 },
+  }] };
+  const errors = checkReferences(state({ services: [reviews, db, mixed], routes: [r] }));
+  assert.deepEqual(errors.map((e) => e.path), ['rules[0].destinations[0].service', 'rules[0].destinations[1].port', 'rules[0].mirror.service']);
+  assert.match(errors[1]!.message, /port 9091 of service default\/mixed is a tcp port/);
+});

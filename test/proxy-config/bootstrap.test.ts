@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { validateMessage } from '../../control/envoy/index.ts';
 import { nodeMetadata as structOf, proxyFromNode } from '../../control/xds/node.ts';
 import { WASM_CLUSTER } from '../../control/main.ts';
-import { BOOTSTRAP_TYPE, generateBootstrap, type Json } from '../../proxy-config/bootstrap.ts';
+import { BOOTSTRAP_TYPE, RE2_MAX_PROGRAM_SIZE, generateBootstrap, type Json } from '../../proxy-config/bootstrap.ts';
 import { OTEL_CLUSTER_NAME, WASM_CLUSTER_NAME, XDS_CLUSTER_NAME, type BootstrapOptions } from '../../proxy-config/options.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -71,6 +71,19 @@ test('ADS over Delta gRPC to an HTTP/2 xDS cluster; CDS and LDS over ADS, waited
   const otel = cluster(b, OTEL_CLUSTER_NAME) as any;
   assert.ok(otel.typed_extension_protocol_options, 'OTLP/gRPC needs HTTP/2 too');
   assert.equal((cluster(ok(VARIANTS[1]![1]), XDS_CLUSTER_NAME) as any).type, 'STATIC', 'an IP needs no DNS');
+});
+
+test("Envoy's RE2 program-size limit is raised: at its default of 100 a modest route regex NACKs the whole route configuration", () => {
+  // The API accepts any RE2 regex up to 4096 characters; "[a-z0-9._-]{1,64}"
+  // alone compiles to more than 100 RE2 instructions, which Envoy refuses
+  // unless the runtime says otherwise (Istio's bootstrap sets 32768).
+  for (const [, opts] of VARIANTS) {
+    const layers = (ok(opts).layered_runtime as { layers: Json[] }).layers;
+    const level = layers.map((l) => (l.static_layer as Json | undefined)?.['re2.max_program_size.error_level']).find((v) => v !== undefined);
+    assert.equal(level, RE2_MAX_PROGRAM_SIZE);
+    assert.ok(RE2_MAX_PROGRAM_SIZE >= 4096, 'room for any regex the API accepts that is not pathological');
+    assert.ok(layers.some((l) => l.admin_layer !== undefined), 'the admin layer stays, as Envoy has one when no layered_runtime is given');
+  }
 });
 
 test('the Prometheus listener exposes only /stats/prometheus and /ready, through a loopback admin cluster', () => {

@@ -219,3 +219,43 @@ test('HTTP-only policy on a tcp service is an error, not silently ignored', () =
   const db = translateProxy(model, { ...buildCase({ proxy: { service: 'db', appPort: 5432 } }).proxy }, options);
   assert.deepEqual(db.errors.map((e) => e.path).sort(), ['filterBindings[default/db-auth].direction', 'routes[default/db].service']);
 });
+
+test("health checks probe with the service's name as Host, never Envoy's default (the cluster name)", () => {
+  // Left empty, Envoy's Host is "outbound|9080||reviews.default": not a host
+  // name, and a 400 from any app that validates Host, so every instance went
+  // unhealthy on Envoy while the weft sidecar (which sent the address) passed.
+  const c = buildCase({
+    model: {
+      services: [
+        { name: 'web', ports: [{ port: 8080, protocol: 'http' }] },
+        { name: 'reviews', namespace: 'shop', ports: [{ port: 9080, protocol: 'http' }, { port: 9081, protocol: 'http2' }], healthCheck: { path: '/healthz', intervalMs: 5000, timeoutMs: 1000, healthyThreshold: 2, unhealthyThreshold: 3 } },
+      ],
+    },
+    proxy: { service: 'web' },
+  });
+  const out = translateProxy(c.model, c.proxy, c.options);
+  const probes = out.clusters.filter((r) => r.name.endsWith('reviews.shop')).map((r) => (r.value.health_checks as { http_health_check: { host?: string } }[])[0]!.http_health_check);
+  assert.equal(probes.length, 2);
+  for (const probe of probes) assert.equal(probe.host, 'reviews.shop');
+});
+
+test("a destination without a port gets the service's first HTTP port, not a tcp port declared before it", () => {
+  // orders declares its tcp port first: the rule used to send HTTP requests
+  // (and their mirror) to 9091, a raw tcp listener.
+  const c = buildCase({
+    model: {
+      services: [
+        { name: 'web', ports: [{ port: 8080, protocol: 'http' }] },
+        { name: 'orders', ports: [{ port: 9091, protocol: 'tcp' }, { port: 9090, protocol: 'http' }] },
+      ],
+      routes: [{ name: 'web', service: 'web', rules: [{ match: [{ path: { prefix: '/orders' } }], destinations: [{ service: 'orders', weight: 1 }], mirror: { service: 'orders', percentage: 5 } }] }],
+    },
+    proxy: { service: 'web' },
+  });
+  const out = translateProxy(c.model, c.proxy, c.options);
+  assert.deepEqual(out.errors, []);
+  const vhosts = (out.routes[0]!.value.virtual_hosts as { name: string; routes: { name: string; route?: { cluster?: string; request_mirror_policies?: { cluster: string }[] } }[] }[]);
+  const rule = vhosts.find((v) => v.name === 'web.default:8080')!.routes.find((r) => r.name === 'default/web/0')!;
+  assert.equal(rule.route!.cluster, 'outbound|9090||orders.default');
+  assert.equal(rule.route!.request_mirror_policies![0]!.cluster, 'outbound|9090||orders.default');
+});

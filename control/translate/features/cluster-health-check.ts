@@ -5,15 +5,23 @@
 // no_traffic_interval is the interval too: Envoy checks a cluster that has
 // not carried a request yet only every 60 s by default, and weft's health
 // checks are there to take a dead instance out before traffic finds it.
+//
+// host is the service's name.namespace: left empty, Envoy sends the cluster
+// name ("outbound|8080||orders.default") as the probe's Host, which is not a
+// valid host name, so an app that checks Host (Django's ALLOWED_HOSTS, Rails'
+// host authorization) answers 400 and every instance is marked unhealthy;
+// the weft sidecar sent the instance address instead, so the two data planes
+// probed differently.
 
 import { registerClusterFeature } from '../registry.ts';
 import { duration, type Json } from '../envoy-json.ts';
 import { isHttp2Port } from '../context.ts';
+import { serviceHost } from '../names.ts';
 
 registerClusterFeature('health-check', (cluster, target) => {
   const check = target.policy?.healthCheck ?? target.service.healthCheck;
   if (!check || target.port.protocol === 'tcp') return;
-  const http: Json = { path: check.path };
+  const http: Json = { path: check.path, host: serviceHost(target.service.name, target.service.namespace) };
   if (check.expectedStatuses?.length) {
     http.expected_statuses = check.expectedStatuses.map((r) => ({ start: r.start, end: r.end }));
   }

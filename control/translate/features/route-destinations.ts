@@ -4,7 +4,7 @@
 
 import type { Service, WeightedDestination } from '../../model/types.ts';
 import { registerRouteActionFeature, type RouteTarget } from '../registry.ts';
-import { byHost, resolveServiceRef, subsetOf, type TranslationContext } from '../context.ts';
+import { byHost, isHttpPort, resolveServiceRef, subsetOf, type TranslationContext } from '../context.ts';
 import { outboundClusterName } from '../names.ts';
 import type { Json } from '../envoy-json.ts';
 
@@ -26,9 +26,11 @@ export function resolveDestinationCluster(
     return undefined;
   }
   // Same service as the virtual host: stay on the port the caller used.
-  const port = dest.port ?? (byHost(service) === byHost(target.service) ? target.port.port : service.ports[0]?.port);
+  // Otherwise its first HTTP port: the first port may be a tcp one (a
+  // database, a raw protocol), and an HTTP request sent there fails.
+  const port = dest.port ?? (byHost(service) === byHost(target.service) ? target.port.port : service.ports.find(isHttpPort)?.port);
   if (port === undefined || !service.ports.some((p) => p.port === port)) {
-    ctx.errors.push({ resource, path: `${path}.port`, message: `service ${host} has no port ${port ?? '(none declared)'}` });
+    ctx.errors.push({ resource, path: `${path}.port`, message: port === undefined ? `service ${host} has no HTTP port` : `service ${host} has no port ${port}` });
     return undefined;
   }
   if (dest.subset !== undefined && !subsetOf(ctx, service, dest.subset)) {
