@@ -31,9 +31,17 @@ export function fractionalPercent(percentage: number): Json {
   return { numerator: Math.round(percentage * 10_000), denominator: 'MILLION' };
 }
 
-/** Every dynamic resource weft serves comes over the one ADS stream. */
+/**
+ * Every dynamic resource weft serves comes over the one ADS stream, and an
+ * Envoy waits for it without a deadline (initial_fetch_timeout 0s, as Istio's
+ * RDS, EDS and SDS sources): with Envoy's default 15 s, a route configuration,
+ * endpoints, a filter config or a certificate that was slow or NACKed let
+ * Envoy finish initializing without it and report itself ready, serving 404s,
+ * 503s or a missing filter. Waiting keeps /ready at 503 until the whole
+ * configuration is in, as the weft sidecar does.
+ */
 export function adsConfigSource(): Json {
-  return { ads: {}, resource_api_version: 'V3' };
+  return { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
 }
 
 export function socketAddress(address: string, port: number): Json {

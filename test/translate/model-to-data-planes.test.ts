@@ -55,3 +55,27 @@ test('regexes the model accepts compile on both data planes; what either refuses
     assert.deepEqual(result.errors.map((e) => e.path), ['rules[0].match[0].path.regex'], regex);
   }
 });
+
+test('every config source an Envoy is given waits for weft without a deadline (initial_fetch_timeout 0s), so /ready stays 503 until the whole configuration is in', () => {
+  const c = buildCase({
+    model: {
+      services: [{ name: 'web', ports: [{ port: 8080, protocol: 'http' }] }, { name: 'orders', ports: [{ port: 9080, protocol: 'http' }] }],
+      filterModules: [{ name: 'tagger', sha256: 'a'.repeat(64), size: 10, abiVersion: '0.2.1' }],
+      filterBindings: [{ name: 'web-tag', service: 'web', direction: 'inbound', filter: 'tagger', config: {} }],
+    },
+    proxy: { service: 'web' },
+  });
+  const out = translateProxy(c.model, c.proxy, c.options);
+  assert.deepEqual(out.errors, []);
+  const sources: unknown[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(walk);
+    if (v === null || typeof v !== 'object') return;
+    const o = v as Record<string, unknown>;
+    if ('ads' in o && 'resource_api_version' in o) sources.push(o);
+    Object.values(o).forEach(walk);
+  };
+  for (const r of [...out.listeners, ...out.clusters, ...out.routes]) walk(r.value);
+  assert.ok(sources.length >= 3, `RDS, EDS and ECDS sources found (${sources.length})`);
+  for (const s of sources) assert.equal((s as { initial_fetch_timeout?: string }).initial_fetch_timeout, '0s', JSON.stringify(s));
+});
