@@ -225,6 +225,9 @@ export interface HttpConnectionManagerConfig {
   websocket: boolean;
   /** tracing with the OpenTelemetry provider (sidecar/tracing.ts); absent: no spans, trace headers pass unchanged. */
   tracing?: TracingConfig;
+  /** normalize_path and merge_slashes (sidecar/path-normalize.ts): :path as normalized is routed, checked and forwarded. */
+  normalizePath?: boolean;
+  mergeSlashes?: boolean;
 }
 
 /** The connection manager's tracing with envoy.tracers.opentelemetry. */

@@ -10,6 +10,7 @@ import type { ClusterManager } from './clusters.ts';
 import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig, VirtualHostConfig } from './config.ts';
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
 import { NO_ROUTE, RequestFilters } from './filter-chain.ts';
+import { normalizeRequestPath } from './path-normalize.ts';
 import { Downstream, forward } from './forward.ts';
 import type { CodecReply, H1Request, H1Response } from './http1.ts';
 import { DownstreamProtocolError } from './http1.ts';
@@ -778,6 +779,17 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (!VALID_AUTHORITY.test(authority)) {
       req.resume();
       return stream.reply({ status: 400, body: '', headers: h2 ? [] : [['connection', 'close']], flag: 'DPE' });
+    }
+    // normalize_path / merge_slashes, before routing, RBAC and the filters (Envoy: maybeNormalizePath); the
+    // normalized path is what goes upstream and into the access log.
+    if (hcm.normalizePath || hcm.mergeSlashes) {
+      const normalized = normalizeRequestPath(path, hcm.normalizePath === true, hcm.mergeSlashes === true);
+      if (normalized === undefined) {
+        hs.rqFailedPathNormalization.value++;
+        req.resume();
+        return stream.reply({ status: 400, body: '', headers: [], flag: '-' });
+      }
+      if (normalized !== path) path = log.path = normalized;
     }
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
     let vh = config ? selectVirtualHost(config, authority) : undefined;

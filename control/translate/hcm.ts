@@ -22,6 +22,13 @@ export function httpConnectionManager(
     '@type': TYPE.httpConnectionManager,
     stat_prefix: statPrefix,
     codec_type: 'AUTO',
+    // Paths are normalized (RFC 3986 dot segments, backslashes, unreserved escapes) before routing and RBAC
+    // see them, and the inbound side also merges slashes: otherwise an AuthorizationPolicy on /admin is
+    // passed by /x/../admin or //admin, which the app resolves to /admin. Inbound is where policy is
+    // enforced; outbound keeps // for apps whose paths carry it (object keys), as Istio's default does.
+    // Proxyless gRPC clients route /package.Service/Method and take neither.
+    ...(target.kind === 'proxyless' ? {} : { normalize_path: true }),
+    ...(target.kind === 'inbound' ? { merge_slashes: true } : {}),
     ...routeSpecifier,
     http_filters: httpFilters(target, ctx),
   };

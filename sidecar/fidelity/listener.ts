@@ -253,11 +253,12 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   const generateRequestId = f.bool('generate_request_id') ?? true;
   if (f.bool('use_remote_address') === true) f.fail('use_remote_address', 'not supported by the weft sidecar: it does not append x-forwarded-for or classify internal and external callers');
   if ((f.num('xff_num_trusted_hops') ?? 0) !== 0) f.fail('xff_num_trusted_hops', 'not supported by the weft sidecar (x-forwarded-for is not interpreted)');
-  if (f.bool('normalize_path') === true) f.fail('normalize_path', 'not supported by the weft sidecar: paths are routed as received');
-  if (f.bool('merge_slashes') === true) f.fail('merge_slashes', 'not supported by the weft sidecar: paths are routed as received');
+  // Path normalization as Envoy's (sidecar/path-normalize.ts); escaped slashes are kept as sent (KEEP_UNCHANGED).
+  const normalizePath = f.bool('normalize_path') ?? false;
+  const mergeSlashes = f.bool('merge_slashes') ?? false;
   f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}) };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

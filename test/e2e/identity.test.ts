@@ -55,6 +55,11 @@ test('a caller the policy does not allow gets 403 "RBAC: access denied"', { time
   // the allowed identity, with a method or path the policy excludes, is denied too (deny wins over allow)
   assert.equal((await callVia(frontend, 'orders', '/orders/1', 'DELETE')).status, 403);
   assert.equal((await callVia(frontend, 'orders', '/admin/stats')).status, 403);
+  // Spellings of /admin an app resolves to /admin are /admin to the policy too (normalize_path, and merge_slashes inbound).
+  for (const path of ['//admin/stats', '/orders/../admin/stats', '/./admin/stats', '/%61dmin/stats', '/orders/..\\admin/stats', '/orders/%2e%2e/admin/stats']) {
+    assert.equal((await callVia(frontend, 'orders', path)).status, 403, path);
+  }
+  assert.equal((await callVia(frontend, 'orders', '/admin/../orders/./1')).status, 200, 'and a path that resolves elsewhere is not denied');
 });
 
 function plaintextGet(port: number): Promise<{ status?: number; error?: string }> {

@@ -295,8 +295,6 @@ test('mutations outside the subset are NACKed with the field path', () => {
       [
         ['use_remote_address', true],
         ['xff_num_trusted_hops', 1],
-        ['normalize_path', true],
-        ['merge_slashes', true],
         ['path_with_escaped_slashes_action', 'UNESCAPE_AND_FORWARD'],
       ] as const
     ).map(([field, value]) => ({
