@@ -409,3 +409,21 @@ test('mutations outside the subset are NACKed with the field path', () => {
     if (!r.ok) assert.ok(r.errors.some((e) => e.path.endsWith(c.path)), `${c.path}: ${JSON.stringify(r.errors)}`);
   }
 });
+
+test("the mesh's health checks pass an ALLOW policy written for app traffic, as the sidecar decodes and runs it; DENY still wins", async () => {
+  const { rbacAllows } = await import('../../sidecar/rbac.ts');
+  const listener = decoded('listener', golden('identity-rbac-health-check', 'listener', 'inbound')) as ListenerConfig;
+  const hcm = listener.chain;
+  assert.equal(hcm.kind, 'http');
+  const rbac = (action: 'ALLOW' | 'DENY') => {
+    const f = (hcm as { httpFilters: { kind: string; rbac?: { action: string } }[] }).httpFilters.find((x) => x.kind === 'rbac' && x.rbac?.action === action);
+    assert.ok(f, `${action} filter`);
+    return f.rbac as Parameters<typeof rbacAllows>[0];
+  };
+  const req = (method: string, path: string, who: string) => ({ method, path, authority: 'orders', principal: `spiffe://weft.local/ns/default/sa/${who}`, header: () => undefined });
+  assert.equal(rbacAllows(rbac('ALLOW'), req('GET', '/healthz?full=1', 'batch')), true, "batch's health check of orders");
+  assert.equal(rbacAllows(rbac('ALLOW'), req('POST', '/healthz', 'batch')), false, 'only GET');
+  assert.equal(rbacAllows(rbac('ALLOW'), req('GET', '/orders/1', 'batch')), false, 'the policy still governs app traffic');
+  assert.equal(rbacAllows(rbac('ALLOW'), req('GET', '/orders/1', 'frontend')), true);
+  assert.equal(rbacAllows(rbac('DENY'), req('GET', '/admin', 'frontend')), false, 'deny first');
+});

@@ -61,12 +61,21 @@ function principals(rule: AuthorizationRule): Json[] {
   return [all.length === 1 ? all[0]! : { and_ids: { ids: all } }];
 }
 
-function rbacFilter(name: string, action: 'ALLOW' | 'DENY', policies: AuthorizationPolicy[]): Json {
+/** The policy entry that lets the mesh's own active health checks (GET of the health path) past an ALLOW filter. */
+export const HEALTH_CHECK_POLICY = 'weft/health-check';
+
+function rbacFilter(name: string, action: 'ALLOW' | 'DENY', policies: AuthorizationPolicy[], healthPath?: string): Json {
   const entries: Record<string, Json> = {};
   for (const p of policies) {
     p.rules.forEach((rule, i) => {
       entries[`${p.namespace}/${p.name}/rules[${i}]`] = { permissions: permissions(rule), principals: principals(rule) };
     });
+  }
+  if (healthPath !== undefined) {
+    entries[HEALTH_CHECK_POLICY] = {
+      permissions: [{ and_rules: { rules: [{ header: { name: ':method', string_match: { exact: 'GET' } } }, { url_path: { path: { exact: healthPath } } }] } }],
+      principals: [{ any: true }],
+    };
   }
   return { name, typed_config: { '@type': RBAC_TYPE, rules: { action, policies: entries } } };
 }
@@ -89,7 +98,12 @@ registerHttpFilterFeature('rbac', {
     const allow = policies.filter((p) => p.action === 'ALLOW');
     const out: Json[] = [];
     if (deny.length > 0) out.push(rbacFilter(RBAC_DENY_FILTER, 'DENY', deny));
-    if (allow.length > 0) out.push(rbacFilter(RBAC_ALLOW_FILTER, 'ALLOW', allow));
+    // Every caller's proxy health-checks this service (GET of its health path, with the caller's own identity).
+    // An ALLOW policy written for the app's traffic would refuse those probes, every caller would see every
+    // instance unhealthy and answer 503: the health path is allowed for GET, as Istio keeps kubelet probes out
+    // of authorization. DENY policies still apply first.
+    const health = ctx.self ? (ctx.policyByHost.get(byHost(ctx.self))?.healthCheck ?? ctx.self.healthCheck) : undefined;
+    if (allow.length > 0) out.push(rbacFilter(RBAC_ALLOW_FILTER, 'ALLOW', allow, health?.path.split('?')[0]));
     return out;
   },
 });
