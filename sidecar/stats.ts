@@ -4,6 +4,7 @@
 
 import { Counter, Gauge, Histogram, type Metric, MetricsRegistry } from './metrics.ts';
 import type { CounterSeries, HistogramSeries } from './metrics.ts';
+import type { ResourceKind } from './fidelity.ts';
 import type { EjectionType } from './outlier.ts';
 import type { TracingSeries } from './tracing.ts';
 
@@ -39,8 +40,13 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_server_', 'server.'],
 ];
 
-/** xDS updates by resource type, under the Envoy subscription stats that count them. */
-const UPDATE_SCOPES: Record<string, string> = {
+/**
+ * xDS updates by resource type, under the Envoy subscription stats that count
+ * them: CDS and LDS exactly as Envoy's; RDS as Envoy's family once its tags
+ * (connection manager, route configuration) are extracted; EDS, ECDS and SDS,
+ * which Envoy counts per resource, once per type.
+ */
+const UPDATE_SCOPES: Record<ResourceKind, string> = {
   cluster: 'cluster_manager.cds',
   listener: 'listener_manager.lds',
   route: 'http.rds',
@@ -147,8 +153,20 @@ export class SidecarStats {
   readonly healthCheckSuccess = this.#counter('envoy_cluster_health_check_success', 'Passed active health checks', ['envoy_cluster_name']);
   readonly healthCheckFailure = this.#counter('envoy_cluster_health_check_failure', 'Failed active health checks', ['envoy_cluster_name']);
 
-  readonly xdsUpdateSuccess = this.#counter('envoy_control_plane_update_success', 'xDS responses applied and ACKed', ['type']);
-  readonly xdsUpdateRejected = this.#counter('envoy_control_plane_update_rejected', 'xDS responses NACKed', ['type']);
+  /**
+   * xDS responses ACKed and NACKed, by type. The Prometheus name is the Envoy stat name's, as Envoy's exporter forms
+   * it (envoy_listener_manager_lds_update_rejected), so alerts written for Envoy's rejected updates fire here too;
+   * each is 0 from the start, so the first NACK is an increase.
+   */
+  readonly xdsUpdates = Object.fromEntries(
+    Object.entries(UPDATE_SCOPES).map(([kind, scope]) => [
+      kind,
+      {
+        success: this.#updateCounter(scope, 'update_success', `${kind} updates applied and ACKed`),
+        rejected: this.#updateCounter(scope, 'update_rejected', `${kind} updates NACKed`),
+      },
+    ]),
+  ) as Record<ResourceKind, { success: Counter<never>; rejected: Counter<never> }>;
   readonly xdsConnected = this.#gauge('envoy_control_plane_connected_state', '1 while the ADS stream is up', []);
   readonly listenersActive = this.#gauge('envoy_listener_manager_total_listeners_active', 'Listeners bound', []);
   readonly listenersDraining = this.#gauge('envoy_listener_manager_total_listeners_draining', 'Listeners in a graceful drain (admin /drain_listeners?graceful)', []);
@@ -283,14 +301,20 @@ export class SidecarStats {
     return this.#named(this.registry.register(new Counter(name, help, labelNames)));
   }
 
-  /** Sets the metric's Envoy stat name: spelled out (ENVOY_NAMES), the xDS updates by type, else by scope prefix. */
+  /** Sets the metric's Envoy stat name: spelled out (ENVOY_NAMES), else by scope prefix. */
   #named<M extends Metric<string, unknown>>(m: M): M {
-    const update = /^envoy_control_plane_(update_success|update_rejected)$/.exec(m.name);
     const scope = ENVOY_SCOPES.find(([prefix]) => m.name.startsWith(prefix));
     if (ENVOY_NAMES[m.name]) m.envoyName = envoyNamer(ENVOY_NAMES[m.name]!);
-    else if (update) m.envoyName = (labels) => `${UPDATE_SCOPES[labels.type ?? ''] ?? labels.type}.${update[1]}`;
     else if (scope) m.envoyName = envoyNamer(scope[1] + m.name.slice(scope[0].length));
     return m;
+  }
+
+  /** An xDS subscription counter: Envoy's stat `<scope>.<stat>`, in Prometheus `envoy_<scope>_<stat>` (dots to underscores). */
+  #updateCounter(scope: string, stat: string, help: string): Counter<never> {
+    const envoyName = `${scope}.${stat}`;
+    const c = this.registry.register(new Counter<never>(`envoy_${envoyName.replaceAll('.', '_')}`, help, []));
+    c.envoyName = () => envoyName;
+    return c;
   }
 
   /** envoy_cluster_outlier_detection_ejections_<what>_<type> for each ejection type. */
