@@ -296,6 +296,7 @@ export class ClusterManager {
     }
     for (const [name, config] of configs) {
       this.#stats.setAltStatName(name, config.altStatName);
+      this.#stats.clusterAdded(name, { outlierDetection: config.outlierDetection !== undefined, healthChecks: config.healthChecks.length > 0 });
       const existing = this.clusters.get(name);
       if (existing) existing.update(config);
       else {

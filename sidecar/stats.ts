@@ -250,6 +250,9 @@ export class SidecarStats {
         cxTotal: this.downstreamCxTotal.series(l),
         cxActive: this.downstreamCxActive.series(l),
       };
+      // Counted elsewhere, but there from the start as in Envoy (the router's no_route with its connection manager).
+      this.noRoute.series(l);
+      this.downstreamRqOverloadClose.series(l);
       this.#hcm.set(prefix, s);
     }
     return s;
@@ -270,6 +273,22 @@ export class SidecarStats {
       this.#cluster.set(name, s);
     }
     return s;
+  }
+
+  /**
+   * A cluster's stats at 0 as it is added (or its alt_stat_name changes), as Envoy creates them with the cluster:
+   * its request, retry, timeout, overflow and connection-failure counters, the outlier ones when it has outlier
+   * detection, the health-check ones when it has checks. So `increase(envoy_cluster_upstream_rq_timeout[5m])` sees
+   * the first timeout (a series born at 1 shows no increase) and a dashboard shows 0 rather than no data.
+   * Per-code counters (upstream_rq_503) come with their first response, as in Envoy.
+   */
+  clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
+    const l = this.clusterLabel(name);
+    this.cluster(name);
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.retryOrShadowAbandoned, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamCxConnectFail, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
+    const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
+    const checks = [this.healthCheckSuccess, this.healthCheckFailure];
+    for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);
   }
 
   /** Counts a response from a cluster by code and class. */

@@ -98,6 +98,27 @@ test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=js
   assert.match(unknown.body, /^used_only: unknown parameter \(it takes filter, usedonly, text_readouts\)/);
 });
 
+test("a cluster's and a connection manager's stats are there at 0 before any request, as Envoy creates them with the cluster", { timeout: 30_000 }, async () => {
+  const app = await startApp('api');
+  closers.push(() => app.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
+  const sc = await mesh.sidecar('caller', 8000);
+  const lines = (await admin(sc.adminPort, '/stats/prometheus')).body.split('\n');
+  const api = 'envoy_cluster_name="outbound|7000||api.default"';
+  // A series born at 1 is no increase to Prometheus: the first timeout, overflow or unroutable request would go unseen.
+  for (const name of ['upstream_rq_total', 'upstream_rq_timeout', 'upstream_rq_per_try_timeout', 'upstream_rq_retry', 'upstream_rq_retry_overflow', 'upstream_rq_pending_overflow', 'upstream_cx_connect_fail', 'upstream_cx_none_healthy', 'outlier_detection_ejections_enforced_total', 'outlier_detection_ejections_detected_consecutive_5xx']) {
+    assert.ok(lines.includes(`envoy_cluster_${name}{${api}} 0`), `envoy_cluster_${name} at 0`);
+  }
+  assert.ok(lines.includes(`envoy_cluster_upstream_rq_time_count{${api}} 0`));
+  assert.ok(lines.includes('envoy_http_no_route{envoy_http_conn_manager_prefix="outbound"} 0'));
+  // As in Envoy, only what the cluster has: the inbound cluster has no outlier detection, no cluster has health checks.
+  assert.ok(!lines.some((l) => l.startsWith('envoy_cluster_outlier_detection_ejections_enforced_total{envoy_cluster_name="inbound|')));
+  assert.ok(!lines.some((l) => l.startsWith('envoy_cluster_health_check_success{')));
+  assert.ok(!(await admin(sc.adminPort, '/stats/prometheus?usedonly')).body.includes('upstream_rq_timeout'), 'usedonly still leaves them out');
+});
+
 test('histogram quantiles come from the buckets, linear within the one that holds them', () => {
   const h = new Histogram('envoy_cluster_upstream_rq_time', 'time', ['envoy_cluster_name'], [1, 5, 10]);
   h.envoyName = (l) => `cluster.${l.envoy_cluster_name}.upstream_rq_time`;
