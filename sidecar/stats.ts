@@ -59,7 +59,8 @@ function envoyNamer(template: string): (labels: Readonly<Record<string, string>>
   return (labels) => template.replace(/\{(\w+)\}/g, (_, k: string) => labels[k] ?? '');
 }
 
-const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
+/** Envoy's default histogram bucket bounds (ms), up to an hour: a long stream's time lands in its bucket, not in +Inf. */
+const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
 /** Envoy's /memory figures that a Node process has (no tcmalloc page heap or thread caches). */
 export interface MemoryFigures {

@@ -112,6 +112,9 @@ test("a cluster's and a connection manager's stats are there at 0 before any req
     assert.ok(lines.includes(`envoy_cluster_${name}{${api}} 0`), `envoy_cluster_${name} at 0`);
   }
   assert.ok(lines.includes(`envoy_cluster_upstream_rq_time_count{${api}} 0`));
+  // Envoy's default bucket bounds, up to an hour, so a long request is in a bucket (a dashboard's le="300000" exists).
+  const bounds = lines.filter((l) => l.startsWith('envoy_cluster_upstream_rq_time_bucket{') && l.includes(api)).map((l) => /le="([^"]+)"/.exec(l)![1]);
+  assert.deepEqual(bounds, ['0.5', '1', '5', '10', '25', '50', '100', '250', '500', '1000', '2500', '5000', '10000', '30000', '60000', '300000', '600000', '1800000', '3600000', '+Inf']);
   assert.ok(lines.includes('envoy_http_no_route{envoy_http_conn_manager_prefix="outbound"} 0'));
   // As in Envoy, only what the cluster has: the inbound cluster has no outlier detection, no cluster has health checks.
   assert.ok(!lines.some((l) => l.startsWith('envoy_cluster_outlier_detection_ejections_enforced_total{envoy_cluster_name="inbound|')));
