@@ -1191,11 +1191,15 @@ function mutatedResponseHeaders(upstream: HeaderPairs, mutations: HeaderMutation
   return headers;
 }
 
-/** The upstream's response headers as they go downstream, with the router's x-envoy-upstream-service-time and, if asked, x-envoy-attempt-count. */
+/**
+ * The upstream's response headers as they go downstream, with the router's x-envoy-upstream-service-time and, if
+ * asked, x-envoy-attempt-count. Set, not added, as Envoy's router does: the ones the next sidecar put on the
+ * response (every call between two sidecars) are replaced by this hop's.
+ */
 function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, stream: Stream): HeaderPairs {
   const headers = mutatedResponseHeaders(upstream.headers, mutations, setCookies);
-  if (!stream.hcm.suppressEnvoyHeaders) headers.push(['x-envoy-upstream-service-time', String(Date.now() - stream.started)]);
-  if (stream.attemptCountInResponse) headers.push(['x-envoy-attempt-count', String(stream.log.attempts)]);
+  if (!stream.hcm.suppressEnvoyHeaders) setHeader(headers, 'x-envoy-upstream-service-time', String(Date.now() - stream.started));
+  if (stream.attemptCountInResponse) setHeader(headers, 'x-envoy-attempt-count', String(stream.log.attempts));
   return headers;
 }
 
