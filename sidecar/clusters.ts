@@ -288,10 +288,13 @@ export class ClusterManager {
   }
 
   applyClusters(configs: ReadonlyMap<string, ClusterConfig>): void {
+    let statNames: Set<string> | undefined;
     for (const [name, c] of this.clusters) {
       if (!configs.has(name)) {
         c.close();
         this.clusters.delete(name);
+        statNames ??= new Set([...configs].map(([n, config]) => config.altStatName ?? n));
+        this.#stats.clusterRemoved(name, statNames);
       }
     }
     for (const [name, config] of configs) {

@@ -293,6 +293,20 @@ export class SidecarStats {
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);
   }
 
+  /**
+   * A cluster CDS removed: its series go from /stats and /stats/prometheus, as Envoy deletes a cluster's stats with
+   * its scope (its gauges would otherwise go on reporting members and ejections of a cluster that is gone, and a
+   * mesh whose subsets come and go would grow series without end). Kept while a live cluster shares its stat name.
+   */
+  clusterRemoved(name: string, liveStatNames: ReadonlySet<string>): void {
+    const label = this.clusterLabel(name).envoy_cluster_name;
+    this.#cluster.delete(name);
+    this.#clusterLabels.delete(name);
+    this.#statNames.delete(name);
+    if (liveStatNames.has(label)) return;
+    for (const m of this.registry.all()) m.removeWhere('envoy_cluster_name', label);
+  }
+
   /** Counts a response from a cluster by code and class. */
   upstreamResponse(s: ClusterSeries, clusterName: string, status: number): void {
     let code = s.rqCode.get(status);

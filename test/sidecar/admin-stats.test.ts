@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { collectStats, statsText } from '../../sidecar/admin-stats.ts';
 import { Histogram } from '../../sidecar/metrics.ts';
-import { TestMesh, get, instance, service, startApp, withFields } from './harness.ts';
+import { TestMesh, eventually, get, instance, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -120,6 +120,27 @@ test("a cluster's and a connection manager's stats are there at 0 before any req
   assert.ok(!lines.some((l) => l.startsWith('envoy_cluster_outlier_detection_ejections_enforced_total{envoy_cluster_name="inbound|')));
   assert.ok(!lines.some((l) => l.startsWith('envoy_cluster_health_check_success{')));
   assert.ok(!(await admin(sc.adminPort, '/stats/prometheus?usedonly')).body.includes('upstream_rq_timeout'), 'usedonly still leaves them out');
+});
+
+test("a cluster CDS removes takes its series with it, as Envoy deletes a cluster's stats; the others keep theirs", { timeout: 30_000 }, async () => {
+  const app = await startApp('api');
+  closers.push(() => app.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000), service('old', 7001)], instances: [instance('api', app.port), instance('old', app.port)], routes: [] });
+  const sc = await mesh.sidecar('caller', 8000);
+  assert.equal((await get(sc.outboundPort, 'old', '/')).status, 200);
+  assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
+  const prom = async () => (await admin(sc.adminPort, '/stats/prometheus')).body;
+  assert.match(await prom(), /^envoy_cluster_membership_healthy\{envoy_cluster_name="outbound\|7001\|\|old\.default"\} 1$/m);
+
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)] });
+  await eventually(async () => !(await prom()).includes('old.default'), 5000, "old's series gone");
+  assert.ok(!(await admin(sc.adminPort, '/stats')).body.includes('old.default'), 'from /stats too');
+  // A gauge left behind would say the removed cluster still has a healthy member.
+  const after = await prom();
+  assert.match(after, /^envoy_cluster_upstream_rq_total\{envoy_cluster_name="outbound\|7000\|\|api\.default"\} 1$/m);
+  assert.match(after, /^envoy_cluster_membership_healthy\{envoy_cluster_name="outbound\|7000\|\|api\.default"\} 1$/m);
 });
 
 test('histogram quantiles come from the buckets, linear within the one that holds them', () => {
