@@ -7,7 +7,7 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +55,7 @@ export interface RunningMesh {
   dataDir: string;
   workloads: { name: string; appPort: number; inboundPort: number; outboundPort: number; adminPort: number }[];
   stop(): Promise<void>;
-  /** SIGKILL every process still running, now (a second Ctrl-C). */
+  /** SIGKILL every process still running, now (a second Ctrl-C), and remove the temporary data dir as stop() does. */
   kill(): void;
 }
 
@@ -204,7 +204,13 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
       log(`${name}: app 127.0.0.1:${appPort}, sidecar inbound :${inboundPort} outbound :${outboundPort} admin :${adminPort}`);
     }
     const frontend = workloads.find((w) => w.name.startsWith('frontend'))!;
-    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop, kill: () => children.killAll() };
+    // A second Ctrl-C skips the clean stop, not the cleanup: the temporary data dir (the store, the admin token, the
+    // logs) goes as after one, or every impatient stop would leave a weft-up-* directory behind in the temp dir.
+    const kill = () => {
+      children.killAll();
+      if (tempDir) rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 });
+    };
+    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop, kill };
   } catch (err) {
     await stop();
     throw err;

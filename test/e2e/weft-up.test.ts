@@ -8,7 +8,9 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { dirname } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { proxyFromNode } from '../../control/xds/node.ts';
@@ -140,6 +142,9 @@ test('Ctrl-C twice: weft up kills what it started at once, and leaves nothing li
     child.kill('SIGINT'); // impatient: the clean stop (apps, sidecars, control plane in turn) is still under way
     assert.equal(await exited, 130, up.output());
     assert.match(up.output(), /SIGINT again: killing every process weft up started/);
+    // Killed, not stopped cleanly, but cleaned up as after one Ctrl-C: its temporary data dir is gone.
+    const dataDir = dirname(/^logs: (\S+)$/m.exec(up.output())![1]!);
+    assert.equal(existsSync(dataDir), false, `${dataDir} left behind`);
     // SIGKILLed processes release their sockets once the kernel reaps them: give it a moment
     for (const p of ports) {
       for (let i = 0; i < 50 && (await portOpen(p)); i++) await new Promise((r) => setTimeout(r, 100));
