@@ -20,6 +20,24 @@ export function healthFlags(c: Cluster, h: Host): string {
   return flags || 'healthy';
 }
 
+/**
+ * HostHealthStatus.eds_health_status as Envoy's admin sets it: from the host's EDS health flags, not the status EDS
+ * sent. UNHEALTHY and TIMEOUT fail EDS health (UNHEALTHY), DRAINING is its own, and a host without either flag is
+ * HEALTHY, UNKNOWN included (istioctl proxy-config endpoints prints this column).
+ */
+function edsHealthStatus(h: Host): 'HEALTHY' | 'UNHEALTHY' | 'DEGRADED' | 'DRAINING' {
+  switch (h.edsHealth) {
+    case 'DRAINING':
+    case 'DEGRADED':
+      return h.edsHealth;
+    case 'UNHEALTHY':
+    case 'TIMEOUT':
+      return 'UNHEALTHY';
+    default:
+      return 'HEALTHY';
+  }
+}
+
 function hostStats(h: Host): [string, number, 'COUNTER' | 'GAUGE'][] {
   const c = h.counters;
   return [
@@ -92,7 +110,7 @@ export function clustersJson(cm: ClusterManager): unknown {
             address: { socket_address: { address: h.address, port_value: h.port } },
             stats: hostStats(h).map(([name, value, type]) => ({ ...(type === 'GAUGE' ? { type } : {}), name, value: String(value) })),
             health_status: {
-              eds_health_status: h.edsHealth,
+              eds_health_status: edsHealthStatus(h),
               ...(h.activeHealthy ? {} : { failed_active_health_check: true }),
               ...(c.isEjected(h) ? { failed_outlier_check: true } : {}),
             },

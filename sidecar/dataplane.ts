@@ -221,7 +221,8 @@ export class DataPlane {
         this.#held.listener.delete(name);
       }
     }
-    (errors.length ? this.stats.xdsUpdateRejected : this.stats.xdsUpdateSuccess).inc({ type: kind });
+    const updates = this.stats.xdsUpdates[kind];
+    (errors.length ? updates.rejected : updates.success).inc();
     this.#publishState();
     return { errors };
   }

@@ -56,9 +56,15 @@ export interface ForwardRequest {
   expectedTimeout?: boolean;
 }
 
+/**
+ * Why the router stopped retrying, as Envoy's router flags the stream: URX, the retries ran out on an answer it
+ * would have retried (the last one goes downstream); UO, the circuit breaker refused the retry.
+ */
+export type RetryFlag = 'URX' | 'UO';
+
 export type ForwardResult =
-  | { kind: 'response'; response: UpstreamResponse; host: Host; attempts: number; finish: () => void }
-  | { kind: 'local'; reply: LocalReply; host?: Host; attempts: number }
+  | { kind: 'response'; response: UpstreamResponse; host: Host; attempts: number; finish: () => void; retryFlag?: RetryFlag }
+  | { kind: 'local'; reply: LocalReply; host?: Host; attempts: number; retryFlag?: RetryFlag }
   /** The downstream left before a response: nothing to answer, and not an upstream timeout (Envoy's DC). */
   | { kind: 'abandoned'; host?: Host; attempts: number };
 
@@ -195,12 +201,14 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   let made = 0;
   let last: { outcome: Outcome; host: Host } | undefined;
   let retryToken: (() => void) | undefined;
+  let retryFlag: RetryFlag | undefined;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     if (attempt > 1) {
       retryToken?.();
       retryToken = cluster.breaker.tryRetry();
       if (!retryToken) {
         stats.upstreamRqRetryOverflow.inc(stats.clusterLabel(clusterName));
+        retryFlag = 'UO';
         break;
       }
       if (body !== null && !Buffer.isBuffer(body)) {
@@ -238,7 +246,15 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     }
     last = { outcome, host };
     if (state.stopped) break;
-    if (!policy || attempt === maxAttempts || !shouldRetry(policy, outcome)) break;
+    if (!policy || !shouldRetry(policy, outcome)) break;
+    if (attempt === maxAttempts) {
+      // Retriable, but the policy's retries are spent (a body that cannot be resent never had any).
+      if (replayable) {
+        stats.upstreamRqRetryLimitExceeded.inc(stats.clusterLabel(clusterName));
+        retryFlag = 'URX';
+      }
+      break;
+    }
   }
   retryToken?.();
   if (state.stopped === 'downstream') {
@@ -261,8 +277,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     state.done();
     releaseAdmission(release, cs);
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
-    if (reason === 'timeout') return timedOut(stats, clusterName, last?.host, made);
-    return { kind: 'local', reply: localReplies.reset(reason), host: last?.host, attempts: made };
+    if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made), ...(retryFlag ? { retryFlag } : {}) };
+    return { kind: 'local', reply: localReplies.reset(reason), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
   }
   const { response } = last.outcome;
   const host = last.host;
@@ -276,6 +292,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     response,
     host,
     attempts: made,
+    retryFlag,
     finish() {
       if (finished) return;
       finished = true;

@@ -361,6 +361,8 @@ export class ListenerManager {
       }
     }
     for (const [name, config] of configs) {
+      // The connection manager's stats exist with its listener, as Envoy's (at 0 until its first connection).
+      if (config.chain.kind === 'http') this.#env.stats.hcm(config.chain.statPrefix);
       const existing = this.#running.get(name);
       if (inScope(config, this.#stopped)) {
         // Stopped by a drain: the update is taken, nothing is bound.

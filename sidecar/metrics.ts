@@ -76,6 +76,13 @@ export abstract class Metric<L extends string, S> {
     this.byKey.clear();
   }
 
+  /** Forgets the series whose label `name` is `value` (a removed cluster's); none if the metric has no such label. */
+  removeWhere(name: string, value: string): void {
+    const i = this.labelNames.indexOf(name as L);
+    if (i < 0) return;
+    for (const [key, { values }] of this.byKey) if (values[i] === value) this.byKey.delete(key);
+  }
+
   /** The family in Prometheus text; with `keep`, only the series it keeps, and '' when none is kept. */
   render(keep?: SeriesFilter): string {
     const out = [`# HELP ${this.name} ${this.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${this.name} ${this.type}`];

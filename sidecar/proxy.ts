@@ -80,6 +80,19 @@ const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 /** What an authority may hold (nghttp2_check_authority, which Envoy's header validation uses): no '/', '?', '#' or space. */
 const VALID_AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%[\]]*$/;
 
+/** The order in which Envoy prints the response flags it joins (ResponseFlagUtils), for those the sidecar sets. */
+const FLAG_ORDER = ['LH', 'UH', 'UT', 'LR', 'UR', 'UF', 'UC', 'UO', 'NR', 'DI', 'FI', 'RL', 'UAEX', 'RLSE', 'DC', 'URX', 'SI', 'IH', 'DPE', 'UMSDR', 'RFCF', 'NFCF', 'DT', 'UPE', 'NC', 'OM'];
+
+/** `flags` (an access log's response_flags, '-' for none) with `add` too, in Envoy's order: `UF,URX`. */
+export function withFlag(flags: string, add: string): string {
+  if (flags === '-' || flags === add) return add;
+  const rank = (f: string) => {
+    const i = FLAG_ORDER.indexOf(f);
+    return i < 0 ? FLAG_ORDER.length : i;
+  };
+  return [...new Set([...flags.split(','), add])].sort((a, b) => rank(a) - rank(b)).join(',');
+}
+
 /** What readBody needs of either request kind (HTTP/1.x from sidecar/http1.ts, or an h2 stream). */
 interface BodySource {
   on(event: 'data', fn: (chunk: Buffer) => void): unknown;
@@ -392,6 +405,8 @@ class Stream {
   route: RouteEntry | undefined;
   vhost: VirtualHostConfig | undefined;
   routeConfig: RouteConfig | undefined;
+  /** Why the router stopped retrying (URX, UO): logged with the stream's own flag, as Envoy's router sets it beside. */
+  retryFlag: string | undefined = undefined;
   /** Set once a WebSocket upgrade joined the connections: ends the session (with the access log's response flag). */
   upgraded: ((flag: string) => void) | undefined;
   /** The connection manager's span when it traces (sidecar/tracing.ts): finished and exported with the access log. */
@@ -491,7 +506,7 @@ class Stream {
     // on_log reads the response as sent (response.code, response.size), also in filters that never saw it.
     this.filters?.ended(status, log.bytes_sent);
     log.response_code = status;
-    log.response_flags = flag;
+    log.response_flags = this.retryFlag === undefined ? flag : withFlag(flag, this.retryFlag);
     log.duration_ms = Date.now() - this.started;
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
@@ -1015,6 +1030,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       expectedTimeout: !hcm.suppressEnvoyHeaders,
     }, env.stats);
     log.attempts = result.attempts;
+    if (result.kind !== 'abandoned' && result.retryFlag) stream.retryFlag = result.retryFlag;
     if (result.host) log.upstream_host = result.host.key;
     if (attributes) {
       // Seen by the response phases and on_log (the telemetry filter's access line), as in Envoy.
@@ -1243,11 +1259,15 @@ function mutatedResponseHeaders(upstream: HeaderPairs, mutations: HeaderMutation
   return headers;
 }
 
-/** The upstream's response headers as they go downstream, with the router's x-envoy-upstream-service-time and, if asked, x-envoy-attempt-count. */
+/**
+ * The upstream's response headers as they go downstream, with the router's x-envoy-upstream-service-time and, if
+ * asked, x-envoy-attempt-count. Set, not added, as Envoy's router does: the ones the next sidecar put on the
+ * response (every call between two sidecars) are replaced by this hop's.
+ */
 function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, stream: Stream): HeaderPairs {
   const headers = mutatedResponseHeaders(upstream.headers, mutations, setCookies);
-  if (!stream.hcm.suppressEnvoyHeaders) headers.push(['x-envoy-upstream-service-time', String(Date.now() - stream.started)]);
-  if (stream.attemptCountInResponse) headers.push(['x-envoy-attempt-count', String(stream.log.attempts)]);
+  if (!stream.hcm.suppressEnvoyHeaders) setHeader(headers, 'x-envoy-upstream-service-time', String(Date.now() - stream.started));
+  if (stream.attemptCountInResponse) setHeader(headers, 'x-envoy-attempt-count', String(stream.log.attempts));
   return headers;
 }
 

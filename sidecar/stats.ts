@@ -4,6 +4,7 @@
 
 import { Counter, Gauge, Histogram, type Metric, MetricsRegistry } from './metrics.ts';
 import type { CounterSeries, HistogramSeries } from './metrics.ts';
+import type { ResourceKind } from './fidelity.ts';
 import type { EjectionType } from './outlier.ts';
 import type { TracingSeries } from './tracing.ts';
 
@@ -39,8 +40,13 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_server_', 'server.'],
 ];
 
-/** xDS updates by resource type, under the Envoy subscription stats that count them. */
-const UPDATE_SCOPES: Record<string, string> = {
+/**
+ * xDS updates by resource type, under the Envoy subscription stats that count
+ * them: CDS and LDS exactly as Envoy's; RDS as Envoy's family once its tags
+ * (connection manager, route configuration) are extracted; EDS, ECDS and SDS,
+ * which Envoy counts per resource, once per type.
+ */
+const UPDATE_SCOPES: Record<ResourceKind, string> = {
   cluster: 'cluster_manager.cds',
   listener: 'listener_manager.lds',
   route: 'http.rds',
@@ -53,7 +59,8 @@ function envoyNamer(template: string): (labels: Readonly<Record<string, string>>
   return (labels) => template.replace(/\{(\w+)\}/g, (_, k: string) => labels[k] ?? '');
 }
 
-const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
+/** Envoy's default histogram bucket bounds (ms), up to an hour: a long stream's time lands in its bucket, not in +Inf. */
+const TIME_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
 /** Envoy's /memory figures that a Node process has (no tcmalloc page heap or thread caches). */
 export interface MemoryFigures {
@@ -133,6 +140,7 @@ export class SidecarStats {
   readonly upstreamRqRetry = this.#counter('envoy_cluster_upstream_rq_retry', 'Upstream request retries', ['envoy_cluster_name']);
   readonly upstreamRqRetrySuccess = this.#counter('envoy_cluster_upstream_rq_retry_success', 'Retries that succeeded', ['envoy_cluster_name']);
   readonly upstreamRqRetryOverflow = this.#counter('envoy_cluster_upstream_rq_retry_overflow', 'Retries not attempted: circuit breaker', ['envoy_cluster_name']);
+  readonly upstreamRqRetryLimitExceeded = this.#counter('envoy_cluster_upstream_rq_retry_limit_exceeded', 'Retriable answers not retried: the retry policy\'s retries were spent (response flag URX)', ['envoy_cluster_name']);
   readonly retryOrShadowAbandoned = this.#counter('envoy_cluster_retry_or_shadow_abandoned', 'Retries or mirroring given up: the request body overflowed the buffer limit', ['envoy_cluster_name']);
   readonly upstreamRqPendingOverflow = this.#counter('envoy_cluster_upstream_rq_pending_overflow', 'Requests failed by the circuit breakers', ['envoy_cluster_name']);
   readonly upstreamRqPendingActive = this.#gauge('envoy_cluster_upstream_rq_pending_active', 'Requests waiting for a connection', ['envoy_cluster_name']);
@@ -150,8 +158,20 @@ export class SidecarStats {
   readonly healthCheckSuccess = this.#counter('envoy_cluster_health_check_success', 'Passed active health checks', ['envoy_cluster_name']);
   readonly healthCheckFailure = this.#counter('envoy_cluster_health_check_failure', 'Failed active health checks', ['envoy_cluster_name']);
 
-  readonly xdsUpdateSuccess = this.#counter('envoy_control_plane_update_success', 'xDS responses applied and ACKed', ['type']);
-  readonly xdsUpdateRejected = this.#counter('envoy_control_plane_update_rejected', 'xDS responses NACKed', ['type']);
+  /**
+   * xDS responses ACKed and NACKed, by type. The Prometheus name is the Envoy stat name's, as Envoy's exporter forms
+   * it (envoy_listener_manager_lds_update_rejected), so alerts written for Envoy's rejected updates fire here too;
+   * each is 0 from the start, so the first NACK is an increase.
+   */
+  readonly xdsUpdates = Object.fromEntries(
+    Object.entries(UPDATE_SCOPES).map(([kind, scope]) => [
+      kind,
+      {
+        success: this.#updateCounter(scope, 'update_success', `${kind} updates applied and ACKed`),
+        rejected: this.#updateCounter(scope, 'update_rejected', `${kind} updates NACKed`),
+      },
+    ]),
+  ) as Record<ResourceKind, { success: Counter<never>; rejected: Counter<never> }>;
   readonly xdsConnected = this.#gauge('envoy_control_plane_connected_state', '1 while the ADS stream is up', []);
   readonly listenersActive = this.#gauge('envoy_listener_manager_total_listeners_active', 'Listeners bound', []);
   readonly listenersDraining = this.#gauge('envoy_listener_manager_total_listeners_draining', 'Listeners in a graceful drain (admin /drain_listeners?graceful)', []);
@@ -236,6 +256,9 @@ export class SidecarStats {
         cxTotal: this.downstreamCxTotal.series(l),
         cxActive: this.downstreamCxActive.series(l),
       };
+      // Counted elsewhere, but there from the start as in Envoy (the router's no_route with its connection manager).
+      this.noRoute.series(l);
+      this.downstreamRqOverloadClose.series(l);
       this.#hcm.set(prefix, s);
     }
     return s;
@@ -256,6 +279,36 @@ export class SidecarStats {
       this.#cluster.set(name, s);
     }
     return s;
+  }
+
+  /**
+   * A cluster's stats at 0 as it is added (or its alt_stat_name changes), as Envoy creates them with the cluster:
+   * its request, retry, timeout, overflow and connection-failure counters, the outlier ones when it has outlier
+   * detection, the health-check ones when it has checks. So `increase(envoy_cluster_upstream_rq_timeout[5m])` sees
+   * the first timeout (a series born at 1 shows no increase) and a dashboard shows 0 rather than no data.
+   * Per-code counters (upstream_rq_503) come with their first response, as in Envoy.
+   */
+  clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
+    const l = this.clusterLabel(name);
+    this.cluster(name);
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamCxConnectFail, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
+    const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
+    const checks = [this.healthCheckSuccess, this.healthCheckFailure];
+    for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);
+  }
+
+  /**
+   * A cluster CDS removed: its series go from /stats and /stats/prometheus, as Envoy deletes a cluster's stats with
+   * its scope (its gauges would otherwise go on reporting members and ejections of a cluster that is gone, and a
+   * mesh whose subsets come and go would grow series without end). Kept while a live cluster shares its stat name.
+   */
+  clusterRemoved(name: string, liveStatNames: ReadonlySet<string>): void {
+    const label = this.clusterLabel(name).envoy_cluster_name;
+    this.#cluster.delete(name);
+    this.#clusterLabels.delete(name);
+    this.#statNames.delete(name);
+    if (liveStatNames.has(label)) return;
+    for (const m of this.registry.all()) m.removeWhere('envoy_cluster_name', label);
   }
 
   /** Counts a response from a cluster by code and class. */
@@ -287,14 +340,20 @@ export class SidecarStats {
     return this.#named(this.registry.register(new Counter(name, help, labelNames)));
   }
 
-  /** Sets the metric's Envoy stat name: spelled out (ENVOY_NAMES), the xDS updates by type, else by scope prefix. */
+  /** Sets the metric's Envoy stat name: spelled out (ENVOY_NAMES), else by scope prefix. */
   #named<M extends Metric<string, unknown>>(m: M): M {
-    const update = /^envoy_control_plane_(update_success|update_rejected)$/.exec(m.name);
     const scope = ENVOY_SCOPES.find(([prefix]) => m.name.startsWith(prefix));
     if (ENVOY_NAMES[m.name]) m.envoyName = envoyNamer(ENVOY_NAMES[m.name]!);
-    else if (update) m.envoyName = (labels) => `${UPDATE_SCOPES[labels.type ?? ''] ?? labels.type}.${update[1]}`;
     else if (scope) m.envoyName = envoyNamer(scope[1] + m.name.slice(scope[0].length));
     return m;
+  }
+
+  /** An xDS subscription counter: Envoy's stat `<scope>.<stat>`, in Prometheus `envoy_<scope>_<stat>` (dots to underscores). */
+  #updateCounter(scope: string, stat: string, help: string): Counter<never> {
+    const envoyName = `${scope}.${stat}`;
+    const c = this.registry.register(new Counter<never>(`envoy_${envoyName.replaceAll('.', '_')}`, help, []));
+    c.envoyName = () => envoyName;
+    return c;
   }
 
   /** envoy_cluster_outlier_detection_ejections_<what>_<type> for each ejection type. */

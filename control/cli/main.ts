@@ -1,7 +1,7 @@
 // The `weft` command (bin/weft.mjs imports this file). Process commands
 // (control, sidecar, up) start long-running processes; every other command is
 // a thin client of the REST API and never touches the store.
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { bootstrapCommand } from '../../proxy-config/command.ts';
 import { CliError, type ConnectionOptions } from './client.ts';
 import { registerManifestCommands } from './manifest-commands.ts';
@@ -166,6 +166,14 @@ export function buildProgram(): Command {
     const o = action.opts<{ api?: string; token?: string; dataDir?: string }>();
     connection = { api: o.api, token: o.token, dataDir: o.dataDir };
   });
+  // Commander's own usage errors (an unknown command or option, a missing argument) are thrown to main(), which
+  // exits 2 as for every other usage error, instead of commander's process.exit(1). Every command, also the ones
+  // added whole (bootstrap), which do not inherit the setting.
+  const throwOnExit = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.commands.forEach(throwOnExit);
+  };
+  throwOnExit(program);
   return program;
 }
 
@@ -174,6 +182,8 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (err) {
+    // Commander has printed its message (and the usage) already; --help and --version are not errors.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof CliError) {
       console.error(err.message);
       // One problem is said in full by the message already; more are listed one per line.

@@ -7,7 +7,7 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +55,7 @@ export interface RunningMesh {
   dataDir: string;
   workloads: { name: string; appPort: number; inboundPort: number; outboundPort: number; adminPort: number }[];
   stop(): Promise<void>;
-  /** SIGKILL every process still running, now (a second Ctrl-C). */
+  /** SIGKILL every process still running, now (a second Ctrl-C), and remove the temporary data dir as stop() does. */
   kill(): void;
 }
 
@@ -69,6 +69,9 @@ class Children {
     const log = createWriteStream(join(this.logDir, `${name}.log`), { flags: 'a' });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
+    const keep = (c: Buffer) => tails.set(child, ((tails.get(child) ?? '') + c.toString()).slice(-TAIL_CHARS));
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
     this.#procs.push({ name, child });
     return child;
   }
@@ -94,7 +97,7 @@ class Children {
 function waitForLine(child: ChildProcess, pattern: RegExp, what: string, ms = 60_000): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    const timer = setTimeout(() => reject(new UpError(`timed out after ${ms} ms waiting for ${what}`)), ms);
     const onData = (c: Buffer) => {
       buf += c.toString();
       const m = buf.match(pattern);
@@ -107,19 +110,38 @@ function waitForLine(child: ChildProcess, pattern: RegExp, what: string, ms = 60
     child.stdout!.on('data', onData);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${what}: process exited with code ${code} (see its log)`));
+      reject(new UpError(`${what}: process exited with code ${code} (see its log)`));
     });
   });
 }
 
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+/** Why the demo could not start: said in one line by the CLI (named as the control plane's StartupError), no stack. */
+class UpError extends Error {
+  override name = 'StartupError';
+}
+
+/** A process that exited while weft up waited for it: said at once, with how it ended and its last output. */
+class ExitedEarly extends UpError {}
+
+async function until(check: () => Promise<boolean>, ms: number, what: string, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      // Its last words are on its stdout/stderr, which may still be draining: wait for them (briefly).
+      if (child.stdout && !child.stdout.readableEnded) await Promise.race([new Promise((r) => child.once('close', r)), new Promise((r) => setTimeout(r, 1000))]);
+      const how = child.exitCode !== null ? `exit code ${child.exitCode}` : `signal ${child.signalCode}`;
+      const said = tails.get(child)?.trim();
+      throw new ExitedEarly(`${what}: the process exited (${how})${said ? `; its last output:\n${said}` : ''}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+  throw new UpError(`timed out after ${ms} ms waiting for ${what}`);
 }
+
+/** The last output of each child (stdout and stderr), for an error that says why it exited. */
+const tails = new WeakMap<ChildProcess, string>();
+const TAIL_CHARS = 2000;
 
 /** A sidecar's /init_dump target names (what it waits for before it is ready); none if the admin port does not answer. */
 async function unreadyTargets(adminPort: number): Promise<string[]> {
@@ -152,9 +174,12 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
   // However this process ends (a crash, process.exit, a second Ctrl-C), nothing it started outlives it.
   const orphanGuard = () => children.killAll();
   process.once('exit', orphanGuard);
-  const stop = async () => {
+  const stopProcesses = async () => {
     await children.stopAll();
     process.off('exit', orphanGuard);
+  };
+  const stop = async () => {
+    await stopProcesses();
     if (tempDir) await rm(dataDir, { recursive: true, force: true });
   };
   try {
@@ -183,14 +208,15 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
     for (const w of WORKLOADS) {
       const name = `${w.service}-${w.version}`;
       const [appPort, inboundPort, outboundPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-      children.spawn(`${name}-sidecar`, [...sidecarNodeFlags(), ...weftCli, 'sidecar', '--service', w.service, '--xds', xdsAddress, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort), ...(opts.otelCollector ? ['--otel-collector', opts.otelCollector] : [])]);
+      const sidecar = children.spawn(`${name}-sidecar`, [...sidecarNodeFlags(), ...weftCli, 'sidecar', '--service', w.service, '--xds', xdsAddress, '--app-port', String(appPort), '--inbound-port', String(inboundPort), '--outbound-port', String(outboundPort), '--admin-port', String(adminPort), ...(opts.otelCollector ? ['--otel-collector', opts.otelCollector] : [])]);
       // The app starts only once its sidecar holds a full config: no app-before-proxy race.
-      await until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 60_000, `${name} sidecar ready`).catch(async (err: Error) => {
+      await until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, 60_000, `${name} sidecar ready`, sidecar).catch(async (err: Error) => {
+        if (err instanceof ExitedEarly) throw new UpError(`${err.message}\n(log: ${join(children.logDir, `${name}-sidecar.log`)})`);
         // Say what it still waits for, and why when an update was NACKed (its /init_dump), not just that it timed out.
         const waiting = await unreadyTargets(adminPort);
-        throw new Error(`${err.message}${waiting.length ? `; it still waits for: ${waiting.join('; ')}` : ''} (log: ${join(children.logDir, `${name}-sidecar.log`)})`);
+        throw new UpError(`${err.message}${waiting.length ? `; it still waits for: ${waiting.join('; ')}` : ''} (log: ${join(children.logDir, `${name}-sidecar.log`)})`);
       });
-      children.spawn(name, ['--import', 'tsx', join(demoDir, 'app.ts')], {
+      const app = children.spawn(name, ['--import', 'tsx', join(demoDir, 'app.ts')], {
         SERVICE: w.service,
         VERSION: w.version,
         PORT: String(appPort),
@@ -198,15 +224,24 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
         OUTBOUND_PORT: String(outboundPort),
         FAIL_PERCENT: String(w.failPercent ?? 0),
       });
-      await until(async () => (await fetch(`http://127.0.0.1:${appPort}/healthz`)).ok, 30_000, `${name} app`);
+      await until(async () => (await fetch(`http://127.0.0.1:${appPort}/healthz`)).ok, 30_000, `${name} app`, app).catch((err: Error) => {
+        throw new UpError(`${err.message} (log: ${join(children.logDir, `${name}.log`)})`);
+      });
       await api(apiUrl, token, 'POST', `/services/${w.service}/instances`, { address: '127.0.0.1', port: inboundPort, labels: { version: w.version } });
       workloads.push({ name, appPort, inboundPort, outboundPort, adminPort });
       log(`${name}: app 127.0.0.1:${appPort}, sidecar inbound :${inboundPort} outbound :${outboundPort} admin :${adminPort}`);
     }
     const frontend = workloads.find((w) => w.name.startsWith('frontend'))!;
-    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop, kill: () => children.killAll() };
+    // A second Ctrl-C skips the clean stop, not the cleanup: the temporary data dir (the store, the admin token, the
+    // logs) goes as after one, or every impatient stop would leave a weft-up-* directory behind in the temp dir.
+    const kill = () => {
+      children.killAll();
+      if (tempDir) rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 });
+    };
+    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop, kill };
   } catch (err) {
-    await stop();
+    // Everything it started stops; the logs the error points at stay (a temporary data dir is kept for them).
+    await stopProcesses();
     throw err;
   }
 }

@@ -161,6 +161,12 @@ test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API)
   const kind = await weft(control, ['get', 'gateways']);
   assert.equal(kind.code, 2);
   assert.match(kind.stderr, /unknown kind "gateways"/);
+  // Commander's usage errors are usage errors too (2), as docs/api.md says, not 1 like a refused request.
+  for (const [args, said] of [[['get'], /missing required argument 'kind'/], [['get', 'services', '--bogus'], /unknown option '--bogus'/], [['frob'], /unknown command 'frob'/], [['apply'], /required option '-f, --filename <file>' not specified/], [['bootstrap'], /required option '--service <name>' not specified/]] as const) {
+    const usage = await weft(control, [...args]);
+    assert.equal(usage.code, 2, args.join(' '));
+    assert.match(usage.stderr, said);
+  }
 
   const noToken = await weft(control, ['get', 'services'], { WEFT_TOKEN: '' });
   assert.equal(noToken.code, 1);

@@ -8,7 +8,9 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { dirname } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { proxyFromNode } from '../../control/xds/node.ts';
@@ -140,11 +142,32 @@ test('Ctrl-C twice: weft up kills what it started at once, and leaves nothing li
     child.kill('SIGINT'); // impatient: the clean stop (apps, sidecars, control plane in turn) is still under way
     assert.equal(await exited, 130, up.output());
     assert.match(up.output(), /SIGINT again: killing every process weft up started/);
+    // Killed, not stopped cleanly, but cleaned up as after one Ctrl-C: its temporary data dir is gone.
+    const dataDir = dirname(/^logs: (\S+)$/m.exec(up.output())![1]!);
+    assert.equal(existsSync(dataDir), false, `${dataDir} left behind`);
     // SIGKILLed processes release their sockets once the kernel reaps them: give it a moment
     for (const p of ports) {
       for (let i = 0; i < 50 && (await portOpen(p)); i++) await new Promise((r) => setTimeout(r, 100));
       assert.equal(await portOpen(p), false, `port ${p} still open after the second SIGINT`);
     }
+  } finally {
+    up.kill();
+  }
+});
+
+test('a demo process that exits at start is said at once, with its last output; its log is kept and nothing is left running', { timeout: 120_000 }, async () => {
+  // A collector address the sidecars refuse: the first one exits 2 as soon as it starts.
+  const up = spawnWeft(['up', '--otel-collector', 'nope']);
+  try {
+    assert.equal(await up.exited, 1, up.output());
+    const out = up.output();
+    assert.match(out, /^error: inventory-v1 sidecar ready: the process exited \(exit code 2\); its last output:\nerror: otel-collector: must be HOST:PORT, got "nope"$/m);
+    assert.doesNotMatch(out, /^\s+at /m, 'one message, no stack');
+    const log = /^\(log: (\S+)\)$/m.exec(out)![1]!;
+    assert.match(readFileSync(log, 'utf8'), /otel-collector: must be HOST:PORT/, 'the log it names is there to read');
+    const api = Number(/control plane up \(api http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    assert.equal(await portOpen(api), false, 'the control plane it started is stopped');
+    rmSync(dirname(dirname(log)), { recursive: true, force: true });
   } finally {
     up.kill();
   }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { collectStats, statsText } from '../../sidecar/admin-stats.ts';
 import { Histogram } from '../../sidecar/metrics.ts';
-import { TestMesh, get, instance, service, startApp, withFields } from './harness.ts';
+import { TestMesh, eventually, get, instance, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -96,6 +96,51 @@ test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=js
   const unknown = await admin(sc.adminPort, '/stats/prometheus?used_only');
   assert.equal(unknown.status, 400);
   assert.match(unknown.body, /^used_only: unknown parameter \(it takes filter, usedonly, text_readouts\)/);
+});
+
+test("a cluster's and a connection manager's stats are there at 0 before any request, as Envoy creates them with the cluster", { timeout: 30_000 }, async () => {
+  const app = await startApp('api');
+  closers.push(() => app.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
+  const sc = await mesh.sidecar('caller', 8000);
+  const lines = (await admin(sc.adminPort, '/stats/prometheus')).body.split('\n');
+  const api = 'envoy_cluster_name="outbound|7000||api.default"';
+  // A series born at 1 is no increase to Prometheus: the first timeout, overflow or unroutable request would go unseen.
+  for (const name of ['upstream_rq_total', 'upstream_rq_timeout', 'upstream_rq_per_try_timeout', 'upstream_rq_retry', 'upstream_rq_retry_overflow', 'upstream_rq_pending_overflow', 'upstream_cx_connect_fail', 'upstream_cx_none_healthy', 'outlier_detection_ejections_enforced_total', 'outlier_detection_ejections_detected_consecutive_5xx']) {
+    assert.ok(lines.includes(`envoy_cluster_${name}{${api}} 0`), `envoy_cluster_${name} at 0`);
+  }
+  assert.ok(lines.includes(`envoy_cluster_upstream_rq_time_count{${api}} 0`));
+  // Envoy's default bucket bounds, up to an hour, so a long request is in a bucket (a dashboard's le="300000" exists).
+  const bounds = lines.filter((l) => l.startsWith('envoy_cluster_upstream_rq_time_bucket{') && l.includes(api)).map((l) => /le="([^"]+)"/.exec(l)![1]);
+  assert.deepEqual(bounds, ['0.5', '1', '5', '10', '25', '50', '100', '250', '500', '1000', '2500', '5000', '10000', '30000', '60000', '300000', '600000', '1800000', '3600000', '+Inf']);
+  assert.ok(lines.includes('envoy_http_no_route{envoy_http_conn_manager_prefix="outbound"} 0'));
+  // As in Envoy, only what the cluster has: the inbound cluster has no outlier detection, no cluster has health checks.
+  assert.ok(!lines.some((l) => l.startsWith('envoy_cluster_outlier_detection_ejections_enforced_total{envoy_cluster_name="inbound|')));
+  assert.ok(!lines.some((l) => l.startsWith('envoy_cluster_health_check_success{')));
+  assert.ok(!(await admin(sc.adminPort, '/stats/prometheus?usedonly')).body.includes('upstream_rq_timeout'), 'usedonly still leaves them out');
+});
+
+test("a cluster CDS removes takes its series with it, as Envoy deletes a cluster's stats; the others keep theirs", { timeout: 30_000 }, async () => {
+  const app = await startApp('api');
+  closers.push(() => app.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000), service('old', 7001)], instances: [instance('api', app.port), instance('old', app.port)], routes: [] });
+  const sc = await mesh.sidecar('caller', 8000);
+  assert.equal((await get(sc.outboundPort, 'old', '/')).status, 200);
+  assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
+  const prom = async () => (await admin(sc.adminPort, '/stats/prometheus')).body;
+  assert.match(await prom(), /^envoy_cluster_membership_healthy\{envoy_cluster_name="outbound\|7001\|\|old\.default"\} 1$/m);
+
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)] });
+  await eventually(async () => !(await prom()).includes('old.default'), 5000, "old's series gone");
+  assert.ok(!(await admin(sc.adminPort, '/stats')).body.includes('old.default'), 'from /stats too');
+  // A gauge left behind would say the removed cluster still has a healthy member.
+  const after = await prom();
+  assert.match(after, /^envoy_cluster_upstream_rq_total\{envoy_cluster_name="outbound\|7000\|\|api\.default"\} 1$/m);
+  assert.match(after, /^envoy_cluster_membership_healthy\{envoy_cluster_name="outbound\|7000\|\|api\.default"\} 1$/m);
 });
 
 test('histogram quantiles come from the buckets, linear within the one that holds them', () => {

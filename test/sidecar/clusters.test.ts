@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Cluster } from '../../sidecar/clusters.ts';
+import { clustersJson, clustersText } from '../../sidecar/admin-clusters.ts';
+import { Cluster, type ClusterManager } from '../../sidecar/clusters.ts';
 import type { ClusterConfig, EndpointConfig } from '../../sidecar/config.ts';
 import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../../sidecar/config.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
@@ -33,6 +34,23 @@ test('DRAINING, UNHEALTHY and TIMEOUT endpoints take no new requests; HEALTHY, U
     assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2, 3]);
     const picked = new Set(Array.from({ length: 12 }, () => c.pick({})!.port));
     assert.deepEqual([...picked].sort(), [1, 2, 3]);
+  } finally {
+    c.close();
+  }
+});
+
+test("admin /clusters?format=json: eds_health_status as Envoy's admin derives it from the host's flags (HEALTHY for an endpoint sent UNKNOWN, UNHEALTHY for TIMEOUT)", () => {
+  const c = new Cluster(config(), new SidecarStats());
+  try {
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'UNKNOWN'), ep(3, 'DEGRADED'), ep(4, 'DRAINING'), ep(5, 'UNHEALTHY'), ep(6, 'TIMEOUT')]);
+    const cm = { clusters: new Map([['c', c]]) } as unknown as ClusterManager;
+    type Json = { cluster_statuses: { host_statuses: { address: { socket_address: { port_value: number } }; health_status: { eds_health_status: string } }[] }[] };
+    const hosts = (clustersJson(cm) as Json).cluster_statuses[0]!.host_statuses;
+    const status = Object.fromEntries(hosts.map((h) => [h.address.socket_address.port_value, h.health_status.eds_health_status]));
+    assert.deepEqual(status, { 1: 'HEALTHY', 2: 'HEALTHY', 3: 'DEGRADED', 4: 'DRAINING', 5: 'UNHEALTHY', 6: 'UNHEALTHY' });
+    // The text format's health_flags agree: what the JSON calls HEALTHY is `healthy` there.
+    const flags = clustersText(cm).split('\n').filter((l) => l.includes('::health_flags::')).map((l) => l.slice(l.lastIndexOf('::') + 2));
+    assert.deepEqual(flags, ['healthy', 'healthy', '/degraded_eds_health', '/eds_status_draining', '/failed_eds_health', '/failed_eds_health']);
   } finally {
     c.close();
   }

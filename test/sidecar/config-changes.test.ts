@@ -84,6 +84,18 @@ test('a resource outside the fidelity contract is NACKed with its field path and
   const still = await load(10, 2, () => get(client.outboundPort, 'svc'));
   assert.ok(still.every((r) => r.status === 200 && r.body === 'v1'), 'previous route config still serving');
 
+  // Counted under Envoy's own Prometheus names (an alert written for Envoy's rejected updates fires here too), each
+  // type's counters there at 0 before anything happens to them, so the first NACK is an increase a rate() sees.
+  const prom = (await get(client.adminPort, 'admin', '/stats/prometheus')).body.split('\n');
+  const sample = (name: string) => prom.find((l) => l.startsWith(`${name} `))?.slice(name.length + 1);
+  assert.ok(Number(sample('envoy_http_rds_update_rejected')) >= 1, 'the refused route configuration');
+  assert.equal(sample('envoy_listener_manager_lds_update_rejected'), '0');
+  assert.equal(sample('envoy_cluster_manager_cds_update_rejected'), '0');
+  assert.ok(Number(sample('envoy_cluster_manager_cds_update_success')) >= 1);
+  assert.ok(Number(sample('envoy_listener_manager_lds_update_success')) >= 1);
+  assert.ok(!prom.some((l) => l.includes('envoy_control_plane_update')), 'no family Envoy does not have');
+  assert.match((await get(client.adminPort, 'admin', '/stats?filter=rds')).body, /^http\.rds\.update_rejected: [1-9]/m);
+
   // The sidecar's own config_dump says so, as Envoy's: the version serving, and error_state for the refused one.
   type RouteItem = { version_info?: string; route_config?: { virtual_hosts: unknown[] }; client_status?: string; error_state?: { details: string; version_info: string; last_update_attempt: string; failed_configuration: { '@type': string } } };
   const routeItems = async (port: number) => JSON.parse((await get(port, 'admin', '/config_dump?resource=dynamic_route_configs')).body).configs as RouteItem[];

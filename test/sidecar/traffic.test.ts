@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { TestMesh, get, instance, load, metric, policy, route, service, startApp } from './harness.ts';
+import { TestMesh, freePort, get, instance, load, metric, policy, route, service, startApp, tap } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -51,6 +51,37 @@ test('retries turn an app\'s intermittent 503s into successes; without them the 
   assert.ok((await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry', { envoy_cluster_name: 'outbound|7000||flaky.default' })) >= 20);
   const plain = await load(20, 1, () => get(caller.outboundPort, 'flaky2'));
   assert.equal(plain.filter((r) => r.status === 503).length, 10, 'no retry policy on flaky2: half fail');
+});
+
+test("retries spent on a retriable answer: Envoy's URX in the access log (UF,URX after connect failures) and upstream_rq_retry_limit_exceeded", { timeout: 60_000 }, async () => {
+  const down = await startApp('down', (req, res) => {
+    res.statusCode = req.url === '/missing' ? 404 : 503;
+    res.end('no');
+  });
+  mesh.track(() => down.close());
+  const closed = await freePort();
+  mesh.model.update({
+    services: [service('caller5', 8000), service('down', 7400), service('gone', 7401)],
+    instances: [instance('down', down.port), instance('gone', closed)],
+    destinationPolicies: [],
+    routes: [
+      route('down', [{ destinations: [{ service: 'down', weight: 1 }], retries: { attempts: 2, retryOn: ['5xx'] } }]),
+      route('gone', [{ destinations: [{ service: 'gone', weight: 1 }], retries: { attempts: 1, retryOn: ['connect-failure'] } }]),
+    ],
+  });
+  const caller = await mesh.sidecar('caller5', 8000);
+  const watching = await tap(caller.adminPort, '?max=3');
+  assert.equal((await get(caller.outboundPort, 'down', '/')).status, 503, 'the last 503 goes downstream');
+  assert.equal((await get(caller.outboundPort, 'down', '/missing')).status, 404, 'not retriable: no retry, no flag');
+  assert.equal((await get(caller.outboundPort, 'gone', '/')).status, 503);
+  await watching.ended;
+  assert.deepEqual(watching.lines.map((l) => [l.authority, l.response_code, l.response_flags, l.attempts]), [
+    ['down', 503, 'URX', 3],
+    ['down', 404, '-', 1],
+    ['gone', 503, 'UF,URX', 2],
+  ]);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry_limit_exceeded', { envoy_cluster_name: 'outbound|7400||down.default' }), 1);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry_limit_exceeded', { envoy_cluster_name: 'outbound|7401||gone.default' }), 1);
 });
 
 test('a route timeout answers 504 upstream request timeout; faster requests pass', { timeout: 30_000 }, async () => {
