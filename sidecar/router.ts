@@ -78,11 +78,16 @@ function headerValue(req: RouteRequest, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/**
+ * Envoy's HeaderUtility::matchHeaders: a header the request lacks matches
+ * nothing but `present_match: false` (or `present_match: true` inverted);
+ * `invert_match` turns a value matcher's result around only for a header that
+ * is there, so an inverted `exact: beta` does not match a request without it.
+ */
 export function headerMatches(h: HeaderMatcherConfig, req: RouteRequest): boolean {
   const v = headerValue(req, h.name);
-  let ok: boolean;
-  if (h.match) ok = v !== undefined && matchString(h.match, v);
-  else ok = (v !== undefined) === h.present;
+  if (v === undefined) return !h.match && h.present === h.invert;
+  const ok = h.match ? matchString(h.match, v) : h.present;
   return h.invert ? !ok : ok;
 }
 

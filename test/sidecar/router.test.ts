@@ -57,6 +57,27 @@ test('first matching route wins: path exact/prefix/regex, headers (incl. invert 
   assert.equal(pick('/ci/x'), 'ci');
 });
 
+test('an inverted value matcher does not match a request without the header, as in Envoy', () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        { name: 'not-beta', match: { prefix: '/', headers: [{ name: 'x-track', string_match: { exact: 'beta' }, invert_match: true }] }, route: { cluster: 'stable' } },
+        { name: 'no-debug', match: { prefix: '/', headers: [{ name: 'x-debug', present_match: true, invert_match: true }] }, route: { cluster: 'quiet' } },
+        { name: 'absent', match: { prefix: '/', headers: [{ name: 'x-absent', present_match: false }] }, route: { cluster: 'absent' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'rest' } },
+      ]),
+    ],
+  });
+  const v = rc.virtualHosts[0]!;
+  const pick = (headers: Record<string, string>) => selectRoute(v, { authority: 'x', path: '/', method: 'GET', header: (n) => headers[n] })?.name;
+  assert.equal(pick({ 'x-track': 'alpha' }), 'not-beta');
+  assert.equal(pick({ 'x-track': 'beta' }), 'no-debug');
+  assert.equal(pick({}), 'no-debug', 'a missing header matches no inverted value matcher (HeaderUtility::matchHeaders)');
+  assert.equal(pick({ 'x-debug': '1' }), 'absent', 'present_match: false matches a request without the header');
+  assert.equal(pick({ 'x-debug': '1', 'x-absent': '' }), 'rest');
+});
+
 test('weighted choice follows the weights over the unit interval', () => {
   const choices = [{ name: 'a', weight: 90 }, { name: 'b', weight: 10 }];
   assert.equal(pickWeighted(choices, 100, 0)?.name, 'a');
