@@ -78,6 +78,28 @@ test('an inverted value matcher does not match a request without the header, as 
   assert.equal(pick({ 'x-debug': '1', 'x-absent': '' }), 'rest');
 });
 
+test('query parameters are matched as sent, not percent-decoded, as Envoy parses them for a route', () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        { name: 'spaced', match: { prefix: '/', query_parameters: [{ name: 'q', string_match: { exact: 'a b' } }] }, route: { cluster: 'c1' } },
+        { name: 'encoded', match: { prefix: '/', query_parameters: [{ name: 'q', string_match: { exact: 'a%20b' } }] }, route: { cluster: 'c2' } },
+        { name: 'flag', match: { prefix: '/', query_parameters: [{ name: 'debug', present_match: true }] }, route: { cluster: 'c3' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'c4' } },
+      ]),
+    ],
+  });
+  const v = rc.virtualHosts[0]!;
+  const pick = (path: string) => selectRoute(v, { authority: 'x', path, method: 'GET', header: () => undefined })?.name;
+  assert.equal(pick('/?q=a%20b'), 'encoded', 'Envoy compares the raw value');
+  assert.equal(pick('/?q=a+b'), 'rest', 'nor is + a space');
+  assert.equal(pick('/?x=1&q=a%20b&q=zzz'), 'encoded', 'the first value counts');
+  assert.equal(pick('/?debug'), 'flag');
+  assert.equal(pick('/?debugger=1'), 'rest');
+  assert.equal(pick('/?q%3D=a%20b'), 'rest', 'names are not decoded either');
+});
+
 test('weighted choice follows the weights over the unit interval', () => {
   const choices = [{ name: 'a', weight: 90 }, { name: 'b', weight: 10 }];
   assert.equal(pickWeighted(choices, 100, 0)?.name, 'a');
