@@ -1,6 +1,7 @@
-// Active HTTP health checking: GET path on each host; after
-// unhealthy_threshold failures in a row the host stops taking traffic, after
-// healthy_threshold passes it takes traffic again. Each host is checked once
+// Active HTTP health checking: GET path on each host; a response outside
+// expected_statuses takes the host out at once, as Envoy's HTTP checker does,
+// while connect failures and timeouts take unhealthy_threshold in a row;
+// after healthy_threshold passes it takes traffic again. Each host is checked once
 // at the start, then after the interval Envoy would choose (nextCheckIn):
 // no_traffic_interval until the cluster has carried a request (60 s unset;
 // no_traffic_healthy_interval for a host that passed and stays healthy),
@@ -112,8 +113,16 @@ export class HealthChecker {
     this.#timer.unref();
   }
 
+  /**
+   * One check, judged as Envoy's HTTP checker judges it: a response with a
+   * status outside expected_statuses makes a healthy host unhealthy at once
+   * (unhealthy_threshold counts only connect failures and timeouts, Envoy's
+   * NETWORK failures); an unhealthy host needs healthy_threshold passes in
+   * a row.
+   */
   async check(h: CheckedHost): Promise<boolean> {
     let ok = false;
+    let network = false;
     try {
       const res = await request(`http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}${this.#config.path}`, {
         dispatcher: checkAgent,
@@ -124,6 +133,7 @@ export class HealthChecker {
       ok = this.#config.expectedStatuses.some((r) => res.statusCode >= r.start && res.statusCode < r.end);
     } catch {
       ok = false;
+      network = true;
     }
     let changed = false;
     if (ok) {
@@ -136,7 +146,7 @@ export class HealthChecker {
     } else {
       h.hcSuccesses = 0;
       h.hcFailures++;
-      if (h.activeHealthy && h.hcFailures >= this.#config.unhealthyThreshold) {
+      if (h.activeHealthy && (!network || h.hcFailures >= this.#config.unhealthyThreshold)) {
         h.activeHealthy = false;
         changed = true;
       }
