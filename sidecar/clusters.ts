@@ -47,6 +47,7 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   activeHealthy = true;
   hcFailures = 0;
   hcSuccesses = 0;
+  hcChecked = false;
   pool: UpstreamPool;
 
   constructor(ep: EndpointConfig, pool: UpstreamPool) {
@@ -125,6 +126,10 @@ export class Cluster {
       clearInterval(this.#outlierTimer);
     }
     for (const c of this.#checkers) c.stop();
+    if (this.config.healthChecks.length === 0) {
+      // No checks any more: what they said no longer keeps a host out.
+      for (const h of this.hosts) Object.assign(h, { activeHealthy: true, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
+    }
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
         new HealthChecker(hc, () => this.hosts, (h, ok) => {
@@ -160,6 +165,7 @@ export class Cluster {
   setEndpoints(endpoints: readonly EndpointConfig[]): void {
     const byKey = new Map(this.hosts.map((h) => [h.key, h]));
     const next: Host[] = [];
+    let added = false;
     for (const ep of endpoints) {
       const key = `${ep.address}:${ep.port}`;
       const existing = byKey.get(key);
@@ -172,13 +178,17 @@ export class Cluster {
         next.push(existing);
       } else {
         const h = new Host(ep, this.#pool(ep));
+        // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes.
+        h.activeHealthy = this.config.healthChecks.length === 0;
         next.push(h);
+        added = true;
       }
     }
     // Removed hosts finish their in-flight requests; their pools close once idle.
     for (const gone of byKey.values()) void gone.pool.close();
     this.hosts = next;
     this.warmed = true;
+    if (added) for (const c of this.#checkers) c.hostsAdded();
     this.#refreshGauges();
   }
 

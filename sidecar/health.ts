@@ -1,7 +1,8 @@
 // Active HTTP health checking: GET path on each host; a response outside
 // expected_statuses takes the host out at once, as Envoy's HTTP checker does,
 // while connect failures and timeouts take unhealthy_threshold in a row;
-// after healthy_threshold passes it takes traffic again. Each host is checked once
+// after healthy_threshold passes it takes traffic again (a new host, which
+// starts out, after its first). Each host is checked once
 // at the start, then after the interval Envoy would choose (nextCheckIn):
 // no_traffic_interval until the cluster has carried a request (60 s unset;
 // no_traffic_healthy_interval for a host that passed and stays healthy),
@@ -16,10 +17,12 @@ export interface CheckedHost {
   key: string;
   address: string;
   port: number;
-  /** Result of active health checking; true until a check fails enough times. */
+  /** Result of active health checking. A host added to a health-checked cluster starts false (Envoy's FAILED_ACTIVE_HC) until its first check passes. */
   activeHealthy: boolean;
   hcFailures: number;
   hcSuccesses: number;
+  /** Whether a check has answered since the host was added: the first pass makes it healthy whatever healthy_threshold says (Envoy's first_check_). */
+  hcChecked?: boolean;
 }
 
 /** Dedicated connections, as Envoy's checker uses its own: a saturated request pool never starves checks. */
@@ -75,6 +78,11 @@ export class HealthChecker {
     this.#loop();
   }
 
+  /** Hosts were added: check the new ones now rather than at the next wake, as Envoy starts a session per added host. */
+  hostsAdded(): void {
+    if (!this.#stopped) this.#loop();
+  }
+
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
@@ -117,8 +125,8 @@ export class HealthChecker {
    * One check, judged as Envoy's HTTP checker judges it: a response with a
    * status outside expected_statuses makes a healthy host unhealthy at once
    * (unhealthy_threshold counts only connect failures and timeouts, Envoy's
-   * NETWORK failures); an unhealthy host needs healthy_threshold passes in
-   * a row.
+   * NETWORK failures); a host's first answered check that passes makes it
+   * healthy at once, later ones need healthy_threshold passes in a row.
    */
   async check(h: CheckedHost): Promise<boolean> {
     let ok = false;
@@ -136,10 +144,12 @@ export class HealthChecker {
       network = true;
     }
     let changed = false;
+    const first = !h.hcChecked;
+    h.hcChecked = true;
     if (ok) {
       h.hcFailures = 0;
       h.hcSuccesses++;
-      if (!h.activeHealthy && h.hcSuccesses >= this.#config.healthyThreshold) {
+      if (!h.activeHealthy && (first || h.hcSuccesses >= this.#config.healthyThreshold)) {
         h.activeHealthy = true;
         changed = true;
       }

@@ -2,14 +2,19 @@
 // judges it (HealthCheckerImplBase::ActiveHealthCheckSession): a response
 // outside expected_statuses is an ACTIVE failure and takes a healthy host out
 // at once; connect failures and timeouts are NETWORK failures and take
-// unhealthy_threshold in a row.
+// unhealthy_threshold in a row. A host added to a health-checked cluster
+// starts out (FAILED_ACTIVE_HC) and its first passing check brings it in,
+// whatever healthy_threshold says (first_check_).
 
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { Cluster } from '../../sidecar/clusters.ts';
 import type { CheckedHost } from '../../sidecar/health.ts';
-import type { HealthCheckConfig } from '../../sidecar/config.ts';
+import type { ClusterConfig, EndpointConfig, HealthCheckConfig } from '../../sidecar/config.ts';
+import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../../sidecar/config.ts';
 import { HealthChecker } from '../../sidecar/health.ts';
-import { freePort, startApp } from './harness.ts';
+import { SidecarStats } from '../../sidecar/stats.ts';
+import { eventually, freePort, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -57,4 +62,51 @@ test('a status outside expected_statuses takes a healthy host out at once; unhea
   }
   assert.equal(await checker.check(refusing), false);
   assert.equal(refusing.activeHealthy, false, 'the third connect failure in a row');
+});
+
+const clusterWith = (healthChecks: HealthCheckConfig[]): ClusterConfig => ({
+  name: 'hc',
+  type: 'EDS',
+  edsServiceName: 'hc',
+  staticEndpoints: [],
+  connectTimeoutMs: 1000,
+  lbPolicy: 'ROUND_ROBIN',
+  ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
+  healthChecks,
+  circuitBreakers: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
+  http2: false,
+  idleTimeoutMs: 60_000,
+  maxRequestsPerConnection: 0,
+  // No panic mode: the hosts the checks let through, and only those.
+  panicThresholdPercent: 0,
+});
+const ep = (port: number): EndpointConfig => ({ address: '127.0.0.1', port, health: 'HEALTHY', weight: 1, priority: 0 });
+
+test('a host added to a health-checked cluster takes no traffic until its first check passes, and one pass is enough', { timeout: 20_000 }, async () => {
+  const probe = (status: number) => (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+    res.statusCode = req.url === '/healthz' ? status : 200;
+    res.end();
+  };
+  const a = await startApp('a', probe(200));
+  const b = await startApp('b', probe(503));
+  const c = await startApp('c', probe(200));
+  closers.push(() => a.close(), () => b.close(), () => c.close());
+  // healthy_threshold 3 at one check a minute: only the first check can bring a host in within this test.
+  const cluster = new Cluster(clusterWith([{ ...config, healthyThreshold: 3 }]), new SidecarStats());
+  closers.push(async () => cluster.close());
+  const usable = () => cluster.usableHosts().map((h) => h.port).sort();
+
+  cluster.setEndpoints([ep(a.port)]);
+  assert.deepEqual(usable(), [], 'not before its first check');
+  await eventually(() => usable().length === 1, 5000, 'a in after its first check');
+
+  cluster.setEndpoints([ep(a.port), ep(b.port), ep(c.port)]);
+  assert.deepEqual(usable(), [a.port], 'the new hosts wait for their checks');
+  await eventually(() => usable().includes(c.port), 5000, 'c in after one pass');
+  await eventually(() => b.hits >= 1, 5000, "b's first check");
+  assert.deepEqual(usable(), [a.port, c.port].sort(), 'b failed its first check: never in');
+
+  // Without health checks, nothing they said keeps a host out.
+  cluster.update(clusterWith([]));
+  assert.deepEqual(usable(), [a.port, b.port, c.port].sort());
 });
