@@ -132,7 +132,8 @@ export class Cluster {
     }
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
-        new HealthChecker(hc, () => this.hosts, (h, ok) => {
+        // Without a host of its own, a check says the cluster's name in Host, as Envoy's HTTP checker does.
+        new HealthChecker(hc.host ? hc : { ...hc, host: this.name }, () => this.hosts, (h, ok) => {
           (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(this.#stats.clusterLabel(this.name));
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);

@@ -110,3 +110,22 @@ test('a host added to a health-checked cluster takes no traffic until its first 
   cluster.update(clusterWith([]));
   assert.deepEqual(usable(), [a.port, b.port, c.port].sort());
 });
+
+test("a check without http_health_check.host sends the cluster's name as Host, as Envoy's does", { timeout: 20_000 }, async () => {
+  const hosts: (string | undefined)[] = [];
+  const app = await startApp('h', (req, res) => {
+    if (req.url === '/healthz') hosts.push(req.headers.host);
+    res.end();
+  });
+  closers.push(() => app.close());
+  const named = new Cluster(clusterWith([config]), new SidecarStats());
+  closers.push(async () => named.close());
+  named.setEndpoints([ep(app.port)]);
+  await eventually(() => hosts.length >= 1, 5000, 'the first check');
+  assert.equal(hosts[0], 'hc');
+  const own = new Cluster({ ...clusterWith([{ ...config, host: 'orders.internal' }]), name: 'own' }, new SidecarStats());
+  closers.push(async () => own.close());
+  own.setEndpoints([ep(app.port)]);
+  await eventually(() => hosts.length >= 2, 5000, 'the second cluster\'s check');
+  assert.equal(hosts[1], 'orders.internal');
+});
