@@ -47,6 +47,17 @@ test('least request prefers the less loaded of two random choices', () => {
   assert.ok(share > 0.7, `idle got ${share}`);
 });
 
+test('least request with unequal weights shares by load_balancing_weight / (active requests + 1), as Envoy', () => {
+  const idle: LbHost[] = [{ key: 'a', weight: 3, activeRequests: 0 }, { key: 'b', weight: 1, activeRequests: 0 }];
+  const weighted = new LeastRequest();
+  assert.equal(counts(() => weighted.pick(idle, {}), 400).get('a'), 300, 'weight 3 of 4 when neither is busy');
+  // a is busy: 3 / (5 + 1) = 0.5 against b's 1 / (0 + 1) = 1.
+  const busy: LbHost[] = [{ key: 'a', weight: 3, activeRequests: 5 }, { key: 'b', weight: 1, activeRequests: 0 }];
+  const lr = new LeastRequest();
+  const byLoad = counts(() => lr.pick(busy, {}), 300);
+  assert.equal(byLoad.get('b'), 200, 'the idle host takes two thirds');
+});
+
 test('random spreads by weight', () => {
   const hs = [{ key: 'a', weight: 1, activeRequests: 0 }, { key: 'b', weight: 3, activeRequests: 0 }];
   const c = counts(() => new RandomLb().pick(hs, {}), 4000);
