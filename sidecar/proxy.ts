@@ -334,6 +334,13 @@ function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, rem
   return combined;
 }
 
+/** Envoy's redirect path: path_redirect keeps the request's query unless it has one of its own; without it, the request's path. */
+function redirectPath(pathRedirect: string | undefined, path: string): string {
+  if (pathRedirect === undefined) return path;
+  const q = path.indexOf('?');
+  return pathRedirect.includes('?') || q < 0 ? pathRedirect : pathRedirect + path.slice(q);
+}
+
 function rewritePath(route: RouteEntry, action: RouteActionConfig, path: string): string {
   if (action.prefixRewrite === undefined && !action.regexRewrite) return path;
   const q = path.indexOf('?');
@@ -874,7 +881,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-' });
     }
     if (action.kind === 'redirect') {
-      const location = `http://${action.hostRedirect ?? authority}${action.pathRedirect ?? path}`;
+      const location = `http://${action.hostRedirect ?? authority}${redirectPath(action.pathRedirect, path)}`;
       return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
     }
 
