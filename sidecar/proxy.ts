@@ -311,6 +311,12 @@ function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
   }
 }
 
+/** A cookie's value as Envoy's parseCookieValue reads it: without the double quotes it may be wrapped in (RFC 6265), as the generated one is. */
+function cookieValue(header: string, name: string): string | undefined {
+  const v = header.split(/;\s*/).find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
+  return v !== undefined && v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v;
+}
+
 function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, remote: string, setCookies: HeaderPairs): number | undefined {
   let combined: number | undefined;
   for (const p of policies) {
@@ -318,8 +324,7 @@ function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, rem
     if (p.kind === 'header') key = getHeader(headers, p.name);
     else if (p.kind === 'source_ip') key = remote;
     else {
-      const cookies = getHeader(headers, 'cookie') ?? '';
-      key = cookies.split(/;\s*/).find((c) => c.startsWith(`${p.name}=`))?.slice(p.name.length + 1);
+      key = cookieValue(getHeader(headers, 'cookie') ?? '', p.name);
       if (key === undefined && p.ttlSeconds !== undefined) {
         // Envoy generates the cookie so the client sticks from its next request on.
         key = randomUUID().replace(/-/g, '').slice(0, 16);
