@@ -359,3 +359,33 @@ test('a shadow that cannot keep up is dropped, never slowing the call: the prima
     await new Promise<void>((r) => client.close(() => r()));
   }
 });
+
+test("retry_on refused-stream retries a stream the h2 upstream refused (RST_STREAM REFUSED_STREAM), as Envoy's; without it the reset reason says so", { timeout: 30_000 }, async () => {
+  let streams = 0;
+  const port = await h2Server((stream) => {
+    streams++;
+    // Every odd stream is refused before the server did anything with it, as a server at its stream limit or going away does.
+    if (streams % 2 === 1) {
+      stream.on('error', () => undefined);
+      return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    }
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  mesh.model.update({
+    services: [{ name: 'r-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'refuser', namespace: 'default', ports: [{ port: 50056, protocol: 'grpc' }] }],
+    instances: [instance('refuser', port)],
+    routes: [route('refuser', [{ name: 'safe-retries', destinations: [{ service: 'refuser', weight: 1 }], retries: { attempts: 2, retryOn: ['connect-failure', 'refused-stream'] } }])],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('r-caller', 8000);
+  const retried = await get(caller.outboundPort, 'refuser:50056');
+  assert.equal(retried.status, 200, retried.body);
+  assert.equal(retried.body, 'ok');
+  assert.equal(streams, 2);
+
+  mesh.model.update({ routes: [route('refuser', [{ name: 'no-retries', destinations: [{ service: 'refuser', weight: 1 }], retries: { attempts: 2, retryOn: ['connect-failure'] } }])] });
+  let refused: { status: number; body: string } | undefined;
+  await eventually(async () => (refused = await get(caller.outboundPort, 'refuser:50056')).status === 503, 5000, 'a refused stream not retried');
+  assert.equal(refused!.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset');
+});
