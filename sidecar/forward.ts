@@ -87,6 +87,8 @@ export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
     return o.reason === 'connection_failure' && on.has('connect-failure');
   }
   const s = o.response.status;
+  // As Envoy: an upstream Envoy's rate limiter said no (x-envoy-ratelimited): never retried (envoy-ratelimited is not supported).
+  for (const [k] of o.response.headers) if (k === 'x-envoy-ratelimited') return false;
   // As Envoy: the gRPC conditions look at the grpc-status of a trailers-only response (in its headers).
   let g: number | undefined;
   for (const [cond, code] of GRPC_RETRY_ON) if (on.has(cond) && (g ??= grpcStatusIn(o.response.headers)) === code) return true;
