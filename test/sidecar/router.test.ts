@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RouteConfig } from '../../sidecar/config.ts';
 import { accept } from '../../sidecar/fidelity.ts';
+import { applyMutation } from '../../sidecar/headers.ts';
+import type { HeaderPairs } from '../../sidecar/upstream.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from '../../sidecar/router.ts';
 
 function routes(json: unknown): RouteConfig {
@@ -106,4 +108,37 @@ test('weighted choice follows the weights over the unit interval', () => {
   assert.equal(pickWeighted(choices, 100, 0.899)?.name, 'a');
   assert.equal(pickWeighted(choices, 100, 0.9)?.name, 'b');
   assert.equal(pickWeighted(choices, 100, 0.999)?.name, 'b');
+});
+
+test("header mutations as Envoy's HeaderParser: empty values are skipped unless keep_empty_value, every entry is judged before any is applied, overwrites before appends", () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        {
+          name: 'm',
+          match: { prefix: '/' },
+          route: { cluster: 'c' },
+          request_headers_to_add: [
+            { header: { key: 'x-empty', value: '' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+            { header: { key: 'x-kept', value: '' }, keep_empty_value: true },
+            { header: { key: 'x-once', value: 'a' }, append_action: 'ADD_IF_ABSENT' },
+            { header: { key: 'x-once', value: 'b' }, append_action: 'ADD_IF_ABSENT' },
+            { header: { key: 'x-v', value: 'appended' } },
+            { header: { key: 'x-v', value: 'overwritten' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+          ],
+        },
+      ]),
+    ],
+  });
+  const headers: HeaderPairs = [['x-empty', 'sent'], ['x-v', 'sent']];
+  applyMutation(headers, rc.virtualHosts[0]!.routes[0]!.requestHeaders);
+  assert.deepEqual(headers, [
+    ['x-empty', 'sent'],
+    ['x-v', 'overwritten'],
+    ['x-kept', ''],
+    ['x-once', 'a'],
+    ['x-once', 'b'],
+    ['x-v', 'appended'],
+  ]);
 });
