@@ -942,7 +942,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
       if (env.random() >= mirror.fraction) continue;
-      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body);
+      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs);
     }
 
     const upstreamBody = streamed ? (filters?.hasWasm ? (filteredBody ?? filteredRequestBody(streamed, filters, stream)) : streamed) : body;
@@ -1488,9 +1488,15 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
   return out;
 }
 
-/** Fire-and-forget copy to the mirror cluster; Envoy suffixes the authority with -shadow. */
-async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | Readable | null, timeoutMs = 15_000): Promise<void> {
-  const shadow = `${authority.split(':')[0]}-shadow${authority.includes(':') ? ':' + authority.split(':')[1] : ''}`;
+/** Envoy's shadowAppendedHost: -shadow goes before the port, if there is one (an IPv6 literal's colons are not a port). */
+export function shadowAuthority(authority: string): string {
+  const colon = authority.lastIndexOf(':');
+  return colon < 0 || authority.lastIndexOf(']') > colon ? `${authority}-shadow` : `${authority.slice(0, colon)}-shadow${authority.slice(colon)}`;
+}
+
+/** Fire-and-forget copy to the mirror cluster with the route's timeout, as Envoy's shadows; Envoy suffixes the authority with -shadow. */
+async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | Readable | null, timeoutMs: number): Promise<void> {
+  const shadow = shadowAuthority(authority);
   const h = headers.map(([k, v]) => [k, k === 'host' ? shadow : v] as [string, string]);
   const downstream = new Downstream();
   // A streamed shadow whose body stops short (the call was reset, or the shadow fell behind) is reset too.

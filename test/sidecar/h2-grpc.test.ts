@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
+import { shadowAuthority } from '../../sidecar/proxy.ts';
 import { TestMesh, eventually, get, instance, load, metric, route, startApp, withTimeout } from './harness.ts';
 
 let mesh: TestMesh;
@@ -240,6 +241,30 @@ test('fault injection aborts and delays by percentage; mirroring copies requests
   assert.equal(main.hits - before, 5);
   await eventually(() => shadowHosts.length === 5, 5000, 'five mirrored requests');
   assert.ok(shadowHosts.every((h) => h === 'shop-shadow'), `shadow authority: ${shadowHosts[0]}`);
+});
+
+test("a shadow has the route's timeout, as Envoy's: a stalled mirror is given up at it, not 15 s later", { timeout: 30_000 }, async () => {
+  const main = await startApp('main');
+  let shadowCut = 0;
+  const shadow = await startApp('stalled-shadow', (_req, res) => {
+    res.on('close', () => res.writableEnded || shadowCut++);
+  });
+  mesh.track(() => main.close());
+  mesh.track(() => shadow.close());
+  mesh.model.update({
+    services: [{ name: 'm-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'cart', namespace: 'default', ports: [{ port: 7802, protocol: 'http' }] }, { name: 'cart-next', namespace: 'default', ports: [{ port: 7803, protocol: 'http' }] }],
+    instances: [instance('cart', main.port), instance('cart-next', shadow.port)],
+    destinationPolicies: [],
+    routes: [route('cart', [{ destinations: [{ service: 'cart', weight: 1 }], mirror: { service: 'cart-next', percentage: 100 }, timeoutMs: 300 }])],
+  });
+  const caller = await mesh.sidecar('m-caller', 8000);
+  assert.equal((await get(caller.outboundPort, 'cart', '/')).status, 200);
+  await eventually(() => shadow.hits === 1, 5000, 'the mirrored request');
+  await eventually(() => shadowCut === 1, 5000, 'the shadow given up at the route timeout');
+  // Envoy's shadowAppendedHost: before the port, and an IPv6 literal's colons are not one.
+  assert.equal(shadowAuthority('cart:7802'), 'cart-shadow:7802');
+  assert.equal(shadowAuthority('[::1]:8080'), '[::1]-shadow:8080');
+  assert.equal(shadowAuthority('[::1]'), '[::1]-shadow');
 });
 
 test('a gRPC call is mirrored as it streams: the shadow has the first message while the client still holds the call open, then the rest; the caller gets the primary answer', { timeout: 30_000 }, async () => {
