@@ -251,7 +251,15 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       }
       stats.upstreamRqRetry.inc(stats.clusterLabel(clusterName));
       await sleep(backoffMs(policy!, attempt - 1), state);
-      if (state.stopped) break;
+      if (state.stopped) {
+        // As Envoy: the response being retried was already given up; a route timeout in the backoff is a 504.
+        if (last?.outcome.kind === 'response') {
+          last.outcome.response.body.dump();
+          last.host.activeRequests--;
+          last = { outcome: { kind: 'failure', reason: 'timeout' }, host: last.host };
+        }
+        break;
+      }
     }
     const host = cluster.pick({ hash: req.hash, avoid: policy?.avoidPreviousHosts ? new Set(tried) : undefined });
     if (!host) {
