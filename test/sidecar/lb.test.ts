@@ -84,3 +84,18 @@ test('ring hash is sticky per key; removing a host moves its keys and few others
   // Survivors gain ring points when the ring is rebuilt (as in Envoy), so a few of their keys shift; modulo hashing would move ~3/4.
   assert.ok(survivorsKept / survivors > 0.85, `kept ${survivorsKept}/${survivors}`);
 });
+
+test("ring hash with the previous_hosts predicate: a retry walks on along the ring to a host it has not tried, as Envoy's", () => {
+  const rh = new RingHash(1024);
+  const hs = hosts(3);
+  for (let i = 0; i < 50; i++) {
+    const hash = hash32(`user-${i}`);
+    const first = rh.pick(hs, { hash })!.key;
+    const retry = rh.pick(hs, { hash, avoid: new Set([first]) })!.key;
+    assert.notEqual(retry, first, `key ${i}: the retry went back to ${first}`);
+    assert.equal(rh.pick(hs, { hash, avoid: new Set([first]) })!.key, retry, 'the same next host every time');
+    const third = rh.pick(hs, { hash, avoid: new Set([first, retry]) })!.key;
+    assert.ok(third !== first && third !== retry);
+    assert.equal(rh.pick(hs, { hash, avoid: new Set(hs.map((h) => h.key)) })!.key, first, 'every host tried: the key\'s own');
+  }
+});
