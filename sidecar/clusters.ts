@@ -100,6 +100,7 @@ export class Cluster {
       config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
     if (config.lbPolicy !== this.config.lbPolicy) this.lb = createLoadBalancer(config);
+    const previous = this.config;
     this.config = config;
     this.breaker.update(config.circuitBreakers, config.http2);
     if (poolChanged) {
@@ -109,22 +110,35 @@ export class Cluster {
         void old.close();
       }
     }
-    this.#configure();
+    this.#configure(previous);
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints);
   }
 
-  #configure(): void {
+  /**
+   * Outlier detection and health checks from the config. A CDS update resends
+   * every cluster, changed or not (as Envoy ignores an unchanged one): the
+   * outlier interval and the health checkers restart only when their own
+   * settings changed, or a mesh pushing more often than the interval would
+   * never reach its tick (ejections never ending) and re-check every host at
+   * each push.
+   */
+  #configure(previous?: ClusterConfig): void {
     const od = this.config.outlierDetection;
+    const odChanged = !previous || JSON.stringify(od) !== JSON.stringify(previous.outlierDetection);
     if (od) {
       if (this.#outlier) this.#outlier.update(od);
       else this.#outlier = new OutlierDetector(od, this.#outlierEvents(), this.#now);
-      clearInterval(this.#outlierTimer);
-      this.#outlierTimer = setInterval(() => this.tickOutliers(), od.intervalMs);
-      this.#outlierTimer.unref();
+      if (odChanged || this.#outlierTimer === undefined) {
+        clearInterval(this.#outlierTimer);
+        this.#outlierTimer = setInterval(() => this.tickOutliers(), od.intervalMs);
+        this.#outlierTimer.unref();
+      }
     } else {
       this.#outlier = undefined;
       clearInterval(this.#outlierTimer);
+      this.#outlierTimer = undefined;
     }
+    if (previous && this.#checkers.length > 0 && JSON.stringify(this.config.healthChecks) === JSON.stringify(previous.healthChecks) && this.config.name === previous.name) return;
     for (const c of this.#checkers) c.stop();
     if (this.config.healthChecks.length === 0) {
       // No checks any more: what they said no longer keeps a host out.

@@ -7,6 +7,7 @@ import { Cluster } from '../../sidecar/clusters.ts';
 import type { ClusterConfig, EndpointConfig } from '../../sidecar/config.ts';
 import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../../sidecar/config.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
+import { eventually } from './harness.ts';
 
 const config = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
   name: 'c',
@@ -62,6 +63,22 @@ test('an ejected host is skipped until its ejection ends (at the interval tick a
     c.update({ ...c.config, panicThresholdPercent: 0 });
     assert.deepEqual(c.usableHosts().map((h) => h.port), [1], 'panic mode off: only the healthy host');
   } finally {
+    c.close();
+  }
+});
+
+test('a CDS update that leaves a cluster as it was does not restart its outlier detection interval', { timeout: 20_000 }, async () => {
+  const c = new Cluster(config({ outlierDetection: { ...ENVOY_OUTLIER_DEFAULTS, consecutive5xx: 1, intervalMs: 300, baseEjectionTimeMs: 100, maxEjectionPercent: 100 } }), new SidecarStats());
+  // The control plane pushes every 100 ms (any change anywhere in the mesh resends every cluster), faster than the interval.
+  const pushes = setInterval(() => c.update(structuredClone(c.config)), 100);
+  try {
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'HEALTHY')]);
+    c.recordResult(c.hosts[0]!, 503);
+    assert.deepEqual(c.usableHosts().map((h) => h.port), [2], 'ejected');
+    // Back at the first interval tick after base_ejection_time, pushes or not.
+    await eventually(() => c.usableHosts().length === 2, 5000, 'the ejected host back');
+  } finally {
+    clearInterval(pushes);
     c.close();
   }
 });

@@ -129,3 +129,17 @@ test("a check without http_health_check.host sends the cluster's name as Host, a
   await eventually(() => hosts.length >= 2, 5000, 'the second cluster\'s check');
   assert.equal(hosts[1], 'orders.internal');
 });
+
+test('a CDS update that leaves the health checks as they were does not check every host again', { timeout: 20_000 }, async () => {
+  const app = await startApp('steady', (_req, res) => res.end());
+  closers.push(() => app.close());
+  const cluster = new Cluster(clusterWith([config]), new SidecarStats());
+  closers.push(async () => cluster.close());
+  cluster.setEndpoints([ep(app.port)]);
+  await eventually(() => app.hits === 1 && cluster.usableHosts().length === 1, 5000, 'the first check');
+  for (let i = 0; i < 5; i++) cluster.update(structuredClone(cluster.config));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(app.hits, 1, 'the next check is an interval (60 s) away, pushes or not');
+  cluster.update({ ...cluster.config, healthChecks: [{ ...config, path: '/ready' }] });
+  await eventually(() => app.hits === 2, 5000, 'a changed check starts over');
+});
