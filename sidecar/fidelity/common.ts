@@ -33,8 +33,9 @@ export function stringMatcher(f: Fields): StringMatcher | undefined {
   const which = f.oneof(['exact', 'prefix', 'suffix', 'contains', 'safe_regex']);
   let out: StringMatcher | undefined;
   if (which === 'safe_regex') {
+    // As Envoy: ignore_case "has no effect for the safe_regex match" (RE2's own (?i) would say it, and is refused).
     const regex = compileRegex(f, 'safe_regex');
-    if (regex) out = { kind: 'regex', regex: ignoreCase ? new RegExp(regex.source, 'iu') : regex };
+    if (regex) out = { kind: 'regex', regex };
   } else if (which) {
     const value = f.str(which) ?? '';
     out = { kind: which as 'exact', value: ignoreCase ? value.toLowerCase() : value, ignoreCase };

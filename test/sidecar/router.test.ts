@@ -142,3 +142,21 @@ test("header mutations as Envoy's HeaderParser: empty values are skipped unless 
     ['x-v', 'appended'],
   ]);
 });
+
+test('ignore_case makes exact/prefix/suffix/contains case-insensitive and, as in Envoy, leaves safe_regex as it is', () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        { name: 'regex', match: { prefix: '/', headers: [{ name: 'x-env', string_match: { safe_regex: { regex: 'prod-[0-9]+' }, ignore_case: true } }] }, route: { cluster: 'c1' } },
+        { name: 'exact', match: { prefix: '/', headers: [{ name: 'x-env', string_match: { exact: 'staging', ignore_case: true } }] }, route: { cluster: 'c2' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'c3' } },
+      ]),
+    ],
+  });
+  const v = rc.virtualHosts[0]!;
+  const pick = (env: string) => selectRoute(v, { authority: 'x', path: '/', method: 'GET', header: (n) => (n === 'x-env' ? env : undefined) })?.name;
+  assert.equal(pick('prod-1'), 'regex');
+  assert.equal(pick('PROD-1'), 'rest', 'ignore_case has no effect for safe_regex');
+  assert.equal(pick('STAGING'), 'exact');
+});
