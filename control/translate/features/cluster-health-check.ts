@@ -9,11 +9,15 @@
 import { registerClusterFeature } from '../registry.ts';
 import { duration, type Json } from '../envoy-json.ts';
 import { isHttp2Port } from '../context.ts';
+import { serviceHost } from '../names.ts';
 
 registerClusterFeature('health-check', (cluster, target) => {
   const check = target.policy?.healthCheck ?? target.service.healthCheck;
   if (!check || target.port.protocol === 'tcp') return;
-  const http: Json = { path: check.path };
+  // The check's Host: the service's, which the callee's inbound proxy accepts. Left unset, Envoy (and the
+  // weft sidecar) would send the cluster name, "outbound|8080||orders.default", which is no valid authority:
+  // the inbound proxy answers it 400 and every instance would fail its checks.
+  const http: Json = { path: check.path, host: serviceHost(target.service.name, target.service.namespace) };
   if (check.expectedStatuses?.length) {
     http.expected_statuses = check.expectedStatuses.map((r) => ({ start: r.start, end: r.end }));
   }
