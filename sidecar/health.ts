@@ -10,6 +10,7 @@
 // intervals while a change of state waits for its threshold; each wait with
 // Envoy's jitter added, and a host's first check after initial_jitter.
 
+import http2 from 'node:http2';
 import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from './config.ts';
 
@@ -23,6 +24,10 @@ export interface CheckedHost {
   hcSuccesses: number;
   /** Whether a check has answered since the host was added: the first pass makes it healthy whatever healthy_threshold says (Envoy's first_check_). */
   hcChecked?: boolean;
+}
+
+function origin(h: CheckedHost): string {
+  return `http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
 }
 
 /** Dedicated connections, as Envoy's checker uses its own: a saturated request pool never starves checks. */
@@ -63,6 +68,8 @@ export class HealthChecker {
   readonly #hadTraffic: () => boolean;
 
   readonly #random: () => number;
+  /** h2c connections for codec_client_type HTTP2, by host. */
+  readonly #sessions = new Map<string, http2.ClientHttp2Session>();
 
   constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random) {
     this.#random = random;
@@ -87,6 +94,51 @@ export class HealthChecker {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    for (const s of this.#sessions.values()) s.close();
+    this.#sessions.clear();
+  }
+
+  async #h1Status(h: CheckedHost): Promise<number> {
+    const res = await request(`${origin(h)}${this.#config.path}`, {
+      dispatcher: checkAgent,
+      headers: { host: this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' },
+      signal: AbortSignal.timeout(this.#config.timeoutMs),
+    });
+    await res.body.dump();
+    return res.statusCode;
+  }
+
+  /** codec_client_type HTTP2: a GET over an h2c connection of the checker's own, kept for the host's next checks (Envoy reuses it too). */
+  #h2Status(h: CheckedHost): Promise<number> {
+    let session = this.#sessions.get(h.key);
+    if (!session || session.closed || session.destroyed) {
+      session = http2.connect(origin(h));
+      session.on('error', () => undefined);
+      session.unref();
+      this.#sessions.set(h.key, session);
+    }
+    const s = session;
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        // A connection that failed or timed out is not reused.
+        if (this.#sessions.get(h.key) === s) this.#sessions.delete(h.key);
+        s.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new Error('health check timeout')), this.#config.timeoutMs);
+      s.once('error', fail);
+      const req = s.request({ ':method': 'GET', ':path': this.#config.path, ':authority': this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' }, { endStream: true });
+      let status = 0;
+      req.on('response', (headers) => (status = Number(headers[':status'])));
+      req.on('error', fail);
+      req.on('end', () => {
+        clearTimeout(timer);
+        s.off('error', fail);
+        resolve(status);
+      });
+      req.resume();
+    });
   }
 
   /** Checks the hosts that are due (new ones at once), then sleeps until the next is due (at most `interval`, to find new hosts). */
@@ -132,13 +184,8 @@ export class HealthChecker {
     let ok = false;
     let network = false;
     try {
-      const res = await request(`http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}${this.#config.path}`, {
-        dispatcher: checkAgent,
-        headers: { host: this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' },
-        signal: AbortSignal.timeout(this.#config.timeoutMs),
-      });
-      await res.body.dump();
-      ok = this.#config.expectedStatuses.some((r) => res.statusCode >= r.start && res.statusCode < r.end);
+      const status = this.#config.http2 ? await this.#h2Status(h) : await this.#h1Status(h);
+      ok = this.#config.expectedStatuses.some((r) => status >= r.start && status < r.end);
     } catch {
       ok = false;
       network = true;

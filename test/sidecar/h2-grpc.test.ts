@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { shadowAuthority } from '../../sidecar/proxy.ts';
-import { TestMesh, eventually, get, instance, load, metric, route, startApp, withTimeout } from './harness.ts';
+import { TestMesh, eventually, get, instance, load, metric, policy, route, startApp, withTimeout } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -413,4 +413,31 @@ test("retry_on refused-stream retries a stream the h2 upstream refused (RST_STRE
   let refused: { status: number; body: string } | undefined;
   await eventually(async () => (refused = await get(caller.outboundPort, 'refuser:50056')).status === 503, 5000, 'a refused stream not retried');
   assert.equal(refused!.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset');
+});
+
+test('health checks of an http2 (gRPC) service go over h2c, as the translator asks (codec_client_type HTTP2): the cluster is accepted and its hosts checked', { timeout: 30_000 }, async () => {
+  const checks: string[] = [];
+  let healthy = true;
+  const port = await h2Server((stream, headers) => {
+    if (headers[':path'] === '/healthz') {
+      checks.push(String(headers[':authority']));
+      stream.respond({ ':status': healthy ? 200 : 503 });
+      return stream.end();
+    }
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' });
+    stream.end();
+  });
+  mesh.model.update({
+    services: [{ name: 'hc2-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'checked', namespace: 'default', ports: [{ port: 50057, protocol: 'grpc' }] }],
+    instances: [instance('checked', port)],
+    routes: [],
+    destinationPolicies: [policy('checked', { healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1 } })],
+  });
+  const caller = await mesh.sidecar('hc2-caller', 8000);
+  await eventually(() => checks.length >= 2, 5000, 'checks over h2c');
+  assert.equal(checks[0], 'checked.default', "the service's host as :authority (http_health_check.host)");
+  const labels = { envoy_cluster_name: 'outbound|50057||checked.default' };
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_membership_healthy', labels), 1);
+  healthy = false;
+  await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_membership_healthy', labels)) === 0, 5000, 'the host failed its check');
 });
