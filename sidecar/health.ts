@@ -112,10 +112,14 @@ export class HealthChecker {
   #h2Status(h: CheckedHost): Promise<number> {
     let session = this.#sessions.get(h.key);
     if (!session || session.closed || session.destroyed) {
-      session = http2.connect(origin(h));
-      session.on('error', () => undefined);
-      session.unref();
-      this.#sessions.set(h.key, session);
+      const opened = http2.connect(origin(h));
+      opened.on('error', () => undefined);
+      opened.on('close', () => {
+        if (this.#sessions.get(h.key) === opened) this.#sessions.delete(h.key);
+      });
+      opened.unref();
+      this.#sessions.set(h.key, opened);
+      session = opened;
     }
     const s = session;
     return new Promise((resolve, reject) => {
@@ -146,7 +150,17 @@ export class HealthChecker {
     if (this.#stopped) return;
     const now = Date.now();
     let next = now + this.#config.intervalMs;
-    for (const h of this.#hosts()) {
+    const hosts = this.#hosts();
+    if (this.#sessions.size > 0) {
+      // A host EDS removed keeps no h2c connection open.
+      const keys = new Set(hosts.map((h) => h.key));
+      for (const [key, session] of this.#sessions) {
+        if (keys.has(key)) continue;
+        session.close();
+        this.#sessions.delete(key);
+      }
+    }
+    for (const h of hosts) {
       let due = this.#due.get(h);
       // initial_jitter: a new host's first check waits a random time below it (Envoy's onInitialInterval).
       if (due === undefined && (this.#config.initialJitterMs ?? 0) > 0) {
