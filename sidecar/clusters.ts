@@ -207,15 +207,21 @@ export class Cluster {
     this.#refreshGauges();
   }
 
-  /** Hosts that may take a new request: EDS HEALTHY/UNKNOWN/DEGRADED, passing active checks, not ejected; all non-draining hosts in panic mode. */
+  /**
+   * Hosts that may take a new request: EDS HEALTHY/UNKNOWN/DEGRADED, passing
+   * active checks, not ejected. In Envoy's panic mode (under the threshold,
+   * counted over the hosts not draining, as Envoy leaves its excluded hosts
+   * out) every host not draining, whatever its health: EDS UNHEALTHY and
+   * TIMEOUT ones too.
+   */
   usableHosts(): Host[] {
     const now = this.#now();
-    const candidates = this.hosts.filter((h) => h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN' || h.edsHealth === 'DEGRADED');
-    const usable = candidates.filter((h) => h.activeHealthy && h.ejectedUntil <= now);
+    const inService = this.hosts.filter((h) => h.edsHealth !== 'DRAINING');
+    const usable = inService.filter((h) => (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN' || h.edsHealth === 'DEGRADED') && h.activeHealthy && h.ejectedUntil <= now);
     const threshold = this.config.panicThresholdPercent;
-    if (threshold > 0 && this.hosts.length > 0 && (usable.length * 100) / this.hosts.length < threshold && usable.length < candidates.length) {
+    if (threshold > 0 && inService.length > 0 && (usable.length * 100) / inService.length < threshold && usable.length < inService.length) {
       // Envoy's panic mode: too few healthy hosts, spread load over all of them rather than overload the few.
-      return candidates;
+      return inService;
     }
     return usable;
   }

@@ -82,3 +82,17 @@ test('a CDS update that leaves a cluster as it was does not restart its outlier 
     c.close();
   }
 });
+
+test("panic mode, as Envoy's: counted over the hosts not draining, and then every one of them takes traffic, EDS UNHEALTHY and TIMEOUT too", () => {
+  const c = new Cluster(config(), new SidecarStats());
+  try {
+    // One healthy host of three not draining: 33%, under the 50% threshold.
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'UNHEALTHY'), ep(3, 'TIMEOUT'), ep(4, 'DRAINING')]);
+    assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2, 3]);
+    // Two of three not draining are healthy (67%): no panic, though two of five hosts would be 40%.
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'HEALTHY'), ep(3, 'UNHEALTHY'), ep(4, 'DRAINING'), ep(5, 'DRAINING')]);
+    assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2]);
+  } finally {
+    c.close();
+  }
+});
