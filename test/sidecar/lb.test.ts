@@ -58,11 +58,15 @@ test('least request with unequal weights shares by load_balancing_weight / (acti
   assert.equal(byLoad.get('b'), 200, 'the idle host takes two thirds');
 });
 
-test('random spreads by weight', () => {
+test("random picks uniformly, weights or not, as Envoy's RandomLoadBalancer", () => {
   const hs = [{ key: 'a', weight: 1, activeRequests: 0 }, { key: 'b', weight: 3, activeRequests: 0 }];
+  // Rolls spread evenly over [0, 1): each host gets the half of them Envoy's random % 2 would give it.
+  let i = 0;
+  const lb = new RandomLb(() => (i++ % 100) / 100);
+  assert.equal(counts(() => lb.pick(hs, {}), 400).get('b'), 200);
   const c = counts(() => new RandomLb().pick(hs, {}), 4000);
   const share = c.get('b')! / 4000;
-  assert.ok(share > 0.7 && share < 0.8, `b got ${share}`);
+  assert.ok(share > 0.45 && share < 0.55, `b got ${share}`);
 });
 
 test('ring hash is sticky per key; removing a host moves its keys and few others', () => {
