@@ -493,7 +493,7 @@ class Stream {
     // on_log reads the response as sent (response.code, response.size), also in filters that never saw it.
     this.filters?.ended(status, log.bytes_sent);
     log.response_code = status;
-    log.response_flags = flag;
+    log.response_flags = this.filters?.delayInjected ? withDelayInjected(flag) : flag;
     log.duration_ms = Date.now() - this.started;
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
@@ -1486,6 +1486,14 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
   );
   source.pipe(out);
   return out;
+}
+
+/** The flags Envoy lists before DI (ResponseFlagUtils order): a delayed request that then timed out is "UT,DI", one aborted "DI,FI". */
+const FLAGS_BEFORE_DI = new Set(['LH', 'UH', 'UT', 'LR', 'UR', 'UF', 'UC', 'UO', 'NR']);
+
+function withDelayInjected(flag: string): string {
+  if (flag === '-') return 'DI';
+  return FLAGS_BEFORE_DI.has(flag) ? `${flag},DI` : `DI,${flag}`;
 }
 
 /** Envoy's shadowAppendedHost: -shadow goes before the port, if there is one (an IPv6 literal's colons are not a port). */

@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { shadowAuthority } from '../../sidecar/proxy.ts';
-import { TestMesh, eventually, get, instance, load, metric, policy, route, startApp, withTimeout } from './harness.ts';
+import { TestMesh, eventually, get, instance, load, metric, policy, route, startApp, tap, withTimeout } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -241,6 +241,28 @@ test('fault injection aborts and delays by percentage; mirroring copies requests
   assert.equal(main.hits - before, 5);
   await eventually(() => shadowHosts.length === 5, 5000, 'five mirrored requests');
   assert.ok(shadowHosts.every((h) => h === 'shop-shadow'), `shadow authority: ${shadowHosts[0]}`);
+});
+
+test('a request the fault filter delayed is logged with flag DI (DI,FI when it was aborted too), as Envoy logs it', { timeout: 30_000 }, async () => {
+  const app = await startApp('delayed');
+  mesh.track(() => app.close());
+  mesh.model.update({
+    services: [{ name: 'di-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'lag', namespace: 'default', ports: [{ port: 7804, protocol: 'http' }] }],
+    instances: [instance('lag', app.port)],
+    destinationPolicies: [],
+    routes: [
+      route('lag', [
+        { name: 'both', match: [{ path: { prefix: '/both' } }], destinations: [{ service: 'lag', weight: 1 }], fault: { delay: { fixedDelayMs: 50, percentage: 100 }, abort: { httpStatus: 503, percentage: 100 } } },
+        { name: 'slow', destinations: [{ service: 'lag', weight: 1 }], fault: { delay: { fixedDelayMs: 50, percentage: 100 } } },
+      ]),
+    ],
+  });
+  const caller = await mesh.sidecar('di-caller', 8000);
+  const watching = await tap(caller.adminPort, '?authority=lag&max=2');
+  assert.equal((await get(caller.outboundPort, 'lag', '/')).status, 200);
+  assert.equal((await get(caller.outboundPort, 'lag', '/both')).status, 503);
+  await watching.ended;
+  assert.deepEqual(watching.lines.map((l) => l.response_flags), ['DI', 'DI,FI']);
 });
 
 test("a shadow has the route's timeout, as Envoy's: a stalled mirror is given up at it, not 15 s later", { timeout: 30_000 }, async () => {
