@@ -1,7 +1,10 @@
-// Envoy's circuit breakers for one cluster, HTTP/1 semantics: a request
-// holds one connection while active, so at most min(max_connections,
-// max_requests) run at once (max_requests alone for HTTP/2); up to
-// max_pending_requests more wait in a queue; anything beyond overflows.
+// Envoy's circuit breakers for one cluster, as its connection pools apply
+// them. A request that finds no free connection (HTTP/1: one request holds
+// one connection, so max_connections are busy) waits among at most
+// max_pending_requests; one that gets a connection (at once, or when one
+// frees up; HTTP/2 always has one) is refused once max_requests are active.
+// Envoy never queues on max_requests: past it a request overflows (503
+// x-envoy-overloaded) even where a connection is free, HTTP/2 included.
 
 import type { CircuitBreakerConfig } from './config.ts';
 
@@ -10,7 +13,8 @@ export class CircuitBreaker {
   #http2: boolean;
   active = 0;
   activeRetries = 0;
-  readonly #waiting: (() => void)[] = [];
+  /** Requests waiting for a connection: called with whether max_requests lets them in once one is free. */
+  readonly #waiting: ((admit: boolean) => void)[] = [];
 
   constructor(limits: CircuitBreakerConfig, http2: boolean) {
     this.#limits = limits;
@@ -27,19 +31,22 @@ export class CircuitBreaker {
     return this.#waiting.length;
   }
 
-  #capacity(): number {
-    return this.#http2 ? this.#limits.maxRequests : Math.min(this.#limits.maxConnections, this.#limits.maxRequests);
+  /** Whether a connection is free for one more request (HTTP/2 multiplexes: always). */
+  #connectionFree(): boolean {
+    return this.#http2 || this.active < this.#limits.maxConnections;
   }
 
   /** Resolves to a release function, or to undefined when the request overflows (503 + x-envoy-overloaded). */
   acquire(): Promise<(() => void) | undefined> | (() => void) | undefined {
-    if (this.active < this.#capacity() && this.#waiting.length === 0) {
+    if (this.#connectionFree() && this.#waiting.length === 0) {
+      if (this.active >= this.#limits.maxRequests) return undefined;
       this.active++;
       return this.#releaser();
     }
     if (this.#waiting.length >= this.#limits.maxPendingRequests) return undefined;
     return new Promise((resolve) => {
-      this.#waiting.push(() => {
+      this.#waiting.push((admit) => {
+        if (!admit) return resolve(undefined);
         this.active++;
         resolve(this.#releaser());
       });
@@ -70,6 +77,6 @@ export class CircuitBreaker {
   }
 
   #drain(): void {
-    while (this.#waiting.length > 0 && this.active < this.#capacity()) this.#waiting.shift()!();
+    while (this.#waiting.length > 0 && this.#connectionFree()) this.#waiting.shift()!(this.active < this.#limits.maxRequests);
   }
 }

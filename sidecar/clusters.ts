@@ -47,6 +47,7 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   activeHealthy = true;
   hcFailures = 0;
   hcSuccesses = 0;
+  hcChecked = false;
   pool: UpstreamPool;
 
   constructor(ep: EndpointConfig, pool: UpstreamPool) {
@@ -99,6 +100,7 @@ export class Cluster {
       config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
     if (config.lbPolicy !== this.config.lbPolicy) this.lb = createLoadBalancer(config);
+    const previous = this.config;
     this.config = config;
     this.breaker.update(config.circuitBreakers, config.http2);
     if (poolChanged) {
@@ -108,26 +110,44 @@ export class Cluster {
         void old.close();
       }
     }
-    this.#configure();
+    this.#configure(previous);
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints);
   }
 
-  #configure(): void {
+  /**
+   * Outlier detection and health checks from the config. A CDS update resends
+   * every cluster, changed or not (as Envoy ignores an unchanged one): the
+   * outlier interval and the health checkers restart only when their own
+   * settings changed, or a mesh pushing more often than the interval would
+   * never reach its tick (ejections never ending) and re-check every host at
+   * each push.
+   */
+  #configure(previous?: ClusterConfig): void {
     const od = this.config.outlierDetection;
+    const odChanged = !previous || JSON.stringify(od) !== JSON.stringify(previous.outlierDetection);
     if (od) {
       if (this.#outlier) this.#outlier.update(od);
       else this.#outlier = new OutlierDetector(od, this.#outlierEvents(), this.#now);
-      clearInterval(this.#outlierTimer);
-      this.#outlierTimer = setInterval(() => this.tickOutliers(), od.intervalMs);
-      this.#outlierTimer.unref();
+      if (odChanged || this.#outlierTimer === undefined) {
+        clearInterval(this.#outlierTimer);
+        this.#outlierTimer = setInterval(() => this.tickOutliers(), od.intervalMs);
+        this.#outlierTimer.unref();
+      }
     } else {
       this.#outlier = undefined;
       clearInterval(this.#outlierTimer);
+      this.#outlierTimer = undefined;
     }
+    if (previous && this.#checkers.length > 0 && JSON.stringify(this.config.healthChecks) === JSON.stringify(previous.healthChecks) && this.config.name === previous.name) return;
     for (const c of this.#checkers) c.stop();
+    if (this.config.healthChecks.length === 0) {
+      // No checks any more: what they said no longer keeps a host out.
+      for (const h of this.hosts) Object.assign(h, { activeHealthy: true, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
+    }
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
-        new HealthChecker(hc, () => this.hosts, (h, ok) => {
+        // Without a host of its own, a check says the cluster's name in Host, as Envoy's HTTP checker does.
+        new HealthChecker(hc.host ? hc : { ...hc, host: this.name }, () => this.hosts, (h, ok) => {
           (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(this.#stats.clusterLabel(this.name));
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
@@ -160,6 +180,7 @@ export class Cluster {
   setEndpoints(endpoints: readonly EndpointConfig[]): void {
     const byKey = new Map(this.hosts.map((h) => [h.key, h]));
     const next: Host[] = [];
+    let added = false;
     for (const ep of endpoints) {
       const key = `${ep.address}:${ep.port}`;
       const existing = byKey.get(key);
@@ -172,25 +193,35 @@ export class Cluster {
         next.push(existing);
       } else {
         const h = new Host(ep, this.#pool(ep));
+        // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes.
+        h.activeHealthy = this.config.healthChecks.length === 0;
         next.push(h);
+        added = true;
       }
     }
     // Removed hosts finish their in-flight requests; their pools close once idle.
     for (const gone of byKey.values()) void gone.pool.close();
     this.hosts = next;
     this.warmed = true;
+    if (added) for (const c of this.#checkers) c.hostsAdded();
     this.#refreshGauges();
   }
 
-  /** Hosts that may take a new request: EDS HEALTHY/UNKNOWN/DEGRADED, passing active checks, not ejected; all non-draining hosts in panic mode. */
+  /**
+   * Hosts that may take a new request: EDS HEALTHY/UNKNOWN/DEGRADED, passing
+   * active checks, not ejected. In Envoy's panic mode (under the threshold,
+   * counted over the hosts not draining, as Envoy leaves its excluded hosts
+   * out) every host not draining, whatever its health: EDS UNHEALTHY and
+   * TIMEOUT ones too.
+   */
   usableHosts(): Host[] {
     const now = this.#now();
-    const candidates = this.hosts.filter((h) => h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN' || h.edsHealth === 'DEGRADED');
-    const usable = candidates.filter((h) => h.activeHealthy && h.ejectedUntil <= now);
+    const inService = this.hosts.filter((h) => h.edsHealth !== 'DRAINING');
+    const usable = inService.filter((h) => (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN' || h.edsHealth === 'DEGRADED') && h.activeHealthy && h.ejectedUntil <= now);
     const threshold = this.config.panicThresholdPercent;
-    if (threshold > 0 && this.hosts.length > 0 && (usable.length * 100) / this.hosts.length < threshold && usable.length < candidates.length) {
+    if (threshold > 0 && inService.length > 0 && (usable.length * 100) / inService.length < threshold && usable.length < inService.length) {
       // Envoy's panic mode: too few healthy hosts, spread load over all of them rather than overload the few.
-      return candidates;
+      return inService;
     }
     return usable;
   }

@@ -316,6 +316,8 @@ export interface HealthCheckConfig {
   unhealthyThreshold: number;
   /** [start, end) ranges; default [[200, 201)] as in Envoy. */
   expectedStatuses: { start: number; end: number }[];
+  /** codec_client_type HTTP2: the check goes over h2c (prior knowledge), for an HTTP/2-only server such as a gRPC one. */
+  http2?: boolean;
 }
 
 /** Envoy's OutlierDetection with its defaults filled in (external-origin errors; see outlier.ts). */

@@ -80,6 +80,8 @@ function sleep(ms: number): Promise<void> {
 export const NO_ROUTE: Pick<RouteEntry, 'disabledFilters' | 'fault'> = { disabledFilters: new Set(), fault: undefined };
 
 export class RequestFilters {
+  /** The fault filter delayed the request: Envoy's response flag DI. */
+  delayInjected = false;
   readonly #active: Active[] = [];
   readonly #stats: SidecarStats;
   readonly #random: () => number;
@@ -202,7 +204,10 @@ export class RequestFilters {
     }
     if (a.kind === 'fault') {
       const { delay } = a.fault;
-      if (delay && this.#random() < delay.fraction) return sleep(delay.ms).then(() => this.#faultAbort(a.fault, s));
+      if (delay && this.#random() < delay.fraction) {
+        this.delayInjected = true;
+        return sleep(delay.ms).then(() => this.#faultAbort(a.fault, s));
+      }
       return this.#faultAbort(a.fault, s);
     }
     if (!a.stream) return undefined;

@@ -89,9 +89,12 @@ export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
   if (o.kind === 'failure') {
     if (o.reason === 'overflow') return false;
     if (on.has('5xx') || on.has('gateway-error') || on.has('reset')) return true;
+    if (o.reason === 'remote_refused_stream_reset') return on.has('refused-stream');
     return o.reason === 'connection_failure' && on.has('connect-failure');
   }
   const s = o.response.status;
+  // As Envoy: an upstream Envoy's rate limiter said no (x-envoy-ratelimited): never retried (envoy-ratelimited is not supported).
+  for (const [k] of o.response.headers) if (k === 'x-envoy-ratelimited') return false;
   // As Envoy: the gRPC conditions look at the grpc-status of a trailers-only response (in its headers).
   let g: number | undefined;
   for (const [cond, code] of GRPC_RETRY_ON) if (on.has(cond) && (g ??= grpcStatusIn(o.response.headers)) === code) return true;
@@ -107,7 +110,12 @@ function backoffMs(policy: RetryPolicyConfig, retry: number): number {
   return Math.random() * ceiling;
 }
 
-/** What cancels the request as a whole: the route timeout or the downstream leaving. */
+/**
+ * What cancels the request as a whole: the route timeout or the downstream
+ * leaving. As in Envoy's router, the route timeout (and an attempt's per-try
+ * timeout) starts once the request has arrived whole: at once for a buffered
+ * body, at the end of a body that streams.
+ */
 class RequestState {
   /** Why the request stopped early, if it did. */
   stopped: 'timeout' | 'downstream' | undefined;
@@ -115,16 +123,44 @@ class RequestState {
   exchange: Exchange | undefined;
   /** Wakes a backoff or admission wait. */
   wake: (() => void) | undefined;
+  /** When the request arrived whole (undefined while its body streams in). */
+  completedAt: number | undefined;
+  /** When the route timeout fires (Infinity: none, or not started yet). */
+  deadline = Infinity;
   #timer: NodeJS.Timeout | undefined;
   /** Set once the response streams: what a route timeout does then. */
   #late: (() => void) | undefined;
+  /** done() or finished(): no timer is started any more. */
+  #over = false;
+  #onComplete: (() => void)[] = [];
+  readonly #timeoutMs: number;
   readonly #downstream: Downstream;
 
-  constructor(timeoutMs: number, downstream: Downstream) {
+  constructor(timeoutMs: number, downstream: Downstream, body: ForwardRequest['body']) {
+    this.#timeoutMs = timeoutMs;
     this.#downstream = downstream;
     if (downstream.aborted) this.stopped = 'downstream';
     downstream.onAbort = () => this.stop('downstream');
-    if (timeoutMs > 0) this.#timer = setTimeout(() => this.stop('timeout'), timeoutMs);
+    if (body !== null && !Buffer.isBuffer(body) && !body.readableEnded) body.once('end', () => this.#complete());
+    else this.#complete();
+  }
+
+  #complete(): void {
+    if (this.completedAt !== undefined || this.#over) return;
+    this.completedAt = Date.now();
+    if (this.#timeoutMs > 0) {
+      this.deadline = this.completedAt + this.#timeoutMs;
+      this.#timer = setTimeout(() => this.stop('timeout'), this.#timeoutMs);
+    }
+    const waiting = this.#onComplete;
+    this.#onComplete = [];
+    for (const f of waiting) f();
+  }
+
+  /** Runs `f` now if the request has arrived whole, else when it has. */
+  whenComplete(f: () => void): void {
+    if (this.completedAt !== undefined) f();
+    else this.#onComplete.push(f);
   }
 
   stop(why: 'timeout' | 'downstream'): void {
@@ -137,6 +173,7 @@ class RequestState {
 
   /** The request is over before a response (local reply, failure): stop the timer. */
   done(): void {
+    this.#over = true;
     clearTimeout(this.#timer);
     this.#downstream.onAbort = undefined;
   }
@@ -157,6 +194,7 @@ class RequestState {
 
   /** The body is complete (or abandoned). */
   finished(): void {
+    this.#over = true;
     clearTimeout(this.#timer);
   }
 }
@@ -178,8 +216,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   if (!cluster) return { kind: 'local', reply: localReplies.clusterNotFound(), attempts: 0 };
   const cs = stats.cluster(clusterName);
   const started = Date.now();
-  const deadline = req.timeoutMs > 0 ? started + req.timeoutMs : Infinity;
-  const state = new RequestState(req.timeoutMs, req.downstream);
+  const state = new RequestState(req.timeoutMs, req.downstream, req.body);
 
   const admitted = cluster.breaker.acquire();
   const release = admitted instanceof Promise ? await waitAdmission(cluster, admitted, stats, state) : admitted;
@@ -222,7 +259,15 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       }
       stats.upstreamRqRetry.inc(stats.clusterLabel(clusterName));
       await sleep(backoffMs(policy!, attempt - 1), state);
-      if (state.stopped) break;
+      if (state.stopped) {
+        // As Envoy: the response being retried was already given up; a route timeout in the backoff is a 504.
+        if (last?.outcome.kind === 'response') {
+          last.outcome.response.body.dump();
+          last.host.activeRequests--;
+          last = { outcome: { kind: 'failure', reason: 'timeout' }, host: last.host };
+        }
+        break;
+      }
     }
     const host = cluster.pick({ hash: req.hash, avoid: policy?.avoidPreviousHosts ? new Set(tried) : undefined });
     if (!host) {
@@ -236,8 +281,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (!tried.includes(host.key)) tried.push(host.key);
     made = attempt;
     if (req.attemptCount) setHeader(req.headers, 'x-envoy-attempt-count', String(attempt));
-    if (attempt > 1 && req.expectedTimeout) expectTimeLeft(req.headers, policy!.perTryTimeoutMs, req.timeoutMs, Date.now() - started);
-    const outcome = await attempt1(cluster, cs, host, req, body, policy?.perTryTimeoutMs ?? 0, deadline, state, stats);
+    if (attempt > 1 && req.expectedTimeout) expectTimeLeft(req.headers, policy!.perTryTimeoutMs, req.timeoutMs, Date.now() - (state.completedAt ?? Date.now()));
+    const outcome = await attempt1(cluster, cs, host, req, body, policy?.perTryTimeoutMs ?? 0, state, stats);
     if (outcome.kind === 'response' && attempt > 1 && outcome.response.status < 500) stats.upstreamRqRetrySuccess.inc(stats.clusterLabel(clusterName));
     if (last?.outcome.kind === 'response') {
       // The previous attempt is being retried: drop its response and free its host slot.
@@ -345,7 +390,7 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
 }
 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */
-async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, deadline: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
+async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
   host.activeRequests++;
   host.counters.rqTotal++;
   cluster.hadTraffic = true;
@@ -358,11 +403,16 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
   }
   const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined });
   state.exchange = exchange;
+  let settled = false;
   if (perTryMs > 0) {
-    timer = setTimeout(() => {
-      perTryFired = !state.stopped;
-      exchange.abort('timeout');
-    }, Math.max(0, Math.min(perTryMs, deadline - Date.now())));
+    // As Envoy's: from the later of the attempt's start and the request's end.
+    state.whenComplete(() => {
+      if (settled) return;
+      timer = setTimeout(() => {
+        perTryFired = !state.stopped;
+        exchange.abort('timeout');
+      }, Math.max(0, Math.min(perTryMs, state.deadline - Date.now())));
+    });
   }
   try {
     const response = await exchange.response;
@@ -380,6 +430,7 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
     if (!req.downstream.aborted) cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');
     return { kind: 'failure', reason: perTryFired || state.stopped === 'timeout' ? 'timeout' : reason };
   } finally {
+    settled = true;
     clearTimeout(timer);
     state.exchange = undefined;
   }

@@ -68,25 +68,35 @@ export function removeHeader(pairs: HeaderPairs, name: string): void {
 }
 
 /** Applies one level of request_headers_to_add/_to_remove (Envoy: removals first, then additions). */
+/**
+ * One level's header mutations, in Envoy's HeaderParser::evaluateHeaders
+ * order: removals, then every entry judged against the headers as they are
+ * now (ADD_IF_ABSENT and OVERWRITE_IF_EXISTS look before this level added
+ * anything), then the overwrites, then the appends.
+ */
 export function applyMutation(pairs: HeaderPairs, m: HeaderMutationConfig): void {
   for (const name of m.remove) removeHeader(pairs, name);
+  if (m.add.length === 0) return;
+  const appends: [string, string][] = [];
+  const overwrites: [string, string][] = [];
   for (const { key, value, action } of m.add) {
-    const exists = pairs.some(([k]) => k === key);
     switch (action) {
       case 'APPEND_IF_EXISTS_OR_ADD':
-        pairs.push([key, value]);
+        appends.push([key, value]);
         break;
       case 'ADD_IF_ABSENT':
-        if (!exists) pairs.push([key, value]);
-        break;
-      case 'OVERWRITE_IF_EXISTS_OR_ADD':
-        setHeader(pairs, key, value);
+        if (getHeader(pairs, key) === undefined) appends.push([key, value]);
         break;
       case 'OVERWRITE_IF_EXISTS':
-        if (exists) setHeader(pairs, key, value);
+        if (getHeader(pairs, key) !== undefined) overwrites.push([key, value]);
+        break;
+      case 'OVERWRITE_IF_EXISTS_OR_ADD':
+        overwrites.push([key, value]);
         break;
     }
   }
+  for (const [key, value] of overwrites) setHeader(pairs, key, value);
+  for (const header of appends) pairs.push(header);
 }
 
 /** For node's http2 compat API and res.setHeader: repeated names become arrays. */

@@ -1,6 +1,8 @@
-// Active HTTP health checking: GET path on each host; after
-// unhealthy_threshold failures in a row the host stops taking traffic, after
-// healthy_threshold passes it takes traffic again. Each host is checked once
+// Active HTTP health checking: GET path on each host; a response outside
+// expected_statuses takes the host out at once, as Envoy's HTTP checker does,
+// while connect failures and timeouts take unhealthy_threshold in a row;
+// after healthy_threshold passes it takes traffic again (a new host, which
+// starts out, after its first). Each host is checked once
 // at the start, then after the interval Envoy would choose (nextCheckIn):
 // no_traffic_interval until the cluster has carried a request (60 s unset;
 // no_traffic_healthy_interval for a host that passed and stays healthy),
@@ -8,6 +10,7 @@
 // intervals while a change of state waits for its threshold; each wait with
 // Envoy's jitter added, and a host's first check after initial_jitter.
 
+import http2 from 'node:http2';
 import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from './config.ts';
 
@@ -15,10 +18,16 @@ export interface CheckedHost {
   key: string;
   address: string;
   port: number;
-  /** Result of active health checking; true until a check fails enough times. */
+  /** Result of active health checking. A host added to a health-checked cluster starts false (Envoy's FAILED_ACTIVE_HC) until its first check passes. */
   activeHealthy: boolean;
   hcFailures: number;
   hcSuccesses: number;
+  /** Whether a check has answered since the host was added: the first pass makes it healthy whatever healthy_threshold says (Envoy's first_check_). */
+  hcChecked?: boolean;
+}
+
+function origin(h: CheckedHost): string {
+  return `http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
 }
 
 /** Dedicated connections, as Envoy's checker uses its own: a saturated request pool never starves checks. */
@@ -59,6 +68,8 @@ export class HealthChecker {
   readonly #hadTraffic: () => boolean;
 
   readonly #random: () => number;
+  /** h2c connections for codec_client_type HTTP2, by host. */
+  readonly #sessions = new Map<string, http2.ClientHttp2Session>();
 
   constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random) {
     this.#random = random;
@@ -74,10 +85,64 @@ export class HealthChecker {
     this.#loop();
   }
 
+  /** Hosts were added: check the new ones now rather than at the next wake, as Envoy starts a session per added host. */
+  hostsAdded(): void {
+    if (!this.#stopped) this.#loop();
+  }
+
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    for (const s of this.#sessions.values()) s.close();
+    this.#sessions.clear();
+  }
+
+  async #h1Status(h: CheckedHost): Promise<number> {
+    const res = await request(`${origin(h)}${this.#config.path}`, {
+      dispatcher: checkAgent,
+      headers: { host: this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' },
+      signal: AbortSignal.timeout(this.#config.timeoutMs),
+    });
+    await res.body.dump();
+    return res.statusCode;
+  }
+
+  /** codec_client_type HTTP2: a GET over an h2c connection of the checker's own, kept for the host's next checks (Envoy reuses it too). */
+  #h2Status(h: CheckedHost): Promise<number> {
+    let session = this.#sessions.get(h.key);
+    if (!session || session.closed || session.destroyed) {
+      const opened = http2.connect(origin(h));
+      opened.on('error', () => undefined);
+      opened.on('close', () => {
+        if (this.#sessions.get(h.key) === opened) this.#sessions.delete(h.key);
+      });
+      opened.unref();
+      this.#sessions.set(h.key, opened);
+      session = opened;
+    }
+    const s = session;
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        // A connection that failed or timed out is not reused.
+        if (this.#sessions.get(h.key) === s) this.#sessions.delete(h.key);
+        s.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new Error('health check timeout')), this.#config.timeoutMs);
+      s.once('error', fail);
+      const req = s.request({ ':method': 'GET', ':path': this.#config.path, ':authority': this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' }, { endStream: true });
+      let status = 0;
+      req.on('response', (headers) => (status = Number(headers[':status'])));
+      req.on('error', fail);
+      req.on('end', () => {
+        clearTimeout(timer);
+        s.off('error', fail);
+        resolve(status);
+      });
+      req.resume();
+    });
   }
 
   /** Checks the hosts that are due (new ones at once), then sleeps until the next is due (at most `interval`, to find new hosts). */
@@ -85,7 +150,17 @@ export class HealthChecker {
     if (this.#stopped) return;
     const now = Date.now();
     let next = now + this.#config.intervalMs;
-    for (const h of this.#hosts()) {
+    const hosts = this.#hosts();
+    if (this.#sessions.size > 0) {
+      // A host EDS removed keeps no h2c connection open.
+      const keys = new Set(hosts.map((h) => h.key));
+      for (const [key, session] of this.#sessions) {
+        if (keys.has(key)) continue;
+        session.close();
+        this.#sessions.delete(key);
+      }
+    }
+    for (const h of hosts) {
       let due = this.#due.get(h);
       // initial_jitter: a new host's first check waits a random time below it (Envoy's onInitialInterval).
       if (due === undefined && (this.#config.initialJitterMs ?? 0) > 0) {
@@ -112,31 +187,37 @@ export class HealthChecker {
     this.#timer.unref();
   }
 
+  /**
+   * One check, judged as Envoy's HTTP checker judges it: a response with a
+   * status outside expected_statuses makes a healthy host unhealthy at once
+   * (unhealthy_threshold counts only connect failures and timeouts, Envoy's
+   * NETWORK failures); a host's first answered check that passes makes it
+   * healthy at once, later ones need healthy_threshold passes in a row.
+   */
   async check(h: CheckedHost): Promise<boolean> {
     let ok = false;
+    let network = false;
     try {
-      const res = await request(`http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}${this.#config.path}`, {
-        dispatcher: checkAgent,
-        headers: { host: this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' },
-        signal: AbortSignal.timeout(this.#config.timeoutMs),
-      });
-      await res.body.dump();
-      ok = this.#config.expectedStatuses.some((r) => res.statusCode >= r.start && res.statusCode < r.end);
+      const status = this.#config.http2 ? await this.#h2Status(h) : await this.#h1Status(h);
+      ok = this.#config.expectedStatuses.some((r) => status >= r.start && status < r.end);
     } catch {
       ok = false;
+      network = true;
     }
     let changed = false;
+    const first = !h.hcChecked;
+    h.hcChecked = true;
     if (ok) {
       h.hcFailures = 0;
       h.hcSuccesses++;
-      if (!h.activeHealthy && h.hcSuccesses >= this.#config.healthyThreshold) {
+      if (!h.activeHealthy && (first || h.hcSuccesses >= this.#config.healthyThreshold)) {
         h.activeHealthy = true;
         changed = true;
       }
     } else {
       h.hcSuccesses = 0;
       h.hcFailures++;
-      if (h.activeHealthy && h.hcFailures >= this.#config.unhealthyThreshold) {
+      if (h.activeHealthy && (!network || h.hcFailures >= this.#config.unhealthyThreshold)) {
         h.activeHealthy = false;
         changed = true;
       }

@@ -325,6 +325,12 @@ function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
   }
 }
 
+/** A cookie's value as Envoy's parseCookieValue reads it: without the double quotes it may be wrapped in (RFC 6265), as the generated one is. */
+function cookieValue(header: string, name: string): string | undefined {
+  const v = header.split(/;\s*/).find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
+  return v !== undefined && v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v;
+}
+
 function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, remote: string, setCookies: HeaderPairs): number | undefined {
   let combined: number | undefined;
   for (const p of policies) {
@@ -332,8 +338,7 @@ function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, rem
     if (p.kind === 'header') key = getHeader(headers, p.name);
     else if (p.kind === 'source_ip') key = remote;
     else {
-      const cookies = getHeader(headers, 'cookie') ?? '';
-      key = cookies.split(/;\s*/).find((c) => c.startsWith(`${p.name}=`))?.slice(p.name.length + 1);
+      key = cookieValue(getHeader(headers, 'cookie') ?? '', p.name);
       if (key === undefined && p.ttlSeconds !== undefined) {
         // Envoy generates the cookie so the client sticks from its next request on.
         key = randomUUID().replace(/-/g, '').slice(0, 16);
@@ -346,6 +351,13 @@ function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, rem
     if (p.terminal) break;
   }
   return combined;
+}
+
+/** Envoy's redirect path: path_redirect keeps the request's query unless it has one of its own; without it, the request's path. */
+function redirectPath(pathRedirect: string | undefined, path: string): string {
+  if (pathRedirect === undefined) return path;
+  const q = path.indexOf('?');
+  return pathRedirect.includes('?') || q < 0 ? pathRedirect : pathRedirect + path.slice(q);
 }
 
 function rewritePath(route: RouteEntry, action: RouteActionConfig, path: string): string {
@@ -506,7 +518,9 @@ class Stream {
     // on_log reads the response as sent (response.code, response.size), also in filters that never saw it.
     this.filters?.ended(status, log.bytes_sent);
     log.response_code = status;
-    log.response_flags = this.retryFlag === undefined ? flag : withFlag(flag, this.retryFlag);
+    let flags = this.retryFlag === undefined ? flag : withFlag(flag, this.retryFlag);
+    if (this.filters?.delayInjected) flags = withFlag(flags, 'DI');
+    log.response_flags = flags;
     log.duration_ms = Date.now() - this.started;
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
@@ -941,7 +955,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-' });
     }
     if (action.kind === 'redirect') {
-      const location = `http://${action.hostRedirect ?? authority}${action.pathRedirect ?? path}`;
+      const location = `http://${action.hostRedirect ?? authority}${redirectPath(action.pathRedirect, path)}`;
       return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
     }
 
@@ -997,7 +1011,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
       if (env.random() >= mirror.fraction) continue;
-      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body);
+      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs);
     }
 
     const upstreamBody = streamed ? (filters?.hasWasm ? (filteredBody ?? filteredRequestBody(streamed, filters, stream)) : streamed) : body;
@@ -1548,9 +1562,15 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
   return out;
 }
 
-/** Fire-and-forget copy to the mirror cluster; Envoy suffixes the authority with -shadow. */
-async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | Readable | null, timeoutMs = 15_000): Promise<void> {
-  const shadow = `${authority.split(':')[0]}-shadow${authority.includes(':') ? ':' + authority.split(':')[1] : ''}`;
+/** Envoy's shadowAppendedHost: -shadow goes before the port, if there is one (an IPv6 literal's colons are not a port). */
+export function shadowAuthority(authority: string): string {
+  const colon = authority.lastIndexOf(':');
+  return colon < 0 || authority.lastIndexOf(']') > colon ? `${authority}-shadow` : `${authority.slice(0, colon)}-shadow${authority.slice(colon)}`;
+}
+
+/** Fire-and-forget copy to the mirror cluster with the route's timeout, as Envoy's shadows; Envoy suffixes the authority with -shadow. */
+async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | Readable | null, timeoutMs: number): Promise<void> {
+  const shadow = shadowAuthority(authority);
   const h = headers.map(([k, v]) => [k, k === 'host' ? shadow : v] as [string, string]);
   const downstream = new Downstream();
   // A streamed shadow whose body stops short (the call was reset, or the shadow fell behind) is reset too.

@@ -9,7 +9,12 @@
 // - x-envoy-retry-on, x-envoy-retry-grpc-on: retry conditions added to the
 //   route's (a request may ask for retries on a route without a policy);
 // - x-envoy-max-retries: the number of retries, when there is a policy;
+// - x-envoy-retriable-status-codes: status codes added to the policy's
+//   retriable_status_codes (they count under retriable-status-codes);
 // - x-envoy-upstream-rq-timeout-alt-response: a timeout answers 204, not 504.
+// x-envoy-retriable-header-names and x-envoy-hedge-on-per-try-timeout
+// (features the sidecar does not have) are taken off unread, as Envoy
+// consumes every retry header.
 //
 // With the router's respect_expected_rq_timeout, a request's own
 // x-envoy-expected-rq-timeout-ms (set by the proxy before this one) is its
@@ -63,6 +68,7 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
   let perTryMs: number | undefined;
   let retryOn: Set<string> | undefined;
   let maxRetries: number | undefined;
+  let statusCodes: number[] | undefined;
   let timeoutAltResponse = false;
   if (any) {
     // respect_expected_rq_timeout: the expected timeout an earlier proxy set wins, and x-envoy-upstream-rq-timeout-ms
@@ -96,6 +102,15 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
         case 'x-envoy-max-retries':
           maxRetries = millis(v) ?? maxRetries;
           break;
+        case 'x-envoy-retriable-status-codes':
+          for (const c of v.split(',')) {
+            const code = millis(c.trim());
+            if (code !== undefined) (statusCodes ??= []).push(code);
+          }
+          break;
+        case 'x-envoy-retriable-header-names':
+        case 'x-envoy-hedge-on-per-try-timeout':
+          break;
         default:
           // x-envoy-expected-rq-timeout-ms among them: passed on, or replaced below when there is a timeout to expect.
           continue;
@@ -108,6 +123,7 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
       retry = { ...base, retryOn: retryOn ? new Set([...base.retryOn, ...retryOn]) : base.retryOn, perTryTimeoutMs: perTryMs ?? base.perTryTimeoutMs };
     }
     if (retry && maxRetries !== undefined) retry = { ...retry, numRetries: maxRetries };
+    if (retry && statusCodes) retry = { ...retry, retriableStatusCodes: new Set([...retry.retriableStatusCodes, ...statusCodes]) };
   }
   if (expectedHeader) {
     let perTry = retry?.perTryTimeoutMs ?? 0;

@@ -38,16 +38,31 @@ export function selectVirtualHost(config: RouteConfig, authority: string): Virtu
 export function selectRoute(vh: VirtualHostConfig, req: RouteRequest): RouteEntry | undefined {
   const q = req.path.indexOf('?');
   const path = q < 0 ? req.path : req.path.slice(0, q);
-  const query = q < 0 ? undefined : new URLSearchParams(req.path.slice(q + 1));
+  const query = q < 0 ? '' : req.path.slice(q + 1);
   return vh.routes.find((r) => routeMatches(r.match, path, query, req));
 }
 
-function routeMatches(m: RouteMatchConfig, path: string, query: URLSearchParams | undefined, req: RouteRequest): boolean {
+/**
+ * The first value of a query parameter as Envoy's route match reads it
+ * (Utility::parseQueryString): split on `&` and the first `=`, nothing
+ * percent-decoded (nor `+`), a parameter without `=` has the value "".
+ */
+function queryParameter(query: string, name: string): string | undefined {
+  for (const param of query.split('&')) {
+    const eq = param.indexOf('=');
+    if (eq < 0) {
+      if (param === name) return '';
+    } else if (eq === name.length && param.startsWith(name)) return param.slice(eq + 1);
+  }
+  return undefined;
+}
+
+function routeMatches(m: RouteMatchConfig, path: string, query: string, req: RouteRequest): boolean {
   if (!pathMatches(m, path)) return false;
   for (const h of m.headers) if (!headerMatches(h, req)) return false;
   for (const qp of m.queryParameters) {
-    const v = query?.get(qp.name);
-    if (v === null || v === undefined) return false;
+    const v = queryParameter(query, qp.name);
+    if (v === undefined) return false;
     if (qp.match && !matchString(qp.match, v)) return false;
   }
   return true;
@@ -78,11 +93,16 @@ function headerValue(req: RouteRequest, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/**
+ * Envoy's HeaderUtility::matchHeaders: a header the request lacks matches
+ * nothing but `present_match: false` (or `present_match: true` inverted);
+ * `invert_match` turns a value matcher's result around only for a header that
+ * is there, so an inverted `exact: beta` does not match a request without it.
+ */
 export function headerMatches(h: HeaderMatcherConfig, req: RouteRequest): boolean {
   const v = headerValue(req, h.name);
-  let ok: boolean;
-  if (h.match) ok = v !== undefined && matchString(h.match, v);
-  else ok = (v !== undefined) === h.present;
+  if (v === undefined) return !h.match && h.present === h.invert;
+  const ok = h.match ? matchString(h.match, v) : h.present;
   return h.invert ? !ok : ok;
 }
 

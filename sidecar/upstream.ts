@@ -12,7 +12,7 @@ import { Http1Pool } from './h1-client.ts';
 export type HeaderPairs = [string, string][];
 
 /** Envoy's stream reset reasons; `protocol_error` is an upstream response that is not valid HTTP (flag UPE). */
-export type ResetReason = 'connection_failure' | 'connection_termination' | 'timeout' | 'overflow' | 'reset' | 'protocol_error';
+export type ResetReason = 'connection_failure' | 'connection_termination' | 'timeout' | 'overflow' | 'reset' | 'protocol_error' | 'remote_refused_stream_reset';
 
 export class UpstreamFailure extends Error {
   readonly reason: ResetReason;
@@ -268,6 +268,11 @@ export function pairsFromObject(h: Record<string, string | string[] | undefined>
   return out;
 }
 
+/** RST_STREAM REFUSED_STREAM: the upstream did not process the stream (Envoy's RemoteRefusedStreamReset, retried by refused-stream). */
+function refusedStream(): UpstreamFailure {
+  return new UpstreamFailure('remote_refused_stream_reset', 'stream refused by the upstream (REFUSED_STREAM)');
+}
+
 export function classify(err: unknown): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
@@ -374,13 +379,13 @@ export class Http2Pool implements UpstreamPool {
         });
         s.on('end', () => body.end(trailers));
         s.on('error', (err) => {
-          const f = aborted ?? classify(err);
+          const f = aborted ?? (s.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? refusedStream() : classify(err));
           if (responded) body.fail(f);
           else reject(f);
         });
         s.once('close', () => {
           if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
-            const f = aborted ?? new UpstreamFailure('reset', `stream reset (code ${s.rstCode})`);
+            const f = aborted ?? (s.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? refusedStream() : new UpstreamFailure('reset', `stream reset (code ${s.rstCode})`));
             if (responded) body.fail(f);
             else reject(f);
           } else if (responded) body.end(trailers);

@@ -156,9 +156,9 @@ function healthCheck(f: Fields): HealthCheckConfig | undefined {
     r.done();
     return { start, end };
   });
-  http.enumOf('codec_client_type', ['HTTP1'] as const, ['HTTP1', 'HTTP2', 'HTTP3']);
+  const codec = http.enumOf('codec_client_type', ['HTTP1', 'HTTP2'] as const, ['HTTP1', 'HTTP2', 'HTTP3']);
   http.done();
-  return { path, host, intervalMs, noTrafficIntervalMs, noTrafficHealthyIntervalMs, unhealthyIntervalMs, unhealthyEdgeIntervalMs, healthyEdgeIntervalMs, intervalJitterMs, intervalJitterPercent, initialJitterMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
+  return { ...(codec === 'HTTP2' ? { http2: true } : {}), path, host, intervalMs, noTrafficIntervalMs, noTrafficHealthyIntervalMs, unhealthyIntervalMs, unhealthyEdgeIntervalMs, healthyEdgeIntervalMs, intervalJitterMs, intervalJitterPercent, initialJitterMs, timeoutMs, healthyThreshold, unhealthyThreshold, expectedStatuses: expectedStatuses.length ? expectedStatuses : [{ start: 200, end: 201 }] };
 }
 
 function outlier(f: Fields): OutlierDetectionConfig {

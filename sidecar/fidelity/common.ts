@@ -33,8 +33,9 @@ export function stringMatcher(f: Fields): StringMatcher | undefined {
   const which = f.oneof(['exact', 'prefix', 'suffix', 'contains', 'safe_regex']);
   let out: StringMatcher | undefined;
   if (which === 'safe_regex') {
+    // As Envoy: ignore_case "has no effect for the safe_regex match" (RE2's own (?i) would say it, and is refused).
     const regex = compileRegex(f, 'safe_regex');
-    if (regex) out = { kind: 'regex', regex: ignoreCase ? new RegExp(regex.source, 'iu') : regex };
+    if (regex) out = { kind: 'regex', regex };
   } else if (which) {
     const value = f.str(which) ?? '';
     out = { kind: which as 'exact', value: ignoreCase ? value.toLowerCase() : value, ignoreCase };
@@ -88,7 +89,7 @@ export function headerMutations(f: Fields, prefix: 'request' | 'response'): Head
     let action: AppendAction = opt.enumOf('append_action', APPEND_ACTIONS, APPEND_ACTIONS) ?? 'APPEND_IF_EXISTS_OR_ADD';
     const append = opt.bool('append');
     if (append === false) action = 'OVERWRITE_IF_EXISTS_OR_ADD';
-    opt.ignore('keep_empty_value');
+    const keepEmpty = opt.bool('keep_empty_value') ?? false;
     opt.done();
     if (!header) {
       opt.fail('header', 'required');
@@ -105,6 +106,8 @@ export function headerMutations(f: Fields, prefix: 'request' | 'response'): Head
       header.fail('value', 'command operators (%...%) are not supported by the weft sidecar');
       continue;
     }
+    // As Envoy's HeaderParser: an empty value is not set at all, whatever the action, unless keep_empty_value.
+    if (value === '' && !keepEmpty) continue;
     add.push({ key: key.toLowerCase(), value, action });
   }
   const remove = f.strList(`${prefix}_headers_to_remove`).map((h) => h.toLowerCase());

@@ -1,4 +1,6 @@
-// Random, weighted by load_balancing_weight.
+// Random as Envoy's RandomLoadBalancer: one host picked uniformly from those
+// that may take the request; load_balancing_weight plays no part (Envoy's
+// random LB reads no weights, only round robin and least request do).
 
 import type { LbHost, LoadBalancer, PickContext } from './types.ts';
 import { preferNotAvoided } from './types.ts';
@@ -13,12 +15,6 @@ export class RandomLb implements LoadBalancer {
   pick(all: readonly LbHost[], ctx: PickContext): LbHost | undefined {
     const hosts = preferNotAvoided(all, ctx.avoid);
     if (hosts.length === 0) return undefined;
-    const total = hosts.reduce((s, h) => s + h.weight, 0);
-    let x = this.#random() * total;
-    for (const h of hosts) {
-      if (x < h.weight) return h;
-      x -= h.weight;
-    }
-    return hosts.at(-1);
+    return hosts[Math.floor(this.#random() * hosts.length)];
   }
 }

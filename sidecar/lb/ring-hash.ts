@@ -57,7 +57,20 @@ export class RingHash implements LoadBalancer {
       if (this.#points[mid]!.hash < h) lo = mid + 1;
       else hi = mid;
     }
-    const point = this.#points[lo % this.#points.length]!;
-    return hosts.find((x) => x.key === point.key);
+    const size = this.#points.length;
+    let key = this.#points[lo % size]!.key;
+    // A retry that avoids the hosts it tried (previous_hosts) walks on along the ring, as Envoy's ring does for a
+    // host selection retry (one point per attempt there; here on to the first point of a host not tried).
+    const avoid = ctx.avoid;
+    if (avoid && avoid.has(key)) {
+      for (let i = 1; i < size; i++) {
+        const next = this.#points[(lo + i) % size]!.key;
+        if (!avoid.has(next)) {
+          key = next;
+          break;
+        }
+      }
+    }
+    return hosts.find((x) => x.key === key);
   }
 }

@@ -8,6 +8,7 @@ import { Cluster, type ClusterManager } from '../../sidecar/clusters.ts';
 import type { ClusterConfig, EndpointConfig } from '../../sidecar/config.ts';
 import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../../sidecar/config.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
+import { eventually } from './harness.ts';
 
 const config = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
   name: 'c',
@@ -79,6 +80,36 @@ test('an ejected host is skipped until its ejection ends (at the interval tick a
     assert.equal(c.usableHosts().length, 3);
     c.update({ ...c.config, panicThresholdPercent: 0 });
     assert.deepEqual(c.usableHosts().map((h) => h.port), [1], 'panic mode off: only the healthy host');
+  } finally {
+    c.close();
+  }
+});
+
+test('a CDS update that leaves a cluster as it was does not restart its outlier detection interval', { timeout: 20_000 }, async () => {
+  const c = new Cluster(config({ outlierDetection: { ...ENVOY_OUTLIER_DEFAULTS, consecutive5xx: 1, intervalMs: 300, baseEjectionTimeMs: 100, maxEjectionPercent: 100 } }), new SidecarStats());
+  // The control plane pushes every 100 ms (any change anywhere in the mesh resends every cluster), faster than the interval.
+  const pushes = setInterval(() => c.update(structuredClone(c.config)), 100);
+  try {
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'HEALTHY')]);
+    c.recordResult(c.hosts[0]!, 503);
+    assert.deepEqual(c.usableHosts().map((h) => h.port), [2], 'ejected');
+    // Back at the first interval tick after base_ejection_time, pushes or not.
+    await eventually(() => c.usableHosts().length === 2, 5000, 'the ejected host back');
+  } finally {
+    clearInterval(pushes);
+    c.close();
+  }
+});
+
+test("panic mode, as Envoy's: counted over the hosts not draining, and then every one of them takes traffic, EDS UNHEALTHY and TIMEOUT too", () => {
+  const c = new Cluster(config(), new SidecarStats());
+  try {
+    // One healthy host of three not draining: 33%, under the 50% threshold.
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'UNHEALTHY'), ep(3, 'TIMEOUT'), ep(4, 'DRAINING')]);
+    assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2, 3]);
+    // Two of three not draining are healthy (67%): no panic, though two of five hosts would be 40%.
+    c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'HEALTHY'), ep(3, 'UNHEALTHY'), ep(4, 'DRAINING'), ep(5, 'DRAINING')]);
+    assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2]);
   } finally {
     c.close();
   }

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { TestMesh, eventually, get, instance, load, metric, route, startApp, withTimeout } from './harness.ts';
+import { shadowAuthority } from '../../sidecar/proxy.ts';
+import { TestMesh, eventually, get, instance, load, metric, policy, route, startApp, tap, withTimeout } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -242,6 +243,52 @@ test('fault injection aborts and delays by percentage; mirroring copies requests
   assert.ok(shadowHosts.every((h) => h === 'shop-shadow'), `shadow authority: ${shadowHosts[0]}`);
 });
 
+test('a request the fault filter delayed is logged with flag DI (DI,FI when it was aborted too), as Envoy logs it', { timeout: 30_000 }, async () => {
+  const app = await startApp('delayed');
+  mesh.track(() => app.close());
+  mesh.model.update({
+    services: [{ name: 'di-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'lag', namespace: 'default', ports: [{ port: 7804, protocol: 'http' }] }],
+    instances: [instance('lag', app.port)],
+    destinationPolicies: [],
+    routes: [
+      route('lag', [
+        { name: 'both', match: [{ path: { prefix: '/both' } }], destinations: [{ service: 'lag', weight: 1 }], fault: { delay: { fixedDelayMs: 50, percentage: 100 }, abort: { httpStatus: 503, percentage: 100 } } },
+        { name: 'slow', destinations: [{ service: 'lag', weight: 1 }], fault: { delay: { fixedDelayMs: 50, percentage: 100 } } },
+      ]),
+    ],
+  });
+  const caller = await mesh.sidecar('di-caller', 8000);
+  const watching = await tap(caller.adminPort, '?authority=lag&max=2');
+  assert.equal((await get(caller.outboundPort, 'lag', '/')).status, 200);
+  assert.equal((await get(caller.outboundPort, 'lag', '/both')).status, 503);
+  await watching.ended;
+  assert.deepEqual(watching.lines.map((l) => l.response_flags), ['DI', 'DI,FI']);
+});
+
+test("a shadow has the route's timeout, as Envoy's: a stalled mirror is given up at it, not 15 s later", { timeout: 30_000 }, async () => {
+  const main = await startApp('main');
+  let shadowCut = 0;
+  const shadow = await startApp('stalled-shadow', (_req, res) => {
+    res.on('close', () => res.writableEnded || shadowCut++);
+  });
+  mesh.track(() => main.close());
+  mesh.track(() => shadow.close());
+  mesh.model.update({
+    services: [{ name: 'm-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'cart', namespace: 'default', ports: [{ port: 7802, protocol: 'http' }] }, { name: 'cart-next', namespace: 'default', ports: [{ port: 7803, protocol: 'http' }] }],
+    instances: [instance('cart', main.port), instance('cart-next', shadow.port)],
+    destinationPolicies: [],
+    routes: [route('cart', [{ destinations: [{ service: 'cart', weight: 1 }], mirror: { service: 'cart-next', percentage: 100 }, timeoutMs: 300 }])],
+  });
+  const caller = await mesh.sidecar('m-caller', 8000);
+  assert.equal((await get(caller.outboundPort, 'cart', '/')).status, 200);
+  await eventually(() => shadow.hits === 1, 5000, 'the mirrored request');
+  await eventually(() => shadowCut === 1, 5000, 'the shadow given up at the route timeout');
+  // Envoy's shadowAppendedHost: before the port, and an IPv6 literal's colons are not one.
+  assert.equal(shadowAuthority('cart:7802'), 'cart-shadow:7802');
+  assert.equal(shadowAuthority('[::1]:8080'), '[::1]-shadow:8080');
+  assert.equal(shadowAuthority('[::1]'), '[::1]-shadow');
+});
+
 test('a gRPC call is mirrored as it streams: the shadow has the first message while the client still holds the call open, then the rest; the caller gets the primary answer', { timeout: 30_000 }, async () => {
   /** A gRPC server that echoes the body; records what it got and under which authority. */
   const echo = (got: { authority: string; body: string }[], progress?: (bytes: number) => void) => {
@@ -358,4 +405,61 @@ test('a shadow that cannot keep up is dropped, never slowing the call: the prima
   } finally {
     await new Promise<void>((r) => client.close(() => r()));
   }
+});
+
+test("retry_on refused-stream retries a stream the h2 upstream refused (RST_STREAM REFUSED_STREAM), as Envoy's; without it the reset reason says so", { timeout: 30_000 }, async () => {
+  let streams = 0;
+  const port = await h2Server((stream) => {
+    streams++;
+    // Every odd stream is refused before the server did anything with it, as a server at its stream limit or going away does.
+    if (streams % 2 === 1) {
+      stream.on('error', () => undefined);
+      return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    }
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  mesh.model.update({
+    services: [{ name: 'r-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'refuser', namespace: 'default', ports: [{ port: 50056, protocol: 'grpc' }] }],
+    instances: [instance('refuser', port)],
+    routes: [route('refuser', [{ name: 'safe-retries', destinations: [{ service: 'refuser', weight: 1 }], retries: { attempts: 2, retryOn: ['connect-failure', 'refused-stream'] } }])],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('r-caller', 8000);
+  const retried = await get(caller.outboundPort, 'refuser:50056');
+  assert.equal(retried.status, 200, retried.body);
+  assert.equal(retried.body, 'ok');
+  assert.equal(streams, 2);
+
+  mesh.model.update({ routes: [route('refuser', [{ name: 'no-retries', destinations: [{ service: 'refuser', weight: 1 }], retries: { attempts: 2, retryOn: ['connect-failure'] } }])] });
+  let refused: { status: number; body: string } | undefined;
+  await eventually(async () => (refused = await get(caller.outboundPort, 'refuser:50056')).status === 503, 5000, 'a refused stream not retried');
+  assert.equal(refused!.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset');
+});
+
+test('health checks of an http2 (gRPC) service go over h2c, as the translator asks (codec_client_type HTTP2): the cluster is accepted and its hosts checked', { timeout: 30_000 }, async () => {
+  const checks: string[] = [];
+  let healthy = true;
+  const port = await h2Server((stream, headers) => {
+    if (headers[':path'] === '/healthz') {
+      checks.push(String(headers[':authority']));
+      stream.respond({ ':status': healthy ? 200 : 503 });
+      return stream.end();
+    }
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' });
+    stream.end();
+  });
+  mesh.model.update({
+    services: [{ name: 'hc2-caller', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'checked', namespace: 'default', ports: [{ port: 50057, protocol: 'grpc' }] }],
+    instances: [instance('checked', port)],
+    routes: [],
+    destinationPolicies: [policy('checked', { healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1 } })],
+  });
+  const caller = await mesh.sidecar('hc2-caller', 8000);
+  await eventually(() => checks.length >= 2, 5000, 'checks over h2c');
+  assert.equal(checks[0], 'checked.default', "the service's host as :authority (http_health_check.host)");
+  const labels = { envoy_cluster_name: 'outbound|50057||checked.default' };
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_membership_healthy', labels), 1);
+  healthy = false;
+  await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_membership_healthy', labels)) === 0, 5000, 'the host failed its check');
 });

@@ -47,11 +47,26 @@ test('least request prefers the less loaded of two random choices', () => {
   assert.ok(share > 0.7, `idle got ${share}`);
 });
 
-test('random spreads by weight', () => {
+test('least request with unequal weights shares by load_balancing_weight / (active requests + 1), as Envoy', () => {
+  const idle: LbHost[] = [{ key: 'a', weight: 3, activeRequests: 0 }, { key: 'b', weight: 1, activeRequests: 0 }];
+  const weighted = new LeastRequest();
+  assert.equal(counts(() => weighted.pick(idle, {}), 400).get('a'), 300, 'weight 3 of 4 when neither is busy');
+  // a is busy: 3 / (5 + 1) = 0.5 against b's 1 / (0 + 1) = 1.
+  const busy: LbHost[] = [{ key: 'a', weight: 3, activeRequests: 5 }, { key: 'b', weight: 1, activeRequests: 0 }];
+  const lr = new LeastRequest();
+  const byLoad = counts(() => lr.pick(busy, {}), 300);
+  assert.equal(byLoad.get('b'), 200, 'the idle host takes two thirds');
+});
+
+test("random picks uniformly, weights or not, as Envoy's RandomLoadBalancer", () => {
   const hs = [{ key: 'a', weight: 1, activeRequests: 0 }, { key: 'b', weight: 3, activeRequests: 0 }];
+  // Rolls spread evenly over [0, 1): each host gets the half of them Envoy's random % 2 would give it.
+  let i = 0;
+  const lb = new RandomLb(() => (i++ % 100) / 100);
+  assert.equal(counts(() => lb.pick(hs, {}), 400).get('b'), 200);
   const c = counts(() => new RandomLb().pick(hs, {}), 4000);
   const share = c.get('b')! / 4000;
-  assert.ok(share > 0.7 && share < 0.8, `b got ${share}`);
+  assert.ok(share > 0.45 && share < 0.55, `b got ${share}`);
 });
 
 test('ring hash is sticky per key; removing a host moves its keys and few others', () => {
@@ -72,4 +87,19 @@ test('ring hash is sticky per key; removing a host moves its keys and few others
   });
   // Survivors gain ring points when the ring is rebuilt (as in Envoy), so a few of their keys shift; modulo hashing would move ~3/4.
   assert.ok(survivorsKept / survivors > 0.85, `kept ${survivorsKept}/${survivors}`);
+});
+
+test("ring hash with the previous_hosts predicate: a retry walks on along the ring to a host it has not tried, as Envoy's", () => {
+  const rh = new RingHash(1024);
+  const hs = hosts(3);
+  for (let i = 0; i < 50; i++) {
+    const hash = hash32(`user-${i}`);
+    const first = rh.pick(hs, { hash })!.key;
+    const retry = rh.pick(hs, { hash, avoid: new Set([first]) })!.key;
+    assert.notEqual(retry, first, `key ${i}: the retry went back to ${first}`);
+    assert.equal(rh.pick(hs, { hash, avoid: new Set([first]) })!.key, retry, 'the same next host every time');
+    const third = rh.pick(hs, { hash, avoid: new Set([first, retry]) })!.key;
+    assert.ok(third !== first && third !== retry);
+    assert.equal(rh.pick(hs, { hash, avoid: new Set(hs.map((h) => h.key)) })!.key, first, 'every host tried: the key\'s own');
+  }
 });

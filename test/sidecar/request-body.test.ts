@@ -156,3 +156,20 @@ test('an h2 client whose connection drops mid-body: the app never gets the part 
   // node still ends such a request (just after 'aborted'): taken for the whole body, the part reached the app as a complete request.
   assert.equal(app.hits - app.aborted, 0, `${app.hits} request(s) reached the app, ${app.aborted} of them cut short`);
 });
+
+test("the route timeout starts once the request has arrived whole, as Envoy's: a streamed upload slower than it still gets its answer", { timeout: 30_000 }, async () => {
+  const app = await sinkApp();
+  mesh.model.update({
+    services: [service('slow-up-caller', 8000), service('slow-up', 7000)],
+    instances: [instance('slow-up', app.port)],
+    routes: [route('slow-up', [{ destinations: [{ service: 'slow-up', weight: 1 }], timeoutMs: 500 }])],
+  });
+  const caller = await mesh.sidecar('slow-up-caller', 8000);
+  // 3 MiB, past the buffer limit so it streams; the client stops for 1.5 s after 2 MiB, three route timeouts.
+  const res = await upload(caller.outboundPort, 'slow-up', 3, { pauseAfter: 2, resumeWhen: new Promise((r) => setTimeout(r, 1500)) });
+  assert.equal(res.status, 200, res.body);
+  const got = JSON.parse(res.body) as Received;
+  assert.equal(got.bytes, res.sent.bytes);
+  assert.equal(got.sha256, res.sent.sha256);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_timeout', { envoy_cluster_name: 'outbound|7000||slow-up.default' }), 0);
+});

@@ -1,6 +1,7 @@
 // retry_on's gRPC conditions (Envoy's x-envoy-retry-grpc-on): a trailers-only
 // response whose grpc-status (in its headers) is the condition's code is
-// retried; other codes, and conditions not named, are not.
+// retried; other codes, and conditions not named, are not. A response an
+// upstream Envoy rate limited is never retried.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -29,4 +30,13 @@ test('gRPC conditions need the status in the response headers; HTTP conditions s
   assert.equal(shouldRetry(policy('unavailable'), response(503, [])), false, 'an HTTP 503 is not a gRPC UNAVAILABLE');
   assert.equal(shouldRetry(policy('5xx', 'unavailable'), response(503, [])), true);
   assert.equal(shouldRetry(policy('5xx'), trailersOnly(14)), false, '5xx does not look at grpc-status');
+});
+
+test('a response an upstream Envoy rate limited (x-envoy-ratelimited) is never retried, whatever the conditions', () => {
+  const limited = (status: number, extra: HeaderPairs = []) => response(status, [['x-envoy-ratelimited', 'true'], ...extra]);
+  const all: RetryPolicyConfig = { ...policy('5xx', 'gateway-error', 'retriable-4xx', 'retriable-status-codes', 'unavailable'), retriableStatusCodes: new Set([429]) };
+  assert.equal(shouldRetry(all, limited(429)), false);
+  assert.equal(shouldRetry(all, limited(503)), false);
+  assert.equal(shouldRetry(all, limited(200, [['grpc-status', '14']])), false);
+  assert.equal(shouldRetry(all, response(429, [])), true, 'the same 429 without the header is retried');
 });

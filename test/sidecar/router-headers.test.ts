@@ -66,6 +66,36 @@ test('x-envoy-retry-on asks for retries on a route without a policy; x-envoy-max
   assert.deepEqual(JSON.parse(perTry.body), { 'x-envoy-expected-rq-timeout-ms': '100' });
 });
 
+test('x-envoy-retriable-status-codes adds retriable status codes to a policy retrying on retriable-status-codes, and goes no further; so do the retry headers the sidecar does not act on', { timeout: 30_000 }, async () => {
+  const app = await echoApp();
+  const port = await meshWith(app, {}, { retry_policy: { retry_on: 'retriable-status-codes', num_retries: 1 } });
+  assert.equal((await get(port, 'echo', '/flaky')).status, 503, 'no code is retriable yet');
+  // /flaky fails odd hits: this one takes an even hit, so the next /flaky fails first.
+  assert.equal((await get(port, 'echo', '/')).status, 200);
+  const retried = await get(port, 'echo', '/flaky', { headers: { 'x-envoy-retriable-status-codes': '429, 503', 'x-envoy-retriable-header-names': 'x-retry-me', 'x-envoy-hedge-on-per-try-timeout': 'true' } });
+  assert.equal(retried.status, 200);
+  assert.deepEqual(Object.keys(JSON.parse(retried.body)), ['x-envoy-expected-rq-timeout-ms'], 'the retry headers were consumed');
+  const notRetriable = await get(port, 'echo', '/flaky', { headers: { 'x-envoy-retriable-status-codes': '500' } });
+  assert.equal(notRetriable.status, 503);
+});
+
+test("a route timeout during a retry's backoff is answered 504, as Envoy's: the response being retried was given up", { timeout: 30_000 }, async () => {
+  const app = await echoApp();
+  const port = await meshWith(app, {}, { timeout: '0.3s', retry_policy: { retry_on: '5xx', num_retries: 1, retry_back_off: { base_interval: '10s' } } });
+  // The backoff is a random part of base_interval: pinned near all of it, far past the route timeout.
+  const random = Math.random;
+  Math.random = () => 0.99;
+  try {
+    // A fresh app's first /flaky hit is a 503: retried after the backoff, which the route timeout cuts.
+    const r = await get(port, 'echo', '/flaky');
+    assert.equal(r.status, 504);
+    assert.equal(r.body, 'upstream request timeout');
+  } finally {
+    Math.random = random;
+  }
+  assert.equal(app.hits, 1, 'no second attempt');
+});
+
 test('suppress_envoy_headers: no x-envoy-upstream-service-time downstream, no expected timeout upstream; the request\'s headers still work', { timeout: 30_000 }, async () => {
   const app = await echoApp();
   const suppress = (hcm: Record<string, any>) => ({

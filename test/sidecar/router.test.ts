@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RouteConfig } from '../../sidecar/config.ts';
 import { accept } from '../../sidecar/fidelity.ts';
+import { applyMutation } from '../../sidecar/headers.ts';
+import type { HeaderPairs } from '../../sidecar/upstream.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from '../../sidecar/router.ts';
 
 function routes(json: unknown): RouteConfig {
@@ -57,10 +59,104 @@ test('first matching route wins: path exact/prefix/regex, headers (incl. invert 
   assert.equal(pick('/ci/x'), 'ci');
 });
 
+test('an inverted value matcher does not match a request without the header, as in Envoy', () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        { name: 'not-beta', match: { prefix: '/', headers: [{ name: 'x-track', string_match: { exact: 'beta' }, invert_match: true }] }, route: { cluster: 'stable' } },
+        { name: 'no-debug', match: { prefix: '/', headers: [{ name: 'x-debug', present_match: true, invert_match: true }] }, route: { cluster: 'quiet' } },
+        { name: 'absent', match: { prefix: '/', headers: [{ name: 'x-absent', present_match: false }] }, route: { cluster: 'absent' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'rest' } },
+      ]),
+    ],
+  });
+  const v = rc.virtualHosts[0]!;
+  const pick = (headers: Record<string, string>) => selectRoute(v, { authority: 'x', path: '/', method: 'GET', header: (n) => headers[n] })?.name;
+  assert.equal(pick({ 'x-track': 'alpha' }), 'not-beta');
+  assert.equal(pick({ 'x-track': 'beta' }), 'no-debug');
+  assert.equal(pick({}), 'no-debug', 'a missing header matches no inverted value matcher (HeaderUtility::matchHeaders)');
+  assert.equal(pick({ 'x-debug': '1' }), 'absent', 'present_match: false matches a request without the header');
+  assert.equal(pick({ 'x-debug': '1', 'x-absent': '' }), 'rest');
+});
+
+test('query parameters are matched as sent, not percent-decoded, as Envoy parses them for a route', () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        { name: 'spaced', match: { prefix: '/', query_parameters: [{ name: 'q', string_match: { exact: 'a b' } }] }, route: { cluster: 'c1' } },
+        { name: 'encoded', match: { prefix: '/', query_parameters: [{ name: 'q', string_match: { exact: 'a%20b' } }] }, route: { cluster: 'c2' } },
+        { name: 'flag', match: { prefix: '/', query_parameters: [{ name: 'debug', present_match: true }] }, route: { cluster: 'c3' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'c4' } },
+      ]),
+    ],
+  });
+  const v = rc.virtualHosts[0]!;
+  const pick = (path: string) => selectRoute(v, { authority: 'x', path, method: 'GET', header: () => undefined })?.name;
+  assert.equal(pick('/?q=a%20b'), 'encoded', 'Envoy compares the raw value');
+  assert.equal(pick('/?q=a+b'), 'rest', 'nor is + a space');
+  assert.equal(pick('/?x=1&q=a%20b&q=zzz'), 'encoded', 'the first value counts');
+  assert.equal(pick('/?debug'), 'flag');
+  assert.equal(pick('/?debugger=1'), 'rest');
+  assert.equal(pick('/?q%3D=a%20b'), 'rest', 'names are not decoded either');
+});
+
 test('weighted choice follows the weights over the unit interval', () => {
   const choices = [{ name: 'a', weight: 90 }, { name: 'b', weight: 10 }];
   assert.equal(pickWeighted(choices, 100, 0)?.name, 'a');
   assert.equal(pickWeighted(choices, 100, 0.899)?.name, 'a');
   assert.equal(pickWeighted(choices, 100, 0.9)?.name, 'b');
   assert.equal(pickWeighted(choices, 100, 0.999)?.name, 'b');
+});
+
+test("header mutations as Envoy's HeaderParser: empty values are skipped unless keep_empty_value, every entry is judged before any is applied, overwrites before appends", () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        {
+          name: 'm',
+          match: { prefix: '/' },
+          route: { cluster: 'c' },
+          request_headers_to_add: [
+            { header: { key: 'x-empty', value: '' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+            { header: { key: 'x-kept', value: '' }, keep_empty_value: true },
+            { header: { key: 'x-once', value: 'a' }, append_action: 'ADD_IF_ABSENT' },
+            { header: { key: 'x-once', value: 'b' }, append_action: 'ADD_IF_ABSENT' },
+            { header: { key: 'x-v', value: 'appended' } },
+            { header: { key: 'x-v', value: 'overwritten' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+          ],
+        },
+      ]),
+    ],
+  });
+  const headers: HeaderPairs = [['x-empty', 'sent'], ['x-v', 'sent']];
+  applyMutation(headers, rc.virtualHosts[0]!.routes[0]!.requestHeaders);
+  assert.deepEqual(headers, [
+    ['x-empty', 'sent'],
+    ['x-v', 'overwritten'],
+    ['x-kept', ''],
+    ['x-once', 'a'],
+    ['x-once', 'b'],
+    ['x-v', 'appended'],
+  ]);
+});
+
+test('ignore_case makes exact/prefix/suffix/contains case-insensitive and, as in Envoy, leaves safe_regex as it is', () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        { name: 'regex', match: { prefix: '/', headers: [{ name: 'x-env', string_match: { safe_regex: { regex: 'prod-[0-9]+' }, ignore_case: true } }] }, route: { cluster: 'c1' } },
+        { name: 'exact', match: { prefix: '/', headers: [{ name: 'x-env', string_match: { exact: 'staging', ignore_case: true } }] }, route: { cluster: 'c2' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'c3' } },
+      ]),
+    ],
+  });
+  const v = rc.virtualHosts[0]!;
+  const pick = (env: string) => selectRoute(v, { authority: 'x', path: '/', method: 'GET', header: (n) => (n === 'x-env' ? env : undefined) })?.name;
+  assert.equal(pick('prod-1'), 'regex');
+  assert.equal(pick('PROD-1'), 'rest', 'ignore_case has no effect for safe_regex');
+  assert.equal(pick('STAGING'), 'exact');
 });

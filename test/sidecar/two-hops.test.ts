@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { TestMesh, freePort, get, instance, service, startApp } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, policy, service, startApp } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -40,4 +40,25 @@ test('a request goes through two sidecars to the app, with Envoy headers on the 
   assert.equal(viaProxy.status, 200);
   assert.equal(JSON.parse(viaProxy.body).url, '/abs');
   void scB;
+});
+
+test("health checks reach the app through the callee's sidecar: their Host is the service's (the cluster's name is no valid authority, and the inbound sidecar would answer 400)", { timeout: 30_000 }, async () => {
+  const checks: (string | undefined)[] = [];
+  const appC = await startApp('c', (req, res) => {
+    if (req.url === '/healthz') checks.push(req.headers.host);
+    res.end('c');
+  });
+  mesh.track(() => appC.close());
+  const inboundC = await freePort();
+  mesh.model.update({
+    services: [service('a', 8000), service('c', 9100)],
+    instances: [instance('c', inboundC)],
+    destinationPolicies: [policy('c', { healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1 } })],
+  });
+  await mesh.sidecar('c', appC.port, { inboundPort: inboundC });
+  const scA = await mesh.sidecar('a', 8000);
+  await eventually(() => checks.length >= 2, 5000, 'checks at the app');
+  assert.equal(checks[0], 'c.default');
+  const labels = { envoy_cluster_name: 'outbound|9100||c.default' };
+  assert.equal(await metric(scA.adminPort, 'envoy_cluster_membership_healthy', labels), 1);
 });
