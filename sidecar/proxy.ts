@@ -703,6 +703,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   }
   const method = req.method ?? 'GET';
   const headers = pairsFromRaw(req.rawHeaders);
+  // forward_client_cert_details SANITIZE (Envoy's default; the fidelity contract takes no other): a caller's
+  // x-forwarded-client-cert is dropped before the filters and the upstream, so it cannot vouch for a forged identity.
+  if (req.headers['x-forwarded-client-cert'] !== undefined) removeHeader(headers, 'x-forwarded-client-cert');
   if (!h2) setHeader(headers, 'host', authority);
   const grpc = isGrpc(req.headers['content-type']);
   // A WebSocket upgrade (HTTP/1.1; http1.ts refuses other upgrades): routed and filtered as any request, then upgradeTo.
