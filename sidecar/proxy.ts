@@ -782,6 +782,14 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       req.resume();
       return stream.reply({ status: 400, body: '', headers: h2 ? [] : [['connection', 'close']], flag: 'DPE' });
     }
+    // A #fragment is never part of a request target: Envoy's connection manager rejects the path before any
+    // filter or route reads it (http_reject_path_with_fragment, on by default), so an RBAC rule on an exact
+    // path or a suffix cannot be stepped around with "/admin#x", which an app's URL parser reads as /admin.
+    if (path.includes('#')) {
+      env.stats.downstreamRqFailedPathNormalization.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
+      req.resume();
+      return stream.reply({ status: 400, body: '', headers: [], flag: '-' });
+    }
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
     let vh = config ? selectVirtualHost(config, authority) : undefined;
     const route = vh

@@ -118,6 +118,7 @@ export class SidecarStats {
   readonly downstreamRqMaxDurationReached = this.#counter('envoy_http_downstream_rq_max_duration_reached', 'Streams ended by max_stream_duration or their grpc-timeout', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqResponseBeforeRqComplete = this.#counter('envoy_http_downstream_rq_response_before_rq_complete', 'Responses sent before their request had arrived whole (an HTTP/1 connection closes after them)', ['envoy_http_conn_manager_prefix']);
   readonly noRoute = this.#counter('envoy_http_no_route', 'Requests with no matching route', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqFailedPathNormalization = this.#counter('envoy_http_downstream_rq_failed_path_normalization', 'Requests answered 400 because their path could not be taken as it is (a #fragment)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqOverloadClose = this.#counter('envoy_http_downstream_rq_overload_close', 'Requests answered 503 by the overload manager (stop_accepting_requests)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamGlobalCxOverflow = this.#counter('envoy_listener_downstream_global_cx_overflow', 'Connections closed at accept: over --max-downstream-connections', ['envoy_listener_address']);
 
