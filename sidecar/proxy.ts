@@ -715,7 +715,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     requestId = newRequestId();
     headers.push(['x-request-id', requestId]);
   }
-  if (req.headers['x-forwarded-proto'] === undefined) headers.push(['x-forwarded-proto', 'http']);
+  // As Envoy when the caller sent none: the scheme of the downstream connection (mutual TLS on an inbound listener).
+  if (req.headers['x-forwarded-proto'] === undefined) headers.push(['x-forwarded-proto', (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true ? 'https' : 'http']);
   const log: AccessLogEntry = {
     start_time: '',
     listener: listenerName,
