@@ -17,7 +17,7 @@ import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw,
 import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
-import { peerProperties } from './peer-identity.ts';
+import { peerCertificate, peerProperties } from './peer-identity.ts';
 import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
@@ -832,7 +832,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
       };
-      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes);
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes, peerCertificate(req.socket));
     }
 
     // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk). Other bodies are
