@@ -124,7 +124,7 @@ export class Cluster {
       this.#outlier = undefined;
       clearInterval(this.#outlierTimer);
     }
-    for (const c of this.#checkers) c.stop();
+    for (const c of this.#checkers) c.close();
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
         new HealthChecker(hc, () => this.hosts, (h, ok) => {
@@ -132,7 +132,7 @@ export class Cluster {
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
-        }, () => this.hadTraffic),
+        }, () => this.hadTraffic, undefined, this.#upstreamTls()),
     );
     for (const c of this.#checkers) c.start();
   }
@@ -265,7 +265,7 @@ export class Cluster {
 
   close(): void {
     clearInterval(this.#outlierTimer);
-    for (const c of this.#checkers) c.stop();
+    for (const c of this.#checkers) c.close();
     for (const h of this.hosts) void h.pool.close();
   }
 }

@@ -7,9 +7,13 @@
 // then interval, unhealthy_interval for a failing host, and the edge
 // intervals while a change of state waits for its threshold; each wait with
 // Envoy's jitter added, and a host's first check after initial_jitter.
+// Checks use the cluster's transport socket, as Envoy's do: to a mutual TLS
+// cluster they present the workload certificate and verify the host's.
 
+import type { Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from './config.ts';
+import { connectTls, type PoolOptions, type UpstreamTls } from './upstream.ts';
 
 export interface CheckedHost {
   key: string;
@@ -23,6 +27,24 @@ export interface CheckedHost {
 
 /** Dedicated connections, as Envoy's checker uses its own: a saturated request pool never starves checks. */
 const checkAgent = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
+
+/** The same, over mutual TLS: each new connection with the cluster's current certificate and SAN check. */
+function tlsCheckAgent(tls: UpstreamTls): Agent {
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    connections: 4,
+    connect: (opts, callback) => {
+      const address = opts.hostname.replace(/^\[(.*)\]$/, '$1');
+      const socket = connectTls({ address, port: Number(opts.port), tls } as PoolOptions, 'http/1.1');
+      const onError = (err: Error) => callback(err, null);
+      socket.once('error', onError);
+      socket.once('secureConnect', () => {
+        socket.off('error', onError);
+        callback(null, socket as Socket);
+      });
+    },
+  });
+}
 
 /**
  * Envoy's HealthCheckerImplBase::interval: before any traffic the no-traffic
@@ -59,9 +81,12 @@ export class HealthChecker {
   readonly #hadTraffic: () => boolean;
 
   readonly #random: () => number;
+  /** The cluster's mutual TLS, if it has it: checks go over it (an own agent, closed with the checker). */
+  readonly #tlsAgent: Agent | undefined;
 
-  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random) {
+  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random, tls?: UpstreamTls) {
     this.#random = random;
+    this.#tlsAgent = tls ? tlsCheckAgent(tls) : undefined;
     this.#config = config;
     this.#hosts = hosts;
     this.#onResult = onResult;
@@ -78,6 +103,12 @@ export class HealthChecker {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** Stops for good: also closes the checker's own mutual TLS connections. */
+  close(): void {
+    this.stop();
+    void this.#tlsAgent?.destroy().catch(() => undefined);
   }
 
   /** Checks the hosts that are due (new ones at once), then sleeps until the next is due (at most `interval`, to find new hosts). */
@@ -115,8 +146,8 @@ export class HealthChecker {
   async check(h: CheckedHost): Promise<boolean> {
     let ok = false;
     try {
-      const res = await request(`http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}${this.#config.path}`, {
-        dispatcher: checkAgent,
+      const res = await request(`${this.#tlsAgent ? 'https' : 'http'}://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}${this.#config.path}`, {
+        dispatcher: this.#tlsAgent ?? checkAgent,
         headers: { host: this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' },
         signal: AbortSignal.timeout(this.#config.timeoutMs),
       });
