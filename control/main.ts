@@ -20,7 +20,7 @@ import type { FilterModule } from './model/types.ts';
 import { MeshCa } from './ca/authority.ts';
 import type { CaFiles } from './ca/root.ts';
 import { JoinTokens } from './ca/join-tokens.ts';
-import { identityHooks } from './ca/xds-identity.ts';
+import { identityHooks, joinTokenCredential } from './ca/xds-identity.ts';
 
 export interface ControlOptions {
   dataDir: string;
@@ -127,7 +127,20 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       proxies: proxyStatusPort(status),
       translateOptions: { get wasmBaseUrl() { return `http://${urlHost}:${apiPort}`; }, wasmClusterName: WASM_CLUSTER, ...opts.observability, ...identityOption },
       ready: () => xds !== undefined,
-      ...(ca && joinTokens ? { joinTokens: { issue: (identity: { namespace: string; service: string }) => joinTokens.issue(identity), trustDomain: ca.trustDomain } } : {}),
+      ...(ca && joinTokens ? {
+        joinTokens: {
+          issue: (identity: { namespace: string; service: string }) => joinTokens.issue(identity),
+          list: () => joinTokens.list(),
+          revoke: (id: string) => {
+            if (!joinTokens.revoke(id)) return false;
+            // A leaked token stops working at once: the streams it opened end too (no more rotated certificates).
+            const ended = xds?.ads.endStreams(joinTokenCredential(id), `join token ${id} was revoked`) ?? 0;
+            if (ended > 0) opts.log?.(`xds: join token ${id} revoked: ended ${ended} stream(s)`);
+            return true;
+          },
+          trustDomain: ca.trustDomain,
+        },
+      } : {}),
     });
     if (synced.changed) {
       // A new weft build brought new built-in filters: a binding its build refuses would be NACKed by every

@@ -138,8 +138,8 @@ export class Cluster {
       clearInterval(this.#outlierTimer);
       this.#outlierTimer = undefined;
     }
-    if (previous && this.#checkers.length > 0 && JSON.stringify(this.config.healthChecks) === JSON.stringify(previous.healthChecks) && this.config.name === previous.name) return;
-    for (const c of this.#checkers) c.stop();
+    if (previous && this.#checkers.length > 0 && JSON.stringify(this.config.healthChecks) === JSON.stringify(previous.healthChecks) && this.config.name === previous.name && JSON.stringify(this.config.tls) === JSON.stringify(previous.tls)) return;
+    for (const c of this.#checkers) c.close();
     if (this.config.healthChecks.length === 0) {
       // No checks any more: what they said no longer keeps a host out.
       for (const h of this.hosts) Object.assign(h, { activeHealthy: true, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
@@ -152,7 +152,7 @@ export class Cluster {
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
-        }, () => this.hadTraffic),
+        }, () => this.hadTraffic, undefined, this.#upstreamTls()),
     );
     for (const c of this.#checkers) c.start();
   }
@@ -296,7 +296,7 @@ export class Cluster {
 
   close(): void {
     clearInterval(this.#outlierTimer);
-    for (const c of this.#checkers) c.stop();
+    for (const c of this.#checkers) c.close();
     for (const h of this.hosts) void h.pool.close();
   }
 }

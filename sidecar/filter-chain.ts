@@ -7,7 +7,7 @@
 
 import type { FaultConfig, HttpFilterConfig, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
 import { rbacAllows } from './rbac.ts';
-import { PEER_PRINCIPAL_PROPERTY } from './peer-identity.ts';
+import type { PeerCertificate } from './peer-identity.ts';
 import type { LocalReply } from './local-reply.ts';
 import { localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
@@ -87,8 +87,8 @@ export class RequestFilters {
   readonly #random: () => number;
   /** A filter whose plugin is missing or failed to load: answered before anything else runs. */
   #broken: LocalReply | undefined;
-  /** The caller's mTLS identity, for RBAC principals. */
-  readonly #principal: string | undefined;
+  /** The caller's verified client certificate, for RBAC principals. */
+  readonly #peer: PeerCertificate | undefined;
   /** What one filter may hold of a streamed body (the connection manager's buffer limit). */
   readonly #bufferLimit: number;
   /** A filter (index `at`; -1 once settled) holds the request headers of a streamed body. */
@@ -103,12 +103,11 @@ export class RequestFilters {
   /** The stream attributes the filters read (shared by their streams): the response as sent is added for on_log (ended). */
   readonly #properties: StreamProperties;
 
-  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number) {
+  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number, peer?: PeerCertificate) {
     this.#stats = stats;
     this.#bufferLimit = bufferLimit;
     this.#properties = properties;
-    const principal = properties[PEER_PRINCIPAL_PROPERTY];
-    this.#principal = typeof principal === 'string' && principal !== '' ? principal : undefined;
+    this.#peer = peer;
     this.#random = random;
     for (const f of chain) {
       if (route.disabledFilters.has(f.name)) continue;
@@ -194,7 +193,7 @@ export class RequestFilters {
         authority: pseudo(':authority'),
         path: pseudo(':path'),
         method: pseudo(':method'),
-        principal: this.#principal,
+        peer: this.#peer,
         header: (n) => {
           const values = headers.filter(([k]) => k === n).map(([, v]) => v);
           return values.length === 0 ? undefined : values.join(',');

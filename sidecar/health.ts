@@ -10,9 +10,14 @@
 // intervals while a change of state waits for its threshold; each wait with
 // Envoy's jitter added, and a host's first check after initial_jitter.
 
+// Checks use the cluster's transport socket, as Envoy's do: to a mutual TLS
+// cluster they present the workload certificate and verify the host's.
+
 import http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from './config.ts';
+import { connectTls, type PoolOptions, type UpstreamTls } from './upstream.ts';
 
 export interface CheckedHost {
   key: string;
@@ -26,12 +31,31 @@ export interface CheckedHost {
   hcChecked?: boolean;
 }
 
-function origin(h: CheckedHost): string {
-  return `http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
+function origin(h: CheckedHost, secure: boolean): string {
+  return `${secure ? 'https' : 'http'}://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
 }
 
 /** Dedicated connections, as Envoy's checker uses its own: a saturated request pool never starves checks. */
 const checkAgent = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
+
+/** The same, over mutual TLS: each new connection with the cluster's current certificate and SAN check. */
+function tlsCheckAgent(tls: UpstreamTls): Agent {
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    connections: 4,
+    connect: (opts, callback) => {
+      const address = opts.hostname.replace(/^\[(.*)\]$/, '$1');
+      const socket = connectTls({ address, port: Number(opts.port), tls } as PoolOptions, 'http/1.1');
+      const onError = (err: Error) => callback(err, null);
+      socket.once('error', onError);
+      socket.once('secureConnect', () => {
+        socket.off('error', onError);
+        callback(null, socket as Socket);
+      });
+    },
+  });
+}
+
 
 /**
  * Envoy's HealthCheckerImplBase::interval: before any traffic the no-traffic
@@ -70,8 +94,13 @@ export class HealthChecker {
   readonly #random: () => number;
   /** h2c connections for codec_client_type HTTP2, by host. */
   readonly #sessions = new Map<string, http2.ClientHttp2Session>();
+  /** The cluster's mutual TLS, if it has it: checks go over it (an own agent, closed with the checker). */
+  readonly #tls: UpstreamTls | undefined;
+  readonly #tlsAgent: Agent | undefined;
 
-  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random) {
+  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random, tls?: UpstreamTls) {
+    this.#tls = tls;
+    this.#tlsAgent = tls ? tlsCheckAgent(tls) : undefined;
     this.#random = random;
     this.#config = config;
     this.#hosts = hosts;
@@ -98,9 +127,15 @@ export class HealthChecker {
     this.#sessions.clear();
   }
 
+  /** Stops for good: also closes the checker's own mutual TLS connections. */
+  close(): void {
+    this.stop();
+    void this.#tlsAgent?.destroy().catch(() => undefined);
+  }
+
   async #h1Status(h: CheckedHost): Promise<number> {
-    const res = await request(`${origin(h)}${this.#config.path}`, {
-      dispatcher: checkAgent,
+    const res = await request(`${origin(h, this.#tlsAgent !== undefined)}${this.#config.path}`, {
+      dispatcher: this.#tlsAgent ?? checkAgent,
       headers: { host: this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' },
       signal: AbortSignal.timeout(this.#config.timeoutMs),
     });
@@ -112,7 +147,12 @@ export class HealthChecker {
   #h2Status(h: CheckedHost): Promise<number> {
     let session = this.#sessions.get(h.key);
     if (!session || session.closed || session.destroyed) {
-      const opened = http2.connect(origin(h));
+      // Over the cluster's mutual TLS when it has it (ALPN h2), else h2c.
+      const tls = this.#tls;
+      const address = h.address;
+      const opened = tls
+        ? http2.connect(origin(h, true), { createConnection: () => connectTls({ address, port: h.port, tls } as PoolOptions, 'h2') })
+        : http2.connect(origin(h, false));
       opened.on('error', () => undefined);
       opened.on('close', () => {
         if (this.#sessions.get(h.key) === opened) this.#sessions.delete(h.key);

@@ -1,29 +1,65 @@
-// The caller's identity on an inbound connection: the URI SAN (SPIFFE ID) of
-// the client certificate a mutual TLS handshake verified. Exposed to wasm
-// filters as Envoy does, through `connection.uri_san_peer_certificate`, and
-// read by the RBAC filter for principals.
+// The caller's identity on an inbound connection: the client certificate a
+// mutual TLS handshake verified. Exposed to wasm filters as Envoy does
+// (`connection.mtls`, and `connection.uri_san_peer_certificate`, the first
+// URI SAN: the SPIFFE ID of a mesh workload), and read by the RBAC filter,
+// whose principals match, as Envoy's AuthenticatedMatcher does, any URI SAN,
+// else any DNS SAN, else the subject.
+
+import { X509Certificate } from 'node:crypto';
 
 /** Envoy's attribute for the peer certificate's first URI SAN. */
 export const PEER_PRINCIPAL_PROPERTY = 'connection.uri_san_peer_certificate';
 /** Envoy's attribute: whether the connection is mutual TLS. */
 export const MTLS_PROPERTY = 'connection.mtls';
 
-/** The URI SANs of a peer certificate ("URI:spiffe://..., DNS:..." -> ["spiffe://..."]). */
-export function uriSans(cert: { subjectaltname?: string } | undefined): string[] {
-  const san = cert?.subjectaltname;
-  if (!san) return [];
-  return san.split(/,\s*/).filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+/** What RBAC principals match of a verified client certificate. */
+export interface PeerCertificate {
+  uriSans: string[];
+  dnsSans: string[];
+  /** RFC 2253 order, as Envoy prints it: `CN=web,O=acme`. */
+  subject: string;
 }
 
-/** The peer's identity on a TLS socket (first URI SAN), or undefined for plaintext or no certificate. */
-export function peerPrincipal(socket: unknown): string | undefined {
-  const s = socket as { encrypted?: boolean; authorized?: boolean; getPeerCertificate?: () => { subjectaltname?: string } } | undefined;
+function sansOf(san: string | undefined, prefix: 'URI:' | 'DNS:'): string[] {
+  if (!san) return [];
+  return san.split(/,\s*/).filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length));
+}
+
+/** The URI SANs of a peer certificate ("URI:spiffe://..., DNS:..." -> ["spiffe://..."]). */
+export function uriSans(cert: { subjectaltname?: string } | undefined): string[] {
+  return sansOf(cert?.subjectaltname, 'URI:');
+}
+
+type PeerSocket = { encrypted?: boolean; authorized?: boolean; getPeerCertificate?: () => { subjectaltname?: string; raw?: Buffer } };
+
+// A connection's certificate does not change: read it once per socket, not per request.
+const seen = new WeakMap<object, PeerCertificate | null>();
+
+/** The verified client certificate of a mutual TLS connection; undefined for plaintext or no certificate. */
+export function peerCertificate(socket: unknown): PeerCertificate | undefined {
+  const s = socket as PeerSocket | undefined;
   if (!s?.encrypted || !s.authorized || typeof s.getPeerCertificate !== 'function') return undefined;
-  return uriSans(s.getPeerCertificate())[0];
+  const cached = seen.get(s);
+  if (cached !== undefined) return cached ?? undefined;
+  const cert = s.getPeerCertificate();
+  let peer: PeerCertificate | null = null;
+  if (cert?.raw) {
+    const subject = new X509Certificate(cert.raw).subject.split('\n').filter((l) => l !== '').reverse().join(',');
+    peer = { uriSans: uriSans(cert), dnsSans: sansOf(cert.subjectaltname, 'DNS:'), subject };
+  }
+  seen.set(s, peer);
+  return peer ?? undefined;
+}
+
+/** The peer's identity on a TLS socket (first URI SAN), or undefined for plaintext or no URI SAN. */
+export function peerPrincipal(socket: unknown): string | undefined {
+  return peerCertificate(socket)?.uriSans[0];
 }
 
 /** Stream properties describing the connection's peer (empty for plaintext). */
 export function peerProperties(socket: unknown): Record<string, string | boolean> {
-  const principal = peerPrincipal(socket);
-  return principal === undefined ? {} : { [PEER_PRINCIPAL_PROPERTY]: principal, [MTLS_PROPERTY]: true };
+  const peer = peerCertificate(socket);
+  if (!peer) return {};
+  const principal = peer.uriSans[0];
+  return principal === undefined ? { [MTLS_PROPERTY]: true } : { [PEER_PRINCIPAL_PROPERTY]: principal, [MTLS_PROPERTY]: true };
 }

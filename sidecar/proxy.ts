@@ -18,7 +18,7 @@ import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw,
 import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
-import { peerProperties } from './peer-identity.ts';
+import { peerCertificate, peerProperties } from './peer-identity.ts';
 import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
@@ -733,6 +733,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   }
   const method = req.method ?? 'GET';
   const headers = pairsFromRaw(req.rawHeaders);
+  // forward_client_cert_details SANITIZE (Envoy's default; the fidelity contract takes no other): a caller's
+  // x-forwarded-client-cert is dropped before the filters and the upstream, so it cannot vouch for a forged identity.
+  if (req.headers['x-forwarded-client-cert'] !== undefined) removeHeader(headers, 'x-forwarded-client-cert');
   if (!h2) setHeader(headers, 'host', authority);
   const grpc = isGrpc(req.headers['content-type']);
   // A WebSocket upgrade (HTTP/1.1; http1.ts refuses other upgrades): routed and filtered as any request, then upgradeTo.
@@ -742,7 +745,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     requestId = newRequestId();
     headers.push(['x-request-id', requestId]);
   }
-  if (req.headers['x-forwarded-proto'] === undefined) headers.push(['x-forwarded-proto', 'http']);
+  // As Envoy when the caller sent none: the scheme of the downstream connection (mutual TLS on an inbound listener).
+  if (req.headers['x-forwarded-proto'] === undefined) headers.push(['x-forwarded-proto', (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true ? 'https' : 'http']);
   const log: AccessLogEntry = {
     start_time: '',
     listener: listenerName,
@@ -809,6 +813,14 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       req.resume();
       return stream.reply({ status: 400, body: '', headers: h2 ? [] : [['connection', 'close']], flag: 'DPE' });
     }
+    // A #fragment is never part of a request target: Envoy's connection manager rejects the path before any
+    // filter or route reads it (http_reject_path_with_fragment, on by default), so an RBAC rule on an exact
+    // path or a suffix cannot be stepped around with "/admin#x", which an app's URL parser reads as /admin.
+    if (path.includes('#')) {
+      hs.rqFailedPathNormalization.value++;
+      req.resume();
+      return stream.reply({ status: 400, body: '', headers: [], flag: '-' });
+    }
     // normalize_path / merge_slashes, before routing, RBAC and the filters (Envoy: maybeNormalizePath); the
     // normalized path is what goes upstream and into the access log.
     if (hcm.normalizePath || hcm.mergeSlashes) {
@@ -861,7 +873,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
       };
-      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes);
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes, peerCertificate(req.socket));
     }
 
     // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk). Other bodies are

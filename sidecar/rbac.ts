@@ -1,16 +1,19 @@
 // Envoy's RBAC HTTP filter semantics: a policy matches when any of its
 // permissions and any of its principals match; ALLOW lets a request through
 // only if some policy matches, DENY stops it if some policy matches. The
-// principal is the caller's mTLS identity (the peer certificate's URI SAN);
-// a plaintext caller has none, so only `any` principals match it.
+// principal is the caller's verified client certificate: `authenticated`
+// matches any mutual TLS caller, and its principal_name, as Envoy's
+// AuthenticatedMatcher, any URI SAN, else any DNS SAN, else the subject; a
+// plaintext caller has none, so only `any` principals match it.
 
-import type { RbacConfig, RbacPermission, RbacPrincipal } from './config.ts';
+import type { RbacConfig, RbacPermission, RbacPrincipal, StringMatcher } from './config.ts';
 import { matchString } from './fidelity/common.ts';
+import type { PeerCertificate } from './peer-identity.ts';
 import { headerMatches, type RouteRequest } from './router.ts';
 
 export interface RbacRequest extends RouteRequest {
-  /** The peer's SPIFFE ID from its certificate, undefined for plaintext. */
-  principal?: string;
+  /** The peer's verified client certificate, undefined for plaintext. */
+  peer?: PeerCertificate;
 }
 
 function permits(p: RbacPermission, req: RbacRequest): boolean {
@@ -44,8 +47,14 @@ function identifies(p: RbacPrincipal, req: RbacRequest): boolean {
     case 'not':
       return !identifies(p.id, req);
     case 'authenticated':
-      return req.principal !== undefined && (p.match === undefined || matchString(p.match, req.principal));
+      return req.peer !== undefined && (p.match === undefined || principalMatches(p.match, req.peer));
   }
+}
+
+function principalMatches(m: StringMatcher, peer: PeerCertificate): boolean {
+  if (peer.uriSans.some((u) => matchString(m, u))) return true;
+  if (peer.dnsSans.some((d) => matchString(m, d))) return true;
+  return matchString(m, peer.subject);
 }
 
 /** The name of the first matching policy, or undefined. */

@@ -102,9 +102,20 @@ export interface ApiDeps {
   joinTokens?: JoinTokenPort;
 }
 
+export interface JoinTokenView {
+  id: string;
+  namespace: string;
+  service: string;
+  issuedAt: string;
+}
+
 /** Issues join tokens a proxy presents in node.metadata WEFT_TOKEN (control/ca/join-tokens.ts). */
 export interface JoinTokenPort {
-  issue(identity: { namespace: string; service: string }): { token: string; record: { id: string; namespace: string; service: string; issuedAt: string } };
+  issue(identity: { namespace: string; service: string }): { token: string; record: JoinTokenView };
+  /** The tokens that admit proxies now (never the tokens themselves). */
+  list(): JoinTokenView[];
+  /** Revokes a token by id and ends the xDS streams it admitted; false when no token has that id. */
+  revoke(id: string): boolean;
   /** SPIFFE trust domain, for the response's spiffeId. */
   trustDomain: string;
 }

@@ -3,6 +3,7 @@
 // or intermediate loaded from PEM. With an intermediate, the chain served to
 // workloads is leaf + intermediate(s) and the trust bundle is the root.
 
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CryptoKey, generateKeyPair, importPrivateKey, parsePemBundle, pemOf, privateKeyPem, randomSerial, SIGNING, x509 } from './x509.ts';
@@ -50,16 +51,39 @@ export async function createRoot(trustDomain: string, now = new Date()): Promise
   return { certPem: pemOf(cert), keyPem: await privateKeyPem(keys.privateKey) };
 }
 
+/** Whether `chain[0]` chains, through `chain`'s other certificates, to one of `roots` (signatures and issuer names). */
+function chainsTo(chain: X509Certificate[], roots: X509Certificate[]): boolean {
+  let current = chain[0]!;
+  const seen = new Set<X509Certificate>();
+  for (;;) {
+    if (roots.some((r) => current.checkIssued(r) && current.verify(r.publicKey))) return true;
+    const next = chain.find((c) => c !== current && !seen.has(c) && current.checkIssued(c) && current.verify(c.publicKey));
+    if (!next) return false;
+    seen.add(next);
+    current = next;
+  }
+}
+
 async function fromPem(certPem: string, keyPem: string, rootPem: string | undefined, source: SigningCa['source']): Promise<SigningCa> {
   const [cert, ...rest] = parsePemBundle(certPem);
   if (!cert) throw new Error('the CA certificate file holds no PEM certificate');
   const basic = cert.getExtension(x509.BasicConstraintsExtension);
   if (!basic?.ca) throw new Error('the CA certificate is not a CA (basicConstraints CA:TRUE missing)');
   const key = await importPrivateKey(keyPem);
+  // As istiod checks plugged-in CA files: a key or root that does not fit would make every workload
+  // certificate fail every handshake, and nothing would say why.
+  const spki = (k: ReturnType<typeof createPublicKey>) => k.export({ type: 'spki', format: 'der' });
+  if (!spki(createPublicKey(createPrivateKey(keyPem))).equals(spki(new X509Certificate(pemOf(cert)).publicKey))) {
+    throw new Error('the CA key does not belong to the CA certificate (their public keys differ)');
+  }
   const selfSigned = cert.subject === cert.issuer && (await cert.verify({ signatureOnly: true }));
   if (!selfSigned && !rootPem) throw new Error('the CA certificate is an intermediate: the root (trust bundle) must be supplied too');
   const trustBundlePem = selfSigned ? pemOf(cert) : rootPem!;
-  if (parsePemBundle(trustBundlePem).length === 0) throw new Error('the root file holds no PEM certificate');
+  const roots = parsePemBundle(trustBundlePem);
+  if (roots.length === 0) throw new Error('the root file holds no PEM certificate');
+  if (!selfSigned && !chainsTo([cert, ...rest].map((c) => new X509Certificate(pemOf(c))), roots.map((r) => new X509Certificate(pemOf(r))))) {
+    throw new Error(`the CA certificate (${cert.subject}, issued by ${cert.issuer}) does not chain to a certificate of the root file: workloads would trust none of the certificates it signs`);
+  }
   return { cert, key, intermediatesPem: selfSigned ? '' : [cert, ...rest].map(pemOf).join(''), trustBundlePem, source };
 }
 

@@ -13,7 +13,12 @@ import type { JoinTokens } from './join-tokens.ts';
 /** node.metadata key carrying the join token. */
 export const TOKEN_METADATA_KEY = 'WEFT_TOKEN';
 
-export type AuthVerdict = { ok: true } | { ok: false; message: string };
+export type AuthVerdict = { ok: true; credential?: string } | { ok: false; message: string };
+
+/** The credential an admitted stream is filed under (AdsServer.endStreams), by join token id. */
+export function joinTokenCredential(id: string): string {
+  return `join-token:${id}`;
+}
 
 interface NodeLike {
   id?: string;
@@ -73,7 +78,7 @@ export function identityHooks(options: IdentityHooksOptions): IdentityHooks {
       }
       // Issue the certificate before the stream opens, so the first snapshot carries it.
       if (proxy.kind === 'sidecar') await ca.svid(proxy.namespace, proxy.service);
-      return { ok: true };
+      return { ok: true, credential: joinTokenCredential(record.id) };
     },
     secrets: {
       secretsFor(proxy) {

@@ -43,7 +43,14 @@ function pathPatternError(pattern: string, path: string): FieldError | undefined
 function ruleErrors(rule: AuthorizationRule, at: string): FieldError[] {
   const errors: FieldError[] = [];
   rule.principals?.forEach((p, i) => {
-    if (!p.includes('*') && !p.startsWith('spiffe://')) errors.push({ path: `${at}.principals[${i}]`, message: 'must be a SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service>) or a pattern with *' });
+    // Every caller's principal is a whole SPIFFE ID, so what comes before the first * must fit one's start.
+    // Istio's own form ("cluster.local/ns/x/sa/*", no scheme) would match nobody: a DENY rule with it denies nothing.
+    const head = p.split('*')[0]!;
+    const fits = p.includes('*') ? head.startsWith('spiffe://') || 'spiffe://'.startsWith(head) : p.startsWith('spiffe://');
+    if (!fits) {
+      const hint = /^[a-z0-9._-]+\//.test(p) ? ` (write "spiffe://${p}": unlike Istio's, principals here carry the spiffe:// scheme)` : '';
+      errors.push({ path: `${at}.principals[${i}]`, message: `must be a SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service>) or a pattern with * that can match one${hint}` });
+    }
   });
   rule.paths?.forEach((p, i) => {
     const e = pathPatternError(p, `${at}.paths[${i}]`);

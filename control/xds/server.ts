@@ -15,7 +15,11 @@ import type { AdsStream, ResponseSink, StreamInfo, StreamType, XdsHooks } from '
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 
-export type AuthResult = { ok: true } | { ok: false; message: string };
+/**
+ * `credential` names what admitted the stream (a join token's id), so
+ * revoking it can end the streams it opened (endStreams).
+ */
+export type AuthResult = { ok: true; credential?: string } | { ok: false; message: string };
 
 /**
  * Decides whether a proxy may open a stream. Identity (issue 7) plugs in
@@ -45,6 +49,8 @@ export class AdsServer {
   readonly #streams = new Set<AdsStream>();
   readonly #byGroup = new Map<string, Set<AdsStream>>();
   readonly #calls = new Set<grpc.ServerDuplexStream<unknown, Buffer>>();
+  /** Open streams admitted by a credential, with how to end each. */
+  readonly #byCredential = new Map<string, Map<AdsStream, (message: string) => void>>();
   #server: grpc.Server | undefined;
   #nextStreamId = 1;
   readonly #unsubscribe: () => void;
@@ -122,6 +128,19 @@ export class AdsServer {
     return found;
   }
 
+  /**
+   * Ends, with UNAUTHENTICATED, every open stream the credential admitted (a
+   * revoked join token): the proxy gets nothing more, rotated certificates
+   * included, and cannot reconnect with it. Returns how many were ended.
+   */
+  endStreams(credential: string, message: string): number {
+    const open = this.#byCredential.get(credential);
+    if (!open) return 0;
+    const enders = [...open.values()];
+    for (const end of enders) end(message);
+    return enders.length;
+  }
+
   groupsInUse(): string[] {
     return [...this.#byGroup.keys()];
   }
@@ -139,6 +158,7 @@ export class AdsServer {
     let stream: SotwStream | DeltaStream | undefined;
     let opening = false;
     let ended = false;
+    let credential: string | undefined;
     const backlog: Req[] = [];
     const sink: ResponseSink = {
       write: (bytes) => (ended ? true : call.write(bytes)),
@@ -160,6 +180,11 @@ export class AdsServer {
       if (!stream) return;
       const s = stream;
       stream = undefined;
+      if (credential !== undefined) {
+        const open = this.#byCredential.get(credential);
+        open?.delete(s);
+        if (open?.size === 0) this.#byCredential.delete(credential);
+      }
       s.close();
       this.#streams.delete(s);
       const peers = this.#byGroup.get(s.info.group);
@@ -190,6 +215,7 @@ export class AdsServer {
           this.#hooks.rejected?.(first.node, verdict.message);
           return fail(grpc.status.UNAUTHENTICATED, verdict.message);
         }
+        credential = verdict.credential;
       }
       if (ended) return;
       // Response headers now rather than with the first response: a Delta client whose
@@ -202,6 +228,14 @@ export class AdsServer {
       let peers = this.#byGroup.get(info.group);
       if (!peers) this.#byGroup.set(info.group, (peers = new Set()));
       peers.add(s);
+      if (credential !== undefined) {
+        let open = this.#byCredential.get(credential);
+        if (!open) this.#byCredential.set(credential, (open = new Map()));
+        open.set(s, (message) => {
+          fail(grpc.status.UNAUTHENTICATED, message);
+          cleanup();
+        });
+      }
       this.#hooks.streamOpened?.(info);
       this.#options.onProxyConnected?.(proxy, info.group);
       for (const req of [first, ...backlog.splice(0)]) dispatch(s, req);

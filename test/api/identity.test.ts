@@ -9,7 +9,7 @@ import { startApi } from './harness.ts';
 
 test('POST /tokens/join issues a token that verifies for that identity; viewers may not; bad bodies name the field', async () => {
   const tokens = new JoinTokens();
-  const h = await startApi({ joinTokens: { issue: (i) => tokens.issue(i), trustDomain: 'weft.local' } });
+  const h = await startApi({ joinTokens: { issue: (i) => tokens.issue(i), list: () => tokens.list(), revoke: (id) => tokens.revoke(id), trustDomain: 'weft.local' } });
   try {
     const r = await h.call('POST', '/api/v1/tokens/join', { service: 'orders', namespace: 'shop' });
     assert.equal(r.status, 201);
@@ -19,6 +19,16 @@ test('POST /tokens/join issues a token that verifies for that identity; viewers 
     const bad = await h.call('POST', '/api/v1/tokens/join', { service: 'Orders!' });
     assert.equal(bad.status, 400);
     assert.match(JSON.stringify(bad.json.error.details), /service/);
+    // listed by id without the token; viewers may neither list nor revoke
+    const listed = await h.call('GET', '/api/v1/tokens/join');
+    assert.deepEqual(listed.json.items, [{ id: r.json.id, service: 'orders', namespace: 'shop', spiffeId: 'spiffe://weft.local/ns/shop/sa/orders', issuedAt: r.json.issuedAt }]);
+    assert.equal((await h.call('GET', '/api/v1/tokens/join', undefined, h.viewer)).status, 403);
+    assert.equal((await h.call('DELETE', `/api/v1/tokens/join/${r.json.id}`, undefined, h.viewer)).status, 403);
+    const revoked = await h.call('DELETE', `/api/v1/tokens/join/${r.json.id}`);
+    assert.equal(revoked.status, 200);
+    assert.deepEqual(revoked.json, { id: r.json.id, revoked: true });
+    assert.equal(tokens.verify(r.json.token), undefined);
+    assert.equal((await h.call('DELETE', `/api/v1/tokens/join/${r.json.id}`)).status, 404);
   } finally {
     await h.close();
   }

@@ -76,6 +76,31 @@ test('an operator intermediate signs workloads: the chain carries it and the tru
   assert.ok(leafOf(svid.certificateChainPem).verify(new X509Certificate(pemOf(intermediate)).publicKey));
 });
 
+test('an operator CA whose key is not its certificate\'s, or whose certificate does not chain to the root given, is refused at start', async () => {
+  // As istiod checks plugged-in CA files: otherwise every workload certificate fails every handshake, with nothing said at start.
+  const dir = tempDir();
+  const root = await createRoot('weft.local');
+  const other = await createRoot('weft.local');
+  writeFileSync(join(dir, 'root.pem'), root.certPem);
+  writeFileSync(join(dir, 'other.key'), other.keyPem);
+  writeFileSync(join(dir, 'other.pem'), other.certPem);
+  await assert.rejects(loadOrCreateCa(dir, 'weft.local', { certFile: join(dir, 'root.pem'), keyFile: join(dir, 'other.key') }), /the CA key does not belong to the CA certificate/);
+  // An intermediate signed by `root`, with `other` given as the trust bundle.
+  const rootKey = await importPrivateKey(root.keyPem);
+  const keys = await (await import('node:crypto')).webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
+  const intermediate = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(), subject: 'CN=weft intermediate', issuer: new x509.X509Certificate(root.certPem).subject,
+    notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000),
+    signingAlgorithm: SIGNING, publicKey: keys.publicKey, signingKey: rootKey,
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+  });
+  writeFileSync(join(dir, 'int.pem'), pemOf(intermediate));
+  writeFileSync(join(dir, 'int.key'), await privateKeyPem(keys.privateKey));
+  await assert.rejects(loadOrCreateCa(dir, 'weft.local', { certFile: join(dir, 'int.pem'), keyFile: join(dir, 'int.key'), rootFile: join(dir, 'other.pem') }), /does not chain to a certificate of the root file/);
+  const ok = await loadOrCreateCa(dir, 'weft.local', { certFile: join(dir, 'int.pem'), keyFile: join(dir, 'int.key'), rootFile: join(dir, 'root.pem') });
+  assert.equal(ok.source, 'operator');
+});
+
 test('an operator key that is not ECDSA P-256 is refused with the reason', async () => {
   const dir = tempDir();
   const root = await createRoot('weft.local');

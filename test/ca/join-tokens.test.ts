@@ -42,8 +42,8 @@ test('the authenticate hook admits only the token of the claimed identity; refus
     const registry = new Registry();
     const logs: string[] = [];
     const hooks = identityHooks({ tokens, ca, registry, log: (l) => logs.push(l) });
-    const web = tokens.issue({ namespace: 'default', service: 'web' }).token;
-    assert.deepEqual(await hooks.authenticate(node(web), undefined, proxy('web')), { ok: true });
+    const { token: web, record } = tokens.issue({ namespace: 'default', service: 'web' });
+    assert.deepEqual(await hooks.authenticate(node(web), undefined, proxy('web')), { ok: true, credential: `join-token:${record.id}` });
     assert.ok(ca.current('default', 'web'), 'the certificate is issued before the stream opens');
     const foreign = await hooks.authenticate(node(web), undefined, proxy('orders'));
     assert.equal(foreign.ok, false);

@@ -5,8 +5,11 @@
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { loadOrCreateCa } from '../../control/ca/root.ts';
+import { issueSvid } from '../../control/ca/svid.ts';
 import { TypeUrl } from '../../control/xds/discovery.ts';
 import type { RunningSidecar } from '../../sidecar/main.ts';
 import { SotwClient, testNode } from '../xds/ads-client.ts';
@@ -85,6 +88,29 @@ test('a plaintext client against a STRICT service is refused', { timeout: 20_000
 test('a PERMISSIVE service (the mesh default) accepts plaintext and mutual TLS callers', { timeout: 20_000 }, async () => {
   assert.equal((await plaintextGet(catalog.inboundPort)).status, 200);
   await eventually(async () => (await callVia(frontend, 'catalog', '/items')).status === 200, 'frontend -> catalog over mTLS');
+});
+
+test('x-forwarded-proto, when the caller sent none, says https on a mutual TLS connection and http on a plaintext one (as Envoy sets it)', { timeout: 20_000 }, async () => {
+  const ca = await loadOrCreateCa(mesh.dataDir, 'weft.local');
+  const client = await issueSvid(ca, { trustDomain: 'weft.local', namespace: 'default', service: 'tester', ttlMs: 60_000, now: new Date() });
+  const seen = (socket: net.Socket | tls.TLSSocket) => new Promise<Record<string, string>>((resolve, reject) => {
+    let data = '';
+    socket.on('data', (c: Buffer) => (data += c.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const body = data.slice(data.indexOf('\r\n\r\n') + 4);
+      try {
+        resolve(JSON.parse(body).headers);
+      } catch {
+        reject(new Error(`no JSON response: ${JSON.stringify(data.slice(0, 80))}`));
+      }
+    });
+  });
+  const request = 'GET /proto HTTP/1.1\r\nhost: catalog\r\nconnection: close\r\n\r\n';
+  const mtls = tls.connect({ host: '127.0.0.1', port: catalog.inboundPort, cert: client.certificateChainPem, key: client.privateKeyPem, ca: client.trustBundlePem, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined }, () => mtls.write(request));
+  assert.equal((await seen(mtls))['x-forwarded-proto'], 'https');
+  const plain = net.connect(catalog.inboundPort, '127.0.0.1', () => plain.write(request));
+  assert.equal((await seen(plain))['x-forwarded-proto'], 'http');
 });
 
 test('each sidecar holds its own certificate over SDS, and a rogue or foreign xDS client gets nothing', { timeout: 20_000 }, async () => {

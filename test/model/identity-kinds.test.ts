@@ -34,6 +34,21 @@ test('AuthorizationPolicy: action defaults to ALLOW; every bad rule field is rep
   assert.match(method.errors[0]!.path, /^rules\[0\]\.methods\[0\]/);
 });
 
+test('AuthorizationPolicy: a principal pattern that could never match a SPIFFE ID (Istio\'s form without spiffe://) is refused, not silently inert', () => {
+  // Istio writes principals without the scheme; here every principal is a full SPIFFE ID, so
+  // "weft.local/ns/batch/*" would match no caller: a DENY rule with it would deny nobody.
+  const istioStyle = validateAuthorizationPolicy({
+    name: 'p', service: 'orders', action: 'DENY',
+    rules: [{ principals: ['weft.local/ns/batch/*', 'spiffe://weft.local/ns/ok/*', 'cluster.local/ns/default/sa/web*'] }],
+  });
+  assert.ok(!istioStyle.ok);
+  assert.deepEqual(istioStyle.errors.map((e) => e.path), ['rules[0].principals[0]', 'rules[0].principals[2]']);
+  assert.match(istioStyle.errors[0]!.message, /spiffe:\/\/weft\.local\/ns\/batch\/\*/);
+  for (const p of ['*', '*/ns/batch/sa/*', '*/sa/web', 'spiffe://weft.local/ns/*', 'spiffe://*/ns/ops/sa/*', 'spif*']) {
+    assert.ok(validateAuthorizationPolicy({ name: 'p', service: 'orders', rules: [{ principals: [p] }] }).ok, p);
+  }
+});
+
 test('both kinds are manifest kinds', () => {
   const pa = kindNamed('PeerAuthentication')!.validateSpec({ name: 'a', namespace: 'shop' }, { mode: 'PERMISSIVE' });
   assert.deepEqual(pa, { ok: true, value: { name: 'a', namespace: 'shop', mode: 'PERMISSIVE' } });

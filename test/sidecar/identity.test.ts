@@ -12,12 +12,13 @@ import { loadOrCreateCa } from '../../control/ca/root.ts';
 import { issueSvid } from '../../control/ca/svid.ts';
 import type { RbacConfig } from '../../sidecar/config.ts';
 import { accept } from '../../sidecar/fidelity.ts';
-import { PEER_PRINCIPAL_PROPERTY, peerProperties } from '../../sidecar/peer-identity.ts';
+import { SIGNING, generateKeyPair, pemOf, privateKeyPem, randomSerial, x509 } from '../../control/ca/x509.ts';
+import { PEER_PRINCIPAL_PROPERTY, peerCertificate, peerProperties, type PeerCertificate } from '../../sidecar/peer-identity.ts';
 import { rbacAllows } from '../../sidecar/rbac.ts';
 import { TlsContexts } from '../../sidecar/tls-contexts.ts';
 
 const req = (path: string, method: string, principal?: string, headers: Record<string, string> = {}) => ({
-  authority: 'orders', path, method, principal, header: (n: string) => headers[n],
+  authority: 'orders', path, method, peer: principal === undefined ? undefined : { uriSans: [principal], dnsSans: [], subject: '' }, header: (n: string) => headers[n],
 });
 
 function rbacOf(action: 'ALLOW' | 'DENY', policies: Record<string, unknown>): RbacConfig {
@@ -85,6 +86,53 @@ test('a mutual TLS connection exposes the peer SPIFFE ID as connection.uri_san_p
     assert.equal(props[PEER_PRINCIPAL_PROPERTY], 'spiffe://weft.local/ns/default/sa/web');
     assert.equal(props['connection.mtls'], true);
     assert.deepEqual(peerProperties({ encrypted: false }), {}, 'plaintext: no peer identity');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an mTLS peer whose certificate has no URI SAN (an operator CA\'s) is still authenticated, as Envoy: any URI SAN, then any DNS SAN, then the subject is its principal', { timeout: 10_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-sc-peer-'));
+  try {
+    const ca = await loadOrCreateCa(dir, 'weft.local');
+    const server = await issueSvid(ca, { trustDomain: 'weft.local', namespace: 'default', service: 'orders', ttlMs: 60_000, now: new Date() });
+    // Client certificates the same CA signed, as an operator's CA may: DNS SANs only, and two URI SANs.
+    const leaf = async (names: { type: 'dns' | 'url'; value: string }[]) => {
+      const keys = await generateKeyPair();
+      const cert = await x509.X509CertificateGenerator.create({
+        serialNumber: randomSerial(), subject: 'O=acme, CN=batch-runner', issuer: ca.cert.subject,
+        notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000), signingAlgorithm: SIGNING,
+        publicKey: keys.publicKey, signingKey: ca.key,
+        extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]), new x509.SubjectAlternativeNameExtension(names)],
+      });
+      return { cert: pemOf(cert), key: await privateKeyPem(keys.privateKey) };
+    };
+    const peerOf = async (client: { cert: string; key: string }) => {
+      const srv = tls.createServer({ cert: server.certificateChainPem, key: server.privateKeyPem, ca: server.trustBundlePem, requestCert: true, rejectUnauthorized: true });
+      const seen = new Promise<{ peer: PeerCertificate | undefined; props: Record<string, string | boolean> }>((resolve) => srv.on('secureConnection', (s) => { resolve({ peer: peerCertificate(s), props: peerProperties(s) }); s.end(); }));
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+      const sock = tls.connect({ host: '127.0.0.1', port: (srv.address() as { port: number }).port, ...client, ca: server.trustBundlePem, checkServerIdentity: () => undefined });
+      sock.on('error', () => undefined);
+      const out = await seen;
+      sock.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+      return out;
+    };
+    const dnsOnly = await peerOf(await leaf([{ type: 'dns', value: 'batch.acme.internal' }]));
+    assert.deepEqual(dnsOnly.peer, { uriSans: [], dnsSans: ['batch.acme.internal'], subject: 'CN=batch-runner,O=acme' });
+    assert.deepEqual(dnsOnly.props, { 'connection.mtls': true }, 'mutual TLS, though no URI SAN to expose');
+    const twoUris = await peerOf(await leaf([{ type: 'url', value: 'spiffe://acme/legacy' }, { type: 'url', value: 'spiffe://weft.local/ns/ops/sa/tool' }]));
+    assert.equal(twoUris.props[PEER_PRINCIPAL_PROPERTY], 'spiffe://acme/legacy', 'the first URI SAN, as Envoy exposes it');
+
+    const allow = (principals: unknown[]) => rbacOf('ALLOW', { p: { permissions: [{ any: true }], principals } });
+    const asPeer = (peer: PeerCertificate | undefined) => ({ authority: 'orders', path: '/', method: 'GET', peer, header: () => undefined });
+    assert.equal(rbacAllows(allow([{ authenticated: {} }]), asPeer(dnsOnly.peer)), true, '"*": any mTLS caller');
+    assert.equal(rbacAllows(allow([{ authenticated: { principal_name: { exact: 'batch.acme.internal' } } }]), asPeer(dnsOnly.peer)), true, 'a DNS SAN when there is no URI SAN');
+    assert.equal(rbacAllows(allow([{ authenticated: { principal_name: { exact: 'CN=batch-runner,O=acme' } } }]), asPeer(dnsOnly.peer)), true, 'the subject last');
+    const ops = allow([{ authenticated: { principal_name: { safe_regex: { regex: '^spiffe://[^/]+/ns/ops/sa/[^/]+$' } } } }]);
+    assert.equal(rbacAllows(ops, asPeer(twoUris.peer)), true, 'any URI SAN, not only the first');
+    assert.equal(rbacAllows(ops, asPeer(dnsOnly.peer)), false);
+    assert.equal(rbacAllows(allow([{ authenticated: {} }]), asPeer(undefined)), false, 'plaintext is not authenticated');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,12 +1,13 @@
 // Join tokens (mesh identity): an admin issues one per workload identity;
 // the proxy presents it as node.metadata WEFT_TOKEN (`weft sidecar --token`,
 // `weft bootstrap --token`) and may then act as that service only. The
-// plaintext is returned once.
-import type { FastifyPluginAsync } from 'fastify';
+// plaintext is returned once; afterwards a token is known by its id, under
+// which it is listed and revoked (a revoked token's open xDS streams end).
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { actorOf } from '../auth.ts';
-import { ApiError } from '../errors.ts';
-import type { ApiDeps } from '../deps.ts';
+import { ApiError, notFound } from '../errors.ts';
+import type { ApiDeps, JoinTokenPort, JoinTokenView } from '../deps.ts';
 
 const JoinBody = Type.Object(
   {
@@ -15,23 +16,48 @@ const JoinBody = Type.Object(
   },
   { additionalProperties: false, title: 'JoinTokenRequest' },
 );
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+/** The join tokens, for an admin of a control plane with identity on. */
+function joinTokensFor(request: FastifyRequest, deps: ApiDeps, doing: string): JoinTokenPort {
+  if (request.operator?.role !== 'admin') throw new ApiError('FORBIDDEN', `${doing} join tokens needs role admin`);
+  const join = deps.joinTokens;
+  if (!join) throw new ApiError('NOT_FOUND', 'mesh identity is off: start the control plane with --identity to use join tokens');
+  return join;
+}
+
+function view(record: JoinTokenView, trustDomain: string) {
+  return {
+    id: record.id,
+    service: record.service,
+    namespace: record.namespace,
+    spiffeId: `spiffe://${trustDomain}/ns/${record.namespace}/sa/${record.service}`,
+    issuedAt: record.issuedAt,
+  };
+}
 
 export const joinTokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   app.post('/tokens/join', { schema: { tags: ['Token'], body: JoinBody, summary: "issue a proxy's xDS join token for one service identity; the response carries it once" } }, async (request, reply) => {
-    if (request.operator?.role !== 'admin') throw new ApiError('FORBIDDEN', 'issuing join tokens needs role admin');
-    const join = deps.joinTokens;
-    if (!join) throw new ApiError('NOT_FOUND', 'mesh identity is off: start the control plane with --identity to issue join tokens');
+    const join = joinTokensFor(request, deps, 'issuing');
     const body = request.body as { service: string; namespace?: string };
     const identity = { service: body.service, namespace: body.namespace ?? 'default' };
     const { token, record } = join.issue(identity);
     await deps.audit.record({ time: record.issuedAt, actor: actorOf(request), action: `issue join token ${record.id} for ${identity.service}.${identity.namespace}`, afterRevision: deps.store.revision() });
-    return reply.code(201).send({
-      token,
-      id: record.id,
-      service: record.service,
-      namespace: record.namespace,
-      spiffeId: `spiffe://${join.trustDomain}/ns/${record.namespace}/sa/${record.service}`,
-      issuedAt: record.issuedAt,
-    });
+    return reply.code(201).send({ token, ...view(record, join.trustDomain) });
+  });
+
+  app.get('/tokens/join', { schema: { tags: ['Token'], summary: 'the join tokens that admit proxies now, by id (never the tokens themselves)' } }, async (request) => {
+    const join = joinTokensFor(request, deps, 'listing');
+    const items = join.list().map((r) => view(r, join.trustDomain));
+    items.sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.id.localeCompare(b.id));
+    return { items };
+  });
+
+  app.delete<{ Params: { id: string } }>('/tokens/join/:id', { schema: { tags: ['Token'], params: IdParams, summary: 'revoke a join token: no new xDS stream with it, and the open ones end' } }, async (request) => {
+    const join = joinTokensFor(request, deps, 'revoking');
+    const { id } = request.params;
+    if (!join.revoke(id)) throw notFound(`join token ${id}`);
+    await deps.audit.record({ time: new Date().toISOString(), actor: actorOf(request), action: `revoke join token ${id}`, afterRevision: deps.store.revision() });
+    return { id, revoked: true };
   });
 };
