@@ -420,7 +420,7 @@ test("the mesh's health checks pass an ALLOW policy written for app traffic, as 
     assert.ok(f, `${action} filter`);
     return f.rbac as Parameters<typeof rbacAllows>[0];
   };
-  const req = (method: string, path: string, who: string) => ({ method, path, authority: 'orders', principal: `spiffe://weft.local/ns/default/sa/${who}`, header: () => undefined });
+  const req = (method: string, path: string, who: string) => ({ method, path, authority: 'orders', peer: { uriSans: [`spiffe://weft.local/ns/default/sa/${who}`], dnsSans: [], subject: '' }, header: () => undefined });
   assert.equal(rbacAllows(rbac('ALLOW'), req('GET', '/healthz?full=1', 'batch')), true, "batch's health check of orders");
   assert.equal(rbacAllows(rbac('ALLOW'), req('POST', '/healthz', 'batch')), false, 'only GET');
   assert.equal(rbacAllows(rbac('ALLOW'), req('GET', '/orders/1', 'batch')), false, 'the policy still governs app traffic');
