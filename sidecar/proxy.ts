@@ -493,6 +493,9 @@ class Stream {
     // The response is over before the request body (an early answer to an upload): its rest is read and dropped,
     // not left paused for a reader that will never come.
     if (this.streamedBody !== undefined && !requestEnded(this.streamedReq!)) discardBody(this.streamedReq!, this.streamedBody);
+    // HTTP/2: a response complete before its request is followed by RST_STREAM(NO_ERROR), as Envoy's connection
+    // manager resets such a stream (doEndStream) and RFC 9113 8.1 allows, so the client stops sending a body nobody reads.
+    if (this.h2 && status !== 0 && responseEnded(this.res)) resetAfterResponse(this.res as Http2ServerResponse);
     // The filters' on_done, on_log and on_delete run at the end of this event-loop turn, with every other
     // stream that ended in it, as Envoy destroys streams from its dispatcher's deferred-delete list: the
     // response is already written, and one filter's log code runs for several streams back to back.
@@ -581,6 +584,26 @@ class Stream {
       this.finish(status, r.flag);
     }
   }
+}
+
+/**
+ * RST_STREAM(NO_ERROR) on an h2 stream whose response was ended while its
+ * client still sends (a stream the client already ended is left alone). The
+ * reset waits until the response is out: the compat response always asks for
+ * trailers, and node asks for them ('wantTrailers') once the last DATA left
+ * flow control; a turn later the trailers are written, and node sends what is
+ * pending before a RST_STREAM. A reset sooner would drop what was still queued.
+ */
+function resetAfterResponse(res: Http2ServerResponse): void {
+  const s = res.stream;
+  if (s.closed || s.destroyed || res.req.complete || s.state.remoteClose) return;
+  const reset = (): void => void setImmediate(resetNow, s);
+  if (s.sentTrailers !== undefined) reset();
+  else s.once('wantTrailers', reset);
+}
+
+function resetNow(s: Http2ServerResponse['stream']): void {
+  if (!s.closed && !s.destroyed && !s.state.remoteClose) s.close(http2constants.NGHTTP2_NO_ERROR);
 }
 
 /** Filter chains whose streams finished in this event-loop turn (Stream.finish). */

@@ -288,11 +288,12 @@ export function classify(err: unknown): UpstreamFailure {
  * close() alone.
  */
 function resetStream(s: http2.ClientHttp2Stream): void {
+  const code = http2.constants.NGHTTP2_CANCEL;
   const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
   const handle = key === undefined ? undefined : (s as unknown as Record<symbol, { rstStream?: (code: number) => void } | undefined>)[key];
   // Only once the stream has an id (its HEADERS are queued): a reset for a stream the peer never saw opened is a protocol error.
-  if (!s.closed && !s.pending && typeof handle?.rstStream === 'function') handle.rstStream(http2.constants.NGHTTP2_CANCEL);
-  s.close(http2.constants.NGHTTP2_CANCEL);
+  if (!s.closed && !s.pending && typeof handle?.rstStream === 'function') handle.rstStream(code);
+  s.close(code);
 }
 
 export class Http2Pool implements UpstreamPool {
@@ -359,6 +360,8 @@ export class Http2Pool implements UpstreamPool {
         if (last) s.once('close', () => session.close());
         stream = s;
         let responded = false;
+        /** The response ended: a reset after it (ours, below) fails nothing. */
+        let complete = false;
         let trailers: HeaderPairs = [];
         body.resumeSource = () => s.resume();
         body.abortSource = () => resetStream(s);
@@ -372,13 +375,23 @@ export class Http2Pool implements UpstreamPool {
         s.on('data', (c: Buffer) => {
           if (!body.push(c)) s.pause();
         });
-        s.on('end', () => body.end(trailers));
+        s.on('end', () => {
+          complete = true;
+          body.end(trailers);
+          // The response is complete while the request body still streams (an early answer to an upload or a
+          // client-streaming call): the stream is reset, as Envoy's router resets it then, never ended (an
+          // END_STREAM would make the part sent so far look like the whole request). CANCEL, as every upstream
+          // reset here: a node server cannot tell a NO_ERROR reset (Envoy's code) from the request's end.
+          if (!s.writableEnded) resetStream(s);
+        });
         s.on('error', (err) => {
+          if (complete) return;
           const f = aborted ?? classify(err);
           if (responded) body.fail(f);
           else reject(f);
         });
         s.once('close', () => {
+          if (complete) return;
           if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
             const f = aborted ?? new UpstreamFailure('reset', `stream reset (code ${s.rstCode})`);
             if (responded) body.fail(f);

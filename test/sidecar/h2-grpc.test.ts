@@ -359,3 +359,57 @@ test('a shadow that cannot keep up is dropped, never slowing the call: the prima
     await new Promise<void>((r) => client.close(() => r()));
   }
 });
+
+test('a gRPC call answered while its client still streams: the answer arrives whole, then the sidecar resets the stream with NO_ERROR (as Envoy), the upstream stream is reset (CANCEL)', { timeout: 30_000 }, async () => {
+  const upstream: string[] = [];
+  const port = await h2Server((stream, headers) => {
+    stream.on('error', () => undefined);
+    stream.on('data', () => undefined);
+    // How the stream closed: with the response sent, node reports a request END_STREAM and a reset both as an end;
+    // the code tells them apart (0: the request ended, or a NO_ERROR reset).
+    stream.on('close', () => upstream.push(`${headers[':path']} closed with code ${stream.rstCode}`));
+    if (headers[':path'] === '/guard.Guard/Deny') {
+      // Trailers-only PERMISSION_DENIED at once, the request body unread (an auth check that answers early).
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '7', 'grpc-message': 'denied' }, { endStream: true });
+      return;
+    }
+    // Answers 2 MiB (past every flow-control window) and OK trailers after the first message, the call still open.
+    stream.once('data', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.alloc(2 * 1024 * 1024, 3));
+    });
+  });
+  mesh.model.update({
+    services: [{ name: 'door', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'guard', namespace: 'default', ports: [{ port: 50058, protocol: 'grpc' }] }],
+    instances: [instance('guard', port)],
+    routes: [],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('door', 8000);
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  /** A call whose client sends one message and never ends its side: what it got, and how its stream closed. */
+  const openCall = (path: string) =>
+    new Promise<{ grpcStatus: string | undefined; bytes: number; rstCode: number }>((resolve, reject) => {
+      const req = client.request({ ':method': 'POST', ':path': path, ':authority': 'guard:50058', 'content-type': 'application/grpc', te: 'trailers' });
+      let grpcStatus: string | undefined;
+      let bytes = 0;
+      req.on('response', (h) => (grpcStatus ??= h['grpc-status'] as string | undefined));
+      req.on('trailers', (t) => (grpcStatus ??= t['grpc-status'] as string | undefined));
+      req.on('data', (c: Buffer) => (bytes += c.length));
+      req.on('error', reject);
+      req.on('close', () => resolve({ grpcStatus, bytes, rstCode: req.rstCode ?? -1 }));
+      req.write(Buffer.from('\0\0\0\0\x05hello'));
+    });
+  try {
+    const denied = await withTimeout(openCall('/guard.Guard/Deny'), 5000, 'the denied call to be closed by the sidecar');
+    assert.deepEqual(denied, { grpcStatus: '7', bytes: 0, rstCode: http2.constants.NGHTTP2_NO_ERROR });
+    const early = await withTimeout(openCall('/guard.Guard/Dump'), 10_000, 'the early answer to be closed by the sidecar');
+    assert.deepEqual(early, { grpcStatus: '0', bytes: 2 * 1024 * 1024, rstCode: http2.constants.NGHTTP2_NO_ERROR }, 'the whole answer and its trailers before the reset');
+    await eventually(() => upstream.length === 2, 5000, 'the upstream streams to be reset');
+    assert.deepEqual(upstream.sort(), ['/guard.Guard/Deny closed with code 8', '/guard.Guard/Dump closed with code 8'], 'reset (CANCEL) while the client still held its call open');
+    assert.equal(await metric(caller.adminPort, 'envoy_http_downstream_rq_response_before_rq_complete'), 2);
+  } finally {
+    client.destroy();
+  }
+});
