@@ -83,6 +83,8 @@ export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
   if (o.kind === 'failure') {
     if (o.reason === 'overflow') return false;
     if (on.has('5xx') || on.has('gateway-error') || on.has('reset')) return true;
+    // As Envoy's wouldRetryFromReset: refused-stream retries an upstream's REFUSED_STREAM (a stream it never processed).
+    if (o.reason === 'remote_refused_stream_reset') return on.has('refused-stream');
     return o.reason === 'connection_failure' && on.has('connect-failure');
   }
   const s = o.response.status;

@@ -29,7 +29,7 @@ export const localReplies = {
     status: 503,
     body: `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace(/_/g, ' ')}`,
     headers: [],
-    flag: reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : 'UC',
+    flag: reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_reset' || reason === 'remote_refused_stream_reset' ? 'UR' : 'UC',
   }),
   faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI' }),
   /** Envoy's RBAC filter reply, word for word. */

@@ -11,8 +11,12 @@ import { Http1Pool } from './h1-client.ts';
 
 export type HeaderPairs = [string, string][];
 
-/** Envoy's stream reset reasons; `protocol_error` is an upstream response that is not valid HTTP (flag UPE). */
-export type ResetReason = 'connection_failure' | 'connection_termination' | 'timeout' | 'overflow' | 'reset' | 'protocol_error';
+/**
+ * Envoy's stream reset reasons; `protocol_error` is an upstream response that is not valid HTTP (flag UPE);
+ * `remote_reset` and `remote_refused_stream_reset` an HTTP/2 upstream's RST_STREAM (REFUSED_STREAM for the
+ * latter, which retry_on `refused-stream` retries), flag UR.
+ */
+export type ResetReason = 'connection_failure' | 'connection_termination' | 'timeout' | 'overflow' | 'reset' | 'protocol_error' | 'remote_reset' | 'remote_refused_stream_reset';
 
 export class UpstreamFailure extends Error {
   readonly reason: ResetReason;
@@ -268,6 +272,13 @@ export function pairsFromObject(h: Record<string, string | string[] | undefined>
   return out;
 }
 
+/** An HTTP/2 upstream reset the stream with `code` (Envoy's RemoteReset / RemoteRefusedStreamReset). */
+function remoteReset(code: number): UpstreamFailure {
+  return code === http2.constants.NGHTTP2_REFUSED_STREAM
+    ? new UpstreamFailure('remote_refused_stream_reset', 'stream refused by the upstream (REFUSED_STREAM)')
+    : new UpstreamFailure('remote_reset', `stream reset by the upstream (code ${code})`);
+}
+
 export function classify(err: unknown): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
@@ -386,14 +397,16 @@ export class Http2Pool implements UpstreamPool {
         });
         s.on('error', (err) => {
           if (complete) return;
-          const f = aborted ?? classify(err);
+          // The upstream's RST_STREAM (node: ERR_HTTP2_STREAM_ERROR, the code in rstCode); anything else is the connection's.
+          const remote = (err as { code?: string }).code === 'ERR_HTTP2_STREAM_ERROR' && s.rstCode !== undefined && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+          const f = aborted ?? (remote ? remoteReset(s.rstCode!) : classify(err));
           if (responded) body.fail(f);
           else reject(f);
         });
         s.once('close', () => {
           if (complete) return;
           if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
-            const f = aborted ?? new UpstreamFailure('reset', `stream reset (code ${s.rstCode})`);
+            const f = aborted ?? remoteReset(s.rstCode);
             if (responded) body.fail(f);
             else reject(f);
           } else if (responded) body.end(trailers);

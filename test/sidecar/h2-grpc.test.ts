@@ -3,10 +3,11 @@
 // fault injection / mirroring on HTTP/1.1 routes.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { TestMesh, eventually, get, instance, load, metric, route, startApp, withTimeout } from './harness.ts';
+import { TestMesh, eventually, get, instance, load, metric, route, startApp, tap, withTimeout } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -411,5 +412,71 @@ test('a gRPC call answered while its client still streams: the answer arrives wh
     assert.equal(await metric(caller.adminPort, 'envoy_http_downstream_rq_response_before_rq_complete'), 2);
   } finally {
     client.destroy();
+  }
+});
+
+/** RST_STREAM(code) alone, as a Go or C++ server resets a stream (node's close() would send END_STREAM before it). */
+function rst(stream: http2.ServerHttp2Stream, code: number): void {
+  const key = Object.getOwnPropertySymbols(stream).find((k) => k.description === 'kHandle')!;
+  (stream as unknown as Record<symbol, { rstStream(code: number): void }>)[key].rstStream(code);
+}
+
+test("an HTTP/2 upstream's RST_STREAM: REFUSED_STREAM is retried under retry_on refused-stream, a reset before the headers is a 503 `remote reset` (UR), and one mid-body resets the client's response instead of ending it", { timeout: 30_000 }, async () => {
+  const calls = new Map<string, number>();
+  const port = await h2Server((stream, headers) => {
+    const path = String(headers[':path']);
+    const n = (calls.get(path) ?? 0) + 1;
+    calls.set(path, n);
+    stream.on('error', () => undefined);
+    if (path === '/refused-once' && n === 1) return rst(stream, http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (path === '/refused') return rst(stream, http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (path === '/reset') return rst(stream, http2.constants.NGHTTP2_INTERNAL_ERROR);
+    stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+    if (path === '/cut') {
+      // Half the body, then the upstream gives up on the stream: what the client got must not look complete.
+      stream.write('x'.repeat(1000));
+      setTimeout(() => rst(stream, http2.constants.NGHTTP2_INTERNAL_ERROR), 50);
+      return;
+    }
+    stream.end('ok');
+  });
+  mesh.model.update({
+    services: [{ name: 'reader', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'store', namespace: 'default', ports: [{ port: 50059, protocol: 'http2' }] }],
+    instances: [instance('store', port)],
+    routes: [route('store', [{ destinations: [{ service: 'store', weight: 1 }], retries: { attempts: 1, retryOn: ['refused-stream'] } }])],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('reader', 8000);
+  const watching = await tap(caller.adminPort);
+  try {
+    const ok = await get(caller.outboundPort, 'store:50059', '/refused-once');
+    assert.deepEqual([ok.status, ok.body, calls.get('/refused-once')], [200, 'ok', 2], 'the refused stream was retried');
+    const refused = await get(caller.outboundPort, 'store:50059', '/refused');
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset');
+    assert.equal(calls.get('/refused'), 2);
+    const reset = await get(caller.outboundPort, 'store:50059', '/reset');
+    assert.equal(reset.status, 503);
+    assert.equal(reset.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
+    assert.equal(calls.get('/reset'), 1, 'refused-stream does not retry other resets');
+    const cut = await new Promise<{ status: number; bytes: number; outcome: string }>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port: caller.outboundPort, path: '/cut', headers: { host: 'store:50059' } }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve({ status: res.statusCode!, bytes, outcome: res.complete ? 'complete' : 'cut short' }));
+        res.on('error', () => resolve({ status: res.statusCode!, bytes, outcome: 'cut short' }));
+      });
+      req.on('error', () => undefined);
+    });
+    assert.deepEqual(cut, { status: 200, bytes: 1000, outcome: 'cut short' });
+    await eventually(() => watching.lines.length === 4, 5000, 'four tap lines');
+    assert.deepEqual(watching.lines.map((l) => [l.path, l.response_code, l.response_flags]), [
+      ['/refused-once', 200, '-'],
+      ['/refused', 503, 'UR'],
+      ['/reset', 503, 'UR'],
+      ['/cut', 200, 'UR'],
+    ]);
+  } finally {
+    watching.close();
   }
 });

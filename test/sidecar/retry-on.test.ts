@@ -30,3 +30,15 @@ test('gRPC conditions need the status in the response headers; HTTP conditions s
   assert.equal(shouldRetry(policy('5xx', 'unavailable'), response(503, [])), true);
   assert.equal(shouldRetry(policy('5xx'), trailersOnly(14)), false, '5xx does not look at grpc-status');
 });
+
+test('refused-stream retries an upstream REFUSED_STREAM and no other reset; reset, 5xx and gateway-error retry both', () => {
+  const refused = { kind: 'failure' as const, reason: 'remote_refused_stream_reset' as const };
+  const reset = { kind: 'failure' as const, reason: 'remote_reset' as const };
+  assert.equal(shouldRetry(policy('refused-stream'), refused), true);
+  assert.equal(shouldRetry(policy('refused-stream'), reset), false);
+  assert.equal(shouldRetry(policy('connect-failure'), refused), false);
+  for (const cond of ['reset', '5xx', 'gateway-error']) {
+    assert.equal(shouldRetry(policy(cond), refused), true, cond);
+    assert.equal(shouldRetry(policy(cond), reset), true, cond);
+  }
+});
