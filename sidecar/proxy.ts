@@ -296,14 +296,28 @@ function serverHeader(stream: Stream, headers: HeaderPairs): void {
   } else if (server.transformation === 'APPEND_IF_ABSENT' && getHeader(headers, 'server') === undefined) headers.push(['server', server.name]);
 }
 
-function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
+/**
+ * The response head. `last`: nothing follows it (no body, no trailers); on
+ * HTTP/2 the HEADERS frame then carries END_STREAM, as Envoy encodes headers
+ * with end_stream. gRPC depends on it: a response whose headers do not end
+ * the stream is not trailers-only, so grpc-js and other clients read its
+ * grpc-status as metadata and fail the call with INTERNAL ("Call ended
+ * without gRPC status") when no trailers follow. The caller still calls end().
+ */
+function writeHead(stream: Stream, status: number, headers: HeaderPairs, last = false): void {
   serverHeader(stream, headers);
   if (stream.tapRequest) stream.tapResponse = [[':status', String(status)], ...headers];
   const res = stream.res;
   if ((res as Http2ServerResponse).stream !== undefined) {
     const h2res = res as Http2ServerResponse;
     if (!h2res.stream.endAfterHeaders && !h2res.req.complete) stream.hs.rqResponseBeforeRqComplete.value++;
-    h2res.writeHead(status, objectFromPairs(headers));
+    if (last) {
+      // node's compat response sends END_STREAM with the headers only when end() sends them.
+      for (const [k, v] of Object.entries(objectFromPairs(headers))) h2res.setHeader(k, v);
+      h2res.statusCode = status;
+      stream.headersOnly = true;
+      h2res.end();
+    } else h2res.writeHead(status, objectFromPairs(headers));
   } else {
     // Before the request arrived whole: the response says connection: close and the connection closes (http1.ts).
     if (!(res as H1Response).requestReceived) stream.hs.rqResponseBeforeRqComplete.value++;
@@ -390,6 +404,8 @@ class Stream {
   tapRequest: readonly string[] | undefined;
   tapUpstream: HeaderPairs | undefined;
   tapResponse: HeaderPairs | undefined;
+  /** HTTP/2: the response went out as one HEADERS frame with END_STREAM (writeHead's `last`). */
+  headersOnly = false;
   /** A request body that streams upstream (past the buffer limit, or gRPC), and its request: dropped if the stream ends before it does. */
   streamedBody: Readable | undefined;
   streamedReq: Req | undefined;
@@ -495,7 +511,7 @@ class Stream {
     if (this.streamedBody !== undefined && !requestEnded(this.streamedReq!)) discardBody(this.streamedReq!, this.streamedBody);
     // HTTP/2: a response complete before its request is followed by RST_STREAM(NO_ERROR), as Envoy's connection
     // manager resets such a stream (doEndStream) and RFC 9113 8.1 allows, so the client stops sending a body nobody reads.
-    if (this.h2 && status !== 0 && responseEnded(this.res)) resetAfterResponse(this.res as Http2ServerResponse);
+    if (this.h2 && status !== 0 && responseEnded(this.res)) resetAfterResponse(this.res as Http2ServerResponse, this.headersOnly);
     // The filters' on_done, on_log and on_delete run at the end of this event-loop turn, with every other
     // stream that ended in it, as Envoy destroys streams from its dispatcher's deferred-delete list: the
     // response is already written, and one filter's log code runs for several streams back to back.
@@ -523,7 +539,7 @@ class Stream {
         this.encoding = true;
         return this.replyFiltered(filters, out.status, headers, out.body, r);
       }
-      writeHead(this, out.status, headers);
+      writeHead(this, out.status, headers, out.body === '');
       res.end(out.body);
     } else res.destroy();
     this.log.bytes_sent = Buffer.byteLength(out.body);
@@ -571,14 +587,14 @@ class Stream {
         removeHeader(out, 'content-length');
         out.push(['content-length', String(sent.length)]);
       }
-      writeHead(this, sentStatus, out);
+      writeHead(this, sentStatus, out, sent.length === 0);
       this.res.end(sent);
       this.log.bytes_sent = sent.length;
       this.finish(sentStatus, r.flag);
     } catch {
       // The filters' headers could not be written (a value that is not one): the reply as it was made.
       if (this.finished || this.res.headersSent) return;
-      writeHead(this, status, headers);
+      writeHead(this, status, headers, body.length === 0);
       this.res.end(body);
       this.log.bytes_sent = body.length;
       this.finish(status, r.flag);
@@ -589,16 +605,18 @@ class Stream {
 /**
  * RST_STREAM(NO_ERROR) on an h2 stream whose response was ended while its
  * client still sends (a stream the client already ended is left alone). The
- * reset waits until the response is out: the compat response always asks for
- * trailers, and node asks for them ('wantTrailers') once the last DATA left
- * flow control; a turn later the trailers are written, and node sends what is
- * pending before a RST_STREAM. A reset sooner would drop what was still queued.
+ * reset waits until the response is out: unless its headers ended it, the
+ * compat response asks for trailers, and node asks for them ('wantTrailers')
+ * once the last DATA left flow control; a turn later the trailers are
+ * written, and node sends what is pending before a RST_STREAM. A reset sooner
+ * would drop what was still queued.
  */
-function resetAfterResponse(res: Http2ServerResponse): void {
+function resetAfterResponse(res: Http2ServerResponse, headersOnly: boolean): void {
   const s = res.stream;
   if (s.closed || s.destroyed || res.req.complete || s.state.remoteClose) return;
   const reset = (): void => void setImmediate(resetNow, s);
-  if (s.sentTrailers !== undefined) reset();
+  // A HEADERS frame with END_STREAM is queued already (no trailers will be asked for).
+  if (headersOnly || s.sentTrailers !== undefined) reset();
   else s.once('wantTrailers', reset);
 }
 
@@ -1241,7 +1259,7 @@ function respondFiltered(
   const headers = responseHeaders(upstream, mutations, setCookies, stream);
   stream.encoding = true;
   // Known to have no body: the filters get end_of_stream with the headers.
-  const empty = stream.log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
+  const empty = upstream.endStream === true || stream.log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
   // Filters see Envoy's response header map: :status first; they may change it.
   const start = filters.responseHeaders([[':status', String(upstream.status)], ...headers], empty);
   if (start instanceof Promise) return start.then((s) => respondFilteredFrom(stream, upstream, filters, s, release, empty));
@@ -1283,7 +1301,7 @@ async function respondBuffered(stream: Stream, upstream: UpstreamResponse, filte
   const sent = withoutPseudo(out.headers);
   removeHeader(sent, 'content-length');
   sent.push(['content-length', String(out.body.length)]);
-  writeHead(stream, status, sent);
+  writeHead(stream, status, sent, out.body.length === 0 && out.trailers.length === 0);
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
   if (h2res && out.trailers.length) h2res.addTrailers(objectFromPairs(out.trailers));
   res.end(out.body);
@@ -1312,8 +1330,11 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
   // HTTP/1.x sends its head with the first body bytes by itself; on h2 the
   // headers and first chunk are corked into one write.
   const sink = new ResponseSink(stream, upstream, status, release, h2res, filters);
+  // An h2 upstream's headers that ended its stream (trailers-only) end this one too.
+  const last = h2res !== undefined && upstream.endStream === true && filters === undefined;
+  if (last) sink.corked = false;
   if (sink.corked) res.cork();
-  writeHead(stream, status, headers);
+  writeHead(stream, status, headers, last);
   res.on('close', () => sink.closed());
   upstream.body.pipe(sink);
   // The client left before the response could start (while a filter held its headers): the close was missed.

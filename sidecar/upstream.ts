@@ -200,6 +200,8 @@ export interface UpstreamResponse {
   status: number;
   headers: HeaderPairs;
   body: UpstreamBody;
+  /** HTTP/2: the headers ended the stream (a gRPC trailers-only response): they go on the same way. */
+  endStream?: boolean;
 }
 
 /** One request in flight: its response once headers arrive, and a way to stop it before then. */
@@ -377,11 +379,11 @@ export class Http2Pool implements UpstreamPool {
         body.resumeSource = () => s.resume();
         body.abortSource = () => resetStream(s);
         s.on('trailers', (t) => (trailers = pairsFromObject(t as Record<string, string>)));
-        s.once('response', (h) => {
+        s.once('response', (h, flags) => {
           responded = true;
           const status = Number(h[':status']);
           const pairs = pairsFromObject(h as Record<string, string>).filter(([k]) => !k.startsWith(':'));
-          resolve({ status, headers: pairs, body });
+          resolve({ status, headers: pairs, body, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0 });
         });
         s.on('data', (c: Buffer) => {
           if (!body.push(c)) s.pause();

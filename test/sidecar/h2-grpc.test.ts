@@ -195,6 +195,8 @@ test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending i
     let bigStatus: string | undefined;
     big.on('response', (h) => (bigStatus = h['grpc-status'] as string | undefined));
     big.on('error', () => undefined);
+    // Read to its end: node keeps a reset stream (and the session's close) open until its response is consumed.
+    big.resume();
     const chunk = Buffer.alloc(64 * 1024, 1);
     for (let i = 0; i < 24; i++) big.write(chunk);
     await eventually(() => bigStatus !== undefined, 5000, 'the big call to be answered');
