@@ -1235,8 +1235,9 @@ function mutatedResponseHeaders(upstream: HeaderPairs, mutations: HeaderMutation
 /** The upstream's response headers as they go downstream, with the router's x-envoy-upstream-service-time and, if asked, x-envoy-attempt-count. */
 function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, stream: Stream): HeaderPairs {
   const headers = mutatedResponseHeaders(upstream.headers, mutations, setCookies);
-  if (!stream.hcm.suppressEnvoyHeaders) headers.push(['x-envoy-upstream-service-time', String(Date.now() - stream.started)]);
-  if (stream.attemptCountInResponse) headers.push(['x-envoy-attempt-count', String(stream.log.attempts)]);
+  // Set, replacing the upstream's own (the next sidecar's, on a two-hop call), as Envoy's router sets them.
+  if (!stream.hcm.suppressEnvoyHeaders) setHeader(headers, 'x-envoy-upstream-service-time', String(Date.now() - stream.started));
+  if (stream.attemptCountInResponse) setHeader(headers, 'x-envoy-attempt-count', String(stream.log.attempts));
   return headers;
 }
 

@@ -28,7 +28,8 @@ test('a request goes through two sidecars to the app, with Envoy headers on the 
     assert.equal(echoed.url, '/hello?x=1');
     assert.equal(echoed.headers.host, host);
     assert.ok(echoed.headers['x-request-id'], 'x-request-id added');
-    assert.ok(res.headers['x-envoy-upstream-service-time'] !== undefined);
+    // One value, the caller's sidecar's, replacing the one B's sidecar set (as Envoy's router sets it), not "3, 5".
+    assert.match(String(res.headers['x-envoy-upstream-service-time']), /^\d+$/);
   }
   assert.equal(appB.hits, 4);
 
