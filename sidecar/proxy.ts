@@ -260,6 +260,15 @@ class BodyCopy {
   }
 }
 
+/** What a gRPC body's chunks do on their way upstream: counted (bytes_received) when straight from the client, kept for a retry or mirror, activity for stream_idle_timeout. */
+function gatherBody(stream: Stream, copy: BodyCopy | undefined, direct: boolean): (chunk: Buffer) => void {
+  return (c) => {
+    if (direct) stream.log.bytes_received += c.length;
+    if (copy) copy.add(c);
+    else if (stream.idleTimeout) stream.touch();
+  };
+}
+
 /** The rest of a streamed body is not wanted (the exchange ended without it): what still arrives is dropped. */
 function discardBody(req: Req, streamed: Readable): void {
   if (streamed !== req) streamed.destroy();
@@ -997,8 +1006,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       timeoutMs,
       retry,
       downstream,
-      // A body read through readBody already counts as activity as it arrives (Stream.received).
-      onBodyData: copy ? (c) => copy.add(c) : streamed === req && stream.idleTimeout ? () => stream.touch() : undefined,
+      // A body read through readBody already counts as activity as it arrives (Stream.received), and its bytes;
+      // a gRPC body's are counted here (through the wasm filters, in filteredRequestBody) as it goes upstream.
+      onBodyData: copy || streamed === req ? gatherBody(stream, copy, upstreamBody === req) : undefined,
       replay: copy ? () => copy.replay() : undefined,
       attemptCount: vh.attemptCountUpstream,
       expectedTimeout: !hcm.suppressEnvoyHeaders,
@@ -1518,6 +1528,8 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
     () => stream.downstream.aborted,
   );
   source.pipe(out);
+  // A gRPC call's body, straight from the client: its bytes as they arrive (readBody counted the others').
+  if (source === stream.streamedReq) source.on('data', (c: Buffer) => (stream.log.bytes_received += c.length));
   return out;
 }
 

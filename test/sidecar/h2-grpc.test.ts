@@ -44,6 +44,7 @@ test('a gRPC call passes through the sidecar over h2c with its trailers', { time
   });
   const caller = await mesh.sidecar('g-caller', 8000);
   const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  const watching = await tap(caller.adminPort);
   try {
     const result = await new Promise<{ status: number; body: string; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
       const req = client.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', ':authority': 'greeter:50051', 'content-type': 'application/grpc', te: 'trailers' });
@@ -59,7 +60,11 @@ test('a gRPC call passes through the sidecar over h2c with its trailers', { time
     assert.equal(result.body, '/helloworld.Greeter/SayHello|\0\0\0\0\x05hello');
     assert.equal(result.trailers['grpc-status'], '0');
     assert.equal(result.trailers['grpc-message'], 'ok');
+    // The access log's (and the span's) sizes: the streamed request body counts as any other (it used to be 0).
+    await eventually(() => watching.lines.length === 1, 5000, 'the tap line');
+    assert.deepEqual([watching.lines[0]!.bytes_received, watching.lines[0]!.bytes_sent], [10, result.body.length]);
   } finally {
+    watching.close();
     client.close();
   }
 });
