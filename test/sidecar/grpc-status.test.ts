@@ -5,7 +5,9 @@
 
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
+import { grpcMessage, localReplies, renderLocalReply } from '../../sidecar/local-reply.ts';
 import { TestMesh, freePort, instance, service } from './harness.ts';
 
 let mesh: TestMesh;
@@ -26,7 +28,7 @@ interface Outcome {
   trailer?: string;
 }
 
-test('a gRPC error through two sidecars keeps its code, message and trailing metadata, and a local reply is a gRPC status, not INTERNAL', { timeout: 30_000 }, async () => {
+test('a gRPC error through two sidecars keeps its code, message and trailing metadata, and a local reply is a gRPC status (not INTERNAL) with grpc-message as Envoy writes it', { timeout: 30_000 }, async () => {
   const server = new grpc.Server();
   server.addService(definition as unknown as grpc.ServiceDefinition, {
     check: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
@@ -61,6 +63,21 @@ test('a gRPC error through two sidecars keeps its code, message and trailing met
     assert.deepEqual(await call('acl:50051', 'check'), { code: grpc.status.PERMISSION_DENIED, details: 'not allowed: ünïcode 100%', trailer: 'policy-7' });
     // The sidecar's own answer (Envoy's 503 `no healthy upstream`, mapped as Envoy maps it): UNAVAILABLE.
     assert.deepEqual(await call('gone:50052', 'echo'), { code: grpc.status.UNAVAILABLE, details: 'no healthy upstream', trailer: undefined });
+    // The catch-all route's direct_response body is the message of its 404 (UNIMPLEMENTED), as Envoy sends it.
+    assert.deepEqual(await call('nowhere:50053', 'echo'), { code: grpc.status.UNIMPLEMENTED, details: 'weft: no service matches this authority\n', trailer: undefined });
+    // On the wire, grpc-message is encoded as Envoy encodes it: spaces and '/' as they are, '%' and non-ASCII as %XX.
+    const session = http2.connect(`http://127.0.0.1:${portal.outboundPort}`);
+    const head = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/acl.Acl/Echo', ':authority': 'gone:50052', 'content-type': 'application/grpc', te: 'trailers' });
+      req.on('response', resolve);
+      req.on('error', reject);
+      req.end();
+    });
+    session.close();
+    assert.deepEqual([head['grpc-status'], head['grpc-message']], ['14', 'no healthy upstream']);
+    assert.equal(grpcMessage('reset/100% ü~'), 'reset/100%25 %C3%BC%7E');
+    // A reply without a body (Envoy's 404 for no route) has no grpc-message, as from Envoy (it used to say "404").
+    assert.deepEqual(renderLocalReply(localReplies.noRoute(), true).headers, [['content-type', 'application/grpc'], ['grpc-status', '12']]);
   } finally {
     for (const c of clients) c.close();
   }
