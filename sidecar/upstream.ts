@@ -314,6 +314,8 @@ export class Http2Pool implements UpstreamPool {
   #session: http2.ClientHttp2Session | undefined;
   /** Streams opened on #session (max_requests_per_connection). */
   #streams = 0;
+  /** The connection being made: every request that comes meanwhile waits for it, as Envoy's HTTP/2 pool does. */
+  #connecting: Promise<http2.ClientHttp2Session> | undefined;
 
   constructor(o: PoolOptions) {
     this.#o = o;
@@ -322,6 +324,17 @@ export class Http2Pool implements UpstreamPool {
   #connect(): Promise<http2.ClientHttp2Session> {
     const s = this.#session;
     if (s && !s.closed && !s.destroyed) return Promise.resolve(s);
+    // One connection at a time: a burst of calls to a cold host shares it (each used to open its own, and all
+    // but the last stayed open, unused, until the idle timeout).
+    const pending = (this.#connecting ??= this.#open());
+    const clear = (): void => {
+      if (this.#connecting === pending) this.#connecting = undefined;
+    };
+    pending.then(clear, clear);
+    return pending;
+  }
+
+  #open(): Promise<http2.ClientHttp2Session> {
     return new Promise((resolve, reject) => {
       const session = this.#o.tls ? http2.connect(origin(this.#o), { createConnection: () => connectTls(this.#o, 'h2') }) : http2.connect(origin(this.#o));
       const timer = setTimeout(() => {
@@ -359,6 +372,8 @@ export class Http2Pool implements UpstreamPool {
         // Closed since this request was handed it (max_requests_per_connection reached by a request before it): a new one.
         if (session.closed || session.destroyed) return void this.#connect().then(open, reject);
         const max = this.#o.maxRequestsPerConnection ?? 0;
+        // Retired by max_requests_per_connection while this request waited for it (it had the connection's last stream).
+        if (max > 0 && this.#session !== session) return void this.#connect().then(open, reject);
         // Its last stream: later requests get a new connection, and this one closes once its streams end.
         const last = max > 0 && ++this.#streams >= max && this.#session === session;
         if (last) this.#session = undefined;
