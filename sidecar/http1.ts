@@ -172,6 +172,8 @@ export class H1Request extends Events {
   readonly upgrade: boolean;
   /** The request has a body to come (a content-length other than 0, or a transfer-encoding). */
   hasBody = false;
+  /** Pipelined behind others and the connection's last (Connection: close, max_requests_per_connection): keep-alive ends when it is answered. */
+  lastOnConnection = false;
   complete = false;
   #held: Buffer[] | undefined;
   #heldBytes = 0;
@@ -736,7 +738,12 @@ export class H1Connection {
     const length = headers['content-length'];
     req.hasBody = headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
     const res = new H1Response(this, req);
-    if (!keepAlive || --this.#requestsLeft <= 0) this.keepAlive = false;
+    // The connection's last request: keep-alive ends now, or, behind pipelined requests, once it is the one answered
+    // (the responses before it do not say `connection: close`, and the connection stays open for them).
+    if (!keepAlive || --this.#requestsLeft <= 0) {
+      if (this.#queue.length === 0) this.keepAlive = false;
+      else req.lastOnConnection = true;
+    }
     if (upgrade) {
       // Not HTTP after these headers: no further request can be read (a refused upgrade closes the connection).
       this.#failed = true;
@@ -763,6 +770,7 @@ export class H1Connection {
 
   #dispatch(): void {
     const head = this.#queue[0]!;
+    if (head.req.lastOnConnection) this.keepAlive = false;
     if (head.req.upgrade && !isWebSocketUpgrade(head.req)) {
       head.res.writeHead(403, this.#server === undefined ? ['content-type', 'text/plain'] : ['content-type', 'text/plain', 'server', this.#server]);
       head.res.end(UPGRADE_FAILED);

@@ -29,7 +29,7 @@ export const localReplies = {
     status: 503,
     body: `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace(/_/g, ' ')}`,
     headers: [],
-    flag: reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_refused_stream_reset' ? 'UR' : 'UC',
+    flag: reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_reset' || reason === 'remote_refused_stream_reset' ? 'UR' : 'UC',
   }),
   faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI' }),
   /** Envoy's RBAC filter reply, word for word. */
@@ -69,16 +69,27 @@ export function isGrpc(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.startsWith('application/grpc');
 }
 
+/**
+ * A grpc-message value as Envoy writes a local reply's (PercentEncoding::encode
+ * with `%` reserved): the UTF-8 bytes below a space or from `~` up, and `%`,
+ * as %XX; everything else, spaces included, as it is.
+ */
+export function grpcMessage(text: string): string {
+  let out = '';
+  for (const b of Buffer.from(text)) out += b < 0x20 || b >= 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
+  return out;
+}
+
 /** Status, headers and body as sent downstream. */
 export function renderLocalReply(r: LocalReply, grpc: boolean): { status: number; headers: HeaderPairs; body: string } {
   if (grpc) {
     // A status the reply names itself (a wasm filter's grpc_status) wins over the HTTP mapping; it is sent once.
     const named = r.grpcStatus !== undefined ? String(r.grpcStatus) : r.headers.find(([k]) => k === 'grpc-status')?.[1];
-    return {
-      status: 200,
-      headers: [['content-type', 'application/grpc'], ['grpc-status', named ?? String(grpcStatusOf(r.status))], ['grpc-message', encodeURIComponent(r.body || String(r.status))], ...r.headers.filter(([k]) => k !== 'grpc-status')],
-      body: '',
-    };
+    // As Envoy: grpc-message only for a reply with a body (a 404 without one has none).
+    const headers: HeaderPairs = [['content-type', 'application/grpc'], ['grpc-status', named ?? String(grpcStatusOf(r.status))]];
+    if (r.body) headers.push(['grpc-message', grpcMessage(r.body)]);
+    headers.push(...r.headers.filter(([k]) => k !== 'grpc-status'));
+    return { status: 200, headers, body: '' };
   }
   const headers: HeaderPairs = [...r.headers];
   if (r.body) headers.push(['content-type', 'text/plain'], ['content-length', String(Buffer.byteLength(r.body))]);

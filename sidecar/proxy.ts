@@ -274,6 +274,15 @@ class BodyCopy {
   }
 }
 
+/** What a gRPC body's chunks do on their way upstream: counted (bytes_received) when straight from the client, kept for a retry or mirror, activity for stream_idle_timeout. */
+function gatherBody(stream: Stream, copy: BodyCopy | undefined, direct: boolean): (chunk: Buffer) => void {
+  return (c) => {
+    if (direct) stream.log.bytes_received += c.length;
+    if (copy) copy.add(c);
+    else if (stream.idleTimeout) stream.touch();
+  };
+}
+
 /** The rest of a streamed body is not wanted (the exchange ended without it): what still arrives is dropped. */
 function discardBody(req: Req, streamed: Readable): void {
   if (streamed !== req) streamed.destroy();
@@ -310,14 +319,28 @@ function serverHeader(stream: Stream, headers: HeaderPairs): void {
   } else if (server.transformation === 'APPEND_IF_ABSENT' && getHeader(headers, 'server') === undefined) headers.push(['server', server.name]);
 }
 
-function writeHead(stream: Stream, status: number, headers: HeaderPairs): void {
+/**
+ * The response head. `last`: nothing follows it (no body, no trailers); on
+ * HTTP/2 the HEADERS frame then carries END_STREAM, as Envoy encodes headers
+ * with end_stream. gRPC depends on it: a response whose headers do not end
+ * the stream is not trailers-only, so grpc-js and other clients read its
+ * grpc-status as metadata and fail the call with INTERNAL ("Call ended
+ * without gRPC status") when no trailers follow. The caller still calls end().
+ */
+function writeHead(stream: Stream, status: number, headers: HeaderPairs, last = false): void {
   serverHeader(stream, headers);
   if (stream.tapRequest) stream.tapResponse = [[':status', String(status)], ...headers];
   const res = stream.res;
   if ((res as Http2ServerResponse).stream !== undefined) {
     const h2res = res as Http2ServerResponse;
     if (!h2res.stream.endAfterHeaders && !h2res.req.complete) stream.hs.rqResponseBeforeRqComplete.value++;
-    h2res.writeHead(status, objectFromPairs(headers));
+    if (last) {
+      // node's compat response sends END_STREAM with the headers only when end() sends them.
+      for (const [k, v] of Object.entries(objectFromPairs(headers))) h2res.setHeader(k, v);
+      h2res.statusCode = status;
+      stream.headersOnly = true;
+      h2res.end();
+    } else h2res.writeHead(status, objectFromPairs(headers));
   } else {
     // Before the request arrived whole: the response says connection: close and the connection closes (http1.ts).
     if (!(res as H1Response).requestReceived) stream.hs.rqResponseBeforeRqComplete.value++;
@@ -427,6 +450,8 @@ class Stream {
   tapRequest: readonly string[] | undefined;
   tapUpstream: HeaderPairs | undefined;
   tapResponse: HeaderPairs | undefined;
+  /** HTTP/2: the response went out as one HEADERS frame with END_STREAM (writeHead's `last`). */
+  headersOnly = false;
   /** A request body that streams upstream (past the buffer limit, or gRPC), and its request: dropped if the stream ends before it does. */
   streamedBody: Readable | undefined;
   streamedReq: Req | undefined;
@@ -532,6 +557,9 @@ class Stream {
     // The response is over before the request body (an early answer to an upload): its rest is read and dropped,
     // not left paused for a reader that will never come.
     if (this.streamedBody !== undefined && !requestEnded(this.streamedReq!)) discardBody(this.streamedReq!, this.streamedBody);
+    // HTTP/2: a response complete before its request is followed by RST_STREAM(NO_ERROR), as Envoy's connection
+    // manager resets such a stream (doEndStream) and RFC 9113 8.1 allows, so the client stops sending a body nobody reads.
+    if (this.h2 && status !== 0 && responseEnded(this.res)) resetAfterResponse(this.res as Http2ServerResponse, this.headersOnly);
     // The filters' on_done, on_log and on_delete run at the end of this event-loop turn, with every other
     // stream that ended in it, as Envoy destroys streams from its dispatcher's deferred-delete list: the
     // response is already written, and one filter's log code runs for several streams back to back.
@@ -569,7 +597,7 @@ class Stream {
         this.encoding = true;
         return this.replyFiltered(filters, out.status, headers, out.body, r);
       }
-      writeHead(this, out.status, headers);
+      writeHead(this, out.status, headers, out.body === '');
       res.end(out.body);
     } else res.destroy();
     this.log.bytes_sent = Buffer.byteLength(out.body);
@@ -617,19 +645,41 @@ class Stream {
         removeHeader(out, 'content-length');
         out.push(['content-length', String(sent.length)]);
       }
-      writeHead(this, sentStatus, out);
+      writeHead(this, sentStatus, out, sent.length === 0);
       this.res.end(sent);
       this.log.bytes_sent = sent.length;
       this.finish(sentStatus, r.flag);
     } catch {
       // The filters' headers could not be written (a value that is not one): the reply as it was made.
       if (this.finished || this.res.headersSent) return;
-      writeHead(this, status, headers);
+      writeHead(this, status, headers, body.length === 0);
       this.res.end(body);
       this.log.bytes_sent = body.length;
       this.finish(status, r.flag);
     }
   }
+}
+
+/**
+ * RST_STREAM(NO_ERROR) on an h2 stream whose response was ended while its
+ * client still sends (a stream the client already ended is left alone). The
+ * reset waits until the response is out: unless its headers ended it, the
+ * compat response asks for trailers, and node asks for them ('wantTrailers')
+ * once the last DATA left flow control; a turn later the trailers are
+ * written, and node sends what is pending before a RST_STREAM. A reset sooner
+ * would drop what was still queued.
+ */
+function resetAfterResponse(res: Http2ServerResponse, headersOnly: boolean): void {
+  const s = res.stream;
+  if (s.closed || s.destroyed || res.req.complete || s.state.remoteClose) return;
+  const reset = (): void => void setImmediate(resetNow, s);
+  // A HEADERS frame with END_STREAM is queued already (no trailers will be asked for).
+  if (headersOnly || s.sentTrailers !== undefined) reset();
+  else s.once('wantTrailers', reset);
+}
+
+function resetNow(s: Http2ServerResponse['stream']): void {
+  if (!s.closed && !s.destroyed && !s.state.remoteClose) s.close(http2constants.NGHTTP2_NO_ERROR);
 }
 
 /** Filter chains whose streams finished in this event-loop turn (Stream.finish). */
@@ -1049,8 +1099,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       timeoutMs,
       retry,
       downstream,
-      // A body read through readBody already counts as activity as it arrives (Stream.received).
-      onBodyData: copy ? (c) => copy.add(c) : streamed === req && stream.idleTimeout ? () => stream.touch() : undefined,
+      // A body read through readBody already counts as activity as it arrives (Stream.received), and its bytes;
+      // a gRPC body's are counted here (through the wasm filters, in filteredRequestBody) as it goes upstream.
+      onBodyData: copy || streamed === req ? gatherBody(stream, copy, upstreamBody === req) : undefined,
       replay: copy ? () => copy.replay() : undefined,
       attemptCount: vh.attemptCountUpstream,
       expectedTimeout: !hcm.suppressEnvoyHeaders,
@@ -1316,7 +1367,7 @@ function respondFiltered(
   const headers = responseHeaders(upstream, mutations, setCookies, stream);
   stream.encoding = true;
   // Known to have no body: the filters get end_of_stream with the headers.
-  const empty = stream.log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
+  const empty = upstream.endStream === true || stream.log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
   // Filters see Envoy's response header map: :status first; they may change it.
   const start = filters.responseHeaders([[':status', String(upstream.status)], ...headers], empty);
   if (start instanceof Promise) return start.then((s) => respondFilteredFrom(stream, upstream, filters, s, release, empty));
@@ -1358,7 +1409,7 @@ async function respondBuffered(stream: Stream, upstream: UpstreamResponse, filte
   const sent = withoutPseudo(out.headers);
   removeHeader(sent, 'content-length');
   sent.push(['content-length', String(out.body.length)]);
-  writeHead(stream, status, sent);
+  writeHead(stream, status, sent, out.body.length === 0 && out.trailers.length === 0);
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
   if (h2res && out.trailers.length) h2res.addTrailers(objectFromPairs(out.trailers));
   res.end(out.body);
@@ -1387,8 +1438,11 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
   // HTTP/1.x sends its head with the first body bytes by itself; on h2 the
   // headers and first chunk are corked into one write.
   const sink = new ResponseSink(stream, upstream, status, release, h2res, filters);
+  // An h2 upstream's headers that ended its stream (trailers-only) end this one too.
+  const last = h2res !== undefined && upstream.endStream === true && filters === undefined;
+  if (last) sink.corked = false;
   if (sink.corked) res.cork();
-  writeHead(stream, status, headers);
+  writeHead(stream, status, headers, last);
   res.on('close', () => sink.closed());
   upstream.body.pipe(sink);
   // The client left before the response could start (while a filter held its headers): the close was missed.
@@ -1571,6 +1625,8 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
     () => stream.downstream.aborted,
   );
   source.pipe(out);
+  // A gRPC call's body, straight from the client: its bytes as they arrive (readBody counted the others').
+  if (source === stream.streamedReq) source.on('data', (c: Buffer) => (stream.log.bytes_received += c.length));
   return out;
 }
 

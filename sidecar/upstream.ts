@@ -11,8 +11,12 @@ import { Http1Pool } from './h1-client.ts';
 
 export type HeaderPairs = [string, string][];
 
-/** Envoy's stream reset reasons; `protocol_error` is an upstream response that is not valid HTTP (flag UPE). */
-export type ResetReason = 'connection_failure' | 'connection_termination' | 'timeout' | 'overflow' | 'reset' | 'protocol_error' | 'remote_refused_stream_reset';
+/**
+ * Envoy's stream reset reasons; `protocol_error` is an upstream response that is not valid HTTP (flag UPE);
+ * `remote_reset` and `remote_refused_stream_reset` an HTTP/2 upstream's RST_STREAM (REFUSED_STREAM for the
+ * latter, which retry_on `refused-stream` retries), flag UR.
+ */
+export type ResetReason = 'connection_failure' | 'connection_termination' | 'timeout' | 'overflow' | 'reset' | 'protocol_error' | 'remote_reset' | 'remote_refused_stream_reset';
 
 export class UpstreamFailure extends Error {
   readonly reason: ResetReason;
@@ -196,6 +200,8 @@ export interface UpstreamResponse {
   status: number;
   headers: HeaderPairs;
   body: UpstreamBody;
+  /** HTTP/2: the headers ended the stream (a gRPC trailers-only response): they go on the same way. */
+  endStream?: boolean;
 }
 
 /** One request in flight: its response once headers arrive, and a way to stop it before then. */
@@ -268,9 +274,11 @@ export function pairsFromObject(h: Record<string, string | string[] | undefined>
   return out;
 }
 
-/** RST_STREAM REFUSED_STREAM: the upstream did not process the stream (Envoy's RemoteRefusedStreamReset, retried by refused-stream). */
-function refusedStream(): UpstreamFailure {
-  return new UpstreamFailure('remote_refused_stream_reset', 'stream refused by the upstream (REFUSED_STREAM)');
+/** An HTTP/2 upstream reset the stream with `code` (Envoy's RemoteReset / RemoteRefusedStreamReset). */
+function remoteReset(code: number): UpstreamFailure {
+  return code === http2.constants.NGHTTP2_REFUSED_STREAM
+    ? new UpstreamFailure('remote_refused_stream_reset', 'stream refused by the upstream (REFUSED_STREAM)')
+    : new UpstreamFailure('remote_reset', `stream reset by the upstream (code ${code})`);
 }
 
 export function classify(err: unknown): UpstreamFailure {
@@ -293,11 +301,12 @@ export function classify(err: unknown): UpstreamFailure {
  * close() alone.
  */
 function resetStream(s: http2.ClientHttp2Stream): void {
+  const code = http2.constants.NGHTTP2_CANCEL;
   const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
   const handle = key === undefined ? undefined : (s as unknown as Record<symbol, { rstStream?: (code: number) => void } | undefined>)[key];
   // Only once the stream has an id (its HEADERS are queued): a reset for a stream the peer never saw opened is a protocol error.
-  if (!s.closed && !s.pending && typeof handle?.rstStream === 'function') handle.rstStream(http2.constants.NGHTTP2_CANCEL);
-  s.close(http2.constants.NGHTTP2_CANCEL);
+  if (!s.closed && !s.pending && typeof handle?.rstStream === 'function') handle.rstStream(code);
+  s.close(code);
 }
 
 export class Http2Pool implements UpstreamPool {
@@ -305,6 +314,8 @@ export class Http2Pool implements UpstreamPool {
   #session: http2.ClientHttp2Session | undefined;
   /** Streams opened on #session (max_requests_per_connection). */
   #streams = 0;
+  /** The connection being made: every request that comes meanwhile waits for it, as Envoy's HTTP/2 pool does. */
+  #connecting: Promise<http2.ClientHttp2Session> | undefined;
 
   constructor(o: PoolOptions) {
     this.#o = o;
@@ -313,6 +324,17 @@ export class Http2Pool implements UpstreamPool {
   #connect(): Promise<http2.ClientHttp2Session> {
     const s = this.#session;
     if (s && !s.closed && !s.destroyed) return Promise.resolve(s);
+    // One connection at a time: a burst of calls to a cold host shares it (each used to open its own, and all
+    // but the last stayed open, unused, until the idle timeout).
+    const pending = (this.#connecting ??= this.#open());
+    const clear = (): void => {
+      if (this.#connecting === pending) this.#connecting = undefined;
+    };
+    pending.then(clear, clear);
+    return pending;
+  }
+
+  #open(): Promise<http2.ClientHttp2Session> {
     return new Promise((resolve, reject) => {
       const session = this.#o.tls ? http2.connect(origin(this.#o), { createConnection: () => connectTls(this.#o, 'h2') }) : http2.connect(origin(this.#o));
       const timer = setTimeout(() => {
@@ -350,6 +372,8 @@ export class Http2Pool implements UpstreamPool {
         // Closed since this request was handed it (max_requests_per_connection reached by a request before it): a new one.
         if (session.closed || session.destroyed) return void this.#connect().then(open, reject);
         const max = this.#o.maxRequestsPerConnection ?? 0;
+        // Retired by max_requests_per_connection while this request waited for it (it had the connection's last stream).
+        if (max > 0 && this.#session !== session) return void this.#connect().then(open, reject);
         // Its last stream: later requests get a new connection, and this one closes once its streams end.
         const last = max > 0 && ++this.#streams >= max && this.#session === session;
         if (last) this.#session = undefined;
@@ -364,28 +388,42 @@ export class Http2Pool implements UpstreamPool {
         if (last) s.once('close', () => session.close());
         stream = s;
         let responded = false;
+        /** The response ended: a reset after it (ours, below) fails nothing. */
+        let complete = false;
         let trailers: HeaderPairs = [];
         body.resumeSource = () => s.resume();
         body.abortSource = () => resetStream(s);
         s.on('trailers', (t) => (trailers = pairsFromObject(t as Record<string, string>)));
-        s.once('response', (h) => {
+        s.once('response', (h, flags) => {
           responded = true;
           const status = Number(h[':status']);
           const pairs = pairsFromObject(h as Record<string, string>).filter(([k]) => !k.startsWith(':'));
-          resolve({ status, headers: pairs, body });
+          resolve({ status, headers: pairs, body, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0 });
         });
         s.on('data', (c: Buffer) => {
           if (!body.push(c)) s.pause();
         });
-        s.on('end', () => body.end(trailers));
+        s.on('end', () => {
+          complete = true;
+          body.end(trailers);
+          // The response is complete while the request body still streams (an early answer to an upload or a
+          // client-streaming call): the stream is reset, as Envoy's router resets it then, never ended (an
+          // END_STREAM would make the part sent so far look like the whole request). CANCEL, as every upstream
+          // reset here: a node server cannot tell a NO_ERROR reset (Envoy's code) from the request's end.
+          if (!s.writableEnded) resetStream(s);
+        });
         s.on('error', (err) => {
-          const f = aborted ?? (s.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? refusedStream() : classify(err));
+          if (complete) return;
+          // The upstream's RST_STREAM (node: ERR_HTTP2_STREAM_ERROR, the code in rstCode); anything else is the connection's.
+          const remote = (err as { code?: string }).code === 'ERR_HTTP2_STREAM_ERROR' && s.rstCode !== undefined && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+          const f = aborted ?? (remote ? remoteReset(s.rstCode!) : classify(err));
           if (responded) body.fail(f);
           else reject(f);
         });
         s.once('close', () => {
+          if (complete) return;
           if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
-            const f = aborted ?? (s.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? refusedStream() : new UpstreamFailure('reset', `stream reset (code ${s.rstCode})`));
+            const f = aborted ?? remoteReset(s.rstCode);
             if (responded) body.fail(f);
             else reject(f);
           } else if (responded) body.end(trailers);

@@ -3,6 +3,7 @@
 // fault injection / mirroring on HTTP/1.1 routes.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
@@ -44,6 +45,7 @@ test('a gRPC call passes through the sidecar over h2c with its trailers', { time
   });
   const caller = await mesh.sidecar('g-caller', 8000);
   const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  const watching = await tap(caller.adminPort);
   try {
     const result = await new Promise<{ status: number; body: string; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
       const req = client.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', ':authority': 'greeter:50051', 'content-type': 'application/grpc', te: 'trailers' });
@@ -59,7 +61,11 @@ test('a gRPC call passes through the sidecar over h2c with its trailers', { time
     assert.equal(result.body, '/helloworld.Greeter/SayHello|\0\0\0\0\x05hello');
     assert.equal(result.trailers['grpc-status'], '0');
     assert.equal(result.trailers['grpc-message'], 'ok');
+    // The access log's (and the span's) sizes: the streamed request body counts as any other (it used to be 0).
+    await eventually(() => watching.lines.length === 1, 5000, 'the tap line');
+    assert.deepEqual([watching.lines[0]!.bytes_received, watching.lines[0]!.bytes_sent], [10, result.body.length]);
   } finally {
+    watching.close();
     client.close();
   }
 });
@@ -195,6 +201,8 @@ test('retry_on unavailable retries a gRPC call answered UNAVAILABLE, resending i
     let bigStatus: string | undefined;
     big.on('response', (h) => (bigStatus = h['grpc-status'] as string | undefined));
     big.on('error', () => undefined);
+    // Read to its end: node keeps a reset stream (and the session's close) open until its response is consumed.
+    big.resume();
     const chunk = Buffer.alloc(64 * 1024, 1);
     for (let i = 0; i < 24; i++) big.write(chunk);
     await eventually(() => bigStatus !== undefined, 5000, 'the big call to be answered');
@@ -462,4 +470,124 @@ test('health checks of an http2 (gRPC) service go over h2c, as the translator as
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_membership_healthy', labels), 1);
   healthy = false;
   await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_membership_healthy', labels)) === 0, 5000, 'the host failed its check');
+});
+
+test('a gRPC call answered while its client still streams: the answer arrives whole, then the sidecar resets the stream with NO_ERROR (as Envoy), the upstream stream is reset (CANCEL)', { timeout: 30_000 }, async () => {
+  const upstream: string[] = [];
+  const port = await h2Server((stream, headers) => {
+    stream.on('error', () => undefined);
+    stream.on('data', () => undefined);
+    // How the stream closed: with the response sent, node reports a request END_STREAM and a reset both as an end;
+    // the code tells them apart (0: the request ended, or a NO_ERROR reset).
+    stream.on('close', () => upstream.push(`${headers[':path']} closed with code ${stream.rstCode}`));
+    if (headers[':path'] === '/guard.Guard/Deny') {
+      // Trailers-only PERMISSION_DENIED at once, the request body unread (an auth check that answers early).
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '7', 'grpc-message': 'denied' }, { endStream: true });
+      return;
+    }
+    // Answers 2 MiB (past every flow-control window) and OK trailers after the first message, the call still open.
+    stream.once('data', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.alloc(2 * 1024 * 1024, 3));
+    });
+  });
+  mesh.model.update({
+    services: [{ name: 'door', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'guard', namespace: 'default', ports: [{ port: 50058, protocol: 'grpc' }] }],
+    instances: [instance('guard', port)],
+    routes: [],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('door', 8000);
+  const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+  /** A call whose client sends one message and never ends its side: what it got, and how its stream closed. */
+  const openCall = (path: string) =>
+    new Promise<{ grpcStatus: string | undefined; bytes: number; rstCode: number }>((resolve, reject) => {
+      const req = client.request({ ':method': 'POST', ':path': path, ':authority': 'guard:50058', 'content-type': 'application/grpc', te: 'trailers' });
+      let grpcStatus: string | undefined;
+      let bytes = 0;
+      req.on('response', (h) => (grpcStatus ??= h['grpc-status'] as string | undefined));
+      req.on('trailers', (t) => (grpcStatus ??= t['grpc-status'] as string | undefined));
+      req.on('data', (c: Buffer) => (bytes += c.length));
+      req.on('error', reject);
+      req.on('close', () => resolve({ grpcStatus, bytes, rstCode: req.rstCode ?? -1 }));
+      req.write(Buffer.from('\0\0\0\0\x05hello'));
+    });
+  try {
+    const denied = await withTimeout(openCall('/guard.Guard/Deny'), 5000, 'the denied call to be closed by the sidecar');
+    assert.deepEqual(denied, { grpcStatus: '7', bytes: 0, rstCode: http2.constants.NGHTTP2_NO_ERROR });
+    const early = await withTimeout(openCall('/guard.Guard/Dump'), 10_000, 'the early answer to be closed by the sidecar');
+    assert.deepEqual(early, { grpcStatus: '0', bytes: 2 * 1024 * 1024, rstCode: http2.constants.NGHTTP2_NO_ERROR }, 'the whole answer and its trailers before the reset');
+    await eventually(() => upstream.length === 2, 5000, 'the upstream streams to be reset');
+    assert.deepEqual(upstream.sort(), ['/guard.Guard/Deny closed with code 8', '/guard.Guard/Dump closed with code 8'], 'reset (CANCEL) while the client still held its call open');
+    assert.equal(await metric(caller.adminPort, 'envoy_http_downstream_rq_response_before_rq_complete'), 2);
+  } finally {
+    client.destroy();
+  }
+});
+
+/** RST_STREAM(code) alone, as a Go or C++ server resets a stream (node's close() would send END_STREAM before it). */
+function rst(stream: http2.ServerHttp2Stream, code: number): void {
+  const key = Object.getOwnPropertySymbols(stream).find((k) => k.description === 'kHandle')!;
+  (stream as unknown as Record<symbol, { rstStream(code: number): void }>)[key].rstStream(code);
+}
+
+test("an HTTP/2 upstream's RST_STREAM: REFUSED_STREAM is retried under retry_on refused-stream, a reset before the headers is a 503 `remote reset` (UR), and one mid-body resets the client's response instead of ending it", { timeout: 30_000 }, async () => {
+  const calls = new Map<string, number>();
+  const port = await h2Server((stream, headers) => {
+    const path = String(headers[':path']);
+    const n = (calls.get(path) ?? 0) + 1;
+    calls.set(path, n);
+    stream.on('error', () => undefined);
+    if (path === '/refused-once' && n === 1) return rst(stream, http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (path === '/refused') return rst(stream, http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (path === '/reset') return rst(stream, http2.constants.NGHTTP2_INTERNAL_ERROR);
+    stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+    if (path === '/cut') {
+      // Half the body, then the upstream gives up on the stream: what the client got must not look complete.
+      stream.write('x'.repeat(1000));
+      setTimeout(() => rst(stream, http2.constants.NGHTTP2_INTERNAL_ERROR), 50);
+      return;
+    }
+    stream.end('ok');
+  });
+  mesh.model.update({
+    services: [{ name: 'reader', namespace: 'default', ports: [{ port: 8000, protocol: 'http' }] }, { name: 'store', namespace: 'default', ports: [{ port: 50059, protocol: 'http2' }] }],
+    instances: [instance('store', port)],
+    routes: [route('store', [{ destinations: [{ service: 'store', weight: 1 }], retries: { attempts: 1, retryOn: ['refused-stream'] } }])],
+    destinationPolicies: [],
+  });
+  const caller = await mesh.sidecar('reader', 8000);
+  const watching = await tap(caller.adminPort);
+  try {
+    const ok = await get(caller.outboundPort, 'store:50059', '/refused-once');
+    assert.deepEqual([ok.status, ok.body, calls.get('/refused-once')], [200, 'ok', 2], 'the refused stream was retried');
+    const refused = await get(caller.outboundPort, 'store:50059', '/refused');
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset');
+    assert.equal(calls.get('/refused'), 2);
+    const reset = await get(caller.outboundPort, 'store:50059', '/reset');
+    assert.equal(reset.status, 503);
+    assert.equal(reset.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
+    assert.equal(calls.get('/reset'), 1, 'refused-stream does not retry other resets');
+    const cut = await new Promise<{ status: number; bytes: number; outcome: string }>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port: caller.outboundPort, path: '/cut', headers: { host: 'store:50059' } }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve({ status: res.statusCode!, bytes, outcome: res.complete ? 'complete' : 'cut short' }));
+        res.on('error', () => resolve({ status: res.statusCode!, bytes, outcome: 'cut short' }));
+      });
+      req.on('error', () => undefined);
+    });
+    assert.deepEqual(cut, { status: 200, bytes: 1000, outcome: 'cut short' });
+    await eventually(() => watching.lines.length === 4, 5000, 'four tap lines');
+    assert.deepEqual(watching.lines.map((l) => [l.path, l.response_code, l.response_flags]), [
+      ['/refused-once', 200, '-'],
+      ['/refused', 503, 'UR'],
+      ['/reset', 503, 'UR'],
+      ['/cut', 200, 'UR'],
+    ]);
+  } finally {
+    watching.close();
+  }
 });

@@ -96,6 +96,16 @@ test('pipelined requests are answered in order even when the first is slower', a
   assert.match(second!, /\/fast$/);
 });
 
+test('a pipelined Connection: close ends the connection after its own response, not the first one: every request before it is answered', async () => {
+  // Answered a little later, as through a proxy: all three are queued before the first response goes out.
+  const port = await server((req, res) => setTimeout(() => res.end(req.url), 10));
+  const { data, closed } = await exchange(port, 'GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const answered = responses(data);
+  assert.deepEqual(answered.map((r) => r.slice(r.indexOf('\r\n\r\n') + 4)), ['/1', '/2', '/3']);
+  assert.deepEqual(answered.map((r) => /\r\nconnection: close\r\n/.test(r)), [false, false, true], 'only the last response says connection: close');
+  assert.equal(closed, true);
+});
+
 test('a pipelined request\'s body waits in the socket, not in memory, until its turn', async () => {
   let serverSocket: net.Socket | undefined;
   const s = net.createServer((socket) => {

@@ -40,3 +40,15 @@ test('a response an upstream Envoy rate limited (x-envoy-ratelimited) is never r
   assert.equal(shouldRetry(all, limited(200, [['grpc-status', '14']])), false);
   assert.equal(shouldRetry(all, response(429, [])), true, 'the same 429 without the header is retried');
 });
+
+test('refused-stream retries an upstream REFUSED_STREAM and no other reset; reset, 5xx and gateway-error retry both', () => {
+  const refused = { kind: 'failure' as const, reason: 'remote_refused_stream_reset' as const };
+  const reset = { kind: 'failure' as const, reason: 'remote_reset' as const };
+  assert.equal(shouldRetry(policy('refused-stream'), refused), true);
+  assert.equal(shouldRetry(policy('refused-stream'), reset), false);
+  assert.equal(shouldRetry(policy('connect-failure'), refused), false);
+  for (const cond of ['reset', '5xx', 'gateway-error']) {
+    assert.equal(shouldRetry(policy(cond), refused), true, cond);
+    assert.equal(shouldRetry(policy(cond), reset), true, cond);
+  }
+});

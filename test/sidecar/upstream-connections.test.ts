@@ -70,3 +70,53 @@ test('HTTP/2 upstream: four requests in a row over two sessions of two streams e
   }
   assert.equal(sessions, 2);
 });
+
+test('HTTP/2 upstream: a burst of calls to a cold host shares one connection (each used to open its own); with max_requests_per_connection the burst is split by it', { timeout: 30_000 }, async () => {
+  let sessions = 0;
+  const streamsPerSession: number[] = [];
+  const server = http2.createServer();
+  server.on('session', (session) => {
+    const i = sessions++;
+    streamsPerSession[i] = 0;
+    session.on('stream', () => streamsPerSession[i]!++);
+  });
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  const burst = async (mesh: TestMesh, svc: string, port: number) => {
+    mesh.model.update({
+      services: [service(svc, 8000), { name: 'fanout', namespace: 'default', ports: [{ port, protocol: 'grpc' }] }],
+      instances: [instance('fanout', (server.address() as AddressInfo).port)],
+      routes: [],
+    });
+    const caller = await mesh.sidecar(svc, 8000);
+    // Twenty calls in one burst on one client connection: they reach the sidecar before any upstream connection is up.
+    const client = http2.connect(`http://127.0.0.1:${caller.outboundPort}`);
+    await new Promise((r) => client.once('connect', r));
+    const call = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = client.request({ ':method': 'POST', ':path': '/fan.Out/Call', ':authority': `fanout:${port}`, 'content-type': 'application/grpc' });
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', reject);
+        req.resume();
+        req.end();
+      });
+    const statuses = await Promise.all(Array.from({ length: 20 }, call));
+    client.destroy();
+    assert.deepEqual(new Set(statuses), new Set([200]));
+  };
+  const plain = await TestMesh.start();
+  closers.push(() => plain.close());
+  await burst(plain, 'burst-caller', 7101);
+  assert.deepEqual(streamsPerSession, [20], 'one connection for the whole burst');
+  sessions = 0;
+  streamsPerSession.length = 0;
+  const capped = await TestMesh.start({ translator: withFields({}, {}, maxRequests(8)) });
+  closers.push(() => capped.close());
+  await burst(capped, 'capped-caller', 7102);
+  assert.deepEqual(streamsPerSession, [8, 8, 4], 'connections of eight streams each');
+});
