@@ -80,7 +80,8 @@ export interface RouteActionConfig {
   timeoutMs: number;
   retry?: RetryPolicyConfig;
   prefixRewrite?: string;
-  regexRewrite?: { regex: RegExp; substitution: string };
+  /** regex_rewrite: every match of `regex` (global) replaced by `replace`, the RE2 substitution (fidelity/route.ts re2Rewrite). */
+  regexRewrite?: { regex: RegExp; replace: (match: string, ...rest: unknown[]) => string };
   hostRewrite?: string;
   mirrors: { cluster: string; fraction: Fraction }[];
   hashPolicy: HashPolicyConfig[];

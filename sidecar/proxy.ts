@@ -392,7 +392,7 @@ function rewritePath(route: RouteEntry, action: RouteActionConfig, path: string)
     return action.prefixRewrite + p.slice(prefix.length) + query;
   }
   if (action.prefixRewrite !== undefined && route.match.path.kind === 'exact') return action.prefixRewrite + query;
-  if (action.regexRewrite) return p.replace(action.regexRewrite.regex, action.regexRewrite.substitution) + query;
+  if (action.regexRewrite) return p.replace(action.regexRewrite.regex, action.regexRewrite.replace) + query;
   return path;
 }
 

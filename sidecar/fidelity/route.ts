@@ -221,9 +221,13 @@ function routeAction(f: Fields): RouteActionConfig {
         pattern.fail('regex', (e as Error).message);
       }
     }
-    const substitution = (rr.str('substitution') ?? '').replace(/\\(\d)/g, '$$$1');
+    const substitution = rr.str('substitution') ?? '';
     rr.done();
-    if (regex) regexRewrite = { regex, substitution };
+    if (regex) {
+      const replace = re2Rewrite(substitution, new RegExp(`${regex.source}|`, 'u').exec('')!.length - 1);
+      if (typeof replace === 'string') rr.fail('substitution', replace);
+      else regexRewrite = { regex, replace };
+    }
   }
   const hostRewrite = f.str('host_rewrite_literal');
   const mirrors: RouteActionConfig['mirrors'] = [];
@@ -318,4 +322,39 @@ function perFilterConfig(f: Fields | undefined): { fault?: FaultConfig; disabled
   }
   f.done();
   return { fault, disabledFilters };
+}
+
+/**
+ * An RE2 rewrite string (regex_rewrite.substitution) as a replacer: a
+ * backslash and a digit N is capture group N (0: the whole match), two
+ * backslashes one backslash, anything else literal, `$` included (a
+ * JavaScript replacement string would read `$1` and `$&`). Envoy refuses
+ * what RE2::CheckRewriteString refuses: a backslash before anything else, or
+ * a group the pattern does not have; so does this (the message is returned).
+ */
+export function re2Rewrite(sub: string, groups: number): ((match: string, ...rest: unknown[]) => string) | string {
+  const parts: (string | number)[] = [];
+  let text = '';
+  for (let i = 0; i < sub.length; i++) {
+    const c = sub[i]!;
+    if (c !== '\\') {
+      text += c;
+      continue;
+    }
+    const n = sub[i + 1];
+    if (n === '\\') text += '\\';
+    else if (n !== undefined && n >= '0' && n <= '9') {
+      if (Number(n) > groups) return `refers to group \\${n}, but the pattern has ${groups} capture group${groups === 1 ? '' : 's'}`;
+      if (text) parts.push(text);
+      text = '';
+      parts.push(Number(n));
+    } else return `invalid rewrite pattern: a backslash must be followed by a digit or a backslash`;
+    i++;
+  }
+  if (text) parts.push(text);
+  return (match: string, ...rest: unknown[]) => {
+    let out = '';
+    for (const p of parts) out += typeof p === 'string' ? p : p === 0 ? match : ((rest[p - 1] as string | undefined) ?? '');
+    return out;
+  };
 }
