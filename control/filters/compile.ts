@@ -10,7 +10,7 @@
 // that builds it.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const weftRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -42,8 +42,33 @@ export interface CompileOptions {
   abort?: string;
 }
 
+/**
+ * An entry that imports the SDK by a relative path (the examples and
+ * built-ins in this checkout do) names its abort handler by that path, from
+ * the directory above the SDK's `filters/`: where to compile it from and what
+ * to `--use`. Undefined for an entry that imports `weft/filters/sdk/...`.
+ */
+function relativeSdk(entryPath: string): { baseDir: string; abort: string } | undefined {
+  let source: string;
+  try {
+    source = readFileSync(entryPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const m = /from\s+['"]((?:\.\.?\/)+(?:[^'"]*\/)?filters\/sdk)\/[^'"]*['"]/.exec(source);
+  if (!m) return undefined;
+  const sdk = resolve(dirname(entryPath), m[1]!);
+  const root = dirname(dirname(sdk));
+  if (relative(root, entryPath).startsWith('..')) return undefined;
+  return { baseDir: root, abort: `${relative(root, sdk).split(sep).join('/')}/memory/abortHandler` };
+}
+
 /** Compiles one entry file; throws with asc's diagnostics. */
 export async function compileFilter(entry: string, options: CompileOptions = {}): Promise<Uint8Array> {
+  if (options.abort === undefined) {
+    const local = relativeSdk(resolve(options.baseDir ?? process.cwd(), entry));
+    if (local) return compileFilter(resolve(options.baseDir ?? process.cwd(), entry), local);
+  }
   const baseDir = options.baseDir ?? process.cwd();
   const file = isAbsolute(entry) ? relative(baseDir, entry) : entry;
   // Loaded on demand: asc takes seconds to import, and a cached build never needs it.

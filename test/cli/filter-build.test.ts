@@ -59,3 +59,15 @@ test('weft filter build compiles a filter project that lives outside the checkou
   assert.match(broken.stderr, /TS2322: Type '~lib\/string\/String' is not assignable to type 'i32'/);
   assert.match(broken.stderr, /broken\.ts\(2,14\)/);
 });
+
+test("weft filter build also compiles a filter that imports the SDK by relative path, as this checkout's example does", { timeout: 120_000 }, async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'weft-filter-out-'));
+  t.after(() => rm(out, { recursive: true, force: true }));
+  const entry = new URL('../../examples/filters/api-key/assembly/index.ts', import.meta.url).pathname;
+  const built = await weft({ api: 'http://127.0.0.1:1' }, ['filter', 'build', entry, '-o', join(out, 'api-key.wasm')]);
+  assert.equal(built.code, 0, built.stderr);
+  assert.match(built.stdout, /api-key\.wasm: \d+ bytes, sha256 [0-9a-f]{64}, ABI 0\.2\.1/);
+  const filter = await loadFilter(await readFile(join(out, 'api-key.wasm')), { configuration: JSON.stringify({ keys: { 'k-1': 'ci' } }) });
+  assert.equal((await filter.request({ path: '/orders' })).localReply?.status, 401);
+  assert.equal((await filter.request({ path: '/orders', headers: { 'x-api-key': 'k-1' } })).forwarded?.header('x-weft-client'), 'ci');
+});
