@@ -268,6 +268,10 @@ export interface TlsSecretRefs {
 export interface DownstreamTlsConfig extends TlsSecretRefs {
   /** tls_inspector + a raw_buffer chain: plaintext callers are served too (PERMISSIVE). */
   permissive: boolean;
+  /** PERMISSIVE: listener_filters_timeout, how long the first bytes may take (default 15 s; 0: no limit). */
+  filtersTimeoutMs?: number;
+  /** PERMISSIVE: continue_on_listener_filters_timeout, a silent connection served as plaintext instead of closed. */
+  continueOnTimeout?: boolean;
 }
 
 export interface UpstreamTlsConfig extends TlsSecretRefs {

@@ -17,6 +17,17 @@ import type { ProxyEnv } from './proxy.ts';
 import { codecReply, handleRequest } from './proxy.ts';
 import type { TlsMaterial } from './tls-contexts.ts';
 
+/** How long the PERMISSIVE listener's TLS detection waits for the first bytes: Envoy's listener_filters_timeout default. */
+export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
+
+/** Closes `socket` if it sends nothing for `ms` (the caller clears the timer with setTimeout(0) once data comes). */
+function closeIfSilent(socket: net.Socket, ms: number): void {
+  socket.setTimeout(ms);
+  socket.once('timeout', () => {
+    if (socket.bytesRead === 0) socket.destroy();
+  });
+}
+
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /**
@@ -106,7 +117,12 @@ class RunningListener {
       const alpn = (socket as tls.TLSSocket).alpnProtocol;
       if (alpn === 'h2') return void this.#h2For().emit('connection', socket);
       if (alpn === 'http/1.1') return h1(socket);
+      // Nothing has come yet: a connection that stays silent is closed after the connection manager's idle
+      // timeout, as Envoy's codec would close it (1 h unless set; 0: never).
+      const silent = idleMs();
+      if (silent > 0 && !socket.readableLength) closeIfSilent(socket, silent);
       socket.once('data', (first: Buffer) => {
+        socket.setTimeout(0);
         socket.pause();
         const n = Math.min(first.length, H2_PREFACE.length);
         const h2 = first.length >= 3 && first.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
@@ -156,8 +172,22 @@ class RunningListener {
       const tlsConfig = this.config.tls;
       if (!tlsConfig) return serve(socket);
       if (!tlsConfig.permissive) return secure(socket);
-      // PERMISSIVE (tls_inspector): a TLS record starts with the handshake byte 0x16.
+      // PERMISSIVE (tls_inspector): a TLS record starts with the handshake byte 0x16. The inspector waits for
+      // it at most listener_filters_timeout (Envoy's 15 s default, 0: no limit), then closes the connection,
+      // or with continue_on_listener_filters_timeout hands it on as plaintext.
+      const waitMs = tlsConfig.filtersTimeoutMs ?? LISTENER_FILTERS_TIMEOUT_MS;
+      if (waitMs > 0) {
+        socket.setTimeout(waitMs);
+        socket.once('timeout', () => {
+          if (socket.bytesRead > 0) return;
+          if (!tlsConfig.continueOnTimeout) return void socket.destroy();
+          socket.removeAllListeners('data');
+          socket.setTimeout(0);
+          serve(socket);
+        });
+      }
       socket.once('data', (first: Buffer) => {
+        socket.setTimeout(0);
         socket.pause();
         if (first[0] === 0x16) {
           secure(replaying(socket, first));

@@ -35,6 +35,10 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   if (bufferLimit !== undefined && bufferLimit < 1) f.fail('per_connection_buffer_limit_bytes', 'must be at least 1: the weft sidecar does not buffer without a limit');
   const chains = f.list('filter_chains');
   const listenerFilters = f.list('listener_filters');
+  // How long tls_inspector waits for a PERMISSIVE connection's first bytes (Envoy: 15 s; 0: no limit), and
+  // whether such a connection is then closed or served as plaintext.
+  const filtersTimeoutMs = f.durationMs('listener_filters_timeout');
+  const continueOnTimeout = f.bool('continue_on_listener_filters_timeout') ?? false;
   f.done();
   const listener = decodeChains(f, name, address, chains, listenerFilters);
   // Envoy propagates the listener's limit to its connection manager's streams.
@@ -42,6 +46,10 @@ export function decodeListener(value: unknown, errors: FieldError[]): ListenerCo
   // As Envoy: an OUTBOUND listener's connection manager traces egress, any other ingress.
   if (listener && listener.chain.kind === 'http' && listener.chain.tracing && direction === 'OUTBOUND') listener.chain.tracing.operation = 'egress';
   if (listener && direction !== undefined && direction !== 'UNSPECIFIED') listener.direction = direction;
+  if (listener?.tls?.permissive) {
+    if (filtersTimeoutMs !== undefined) listener.tls.filtersTimeoutMs = filtersTimeoutMs;
+    if (continueOnTimeout) listener.tls.continueOnTimeout = true;
+  }
   return listener;
 }
 

@@ -90,6 +90,24 @@ test('a PERMISSIVE service (the mesh default) accepts plaintext and mutual TLS c
   await eventually(async () => (await callVia(frontend, 'catalog', '/items')).status === 200, 'frontend -> catalog over mTLS');
 });
 
+test("a connection to a PERMISSIVE listener that sends nothing is closed once tls_inspector gives up (Envoy's listener_filters_timeout, 15 s)", { timeout: 40_000 }, async () => {
+  const started = Date.now();
+  const closedAfter = await new Promise<number | 'open'>((resolve) => {
+    const socket = net.connect(catalog.inboundPort, '127.0.0.1');
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve('open');
+    }, 30_000);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - started);
+    });
+  });
+  assert.notEqual(closedAfter, 'open', 'held open for 30 s');
+  assert.ok((closedAfter as number) >= 14_000, `closed after ${closedAfter} ms, before the 15 s the inspector waits`);
+});
+
 test('x-forwarded-proto, when the caller sent none, says https on a mutual TLS connection and http on a plaintext one (as Envoy sets it)', { timeout: 20_000 }, async () => {
   const ca = await loadOrCreateCa(mesh.dataDir, 'weft.local');
   const client = await issueSvid(ca, { trustDomain: 'weft.local', namespace: 'default', service: 'tester', ttlMs: 60_000, now: new Date() });
