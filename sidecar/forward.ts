@@ -68,7 +68,7 @@ export type ForwardResult =
   /** The downstream left before a response: nothing to answer, and not an upstream timeout (Envoy's DC). */
   | { kind: 'abandoned'; host?: Host; attempts: number };
 
-type Outcome = { kind: 'response'; response: UpstreamResponse } | { kind: 'failure'; reason: ResetReason };
+type Outcome = { kind: 'response'; response: UpstreamResponse } | { kind: 'failure'; reason: ResetReason; transport?: string };
 
 /** retry_on's gRPC conditions and the status each retries. */
 const GRPC_RETRY_ON: readonly (readonly [string, number])[] = [
@@ -323,7 +323,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     releaseAdmission(release, cs);
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
     if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made), ...(retryFlag ? { retryFlag } : {}) };
-    return { kind: 'local', reply: localReplies.reset(reason), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
+    const transport = last?.outcome.kind === 'failure' ? last.outcome.transport : undefined;
+    return { kind: 'local', reply: localReplies.reset(reason, transport), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
   }
   const { response } = last.outcome;
   const host = last.host;
@@ -422,13 +423,15 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
   } catch (err) {
     host.activeRequests--;
     const reason: ResetReason = err instanceof UpstreamFailure ? err.reason : 'reset';
+    const transport = err instanceof UpstreamFailure ? err.transport : undefined;
     if (reason === 'connection_failure') {
       stats.upstreamCxConnectFail.inc(stats.clusterLabel(cluster.name));
       host.counters.cxConnectFail++;
     }
     if (perTryFired) stats.upstreamRqPerTryTimeout.inc(stats.clusterLabel(cluster.name));
     if (!req.downstream.aborted) cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');
-    return { kind: 'failure', reason: perTryFired || state.stopped === 'timeout' ? 'timeout' : reason };
+    if (perTryFired || state.stopped === 'timeout') return { kind: 'failure', reason: 'timeout' };
+    return transport ? { kind: 'failure', reason, transport } : { kind: 'failure', reason };
   } finally {
     settled = true;
     clearTimeout(timer);

@@ -16,7 +16,7 @@ import type { NativeParser } from './llhttp.ts';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
 import type { Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, classify, connectTls } from './upstream.ts';
+import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls } from './upstream.ts';
 import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
@@ -207,7 +207,7 @@ class Connection {
       if (!this.closed) this.#parser.finish();
       this.destroy();
     });
-    socket.on('error', (err) => this.destroy(this.connected ? classify(err) : new UpstreamFailure('connection_failure', `connection failure (${(err as Error & { code?: string }).code ?? err.message})`)));
+    socket.on('error', (err) => this.destroy(this.connected ? classify(err) : connectFailure(err)));
     socket.on('close', () => this.destroy());
   }
 

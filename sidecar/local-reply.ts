@@ -25,9 +25,9 @@ export const localReplies = {
     headers: [['x-envoy-overloaded', 'true']],
     flag: 'UO',
   }),
-  reset: (reason: string): LocalReply => ({
+  reset: (reason: string, transport?: string): LocalReply => ({
     status: 503,
-    body: `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace(/_/g, ' ')}`,
+    body: `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace(/_/g, ' ')}${transport ? `, transport failure reason: ${transport}` : ''}`,
     headers: [],
     flag: reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_reset' || reason === 'remote_refused_stream_reset' ? 'UR' : 'UC',
   }),

@@ -11,7 +11,7 @@ import type { Readable, Transform, Writable } from 'node:stream';
 import type tls from 'node:tls';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
-import { classify, connectTls, UpstreamFailure, type HeaderPairs, type PoolOptions, type ResetReason } from './upstream.ts';
+import { classify, connectFailure, connectTls, type HeaderPairs, type PoolOptions, type ResetReason } from './upstream.ts';
 
 export type UpgradeOutcome =
   /** 101: `head` is what the host sent past its response head (the upgraded protocol's first bytes). */
@@ -122,7 +122,7 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
     finish({ kind: 'failure', reason: 'connection_termination', message: 'connection termination (upstream closed)' });
   });
   socket.on('error', (err) => {
-    const f = connected ? classify(err) : new UpstreamFailure('connection_failure', `connection failure (${(err as Error & { code?: string }).code ?? err.message})`);
+    const f = connected ? classify(err) : connectFailure(err);
     finish({ kind: 'failure', reason: f.reason, message: f.message });
   });
   socket.on('close', () => finish({ kind: 'failure', reason: connected ? 'connection_termination' : 'connection_failure', message: 'connection closed' }));

@@ -20,10 +20,30 @@ export type ResetReason = 'connection_failure' | 'connection_termination' | 'tim
 
 export class UpstreamFailure extends Error {
   readonly reason: ResetReason;
-  constructor(reason: ResetReason, message: string) {
+  /** Why the transport socket failed (a TLS handshake), as Envoy's "transport failure reason". */
+  readonly transport: string | undefined;
+  constructor(reason: ResetReason, message: string, transport?: string) {
     super(message);
     this.reason = reason;
+    this.transport = transport;
   }
+}
+
+/** Error codes of a TLS handshake that failed (node's and OpenSSL's), for the transport failure reason. */
+function isTlsError(code: string): boolean {
+  return /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/.test(code);
+}
+
+/**
+ * A connection that could not be made (flag UF). A failed TLS handshake says
+ * why, as Envoy's "transport failure reason: TLS_error:...": the first thing
+ * an operator reads when mutual TLS between two proxies breaks.
+ */
+export function connectFailure(err: unknown): UpstreamFailure {
+  const e = err as { code?: string; message?: string };
+  const code = e.code ?? '';
+  const transport = isTlsError(code) || /SSL|TLS|certificate/i.test(e.message ?? '') ? `TLS_error:${code || 'handshake'}:${e.message ?? ''}` : undefined;
+  return new UpstreamFailure('connection_failure', `connection failure (${code || e.message})`, transport);
 }
 
 /** A body a filter had to see whole was longer than the buffer limit. */
@@ -285,8 +305,8 @@ export function classify(err: unknown): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? '';
-  if (['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
-    return new UpstreamFailure('connection_failure', `connection failure (${code})`);
+  if (['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code) || isTlsError(code)) {
+    return connectFailure(err);
   }
   return new UpstreamFailure('connection_termination', `connection termination (${code || e.message})`);
 }

@@ -108,6 +108,16 @@ test("a connection to a PERMISSIVE listener that sends nothing is closed once tl
   assert.ok((closedAfter as number) >= 14_000, `closed after ${closedAfter} ms, before the 15 s the inspector waits`);
 });
 
+test("a callee that presents another identity's certificate: the caller's 503 says why, in Envoy's words (transport failure reason)", { timeout: 30_000 }, async () => {
+  // "vault" is STRICT, and its one registered instance is really catalog's sidecar, which proves it is catalog.
+  await mesh.must('POST', '/services', { name: 'vault', ports: [{ port: 8080, protocol: 'http' }] });
+  await mesh.must('POST', '/peer-authentications', { name: 'vault-strict', service: 'vault', mode: 'STRICT' });
+  await mesh.must('POST', '/services/vault/instances', { address: '127.0.0.1', port: catalog.inboundPort });
+  let r: { status: number; body: string } | undefined;
+  await eventually(async () => (r = await callVia(frontend, 'vault', '/secrets')).status === 503 && r.body.includes('transport failure reason'), 'frontend -> vault 503 with the reason');
+  assert.match(r!.body, /^upstream connect error or disconnect\/reset before headers\. reset reason: connection failure, transport failure reason: TLS_error:ERR_TLS_CERT_ALTNAME_INVALID:server certificate SAN spiffe:\/\/weft\.local\/ns\/default\/sa\/catalog is not spiffe:\/\/weft\.local\/ns\/default\/sa\/vault$/);
+});
+
 test('x-forwarded-proto, when the caller sent none, says https on a mutual TLS connection and http on a plaintext one (as Envoy sets it)', { timeout: 20_000 }, async () => {
   const ca = await loadOrCreateCa(mesh.dataDir, 'weft.local');
   const client = await issueSvid(ca, { trustDomain: 'weft.local', namespace: 'default', service: 'tester', ttlMs: 60_000, now: new Date() });
