@@ -21,6 +21,8 @@ export const ErrorCodes = {
   NOT_FOUND: 404,
   /** Creating something that exists already. */
   ALREADY_EXISTS: 409,
+  /** The request conflicts with the state it would change (revoking the last admin token). */
+  CONFLICT: 409,
   /** An `If-Match` or `If-None-Match` precondition did not hold: the object changed (or appeared) since the caller read it. */
   PRECONDITION_FAILED: 412,
   /** The body is larger than the API accepts. */

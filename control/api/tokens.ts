@@ -25,6 +25,12 @@ export interface TokenStore {
   /** Creates a token; the plaintext is returned once and never stored. */
   create(name: string, role: Role): Promise<{ token: string; info: TokenInfo }>;
   list(): TokenInfo[];
+  /**
+   * Revokes the token named `name` (durably, before it resolves): 'revoked',
+   * 'unknown', or 'last-admin' (refused: no admin token would be left to
+   * manage the mesh with).
+   */
+  revoke(name: string): Promise<'revoked' | 'unknown' | 'last-admin'>;
 }
 
 export interface OpenedTokenStore {
@@ -81,6 +87,20 @@ class HashedTokenStore implements TokenStore {
 
   list(): TokenInfo[] {
     return this.records.map(({ name, role, createdAt }) => ({ name, role, createdAt }));
+  }
+
+  revoke(name: string): Promise<'revoked' | 'unknown' | 'last-admin'> {
+    const run = this.#writes.then(async () => {
+      const i = this.records.findIndex((r) => r.name === name);
+      if (i < 0) return 'unknown' as const;
+      if (this.records[i]!.role === 'admin' && this.records.filter((r) => r.role === 'admin').length === 1) return 'last-admin' as const;
+      const next = this.records.filter((_, j) => j !== i);
+      await this.persist(next);
+      this.records.splice(i, 1);
+      return 'revoked' as const;
+    });
+    this.#writes = run.catch(() => undefined);
+    return run;
   }
 }
 

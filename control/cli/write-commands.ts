@@ -88,4 +88,12 @@ export function registerWriteCommands(program: Command, conn: () => ConnectionOp
       console.log(reply.token);
       console.error(`created ${reply.role} token "${reply.name}"`);
     });
+  token
+    .command('revoke')
+    .description('revoke an operator token by name (admin only): it is refused (401) from then on; the last admin token cannot be revoked')
+    .argument('<name>', 'the token name (weft get tokens lists them)')
+    .action(async (name: string) => {
+      await new ApiClient(conn()).request('DELETE', `/api/v1/tokens/${encodeURIComponent(name)}`);
+      console.log(`revoked token "${name}"`);
+    });
 }

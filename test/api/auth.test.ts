@@ -153,3 +153,36 @@ test('an unknown /api/v1 path is 401 without a token and 404 with one', async (t
   const outside = await h.call('GET', '/nope', undefined, null);
   assert.equal(outside.status, 404, 'outside /api/v1 no token is needed to learn a path is unknown');
 });
+
+test('an admin revokes a token: it is 401 from then on, also after a restart; the last admin token cannot be revoked', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-tokens-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const { store: tokens } = await openTokenStore(dir);
+  const h = await startApi({ tokens });
+  t.after(() => h.close());
+  const admin = (await readFile(join(dir, 'admin.token'), 'utf8')).trim();
+  const ci = (await h.call('POST', '/api/v1/tokens', { role: 'viewer', name: 'ci' }, admin)).json.token as string;
+  assert.equal((await h.call('GET', '/api/v1/services', undefined, ci)).status, 200);
+
+  assert.equal((await h.call('DELETE', '/api/v1/tokens/ci', undefined, ci)).status, 403, 'a viewer may not revoke, not even itself');
+  const revoked = await h.call('DELETE', '/api/v1/tokens/ci', undefined, admin);
+  assert.equal(revoked.status, 200, revoked.body);
+  assert.deepEqual(revoked.json, { revoked: 'ci' });
+  assert.equal((await h.call('GET', '/api/v1/services', undefined, ci)).status, 401, 'the revoked token is refused at once');
+  assert.equal((await h.call('DELETE', '/api/v1/tokens/ci', undefined, admin)).status, 404);
+  const audit = await h.call('GET', '/api/v1/audit', undefined, admin);
+  assert.ok(audit.json.items.some((i: { action: string }) => i.action === 'revoke token "ci"'), 'audited');
+
+  const last = await h.call('DELETE', '/api/v1/tokens/admin', undefined, admin);
+  assert.equal(last.status, 409);
+  assert.match(last.json.error.message, /last admin token/);
+  const ops = (await h.call('POST', '/api/v1/tokens', { role: 'admin', name: 'ops' }, admin)).json.token as string;
+  assert.equal((await h.call('DELETE', '/api/v1/tokens/admin', undefined, ops)).status, 200, 'with another admin, the first one can go');
+  assert.equal((await h.call('GET', '/api/v1/services', undefined, admin)).status, 401);
+
+  const reopened = await openTokenStore(dir);
+  assert.equal(reopened.store.authenticate(ci), undefined, 'revocations survive a restart');
+  assert.equal(reopened.store.authenticate(admin), undefined);
+  assert.equal(reopened.store.authenticate(ops)?.name, 'ops');
+  assert.equal(reopened.adminTokenPath, undefined);
+});

@@ -21,6 +21,19 @@ export const tokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     return { items: deps.tokens.list() };
   });
 
+  app.delete<{ Params: { name: string } }>(
+    '/tokens/:name',
+    { schema: { tags: ['Token'], params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }), summary: 'revoke an operator token: from now on it is answered 401' } },
+    async (request) => {
+      const name = request.params.name;
+      const outcome = await deps.tokens.revoke(name);
+      if (outcome === 'unknown') throw new ApiError('NOT_FOUND', `no token named "${name}"`);
+      if (outcome === 'last-admin') throw new ApiError('CONFLICT', `"${name}" is the last admin token: create another admin token before revoking it`);
+      await deps.audit.record({ time: new Date().toISOString(), actor: actorOf(request), action: `revoke token "${name}"`, afterRevision: deps.store.revision() });
+      return { revoked: name };
+    },
+  );
+
   app.post('/tokens', { schema: { tags: ['Token'], body: CreateBody, summary: 'create a token; the response carries it once' } }, async (request, reply) => {
     const body = request.body as { role: Role; name?: string };
     const name = body.name ?? `${body.role}-${Date.now().toString(36)}`;
