@@ -1,6 +1,7 @@
 // The `weft` command (bin/weft.mjs imports this file). Process commands
 // (control, sidecar, up) start long-running processes; every other command is
 // a thin client of the REST API and never touches the store.
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { bootstrapCommand } from '../../proxy-config/command.ts';
 import { CliError, type ConnectionOptions } from './client.ts';
@@ -111,7 +112,8 @@ export function buildProgram(): Command {
     .option('--sotw', 'use state-of-the-world ADS instead of Delta')
     .option('--app-address <addr>', "the local app's address", '127.0.0.1')
     .option('--bind-address <addr>', 'address the inbound listener binds', '127.0.0.1')
-    .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN)')
+    .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN); on a shared host prefer --token-file, since arguments show in ps')
+    .option('--token-file <file>', 'read the join token from this file (e.g. a mounted secret), so it shows in no process list')
     .option('--otel-collector <host:port>', 'OTLP/gRPC collector: declares the cluster weft_otel, which tracing from weft control --otel-cluster exports spans to')
     .option('--drain-time-s <seconds>', 'how long POST /drain_listeners?graceful on the admin port drains before the listeners stop (as Envoy: 600)', seconds('--drain-time-s'))
     .option('--termination-drain-s <seconds>', "on SIGTERM, drain the inbound listeners for up to this long before exiting, or until they are quiet for a second (as Istio's terminationDrainDuration; 0: exit at once). SIGINT and a second SIGTERM exit at once", seconds('--termination-drain-s'), 0)
@@ -120,7 +122,19 @@ export function buildProgram(): Command {
     .option('--profile-path <dir>', 'where POST /cpuprofiler and /heapprofiler on the admin port write their profiles (default: the system temp dir)')
     .option('--max-heap-mb <mib>', "Envoy's overload manager on the heap: at 95% of this, connections close after their response; at 98%, new requests get 503 'envoy overloaded' (default: off)", positive('--max-heap-mb'))
     .option('--max-downstream-connections <n>', "Envoy's global_downstream_max_connections: connections over this many, across the listeners, are closed at accept (default: no limit)", positive('--max-downstream-connections'))
-    .action(async ({ terminationDrainS, ...opts }: Record<string, unknown> & { terminationDrainS: number }) => {
+    .action(async ({ terminationDrainS, tokenFile, ...opts }: Record<string, unknown> & { terminationDrainS: number; tokenFile?: string }) => {
+      if (tokenFile !== undefined) {
+        if (opts.token !== undefined) throw new CliError('error: --token and --token-file are alternatives: give one', 2);
+        let text: string;
+        try {
+          text = readFileSync(tokenFile, 'utf8');
+        } catch (err) {
+          throw new CliError(`error: --token-file ${tokenFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 2);
+        }
+        const token = text.trim();
+        if (!token) throw new CliError(`error: --token-file ${tokenFile}: the file is empty`, 2);
+        opts.token = token;
+      }
       type Running = { close(): Promise<void>; quit: Promise<void>; drainBeforeExit(maxMs: number): Promise<void> };
       const runSidecar = await lazy<(o: Record<string, unknown>) => Promise<Running>>('../../sidecar/main.ts', 'runSidecar');
       let sidecar: Running;
