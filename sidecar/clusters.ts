@@ -163,7 +163,8 @@ export class Cluster {
 
   /** How to reach a host: its pool's options, also used for a connection of its own (a WebSocket upgrade). */
   connectOptions(h: { address: string; port: number }): PoolOptions {
-    return { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs, maxRequestsPerConnection: this.config.maxRequestsPerConnection, tls: this.#upstreamTls() };
+    const series = this.#stats.cluster(this.name);
+    return { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs, maxRequestsPerConnection: this.config.maxRequestsPerConnection, tls: this.#upstreamTls(), cx: { total: series.cxTotal, active: series.cxActive } };
   }
 
   /** Per new connection: the current certificate (rotation applies to the next connection) and the SANs to expect. */

@@ -16,7 +16,7 @@ import type { NativeParser } from './llhttp.ts';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
 import type { Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls } from './upstream.ts';
+import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection } from './upstream.ts';
 import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
@@ -130,6 +130,7 @@ class Connection {
       ? connectTls(o, 'http/1.1')
       : net.connect({ host: o.address, port: o.port, noDelay: true, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#read(buf as Buffer, n) } });
     this.socket = socket;
+    countConnection(o, socket);
     this.#shared = !o.tls;
     this.#connectTimer = setTimeout(() => this.destroy(new UpstreamFailure('connection_failure', 'connection failure (connect timeout)')), o.connectTimeoutMs);
     socket.once(o.tls ? 'secureConnect' : 'connect', () => {

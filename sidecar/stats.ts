@@ -111,6 +111,9 @@ export interface ClusterSeries {
   rqXx: CounterSeries[];
   /** By status code, created on first use. */
   rqCode: Map<number, CounterSeries>;
+  /** upstream_cx_total and upstream_cx_active: connections the cluster's pools (and upgrades) opened. */
+  cxTotal: CounterSeries;
+  cxActive: CounterSeries;
 }
 
 export class SidecarStats {
@@ -146,6 +149,8 @@ export class SidecarStats {
   readonly upstreamRqPendingActive = this.#gauge('envoy_cluster_upstream_rq_pending_active', 'Requests waiting for a connection', ['envoy_cluster_name']);
   readonly upstreamRqActive = this.#gauge('envoy_cluster_upstream_rq_active', 'Active upstream requests', ['envoy_cluster_name']);
   readonly upstreamCxConnectFail = this.#counter('envoy_cluster_upstream_cx_connect_fail', 'Upstream connection failures', ['envoy_cluster_name']);
+  readonly upstreamCxTotal = this.#counter('envoy_cluster_upstream_cx_total', 'Upstream connections opened', ['envoy_cluster_name']);
+  readonly upstreamCxActive = this.#gauge('envoy_cluster_upstream_cx_active', 'Upstream connections open now', ['envoy_cluster_name']);
   readonly noHealthyUpstream = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no healthy host', ['envoy_cluster_name']);
   readonly membershipHealthy = this.#gauge('envoy_cluster_membership_healthy', 'Hosts that may take traffic', ['envoy_cluster_name']);
   readonly membershipTotal = this.#gauge('envoy_cluster_membership_total', 'Hosts in the cluster', ['envoy_cluster_name']);
@@ -275,6 +280,8 @@ export class SidecarStats {
         rqTime: this.upstreamRqTime.series(l),
         rqXx: [{ value: 0 }, ...[1, 2, 3, 4, 5].map((c) => this.upstreamRqXx.series({ ...l, envoy_response_code_class: String(c) }))],
         rqCode: new Map(),
+        cxTotal: this.upstreamCxTotal.series(l),
+        cxActive: this.upstreamCxActive.series(l),
       };
       this.#cluster.set(name, s);
     }

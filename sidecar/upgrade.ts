@@ -11,7 +11,7 @@ import type { Readable, Transform, Writable } from 'node:stream';
 import type tls from 'node:tls';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
-import { classify, connectFailure, connectTls, type HeaderPairs, type PoolOptions, type ResetReason } from './upstream.ts';
+import { classify, connectFailure, connectTls, countConnection, type HeaderPairs, type PoolOptions, type ResetReason } from './upstream.ts';
 
 export type UpgradeOutcome =
   /** 101: `head` is what the host sent past its response head (the upgraded protocol's first bytes). */
@@ -54,6 +54,7 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
   text += '\r\n';
 
   const socket = o.tls ? connectTls(o, 'http/1.1') : net.connect({ host: o.address, port: o.port, noDelay: true });
+  countConnection(o, socket);
   let done = false;
   let connected = false;
   const finish = (r: UpgradeOutcome, keep = false): void => {

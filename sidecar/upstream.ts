@@ -252,6 +252,17 @@ export interface PoolOptions {
   /** Requests (HTTP/2: streams) per connection before it is closed once idle; 0 or unset: no limit. */
   maxRequestsPerConnection?: number;
   tls?: UpstreamTls;
+  /** The cluster's upstream_cx_total / upstream_cx_active: every connection this opens is counted while it is open. */
+  cx?: { total: { value: number }; active: { value: number } };
+}
+
+/** Counts a new upstream connection in its cluster's upstream_cx_total and _active, the latter until it closes. */
+export function countConnection(o: PoolOptions, closing: { once(event: 'close', fn: () => void): unknown }): void {
+  const cx = o.cx;
+  if (!cx) return;
+  cx.total.value++;
+  cx.active.value++;
+  closing.once('close', () => cx.active.value--);
 }
 
 function origin(o: PoolOptions): string {
@@ -357,6 +368,7 @@ export class Http2Pool implements UpstreamPool {
   #open(): Promise<http2.ClientHttp2Session> {
     return new Promise((resolve, reject) => {
       const session = this.#o.tls ? http2.connect(origin(this.#o), { createConnection: () => connectTls(this.#o, 'h2') }) : http2.connect(origin(this.#o));
+      countConnection(this.#o, session);
       const timer = setTimeout(() => {
         session.destroy();
         reject(new UpstreamFailure('connection_failure', 'connection failure (connect timeout)'));

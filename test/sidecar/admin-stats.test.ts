@@ -43,6 +43,9 @@ test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=js
   assert.equal(value(`${cluster}.upstream_rq_5xx`), '1');
   assert.equal(value(`${cluster}.upstream_rq_total`), '4');
   assert.equal(value(`${cluster}.membership_healthy`), '1');
+  // Four requests one after another over one kept-alive upstream connection, still open in the pool.
+  assert.equal(value(`${cluster}.upstream_cx_total`), '1');
+  assert.equal(value(`${cluster}.upstream_cx_active`), '1');
   assert.equal(value('http.outbound.downstream_rq_total'), '5');
   assert.equal(value('http.outbound.downstream_rq_4xx'), '1');
   assert.equal(value('listener_manager.total_listeners_active'), '2');
