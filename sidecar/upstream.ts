@@ -347,6 +347,12 @@ export class Http2Pool implements UpstreamPool {
   #streams = 0;
   /** The connection being made: every request that comes meanwhile waits for it, as Envoy's HTTP/2 pool does. */
   #connecting: Promise<http2.ClientHttp2Session> | undefined;
+  /**
+   * Streams open now per connection, and the idle timer of one with none: Envoy's idle_timeout counts only
+   * time with no stream open (node's session timeout is any quiet spell, so a long, quiet stream, a gRPC watch,
+   * used to have its connection closed under it).
+   */
+  readonly #active = new WeakMap<http2.ClientHttp2Session, { streams: number; idle?: NodeJS.Timeout }>();
 
   constructor(o: PoolOptions) {
     this.#o = o;
@@ -365,6 +371,18 @@ export class Http2Pool implements UpstreamPool {
     return pending;
   }
 
+  /** No stream open on `session`: it closes after the idle timeout unless one opens first. */
+  #idle(session: http2.ClientHttp2Session): void {
+    const use = this.#active.get(session);
+    const ms = this.#o.idleTimeoutMs;
+    if (!use || ms <= 0 || session.closed || session.destroyed) return;
+    clearTimeout(use.idle);
+    use.idle = setTimeout(() => {
+      if (use.streams === 0) session.close();
+    }, ms);
+    use.idle.unref();
+  }
+
   #open(): Promise<http2.ClientHttp2Session> {
     return new Promise((resolve, reject) => {
       const session = this.#o.tls ? http2.connect(origin(this.#o), { createConnection: () => connectTls(this.#o, 'h2') }) : http2.connect(origin(this.#o));
@@ -377,7 +395,8 @@ export class Http2Pool implements UpstreamPool {
         clearTimeout(timer);
         this.#session = session;
         this.#streams = 0;
-        session.setTimeout(this.#o.idleTimeoutMs, () => session.close());
+        this.#active.set(session, { streams: 0 });
+        this.#idle(session);
         resolve(session);
       });
       // on, not once: an error after the first (a session already failing) must not go unhandled and end the process.
@@ -416,6 +435,14 @@ export class Http2Pool implements UpstreamPool {
           headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
         }
         const s = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
+        const use = this.#active.get(session);
+        if (use) {
+          use.streams++;
+          clearTimeout(use.idle);
+          s.once('close', () => {
+            if (--use.streams === 0) this.#idle(session);
+          });
+        }
         // Closed (GOAWAY) once the last stream is done: node's close() would cut one whose HEADERS are still queued.
         if (last) s.once('close', () => session.close());
         stream = s;

@@ -120,3 +120,39 @@ test('HTTP/2 upstream: a burst of calls to a cold host shares one connection (ea
   await burst(capped, 'capped-caller', 7102);
   assert.deepEqual(streamsPerSession, [8, 8, 4], 'connections of eight streams each');
 });
+
+test("HTTP/2 upstream: a long, quiet stream keeps its connection past the idle timeout, which counts only time with no stream open (Envoy's idle_timeout)", { timeout: 30_000 }, async () => {
+  let sessions = 0;
+  const server = http2.createServer();
+  server.on('session', () => sessions++);
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined);
+    stream.respond({ ':status': 200 });
+    // A watch: nothing for 1.2 s (four idle timeouts), then its answer.
+    if (headers[':path'] === '/watch') setTimeout(() => stream.end('changed'), 1200);
+    else stream.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  const idle = (c: Record<string, any>): Record<string, unknown> => {
+    const tepo = c.typed_extension_protocol_options ?? {};
+    const existing = tepo[HTTP_PROTOCOL_OPTIONS] ?? { '@type': `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`, explicit_http_config: { http2_protocol_options: {} } };
+    return { ...c, typed_extension_protocol_options: { ...tepo, [HTTP_PROTOCOL_OPTIONS]: { ...existing, common_http_protocol_options: { ...existing.common_http_protocol_options, idle_timeout: '0.3s' } } } };
+  };
+  const mesh = await TestMesh.start({ translator: withFields({}, {}, idle) });
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('caller', 8000), { name: 'watched', namespace: 'default', ports: [{ port: 7200, protocol: 'http2' }] }],
+    instances: [instance('watched', (server.address() as AddressInfo).port)],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('caller', 8000);
+  const watch = await get(caller.outboundPort, 'watched', '/watch');
+  assert.equal(watch.body, 'changed');
+  assert.equal((await get(caller.outboundPort, 'watched', '/quick')).body, 'ok');
+  assert.equal(sessions, 1, 'the call after the watch went over the same connection');
+  // And with no stream open, the idle timeout does close it: the next call opens a new one.
+  await new Promise((r) => setTimeout(r, 900));
+  assert.equal((await get(caller.outboundPort, 'watched', '/quick')).body, 'ok');
+  assert.equal(sessions, 2);
+});
