@@ -283,7 +283,9 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (req.attemptCount) setHeader(req.headers, 'x-envoy-attempt-count', String(attempt));
     if (attempt > 1 && req.expectedTimeout) expectTimeLeft(req.headers, policy!.perTryTimeoutMs, req.timeoutMs, Date.now() - (state.completedAt ?? Date.now()));
     const outcome = await attempt1(cluster, cs, host, req, body, policy?.perTryTimeoutMs ?? 0, state, stats);
-    if (outcome.kind === 'response' && attempt > 1 && outcome.response.status < 500) stats.upstreamRqRetrySuccess.inc(stats.clusterLabel(clusterName));
+    // As Envoy's router: a retry succeeded when its answer is one the policy would not retry (a 429 that
+    // retriable-status-codes retries is no success; a 500 that only gateway-error governs is one).
+    if (outcome.kind === 'response' && attempt > 1 && !shouldRetry(policy!, outcome)) stats.upstreamRqRetrySuccess.inc(stats.clusterLabel(clusterName));
     if (last?.outcome.kind === 'response') {
       // The previous attempt is being retried: drop its response and free its host slot.
       last.outcome.response.body.dump();

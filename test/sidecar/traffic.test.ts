@@ -163,3 +163,26 @@ test("local replies carry the chosen route's response headers, as Envoy finalize
   assert.equal(aborted.status, 418);
   assert.equal(aborted.headers['x-route'], 'fault', "the fault filter's abort, under its own route's headers");
 });
+
+test("upstream_rq_retry_success counts a retry whose answer the policy would not retry again, as Envoy's router: a 500 after a 429 under retriable-status-codes is one, a 429 that ran out of retries is none", { timeout: 30_000 }, async () => {
+  const answers: number[] = [];
+  const app = await startApp('quota2', (_req, res) => {
+    res.statusCode = answers.shift() ?? 200;
+    res.end();
+  });
+  mesh.track(() => app.close());
+  mesh.model.update({
+    services: [service('caller6', 8000), service('quota2', 7500)],
+    instances: [instance('quota2', app.port)],
+    destinationPolicies: [],
+    routes: [route('quota2', [{ destinations: [{ service: 'quota2', weight: 1 }], retries: { attempts: 2, retryOn: ['retriable-status-codes'], retriableStatusCodes: [429] } }])],
+  });
+  const caller = await mesh.sidecar('caller6', 8000);
+  const labels = { envoy_cluster_name: 'outbound|7500||quota2.default' };
+  answers.push(429, 500);
+  assert.equal((await get(caller.outboundPort, 'quota2', '/')).status, 500);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry_success', labels), 1, 'the 500 ended the retrying');
+  answers.push(429, 429, 429);
+  assert.equal((await get(caller.outboundPort, 'quota2', '/')).status, 429);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry_success', labels), 1, 'retries that ran out are no success');
+});
