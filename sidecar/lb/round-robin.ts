@@ -5,7 +5,15 @@ import type { LbHost, LoadBalancer, PickContext } from './types.ts';
 import { preferNotAvoided } from './types.ts';
 
 export class RoundRobin implements LoadBalancer {
-  #next = 0;
+  /**
+   * Where the rotation starts: a random host, as Envoy seeds its round robin, so a fleet of proxies that
+   * start (or get a new cluster) together does not send its first requests all to the same host.
+   */
+  #next: number;
+
+  constructor(random: () => number = Math.random) {
+    this.#next = Math.floor(random() * 0x7fffffff);
+  }
   readonly #current = new Map<string, number>();
 
   pick(all: readonly LbHost[], ctx: PickContext): LbHost | undefined {

@@ -20,7 +20,7 @@ function counts(pick: () => LbHost | undefined, n: number): Map<string, number> 
 }
 
 test('round robin visits every host in turn; weights are honoured smoothly', () => {
-  const rr = new RoundRobin();
+  const rr = new RoundRobin(() => 0);
   const hs = hosts(3);
   assert.deepEqual([0, 1, 2, 3, 4, 5].map(() => rr.pick(hs, {})!.key), [...hs, ...hs].map((h) => h.key));
   const weighted = [{ key: 'a', weight: 3, activeRequests: 0 }, { key: 'b', weight: 1, activeRequests: 0 }];
@@ -28,6 +28,17 @@ test('round robin visits every host in turn; weights are honoured smoothly', () 
   const eight = Array.from({ length: 8 }, () => lb.pick(weighted, {})!.key);
   assert.equal(eight.filter((k) => k === 'a').length, 6);
   assert.notEqual(eight.join(''), 'aaaaaabb', 'spread, not bunched');
+});
+
+test('round robin starts at a random host, as Envoy seeds it: proxies starting together do not all pick the same first host', () => {
+  const hs = hosts(10);
+  const firsts = [0, 0.15, 0.35, 0.55, 0.95].map((r) => new RoundRobin(() => r).pick(hs, {})!.key);
+  assert.equal(new Set(firsts).size, firsts.length, firsts.join(', '));
+  // and from there in turn, wrapping around
+  const rr = new RoundRobin(() => 0.999);
+  const first = rr.pick(hs, {})!.key;
+  const start = hs.findIndex((h) => h.key === first);
+  assert.deepEqual([1, 2, 3].map(() => rr.pick(hs, {})!.key), [1, 2, 3].map((i) => hs[(start + i) % hs.length]!.key));
 });
 
 test('round robin avoids previously tried hosts when asked (retry previous_hosts)', () => {
