@@ -24,6 +24,9 @@ export function downstreamTlsSocket(): Json {
       common_tls_context: {
         tls_certificate_sds_secret_configs: [workloadCertificateRef()],
         validation_context_sds_secret_config: trustBundleRef(),
+        // As Istio's inbound: the caller's ALPN picks the protocol. Without it an Envoy callee negotiates none,
+        // and an HTTP/2 client that requires "h2" over TLS (gRPC, the weft sidecar's HTTP/2 pool) cannot talk to it.
+        alpn_protocols: ['h2', 'http/1.1'],
       },
     },
   };
