@@ -8,21 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { parse } from '@bytecodealliance/jco';
-import { api, ROOT, startControl, weft, type ControlProcess } from './control-process.ts';
+import { api, eventually, ROOT, startControl, weft, type ControlProcess } from './control-process.ts';
 import { SotwProxy } from './sotw-proxy.ts';
 
 const manifest = (name: string) => join(ROOT, 'examples', 'manifests', name);
-
-/** Polls until `probe` returns a value (bounded; never a speed assertion). */
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 // One control plane for the steps below, which run in order and build on
 // each other (each step is its own test so each has its own time bound).

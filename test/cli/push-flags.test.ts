@@ -7,21 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TypeUrl } from '../../control/envoy/type-urls.ts';
-import { api, ROOT, startControl, weft, type ControlProcess } from './control-process.ts';
+import { api, eventually, ROOT, startControl, weft, type ControlProcess } from './control-process.ts';
 import { SotwProxy } from './sotw-proxy.ts';
 
 const manifest = (name: string) => join(ROOT, 'examples', 'manifests', name);
-
-/** Polls until `probe` returns a value (bounded; never a speed assertion). */
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('weft control --push-debounce-ms / --push-max-delay-ms decide how a burst of changes reaches a proxy; bad values are usage errors', { timeout: 120_000 }, async (t) => {
   const burst = async (args: string[]) => {

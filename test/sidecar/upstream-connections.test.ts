@@ -16,15 +16,17 @@ after(async () => {
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
-/** The cluster with common_http_protocol_options.max_requests_per_connection set in its HttpProtocolOptions (made if absent). */
-function maxRequests(n: number) {
+/** The cluster with these common_http_protocol_options set in its HttpProtocolOptions (made if absent). */
+function commonOptions(set: Record<string, unknown>) {
   return (c: Record<string, any>): Record<string, unknown> => {
     const tepo = c.typed_extension_protocol_options ?? {};
     const existing = tepo[HTTP_PROTOCOL_OPTIONS] ?? { '@type': `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`, explicit_http_config: { http_protocol_options: {} } };
-    const options = { ...existing, common_http_protocol_options: { ...existing.common_http_protocol_options, max_requests_per_connection: n } };
+    const options = { ...existing, common_http_protocol_options: { ...existing.common_http_protocol_options, ...set } };
     return { ...c, typed_extension_protocol_options: { ...tepo, [HTTP_PROTOCOL_OPTIONS]: options } };
   };
 }
+
+const maxRequests = (n: number) => commonOptions({ max_requests_per_connection: n });
 
 test('HTTP/1.1 upstream: six requests in a row over connections of two requests each', { timeout: 30_000 }, async () => {
   const ports: number[] = [];
@@ -134,12 +136,7 @@ test("HTTP/2 upstream: a long, quiet stream keeps its connection past the idle t
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   closers.push(() => new Promise((r) => server.close(() => r())));
-  const idle = (c: Record<string, any>): Record<string, unknown> => {
-    const tepo = c.typed_extension_protocol_options ?? {};
-    const existing = tepo[HTTP_PROTOCOL_OPTIONS] ?? { '@type': `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`, explicit_http_config: { http2_protocol_options: {} } };
-    return { ...c, typed_extension_protocol_options: { ...tepo, [HTTP_PROTOCOL_OPTIONS]: { ...existing, common_http_protocol_options: { ...existing.common_http_protocol_options, idle_timeout: '0.3s' } } } };
-  };
-  const mesh = await TestMesh.start({ translator: withFields({}, {}, idle) });
+  const mesh = await TestMesh.start({ translator: withFields({}, {}, commonOptions({ idle_timeout: '0.3s' })) });
   closers.push(() => mesh.close());
   mesh.model.update({
     services: [service('caller', 8000), { name: 'watched', namespace: 'default', ports: [{ port: 7200, protocol: 'http2' }] }],
