@@ -229,6 +229,11 @@ export interface HttpConnectionManagerConfig {
   /** normalize_path and merge_slashes (sidecar/path-normalize.ts): :path as normalized is routed, checked and forwarded. */
   normalizePath?: boolean;
   mergeSlashes?: boolean;
+  /**
+   * forward_client_cert_details SANITIZE_SET: a verified caller's x-forwarded-client-cert is set (By and Hash
+   * always, Subject / URI / DNS as set_current_client_cert_details says). Absent: SANITIZE, the header removed.
+   */
+  xfcc?: { subject: boolean; uri: boolean; dns: boolean };
 }
 
 /** The connection manager's tracing with envoy.tracers.opentelemetry. */

@@ -5,7 +5,7 @@
 // whose principals match, as Envoy's AuthenticatedMatcher does, any URI SAN,
 // else any DNS SAN, else the subject.
 
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 
 /** Envoy's attribute for the peer certificate's first URI SAN. */
 export const PEER_PRINCIPAL_PROPERTY = 'connection.uri_san_peer_certificate';
@@ -18,6 +18,10 @@ export interface PeerCertificate {
   dnsSans: string[];
   /** RFC 2253 order, as Envoy prints it: `CN=web,O=acme`. */
   subject: string;
+  /** SHA-256 of the certificate's DER, lower-case hex (x-forwarded-client-cert's Hash). */
+  hash?: string;
+  /** The URI SAN of this proxy's own certificate on the connection (x-forwarded-client-cert's By). */
+  by?: string;
 }
 
 function sansOf(san: string | undefined, prefix: 'URI:' | 'DNS:'): string[] {
@@ -30,7 +34,7 @@ export function uriSans(cert: { subjectaltname?: string } | undefined): string[]
   return sansOf(cert?.subjectaltname, 'URI:');
 }
 
-type PeerSocket = { encrypted?: boolean; authorized?: boolean; getPeerCertificate?: () => { subjectaltname?: string; raw?: Buffer } };
+type PeerSocket = { encrypted?: boolean; authorized?: boolean; getPeerCertificate?: () => { subjectaltname?: string; raw?: Buffer }; getCertificate?: () => { subjectaltname?: string } | null };
 
 // A connection's certificate does not change: read it once per socket, not per request.
 const seen = new WeakMap<object, PeerCertificate | null>();
@@ -45,7 +49,8 @@ export function peerCertificate(socket: unknown): PeerCertificate | undefined {
   let peer: PeerCertificate | null = null;
   if (cert?.raw) {
     const subject = new X509Certificate(cert.raw).subject.split('\n').filter((l) => l !== '').reverse().join(',');
-    peer = { uriSans: uriSans(cert), dnsSans: sansOf(cert.subjectaltname, 'DNS:'), subject };
+    const by = uriSans(s.getCertificate?.() ?? undefined)[0];
+    peer = { uriSans: uriSans(cert), dnsSans: sansOf(cert.subjectaltname, 'DNS:'), subject, hash: createHash('sha256').update(cert.raw).digest('hex'), ...(by ? { by } : {}) };
   }
   seen.set(s, peer);
   return peer ?? undefined;
@@ -62,4 +67,19 @@ export function peerProperties(socket: unknown): Record<string, string | boolean
   if (!peer) return {};
   const principal = peer.uriSans[0];
   return principal === undefined ? { [MTLS_PROPERTY]: true } : { [PEER_PRINCIPAL_PROPERTY]: principal, [MTLS_PROPERTY]: true };
+}
+
+/**
+ * x-forwarded-client-cert for a verified peer, as Envoy's SANITIZE_SET writes
+ * it: `By` (this proxy's URI SAN) and `Hash`, then the fields asked for, in
+ * Envoy's order; a subject is quoted; one URI/DNS element per SAN.
+ */
+export function forwardedClientCert(peer: PeerCertificate, fields: { subject: boolean; uri: boolean; dns: boolean }): string {
+  const parts: string[] = [];
+  if (peer.by) parts.push(`By=${peer.by}`);
+  if (peer.hash) parts.push(`Hash=${peer.hash}`);
+  if (fields.subject) parts.push(`Subject="${peer.subject.replace(/(["\\])/g, '\\$1')}"`);
+  if (fields.uri) for (const u of peer.uriSans) parts.push(`URI=${u}`);
+  if (fields.dns) for (const d of peer.dnsSans) parts.push(`DNS=${d}`);
+  return parts.join(';');
 }

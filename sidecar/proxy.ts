@@ -18,7 +18,7 @@ import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw,
 import { hash32 } from './lb/index.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
-import { peerCertificate, peerProperties } from './peer-identity.ts';
+import { forwardedClientCert, peerCertificate, peerProperties } from './peer-identity.ts';
 import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
@@ -783,9 +783,14 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   }
   const method = req.method ?? 'GET';
   const headers = pairsFromRaw(req.rawHeaders);
-  // forward_client_cert_details SANITIZE (Envoy's default; the fidelity contract takes no other): a caller's
-  // x-forwarded-client-cert is dropped before the filters and the upstream, so it cannot vouch for a forged identity.
+  // forward_client_cert_details SANITIZE (Envoy's default): a caller's x-forwarded-client-cert is dropped before
+  // the filters and the upstream, so it cannot vouch for a forged identity. SANITIZE_SET then sets it from what the
+  // mutual TLS handshake verified (nothing on plaintext), so the app learns its caller as Istio's apps do.
   if (req.headers['x-forwarded-client-cert'] !== undefined) removeHeader(headers, 'x-forwarded-client-cert');
+  if (hcm.xfcc) {
+    const peer = peerCertificate(req.socket);
+    if (peer) headers.push(['x-forwarded-client-cert', forwardedClientCert(peer, hcm.xfcc)]);
+  }
   if (!h2) setHeader(headers, 'host', authority);
   const grpc = isGrpc(req.headers['content-type']);
   // A WebSocket upgrade (HTTP/1.1; http1.ts refuses other upgrades): routed and filtered as any request, then upgradeTo.

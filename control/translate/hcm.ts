@@ -29,6 +29,11 @@ export function httpConnectionManager(
     // Proxyless gRPC clients route /package.Service/Method and take neither.
     ...(target.kind === 'proxyless' ? {} : { normalize_path: true }),
     ...(target.kind === 'inbound' ? { merge_slashes: true } : {}),
+    // With identity, the app learns its verified caller as Istio's apps do: x-forwarded-client-cert set from the
+    // mutual TLS handshake (By, Hash, Subject, URI, DNS), any header the caller sent replaced (SANITIZE_SET).
+    ...(target.kind === 'inbound' && ctx.options.identity
+      ? { forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { subject: true, uri: true, dns: true } }
+      : {}),
     ...routeSpecifier,
     http_filters: httpFilters(target, ctx),
   };

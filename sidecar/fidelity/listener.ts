@@ -265,8 +265,21 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   const normalizePath = f.bool('normalize_path') ?? false;
   const mergeSlashes = f.bool('merge_slashes') ?? false;
   f.enumOf('path_with_escaped_slashes_action', ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED'] as const, ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
+  // x-forwarded-client-cert: SANITIZE (Envoy's default) drops a caller's; SANITIZE_SET replaces it with what the
+  // mutual TLS handshake verified, the fields set_current_client_cert_details names. Trusting a caller's header
+  // (FORWARD_ONLY, APPEND_FORWARD, ALWAYS_FORWARD_ONLY) is refused.
+  const xfccMode = f.enumOf('forward_client_cert_details', ['SANITIZE', 'SANITIZE_SET'] as const, ['SANITIZE', 'FORWARD_ONLY', 'APPEND_FORWARD', 'SANITIZE_SET', 'ALWAYS_FORWARD_ONLY']) ?? 'SANITIZE';
+  let xfcc: HttpConnectionManagerConfig['xfcc'];
+  const cur = f.obj('set_current_client_cert_details');
+  if (cur) {
+    const fields = { subject: cur.bool('subject') ?? false, uri: cur.bool('uri') ?? false, dns: cur.bool('dns') ?? false };
+    if (cur.bool('cert') === true) cur.fail('cert', 'not supported by the weft sidecar (the PEM of the client certificate)');
+    if (cur.bool('chain') === true) cur.fail('chain', 'not supported by the weft sidecar (the PEM of the client chain)');
+    cur.done();
+    if (xfccMode === 'SANITIZE_SET') xfcc = fields;
+  } else if (xfccMode === 'SANITIZE_SET') xfcc = { subject: false, uri: false, dns: false };
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}) };
+  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

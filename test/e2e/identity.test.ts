@@ -118,6 +118,27 @@ test("a callee that presents another identity's certificate: the caller's 503 sa
   assert.match(r!.body, /^upstream connect error or disconnect\/reset before headers\. reset reason: connection failure, transport failure reason: TLS_error:ERR_TLS_CERT_ALTNAME_INVALID:server certificate SAN spiffe:\/\/weft\.local\/ns\/default\/sa\/catalog is not spiffe:\/\/weft\.local\/ns\/default\/sa\/vault$/);
 });
 
+test("the app learns its verified caller from x-forwarded-client-cert, as Istio's apps do; a plaintext caller's own header never arrives", { timeout: 20_000 }, async () => {
+  let seen: Record<string, string> | undefined;
+  await eventually(async () => {
+    const r = await callVia(frontend, 'catalog', '/who');
+    if (r.status !== 200) return false;
+    seen = JSON.parse(r.body).headers;
+    return true;
+  }, 'frontend -> catalog');
+  const xfcc = seen!['x-forwarded-client-cert'] ?? '';
+  assert.match(xfcc, /^By=spiffe:\/\/weft\.local\/ns\/default\/sa\/catalog;Hash=[0-9a-f]{64};Subject="[^"]*";URI=spiffe:\/\/weft\.local\/ns\/default\/sa\/frontend$/, xfcc);
+  // Plaintext, straight to catalog's PERMISSIVE inbound, with a forged header: removed, and nothing set in its place.
+  const forged = await new Promise<Record<string, string>>((resolve, reject) => {
+    const socket = net.connect(catalog.inboundPort, '127.0.0.1', () => socket.write('GET /who HTTP/1.1\r\nhost: catalog\r\nx-forwarded-client-cert: URI=spiffe://weft.local/ns/default/sa/admin\r\nconnection: close\r\n\r\n'));
+    let data = '';
+    socket.on('data', (c) => (data += c.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(JSON.parse(data.slice(data.indexOf('\r\n\r\n') + 4)).headers));
+  });
+  assert.equal(forged['x-forwarded-client-cert'], undefined);
+});
+
 test('x-forwarded-proto, when the caller sent none, says https on a mutual TLS connection and http on a plaintext one (as Envoy sets it)', { timeout: 20_000 }, async () => {
   const ca = await loadOrCreateCa(mesh.dataDir, 'weft.local');
   const client = await issueSvid(ca, { trustDomain: 'weft.local', namespace: 'default', service: 'tester', ttlMs: 60_000, now: new Date() });
