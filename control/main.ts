@@ -7,6 +7,7 @@ import { createApiDeps, proxyStatusPort, type XdsStatusSource } from './api/adap
 import { buildApp } from './api/app.ts';
 import { FILTER_MODULE_KIND, type ApiDeps } from './api/deps.ts';
 import { checkChanges } from './api/desired-state.ts';
+import { storedStateProblems } from './api/stored-check.ts';
 import { filterCatalogPort, syncBuiltinFilters } from './api/filter-catalog.ts';
 import { openAuditJournal } from './api/audit-journal.ts';
 import { openTokenStore } from './api/tokens.ts';
@@ -142,6 +143,9 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
         },
       } : {}),
     });
+    for (const problem of storedStateProblems(deps)) {
+      (opts.log ?? console.error)(`warning: stored ${problem} (this weft build refuses it; until it is fixed with weft apply, translation may refuse the mesh's config and proxies keep their last one)`);
+    }
     if (synced.changed) {
       // A new weft build brought new built-in filters: a binding its build refuses would be NACKed by every
       // proxy (an upload is checked before it is stored; a built-in arrives with the binary). Say so at start.

@@ -185,3 +185,22 @@ test('If-Match: a write based on a stale read is 412 and stores nothing; If-None
   const current = (await h.call('GET', '/api/v1/services/orders')).headers.etag as string;
   assert.equal((await h.call('DELETE', '/api/v1/services/orders', undefined, undefined, { 'if-match': current })).status, 200);
 });
+
+test('objects an older build stored and this one refuses are named, field and reason, for the warning at start', async (t) => {
+  const { storedStateProblems } = await import('../../control/api/stored-check.ts');
+  const h = await startApi();
+  t.after(() => h.close());
+  assert.equal((await h.call('POST', '/api/v1/services', orders)).status, 201);
+  assert.equal((await h.call('POST', '/api/v1/routes', { name: 'orders', service: 'orders', rules: [{ destinations: [{ service: 'orders', weight: 1 }] }] })).status, 201);
+  assert.deepEqual(storedStateProblems(h.deps), [], 'what this build stored passes');
+  // Written around the API, as an older build's data dir holds them.
+  await h.store.commit([
+    { op: 'put', kind: 'Route', namespace: 'default', name: 'legacy', spec: { name: 'legacy', namespace: 'default', service: 'orders', rules: [{ destinations: [{ service: 'orders', weight: 1 }], requestHeaders: { add: [{ name: 'x-share', value: '10%' }] } }] } },
+    { op: 'put', kind: 'Instance', namespace: 'default', name: 'orders-1', spec: { id: 'orders-1', service: 'orders', namespace: 'default', address: 'orders.internal', port: 8080, labels: {}, health: 'healthy', ttlSeconds: 0 } },
+    { op: 'put', kind: 'Route', namespace: 'default', name: 'dangling', spec: { name: 'dangling', namespace: 'default', service: 'gone', rules: [{ destinations: [{ service: 'gone', weight: 1 }] }] } },
+  ], { actor: 'older-build', summary: 'legacy' });
+  const problems = storedStateProblems(h.deps);
+  assert.ok(problems.some((p) => /^Route\/default\/legacy\.rules\[0\]\.requestHeaders\.add\[0\]\.value: /.test(p)), problems.join('\n'));
+  assert.ok(problems.some((p) => /^Instance\/default\/orders-1\.address: .*not a host name \("orders\.internal"\)/.test(p)), problems.join('\n'));
+  assert.ok(problems.some((p) => /^Route\/default\/dangling\./.test(p)), problems.join('\n'));
+});
