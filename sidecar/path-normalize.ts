@@ -13,6 +13,8 @@
 // The query string is never touched.
 
 const HEX = /^[0-9a-fA-F]{2}$/;
+/** What either transformation could change: a dot segment, a backslash, an escape, a run of slashes, a character to escape. */
+const NEEDS_WORK = /\/\.|\\|%|\/\/|[\x00-\x20"<>`{}\x7f-\uffff]/;
 
 function unreserved(c: number): boolean {
   return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
@@ -74,6 +76,8 @@ function mergeSlashesOf(p: string): string {
  */
 export function normalizeRequestPath(path: string, normalize: boolean, mergeSlashes: boolean): string | undefined {
   const q = path.indexOf('?');
+  // Most paths need nothing: one scan, no copy (this runs for every request).
+  if (path.charCodeAt(0) === 0x2f && !NEEDS_WORK.test(q < 0 ? path : path.slice(0, q))) return path;
   let p = q < 0 ? path : path.slice(0, q);
   const query = q < 0 ? '' : path.slice(q);
   if (normalize) {
