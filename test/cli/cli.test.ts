@@ -242,6 +242,8 @@ test('weft get KIND -n NS lists that namespace only; without -n, every namespace
   assert.deepEqual((JSON.parse(all.stdout) as { metadata: { name: string } }[]).map((m) => m.metadata.name).sort(), ['shop', 'stg']);
   const named = await weft(control, ['get', 'services', 'stg', '-n', 'staging', '-o', 'json']);
   assert.equal(JSON.parse(named.stdout).metadata.namespace, 'staging');
+  assert.equal((await weft(control, ['get', 'fb'])).stdout.trim(), 'no filter bindings found', 'the kind, not the alias typed');
+  assert.equal((await weft(control, ['get', 'services', '-n', 'empty'])).stdout.trim(), 'no services found in namespace empty');
   const bad = await weft(control, ['get', 'services', '-n', 'Bad_NS']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--namespace must be a DNS label/);
