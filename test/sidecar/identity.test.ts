@@ -119,7 +119,10 @@ test('an mTLS peer whose certificate has no URI SAN (an operator CA\'s) is still
       return out;
     };
     const dnsOnly = await peerOf(await leaf([{ type: 'dns', value: 'batch.acme.internal' }]));
-    assert.deepEqual(dnsOnly.peer, { uriSans: [], dnsSans: ['batch.acme.internal'], subject: 'CN=batch-runner,O=acme' });
+    const { hash, by, ...names } = dnsOnly.peer!;
+    assert.deepEqual(names, { uriSans: [], dnsSans: ['batch.acme.internal'], subject: 'CN=batch-runner,O=acme' });
+    assert.match(hash ?? '', /^[0-9a-f]{64}$/, "the certificate's SHA-256, for x-forwarded-client-cert's Hash");
+    assert.equal(by, 'spiffe://weft.local/ns/default/sa/orders', "this side's own URI SAN, for its By");
     assert.deepEqual(dnsOnly.props, { 'connection.mtls': true }, 'mutual TLS, though no URI SAN to expose');
     const twoUris = await peerOf(await leaf([{ type: 'url', value: 'spiffe://acme/legacy' }, { type: 'url', value: 'spiffe://weft.local/ns/ops/sa/tool' }]));
     assert.equal(twoUris.props[PEER_PRINCIPAL_PROPERTY], 'spiffe://acme/legacy', 'the first URI SAN, as Envoy exposes it');
