@@ -20,11 +20,17 @@ import type { TlsMaterial } from './tls-contexts.ts';
 /** How long the PERMISSIVE listener's TLS detection waits for the first bytes: Envoy's listener_filters_timeout default. */
 export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 
-/** Closes `socket` if it sends nothing for `ms` (the caller clears the timer with setTimeout(0) once data comes). */
-function closeIfSilent(socket: net.Socket, ms: number): void {
+/**
+ * Closes `socket` if it sends nothing for `ms` (the caller clears the timer with setTimeout(0) once data comes),
+ * or hands it to `orElse` instead.
+ */
+function closeIfSilent(socket: net.Socket, ms: number, orElse?: () => void): void {
   socket.setTimeout(ms);
   socket.once('timeout', () => {
-    if (socket.bytesRead === 0) socket.destroy();
+    if (socket.bytesRead > 0) return;
+    if (!orElse) return void socket.destroy();
+    socket.setTimeout(0);
+    orElse();
   });
 }
 
@@ -177,14 +183,7 @@ class RunningListener {
       // or with continue_on_listener_filters_timeout hands it on as plaintext.
       const waitMs = tlsConfig.filtersTimeoutMs ?? LISTENER_FILTERS_TIMEOUT_MS;
       if (waitMs > 0) {
-        socket.setTimeout(waitMs);
-        socket.once('timeout', () => {
-          if (socket.bytesRead > 0) return;
-          if (!tlsConfig.continueOnTimeout) return void socket.destroy();
-          socket.removeAllListeners('data');
-          socket.setTimeout(0);
-          serve(socket);
-        });
+        closeIfSilent(socket, waitMs, tlsConfig.continueOnTimeout ? () => (socket.removeAllListeners('data'), serve(socket)) : undefined);
       }
       socket.once('data', (first: Buffer) => {
         socket.setTimeout(0);

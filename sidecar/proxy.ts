@@ -404,6 +404,19 @@ function overLimits(raw: readonly string[], hcm: HttpConnectionManagerConfig): b
   return bytes > hcm.maxRequestHeadersBytes;
 }
 
+/** The first route of `vh` the request matches (none without a virtual host). */
+function routeIn(vh: VirtualHostConfig | undefined, authority: string, path: string, method: string, headers: HeaderPairs): RouteEntry | undefined {
+  if (!vh) return undefined;
+  return selectRoute(vh, {
+    authority,
+    path,
+    method,
+    header(n) {
+      return getHeader(headers, n);
+    },
+  });
+}
+
 function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
   for (const f of hcm.httpFilters) if (f.kind !== 'router') return true;
   return false;
@@ -889,16 +902,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
     let vh = config ? selectVirtualHost(config, authority) : undefined;
-    const route = vh
-      ? selectRoute(vh, {
-          authority,
-          path,
-          method,
-          header(n) {
-            return getHeader(headers, n);
-          },
-        })
-      : undefined;
+    const route = routeIn(vh, authority, path, method, headers);
     const withFilters = hasHttpFilters(hcm);
     if (!config || !vh || !route) {
       // The 404 is the router's, the last filter: with other filters in the chain they run first (an auth
@@ -990,16 +994,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         path = getHeader(filteredHeaders, ':path') ?? path;
         if (!h2) setHeader(upstreamHeaders, 'host', authority);
         vh = selectVirtualHost(config, authority);
-        routeNow = vh
-          ? selectRoute(vh, {
-              authority,
-              path,
-              method,
-              header(n) {
-                return getHeader(upstreamHeaders, n);
-              },
-            })
-          : undefined;
+        routeNow = routeIn(vh, authority, path, method, upstreamHeaders);
         if (vh && routeNow) {
           log.route_name = routeNow.name;
           stream.attemptCountInResponse = vh.attemptCountResponse;
