@@ -34,6 +34,8 @@ interface DeltaTypeState {
   nackedVersions: Map<string, string>;
   inFlight: Map<string, InFlightResponse>;
   nacked: boolean;
+  /** Subscribed names the client was told do not exist (in removed_resources), so it is told once. */
+  toldAbsent: Set<string>;
 }
 
 export class DeltaStream extends AdsStream<DeltaTypeState> {
@@ -56,9 +58,19 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         nackedVersions: new Map(),
         inFlight: new Map(),
         nacked: false,
+        toldAbsent: new Set(),
       };
       this.types.set(typeUrl, st);
       changed = true;
+    } else {
+      // A later subscribe to a name the client may already hold: it may have forgotten it, so it is sent again
+      // (xds_protocol: the server "must still provide those resources"). Only a stream's first request says what it holds.
+      for (const n of subscribe) {
+        if (n === '*') continue;
+        if (st.clientVersions.get(n) !== UNKNOWN) st.clientVersions.delete(n);
+        st.toldAbsent.delete(n);
+        changed = true;
+      }
     }
     for (const n of subscribe) {
       if (n === '*') {
@@ -77,6 +89,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         // the client forgot it; it must be sent again if re-subscribed
         st.clientVersions.delete(n);
         st.nackedVersions.delete(n);
+        st.toldAbsent.delete(n);
         changed = true;
       }
     }
@@ -137,6 +150,11 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
       send.push(r);
     }
     const removed = [...st.clientVersions.keys()].filter((n) => !selected.has(n));
+    // A name subscribed to that does not exist (for this proxy) is listed in removed_resources once, so the
+    // client need not wait out a timeout (xds_protocol "Knowing When a Requested Resource Does Not Exist").
+    for (const n of st.names) if (!selected.has(n) && !st.clientVersions.has(n) && !st.toldAbsent.has(n)) removed.push(n);
+    for (const n of removed) if (st.names.has(n)) st.toldAbsent.add(n);
+    for (const r of send) st.toldAbsent.delete(r.name);
     if (send.length === 0 && removed.length === 0) return null;
 
     const systemVersion = versionOf(selected.values());
