@@ -12,6 +12,12 @@ import { AdsStream } from './stream.ts';
 interface SotwTypeState {
   wildcard: boolean;
   names: Set<string>;
+  /**
+   * A request of this type named resources ("*" included). From then on an empty resource_names is
+   * an unsubscription from everything, not the legacy wildcard (xds_protocol "How the client specifies
+   * what resources to return").
+   */
+  explicit: boolean;
   /** Latest response sent; only a request carrying its nonce counts. */
   lastNonce?: string;
   lastVersion?: string;
@@ -37,6 +43,7 @@ export class SotwStream extends AdsStream<SotwTypeState> {
       st = {
         wildcard: names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(typeUrl)),
         names: new Set(names.filter((n) => n !== '*')),
+        explicit: names.length > 0,
         lastSent: new Map(),
         acked: new Map(),
         inFlight: false,
@@ -62,7 +69,8 @@ export class SotwStream extends AdsStream<SotwTypeState> {
         this.hooks.acked?.(this.info, typeUrl, st.lastVersion ?? '');
       }
     }
-    const wildcard = names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(typeUrl));
+    if (names.length > 0) st.explicit = true;
+    const wildcard = names.includes('*') || (names.length === 0 && !st.explicit && WILDCARD_TYPES.has(typeUrl));
     const nextNames = new Set(names.filter((n) => n !== '*'));
     if (wildcard !== st.wildcard || !sameNames(st.names, nextNames)) {
       st.wildcard = wildcard;
