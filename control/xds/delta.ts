@@ -12,7 +12,7 @@
 import type { ChangeStamp, EncodedResource } from './cache.ts';
 import { versionOf } from './cache.ts';
 import type { DeltaDiscoveryRequest } from './discovery.ts';
-import { discoveryTypes, WILDCARD_TYPES } from './discovery.ts';
+import { discoveryTypes, TypeUrl, WILDCARD_TYPES } from './discovery.ts';
 import type { ResponseInfo, TypeConfig } from './stream.ts';
 import { AdsStream } from './stream.ts';
 
@@ -61,6 +61,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         toldAbsent: new Set(),
       };
       this.types.set(typeUrl, st);
+      if (typeUrl === TypeUrl.endpoint) this.resendEndpoints(this.takeRewarmOnSubscribe());
       changed = true;
     } else {
       // A later subscribe to a name the client may already hold: it may have forgotten it, so it is sent again
@@ -159,6 +160,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
 
     const systemVersion = versionOf(selected.values());
     const nonce = this.nextNonce();
+    const updatedClusters = typeUrl === TypeUrl.cluster ? send.filter((r) => st.clientVersions.has(r.name)) : [];
     const sent = new Map<string, string>();
     for (const r of send) {
       sent.set(r.name, r.version);
@@ -167,6 +169,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
     for (const n of removed) st.clientVersions.delete(n);
     const effectiveStamp = stamp ?? this.group()?.stamp;
     st.inFlight.set(nonce, { systemVersion, sent, stamp: effectiveStamp });
+    if (updatedClusters.length > 0) this.clustersUpdated(updatedClusters, effectiveStamp);
 
     const { DeltaDiscoveryResponse } = discoveryTypes();
     const w = DeltaDiscoveryResponse.encode({
@@ -189,6 +192,12 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
 
   protected override clientHas(typeUrl: string, name: string): boolean {
     return this.types.get(typeUrl)?.clientVersions.has(name) ?? false;
+  }
+
+  protected override resendEndpoints(edsNames: ReadonlySet<string>): void {
+    const st = this.types.get(TypeUrl.endpoint);
+    if (!st) return;
+    for (const n of edsNames) if (st.clientVersions.get(n) !== UNKNOWN) st.clientVersions.delete(n);
   }
 
   protected override inFlight(typeUrl: string): boolean {

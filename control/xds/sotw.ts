@@ -5,7 +5,7 @@
 import type { ChangeStamp, EncodedResource } from './cache.ts';
 import { versionOf } from './cache.ts';
 import type { DiscoveryRequest } from './discovery.ts';
-import { discoveryTypes, WILDCARD_TYPES } from './discovery.ts';
+import { discoveryTypes, TypeUrl, WILDCARD_TYPES } from './discovery.ts';
 import type { ResponseInfo, TypeConfig } from './stream.ts';
 import { AdsStream } from './stream.ts';
 
@@ -29,6 +29,8 @@ interface SotwTypeState {
   ackedVersion?: string;
   nackedVersion?: string;
   nacked: boolean;
+  /** EDS: a cluster using one of these CLAs was updated; the next response goes out even at the same version. */
+  rewarm: boolean;
 }
 
 export class SotwStream extends AdsStream<SotwTypeState> {
@@ -48,8 +50,10 @@ export class SotwStream extends AdsStream<SotwTypeState> {
         acked: new Map(),
         inFlight: false,
         nacked: false,
+        rewarm: false,
       };
       this.types.set(typeUrl, st);
+      if (typeUrl === TypeUrl.endpoint) this.takeRewarmOnSubscribe(); // a first response is sent anyway
       this.markDirty(typeUrl);
       this.pump();
       return;
@@ -91,8 +95,11 @@ export class SotwStream extends AdsStream<SotwTypeState> {
       if (r) selected.set(n, r);
     }
     const version = versionOf(selected.values());
-    if (st.lastVersion !== undefined && version === st.lastVersion) return null;
+    const rewarm = st.rewarm;
+    st.rewarm = false;
+    if (st.lastVersion !== undefined && version === st.lastVersion && !rewarm) return null;
     if (version === st.nackedVersion) return null;
+    const updatedClusters = typeUrl === TypeUrl.cluster ? [...selected.values()].filter((r) => st.lastSent.has(r.name) && st.lastSent.get(r.name)!.version !== r.version) : [];
     const nonce = this.nextNonce();
     const { DiscoveryResponse } = discoveryTypes();
     const resources = [...selected.values()].map((r) => ({ type_url: typeUrl, value: r.bytes }));
@@ -102,6 +109,7 @@ export class SotwStream extends AdsStream<SotwTypeState> {
     st.lastSent = selected;
     st.lastStamp = stamp ?? this.group()?.stamp;
     st.inFlight = true;
+    if (updatedClusters.length > 0) this.clustersUpdated(updatedClusters, st.lastStamp);
     const bytes = Buffer.from(w.buffer, w.byteOffset, w.byteLength);
     return { bytes, info: { typeUrl, version, nonce, bytes: bytes.length, resources: selected.size, removed: 0, stamp: st.lastStamp } };
   }
@@ -110,6 +118,12 @@ export class SotwStream extends AdsStream<SotwTypeState> {
     const st = this.types.get(typeUrl);
     if (!st) return false;
     return st.acked.has(name) || (st.inFlight && st.lastSent.has(name));
+  }
+
+  protected override resendEndpoints(edsNames: ReadonlySet<string>): void {
+    const st = this.types.get(TypeUrl.endpoint);
+    if (!st) return;
+    for (const n of edsNames) if (st.wildcard || st.names.has(n)) st.rewarm = true;
   }
 
   protected override inFlight(typeUrl: string): boolean {

@@ -94,6 +94,7 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
   /** Clusters removed from the snapshot but kept until no pushed route can reference them. */
   readonly #lingering = new Map<string, Lingering>();
   #clusterScope: ReadonlyMap<string, EncodedResource> = new Map();
+  readonly #rewarmOnSubscribe = new Set<string>();
 
   constructor(info: StreamInfo, cache: SnapshotCache, sink: ResponseSink, hooks: XdsHooks) {
     this.info = info;
@@ -166,6 +167,35 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
   protected abstract isNacked(typeUrl: string): boolean;
   /** The resources the client holds, per type (for config dumps). */
   abstract config(): Record<string, TypeConfig>;
+  /** The next EDS response carries these ClusterLoadAssignments (those subscribed to) even if unchanged. */
+  protected abstract resendEndpoints(edsNames: ReadonlySet<string>): void;
+
+  /**
+   * A CDS response updated clusters the proxy held. Envoy warms an updated EDS
+   * cluster again and puts it in service only once a ClusterLoadAssignment
+   * arrives for it, even an unchanged one (xds_protocol "Resource warming");
+   * without one it waits out initial_fetch_timeout (15 s). So their CLAs go
+   * out again, after the CDS response, as Istio does (envoy#13009).
+   */
+  protected clustersUpdated(clusters: Iterable<EncodedResource>, stamp: ChangeStamp | undefined): void {
+    const names = new Set<string>();
+    for (const c of clusters) if (isEdsCluster(c)) names.add(edsNameOf(c));
+    if (names.size === 0) return;
+    if (!this.isSubscribed(TypeUrl.endpoint)) {
+      // A reconnecting proxy asks for CDS before EDS: the EDS request's initial_resource_versions must not hide these.
+      for (const n of names) this.#rewarmOnSubscribe.add(n);
+      return;
+    }
+    this.resendEndpoints(names);
+    this.markDirty(TypeUrl.endpoint, stamp);
+  }
+
+  /** EDS names of clusters updated before the proxy subscribed to EDS on this stream (emptied by the call). */
+  protected takeRewarmOnSubscribe(): Set<string> {
+    const names = new Set(this.#rewarmOnSubscribe);
+    this.#rewarmOnSubscribe.clear();
+    return names;
+  }
 
   // --- change notification ---------------------------------------------
 
@@ -291,6 +321,11 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
   close(): void {
     this.#closed = true;
   }
+}
+
+function isEdsCluster(cluster: EncodedResource): boolean {
+  const json = cluster.json as { type?: string; eds_cluster_config?: unknown } | undefined;
+  return json?.type === 'EDS' || json?.eds_cluster_config !== undefined;
 }
 
 function edsNameOf(cluster: EncodedResource): string {
