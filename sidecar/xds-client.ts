@@ -199,9 +199,34 @@ export class XdsClient {
     return kind;
   }
 
+  /** A NACK of the whole response, nothing applied: what Envoy's xDS mux does with a malformed response. */
+  #refuseWhole(kind: ResourceKind, res: { type_url: string; nonce: string }, message: string): void {
+    if (this.#o.sotw === true) {
+      const st = this.#sotwState.get(kind);
+      this.#sotwState.set(kind, { version: st?.version ?? '', nonce: res.nonce });
+    }
+    this.#o.dataPlane.stats.xdsUpdates[kind].rejected.inc();
+    this.#ack(kind, res.type_url, res.nonce, '', [message], [], []);
+  }
+
   async #onDelta(res: DeltaResponse): Promise<void> {
     const kind = this.#kindOrRefuse(res);
     if (!kind) return;
+    // As Envoy's DeltaSubscriptionState: a name twice among the resources, or among them and removed_resources,
+    // or a resource of another type refuses the whole response.
+    const names = new Set<string>();
+    for (const r of res.resources ?? []) {
+      if (names.has(r.name)) return this.#refuseWhole(kind, res, `duplicate name ${r.name} found among added/updated resources`);
+      names.add(r.name);
+      const embedded = r.resource?.type_url;
+      if (embedded && embedded !== res.type_url) {
+        return this.#refuseWhole(kind, res, `type URL ${embedded} embedded in an individual Any does not match the message-wide type URL ${res.type_url} in DeltaDiscoveryResponse`);
+      }
+    }
+    for (const n of res.removed_resources ?? []) {
+      if (names.has(n)) return this.#refuseWhole(kind, res, `duplicate name ${n} found in the union of added+removed resources`);
+      names.add(n);
+    }
     const decodeErrors: string[] = [];
     const resources: IncomingResource[] = [];
     const undecodable: Undecodable[] = [];
@@ -218,12 +243,21 @@ export class XdsClient {
   async #onSotw(res: SotwResponse): Promise<void> {
     const kind = this.#kindOrRefuse(res);
     if (!kind) return;
+    // As Envoy's GrpcMuxImpl: a resource of another type refuses the whole response.
+    const stray = (res.resources ?? []).find((any) => any.type_url !== res.type_url);
+    if (stray) return this.#refuseWhole(kind, res, `${stray.type_url} does not match the message-wide type URL ${res.type_url} in DiscoveryResponse`);
     const decodeErrors: string[] = [];
     const resources: IncomingResource[] = [];
     for (const any of res.resources ?? []) {
       const value = this.#decode(kind, undefined, any, decodeErrors);
       const name = resourceName(kind, value);
-      if (value !== undefined && name) resources.push({ name, version: res.version_info ?? '', value });
+      if (value === undefined || !name) continue;
+      // As Envoy's CDS and LDS: the first of a name is taken, a second one is refused (the response is NACKed).
+      if (resources.some((r) => r.name === name)) {
+        decodeErrors.push(`${kind} ${name}: duplicate ${kind} ${name} found`);
+        continue;
+      }
+      resources.push({ name, version: res.version_info ?? '', value });
     }
     // For LDS and CDS a SotW response is the whole set; for the others it lists only what changed among the subscribed names.
     const full = kind === 'listener' || kind === 'cluster';
