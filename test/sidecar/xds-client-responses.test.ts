@@ -60,7 +60,7 @@ async function fakeAds(sotw: boolean, response: object) {
   return { port, seen, close: () => server.forceShutdown() };
 }
 
-async function answerTo(sotw: boolean, response: object & { nonce: string }) {
+async function answerTo(sotw: boolean, response: { nonce: string; [field: string]: unknown }) {
   const ads = await fakeAds(sotw, response);
   const dataPlane = new DataPlane(new SidecarStats());
   const client = new XdsClient({ server: `127.0.0.1:${ads.port}`, node: { id: 'odd-1', cluster: 'odd', metadata: {} }, dataPlane, sotw });
