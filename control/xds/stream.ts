@@ -94,6 +94,13 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
   /** Clusters removed from the snapshot but kept until no pushed route can reference them. */
   readonly #lingering = new Map<string, Lingering>();
   #clusterScope: ReadonlyMap<string, EncodedResource> = new Map();
+  /**
+   * Extension configs (ECDS) removed from the snapshot but kept until no pushed listener can name them:
+   * Envoy answers requests through a listener whose ECDS filter config was removed with a 500
+   * (MissingConfigFilter), the old listener's connections all through their drain.
+   */
+  readonly #lingeringExtensions = new Map<string, EncodedResource>();
+  #extensionScope: ReadonlyMap<string, EncodedResource> = new Map();
   readonly #rewarmOnSubscribe = new Set<string>();
 
   constructor(info: StreamInfo, cache: SnapshotCache, sink: ResponseSink, hooks: XdsHooks) {
@@ -102,6 +109,7 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
     this.#sink = sink;
     this.hooks = hooks;
     this.#clusterScope = this.group()?.types.get(TypeUrl.cluster)?.resources ?? new Map();
+    this.#extensionScope = this.group()?.types.get(TypeUrl.extensionConfig)?.resources ?? new Map();
   }
 
   protected group(): GroupSnapshot | undefined {
@@ -129,6 +137,11 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
       return out;
     }
     const own = group.types.get(typeUrl)?.resources ?? new Map<string, EncodedResource>();
+    if (typeUrl === TypeUrl.extensionConfig && this.#lingeringExtensions.size > 0) {
+      const out = new Map(own);
+      for (const [name, r] of this.#lingeringExtensions) if (!out.has(name)) out.set(name, r);
+      return out;
+    }
     if (typeUrl !== TypeUrl.cluster || this.#lingering.size === 0) return own;
     const out = new Map(own);
     for (const [name, l] of this.#lingering) if (!out.has(name)) out.set(name, l.resource);
@@ -202,6 +215,7 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
   /** The group snapshot changed. */
   onGroupChanged(changedTypes: ReadonlySet<string>, stamp: ChangeStamp): void {
     if (changedTypes.has(TypeUrl.cluster)) this.#updateLingering();
+    if (changedTypes.has(TypeUrl.extensionConfig)) this.#updateLingeringExtensions();
     for (const t of changedTypes) this.markDirty(t, stamp);
     if (changedTypes.has(TypeUrl.cluster)) this.markDirty(TypeUrl.endpoint, stamp);
     this.pump();
@@ -235,20 +249,37 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
     this.#clusterScope = now;
   }
 
+  #updateLingeringExtensions(): void {
+    const now = this.group()?.types.get(TypeUrl.extensionConfig)?.resources ?? new Map<string, EncodedResource>();
+    if (this.isSubscribed(TypeUrl.listener)) {
+      for (const [name, resource] of this.#extensionScope) {
+        if (!now.has(name) && this.clientHas(TypeUrl.extensionConfig, name)) this.#lingeringExtensions.set(name, resource);
+      }
+    }
+    for (const name of now.keys()) this.#lingeringExtensions.delete(name);
+    this.#extensionScope = now;
+  }
+
   /**
-   * A lingering cluster goes once every route the proxy may still be using
-   * has been replaced: LDS and RDS have nothing dirty, nothing in flight and
-   * no outstanding NACK.
+   * A lingering cluster (or extension config) goes once every route (or
+   * listener) the proxy may still be using has been replaced: LDS and RDS
+   * have nothing dirty, nothing in flight and no outstanding NACK.
    */
   #releaseLingering(): void {
-    if (this.#lingering.size === 0) return;
+    if (this.#lingering.size === 0 && this.#lingeringExtensions.size === 0) return;
     for (const t of [TypeUrl.listener, TypeUrl.route]) {
       if (!this.isSubscribed(t)) continue;
       if (this.#dirty.has(t) || this.inFlight(t) || this.isNacked(t)) return;
     }
-    this.#lingering.clear();
-    this.markDirty(TypeUrl.cluster);
-    this.markDirty(TypeUrl.endpoint);
+    if (this.#lingering.size > 0) {
+      this.#lingering.clear();
+      this.markDirty(TypeUrl.cluster);
+      this.markDirty(TypeUrl.endpoint);
+    }
+    if (this.#lingeringExtensions.size > 0) {
+      this.#lingeringExtensions.clear();
+      this.markDirty(TypeUrl.extensionConfig);
+    }
   }
 
   // --- push loop -----------------------------------------------------------
