@@ -199,6 +199,16 @@ export class XdsClient {
     return kind;
   }
 
+  /**
+   * Whether a resource of a response is one the sidecar asked for: anything of the wildcard types (CDS, LDS),
+   * only subscribed names of the others. As Envoy's watch map, the rest is ignored, not applied
+   * (xds_protocol: "The client will silently ignore any supplied resources that were not explicitly requested").
+   */
+  #requested(kind: ResourceKind, name: string): boolean {
+    if (kind === 'cluster' || kind === 'listener') return true;
+    return this.#subscribed.get(kind)?.has(name) ?? false;
+  }
+
   /** A NACK of the whole response, nothing applied: what Envoy's xDS mux does with a malformed response. */
   #refuseWhole(kind: ResourceKind, res: { type_url: string; nonce: string }, message: string): void {
     if (this.#o.sotw === true) {
@@ -231,13 +241,15 @@ export class XdsClient {
     const resources: IncomingResource[] = [];
     const undecodable: Undecodable[] = [];
     for (const r of res.resources ?? []) {
+      if (!this.#requested(kind, r.name)) continue;
       const before = decodeErrors.length;
       const value = this.#decode(kind, r.name, r.resource, decodeErrors);
       if (value !== undefined) resources.push({ name: r.name, version: r.version ?? '', value });
       else if (decodeErrors.length > before) undecodable.push({ name: r.name, version: r.version ?? '', details: decodeErrors.at(-1)! });
     }
-    const result = await this.#o.dataPlane.apply(kind, resources, res.removed_resources ?? [], false, undecodable);
-    this.#ack(kind, res.type_url, res.nonce, res.system_version_info ?? '', [...decodeErrors, ...result.errors], resources, res.removed_resources ?? []);
+    const removed = (res.removed_resources ?? []).filter((n) => this.#requested(kind, n));
+    const result = await this.#o.dataPlane.apply(kind, resources, removed, false, undecodable);
+    this.#ack(kind, res.type_url, res.nonce, res.system_version_info ?? '', [...decodeErrors, ...result.errors], resources, removed);
   }
 
   async #onSotw(res: SotwResponse): Promise<void> {
@@ -251,7 +263,7 @@ export class XdsClient {
     for (const any of res.resources ?? []) {
       const value = this.#decode(kind, undefined, any, decodeErrors);
       const name = resourceName(kind, value);
-      if (value === undefined || !name) continue;
+      if (value === undefined || !name || !this.#requested(kind, name)) continue;
       // As Envoy's CDS and LDS: the first of a name is taken, a second one is refused (the response is NACKed).
       if (resources.some((r) => r.name === name)) {
         decodeErrors.push(`${kind} ${name}: duplicate ${kind} ${name} found`);

@@ -10,11 +10,12 @@ import { discoveryTypes, encodeResource } from '../../control/envoy/index.ts';
 import { DataPlane } from '../../sidecar/dataplane.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import { XdsClient } from '../../sidecar/xds-client.ts';
-import { cluster } from '../xds/fixtures.ts';
+import { cla, cluster } from '../xds/fixtures.ts';
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const CDS = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 const LDS = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+const EDS = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
 const CONVERT = { longs: String, enums: String, defaults: false, oneofs: true } as const;
 
 interface Seen {
@@ -26,6 +27,12 @@ interface Seen {
 
 function clusterBytes(name: string): Uint8Array {
   const r = encodeResource(CDS, cluster(name).value);
+  if ('errors' in r) throw new Error(JSON.stringify(r.errors));
+  return r.bytes;
+}
+
+function claBytes(name: string): Uint8Array {
+  const r = encodeResource(EDS, cla(name, [1]).value);
   if ('errors' in r) throw new Error(JSON.stringify(r.errors));
   return r.bytes;
 }
@@ -72,7 +79,7 @@ async function answerTo(sotw: boolean, response: { nonce: string; [field: string
       if (Date.now() > deadline) throw new Error(`no answer to ${response.nonce}: ${JSON.stringify(ads.seen)}`);
       await new Promise((r) => setTimeout(r, 10));
     }
-    return { answer, clusters: [...dataPlane.versions('cluster').keys()].sort() };
+    return { answer, clusters: [...dataPlane.versions('cluster').keys()].sort(), endpoints: [...dataPlane.versions('endpoint').keys()].sort() };
   } finally {
     client.close();
     ads.close();
@@ -150,3 +157,13 @@ test('SotW: a resource of another type than the response is NACKed whole', async
   assert.equal(answer.error_detail?.message, `${LDS} does not match the message-wide type URL ${CDS} in DiscoveryResponse`);
   assert.deepEqual(clusters, []);
 });
+
+for (const sotw of [false, true]) {
+  test(`${sotw ? 'SotW' : 'Delta'}: endpoints the sidecar did not ask for are ignored, not applied, and the response ACKed`, async () => {
+    const resources = sotw ? [{ type_url: EDS, value: claBytes('ghost') }] : [{ name: 'ghost', version: '1', resource: { type_url: EDS, value: claBytes('ghost') } }];
+    const { answer, endpoints } = await answerTo(sotw, sotw ? { version_info: 'v1', type_url: EDS, nonce: 'n-ghost', resources } : { system_version_info: '1', type_url: EDS, nonce: 'n-ghost', resources });
+    assert.equal(answer.type_url, EDS);
+    assert.equal(answer.error_detail, undefined);
+    assert.deepEqual(endpoints, []);
+  });
+}
