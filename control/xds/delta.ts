@@ -52,7 +52,8 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
       const initial = Object.entries(req.initial_resource_versions ?? {});
       if (initial.length > 0) this.hooks.resumed?.(this.info, typeUrl, versionOf(initial.map(([name, version]) => ({ name, version }))));
       st = {
-        wildcard: subscribe.includes('*') || (subscribe.length === 0 && WILDCARD_TYPES.has(typeUrl)),
+        // The legacy wildcard: a first request naming nothing, neither to subscribe nor to unsubscribe (xds_protocol).
+        wildcard: subscribe.includes('*') || (subscribe.length === 0 && unsubscribe.length === 0 && WILDCARD_TYPES.has(typeUrl)),
         names: new Set(),
         clientVersions: new Map(initial),
         nackedVersions: new Map(),

@@ -86,3 +86,18 @@ test('Delta: subscribing again to a name the client holds at the current version
     client.close();
   }
 });
+
+test('Delta: a first CDS request that only unsubscribes (a name) is not the legacy wildcard; "*" then subscribes to every cluster', async () => {
+  const { node } = setup('no-wc', ['nw-a', 'nw-b']);
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.cluster, [], { unsubscribe: ['nw-gone'] });
+    assert.deepEqual((await deltaBarrier(client)).filter((r) => r.typeUrl === TypeUrl.cluster), [], 'nothing is subscribed');
+    client.subscribe(TypeUrl.cluster, ['*']);
+    const all = await client.next();
+    assert.equal(all.typeUrl, TypeUrl.cluster);
+    assert.deepEqual(all.resources.map((r) => r.name).sort(), ['nw-a', 'nw-b']);
+  } finally {
+    client.close();
+  }
+});
