@@ -78,6 +78,14 @@ export class DataPlane {
   readonly #loadedPlugins = new Map<WasmPluginConfig, WasmPlugin>();
   /** Types that have had at least one response applied. */
   readonly #received = new Set<ResourceKind>();
+  /**
+   * EDS and ECDS names the control plane said do not exist (Delta
+   * removed_resources) and that have not arrived since. Envoy ends an EDS
+   * cluster's warming on such an answer (with the hosts it had, none for a new
+   * cluster) and an ECDS filter's (which then answers 500 without a default
+   * config), so they no longer hold up readiness. RDS it keeps waiting for.
+   */
+  readonly #toldAbsent = { endpoint: new Set<string>(), extension: new Set<string>() };
   /** The first full config was applied (Envoy's init manager runs once: later updates never make it unready). */
   #initialized = false;
   /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
@@ -169,9 +177,11 @@ export class DataPlane {
       for (const name of held.keys()) if (!resources.some((r) => r.name === name)) next.delete(name);
       for (const name of rejected.keys()) if (!resources.some((r) => r.name === name)) rejected.delete(name);
     }
+    const absent = kind === 'endpoint' || kind === 'extension' ? this.#toldAbsent[kind] : undefined;
     for (const name of removed) {
       next.delete(name);
       rejected.delete(name);
+      absent?.add(name);
     }
     const refuse = (r: IncomingResource, details: string) => {
       errors.push(details);
@@ -197,6 +207,7 @@ export class DataPlane {
       }
       next.set(r.name, { version: r.version, config: result.value, raw: r.value, updated: new Date() });
       rejected.delete(r.name);
+      absent?.delete(r.name);
     }
     held.clear();
     for (const [k, v] of next) held.set(k, v);
@@ -373,9 +384,9 @@ export class DataPlane {
     if (!this.#received.has('cluster') || !this.#received.has('listener')) return false;
     if (this.#held.listener.size === 0) return false;
     return (
-      this.wanted('endpoint').every((n) => this.#held.endpoint.has(n)) &&
+      this.wanted('endpoint').every((n) => this.#held.endpoint.has(n) || this.#toldAbsent.endpoint.has(n)) &&
       this.wanted('route').every((n) => this.#held.route.has(n)) &&
-      this.wanted('extension').every((n) => this.#held.extension.has(n)) &&
+      this.wanted('extension').every((n) => this.#held.extension.has(n) || this.#toldAbsent.extension.has(n)) &&
       this.wanted('secret').every((n) => this.#held.secret.has(n))
     );
   }
@@ -395,6 +406,7 @@ export class DataPlane {
     for (const kind of ['endpoint', 'route', 'extension', 'secret'] as const) {
       for (const name of this.wanted(kind)) {
         if (this.#held[kind].has(name)) continue;
+        if ((kind === 'endpoint' || kind === 'extension') && this.#toldAbsent[kind].has(name)) continue;
         const refused = this.#rejected[kind].get(name);
         out.push(`${labels[kind]} ${name}${refused ? ` (version ${JSON.stringify(refused.version)} NACKed: ${refused.details})` : ''}`);
       }
@@ -404,7 +416,10 @@ export class DataPlane {
 
   /** The xDS client unsubscribed from these names: a refused update of one is no longer shown (config_dump, /init_dump). */
   unsubscribed(kind: ResourceKind, names: readonly string[]): void {
-    for (const name of names) this.#rejected[kind].delete(name);
+    for (const name of names) {
+      this.#rejected[kind].delete(name);
+      if (kind === 'endpoint' || kind === 'extension') this.#toldAbsent[kind].delete(name);
+    }
   }
 
   versions(kind: ResourceKind): Map<string, string> {
