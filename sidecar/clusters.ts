@@ -29,6 +29,10 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   readonly key: string;
   readonly address: string;
   readonly port: number;
+  /** What ring hash hashes for this host (hostHashKey). */
+  hashKey: string;
+  hostname: string | undefined;
+  metadataHashKey: string | undefined;
   weight: number;
   edsHealth: EndpointConfig['health'];
   priority: number;
@@ -50,16 +54,29 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   hcChecked = false;
   pool: UpstreamPool;
 
-  constructor(ep: EndpointConfig, pool: UpstreamPool) {
+  constructor(ep: EndpointConfig, pool: UpstreamPool, useHostnameForHashing = false) {
     this.key = `${ep.address}:${ep.port}`;
     this.address = ep.address;
     this.port = ep.port;
+    this.hostname = ep.hostname;
+    this.metadataHashKey = ep.hashKey;
+    this.hashKey = hostHashKey(this, useHostnameForHashing);
     this.weight = ep.weight;
     this.edsHealth = ep.health;
     this.priority = ep.priority;
     this.zone = ep.zone;
     this.pool = pool;
   }
+}
+
+/**
+ * Envoy's HashingLoadBalancer::hashKey: the `envoy.lb` metadata's hash_key; else, with use_hostname_for_hashing, the
+ * endpoint's hostname; else the address as Envoy prints it (an IPv6 one in brackets).
+ */
+export function hostHashKey(h: Pick<Host, 'address' | 'port' | 'hostname' | 'metadataHashKey'>, useHostname: boolean): string {
+  if (h.metadataHashKey) return h.metadataHashKey;
+  if (useHostname && h.hostname) return h.hostname;
+  return h.address.includes(':') ? `[${h.address}]:${h.port}` : `${h.address}:${h.port}`;
 }
 
 export class Cluster {
@@ -99,7 +116,9 @@ export class Cluster {
       config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||
       config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
-    if (config.lbPolicy !== this.config.lbPolicy) this.lb = createLoadBalancer(config);
+    if (config.lbPolicy !== this.config.lbPolicy || JSON.stringify(config.ringHash) !== JSON.stringify(this.config.ringHash)) this.lb = createLoadBalancer(config);
+    const useHostname = config.ringHash.useHostnameForHashing === true;
+    for (const h of this.hosts) h.hashKey = hostHashKey(h, useHostname);
     const previous = this.config;
     this.config = config;
     this.breaker.update(config.circuitBreakers, config.http2);
@@ -187,13 +206,16 @@ export class Cluster {
       const existing = byKey.get(key);
       if (existing) {
         existing.weight = ep.weight;
+        existing.hostname = ep.hostname;
+        existing.metadataHashKey = ep.hashKey;
+        existing.hashKey = hostHashKey(existing, this.config.ringHash.useHostnameForHashing === true);
         existing.edsHealth = ep.health;
         existing.priority = ep.priority;
         existing.zone = ep.zone;
         byKey.delete(key);
         next.push(existing);
       } else {
-        const h = new Host(ep, this.#pool(ep));
+        const h = new Host(ep, this.#pool(ep), this.config.ringHash.useHostnameForHashing === true);
         // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes.
         h.activeHealthy = this.config.healthChecks.length === 0;
         next.push(h);

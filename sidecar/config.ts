@@ -69,7 +69,8 @@ export interface RetryPolicyConfig {
 export type HashPolicyConfig =
   | { kind: 'header'; name: string; terminal: boolean }
   | { kind: 'cookie'; name: string; ttlSeconds?: number; path?: string; terminal: boolean }
-  | { kind: 'source_ip'; terminal: boolean };
+  | { kind: 'source_ip'; terminal: boolean }
+  | { kind: 'query_parameter'; name: string; terminal: boolean };
 
 export interface RouteActionConfig {
   kind: 'route';
@@ -301,7 +302,7 @@ export interface SecretConfig {
   trustedCa?: string;
 }
 
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH';
 
 export interface HealthCheckConfig {
   path: string;
@@ -371,6 +372,10 @@ export interface EndpointConfig {
   weight: number;
   priority: number;
   zone?: string;
+  /** endpoint.hostname (ring hash hashes it with use_hostname_for_hashing). */
+  hostname?: string;
+  /** The `envoy.lb` filter metadata's `hash_key`: what ring hash hashes in place of the address, as Envoy's. */
+  hashKey?: string;
 }
 
 export interface ClusterConfig {
@@ -384,7 +389,7 @@ export interface ClusterConfig {
   staticEndpoints: EndpointConfig[];
   connectTimeoutMs: number;
   lbPolicy: LbPolicy;
-  ringHash: { minimumRingSize: number; maximumRingSize: number };
+  ringHash: { minimumRingSize: number; maximumRingSize: number; useHostnameForHashing?: boolean };
   healthChecks: HealthCheckConfig[];
   outlierDetection?: OutlierDetectionConfig;
   circuitBreakers: CircuitBreakerConfig;

@@ -36,7 +36,7 @@ export interface ForwardRequest {
   headers: HeaderPairs;
   /** A Buffer can be replayed for retries; a stream (gRPC streaming) gets one attempt. */
   body: Buffer | Readable | null;
-  hash?: number;
+  hash?: bigint;
   /** 0 = none. */
   timeoutMs: number;
   retry?: RetryPolicyConfig;

@@ -38,14 +38,14 @@ export function decodeLocalityEndpoints(f: Fields): EndpointConfig[] {
       const ep = lb.obj('endpoint');
       const health = lb.enumOf('health_status', HEALTH, HEALTH) ?? 'UNKNOWN';
       const weight = lb.num('load_balancing_weight') ?? 1;
-      lb.ignore('metadata');
+      const hashKey = envoyLbHashKey(lb.raw('metadata'));
       lb.done();
       if (!ep) {
         lb.fail('endpoint', 'required');
         continue;
       }
       const address = socketAddress(ep.obj('address'));
-      ep.ignore('hostname');
+      const hostname = ep.str('hostname') || undefined;
       const hc = ep.obj('health_check_config');
       if (hc) {
         hc.ignore('port_value', 'hostname');
@@ -53,9 +53,17 @@ export function decodeLocalityEndpoints(f: Fields): EndpointConfig[] {
         hc.done();
       }
       ep.done();
-      if (address) out.push({ ...address, health, weight, priority, zone });
+      if (address) out.push({ ...address, health, weight, priority, zone, ...(hostname ? { hostname } : {}), ...(hashKey ? { hashKey } : {}) });
     }
     le.done();
   }
   return out;
+}
+
+/** metadata.filter_metadata["envoy.lb"].hash_key when it is a non-empty string (Envoy ignores any other kind); the rest of the metadata changes nothing here. */
+function envoyLbHashKey(metadata: unknown): string | undefined {
+  if (typeof metadata !== 'object' || metadata === null) return undefined;
+  const lb = (metadata as { filter_metadata?: Record<string, unknown> }).filter_metadata?.['envoy.lb'];
+  const key = typeof lb === 'object' && lb !== null ? (lb as Record<string, unknown>).hash_key : undefined;
+  return typeof key === 'string' && key !== '' ? key : undefined;
 }

@@ -8,7 +8,6 @@ import { RoundRobin } from './round-robin.ts';
 import type { LoadBalancer } from './types.ts';
 
 export type { LbHost, LoadBalancer, PickContext } from './types.ts';
-export { hash32 } from './ring-hash.ts';
 
 export function createLoadBalancer(cluster: Pick<ClusterConfig, 'lbPolicy' | 'ringHash'>): LoadBalancer {
   switch (cluster.lbPolicy) {
@@ -17,9 +16,7 @@ export function createLoadBalancer(cluster: Pick<ClusterConfig, 'lbPolicy' | 'ri
     case 'RANDOM':
       return new RandomLb();
     case 'RING_HASH':
-    case 'MAGLEV':
-      // Maglev and ring hash give the same guarantee (consistent hashing); the sidecar uses one algorithm for both.
-      return new RingHash(cluster.ringHash.minimumRingSize);
+      return new RingHash(cluster.ringHash.minimumRingSize, cluster.ringHash.maximumRingSize);
     default:
       return new RoundRobin();
   }
