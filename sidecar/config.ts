@@ -408,6 +408,8 @@ export interface ClusterConfig {
 export interface ClusterLoadAssignmentConfig {
   clusterName: string;
   endpoints: EndpointConfig[];
+  /** policy.overprovisioning_factor (percent, default 140) and weighted_priority_health: how degraded hosts share traffic. */
+  policy: { overprovisioningFactor: number; weightedPriorityHealth: boolean };
 }
 
 export interface ExtensionConfig {

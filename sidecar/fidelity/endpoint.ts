@@ -13,14 +13,21 @@ export function decodeClusterLoadAssignment(value: unknown, errors: FieldError[]
   const clusterName = f.str('cluster_name') ?? '';
   if (!clusterName) f.fail('cluster_name', 'required');
   const endpoints = decodeLocalityEndpoints(f);
-  const policy = f.obj('policy');
-  if (policy) {
-    // Overprovisioning only matters across priorities/localities with partial health; the sidecar has one priority.
-    policy.ignore('overprovisioning_factor', 'weighted_priority_health', 'endpoint_stale_after');
-    policy.done();
+  const p = f.obj('policy');
+  const policy = { overprovisioningFactor: 140, weightedPriorityHealth: false };
+  if (p) {
+    // With one priority, the factor decides when degraded hosts take traffic (Cluster.hostSets).
+    const factor = p.num('overprovisioning_factor');
+    if (factor !== undefined) {
+      if (!Number.isInteger(factor) || factor < 1) p.fail('overprovisioning_factor', 'must be a whole number above 0 (percent)');
+      else policy.overprovisioningFactor = factor;
+    }
+    policy.weightedPriorityHealth = p.bool('weighted_priority_health') ?? false;
+    p.ignore('endpoint_stale_after');
+    p.done();
   }
   f.done();
-  return { clusterName, endpoints };
+  return { clusterName, endpoints, policy };
 }
 
 /** The `endpoints` field of a ClusterLoadAssignment (also a STATIC cluster's load_assignment). */
