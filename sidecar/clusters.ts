@@ -132,7 +132,7 @@ export class Cluster {
       config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||
       config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
-    if (config.lbPolicy !== this.config.lbPolicy || JSON.stringify(config.ringHash) !== JSON.stringify(this.config.ringHash)) this.lb = createLoadBalancer(config);
+    if (config.lbPolicy !== this.config.lbPolicy || JSON.stringify(config.ringHash) !== JSON.stringify(this.config.ringHash) || JSON.stringify(config.leastRequest) !== JSON.stringify(this.config.leastRequest)) this.lb = createLoadBalancer(config);
     const useHostname = config.ringHash.useHostnameForHashing === true;
     for (const h of this.hosts) h.hashKey = hostHashKey(h, useHostname);
     const previous = this.config;

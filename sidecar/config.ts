@@ -401,6 +401,8 @@ export interface ClusterConfig {
   maxRequestsPerConnection: number;
   /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
   panicThresholdPercent: number;
+  /** least_request_lb_config: hosts sampled per pick (default 2) and the active request bias (default 1.0). */
+  leastRequest?: { choiceCount: number; activeRequestBias: number };
   /** Mutual TLS to the endpoints; absent = plaintext. */
   tls?: UpstreamTlsConfig;
 }

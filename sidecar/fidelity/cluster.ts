@@ -54,12 +54,23 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     rh.enumOf('hash_function', ['XX_HASH'] as const, ['XX_HASH', 'MURMUR_HASH_2']);
     rh.done();
   }
+  let leastRequest: ClusterConfig['leastRequest'];
   const lr = f.obj('least_request_lb_config');
   if (lr) {
-    // choice_count 2 is both Envoy's default and what the sidecar does.
-    const cc = lr.num('choice_count');
-    if (cc !== undefined && cc !== 2) lr.fail('choice_count', 'only 2 (the default) is supported');
+    const choiceCount = lr.num('choice_count') ?? 2;
+    // As the proto's validation (uint32 gte 2).
+    if (!Number.isInteger(choiceCount) || choiceCount < 2) lr.fail('choice_count', 'must be a whole number, at least 2');
+    let activeRequestBias = 1;
+    const bias = lr.obj('active_request_bias');
+    if (bias) {
+      // A RuntimeDouble: the sidecar has no runtime, so its default_value is the value.
+      activeRequestBias = bias.num('default_value') ?? 0;
+      bias.ignore('runtime_key');
+      if (!(activeRequestBias >= 0)) bias.fail('default_value', 'must be 0 or more');
+      bias.done();
+    }
     lr.done();
+    leastRequest = { choiceCount, activeRequestBias };
   }
   const healthChecks = f.list('health_checks').map(healthCheck).filter((h): h is HealthCheckConfig => h !== undefined);
   const od = f.obj('outlier_detection');
@@ -143,6 +154,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     idleTimeoutMs,
     maxRequestsPerConnection,
     panicThresholdPercent,
+    ...(leastRequest ? { leastRequest } : {}),
     ...(tls ? { tls } : {}),
   };
 }

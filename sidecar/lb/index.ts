@@ -9,10 +9,10 @@ import type { LoadBalancer } from './types.ts';
 
 export type { LbHost, LoadBalancer, PickContext } from './types.ts';
 
-export function createLoadBalancer(cluster: Pick<ClusterConfig, 'lbPolicy' | 'ringHash'>): LoadBalancer {
+export function createLoadBalancer(cluster: Pick<ClusterConfig, 'lbPolicy' | 'ringHash' | 'leastRequest'>): LoadBalancer {
   switch (cluster.lbPolicy) {
     case 'LEAST_REQUEST':
-      return new LeastRequest();
+      return new LeastRequest(Math.random, cluster.leastRequest?.choiceCount, cluster.leastRequest?.activeRequestBias);
     case 'RANDOM':
       return new RandomLb();
     case 'RING_HASH':

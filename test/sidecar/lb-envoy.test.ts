@@ -144,3 +144,25 @@ test('MAGLEV, MURMUR_HASH_2, bounded loads and impossible ring sizes are NACKed 
   assert.equal(c.lbPolicy, 'RING_HASH');
   assert.deepEqual(c.ringHash, { minimumRingSize: 64, maximumRingSize: 65536, useHostnameForHashing: true });
 });
+
+test('least request honours choice_count and active_request_bias, as Envoy reads least_request_lb_config', async () => {
+  const { LeastRequest } = await import('../../sidecar/lb/least-request.ts');
+  const r = cluster({ lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: 4, active_request_bias: { default_value: 0, runtime_key: 'lr.bias' } } });
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.deepEqual((r.value as ClusterConfig).leastRequest, { choiceCount: 4, activeRequestBias: 0 });
+  const bad = cluster({ lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: 1 } });
+  assert.deepEqual(!bad.ok && bad.errors.map((e) => e.path), ['least_request_lb_config.choice_count']);
+  // Four samples land on hosts 0, 1, 2, 3: the idle one among them wins; two samples (0, 1) could not see it.
+  const busy: LbHost[] = [0, 1, 2, 3].map((i) => ({ key: `h${i}`, weight: 1, activeRequests: i === 3 ? 0 : 9 }));
+  const draws = () => {
+    let i = 0;
+    return () => (i++ % 4) / 4;
+  };
+  assert.equal(new LeastRequest(draws(), 4).pick(busy, {})!.key, 'h3');
+  assert.notEqual(new LeastRequest(draws(), 2).pick(busy, {})!.key, 'h3');
+  // Bias 0: weights alone, however busy the heavy host is.
+  const weighted: LbHost[] = [{ key: 'a', weight: 3, activeRequests: 50 }, { key: 'b', weight: 1, activeRequests: 0 }];
+  const lr = new LeastRequest(Math.random, 2, 0);
+  const picks = Array.from({ length: 400 }, () => lr.pick(weighted, {})!.key);
+  assert.equal(picks.filter((k) => k === 'a').length, 300);
+});
