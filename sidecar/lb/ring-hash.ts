@@ -17,6 +17,9 @@ export function ringKey(h: LbHost): string {
   return h.hashKey || h.key;
 }
 
+/** A host key's point positions computed so far (`<key>_<i>` at index i), so a rebuild after a host comes or goes hashes only new points. */
+export type PointCache = Map<string, bigint[]>;
+
 export interface Ring {
   /** Point positions, ascending. */
   readonly hashes: BigUint64Array;
@@ -29,7 +32,7 @@ export interface Ring {
  * points (ceil(min_weight * min_ring_size) / min_weight), capped at max_ring_size; then, walking the hosts in order,
  * points are added while a running count is below the running target (scale x the weights so far).
  */
-export function buildRing(hosts: readonly LbHost[], minRingSize = DEFAULT_MIN_RING_SIZE, maxRingSize = DEFAULT_MAX_RING_SIZE): Ring {
+export function buildRing(hosts: readonly LbHost[], minRingSize = DEFAULT_MIN_RING_SIZE, maxRingSize = DEFAULT_MAX_RING_SIZE, points: PointCache = new Map()): Ring {
   if (hosts.length === 0) return { hashes: new BigUint64Array(0), hosts: new Uint32Array(0) };
   let sum = 0;
   for (const h of hosts) sum += h.weight;
@@ -42,9 +45,12 @@ export function buildRing(hosts: readonly LbHost[], minRingSize = DEFAULT_MIN_RI
   let target = 0;
   hosts.forEach((h, index) => {
     const key = ringKey(h);
+    let known = points.get(key);
+    if (!known) points.set(key, (known = []));
     target += scale * (h.weight / sum);
     for (let i = 0; current < target; i++, current++) {
-      hashes.push(xxHash64(`${key}_${i}`));
+      known[i] ??= xxHash64(`${key}_${i}`);
+      hashes.push(known[i]!);
       owners.push(index);
     }
   });
@@ -74,6 +80,7 @@ export class RingHash implements LoadBalancer {
   readonly #random: () => number;
   #builtFor = '';
   #ring: Ring = buildRing([]);
+  readonly #points: PointCache = new Map();
 
   constructor(minRingSize = DEFAULT_MIN_RING_SIZE, maxRingSize = DEFAULT_MAX_RING_SIZE, random: () => number = Math.random) {
     this.#minRingSize = minRingSize;
@@ -87,7 +94,9 @@ export class RingHash implements LoadBalancer {
     for (const h of hosts) id += `${ringKey(h)}*${h.weight},`;
     if (id !== this.#builtFor) {
       this.#builtFor = id;
-      this.#ring = buildRing(hosts, this.#minRingSize, this.#maxRingSize);
+      // Points of hosts no longer in the cluster are forgotten; those of hosts only ejected or unhealthy are kept.
+      if (this.#points.size > 2 * hosts.length + 16) this.#points.clear();
+      this.#ring = buildRing(hosts, this.#minRingSize, this.#maxRingSize, this.#points);
     }
     return this.#ring;
   }
