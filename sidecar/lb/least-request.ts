@@ -9,7 +9,7 @@
 // where Envoy's is EDF; the shares are the same.
 
 import type { LbHost, LoadBalancer, PickContext } from './types.ts';
-import { preferNotAvoided } from './types.ts';
+import { pickAvoiding } from './types.ts';
 
 export class LeastRequest implements LoadBalancer {
   readonly #random: () => number;
@@ -23,8 +23,11 @@ export class LeastRequest implements LoadBalancer {
     this.#activeRequestBias = activeRequestBias;
   }
 
-  pick(all: readonly LbHost[], ctx: PickContext): LbHost | undefined {
-    const hosts = preferNotAvoided(all, ctx.avoid);
+  pick(hosts: readonly LbHost[], ctx: PickContext): LbHost | undefined {
+    return pickAvoiding(ctx, () => this.#pickOnce(hosts));
+  }
+
+  #pickOnce(hosts: readonly LbHost[]): LbHost | undefined {
     if (hosts.length <= 1) return hosts[0];
     const w0 = hosts[0]!.weight;
     if (!hosts.every((h) => h.weight === w0)) return this.#weighted(hosts);

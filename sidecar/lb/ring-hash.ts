@@ -108,19 +108,13 @@ export class RingHash implements LoadBalancer {
     // No hash (no policy matched): a random point, as Envoy's thread-aware balancer draws one.
     const start = ringIndex(ring, ctx.hash ?? random64(this.#random));
     const size = ring.hashes.length;
-    let index = ring.hosts[start]!;
-    // A retry that avoids the hosts it tried (previous_hosts) walks on along the ring, as Envoy's ring does for a
-    // host selection retry (one point per attempt there; here on to the first point of a host not tried).
+    // A retry with hosts to avoid (previous_hosts) steps one point along the ring per host selection attempt, up to
+    // host_selection_retry_max_attempts, as Envoy's Ring::chooseHost(hash, attempt); the last point stands even if
+    // its host was tried (with the default 1: the next point, whichever host it is).
     const avoid = ctx.avoid;
-    if (avoid && avoid.has(hosts[index]!.key)) {
-      for (let i = 1; i < size; i++) {
-        const next = ring.hosts[(start + i) % size]!;
-        if (!avoid.has(hosts[next]!.key)) {
-          index = next;
-          break;
-        }
-      }
-    }
+    const retries = avoid && avoid.size > 0 ? (ctx.hostSelectionRetries ?? 1) : 0;
+    let index = ring.hosts[start]!;
+    for (let attempt = 1; attempt <= retries && avoid!.has(hosts[index]!.key); attempt++) index = ring.hosts[(start + attempt) % size]!;
     return hosts[index];
   }
 }

@@ -2,7 +2,7 @@
 // spreads a weighted host's turns instead of bunching them like Envoy's EDF does not.
 
 import type { LbHost, LoadBalancer, PickContext } from './types.ts';
-import { preferNotAvoided } from './types.ts';
+import { pickAvoiding } from './types.ts';
 
 export class RoundRobin implements LoadBalancer {
   /**
@@ -16,8 +16,11 @@ export class RoundRobin implements LoadBalancer {
   }
   readonly #current = new Map<string, number>();
 
-  pick(all: readonly LbHost[], ctx: PickContext): LbHost | undefined {
-    const hosts = preferNotAvoided(all, ctx.avoid);
+  pick(hosts: readonly LbHost[], ctx: PickContext): LbHost | undefined {
+    return pickAvoiding(ctx, () => this.#pickOnce(hosts));
+  }
+
+  #pickOnce(hosts: readonly LbHost[]): LbHost | undefined {
     if (hosts.length === 0) return undefined;
     const w0 = hosts[0]!.weight;
     if (hosts.every((h) => h.weight === w0)) return hosts[this.#next++ % hosts.length];

@@ -15,6 +15,8 @@ export interface PickContext {
   hash?: bigint;
   /** Hosts to avoid (retry previous_hosts predicate), best effort. */
   avoid?: ReadonlySet<string>;
+  /** host_selection_retry_max_attempts (default 1): how many more picks a host to avoid may cost, as Envoy's. */
+  hostSelectionRetries?: number;
 }
 
 export interface LoadBalancer {
@@ -22,8 +24,14 @@ export interface LoadBalancer {
   pick(hosts: readonly LbHost[], ctx: PickContext): LbHost | undefined;
 }
 
-export function preferNotAvoided(hosts: readonly LbHost[], avoid: ReadonlySet<string> | undefined): readonly LbHost[] {
-  if (!avoid || avoid.size === 0) return hosts;
-  const rest = hosts.filter((h) => !avoid.has(h.key));
-  return rest.length > 0 ? rest : hosts;
+/**
+ * Envoy's host selection retries (ZoneAwareLoadBalancerBase::chooseHost): with hosts to avoid, up to
+ * host_selection_retry_max_attempts further picks are made while the pick is one to avoid, and the last pick stands
+ * even if it is one (Envoy's predicate is a preference, not a filter).
+ */
+export function pickAvoiding(ctx: PickContext, pickOnce: () => LbHost | undefined): LbHost | undefined {
+  const retries = ctx.avoid && ctx.avoid.size > 0 ? (ctx.hostSelectionRetries ?? 1) : 0;
+  let host = pickOnce();
+  for (let i = 0; i < retries && host && ctx.avoid!.has(host.key); i++) host = pickOnce();
+  return host;
 }

@@ -166,3 +166,30 @@ test('least request honours choice_count and active_request_bias, as Envoy reads
   const picks = Array.from({ length: 400 }, () => lr.pick(weighted, {})!.key);
   assert.equal(picks.filter((k) => k === 'a').length, 300);
 });
+
+test("a retry avoiding previous hosts gets host_selection_retry_max_attempts more picks, and the last stands, as Envoy's", async () => {
+  const { RoundRobin } = await import('../../sidecar/lb/round-robin.ts');
+  const { RandomLb } = await import('../../sidecar/lb/random.ts');
+  // Envoy's ring above: index 5 and 6 are both :91, 7 is :93. A key on index 5, retried with :91 tried:
+  const hosts = [90, 91, 92, 93, 94, 95].map((p) => host(`127.0.0.1:${p}`));
+  const rh = new RingHash(12);
+  const hash = 5583722120771150861n;
+  const avoid = new Set(['127.0.0.1:91']);
+  assert.equal(rh.pick(hosts, { hash })!.key, '127.0.0.1:91');
+  // the default one more attempt is the next point, :91 again, and Envoy keeps it;
+  assert.equal(rh.pick(hosts, { hash, avoid })!.key, '127.0.0.1:91');
+  // two attempts reach :93.
+  assert.equal(rh.pick(hosts, { hash, avoid, hostSelectionRetries: 2 })!.key, '127.0.0.1:93');
+  // Random: two draws on the tried host in a row, with one retry allowed, stay there; a third draw is not made.
+  const draws = [0.1, 0.2, 0.9];
+  let i = 0;
+  const two = [host('a:1'), host('b:1')];
+  assert.equal(new RandomLb(() => draws[i++]!).pick(two, { avoid: new Set(['a:1']) })!.key, 'a:1');
+  i = 0;
+  assert.equal(new RandomLb(() => draws[i++]!).pick(two, { avoid: new Set(['a:1']), hostSelectionRetries: 2 })!.key, 'b:1');
+  // Round robin: the rotation moves on with each attempt.
+  const rr = new RoundRobin(() => 0);
+  assert.equal(rr.pick(two, {})!.key, 'a:1');
+  assert.equal(rr.pick(two, {})!.key, 'b:1');
+  assert.equal(rr.pick(two, { avoid: new Set(['a:1']) })!.key, 'b:1', 'a is next, tried: one more pick');
+});
