@@ -5,9 +5,9 @@
 // each pick as load_balancing_weight / (active requests + 1) ^
 // active_request_bias (default 1.0; 0 is plain weighted round robin), so a
 // host of weight 3 takes three times the share of an equally loaded host of
-// weight 1. The schedule is smooth weighted round robin (round-robin.ts)
-// where Envoy's is EDF; the shares are the same.
+// weight 1, on Envoy's EDF schedule (edf.ts).
 
+import { EdfScheduler } from './edf.ts';
 import type { LbHost, LoadBalancer, PickContext } from './types.ts';
 import { pickAvoiding } from './types.ts';
 
@@ -15,12 +15,17 @@ export class LeastRequest implements LoadBalancer {
   readonly #random: () => number;
   readonly #choiceCount: number;
   readonly #activeRequestBias: number;
-  readonly #current = new Map<string, number>();
+  readonly #edf: EdfScheduler;
 
   constructor(random: () => number = Math.random, choiceCount = 2, activeRequestBias = 1) {
     this.#random = random;
     this.#choiceCount = choiceCount;
     this.#activeRequestBias = activeRequestBias;
+    // Envoy's LeastRequestLoadBalancer::hostWeight, read each time a host is scheduled.
+    this.#edf = new EdfScheduler((h) => {
+      const bias = this.#activeRequestBias;
+      return bias === 0 ? h.weight : bias === 1 ? h.weight / (h.activeRequests + 1) : h.weight / (h.activeRequests + 1) ** bias;
+    }, random);
   }
 
   pick(hosts: readonly LbHost[], ctx: PickContext): LbHost | undefined {
@@ -30,31 +35,12 @@ export class LeastRequest implements LoadBalancer {
   #pickOnce(hosts: readonly LbHost[]): LbHost | undefined {
     if (hosts.length <= 1) return hosts[0];
     const w0 = hosts[0]!.weight;
-    if (!hosts.every((h) => h.weight === w0)) return this.#weighted(hosts);
+    if (!hosts.every((h) => h.weight === w0)) return this.#edf.pick(hosts);
     let best = hosts[Math.floor(this.#random() * hosts.length)]!;
     for (let i = 1; i < this.#choiceCount; i++) {
       const sampled = hosts[Math.floor(this.#random() * hosts.length)]!;
       if (sampled.activeRequests < best.activeRequests) best = sampled;
     }
     return best;
-  }
-
-  #weighted(hosts: readonly LbHost[]): LbHost {
-    let total = 0;
-    let best: LbHost | undefined;
-    let bestScore = -Infinity;
-    for (const h of hosts) {
-      const bias = this.#activeRequestBias;
-      const weight = bias === 0 ? h.weight : bias === 1 ? h.weight / (h.activeRequests + 1) : h.weight / (h.activeRequests + 1) ** bias;
-      const score = (this.#current.get(h.key) ?? 0) + weight;
-      this.#current.set(h.key, score);
-      total += weight;
-      if (score > bestScore) {
-        bestScore = score;
-        best = h;
-      }
-    }
-    this.#current.set(best!.key, bestScore - total);
-    return best!;
   }
 }

@@ -1,6 +1,8 @@
-// Round robin; smooth weighted (nginx's algorithm) when weights differ, which
-// spreads a weighted host's turns instead of bunching them like Envoy's EDF does not.
+// Round robin as Envoy's RoundRobinLoadBalancer: equal weights, each host in
+// turn from a random start; weights that differ, Envoy's EDF schedule
+// (edf.ts), which interleaves a heavier host's turns with the others'.
 
+import { EdfScheduler } from './edf.ts';
 import type { LbHost, LoadBalancer, PickContext } from './types.ts';
 import { pickAvoiding } from './types.ts';
 
@@ -11,10 +13,12 @@ export class RoundRobin implements LoadBalancer {
    */
   #next: number;
 
+  readonly #edf: EdfScheduler;
+
   constructor(random: () => number = Math.random) {
     this.#next = Math.floor(random() * 0x7fffffff);
+    this.#edf = new EdfScheduler((h) => h.weight, random);
   }
-  readonly #current = new Map<string, number>();
 
   pick(hosts: readonly LbHost[], ctx: PickContext): LbHost | undefined {
     return pickAvoiding(ctx, () => this.#pickOnce(hosts));
@@ -24,19 +28,6 @@ export class RoundRobin implements LoadBalancer {
     if (hosts.length === 0) return undefined;
     const w0 = hosts[0]!.weight;
     if (hosts.every((h) => h.weight === w0)) return hosts[this.#next++ % hosts.length];
-    let total = 0;
-    let best: LbHost | undefined;
-    let bestScore = -Infinity;
-    for (const h of hosts) {
-      const score = (this.#current.get(h.key) ?? 0) + h.weight;
-      this.#current.set(h.key, score);
-      total += h.weight;
-      if (score > bestScore) {
-        bestScore = score;
-        best = h;
-      }
-    }
-    this.#current.set(best!.key, bestScore - total);
-    return best;
+    return this.#edf.pick(hosts);
   }
 }

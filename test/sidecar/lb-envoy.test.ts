@@ -193,3 +193,18 @@ test("a retry avoiding previous hosts gets host_selection_retry_max_attempts mor
   assert.equal(rr.pick(two, {})!.key, 'b:1');
   assert.equal(rr.pick(two, { avoid: new Set(['a:1']) })!.key, 'b:1', 'a is next, tried: one more pick');
 });
+
+test("weighted round robin is Envoy's EDF: interleaved, in weight shares, from a random point of the schedule", async () => {
+  const { RoundRobin } = await import('../../sidecar/lb/round-robin.ts');
+  const hs = [host('a:1', 1), host('b:1', 3)];
+  const rr = new RoundRobin(() => 0);
+  const seq = Array.from({ length: 400 }, () => rr.pick(hs, {})!.key[0]).join('');
+  assert.equal(seq.slice(0, 4), 'bbab', 'deadlines 1/3, 2/3, then a (1, scheduled first) before b (1)');
+  assert.equal([...seq].filter((k) => k === 'a').length, 100);
+  assert.doesNotMatch(seq, /aa|bbbbb/, 'interleaved, never a burst');
+  // Proxies starting together (or getting a new host set) begin at different points of the schedule, as Envoy's
+  // seeded scheduler does; before, every proxy's first weighted pick went to the heaviest host.
+  const three = [host('a:1', 1), host('b:1', 2), host('c:1', 3)];
+  const firsts = [0, 0.4, 0.8].map((r) => new RoundRobin(() => r).pick(three, {})!.key);
+  assert.ok(new Set(firsts).size > 1, firsts.join(', '));
+});
