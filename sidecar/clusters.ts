@@ -366,7 +366,8 @@ export class Cluster {
     const now = this.#now();
     const labels = this.#stats.clusterLabel(this.name);
     this.#stats.membershipTotal.set(labels, this.hosts.length);
-    this.#stats.membershipHealthy.set(labels, this.hosts.filter((h) => (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN') && h.activeHealthy).length);
+    // Envoy's membership_healthy: its healthy host set, so neither degraded nor ejected hosts count.
+    this.#stats.membershipHealthy.set(labels, this.hostSets().healthy.length);
     this.#stats.ejectionsActive.set(labels, this.hosts.filter((h) => h.ejectedUntil > now).length);
   }
 

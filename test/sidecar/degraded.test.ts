@@ -144,3 +144,16 @@ test('a passing health check that answers x-envoy-degraded marks its host degrad
   const text = clustersText({ clusters: new Map([['c', c]]) } as unknown as ClusterManager);
   assert.match(text, /c::127\.0\.0\.1:3::health_flags::\/degraded_active_hc/);
 });
+
+test('membership_healthy counts the healthy host set, as Envoy: not the degraded hosts, not the ejected ones', () => {
+  const stats = new SidecarStats();
+  const c = new Cluster(config(), stats);
+  closers.push(async () => c.close());
+  const gauge = () => stats.membershipHealthy.series(stats.clusterLabel('c')).value;
+  c.setEndpoints(endpoints(3, 2));
+  assert.equal(gauge(), 3, 'the two DEGRADED endpoints are not healthy');
+  c.hosts[0]!.activeDegraded = true;
+  c.hosts[1]!.ejectedUntil = Date.now() + 60_000;
+  c.tickOutliers();
+  assert.equal(gauge(), 1, 'one degraded by its check, one ejected');
+});
