@@ -59,7 +59,9 @@ export function requestHash(policies: readonly HashPolicyConfig[], req: HashedRe
       for (const [k, v] of req.headers) if (k === p.name) values.push(v);
       if (values.length > 0) one = xxHash64(values.sort().join(''));
     } else if (p.kind === 'source_ip') {
-      if (req.sourceIp) one = xxHash64(req.sourceIp);
+      // A dual-stack listener's IPv4 peer as Envoy names it (addressFromSockAddr makes a v4-mapped address IPv4).
+      const ip = req.sourceIp.startsWith('::ffff:') && req.sourceIp.includes('.') ? req.sourceIp.slice(7) : req.sourceIp;
+      if (ip) one = xxHash64(ip);
     } else if (p.kind === 'query_parameter') {
       const v = queryParameter(req.path, p.name);
       if (v !== undefined) one = xxHash64(v);

@@ -104,6 +104,8 @@ test("a request's hash is Envoy's: xxHash64 of the value, policies folded as rot
   // A policy with no value adds nothing, and a terminal one that found nothing does not stop the list.
   assert.equal(one([{ kind: 'header', name: 'x-none', terminal: true }, { kind: 'source_ip', terminal: false }]), xxHash64('10.1.2.3'));
   assert.equal(one([{ kind: 'query_parameter', name: 'session', terminal: false }]), xxHash64('s1'));
+  // An IPv4 client of a dual-stack listener: Envoy sees 10.1.2.3, node ::ffff:10.1.2.3.
+  assert.equal(requestHash([{ kind: 'source_ip', terminal: false }], { ...req, sourceIp: '::ffff:10.1.2.3' }, []), xxHash64('10.1.2.3'));
   assert.equal(one([{ kind: 'header', name: 'x-none', terminal: false }]), undefined);
   // Several values of one header: sorted, hashed as one string, so their order does not matter.
   const twice = requestHash([{ kind: 'header', name: 'x-user', terminal: false }], { ...req, headers: [['x-user', 'bob'], ['x-user', 'alice']] }, []);
