@@ -8,7 +8,7 @@ import { CircuitBreaker } from './circuit-breaker.ts';
 import { HealthChecker } from './health.ts';
 import type { CheckedHost } from './health.ts';
 import { createLoadBalancer } from './lb/index.ts';
-import type { LbHost, LoadBalancer, PickContext } from './lb/index.ts';
+import type { HostSource, LbHost, LoadBalancer, PickContext } from './lb/index.ts';
 import { OutlierDetector } from './outlier.ts';
 import type { OutlierEvents, OutlierHost, SuccessRateStats } from './outlier.ts';
 import type { SidecarStats } from './stats.ts';
@@ -299,11 +299,12 @@ export class Cluster {
    */
   pick(ctx: PickContext): Host | undefined {
     const s = this.hostSets();
-    let hosts: Host[];
-    if (s.panic) hosts = s.inService;
-    else if (this.config.lbPolicy === 'RING_HASH') hosts = s.healthy;
-    else hosts = Math.floor(this.#random() * 100) + 1 <= s.healthyLoad ? s.healthy : s.degraded;
-    return this.lb.pick(hosts, ctx) as Host | undefined;
+    let source: HostSource;
+    if (s.panic) source = 'all';
+    else if (this.config.lbPolicy === 'RING_HASH') source = 'healthy';
+    else source = Math.floor(this.#random() * 100) + 1 <= s.healthyLoad ? 'healthy' : 'degraded';
+    const hosts = source === 'all' ? s.inService : source === 'healthy' ? s.healthy : s.degraded;
+    return this.lb.pick(hosts, { ...ctx, source }) as Host | undefined;
   }
 
   /** Feeds outlier detection (and the host's counters) with one attempt's outcome (status 0: connect failure, reset or timeout). */

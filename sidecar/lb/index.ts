@@ -7,7 +7,7 @@ import { RingHash } from './ring-hash.ts';
 import { RoundRobin } from './round-robin.ts';
 import type { LoadBalancer } from './types.ts';
 
-export type { LbHost, LoadBalancer, PickContext } from './types.ts';
+export type { HostSource, LbHost, LoadBalancer, PickContext } from './types.ts';
 
 export function createLoadBalancer(cluster: Pick<ClusterConfig, 'lbPolicy' | 'ringHash' | 'leastRequest'>): LoadBalancer {
   switch (cluster.lbPolicy) {

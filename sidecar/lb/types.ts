@@ -17,7 +17,11 @@ export interface PickContext {
   avoid?: ReadonlySet<string>;
   /** host_selection_retry_max_attempts (default 1): how many more picks a host to avoid may cost, as Envoy's. */
   hostSelectionRetries?: number;
+  /** Which of the cluster's host sets `hosts` is (Envoy's HostsSource): round robin keeps its place in each apart. */
+  source?: HostSource;
 }
+
+export type HostSource = 'healthy' | 'degraded' | 'all';
 
 export interface LoadBalancer {
   /** Chooses one of `hosts` (already filtered to those that may take new requests); undefined only when hosts is empty. */

@@ -157,3 +157,18 @@ test('membership_healthy counts the healthy host set, as Envoy: not the degraded
   c.tickOutliers();
   assert.equal(gauge(), 1, 'one degraded by its check, one ejected');
 });
+
+test('round robin keeps its place in the healthy and the degraded hosts apart, as Envoy keeps one index per host source', () => {
+  // Factor 100: 2 healthy of 4 take half. Draws alternate healthy, degraded, healthy, ...
+  let i = 0;
+  const c = new Cluster(config(), new SidecarStats(), Date.now, undefined, () => (i++ % 2 === 0 ? 0.1 : 0.9));
+  closers.push(async () => c.close());
+  c.setEndpoints(endpoints(2, 2), { overprovisioningFactor: 100, weightedPriorityHealth: false });
+  const byPort = new Map<number, number>();
+  for (let n = 0; n < 100; n++) {
+    const port = c.pick({})!.port;
+    byPort.set(port, (byPort.get(port) ?? 0) + 1);
+  }
+  // One shared rotation would give each set the same host every time (its turns are every other one).
+  assert.deepEqual([...byPort].sort(([a], [b]) => a - b), [[1, 25], [2, 25], [3, 25], [4, 25]]);
+});
