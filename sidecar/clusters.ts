@@ -120,7 +120,7 @@ export class Cluster {
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
     this.warmed = config.type !== 'EDS';
     this.#configure();
-    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints);
+    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
   }
 
   get name(): string {
@@ -146,7 +146,7 @@ export class Cluster {
       }
     }
     this.#configure(previous);
-    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints);
+    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
   }
 
   /**

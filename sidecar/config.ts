@@ -387,6 +387,8 @@ export interface ClusterConfig {
   edsServiceName?: string;
   /** For STATIC / DNS clusters. */
   staticEndpoints: EndpointConfig[];
+  /** The load_assignment's policy (overprovisioning_factor, weighted_priority_health), when it has one. */
+  staticPolicy?: ClusterLoadAssignmentConfig['policy'];
   connectTimeoutMs: number;
   lbPolicy: LbPolicy;
   ringHash: { minimumRingSize: number; maximumRingSize: number; useHostnameForHashing?: boolean };

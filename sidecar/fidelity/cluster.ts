@@ -3,7 +3,7 @@
 import type { CircuitBreakerConfig, ClusterConfig, HealthCheckConfig, LbPolicy, OutlierDetectionConfig } from '../config.ts';
 import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../config.ts';
 import { adsConfigSource } from './common.ts';
-import { decodeLocalityEndpoints } from './endpoint.ts';
+import { decodeEndpointPolicy, decodeLocalityEndpoints } from './endpoint.ts';
 import { upstreamTls } from './tls.ts';
 import { Fields, typeName } from './fields.ts';
 import type { FieldError } from './fields.ts';
@@ -31,9 +31,11 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   if (type === 'EDS') edsServiceName ??= name;
   const la = f.obj('load_assignment');
   let staticEndpoints: ClusterConfig['staticEndpoints'] = [];
+  let staticPolicy: ClusterConfig['staticPolicy'];
   if (la) {
     la.ignore('cluster_name');
     staticEndpoints = decodeLocalityEndpoints(la);
+    staticPolicy = decodeEndpointPolicy(la);
     la.done();
   }
   const connectTimeoutMs = f.durationMs('connect_timeout') ?? 5000;
@@ -144,6 +146,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     type,
     edsServiceName,
     staticEndpoints,
+    ...(staticPolicy ? { staticPolicy } : {}),
     connectTimeoutMs,
     lbPolicy,
     ringHash,

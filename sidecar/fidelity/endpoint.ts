@@ -13,6 +13,13 @@ export function decodeClusterLoadAssignment(value: unknown, errors: FieldError[]
   const clusterName = f.str('cluster_name') ?? '';
   if (!clusterName) f.fail('cluster_name', 'required');
   const endpoints = decodeLocalityEndpoints(f);
+  const policy = decodeEndpointPolicy(f);
+  f.done();
+  return { clusterName, endpoints, policy };
+}
+
+/** The `policy` field of a ClusterLoadAssignment (also a STATIC cluster's load_assignment). */
+export function decodeEndpointPolicy(f: Fields): ClusterLoadAssignmentConfig['policy'] {
   const p = f.obj('policy');
   const policy = { overprovisioningFactor: 140, weightedPriorityHealth: false };
   if (p) {
@@ -26,8 +33,7 @@ export function decodeClusterLoadAssignment(value: unknown, errors: FieldError[]
     p.ignore('endpoint_stale_after');
     p.done();
   }
-  f.done();
-  return { clusterName, endpoints, policy };
+  return policy;
 }
 
 /** The `endpoints` field of a ClusterLoadAssignment (also a STATIC cluster's load_assignment). */

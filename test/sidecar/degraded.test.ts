@@ -172,3 +172,16 @@ test('round robin keeps its place in the healthy and the degraded hosts apart, a
   // One shared rotation would give each set the same host every time (its turns are every other one).
   assert.deepEqual([...byPort].sort(([a], [b]) => a - b), [[1, 25], [2, 25], [3, 25], [4, 25]]);
 });
+
+test("a STATIC cluster's load_assignment policy is read as EDS's, not NACKed", () => {
+  const lbEndpoints = endpoints(1, 1).map((e) => ({ endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } }, health_status: e.health }));
+  const r = accept('cluster', { name: 'c', type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: lbEndpoints }], policy: { overprovisioning_factor: 100 } } });
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  const decoded = r.value as ClusterConfig;
+  assert.deepEqual(decoded.staticPolicy, { overprovisioningFactor: 100, weightedPriorityHealth: false });
+  let i = 0;
+  const c = new Cluster(decoded, new SidecarStats(), Date.now, undefined, () => (i++ % 100) / 100);
+  closers.push(async () => c.close());
+  // 1 of 2 healthy at factor 100: half the requests go to the degraded host (at 140, 70 / 30).
+  assert.deepEqual(shares(c, 100), { healthy: 50, degraded: 50, unhealthy: 0 });
+});
