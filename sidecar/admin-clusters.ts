@@ -15,6 +15,7 @@ export function healthFlags(c: Cluster, h: Host): string {
   if (!h.activeHealthy) flags += '/failed_active_hc';
   if (c.isEjected(h)) flags += '/failed_outlier_check';
   if (h.edsHealth === 'UNHEALTHY' || h.edsHealth === 'TIMEOUT') flags += '/failed_eds_health';
+  if (h.activeDegraded) flags += '/degraded_active_hc';
   if (h.edsHealth === 'DEGRADED') flags += '/degraded_eds_health';
   if (h.edsHealth === 'DRAINING') flags += '/eds_status_draining';
   return flags || 'healthy';

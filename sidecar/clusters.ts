@@ -8,13 +8,23 @@ import { CircuitBreaker } from './circuit-breaker.ts';
 import { HealthChecker } from './health.ts';
 import type { CheckedHost } from './health.ts';
 import { createLoadBalancer } from './lb/index.ts';
-import type { LbHost, LoadBalancer, PickContext } from './lb/index.ts';
+import type { HostSource, LbHost, LoadBalancer, PickContext } from './lb/index.ts';
 import { OutlierDetector } from './outlier.ts';
 import type { OutlierEvents, OutlierHost, SuccessRateStats } from './outlier.ts';
 import type { SidecarStats } from './stats.ts';
 import { createPool, type UpstreamTls } from './upstream.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { PoolOptions, UpstreamPool } from './upstream.ts';
+
+/** A ClusterLoadAssignment's `policy` as host selection reads it. */
+export interface EndpointPolicy {
+  /** overprovisioning_factor, in percent (Envoy's default 140). */
+  readonly overprovisioningFactor: number;
+  /** weighted_priority_health: availability counted by load_balancing_weight instead of hosts. */
+  readonly weightedPriorityHealth: boolean;
+}
+
+export const DEFAULT_ENDPOINT_POLICY: EndpointPolicy = { overprovisioningFactor: 140, weightedPriorityHealth: false };
 
 /** A host's lifetime request counts, as Envoy's per-host stats in admin /clusters. */
 export class HostCounters {
@@ -29,6 +39,10 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   readonly key: string;
   readonly address: string;
   readonly port: number;
+  /** What ring hash hashes for this host (hostHashKey). */
+  hashKey: string;
+  hostname: string | undefined;
+  metadataHashKey: string | undefined;
   weight: number;
   edsHealth: EndpointConfig['health'];
   priority: number;
@@ -45,21 +59,36 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   lastTotal = 0;
   lastSuccess = 0;
   activeHealthy = true;
+  /** Its last passing check answered with x-envoy-degraded (Envoy's DEGRADED_ACTIVE_HC). */
+  activeDegraded = false;
   hcFailures = 0;
   hcSuccesses = 0;
   hcChecked = false;
   pool: UpstreamPool;
 
-  constructor(ep: EndpointConfig, pool: UpstreamPool) {
+  constructor(ep: EndpointConfig, pool: UpstreamPool, useHostnameForHashing = false) {
     this.key = `${ep.address}:${ep.port}`;
     this.address = ep.address;
     this.port = ep.port;
+    this.hostname = ep.hostname;
+    this.metadataHashKey = ep.hashKey;
+    this.hashKey = hostHashKey(this, useHostnameForHashing);
     this.weight = ep.weight;
     this.edsHealth = ep.health;
     this.priority = ep.priority;
     this.zone = ep.zone;
     this.pool = pool;
   }
+}
+
+/**
+ * Envoy's HashingLoadBalancer::hashKey: the `envoy.lb` metadata's hash_key; else, with use_hostname_for_hashing, the
+ * endpoint's hostname; else the address as Envoy prints it (an IPv6 one in brackets).
+ */
+export function hostHashKey(h: Pick<Host, 'address' | 'port' | 'hostname' | 'metadataHashKey'>, useHostname: boolean): string {
+  if (h.metadataHashKey) return h.metadataHashKey;
+  if (useHostname && h.hostname) return h.hostname;
+  return h.address.includes(':') ? `[${h.address}]:${h.port}` : `${h.address}:${h.port}`;
 }
 
 export class Cluster {
@@ -76,18 +105,22 @@ export class Cluster {
   #outlierTimer: NodeJS.Timeout | undefined;
   #checkers: HealthChecker[] = [];
   readonly #now: () => number;
+  readonly #random: () => number;
   readonly #tls: TlsContexts | undefined;
+  /** The ClusterLoadAssignment's policy: what the degraded hosts' share is worked out with (hostSets). */
+  #endpointPolicy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY;
 
-  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now, tls?: TlsContexts) {
+  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now, tls?: TlsContexts, random: () => number = Math.random) {
     this.config = config;
     this.#stats = stats;
     this.#now = now;
+    this.#random = random;
     this.#tls = tls;
     this.lb = createLoadBalancer(config);
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
     this.warmed = config.type !== 'EDS';
     this.#configure();
-    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints);
+    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
   }
 
   get name(): string {
@@ -99,7 +132,9 @@ export class Cluster {
       config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||
       config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
-    if (config.lbPolicy !== this.config.lbPolicy) this.lb = createLoadBalancer(config);
+    if (config.lbPolicy !== this.config.lbPolicy || JSON.stringify(config.ringHash) !== JSON.stringify(this.config.ringHash) || JSON.stringify(config.leastRequest) !== JSON.stringify(this.config.leastRequest)) this.lb = createLoadBalancer(config);
+    const useHostname = config.ringHash.useHostnameForHashing === true;
+    for (const h of this.hosts) h.hashKey = hostHashKey(h, useHostname);
     const previous = this.config;
     this.config = config;
     this.breaker.update(config.circuitBreakers, config.http2);
@@ -111,7 +146,7 @@ export class Cluster {
       }
     }
     this.#configure(previous);
-    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints);
+    if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
   }
 
   /**
@@ -142,7 +177,7 @@ export class Cluster {
     for (const c of this.#checkers) c.close();
     if (this.config.healthChecks.length === 0) {
       // No checks any more: what they said no longer keeps a host out.
-      for (const h of this.hosts) Object.assign(h, { activeHealthy: true, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
+      for (const h of this.hosts) Object.assign(h, { activeHealthy: true, activeDegraded: false, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
     }
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
@@ -178,7 +213,8 @@ export class Cluster {
     };
   }
 
-  setEndpoints(endpoints: readonly EndpointConfig[]): void {
+  setEndpoints(endpoints: readonly EndpointConfig[], policy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY): void {
+    this.#endpointPolicy = policy;
     const byKey = new Map(this.hosts.map((h) => [h.key, h]));
     const next: Host[] = [];
     let added = false;
@@ -187,13 +223,16 @@ export class Cluster {
       const existing = byKey.get(key);
       if (existing) {
         existing.weight = ep.weight;
+        existing.hostname = ep.hostname;
+        existing.metadataHashKey = ep.hashKey;
+        existing.hashKey = hostHashKey(existing, this.config.ringHash.useHostnameForHashing === true);
         existing.edsHealth = ep.health;
         existing.priority = ep.priority;
         existing.zone = ep.zone;
         byKey.delete(key);
         next.push(existing);
       } else {
-        const h = new Host(ep, this.#pool(ep));
+        const h = new Host(ep, this.#pool(ep), this.config.ringHash.useHostnameForHashing === true);
         // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes.
         h.activeHealthy = this.config.healthChecks.length === 0;
         next.push(h);
@@ -209,26 +248,63 @@ export class Cluster {
   }
 
   /**
-   * Hosts that may take a new request: EDS HEALTHY/UNKNOWN/DEGRADED, passing
-   * active checks, not ejected. In Envoy's panic mode (under the threshold,
-   * counted over the hosts not draining, as Envoy leaves its excluded hosts
-   * out) every host not draining, whatever its health: EDS UNHEALTHY and
-   * TIMEOUT ones too.
+   * Envoy's host sets for the cluster's one priority, and the share of new requests the healthy hosts take
+   * (LoadBalancerBase::recalculatePerPriorityState / recalculatePerPriorityPanic). Hosts not draining count (as
+   * Envoy leaves its excluded hosts out). Healthy: EDS HEALTHY/UNKNOWN, passing active checks, not ejected; degraded:
+   * the same but EDS DEGRADED or marked degraded by its check (x-envoy-degraded). Each set's availability is its
+   * share of the hosts (of their weight, with weighted_priority_health) x overprovisioning_factor (default 1.4),
+   * capped at 100: healthy hosts take their availability's share of the traffic and degraded hosts the rest, so
+   * degraded hosts get requests only once fewer than 1/1.4 of the hosts are healthy. Panic (every host, whatever its
+   * health) when healthy + degraded are below healthy_panic_threshold, unless together they are available in full.
    */
-  usableHosts(): Host[] {
+  hostSets(): { inService: Host[]; healthy: Host[]; degraded: Host[]; panic: boolean; healthyLoad: number } {
     const now = this.#now();
     const inService = this.hosts.filter((h) => h.edsHealth !== 'DRAINING');
-    const usable = inService.filter((h) => (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN' || h.edsHealth === 'DEGRADED') && h.activeHealthy && h.ejectedUntil <= now);
-    const threshold = this.config.panicThresholdPercent;
-    if (threshold > 0 && inService.length > 0 && (usable.length * 100) / inService.length < threshold && usable.length < inService.length) {
-      // Envoy's panic mode: too few healthy hosts, spread load over all of them rather than overload the few.
-      return inService;
+    const healthy: Host[] = [];
+    const degraded: Host[] = [];
+    for (const h of inService) {
+      if (!h.activeHealthy || h.ejectedUntil > now) continue;
+      if (h.edsHealth === 'DEGRADED' || (h.activeDegraded && (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN'))) degraded.push(h);
+      else if (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN') healthy.push(h);
     }
-    return usable;
+    if (inService.length === 0) return { inService, healthy, degraded, panic: false, healthyLoad: 100 };
+    const { overprovisioningFactor, weightedPriorityHealth } = this.#endpointPolicy;
+    const size = (hs: readonly Host[]) => (weightedPriorityHealth ? hs.reduce((n, h) => n + h.weight, 0) : hs.length);
+    const total = size(inService);
+    const healthyAvailability = Math.min(100, Math.floor((overprovisioningFactor * size(healthy)) / total));
+    const degradedAvailability = Math.min(100, Math.floor((overprovisioningFactor * size(degraded)) / total));
+    const available = Math.min(100, healthyAvailability + degradedAvailability);
+    const threshold = Math.min(100, this.config.panicThresholdPercent);
+    const panic = available < 100 && (100 * (healthy.length + degraded.length)) / inService.length < threshold;
+    // Nothing available and no panic (threshold 0): the healthy set, empty, as Envoy gives priority 0 all the load.
+    let healthyLoad = 100;
+    if (available > 0) {
+      const degradedLoad = Math.min(100 - Math.min(100, Math.floor((healthyAvailability * 100) / available)), Math.floor((degradedAvailability * 100) / available));
+      // Rounding's remainder goes to the healthy hosts when they have any availability, as Envoy gives it to the first available set.
+      healthyLoad = healthyAvailability > 0 ? 100 - degradedLoad : 0;
+    }
+    return { inService, healthy, degraded, panic, healthyLoad };
   }
 
+  /** Hosts that may take a new request: the healthy and degraded ones, or in panic every host not draining. */
+  usableHosts(): Host[] {
+    const s = this.hostSets();
+    return s.panic ? s.inService : [...s.healthy, ...s.degraded];
+  }
+
+  /**
+   * One host for a new request. As Envoy's choosePriority: a draw of 1-100 goes to the healthy hosts when it is
+   * within their load, else to the degraded ones. Ring hash builds its ring over the healthy hosts only (or every
+   * host in panic), as Envoy's thread-aware balancers do, so it never sends to a degraded host outside panic.
+   */
   pick(ctx: PickContext): Host | undefined {
-    return this.lb.pick(this.usableHosts(), ctx) as Host | undefined;
+    const s = this.hostSets();
+    let source: HostSource;
+    if (s.panic) source = 'all';
+    else if (this.config.lbPolicy === 'RING_HASH') source = 'healthy';
+    else source = Math.floor(this.#random() * 100) + 1 <= s.healthyLoad ? 'healthy' : 'degraded';
+    const hosts = source === 'all' ? s.inService : source === 'healthy' ? s.healthy : s.degraded;
+    return this.lb.pick(hosts, { ...ctx, source }) as Host | undefined;
   }
 
   /** Feeds outlier detection (and the host's counters) with one attempt's outcome (status 0: connect failure, reset or timeout). */
@@ -291,7 +367,8 @@ export class Cluster {
     const now = this.#now();
     const labels = this.#stats.clusterLabel(this.name);
     this.#stats.membershipTotal.set(labels, this.hosts.length);
-    this.#stats.membershipHealthy.set(labels, this.hosts.filter((h) => (h.edsHealth === 'HEALTHY' || h.edsHealth === 'UNKNOWN') && h.activeHealthy).length);
+    // Envoy's membership_healthy: its healthy host set, so neither degraded nor ejected hosts count.
+    this.#stats.membershipHealthy.set(labels, this.hostSets().healthy.length);
     this.#stats.ejectionsActive.set(labels, this.hosts.filter((h) => h.ejectedUntil > now).length);
   }
 
@@ -306,7 +383,7 @@ export class Cluster {
 export class ClusterManager {
   readonly clusters = new Map<string, Cluster>();
   /** EDS assignments that arrived before (or outlive) their cluster, by EDS service name. */
-  readonly #assignments = new Map<string, readonly EndpointConfig[]>();
+  readonly #assignments = new Map<string, { endpoints: readonly EndpointConfig[]; policy: EndpointPolicy }>();
   readonly #stats: SidecarStats;
   readonly #tls: TlsContexts | undefined;
 
@@ -338,16 +415,17 @@ export class ClusterManager {
         const c = new Cluster(config, this.#stats, Date.now, this.#tls);
         this.clusters.set(name, c);
         const eds = config.edsServiceName;
-        if (config.type === 'EDS' && eds && this.#assignments.has(eds)) c.setEndpoints(this.#assignments.get(eds)!);
+        const assignment = eds ? this.#assignments.get(eds) : undefined;
+        if (config.type === 'EDS' && assignment) c.setEndpoints(assignment.endpoints, assignment.policy);
       }
     }
   }
 
-  applyEndpoints(edsName: string, endpoints: readonly EndpointConfig[] | undefined): void {
-    if (endpoints) this.#assignments.set(edsName, endpoints);
+  applyEndpoints(edsName: string, endpoints: readonly EndpointConfig[] | undefined, policy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY): void {
+    if (endpoints) this.#assignments.set(edsName, { endpoints, policy });
     else this.#assignments.delete(edsName);
     for (const c of this.clusters.values()) {
-      if (c.config.type === 'EDS' && c.config.edsServiceName === edsName) c.setEndpoints(endpoints ?? []);
+      if (c.config.type === 'EDS' && c.config.edsServiceName === edsName) c.setEndpoints(endpoints ?? [], policy);
     }
   }
 

@@ -69,7 +69,8 @@ export interface RetryPolicyConfig {
 export type HashPolicyConfig =
   | { kind: 'header'; name: string; terminal: boolean }
   | { kind: 'cookie'; name: string; ttlSeconds?: number; path?: string; terminal: boolean }
-  | { kind: 'source_ip'; terminal: boolean };
+  | { kind: 'source_ip'; terminal: boolean }
+  | { kind: 'query_parameter'; name: string; terminal: boolean };
 
 export interface RouteActionConfig {
   kind: 'route';
@@ -301,7 +302,7 @@ export interface SecretConfig {
   trustedCa?: string;
 }
 
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH';
 
 export interface HealthCheckConfig {
   path: string;
@@ -371,6 +372,10 @@ export interface EndpointConfig {
   weight: number;
   priority: number;
   zone?: string;
+  /** endpoint.hostname (ring hash hashes it with use_hostname_for_hashing). */
+  hostname?: string;
+  /** The `envoy.lb` filter metadata's `hash_key`: what ring hash hashes in place of the address, as Envoy's. */
+  hashKey?: string;
 }
 
 export interface ClusterConfig {
@@ -382,9 +387,11 @@ export interface ClusterConfig {
   edsServiceName?: string;
   /** For STATIC / DNS clusters. */
   staticEndpoints: EndpointConfig[];
+  /** The load_assignment's policy (overprovisioning_factor, weighted_priority_health), when it has one. */
+  staticPolicy?: ClusterLoadAssignmentConfig['policy'];
   connectTimeoutMs: number;
   lbPolicy: LbPolicy;
-  ringHash: { minimumRingSize: number; maximumRingSize: number };
+  ringHash: { minimumRingSize: number; maximumRingSize: number; useHostnameForHashing?: boolean };
   healthChecks: HealthCheckConfig[];
   outlierDetection?: OutlierDetectionConfig;
   circuitBreakers: CircuitBreakerConfig;
@@ -396,6 +403,8 @@ export interface ClusterConfig {
   maxRequestsPerConnection: number;
   /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
   panicThresholdPercent: number;
+  /** least_request_lb_config: hosts sampled per pick (default 2) and the active request bias (default 1.0). */
+  leastRequest?: { choiceCount: number; activeRequestBias: number };
   /** Mutual TLS to the endpoints; absent = plaintext. */
   tls?: UpstreamTlsConfig;
 }
@@ -403,6 +412,8 @@ export interface ClusterConfig {
 export interface ClusterLoadAssignmentConfig {
   clusterName: string;
   endpoints: EndpointConfig[];
+  /** policy.overprovisioning_factor (percent, default 140) and weighted_priority_health: how degraded hosts share traffic. */
+  policy: { overprovisioningFactor: number; weightedPriorityHealth: boolean };
 }
 
 export interface ExtensionConfig {

@@ -217,7 +217,7 @@ export class DataPlane {
     } else if (kind === 'endpoint') {
       for (const r of resources) {
         const h = this.#held.endpoint.get(r.name);
-        if (h) this.clusters.applyEndpoints(r.name, h.config.endpoints);
+        if (h) this.clusters.applyEndpoints(r.name, h.config.endpoints, h.config.policy);
       }
       for (const name of removed) this.clusters.applyEndpoints(name, undefined);
     } else if (kind === 'secret') {

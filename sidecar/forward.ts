@@ -36,7 +36,7 @@ export interface ForwardRequest {
   headers: HeaderPairs;
   /** A Buffer can be replayed for retries; a stream (gRPC streaming) gets one attempt. */
   body: Buffer | Readable | null;
-  hash?: number;
+  hash?: bigint;
   /** 0 = none. */
   timeoutMs: number;
   retry?: RetryPolicyConfig;
@@ -269,7 +269,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
         break;
       }
     }
-    const host = cluster.pick({ hash: req.hash, avoid: policy?.avoidPreviousHosts ? new Set(tried) : undefined });
+    const host = cluster.pick({ hash: req.hash, avoid: policy?.avoidPreviousHosts ? new Set(tried) : undefined, hostSelectionRetries: policy?.hostSelectionMaxAttempts });
     if (!host) {
       stats.noHealthyUpstream.inc(stats.clusterLabel(clusterName));
       if (last) break;

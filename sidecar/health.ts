@@ -29,6 +29,14 @@ export interface CheckedHost {
   hcSuccesses: number;
   /** Whether a check has answered since the host was added: the first pass makes it healthy whatever healthy_threshold says (Envoy's first_check_). */
   hcChecked?: boolean;
+  /** Its last passing check's response carried x-envoy-degraded: up, but degraded (Envoy's DEGRADED_ACTIVE_HC). */
+  activeDegraded?: boolean;
+}
+
+/** A check's answer: its status, and whether the host said it is degraded (the x-envoy-degraded response header). */
+interface CheckAnswer {
+  status: number;
+  degraded: boolean;
 }
 
 function origin(h: CheckedHost, secure: boolean): string {
@@ -133,18 +141,18 @@ export class HealthChecker {
     void this.#tlsAgent?.destroy().catch(() => undefined);
   }
 
-  async #h1Status(h: CheckedHost): Promise<number> {
+  async #h1Status(h: CheckedHost): Promise<CheckAnswer> {
     const res = await request(`${origin(h, this.#tlsAgent !== undefined)}${this.#config.path}`, {
       dispatcher: this.#tlsAgent ?? checkAgent,
       headers: { host: this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' },
       signal: AbortSignal.timeout(this.#config.timeoutMs),
     });
     await res.body.dump();
-    return res.statusCode;
+    return { status: res.statusCode, degraded: res.headers['x-envoy-degraded'] !== undefined };
   }
 
   /** codec_client_type HTTP2: a GET over an h2c connection of the checker's own, kept for the host's next checks (Envoy reuses it too). */
-  #h2Status(h: CheckedHost): Promise<number> {
+  #h2Status(h: CheckedHost): Promise<CheckAnswer> {
     let session = this.#sessions.get(h.key);
     if (!session || session.closed || session.destroyed) {
       // Over the cluster's mutual TLS when it has it (ALPN h2), else h2c.
@@ -173,13 +181,16 @@ export class HealthChecker {
       const timer = setTimeout(() => fail(new Error('health check timeout')), this.#config.timeoutMs);
       s.once('error', fail);
       const req = s.request({ ':method': 'GET', ':path': this.#config.path, ':authority': this.#config.host ?? h.address, 'user-agent': 'Envoy/HC' }, { endStream: true });
-      let status = 0;
-      req.on('response', (headers) => (status = Number(headers[':status'])));
+      const answer: CheckAnswer = { status: 0, degraded: false };
+      req.on('response', (headers) => {
+        answer.status = Number(headers[':status']);
+        answer.degraded = headers['x-envoy-degraded'] !== undefined;
+      });
       req.on('error', fail);
       req.on('end', () => {
         clearTimeout(timer);
         s.off('error', fail);
-        resolve(status);
+        resolve(answer);
       });
       req.resume();
     });
@@ -237,14 +248,19 @@ export class HealthChecker {
   async check(h: CheckedHost): Promise<boolean> {
     let ok = false;
     let network = false;
+    let changed = false;
     try {
-      const status = this.#config.http2 ? await this.#h2Status(h) : await this.#h1Status(h);
-      ok = this.#config.expectedStatuses.some((r) => status >= r.start && status < r.end);
+      const answer = this.#config.http2 ? await this.#h2Status(h) : await this.#h1Status(h);
+      ok = this.#config.expectedStatuses.some((r) => answer.status >= r.start && answer.status < r.end);
+      // As Envoy's HTTP checker (handleSuccess(degraded)): a passing check sets or clears the degraded mark.
+      if (ok && (h.activeDegraded ?? false) !== answer.degraded) {
+        h.activeDegraded = answer.degraded;
+        changed = h.activeHealthy;
+      }
     } catch {
       ok = false;
       network = true;
     }
-    let changed = false;
     const first = !h.hcChecked;
     h.hcChecked = true;
     if (ok) {

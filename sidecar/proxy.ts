@@ -2,12 +2,11 @@
 // selection, filters, header mutations, rewrites, mirroring, forwarding, and
 // the response back, with an access log line and Envoy's counters at the end.
 
-import { randomUUID } from 'node:crypto';
 import { constants as http2constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
-import type { HashPolicyConfig, HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig, VirtualHostConfig } from './config.ts';
+import type { HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig, VirtualHostConfig } from './config.ts';
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
 import { NO_ROUTE, RequestFilters } from './filter-chain.ts';
 import { normalizeRequestPath } from './path-normalize.ts';
@@ -15,7 +14,7 @@ import { Downstream, forward } from './forward.ts';
 import type { CodecReply, H1Request, H1Response } from './http1.ts';
 import { DownstreamProtocolError } from './http1.ts';
 import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop, withoutPseudo } from './headers.ts';
-import { hash32 } from './lb/index.ts';
+import { requestHash } from './lb/hash-policy.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
 import { forwardedClientCert, peerCertificate, peerProperties } from './peer-identity.ts';
@@ -346,34 +345,6 @@ function writeHead(stream: Stream, status: number, headers: HeaderPairs, last = 
     if (!(res as H1Response).requestReceived) stream.hs.rqResponseBeforeRqComplete.value++;
     (res as H1Response).writeHead(status, flatFromPairs(headers));
   }
-}
-
-/** A cookie's value as Envoy's parseCookieValue reads it: without the double quotes it may be wrapped in (RFC 6265), as the generated one is. */
-function cookieValue(header: string, name: string): string | undefined {
-  const v = header.split(/;\s*/).find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
-  return v !== undefined && v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v;
-}
-
-function hashOf(policies: readonly HashPolicyConfig[], headers: HeaderPairs, remote: string, setCookies: HeaderPairs): number | undefined {
-  let combined: number | undefined;
-  for (const p of policies) {
-    let key: string | undefined;
-    if (p.kind === 'header') key = getHeader(headers, p.name);
-    else if (p.kind === 'source_ip') key = remote;
-    else {
-      key = cookieValue(getHeader(headers, 'cookie') ?? '', p.name);
-      if (key === undefined && p.ttlSeconds !== undefined) {
-        // Envoy generates the cookie so the client sticks from its next request on.
-        key = randomUUID().replace(/-/g, '').slice(0, 16);
-        setCookies.push(['set-cookie', `${p.name}="${key}"; Max-Age=${p.ttlSeconds}${p.path ? `; Path=${p.path}` : ''}; HttpOnly`]);
-      }
-    }
-    if (key === undefined) continue;
-    const h = hash32(key);
-    combined = combined === undefined ? h : (Math.imul(combined, 31) + h) >>> 0;
-    if (p.terminal) break;
-  }
-  return combined;
 }
 
 /** Envoy's redirect path: path_redirect keeps the request's query unless it has one of its own; without it, the request's path. */
@@ -1052,7 +1023,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     // A streamed body may change in the wasm filters: its length is the upstream framing's business then.
     if (streamed && filters?.hasWasm) removeHeader(upstreamHeaders, 'content-length');
     const setCookies: HeaderPairs = [];
-    const hash = action.hashPolicy.length ? hashOf(action.hashPolicy, upstreamHeaders, remote, setCookies) : undefined;
+    const hash = action.hashPolicy.length ? requestHash(action.hashPolicy, { headers: upstreamHeaders, path, sourceIp: remote }, setCookies) : undefined;
 
     if (upgrade) {
       stream.span?.inject(upstreamHeaders);
@@ -1157,7 +1128,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
  * line (status 101, the bytes each way) is written at the close. Any other
  * answer goes back as it came, and the connection closes after it.
  */
-async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRequest, hash: number | undefined, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, attributes: StreamProperties | undefined): Promise<void> {
+async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRequest, hash: bigint | undefined, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, attributes: StreamProperties | undefined): Promise<void> {
   const { env, log, downstream, filters } = stream;
   const cluster = env.clusters.get(clusterName);
   if (!cluster) return stream.reply(localReplies.clusterNotFound());

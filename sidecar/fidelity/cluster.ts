@@ -3,13 +3,17 @@
 import type { CircuitBreakerConfig, ClusterConfig, HealthCheckConfig, LbPolicy, OutlierDetectionConfig } from '../config.ts';
 import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../config.ts';
 import { adsConfigSource } from './common.ts';
-import { decodeLocalityEndpoints } from './endpoint.ts';
+import { decodeEndpointPolicy, decodeLocalityEndpoints } from './endpoint.ts';
 import { upstreamTls } from './tls.ts';
 import { Fields, typeName } from './fields.ts';
 import type { FieldError } from './fields.ts';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'] as const;
+const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH'] as const;
+/** Cluster.LbPolicy by number, as the proto numbers it. */
+const LB_POLICY_NUMBERS = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', 'ORIGINAL_DST_LB', 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'];
+/** The proto's bound on minimum_ring_size and maximum_ring_size (uint64 lte 8388608). */
+const RING_SIZE_LIMIT = 8 * 1024 * 1024;
 
 export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConfig | undefined {
   const f = Fields.of(value, '', errors);
@@ -27,27 +31,48 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   if (type === 'EDS') edsServiceName ??= name;
   const la = f.obj('load_assignment');
   let staticEndpoints: ClusterConfig['staticEndpoints'] = [];
+  let staticPolicy: ClusterConfig['staticPolicy'];
   if (la) {
     la.ignore('cluster_name');
     staticEndpoints = decodeLocalityEndpoints(la);
+    staticPolicy = decodeEndpointPolicy(la);
     la.done();
   }
   const connectTimeoutMs = f.durationMs('connect_timeout') ?? 5000;
-  const lbPolicy: LbPolicy = f.enumOf('lb_policy', LB_POLICIES, ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', 'MAGLEV']) ?? 'ROUND_ROBIN';
-  const ringHash = { minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 };
+  // MAGLEV is refused rather than run as a ring: Envoy's Maglev table maps keys to other hosts than any ring does.
+  const lbPolicy: LbPolicy = f.enumOf('lb_policy', LB_POLICIES, LB_POLICY_NUMBERS) ?? 'ROUND_ROBIN';
+  const ringHash: ClusterConfig['ringHash'] = { minimumRingSize: 1024, maximumRingSize: RING_SIZE_LIMIT };
   const rh = f.obj('ring_hash_lb_config');
   if (rh) {
-    ringHash.minimumRingSize = rh.num('minimum_ring_size') ?? 1024;
+    ringHash.minimumRingSize = rh.num('minimum_ring_size') ?? ringHash.minimumRingSize;
     ringHash.maximumRingSize = rh.num('maximum_ring_size') ?? ringHash.maximumRingSize;
+    for (const key of ['minimum_ring_size', 'maximum_ring_size'] as const) {
+      const v = key === 'minimum_ring_size' ? ringHash.minimumRingSize : ringHash.maximumRingSize;
+      if (rh.has(key) && (!Number.isInteger(v) || v < 1 || v > RING_SIZE_LIMIT)) rh.fail(key, `must be an integer from 1 to ${RING_SIZE_LIMIT}`);
+    }
+    // As Envoy's RingHashLoadBalancer constructor, which rejects the cluster.
+    if (ringHash.minimumRingSize > ringHash.maximumRingSize) rh.fail('minimum_ring_size', `${ringHash.minimumRingSize} is greater than maximum_ring_size (${ringHash.maximumRingSize})`);
+    // MURMUR_HASH_2 would put the points elsewhere: refused (the sidecar hashes with xxHash64, Envoy's default).
     rh.enumOf('hash_function', ['XX_HASH'] as const, ['XX_HASH', 'MURMUR_HASH_2']);
     rh.done();
   }
+  let leastRequest: ClusterConfig['leastRequest'];
   const lr = f.obj('least_request_lb_config');
   if (lr) {
-    // choice_count 2 is both Envoy's default and what the sidecar does.
-    const cc = lr.num('choice_count');
-    if (cc !== undefined && cc !== 2) lr.fail('choice_count', 'only 2 (the default) is supported');
+    const choiceCount = lr.num('choice_count') ?? 2;
+    // As the proto's validation (uint32 gte 2).
+    if (!Number.isInteger(choiceCount) || choiceCount < 2) lr.fail('choice_count', 'must be a whole number, at least 2');
+    let activeRequestBias = 1;
+    const bias = lr.obj('active_request_bias');
+    if (bias) {
+      // A RuntimeDouble: the sidecar has no runtime, so its default_value is the value.
+      activeRequestBias = bias.num('default_value') ?? 0;
+      bias.ignore('runtime_key');
+      if (!(activeRequestBias >= 0)) bias.fail('default_value', 'must be 0 or more');
+      bias.done();
+    }
     lr.done();
+    leastRequest = { choiceCount, activeRequestBias };
   }
   const healthChecks = f.list('health_checks').map(healthCheck).filter((h): h is HealthCheckConfig => h !== undefined);
   const od = f.obj('outlier_detection');
@@ -103,6 +128,14 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   const clb = f.obj('common_lb_config');
   if (clb) {
     panicThresholdPercent = clb.num('healthy_panic_threshold') ?? 50;
+    const ch = clb.obj('consistent_hashing_lb_config');
+    if (ch) {
+      if (ch.bool('use_hostname_for_hashing')) ringHash.useHostnameForHashing = true;
+      // Bounded loads move keys off busy hosts, which the sidecar does not do: refused unless 0 (off).
+      const factor = ch.num('hash_balance_factor');
+      if (factor !== undefined && factor !== 0) ch.fail('hash_balance_factor', 'bounded-load consistent hashing is not supported by the weft sidecar');
+      ch.done();
+    }
     clb.done();
   }
   f.done();
@@ -113,6 +146,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     type,
     edsServiceName,
     staticEndpoints,
+    ...(staticPolicy ? { staticPolicy } : {}),
     connectTimeoutMs,
     lbPolicy,
     ringHash,
@@ -123,6 +157,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     idleTimeoutMs,
     maxRequestsPerConnection,
     panicThresholdPercent,
+    ...(leastRequest ? { leastRequest } : {}),
     ...(tls ? { tls } : {}),
   };
 }

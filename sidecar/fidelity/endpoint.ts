@@ -13,14 +13,27 @@ export function decodeClusterLoadAssignment(value: unknown, errors: FieldError[]
   const clusterName = f.str('cluster_name') ?? '';
   if (!clusterName) f.fail('cluster_name', 'required');
   const endpoints = decodeLocalityEndpoints(f);
-  const policy = f.obj('policy');
-  if (policy) {
-    // Overprovisioning only matters across priorities/localities with partial health; the sidecar has one priority.
-    policy.ignore('overprovisioning_factor', 'weighted_priority_health', 'endpoint_stale_after');
-    policy.done();
-  }
+  const policy = decodeEndpointPolicy(f);
   f.done();
-  return { clusterName, endpoints };
+  return { clusterName, endpoints, policy };
+}
+
+/** The `policy` field of a ClusterLoadAssignment (also a STATIC cluster's load_assignment). */
+export function decodeEndpointPolicy(f: Fields): ClusterLoadAssignmentConfig['policy'] {
+  const p = f.obj('policy');
+  const policy = { overprovisioningFactor: 140, weightedPriorityHealth: false };
+  if (p) {
+    // With one priority, the factor decides when degraded hosts take traffic (Cluster.hostSets).
+    const factor = p.num('overprovisioning_factor');
+    if (factor !== undefined) {
+      if (!Number.isInteger(factor) || factor < 1) p.fail('overprovisioning_factor', 'must be a whole number above 0 (percent)');
+      else policy.overprovisioningFactor = factor;
+    }
+    policy.weightedPriorityHealth = p.bool('weighted_priority_health') ?? false;
+    p.ignore('endpoint_stale_after');
+    p.done();
+  }
+  return policy;
 }
 
 /** The `endpoints` field of a ClusterLoadAssignment (also a STATIC cluster's load_assignment). */
@@ -38,14 +51,14 @@ export function decodeLocalityEndpoints(f: Fields): EndpointConfig[] {
       const ep = lb.obj('endpoint');
       const health = lb.enumOf('health_status', HEALTH, HEALTH) ?? 'UNKNOWN';
       const weight = lb.num('load_balancing_weight') ?? 1;
-      lb.ignore('metadata');
+      const hashKey = envoyLbHashKey(lb.raw('metadata'));
       lb.done();
       if (!ep) {
         lb.fail('endpoint', 'required');
         continue;
       }
       const address = socketAddress(ep.obj('address'));
-      ep.ignore('hostname');
+      const hostname = ep.str('hostname') || undefined;
       const hc = ep.obj('health_check_config');
       if (hc) {
         hc.ignore('port_value', 'hostname');
@@ -53,9 +66,17 @@ export function decodeLocalityEndpoints(f: Fields): EndpointConfig[] {
         hc.done();
       }
       ep.done();
-      if (address) out.push({ ...address, health, weight, priority, zone });
+      if (address) out.push({ ...address, health, weight, priority, zone, ...(hostname ? { hostname } : {}), ...(hashKey ? { hashKey } : {}) });
     }
     le.done();
   }
   return out;
+}
+
+/** metadata.filter_metadata["envoy.lb"].hash_key when it is a non-empty string (Envoy ignores any other kind); the rest of the metadata changes nothing here. */
+function envoyLbHashKey(metadata: unknown): string | undefined {
+  if (typeof metadata !== 'object' || metadata === null) return undefined;
+  const lb = (metadata as { filter_metadata?: Record<string, unknown> }).filter_metadata?.['envoy.lb'];
+  const key = typeof lb === 'object' && lb !== null ? (lb as Record<string, unknown>).hash_key : undefined;
+  return typeof key === 'string' && key !== '' ? key : undefined;
 }

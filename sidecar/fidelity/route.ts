@@ -242,7 +242,7 @@ function routeAction(f: Fields): RouteActionConfig {
   const hashPolicy: HashPolicyConfig[] = [];
   for (const h of f.list('hash_policy')) {
     const terminal = h.bool('terminal') ?? false;
-    const kind = h.oneof(['header', 'cookie', 'connection_properties']);
+    const kind = h.oneof(['header', 'cookie', 'connection_properties', 'query_parameter']);
     if (kind === 'header') {
       const hf = h.obj('header')!;
       hashPolicy.push({ kind: 'header', name: (hf.str('header_name') ?? '').toLowerCase(), terminal });
@@ -258,6 +258,12 @@ function routeAction(f: Fields): RouteActionConfig {
       const cp = h.obj('connection_properties')!;
       if (cp.bool('source_ip')) hashPolicy.push({ kind: 'source_ip', terminal });
       cp.done();
+    } else if (kind === 'query_parameter') {
+      const qp = h.obj('query_parameter')!;
+      const name = qp.str('name') ?? '';
+      if (!name) qp.fail('name', 'required');
+      qp.done();
+      hashPolicy.push({ kind: 'query_parameter', name, terminal });
     }
     h.done();
   }

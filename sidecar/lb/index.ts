@@ -7,19 +7,16 @@ import { RingHash } from './ring-hash.ts';
 import { RoundRobin } from './round-robin.ts';
 import type { LoadBalancer } from './types.ts';
 
-export type { LbHost, LoadBalancer, PickContext } from './types.ts';
-export { hash32 } from './ring-hash.ts';
+export type { HostSource, LbHost, LoadBalancer, PickContext } from './types.ts';
 
-export function createLoadBalancer(cluster: Pick<ClusterConfig, 'lbPolicy' | 'ringHash'>): LoadBalancer {
+export function createLoadBalancer(cluster: Pick<ClusterConfig, 'lbPolicy' | 'ringHash' | 'leastRequest'>): LoadBalancer {
   switch (cluster.lbPolicy) {
     case 'LEAST_REQUEST':
-      return new LeastRequest();
+      return new LeastRequest(Math.random, cluster.leastRequest?.choiceCount, cluster.leastRequest?.activeRequestBias);
     case 'RANDOM':
       return new RandomLb();
     case 'RING_HASH':
-    case 'MAGLEV':
-      // Maglev and ring hash give the same guarantee (consistent hashing); the sidecar uses one algorithm for both.
-      return new RingHash(cluster.ringHash.minimumRingSize);
+      return new RingHash(cluster.ringHash.minimumRingSize, cluster.ringHash.maximumRingSize);
     default:
       return new RoundRobin();
   }

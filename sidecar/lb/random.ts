@@ -3,7 +3,7 @@
 // random LB reads no weights, only round robin and least request do).
 
 import type { LbHost, LoadBalancer, PickContext } from './types.ts';
-import { preferNotAvoided } from './types.ts';
+import { pickAvoiding } from './types.ts';
 
 export class RandomLb implements LoadBalancer {
   readonly #random: () => number;
@@ -12,9 +12,8 @@ export class RandomLb implements LoadBalancer {
     this.#random = random;
   }
 
-  pick(all: readonly LbHost[], ctx: PickContext): LbHost | undefined {
-    const hosts = preferNotAvoided(all, ctx.avoid);
+  pick(hosts: readonly LbHost[], ctx: PickContext): LbHost | undefined {
     if (hosts.length === 0) return undefined;
-    return hosts[Math.floor(this.#random() * hosts.length)];
+    return pickAvoiding(ctx, () => hosts[Math.floor(this.#random() * hosts.length)]);
   }
 }

@@ -1,39 +1,38 @@
-// Round robin; smooth weighted (nginx's algorithm) when weights differ, which
-// spreads a weighted host's turns instead of bunching them like Envoy's EDF does not.
+// Round robin as Envoy's RoundRobinLoadBalancer: equal weights, each host in
+// turn from a random start; weights that differ, Envoy's EDF schedule
+// (edf.ts), which interleaves a heavier host's turns with the others'.
 
-import type { LbHost, LoadBalancer, PickContext } from './types.ts';
-import { preferNotAvoided } from './types.ts';
+import { EdfScheduler } from './edf.ts';
+import type { HostSource, LbHost, LoadBalancer, PickContext } from './types.ts';
+import { pickAvoiding } from './types.ts';
 
 export class RoundRobin implements LoadBalancer {
   /**
    * Where the rotation starts: a random host, as Envoy seeds its round robin, so a fleet of proxies that
    * start (or get a new cluster) together does not send its first requests all to the same host.
    */
-  #next: number;
+  readonly #seed: number;
+  /** The rotation's place in each host set (Envoy's rr_indexes_ per HostsSource), so healthy and degraded picks do not share one. */
+  readonly #next = new Map<HostSource, number>();
+  readonly #edf: EdfScheduler;
 
   constructor(random: () => number = Math.random) {
-    this.#next = Math.floor(random() * 0x7fffffff);
+    this.#seed = Math.floor(random() * 0x7fffffff);
+    this.#edf = new EdfScheduler((h) => h.weight, random);
   }
-  readonly #current = new Map<string, number>();
 
-  pick(all: readonly LbHost[], ctx: PickContext): LbHost | undefined {
-    const hosts = preferNotAvoided(all, ctx.avoid);
+  pick(hosts: readonly LbHost[], ctx: PickContext): LbHost | undefined {
+    return pickAvoiding(ctx, () => this.#pickOnce(hosts, ctx.source ?? 'healthy'));
+  }
+
+  #pickOnce(hosts: readonly LbHost[], source: HostSource): LbHost | undefined {
     if (hosts.length === 0) return undefined;
     const w0 = hosts[0]!.weight;
-    if (hosts.every((h) => h.weight === w0)) return hosts[this.#next++ % hosts.length];
-    let total = 0;
-    let best: LbHost | undefined;
-    let bestScore = -Infinity;
-    for (const h of hosts) {
-      const score = (this.#current.get(h.key) ?? 0) + h.weight;
-      this.#current.set(h.key, score);
-      total += h.weight;
-      if (score > bestScore) {
-        bestScore = score;
-        best = h;
-      }
+    if (hosts.every((h) => h.weight === w0)) {
+      const next = this.#next.get(source) ?? this.#seed;
+      this.#next.set(source, next + 1);
+      return hosts[next % hosts.length];
     }
-    this.#current.set(best!.key, bestScore - total);
-    return best;
+    return this.#edf.pick(hosts);
   }
 }

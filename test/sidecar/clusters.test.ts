@@ -33,7 +33,8 @@ test('DRAINING, UNHEALTHY and TIMEOUT endpoints take no new requests; HEALTHY, U
   try {
     c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'UNKNOWN'), ep(3, 'DEGRADED'), ep(4, 'DRAINING'), ep(5, 'UNHEALTHY'), ep(6, 'TIMEOUT')]);
     assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2, 3]);
-    const picked = new Set(Array.from({ length: 12 }, () => c.pick({})!.port));
+    // 2 healthy of the 5 not draining are 56% available: the DEGRADED host takes a third of the requests (degraded.test.ts).
+    const picked = new Set(Array.from({ length: 300 }, () => c.pick({})!.port));
     assert.deepEqual([...picked].sort(), [1, 2, 3]);
   } finally {
     c.close();
