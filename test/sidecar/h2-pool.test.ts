@@ -6,6 +6,7 @@
 // overflows: 503 x-envoy-overloaded).
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
@@ -114,4 +115,68 @@ test('circuit breaker with a growing pool: max_connections 2, max_pending_reques
   const cluster = { envoy_cluster_name: 'outbound|7302||limited.default' };
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_overflow', cluster), 1);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster), 0);
+});
+
+test("an upstream's GOAWAY: the stream it names completes, the one above its last stream id is refused and retried (retry_on refused-stream) on a new connection, as Envoy's", { timeout: 30_000 }, async () => {
+  let sessions = 0;
+  const server = http2.createServer();
+  server.on('session', (session) => {
+    const first = sessions++ === 0;
+    session.on('stream', (stream, headers) => {
+      stream.on('error', () => undefined);
+      // The first connection goes away when the second call arrives: its GOAWAY names only the first call's stream.
+      if (first && headers[':path'] === '/second') return void session.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id! - 2);
+      setTimeout(() => {
+        if (stream.destroyed) return;
+        stream.respond({ ':status': 200 });
+        stream.end(`${headers[':path']} on connection ${first ? 1 : 2}`);
+      }, headers[':path'] === '/first' ? 300 : 0);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('caller4', 8000), { name: 'leaving', namespace: 'default', ports: [{ port: 7303, protocol: 'http2' }] }],
+    instances: [instance('leaving', (server.address() as AddressInfo).port)],
+    routes: [{ name: 'leaving', namespace: 'default', service: 'leaving', rules: [{ name: 'r', destinations: [{ service: 'leaving', weight: 1 }], retries: { attempts: 1, retryOn: ['refused-stream'] } }] }],
+  });
+  const caller = await mesh.sidecar('caller4', 8000);
+  const first = get(caller.outboundPort, 'leaving', '/first');
+  await new Promise((r) => setTimeout(r, 100));
+  const second = await get(caller.outboundPort, 'leaving', '/second');
+  assert.deepEqual([(await first).status, (await first).body], [200, '/first on connection 1']);
+  assert.deepEqual([second.status, second.body], [200, '/second on connection 2']);
+  assert.equal(sessions, 2);
+});
+
+test('a pending request whose caller leaves gives its place among max_pending_requests back: the next one waits instead of overflowing', { timeout: 30_000 }, async () => {
+  const app = await slowH2(400, 1);
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('caller5', 8000), { name: 'narrow', namespace: 'default', ports: [{ port: 7304, protocol: 'http2' }] }],
+    instances: [instance('narrow', app.port)],
+    destinationPolicies: [policy('narrow', { circuitBreakers: { maxConnections: 1, maxPendingRequests: 1, maxRequests: 100 } })],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('caller5', 8000);
+  assert.equal((await get(caller.outboundPort, 'narrow')).status, 200);
+  const running = get(caller.outboundPort, 'narrow');
+  await new Promise((r) => setTimeout(r, 50));
+  // The pending one's caller gives up.
+  const leaving = http.request({ host: '127.0.0.1', port: caller.outboundPort, path: '/', headers: { host: 'narrow' } });
+  leaving.on('error', () => undefined);
+  leaving.end();
+  await new Promise((r) => setTimeout(r, 100));
+  leaving.destroy();
+  await new Promise((r) => setTimeout(r, 50));
+  const next = get(caller.outboundPort, 'narrow');
+  assert.equal((await running).status, 200);
+  assert.equal((await next).status, 200, 'it waited in the place the first one left');
+  const cluster = { envoy_cluster_name: 'outbound|7304||narrow.default' };
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_overflow', cluster), 0);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster), 0);
+  assert.equal(app.seen.sessions, 1);
 });
