@@ -90,11 +90,6 @@ export class Http2Pool implements UpstreamPool {
     this.#streamLimit = Math.max(1, max > 0 ? Math.min(configured, max) : configured);
   }
 
-  /** Connections open or being made (for tests and the admin). */
-  get connections(): number {
-    return this.#conns.size;
-  }
-
   /** Streams `c` may open now. */
   #room(c: H2Connection): number {
     if (!c.connected || c.draining || c.session.closed || c.session.destroyed) return 0;
