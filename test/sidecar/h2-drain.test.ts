@@ -19,8 +19,10 @@ after(async () => {
 
 /** A TCP relay to `port` that delays what comes back by `ms`, so a request and the GOAWAY cross on the wire. */
 async function slowReturn(port: number, ms: number): Promise<number> {
+  const sockets = new Set<net.Socket>();
   const relay = net.createServer((down) => {
     const up = net.connect(port, '127.0.0.1');
+    sockets.add(up).add(down);
     down.pipe(up);
     up.on('data', (d: Buffer) => setTimeout(() => down.destroyed || down.write(d), ms));
     up.on('end', () => setTimeout(() => down.end(), ms));
@@ -28,7 +30,13 @@ async function slowReturn(port: number, ms: number): Promise<number> {
     down.on('close', () => up.destroy());
   });
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
-  closers.push(() => new Promise((r) => relay.close(() => r())));
+  closers.push(
+    () =>
+      new Promise((r) => {
+        relay.close(() => r());
+        for (const s of sockets) s.destroy();
+      }),
+  );
   return (relay.address() as net.AddressInfo).port;
 }
 
