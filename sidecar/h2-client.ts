@@ -105,10 +105,13 @@ export class Http2Pool implements UpstreamPool {
     return undefined;
   }
 
-  /** Streams the connections being made will take once up. */
+  /**
+   * Streams the connections being made will take once up: at least one each, so an upstream that last advertised
+   * 0 (refusing streams for now) gets one more connection per waiting request, not as many as max_connections allows.
+   */
   #connectingCapacity(): number {
     let n = 0;
-    for (const c of this.#conns) if (!c.connected && !c.draining) n += Math.min(this.#streamLimit, c.peerLimit);
+    for (const c of this.#conns) if (!c.connected && !c.draining) n += Math.max(1, Math.min(this.#streamLimit, c.peerLimit));
     return n;
   }
 
@@ -159,7 +162,7 @@ export class Http2Pool implements UpstreamPool {
   #open(): void {
     const o = this.#o;
     const session = o.tls ? http2.connect(origin(o), { createConnection: () => connectTls(o, 'h2') }) : http2.connect(origin(o));
-    const c: H2Connection = { session, connected: false, streams: 0, opened: 0, peerLimit: this.#knownPeerLimit, draining: false };
+    const c: H2Connection = { session, connected: false, streams: 0, opened: 0, peerLimit: Math.max(1, this.#knownPeerLimit), draining: false };
     this.#conns.add(c);
     countConnection(o, session);
     let failure: UpstreamFailure | undefined;

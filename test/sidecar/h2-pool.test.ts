@@ -20,7 +20,7 @@ after(async () => {
 /** An h2c server answering each stream after `delayMs`, which records its sessions and the most streams any had open at once. */
 async function slowH2(delayMs: number, maxConcurrentStreams?: number) {
   const seen = { sessions: 0, mostAtOnce: 0 };
-  const server = http2.createServer(maxConcurrentStreams ? { settings: { maxConcurrentStreams } } : {});
+  const server = http2.createServer(maxConcurrentStreams !== undefined ? { settings: { maxConcurrentStreams } } : {});
   server.on('session', (session) => {
     seen.sessions++;
     let open = 0;
@@ -179,4 +179,22 @@ test('a pending request whose caller leaves gives its place among max_pending_re
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_overflow', cluster), 0);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster), 0);
   assert.equal(app.seen.sessions, 1);
+});
+
+test('an upstream that advertises SETTINGS_MAX_CONCURRENT_STREAMS 0 gets one more connection per waiting request, not a storm of them up to max_connections', { timeout: 30_000 }, async () => {
+  const app = await slowH2(0, 0);
+  const mesh = await TestMesh.start({ translator: withFields({}, { timeout: '0.5s' }) });
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('caller6', 8000), { name: 'closed', namespace: 'default', ports: [{ port: 7305, protocol: 'http2' }] }],
+    instances: [instance('closed', app.port)],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('caller6', 8000);
+  // Sent before the upstream's SETTINGS were known: refused by it.
+  assert.equal((await get(caller.outboundPort, 'closed')).status, 503);
+  const second = await get(caller.outboundPort, 'closed');
+  assert.ok([503, 504].includes(second.status), `${second.status} ${second.body}`);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(app.seen.sessions <= 3, `${app.seen.sessions} connections`);
 });
