@@ -5,6 +5,9 @@
 // frees up; HTTP/2 always has one) is refused once max_requests are active.
 // Envoy never queues on max_requests: past it a request overflows (503
 // x-envoy-overloaded) even where a connection is free, HTTP/2 included.
+// HTTP/2 requests wait in their host's pool instead (h2-client.ts: every
+// connection at its stream limit, or still being made), and take their place
+// among the same max_pending_requests (tryPending).
 
 import type { CircuitBreakerConfig } from './config.ts';
 
@@ -15,6 +18,8 @@ export class CircuitBreaker {
   activeRetries = 0;
   /** Requests waiting for a connection: called with whether max_requests lets them in once one is free. */
   readonly #waiting: ((admit: boolean) => void)[] = [];
+  /** HTTP/2 requests waiting in a host's pool for room on a connection. */
+  #poolPending = 0;
 
   constructor(limits: CircuitBreakerConfig, http2: boolean) {
     this.#limits = limits;
@@ -28,7 +33,19 @@ export class CircuitBreaker {
   }
 
   get pending(): number {
-    return this.#waiting.length;
+    return this.#waiting.length + this.#poolPending;
+  }
+
+  /** A place among max_pending_requests for a request waiting in a pool: a function giving it back, or undefined (overflow). */
+  tryPending(): (() => void) | undefined {
+    if (this.pending >= this.#limits.maxPendingRequests) return undefined;
+    this.#poolPending++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#poolPending--;
+    };
   }
 
   /** Whether a connection is free for one more request (HTTP/2 multiplexes: always). */
@@ -43,7 +60,7 @@ export class CircuitBreaker {
       this.active++;
       return this.#releaser();
     }
-    if (this.#waiting.length >= this.#limits.maxPendingRequests) return undefined;
+    if (this.pending >= this.#limits.maxPendingRequests) return undefined;
     return new Promise((resolve) => {
       this.#waiting.push((admit) => {
         if (!admit) return resolve(undefined);

@@ -130,7 +130,7 @@ export class Cluster {
   update(config: ClusterConfig): void {
     const poolChanged =
       config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||
-      config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection ||
+      config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection || config.maxConcurrentStreams !== this.config.maxConcurrentStreams ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
     if (config.lbPolicy !== this.config.lbPolicy || JSON.stringify(config.ringHash) !== JSON.stringify(this.config.ringHash) || JSON.stringify(config.leastRequest) !== JSON.stringify(this.config.leastRequest)) this.lb = createLoadBalancer(config);
     const useHostname = config.ringHash.useHostnameForHashing === true;
@@ -199,7 +199,32 @@ export class Cluster {
   /** How to reach a host: its pool's options, also used for a connection of its own (a WebSocket upgrade). */
   connectOptions(h: { address: string; port: number }): PoolOptions {
     const series = this.#stats.cluster(this.name);
-    return { address: h.address, port: h.port, connections: this.config.circuitBreakers.maxConnections, connectTimeoutMs: this.config.connectTimeoutMs, idleTimeoutMs: this.config.idleTimeoutMs, maxRequestsPerConnection: this.config.maxRequestsPerConnection, tls: this.#upstreamTls(), cx: { total: series.cxTotal, active: series.cxActive } };
+    const stats = this.#stats;
+    const labels = stats.clusterLabel(this.name);
+    return {
+      address: h.address,
+      port: h.port,
+      connections: this.config.circuitBreakers.maxConnections,
+      connectTimeoutMs: this.config.connectTimeoutMs,
+      idleTimeoutMs: this.config.idleTimeoutMs,
+      maxRequestsPerConnection: this.config.maxRequestsPerConnection,
+      maxConcurrentStreams: this.config.maxConcurrentStreams,
+      // An HTTP/2 request waiting in the pool: upstream_rq_pending_active while it waits, _overflow when refused.
+      pending: () => {
+        const place = this.breaker.tryPending();
+        if (!place) {
+          stats.upstreamRqPendingOverflow.inc(labels);
+          return undefined;
+        }
+        stats.upstreamRqPendingActive.inc(labels);
+        return () => {
+          place();
+          stats.upstreamRqPendingActive.dec(labels);
+        };
+      },
+      tls: this.#upstreamTls(),
+      cx: { total: series.cxTotal, active: series.cxActive },
+    };
   }
 
   /** Per new connection: the current certificate (rotation applies to the next connection) and the SANs to expect. */

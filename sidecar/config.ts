@@ -401,6 +401,8 @@ export interface ClusterConfig {
   idleTimeoutMs: number;
   /** Requests (HTTP/2: streams) one upstream connection carries before it is closed; 0: no limit (Envoy's default). */
   maxRequestsPerConnection: number;
+  /** HTTP/2: streams one upstream connection carries at once (http2_protocol_options.max_concurrent_streams, default 2^31 - 1); more open another connection. */
+  maxConcurrentStreams?: number;
   /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
   panicThresholdPercent: number;
   /** least_request_lb_config: hosts sampled per pick (default 2) and the active request bias (default 1.0). */

@@ -326,6 +326,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
     if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made), ...(retryFlag ? { retryFlag } : {}) };
     const transport = last?.outcome.kind === 'failure' ? last.outcome.transport : undefined;
+    // No room in the host's HTTP/2 pool and max_pending_requests reached: Envoy's pool overflow (503, x-envoy-overloaded, UO).
+    if (reason === 'overflow') return { kind: 'local', reply: localReplies.overflow(), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
     return { kind: 'local', reply: localReplies.reset(reason, transport), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
   }
   const { response } = last.outcome;
@@ -431,7 +433,8 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
       host.counters.cxConnectFail++;
     }
     if (perTryFired) stats.upstreamRqPerTryTimeout.inc(stats.clusterLabel(cluster.name));
-    if (!req.downstream.aborted) cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');
+    // A pool overflow is the circuit breaker's answer, not the host's: no outlier failure.
+    if (!req.downstream.aborted && reason !== 'overflow') cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');
     if (perTryFired || state.stopped === 'timeout') return { kind: 'failure', reason: 'timeout' };
     return transport ? { kind: 'failure', reason, transport } : { kind: 'failure', reason };
   } finally {

@@ -1,13 +1,13 @@
 // Connections to one upstream host: keep-alive sockets for HTTP/1.1 (h1-client.ts),
-// or one multiplexed HTTP/2 (prior knowledge) session for http2/gRPC clusters.
+// or multiplexed HTTP/2 (prior knowledge) sessions for http2/gRPC clusters (h2-client.ts).
 // Failures come back as UpstreamFailure with Envoy's reset reasons.
 
-import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { uriSans } from './peer-identity.ts';
 import { Readable } from 'node:stream';
 import { Http1Pool } from './h1-client.ts';
+import { Http2Pool } from './h2-client.ts';
 
 export type HeaderPairs = [string, string][];
 
@@ -252,6 +252,13 @@ export interface PoolOptions {
   /** Requests (HTTP/2: streams) per connection before it is closed once idle; 0 or unset: no limit. */
   maxRequestsPerConnection?: number;
   tls?: UpstreamTls;
+  /** HTTP/2: streams one connection carries at once (http2_protocol_options.max_concurrent_streams), before the peer's SETTINGS lower it. */
+  maxConcurrentStreams?: number;
+  /**
+   * HTTP/2: a request that finds no connection with room takes a place among the cluster's
+   * max_pending_requests: a function giving it back, or undefined when none is left (overflow).
+   */
+  pending?: () => (() => void) | undefined;
   /** The cluster's upstream_cx_total / upstream_cx_active: every connection this opens is counted while it is open. */
   cx?: { total: { value: number }; active: { value: number } };
 }
@@ -263,10 +270,6 @@ export function countConnection(o: PoolOptions, closing: { once(event: 'close', 
   cx.total.value++;
   cx.active.value++;
   closing.once('close', () => cx.active.value--);
-}
-
-function origin(o: PoolOptions): string {
-  return `${o.tls ? 'https' : 'http'}://${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}`;
 }
 
 /**
@@ -305,13 +308,6 @@ export function pairsFromObject(h: Record<string, string | string[] | undefined>
   return out;
 }
 
-/** An HTTP/2 upstream reset the stream with `code` (Envoy's RemoteReset / RemoteRefusedStreamReset). */
-function remoteReset(code: number): UpstreamFailure {
-  return code === http2.constants.NGHTTP2_REFUSED_STREAM
-    ? new UpstreamFailure('remote_refused_stream_reset', 'stream refused by the upstream (REFUSED_STREAM)')
-    : new UpstreamFailure('remote_reset', `stream reset by the upstream (code ${code})`);
-}
-
 export function classify(err: unknown): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
@@ -322,200 +318,8 @@ export function classify(err: unknown): UpstreamFailure {
   return new UpstreamFailure('connection_termination', `connection termination (${code || e.message})`);
 }
 
-/**
- * Resets an upstream h2 stream as Envoy does, with RST_STREAM (CANCEL) alone.
- * node's close() first ends the writable side, so the peer gets END_STREAM,
- * i.e. what looks like a complete request (a client-streaming call whose
- * caller went away would read as finished), and the reset only after. The
- * stream's native handle (node's internal kHandle) resets it at once; close()
- * then tidies up. Without the handle (a future node, a stream not yet opened)
- * close() alone.
- */
-function resetStream(s: http2.ClientHttp2Stream): void {
-  const code = http2.constants.NGHTTP2_CANCEL;
-  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
-  const handle = key === undefined ? undefined : (s as unknown as Record<symbol, { rstStream?: (code: number) => void } | undefined>)[key];
-  // Only once the stream has an id (its HEADERS are queued): a reset for a stream the peer never saw opened is a protocol error.
-  if (!s.closed && !s.pending && typeof handle?.rstStream === 'function') handle.rstStream(code);
-  s.close(code);
-}
-
-export class Http2Pool implements UpstreamPool {
-  readonly #o: PoolOptions;
-  #session: http2.ClientHttp2Session | undefined;
-  /** Streams opened on #session (max_requests_per_connection). */
-  #streams = 0;
-  /** The connection being made: every request that comes meanwhile waits for it, as Envoy's HTTP/2 pool does. */
-  #connecting: Promise<http2.ClientHttp2Session> | undefined;
-  /**
-   * Streams open now per connection, and the idle timer of one with none: Envoy's idle_timeout counts only
-   * time with no stream open (node's session timeout is any quiet spell, so a long, quiet stream, a gRPC watch,
-   * used to have its connection closed under it).
-   */
-  readonly #active = new WeakMap<http2.ClientHttp2Session, { streams: number; idle?: NodeJS.Timeout }>();
-
-  constructor(o: PoolOptions) {
-    this.#o = o;
-  }
-
-  #connect(): Promise<http2.ClientHttp2Session> {
-    const s = this.#session;
-    if (s && !s.closed && !s.destroyed) return Promise.resolve(s);
-    // One connection at a time: a burst of calls to a cold host shares it (each used to open its own, and all
-    // but the last stayed open, unused, until the idle timeout).
-    const pending = (this.#connecting ??= this.#open());
-    const clear = (): void => {
-      if (this.#connecting === pending) this.#connecting = undefined;
-    };
-    pending.then(clear, clear);
-    return pending;
-  }
-
-  /** No stream open on `session`: it closes after the idle timeout unless one opens first. */
-  #idle(session: http2.ClientHttp2Session): void {
-    const use = this.#active.get(session);
-    const ms = this.#o.idleTimeoutMs;
-    if (!use || ms <= 0 || session.closed || session.destroyed) return;
-    clearTimeout(use.idle);
-    use.idle = setTimeout(() => {
-      if (use.streams === 0) session.close();
-    }, ms);
-    use.idle.unref();
-  }
-
-  #open(): Promise<http2.ClientHttp2Session> {
-    return new Promise((resolve, reject) => {
-      const session = this.#o.tls ? http2.connect(origin(this.#o), { createConnection: () => connectTls(this.#o, 'h2') }) : http2.connect(origin(this.#o));
-      countConnection(this.#o, session);
-      const timer = setTimeout(() => {
-        session.destroy();
-        reject(new UpstreamFailure('connection_failure', 'connection failure (connect timeout)'));
-      }, this.#o.connectTimeoutMs);
-      session.once('connect', () => {
-        clearTimeout(timer);
-        this.#session = session;
-        this.#streams = 0;
-        this.#active.set(session, { streams: 0 });
-        this.#idle(session);
-        resolve(session);
-      });
-      // on, not once: an error after the first (a session already failing) must not go unhandled and end the process.
-      session.on('error', (err) => {
-        clearTimeout(timer);
-        if (this.#session === session) this.#session = undefined;
-        reject(classify(err));
-      });
-      session.on('close', () => {
-        if (this.#session === session) this.#session = undefined;
-      });
-    });
-  }
-
-  start(req: UpstreamRequest): Exchange {
-    let stream: http2.ClientHttp2Stream | undefined;
-    let aborted: UpstreamFailure | undefined;
-    let rejectResponse: ((e: Error) => void) | undefined;
-    const body = new UpstreamBody();
-    const response = new Promise<UpstreamResponse>((resolve, reject) => {
-      rejectResponse = reject;
-      const open = (session: http2.ClientHttp2Session): void => {
-        if (aborted) return;
-        // Closed since this request was handed it (max_requests_per_connection reached by a request before it): a new one.
-        if (session.closed || session.destroyed) return void this.#connect().then(open, reject);
-        const max = this.#o.maxRequestsPerConnection ?? 0;
-        // Retired by max_requests_per_connection while this request waited for it (it had the connection's last stream).
-        if (max > 0 && this.#session !== session) return void this.#connect().then(open, reject);
-        // Its last stream: later requests get a new connection, and this one closes once its streams end.
-        const last = max > 0 && ++this.#streams >= max && this.#session === session;
-        if (last) this.#session = undefined;
-        const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
-        for (const [k, v] of req.headers) {
-          if (k === 'host' || k.startsWith(':')) continue;
-          const prev = headers[k];
-          headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
-        }
-        const s = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
-        const use = this.#active.get(session);
-        if (use) {
-          use.streams++;
-          clearTimeout(use.idle);
-          s.once('close', () => {
-            if (--use.streams === 0) this.#idle(session);
-          });
-        }
-        // Closed (GOAWAY) once the last stream is done: node's close() would cut one whose HEADERS are still queued.
-        if (last) s.once('close', () => session.close());
-        stream = s;
-        let responded = false;
-        /** The response ended: a reset after it (ours, below) fails nothing. */
-        let complete = false;
-        let trailers: HeaderPairs = [];
-        body.resumeSource = () => s.resume();
-        body.abortSource = () => resetStream(s);
-        s.on('trailers', (t) => (trailers = pairsFromObject(t as Record<string, string>)));
-        s.once('response', (h, flags) => {
-          responded = true;
-          const status = Number(h[':status']);
-          const pairs = pairsFromObject(h as Record<string, string>).filter(([k]) => !k.startsWith(':'));
-          resolve({ status, headers: pairs, body, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0 });
-        });
-        s.on('data', (c: Buffer) => {
-          if (!body.push(c)) s.pause();
-        });
-        s.on('end', () => {
-          complete = true;
-          body.end(trailers);
-          // The response is complete while the request body still streams (an early answer to an upload or a
-          // client-streaming call): the stream is reset, as Envoy's router resets it then, never ended (an
-          // END_STREAM would make the part sent so far look like the whole request). CANCEL, as every upstream
-          // reset here: a node server cannot tell a NO_ERROR reset (Envoy's code) from the request's end.
-          if (!s.writableEnded) resetStream(s);
-        });
-        s.on('error', (err) => {
-          if (complete) return;
-          // The upstream's RST_STREAM (node: ERR_HTTP2_STREAM_ERROR, the code in rstCode); anything else is the connection's.
-          const remote = (err as { code?: string }).code === 'ERR_HTTP2_STREAM_ERROR' && s.rstCode !== undefined && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
-          const f = aborted ?? (remote ? remoteReset(s.rstCode!) : classify(err));
-          if (responded) body.fail(f);
-          else reject(f);
-        });
-        s.once('close', () => {
-          if (complete) return;
-          if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
-            const f = aborted ?? remoteReset(s.rstCode);
-            if (responded) body.fail(f);
-            else reject(f);
-          } else if (responded) body.end(trailers);
-        });
-        if (Buffer.isBuffer(req.body)) {
-          if (req.body.length > 0) s.end(req.body);
-        } else if (req.body) {
-          req.body.pipe(s);
-          // Listening only once piped: an earlier 'data' listener would start the flow with nowhere to go.
-          if (req.onBodyData) req.body.on('data', req.onBodyData);
-        }
-      };
-      void this.#connect().then(open, reject);
-    });
-    return {
-      response,
-      abort(reason) {
-        if (aborted) return;
-        aborted = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `stream reset (${reason})`);
-        if (stream) resetStream(stream);
-        rejectResponse?.(aborted);
-        body.fail(aborted);
-      },
-    };
-  }
-
-  async close(): Promise<void> {
-    this.#session?.close();
-  }
-}
-
 export function createPool(o: PoolOptions, http2Upstream: boolean): UpstreamPool {
   return http2Upstream ? new Http2Pool(o) : new Http1Pool(o);
 }
 
-export { Readable };
+export { Http2Pool, Readable };

@@ -79,7 +79,13 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   const outlierDetection = od ? outlier(od) : undefined;
   const circuitBreakers = thresholds(f.obj('circuit_breakers'));
   let http2 = f.has('http2_protocol_options');
-  f.raw('http2_protocol_options');
+  // The deprecated cluster-level http2_protocol_options: its concurrency is honoured, its tuning accepted as before.
+  const legacyH2 = f.obj('http2_protocol_options');
+  let maxConcurrentStreams = legacyH2 ? concurrentStreams(legacyH2) : undefined;
+  if (legacyH2) {
+    legacyH2.ignore(...legacyH2.keys());
+    legacyH2.done();
+  }
   let idleTimeoutMs = 3_600_000;
   // The cluster-level fields are deprecated in favour of typed_extension_protocol_options, which wins when both are set.
   let maxRequestsPerConnection = f.num('max_requests_per_connection') ?? 0;
@@ -108,8 +114,9 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
         const which = explicit.oneof(['http_protocol_options', 'http2_protocol_options']);
         explicit.raw('http_protocol_options');
         const h2 = explicit.obj('http2_protocol_options');
-        // Flow-control and concurrency tuning do not change semantics.
-        h2?.ignore('max_concurrent_streams', 'initial_stream_window_size', 'initial_connection_window_size');
+        if (h2) maxConcurrentStreams = concurrentStreams(h2) ?? maxConcurrentStreams;
+        // Flow-control window sizes do not change semantics.
+        h2?.ignore('initial_stream_window_size', 'initial_connection_window_size');
         h2?.done();
         http2 = which === 'http2_protocol_options';
         explicit.done();
@@ -156,10 +163,25 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     http2,
     idleTimeoutMs,
     maxRequestsPerConnection,
+    ...(maxConcurrentStreams !== undefined ? { maxConcurrentStreams } : {}),
     panicThresholdPercent,
     ...(leastRequest ? { leastRequest } : {}),
     ...(tls ? { tls } : {}),
   };
+}
+
+/**
+ * http2_protocol_options.max_concurrent_streams: streams one upstream connection carries at once before the
+ * pool opens another (Envoy's limits: 1 to 2^31 - 1).
+ */
+function concurrentStreams(h2: Fields): number | undefined {
+  const n = h2.num('max_concurrent_streams');
+  if (n === undefined) return undefined;
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 31 - 1) {
+    h2.fail('max_concurrent_streams', 'must be between 1 and 2147483647');
+    return undefined;
+  }
+  return n;
 }
 
 function healthCheck(f: Fields): HealthCheckConfig | undefined {

@@ -282,6 +282,25 @@ test('max_requests_per_connection: from HttpProtocolOptions, or the deprecated c
   assert.equal(limit({ max_requests_per_connection: 3, ...typed(7) }), 7);
 });
 
+test('http2_protocol_options.max_concurrent_streams: honoured from HttpProtocolOptions or the deprecated cluster-level options (it used to be ignored); out of 1..2^31-1 NACKed naming the field', () => {
+  const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
+  const h2 = (n: unknown) => ({
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: { max_concurrent_streams: n } },
+      },
+    },
+  });
+  const streams = (c: Record<string, unknown>) => (decoded('cluster', { ...base, ...c }) as ClusterConfig).maxConcurrentStreams;
+  assert.equal(streams({}), undefined);
+  assert.equal(streams(h2(5)), 5);
+  assert.equal(streams({ http2_protocol_options: { max_concurrent_streams: 3, hpack_table_size: 0 } }), 3);
+  const r = accept('cluster', { ...base, ...h2(0) });
+  assert.ok(!r.ok);
+  assert.match(JSON.stringify(r.errors), /explicit_http_config\.http2_protocol_options\.max_concurrent_streams/);
+});
+
 test('mutations outside the subset are NACKed with the field path', () => {
   const cases: { kind: ResourceKind; base: Record<string, unknown>; mutate: (v: any) => void; path: string }[] = [
     {

@@ -1,0 +1,346 @@
+// HTTP/2 (prior knowledge, or h2 over mutual TLS) to one upstream host, as
+// Envoy's HTTP/2 connection pool: a connection carries up to its stream
+// limit at once (the cluster's http2_protocol_options.max_concurrent_streams,
+// lowered by the peer's SETTINGS_MAX_CONCURRENT_STREAMS once it arrives);
+// when every connection is full, the pool opens another while the cluster's
+// max_connections allows (one at least, whatever the cluster's count), and a
+// request that finds no room waits as pending, among max_pending_requests.
+// A connection that has carried max_requests_per_connection streams, or got
+// GOAWAY, takes no more and closes once its streams have ended.
+
+import http2 from 'node:http2';
+import type { Exchange, HeaderPairs, PoolOptions, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import { UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, pairsFromObject } from './upstream.ts';
+
+/** Envoy's default http2_protocol_options.max_concurrent_streams (2^31 - 1). */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 2 ** 31 - 1;
+
+function origin(o: PoolOptions): string {
+  return `${o.tls ? 'https' : 'http'}://${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}`;
+}
+
+/** An HTTP/2 upstream reset the stream with `code` (Envoy's RemoteReset / RemoteRefusedStreamReset). */
+function remoteReset(code: number): UpstreamFailure {
+  return code === http2.constants.NGHTTP2_REFUSED_STREAM
+    ? new UpstreamFailure('remote_refused_stream_reset', 'stream refused by the upstream (REFUSED_STREAM)')
+    : new UpstreamFailure('remote_reset', `stream reset by the upstream (code ${code})`);
+}
+
+/**
+ * Resets an upstream h2 stream as Envoy does, with RST_STREAM (CANCEL) alone.
+ * node's close() first ends the writable side, so the peer gets END_STREAM,
+ * i.e. what looks like a complete request (a client-streaming call whose
+ * caller went away would read as finished), and the reset only after. The
+ * stream's native handle (node's internal kHandle) resets it at once; close()
+ * then tidies up. Without the handle (a future node, a stream not yet opened)
+ * close() alone.
+ */
+function resetStream(s: http2.ClientHttp2Stream): void {
+  const code = http2.constants.NGHTTP2_CANCEL;
+  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
+  const handle = key === undefined ? undefined : (s as unknown as Record<symbol, { rstStream?: (code: number) => void } | undefined>)[key];
+  // Only once the stream has an id (its HEADERS are queued): a reset for a stream the peer never saw opened is a protocol error.
+  if (!s.closed && !s.pending && typeof handle?.rstStream === 'function') handle.rstStream(code);
+  s.close(code);
+}
+
+/** One connection of the pool. */
+interface H2Connection {
+  readonly session: http2.ClientHttp2Session;
+  /** Connected (until then it counts as connecting capacity). */
+  connected: boolean;
+  /** Streams open now. */
+  streams: number;
+  /** Streams it has carried (max_requests_per_connection). */
+  opened: number;
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS once its SETTINGS came; until then the host's last known one. */
+  peerLimit: number;
+  /** Takes no new stream: GOAWAY received, max_requests_per_connection reached, or closing. */
+  draining: boolean;
+  /** Runs while no stream is open: Envoy's idle_timeout counts only that time. */
+  idle?: NodeJS.Timeout;
+}
+
+/** A request waiting for room on a connection. */
+interface Waiter {
+  attach(c: H2Connection): void;
+  fail(f: UpstreamFailure): void;
+  /** Gives back its place among the cluster's max_pending_requests. */
+  release(): void;
+}
+
+export class Http2Pool implements UpstreamPool {
+  readonly #o: PoolOptions;
+  readonly #conns = new Set<H2Connection>();
+  readonly #waiting: Waiter[] = [];
+  /** Streams one connection may have open, before the peer's SETTINGS say otherwise (Envoy's initial stream limit). */
+  readonly #streamLimit: number;
+  /**
+   * The host's SETTINGS_MAX_CONCURRENT_STREAMS as last seen, the limit of a new connection until its own SETTINGS
+   * come (Envoy keeps it in its HTTP server properties cache where one is configured): streams sent past it before
+   * then would be refused by the upstream.
+   */
+  #knownPeerLimit = Infinity;
+  #closed = false;
+
+  constructor(o: PoolOptions) {
+    this.#o = o;
+    const max = o.maxRequestsPerConnection ?? 0;
+    const configured = o.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
+    this.#streamLimit = Math.max(1, max > 0 ? Math.min(configured, max) : configured);
+  }
+
+  /** Streams `c` may open now. */
+  #room(c: H2Connection): number {
+    if (!c.connected || c.draining || c.session.closed || c.session.destroyed) return 0;
+    const max = this.#o.maxRequestsPerConnection ?? 0;
+    let room = Math.min(this.#streamLimit, c.peerLimit) - c.streams;
+    if (max > 0) room = Math.min(room, max - c.opened);
+    return room;
+  }
+
+  /** The first connection with room for a stream (Envoy fills its ready clients in order). */
+  #ready(): H2Connection | undefined {
+    for (const c of this.#conns) if (this.#room(c) > 0) return c;
+    return undefined;
+  }
+
+  /**
+   * Streams the connections being made will take once up: at least one each, so an upstream that last advertised
+   * 0 (refusing streams for now) gets one more connection per waiting request, not as many as max_connections allows.
+   */
+  #connectingCapacity(): number {
+    let n = 0;
+    for (const c of this.#conns) if (!c.connected && !c.draining) n += Math.max(1, Math.min(this.#streamLimit, c.peerLimit));
+    return n;
+  }
+
+  /** Whether the cluster's max_connections allows one more connection (counted over the cluster, as Envoy's). */
+  #canConnect(): boolean {
+    const active = this.#o.cx ? this.#o.cx.active.value : this.#conns.size;
+    if (active < this.#o.connections) return true;
+    // As Envoy: a host with no connection at all gets one, so its pending requests are not stranded by other hosts' connections.
+    for (const c of this.#conns) if (!c.draining) return false;
+    return true;
+  }
+
+  /** Opens connections while the requests waiting outnumber what the connections being made will take. */
+  #grow(): void {
+    while (!this.#closed && this.#waiting.length > this.#connectingCapacity() && this.#canConnect()) this.#open();
+  }
+
+  /** Gives waiting requests the room there is, then opens what more they need. */
+  #dispatch(): void {
+    while (this.#waiting.length > 0) {
+      const c = this.#ready();
+      if (!c) break;
+      const w = this.#waiting.shift()!;
+      w.release();
+      w.attach(c);
+    }
+    this.#grow();
+  }
+
+  /** No stream open on `c`: it closes after the idle timeout unless one opens first. */
+  #idle(c: H2Connection): void {
+    const ms = this.#o.idleTimeoutMs;
+    if (ms <= 0 || c.session.closed || c.session.destroyed) return;
+    clearTimeout(c.idle);
+    c.idle = setTimeout(() => {
+      if (c.streams === 0) this.#retire(c);
+    }, ms);
+    c.idle.unref();
+  }
+
+  /** `c` takes no new stream, and closes (GOAWAY) once its streams have ended. */
+  #retire(c: H2Connection): void {
+    c.draining = true;
+    // node's close() would cut a stream whose HEADERS are still queued: only once none is open.
+    if (c.streams === 0 && !c.session.closed) c.session.close();
+  }
+
+  #open(): void {
+    const o = this.#o;
+    const session = o.tls ? http2.connect(origin(o), { createConnection: () => connectTls(o, 'h2') }) : http2.connect(origin(o));
+    const c: H2Connection = { session, connected: false, streams: 0, opened: 0, peerLimit: Math.max(1, this.#knownPeerLimit), draining: false };
+    this.#conns.add(c);
+    countConnection(o, session);
+    let failure: UpstreamFailure | undefined;
+    const timer = setTimeout(() => {
+      failure = new UpstreamFailure('connection_failure', 'connection failure (connect timeout)');
+      session.destroy();
+    }, o.connectTimeoutMs);
+    session.once('connect', () => {
+      clearTimeout(timer);
+      c.connected = true;
+      if (this.#closed) return this.#retire(c);
+      this.#idle(c);
+      this.#dispatch();
+    });
+    session.on('remoteSettings', (settings) => {
+      c.peerLimit = settings.maxConcurrentStreams ?? Infinity;
+      this.#knownPeerLimit = c.peerLimit;
+      this.#dispatch();
+    });
+    // The upstream is going away: no new stream here (node closes the session itself); the streams past its
+    // last stream id fail as refused (REFUSED_STREAM), which retry_on refused-stream retries.
+    session.on('goaway', () => {
+      this.#retire(c);
+      this.#grow();
+    });
+    // on, not once: an error after the first (a session already failing) must not go unhandled and end the process.
+    session.on('error', (err) => {
+      failure ??= classify(err);
+    });
+    session.once('close', () => {
+      clearTimeout(timer);
+      clearTimeout(c.idle);
+      this.#conns.delete(c);
+      if (!c.connected) {
+        // As Envoy's pool on a connect failure: every pending request fails (UF), and the router decides about retries.
+        const f = failure?.reason === 'connection_failure' ? failure : new UpstreamFailure('connection_failure', `connection failure (${failure?.message ?? 'closed while connecting'})`);
+        for (const w of this.#waiting.splice(0)) {
+          w.release();
+          w.fail(f);
+        }
+        return;
+      }
+      this.#dispatch();
+    });
+  }
+
+  start(req: UpstreamRequest): Exchange {
+    let stream: http2.ClientHttp2Stream | undefined;
+    let aborted: UpstreamFailure | undefined;
+    let waiter: Waiter | undefined;
+    let resolveResponse!: (r: UpstreamResponse) => void;
+    let rejectResponse!: (e: Error) => void;
+    const body = new UpstreamBody();
+    const response = new Promise<UpstreamResponse>((resolve, reject) => {
+      resolveResponse = resolve;
+      rejectResponse = reject;
+    });
+    const attach = (c: H2Connection): void => {
+      waiter = undefined;
+      if (aborted) return;
+      stream = this.#stream(c, req, body, () => aborted, resolveResponse, rejectResponse);
+    };
+    if (this.#closed) {
+      rejectResponse(new UpstreamFailure('connection_failure', 'connection pool closed'));
+    } else {
+      const c = this.#ready();
+      if (c) attach(c);
+      else {
+        // No room anywhere: the request waits as pending, among the cluster's max_pending_requests.
+        const release = this.#o.pending ? this.#o.pending() : () => undefined;
+        if (!release) rejectResponse(new UpstreamFailure('overflow', 'pending request overflow'));
+        else {
+          waiter = { attach, fail: rejectResponse, release };
+          this.#waiting.push(waiter);
+          this.#grow();
+        }
+      }
+    }
+    return {
+      response,
+      abort: (reason) => {
+        if (aborted) return;
+        aborted = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `stream reset (${reason})`);
+        if (waiter) {
+          const i = this.#waiting.indexOf(waiter);
+          if (i >= 0) this.#waiting.splice(i, 1);
+          waiter.release();
+          waiter = undefined;
+        }
+        if (stream) resetStream(stream);
+        rejectResponse(aborted);
+        body.fail(aborted);
+      },
+    };
+  }
+
+  /** Opens the request's stream on `c`. */
+  #stream(c: H2Connection, req: UpstreamRequest, body: UpstreamBody, aborted: () => UpstreamFailure | undefined, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void): http2.ClientHttp2Stream {
+    const session = c.session;
+    c.opened++;
+    c.streams++;
+    clearTimeout(c.idle);
+    const max = this.#o.maxRequestsPerConnection ?? 0;
+    // Its last stream: later requests get another connection, and this one closes once its streams end.
+    if (max > 0 && c.opened >= max) c.draining = true;
+    const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
+    for (const [k, v] of req.headers) {
+      if (k === 'host' || k.startsWith(':')) continue;
+      const prev = headers[k];
+      headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
+    }
+    const s = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
+    s.once('close', () => {
+      c.streams--;
+      if (c.draining) this.#retire(c);
+      else if (c.streams === 0) this.#idle(c);
+      this.#dispatch();
+    });
+    let responded = false;
+    /** The response ended: a reset after it (ours, below) fails nothing. */
+    let complete = false;
+    let trailers: HeaderPairs = [];
+    body.resumeSource = () => s.resume();
+    body.abortSource = () => resetStream(s);
+    s.on('trailers', (t) => (trailers = pairsFromObject(t as Record<string, string>)));
+    s.once('response', (h, flags) => {
+      responded = true;
+      const status = Number(h[':status']);
+      const pairs = pairsFromObject(h as Record<string, string>).filter(([k]) => !k.startsWith(':'));
+      resolve({ status, headers: pairs, body, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0 });
+    });
+    s.on('data', (chunk: Buffer) => {
+      if (!body.push(chunk)) s.pause();
+    });
+    s.on('end', () => {
+      complete = true;
+      body.end(trailers);
+      // The response is complete while the request body still streams (an early answer to an upload or a
+      // client-streaming call): the stream is reset, as Envoy's router resets it then, never ended (an
+      // END_STREAM would make the part sent so far look like the whole request). CANCEL, as every upstream
+      // reset here: a node server cannot tell a NO_ERROR reset (Envoy's code) from the request's end.
+      if (!s.writableEnded) resetStream(s);
+    });
+    s.on('error', (err) => {
+      if (complete) return;
+      // The upstream's RST_STREAM (node: ERR_HTTP2_STREAM_ERROR, the code in rstCode); anything else is the connection's.
+      const remote = (err as { code?: string }).code === 'ERR_HTTP2_STREAM_ERROR' && s.rstCode !== undefined && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+      const f = aborted() ?? (remote ? remoteReset(s.rstCode!) : classify(err));
+      if (responded) body.fail(f);
+      else reject(f);
+    });
+    s.once('close', () => {
+      if (complete) return;
+      if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+        const f = aborted() ?? remoteReset(s.rstCode);
+        if (responded) body.fail(f);
+        else reject(f);
+      } else if (responded) body.end(trailers);
+    });
+    if (Buffer.isBuffer(req.body)) {
+      if (req.body.length > 0) s.end(req.body);
+    } else if (req.body) {
+      req.body.pipe(s);
+      // Listening only once piped: an earlier 'data' listener would start the flow with nowhere to go.
+      if (req.onBodyData) req.body.on('data', req.onBodyData);
+    }
+    return s;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const w of this.#waiting.splice(0)) {
+      w.release();
+      w.fail(new UpstreamFailure('connection_failure', 'connection pool closed'));
+    }
+    for (const c of this.#conns) {
+      this.#retire(c);
+      if (!c.connected) c.session.close();
+    }
+  }
+}
