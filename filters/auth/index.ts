@@ -122,13 +122,18 @@ class AuthStream extends HttpContext {
   }
 }
 
-/** RFC 7235 quoted-string. */
+/**
+ * RFC 7235 quoted-string of visible ASCII: the error text echoes parts of the
+ * client's token (its alg, its kid), and a DEL or non-ASCII character in a
+ * header value is not one the proxy can send (RFC 9110 §5.5), so anything
+ * else becomes '?'.
+ */
 function quoted(s: string): string {
   let out = '"';
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c == 34 || c == 92) out += '\\';
-    out += String.fromCharCode(c < 32 ? 32 : c);
+    out += String.fromCharCode(c < 32 || c > 126 ? 63 : c);
   }
   return out + '"';
 }

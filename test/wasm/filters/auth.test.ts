@@ -115,6 +115,15 @@ describe('auth filter', () => {
     assert.ok((plugin.metrics.find('weft_auth_decisions_total_decision=.=deny;.;reason=.=invalid_token;.;')?.value ?? 0n) >= 7n);
   });
 
+  it('keeps the challenge a sendable header when the token carries a DEL, non-ASCII or huge alg or kid', async () => {
+    for (const [alg, kid] of [['HS256', 'k\u007f'], ['HS256', '\u540d'], ['HS256', 'x'.repeat(20_000)], ['\u00ff\u007f', undefined], ['A'.repeat(20_000), undefined]] as const) {
+      const { reply } = await expectRejected({ authorization: `Bearer ${token(alg, kid, valid, hmacSecret)}` }, 401, /unknown key id|unsupported alg/);
+      const challenge = header(reply.headers, 'www-authenticate') ?? '';
+      assert.match(challenge, /^Bearer realm="orders", error="invalid_token", error_description="(unknown key id|unsupported alg) \\"[\x20-\x7e]*\\""$/);
+      assert.ok(challenge.length < 200, `challenge of ${challenge.length} characters`);
+    }
+  });
+
   it('accepts a known API key and refuses an unknown one', async () => {
     const stream = await expectAllowed({ 'x-api-key': 'ci-secret-123' });
     assert.equal(header(stream.requestHeaders, 'x-api-key'), undefined, 'key not forwarded upstream');
