@@ -70,7 +70,7 @@ function parseJwk(node: ConfigNode): Jwk | null {
     const e = base64Decode(node.str('e', '', true));
     if (n === null || e === null) { node.fail('', 'n and e must be base64url'); return null; }
     const problem = rsaKeyProblem(n, e);
-    if (problem.length > 0) { node.fail('n', problem); return null; }
+    if (problem.length > 0) { node.fail(problem.startsWith('modulus') ? 'n' : 'e', problem); return null; }
     jwk.rsa = new RsaKey(n, e);
   } else {
     return null;

@@ -60,7 +60,8 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
   if (header === null) return fail('malformed token header');
   const algValue = header.get('alg');
   const alg = algValue !== null && algValue.kind == JsonKind.String ? algValue.str : '';
-  if (alg != 'HS256' && alg != 'RS256') return fail('unsupported alg "' + echoed(alg) + '"');
+  // A client's alg or kid in an error is cut to 64 characters: the error goes back in a header.
+  if (alg != 'HS256' && alg != 'RS256') return fail('unsupported alg "' + alg.substring(0, 64) + '"');
   const claims = decodeJsonObject(token.substring(dot1 + 1, dot2));
   if (claims === null) return fail('malformed token payload');
   const signature = base64Decode(token.substring(dot2 + 1));
@@ -79,7 +80,7 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
     candidates++;
     verified = cached || verifyWith(key, alg, signed, signature);
   }
-  if (candidates == 0) return fail(kid.length > 0 ? 'unknown key id "' + echoed(kid) + '"' : 'no key for ' + alg);
+  if (candidates == 0) return fail(kid.length > 0 ? 'unknown key id "' + kid.substring(0, 64) + '"' : 'no key for ' + alg);
   if (!verified) return fail('bad signature');
   if (!cached && token.length <= MAX_CACHED_TOKEN) {
     verifiedTokens[verifiedNext] = token;
@@ -105,11 +106,6 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
   }
   if (config.audiences.length > 0 && !audienceMatches(claims.get('aud'), config.audiences)) return fail('audience not accepted');
   return new JwtResult('', claims);
-}
-
-/** A client's value in an error, cut short: the error is sent back in a header. */
-function echoed(s: string): string {
-  return s.length > 64 ? s.substring(0, 64) + '...' : s;
 }
 
 function audienceMatches(aud: JsonValue | null, accepted: string[]): bool {

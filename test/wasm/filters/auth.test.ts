@@ -124,6 +124,30 @@ describe('auth filter', () => {
     }
   });
 
+  it('refuses RSA keys whose exponent makes signatures forgeable or costly (e = 1, even, over 33 bits), at the e field', async () => {
+    for (const e of [Buffer.from([1]), Buffer.from([0, 0, 1]), Buffer.from([0x01, 0x00, 0x00]), Buffer.from([0x03, 0, 0, 0, 0x01])]) {
+      const logs: string[] = [];
+      await assert.rejects(
+        loadFilter('auth', { jwt: { jwks: { keys: [{ ...rsaJwk, e: b64url(e) }] } } }, { onLog: (m: { message: string }) => void logs.push(m.message) }),
+        /proxy_on_configure/, `e = ${e.toString('hex')}`,
+      );
+      assert.match(logs.join('\n'), /jwt\.jwks\.keys\[0\]\.e: must be odd, 3 to 33 bits/);
+    }
+    // (With e = 1 a "signature" is the padded digest itself, which anyone can write.) e = 3 stays accepted.
+    const p = await loadFilter('auth', { jwt: { jwks: { keys: [{ ...rsaJwk, e: b64url(Buffer.from([0, 0, 3])) }] } } });
+    await p.close();
+  });
+
+  it('verifies with a JWK whose n carries a leading zero byte, as BoringSSL reads it', async () => {
+    const n = Buffer.concat([Buffer.from([0]), Buffer.from(rsaJwk.n as string, 'base64url')]);
+    const p = await loadFilter('auth', { jwt: { jwks: { keys: [{ ...rsaJwk, n: b64url(n) }] } } }, { now: () => BigInt(NOW) * 1_000_000_000n });
+    const ok = await exchange(p, { authorization: `Bearer ${token('RS256', 'rsa-1', valid, rsa.privateKey)}` });
+    assert.equal(ok.request.action, 'continue', ok.stream.localReply ? Buffer.from(ok.stream.localReply.body).toString() : '');
+    const bad = await exchange(p, { authorization: `Bearer ${token('RS256', 'rsa-1', valid, otherRsa.privateKey)}` });
+    assert.equal(bad.stream.localReply?.status, 401);
+    await p.close();
+  });
+
   it('accepts a known API key and refuses an unknown one', async () => {
     const stream = await expectAllowed({ 'x-api-key': 'ci-secret-123' });
     assert.equal(header(stream.requestHeaders, 'x-api-key'), undefined, 'key not forwarded upstream');
