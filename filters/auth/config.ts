@@ -6,8 +6,6 @@ import { RsaKey, rsaKeyProblem } from './rsa';
 
 export class Jwk {
   kid: string = '';
-  /** "HS256" or "RS256"; "" = any algorithm of the key's type. */
-  alg: string = '';
   hmac: Uint8Array | null = null;
   rsa: RsaKey | null = null;
 }
@@ -30,6 +28,7 @@ export class AuthConfig {
   audiences: string[] = [];
   clockSkewSeconds: i64 = 60;
   requireExpiry: bool = true;
+  forwardToken: bool = false;
   keys: Jwk[] = [];
   /** [claim, header, claim, header, ...] */
   forwardClaims: string[] = [];
@@ -57,15 +56,15 @@ function parseJwk(node: ConfigNode): Jwk | null {
   const jwk = new Jwk();
   const kty = node.oneOf('kty', ['oct', 'RSA'], '', true);
   jwk.kid = node.str('kid', '');
-  jwk.alg = node.str('alg', '');
+  const alg = node.str('alg', '');
   if (kty == 'oct') {
-    if (jwk.alg.length > 0 && jwk.alg != 'HS256') node.fail('alg', 'an oct key only signs HS256 here');
+    if (alg.length > 0 && alg != 'HS256') node.fail('alg', 'an oct key only signs HS256 here');
     const k = base64Decode(node.str('k', '', true));
     if (k === null || k.length == 0) { node.fail('k', 'must be non-empty base64url'); return null; }
     if (k.length < 32) node.fail('k', 'HS256 keys must be at least 32 bytes (RFC 7518 §3.2)');
     jwk.hmac = k;
   } else if (kty == 'RSA') {
-    if (jwk.alg.length > 0 && jwk.alg != 'RS256') node.fail('alg', 'an RSA key only signs RS256 here');
+    if (alg.length > 0 && alg != 'RS256') node.fail('alg', 'an RSA key only signs RS256 here');
     const n = base64Decode(node.str('n', '', true));
     const e = base64Decode(node.str('e', '', true));
     if (n === null || e === null) { node.fail('', 'n and e must be base64url'); return null; }
@@ -89,11 +88,12 @@ export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig 
   const jwt = root.object('jwt');
   if (jwt !== null) {
     c.jwtEnabled = true;
-    jwt.allowOnly(['issuer', 'audiences', 'clockSkewSeconds', 'requireExpiry', 'jwks', 'forwardClaims']);
+    jwt.allowOnly(['issuer', 'audiences', 'clockSkewSeconds', 'requireExpiry', 'jwks', 'forwardClaims', 'forwardToken']);
     c.issuer = jwt.str('issuer', '');
     c.audiences = jwt.strings('audiences');
     c.clockSkewSeconds = jwt.int('clockSkewSeconds', 60, 0, 3600);
     c.requireExpiry = jwt.bool('requireExpiry', true);
+    c.forwardToken = jwt.bool('forwardToken', false);
     const jwks = jwt.object('jwks', true);
     if (jwks !== null) {
       const keys = jwks.objects('keys', true);

@@ -73,6 +73,11 @@ class AuthStream extends HttpContext {
           const text = claimText(v);
           if (text !== null) replaceHeader(HeaderMapType.RequestHeaders, config.forwardClaims[i + 1], text);
         }
+        // As Envoy's jwt_authn with forward: false (Istio's forwardOriginalToken
+        // default), the token stays here; forwarded, only the one verified goes
+        // on (a second Authorization header the app might read is dropped).
+        if (config.forwardToken) replaceHeader(HeaderMapType.RequestHeaders, 'authorization', authorization);
+        else removeHeader(HeaderMapType.RequestHeaders, 'authorization');
         return this.allow('jwt');
       }
     }

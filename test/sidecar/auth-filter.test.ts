@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +35,7 @@ before(async () => {
   closers.push(served.close);
   const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: served.url, wasmClusterName: 'weft-control' }) });
   closers.push(() => mesh.close());
-  const app = await startApp('ledger');
+  const app = await startApp('ledger', (req, res) => res.end(JSON.stringify({ raw: req.rawHeaders })));
   mesh.track(() => app.close());
   inbound = await freePort();
   mesh.model.update({
@@ -58,5 +59,27 @@ test('a token whose kid or alg the proxy cannot put in a header gets a plain 401
   }
   const ok = await get(inbound, 'ledger', '/entries', { headers: { authorization: `Bearer ${hs256({ alg: 'HS256', kid: 'k1' }, { sub: 'alice' })}` } });
   assert.equal(ok.status, 200, ok.body);
-  assert.equal(JSON.parse(ok.body).headers['x-user'], 'alice');
+});
+
+/** The app's raw request headers for one request with these header lines. */
+function rawHeadersAtApp(lines: [string, string][]): Promise<{ status: number; raw: string[] }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: inbound, path: '/entries', headers: [['host', 'ledger'], ...lines].flat() }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, raw: res.statusCode === 200 ? (JSON.parse(body) as { raw: string[] }).raw : [] }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('the app gets the claims, not the token: the Authorization header is removed, a second one too', { timeout: 60_000, skip }, async () => {
+  const good = `Bearer ${hs256({ alg: 'HS256', kid: 'k1' }, { sub: 'alice' })}`;
+  const unsigned = `Bearer ${b64url('{"alg":"HS256","kid":"k1"}')}.${b64url('{"sub":"root"}')}.AAAA`;
+  const r = await rawHeadersAtApp([['authorization', good], ['authorization', unsigned], ['x-user', 'mallory']]);
+  assert.equal(r.status, 200);
+  const names = r.raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  assert.ok(!names.includes('authorization'), `the app got ${JSON.stringify(r.raw)}`);
+  assert.deepEqual(r.raw.filter((_, i) => i % 2 === 1 && names[(i - 1) / 2] === 'x-user'), ['alice']);
 });

@@ -3,7 +3,7 @@ import { createHash, createHmac, generateKeyPairSync, randomBytes, sign } from '
 import type { KeyObject } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import type { WasmPlugin } from '../../../sidecar/wasm/index.ts';
-import { exchange, header, loadFilter } from './kit.ts';
+import { exchange, header, headerValues, loadFilter } from './kit.ts';
 
 const NOW = 1_800_000_000; // seconds; the host clock is pinned to it
 const ISSUER = 'https://id.weft.test';
@@ -59,7 +59,7 @@ describe('auth filter', () => {
     return { reply, body };
   }
 
-  async function expectAllowed(headers: Record<string, string>, options = {}) {
+  async function expectAllowed(headers: Record<string, string> | [string, string][], options = {}) {
     const { stream, request } = await exchange(plugin, headers, options);
     assert.equal(request.action, 'continue', stream.localReply ? Buffer.from(stream.localReply.body).toString() : '');
     return stream;
@@ -75,6 +75,18 @@ describe('auth filter', () => {
     assert.equal(header(rs.requestHeaders, 'x-weft-user'), 'bob');
     // Without a kid every key of the right type is tried.
     await expectAllowed({ authorization: `Bearer ${token('RS256', undefined, valid, rsa.privateKey)}` });
+  });
+
+  it('takes the verified token off the request unless jwt.forwardToken, and never forwards a second Authorization header', async () => {
+    const good = `Bearer ${token('HS256', 'hs-1', valid, hmacSecret)}`;
+    const forged = `Bearer ${token('HS256', 'hs-1', { ...valid, sub: 'root' }, randomBytes(32))}`;
+    const stripped = await expectAllowed([['authorization', good], ['authorization', forged]]);
+    assert.deepEqual(headerValues(stripped.requestHeaders, 'authorization'), []);
+    const p = await loadFilter('auth', { ...config, jwt: { ...config.jwt, forwardToken: true } }, { now: () => BigInt(NOW) * 1_000_000_000n });
+    const kept = await exchange(p, [['authorization', good], ['authorization', forged]]);
+    assert.equal(kept.request.action, 'continue');
+    assert.deepEqual(headerValues(kept.stream.requestHeaders, 'authorization'), [good]);
+    await p.close();
   });
 
   it('removes spoofed claim headers sent by the client', async () => {
