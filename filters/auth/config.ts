@@ -116,7 +116,7 @@ export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig 
       keys[i].allowOnly(['name', 'sha256']);
       const name = keys[i].nonEmpty('name', '', true);
       const hash = asciiLower(keys[i].str('sha256', '', true));
-      if (keys[i].has('sha256') && !isHex64(hash)) keys[i].fail('sha256', 'must be 64 hex characters (SHA-256 of the key)');
+      if (keys[i].has('sha256') && !isHex64(hash)) keys[i].fail('sha256', 'must be 64 hex characters (its SHA-256)');
       c.apiKeys.push(new ApiKey(name, hash));
     }
   }

@@ -104,7 +104,7 @@ class AuthStream extends HttpContext {
 
   allow(reason: string): Action {
     incrementCounter('weft_auth_decisions_total', ['decision', 'allow', 'reason', reason]);
-    if (logEnabled(LogLevel.Debug)) logDebug('auth: allowed (' + reason + ')');
+    if (logEnabled(LogLevel.Debug)) logDebug('auth: allowed, ' + reason);
     return Action.Continue;
   }
 

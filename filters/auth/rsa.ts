@@ -20,9 +20,7 @@ export class RsaKey {
 
   constructor(nBytes: Uint8Array, eBytes: Uint8Array) {
     // A JWK's n may carry leading zero bytes; signatures are as long as n's value.
-    let start = 0;
-    while (nBytes[start] == 0) start++;
-    nBytes = nBytes.subarray(start);
+    nBytes = nBytes.subarray(nBytes.length - ((bitLength(nBytes) + 7) >> 3));
     const k = (nBytes.length + 3) >> 2;
     const n = fromBigEndian(nBytes, k);
     // -n^-1 mod 2^32 by Newton iteration (n is odd).

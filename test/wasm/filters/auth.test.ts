@@ -160,6 +160,20 @@ describe('auth filter', () => {
     await p.close();
   });
 
+  it('refuses a token whose header or claims repeat a name (RFC 7519 §4), which readers resolve differently', async () => {
+    const signed = (head: string, body: string): string => {
+      const input = `${b64url(head)}.${b64url(body)}`;
+      return `Bearer ${input}.${b64url(createHmac('sha256', hmacSecret).update(input).digest())}`;
+    };
+    const head = '{"alg":"HS256","kid":"hs-1"}';
+    const claims = JSON.stringify(valid).slice(0, -1);
+    // JSON.parse, as an app behind the proxy reads it, takes the last "sub": the filter took the first.
+    await expectRejected({ authorization: signed(head, `${claims},"sub":"root"}`) }, 401, /malformed token payload/);
+    await expectRejected({ authorization: signed(head, `${claims},"aud":"payments"}`) }, 401, /malformed token payload/);
+    await expectRejected({ authorization: signed('{"alg":"HS256","kid":"hs-1","kid":"other"}', `${claims}}`) }, 401, /malformed token header/);
+    await expectAllowed({ authorization: signed(head, `${claims}}`) });
+  });
+
   it('accepts a known API key and refuses an unknown one', async () => {
     const stream = await expectAllowed({ 'x-api-key': 'ci-secret-123' });
     assert.equal(header(stream.requestHeaders, 'x-api-key'), undefined, 'key not forwarded upstream');
