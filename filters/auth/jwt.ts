@@ -137,11 +137,13 @@ export function claimText(v: JsonValue): string | null {
   return null;
 }
 
-// A claim must not smuggle a second header line into the request.
+// A claim must not smuggle a second header line into the request, and must
+// be a field value at all (RFC 9110 §5.5: no controls but tab, no DEL): the
+// upstream connection refuses anything else (nghttp2 does too, for Envoy).
 function headerSafe(s: string): bool {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c == 0 || c == 10 || c == 13) return false;
+    if ((c < 32 && c != 9) || c == 127) return false;
   }
   return true;
 }
