@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash, createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { constants, createHash, createHmac, generateKeyPairSync, privateEncrypt, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import type { WasmPlugin } from '../../../sidecar/wasm/index.ts';
@@ -172,6 +172,46 @@ describe('auth filter', () => {
     await expectRejected({ authorization: signed(head, `${claims},"aud":"payments"}`) }, 401, /malformed token payload/);
     await expectRejected({ authorization: signed('{"alg":"HS256","kid":"hs-1","kid":"other"}', `${claims}}`) }, 401, /malformed token header/);
     await expectAllowed({ authorization: signed(head, `${claims}}`) });
+  });
+
+  it('checks the whole PKCS#1 v1.5 encoding of an RS256 signature: no forgery with loose padding, garbage or another digest', async () => {
+    const head = b64url(JSON.stringify({ alg: 'RS256', kid: 'rsa-1' }));
+    const input = `${head}.${b64url(JSON.stringify(valid))}`;
+    const hash = createHash('sha256').update(input).digest();
+    const sha256Info = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+    const k = 256;
+    // EM = 00 01 FF..FF 00 DigestInfo hash, signed raw with the private key.
+    const em = (parts: { lead?: Buffer; ps?: Buffer; sep?: Buffer; info?: Buffer; digest?: Buffer; tail?: Buffer }): Buffer => {
+      const info = parts.info ?? sha256Info;
+      const digest = parts.digest ?? hash;
+      const tail = parts.tail ?? Buffer.alloc(0);
+      const lead = parts.lead ?? Buffer.from([0, 1]);
+      const sep = parts.sep ?? Buffer.from([0]);
+      const ps = parts.ps ?? Buffer.alloc(k - lead.length - sep.length - info.length - digest.length - tail.length, 0xff);
+      const out = Buffer.concat([lead, ps, sep, info, digest, tail]);
+      assert.equal(out.length, k);
+      return out;
+    };
+    const rawSign = (m: Buffer): Buffer => privateEncrypt({ key: rsa.privateKey, padding: constants.RSA_NO_PADDING }, m);
+    const send = (sig: Buffer) => ({ authorization: `Bearer ${input}.${b64url(sig)}` });
+    await expectAllowed(send(rawSign(em({}))));
+    const forgeries: [string, Buffer][] = [
+      ['garbage after the hash (Bleichenbacher 2006)', rawSign(em({ ps: Buffer.alloc(8, 0xff), tail: Buffer.alloc(k - 2 - 8 - 1 - 19 - 32, 0x5a) }))],
+      ['a non-FF padding byte', rawSign(em({ ps: Buffer.concat([Buffer.alloc(100, 0xff), Buffer.from([0xfe]), Buffer.alloc(k - 2 - 1 - 19 - 32 - 101, 0xff)]) }))],
+      ['the 00 01 header not at the start', rawSign(Buffer.concat([Buffer.alloc(k - 2 - 7 - 1 - 19 - 32, 0), Buffer.from([0, 1]), Buffer.alloc(7, 0xff), Buffer.from([0]), sha256Info, hash]))],
+      ['block type 2', rawSign(em({ lead: Buffer.from([0, 2]) }))],
+      ['no zero separator', rawSign(em({ sep: Buffer.from([0xff]) }))],
+      ['DigestInfo without the NULL parameters', rawSign(em({ info: Buffer.from('302f300b0609608648016503040201' + '0420', 'hex') }))],
+      ['a SHA-1 DigestInfo', rawSign(em({ info: Buffer.from('3021300906052b0e03021a05000414', 'hex'), digest: createHash('sha1').update(input).digest() }))],
+      ['another digest', rawSign(em({ digest: createHash('sha256').update('other').digest() }))],
+    ];
+    for (const [name, sig] of forgeries) await expectRejected(send(sig), 401, /bad signature/).catch((e: Error) => assert.fail(`${name}: ${e.message}`));
+    const n = Buffer.from(rsaJwk.n as string, 'base64url');
+    const good = rawSign(em({}));
+    for (const [name, sig] of [
+      ['the modulus itself', n], ['signature + n', Buffer.from((BigInt(`0x${good.toString('hex')}`) + BigInt(`0x${n.toString('hex')}`)).toString(16).padStart(2 * k, '0'), 'hex')],
+      ['a leading zero byte', Buffer.concat([Buffer.from([0]), good])], ['one byte short', good.subarray(1)],
+    ] as [string, Buffer][]) await expectRejected(send(sig), 401, /bad signature|malformed/).catch((e: Error) => assert.fail(`${name}: ${e.message}`));
   });
 
   it('accepts a known API key and refuses an unknown one', async () => {
