@@ -110,6 +110,22 @@ describe('telemetry filter', () => {
     await plugin.close();
   });
 
+  it('escapes what the client controls in the access line, so it stays one JSON object with the same values', async () => {
+    const plugin = await loadFilter('telemetry', { service: 'orders' });
+    const path = '/a"b\\c\n{"type":"access","status":200}\r\u0000\u001b[31m\u001f\u007f\u2028é日😀';
+    const rid = '"},{"forged":true,"x":"\t';
+    await exchange(plugin, { 'x-request-id': rid }, { path, method: 'GET\u0001' });
+    const info = plugin.logs.filter((l) => l.level === 'info');
+    assert.equal(info.length, 1);
+    assert.doesNotMatch(info[0]!.message, /[\u0000-\u001f]/, 'no raw control character in the line');
+    const line = JSON.parse(info[0]!.message) as Record<string, unknown>;
+    assert.equal(line.path, path);
+    assert.equal(line.request_id, rid);
+    assert.equal(line.method, 'GET\u0001');
+    assert.equal(line.forged, undefined);
+    await plugin.close();
+  });
+
   it('writes no access log when disabled or when the host log level is above info', async () => {
     const off = await loadFilter('telemetry', { accessLog: false });
     await exchange(off, {});
