@@ -56,9 +56,9 @@ class AuthStream extends HttpContext {
     const action = ruleFor(config, path === null ? '/' : path, method === null ? '' : method);
     if (action == 'deny') return this.forbid('denied by rule', 'rule_deny');
 
-    const peer = config.spiffeEnabled ? getPropertyString(['connection', 'uri_san_peer_certificate']) : null;
-    if (peer !== null && config.allowedPeers.includes(peer)) return this.allow('spiffe');
-
+    // A bearer token is checked whoever sends it, as Istio's RequestAuthentication
+    // does: an allowed peer passing on a user's token gets its claims forwarded,
+    // and with a bad one a 401: no unverified bearer token reaches the app.
     if (config.jwtEnabled) {
       const authorization = getHeader(HeaderMapType.RequestHeaders, 'authorization');
       if (authorization !== null && authorization.length > 7 && asciiLower(authorization.substring(0, 7)) == 'bearer ') {
@@ -81,6 +81,9 @@ class AuthStream extends HttpContext {
         return this.allow('jwt');
       }
     }
+
+    const peer = config.spiffeEnabled ? getPropertyString(['connection', 'uri_san_peer_certificate']) : null;
+    if (peer !== null && config.allowedPeers.includes(peer)) return this.allow('spiffe');
 
     if (config.apiKeys.length > 0) {
       const key = getHeader(HeaderMapType.RequestHeaders, config.apiKeyHeader);

@@ -223,6 +223,12 @@ describe('auth filter', () => {
 
   it('allows peers on the SPIFFE allowlist and forbids other peers', async () => {
     await expectAllowed({}, { properties: { 'connection.uri_san_peer_certificate': FRONTEND } });
+    // A bearer token from an allowed peer is still verified (Istio's RequestAuthentication): claims forwarded, a bad one refused.
+    const frontend = { properties: { 'connection.uri_san_peer_certificate': FRONTEND } };
+    const passed = await expectAllowed({ authorization: `Bearer ${token('RS256', 'rsa-1', valid, rsa.privateKey)}` }, frontend);
+    assert.equal(header(passed.requestHeaders, 'x-weft-user'), 'alice');
+    assert.equal(header(passed.requestHeaders, 'authorization'), undefined);
+    await expectRejected({ authorization: `Bearer ${token('RS256', 'rsa-1', { ...valid, sub: 'root' }, otherRsa.privateKey)}` }, 401, /bad signature/, frontend);
     await expectRejected({}, 403, /peer identity not allowed/, { properties: { 'connection.uri_san_peer_certificate': 'spiffe://weft.local/ns/default/sa/batch' } });
   });
 
