@@ -51,20 +51,25 @@ function isHex64(s: string): bool {
   return true;
 }
 
+// A JWKS is often an identity provider's as published: members not understood
+// are ignored (RFC 7517 §4: x5c, x5t, n's siblings of other key types), and so
+// are keys this filter cannot verify with (§5): other key types (EC, OKP),
+// other algorithms (RS384, PS256, RSA-OAEP) and encryption keys (use: enc).
 function parseJwk(node: ConfigNode): Jwk | null {
-  node.allowOnly(['kty', 'kid', 'alg', 'use', 'k', 'n', 'e']);
   const jwk = new Jwk();
-  const kty = node.oneOf('kty', ['oct', 'RSA'], '', true);
+  const kty = node.str('kty', '', true);
   jwk.kid = node.str('kid', '');
   const alg = node.str('alg', '');
+  const use = node.str('use', 'sig');
+  if (use != 'sig') return null;
   if (kty == 'oct') {
-    if (alg.length > 0 && alg != 'HS256') node.fail('alg', 'an oct key only signs HS256 here');
+    if (alg.length > 0 && alg != 'HS256') return null;
     const k = base64Decode(node.str('k', '', true));
     if (k === null || k.length == 0) { node.fail('k', 'must be non-empty base64url'); return null; }
     if (k.length < 32) node.fail('k', 'HS256 keys must be at least 32 bytes (RFC 7518 §3.2)');
     jwk.hmac = k;
   } else if (kty == 'RSA') {
-    if (alg.length > 0 && alg != 'RS256') node.fail('alg', 'an RSA key only signs RS256 here');
+    if (alg.length > 0 && alg != 'RS256') return null;
     const n = base64Decode(node.str('n', '', true));
     const e = base64Decode(node.str('e', '', true));
     if (n === null || e === null) { node.fail('', 'n and e must be base64url'); return null; }
@@ -97,11 +102,11 @@ export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig 
     const jwks = jwt.object('jwks', true);
     if (jwks !== null) {
       const keys = jwks.objects('keys', true);
-      if (keys.length == 0 && jwks.has('keys')) jwks.fail('keys', 'must contain at least one key');
       for (let i = 0; i < keys.length; i++) {
         const k = parseJwk(keys[i]);
         if (k !== null) c.keys.push(k);
       }
+      if (c.keys.length == 0 && jwks.has('keys')) jwks.fail('keys', 'must contain an HS256 (oct) or RS256 (RSA) signing key');
     }
     c.forwardClaims = jwt.stringMap('forwardClaims');
     for (let i = 1; i < c.forwardClaims.length; i += 2) c.forwardClaims[i] = asciiLower(c.forwardClaims[i]);
