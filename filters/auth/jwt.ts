@@ -53,7 +53,9 @@ function signatureCached(token: string, config: AuthConfig): bool {
 export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): JwtResult {
   const dot1 = token.indexOf('.');
   const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
-  if (dot1 <= 0 || dot2 < 0 || token.indexOf('.', dot2 + 1) >= 0) return fail('malformed token');
+  // JWS segments are base64url (RFC 7515 §2), as Envoy decodes them: a '+' or
+  // '/' of plain base64 would let one token be written several ways.
+  if (dot1 <= 0 || dot2 < 0 || token.indexOf('.', dot2 + 1) >= 0 || token.indexOf('+') >= 0 || token.indexOf('/') >= 0) return fail('malformed token');
   const header = decodeJsonObject(token.substring(0, dot1));
   if (header === null) return fail('malformed token header');
   const algValue = header.get('alg');

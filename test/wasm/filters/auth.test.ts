@@ -241,6 +241,15 @@ describe('auth filter', () => {
     assert.match(logs.join('\n'), /jwt\.jwks\.keys: must contain an HS256 \(oct\) or RS256 \(RSA\) signing key/);
   });
 
+  it("refuses a token written in plain base64 ('+', '/'): JWS segments are base64url only", async () => {
+    let t = '';
+    for (let i = 0; !/[-_]/.test(t.split('.')[2] ?? ''); i++) t = token('HS256', 'hs-1', { ...valid, n: i }, hmacSecret);
+    await expectAllowed({ authorization: `Bearer ${t}` });
+    const [head, body, sig] = t.split('.') as [string, string, string];
+    const plain = `${head}.${body}.${sig.replace(/-/g, '+').replace(/_/g, '/')}`;
+    await expectRejected({ authorization: `Bearer ${plain}` }, 401, /malformed token/);
+  });
+
   it('accepts a known API key and refuses an unknown one', async () => {
     const stream = await expectAllowed({ 'x-api-key': 'ci-secret-123' });
     assert.equal(header(stream.requestHeaders, 'x-api-key'), undefined, 'key not forwarded upstream');
