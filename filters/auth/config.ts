@@ -52,9 +52,9 @@ function isHex64(s: string): bool {
 }
 
 // A JWKS is often an identity provider's as published: members not understood
-// are ignored (RFC 7517 §4: x5c, x5t, n's siblings of other key types), and so
-// are keys this filter cannot verify with (§5): other key types (EC, OKP),
-// other algorithms (RS384, PS256, RSA-OAEP) and encryption keys (use: enc).
+// are ignored (RFC 7517 §4: x5c, x5t, crv and the like), and so are keys this
+// filter cannot verify with (§5): other key types (EC, OKP), other algorithms
+// (RS384, PS256, RSA-OAEP) and encryption keys (use: enc).
 function parseJwk(node: ConfigNode): Jwk | null {
   const jwk = new Jwk();
   const kty = node.str('kty', '', true);
