@@ -6,8 +6,6 @@ import { RsaKey, rsaKeyProblem } from './rsa';
 
 export class Jwk {
   kid: string = '';
-  /** "HS256" or "RS256"; "" = any algorithm of the key's type. */
-  alg: string = '';
   hmac: Uint8Array | null = null;
   rsa: RsaKey | null = null;
 }
@@ -30,6 +28,7 @@ export class AuthConfig {
   audiences: string[] = [];
   clockSkewSeconds: i64 = 60;
   requireExpiry: bool = true;
+  forwardToken: bool = false;
   keys: Jwk[] = [];
   /** [claim, header, claim, header, ...] */
   forwardClaims: string[] = [];
@@ -52,25 +51,30 @@ function isHex64(s: string): bool {
   return true;
 }
 
+// A JWKS is often an identity provider's as published: members not understood
+// are ignored (RFC 7517 §4: x5c, x5t, crv and the like), and so are keys this
+// filter cannot verify with (§5): other key types (EC, OKP), other algorithms
+// (RS384, PS256, RSA-OAEP) and encryption keys (use: enc).
 function parseJwk(node: ConfigNode): Jwk | null {
-  node.allowOnly(['kty', 'kid', 'alg', 'use', 'k', 'n', 'e']);
   const jwk = new Jwk();
-  const kty = node.oneOf('kty', ['oct', 'RSA'], '', true);
+  const kty = node.str('kty', '', true);
   jwk.kid = node.str('kid', '');
-  jwk.alg = node.str('alg', '');
+  const alg = node.str('alg', '');
+  const use = node.str('use', 'sig');
+  if (use != 'sig') return null;
   if (kty == 'oct') {
-    if (jwk.alg.length > 0 && jwk.alg != 'HS256') node.fail('alg', 'an oct key only signs HS256 here');
+    if (alg.length > 0 && alg != 'HS256') return null;
     const k = base64Decode(node.str('k', '', true));
     if (k === null || k.length == 0) { node.fail('k', 'must be non-empty base64url'); return null; }
     if (k.length < 32) node.fail('k', 'HS256 keys must be at least 32 bytes (RFC 7518 §3.2)');
     jwk.hmac = k;
   } else if (kty == 'RSA') {
-    if (jwk.alg.length > 0 && jwk.alg != 'RS256') node.fail('alg', 'an RSA key only signs RS256 here');
+    if (alg.length > 0 && alg != 'RS256') return null;
     const n = base64Decode(node.str('n', '', true));
     const e = base64Decode(node.str('e', '', true));
     if (n === null || e === null) { node.fail('', 'n and e must be base64url'); return null; }
     const problem = rsaKeyProblem(n, e);
-    if (problem.length > 0) { node.fail('n', problem); return null; }
+    if (problem.length > 0) { node.fail(problem.startsWith('modulus') ? 'n' : 'e', problem); return null; }
     jwk.rsa = new RsaKey(n, e);
   } else {
     return null;
@@ -89,19 +93,20 @@ export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig 
   const jwt = root.object('jwt');
   if (jwt !== null) {
     c.jwtEnabled = true;
-    jwt.allowOnly(['issuer', 'audiences', 'clockSkewSeconds', 'requireExpiry', 'jwks', 'forwardClaims']);
+    jwt.allowOnly(['issuer', 'audiences', 'clockSkewSeconds', 'requireExpiry', 'jwks', 'forwardClaims', 'forwardToken']);
     c.issuer = jwt.str('issuer', '');
     c.audiences = jwt.strings('audiences');
     c.clockSkewSeconds = jwt.int('clockSkewSeconds', 60, 0, 3600);
     c.requireExpiry = jwt.bool('requireExpiry', true);
+    c.forwardToken = jwt.bool('forwardToken', false);
     const jwks = jwt.object('jwks', true);
     if (jwks !== null) {
       const keys = jwks.objects('keys', true);
-      if (keys.length == 0 && jwks.has('keys')) jwks.fail('keys', 'must contain at least one key');
       for (let i = 0; i < keys.length; i++) {
         const k = parseJwk(keys[i]);
         if (k !== null) c.keys.push(k);
       }
+      if (c.keys.length == 0 && jwks.has('keys')) jwks.fail('keys', 'must contain an HS256 (oct) or RS256 (RSA) signing key');
     }
     c.forwardClaims = jwt.stringMap('forwardClaims');
     for (let i = 1; i < c.forwardClaims.length; i += 2) c.forwardClaims[i] = asciiLower(c.forwardClaims[i]);
@@ -116,7 +121,7 @@ export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig 
       keys[i].allowOnly(['name', 'sha256']);
       const name = keys[i].nonEmpty('name', '', true);
       const hash = asciiLower(keys[i].str('sha256', '', true));
-      if (keys[i].has('sha256') && !isHex64(hash)) keys[i].fail('sha256', 'must be 64 hex characters (SHA-256 of the key)');
+      if (keys[i].has('sha256') && !isHex64(hash)) keys[i].fail('sha256', 'must be 64 hex characters (its SHA-256)');
       c.apiKeys.push(new ApiKey(name, hash));
     }
   }

@@ -56,9 +56,9 @@ class AuthStream extends HttpContext {
     const action = ruleFor(config, path === null ? '/' : path, method === null ? '' : method);
     if (action == 'deny') return this.forbid('denied by rule', 'rule_deny');
 
-    const peer = config.spiffeEnabled ? getPropertyString(['connection', 'uri_san_peer_certificate']) : null;
-    if (peer !== null && config.allowedPeers.includes(peer)) return this.allow('spiffe');
-
+    // A bearer token is checked whoever sends it, as Istio's RequestAuthentication
+    // does: an allowed peer passing on a user's token gets its claims forwarded,
+    // and with a bad one a 401: no unverified bearer token reaches the app.
     if (config.jwtEnabled) {
       const authorization = getHeader(HeaderMapType.RequestHeaders, 'authorization');
       if (authorization !== null && authorization.length > 7 && asciiLower(authorization.substring(0, 7)) == 'bearer ') {
@@ -73,9 +73,17 @@ class AuthStream extends HttpContext {
           const text = claimText(v);
           if (text !== null) replaceHeader(HeaderMapType.RequestHeaders, config.forwardClaims[i + 1], text);
         }
+        // As Envoy's jwt_authn with forward: false (Istio's forwardOriginalToken
+        // default), the token stays here; forwarded, only the one verified goes
+        // on (a second Authorization header the app might read is dropped).
+        if (config.forwardToken) replaceHeader(HeaderMapType.RequestHeaders, 'authorization', authorization);
+        else removeHeader(HeaderMapType.RequestHeaders, 'authorization');
         return this.allow('jwt');
       }
     }
+
+    const peer = config.spiffeEnabled ? getPropertyString(['connection', 'uri_san_peer_certificate']) : null;
+    if (peer !== null && config.allowedPeers.includes(peer)) return this.allow('spiffe');
 
     if (config.apiKeys.length > 0) {
       const key = getHeader(HeaderMapType.RequestHeaders, config.apiKeyHeader);
@@ -99,7 +107,7 @@ class AuthStream extends HttpContext {
 
   allow(reason: string): Action {
     incrementCounter('weft_auth_decisions_total', ['decision', 'allow', 'reason', reason]);
-    if (logEnabled(LogLevel.Debug)) logDebug('auth: allowed (' + reason + ')');
+    if (logEnabled(LogLevel.Debug)) logDebug('auth: allowed, ' + reason);
     return Action.Continue;
   }
 
@@ -122,13 +130,18 @@ class AuthStream extends HttpContext {
   }
 }
 
-/** RFC 7235 quoted-string. */
+/**
+ * RFC 7235 quoted-string of visible ASCII: the error text echoes parts of the
+ * client's token (its alg, its kid), and a DEL or non-ASCII character in a
+ * header value is not one the proxy can send (RFC 9110 §5.5), so anything
+ * else becomes '?'.
+ */
 function quoted(s: string): string {
   let out = '"';
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c == 34 || c == 92) out += '\\';
-    out += String.fromCharCode(c < 32 ? 32 : c);
+    out += String.fromCharCode(c < 32 || c > 126 ? 63 : c);
   }
   return out + '"';
 }

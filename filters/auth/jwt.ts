@@ -23,14 +23,12 @@ function decodeJsonObject(part: string): JsonValue | null {
   return parsed.value;
 }
 
-function verifyWith(key: Jwk, alg: string, signed: Uint8Array, signature: Uint8Array): bool {
-  if (key.alg.length > 0 && key.alg != alg) return false;
-  if (alg == 'HS256') {
-    const secret = key.hmac;
-    return secret !== null && bytesEqual(hmacSha256(secret, signed), signature);
-  }
-  const rsa = key.rsa;
-  return rsa !== null && verifyRs256(rsa, signed, signature);
+// The caller pairs an HS256 token with oct keys and an RS256 one with RSA
+// keys only, and a JWK's own alg can only be its type's (config.ts).
+function verifyWith(key: Jwk, signed: Uint8Array, signature: Uint8Array): bool {
+  const secret = key.hmac;
+  if (secret !== null) return bytesEqual(hmacSha256(secret, signed), signature);
+  return verifyRs256(key.rsa!, signed, signature);
 }
 
 // Tokens whose signature verified, so a client reusing its token costs one
@@ -55,12 +53,15 @@ function signatureCached(token: string, config: AuthConfig): bool {
 export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): JwtResult {
   const dot1 = token.indexOf('.');
   const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
-  if (dot1 <= 0 || dot2 < 0 || token.indexOf('.', dot2 + 1) >= 0) return fail('malformed token');
+  // JWS segments are base64url (RFC 7515 §2), as Envoy decodes them: a '+' or
+  // '/' of plain base64 would let one token be written several ways.
+  if (dot1 <= 0 || dot2 < 0 || token.indexOf('.', dot2 + 1) >= 0 || token.indexOf('+') >= 0 || token.indexOf('/') >= 0) return fail('malformed token');
   const header = decodeJsonObject(token.substring(0, dot1));
   if (header === null) return fail('malformed token header');
   const algValue = header.get('alg');
   const alg = algValue !== null && algValue.kind == JsonKind.String ? algValue.str : '';
-  if (alg != 'HS256' && alg != 'RS256') return fail('unsupported alg "' + alg + '"');
+  // A client's alg or kid in an error is cut to 64 characters: the error goes back in a header.
+  if (alg != 'HS256' && alg != 'RS256') return fail('unsupported alg "' + alg.substring(0, 64) + '"');
   const claims = decodeJsonObject(token.substring(dot1 + 1, dot2));
   if (claims === null) return fail('malformed token payload');
   const signature = base64Decode(token.substring(dot2 + 1));
@@ -77,9 +78,9 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
     if (kid.length > 0 && key.kid != kid) continue;
     if ((alg == 'HS256') != (key.hmac !== null)) continue;
     candidates++;
-    verified = cached || verifyWith(key, alg, signed, signature);
+    verified = cached || verifyWith(key, signed, signature);
   }
-  if (candidates == 0) return fail(kid.length > 0 ? 'unknown key id "' + kid + '"' : 'no key for ' + alg);
+  if (candidates == 0) return fail(kid.length > 0 ? 'unknown key id "' + kid.substring(0, 64) + '"' : 'no key for ' + alg);
   if (!verified) return fail('bad signature');
   if (!cached && token.length <= MAX_CACHED_TOKEN) {
     verifiedTokens[verifiedNext] = token;
@@ -138,11 +139,13 @@ export function claimText(v: JsonValue): string | null {
   return null;
 }
 
-// A claim must not smuggle a second header line into the request.
+// A claim must not smuggle a second header line into the request, and must
+// be a field value at all (RFC 9110 §5.5: no controls but tab, no DEL): the
+// upstream connection refuses anything else (nghttp2 does too, for Envoy).
 function headerSafe(s: string): bool {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c == 0 || c == 10 || c == 13) return false;
+    if ((c < 32 && c != 9) || c == 127) return false;
   }
   return true;
 }

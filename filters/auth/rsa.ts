@@ -19,6 +19,8 @@ export class RsaKey {
   e: Uint8Array;
 
   constructor(nBytes: Uint8Array, eBytes: Uint8Array) {
+    // A JWK's n may carry leading zero bytes; signatures are as long as n's value.
+    nBytes = nBytes.subarray(nBytes.length - ((bitLength(nBytes) + 7) >> 3));
     const k = (nBytes.length + 3) >> 2;
     const n = fromBigEndian(nBytes, k);
     // -n^-1 mod 2^32 by Newton iteration (n is odd).
@@ -34,15 +36,26 @@ export class RsaKey {
   }
 }
 
-/** Why a JWK's n/e cannot be used, or "" when the key is acceptable. */
+/** Bits of a big-endian unsigned integer (leading zero bytes allowed). */
+function bitLength(b: Uint8Array): i32 {
+  let i = 0;
+  while (i < b.length && b[i] == 0) i++;
+  return i < b.length ? (b.length - i) * 8 - (clz<u32>(<u32>b[i]) - 24) : 0;
+}
+
+/**
+ * Why a JWK's n/e cannot be used, or "" when the key is acceptable. The
+ * exponent bounds are BoringSSL's (what Envoy verifies with): odd, at least
+ * 3 (e = 1 would make every padded message its own signature) and at most
+ * 33 bits.
+ */
 export function rsaKeyProblem(n: Uint8Array, e: Uint8Array): string {
-  let start = 0;
-  while (start < n.length && n[start] == 0) start++;
-  const bits = (n.length - start) * 8 - (start < n.length ? clz<u32>(<u32>n[start]) - 24 : 0);
+  const bits = bitLength(n);
   if (bits < MIN_BITS) return 'modulus must be at least 2048 bits';
   if (bits > MAX_BITS) return 'modulus larger than 8192 bits';
   if ((n[n.length - 1] & 1) == 0) return 'modulus must be odd';
-  if (e.length == 0 || e.length > 8) return 'bad exponent';
+  const eBits = bitLength(e);
+  if (eBits < 2 || eBits > 33 || (e[e.length - 1] & 1) == 0) return 'must be odd, 3 to 33 bits';
   return '';
 }
 

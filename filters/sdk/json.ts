@@ -101,6 +101,9 @@ class Parser {
       this.ws();
       if (this.peek() != 34) { this.fail('expected string key'); return; }
       const key = this.string();
+      // RFC 8259 leaves duplicate names to the parser, and readers disagree
+      // (first or last wins): refused, as RFC 7519 §4 allows for JWT claims.
+      if (v.keys.includes(key)) { this.fail('duplicate key'); return; }
       this.ws();
       if (this.peek() != 58) { this.fail("expected ':'"); return; }
       this.pos++;

@@ -8,13 +8,14 @@ import {
   Metric, MetricType, nowNanos, parseDecimal, Property, registerRoot, RootContext, Utf8Writer, uuid4,
 } from '../sdk/index';
 import { parseTelemetryConfig, TelemetryConfig } from './config';
-import { nextTraceParent, parseTraceParent } from './trace';
+import { nextTraceParent, parseTraceParent, TraceParent } from './trace';
 
 // Names and property paths are encoded once, not per request.
 const METHOD = new HeaderName(':method');
 const PATH = new HeaderName(':path');
 const STATUS = new HeaderName(':status');
 const TRACEPARENT = new HeaderName('traceparent');
+const TRACESTATE = new HeaderName('tracestate');
 const RESPONSE_CODE = new Property(['response', 'code']);
 const ROUTE_NAME = new Property(['route_name']);
 const UPSTREAM_ADDRESS = new Property(['upstream', 'address']);
@@ -128,7 +129,10 @@ class TelemetryStream extends HttpContext {
 
     if (root.config.traceContext) {
       const incoming = TRACEPARENT.get(HeaderMapType.RequestHeaders);
-      const next = nextTraceParent(incoming === null ? null : parseTraceParent(incoming));
+      const parent: TraceParent | null = incoming === null ? null : parseTraceParent(incoming);
+      // A restarted trace drops the old trace's vendor state (W3C Trace Context, "Restart trace").
+      if (parent === null) TRACESTATE.remove(HeaderMapType.RequestHeaders);
+      const next = nextTraceParent(parent);
       this.traceId = next.traceId;
       this.spanId = next.parentId;
       TRACEPARENT.replace(HeaderMapType.RequestHeaders, next.toString());

@@ -46,13 +46,18 @@ export function parseTraceParent(v: string): TraceParent | null {
   const version = v.substr(0, 2);
   if (!isLowerHex(version) || version == 'ff') return null;
   if (version == '00' && v.length != 55) return null;
+  // A later version may add fields after the flags, each behind a '-'.
+  if (v.length > 55 && v.charCodeAt(55) != 45) return null;
   if (v.charCodeAt(2) != 45 || v.charCodeAt(35) != 45 || v.charCodeAt(52) != 45) return null;
   const traceId = v.substr(3, 32);
   const parentId = v.substr(36, 16);
   const flags = v.substr(53, 2);
   if (!isLowerHex(traceId) || !isLowerHex(parentId) || !isLowerHex(flags)) return null;
   if (allZero(traceId) || allZero(parentId)) return null;
-  return new TraceParent(traceId, parentId, flags);
+  // Version 00 defines only the sampled bit (0x01); the others must be sent as zero.
+  const low = flags.charCodeAt(1);
+  const sampled = ((low <= 57 ? low - 48 : low - 87) & 1) != 0;
+  return new TraceParent(traceId, parentId, sampled ? '01' : '00');
 }
 
 /**

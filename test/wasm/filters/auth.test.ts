@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash, createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { constants, createHash, createHmac, generateKeyPairSync, privateEncrypt, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { before, describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { validateConfig } from '../../../control/filters/config-schema.ts';
 import type { WasmPlugin } from '../../../sidecar/wasm/index.ts';
-import { exchange, header, loadFilter } from './kit.ts';
+import { exchange, header, headerValues, loadFilter } from './kit.ts';
 
 const NOW = 1_800_000_000; // seconds; the host clock is pinned to it
 const ISSUER = 'https://id.weft.test';
@@ -59,7 +61,7 @@ describe('auth filter', () => {
     return { reply, body };
   }
 
-  async function expectAllowed(headers: Record<string, string>, options = {}) {
+  async function expectAllowed(headers: Record<string, string> | [string, string][], options = {}) {
     const { stream, request } = await exchange(plugin, headers, options);
     assert.equal(request.action, 'continue', stream.localReply ? Buffer.from(stream.localReply.body).toString() : '');
     return stream;
@@ -75,6 +77,18 @@ describe('auth filter', () => {
     assert.equal(header(rs.requestHeaders, 'x-weft-user'), 'bob');
     // Without a kid every key of the right type is tried.
     await expectAllowed({ authorization: `Bearer ${token('RS256', undefined, valid, rsa.privateKey)}` });
+  });
+
+  it('takes the verified token off the request unless jwt.forwardToken, and never forwards a second Authorization header', async () => {
+    const good = `Bearer ${token('HS256', 'hs-1', valid, hmacSecret)}`;
+    const forged = `Bearer ${token('HS256', 'hs-1', { ...valid, sub: 'root' }, randomBytes(32))}`;
+    const stripped = await expectAllowed([['authorization', good], ['authorization', forged]]);
+    assert.deepEqual(headerValues(stripped.requestHeaders, 'authorization'), []);
+    const p = await loadFilter('auth', { ...config, jwt: { ...config.jwt, forwardToken: true } }, { now: () => BigInt(NOW) * 1_000_000_000n });
+    const kept = await exchange(p, [['authorization', good], ['authorization', forged]]);
+    assert.equal(kept.request.action, 'continue');
+    assert.deepEqual(headerValues(kept.stream.requestHeaders, 'authorization'), [good]);
+    await p.close();
   });
 
   it('removes spoofed claim headers sent by the client', async () => {
@@ -115,6 +129,127 @@ describe('auth filter', () => {
     assert.ok((plugin.metrics.find('weft_auth_decisions_total_decision=.=deny;.;reason=.=invalid_token;.;')?.value ?? 0n) >= 7n);
   });
 
+  it('keeps the challenge a sendable header when the token carries a DEL, non-ASCII or huge alg or kid', async () => {
+    for (const [alg, kid] of [['HS256', 'k\u007f'], ['HS256', '\u540d'], ['HS256', 'x'.repeat(20_000)], ['\u00ff\u007f', undefined], ['A'.repeat(20_000), undefined]] as const) {
+      const { reply } = await expectRejected({ authorization: `Bearer ${token(alg, kid, valid, hmacSecret)}` }, 401, /unknown key id|unsupported alg/);
+      const challenge = header(reply.headers, 'www-authenticate') ?? '';
+      assert.match(challenge, /^Bearer realm="orders", error="invalid_token", error_description="(unknown key id|unsupported alg) \\"[\x20-\x7e]*\\""$/);
+      assert.ok(challenge.length < 200, `challenge of ${challenge.length} characters`);
+    }
+  });
+
+  it('refuses RSA keys whose exponent makes signatures forgeable or costly (e = 1, even, over 33 bits), at the e field', async () => {
+    for (const e of [Buffer.from([1]), Buffer.from([0, 0, 1]), Buffer.from([0x01, 0x00, 0x00]), Buffer.from([0x03, 0, 0, 0, 0x01])]) {
+      const logs: string[] = [];
+      await assert.rejects(
+        loadFilter('auth', { jwt: { jwks: { keys: [{ ...rsaJwk, e: b64url(e) }] } } }, { onLog: (m: { message: string }) => void logs.push(m.message) }),
+        /proxy_on_configure/, `e = ${e.toString('hex')}`,
+      );
+      assert.match(logs.join('\n'), /jwt\.jwks\.keys\[0\]\.e: must be odd, 3 to 33 bits/);
+    }
+    // (With e = 1 a "signature" is the padded digest itself, which anyone can write.) e = 3 stays accepted.
+    const p = await loadFilter('auth', { jwt: { jwks: { keys: [{ ...rsaJwk, e: b64url(Buffer.from([0, 0, 3])) }] } } });
+    await p.close();
+  });
+
+  it('verifies with a JWK whose n carries a leading zero byte, as BoringSSL reads it', async () => {
+    const n = Buffer.concat([Buffer.from([0]), Buffer.from(rsaJwk.n as string, 'base64url')]);
+    const p = await loadFilter('auth', { jwt: { jwks: { keys: [{ ...rsaJwk, n: b64url(n) }] } } }, { now: () => BigInt(NOW) * 1_000_000_000n });
+    const ok = await exchange(p, { authorization: `Bearer ${token('RS256', 'rsa-1', valid, rsa.privateKey)}` });
+    assert.equal(ok.request.action, 'continue', ok.stream.localReply ? Buffer.from(ok.stream.localReply.body).toString() : '');
+    const bad = await exchange(p, { authorization: `Bearer ${token('RS256', 'rsa-1', valid, otherRsa.privateKey)}` });
+    assert.equal(bad.stream.localReply?.status, 401);
+    await p.close();
+  });
+
+  it('refuses a token whose header or claims repeat a name (RFC 7519 §4), which readers resolve differently', async () => {
+    const signed = (head: string, body: string): string => {
+      const input = `${b64url(head)}.${b64url(body)}`;
+      return `Bearer ${input}.${b64url(createHmac('sha256', hmacSecret).update(input).digest())}`;
+    };
+    const head = '{"alg":"HS256","kid":"hs-1"}';
+    const claims = JSON.stringify(valid).slice(0, -1);
+    // JSON.parse, as an app behind the proxy reads it, takes the last "sub": the filter took the first.
+    await expectRejected({ authorization: signed(head, `${claims},"sub":"root"}`) }, 401, /malformed token payload/);
+    await expectRejected({ authorization: signed(head, `${claims},"aud":"payments"}`) }, 401, /malformed token payload/);
+    await expectRejected({ authorization: signed('{"alg":"HS256","kid":"hs-1","kid":"other"}', `${claims}}`) }, 401, /malformed token header/);
+    await expectAllowed({ authorization: signed(head, `${claims}}`) });
+  });
+
+  it('checks the whole PKCS#1 v1.5 encoding of an RS256 signature: no forgery with loose padding, garbage or another digest', async () => {
+    const head = b64url(JSON.stringify({ alg: 'RS256', kid: 'rsa-1' }));
+    const input = `${head}.${b64url(JSON.stringify(valid))}`;
+    const hash = createHash('sha256').update(input).digest();
+    const sha256Info = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+    const k = 256;
+    // EM = 00 01 FF..FF 00 DigestInfo hash, signed raw with the private key.
+    const em = (parts: { lead?: Buffer; ps?: Buffer; sep?: Buffer; info?: Buffer; digest?: Buffer; tail?: Buffer }): Buffer => {
+      const info = parts.info ?? sha256Info;
+      const digest = parts.digest ?? hash;
+      const tail = parts.tail ?? Buffer.alloc(0);
+      const lead = parts.lead ?? Buffer.from([0, 1]);
+      const sep = parts.sep ?? Buffer.from([0]);
+      const ps = parts.ps ?? Buffer.alloc(k - lead.length - sep.length - info.length - digest.length - tail.length, 0xff);
+      const out = Buffer.concat([lead, ps, sep, info, digest, tail]);
+      assert.equal(out.length, k);
+      return out;
+    };
+    const rawSign = (m: Buffer): Buffer => privateEncrypt({ key: rsa.privateKey, padding: constants.RSA_NO_PADDING }, m);
+    const send = (sig: Buffer) => ({ authorization: `Bearer ${input}.${b64url(sig)}` });
+    await expectAllowed(send(rawSign(em({}))));
+    const forgeries: [string, Buffer][] = [
+      ['garbage after the hash (Bleichenbacher 2006)', rawSign(em({ ps: Buffer.alloc(8, 0xff), tail: Buffer.alloc(k - 2 - 8 - 1 - 19 - 32, 0x5a) }))],
+      ['a non-FF padding byte', rawSign(em({ ps: Buffer.concat([Buffer.alloc(100, 0xff), Buffer.from([0xfe]), Buffer.alloc(k - 2 - 1 - 19 - 32 - 101, 0xff)]) }))],
+      ['the 00 01 header not at the start', rawSign(Buffer.concat([Buffer.alloc(k - 2 - 7 - 1 - 19 - 32, 0), Buffer.from([0, 1]), Buffer.alloc(7, 0xff), Buffer.from([0]), sha256Info, hash]))],
+      ['block type 2', rawSign(em({ lead: Buffer.from([0, 2]) }))],
+      ['no zero separator', rawSign(em({ sep: Buffer.from([0xff]) }))],
+      ['DigestInfo without the NULL parameters', rawSign(em({ info: Buffer.from('302f300b0609608648016503040201' + '0420', 'hex') }))],
+      ['a SHA-1 DigestInfo', rawSign(em({ info: Buffer.from('3021300906052b0e03021a05000414', 'hex'), digest: createHash('sha1').update(input).digest() }))],
+      ['another digest', rawSign(em({ digest: createHash('sha256').update('other').digest() }))],
+    ];
+    for (const [name, sig] of forgeries) await expectRejected(send(sig), 401, /bad signature/).catch((e: Error) => assert.fail(`${name}: ${e.message}`));
+    const n = Buffer.from(rsaJwk.n as string, 'base64url');
+    const good = rawSign(em({}));
+    for (const [name, sig] of [
+      ['the modulus itself', n], ['signature + n', Buffer.from((BigInt(`0x${good.toString('hex')}`) + BigInt(`0x${n.toString('hex')}`)).toString(16).padStart(2 * k, '0'), 'hex')],
+      ['a leading zero byte', Buffer.concat([Buffer.from([0]), good])], ['one byte short', good.subarray(1)],
+    ] as [string, Buffer][]) await expectRejected(send(sig), 401, /bad signature|malformed/).catch((e: Error) => assert.fail(`${name}: ${e.message}`));
+  });
+
+  it("takes an identity provider's JWKS as published: other members ignored, keys it cannot use skipped (RFC 7517 §4, §5)", async () => {
+    const published = {
+      keys: [
+        { ...rsaJwk, kid: 'enc-1', alg: 'RSA-OAEP', use: 'enc', x5c: ['MIIC...'], x5t: 'abc', 'x5t#S256': 'def' },
+        { kty: 'EC', kid: 'ec-1', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0', use: 'sig' },
+        { ...rsaJwk, kid: 'ps-1', alg: 'PS256' },
+        { ...rsaJwk, use: 'sig', x5c: ['MIIC...'], x5t: 'abc', issuer: ISSUER },
+      ],
+    };
+    // The control plane's check of a binding's config (the filter's schema.json) lets it through too.
+    const schema = JSON.parse(readFileSync(new URL('../../../filters/auth/schema.json', import.meta.url), 'utf8')) as unknown;
+    assert.deepEqual(validateConfig(schema, { jwt: { jwks: published } }), []);
+    const p = await loadFilter('auth', { jwt: { jwks: published } }, { now: () => BigInt(NOW) * 1_000_000_000n });
+    assert.equal((await exchange(p, { authorization: `Bearer ${token('RS256', 'rsa-1', valid, rsa.privateKey)}` })).request.action, 'continue');
+    const enc = await exchange(p, { authorization: `Bearer ${token('RS256', 'enc-1', valid, rsa.privateKey)}` });
+    assert.match((JSON.parse(Buffer.from(enc.stream.localReply!.body).toString()) as { message: string }).message, /unknown key id "enc-1"/, 'an encryption key never verifies a signature');
+    await p.close();
+    const logs: string[] = [];
+    await assert.rejects(
+      loadFilter('auth', { jwt: { jwks: { keys: published.keys.slice(0, 3) } } }, { onLog: (m: { message: string }) => void logs.push(m.message) }),
+      /proxy_on_configure/,
+    );
+    assert.match(logs.join('\n'), /jwt\.jwks\.keys: must contain an HS256 \(oct\) or RS256 \(RSA\) signing key/);
+  });
+
+  it("refuses a token written in plain base64 ('+', '/'): JWS segments are base64url only", async () => {
+    let t = '';
+    for (let i = 0; !/[-_]/.test(t.split('.')[2] ?? ''); i++) t = token('HS256', 'hs-1', { ...valid, n: i }, hmacSecret);
+    await expectAllowed({ authorization: `Bearer ${t}` });
+    const [head, body, sig] = t.split('.') as [string, string, string];
+    const plain = `${head}.${body}.${sig.replace(/-/g, '+').replace(/_/g, '/')}`;
+    await expectRejected({ authorization: `Bearer ${plain}` }, 401, /malformed token/);
+  });
+
   it('accepts a known API key and refuses an unknown one', async () => {
     const stream = await expectAllowed({ 'x-api-key': 'ci-secret-123' });
     assert.equal(header(stream.requestHeaders, 'x-api-key'), undefined, 'key not forwarded upstream');
@@ -124,6 +259,12 @@ describe('auth filter', () => {
 
   it('allows peers on the SPIFFE allowlist and forbids other peers', async () => {
     await expectAllowed({}, { properties: { 'connection.uri_san_peer_certificate': FRONTEND } });
+    // A bearer token from an allowed peer is still verified (Istio's RequestAuthentication): claims forwarded, a bad one refused.
+    const frontend = { properties: { 'connection.uri_san_peer_certificate': FRONTEND } };
+    const passed = await expectAllowed({ authorization: `Bearer ${token('RS256', 'rsa-1', valid, rsa.privateKey)}` }, frontend);
+    assert.equal(header(passed.requestHeaders, 'x-weft-user'), 'alice');
+    assert.equal(header(passed.requestHeaders, 'authorization'), undefined);
+    await expectRejected({ authorization: `Bearer ${token('RS256', 'rsa-1', { ...valid, sub: 'root' }, otherRsa.privateKey)}` }, 401, /bad signature/, frontend);
     await expectRejected({}, 403, /peer identity not allowed/, { properties: { 'connection.uri_san_peer_certificate': 'spiffe://weft.local/ns/default/sa/batch' } });
   });
 
@@ -185,8 +326,6 @@ describe('auth filter', () => {
     const text = logs.join('\n');
     for (const expected of [
       /jwt\.jwks\.keys\[0\]\.k: HS256 keys must be at least 32 bytes/,
-      /jwt\.jwks\.keys\[1\]\.kty: must be one of oct, RSA/,
-      /jwt\.jwks\.keys\[1\]\.crv: unknown field/,
       /jwt\.jwks\.keys\[2\]\.n: modulus must be at least 2048 bits/,
       /jwt\.clockSkewSeconds: must be between 0 and 3600/,
       /apiKeys\.keys\[0\]\.sha256: must be 64 hex characters/,

@@ -49,6 +49,32 @@ describe('telemetry filter', () => {
     await plugin.close();
   });
 
+  it('parses traceparent as W3C Trace Context says: later versions with more fields, only the sampled flag sent on, tracestate dropped on a restart', async () => {
+    const plugin = await loadFilter('telemetry', {});
+    const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const span = '00f067aa0ba902b7';
+    const hop = async (traceparent: string) => {
+      const { stream } = await exchange(plugin, { traceparent, tracestate: 'rojo=00f067aa0ba902b7' });
+      const m = TRACEPARENT.exec(header(stream.requestHeaders, 'traceparent') ?? '');
+      assert.ok(m, traceparent);
+      return { traceId: m[1], flags: m[3], tracestate: header(stream.requestHeaders, 'tracestate') };
+    };
+    // A later version is read as 00 when its first fields are 00's, and sent on as 00.
+    assert.deepEqual(await hop(`01-${trace}-${span}-01`), { traceId: trace, flags: '01', tracestate: 'rojo=00f067aa0ba902b7' });
+    assert.deepEqual(await hop(`cc-${trace}-${span}-01-what-the-future-will-be-like`), { traceId: trace, flags: '01', tracestate: 'rojo=00f067aa0ba902b7' });
+    // Flags other than sampled are reserved and sent as zero.
+    assert.equal((await hop(`00-${trace}-${span}-ff`)).flags, '01');
+    assert.equal((await hop(`00-${trace}-${span}-fe`)).flags, '00');
+    assert.equal((await hop(`00-${trace}-${span}-09`)).flags, '01');
+    // Restarted: the flags must end the value or be followed by '-'; version ff; version 00 with more fields.
+    for (const bad of [`01-${trace}-${span}-01x`, `01-${trace}-${span}-0100`, `ff-${trace}-${span}-01`, `00-${trace}-${span}-01-x`]) {
+      const r = await hop(bad);
+      assert.notEqual(r.traceId, trace, bad);
+      assert.equal(r.tracestate, undefined, `${bad}: the old trace's tracestate is not sent with a new trace`);
+    }
+    await plugin.close();
+  });
+
   it('counts requests by service, route and status class, records durations and logs one JSON line', async () => {
     let now = 1_700_000_000_000_000_000n;
     const plugin = await loadFilter('telemetry', { service: 'orders' }, { now: () => now });
@@ -81,6 +107,22 @@ describe('telemetry filter', () => {
       },
     );
     assert.equal(lines[1]!.peer, null);
+    await plugin.close();
+  });
+
+  it('escapes what the client controls in the access line, so it stays one JSON object with the same values', async () => {
+    const plugin = await loadFilter('telemetry', { service: 'orders' });
+    const path = '/a"b\\c\n{"type":"access","status":200}\r\u0000\u001b[31m\u001f\u007f\u2028é日😀';
+    const rid = '"},{"forged":true,"x":"\t';
+    await exchange(plugin, { 'x-request-id': rid }, { path, method: 'GET\u0001' });
+    const info = plugin.logs.filter((l) => l.level === 'info');
+    assert.equal(info.length, 1);
+    assert.doesNotMatch(info[0]!.message, /[\u0000-\u001f]/, 'no raw control character in the line');
+    const line = JSON.parse(info[0]!.message) as Record<string, unknown>;
+    assert.equal(line.path, path);
+    assert.equal(line.request_id, rid);
+    assert.equal(line.method, 'GET\u0001');
+    assert.equal(line.forged, undefined);
     await plugin.close();
   });
 
