@@ -13,6 +13,7 @@ import { normalizeRequestPath } from './path-normalize.ts';
 import { Downstream, forward } from './forward.ts';
 import type { CodecReply, H1Request, H1Response } from './http1.ts';
 import { DownstreamProtocolError } from './http1.ts';
+import { headerError } from './llhttp.ts';
 import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop, withoutPseudo } from './headers.ts';
 import { requestHash } from './lb/hash-policy.ts';
 import type { LocalReply } from './local-reply.ts';
@@ -327,6 +328,18 @@ function serverHeader(stream: Stream, headers: HeaderPairs): void {
  * without gRPC status") when no trailers follow. The caller still calls end().
  */
 function writeHead(stream: Stream, status: number, headers: HeaderPairs, last = false): void {
+  try {
+    writeHeadNow(stream, status, headers, last);
+  } catch (e) {
+    // A pair node refuses to write (a wasm filter's value with a control character, or a character past latin1):
+    // nothing was committed, so the head goes without it rather than the request failing or the proxy throwing.
+    const writable = headers.filter(([k, v]) => headerError(k, v) === undefined && !/[^\u0000-\u00ff]/.test(v));
+    if (stream.res.headersSent || writable.length === headers.length) throw e;
+    writeHeadNow(stream, status, writable, last);
+  }
+}
+
+function writeHeadNow(stream: Stream, status: number, headers: HeaderPairs, last: boolean): void {
   serverHeader(stream, headers);
   if (stream.tapRequest) stream.tapResponse = [[':status', String(status)], ...headers];
   const res = stream.res;

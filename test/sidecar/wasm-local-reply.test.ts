@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding } from '../../control/model/types.ts';
 import { serializePairs } from '../../sidecar/wasm/headers.ts';
-import { TestMesh, eventually, freePort, get, instance, service, startApp, moduleServer as serveModules } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, service, startApp, withTimeout, moduleServer as serveModules } from './harness.ts';
 import { wat } from '../wasm/wat.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -219,4 +219,55 @@ test('a filter that changes :authority sends the request to the virtual host of 
   assert.equal(stock.hits, 1);
   const stayed = await get(sc.outboundPort, 'no-such-service', '/items');
   assert.equal(stayed.status, 404, 'without the header the filter leaves it alone');
+});
+
+test('a header value node cannot write (DEL), from a filter\'s local reply or added to a response, is left out and the sidecar keeps serving', { timeout: 60_000 }, async () => {
+  const bad = 'a\x7fb';
+  const replier = await wat({
+    imports: ['proxy_send_local_response', 'proxy_get_header_map_value'],
+    strings: { details: 'refused', body: 'no', headers: latin1(serializePairs([['x-bad', bad], ['x-good', 'yes']])), refuse: 'x-refuse' },
+    body: (s) => `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 0) ${s.refuse} (i32.const 0) (i32.const 4)))
+      (then (drop (call $proxy_send_local_response (i32.const 403) ${s.details} ${s.body} ${s.headers} (i32.const -1)))))
+    (i32.const 0))`,
+  });
+  const spoiler = await wat({
+    imports: ['proxy_add_header_map_value'],
+    strings: { name: 'x-spoiled', value: bad },
+    body: (s) => `
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_add_header_map_value (i32.const 2) ${s.name} ${s.value}))
+    (i32.const 0))`,
+  });
+  const modules = { replier, spoiler };
+  const base = await moduleServer(new Map(Object.values(modules).map((b) => [sha(b), b] as [string, Uint8Array])));
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  const app = await startApp('vault');
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({
+    services: [service('vault', 7990)],
+    instances: [instance('vault', inbound)],
+    filterModules: Object.entries(modules).map(([name, b]) => ({ name, sha256: sha(b), size: b.length, abiVersion: '0.2.1' })),
+    filterBindings: [
+      { name: 'vault-spoiler', namespace: 'default', service: 'vault', direction: 'inbound', filter: 'spoiler', order: 0, config: {}, failurePolicy: 'fail_closed' },
+      { name: 'vault-replier', namespace: 'default', service: 'vault', direction: 'inbound', filter: 'replier', order: 1, config: {}, failurePolicy: 'fail_closed' },
+    ],
+  });
+  await mesh.sidecar('vault', app.port, { inboundPort: inbound });
+
+  for (let i = 0; i < 2; i++) {
+    const refused = await withTimeout(get(inbound, 'vault', '/secret', { headers: { 'x-refuse': '1' } }), 5000, 'the local reply');
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body, 'no');
+    assert.equal(refused.headers['x-good'], 'yes', 'the headers that can be written are');
+    assert.equal(refused.headers['x-bad'], undefined);
+    assert.equal(refused.headers['x-spoiled'], undefined);
+    const passed = await withTimeout(get(inbound, 'vault', '/secret'), 5000, 'the upstream response');
+    assert.equal(passed.status, 200);
+    assert.equal(passed.headers['x-spoiled'], undefined);
+  }
+  assert.equal(app.hits, 2);
 });
