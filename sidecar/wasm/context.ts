@@ -21,8 +21,19 @@ export interface LocalReply {
 export interface HostContext {
   readonly id: number;
   readonly isRoot: boolean;
-  /** The map of that type visible in this context now, or undefined (BAD_ARGUMENT). */
+  /**
+   * The map of that type the module may change now, or undefined
+   * (BAD_ARGUMENT): Envoy's Context::getMap, which holds a stream's map only
+   * from its phase until the filter continues past it.
+   */
   headerMap(type: number): HeaderMap | undefined;
+  /**
+   * The map it may read now (Envoy's getConstMap): the same, except that in
+   * proxy_on_log it is the map as logged (request headers, response headers
+   * and trailers). Without one, the code a value lookup answers: NOT_FOUND
+   * in proxy_on_log, BAD_ARGUMENT otherwise.
+   */
+  readableMap(type: number): HeaderMap | WasmResultCode;
   /** The buffer of that type visible in this context now, or undefined (NOT_FOUND). */
   buffer(type: number): HostBuffer | undefined;
   properties(): PropertySources;

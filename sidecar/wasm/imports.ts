@@ -6,7 +6,7 @@
 
 import { BUFFER_TYPE_MAX, LogLevel, MAP_TYPE_MAX, STREAM_TYPE_MAX, WasmResult, type WasmResultCode } from './abi.ts';
 import type { VmServices } from './context.ts';
-import { deserializePairs, serializePairs, type HeaderPairs } from './headers.ts';
+import { deserializePairs, serializePairs, type HeaderMap, type HeaderPairs } from './headers.ts';
 import { lookupProperty, type EncodedProperty } from './properties.ts';
 
 const R = WasmResult;
@@ -23,7 +23,9 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
   };
   const copyOut = (data: Uint8Array | string, ptrPtr: number, sizePtr: number): WasmResultCode =>
     (typeof data === 'string' ? mem().copyOutString(data, ptrPtr, sizePtr) : mem().copyOut(data, ptrPtr, sizePtr)) ? R.Ok : R.InvalidMemoryAccess;
-  const mapOf = (type: number) => (type >>> 0 > MAP_TYPE_MAX ? undefined : type >= 6 ? vm.httpCallResponse()?.[type === 6 ? 'headers' : 'trailers'] : vm.active().headerMap(type));
+  /** A map to read (Envoy's getConstMap), or the code a value lookup answers without one. */
+  const readableMap = (type: number): HeaderMap | WasmResultCode =>
+    type >= 6 ? (vm.httpCallResponse()?.[type === 6 ? 'headers' : 'trailers'] ?? R.BadArgument) : type >= 4 ? R.BadArgument : vm.active().readableMap(type);
   const bufferOf = (type: number) => (type === 4 ? vm.httpCallResponse()?.body : vm.active().buffer(type));
 
   const fns: Record<string, HostFn> = {
@@ -114,8 +116,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
       const key = str(keyPtr, keySize);
       if (key === undefined) return R.InvalidMemoryAccess;
-      const map = mapOf(type);
-      if (map === undefined) return R.BadArgument;
+      const map = readableMap(type);
+      if (typeof map === 'number') return map;
       const value = map.get(key);
       if (value === undefined) return R.NotFound;
       return copyOut(value, retPtrPtr, retSizePtr);
@@ -137,10 +139,10 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
     },
     proxy_get_header_map_pairs(type: number, retPtrPtr: number, retSizePtr: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const map = mapOf(type);
-      if (map === undefined) return R.BadArgument;
-      // cpp-host hands an empty map back as (0, 0) rather than a zero-count record.
-      return copyOut(map.count === 0 ? new Uint8Array(0) : serializePairs(map.pairs()), retPtrPtr, retSizePtr);
+      const map = readableMap(type);
+      // Envoy lists a map that is not there (another phase's) as empty, OK,
+      // and cpp-host hands an empty map back as (0, 0) rather than a zero-count record.
+      return copyOut(typeof map === 'number' || map.count === 0 ? new Uint8Array(0) : serializePairs(map.pairs()), retPtrPtr, retSizePtr);
     },
     proxy_set_header_map_pairs(type: number, ptr: number, size: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
@@ -154,7 +156,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
     },
     proxy_get_header_map_size(type: number, sizePtr: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const map = mapOf(type);
+      // Envoy sizes only a map the stream could change (getMap): never an http_call response's.
+      const map = writableMap(type);
       if (map === undefined) return R.BadArgument;
       return mem().writeU32(sizePtr, map.byteSize) ? R.Ok : R.InvalidMemoryAccess;
     },

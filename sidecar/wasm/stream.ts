@@ -99,6 +99,15 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private calls: Set<number> | undefined;
   private waiters: (() => void)[] | undefined;
   private completed = false;
+  /**
+   * The maps the module reaches now, a bit per MapType 0..3. As in Envoy's
+   * wasm Context, a map is there from its phase until the filter continues
+   * past it (its callback returns Continue, or continue_stream); the host's
+   * own copy (what is forwarded) stays.
+   */
+  private live = 0;
+  /** In proxy_on_log, where the maps read are those of the log. */
+  private logging = false;
 
   constructor(
     private readonly vm: WasmVm,
@@ -179,7 +188,9 @@ export class HttpStreamContext implements HttpStream, HostContext {
     this.completed = true;
     if (!this.bypass) {
       this.vm.call('proxy_on_done', this, this.id);
+      this.logging = true;
       this.vm.call('proxy_on_log', this, this.id);
+      this.logging = false;
       this.vm.call('proxy_on_delete', this, this.id);
     }
     this.vm.removeContext(this);
@@ -188,8 +199,12 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private runHeaders(direction: Direction, callback: string, count: number, endOfStream?: boolean): StreamOutcome | Promise<StreamOutcome> {
     const early = this.before(direction);
     if (early !== undefined) return early;
+    // Headers (count of 2 arguments) or trailers: the map this phase hands the module.
+    const bit = 1 << ((direction === 'request' ? 0 : 2) + (endOfStream === undefined ? 1 : 0));
+    this.live |= bit;
     const status = endOfStream === undefined ? this.vm.call(callback, this, this.id, count) : this.vm.call(callback, this, this.id, count, endOfStream ? 1 : 0);
     const stopped = status === HeadersStatus.StopIteration || status === HeadersStatus.StopAllIterationAndBuffer || status === HeadersStatus.StopAllIterationAndWatermark;
+    if (!stopped) this.live &= ~bit;
     return this.after(direction, stopped);
   }
 
@@ -201,14 +216,17 @@ export class HttpStreamContext implements HttpStream, HostContext {
     // With the last chunk and no trailers yet, the filter may add trailers (the spec allows it here).
     const request = direction === 'request';
     const addedTrailers = endOfStream && (request ? this.reqTrailers : this.respTrailers) === undefined ? new HeaderMap() : undefined;
+    const trailersBit = request ? 2 : 8;
     if (addedTrailers !== undefined) {
       if (request) this.reqTrailers = addedTrailers;
       else this.respTrailers = addedTrailers;
+      this.live |= trailersBit;
     }
     const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
     if (addedTrailers !== undefined && addedTrailers.count === 0) {
       if (request) this.reqTrailers = undefined;
       else this.respTrailers = undefined;
+      this.live &= ~trailersBit;
     }
     const stopped = status !== undefined && status !== DataStatus.Continue;
     const outcome = this.after(direction, stopped);
@@ -342,6 +360,16 @@ export class HttpStreamContext implements HttpStream, HostContext {
   // --- HostContext ----------------------------------------------------------
 
   headerMap(type: number): HeaderMap | undefined {
+    return (this.live & (1 << type)) === 0 ? undefined : this.map(type);
+  }
+
+  readableMap(type: number): HeaderMap | WasmResultCode {
+    // Envoy's log phase reads the logged maps, which carry no request trailers.
+    const map = this.logging ? (type === 1 ? undefined : this.map(type)) : this.headerMap(type);
+    return map ?? (this.logging ? WasmResult.NotFound : WasmResult.BadArgument);
+  }
+
+  private map(type: number): HeaderMap | undefined {
     switch (type) {
       case 0:
         return this.req;
@@ -380,6 +408,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
   continueStream(streamType: number): WasmResultCode {
     const direction: Direction | undefined = streamType === StreamType.Request ? 'request' : streamType === StreamType.Response ? 'response' : undefined;
     if (direction === undefined) return WasmResult.BadArgument;
+    // Envoy lets go of the request's maps on either (Context::continueStream).
+    this.live &= ~3;
     this.setResumed(direction, true);
     this.paused[direction] = false;
     this.notify();

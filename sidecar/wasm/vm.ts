@@ -347,6 +347,10 @@ export class RootContext implements HostContext {
     return undefined;
   }
 
+  readableMap(): WasmResultCode {
+    return WasmResult.BadArgument;
+  }
+
   buffer(type: number): HostBuffer | undefined {
     if (type === 6) return this.vmConfiguration;
     if (type === 7) return this.pluginConfiguration;
