@@ -65,7 +65,10 @@ export interface PropertySources {
   requestTrailers?: HeaderMap;
   responseHeaders?: HeaderMap;
   responseTrailers?: HeaderMap;
-  requestBodySize?: number;
+  /** The stream's response status, whichever phase it is in. */
+  responseStatus?: string;
+  /** Request body bytes received so far. */
+  requestBytesReceived?: number;
   responseBodySize?: number;
 }
 
@@ -170,11 +173,19 @@ const resolvers = new Map<string, Resolver>([
   ['request.referer', (s) => s.requestHeaders?.get('referer')],
   ['request.useragent', (s) => s.requestHeaders?.get('user-agent')],
   ['request.id', (s) => s.requestHeaders?.get('x-request-id')],
-  ['request.size', (s) => s.requestBodySize],
+  [
+    'request.size',
+    // Envoy's: the request's content-length (NOT_FOUND when not a number), else the body bytes received so far.
+    (s) => {
+      const length = s.requestHeaders?.get('content-length');
+      if (length !== undefined) return /^\d{1,15}$/.test(length) ? Number(length) : undefined;
+      return s.requestBytesReceived;
+    },
+  ],
   [
     'response.code',
     (s) => {
-      const status = s.responseHeaders?.get(':status');
+      const status = s.responseStatus ?? s.responseHeaders?.get(':status');
       return status === undefined ? undefined : Number.parseInt(status, 10);
     },
   ],

@@ -108,6 +108,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private live = 0;
   /** In proxy_on_log, where the maps read are those of the log. */
   private logging = false;
+  /** Request body bytes received so far (Envoy's bytesReceived, behind `request.size`). */
+  private requestReceived = 0;
 
   constructor(
     private readonly vm: WasmVm,
@@ -210,7 +212,9 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   private runBody(direction: Direction, callback: string, chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome> {
     const buffer = direction === 'request' ? (this.requestBody ??= new HostBuffer()) : (this.responseBody ??= new HostBuffer());
-    buffer.append(typeof chunk === 'string' ? encodeUtf8(chunk) : chunk);
+    const bytes = typeof chunk === 'string' ? encodeUtf8(chunk) : chunk;
+    if (direction === 'request') this.requestReceived += bytes.length;
+    buffer.append(bytes);
     const early = this.before(direction);
     if (early !== undefined) return early.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : early;
     // With the last chunk and no trailers yet, the filter may add trailers (the spec allows it here).
@@ -391,9 +395,23 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   properties(): PropertySources {
-    this.sources.requestBodySize = this.requestBody?.length;
-    this.sources.responseBodySize = this.responseBody?.length;
-    return this.sources;
+    const sources = this.sources;
+    // The header-derived attributes (request.path, response.headers, ...) read
+    // the maps the module reaches now, as Envoy's StreamActivation does; the
+    // response code is the stream's, whatever the phase.
+    sources.requestHeaders = this.visibleMap(0);
+    sources.requestTrailers = this.visibleMap(1);
+    sources.responseHeaders = this.visibleMap(2);
+    sources.responseTrailers = this.visibleMap(3);
+    sources.responseStatus = this.resp?.get(':status');
+    sources.requestBytesReceived = this.requestReceived;
+    sources.responseBodySize = this.responseBody?.length;
+    return sources;
+  }
+
+  private visibleMap(type: number): HeaderMap | undefined {
+    const map = this.readableMap(type);
+    return typeof map === 'number' ? undefined : map;
   }
 
   sendLocalResponse(reply: LocalReply): WasmResultCode {

@@ -1,0 +1,66 @@
+// Header-derived attributes follow the maps the filter reaches, as Envoy's
+// wasm Context hands its StreamActivation the live header maps (or, in
+// proxy_on_log, the logged ones): request.path is NOT_FOUND once the filter
+// continued past the request headers, response.code stays (stream info), and
+// request.size is the content-length or else the body bytes received so far.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WasmPlugin, WasmResult as R } from '../../sidecar/wasm/index.ts';
+import { codes, texts, wat } from './wat.ts';
+
+const module = () =>
+  wat({
+    imports: ['proxy_get_property'],
+    strings: { path: 'request\0path', size: 'request\0size', code: 'response\0code' },
+    body: (s) => {
+      const get = (name: string) => `(call $report (call $proxy_get_property ${s[name]} (i32.const 0) (i32.const 4)))`;
+      const show = (name: string) => `${get(name)} (call $log_returned)`;
+      return `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    ${show('path')} (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    ${get('path')} ${show('size')} (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    ${get('path')} ${show('code')} (i32.const 0))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    ${show('code')} (i32.const 0))
+  (func (export "proxy_on_log") (param i32)
+    ${show('path')} ${show('size')})`;
+    },
+  });
+
+const int64 = (n: number) => String.fromCharCode(n & 0xff, n >> 8, 0, 0, 0, 0, 0, 0);
+
+test('request.* from the headers is NOT_FOUND after the filter continued past them, back in proxy_on_log; response.code stays', async () => {
+  const plugin = await WasmPlugin.load(await module(), { name: 'property-phases' });
+  plugin.logs.length = 0;
+  const stream = plugin.newHttpStream();
+  await stream.onRequestHeaders([[':path', '/p'], ['content-length', '5']], false);
+  await stream.onRequestBody('hello', true);
+  await stream.onResponseHeaders([[':status', '302']], false);
+  await stream.onResponseBody('ok', true);
+  stream.complete();
+  assert.deepEqual(codes(plugin.logs), [
+    R.Ok, // request headers: request.path
+    R.NotFound, // body: request.path
+    R.Ok, // body: request.size (bytes received)
+    R.NotFound, // response headers: request.path
+    R.Ok, // response headers: response.code
+    R.Ok, // response body: response.code, from the stream
+    R.Ok, // log: request.path from the logged headers
+    R.Ok, // log: request.size, the content-length
+  ]);
+  assert.deepEqual(texts(plugin.logs), ['/p', int64(5), int64(302), int64(302), '/p', int64(5)]);
+});
+
+test('request.size without a content-length is every body byte received, not what the filter still holds', async () => {
+  const plugin = await WasmPlugin.load(await module(), { name: 'property-phases' });
+  const stream = plugin.newHttpStream();
+  await stream.onRequestHeaders([[':path', '/q']], false);
+  await stream.onRequestBody('abc', false);
+  plugin.logs.length = 0;
+  await stream.onRequestBody('de', true);
+  stream.complete();
+  assert.deepEqual(texts(plugin.logs), [int64(5), '/q', int64(5)]);
+});
