@@ -205,7 +205,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
     const bit = 1 << ((direction === 'request' ? 0 : 2) + (endOfStream === undefined ? 1 : 0));
     this.live |= bit;
     const status = endOfStream === undefined ? this.vm.call(callback, this, this.id, count) : this.vm.call(callback, this, this.id, count, endOfStream ? 1 : 0);
-    const stopped = status === HeadersStatus.StopIteration || status === HeadersStatus.StopAllIterationAndBuffer || status === HeadersStatus.StopAllIterationAndWatermark;
+    // cpp-host's conversion: headers stop on 1, 3, 4 and anything above; trailers on any non-zero (2 included).
+    const stopped = status !== undefined && (endOfStream === undefined ? status !== 0 : status !== HeadersStatus.Continue && status !== HeadersStatus.ContinueAndEndStream);
     if (!stopped) this.live &= ~bit;
     return this.after(direction, stopped);
   }
