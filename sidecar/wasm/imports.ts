@@ -214,7 +214,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       const vmId = str(vmIdPtr, vmIdSize);
       const name = str(namePtr, nameSize);
       if (vmId === undefined || name === undefined) return R.InvalidMemoryAccess;
-      const token = vm.shared.resolveQueue(vmId, name);
+      // An empty vm_id names the caller's own VM (cpp-host lookupSharedQueue).
+      const token = vm.shared.resolveQueue(vmId === '' ? vm.vmId : vmId, name);
       if (token === undefined) return R.NotFound;
       return mem().writeU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
     },
