@@ -108,7 +108,15 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       const headers = pairsAt(headersPtr, headersSize);
       if (details === undefined || body === undefined || headers === undefined) return R.InvalidMemoryAccess;
       if (headers === 'bad') return R.BadArgument;
-      return vm.active().sendLocalResponse({ status: status >>> 0, body, headers, grpcStatus: grpcStatus < 0 ? undefined : grpcStatus, details });
+      // As Envoy: a gRPC status outside OK..UNAUTHENTICATED is none (the -1 SDKs pass, or a
+      // bad one), and the details have their whitespace turned into '_' (StringUtil::replaceAllEmptySpace).
+      return vm.active().sendLocalResponse({
+        status: status >>> 0,
+        body,
+        headers,
+        grpcStatus: grpcStatus >= 0 && grpcStatus <= 16 ? grpcStatus : undefined,
+        details: details.replace(/[ \t\f\v\n\r]/g, '_'),
+      });
     },
 
     // --- header maps --------------------------------------------------------

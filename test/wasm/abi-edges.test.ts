@@ -23,3 +23,28 @@ test('resolve_shared_queue with an empty vm_id finds the queue in the caller\'s 
   const plugin = await WasmPlugin.load(bytes, { name: 'queues', vmId: 'jobs-vm' }, { shared: new SharedState() });
   assert.deepEqual(codes(plugin.logs), [R.Ok, R.Ok, 1, R.Ok, 1]);
 });
+
+test('send_local_response: a gRPC status past UNAUTHENTICATED is none, details lose their whitespace', async () => {
+  const bytes = await wat({
+    imports: ['proxy_send_local_response'],
+    strings: { details: 'denied by\tpolicy', body: 'no', none: '' },
+    body: (s) => `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $report (call $proxy_send_local_response (i32.const 403) ${s.details} ${s.body} ${s.none} (local.get 1)))
+    (i32.const 0))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'reply' });
+  const replies = [];
+  // The number of request headers is the gRPC status the module passes.
+  for (const grpc of [16, 17]) {
+    plugin.logs.length = 0;
+    const outcome = await plugin.newHttpStream().onRequestHeaders(Array.from({ length: grpc }, (_, i): [string, string] => [`x-${i}`, '1']), true);
+    assert.deepEqual(codes(plugin.logs), [R.Ok]);
+    assert.ok(outcome.action === 'local_reply');
+    replies.push({ grpc: outcome.reply.grpcStatus, details: outcome.reply.details, headers: outcome.reply.headers });
+  }
+  assert.deepEqual(replies, [
+    { grpc: 16, details: 'denied_by_policy', headers: [] },
+    { grpc: undefined, details: 'denied_by_policy', headers: [] },
+  ]);
+});
