@@ -75,6 +75,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       const value = bytes(valuePtr, valueSize);
       if (path === undefined || value === undefined) return R.InvalidMemoryAccess;
       if (path.length === 0) return R.BadArgument;
+      // Envoy keeps them in the stream's filter state: a root context has none.
+      if (vm.active().isRoot) return R.NotFound;
       const sources = vm.active().properties();
       (sources.filterState ??= new Map()).set(path, value);
       return R.Ok;
@@ -268,7 +270,9 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       // Check the token address before starting anything asynchronous, as cpp-host does.
       if (!mem().writeU32(tokenPtr, 0)) return R.InvalidMemoryAccess;
       if (headers === 'bad' || trailers === 'bad') return R.BadArgument;
-      const { result, token } = vm.startHttpCall(vm.active(), cluster, headers, body, trailers, timeoutMs >>> 0);
+      // Envoy reads the timeout as a signed int: 2^31 ms and above (0xffffffff meant as "none") is BAD_ARGUMENT.
+      if (timeoutMs < 0) return R.BadArgument;
+      const { result, token } = vm.startHttpCall(vm.active(), cluster, headers, body, trailers, timeoutMs);
       mem().writeU32(tokenPtr, token);
       return result;
     },

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SharedState, WasmPlugin, WasmResult as R } from '../../sidecar/wasm/index.ts';
+import { serializePairs } from '../../sidecar/wasm/headers.ts';
 import { codes, wat } from './wat.ts';
 
 test('resolve_shared_queue with an empty vm_id finds the queue in the caller\'s own VM', async () => {
@@ -47,4 +48,37 @@ test('send_local_response: a gRPC status past UNAUTHENTICATED is none, details l
     { grpc: 16, details: 'denied_by_policy', headers: [] },
     { grpc: undefined, details: 'denied_by_policy', headers: [] },
   ]);
+});
+
+test('http_call with a timeout of 2^31 ms or more (0xffffffff) is BAD_ARGUMENT and sends nothing, as Envoy reads it signed', async () => {
+  const headers = serializePairs([[':method', 'GET'], [':path', '/'], [':authority', 'authz']]);
+  const bytes = await wat({
+    imports: ['proxy_http_call'],
+    strings: { authz: 'authz', headers: String.fromCharCode(...headers) },
+    body: (s) => `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $report (call $proxy_http_call ${s.authz} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1) (i32.const 16)))
+    (call $report (call $proxy_http_call ${s.authz} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0x80000000) (i32.const 16)))
+    (i32.const 0))`,
+  });
+  const sent: string[] = [];
+  const plugin = await WasmPlugin.load(bytes, { name: 'callout' }, { httpCall: async (r) => (sent.push(r.cluster), { headers: [[':status', '200']] }) });
+  plugin.logs.length = 0;
+  assert.deepEqual(await plugin.newHttpStream().onRequestHeaders([[':path', '/']], true), { action: 'continue' });
+  assert.deepEqual(codes(plugin.logs), [R.BadArgument, R.BadArgument]);
+  assert.deepEqual(sent, []);
+});
+
+test('set_property from a root context is NOT_FOUND (Envoy keeps properties in a stream\'s filter state)', async () => {
+  const bytes = await wat({
+    imports: ['proxy_set_property', 'proxy_get_property'],
+    strings: { key: 'my_key', value: 'v' },
+    body: (s) => `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $report (call $proxy_set_property ${s.key} ${s.value}))
+    (call $report (call $proxy_get_property ${s.key} (i32.const 0) (i32.const 4)))
+    (i32.const 1))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'props' });
+  assert.deepEqual(codes(plugin.logs), [R.NotFound, R.NotFound]);
 });
