@@ -88,7 +88,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       return copyOut(status.message, msgPtrPtr, msgSizePtr);
     },
     proxy_get_configuration(retPtrPtr: number, retSizePtr: number): number {
-      const config = vm.active().buffer(7);
+      // Envoy's getConfiguration: the plugin's in proxy_on_configure, the VM's otherwise.
+      const config = vm.active().buffer(7) ?? vm.active().buffer(6);
       return copyOut(config?.bytes() ?? new Uint8Array(0), retPtrPtr, retSizePtr);
     },
 

@@ -392,6 +392,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
   buffer(type: number): HostBuffer | undefined {
     if (type === 0) return this.requestBody;
     if (type === 1) return this.responseBody;
+    // Envoy serves the VM configuration in every context (Context::getBuffer).
+    if (type === 6) return this.vm.root.vmConfiguration;
     return undefined;
   }
 

@@ -116,7 +116,9 @@ export class WasmVm implements VmServices {
     this.startStep('proxy_on_context_create', this.call('proxy_on_context_create', this.root, this.root.id, 0));
     const started = this.call('proxy_on_vm_start', this.root, this.root.id, this.options.vmConfiguration.length);
     this.startStep('proxy_on_vm_start', started, 'VM start refused');
+    this.root.configuring = true;
     const configured = this.call('proxy_on_configure', this.root, this.root.id, this.options.pluginConfiguration.length);
+    this.root.configuring = false;
     this.startStep('proxy_on_configure', configured, 'plugin configuration rejected');
   }
 
@@ -329,7 +331,9 @@ export class WasmVm implements VmServices {
 /** The plugin's root context: configuration buffers and plugin-level properties, no HTTP maps. */
 export class RootContext implements HostContext {
   readonly isRoot = true;
-  private readonly vmConfiguration: HostBuffer;
+  /** In proxy_on_configure, the one callback the plugin configuration is there for (Envoy's temp_plugin_). */
+  configuring = false;
+  readonly vmConfiguration: HostBuffer;
   private readonly pluginConfiguration: HostBuffer;
   private readonly sources: PropertySources;
 
@@ -353,7 +357,7 @@ export class RootContext implements HostContext {
 
   buffer(type: number): HostBuffer | undefined {
     if (type === 6) return this.vmConfiguration;
-    if (type === 7) return this.pluginConfiguration;
+    if (type === 7 && this.configuring) return this.pluginConfiguration;
     return undefined;
   }
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SharedState, WasmPlugin, WasmResult as R } from '../../sidecar/wasm/index.ts';
 import { serializePairs } from '../../sidecar/wasm/headers.ts';
-import { codes, wat } from './wat.ts';
+import { codes, texts, wat } from './wat.ts';
 
 test('resolve_shared_queue with an empty vm_id finds the queue in the caller\'s own VM', async () => {
   const bytes = await wat({
@@ -81,4 +81,31 @@ test('set_property from a root context is NOT_FOUND (Envoy keeps properties in a
   });
   const plugin = await WasmPlugin.load(bytes, { name: 'props' });
   assert.deepEqual(codes(plugin.logs), [R.NotFound, R.NotFound]);
+});
+
+test('the plugin configuration is there in proxy_on_configure only; the VM configuration in every context (Envoy getBuffer)', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_buffer_bytes', 'proxy_get_configuration'],
+    body: () => {
+      const both = `
+    (call $report (call $proxy_get_buffer_bytes (i32.const 7) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4)))
+    (call $report (call $proxy_get_buffer_bytes (i32.const 6) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4)))
+    (drop (call $proxy_get_configuration (i32.const 0) (i32.const 4))) (call $log_returned)`;
+      return `
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) ${both} (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) ${both} (i32.const 1))
+  (func (export "proxy_on_tick") (param i32) ${both})
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) ${both} (i32.const 0))`;
+    },
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'config', configuration: 'plugin-config', vmConfiguration: 'vm-config' });
+  plugin.tick();
+  await plugin.newHttpStream().onRequestHeaders([[':path', '/']], true);
+  assert.deepEqual(codes(plugin.logs), [
+    R.NotFound, R.Ok, // on_vm_start
+    R.Ok, R.Ok, // on_configure
+    R.NotFound, R.Ok, // on_tick
+    R.NotFound, R.Ok, // a stream
+  ]);
+  assert.deepEqual(texts(plugin.logs), ['vm-config', 'plugin-config', 'vm-config', 'vm-config']);
 });
