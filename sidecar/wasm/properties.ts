@@ -69,6 +69,8 @@ export interface PropertySources {
   responseStatus?: string;
   /** Request body bytes received so far. */
   requestBytesReceived?: number;
+  /** Set in proxy_on_log, once the request is complete: ms from its start. */
+  durationMs?: number;
   responseBodySize?: number;
 }
 
@@ -199,6 +201,19 @@ const resolvers = new Map<string, Resolver>([
     },
   ],
   ['response.size', (s) => s.responseBodySize],
+  // Envoy's request.total_size: the body bytes received plus the request headers' byte size.
+  ['request.total_size', (s) => (s.requestBytesReceived ?? 0) + (s.requestHeaders?.byteSize ?? 0)],
+  ['request.duration', (s) => (s.durationMs === undefined ? undefined : { durationMs: s.durationMs })],
+  [
+    'source.port',
+    // The port of source.address (`ip:port`, `[v6]:port`) when the embedder gave only that.
+    (s) => {
+      const address = s.given['source.address'];
+      if (typeof address !== 'string') return undefined;
+      const port = /:(\d{1,5})$/.exec(address);
+      return port === null ? undefined : Number(port[1]);
+    },
+  ],
   ['connection.mtls', (s) => 'connection.uri_san_peer_certificate' in s.given],
   ['request.time', (s) => (s.startMs === undefined ? undefined : new Date(s.startMs))],
 ]);

@@ -408,6 +408,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
     sources.responseTrailers = this.visibleMap(3);
     sources.responseStatus = this.resp?.get(':status');
     sources.requestBytesReceived = this.requestReceived;
+    // Envoy's request.duration exists once the request is complete: in proxy_on_log.
+    sources.durationMs = this.logging && sources.startMs !== undefined ? Math.max(0, Number(this.vm.nowNs() / 1_000_000n) - sources.startMs) : undefined;
     sources.responseBodySize = this.responseBody?.length;
     return sources;
   }

@@ -64,3 +64,31 @@ test('request.size without a content-length is every body byte received, not wha
   stream.complete();
   assert.deepEqual(texts(plugin.logs), [int64(5), '/q', int64(5)]);
 });
+
+test('request.duration once the request is complete (proxy_on_log), request.total_size, source.port from source.address', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_property'],
+    strings: { duration: 'request\0duration', total: 'request\0total_size', port: 'source\0port' },
+    body: (s) => {
+      const show = (name: string) => `(call $report (call $proxy_get_property ${s[name]} (i32.const 0) (i32.const 4))) (call $log_returned)`;
+      return `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $report (call $proxy_get_property ${s.duration} (i32.const 0) (i32.const 4))) ${show('port')} (i32.const 0))
+  (func (export "proxy_on_log") (param i32) ${show('duration')} ${show('total')})`;
+    },
+  });
+  let nowNs = 1_700_000_000_000_000_000n;
+  const plugin = await WasmPlugin.load(bytes, { name: 'property-phases' }, { now: () => nowNs });
+  plugin.logs.length = 0;
+  const stream = plugin.newHttpStream({ 'source.address': '10.0.0.7:4660' });
+  await stream.onRequestHeaders([[':path', '/p']], false);
+  await stream.onRequestBody('hello', true);
+  nowNs += 1_000_000n; // 1 ms (log lines are text: every byte of the value stays below 0x80)
+  stream.complete();
+  const raw = (text: string) => Buffer.from(text, 'latin1');
+  const [port, duration, total] = texts(plugin.logs).map(raw);
+  assert.deepEqual(codes(plugin.logs), [R.NotFound, R.Ok, R.Ok, R.Ok]);
+  assert.equal(port!.readBigInt64LE(0), 4660n);
+  assert.equal(duration!.readBigInt64LE(0), 1_000_000n);
+  assert.equal(total!.readBigInt64LE(0), 12n); // ':path' + '/p' (7) and the 5 body bytes
+});
