@@ -29,6 +29,8 @@ export type BodyOutcome = Exclude<StreamOutcome, { action: 'continue' }> | { act
 const CONTINUE: StreamOutcome = Object.freeze({ action: 'continue' });
 const PAUSE: StreamOutcome = Object.freeze({ action: 'pause' });
 const CLOSE: StreamOutcome = Object.freeze({ action: 'close' });
+/** A body the module cannot reach now: Envoy still hands out a buffer, empty and not writable. */
+const NO_BODY = new HostBuffer(new Uint8Array(0), false);
 
 export interface HttpStream {
   readonly contextId: number;
@@ -110,6 +112,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private logging = false;
   /** Request body bytes received so far (Envoy's bytesReceived, behind `request.size`). */
   private requestReceived = 0;
+  /** The body callback running now, whose chunk the module may read and change. */
+  private bodyCall: Direction | undefined;
 
   constructor(
     private readonly vm: WasmVm,
@@ -227,7 +231,9 @@ export class HttpStreamContext implements HttpStream, HostContext {
       else this.respTrailers = addedTrailers;
       this.live |= trailersBit;
     }
+    this.bodyCall = direction;
     const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
+    this.bodyCall = undefined;
     if (addedTrailers !== undefined && addedTrailers.count === 0) {
       if (request) this.reqTrailers = undefined;
       else this.respTrailers = undefined;
@@ -390,11 +396,17 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   buffer(type: number): HostBuffer | undefined {
-    if (type === 0) return this.requestBody;
-    if (type === 1) return this.responseBody;
+    // As Envoy's getBuffer: a body is the module's in its body callback and while it
+    // holds bytes of it; otherwise an empty buffer (reads OK, writes BAD_ARGUMENT).
+    if (type === 0) return this.bodyBuffer('request', this.requestBody);
+    if (type === 1) return this.bodyBuffer('response', this.responseBody);
     // Envoy serves the VM configuration in every context (Context::getBuffer).
     if (type === 6) return this.vm.root.vmConfiguration;
     return undefined;
+  }
+
+  private bodyBuffer(direction: Direction, buffer: HostBuffer | undefined): HostBuffer {
+    return buffer !== undefined && (this.bodyCall === direction || buffer.length > 0) ? buffer : NO_BODY;
   }
 
   properties(): PropertySources {

@@ -109,3 +109,29 @@ test('the plugin configuration is there in proxy_on_configure only; the VM confi
   ]);
   assert.deepEqual(texts(plugin.logs), ['vm-config', 'plugin-config', 'vm-config', 'vm-config']);
 });
+
+test('a body outside its callback (nothing held) reads as empty and cannot be written, as Envoy hands out an empty buffer', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_buffer_status', 'proxy_set_buffer_bytes'],
+    strings: { x: 'x' },
+    body: (s) => `
+  (func $look (param $type i32)
+    (i32.store (i32.const 8) (i32.const 99))
+    (call $report (call $proxy_get_buffer_status (local.get $type) (i32.const 8) (i32.const 12)))
+    (call $report (i32.load (i32.const 8)))
+    (call $report (call $proxy_set_buffer_bytes (local.get $type) (i32.const 0) (i32.const 0) ${s.x})))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (call $look (i32.const 0)) (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (call $look (i32.const 0)) (i32.const 0))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'bodies' });
+  plugin.logs.length = 0;
+  const stream = plugin.newHttpStream();
+  await stream.onRequestHeaders([[':path', '/']], false);
+  const body = await stream.onRequestBody('abc', true);
+  await stream.onResponseHeaders([[':status', '200']], false);
+  assert.deepEqual(codes(plugin.logs), [R.Ok, 0, R.BadArgument, R.Ok, 0, R.BadArgument]);
+  // Nothing written reached the request body.
+  assert.ok(body.action === 'continue');
+  assert.equal(Buffer.from(body.body).toString(), 'abc');
+});
