@@ -135,3 +135,21 @@ test('a body outside its callback (nothing held) reads as empty and cannot be wr
   assert.ok(body.action === 'continue');
   assert.equal(Buffer.from(body.body).toString(), 'abc');
 });
+
+test('get_buffer_bytes cuts a length past the end, however large (start 1, length 0xffffffff reads the rest)', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_buffer_bytes'],
+    body: () => `
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (call $report (call $proxy_get_buffer_bytes (i32.const 0) (i32.const 1) (i32.const -1) (i32.const 0) (i32.const 4)))
+    (call $log_returned)
+    (i32.const 0))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'bodies' });
+  const stream = plugin.newHttpStream();
+  await stream.onRequestHeaders([[':path', '/']], false);
+  plugin.logs.length = 0;
+  await stream.onRequestBody('hello', true);
+  assert.deepEqual(codes(plugin.logs), [R.Ok]);
+  assert.deepEqual(texts(plugin.logs), ['ello']);
+});
