@@ -6,7 +6,7 @@
 import { LogLevel, WasmResult, type AbiVersion, type WasmResultCode } from './abi.ts';
 import { checkImports, detectAbiVersion, WasmLoadError } from './abi-version.ts';
 import { HostBuffer } from './buffer.ts';
-import type { HostContext, HttpCallDispatcher, LocalReply, VmServices } from './context.ts';
+import type { DeliveredHttpCall, HostContext, HttpCallDispatcher, LocalReply, VmServices } from './context.ts';
 import { HeaderMap, type HeaderPairs } from './headers.ts';
 import { proxyImports, providedEnvImports } from './imports.ts';
 import { GuestMemory, encodeUtf8 } from './memory.ts';
@@ -65,7 +65,7 @@ export class WasmVm implements VmServices {
   private effectiveId = 0;
   private nextCallToken = 1;
   private readonly inFlight = new Map<number, { abort: AbortController; stopTimer?: () => void; cancel: () => void }>();
-  private deliveringResponse: { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap; status: { code: number; message: string } } | undefined;
+  private deliveringResponse: DeliveredHttpCall | undefined;
   private rootDone: (() => void) | undefined;
 
   /** Instantiates and runs the root lifecycle; throws WasmLoadError when the module cannot run here. */
@@ -283,18 +283,22 @@ export class WasmVm implements VmServices {
 
   private deliverHttpCallResponse(token: number, response: { headers: HeaderPairs; body?: Uint8Array | string; trailers?: HeaderPairs } | undefined): void {
     const body = typeof response?.body === 'string' ? encodeUtf8(response.body) : (response?.body ?? new Uint8Array(0));
-    const delivered = {
-      headers: new HeaderMap(response?.headers ?? []),
-      body: new HostBuffer(body, false),
-      trailers: new HeaderMap(response?.trailers ?? []),
-      // A callout that failed (no response at all) reads as Envoy's onHttpCallFailure: BROKEN_CONNECTION, "reset".
-      status: response === undefined ? { code: WasmResult.BrokenConnection, message: 'reset' } : { code: WasmResult.Ok, message: '' },
-    };
+    const trailers = response?.trailers;
+    const delivered: DeliveredHttpCall =
+      response === undefined
+        ? // A callout that failed (no response at all) reads as Envoy's onHttpCallFailure: BROKEN_CONNECTION, "reset", nothing else.
+          { headers: undefined, body: undefined, trailers: undefined, status: { code: WasmResult.BrokenConnection, message: 'reset' } }
+        : {
+            headers: new HeaderMap(response.headers),
+            body: new HostBuffer(body, false),
+            trailers: trailers === undefined || trailers.length === 0 ? undefined : new HeaderMap(trailers),
+            status: { code: WasmResult.Ok, message: '' },
+          };
     this.deliveringResponse = delivered;
     try {
       // Delivered to the root context, as proxy-wasm-cpp-host does; SDKs route
       // it to the calling stream with proxy_set_effective_context.
-      this.call('proxy_on_http_call_response', this.root, this.root.id, token, delivered.headers.count, delivered.body.length, delivered.trailers.count);
+      this.call('proxy_on_http_call_response', this.root, this.root.id, token, delivered.headers?.count ?? 0, delivered.body?.length ?? 0, delivered.trailers?.count ?? 0);
     } finally {
       this.deliveringResponse = undefined;
     }

@@ -153,3 +153,33 @@ test('get_buffer_bytes cuts a length past the end, however large (start 1, lengt
   assert.deepEqual(codes(plugin.logs), [R.Ok]);
   assert.deepEqual(texts(plugin.logs), ['ello']);
 });
+
+test('an http_call response without trailers has no trailer map, and a failed call has no headers or body, as Envoy', async () => {
+  const headers = serializePairs([[':method', 'GET'], [':path', '/'], [':authority', 'authz']]);
+  const bytes = await wat({
+    imports: ['proxy_http_call', 'proxy_get_header_map_value', 'proxy_get_header_map_pairs', 'proxy_get_buffer_bytes'],
+    strings: { authz: 'authz', headers: String.fromCharCode(...headers), status: ':status', trailer: 'grpc-status' },
+    body: (s) => `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_http_call ${s.authz} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16)))
+    (i32.const 0))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (call $report (call $proxy_get_header_map_value (i32.const 6) ${s.status} (i32.const 0) (i32.const 4)))
+    (call $report (call $proxy_get_header_map_value (i32.const 7) ${s.trailer} (i32.const 0) (i32.const 4)))
+    (call $report (call $proxy_get_header_map_pairs (i32.const 7) (i32.const 0) (i32.const 4)))
+    (call $report (call $proxy_get_buffer_bytes (i32.const 4) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4))))`,
+  });
+  const answers = [async () => ({ headers: [[':status', '200']] as [string, string][], body: 'ok' }), async () => Promise.reject(new Error('reset'))];
+  const plugin = await WasmPlugin.load(bytes, { name: 'callout' }, { httpCall: () => answers.shift()!() });
+  const results: number[][] = [];
+  for (let i = 0; i < 2; i++) {
+    plugin.logs.length = 0;
+    await plugin.newHttpStream().onRequestHeaders([[':path', '/']], true);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    results.push(codes(plugin.logs));
+  }
+  assert.deepEqual(results, [
+    [R.Ok, R.BadArgument, R.Ok, R.Ok], // answered, no trailers
+    [R.BadArgument, R.BadArgument, R.Ok, R.NotFound], // failed: nothing to read
+  ]);
+});
