@@ -442,7 +442,9 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   continueStream(streamType: number): WasmResultCode {
     const direction: Direction | undefined = streamType === StreamType.Request ? 'request' : streamType === StreamType.Response ? 'response' : undefined;
-    if (direction === undefined) return WasmResult.BadArgument;
+    // Envoy's HTTP context: the downstream connection is no stream of its own (OK, nothing
+    // to do), the upstream one cannot be continued (UNIMPLEMENTED).
+    if (direction === undefined) return streamType === StreamType.Downstream ? WasmResult.Ok : WasmResult.Unimplemented;
     // Envoy lets go of the request's maps on either (Context::continueStream).
     this.live &= ~3;
     this.setResumed(direction, true);
@@ -452,7 +454,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   closeStream(streamType: number): WasmResultCode {
-    if (streamType !== StreamType.Request && streamType !== StreamType.Response) return WasmResult.BadArgument;
+    // The connections of a network filter: an HTTP stream has none to close (Envoy: OK, nothing done).
+    if (streamType !== StreamType.Request && streamType !== StreamType.Response) return WasmResult.Ok;
     this.reset = true;
     this.notify();
     return WasmResult.Ok;

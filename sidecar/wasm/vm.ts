@@ -369,16 +369,18 @@ export class RootContext implements HostContext {
     return this.sources;
   }
 
+  // A root context has no stream: Envoy's Context does nothing and answers OK
+  // (UNIMPLEMENTED only for continuing the upstream connection).
   sendLocalResponse(_reply: LocalReply): WasmResultCode {
-    return WasmResult.BadArgument;
+    return WasmResult.Ok;
   }
 
-  continueStream(): WasmResultCode {
-    return WasmResult.BadArgument;
+  continueStream(streamType: number): WasmResultCode {
+    return streamType === 3 ? WasmResult.Unimplemented : WasmResult.Ok;
   }
 
   closeStream(): WasmResultCode {
-    return WasmResult.BadArgument;
+    return WasmResult.Ok;
   }
 
   httpCallStarted(): void {}

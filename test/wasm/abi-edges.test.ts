@@ -183,3 +183,29 @@ test('an http_call response without trailers has no trailer map, and a failed ca
     [R.BadArgument, R.BadArgument, R.Ok, R.NotFound], // failed: nothing to read
   ]);
 });
+
+test('continue_stream / close_stream / send_local_response where there is no such stream answer as Envoy: OK, UNIMPLEMENTED for continuing the upstream', async () => {
+  const bytes = await wat({
+    imports: ['proxy_continue_stream', 'proxy_close_stream', 'proxy_send_local_response'],
+    body: () => `
+  (func (export "proxy_on_tick") (param i32)
+    (call $report (call $proxy_continue_stream (i32.const 0)))
+    (call $report (call $proxy_continue_stream (i32.const 3)))
+    (call $report (call $proxy_close_stream (i32.const 1)))
+    (call $report (call $proxy_send_local_response (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1))))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $report (call $proxy_continue_stream (i32.const 2)))
+    (call $report (call $proxy_continue_stream (i32.const 3)))
+    (call $report (call $proxy_close_stream (i32.const 2)))
+    (call $report (call $proxy_close_stream (i32.const 3)))
+    (call $report (call $proxy_continue_stream (i32.const 4)))
+    (i32.const 0))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'streams' });
+  plugin.logs.length = 0;
+  plugin.tick();
+  const outcome = await plugin.newHttpStream().onRequestHeaders([[':path', '/']], true);
+  assert.deepEqual(codes(plugin.logs), [R.Ok, R.Unimplemented, R.Ok, R.Ok, R.Ok, R.Unimplemented, R.Ok, R.Ok, R.BadArgument]);
+  // Closing the connections of a network filter does nothing to an HTTP stream.
+  assert.deepEqual(outcome, { action: 'continue' });
+});
