@@ -78,7 +78,7 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       // Envoy keeps them in the stream's filter state: a root context has none.
       if (vm.active().isRoot) return R.NotFound;
       const sources = vm.active().properties();
-      (sources.filterState ??= new Map()).set(path, value);
+      (sources.filterState ??= new Map()).set(path, value.slice());
       return R.Ok;
     },
     proxy_get_status(codePtr: number, msgPtrPtr: number, msgSizePtr: number): number {

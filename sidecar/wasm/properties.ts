@@ -59,7 +59,7 @@ export interface PropertySources {
   defaults?: StreamProperties;
   /** When the stream started, ms since the epoch: `request.time`. */
   startMs?: number;
-  /** Values the filter stored with proxy_set_property (made on the first one). */
+  /** Values stored with proxy_set_property: the stream's filter state, shared by its filters. */
   filterState?: Map<string, Uint8Array>;
   requestHeaders?: HeaderMap;
   requestTrailers?: HeaderMap;
@@ -123,10 +123,33 @@ function planFor(path: string): Step[] {
   return plan;
 }
 
+const filterStates = new WeakMap<StreamProperties, Map<string, Uint8Array>>();
+
+/**
+ * The filter state of the stream whose attributes these are: Envoy keeps
+ * set_property values in the stream's filter state, so every filter of one
+ * request (the embedder gives them one attributes object) reads what another
+ * set.
+ */
+export function filterStateOf(given: StreamProperties): Map<string, Uint8Array> {
+  let state = filterStates.get(given);
+  if (state === undefined) {
+    state = new Map();
+    filterStates.set(given, state);
+  }
+  return state;
+}
+
 /** Returns the encoded value at `path`, or undefined (NOT_FOUND). */
 export function lookupProperty(path: string, sources: PropertySources): EncodedProperty | undefined {
-  const stored = sources.filterState?.get(path);
-  if (stored !== undefined) return stored;
+  const found = lookupAttribute(path, sources);
+  if (found !== undefined) return found;
+  // As Envoy, after the attributes: the filter state, by a path of one segment (a deeper
+  // path indexes into the stored bytes, which hold no keys).
+  return path.includes('\0') ? undefined : sources.filterState?.get(path);
+}
+
+function lookupAttribute(path: string, sources: PropertySources): EncodedProperty | undefined {
   for (const step of planFor(path)) {
     let value: PropertyValue | undefined;
     for (const name of step.names) {

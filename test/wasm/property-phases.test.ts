@@ -92,3 +92,36 @@ test('request.duration once the request is complete (proxy_on_log), request.tota
   assert.equal(duration!.readBigInt64LE(0), 1_000_000n);
   assert.equal(total!.readBigInt64LE(0), 12n); // ':path' + '/p' (7) and the 5 body bytes
 });
+
+test('set_property is the stream\'s filter state: another filter of the same request reads it; it never hides an attribute', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_property', 'proxy_set_property'],
+    strings: { who: 'auth_user', alice: 'alice', path: 'request\0path', fake: '/fake', nested: 'auth_user\0x' },
+    body: (s) => `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eq (call $proxy_get_property ${s.who} (i32.const 0) (i32.const 4)) (i32.const 1))
+      (then
+        (call $report (call $proxy_set_property ${s.who} ${s.alice}))
+        (call $report (call $proxy_set_property ${s.path} ${s.fake})))
+      (else
+        (call $log_returned)
+        (call $report (call $proxy_get_property ${s.nested} (i32.const 0) (i32.const 4)))))
+    (call $report (call $proxy_get_property ${s.path} (i32.const 0) (i32.const 4)))
+    (call $log_returned)
+    (i32.const 0))`,
+  });
+  const first = await WasmPlugin.load(bytes, { name: 'authn' });
+  const second = await WasmPlugin.load(bytes, { name: 'audit' });
+  const request = { 'source.address': '10.0.0.1:1000' };
+  first.logs.length = second.logs.length = 0;
+  await first.newHttpStream(request).onRequestHeaders([[':path', '/real']], true);
+  await second.newHttpStream(request).onRequestHeaders([[':path', '/real']], true);
+  assert.deepEqual(codes(first.logs), [R.Ok, R.Ok, R.Ok]);
+  assert.deepEqual(texts(first.logs), ['/real']);
+  assert.deepEqual(codes(second.logs), [R.NotFound, R.Ok]);
+  assert.deepEqual(texts(second.logs), ['alice', '/real']);
+  // Another request (its own attributes) starts with none.
+  second.logs.length = 0;
+  await second.newHttpStream({}).onRequestHeaders([[':path', '/other']], true);
+  assert.deepEqual(codes(second.logs), [R.Ok, R.Ok, R.Ok]);
+});
