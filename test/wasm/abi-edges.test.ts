@@ -209,3 +209,19 @@ test('continue_stream / close_stream / send_local_response where there is no suc
   // Closing the connections of a network filter does nothing to an HTTP stream.
   assert.deepEqual(outcome, { action: 'continue' });
 });
+
+test('metrics: an id of the histogram kind is BAD_ARGUMENT to increment or get even when undefined; other unknown ids NOT_FOUND', async () => {
+  const bytes = await wat({
+    imports: ['proxy_increment_metric', 'proxy_record_metric', 'proxy_get_metric'],
+    body: () => `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $report (call $proxy_increment_metric (i32.const 4098) (i64.const 1)))
+    (call $report (call $proxy_get_metric (i32.const 4098) (i32.const 32)))
+    (call $report (call $proxy_record_metric (i32.const 4098) (i64.const 1)))
+    (call $report (call $proxy_increment_metric (i32.const 4096) (i64.const 1)))
+    (call $report (call $proxy_get_metric (i32.const 4097) (i32.const 32)))
+    (i32.const 1))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'metrics' });
+  assert.deepEqual(codes(plugin.logs), [R.BadArgument, R.BadArgument, R.NotFound, R.NotFound, R.NotFound]);
+});
