@@ -13,6 +13,7 @@ import { GuestMemory, encodeUtf8 } from './memory.ts';
 import type { MetricStore } from './metrics.ts';
 import type { PropertySources, StreamProperties } from './properties.ts';
 import type { SharedState } from './shared.ts';
+import { builtinForeignFunctions } from './foreign.ts';
 import { wasiImports } from './wasi.ts';
 import { wasmApi, type WasmModule } from './wasm-api.ts';
 
@@ -235,8 +236,9 @@ export class WasmVm implements VmServices {
 
   callForeign(name: string, args: Uint8Array): { result: WasmResultCode; value?: Uint8Array } {
     const fn = this.options.foreignFunctions?.[name];
-    if (fn === undefined) return { result: WasmResult.NotFound };
-    return { result: WasmResult.Ok, value: fn(args) ?? new Uint8Array(0) };
+    if (fn !== undefined) return { result: WasmResult.Ok, value: fn(args) ?? new Uint8Array(0) };
+    const builtin = Object.hasOwn(builtinForeignFunctions, name) ? builtinForeignFunctions[name] : undefined;
+    return builtin === undefined ? { result: WasmResult.NotFound } : builtin(args);
   }
 
   startHttpCall(from: HostContext, cluster: string, headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs, timeoutMs: number): { result: WasmResultCode; token: number } {

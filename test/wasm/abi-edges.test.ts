@@ -225,3 +225,22 @@ test('metrics: an id of the histogram kind is BAD_ARGUMENT to increment or get e
   const plugin = await WasmPlugin.load(bytes, { name: 'metrics' });
   assert.deepEqual(codes(plugin.logs), [R.BadArgument, R.BadArgument, R.NotFound, R.NotFound, R.NotFound]);
 });
+
+test('Envoy\'s own foreign functions: compress / uncompress (zlib) round-trip, bad input is SERIALIZATION_FAILURE, clear_route_cache OK', async () => {
+  const bytes = await wat({
+    imports: ['proxy_call_foreign_function'],
+    strings: { compress: 'compress', uncompress: 'uncompress', clear: 'clear_route_cache', nope: 'no_such_function', text: 'hello hello hello hello', junk: 'not zlib' },
+    body: (s) => `
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $report (call $proxy_call_foreign_function ${s.compress} ${s.text} (i32.const 0) (i32.const 4)))
+    (call $report (call $proxy_call_foreign_function ${s.uncompress} (i32.load (i32.const 0)) (i32.load (i32.const 4)) (i32.const 0) (i32.const 4)))
+    (call $log_returned)
+    (call $report (call $proxy_call_foreign_function ${s.uncompress} ${s.junk} (i32.const 0) (i32.const 4)))
+    (call $report (call $proxy_call_foreign_function ${s.clear} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 4)))
+    (call $report (call $proxy_call_foreign_function ${s.nope} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 4)))
+    (i32.const 1))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'foreign' });
+  assert.deepEqual(codes(plugin.logs), [R.Ok, R.Ok, R.SerializationFailure, R.Ok, R.NotFound]);
+  assert.deepEqual(texts(plugin.logs), ['hello hello hello hello']);
+});
