@@ -160,7 +160,9 @@ function lookupAttribute(path: string, sources: PropertySources): EncodedPropert
     const rest = step.rest;
     if (rest.length === 0) return encodeProperty(value);
     if (rest.length === 1 && Array.isArray(value)) {
-      return new HeaderMap(value).get(rest[0]!);
+      // Envoy's header wrapper joins a repeated header's values with ',' (getAllOfHeaderAsString).
+      const values = new HeaderMap(value).getAll(rest[0]!);
+      return values.length === 0 ? undefined : values.join(',');
     }
     return undefined;
   }

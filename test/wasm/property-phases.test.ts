@@ -125,3 +125,18 @@ test('set_property is the stream\'s filter state: another filter of the same req
   await second.newHttpStream({}).onRequestHeaders([[':path', '/other']], true);
   assert.deepEqual(codes(second.logs), [R.Ok, R.Ok, R.Ok]);
 });
+
+test('request.headers.<name> of a repeated header is its values joined with a comma, as Envoy\'s header wrapper', async () => {
+  const bytes = await wat({
+    imports: ['proxy_get_property'],
+    strings: { xff: 'request\0headers\0X-Forwarded-For' },
+    body: (s) => `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $report (call $proxy_get_property ${s.xff} (i32.const 0) (i32.const 4))) (call $log_returned) (i32.const 0))`,
+  });
+  const plugin = await WasmPlugin.load(bytes, { name: 'xff' });
+  plugin.logs.length = 0;
+  await plugin.newHttpStream().onRequestHeaders([[':path', '/'], ['x-forwarded-for', '10.0.0.1'], ['x-forwarded-for', '10.0.0.2']], true);
+  assert.deepEqual(codes(plugin.logs), [R.Ok]);
+  assert.deepEqual(texts(plugin.logs), ['10.0.0.1,10.0.0.2']);
+});
