@@ -7,7 +7,7 @@
 import { BUFFER_TYPE_MAX, LogLevel, MAP_TYPE_MAX, STREAM_TYPE_MAX, WasmResult, type WasmResultCode } from './abi.ts';
 import type { VmServices } from './context.ts';
 import { deserializePairs, serializePairs, type HeaderMap, type HeaderPairs } from './headers.ts';
-import { lookupProperty, type EncodedProperty } from './properties.ts';
+import { filterStateOf, lookupProperty, type EncodedProperty } from './properties.ts';
 
 const R = WasmResult;
 type HostFn = (...args: never[]) => number;
@@ -78,7 +78,7 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       // Envoy keeps them in the stream's filter state: a root context has none.
       if (vm.active().isRoot) return R.NotFound;
       const sources = vm.active().properties();
-      (sources.filterState ??= new Map()).set(path, value.slice());
+      (sources.filterState ?? filterStateOf(sources.given)).set(path, value.slice());
       return R.Ok;
     },
     proxy_get_status(codePtr: number, msgPtrPtr: number, msgSizePtr: number): number {

@@ -59,7 +59,7 @@ export interface PropertySources {
   defaults?: StreamProperties;
   /** When the stream started, ms since the epoch: `request.time`. */
   startMs?: number;
-  /** Values stored with proxy_set_property: the stream's filter state, shared by its filters. */
+  /** Values stored with proxy_set_property; by default the filter state of `given` (filterStateOf). */
   filterState?: Map<string, Uint8Array>;
   requestHeaders?: HeaderMap;
   requestTrailers?: HeaderMap;
@@ -146,7 +146,8 @@ export function lookupProperty(path: string, sources: PropertySources): EncodedP
   if (found !== undefined) return found;
   // As Envoy, after the attributes: the filter state, by a path of one segment (a deeper
   // path indexes into the stored bytes, which hold no keys).
-  return path.includes('\0') ? undefined : sources.filterState?.get(path);
+  if (path.includes('\0')) return undefined;
+  return (sources.filterState ?? filterStates.get(sources.given))?.get(path);
 }
 
 function lookupAttribute(path: string, sources: PropertySources): EncodedProperty | undefined {

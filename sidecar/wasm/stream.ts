@@ -12,7 +12,7 @@ import { HostBuffer } from './buffer.ts';
 import type { HostContext, LocalReply } from './context.ts';
 import { HeaderMap, type HeaderPairs } from './headers.ts';
 import { encodeUtf8 } from './memory.ts';
-import { filterStateOf, type PropertySources, type StreamProperties } from './properties.ts';
+import type { PropertySources, StreamProperties } from './properties.ts';
 import type { WasmVm } from './vm.ts';
 
 export type StreamOutcome =
@@ -123,7 +123,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
     startMs?: number,
   ) {
     this.id = vm.allocContextId();
-    this.sources = { plugin: owner.plugin, given, defaults, startMs, filterState: filterStateOf(given) };
+    this.sources = { plugin: owner.plugin, given, defaults, startMs };
     if (vm.failure === undefined) vm.addContext(this);
   }
 
