@@ -143,7 +143,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   async onRequestTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
     this.reqTrailers = new HeaderMap(trailers);
-    this.sources.requestTrailers = this.reqTrailers;
     return this.runHeaders('request', 'proxy_on_request_trailers', this.reqTrailers.count);
   }
 
@@ -161,7 +160,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   requestHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome> {
     this.req = new HeaderMap(headers);
-    this.sources.requestHeaders = this.req;
     return this.runHeaders('request', 'proxy_on_request_headers', this.req.count, endOfStream);
   }
 
@@ -171,7 +169,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   responseHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome> {
     this.resp = new HeaderMap(headers);
-    this.sources.responseHeaders = this.resp;
     return this.runHeaders('response', 'proxy_on_response_headers', this.resp.count, endOfStream);
   }
 
@@ -181,7 +178,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   responseTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome> {
     this.respTrailers = new HeaderMap(trailers);
-    this.sources.responseTrailers = this.respTrailers;
     return this.runHeaders('response', 'proxy_on_response_trailers', this.respTrailers.count);
   }
 
