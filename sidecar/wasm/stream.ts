@@ -54,12 +54,20 @@ export interface HttpStream {
    * your own timeout: a filter may never resume, as in Envoy.
    */
   resumed(direction: 'request' | 'response'): Promise<StreamOutcome>;
-  /** proxy_on_done, proxy_on_log, proxy_on_delete, in that order (once). */
-  complete(): void;
+  /**
+   * proxy_on_done, proxy_on_log, proxy_on_delete, in that order (once).
+   * `logged`: the streams (other filters of the same request) whose maps are
+   * the request and the response as the access log has them, which Envoy's
+   * on_log reads: the last filter's request headers, the response as the
+   * first filter (the last encoder) left it. Default: this stream's own.
+   */
+  complete(logged?: LoggedStreams): void;
   /** Headers and trailers as the filter left them (what is forwarded). */
   readonly requestHeaders: HeaderPairs | undefined;
   /** Body bytes the filter holds (it stopped iteration on them) in one direction. */
   bufferedBytes(direction: 'request' | 'response'): number;
+  /** Whether this stream's request (or response) headers phase ran. */
+  sawHeaders(direction: 'request' | 'response'): boolean;
   /** Whether the filter changed the request (or response) headers at all. */
   headersModified(direction: 'request' | 'response'): boolean;
   readonly requestTrailers: HeaderPairs | undefined;
@@ -73,6 +81,11 @@ export interface HttpStream {
 }
 
 type Direction = 'request' | 'response';
+
+export interface LoggedStreams {
+  request?: HttpStream;
+  response?: HttpStream;
+}
 
 export interface StreamOwner {
   failurePolicy: 'fail_closed' | 'fail_open' | 'fail_reload';
@@ -114,6 +127,9 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private requestReceived = 0;
   /** The body callback running now, whose chunk the module may read and change. */
   private bodyCall: Direction | undefined;
+  /** In proxy_on_log: the streams holding the logged request and response, and their maps once read. */
+  private loggedFrom: LoggedStreams | undefined;
+  private loggedMaps: (HeaderMap | undefined)[] | undefined;
 
   constructor(
     private readonly vm: WasmVm,
@@ -185,14 +201,17 @@ export class HttpStreamContext implements HttpStream, HostContext {
     return this.drain(direction);
   }
 
-  complete(): void {
+  complete(logged?: LoggedStreams): void {
     if (this.completed) return;
     this.completed = true;
     if (!this.bypass) {
       this.vm.call('proxy_on_done', this, this.id);
       this.logging = true;
+      this.loggedFrom = logged;
       this.vm.call('proxy_on_log', this, this.id);
       this.logging = false;
+      this.loggedFrom = undefined;
+      this.loggedMaps = undefined;
       this.vm.call('proxy_on_delete', this, this.id);
     }
     this.vm.removeContext(this);
@@ -338,6 +357,10 @@ export class HttpStreamContext implements HttpStream, HostContext {
     return (direction === 'request' ? this.requestBody : this.responseBody)?.length ?? 0;
   }
 
+  sawHeaders(direction: Direction): boolean {
+    return (direction === 'request' ? this.req : this.resp) !== undefined;
+  }
+
   headersModified(direction: Direction): boolean {
     return (direction === 'request' ? this.req : this.resp)?.modified === true;
   }
@@ -372,8 +395,19 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   readableMap(type: number): HeaderMap | WasmResultCode {
     // Envoy's log phase reads the logged maps, which carry no request trailers.
-    const map = this.logging ? (type === 1 ? undefined : this.map(type)) : this.headerMap(type);
+    const map = this.logging ? (type === 1 ? undefined : this.loggedMap(type)) : this.headerMap(type);
     return map ?? (this.logging ? WasmResult.NotFound : WasmResult.BadArgument);
+  }
+
+  private loggedMap(type: number): HeaderMap | undefined {
+    const from = type === 0 ? this.loggedFrom?.request : this.loggedFrom?.response;
+    if (from === undefined || from === this) return this.map(type);
+    const maps = (this.loggedMaps ??= []);
+    if (!(type in maps)) {
+      const pairs = type === 0 ? from.requestHeaders : type === 2 ? from.responseHeaders : from.responseTrailers;
+      maps[type] = pairs === undefined ? undefined : new HeaderMap(pairs);
+    }
+    return maps[type];
   }
 
   private map(type: number): HeaderMap | undefined {
