@@ -487,6 +487,16 @@ export class RequestFilters {
   }
 
   complete(): void {
-    for (const a of this.#active) if (a.kind === 'wasm') a.stream?.complete();
+    // Envoy's on_log reads the access log's maps, the same for every filter: the request
+    // headers as the last filter left them, the response as the first (the last encoder) did.
+    let request: HttpStream | undefined;
+    let response: HttpStream | undefined;
+    for (const a of this.#active) {
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      if (a.stream.sawHeaders('request')) request = a.stream;
+      if (response === undefined && a.stream.sawHeaders('response')) response = a.stream;
+    }
+    const logged = { request, response };
+    for (const a of this.#active) if (a.kind === 'wasm') a.stream?.complete(logged);
   }
 }

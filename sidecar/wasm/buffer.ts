@@ -10,7 +10,7 @@ export class HostBuffer {
 
   constructor(
     initial: Uint8Array = new Uint8Array(0),
-    /** Configuration and http-call response buffers cannot be written, as in proxy-wasm-cpp-host. */
+    /** Configuration and http-call response buffers cannot be written (BAD_ARGUMENT), as in proxy-wasm-cpp-host. */
     readonly writable = true,
   ) {
     this.data = initial;
@@ -43,7 +43,8 @@ export class HostBuffer {
   }
 
   copyFrom(start: number, length: number, value: Uint8Array): WasmResultCode {
-    if (!this.writable) return WasmResult.Unimplemented;
+    // cpp-host's BufferBase::copyFrom and Envoy's const buffers refuse it with BAD_ARGUMENT.
+    if (!this.writable) return WasmResult.BadArgument;
     if (start === 0) {
       if (length === 0) {
         this.data = concat(value, this.data);

@@ -21,8 +21,19 @@ export interface LocalReply {
 export interface HostContext {
   readonly id: number;
   readonly isRoot: boolean;
-  /** The map of that type visible in this context now, or undefined (BAD_ARGUMENT). */
+  /**
+   * The map of that type the module may change now, or undefined
+   * (BAD_ARGUMENT): Envoy's Context::getMap, which holds a stream's map only
+   * from its phase until the filter continues past it.
+   */
   headerMap(type: number): HeaderMap | undefined;
+  /**
+   * The map it may read now (Envoy's getConstMap): the same, except that in
+   * proxy_on_log it is the map as logged (request headers, response headers
+   * and trailers). Without one, the code a value lookup answers: NOT_FOUND
+   * in proxy_on_log, BAD_ARGUMENT otherwise.
+   */
+  readableMap(type: number): HeaderMap | WasmResultCode;
   /** The buffer of that type visible in this context now, or undefined (NOT_FOUND). */
   buffer(type: number): HostBuffer | undefined;
   properties(): PropertySources;
@@ -61,6 +72,18 @@ export interface HttpCallResponse {
  */
 export type HttpCallDispatcher = (request: HttpCallRequest) => Promise<HttpCallResponse>;
 
+/**
+ * An http_call response as the module reads it, as Envoy keeps it: a failed
+ * call has no headers, body or trailers (BAD_ARGUMENT for a header, NOT_FOUND
+ * for the body), and a response without trailers has no trailer map.
+ */
+export interface DeliveredHttpCall {
+  headers: HeaderMap | undefined;
+  body: HostBuffer | undefined;
+  trailers: HeaderMap | undefined;
+  status: { code: number; message: string };
+}
+
 /** What the host functions of one VM can reach beyond the active context. */
 export interface VmServices {
   readonly memory: GuestMemory;
@@ -76,7 +99,7 @@ export interface VmServices {
   setEffectiveContext(id: number): boolean;
   done(context: HostContext): WasmResultCode;
   /** Buffer and maps of the http_call response being delivered, if any. */
-  httpCallResponse(): { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap; status: { code: number; message: string } } | undefined;
+  httpCallResponse(): DeliveredHttpCall | undefined;
   startHttpCall(from: HostContext, cluster: string, headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs, timeoutMs: number): { result: WasmResultCode; token: number };
   registerQueue(name: string): number;
   callForeign(name: string, args: Uint8Array): { result: WasmResultCode; value?: Uint8Array };

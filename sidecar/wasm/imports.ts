@@ -6,8 +6,8 @@
 
 import { BUFFER_TYPE_MAX, LogLevel, MAP_TYPE_MAX, STREAM_TYPE_MAX, WasmResult, type WasmResultCode } from './abi.ts';
 import type { VmServices } from './context.ts';
-import { deserializePairs, serializePairs, type HeaderPairs } from './headers.ts';
-import { lookupProperty, type EncodedProperty } from './properties.ts';
+import { deserializePairs, serializePairs, type HeaderMap, type HeaderPairs } from './headers.ts';
+import { filterStateOf, lookupProperty, type EncodedProperty } from './properties.ts';
 
 const R = WasmResult;
 type HostFn = (...args: never[]) => number;
@@ -23,7 +23,9 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
   };
   const copyOut = (data: Uint8Array | string, ptrPtr: number, sizePtr: number): WasmResultCode =>
     (typeof data === 'string' ? mem().copyOutString(data, ptrPtr, sizePtr) : mem().copyOut(data, ptrPtr, sizePtr)) ? R.Ok : R.InvalidMemoryAccess;
-  const mapOf = (type: number) => (type >>> 0 > MAP_TYPE_MAX ? undefined : type >= 6 ? vm.httpCallResponse()?.[type === 6 ? 'headers' : 'trailers'] : vm.active().headerMap(type));
+  /** A map to read (Envoy's getConstMap), or the code a value lookup answers without one. */
+  const readableMap = (type: number): HeaderMap | WasmResultCode =>
+    type >= 6 ? (vm.httpCallResponse()?.[type === 6 ? 'headers' : 'trailers'] ?? R.BadArgument) : type >= 4 ? R.BadArgument : vm.active().readableMap(type);
   const bufferOf = (type: number) => (type === 4 ? vm.httpCallResponse()?.body : vm.active().buffer(type));
 
   const fns: Record<string, HostFn> = {
@@ -73,8 +75,10 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       const value = bytes(valuePtr, valueSize);
       if (path === undefined || value === undefined) return R.InvalidMemoryAccess;
       if (path.length === 0) return R.BadArgument;
+      // Envoy keeps them in the stream's filter state: a root context has none.
+      if (vm.active().isRoot) return R.NotFound;
       const sources = vm.active().properties();
-      (sources.filterState ??= new Map()).set(path, value);
+      (sources.filterState ?? filterStateOf(sources.given)).set(path, value.slice());
       return R.Ok;
     },
     proxy_get_status(codePtr: number, msgPtrPtr: number, msgSizePtr: number): number {
@@ -84,7 +88,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       return copyOut(status.message, msgPtrPtr, msgSizePtr);
     },
     proxy_get_configuration(retPtrPtr: number, retSizePtr: number): number {
-      const config = vm.active().buffer(7);
+      // Envoy's getConfiguration: the plugin's in proxy_on_configure, the VM's otherwise.
+      const config = vm.active().buffer(7) ?? vm.active().buffer(6);
       return copyOut(config?.bytes() ?? new Uint8Array(0), retPtrPtr, retSizePtr);
     },
 
@@ -106,7 +111,15 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       const headers = pairsAt(headersPtr, headersSize);
       if (details === undefined || body === undefined || headers === undefined) return R.InvalidMemoryAccess;
       if (headers === 'bad') return R.BadArgument;
-      return vm.active().sendLocalResponse({ status: status >>> 0, body, headers, grpcStatus: grpcStatus < 0 ? undefined : grpcStatus, details });
+      // As Envoy: a gRPC status outside OK..UNAUTHENTICATED is none (the -1 SDKs pass, or a
+      // bad one), and the details have their whitespace turned into '_' (StringUtil::replaceAllEmptySpace).
+      return vm.active().sendLocalResponse({
+        status: status >>> 0,
+        body,
+        headers,
+        grpcStatus: grpcStatus >= 0 && grpcStatus <= 16 ? grpcStatus : undefined,
+        details: details.replace(/[ \t\f\v\n\r]/g, '_'),
+      });
     },
 
     // --- header maps --------------------------------------------------------
@@ -114,8 +127,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
       const key = str(keyPtr, keySize);
       if (key === undefined) return R.InvalidMemoryAccess;
-      const map = mapOf(type);
-      if (map === undefined) return R.BadArgument;
+      const map = readableMap(type);
+      if (typeof map === 'number') return map;
       const value = map.get(key);
       if (value === undefined) return R.NotFound;
       return copyOut(value, retPtrPtr, retSizePtr);
@@ -137,10 +150,10 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
     },
     proxy_get_header_map_pairs(type: number, retPtrPtr: number, retSizePtr: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const map = mapOf(type);
-      if (map === undefined) return R.BadArgument;
-      // cpp-host hands an empty map back as (0, 0) rather than a zero-count record.
-      return copyOut(map.count === 0 ? new Uint8Array(0) : serializePairs(map.pairs()), retPtrPtr, retSizePtr);
+      const map = readableMap(type);
+      // Envoy lists a map that is not there (another phase's) as empty, OK,
+      // and cpp-host hands an empty map back as (0, 0) rather than a zero-count record.
+      return copyOut(typeof map === 'number' || map.count === 0 ? new Uint8Array(0) : serializePairs(map.pairs()), retPtrPtr, retSizePtr);
     },
     proxy_set_header_map_pairs(type: number, ptr: number, size: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
@@ -154,7 +167,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
     },
     proxy_get_header_map_size(type: number, sizePtr: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const map = mapOf(type);
+      // Envoy sizes only a map the stream could change (getMap): never an http_call response's.
+      const map = writableMap(type);
       if (map === undefined) return R.BadArgument;
       return mem().writeU32(sizePtr, map.byteSize) ? R.Ok : R.InvalidMemoryAccess;
     },
@@ -166,7 +180,7 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       if (buffer === undefined) return R.NotFound;
       start >>>= 0;
       length >>>= 0;
-      if (start + length > 0xffffffff) return R.BadArgument;
+      // cpp-host adds them as 64-bit words, so two u32s never overflow: a length past the end is cut there.
       if (start + length > buffer.length) length = Math.max(0, buffer.length - start);
       if (length === 0) return R.Ok;
       return copyOut(buffer.slice(start, length), retPtrPtr, retSizePtr);
@@ -211,7 +225,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       const vmId = str(vmIdPtr, vmIdSize);
       const name = str(namePtr, nameSize);
       if (vmId === undefined || name === undefined) return R.InvalidMemoryAccess;
-      const token = vm.shared.resolveQueue(vmId, name);
+      // An empty vm_id names the caller's own VM (cpp-host lookupSharedQueue).
+      const token = vm.shared.resolveQueue(vmId === '' ? vm.vmId : vmId, name);
       if (token === undefined) return R.NotFound;
       return mem().writeU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
     },
@@ -256,7 +271,9 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       // Check the token address before starting anything asynchronous, as cpp-host does.
       if (!mem().writeU32(tokenPtr, 0)) return R.InvalidMemoryAccess;
       if (headers === 'bad' || trailers === 'bad') return R.BadArgument;
-      const { result, token } = vm.startHttpCall(vm.active(), cluster, headers, body, trailers, timeoutMs >>> 0);
+      // Envoy reads the timeout as a signed int: 2^31 ms and above (0xffffffff meant as "none") is BAD_ARGUMENT.
+      if (timeoutMs < 0) return R.BadArgument;
+      const { result, token } = vm.startHttpCall(vm.active(), cluster, headers, body, trailers, timeoutMs);
       mem().writeU32(tokenPtr, token);
       return result;
     },

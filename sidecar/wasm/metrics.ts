@@ -42,6 +42,8 @@ export class MetricStore {
   }
 
   increment(id: number, offset: bigint): WasmResultCode {
+    // As Envoy, the kind in the id's low bits is checked first: a histogram's cannot be incremented, defined or not.
+    if ((id & 3) > MetricType.Gauge) return WasmResult.BadArgument;
     const metric = this.byId.get(id);
     if (metric === undefined) return WasmResult.NotFound;
     if (metric.kind === 'counter') {
@@ -72,6 +74,7 @@ export class MetricStore {
   }
 
   get(id: number): { result: WasmResultCode; value: bigint } {
+    if ((id & 3) > MetricType.Gauge) return { result: WasmResult.BadArgument, value: 0n };
     const metric = this.byId.get(id);
     if (metric === undefined) return { result: WasmResult.NotFound, value: 0n };
     if (metric.kind === 'histogram') return { result: WasmResult.BadArgument, value: 0n };

@@ -59,13 +59,18 @@ export interface PropertySources {
   defaults?: StreamProperties;
   /** When the stream started, ms since the epoch: `request.time`. */
   startMs?: number;
-  /** Values the filter stored with proxy_set_property (made on the first one). */
+  /** Values stored with proxy_set_property; by default the filter state of `given` (filterStateOf). */
   filterState?: Map<string, Uint8Array>;
   requestHeaders?: HeaderMap;
   requestTrailers?: HeaderMap;
   responseHeaders?: HeaderMap;
   responseTrailers?: HeaderMap;
-  requestBodySize?: number;
+  /** The stream's response status, whichever phase it is in. */
+  responseStatus?: string;
+  /** Request body bytes received so far. */
+  requestBytesReceived?: number;
+  /** Set in proxy_on_log, once the request is complete: ms from its start. */
+  durationMs?: number;
   responseBodySize?: number;
 }
 
@@ -118,10 +123,34 @@ function planFor(path: string): Step[] {
   return plan;
 }
 
+const filterStates = new WeakMap<StreamProperties, Map<string, Uint8Array>>();
+
+/**
+ * The filter state of the stream whose attributes these are: Envoy keeps
+ * set_property values in the stream's filter state, so every filter of one
+ * request (the embedder gives them one attributes object) reads what another
+ * set.
+ */
+export function filterStateOf(given: StreamProperties): Map<string, Uint8Array> {
+  let state = filterStates.get(given);
+  if (state === undefined) {
+    state = new Map();
+    filterStates.set(given, state);
+  }
+  return state;
+}
+
 /** Returns the encoded value at `path`, or undefined (NOT_FOUND). */
 export function lookupProperty(path: string, sources: PropertySources): EncodedProperty | undefined {
-  const stored = sources.filterState?.get(path);
-  if (stored !== undefined) return stored;
+  const found = lookupAttribute(path, sources);
+  if (found !== undefined) return found;
+  // As Envoy, after the attributes: the filter state, by a path of one segment (a deeper
+  // path indexes into the stored bytes, which hold no keys).
+  if (path.includes('\0')) return undefined;
+  return (sources.filterState ?? filterStates.get(sources.given))?.get(path);
+}
+
+function lookupAttribute(path: string, sources: PropertySources): EncodedProperty | undefined {
   for (const step of planFor(path)) {
     let value: PropertyValue | undefined;
     for (const name of step.names) {
@@ -132,7 +161,9 @@ export function lookupProperty(path: string, sources: PropertySources): EncodedP
     const rest = step.rest;
     if (rest.length === 0) return encodeProperty(value);
     if (rest.length === 1 && Array.isArray(value)) {
-      return new HeaderMap(value).get(rest[0]!);
+      // Envoy's header wrapper joins a repeated header's values with ',' (getAllOfHeaderAsString).
+      const values = new HeaderMap(value).getAll(rest[0]!);
+      return values.length === 0 ? undefined : values.join(',');
     }
     return undefined;
   }
@@ -170,11 +201,19 @@ const resolvers = new Map<string, Resolver>([
   ['request.referer', (s) => s.requestHeaders?.get('referer')],
   ['request.useragent', (s) => s.requestHeaders?.get('user-agent')],
   ['request.id', (s) => s.requestHeaders?.get('x-request-id')],
-  ['request.size', (s) => s.requestBodySize],
+  [
+    'request.size',
+    // Envoy's: the request's content-length (NOT_FOUND when not a number), else the body bytes received so far.
+    (s) => {
+      const length = s.requestHeaders?.get('content-length');
+      if (length !== undefined) return /^\d{1,15}$/.test(length) ? Number(length) : undefined;
+      return s.requestBytesReceived;
+    },
+  ],
   [
     'response.code',
     (s) => {
-      const status = s.responseHeaders?.get(':status');
+      const status = s.responseStatus ?? s.responseHeaders?.get(':status');
       return status === undefined ? undefined : Number.parseInt(status, 10);
     },
   ],
@@ -188,6 +227,19 @@ const resolvers = new Map<string, Resolver>([
     },
   ],
   ['response.size', (s) => s.responseBodySize],
+  // Envoy's request.total_size: the body bytes received plus the request headers' byte size.
+  ['request.total_size', (s) => (s.requestBytesReceived ?? 0) + (s.requestHeaders?.byteSize ?? 0)],
+  ['request.duration', (s) => (s.durationMs === undefined ? undefined : { durationMs: s.durationMs })],
+  [
+    'source.port',
+    // The port of source.address (`ip:port`, `[v6]:port`) when the embedder gave only that.
+    (s) => {
+      const address = s.given['source.address'];
+      if (typeof address !== 'string') return undefined;
+      const port = /:(\d{1,5})$/.exec(address);
+      return port === null ? undefined : Number(port[1]);
+    },
+  ],
   ['connection.mtls', (s) => 'connection.uri_san_peer_certificate' in s.given],
   ['request.time', (s) => (s.startMs === undefined ? undefined : new Date(s.startMs))],
 ]);

@@ -29,6 +29,8 @@ export type BodyOutcome = Exclude<StreamOutcome, { action: 'continue' }> | { act
 const CONTINUE: StreamOutcome = Object.freeze({ action: 'continue' });
 const PAUSE: StreamOutcome = Object.freeze({ action: 'pause' });
 const CLOSE: StreamOutcome = Object.freeze({ action: 'close' });
+/** A body the module cannot reach now: Envoy still hands out a buffer, empty and not writable. */
+const NO_BODY = new HostBuffer(new Uint8Array(0), false);
 
 export interface HttpStream {
   readonly contextId: number;
@@ -52,12 +54,20 @@ export interface HttpStream {
    * your own timeout: a filter may never resume, as in Envoy.
    */
   resumed(direction: 'request' | 'response'): Promise<StreamOutcome>;
-  /** proxy_on_done, proxy_on_log, proxy_on_delete, in that order (once). */
-  complete(): void;
+  /**
+   * proxy_on_done, proxy_on_log, proxy_on_delete, in that order (once).
+   * `logged`: the streams (other filters of the same request) whose maps are
+   * the request and the response as the access log has them, which Envoy's
+   * on_log reads: the last filter's request headers, the response as the
+   * first filter (the last encoder) left it. Default: this stream's own.
+   */
+  complete(logged?: LoggedStreams): void;
   /** Headers and trailers as the filter left them (what is forwarded). */
   readonly requestHeaders: HeaderPairs | undefined;
   /** Body bytes the filter holds (it stopped iteration on them) in one direction. */
   bufferedBytes(direction: 'request' | 'response'): number;
+  /** Whether this stream's request (or response) headers phase ran. */
+  sawHeaders(direction: 'request' | 'response'): boolean;
   /** Whether the filter changed the request (or response) headers at all. */
   headersModified(direction: 'request' | 'response'): boolean;
   readonly requestTrailers: HeaderPairs | undefined;
@@ -71,6 +81,11 @@ export interface HttpStream {
 }
 
 type Direction = 'request' | 'response';
+
+export interface LoggedStreams {
+  request?: HttpStream;
+  response?: HttpStream;
+}
 
 export interface StreamOwner {
   failurePolicy: 'fail_closed' | 'fail_open' | 'fail_reload';
@@ -99,6 +114,22 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private calls: Set<number> | undefined;
   private waiters: (() => void)[] | undefined;
   private completed = false;
+  /**
+   * The maps the module reaches now, a bit per MapType 0..3. As in Envoy's
+   * wasm Context, a map is there from its phase until the filter continues
+   * past it (its callback returns Continue, or continue_stream); the host's
+   * own copy (what is forwarded) stays.
+   */
+  private live = 0;
+  /** In proxy_on_log, where the maps read are those of the log. */
+  private logging = false;
+  /** Request body bytes received so far (Envoy's bytesReceived, behind `request.size`). */
+  private requestReceived = 0;
+  /** The body callback running now, whose chunk the module may read and change. */
+  private bodyCall: Direction | undefined;
+  /** In proxy_on_log: the streams holding the logged request and response, and their maps once read. */
+  private loggedFrom: LoggedStreams | undefined;
+  private loggedMaps: (HeaderMap | undefined)[] | undefined;
 
   constructor(
     private readonly vm: WasmVm,
@@ -128,7 +159,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   async onRequestTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
     this.reqTrailers = new HeaderMap(trailers);
-    this.sources.requestTrailers = this.reqTrailers;
     return this.runHeaders('request', 'proxy_on_request_trailers', this.reqTrailers.count);
   }
 
@@ -146,7 +176,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   requestHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome> {
     this.req = new HeaderMap(headers);
-    this.sources.requestHeaders = this.req;
     return this.runHeaders('request', 'proxy_on_request_headers', this.req.count, endOfStream);
   }
 
@@ -156,7 +185,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   responseHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome> {
     this.resp = new HeaderMap(headers);
-    this.sources.responseHeaders = this.resp;
     return this.runHeaders('response', 'proxy_on_response_headers', this.resp.count, endOfStream);
   }
 
@@ -166,7 +194,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   responseTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome> {
     this.respTrailers = new HeaderMap(trailers);
-    this.sources.responseTrailers = this.respTrailers;
     return this.runHeaders('response', 'proxy_on_response_trailers', this.respTrailers.count);
   }
 
@@ -174,12 +201,17 @@ export class HttpStreamContext implements HttpStream, HostContext {
     return this.drain(direction);
   }
 
-  complete(): void {
+  complete(logged?: LoggedStreams): void {
     if (this.completed) return;
     this.completed = true;
     if (!this.bypass) {
       this.vm.call('proxy_on_done', this, this.id);
+      this.logging = true;
+      this.loggedFrom = logged;
       this.vm.call('proxy_on_log', this, this.id);
+      this.logging = false;
+      this.loggedFrom = undefined;
+      this.loggedMaps = undefined;
       this.vm.call('proxy_on_delete', this, this.id);
     }
     this.vm.removeContext(this);
@@ -188,27 +220,39 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private runHeaders(direction: Direction, callback: string, count: number, endOfStream?: boolean): StreamOutcome | Promise<StreamOutcome> {
     const early = this.before(direction);
     if (early !== undefined) return early;
+    // Headers (count of 2 arguments) or trailers: the map this phase hands the module.
+    const bit = 1 << ((direction === 'request' ? 0 : 2) + (endOfStream === undefined ? 1 : 0));
+    this.live |= bit;
     const status = endOfStream === undefined ? this.vm.call(callback, this, this.id, count) : this.vm.call(callback, this, this.id, count, endOfStream ? 1 : 0);
-    const stopped = status === HeadersStatus.StopIteration || status === HeadersStatus.StopAllIterationAndBuffer || status === HeadersStatus.StopAllIterationAndWatermark;
+    // cpp-host's conversion: headers stop on 1, 3, 4 and anything above; trailers on any non-zero (2 included).
+    const stopped = status !== undefined && (endOfStream === undefined ? status !== 0 : status !== HeadersStatus.Continue && status !== HeadersStatus.ContinueAndEndStream);
+    if (!stopped) this.live &= ~bit;
     return this.after(direction, stopped);
   }
 
   private runBody(direction: Direction, callback: string, chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome> {
     const buffer = direction === 'request' ? (this.requestBody ??= new HostBuffer()) : (this.responseBody ??= new HostBuffer());
-    buffer.append(typeof chunk === 'string' ? encodeUtf8(chunk) : chunk);
+    const bytes = typeof chunk === 'string' ? encodeUtf8(chunk) : chunk;
+    if (direction === 'request') this.requestReceived += bytes.length;
+    buffer.append(bytes);
     const early = this.before(direction);
     if (early !== undefined) return early.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : early;
     // With the last chunk and no trailers yet, the filter may add trailers (the spec allows it here).
     const request = direction === 'request';
     const addedTrailers = endOfStream && (request ? this.reqTrailers : this.respTrailers) === undefined ? new HeaderMap() : undefined;
+    const trailersBit = request ? 2 : 8;
     if (addedTrailers !== undefined) {
       if (request) this.reqTrailers = addedTrailers;
       else this.respTrailers = addedTrailers;
+      this.live |= trailersBit;
     }
+    this.bodyCall = direction;
     const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
+    this.bodyCall = undefined;
     if (addedTrailers !== undefined && addedTrailers.count === 0) {
       if (request) this.reqTrailers = undefined;
       else this.respTrailers = undefined;
+      this.live &= ~trailersBit;
     }
     const stopped = status !== undefined && status !== DataStatus.Continue;
     const outcome = this.after(direction, stopped);
@@ -313,6 +357,10 @@ export class HttpStreamContext implements HttpStream, HostContext {
     return (direction === 'request' ? this.requestBody : this.responseBody)?.length ?? 0;
   }
 
+  sawHeaders(direction: Direction): boolean {
+    return (direction === 'request' ? this.req : this.resp) !== undefined;
+  }
+
   headersModified(direction: Direction): boolean {
     return (direction === 'request' ? this.req : this.resp)?.modified === true;
   }
@@ -342,6 +390,27 @@ export class HttpStreamContext implements HttpStream, HostContext {
   // --- HostContext ----------------------------------------------------------
 
   headerMap(type: number): HeaderMap | undefined {
+    return (this.live & (1 << type)) === 0 ? undefined : this.map(type);
+  }
+
+  readableMap(type: number): HeaderMap | WasmResultCode {
+    // Envoy's log phase reads the logged maps, which carry no request trailers.
+    const map = this.logging ? (type === 1 ? undefined : this.loggedMap(type)) : this.headerMap(type);
+    return map ?? (this.logging ? WasmResult.NotFound : WasmResult.BadArgument);
+  }
+
+  private loggedMap(type: number): HeaderMap | undefined {
+    const from = type === 0 ? this.loggedFrom?.request : this.loggedFrom?.response;
+    if (from === undefined || from === this) return this.map(type);
+    const maps = (this.loggedMaps ??= []);
+    if (!(type in maps)) {
+      const pairs = type === 0 ? from.requestHeaders : type === 2 ? from.responseHeaders : from.responseTrailers;
+      maps[type] = pairs === undefined ? undefined : new HeaderMap(pairs);
+    }
+    return maps[type];
+  }
+
+  private map(type: number): HeaderMap | undefined {
     switch (type) {
       case 0:
         return this.req;
@@ -357,15 +426,39 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   buffer(type: number): HostBuffer | undefined {
-    if (type === 0) return this.requestBody;
-    if (type === 1) return this.responseBody;
+    // As Envoy's getBuffer: a body is the module's in its body callback and while it
+    // holds bytes of it; otherwise an empty buffer (reads OK, writes BAD_ARGUMENT).
+    if (type === 0) return this.bodyBuffer('request', this.requestBody);
+    if (type === 1) return this.bodyBuffer('response', this.responseBody);
+    // Envoy serves the VM configuration in every context (Context::getBuffer).
+    if (type === 6) return this.vm.root.vmConfiguration;
     return undefined;
   }
 
+  private bodyBuffer(direction: Direction, buffer: HostBuffer | undefined): HostBuffer {
+    return buffer !== undefined && (this.bodyCall === direction || buffer.length > 0) ? buffer : NO_BODY;
+  }
+
   properties(): PropertySources {
-    this.sources.requestBodySize = this.requestBody?.length;
-    this.sources.responseBodySize = this.responseBody?.length;
-    return this.sources;
+    const sources = this.sources;
+    // The header-derived attributes (request.path, response.headers, ...) read
+    // the maps the module reaches now, as Envoy's StreamActivation does; the
+    // response code is the stream's, whatever the phase.
+    sources.requestHeaders = this.visibleMap(0);
+    sources.requestTrailers = this.visibleMap(1);
+    sources.responseHeaders = this.visibleMap(2);
+    sources.responseTrailers = this.visibleMap(3);
+    sources.responseStatus = this.resp?.get(':status');
+    sources.requestBytesReceived = this.requestReceived;
+    // Envoy's request.duration exists once the request is complete: in proxy_on_log.
+    sources.durationMs = this.logging && sources.startMs !== undefined ? Math.max(0, Number(this.vm.nowNs() / 1_000_000n) - sources.startMs) : undefined;
+    sources.responseBodySize = this.responseBody?.length;
+    return sources;
+  }
+
+  private visibleMap(type: number): HeaderMap | undefined {
+    const map = this.readableMap(type);
+    return typeof map === 'number' ? undefined : map;
   }
 
   sendLocalResponse(reply: LocalReply): WasmResultCode {
@@ -379,7 +472,11 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   continueStream(streamType: number): WasmResultCode {
     const direction: Direction | undefined = streamType === StreamType.Request ? 'request' : streamType === StreamType.Response ? 'response' : undefined;
-    if (direction === undefined) return WasmResult.BadArgument;
+    // Envoy's HTTP context: the downstream connection is no stream of its own (OK, nothing
+    // to do), the upstream one cannot be continued (UNIMPLEMENTED).
+    if (direction === undefined) return streamType === StreamType.Downstream ? WasmResult.Ok : WasmResult.Unimplemented;
+    // Envoy lets go of the request's maps on either (Context::continueStream).
+    this.live &= ~3;
     this.setResumed(direction, true);
     this.paused[direction] = false;
     this.notify();
@@ -387,7 +484,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   closeStream(streamType: number): WasmResultCode {
-    if (streamType !== StreamType.Request && streamType !== StreamType.Response) return WasmResult.BadArgument;
+    // The connections of a network filter: an HTTP stream has none to close (Envoy: OK, nothing done).
+    if (streamType !== StreamType.Request && streamType !== StreamType.Response) return WasmResult.Ok;
     this.reset = true;
     this.notify();
     return WasmResult.Ok;

@@ -6,13 +6,14 @@
 import { LogLevel, WasmResult, type AbiVersion, type WasmResultCode } from './abi.ts';
 import { checkImports, detectAbiVersion, WasmLoadError } from './abi-version.ts';
 import { HostBuffer } from './buffer.ts';
-import type { HostContext, HttpCallDispatcher, LocalReply, VmServices } from './context.ts';
+import type { DeliveredHttpCall, HostContext, HttpCallDispatcher, LocalReply, VmServices } from './context.ts';
 import { HeaderMap, type HeaderPairs } from './headers.ts';
 import { proxyImports, providedEnvImports } from './imports.ts';
 import { GuestMemory, encodeUtf8 } from './memory.ts';
 import type { MetricStore } from './metrics.ts';
 import type { PropertySources, StreamProperties } from './properties.ts';
 import type { SharedState } from './shared.ts';
+import { builtinForeignFunctions } from './foreign.ts';
 import { wasiImports } from './wasi.ts';
 import { wasmApi, type WasmModule } from './wasm-api.ts';
 
@@ -65,7 +66,7 @@ export class WasmVm implements VmServices {
   private effectiveId = 0;
   private nextCallToken = 1;
   private readonly inFlight = new Map<number, { abort: AbortController; stopTimer?: () => void; cancel: () => void }>();
-  private deliveringResponse: { headers: HeaderMap; body: HostBuffer; trailers: HeaderMap; status: { code: number; message: string } } | undefined;
+  private deliveringResponse: DeliveredHttpCall | undefined;
   private rootDone: (() => void) | undefined;
 
   /** Instantiates and runs the root lifecycle; throws WasmLoadError when the module cannot run here. */
@@ -116,7 +117,9 @@ export class WasmVm implements VmServices {
     this.startStep('proxy_on_context_create', this.call('proxy_on_context_create', this.root, this.root.id, 0));
     const started = this.call('proxy_on_vm_start', this.root, this.root.id, this.options.vmConfiguration.length);
     this.startStep('proxy_on_vm_start', started, 'VM start refused');
+    this.root.configuring = true;
     const configured = this.call('proxy_on_configure', this.root, this.root.id, this.options.pluginConfiguration.length);
+    this.root.configuring = false;
     this.startStep('proxy_on_configure', configured, 'plugin configuration rejected');
   }
 
@@ -233,8 +236,9 @@ export class WasmVm implements VmServices {
 
   callForeign(name: string, args: Uint8Array): { result: WasmResultCode; value?: Uint8Array } {
     const fn = this.options.foreignFunctions?.[name];
-    if (fn === undefined) return { result: WasmResult.NotFound };
-    return { result: WasmResult.Ok, value: fn(args) ?? new Uint8Array(0) };
+    if (fn !== undefined) return { result: WasmResult.Ok, value: fn(args) ?? new Uint8Array(0) };
+    const builtin = Object.hasOwn(builtinForeignFunctions, name) ? builtinForeignFunctions[name] : undefined;
+    return builtin === undefined ? { result: WasmResult.NotFound } : builtin(args);
   }
 
   startHttpCall(from: HostContext, cluster: string, headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs, timeoutMs: number): { result: WasmResultCode; token: number } {
@@ -281,18 +285,22 @@ export class WasmVm implements VmServices {
 
   private deliverHttpCallResponse(token: number, response: { headers: HeaderPairs; body?: Uint8Array | string; trailers?: HeaderPairs } | undefined): void {
     const body = typeof response?.body === 'string' ? encodeUtf8(response.body) : (response?.body ?? new Uint8Array(0));
-    const delivered = {
-      headers: new HeaderMap(response?.headers ?? []),
-      body: new HostBuffer(body, false),
-      trailers: new HeaderMap(response?.trailers ?? []),
-      // A callout that failed (no response at all) reads as Envoy's onHttpCallFailure: BROKEN_CONNECTION, "reset".
-      status: response === undefined ? { code: WasmResult.BrokenConnection, message: 'reset' } : { code: WasmResult.Ok, message: '' },
-    };
+    const trailers = response?.trailers;
+    const delivered: DeliveredHttpCall =
+      response === undefined
+        ? // A callout that failed (no response at all) reads as Envoy's onHttpCallFailure: BROKEN_CONNECTION, "reset", nothing else.
+          { headers: undefined, body: undefined, trailers: undefined, status: { code: WasmResult.BrokenConnection, message: 'reset' } }
+        : {
+            headers: new HeaderMap(response.headers),
+            body: new HostBuffer(body, false),
+            trailers: trailers === undefined || trailers.length === 0 ? undefined : new HeaderMap(trailers),
+            status: { code: WasmResult.Ok, message: '' },
+          };
     this.deliveringResponse = delivered;
     try {
       // Delivered to the root context, as proxy-wasm-cpp-host does; SDKs route
       // it to the calling stream with proxy_set_effective_context.
-      this.call('proxy_on_http_call_response', this.root, this.root.id, token, delivered.headers.count, delivered.body.length, delivered.trailers.count);
+      this.call('proxy_on_http_call_response', this.root, this.root.id, token, delivered.headers?.count ?? 0, delivered.body?.length ?? 0, delivered.trailers?.count ?? 0);
     } finally {
       this.deliveringResponse = undefined;
     }
@@ -329,7 +337,9 @@ export class WasmVm implements VmServices {
 /** The plugin's root context: configuration buffers and plugin-level properties, no HTTP maps. */
 export class RootContext implements HostContext {
   readonly isRoot = true;
-  private readonly vmConfiguration: HostBuffer;
+  /** In proxy_on_configure, the one callback the plugin configuration is there for (Envoy's temp_plugin_). */
+  configuring = false;
+  readonly vmConfiguration: HostBuffer;
   private readonly pluginConfiguration: HostBuffer;
   private readonly sources: PropertySources;
 
@@ -347,9 +357,13 @@ export class RootContext implements HostContext {
     return undefined;
   }
 
+  readableMap(): WasmResultCode {
+    return WasmResult.BadArgument;
+  }
+
   buffer(type: number): HostBuffer | undefined {
     if (type === 6) return this.vmConfiguration;
-    if (type === 7) return this.pluginConfiguration;
+    if (type === 7 && this.configuring) return this.pluginConfiguration;
     return undefined;
   }
 
@@ -357,16 +371,18 @@ export class RootContext implements HostContext {
     return this.sources;
   }
 
+  // A root context has no stream: Envoy's Context does nothing and answers OK
+  // (UNIMPLEMENTED only for continuing the upstream connection).
   sendLocalResponse(_reply: LocalReply): WasmResultCode {
-    return WasmResult.BadArgument;
+    return WasmResult.Ok;
   }
 
-  continueStream(): WasmResultCode {
-    return WasmResult.BadArgument;
+  continueStream(streamType: number): WasmResultCode {
+    return streamType === 3 ? WasmResult.Unimplemented : WasmResult.Ok;
   }
 
   closeStream(): WasmResultCode {
-    return WasmResult.BadArgument;
+    return WasmResult.Ok;
   }
 
   httpCallStarted(): void {}
