@@ -16,6 +16,13 @@ export interface ControlProcess {
   output: () => string;
   /** SIGINT, then waits for a clean exit; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /**
+   * SIGKILL of the control plane itself (a crash: nothing gets to flush or
+   * clean up), then waits for `weft` to exit. bin/weft.mjs re-executes itself
+   * under tsx in a child, so the process holding the data dir is the child,
+   * whose pid the store's LOCK file names.
+   */
+  crash(): Promise<void>;
 }
 
 export async function startControl(dataDir: string, timeoutMs = 60_000, extraArgs: string[] = []): Promise<ControlProcess> {
@@ -56,6 +63,12 @@ export async function startControl(dataDir: string, timeoutMs = 60_000, extraArg
       const code = await exited;
       clearTimeout(timer);
       return code;
+    },
+    async crash() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const holder = Number.parseInt(readFileSync(join(dataDir, 'store', 'LOCK'), 'utf8'), 10);
+      process.kill(holder, 'SIGKILL');
+      await exited;
     },
   };
 }
