@@ -50,7 +50,15 @@ export async function startControl(dataDir: string, timeoutMs = 60_000, extraArg
   });
   const api = /^api: (\S+)$/m.exec(out)![1]!;
   const xdsPort = Number(/^xds: \S+:(\d+)$/m.exec(out)![1]);
-  const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  let token: string;
+  try {
+    token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  } catch (err) {
+    // No admin token to drive it with: stop the process rather than leave it running without a handle.
+    child.kill('SIGINT');
+    await exited;
+    throw err;
+  }
   return {
     api,
     xdsPort,
