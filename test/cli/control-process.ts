@@ -10,6 +10,8 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const WEFT = join(ROOT, 'bin', 'weft.mjs');
 
 export interface ControlProcess {
+  /** The `weft` launcher's pid (bin/weft.mjs; the control plane runs in its child). */
+  launcherPid: number;
   api: string;
   xdsPort: number;
   token: string;
@@ -60,6 +62,7 @@ export async function startControl(dataDir: string, timeoutMs = 60_000, extraArg
     throw err;
   }
   return {
+    launcherPid: child.pid!,
     api,
     xdsPort,
     token,
