@@ -13,6 +13,8 @@ export interface KindInfo {
   namedGet: boolean;
   headers: string[];
   row(item: Row): (string | number | undefined)[];
+  /** What an empty list says it found none of (default: the path's words). */
+  plural?: string;
 }
 
 const str = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
@@ -96,6 +98,7 @@ const TOKEN: KindInfo = {
 
 const JOIN_TOKEN: KindInfo = {
   path: '/tokens/join',
+  plural: 'join tokens',
   namedGet: false,
   headers: ['ID', 'SERVICE', 'NAMESPACE', 'ISSUED', 'EXPIRES'],
   row: (t) => [str(t.id), str(t.service), str(t.namespace), str(t.issuedAt), t.expired ? `${str(t.expiresAt)} (expired)` : (str(t.expiresAt) ?? 'never')],

@@ -50,6 +50,7 @@ describe('join token lifetimes, against a real weft control --identity', () => {
     assert.equal(role.code, 2);
     assert.match(role.stderr, /--role is for operator tokens/);
     assert.deepEqual((await api(control, 'GET', '/api/v1/tokens/join')).items, []);
+    assert.equal((await weft(control, ['get', 'join-tokens'])).stdout, 'no join tokens found\n');
   });
 
   it('an acknowledged token with its expiry survives kill -9; one without --ttl never expires', async () => {
