@@ -46,6 +46,9 @@ describe('join token lifetimes, against a real weft control --identity', () => {
     const body = (await res.json()) as { error: { code: string; details: { path: string; message: string }[] } };
     assert.equal(body.error.code, 'VALIDATION_FAILED');
     assert.deepEqual(body.error.details, [{ path: 'ttl', message: 'must be at least 1000 ms' }]);
+    const forever = await weft(control, ['token', 'create', '--join', '--service', 'web', '--ttl', '99999999d']);
+    assert.equal(forever.code, 1);
+    assert.match(forever.stderr, /ttl: must be at most 3650d \(leave it out for a token that never expires\)/);
     const role = await weft(control, ['token', 'create', '--join', '--service', 'web', '--role', 'admin']);
     assert.equal(role.code, 2);
     assert.match(role.stderr, /--role is for operator tokens/);

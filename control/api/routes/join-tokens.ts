@@ -19,6 +19,8 @@ const JoinBody = Type.Object(
   },
   { additionalProperties: false, title: 'JoinTokenRequest' },
 );
+/** Ten years: past that, leave ttl out (the date would otherwise overflow the calendar). */
+const MAX_JOIN_TTL_MS = 3650 * 86_400_000;
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
 /** The join tokens, for an admin of a control plane with identity on. */
@@ -50,6 +52,7 @@ export const joinTokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) =>
     if (body.ttl !== undefined) {
       const parsed = parseTtl(body.ttl);
       if (typeof parsed === 'string') throw validationFailed([{ path: 'ttl', message: parsed }], 'body');
+      if (parsed > MAX_JOIN_TTL_MS) throw validationFailed([{ path: 'ttl', message: `must be at most ${MAX_JOIN_TTL_MS / 86_400_000}d (leave it out for a token that never expires)` }], 'body');
       ttlMs = parsed;
     }
     const { token, record } = join.issue(identity, ttlMs);
