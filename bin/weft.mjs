@@ -21,6 +21,15 @@ function nodeFlags(command) {
 }
 
 if (process.env.WEFT_TSX_LOADED === '1') {
+  // A launcher killed with SIGKILL cannot pass the signal on: this process
+  // would run on unseen, holding the data dir's lock and its ports. So it
+  // watches for being orphaned and then stops as on SIGTERM.
+  const launcher = Number(process.env.WEFT_LAUNCHER_PID);
+  if (launcher === process.ppid) {
+    setInterval(() => {
+      if (process.ppid !== launcher) process.kill(process.pid, 'SIGTERM');
+    }, 500).unref();
+  }
   await import('../control/cli/main.ts');
 } else {
   // The child gets its own process group, so a terminal's Ctrl-C reaches only
@@ -29,7 +38,7 @@ if (process.env.WEFT_TSX_LOADED === '1') {
   const child = spawn(
     process.execPath,
     [...nodeFlags(process.argv[2]), '--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-    { stdio: 'inherit', detached: true, env: { ...process.env, WEFT_TSX_LOADED: '1' } },
+    { stdio: 'inherit', detached: true, env: { ...process.env, WEFT_TSX_LOADED: '1', WEFT_LAUNCHER_PID: String(process.pid) } },
   );
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(signal, () => child.kill(signal));

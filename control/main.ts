@@ -107,6 +107,14 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
     const metrics = [processMetrics];
 
     let xds: XdsServer | undefined;
+    if (joinTokens) {
+      closers.unshift(() => joinTokens.close());
+      // An expired token admits no new stream (xds-identity); the streams it opened end at expiry, as on revocation.
+      joinTokens.onExpire((record) => {
+        const ended = xds?.ads.endStreams(joinTokenCredential(record.id), `join token ${record.id} expired at ${record.expiresAt}`) ?? 0;
+        if (ended > 0) (opts.log ?? console.error)(`xds: join token ${record.id} expired: ended ${ended} stream(s)`);
+      });
+    }
     const status: XdsStatusSource = {
       list: () => xds?.status.list() ?? [],
       get: (id) => xds?.status.get(id),
@@ -130,7 +138,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       ready: () => xds !== undefined,
       ...(ca && joinTokens ? {
         joinTokens: {
-          issue: (identity: { namespace: string; service: string }) => joinTokens.issue(identity),
+          issue: (identity: { namespace: string; service: string }, ttlMs?: number) => joinTokens.issue(identity, ttlMs === undefined ? {} : { ttlMs }),
           list: () => joinTokens.list(),
           revoke: (id: string) => {
             if (!joinTokens.revoke(id)) return false;

@@ -422,17 +422,16 @@ export class ClusterManager {
   }
 
   applyClusters(configs: ReadonlyMap<string, ClusterConfig>): void {
-    let statNames: Set<string> | undefined;
+    const statNames = new Set([...configs].map(([n, config]) => config.altStatName ?? n));
     for (const [name, c] of this.clusters) {
       if (!configs.has(name)) {
         c.close();
         this.clusters.delete(name);
-        statNames ??= new Set([...configs].map(([n, config]) => config.altStatName ?? n));
         this.#stats.clusterRemoved(name, statNames);
       }
     }
     for (const [name, config] of configs) {
-      this.#stats.setAltStatName(name, config.altStatName);
+      this.#stats.setAltStatName(name, config.altStatName, statNames);
       this.#stats.clusterAdded(name, { outlierDetection: config.outlierDetection !== undefined, healthChecks: config.healthChecks.length > 0 });
       const existing = this.clusters.get(name);
       if (existing) existing.update(config);

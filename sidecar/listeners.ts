@@ -160,7 +160,7 @@ class RunningListener {
     this.server = net.createServer({ noDelay: true }, (socket) => {
       // The overload manager's global_downstream_max_connections: over the limit, closed at accept.
       if (env.overload && !env.overload.admitConnection()) {
-        env.stats.downstreamGlobalCxOverflow.inc({ envoy_listener_address: `${this.config.address.address}_${this.config.address.port}` });
+        env.stats.downstreamGlobalCxOverflow.inc({ envoy_listener_address: listenerStatAddress(this.config) });
         return void socket.destroy();
       }
       if (env.overload) socket.once('close', () => env.overload!.releaseConnection());
@@ -367,6 +367,8 @@ function widest(a: DrainScope | undefined, b: DrainScope): DrainScope {
 
 export class ListenerManager {
   readonly #running = new Map<string, RunningListener>();
+  /** The listeners of the last LDS update applied: whose stats a later update may leave behind. */
+  #applied: ReadonlyMap<string, ListenerConfig> = new Map();
   readonly #env: ProxyEnv;
   /** Listeners stopped by /drain_listeners: those in this scope are not bound again, even by a later LDS update (as Envoy's stopped listeners). */
   #stopped: DrainScope | undefined;
@@ -425,8 +427,25 @@ export class ListenerManager {
         }
       }
     }
+    this.#dropStatsOfRemoved(configs);
     this.#publish();
     return errors;
+  }
+
+  /** A removed listener's stats go with it, as in Envoy (SidecarStats.listenersRemoved). */
+  #dropStatsOfRemoved(configs: ReadonlyMap<string, ListenerConfig>): void {
+    const statsOf = (all: Iterable<ListenerConfig>) => {
+      const statPrefixes = new Set<string>();
+      const addresses = new Set<string>();
+      for (const c of all) {
+        if (c.chain.kind === 'http') statPrefixes.add(c.chain.statPrefix);
+        addresses.add(listenerStatAddress(c));
+      }
+      return { statPrefixes, addresses };
+    };
+    const before = this.#applied;
+    this.#applied = new Map(configs);
+    if (before.size > 0) this.#env.stats.listenersRemoved(statsOf(before.values()), statsOf(configs.values()));
   }
 
   /** A listener just bound: running, in the drain or failed health check already under way. */
@@ -523,6 +542,11 @@ export class ListenerManager {
     await Promise.all([...this.#running.values()].map((l) => l.close()));
     this.#running.clear();
   }
+}
+
+/** The listener's part of its stat names (listener.<address>_<port>.*), as Envoy names a listener without stat_prefix. */
+function listenerStatAddress(config: ListenerConfig): string {
+  return `${config.address.address}_${config.address.port}`;
 }
 
 export type { HttpConnectionManagerConfig };

@@ -220,9 +220,15 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         ...((opts.token ?? process.env.WEFT_PROXY_TOKEN) ? { WEFT_TOKEN: (opts.token ?? process.env.WEFT_PROXY_TOKEN)! } : {}),
       },
     },
-    onConnection: (up, error) => {
+    onConnection: (up, error, code) => {
       connected = up;
       if (error) lastError = error;
+      // As Envoy's "gRPC config stream closed: <status>, <message>": a warning unless the status is one a
+      // reconnect cures (OK, UNAVAILABLE, DEADLINE_EXCEEDED), so an expired or revoked join token is in the log.
+      if (!up && code !== undefined) {
+        const level = code === 0 || code === 14 || code === 4 ? Level.debug : Level.warning;
+        if (loggers.enabled('config', level)) log(JSON.stringify({ level: level === Level.debug ? 'debug' : 'warn', source: 'config', msg: 'xds stream closed', code, error }));
+      }
     },
     onResponse: (e) => {
       // The config logger: a NACK at warning, every accepted update at debug (what changed, by name).

@@ -202,13 +202,38 @@ export class SidecarStats {
   readonly #statNames = new Map<string, string>();
   readonly #clusterLabels = new Map<string, { envoy_cluster_name: string }>();
 
-  /** A cluster's alt_stat_name (undefined: its own name). Its series start over under the new name. */
-  setAltStatName(cluster: string, alt: string | undefined): void {
+  /**
+   * A cluster's alt_stat_name (undefined: its own name). Its series start over under the new name, and those under
+   * the old one go, as Envoy's do with the old cluster's scope, unless a live cluster's stats go under that name
+   * (`liveStatNames`: every cluster's stat name in the CDS update being applied).
+   */
+  setAltStatName(cluster: string, alt: string | undefined, liveStatNames?: ReadonlySet<string>): void {
     if ((this.#statNames.get(cluster) ?? undefined) === alt) return;
+    const old = this.#clusterLabels.get(cluster)?.envoy_cluster_name;
     if (alt) this.#statNames.set(cluster, alt);
     else this.#statNames.delete(cluster);
     this.#clusterLabels.delete(cluster);
     this.#cluster.delete(cluster);
+    if (old !== undefined && liveStatNames && !liveStatNames.has(old)) this.#removeSeries('envoy_cluster_name', old);
+  }
+
+  /**
+   * The listeners LDS removed: their series go from /stats and /stats/prometheus, as Envoy deletes a listener's
+   * scopes with it (listener.<address>.* and the http.<stat_prefix>.* of its connection managers), except those a
+   * live listener still shares (two listeners with one stat_prefix count into one series, in Envoy too).
+   */
+  listenersRemoved(gone: { statPrefixes: Iterable<string>; addresses: Iterable<string> }, live: { statPrefixes: ReadonlySet<string>; addresses: ReadonlySet<string> }): void {
+    for (const prefix of gone.statPrefixes) {
+      if (live.statPrefixes.has(prefix)) continue;
+      this.#hcm.delete(prefix);
+      this.#tracing.delete(prefix);
+      this.#removeSeries('envoy_http_conn_manager_prefix', prefix);
+    }
+    for (const address of gone.addresses) if (!live.addresses.has(address)) this.#removeSeries('envoy_listener_address', address);
+  }
+
+  #removeSeries(label: string, value: string): void {
+    for (const m of this.registry.all()) m.removeWhere(label, value);
   }
 
   /** The envoy_cluster_name label of a cluster's series: its alt_stat_name when it has one. */
@@ -315,7 +340,7 @@ export class SidecarStats {
     this.#clusterLabels.delete(name);
     this.#statNames.delete(name);
     if (liveStatNames.has(label)) return;
-    for (const m of this.registry.all()) m.removeWhere('envoy_cluster_name', label);
+    this.#removeSeries('envoy_cluster_name', label);
   }
 
   /** Counts a response from a cluster by code and class. */

@@ -31,7 +31,8 @@ export interface XdsClientOptions {
   /** Every ACK or NACK, for logs and tests. */
   /** After each response is applied and answered: its version, the names it updated and removed, and the NACK's message if any. */
   onResponse?: (event: { kind: ResourceKind; version: string; nack?: string; updated: string[]; removed: string[] }) => void;
-  onConnection?: (up: boolean, error?: string) => void;
+  /** The stream came up, or ended (`error`: grpc-js's message, `code`: the gRPC status it ended with). */
+  onConnection?: (up: boolean, error?: string, code?: number) => void;
 }
 
 interface AnyMsg {
@@ -121,7 +122,7 @@ export class XdsClient {
       if (this.#call !== call) return;
       this.#call = undefined;
       this.#o.dataPlane.stats.xdsConnected.set(0);
-      this.#o.onConnection?.(false, err?.message);
+      this.#o.onConnection?.(false, err?.message, (err as { code?: number } | undefined)?.code);
       this.#scheduleReconnect();
     };
     call.on('error', (err: Error) => onEnd(err));

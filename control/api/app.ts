@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import { ajvToFieldErrors, type AjvLikeError } from './ajv-errors.ts';
 import { installAuth } from './auth.ts';
 import { ApiError, validationFailed } from './errors.ts';
+import { nestingError } from '../model/nesting.ts';
 import type { ApiDeps } from './deps.ts';
 import { healthRoutes } from './routes/health.ts';
 import { wasmRoutes } from './routes/wasm.ts';
@@ -90,6 +91,11 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
       api.setNotFoundHandler((request, reply) => notFound(request.method, request.url, reply));
       // Text bodies (YAML, or JSON sent as text/plain) are manifests, and only the manifest routes read them;
       // anywhere else they used to reach the schema as a string ("body: must be object").
+      // A body nested deeper than any manifest is refused before anything walks it recursively (control/model/nesting.ts).
+      api.addHook('preValidation', async (request) => {
+        const tooDeep = typeof request.body === 'object' ? nestingError(request.body) : undefined;
+        if (tooDeep) throw validationFailed([tooDeep], 'body');
+      });
       api.addHook('preValidation', async (request) => {
         if (typeof request.body !== 'string' || MANIFEST_ROUTES.has(request.routeOptions.url ?? '')) return;
         throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-type ${String(request.headers['content-type']).split(';')[0]} is not accepted here: send application/json (YAML manifests go to /api/v1/apply, /delete or /diff)`);

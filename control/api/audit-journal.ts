@@ -5,6 +5,7 @@
 // answers, so an acknowledged action is never missing from the audit log.
 import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fsyncDir } from '../store/atomic-file.ts';
 
 export interface AuditEvent {
   time: string;
@@ -31,21 +32,45 @@ export function memoryAuditJournal(): AuditJournal {
   };
 }
 
-/** Opens (creating if needed) the journal at `path`; a torn last line from a crash is skipped. */
+/**
+ * Opens (creating if needed) the journal at `path`. A crash can leave the last
+ * line torn (never acknowledged): it is skipped, and cut off the file before
+ * anything is appended, or the next acknowledged line would be glued to it and
+ * lost at the following open.
+ */
 export async function openAuditJournal(path: string): Promise<AuditJournal> {
   await mkdir(dirname(path), { recursive: true });
   const events: AuditEvent[] = [];
+  let text: string | undefined;
   try {
-    for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (text === undefined) {
+    // The new file's directory entry must be durable too, or a crash could lose every line fsynced into it.
+    await (await open(path, 'a', 0o600)).close();
+    fsyncDir(dirname(path));
+  } else {
+    // Only newline-ended lines were ever acknowledged (each is written whole with its newline, then fsynced).
+    const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+    for (const line of complete.split('\n')) {
       if (!line.trim()) continue;
       try {
         events.push(JSON.parse(line) as AuditEvent);
       } catch {
-        // a line cut short by a crash was never acknowledged
+        // a damaged line: skipped (the store log, not this journal, is the record of state)
       }
     }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (complete.length < text.length) {
+      const handle = await open(path, 'r+');
+      try {
+        await handle.truncate(Buffer.byteLength(complete));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
   }
   let writes: Promise<void> = Promise.resolve();
   return {

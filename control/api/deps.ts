@@ -107,12 +107,15 @@ export interface JoinTokenView {
   namespace: string;
   service: string;
   issuedAt: string;
+  /** When it stops admitting proxies; absent: until revoked. */
+  expiresAt?: string;
 }
 
 /** Issues join tokens a proxy presents in node.metadata WEFT_TOKEN (control/ca/join-tokens.ts). */
 export interface JoinTokenPort {
-  issue(identity: { namespace: string; service: string }): { token: string; record: JoinTokenView };
-  /** The tokens that admit proxies now (never the tokens themselves). */
+  /** `ttlMs` undefined: the token admits until revoked. */
+  issue(identity: { namespace: string; service: string }, ttlMs?: number): { token: string; record: JoinTokenView };
+  /** The tokens issued and not revoked, expired ones included (never the tokens themselves). */
   list(): JoinTokenView[];
   /** Revokes a token by id and ends the xDS streams it admitted; false when no token has that id. */
   revoke(id: string): boolean;

@@ -3,7 +3,7 @@
 // the one plaintext exception is `<data-dir>/admin.token`, written on first
 // start so the operator can bootstrap (the contract in DESIGN.md).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.ts';
 
@@ -72,11 +72,13 @@ class HashedTokenStore implements TokenStore {
     return undefined;
   }
 
-  create(name: string, role: Role): Promise<{ token: string; info: TokenInfo }> {
+  /** `deliver`, when given, gets the plaintext durably to its reader before the hash is stored: if it fails, no token exists. */
+  create(name: string, role: Role, deliver?: (token: string) => Promise<void>): Promise<{ token: string; info: TokenInfo }> {
     const run = this.#writes.then(async () => {
       const token = generateToken();
       const info: TokenInfo = { name, role, createdAt: this.now().toISOString() };
       const record = { ...info, sha256: hashToken(token) };
+      await deliver?.(token);
       await this.persist([...this.records, record]);
       this.records.push(record);
       return { token, info };
@@ -130,9 +132,10 @@ export async function openTokenStore(dataDir: string): Promise<OpenedTokenStore>
     () => new Date(),
   );
   if (records.some((r) => r.role === 'admin')) return { store };
-  const { token } = await store.create('admin', 'admin');
   const adminTokenPath = join(dataDir, ADMIN_TOKEN_FILE);
-  await writeFile(adminTokenPath, token + '\n', { mode: 0o600 });
-  await chmod(adminTokenPath, 0o600); // a pre-existing file keeps its mode otherwise
+  // The plaintext is on disk (fsynced, renamed into place with mode 0600) before its hash is stored: a crash
+  // between the two leaves no admin in tokens.json, so the next start makes one again. The other order could
+  // store an admin whose only plaintext the crash lost, and lock the operator out for good.
+  await store.create('admin', 'admin', (token) => writeFileAtomic(adminTokenPath, token + '\n', 0o600));
   return { store, adminTokenPath };
 }

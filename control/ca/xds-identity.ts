@@ -2,7 +2,7 @@
 // join token for exactly the service and namespace its node claims) and the
 // SDS secret source (each proxy group gets the Secrets of its own identity
 // only). Refusals are logged and counted (weft_xds_auth_refusals_total by
-// reason, next to the server's weft_xds_rejected_streams_total).
+// reason: missing, unknown, expired, foreign; next to the server's weft_xds_rejected_streams_total).
 
 import { Counter, type Registry } from 'prom-client';
 import type { ProxyRef } from '../model/types.ts';
@@ -71,8 +71,10 @@ export function identityHooks(options: IdentityHooksOptions): IdentityHooks {
       const value = node.metadata?.fields?.[TOKEN_METADATA_KEY];
       const token = value?.stringValue ?? value?.string_value;
       if (!token) return refuse('missing', `no join token (node.metadata.${TOKEN_METADATA_KEY})`, proxy);
-      const record = tokens.verify(token);
-      if (!record) return refuse('unknown', 'unknown or revoked join token', proxy);
+      const checked = tokens.check(token);
+      if (!checked.ok && checked.reason === 'expired') return refuse('expired', `join token ${checked.record.id} expired at ${checked.record.expiresAt}: issue a new one`, proxy);
+      if (!checked.ok) return refuse('unknown', 'unknown or revoked join token', proxy);
+      const { record } = checked;
       if (record.service !== proxy.service || record.namespace !== proxy.namespace) {
         return refuse('foreign', `join token ${record.id} is for ${record.service}.${record.namespace}, not ${proxy.service}.${proxy.namespace}`, proxy);
       }

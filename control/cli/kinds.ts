@@ -13,6 +13,8 @@ export interface KindInfo {
   namedGet: boolean;
   headers: string[];
   row(item: Row): (string | number | undefined)[];
+  /** What an empty list says it found none of (default: the path's words). */
+  plural?: string;
 }
 
 const str = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
@@ -94,6 +96,14 @@ const TOKEN: KindInfo = {
   row: (t) => [str(t.name), str(t.role), str(t.createdAt)],
 };
 
+const JOIN_TOKEN: KindInfo = {
+  path: '/tokens/join',
+  plural: 'join tokens',
+  namedGet: false,
+  headers: ['ID', 'SERVICE', 'NAMESPACE', 'ISSUED', 'EXPIRES'],
+  row: (t) => [str(t.id), str(t.service), str(t.namespace), str(t.issuedAt), t.expired ? `${str(t.expiresAt)} (expired)` : (str(t.expiresAt) ?? 'never')],
+};
+
 const KINDS: Record<string, KindInfo> = {
   service: SERVICE, services: SERVICE, svc: SERVICE,
   route: ROUTE, routes: ROUTE,
@@ -103,6 +113,7 @@ const KINDS: Record<string, KindInfo> = {
   filter: FILTER, filters: FILTER,
   proxy: PROXY, proxies: PROXY,
   token: TOKEN, tokens: TOKEN,
+  jointoken: JOIN_TOKEN, jointokens: JOIN_TOKEN, 'join-tokens': JOIN_TOKEN, 'join-token': JOIN_TOKEN,
 };
 
 export function lookupKind(name: string): KindInfo | undefined {
@@ -119,7 +130,7 @@ export function genericKind(name: string): KindInfo | undefined {
   return { path: `/${path}`, namedGet: true, headers: ['NAMESPACE', 'NAME'], row: (o) => [str(o.namespace), str(o.name)] };
 }
 
-export const KIND_NAMES = 'services, instances, routes, destinationpolicies (dp), filterbindings (fb), filters, proxies, tokens';
+export const KIND_NAMES = 'services, instances, routes, destinationpolicies (dp), filterbindings (fb), filters, proxies, tokens, join-tokens';
 
 /** The API's flat object as a manifest: name and namespace move to metadata. */
 export function toManifest(kind: string, item: Row): Row {

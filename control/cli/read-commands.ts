@@ -68,7 +68,7 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
       const shaped = kind.manifestKind ? items.map((i) => toManifest(kind.manifestKind!, i)) : items;
       if (format === 'json') console.log(toJson(name && kind.namedGet ? shaped[0] : shaped));
       else if (format === 'yaml') console.log(toYamlDocuments(shaped).trimEnd());
-      else if (items.length === 0) console.log(`no ${kind.path.slice(1).replace(/-/g, ' ')} found${opts.namespace !== undefined ? ` in namespace ${opts.namespace}` : ''}`);
+      else if (items.length === 0) console.log(`no ${kind.plural ?? kind.path.slice(1).replace(/-/g, ' ')} found${opts.namespace !== undefined ? ` in namespace ${opts.namespace}` : ''}`);
       else console.log(table(kind.headers, items.map(kind.row)));
     });
 

@@ -1,9 +1,10 @@
-// Commands that change state outside manifests: rollback, filter build and push, token create.
+// Commands that change state outside manifests: rollback, filter build and push, token create and revoke.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
+import { parseTtl } from '../ca/ttl.ts';
 import { formatObjects, type ApplyReply } from './manifest-commands.ts';
 
 function readBytes(file: string, what: string): Buffer {
@@ -74,13 +75,34 @@ export function registerWriteCommands(program: Command, conn: () => ConnectionOp
       console.log(`filter/${reply.name} pushed: sha256 ${reply.sha256}, ${reply.size} bytes, ABI ${reply.abiVersion}`);
     });
 
-  const token = program.command('token').description('manage operator tokens');
+  const token = program.command('token').description('manage operator tokens, and (--join) proxies\' xDS join tokens');
   token
     .command('create')
-    .description('create an operator token (admin only); the token is printed once')
-    .option('--role <role>', 'admin or viewer', 'viewer')
-    .option('--name <name>', 'a name for the audit log (default: <role>-<time>)')
-    .action(async (opts: { role: string; name?: string }) => {
+    .description('create an operator token (admin only), or with --join a proxy\'s join token for one service identity; the token is printed once')
+    .option('--role <role>', 'admin or viewer (operator tokens)', 'viewer')
+    .option('--name <name>', 'a name for the audit log (operator tokens; default: <role>-<time>)')
+    .option('--join', 'a join token a proxy presents on xDS (control plane with --identity): needs --service')
+    .option('--service <name>', 'with --join: the service identity the token admits')
+    .option('--namespace <ns>', 'with --join: its namespace', 'default')
+    .option('--ttl <duration>', 'with --join: its lifetime, e.g. 24h, 30m, 7d (default: until revoked)')
+    .action(async (opts: { role: string; name?: string; join?: boolean; service?: string; namespace: string; ttl?: string }, command: Command) => {
+      if (opts.join) {
+        const misplaced = ['role', 'name'].filter((o) => command.getOptionValueSource(o) === 'cli');
+        if (misplaced.length) throw new CliError(`error: --${misplaced.join(', --')} is for operator tokens, not with --join`, 2);
+        if (!opts.service) throw new CliError('error: --join needs --service NAME (the identity the token admits)', 2);
+        if (opts.ttl !== undefined) {
+          const ttl = parseTtl(opts.ttl);
+          if (typeof ttl === 'string') throw new CliError(`error: --ttl: ${ttl}`, 2);
+        }
+        const reply = await new ApiClient(conn()).request<{ token: string; id: string; service: string; namespace: string; expiresAt: string | null }>('POST', '/api/v1/tokens/join', {
+          json: { service: opts.service, namespace: opts.namespace, ...(opts.ttl !== undefined ? { ttl: opts.ttl } : {}) },
+        });
+        console.log(reply.token);
+        console.error(`created join token ${reply.id} for ${reply.service}.${reply.namespace}, ${reply.expiresAt ? `expires ${reply.expiresAt}` : 'valid until revoked'}`);
+        return;
+      }
+      const joinOnly = ['service', 'namespace', 'ttl'].filter((o) => command.getOptionValueSource(o) === 'cli');
+      if (joinOnly.length) throw new CliError(`error: --${joinOnly.join(', --')} needs --join (join tokens)`, 2);
       if (opts.role !== 'admin' && opts.role !== 'viewer') throw new CliError(`error: --role must be admin or viewer (got "${opts.role}")`, 2);
       const reply = await new ApiClient(conn()).request<{ token: string; name: string; role: string }>('POST', '/api/v1/tokens', {
         json: { role: opts.role, ...(opts.name ? { name: opts.name } : {}) },
@@ -90,9 +112,15 @@ export function registerWriteCommands(program: Command, conn: () => ConnectionOp
     });
   token
     .command('revoke')
-    .description('revoke an operator token by name (admin only): it is refused (401) from then on; the last admin token cannot be revoked')
-    .argument('<name>', 'the token name (weft get tokens lists them)')
-    .action(async (name: string) => {
+    .description('revoke an operator token by name (admin only): it is refused (401) from then on; the last admin token cannot be revoked. With --join, a join token by id: its open xDS streams end')
+    .argument('<name>', 'the token name (weft get tokens lists them), or with --join the join token id (weft get join-tokens)')
+    .option('--join', 'revoke a join token by id')
+    .action(async (name: string, opts: { join?: boolean }) => {
+      if (opts.join) {
+        await new ApiClient(conn()).request('DELETE', `/api/v1/tokens/join/${encodeURIComponent(name)}`);
+        console.log(`revoked join token ${name}`);
+        return;
+      }
       await new ApiClient(conn()).request('DELETE', `/api/v1/tokens/${encodeURIComponent(name)}`);
       console.log(`revoked token "${name}"`);
     });

@@ -5,6 +5,7 @@
 
 import { Type } from '@sinclair/typebox';
 import { parseAllDocuments } from 'yaml';
+import { nestingError } from './nesting.ts';
 import { DEFAULT_NAMESPACE, Name } from './fields.ts';
 import type { ObjectMeta } from './kind.ts';
 import { kindNamed, kindNames } from './kinds.ts';
@@ -71,7 +72,10 @@ export function yamlDocuments(yamlText: string): { at: string; value?: unknown; 
     const yamlError = (message: string): FieldError => ({ path: at, message: `YAML: ${message.split('\n')[0]!.replace(/:$/, '')}` });
     if (doc.errors.length > 0) return { at, errors: doc.errors.map((e) => yamlError(e.message)) };
     try {
-      return { at, value: doc.toJS() as unknown };
+      const value = doc.toJS() as unknown;
+      const tooDeep = nestingError(value);
+      if (tooDeep) return { at, errors: prefixErrors(at, [tooDeep]) };
+      return { at, value };
     } catch (err) {
       return { at, errors: [yamlError((err as Error).message)] };
     }

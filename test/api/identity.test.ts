@@ -21,7 +21,7 @@ test('POST /tokens/join issues a token that verifies for that identity; viewers 
     assert.match(JSON.stringify(bad.json.error.details), /service/);
     // listed by id without the token; viewers may neither list nor revoke
     const listed = await h.call('GET', '/api/v1/tokens/join');
-    assert.deepEqual(listed.json.items, [{ id: r.json.id, service: 'orders', namespace: 'shop', spiffeId: 'spiffe://weft.local/ns/shop/sa/orders', issuedAt: r.json.issuedAt }]);
+    assert.deepEqual(listed.json.items, [{ id: r.json.id, service: 'orders', namespace: 'shop', spiffeId: 'spiffe://weft.local/ns/shop/sa/orders', issuedAt: r.json.issuedAt, expiresAt: null, expired: false }]);
     assert.equal((await h.call('GET', '/api/v1/tokens/join', undefined, h.viewer)).status, 403);
     assert.equal((await h.call('DELETE', `/api/v1/tokens/join/${r.json.id}`, undefined, h.viewer)).status, 403);
     const revoked = await h.call('DELETE', `/api/v1/tokens/join/${r.json.id}`);

@@ -10,12 +10,21 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const WEFT = join(ROOT, 'bin', 'weft.mjs');
 
 export interface ControlProcess {
+  /** The `weft` launcher's pid (bin/weft.mjs; the control plane runs in its child). */
+  launcherPid: number;
   api: string;
   xdsPort: number;
   token: string;
   output: () => string;
   /** SIGINT, then waits for a clean exit; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /**
+   * SIGKILL of the control plane itself (a crash: nothing gets to flush or
+   * clean up), then waits for `weft` to exit. bin/weft.mjs re-executes itself
+   * under tsx in a child, so the process holding the data dir is the child,
+   * whose pid the store's LOCK file names.
+   */
+  crash(): Promise<void>;
 }
 
 export async function startControl(dataDir: string, timeoutMs = 60_000, extraArgs: string[] = []): Promise<ControlProcess> {
@@ -43,8 +52,17 @@ export async function startControl(dataDir: string, timeoutMs = 60_000, extraArg
   });
   const api = /^api: (\S+)$/m.exec(out)![1]!;
   const xdsPort = Number(/^xds: \S+:(\d+)$/m.exec(out)![1]);
-  const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  let token: string;
+  try {
+    token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  } catch (err) {
+    // No admin token to drive it with: stop the process rather than leave it running without a handle.
+    child.kill('SIGINT');
+    await exited;
+    throw err;
+  }
   return {
+    launcherPid: child.pid!,
     api,
     xdsPort,
     token,
@@ -56,6 +74,12 @@ export async function startControl(dataDir: string, timeoutMs = 60_000, extraArg
       const code = await exited;
       clearTimeout(timer);
       return code;
+    },
+    async crash() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const holder = Number.parseInt(readFileSync(join(dataDir, 'store', 'LOCK'), 'utf8'), 10);
+      process.kill(holder, 'SIGKILL');
+      await exited;
     },
   };
 }

@@ -27,7 +27,7 @@ test('a revoked join token ends the streams it opened and admits no new one; tok
   const ids = (listed.items as { id: string }[]).map((t) => t.id).sort();
   assert.deepEqual(ids, [issued.id, kept.id].sort());
   const entry = (listed.items as Record<string, unknown>[]).find((t) => t.id === issued.id)!;
-  assert.deepEqual(entry, { id: issued.id, service: 'frontend', namespace: 'default', spiffeId: 'spiffe://weft.local/ns/default/sa/frontend', issuedAt: issued.issuedAt });
+  assert.deepEqual(entry, { id: issued.id, service: 'frontend', namespace: 'default', spiffeId: 'spiffe://weft.local/ns/default/sa/frontend', issuedAt: issued.issuedAt, expiresAt: null, expired: false });
   assert.ok(!JSON.stringify(listed).includes(issued.token), 'the token itself is never shown again');
 
   const open = new SotwClient(mesh.control.xdsPort, testNode('frontend-1', 'frontend', { WEFT_TOKEN: issued.token, WEFT_KIND: 'sidecar' }));

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { collectStats, statsText } from '../../sidecar/admin-stats.ts';
 import { Histogram } from '../../sidecar/metrics.ts';
+import { defaultTranslator, type Translator } from '../../control/xds/index.ts';
 import { TestMesh, eventually, get, instance, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -173,4 +174,76 @@ test("alt_stat_name: the cluster's stats go under it, in /stats and /stats/prome
   assert.match(prom, /^envoy_cluster_upstream_rq_total\{envoy_cluster_name="api_stats"\} 2$/m);
   assert.doesNotMatch(prom, /envoy_cluster_name="outbound\|7000\|\|api\.default"/);
   assert.match((await admin(sc.adminPort, '/clusters')).body, /^outbound\|7000\|\|api\.default::observability_name::api_stats$/m);
+});
+
+/** The default translator, plus (while `extra.on`) a copy of the outbound listener named "extra" on a port of its own with stat_prefix "extra_http", and `alt.name` as the api cluster's alt_stat_name. */
+function switchableTranslator(extra: { on: boolean }, alt: { name: string | undefined }): Translator {
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  const restamp = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(restamp);
+    if (v === null || typeof v !== 'object') return v;
+    const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, restamp(x)]));
+    if (String(o['@type']).endsWith('HttpConnectionManager')) o.stat_prefix = 'extra_http';
+    return o;
+  };
+  return {
+    translateEndpoints: (m, n) => base.translateEndpoints(m, n),
+    translateProxy: (m, p) => {
+      const out = base.translateProxy(m, p);
+      const outbound = out.listeners.find((l) => l.name === 'outbound')!;
+      const copy = restamp(outbound.value) as Record<string, any>;
+      copy.name = 'extra';
+      copy.address = { socket_address: { address: '127.0.0.1', port_value: 0 } };
+      const clusters = out.clusters.map((c) => (String(c.name).includes('api.default') && alt.name ? { ...c, value: { ...(c.value as object), alt_stat_name: alt.name } } : c));
+      return { ...out, clusters, listeners: extra.on ? [...out.listeners, { ...outbound, name: 'extra', value: copy }] : out.listeners };
+    },
+  };
+}
+
+test("a listener LDS removes takes its series with it (its connection manager's http.<stat_prefix>.*), as Envoy deletes a listener's scopes; the others keep theirs", { timeout: 30_000 }, async () => {
+  const app = await startApp('api');
+  closers.push(() => app.close());
+  const extra = { on: true };
+  const mesh = await TestMesh.start({ translator: switchableTranslator(extra, { name: undefined }) });
+  closers.push(() => mesh.close());
+  const model = { services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] };
+  mesh.model.update(model);
+  const sc = await mesh.sidecar('caller', 8000);
+  const prom = async () => (await admin(sc.adminPort, '/stats/prometheus')).body;
+  await eventually(async () => (await prom()).includes('envoy_http_conn_manager_prefix="extra_http"'), 5000, "the extra listener's series");
+  assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
+
+  extra.on = false;
+  mesh.model.update({ ...model, services: [...model.services, service('other', 7001)] });
+  await eventually(async () => !(await prom()).includes('extra_http'), 5000, "the removed listener's series gone from /stats/prometheus");
+  assert.ok(!(await admin(sc.adminPort, '/stats')).body.includes('http.extra_http.'), 'from /stats too');
+  const after = await prom();
+  assert.match(after, /^envoy_http_downstream_rq_total\{envoy_http_conn_manager_prefix="outbound"\} 1$/m, 'the outbound listener keeps its counts');
+  assert.match(after, /^envoy_http_no_route\{envoy_http_conn_manager_prefix="inbound"\} 0$/m);
+});
+
+test("a cluster whose alt_stat_name changes: its series move to the new name and none is left under the old one, as Envoy's old cluster scope goes", { timeout: 30_000 }, async () => {
+  const app = await startApp('api');
+  closers.push(() => app.close());
+  const alt = { name: 'api_stats' as string | undefined };
+  const mesh = await TestMesh.start({ translator: switchableTranslator({ on: false }, alt) });
+  closers.push(() => mesh.close());
+  const model = { services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] };
+  mesh.model.update(model);
+  const sc = await mesh.sidecar('caller', 8000);
+  const prom = async () => (await admin(sc.adminPort, '/stats/prometheus')).body;
+  assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
+  assert.match(await prom(), /^envoy_cluster_upstream_rq_total\{envoy_cluster_name="api_stats"\} 1$/m);
+
+  alt.name = 'api_v2';
+  mesh.model.update({ ...model, services: [...model.services, service('other', 7001)] });
+  await eventually(async () => (await prom()).includes('envoy_cluster_name="api_v2"'), 5000, 'the series under the new alt_stat_name');
+  assert.doesNotMatch(await prom(), /envoy_cluster_name="api_stats"/, 'nothing left under the old name');
+  assert.ok(!(await admin(sc.adminPort, '/stats')).body.includes('cluster.api_stats.'), 'in /stats either');
+  assert.match(await prom(), /^envoy_cluster_upstream_rq_total\{envoy_cluster_name="api_v2"\} 0$/m, 'they start over under the new name');
+
+  alt.name = undefined;
+  mesh.model.update(model);
+  await eventually(async () => (await prom()).includes('envoy_cluster_name="outbound|7000||api.default"'), 5000, "the series under the cluster's own name");
+  assert.doesNotMatch(await prom(), /envoy_cluster_name="api_v2"/);
 });

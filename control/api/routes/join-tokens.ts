@@ -6,16 +6,21 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { actorOf } from '../auth.ts';
-import { ApiError, notFound } from '../errors.ts';
+import { parseTtl } from '../../ca/ttl.ts';
+import { ApiError, notFound, validationFailed } from '../errors.ts';
 import type { ApiDeps, JoinTokenPort, JoinTokenView } from '../deps.ts';
+import { isExpired } from '../../ca/join-tokens.ts';
 
 const JoinBody = Type.Object(
   {
     service: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', errorMessage: 'must be a service name (DNS-1123 label)' }),
     namespace: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', errorMessage: 'must be a namespace (DNS-1123 label)' })),
+    ttl: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'lifetime, e.g. 24h, 30m, 7d; absent: valid until revoked' })),
   },
   { additionalProperties: false, title: 'JoinTokenRequest' },
 );
+/** Ten years: past that, leave ttl out (the date would otherwise overflow the calendar). */
+const MAX_JOIN_TTL_MS = 3650 * 86_400_000;
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
 /** The join tokens, for an admin of a control plane with identity on. */
@@ -33,20 +38,30 @@ function view(record: JoinTokenView, trustDomain: string) {
     namespace: record.namespace,
     spiffeId: `spiffe://${trustDomain}/ns/${record.namespace}/sa/${record.service}`,
     issuedAt: record.issuedAt,
+    expiresAt: record.expiresAt ?? null,
+    expired: isExpired(record),
   };
 }
 
 export const joinTokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   app.post('/tokens/join', { schema: { tags: ['Token'], body: JoinBody, summary: "issue a proxy's xDS join token for one service identity; the response carries it once" } }, async (request, reply) => {
     const join = joinTokensFor(request, deps, 'issuing');
-    const body = request.body as { service: string; namespace?: string };
+    const body = request.body as { service: string; namespace?: string; ttl?: string };
     const identity = { service: body.service, namespace: body.namespace ?? 'default' };
-    const { token, record } = join.issue(identity);
-    await deps.audit.record({ time: record.issuedAt, actor: actorOf(request), action: `issue join token ${record.id} for ${identity.service}.${identity.namespace}`, afterRevision: deps.store.revision() });
+    let ttlMs: number | undefined;
+    if (body.ttl !== undefined) {
+      const parsed = parseTtl(body.ttl);
+      if (typeof parsed === 'string') throw validationFailed([{ path: 'ttl', message: parsed }], 'body');
+      if (parsed > MAX_JOIN_TTL_MS) throw validationFailed([{ path: 'ttl', message: `must be at most ${MAX_JOIN_TTL_MS / 86_400_000}d (leave it out for a token that never expires)` }], 'body');
+      ttlMs = parsed;
+    }
+    const { token, record } = join.issue(identity, ttlMs);
+    const until = record.expiresAt ? `, expires ${record.expiresAt}` : '';
+    await deps.audit.record({ time: record.issuedAt, actor: actorOf(request), action: `issue join token ${record.id} for ${identity.service}.${identity.namespace}${until}`, afterRevision: deps.store.revision() });
     return reply.code(201).send({ token, ...view(record, join.trustDomain) });
   });
 
-  app.get('/tokens/join', { schema: { tags: ['Token'], summary: 'the join tokens that admit proxies now, by id (never the tokens themselves)' } }, async (request) => {
+  app.get('/tokens/join', { schema: { tags: ['Token'], summary: 'the join tokens issued and not revoked, by id, with expiresAt and expired (never the tokens themselves)' } }, async (request) => {
     const join = joinTokensFor(request, deps, 'listing');
     const items = join.list().map((r) => view(r, join.trustDomain));
     items.sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.id.localeCompare(b.id));
