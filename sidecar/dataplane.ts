@@ -135,6 +135,8 @@ export class DataPlane {
       logLevel: 'info',
       onLog: options.wasmLog,
       maxLogEntries: 0,
+      // Header bytes reach filters as they came off the wire, and leave as the filter wrote them (Envoy's header bytes).
+      headerBytes: true,
       properties,
       httpCall: httpCallDispatcher(this.clusters, stats),
       hasCluster: (name) => this.clusters.get(name) !== undefined,

@@ -90,6 +90,8 @@ export interface VmServices {
   readonly metrics: MetricStore;
   readonly shared: SharedState;
   readonly vmId: string;
+  /** Header names and values cross as bytes (one character per byte), not as UTF-8 text: HostEnv.headerBytes. */
+  readonly headerBytes: boolean;
   logLevel(): number;
   log(level: number, message: string): void;
   nowNs(): bigint;

@@ -99,8 +99,9 @@ function allLowercase(pairs: HeaderPairs): boolean {
   return true;
 }
 
-export function serializePairs(pairs: readonly (readonly [string, string])[]): Uint8Array {
-  const encoded = pairs.map(([n, v]) => [encodeUtf8(n), encodeUtf8(v)] as const);
+export function serializePairs(pairs: readonly (readonly [string, string])[], byteStrings = false): Uint8Array {
+  const encode = byteStrings ? encodeByteString : encodeUtf8;
+  const encoded = pairs.map(([n, v]) => [encode(n), encode(v)] as const);
   let size = 4 + encoded.length * 8;
   for (const [n, v] of encoded) size += n.length + v.length + 2;
   const out = new Uint8Array(size);
@@ -125,7 +126,8 @@ export function serializePairs(pairs: readonly (readonly [string, string])[]): U
  * short for its declared count yields no pairs; undefined is returned only for
  * data whose strings run past the end, which the host reports as BAD_ARGUMENT.
  */
-export function deserializePairs(bytes: Uint8Array): HeaderPairs | undefined {
+export function deserializePairs(bytes: Uint8Array, byteStrings = false): HeaderPairs | undefined {
+  const decode = byteStrings ? decodeByteString : decodeUtf8;
   if (bytes.length < 4) return [];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = view.getUint32(0, true);
@@ -136,11 +138,21 @@ export function deserializePairs(bytes: Uint8Array): HeaderPairs | undefined {
   let at = 4 + count * 8;
   for (const [nameSize, valueSize] of sizes) {
     if (at + nameSize + valueSize + 2 > bytes.length) return undefined;
-    const name = decodeUtf8(bytes.subarray(at, at + nameSize));
+    const name = decode(bytes.subarray(at, at + nameSize));
     at += nameSize + 1;
-    const value = decodeUtf8(bytes.subarray(at, at + valueSize));
+    const value = decode(bytes.subarray(at, at + valueSize));
     at += valueSize + 1;
     pairs.push([name, value]);
   }
   return pairs;
+}
+
+/** A byte string (one character per byte, as node's HTTP parser gives headers) as its bytes; text past 0xff as UTF-8. */
+function encodeByteString(s: string): Uint8Array {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return encodeUtf8(s);
+  return Buffer.from(s, 'latin1');
+}
+
+function decodeByteString(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }

@@ -15,11 +15,15 @@ type HostFn = (...args: never[]) => number;
 export function proxyImports(vm: VmServices): Record<string, HostFn> {
   const mem = () => vm.memory;
   const str = (ptr: number, size: number) => mem().readString(ptr, size);
+  // Header names and values: bytes as they are in byte mode (the sidecar), UTF-8 text otherwise (the test kit).
+  const hstr = vm.headerBytes ? (ptr: number, size: number) => mem().readBytesString(ptr, size) : str;
+  const hcopyOut = (value: string, ptrPtr: number, sizePtr: number): WasmResultCode =>
+    (vm.headerBytes ? mem().copyOutBytesString(value, ptrPtr, sizePtr) : mem().copyOutString(value, ptrPtr, sizePtr)) ? R.Ok : R.InvalidMemoryAccess;
   const bytes = (ptr: number, size: number) => mem().read(ptr, size);
   const pairsAt = (ptr: number, size: number): HeaderPairs | undefined | 'bad' => {
     const raw = bytes(ptr, size);
     if (raw === undefined) return undefined;
-    return deserializePairs(raw) ?? 'bad';
+    return deserializePairs(raw, vm.headerBytes) ?? 'bad';
   };
   const copyOut = (data: Uint8Array | string, ptrPtr: number, sizePtr: number): WasmResultCode =>
     (typeof data === 'string' ? mem().copyOutString(data, ptrPtr, sizePtr) : mem().copyOut(data, ptrPtr, sizePtr)) ? R.Ok : R.InvalidMemoryAccess;
@@ -125,13 +129,13 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
     // --- header maps --------------------------------------------------------
     proxy_get_header_map_value(type: number, keyPtr: number, keySize: number, retPtrPtr: number, retSizePtr: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const key = str(keyPtr, keySize);
+      const key = hstr(keyPtr, keySize);
       if (key === undefined) return R.InvalidMemoryAccess;
       const map = readableMap(type);
       if (typeof map === 'number') return map;
       const value = map.get(key);
       if (value === undefined) return R.NotFound;
-      return copyOut(value, retPtrPtr, retSizePtr);
+      return hcopyOut(value, retPtrPtr, retSizePtr);
     },
     proxy_add_header_map_value(type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
       return setHeaderValue(type, keyPtr, keySize, valuePtr, valueSize, false);
@@ -141,7 +145,7 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
     },
     proxy_remove_header_map_value(type: number, keyPtr: number, keySize: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const key = str(keyPtr, keySize);
+      const key = hstr(keyPtr, keySize);
       if (key === undefined) return R.InvalidMemoryAccess;
       const map = writableMap(type);
       if (map === undefined) return R.BadArgument;
@@ -153,7 +157,7 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       const map = readableMap(type);
       // Envoy lists a map that is not there (another phase's) as empty, OK,
       // and cpp-host hands an empty map back as (0, 0) rather than a zero-count record.
-      return copyOut(typeof map === 'number' || map.count === 0 ? new Uint8Array(0) : serializePairs(map.pairs()), retPtrPtr, retSizePtr);
+      return copyOut(typeof map === 'number' || map.count === 0 ? new Uint8Array(0) : serializePairs(map.pairs(), vm.headerBytes), retPtrPtr, retSizePtr);
     },
     proxy_set_header_map_pairs(type: number, ptr: number, size: number): number {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
@@ -288,8 +292,8 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
   /** proxy_add_header_map_value (a new entry) or proxy_replace_header_map_value (the first entry, repeats dropped). */
   function setHeaderValue(type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number, replace: boolean): number {
     if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-    const key = str(keyPtr, keySize);
-    const value = str(valuePtr, valueSize);
+    const key = hstr(keyPtr, keySize);
+    const value = hstr(valuePtr, valueSize);
     if (key === undefined || value === undefined) return R.InvalidMemoryAccess;
     const map = writableMap(type);
     if (map === undefined) return R.BadArgument;

@@ -98,6 +98,17 @@ export class GuestMemory {
     return text;
   }
 
+  /** The bytes at `ptr` as a byte string (one character per byte), for header names and values in byte mode. */
+  readBytesString(ptr: number, size: number): string | undefined {
+    ptr >>>= 0;
+    size >>>= 0;
+    if (!this.inBounds(ptr, size)) return undefined;
+    if (size === 0) return '';
+    // ASCII (the common case) is the same either way, and readString remembers names by address.
+    for (let i = ptr, end = ptr + size, u8 = this.#u8; i < end; i++) if (u8[i]! > 0x7f) return u8.toString('latin1', ptr, end);
+    return this.readString(ptr, size);
+  }
+
   readU32(ptr: number): number | undefined {
     ptr >>>= 0;
     if (!this.inBounds(ptr, 4)) return undefined;
@@ -145,6 +156,21 @@ export class GuestMemory {
       }
     }
     return this.writeU32(ptrPtr, ptr) && this.writeU32(sizePtr, length);
+  }
+
+  /**
+   * copyOutString for a byte string (header values in byte mode): each
+   * character is one byte. A character past 0xff (text a configuration put
+   * in a header, never bytes from the wire) sends the whole value as UTF-8.
+   */
+  copyOutBytesString(text: string, ptrPtr: number, sizePtr: number): boolean {
+    const length = text.length;
+    for (let i = 0; i < length; i++) {
+      const c = text.charCodeAt(i);
+      if (c > 0xff) return this.copyOut(encodeUtf8(text), ptrPtr, sizePtr);
+      if (c > 0x7f) return this.copyOut(Buffer.from(text, 'latin1'), ptrPtr, sizePtr);
+    }
+    return this.copyOutString(text, ptrPtr, sizePtr);
   }
 
   /**

@@ -65,6 +65,15 @@ export interface HostEnv {
   foreignFunctions?: Record<string, (args: Uint8Array) => Uint8Array | undefined>;
   /** Run proxy_on_tick on a timer at the period the module asks for (the sidecar does; tests tick by hand). */
   autoTick?: boolean;
+  /**
+   * Header names and values are byte strings, one character per byte, as
+   * node's HTTP parser hands them over: they reach the module and come back
+   * byte for byte, as Envoy passes header bytes (a UTF-8 value a client sent
+   * is the same UTF-8 in the filter, and a filter's UTF-8 value is sent as
+   * it wrote it). The sidecar sets it. Default false: headers are Unicode
+   * strings, UTF-8 in the module (the test kit, whose callers pass text).
+   */
+  headerBytes?: boolean;
 }
 
 export type FailurePolicy = 'fail_closed' | 'fail_open' | 'fail_reload';
@@ -153,6 +162,7 @@ export class WasmPlugin {
       httpCall: this.env.httpCall,
       hasCluster: this.env.hasCluster,
       foreignFunctions: this.env.foreignFunctions,
+      headerBytes: this.env.headerBytes === true,
       rootProperties: this.env.properties ?? {},
       onTickPeriod: (ms) => this.setTickPeriod(ms),
       onFailure: () => {

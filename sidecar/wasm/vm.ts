@@ -33,6 +33,8 @@ export interface VmOptions {
   httpCall?: HttpCallDispatcher;
   hasCluster?: (name: string) => boolean;
   foreignFunctions?: Record<string, (args: Uint8Array) => Uint8Array | undefined>;
+  /** HostEnv.headerBytes. */
+  headerBytes?: boolean;
   rootProperties: StreamProperties;
   onTickPeriod(ms: number): void;
   onFailure(error: Error, callback: string): void;
@@ -52,6 +54,7 @@ type WasmExport = (...args: (number | undefined)[]) => unknown;
 
 export class WasmVm implements VmServices {
   readonly memory: GuestMemory;
+  readonly headerBytes: boolean;
   readonly metrics: MetricStore;
   readonly shared: SharedState;
   readonly vmId: string;
@@ -86,6 +89,7 @@ export class WasmVm implements VmServices {
     this.metrics = options.metrics;
     this.shared = options.shared;
     this.vmId = options.plugin.vmId;
+    this.headerBytes = options.headerBytes === true;
     this.root = new RootContext(this.allocContextId(), this, options);
     this.current = this.root;
     let memory: GuestMemory | undefined;
