@@ -142,7 +142,16 @@ export class WasmPlugin {
   ) {
     this.failurePolicy = config.failurePolicy ?? 'fail_closed';
     this.pluginIds = { name: config.name, rootId: config.rootId ?? '', vmId: config.vmId ?? '' };
-    this.owner = { failurePolicy: this.failurePolicy, plugin: this.pluginIds };
+    const warned = new Set<string>();
+    this.owner = {
+      failurePolicy: this.failurePolicy,
+      plugin: this.pluginIds,
+      warnOnce: (key, message) => {
+        if (warned.has(key)) return;
+        warned.add(key);
+        this.record(LogLevel.warn, message, 0);
+      },
+    };
     this.logThreshold = { level: env.logLevel === 'off' ? LOG_OFF : LogLevel[env.logLevel ?? 'info'] };
     this.vm = this.createVm();
   }

@@ -90,6 +90,8 @@ export interface LoggedStreams {
 export interface StreamOwner {
   failurePolicy: 'fail_closed' | 'fail_open' | 'fail_reload';
   plugin: { name: string; rootId: string; vmId: string };
+  /** A warning the plugin logs once (the first time `key` comes up), not per stream. */
+  warnOnce?(key: string, message: string): void;
 }
 
 export class HttpStreamContext implements HttpStream, HostContext {
@@ -245,6 +247,11 @@ export class HttpStreamContext implements HttpStream, HostContext {
       if (request) this.reqTrailers = addedTrailers;
       else this.respTrailers = addedTrailers;
       this.live |= trailersBit;
+    }
+    // The headers of this direction are stopped with no callout that could continue them: Envoy's host would
+    // not make this call (StopIteration from a headers callback is StopAllIterationAndWatermark there).
+    if ((this.live & (request ? 1 : 4)) !== 0 && this.pendingHttpCalls === 0) {
+      this.owner.warnOnce?.(`${direction}-headers-stopped`, `${callback} while proxy_on_${direction}_headers holds the headers: Envoy calls no body callback until the filter continues the stream itself (it turns StopIteration from a headers callback into StopAllIterationAndWatermark), so this filter would wait there for good; continue the headers and return StopIterationAndBuffer from the body callback instead (docs/writing-filters.md)`);
     }
     this.bodyCall = direction;
     const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
