@@ -11,6 +11,7 @@ import type { WasmPluginConfig } from './config.ts';
 import { WasmPlugin } from './wasm/index.ts';
 import { logLevelNames } from './wasm/abi.ts';
 import type { HostEnv } from './wasm/index.ts';
+import { checkImportTypes } from './wasm/import-signatures.ts';
 import { wasmApi } from './wasm/wasm-api.ts';
 import type { WasmModule } from './wasm/wasm-api.ts';
 
@@ -86,6 +87,7 @@ export class WasmFilterLoader {
       } else if (code.kind === 'file') {
         bytes = await readFile(code.path);
       } else bytes = code.bytes;
+      checkImportTypes(bytes);
       return wasmApi.compile(bytes);
     })();
     if (cacheKey) {

@@ -4,6 +4,7 @@
 
 import { ABI_VERSIONS, abiExportName, HOST_FUNCTIONS, WASI_FUNCTIONS, WASI_MODULES } from './abi.ts';
 import type { AbiVersion } from './abi.ts';
+import { importTypeMismatches } from '../../sidecar/wasm/import-signatures.ts';
 
 // The project compiles without the DOM lib, where TypeScript declares
 // WebAssembly; this is the part the check needs.
@@ -39,6 +40,8 @@ export function checkModule(bytes: Uint8Array, options: CheckOptions = {}): Modu
     return { ok: false, reasons: [wasmMagic(bytes) ? 'module does not validate as WebAssembly' : 'not a WebAssembly module (bad magic or version)'] };
   }
   const mod = new wasm.Module(bytes);
+  // Names alone are not enough: Envoy also refuses an import whose type is not the host's.
+  const typeMismatches = importTypeMismatches(bytes);
   const imports = wasm.Module.imports(mod).map((i) => ({ module: i.module, name: i.name, kind: i.kind as string }));
   const exports = wasm.Module.exports(mod).map((e) => ({ name: e.name, kind: e.kind as string }));
   const reasons: string[] = [];
@@ -54,6 +57,7 @@ export function checkModule(bytes: Uint8Array, options: CheckOptions = {}): Modu
   if (options.strict && abiVersion !== '0.2.1') reasons.push('built-in filters must export proxy_abi_version_0_2_1');
 
   const hostFunctions = HOST_FUNCTIONS[abiVersion];
+  const before = reasons.length;
   for (const imp of imports) {
     const where = `import ${imp.module}.${imp.name}`;
     if (imp.kind !== 'function') reasons.push(`${where}: imports a ${imp.kind}; the host provides functions only`);
@@ -65,6 +69,9 @@ export function checkModule(bytes: Uint8Array, options: CheckOptions = {}): Modu
     } else reasons.push(`${where}: unknown import module "${imp.module}"`);
   }
 
+  // A type is checked only for an import the host has by name (the reason above says enough otherwise).
+  const refusedByName = reasons.slice(before).map((r) => r.slice(0, r.indexOf(':') + 1));
+  reasons.push(...typeMismatches.filter((r) => !refusedByName.some((prefix) => r.startsWith(prefix))));
   if (exported.get('memory') !== 'memory') reasons.push('does not export its memory as "memory"');
   const hasMalloc = exported.get('malloc') === 'function';
   const hasAllocate = exported.get('proxy_on_memory_allocate') === 'function';

@@ -4,6 +4,7 @@
 
 import { logLevelNames, LogLevel, type AbiVersion, type LogLevelName } from './abi.ts';
 import { WasmLoadError } from './abi-version.ts';
+import { checkImportTypes } from './import-signatures.ts';
 import type { HttpCallDispatcher } from './context.ts';
 import { encodeUtf8 } from './memory.ts';
 import { MetricStore } from './metrics.ts';
@@ -127,6 +128,7 @@ export class WasmPlugin {
     }
     if (env.logLevel !== undefined && env.logLevel !== 'off' && !logLevelNames.includes(env.logLevel)) throw new WasmLoadError('env.logLevel', `must be one of ${logLevelNames.join(', ')}, off`);
     let module: WasmModule;
+    if (isBytes(wasm)) checkImportTypes(wasm instanceof ArrayBuffer ? new Uint8Array(wasm) : new Uint8Array(wasm.buffer, wasm.byteOffset, wasm.byteLength));
     try {
       module = isBytes(wasm) ? await wasmApi.compile(wasm) : wasm;
     } catch (error) {
