@@ -11,6 +11,8 @@ import { DEFAULT_TRUST_DOMAIN, trustDomainError } from './spiffe.ts';
 export const DEFAULT_CERT_TTL_MS = 24 * 3600 * 1000;
 /** Below this, a certificate could expire between issue and first use. */
 export const MIN_CERT_TTL_MS = 1000;
+/** Istio's default maximum workload certificate lifetime (MAX_WORKLOAD_CERT_TTL, 90 days); also far inside the root's 10 years and what X.509 dates can hold. */
+export const MAX_CERT_TTL_MS = 90 * 86_400_000;
 
 export interface MeshCaOptions {
   dataDir: string;
@@ -59,6 +61,7 @@ export class MeshCa {
     if (tdError) throw new Error(tdError);
     const ttl = options.certTtlMs ?? DEFAULT_CERT_TTL_MS;
     if (!Number.isFinite(ttl) || ttl < MIN_CERT_TTL_MS) throw new Error(`certificate lifetime must be at least ${MIN_CERT_TTL_MS} ms, got ${ttl}`);
+    if (ttl > MAX_CERT_TTL_MS) throw new Error(`certificate lifetime must be at most 90d (Istio's default maximum workload certificate lifetime), got ${ttl} ms`);
     const rotateAt = options.rotateAt ?? 0.5;
     if (!(rotateAt > 0 && rotateAt < 1)) throw new Error(`rotateAt must be a fraction in (0, 1), got ${rotateAt}`);
     const signer = await loadOrCreateCa(options.dataDir, trustDomain, options.files);

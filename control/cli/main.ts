@@ -91,6 +91,7 @@ export function buildProgram(): Command {
       if (pushMaxDelayMs < pushDebounceMs) throw new CliError(`error: --push-max-delay-ms (${pushMaxDelayMs}) must be at least --push-debounce-ms (${pushDebounceMs})`, 2);
       const ttl = parseTtl(certTtl);
       if (typeof ttl === 'string') throw new CliError(`error: --cert-ttl: ${ttl}`, 2);
+      if (ttl > 90 * 86_400_000) throw new CliError(`error: --cert-ttl: must be at most 90d (Istio's default maximum workload certificate lifetime), got ${certTtl}`, 2);
       const identity = identityOn ? { trustDomain, certTtlMs: ttl, files: { certFile: caCert, keyFile: caKey, rootFile: caRoot } } : undefined;
       const observability = {
         ...(accessLog ? { accessLog: {} } : {}),

@@ -111,6 +111,8 @@ test('an operator key that is not ECDSA P-256 is refused with the reason', async
 
 test('MeshCa reissues at half-life and tells its listeners; bad options are refused', { timeout: 10_000 }, async () => {
   await assert.rejects(MeshCa.open({ dataDir: tempDir(), certTtlMs: 10 }), /at least 1000 ms/);
+  // A lifetime past 90 days is refused at start: 99999999d used to start, and then every certificate failed to issue.
+  await assert.rejects(MeshCa.open({ dataDir: tempDir(), certTtlMs: 91 * 86_400_000 }), /at most 90d/);
   await assert.rejects(MeshCa.open({ dataDir: tempDir(), trustDomain: 'Bad Domain' }), /trust domain/);
   const ca = await MeshCa.open({ dataDir: tempDir(), certTtlMs: 1500 });
   // The CA's timers are unref'd (they must not keep a control plane alive); this test waits on one.
