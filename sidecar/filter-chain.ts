@@ -63,7 +63,8 @@ export type TrailersResult = { kind: 'trailers'; data: Buffer; trailers: HeaderP
 
 function fromWasm(r: WasmLocalReply): LocalReply {
   // The filter's grpc_status travels beside the headers: a plain HTTP caller never sees it (a fail-closed 503 carried grpc-status: 14).
-  const reply: LocalReply = { status: r.status, body: Buffer.from(r.body).toString(), headers: [...r.headers], flag: 'UAEX', details: r.details };
+  // No response flag, as Envoy's wasm host (Context::sendLocalResponse) sets none: the filter's details say why.
+  const reply: LocalReply = { status: r.status, body: Buffer.from(r.body).toString(), headers: [...r.headers], flag: '-', details: r.details };
   if (r.grpcStatus !== undefined) reply.grpcStatus = r.grpcStatus;
   return reply;
 }

@@ -151,11 +151,12 @@ test('a wasm filter reads the protocol, the local address, the connection id and
   assert.equal(b!['response.flags'], 0n);
   assert.equal(b!['response.code_details'], 'via_upstream');
 
-  // A filter's local reply: the details it gave (whitespace as '_', as Envoy's host turns it).
+  // A filter's local reply: the details it gave (whitespace as '_', as Envoy's host turns it), no response flag.
   assert.equal((await get(inbound, 'meter', '/denied', { headers: { 'x-deny': '1' } })).status, 429);
   await eventually(() => byPath('/denied').length === 1, 5000, 'on_log of /denied');
   assert.equal(byPath('/denied')[0]!['response.code'], 429n);
   assert.equal(byPath('/denied')[0]!['response.code_details'], 'quota_exceeded');
+  assert.equal(byPath('/denied')[0]!['response.flags'], 0n, "Envoy's wasm host flags a filter's local reply with nothing (it was UAEX here)");
 
   // HTTP/2: the protocol as Envoy spells it, one id for the session's streams.
   const session = http2.connect(`http://127.0.0.1:${inbound}`);
