@@ -28,8 +28,13 @@ interface SocketLike {
 let nextConnectionId = 0;
 const connections = new WeakMap<object, ConnectionAttributes>();
 
-/** `ip:port`, an IPv6 address in brackets, as Envoy's Address::Ipv6Instance::asString. */
+/**
+ * `ip:port`, an IPv6 address in brackets, as Envoy's Address::Ipv6Instance::asString.
+ * An IPv4 peer of a dual-stack listener (node's `::ffff:10.0.0.1`) is IPv4,
+ * as Envoy reads a v4-mapped address on a listener with ipv4_compat.
+ */
 export function addressString(ip: string, port: number): string {
+  if (ip.startsWith('::ffff:') && ip.includes('.')) return `${ip.slice(7)}:${port}`;
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 

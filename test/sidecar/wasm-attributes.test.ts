@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import { TestMesh, connect, eventually, exchange, freePort, get, instance, service, startApp, moduleServer as serveModules } from './harness.ts';
 import { wat } from '../wasm/wat.ts';
-import { addressString, responseCodeDetails, responseFlagBits } from '../../sidecar/stream-attributes.ts';
+import { addressString, connectionAttributes, responseCodeDetails, responseFlagBits } from '../../sidecar/stream-attributes.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -202,6 +202,17 @@ test("response.flags is Envoy's bitmask of the access log's flags; the address f
   assert.equal(responseFlagBits('RBAC'), 0, "the sidecar's own flag is none of Envoy's");
   assert.equal(addressString('127.0.0.1', 8080), '127.0.0.1:8080');
   assert.equal(addressString('::1', 8080), '[::1]:8080');
+  assert.equal(addressString('::ffff:10.0.0.7', 8080), '10.0.0.7:8080', 'an IPv4 client of a dual-stack listener');
+  // A TLS connection's SNI; the same attributes (and id) for every request of one connection.
+  const tlsConnection = {};
+  const socket = { remoteAddress: '::1', remotePort: 40000, localAddress: '::1', localPort: 15006, servername: 'outbound_.9080_._.catalog.default.svc.cluster.local' };
+  const made = connectionAttributes(tlsConnection, socket);
+  assert.equal(made['connection.requested_server_name'], socket.servername);
+  assert.equal(made['destination.address'], '[::1]:15006');
+  assert.equal(made['source.address'], '[::1]:40000');
+  assert.equal(connectionAttributes(tlsConnection, socket)['connection.id'], made['connection.id']);
+  assert.notEqual(connectionAttributes({}, socket)['connection.id'], made['connection.id']);
+  assert.equal(connectionAttributes({}, { ...socket, servername: false })['connection.requested_server_name'], '', 'TLS without SNI');
   const noRoute = { status: 404, body: '', headers: [], flag: 'NR' };
   assert.equal(responseCodeDetails(404, 'NR', noRoute), 'route_not_found');
   assert.equal(responseCodeDetails(503, 'UH', { ...noRoute, status: 503, flag: 'UH' }), 'no_healthy_upstream');
