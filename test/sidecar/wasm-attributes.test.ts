@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, connect, eventually, exchange, freePort, get, instance, service, startApp, moduleServer as serveModules } from './harness.ts';
+import { TestMesh, connect, eventually, exchange, freePort, get, instance, route, service, startApp, moduleServer as serveModules } from './harness.ts';
 import { wat } from '../wasm/wat.ts';
 import { addressString, connectionAttributes, responseCodeDetails, responseFlagBits } from '../../sidecar/stream-attributes.ts';
 
@@ -189,6 +189,46 @@ test('a wasm filter reads the protocol, the local address, the connection id and
   assert.equal(gone!['response.code'], 503n);
   assert.equal(gone!['response.flags'], 1n << 5n);
   assert.equal(gone!['response.code_details'], undefined);
+});
+
+test("on an outbound listener: the catch-all's direct response, a fault abort (FI) and a fault delay (DI) as Envoy's flags and details", { timeout: 60_000 }, async () => {
+  const module = await recorder();
+  const served = await serveModules(new Map([[sha(module), module]]));
+  closers.push(served.close);
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: served.url, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  const shop = await startApp('shop');
+  mesh.track(() => shop.close());
+  mesh.model.update({
+    services: [service('till', 7991), service('shop', 7992)],
+    instances: [instance('shop', shop.port)],
+    routes: [
+      route('shop', [
+        { name: 'broken', match: [{ path: { prefix: '/broken' } }], destinations: [{ service: 'shop', weight: 1 }], fault: { abort: { httpStatus: 418, percentage: 100 } } },
+        { name: 'slow', match: [{ path: { prefix: '/slow' } }], destinations: [{ service: 'shop', weight: 1 }], fault: { delay: { fixedDelayMs: 50, percentage: 100 } } },
+        { name: 'rest', destinations: [{ service: 'shop', weight: 1 }] },
+      ]),
+    ],
+    filterModules: [{ name: 'recorder', sha256: sha(module), size: module.length, abiVersion: '0.2.1' }],
+    filterBindings: [{ name: 'till-recorder', namespace: 'default', service: 'till', direction: 'outbound', filter: 'recorder', order: 0, config: {}, failurePolicy: 'fail_closed' }],
+  });
+  const lines: string[] = [];
+  const sc = await mesh.sidecar('till', 8000, { log: (l) => lines.push(l) });
+  const byPath = (path: string) => records(lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(l).msg as string)).filter((r) => r['request.path'] === path);
+
+  await eventually(async () => (await get(sc.outboundPort, 'shop', '/ready')).status === 200 && byPath('/ready').length > 0, 10_000, 'the route and the filter in place');
+  assert.equal((await get(sc.outboundPort, 'nowhere', '/lost')).status, 404);
+  assert.equal((await get(sc.outboundPort, 'shop', '/broken')).status, 418);
+  assert.equal((await get(sc.outboundPort, 'shop', '/slow')).status, 200);
+  await eventually(() => byPath('/lost').length === 1 && byPath('/broken').length === 1 && byPath('/slow').length === 1, 5000, 'on_log of the three');
+  const summary = (path: string) => {
+    const r = byPath(path)[0]!;
+    return [r['response.code'], r['response.flags'], r['response.code_details']];
+  };
+  // The translator's catch-all virtual host answers an unknown authority with a direct_response route: no flag.
+  assert.deepEqual(summary('/lost'), [404n, 0n, 'direct_response']);
+  assert.deepEqual(summary('/broken'), [418n, 1n << 10n, 'fault_filter_abort']);
+  assert.deepEqual(summary('/slow'), [200n, 1n << 9n, 'via_upstream']);
 });
 
 test("response.flags is Envoy's bitmask of the access log's flags; the address formats and details as Envoy's", () => {
