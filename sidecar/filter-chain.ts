@@ -11,6 +11,7 @@ import type { PeerCertificate } from './peer-identity.ts';
 import type { LocalReply } from './local-reply.ts';
 import { localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
+import { responseFlagBits } from './stream-attributes.ts';
 import type { HeaderPairs } from './upstream.ts';
 import type { BodyOutcome, HttpStream, LocalReply as WasmLocalReply, StreamOutcome, StreamProperties, WasmPlugin } from './wasm/index.ts';
 
@@ -62,7 +63,8 @@ export type TrailersResult = { kind: 'trailers'; data: Buffer; trailers: HeaderP
 
 function fromWasm(r: WasmLocalReply): LocalReply {
   // The filter's grpc_status travels beside the headers: a plain HTTP caller never sees it (a fail-closed 503 carried grpc-status: 14).
-  const reply: LocalReply = { status: r.status, body: Buffer.from(r.body).toString(), headers: [...r.headers], flag: 'UAEX' };
+  // No response flag, as Envoy's wasm host (Context::sendLocalResponse) sets none: the filter's details say why.
+  const reply: LocalReply = { status: r.status, body: Buffer.from(r.body).toString(), headers: [...r.headers], flag: '-', details: r.details };
   if (r.grpcStatus !== undefined) reply.grpcStatus = r.grpcStatus;
   return reply;
 }
@@ -311,10 +313,18 @@ export class RequestFilters {
     return this.#dataFrom('response', this.#reached, body, true);
   }
 
-  /** The response as sent, for the filters' on_log: `response.code` (when there was one) and `response.size`, as Envoy's stream info. */
-  ended(status: number, bytesSent: number): void {
-    if (status > 0) this.#properties['response.code'] = status;
-    this.#properties['response.size'] = bytesSent;
+  /**
+   * The response as sent, for the filters' on_log, as Envoy's stream info:
+   * `response.code` (when there was one), `response.size`, `response.flags`
+   * (the access log's flags as Envoy's bitmask) and `response.code_details`
+   * (when the sidecar knows Envoy's; see stream-attributes.ts).
+   */
+  ended(status: number, bytesSent: number, flags: string, details: string | undefined): void {
+    const properties = this.#properties;
+    if (status > 0) properties['response.code'] = status;
+    properties['response.size'] = bytesSent;
+    properties['response.flags'] = responseFlagBits(flags);
+    if (details !== undefined) properties['response.code_details'] = details;
   }
 
   #responseHeadersFrom(from: number, headers: HeaderPairs, endOfStream: boolean): ResponseStart | Promise<ResponseStart> {

@@ -10,6 +10,8 @@ export interface LocalReply {
   headers: HeaderPairs;
   /** Envoy response flag for the access log (UH, UT, UO, NR, UF, FI, ...). */
   flag: string;
+  /** Envoy's response code details when the flag does not give them: a wasm filter's own, `direct_response` (response.code_details). */
+  details?: string;
   /** The gRPC status a filter asked for (proxy_send_local_reply's grpc_status): sent to gRPC callers only, as in Envoy. */
   grpcStatus?: number;
 }

@@ -23,6 +23,7 @@ import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
+import { connectionAttributes, responseCodeDetails } from './stream-attributes.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
 import type { OverloadManager } from './overload.ts';
@@ -439,6 +440,8 @@ class Stream {
   routeConfig: RouteConfig | undefined;
   /** Why the router stopped retrying (URX, UO): logged with the stream's own flag, as Envoy's router sets it beside. */
   retryFlag: string | undefined = undefined;
+  /** The local reply the stream answered with, with filters (their response.code_details). */
+  replied: LocalReply | undefined = undefined;
   /** Set once a WebSocket upgrade joined the connections: ends the session (with the access log's response flag). */
   upgraded: ((flag: string) => void) | undefined;
   /** The connection manager's span when it traces (sidecar/tracing.ts): finished and exported with the access log. */
@@ -537,12 +540,12 @@ class Stream {
     clearTimeout(this.#durationTimer);
     this.requestReceived();
     const log = this.log;
-    // on_log reads the response as sent (response.code, response.size), also in filters that never saw it.
-    this.filters?.ended(status, log.bytes_sent);
     log.response_code = status;
     let flags = this.retryFlag === undefined ? flag : withFlag(flag, this.retryFlag);
     if (this.filters?.delayInjected) flags = withFlag(flags, 'DI');
     log.response_flags = flags;
+    // on_log reads the response as sent (response.code, .size, .flags, .code_details), also in filters that never saw it.
+    this.filters?.ended(status, log.bytes_sent, flags, responseCodeDetails(status, flag, this.replied));
     log.duration_ms = Date.now() - this.started;
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
@@ -573,6 +576,7 @@ class Stream {
    */
   reply(r: LocalReply, extra: HeaderPairs = [], cluster?: HeaderMutationConfig): void | Promise<void> {
     if (this.finished) return;
+    if (this.filters !== undefined) this.replied = r;
     const out = renderLocalReply(r, this.grpc);
     const res = this.res;
     if (!res.headersSent) {
@@ -909,8 +913,15 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     // What wasm filters read as Envoy's attributes; the upstream ones are added once the request is forwarded.
     let attributes: StreamProperties | undefined;
     if (withFilters) {
+      // The connection's own attributes are made on its first request (h2: one session, many streams).
+      const connection = connectionAttributes(h2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket, req.socket);
       attributes = {
-        'source.address': `${remote}:${req.socket?.remotePort ?? 0}`,
+        'source.address': connection['source.address'],
+        'destination.address': connection['destination.address'],
+        'destination.port': connection['destination.port'],
+        'connection.id': connection['connection.id'],
+        'connection.requested_server_name': connection['connection.requested_server_name'],
+        'request.protocol': log.protocol,
         'request.id': requestId ?? '',
         'xds.route_name': route?.name ?? '',
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
@@ -998,11 +1009,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const action = routeNow.action;
 
     if (action.kind === 'direct_response') {
-      return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-' });
+      return stream.reply({ status: action.status, body: action.body, headers: [], flag: '-', details: 'direct_response' });
     }
     if (action.kind === 'redirect') {
       const location = `http://${action.hostRedirect ?? authority}${redirectPath(action.pathRedirect, path)}`;
-      return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-' });
+      return stream.reply({ status: action.status, body: '', headers: [['location', location]], flag: '-', details: 'direct_response' });
     }
 
     // The route's own stream timeouts: idle_timeout in place of the HCM's, and max_stream_duration (which, as in
