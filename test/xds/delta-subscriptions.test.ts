@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TypeUrl } from '../../control/xds/discovery.ts';
-import { DeltaClient, testNode } from './ads-client.ts';
+import { DeltaClient } from './ads-client.ts';
 import { cla, meshResources } from './fixtures.ts';
 import type { Harness } from './harness.ts';
-import { deltaBarrier, groupOf, stamp, startServer } from './harness.ts';
+import { deltaBarrier, meshGroup, stamp, startServer } from './harness.ts';
 
 let h: Harness;
 before(async () => {
@@ -15,13 +15,7 @@ before(async () => {
 });
 after(() => h.close());
 
-function setup(id: string, clusters: string[]) {
-  const node = testNode(id, `svc-${id}`);
-  const group = groupOf(node);
-  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(clusters), endpointNames: clusters });
-  h.cache.setEndpoints(stamp(), clusters.map((c, i) => cla(c, [2000 + i])));
-  return { node, group };
-}
+const setup = (id: string, clusters: string[]) => meshGroup(h, id, clusters, 2000);
 
 test('Delta: a subscription to a name that does not exist is answered with it in removed_resources, once; it is sent when it appears', async () => {
   const { node, group } = setup('absent', ['ab-a']);

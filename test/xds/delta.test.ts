@@ -8,7 +8,7 @@ import { ProxyStatusBook } from '../../control/xds/status.ts';
 import { DeltaClient, testNode } from './ads-client.ts';
 import { cla, meshResources } from './fixtures.ts';
 import type { Harness } from './harness.ts';
-import { deltaBarrier, groupOf, stamp, startServer, waitFor } from './harness.ts';
+import { deltaBarrier, groupOf, meshGroup, stamp, startServer, waitFor } from './harness.ts';
 
 let h: Harness;
 before(async () => {
@@ -16,13 +16,7 @@ before(async () => {
 });
 after(() => h.close());
 
-function setup(id: string, clusters: string[]) {
-  const node = testNode(id, `svc-${id}`);
-  const group = groupOf(node);
-  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(clusters), endpointNames: clusters });
-  h.cache.setEndpoints(stamp(), clusters.map((c, i) => cla(c, [1000 + i])));
-  return { node, group };
-}
+const setup = (id: string, clusters: string[]) => meshGroup(h, id, clusters, 1000);
 
 test('Delta: subscribe sends only the new names, unsubscribe sends nothing, scope loss sends removed_resources', async () => {
   const { node, group } = setup('sub', ['d-a', 'd-b', 'd-c']);

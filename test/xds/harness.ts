@@ -7,7 +7,8 @@ import { groupKey, proxyFromNode } from '../../control/xds/node.ts';
 import type { AdsServerOptions } from '../../control/xds/server.ts';
 import { AdsServer } from '../../control/xds/server.ts';
 import type { DeltaClient, DeltaReply, SotwClient, SotwReply } from './ads-client.ts';
-import { BARRIER_ROUTE, testEncoder } from './fixtures.ts';
+import { BARRIER_ROUTE, cla, meshResources, testEncoder } from './fixtures.ts';
+import { testNode } from './ads-client.ts';
 
 export interface Harness {
   cache: SnapshotCache;
@@ -64,4 +65,17 @@ export async function waitFor(condition: () => boolean, timeoutMs = 15_000): Pro
     if (Date.now() > deadline) throw new Error('condition not met within bound');
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * A test proxy `id` (service svc-ID) whose group holds the mesh resources for
+ * `clusters`, each with one endpoint at portBase + i, published endpoints first
+ * as the controller does.
+ */
+export function meshGroup(h: Harness, id: string, clusters: string[], portBase: number): { node: XdsNode; group: string } {
+  const node = testNode(id, `svc-${id}`);
+  const group = groupOf(node);
+  h.cache.setEndpoints(stamp(), clusters.map((c, i) => cla(c, [portBase + i])));
+  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(clusters), endpointNames: clusters });
+  return { node, group };
 }

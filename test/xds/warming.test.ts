@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ResourceInput } from '../../control/xds/cache.ts';
 import { TypeUrl } from '../../control/xds/discovery.ts';
-import { DeltaClient, SotwClient, testNode } from './ads-client.ts';
-import { cla, cluster, meshResources } from './fixtures.ts';
+import { DeltaClient, SotwClient } from './ads-client.ts';
+import { cluster, meshResources } from './fixtures.ts';
 import type { Harness } from './harness.ts';
-import { deltaBarrier, groupOf, sotwBarrier, stamp, startServer } from './harness.ts';
+import { deltaBarrier, meshGroup, sotwBarrier, stamp, startServer } from './harness.ts';
 
 let h: Harness;
 before(async () => {
@@ -27,13 +27,7 @@ function withChangedCluster(clusters: string[], changed: string): Record<string,
   return resources;
 }
 
-function setup(id: string, clusters: string[]) {
-  const node = testNode(id, `svc-${id}`);
-  const group = groupOf(node);
-  h.cache.setEndpoints(stamp(), clusters.map((c, i) => cla(c, [4000 + i])));
-  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(clusters), endpointNames: clusters });
-  return { node, group };
-}
+const setup = (id: string, clusters: string[]) => meshGroup(h, id, clusters, 4000);
 
 test('Delta: an updated cluster whose endpoints did not change is followed by its CLA, and only its', async () => {
   const clusters = ['wd-a', 'wd-b'];
