@@ -5,27 +5,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { clustersJson, clustersText } from '../../sidecar/admin-clusters.ts';
 import { Cluster, type ClusterManager } from '../../sidecar/clusters.ts';
-import type { ClusterConfig, EndpointConfig } from '../../sidecar/config.ts';
-import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../../sidecar/config.ts';
+import type { EndpointConfig } from '../../sidecar/config.ts';
+import { ENVOY_OUTLIER_DEFAULTS } from '../../sidecar/config.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { eventually } from './harness.ts';
+import { clusterConfig, eventually } from './harness.ts';
 
-const config = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
-  name: 'c',
-  type: 'EDS',
-  edsServiceName: 'c',
-  staticEndpoints: [],
-  connectTimeoutMs: 1000,
-  lbPolicy: 'ROUND_ROBIN',
-  ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
-  healthChecks: [],
-  circuitBreakers: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
-  http2: false,
-  idleTimeoutMs: 60_000,
-  maxRequestsPerConnection: 0,
-  panicThresholdPercent: 50,
-  ...extra,
-});
+const config = clusterConfig;
 const ep = (port: number, health: EndpointConfig['health']): EndpointConfig => ({ address: '127.0.0.1', port, health, weight: 1, priority: 0 });
 
 test('DRAINING, UNHEALTHY and TIMEOUT endpoints take no new requests; HEALTHY, UNKNOWN and DEGRADED do', () => {

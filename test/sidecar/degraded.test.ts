@@ -10,34 +10,18 @@ import { after, test } from 'node:test';
 import { clustersText } from '../../sidecar/admin-clusters.ts';
 import { Cluster, type ClusterManager, type EndpointPolicy } from '../../sidecar/clusters.ts';
 import type { ClusterConfig, ClusterLoadAssignmentConfig, EndpointConfig, HealthCheckConfig } from '../../sidecar/config.ts';
-import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../../sidecar/config.ts';
 import { accept } from '../../sidecar/fidelity.ts';
 import { HealthChecker } from '../../sidecar/health.ts';
 import type { CheckedHost } from '../../sidecar/health.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { startApp } from './harness.ts';
+import { clusterConfig, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-const config = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
-  name: 'c',
-  type: 'EDS',
-  edsServiceName: 'c',
-  staticEndpoints: [],
-  connectTimeoutMs: 1000,
-  lbPolicy: 'ROUND_ROBIN',
-  ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
-  healthChecks: [],
-  circuitBreakers: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
-  http2: false,
-  idleTimeoutMs: 60_000,
-  maxRequestsPerConnection: 0,
-  panicThresholdPercent: 50,
-  ...extra,
-});
+const config = clusterConfig;
 
 /** Ports 1.. healthy, then degraded, then unhealthy. */
 function endpoints(healthy: number, degraded: number, unhealthy = 0): EndpointConfig[] {

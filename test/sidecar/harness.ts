@@ -13,6 +13,7 @@ import type { ModelChange, ModelSource, Translator, XdsServer } from '../../cont
 import type { Instance, MeshModel, Service } from '../../control/model/types.ts';
 import { freePort, runSidecar } from '../../sidecar/main.ts';
 import type { RunningSidecar, SidecarOptions } from '../../sidecar/main.ts';
+import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, type ClusterConfig } from '../../sidecar/config.ts';
 
 export class MemoryModel implements ModelSource {
   current: MeshModel = { revision: 1, services: [], instances: [], routes: [], destinationPolicies: [], filterBindings: [], filterModules: [] };
@@ -475,3 +476,21 @@ export function tap(adminPort: number, query = ''): Promise<Tapped> {
     req.once('error', reject);
   });
 }
+
+/** A cluster as the sidecar holds it, with Envoy's defaults (round robin, default circuit breakers, 50% panic), for unit tests of ClusterManager. */
+export const clusterConfig = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
+  name: 'c',
+  type: 'EDS',
+  edsServiceName: 'c',
+  staticEndpoints: [],
+  connectTimeoutMs: 1000,
+  lbPolicy: 'ROUND_ROBIN',
+  ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
+  healthChecks: [],
+  circuitBreakers: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
+  http2: false,
+  idleTimeoutMs: 60_000,
+  maxRequestsPerConnection: 0,
+  panicThresholdPercent: 50,
+  ...extra,
+});

@@ -11,10 +11,9 @@ import { after, test } from 'node:test';
 import { Cluster } from '../../sidecar/clusters.ts';
 import type { CheckedHost } from '../../sidecar/health.ts';
 import type { ClusterConfig, EndpointConfig, HealthCheckConfig } from '../../sidecar/config.ts';
-import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../../sidecar/config.ts';
 import { HealthChecker } from '../../sidecar/health.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { eventually, freePort, startApp } from './harness.ts';
+import { clusterConfig, eventually, freePort, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -64,22 +63,8 @@ test('a status outside expected_statuses takes a healthy host out at once; unhea
   assert.equal(refusing.activeHealthy, false, 'the third connect failure in a row');
 });
 
-const clusterWith = (healthChecks: HealthCheckConfig[]): ClusterConfig => ({
-  name: 'hc',
-  type: 'EDS',
-  edsServiceName: 'hc',
-  staticEndpoints: [],
-  connectTimeoutMs: 1000,
-  lbPolicy: 'ROUND_ROBIN',
-  ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
-  healthChecks,
-  circuitBreakers: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
-  http2: false,
-  idleTimeoutMs: 60_000,
-  maxRequestsPerConnection: 0,
-  // No panic mode: the hosts the checks let through, and only those.
-  panicThresholdPercent: 0,
-});
+// No panic mode: the hosts the checks let through, and only those.
+const clusterWith = (healthChecks: HealthCheckConfig[]): ClusterConfig => clusterConfig({ name: 'hc', edsServiceName: 'hc', healthChecks, panicThresholdPercent: 0 });
 const ep = (port: number): EndpointConfig => ({ address: '127.0.0.1', port, health: 'HEALTHY', weight: 1, priority: 0 });
 
 test('a host added to a health-checked cluster takes no traffic until its first check passes, and one pass is enough', { timeout: 20_000 }, async () => {
