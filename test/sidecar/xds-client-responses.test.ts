@@ -5,25 +5,16 @@
 // cluster named twice is taken once and the response NACKed, as Envoy's CDS does.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
-import { discoveryTypes, encodeResource } from '../../control/envoy/index.ts';
+import { encodeResource } from '../../control/envoy/index.ts';
 import { DataPlane } from '../../sidecar/dataplane.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import { XdsClient } from '../../sidecar/xds-client.ts';
 import { cla, cluster } from '../xds/fixtures.ts';
+import { fakeAds, type SeenRequest as Seen } from './fake-ads.ts';
 
-const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const CDS = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 const LDS = 'type.googleapis.com/envoy.config.listener.v3.Listener';
 const EDS = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
-const CONVERT = { longs: String, enums: String, defaults: false, oneofs: true } as const;
-
-interface Seen {
-  type_url?: string;
-  response_nonce?: string;
-  version_info?: string;
-  error_detail?: { code?: number; message?: string };
-}
 
 function clusterBytes(name: string): Uint8Array {
   const r = encodeResource(CDS, cluster(name).value);
@@ -37,38 +28,9 @@ function claBytes(name: string): Uint8Array {
   return r.bytes;
 }
 
-/** An ADS server that answers the first CDS request with `response` and records every request. */
-async function fakeAds(sotw: boolean, response: object) {
-  const types = discoveryTypes();
-  const req = sotw ? types.DiscoveryRequest : types.DeltaDiscoveryRequest;
-  const res = sotw ? types.DiscoveryResponse : types.DeltaDiscoveryResponse;
-  const seen: Seen[] = [];
-  const server = new grpc.Server();
-  server.register(
-    `${SERVICE}/${sotw ? 'StreamAggregatedResources' : 'DeltaAggregatedResources'}`,
-    (call: grpc.ServerDuplexStream<Seen, object>) => {
-      let sent = false;
-      call.sendMetadata(new grpc.Metadata());
-      call.on('data', (m: Seen) => {
-        seen.push(m);
-        if (sent || m.type_url !== CDS) return;
-        sent = true;
-        call.write(response);
-      });
-      call.on('error', () => undefined);
-    },
-    (m: object) => Buffer.from(res.encode(res.fromObject(m)).finish()),
-    (b: Buffer) => req.toObject(req.decode(b), CONVERT) as Seen,
-    'bidi',
-  );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { port, seen, close: () => server.forceShutdown() };
-}
-
 async function answerTo(sotw: boolean, response: { nonce: string; [field: string]: unknown }) {
-  const ads = await fakeAds(sotw, response);
+  // Answered at the first CDS request.
+  const ads = await fakeAds(sotw, (m) => (m.type_url === CDS ? response : undefined));
   const dataPlane = new DataPlane(new SidecarStats());
   const client = new XdsClient({ server: `127.0.0.1:${ads.port}`, node: { id: 'odd-1', cluster: 'odd', metadata: {} }, dataPlane, sotw });
   try {

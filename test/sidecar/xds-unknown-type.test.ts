@@ -6,53 +6,18 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
-import { discoveryTypes } from '../../control/envoy/index.ts';
+import { fakeAds } from './fake-ads.ts';
 import { eventually, freePort, spawnWeft } from './harness.ts';
 
-const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const RUNTIME = 'type.googleapis.com/envoy.service.runtime.v3.Runtime';
-const CONVERT = { longs: String, enums: String, defaults: false, oneofs: true } as const;
-
-interface Seen {
-  type_url?: string;
-  response_nonce?: string;
-  error_detail?: { code?: number; message?: string };
-}
 
 /** An ADS server that answers the sidecar's first request with one Runtime response, and records every request. */
-async function fakeAds(sotw: boolean): Promise<{ port: number; seen: Seen[]; close: () => void }> {
-  const types = discoveryTypes();
-  const req = sotw ? types.DiscoveryRequest : types.DeltaDiscoveryRequest;
-  const res = sotw ? types.DiscoveryResponse : types.DeltaDiscoveryResponse;
-  const seen: Seen[] = [];
-  const server = new grpc.Server();
-  const method = sotw ? 'StreamAggregatedResources' : 'DeltaAggregatedResources';
-  server.register(
-    `${SERVICE}/${method}`,
-    (call: grpc.ServerDuplexStream<Seen, object>) => {
-      let sent = false;
-      call.on('data', (m: Seen) => {
-        seen.push(m);
-        if (sent) return;
-        sent = true;
-        call.write(sotw ? { version_info: '1', type_url: RUNTIME, nonce: 'n-runtime', resources: [] } : { system_version_info: '1', type_url: RUNTIME, nonce: 'n-runtime', resources: [] });
-      });
-      call.on('error', () => undefined);
-    },
-    (m: object) => Buffer.from(res.encode(res.fromObject(m)).finish()),
-    (b: Buffer) => req.toObject(req.decode(b), CONVERT) as Seen,
-    'bidi',
-  );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { port, seen, close: () => server.forceShutdown() };
-}
+const runtimeAds = (sotw: boolean) =>
+  fakeAds(sotw, () => (sotw ? { version_info: '1', type_url: RUNTIME, nonce: 'n-runtime', resources: [] } : { system_version_info: '1', type_url: RUNTIME, nonce: 'n-runtime', resources: [] }));
 
 for (const sotw of [false, true]) {
   test(`${sotw ? 'SotW' : 'Delta'}: a response of a type the sidecar does not take is NACKed for its nonce, naming the type`, { timeout: 60_000 }, async (t) => {
-    const ads = await fakeAds(sotw);
+    const ads = await runtimeAds(sotw);
     const adminPort = await freePort();
     const sidecar = spawnWeft(['sidecar', '--service', 'odd', '--xds', `127.0.0.1:${ads.port}`, '--app-port', '9', '--admin-port', String(adminPort), ...(sotw ? ['--sotw'] : [])]);
     t.after(async () => {
