@@ -20,6 +20,8 @@ export class CircuitBreaker {
   readonly #waiting: ((admit: boolean) => void)[] = [];
   /** HTTP/2 requests waiting in a host's pool for room on a connection. */
   #poolPending = 0;
+  /** Called when max_connections keeps an HTTP/1 request from a connection of its own (Envoy's upstream_cx_overflow). */
+  onCxOverflow: (() => void) | undefined;
 
   constructor(limits: CircuitBreakerConfig, http2: boolean) {
     this.#limits = limits;
@@ -61,6 +63,8 @@ export class CircuitBreaker {
       return this.#releaser();
     }
     if (this.pending >= this.#limits.maxPendingRequests) return undefined;
+    // As Envoy's pool: the request is queued first, then a new connection is tried, and max_connections refuses it.
+    if (!this.#http2) this.onCxOverflow?.();
     return new Promise((resolve) => {
       this.#waiting.push((admit) => {
         if (!admit) return resolve(undefined);

@@ -118,6 +118,8 @@ export class Cluster {
     this.#tls = tls;
     this.lb = createLoadBalancer(config);
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
+    const cxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
+    this.breaker.onCxOverflow = cxOverflow;
     this.warmed = config.type !== 'EDS';
     this.#configure();
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
@@ -224,6 +226,7 @@ export class Cluster {
       },
       tls: this.#upstreamTls(),
       cx: { total: series.cxTotal, active: series.cxActive },
+      cxOverflow: () => stats.upstreamCxOverflow.inc(labels),
     };
   }
 

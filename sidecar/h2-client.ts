@@ -125,8 +125,16 @@ export class Http2Pool implements UpstreamPool {
   }
 
   /** Opens connections while the requests waiting outnumber what the connections being made will take. */
-  #grow(): void {
-    while (!this.#closed && this.#waiting.length > this.#connectingCapacity() && this.#canConnect()) this.#open();
+  #grow(newRequest = false): void {
+    while (!this.#closed && this.#waiting.length > this.#connectingCapacity()) {
+      if (!this.#canConnect()) {
+        // As Envoy's pool, which tries for a connection as a request is queued: max_connections refused it
+        // (upstream_cx_overflow, once per request that asked); the requests keep waiting.
+        if (newRequest) this.#o.cxOverflow?.();
+        return;
+      }
+      this.#open();
+    }
   }
 
   /** Gives waiting requests the room there is, then opens what more they need. */
@@ -237,7 +245,7 @@ export class Http2Pool implements UpstreamPool {
         else {
           waiter = { attach, fail: rejectResponse, release };
           this.#waiting.push(waiter);
-          this.#grow();
+          this.#grow(true);
         }
       }
     }

@@ -145,6 +145,7 @@ export class SidecarStats {
   readonly upstreamRqRetryOverflow = this.#counter('envoy_cluster_upstream_rq_retry_overflow', 'Retries not attempted: circuit breaker', ['envoy_cluster_name']);
   readonly upstreamRqRetryLimitExceeded = this.#counter('envoy_cluster_upstream_rq_retry_limit_exceeded', 'Retriable answers not retried: the retry policy\'s retries were spent (response flag URX)', ['envoy_cluster_name']);
   readonly retryOrShadowAbandoned = this.#counter('envoy_cluster_retry_or_shadow_abandoned', 'Retries or mirroring given up: the request body overflowed the buffer limit', ['envoy_cluster_name']);
+  readonly upstreamCxOverflow = this.#counter('envoy_cluster_upstream_cx_overflow', "Times the cluster's connection circuit breaker (max_connections) kept a request from a new connection", ['envoy_cluster_name']);
   readonly upstreamRqPendingOverflow = this.#counter('envoy_cluster_upstream_rq_pending_overflow', 'Requests failed by the circuit breakers', ['envoy_cluster_name']);
   readonly upstreamRqPendingActive = this.#gauge('envoy_cluster_upstream_rq_pending_active', 'Requests waiting for a connection', ['envoy_cluster_name']);
   readonly upstreamRqActive = this.#gauge('envoy_cluster_upstream_rq_active', 'Active upstream requests', ['envoy_cluster_name']);
@@ -323,7 +324,7 @@ export class SidecarStats {
   clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
     const l = this.clusterLabel(name);
     this.cluster(name);
-    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamCxConnectFail, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamCxConnectFail, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
     const checks = [this.healthCheckSuccess, this.healthCheckFailure];
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);

@@ -261,6 +261,8 @@ export interface PoolOptions {
   pending?: () => (() => void) | undefined;
   /** The cluster's upstream_cx_total / upstream_cx_active: every connection this opens is counted while it is open. */
   cx?: { total: { value: number }; active: { value: number } };
+  /** HTTP/2: max_connections kept a waiting request from a new connection (upstream_cx_overflow). */
+  cxOverflow?: () => void;
 }
 
 /** Counts a new upstream connection in its cluster's upstream_cx_total and _active, the latter until it closes. */

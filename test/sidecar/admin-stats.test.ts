@@ -112,7 +112,7 @@ test("a cluster's and a connection manager's stats are there at 0 before any req
   const lines = (await admin(sc.adminPort, '/stats/prometheus')).body.split('\n');
   const api = 'envoy_cluster_name="outbound|7000||api.default"';
   // A series born at 1 is no increase to Prometheus: the first timeout, overflow or unroutable request would go unseen.
-  for (const name of ['upstream_rq_total', 'upstream_rq_timeout', 'upstream_rq_per_try_timeout', 'upstream_rq_retry', 'upstream_rq_retry_overflow', 'upstream_rq_pending_overflow', 'upstream_cx_connect_fail', 'upstream_cx_none_healthy', 'outlier_detection_ejections_enforced_total', 'outlier_detection_ejections_detected_consecutive_5xx']) {
+  for (const name of ['upstream_rq_total', 'upstream_rq_timeout', 'upstream_rq_per_try_timeout', 'upstream_rq_retry', 'upstream_rq_retry_overflow', 'upstream_cx_overflow', 'upstream_rq_pending_overflow', 'upstream_cx_connect_fail', 'upstream_cx_none_healthy', 'outlier_detection_ejections_enforced_total', 'outlier_detection_ejections_detected_consecutive_5xx']) {
     assert.ok(lines.includes(`envoy_cluster_${name}{${api}} 0`), `envoy_cluster_${name} at 0`);
   }
   assert.ok(lines.includes(`envoy_cluster_upstream_rq_time_count{${api}} 0`));

@@ -23,10 +23,14 @@ test('HTTP/2: past max_requests a request overflows at once, whatever max_pendin
 test('HTTP/1: a request waits for a busy connection (max_pending_requests), but never for max_requests', async () => {
   // One connection, one request at a time, one may wait: the second waits for the first's connection.
   const one = new CircuitBreaker(limits(1, 1, 1), false);
+  let cxOverflow = 0;
+  one.onCxOverflow = () => cxOverflow++;
   const running = one.acquire() as () => void;
   const waiting = one.acquire();
   assert.ok(waiting instanceof Promise);
+  assert.equal(cxOverflow, 1, 'the waiting request found max_connections busy (upstream_cx_overflow)');
   assert.equal(one.acquire(), undefined, 'max_pending_requests reached');
+  assert.equal(cxOverflow, 1, 'a request refused as pending overflow never asked for a connection');
   running();
   assert.equal(typeof (await waiting), 'function', 'given the freed connection');
 

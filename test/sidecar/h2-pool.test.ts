@@ -115,6 +115,7 @@ test('circuit breaker with a growing pool: max_connections 2, max_pending_reques
   const cluster = { envoy_cluster_name: 'outbound|7302||limited.default' };
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_overflow', cluster), 1);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster), 0);
+  assert.ok((await metric(caller.adminPort, 'envoy_cluster_upstream_cx_overflow', cluster)) >= 1, 'the waiting request found max_connections reached');
 });
 
 test("an upstream's GOAWAY: the stream it names completes, the one above its last stream id is refused and retried (retry_on refused-stream) on a new connection, as Envoy's", { timeout: 30_000 }, async () => {

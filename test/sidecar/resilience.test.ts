@@ -137,6 +137,8 @@ test('over the circuit breaker limits requests get 503 with x-envoy-overloaded: 
   assert.equal(shed.length, 4);
   assert.ok(shed.every((r) => r.headers['x-envoy-overloaded'] === 'true'));
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_overflow', { envoy_cluster_name: 'outbound|7500||cb.default' }), 4);
+  // The one that waited found its connection circuit breaker full, as Envoy counts it.
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_cx_overflow', { envoy_cluster_name: 'outbound|7500||cb.default' }), 1);
 });
 
 test('no healthy upstream: 503 with Envoy\'s body', { timeout: 30_000 }, async () => {
