@@ -118,8 +118,7 @@ export class Cluster {
     this.#tls = tls;
     this.lb = createLoadBalancer(config);
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
-    const cxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
-    this.breaker.onCxOverflow = cxOverflow;
+    this.breaker.onCxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
     this.warmed = config.type !== 'EDS';
     this.#configure();
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
@@ -226,7 +225,7 @@ export class Cluster {
       },
       tls: this.#upstreamTls(),
       cx: { total: series.cxTotal, active: series.cxActive },
-      cxOverflow: () => stats.upstreamCxOverflow.inc(labels),
+      cxOverflow: this.breaker.onCxOverflow,
     };
   }
 

@@ -86,6 +86,11 @@ export class DataPlane {
    * config), so they no longer hold up readiness. RDS it keeps waiting for.
    */
   readonly #toldAbsent = { endpoint: new Set<string>(), extension: new Set<string>() };
+
+  /** The names of `kind` said not to exist, for the kinds where that ends warming (EDS, ECDS). */
+  #absent(kind: ResourceKind): Set<string> | undefined {
+    return kind === 'endpoint' || kind === 'extension' ? this.#toldAbsent[kind] : undefined;
+  }
   /** The first full config was applied (Envoy's init manager runs once: later updates never make it unready). */
   #initialized = false;
   /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
@@ -179,7 +184,7 @@ export class DataPlane {
       for (const name of held.keys()) if (!resources.some((r) => r.name === name)) next.delete(name);
       for (const name of rejected.keys()) if (!resources.some((r) => r.name === name)) rejected.delete(name);
     }
-    const absent = kind === 'endpoint' || kind === 'extension' ? this.#toldAbsent[kind] : undefined;
+    const absent = this.#absent(kind);
     for (const name of removed) {
       next.delete(name);
       rejected.delete(name);
@@ -408,7 +413,7 @@ export class DataPlane {
     for (const kind of ['endpoint', 'route', 'extension', 'secret'] as const) {
       for (const name of this.wanted(kind)) {
         if (this.#held[kind].has(name)) continue;
-        if ((kind === 'endpoint' || kind === 'extension') && this.#toldAbsent[kind].has(name)) continue;
+        if (this.#absent(kind)?.has(name)) continue;
         const refused = this.#rejected[kind].get(name);
         out.push(`${labels[kind]} ${name}${refused ? ` (version ${JSON.stringify(refused.version)} NACKed: ${refused.details})` : ''}`);
       }
@@ -420,7 +425,7 @@ export class DataPlane {
   unsubscribed(kind: ResourceKind, names: readonly string[]): void {
     for (const name of names) {
       this.#rejected[kind].delete(name);
-      if (kind === 'endpoint' || kind === 'extension') this.#toldAbsent[kind].delete(name);
+      this.#absent(kind)?.delete(name);
     }
   }
 

@@ -87,11 +87,12 @@ export function buildProgram(): Command {
     .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; otelCluster?: string; traceSampling: number; identity?: boolean; trustDomain: string; certTtl: string; caCert?: string; caKey?: string; caRoot?: string; pushDebounceMs: number; pushMaxDelayMs: number }) => {
       const { runControl } = await import('../main.ts');
       const { parseTtl } = await import('../ca/ttl.ts');
+      const { MAX_CERT_TTL_MS } = await import('../ca/authority.ts');
       const { accessLog, otelCluster, traceSampling, identity: identityOn, trustDomain, certTtl, caCert, caKey, caRoot, pushDebounceMs, pushMaxDelayMs, ...rest } = opts;
       if (pushMaxDelayMs < pushDebounceMs) throw new CliError(`error: --push-max-delay-ms (${pushMaxDelayMs}) must be at least --push-debounce-ms (${pushDebounceMs})`, 2);
       const ttl = parseTtl(certTtl);
       if (typeof ttl === 'string') throw new CliError(`error: --cert-ttl: ${ttl}`, 2);
-      if (ttl > 90 * 86_400_000) throw new CliError(`error: --cert-ttl: must be at most 90d (Istio's default maximum workload certificate lifetime), got ${certTtl}`, 2);
+      if (ttl > MAX_CERT_TTL_MS) throw new CliError(`error: --cert-ttl: must be at most 90d (Istio's default maximum workload certificate lifetime), got ${certTtl}`, 2);
       const identity = identityOn ? { trustDomain, certTtlMs: ttl, files: { certFile: caCert, keyFile: caKey, rootFile: caRoot } } : undefined;
       const observability = {
         ...(accessLog ? { accessLog: {} } : {}),

@@ -57,9 +57,10 @@ export function checkModule(bytes: Uint8Array, options: CheckOptions = {}): Modu
   if (options.strict && abiVersion !== '0.2.1') reasons.push('built-in filters must export proxy_abi_version_0_2_1');
 
   const hostFunctions = HOST_FUNCTIONS[abiVersion];
-  const before = reasons.length;
+  const refusedByName = new Set<string>();
   for (const imp of imports) {
     const where = `import ${imp.module}.${imp.name}`;
+    const before = reasons.length;
     if (imp.kind !== 'function') reasons.push(`${where}: imports a ${imp.kind}; the host provides functions only`);
     else if (imp.module === 'env') {
       if (!hostFunctions.has(imp.name)) reasons.push(`${where}: not a proxy-wasm ABI ${abiVersion} host function`);
@@ -67,11 +68,11 @@ export function checkModule(bytes: Uint8Array, options: CheckOptions = {}): Modu
       if (!WASI_FUNCTIONS.has(imp.name)) reasons.push(`${where}: not a WASI call Envoy provides`);
       else if (options.strict && imp.name === 'proc_exit') reasons.push(`${where}: built-in filters must not exit the VM`);
     } else reasons.push(`${where}: unknown import module "${imp.module}"`);
+    if (reasons.length > before) refusedByName.add(`${imp.module}.${imp.name}`);
   }
 
   // A type is checked only for an import the host has by name (the reason above says enough otherwise).
-  const refusedByName = reasons.slice(before).map((r) => r.slice(0, r.indexOf(':') + 1));
-  reasons.push(...typeMismatches.filter((r) => !refusedByName.some((prefix) => r.startsWith(prefix))));
+  for (const m of typeMismatches) if (!refusedByName.has(`${m.module}.${m.name}`)) reasons.push(m.reason);
   if (exported.get('memory') !== 'memory') reasons.push('does not export its memory as "memory"');
   const hasMalloc = exported.get('malloc') === 'function';
   const hasAllocate = exported.get('proxy_on_memory_allocate') === 'function';

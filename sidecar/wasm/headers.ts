@@ -2,7 +2,7 @@
 // kept, a name may repeat. Also the proxy-wasm pair serialization
 // (u32 count, then u32 name/value sizes, then NUL-terminated strings).
 
-import { decodeUtf8, encodeUtf8 } from './memory.ts';
+import { decodeByteString, decodeUtf8, encodeByteString, encodeUtf8 } from './memory.ts';
 
 export type HeaderPairs = [string, string][];
 
@@ -145,14 +145,4 @@ export function deserializePairs(bytes: Uint8Array, byteStrings = false): Header
     pairs.push([name, value]);
   }
   return pairs;
-}
-
-/** A byte string (one character per byte, as node's HTTP parser gives headers) as its bytes; text past 0xff as UTF-8. */
-function encodeByteString(s: string): Uint8Array {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return encodeUtf8(s);
-  return Buffer.from(s, 'latin1');
-}
-
-function decodeByteString(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }

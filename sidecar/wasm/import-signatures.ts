@@ -171,20 +171,20 @@ export function functionImports(bytes: Uint8Array): FunctionImport[] | undefined
 
 const show = ([params, results]: Sig) => `(${params.join(', ')}) -> ${results.length === 0 ? '()' : results.join(', ')}`;
 
-/** A reason per function import whose type is not the host's, naming it as Envoy would refuse it. */
-export function importTypeMismatches(bytes: Uint8Array): string[] {
-  const reasons: string[] = [];
+/** Each function import whose type is not the host's, with the reason, naming it as Envoy would refuse it. */
+export function importTypeMismatches(bytes: Uint8Array): { module: string; name: string; reason: string }[] {
+  const out: { module: string; name: string; reason: string }[] = [];
   for (const imp of functionImports(bytes) ?? []) {
     const want = EXPECTED[imp.module]?.[imp.name];
     if (want === undefined) continue;
     const same = want[0].length === imp.params.length && want[1].length === imp.results.length && want[0].every((t, i) => t === imp.params[i]) && want[1].every((t, i) => t === imp.results[i]);
-    if (!same) reasons.push(`import ${imp.module}.${imp.name}: type ${show([imp.params, imp.results])}, but the host's is ${show(want)} (Envoy refuses to load it: import type mismatch)`);
+    if (!same) out.push({ module: imp.module, name: imp.name, reason: `import ${imp.module}.${imp.name}: type ${show([imp.params, imp.results])}, but the host's is ${show(want)} (Envoy refuses to load it: import type mismatch)` });
   }
-  return reasons;
+  return out;
 }
 
 /** Refuses bytes whose imports Envoy would refuse by type: a WasmLoadError at `imports`, every mismatch named. */
 export function checkImportTypes(bytes: Uint8Array): void {
-  const reasons = importTypeMismatches(bytes);
-  if (reasons.length > 0) throw new WasmLoadError('imports', reasons.join('; '));
+  const mismatches = importTypeMismatches(bytes);
+  if (mismatches.length > 0) throw new WasmLoadError('imports', mismatches.map((m) => m.reason).join('; '));
 }

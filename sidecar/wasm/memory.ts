@@ -16,6 +16,16 @@ export function decodeUtf8(bytes: Uint8Array): string {
   return utf8Decoder.decode(bytes);
 }
 
+/** A byte string (one character per byte, as node's HTTP parser gives headers) as its bytes; text past 0xff as UTF-8. */
+export function encodeByteString(s: string): Uint8Array {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return encodeUtf8(s);
+  return Buffer.from(s, 'latin1');
+}
+
+export function decodeByteString(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+
 const INTERN_SLOTS = 256;
 const INTERN_MAX = 64;
 
@@ -164,12 +174,7 @@ export class GuestMemory {
    * in a header, never bytes from the wire) sends the whole value as UTF-8.
    */
   copyOutBytesString(text: string, ptrPtr: number, sizePtr: number): boolean {
-    const length = text.length;
-    for (let i = 0; i < length; i++) {
-      const c = text.charCodeAt(i);
-      if (c > 0xff) return this.copyOut(encodeUtf8(text), ptrPtr, sizePtr);
-      if (c > 0x7f) return this.copyOut(Buffer.from(text, 'latin1'), ptrPtr, sizePtr);
-    }
+    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return this.copyOut(encodeByteString(text), ptrPtr, sizePtr);
     return this.copyOutString(text, ptrPtr, sizePtr);
   }
 
