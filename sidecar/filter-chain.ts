@@ -38,13 +38,13 @@ function responseHeadersAfter(a: WasmActive, given: HeaderPairs): HeaderPairs {
 
 export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalReply };
 
-/** How the request headers left the filters once a holding filter let them go (or gave up). */
-export type Released = { kind: 'continue'; headers: HeaderPairs } | { kind: 'reply'; reply: LocalReply };
+/** The request after its headers (and buffered body) went through the filters. */
+export type RequestOutcome = PhaseResult & { headers: HeaderPairs; body: Buffer | null };
 
-/** The request after its headers (and buffered body) went through the filters; `held`: see RequestFilters.request. */
-export type RequestOutcome = (PhaseResult | { kind: 'held'; released: Promise<Released> }) & { headers: HeaderPairs; body: Buffer | null };
+/** A wait for a filter to continue the stream it stopped, given up (see RequestFilters.cancelHeld). */
+type Cancelled = { action: 'cancelled'; reply: LocalReply };
 
-/** After the response headers: send them and stream the body, or (a filter stopped) read the body first. */
+/** After the response headers: send them and stream the body, or (a filter holds them) read the body while it does. */
 export type ResponseStart = { kind: 'reply'; reply: LocalReply } | { kind: 'stream'; headers: HeaderPairs } | { kind: 'buffer'; headers: HeaderPairs; from: number };
 
 /**
@@ -93,8 +93,10 @@ export class RequestFilters {
   readonly #peer: PeerCertificate | undefined;
   /** What one filter may hold of a streamed body (the connection manager's buffer limit). */
   readonly #bufferLimit: number;
-  /** A filter (index `at`; -1 once settled) holds the request headers of a streamed body. */
-  #held: { at: number; resolve: (r: Released) => void; released: Promise<Released> } | undefined;
+  /** Waits for a stopped filter to continue the stream (cancelHeld ends them). */
+  #waits: Set<(reply: LocalReply) => void> | undefined;
+  /** Set by abandon(): the stream is over, and a filter that stops now is not waited for. */
+  #abandoned: LocalReply | undefined;
   /**
    * The last filter whose request phase ran (-1: none). Envoy's wasm filter
    * skips its response callbacks until its request headers ran
@@ -156,12 +158,16 @@ export class RequestFilters {
 
   /**
    * Request headers and (buffered) body through every filter; may rewrite
-   * both. A filter may stop the headers to see the body first: with a
-   * buffered body it gets it (end_of_stream) before anything goes on; with a
-   * streamed one (null: gRPC, or past the buffer limit) the result is `held`
-   * and the body is to flow through requestData, which lets the headers go
-   * (`released`) once the filter continues at a body chunk, as Envoy holds
-   * them in its filter manager.
+   * both. A streamed body (null: gRPC, or past the buffer limit) flows
+   * through requestData after this. A wasm filter that stops its headers is
+   * held as Envoy's host holds it (StopIteration from a headers callback is
+   * StopAllIterationAndWatermark there): nothing of the request goes on, and
+   * its body callback does not run, until the filter continues the stream
+   * itself (from an http_call's answer or a tick); then the body reaches it.
+   * A stop that nothing could continue (no http_call in flight, no tick
+   * period) gets the failure policy at once, where Envoy would hold the
+   * request until a timeout. The promise of a held request settles on
+   * cancelHeld (the client left, a timeout answered).
    */
   request(headers: HeaderPairs, body: Buffer | null): RequestOutcome | Promise<RequestOutcome> {
     return this.#requestFrom(0, { headers, body });
@@ -228,27 +234,18 @@ export class RequestFilters {
   #afterRequestHeaders(i: number, a: WasmActive, out: StreamOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
     // Untouched headers stay the same array: the caller chooses the route again only after a change.
     if (a.stream!.headersModified('request')) s.headers = a.stream!.requestHeaders!;
-    const hasBody = s.body !== null && s.body.length > 0;
-    if (out.action === 'pause' && s.body === null) {
-      // Held until the filter continues at a chunk of the streamed body.
-      if (this.#held) this.#held.at = i;
-      else {
-        let resolve!: (r: Released) => void;
-        const released = new Promise<Released>((r) => (resolve = r));
-        this.#held = { at: i, resolve, released };
-      }
-      return { kind: 'held', headers: s.headers, body: s.body, released: this.#held.released };
-    }
-    // A stop with a whole body to come waits for the body call just below.
-    const r = out.action === 'pause' && hasBody ? undefined : this.#outcome(a, out);
+    if (this.#mayContinue(a, out)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestHeaders(i, a, o, s)));
+    const r = this.#outcome(a, out);
     if (r) return { ...r, headers: s.headers, body: s.body };
-    if (!hasBody) return undefined;
-    const b = a.stream!.requestBodyNow(s.body!, true);
+    if (s.body === null || s.body.length === 0) return undefined;
+    const b = a.stream!.requestBodyNow(s.body, true);
     if (b instanceof Promise) return b.then((o) => this.#afterRequestBody(a, o, s));
     return this.#afterRequestBody(a, b, s);
   }
 
-  #afterRequestBody(a: WasmActive, b: BodyOutcome, s: RequestState): RequestOutcome | undefined {
+  #afterRequestBody(a: WasmActive, b: BodyOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
+    // Stopped at the end of the body: only the filter itself can continue it now (with what it held).
+    if (this.#mayContinue(a, b)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestBody(a, this.#withBody(a, 'request', o), s)));
     if (b.action === 'continue') s.body = asBuffer(b.body);
     else {
       const rb = this.#outcome(a, b);
@@ -259,39 +256,53 @@ export class RequestFilters {
     return undefined;
   }
 
-  /** The held request gives up (the client went away, a timeout answered): whoever waits on `released` gets `reply`. */
-  cancelHeld(reply: LocalReply): void {
-    this.#settleHeld({ kind: 'reply', reply });
-  }
-
-  #settleHeld(r: Released): void {
-    const held = this.#held;
-    if (!held || held.at < 0) return;
-    held.at = -1;
-    held.resolve(r);
-  }
-
   /**
-   * The held filter continued at a body chunk: the headers go through the
-   * filters after it (one may hold them again), then the bytes it let go.
+   * The waits for stopped filters give up (the client went away, a timeout
+   * answered): a held request ends with `reply`, a held response or body
+   * with it or a reset.
    */
-  async #release(i: number, data: Buffer, endOfStream: boolean): Promise<DataResult> {
-    const a = this.#active[i] as WasmActive;
-    const r = await this.#requestFrom(i + 1, { headers: a.stream!.requestHeaders!, body: null });
-    if (r.kind === 'reply') {
-      this.#settleHeld(r);
-      return { kind: 'reset' };
-    }
-    if (r.kind === 'continue') this.#settleHeld({ kind: 'continue', headers: r.headers });
-    return this.#dataFrom('request', i + 1, data, endOfStream);
+  cancelHeld(reply: LocalReply): void {
+    const waits = this.#waits;
+    this.#waits = undefined;
+    if (waits) for (const cancel of waits) cancel(reply);
+  }
+
+  /** The stream is over: waits end with `reply`, and no later stop is waited for. */
+  abandon(reply: LocalReply): void {
+    this.#abandoned = reply;
+    this.cancelHeld(reply);
+  }
+
+  /** A filter stopped, and something (an http_call in flight, a tick) may still continue it. */
+  #mayContinue(a: WasmActive, out: { action: string }): boolean {
+    return out.action === 'pause' && a.stream!.resumable;
+  }
+
+  /** Waits for a filter that stopped `direction` to continue it (or reply, reset, fail), as Envoy holds the stream until then. */
+  #continued(a: WasmActive, direction: 'request' | 'response'): Promise<StreamOutcome | Cancelled> {
+    if (this.#abandoned) return Promise.resolve({ action: 'cancelled', reply: this.#abandoned });
+    return new Promise((resolve) => {
+      const cancel = (reply: LocalReply) => resolve({ action: 'cancelled', reply });
+      (this.#waits ??= new Set()).add(cancel);
+      a.stream!.resumed(direction).then((o) => {
+        this.#waits?.delete(cancel);
+        resolve(o);
+      });
+    });
+  }
+
+  /** A body phase's outcome once its filter continued: the bytes it held go on. */
+  #withBody(a: WasmActive, direction: 'request' | 'response', o: StreamOutcome): BodyOutcome {
+    return o.action === 'continue' ? { action: 'continue', body: a.stream!.takeBody(direction) } : o;
   }
 
   /**
    * Response headers through the wasm filters, in reverse chain order. Every
    * filter continued: send the headers and stream the body through
-   * responseData. A filter stopped iteration (it wants the body first, e.g.
-   * to rewrite it): read the whole body and finish with responseBuffered from
-   * that filter on, as Envoy holds the headers until the filter continues.
+   * responseData. A filter stopped them and may continue them itself (an
+   * http_call in flight, a tick): read the whole body and finish with
+   * responseBuffered from that filter on, which waits for it to continue, as
+   * Envoy holds the response until then.
    */
   responseHeaders(headers: HeaderPairs, endOfStream: boolean): ResponseStart | Promise<ResponseStart> {
     return this.#responseHeadersFrom(this.#active.length - 1, headers, endOfStream);
@@ -334,64 +345,75 @@ export class RequestFilters {
       const given = headers;
       const out = a.stream.responseHeadersNow(given, endOfStream);
       if (out instanceof Promise) {
-        return out.then((o) => this.#afterResponseHeaders(i, a, o, given, endOfStream) ?? this.#responseHeadersFrom(i - 1, responseHeadersAfter(a, given), endOfStream));
+        return out.then((o) => this.#afterResponseHeaders(i, a, o, given) ?? this.#responseHeadersFrom(i - 1, responseHeadersAfter(a, given), endOfStream));
       }
-      const r = this.#afterResponseHeaders(i, a, out, given, endOfStream);
+      const r = this.#afterResponseHeaders(i, a, out, given);
       if (r !== undefined) return r;
       headers = responseHeadersAfter(a, given);
     }
     return { kind: 'stream', headers };
   }
 
-  /** A filter's response headers decision: undefined to go on to the next filter (in reverse chain order). */
-  #afterResponseHeaders(i: number, a: WasmActive, out: StreamOutcome, given: HeaderPairs, endOfStream: boolean): ResponseStart | undefined {
-    if (out.action === 'pause' && !endOfStream) return { kind: 'buffer', headers: responseHeadersAfter(a, given), from: i };
+  /**
+   * A filter's response headers decision: undefined to go on to the next
+   * filter (in reverse chain order). A stop it may continue itself holds the
+   * response (`buffer`: responseBuffered waits for it, then gives it the body).
+   */
+  #afterResponseHeaders(i: number, a: WasmActive, out: StreamOutcome, given: HeaderPairs): ResponseStart | undefined {
+    if (this.#mayContinue(a, out)) return { kind: 'buffer', headers: responseHeadersAfter(a, given), from: i };
     const r = this.#outcome(a, out);
     return r?.kind === 'reply' ? r : undefined;
   }
 
   /**
-   * The rest of a held response: the whole body (and the trailers, if any)
-   * through filter `from` (whose headers ran), then headers, body and
-   * trailers through the ones after it. With trailers the body call is not
-   * the end of the stream: a filter may hold the body there and hands it over
-   * when it continues the trailers, as in Envoy.
+   * The rest of a held response: filter `from` stopped its headers, and once
+   * it continues them itself the whole body (and the trailers, if any) goes
+   * through it, then headers, body and trailers through the ones after it.
+   * With trailers the body call is not the end of the stream: a filter may
+   * hold the body there and hands it over when it continues the trailers, as
+   * in Envoy. A stop at the end that the filter may still continue is waited
+   * for; one nothing could continue gets the failure policy.
    */
   async responseBuffered(headers: HeaderPairs, from: number, body: Buffer, trailers: HeaderPairs = []): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer; trailers: HeaderPairs }> {
     const withTrailers = trailers.length > 0;
+    const stop = (r: PhaseResult) => ({ ...r, headers, body, trailers });
     for (let i = from; i >= 0; i--) {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       const hasBody = body.length > 0;
-      if (i !== from) {
-        let out = a.stream.responseHeadersNow(headers, !hasBody && !withTrailers);
-        if (out instanceof Promise) out = await out;
-        if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
-        // A stop here waits for the body (or trailers) call just below, as the first one did.
-        const r = out.action === 'pause' && (hasBody || withTrailers) ? undefined : this.#outcome(a, out);
-        if (r) return { ...r, headers, body, trailers };
-      }
+      let out: StreamOutcome | Cancelled = { action: 'pause' };
+      if (i !== from) out = await a.stream.responseHeadersNow(headers, !hasBody && !withTrailers);
+      if (this.#mayContinue(a, out)) out = await this.#continued(a, 'response');
+      if (out.action === 'cancelled') return stop({ kind: 'reply', reply: out.reply });
+      // The headers as the filter let them go.
+      if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
+      const r = this.#outcome(a, out);
+      if (r) return stop(r);
       if (hasBody) {
-        let b = a.stream.responseBodyNow(body, !withTrailers);
-        if (b instanceof Promise) b = await b;
+        let b: BodyOutcome | Cancelled = await a.stream.responseBodyNow(body, !withTrailers);
+        if (!withTrailers && this.#mayContinue(a, b)) {
+          const o = await this.#continued(a, 'response');
+          b = o.action === 'cancelled' ? o : this.#withBody(a, 'response', o);
+        }
+        if (b.action === 'cancelled') return stop({ kind: 'reply', reply: b.reply });
         if (b.action === 'continue') body = asBuffer(b.body);
         else if (b.action === 'pause' && withTrailers) body = EMPTY; // held; handed over at the trailers
         else {
           const rb = this.#outcome(a, b);
-          if (rb) return { ...rb, headers, body, trailers };
+          if (rb) return stop(rb);
         }
       }
       if (withTrailers) {
-        let t = a.stream.responseTrailersNow(trailers);
-        if (t instanceof Promise) t = await t;
+        let t: StreamOutcome | Cancelled = await a.stream.responseTrailersNow(trailers);
+        if (this.#mayContinue(a, t)) t = await this.#continued(a, 'response');
+        if (t.action === 'cancelled') return stop({ kind: 'reply', reply: t.reply });
         const rt = this.#outcome(a, t);
-        if (rt) return { ...rt, headers, body, trailers };
+        if (rt) return stop(rt);
         trailers = a.stream.responseTrailers ?? trailers;
         const held = asBuffer(a.stream.takeBody('response'));
         if (held.length > 0) body = body.length === 0 ? held : Buffer.concat([body, held]);
       }
-      // Headers still held may change in the body and trailers phases.
-      if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
+      // What the filter does to the headers in its body and trailers phases is lost: Envoy sends them on as it continues them.
     }
     return { kind: 'continue', headers, body, trailers };
   }
@@ -401,16 +423,18 @@ export class RequestFilters {
    * chain order (they end the stream: no body call gets end_of_stream). A
    * filter that continues hands over the body bytes it held; they go through
    * the filters after it as data, ahead of the trailers, as Envoy's filter
-   * manager sends a buffered body before the trailers. After the headers are
-   * out a stop, a local reply or a reset can only reset the stream.
+   * manager sends a buffered body before the trailers. A stop the filter may
+   * continue itself is waited for; after the headers are out any other stop,
+   * a local reply or a reset can only reset the stream.
    */
   async responseTrailers(trailers: HeaderPairs): Promise<TrailersResult> {
     const out: Buffer[] = [];
     for (let i = this.#active.length - 1; i >= 0; i--) {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
-      let t = a.stream.responseTrailersNow(trailers);
-      if (t instanceof Promise) t = await t;
+      let t: StreamOutcome | Cancelled = await a.stream.responseTrailersNow(trailers);
+      if (this.#mayContinue(a, t)) t = await this.#continued(a, 'response');
+      if (t.action === 'cancelled') return { kind: 'reset' };
       if (t.action === 'local_reply') return { kind: 'reply', reply: fromWasm(t.reply) };
       if (t.action !== 'continue') {
         this.#stats.wasmFailures.inc({ filter: a.name });
@@ -449,8 +473,7 @@ export class RequestFilters {
       if (a.kind !== 'wasm' || !a.stream) continue;
       if (data.length === 0 && !endOfStream) break;
       const out = direction === 'request' ? a.stream.requestBodyNow(data, endOfStream) : a.stream.responseBodyNow(data, endOfStream);
-      if (out instanceof Promise) return out.then((o) => this.#dataAfter(direction, a, i, o, endOfStream));
-      if (direction === 'request' && this.#held?.at === i) return this.#heldStep(a, i, out, endOfStream);
+      if (out instanceof Promise || (endOfStream && this.#mayContinue(a, out))) return this.#dataAfter(direction, a, i, out, endOfStream);
       const next = this.#dataStep(direction, a, out, endOfStream);
       if (next.kind !== 'data') return next;
       data = next.data;
@@ -458,25 +481,17 @@ export class RequestFilters {
     return { kind: 'data', data };
   }
 
-  #dataAfter(direction: 'request' | 'response', a: WasmActive, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
-    if (direction === 'request' && this.#held?.at === i) return this.#heldStep(a, i, out, endOfStream);
+  /** A chunk's outcome that waits: an http_call, or a stop at the end of the body that the filter may continue itself. */
+  async #dataAfter(direction: 'request' | 'response', a: WasmActive, i: number, pending: BodyOutcome | Promise<BodyOutcome>, endOfStream: boolean): Promise<DataResult> {
+    let out = await pending;
+    if (endOfStream && this.#mayContinue(a, out)) {
+      const o = await this.#continued(a, direction);
+      // The stream is over (the client left): nothing more goes through.
+      if (o.action === 'cancelled') return { kind: 'reset' };
+      out = this.#withBody(a, direction, o);
+    }
     const next = this.#dataStep(direction, a, out, endOfStream);
     return next.kind !== 'data' ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
-  }
-
-  /** A body chunk's outcome at the filter holding the request headers: it lets them go, keeps holding, or ends the request. */
-  #heldStep(a: WasmActive, i: number, out: BodyOutcome, endOfStream: boolean): DataResult | Promise<DataResult> {
-    if (out.action === 'continue') return this.#release(i, asBuffer(out.body), endOfStream);
-    if (out.action === 'pause' && !endOfStream) {
-      if (a.stream!.bufferedBytes('request') <= this.#bufferLimit) return { kind: 'data', data: EMPTY };
-      this.#settleHeld({ kind: 'reply', reply: localReplies.payloadTooLarge() });
-      return TOO_LARGE;
-    }
-    // A stop at the end of the body (nothing will resume it), a reset or a reply: the failure policy, as for the headers.
-    const r = this.#outcome(a, out);
-    if (r === undefined) return this.#release(i, asBuffer(a.stream!.takeBody('request')), endOfStream);
-    this.#settleHeld(r as Released);
-    return r.kind === 'reply' ? { kind: 'reply', reply: r.reply } : { kind: 'reset' };
   }
 
   #dataStep(direction: 'request' | 'response', a: WasmActive, out: BodyOutcome, endOfStream: boolean): DataResult {

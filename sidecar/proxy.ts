@@ -536,6 +536,8 @@ class Stream {
     if (this.finished) return;
     this.finished = true;
     this.hs.rqActive.value--;
+    // A filter still holding part of the stream (one that stopped and may continue it) is not waited for now.
+    this.filters?.abandon(ABANDONED);
     clearTimeout(this.#idle);
     clearTimeout(this.#durationTimer);
     this.requestReceived();
@@ -635,7 +637,7 @@ class Stream {
         // A filter stopped the headers: it gets the whole body before anything is sent, as with an upstream response.
         const whole = await filters.responseBuffered(start.headers, start.from, body);
         if (this.finished) return;
-        if (whole.kind === 'reply') return this.reply(whole.reply);
+        if (whole.kind === 'reply') return whole.reply === ABANDONED ? this.finish(0, 'DC') : this.reply(whole.reply);
         finalHeaders = whole.headers;
         sent = whole.body;
       }
@@ -829,6 +831,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (responseEnded(res)) return;
     stream.clientGone = true;
     downstream.abort();
+    // A filter holding the stream is not waited for any more.
+    stream.filters?.abandon(ABANDONED);
   });
   let filters: RequestFilters | undefined;
   // Envoy starts the connection manager's span here, before the filters, from the headers as they came.
@@ -956,31 +960,24 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
 
     let upstreamHeaders = headers;
     let routeNow = route;
-    let filteredBody: Readable | undefined;
     if (filters?.hasFilters) {
       // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it.
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
       let req1 = filters.request(filterHeaders, body);
-      if (req1 instanceof Promise) req1 = await req1;
-      if (req1.kind === 'reply') return stream.reply(req1.reply);
-      body = req1.body;
-      let filteredHeaders = req1.headers;
-      if (req1.kind === 'held') {
-        // A filter holds the headers until it has seen enough of the streamed body: the body flows into the
-        // filters now, and the request goes upstream once they let the headers go (or it ends with their reply).
+      if (req1 instanceof Promise) {
+        // A filter waits on an http_call, or holds the request until it continues it itself (a tick): the client
+        // leaving, or a timeout answering, ends the wait. A streamed body is not read meanwhile (backpressure).
         downstream.onAbort = () => filters!.cancelHeld(ABANDONED);
-        filteredBody = filteredRequestBody(streamed!, filters, stream);
-        const released = await req1.released;
+        req1 = await req1;
         downstream.onAbort = undefined;
-        if (released.kind === 'reply') {
-          filteredBody.destroy();
-          discardBody(req, streamed!);
-          // The client went away (or a timeout already answered) while the filter held the request.
-          if (released.reply !== ABANDONED) return stream.reply(released.reply);
-          return stream.filterReply ? stream.reply(stream.filterReply) : stream.finish(0, 'DC');
-        }
-        filteredHeaders = released.headers;
       }
+      if (req1.kind === 'reply') {
+        if (req1.reply !== ABANDONED) return stream.reply(req1.reply);
+        if (streamed) discardBody(req, streamed);
+        return stream.filterReply ? stream.reply(stream.filterReply) : stream.finish(0, 'DC');
+      }
+      body = req1.body;
+      const filteredHeaders = req1.headers;
       if (filteredHeaders !== filterHeaders) {
         upstreamHeaders = withoutPseudo(filteredHeaders);
         // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again
@@ -1002,7 +999,6 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (!vh || !routeNow) {
       // No route, before the filters or after they changed the request: the router's 404, through the filters.
       env.stats.noRoute.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
-      filteredBody?.destroy();
       if (streamed) discardBody(req, streamed);
       return stream.reply(localReplies.noRoute());
     }
@@ -1071,7 +1067,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs);
     }
 
-    const upstreamBody = streamed ? (filters?.hasWasm ? (filteredBody ?? filteredRequestBody(streamed, filters, stream)) : streamed) : body;
+    const upstreamBody = streamed ? (filters?.hasWasm ? filteredRequestBody(streamed, filters, stream) : streamed) : body;
     // A gRPC call's body streams, and a copy is kept (up to the buffer limit) so a retry can resend it and a
     // mirror gets the call once the client has ended it (as Envoy shadows a request whose body it buffered).
     let copy: BodyCopy | undefined;
@@ -1345,9 +1341,9 @@ function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationCo
 
 /**
  * Wasm filters see the response headers, then its body as it streams through
- * (respond, with the filters). When one of them stops the headers (it wants
- * the body first, e.g. to rewrite it) the body is read whole, filtered and
- * sent with its new length. The stream is finished (or answered with a local
+ * (respond, with the filters). When one of them holds the headers until it
+ * continues them itself (a tick, an http_call) the body is read whole
+ * meanwhile, then filtered and sent with its new length. The stream is finished (or answered with a local
  * reply) when the response is done; a promise only while a filter waits on
  * an http_call or the body is being read whole.
  */
@@ -1399,7 +1395,7 @@ async function respondBuffered(stream: Stream, upstream: UpstreamResponse, filte
     return stream.reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
   }
   const out = await filters.responseBuffered(start.headers, start.from, whole.body, whole.trailers);
-  if (out.kind === 'reply') return stream.reply(out.reply);
+  if (out.kind === 'reply') return out.reply === ABANDONED ? stream.finish(0, 'DC') : stream.reply(out.reply);
   const status = filteredStatus(out.headers, upstream.status);
   const sent = withoutPseudo(out.headers);
   removeHeader(sent, 'content-length');
@@ -1608,6 +1604,8 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
   const out = throughFilters(
     (chunk, end) => filters.requestData(chunk, end),
     (r) => {
+      // Chunks already on their way when the first stop came say it again: the stream ends once.
+      if (stream.downstream.aborted) return;
       if (r.kind === 'reply') stream.filterReply = r.reply;
       if (r.kind === 'too_large') {
         // As Envoy's connection manager: 413 and downstream_rq_too_large (a reset if the response already started).

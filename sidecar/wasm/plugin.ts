@@ -153,6 +153,8 @@ export class WasmPlugin {
         warned.add(key);
         this.record(LogLevel.warn, message, 0);
       },
+      // proxy_on_tick may continue any stream the module holds (the SDKs set the effective context first).
+      canResume: () => this.tickMs > 0,
     };
     this.logThreshold = { level: env.logLevel === 'off' ? LOG_OFF : LogLevel[env.logLevel ?? 'info'] };
     this.vm = this.createVm();

@@ -50,8 +50,14 @@ export interface HttpStream {
   takeBody(direction: 'request' | 'response'): Uint8Array;
   /**
    * Resolves once a paused direction is decided later (continue_stream from a
-   * tick or queue callback, a local reply, a reset, a VM failure). Pair it with
-   * your own timeout: a filter may never resume, as in Envoy.
+   * tick, an http_call's answer or a queue callback, a local reply, a reset, a
+   * VM failure), or the stream completes. Pair it with your own timeout: a
+   * filter may never resume, as in Envoy. A direction whose headers the
+   * filter stopped takes no body or trailers callback until then: Envoy's
+   * host turns StopIteration from a headers callback into
+   * StopAllIterationAndWatermark, so body calls made meanwhile only buffer
+   * their bytes (outcome `pause`); the next body call after the filter
+   * continued hands it everything buffered.
    */
   resumed(direction: 'request' | 'response'): Promise<StreamOutcome>;
   /**
@@ -76,6 +82,12 @@ export interface HttpStream {
   readonly localReply: LocalReply | undefined;
   /** True while the filter holds the request (or response) back. */
   readonly paused: { request: boolean; response: boolean };
+  /**
+   * Whether anything could still continue a stopped stream: an http_call in
+   * flight, or a tick period (proxy_on_tick may continue it). False: a
+   * stopped direction waits for good, as it would in Envoy.
+   */
+  readonly resumable: boolean;
   readonly pendingHttpCalls: number;
   readonly closed: boolean;
 }
@@ -92,6 +104,8 @@ export interface StreamOwner {
   plugin: { name: string; rootId: string; vmId: string };
   /** A warning the plugin logs once (the first time `key` comes up), not per stream. */
   warnOnce?(key: string, message: string): void;
+  /** Whether something outside a stream's own callbacks could still continue it: the module has a tick period. */
+  canResume?(): boolean;
 }
 
 export class HttpStreamContext implements HttpStream, HostContext {
@@ -113,6 +127,12 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private resumedRequest = false;
   private resumedResponse = false;
   readonly paused = { request: false, response: false };
+  /**
+   * Directions (bit 1 request, 2 response) whose headers callback stopped and
+   * that the filter has not continued since: Envoy's StopAllIterationAndWatermark,
+   * under which no body or trailers callback of that direction runs.
+   */
+  private heldAll = 0;
   private calls: Set<number> | undefined;
   private waiters: (() => void)[] | undefined;
   private completed = false;
@@ -217,11 +237,16 @@ export class HttpStreamContext implements HttpStream, HostContext {
       this.vm.call('proxy_on_delete', this, this.id);
     }
     this.vm.removeContext(this);
+    // Whoever waits on resumed() hears that nothing will continue the stream now.
+    this.notify();
   }
 
   private runHeaders(direction: Direction, callback: string, count: number, endOfStream?: boolean): StreamOutcome | Promise<StreamOutcome> {
     const early = this.before(direction);
     if (early !== undefined) return early;
+    const held = direction === 'request' ? 1 : 2;
+    // Trailers while the filter holds this direction's headers: no callback until it continues.
+    if (endOfStream === undefined && (this.heldAll & held) !== 0) return PAUSE;
     // Headers (count of 2 arguments) or trailers: the map this phase hands the module.
     const bit = 1 << ((direction === 'request' ? 0 : 2) + (endOfStream === undefined ? 1 : 0));
     this.live |= bit;
@@ -229,7 +254,20 @@ export class HttpStreamContext implements HttpStream, HostContext {
     // cpp-host's conversion: headers stop on 1, 3, 4 and anything above; trailers on any non-zero (2 included).
     const stopped = status !== undefined && (endOfStream === undefined ? status !== 0 : status !== HeadersStatus.Continue && status !== HeadersStatus.ContinueAndEndStream);
     if (!stopped) this.live &= ~bit;
-    return this.after(direction, stopped);
+    // A headers stop is StopAllIterationAndWatermark in Envoy's host: nothing more of this direction until the filter continues.
+    else if (endOfStream !== undefined && !(direction === 'request' ? this.resumedRequest : this.resumedResponse)) this.heldAll |= held;
+    const outcome = this.after(direction, stopped);
+    if (endOfStream !== undefined && outcome === PAUSE) this.warnStalled(direction, callback);
+    return outcome;
+  }
+
+  /** A headers callback stopped with nothing that could continue it: said once, as it would hang in Envoy. */
+  private warnStalled(direction: Direction, callback: string): void {
+    if (this.resumable) return;
+    this.owner.warnOnce?.(
+      `${direction}-headers-stalled`,
+      `${callback} stopped the ${direction} with no http_call in flight and no tick period, so nothing can continue it: Envoy calls no body callback until the filter continues the stream itself (it turns StopIteration from a headers callback into StopAllIterationAndWatermark) and would hold this ${direction} until a timeout; continue the headers and return StopIterationAndBuffer from the body callback to see the body first (docs/writing-filters.md)`,
+    );
   }
 
   private runBody(direction: Direction, callback: string, chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome> {
@@ -239,6 +277,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
     buffer.append(bytes);
     const early = this.before(direction);
     if (early !== undefined) return early.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : early;
+    // The filter holds this direction's headers (StopAllIterationAndWatermark): the bytes wait in the buffer for it.
+    if ((this.heldAll & (direction === 'request' ? 1 : 2)) !== 0) return PAUSE as BodyOutcome;
     // With the last chunk and no trailers yet, the filter may add trailers (the spec allows it here).
     const request = direction === 'request';
     const addedTrailers = endOfStream && (request ? this.reqTrailers : this.respTrailers) === undefined ? new HeaderMap() : undefined;
@@ -247,11 +287,6 @@ export class HttpStreamContext implements HttpStream, HostContext {
       if (request) this.reqTrailers = addedTrailers;
       else this.respTrailers = addedTrailers;
       this.live |= trailersBit;
-    }
-    // The headers of this direction are stopped with no callout that could continue them: Envoy's host would
-    // not make this call (StopIteration from a headers callback is StopAllIterationAndWatermark there).
-    if ((this.live & (request ? 1 : 4)) !== 0 && this.pendingHttpCalls === 0) {
-      this.owner.warnOnce?.(`${direction}-headers-stopped`, `${callback} while proxy_on_${direction}_headers holds the headers: Envoy calls no body callback until the filter continues the stream itself (it turns StopIteration from a headers callback into StopAllIterationAndWatermark), so this filter would wait there for good; continue the headers and return StopIterationAndBuffer from the body callback instead (docs/writing-filters.md)`);
     }
     this.bodyCall = direction;
     const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
@@ -324,8 +359,12 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   async resumed(direction: Direction): Promise<StreamOutcome> {
-    while (this.paused[direction] && !this.reset && this.reply === undefined && this.vm.failure === undefined) await this.changed();
+    while (this.paused[direction] && !this.reset && this.reply === undefined && this.vm.failure === undefined && !this.completed) await this.changed();
     return this.after(direction, false);
+  }
+
+  get resumable(): boolean {
+    return this.pendingHttpCalls > 0 || this.owner.canResume?.() === true;
   }
 
   private changed(): Promise<void> {
@@ -335,6 +374,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private failurePolicy(): StreamOutcome {
     if (this.owner.failurePolicy === 'fail_open') {
       this.bypass = true;
+      this.heldAll = 0;
       this.paused.request = this.paused.response = false;
       return CONTINUE;
     }
@@ -486,6 +526,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
     this.live &= ~3;
     this.setResumed(direction, true);
     this.paused[direction] = false;
+    this.heldAll &= direction === 'request' ? ~1 : ~2;
     this.notify();
     return WasmResult.Ok;
   }

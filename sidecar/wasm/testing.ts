@@ -51,6 +51,12 @@ export interface FilterOptions extends Partial<PluginConfig> {
    * response whose headers the filter held 500, one already started is reset.
    */
   bufferLimitBytes?: number;
+  /**
+   * How long (fake clock) a filter that stopped may take to continue the
+   * stream itself, from a tick or an http_call's answer, before the kit
+   * reports the request `stalled`: Envoy's default stream_idle_timeout, 5 min.
+   */
+  stallAfterMs?: number;
 }
 
 export interface TestRequest {
@@ -85,7 +91,11 @@ export interface RequestResult {
   localReply: (LocalReply & { bodyText: string }) | undefined;
   /** The filter reset the stream. */
   closed: boolean;
-  /** The filter stopped iteration and never resumed it (Envoy would wait until its timeout). */
+  /**
+   * The filter stopped iteration and did not continue it: nothing could (no
+   * http_call in flight, no tick period), or it did not within stallAfterMs of
+   * fake time. Envoy would hold the stream until a timeout.
+   */
   stalled: boolean;
   /** Each phase and what the filter decided, in order. */
   phases: { phase: string; outcome: StreamOutcome['action'] }[];
@@ -177,6 +187,8 @@ export class FakeClock {
   }
 }
 
+const PAUSED: StreamOutcome = Object.freeze({ action: 'pause' });
+
 export class FilterHarness {
   readonly httpCalls: RecordedHttpCall[] = [];
   private sinceTickMs = 0;
@@ -186,6 +198,8 @@ export class FilterHarness {
     private readonly clock: FakeClock,
     /** See FilterOptions.bufferLimitBytes. */
     readonly bufferLimitBytes = 1024 * 1024,
+    /** See FilterOptions.stallAfterMs. */
+    readonly stallAfterMs = 300_000,
   ) {}
 
   /** The fake wall clock the module reads, in nanoseconds since the epoch. */
@@ -271,6 +285,33 @@ export class FilterHarness {
     }
   }
 
+  /**
+   * Waits for a filter that stopped `direction` to continue it itself (from a
+   * tick, an http_call's answer, a queue), as Envoy holds the stream until
+   * then: the fake clock moves on to each tick and host timer in turn while
+   * nothing else is left to happen, up to stallAfterMs. `pause` if the filter
+   * did not continue by then, or nothing could make it.
+   */
+  private async resume(stream: HttpStream, direction: 'request' | 'response'): Promise<StreamOutcome> {
+    let done = false;
+    const resumed = stream.resumed(direction).finally(() => {
+      done = true;
+    });
+    const limit = this.clock.elapsedMs + this.stallAfterMs;
+    for (;;) {
+      await Promise.race([resumed, new Promise<void>((r) => setImmediate(r))]);
+      if (done) return resumed;
+      if (this.clock.busy) {
+        await this.clock.mocksIdle();
+        continue;
+      }
+      const period = this.plugin.tickPeriodMs;
+      const next = Math.min(this.clock.nextTimerAt(), period > 0 ? this.clock.elapsedMs + (period - this.sinceTickMs) : Infinity);
+      if (next > limit || !stream.resumable) return PAUSED;
+      this.advance(next - this.clock.elapsedMs);
+    }
+  }
+
   /** A raw stream, for driving phases by hand. */
   stream(properties?: StreamProperties): HttpStream {
     return this.plugin.newHttpStream(properties);
@@ -304,7 +345,13 @@ export class FilterHarness {
     const trailers = req.trailers === undefined ? undefined : toPairs(req.trailers);
     let outcome: StreamOutcome | BodyOutcome = note('request_headers', await this.settle(stream.onRequestHeaders(headers, chunks.length === 0 && trailers === undefined)));
     let forwardedBody: Uint8Array = new Uint8Array(0);
-    if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
+    if (outcome.action === 'pause') {
+      // Envoy holds the whole request (StopAllIterationAndWatermark) until the filter continues it; the body that
+      // came meanwhile (all of it, here) reaches it in one call after that.
+      outcome = note('request_continued', await this.resume(stream, 'request'));
+      if (outcome.action === 'continue' && chunks.length > 1) chunks.splice(0, chunks.length, chunks.reduce(concat));
+    }
+    if (outcome.action !== 'continue') return finish(outcome);
     for (const [i, chunk] of chunks.entries()) {
       const body = note('request_body', await this.settle(stream.onRequestBody(chunk, i === chunks.length - 1 && trailers === undefined)));
       if (body.action === 'continue') forwardedBody = concat(forwardedBody, body.body);
@@ -318,7 +365,12 @@ export class FilterHarness {
       // Body bytes the filter held until the trailers go on ahead of them.
       if (outcome.action === 'continue') forwardedBody = concat(forwardedBody, stream.takeBody('request'));
     }
-    if (outcome.action === 'pause') return finish(outcome);
+    if (outcome.action === 'pause') {
+      // Stopped at the end (last body chunk or trailers): only the filter itself can continue now.
+      outcome = note('request_continued', await this.resume(stream, 'request'));
+      if (outcome.action !== 'continue') return finish(outcome);
+      forwardedBody = concat(forwardedBody, stream.takeBody('request'));
+    }
 
     result.forwarded = message(stream.requestHeaders ?? [], forwardedBody, stream.requestTrailers);
     const answer = typeof upstream === 'function' ? await upstream(result.forwarded) : upstream;
@@ -336,14 +388,21 @@ export class FilterHarness {
     const trailers = answer.trailers === undefined ? undefined : toPairs(answer.trailers);
     const headers: HeaderPairs = [[':status', String(answer.status ?? 200)], ...toPairs(answer.headers)];
     let outcome: StreamOutcome | BodyOutcome = note('response_headers', await this.settle(stream.onResponseHeaders(headers, body.length === 0 && trailers === undefined)));
-    if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
-    let sent: Uint8Array = new Uint8Array(0);
+    // Held until the filter continues the response itself; then the body (whole, here) as one call.
     const headersHeld = outcome.action === 'pause';
+    // The body held for the filter (here all of it at once) past the limit before its headers went out: 500, as the sidecar.
+    if (headersHeld && body.length > this.bufferLimitBytes) return this.tooLarge(stream, result, note, 'response');
+    if (headersHeld) outcome = note('response_continued', await this.resume(stream, 'response'));
+    if (outcome.action !== 'continue') return finish(outcome);
+    // The headers go on as the filter continues them (Envoy sends them then): later changes to the map are lost.
+    const final = stream.responseHeaders ?? [];
+    let sent: Uint8Array = new Uint8Array(0);
     if (body.length > 0) {
       const out = note('response_body', await this.settle(stream.onResponseBody(body, trailers === undefined)));
       if (out.action === 'continue') sent = out.body;
       else if (out.action !== 'pause') return finish(out);
-      else if (stream.bufferedBytes('response') > this.bufferLimitBytes) return this.tooLarge(stream, result, note, headersHeld ? 'response' : 'reset');
+      // Past the limit once the headers went on (a held filter continued them first, as Envoy's filter manager does): a reset.
+      else if (stream.bufferedBytes('response') > this.bufferLimitBytes) return this.tooLarge(stream, result, note, 'reset');
       outcome = out;
     }
     if (trailers !== undefined) {
@@ -351,8 +410,11 @@ export class FilterHarness {
       if (outcome.action !== 'continue' && outcome.action !== 'pause') return finish(outcome);
       if (outcome.action === 'continue') sent = concat(sent, stream.takeBody('response'));
     }
-    if (outcome.action === 'pause') return finish(outcome);
-    const final = stream.responseHeaders ?? [];
+    if (outcome.action === 'pause') {
+      outcome = note('response_continued', await this.resume(stream, 'response'));
+      if (outcome.action !== 'continue') return finish(outcome);
+      sent = concat(sent, stream.takeBody('response'));
+    }
     result.response = { ...message(final, sent, stream.responseTrailers), status: Number(new HeaderMap(final).get(':status') ?? 0) };
     stream.complete();
     return result;
@@ -449,7 +511,7 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
     throw Object.assign(new WasmLoadError(err.path, `${err.message.slice(err.path.length + 2)}${said.length ? `; the module logged: ${said.join(' | ')}` : ''}`), { logs: startLog });
   });
   starting = false;
-  harness = new FilterHarness(plugin, clock, options.bufferLimitBytes);
+  harness = new FilterHarness(plugin, clock, options.bufferLimitBytes, options.stallAfterMs);
   return harness;
 }
 

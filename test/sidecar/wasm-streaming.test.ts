@@ -1,7 +1,9 @@
 // Response bodies through wasm filters as Envoy moves them: chunk by chunk
 // while every filter continues (a slow or endless response is not held back,
-// gRPC trailers pass), and whole, with a new length, when a filter stops the
-// headers to rewrite the body.
+// gRPC trailers pass), and whole, with a new length, when a filter holds the
+// headers until it continues them itself (a tick) and rewrites the body then.
+// A filter that stops its headers gets no body callback until it continues
+// (Envoy's StopAllIterationAndWatermark).
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -160,20 +162,57 @@ const LIFECYCLE = `${START}
 /** Stops the request headers unless the request ends with them. */
 const HOLD_REQUEST_HEADERS = `
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))`;
+/**
+ * The lifecycle of a filter that holds a stream and continues it from
+ * proxy_on_tick (every 10 ms), as an SDK filter does after
+ * set_effective_context: `(call $hold (local.get $id) (i32.const 0|1))` in a
+ * headers callback stops the request (response) and returns 1. The tick
+ * continues it after `afterTicks` ticks, first adding `x-held: ticked` to
+ * the held headers when `addHeader`. One stream held at a time.
+ */
+function ticking(s: Record<string, string>, { addHeader = false, afterTicks = 1 } = {}): string {
+  return `
+  (global $held (mut i32) (i32.const 0))
+  (global $heldDirection (mut i32) (i32.const 0))
+  (global $ticks (mut i32) (i32.const 0))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_set_tick_period_milliseconds (i32.const 10)))
+    (i32.const 1))
+  (func $hold (param $id i32) (param $direction i32) (result i32)
+    (global.set $held (local.get $id))
+    (global.set $heldDirection (local.get $direction))
+    (global.set $ticks (i32.const 0))
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (if (i32.eqz (global.get $held)) (then (return)))
+    (global.set $ticks (i32.add (global.get $ticks) (i32.const 1)))
+    (if (i32.lt_u (global.get $ticks) (i32.const ${afterTicks})) (then (return)))
+    (drop (call $proxy_set_effective_context (global.get $held)))
+    ${addHeader ? `(drop (call $proxy_add_header_map_value (i32.mul (global.get $heldDirection) (i32.const 2)) ${s.heldName} ${s.heldValue}))` : ''}
+    (drop (call $proxy_continue_stream (global.get $heldDirection)))
+    (global.set $held (i32.const 0)))`;
+}
+const TICKING_IMPORTS = ['proxy_set_tick_period_milliseconds', 'proxy_set_effective_context', 'proxy_continue_stream', 'proxy_add_header_map_value'];
+const TICKING_STRINGS = { heldName: 'x-held', heldValue: 'ticked' };
+
 const AFTER = `(func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
   (func (export "proxy_on_log") (param i32))
   (func (export "proxy_on_delete") (param i32))`;
 
 /**
- * Stops the response headers, buffers the body to its end, then replaces it
- * and adds a header (allowed: the headers are still held).
+ * Stops the response headers until its next tick, then gets the body whole,
+ * replaces it and tries to add a header (too late: the headers went on when
+ * the tick continued them, as in Envoy).
  */
 async function rewriter(): Promise<Uint8Array> {
   return wat({
-    imports: ['proxy_set_buffer_bytes', 'proxy_add_header_map_value'],
-    strings: { body: 'REWRITTEN BODY', name: 'x-rewritten', value: 'yes' },
-    body: (s) => `${LIFECYCLE}
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 1))
+    imports: [...TICKING_IMPORTS, 'proxy_set_buffer_bytes'],
+    strings: { ...TICKING_STRINGS, body: 'REWRITTEN BODY', name: 'x-rewritten', value: 'yes' },
+    body: (s) => `${ticking(s, { addHeader: true })}
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $id i32) (param i32 i32) (result i32) (call $hold (local.get $id) (i32.const 1)))
   (func (export "proxy_on_response_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
     (if (i32.eqz (local.get $eos)) (then (return (i32.const 1))))
     (drop (call $proxy_set_buffer_bytes (i32.const 1) (i32.const 0) (local.get $size) ${s.body}))
@@ -183,7 +222,7 @@ async function rewriter(): Promise<Uint8Array> {
   });
 }
 
-test('a filter that stops the response headers gets the whole body and may rewrite it; the length follows', { timeout: 60_000 }, async () => {
+test('a filter that stops the response headers and continues them from a tick gets the whole body after that and may rewrite it; the length follows', { timeout: 60_000 }, async () => {
   const { mesh, module } = await meshWithModule('rewriter', await rewriter());
   const app = await startApp('pages', (_req, res) => {
     res.write('original ');
@@ -197,7 +236,8 @@ test('a filter that stops the response headers gets the whole body and may rewri
   assert.equal(r.status, 200);
   assert.equal(r.body, 'REWRITTEN BODY');
   assert.equal(r.headers['content-length'], String('REWRITTEN BODY'.length));
-  assert.equal(r.headers['x-rewritten'], 'yes');
+  assert.equal(r.headers['x-held'], 'ticked', 'the header the filter added before it continued');
+  assert.equal(r.headers['x-rewritten'], undefined, 'a header added in the body phase came too late: the headers went on with the tick');
 });
 
 test('a gRPC bidirectional stream flows through a wasm filter both ways before the client ends', { timeout: 60_000, skip: !existsSync(telemetryWasm) && 'filters/dist/telemetry.wasm not built' }, async () => {
@@ -403,13 +443,16 @@ test('a client that leaves while a filter holds the response headers on a callou
 /**
  * Holds bodies until their end: StopIterationAndBuffer on every request and
  * response body chunk before end_of_stream; with `stopResponseHeaders` it
- * also stops the response headers (it wants the whole response first).
+ * also stops the response headers, for 20 ticks (200 ms).
  */
 async function holder(stopResponseHeaders: boolean): Promise<Uint8Array> {
   return wat({
-    body: () => `${LIFECYCLE}
+    imports: TICKING_IMPORTS,
+    strings: TICKING_STRINGS,
+    body: (s) => `${ticking(s, { afterTicks: 20 })}
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const ${stopResponseHeaders ? 1 : 0}))
+  (func (export "proxy_on_response_headers") (param $id i32) (param i32 i32) (result i32) ${stopResponseHeaders ? '(call $hold (local.get $id) (i32.const 1))' : '(i32.const 0)'})
   (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
   ${AFTER}`,
   });
@@ -495,14 +538,15 @@ test('a filter that holds a streamed response past the buffer limit after the he
  * Holds the response body until the trailers, then copies the trailers'
  * grpc-status into a trailer of its own (x-filter-saw), as a gRPC-aware
  * filter records a call's outcome; with `stopResponseHeaders` it also holds
- * the headers (it wants the whole response first).
+ * the headers until its next tick.
  */
 async function trailerWatcher(stopResponseHeaders: boolean): Promise<Uint8Array> {
   return wat({
-    imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value'],
-    strings: { status: 'grpc-status', saw: 'x-filter-saw' },
-    body: (s) => `${LIFECYCLE}
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const ${stopResponseHeaders ? 1 : 0}))
+    imports: [...TICKING_IMPORTS, 'proxy_get_header_map_value'],
+    strings: { ...TICKING_STRINGS, status: 'grpc-status', saw: 'x-filter-saw' },
+    body: (s) => `${ticking(s)}
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $id i32) (param i32 i32) (result i32) ${stopResponseHeaders ? '(call $hold (local.get $id) (i32.const 1))' : '(i32.const 0)'})
   (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
   (func (export "proxy_on_response_trailers") (param i32 i32) (result i32)
     (if (i32.eqz (call $proxy_get_header_map_value (i32.const 3) ${s.status} (i32.const 0) (i32.const 4)))
@@ -537,7 +581,7 @@ function answerTwoThenNotFound(stream: http2.ServerHttp2Stream): void {
 }
 
 for (const stopResponseHeaders of [false, true]) {
-  test(`response trailers go through a wasm filter (${stopResponseHeaders ? 'headers held, body whole' : 'streamed'}): it reads and adds trailers, and the body it held comes out before them`, { timeout: 60_000 }, async () => {
+  test(`response trailers go through a wasm filter (${stopResponseHeaders ? 'headers held until a tick, body whole' : 'streamed'}): it reads and adds trailers, and the body it held comes out before them`, { timeout: 60_000 }, async () => {
     const { mesh, module } = await meshWithModule('watcher', await trailerWatcher(stopResponseHeaders));
     const port = stopResponseHeaders ? 50061 : 50060;
     const { client } = await grpcThroughFilter(mesh, module, `watch-client-${port}`, 'watched', port, answerTwoThenNotFound);
@@ -550,58 +594,88 @@ for (const stopResponseHeaders of [false, true]) {
 }
 
 /**
- * Stops the request headers and decides at the first body chunk, as a filter
- * that inspects the start of a body (a gRPC message, a signature) before
- * anything goes upstream: it adds a request header (allowed: the headers are
- * still held) and continues.
+ * Stops the request headers until its next tick, which adds x-held: ticked
+ * to them and continues; its body callback then sees the body (whole, or
+ * chunk by chunk when it streams) and lets it through.
  */
-async function bodyInspector(): Promise<Uint8Array> {
+async function tickHolder(): Promise<Uint8Array> {
   return wat({
-    imports: ['proxy_add_header_map_value'],
-    strings: { name: 'x-body-inspected', value: 'yes' },
-    body: (s) => `
-  (global $last (mut i32) (i32.const 0))
-  ${START}
-  ${HOLD_REQUEST_HEADERS}
-  (func (export "proxy_on_request_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
-    (if (i32.ne (global.get $last) (local.get $id))
-      (then
-        (global.set $last (local.get $id))
-        (drop (call $proxy_add_header_map_value (i32.const 0) ${s.name} ${s.value}))))
-    (i32.const 0))
+    imports: TICKING_IMPORTS,
+    strings: TICKING_STRINGS,
+    body: (s) => `${ticking(s, { addHeader: true })}
+  (func (export "proxy_on_request_headers") (param $id i32) (param i32) (param $eos i32) (result i32)
+    (if (local.get $eos) (then (return (i32.const 0))))
+    (call $hold (local.get $id) (i32.const 0)))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
   ${AFTER}`,
   });
 }
 
-test('a filter that stops the request headers to see the body first: the request goes upstream once it continues, with its header change (buffered and streamed bodies)', { timeout: 60_000 }, async () => {
-  const { mesh, module } = await meshWithModule('inspector', await bodyInspector());
+test('a filter that stops the request headers until a tick continues them: nothing goes upstream before, then the request with the header it added, and the body (buffered and streamed)', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('tick-holder', await tickHolder());
   const seen: [string | undefined, number][] = [];
   const app = await startApp('inspected', (req, res) => {
     let bytes = 0;
     req.on('data', (c: Buffer) => (bytes += c.length));
     req.on('end', () => {
-      seen.push([req.headers['x-body-inspected'] as string | undefined, bytes]);
+      seen.push([req.headers['x-held'] as string | undefined, bytes]);
       res.end('ok');
     });
   });
   mesh.track(() => app.close());
   const inbound = await freePort();
-  mesh.model.update({ services: [service('inspected', 7990)], instances: [instance('inspected', inbound)], filterModules: [module], filterBindings: [binding('inspected', 'inspector', 'inbound')] });
+  mesh.model.update({ services: [service('inspected', 7990)], instances: [instance('inspected', inbound)], filterModules: [module], filterBindings: [binding('inspected', 'tick-holder', 'inbound')] });
   await mesh.sidecar('inspected', app.port, { inboundPort: inbound, log: () => undefined });
-  // Within the buffer limit: the filter gets the whole body (end_of_stream) while it holds the headers.
   const small = await get(inbound, 'inspected', '/', { method: 'POST', body: 'hello' });
   assert.equal(small.status, 200, small.body);
-  // 6 MiB streams: the headers wait for the first chunk, then the rest follows; nothing is held whole.
+  // 6 MiB streams: it is not read while the filter holds the headers (backpressure), then flows through.
   const large = await withTimeout(upload(inbound, 'inspected', 6), 30_000, 'the upload');
   assert.equal(large.status, 200, large.body);
-  assert.deepEqual(seen, [['yes', 5], ['yes', 6 * MiB]]);
+  assert.deepEqual(seen, [['ticked', 5], ['ticked', 6 * MiB]]);
 });
 
-/** Holds the request headers and the body until the body ends. */
-async function requestHolder(): Promise<Uint8Array> {
+/**
+ * Stops the request headers and returns StopIterationAndBuffer from its body
+ * callback until the end, as the filter Envoy would hang on expects: nothing
+ * continues the headers, so its body callback never runs.
+ */
+async function stopsHeadersForBody(): Promise<Uint8Array> {
   return wat({
     body: () => `${START}
   ${HOLD_REQUEST_HEADERS}
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
+  ${AFTER}`,
+  });
+}
+
+test('a filter that stops the request headers with nothing to continue them (it waits for a body callback Envoy would never make): the failure policy at once, a warning in the log', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('waits-for-body', await stopsHeadersForBody());
+  let appHits = 0;
+  const app = await startApp('stuck', (_req, res) => {
+    appHits++;
+    res.end('ok');
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('stuck', 7992)], instances: [instance('stuck', inbound)], filterModules: [module], filterBindings: [binding('stuck', 'waits-for-body', 'inbound')] });
+  const logged: string[] = [];
+  const sc = await mesh.sidecar('stuck', app.port, { inboundPort: inbound, log: (line: string) => logged.push(line) });
+  const r = await withTimeout(get(inbound, 'stuck', '/', { method: 'POST', body: 'hello' }), 10_000, 'the request');
+  assert.equal(r.status, 503, 'fail_closed');
+  assert.equal(appHits, 0);
+  assert.equal(await metric(sc.adminPort, 'envoy_wasm_filter_failures'), 1);
+  assert.match(logged.join('\n'), /proxy_on_request_headers stopped the request with no http_call in flight and no tick period, so nothing can continue it/);
+});
+
+/** Holds the request headers for `ticks` ticks of 10 ms, then the body until it ends. */
+async function requestHolder(ticks = 1): Promise<Uint8Array> {
+  return wat({
+    imports: TICKING_IMPORTS,
+    strings: TICKING_STRINGS,
+    body: (s) => `${ticking(s, { afterTicks: ticks })}
+  (func (export "proxy_on_request_headers") (param $id i32) (param i32) (param $eos i32) (result i32)
+    (if (local.get $eos) (then (return (i32.const 0))))
+    (call $hold (local.get $id) (i32.const 0)))
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (select (i32.const 0) (i32.const 1) (local.get 2)))
   ${AFTER}`,
   });
@@ -630,7 +704,8 @@ test('a filter that holds the request headers and the whole streamed body past t
 });
 
 test('a gRPC call whose headers a filter holds: its connection dropped before the filter lets go, it ends there and nothing goes upstream', { timeout: 60_000 }, async () => {
-  const { mesh, module } = await meshWithModule('grpc-holder', await requestHolder());
+  // Held for 100 ticks (a second or more): the client leaves long before.
+  const { mesh, module } = await meshWithModule('grpc-holder', await requestHolder(100));
   let upstreamCalls = 0;
   const { client, adminPort: admin, outboundPort } = await grpcThroughFilter(mesh, module, 'held-client', 'held', 50070, (stream) => {
     upstreamCalls++;
