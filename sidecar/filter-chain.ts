@@ -113,6 +113,8 @@ export class RequestFilters {
     this.#properties = properties;
     this.#peer = peer;
     this.#random = random;
+    // Envoy's stream info has its response flags from the start (none yet): response.flags is 0, not NOT_FOUND.
+    properties['response.flags'] = 0;
     for (const f of chain) {
       if (route.disabledFilters.has(f.name)) continue;
       if (f.kind === 'rbac') {
@@ -213,6 +215,7 @@ export class RequestFilters {
       const { delay } = a.fault;
       if (delay && this.#random() < delay.fraction) {
         this.delayInjected = true;
+        this.#properties['response.flags'] = responseFlagBits('DI');
         return sleep(delay.ms).then(() => this.#faultAbort(a.fault, s));
       }
       return this.#faultAbort(a.fault, s);
@@ -322,6 +325,17 @@ export class RequestFilters {
   /** A local reply's body (the whole of it, end_of_stream) through the same filters as its headers. */
   localReplyData(body: Buffer): DataResult | Promise<DataResult> {
     return this.#dataFrom('response', this.#reached, body, true);
+  }
+
+  /**
+   * The response is about to go through the filters: `response.flags` and
+   * `response.code_details` as Envoy's stream info has them at that point
+   * (the router's via_upstream on an upstream's headers; a local reply's
+   * flag and details).
+   */
+  responding(flags: string, details: string | undefined): void {
+    this.#properties['response.flags'] = responseFlagBits(flags);
+    if (details !== undefined) this.#properties['response.code_details'] = details;
   }
 
   /**

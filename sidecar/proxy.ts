@@ -532,6 +532,12 @@ class Stream {
     this.reply({ status: 408, body: 'downstream duration timeout', headers: this.grpc ? [['grpc-status', '4']] : this.h2 ? [] : [['connection', 'close']], flag: 'DT' });
   }
 
+  /** The access log's response flags: the stream's own with the router's retry flag and the fault filter's DI. */
+  flagsWith(flag: string): string {
+    const flags = this.retryFlag === undefined ? flag : withFlag(flag, this.retryFlag);
+    return this.filters?.delayInjected ? withFlag(flags, 'DI') : flags;
+  }
+
   finish(status: number, flag = '-'): void {
     if (this.finished) return;
     this.finished = true;
@@ -543,8 +549,7 @@ class Stream {
     this.requestReceived();
     const log = this.log;
     log.response_code = status;
-    let flags = this.retryFlag === undefined ? flag : withFlag(flag, this.retryFlag);
-    if (this.filters?.delayInjected) flags = withFlag(flags, 'DI');
+    const flags = this.flagsWith(flag);
     log.response_flags = flags;
     // on_log reads the response as sent (response.code, .size, .flags, .code_details), also in filters that never saw it.
     this.filters?.ended(status, log.bytes_sent, flags, responseCodeDetails(status, flag, this.replied));
@@ -613,6 +618,7 @@ class Stream {
     let finalHeaders: HeaderPairs;
     let sent: Buffer = body;
     try {
+      filters.responding(this.flagsWith(r.flag), responseCodeDetails(status, r.flag, r));
       // Filters see Envoy's response header map, :status first; end_of_stream with the headers when there is no body.
       let start = filters.localReplyHeaders([[':status', String(status)], ...headers], body.length === 0);
       if (start instanceof Promise) start = await start;
@@ -1357,6 +1363,7 @@ function respondFiltered(
 ): Promise<void> | undefined {
   const headers = responseHeaders(upstream, mutations, setCookies, stream);
   stream.encoding = true;
+  filters.responding(stream.flagsWith('-'), 'via_upstream');
   // Known to have no body: the filters get end_of_stream with the headers.
   const empty = upstream.endStream === true || stream.log.method === 'HEAD' || upstream.status === 204 || upstream.status === 304 || getHeader(upstream.headers, 'content-length') === '0';
   // Filters see Envoy's response header map: :status first; they may change it.

@@ -24,14 +24,19 @@ const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('h
 
 const PATHS = ['request.path', 'request.protocol', 'source.address', 'destination.address', 'destination.port', 'connection.id', 'connection.requested_server_name', 'response.code', 'response.flags', 'response.code_details'];
 
+/** Where recorder() records, and the tag its record starts with. */
+const TAGS = { proxy_on_log: 'attrs:', proxy_on_request_headers: 'attrs@request_headers:', proxy_on_response_headers: 'attrs@response_headers:' };
+type Phase = keyof typeof TAGS;
+
 /**
- * In on_log: logs "attrs:", then for each of PATHS its value in hex (the
- * bytes as the host gave them), or "#1" when NOT_FOUND.
+ * In each of `phases` (default on_log): logs its tag (TAGS), then for each of
+ * PATHS its value in hex (the bytes as the host gave them), or "#1" when
+ * NOT_FOUND. Its headers callbacks continue.
  */
-const recorder = () =>
+const recorder = (phases: Phase[] = ['proxy_on_log']) =>
   wat({
     imports: ['proxy_get_property'],
-    strings: { tag: 'attrs:', ...Object.fromEntries(PATHS.map((p, i) => [`p${i}`, p.replace('.', '\0')])) },
+    strings: { ...Object.fromEntries(phases.map((p) => [p, TAGS[p]])), ...Object.fromEntries(PATHS.map((p, i) => [`p${i}`, p.replace('.', '\0')])) },
     body: (s) => `
   (func $digit (param $n i32) (result i32)
     (i32.add (local.get $n) (select (i32.const 48) (i32.const 87) (i32.lt_u (local.get $n) (i32.const 10)))))
@@ -56,9 +61,13 @@ const recorder = () =>
     (if (i32.eqz (local.get $code))
       (then (call $hex (i32.load (i32.const 0)) (i32.load (i32.const 4))))
       (else (call $report (local.get $code)))))
-  (func (export "proxy_on_log") (param i32)
-    (drop (call $proxy_log (i32.const 2) ${s.tag}))
-    ${PATHS.map((_, i) => `(call $show ${s[`p${i}`]})`).join('\n    ')})`,
+  ${phases
+    .map(
+      (phase) => `(func (export "${phase}") ${phase === 'proxy_on_log' ? '(param i32)' : '(param i32 i32 i32) (result i32)'}
+    (drop (call $proxy_log (i32.const 2) ${s[phase]}))
+    ${PATHS.map((_, i) => `(call $show ${s[`p${i}`]})`).join('\n    ')}${phase === 'proxy_on_log' ? '' : '\n    (i32.const 0)'})`,
+    )
+    .join('\n  ')}`,
   });
 
 /** Replies 429 from its request headers, with the details `quota_exceeded`, when the request has x-deny. */
@@ -76,9 +85,9 @@ const denier = () =>
 type Seen = Record<string, string | bigint | undefined>;
 
 /** The logged records, each path's value decoded as Envoy encodes it (integers int64 LE, the rest text); undefined: NOT_FOUND. */
-function records(msgs: string[]): Seen[] {
+function records(msgs: string[], tag = TAGS.proxy_on_log): Seen[] {
   const out: Seen[] = [];
-  for (let at = msgs.indexOf('attrs:'); at >= 0 && at + PATHS.length < msgs.length; at = msgs.indexOf('attrs:', at + 1)) {
+  for (let at = msgs.indexOf(tag); at >= 0 && at + PATHS.length < msgs.length; at = msgs.indexOf(tag, at + 1)) {
     const seen: Seen = {};
     PATHS.forEach((p, i) => {
       const m = msgs[at + 1 + i]!;
@@ -191,8 +200,8 @@ test('a wasm filter reads the protocol, the local address, the connection id and
   assert.equal(gone!['response.code_details'], undefined);
 });
 
-test("on an outbound listener: the catch-all's direct response, a fault abort (FI) and a fault delay (DI) as Envoy's flags and details", { timeout: 60_000 }, async () => {
-  const module = await recorder();
+test("on an outbound listener: the catch-all's direct response, a fault abort (FI) and a fault delay (DI) as Envoy's flags and details, at the end and while the stream runs", { timeout: 60_000 }, async () => {
+  const module = await recorder(['proxy_on_request_headers', 'proxy_on_response_headers', 'proxy_on_log']);
   const served = await serveModules(new Map([[sha(module), module]]));
   closers.push(served.close);
   const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: served.url, wasmClusterName: 'weft-control' }) });
@@ -214,7 +223,7 @@ test("on an outbound listener: the catch-all's direct response, a fault abort (F
   });
   const lines: string[] = [];
   const sc = await mesh.sidecar('till', 8000, { log: (l) => lines.push(l) });
-  const byPath = (path: string) => records(lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(l).msg as string)).filter((r) => r['request.path'] === path);
+  const byPath = (path: string | undefined, phase: Phase = 'proxy_on_log') => records(lines.filter((l) => l.includes('"source":"wasm"')).map((l) => JSON.parse(l).msg as string), TAGS[phase]).filter((r) => r['request.path'] === path);
 
   await eventually(async () => (await get(sc.outboundPort, 'shop', '/ready')).status === 200 && byPath('/ready').length > 0, 10_000, 'the route and the filter in place');
   assert.equal((await get(sc.outboundPort, 'nowhere', '/lost')).status, 404);
@@ -229,6 +238,20 @@ test("on an outbound listener: the catch-all's direct response, a fault abort (F
   assert.deepEqual(summary('/lost'), [404n, 0n, 'direct_response']);
   assert.deepEqual(summary('/broken'), [418n, 1n << 10n, 'fault_filter_abort']);
   assert.deepEqual(summary('/slow'), [200n, 1n << 9n, 'via_upstream']);
+
+  // While the stream runs, as Envoy's stream info has them then (they were NOT_FOUND before on_log until 2026-11-27):
+  // in the request headers (this filter runs before the fault filter) no flag and no details yet; in the response
+  // headers the fault filter's delay, the router's via_upstream, or the local reply's flag and details.
+  const summarize = (r: Seen) => [r['response.code'], r['response.flags'], r['response.code_details']];
+  assert.deepEqual(summarize(byPath('/slow', 'proxy_on_request_headers')[0]!), [undefined, 0n, undefined]);
+  assert.deepEqual(summarize(byPath('/lost', 'proxy_on_request_headers')[0]!), [undefined, 0n, undefined]);
+  // The request's path is not the filter's to read once it continued the request headers: the last three in order.
+  const responses = byPath(undefined, 'proxy_on_response_headers').slice(-3).map(summarize);
+  assert.deepEqual(responses, [
+    [404n, 0n, 'direct_response'], // /lost
+    [418n, 1n << 10n, 'fault_filter_abort'], // /broken
+    [200n, 1n << 9n, 'via_upstream'], // /slow
+  ]);
 });
 
 test("response.flags is Envoy's bitmask of the access log's flags; the address formats and details as Envoy's", () => {
