@@ -1,12 +1,13 @@
 // proxy_http_call in the sidecar: a wasm filter's callout goes to a cluster by
 // name through the same cluster manager as proxied requests (load balancing,
 // health, outlier detection, circuit breakers), as Envoy's async client does:
-// one attempt, the call's own timeout, the response read whole.
+// one attempt, the call's own timeout, the response read whole. A grpc_call
+// comes this way too, as the HTTP/2 request the host made of it.
 
 import type { ClusterManager } from './clusters.ts';
 import { Downstream, forward } from './forward.ts';
 import { removeHeader, setHeader, withoutPseudo } from './headers.ts';
-import { localReplies, renderLocalReply } from './local-reply.ts';
+import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
 import type { HttpCallDispatcher } from './wasm/index.ts';
 
@@ -27,7 +28,8 @@ export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats
       // No host, overflow, connect failure: the filter gets the local reply Envoy's async client would produce.
       // Abandoned: the host stopped the call (its timeout fired, or the plugin closed), so it is the timeout.
       if (result.kind === 'abandoned') stats.upstreamRqTimeout.inc(stats.clusterLabel(call.cluster));
-      const reply = renderLocalReply(result.kind === 'local' ? result.reply : localReplies.timeout(), false);
+      // A gRPC call (grpc_call) gets it as a gRPC answer: trailers-only, with Envoy's grpc-status for it.
+      const reply = renderLocalReply(result.kind === 'local' ? result.reply : localReplies.timeout(), isGrpc(headers.find(([k]) => k === 'content-type')?.[1]));
       return { headers: [[':status', String(reply.status)], ...reply.headers], body: reply.body };
     }
     const { body: responseBody, trailers } = await result.response.body.collect().finally(result.finish);

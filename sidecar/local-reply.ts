@@ -3,6 +3,7 @@
 // response with the grpc-status Envoy maps the HTTP status to.
 
 import type { HeaderPairs } from './upstream.ts';
+import { grpcStatusOf } from './wasm/grpc.ts';
 
 export interface LocalReply {
   status: number;
@@ -46,26 +47,8 @@ export const localReplies = {
   filterMissing: (name: string): LocalReply => ({ status: 500, body: `filter config not found: ${name}`, headers: [], flag: 'NFCF' }),
 };
 
-/** Envoy's Grpc::Utility::httpToGrpcStatus. */
-export function grpcStatusOf(httpStatus: number): number {
-  switch (httpStatus) {
-    case 400:
-      return 13;
-    case 401:
-      return 16;
-    case 403:
-      return 7;
-    case 404:
-      return 12;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14;
-    default:
-      return 2;
-  }
-}
+/** Envoy's Grpc::Utility::httpToGrpcStatus (the wasm host's grpc_call reads answers with it too). */
+export { grpcStatusOf };
 
 export function isGrpc(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.startsWith('application/grpc');

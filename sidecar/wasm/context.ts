@@ -84,6 +84,12 @@ export interface DeliveredHttpCall {
   status: { code: number; message: string };
 }
 
+/** A grpc_call's answer as the module reads it: the response message (proxy_on_grpc_receive), or the status it closed with. */
+export interface DeliveredGrpcCall {
+  buffer: HostBuffer | undefined;
+  status: { code: number; message: string };
+}
+
 /** What the host functions of one VM can reach beyond the active context. */
 export interface VmServices {
   readonly memory: GuestMemory;
@@ -103,6 +109,10 @@ export interface VmServices {
   /** Buffer and maps of the http_call response being delivered, if any. */
   httpCallResponse(): DeliveredHttpCall | undefined;
   startHttpCall(from: HostContext, cluster: string, headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs, timeoutMs: number): { result: WasmResultCode; token: number };
+  /** The grpc_call answer being delivered, if any. */
+  grpcCallResponse(): DeliveredGrpcCall | undefined;
+  startGrpcCall(from: HostContext, service: Uint8Array, serviceName: string, method: string, metadata: HeaderPairs, message: Uint8Array, timeoutMs: number): { result: WasmResultCode; token: number };
+  cancelGrpcCall(token: number): WasmResultCode;
   registerQueue(name: string): number;
   callForeign(name: string, args: Uint8Array): { result: WasmResultCode; value?: Uint8Array };
 }

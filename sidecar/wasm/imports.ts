@@ -30,7 +30,7 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
   /** A map to read (Envoy's getConstMap), or the code a value lookup answers without one. */
   const readableMap = (type: number): HeaderMap | WasmResultCode =>
     type >= 6 ? (vm.httpCallResponse()?.[type === 6 ? 'headers' : 'trailers'] ?? R.BadArgument) : type >= 4 ? R.BadArgument : vm.active().readableMap(type);
-  const bufferOf = (type: number) => (type === 4 ? vm.httpCallResponse()?.body : vm.active().buffer(type));
+  const bufferOf = (type: number) => (type === 4 ? vm.httpCallResponse()?.body : type === 5 ? vm.grpcCallResponse()?.buffer : vm.active().buffer(type));
 
   const fns: Record<string, HostFn> = {
     // --- logging, time, lifecycle -----------------------------------------
@@ -86,8 +86,9 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       return R.Ok;
     },
     proxy_get_status(codePtr: number, msgPtrPtr: number, msgSizePtr: number): number {
-      // The status of the http_call being delivered (BROKEN_CONNECTION "reset" when it failed); OK otherwise.
-      const status = vm.httpCallResponse()?.status ?? { code: R.Ok, message: '' };
+      // The status of the http_call being delivered (BROKEN_CONNECTION "reset" when it failed), or the gRPC
+      // status a grpc_call closed with (in proxy_on_grpc_close); OK otherwise.
+      const status = vm.httpCallResponse()?.status ?? vm.grpcCallResponse()?.status ?? { code: R.Ok, message: '' };
       if (!mem().writeU32(codePtr, status.code)) return R.InvalidMemoryAccess;
       return copyOut(status.message, msgPtrPtr, msgSizePtr);
     },
@@ -281,12 +282,24 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       mem().writeU32(tokenPtr, token);
       return result;
     },
-    // gRPC callouts are not offered by this host (documented in docs/writing-filters.md).
-    proxy_grpc_call: () => R.Unimplemented,
+    proxy_grpc_call(servicePtr: number, serviceSize: number, serviceNamePtr: number, serviceNameSize: number, methodPtr: number, methodSize: number, metadataPtr: number, metadataSize: number, messagePtr: number, messageSize: number, timeoutMs: number, tokenPtr: number): number {
+      const service = bytes(servicePtr, serviceSize);
+      const serviceName = str(serviceNamePtr, serviceNameSize);
+      const method = str(methodPtr, methodSize);
+      const metadata = pairsAt(metadataPtr, metadataSize);
+      const message = bytes(messagePtr, messageSize);
+      if (service === undefined || serviceName === undefined || method === undefined || metadata === undefined || message === undefined) return R.InvalidMemoryAccess;
+      if (metadata === 'bad') return R.BadArgument;
+      // cpp-host writes the token after the call started: a bad address fails then (the call goes on).
+      const { result, token } = vm.startGrpcCall(vm.active(), service, serviceName, method, metadata, message, timeoutMs >>> 0);
+      if (result !== R.Ok) return result;
+      return mem().writeU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
+    },
+    proxy_grpc_cancel: (token: number) => vm.cancelGrpcCall(token >>> 0),
+    proxy_grpc_close: (token: number) => vm.cancelGrpcCall(token >>> 0),
+    // gRPC streams are not offered by this host (documented in docs/writing-filters.md).
     proxy_grpc_stream: () => R.Unimplemented,
     proxy_grpc_send: () => R.Unimplemented,
-    proxy_grpc_cancel: () => R.Unimplemented,
-    proxy_grpc_close: () => R.Unimplemented,
   };
 
   /** proxy_add_header_map_value (a new entry) or proxy_replace_header_map_value (the first entry, repeats dropped). */

@@ -110,6 +110,33 @@ export interface RecordedHttpCall {
   trailers: HeaderPairs;
   timeoutMs: number;
   header(name: string): string | undefined;
+  /** A proxy_grpc_call (sent as its HTTP/2 request): the service, the method and the request message. */
+  grpc?: { service: string; method: string; message: Uint8Array };
+}
+
+/**
+ * A mocked gRPC server's answer to a grpc_call: OK with `message` (the
+ * serialized response), or with `status` non-zero a failure the filter's
+ * proxy_on_grpc_close gets, with `statusMessage` through proxy_get_status.
+ */
+export function grpcAnswer(message: Uint8Array | string, status = 0, statusMessage = ''): MockResponse {
+  if (status !== 0) {
+    // Trailers-only, as a gRPC server answers a call it fails.
+    return { status: 200, headers: { 'content-type': 'application/grpc', 'grpc-status': String(status), 'grpc-message': encodeURIComponent(statusMessage) } };
+  }
+  const bytes = toBytes(message);
+  const body = new Uint8Array(5 + bytes.length);
+  new DataView(body.buffer).setUint32(1, bytes.length);
+  body.set(bytes, 5);
+  return { status: 200, headers: { 'content-type': 'application/grpc' }, body, trailers: { 'grpc-status': '0' } };
+}
+
+/** The service, method and message of a grpc_call's HTTP/2 request; undefined for a plain http_call. */
+function grpcOf(call: HttpCallRequest): RecordedHttpCall['grpc'] {
+  const map = new HeaderMap(call.headers);
+  if (!map.get('content-type')?.startsWith('application/grpc')) return undefined;
+  const [, service = '', method = ''] = /^\/([^/]*)\/(.*)$/.exec(map.get(':path') ?? '') ?? [];
+  return { service, method, message: call.body.subarray(5) };
 }
 
 const toPairs = (headers: Headers | undefined): HeaderPairs =>
@@ -493,6 +520,7 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
           trailers: call.trailers,
           timeoutMs: call.timeoutMs,
           header: (name) => new HeaderMap(call.headers).get(name),
+          grpc: grpcOf(call),
         };
         harness?.httpCalls.push(recorded);
         const mock = mocks[call.cluster]!;

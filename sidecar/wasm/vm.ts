@@ -6,10 +6,11 @@
 import { LogLevel, WasmResult, type AbiVersion, type WasmResultCode } from './abi.ts';
 import { checkImports, detectAbiVersion, WasmLoadError } from './abi-version.ts';
 import { HostBuffer } from './buffer.ts';
-import type { DeliveredHttpCall, HostContext, HttpCallDispatcher, LocalReply, VmServices } from './context.ts';
+import type { DeliveredGrpcCall, DeliveredHttpCall, HostContext, HttpCallDispatcher, HttpCallResponse, LocalReply, VmServices } from './context.ts';
+import { grpcOutcome, grpcRequest, grpcTarget } from './grpc.ts';
 import { HeaderMap, type HeaderPairs } from './headers.ts';
 import { proxyImports, providedEnvImports } from './imports.ts';
-import { GuestMemory, encodeUtf8 } from './memory.ts';
+import { GuestMemory, decodeUtf8, encodeUtf8 } from './memory.ts';
 import type { MetricStore } from './metrics.ts';
 import type { PropertySources, StreamProperties } from './properties.ts';
 import type { SharedState } from './shared.ts';
@@ -50,6 +51,14 @@ function realTimer(ms: number, fn: () => void): () => void {
 
 export class VmFailure extends Error {}
 
+/** An http_call or grpc_call on its way; cancel(false) abandons it without telling the module. */
+interface InFlightCall {
+  abort: AbortController;
+  grpc: boolean;
+  stopTimer?: () => void;
+  cancel: (notify?: boolean) => void;
+}
+
 type WasmExport = (...args: (number | undefined)[]) => unknown;
 
 export class WasmVm implements VmServices {
@@ -68,8 +77,9 @@ export class WasmVm implements VmServices {
   private current: HostContext;
   private effectiveId = 0;
   private nextCallToken = 1;
-  private readonly inFlight = new Map<number, { abort: AbortController; stopTimer?: () => void; cancel: () => void }>();
+  private readonly inFlight = new Map<number, InFlightCall>();
   private deliveringResponse: DeliveredHttpCall | undefined;
+  private deliveringGrpc: DeliveredGrpcCall | undefined;
   private rootDone: (() => void) | undefined;
 
   /** Instantiates and runs the root lifecycle; throws WasmLoadError when the module cannot run here. */
@@ -246,45 +256,99 @@ export class WasmVm implements VmServices {
   }
 
   startHttpCall(from: HostContext, cluster: string, headers: HeaderPairs, body: Uint8Array, trailers: HeaderPairs, timeoutMs: number): { result: WasmResultCode; token: number } {
-    const dispatch = this.options.httpCall;
-    const known = this.options.hasCluster?.(cluster) ?? dispatch !== undefined;
-    if (dispatch === undefined || !known) return { result: WasmResult.BadArgument, token: 0 };
+    if (!this.knowsCluster(cluster)) return { result: WasmResult.BadArgument, token: 0 };
     const required = new HeaderMap(headers);
     // Envoy refuses a callout without these, before sending anything.
     if (!required.has(':method') || !required.has(':path') || !required.has(':authority')) return { result: WasmResult.BadArgument, token: 0 };
+    // Envoy's async client answers a timed-out callout itself, as its router does.
+    const timedOut: HttpCallResponse = { headers: [[':status', '504'], ['content-length', '24'], ['content-type', 'text/plain']], body: 'upstream request timeout' };
+    const token = this.startCall(from, { cluster, headers, body, trailers, timeoutMs }, false, timedOut, (t, response) => this.deliverHttpCallResponse(t, response));
+    return { result: WasmResult.Ok, token };
+  }
+
+  /**
+   * proxy_grpc_call: a unary call (Envoy's gRPC async client over the
+   * cluster), answered with proxy_on_grpc_receive (the response message) or
+   * proxy_on_grpc_close (a gRPC status, its message through proxy_get_status).
+   */
+  startGrpcCall(from: HostContext, service: Uint8Array, serviceName: string, method: string, metadata: HeaderPairs, message: Uint8Array, timeoutMs: number): { result: WasmResultCode; token: number } {
+    const target = grpcTarget(service, decodeUtf8);
+    // As Envoy: an unknown cluster name is PARSE_FAILURE (it was not a GrpcService either), a GrpcService it cannot use BAD_ARGUMENT.
+    if (target === 'bad') return { result: WasmResult.BadArgument, token: 0 };
+    if (!this.knowsCluster(target.cluster)) return { result: WasmResult.ParseFailure, token: 0 };
+    const request = grpcRequest(target, serviceName, method, metadata, message, timeoutMs);
+    // The router's own timeout reply to a gRPC request: trailers-only, UNAVAILABLE (httpToGrpcStatus(504)).
+    const timedOut: HttpCallResponse = { headers: [[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '14'], ['grpc-message', 'upstream request timeout']] };
+    const token = this.startCall(from, { cluster: target.cluster, headers: request.headers, body: request.body, trailers: [], timeoutMs }, true, timedOut, (t, response) => this.deliverGrpcOutcome(t, response));
+    return { result: WasmResult.Ok, token };
+  }
+
+  /** proxy_grpc_cancel / proxy_grpc_close of a call: it is abandoned, and the module hears nothing more of it. */
+  cancelGrpcCall(token: number): WasmResultCode {
+    const entry = this.inFlight.get(token);
+    if (entry === undefined || !entry.grpc) return WasmResult.NotFound;
+    entry.cancel(false);
+    return WasmResult.Ok;
+  }
+
+  grpcCallResponse(): DeliveredGrpcCall | undefined {
+    return this.deliveringGrpc;
+  }
+
+  private knowsCluster(cluster: string): boolean {
+    const dispatch = this.options.httpCall;
+    return dispatch !== undefined && (this.options.hasCluster?.(cluster) ?? true);
+  }
+
+  /** Dispatches a callout; `deliver` hands its answer (undefined: it failed) to the module, once, unless the VM is gone. */
+  private startCall(from: HostContext, call: Omit<Parameters<HttpCallDispatcher>[0], 'signal'>, grpc: boolean, timedOut: HttpCallResponse, deliver: (token: number, response: HttpCallResponse | undefined) => void): number {
+    const dispatch = this.options.httpCall!;
     const token = this.nextCallToken++;
     const abort = new AbortController();
     let settled = false;
-    const finish = (response: { headers: HeaderPairs; body?: Uint8Array | string; trailers?: HeaderPairs } | undefined): void => {
+    const finish = (response: HttpCallResponse | undefined, notify = true): void => {
       if (settled) return;
       settled = true;
       entry.stopTimer?.();
       const live = this.inFlight.delete(token) && !this.closed && this.failure === undefined;
-      if (live) this.deliverHttpCallResponse(token, response);
+      if (live && notify) deliver(token, response);
       from.httpCallFinished(token);
     };
-    const entry: { abort: AbortController; stopTimer?: () => void; cancel: () => void } = {
+    const entry: InFlightCall = {
       abort,
-      cancel: () => {
+      grpc,
+      cancel: (notify = true) => {
         this.inFlight.delete(token);
         abort.abort();
-        finish(undefined);
+        finish(undefined, notify);
       },
     };
     this.inFlight.set(token, entry);
     from.httpCallStarted(token);
-    if (timeoutMs > 0) {
-      const timedOut = () => {
+    if (call.timeoutMs > 0) {
+      const onTimeout = () => {
         abort.abort();
-        // Envoy's async client answers a timed-out callout itself, as its router does.
-        finish({ headers: [[':status', '504'], ['content-length', '24'], ['content-type', 'text/plain']], body: 'upstream request timeout' });
+        finish(timedOut);
       };
-      entry.stopTimer = this.options.setTimer?.(timeoutMs, timedOut) ?? realTimer(timeoutMs, timedOut);
+      entry.stopTimer = this.options.setTimer?.(call.timeoutMs, onTimeout) ?? realTimer(call.timeoutMs, onTimeout);
     }
     Promise.resolve()
-      .then(() => dispatch({ cluster, headers, body, trailers, timeoutMs, signal: abort.signal }))
+      .then(() => dispatch({ ...call, signal: abort.signal }))
       .then(finish, () => finish(undefined));
-    return { result: WasmResult.Ok, token };
+    return token;
+  }
+
+  private deliverGrpcOutcome(token: number, response: HttpCallResponse | undefined): void {
+    const outcome = grpcOutcome(response === undefined ? undefined : { headers: response.headers, body: typeof response.body === 'string' ? encodeUtf8(response.body) : (response.body ?? new Uint8Array(0)), trailers: response.trailers });
+    this.deliveringGrpc =
+      outcome.response !== undefined ? { buffer: new HostBuffer(outcome.response.slice(), false), status: { code: WasmResult.Ok, message: '' } } : { buffer: undefined, status: { code: outcome.code, message: outcome.message } };
+    try {
+      // To the root context, as cpp-host's grpc_call is made from it.
+      if (outcome.response !== undefined) this.call('proxy_on_grpc_receive', this.root, this.root.id, token, outcome.response.length);
+      else this.call('proxy_on_grpc_close', this.root, this.root.id, token, outcome.code);
+    } finally {
+      this.deliveringGrpc = undefined;
+    }
   }
 
   private deliverHttpCallResponse(token: number, response: { headers: HeaderPairs; body?: Uint8Array | string; trailers?: HeaderPairs } | undefined): void {

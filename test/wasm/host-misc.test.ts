@@ -61,7 +61,7 @@ test('setLogLevel changes a running plugin\'s level: what it drops and what prox
   assert.equal(told.at(-1), 5);
 });
 
-test('time, tick period, on_tick, foreign functions, gRPC unimplemented', async () => {
+test('time, tick period, on_tick, foreign functions, a gRPC call to a cluster the host does not know', async () => {
   const bytes = await wat({
     imports: ['proxy_get_current_time_nanoseconds', 'proxy_set_tick_period_milliseconds', 'proxy_call_foreign_function', 'proxy_grpc_call', 'proxy_get_status'],
     strings: { echo: 'echo', missing: 'nope', arg: 'ping', tick: 'tick' },
@@ -83,7 +83,8 @@ test('time, tick period, on_tick, foreign functions, gRPC unimplemented', async 
     now: () => 1767225600000000000n,
     foreignFunctions: { echo: (args) => new Uint8Array([...Buffer.from('echo:'), ...args]) },
   });
-  assert.deepEqual(codes(plugin.logs), [R.Ok, 1, R.Ok, R.NotFound, R.Ok, R.Unimplemented, R.Ok]);
+  // "ping" is no GrpcService, so a cluster name, and no cluster has it: PARSE_FAILURE, as Envoy's.
+  assert.deepEqual(codes(plugin.logs), [R.Ok, 1, R.Ok, R.NotFound, R.Ok, R.ParseFailure, R.Ok]);
   assert.deepEqual(texts(plugin.logs), ['echo:ping']);
   assert.equal(plugin.tickPeriodMs, 250);
   plugin.tick();
@@ -140,7 +141,7 @@ test('WASI: fd_write logs, clocks, random, environment; proc_exit fails the VM',
   assert.ok(plugin.logs.some((l) => l.level === 'critical' && /proc_exit\(3\)/.test(l.message)));
 });
 
-test('gRPC stream calls are UNIMPLEMENTED; 0.1.0-era calls still work as cpp-host registers them', async () => {
+test('gRPC stream calls are UNIMPLEMENTED, cancelling or closing a call that is not there NOT_FOUND; 0.1.0-era calls still work as cpp-host registers them', async () => {
   const bytes = await wat({
     imports: ['proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close', 'proxy_get_configuration', 'proxy_continue_request', 'proxy_continue_response', 'proxy_clear_route_cache', 'proxy_set_property'],
     strings: { x: 'x' },
@@ -161,7 +162,7 @@ test('gRPC stream calls are UNIMPLEMENTED; 0.1.0-era calls still work as cpp-hos
     (i32.const 1))`,
   });
   const plugin = await WasmPlugin.load(bytes, { name: 'legacy', configuration: 'conf' });
-  assert.deepEqual(codes(plugin.logs), [R.Unimplemented, R.Unimplemented, R.Unimplemented, R.Unimplemented, R.Ok, R.BadArgument]);
+  assert.deepEqual(codes(plugin.logs), [R.Unimplemented, R.Unimplemented, R.NotFound, R.NotFound, R.Ok, R.BadArgument]);
   assert.deepEqual(texts(plugin.logs), ['conf']);
   plugin.logs.length = 0;
   // continue_request inside the callback that paused resumes at once.

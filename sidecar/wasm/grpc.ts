@@ -1,0 +1,156 @@
+// proxy_grpc_call as Envoy's wasm host makes it: a unary gRPC call over the
+// host's http_call path (HTTP/2 POST /<service>/<method>, the message in one
+// gRPC frame), its outcome read as Envoy's gRPC async client reads it
+// (AsyncRequestImpl::onRemoteClose): OK with one message is a success,
+// anything else a failure with a gRPC status and message.
+
+import type { HeaderPairs } from './headers.ts';
+
+/** Envoy's Grpc::Utility::httpToGrpcStatus: the gRPC status of an HTTP answer that carries none. */
+export function grpcStatusOf(httpStatus: number): number {
+  switch (httpStatus) {
+    case 400:
+      return 13;
+    case 401:
+      return 16;
+    case 403:
+      return 7;
+    case 404:
+      return 12;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14;
+    default:
+      return 2;
+  }
+}
+
+/** gRPC status codes the host itself answers with. */
+export const GrpcStatus = { Ok: 0, Cancelled: 1, Unknown: 2, Internal: 13, Unavailable: 14 } as const;
+
+/** Where a call goes: the cluster, and the :authority (the cluster's name unless the GrpcService says). */
+export interface GrpcTarget {
+  cluster: string;
+  authority: string;
+}
+
+/**
+ * The `grpc_service` argument: a serialized envoy.config.core.v3.GrpcService
+ * (its envoy_grpc.cluster_name and authority), or, as Envoy falls back to
+ * when the bytes are not one, a cluster name. `bad`: a GrpcService without
+ * an envoy_grpc target (google_grpc is not offered here), which Envoy's async
+ * client manager refuses.
+ */
+export function grpcTarget(bytes: Uint8Array, asText: (b: Uint8Array) => string): GrpcTarget | 'bad' {
+  const fields = readMessage(bytes);
+  if (fields === undefined) {
+    const cluster = asText(bytes);
+    return { cluster, authority: cluster };
+  }
+  const envoyGrpc = fields.get(1);
+  if (envoyGrpc === undefined || !(envoyGrpc instanceof Uint8Array)) return 'bad';
+  const inner = readMessage(envoyGrpc);
+  const cluster = inner?.get(1);
+  if (!(cluster instanceof Uint8Array) || cluster.length === 0) return 'bad';
+  const authority = inner?.get(2);
+  const name = asText(cluster);
+  return { cluster: name, authority: authority instanceof Uint8Array && authority.length > 0 ? asText(authority) : name };
+}
+
+/**
+ * Protobuf wire format, leniently as ParseFromString reads it (unknown
+ * fields skipped): the last value of each field, length-delimited ones as
+ * bytes; undefined when the bytes are not a message.
+ */
+function readMessage(bytes: Uint8Array): Map<number, Uint8Array | bigint> | undefined {
+  const fields = new Map<number, Uint8Array | bigint>();
+  let at = 0;
+  const varint = (): bigint | undefined => {
+    let value = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      if (at >= bytes.length) return undefined;
+      const b = bytes[at++]!;
+      value |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return value;
+    }
+    return undefined;
+  };
+  while (at < bytes.length) {
+    const key = varint();
+    if (key === undefined) return undefined;
+    const field = Number(key >> 3n);
+    const wire = Number(key & 7n);
+    if (field === 0) return undefined;
+    if (wire === 0) {
+      const v = varint();
+      if (v === undefined) return undefined;
+      fields.set(field, v);
+    } else if (wire === 1 || wire === 5) {
+      at += wire === 1 ? 8 : 4;
+      if (at > bytes.length) return undefined;
+    } else if (wire === 2) {
+      const length = varint();
+      if (length === undefined || BigInt(at) + length > BigInt(bytes.length)) return undefined;
+      fields.set(field, bytes.subarray(at, at + Number(length)));
+      at += Number(length);
+    } else return undefined;
+  }
+  return fields;
+}
+
+/** The HTTP/2 request of a unary call, as Envoy's gRPC async client sends it. */
+export function grpcRequest(target: GrpcTarget, service: string, method: string, metadata: HeaderPairs, message: Uint8Array, timeoutMs: number): { headers: HeaderPairs; body: Uint8Array } {
+  const headers: HeaderPairs = [
+    [':method', 'POST'],
+    [':path', `/${service}/${method}`],
+    [':authority', target.authority],
+    [':scheme', 'http'],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+  ];
+  if (timeoutMs > 0) headers.push(['grpc-timeout', `${timeoutMs}m`]);
+  for (const [name, value] of metadata) headers.push([name.toLowerCase(), value]);
+  const body = new Uint8Array(5 + message.length);
+  new DataView(body.buffer).setUint32(1, message.length);
+  body.set(message, 5);
+  return { headers, body };
+}
+
+export type GrpcOutcome = { code: 0; message: ''; response: Uint8Array } | { code: number; message: string; response?: undefined };
+
+const header = (pairs: HeaderPairs | undefined, name: string) => pairs?.find(([k]) => k === name)?.[1];
+
+/** grpc-message is percent-encoded on the wire. */
+function decodeGrpcMessage(value: string | undefined): string {
+  if (value === undefined) return '';
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * A unary call's outcome from its HTTP answer (undefined: no answer, the
+ * stream was reset or never connected), as Envoy's async client reads it.
+ */
+export function grpcOutcome(response: { headers: HeaderPairs; body: Uint8Array; trailers?: HeaderPairs } | undefined): GrpcOutcome {
+  if (response === undefined) return { code: GrpcStatus.Unavailable, message: 'upstream connection failure' };
+  const status = Number(header(response.headers, ':status'));
+  // A trailers-only answer carries its status in the headers.
+  const statusHeader = header(response.trailers, 'grpc-status') ?? header(response.headers, 'grpc-status');
+  const messageHeader = header(response.trailers, 'grpc-message') ?? header(response.headers, 'grpc-message');
+  // Not 200: the status a trailers-only answer names, else CANCELLED, as Envoy's client (not httpToGrpcStatus).
+  if (status !== 200) return statusHeader !== undefined && /^\d+$/.test(statusHeader) && response.body.length === 0 ? { code: Number(statusHeader), message: decodeGrpcMessage(messageHeader) } : { code: GrpcStatus.Cancelled, message: '' };
+  if (statusHeader === undefined || !/^\d+$/.test(statusHeader)) return { code: GrpcStatus.Unknown, message: 'bad grpc-status trailer' };
+  const code = Number(statusHeader);
+  if (code !== 0) return { code, message: decodeGrpcMessage(messageHeader) };
+  const body = response.body;
+  // One frame: a compressed flag this host does not negotiate, or a frame cut short, is an internal error.
+  if (body.length < 5 || body[0] !== 0) return { code: GrpcStatus.Internal, message: '' };
+  const length = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1);
+  if (5 + length > body.length) return { code: GrpcStatus.Internal, message: '' };
+  return { code: 0, message: '', response: body.subarray(5, 5 + length) };
+}
