@@ -59,6 +59,12 @@ export declare function proxy_continue_stream(streamType: i32): i32;
 @external("env", "proxy_http_call")
 export declare function proxy_http_call(upstream: usize, upstreamSize: usize, headers: usize, headersSize: usize, body: usize, bodySize: usize, trailers: usize, trailersSize: usize, timeoutMs: u32, returnToken: usize): i32;
 // @ts-ignore: decorator
+@external("env", "proxy_grpc_call")
+export declare function proxy_grpc_call(service: usize, serviceSize: usize, serviceName: usize, serviceNameSize: usize, method: usize, methodSize: usize, initialMetadata: usize, initialMetadataSize: usize, message: usize, messageSize: usize, timeoutMs: u32, returnToken: usize): i32;
+// @ts-ignore: decorator
+@external("env", "proxy_grpc_cancel")
+export declare function proxy_grpc_cancel(token: u32): i32;
+// @ts-ignore: decorator
 @external("env", "proxy_get_status")
 export declare function proxy_get_status(returnCode: usize, returnMessage: usize, returnMessageSize: usize): i32;
 

@@ -5,6 +5,7 @@
 // under filters/ so tsc leaves it alone; filters/test/ is never shipped.
 
 export * from '../../sdk/exports';
+export * from '../../sdk/exports-grpc';
 import {
   Action, addHeader, BufferType, ConfigErrors, configRoot, continueStream, getBufferString, getHeader, getHeaderValues,
   getPropertyString, getSharedData, getStatus, HeaderMapType, HeaderPair, HttpContext, logDebug, logEnabled, logInfo, LogLevel,
@@ -12,6 +13,8 @@ import {
   setSharedData, setTickPeriod, utf8, WasmResult, lastHttpCallResult,
   HeaderName, jsonString, logUtf8, Metric, MetricType, Property, Utf8Writer,
 } from '../../sdk/index';
+// gRPC calls are opt-in (their own module), so filters that make none carry none of it.
+import { GrpcHttpContext, lastGrpcCallResult } from '../../sdk/grpc';
 
 // Pre-encoded names and paths (path /encoded).
 const X_MULTI = new HeaderName('x-multi');
@@ -51,7 +54,7 @@ function describe(v: string | null): string {
   return v === null ? 'missing' : '"' + v + '"';
 }
 
-class ProbeStream extends HttpContext {
+class ProbeStream extends GrpcHttpContext {
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
     const path = getHeader(HeaderMapType.RequestHeaders, ':path');
     replaceHeader(HeaderMapType.RequestHeaders, 'x-report',
@@ -69,6 +72,12 @@ class ProbeStream extends HttpContext {
     logInfo('request ' + (path === null ? '' : path));
     if (logEnabled(LogLevel.Debug)) logDebug('debug detail');
 
+    if (path == '/grpc' || path == '/grpc-missing-cluster') {
+      const message = Uint8Array.wrap(String.UTF8.encode('probe'));
+      const token = this.grpcCall(path == '/grpc' ? 'authz' : 'nowhere', 'weft.test.Authz', 'Check', message, 1000, [new HeaderPair('x-probe', '1')]);
+      if (token == 0) sendLocalResponse(500, 'probe_grpc_failed', 'grpc_call refused: ' + (<i32>lastGrpcCallResult).toString(), []);
+      return Action.Pause;
+    }
     if (path == '/call' || path == '/call-missing-cluster') {
       const cluster = path == '/call' ? 'authz' : 'nowhere';
       const token = this.httpCall(cluster, [
@@ -128,6 +137,15 @@ class ProbeStream extends HttpContext {
     const body = getBufferString(BufferType.HttpRequestBody, bodySize);
     setBuffer(BufferType.HttpRequestBody, 0, bodySize, utf8('[' + body + ']'));
     return Action.Continue;
+  }
+
+  onGrpcReceive(token: u32, size: usize): void {
+    replaceHeader(HeaderMapType.RequestHeaders, 'x-grpc', getBufferString(BufferType.GrpcReceiveBuffer, size));
+    continueStream(0);
+  }
+
+  onGrpcClose(token: u32, status: u32): void {
+    sendLocalResponse(403, 'probe_grpc_denied', 'grpc ' + status.toString() + ': ' + getStatus().message, []);
   }
 
   onHttpCallResponse(token: u32, numHeaders: u32, bodySize: usize, numTrailers: u32): void {

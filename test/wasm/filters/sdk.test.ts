@@ -106,6 +106,34 @@ describe('AssemblyScript SDK', () => {
     await plugin.close();
   });
 
+  it('makes a gRPC call from a stream (GrpcHttpContext.grpcCall): the answer comes back to that stream, OK or its failure status', async () => {
+    const calls: HttpCallRequest[] = [];
+    let deny = false;
+    const plugin = await load({
+      hasCluster: (name) => name === 'authz',
+      httpCall: async (call) => {
+        calls.push(call);
+        if (deny) return { headers: [[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '16'], ['grpc-message', 'who%20are%20you']] };
+        const message = Buffer.from('granted');
+        const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
+        return { headers: [[':status', '200'], ['content-type', 'application/grpc']], body: framed, trailers: [['grpc-status', '0']] };
+      },
+    });
+    const ok = await exchange(plugin, {}, { path: '/grpc' });
+    assert.equal(ok.request.action, 'continue');
+    assert.equal(header(ok.stream.requestHeaders, 'x-grpc'), 'granted');
+    assert.equal(header(calls[0]!.headers, ':path'), '/weft.test.Authz/Check');
+    assert.equal(header(calls[0]!.headers, 'x-probe'), '1');
+    assert.equal(Buffer.from(calls[0]!.body.subarray(5)).toString(), 'probe');
+    deny = true;
+    const denied = await exchange(plugin, {}, { path: '/grpc' });
+    assert.equal(denied.stream.localReply?.status, 403);
+    assert.equal(Buffer.from(denied.stream.localReply!.body).toString(), 'grpc 16: who are you');
+    const refused = await exchange(plugin, {}, { path: '/grpc-missing-cluster' });
+    assert.equal(Buffer.from(refused.stream.localReply!.body).toString(), 'grpc_call refused: 4', 'PARSE_FAILURE');
+    await plugin.close();
+  });
+
   it('reads and rewrites the request body', async () => {
     const plugin = await load();
     const stream = plugin.newHttpStream();
