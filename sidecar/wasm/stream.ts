@@ -343,7 +343,13 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   private waiting(direction: Direction): boolean {
-    return this.paused[direction] && this.pendingHttpCalls > 0 && !this.reset && this.reply === undefined && this.vm.failure === undefined;
+    return this.paused[direction] && this.pendingHttpCalls > 0 && !this.decided(direction);
+  }
+
+  /** Something other than the filter continuing has decided this direction: a reset, a reply it carries, a failed VM. */
+  private decided(direction: Direction): boolean {
+    // A reply sent while handling the request still goes out through the response phases, which may hold it.
+    return this.reset || (this.reply !== undefined && (direction === 'request' || this.reply.direction === 'response')) || this.vm.failure !== undefined;
   }
 
   private async waitThenSettle(direction: Direction): Promise<StreamOutcome> {
@@ -359,7 +365,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   async resumed(direction: Direction): Promise<StreamOutcome> {
-    while (this.paused[direction] && !this.reset && this.reply === undefined && this.vm.failure === undefined && !this.completed) await this.changed();
+    while (this.paused[direction] && !this.decided(direction) && !this.completed) await this.changed();
     return this.after(direction, false);
   }
 

@@ -469,12 +469,19 @@ export class FilterHarness {
     const headers: HeaderPairs = [[':status', String(reply.status)], ...reply.headers];
     if (reply.body.length > 0) headers.push(['content-length', String(reply.body.length)], ['content-type', 'text/plain']);
     let body = reply.body;
-    const out = note('response_headers', await this.settle(stream.onResponseHeaders(headers, reply.body.length === 0)));
-    if (out.action === 'continue' && reply.body.length > 0) {
-      const b = note('response_body', await this.settle(stream.onResponseBody(reply.body, true)));
-      if (b.action === 'continue') body = b.body;
-    }
+    let out = note('response_headers', await this.settle(stream.onResponseHeaders(headers, reply.body.length === 0)));
+    // A filter that holds the reply's headers holds it until it continues them, as any response.
+    if (out.action === 'pause') out = note('response_continued', await this.resume(stream, 'response'));
     const final = stream.responseHeaders ?? headers;
+    if (out.action === 'continue' && reply.body.length > 0) {
+      let b = note('response_body', await this.settle(stream.onResponseBody(reply.body, true)));
+      if (b.action === 'pause') {
+        const o = note('response_continued', await this.resume(stream, 'response'));
+        b = o.action === 'continue' ? { action: 'continue', body: stream.takeBody('response') } : o;
+      }
+      if (b.action === 'continue') body = b.body;
+      else if (b.action === 'pause') result.stalled = true;
+    } else if (out.action === 'pause') result.stalled = true;
     result.response = { ...message(final, body, undefined), status: Number(new HeaderMap(final).get(':status') ?? reply.status) };
   }
 }

@@ -19,13 +19,15 @@ interface Holder {
   tickMs?: number;
   /** Whether a tick continues the stream it holds (adding x-continued to the held headers first). */
   continueOnTick?: boolean;
+  /** Answer every request itself (401 `nope`) from its request headers. */
+  reply?: boolean;
 }
 
 /** Body callbacks report their size and end_of_stream as codes (`#` + char(48 + n)). */
-const holder = ({ stopRequest = false, stopResponse = false, tickMs = 0, continueOnTick = true }: Holder) =>
+const holder = ({ stopRequest = false, stopResponse = false, tickMs = 0, continueOnTick = true, reply = false }: Holder) =>
   wat({
-    imports: ['proxy_set_tick_period_milliseconds', 'proxy_set_effective_context', 'proxy_continue_stream', 'proxy_add_header_map_value'],
-    strings: { name: 'x-continued', value: 'tick' },
+    imports: ['proxy_set_tick_period_milliseconds', 'proxy_set_effective_context', 'proxy_continue_stream', 'proxy_add_header_map_value', 'proxy_send_local_response'],
+    strings: { name: 'x-continued', value: 'tick', nope: 'nope' },
     body: (s) => `
   (global $stream (mut i32) (i32.const 0))
   (global $direction (mut i32) (i32.const 0))
@@ -37,6 +39,7 @@ const holder = ({ stopRequest = false, stopResponse = false, tickMs = 0, continu
     (global.set $direction (local.get $direction))
     (i32.const 1))
   (func (export "proxy_on_request_headers") (param $id i32) (param i32 i32) (result i32)
+    ${reply ? `(drop (call $proxy_send_local_response (i32.const 401) ${s.nope} ${s.nope} (i32.const 0) (i32.const 0) (i32.const -1))) (return (i32.const 1))` : ''}
     ${stopRequest ? '(call $hold (local.get $id) (i32.const 0))' : '(i32.const 0)'})
   (func (export "proxy_on_response_headers") (param $id i32) (param i32 i32) (result i32)
     ${stopResponse ? '(call $hold (local.get $id) (i32.const 1))' : '(i32.const 0)'})
@@ -125,4 +128,19 @@ test('a filter that continues its headers and buffers the body gets it chunk by 
   assert.deepEqual(codes(filter.logs), [2, 0, 3, 1, 5, 1]);
   assert.equal(res.response?.body, 'world');
   assert.deepEqual(warnings(filter.logs), []);
+});
+
+test('a filter that holds the response headers of its own local reply: sent once it continues them from a tick, stalled if nothing could', async () => {
+  const ticking = await loadFilter(await holder({ reply: true, stopResponse: true, tickMs: 20 }));
+  const r = await ticking.request();
+  assert.equal(r.localReply?.status, 401);
+  assert.equal(r.stalled, false);
+  assert.deepEqual(phases(r), ['request_headers:local_reply', 'response_headers:pause', 'response_continued:continue', 'response_body:continue']);
+  assert.equal(r.response?.header('x-continued'), 'tick');
+  assert.equal(r.response?.body, 'nope');
+
+  const stuck = await loadFilter(await holder({ reply: true, stopResponse: true }));
+  const s = await stuck.request();
+  assert.equal(s.localReply?.status, 401);
+  assert.equal(s.stalled, true);
 });
