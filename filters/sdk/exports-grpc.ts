@@ -4,23 +4,23 @@
 // answer for a stream that has ended (the host refuses to make it effective) is dropped.
 
 import { proxy_set_effective_context } from './imports';
-import { pendingGrpcCalls } from './grpc';
+import { GrpcHttpContext, pendingGrpcCalls } from './grpc';
 import { WasmResult } from './status';
 
-export function proxy_on_grpc_receive(rootId: u32, token: u32, size: usize): void {
-  if (!pendingGrpcCalls.has(token)) return;
+/** The stream that made call `token`, made the effective context; null if unknown or ended (the host no longer knows it). */
+function caller(token: u32): GrpcHttpContext | null {
+  if (!pendingGrpcCalls.has(token)) return null;
   const stream = pendingGrpcCalls.get(token);
   pendingGrpcCalls.delete(token);
-  // The host no longer knows a stream that has ended.
-  if (proxy_set_effective_context(stream.id) != WasmResult.Ok) return;
-  stream.onGrpcReceive(token, size);
+  return proxy_set_effective_context(stream.id) == WasmResult.Ok ? stream : null;
+}
+
+export function proxy_on_grpc_receive(rootId: u32, token: u32, size: usize): void {
+  const stream = caller(token);
+  if (stream !== null) stream.onGrpcReceive(token, size);
 }
 
 export function proxy_on_grpc_close(rootId: u32, token: u32, status: u32): void {
-  if (!pendingGrpcCalls.has(token)) return;
-  const stream = pendingGrpcCalls.get(token);
-  pendingGrpcCalls.delete(token);
-  // The host no longer knows a stream that has ended.
-  if (proxy_set_effective_context(stream.id) != WasmResult.Ok) return;
-  stream.onGrpcClose(token, status);
+  const stream = caller(token);
+  if (stream !== null) stream.onGrpcClose(token, status);
 }
