@@ -214,10 +214,16 @@ export function compareConfig(
 ): Pick<ProxySync, 'inSync' | 'summary' | 'resources'> {
   const resources: ResourceSync[] = [];
   const summary = Object.fromEntries(CONFIG_TYPES.map((t) => [t, {}])) as ProxySync['summary'];
+  // Envoy's include_eds dump has an assignment for every cluster, STATIC and DNS ones too, under the cluster's name:
+  // those are no EDS resource, so not the control plane's to send (unless it sends one by that name).
+  const notEds = new Set(
+    [...desired.clusters, ...running.filter((r) => r.type === 'clusters')].flatMap((r) => (isObject(r.value) && r.value.type !== 'EDS' && typeof r.value.name === 'string' ? [r.value.name] : [])),
+  );
   for (const type of CONFIG_TYPES) {
     const want = new Map(desired[type].map((r) => [r.name, normalise(type, r.value)]));
     const told = new Map((sent[type] ?? []).map((r) => [r.name, r.value === null ? null : normalise(type, r.value)]));
-    const have = new Map(running.filter((r) => r.type === type).map((r) => [r.name, { ...r, normal: r.value === undefined ? undefined : normalise(type, r.value) }]));
+    const ownAssignment = (r: RunningResource) => type === 'endpoints' && notEds.has(r.name) && !want.has(r.name) && !told.has(r.name);
+    const have = new Map(running.filter((r) => r.type === type && !ownAssignment(r)).map((r) => [r.name, { ...r, normal: r.value === undefined ? undefined : normalise(type, r.value) }]));
     for (const name of [...new Set([...want.keys(), ...have.keys()])].sort()) {
       const d = want.get(name);
       const r = have.get(name);
