@@ -56,6 +56,11 @@ const HELP: [string, string][] = [
 ];
 const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging', '/reset_counters', '/cpuprofiler', '/heapprofiler']);
 const DRAIN_PARAMS = ['inboundonly', 'graceful', 'skip_exit'];
+
+/** Envoy's /help: `admin commands are:`, then a line per endpoint, those that need a POST marked ` (POST)`. */
+function help(): string {
+  return `admin commands are:\n${HELP.map(([p, d]) => `  ${p}${POST_ONLY.has(p) ? ' (POST)' : ''}: ${d}\n`).join('')}`;
+}
 /** Envoy's --drain-time-s default. */
 export const DEFAULT_DRAIN_TIME_MS = 600_000;
 
@@ -97,11 +102,11 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       const keep: SeriesFilter | undefined = filter || usedOnly ? (name, used) => (!usedOnly || used) && (!filter || filter.test(name)) : undefined;
       return send(200, dp.stats.registry.metrics(keep) + dp.wasmPrometheus(keep), dp.stats.registry.contentType);
     };
-    // As Envoy: what changes the proxy's state needs a POST.
-    if (POST_ONLY.has(url.pathname) && req.method !== 'POST') return send(405, 'This operation requires a POST\n');
+    // As Envoy: what changes the proxy's state needs a POST, and the 405 says so in Envoy's words.
+    if (POST_ONLY.has(url.pathname) && req.method !== 'POST') return send(405, `Method ${req.method} not allowed, POST required.`);
     switch (url.pathname) {
       case '/help':
-        return send(200, `admin commands are:\n${HELP.map(([p, d]) => `  ${p}: ${d}\n`).join('')}`);
+        return send(200, help());
       case '/certs':
         // Envoy's Certificates: per TLS context in use, the trust bundle and the chain presented.
         return send(200, JSON.stringify(certsJson(dp.tlsInUse(), dp.tls), null, 2) + '\n', 'application/json');
@@ -233,7 +238,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         if (url.searchParams.get('format') === 'json') return send(200, JSON.stringify(clustersJson(dp.clusters), null, 2) + '\n', 'application/json');
         return send(200, clustersText(dp.clusters));
       default:
-        return send(404, `invalid path. admin commands are:\n${HELP.map(([p, d]) => `  ${p}: ${d}\n`).join('')}`);
+        return send(404, `invalid path. ${help()}`);
     }
   });
 }
