@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { clustersJson, clustersText } from '../../sidecar/admin-clusters.ts';
 import { endpointsConfigDump } from '../../sidecar/admin-endpoints.ts';
 import { ClusterManager } from '../../sidecar/clusters.ts';
 import { ENVOY_OUTLIER_DEFAULTS, type EndpointConfig } from '../../sidecar/config.ts';
@@ -118,4 +119,26 @@ test('through a running sidecar: include_eds puts EndpointsConfigDump where Envo
   // Envoy's parameters still apply to it.
   const one = JSON.parse((await get(sc.adminPort, 'admin', '/config_dump?include_eds&resource=dynamic_endpoint_configs&name_regex=inbound.*&mask=endpoint_config.cluster_name')).body) as { configs: Json[] };
   assert.deepEqual(one.configs, [{ '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump.DynamicEndpointConfig', endpoint_config: { '@type': 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment', cluster_name: inboundCluster } }]);
+});
+
+test("admin /clusters: an endpoint's EDS hostname, and (JSON) failed_active_degraded_check for a host its check called degraded, as Envoy's ClustersHandler writes them", () => {
+  const cm = new ClusterManager(new SidecarStats());
+  try {
+    cm.applyClusters(new Map([['c', clusterConfig({ name: 'c', edsServiceName: 'c' })]]));
+    cm.applyEndpoints('c', [ep(8001, { hostname: 'web-0.web.default.svc' }), ep(8002)]);
+    const c = cm.get('c')!;
+    // Its last passing check answered x-envoy-degraded (degraded.test.ts drives a real one).
+    c.hosts[1]!.activeDegraded = true;
+    const text = clustersText(cm).split('\n');
+    assert.ok(text.includes('c::127.0.0.1:8001::hostname::web-0.web.default.svc'), text.join('\n'));
+    assert.ok(text.includes('c::127.0.0.1:8002::hostname::'));
+    assert.ok(text.includes('c::127.0.0.1:8002::health_flags::/degraded_active_hc'));
+    const hosts = (clustersJson(cm) as Json).cluster_statuses[0].host_statuses as Json[];
+    assert.equal(hosts[0]!.hostname, 'web-0.web.default.svc');
+    assert.deepEqual(hosts[0]!.health_status, { eds_health_status: 'HEALTHY' });
+    assert.equal(hosts[1]!.hostname, undefined);
+    assert.deepEqual(hosts[1]!.health_status, { eds_health_status: 'HEALTHY', failed_active_degraded_check: true });
+  } finally {
+    cm.close();
+  }
 });
