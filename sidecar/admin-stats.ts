@@ -4,7 +4,9 @@
 // counters and gauges sorted by name, then histograms as quantiles; or, with
 // ?format=json, Envoy's {"stats": [...]}. ?filter=REGEX keeps the names it
 // matches, ?usedonly the stats written at least once, ?type=Counters|Gauges|
-// Histograms one kind. Wasm filters' metrics are wasmcustom.<name>, as in Envoy.
+// Histograms one kind, ?histogram_buckets=cumulative|disjoint the histograms'
+// bucket counts in place of their quantiles. Wasm filters' metrics are
+// wasmcustom.<name>, as in Envoy.
 
 import { Histogram, type HistogramSeries, type Metric } from './metrics.ts';
 import type { Metric as WasmMetric } from './wasm/metrics.ts';
@@ -31,6 +33,23 @@ interface Quantiles {
   name: string;
   /** Cumulative values at SUPPORTED_QUANTILES; undefined when nothing was recorded. */
   values: number[] | undefined;
+  /** The bucket bounds, and the samples at or below each bound and above the one before it (the last count: above every bound). */
+  bounds: readonly number[];
+  counts: readonly number[];
+}
+
+/** Envoy's ?histogram_buckets for /stats: summary (also `none`, its old name) is the default quantiles. */
+export type HistogramBuckets = 'summary' | 'cumulative' | 'disjoint';
+
+/**
+ * ?histogram_buckets as Envoy's /stats reads it (admin utils.cc histogramBucketsParam), or the 400 body. `detailed`
+ * is Envoy's too, but it prints the buckets of Envoy's own histogram implementation, which the sidecar does not have.
+ */
+export function parseHistogramBuckets(value: string | null): { mode: HistogramBuckets } | { error: string } {
+  if (value === null || value === '' || value === 'summary' || value === 'none') return { mode: 'summary' };
+  if (value === 'cumulative' || value === 'disjoint') return { mode: value };
+  if (value === 'detailed') return { error: "histogram_buckets: detailed is not served by the weft sidecar (it keeps Prometheus-style buckets, not Envoy's detailed ones); use cumulative or disjoint\n" };
+  return { error: 'usage: /stats?histogram_buckets=(cumulative|disjoint|detailed|summary)\n' };
 }
 
 /**
@@ -73,7 +92,8 @@ export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: 
       if (m instanceof Histogram) {
         const h = series as HistogramSeries;
         if (query.usedOnly && h.count === 0) continue;
-        histograms.push({ name, values: quantilesOf(m.buckets, [...h.counts, h.count - h.counts.reduce((a, b) => a + b, 0)], h.count) });
+        const counts = [...h.counts, h.count - h.counts.reduce((a, b) => a + b, 0)];
+        histograms.push({ name, values: quantilesOf(m.buckets, counts, h.count), bounds: m.buckets, counts });
       } else {
         const value = (series as { value: number }).value;
         if (query.usedOnly && value === 0) continue;
@@ -91,7 +111,7 @@ export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: 
       if (m.kind === 'histogram') {
         const total = m.bucketCounts.reduce((a, b) => a + b, 0);
         if (query.usedOnly && total === 0) continue;
-        histograms.push({ name, values: quantilesOf(WASM_BUCKETS, m.bucketCounts, total) });
+        histograms.push({ name, values: quantilesOf(WASM_BUCKETS, m.bucketCounts, total), bounds: WASM_BUCKETS, counts: m.bucketCounts });
       } else {
         const value = Number(m.value);
         if (query.usedOnly && value === 0) continue;
@@ -107,21 +127,53 @@ function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(6)));
 }
 
-/** Envoy's text: `name: value`, counters and gauges by name, then `name: P0(nan,v) P25(nan,v) ...` per histogram. */
-export function statsText(s: ReturnType<typeof collectStats>): string {
+/** A number as C's %g prints it (Envoy's `{:g}` for bucket bounds): 6 significant digits, 3.6e+06 from a million up. */
+function fmtG(n: number): string {
+  if (n === 0) return '0';
+  const exp = Math.floor(Math.log10(Math.abs(Number(n.toPrecision(6)))));
+  if (exp < -4 || exp >= 6) {
+    const [mantissa, e] = n.toExponential(5).split('e') as [string, string];
+    const m = mantissa.includes('.') ? mantissa.replace(/\.?0+$/, '') : mantissa;
+    const power = Math.abs(Number(e));
+    return `${m}e${Number(e) < 0 ? '-' : '+'}${power < 10 ? '0' : ''}${power}`;
+  }
+  return String(Number(n.toPrecision(6)));
+}
+
+/** Each bound with the samples at or below it (cumulative) or in its bucket alone (disjoint); +Inf is not one of them, as in Envoy. */
+function bucketCounts(h: Quantiles, mode: 'cumulative' | 'disjoint'): { bound: number; count: number }[] {
+  let sum = 0;
+  return h.bounds.map((bound, i) => {
+    sum += h.counts[i]!;
+    return { bound, count: mode === 'cumulative' ? sum : h.counts[i]! };
+  });
+}
+
+/**
+ * Envoy's text: `name: value`, counters and gauges by name, then `name: P0(nan,v) P25(nan,v) ...` per histogram, or with
+ * histogram_buckets `name: B0.5(0,n) B1(0,n) ...`. The interval (since the last flush) column is not kept: it is what
+ * Envoy prints for an empty interval (nan, 0).
+ */
+export function statsText(s: ReturnType<typeof collectStats>, buckets: HistogramBuckets = 'summary'): string {
   let out = '';
   for (const c of s.scalars) out += `${c.name}: ${c.value}\n`;
   for (const h of s.histograms) {
-    // The interval (since the last flush) column is not kept: nan, as Envoy prints it for an empty interval.
-    out += h.values ? `${h.name}: ${SUPPORTED_QUANTILES.map((q, i) => `P${q}(nan,${fmt(h.values![i]!)})`).join(' ')}\n` : `${h.name}: No recorded values\n`;
+    if (!h.values) out += `${h.name}: No recorded values\n`;
+    else if (buckets === 'summary') out += `${h.name}: ${SUPPORTED_QUANTILES.map((q, i) => `P${q}(nan,${fmt(h.values![i]!)})`).join(' ')}\n`;
+    else out += `${h.name}: ${bucketCounts(h, buckets).map(({ bound, count }) => `B${fmtG(bound)}(0,${count})`).join(' ')}\n`;
   }
   return out;
 }
 
-/** Envoy's ?format=json: {"stats": [{"name","value"}..., {"histograms": {supported_quantiles, computed_quantiles}}]}. */
-export function statsJson(s: ReturnType<typeof collectStats>): unknown {
+/**
+ * Envoy's ?format=json: {"stats": [{"name","value"}..., {"histograms": {supported_quantiles, computed_quantiles}}]}, or with
+ * histogram_buckets {"histograms": [{"name", "buckets": [{"upper_bound", "interval", "cumulative"}]}]}.
+ */
+export function statsJson(s: ReturnType<typeof collectStats>, buckets: HistogramBuckets = 'summary'): unknown {
   const stats: unknown[] = s.scalars.map((c) => ({ name: c.name, value: c.value }));
-  if (s.histograms.length > 0) {
+  if (s.histograms.length > 0 && buckets !== 'summary') {
+    stats.push({ histograms: s.histograms.map((h) => ({ name: h.name, buckets: bucketCounts(h, buckets).map(({ bound, count }) => ({ upper_bound: bound, interval: 0, cumulative: count })) })) });
+  } else if (s.histograms.length > 0) {
     stats.push({
       histograms: {
         supported_quantiles: SUPPORTED_QUANTILES,

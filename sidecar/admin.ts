@@ -11,7 +11,7 @@ import { certsJson } from './admin-certs.ts';
 import { parseConfigDumpQuery, shapeConfigDump } from './admin-config-dump.ts';
 import { ProfilerError, type Profilers } from './admin-profiler.ts';
 import { clustersJson, clustersText } from './admin-clusters.ts';
-import { collectStats, statsJson, statsText, type StatKind } from './admin-stats.ts';
+import { collectStats, parseHistogramBuckets, statsJson, statsText, type StatKind } from './admin-stats.ts';
 import type { DataPlane } from './dataplane.ts';
 import type { SeriesFilter } from './metrics.ts';
 import { MAX_TAP_SESSIONS, parseTapQuery } from './tap.ts';
@@ -49,8 +49,8 @@ const HELP: [string, string][] = [
   ['/ready', 'print server state, return 200 if LIVE, otherwise return 503'],
   ['/reset_counters', 'reset all counters to zero'],
   ['/server_info', 'print server version/status information'],
-  ['/stats', 'print server stats'],
-  ['/stats/prometheus', 'print server stats in prometheus format (?filter=REGEX on the Envoy stat name; ?usedonly: only stats written at least once)'],
+  ['/stats', 'print server stats (?filter=REGEX; ?usedonly; ?type=Counters|Gauges|Histograms; ?format=json|prometheus; ?histogram_buckets=cumulative|disjoint: bucket counts in place of quantiles)'],
+  ['/stats/prometheus', 'print server stats in prometheus format (?filter=REGEX on the Envoy stat name; ?usedonly: only stats written at least once; ?histogram_buckets=cumulative, the default)'],
   ['/tap', "the weft sidecar's live requests (GET; not Envoy's POST /tap): one JSON line per completed request, headers included, credentials redacted (?listener= ?method= ?authority= ?path_prefix= ?status=503|5xx ?max=N)"],
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
@@ -65,7 +65,17 @@ function help(): string {
 export const DEFAULT_DRAIN_TIME_MS = 600_000;
 
 /** What /stats/prometheus takes (Envoy's; text_readouts is accepted, the sidecar has none). */
-const PROMETHEUS_PARAMS = ['filter', 'usedonly', 'text_readouts'];
+const PROMETHEUS_PARAMS = ['filter', 'usedonly', 'text_readouts', 'histogram_buckets'];
+
+/** /stats/prometheus?histogram_buckets: Envoy's cumulative (the default) is what the sidecar writes; anything else is the 400 body. */
+function prometheusBuckets(value: string | null): string | undefined {
+  if (value === null || value === '' || value === 'cumulative') return undefined;
+  // Envoy's own answer for these two (PrometheusStatsFormatter::validateParams).
+  if (value === 'disjoint' || value === 'detailed') return 'unsupported prometheus histogram bucket mode\n';
+  // Envoy's summary gives each flush interval's quantiles, sum and count; the sidecar keeps no intervals.
+  if (value === 'summary' || value === 'none') return `histogram_buckets: ${value} is not served by the weft sidecar (Envoy's summaries are per stats-flush interval, which the sidecar does not keep); use cumulative, the default, and histogram_quantile()\n`;
+  return 'usage: /stats?histogram_buckets=(cumulative|disjoint|detailed|summary)\n';
+}
 
 /** ?filter=REGEX and ?usedonly, shared by every /stats format; a string is the 400 body. */
 function statsFilter(params: URLSearchParams): { filter?: RegExp; usedOnly: boolean } | string {
@@ -178,16 +188,21 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         const format = url.searchParams.get('format') ?? 'text';
         const filter = statsFilter(url.searchParams);
         if (typeof filter === 'string') return send(400, filter);
-        if (format === 'prometheus') return prometheus(filter);
+        if (format === 'prometheus') {
+          const bad = prometheusBuckets(url.searchParams.get('histogram_buckets'));
+          return bad ? send(400, bad) : prometheus(filter);
+        }
         if (format !== 'text' && format !== 'json') return send(400, `format: must be text, json or prometheus, got ${JSON.stringify(format)}\n`);
         const type = url.searchParams.get('type') ?? 'All';
         if (!['All', 'Counters', 'Gauges', 'Histograms'].includes(type)) return send(400, `type: must be All, Counters, Gauges or Histograms, got ${JSON.stringify(type)}\n`);
+        const buckets = parseHistogramBuckets(url.searchParams.get('histogram_buckets'));
+        if ('error' in buckets) return send(400, buckets.error);
         const stats = collectStats(dp.stats.registry.all(), dp.wasmMetrics(), { filter: filter.filter, usedOnly: filter.usedOnly, type: type === 'All' ? undefined : (type as StatKind) });
-        return format === 'json' ? send(200, JSON.stringify(statsJson(stats), null, 2) + '\n', 'application/json') : send(200, statsText(stats));
+        return format === 'json' ? send(200, JSON.stringify(statsJson(stats, buckets.mode), null, 2) + '\n', 'application/json') : send(200, statsText(stats, buckets.mode));
       }
       case '/stats/prometheus': {
         dp.stats.refreshServer();
-        const bad = unknownParameter(url.searchParams, PROMETHEUS_PARAMS, `it takes ${PROMETHEUS_PARAMS.join(', ')}`);
+        const bad = unknownParameter(url.searchParams, PROMETHEUS_PARAMS, `it takes ${PROMETHEUS_PARAMS.join(', ')}`) ?? prometheusBuckets(url.searchParams.get('histogram_buckets'));
         if (bad) return send(400, bad);
         const filter = statsFilter(url.searchParams);
         return typeof filter === 'string' ? send(400, filter) : prometheus(filter);

@@ -99,7 +99,7 @@ test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=js
   assert.equal((await admin(sc.adminPort, '/stats/prometheus?filter=(')).status, 400);
   const unknown = await admin(sc.adminPort, '/stats/prometheus?used_only');
   assert.equal(unknown.status, 400);
-  assert.match(unknown.body, /^used_only: unknown parameter \(it takes filter, usedonly, text_readouts\)/);
+  assert.match(unknown.body, /^used_only: unknown parameter \(it takes filter, usedonly, text_readouts, histogram_buckets\)/);
 });
 
 test("a cluster's and a connection manager's stats are there at 0 before any request, as Envoy creates them with the cluster", { timeout: 30_000 }, async () => {
