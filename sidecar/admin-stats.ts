@@ -86,18 +86,17 @@ export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: 
   for (const m of metrics) {
     const namer = m.envoyName;
     if (!namer || !(m instanceof Histogram ? wantHistograms : wantScalar(m.type))) continue;
-    for (const { labels, series } of m.entries()) {
+    for (const { labels, series, used } of m.entries()) {
       const name = namer(labels);
       if (!keep(name)) continue;
+      // Envoy's used: written at least once (a gauge set to 0 is; metrics.ts)
+      if (query.usedOnly && !used) continue;
       if (m instanceof Histogram) {
         const h = series as HistogramSeries;
-        if (query.usedOnly && h.count === 0) continue;
         const counts = [...h.counts, h.count - h.counts.reduce((a, b) => a + b, 0)];
         histograms.push({ name, values: quantilesOf(m.buckets, counts, h.count), bounds: m.buckets, counts });
       } else {
-        const value = (series as { value: number }).value;
-        if (query.usedOnly && value === 0) continue;
-        scalars.push({ name, value });
+        scalars.push({ name, value: (series as { value: number }).value });
       }
     }
   }
