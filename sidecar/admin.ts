@@ -91,6 +91,35 @@ function statsFilter(params: URLSearchParams): { filter?: RegExp; usedOnly: bool
   return { filter, usedOnly: params.has('usedonly') };
 }
 
+/**
+ * The query string as Envoy's admin reads it (Http::Utility::parseAndDecodeQueryString): `&`-separated `key=value`
+ * pairs, %XX sequences decoded, and `+` left a plus, not a space as in a form. So `?filter=upstream_rq_\d+` is
+ * the regex it says, not `upstream_rq_\d ` (which matches nothing). A % not followed by two hex digits stays as it is.
+ */
+export function adminQuery(path: string): URLSearchParams {
+  const params = new URLSearchParams();
+  const at = path.indexOf('?');
+  if (at < 0) return params;
+  const decode = (text: string) => {
+    const bytes: number[] = [];
+    const raw = Buffer.from(text, 'utf8');
+    for (let i = 0; i < raw.length; i++) {
+      const hex = raw[i] === 0x25 && i + 2 < raw.length ? raw.subarray(i + 1, i + 3).toString('latin1') : '';
+      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+        bytes.push(parseInt(hex, 16));
+        i += 2;
+      } else bytes.push(raw[i]!);
+    }
+    return Buffer.from(bytes).toString('utf8');
+  };
+  for (const pair of path.slice(at + 1).split('#')[0]!.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    params.append(decode(eq < 0 ? pair : pair.slice(0, eq)), eq < 0 ? '' : decode(pair.slice(eq + 1)));
+  }
+  return params;
+}
+
 /** The 400 body for the first query parameter an endpoint does not take, naming it and what it takes; undefined if all are known. */
 function unknownParameter(params: URLSearchParams, known: readonly string[], takes: string): string | undefined {
   for (const k of params.keys()) if (!known.includes(k)) return `${k}: unknown parameter (${takes})\n`;
@@ -99,7 +128,7 @@ function unknownParameter(params: URLSearchParams, known: readonly string[], tak
 
 export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
   return http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    const url = { pathname: new URL(req.url ?? '/', 'http://admin').pathname, searchParams: adminQuery(req.url ?? '/') };
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(body);
