@@ -109,12 +109,11 @@ export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: 
       seen.add(name);
       if (m.kind === 'histogram') {
         const total = m.bucketCounts.reduce((a, b) => a + b, 0);
-        if (query.usedOnly && total === 0) continue;
+        if (query.usedOnly && !m.used) continue;
         histograms.push({ name, values: quantilesOf(WASM_BUCKETS, m.bucketCounts, total), bounds: WASM_BUCKETS, counts: m.bucketCounts });
       } else {
-        const value = Number(m.value);
-        if (query.usedOnly && value === 0) continue;
-        scalars.push({ name, value });
+        if (query.usedOnly && !m.used) continue;
+        scalars.push({ name, value: Number(m.value) });
       }
     }
   }

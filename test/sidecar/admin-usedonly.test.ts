@@ -7,9 +7,12 @@
 
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { collectStats } from '../../sidecar/admin-stats.ts';
 import { ClusterManager } from '../../sidecar/clusters.ts';
 import type { SeriesFilter } from '../../sidecar/metrics.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
+import { MetricType, WasmResult } from '../../sidecar/wasm/abi.ts';
+import { MetricStore } from '../../sidecar/wasm/metrics.ts';
 import { TestMesh, clusterConfig, get, instance, service, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -66,4 +69,26 @@ test('through a running sidecar: request gauges back at 0 and counters /reset_co
   const prom = lines(await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus?usedonly`)).text());
   assert.ok(prom.includes('envoy_cluster_upstream_rq_total{envoy_cluster_name="outbound|7000||api.default"} 0'));
   assert.ok(prom.includes('envoy_http_downstream_rq_active{envoy_http_conn_manager_prefix="outbound"} 0'));
+});
+
+test("a wasm filter's metrics under usedonly: a gauge set to 0 and a counter /reset_counters zeroed are used, one never written is not (Envoy's stats they are)", () => {
+  const store = new MetricStore();
+  const gauge = store.define(MetricType.Gauge, 'queue_depth').id;
+  const counter = store.define(MetricType.Counter, 'denied_total').id;
+  store.define(MetricType.Counter, 'never_total');
+  store.define(MetricType.Histogram, 'never_ms');
+  assert.equal(store.record(gauge, 0n), WasmResult.Ok);
+  assert.equal(store.increment(counter, 3n), WasmResult.Ok);
+  store.find('denied_total')!.value = 0n; // what POST /reset_counters does to it (DataPlane.resetCounters)
+  const kept: string[] = [];
+  const text = store.prometheus({ plugin: 'p' }, (name, used) => {
+    if (used) kept.push(name);
+    return used;
+  });
+  assert.deepEqual(kept.sort(), ['wasmcustom.denied_total', 'wasmcustom.queue_depth']);
+  assert.match(text, /^queue_depth\{plugin="p"\} 0$/m);
+  assert.match(text, /^denied_total\{plugin="p"\} 0$/m);
+  const stats = collectStats([], [{ plugin: 'p', metrics: store.all() }], { usedOnly: true });
+  assert.deepEqual(stats.scalars, [{ name: 'wasmcustom.denied_total', value: 0 }, { name: 'wasmcustom.queue_depth', value: 0 }]);
+  assert.deepEqual(stats.histograms, []);
 });
