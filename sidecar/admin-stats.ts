@@ -16,7 +16,8 @@ export const SUPPORTED_QUANTILES = [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100];
 /** The wasm host's histogram bounds (Envoy's defaults), for its bucket counts. */
 const WASM_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
-export type StatKind = 'Counters' | 'Gauges' | 'Histograms';
+/** Envoy's ?type values but All; the sidecar has no text readouts, so TextReadouts lists nothing. */
+export type StatKind = 'Counters' | 'Gauges' | 'Histograms' | 'TextReadouts';
 
 export interface StatsQuery {
   filter?: RegExp;

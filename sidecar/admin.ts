@@ -223,7 +223,8 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         }
         if (format !== 'text' && format !== 'json') return send(400, `format: must be text, json or prometheus, got ${JSON.stringify(format)}\n`);
         const type = url.searchParams.get('type') ?? 'All';
-        if (!['All', 'Counters', 'Gauges', 'Histograms'].includes(type)) return send(400, `type: must be All, Counters, Gauges or Histograms, got ${JSON.stringify(type)}\n`);
+        // Envoy's answer to any other value; TextReadouts is Envoy's too (the sidecar has none: nothing is listed).
+        if (!['All', 'Counters', 'Gauges', 'Histograms', 'TextReadouts'].includes(type)) return send(400, `invalid &type= param: type must be All, Counters, Gauges, Histograms or TextReadouts, got ${JSON.stringify(type)}\n`);
         const buckets = parseHistogramBuckets(url.searchParams.get('histogram_buckets'));
         if ('error' in buckets) return send(400, buckets.error);
         const stats = collectStats(dp.stats.registry.all(), dp.wasmMetrics(), { filter: filter.filter, usedOnly: filter.usedOnly, type: type === 'All' ? undefined : (type as StatKind) });

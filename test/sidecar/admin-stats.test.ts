@@ -81,7 +81,10 @@ test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=js
 
   assert.equal((await admin(sc.adminPort, '/stats?filter=(')).status, 400);
   assert.match((await admin(sc.adminPort, '/stats?filter=(')).body, /^filter: /);
-  assert.match((await admin(sc.adminPort, '/stats?type=Timers')).body, /^type: /);
+  assert.match((await admin(sc.adminPort, '/stats?type=Timers')).body, /^invalid &type= param: type must be All, Counters, Gauges, Histograms or TextReadouts, got "Timers"$/m);
+  // Envoy's fifth type: the sidecar keeps no text readouts, so there is nothing to list (not a 400)
+  assert.deepEqual(await admin(sc.adminPort, '/stats?type=TextReadouts'), { status: 200, body: '' });
+  assert.deepEqual(JSON.parse((await admin(sc.adminPort, '/stats?type=TextReadouts&format=json')).body), { stats: [] });
   assert.match((await admin(sc.adminPort, '/stats?format=prometheus')).body, /^# HELP envoy_/m);
 
   // /stats/prometheus takes Envoy's filter (on the Envoy stat name) and usedonly too, so a scrape can ask for less
