@@ -7,6 +7,7 @@
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import { bootstrapConfigDump, nodeJson, type SidecarBootstrap } from './admin-bootstrap.ts';
 import { certsJson } from './admin-certs.ts';
 import { parseConfigDumpQuery, shapeConfigDump } from './admin-config-dump.ts';
 import { ProfilerError, type Profilers } from './admin-profiler.ts';
@@ -28,6 +29,8 @@ export interface AdminInfo {
   drainTimeMs?: number;
   /** /cpuprofiler and /heapprofiler; without it they answer 501. */
   profilers?: Profilers;
+  /** The sidecar's bootstrap (node metadata, xDS address, admin address): /config_dump's BootstrapConfigDump and /server_info's node. */
+  bootstrap?: () => SidecarBootstrap;
 }
 
 /** Envoy's /help lines for the endpoints the sidecar serves. */
@@ -260,7 +263,9 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         // dumps one repeated field's items, ?mask= trims with a FieldMask, ?name_regex= keeps the names it matches.
         const q = parseConfigDumpQuery(url.searchParams);
         if ('error' in q) return send(400, `${q.error}\n`);
-        const out = shapeConfigDump(dp.configDump(info.node, q.includeEds), q);
+        const dump = dp.configDump(info.node, q.includeEds);
+        if (info.bootstrap) dump.configs[0] = bootstrapConfigDump(info.bootstrap());
+        const out = shapeConfigDump(dump, q);
         if ('error' in out) return send(out.status, `${out.error}\n`);
         return send(200, JSON.stringify(out, null, 2) + '\n', 'application/json');
       }
@@ -274,7 +279,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       }
       case '/server_info':
         // Envoy's ServerInfo fields that apply: state (LIVE once the first full config is applied), uptime, the node.
-        return send(200, JSON.stringify({ version: VERSION, state: dp.state(), uptime_current_epoch: `${Math.floor(process.uptime())}s`, uptime_all_epochs: `${Math.floor(process.uptime())}s`, node: info.node }, null, 2) + '\n', 'application/json');
+        return send(200, JSON.stringify({ version: VERSION, state: dp.state(), uptime_current_epoch: `${Math.floor(process.uptime())}s`, uptime_all_epochs: `${Math.floor(process.uptime())}s`, node: info.bootstrap ? nodeJson(info.bootstrap()) : info.node }, null, 2) + '\n', 'application/json');
       case '/xds':
         // The weft sidecar's own: whether its ADS stream is up, and the last error.
         return send(200, JSON.stringify({ node: info.node, ready: dp.ready(), ...info.xds() }, null, 2) + '\n', 'application/json');
