@@ -156,3 +156,12 @@ test("a STATIC cluster's assignment in an include_eds dump is not EXTRA: Envoy d
   // the EDS assignment nobody sends any more is still EXTRA
   assert.deepEqual(by, { 'clusters/inbound|9000||web': 'SYNCED', 'clusters/web': 'SYNCED', 'endpoints/gone': 'EXTRA', 'endpoints/web': 'SYNCED' });
 });
+
+test("an EDS cluster still waiting for its assignment is MISSING, not DIFFERS: the include_eds dump has an empty, unversioned entry for it", () => {
+  const cla = (port?: number) => ({ cluster_name: 'web', endpoints: port === undefined ? [] : [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] });
+  const running = parseConfigDump(dump({ '@type': `${A}EndpointsConfigDump`, dynamic_endpoint_configs: [{ endpoint_config: { ...cla(), policy: { overprovisioning_factor: 140 } } }] }));
+  const by = (desired: unknown) => compareConfig({ ...none, endpoints: [{ name: 'web', value: desired }] }, {}, running).resources.map((r) => r.state);
+  assert.deepEqual(by(cla(8000)), ['MISSING']);
+  // an assignment the control plane means to be empty is what the proxy runs
+  assert.deepEqual(by(cla()), ['SYNCED']);
+});
