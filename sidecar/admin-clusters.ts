@@ -3,8 +3,8 @@
 // ?format=json, Envoy's ClusterStatuses shape. What the sidecar does not
 // track is left out rather than printed as zeros: the HIGH priority circuit
 // breakers (they never apply), connection stats (cx_total, cx_active),
-// hostnames and locality beyond the zone, local-origin success rates (the
-// sidecar does not split them; always -1 in Envoy without the split).
+// locality beyond the zone, local-origin success rates (the sidecar does not
+// split them; always -1 in Envoy without the split).
 
 import type { Cluster, Host } from './clusters.ts';
 import type { ClusterManager } from './clusters.ts';
@@ -79,7 +79,7 @@ export function clustersText(cm: ClusterManager): string {
     for (const h of c.hosts) {
       const p = `${n}::${h.key}::`;
       for (const [k, v] of hostStats(h)) out += `${p}${k}::${v}\n`;
-      out += `${p}hostname::\n`;
+      out += `${p}hostname::${h.hostname ?? ''}\n`;
       out += `${p}health_flags::${healthFlags(c, h)}\n`;
       out += `${p}weight::${h.weight}\n`;
       out += `${p}region::\n`;
@@ -109,11 +109,14 @@ export function clustersJson(cm: ClusterManager): unknown {
           const rate = c.hostSuccessRate(h);
           return {
             address: { socket_address: { address: h.address, port_value: h.port } },
+            ...(h.hostname ? { hostname: h.hostname } : {}),
             stats: hostStats(h).map(([name, value, type]) => ({ ...(type === 'GAUGE' ? { type } : {}), name, value: String(value) })),
             health_status: {
               eds_health_status: edsHealthStatus(h),
               ...(h.activeHealthy ? {} : { failed_active_health_check: true }),
               ...(c.isEjected(h) ? { failed_outlier_check: true } : {}),
+              // Envoy's DEGRADED_ACTIVE_HC: its last passing check answered x-envoy-degraded.
+              ...(h.activeDegraded ? { failed_active_degraded_check: true } : {}),
             },
             weight: h.weight,
             priority: h.priority,

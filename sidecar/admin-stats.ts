@@ -4,7 +4,9 @@
 // counters and gauges sorted by name, then histograms as quantiles; or, with
 // ?format=json, Envoy's {"stats": [...]}. ?filter=REGEX keeps the names it
 // matches, ?usedonly the stats written at least once, ?type=Counters|Gauges|
-// Histograms one kind. Wasm filters' metrics are wasmcustom.<name>, as in Envoy.
+// Histograms one kind, ?histogram_buckets=cumulative|disjoint the histograms'
+// bucket counts in place of their quantiles. Wasm filters' metrics are
+// wasmcustom.<name>, as in Envoy.
 
 import { Histogram, type HistogramSeries, type Metric } from './metrics.ts';
 import type { Metric as WasmMetric } from './wasm/metrics.ts';
@@ -14,7 +16,8 @@ export const SUPPORTED_QUANTILES = [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100];
 /** The wasm host's histogram bounds (Envoy's defaults), for its bucket counts. */
 const WASM_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
-export type StatKind = 'Counters' | 'Gauges' | 'Histograms';
+/** Envoy's ?type values but All; the sidecar has no text readouts, so TextReadouts lists nothing. */
+export type StatKind = 'Counters' | 'Gauges' | 'Histograms' | 'TextReadouts';
 
 export interface StatsQuery {
   filter?: RegExp;
@@ -31,6 +34,23 @@ interface Quantiles {
   name: string;
   /** Cumulative values at SUPPORTED_QUANTILES; undefined when nothing was recorded. */
   values: number[] | undefined;
+  /** The bucket bounds, and the samples at or below each bound and above the one before it (the last count: above every bound). */
+  bounds: readonly number[];
+  counts: readonly number[];
+}
+
+/** Envoy's ?histogram_buckets for /stats: summary (also `none`, its old name) is the default quantiles. */
+export type HistogramBuckets = 'summary' | 'cumulative' | 'disjoint';
+
+/**
+ * ?histogram_buckets as Envoy's /stats reads it (admin utils.cc histogramBucketsParam), or the 400 body. `detailed`
+ * is Envoy's too, but it prints the buckets of Envoy's own histogram implementation, which the sidecar does not have.
+ */
+export function parseHistogramBuckets(value: string | null): { mode: HistogramBuckets } | { error: string } {
+  if (value === null || value === '' || value === 'summary' || value === 'none') return { mode: 'summary' };
+  if (value === 'cumulative' || value === 'disjoint') return { mode: value };
+  if (value === 'detailed') return { error: "histogram_buckets: detailed is not served by the weft sidecar (it keeps Prometheus-style buckets, not Envoy's detailed ones); use cumulative or disjoint\n" };
+  return { error: 'usage: /stats?histogram_buckets=(cumulative|disjoint|detailed|summary)\n' };
 }
 
 /**
@@ -67,17 +87,17 @@ export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: 
   for (const m of metrics) {
     const namer = m.envoyName;
     if (!namer || !(m instanceof Histogram ? wantHistograms : wantScalar(m.type))) continue;
-    for (const { labels, series } of m.entries()) {
+    for (const { labels, series, used } of m.entries()) {
       const name = namer(labels);
       if (!keep(name)) continue;
+      // Envoy's used: written at least once (a gauge set to 0 is; metrics.ts)
+      if (query.usedOnly && !used) continue;
       if (m instanceof Histogram) {
         const h = series as HistogramSeries;
-        if (query.usedOnly && h.count === 0) continue;
-        histograms.push({ name, values: quantilesOf(m.buckets, [...h.counts, h.count - h.counts.reduce((a, b) => a + b, 0)], h.count) });
+        const counts = [...h.counts, h.count - h.counts.reduce((a, b) => a + b, 0)];
+        histograms.push({ name, values: quantilesOf(m.buckets, counts, h.count), bounds: m.buckets, counts });
       } else {
-        const value = (series as { value: number }).value;
-        if (query.usedOnly && value === 0) continue;
-        scalars.push({ name, value });
+        scalars.push({ name, value: (series as { value: number }).value });
       }
     }
   }
@@ -90,12 +110,11 @@ export function collectStats(metrics: readonly Metric<string, unknown>[], wasm: 
       seen.add(name);
       if (m.kind === 'histogram') {
         const total = m.bucketCounts.reduce((a, b) => a + b, 0);
-        if (query.usedOnly && total === 0) continue;
-        histograms.push({ name, values: quantilesOf(WASM_BUCKETS, m.bucketCounts, total) });
+        if (query.usedOnly && !m.used) continue;
+        histograms.push({ name, values: quantilesOf(WASM_BUCKETS, m.bucketCounts, total), bounds: WASM_BUCKETS, counts: m.bucketCounts });
       } else {
-        const value = Number(m.value);
-        if (query.usedOnly && value === 0) continue;
-        scalars.push({ name, value });
+        if (query.usedOnly && !m.used) continue;
+        scalars.push({ name, value: Number(m.value) });
       }
     }
   }
@@ -107,21 +126,53 @@ function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(6)));
 }
 
-/** Envoy's text: `name: value`, counters and gauges by name, then `name: P0(nan,v) P25(nan,v) ...` per histogram. */
-export function statsText(s: ReturnType<typeof collectStats>): string {
+/** A number as C's %g prints it (Envoy's `{:g}` for bucket bounds): 6 significant digits, 3.6e+06 from a million up. */
+function fmtG(n: number): string {
+  if (n === 0) return '0';
+  const exp = Math.floor(Math.log10(Math.abs(Number(n.toPrecision(6)))));
+  if (exp < -4 || exp >= 6) {
+    const [mantissa, e] = n.toExponential(5).split('e') as [string, string];
+    const m = mantissa.includes('.') ? mantissa.replace(/\.?0+$/, '') : mantissa;
+    const power = Math.abs(Number(e));
+    return `${m}e${Number(e) < 0 ? '-' : '+'}${power < 10 ? '0' : ''}${power}`;
+  }
+  return String(Number(n.toPrecision(6)));
+}
+
+/** Each bound with the samples at or below it (cumulative) or in its bucket alone (disjoint); +Inf is not one of them, as in Envoy. */
+function bucketCounts(h: Quantiles, mode: 'cumulative' | 'disjoint'): { bound: number; count: number }[] {
+  let sum = 0;
+  return h.bounds.map((bound, i) => {
+    sum += h.counts[i]!;
+    return { bound, count: mode === 'cumulative' ? sum : h.counts[i]! };
+  });
+}
+
+/**
+ * Envoy's text: `name: value`, counters and gauges by name, then `name: P0(nan,v) P25(nan,v) ...` per histogram, or with
+ * histogram_buckets `name: B0.5(0,n) B1(0,n) ...`. The interval (since the last flush) column is not kept: it is what
+ * Envoy prints for an empty interval (nan, 0).
+ */
+export function statsText(s: ReturnType<typeof collectStats>, buckets: HistogramBuckets = 'summary'): string {
   let out = '';
   for (const c of s.scalars) out += `${c.name}: ${c.value}\n`;
   for (const h of s.histograms) {
-    // The interval (since the last flush) column is not kept: nan, as Envoy prints it for an empty interval.
-    out += h.values ? `${h.name}: ${SUPPORTED_QUANTILES.map((q, i) => `P${q}(nan,${fmt(h.values![i]!)})`).join(' ')}\n` : `${h.name}: No recorded values\n`;
+    if (!h.values) out += `${h.name}: No recorded values\n`;
+    else if (buckets === 'summary') out += `${h.name}: ${SUPPORTED_QUANTILES.map((q, i) => `P${q}(nan,${fmt(h.values![i]!)})`).join(' ')}\n`;
+    else out += `${h.name}: ${bucketCounts(h, buckets).map(({ bound, count }) => `B${fmtG(bound)}(0,${count})`).join(' ')}\n`;
   }
   return out;
 }
 
-/** Envoy's ?format=json: {"stats": [{"name","value"}..., {"histograms": {supported_quantiles, computed_quantiles}}]}. */
-export function statsJson(s: ReturnType<typeof collectStats>): unknown {
+/**
+ * Envoy's ?format=json: {"stats": [{"name","value"}..., {"histograms": {supported_quantiles, computed_quantiles}}]}, or with
+ * histogram_buckets {"histograms": [{"name", "buckets": [{"upper_bound", "interval", "cumulative"}]}]}.
+ */
+export function statsJson(s: ReturnType<typeof collectStats>, buckets: HistogramBuckets = 'summary'): unknown {
   const stats: unknown[] = s.scalars.map((c) => ({ name: c.name, value: c.value }));
-  if (s.histograms.length > 0) {
+  if (s.histograms.length > 0 && buckets !== 'summary') {
+    stats.push({ histograms: s.histograms.map((h) => ({ name: h.name, buckets: bucketCounts(h, buckets).map(({ bound, count }) => ({ upper_bound: bound, interval: 0, cumulative: count })) })) });
+  } else if (s.histograms.length > 0) {
     stats.push({
       histograms: {
         supported_quantiles: SUPPORTED_QUANTILES,

@@ -7,11 +7,12 @@
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import { bootstrapConfigDump, nodeJson, type SidecarBootstrap } from './admin-bootstrap.ts';
 import { certsJson } from './admin-certs.ts';
 import { parseConfigDumpQuery, shapeConfigDump } from './admin-config-dump.ts';
 import { ProfilerError, type Profilers } from './admin-profiler.ts';
 import { clustersJson, clustersText } from './admin-clusters.ts';
-import { collectStats, statsJson, statsText, type StatKind } from './admin-stats.ts';
+import { collectStats, parseHistogramBuckets, statsJson, statsText, type StatKind } from './admin-stats.ts';
 import type { DataPlane } from './dataplane.ts';
 import type { SeriesFilter } from './metrics.ts';
 import { MAX_TAP_SESSIONS, parseTapQuery } from './tap.ts';
@@ -28,6 +29,8 @@ export interface AdminInfo {
   drainTimeMs?: number;
   /** /cpuprofiler and /heapprofiler; without it they answer 501. */
   profilers?: Profilers;
+  /** The sidecar's bootstrap (node metadata, xDS address, admin address): /config_dump's BootstrapConfigDump and /server_info's node. */
+  bootstrap?: () => SidecarBootstrap;
 }
 
 /** Envoy's /help lines for the endpoints the sidecar serves. */
@@ -49,18 +52,33 @@ const HELP: [string, string][] = [
   ['/ready', 'print server state, return 200 if LIVE, otherwise return 503'],
   ['/reset_counters', 'reset all counters to zero'],
   ['/server_info', 'print server version/status information'],
-  ['/stats', 'print server stats'],
-  ['/stats/prometheus', 'print server stats in prometheus format (?filter=REGEX on the Envoy stat name; ?usedonly: only stats written at least once)'],
+  ['/stats', 'print server stats (?filter=REGEX; ?usedonly; ?type=Counters|Gauges|Histograms; ?format=json|prometheus; ?histogram_buckets=cumulative|disjoint: bucket counts in place of quantiles)'],
+  ['/stats/prometheus', 'print server stats in prometheus format (?filter=REGEX on the Envoy stat name; ?usedonly: only stats written at least once; ?histogram_buckets=cumulative, the default)'],
   ['/tap', "the weft sidecar's live requests (GET; not Envoy's POST /tap): one JSON line per completed request, headers included, credentials redacted (?listener= ?method= ?authority= ?path_prefix= ?status=503|5xx ?max=N)"],
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
 const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging', '/reset_counters', '/cpuprofiler', '/heapprofiler']);
 const DRAIN_PARAMS = ['inboundonly', 'graceful', 'skip_exit'];
+
+/** Envoy's /help: `admin commands are:`, then a line per endpoint, those that need a POST marked ` (POST)`. */
+function help(): string {
+  return `admin commands are:\n${HELP.map(([p, d]) => `  ${p}${POST_ONLY.has(p) ? ' (POST)' : ''}: ${d}\n`).join('')}`;
+}
 /** Envoy's --drain-time-s default. */
 export const DEFAULT_DRAIN_TIME_MS = 600_000;
 
 /** What /stats/prometheus takes (Envoy's; text_readouts is accepted, the sidecar has none). */
-const PROMETHEUS_PARAMS = ['filter', 'usedonly', 'text_readouts'];
+const PROMETHEUS_PARAMS = ['filter', 'usedonly', 'text_readouts', 'histogram_buckets'];
+
+/** /stats/prometheus?histogram_buckets: Envoy's cumulative (the default) is what the sidecar writes; anything else is the 400 body. */
+function prometheusBuckets(value: string | null): string | undefined {
+  if (value === null || value === '' || value === 'cumulative') return undefined;
+  // Envoy's own answer for these two (PrometheusStatsFormatter::validateParams).
+  if (value === 'disjoint' || value === 'detailed') return 'unsupported prometheus histogram bucket mode\n';
+  // Envoy's summary gives each flush interval's quantiles, sum and count; the sidecar keeps no intervals.
+  if (value === 'summary' || value === 'none') return `histogram_buckets: ${value} is not served by the weft sidecar (Envoy's summaries are per stats-flush interval, which the sidecar does not keep); use cumulative, the default, and histogram_quantile()\n`;
+  return 'usage: /stats?histogram_buckets=(cumulative|disjoint|detailed|summary)\n';
+}
 
 /** ?filter=REGEX and ?usedonly, shared by every /stats format; a string is the 400 body. */
 function statsFilter(params: URLSearchParams): { filter?: RegExp; usedOnly: boolean } | string {
@@ -76,6 +94,35 @@ function statsFilter(params: URLSearchParams): { filter?: RegExp; usedOnly: bool
   return { filter, usedOnly: params.has('usedonly') };
 }
 
+/**
+ * The query string as Envoy's admin reads it (Http::Utility::parseAndDecodeQueryString): `&`-separated `key=value`
+ * pairs, %XX sequences decoded, and `+` left a plus, not a space as in a form. So `?filter=upstream_rq_\d+` is
+ * the regex it says, not `upstream_rq_\d ` (which matches nothing). A % not followed by two hex digits stays as it is.
+ */
+export function adminQuery(path: string): URLSearchParams {
+  const params = new URLSearchParams();
+  const at = path.indexOf('?');
+  if (at < 0) return params;
+  const decode = (text: string) => {
+    const bytes: number[] = [];
+    const raw = Buffer.from(text, 'utf8');
+    for (let i = 0; i < raw.length; i++) {
+      const hex = raw[i] === 0x25 && i + 2 < raw.length ? raw.subarray(i + 1, i + 3).toString('latin1') : '';
+      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+        bytes.push(parseInt(hex, 16));
+        i += 2;
+      } else bytes.push(raw[i]!);
+    }
+    return Buffer.from(bytes).toString('utf8');
+  };
+  for (const pair of path.slice(at + 1).split('#')[0]!.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    params.append(decode(eq < 0 ? pair : pair.slice(0, eq)), eq < 0 ? '' : decode(pair.slice(eq + 1)));
+  }
+  return params;
+}
+
 /** The 400 body for the first query parameter an endpoint does not take, naming it and what it takes; undefined if all are known. */
 function unknownParameter(params: URLSearchParams, known: readonly string[], takes: string): string | undefined {
   for (const k of params.keys()) if (!known.includes(k)) return `${k}: unknown parameter (${takes})\n`;
@@ -84,7 +131,7 @@ function unknownParameter(params: URLSearchParams, known: readonly string[], tak
 
 export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
   return http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    const url = { pathname: new URL(req.url ?? '/', 'http://admin').pathname, searchParams: adminQuery(req.url ?? '/') };
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(body);
@@ -97,11 +144,11 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       const keep: SeriesFilter | undefined = filter || usedOnly ? (name, used) => (!usedOnly || used) && (!filter || filter.test(name)) : undefined;
       return send(200, dp.stats.registry.metrics(keep) + dp.wasmPrometheus(keep), dp.stats.registry.contentType);
     };
-    // As Envoy: what changes the proxy's state needs a POST.
-    if (POST_ONLY.has(url.pathname) && req.method !== 'POST') return send(405, 'This operation requires a POST\n');
+    // As Envoy: what changes the proxy's state needs a POST, and the 405 says so in Envoy's words.
+    if (POST_ONLY.has(url.pathname) && req.method !== 'POST') return send(405, `Method ${req.method} not allowed, POST required.`);
     switch (url.pathname) {
       case '/help':
-        return send(200, `admin commands are:\n${HELP.map(([p, d]) => `  ${p}: ${d}\n`).join('')}`);
+        return send(200, help());
       case '/certs':
         // Envoy's Certificates: per TLS context in use, the trust bundle and the chain presented.
         return send(200, JSON.stringify(certsJson(dp.tlsInUse(), dp.tls), null, 2) + '\n', 'application/json');
@@ -173,16 +220,22 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         const format = url.searchParams.get('format') ?? 'text';
         const filter = statsFilter(url.searchParams);
         if (typeof filter === 'string') return send(400, filter);
-        if (format === 'prometheus') return prometheus(filter);
+        if (format === 'prometheus') {
+          const bad = prometheusBuckets(url.searchParams.get('histogram_buckets'));
+          return bad ? send(400, bad) : prometheus(filter);
+        }
         if (format !== 'text' && format !== 'json') return send(400, `format: must be text, json or prometheus, got ${JSON.stringify(format)}\n`);
         const type = url.searchParams.get('type') ?? 'All';
-        if (!['All', 'Counters', 'Gauges', 'Histograms'].includes(type)) return send(400, `type: must be All, Counters, Gauges or Histograms, got ${JSON.stringify(type)}\n`);
+        // Envoy's answer to any other value; TextReadouts is Envoy's too (the sidecar has none: nothing is listed).
+        if (!['All', 'Counters', 'Gauges', 'Histograms', 'TextReadouts'].includes(type)) return send(400, `invalid &type= param: type must be All, Counters, Gauges, Histograms or TextReadouts, got ${JSON.stringify(type)}\n`);
+        const buckets = parseHistogramBuckets(url.searchParams.get('histogram_buckets'));
+        if ('error' in buckets) return send(400, buckets.error);
         const stats = collectStats(dp.stats.registry.all(), dp.wasmMetrics(), { filter: filter.filter, usedOnly: filter.usedOnly, type: type === 'All' ? undefined : (type as StatKind) });
-        return format === 'json' ? send(200, JSON.stringify(statsJson(stats), null, 2) + '\n', 'application/json') : send(200, statsText(stats));
+        return format === 'json' ? send(200, JSON.stringify(statsJson(stats, buckets.mode), null, 2) + '\n', 'application/json') : send(200, statsText(stats, buckets.mode));
       }
       case '/stats/prometheus': {
         dp.stats.refreshServer();
-        const bad = unknownParameter(url.searchParams, PROMETHEUS_PARAMS, `it takes ${PROMETHEUS_PARAMS.join(', ')}`);
+        const bad = unknownParameter(url.searchParams, PROMETHEUS_PARAMS, `it takes ${PROMETHEUS_PARAMS.join(', ')}`) ?? prometheusBuckets(url.searchParams.get('histogram_buckets'));
         if (bad) return send(400, bad);
         const filter = statsFilter(url.searchParams);
         return typeof filter === 'string' ? send(400, filter) : prometheus(filter);
@@ -210,7 +263,9 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         // dumps one repeated field's items, ?mask= trims with a FieldMask, ?name_regex= keeps the names it matches.
         const q = parseConfigDumpQuery(url.searchParams);
         if ('error' in q) return send(400, `${q.error}\n`);
-        const out = shapeConfigDump(dp.configDump(info.node, q.includeEds), q);
+        const dump = dp.configDump(info.node, q.includeEds);
+        if (info.bootstrap) dump.configs[0] = bootstrapConfigDump(info.bootstrap());
+        const out = shapeConfigDump(dump, q);
         if ('error' in out) return send(out.status, `${out.error}\n`);
         return send(200, JSON.stringify(out, null, 2) + '\n', 'application/json');
       }
@@ -224,7 +279,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       }
       case '/server_info':
         // Envoy's ServerInfo fields that apply: state (LIVE once the first full config is applied), uptime, the node.
-        return send(200, JSON.stringify({ version: VERSION, state: dp.state(), uptime_current_epoch: `${Math.floor(process.uptime())}s`, uptime_all_epochs: `${Math.floor(process.uptime())}s`, node: info.node }, null, 2) + '\n', 'application/json');
+        return send(200, JSON.stringify({ version: VERSION, state: dp.state(), uptime_current_epoch: `${Math.floor(process.uptime())}s`, uptime_all_epochs: `${Math.floor(process.uptime())}s`, node: info.bootstrap ? nodeJson(info.bootstrap()) : info.node }, null, 2) + '\n', 'application/json');
       case '/xds':
         // The weft sidecar's own: whether its ADS stream is up, and the last error.
         return send(200, JSON.stringify({ node: info.node, ready: dp.ready(), ...info.xds() }, null, 2) + '\n', 'application/json');
@@ -233,7 +288,7 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         if (url.searchParams.get('format') === 'json') return send(200, JSON.stringify(clustersJson(dp.clusters), null, 2) + '\n', 'application/json');
         return send(200, clustersText(dp.clusters));
       default:
-        return send(404, `invalid path. admin commands are:\n${HELP.map(([p, d]) => `  ${p}: ${d}\n`).join('')}`);
+        return send(404, `invalid path. ${help()}`);
     }
   });
 }

@@ -128,6 +128,11 @@ export class Cluster {
     return this.config.name;
   }
 
+  /** The ClusterLoadAssignment's policy in force (admin /config_dump?include_eds shows its overprovisioning_factor). */
+  get endpointPolicy(): EndpointPolicy {
+    return this.#endpointPolicy;
+  }
+
   update(config: ClusterConfig): void {
     const poolChanged =
       config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||

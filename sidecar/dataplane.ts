@@ -4,6 +4,7 @@
 // with its field path while the previous version keeps serving.
 
 import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, TlsSecretRefs, TracingConfig, WasmPluginConfig } from './config.ts';
+import { endpointsConfigDump } from './admin-endpoints.ts';
 import { ClusterManager } from './clusters.ts';
 import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { TYPE_URLS, accept } from './fidelity.ts';
@@ -499,13 +500,13 @@ export class DataPlane {
       },
     ];
     if (includeEds) {
-      configs.push({
-        '@type': `${ADMIN}EndpointsConfigDump`,
-        dynamic_endpoint_configs: [
-          ...entries('endpoint').map(({ h, resource, failed }) => ({ version_info: h.version, endpoint_config: resource, last_updated: h.updated.toISOString(), ...failed })),
-          ...neverAccepted('endpoint').map(({ failed }) => failed),
-        ],
-      });
+      // As Envoy's: after the ECDS dump, before the listeners; rebuilt from every cluster's hosts (admin-endpoints.ts).
+      const held = this.#held.endpoint;
+      const eds = (name: string) => {
+        const h = held.get(name);
+        return { ...(h ? { version_info: h.version, last_updated: h.updated.toISOString() } : {}), ...failure('endpoint', name) };
+      };
+      configs.splice(3, 0, endpointsConfigDump(this.clusters, eds));
     }
     return { configs };
   }

@@ -191,7 +191,10 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const quit = new Promise<void>((r) => (requestQuit = r));
   // The service name goes into file names: anything but letters, digits, '.', '_' and '-' becomes '_'.
   const profilers = new Profilers(profileDir, `weft-sidecar-${opts.service.replace(/[^\w.-]/g, '_')}-${process.pid}`);
-  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit(), profilers, ...(opts.drainTimeS !== undefined ? { drainTimeMs: opts.drainTimeS * 1000 } : {}) });
+  const metadata: Record<string, string> = {};
+  const startedAt = new Date();
+  const bootstrap = () => ({ node: { id: nodeId, cluster: opts.service, metadata }, xds: opts.xds, sotw: opts.sotw === true, adminPort, collectors, startedAt });
+  const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit(), profilers, bootstrap, ...(opts.drainTimeS !== undefined ? { drainTimeMs: opts.drainTimeS * 1000 } : {}) });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
     admin.listen(opts.adminPort ?? 0, '127.0.0.1', () => resolve());
@@ -208,7 +211,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
     node: {
       id: nodeId,
       cluster: opts.service,
-      metadata: {
+      // the same object /config_dump's bootstrap and /server_info show
+      metadata: Object.assign(metadata, {
         WEFT_NAMESPACE: opts.namespace ?? 'default',
         WEFT_INBOUND_PORT: String(inboundPort),
         WEFT_OUTBOUND_PORT: String(outboundPort),
@@ -218,7 +222,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         WEFT_KIND: 'sidecar',
         WEFT_ADMIN_PORT: String(adminPort),
         ...((opts.token ?? process.env.WEFT_PROXY_TOKEN) ? { WEFT_TOKEN: (opts.token ?? process.env.WEFT_PROXY_TOKEN)! } : {}),
-      },
+      }),
     },
     onConnection: (up, error, code) => {
       connected = up;

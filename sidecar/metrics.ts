@@ -33,6 +33,11 @@ export abstract class Metric<L extends string, S> {
   readonly help: string;
   readonly labelNames: readonly L[];
   protected readonly byKey = new Map<string, { values: string[]; series: S }>();
+  /**
+   * Series written at least once though their value does not show it now (Envoy's sticky "used" flag): a gauge set to
+   * 0, a counter /reset_counters put back to 0. A series whose value is not 0 is used anyway.
+   */
+  protected readonly written = new WeakSet<object>();
   /** The series' name in Envoy's own stats (admin /stats), from its label values: `cluster.<name>.upstream_rq_total`. */
   envoyName: ((labels: Readonly<Record<string, string>>) => string) | undefined;
 
@@ -45,8 +50,14 @@ export abstract class Metric<L extends string, S> {
   protected abstract create(): S;
   abstract readonly type: 'counter' | 'gauge' | 'histogram';
   protected abstract lines(labels: string, series: S, out: string[]): void;
-  /** Written at least once (Envoy's "used"): a counter or gauge not 0, a histogram with a sample. */
-  protected abstract used(series: S): boolean;
+  /** Written at least once (Envoy's "used", admin ?usedonly): see Counter, Gauge and Histogram. `key` is the series' label key. */
+  protected abstract used(series: S, key: string): boolean;
+
+  /** Whether the series under this label key was written at least once (undefined: there is no such series). */
+  usedAt(key: string): boolean | undefined {
+    const found = this.byKey.get(key);
+    return found ? this.used(found.series, key) : undefined;
+  }
 
   /** The series for these label values (created at zero on first use); keep it to count without lookups. */
   series(labels: LabelValues<L> = {}): S {
@@ -65,10 +76,10 @@ export abstract class Metric<L extends string, S> {
     return series;
   }
 
-  /** Every series with its label values by name. */
-  *entries(): Generator<{ labels: Record<string, string>; series: S }> {
+  /** Every series with its label values by name, and whether it was ever written (Envoy's "used"). */
+  *entries(): Generator<{ labels: Record<string, string>; series: S; used: boolean }> {
     if (this.labelNames.length === 0 && this.byKey.size === 0) this.series();
-    for (const { values, series } of this.byKey.values()) yield { labels: Object.fromEntries(values.map((v, i) => [this.labelNames[i]!, v])), series };
+    for (const [key, { values, series }] of this.byKey) yield { labels: Object.fromEntries(values.map((v, i) => [this.labelNames[i]!, v])), series, used: this.used(series, key) };
   }
 
   /** Forgets every series (for tests and for clusters that went away). */
@@ -88,10 +99,10 @@ export abstract class Metric<L extends string, S> {
     const out = [`# HELP ${this.name} ${this.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${this.name} ${this.type}`];
     if (this.labelNames.length === 0 && this.byKey.size === 0) this.series();
     let kept = 0;
-    for (const { values, series } of this.byKey.values()) {
+    for (const [key, { values, series }] of this.byKey) {
       if (keep) {
         const name = this.envoyName ? this.envoyName(Object.fromEntries(values.map((v, i) => [this.labelNames[i]!, v]))) : this.name;
-        if (!keep(name, this.used(series))) continue;
+        if (!keep(name, this.used(series, key))) continue;
       }
       kept++;
       const labels = values.map((v, i) => `${this.labelNames[i]}="${escapeLabel(v)}"`).join(',');
@@ -120,39 +131,56 @@ export class Counter<L extends string = string> extends Metric<L, CounterSeries>
     return this.series(labels).value;
   }
 
-  /** Every series back to 0, in place: the request path keeps its series handles (admin /reset_counters). */
+  /** Every series back to 0, in place: the request path keeps its series handles (admin /reset_counters). Used stays used, as in Envoy. */
   zero(): void {
-    for (const { series } of this.byKey.values()) series.value = 0;
+    for (const { series } of this.byKey.values()) {
+      if (series.value !== 0) this.written.add(series);
+      series.value = 0;
+    }
   }
 
   protected lines(labels: string, s: CounterSeries, out: string[]): void {
     out.push(`${this.name}${labels ? `{${labels}}` : ''} ${formatNumber(s.value)}`);
   }
 
+  /** A counter only goes up: used once it is not 0, and after a reset if it was then. */
   protected used(s: CounterSeries): boolean {
-    return s.value !== 0;
+    return s.value !== 0 || this.written.has(s);
   }
 }
 
 export class Gauge<L extends string = string> extends Metric<L, CounterSeries> {
   readonly type = 'gauge';
+  /**
+   * The counter (same labels) that counts each rise of a gauge the request path moves through its series handle
+   * (downstream_rq_active with downstream_rq_total): the gauge was written once that counter was, even when it is back
+   * at 0 now, as Envoy's inc() marks it used.
+   */
+  usedWith: Counter<string> | undefined;
+  /** False for a gauge the sidecar recomputes with set() where Envoy only moves it on an event (ejections_active): then set() alone does not make it used. */
+  setMarksUsed = true;
 
   protected create(): CounterSeries {
     return { value: 0 };
   }
 
   inc(labels?: LabelValues<L>, n = 1): void {
-    this.series(labels).value += n;
+    const s = this.series(labels);
+    s.value += n;
+    this.written.add(s);
   }
 
   dec(labels?: LabelValues<L>, n = 1): void {
-    this.series(labels).value -= n;
+    const s = this.series(labels);
+    s.value -= n;
+    this.written.add(s);
   }
 
-  /** set(value) for a gauge without labels, set(labels, value) otherwise. */
+  /** set(value) for a gauge without labels, set(labels, value) otherwise. As Envoy's set(), it makes the gauge used, at 0 too. */
   set(labelsOrValue: LabelValues<L> | number, value?: number): void {
-    if (typeof labelsOrValue === 'number') this.series().value = labelsOrValue;
-    else this.series(labelsOrValue).value = value!;
+    const s = typeof labelsOrValue === 'number' ? this.series() : this.series(labelsOrValue);
+    s.value = typeof labelsOrValue === 'number' ? labelsOrValue : value!;
+    if (this.setMarksUsed) this.written.add(s);
   }
 
   get(labels?: LabelValues<L>): number {
@@ -163,8 +191,14 @@ export class Gauge<L extends string = string> extends Metric<L, CounterSeries> {
     out.push(`${this.name}${labels ? `{${labels}}` : ''} ${formatNumber(s.value)}`);
   }
 
-  protected used(s: CounterSeries): boolean {
-    return s.value !== 0;
+  /** Set, moved, or seen not 0 (a value seen stays used when it falls back), or its usedWith counter was written. */
+  protected used(s: CounterSeries, key: string): boolean {
+    if (this.written.has(s)) return true;
+    if (s.value !== 0) {
+      this.written.add(s);
+      return true;
+    }
+    return this.usedWith?.usedAt(key) === true;
   }
 }
 

@@ -196,6 +196,20 @@ export class SidecarStats {
   readonly tracingSpansSent = this.#counter('envoy_tracing_opentelemetry_spans_sent', 'Spans handed to the OTLP exporter', []);
   readonly tracingTimerFlushed = this.#counter('envoy_tracing_opentelemetry_timer_flushed', 'Span flushes by the 5 s timer', []);
 
+  /**
+   * Envoy's "used" (admin ?usedonly) for gauges the request path moves through their series handles: each rise is also
+   * a count of the counter beside it. ejections_active is recomputed with set() on every host refresh, where Envoy
+   * moves it only on an ejection: used once one was enforced.
+   */
+  constructor() {
+    this.downstreamRqActive.usedWith = this.downstreamRq;
+    this.downstreamCxActive.usedWith = this.downstreamCxTotal;
+    this.upstreamRqActive.usedWith = this.upstreamRq;
+    this.upstreamCxActive.usedWith = this.upstreamCxTotal;
+    this.ejectionsActive.setMarksUsed = false;
+    this.ejectionsActive.usedWith = this.ejectionsEnforced;
+  }
+
   readonly #hcm = new Map<string, HcmSeries>();
   readonly #cluster = new Map<string, ClusterSeries>();
   readonly #tracing = new Map<string, TracingSeries>();

@@ -202,6 +202,16 @@ function endpointSet(cla: unknown): unknown {
 }
 
 /**
+ * An EDS cluster whose assignment has not arrived: Envoy's include_eds dump (and the weft sidecar's) still has an
+ * entry for the cluster, with no hosts and no version. That is a resource the proxy does not hold yet, not one it runs.
+ */
+function awaitingAssignment(type: ConfigType, r: RunningResource): boolean {
+  if (type !== 'endpoints' || r.version !== undefined || !isObject(r.value)) return false;
+  const groups = Array.isArray(r.value.endpoints) ? r.value.endpoints : [];
+  return groups.every((g) => !isObject(g) || !Array.isArray(g.lb_endpoints) || g.lb_endpoints.length === 0);
+}
+
+/**
  * Compares what a proxy runs with what the control plane wants it to run
  * (`desired`, the translation for it now) and with what the xDS server
  * believes it holds (`sent`; a null value is a version the server no longer
@@ -214,10 +224,16 @@ export function compareConfig(
 ): Pick<ProxySync, 'inSync' | 'summary' | 'resources'> {
   const resources: ResourceSync[] = [];
   const summary = Object.fromEntries(CONFIG_TYPES.map((t) => [t, {}])) as ProxySync['summary'];
+  // Envoy's include_eds dump has an assignment for every cluster, STATIC and DNS ones too, under the cluster's name:
+  // those are no EDS resource, so not the control plane's to send (unless it sends one by that name).
+  const notEds = new Set(
+    [...desired.clusters, ...running.filter((r) => r.type === 'clusters')].flatMap((r) => (isObject(r.value) && r.value.type !== 'EDS' && typeof r.value.name === 'string' ? [r.value.name] : [])),
+  );
   for (const type of CONFIG_TYPES) {
     const want = new Map(desired[type].map((r) => [r.name, normalise(type, r.value)]));
     const told = new Map((sent[type] ?? []).map((r) => [r.name, r.value === null ? null : normalise(type, r.value)]));
-    const have = new Map(running.filter((r) => r.type === type).map((r) => [r.name, { ...r, normal: r.value === undefined ? undefined : normalise(type, r.value) }]));
+    const ownAssignment = (r: RunningResource) => type === 'endpoints' && notEds.has(r.name) && !want.has(r.name) && !told.has(r.name);
+    const have = new Map(running.filter((r) => r.type === type && !ownAssignment(r)).map((r) => [r.name, { ...r, normal: r.value === undefined ? undefined : normalise(type, r.value) }]));
     for (const name of [...new Set([...want.keys(), ...have.keys()])].sort()) {
       const d = want.get(name);
       const r = have.get(name);
@@ -225,7 +241,7 @@ export function compareConfig(
       let state: SyncState;
       if (d && r?.normal && r.normal.text === d.text) state = r.warming ? 'WARMING' : 'SYNCED';
       else if (r?.error && d) state = 'NACKED';
-      else if (d && !r?.normal) state = 'MISSING';
+      else if (d && (!r?.normal || awaitingAssignment(type, r))) state = 'MISSING';
       else if (s === null) state = 'PENDING'; // the server knows the proxy holds an older version
       else if (s && r?.normal && s.text === r.normal.text) state = 'PENDING'; // runs what was sent; a newer one (or its removal) is due
       else if (!d) state = 'EXTRA';

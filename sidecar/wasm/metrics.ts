@@ -19,6 +19,8 @@ export interface Metric {
   /** Histogram only: samples per bucket (non-cumulative, last = above every bound) and their sum. */
   bucketCounts: number[];
   sum: number;
+  /** Written at least once (Envoy's "used", admin ?usedonly): a gauge set to 0 is, and a counter stays used after /reset_counters. */
+  used: boolean;
 }
 
 export class MetricStore {
@@ -34,7 +36,7 @@ export class MetricStore {
     let metric = this.byName.get(key);
     if (metric === undefined) {
       // The low two bits carry the kind, as in Envoy, so ids never collide across kinds.
-      metric = { id: (this.nextId++ << 2) | type, name, kind, value: 0n, bucketCounts: kind === 'histogram' ? new Array<number>(buckets.length + 1).fill(0) : [], sum: 0 };
+      metric = { id: (this.nextId++ << 2) | type, name, kind, value: 0n, bucketCounts: kind === 'histogram' ? new Array<number>(buckets.length + 1).fill(0) : [], sum: 0, used: false };
       this.byName.set(key, metric);
       this.byId.set(metric.id, metric);
     }
@@ -49,10 +51,12 @@ export class MetricStore {
     if (metric.kind === 'counter') {
       if (offset <= 0n) return WasmResult.BadArgument;
       metric.value += offset;
+      metric.used = true;
       return WasmResult.Ok;
     }
     if (metric.kind === 'gauge') {
       metric.value += offset;
+      metric.used = true;
       return WasmResult.Ok;
     }
     return WasmResult.BadArgument;
@@ -61,6 +65,7 @@ export class MetricStore {
   record(id: number, value: bigint): WasmResultCode {
     const metric = this.byId.get(id);
     if (metric === undefined) return WasmResult.NotFound;
+    metric.used = true;
     if (metric.kind === 'counter') metric.value += value;
     else if (metric.kind === 'gauge') metric.value = value;
     else {
@@ -108,7 +113,7 @@ export class MetricStore {
     const families = new Map<string, { kind: MetricKind; samples: { metric: Metric; labels: [string, string][] }[] }>();
     for (const metric of this.byId.values()) {
       // Envoy's stat name for a plugin's metric, as admin /stats lists it
-      if (keep && !keep(`wasmcustom.${metric.name}`, Number(metric.value) !== 0)) continue;
+      if (keep && !keep(`wasmcustom.${metric.name}`, metric.used)) continue;
       const { base, tags } = parseTaggedName(metric.name);
       let name = prometheusName(base);
       // One family has one type; the same name reused with another kind gets a suffix rather than invalid output.

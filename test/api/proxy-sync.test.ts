@@ -137,3 +137,31 @@ test('endpoints are compared by address and priority: Envoy rebuilds its EDS dum
   const moved = states({ endpoints: [{ name: 'c', value: sent(9000) }] }, { endpoints: [{ name: 'c', value: sent(9000) }] }, [{ type: 'endpoints', name: 'c', value: rebuilt(9001) }]);
   assert.deepEqual(moved.by, { 'endpoints/c': 'DIFFERS' });
 });
+
+test("a STATIC cluster's assignment in an include_eds dump is not EXTRA: Envoy dumps one for every cluster, and it is no EDS resource", () => {
+  const cla = (name: string, port: number) => ({ cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] });
+  const inbound = { name: 'inbound|9000||web', type: 'STATIC', connect_timeout: '1s', load_assignment: cla('inbound|9000||web', 9000) };
+  const running = parseConfigDump(
+    dump(
+      { '@type': `${A}ClustersConfigDump`, dynamic_active_clusters: [{ version_info: 'c1', cluster: { '@type': CLUSTER, ...inbound } }, { version_info: 'c1', cluster: { '@type': CLUSTER, ...eds('web') } }] },
+      {
+        '@type': `${A}EndpointsConfigDump`,
+        dynamic_endpoint_configs: [{ endpoint_config: cla('inbound|9000||web', 9000) }, { version_info: 'e1', endpoint_config: cla('web', 8000) }, { version_info: 'e0', endpoint_config: cla('gone', 8100) }],
+      },
+    ),
+  );
+  const desired = { ...none, clusters: named([inbound, eds('web')]), endpoints: [{ name: 'web', value: cla('web', 8000) }] };
+  const result = compareConfig(desired, desired, running);
+  const by = Object.fromEntries(result.resources.map((r) => [`${r.type}/${r.name}`, r.state]));
+  // the EDS assignment nobody sends any more is still EXTRA
+  assert.deepEqual(by, { 'clusters/inbound|9000||web': 'SYNCED', 'clusters/web': 'SYNCED', 'endpoints/gone': 'EXTRA', 'endpoints/web': 'SYNCED' });
+});
+
+test("an EDS cluster still waiting for its assignment is MISSING, not DIFFERS: the include_eds dump has an empty, unversioned entry for it", () => {
+  const cla = (port?: number) => ({ cluster_name: 'web', endpoints: port === undefined ? [] : [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] });
+  const running = parseConfigDump(dump({ '@type': `${A}EndpointsConfigDump`, dynamic_endpoint_configs: [{ endpoint_config: { ...cla(), policy: { overprovisioning_factor: 140 } } }] }));
+  const by = (desired: unknown) => compareConfig({ ...none, endpoints: [{ name: 'web', value: desired }] }, {}, running).resources.map((r) => r.state);
+  assert.deepEqual(by(cla(8000)), ['MISSING']);
+  // an assignment the control plane means to be empty is what the proxy runs
+  assert.deepEqual(by(cla()), ['SYNCED']);
+});

@@ -104,7 +104,8 @@ test('resource: each item on its own with its message @type, otherwise unchanged
     ['dynamic_route_configs', 'RoutesConfigDump', 'RoutesConfigDump.DynamicRouteConfig', 1],
     ['dynamic_active_secrets', 'SecretsConfigDump', 'SecretsConfigDump.DynamicSecret', 2],
     ['ecds_filters', 'EcdsConfigDump', 'EcdsConfigDump.EcdsFilterConfig', 1],
-    ['dynamic_endpoint_configs', 'EndpointsConfigDump', 'EndpointsConfigDump.DynamicEndpointConfig', 2],
+    // Every cluster's, the inbound STATIC one too, as Envoy's (admin-endpoints.test.ts).
+    ['dynamic_endpoint_configs', 'EndpointsConfigDump', 'EndpointsConfigDump.DynamicEndpointConfig', 3],
   ] as const;
   for (const [resource, dumpType, itemType, count] of cases) {
     const items = configs(`resource=${resource}&include_eds`, dumpWithEds);
@@ -141,7 +142,7 @@ test('name_regex: the whole name must match (RE2 FullMatch), per resource kind',
   assert.deepEqual(field('ListenersConfigDump', 'dynamic_listeners'), []);
   assert.deepEqual(field('EcdsConfigDump', 'ecds_filters').map((c) => c.ecds_filter.name), ['weft.wasm.default.web-auth']);
   assert.deepEqual(field('SecretsConfigDump', 'dynamic_active_secrets'), []);
-  assert.deepEqual(field('EndpointsConfigDump', 'dynamic_endpoint_configs').map((c) => c.endpoint_config.cluster_name), ['outbound|8080||web.default']);
+  assert.deepEqual(field('EndpointsConfigDump', 'dynamic_endpoint_configs').map((c) => c.endpoint_config.cluster_name), ['inbound|8080||web.default', 'outbound|8080||web.default']);
   assert.equal(config({ configs: all }, 'ClustersConfigDump').version_info, 'v1');
 });
 

@@ -18,10 +18,12 @@ test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and 
   try {
     await eventually(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.status === 503, 30_000, `the admin port\n${sidecar.output()}`);
     const help = await (await fetch(`http://127.0.0.1:${adminPort}/help`)).text();
-    for (const p of ['/certs', '/clusters', '/config_dump', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/listeners', '/logging', '/memory', '/quitquitquit', '/ready', '/server_info', '/stats', '/stats/prometheus']) assert.match(help, new RegExp(`^  ${p.replace(/\//g, '\\/')}: `, 'm'));
+    for (const p of ['/certs', '/clusters', '/config_dump', '/listeners', '/memory', '/ready', '/server_info', '/stats', '/stats/prometheus']) assert.match(help, new RegExp(`^  ${p.replace(/\//g, '\\/')}: `, 'm'));
+    // As Envoy's, those that change the server's state are marked as needing a POST.
+    for (const p of ['/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging', '/quitquitquit', '/reset_counters']) assert.match(help, new RegExp(`^  ${p.replace(/\//g, '\\/')} \\(POST\\): `, 'm'));
     const unknown = await fetch(`http://127.0.0.1:${adminPort}/nope`);
     assert.equal(unknown.status, 404);
-    assert.match(await unknown.text(), /\/quitquitquit: exit the server/);
+    assert.match(await unknown.text(), /^invalid path\. admin commands are:\n(.*\n)*  \/quitquitquit \(POST\): exit the server$/m);
 
     // /memory as Envoy's (uint64 as strings), and the server.* stats beside it; not ready yet: PRE_INITIALIZING, not live.
     const memory = (await (await fetch(`http://127.0.0.1:${adminPort}/memory`)).json()) as Record<string, string>;
@@ -38,6 +40,9 @@ test('POST /quitquitquit stops weft sidecar (exit 0); GET is refused; /help and 
 
     const get = await fetch(`http://127.0.0.1:${adminPort}/quitquitquit`);
     assert.equal(get.status, 405);
+    assert.equal(await get.text(), 'Method GET not allowed, POST required.', "Envoy's words");
+    const put = await fetch(`http://127.0.0.1:${adminPort}/healthcheck/fail`, { method: 'PUT' });
+    assert.deepEqual([put.status, await put.text()], [405, 'Method PUT not allowed, POST required.']);
     assert.equal(child.exitCode, null, 'a GET stops nothing');
     const post = await fetch(`http://127.0.0.1:${adminPort}/quitquitquit`, { method: 'POST' });
     assert.equal(post.status, 200);

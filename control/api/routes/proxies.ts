@@ -143,7 +143,8 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const url = adminUrl(id, `/tap?${new URLSearchParams(request.query).toString()}`, 'no requests go through it');
+      // The admin port decodes %XX only, as Envoy's (a + stays a plus): a space goes as %20, not a form's +.
+      const url = adminUrl(id, `/tap?${new URLSearchParams(request.query).toString().replaceAll('+', '%20')}`, 'no requests go through it');
       const abort = new AbortController();
       let res: Response;
       try {
