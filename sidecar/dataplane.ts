@@ -127,6 +127,7 @@ export class DataPlane {
     this.stats = stats;
     stats.serverState.set(SERVER_STATES.indexOf('PRE_INITIALIZING'));
     stats.serverLive.set(0);
+    stats.workersStarted.set(0);
     this.#collectors = options.collectors ?? new Map();
     this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
     this.clusters = new ClusterManager(stats, this.tls);
@@ -334,6 +335,8 @@ export class DataPlane {
     const state = this.state();
     this.stats.serverState.set(SERVER_STATES.indexOf(state));
     this.stats.serverLive.set(state === 'LIVE' ? 1 : 0);
+    // Started once, and never stopped again (draining keeps them), as Envoy's workers.
+    if (this.ready()) this.stats.workersStarted.set(1);
   }
 
   /** Admin /drain_listeners (see ListenerManager.drain); drainTimeMs is the graceful drain's length (--drain-time-s). */

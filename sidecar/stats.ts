@@ -184,6 +184,8 @@ export class SidecarStats {
   /** Envoy's server.state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING. */
   readonly serverState = this.#gauge('envoy_server_state', 'Server state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING', []);
   readonly serverLive = this.#gauge('envoy_server_live', '1 while the server is LIVE (not initializing, not draining)', []);
+  /** Envoy's listener_manager.workers_started: 1 once the first full config is applied (Envoy starts its workers then); Istio's readiness check reads it. */
+  readonly workersStarted = this.#gauge('envoy_listener_manager_workers_started', '1 once the workers are started (after the first full config)', []);
   readonly uptime = this.#gauge('envoy_server_uptime', 'Seconds since the sidecar started', []);
   readonly memoryAllocated = this.#gauge('envoy_server_memory_allocated', 'Bytes in use: the V8 heap and the memory it accounts outside it (Buffers, wasm memories)', []);
   readonly memoryHeapSize = this.#gauge('envoy_server_memory_heap_size', 'Bytes the V8 heap has reserved, plus that outside memory', []);

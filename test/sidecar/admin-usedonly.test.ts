@@ -60,7 +60,9 @@ test('through a running sidecar: request gauges back at 0 and counters /reset_co
   }
   assert.ok(!used.some((l) => l.startsWith(`${cluster}.upstream_rq_retry:`) || l.startsWith(`${cluster}.upstream_rq_pending_active:`)), 'never written: left out');
   // Istio's pilot-agent asks exactly this for readiness (GetReadinessStats) and waits while server.state is absent.
-  assert.ok((await stats('usedonly&filter=^(server\\.state|listener_manager\\.workers_started)')).includes('server.state: 0'));
+  const readiness = await stats('usedonly&filter=^(server\\.state|listener_manager\\.workers_started)');
+  assert.ok(readiness.includes('server.state: 0'), readiness.join('\n'));
+  assert.ok(readiness.includes('listener_manager.workers_started: 1'), readiness.join('\n'));
 
   assert.equal((await fetch(`http://127.0.0.1:${sc.adminPort}/reset_counters`, { method: 'POST' })).status, 200);
   used = await stats('usedonly');
