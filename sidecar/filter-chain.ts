@@ -303,9 +303,8 @@ export class RequestFilters {
    * Response headers through the wasm filters, in reverse chain order. Every
    * filter continued: send the headers and stream the body through
    * responseData. A filter stopped them and may continue them itself (an
-   * http_call in flight, a tick): read the whole body and finish with
-   * responseBuffered from that filter on, which waits for it to continue, as
-   * Envoy holds the response until then.
+   * http_call in flight, a tick): `buffer`, and responseContinued waits for
+   * it, as Envoy holds the response until then.
    */
   responseHeaders(headers: HeaderPairs, endOfStream: boolean): ResponseStart | Promise<ResponseStart> {
     return this.#responseHeadersFrom(this.#active.length - 1, headers, endOfStream);
@@ -380,7 +379,26 @@ export class RequestFilters {
   }
 
   /**
-   * The rest of a held response: filter `from` stopped its headers, and once
+   * An upstream response whose headers filter `from` holds, once it
+   * continues them itself (a tick, an http_call): the headers go on through
+   * the filters before it (one may hold them again: `buffer` once more), as
+   * Envoy's filter manager sends them on as the filter continues; its body
+   * then streams through every filter (responseData). Nothing of the body is
+   * read meanwhile: Envoy holds it with flow control
+   * (StopAllIterationAndWatermark). A reply: the filter's own, or `cancelHeld`'s.
+   */
+  async responseContinued(from: number, headers: HeaderPairs, endOfStream: boolean): Promise<ResponseStart> {
+    const a = this.#active[from] as WasmActive;
+    const o = await this.#continued(a, 'response');
+    if (o.action === 'cancelled') return { kind: 'reply', reply: o.reply };
+    if (a.stream!.headersModified('response')) headers = a.stream!.responseHeaders!;
+    const r = this.#outcome(a, o);
+    if (r?.kind === 'reply') return r;
+    return this.#responseHeadersFrom(from - 1, headers, endOfStream);
+  }
+
+  /**
+   * The rest of a held local reply: filter `from` stopped its headers, and once
    * it continues them itself the whole body (and the trailers, if any) goes
    * through it, then headers, body and trailers through the ones after it.
    * With trailers the body call is not the end of the stream: a filter may

@@ -39,8 +39,6 @@ export const localReplies = {
   rbacDenied: (): LocalReply => ({ status: 403, body: 'RBAC: access denied', headers: [], flag: 'RBAC' }),
   /** A filter buffered more of the request body than the buffer limit (Envoy's FilterManager). */
   payloadTooLarge: (): LocalReply => ({ status: 413, body: 'Payload Too Large', headers: [], flag: '-' }),
-  /** A filter buffered more of the response than the buffer limit before its headers went out. */
-  responseTooLarge: (): LocalReply => ({ status: 500, body: 'Internal Server Error', headers: [], flag: '-' }),
   /** The overload manager's stop_accepting_requests (Envoy's connection manager, response flag OM). */
   overloaded: (): LocalReply => ({ status: 503, body: 'envoy overloaded', headers: [], flag: 'OM' }),
   filterFailed: (): LocalReply => ({ status: 503, body: 'wasm filter failed', headers: [], flag: 'WF' }),

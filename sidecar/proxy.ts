@@ -29,7 +29,7 @@ import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
 import type { OverloadManager } from './overload.ts';
 import type { Tap } from './tap.ts';
 import type { BodySink, HeaderPairs, UpstreamResponse } from './upstream.ts';
-import { BodyTooLarge, UpstreamFailure } from './upstream.ts';
+import { UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
 import type { StreamProperties } from './wasm/index.ts';
 
@@ -1383,36 +1383,24 @@ function respondFilteredFrom(stream: Stream, upstream: UpstreamResponse, filters
     respond(stream, upstream, filteredStatus(start.headers, upstream.status), withoutPseudo(start.headers), release, empty ? undefined : filters);
     return undefined;
   }
-  return respondBuffered(stream, upstream, filters, start, release);
+  return respondHeld(stream, upstream, filters, start, release, empty);
 }
 
-/** A filter stopped the response headers: the body is read whole (up to the buffer limit), filtered, and sent with its new length. */
-async function respondBuffered(stream: Stream, upstream: UpstreamResponse, filters: RequestFilters, start: ResponseStart & { kind: 'buffer' }, release: () => void): Promise<void> {
-  const { res, log } = stream;
-  let whole: { body: Buffer; trailers: HeaderPairs };
-  try {
-    whole = await upstream.body.collect(stream.hcm.bufferLimitBytes).finally(release);
-  } catch (e) {
-    // Nothing was sent yet: a body past the buffer limit, a route timeout or an upstream reset mid-body gets Envoy's local reply.
-    if (e instanceof BodyTooLarge) {
-      stream.hs.rsTooLarge.value++;
-      return stream.reply(localReplies.responseTooLarge());
-    }
-    const reason = e instanceof UpstreamFailure ? e.reason : 'connection_termination';
-    return stream.reply(reason === 'timeout' ? localReplies.timeout() : localReplies.reset(reason));
+/**
+ * A filter holds the response headers until it continues them itself: the
+ * upstream body is not read meanwhile (backpressure, as Envoy's watermark),
+ * then the headers go on and the body streams through the filters. The client
+ * leaving (or the stream ending otherwise) ends the wait.
+ */
+async function respondHeld(stream: Stream, upstream: UpstreamResponse, filters: RequestFilters, start: ResponseStart & { kind: 'buffer' }, release: () => void, empty: boolean): Promise<void> {
+  let next: ResponseStart = start;
+  while (next.kind === 'buffer') next = await filters.responseContinued(next.from, next.headers, empty);
+  if (next.kind === 'reply' && next.reply === ABANDONED) {
+    upstream.body.destroy();
+    release();
+    return stream.finish(0, 'DC');
   }
-  const out = await filters.responseBuffered(start.headers, start.from, whole.body, whole.trailers);
-  if (out.kind === 'reply') return out.reply === ABANDONED ? stream.finish(0, 'DC') : stream.reply(out.reply);
-  const status = filteredStatus(out.headers, upstream.status);
-  const sent = withoutPseudo(out.headers);
-  removeHeader(sent, 'content-length');
-  sent.push(['content-length', String(out.body.length)]);
-  writeHead(stream, status, sent, out.body.length === 0 && out.trailers.length === 0);
-  const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
-  if (h2res && out.trailers.length) h2res.addTrailers(objectFromPairs(out.trailers));
-  res.end(out.body);
-  log.bytes_sent = out.body.length;
-  stream.finish(status);
+  return respondFilteredFrom(stream, upstream, filters, next, release, empty);
 }
 
 /** The status a filter left in :status, if it is a valid one. */

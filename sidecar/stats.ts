@@ -126,7 +126,7 @@ export class SidecarStats {
   readonly downstreamCxTotal = this.#counter('envoy_http_downstream_cx_total', 'Downstream connections accepted', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in progress', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
-  readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit: 500, or reset once the headers were out', ['envoy_http_conn_manager_prefix']);
+  readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit (reset: their headers were out)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqMaxDurationReached = this.#counter('envoy_http_downstream_rq_max_duration_reached', 'Streams ended by max_stream_duration or their grpc-timeout', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqFailedPathNormalization = this.#counter('envoy_http_downstream_rq_failed_path_normalization', 'Requests answered 400 because their path could not be taken as it is (a #fragment, or an escaped NUL under normalize_path)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqResponseBeforeRqComplete = this.#counter('envoy_http_downstream_rq_response_before_rq_complete', 'Responses sent before their request had arrived whole (an HTTP/1 connection closes after them)', ['envoy_http_conn_manager_prefix']);

@@ -48,7 +48,8 @@ export interface FilterOptions extends Partial<PluginConfig> {
    * What the filter may hold of a body (it stopped iteration on it), as the
    * sidecar and Envoy allow: the listener's per_connection_buffer_limit_bytes,
    * 1 MiB by default. Past it the request gets 413 `Payload Too Large`, a
-   * response whose headers the filter held 500, one already started is reset.
+   * response is reset (its headers went on before its body reached the
+   * filter, even when the filter held them: Envoy's flow control, not a 500).
    */
   bufferLimitBytes?: number;
   /**
@@ -417,8 +418,6 @@ export class FilterHarness {
     let outcome: StreamOutcome | BodyOutcome = note('response_headers', await this.settle(stream.onResponseHeaders(headers, body.length === 0 && trailers === undefined)));
     // Held until the filter continues the response itself; then the body (whole, here) as one call.
     const headersHeld = outcome.action === 'pause';
-    // The body held for the filter (here all of it at once) past the limit before its headers went out: 500, as the sidecar.
-    if (headersHeld && body.length > this.bufferLimitBytes) return this.tooLarge(stream, result, note, 'response');
     if (headersHeld) outcome = note('response_continued', await this.resume(stream, 'response'));
     if (outcome.action !== 'continue') return finish(outcome);
     // The headers go on as the filter continues them (Envoy sends them then): later changes to the map are lost.
@@ -448,17 +447,13 @@ export class FilterHarness {
   }
 
   /**
-   * The filter held more of a body than the buffer limit: 413 for a request,
-   * 500 for a response whose headers it held (both as local replies through
-   * its response callbacks), a reset for a response already started.
+   * The filter held more of a body than the buffer limit: 413 for a request
+   * (a local reply through its response callbacks), a reset for a response
+   * (its headers went on before the body reached the filter).
    */
-  private async tooLarge(stream: HttpStream, result: RequestResult, note: <T extends StreamOutcome | BodyOutcome>(phase: string, outcome: T) => T, what: 'request' | 'response' | 'reset'): Promise<RequestResult> {
+  private async tooLarge(stream: HttpStream, result: RequestResult, note: <T extends StreamOutcome | BodyOutcome>(phase: string, outcome: T) => T, what: 'request' | 'reset'): Promise<RequestResult> {
     if (what === 'reset') result.closed = true;
-    else {
-      const request = what === 'request';
-      const text = request ? 'Payload Too Large' : 'Internal Server Error';
-      await this.sendLocalReply(stream, { status: request ? 413 : 500, body: encodeUtf8(text), headers: [], grpcStatus: undefined, details: request ? 'request_payload_too_large' : 'response_payload_too_large' }, result, note);
-    }
+    else await this.sendLocalReply(stream, { status: 413, body: encodeUtf8('Payload Too Large'), headers: [], grpcStatus: undefined, details: 'request_payload_too_large' }, result, note);
     stream.complete();
     return result;
   }

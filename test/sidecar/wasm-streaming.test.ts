@@ -222,7 +222,7 @@ async function rewriter(): Promise<Uint8Array> {
   });
 }
 
-test('a filter that stops the response headers and continues them from a tick gets the whole body after that and may rewrite it; the length follows', { timeout: 60_000 }, async () => {
+test('a filter that stops the response headers and continues them from a tick gets the body after that and may rewrite it', { timeout: 60_000 }, async () => {
   const { mesh, module } = await meshWithModule('rewriter', await rewriter());
   const app = await startApp('pages', (_req, res) => {
     res.write('original ');
@@ -235,7 +235,7 @@ test('a filter that stops the response headers and continues them from a tick ge
   const r = await get(inbound, 'pages', '/');
   assert.equal(r.status, 200);
   assert.equal(r.body, 'REWRITTEN BODY');
-  assert.equal(r.headers['content-length'], String('REWRITTEN BODY'.length));
+  assert.equal(r.headers['content-length'], undefined, 'the headers went on before the body: chunked, as the app sent it');
   assert.equal(r.headers['x-held'], 'ticked', 'the header the filter added before it continued');
   assert.equal(r.headers['x-rewritten'], undefined, 'a header added in the body phase came too late: the headers went on with the tick');
 });
@@ -509,19 +509,13 @@ test("the listener's per_connection_buffer_limit_bytes is the limit: 64 KiB held
   assert.equal(app.hits, 1, 'only the body within the limit reached the app');
 });
 
-test('a filter that holds a response past the buffer limit before its headers went out: 500, and rs_too_large', { timeout: 60_000 }, async () => {
-  const sc = await bigResponsesThroughHolder('big', 7982, true);
-  const r = await get(sc.inbound, 'big', '/');
-  assert.equal(r.status, 500);
-  assert.equal(r.body, 'Internal Server Error');
-  assert.equal(await metric(sc.adminPort, 'envoy_http_rs_too_large'), 1);
-});
-
-test('a filter that holds a streamed response past the buffer limit after the headers went out: the stream is reset', { timeout: 60_000 }, async () => {
-  const sc = await bigResponsesThroughHolder('big2', 7983, false);
+for (const heldHeaders of [false, true]) {
+  test(`a filter that holds a streamed response past the buffer limit ${heldHeaders ? 'after holding its headers until a tick (no 500: they went on as the tick continued them, and the body was not read meanwhile, as Envoy\'s flow control)' : 'after the headers went out'}: the stream is reset`, { timeout: 60_000 }, async () => {
+  const svc = heldHeaders ? 'big' : 'big2';
+  const sc = await bigResponsesThroughHolder(svc, heldHeaders ? 7982 : 7983, heldHeaders);
   const { inbound } = sc;
   const outcome = await new Promise<{ status: number; bytes: number; complete: boolean }>((resolve) => {
-    http.get({ host: '127.0.0.1', port: inbound, path: '/', headers: { host: 'big2' }, agent: false }, (res) => {
+    http.get({ host: '127.0.0.1', port: inbound, path: '/', headers: { host: svc }, agent: false }, (res) => {
       let bytes = 0;
       res.on('data', (c: Buffer) => (bytes += c.length));
       res.on('error', () => undefined);
@@ -532,7 +526,8 @@ test('a filter that holds a streamed response past the buffer limit after the he
   assert.equal(outcome.complete, false, 'the response was cut off, not ended');
   assert.equal(outcome.bytes, 0, 'the filter held every byte');
   assert.equal(await metric(sc.adminPort, 'envoy_http_rs_too_large'), 1);
-});
+  });
+}
 
 /**
  * Holds the response body until the trailers, then copies the trailers'
