@@ -119,6 +119,7 @@ export class Cluster {
     this.lb = createLoadBalancer(config);
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
     this.breaker.onCxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
+    this.breaker.activeSeries = () => stats.cluster(this.name).rqActive;
     this.warmed = config.type !== 'EDS';
     this.#configure();
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
@@ -222,6 +223,12 @@ export class Cluster {
           place();
           stats.upstreamRqPendingActive.dec(labels);
         };
+      },
+      // An HTTP/2 request given a stream: max_requests, refused past it as Envoy's pool refuses it (pending_overflow).
+      request: () => {
+        const place = this.breaker.tryRequest();
+        if (!place) stats.upstreamRqPendingOverflow.inc(labels);
+        return place;
       },
       tls: this.#upstreamTls(),
       cx: { total: series.cxTotal, active: series.cxActive },

@@ -227,7 +227,6 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     stats.upstreamRqPendingOverflow.inc(stats.clusterLabel(clusterName));
     return { kind: 'local', reply: localReplies.overflow(), attempts: 0 };
   }
-  cs.rqActive.value++;
 
   const policy = req.retry;
   const replayable = req.body === null || Buffer.isBuffer(req.body) || req.replay !== undefined;
@@ -274,7 +273,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       stats.noHealthyUpstream.inc(stats.clusterLabel(clusterName));
       if (last) break;
       retryToken?.();
-      releaseAdmission(release, cs);
+      release();
       state.done();
       return { kind: 'local', reply: localReplies.noHealthyUpstream(), attempts: attempt };
     }
@@ -308,7 +307,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     // The client left: not the upstream's failure. A response it no longer waits for (it left during a
     // retry's backoff, or as the response came) is dropped, its host slot freed.
     state.done();
-    releaseAdmission(release, cs);
+    release();
     if (last?.outcome.kind === 'response') {
       last.outcome.response.body.dump();
       last.host.activeRequests--;
@@ -317,12 +316,12 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   }
   if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {
     state.done();
-    releaseAdmission(release, cs);
+    release();
     return timedOut(stats, clusterName, last?.host, made);
   }
   if (!last || last.outcome.kind === 'failure') {
     state.done();
-    releaseAdmission(release, cs);
+    release();
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
     if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made), ...(retryFlag ? { retryFlag } : {}) };
     const transport = last?.outcome.kind === 'failure' ? last.outcome.transport : undefined;
@@ -348,7 +347,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       finished = true;
       state.finished();
       host.activeRequests--;
-      releaseAdmission(release, cs);
+      release();
       cs.rqTime.observe(Date.now() - started);
     },
   };
@@ -364,12 +363,6 @@ function expectTimeLeft(headers: HeaderPairs, perTryMs: number, timeoutMs: numbe
   if (expected <= 0) return;
   if (timeoutMs > 0) expected = elapsedMs >= timeoutMs ? 1 : Math.min(expected, timeoutMs - elapsedMs);
   setHeader(headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
-}
-
-/** The circuit breaker slot and the active-request gauge, given back together. */
-function releaseAdmission(release: () => void, cs: ClusterSeries): void {
-  release();
-  cs.rqActive.value--;
 }
 
 function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempts = 0): ForwardResult {

@@ -44,6 +44,9 @@ function resetStream(s: http2.ClientHttp2Stream): void {
   s.close(code);
 }
 
+/** Without a circuit breaker (a pool made on its own): max_requests takes nothing. */
+const NO_SLOT = (): void => undefined;
+
 /** One connection of the pool. */
 interface H2Connection {
   readonly session: http2.ClientHttp2Session;
@@ -231,7 +234,15 @@ export class Http2Pool implements UpstreamPool {
     const attach = (c: H2Connection): void => {
       waiter = undefined;
       if (aborted) return;
-      stream = this.#stream(c, req, body, () => aborted, resolveResponse, rejectResponse);
+      // As Envoy's attachStreamToClient: max_requests is taken here, by the stream, not while the request waited.
+      const slot = this.#o.request ? this.#o.request() : NO_SLOT;
+      if (!slot) return rejectResponse(new UpstreamFailure('overflow', 'max requests overflow'));
+      try {
+        stream = this.#stream(c, req, body, () => aborted, resolveResponse, rejectResponse, slot);
+      } catch (e) {
+        slot();
+        throw e;
+      }
     };
     if (this.#closed) {
       rejectResponse(new UpstreamFailure('connection_failure', 'connection pool closed'));
@@ -268,7 +279,7 @@ export class Http2Pool implements UpstreamPool {
   }
 
   /** Opens the request's stream on `c`. */
-  #stream(c: H2Connection, req: UpstreamRequest, body: UpstreamBody, aborted: () => UpstreamFailure | undefined, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void): http2.ClientHttp2Stream {
+  #stream(c: H2Connection, req: UpstreamRequest, body: UpstreamBody, aborted: () => UpstreamFailure | undefined, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void, slot: () => void): http2.ClientHttp2Stream {
     const session = c.session;
     c.opened++;
     c.streams++;
@@ -284,6 +295,7 @@ export class Http2Pool implements UpstreamPool {
     }
     const s = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
     s.once('close', () => {
+      slot();
       c.streams--;
       if (c.draining) this.#retire(c);
       else if (c.streams === 0) this.#idle(c);

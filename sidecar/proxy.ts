@@ -1186,7 +1186,6 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   }
   const cs = env.stats.cluster(clusterName);
   cs.rq.value++;
-  cs.rqActive.value++;
   host.activeRequests++;
   host.counters.rqTotal++;
   cluster.hadTraffic = true;
@@ -1201,7 +1200,6 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     if (released) return;
     released = true;
     host.activeRequests--;
-    cs.rqActive.value--;
     admission();
   };
   const attempt = openUpgrade(cluster.connectOptions(host), request, stream.hcm.bufferLimitBytes);

@@ -259,6 +259,11 @@ export interface PoolOptions {
    * max_pending_requests: a function giving it back, or undefined when none is left (overflow).
    */
   pending?: () => (() => void) | undefined;
+  /**
+   * HTTP/2: a place among the cluster's max_requests, taken as a request is given a stream and held until the stream
+   * closes: a function giving it back, or undefined when none is left (overflow).
+   */
+  request?: () => (() => void) | undefined;
   /** The cluster's upstream_cx_total / upstream_cx_active: every connection this opens is counted while it is open. */
   cx?: { total: { value: number }; active: { value: number } };
   /** HTTP/2: max_connections kept a waiting request from a new connection (upstream_cx_overflow). */
