@@ -427,9 +427,18 @@ export class Http1Pool implements UpstreamPool {
     }
   }
 
+  /**
+   * Drains the pool, as Envoy drains a removed host's pools (DrainAndDelete): requests waiting for a connection fail,
+   * idle connections close, and a connection carrying a request (or being made for one) closes once it is done
+   * (released() closes it), so a host EDS removes finishes what it was doing.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     for (const ex of this.#waiting.splice(0)) ex.fail(new UpstreamFailure('connection_failure', 'connection pool closed'));
-    for (const c of [...this.#all]) c.destroy();
+    for (const c of [...this.#all]) {
+      const opening = this.#opening.get(c);
+      if (c.current || (opening && !opening.done)) continue;
+      c.destroy();
+    }
   }
 }
