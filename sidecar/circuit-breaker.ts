@@ -28,6 +28,8 @@ export class CircuitBreaker {
   #poolPending = 0;
   /** Called when max_connections keeps an HTTP/1 request from a connection of its own (Envoy's upstream_cx_overflow). */
   onCxOverflow: (() => void) | undefined;
+  /** A request became pending: it waits for a connection (upstream_rq_pending_total). */
+  onPending: (() => void) | undefined;
   /** The cluster's upstream_rq_active, raised and lowered with `active`. */
   activeSeries: (() => { value: number }) | undefined;
 
@@ -50,6 +52,7 @@ export class CircuitBreaker {
   tryPending(): (() => void) | undefined {
     if (this.pending >= this.#limits.maxPendingRequests) return undefined;
     this.#poolPending++;
+    this.onPending?.();
     let done = false;
     return () => {
       if (done) return;
@@ -73,6 +76,7 @@ export class CircuitBreaker {
     if (this.pending >= this.#limits.maxPendingRequests) return undefined;
     // As Envoy's pool: the request is queued first, then a new connection is tried, and max_connections refuses it.
     if (!this.#http2) this.onCxOverflow?.();
+    this.onPending?.();
     return new Promise((resolve) => {
       this.#waiting.push((admit) => resolve(admit ? this.#take() : undefined));
     });

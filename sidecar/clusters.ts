@@ -12,6 +12,7 @@ import type { HostSource, LbHost, LoadBalancer, PickContext } from './lb/index.t
 import { OutlierDetector } from './outlier.ts';
 import type { OutlierEvents, OutlierHost, SuccessRateStats } from './outlier.ts';
 import type { SidecarStats } from './stats.ts';
+import type { Counter } from './metrics.ts';
 import { createPool, type UpstreamTls } from './upstream.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { PoolOptions, UpstreamPool } from './upstream.ts';
@@ -101,6 +102,8 @@ export class Cluster {
   lb: LoadBalancer;
   readonly breaker: CircuitBreaker;
   readonly #stats: SidecarStats;
+  /** CDS removed it (or the sidecar stops): its pools drain, uncounted. */
+  #closed = false;
   #outlier: OutlierDetector | undefined;
   #outlierTimer: NodeJS.Timeout | undefined;
   #checkers: HealthChecker[] = [];
@@ -120,6 +123,7 @@ export class Cluster {
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
     this.breaker.onCxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
     this.breaker.activeSeries = () => stats.cluster(this.name).rqActive;
+    this.breaker.onPending = () => stats.upstreamRqPendingTotal.inc(stats.clusterLabel(this.name));
     this.warmed = config.type !== 'EDS';
     this.#configure();
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
@@ -231,9 +235,35 @@ export class Cluster {
         return place;
       },
       tls: this.#upstreamTls(),
-      cx: { total: series.cxTotal, active: series.cxActive },
+      cx: {
+        total: series.cxTotal,
+        active: series.cxActive,
+        http1Total: series.cxHttp1Total,
+        http2Total: series.cxHttp2Total,
+        connectFailed: (timedOut) => {
+          // Per connection, as Envoy counts it (a connection that fails fails every request waiting for it).
+          this.#countConnection(stats.upstreamCxConnectFail);
+          if (timedOut) this.#countConnection(stats.upstreamCxConnectTimeout);
+          const host = this.hosts.find((x) => x.address === h.address && x.port === h.port);
+          if (host) host.counters.cxConnectFail++;
+        },
+        destroyed: (byPeer) => {
+          this.#countConnection(stats.upstreamCxDestroy);
+          this.#countConnection(byPeer ? stats.upstreamCxDestroyRemote : stats.upstreamCxDestroyLocal);
+        },
+        idleTimeout: () => this.#countConnection(stats.upstreamCxIdleTimeout),
+        maxRequests: () => this.#countConnection(stats.upstreamCxMaxRequests),
+      },
       cxOverflow: this.breaker.onCxOverflow,
     };
+  }
+
+  /**
+   * A connection event in the cluster's stats, under its current stat name. A connection may close after CDS
+   * removed the cluster (its pools drain): that no longer counts, or it would bring the removed series back.
+   */
+  #countConnection(counter: Counter<'envoy_cluster_name'>): void {
+    if (!this.#closed) counter.inc(this.#stats.clusterLabel(this.name));
   }
 
   /** Per new connection: the current certificate (rotation applies to the next connection) and the SANs to expect. */
@@ -407,6 +437,7 @@ export class Cluster {
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#outlierTimer);
     for (const c of this.#checkers) c.close();
     for (const h of this.hosts) void h.pool.close();

@@ -421,10 +421,6 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
     host.activeRequests--;
     const reason: ResetReason = err instanceof UpstreamFailure ? err.reason : 'reset';
     const transport = err instanceof UpstreamFailure ? err.transport : undefined;
-    if (reason === 'connection_failure') {
-      stats.upstreamCxConnectFail.inc(stats.clusterLabel(cluster.name));
-      host.counters.cxConnectFail++;
-    }
     if (perTryFired) stats.upstreamRqPerTryTimeout.inc(stats.clusterLabel(cluster.name));
     // A pool overflow is the circuit breaker's answer, not the host's: no outlier failure.
     if (!req.downstream.aborted && reason !== 'overflow') cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');

@@ -1209,7 +1209,6 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   if (outcome.kind === 'failure') {
     done();
     if (downstream.aborted) return stream.finish(0, 'DC');
-    if (outcome.reason === 'connection_failure') env.stats.upstreamCxConnectFail.inc(env.stats.clusterLabel(clusterName));
     cluster.recordResult(host, 0);
     return stream.reply(localReplies.reset(outcome.reason));
   }

@@ -114,6 +114,8 @@ export interface ClusterSeries {
   /** upstream_cx_total and upstream_cx_active: connections the cluster's pools (and upgrades) opened. */
   cxTotal: CounterSeries;
   cxActive: CounterSeries;
+  cxHttp1Total: CounterSeries;
+  cxHttp2Total: CounterSeries;
 }
 
 export class SidecarStats {
@@ -152,6 +154,15 @@ export class SidecarStats {
   readonly upstreamCxConnectFail = this.#counter('envoy_cluster_upstream_cx_connect_fail', 'Upstream connection failures', ['envoy_cluster_name']);
   readonly upstreamCxTotal = this.#counter('envoy_cluster_upstream_cx_total', 'Upstream connections opened', ['envoy_cluster_name']);
   readonly upstreamCxActive = this.#gauge('envoy_cluster_upstream_cx_active', 'Upstream connections open now', ['envoy_cluster_name']);
+  readonly upstreamCxHttp1Total = this.#counter('envoy_cluster_upstream_cx_http1_total', 'Upstream HTTP/1.1 connections opened', ['envoy_cluster_name']);
+  readonly upstreamCxHttp2Total = this.#counter('envoy_cluster_upstream_cx_http2_total', 'Upstream HTTP/2 connections opened', ['envoy_cluster_name']);
+  readonly upstreamCxConnectTimeout = this.#counter('envoy_cluster_upstream_cx_connect_timeout', 'Upstream connections that timed out connecting', ['envoy_cluster_name']);
+  readonly upstreamCxDestroy = this.#counter('envoy_cluster_upstream_cx_destroy', 'Upstream connections closed', ['envoy_cluster_name']);
+  readonly upstreamCxDestroyLocal = this.#counter('envoy_cluster_upstream_cx_destroy_local', 'Upstream connections closed by the sidecar', ['envoy_cluster_name']);
+  readonly upstreamCxDestroyRemote = this.#counter('envoy_cluster_upstream_cx_destroy_remote', 'Upstream connections closed (or refused, or reset) by the upstream', ['envoy_cluster_name']);
+  readonly upstreamCxIdleTimeout = this.#counter('envoy_cluster_upstream_cx_idle_timeout', 'Upstream connections closed by the idle timeout', ['envoy_cluster_name']);
+  readonly upstreamCxMaxRequests = this.#counter('envoy_cluster_upstream_cx_max_requests', 'Upstream connections that reached max_requests_per_connection', ['envoy_cluster_name']);
+  readonly upstreamRqPendingTotal = this.#counter('envoy_cluster_upstream_rq_pending_total', 'Requests that waited for a connection (pending)', ['envoy_cluster_name']);
   readonly noHealthyUpstream = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no healthy host', ['envoy_cluster_name']);
   readonly membershipHealthy = this.#gauge('envoy_cluster_membership_healthy', 'Hosts that may take traffic', ['envoy_cluster_name']);
   readonly membershipTotal = this.#gauge('envoy_cluster_membership_total', 'Hosts in the cluster', ['envoy_cluster_name']);
@@ -308,6 +319,8 @@ export class SidecarStats {
         rqCode: new Map(),
         cxTotal: this.upstreamCxTotal.series(l),
         cxActive: this.upstreamCxActive.series(l),
+        cxHttp1Total: this.upstreamCxHttp1Total.series(l),
+        cxHttp2Total: this.upstreamCxHttp2Total.series(l),
       };
       this.#cluster.set(name, s);
     }
@@ -324,7 +337,7 @@ export class SidecarStats {
   clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
     const l = this.clusterLabel(name);
     this.cluster(name);
-    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamCxConnectFail, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
     const checks = [this.healthCheckSuccess, this.healthCheckFailure];
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);
