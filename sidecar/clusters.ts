@@ -188,8 +188,12 @@ export class Cluster {
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
         // Without a host of its own, a check says the cluster's name in Host, as Envoy's HTTP checker does.
-        new HealthChecker(hc.host ? hc : { ...hc, host: this.name }, () => this.hosts, (h, ok) => {
-          (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(this.#stats.clusterLabel(this.name));
+        new HealthChecker(hc.host ? hc : { ...hc, host: this.name }, () => this.hosts, (h, ok, _changed, network) => {
+          // As Envoy's checker counts: every attempt, then success or failure, a network failure (connect, timeout) also as such.
+          const labels = this.#stats.clusterLabel(this.name);
+          this.#stats.healthCheckAttempt.inc(labels);
+          (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(labels);
+          if (network) this.#stats.healthCheckNetworkFailure.inc(labels);
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
@@ -434,6 +438,11 @@ export class Cluster {
     // Envoy's membership_healthy: its healthy host set, so neither degraded nor ejected hosts count.
     this.#stats.membershipHealthy.set(labels, this.hostSets().healthy.length);
     this.#stats.ejectionsActive.set(labels, this.hosts.filter((h) => h.ejectedUntil > now).length);
+    if (this.config.healthChecks.length > 0) {
+      // Envoy's health_check.healthy and .degraded: hosts its checks have in (FAILED_ACTIVE_HC clear), and those marked degraded.
+      this.#stats.healthCheckHealthy.set(labels, this.hosts.filter((h) => h.activeHealthy).length);
+      this.#stats.healthCheckDegraded.set(labels, this.hosts.filter((h) => h.activeHealthy && h.activeDegraded).length);
+    }
   }
 
   close(): void {

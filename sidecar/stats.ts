@@ -174,6 +174,10 @@ export class SidecarStats {
   readonly ejectionsDetectedBy = this.#byEjectionType('detected', 'Outliers detected (ejected or not)');
   readonly healthCheckSuccess = this.#counter('envoy_cluster_health_check_success', 'Passed active health checks', ['envoy_cluster_name']);
   readonly healthCheckFailure = this.#counter('envoy_cluster_health_check_failure', 'Failed active health checks', ['envoy_cluster_name']);
+  readonly healthCheckAttempt = this.#counter('envoy_cluster_health_check_attempt', 'Active health checks made', ['envoy_cluster_name']);
+  readonly healthCheckNetworkFailure = this.#counter('envoy_cluster_health_check_network_failure', 'Active health checks failed by a connect failure or a timeout', ['envoy_cluster_name']);
+  readonly healthCheckHealthy = this.#gauge('envoy_cluster_health_check_healthy', 'Hosts passing their active health checks', ['envoy_cluster_name']);
+  readonly healthCheckDegraded = this.#gauge('envoy_cluster_health_check_degraded', 'Hosts whose passing health check says degraded (x-envoy-degraded)', ['envoy_cluster_name']);
 
   /**
    * xDS responses ACKed and NACKed, by type. The Prometheus name is the Envoy stat name's, as Envoy's exporter forms
@@ -339,7 +343,7 @@ export class SidecarStats {
     this.cluster(name);
     const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
-    const checks = [this.healthCheckSuccess, this.healthCheckFailure];
+    const checks = [this.healthCheckSuccess, this.healthCheckFailure, this.healthCheckAttempt, this.healthCheckNetworkFailure, this.healthCheckHealthy, this.healthCheckDegraded];
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);
   }
 
