@@ -225,7 +225,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (state.stopped === 'downstream') return { kind: 'abandoned', attempts: 0 };
     if (state.stopped) return timedOut(stats, clusterName);
     stats.upstreamRqPendingOverflow.inc(stats.clusterLabel(clusterName));
-    return { kind: 'local', reply: localReplies.overflow(), attempts: 0 };
+    return aborted(stats, clusterName, { kind: 'local', reply: localReplies.overflow(), attempts: 0 });
   }
 
   const policy = req.retry;
@@ -309,6 +309,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     state.done();
     release();
     if (last?.outcome.kind === 'response') {
+      // Its headers came: counted by their code, as Envoy's router counts them as they arrive.
+      stats.upstreamResponse(cs, clusterName, last.outcome.response.status);
       last.outcome.response.body.dump();
       last.host.activeRequests--;
     }
@@ -326,10 +328,13 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made), ...(retryFlag ? { retryFlag } : {}) };
     const transport = last?.outcome.kind === 'failure' ? last.outcome.transport : undefined;
     // No room in the host's HTTP/2 pool and max_pending_requests reached: Envoy's pool overflow (503, x-envoy-overloaded, UO).
-    if (reason === 'overflow') return { kind: 'local', reply: localReplies.overflow(), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
-    return { kind: 'local', reply: localReplies.reset(reason, transport), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
+    if (reason === 'overflow') return aborted(stats, clusterName, { kind: 'local', reply: localReplies.overflow(), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) });
+    return aborted(stats, clusterName, { kind: 'local', reply: localReplies.reset(reason, transport), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) });
   }
   const { response } = last.outcome;
+  // The answer that goes downstream, counted by its code; the ones retried before it are not (Envoy's router
+  // counts those under retry.upstream_rq_<code> instead).
+  stats.upstreamResponse(cs, clusterName, response.status);
   const host = last.host;
   state.streaming(() => {
     stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
@@ -367,7 +372,17 @@ function expectTimeLeft(headers: HeaderPairs, perTryMs: number, timeoutMs: numbe
 
 function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempts = 0): ForwardResult {
   stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
-  return { kind: 'local', reply: localReplies.timeout(), host, attempts };
+  return aborted(stats, clusterName, { kind: 'local', reply: localReplies.timeout(), host, attempts });
+}
+
+/**
+ * A request the upstream never answered (reset, connect failure, timeout, overflow): its local reply's code is
+ * counted among the cluster's upstream_rq_<code> and _<class>xx, as Envoy's router charges an upstream abort
+ * (chargeUpstreamAbort), so a dashboard's 5xx rate sees a dead or overloaded upstream.
+ */
+function aborted(stats: SidecarStats, clusterName: string, result: ForwardResult & { kind: 'local' }): ForwardResult {
+  stats.upstreamResponse(stats.cluster(clusterName), clusterName, result.reply.status);
+  return result;
 }
 
 async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | undefined>, stats: SidecarStats, state: RequestState): Promise<(() => void) | undefined> {
@@ -414,7 +429,6 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
   }
   try {
     const response = await exchange.response;
-    stats.upstreamResponse(cs, cluster.name, response.status);
     cluster.recordResult(host, response.status);
     return { kind: 'response', response };
   } catch (err) {
