@@ -257,6 +257,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
         body = again;
       }
       stats.upstreamRqRetry.inc(stats.clusterLabel(clusterName));
+      // The answer being retried: Envoy's router counts it under retry.upstream_rq_<code>, not upstream_rq_<code>.
+      if (last?.outcome.kind === 'response') stats.retriedResponse(clusterName, last.outcome.response.status);
       await sleep(backoffMs(policy!, attempt - 1), state);
       if (state.stopped) {
         // As Envoy: the response being retried was already given up; a route timeout in the backoff is a 504.

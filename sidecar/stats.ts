@@ -18,6 +18,8 @@ const ENVOY_NAMES: Record<string, string> = {
   envoy_http_downstream_rq_xx: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_{envoy_response_code_class}xx',
   envoy_cluster_upstream_rq: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code}',
   envoy_cluster_upstream_rq_xx: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code_class}xx',
+  envoy_cluster_retry_upstream_rq: 'cluster.{envoy_cluster_name}.retry.upstream_rq_{envoy_response_code}',
+  envoy_cluster_retry_upstream_rq_xx: 'cluster.{envoy_cluster_name}.retry.upstream_rq_{envoy_response_code_class}xx',
   envoy_wasm_filter_failures: 'wasm.{filter}.failures',
   envoy_overload_fixed_heap_pressure: 'overload.envoy.resource_monitors.fixed_heap.pressure',
   envoy_overload_global_downstream_max_connections_pressure: 'overload.envoy.resource_monitors.global_downstream_max_connections.pressure',
@@ -139,6 +141,8 @@ export class SidecarStats {
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);
   readonly upstreamRqCode = this.#counter('envoy_cluster_upstream_rq', 'Upstream responses by code', ['envoy_cluster_name', 'envoy_response_code']);
   readonly upstreamRqXx = this.#counter('envoy_cluster_upstream_rq_xx', 'Upstream responses by class', ['envoy_cluster_name', 'envoy_response_code_class']);
+  readonly retryUpstreamRqCode = this.#counter('envoy_cluster_retry_upstream_rq', 'Upstream responses a retry policy retried, by code', ['envoy_cluster_name', 'envoy_response_code']);
+  readonly retryUpstreamRqXx = this.#counter('envoy_cluster_retry_upstream_rq_xx', 'Upstream responses a retry policy retried, by class', ['envoy_cluster_name', 'envoy_response_code_class']);
   readonly upstreamRqTime = this.#named(this.registry.register(new Histogram('envoy_cluster_upstream_rq_time', 'Upstream request time (ms)', ['envoy_cluster_name'], TIME_BUCKETS)));
   readonly upstreamRqTimeout = this.#counter('envoy_cluster_upstream_rq_timeout', 'Upstream requests that timed out', ['envoy_cluster_name']);
   readonly upstreamRqPerTryTimeout = this.#counter('envoy_cluster_upstream_rq_per_try_timeout', 'Upstream attempts that hit the per-try timeout', ['envoy_cluster_name']);
@@ -371,6 +375,14 @@ export class SidecarStats {
     code.value++;
     const cls = Math.floor(status / 100);
     if (cls >= 1 && cls <= 5) s.rqXx[cls]!.value++;
+  }
+
+  /** A response a retry policy retried, by code and class (Envoy's cluster.<name>.retry.upstream_rq_<code>), created with its first one. */
+  retriedResponse(clusterName: string, status: number): void {
+    const labels = this.clusterLabel(clusterName);
+    this.retryUpstreamRqCode.inc({ ...labels, envoy_response_code: String(status) });
+    const cls = Math.floor(status / 100);
+    if (cls >= 1 && cls <= 5) this.retryUpstreamRqXx.inc({ ...labels, envoy_response_code_class: String(cls) });
   }
 
   #overload: OverloadStats | undefined;

@@ -38,6 +38,10 @@ test('a 503 a retry policy retried is not counted as the cluster\'s upstream_rq_
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq', code(cluster, 503)), 0, 'the retried 503 is not an answer the cluster gave');
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_xx', cls(cluster, 5)), 0);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_total', { envoy_cluster_name: cluster }), 2, 'both attempts went upstream');
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_retry_upstream_rq', code(cluster, 503)), 1, 'the retried 503, under retry.');
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_retry_upstream_rq_xx', cls(cluster, 5)), 1);
+  const text = await get(caller.adminPort, 'admin', '/stats?filter=retry');
+  assert.match(text.body, /^cluster\.outbound\|7440\|\|uc-flaky\.default\.retry\.upstream_rq_503: 1$/m, "Envoy's stat name");
 });
 
 test('a connect failure and a route timeout are counted by their local reply\'s code (503, 504) among upstream_rq_<code> and _5xx', { timeout: 30_000 }, async () => {
