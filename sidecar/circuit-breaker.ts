@@ -32,6 +32,8 @@ export class CircuitBreaker {
   onPending: (() => void) | undefined;
   /** The cluster's upstream_rq_active, raised and lowered with `active`. */
   activeSeries: (() => { value: number }) | undefined;
+  /** Called after any count or limit changed (the circuit_breakers.default.*_open gauges). */
+  onChange: (() => void) | undefined;
 
   constructor(limits: CircuitBreakerConfig, http2: boolean) {
     this.#limits = limits;
@@ -42,6 +44,21 @@ export class CircuitBreaker {
     this.#limits = limits;
     this.#http2 = http2;
     this.#drain();
+    this.onChange?.();
+  }
+
+  /**
+   * Which limits are reached, as Envoy's circuit_breakers.default.*_open gauges say (1: at capacity, admitting no
+   * more). `connections`: the cluster's open connections, which HTTP/2 counts; an HTTP/1 request holds one.
+   */
+  open(connections: number): { cx: boolean; rqPending: boolean; rq: boolean; rqRetry: boolean } {
+    const l = this.#limits;
+    return {
+      cx: (this.#http2 ? connections : this.active) >= l.maxConnections,
+      rqPending: this.pending >= l.maxPendingRequests,
+      rq: this.active >= l.maxRequests,
+      rqRetry: this.activeRetries >= l.maxRetries,
+    };
   }
 
   get pending(): number {
@@ -53,11 +70,13 @@ export class CircuitBreaker {
     if (this.pending >= this.#limits.maxPendingRequests) return undefined;
     this.#poolPending++;
     this.onPending?.();
+    this.onChange?.();
     let done = false;
     return () => {
       if (done) return;
       done = true;
       this.#poolPending--;
+      this.onChange?.();
     };
   }
 
@@ -79,6 +98,7 @@ export class CircuitBreaker {
     this.onPending?.();
     return new Promise((resolve) => {
       this.#waiting.push((admit) => resolve(admit ? this.#take() : undefined));
+      this.onChange?.();
     });
   }
 
@@ -92,11 +112,13 @@ export class CircuitBreaker {
   tryRetry(): (() => void) | undefined {
     if (this.activeRetries >= this.#limits.maxRetries) return undefined;
     this.activeRetries++;
+    this.onChange?.();
     let done = false;
     return () => {
       if (!done) {
         done = true;
         this.activeRetries--;
+        this.onChange?.();
       }
     };
   }
@@ -105,6 +127,7 @@ export class CircuitBreaker {
     this.active++;
     const gauge = this.activeSeries?.();
     if (gauge) gauge.value++;
+    this.onChange?.();
     let released = false;
     return () => {
       if (released) return;
@@ -112,6 +135,7 @@ export class CircuitBreaker {
       this.active--;
       if (gauge) gauge.value--;
       this.#drain();
+      this.onChange?.();
     };
   }
 

@@ -124,9 +124,11 @@ export class Cluster {
     this.breaker.onCxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
     this.breaker.activeSeries = () => stats.cluster(this.name).rqActive;
     this.breaker.onPending = () => stats.upstreamRqPendingTotal.inc(stats.clusterLabel(this.name));
+    this.breaker.onChange = () => this.#refreshBreakerGauges();
     this.warmed = config.type !== 'EDS';
     this.#configure();
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
+    this.#refreshBreakerGauges();
   }
 
   get name(): string {
@@ -257,9 +259,21 @@ export class Cluster {
         },
         idleTimeout: () => this.#countConnection(stats.upstreamCxIdleTimeout),
         maxRequests: () => this.#countConnection(stats.upstreamCxMaxRequests),
+        changed: () => this.#refreshBreakerGauges(),
       },
       cxOverflow: this.breaker.onCxOverflow,
     };
+  }
+
+  /** Envoy's circuit_breakers.default.*_open gauges: 1 while the limit is reached (the breaker admits no more). */
+  #refreshBreakerGauges(): void {
+    if (this.#closed) return;
+    const s = this.#stats.cluster(this.name);
+    const open = this.breaker.open(s.cxActive.value);
+    s.breakerOpen.cx.value = open.cx ? 1 : 0;
+    s.breakerOpen.rqPending.value = open.rqPending ? 1 : 0;
+    s.breakerOpen.rq.value = open.rq ? 1 : 0;
+    s.breakerOpen.rqRetry.value = open.rqRetry ? 1 : 0;
   }
 
   /**

@@ -30,6 +30,7 @@ const ENVOY_NAMES: Record<string, string> = {
 };
 
 const ENVOY_SCOPES: [prefix: string, scope: string][] = [
+  ['envoy_cluster_circuit_breakers_default_', 'cluster.{envoy_cluster_name}.circuit_breakers.default.'],
   ['envoy_cluster_outlier_detection_', 'cluster.{envoy_cluster_name}.outlier_detection.'],
   ['envoy_cluster_health_check_', 'cluster.{envoy_cluster_name}.health_check.'],
   ['envoy_cluster_', 'cluster.{envoy_cluster_name}.'],
@@ -118,6 +119,8 @@ export interface ClusterSeries {
   cxActive: CounterSeries;
   cxHttp1Total: CounterSeries;
   cxHttp2Total: CounterSeries;
+  /** circuit_breakers.default.{cx,rq_pending,rq,rq_retry}_open: 1 while that limit is reached. */
+  breakerOpen: { cx: CounterSeries; rqPending: CounterSeries; rq: CounterSeries; rqRetry: CounterSeries };
 }
 
 export class SidecarStats {
@@ -166,6 +169,10 @@ export class SidecarStats {
   readonly upstreamCxDestroyRemote = this.#counter('envoy_cluster_upstream_cx_destroy_remote', 'Upstream connections closed (or refused, or reset) by the upstream', ['envoy_cluster_name']);
   readonly upstreamCxIdleTimeout = this.#counter('envoy_cluster_upstream_cx_idle_timeout', 'Upstream connections closed by the idle timeout', ['envoy_cluster_name']);
   readonly upstreamCxMaxRequests = this.#counter('envoy_cluster_upstream_cx_max_requests', 'Upstream connections that reached max_requests_per_connection', ['envoy_cluster_name']);
+  readonly cbCxOpen = this.#gauge('envoy_cluster_circuit_breakers_default_cx_open', '1 while max_connections is reached', ['envoy_cluster_name']);
+  readonly cbRqPendingOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_pending_open', '1 while max_pending_requests is reached', ['envoy_cluster_name']);
+  readonly cbRqOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_open', '1 while max_requests is reached', ['envoy_cluster_name']);
+  readonly cbRqRetryOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_retry_open', '1 while max_retries is reached', ['envoy_cluster_name']);
   readonly upstreamRqPendingTotal = this.#counter('envoy_cluster_upstream_rq_pending_total', 'Requests that waited for a connection (pending)', ['envoy_cluster_name']);
   readonly noHealthyUpstream = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no healthy host', ['envoy_cluster_name']);
   readonly membershipHealthy = this.#gauge('envoy_cluster_membership_healthy', 'Hosts that may take traffic', ['envoy_cluster_name']);
@@ -329,6 +336,7 @@ export class SidecarStats {
         cxActive: this.upstreamCxActive.series(l),
         cxHttp1Total: this.upstreamCxHttp1Total.series(l),
         cxHttp2Total: this.upstreamCxHttp2Total.series(l),
+        breakerOpen: { cx: this.cbCxOpen.series(l), rqPending: this.cbRqPendingOpen.series(l), rq: this.cbRqOpen.series(l), rqRetry: this.cbRqRetryOpen.series(l) },
       };
       this.#cluster.set(name, s);
     }

@@ -286,6 +286,8 @@ export interface ConnectionStats {
   idleTimeout(): void;
   /** Given its max_requests_per_connection-th request: it takes no more (upstream_cx_max_requests). */
   maxRequests(): void;
+  /** `active` changed (a connection opened or closed). */
+  changed?(): void;
 }
 
 /** A connection counted by countConnection: the connect timeout marks it, so its close counts as a connect timeout. */
@@ -307,6 +309,7 @@ export function countConnection(o: PoolOptions, conn: { once(event: string, fn: 
   cx.total.value++;
   (protocol === 'http1' ? cx.http1Total : cx.http2Total).value++;
   cx.active.value++;
+  cx.changed?.();
   let connected = false;
   let peer = false;
   conn.once(connectEvent, () => (connected = true));
@@ -316,6 +319,7 @@ export function countConnection(o: PoolOptions, conn: { once(event: string, fn: 
   }
   conn.once('close', () => {
     cx.active.value--;
+    cx.changed?.();
     if (!connected) cx.connectFailed(timedOut);
     cx.destroyed(!timedOut && (byPeer ? byPeer() : peer));
   });

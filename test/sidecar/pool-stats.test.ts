@@ -98,3 +98,31 @@ test('upstream_cx_destroy_local with upstream_cx_idle_timeout when the idle time
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_cx_destroy', cluster), 2);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_cx_active', cluster), 0);
 });
+
+test('circuit_breakers.default.cx_open, rq_pending_open, rq_open: 1 while that limit is reached, 0 once it is not', { timeout: 30_000 }, async () => {
+  const app = await startApp('ps-cb', (_req, res) => setTimeout(() => res.end('ok'), 400));
+  closers.push(() => app.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('ps-caller4', 8000), service('ps-cb', 7433)],
+    instances: [instance('ps-cb', app.port)],
+    destinationPolicies: [policy('ps-cb', { circuitBreakers: { maxConnections: 1, maxPendingRequests: 1, maxRequests: 5 } })],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('ps-caller4', 8000);
+  const cluster = { envoy_cluster_name: 'outbound|7433||ps-cb.default' };
+  const open = async () =>
+    Promise.all(['cx_open', 'rq_pending_open', 'rq_open', 'rq_retry_open'].map((g) => metric(caller.adminPort, `envoy_cluster_circuit_breakers_default_${g}`, cluster)));
+  assert.deepEqual(await open(), [0, 0, 0, 0], 'there at 0 with the cluster');
+  assert.equal((await get(caller.outboundPort, 'ps-cb')).status, 200);
+  const first = get(caller.outboundPort, 'ps-cb');
+  await eventually(() => app.hits === 2, 5000, 'the first at the app');
+  const second = get(caller.outboundPort, 'ps-cb');
+  await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster)) === 1, 5000, 'the second pending');
+  assert.deepEqual(await open(), [1, 1, 0, 0], 'the one connection busy, the one pending place taken');
+  assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+  assert.deepEqual(await open(), [0, 0, 0, 0]);
+  const text = await get(caller.adminPort, 'admin', '/stats?filter=circuit_breakers');
+  assert.match(text.body, /^cluster\.outbound\|7433\|\|ps-cb\.default\.circuit_breakers\.default\.rq_pending_open: 0$/m, "Envoy's stat name");
+});
