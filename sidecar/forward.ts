@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Cluster, ClusterManager, Host } from './clusters.ts';
 import type { RetryPolicyConfig } from './config.ts';
 import type { LocalReply } from './local-reply.ts';
-import { localReplies } from './local-reply.ts';
+import { isGrpc, localReplies } from './local-reply.ts';
 import type { ClusterSeries, SidecarStats } from './stats.ts';
 import type { Exchange, HeaderPairs, ResetReason, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
@@ -82,6 +82,23 @@ const GRPC_RETRY_ON: readonly (readonly [string, number])[] = [
 function grpcStatusIn(headers: HeaderPairs): number | undefined {
   for (const [k, v] of headers) if (k === 'grpc-status') return Number(v);
   return undefined;
+}
+
+/** Envoy's Grpc::Utility::grpcToHttpStatus, by gRPC code (an unknown code is 500). */
+const GRPC_TO_HTTP = [200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401];
+
+/**
+ * The status outlier detection and the host's counters judge an answer by: for a gRPC request whose answer has its
+ * grpc-status in the headers (a trailers-only answer: how a server fails a call at once), that status mapped to
+ * HTTP, as Envoy's router does (UNAVAILABLE is a 503, so a backend failing every call is ejected); else the HTTP status.
+ */
+function judgedStatus(req: ForwardRequest, response: UpstreamResponse): number {
+  let grpc = false;
+  for (const [k, v] of req.headers) if (k === 'content-type') grpc = isGrpc(v);
+  if (!grpc) return response.status;
+  const g = grpcStatusIn(response.headers);
+  if (g === undefined) return response.status;
+  return Number.isInteger(g) && g >= 0 && g < GRPC_TO_HTTP.length ? GRPC_TO_HTTP[g]! : 500;
 }
 
 export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
@@ -431,7 +448,7 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
   }
   try {
     const response = await exchange.response;
-    cluster.recordResult(host, response.status);
+    cluster.recordResult(host, judgedStatus(req, response));
     return { kind: 'response', response };
   } catch (err) {
     host.activeRequests--;
