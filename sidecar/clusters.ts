@@ -65,9 +65,10 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   hcFailures = 0;
   hcSuccesses = 0;
   hcChecked = false;
-  pool: UpstreamPool;
+  /** Its connection pool, made for it once it exists (its counters count what the pool does). */
+  pool!: UpstreamPool;
 
-  constructor(ep: EndpointConfig, pool: UpstreamPool, useHostnameForHashing = false) {
+  constructor(ep: EndpointConfig, useHostnameForHashing = false) {
     this.key = `${ep.address}:${ep.port}`;
     this.address = ep.address;
     this.port = ep.port;
@@ -78,7 +79,6 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
     this.edsHealth = ep.health;
     this.priority = ep.priority;
     this.zone = ep.zone;
-    this.pool = pool;
   }
 }
 
@@ -204,12 +204,12 @@ export class Cluster {
     for (const c of this.#checkers) c.start();
   }
 
-  #pool(h: { address: string; port: number }) {
+  #pool(h: Host) {
     return createPool(this.connectOptions(h), this.config.http2);
   }
 
   /** How to reach a host: its pool's options, also used for a connection of its own (a WebSocket upgrade). */
-  connectOptions(h: { address: string; port: number }): PoolOptions {
+  connectOptions(h: Host): PoolOptions {
     const series = this.#stats.cluster(this.name);
     const stats = this.#stats;
     const labels = stats.clusterLabel(this.name);
@@ -250,8 +250,7 @@ export class Cluster {
           // Per connection, as Envoy counts it (a connection that fails fails every request waiting for it).
           this.#countConnection(stats.upstreamCxConnectFail);
           if (timedOut) this.#countConnection(stats.upstreamCxConnectTimeout);
-          const host = this.hosts.find((x) => x.address === h.address && x.port === h.port);
-          if (host) host.counters.cxConnectFail++;
+          h.counters.cxConnectFail++;
         },
         destroyed: (byPeer) => {
           this.#countConnection(stats.upstreamCxDestroy);
@@ -260,6 +259,12 @@ export class Cluster {
         idleTimeout: () => this.#countConnection(stats.upstreamCxIdleTimeout),
         maxRequests: () => this.#countConnection(stats.upstreamCxMaxRequests),
         changed: () => this.#refreshBreakerGauges(),
+      },
+      // upstream_rq_total and the host's rq_total: a request given a connection (HTTP/2: a stream), where Envoy's
+      // pool counts it, so one refused as overflow or failed by its connection is not among them.
+      attached: () => {
+        h.counters.rqTotal++;
+        if (!this.#closed) this.#stats.cluster(this.name).rq.value++;
       },
       cxOverflow: this.breaker.onCxOverflow,
     };
@@ -314,7 +319,8 @@ export class Cluster {
         byKey.delete(key);
         next.push(existing);
       } else {
-        const h = new Host(ep, this.#pool(ep), this.config.ringHash.useHostnameForHashing === true);
+        const h = new Host(ep, this.config.ringHash.useHostnameForHashing === true);
+        h.pool = this.#pool(h);
         // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes.
         h.activeHealthy = this.config.healthChecks.length === 0;
         next.push(h);

@@ -300,7 +300,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     made = attempt;
     if (req.attemptCount) setHeader(req.headers, 'x-envoy-attempt-count', String(attempt));
     if (attempt > 1 && req.expectedTimeout) expectTimeLeft(req.headers, policy!.perTryTimeoutMs, req.timeoutMs, Date.now() - (state.completedAt ?? Date.now()));
-    const outcome = await attempt1(cluster, cs, host, req, body, policy?.perTryTimeoutMs ?? 0, state, stats);
+    const outcome = await attempt1(cluster, host, req, body, policy?.perTryTimeoutMs ?? 0, state, stats);
     // As Envoy's router: a retry succeeded when its answer is one the policy would not retry (a 429 that
     // retriable-status-codes retries is no success; a 500 that only gateway-error governs is one).
     if (outcome.kind === 'response' && attempt > 1 && !shouldRetry(policy!, outcome)) stats.upstreamRqRetrySuccess.inc(stats.clusterLabel(clusterName));
@@ -422,11 +422,9 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
 }
 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */
-async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
+async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
   host.activeRequests++;
-  host.counters.rqTotal++;
   cluster.hadTraffic = true;
-  cs.rq.value++;
   let perTryFired = false;
   let timer: NodeJS.Timeout | undefined;
   if (state.stopped) {

@@ -124,6 +124,7 @@ class Connection {
   #sent = 0;
   readonly #maxRequests: number;
   readonly #cx: ConnectionStats | undefined;
+  readonly #attached: (() => void) | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
   /** The current request is written whole; false while a streamed body is still going out. */
   #requestDone = true;
@@ -139,6 +140,7 @@ class Connection {
     this.socket = socket;
     const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect');
     this.#cx = o.cx;
+    this.#attached = o.attached;
     this.#shared = !o.tls;
     this.#connectTimer = setTimeout(() => {
       counted.timedOut();
@@ -242,6 +244,7 @@ class Connection {
   /** Writes the exchange's request; the response comes back through the parser. */
   send(ex: H1ClientExchange): void {
     ex.unpend?.();
+    this.#attached?.();
     this.#sent++;
     if (this.#sent === this.#maxRequests) this.#cx?.maxRequests();
     this.current = ex;

@@ -289,6 +289,7 @@ export class Http2Pool implements UpstreamPool {
   /** Opens the request's stream on `c`. */
   #stream(c: H2Connection, req: UpstreamRequest, body: UpstreamBody, aborted: () => UpstreamFailure | undefined, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void, slot: () => void): http2.ClientHttp2Stream {
     const session = c.session;
+    this.#o.attached?.();
     c.opened++;
     c.streams++;
     clearTimeout(c.idle);

@@ -67,4 +67,9 @@ test('a connect failure and a route timeout are counted by their local reply\'s 
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_xx', cls(gone, 5)), 1);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq', code(timedOut, 504)), 1);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_xx', cls(timedOut, 5)), 1);
+  // upstream_rq_total counts requests given a connection, as Envoy's pool counts them: not the one whose connection failed.
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_total', { envoy_cluster_name: gone }), 0);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_total', { envoy_cluster_name: timedOut }), 1);
+  const hosts = (await get(caller.adminPort, 'admin', '/clusters')).body;
+  assert.match(hosts, new RegExp(`^outbound\\|7441\\|\\|uc-gone\\.default::127\\.0\\.0\\.1:${refused}::rq_total::0$`, 'm'), "the host's rq_total too");
 });
