@@ -262,6 +262,9 @@ export class Cluster {
       },
       // upstream_rq_total and the host's rq_total: a request given a connection (HTTP/2: a stream), where Envoy's
       // pool counts it, so one refused as overflow or failed by its connection is not among them.
+      cancelled: () => {
+        if (!this.#closed) stats.upstreamRqCancelled.inc(stats.clusterLabel(this.name));
+      },
       attached: () => {
         h.counters.rqTotal++;
         if (!this.#closed) this.#stats.cluster(this.name).rq.value++;

@@ -410,6 +410,8 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
   try {
     const release = await Promise.race([admitted, new Promise<undefined>((resolve) => (state.wake = () => resolve(undefined)))]);
     state.wake = undefined;
+    // Given up while pending (the client left, or the route timeout): Envoy's upstream_rq_cancelled.
+    if (state.stopped) stats.upstreamRqCancelled.inc(labels);
     if (state.stopped && release) {
       release();
       return undefined;

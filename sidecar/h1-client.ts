@@ -442,6 +442,7 @@ export class Http1Pool implements UpstreamPool {
 
   /** @internal an exchange aborted before it got a connection. */
   dequeue(ex: H1ClientExchange): void {
+    if (ex.unpend || this.#waiting.includes(ex)) this.#o.cancelled?.();
     ex.unpend?.();
     const i = this.#waiting.indexOf(ex);
     if (i >= 0) this.#waiting.splice(i, 1);

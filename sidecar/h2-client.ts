@@ -278,6 +278,7 @@ export class Http2Pool implements UpstreamPool {
           if (i >= 0) this.#waiting.splice(i, 1);
           waiter.release();
           waiter = undefined;
+          this.#o.cancelled?.();
         }
         if (stream) resetStream(stream);
         rejectResponse(aborted);

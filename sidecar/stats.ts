@@ -173,6 +173,7 @@ export class SidecarStats {
   readonly cbRqPendingOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_pending_open', '1 while max_pending_requests is reached', ['envoy_cluster_name']);
   readonly cbRqOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_open', '1 while max_requests is reached', ['envoy_cluster_name']);
   readonly cbRqRetryOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_retry_open', '1 while max_retries is reached', ['envoy_cluster_name']);
+  readonly upstreamRqCancelled = this.#counter('envoy_cluster_upstream_rq_cancelled', 'Requests given up (the client left, or a timeout) while waiting for a connection', ['envoy_cluster_name']);
   readonly upstreamRqPendingTotal = this.#counter('envoy_cluster_upstream_rq_pending_total', 'Requests that waited for a connection (pending)', ['envoy_cluster_name']);
   readonly noHealthyUpstream = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no healthy host', ['envoy_cluster_name']);
   readonly membershipHealthy = this.#gauge('envoy_cluster_membership_healthy', 'Hosts that may take traffic', ['envoy_cluster_name']);
@@ -353,7 +354,7 @@ export class SidecarStats {
   clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
     const l = this.clusterLabel(name);
     this.cluster(name);
-    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
     const checks = [this.healthCheckSuccess, this.healthCheckFailure, this.healthCheckAttempt, this.healthCheckNetworkFailure, this.healthCheckHealthy, this.healthCheckDegraded];
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);

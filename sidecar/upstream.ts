@@ -264,6 +264,8 @@ export interface PoolOptions {
    * closes: a function giving it back, or undefined when none is left (overflow).
    */
   request?: () => (() => void) | undefined;
+  /** A request waiting for a connection (pending) was given up: upstream_rq_cancelled. */
+  cancelled?: () => void;
   /** A request was given a connection (HTTP/2: a stream): upstream_rq_total. */
   attached?: () => void;
   /** The cluster's connection stats: every connection this opens is counted (countConnection). */

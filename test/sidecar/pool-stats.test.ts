@@ -5,6 +5,8 @@
 // and _remote, upstream_cx_idle_timeout, upstream_cx_http1_total/_http2_total.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
@@ -125,4 +127,43 @@ test('circuit_breakers.default.cx_open, rq_pending_open, rq_open: 1 while that l
   assert.deepEqual(await open(), [0, 0, 0, 0]);
   const text = await get(caller.adminPort, 'admin', '/stats?filter=circuit_breakers');
   assert.match(text.body, /^cluster\.outbound\|7433\|\|ps-cb\.default\.circuit_breakers\.default\.rq_pending_open: 0$/m, "Envoy's stat name");
+});
+
+test('upstream_rq_cancelled: a request whose client leaves while it waits for a connection (HTTP/1.1 behind max_connections, HTTP/2 in its pool)', { timeout: 30_000 }, async () => {
+  const h1 = await startApp('ps-cancel1', (_req, res) => setTimeout(() => res.end('ok'), 500));
+  closers.push(() => h1.close());
+  const h2server = http2.createServer({ settings: { maxConcurrentStreams: 1 } });
+  h2server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    setTimeout(() => {
+      if (stream.destroyed) return;
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    }, 500);
+  });
+  await new Promise<void>((r) => h2server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => h2server.close(() => r())));
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('ps-caller5', 8000), service('ps-cancel1', 7434), { name: 'ps-cancel2', namespace: 'default', ports: [{ port: 7435, protocol: 'http2' }] }],
+    instances: [instance('ps-cancel1', h1.port), instance('ps-cancel2', (h2server.address() as AddressInfo).port)],
+    destinationPolicies: [policy('ps-cancel1', { circuitBreakers: { maxConnections: 1 } }), policy('ps-cancel2', { circuitBreakers: { maxConnections: 1 } })],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('ps-caller5', 8000);
+  for (const [svc, port] of [['ps-cancel1', 7434], ['ps-cancel2', 7435]] as const) {
+    assert.equal((await get(caller.outboundPort, svc)).status, 200);
+    const cluster = { envoy_cluster_name: `outbound|${port}||${svc}.default` };
+    const running = get(caller.outboundPort, svc);
+    await new Promise((r) => setTimeout(r, 100));
+    const leaving = http.request({ host: '127.0.0.1', port: caller.outboundPort, path: '/', headers: { host: svc } });
+    leaving.on('error', () => undefined);
+    leaving.end();
+    await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster)) === 1, 5000, `${svc}: the second pending`);
+    leaving.destroy();
+    await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_upstream_rq_cancelled', cluster)) === 1, 5000, `${svc}: the pending one cancelled`);
+    assert.equal((await running).status, 200);
+    assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster), 0);
+  }
 });
