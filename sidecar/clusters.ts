@@ -12,6 +12,7 @@ import type { HostSource, LbHost, LoadBalancer, PickContext } from './lb/index.t
 import { OutlierDetector } from './outlier.ts';
 import type { OutlierEvents, OutlierHost, SuccessRateStats } from './outlier.ts';
 import type { SidecarStats } from './stats.ts';
+import type { Counter } from './metrics.ts';
 import { createPool, type UpstreamTls } from './upstream.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import type { PoolOptions, UpstreamPool } from './upstream.ts';
@@ -64,9 +65,10 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   hcFailures = 0;
   hcSuccesses = 0;
   hcChecked = false;
-  pool: UpstreamPool;
+  /** Its connection pool, made for it once it exists (its counters count what the pool does). */
+  pool!: UpstreamPool;
 
-  constructor(ep: EndpointConfig, pool: UpstreamPool, useHostnameForHashing = false) {
+  constructor(ep: EndpointConfig, useHostnameForHashing = false) {
     this.key = `${ep.address}:${ep.port}`;
     this.address = ep.address;
     this.port = ep.port;
@@ -77,7 +79,6 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
     this.edsHealth = ep.health;
     this.priority = ep.priority;
     this.zone = ep.zone;
-    this.pool = pool;
   }
 }
 
@@ -101,6 +102,8 @@ export class Cluster {
   lb: LoadBalancer;
   readonly breaker: CircuitBreaker;
   readonly #stats: SidecarStats;
+  /** CDS removed it (or the sidecar stops): its pools drain, uncounted. */
+  #closed = false;
   #outlier: OutlierDetector | undefined;
   #outlierTimer: NodeJS.Timeout | undefined;
   #checkers: HealthChecker[] = [];
@@ -119,9 +122,13 @@ export class Cluster {
     this.lb = createLoadBalancer(config);
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
     this.breaker.onCxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
+    this.breaker.activeSeries = () => stats.cluster(this.name).rqActive;
+    this.breaker.onPending = () => stats.upstreamRqPendingTotal.inc(stats.clusterLabel(this.name));
+    this.breaker.onChange = () => this.#refreshBreakerGauges();
     this.warmed = config.type !== 'EDS';
     this.#configure();
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
+    this.#refreshBreakerGauges();
   }
 
   get name(): string {
@@ -188,8 +195,12 @@ export class Cluster {
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
         // Without a host of its own, a check says the cluster's name in Host, as Envoy's HTTP checker does.
-        new HealthChecker(hc.host ? hc : { ...hc, host: this.name }, () => this.hosts, (h, ok) => {
-          (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(this.#stats.clusterLabel(this.name));
+        new HealthChecker(hc.host ? hc : { ...hc, host: this.name }, () => this.hosts, (h, ok, _changed, network) => {
+          // As Envoy's checker counts: every attempt, then success or failure, a network failure (connect, timeout) also as such.
+          const labels = this.#stats.clusterLabel(this.name);
+          this.#stats.healthCheckAttempt.inc(labels);
+          (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(labels);
+          if (network) this.#stats.healthCheckNetworkFailure.inc(labels);
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
@@ -198,12 +209,12 @@ export class Cluster {
     for (const c of this.#checkers) c.start();
   }
 
-  #pool(h: { address: string; port: number }) {
+  #pool(h: Host) {
     return createPool(this.connectOptions(h), this.config.http2);
   }
 
   /** How to reach a host: its pool's options, also used for a connection of its own (a WebSocket upgrade). */
-  connectOptions(h: { address: string; port: number }): PoolOptions {
+  connectOptions(h: Host): PoolOptions {
     const series = this.#stats.cluster(this.name);
     const stats = this.#stats;
     const labels = stats.clusterLabel(this.name);
@@ -228,10 +239,62 @@ export class Cluster {
           stats.upstreamRqPendingActive.dec(labels);
         };
       },
+      // An HTTP/2 request given a stream: max_requests, refused past it as Envoy's pool refuses it (pending_overflow).
+      request: () => {
+        const place = this.breaker.tryRequest();
+        if (!place) stats.upstreamRqPendingOverflow.inc(labels);
+        return place;
+      },
       tls: this.#upstreamTls(),
-      cx: { total: series.cxTotal, active: series.cxActive },
+      cx: {
+        total: series.cxTotal,
+        active: series.cxActive,
+        http1Total: series.cxHttp1Total,
+        http2Total: series.cxHttp2Total,
+        connectFailed: (timedOut) => {
+          // Per connection, as Envoy counts it (a connection that fails fails every request waiting for it).
+          this.#countConnection(stats.upstreamCxConnectFail);
+          if (timedOut) this.#countConnection(stats.upstreamCxConnectTimeout);
+          h.counters.cxConnectFail++;
+        },
+        destroyed: (byPeer) => {
+          this.#countConnection(stats.upstreamCxDestroy);
+          this.#countConnection(byPeer ? stats.upstreamCxDestroyRemote : stats.upstreamCxDestroyLocal);
+        },
+        idleTimeout: () => this.#countConnection(stats.upstreamCxIdleTimeout),
+        maxRequests: () => this.#countConnection(stats.upstreamCxMaxRequests),
+        changed: () => this.#refreshBreakerGauges(),
+      },
+      // upstream_rq_total and the host's rq_total: a request given a connection (HTTP/2: a stream), where Envoy's
+      // pool counts it, so one refused as overflow or failed by its connection is not among them.
+      cancelled: () => {
+        if (!this.#closed) stats.upstreamRqCancelled.inc(stats.clusterLabel(this.name));
+      },
+      attached: () => {
+        h.counters.rqTotal++;
+        if (!this.#closed) this.#stats.cluster(this.name).rq.value++;
+      },
       cxOverflow: this.breaker.onCxOverflow,
     };
+  }
+
+  /** Envoy's circuit_breakers.default.*_open gauges: 1 while the limit is reached (the breaker admits no more). */
+  #refreshBreakerGauges(): void {
+    if (this.#closed) return;
+    const s = this.#stats.cluster(this.name);
+    const open = this.breaker.open(s.cxActive.value);
+    s.breakerOpen.cx.value = open.cx ? 1 : 0;
+    s.breakerOpen.rqPending.value = open.rqPending ? 1 : 0;
+    s.breakerOpen.rq.value = open.rq ? 1 : 0;
+    s.breakerOpen.rqRetry.value = open.rqRetry ? 1 : 0;
+  }
+
+  /**
+   * A connection event in the cluster's stats, under its current stat name. A connection may close after CDS
+   * removed the cluster (its pools drain): that no longer counts, or it would bring the removed series back.
+   */
+  #countConnection(counter: Counter<'envoy_cluster_name'>): void {
+    if (!this.#closed) counter.inc(this.#stats.clusterLabel(this.name));
   }
 
   /** Per new connection: the current certificate (rotation applies to the next connection) and the SANs to expect. */
@@ -264,7 +327,8 @@ export class Cluster {
         byKey.delete(key);
         next.push(existing);
       } else {
-        const h = new Host(ep, this.#pool(ep), this.config.ringHash.useHostnameForHashing === true);
+        const h = new Host(ep, this.config.ringHash.useHostnameForHashing === true);
+        h.pool = this.#pool(h);
         // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes.
         h.activeHealthy = this.config.healthChecks.length === 0;
         next.push(h);
@@ -402,9 +466,15 @@ export class Cluster {
     // Envoy's membership_healthy: its healthy host set, so neither degraded nor ejected hosts count.
     this.#stats.membershipHealthy.set(labels, this.hostSets().healthy.length);
     this.#stats.ejectionsActive.set(labels, this.hosts.filter((h) => h.ejectedUntil > now).length);
+    if (this.config.healthChecks.length > 0) {
+      // Envoy's health_check.healthy and .degraded: hosts its checks have in (FAILED_ACTIVE_HC clear), and those marked degraded.
+      this.#stats.healthCheckHealthy.set(labels, this.hosts.filter((h) => h.activeHealthy).length);
+      this.#stats.healthCheckDegraded.set(labels, this.hosts.filter((h) => h.activeHealthy && h.activeDegraded).length);
+    }
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#outlierTimer);
     for (const c of this.#checkers) c.close();
     for (const h of this.hosts) void h.pool.close();

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Cluster, ClusterManager, Host } from './clusters.ts';
 import type { RetryPolicyConfig } from './config.ts';
 import type { LocalReply } from './local-reply.ts';
-import { localReplies } from './local-reply.ts';
+import { isGrpc, localReplies } from './local-reply.ts';
 import type { ClusterSeries, SidecarStats } from './stats.ts';
 import type { Exchange, HeaderPairs, ResetReason, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
@@ -82,6 +82,23 @@ const GRPC_RETRY_ON: readonly (readonly [string, number])[] = [
 function grpcStatusIn(headers: HeaderPairs): number | undefined {
   for (const [k, v] of headers) if (k === 'grpc-status') return Number(v);
   return undefined;
+}
+
+/** Envoy's Grpc::Utility::grpcToHttpStatus, by gRPC code (an unknown code is 500). */
+const GRPC_TO_HTTP = [200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401];
+
+/**
+ * The status outlier detection and the host's counters judge an answer by: for a gRPC request whose answer has its
+ * grpc-status in the headers (a trailers-only answer: how a server fails a call at once), that status mapped to
+ * HTTP, as Envoy's router does (UNAVAILABLE is a 503, so a backend failing every call is ejected); else the HTTP status.
+ */
+function judgedStatus(req: ForwardRequest, response: UpstreamResponse): number {
+  let grpc = false;
+  for (const [k, v] of req.headers) if (k === 'content-type') grpc = isGrpc(v);
+  if (!grpc) return response.status;
+  const g = grpcStatusIn(response.headers);
+  if (g === undefined) return response.status;
+  return Number.isInteger(g) && g >= 0 && g < GRPC_TO_HTTP.length ? GRPC_TO_HTTP[g]! : 500;
 }
 
 export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
@@ -225,9 +242,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     if (state.stopped === 'downstream') return { kind: 'abandoned', attempts: 0 };
     if (state.stopped) return timedOut(stats, clusterName);
     stats.upstreamRqPendingOverflow.inc(stats.clusterLabel(clusterName));
-    return { kind: 'local', reply: localReplies.overflow(), attempts: 0 };
+    return aborted(stats, clusterName, { kind: 'local', reply: localReplies.overflow(), attempts: 0 });
   }
-  cs.rqActive.value++;
 
   const policy = req.retry;
   const replayable = req.body === null || Buffer.isBuffer(req.body) || req.replay !== undefined;
@@ -258,6 +274,8 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
         body = again;
       }
       stats.upstreamRqRetry.inc(stats.clusterLabel(clusterName));
+      // The answer being retried: Envoy's router counts it under retry.upstream_rq_<code>, not upstream_rq_<code>.
+      if (last?.outcome.kind === 'response') stats.retriedResponse(clusterName, last.outcome.response.status);
       await sleep(backoffMs(policy!, attempt - 1), state);
       if (state.stopped) {
         // As Envoy: the response being retried was already given up; a route timeout in the backoff is a 504.
@@ -274,7 +292,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       stats.noHealthyUpstream.inc(stats.clusterLabel(clusterName));
       if (last) break;
       retryToken?.();
-      releaseAdmission(release, cs);
+      release();
       state.done();
       return { kind: 'local', reply: localReplies.noHealthyUpstream(), attempts: attempt };
     }
@@ -282,7 +300,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     made = attempt;
     if (req.attemptCount) setHeader(req.headers, 'x-envoy-attempt-count', String(attempt));
     if (attempt > 1 && req.expectedTimeout) expectTimeLeft(req.headers, policy!.perTryTimeoutMs, req.timeoutMs, Date.now() - (state.completedAt ?? Date.now()));
-    const outcome = await attempt1(cluster, cs, host, req, body, policy?.perTryTimeoutMs ?? 0, state, stats);
+    const outcome = await attempt1(cluster, host, req, body, policy?.perTryTimeoutMs ?? 0, state, stats);
     // As Envoy's router: a retry succeeded when its answer is one the policy would not retry (a 429 that
     // retriable-status-codes retries is no success; a 500 that only gateway-error governs is one).
     if (outcome.kind === 'response' && attempt > 1 && !shouldRetry(policy!, outcome)) stats.upstreamRqRetrySuccess.inc(stats.clusterLabel(clusterName));
@@ -308,8 +326,10 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     // The client left: not the upstream's failure. A response it no longer waits for (it left during a
     // retry's backoff, or as the response came) is dropped, its host slot freed.
     state.done();
-    releaseAdmission(release, cs);
+    release();
     if (last?.outcome.kind === 'response') {
+      // Its headers came: counted by their code, as Envoy's router counts them as they arrive.
+      stats.upstreamResponse(cs, clusterName, last.outcome.response.status);
       last.outcome.response.body.dump();
       last.host.activeRequests--;
     }
@@ -317,20 +337,23 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   }
   if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {
     state.done();
-    releaseAdmission(release, cs);
+    release();
     return timedOut(stats, clusterName, last?.host, made);
   }
   if (!last || last.outcome.kind === 'failure') {
     state.done();
-    releaseAdmission(release, cs);
+    release();
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
     if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made), ...(retryFlag ? { retryFlag } : {}) };
     const transport = last?.outcome.kind === 'failure' ? last.outcome.transport : undefined;
     // No room in the host's HTTP/2 pool and max_pending_requests reached: Envoy's pool overflow (503, x-envoy-overloaded, UO).
-    if (reason === 'overflow') return { kind: 'local', reply: localReplies.overflow(), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
-    return { kind: 'local', reply: localReplies.reset(reason, transport), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) };
+    if (reason === 'overflow') return aborted(stats, clusterName, { kind: 'local', reply: localReplies.overflow(), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) });
+    return aborted(stats, clusterName, { kind: 'local', reply: localReplies.reset(reason, transport), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) });
   }
   const { response } = last.outcome;
+  // The answer that goes downstream, counted by its code; the ones retried before it are not (Envoy's router
+  // counts those under retry.upstream_rq_<code> instead).
+  stats.upstreamResponse(cs, clusterName, response.status);
   const host = last.host;
   state.streaming(() => {
     stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
@@ -348,7 +371,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       finished = true;
       state.finished();
       host.activeRequests--;
-      releaseAdmission(release, cs);
+      release();
       cs.rqTime.observe(Date.now() - started);
     },
   };
@@ -366,15 +389,19 @@ function expectTimeLeft(headers: HeaderPairs, perTryMs: number, timeoutMs: numbe
   setHeader(headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
 }
 
-/** The circuit breaker slot and the active-request gauge, given back together. */
-function releaseAdmission(release: () => void, cs: ClusterSeries): void {
-  release();
-  cs.rqActive.value--;
-}
-
 function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempts = 0): ForwardResult {
   stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
-  return { kind: 'local', reply: localReplies.timeout(), host, attempts };
+  return aborted(stats, clusterName, { kind: 'local', reply: localReplies.timeout(), host, attempts });
+}
+
+/**
+ * A request the upstream never answered (reset, connect failure, timeout, overflow): its local reply's code is
+ * counted among the cluster's upstream_rq_<code> and _<class>xx, as Envoy's router charges an upstream abort
+ * (chargeUpstreamAbort), so a dashboard's 5xx rate sees a dead or overloaded upstream.
+ */
+function aborted(stats: SidecarStats, clusterName: string, result: ForwardResult & { kind: 'local' }): ForwardResult {
+  stats.upstreamResponse(stats.cluster(clusterName), clusterName, result.reply.status);
+  return result;
 }
 
 async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | undefined>, stats: SidecarStats, state: RequestState): Promise<(() => void) | undefined> {
@@ -383,6 +410,8 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
   try {
     const release = await Promise.race([admitted, new Promise<undefined>((resolve) => (state.wake = () => resolve(undefined)))]);
     state.wake = undefined;
+    // Given up while pending (the client left, or the route timeout): Envoy's upstream_rq_cancelled.
+    if (state.stopped) stats.upstreamRqCancelled.inc(labels);
     if (state.stopped && release) {
       release();
       return undefined;
@@ -395,11 +424,9 @@ async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | 
 }
 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */
-async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
+async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, body: ForwardRequest['body'], perTryMs: number, state: RequestState, stats: SidecarStats): Promise<Outcome> {
   host.activeRequests++;
-  host.counters.rqTotal++;
   cluster.hadTraffic = true;
-  cs.rq.value++;
   let perTryFired = false;
   let timer: NodeJS.Timeout | undefined;
   if (state.stopped) {
@@ -421,17 +448,12 @@ async function attempt1(cluster: Cluster, cs: ClusterSeries, host: Host, req: Fo
   }
   try {
     const response = await exchange.response;
-    stats.upstreamResponse(cs, cluster.name, response.status);
-    cluster.recordResult(host, response.status);
+    cluster.recordResult(host, judgedStatus(req, response));
     return { kind: 'response', response };
   } catch (err) {
     host.activeRequests--;
     const reason: ResetReason = err instanceof UpstreamFailure ? err.reason : 'reset';
     const transport = err instanceof UpstreamFailure ? err.transport : undefined;
-    if (reason === 'connection_failure') {
-      stats.upstreamCxConnectFail.inc(stats.clusterLabel(cluster.name));
-      host.counters.cxConnectFail++;
-    }
     if (perTryFired) stats.upstreamRqPerTryTimeout.inc(stats.clusterLabel(cluster.name));
     // A pool overflow is the circuit breaker's answer, not the host's: no outlier failure.
     if (!req.downstream.aborted && reason !== 'overflow') cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');

@@ -15,11 +15,14 @@ import type tls from 'node:tls';
 import type { NativeParser } from './llhttp.ts';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
-import type { Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import type { ConnectionStats, Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection } from './upstream.ts';
 import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
+
+/** A pool made without a circuit breaker: waiting takes no place. */
+const NOTHING_PENDING = (): void => undefined;
 
 /**
  * Where every plain upstream socket of this process reads into (net's
@@ -64,6 +67,8 @@ class H1ClientExchange implements Exchange {
   conn: Connection | undefined;
   body: UpstreamBody | undefined;
   done = false;
+  /** Waiting for a connection being made for it: gives its place among max_pending_requests back. */
+  unpend: (() => void) | undefined;
 
   constructor(pool: Http1Pool, req: UpstreamRequest) {
     this.#pool = pool;
@@ -93,6 +98,7 @@ class H1ClientExchange implements Exchange {
   fail(f: UpstreamFailure): void {
     if (this.done) return;
     this.done = true;
+    this.unpend?.();
     if (this.body) this.body.fail(f);
     else this.#reject(f);
   }
@@ -117,6 +123,8 @@ class Connection {
   /** Requests sent on this connection, and how many it may carry (0: no limit; max_requests_per_connection). */
   #sent = 0;
   readonly #maxRequests: number;
+  readonly #cx: ConnectionStats | undefined;
+  readonly #attached: (() => void) | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
   /** The current request is written whole; false while a streamed body is still going out. */
   #requestDone = true;
@@ -130,9 +138,14 @@ class Connection {
       ? connectTls(o, 'http/1.1')
       : net.connect({ host: o.address, port: o.port, noDelay: true, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#read(buf as Buffer, n) } });
     this.socket = socket;
-    countConnection(o, socket);
+    const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect');
+    this.#cx = o.cx;
+    this.#attached = o.attached;
     this.#shared = !o.tls;
-    this.#connectTimer = setTimeout(() => this.destroy(new UpstreamFailure('connection_failure', 'connection failure (connect timeout)')), o.connectTimeoutMs);
+    this.#connectTimer = setTimeout(() => {
+      counted.timedOut();
+      this.destroy(new UpstreamFailure('connection_failure', 'connection failure (connect timeout)'));
+    }, o.connectTimeoutMs);
     socket.once(o.tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(this.#connectTimer);
       this.connected = true;
@@ -230,7 +243,10 @@ class Connection {
 
   /** Writes the exchange's request; the response comes back through the parser. */
   send(ex: H1ClientExchange): void {
+    ex.unpend?.();
+    this.#attached?.();
     this.#sent++;
+    if (this.#sent === this.#maxRequests) this.#cx?.maxRequests();
     this.current = ex;
     ex.conn = this;
     this.#status = 0;
@@ -325,7 +341,9 @@ class Connection {
 
   /** The idle timer fired: closed unless a request went out on it since. */
   idleExpired(): void {
-    if (!this.current) this.destroy();
+    if (this.current) return;
+    this.#cx?.idleTimeout();
+    this.destroy();
   }
 
   destroy(f?: UpstreamFailure): void {
@@ -375,7 +393,14 @@ export class Http1Pool implements UpstreamPool {
     return ex;
   }
 
+  /**
+   * A connection for `ex`, which waits for it as pending, as in Envoy's pool (a request that finds no ready
+   * connection is pending while one is made): among max_pending_requests, or refused (overflow) past them.
+   */
   #open(ex: H1ClientExchange): void {
+    const place = this.#o.pending ? this.#o.pending() : NOTHING_PENDING;
+    if (!place) return ex.fail(new UpstreamFailure('overflow', 'pending request overflow'));
+    ex.unpend = place;
     const c = new Connection(this, this.#o);
     this.#all.add(c);
     this.#opening.set(c, ex);
@@ -417,6 +442,8 @@ export class Http1Pool implements UpstreamPool {
 
   /** @internal an exchange aborted before it got a connection. */
   dequeue(ex: H1ClientExchange): void {
+    if (ex.unpend || this.#waiting.includes(ex)) this.#o.cancelled?.();
+    ex.unpend?.();
     const i = this.#waiting.indexOf(ex);
     if (i >= 0) this.#waiting.splice(i, 1);
     for (const [c, e] of this.#opening) {
@@ -427,9 +454,18 @@ export class Http1Pool implements UpstreamPool {
     }
   }
 
+  /**
+   * Drains the pool, as Envoy drains a removed host's pools (DrainAndDelete): requests waiting for a connection fail,
+   * idle connections close, and a connection carrying a request (or being made for one) closes once it is done
+   * (released() closes it), so a host EDS removes finishes what it was doing.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     for (const ex of this.#waiting.splice(0)) ex.fail(new UpstreamFailure('connection_failure', 'connection pool closed'));
-    for (const c of [...this.#all]) c.destroy();
+    for (const c of [...this.#all]) {
+      const opening = this.#opening.get(c);
+      if (c.current || (opening && !opening.done)) continue;
+      c.destroy();
+    }
   }
 }

@@ -44,6 +44,9 @@ function resetStream(s: http2.ClientHttp2Stream): void {
   s.close(code);
 }
 
+/** Without a circuit breaker (a pool made on its own): max_requests takes nothing. */
+const NO_SLOT = (): void => undefined;
+
 /** One connection of the pool. */
 interface H2Connection {
   readonly session: http2.ClientHttp2Session;
@@ -57,6 +60,8 @@ interface H2Connection {
   peerLimit: number;
   /** Takes no new stream: GOAWAY received, max_requests_per_connection reached, or closing. */
   draining: boolean;
+  /** The upstream ended it (GOAWAY, or the connection failed): a remote destroy. */
+  byPeer: boolean;
   /** Runs while no stream is open: Envoy's idle_timeout counts only that time. */
   idle?: NodeJS.Timeout;
 }
@@ -155,7 +160,9 @@ export class Http2Pool implements UpstreamPool {
     if (ms <= 0 || c.session.closed || c.session.destroyed) return;
     clearTimeout(c.idle);
     c.idle = setTimeout(() => {
-      if (c.streams === 0) this.#retire(c);
+      if (c.streams !== 0) return;
+      this.#o.cx?.idleTimeout();
+      this.#retire(c);
     }, ms);
     c.idle.unref();
   }
@@ -170,12 +177,14 @@ export class Http2Pool implements UpstreamPool {
   #open(): void {
     const o = this.#o;
     const session = o.tls ? http2.connect(origin(o), { createConnection: () => connectTls(o, 'h2') }) : http2.connect(origin(o));
-    const c: H2Connection = { session, connected: false, streams: 0, opened: 0, peerLimit: Math.max(1, this.#knownPeerLimit), draining: false };
+    const c: H2Connection = { session, connected: false, streams: 0, opened: 0, peerLimit: Math.max(1, this.#knownPeerLimit), draining: false, byPeer: false };
     this.#conns.add(c);
-    countConnection(o, session);
+    // Closed by the upstream: its GOAWAY, a failure of the connection, or a close the pool did not start (retire).
+    const counted = countConnection(o, session, 'http2', 'connect', () => c.byPeer || !c.draining);
     let failure: UpstreamFailure | undefined;
     const timer = setTimeout(() => {
       failure = new UpstreamFailure('connection_failure', 'connection failure (connect timeout)');
+      counted.timedOut();
       session.destroy();
     }, o.connectTimeoutMs);
     session.once('connect', () => {
@@ -193,11 +202,13 @@ export class Http2Pool implements UpstreamPool {
     // The upstream is going away: no new stream here (node closes the session itself); the streams past its
     // last stream id fail as refused (REFUSED_STREAM), which retry_on refused-stream retries.
     session.on('goaway', () => {
+      c.byPeer = true;
       this.#retire(c);
       this.#grow();
     });
     // on, not once: an error after the first (a session already failing) must not go unhandled and end the process.
     session.on('error', (err) => {
+      c.byPeer = true;
       failure ??= classify(err);
     });
     session.once('close', () => {
@@ -231,7 +242,15 @@ export class Http2Pool implements UpstreamPool {
     const attach = (c: H2Connection): void => {
       waiter = undefined;
       if (aborted) return;
-      stream = this.#stream(c, req, body, () => aborted, resolveResponse, rejectResponse);
+      // As Envoy's attachStreamToClient: max_requests is taken here, by the stream, not while the request waited.
+      const slot = this.#o.request ? this.#o.request() : NO_SLOT;
+      if (!slot) return rejectResponse(new UpstreamFailure('overflow', 'max requests overflow'));
+      try {
+        stream = this.#stream(c, req, body, () => aborted, resolveResponse, rejectResponse, slot);
+      } catch (e) {
+        slot();
+        throw e;
+      }
     };
     if (this.#closed) {
       rejectResponse(new UpstreamFailure('connection_failure', 'connection pool closed'));
@@ -259,6 +278,7 @@ export class Http2Pool implements UpstreamPool {
           if (i >= 0) this.#waiting.splice(i, 1);
           waiter.release();
           waiter = undefined;
+          this.#o.cancelled?.();
         }
         if (stream) resetStream(stream);
         rejectResponse(aborted);
@@ -268,14 +288,18 @@ export class Http2Pool implements UpstreamPool {
   }
 
   /** Opens the request's stream on `c`. */
-  #stream(c: H2Connection, req: UpstreamRequest, body: UpstreamBody, aborted: () => UpstreamFailure | undefined, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void): http2.ClientHttp2Stream {
+  #stream(c: H2Connection, req: UpstreamRequest, body: UpstreamBody, aborted: () => UpstreamFailure | undefined, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void, slot: () => void): http2.ClientHttp2Stream {
     const session = c.session;
+    this.#o.attached?.();
     c.opened++;
     c.streams++;
     clearTimeout(c.idle);
     const max = this.#o.maxRequestsPerConnection ?? 0;
     // Its last stream: later requests get another connection, and this one closes once its streams end.
-    if (max > 0 && c.opened >= max) c.draining = true;
+    if (max > 0 && c.opened >= max && !c.draining) {
+      c.draining = true;
+      this.#o.cx?.maxRequests();
+    }
     const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
     for (const [k, v] of req.headers) {
       if (k === 'host' || k.startsWith(':')) continue;
@@ -284,6 +308,7 @@ export class Http2Pool implements UpstreamPool {
     }
     const s = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
     s.once('close', () => {
+      slot();
       c.streams--;
       if (c.draining) this.#retire(c);
       else if (c.streams === 0) this.#idle(c);

@@ -95,7 +95,8 @@ export class HealthChecker {
   /** When each host's next check is due (Infinity while one is in flight). */
   readonly #due = new WeakMap<CheckedHost, number>();
   readonly #hosts: () => readonly CheckedHost[];
-  readonly #onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void;
+  /** Every check's result: passed, whether the host's state changed, and whether it failed on the network (connect failure, timeout). */
+  readonly #onResult: (host: CheckedHost, ok: boolean, changed: boolean, network: boolean) => void;
   /** Whether the cluster has carried traffic yet (no_traffic_interval until it has). */
   readonly #hadTraffic: () => boolean;
 
@@ -106,7 +107,7 @@ export class HealthChecker {
   readonly #tls: UpstreamTls | undefined;
   readonly #tlsAgent: Agent | undefined;
 
-  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random, tls?: UpstreamTls) {
+  constructor(config: HealthCheckConfig, hosts: () => readonly CheckedHost[], onResult: (host: CheckedHost, ok: boolean, changed: boolean, network: boolean) => void, hadTraffic: () => boolean = () => true, random: () => number = Math.random, tls?: UpstreamTls) {
     this.#tls = tls;
     this.#tlsAgent = tls ? tlsCheckAgent(tls) : undefined;
     this.#random = random;
@@ -281,7 +282,7 @@ export class HealthChecker {
     const pending = ok !== h.activeHealthy;
     this.#due.set(h, Date.now() + nextCheckIn(this.#config, this.#hadTraffic(), ok, pending, this.#random));
     this.#wake(this.#due.get(h)!);
-    this.#onResult(h, ok, changed);
+    this.#onResult(h, ok, changed, network);
     return ok;
   }
 }

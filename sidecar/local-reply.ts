@@ -28,8 +28,9 @@ export const localReplies = {
     headers: [['x-envoy-overloaded', 'true']],
     flag: 'UO',
   }),
+  // As Envoy's router: 502 for an upstream protocol error, 503 for any other reset before the response.
   reset: (reason: string, transport?: string): LocalReply => ({
-    status: 503,
+    status: reason === 'protocol_error' ? 502 : 503,
     body: `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace(/_/g, ' ')}${transport ? `, transport failure reason: ${transport}` : ''}`,
     headers: [],
     flag: reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_reset' || reason === 'remote_refused_stream_reset' ? 'UR' : 'UC',

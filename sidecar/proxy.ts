@@ -1188,7 +1188,6 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   }
   const cs = env.stats.cluster(clusterName);
   cs.rq.value++;
-  cs.rqActive.value++;
   host.activeRequests++;
   host.counters.rqTotal++;
   cluster.hadTraffic = true;
@@ -1203,7 +1202,6 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     if (released) return;
     released = true;
     host.activeRequests--;
-    cs.rqActive.value--;
     admission();
   };
   const attempt = openUpgrade(cluster.connectOptions(host), request, stream.hcm.bufferLimitBytes);
@@ -1213,7 +1211,6 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   if (outcome.kind === 'failure') {
     done();
     if (downstream.aborted) return stream.finish(0, 'DC');
-    if (outcome.reason === 'connection_failure') env.stats.upstreamCxConnectFail.inc(env.stats.clusterLabel(clusterName));
     cluster.recordResult(host, 0);
     return stream.reply(localReplies.reset(outcome.reason));
   }

@@ -18,6 +18,8 @@ const ENVOY_NAMES: Record<string, string> = {
   envoy_http_downstream_rq_xx: 'http.{envoy_http_conn_manager_prefix}.downstream_rq_{envoy_response_code_class}xx',
   envoy_cluster_upstream_rq: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code}',
   envoy_cluster_upstream_rq_xx: 'cluster.{envoy_cluster_name}.upstream_rq_{envoy_response_code_class}xx',
+  envoy_cluster_retry_upstream_rq: 'cluster.{envoy_cluster_name}.retry.upstream_rq_{envoy_response_code}',
+  envoy_cluster_retry_upstream_rq_xx: 'cluster.{envoy_cluster_name}.retry.upstream_rq_{envoy_response_code_class}xx',
   envoy_wasm_filter_failures: 'wasm.{filter}.failures',
   envoy_overload_fixed_heap_pressure: 'overload.envoy.resource_monitors.fixed_heap.pressure',
   envoy_overload_global_downstream_max_connections_pressure: 'overload.envoy.resource_monitors.global_downstream_max_connections.pressure',
@@ -28,6 +30,7 @@ const ENVOY_NAMES: Record<string, string> = {
 };
 
 const ENVOY_SCOPES: [prefix: string, scope: string][] = [
+  ['envoy_cluster_circuit_breakers_default_', 'cluster.{envoy_cluster_name}.circuit_breakers.default.'],
   ['envoy_cluster_outlier_detection_', 'cluster.{envoy_cluster_name}.outlier_detection.'],
   ['envoy_cluster_health_check_', 'cluster.{envoy_cluster_name}.health_check.'],
   ['envoy_cluster_', 'cluster.{envoy_cluster_name}.'],
@@ -114,6 +117,10 @@ export interface ClusterSeries {
   /** upstream_cx_total and upstream_cx_active: connections the cluster's pools (and upgrades) opened. */
   cxTotal: CounterSeries;
   cxActive: CounterSeries;
+  cxHttp1Total: CounterSeries;
+  cxHttp2Total: CounterSeries;
+  /** circuit_breakers.default.{cx,rq_pending,rq,rq_retry}_open: 1 while that limit is reached. */
+  breakerOpen: { cx: CounterSeries; rqPending: CounterSeries; rq: CounterSeries; rqRetry: CounterSeries };
 }
 
 export class SidecarStats {
@@ -137,6 +144,8 @@ export class SidecarStats {
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);
   readonly upstreamRqCode = this.#counter('envoy_cluster_upstream_rq', 'Upstream responses by code', ['envoy_cluster_name', 'envoy_response_code']);
   readonly upstreamRqXx = this.#counter('envoy_cluster_upstream_rq_xx', 'Upstream responses by class', ['envoy_cluster_name', 'envoy_response_code_class']);
+  readonly retryUpstreamRqCode = this.#counter('envoy_cluster_retry_upstream_rq', 'Upstream responses a retry policy retried, by code', ['envoy_cluster_name', 'envoy_response_code']);
+  readonly retryUpstreamRqXx = this.#counter('envoy_cluster_retry_upstream_rq_xx', 'Upstream responses a retry policy retried, by class', ['envoy_cluster_name', 'envoy_response_code_class']);
   readonly upstreamRqTime = this.#named(this.registry.register(new Histogram('envoy_cluster_upstream_rq_time', 'Upstream request time (ms)', ['envoy_cluster_name'], TIME_BUCKETS)));
   readonly upstreamRqTimeout = this.#counter('envoy_cluster_upstream_rq_timeout', 'Upstream requests that timed out', ['envoy_cluster_name']);
   readonly upstreamRqPerTryTimeout = this.#counter('envoy_cluster_upstream_rq_per_try_timeout', 'Upstream attempts that hit the per-try timeout', ['envoy_cluster_name']);
@@ -152,6 +161,20 @@ export class SidecarStats {
   readonly upstreamCxConnectFail = this.#counter('envoy_cluster_upstream_cx_connect_fail', 'Upstream connection failures', ['envoy_cluster_name']);
   readonly upstreamCxTotal = this.#counter('envoy_cluster_upstream_cx_total', 'Upstream connections opened', ['envoy_cluster_name']);
   readonly upstreamCxActive = this.#gauge('envoy_cluster_upstream_cx_active', 'Upstream connections open now', ['envoy_cluster_name']);
+  readonly upstreamCxHttp1Total = this.#counter('envoy_cluster_upstream_cx_http1_total', 'Upstream HTTP/1.1 connections opened', ['envoy_cluster_name']);
+  readonly upstreamCxHttp2Total = this.#counter('envoy_cluster_upstream_cx_http2_total', 'Upstream HTTP/2 connections opened', ['envoy_cluster_name']);
+  readonly upstreamCxConnectTimeout = this.#counter('envoy_cluster_upstream_cx_connect_timeout', 'Upstream connections that timed out connecting', ['envoy_cluster_name']);
+  readonly upstreamCxDestroy = this.#counter('envoy_cluster_upstream_cx_destroy', 'Upstream connections closed', ['envoy_cluster_name']);
+  readonly upstreamCxDestroyLocal = this.#counter('envoy_cluster_upstream_cx_destroy_local', 'Upstream connections closed by the sidecar', ['envoy_cluster_name']);
+  readonly upstreamCxDestroyRemote = this.#counter('envoy_cluster_upstream_cx_destroy_remote', 'Upstream connections closed (or refused, or reset) by the upstream', ['envoy_cluster_name']);
+  readonly upstreamCxIdleTimeout = this.#counter('envoy_cluster_upstream_cx_idle_timeout', 'Upstream connections closed by the idle timeout', ['envoy_cluster_name']);
+  readonly upstreamCxMaxRequests = this.#counter('envoy_cluster_upstream_cx_max_requests', 'Upstream connections that reached max_requests_per_connection', ['envoy_cluster_name']);
+  readonly cbCxOpen = this.#gauge('envoy_cluster_circuit_breakers_default_cx_open', '1 while max_connections is reached', ['envoy_cluster_name']);
+  readonly cbRqPendingOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_pending_open', '1 while max_pending_requests is reached', ['envoy_cluster_name']);
+  readonly cbRqOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_open', '1 while max_requests is reached', ['envoy_cluster_name']);
+  readonly cbRqRetryOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_retry_open', '1 while max_retries is reached', ['envoy_cluster_name']);
+  readonly upstreamRqCancelled = this.#counter('envoy_cluster_upstream_rq_cancelled', 'Requests given up (the client left, or a timeout) while waiting for a connection', ['envoy_cluster_name']);
+  readonly upstreamRqPendingTotal = this.#counter('envoy_cluster_upstream_rq_pending_total', 'Requests that waited for a connection (pending)', ['envoy_cluster_name']);
   readonly noHealthyUpstream = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no healthy host', ['envoy_cluster_name']);
   readonly membershipHealthy = this.#gauge('envoy_cluster_membership_healthy', 'Hosts that may take traffic', ['envoy_cluster_name']);
   readonly membershipTotal = this.#gauge('envoy_cluster_membership_total', 'Hosts in the cluster', ['envoy_cluster_name']);
@@ -163,6 +186,10 @@ export class SidecarStats {
   readonly ejectionsDetectedBy = this.#byEjectionType('detected', 'Outliers detected (ejected or not)');
   readonly healthCheckSuccess = this.#counter('envoy_cluster_health_check_success', 'Passed active health checks', ['envoy_cluster_name']);
   readonly healthCheckFailure = this.#counter('envoy_cluster_health_check_failure', 'Failed active health checks', ['envoy_cluster_name']);
+  readonly healthCheckAttempt = this.#counter('envoy_cluster_health_check_attempt', 'Active health checks made', ['envoy_cluster_name']);
+  readonly healthCheckNetworkFailure = this.#counter('envoy_cluster_health_check_network_failure', 'Active health checks failed by a connect failure or a timeout', ['envoy_cluster_name']);
+  readonly healthCheckHealthy = this.#gauge('envoy_cluster_health_check_healthy', 'Hosts passing their active health checks', ['envoy_cluster_name']);
+  readonly healthCheckDegraded = this.#gauge('envoy_cluster_health_check_degraded', 'Hosts whose passing health check says degraded (x-envoy-degraded)', ['envoy_cluster_name']);
 
   /**
    * xDS responses ACKed and NACKed, by type. The Prometheus name is the Envoy stat name's, as Envoy's exporter forms
@@ -324,6 +351,9 @@ export class SidecarStats {
         rqCode: new Map(),
         cxTotal: this.upstreamCxTotal.series(l),
         cxActive: this.upstreamCxActive.series(l),
+        cxHttp1Total: this.upstreamCxHttp1Total.series(l),
+        cxHttp2Total: this.upstreamCxHttp2Total.series(l),
+        breakerOpen: { cx: this.cbCxOpen.series(l), rqPending: this.cbRqPendingOpen.series(l), rq: this.cbRqOpen.series(l), rqRetry: this.cbRqRetryOpen.series(l) },
       };
       this.#cluster.set(name, s);
     }
@@ -340,9 +370,9 @@ export class SidecarStats {
   clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
     const l = this.clusterLabel(name);
     this.cluster(name);
-    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamCxConnectFail, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
-    const checks = [this.healthCheckSuccess, this.healthCheckFailure];
+    const checks = [this.healthCheckSuccess, this.healthCheckFailure, this.healthCheckAttempt, this.healthCheckNetworkFailure, this.healthCheckHealthy, this.healthCheckDegraded];
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);
   }
 
@@ -370,6 +400,14 @@ export class SidecarStats {
     code.value++;
     const cls = Math.floor(status / 100);
     if (cls >= 1 && cls <= 5) s.rqXx[cls]!.value++;
+  }
+
+  /** A response a retry policy retried, by code and class (Envoy's cluster.<name>.retry.upstream_rq_<code>), created with its first one. */
+  retriedResponse(clusterName: string, status: number): void {
+    const labels = this.clusterLabel(clusterName);
+    this.retryUpstreamRqCode.inc({ ...labels, envoy_response_code: String(status) });
+    const cls = Math.floor(status / 100);
+    if (cls >= 1 && cls <= 5) this.retryUpstreamRqXx.inc({ ...labels, envoy_response_code_class: String(cls) });
   }
 
   #overload: OverloadStats | undefined;

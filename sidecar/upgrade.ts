@@ -54,7 +54,7 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
   text += '\r\n';
 
   const socket = o.tls ? connectTls(o, 'http/1.1') : net.connect({ host: o.address, port: o.port, noDelay: true });
-  countConnection(o, socket);
+  const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect');
   let done = false;
   let connected = false;
   const finish = (r: UpgradeOutcome, keep = false): void => {
@@ -68,7 +68,10 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
     setImmediate(() => parser.close());
     settle(r);
   };
-  const connectTimer = setTimeout(() => finish({ kind: 'failure', reason: 'connection_failure', message: 'connection failure (connect timeout)' }), o.connectTimeoutMs);
+  const connectTimer = setTimeout(() => {
+    counted.timedOut();
+    finish({ kind: 'failure', reason: 'connection_failure', message: 'connection failure (connect timeout)' });
+  }, o.connectTimeoutMs);
   socket.once(o.tls ? 'secureConnect' : 'connect', () => {
     clearTimeout(connectTimer);
     connected = true;

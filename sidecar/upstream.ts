@@ -259,19 +259,75 @@ export interface PoolOptions {
    * max_pending_requests: a function giving it back, or undefined when none is left (overflow).
    */
   pending?: () => (() => void) | undefined;
-  /** The cluster's upstream_cx_total / upstream_cx_active: every connection this opens is counted while it is open. */
-  cx?: { total: { value: number }; active: { value: number } };
+  /**
+   * HTTP/2: a place among the cluster's max_requests, taken as a request is given a stream and held until the stream
+   * closes: a function giving it back, or undefined when none is left (overflow).
+   */
+  request?: () => (() => void) | undefined;
+  /** A request waiting for a connection (pending) was given up: upstream_rq_cancelled. */
+  cancelled?: () => void;
+  /** A request was given a connection (HTTP/2: a stream): upstream_rq_total. */
+  attached?: () => void;
+  /** The cluster's connection stats: every connection this opens is counted (countConnection). */
+  cx?: ConnectionStats;
   /** HTTP/2: max_connections kept a waiting request from a new connection (upstream_cx_overflow). */
   cxOverflow?: () => void;
 }
 
-/** Counts a new upstream connection in its cluster's upstream_cx_total and _active, the latter until it closes. */
-export function countConnection(o: PoolOptions, closing: { once(event: 'close', fn: () => void): unknown }): void {
+/** What a cluster counts of its upstream connections, as Envoy's pools count them (its ActiveClient's life). */
+export interface ConnectionStats {
+  /** upstream_cx_total and upstream_cx_active. */
+  total: { value: number };
+  active: { value: number };
+  /** upstream_cx_http1_total / upstream_cx_http2_total. */
+  http1Total: { value: number };
+  http2Total: { value: number };
+  /** Closed before it was up (upstream_cx_connect_fail; upstream_cx_connect_timeout as well when the connect timeout closed it). */
+  connectFailed(timedOut: boolean): void;
+  /** Closed (upstream_cx_destroy, and _remote when the upstream closed or reset it, else _local). */
+  destroyed(byPeer: boolean): void;
+  /** Closed by the idle timeout (upstream_cx_idle_timeout). */
+  idleTimeout(): void;
+  /** Given its max_requests_per_connection-th request: it takes no more (upstream_cx_max_requests). */
+  maxRequests(): void;
+  /** `active` changed (a connection opened or closed). */
+  changed?(): void;
+}
+
+/** A connection counted by countConnection: the connect timeout marks it, so its close counts as a connect timeout. */
+export interface CountedConnection {
+  timedOut(): void;
+}
+
+/**
+ * Counts a new upstream connection in its cluster's stats as Envoy's pool does: opened (cx_total, by protocol),
+ * open (cx_active) until it closes; a close before `connectEvent` is a connect failure; a close after the upstream
+ * ended, reset or refused it is a remote destroy, else a local one (`byPeer` decides instead where given, for an
+ * HTTP/2 session, whose GOAWAY says it).
+ */
+export function countConnection(o: PoolOptions, conn: { once(event: string, fn: (...args: unknown[]) => void): unknown; on(event: string, fn: (...args: unknown[]) => void): unknown }, protocol: 'http1' | 'http2', connectEvent: string, byPeer?: () => boolean): CountedConnection {
   const cx = o.cx;
-  if (!cx) return;
+  let timedOut = false;
+  const counted = { timedOut: () => void (timedOut = true) };
+  if (!cx) return counted;
   cx.total.value++;
+  (protocol === 'http1' ? cx.http1Total : cx.http2Total).value++;
   cx.active.value++;
-  closing.once('close', () => cx.active.value--);
+  cx.changed?.();
+  let connected = false;
+  let peer = false;
+  conn.once(connectEvent, () => (connected = true));
+  if (!byPeer) {
+    conn.once('end', () => (peer = true));
+    conn.on('error', () => (peer = true));
+  }
+  conn.once('close', () => {
+    cx.active.value--;
+    cx.changed?.();
+    if (!connected) cx.connectFailed(timedOut);
+    cx.destroyed(!timedOut && (byPeer ? byPeer() : peer));
+  });
+  return counted;
 }
 
 /**

@@ -5,6 +5,7 @@
 // with the field paths in error_detail. Delta by default, SotW on request;
 // reconnects with jittered backoff and, in Delta, initial_resource_versions.
 
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { decodeResource, discoveryTypes } from '../control/envoy/index.ts';
@@ -55,6 +56,13 @@ interface SotwResponse {
   nonce: string;
 }
 
+/** The sidecar's version, as Envoy's node carries its own (user_agent_build_version). */
+const BUILD_VERSION = (() => {
+  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const [major_number = 0, minor_number = 0, patch = 0] = version.split(/[.-]/).map((n) => Number.parseInt(n, 10) || 0);
+  return { version: { major_number, minor_number, patch } };
+})();
+
 /** google.protobuf.Struct: protobufjs's bundled well-known types use camelCase field names, even under keepCase. */
 function struct(values: Record<string, string>) {
   return { fields: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { stringValue: v }])) };
@@ -69,7 +77,10 @@ export class XdsClient {
   #retry: NodeJS.Timeout | undefined;
   /** Names subscribed per non-wildcard type on the current stream. */
   #subscribed = new Map<ResourceKind, Set<string>>();
-  /** SotW: last accepted version and latest nonce per type. */
+  /**
+   * SotW: last accepted version and latest nonce per type. The versions outlive a stream (the nonces do not), as in
+   * Envoy's GrpcMuxImpl: a new stream's first request of each type says what the sidecar still runs.
+   */
   #sotwState = new Map<ResourceKind, { version: string; nonce: string }>();
   #queue: Promise<void> = Promise.resolve();
   #sentNode = false;
@@ -104,7 +115,7 @@ export class XdsClient {
     this.#call = call;
     this.#sentNode = false;
     this.#subscribed = new Map();
-    this.#sotwState = new Map();
+    for (const [kind, st] of this.#sotwState) this.#sotwState.set(kind, { version: st.version, nonce: '' });
     // Up once the server answers with response headers (weft's control plane sends them as it accepts the
     // stream; others with their first response): a Delta reconnect whose versions are all current gets no response.
     call.on('metadata', () => {
@@ -145,7 +156,7 @@ export class XdsClient {
   #send(msg: Record<string, unknown>): void {
     if (!this.#sentNode) {
       const n = this.#o.node;
-      msg.node = { id: n.id, cluster: n.cluster, metadata: struct(n.metadata), user_agent_name: 'weft-sidecar', client_features: ['envoy.lb.does_not_support_overprovisioning'] };
+      msg.node = { id: n.id, cluster: n.cluster, metadata: struct(n.metadata), user_agent_name: 'weft-sidecar', user_agent_build_version: BUILD_VERSION, client_features: ['envoy.lb.does_not_support_overprovisioning'] };
       this.#sentNode = true;
     }
     this.#call?.write(msg);
@@ -159,7 +170,7 @@ export class XdsClient {
     if (names === undefined) {
       if (prev) return;
       this.#subscribed.set(kind, new Set());
-      if (sotw) this.#send({ type_url: typeUrl, resource_names: [], version_info: '' });
+      if (sotw) this.#send({ type_url: typeUrl, resource_names: [], version_info: this.#sotwState.get(kind)?.version ?? '' });
       else this.#send({ type_url: typeUrl, resource_names_subscribe: [], initial_resource_versions: Object.fromEntries(this.#o.dataPlane.versions(kind)) });
       return;
     }

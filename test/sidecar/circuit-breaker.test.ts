@@ -9,15 +9,22 @@ import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../../sidecar/config.ts';
 
 const limits = (maxConnections: number, maxRequests: number, maxPendingRequests: number) => ({ ...ENVOY_DEFAULT_CIRCUIT_BREAKERS, maxConnections, maxRequests, maxPendingRequests });
 
-test('HTTP/2: past max_requests a request overflows at once, whatever max_pending_requests allows', () => {
+test('HTTP/2: admission holds nothing; max_requests is taken as a stream is attached (tryRequest), and past it a request overflows at once, whatever max_pending_requests allows', () => {
   const cb = new CircuitBreaker(limits(1024, 2, 1024), true);
-  const first = cb.acquire();
-  const second = cb.acquire();
+  const active = { value: 0 };
+  cb.activeSeries = () => active;
+  for (let i = 0; i < 5; i++) assert.equal(typeof cb.acquire(), 'function', 'a request waiting for its pool takes no max_requests place');
+  assert.equal(active.value, 0);
+  const first = cb.tryRequest();
+  const second = cb.tryRequest();
   assert.equal(typeof first, 'function');
   assert.equal(typeof second, 'function');
-  assert.equal(cb.acquire(), undefined, 'the third overflows, not queued');
-  (first as () => void)();
-  assert.equal(typeof cb.acquire(), 'function', 'a slot freed: admitted');
+  assert.equal(active.value, 2, 'upstream_rq_active counts the streams attached');
+  assert.equal(cb.tryRequest(), undefined, 'the third overflows, not queued');
+  first!();
+  first!();
+  assert.equal(active.value, 1, 'given back once');
+  assert.equal(typeof cb.tryRequest(), 'function', 'a slot freed: admitted');
 });
 
 test('HTTP/1: a request waits for a busy connection (max_pending_requests), but never for max_requests', async () => {

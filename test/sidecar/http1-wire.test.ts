@@ -173,34 +173,34 @@ test('an Upgrade: h2c request is served as plain HTTP/1.1 (as Envoy ignores it):
   assert.match(heads[1]!, /\r\ncontent-length: 5/i);
 });
 
-test('a malformed upstream response is a protocol error: 503 with reset reason protocol error, flag UPE', { timeout: 30_000 }, async () => {
+test('a malformed upstream response is a protocol error: 502 (Bad Gateway, as Envoy; it was 503) with reset reason protocol error, flag UPE', { timeout: 30_000 }, async () => {
   const up = await rawUpstream({ malformed: 'HTTP/1.1 200 OK\r\nBad Header Line\r\ncontent-length: 2\r\n\r\nok', garbage: 'NOT HTTP AT ALL\r\n\r\n' });
   const sc = await outboundTo('broken', up.port);
   const tapped = await tap(sc.admin, '?max=2');
   for (const path of ['/raw/malformed', '/raw/garbage']) {
     const r = await send(sc.outbound, [`GET ${path} HTTP/1.1\r\nHost: broken\r\n\r\n`], complete, path);
-    assert.match(r.data, /^HTTP\/1\.1 503 /, `${path}: ${r.data.slice(0, 100)}`);
+    assert.match(r.data, /^HTTP\/1\.1 502 /, `${path}: ${r.data.slice(0, 100)}`);
     assert.match(r.data, /\r\n\r\nupstream connect error or disconnect\/reset before headers\. reset reason: protocol error$/, path);
   }
   await withTimeout(tapped.ended, 10_000, 'the tapped requests');
   assert.deepEqual(
     tapped.lines.map((l) => [l.path, l.response_code, l.response_flags]),
     [
-      ['/raw/malformed', 503, 'UPE'],
-      ['/raw/garbage', 503, 'UPE'],
+      ['/raw/malformed', 502, 'UPE'],
+      ['/raw/garbage', 502, 'UPE'],
     ],
   );
 });
 
-test('an upstream 101 to a request that asked for no upgrade is a protocol error at once (503 UPE), not a 15 s wait and a 504', { timeout: 30_000 }, async () => {
+test('an upstream 101 to a request that asked for no upgrade is a protocol error at once (502 UPE), not a 15 s wait and a 504', { timeout: 30_000 }, async () => {
   const up = await rawUpstream({ switch: 'HTTP/1.1 101 Switching Protocols\r\nupgrade: foo\r\nconnection: upgrade\r\n\r\n' });
   const sc = await outboundTo('switcher', up.port);
   const tapped = await tap(sc.admin, '?max=1');
   const r = await send(sc.outbound, ['GET /raw/switch HTTP/1.1\r\nHost: switcher\r\n\r\n'], complete, 'the answer to a 101');
-  assert.match(r.data, /^HTTP\/1\.1 503 /, r.data.slice(0, 100));
+  assert.match(r.data, /^HTTP\/1\.1 502 /, r.data.slice(0, 100));
   assert.match(r.data, /reset reason: protocol error$/);
   await withTimeout(tapped.ended, 10_000, 'the tapped request');
-  assert.deepEqual(tapped.lines.map((l) => [l.response_code, l.response_flags]), [[503, 'UPE']]);
+  assert.deepEqual(tapped.lines.map((l) => [l.response_code, l.response_flags]), [[502, 'UPE']]);
   // The connection that switched is gone: the next request gets a fresh one.
   const next = await send(sc.outbound, ['GET /after HTTP/1.1\r\nHost: switcher\r\n\r\n'], complete, 'the next request');
   assert.match(next.data, /^HTTP\/1\.1 200 /);
@@ -223,7 +223,7 @@ test('a malformed request body gets 400 and the connection closes at once, not a
   assert.equal(up.seen.length, 0);
 });
 
-test('a request transfer-encoding other than exactly chunked gets 501; on an upstream response it is a protocol error (503 UPE)', { timeout: 30_000 }, async () => {
+test('a request transfer-encoding other than exactly chunked gets 501; on an upstream response it is a protocol error (502 UPE)', { timeout: 30_000 }, async () => {
   const up = await rawUpstream({ gzipped: 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' });
   const sc = await outboundTo('coded', up.port);
   for (const [te, body] of [['gzip, chunked', '5\r\nhello\r\n0\r\n\r\n'], ['gzip', 'hello']] as const) {
@@ -233,7 +233,7 @@ test('a request transfer-encoding other than exactly chunked gets 501; on an ups
   }
   assert.equal(up.seen.length, 0);
   const r = await send(sc.outbound, ['GET /raw/gzipped HTTP/1.1\r\nHost: coded\r\n\r\n'], complete, 'the answer to a gzip-coded response');
-  assert.match(r.data, /^HTTP\/1\.1 503 /);
+  assert.match(r.data, /^HTTP\/1\.1 502 /);
   assert.match(r.data, /reset reason: protocol error$/);
 });
 
