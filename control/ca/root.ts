@@ -4,8 +4,9 @@
 // workloads is leaf + intermediate(s) and the trust bundle is the root.
 
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fsyncDir, writeFileAtomicSync } from '../store/atomic-file.ts';
 import { type CryptoKey, generateKeyPair, importPrivateKey, parsePemBundle, pemOf, privateKeyPem, randomSerial, SIGNING, x509 } from './x509.ts';
 
 export interface SigningCa {
@@ -101,10 +102,12 @@ export async function loadOrCreateCa(dataDir: string, trustDomain: string, files
   if (existsSync(certPath) && existsSync(keyPath)) {
     return fromPem(readFileSync(certPath, 'utf8'), readFileSync(keyPath, 'utf8'), undefined, 'data-dir');
   }
-  mkdirSync(dataDir, { recursive: true });
+  if (mkdirSync(dataDir, { recursive: true }) !== undefined) fsyncDir(dirname(dataDir));
   const created = await createRoot(trustDomain);
-  writeFileSync(keyPath, created.keyPem, { mode: 0o600 });
-  chmodSync(keyPath, 0o600);
-  writeFileSync(certPath, created.certPem, { mode: 0o644 });
+  // Each file whole or not there (temp, fsync, rename), the key before the certificate: a crash
+  // in between leaves a key without a certificate, which the next start replaces, never a torn
+  // file that would keep the control plane from starting.
+  writeFileAtomicSync(keyPath, created.keyPem, 0o600);
+  writeFileAtomicSync(certPath, created.certPem, 0o644);
   return fromPem(created.certPem, created.keyPem, undefined, 'created');
 }
