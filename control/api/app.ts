@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import swagger from '@fastify/swagger';
 import { ajvToFieldErrors, type AjvLikeError } from './ajv-errors.ts';
 import { installAuth } from './auth.ts';
+import { decodeUtf8Body, parseJsonBody } from './json-body.ts';
 import { ApiError, validationFailed } from './errors.ts';
 import { nestingError } from '../model/nesting.ts';
 import type { ApiDeps } from './deps.ts';
@@ -66,8 +67,21 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
 
   // Manifests arrive as YAML text; the apply routes parse it themselves so
   // errors carry `documents[i]` paths.
-  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => {
-    done(null, body);
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, decodeUtf8Body(body as Buffer));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+  // JSON with no duplicate keys, in UTF-8 (control/api/json-body.ts); fastify's parser took the last of two keys and replaced bad bytes.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
   });
 
   await app.register(swagger, {
