@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { CliError } from './client.ts';
+import { firstInvalidUtf8 } from '../api/json-body.ts';
 
 export type OutputFormat = 'table' | 'yaml' | 'json';
 
@@ -41,11 +42,25 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }
 
-/** A file named on the command line (`-`: stdin), its read error said as the CLI's. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A file named on the command line (`-`: stdin), its read error said as the CLI's. It must be
+ * UTF-8: a Latin-1 file read leniently had its bytes replaced by U+FFFD, and the replacement was
+ * applied as if the operator had written it.
+ */
 export function readInputFile(file: string): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(file === '-' ? 0 : file, 'utf8');
+    bytes = readFileSync(file === '-' ? 0 : file);
   } catch (err) {
     throw new CliError(`error: cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const line = bytes.subarray(0, at).toString('latin1').split('\n').length;
+    throw new CliError(`error: ${file === '-' ? 'stdin' : file} is not UTF-8: line ${line}, byte offset ${at} (save it as UTF-8)`);
   }
 }
