@@ -159,7 +159,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       // proxy (an upload is checked before it is stored; a built-in arrives with the binary). Say so at start.
       for (const line of await builtinBindingWarnings(deps, catalog.builtins())) (opts.log ?? console.error)(line);
     }
-    const app = await buildApp(deps);
+    const app = await buildApp(deps, { log: opts.log ?? console.error });
     await app.listen({ host, port: opts.apiPort }).catch((err: unknown) => {
       throw listenError('--api-port', host, opts.apiPort, err);
     });

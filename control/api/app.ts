@@ -36,7 +36,13 @@ function notFound(method: string, url: string, reply: FastifyReply) {
 /** Largest request body accepted by default; wasm uploads get their own limit. */
 const BODY_LIMIT = 4 * 1024 * 1024;
 
-export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+export interface AppOptions {
+  logger?: boolean;
+  /** Where a request that failed with an internal error is said, with its stack (weft control: stderr). */
+  log?: (line: string) => void;
+}
+
+export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: BODY_LIMIT,
@@ -61,7 +67,10 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
     if (status === 415) return reply.code(415).send(new ApiError('UNSUPPORTED_MEDIA_TYPE', err.message).toBody());
     if (status >= 400 && status < 500) return reply.code(400).send(validationFailed([{ path: '', message: err.message }], 'body').toBody());
     request.log.error(err);
-    return reply.code(500).send(new ApiError('INTERNAL', 'internal error').toBody());
+    // The caller gets no detail (it could name files or internals); the operator's log gets all of it,
+    // or a 500 left nothing anywhere to find its cause by. The path only: a query could carry anything.
+    opts.log?.(`api: ${request.method} ${request.url.split('?')[0]} failed with an internal error: ${err.stack ?? err.message}`);
+    return reply.code(500).send(new ApiError('INTERNAL', 'internal error: the control plane logged the cause').toBody());
   });
   app.setNotFoundHandler((request, reply) => notFound(request.method, request.url, reply));
 
