@@ -36,6 +36,8 @@ function notFound(method: string, url: string, reply: FastifyReply) {
 /** Largest request body accepted by default; wasm uploads get their own limit. */
 const BODY_LIMIT = 4 * 1024 * 1024;
 
+const mebibytes = (bytes: number) => `${Math.round((bytes / 1048576) * 10) / 10} MiB`;
+
 export interface AppOptions {
   logger?: boolean;
   /** Where a request that failed with an internal error is said, with its stack (weft control: stderr). */
@@ -63,8 +65,16 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
       return reply.code(400).send(validationFailed(details, err.validationContext === 'body' ? 'body' : err.validationContext).toBody());
     }
     const status = err.statusCode ?? 500;
-    if (status === 413) return reply.code(413).send(new ApiError('PAYLOAD_TOO_LARGE', err.message).toBody());
-    if (status === 415) return reply.code(415).send(new ApiError('UNSUPPORTED_MEDIA_TYPE', err.message).toBody());
+    // fastify's own texts ("Request body is too large", "Unsupported Media Type") say neither the limit nor what to send.
+    if (status === 413) {
+      const limit = request.routeOptions.bodyLimit ?? BODY_LIMIT;
+      return reply.code(413).send(new ApiError('PAYLOAD_TOO_LARGE', `body is larger than this endpoint's limit of ${mebibytes(limit)} (${request.headers['content-length'] ?? 'more'} bytes sent)`).toBody());
+    }
+    if (status === 415) {
+      const type = request.headers['content-type']?.split(';')[0]?.trim() || '(none)';
+      const accepted = MANIFEST_ROUTES.has(request.routeOptions.url ?? '') ? 'application/json or application/yaml' : 'application/json';
+      return reply.code(415).send(new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-type ${type} is not accepted: send ${accepted} (curl -d sends application/x-www-form-urlencoded unless told -H 'content-type: application/json')`).toBody());
+    }
     if (status >= 400 && status < 500) return reply.code(400).send(validationFailed([{ path: '', message: err.message }], 'body').toBody());
     request.log.error(err);
     // The caller gets no detail (it could name files or internals); the operator's log gets all of it,
