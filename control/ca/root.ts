@@ -102,6 +102,12 @@ export async function loadOrCreateCa(dataDir: string, trustDomain: string, files
   if (existsSync(certPath) && existsSync(keyPath)) {
     return fromPem(readFileSync(certPath, 'utf8'), readFileSync(keyPath, 'utf8'), undefined, 'data-dir');
   }
+  // The key is written before the certificate, so a certificate without its key was not left by a
+  // crash here: the key was lost (a partial restore, a deleted file). A new root would silently
+  // replace the one every workload trusts.
+  if (existsSync(certPath)) {
+    throw new Error(`${certPath} exists but its key ${keyPath} does not: restore the key, or remove the certificate too to create a new root (every workload certificate is then reissued under it)`);
+  }
   if (mkdirSync(dataDir, { recursive: true }) !== undefined) fsyncDir(dirname(dataDir));
   const created = await createRoot(trustDomain);
   // Each file whole or not there (temp, fsync, rename), the key before the certificate: a crash

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,4 +46,16 @@ test('a crash in the middle of writing the CA root leaves no torn file: the next
   const again = await loadOrCreateCa(dir, 'weft.local');
   assert.equal(again.source, 'data-dir');
   assert.equal(again.trustBundlePem, ca.trustBundlePem);
+});
+
+test('a root certificate whose key is gone is refused at start, naming both files, and not replaced', async () => {
+  const lost = mkdtempSync(join(tmpdir(), 'weft-ca-lost-key-'));
+  try {
+    const ca = await loadOrCreateCa(lost, 'weft.local');
+    unlinkSync(join(lost, ROOT_KEY_FILE));
+    await assert.rejects(loadOrCreateCa(lost, 'weft.local'), new RegExp(`${ROOT_CERT_FILE} exists but its key .*${ROOT_KEY_FILE} does not: restore the key`));
+    assert.equal(readFileSync(join(lost, ROOT_CERT_FILE), 'utf8'), ca.trustBundlePem, 'the root workloads trust is left as it was');
+  } finally {
+    rmSync(lost, { recursive: true, force: true });
+  }
 });
