@@ -60,8 +60,17 @@ function createWhole(path: string, content: string): boolean {
     linkSync(temp, path);
     return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
+    // A file system without hard links: create in place (a reader may then see it before its content).
+    try {
+      writeFileSync(path, content, { mode: 0o600, flag: 'wx' });
+      return true;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e2;
+    }
   } finally {
     unlinkSync(temp);
   }
