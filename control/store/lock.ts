@@ -19,7 +19,7 @@
 // linked into place), so no one reads a lock half written and takes it for
 // stale.
 
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /** A process's start time from /proc/<pid>/stat (field 22), or undefined where there is no /proc. */
 function startTime(pid: number | 'self'): string | undefined {
@@ -97,6 +97,15 @@ function readHolder(path: string): Holder | undefined {
 
 const isAlive = (path: string, h: Holder) => Number.isInteger(h.pid) && h.pid > 0 && alive(path, h.pid, h.started);
 
+/** An empty lock younger than a second is being written; an older one was left by a crash in between. */
+function justCreated(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs < 1000;
+  } catch {
+    return false;
+  }
+}
+
 function pause(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -143,6 +152,10 @@ export function acquireLock(path: string): () => void {
     }
     const holder = readHolder(path);
     if (holder === undefined) continue; // released between our create and read: try again
+    if (holder.text === '' && justCreated(path)) {
+      pause(5); // created in place and not yet written (no hard links here): its creator is alive
+      continue;
+    }
     if (isAlive(path, holder)) {
       throw new LockHeldError(`data dir is locked by running process ${holder.pid} (${path}); is another control plane using it?`);
     }
