@@ -120,7 +120,7 @@ function removeStale(path: string, staleText: string, me: string, depth = 0): vo
   if (!createWhole(guard, me)) {
     const holder = readHolder(guard);
     if (holder === undefined) return; // released between our create and read
-    if (isAlive(guard, holder)) return pause(5); // another process is taking it over now
+    if (isAlive(guard, holder) || (holder.text === '' && justCreated(guard))) return pause(5); // another process is taking it over now
     return removeStale(guard, holder.text, me, depth + 1); // its taker died mid-takeover
   }
   held.add(guard);
