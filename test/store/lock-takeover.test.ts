@@ -17,20 +17,32 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const RACER = fileURLToPath(new URL('./lock-racer.ts', import.meta.url));
 
-function race(count: number, racers: number): Promise<number[][]> {
-  const startAt = Date.now() + 3000; // after every racer has loaded
-  return Promise.all(
-    Array.from({ length: racers }, () =>
-      new Promise<number[]>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', RACER, dir, String(count), String(startAt)], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-        child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-        child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as number[]) : reject(new Error(`racer exited with ${code}: ${err}`))));
-      }),
-    ),
-  );
+async function race(count: number, racers: number): Promise<number[][]> {
+  const startAt = Date.now() + 3000; // after every racer has loaded (a late one only races less)
+  const children = Array.from({ length: racers }, () => spawn(process.execPath, ['--import', 'tsx', RACER, dir, String(count), String(startAt)], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  try {
+    return await Promise.all(
+      children.map((child) =>
+        new Promise<number[]>((resolve, reject) => {
+          let out = '';
+          let err = '';
+          child.stdout.on('data', (b: Buffer) => {
+            out += b.toString();
+            if (out.endsWith('\n')) resolve(JSON.parse(out) as number[]);
+          });
+          child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+          child.once('exit', (code) => reject(new Error(`racer exited with ${code} before it reported: ${err}`)));
+        }),
+      ),
+    );
+  } finally {
+    // every racer holds its locks until all have reported
+    await Promise.all(children.map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.stdin.end();
+    })));
+  }
 }
 
 test('racers taking over stale locks at once: each lock goes to exactly one of them', { timeout: 60_000 }, async () => {
