@@ -4,7 +4,8 @@
 // something the operator never wrote, with nothing said. Both are refused
 // naming where (as the Kubernetes API server refuses duplicate fields under
 // its default strict field validation), and so is a `__proto__` key, as
-// fastify's own JSON parser refuses it.
+// fastify's own JSON parser refuses it, and a string with half a surrogate
+// pair, which has no UTF-8 form to send to a proxy.
 
 import { joinPath } from '../model/result.ts';
 import { validationFailed, type FieldError } from './errors.ts';
@@ -51,9 +52,36 @@ export function parseJsonBody(bytes: Buffer): unknown {
   } catch (e) {
     throw validationFailed([{ path: '', message: `is not valid JSON: ${(e as Error).message}` }], 'body');
   }
-  const errors = keyErrors(text);
+  const errors = [...keyErrors(text), ...loneSurrogates(value, '')];
   if (errors.length > 0) throw validationFailed(errors, 'body');
   return value;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Strings (and keys) holding half a UTF-16 surrogate pair (`"\ud800"` in JSON or double-quoted YAML),
+ * with their paths. Such a string has no UTF-8 form: pushed to Envoy it is invalid UTF-8 in a
+ * protobuf string, and the whole resource holding it (every route of a route configuration) is
+ * NACKed. Iterative, as bodies may nest deep.
+ */
+export function loneSurrogates(value: unknown, root: string): FieldError[] {
+  const errors: FieldError[] = [];
+  const stack: { value: unknown; path: string }[] = [{ value, path: root }];
+  while (stack.length > 0) {
+    const { value: v, path } = stack.pop()!;
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) errors.push({ path, message: 'holds half of a UTF-16 surrogate pair (\\ud800-\\udfff alone): not text that can be sent as UTF-8' });
+    } else if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push({ value: item, path: joinPath(path, i) }));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, item] of Object.entries(v)) {
+        if (LONE_SURROGATE.test(k)) errors.push({ path: joinPath(path, k), message: 'is a key holding half of a UTF-16 surrogate pair: not text that can be sent as UTF-8' });
+        stack.push({ value: item, path: joinPath(path, k) });
+      }
+    }
+  }
+  return errors.reverse();
 }
 
 interface Frame {

@@ -73,3 +73,22 @@ test('an empty or malformed JSON body is a 400 saying so', async (t) => {
   assert.equal(broken.status, 400);
   assert.match(broken.json.error.message, /body: is not valid JSON/);
 });
+
+test('a string with half a surrogate pair (no UTF-8 form for a proxy) is refused naming it, in JSON and in YAML', async (t) => {
+  const api = await startApi();
+  t.after(() => api.close());
+  await api.call('POST', '/api/v1/services', { name: 'orders', ports: [{ port: 80, protocol: 'http' }] });
+  const before = api.store.revision();
+  const json = await api.call('PUT', '/api/v1/routes/r1', '{"service":"orders","rules":[{"match":[{"headers":[{"name":"x-who","match":{"exact":"a\\ud800"}}]}],"destinations":[{"service":"orders"}]}]}', undefined, JSON_TYPE);
+  assert.equal(json.status, 400, json.body);
+  assert.deepEqual(paths(json), ['rules[0].match[0].headers[0].match.exact']);
+  assert.match(json.json.error.message, /half of a UTF-16 surrogate pair/);
+  const yaml = await api.call('POST', '/api/v1/apply', 'apiVersion: weft.dev/v1\nkind: Route\nmetadata: {name: r1}\nspec:\n  service: orders\n  rules:\n    - match: [{path: {prefix: "/\\udc00x"}}]\n      destinations: [{service: orders}]\n');
+  assert.equal(yaml.status, 400, yaml.body);
+  assert.deepEqual(paths(yaml), ['documents[0].spec.rules[0].match[0].path.prefix']);
+  assert.equal(api.store.revision(), before);
+  // a whole pair is text like any other
+  const pair = await api.call('PUT', '/api/v1/routes/r1', '{"service":"orders","rules":[{"match":[{"headers":[{"name":"x-who","match":{"exact":"\\ud83d\\ude00"}}]}],"destinations":[{"service":"orders"}]}]}', undefined, JSON_TYPE);
+  assert.equal(pair.status, 201, pair.body);
+  assert.equal(pair.json.rules[0].match[0].headers[0].match.exact, '😀');
+});

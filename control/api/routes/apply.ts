@@ -11,6 +11,7 @@ import { actorOf } from '../auth.ts';
 import { checkChanges, commitChecked, isUnchanged, serialWrite } from '../desired-state.ts';
 import { ApiError, prefixPaths, validationFailed, type FieldError } from '../errors.ts';
 import { diffState } from '../proxy-diff.ts';
+import { loneSurrogates } from '../json-body.ts';
 import type { ApiDeps, Change } from '../deps.ts';
 
 const tags = ['Manifests'];
@@ -42,7 +43,11 @@ function readManifests(body: Body | undefined): Located[] {
   if (typeof body === 'string') {
     const parsed = parseManifests(body);
     if (!parsed.ok) throw validationFailed(parsed.errors, 'manifests');
-    return parsed.value.map((manifest, k) => ({ manifest, at: `documents[${manifest.document ?? k}]` }));
+    const located = parsed.value.map((manifest, k) => ({ manifest, at: `documents[${manifest.document ?? k}]` }));
+    // YAML's "\ud800" escape makes the same unsendable strings as JSON's (JSON bodies are checked as they are parsed).
+    const halfPairs = located.flatMap(({ manifest, at }) => loneSurrogates({ metadata: manifest.metadata, spec: manifest.spec }, at));
+    if (halfPairs.length > 0) throw validationFailed(halfPairs, 'manifests');
+    return located;
   }
   if (!body || !Array.isArray((body as { manifests?: unknown }).manifests)) {
     throw validationFailed([{ path: 'manifests', message: 'is required (or send application/yaml)' }], 'body');
