@@ -21,8 +21,19 @@ export function waitMs(value: string): number {
   return ms;
 }
 
+/**
+ * Text from elsewhere (a proxy's id or NACK message, a request's path) as a terminal may show it:
+ * control characters (ESC, CR, BEL, C1, ...) written as \u00XX. Any xDS client names itself and
+ * words its NACKs, and raw escape sequences in them could rewrite or hide what the operator reads,
+ * as kubectl escapes them in its tables (kubernetes/kubernetes#112553, CVE-2021-25743).
+ * JSON and YAML output escape them already.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function table(headers: string[], rows: (string | number | undefined)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : String(c))))];
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : terminalSafe(String(c)))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells
     .map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('  '))
