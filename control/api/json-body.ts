@@ -77,6 +77,8 @@ export function loneSurrogates(value: unknown, root: string): FieldError[] {
     } else if (v !== null && typeof v === 'object') {
       for (const [k, item] of Object.entries(v)) {
         if (LONE_SURROGATE.test(k)) errors.push({ path: joinPath(path, k), message: 'is a key holding half of a UTF-16 surrogate pair: not text that can be sent as UTF-8' });
+        // as fastify's own parser (secure-json-parse) refuses it: constructor.prototype reaches Object.prototype in a naive merge
+        if (k === 'constructor' && item !== null && typeof item === 'object' && Object.hasOwn(item, 'prototype')) errors.push({ path: joinPath(joinPath(path, k), 'prototype'), message: 'is not an accepted key' });
         stack.push({ value: item, path: joinPath(path, k) });
       }
     }

@@ -29,6 +29,9 @@ test('a key given twice is refused naming it, at any depth, and nothing is store
   const proto = await api.call('POST', '/api/v1/services', '{"name":"cart","ports":[{"port":80,"protocol":"http"}],"__proto__":{"admin":true}}', undefined, JSON_TYPE);
   assert.equal(proto.status, 400);
   assert.deepEqual(paths(proto), ['__proto__']);
+  const ctor = await api.call('POST', '/api/v1/services', '{"name":"cart","ports":[{"port":80,"protocol":"http"}],"labels":{"constructor":{"prototype":{"admin":true}}}}', undefined, JSON_TYPE);
+  assert.equal(ctor.status, 400);
+  assert.deepEqual(paths(ctor), ['labels.constructor.prototype']);
   assert.equal(api.store.revision(), before);
 
   // keys inside strings, escaped quotes and equal keys in sibling objects are no duplicates
