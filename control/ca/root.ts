@@ -29,6 +29,11 @@ export interface CaFiles {
   rootFile?: string;
 }
 
+/** The CA files (the operator's, or the data dir's root) cannot be used: the operator's to fix, said without a stack. */
+export class CaFilesError extends Error {
+  override name = 'CaFilesError';
+}
+
 export const ROOT_CERT_FILE = 'ca-root.pem';
 export const ROOT_KEY_FILE = 'ca-root.key';
 const ROOT_LIFETIME_DAYS = 3650;
@@ -93,20 +98,31 @@ async function fromPem(certPem: string, keyPem: string, rootPem: string | undefi
  * files are given (never written to the data dir: the operator owns it).
  */
 export async function loadOrCreateCa(dataDir: string, trustDomain: string, files: CaFiles = {}): Promise<SigningCa> {
+  // Whatever goes wrong reading or checking these files is about the files (unreadable, not PEM, a key
+  // that is not the certificate's, ...): said as a CaFilesError naming them.
+  const load = async (what: string, read: () => Promise<SigningCa>): Promise<SigningCa> => {
+    try {
+      return await read();
+    } catch (e) {
+      throw new CaFilesError(`${what}: ${(e as Error).message}`);
+    }
+  };
   if (files.certFile || files.keyFile) {
-    if (!files.certFile || !files.keyFile) throw new Error('an operator CA needs both a certificate and a key file');
-    return fromPem(readFileSync(files.certFile, 'utf8'), readFileSync(files.keyFile, 'utf8'), files.rootFile ? readFileSync(files.rootFile, 'utf8') : undefined, 'operator');
+    if (!files.certFile || !files.keyFile) throw new CaFilesError('an operator CA needs both a certificate and a key file (--ca-cert and --ca-key)');
+    const { certFile, keyFile, rootFile } = files;
+    return load(`--ca-cert ${certFile} --ca-key ${keyFile}${rootFile ? ` --ca-root ${rootFile}` : ''}`, () =>
+      fromPem(readFileSync(certFile, 'utf8'), readFileSync(keyFile, 'utf8'), rootFile ? readFileSync(rootFile, 'utf8') : undefined, 'operator'));
   }
   const certPath = join(dataDir, ROOT_CERT_FILE);
   const keyPath = join(dataDir, ROOT_KEY_FILE);
   if (existsSync(certPath) && existsSync(keyPath)) {
-    return fromPem(readFileSync(certPath, 'utf8'), readFileSync(keyPath, 'utf8'), undefined, 'data-dir');
+    return load(`the data dir's CA root (${certPath}, ${keyPath})`, () => fromPem(readFileSync(certPath, 'utf8'), readFileSync(keyPath, 'utf8'), undefined, 'data-dir'));
   }
   // The key is written before the certificate, so a certificate without its key was not left by a
   // crash here: the key was lost (a partial restore, a deleted file). A new root would silently
   // replace the one every workload trusts.
   if (existsSync(certPath)) {
-    throw new Error(`${certPath} exists but its key ${keyPath} does not: restore the key, or remove the certificate too to create a new root (every workload certificate is then reissued under it)`);
+    throw new CaFilesError(`${certPath} exists but its key ${keyPath} does not: restore the key, or remove the certificate too to create a new root (every workload certificate is then reissued under it)`);
   }
   if (mkdirSync(dataDir, { recursive: true }) !== undefined) fsyncDir(dirname(dataDir));
   const created = await createRoot(trustDomain);
