@@ -15,6 +15,7 @@ import { FilterCatalog } from './filters/catalog.ts';
 import { createRegistry } from './registry/registry.ts';
 import { openFileStore } from './store/file-store.ts';
 import { LockHeldError } from './store/lock.ts';
+import { CaFilesError } from './ca/root.ts';
 import { createXdsServer, storeModelSource, type XdsServer } from './xds/index.ts';
 import type { TranslateOptions } from './translate/index.ts';
 import type { FilterModule } from './model/types.ts';
@@ -97,7 +98,9 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
     // them resolve in the model like uploaded ones.
     const synced = await syncBuiltinFilters(store, catalog, 'weft-control');
 
-    const ca = opts.identity ? await MeshCa.open({ dataDir, trustDomain: opts.identity.trustDomain, certTtlMs: opts.identity.certTtlMs, files: opts.identity.files }) : undefined;
+    const ca = opts.identity ? await MeshCa.open({ dataDir, trustDomain: opts.identity.trustDomain, certTtlMs: opts.identity.certTtlMs, files: opts.identity.files }).catch((e: unknown) => {
+      throw e instanceof CaFilesError ? new StartupError(e.message) : e;
+    }) : undefined;
     if (ca) closers.unshift(() => ca.close());
     const joinTokens = ca ? new JoinTokens(dataDir) : undefined;
     const identityOption = ca ? { identity: { trustDomain: ca.trustDomain } } : {};
@@ -159,7 +162,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       // proxy (an upload is checked before it is stored; a built-in arrives with the binary). Say so at start.
       for (const line of await builtinBindingWarnings(deps, catalog.builtins())) (opts.log ?? console.error)(line);
     }
-    const app = await buildApp(deps);
+    const app = await buildApp(deps, { log: opts.log ?? console.error });
     await app.listen({ host, port: opts.apiPort }).catch((err: unknown) => {
       throw listenError('--api-port', host, opts.apiPort, err);
     });

@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import swagger from '@fastify/swagger';
 import { ajvToFieldErrors, type AjvLikeError } from './ajv-errors.ts';
 import { installAuth } from './auth.ts';
+import { decodeUtf8Body, parseJsonBody } from './json-body.ts';
 import { ApiError, validationFailed } from './errors.ts';
 import { nestingError } from '../model/nesting.ts';
 import type { ApiDeps } from './deps.ts';
@@ -35,7 +36,15 @@ function notFound(method: string, url: string, reply: FastifyReply) {
 /** Largest request body accepted by default; wasm uploads get their own limit. */
 const BODY_LIMIT = 4 * 1024 * 1024;
 
-export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+const mebibytes = (bytes: number) => `${Math.round((bytes / 1048576) * 10) / 10} MiB`;
+
+export interface AppOptions {
+  logger?: boolean;
+  /** Where a request that failed with an internal error is said, with its stack (weft control: stderr). */
+  log?: (line: string) => void;
+}
+
+export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: BODY_LIMIT,
@@ -56,18 +65,42 @@ export async function buildApp(deps: ApiDeps, opts: { logger?: boolean } = {}): 
       return reply.code(400).send(validationFailed(details, err.validationContext === 'body' ? 'body' : err.validationContext).toBody());
     }
     const status = err.statusCode ?? 500;
-    if (status === 413) return reply.code(413).send(new ApiError('PAYLOAD_TOO_LARGE', err.message).toBody());
-    if (status === 415) return reply.code(415).send(new ApiError('UNSUPPORTED_MEDIA_TYPE', err.message).toBody());
+    // fastify's own texts ("Request body is too large", "Unsupported Media Type") say neither the limit nor what to send.
+    if (status === 413) {
+      const limit = request.routeOptions.bodyLimit ?? BODY_LIMIT;
+      return reply.code(413).send(new ApiError('PAYLOAD_TOO_LARGE', `body is larger than this endpoint's limit of ${mebibytes(limit)} (${request.headers['content-length'] ?? 'more'} bytes sent)`).toBody());
+    }
+    if (status === 415) {
+      const type = request.headers['content-type']?.split(';')[0]?.trim() || '(none)';
+      const accepted = MANIFEST_ROUTES.has(request.routeOptions.url ?? '') ? 'application/json or application/yaml' : 'application/json';
+      return reply.code(415).send(new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-type ${type} is not accepted: send ${accepted} (curl -d sends application/x-www-form-urlencoded unless told -H 'content-type: application/json')`).toBody());
+    }
     if (status >= 400 && status < 500) return reply.code(400).send(validationFailed([{ path: '', message: err.message }], 'body').toBody());
     request.log.error(err);
-    return reply.code(500).send(new ApiError('INTERNAL', 'internal error').toBody());
+    // The caller gets no detail (it could name files or internals); the operator's log gets all of it,
+    // or a 500 left nothing anywhere to find its cause by. The path only: a query could carry anything.
+    opts.log?.(`api: ${request.method} ${request.url.split('?')[0]} failed with an internal error: ${err.stack ?? err.message}`);
+    return reply.code(500).send(new ApiError('INTERNAL', 'internal error: the control plane logged the cause').toBody());
   });
   app.setNotFoundHandler((request, reply) => notFound(request.method, request.url, reply));
 
   // Manifests arrive as YAML text; the apply routes parse it themselves so
   // errors carry `documents[i]` paths.
-  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => {
-    done(null, body);
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, decodeUtf8Body(body as Buffer));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+  // JSON with no duplicate keys, in UTF-8 (control/api/json-body.ts); fastify's parser took the last of two keys and replaced bad bytes.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
   });
 
   await app.register(swagger, {

@@ -22,11 +22,11 @@ interface TokenRecord extends TokenInfo {
 export interface TokenStore {
   /** The token's identity, or undefined for an unknown token. */
   authenticate(token: string): TokenInfo | undefined;
-  /** Creates a token; the plaintext is returned once and never stored. */
+  /** Creates a token; the plaintext is returned once and never stored. Rejects with TokenNameTakenError when a token has the name. */
   create(name: string, role: Role): Promise<{ token: string; info: TokenInfo }>;
   list(): TokenInfo[];
   /**
-   * Revokes the token named `name` (durably, before it resolves): 'revoked',
+   * Revokes the token named `name` (every one, where an older build stored two; durably, before it resolves): 'revoked',
    * 'unknown', or 'last-admin' (refused: no admin token would be left to
    * manage the mesh with).
    */
@@ -37,6 +37,11 @@ export interface OpenedTokenStore {
   store: TokenStore;
   /** Set when this open created the first admin token (first start). */
   adminTokenPath?: string;
+}
+
+/** A token of that name exists: names are what revocation and the audit log go by, so two would make one unrevocable by name. */
+export class TokenNameTakenError extends Error {
+  override name = 'TokenNameTakenError';
 }
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
@@ -75,6 +80,8 @@ class HashedTokenStore implements TokenStore {
   /** `deliver`, when given, gets the plaintext durably to its reader before the hash is stored: if it fails, no token exists. */
   create(name: string, role: Role, deliver?: (token: string) => Promise<void>): Promise<{ token: string; info: TokenInfo }> {
     const run = this.#writes.then(async () => {
+      // checked here, in the queue: two creates of one name sent together both passed a check made before it
+      if (this.records.some((r) => r.name === name)) throw new TokenNameTakenError(`a token named "${name}" exists already`);
       const token = generateToken();
       const info: TokenInfo = { name, role, createdAt: this.now().toISOString() };
       const record = { ...info, sha256: hashToken(token) };
@@ -93,12 +100,11 @@ class HashedTokenStore implements TokenStore {
 
   revoke(name: string): Promise<'revoked' | 'unknown' | 'last-admin'> {
     const run = this.#writes.then(async () => {
-      const i = this.records.findIndex((r) => r.name === name);
-      if (i < 0) return 'unknown' as const;
-      if (this.records[i]!.role === 'admin' && this.records.filter((r) => r.role === 'admin').length === 1) return 'last-admin' as const;
-      const next = this.records.filter((_, j) => j !== i);
+      if (!this.records.some((r) => r.name === name)) return 'unknown' as const;
+      const next = this.records.filter((r) => r.name !== name);
+      if (!next.some((r) => r.role === 'admin')) return 'last-admin' as const;
       await this.persist(next);
-      this.records.splice(i, 1);
+      this.records.splice(0, this.records.length, ...next);
       return 'revoked' as const;
     });
     this.#writes = run.catch(() => undefined);

@@ -70,8 +70,8 @@ export class JoinTokens {
     const h = hash(token);
     const record: JoinTokenRecord = { namespace: identity.namespace, service: identity.service, id: h.slice(0, 8), issuedAt: now.toISOString() };
     if (options.ttlMs !== undefined) record.expiresAt = new Date(now.getTime() + options.ttlMs).toISOString();
+    this.#save(new Map(this.#byHash).set(h, record));
     this.#byHash.set(h, record);
-    this.#save();
     this.#arm();
     return { token, record };
   }
@@ -94,9 +94,11 @@ export class JoinTokens {
   revoke(id: string): boolean {
     for (const [h, r] of this.#byHash) {
       if (r.id === id) {
+        const next = new Map(this.#byHash);
+        next.delete(h);
+        this.#save(next);
         this.#byHash.delete(h);
         this.#announced.delete(id);
-        this.#save();
         this.#arm();
         return true;
       }
@@ -147,10 +149,14 @@ export class JoinTokens {
     this.#arm();
   }
 
-  #save(): void {
+  /**
+   * Writes `next` as the tokens, before they are taken in memory: durable before issue() returns the
+   * token, and a write that fails (a full disk) changes nothing, where a revocation taken in memory
+   * first looked done (gone from the list) and came back valid at the next start.
+   */
+  #save(next: Map<string, JoinTokenRecord>): void {
     if (!this.#file) return;
     mkdirSync(dirname(this.#file), { recursive: true });
-    // durable before issue() returns the token: an acknowledged join token survives a crash
-    writeFileAtomicSync(this.#file, JSON.stringify(Object.fromEntries(this.#byHash), null, 2), 0o600);
+    writeFileAtomicSync(this.#file, JSON.stringify(Object.fromEntries(next), null, 2), 0o600);
   }
 }

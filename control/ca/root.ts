@@ -4,8 +4,9 @@
 // workloads is leaf + intermediate(s) and the trust bundle is the root.
 
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fsyncDir, writeFileAtomicSync } from '../store/atomic-file.ts';
 import { type CryptoKey, generateKeyPair, importPrivateKey, parsePemBundle, pemOf, privateKeyPem, randomSerial, SIGNING, x509 } from './x509.ts';
 
 export interface SigningCa {
@@ -26,6 +27,11 @@ export interface CaFiles {
   keyFile?: string;
   /** For an intermediate: PEM of the root (and any further intermediates), the trust bundle. */
   rootFile?: string;
+}
+
+/** The CA files (the operator's, or the data dir's root) cannot be used: the operator's to fix, said without a stack. */
+export class CaFilesError extends Error {
+  override name = 'CaFilesError';
 }
 
 export const ROOT_CERT_FILE = 'ca-root.pem';
@@ -92,19 +98,38 @@ async function fromPem(certPem: string, keyPem: string, rootPem: string | undefi
  * files are given (never written to the data dir: the operator owns it).
  */
 export async function loadOrCreateCa(dataDir: string, trustDomain: string, files: CaFiles = {}): Promise<SigningCa> {
+  // Whatever goes wrong reading or checking these files is about the files (unreadable, not PEM, a key
+  // that is not the certificate's, ...): said as a CaFilesError naming them.
+  const load = async (what: string, read: () => Promise<SigningCa>): Promise<SigningCa> => {
+    try {
+      return await read();
+    } catch (e) {
+      throw new CaFilesError(`${what}: ${(e as Error).message}`);
+    }
+  };
   if (files.certFile || files.keyFile) {
-    if (!files.certFile || !files.keyFile) throw new Error('an operator CA needs both a certificate and a key file');
-    return fromPem(readFileSync(files.certFile, 'utf8'), readFileSync(files.keyFile, 'utf8'), files.rootFile ? readFileSync(files.rootFile, 'utf8') : undefined, 'operator');
+    if (!files.certFile || !files.keyFile) throw new CaFilesError('an operator CA needs both a certificate and a key file (--ca-cert and --ca-key)');
+    const { certFile, keyFile, rootFile } = files;
+    return load(`--ca-cert ${certFile} --ca-key ${keyFile}${rootFile ? ` --ca-root ${rootFile}` : ''}`, () =>
+      fromPem(readFileSync(certFile, 'utf8'), readFileSync(keyFile, 'utf8'), rootFile ? readFileSync(rootFile, 'utf8') : undefined, 'operator'));
   }
   const certPath = join(dataDir, ROOT_CERT_FILE);
   const keyPath = join(dataDir, ROOT_KEY_FILE);
   if (existsSync(certPath) && existsSync(keyPath)) {
-    return fromPem(readFileSync(certPath, 'utf8'), readFileSync(keyPath, 'utf8'), undefined, 'data-dir');
+    return load(`the data dir's CA root (${certPath}, ${keyPath})`, () => fromPem(readFileSync(certPath, 'utf8'), readFileSync(keyPath, 'utf8'), undefined, 'data-dir'));
   }
-  mkdirSync(dataDir, { recursive: true });
+  // The key is written before the certificate, so a certificate without its key was not left by a
+  // crash here: the key was lost (a partial restore, a deleted file). A new root would silently
+  // replace the one every workload trusts.
+  if (existsSync(certPath)) {
+    throw new CaFilesError(`${certPath} exists but its key ${keyPath} does not: restore the key, or remove the certificate too to create a new root (every workload certificate is then reissued under it)`);
+  }
+  if (mkdirSync(dataDir, { recursive: true }) !== undefined) fsyncDir(dirname(dataDir));
   const created = await createRoot(trustDomain);
-  writeFileSync(keyPath, created.keyPem, { mode: 0o600 });
-  chmodSync(keyPath, 0o600);
-  writeFileSync(certPath, created.certPem, { mode: 0o644 });
+  // Each file whole or not there (temp, fsync, rename), the key before the certificate: a crash
+  // in between leaves a key without a certificate, which the next start replaces, never a torn
+  // file that would keep the control plane from starting.
+  writeFileAtomicSync(keyPath, created.keyPem, 0o600);
+  writeFileAtomicSync(certPath, created.certPem, 0o644);
   return fromPem(created.certPem, created.keyPem, undefined, 'created');
 }

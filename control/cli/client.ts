@@ -57,6 +57,16 @@ export class ApiClient {
 
   constructor(opts: ConnectionOptions) {
     this.base = (opts.api || process.env.WEFT_API || DEFAULT_API).replace(/\/+$/, '');
+    // "127.0.0.1:8080" or "localhost:8080" without a scheme was reported as the API being down.
+    let url: URL | undefined;
+    try {
+      url = new URL(this.base);
+    } catch {
+      // said below
+    }
+    if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+      throw new CliError(`error: the API address (--api or WEFT_API) must be an http:// or https:// URL such as ${DEFAULT_API} (got "${this.base}")`, 2);
+    }
     this.token = resolveToken(opts);
   }
 

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
+import { parseAllDocuments } from 'yaml';
 import { readInputFile, waitMs } from './output.ts';
 import type { ResourceDiff } from '../api/proxy-diff.ts';
 
@@ -29,8 +30,57 @@ export interface DiffReply {
   proxies: { proxy: string; service: string; connected: boolean; resources: ResourceDiff[]; errors?: { path: string; message: string }[] }[];
 }
 
-function yamlBody(file: string) {
-  return { text: readInputFile(file), contentType: 'application/yaml' };
+/** Repeated `-f` collects every file, as kubectl takes several (commander kept only the last one, silently). */
+function collectFile(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+interface ManifestBody {
+  text: string;
+  contentType: 'application/yaml';
+  /** `documents[i]` of the body as the user wrote it: `FILE documents[j]` when several files were sent. */
+  locate(text: string): string;
+}
+
+const startsWithDocumentMarker = (text: string) => /^(?:\s*(?:#[^\n]*)?\n)*---(?:\s|$)/.test(text);
+
+/**
+ * Every -f file as one multi-document YAML body, so several files are one apply (one revision, all or
+ * nothing) like the documents of one file; the server's `documents[i]` are mapped back to each file.
+ */
+export function manifestBody(files: string[]): ManifestBody {
+  if (files.filter((f) => f === '-').length > 1) throw new CliError('error: -f - (stdin) may be given once', 2);
+  const texts = files.map((f) => readInputFile(f));
+  if (texts.length === 1) return { text: texts[0]!, contentType: 'application/yaml', locate: (t) => t };
+  let text = '';
+  const starts: { file: string; first: number }[] = [];
+  let documents = 0;
+  texts.forEach((t, i) => {
+    const body = t.endsWith('\n') || t === '' ? t : `${t}\n`;
+    if (i > 0 && !startsWithDocumentMarker(body)) text += '---\n';
+    text += body;
+    starts.push({ file: files[i] === '-' ? 'stdin' : files[i]!, first: documents });
+    documents += parseAllDocuments(t).length;
+  });
+  // Were the documents counted file by file the ones the joined text holds? Otherwise say the indices as they are.
+  if (parseAllDocuments(text).length !== documents) return { text, contentType: 'application/yaml', locate: (t) => t };
+  const locate = (t: string) =>
+    t.replace(/documents\[(\d+)\]/g, (whole, n: string) => {
+      const at = [...starts].reverse().find((s) => s.first <= Number(n));
+      return at ? `${at.file} documents[${Number(n) - at.first}]` : whole;
+    });
+  return { text, contentType: 'application/yaml', locate };
+}
+
+/** Sends the manifests; a refusal's documents[i] name the file they came from. */
+async function sendManifests<T>(client: ApiClient, path: string, files: string[]): Promise<T> {
+  const body = manifestBody(files);
+  try {
+    return await client.request<T>('POST', path, body);
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    throw new CliError(body.locate(err.message), err.exitCode, err.details.map((d) => ({ path: body.locate(d.path), message: body.locate(d.message) })), err.status);
+  }
 }
 
 export function formatObjects(objects: ObjectChange[]): string[] {
@@ -104,13 +154,13 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
   program
     .command('apply')
     .description('create or update the objects in a manifest file (multi-document YAML); one revision per apply, none if nothing changes')
-    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
+    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin; repeat for several (one request, all or nothing)', collectFile)
     .option('--dry-run', 'validate and show what would change without storing anything')
     .option('--wait <seconds>', 'then wait, up to this long, until every connected proxy runs the new configuration (by its own config dump; by its ACKs where its admin cannot be read)', waitMs)
-    .action(async (opts: { filename: string; dryRun?: boolean; wait?: number }) => {
+    .action(async (opts: { filename: string[]; dryRun?: boolean; wait?: number }) => {
       if (opts.wait !== undefined && opts.dryRun) throw new CliError('error: --wait and --dry-run: a dry run changes nothing to wait for', 2);
       const client = new ApiClient(conn());
-      const reply = await client.request<ApplyReply>('POST', `/api/v1/apply${opts.dryRun ? '?dryRun=true' : ''}`, yamlBody(opts.filename));
+      const reply = await sendManifests<ApplyReply>(client, `/api/v1/apply${opts.dryRun ? '?dryRun=true' : ''}`, opts.filename);
       for (const line of formatObjects(reply.objects)) console.log(line);
       if (reply.dryRun) {
         if (reply.diff) for (const line of formatDiff(reply.diff)) console.log(line);
@@ -124,11 +174,11 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
   program
     .command('delete')
     .description('delete the objects named in a manifest file (only kind and metadata are read); one revision')
-    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
+    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin; repeat for several (one request, all or nothing)', collectFile)
     .option('--ignore-not-found', 'exit 0 when some of the objects do not exist')
-    .action(async (opts: { filename: string; ignoreNotFound?: boolean }) => {
+    .action(async (opts: { filename: string[]; ignoreNotFound?: boolean }) => {
       const client = new ApiClient(conn());
-      const reply = await client.request<ApplyReply>('POST', '/api/v1/delete', yamlBody(opts.filename));
+      const reply = await sendManifests<ApplyReply>(client, '/api/v1/delete', opts.filename);
       const absent = reply.objects.filter((o) => o.action === 'absent');
       for (const line of formatObjects(reply.objects.filter((o) => opts.ignoreNotFound || o.action !== 'absent'))) console.log(line);
       console.log(reply.changed ? `revision ${reply.revision}` : `no changes (revision ${reply.revision})`);
@@ -143,12 +193,12 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
   program
     .command('diff')
     .description("show which proxies' resources would change if the file were applied, resource by resource")
-    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
+    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin; repeat for several (one request, all or nothing)', collectFile)
     .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (opts: { filename: string; output: string }) => {
+    .action(async (opts: { filename: string[]; output: string }) => {
       if (opts.output !== 'text' && opts.output !== 'json') throw new CliError(`error: -o must be text or json (got "${opts.output}")`, 2);
       const client = new ApiClient(conn());
-      const reply = await client.request<DiffReply>('POST', '/api/v1/diff', yamlBody(opts.filename));
+      const reply = await sendManifests<DiffReply>(client, '/api/v1/diff', opts.filename);
       if (opts.output === 'json') {
         console.log(JSON.stringify(reply, null, 2));
         return;

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { CliError } from './client.ts';
+import { firstInvalidUtf8 } from '../api/json-body.ts';
 
 export type OutputFormat = 'table' | 'yaml' | 'json';
 
@@ -20,8 +21,19 @@ export function waitMs(value: string): number {
   return ms;
 }
 
+/**
+ * Text from elsewhere (a proxy's id or NACK message, a request's path) as a terminal may show it:
+ * control characters (ESC, CR, BEL, C1, ...) written as \u00XX. Any xDS client names itself and
+ * words its NACKs, and raw escape sequences in them could rewrite or hide what the operator reads,
+ * as kubectl escapes them in its tables (kubernetes/kubernetes#112553, CVE-2021-25743).
+ * JSON and YAML output escape them already.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function table(headers: string[], rows: (string | number | undefined)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : String(c))))];
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : terminalSafe(String(c)))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells
     .map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('  '))
@@ -41,11 +53,25 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }
 
-/** A file named on the command line (`-`: stdin), its read error said as the CLI's. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A file named on the command line (`-`: stdin), its read error said as the CLI's. It must be
+ * UTF-8: a Latin-1 file read leniently had its bytes replaced by U+FFFD, and the replacement was
+ * applied as if the operator had written it.
+ */
 export function readInputFile(file: string): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(file === '-' ? 0 : file, 'utf8');
+    bytes = readFileSync(file === '-' ? 0 : file);
   } catch (err) {
     throw new CliError(`error: cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const line = bytes.subarray(0, at).toString('latin1').split('\n').length;
+    throw new CliError(`error: ${file === '-' ? 'stdin' : file} is not UTF-8: line ${line}, byte offset ${at} (save it as UTF-8)`);
   }
 }

@@ -4,7 +4,7 @@ import type { ProxySync, ResourceSync } from '../api/proxy-sync.ts';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
 import { genericKind, KIND_NAMES, lookupKind, toManifest } from './kinds.ts';
-import { parseFormat, readInputFile, table, toJson, toYaml, toYamlDocuments, waitMs } from './output.ts';
+import { parseFormat, readInputFile, table, terminalSafe, toJson, toYaml, toYamlDocuments, waitMs } from './output.ts';
 
 type Row = Record<string, unknown>;
 
@@ -97,7 +97,7 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
         }
         if (format === 'json') console.log(toJson(sync));
         else if (format === 'yaml') console.log(toYaml(sync).trimEnd());
-        else for (const line of formatSync(sync)) console.log(line);
+        else for (const line of formatSync(sync)) console.log(terminalSafe(line));
         if (!sync.inSync) throw new CliError(`proxy ${sync.proxy} is not in sync: ${countStates(sync.resources)}`, 1);
         return;
       }
@@ -111,7 +111,7 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
           items.map((p) => [p.id, `${p.service}.${p.namespace}`, p.kind, p.stream, p.status, ...['clusters', 'endpoints', 'listeners', 'routes'].map((t) => p.versions?.[t])]),
         ),
       );
-      for (const p of items) for (const n of p.nacks ?? []) console.log(`${p.id}: NACK ${n.type}${n.version ? ` version ${n.version}` : ''}: ${n.message}`);
+      for (const p of items) for (const n of p.nacks ?? []) console.log(terminalSafe(`${p.id}: NACK ${n.type}${n.version ? ` version ${n.version}` : ''}: ${n.message}`));
     });
 
   program
@@ -136,7 +136,7 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
       try {
         for await (const line of new ApiClient(conn()).lines(`/api/v1/proxies/${encodeURIComponent(proxy)}/tap?${query}`, abort.signal)) {
           if (line === '') continue;
-          console.log(opts.output === 'json' ? line : tapLine(JSON.parse(line) as TapLine));
+          console.log(opts.output === 'json' ? line : terminalSafe(tapLine(JSON.parse(line) as TapLine)));
         }
       } catch (err) {
         if (!abort.signal.aborted) throw err; // Ctrl-C ends a tap: not an error

@@ -2,7 +2,7 @@
 // A reader sees the old file or the new one, never a torn one.
 
 import { open, rename, unlink } from 'node:fs/promises';
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 export function fsyncDir(dir: string): void {
@@ -40,7 +40,9 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, mod
   const temp = tempFor(path);
   const fd = openSync(temp, 'w', mode);
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    // writeFileSync on a descriptor writes until every byte is out (or throws); one writeSync may
+    // write fewer (a full disk, a file size limit) and the short file would be renamed into place.
+    writeFileSync(fd, data);
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);

@@ -7,8 +7,19 @@
 // so the dead holder's pid is often the new control plane's own, or another
 // live process's. A holder counts as alive only if a process with that pid
 // exists, is not this one, and started when the lock says it did.
+//
+// Several processes may find the same stale lock at once (a supervisor
+// restarting replicas after a crash). Reading it, judging it stale and
+// removing it are three steps, so a slower one could remove the lock a faster
+// one had just taken, and both would run. A stale lock is therefore removed
+// only under a takeover guard (`<lock>.takeover`, created as the lock is, so
+// one process at a time holds it) and only if it still holds what was judged
+// stale; a guard whose holder died is itself stale and removed the same way.
+// Lock and guard files are created whole (written to a temp file, then
+// linked into place), so no one reads a lock half written and takes it for
+// stale.
 
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /** A process's start time from /proc/<pid>/stat (field 22), or undefined where there is no /proc. */
 function startTime(pid: number | 'self'): string | undefined {
@@ -41,14 +52,94 @@ export class LockHeldError extends Error {
   override name = 'LockHeldError';
 }
 
+/** Creates `path` holding `content` whole, unless it exists: false then. */
+function createWhole(path: string, content: string): boolean {
+  const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  writeFileSync(temp, content, { mode: 0o600 });
+  try {
+    linkSync(temp, path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
+    // A file system without hard links: create in place (a reader may then see it before its content).
+    try {
+      writeFileSync(path, content, { mode: 0o600, flag: 'wx' });
+      return true;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e2;
+    }
+  } finally {
+    unlinkSync(temp);
+  }
+}
+
+interface Holder {
+  text: string;
+  pid: number;
+  started: string | undefined;
+}
+
+/** Who the lock file at `path` names, or undefined when there is no file. */
+function readHolder(path: string): Holder | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  const [pid, started] = text.trim().split(/\s+/);
+  return { text, pid: Number.parseInt(pid ?? '', 10), started };
+}
+
+const isAlive = (path: string, h: Holder) => Number.isInteger(h.pid) && h.pid > 0 && alive(path, h.pid, h.started);
+
+/** An empty lock younger than a second is being written; an older one was left by a crash in between. */
+function justCreated(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs < 1000;
+  } catch {
+    return false;
+  }
+}
+
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Removes the lock at `path` if it still holds `staleText`, under its takeover guard. Returns
+ * without removing anything when another process is taking it over (the caller looks again).
+ */
+function removeStale(path: string, staleText: string, me: string, depth = 0): void {
+  if (depth > 8) throw new Error(`could not take over stale lock ${path}: too many stale takeover guards`);
+  const guard = `${path}.takeover`;
+  if (!createWhole(guard, me)) {
+    const holder = readHolder(guard);
+    if (holder === undefined) return; // released between our create and read
+    if (isAlive(guard, holder) || (holder.text === '' && justCreated(guard))) return pause(5); // another process is taking it over now
+    return removeStale(guard, holder.text, me, depth + 1); // its taker died mid-takeover
+  }
+  held.add(guard);
+  try {
+    // Only the guard's holder removes the lock, and its dead holder cannot change it: what is
+    // read here is what gets removed.
+    if (readHolder(path)?.text === staleText) unlinkSync(path);
+  } finally {
+    held.delete(guard);
+    unlinkSync(guard);
+  }
+}
+
 /** Takes the lock at `path`; returns its release function. Throws when another live process holds it. */
 export function acquireLock(path: string): () => void {
-  const me = startTime('self');
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, `${process.pid}${me === undefined ? '' : ` ${me}`}\n`);
-      closeSync(fd);
+  const started = startTime('self');
+  const me = `${process.pid}${started === undefined ? '' : ` ${started}`}\n`;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (createWhole(path, me)) {
       held.add(path);
       return () => {
         held.delete(path);
@@ -58,26 +149,17 @@ export function acquireLock(path: string): () => void {
           // already gone: nothing to release
         }
       };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let holder = NaN;
-    let started: string | undefined;
-    try {
-      const [pid, start] = readFileSync(path, 'utf8').trim().split(/\s+/);
-      holder = Number.parseInt(pid ?? '', 10);
-      started = start;
-    } catch {
-      continue; // released between our open and read: try again
+    const holder = readHolder(path);
+    if (holder === undefined) continue; // released between our create and read: try again
+    if (holder.text === '' && justCreated(path)) {
+      pause(5); // created in place and not yet written (no hard links here): its creator is alive
+      continue;
     }
-    if (Number.isInteger(holder) && holder > 0 && alive(path, holder, started)) {
-      throw new LockHeldError(`data dir is locked by running process ${holder} (${path}); is another control plane using it?`);
+    if (isAlive(path, holder)) {
+      throw new LockHeldError(`data dir is locked by running process ${holder.pid} (${path}); is another control plane using it?`);
     }
-    try {
-      unlinkSync(path); // stale: its holder is gone
-    } catch {
-      // someone else removed it first
-    }
+    removeStale(path, holder.text, me);
   }
   throw new Error(`could not acquire lock ${path}`);
 }

@@ -11,6 +11,7 @@ import { actorOf } from '../auth.ts';
 import { checkChanges, commitChecked, isUnchanged, serialWrite } from '../desired-state.ts';
 import { ApiError, prefixPaths, validationFailed, type FieldError } from '../errors.ts';
 import { diffState } from '../proxy-diff.ts';
+import { loneSurrogates } from '../json-body.ts';
 import type { ApiDeps, Change } from '../deps.ts';
 
 const tags = ['Manifests'];
@@ -42,7 +43,11 @@ function readManifests(body: Body | undefined): Located[] {
   if (typeof body === 'string') {
     const parsed = parseManifests(body);
     if (!parsed.ok) throw validationFailed(parsed.errors, 'manifests');
-    return parsed.value.map((manifest, k) => ({ manifest, at: `documents[${manifest.document ?? k}]` }));
+    const located = parsed.value.map((manifest, k) => ({ manifest, at: `documents[${manifest.document ?? k}]` }));
+    // YAML's "\ud800" escape makes the same unsendable strings as JSON's (JSON bodies are checked as they are parsed).
+    const halfPairs = located.flatMap(({ manifest, at }) => loneSurrogates({ metadata: manifest.metadata, spec: manifest.spec }, at));
+    if (halfPairs.length > 0) throw validationFailed(halfPairs, 'manifests');
+    return located;
   }
   if (!body || !Array.isArray((body as { manifests?: unknown }).manifests)) {
     throw validationFailed([{ path: 'manifests', message: 'is required (or send application/yaml)' }], 'body');
@@ -87,6 +92,17 @@ function readObjectRefs(body: Body | undefined): { kind: string; namespace: stri
   return refs;
 }
 
+/**
+ * Apply and delete of no object at all are refused, as kubectl's "no objects passed to apply": an
+ * empty file (a template that rendered nothing, the wrong path piped in) said "no changes" and
+ * exited 0, and a pipeline took that for success.
+ */
+function requireObjects(body: Body | undefined, count: number, verb: string): void {
+  if (count > 0) return;
+  const path = typeof body === 'string' ? 'documents' : 'manifests';
+  throw validationFailed([{ path, message: `holds no object to ${verb} (only comments, empty documents or nothing)` }], 'manifests');
+}
+
 export function summarize(verb: string, changes: Change[]): string {
   const names = changes.map((c) => `${c.kind.toLowerCase()}/${c.name}`);
   return `${verb} ${names.slice(0, 5).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
@@ -116,6 +132,7 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       const dryRun = request.query.dryRun === 'true';
       if (!dryRun && request.operator?.role !== 'admin') throw new ApiError('FORBIDDEN', `token "${request.operator?.name}" has role viewer; apply needs role admin (viewers may use ?dryRun=true)`);
       const located = readManifests(request.body);
+      requireObjects(request.body, located.length, 'apply');
       if (dryRun) {
         const planned = plan(located);
         const changes = planned.filter((p) => p.action !== 'unchanged').map((p) => p.change);
@@ -141,6 +158,7 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     { schema: { tags, body: bodySchema, summary: 'delete every object named in a set of manifests, as one revision' } },
     async (request) => {
       const refs = readObjectRefs(request.body);
+      requireObjects(request.body, refs.length, 'delete');
       return serialWrite(deps, async () => {
         const objects = refs.map((r) => ({ op: 'delete' as const, kind: r.kind, namespace: r.namespace, name: r.name, action: deps.store.get(r.kind, r.namespace, r.name) ? 'deleted' : 'absent' }));
         const changes: Change[] = objects.filter((o) => o.action === 'deleted').map(({ op, kind, namespace, name }) => ({ op, kind, namespace, name }));

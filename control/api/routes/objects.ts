@@ -89,6 +89,13 @@ function checkPreconditions(request: FastifyRequest, current: StoredObject | und
   }
 }
 
+/** A namespace in the body and one in `?namespace=` must be the same one. */
+function checkNamespaceAgrees(body: Record<string, unknown>, queried: string | undefined, noun: string): void {
+  if (body.namespace !== undefined && queried !== undefined && body.namespace !== queried) {
+    throw validationFailed([{ path: 'namespace', message: `does not match ?namespace= ("${queried}")` }], noun);
+  }
+}
+
 export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   for (const { path, noun, kind } of objectKinds()) {
     const tags = [kind.kind];
@@ -122,8 +129,12 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       },
     );
 
-    app.post(`/${path}`, { schema: { tags, body: kind.schema, summary: `create a ${noun}` } }, async (request, reply) => {
-      const { name, namespace, value } = validate(request.body);
+    app.post<{ Querystring: Query }>(`/${path}`, { schema: { tags, querystring: NamespaceQuery, body: kind.schema, summary: `create a ${noun}` } }, async (request, reply) => {
+      // ?namespace= places the object as it selects one on every other route (it was ignored here,
+      // and the object landed in "default"); one given in the body too must agree.
+      const body = request.body as Record<string, unknown>;
+      checkNamespaceAgrees(body, request.query.namespace, noun);
+      const { name, namespace, value } = validate({ ...body, namespace: body.namespace ?? request.query.namespace });
       const { revision } = await serialWrite(deps, () => {
         if (deps.store.get(kind.kind, namespace, name)) {
           throw new ApiError('ALREADY_EXISTS', `${noun} ${namespace}/${name} exists already; use PUT /api/v1/${path}/${name} to change it`);
@@ -142,9 +153,7 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         if (body.name !== undefined && body.name !== request.params.name) {
           throw validationFailed([{ path: 'name', message: `does not match the name in the URL ("${request.params.name}")` }], noun);
         }
-        if (body.namespace !== undefined && request.query.namespace !== undefined && body.namespace !== request.query.namespace) {
-          throw validationFailed([{ path: 'namespace', message: `does not match ?namespace= ("${request.query.namespace}")` }], noun);
-        }
+        checkNamespaceAgrees(body, request.query.namespace, noun);
         const { name, namespace, value } = validate({ ...body, name: request.params.name, namespace: body.namespace ?? request.query.namespace });
         let existed = false;
         const { revision } = await serialWrite(deps, () => {

@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox';
 import { actorOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { ApiDeps } from '../deps.ts';
-import type { Role } from '../tokens.ts';
+import { TokenNameTakenError, type Role } from '../tokens.ts';
 
 const CreateBody = Type.Object(
   {
@@ -37,8 +37,9 @@ export const tokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   app.post('/tokens', { schema: { tags: ['Token'], body: CreateBody, summary: 'create a token; the response carries it once' } }, async (request, reply) => {
     const body = request.body as { role: Role; name?: string };
     const name = body.name ?? `${body.role}-${Date.now().toString(36)}`;
-    if (deps.tokens.list().some((t) => t.name === name)) throw new ApiError('ALREADY_EXISTS', `a token named "${name}" exists already`);
-    const { token, info } = await deps.tokens.create(name, body.role);
+    const { token, info } = await deps.tokens.create(name, body.role).catch((e: unknown) => {
+      throw e instanceof TokenNameTakenError ? new ApiError('ALREADY_EXISTS', e.message) : e;
+    });
     await deps.audit.record({ time: info.createdAt, actor: actorOf(request), action: `create ${info.role} token "${info.name}"`, afterRevision: deps.store.revision() });
     return reply.code(201).send({ token, ...info, createdBy: request.operator?.name });
   });

@@ -25,7 +25,12 @@ export const session = {
 
 /** Calls /api/v1{path}; resolves to the parsed JSON, rejects with ApiError. */
 export async function api(method, path, body, token = session.token) {
-  const headers = { accept: 'application/json' };
+  return (await apiResponse(method, path, body, {}, token)).json;
+}
+
+/** api() with extra request headers (If-Match), resolving to {json, headers} (the ETag, x-weft-revision). */
+export async function apiResponse(method, path, body, extraHeaders = {}, token = session.token) {
+  const headers = { accept: 'application/json', ...extraHeaders };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
@@ -45,7 +50,7 @@ export async function api(method, path, body, token = session.token) {
     const e = json?.error ?? {};
     throw new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? `${method} ${path}: HTTP ${res.status}`, e.details ?? []);
   }
-  return json;
+  return { json, headers: res.headers };
 }
 
 export const get = (path) => api('GET', path);

@@ -2,7 +2,7 @@
 // see exactly what would be pushed (the API's dry run: every proxy's Envoy
 // resources before and after), apply it as a new revision and watch the
 // affected proxies converge (their ACKed route version changes).
-import { api, get } from '../api.js';
+import { api, apiResponse, get } from '../api.js';
 import { badge, clear, diffBlock, errorBox, h, writeControl } from '../dom.js';
 
 const q = (ns) => `?namespace=${encodeURIComponent(ns)}`;
@@ -65,7 +65,12 @@ function diffView(dry) {
   );
 }
 
-async function editor(view, route) {
+/**
+ * `route` as read, with `etag` its ETag then: the apply is a PUT with If-Match, so a change someone
+ * else made to the route since (a retry policy, another rule) is not silently overwritten with the
+ * copy this page holds; the API answers 412 and nothing is stored.
+ */
+async function editor(view, route, etag) {
   const status = h('div.status#apply-status');
   const preview = h('div.preview');
   const converge = h('div.converge#converge');
@@ -103,17 +108,20 @@ async function editor(view, route) {
       const dry = await api('POST', '/apply?dryRun=true', { manifests });
       const reach = new Map(dry.diff.proxies.filter((p) => p.connected && p.resources.length > 0).map((p) => [p.proxy, [...new Set(p.resources.map((r) => r.type))]]));
       const held = new Map((await get('/proxies')).items.map((p) => [p.id, { ...p.versions }]));
-      const result = await api('POST', '/apply', { manifests });
-      if (!result.changed) {
-        clear(status, h('div.banner.info', `No change (revision ${result.revision}).`));
+      if (!dry.changed) {
+        clear(status, h('div.banner.info', `No change (revision ${dry.revision}).`));
         return;
       }
-      clear(status, h('div.banner.ok#applied', `Applied as revision ${result.revision}.`));
-      route = proposed();
-      watching = { revision: result.revision, reach, held };
+      const next = proposed();
+      const written = await apiResponse('PUT', `/routes/${encodeURIComponent(next.name)}${q(next.namespace)}`, next, { 'if-match': etag });
+      const revision = Number(written.headers.get('x-weft-revision'));
+      etag = written.headers.get('etag');
+      clear(status, h('div.banner.ok#applied', `Applied as revision ${revision}.`));
+      route = next;
+      watching = { revision, reach, held };
       await refresh();
     } catch (err) {
-      clear(status, errorBox(err, 'apply'));
+      clear(status, errorBox(err, 'apply'), err.code === 'PRECONDITION_FAILED' ? h('p.muted', 'Reload the page to edit the route as it is now.') : null);
     }
   });
   const refresh = async () => {
@@ -143,19 +151,22 @@ async function editor(view, route) {
 
 export async function render(view, [name, ns = 'default']) {
   view.append(h('h1', 'Traffic shifting'));
-  let routes;
+  let weighted;
   try {
-    routes = name ? [await get(`/routes/${encodeURIComponent(name)}${q(ns)}`)] : (await get('/routes')).items;
+    const routes = name ? [await get(`/routes/${encodeURIComponent(name)}${q(ns)}`)] : (await get('/routes')).items;
+    // Each editable route read on its own, for its ETag (the list has none).
+    weighted = await Promise.all(routes
+      .filter((r) => r.rules.some((rule) => rule.destinations.length >= 2))
+      .map((r) => apiResponse('GET', `/routes/${encodeURIComponent(r.name)}${q(r.namespace)}`)));
   } catch (err) {
     view.append(errorBox(err, 'loading routes'));
     return null;
   }
-  const weighted = routes.filter((r) => r.rules.some((rule) => rule.destinations.length >= 2));
   if (weighted.length === 0) {
     view.append(h('p.muted', 'No route has a rule with weighted destinations. Add one (e.g. examples/manifests/canary.yaml) to shift traffic here.'));
     return null;
   }
   const pages = [];
-  for (const r of weighted) pages.push(await editor(view, r));
+  for (const r of weighted) pages.push(await editor(view, r.json, r.headers.get('etag')));
   return { refresh: async () => { for (const p of pages) await p.refresh(); } };
 }
