@@ -12,7 +12,7 @@ import type { Cluster, ClusterManager, Host } from './clusters.ts';
 import type { RetryPolicyConfig } from './config.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies } from './local-reply.ts';
-import type { ClusterSeries, SidecarStats } from './stats.ts';
+import type { SidecarStats } from './stats.ts';
 import type { Exchange, HeaderPairs, ResetReason, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
 import { setHeader } from './headers.ts';
