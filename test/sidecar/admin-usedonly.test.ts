@@ -58,7 +58,9 @@ test('through a running sidecar: request gauges back at 0 and counters /reset_co
   for (const line of ['server.state: 0', 'http.outbound.downstream_rq_active: 0', `${cluster}.upstream_rq_active: 0`, `${cluster}.upstream_rq_200: 2`, 'listener_manager.total_listeners_draining: 0']) {
     assert.ok(used.includes(line), `${line} in\n${used.join('\n')}`);
   }
-  assert.ok(!used.some((l) => l.startsWith(`${cluster}.upstream_rq_retry:`) || l.startsWith(`${cluster}.upstream_rq_pending_active:`)), 'never written: left out');
+  // The first request waited for the connection made for it, so it was pending (as in Envoy's pool): pending_active moved, and is listed.
+  assert.ok(used.includes(`${cluster}.upstream_rq_pending_active: 0`), used.join('\n'));
+  assert.ok(!used.some((l) => l.startsWith(`${cluster}.upstream_rq_retry:`) || l.startsWith(`${cluster}.upstream_rq_retry_success:`)), 'never written: left out');
   // Istio's pilot-agent asks exactly this for readiness (GetReadinessStats) and waits while server.state is absent.
   const readiness = await stats('usedonly&filter=^(server\\.state|listener_manager\\.workers_started)');
   assert.ok(readiness.includes('server.state: 0'), readiness.join('\n'));
