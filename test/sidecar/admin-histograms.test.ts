@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { collectStats, statsJson, statsText } from '../../sidecar/admin-stats.ts';
 import { Histogram } from '../../sidecar/metrics.ts';
-import { TestMesh, get, instance, service, startApp } from './harness.ts';
+import { callerToApi, get } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -55,12 +55,7 @@ test('histogram_buckets=cumulative and disjoint: each bound with its count, boun
 });
 
 test('through a running sidecar: /stats?histogram_buckets prints buckets; bad values and modes the sidecar cannot serve are 400s saying why, on /stats and /stats/prometheus', { timeout: 30_000 }, async () => {
-  const app = await startApp('api');
-  closers.push(() => app.close());
-  const mesh = await TestMesh.start();
-  closers.push(() => mesh.close());
-  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
-  const sc = await mesh.sidecar('caller', 8000);
+  const { sc } = await callerToApi(closers);
   for (let i = 0; i < 3; i++) assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
 
   const name = 'cluster.outbound|7000||api.default.upstream_rq_time';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { adminQuery } from '../../sidecar/admin.ts';
-import { TestMesh, get, instance, service, startApp } from './harness.ts';
+import { callerToApi, get } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -25,12 +25,7 @@ test('adminQuery: %XX decoded (UTF-8 too), + kept, a lone or bad % left as it is
 });
 
 test("through a running sidecar: ?filter=...\\d+$ on /stats and /stats/prometheus and ?name_regex=...+... on /config_dump keep their +, as in Envoy", { timeout: 30_000 }, async () => {
-  const app = await startApp('api');
-  closers.push(() => app.close());
-  const mesh = await TestMesh.start();
-  closers.push(() => mesh.close());
-  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
-  const sc = await mesh.sidecar('caller', 8000);
+  const { sc } = await callerToApi(closers);
   assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
   const admin = async (path: string) => (await fetch(`http://127.0.0.1:${sc.adminPort}${path}`)).text();
 

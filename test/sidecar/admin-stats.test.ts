@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import { collectStats, statsText } from '../../sidecar/admin-stats.ts';
 import { Histogram } from '../../sidecar/metrics.ts';
 import { defaultTranslator, type Translator } from '../../control/xds/index.ts';
-import { TestMesh, eventually, get, instance, service, startApp, withFields } from './harness.ts';
+import { TestMesh, callerToApi, eventually, get, instance, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -110,12 +110,7 @@ test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=js
 });
 
 test("a cluster's and a connection manager's stats are there at 0 before any request, as Envoy creates them with the cluster", { timeout: 30_000 }, async () => {
-  const app = await startApp('api');
-  closers.push(() => app.close());
-  const mesh = await TestMesh.start();
-  closers.push(() => mesh.close());
-  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
-  const sc = await mesh.sidecar('caller', 8000);
+  const { sc } = await callerToApi(closers);
   const lines = (await admin(sc.adminPort, '/stats/prometheus')).body.split('\n');
   const api = 'envoy_cluster_name="outbound|7000||api.default"';
   // A series born at 1 is no increase to Prometheus: the first timeout, overflow or unroutable request would go unseen.

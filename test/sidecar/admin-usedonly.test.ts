@@ -13,7 +13,7 @@ import type { SeriesFilter } from '../../sidecar/metrics.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import { MetricType, WasmResult } from '../../sidecar/wasm/abi.ts';
 import { MetricStore } from '../../sidecar/wasm/metrics.ts';
-import { TestMesh, clusterConfig, get, instance, service, startApp } from './harness.ts';
+import { callerToApi, clusterConfig, get } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -44,12 +44,7 @@ test("a cluster whose last healthy host goes keeps membership_healthy 0 under us
 });
 
 test('through a running sidecar: request gauges back at 0 and counters /reset_counters zeroed stay under usedonly; the server state (0, LIVE) is listed', { timeout: 30_000 }, async () => {
-  const app = await startApp('api');
-  closers.push(() => app.close());
-  const mesh = await TestMesh.start();
-  closers.push(() => mesh.close());
-  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
-  const sc = await mesh.sidecar('caller', 8000);
+  const { sc } = await callerToApi(closers);
   for (let i = 0; i < 2; i++) assert.equal((await get(sc.outboundPort, 'api', '/')).status, 200);
   const stats = async (q: string) => (await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats?${q}`)).text()).trimEnd().split('\n');
   const cluster = 'cluster.outbound|7000||api.default';

@@ -10,37 +10,12 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { TestMesh, get, instance, metric, policy, service, withFields } from './harness.ts';
+import { TestMesh, get, instance, metric, policy, service, slowH2, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
-
-/** An h2c server answering each stream after `delayMs`, which records its sessions and the most streams any had open at once. */
-async function slowH2(delayMs: number, maxConcurrentStreams?: number) {
-  const seen = { sessions: 0, mostAtOnce: 0 };
-  const server = http2.createServer(maxConcurrentStreams !== undefined ? { settings: { maxConcurrentStreams } } : {});
-  server.on('session', (session) => {
-    seen.sessions++;
-    let open = 0;
-    session.on('stream', (stream) => {
-      seen.mostAtOnce = Math.max(seen.mostAtOnce, ++open);
-      stream.once('close', () => open--);
-    });
-  });
-  server.on('stream', (stream) => {
-    stream.on('error', () => undefined);
-    setTimeout(() => {
-      if (stream.destroyed) return;
-      stream.respond({ ':status': 200 });
-      stream.end('ok');
-    }, delayMs);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  closers.push(() => new Promise((r) => server.close(() => r())));
-  return { port: (server.address() as AddressInfo).port, seen };
-}
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
@@ -53,7 +28,7 @@ const concurrentStreams = (n: number) => (c: Record<string, any>): Record<string
 };
 
 test("the upstream's SETTINGS_MAX_CONCURRENT_STREAMS 1: four concurrent slow requests go out together over four connections, each with one stream at a time", { timeout: 30_000 }, async () => {
-  const app = await slowH2(400, 1);
+  const app = await slowH2(closers, 400, 1);
   const mesh = await TestMesh.start();
   closers.push(() => mesh.close());
   mesh.model.update({
@@ -76,7 +51,7 @@ test("the upstream's SETTINGS_MAX_CONCURRENT_STREAMS 1: four concurrent slow req
 });
 
 test('http2_protocol_options.max_concurrent_streams 2: six concurrent requests over three connections of two streams each (it was ignored: one connection)', { timeout: 30_000 }, async () => {
-  const app = await slowH2(300);
+  const app = await slowH2(closers, 300);
   const mesh = await TestMesh.start({ translator: withFields({}, {}, concurrentStreams(2)) });
   closers.push(() => mesh.close());
   mesh.model.update({
@@ -93,7 +68,7 @@ test('http2_protocol_options.max_concurrent_streams 2: six concurrent requests o
 });
 
 test('circuit breaker with a growing pool: max_connections 2, max_pending_requests 1, an upstream of one stream per connection: two run, one waits, the fourth overflows (503 x-envoy-overloaded, counted)', { timeout: 30_000 }, async () => {
-  const app = await slowH2(400, 1);
+  const app = await slowH2(closers, 400, 1);
   const mesh = await TestMesh.start();
   closers.push(() => mesh.close());
   mesh.model.update({
@@ -153,7 +128,7 @@ test("an upstream's GOAWAY: the stream it names completes, the one above its las
 });
 
 test('a pending request whose caller leaves gives its place among max_pending_requests back: the next one waits instead of overflowing', { timeout: 30_000 }, async () => {
-  const app = await slowH2(400, 1);
+  const app = await slowH2(closers, 400, 1);
   const mesh = await TestMesh.start();
   closers.push(() => mesh.close());
   mesh.model.update({
@@ -183,7 +158,7 @@ test('a pending request whose caller leaves gives its place among max_pending_re
 });
 
 test('an upstream that advertises SETTINGS_MAX_CONCURRENT_STREAMS 0 gets one more connection per waiting request, not a storm of them up to max_connections', { timeout: 30_000 }, async () => {
-  const app = await slowH2(0, 0);
+  const app = await slowH2(closers, 0, 0);
   const mesh = await TestMesh.start({ translator: withFields({}, { timeout: '0.5s' }) });
   closers.push(() => mesh.close());
   mesh.model.update({

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import net, { type AddressInfo } from 'node:net';
@@ -13,7 +14,7 @@ import type { ModelChange, ModelSource, Translator, XdsServer } from '../../cont
 import type { Instance, MeshModel, Service } from '../../control/model/types.ts';
 import { freePort, runSidecar } from '../../sidecar/main.ts';
 import type { RunningSidecar, SidecarOptions } from '../../sidecar/main.ts';
-import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, type ClusterConfig } from '../../sidecar/config.ts';
+import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, type ClusterConfig, type HealthCheckConfig } from '../../sidecar/config.ts';
 
 export class MemoryModel implements ModelSource {
   current: MeshModel = { revision: 1, services: [], instances: [], routes: [], destinationPolicies: [], filterBindings: [], filterModules: [] };
@@ -132,6 +133,50 @@ export class TestMesh {
 }
 
 export { freePort };
+
+/**
+ * An h2c server answering each stream after `delayMs`, with at most
+ * `maxConcurrentStreams` open per connection (SETTINGS); records its
+ * sessions, its streams, the most any one session had open at once
+ * (`mostAtOnce`) and the most open over all of them (`mostOpen`).
+ */
+export async function slowH2(closers: (() => Promise<void>)[], delayMs: number, maxConcurrentStreams?: number) {
+  const seen = { sessions: 0, streams: 0, open: 0, mostAtOnce: 0, mostOpen: 0 };
+  const server = http2.createServer(maxConcurrentStreams !== undefined ? { settings: { maxConcurrentStreams } } : {});
+  server.on('session', (session) => {
+    seen.sessions++;
+    let open = 0;
+    session.on('stream', (stream) => {
+      seen.mostAtOnce = Math.max(seen.mostAtOnce, ++open);
+      stream.once('close', () => open--);
+    });
+  });
+  server.on('stream', (stream) => {
+    seen.streams++;
+    seen.mostOpen = Math.max(seen.mostOpen, ++seen.open);
+    stream.once('close', () => seen.open--);
+    stream.on('error', () => undefined);
+    setTimeout(() => {
+      if (stream.destroyed) return;
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    }, delayMs);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  return { port: (server.address() as AddressInfo).port, seen };
+}
+
+/** A sidecar for service `caller` whose outbound reaches service `api` (port 7000), served by an app; both closed through `closers`. */
+export async function callerToApi(closers: (() => Promise<void>)[]): Promise<{ app: TestApp; mesh: TestMesh; sc: RunningSidecar }> {
+  const app = await startApp('api');
+  closers.push(() => app.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', app.port)], routes: [] });
+  const sc = await mesh.sidecar('caller', 8000);
+  return { app, mesh, sc };
+}
 
 export interface WeftProcess {
   child: ChildProcessByStdio<null, Readable, Readable>;
@@ -478,6 +523,21 @@ export function tap(adminPort: number, query = ''): Promise<Tapped> {
 }
 
 /** A cluster as the sidecar holds it, with Envoy's defaults (round robin, default circuit breakers, 50% panic), for unit tests of ClusterManager. */
+/** An active HTTP health check on /healthz, every interval a minute (a test drives the checks), thresholds 1; `extra` overrides. */
+export const healthCheckConfig = (extra: Partial<HealthCheckConfig> = {}): HealthCheckConfig => ({
+  path: '/healthz',
+  intervalMs: 60_000,
+  noTrafficIntervalMs: 60_000,
+  unhealthyIntervalMs: 60_000,
+  unhealthyEdgeIntervalMs: 60_000,
+  healthyEdgeIntervalMs: 60_000,
+  timeoutMs: 2000,
+  healthyThreshold: 1,
+  unhealthyThreshold: 1,
+  expectedStatuses: [{ start: 200, end: 201 }],
+  ...extra,
+});
+
 export const clusterConfig = (extra: Partial<ClusterConfig> = {}): ClusterConfig => ({
   name: 'c',
   type: 'EDS',

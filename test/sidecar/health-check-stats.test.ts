@@ -9,25 +9,14 @@ import { after, test } from 'node:test';
 import { Cluster } from '../../sidecar/clusters.ts';
 import type { ClusterConfig, EndpointConfig, HealthCheckConfig } from '../../sidecar/config.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { clusterConfig, eventually, freePort, startApp } from './harness.ts';
+import { clusterConfig, eventually, freePort, healthCheckConfig, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-const check: HealthCheckConfig = {
-  path: '/healthz',
-  intervalMs: 60_000,
-  noTrafficIntervalMs: 60_000,
-  unhealthyIntervalMs: 60_000,
-  unhealthyEdgeIntervalMs: 60_000,
-  healthyEdgeIntervalMs: 60_000,
-  timeoutMs: 2000,
-  healthyThreshold: 1,
-  unhealthyThreshold: 1,
-  expectedStatuses: [{ start: 200, end: 201 }],
-};
+const check: HealthCheckConfig = healthCheckConfig();
 const ep = (port: number): EndpointConfig => ({ address: '127.0.0.1', port, health: 'HEALTHY', weight: 1, priority: 0 });
 
 test('health_check attempt, success, failure, network_failure, and the healthy and degraded gauges', { timeout: 20_000 }, async () => {

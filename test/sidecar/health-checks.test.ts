@@ -13,25 +13,14 @@ import type { CheckedHost } from '../../sidecar/health.ts';
 import type { ClusterConfig, EndpointConfig, HealthCheckConfig } from '../../sidecar/config.ts';
 import { HealthChecker } from '../../sidecar/health.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { clusterConfig, eventually, freePort, startApp } from './harness.ts';
+import { clusterConfig, eventually, freePort, healthCheckConfig, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-const config: HealthCheckConfig = {
-  path: '/healthz',
-  intervalMs: 60_000,
-  noTrafficIntervalMs: 60_000,
-  unhealthyIntervalMs: 60_000,
-  unhealthyEdgeIntervalMs: 60_000,
-  healthyEdgeIntervalMs: 60_000,
-  timeoutMs: 2000,
-  healthyThreshold: 2,
-  unhealthyThreshold: 3,
-  expectedStatuses: [{ start: 200, end: 201 }],
-};
+const config: HealthCheckConfig = healthCheckConfig({ healthyThreshold: 2, unhealthyThreshold: 3 });
 
 const hostAt = (port: number): CheckedHost => ({ key: `127.0.0.1:${port}`, address: '127.0.0.1', port, activeHealthy: true, hcFailures: 0, hcSuccesses: 0 });
 

@@ -7,25 +7,14 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { HealthCheckConfig } from '../../sidecar/config.ts';
 import { HealthChecker, nextCheckIn } from '../../sidecar/health.ts';
-import { TestMesh, eventually, get, instance, policy, service, startApp, withFields } from './harness.ts';
+import { TestMesh, eventually, get, healthCheckConfig, instance, policy, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-const config: HealthCheckConfig = {
-  path: '/healthz',
-  intervalMs: 1000,
-  noTrafficIntervalMs: 60_000,
-  unhealthyIntervalMs: 2000,
-  unhealthyEdgeIntervalMs: 3000,
-  healthyEdgeIntervalMs: 4000,
-  timeoutMs: 500,
-  healthyThreshold: 2,
-  unhealthyThreshold: 2,
-  expectedStatuses: [{ start: 200, end: 201 }],
-};
+const config: HealthCheckConfig = healthCheckConfig({ intervalMs: 1000, unhealthyIntervalMs: 2000, unhealthyEdgeIntervalMs: 3000, healthyEdgeIntervalMs: 4000, timeoutMs: 500, healthyThreshold: 2, unhealthyThreshold: 2 });
 
 test("Envoy's interval choice: no traffic yet, then by the check's result and whether a change is pending", () => {
   assert.equal(nextCheckIn(config, false, true, false), 60_000);

@@ -5,38 +5,16 @@
 // counts streams open upstream.
 
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { TestMesh, get, instance, metric, policy, service } from './harness.ts';
+import { TestMesh, get, instance, metric, policy, service, slowH2 } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-/** An h2c server answering each stream after `delayMs`, with at most `maxConcurrentStreams` open per connection; records the most open at once over all connections. */
-async function slowH2(delayMs: number, maxConcurrentStreams?: number) {
-  const seen = { open: 0, mostAtOnce: 0, streams: 0 };
-  const server = http2.createServer(maxConcurrentStreams !== undefined ? { settings: { maxConcurrentStreams } } : {});
-  server.on('stream', (stream) => {
-    seen.streams++;
-    seen.mostAtOnce = Math.max(seen.mostAtOnce, ++seen.open);
-    stream.once('close', () => seen.open--);
-    stream.on('error', () => undefined);
-    setTimeout(() => {
-      if (stream.destroyed) return;
-      stream.respond({ ':status': 200 });
-      stream.end('ok');
-    }, delayMs);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  closers.push(() => new Promise((r) => server.close(() => r())));
-  return { port: (server.address() as AddressInfo).port, seen };
-}
-
 test('HTTP/2: requests pending in the pool hold no max_requests place: max_requests 2, one stream at a time, four concurrent calls all served (two were refused 503)', { timeout: 30_000 }, async () => {
-  const app = await slowH2(300, 1);
+  const app = await slowH2(closers, 300, 1);
   const mesh = await TestMesh.start();
   closers.push(() => mesh.close());
   mesh.model.update({
@@ -55,13 +33,13 @@ test('HTTP/2: requests pending in the pool hold no max_requests place: max_reque
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster), 3);
   const responses = await Promise.all(calls);
   assert.deepEqual(responses.map((r) => r.status), [200, 200, 200, 200], 'max_requests counts streams, not requests waiting for one');
-  assert.equal(app.seen.mostAtOnce, 1);
+  assert.equal(app.seen.mostOpen, 1);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_overflow', cluster), 0);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_active', cluster), 0);
 });
 
 test('HTTP/2: past max_requests streams a request is refused as it would be attached (503 x-envoy-overloaded, pending_overflow), never queued', { timeout: 30_000 }, async () => {
-  const app = await slowH2(300);
+  const app = await slowH2(closers, 300);
   const mesh = await TestMesh.start();
   closers.push(() => mesh.close());
   mesh.model.update({
@@ -76,7 +54,7 @@ test('HTTP/2: past max_requests streams a request is refused as it would be atta
   const statuses = responses.map((r) => r.status).sort();
   assert.deepEqual(statuses, [200, 200, 503, 503]);
   for (const r of responses.filter((x) => x.status === 503)) assert.equal(r.headers['x-envoy-overloaded'], 'true');
-  assert.equal(app.seen.mostAtOnce, 2);
+  assert.equal(app.seen.mostOpen, 2);
   const cluster = { envoy_cluster_name: 'outbound|7411||pl-two.default' };
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_overflow', cluster), 2);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_active', cluster), 0);
