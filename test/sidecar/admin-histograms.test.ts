@@ -8,17 +8,12 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { collectStats, statsJson, statsText } from '../../sidecar/admin-stats.ts';
 import { Histogram } from '../../sidecar/metrics.ts';
-import { callerToApi, get } from './harness.ts';
+import { admin, callerToApi, get } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
-
-async function admin(port: number, path: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: res.status, body: await res.text() };
-}
 
 function histogram(): Histogram {
   const h = new Histogram('envoy_cluster_upstream_rq_time', 'time', ['envoy_cluster_name'], [0.5, 5, 1_800_000, 3_600_000]);

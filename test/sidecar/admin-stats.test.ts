@@ -7,17 +7,12 @@ import { after, test } from 'node:test';
 import { collectStats, statsText } from '../../sidecar/admin-stats.ts';
 import { Histogram } from '../../sidecar/metrics.ts';
 import { defaultTranslator, type Translator } from '../../control/xds/index.ts';
-import { TestMesh, callerToApi, eventually, get, instance, service, startApp, withFields } from './harness.ts';
+import { TestMesh, admin, callerToApi, eventually, get, instance, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
-
-async function admin(port: number, path: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: res.status, body: await res.text() };
-}
 
 test("/stats: Envoy's stat names and lines; filter, usedonly, type and format=json", { timeout: 30_000 }, async () => {
   const app = await startApp('api', (req, res) => {

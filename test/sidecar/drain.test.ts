@@ -16,7 +16,7 @@ import type { ListenerConfig } from '../../sidecar/config.ts';
 import { ListenerManager } from '../../sidecar/listeners.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import type { ProxyEnv } from '../../sidecar/proxy.ts';
-import { TestMesh, connect, eventually, exchange, freePort, get, instance, metric, policy, route, service, startApp, spawnWeft, startEndlessApp, withFields, type RawResponse } from './harness.ts';
+import { admin, connect, eventually, exchange, freePort, get, instance, metric, policy, route, service, spawnWeft, startApp, startEndlessApp, TestMesh, type RawResponse, withFields } from './harness.ts';
 
 let mesh: TestMesh;
 before(async () => {
@@ -47,11 +47,6 @@ function refused(port: number): Promise<boolean> {
     },
     (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED',
   );
-}
-
-async function admin(port: number, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
-  return { status: res.status, body: await res.text() };
 }
 
 test('downstream_cx_total, downstream_cx_active and downstream_rq_active follow connections and requests in flight, a client that leaves mid-request included', { timeout: 60_000 }, async () => {

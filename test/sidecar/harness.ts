@@ -167,6 +167,12 @@ export async function slowH2(closers: (() => Promise<void>)[], delayMs: number, 
   return { port: (server.address() as AddressInfo).port, seen };
 }
 
+/** An admin endpoint of a sidecar: its status and body text. */
+export async function admin(port: number, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+  return { status: res.status, body: await res.text() };
+}
+
 /** A sidecar for service `caller` whose outbound reaches service `api` (port 7000), served by an app; both closed through `closers`. */
 export async function callerToApi(closers: (() => Promise<void>)[]): Promise<{ app: TestApp; mesh: TestMesh; sc: RunningSidecar }> {
   const app = await startApp('api');
