@@ -159,20 +159,47 @@ export class RequestFilters {
   }
 
   /**
-   * Request headers and (buffered) body through every filter; may rewrite
-   * both. A streamed body (null: gRPC, or past the buffer limit) flows
-   * through requestData after this. A wasm filter that stops its headers is
-   * held as Envoy's host holds it (StopIteration from a headers callback is
-   * StopAllIterationAndWatermark there): nothing of the request goes on, and
-   * its body callback does not run, until the filter continues the stream
-   * itself (from an http_call's answer or a tick); then the body reaches it.
-   * A stop that nothing could continue (no http_call in flight, no tick
-   * period) gets the failure policy at once, where Envoy would hold the
-   * request until a timeout. The promise of a held request settles on
-   * cancelHeld (the client left, a timeout answered).
+   * Request headers through every filter, in chain order, as they arrive:
+   * before any of the body is read (Envoy's decodeHeaders), so a filter that
+   * answers from the headers (a 401, an RBAC 403) does so without waiting for
+   * an upload. `endOfStream`: the request has no body. A wasm filter that
+   * stops its headers is held as Envoy's host holds it (StopIteration from a
+   * headers callback is StopAllIterationAndWatermark there): nothing of the
+   * request goes on, and the body is not read, until the filter continues the
+   * stream itself (from an http_call's answer or a tick). A stop that nothing
+   * could continue (no http_call in flight, no tick period) gets the failure
+   * policy at once, where Envoy would hold the request until a timeout. The
+   * promise of a held request settles on cancelHeld (the client left, a
+   * timeout answered). The body follows: requestBody when it was read whole,
+   * requestData chunk by chunk when it streams (gRPC, past the buffer limit).
    */
-  request(headers: HeaderPairs, body: Buffer | null): RequestOutcome | Promise<RequestOutcome> {
-    return this.#requestFrom(0, { headers, body });
+  requestHeaders(headers: HeaderPairs, endOfStream: boolean): RequestOutcome | Promise<RequestOutcome> {
+    return this.#requestFrom(0, { headers, body: endOfStream ? EMPTY : null });
+  }
+
+  /**
+   * A request body read whole (within the buffer limit) through every wasm
+   * filter's body phase with end_of_stream, in chain order, after every
+   * filter's headers phase (Envoy's decodeData: an empty body of a chunked
+   * request too). A filter may rewrite it, answer, or stop at the end and
+   * continue later with what it held. Header changes made here go upstream,
+   * but the route was chosen after the headers phase, as Envoy's router does.
+   */
+  requestBody(headers: HeaderPairs, body: Buffer): RequestOutcome | Promise<RequestOutcome> {
+    return this.#requestBodyFrom(0, { headers, body });
+  }
+
+  #requestBodyFrom(from: number, s: RequestState): RequestOutcome | Promise<RequestOutcome> {
+    for (let i = from; i < this.#active.length; i++) {
+      const a = this.#active[i]!;
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      const b = a.stream.requestBodyNow(s.body!, true);
+      const r = b instanceof Promise ? b.then((o) => this.#afterRequestBody(a, o, s)) : this.#afterRequestBody(a, b, s);
+      if (r === undefined) continue;
+      if (r instanceof Promise) return r.then((o) => o ?? this.#requestBodyFrom(i + 1, s));
+      return r;
+    }
+    return { kind: 'continue', headers: s.headers, body: s.body };
   }
 
   /**
@@ -221,8 +248,8 @@ export class RequestFilters {
       return this.#faultAbort(a.fault, s);
     }
     if (!a.stream) return undefined;
-    // A null body streams after the headers (requestData); an empty one ends with them.
-    const out = a.stream.requestHeadersNow(s.headers, s.body !== null && s.body.length === 0);
+    // The body (if any) follows the headers phase: requestBody or requestData.
+    const out = a.stream.requestHeadersNow(s.headers, s.body !== null);
     // The ...Now phases are promises only while a filter waits on an http_call.
     if (out instanceof Promise) return out.then((o) => this.#afterRequestHeaders(i, a, o, s));
     return this.#afterRequestHeaders(i, a, out, s);
@@ -239,11 +266,7 @@ export class RequestFilters {
     if (a.stream!.headersModified('request')) s.headers = a.stream!.requestHeaders!;
     if (this.#mayContinue(a, out)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestHeaders(i, a, o, s)));
     const r = this.#outcome(a, out);
-    if (r) return { ...r, headers: s.headers, body: s.body };
-    if (s.body === null || s.body.length === 0) return undefined;
-    const b = a.stream!.requestBodyNow(s.body, true);
-    if (b instanceof Promise) return b.then((o) => this.#afterRequestBody(a, o, s));
-    return this.#afterRequestBody(a, b, s);
+    return r ? { ...r, headers: s.headers, body: s.body } : undefined;
   }
 
   #afterRequestBody(a: WasmActive, b: BodyOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {

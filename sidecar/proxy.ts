@@ -945,45 +945,38 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     // retry or a mirror can replay them and wasm filters see them whole; a larger one streams from there, with
     // retries and mirroring off, as Envoy's router does when a body overflows its buffer.
     let streamed: Readable | undefined = grpc && h2 ? (req as Http2ServerRequest) : undefined;
+    /** The request headers as the filters left them (pseudo-headers included), once their headers phase ran. */
+    let filteredHeaders: HeaderPairs | undefined;
     // A stream reset by its client (no END_STREAM) still ends node's h2 request, just after 'aborted': the exchange
     // stops there, so neither the filters nor the upstream take the part that came for a finished request.
     if (streamed) streamed.once('aborted', () => downstream.abort());
-    let body: Buffer | null = null;
-    if (!streamed) {
-      const read = bodiless(req, h2) ? EMPTY : await readBody(req, hcm.bufferLimitBytes, stream);
-      if (Buffer.isBuffer(read)) body = read;
-      else streamed = read;
-    }
-    if (stream.finished) {
-      if (streamed) discardBody(req, streamed);
-      return;
-    }
-    if (streamed) {
-      req.once('end', () => stream.requestReceived());
-      stream.streamedBody = streamed;
-      stream.streamedReq = req;
-    } else stream.requestReceived();
+    // No body to come: the headers end the request (the filters see end_of_stream with them).
+    const noBody = streamed === undefined && bodiless(req, h2);
+    let body: Buffer | null = noBody ? EMPTY : null;
 
     let upstreamHeaders = headers;
     let routeNow = route;
     if (filters?.hasFilters) {
-      // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it.
+      // Filters see Envoy's request header map, pseudo-headers included, and may rewrite any of it. They run as
+      // the headers arrive, before the body is read (Envoy's decodeHeaders): an auth filter's 401 does not wait
+      // for an upload, and a filter holding the headers holds the body back too (backpressure).
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
-      let req1 = filters.request(filterHeaders, body);
+      let req1 = filters.requestHeaders(filterHeaders, noBody);
       if (req1 instanceof Promise) {
         // A filter waits on an http_call, or holds the request until it continues it itself (a tick): the client
-        // leaving, or a timeout answering, ends the wait. A streamed body is not read meanwhile (backpressure).
+        // leaving, or a timeout answering, ends the wait.
         downstream.onAbort = () => filters!.cancelHeld(ABANDONED);
         req1 = await req1;
         downstream.onAbort = undefined;
       }
       if (req1.kind === 'reply') {
+        // The body no one will read is dropped as it comes.
+        if (!noBody && !streamed) req.resume();
         if (req1.reply !== ABANDONED) return stream.reply(req1.reply);
         if (streamed) discardBody(req, streamed);
         return stream.filterReply ? stream.reply(stream.filterReply) : stream.finish(0, 'DC');
       }
-      body = req1.body;
-      const filteredHeaders = req1.headers;
+      filteredHeaders = req1.headers;
       if (filteredHeaders !== filterHeaders) {
         upstreamHeaders = withoutPseudo(filteredHeaders);
         // A filter touched the headers: as Envoy does, the route cache is cleared and the route chosen again
@@ -1000,6 +993,39 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
           stream.vhost = vh;
           stream.routeConfig = config;
         } else stream.route = undefined;
+      }
+    }
+    if (!streamed && !noBody) {
+      const read = await readBody(req, hcm.bufferLimitBytes, stream);
+      if (Buffer.isBuffer(read)) body = read;
+      else streamed = read;
+    }
+    if (stream.finished) {
+      if (streamed) discardBody(req, streamed);
+      return;
+    }
+    if (streamed) {
+      req.once('end', () => stream.requestReceived());
+      stream.streamedBody = streamed;
+      stream.streamedReq = req;
+    } else stream.requestReceived();
+    if (filters?.hasWasm && filteredHeaders && !noBody && body !== null) {
+      // The body read whole (within the buffer limit) through the wasm filters' body phase, with end_of_stream.
+      let req2 = filters.requestBody(filteredHeaders, body);
+      if (req2 instanceof Promise) {
+        downstream.onAbort = () => filters!.cancelHeld(ABANDONED);
+        req2 = await req2;
+        downstream.onAbort = undefined;
+      }
+      if (req2.kind === 'reply') {
+        if (req2.reply !== ABANDONED) return stream.reply(req2.reply);
+        return stream.filterReply ? stream.reply(stream.filterReply) : stream.finish(0, 'DC');
+      }
+      body = req2.body;
+      if (req2.headers !== filteredHeaders) {
+        // Headers changed in the body phase go upstream; the route stays the one chosen after the headers phase.
+        upstreamHeaders = withoutPseudo(req2.headers);
+        if (!h2) setHeader(upstreamHeaders, 'host', authority);
       }
     }
     if (!vh || !routeNow) {

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -29,9 +30,10 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** A mesh whose control plane serves `bytes` as filter module `name`; `listenerFields` are set on every listener it sends. */
 async function meshWithModule(name: string, bytes: Uint8Array, listenerFields?: Record<string, unknown>): Promise<{ mesh: TestMesh; module: FilterModule }> {
-  const digest = sha(bytes);
+  const module = moduleOf(name, bytes);
   const server = http.createServer((req, res) => {
-    if (req.url?.endsWith(`${digest}.wasm`)) return res.end(bytes);
+    const found = [...served].find(([digest]) => req.url?.endsWith(`${digest}.wasm`));
+    if (found) return res.end(found[1]);
     res.statusCode = 404;
     res.end();
   });
@@ -51,7 +53,15 @@ async function meshWithModule(name: string, bytes: Uint8Array, listenerFields?: 
       : translator,
   });
   closers.push(() => mesh.close());
-  return { mesh, module: { name, sha256: digest, size: bytes.length, abiVersion: '0.2.1' } };
+  return { mesh, module };
+}
+
+/** Modules the module servers of meshWithModule serve, by digest. */
+const served = new Map<string, Uint8Array>();
+function moduleOf(name: string, bytes: Uint8Array): FilterModule {
+  const digest = sha(bytes);
+  served.set(digest, bytes);
+  return { name, sha256: digest, size: bytes.length, abiVersion: '0.2.1' };
 }
 
 const binding = (svc: string, filter: string, direction: 'inbound' | 'outbound'): FilterBinding => ({
@@ -727,4 +737,104 @@ test('a gRPC call whose headers a filter holds: its connection dropped before th
   });
   assert.equal(done['grpc-status'], '0');
   assert.equal(upstreamCalls, 1);
+});
+
+/** Answers `status` from proxy_on_request_`phase` (headers, or the body's last call). */
+async function answersFrom(phase: 'headers' | 'body', status: number): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_send_local_response'],
+    strings: { details: `from_${phase}`, body: `answered from the request ${phase}` },
+    body: (s) => `(func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func $answer (result i32)
+    (drop (call $proxy_send_local_response (i32.const ${status}) ${s.details} ${s.body} (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) ${phase === 'headers' ? '(call $answer)' : '(i32.const 0)'})
+  (func (export "proxy_on_request_body") (param i32 i32) (param $eos i32) (result i32) ${phase === 'body' ? '(if (result i32) (local.get $eos) (then (call $answer)) (else (i32.const 0)))' : '(i32.const 0)'})
+  ${AFTER}`,
+  });
+}
+
+test("the request headers go through every filter before any body callback, as they arrive: a later filter's reply from the headers comes before the client sends its body, and an earlier filter's body callback never runs", { timeout: 60_000 }, async () => {
+  const bodyFirst = await answersFrom('body', 418);
+  const headersFirst = await answersFrom('headers', 403);
+  const { mesh, module: m1 } = await meshWithModule('on-body', bodyFirst);
+  const m2 = moduleOf('on-headers', headersFirst);
+  let appHits = 0;
+  const app = await startApp('gate', (req, res) => {
+    appHits++;
+    req.resume();
+    res.end('ok');
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({
+    services: [service('gate', 7993)],
+    instances: [instance('gate', inbound)],
+    filterModules: [m1, m2],
+    filterBindings: [binding('gate', 'on-body', 'inbound'), { ...binding('gate', 'on-headers', 'inbound'), order: 1 }],
+  });
+  await mesh.sidecar('gate', app.port, { inboundPort: inbound, log: () => undefined });
+  // The client sends its headers and holds the body back until an answer comes, or for 3 s.
+  const socket = net.connect(inbound, '127.0.0.1');
+  mesh.track(async () => void socket.destroy());
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  let bodySent = false;
+  const holdBack = setTimeout(() => {
+    bodySent = true;
+    socket.write('hello');
+  }, 3000);
+  socket.write('POST /upload HTTP/1.1\r\nHost: gate\r\nContent-Length: 5\r\n\r\n');
+  const head = await withTimeout(
+    new Promise<string>((resolve) => {
+      let got = '';
+      socket.on('data', (c: Buffer) => {
+        got += c.toString('latin1');
+        if (got.includes('\r\n\r\n')) resolve(got);
+      });
+    }),
+    20_000,
+    'the answer',
+  );
+  const answeredBeforeBody = !bodySent;
+  clearTimeout(holdBack);
+  assert.match(head, /^HTTP\/1\.1 403 /, 'the second filter answers from the headers, before the first one sees a body');
+  assert.equal(answeredBeforeBody, true, 'answered while the client still held its body back');
+  assert.equal(appHits, 0);
+});
+
+test('an empty chunked request body still gets its body callback with end_of_stream (Envoy decodes an empty last chunk); a request without a body ends at its headers', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('on-body-end', await answersFrom('body', 418));
+  let appHits = 0;
+  const app = await startApp('ender', (req, res) => {
+    appHits++;
+    req.resume();
+    res.end('ok');
+  });
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('ender', 7994)], instances: [instance('ender', inbound)], filterModules: [module], filterBindings: [binding('ender', 'on-body-end', 'inbound')] });
+  await mesh.sidecar('ender', app.port, { inboundPort: inbound, log: () => undefined });
+  const ask = (head: string) =>
+    withTimeout(
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(inbound, '127.0.0.1', () => socket.write(head));
+        let got = '';
+        socket.on('data', (c: Buffer) => {
+          got += c.toString('latin1');
+          if (got.includes('\r\n\r\n')) {
+            socket.destroy();
+            resolve(got);
+          }
+        });
+        socket.on('error', reject);
+      }),
+      20_000,
+      'the answer',
+    );
+  assert.match(await ask('POST / HTTP/1.1\r\nHost: ender\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), /^HTTP\/1\.1 418 /);
+  assert.equal(appHits, 0);
+  assert.match(await ask('POST / HTTP/1.1\r\nHost: ender\r\nContent-Length: 0\r\n\r\n'), /^HTTP\/1\.1 200 /);
+  assert.equal(appHits, 1);
 });
