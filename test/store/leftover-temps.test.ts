@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { openFileStore } from '../../control/store/file-store.ts';
 import { removeLeftoverTemps, writeFileAtomic } from '../../control/store/atomic-file.ts';
 import { openTokenStore } from '../../control/api/tokens.ts';
+import { JoinTokens } from '../../control/ca/join-tokens.ts';
 
 const put = (name: string) => ({ op: 'put' as const, kind: 'Service', namespace: 'default', name, spec: { name } });
 
@@ -108,4 +109,15 @@ test('opening the token store removes the temp files a crash left of tokens.json
   const files = readdirSync(dir);
   for (const f of leftovers) assert.ok(!files.includes(f), `${f} removed`);
   for (const f of kept) assert.ok(files.includes(f), `${f} kept`);
+});
+
+test('opening the join tokens removes the temp files a crash left of join-tokens.json, and only those', (t) => {
+  const dir = tempDir(t);
+  const dead = deadPid();
+  const leftover = `.join-tokens.json.${dead}.5.tmp`;
+  const kept = [`.tokens.json.${dead}.1.tmp`, 'join-tokens.json.orig'];
+  for (const f of [leftover, ...kept]) writeFileSync(join(dir, f), '{}');
+  const tokens = new JoinTokens(dir);
+  assert.deepEqual(tokens.list(), []);
+  assert.deepEqual(readdirSync(dir).sort(), [...kept].sort());
 });
