@@ -78,6 +78,13 @@ describe('proxy-provided text in weft proxy-status and weft get proxies', () => 
     assert.ok((JSON.parse(json.stdout) as { proxies: { proxy: string }[] }).proxies.some((p) => p.proxy === ID));
   });
 
+  it("an error quoting the proxy (weft proxy-status ID: it declared no admin port) is printed escaped on stderr", async () => {
+    const result = await weft(control, ['proxy-status', ID]);
+    assert.equal(result.code, 1);
+    assert.doesNotMatch(result.stderr, RAW, result.stderr);
+    assert.ok(result.stderr.includes('proxy web-1\\u001b[2J\\u001b]0;owned\\u0007\\u009b2J declared no admin port'), result.stderr);
+  });
+
   it('weft apply --wait names a proxy that does not get there escaped', async () => {
     const file = join(dir, 'api.yaml');
     const waited = await weft(control, ['apply', '-f', file, '--wait', '1']);
