@@ -50,9 +50,9 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
       const client = new ApiClient(conn());
       const ns = `namespace=${encodeURIComponent(opts.namespace ?? 'default')}`;
       if (!known) {
-        // a kind newer than this CLI's tables: the API is the judge of whether it exists
+        // a kind newer than this CLI's tables: the API is the judge of whether it exists (405: a path, such as /apply, that lists nothing)
         await client.get(`/api/v1${kind.path}`).catch((err: unknown) => {
-          throw err instanceof CliError && err.status === 404 ? unknownKind() : err;
+          throw err instanceof CliError && (err.status === 404 || err.status === 405) ? unknownKind() : err;
         });
       }
       let items: Row[];
