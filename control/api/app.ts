@@ -2,7 +2,7 @@
 // fastify/demo shape: the app is a plugin; control/main.ts only wires and
 // listens). Schemas are compiled once at registration and give validation,
 // types and the OpenAPI document.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods } from 'fastify';
 import swagger from '@fastify/swagger';
 import { ajvToFieldErrors, type AjvLikeError } from './ajv-errors.ts';
 import { installAuth } from './auth.ts';
@@ -29,8 +29,31 @@ const MANIFEST_ROUTES = new Set(['/api/v1/apply', '/api/v1/delete', '/api/v1/dif
 
 export type { ApiDeps } from './deps.ts';
 
-function notFound(method: string, url: string, reply: FastifyReply) {
-  return reply.code(404).send(new ApiError('NOT_FOUND', `no route ${method} ${url.split('?')[0]}`).toBody());
+/** The order an `Allow` header lists methods in (RFC 9110 leaves it open; this reads as the docs' tables do). */
+const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const methodRank = (m: string) => (METHOD_ORDER.includes(m) ? METHOD_ORDER.indexOf(m) : METHOD_ORDER.length);
+
+/** Every method some route answers at this URL (path and parameters matched as the router matches them). */
+export function allowedMethods(app: FastifyInstance, url: string): string[] {
+  return app.supportedMethods
+    .filter((method) => app.findRoute({ method: method as HTTPMethods, url }) !== null)
+    .sort((a, b) => methodRank(a) - methodRank(b) || a.localeCompare(b));
+}
+
+/**
+ * A request no route took. When the path exists under other methods it is a
+ * 405 with `Allow` naming them, as RFC 9110 §15.5.6 requires (a PATCH on an
+ * object, a PUT on a collection); only a path no route has is a 404. Decided
+ * from the router's own table, so every route registered anywhere counts.
+ */
+function unrouted(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+  const path = request.url.split('?')[0];
+  const allow = allowedMethods(app, request.url);
+  if (allow.length === 0) return reply.code(404).send(new ApiError('NOT_FOUND', `no route ${request.method} ${path}`).toBody());
+  return reply
+    .code(405)
+    .header('allow', allow.join(', '))
+    .send(new ApiError('METHOD_NOT_ALLOWED', `method ${request.method} is not allowed on ${path}: it takes ${allow.join(', ')}`).toBody());
 }
 
 /** Largest request body accepted by default; wasm uploads get their own limit. */
@@ -82,7 +105,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
     opts.log?.(`api: ${request.method} ${request.url.split('?')[0]} failed with an internal error: ${err.stack ?? err.message}`);
     return reply.code(500).send(new ApiError('INTERNAL', 'internal error: the control plane logged the cause').toBody());
   });
-  app.setNotFoundHandler((request, reply) => notFound(request.method, request.url, reply));
+  app.setNotFoundHandler((request, reply) => unrouted(app, request, reply));
 
   // Manifests arrive as YAML text; the apply routes parse it themselves so
   // errors carry `documents[i]` paths.
@@ -120,8 +143,8 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
       installAuth(api, deps.tokens);
       // Under /api/v1 an unknown path is answered after the token is checked
       // (the context's onRequest hook runs for its 404 handler too), so a
-      // caller without a token learns nothing about which paths exist.
-      api.setNotFoundHandler((request, reply) => notFound(request.method, request.url, reply));
+      // caller without a token learns nothing about which paths exist (nor, from a 405, which methods they take).
+      api.setNotFoundHandler((request, reply) => unrouted(app, request, reply));
       // Text bodies (YAML, or JSON sent as text/plain) are manifests, and only the manifest routes read them;
       // anywhere else they used to reach the schema as a string ("body: must be object").
       // A body nested deeper than any manifest is refused before anything walks it recursively (control/model/nesting.ts).

@@ -19,6 +19,8 @@ export const ErrorCodes = {
   /** A valid token whose role does not allow the request (viewer writing). */
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  /** The path exists but takes other methods (the reply's `Allow` header names them). */
+  METHOD_NOT_ALLOWED: 405,
   /** Creating something that exists already. */
   ALREADY_EXISTS: 409,
   /** The request conflicts with the state it would change (revoking the last admin token). */

@@ -5,7 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../store/atomic-file.ts';
+import { removeLeftoverTemps, writeFileAtomic } from '../store/atomic-file.ts';
 
 export type Role = 'admin' | 'viewer';
 
@@ -120,9 +120,12 @@ export function memoryTokenStore(now: () => Date = () => new Date()): TokenStore
 /**
  * Opens the token store in `dataDir`. When no admin token exists yet, creates
  * one named "admin" and writes its plaintext to `<dataDir>/admin.token` (0600).
+ * Call it holding the data dir's lock (after openFileStore): it removes the
+ * temp files a crash left of those two files.
  */
 export async function openTokenStore(dataDir: string): Promise<OpenedTokenStore> {
   await mkdir(dataDir, { recursive: true });
+  removeLeftoverTemps(dataDir, (name) => name === TOKENS_FILE || name === ADMIN_TOKEN_FILE);
   const file = join(dataDir, TOKENS_FILE);
   let records: TokenRecord[] = [];
   try {

@@ -12,16 +12,24 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { writeFileAtomicSync } from '../store/atomic-file.ts';
+import { removeLeftoverTemps, writeFileAtomicSync } from '../store/atomic-file.ts';
 import type { IdentityKey } from './authority.ts';
 
 export const JOIN_TOKENS_FILE = 'join-tokens.json';
 const PREFIX = 'wjt_';
+/**
+ * Hex digits of a token's hash that make its id: 16 (64 bits). Ids were 8 (32 bits) until
+ * 2026-11-27, and two of some tens of thousands of tokens shared one by the birthday bound, so
+ * `weft token revoke --join ID` named two tokens. Tokens issued before keep their 8-digit ids.
+ */
+const ID_HEX = 16;
+/** Draws of a new token before issue() gives up on finding an unused id (one redraw in 2^64 is expected). */
+const MAX_DRAWS = 8;
 /** setTimeout's ceiling (about 24.8 days): a later expiry is reached by re-arming. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface JoinTokenRecord extends IdentityKey {
-  /** First 8 characters of the token hash: safe to show and log. */
+  /** The start of the token's hash (16 hex digits; 8 for tokens issued before 2026-11-27), unique among the tokens: safe to show and log. */
   id: string;
   issuedAt: string;
   /** When the token stops admitting proxies; absent: until revoked. */
@@ -50,25 +58,57 @@ export class JoinTokens {
   #timer: NodeJS.Timeout | undefined;
   readonly #clock: () => Date;
 
-  /** `dataDir` undefined keeps tokens in memory only (tests). */
-  constructor(dataDir?: string, clock: () => Date = () => new Date()) {
+  readonly #random: (size: number) => Buffer;
+
+  /**
+   * `dataDir` undefined keeps tokens in memory only (tests). Call it holding the data dir's lock: it
+   * removes the temp files a crash left of the tokens file. `random` draws new tokens (tests).
+   */
+  constructor(dataDir?: string, clock: () => Date = () => new Date(), random: (size: number) => Buffer = randomBytes) {
     this.#clock = clock;
+    this.#random = random;
     this.#file = dataDir ? join(dataDir, JOIN_TOKENS_FILE) : undefined;
+    if (dataDir) removeLeftoverTemps(dataDir, (name) => name === JOIN_TOKENS_FILE);
     if (this.#file && existsSync(this.#file)) {
       const saved = JSON.parse(readFileSync(this.#file, 'utf8')) as Record<string, JoinTokenRecord>;
-      for (const [h, r] of Object.entries(saved)) {
-        this.#byHash.set(h, r);
+      for (const [h, r] of Object.entries(saved)) this.#byHash.set(h, r);
+      this.#separateSharedIds();
+      for (const r of this.#byHash.values()) {
         if (isExpired(r, clock())) this.#announced.add(r.id); // expired while we were down: no stream of it is open
       }
     }
   }
 
+  /**
+   * Tokens issued with 8-digit ids may share one. Each of those is known by a longer id from then
+   * on (16 digits of its hash, all 64 should those meet too), so every token can be revoked alone,
+   * where revoking the shared id would have revoked whichever came first.
+   */
+  #separateSharedIds(): void {
+    const byId = new Map<string, string[]>();
+    for (const [h, r] of this.#byHash) byId.set(r.id, [...(byId.get(r.id) ?? []), h]);
+    const shared = [...byId.values()].filter((hashes) => hashes.length > 1).flat();
+    if (shared.length === 0) return;
+    for (const h of shared) this.#byHash.get(h)!.id = h.slice(0, ID_HEX);
+    const ids = new Map<string, number>();
+    for (const r of this.#byHash.values()) ids.set(r.id, (ids.get(r.id) ?? 0) + 1);
+    for (const h of shared) if (ids.get(h.slice(0, ID_HEX))! > 1) this.#byHash.get(h)!.id = h;
+  }
+
   /** A new token for the identity; the caller sees it once. `ttlMs` undefined: valid until revoked. */
   issue(identity: IdentityKey, options: { ttlMs?: number; now?: Date } = {}): { token: string; record: JoinTokenRecord } {
     const now = options.now ?? this.#clock();
-    const token = PREFIX + randomBytes(32).toString('base64url');
-    const h = hash(token);
-    const record: JoinTokenRecord = { namespace: identity.namespace, service: identity.service, id: h.slice(0, 8), issuedAt: now.toISOString() };
+    const ids = new Set([...this.#byHash.values()].map((r) => r.id));
+    let token = '';
+    let h = '';
+    // An id already in use is drawn again: revoking by it must name one token.
+    for (let draw = 0; ; draw++) {
+      if (draw === MAX_DRAWS) throw new Error(`join token: ${MAX_DRAWS} new tokens in a row had an id already in use; the random source is broken`);
+      token = PREFIX + this.#random(32).toString('base64url');
+      h = hash(token);
+      if (!this.#byHash.has(h) && !ids.has(h.slice(0, ID_HEX))) break;
+    }
+    const record: JoinTokenRecord = { namespace: identity.namespace, service: identity.service, id: h.slice(0, ID_HEX), issuedAt: now.toISOString() };
     if (options.ttlMs !== undefined) record.expiresAt = new Date(now.getTime() + options.ttlMs).toISOString();
     this.#save(new Map(this.#byHash).set(h, record));
     this.#byHash.set(h, record);

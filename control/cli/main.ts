@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { bootstrapCommand } from '../../proxy-config/command.ts';
 import { CliError, type ConnectionOptions } from './client.ts';
 import { registerManifestCommands } from './manifest-commands.ts';
+import { terminalSafe } from './output.ts';
 import { registerReadCommands } from './read-commands.ts';
 import { registerWriteCommands } from './write-commands.ts';
 
@@ -201,11 +202,13 @@ export async function main(argv: string[]): Promise<number> {
     // Commander has printed its message (and the usage) already; --help and --version are not errors.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof CliError) {
-      console.error(err.message);
+      // The server's message may quote what a proxy said (its id, its admin's answer): escaped as in tables, line by line.
+      const safe = (text: string) => text.split('\n').map(terminalSafe).join('\n');
+      console.error(safe(err.message));
       // One problem is said in full by the message already; more are listed one per line.
       const [only] = err.details;
       const said = err.details.length === 1 && only !== undefined && err.message.includes(`${only.path ? `${only.path}: ` : ''}${only.message}`);
-      if (!said) for (const d of err.details) console.error(`  ${d.path || '(body)'}: ${d.message}`);
+      if (!said) for (const d of err.details) console.error(safe(`  ${d.path || '(body)'}: ${d.message}`));
       return err.exitCode;
     }
     // What the operator must fix (a port in use, a locked data dir) is one line; anything else is a bug, with its stack.

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
 import { parseAllDocuments } from 'yaml';
-import { readInputFile, waitMs } from './output.ts';
+import { readInputFile, terminalSafe, toJson, waitMs } from './output.ts';
 import type { ResourceDiff } from '../api/proxy-diff.ts';
 
 export interface ObjectChange {
@@ -102,7 +102,8 @@ export function formatDiff(diff: DiffReply): string[] {
     }
   }
   if (out.length === 0) out.push('no proxy configuration would change');
-  return out;
+  // a connected proxy's id and a resource's name are the proxy's and the translator's words, not the operator's
+  return out.map(terminalSafe);
 }
 
 /**
@@ -138,12 +139,12 @@ async function waitForProxies(client: ApiClient, waitMs: number): Promise<void> 
       }
       if (done) {
         waiting.delete(id);
-        console.log(`proxy ${id} runs it (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+        console.log(terminalSafe(`proxy ${id} runs it (${((Date.now() - started) / 1000).toFixed(1)} s)`));
       }
     }
     if (waiting.size === 0) return;
     if (Date.now() >= deadline) {
-      for (const [id, why] of waiting) console.log(`proxy ${id} does not yet: ${why}`);
+      for (const [id, why] of waiting) console.log(terminalSafe(`proxy ${id} does not yet: ${why}`));
       throw new CliError(`error: ${waiting.size} of ${connected} proxies do not run the new configuration after ${waitMs / 1000} s (weft proxy-status PROXY says why)`, 1);
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -200,7 +201,7 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
       const client = new ApiClient(conn());
       const reply = await sendManifests<DiffReply>(client, '/api/v1/diff', opts.filename);
       if (opts.output === 'json') {
-        console.log(JSON.stringify(reply, null, 2));
+        console.log(toJson(reply));
         return;
       }
       for (const line of formatObjects(reply.objects)) console.log(line);

@@ -2,7 +2,7 @@
 // YAML and JSON for scripts and for round-tripping into `weft apply`), and
 // the option and input-file helpers the commands share.
 import { readFileSync } from 'node:fs';
-import { stringify } from 'yaml';
+import { Document, Scalar, visit } from 'yaml';
 import { CliError } from './client.ts';
 import { firstInvalidUtf8 } from '../api/json-body.ts';
 
@@ -26,10 +26,27 @@ export function waitMs(value: string): number {
  * control characters (ESC, CR, BEL, C1, ...) written as \u00XX. Any xDS client names itself and
  * words its NACKs, and raw escape sequences in them could rewrite or hide what the operator reads,
  * as kubectl escapes them in its tables (kubernetes/kubernetes#112553, CVE-2021-25743).
- * JSON and YAML output escape them already.
+ * JSON and YAML output escape them by their own rules (toJson, toYaml).
  */
 export function terminalSafe(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${hex(c, 4)}`);
+}
+
+const hex = (c: string, digits: number) => c.charCodeAt(0).toString(16).padStart(digits, '0');
+
+/**
+ * DEL and the C1 controls, which JSON.stringify and the yaml library both write raw: U+009B is
+ * CSI to a terminal that honours 8-bit controls, so `-o json` of a proxy's NACK could still drive
+ * the operator's terminal as the table output no longer can.
+ */
+const RAW_CONTROLS = /[\u007f-\u009f]/g;
+
+/**
+ * JSON text with no raw control character: JSON.stringify escapes C0 itself, and DEL and C1 can
+ * stand only inside a string literal, where `\u009b` is the same string.
+ */
+export function jsonTerminalSafe(json: string): string {
+  return json.replace(RAW_CONTROLS, (c) => `\\u${hex(c, 4)}`);
 }
 
 export function table(headers: string[], rows: (string | number | undefined)[][]): string {
@@ -40,8 +57,25 @@ export function table(headers: string[], rows: (string | number | undefined)[][]
     .join('\n');
 }
 
+/** Any control character but the line feed, which YAML output needs for its lines. */
+const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+/**
+ * YAML with no raw control character. A string holding one is written double-quoted, the only
+ * YAML style with escapes (the yaml library does so for most, but not for a tab), where it escapes
+ * C0 as JSON does but writes DEL and C1 raw between the quotes, which YAML 1.2 does not allow
+ * (§5.1: only printable characters, others escaped; and a 1.1 parser reads a raw U+0085 as a
+ * line break). `\x9b` in a double-quoted scalar is the same character, so the output still parses
+ * to the same strings.
+ */
 export function toYaml(value: unknown): string {
-  return stringify(value, { lineWidth: 0 });
+  const doc = new Document(value);
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'string' && CONTROLS.test(node.value)) node.type = Scalar.QUOTE_DOUBLE;
+    },
+  });
+  return doc.toString({ lineWidth: 0 }).replace(RAW_CONTROLS, (c) => `\\x${hex(c, 2)}`);
 }
 
 /** YAML documents separated by `---`, the form `weft apply -f` reads back. */
@@ -50,7 +84,7 @@ export function toYamlDocuments(values: unknown[]): string {
 }
 
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, null, 2);
+  return jsonTerminalSafe(JSON.stringify(value, null, 2) ?? 'null');
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -4,7 +4,7 @@ import type { ProxySync, ResourceSync } from '../api/proxy-sync.ts';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { lineDiff } from './diff-text.ts';
 import { genericKind, KIND_NAMES, lookupKind, toManifest } from './kinds.ts';
-import { parseFormat, readInputFile, table, terminalSafe, toJson, toYaml, toYamlDocuments, waitMs } from './output.ts';
+import { jsonTerminalSafe, parseFormat, readInputFile, table, terminalSafe, toJson, toYaml, toYamlDocuments, waitMs } from './output.ts';
 
 type Row = Record<string, unknown>;
 
@@ -50,9 +50,9 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
       const client = new ApiClient(conn());
       const ns = `namespace=${encodeURIComponent(opts.namespace ?? 'default')}`;
       if (!known) {
-        // a kind newer than this CLI's tables: the API is the judge of whether it exists
+        // a kind newer than this CLI's tables: the API is the judge of whether it exists (405: a path, such as /apply, that lists nothing)
         await client.get(`/api/v1${kind.path}`).catch((err: unknown) => {
-          throw err instanceof CliError && err.status === 404 ? unknownKind() : err;
+          throw err instanceof CliError && (err.status === 404 || err.status === 405) ? unknownKind() : err;
         });
       }
       let items: Row[];
@@ -136,7 +136,8 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
       try {
         for await (const line of new ApiClient(conn()).lines(`/api/v1/proxies/${encodeURIComponent(proxy)}/tap?${query}`, abort.signal)) {
           if (line === '') continue;
-          console.log(opts.output === 'json' ? line : terminalSafe(tapLine(JSON.parse(line) as TapLine)));
+          // Written again, not passed on: the line's bytes are the proxy's, and a JSON string may hold a raw C1 (or, from a proxy that is no weft sidecar, raw C0).
+          console.log(opts.output === 'json' ? jsonTerminalSafe(JSON.stringify(JSON.parse(line))) : terminalSafe(tapLine(JSON.parse(line) as TapLine)));
         }
       } catch (err) {
         if (!abort.signal.aborted) throw err; // Ctrl-C ends a tap: not an error

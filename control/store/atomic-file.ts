@@ -2,7 +2,7 @@
 // A reader sees the old file or the new one, never a torn one.
 
 import { open, rename, unlink } from 'node:fs/promises';
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 export function fsyncDir(dir: string): void {
@@ -18,20 +18,62 @@ let writes = 0;
 /** A temp name no other write (in this process or another) is using: two writes of one file at once must not share one. */
 const tempFor = (path: string) => join(dirname(path), `.${basename(path)}.${process.pid}.${++writes}.tmp`);
 
+/** The temp files this process is writing now: created, not yet renamed or removed. */
+const inFlight = new Set<string>();
+
+/** `.<name>.<pid>.<n>.tmp`, and `.<name>.<pid>.tmp` as builds before 2026-11 named them. */
+const TEMP_NAMES = [/^\.(.+)\.\d+\.\d+\.tmp$/, /^\.(.+)\.\d+\.tmp$/];
+
+/**
+ * Removes the temp files a crash between write and rename left in `dir` (writeFileAtomic's, for the
+ * files `owns` names), which nothing else would ever remove. Call it only holding the data dir's
+ * lock: its holder is the one process that writes these files, so every such temp file but the
+ * ones this process is writing now is a dead process's. Returns the names removed.
+ */
+export function removeLeftoverTemps(dir: string, owns: (name: string) => boolean): string[] {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return removed;
+    throw e;
+  }
+  for (const entry of entries) {
+    const owned = TEMP_NAMES.some((pattern) => {
+      const name = pattern.exec(entry)?.[1];
+      return name !== undefined && owns(name);
+    });
+    if (!owned || inFlight.has(join(dir, entry))) continue;
+    try {
+      unlinkSync(join(dir, entry));
+      removed.push(entry);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  return removed;
+}
+
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
   const temp = tempFor(path);
-  const handle = await open(temp, 'w', mode);
+  inFlight.add(temp);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (e) {
+    const handle = await open(temp, 'w', mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } catch (e) {
+      await handle.close();
+      await unlink(temp).catch(() => undefined);
+      throw e;
+    }
     await handle.close();
-    await unlink(temp).catch(() => undefined);
-    throw e;
+    await rename(temp, path);
+  } finally {
+    inFlight.delete(temp);
   }
-  await handle.close();
-  await rename(temp, path);
   fsyncDir(dir);
 }
 

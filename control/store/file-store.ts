@@ -8,12 +8,12 @@
 // Segments are kept after compaction: they are the full history, so stateAt
 // can answer for any past revision.
 
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from './atomic-file.ts';
+import { fsyncDir, removeLeftoverTemps, writeFileAtomic } from './atomic-file.ts';
 import { RevisionListeners } from './listeners.ts';
-import { acquireLock } from './lock.ts';
+import { acquireLock, removeDeadLockTemps } from './lock.ts';
 import { encodeRecord, readSegment } from './log-format.ts';
 import { assertRevision, historyOf, newRevisionRecord, replay, type RevisionRecord } from './memory-store.ts';
 import { ObjectState } from './state.ts';
@@ -41,6 +41,7 @@ interface Snapshot {
   history: RevisionInfo[];
 }
 
+const LOCK_FILE = 'LOCK';
 const pad = (n: number) => String(n).padStart(12, '0');
 const segmentName = (first: number) => `log-${pad(first)}.jsonl`;
 const snapshotName = (rev: number) => `snapshot-${pad(rev)}.json`;
@@ -58,7 +59,7 @@ export async function openFileStore(dataDir: string, opts: FileStoreOptions = {}
   const created = !existsSync(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (created) fsyncDir(dataDir); // the new directory's entry must survive a crash too
-  const releaseLock = acquireLock(join(dir, 'LOCK'));
+  const releaseLock = acquireLock(join(dir, LOCK_FILE));
   try {
     return await openLocked(dir, opts, releaseLock);
   } catch (e) {
@@ -76,8 +77,11 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
   let history: RevisionInfo[] = [];
   let revision = 0;
 
-  // 0. Leftovers of a compaction that crashed before its rename.
-  for (const f of readdirSync(dir)) if (f.startsWith('.snapshot-') && f.endsWith('.tmp')) unlinkSync(join(dir, f));
+  // 0. Leftovers of a crash: a compaction's snapshot temp file not yet renamed, a lock attempt's
+  // temp file not yet removed. Only now, holding the lock: until then another control plane may own
+  // the dir and be writing them.
+  removeLeftoverTemps(dir, (name) => name.startsWith('snapshot-'));
+  removeDeadLockTemps(join(dir, LOCK_FILE));
 
   // 1. The newest snapshot.
   const snapshots = numbered(dir, 'snapshot-', '.json');

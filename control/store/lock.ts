@@ -19,7 +19,8 @@
 // linked into place), so no one reads a lock half written and takes it for
 // stale.
 
-import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 /** A process's start time from /proc/<pid>/stat (field 22), or undefined where there is no /proc. */
 function startTime(pid: number | 'self'): string | undefined {
@@ -132,6 +133,40 @@ function removeStale(path: string, staleText: string, me: string, depth = 0): vo
     held.delete(guard);
     unlinkSync(guard);
   }
+}
+
+/** A process with this pid exists (maybe not ours to signal). */
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files createWhole left beside the lock at `path` (`<lock>[.takeover].<pid>.<random>.tmp`)
+ * when a process died between writing and removing one. Unlike the data dir's other files, these are
+ * written by every process that tries the lock, not only its holder: one whose pid is alive may be
+ * another control plane trying it now, and is left alone. This process's own are never in flight
+ * outside createWhole, so one with its pid is an earlier life's (a restarted container reuses pids).
+ * Call it holding the lock. Returns the names removed.
+ */
+export function removeDeadLockTemps(path: string): string[] {
+  const pattern = new RegExp(`^${basename(path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:\\.takeover)*\\.(\\d+)\\.[0-9a-z]*\\.tmp$`);
+  const removed: string[] = [];
+  for (const entry of readdirSync(dirname(path))) {
+    const pid = Number(pattern.exec(entry)?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && pidExists(pid))) continue;
+    try {
+      unlinkSync(join(dirname(path), entry));
+      removed.push(entry);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  return removed;
 }
 
 /** Takes the lock at `path`; returns its release function. Throws when another live process holds it. */

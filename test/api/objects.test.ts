@@ -117,7 +117,7 @@ test('filter bindings: the filter must be in the catalog', async (t) => {
   assert.deepEqual((await h.call('GET', '/api/v1/filter-bindings')).json.items, []);
 });
 
-test('unknown routes and methods answer 404 in the contract shape', async (t) => {
+test('unknown routes answer 404 in the contract shape (a known route with another method: method-not-allowed.test.ts)', async (t) => {
   const h = await startApi();
   t.after(() => h.close());
   const res = await h.call('GET', '/api/v1/nothing-here');

@@ -150,6 +150,10 @@ test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API)
   const kind = await weft(control, ['get', 'gateways']);
   assert.equal(kind.code, 2);
   assert.match(kind.stderr, /unknown kind "gateways"/);
+  // a path the API has, but not for GET (POST /apply): no kind either, not "method GET is not allowed"
+  const notAKind = await weft(control, ['get', 'apply']);
+  assert.equal(notAKind.code, 2, notAKind.stderr);
+  assert.match(notAKind.stderr, /unknown kind "apply"/);
   // Commander's usage errors are usage errors too (2), as docs/api.md says, not 1 like a refused request.
   for (const [args, said] of [[['get'], /missing required argument 'kind'/], [['get', 'services', '--bogus'], /unknown option '--bogus'/], [['frob'], /unknown command 'frob'/], [['apply'], /required option '-f, --filename <file>' not specified/], [['bootstrap'], /required option '--service <name>' not specified/]] as const) {
     const usage = await weft(control, [...args]);

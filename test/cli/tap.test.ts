@@ -83,6 +83,17 @@ describe('weft tap PROXY: live requests through a sidecar', () => {
     assert.match(notFound.stdout, /^\S+ outbound GET nowhere\/elsewhere -> 404 /);
   });
 
+  it('-o json: a header a request chose with a C1 control (byte 0x9b, CSI) is printed escaped, the JSON still exact', async () => {
+    // node:http writes a header value as latin1, and the sidecar reads it so: the byte arrives as U+009B
+    const csi = '\u009b2J\u009b31mred';
+    const tapped = await trafficUntil(weft(control, ['tap', id, '--path-prefix', '/csi', '--max', '1', '-o', 'json']), '/csi', { 'x-csi': csi });
+    assert.equal(tapped.code, 0, tapped.stderr);
+    assert.doesNotMatch(tapped.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'no raw control character but the line end');
+    assert.ok(tapped.stdout.includes('\\u009b2J\\u009b31mred'), tapped.stdout);
+    const event = JSON.parse(tapped.stdout) as { request_headers: [string, string][] };
+    assert.deepEqual(event.request_headers.find(([k]) => k === 'x-csi'), ['x-csi', csi]);
+  });
+
   it('sessions are bounded, and one that ends (Ctrl-C) frees its place in the sidecar', { timeout: 120_000 }, async () => {
     const adminTap = async () => {
       const res = await fetch(`http://127.0.0.1:${adminPortOf()}/tap?max=1`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
