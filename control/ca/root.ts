@@ -6,7 +6,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fsyncDir, writeFileAtomicSync } from '../store/atomic-file.ts';
+import { fsyncDir, removeLeftoverTemps, writeFileAtomicSync } from '../store/atomic-file.ts';
 import { type CryptoKey, generateKeyPair, importPrivateKey, parsePemBundle, pemOf, privateKeyPem, randomSerial, SIGNING, x509 } from './x509.ts';
 
 export interface SigningCa {
@@ -115,6 +115,9 @@ export async function loadOrCreateCa(dataDir: string, trustDomain: string, files
   }
   const certPath = join(dataDir, ROOT_CERT_FILE);
   const keyPath = join(dataDir, ROOT_KEY_FILE);
+  // A crash while writing the root left its temp file (the key's holds a private key in the clear): the
+  // control plane opens the CA holding the data dir's lock, so any such file is a dead process's.
+  removeLeftoverTemps(dataDir, (name) => name === ROOT_CERT_FILE || name === ROOT_KEY_FILE);
   if (existsSync(certPath) && existsSync(keyPath)) {
     return load(`the data dir's CA root (${certPath}, ${keyPath})`, () => fromPem(readFileSync(certPath, 'utf8'), readFileSync(keyPath, 'utf8'), undefined, 'data-dir'));
   }

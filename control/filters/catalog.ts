@@ -8,7 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FilterModule } from '../model/types.ts';
-import { writeFileAtomic } from '../store/atomic-file.ts';
+import { removeLeftoverTemps, writeFileAtomic } from '../store/atomic-file.ts';
 import { checkModule } from './check.ts';
 import { checkConfigSchema, validateConfig } from './config-schema.ts';
 import { ConfigureSandbox, DEFAULT_CONFIGURE_TIMEOUT_MS } from './configure-sandbox.ts';
@@ -52,6 +52,9 @@ export class FilterCatalog {
     this.store = new ModuleStore(options.dataDir);
     this.manifestPath = options.manifestPath ?? DEFAULT_MANIFEST;
     this.indexPath = join(this.store.dir, 'catalog.json');
+    // Made by the control plane holding the data dir's lock: the temp files a crash left while writing the
+    // index or a module (up to 16 MiB each) are a dead process's, and nothing else would remove them.
+    removeLeftoverTemps(this.store.dir, (name) => name === 'catalog.json' || /^[0-9a-f]{64}\.wasm$/.test(name));
   }
 
   builtins(): FilterModule[] {

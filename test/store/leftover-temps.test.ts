@@ -121,3 +121,27 @@ test('opening the join tokens removes the temp files a crash left of join-tokens
   assert.deepEqual(tokens.list(), []);
   assert.deepEqual(readdirSync(dir).sort(), [...kept].sort());
 });
+
+test('the filter catalog and the CA root remove their own crash leftovers when opened (a module up to 16 MiB, a private key in the clear), and only those', async (t) => {
+  const dir = tempDir(t);
+  const wasmDir = join(dir, 'wasm');
+  mkdirSync(wasmDir, { recursive: true });
+  const dead = deadPid();
+  const digest = 'ab'.repeat(32);
+  const moduleLeftovers = [`.catalog.json.${dead}.3.tmp`, `.${digest}.wasm.${dead}.4.tmp`];
+  const moduleKept = [`.notes.txt.${dead}.1.tmp`, `${digest}.wasm`];
+  for (const f of [...moduleLeftovers, ...moduleKept]) writeFileSync(join(wasmDir, f), 'partial');
+  const { FilterCatalog } = await import('../../control/filters/catalog.ts');
+  const catalog = new FilterCatalog({ dataDir: dir });
+  t.after(() => catalog.close());
+  const inWasm = readdirSync(wasmDir);
+  for (const f of moduleLeftovers) assert.ok(!inWasm.includes(f), `${f} removed`);
+  for (const f of moduleKept) assert.ok(inWasm.includes(f), `${f} kept`);
+
+  const { loadOrCreateCa } = await import('../../control/ca/root.ts');
+  const caLeftovers = [`.ca-root.key.${dead}.1.tmp`, `.ca-root.pem.${dead}.2.tmp`];
+  for (const f of caLeftovers) writeFileSync(join(dir, f), 'partial');
+  await loadOrCreateCa(dir, 'weft.local');
+  const inDir = readdirSync(dir);
+  for (const f of caLeftovers) assert.ok(!inDir.includes(f), `${f} removed`);
+});
