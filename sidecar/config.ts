@@ -385,6 +385,8 @@ export interface ClusterConfig {
   type: 'EDS' | 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS';
   /** EDS resource name (eds_cluster_config.service_name, default the cluster name). */
   edsServiceName?: string;
+  /** eds_config.initial_fetch_timeout: how long a cluster added or changed after initialization warms without its assignment (default 15 s; 0: until it comes). */
+  edsInitialFetchTimeoutMs?: number;
   /** For STATIC / DNS clusters. */
   staticEndpoints: EndpointConfig[];
   /** The load_assignment's policy (overprovisioning_factor, weighted_priority_health), when it has one. */

@@ -94,6 +94,8 @@ export class DataPlane {
   }
   /** The first full config was applied (Envoy's init manager runs once: later updates never make it unready). */
   #initialized = false;
+  /** The version each active cluster runs: while an update of it warms, the one before (config_dump's dynamic_active_clusters). */
+  readonly #servingClusters = new Map<string, Held<'cluster'>>();
   /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
   readonly #collectors: ReadonlyMap<string, Collector>;
   /** OpenTelemetry tracers by collector cluster, service name and export timeout, made on first use. */
@@ -179,6 +181,7 @@ export class DataPlane {
    */
   async apply(kind: ResourceKind, resources: readonly IncomingResource[], removed: readonly string[], full: boolean, undecodable: readonly Undecodable[] = []): Promise<ApplyResult> {
     const errors: string[] = [];
+    if (kind === 'cluster') this.#noteServingClusters();
     const held = this.#held[kind] as Map<string, Held<ResourceKind>>;
     const rejected = this.#rejected[kind];
     const next = new Map(held);
@@ -223,6 +226,7 @@ export class DataPlane {
     this.#received.add(kind);
     if (kind === 'cluster') {
       this.clusters.applyClusters(new Map([...this.#held.cluster].map(([k, v]) => [k, v.config])));
+      this.#noteServingClusters();
     } else if (kind === 'endpoint') {
       for (const r of resources) {
         const h = this.#held.endpoint.get(r.name);
@@ -245,6 +249,14 @@ export class DataPlane {
     (errors.length ? updates.rejected : updates.success).inc();
     this.#publishState();
     return { errors };
+  }
+
+  /** Each accepted cluster not warming is the version serving; one warming keeps the version it replaces (if any). */
+  #noteServingClusters(): Map<string, Held<'cluster'>> {
+    const serving = this.#servingClusters;
+    for (const name of serving.keys()) if (!this.#held.cluster.has(name)) serving.delete(name);
+    for (const [name, h] of this.#held.cluster) if (!this.clusters.warming.has(name)) serving.set(name, h);
+    return serving;
   }
 
   /** As Envoy: the tracer's gRPC cluster must be one the proxy was started with (a bootstrap cluster). */
@@ -387,7 +399,11 @@ export class DataPlane {
    * refused, waits for it alone (/init_dump) and does not take the server out.
    */
   ready(): boolean {
-    if (!this.#initialized && this.#complete()) this.#initialized = true;
+    if (!this.#initialized && this.#complete()) {
+      this.#initialized = true;
+      // From now on a cluster added or changed without its assignment warms apart, as Envoy's after its initialization.
+      this.clusters.warmAfterInit = true;
+    }
     return this.#initialized;
   }
 
@@ -462,15 +478,20 @@ export class DataPlane {
       return last?.version ?? '';
     };
     const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
+    const serving = this.#noteServingClusters();
     const configs: Record<string, unknown>[] = [
       { '@type': `${ADMIN}BootstrapConfigDump`, bootstrap: { node: { id: node.id, cluster: node.cluster } } },
       {
         '@type': `${ADMIN}ClustersConfigDump`,
         version_info: latest('cluster'),
+        // As Envoy's: an active cluster as the version it runs; a warming one (an update of an active one too) apart.
         dynamic_active_clusters: [
-          ...entries('cluster').map(({ h, resource, failed }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString(), ...failed })),
+          ...[...serving].map(([name, h]) => ({ version_info: h.version, cluster: asResource('cluster', h.raw), last_updated: h.updated.toISOString(), ...failure('cluster', name) })),
           ...neverAccepted('cluster').map(({ failed }) => failed),
         ],
+        dynamic_warming_clusters: entries('cluster')
+          .filter(({ name }) => this.clusters.warming.has(name))
+          .map(({ h, resource }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString() })),
       },
       {
         '@type': `${ADMIN}EcdsConfigDump`,
