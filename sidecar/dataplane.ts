@@ -96,6 +96,12 @@ export class DataPlane {
   #initialized = false;
   /** The version each active cluster runs: while an update of it warms, the one before (config_dump's dynamic_active_clusters). */
   readonly #servingClusters = new Map<string, Held<'cluster'>>();
+  /**
+   * The version each listener runs (config_dump's active_state). Once initialized, a listener LDS adds or changes
+   * warms, as Envoy's, until the route configuration, filter configs and secrets it names are held: a new one is not
+   * bound meanwhile, a changed one's previous version serves (config_dump's warming_state).
+   */
+  readonly #servingListeners = new Map<string, Held<'listener'>>();
   /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
   readonly #collectors: ReadonlyMap<string, Collector>;
   /** OpenTelemetry tracers by collector cluster, service name and export timeout, made on first use. */
@@ -235,15 +241,19 @@ export class DataPlane {
       for (const name of removed) this.clusters.applyEndpoints(name, undefined);
     } else if (kind === 'secret') {
       this.tls.setSecrets(new Map([...this.#held.secret].map(([k, v]) => [k, v.config])));
-    } else if (kind === 'listener') {
-      const bindErrors = await this.listeners.apply(new Map([...this.#held.listener].map(([k, v]) => [k, v.config])));
-      for (const [name, message] of bindErrors) {
+    }
+    if (kind === 'listener') {
+      for (const [name, message] of await this.#applyListeners()) {
         const details = `listener ${name}: address: ${message}`;
         const r = resources.find((x) => x.name === name);
         if (r) refuse(r, details);
         else errors.push(details);
         this.#held.listener.delete(name);
+        this.#servingListeners.delete(name);
       }
+    } else if (kind === 'route' || kind === 'extension' || kind === 'secret') {
+      // What a warming listener waited for: it takes over (a bind failure leaves it warming, logged).
+      for (const [name, message] of await this.#applyListeners()) this.#log(`listener ${name}: address: ${message}`);
     }
     const updates = this.stats.xdsUpdates[kind];
     (errors.length ? updates.rejected : updates.success).inc();
@@ -257,6 +267,38 @@ export class DataPlane {
     for (const name of serving.keys()) if (!this.#held.cluster.has(name)) serving.delete(name);
     for (const [name, h] of this.#held.cluster) if (!this.clusters.warming.has(name)) serving.set(name, h);
     return serving;
+  }
+
+  /** Whether everything a listener names is there: its route configuration, filter configs (or told absent) and secrets. */
+  #listenerWarm(config: ListenerConfig): boolean {
+    const tls = config.tls;
+    if (tls && !(this.#held.secret.has(tls.certificate) && this.#held.secret.has(tls.validation))) return false;
+    const chain = config.chain;
+    if (chain.kind !== 'http') return true;
+    if (chain.rds && !this.#held.route.has(chain.rds)) return false;
+    return chain.httpFilters.every((f) => f.kind !== 'ecds' || this.#held.extension.has(f.resourceName) || this.#toldAbsent.extension.has(f.resourceName));
+  }
+
+  /**
+   * Brings the running listeners to the versions that serve: each accepted one, except, once initialized, one still
+   * warming (its previous version, if any, serves on). Returns bind errors by name; publishes the warming gauge.
+   */
+  async #applyListeners(): Promise<Map<string, string>> {
+    const serving = this.#servingListeners;
+    let changed = false;
+    for (const name of serving.keys()) {
+      if (this.#held.listener.has(name)) continue;
+      serving.delete(name);
+      changed = true;
+    }
+    for (const [name, h] of this.#held.listener) {
+      if (serving.get(name) === h || (this.#initialized && !this.#listenerWarm(h.config))) continue;
+      serving.set(name, h);
+      changed = true;
+    }
+    this.stats.listenersWarming.set([...this.#held.listener].filter(([name, h]) => serving.get(name) !== h).length);
+    if (!changed) return new Map();
+    return this.listeners.apply(new Map([...serving].map(([k, v]) => [k, v.config])));
   }
 
   /** As Envoy: the tracer's gRPC cluster must be one the proxy was started with (a bootstrap cluster). */
@@ -503,8 +545,13 @@ export class DataPlane {
       {
         '@type': `${ADMIN}ListenersConfigDump`,
         version_info: latest('listener'),
+        // As Envoy's: the version serving under active_state, one still warming under warming_state.
         dynamic_listeners: [
-          ...entries('listener').map(({ name, h, resource, failed }) => ({ name, active_state: { version_info: h.version, listener: resource, last_updated: h.updated.toISOString() }, ...failed })),
+          ...entries('listener').map(({ name, h, resource, failed }) => {
+            const active = this.#servingListeners.get(name);
+            const state = (s: Held<'listener'>) => ({ version_info: s.version, listener: asResource('listener', s.raw), last_updated: s.updated.toISOString() });
+            return { name, ...(active ? { active_state: state(active) } : {}), ...(active !== h ? { warming_state: { version_info: h.version, listener: resource, last_updated: h.updated.toISOString() } } : {}), ...failed };
+          }),
           ...neverAccepted('listener').map(({ name, failed }) => ({ name, ...failed })),
         ],
       },

@@ -213,6 +213,8 @@ export class SidecarStats {
   readonly activeClusters = this.#gauge('envoy_cluster_manager_active_clusters', 'Clusters requests may be routed to', []);
   readonly warmingClusters = this.#gauge('envoy_cluster_manager_warming_clusters', 'Clusters waiting for their first assignment before they take traffic', []);
   readonly listenersActive = this.#gauge('envoy_listener_manager_total_listeners_active', 'Listeners bound', []);
+  /** Envoy's listener_manager.total_listeners_warming: listeners waiting for what they name (their route configuration...). */
+  readonly listenersWarming = this.#gauge('envoy_listener_manager_total_listeners_warming', 'Listeners waiting for their route configuration, filter configs or secrets', []);
   readonly listenersDraining = this.#gauge('envoy_listener_manager_total_listeners_draining', 'Listeners in a graceful drain (admin /drain_listeners?graceful)', []);
   /** Envoy's server.state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING. */
   readonly serverState = this.#gauge('envoy_server_state', 'Server state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING', []);

@@ -1,11 +1,13 @@
-// A cluster CDS adds once the sidecar is up warms until its first EDS
-// assignment, as Envoy's does: it is not routed to (a request for it is
-// answered 503 NC, counted in http.<prefix>.no_cluster), the
-// cluster_manager.warming_clusters gauge counts it, config_dump shows it under
-// dynamic_warming_clusters and /clusters leaves it out; its assignment makes it
-// active. An update that moves a cluster to an assignment not yet received
-// keeps the previous version serving meanwhile, and initial_fetch_timeout
-// bounds the wait.
+// Warming after start, as Envoy's. A cluster CDS adds warms until its first
+// EDS assignment: it is not routed to (a request for it is answered 503 NC,
+// counted in http.<prefix>.no_cluster), the cluster_manager.warming_clusters
+// gauge counts it, config_dump shows it under dynamic_warming_clusters and
+// /clusters leaves it out; its assignment makes it active. A changed cluster
+// keeps its previous version serving until the next assignment for it, and
+// initial_fetch_timeout bounds the wait. A listener LDS adds or changes warms
+// until its route configuration is there: a new one is not bound, a changed
+// one's previous version serves (config_dump's warming_state,
+// listener_manager.total_listeners_warming).
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -185,6 +187,55 @@ test('a cluster changed but fed the same assignment warms until that assignment 
     assert.equal(stats.warmingClusters.get(), 0);
     assert.equal(dp.clusters.get(name)!.config.connectTimeoutMs, 7000);
     assert.deepEqual(dp.clusters.get(name)!.hosts.map((h) => h.key), hosts);
+  } finally {
+    await dp.close();
+  }
+});
+
+/** The golden outbound listener as `name` (version `version`), reading its routes from `rds`. */
+function outboundListener(name: string, rds: string, version: string) {
+  const l = resources('listeners.json', version, true).find((r) => r.name === 'outbound')!;
+  const hcm = (l.value as Json).filter_chains[0].filters[0].typed_config;
+  const chains = [{ ...(l.value as Json).filter_chains[0], filters: [{ ...(l.value as Json).filter_chains[0].filters[0], typed_config: { ...hcm, rds: { ...hcm.rds, route_config_name: rds } } }] }];
+  return { name, version, value: { ...(l.value as Json), name, filter_chains: chains } };
+}
+const listeners = (dp: DataPlane) => (dp.configDump({ id: 'web-1', cluster: 'web' }).configs.find((c) => String(c['@type']).endsWith('ListenersConfigDump')) as Json).dynamic_listeners as Json[];
+
+test('a changed listener waiting for its route configuration keeps the previous version serving; a new one is bound once its routes come', async () => {
+  const { dp, stats } = await started();
+  try {
+    const port = dp.listenerPort('outbound')!;
+    // The golden route to web: a cluster without hosts.
+    const web = async (p: number) => {
+      const r = await get(p, 'web');
+      return `${r.status} ${r.body}`;
+    };
+    assert.equal(await web(port), '503 no healthy upstream');
+
+    const others = resources('listeners.json', 'v2', true).filter((r) => r.name !== 'outbound');
+    assert.deepEqual(await dp.apply('listener', [...others, outboundListener('outbound', 'outbound-v2', 'v2'), outboundListener('extra', 'extra-routes', 'v2')], [], true), { errors: [] });
+    assert.equal(dp.listenerPort('outbound'), port);
+    assert.equal(await web(port), '503 no healthy upstream', 'the previous version, with its routes, serves');
+    assert.equal(dp.listenerPort('extra'), undefined, 'a new listener is not bound while it warms');
+    assert.equal(stats.listenersWarming.get(), 2);
+    const outbound = listeners(dp).find((l) => l.name === 'outbound')!;
+    assert.equal(outbound.active_state.version_info, 'v1');
+    assert.equal(outbound.warming_state.version_info, 'v2');
+    const extra = listeners(dp).find((l) => l.name === 'extra')!;
+    assert.equal(extra.active_state, undefined);
+    assert.equal(extra.warming_state.version_info, 'v2');
+    assert.ok(dp.wanted('route').includes('outbound-v2') && dp.wanted('route').includes('extra-routes'), 'their routes are asked for');
+    assert.deepEqual(dp.unready(), [...dp.wanted('route').filter((r) => r !== 'outbound').map((r) => `RDS route_configuration ${r}`)]);
+    assert.equal(dp.ready(), true, 'warming does not take the sidecar out of ready');
+
+    const renamed = (name: string) => resources('routes.json', 'v2').map((r) => ({ ...r, name, value: { ...r.value, name } }));
+    assert.deepEqual(await dp.apply('route', [...renamed('outbound-v2'), ...renamed('extra-routes')], [], false), { errors: [] });
+    assert.equal(stats.listenersWarming.get(), 0);
+    const extraPort = dp.listenerPort('extra');
+    assert.ok(extraPort);
+    assert.equal(await web(extraPort), '503 no healthy upstream');
+    assert.equal(listeners(dp).find((l) => l.name === 'outbound')!.active_state.version_info, 'v2');
+    assert.equal(listeners(dp).find((l) => l.name === 'outbound')!.warming_state, undefined);
   } finally {
     await dp.close();
   }
