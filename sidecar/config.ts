@@ -194,6 +194,8 @@ export interface HttpConnectionManagerConfig {
   statPrefix: string;
   /** RDS route config name, or an inline route config. */
   rds?: string;
+  /** The RDS config_source's initial_fetch_timeout: how long a listener warming after initialization waits for its route configuration (default 15 s; 0: until it comes). */
+  rdsInitialFetchTimeoutMs?: number;
   routeConfig?: RouteConfig;
   httpFilters: HttpFilterConfig[];
   /** 0 = none. */

@@ -22,6 +22,9 @@ import { Tap } from './tap.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
 import type { LogEntry, WasmPlugin } from './wasm/index.ts';
 
+/** Envoy's default initial_fetch_timeout: how long a listener warms for its route configuration when its RDS config_source gives none. */
+const DEFAULT_INITIAL_FETCH_TIMEOUT_MS = 15_000;
+
 /** Envoy's server states, in the order of its server.state gauge's values. */
 export const SERVER_STATES = ['LIVE', 'DRAINING', 'PRE_INITIALIZING', 'INITIALIZING'] as const;
 export type ServerState = (typeof SERVER_STATES)[number];
@@ -102,6 +105,9 @@ export class DataPlane {
    * bound meanwhile, a changed one's previous version serves (config_dump's warming_state).
    */
   readonly #servingListeners = new Map<string, Held<'listener'>>();
+  /** Warming listeners' RDS initial_fetch_timeout timers, by listener version; the versions whose timeout passed. */
+  readonly #rdsTimers = new Map<Held<'listener'>, NodeJS.Timeout>();
+  readonly #rdsGaveUp = new WeakSet<Held<'listener'>>();
   /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
   readonly #collectors: ReadonlyMap<string, Collector>;
   /** OpenTelemetry tracers by collector cluster, service name and export timeout, made on first use. */
@@ -269,13 +275,16 @@ export class DataPlane {
     return serving;
   }
 
-  /** Whether everything a listener names is there: its route configuration, filter configs (or told absent) and secrets. */
-  #listenerWarm(config: ListenerConfig): boolean {
-    const tls = config.tls;
+  /**
+   * Whether everything a listener names is there: its route configuration (or its initial_fetch_timeout passed:
+   * Envoy's listener then serves without it, 404 NR), filter configs (or told absent) and secrets.
+   */
+  #listenerWarm(h: Held<'listener'>): boolean {
+    const tls = h.config.tls;
     if (tls && !(this.#held.secret.has(tls.certificate) && this.#held.secret.has(tls.validation))) return false;
-    const chain = config.chain;
+    const chain = h.config.chain;
     if (chain.kind !== 'http') return true;
-    if (chain.rds && !this.#held.route.has(chain.rds)) return false;
+    if (chain.rds && !this.#held.route.has(chain.rds) && !this.#rdsGaveUp.has(h)) return false;
     return chain.httpFilters.every((f) => f.kind !== 'ecds' || this.#held.extension.has(f.resourceName) || this.#toldAbsent.extension.has(f.resourceName));
   }
 
@@ -292,11 +301,31 @@ export class DataPlane {
       changed = true;
     }
     for (const [name, h] of this.#held.listener) {
-      if (serving.get(name) === h || (this.#initialized && !this.#listenerWarm(h.config))) continue;
+      if (serving.get(name) === h || (this.#initialized && !this.#listenerWarm(h))) continue;
       serving.set(name, h);
       changed = true;
     }
-    this.stats.listenersWarming.set([...this.#held.listener].filter(([name, h]) => serving.get(name) !== h).length);
+    const warming = [...this.#held.listener].filter(([name, h]) => serving.get(name) !== h).map(([, h]) => h);
+    this.stats.listenersWarming.set(warming.length);
+    for (const [h, timer] of this.#rdsTimers) {
+      if (warming.includes(h)) continue;
+      clearTimeout(timer);
+      this.#rdsTimers.delete(h);
+    }
+    for (const h of warming) {
+      const chain = h.config.chain;
+      const ms = chain.kind === 'http' && chain.rds ? chain.rdsInitialFetchTimeoutMs ?? DEFAULT_INITIAL_FETCH_TIMEOUT_MS : 0;
+      if (ms === 0 || this.#rdsTimers.has(h) || this.#rdsGaveUp.has(h)) continue;
+      const timer = setTimeout(() => {
+        this.#rdsTimers.delete(h);
+        this.#rdsGaveUp.add(h);
+        void this.#applyListeners().then((bindErrors) => {
+          for (const [name, message] of bindErrors) this.#log(`listener ${name}: address: ${message}`);
+        });
+      }, ms);
+      timer.unref();
+      this.#rdsTimers.set(h, timer);
+    }
     if (!changed) return new Map();
     return this.listeners.apply(new Map([...serving].map(([k, v]) => [k, v.config])));
   }
@@ -639,6 +668,8 @@ export class DataPlane {
   }
 
   async close(): Promise<void> {
+    for (const t of this.#rdsTimers.values()) clearTimeout(t);
+    this.#rdsTimers.clear();
     this.overload?.close();
     await this.listeners.close();
     // Spans of the requests just finished go out before the process ends.

@@ -193,10 +193,11 @@ test('a cluster changed but fed the same assignment warms until that assignment 
 });
 
 /** The golden outbound listener as `name` (version `version`), reading its routes from `rds`. */
-function outboundListener(name: string, rds: string, version: string) {
+function outboundListener(name: string, rds: string, version: string, initialFetchTimeout?: string) {
   const l = resources('listeners.json', version, true).find((r) => r.name === 'outbound')!;
   const hcm = (l.value as Json).filter_chains[0].filters[0].typed_config;
-  const chains = [{ ...(l.value as Json).filter_chains[0], filters: [{ ...(l.value as Json).filter_chains[0].filters[0], typed_config: { ...hcm, rds: { ...hcm.rds, route_config_name: rds } } }] }];
+  const configSource = initialFetchTimeout ? { ...hcm.rds.config_source, initial_fetch_timeout: initialFetchTimeout } : hcm.rds.config_source;
+  const chains = [{ ...(l.value as Json).filter_chains[0], filters: [{ ...(l.value as Json).filter_chains[0].filters[0], typed_config: { ...hcm, rds: { ...hcm.rds, route_config_name: rds, config_source: configSource } } }] }];
   return { name, version, value: { ...(l.value as Json), name, filter_chains: chains } };
 }
 const listeners = (dp: DataPlane) => (dp.configDump({ id: 'web-1', cluster: 'web' }).configs.find((c) => String(c['@type']).endsWith('ListenersConfigDump')) as Json).dynamic_listeners as Json[];
@@ -236,6 +237,23 @@ test('a changed listener waiting for its route configuration keeps the previous 
     assert.equal(await web(extraPort), '503 no healthy upstream');
     assert.equal(listeners(dp).find((l) => l.name === 'outbound')!.active_state.version_info, 'v2');
     assert.equal(listeners(dp).find((l) => l.name === 'outbound')!.warming_state, undefined);
+  } finally {
+    await dp.close();
+  }
+});
+
+test("a warming listener whose route configuration does not come by its RDS initial_fetch_timeout serves without it (404 NR), as Envoy's", async () => {
+  const { dp, stats } = await started();
+  try {
+    const all = resources('listeners.json', 'v2', true);
+    assert.deepEqual(await dp.apply('listener', [...all, outboundListener('extra', 'never', 'v2', '0.05s')], [], true), { errors: [] });
+    assert.equal(dp.listenerPort('extra'), undefined);
+    await eventually(() => stats.listenersWarming.get() === 0, 5000, 'warming ended by initial_fetch_timeout');
+    const port = dp.listenerPort('extra');
+    assert.ok(port);
+    const r = await get(port, 'web');
+    assert.equal(r.status, 404);
+    assert.equal(listeners(dp).find((l) => l.name === 'extra')!.active_state.version_info, 'v2');
   } finally {
     await dp.close();
   }
