@@ -515,8 +515,11 @@ export class ClusterManager {
 
   applyClusters(configs: ReadonlyMap<string, ClusterConfig>): void {
     const statNames = new Set([...configs].map(([n, config]) => config.altStatName ?? n));
-    for (const name of this.warming.keys()) {
-      if (!configs.has(name)) this.#unwarm(name);
+    for (const name of [...this.warming.keys()]) {
+      if (configs.has(name)) continue;
+      this.#unwarm(name);
+      // One never active takes the series CDS made for it (an active one's go with it below).
+      if (!this.clusters.has(name)) this.#stats.clusterRemoved(name, statNames);
     }
     for (const [name, c] of this.clusters) {
       if (!configs.has(name)) {

@@ -258,3 +258,23 @@ test("a warming listener whose route configuration does not come by its RDS init
     await dp.close();
   }
 });
+
+test('a cluster CDS removes while it warms is gone, with its series', async () => {
+  const { dp, stats } = await started();
+  try {
+    const name = edsCluster(dp);
+    const all = resources('clusters.json', 'v2');
+    const extra = { ...all.find((r) => r.name === name)!, name: 'outbound|9|gone|reviews.default' };
+    extra.value = { ...extra.value, name: extra.name, eds_cluster_config: { ...(extra.value as Json).eds_cluster_config, service_name: extra.name } };
+    assert.deepEqual(await dp.apply('cluster', [...all, extra], [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.match(stats.registry.metrics(), /envoy_cluster_name="outbound\|9\|gone\|reviews\.default"/);
+    assert.deepEqual(await dp.apply('cluster', all, [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 0);
+    assert.equal(dp.clusters.get(extra.name), undefined);
+    assert.doesNotMatch(stats.registry.metrics(), /gone/);
+    assert.ok(!dp.wanted('endpoint').includes(extra.name));
+  } finally {
+    await dp.close();
+  }
+});
