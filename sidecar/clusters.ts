@@ -497,6 +497,8 @@ export class ClusterManager {
   readonly warming = new Map<string, { config: ClusterConfig; timer: NodeJS.Timeout | undefined }>();
   /** Set once the first full config was applied: from then on a cluster waiting for its assignment warms. */
   warmAfterInit = false;
+  /** Called when the last warming cluster became active (or went): the xDS client sends the CDS ACK it held. */
+  onWarmingDone: (() => void) | undefined;
   /** EDS assignments that arrived before (or outlive) their cluster, by EDS service name. */
   readonly #assignments = new Map<string, { endpoints: readonly EndpointConfig[]; policy: EndpointPolicy }>();
   readonly #stats: SidecarStats;
@@ -589,8 +591,10 @@ export class ClusterManager {
 
   /** Envoy's cluster_manager.active_clusters and .warming_clusters. */
   #publish(): void {
+    const before = this.#stats.warmingClusters.get();
     this.#stats.activeClusters.set(this.clusters.size);
     this.#stats.warmingClusters.set(this.warming.size);
+    if (before > 0 && this.warming.size === 0) this.onWarmingDone?.();
   }
 
   applyEndpoints(edsName: string, endpoints: readonly EndpointConfig[] | undefined, policy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY): void {

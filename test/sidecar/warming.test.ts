@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { defaultTranslator } from '../../control/xds/index.ts';
+import { TypeUrl, defaultTranslator } from '../../control/xds/index.ts';
 import type { Translator } from '../../control/xds/index.ts';
 import { DataPlane } from '../../sidecar/dataplane.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
@@ -48,6 +48,9 @@ test('a cluster added after start warms until its assignment: 503 NC meanwhile, 
   assert.equal((await get(client.outboundPort, 'svc')).status, 200);
   assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
   const activeBefore = await metric(client.adminPort, 'envoy_cluster_manager_active_clusters');
+  const acked = () => mesh.xds.status.get(client.nodeId)!.ackedVersions;
+  const cdsBefore = acked()[TypeUrl.cluster];
+  const rdsBefore = acked()[TypeUrl.route];
 
   mesh.model.update({ services: [service('client', 8000), service('svc', 7000), service('fresh', 7100)], instances: [instance('svc', old.port), instance('fresh', fresh.port)] });
   // Once its route is there (404 NR before), the route names a cluster that is still warming.
@@ -65,6 +68,10 @@ test('a cluster added after start warms until its assignment: 503 NC meanwhile, 
   assert.deepEqual(clusters.dynamic_warming_clusters.map((c: Json) => c.cluster.name), [NEW]);
   assert.ok(!clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
   assert.doesNotMatch((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
+  // As Envoy pauses CDS while a cluster warms: the routes that came after it are ACKed, the clusters are not yet.
+  await eventually(() => acked()[TypeUrl.route] !== rdsBefore, 5000, 'the new routes ACKed');
+  assert.equal(acked()[TypeUrl.cluster], cdsBefore, 'the CDS ACK waits for the cluster to warm');
+  assert.equal(mesh.xds.status.get(client.nodeId)!.status, 'STALE');
 
   hold = false;
   mesh.model.update({ instances: [instance('svc', old.port), instance('fresh', fresh.port, { v: '2' })] });
@@ -76,6 +83,7 @@ test('a cluster added after start warms until its assignment: 503 NC meanwhile, 
   assert.deepEqual(clusters.dynamic_warming_clusters, []);
   assert.ok(clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
   assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
+  await eventually(() => acked()[TypeUrl.cluster] !== cdsBefore, 5000, 'the CDS ACK sent once the cluster is warm');
 });
 
 // The golden minimal-http config, applied straight to a data plane.
