@@ -481,8 +481,8 @@ export class Cluster {
   }
 }
 
-/** Envoy's default initial_fetch_timeout: how long a cluster warms for its first assignment when its eds_config gives none. */
-const DEFAULT_INITIAL_FETCH_TIMEOUT_MS = 15_000;
+/** Envoy's default initial_fetch_timeout: how long a cluster (or listener) warms for what its config source gives when it says nothing. */
+export const DEFAULT_INITIAL_FETCH_TIMEOUT_MS = 15_000;
 
 /** All clusters by name; CDS adds, updates and removes them, EDS feeds their hosts. */
 export class ClusterManager {

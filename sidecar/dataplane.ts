@@ -5,7 +5,7 @@
 
 import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, TlsSecretRefs, TracingConfig, WasmPluginConfig } from './config.ts';
 import { endpointsConfigDump } from './admin-endpoints.ts';
-import { ClusterManager } from './clusters.ts';
+import { ClusterManager, DEFAULT_INITIAL_FETCH_TIMEOUT_MS } from './clusters.ts';
 import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { TYPE_URLS, accept } from './fidelity.ts';
 import { formatErrors } from './fidelity/fields.ts';
@@ -21,9 +21,6 @@ import { OverloadManager, type OverloadOptions } from './overload.ts';
 import { Tap } from './tap.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
 import type { LogEntry, WasmPlugin } from './wasm/index.ts';
-
-/** Envoy's default initial_fetch_timeout: how long a listener warms for its route configuration when its RDS config_source gives none. */
-const DEFAULT_INITIAL_FETCH_TIMEOUT_MS = 15_000;
 
 /** Envoy's server states, in the order of its server.state gauge's values. */
 export const SERVER_STATES = ['LIVE', 'DRAINING', 'PRE_INITIALIZING', 'INITIALIZING'] as const;
