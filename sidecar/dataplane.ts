@@ -557,9 +557,10 @@ export class DataPlane {
           ...[...serving].map(([name, h]) => ({ version_info: h.version, cluster: asResource('cluster', h.raw), last_updated: h.updated.toISOString(), ...failure('cluster', name) })),
           ...neverAccepted('cluster').map(({ failed }) => failed),
         ],
+        // A refused update of a cluster never active yet shows with the version warming (it has no other place).
         dynamic_warming_clusters: entries('cluster')
           .filter(({ name }) => this.clusters.warming.has(name))
-          .map(({ h, resource }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString() })),
+          .map(({ name, h, resource, failed }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString(), ...(serving.has(name) ? {} : failed) })),
       },
       {
         '@type': `${ADMIN}EcdsConfigDump`,

@@ -277,6 +277,11 @@ test('a cluster CDS removes while it warms is gone, with its series', async () =
     assert.deepEqual(await dp.apply('cluster', [...all, extra], [], true), { errors: [] });
     assert.equal(stats.warmingClusters.get(), 1);
     assert.match(stats.registry.metrics(), /envoy_cluster_name="outbound\|9\|gone\|reviews\.default"/);
+    // A refused update of it is shown next to the version warming, as for an active one.
+    const refused = { ...extra, version: 'v3', value: { ...extra.value, connect_timeout: 'soon' } };
+    assert.equal((await dp.apply('cluster', [...all, refused], [], true)).errors.length, 1);
+    const warming = (dp.configDump({ id: 'web-1', cluster: 'web' }).configs[1] as Json).dynamic_warming_clusters as Json[];
+    assert.deepEqual(warming.map((c) => [c.cluster.name, c.version_info, c.client_status, c.error_state?.version_info]), [[extra.name, 'v2', 'NACKED', 'v3']]);
     assert.deepEqual(await dp.apply('cluster', all, [], true), { errors: [] });
     assert.equal(stats.warmingClusters.get(), 0);
     assert.equal(dp.clusters.get(extra.name), undefined);
