@@ -481,9 +481,24 @@ export class Cluster {
   }
 }
 
+/** Envoy's default initial_fetch_timeout: how long a cluster (or listener) warms for what its config source gives when it says nothing. */
+export const DEFAULT_INITIAL_FETCH_TIMEOUT_MS = 15_000;
+
 /** All clusters by name; CDS adds, updates and removes them, EDS feeds their hosts. */
 export class ClusterManager {
+  /** The active clusters: the ones requests are routed to. */
   readonly clusters = new Map<string, Cluster>();
+  /**
+   * Envoy's warming clusters, by name: the config of an EDS cluster CDS added or changed once the first full config
+   * was applied, waiting for its assignment. It is not routed to (a route to a new one is answered 503 NC, as Envoy's
+   * router answers cluster_not_found), an updated one's previous version serving meanwhile; an assignment for it (an
+   * empty one when the control plane says it does not exist) or its initial_fetch_timeout makes it active.
+   */
+  readonly warming = new Map<string, { config: ClusterConfig; timer: NodeJS.Timeout | undefined }>();
+  /** Set once the first full config was applied: from then on a cluster waiting for its assignment warms. */
+  warmAfterInit = false;
+  /** Called when the last warming cluster became active (or went): the xDS client sends the CDS ACK it held. */
+  onWarmingDone: (() => void) | undefined;
   /** EDS assignments that arrived before (or outlive) their cluster, by EDS service name. */
   readonly #assignments = new Map<string, { endpoints: readonly EndpointConfig[]; policy: EndpointPolicy }>();
   readonly #stats: SidecarStats;
@@ -492,14 +507,22 @@ export class ClusterManager {
   constructor(stats: SidecarStats, tls?: TlsContexts) {
     this.#stats = stats;
     this.#tls = tls;
+    this.#publish();
   }
 
+  /** An active cluster (a warming one is not there yet, as in Envoy's thread-local cluster map). */
   get(name: string): Cluster | undefined {
     return this.clusters.get(name);
   }
 
   applyClusters(configs: ReadonlyMap<string, ClusterConfig>): void {
     const statNames = new Set([...configs].map(([n, config]) => config.altStatName ?? n));
+    for (const name of [...this.warming.keys()]) {
+      if (configs.has(name)) continue;
+      this.#unwarm(name);
+      // One never active takes the series CDS made for it (an active one's go with it below).
+      if (!this.clusters.has(name)) this.#stats.clusterRemoved(name, statNames);
+    }
     for (const [name, c] of this.clusters) {
       if (!configs.has(name)) {
         c.close();
@@ -510,16 +533,68 @@ export class ClusterManager {
     for (const [name, config] of configs) {
       this.#stats.setAltStatName(name, config.altStatName, statNames);
       this.#stats.clusterAdded(name, { outlierDetection: config.outlierDetection !== undefined, healthChecks: config.healthChecks.length > 0 });
+      const eds = config.type === 'EDS' ? config.edsServiceName : undefined;
+      const assignment = eds ? this.#assignments.get(eds) : undefined;
       const existing = this.clusters.get(name);
-      if (existing) existing.update(config);
-      else {
-        const c = new Cluster(config, this.#stats, Date.now, this.#tls);
-        this.clusters.set(name, c);
-        const eds = config.edsServiceName;
-        const assignment = eds ? this.#assignments.get(eds) : undefined;
-        if (config.type === 'EDS' && assignment) c.setEndpoints(assignment.endpoints, assignment.policy);
-      }
+      const warm = this.warming.get(name);
+      // The same again (a SotW CDS response resends every cluster) changes nothing, as Envoy blocks an update whose hash
+      // is the warming cluster's (or, with none warming, the active one's).
+      const same = JSON.stringify((warm ?? existing)?.config) === JSON.stringify(config);
+      if (warm && same) continue;
+      this.#unwarm(name);
+      // As Envoy's EDS cluster once the server is initialized (xds_protocol "Resource warming"): a new one warms until
+      // its assignment (active at once when the sidecar holds it already), a changed one until the next assignment
+      // for it, even an unchanged one, the previous version serving meanwhile.
+      const waits = this.warmAfterInit && eds !== undefined && (existing || warm ? !same : !assignment);
+      if (waits) this.#warm(config);
+      else this.#activate(config, existing ? undefined : assignment);
     }
+    this.#publish();
+  }
+
+  /** Holds a cluster's config apart until an assignment for it or its initial_fetch_timeout (0: no bound). */
+  #warm(config: ClusterConfig): void {
+    const ms = config.edsInitialFetchTimeoutMs ?? DEFAULT_INITIAL_FETCH_TIMEOUT_MS;
+    // Out of time: active with the assignment held for its name if any (Envoy's EDS cluster takes its EDS cache's on
+    // a fetch timeout), else without hosts, as Envoy's ends its initialization then.
+    const timer = ms > 0 ? setTimeout(() => this.#promote(config.name, this.#assignments.get(config.edsServiceName!) ?? { endpoints: [], policy: DEFAULT_ENDPOINT_POLICY }), ms) : undefined;
+    timer?.unref();
+    this.warming.set(config.name, { config, timer });
+  }
+
+  #unwarm(name: string): void {
+    clearTimeout(this.warming.get(name)?.timer);
+    this.warming.delete(name);
+  }
+
+  /** Warming is over: the cluster is active with `assignment` (an updated one in place, keeping its hosts' state). */
+  #promote(name: string, assignment: { endpoints: readonly EndpointConfig[]; policy: EndpointPolicy }): void {
+    const w = this.warming.get(name);
+    if (!w) return;
+    this.#unwarm(name);
+    this.#activate(w.config, assignment).setEndpoints(assignment.endpoints, assignment.policy);
+    this.#publish();
+  }
+
+  /** The active cluster made, or updated, to `config`; a new EDS one fed `assignment` when given. */
+  #activate(config: ClusterConfig, assignment?: { endpoints: readonly EndpointConfig[]; policy: EndpointPolicy }): Cluster {
+    const existing = this.clusters.get(config.name);
+    if (existing) {
+      existing.update(config);
+      return existing;
+    }
+    const c = new Cluster(config, this.#stats, Date.now, this.#tls);
+    this.clusters.set(config.name, c);
+    if (config.type === 'EDS' && assignment) c.setEndpoints(assignment.endpoints, assignment.policy);
+    return c;
+  }
+
+  /** Envoy's cluster_manager.active_clusters and .warming_clusters. */
+  #publish(): void {
+    const before = this.#stats.warmingClusters.get();
+    this.#stats.activeClusters.set(this.clusters.size);
+    this.#stats.warmingClusters.set(this.warming.size);
+    if (before > 0 && this.warming.size === 0) this.onWarmingDone?.();
   }
 
   applyEndpoints(edsName: string, endpoints: readonly EndpointConfig[] | undefined, policy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY): void {
@@ -527,6 +602,10 @@ export class ClusterManager {
     else this.#assignments.delete(edsName);
     for (const c of this.clusters.values()) {
       if (c.config.type === 'EDS' && c.config.edsServiceName === edsName) c.setEndpoints(endpoints ?? [], policy);
+    }
+    // An assignment for it ends a cluster's warming; so does being told it does not exist (no hosts), as in Envoy.
+    for (const [name, w] of [...this.warming]) {
+      if (w.config.edsServiceName === edsName) this.#promote(name, { endpoints: endpoints ?? [], policy });
     }
   }
 
@@ -536,6 +615,7 @@ export class ClusterManager {
   }
 
   close(): void {
+    for (const name of [...this.warming.keys()]) this.#unwarm(name);
     for (const c of this.clusters.values()) c.close();
     this.clusters.clear();
   }

@@ -194,6 +194,8 @@ export interface HttpConnectionManagerConfig {
   statPrefix: string;
   /** RDS route config name, or an inline route config. */
   rds?: string;
+  /** The RDS config_source's initial_fetch_timeout: how long a listener warming after initialization waits for its route configuration (default 15 s; 0: until it comes). */
+  rdsInitialFetchTimeoutMs?: number;
   routeConfig?: RouteConfig;
   httpFilters: HttpFilterConfig[];
   /** 0 = none. */
@@ -385,6 +387,8 @@ export interface ClusterConfig {
   type: 'EDS' | 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS';
   /** EDS resource name (eds_cluster_config.service_name, default the cluster name). */
   edsServiceName?: string;
+  /** eds_config.initial_fetch_timeout: how long a cluster added or changed after initialization warms without its assignment (default 15 s; 0: until it comes). */
+  edsInitialFetchTimeoutMs?: number;
   /** For STATIC / DNS clusters. */
   staticEndpoints: EndpointConfig[];
   /** The load_assignment's policy (overprovisioning_factor, weighted_priority_health), when it has one. */

@@ -5,7 +5,7 @@
 
 import type { ClusterConfig, ExtensionConfig, ListenerConfig, RouteConfig, TlsSecretRefs, TracingConfig, WasmPluginConfig } from './config.ts';
 import { endpointsConfigDump } from './admin-endpoints.ts';
-import { ClusterManager } from './clusters.ts';
+import { ClusterManager, DEFAULT_INITIAL_FETCH_TIMEOUT_MS } from './clusters.ts';
 import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { TYPE_URLS, accept } from './fidelity.ts';
 import { formatErrors } from './fidelity/fields.ts';
@@ -94,6 +94,17 @@ export class DataPlane {
   }
   /** The first full config was applied (Envoy's init manager runs once: later updates never make it unready). */
   #initialized = false;
+  /** The version each active cluster runs: while an update of it warms, the one before (config_dump's dynamic_active_clusters). */
+  readonly #servingClusters = new Map<string, Held<'cluster'>>();
+  /**
+   * The version each listener runs (config_dump's active_state). Once initialized, a listener LDS adds or changes
+   * warms, as Envoy's, until the route configuration, filter configs and secrets it names are held: a new one is not
+   * bound meanwhile, a changed one's previous version serves (config_dump's warming_state).
+   */
+  readonly #servingListeners = new Map<string, Held<'listener'>>();
+  /** Warming listeners' RDS initial_fetch_timeout timers, by listener version; the versions whose timeout passed. */
+  readonly #rdsTimers = new Map<Held<'listener'>, NodeJS.Timeout>();
+  readonly #rdsGaveUp = new WeakSet<Held<'listener'>>();
   /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
   readonly #collectors: ReadonlyMap<string, Collector>;
   /** OpenTelemetry tracers by collector cluster, service name and export timeout, made on first use. */
@@ -179,6 +190,7 @@ export class DataPlane {
    */
   async apply(kind: ResourceKind, resources: readonly IncomingResource[], removed: readonly string[], full: boolean, undecodable: readonly Undecodable[] = []): Promise<ApplyResult> {
     const errors: string[] = [];
+    if (kind === 'cluster') this.#noteServingClusters();
     const held = this.#held[kind] as Map<string, Held<ResourceKind>>;
     const rejected = this.#rejected[kind];
     const next = new Map(held);
@@ -223,6 +235,7 @@ export class DataPlane {
     this.#received.add(kind);
     if (kind === 'cluster') {
       this.clusters.applyClusters(new Map([...this.#held.cluster].map(([k, v]) => [k, v.config])));
+      this.#noteServingClusters();
     } else if (kind === 'endpoint') {
       for (const r of resources) {
         const h = this.#held.endpoint.get(r.name);
@@ -231,20 +244,87 @@ export class DataPlane {
       for (const name of removed) this.clusters.applyEndpoints(name, undefined);
     } else if (kind === 'secret') {
       this.tls.setSecrets(new Map([...this.#held.secret].map(([k, v]) => [k, v.config])));
-    } else if (kind === 'listener') {
-      const bindErrors = await this.listeners.apply(new Map([...this.#held.listener].map(([k, v]) => [k, v.config])));
-      for (const [name, message] of bindErrors) {
+    }
+    if (kind === 'listener') {
+      for (const [name, message] of await this.#applyListeners()) {
         const details = `listener ${name}: address: ${message}`;
         const r = resources.find((x) => x.name === name);
         if (r) refuse(r, details);
         else errors.push(details);
         this.#held.listener.delete(name);
+        this.#servingListeners.delete(name);
       }
+    } else if (kind === 'route' || kind === 'extension' || kind === 'secret') {
+      // What a warming listener waited for: it takes over (a bind failure leaves it warming, logged).
+      for (const [name, message] of await this.#applyListeners()) this.#log(`listener ${name}: address: ${message}`);
     }
     const updates = this.stats.xdsUpdates[kind];
     (errors.length ? updates.rejected : updates.success).inc();
     this.#publishState();
     return { errors };
+  }
+
+  /** Each accepted cluster not warming is the version serving; one warming keeps the version it replaces (if any). */
+  #noteServingClusters(): Map<string, Held<'cluster'>> {
+    const serving = this.#servingClusters;
+    for (const name of serving.keys()) if (!this.#held.cluster.has(name)) serving.delete(name);
+    for (const [name, h] of this.#held.cluster) if (!this.clusters.warming.has(name)) serving.set(name, h);
+    return serving;
+  }
+
+  /**
+   * Whether everything a listener names is there: its route configuration (or its initial_fetch_timeout passed:
+   * Envoy's listener then serves without it, 404 NR), filter configs (or told absent) and secrets.
+   */
+  #listenerWarm(h: Held<'listener'>): boolean {
+    const tls = h.config.tls;
+    if (tls && !(this.#held.secret.has(tls.certificate) && this.#held.secret.has(tls.validation))) return false;
+    const chain = h.config.chain;
+    if (chain.kind !== 'http') return true;
+    if (chain.rds && !this.#held.route.has(chain.rds) && !this.#rdsGaveUp.has(h)) return false;
+    return chain.httpFilters.every((f) => f.kind !== 'ecds' || this.#held.extension.has(f.resourceName) || this.#toldAbsent.extension.has(f.resourceName));
+  }
+
+  /**
+   * Brings the running listeners to the versions that serve: each accepted one, except, once initialized, one still
+   * warming (its previous version, if any, serves on). Returns bind errors by name; publishes the warming gauge.
+   */
+  async #applyListeners(): Promise<Map<string, string>> {
+    const serving = this.#servingListeners;
+    let changed = false;
+    for (const name of serving.keys()) {
+      if (this.#held.listener.has(name)) continue;
+      serving.delete(name);
+      changed = true;
+    }
+    for (const [name, h] of this.#held.listener) {
+      if (serving.get(name) === h || (this.#initialized && !this.#listenerWarm(h))) continue;
+      serving.set(name, h);
+      changed = true;
+    }
+    const warming = [...this.#held.listener].filter(([name, h]) => serving.get(name) !== h).map(([, h]) => h);
+    this.stats.listenersWarming.set(warming.length);
+    for (const [h, timer] of this.#rdsTimers) {
+      if (warming.includes(h)) continue;
+      clearTimeout(timer);
+      this.#rdsTimers.delete(h);
+    }
+    for (const h of warming) {
+      const chain = h.config.chain;
+      const ms = chain.kind === 'http' && chain.rds ? chain.rdsInitialFetchTimeoutMs ?? DEFAULT_INITIAL_FETCH_TIMEOUT_MS : 0;
+      if (ms === 0 || this.#rdsTimers.has(h) || this.#rdsGaveUp.has(h)) continue;
+      const timer = setTimeout(() => {
+        this.#rdsTimers.delete(h);
+        this.#rdsGaveUp.add(h);
+        void this.#applyListeners().then((bindErrors) => {
+          for (const [name, message] of bindErrors) this.#log(`listener ${name}: address: ${message}`);
+        });
+      }, ms);
+      timer.unref();
+      this.#rdsTimers.set(h, timer);
+    }
+    if (!changed) return new Map();
+    return this.listeners.apply(new Map([...serving].map(([k, v]) => [k, v.config])));
   }
 
   /** As Envoy: the tracer's gRPC cluster must be one the proxy was started with (a bootstrap cluster). */
@@ -387,7 +467,11 @@ export class DataPlane {
    * refused, waits for it alone (/init_dump) and does not take the server out.
    */
   ready(): boolean {
-    if (!this.#initialized && this.#complete()) this.#initialized = true;
+    if (!this.#initialized && this.#complete()) {
+      this.#initialized = true;
+      // From now on a cluster added or changed without its assignment warms apart, as Envoy's after its initialization.
+      this.clusters.warmAfterInit = true;
+    }
     return this.#initialized;
   }
 
@@ -462,15 +546,21 @@ export class DataPlane {
       return last?.version ?? '';
     };
     const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
+    const serving = this.#noteServingClusters();
     const configs: Record<string, unknown>[] = [
       { '@type': `${ADMIN}BootstrapConfigDump`, bootstrap: { node: { id: node.id, cluster: node.cluster } } },
       {
         '@type': `${ADMIN}ClustersConfigDump`,
         version_info: latest('cluster'),
+        // As Envoy's: an active cluster as the version it runs; a warming one (an update of an active one too) apart.
         dynamic_active_clusters: [
-          ...entries('cluster').map(({ h, resource, failed }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString(), ...failed })),
+          ...[...serving].map(([name, h]) => ({ version_info: h.version, cluster: asResource('cluster', h.raw), last_updated: h.updated.toISOString(), ...failure('cluster', name) })),
           ...neverAccepted('cluster').map(({ failed }) => failed),
         ],
+        // A refused update of a cluster never active yet shows with the version warming (it has no other place).
+        dynamic_warming_clusters: entries('cluster')
+          .filter(({ name }) => this.clusters.warming.has(name))
+          .map(({ name, h, resource, failed }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString(), ...(serving.has(name) ? {} : failed) })),
       },
       {
         '@type': `${ADMIN}EcdsConfigDump`,
@@ -482,8 +572,13 @@ export class DataPlane {
       {
         '@type': `${ADMIN}ListenersConfigDump`,
         version_info: latest('listener'),
+        // As Envoy's: the version serving under active_state, one still warming under warming_state.
         dynamic_listeners: [
-          ...entries('listener').map(({ name, h, resource, failed }) => ({ name, active_state: { version_info: h.version, listener: resource, last_updated: h.updated.toISOString() }, ...failed })),
+          ...entries('listener').map(({ name, h, resource, failed }) => {
+            const active = this.#servingListeners.get(name);
+            const state = (s: Held<'listener'>) => ({ version_info: s.version, listener: asResource('listener', s.raw), last_updated: s.updated.toISOString() });
+            return { name, ...(active ? { active_state: state(active) } : {}), ...(active !== h ? { warming_state: { version_info: h.version, listener: resource, last_updated: h.updated.toISOString() } } : {}), ...failed };
+          }),
           ...neverAccepted('listener').map(({ name, failed }) => ({ name, ...failed })),
         ],
       },
@@ -571,6 +666,8 @@ export class DataPlane {
   }
 
   async close(): Promise<void> {
+    for (const t of this.#rdsTimers.values()) clearTimeout(t);
+    this.#rdsTimers.clear();
     this.overload?.close();
     await this.listeners.close();
     // Spans of the requests just finished go out before the process ends.

@@ -1148,6 +1148,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (streamed) discardBody(req, streamed);
       // A filter that answered from the streamed request body stopped the exchange: its reply, not the abort's.
       if (stream.filterReply) return stream.reply(stream.filterReply);
+      if (result.reply.flag === 'NC') env.stats.noCluster.inc({ envoy_http_conn_manager_prefix: hcm.statPrefix });
       // x-envoy-upstream-rq-timeout-alt-response: the router answers a timeout 204, without a body.
       const reply = decided.timeoutAltResponse && result.reply.flag === 'UT' ? { ...result.reply, status: 204, body: '' } : result.reply;
       // The router's own reply (a timeout, a reset, overflow) says how many attempts it made, as Envoy's does.

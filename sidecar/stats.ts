@@ -33,6 +33,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_cluster_circuit_breakers_default_', 'cluster.{envoy_cluster_name}.circuit_breakers.default.'],
   ['envoy_cluster_outlier_detection_', 'cluster.{envoy_cluster_name}.outlier_detection.'],
   ['envoy_cluster_health_check_', 'cluster.{envoy_cluster_name}.health_check.'],
+  ['envoy_cluster_manager_', 'cluster_manager.'],
   ['envoy_cluster_', 'cluster.{envoy_cluster_name}.'],
   ['envoy_http_tracing_', 'http.{envoy_http_conn_manager_prefix}.tracing.'],
   ['envoy_http_', 'http.{envoy_http_conn_manager_prefix}.'],
@@ -138,6 +139,8 @@ export class SidecarStats {
   readonly downstreamRqFailedPathNormalization = this.#counter('envoy_http_downstream_rq_failed_path_normalization', 'Requests answered 400 because their path could not be taken as it is (a #fragment, or an escaped NUL under normalize_path)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqResponseBeforeRqComplete = this.#counter('envoy_http_downstream_rq_response_before_rq_complete', 'Responses sent before their request had arrived whole (an HTTP/1 connection closes after them)', ['envoy_http_conn_manager_prefix']);
   readonly noRoute = this.#counter('envoy_http_no_route', 'Requests with no matching route', ['envoy_http_conn_manager_prefix']);
+  /** The router's no_cluster: routed to a cluster it does not have (unknown, or still warming), answered 503 NC. */
+  readonly noCluster = this.#counter('envoy_http_no_cluster', 'Requests routed to a cluster that is not there (unknown or warming)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqOverloadClose = this.#counter('envoy_http_downstream_rq_overload_close', 'Requests answered 503 by the overload manager (stop_accepting_requests)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamGlobalCxOverflow = this.#counter('envoy_listener_downstream_global_cx_overflow', 'Connections closed at accept: over --max-downstream-connections', ['envoy_listener_address']);
 
@@ -206,7 +209,12 @@ export class SidecarStats {
     ]),
   ) as Record<ResourceKind, { success: Counter<never>; rejected: Counter<never> }>;
   readonly xdsConnected = this.#gauge('envoy_control_plane_connected_state', '1 while the ADS stream is up', []);
+  /** Envoy's cluster_manager.active_clusters and .warming_clusters (a cluster waiting for its first EDS assignment). */
+  readonly activeClusters = this.#gauge('envoy_cluster_manager_active_clusters', 'Clusters requests may be routed to', []);
+  readonly warmingClusters = this.#gauge('envoy_cluster_manager_warming_clusters', 'Clusters waiting for their first assignment before they take traffic', []);
   readonly listenersActive = this.#gauge('envoy_listener_manager_total_listeners_active', 'Listeners bound', []);
+  /** Envoy's listener_manager.total_listeners_warming: listeners waiting for what they name (their route configuration...). */
+  readonly listenersWarming = this.#gauge('envoy_listener_manager_total_listeners_warming', 'Listeners waiting for their route configuration, filter configs or secrets', []);
   readonly listenersDraining = this.#gauge('envoy_listener_manager_total_listeners_draining', 'Listeners in a graceful drain (admin /drain_listeners?graceful)', []);
   /** Envoy's server.state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING. */
   readonly serverState = this.#gauge('envoy_server_state', 'Server state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING', []);
@@ -332,6 +340,7 @@ export class SidecarStats {
       };
       // Counted elsewhere, but there from the start as in Envoy (the router's no_route with its connection manager).
       this.noRoute.series(l);
+      this.noCluster.series(l);
       this.downstreamRqOverloadClose.series(l);
       this.#hcm.set(prefix, s);
     }

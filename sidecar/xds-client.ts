@@ -84,9 +84,16 @@ export class XdsClient {
   #sotwState = new Map<ResourceKind, { version: string; nonce: string }>();
   #queue: Promise<void> = Promise.resolve();
   #sentNode = false;
+  /**
+   * CDS ACKs (and NACKs) held while a cluster warms once the first full config is applied, as Envoy pauses CDS then
+   * (ClusterManagerImpl::updateClusterCounts), so an ADS server can tell when a cluster is warm before sending routes
+   * to it; sent once no cluster warms. SotW: only the latest (it says all a newer one would).
+   */
+  #heldCds: Record<string, unknown>[] = [];
 
   constructor(o: XdsClientOptions) {
     this.#o = o;
+    o.dataPlane.clusters.onWarmingDone = () => this.#releaseCds();
     this.#client = new grpc.Client(o.server, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
@@ -114,6 +121,8 @@ export class XdsClient {
     );
     this.#call = call;
     this.#sentNode = false;
+    // Their nonces were the old stream's.
+    this.#heldCds = [];
     this.#subscribed = new Map();
     for (const [kind, st] of this.#sotwState) this.#sotwState.set(kind, { version: st.version, nonce: '' });
     // Up once the server answers with response headers (weft's control plane sends them as it accepts the
@@ -301,9 +310,19 @@ export class XdsClient {
       msg.resource_names = [...(this.#subscribed.get(kind) ?? [])];
     }
     if (errors.length) msg.error_detail = { code: 3, message: errors.join('\n') };
-    this.#send(msg);
+    const clusters = this.#o.dataPlane.clusters;
+    if (kind === 'cluster' && clusters.warmAfterInit && clusters.warming.size > 0) {
+      if (sotw) this.#heldCds = [msg];
+      else this.#heldCds.push(msg);
+    } else this.#send(msg);
     this.#o.onResponse?.({ kind, version, nack: errors.length ? errors.join('\n') : undefined, updated: resources.map((r) => r.name), removed: [...removed] });
     for (const dep of DEPENDENT[kind]) this.#subscribe(dep, this.#o.dataPlane.wanted(dep as 'endpoint' | 'route' | 'extension' | 'secret'));
+  }
+
+  #releaseCds(): void {
+    const held = this.#heldCds;
+    this.#heldCds = [];
+    for (const msg of held) this.#send(msg);
   }
 
   close(): void {

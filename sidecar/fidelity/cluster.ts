@@ -22,9 +22,10 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   if (!name) f.fail('name', 'required');
   const type = f.enumOf('type', ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS'] as const, ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST']) ?? 'STATIC';
   let edsServiceName: string | undefined;
+  let edsInitialFetchTimeoutMs: number | undefined;
   const eds = f.obj('eds_cluster_config');
   if (eds) {
-    adsConfigSource(eds.obj('eds_config'));
+    edsInitialFetchTimeoutMs = adsConfigSource(eds.obj('eds_config'));
     edsServiceName = eds.str('service_name') || undefined;
     eds.done();
   }
@@ -152,6 +153,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     ...(altStatName ? { altStatName } : {}),
     type,
     edsServiceName,
+    ...(type === 'EDS' && edsInitialFetchTimeoutMs !== undefined ? { edsInitialFetchTimeoutMs } : {}),
     staticEndpoints,
     ...(staticPolicy ? { staticPolicy } : {}),
     connectTimeoutMs,

@@ -136,12 +136,16 @@ export function socketAddress(f: Fields | undefined): SocketAddress | undefined 
   return { address, port };
 }
 
-/** A ConfigSource must point at the ADS stream the sidecar already holds. */
-export function adsConfigSource(f: Fields | undefined): void {
-  if (!f) return;
+/**
+ * A ConfigSource must point at the ADS stream the sidecar already holds. Returns its initial_fetch_timeout in ms
+ * when it has one (an EDS cluster's bounds its warming; 0: no bound).
+ */
+export function adsConfigSource(f: Fields | undefined): number | undefined {
+  if (!f) return undefined;
   const ads = f.raw('ads');
   f.enumOf('resource_api_version', ['V3'] as const, ['AUTO', 'V2', 'V3']);
-  f.ignore('initial_fetch_timeout');
+  const initialFetchTimeoutMs = f.durationMs('initial_fetch_timeout');
   f.done();
   if (ads === undefined) f.fail('ads', 'the weft sidecar only fetches config over ADS');
+  return initialFetchTimeoutMs;
 }

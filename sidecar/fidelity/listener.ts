@@ -140,9 +140,10 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   const statPrefix = f.str('stat_prefix') ?? '';
   f.enumOf('codec_type', ['AUTO', 'HTTP1', 'HTTP2'] as const, ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3']);
   let rds: string | undefined;
+  let rdsInitialFetchTimeoutMs: number | undefined;
   const rdsF = f.obj('rds');
   if (rdsF) {
-    adsConfigSource(rdsF.obj('config_source'));
+    rdsInitialFetchTimeoutMs = adsConfigSource(rdsF.obj('config_source'));
     rds = rdsF.str('route_config_name');
     rdsF.done();
     if (!rds) rdsF.fail('route_config_name', 'required');
@@ -279,7 +280,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     if (xfccMode === 'SANITIZE_SET') xfcc = fields;
   } else if (xfccMode === 'SANITIZE_SET') xfcc = { subject: false, uri: false, dns: false };
   f.done();
-  return { kind: 'http', statPrefix, rds, routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}) };
+  return { kind: 'http', statPrefix, rds, ...(rdsInitialFetchTimeoutMs !== undefined ? { rdsInitialFetchTimeoutMs } : {}), routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

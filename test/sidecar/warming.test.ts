@@ -1,0 +1,293 @@
+// Warming after start, as Envoy's. A cluster CDS adds warms until its first
+// EDS assignment: it is not routed to (a request for it is answered 503 NC,
+// counted in http.<prefix>.no_cluster), the cluster_manager.warming_clusters
+// gauge counts it, config_dump shows it under dynamic_warming_clusters and
+// /clusters leaves it out; its assignment makes it active. A changed cluster
+// keeps its previous version serving until the next assignment for it, and
+// initial_fetch_timeout bounds the wait. A listener LDS adds or changes warms
+// until its route configuration is there: a new one is not bound, a changed
+// one's previous version serves (config_dump's warming_state,
+// listener_manager.total_listeners_warming).
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { TypeUrl, defaultTranslator } from '../../control/xds/index.ts';
+import type { Translator } from '../../control/xds/index.ts';
+import { DataPlane } from '../../sidecar/dataplane.ts';
+import { SidecarStats } from '../../sidecar/stats.ts';
+import { TestMesh, eventually, get, instance, metric, service, startApp } from './harness.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+type Json = Record<string, any>;
+const NEW = 'outbound|7100||fresh.default';
+
+test('a cluster added after start warms until its assignment: 503 NC meanwhile, warming gauge, config_dump, /clusters', { timeout: 30_000 }, async () => {
+  // The real control plane, holding back one cluster's assignment while `hold` is set (SotW: nothing says it is absent).
+  let hold = true;
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  const translator: Translator = {
+    translateProxy: (m, p) => base.translateProxy(m, p),
+    translateEndpoints: (m, names) => {
+      const out = base.translateEndpoints(m, names);
+      return hold ? { ...out, endpoints: out.endpoints.filter((e) => e.name !== NEW) } : out;
+    },
+  };
+  const mesh = await TestMesh.start({ translator });
+  closers.push(() => mesh.close());
+  const old = await startApp('svc');
+  const fresh = await startApp('fresh');
+  mesh.track(() => old.close());
+  mesh.track(() => fresh.close());
+  mesh.model.update({ services: [service('client', 8000), service('svc', 7000)], instances: [instance('svc', old.port)] });
+  const client = await mesh.sidecar('client', 8000, { sotw: true });
+  assert.equal((await get(client.outboundPort, 'svc')).status, 200);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
+  const activeBefore = await metric(client.adminPort, 'envoy_cluster_manager_active_clusters');
+  const acked = () => mesh.xds.status.get(client.nodeId)!.ackedVersions;
+  const cdsBefore = acked()[TypeUrl.cluster];
+  const rdsBefore = acked()[TypeUrl.route];
+
+  mesh.model.update({ services: [service('client', 8000), service('svc', 7000), service('fresh', 7100)], instances: [instance('svc', old.port), instance('fresh', fresh.port)] });
+  // Once its route is there (404 NR before), the route names a cluster that is still warming.
+  await eventually(async () => (await get(client.outboundPort, 'fresh')).status !== 404, 5000, 'the route to fresh');
+  const warming = await get(client.outboundPort, 'fresh');
+  assert.equal(warming.status, 503);
+  assert.equal(warming.body, '', "Envoy's cluster_not_found reply has no body (not 'no healthy upstream')");
+  assert.equal(fresh.hits, 0);
+  assert.ok((await metric(client.adminPort, 'envoy_http_no_cluster')) >= 1);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 1);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), activeBefore);
+  assert.match((await get(client.adminPort, 'admin', '/stats?filter=warming')).body, /^cluster_manager\.warming_clusters: 1$/m);
+  const dump = async () => JSON.parse((await get(client.adminPort, 'admin', '/config_dump')).body).configs.find((c: Json) => c['@type'].endsWith('ClustersConfigDump')) as Json;
+  let clusters = await dump();
+  assert.deepEqual(clusters.dynamic_warming_clusters.map((c: Json) => c.cluster.name), [NEW]);
+  assert.ok(!clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
+  assert.doesNotMatch((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
+  // As Envoy pauses CDS while a cluster warms: the routes that came after it are ACKed, the clusters are not yet.
+  await eventually(() => acked()[TypeUrl.route] !== rdsBefore, 5000, 'the new routes ACKed');
+  assert.equal(acked()[TypeUrl.cluster], cdsBefore, 'the CDS ACK waits for the cluster to warm');
+  assert.equal(mesh.xds.status.get(client.nodeId)!.status, 'STALE');
+
+  hold = false;
+  mesh.model.update({ instances: [instance('svc', old.port), instance('fresh', fresh.port, { v: '2' })] });
+  await eventually(async () => (await get(client.outboundPort, 'fresh')).status === 200, 5000, 'fresh served once its assignment came');
+  assert.ok(fresh.hits >= 1);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), activeBefore + 1);
+  clusters = await dump();
+  assert.deepEqual(clusters.dynamic_warming_clusters, []);
+  assert.ok(clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
+  assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
+  await eventually(() => acked()[TypeUrl.cluster] !== cdsBefore, 5000, 'the CDS ACK sent once the cluster is warm');
+});
+
+// The golden minimal-http config, applied straight to a data plane.
+const golden = (file: string): { name: string; value: Json }[] => JSON.parse(readFileSync(new URL(`../golden/minimal-http/${file}`, import.meta.url), 'utf8'));
+const resources = (file: string, version = 'v1', listener = false) =>
+  golden(file).map((r) => ({ name: r.name, version, value: listener ? { ...r.value, address: { socket_address: { address: '127.0.0.1', port_value: 0 } } } : r.value }));
+
+async function started(): Promise<{ dp: DataPlane; stats: SidecarStats }> {
+  const stats = new SidecarStats();
+  const dp = new DataPlane(stats, { node: { id: 'web-1', cluster: 'web' } });
+  assert.deepEqual(await dp.apply('cluster', resources('clusters.json'), [], true), { errors: [] });
+  assert.deepEqual(await dp.apply('listener', resources('listeners.json', 'v1', true), [], true), { errors: [] });
+  assert.deepEqual(await dp.apply('route', resources('routes.json'), [], false), { errors: [] });
+  assert.deepEqual(await dp.apply('endpoint', resources('endpoints.json'), [], false), { errors: [] });
+  assert.equal(dp.ready(), true);
+  return { dp, stats };
+}
+
+/** The golden clusters with one EDS cluster moved to another assignment (`service_name`), its eds_config given `extra`. */
+function moved(name: string, serviceName: string, extra: Json = {}) {
+  return resources('clusters.json', 'v2').map((r) => {
+    if (r.name !== name) return r;
+    const eds = (r.value as Json).eds_cluster_config ?? {};
+    return { ...r, value: { ...r.value, eds_cluster_config: { ...eds, service_name: serviceName, eds_config: { ...(eds.eds_config ?? { ads: {} }), ...extra } } } };
+  });
+}
+
+const edsCluster = (dp: DataPlane) => {
+  const name = golden('clusters.json').find((c) => c.value.type === 'EDS' && golden('endpoints.json').some((e) => e.name === (c.value.eds_cluster_config?.service_name ?? c.name) && JSON.stringify(e.value).includes('socket_address')))?.name;
+  assert.ok(name && dp.clusters.get(name)!.hosts.length > 0, 'the golden case has an EDS cluster with hosts');
+  return name;
+};
+
+test('an updated cluster waiting for its new assignment keeps the previous version serving until it comes', async () => {
+  const { dp, stats } = await started();
+  try {
+    const name = edsCluster(dp);
+    const before = dp.clusters.get(name)!;
+    const hosts = before.hosts.map((h) => h.key);
+    assert.deepEqual(await dp.apply('cluster', moved(name, 'elsewhere'), [], true), { errors: [] });
+    assert.equal(dp.clusters.get(name), before);
+    assert.notEqual(before.config.edsServiceName, 'elsewhere', 'the previous version still routed to');
+    assert.deepEqual(dp.clusters.get(name)!.hosts.map((h) => h.key), hosts);
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.ok(dp.wanted('endpoint').includes('elsewhere'), 'the new assignment is asked for');
+    const dump = dp.configDump({ id: 'web-1', cluster: 'web' }).configs[1] as Json;
+    assert.equal(dump.dynamic_active_clusters.find((c: Json) => c.cluster.name === name).version_info, 'v1');
+    assert.equal(dump.dynamic_active_clusters.find((c: Json) => c.cluster.name === name).cluster.eds_cluster_config?.service_name, golden('clusters.json').find((c) => c.name === name)!.value.eds_cluster_config?.service_name);
+    assert.deepEqual(dump.dynamic_warming_clusters.map((c: Json) => [c.cluster.name, c.version_info, c.cluster.eds_cluster_config.service_name]), [[name, 'v2', 'elsewhere']]);
+    // The same CDS again (SotW resends everything) changes nothing.
+    assert.deepEqual(await dp.apply('cluster', moved(name, 'elsewhere'), [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.notEqual(dp.clusters.get(name)!.config.edsServiceName, 'elsewhere');
+
+    const assignment = { name: 'elsewhere', version: 'v2', value: { cluster_name: 'elsewhere', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.9', port_value: 9 } } } }] }] } };
+    assert.deepEqual(await dp.apply('endpoint', [assignment], [], false), { errors: [] });
+    assert.equal(dp.clusters.get(name)!.config.edsServiceName, 'elsewhere', 'the new version took its place');
+    assert.deepEqual(dp.clusters.get(name)!.hosts.map((h) => h.key), ['127.0.0.9:9']);
+    assert.equal(stats.warmingClusters.get(), 0);
+    const after = dp.configDump({ id: 'web-1', cluster: 'web' }).configs[1] as Json;
+    assert.equal(after.dynamic_active_clusters.find((c: Json) => c.cluster.name === name).version_info, 'v2');
+    assert.deepEqual(after.dynamic_warming_clusters, []);
+  } finally {
+    await dp.close();
+  }
+});
+
+test('a warming cluster the control plane says has no assignment, or whose initial_fetch_timeout passes, becomes active without hosts', async () => {
+  const { dp, stats } = await started();
+  try {
+    const name = edsCluster(dp);
+    assert.deepEqual(await dp.apply('cluster', moved(name, 'absent'), [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.deepEqual(await dp.apply('endpoint', [], ['absent'], false), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 0);
+    assert.deepEqual(dp.clusters.get(name)!.hosts, []);
+    assert.equal(dp.clusters.get(name)!.config.edsServiceName, 'absent');
+
+    assert.deepEqual(await dp.apply('cluster', moved(name, 'late', { initial_fetch_timeout: '0.05s' }), [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.equal(dp.clusters.get(name)!.config.edsServiceName, 'absent');
+    await eventually(() => stats.warmingClusters.get() === 0, 5000, 'warming ended by initial_fetch_timeout');
+    assert.equal(dp.clusters.get(name)!.config.edsServiceName, 'late');
+    assert.deepEqual(dp.clusters.get(name)!.hosts, []);
+
+    // Bad input names its field and changes nothing.
+    const bad = await dp.apply('cluster', moved(name, 'other', { initial_fetch_timeout: 'soon' }), [], true);
+    assert.match(bad.errors.join('\n'), /eds_cluster_config\.eds_config\.initial_fetch_timeout: invalid duration/);
+    assert.equal(dp.clusters.get(name)!.config.edsServiceName, 'late');
+    assert.equal(stats.warmingClusters.get(), 0);
+  } finally {
+    await dp.close();
+  }
+});
+
+test('a cluster changed but fed the same assignment warms until that assignment comes again, as Envoy needs (envoy#13009)', async () => {
+  const { dp, stats } = await started();
+  try {
+    const name = edsCluster(dp);
+    const timeout = (ms: string) => resources('clusters.json', 'v2').map((r) => (r.name === name ? { ...r, value: { ...r.value, connect_timeout: ms } } : r));
+    const hosts = dp.clusters.get(name)!.hosts.map((h) => h.key);
+    assert.deepEqual(await dp.apply('cluster', timeout('7s'), [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.equal(dp.clusters.get(name)!.config.connectTimeoutMs, 1000, 'the previous version serving');
+    assert.deepEqual(dp.clusters.get(name)!.hosts.map((h) => h.key), hosts);
+
+    const eds = dp.clusters.get(name)!.config.edsServiceName!;
+    assert.deepEqual(await dp.apply('endpoint', resources('endpoints.json', 'v1').filter((e) => e.name === eds), [], false), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 0);
+    assert.equal(dp.clusters.get(name)!.config.connectTimeoutMs, 7000);
+    assert.deepEqual(dp.clusters.get(name)!.hosts.map((h) => h.key), hosts);
+  } finally {
+    await dp.close();
+  }
+});
+
+/** The golden outbound listener as `name` (version `version`), reading its routes from `rds`. */
+function outboundListener(name: string, rds: string, version: string, initialFetchTimeout?: string) {
+  const l = resources('listeners.json', version, true).find((r) => r.name === 'outbound')!;
+  const hcm = (l.value as Json).filter_chains[0].filters[0].typed_config;
+  const configSource = initialFetchTimeout ? { ...hcm.rds.config_source, initial_fetch_timeout: initialFetchTimeout } : hcm.rds.config_source;
+  const chains = [{ ...(l.value as Json).filter_chains[0], filters: [{ ...(l.value as Json).filter_chains[0].filters[0], typed_config: { ...hcm, rds: { ...hcm.rds, route_config_name: rds, config_source: configSource } } }] }];
+  return { name, version, value: { ...(l.value as Json), name, filter_chains: chains } };
+}
+const listeners = (dp: DataPlane) => (dp.configDump({ id: 'web-1', cluster: 'web' }).configs.find((c) => String(c['@type']).endsWith('ListenersConfigDump')) as Json).dynamic_listeners as Json[];
+
+test('a changed listener waiting for its route configuration keeps the previous version serving; a new one is bound once its routes come', async () => {
+  const { dp, stats } = await started();
+  try {
+    const port = dp.listenerPort('outbound')!;
+    // The golden route to web: a cluster without hosts.
+    const web = async (p: number) => {
+      const r = await get(p, 'web');
+      return `${r.status} ${r.body}`;
+    };
+    assert.equal(await web(port), '503 no healthy upstream');
+
+    const others = resources('listeners.json', 'v2', true).filter((r) => r.name !== 'outbound');
+    assert.deepEqual(await dp.apply('listener', [...others, outboundListener('outbound', 'outbound-v2', 'v2'), outboundListener('extra', 'extra-routes', 'v2')], [], true), { errors: [] });
+    assert.equal(dp.listenerPort('outbound'), port);
+    assert.equal(await web(port), '503 no healthy upstream', 'the previous version, with its routes, serves');
+    assert.equal(dp.listenerPort('extra'), undefined, 'a new listener is not bound while it warms');
+    assert.equal(stats.listenersWarming.get(), 2);
+    const outbound = listeners(dp).find((l) => l.name === 'outbound')!;
+    assert.equal(outbound.active_state.version_info, 'v1');
+    assert.equal(outbound.warming_state.version_info, 'v2');
+    const extra = listeners(dp).find((l) => l.name === 'extra')!;
+    assert.equal(extra.active_state, undefined);
+    assert.equal(extra.warming_state.version_info, 'v2');
+    assert.ok(dp.wanted('route').includes('outbound-v2') && dp.wanted('route').includes('extra-routes'), 'their routes are asked for');
+    assert.deepEqual(dp.unready(), [...dp.wanted('route').filter((r) => r !== 'outbound').map((r) => `RDS route_configuration ${r}`)]);
+    assert.equal(dp.ready(), true, 'warming does not take the sidecar out of ready');
+
+    const renamed = (name: string) => resources('routes.json', 'v2').map((r) => ({ ...r, name, value: { ...r.value, name } }));
+    assert.deepEqual(await dp.apply('route', [...renamed('outbound-v2'), ...renamed('extra-routes')], [], false), { errors: [] });
+    assert.equal(stats.listenersWarming.get(), 0);
+    const extraPort = dp.listenerPort('extra');
+    assert.ok(extraPort);
+    assert.equal(await web(extraPort), '503 no healthy upstream');
+    assert.equal(listeners(dp).find((l) => l.name === 'outbound')!.active_state.version_info, 'v2');
+    assert.equal(listeners(dp).find((l) => l.name === 'outbound')!.warming_state, undefined);
+  } finally {
+    await dp.close();
+  }
+});
+
+test("a warming listener whose route configuration does not come by its RDS initial_fetch_timeout serves without it (404 NR), as Envoy's", async () => {
+  const { dp, stats } = await started();
+  try {
+    const all = resources('listeners.json', 'v2', true);
+    assert.deepEqual(await dp.apply('listener', [...all, outboundListener('extra', 'never', 'v2', '0.05s')], [], true), { errors: [] });
+    assert.equal(dp.listenerPort('extra'), undefined);
+    await eventually(() => stats.listenersWarming.get() === 0, 5000, 'warming ended by initial_fetch_timeout');
+    const port = dp.listenerPort('extra');
+    assert.ok(port);
+    const r = await get(port, 'web');
+    assert.equal(r.status, 404);
+    assert.equal(listeners(dp).find((l) => l.name === 'extra')!.active_state.version_info, 'v2');
+  } finally {
+    await dp.close();
+  }
+});
+
+test('a cluster CDS removes while it warms is gone, with its series', async () => {
+  const { dp, stats } = await started();
+  try {
+    const name = edsCluster(dp);
+    const all = resources('clusters.json', 'v2');
+    const extra = { ...all.find((r) => r.name === name)!, name: 'outbound|9|gone|reviews.default' };
+    extra.value = { ...extra.value, name: extra.name, eds_cluster_config: { ...(extra.value as Json).eds_cluster_config, service_name: extra.name } };
+    assert.deepEqual(await dp.apply('cluster', [...all, extra], [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.match(stats.registry.metrics(), /envoy_cluster_name="outbound\|9\|gone\|reviews\.default"/);
+    // A refused update of it is shown next to the version warming, as for an active one.
+    const refused = { ...extra, version: 'v3', value: { ...extra.value, connect_timeout: 'soon' } };
+    assert.equal((await dp.apply('cluster', [...all, refused], [], true)).errors.length, 1);
+    const warming = (dp.configDump({ id: 'web-1', cluster: 'web' }).configs[1] as Json).dynamic_warming_clusters as Json[];
+    assert.deepEqual(warming.map((c) => [c.cluster.name, c.version_info, c.client_status, c.error_state?.version_info]), [[extra.name, 'v2', 'NACKED', 'v3']]);
+    assert.deepEqual(await dp.apply('cluster', all, [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 0);
+    assert.equal(dp.clusters.get(extra.name), undefined);
+    assert.doesNotMatch(stats.registry.metrics(), /gone/);
+    assert.ok(!dp.wanted('endpoint').includes(extra.name));
+  } finally {
+    await dp.close();
+  }
+});
