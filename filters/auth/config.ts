@@ -1,17 +1,13 @@
 // Auth filter configuration (schema.json documents the same fields). Keys
 // are decoded and RSA constants precomputed here, once per configuration.
 
-import { asciiLower, base64Decode, ConfigErrors, ConfigNode, configRoot } from '../sdk/index';
+import { asciiLower, base64Decode, decimal, ConfigErrors, ConfigNode, configRoot } from '../sdk/index';
 import { RsaKey, rsaKeyProblem } from './rsa';
 
 export class Jwk {
   kid: string = '';
   hmac: Uint8Array | null = null;
   rsa: RsaKey | null = null;
-}
-
-export class ApiKey {
-  constructor(public name: string, public sha256Hex: string) {}
 }
 
 export class Rule {
@@ -33,7 +29,8 @@ export class AuthConfig {
   /** [claim, header, claim, header, ...] */
   forwardClaims: string[] = [];
   apiKeyHeader: string = '';
-  apiKeys: ApiKey[] = [];
+  /** The keys' SHA-256 hashes, lowercase hex (a key's name is only checked). */
+  apiKeys: string[] = [];
   spiffeEnabled: bool = false;
   allowedPeers: string[] = [];
   rules: Rule[] = [];
@@ -118,11 +115,12 @@ export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig 
     c.apiKeyHeader = asciiLower(api.nonEmpty('header', 'x-api-key'));
     const keys = api.objects('keys', true);
     for (let i = 0; i < keys.length; i++) {
-      keys[i].allowOnly(['name', 'sha256']);
-      const name = keys[i].nonEmpty('name', '', true);
-      const hash = asciiLower(keys[i].str('sha256', '', true));
-      if (keys[i].has('sha256') && !isHex64(hash)) keys[i].fail('sha256', 'must be 64 hex characters (its SHA-256)');
-      c.apiKeys.push(new ApiKey(name, hash));
+      const key = keys[i];
+      key.allowOnly(['name', 'sha256']);
+      key.nonEmpty('name', '', true);
+      const hash = asciiLower(key.str('sha256', '', true));
+      if (key.has('sha256') && !isHex64(hash)) key.fail('sha256', 'must be 64 hex characters (its SHA-256)');
+      c.apiKeys.push(hash);
     }
   }
 
@@ -132,18 +130,19 @@ export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig 
     spiffe.allowOnly(['allow']);
     c.allowedPeers = spiffe.strings('allow', true);
     for (let i = 0; i < c.allowedPeers.length; i++) {
-      if (!c.allowedPeers[i].startsWith('spiffe://')) spiffe.fail('allow[' + i.toString() + ']', 'must be a spiffe:// ID');
+      if (!c.allowedPeers[i].startsWith('spiffe://')) spiffe.fail('allow[' + decimal(i) + ']', 'must be a spiffe:// ID');
     }
   }
 
   const rules = root.objects('rules');
   for (let i = 0; i < rules.length; i++) {
-    rules[i].allowOnly(['prefix', 'methods', 'action']);
+    const node = rules[i];
+    node.allowOnly(['prefix', 'methods', 'action']);
     const r = new Rule();
-    r.prefix = rules[i].str('prefix', '/', true);
-    if (rules[i].has('prefix') && !r.prefix.startsWith('/')) rules[i].fail('prefix', "must start with '/'");
-    r.methods = rules[i].strings('methods');
-    r.action = rules[i].oneOf('action', ACTIONS, 'require', true);
+    r.prefix = node.str('prefix', '/', true);
+    if (node.has('prefix') && !r.prefix.startsWith('/')) node.fail('prefix', "must start with '/'");
+    r.methods = node.strings('methods');
+    r.action = node.oneOf('action', ACTIONS, 'require', true);
     c.rules.push(r);
   }
 

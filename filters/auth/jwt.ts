@@ -3,16 +3,19 @@
 // `alg: none` and any algorithm not configured are refused, and a key is
 // only used with the algorithm of its type (no HS256-with-an-RSA-key).
 
-import { base64Decode, bytesEqual, fromUtf8, hmacSha256, JsonKind, JsonValue, parseJson, utf8 } from '../sdk/index';
+import { base64Decode, bytesEqual, decimal, fromUtf8, hmacSha256, JsonKind, JsonResult, JsonValue, parseJson, utf8 } from '../sdk/index';
 import { AuthConfig, Jwk } from './config';
 import { verifyRs256 } from './rsa';
 
-export class JwtResult {
-  constructor(public error: string, public claims: JsonValue | null) {}
+/** The verified claims, or the reason the token is refused (the JSON parser's result type). */
+function fail(reason: string): JsonResult {
+  return new JsonResult(null, reason);
 }
 
-function fail(reason: string): JwtResult {
-  return new JwtResult(reason, null);
+/** A string member's value; '' when it is absent or not a string. */
+function stringMember(obj: JsonValue, key: string): string {
+  const v = obj.get(key);
+  return v !== null && v.kind == JsonKind.String ? v.str : '';
 }
 
 function decodeJsonObject(part: string): JsonValue | null {
@@ -50,7 +53,7 @@ function signatureCached(token: string, config: AuthConfig): bool {
   return verifiedTokens.includes(token);
 }
 
-export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): JwtResult {
+export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): JsonResult {
   const dot1 = token.indexOf('.');
   const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
   // JWS segments are base64url (RFC 7515 §2), as Envoy decodes them: a '+' or
@@ -58,18 +61,16 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
   if (dot1 <= 0 || dot2 < 0 || token.indexOf('.', dot2 + 1) >= 0 || token.indexOf('+') >= 0 || token.indexOf('/') >= 0) return fail('malformed token');
   const header = decodeJsonObject(token.substring(0, dot1));
   if (header === null) return fail('malformed token header');
-  const algValue = header.get('alg');
-  const alg = algValue !== null && algValue.kind == JsonKind.String ? algValue.str : '';
+  const alg = stringMember(header, 'alg');
   // A client's alg or kid in an error is cut to 64 characters: the error goes back in a header.
   if (alg != 'HS256' && alg != 'RS256') return fail('unsupported alg "' + alg.substring(0, 64) + '"');
   const claims = decodeJsonObject(token.substring(dot1 + 1, dot2));
   if (claims === null) return fail('malformed token payload');
-  const signature = base64Decode(token.substring(dot2 + 1));
+  const signature = base64Decode(token.substring(dot2 + 1, token.length));
   if (signature === null || signature.length == 0) return fail('malformed signature');
 
   const cached = signatureCached(token, config);
-  const kidValue = header.get('kid');
-  const kid = kidValue !== null && kidValue.kind == JsonKind.String ? kidValue.str : '';
+  const kid = stringMember(header, 'kid');
   const signed = utf8(token.substring(0, dot2));
   let candidates = 0;
   let verified = false;
@@ -100,12 +101,9 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
     if (nbf.kind != JsonKind.Number) return fail('nbf is not a number');
     if (<f64>nowSeconds + <f64>skew < nbf.num) return fail('token not yet valid');
   }
-  if (config.issuer.length > 0) {
-    const iss = claims.get('iss');
-    if (iss === null || iss.kind != JsonKind.String || iss.str != config.issuer) return fail('issuer not accepted');
-  }
+  if (config.issuer.length > 0 && stringMember(claims, 'iss') != config.issuer) return fail('issuer not accepted');
   if (config.audiences.length > 0 && !audienceMatches(claims.get('aud'), config.audiences)) return fail('audience not accepted');
-  return new JwtResult('', claims);
+  return new JsonResult(claims, '');
 }
 
 function audienceMatches(aud: JsonValue | null, accepted: string[]): bool {
@@ -125,7 +123,7 @@ export function claimText(v: JsonValue): string | null {
   if (v.kind == JsonKind.Bool) return v.bool ? 'true' : 'false';
   if (v.kind == JsonKind.Number) {
     if (v.num != Math.floor(v.num) || Math.abs(v.num) > 9007199254740991) return null;
-    return (<i64>v.num).toString();
+    return decimal(<i64>v.num);
   }
   if (v.kind == JsonKind.Array) {
     const parts = new Array<string>();

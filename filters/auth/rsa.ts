@@ -144,24 +144,8 @@ function montMul(a: StaticArray<u32>, b: StaticArray<u32>, key: RsaKey, t: Stati
     store<u32>(pk - 4, <u32>s);
     store<u32>(pk, load<u32>(pk + 4) + <u32>(s >> 32));
   }
-  let ge = load<u32>(pt + (<usize>k << 2)) != 0;
-  if (!ge) {
-    ge = true;
-    for (let i = k - 1; i >= 0; i--) {
-      const ti = load<u32>(pt + (<usize>i << 2));
-      const ni = load<u32>(pn + (<usize>i << 2));
-      if (ti != ni) { ge = ti > ni; break; }
-    }
-  }
-  if (ge) {
-    let borrow: i64 = 0;
-    for (let i = 0; i < k; i++) {
-      const p = pt + (<usize>i << 2);
-      const d = <i64>load<u32>(p) - <i64>load<u32>(pn + (<usize>i << 2)) - borrow;
-      store<u32>(p, <u32>d);
-      borrow = d < 0 ? 1 : 0;
-    }
-  }
+  // t < 2n: one subtraction of n at most (linear, so the checked helpers do).
+  if (load<u32>(pt + (<usize>k << 2)) != 0 || compare(t, key.n, k) >= 0) subtractInPlace(t, key.n, k);
   memory.copy(changetype<usize>(out), pt, <usize>k << 2);
 }
 

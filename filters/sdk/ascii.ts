@@ -12,7 +12,7 @@ export function asciiLower(s: string): string {
   let out = s.substring(0, i);
   for (; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    out += String.fromCharCode(c >= 65 && c <= 90 ? c + 32 : c);
+    out += charString(c >= 65 && c <= 90 ? c + 32 : c);
   }
   return out;
 }
@@ -32,13 +32,40 @@ export function parseDecimal(s: string): i64 {
   return neg ? -n : n;
 }
 
+/** The string of one UTF-16 unit (String.fromCharCode's, without its optional-argument wrapper). */
+export function charString(c: i32): string {
+  const out = changetype<string>(__new(2, idof<string>()));
+  store<u16>(changetype<usize>(out), <u16>c);
+  return out;
+}
+
+/**
+ * Decimal text of `n`, the same as i64#toString. The standard library's
+ * number formatting would bring its radix handling (code, a digit table and
+ * error messages that stay in the module's data) into every module.
+ */
+export function decimal(n: i64): string {
+  let v = n < 0 ? <u64>-n : <u64>n;
+  const sign = n < 0 ? 1 : 0;
+  let len = sign + 1;
+  for (let t = v; t >= 10; t /= 10) len++;
+  const out = changetype<string>(__new(<usize>len << 1, idof<string>()));
+  const p = changetype<usize>(out);
+  if (sign) store<u16>(p, 45);
+  for (let i = len - 1; i >= sign; i--) {
+    store<u16>(p + (<usize>i << 1), <u16>(48 + v % 10));
+    v /= 10;
+  }
+  return out;
+}
+
 /** Replaces every occurrence of one character. */
 export function replaceChar(s: string, from: i32, to: i32): string {
-  if (s.indexOf(String.fromCharCode(from)) < 0) return s;
+  if (s.indexOf(charString(from)) < 0) return s;
   let out = '';
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    out += String.fromCharCode(c == from ? to : c);
+    out += charString(c == from ? to : c);
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // stopping, so `onConfigure` can report all problems at once and return false.
 
 import { JsonKind, JsonValue, kindName, parseJson } from './json';
+import { decimal } from './ascii';
 
 export class ConfigErrors {
   list: string[] = [];
@@ -62,7 +63,7 @@ export class ConfigNode {
     const n = v.num;
     if (n != Math.floor(n)) { this.errors.add(this.childPath(name), 'expected integer'); return def; }
     if (n < <f64>min || n > <f64>max) {
-      this.errors.add(this.childPath(name), 'must be between ' + min.toString() + ' and ' + max.toString());
+      this.errors.add(this.childPath(name), 'must be between ' + decimal(min) + ' and ' + decimal(max));
       return def;
     }
     return <i64>n;
@@ -79,7 +80,7 @@ export class ConfigNode {
     if (v === null) return out;
     for (let i = 0; i < v.items.length; i++) {
       const item = v.items[i];
-      if (item.kind != JsonKind.String) this.errors.add(this.childPath(name) + '[' + i.toString() + ']', 'expected string, got ' + kindName(item.kind));
+      if (item.kind != JsonKind.String) this.errors.add(this.childPath(name) + '[' + decimal(i) + ']', 'expected string, got ' + kindName(item.kind));
       else out.push(item.str);
     }
     return out;
@@ -91,7 +92,7 @@ export class ConfigNode {
     const out = new Array<ConfigNode>();
     if (v === null) return out;
     for (let i = 0; i < v.items.length; i++) {
-      const p = this.childPath(name) + '[' + i.toString() + ']';
+      const p = this.childPath(name) + '[' + decimal(i) + ']';
       if (v.items[i].kind != JsonKind.Object) this.errors.add(p, 'expected object, got ' + kindName(v.items[i].kind));
       else out.push(new ConfigNode(v.items[i], p, this.errors));
     }

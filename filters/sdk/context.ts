@@ -45,14 +45,14 @@ export class HttpContext {
    */
   httpCall(upstream: string, headers: HeaderPair[], body: string, timeoutMs: u32): u32 {
     const token = dispatchHttpCall(upstream, headers, body, timeoutMs);
-    if (token != 0) pendingCalls.set(token, this.id);
+    if (token != 0) pendingCalls.set(token, this);
     return token;
   }
 }
 
 export let lastHttpCallResult: WasmResult = WasmResult.Ok;
-/** token -> originating HTTP context id */
-export const pendingCalls = new Map<u32, u32>();
+/** token -> the stream that made the call (keyed like the streams, so one Map instantiation serves both). */
+export const pendingCalls = new Map<u32, HttpContext>();
 const TOKEN_SLOT: usize = memory.data(4);
 
 export function dispatchHttpCall(upstream: string, headers: HeaderPair[], body: string, timeoutMs: u32): u32 {

@@ -84,11 +84,11 @@ export function proxy_on_response_trailers(id: u32, numTrailers: u32): Action {
  */
 export function proxy_on_http_call_response(rootId: u32, token: u32, numHeaders: u32, bodySize: usize, numTrailers: u32): void {
   if (pendingCalls.has(token)) {
-    const streamId = pendingCalls.get(token);
+    const stream = pendingCalls.get(token);
     pendingCalls.delete(token);
-    if (!streams.has(streamId)) return;
-    proxy_set_effective_context(streamId);
-    streams.get(streamId).onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
+    if (!streams.has(stream.id)) return;
+    proxy_set_effective_context(stream.id);
+    stream.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
     return;
   }
   if (roots.has(rootId)) roots.get(rootId).onHttpCallResponse(token, numHeaders, bodySize, numTrailers);

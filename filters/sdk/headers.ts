@@ -96,29 +96,26 @@ export function removeHeader(map: HeaderMapType, name: string): WasmResult {
 }
 
 export function serializePairs(pairs: HeaderPair[]): Uint8Array {
-  const keys = new Array<ArrayBuffer>(pairs.length);
-  const values = new Array<ArrayBuffer>(pairs.length);
+  // Strings in wire order: name 0, value 0, name 1, ...; their sizes are in
+  // the same order after the count.
+  const n = pairs.length << 1;
+  const strings = new Array<ArrayBuffer>(n);
   let size = 4;
-  for (let i = 0; i < pairs.length; i++) {
-    keys[i] = String.UTF8.encode(pairs[i].name);
-    values[i] = String.UTF8.encode(pairs[i].value);
-    size += 8 + keys[i].byteLength + values[i].byteLength + 2;
+  for (let i = 0; i < n; i++) {
+    const pair = pairs[i >> 1];
+    const b = String.UTF8.encode(i & 1 ? pair.value : pair.name);
+    strings[i] = b;
+    size += 4 + b.byteLength + 1;
   }
   const out = new Uint8Array(size);
   const base = out.dataStart;
   store<u32>(base, pairs.length);
-  let p = base + 4;
-  for (let i = 0; i < pairs.length; i++) {
-    store<u32>(p, keys[i].byteLength);
-    store<u32>(p + 4, values[i].byteLength);
-    p += 8;
-  }
-  for (let i = 0; i < pairs.length; i++) {
-    memory.copy(p, changetype<usize>(keys[i]), keys[i].byteLength);
-    p += keys[i].byteLength;
-    store<u8>(p++, 0);
-    memory.copy(p, changetype<usize>(values[i]), values[i].byteLength);
-    p += values[i].byteLength;
+  let p = base + 4 + (<usize>n << 2);
+  for (let i = 0; i < n; i++) {
+    const b = strings[i];
+    store<u32>(base + 4 + (<usize>i << 2), b.byteLength);
+    memory.copy(p, changetype<usize>(b), b.byteLength);
+    p += b.byteLength;
     store<u8>(p++, 0);
   }
   return out;

@@ -2,6 +2,8 @@
 // class tagged by kind (AssemblyScript has no union types); objects keep
 // insertion order. Errors carry the byte offset.
 
+import { charString, decimal } from './ascii';
+
 export enum JsonKind { Null, Bool, Number, String, Array, Object }
 
 export class JsonValue {
@@ -53,6 +55,9 @@ export function parseJson(text: string): JsonResult {
 }
 
 const MAX_DEPTH = 64;
+// The one-character escapes (RFC 8259 §7) and what each stands for; \u apart.
+const ESCAPED = '"\\/bfnrt';
+const UNESCAPED = '"\\/\b\f\n\r\t';
 
 class Parser {
   pos: i32 = 0;
@@ -60,7 +65,7 @@ class Parser {
   constructor(public s: string) {}
 
   fail(msg: string): void {
-    if (this.err.length == 0) this.err = 'invalid JSON at offset ' + this.pos.toString() + ': ' + msg;
+    if (this.err.length == 0) this.err = 'invalid JSON at offset ' + decimal(this.pos) + ': ' + msg;
   }
 
   ws(): void {
@@ -87,7 +92,7 @@ class Parser {
   }
 
   word(w: string): bool {
-    if (this.s.substr(this.pos, w.length) != w) return false;
+    if (this.s.substring(this.pos, this.pos + w.length) != w) return false;
     this.pos += w.length;
     return true;
   }
@@ -156,23 +161,20 @@ class Parser {
         this.pos++;
         const e = this.peek();
         this.pos++;
-        if (e == 34) out += '"';
-        else if (e == 92) out += '\\';
-        else if (e == 47) out += '/';
-        else if (e == 98) out += '\b';
-        else if (e == 102) out += '\f';
-        else if (e == 110) out += '\n';
-        else if (e == 114) out += '\r';
-        else if (e == 116) out += '\t';
+        let k = 0;
+        while (k < ESCAPED.length && ESCAPED.charCodeAt(k) != e) k++;
+        if (k < ESCAPED.length) out += UNESCAPED.substring(k, k + 1);
         else if (e == 117) {
-          const hex = this.s.substr(this.pos, 4);
-          if (hex.length != 4 || !isHex(hex)) { this.fail('bad \\u escape'); return out; }
           let code = 0;
           for (let i = 0; i < 4; i++) {
-            const h = hex.charCodeAt(i);
-            code = code * 16 + (h <= 57 ? h - 48 : (h | 32) - 87);
+            // -1 past the end
+            const h = this.s.charCodeAt(this.pos + i);
+            const l = h | 32;
+            const v = h >= 48 && h <= 57 ? h - 48 : l >= 97 && l <= 102 ? l - 87 : -1;
+            if (v < 0) { this.fail('bad \\u escape'); return out; }
+            code = code * 16 + v;
           }
-          out += String.fromCharCode(code);
+          out += charString(code);
           this.pos += 4;
         } else { this.fail('bad escape'); return out; }
         start = this.pos;
@@ -184,6 +186,12 @@ class Parser {
     return out;
   }
 
+  /** The decimal digit at pos, or -1. */
+  digit(): i32 {
+    const d = this.peek() - 48;
+    return <u32>d < 10 ? d : -1;
+  }
+
   // Integers and decimals without strtod: configuration numbers are small,
   // and exact to 2^53.
   number(): f64 {
@@ -191,35 +199,28 @@ class Parser {
     if (this.peek() == 45) { neg = true; this.pos++; }
     let n: f64 = 0;
     let digits = 0;
-    while (this.peek() >= 48 && this.peek() <= 57) { n = n * 10 + <f64>(this.peek() - 48); this.pos++; digits++; }
+    let d: i32;
+    while ((d = this.digit()) >= 0) { n = n * 10 + <f64>d; this.pos++; digits++; }
     if (digits == 0) { this.fail('bad number'); return 0; }
     if (this.peek() == 46) {
       this.pos++;
       let scale: f64 = 1;
       let frac = 0;
-      while (this.peek() >= 48 && this.peek() <= 57) { scale /= 10; n += scale * <f64>(this.peek() - 48); this.pos++; frac++; }
+      while ((d = this.digit()) >= 0) { scale /= 10; n += scale * <f64>d; this.pos++; frac++; }
       if (frac == 0) { this.fail('bad number'); return 0; }
     }
-    if (this.peek() == 101 || this.peek() == 69) {
+    if ((this.peek() | 32) == 101) {
       this.pos++;
       let eneg = false;
       if (this.peek() == 43 || this.peek() == 45) { eneg = this.peek() == 45; this.pos++; }
       let e = 0;
       let ed = 0;
-      while (this.peek() >= 48 && this.peek() <= 57 && e < 400) { e = e * 10 + (this.peek() - 48); this.pos++; ed++; }
+      while ((d = this.digit()) >= 0 && e < 400) { e = e * 10 + d; this.pos++; ed++; }
       if (ed == 0) { this.fail('bad number'); return 0; }
       for (let i = 0; i < e; i++) n = eneg ? n / 10 : n * 10;
     }
     return neg ? -n : n;
   }
-}
-
-function isHex(s: string): bool {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102))) return false;
-  }
-  return true;
 }
 
 /** JSON string literal for `s` (quotes included), for access logs and error bodies. */
@@ -229,16 +230,15 @@ export function jsonString(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c == 34 || c == 92 || c < 32) {
-      out += s.substring(start, i);
-      if (c == 34) out += '\\"';
-      else if (c == 92) out += '\\\\';
-      else if (c == 10) out += '\\n';
+      out += s.substring(start, i) + '\\';
+      if (c == 34 || c == 92) out += charString(c);
+      else if (c == 10) out += 'n';
       else {
-        const h = c.toString(16);
-        out += '\\u' + '0000'.substr(0, 4 - h.length) + h;
+        const d = c & 15;
+        out += 'u00' + charString(c < 16 ? 48 : 49) + charString(d < 10 ? 48 + d : 87 + d);
       }
       start = i + 1;
     }
   }
-  return out + s.substring(start) + '"';
+  return out + s.substring(start, s.length) + '"';
 }

@@ -4,6 +4,7 @@
 // once copied into managed strings/bytes.
 
 import { proxy_log } from './imports';
+import { decimal } from './ascii';
 
 // Scratch slots for host out-parameters: (data pointer, size). Calls are never
 // re-entrant from the host's side, so one pair is enough.
@@ -52,7 +53,7 @@ export function clearReturn(): void {
 export function abortHandler(message: string | null, fileName: string | null, line: u32, column: u32): void {
   let text = 'wasm abort: ';
   if (message !== null) text += message;
-  if (fileName !== null) text += ' at ' + fileName + ':' + line.toString() + ':' + column.toString();
+  if (fileName !== null) text += ' at ' + fileName + ':' + decimal(line) + ':' + decimal(column);
   const buf = String.UTF8.encode(text);
   proxy_log(5, changetype<usize>(buf), <usize>buf.byteLength);
   unreachable();

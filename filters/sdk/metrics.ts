@@ -6,11 +6,12 @@
 
 import { proxy_define_metric, proxy_get_metric, proxy_increment_metric, proxy_record_metric } from './imports';
 import { MetricType, WasmResult } from './status';
-import { replaceChar } from './ascii';
+import { decimal, replaceChar } from './ascii';
 
 const ID_SLOT: usize = memory.data(4);
 const VALUE_SLOT: usize = memory.data(8);
-const defined = new Map<string, u32>();
+// @ts-ignore: decorator (made on first use: a filter that keeps its own ids never pays for it)
+@lazy const defined = new Map<string, u32>();
 
 /** Builds `name_k1=.=v1;.;k2=.=v2;.;` from [k1, v1, k2, v2]; no tags: `name`. */
 export function taggedName(name: string, tags: string[]): string {
@@ -29,13 +30,24 @@ function sanitize(v: string): string {
 
 /** The host's id for the metric, defining it on first use; u32.MAX_VALUE on failure. */
 export function metricId(type: MetricType, name: string): u32 {
-  const key = (<i32>type).toString() + name;
+  const key = decimal(<i32>type) + name;
   if (defined.has(key)) return defined.get(key);
   const buf = String.UTF8.encode(name);
   if (proxy_define_metric(type, changetype<usize>(buf), <usize>buf.byteLength, ID_SLOT) != WasmResult.Ok) return u32.MAX_VALUE;
   const id = load<u32>(ID_SLOT);
   defined.set(key, id);
   return id;
+}
+
+/**
+ * Defines the metric on the host every time it is called (no cache): the
+ * host's id, or u32.MAX_VALUE when it refuses. For a filter that keeps its
+ * own ids for a fixed set of names; `metricId` is the cached form.
+ */
+export function defineMetric(type: MetricType, name: string): u32 {
+  const buf = String.UTF8.encode(name);
+  if (proxy_define_metric(type, changetype<usize>(buf), <usize>buf.byteLength, ID_SLOT) != WasmResult.Ok) return u32.MAX_VALUE;
+  return load<u32>(ID_SLOT);
 }
 
 /**

@@ -1,7 +1,10 @@
 // SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104), used for API key hashes,
 // HS256 and RS256 digests.
 
-const K: StaticArray<u32> = [
+// Module constants are @lazy: emitted only into a module that hashes (index.ts
+// re-exports this file to every filter).
+// @ts-ignore: decorator
+@lazy const K: StaticArray<u32> = [
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
   0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
   0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -12,12 +15,16 @@ const K: StaticArray<u32> = [
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
-const W = new StaticArray<u32>(64);
-const H = new StaticArray<u32>(8);
+// The initial hash value (FIPS 180-4 §5.3.3).
+// @ts-ignore: decorator
+@lazy const H0: StaticArray<u32> = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+// @ts-ignore: decorator
+@lazy const W = new StaticArray<u32>(64);
+// @ts-ignore: decorator
+@lazy const H = new StaticArray<u32>(8);
 
 export function sha256(data: Uint8Array): Uint8Array {
-  H[0] = 0x6a09e667; H[1] = 0xbb67ae85; H[2] = 0x3c6ef372; H[3] = 0xa54ff53a;
-  H[4] = 0x510e527f; H[5] = 0x9b05688c; H[6] = 0x1f83d9ab; H[7] = 0x5be0cd19;
+  memory.copy(changetype<usize>(H), changetype<usize>(H0), 32);
   const len = data.length;
   const padded = ((len + 9 + 63) >> 6) << 6;
   const msg = new Uint8Array(padded);

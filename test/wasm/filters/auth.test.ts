@@ -4,8 +4,8 @@ import type { KeyObject } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { validateConfig } from '../../../control/filters/config-schema.ts';
-import type { WasmPlugin } from '../../../sidecar/wasm/index.ts';
-import { exchange, header, headerValues, loadFilter } from './kit.ts';
+import { WasmPlugin } from '../../../sidecar/wasm/index.ts';
+import { exchange, filterBytes, header, headerValues, loadFilter } from './kit.ts';
 
 const NOW = 1_800_000_000; // seconds; the host clock is pinned to it
 const ISSUER = 'https://id.weft.test';
@@ -310,6 +310,76 @@ describe('auth filter', () => {
       assert.equal(stream.localReply?.status, 401);
     }
     assert.equal(plugin.vmFailures, 0);
+  });
+
+  it('reads the claims JSON as written: escapes, exponents, negative and 2^53 integers forward as the same text', async () => {
+    // Raw JSON (not JSON.stringify's), so every escape and number form the parser knows is in the token.
+    const claims = String.raw`{"iss":"https:\/\/id.weft.test","aud":"orders","exp":18000003E2,"nbf":-1.5e+1,"sub":"a\/b\u0041\u004a\u004A\"\\",` +
+      String.raw`"tenant":"x\by","admin":false,"n":[-12,2.5e1,9007199254740991,true,0]}`;
+    const input = `${b64url(JSON.stringify({ alg: 'HS256', kid: 'hs-1' }))}.${b64url(claims)}`;
+    const signed = `${input}.${b64url(createHmac('sha256', hmacSecret).update(input).digest())}`;
+    const stream = await expectAllowed({ authorization: `Bearer ${signed}` });
+    assert.equal(header(stream.requestHeaders, 'x-weft-user'), 'a/bAJJ"\\');
+    assert.equal(header(stream.requestHeaders, 'x-weft-tenant'), undefined, 'a backspace is no header value');
+    assert.equal(header(stream.requestHeaders, 'x-weft-admin'), 'false');
+    assert.equal(header(stream.requestHeaders, 'x-weft-n'), '-12,25,9007199254740991,true,0');
+  });
+
+  it('escapes what the token puts in the JSON error body and in the challenge', async () => {
+    const alg = 'x\u0001\u001f"\\\n/';
+    const t = `${b64url(JSON.stringify({ alg }))}.${b64url('{}')}.AAAA`;
+    const { reply, body } = await expectRejected({ authorization: `Bearer ${t}` }, 401, /unsupported alg/);
+    assert.equal(body.message, `unsupported alg "${alg}"`);
+    assert.equal(Buffer.from(reply.body).toString(), String.raw`{"error":"unauthorized","message":"unsupported alg \"x\u0001\u001f\"\\\n/\""}`);
+    assert.equal(header(reply.headers, 'www-authenticate'), String.raw`Bearer realm="orders", error="invalid_token", error_description="unsupported alg \"x??\"\\?/\""`);
+  });
+
+  it('counts each decision under its tagged name, one series per decision and reason', async () => {
+    const p = await loadFilter('auth', config, { now: () => BigInt(NOW) * 1_000_000_000n });
+    for (let i = 0; i < 3; i++) await exchange(p, { 'x-api-key': 'ci-secret-123' });
+    await exchange(p, { 'x-api-key': 'guess' });
+    await exchange(p, {}, { path: '/public' });
+    const series = p.metrics.all().filter((m) => m.name.startsWith('weft_auth_decisions_total')).map((m) => `${m.name} ${m.value}`).sort();
+    assert.deepEqual(series, [
+      'weft_auth_decisions_total_decision=.=allow;.;reason=.=anonymous;.; 1',
+      'weft_auth_decisions_total_decision=.=allow;.;reason=.=api_key;.; 3',
+      'weft_auth_decisions_total_decision=.=deny;.;reason=.=invalid_api_key;.; 1',
+    ]);
+    await p.close();
+  });
+
+  it('names the element of a list, and the offset in configuration that is not JSON', async () => {
+    const logs: string[] = [];
+    const onLog = (e: { message: string }): void => void logs.push(e.message);
+    await assert.rejects(
+      loadFilter('auth', {
+        jwt: { jwks: { keys: [{ kty: 'oct', k: b64url(hmacSecret) }] }, audiences: ['a', 5], clockSkewSeconds: 3601 },
+        spiffe: { allow: [FRONTEND, 'frontend', FRONTEND, 'spiffe:/x'] },
+        rules: [{ prefix: '/a' }, 'b'],
+      }, { onLog }),
+      /proxy_on_configure/,
+    );
+    const text = logs.join('\n');
+    for (const expected of [
+      'jwt.audiences[1]: expected string, got number',
+      'jwt.clockSkewSeconds: must be between 0 and 3600',
+      'spiffe.allow[1]: must be a spiffe:// ID',
+      'spiffe.allow[3]: must be a spiffe:// ID',
+      'rules[1]: expected object, got string',
+    ]) assert.ok(text.includes(expected), `${expected} in ${text}`);
+    assert.ok(!text.includes('spiffe.allow[0]') && !text.includes('spiffe.allow[2]'), text);
+    const bytes = await filterBytes('auth');
+    for (const [raw, at, message] of [
+      ['{"realm": "x",\n  "rules": tru}', 26, 'unexpected character'],
+      ['{"realm": "\\u12G4"}', 13, 'bad \\u escape'],
+      ['{"realm": "\\u12', 13, 'bad \\u escape'],
+      ['{"realm": "a\\qb"}', 14, 'bad escape'],
+      ['{"jwt": {"clockSkewSeconds": 1e}}', 31, 'bad number'],
+    ] as const) {
+      logs.length = 0;
+      await assert.rejects(WasmPlugin.load(bytes, { name: 'auth', configuration: raw }, { onLog }), /proxy_on_configure/);
+      assert.ok(logs.join('\n').includes(`invalid JSON at offset ${at}: ${message}`), `${raw}: ${logs.join('\n')}`);
+    }
   });
 
   it('refuses invalid configurations at configure time, naming each field', async () => {
