@@ -764,6 +764,26 @@ export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnect
 }
 
 /**
+ * A request phase of the filters that waits (a filter on an http_call, or
+ * holding the request until it continues it itself from a tick): the client
+ * leaving, or a timeout answering, ends the wait.
+ */
+async function whileHeld<T>(pending: Promise<T>, downstream: Downstream, filters: RequestFilters): Promise<T> {
+  downstream.onAbort = () => filters.cancelHeld(ABANDONED);
+  try {
+    return await pending;
+  } finally {
+    downstream.onAbort = undefined;
+  }
+}
+
+/** A request phase of the filters ended the request: their reply, or (the wait was abandoned) the one a body stop left, or DC. */
+function filtersReplied(stream: Stream, reply: LocalReply): void | Promise<void> {
+  if (reply !== ABANDONED) return stream.reply(reply);
+  return stream.filterReply ? stream.reply(stream.filterReply) : stream.finish(0, 'DC');
+}
+
+/**
  * One request from headers to the end of its response. Written for the
  * common case first: a bodiless request with no filters goes from the parsed
  * headers to the upstream connection without a promise, an AbortController
@@ -962,19 +982,12 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // for an upload, and a filter holding the headers holds the body back too (backpressure).
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
       let req1 = filters.requestHeaders(filterHeaders, noBody);
-      if (req1 instanceof Promise) {
-        // A filter waits on an http_call, or holds the request until it continues it itself (a tick): the client
-        // leaving, or a timeout answering, ends the wait.
-        downstream.onAbort = () => filters!.cancelHeld(ABANDONED);
-        req1 = await req1;
-        downstream.onAbort = undefined;
-      }
+      if (req1 instanceof Promise) req1 = await whileHeld(req1, downstream, filters);
       if (req1.kind === 'reply') {
         // The body no one will read is dropped as it comes.
         if (!noBody && !streamed) req.resume();
-        if (req1.reply !== ABANDONED) return stream.reply(req1.reply);
-        if (streamed) discardBody(req, streamed);
-        return stream.filterReply ? stream.reply(stream.filterReply) : stream.finish(0, 'DC');
+        if (streamed && req1.reply === ABANDONED) discardBody(req, streamed);
+        return filtersReplied(stream, req1.reply);
       }
       filteredHeaders = req1.headers;
       if (filteredHeaders !== filterHeaders) {
@@ -1012,15 +1025,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (filters?.hasWasm && filteredHeaders && !noBody && body !== null) {
       // The body read whole (within the buffer limit) through the wasm filters' body phase, with end_of_stream.
       let req2 = filters.requestBody(filteredHeaders, body);
-      if (req2 instanceof Promise) {
-        downstream.onAbort = () => filters!.cancelHeld(ABANDONED);
-        req2 = await req2;
-        downstream.onAbort = undefined;
-      }
-      if (req2.kind === 'reply') {
-        if (req2.reply !== ABANDONED) return stream.reply(req2.reply);
-        return stream.filterReply ? stream.reply(stream.filterReply) : stream.finish(0, 'DC');
-      }
+      if (req2 instanceof Promise) req2 = await whileHeld(req2, downstream, filters);
+      if (req2.kind === 'reply') return filtersReplied(stream, req2.reply);
       body = req2.body;
       if (req2.headers !== filteredHeaders) {
         // Headers changed in the body phase go upstream; the route stays the one chosen after the headers phase.
