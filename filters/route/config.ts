@@ -1,6 +1,6 @@
 // Route filter configuration (schema.json documents the same fields).
 
-import { asciiLower, ConfigErrors, ConfigNode, configRoot } from '../sdk/index';
+import { asciiLower, ConfigErrors, ConfigNode, configRoot, decimal } from '../sdk/index';
 
 export class Split {
   constructor(public subset: string, public percent: i32) {}
@@ -67,7 +67,7 @@ export function parseRouteConfig(text: string, errors: ConfigErrors): RouteConfi
       total += percent;
       c.splits.push(new Split(subset, percent));
     }
-    if (total > 100) canary.fail('splits', 'percentages add up to ' + total.toString() + ', more than 100');
+    if (total > 100) canary.fail('splits', 'percentages add up to ' + decimal(total) + ', more than 100');
   }
 
   const overrideNode = root.object('override');
@@ -76,7 +76,7 @@ export function parseRouteConfig(text: string, errors: ConfigErrors): RouteConfi
     c.overrideHeader = asciiLower(overrideNode.nonEmpty('header', 'x-weft-subset-override'));
     c.overrideIdentities = overrideNode.strings('allowedIdentities', true);
     for (let i = 0; i < c.overrideIdentities.length; i++) {
-      if (!c.overrideIdentities[i].startsWith('spiffe://')) overrideNode.fail('allowedIdentities[' + i.toString() + ']', 'must be a spiffe:// ID');
+      if (!c.overrideIdentities[i].startsWith('spiffe://')) overrideNode.fail('allowedIdentities[' + decimal(i) + ']', 'must be a spiffe:// ID');
     }
   }
 

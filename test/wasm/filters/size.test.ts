@@ -14,8 +14,7 @@ describe('built-in filter modules', () => {
   it('format integers without the standard library number formatter (its radix error text and digit table stay in the data)', async () => {
     const radixMessage = Buffer.from('toString() radix argument', 'utf16le');
     const digits = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz', 'utf16le');
-    // Not route: its own configuration errors still format with toString().
-    for (const name of ['auth', 'telemetry']) {
+    for (const name of ['auth', 'route', 'telemetry']) {
       const bytes = await filterBytes(name);
       assert.ok(!contains(bytes, radixMessage), `${name} carries the radix error message`);
       assert.ok(!contains(bytes, digits), `${name} carries the base-36 digit table`);
