@@ -756,26 +756,47 @@ async function answersFrom(phase: 'headers' | 'body', status: number): Promise<U
   });
 }
 
-test("the request headers go through every filter before any body callback, as they arrive: a later filter's reply from the headers comes before the client sends its body, and an earlier filter's body callback never runs", { timeout: 60_000 }, async () => {
-  const bodyFirst = await answersFrom('body', 418);
-  const headersFirst = await answersFrom('headers', 403);
-  const { mesh, module: m1 } = await meshWithModule('on-body', bodyFirst);
-  const m2 = moduleOf('on-headers', headersFirst);
-  let appHits = 0;
-  const app = await startApp('gate', (req, res) => {
-    appHits++;
+/** An app counting its requests, behind `svc`'s sidecar with `modules` bound inbound in that order; returns its inbound port. */
+async function gatedApp(mesh: TestMesh, svc: string, port: number, modules: FilterModule[]): Promise<{ inbound: number; hits: () => number }> {
+  let hits = 0;
+  const app = await startApp(svc, (req, res) => {
+    hits++;
     req.resume();
     res.end('ok');
   });
   mesh.track(() => app.close());
   const inbound = await freePort();
   mesh.model.update({
-    services: [service('gate', 7993)],
-    instances: [instance('gate', inbound)],
-    filterModules: [m1, m2],
-    filterBindings: [binding('gate', 'on-body', 'inbound'), { ...binding('gate', 'on-headers', 'inbound'), order: 1 }],
+    services: [service(svc, port)],
+    instances: [instance(svc, inbound)],
+    filterModules: modules,
+    filterBindings: modules.map((m, order) => ({ ...binding(svc, m.name, 'inbound'), order })),
   });
-  await mesh.sidecar('gate', app.port, { inboundPort: inbound, log: () => undefined });
+  await mesh.sidecar(svc, app.port, { inboundPort: inbound, log: () => undefined });
+  return { inbound, hits: () => hits };
+}
+
+/** The response head that comes on `socket` (within 20 s). */
+function responseHead(socket: net.Socket): Promise<string> {
+  return withTimeout(
+    new Promise<string>((resolve, reject) => {
+      let got = '';
+      socket.on('data', (c: Buffer) => {
+        got += c.toString('latin1');
+        if (got.includes('\r\n\r\n')) resolve(got);
+      });
+      socket.on('error', reject);
+    }),
+    20_000,
+    'the answer',
+  );
+}
+
+test("the request headers go through every filter before any body callback, as they arrive: a later filter's reply from the headers comes before the client sends its body, and an earlier filter's body callback never runs", { timeout: 60_000 }, async () => {
+  const bodyFirst = await answersFrom('body', 418);
+  const headersFirst = await answersFrom('headers', 403);
+  const { mesh, module: m1 } = await meshWithModule('on-body', bodyFirst);
+  const { inbound, hits } = await gatedApp(mesh, 'gate', 7993, [m1, moduleOf('on-headers', headersFirst)]);
   // The client sends its headers and holds the body back until an answer comes, or for 3 s.
   const socket = net.connect(inbound, '127.0.0.1');
   mesh.track(async () => void socket.destroy());
@@ -786,55 +807,23 @@ test("the request headers go through every filter before any body callback, as t
     socket.write('hello');
   }, 3000);
   socket.write('POST /upload HTTP/1.1\r\nHost: gate\r\nContent-Length: 5\r\n\r\n');
-  const head = await withTimeout(
-    new Promise<string>((resolve) => {
-      let got = '';
-      socket.on('data', (c: Buffer) => {
-        got += c.toString('latin1');
-        if (got.includes('\r\n\r\n')) resolve(got);
-      });
-    }),
-    20_000,
-    'the answer',
-  );
+  const head = await responseHead(socket);
   const answeredBeforeBody = !bodySent;
   clearTimeout(holdBack);
   assert.match(head, /^HTTP\/1\.1 403 /, 'the second filter answers from the headers, before the first one sees a body');
   assert.equal(answeredBeforeBody, true, 'answered while the client still held its body back');
-  assert.equal(appHits, 0);
+  assert.equal(hits(), 0);
 });
 
 test('an empty chunked request body still gets its body callback with end_of_stream (Envoy decodes an empty last chunk); a request without a body ends at its headers', { timeout: 60_000 }, async () => {
   const { mesh, module } = await meshWithModule('on-body-end', await answersFrom('body', 418));
-  let appHits = 0;
-  const app = await startApp('ender', (req, res) => {
-    appHits++;
-    req.resume();
-    res.end('ok');
-  });
-  mesh.track(() => app.close());
-  const inbound = await freePort();
-  mesh.model.update({ services: [service('ender', 7994)], instances: [instance('ender', inbound)], filterModules: [module], filterBindings: [binding('ender', 'on-body-end', 'inbound')] });
-  await mesh.sidecar('ender', app.port, { inboundPort: inbound, log: () => undefined });
-  const ask = (head: string) =>
-    withTimeout(
-      new Promise<string>((resolve, reject) => {
-        const socket = net.connect(inbound, '127.0.0.1', () => socket.write(head));
-        let got = '';
-        socket.on('data', (c: Buffer) => {
-          got += c.toString('latin1');
-          if (got.includes('\r\n\r\n')) {
-            socket.destroy();
-            resolve(got);
-          }
-        });
-        socket.on('error', reject);
-      }),
-      20_000,
-      'the answer',
-    );
+  const { inbound, hits } = await gatedApp(mesh, 'ender', 7994, [module]);
+  const ask = (head: string) => {
+    const socket = net.connect(inbound, '127.0.0.1', () => socket.write(head));
+    return responseHead(socket).finally(() => socket.destroy());
+  };
   assert.match(await ask('POST / HTTP/1.1\r\nHost: ender\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), /^HTTP\/1\.1 418 /);
-  assert.equal(appHits, 0);
+  assert.equal(hits(), 0);
   assert.match(await ask('POST / HTTP/1.1\r\nHost: ender\r\nContent-Length: 0\r\n\r\n'), /^HTTP\/1\.1 200 /);
-  assert.equal(appHits, 1);
+  assert.equal(hits(), 1);
 });
