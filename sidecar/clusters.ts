@@ -95,8 +95,6 @@ export function hostHashKey(h: Pick<Host, 'address' | 'port' | 'hostname' | 'met
 export class Cluster {
   config: ClusterConfig;
   hosts: Host[] = [];
-  /** True once its endpoints are known (EDS warmed, or STATIC). */
-  warmed: boolean;
   /** True once a request or connection went to one of its hosts: health checks leave no_traffic_interval. */
   hadTraffic = false;
   lb: LoadBalancer;
@@ -125,7 +123,6 @@ export class Cluster {
     this.breaker.activeSeries = () => stats.cluster(this.name).rqActive;
     this.breaker.onPending = () => stats.upstreamRqPendingTotal.inc(stats.clusterLabel(this.name));
     this.breaker.onChange = () => this.#refreshBreakerGauges();
-    this.warmed = config.type !== 'EDS';
     this.#configure();
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
     this.#refreshBreakerGauges();
@@ -338,7 +335,6 @@ export class Cluster {
     // Removed hosts finish their in-flight requests; their pools close once idle.
     for (const gone of byKey.values()) void gone.pool.close();
     this.hosts = next;
-    this.warmed = true;
     if (added) for (const c of this.#checkers) c.hostsAdded();
     this.#refreshGauges();
   }
@@ -607,11 +603,6 @@ export class ClusterManager {
     for (const [name, w] of [...this.warming]) {
       if (w.config.edsServiceName === edsName) this.#promote(name, { endpoints: endpoints ?? [], policy });
     }
-  }
-
-  /** EDS names the current clusters need. */
-  edsNames(): string[] {
-    return [...this.clusters.values()].filter((c) => c.config.type === 'EDS').map((c) => c.config.edsServiceName!);
   }
 
   close(): void {

@@ -311,7 +311,8 @@ export class XdsClient {
     }
     if (errors.length) msg.error_detail = { code: 3, message: errors.join('\n') };
     const clusters = this.#o.dataPlane.clusters;
-    if (kind === 'cluster' && clusters.warmAfterInit && clusters.warming.size > 0) {
+    // Clusters warm only once the first full config was applied (ClusterManager.warmAfterInit).
+    if (kind === 'cluster' && clusters.warming.size > 0) {
       if (sotw) this.#heldCds = [msg];
       else this.#heldCds.push(msg);
     } else this.#send(msg);

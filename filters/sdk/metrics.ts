@@ -32,10 +32,8 @@ function sanitize(v: string): string {
 export function metricId(type: MetricType, name: string): u32 {
   const key = decimal(<i32>type) + name;
   if (defined.has(key)) return defined.get(key);
-  const buf = String.UTF8.encode(name);
-  if (proxy_define_metric(type, changetype<usize>(buf), <usize>buf.byteLength, ID_SLOT) != WasmResult.Ok) return u32.MAX_VALUE;
-  const id = load<u32>(ID_SLOT);
-  defined.set(key, id);
+  const id = defineMetric(type, name);
+  if (id != u32.MAX_VALUE) defined.set(key, id);
   return id;
 }
 
