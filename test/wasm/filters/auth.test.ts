@@ -278,6 +278,11 @@ describe('auth filter', () => {
       );
       assert.match(logs.join('\n'), expected);
     }
+    // The control plane's check (the filter's schema.json) wants crv, x and y on an EC key too.
+    const schema = JSON.parse(readFileSync(new URL('../../../filters/auth/schema.json', import.meta.url), 'utf8')) as unknown;
+    assert.deepEqual(validateConfig(schema, { jwt: { jwks: { keys: [ecJwk] } } }), []);
+    const { y: _y, ...noY } = ecJwk;
+    assert.deepEqual(validateConfig(schema, { jwt: { jwks: { keys: [noY] } } }), [{ path: 'jwt.jwks.keys[0].y', message: 'required' }]);
   });
 
   it('refuses RSA keys whose exponent makes signatures forgeable or costly (e = 1, even, over 33 bits), at the e field', async () => {
