@@ -206,6 +206,9 @@ describe('auth filter', () => {
       ['65 bytes (a leading zero)', Buffer.concat([Buffer.from([0]), sig])],
       ['63 bytes', sig.subarray(1)],
     ] as [string, Buffer][]) await expectRejected(send(forged), 401, /bad signature/).catch((e: Error) => assert.fail(`${name}: ${e.message}`));
+    // Random signatures of every length around 64 bytes: refused, never a trap.
+    for (let i = 0; i < 40; i++) await expectRejected(send(randomBytes(i < 30 ? 64 : 56 + i - 30)), 401, /bad signature/);
+    assert.equal(plugin.vmFailures, 0);
   });
 
   it('refuses ES256 with a key of another type and other algorithms with an EC key (kid naming the wrong key)', async () => {
