@@ -49,8 +49,8 @@ const ONE = w + 352; // R mod p
 const BM = w + 384; // b
 const G = w + 416; // generator, X Y Z
 const GQ = w + 512; // G + Q
-const ACC = w + 608;
-const U2 = w + 704;
+const ACC = w + 608; // u1 G + u2 Q as it is summed
+const U2 = w + 704; // the scalar u2 (u1 stays in the digest's array)
 
 function fmul(out: usize, a: usize, b: usize): void {
   montMul(out, a, b, FP);
