@@ -1,13 +1,19 @@
 // Auth filter configuration (schema.json documents the same fields). Keys
-// are decoded and RSA constants precomputed here, once per configuration.
+// are decoded, RSA constants precomputed and EC points checked here, once per
+// configuration.
 
 import { asciiLower, base64Decode, decimal, ConfigErrors, ConfigNode, configRoot } from '../sdk/index';
+import { p256PublicKey } from './p256';
 import { RsaKey, rsaKeyProblem } from './rsa';
 
 export class Jwk {
   kid: string = '';
+  /** The one algorithm the key is used with: HS256 (oct), RS256 (RSA) or ES256 (EC P-256). */
+  alg: string = '';
   hmac: Uint8Array | null = null;
   rsa: RsaKey | null = null;
+  /** ES256: the public point, as p256.ts uses it. */
+  ec: StaticArray<u32> | null = null;
 }
 
 export class Rule {
@@ -49,9 +55,9 @@ function isHex64(s: string): bool {
 }
 
 // A JWKS is often an identity provider's as published: members not understood
-// are ignored (RFC 7517 §4: x5c, x5t, crv and the like), and so are keys this
-// filter cannot verify with (§5): other key types (EC, OKP), other algorithms
-// (RS384, PS256, RSA-OAEP) and encryption keys (use: enc).
+// are ignored (RFC 7517 §4: x5c, x5t and the like), and so are keys this
+// filter cannot verify with (§5): other key types (OKP), other curves (P-384),
+// other algorithms (RS384, PS256, ES384, RSA-OAEP) and encryption keys (use: enc).
 function parseJwk(node: ConfigNode): Jwk | null {
   const jwk = new Jwk();
   const kty = node.str('kty', '', true);
@@ -65,6 +71,7 @@ function parseJwk(node: ConfigNode): Jwk | null {
     if (k === null || k.length == 0) { node.fail('k', 'must be non-empty base64url'); return null; }
     if (k.length < 32) node.fail('k', 'HS256 keys must be at least 32 bytes (RFC 7518 §3.2)');
     jwk.hmac = k;
+    jwk.alg = 'HS256';
   } else if (kty == 'RSA') {
     if (alg.length > 0 && alg != 'RS256') return null;
     const n = base64Decode(node.str('n', '', true));
@@ -73,6 +80,21 @@ function parseJwk(node: ConfigNode): Jwk | null {
     const problem = rsaKeyProblem(n, e);
     if (problem.length > 0) { node.fail(problem.startsWith('modulus') ? 'n' : 'e', problem); return null; }
     jwk.rsa = new RsaKey(n, e);
+    jwk.alg = 'RS256';
+  } else if (kty == 'EC') {
+    // RFC 7518 §6.2.1: crv is required, and x and y are the full 32 bytes.
+    // A point off the curve is refused, as BoringSSL's
+    // EC_KEY_set_public_key_affine_coordinates does for Envoy
+    // (google/jwt_verify_lib src/jwks.cc): an invalid-curve key.
+    const crv = node.str('crv', '', true);
+    if ((alg.length > 0 && alg != 'ES256') || crv != 'P-256') return null;
+    const x = base64Decode(node.str('x', '', true));
+    const y = base64Decode(node.str('y', '', true));
+    if (x === null || x.length != 32) { node.fail('x', 'must be 32 bytes of base64url'); return null; }
+    if (y === null || y.length != 32) { node.fail('y', 'must be 32 bytes of base64url'); return null; }
+    jwk.ec = p256PublicKey(x, y);
+    if (jwk.ec === null) { node.fail('y', '(x, y) is not a point on P-256'); return null; }
+    jwk.alg = 'ES256';
   } else {
     return null;
   }
@@ -103,7 +125,7 @@ export function parseAuthConfig(text: string, errors: ConfigErrors): AuthConfig 
         const k = parseJwk(keys[i]);
         if (k !== null) c.keys.push(k);
       }
-      if (c.keys.length == 0 && jwks.has('keys')) jwks.fail('keys', 'must contain an HS256 (oct) or RS256 (RSA) signing key');
+      if (c.keys.length == 0 && jwks.has('keys')) jwks.fail('keys', 'must contain an HS256 (oct), RS256 (RSA) or ES256 (EC P-256) signing key');
     }
     c.forwardClaims = jwt.stringMap('forwardClaims');
     for (let i = 1; i < c.forwardClaims.length; i += 2) c.forwardClaims[i] = asciiLower(c.forwardClaims[i]);

@@ -1,7 +1,7 @@
 // Auth filter: decides per request, from rules by path prefix and method,
 // whether credentials are required, optional or the request is denied.
 // Credentials: a peer SPIFFE ID from the mTLS certificate on an allowlist, a
-// JWT (HS256/RS256, inline JWKS), or an API key checked against SHA-256
+// JWT (HS256/RS256/ES256, inline JWKS), or an API key checked against SHA-256
 // hashes. A refused request gets 401 (with WWW-Authenticate) or 403 and a
 // JSON body, and is never forwarded. Chosen claims are forwarded as request
 // headers; the same headers arriving from the client are always removed.

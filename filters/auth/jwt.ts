@@ -1,10 +1,13 @@
-// JWT (RFC 7519) verification for HS256 and RS256 against the configured
+// JWT (RFC 7519) verification for HS256, RS256 and ES256 against the configured
 // JWKS, then the registered claims: exp, nbf (with clock skew), iss, aud.
 // `alg: none` and any algorithm not configured are refused, and a key is
 // only used with the algorithm of its type (no HS256-with-an-RSA-key).
+// Envoy's jwt_authn does the same (google/jwt_verify_lib src/verify.cc:
+// a JWK is skipped unless its kid and alg match the token's).
 
 import { base64Decode, bytesEqual, decimal, fromUtf8, hmacSha256, JsonKind, JsonResult, JsonValue, parseJson, utf8 } from '../sdk/index';
 import { AuthConfig, Jwk } from './config';
+import { verifyEs256 } from './p256';
 import { verifyRs256 } from './rsa';
 
 /** The verified claims, or the reason the token is refused (the JSON parser's result type). */
@@ -26,18 +29,19 @@ function decodeJsonObject(part: string): JsonValue | null {
   return parsed.value;
 }
 
-// The caller pairs an HS256 token with oct keys and an RS256 one with RSA
-// keys only, and a JWK's own alg can only be its type's (config.ts).
+// The caller pairs a token only with keys of its alg (Jwk.alg, config.ts).
 function verifyWith(key: Jwk, signed: Uint8Array, signature: Uint8Array): bool {
   const secret = key.hmac;
   if (secret !== null) return bytesEqual(hmacSha256(secret, signed), signature);
-  return verifyRs256(key.rsa!, signed, signature);
+  const rsa = key.rsa;
+  if (rsa !== null) return verifyRs256(rsa, signed, signature);
+  return verifyEs256(key.ec!, signed, signature);
 }
 
 // Tokens whose signature verified, so a client reusing its token costs one
-// string compare instead of an RSA exponentiation. Only the signature result
-// is cached; the time and audience checks run on every request. Cleared when
-// the configuration (and so the key set) changes.
+// string compare instead of an RSA exponentiation or an ECDSA verification.
+// Only the signature result is cached; the time and audience checks run on
+// every request. Cleared when the configuration (and so the key set) changes.
 const CACHE_SIZE = 32;
 const MAX_CACHED_TOKEN = 4096;
 const verifiedTokens = new Array<string>(CACHE_SIZE);
@@ -63,7 +67,7 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
   if (header === null) return fail('malformed token header');
   const alg = stringMember(header, 'alg');
   // A client's alg or kid in an error is cut to 64 characters: the error goes back in a header.
-  if (alg != 'HS256' && alg != 'RS256') return fail('unsupported alg "' + alg.substring(0, 64) + '"');
+  if (alg != 'HS256' && alg != 'RS256' && alg != 'ES256') return fail('unsupported alg "' + alg.substring(0, 64) + '"');
   const claims = decodeJsonObject(token.substring(dot1 + 1, dot2));
   if (claims === null) return fail('malformed token payload');
   const signature = base64Decode(token.substring(dot2 + 1, token.length));
@@ -77,7 +81,7 @@ export function verifyJwt(token: string, config: AuthConfig, nowSeconds: i64): J
   for (let i = 0; i < config.keys.length && !verified; i++) {
     const key = config.keys[i];
     if (kid.length > 0 && key.kid != kid) continue;
-    if ((alg == 'HS256') != (key.hmac !== null)) continue;
+    if (key.alg != alg) continue;
     candidates++;
     verified = cached || verifyWith(key, signed, signature);
   }

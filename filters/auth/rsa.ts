@@ -1,38 +1,52 @@
-// RSASSA-PKCS1-v1_5 verification with SHA-256 (RFC 8017 §8.2.2), for RS256.
+// RSASSA-PKCS1-v1_5 verification with SHA-256 (RFC 8017 §8.2.2), for RS256,
+// and the modular arithmetic ES256 (p256.ts) shares with it.
 // Big integers are little-endian u32 limbs; exponentiation uses Montgomery
 // multiplication (CIOS), so no division is ever needed. Everything that
-// depends only on the key (R^2 mod n, -n^-1 mod 2^32) is computed once when
-// the configuration is loaded.
+// depends only on the modulus (R^2 mod n, -n^-1 mod 2^32) is computed once,
+// when the configuration is loaded (RSA) or the module starts (P-256).
 
 import { sha256 } from '../sdk/index';
 
 const MIN_BITS = 2048;
 const MAX_BITS = 8192;
 
-export class RsaKey {
-  /** Limb count of n. */
+/** A modulus with its Montgomery constants (R = 2^(32k)); odd, as RSA and P-256's p and n are. */
+export class Modulus {
+  /** Limb count. */
   k: i32;
-  byteLength: i32;
   n: StaticArray<u32>;
-  r2: StaticArray<u32>;
   n0inv: u32;
-  e: Uint8Array;
+  r2: StaticArray<u32>;
+  /** 1, for leaving the Montgomery form. */
+  one: StaticArray<u32>;
 
-  constructor(nBytes: Uint8Array, eBytes: Uint8Array) {
-    // A JWK's n may carry leading zero bytes; signatures are as long as n's value.
-    nBytes = nBytes.subarray(nBytes.length - ((bitLength(nBytes) + 7) >> 3));
-    const k = (nBytes.length + 3) >> 2;
-    const n = fromBigEndian(nBytes, k);
+  constructor(n: StaticArray<u32>) {
+    const k = n.length;
     // -n^-1 mod 2^32 by Newton iteration (n is odd).
     const n0 = n[0];
     let x: u32 = n0;
     for (let i = 0; i < 5; i++) x *= 2 - n0 * x;
-    this.byteLength = nBytes.length;
     this.k = k;
     this.n = n;
-    this.e = eBytes;
     this.n0inv = -x;
     this.r2 = rSquared(n, k);
+    const one = new StaticArray<u32>(k);
+    one[0] = 1;
+    this.one = one;
+  }
+}
+
+export class RsaKey {
+  m: Modulus;
+  byteLength: i32;
+  e: StaticArray<u32>;
+
+  constructor(nBytes: Uint8Array, eBytes: Uint8Array) {
+    // A JWK's n may carry leading zero bytes; signatures are as long as n's value.
+    nBytes = nBytes.subarray(nBytes.length - ((bitLength(nBytes) + 7) >> 3));
+    this.byteLength = nBytes.length;
+    this.m = new Modulus(fromBigEndian(nBytes, (nBytes.length + 3) >> 2));
+    this.e = fromBigEndian(eBytes, (eBytes.length + 3) >> 2);
   }
 }
 
@@ -59,7 +73,7 @@ export function rsaKeyProblem(n: Uint8Array, e: Uint8Array): string {
   return '';
 }
 
-function fromBigEndian(bytes: Uint8Array, k: i32): StaticArray<u32> {
+export function fromBigEndian(bytes: Uint8Array, k: i32): StaticArray<u32> {
   const out = new StaticArray<u32>(k);
   const len = bytes.length;
   for (let i = 0; i < len; i++) {
@@ -69,51 +83,68 @@ function fromBigEndian(bytes: Uint8Array, k: i32): StaticArray<u32> {
   return out;
 }
 
-function compare(a: StaticArray<u32>, b: StaticArray<u32>, k: i32): i32 {
+// The helpers below take raw pointers to k limbs, so P-256 (p256.ts) can
+// name field elements inside one scratch array.
+
+export function compare(a: usize, b: usize, k: i32): i32 {
   for (let i = k - 1; i >= 0; i--) {
-    if (a[i] != b[i]) return a[i] > b[i] ? 1 : -1;
+    const x = load<u32>(a + (<usize>i << 2));
+    const y = load<u32>(b + (<usize>i << 2));
+    if (x != y) return x > y ? 1 : -1;
   }
   return 0;
 }
 
-function subtractInPlace(a: StaticArray<u32>, b: StaticArray<u32>, k: i32): void {
-  let borrow: i64 = 0;
+/** out = a - b mod 2^(32k) (out may be a or b); returns the borrow. */
+export function subtract(out: usize, a: usize, b: usize, k: i32): u32 {
+  let borrow: u64 = 0;
   for (let i = 0; i < k; i++) {
-    const d = <i64>a[i] - <i64>b[i] - borrow;
-    a[i] = <u32>d;
-    borrow = d < 0 ? 1 : 0;
+    const o = <usize>i << 2;
+    const d = <u64>load<u32>(a + o) - <u64>load<u32>(b + o) - borrow;
+    store<u32>(out + o, <u32>d);
+    borrow = d >> 63;
   }
+  return <u32>borrow;
+}
+
+/** out = a + b mod 2^(32k) (out may be a or b); returns the carry. */
+export function add(out: usize, a: usize, b: usize, k: i32): u32 {
+  let carry: u64 = 0;
+  for (let i = 0; i < k; i++) {
+    const o = <usize>i << 2;
+    const s = <u64>load<u32>(a + o) + <u64>load<u32>(b + o) + carry;
+    store<u32>(out + o, <u32>s);
+    carry = s >> 32;
+  }
+  return <u32>carry;
 }
 
 /** R^2 mod n with R = 2^(32k), by doubling 1 modulo n 64k times. */
 function rSquared(n: StaticArray<u32>, k: i32): StaticArray<u32> {
   const r = new StaticArray<u32>(k);
+  const pr = changetype<usize>(r);
+  const pn = changetype<usize>(n);
   r[0] = 1;
-  const steps = 64 * k;
-  for (let s = 0; s < steps; s++) {
-    let carry: u32 = 0;
-    for (let i = 0; i < k; i++) {
-      const v = r[i];
-      r[i] = (v << 1) | carry;
-      carry = v >> 31;
-    }
-    if (carry != 0 || compare(r, n, k) >= 0) subtractInPlace(r, n, k);
+  for (let s = 0; s < 64 * k; s++) {
+    if (add(pr, pr, pr, k) != 0 || compare(pr, pn, k) >= 0) subtract(pr, pr, pn, k);
   }
   return r;
 }
 
+// Montgomery multiplication's scratch: k + 2 limbs of the largest modulus.
+const scratch = new StaticArray<u32>((MAX_BITS >> 5) + 2);
+
 /**
- * out = a * b * R^-1 mod n (CIOS). `t` is scratch of k + 2 limbs. The limbs
- * are read through raw pointers: this loop is the whole cost of an RS256
- * verification, and checked StaticArray accessors made it ~20x slower.
+ * out = a * b * R^-1 mod n (CIOS); out may be a or b. Needs a * b < n * R
+ * (a < R and b < n will do). The limbs are read through raw pointers: this
+ * loop is the whole cost of an RS256 or ES256 verification, and checked
+ * StaticArray accessors made it ~20x slower.
  */
-function montMul(a: StaticArray<u32>, b: StaticArray<u32>, key: RsaKey, t: StaticArray<u32>, out: StaticArray<u32>): void {
-  const k = key.k;
-  const pa = changetype<usize>(a);
-  const pb = changetype<usize>(b);
-  const pn = changetype<usize>(key.n);
-  const pt = changetype<usize>(t);
-  const n0inv = key.n0inv;
+export function montMul(out: usize, pa: usize, pb: usize, m: Modulus): void {
+  const k = m.k;
+  const pn = changetype<usize>(m.n);
+  const pt = changetype<usize>(scratch);
+  const n0inv = m.n0inv;
   memory.fill(pt, 0, <usize>(k + 2) << 2);
   for (let i = 0; i < k; i++) {
     const ai = <u64>load<u32>(pa + (<usize>i << 2));
@@ -131,12 +162,12 @@ function montMul(a: StaticArray<u32>, b: StaticArray<u32>, key: RsaKey, t: Stati
     // Must wrap to 32 bits: written as one expression, asc would widen the
     // loads to u64 and keep the full product.
     const m32: u32 = load<u32>(pt) * n0inv;
-    const m = <u64>m32;
-    s = <u64>load<u32>(pt) + m * <u64>load<u32>(pn);
+    const mm = <u64>m32;
+    s = <u64>load<u32>(pt) + mm * <u64>load<u32>(pn);
     c = s >> 32;
     for (let j = 1; j < k; j++) {
       const pj = pt + (<usize>j << 2);
-      s = <u64>load<u32>(pj) + m * <u64>load<u32>(pn + (<usize>j << 2)) + c;
+      s = <u64>load<u32>(pj) + mm * <u64>load<u32>(pn + (<usize>j << 2)) + c;
       store<u32>(pj - 4, <u32>s);
       c = s >> 32;
     }
@@ -144,45 +175,43 @@ function montMul(a: StaticArray<u32>, b: StaticArray<u32>, key: RsaKey, t: Stati
     store<u32>(pk - 4, <u32>s);
     store<u32>(pk, load<u32>(pk + 4) + <u32>(s >> 32));
   }
-  // t < 2n: one subtraction of n at most (linear, so the checked helpers do).
-  if (load<u32>(pt + (<usize>k << 2)) != 0 || compare(t, key.n, k) >= 0) subtractInPlace(t, key.n, k);
-  memory.copy(changetype<usize>(out), pt, <usize>k << 2);
+  // t < 2n: one subtraction of n at most.
+  if (load<u32>(pt + (<usize>k << 2)) != 0 || compare(pt, pn, k) >= 0) subtract(pt, pt, pn, k);
+  memory.copy(out, pt, <usize>k << 2);
 }
 
-/** s^e mod n, as big-endian bytes of the modulus' length. */
-function modPow(key: RsaKey, s: StaticArray<u32>): Uint8Array {
-  const k = key.k;
-  const t = new StaticArray<u32>(k + 2);
-  const base = new StaticArray<u32>(k);
-  const acc = new StaticArray<u32>(k);
-  const one = new StaticArray<u32>(k);
-  one[0] = 1;
-  montMul(s, key.r2, key, t, base); // base = s*R mod n
-  montMul(one, key.r2, key, t, acc); // acc = R mod n (1 in Montgomery form)
+/** out = a^e mod n, a and out in Montgomery form (out may be a); e is little-endian limbs. */
+export function montPow(out: usize, a: usize, e: StaticArray<u32>, m: Modulus): void {
+  const acc = new StaticArray<u32>(m.k);
+  const pacc = changetype<usize>(acc);
+  montMul(pacc, changetype<usize>(m.one), changetype<usize>(m.r2), m); // 1 in Montgomery form
   let started = false;
-  for (let i = 0; i < key.e.length; i++) {
-    for (let bit = 7; bit >= 0; bit--) {
-      if (started) montMul(acc, acc, key, t, acc);
-      if ((key.e[i] >> <u8>bit) & 1) {
-        montMul(acc, base, key, t, acc);
-        started = true;
-      }
+  for (let i = (e.length << 5) - 1; i >= 0; i--) {
+    if (started) montMul(pacc, pacc, pacc, m);
+    if ((e[i >> 5] >> <u32>(i & 31)) & 1) {
+      montMul(pacc, pacc, a, m);
+      started = true;
     }
   }
-  montMul(acc, one, key, t, acc);
-  const out = new Uint8Array(key.byteLength);
-  for (let i = 0; i < key.byteLength; i++) out[key.byteLength - 1 - i] = <u8>(acc[i >> 2] >> (<u32>(i & 3) * 8));
-  return out;
+  memory.copy(out, pacc, <usize>m.k << 2);
 }
 
 // DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
 const DIGEST_INFO: StaticArray<u8> = [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
 
 export function verifyRs256(key: RsaKey, message: Uint8Array, signature: Uint8Array): bool {
+  const m = key.m;
+  const k = m.k;
   if (signature.length != key.byteLength) return false;
-  const s = fromBigEndian(signature, key.k);
-  if (compare(s, key.n, key.k) >= 0) return false;
-  const em = modPow(key, s);
+  const s = fromBigEndian(signature, k);
+  const ps = changetype<usize>(s);
+  if (compare(ps, changetype<usize>(m.n), k) >= 0) return false;
+  // s^e mod n: into Montgomery form, exponentiate, and out again.
+  montMul(ps, ps, changetype<usize>(m.r2), m);
+  montPow(ps, ps, key.e, m);
+  montMul(ps, ps, changetype<usize>(m.one), m);
+  const em = new Uint8Array(key.byteLength);
+  for (let i = 0; i < key.byteLength; i++) em[key.byteLength - 1 - i] = <u8>(s[i >> 2] >> (<u32>(i & 3) * 8));
   const digest = sha256(message);
   // EM = 0x00 || 0x01 || PS (0xff...) || 0x00 || DigestInfo || digest
   const tail = DIGEST_INFO.length + 32;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { constants, createHash, createHmac, generateKeyPairSync, privateEncrypt, randomBytes, sign } from 'node:crypto';
+import { constants, createECDH, createHash, createHmac, createPrivateKey, generateKeyPairSync, privateEncrypt, randomBytes, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
@@ -13,6 +13,8 @@ const FRONTEND = 'spiffe://weft.local/ns/default/sa/frontend';
 const hmacSecret = randomBytes(32);
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const otherEc = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
 
 function token(alg: string, kid: string | undefined, claims: Record<string, unknown>, key: Buffer | KeyObject | null): string {
@@ -22,18 +24,21 @@ function token(alg: string, kid: string | undefined, claims: Record<string, unkn
   let sig = '';
   if (alg === 'HS256') sig = b64url(createHmac('sha256', key as Buffer).update(input).digest());
   if (alg === 'RS256') sig = b64url(sign('sha256', Buffer.from(input), key as KeyObject));
+  // JWS ES256 signatures are R || S, 32 bytes each (RFC 7518 §3.4), not DER.
+  if (alg === 'ES256') sig = b64url(sign('sha256', Buffer.from(input), { key: key as KeyObject, dsaEncoding: 'ieee-p1363' }));
   return `${input}.${sig}`;
 }
 
 const valid = { iss: ISSUER, aud: 'orders', sub: 'alice', tenant: 'acme', exp: NOW + 300, nbf: NOW - 10, admin: true, n: 7 };
 const rsaJwk = { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', alg: 'RS256' };
+const ecJwk = { ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec-1', alg: 'ES256' };
 const config = {
   realm: 'orders',
   jwt: {
     issuer: ISSUER,
     audiences: ['orders', 'orders-admin'],
     clockSkewSeconds: 30,
-    jwks: { keys: [{ kty: 'oct', kid: 'hs-1', k: b64url(hmacSecret) }, rsaJwk] },
+    jwks: { keys: [{ kty: 'oct', kid: 'hs-1', k: b64url(hmacSecret) }, rsaJwk, ecJwk] },
     forwardClaims: { sub: 'x-weft-user', tenant: 'x-weft-tenant', admin: 'x-weft-admin', n: 'x-weft-n' },
   },
   apiKeys: { header: 'x-api-key', keys: [{ name: 'ci', sha256: createHash('sha256').update('ci-secret-123').digest('hex') }] },
@@ -138,6 +143,151 @@ describe('auth filter', () => {
     }
   });
 
+  it('accepts ES256 tokens signed with node:crypto P-256 keys (R || S signatures), with and without a kid', async (t) => {
+    const started = process.hrtime.bigint();
+    const count = 20;
+    // Fresh claims each time: the verified-token cache never answers.
+    for (let i = 0; i < count; i++) {
+      const es = await expectAllowed({ authorization: `Bearer ${token('ES256', i % 2 ? 'ec-1' : undefined, { ...valid, sub: `carol-${i}` }, ec.privateKey)}` });
+      assert.equal(header(es.requestHeaders, 'x-weft-user'), `carol-${i}`);
+    }
+    // No assertion on time (shared machine): printed for the record.
+    t.diagnostic(`ES256: ${(Number(process.hrtime.bigint() - started) / 1e6 / count).toFixed(2)} ms per request (verification, wasm)`);
+  });
+
+  it('verifies the ES256 example of RFC 7515 Appendix A.3 (its JWK and JWS), and not with one bit changed', async () => {
+    // RFC 7515 A.3.1 (public part of the key) and A.3.1's compact serialization.
+    const a3Jwk = { kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' };
+    const a3 = 'eyJhbGciOiJFUzI1NiJ9' +
+      '.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ' +
+      '.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q';
+    // The token expires at 1300819380 (2011): the clock is pinned before it.
+    const p = await loadFilter('auth', { jwt: { issuer: 'joe', jwks: { keys: [a3Jwk] }, forwardClaims: { iss: 'x-iss' } } }, { now: () => 1_300_819_000n * 1_000_000_000n });
+    const ok = await exchange(p, { authorization: `Bearer ${a3}` });
+    assert.equal(ok.request.action, 'continue', ok.stream.localReply ? Buffer.from(ok.stream.localReply.body).toString() : '');
+    assert.equal(header(ok.stream.requestHeaders, 'x-iss'), 'joe');
+    const sig = Buffer.from(a3.split('.')[2]!, 'base64url');
+    for (const i of [0, 31, 32, 63]) {
+      const flipped = Buffer.from(sig);
+      flipped[i]! ^= 1;
+      const bad = await exchange(p, { authorization: `Bearer ${a3.slice(0, a3.lastIndexOf('.'))}.${b64url(flipped)}` });
+      assert.match(Buffer.from(bad.stream.localReply!.body).toString(), /bad signature/, `bit flipped in byte ${i}`);
+    }
+    await p.close();
+  });
+
+  it('refuses ES256 forgeries: tampered payload, another key, r or s of 0 or n, a DER or 65-byte signature; accepts (r, n - s)', async () => {
+    const n = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+    const int = (b: Buffer): bigint => BigInt(`0x${b.toString('hex')}`);
+    const bytes32 = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(64, '0'), 'hex');
+    const input = `${b64url(JSON.stringify({ alg: 'ES256', kid: 'ec-1' }))}.${b64url(JSON.stringify({ ...valid, sub: 'dave' }))}`;
+    const sig = sign('sha256', Buffer.from(input), { key: ec.privateKey, dsaEncoding: 'ieee-p1363' });
+    const [r, s] = [int(sig.subarray(0, 32)), int(sig.subarray(32))];
+    const send = (signature: Buffer) => ({ authorization: `Bearer ${input}.${b64url(signature)}` });
+    await expectAllowed(send(sig));
+    // ECDSA signatures are malleable: (r, n - s) verifies as well (SEC 1 §4.1.4),
+    // and JWS does not ask for a low s (RFC 7518 §3.4), nor does BoringSSL's ECDSA_do_verify.
+    const highS = Buffer.concat([bytes32(r), bytes32(n - s)]);
+    assert.ok(verify('sha256', Buffer.from(input), { key: ec.publicKey, dsaEncoding: 'ieee-p1363' }, highS), 'node:crypto accepts (r, n - s)');
+    const stream = await expectAllowed(send(highS));
+    assert.equal(header(stream.requestHeaders, 'x-weft-user'), 'dave');
+    const tampered = `${input.split('.')[0]}.${b64url(JSON.stringify({ ...valid, sub: 'root' }))}`;
+    await expectRejected({ authorization: `Bearer ${tampered}.${b64url(sig)}` }, 401, /bad signature/);
+    await expectRejected({ authorization: `Bearer ${token('ES256', 'ec-1', valid, otherEc.privateKey)}` }, 401, /bad signature/);
+    const der = sign('sha256', Buffer.from(input), ec.privateKey); // node's default encoding: DER
+    for (const [name, forged] of [
+      ['r = 0', Buffer.concat([bytes32(0n), bytes32(s)])],
+      ['s = 0', Buffer.concat([bytes32(r), bytes32(0n)])],
+      ['r = n', Buffer.concat([bytes32(n), bytes32(s)])],
+      ['s = n', Buffer.concat([bytes32(r), bytes32(n)])],
+      ['r = 2^256 - 1', Buffer.concat([Buffer.alloc(32, 0xff), bytes32(s)])],
+      ['zeros', Buffer.alloc(64)],
+      ['DER', der],
+      ['65 bytes (a leading zero)', Buffer.concat([Buffer.from([0]), sig])],
+      ['63 bytes', sig.subarray(1)],
+    ] as [string, Buffer][]) await expectRejected(send(forged), 401, /bad signature/).catch((e: Error) => assert.fail(`${name}: ${e.message}`));
+    // Random signatures of every length around 64 bytes: refused, never a trap.
+    for (let i = 0; i < 40; i++) await expectRejected(send(randomBytes(i < 30 ? 64 : 56 + i - 30)), 401, /bad signature/);
+    assert.equal(plugin.vmFailures, 0);
+  });
+
+  it('refuses ES256 with a key of another type and other algorithms with an EC key (kid naming the wrong key)', async () => {
+    await expectRejected({ authorization: `Bearer ${token('ES256', 'rsa-1', valid, ec.privateKey)}` }, 401, /unknown key id "rsa-1"/);
+    await expectRejected({ authorization: `Bearer ${token('ES256', 'hs-1', valid, ec.privateKey)}` }, 401, /unknown key id "hs-1"/);
+    await expectRejected({ authorization: `Bearer ${token('RS256', 'ec-1', valid, rsa.privateKey)}` }, 401, /unknown key id "ec-1"/);
+    // An HS256 token whose secret is the EC public key's coordinates.
+    const xy = Buffer.concat([Buffer.from(ecJwk.x as string, 'base64url'), Buffer.from(ecJwk.y as string, 'base64url')]);
+    await expectRejected({ authorization: `Bearer ${token('HS256', 'ec-1', valid, xy)}` }, 401, /unknown key id "ec-1"/);
+    // With only RSA and oct keys configured, an ES256 token has no key at all.
+    const p = await loadFilter('auth', { jwt: { jwks: { keys: [rsaJwk, { kty: 'oct', k: b64url(hmacSecret) }] } } }, { now: () => BigInt(NOW) * 1_000_000_000n });
+    const none = await exchange(p, { authorization: `Bearer ${token('ES256', undefined, valid, ec.privateKey)}` });
+    assert.match(Buffer.from(none.stream.localReply!.body).toString(), /no key for ES256/);
+    await p.close();
+  });
+
+  it('handles the edge points of ES256: a key that is G itself or -G, and a signature whose u1 G + u2 Q is the point at infinity', async () => {
+    const n = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+    const bytes32 = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(64, '0'), 'hex');
+    const modPow = (b: bigint, e: bigint, m: bigint): bigint => {
+      let out = 1n;
+      for (b %= m; e > 0n; e >>= 1n, b = (b * b) % m) if (e & 1n) out = (out * b) % m;
+      return out;
+    };
+    const ordinary = BigInt(`0x${Buffer.from(ec.privateKey.export({ format: 'jwk' }).d as string, 'base64url').toString('hex')}`);
+    // d = 1: Q = G, so the verifier's G + Q is a doubling; d = n - 1: Q = -G, so G + Q is infinity.
+    for (const d of [1n, n - 1n, ordinary]) {
+      const ecdh = createECDH('prime256v1');
+      ecdh.setPrivateKey(bytes32(d));
+      const point = ecdh.getPublicKey();
+      const jwk = { kty: 'EC', crv: 'P-256', x: b64url(point.subarray(1, 33)), y: b64url(point.subarray(33)) };
+      const key = createPrivateKey({ key: { ...jwk, d: b64url(bytes32(d)) }, format: 'jwk' });
+      const p = await loadFilter('auth', { jwt: { jwks: { keys: [jwk] } } }, { now: () => BigInt(NOW) * 1_000_000_000n });
+      for (let i = 0; i < 4; i++) {
+        const ok = await exchange(p, { authorization: `Bearer ${token('ES256', undefined, { ...valid, n: i }, key)}` });
+        assert.equal(ok.request.action, 'continue', `d = ${d}: ${ok.stream.localReply ? Buffer.from(ok.stream.localReply.body).toString() : ''}`);
+      }
+      // u1 G + u2 Q = ((e + r d) / s) G is infinity when r = -e / d mod n, whatever s: refused.
+      const input = `${b64url(JSON.stringify({ alg: 'ES256' }))}.${b64url(JSON.stringify(valid))}`;
+      const e = BigInt(`0x${createHash('sha256').update(input).digest('hex')}`) % n;
+      const r = ((n - e) * modPow(d, n - 2n, n)) % n;
+      const refused = await exchange(p, { authorization: `Bearer ${input}.${b64url(Buffer.concat([bytes32(r), bytes32(12345n)]))}` });
+      assert.match(Buffer.from(refused.stream.localReply!.body).toString(), /bad signature/, `d = ${d}`);
+      await p.close();
+    }
+  });
+
+  it('refuses EC keys at configure time, naming the field: off the curve, coordinates not 32 bytes or not below p, no crv', async () => {
+    const x = Buffer.from(ecJwk.x as string, 'base64url');
+    const y = Buffer.from(ecJwk.y as string, 'base64url');
+    const plusOne = Buffer.from((BigInt(`0x${y.toString('hex')}`) + 1n).toString(16).padStart(64, '0').slice(-64), 'hex');
+    const p = 2n ** 256n - 2n ** 224n + 2n ** 192n + 2n ** 96n - 1n;
+    // y + p is y mod p, but not a field element (BoringSSL refuses coordinates >= p too).
+    const yPlusP = BigInt(`0x${y.toString('hex')}`) + p;
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ y: b64url(plusOne) }, /jwt\.jwks\.keys\[1\]\.y: \(x, y\) is not a point on P-256/],
+      [{ x: b64url(Buffer.alloc(32)), y: b64url(Buffer.alloc(32)) }, /jwt\.jwks\.keys\[1\]\.y: \(x, y\) is not a point on P-256/],
+      [{ x: b64url(x.subarray(1)) }, /jwt\.jwks\.keys\[1\]\.x: must be 32 bytes of base64url/],
+      [{ y: b64url(Buffer.concat([Buffer.from([0]), y])) }, /jwt\.jwks\.keys\[1\]\.y: must be 32 bytes of base64url/],
+      [{ x: 'not base64!' }, /jwt\.jwks\.keys\[1\]\.x: must be 32 bytes of base64url/],
+      [{ crv: undefined }, /jwt\.jwks\.keys\[1\]\.crv/],
+      [{ y: undefined }, /jwt\.jwks\.keys\[1\]\.y/],
+    ];
+    if (yPlusP < 2n ** 256n) cases.push([{ y: b64url(Buffer.from(yPlusP.toString(16).padStart(64, '0'), 'hex')) }, /jwt\.jwks\.keys\[1\]\.y: \(x, y\) is not a point on P-256/]);
+    for (const [change, expected] of cases) {
+      const logs: string[] = [];
+      await assert.rejects(
+        loadFilter('auth', { jwt: { jwks: { keys: [rsaJwk, { ...ecJwk, ...change }] } } }, { onLog: (m: { message: string }) => void logs.push(m.message) }),
+        /proxy_on_configure/, JSON.stringify(change),
+      );
+      assert.match(logs.join('\n'), expected);
+    }
+    // The control plane's check (the filter's schema.json) wants crv, x and y on an EC key too.
+    const schema = JSON.parse(readFileSync(new URL('../../../filters/auth/schema.json', import.meta.url), 'utf8')) as unknown;
+    assert.deepEqual(validateConfig(schema, { jwt: { jwks: { keys: [ecJwk] } } }), []);
+    const { y: _y, ...noY } = ecJwk;
+    assert.deepEqual(validateConfig(schema, { jwt: { jwks: { keys: [noY] } } }), [{ path: 'jwt.jwks.keys[0].y', message: 'required' }]);
+  });
+
   it('refuses RSA keys whose exponent makes signatures forgeable or costly (e = 1, even, over 33 bits), at the e field', async () => {
     for (const e of [Buffer.from([1]), Buffer.from([0, 0, 1]), Buffer.from([0x01, 0x00, 0x00]), Buffer.from([0x03, 0, 0, 0, 0x01])]) {
       const logs: string[] = [];
@@ -222,6 +372,8 @@ describe('auth filter', () => {
         { ...rsaJwk, kid: 'enc-1', alg: 'RSA-OAEP', use: 'enc', x5c: ['MIIC...'], x5t: 'abc', 'x5t#S256': 'def' },
         { kty: 'EC', kid: 'ec-1', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0', use: 'sig' },
         { ...rsaJwk, kid: 'ps-1', alg: 'PS256' },
+        { ...generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' }), kid: 'p384-1' },
+        { ...ecJwk, kid: 'es384-1', alg: 'ES384' },
         { ...rsaJwk, use: 'sig', x5c: ['MIIC...'], x5t: 'abc', issuer: ISSUER },
       ],
     };
@@ -232,13 +384,20 @@ describe('auth filter', () => {
     assert.equal((await exchange(p, { authorization: `Bearer ${token('RS256', 'rsa-1', valid, rsa.privateKey)}` })).request.action, 'continue');
     const enc = await exchange(p, { authorization: `Bearer ${token('RS256', 'enc-1', valid, rsa.privateKey)}` });
     assert.match((JSON.parse(Buffer.from(enc.stream.localReply!.body).toString()) as { message: string }).message, /unknown key id "enc-1"/, 'an encryption key never verifies a signature');
+    // The P-256 key (RFC 7515 A.3's) is used: a token of another key fails its signature check.
+    // The P-384 key and the key for ES384 are skipped.
+    const message = async (kid: string): Promise<string> =>
+      (JSON.parse(Buffer.from((await exchange(p, { authorization: `Bearer ${token('ES256', kid, valid, ec.privateKey)}` })).stream.localReply!.body).toString()) as { message: string }).message;
+    assert.match(await message('ec-1'), /bad signature/);
+    assert.match(await message('p384-1'), /unknown key id "p384-1"/);
+    assert.match(await message('es384-1'), /unknown key id "es384-1"/);
     await p.close();
     const logs: string[] = [];
     await assert.rejects(
-      loadFilter('auth', { jwt: { jwks: { keys: published.keys.slice(0, 3) } } }, { onLog: (m: { message: string }) => void logs.push(m.message) }),
+      loadFilter('auth', { jwt: { jwks: { keys: published.keys.filter((k) => k.kid !== 'ec-1' && k.kid !== 'rsa-1') } } }, { onLog: (m: { message: string }) => void logs.push(m.message) }),
       /proxy_on_configure/,
     );
-    assert.match(logs.join('\n'), /jwt\.jwks\.keys: must contain an HS256 \(oct\) or RS256 \(RSA\) signing key/);
+    assert.match(logs.join('\n'), /jwt\.jwks\.keys: must contain an HS256 \(oct\), RS256 \(RSA\) or ES256 \(EC P-256\) signing key/);
   });
 
   it("refuses a token written in plain base64 ('+', '/'): JWS segments are base64url only", async () => {
@@ -396,6 +555,7 @@ describe('auth filter', () => {
     const text = logs.join('\n');
     for (const expected of [
       /jwt\.jwks\.keys\[0\]\.k: HS256 keys must be at least 32 bytes/,
+      /jwt\.jwks\.keys\[1\]\.x: /,
       /jwt\.jwks\.keys\[2\]\.n: modulus must be at least 2048 bits/,
       /jwt\.clockSkewSeconds: must be between 0 and 3600/,
       /apiKeys\.keys\[0\]\.sha256: must be 64 hex characters/,
