@@ -78,6 +78,10 @@ interface OpenGrpcStream {
 
 type WasmExport = (...args: (number | undefined)[]) => unknown;
 
+/** Callout kinds, the low two bits of their tokens (Envoy's CalloutType: http 4n, grpc call 4n+1, grpc stream 4n+2). */
+const Callout = { Http: 0, GrpcCall: 1, GrpcStream: 2 } as const;
+const calloutOf = (token: number): number => token & 3;
+
 export class WasmVm implements VmServices {
   readonly memory: GuestMemory;
   readonly headerBytes: boolean;
@@ -93,7 +97,8 @@ export class WasmVm implements VmServices {
   private nextContextId = 1;
   private current: HostContext;
   private effectiveId = 0;
-  private nextCallToken = 1;
+  /** The last token of each callout kind: as Envoy numbers them (wasm.h CalloutType), the low two bits say which kind a token is. */
+  private readonly lastToken: number[] = [Callout.Http, Callout.GrpcCall, Callout.GrpcStream];
   private readonly inFlight = new Map<number, InFlightCall>();
   private readonly grpcStreams = new Map<number, OpenGrpcStream>();
   /** Calls into the module in progress: stream events that arrive during one wait for it to return. */
@@ -310,14 +315,17 @@ export class WasmVm implements VmServices {
    * grpcCancel resets it), is abandoned, and the module hears nothing more of it.
    */
   cancelGrpcCall(token: number): WasmResultCode {
-    const stream = this.grpcStreams.get(token);
-    if (stream !== undefined) {
+    // As Envoy: the token's kind decides; an http_call's is BAD_ARGUMENT.
+    if (calloutOf(token) === Callout.GrpcStream) {
+      const stream = this.grpcStreams.get(token);
+      if (stream === undefined) return WasmResult.NotFound;
       this.grpcStreams.delete(token);
       if (!stream.remoteClosed) stream.handle?.reset();
       return WasmResult.Ok;
     }
+    if (calloutOf(token) !== Callout.GrpcCall) return WasmResult.BadArgument;
     const entry = this.inFlight.get(token);
-    if (entry === undefined || !entry.grpc) return WasmResult.NotFound;
+    if (entry === undefined) return WasmResult.NotFound;
     entry.cancel(false);
     return WasmResult.Ok;
   }
@@ -329,8 +337,9 @@ export class WasmVm implements VmServices {
    * the module, and the token is forgotten once the server has closed too.
    */
   closeGrpc(token: number): WasmResultCode {
+    if (calloutOf(token) !== Callout.GrpcStream) return this.cancelGrpcCall(token);
     const stream = this.grpcStreams.get(token);
-    if (stream === undefined) return this.cancelGrpcCall(token);
+    if (stream === undefined) return WasmResult.NotFound;
     if (!stream.halfClosed && !stream.remoteClosed) {
       stream.halfClosed = true;
       stream.handle?.write(new Uint8Array(0), true);
@@ -353,7 +362,7 @@ export class WasmVm implements VmServices {
     if (target === 'bad') return { result: WasmResult.BadArgument, token: 0 };
     const dispatch = this.options.grpcStream;
     if (dispatch === undefined || !(this.options.hasCluster?.(target.cluster) ?? true)) return { result: WasmResult.ParseFailure, token: 0 };
-    const token = this.nextCallToken++;
+    const token = this.nextToken(Callout.GrpcStream);
     const stream: OpenGrpcStream = { handle: undefined, halfClosed: false, localClosed: false, remoteClosed: false };
     this.grpcStreams.set(token, stream);
     const live = () => this.grpcStreams.get(token) === stream && !this.closed && this.failure === undefined;
@@ -390,8 +399,9 @@ export class WasmVm implements VmServices {
 
   /** proxy_grpc_send: one message, as a gRPC frame; `endStream` half-closes the request. */
   sendGrpcStream(token: number, message: Uint8Array, endStream: boolean): WasmResultCode {
+    if (calloutOf(token) !== Callout.GrpcStream) return WasmResult.BadArgument;
     const stream = this.grpcStreams.get(token);
-    if (stream === undefined) return this.inFlight.get(token)?.grpc === true ? WasmResult.BadArgument : WasmResult.NotFound;
+    if (stream === undefined) return WasmResult.NotFound;
     // Once either side is closed there is nowhere for it to go; the token is still the module's, so OK.
     if (stream.halfClosed || stream.remoteClosed) return WasmResult.Ok;
     if (endStream) stream.halfClosed = true;
@@ -419,9 +429,17 @@ export class WasmVm implements VmServices {
   }
 
   /** Dispatches a callout; `deliver` hands its answer (undefined: it failed) to the module, once, unless the VM is gone. */
+  /** The next token of a kind (Envoy's nextHttpCallId / nextGrpcCallId / nextGrpcStreamId: += 4), 0 skipped on wrap-around. */
+  private nextToken(kind: number): number {
+    let token = (this.lastToken[kind]! + 4) >>> 0;
+    if (token === 0) token = 4;
+    this.lastToken[kind] = token;
+    return token;
+  }
+
   private startCall(from: HostContext, call: Omit<Parameters<HttpCallDispatcher>[0], 'signal'>, grpc: boolean, timedOut: HttpCallResponse, deliver: (token: number, response: HttpCallResponse | undefined) => void): number {
     const dispatch = this.options.httpCall!;
-    const token = this.nextCallToken++;
+    const token = this.nextToken(grpc ? Callout.GrpcCall : Callout.Http);
     const abort = new AbortController();
     let settled = false;
     const finish = (response: HttpCallResponse | undefined, notify = true): void => {

@@ -12,6 +12,7 @@ import { loadFilter } from '../../sidecar/wasm/testing.ts';
 import { WasmResult as R } from '../../sidecar/wasm/abi.ts';
 import { grpcStreamer } from './grpc-streamer.ts';
 import { codes, wat } from './wat.ts';
+import { serializePairs } from '../../sidecar/wasm/headers.ts';
 
 const code = (n: number) => `#${String.fromCharCode(48 + n)}`;
 const frame = (text: string, flags = 0) => {
@@ -134,23 +135,30 @@ test('events a dispatcher delivers while the module is still in proxy_grpc_strea
   await plugin.close();
 });
 
-test("token rules as Envoy's: grpc_send on a unary call's token is BAD_ARGUMENT; a send after the half-close is OK and sends nothing; once grpc_close and the server's close have both happened the token is gone (NOT_FOUND)", async () => {
+test("token rules as Envoy's: each callout kind numbered apart; grpc_cancel / _close on an http_call's token and grpc_send on a unary call's are BAD_ARGUMENT; a send after the half-close is OK and sends nothing; once grpc_close and the server's close have both happened the token is gone (NOT_FOUND)", async () => {
   const writes: { data: Uint8Array; endStream: boolean }[] = [];
   let events: GrpcStreamEvents | undefined;
   const bytes = await wat({
-    imports: ['proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_close', 'proxy_grpc_cancel', 'proxy_grpc_call'],
-    strings: { chat: 'chat', svc: 'weft.test.Chat', method: 'Talk', msg: 'm' },
+    imports: ['proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_close', 'proxy_grpc_cancel', 'proxy_grpc_call', 'proxy_http_call'],
+    strings: { chat: 'chat', svc: 'weft.test.Chat', method: 'Talk', msg: 'm', headers: String.fromCharCode(...serializePairs([[':method', 'GET'], [':path', '/'], [':authority', 'chat']])) },
     body: (s) => `
   (global $token (mut i32) (i32.const 0))
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_configure") (param i32 i32) (result i32)
-    ;; a unary call: sending on its token is BAD_ARGUMENT
+    ;; an http_call: its token is of kind 0, and no gRPC token (BAD_ARGUMENT)
+    (call $report (call $proxy_http_call ${s.chat} ${s.headers} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 24)))
+    (call $report (i32.and (i32.load (i32.const 24)) (i32.const 3)))
+    (call $report (call $proxy_grpc_cancel (i32.load (i32.const 24))))
+    (call $report (call $proxy_grpc_close (i32.load (i32.const 24))))
+    ;; a unary call: kind 1; sending on its token is BAD_ARGUMENT
     (call $report (call $proxy_grpc_call ${s.chat} ${s.svc} ${s.method} (i32.const 0) (i32.const 0) ${s.msg} (i32.const 0) (i32.const 16)))
+    (call $report (i32.and (i32.load (i32.const 16)) (i32.const 3)))
     (call $report (call $proxy_grpc_send (i32.load (i32.const 16)) ${s.msg} (i32.const 0)))
     (call $report (call $proxy_grpc_cancel (i32.load (i32.const 16))))
     ;; a stream: close half-closes, a later send is OK (nothing sent)
     (call $report (call $proxy_grpc_stream ${s.chat} ${s.svc} ${s.method} (i32.const 0) (i32.const 0) (i32.const 20)))
     (global.set $token (i32.load (i32.const 20)))
+    (call $report (i32.and (global.get $token) (i32.const 3)))
     (call $report (call $proxy_grpc_send (global.get $token) ${s.msg} (i32.const 0)))
     (call $report (call $proxy_grpc_close (global.get $token)))
     (call $report (call $proxy_grpc_send (global.get $token) ${s.msg} (i32.const 0)))
@@ -171,14 +179,15 @@ test("token rules as Envoy's: grpc_send on a unary call's token is BAD_ARGUMENT;
       return { write: (data, endStream) => writes.push({ data, endStream }), reset: () => {} };
     },
   });
-  assert.deepEqual(codes(plugin.logs), [R.Ok, R.BadArgument, R.Ok, R.Ok, R.Ok, R.Ok, R.Ok]);
+  // Tokens of each kind as Envoy's CalloutType: http_call 4n, grpc_call 4n+1, grpc_stream 4n+2.
+  assert.deepEqual(codes(plugin.logs), [R.Ok, 0, R.BadArgument, R.BadArgument, R.Ok, 1, R.BadArgument, R.Ok, R.Ok, 2, R.Ok, R.Ok, R.Ok]);
   // One message, then the half-close (an empty DATA frame with END_STREAM); the send after it wrote nothing.
   assert.deepEqual(writes.map((w) => [w.data.length, w.endStream]), [[6, false], [0, true]]);
   events!.headers([...ok, ['grpc-status', '0']], true);
   await settle();
-  assert.deepEqual(codes(plugin.logs).slice(7), [R.Ok]);
+  assert.deepEqual(codes(plugin.logs).slice(13), [R.Ok]);
   plugin.tick();
-  assert.deepEqual(codes(plugin.logs).slice(8), [R.NotFound, R.NotFound, R.NotFound]);
+  assert.deepEqual(codes(plugin.logs).slice(14), [R.NotFound, R.NotFound, R.NotFound]);
   await plugin.close();
 });
 
