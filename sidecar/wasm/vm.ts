@@ -56,7 +56,6 @@ export class VmFailure extends Error {}
 /** An http_call or grpc_call on its way; cancel(false) abandons it without telling the module. */
 interface InFlightCall {
   abort: AbortController;
-  grpc: boolean;
   stopTimer?: () => void;
   cancel: (notify?: boolean) => void;
 }
@@ -452,7 +451,6 @@ export class WasmVm implements VmServices {
     };
     const entry: InFlightCall = {
       abort,
-      grpc,
       cancel: (notify = true) => {
         this.inFlight.delete(token);
         abort.abort();
