@@ -9,7 +9,7 @@ import { ClusterManager, DEFAULT_INITIAL_FETCH_TIMEOUT_MS } from './clusters.ts'
 import type { DecodedByKind, ResourceKind } from './fidelity.ts';
 import { TYPE_URLS, accept } from './fidelity.ts';
 import { formatErrors } from './fidelity/fields.ts';
-import { httpCallDispatcher } from './http-call.ts';
+import { grpcStreamDispatcher, httpCallDispatcher } from './http-call.ts';
 import { ListenerManager, type DrainScope } from './listeners.ts';
 import { TlsContexts } from './tls-contexts.ts';
 import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
@@ -157,6 +157,7 @@ export class DataPlane {
       headerBytes: true,
       properties,
       httpCall: httpCallDispatcher(this.clusters, stats),
+      grpcStream: grpcStreamDispatcher(this.clusters, stats),
       hasCluster: (name) => this.clusters.get(name) !== undefined,
     });
     this.loggers = options.loggers ?? new Loggers();

@@ -2,14 +2,17 @@
 // name through the same cluster manager as proxied requests (load balancing,
 // health, outlier detection, circuit breakers), as Envoy's async client does:
 // one attempt, the call's own timeout, the response read whole. A grpc_call
-// comes this way too, as the HTTP/2 request the host made of it.
+// comes this way too, as the HTTP/2 request the host made of it; a gRPC
+// stream (proxy_grpc_stream) takes the same path with a request body that
+// streams and a response handed on as it comes.
 
+import { PassThrough } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
 import { Downstream, forward } from './forward.ts';
 import { removeHeader, setHeader, withoutPseudo } from './headers.ts';
 import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
-import type { HttpCallDispatcher } from './wasm/index.ts';
+import type { GrpcStreamDispatcher, HttpCallDispatcher } from './wasm/index.ts';
 
 export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats): HttpCallDispatcher {
   return async (call) => {
@@ -34,5 +37,75 @@ export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats
     }
     const { body: responseBody, trailers } = await result.response.body.collect().finally(result.finish);
     return { headers: [[':status', String(result.response.status)], ...result.response.headers], body: responseBody, trailers };
+  };
+}
+
+/**
+ * proxy_grpc_stream in the sidecar: the stream's HTTP/2 request goes to the
+ * cluster as a proxied gRPC stream does (no timeout, one attempt, the body
+ * written as the module sends), and its response is handed to the host as
+ * it arrives. A request the cluster cannot take (no host, overflow, connect
+ * failure) gets the trailers-only gRPC local reply Envoy's router answers the
+ * async client with. Reset: before the response, the request is given up;
+ * after it, the upstream stream is reset (RST_STREAM CANCEL).
+ */
+export function grpcStreamDispatcher(clusters: ClusterManager, stats: SidecarStats): GrpcStreamDispatcher {
+  return (call, events) => {
+    const pseudo = (name: string) => call.headers.find(([k]) => k === name)?.[1] ?? '';
+    const authority = pseudo(':authority');
+    const headers = withoutPseudo(call.headers);
+    setHeader(headers, 'host', authority);
+    const body = new PassThrough();
+    const downstream = new Downstream();
+    let stopped = false;
+    let stopResponse: (() => void) | undefined;
+    void forward(clusters, call.cluster, { method: pseudo(':method'), path: pseudo(':path'), authority, headers, body, timeoutMs: 0, downstream }, stats).then(
+      (result) => {
+        if (result.kind !== 'response') {
+          if (result.kind === 'abandoned' || stopped) return;
+          const reply = renderLocalReply(result.reply, true);
+          events.headers([[':status', String(reply.status)], ...reply.headers], true);
+          return;
+        }
+        const response = result.response;
+        if (stopped) {
+          response.body.destroy();
+          result.finish();
+          return;
+        }
+        stopResponse = () => response.body.abort(new Error('gRPC stream cancelled'));
+        events.headers([[':status', String(response.status)], ...response.headers], response.endStream === true);
+        response.body.pipe({
+          data(chunk) {
+            if (!stopped) events.data(chunk);
+            return true;
+          },
+          end(trailers) {
+            result.finish();
+            if (!stopped) events.end(trailers);
+          },
+          error() {
+            result.finish();
+            if (!stopped) events.reset();
+          },
+        });
+      },
+      () => {
+        if (!stopped) events.reset();
+      },
+    );
+    return {
+      write(data, endStream) {
+        if (stopped || body.writableEnded) return;
+        if (data.length > 0) body.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+        if (endStream) body.end();
+      },
+      reset() {
+        if (stopped) return;
+        stopped = true;
+        if (stopResponse !== undefined) stopResponse();
+        else downstream.abort();
+      },
+    };
   };
 }

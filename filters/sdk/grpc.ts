@@ -6,7 +6,7 @@
 // response message in BufferType.GrpcReceiveBuffer, or onGrpcClose with the
 // gRPC status (its message through getStatus()).
 
-import { proxy_grpc_call, proxy_grpc_cancel } from './imports';
+import { proxy_grpc_call, proxy_grpc_cancel, proxy_set_effective_context } from './imports';
 import { serializePairs, HeaderPair } from './headers';
 import { HttpContext } from './context';
 import { WasmResult } from './status';
@@ -49,3 +49,11 @@ export let lastGrpcCallResult: WasmResult = WasmResult.Ok;
 /** token -> the stream that made the call (its own map: the host numbers gRPC and http calls apart). */
 export const pendingGrpcCalls = new Map<u32, GrpcHttpContext>();
 const GRPC_TOKEN_SLOT: usize = memory.data(4);
+
+/** The stream that made call `token`, made the effective context (the call forgotten); null if unknown or ended (the host no longer knows it). */
+export function grpcCaller(token: u32): GrpcHttpContext | null {
+  if (!pendingGrpcCalls.has(token)) return null;
+  const stream = pendingGrpcCalls.get(token);
+  pendingGrpcCalls.delete(token);
+  return proxy_set_effective_context(stream.id) == WasmResult.Ok ? stream : null;
+}

@@ -91,3 +91,12 @@ export declare function proxy_get_shared_data(key: usize, keySize: usize, return
 // @ts-ignore: decorator
 @external("env", "proxy_set_shared_data")
 export declare function proxy_set_shared_data(key: usize, keySize: usize, value: usize, valueSize: usize, cas: u32): i32;
+// @ts-ignore: decorator
+@external("env", "proxy_grpc_stream")
+export declare function proxy_grpc_stream(service: usize, serviceSize: usize, serviceName: usize, serviceNameSize: usize, method: usize, methodSize: usize, initialMetadata: usize, initialMetadataSize: usize, returnToken: usize): i32;
+// @ts-ignore: decorator
+@external("env", "proxy_grpc_send")
+export declare function proxy_grpc_send(token: u32, message: usize, messageSize: usize, endStream: u32): i32;
+// @ts-ignore: decorator
+@external("env", "proxy_grpc_close")
+export declare function proxy_grpc_close(token: u32): i32;

@@ -84,11 +84,51 @@ export interface DeliveredHttpCall {
   status: { code: number; message: string };
 }
 
-/** A grpc_call's answer as the module reads it: the response message (proxy_on_grpc_receive), or the status it closed with. */
+/**
+ * A grpc_call's answer, or a gRPC stream's event, as the module reads it:
+ * a message (proxy_on_grpc_receive, buffer 5), a stream's initial or
+ * trailing metadata (map 4 or 5), or the status it closed with.
+ */
 export interface DeliveredGrpcCall {
   buffer: HostBuffer | undefined;
   status: { code: number; message: string };
+  initialMetadata?: HeaderMap;
+  trailingMetadata?: HeaderMap;
 }
+
+/** A gRPC stream the module opened (proxy_grpc_stream): the HTTP/2 request's headers, the body to follow. */
+export interface GrpcStreamRequest {
+  cluster: string;
+  /** :method POST, :path /<service>/<method>, :authority, :scheme, content-type, te, then the module's metadata. */
+  headers: HeaderPairs;
+}
+
+/** What the upstream does with a gRPC stream, as HTTP/2 events; the host reads gRPC out of them. */
+export interface GrpcStreamEvents {
+  /** The response headers (:status first); `endStream`: they ended the stream (a trailers-only answer). */
+  headers(headers: HeaderPairs, endStream: boolean): void;
+  /** Response body bytes (gRPC frames, cut anywhere). */
+  data(chunk: Uint8Array): void;
+  /** The response ended, with its trailers ([] when the body ended it). */
+  end(trailers: HeaderPairs): void;
+  /** The stream was reset (or the connection went) before the response ended. */
+  reset(): void;
+}
+
+/** The host's side of an open stream. */
+export interface GrpcStreamHandle {
+  /** Sends request body bytes (gRPC frames); `endStream` half-closes the request. */
+  write(data: Uint8Array, endStream: boolean): void;
+  /** Resets the stream (RST_STREAM CANCEL); no event follows. */
+  reset(): void;
+}
+
+/**
+ * Opens a gRPC stream's HTTP/2 request on a cluster. Events must not be
+ * delivered from inside the call or from inside write()/reset() (the host
+ * defers them if they are).
+ */
+export type GrpcStreamDispatcher = (request: GrpcStreamRequest, events: GrpcStreamEvents) => GrpcStreamHandle;
 
 /** What the host functions of one VM can reach beyond the active context. */
 export interface VmServices {
@@ -113,6 +153,10 @@ export interface VmServices {
   grpcCallResponse(): DeliveredGrpcCall | undefined;
   startGrpcCall(from: HostContext, service: Uint8Array, serviceName: string, method: string, metadata: HeaderPairs, message: Uint8Array, timeoutMs: number): { result: WasmResultCode; token: number };
   cancelGrpcCall(token: number): WasmResultCode;
+  /** proxy_grpc_close: a call is cancelled as by cancelGrpcCall, a stream half-closed (its callbacks keep coming). */
+  closeGrpc(token: number): WasmResultCode;
+  startGrpcStream(service: Uint8Array, serviceName: string, method: string, metadata: HeaderPairs): { result: WasmResultCode; token: number };
+  sendGrpcStream(token: number, message: Uint8Array, endStream: boolean): WasmResultCode;
   registerQueue(name: string): number;
   callForeign(name: string, args: Uint8Array): { result: WasmResultCode; value?: Uint8Array };
 }

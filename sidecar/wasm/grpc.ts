@@ -4,6 +4,7 @@
 // (AsyncRequestImpl::onRemoteClose): OK with one message is a success,
 // anything else a failure with a gRPC status and message.
 
+import { concat } from './buffer.ts';
 import type { HeaderPairs } from './headers.ts';
 
 /** Envoy's Grpc::Utility::httpToGrpcStatus: the gRPC status of an HTTP answer that carries none. */
@@ -100,8 +101,8 @@ function readMessage(bytes: Uint8Array): Map<number, Uint8Array | bigint> | unde
   return fields;
 }
 
-/** The HTTP/2 request of a unary call, as Envoy's gRPC async client sends it. */
-export function grpcRequest(target: GrpcTarget, service: string, method: string, metadata: HeaderPairs, message: Uint8Array, timeoutMs: number): { headers: HeaderPairs; body: Uint8Array } {
+/** The HTTP/2 request headers of a call or stream, as Envoy's gRPC async client sends them (a stream has no timeout). */
+export function grpcHeaders(target: GrpcTarget, service: string, method: string, metadata: HeaderPairs, timeoutMs = 0): HeaderPairs {
   const headers: HeaderPairs = [
     [':method', 'POST'],
     [':path', `/${service}/${method}`],
@@ -112,18 +113,52 @@ export function grpcRequest(target: GrpcTarget, service: string, method: string,
   ];
   if (timeoutMs > 0) headers.push(['grpc-timeout', `${timeoutMs}m`]);
   for (const [name, value] of metadata) headers.push([name.toLowerCase(), value]);
+  return headers;
+}
+
+/** One message as a gRPC length-prefixed frame (uncompressed). */
+export function grpcFrame(message: Uint8Array): Uint8Array {
   const body = new Uint8Array(5 + message.length);
   new DataView(body.buffer).setUint32(1, message.length);
   body.set(message, 5);
-  return { headers, body };
+  return body;
+}
+
+/** The HTTP/2 request of a unary call, as Envoy's gRPC async client sends it. */
+export function grpcRequest(target: GrpcTarget, service: string, method: string, metadata: HeaderPairs, message: Uint8Array, timeoutMs: number): { headers: HeaderPairs; body: Uint8Array } {
+  return { headers: grpcHeaders(target, service, method, metadata, timeoutMs), body: grpcFrame(message) };
+}
+
+/**
+ * Reads gRPC frames out of a response body that arrives in chunks cut
+ * anywhere, as Envoy's Grpc::Decoder: each whole frame's message in order;
+ * 'bad' for a frame with flags (a compressed message this host never asked
+ * for), which Envoy's async stream fails with INTERNAL.
+ */
+export class GrpcFrameReader {
+  private pending = new Uint8Array(0);
+
+  push(chunk: Uint8Array): Uint8Array[] | 'bad' {
+    let data = this.pending.length === 0 ? chunk : concat(this.pending, chunk);
+    const messages: Uint8Array[] = [];
+    while (data.length >= 5) {
+      const length = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
+      if (data.length < 5 + length) break;
+      if (length > 0 && data[0] !== 0) return 'bad';
+      messages.push(data.slice(5, 5 + length));
+      data = data.subarray(5 + length);
+    }
+    this.pending = data.slice();
+    return messages;
+  }
 }
 
 export type GrpcOutcome = { code: 0; message: ''; response: Uint8Array } | { code: number; message: string; response?: undefined };
 
-const header = (pairs: HeaderPairs | undefined, name: string) => pairs?.find(([k]) => k === name)?.[1];
+export const header = (pairs: HeaderPairs | undefined, name: string) => pairs?.find(([k]) => k === name)?.[1];
 
 /** grpc-message is percent-encoded on the wire. */
-function decodeGrpcMessage(value: string | undefined): string {
+export function decodeGrpcMessage(value: string | undefined): string {
   if (value === undefined) return '';
   try {
     return decodeURIComponent(value);
@@ -153,4 +188,88 @@ export function grpcOutcome(response: { headers: HeaderPairs; body: Uint8Array; 
   const length = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1);
   if (5 + length > body.length) return { code: GrpcStatus.Internal, message: '' };
   return { code: 0, message: '', response: body.subarray(5, 5 + length) };
+}
+
+/** What a gRPC stream tells the module, in Envoy's order: initial metadata, messages, trailing metadata, then the close. */
+export interface GrpcStreamCallbacks {
+  initialMetadata(headers: HeaderPairs): void;
+  message(message: Uint8Array): void;
+  trailingMetadata(trailers: HeaderPairs): void;
+  close(code: number, message: string): void;
+  /** The stream failed on the host's side (a bad frame, an answer that is no gRPC): reset it upstream. */
+  resetUpstream(): void;
+}
+
+/**
+ * A stream's HTTP/2 response read as Envoy's gRPC async stream reads it
+ * (source/common/grpc/async_client_impl.cc, AsyncStreamImpl::onHeaders,
+ * onData, onTrailers, onReset, streamError): a status other than 200 closes
+ * it with its trailers-only grpc-status, else httpToGrpcStatus of the HTTP
+ * status; headers that end the stream are trailers-only (empty initial
+ * metadata); a frame with flags is INTERNAL; a body that ends without
+ * trailers is UNKNOWN, as is trailers without grpc-status; a reset is
+ * INTERNAL. A failure on the way is delivered as empty trailing metadata
+ * and the close, and the stream is reset. Nothing is delivered after the close.
+ */
+export class GrpcStreamReader {
+  closed = false;
+  private readonly frames = new GrpcFrameReader();
+
+  constructor(private readonly to: GrpcStreamCallbacks) {}
+
+  headers(headers: HeaderPairs, endStream: boolean): void {
+    if (this.closed) return;
+    const status = header(headers, ':status');
+    const grpcStatus = header(headers, 'grpc-status');
+    if (status !== '200') {
+      this.to.initialMetadata([]);
+      if (endStream && grpcStatus !== undefined) this.trailers(headers);
+      else this.fail(grpcStatusOf(Number(status)));
+      return;
+    }
+    if (endStream) {
+      this.to.initialMetadata([]);
+      this.trailers(headers);
+      return;
+    }
+    this.to.initialMetadata(headers);
+  }
+
+  data(chunk: Uint8Array): void {
+    if (this.closed) return;
+    const messages = this.frames.push(chunk);
+    if (messages === 'bad') return this.fail(GrpcStatus.Internal);
+    for (const message of messages) {
+      if (this.closed) return;
+      this.to.message(message);
+    }
+  }
+
+  /** The response ended: with trailers, their status; a body that ended the stream (no trailers) is UNKNOWN. */
+  end(trailers: HeaderPairs): void {
+    if (this.closed) return;
+    if (trailers.length === 0) return this.fail(GrpcStatus.Unknown);
+    this.trailers(trailers);
+  }
+
+  reset(): void {
+    if (this.closed) return;
+    this.fail(GrpcStatus.Internal, false);
+  }
+
+  private trailers(trailers: HeaderPairs): void {
+    this.to.trailingMetadata(trailers);
+    if (this.closed) return;
+    this.closed = true;
+    const code = header(trailers, 'grpc-status');
+    this.to.close(code !== undefined && /^\d+$/.test(code) ? Number(code) : GrpcStatus.Unknown, decodeGrpcMessage(header(trailers, 'grpc-message')));
+  }
+
+  private fail(code: number, resetUpstream = true): void {
+    this.to.trailingMetadata([]);
+    if (this.closed) return;
+    this.closed = true;
+    this.to.close(code, '');
+    if (resetUpstream) this.to.resetUpstream();
+  }
 }

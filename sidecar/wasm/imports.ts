@@ -27,9 +27,16 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
   };
   const copyOut = (data: Uint8Array | string, ptrPtr: number, sizePtr: number): WasmResultCode =>
     (typeof data === 'string' ? mem().copyOutString(data, ptrPtr, sizePtr) : mem().copyOut(data, ptrPtr, sizePtr)) ? R.Ok : R.InvalidMemoryAccess;
-  /** A map to read (Envoy's getConstMap), or the code a value lookup answers without one. */
+  /**
+   * A map to read (Envoy's getConstMap), or the code a value lookup answers without one: an http_call
+   * response's maps (6, 7) and a gRPC stream's initial and trailing metadata (4, 5) only while delivered.
+   */
   const readableMap = (type: number): HeaderMap | WasmResultCode =>
-    type >= 6 ? (vm.httpCallResponse()?.[type === 6 ? 'headers' : 'trailers'] ?? R.BadArgument) : type >= 4 ? R.BadArgument : vm.active().readableMap(type);
+    type >= 6
+      ? (vm.httpCallResponse()?.[type === 6 ? 'headers' : 'trailers'] ?? R.BadArgument)
+      : type >= 4
+        ? (vm.grpcCallResponse()?.[type === 4 ? 'initialMetadata' : 'trailingMetadata'] ?? R.BadArgument)
+        : vm.active().readableMap(type);
   const bufferOf = (type: number) => (type === 4 ? vm.httpCallResponse()?.body : type === 5 ? vm.grpcCallResponse()?.buffer : vm.active().buffer(type));
 
   const fns: Record<string, HostFn> = {
@@ -296,10 +303,24 @@ export function proxyImports(vm: VmServices): Record<string, HostFn> {
       return mem().writeU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
     },
     proxy_grpc_cancel: (token: number) => vm.cancelGrpcCall(token >>> 0),
-    proxy_grpc_close: (token: number) => vm.cancelGrpcCall(token >>> 0),
-    // gRPC streams are not offered by this host (documented in docs/writing-filters.md).
-    proxy_grpc_stream: () => R.Unimplemented,
-    proxy_grpc_send: () => R.Unimplemented,
+    proxy_grpc_close: (token: number) => vm.closeGrpc(token >>> 0),
+    proxy_grpc_stream(servicePtr: number, serviceSize: number, serviceNamePtr: number, serviceNameSize: number, methodPtr: number, methodSize: number, metadataPtr: number, metadataSize: number, tokenPtr: number): number {
+      const service = bytes(servicePtr, serviceSize);
+      const serviceName = str(serviceNamePtr, serviceNameSize);
+      const method = str(methodPtr, methodSize);
+      const metadata = pairsAt(metadataPtr, metadataSize);
+      if (service === undefined || serviceName === undefined || method === undefined || metadata === undefined) return R.InvalidMemoryAccess;
+      if (metadata === 'bad') return R.BadArgument;
+      // As grpc_call: cpp-host writes the token once the stream is open, so a bad address fails then (the stream stays open).
+      const { result, token } = vm.startGrpcStream(service, serviceName, method, metadata);
+      if (result !== R.Ok) return result;
+      return mem().writeU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
+    },
+    proxy_grpc_send(token: number, messagePtr: number, messageSize: number, endStream: number): number {
+      const message = bytes(messagePtr, messageSize);
+      if (message === undefined) return R.InvalidMemoryAccess;
+      return vm.sendGrpcStream(token >>> 0, message.slice(), endStream !== 0);
+    },
   };
 
   /** proxy_add_header_map_value (a new entry) or proxy_replace_header_map_value (the first entry, repeats dropped). */

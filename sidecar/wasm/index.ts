@@ -3,7 +3,7 @@
 
 export { WasmPlugin, type PluginConfig, type HostEnv, type LogEntry, type FailurePolicy } from './plugin.ts';
 export type { HttpStream, StreamOutcome, BodyOutcome } from './stream.ts';
-export type { LocalReply, HttpCallDispatcher, HttpCallRequest, HttpCallResponse } from './context.ts';
+export type { LocalReply, HttpCallDispatcher, HttpCallRequest, HttpCallResponse, GrpcStreamDispatcher, GrpcStreamRequest, GrpcStreamEvents, GrpcStreamHandle } from './context.ts';
 export type { HeaderPairs } from './headers.ts';
 export type { StreamProperties, PropertyValue } from './properties.ts';
 export type { Metric, MetricKind } from './metrics.ts';

@@ -5,7 +5,7 @@
 import { logLevelNames, LogLevel, type AbiVersion, type LogLevelName } from './abi.ts';
 import { WasmLoadError } from './abi-version.ts';
 import { checkImportTypes } from './import-signatures.ts';
-import type { HttpCallDispatcher } from './context.ts';
+import type { GrpcStreamDispatcher, HttpCallDispatcher } from './context.ts';
 import { encodeUtf8 } from './memory.ts';
 import { MetricStore } from './metrics.ts';
 import type { StreamProperties } from './properties.ts';
@@ -47,6 +47,8 @@ export interface LogEntry {
 export interface HostEnv {
   /** Carries proxy_http_call to an upstream. Without it every http_call is BAD_ARGUMENT (unknown cluster). */
   httpCall?: HttpCallDispatcher;
+  /** Carries proxy_grpc_stream to an upstream (an HTTP/2 stream). Without it every gRPC stream is refused as to an unknown cluster. */
+  grpcStream?: GrpcStreamDispatcher;
   /** Known cluster names; an http_call to any other is BAD_ARGUMENT, as in Envoy. Default: any. */
   hasCluster?: (name: string) => boolean;
   /** Scope of shared data and queues. Default: one per process. */
@@ -153,8 +155,9 @@ export class WasmPlugin {
         warned.add(key);
         this.record(LogLevel.warn, message, 0);
       },
-      // proxy_on_tick may continue any stream the module holds (the SDKs set the effective context first).
-      canResume: () => this.tickMs > 0,
+      // proxy_on_tick may continue any stream the module holds (the SDKs set the effective context first),
+      // and so may a gRPC stream's callbacks (delivered to the root context) while one is open.
+      canResume: () => this.tickMs > 0 || this.vm.openGrpcStreams > 0,
     };
     this.logThreshold = { level: env.logLevel === 'off' ? LOG_OFF : LogLevel[env.logLevel ?? 'info'] };
     this.vm = this.createVm();
@@ -173,6 +176,7 @@ export class WasmPlugin {
       nowNs: this.env.now ?? wallClockNs,
       setTimer: this.env.setTimer,
       httpCall: this.env.httpCall,
+      grpcStream: this.env.grpcStream,
       hasCluster: this.env.hasCluster,
       foreignFunctions: this.env.foreignFunctions,
       headerBytes: this.env.headerBytes === true,

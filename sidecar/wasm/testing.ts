@@ -11,7 +11,8 @@ import { readFile } from 'node:fs/promises';
 import { LogLevel, type LogLevelName } from './abi.ts';
 import { WasmLoadError } from './abi-version.ts';
 import { concat } from './buffer.ts';
-import type { HttpCallRequest, LocalReply } from './context.ts';
+import type { GrpcStreamEvents, GrpcStreamHandle, GrpcStreamRequest, HttpCallRequest, LocalReply } from './context.ts';
+import { GrpcFrameReader } from './grpc.ts';
 import { HeaderMap, type HeaderPairs } from './headers.ts';
 import { decodeUtf8, encodeUtf8 } from './memory.ts';
 import { WasmPlugin, type HostEnv, type LogEntry, type PluginConfig } from './plugin.ts';
@@ -36,6 +37,14 @@ export type MockCluster = MockResponse | 'timeout' | ((call: RecordedHttpCall) =
 export interface FilterOptions extends Partial<PluginConfig> {
   /** Mocked upstream clusters for http_call; calls to any other cluster get BAD_ARGUMENT. */
   httpCalls?: Record<string, MockCluster>;
+  /**
+   * Mocked gRPC stream servers by cluster name, for proxy_grpc_stream: each
+   * stream the filter opens on that cluster is handed to the function as a
+   * MockGrpcStream, which sees the filter's messages and answers with
+   * metadata, messages, trailers and a status. A stream to any other cluster
+   * is refused (PARSE_FAILURE, as Envoy refuses an unknown cluster).
+   */
+  grpcStreams?: Record<string, MockGrpcStreamServer>;
   /** Default "trace": the kit records every log line. */
   logLevel?: LogLevelName;
   /** Plugin-level properties (xds.*, node, ...). */
@@ -132,6 +141,140 @@ export function grpcAnswer(message: Uint8Array | string, status = 0, statusMessa
   return { status: 200, headers: { 'content-type': 'application/grpc' }, body, trailers: { 'grpc-status': '0' } };
 }
 
+/** A mocked gRPC stream server: gets each stream the filter opens on its cluster. */
+export type MockGrpcStreamServer = (stream: MockGrpcStream) => void | Promise<void>;
+
+/**
+ * One gRPC stream a filter opened (proxy_grpc_stream), as the mocked server
+ * sees it and answers it. What the filter sends lands in `received` (and
+ * `onMessage`); `halfClosed` once it ended its side (end_stream, or
+ * proxy_grpc_close), `cancelled` once it cancelled the stream (or its VM
+ * closed). The answers reach the filter as a server's would: initial
+ * metadata, messages, then close() with a status (trailers; trailers-only
+ * when nothing was sent before), or reset() (INTERNAL for the filter). The
+ * callbacks run after the host call that caused them has returned, as a
+ * real server's answer would come.
+ */
+export class MockGrpcStream {
+  /** Fully qualified service name and method, from the request's :path. */
+  readonly service: string;
+  readonly method: string;
+  /** The messages the filter sent, in order. */
+  readonly received: Uint8Array[] = [];
+  halfClosed = false;
+  cancelled = false;
+  /** The server has closed (close() or reset()): nothing more goes to the filter. */
+  closed = false;
+  onMessage: ((message: Uint8Array, stream: MockGrpcStream) => void) | undefined;
+  onHalfClose: ((stream: MockGrpcStream) => void) | undefined;
+  onCancel: ((stream: MockGrpcStream) => void) | undefined;
+  private headersSent = false;
+  private readonly frames = new GrpcFrameReader();
+  /** What the callbacks have been told: they start once the server function has run. */
+  private started = false;
+  private told = { messages: 0, halfClose: false, cancel: false };
+
+  constructor(
+    readonly cluster: string,
+    /** The stream's request headers: :method, :path, :authority, content-type, te, then the filter's metadata. */
+    readonly headers: HeaderPairs,
+    private readonly events: GrpcStreamEvents,
+  ) {
+    const [, service = '', method = ''] = /^\/([^/]*)\/(.*)$/.exec(this.header(':path') ?? '') ?? [];
+    this.service = service;
+    this.method = method;
+  }
+
+  /** A request header or metadata value (the first). */
+  header(name: string): string | undefined {
+    return new HeaderMap(this.headers).get(name);
+  }
+
+  /** The messages the filter sent, as text. */
+  get texts(): string[] {
+    return this.received.map((m) => decodeUtf8(m));
+  }
+
+  /** Sends the response headers (:status 200, content-type application/grpc) with `metadata`: proxy_on_grpc_receive_initial_metadata. */
+  sendInitialMetadata(metadata: Headers = {}): void {
+    if (this.closed || this.cancelled || this.headersSent) return;
+    this.headersSent = true;
+    this.events.headers([[':status', '200'], ['content-type', 'application/grpc'], ...toPairs(metadata)], false);
+  }
+
+  /** Sends one message (initial metadata first, if not sent yet): proxy_on_grpc_receive. */
+  send(message: string | Uint8Array): void {
+    if (this.closed || this.cancelled) return;
+    this.sendInitialMetadata();
+    const bytes = toBytes(message);
+    const frame = new Uint8Array(5 + bytes.length);
+    new DataView(frame.buffer).setUint32(1, bytes.length);
+    frame.set(bytes, 5);
+    this.events.data(frame);
+  }
+
+  /**
+   * Closes the stream with a gRPC status (0 OK), its message and trailing
+   * metadata: proxy_on_grpc_receive_trailing_metadata then proxy_on_grpc_close.
+   * Before anything else was sent it is a trailers-only answer.
+   */
+  close(status = 0, statusMessage = '', trailers: Headers = {}): void {
+    if (this.closed || this.cancelled) return;
+    this.closed = true;
+    const closing: HeaderPairs = [['grpc-status', String(status)], ...(statusMessage === '' ? [] : ([['grpc-message', encodeURIComponent(statusMessage)]] as HeaderPairs)), ...toPairs(trailers)];
+    if (this.headersSent) this.events.end(closing);
+    else this.events.headers([[':status', '200'], ['content-type', 'application/grpc'], ...closing], true);
+  }
+
+  /** Resets the stream, as a server or connection that goes away: the filter gets INTERNAL. */
+  reset(): void {
+    if (this.closed || this.cancelled) return;
+    this.closed = true;
+    this.events.reset();
+  }
+
+  /** @internal Runs the server function, then tells its callbacks what the filter did meanwhile. */
+  start(server: MockGrpcStreamServer): void | Promise<void> {
+    this.started = true;
+    const running = server(this);
+    this.tell();
+    return running;
+  }
+
+  /** @internal The host's side: what the filter wrote. */
+  write(data: Uint8Array, endStream: boolean): void {
+    if (this.cancelled) return;
+    const messages = this.frames.push(data);
+    if (messages !== 'bad') this.received.push(...messages);
+    if (endStream) this.halfClosed = true;
+    queueMicrotask(() => this.tell());
+  }
+
+  /** @internal The host reset the stream (proxy_grpc_cancel, the VM closing). */
+  cancel(): void {
+    if (this.cancelled || this.closed) return;
+    this.cancelled = true;
+    queueMicrotask(() => this.tell());
+  }
+
+  /** Each message, the half-close and the cancel reach the callbacks once, in order. */
+  private tell(): void {
+    if (!this.started) return;
+    while (this.told.messages < this.received.length && !this.cancelled) {
+      const message = this.received[this.told.messages++]!;
+      this.onMessage?.(message, this);
+    }
+    if (this.halfClosed && !this.told.halfClose) {
+      this.told.halfClose = true;
+      this.onHalfClose?.(this);
+    }
+    if (this.cancelled && !this.told.cancel) {
+      this.told.cancel = true;
+      this.onCancel?.(this);
+    }
+  }
+}
+
 /** The service, method and message of a grpc_call's HTTP/2 request; undefined for a plain http_call. */
 function grpcOf(call: HttpCallRequest): RecordedHttpCall['grpc'] {
   const map = new HeaderMap(call.headers);
@@ -219,6 +362,8 @@ const PAUSED: StreamOutcome = Object.freeze({ action: 'pause' });
 
 export class FilterHarness {
   readonly httpCalls: RecordedHttpCall[] = [];
+  /** The gRPC streams the filter opened, in order. */
+  readonly grpcStreams: MockGrpcStream[] = [];
   private sinceTickMs = 0;
 
   constructor(
@@ -255,6 +400,19 @@ export class FilterHarness {
 
   prometheus(): string {
     return this.plugin.prometheus();
+  }
+
+  /**
+   * Lets what is on its way happen: the mocks' answers (gRPC stream
+   * messages, async http_call answers) reach the filter, until the event
+   * loop runs dry. For streams a filter opens outside a request (from a tick,
+   * from proxy_on_configure), whose answers no request waits for.
+   */
+  async flush(): Promise<void> {
+    do {
+      await new Promise<void>((r) => setImmediate(r));
+      await this.clock.mocksIdle();
+    } while (this.clock.busy);
   }
 
   /** Runs proxy_on_tick `times` times. */
@@ -487,6 +645,7 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
   const clock = new FakeClock(options.startTime ?? new Date('2026-01-01T00:00:00Z'));
   let harness: FilterHarness | undefined;
   const mocks = options.httpCalls ?? {};
+  const streamServers = options.grpcStreams ?? {};
   // What the module logged while it started: a refused configuration is explained there, and the error says it.
   const startLog: LogEntry[] = [];
   let starting = true;
@@ -509,7 +668,7 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
       shared: options.shared ?? new SharedState(),
       properties: options.properties,
       foreignFunctions: options.foreignFunctions,
-      hasCluster: (name) => name in mocks,
+      hasCluster: (name) => Object.hasOwn(mocks, name) || Object.hasOwn(streamServers, name),
       onLog: (entry) => {
         if (starting) startLog.push(entry);
       },
@@ -525,7 +684,7 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
           grpc: grpcOf(call),
         };
         harness?.httpCalls.push(recorded);
-        const mock = mocks[call.cluster]!;
+        const mock = Object.hasOwn(mocks, call.cluster) ? mocks[call.cluster]! : { status: 503, body: `no httpCalls mock for cluster ${call.cluster} (only a grpcStreams one)` };
         const answer = typeof mock === 'function' ? await clock.answer(() => mock(recorded)) : mock;
         if (answer === 'timeout') return new Promise<never>(() => {});
         return {
@@ -533,6 +692,17 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
           body: toBytes(answer.body),
           trailers: toPairs(answer.trailers),
         };
+      },
+      grpcStream: (call: GrpcStreamRequest, events: GrpcStreamEvents): GrpcStreamHandle => {
+        const stream = new MockGrpcStream(call.cluster, call.headers, events);
+        harness?.grpcStreams.push(stream);
+        const server = Object.hasOwn(streamServers, call.cluster) ? streamServers[call.cluster] : undefined;
+        // The server starts once the host call that opened the stream has returned.
+        queueMicrotask(() => {
+          if (server === undefined) stream.close(12, `no grpcStreams mock for cluster ${call.cluster} (only an httpCalls one)`);
+          else void clock.answer(() => stream.start(server));
+        });
+        return { write: (data, endStream) => stream.write(data, endStream), reset: () => stream.cancel() };
       },
     },
   ).catch((err: unknown) => {

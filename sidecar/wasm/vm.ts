@@ -6,8 +6,8 @@
 import { LogLevel, WasmResult, type AbiVersion, type WasmResultCode } from './abi.ts';
 import { checkImports, detectAbiVersion, WasmLoadError } from './abi-version.ts';
 import { HostBuffer } from './buffer.ts';
-import type { DeliveredGrpcCall, DeliveredHttpCall, HostContext, HttpCallDispatcher, HttpCallResponse, LocalReply, VmServices } from './context.ts';
-import { grpcOutcome, grpcRequest, grpcTarget } from './grpc.ts';
+import type { DeliveredGrpcCall, DeliveredHttpCall, GrpcStreamDispatcher, GrpcStreamEvents, GrpcStreamHandle, HostContext, HttpCallDispatcher, HttpCallResponse, LocalReply, VmServices } from './context.ts';
+import { grpcFrame, grpcHeaders, grpcOutcome, grpcRequest, grpcTarget, GrpcStreamReader } from './grpc.ts';
 import { HeaderMap, type HeaderPairs } from './headers.ts';
 import { proxyImports, providedEnvImports } from './imports.ts';
 import { GuestMemory, decodeUtf8, encodeUtf8 } from './memory.ts';
@@ -32,6 +32,8 @@ export interface VmOptions {
   /** Runs `fn` after `ms` of the host's clock; returns its cancel. Default: a real timer (the test kit's runs on its fake clock). */
   setTimer?: (ms: number, fn: () => void) => () => void;
   httpCall?: HttpCallDispatcher;
+  /** Carries proxy_grpc_stream; without it every stream is refused as to an unknown cluster. */
+  grpcStream?: GrpcStreamDispatcher;
   hasCluster?: (name: string) => boolean;
   foreignFunctions?: Record<string, (args: Uint8Array) => Uint8Array | undefined>;
   /** HostEnv.headerBytes. */
@@ -54,12 +56,30 @@ export class VmFailure extends Error {}
 /** An http_call or grpc_call on its way; cancel(false) abandons it without telling the module. */
 interface InFlightCall {
   abort: AbortController;
-  grpc: boolean;
   stopTimer?: () => void;
   cancel: (notify?: boolean) => void;
 }
 
+/**
+ * A gRPC stream the module opened, as Envoy's GrpcStreamClientHandler keeps
+ * it: `halfClosed` once the request side ended (a send with end_stream, or
+ * proxy_grpc_close), `localClosed` once proxy_grpc_close was called,
+ * `remoteClosed` once proxy_on_grpc_close was delivered. The token stays
+ * known (grpc_send / _close / _cancel answer OK) until both sides are
+ * closed or the module cancels it.
+ */
+interface OpenGrpcStream {
+  handle: GrpcStreamHandle | undefined;
+  halfClosed: boolean;
+  localClosed: boolean;
+  remoteClosed: boolean;
+}
+
 type WasmExport = (...args: (number | undefined)[]) => unknown;
+
+/** Callout kinds, the low two bits of their tokens (Envoy's CalloutType: http 4n, grpc call 4n+1, grpc stream 4n+2). */
+const Callout = { Http: 0, GrpcCall: 1, GrpcStream: 2 } as const;
+const calloutOf = (token: number): number => token & 3;
 
 export class WasmVm implements VmServices {
   readonly memory: GuestMemory;
@@ -76,8 +96,12 @@ export class WasmVm implements VmServices {
   private nextContextId = 1;
   private current: HostContext;
   private effectiveId = 0;
-  private nextCallToken = 1;
+  /** The last token of each callout kind: as Envoy numbers them (wasm.h CalloutType), the low two bits say which kind a token is. */
+  private readonly lastToken: number[] = [Callout.Http, Callout.GrpcCall, Callout.GrpcStream];
   private readonly inFlight = new Map<number, InFlightCall>();
+  private readonly grpcStreams = new Map<number, OpenGrpcStream>();
+  /** Calls into the module in progress: stream events that arrive during one wait for it to return. */
+  private depth = 0;
   private deliveringResponse: DeliveredHttpCall | undefined;
   private deliveringGrpc: DeliveredGrpcCall | undefined;
   private rootDone: (() => void) | undefined;
@@ -164,6 +188,7 @@ export class WasmVm implements VmServices {
     const savedEffective = this.effectiveId;
     this.current = context;
     this.effectiveId = 0;
+    this.depth++;
     try {
       // Fixed arity, no rest/spread on every call: arguments a callback does
       // not declare are ignored, and an omitted one reaches the module as 0.
@@ -173,6 +198,7 @@ export class WasmVm implements VmServices {
       this.fail(error instanceof Error ? error : new Error(String(error)), callback);
       return undefined;
     } finally {
+      this.depth--;
       this.current = savedCurrent;
       this.effectiveId = savedEffective;
     }
@@ -283,12 +309,113 @@ export class WasmVm implements VmServices {
     return { result: WasmResult.Ok, token };
   }
 
-  /** proxy_grpc_cancel / proxy_grpc_close of a call: it is abandoned, and the module hears nothing more of it. */
+  /**
+   * proxy_grpc_cancel: a call, or a stream (reset upstream, as Envoy's
+   * grpcCancel resets it), is abandoned, and the module hears nothing more of it.
+   */
   cancelGrpcCall(token: number): WasmResultCode {
+    // As Envoy: the token's kind decides; an http_call's is BAD_ARGUMENT.
+    if (calloutOf(token) === Callout.GrpcStream) {
+      const stream = this.grpcStreams.get(token);
+      if (stream === undefined) return WasmResult.NotFound;
+      this.grpcStreams.delete(token);
+      if (!stream.remoteClosed) stream.handle?.reset();
+      return WasmResult.Ok;
+    }
+    if (calloutOf(token) !== Callout.GrpcCall) return WasmResult.BadArgument;
     const entry = this.inFlight.get(token);
-    if (entry === undefined || !entry.grpc) return WasmResult.NotFound;
+    if (entry === undefined) return WasmResult.NotFound;
     entry.cancel(false);
     return WasmResult.Ok;
+  }
+
+  /**
+   * proxy_grpc_close, as Envoy's grpcClose: a call is cancelled; a stream's
+   * request side is half-closed (an empty DATA frame with END_STREAM, Envoy's
+   * AsyncStreamImpl::closeStream) while the server's answer keeps coming to
+   * the module, and the token is forgotten once the server has closed too.
+   */
+  closeGrpc(token: number): WasmResultCode {
+    if (calloutOf(token) !== Callout.GrpcStream) return this.cancelGrpcCall(token);
+    const stream = this.grpcStreams.get(token);
+    if (stream === undefined) return WasmResult.NotFound;
+    if (!stream.halfClosed && !stream.remoteClosed) {
+      stream.halfClosed = true;
+      stream.handle?.write(new Uint8Array(0), true);
+    }
+    if (stream.remoteClosed) this.grpcStreams.delete(token);
+    else stream.localClosed = true;
+    return WasmResult.Ok;
+  }
+
+  /**
+   * proxy_grpc_stream: opens a stream on the cluster (Envoy's gRPC async
+   * client startRaw), the same target checks as a call. Its events go to the
+   * root context, as cpp-host's grpc_stream is made from the root context
+   * whichever context asks (src/exports.cc): proxy_on_grpc_receive_initial_metadata,
+   * proxy_on_grpc_receive per message, proxy_on_grpc_receive_trailing_metadata,
+   * then proxy_on_grpc_close.
+   */
+  startGrpcStream(service: Uint8Array, serviceName: string, method: string, metadata: HeaderPairs): { result: WasmResultCode; token: number } {
+    const target = grpcTarget(service, decodeUtf8);
+    if (target === 'bad') return { result: WasmResult.BadArgument, token: 0 };
+    const dispatch = this.options.grpcStream;
+    if (dispatch === undefined || !(this.options.hasCluster?.(target.cluster) ?? true)) return { result: WasmResult.ParseFailure, token: 0 };
+    const token = this.nextToken(Callout.GrpcStream);
+    const stream: OpenGrpcStream = { handle: undefined, halfClosed: false, localClosed: false, remoteClosed: false };
+    this.grpcStreams.set(token, stream);
+    const live = () => this.grpcStreams.get(token) === stream && !this.closed && this.failure === undefined;
+    const reader = new GrpcStreamReader({
+      initialMetadata: (headers) => {
+        if (live()) this.deliverGrpcStreamEvent('proxy_on_grpc_receive_initial_metadata', token, { buffer: undefined, status: { code: WasmResult.Ok, message: '' }, initialMetadata: new HeaderMap(headers) });
+      },
+      message: (message) => {
+        if (live()) this.deliverGrpcStreamEvent('proxy_on_grpc_receive', token, { buffer: new HostBuffer(message, false), status: { code: WasmResult.Ok, message: '' } });
+      },
+      trailingMetadata: (trailers) => {
+        if (live()) this.deliverGrpcStreamEvent('proxy_on_grpc_receive_trailing_metadata', token, { buffer: undefined, status: { code: WasmResult.Ok, message: '' }, trailingMetadata: new HeaderMap(trailers) });
+      },
+      close: (code, message) => {
+        if (!live()) return;
+        stream.remoteClosed = true;
+        this.deliverGrpcStreamEvent('proxy_on_grpc_close', token, { buffer: undefined, status: { code, message } }, code);
+        // As Envoy's onGrpcCloseWrapper after the callback: a stream the module had closed is forgotten; another waits for its grpc_close.
+        if (stream.localClosed && this.grpcStreams.get(token) === stream) this.grpcStreams.delete(token);
+      },
+      resetUpstream: () => stream.handle?.reset(),
+    });
+    // Events that come while the module runs (a dispatcher answering at once) wait until it returns, as Envoy defers them.
+    const later = (fn: () => void) => (this.depth > 0 ? queueMicrotask(() => later(fn)) : fn());
+    const events: GrpcStreamEvents = {
+      headers: (headers, endStream) => later(() => reader.headers(headers, endStream)),
+      data: (chunk) => later(() => reader.data(chunk)),
+      end: (trailers) => later(() => reader.end(trailers)),
+      reset: () => later(() => reader.reset()),
+    };
+    stream.handle = dispatch({ cluster: target.cluster, headers: grpcHeaders(target, serviceName, method, metadata) }, events);
+    return { result: WasmResult.Ok, token };
+  }
+
+  /** proxy_grpc_send: one message, as a gRPC frame; `endStream` half-closes the request. */
+  sendGrpcStream(token: number, message: Uint8Array, endStream: boolean): WasmResultCode {
+    if (calloutOf(token) !== Callout.GrpcStream) return WasmResult.BadArgument;
+    const stream = this.grpcStreams.get(token);
+    if (stream === undefined) return WasmResult.NotFound;
+    // Once either side is closed there is nowhere for it to go; the token is still the module's, so OK.
+    if (stream.halfClosed || stream.remoteClosed) return WasmResult.Ok;
+    if (endStream) stream.halfClosed = true;
+    stream.handle?.write(grpcFrame(message), endStream);
+    return WasmResult.Ok;
+  }
+
+  private deliverGrpcStreamEvent(callback: string, token: number, delivered: DeliveredGrpcCall, arg?: number): void {
+    this.deliveringGrpc = delivered;
+    try {
+      const size = arg ?? delivered.buffer?.length ?? delivered.initialMetadata?.count ?? delivered.trailingMetadata?.count ?? 0;
+      this.call(callback, this.root, this.root.id, token, size);
+    } finally {
+      this.deliveringGrpc = undefined;
+    }
   }
 
   grpcCallResponse(): DeliveredGrpcCall | undefined {
@@ -301,9 +428,17 @@ export class WasmVm implements VmServices {
   }
 
   /** Dispatches a callout; `deliver` hands its answer (undefined: it failed) to the module, once, unless the VM is gone. */
+  /** The next token of a kind (Envoy's nextHttpCallId / nextGrpcCallId / nextGrpcStreamId: += 4), 0 skipped on wrap-around. */
+  private nextToken(kind: number): number {
+    let token = (this.lastToken[kind]! + 4) >>> 0;
+    if (token === 0) token = 4;
+    this.lastToken[kind] = token;
+    return token;
+  }
+
   private startCall(from: HostContext, call: Omit<Parameters<HttpCallDispatcher>[0], 'signal'>, grpc: boolean, timedOut: HttpCallResponse, deliver: (token: number, response: HttpCallResponse | undefined) => void): number {
     const dispatch = this.options.httpCall!;
-    const token = this.nextCallToken++;
+    const token = this.nextToken(grpc ? Callout.GrpcCall : Callout.Http);
     const abort = new AbortController();
     let settled = false;
     const finish = (response: HttpCallResponse | undefined, notify = true): void => {
@@ -316,7 +451,6 @@ export class WasmVm implements VmServices {
     };
     const entry: InFlightCall = {
       abort,
-      grpc,
       cancel: (notify = true) => {
         this.inFlight.delete(token);
         abort.abort();
@@ -396,9 +530,17 @@ export class WasmVm implements VmServices {
     this.cancelHttpCalls();
   }
 
-  /** Aborts every callout; waiting streams are woken and see the VM failed or closed. */
+  /** Aborts every callout and resets every gRPC stream (Envoy's ~Context); waiting streams are woken and see the VM failed or closed. */
   private cancelHttpCalls(): void {
     for (const { cancel } of [...this.inFlight.values()]) cancel();
+    const streams = [...this.grpcStreams.values()];
+    this.grpcStreams.clear();
+    for (const stream of streams) if (!stream.remoteClosed) stream.handle?.reset();
+  }
+
+  /** gRPC streams whose token the module still holds. */
+  get openGrpcStreams(): number {
+    return this.grpcStreams.size;
   }
 }
 

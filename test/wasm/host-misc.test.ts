@@ -141,7 +141,7 @@ test('WASI: fd_write logs, clocks, random, environment; proc_exit fails the VM',
   assert.ok(plugin.logs.some((l) => l.level === 'critical' && /proc_exit\(3\)/.test(l.message)));
 });
 
-test('gRPC stream calls are UNIMPLEMENTED, cancelling or closing a call that is not there NOT_FOUND; 0.1.0-era calls still work as cpp-host registers them', async () => {
+test('a gRPC stream to a cluster the host cannot reach is PARSE_FAILURE (as a grpc_call); sending on a call token BAD_ARGUMENT, cancelling or closing a call that is not there NOT_FOUND; 0.1.0-era calls still work as cpp-host registers them', async () => {
   const bytes = await wat({
     imports: ['proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close', 'proxy_get_configuration', 'proxy_continue_request', 'proxy_continue_response', 'proxy_clear_route_cache', 'proxy_set_property'],
     strings: { x: 'x' },
@@ -162,7 +162,8 @@ test('gRPC stream calls are UNIMPLEMENTED, cancelling or closing a call that is 
     (i32.const 1))`,
   });
   const plugin = await WasmPlugin.load(bytes, { name: 'legacy', configuration: 'conf' });
-  assert.deepEqual(codes(plugin.logs), [R.Unimplemented, R.Unimplemented, R.NotFound, R.NotFound, R.Ok, R.BadArgument]);
+  // Token 1 is a gRPC call's kind (Envoy's CalloutType 1): sending on it BAD_ARGUMENT, cancelling or closing it NOT_FOUND.
+  assert.deepEqual(codes(plugin.logs), [R.ParseFailure, R.BadArgument, R.NotFound, R.NotFound, R.Ok, R.BadArgument]);
   assert.deepEqual(texts(plugin.logs), ['conf']);
   plugin.logs.length = 0;
   // continue_request inside the callback that paused resumes at once.

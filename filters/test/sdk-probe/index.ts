@@ -5,7 +5,8 @@
 // under filters/ so tsc leaves it alone; filters/test/ is never shipped.
 
 export * from '../../sdk/exports';
-export * from '../../sdk/exports-grpc';
+// Serves unary calls' answers and gRPC streams' callbacks both.
+export * from '../../sdk/exports-grpc-stream';
 import {
   Action, addHeader, BufferType, ConfigErrors, configRoot, continueStream, getBufferString, getHeader, getHeaderValues,
   getPropertyString, getSharedData, getStatus, HeaderMapType, HeaderPair, HttpContext, logDebug, logEnabled, logInfo, LogLevel,
@@ -15,6 +16,7 @@ import {
 } from '../../sdk/index';
 // gRPC calls are opt-in (their own module), so filters that make none carry none of it.
 import { GrpcHttpContext, lastGrpcCallResult } from '../../sdk/grpc';
+import { GrpcStream, lastGrpcStreamResult, openGrpcStream } from '../../sdk/grpc-stream';
 
 // Pre-encoded names and paths (path /encoded).
 const X_MULTI = new HeaderName('x-multi');
@@ -54,6 +56,46 @@ function describe(v: string | null): string {
   return v === null ? 'missing' : '"' + v + '"';
 }
 
+/**
+ * A bidi chat on a gRPC stream for path /stream (or /stream-cancel): what it
+ * hears is written to the request's x-stream header at the close, and the
+ * request continues then (/stream-cancel: it cancels on the first message,
+ * writes what it heard so far and continues).
+ */
+class ProbeChat extends GrpcStream {
+  heard: string[] = [];
+  cancelOnMessage: bool = false;
+
+  onInitialMetadata(numHeaders: u32): void {
+    const server = getHeader(HeaderMapType.GrpcReceiveInitialMetadata, 'x-server');
+    this.heard.push('initial ' + numHeaders.toString() + ' ' + describe(server));
+  }
+
+  onMessage(size: usize): void {
+    this.heard.push('message ' + getBufferString(BufferType.GrpcReceiveBuffer, size));
+    if (this.cancelOnMessage) {
+      this.heard.push('cancel ' + (<i32>this.cancel()).toString());
+      this.done();
+    }
+  }
+
+  onTrailingMetadata(numTrailers: u32): void {
+    this.heard.push('trailing ' + numTrailers.toString() + ' ' + describe(getHeader(HeaderMapType.GrpcReceiveTrailingMetadata, 'x-trailer')));
+  }
+
+  onClose(status: u32): void {
+    this.heard.push('close ' + status.toString() + ' ' + getStatus().message);
+    this.done();
+  }
+
+  private done(): void {
+    // The owner (the request that opened the stream) is the effective context here.
+    if (this.owner === null) return;
+    replaceHeader(HeaderMapType.RequestHeaders, 'x-stream', this.heard.join('; '));
+    continueStream(0);
+  }
+}
+
 class ProbeStream extends GrpcHttpContext {
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
     const path = getHeader(HeaderMapType.RequestHeaders, ':path');
@@ -72,6 +114,18 @@ class ProbeStream extends GrpcHttpContext {
     logInfo('request ' + (path === null ? '' : path));
     if (logEnabled(LogLevel.Debug)) logDebug('debug detail');
 
+    if (path == '/stream' || path == '/stream-cancel' || path == '/stream-missing-cluster') {
+      const chat = new ProbeChat(this);
+      chat.cancelOnMessage = path == '/stream-cancel';
+      if (!openGrpcStream(path == '/stream-missing-cluster' ? 'nowhere' : 'chat', 'weft.test.Chat', 'Talk', chat, [new HeaderPair('x-probe', '1')])) {
+        sendLocalResponse(500, 'probe_stream_failed', 'grpc_stream refused: ' + (<i32>lastGrpcStreamResult).toString(), []);
+        return Action.Pause;
+      }
+      chat.send(utf8('one'));
+      chat.send(utf8('two'));
+      chat.close();
+      return Action.Pause;
+    }
     if (path == '/grpc' || path == '/grpc-missing-cluster') {
       const message = Uint8Array.wrap(String.UTF8.encode('probe'));
       const token = this.grpcCall(path == '/grpc' ? 'authz' : 'nowhere', 'weft.test.Authz', 'Check', message, 1000, [new HeaderPair('x-probe', '1')]);

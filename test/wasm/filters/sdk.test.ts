@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { SharedState, WasmPlugin } from '../../../sidecar/wasm/index.ts';
 import type { HostEnv, HttpCallRequest } from '../../../sidecar/wasm/index.ts';
+import { loadFilter } from '../../../sidecar/wasm/testing.ts';
 import { exchange, header, headerValues, probeBytes } from './kit.ts';
 
 let bytes: Uint8Array;
@@ -132,6 +133,33 @@ describe('AssemblyScript SDK', () => {
     const refused = await exchange(plugin, {}, { path: '/grpc-missing-cluster' });
     assert.equal(Buffer.from(refused.stream.localReply!.body).toString(), 'grpc_call refused: 4', 'PARSE_FAILURE');
     await plugin.close();
+  });
+
+  it('opens a gRPC stream (openGrpcStream, GrpcStream): sends, half-closes, and hears metadata, messages, trailers and the close on the request that opened it; cancel stops it', async () => {
+    const filter = await loadFilter(bytes, {
+      configuration: '{}',
+      grpcStreams: {
+        chat: (s) => {
+          s.sendInitialMetadata({ 'x-server': 'mock' });
+          s.onMessage = (m) => s.send(`echo:${Buffer.from(m).toString()}`);
+          s.onHalfClose = () => s.close(10, 'done talking', { 'x-trailer': 'bye' });
+        },
+      },
+    });
+    const talked = await filter.request({ path: '/stream' });
+    assert.equal(
+      talked.forwarded?.header('x-stream'),
+      'initial 3 "mock"; message echo:one; message echo:two; trailing 3 "bye"; close 10 done talking',
+    );
+    const [stream] = filter.grpcStreams;
+    assert.deepEqual([stream!.service, stream!.method, stream!.header('x-probe'), stream!.texts, stream!.halfClosed], ['weft.test.Chat', 'Talk', '1', ['one', 'two'], true]);
+
+    const cancelling = await filter.request({ path: '/stream-cancel' });
+    assert.equal(cancelling.forwarded?.header('x-stream'), 'initial 3 "mock"; message echo:one; cancel 0');
+    assert.equal(filter.grpcStreams[1]!.cancelled, true);
+
+    const refused = await filter.request({ path: '/stream-missing-cluster' });
+    assert.equal(refused.localReply?.bodyText, 'grpc_stream refused: 4', 'PARSE_FAILURE');
   });
 
   it('reads and rewrites the request body', async () => {
