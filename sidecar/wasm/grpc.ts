@@ -203,10 +203,10 @@ export interface GrpcStreamCallbacks {
 /**
  * A stream's HTTP/2 response read as Envoy's gRPC async stream reads it
  * (source/common/grpc/async_client_impl.cc, AsyncStreamImpl::onHeaders,
- * onData, onTrailers, onReset, streamError): a status other than 200 closes
- * it with its trailers-only grpc-status, else httpToGrpcStatus of the HTTP
- * status; headers that end the stream are trailers-only (empty initial
- * metadata); a frame with flags is INTERNAL; a body that ends without
+ * onData, onTrailers, onReset, streamError): the response headers are the
+ * initial metadata, empty when they end the stream (trailers-only); a status
+ * other than 200 closes it with its trailers-only grpc-status, else
+ * CANCELLED (not httpToGrpcStatus, as Envoy's comment there says); a frame with flags is INTERNAL; a body that ends without
  * trailers is UNKNOWN, as is trailers without grpc-status; a reset is
  * INTERNAL. A failure on the way is delivered as empty trailing metadata
  * and the close, and the stream is reset. Nothing is delivered after the close.
@@ -221,18 +221,16 @@ export class GrpcStreamReader {
     if (this.closed) return;
     const status = header(headers, ':status');
     const grpcStatus = header(headers, 'grpc-status');
+    // Envoy hands the headers over as initial metadata unless they end the stream (trailers-only: empty).
+    this.to.initialMetadata(endStream ? [] : headers);
     if (status !== '200') {
-      this.to.initialMetadata([]);
+      // The trailers-only status if there is one, else CANCELLED: Envoy's client keeps Google gRPC's reading
+      // here, not httpToGrpcStatus (its comment in onHeaders says so), for unary calls and streams alike.
       if (endStream && grpcStatus !== undefined) this.trailers(headers);
-      else this.fail(grpcStatusOf(Number(status)));
+      else this.fail(GrpcStatus.Cancelled);
       return;
     }
-    if (endStream) {
-      this.to.initialMetadata([]);
-      this.trailers(headers);
-      return;
-    }
-    this.to.initialMetadata(headers);
+    if (endStream) this.trailers(headers);
   }
 
   data(chunk: Uint8Array): void {

@@ -56,7 +56,7 @@ async function played(): Promise<{ plugin: WasmPlugin; streams: Played[]; messag
 
 const settle = () => new Promise<void>((r) => setImmediate(r));
 
-test('what the module is told for answers a gRPC server would not give: a 503 without grpc-status (UNAVAILABLE), a compressed frame (INTERNAL), a body that ends without trailers (UNKNOWN); each resets the stream', async () => {
+test('what the module is told for answers a gRPC server would not give: a 503 without grpc-status (CANCELLED, its headers as initial metadata), a compressed frame (INTERNAL), a body that ends without trailers (UNKNOWN); each resets the stream', async () => {
   const { plugin, streams, messages } = await played();
   plugin.tick();
   const [s] = streams;
@@ -67,7 +67,7 @@ test('what the module is told for answers a gRPC server would not give: a 503 wi
   s!.events.headers([[':status', '503'], ['content-type', 'text/plain']], false);
   s!.events.data(Buffer.from('unavailable')); // after the close: nothing more
   await settle();
-  assert.deepEqual(messages().slice(2), ['initial:0', code(R.NotFound), '', 'trailing:0', code(R.NotFound), '', code(14), '']);
+  assert.deepEqual(messages().slice(2), ['initial:2', code(R.NotFound), '', 'trailing:0', code(R.NotFound), '', code(1), '']);
   assert.equal(s!.resets, 1);
 
   plugin.logs.length = 0;
