@@ -141,6 +141,23 @@ export class RequestFilters {
     }
   }
 
+  /**
+   * Called as a wasm filter starts to hold the request headers (see
+   * heldHeaders): the caller reads the body meanwhile when the filter holds
+   * them with StopAllIterationAndBuffer, as Envoy's filter manager does.
+   */
+  requestHeld: (() => void) | undefined;
+
+  /** How a wasm filter holds the request (or response) headers now, if one does (HttpStream.heldHeaders). */
+  heldHeaders(direction: 'request' | 'response'): 'buffer' | 'watermark' | undefined {
+    for (const a of this.#active) {
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      const held = a.stream.heldHeaders(direction);
+      if (held !== undefined) return held;
+    }
+    return undefined;
+  }
+
   get hasFilters(): boolean {
     return this.#active.length > 0 || this.#broken !== undefined;
   }
@@ -165,7 +182,8 @@ export class RequestFilters {
    * an upload. `endOfStream`: the request has no body. A wasm filter that
    * stops its headers is held as Envoy's host holds it (StopIteration from a
    * headers callback is StopAllIterationAndWatermark there): nothing of the
-   * request goes on, and the body is not read, until the filter continues the
+   * request goes on, and the body is not read (with 3, StopAllIterationAndBuffer,
+   * the caller reads it meanwhile: requestHeld), until the filter continues the
    * stream itself (from an http_call's answer or a tick). A stop that nothing
    * could continue (no http_call in flight, no tick period) gets the failure
    * policy at once, where Envoy would hold the request until a timeout. The
@@ -264,7 +282,11 @@ export class RequestFilters {
   #afterRequestHeaders(i: number, a: WasmActive, out: StreamOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
     // Untouched headers stay the same array: the caller chooses the route again only after a change.
     if (a.stream!.headersModified('request')) s.headers = a.stream!.requestHeaders!;
-    if (this.#mayContinue(a, out)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestHeaders(i, a, o, s)));
+    if (this.#mayContinue(a, out)) {
+      const held = this.#continued(a, 'request');
+      this.requestHeld?.();
+      return held.then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestHeaders(i, a, o, s)));
+    }
     const r = this.#outcome(a, out);
     return r ? { ...r, headers: s.headers, body: s.body } : undefined;
   }
@@ -406,9 +428,9 @@ export class RequestFilters {
    * continues them itself (a tick, an http_call): the headers go on through
    * the filters before it (one may hold them again: `buffer` once more), as
    * Envoy's filter manager sends them on as the filter continues; its body
-   * then streams through every filter (responseData). Nothing of the body is
-   * read meanwhile: Envoy holds it with flow control
-   * (StopAllIterationAndWatermark). A reply: the filter's own, or `cancelHeld`'s.
+   * then goes through every filter (responseData): what the caller buffered
+   * meanwhile first, in one call. A reply: the filter's own, or `cancelHeld`'s
+   * (the caller's 500 when a filter holding with 3 has too much buffered).
    */
   async responseContinued(from: number, headers: HeaderPairs, endOfStream: boolean): Promise<ResponseStart> {
     const a = this.#active[from] as WasmActive;

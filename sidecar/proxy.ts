@@ -777,6 +777,27 @@ async function whileHeld<T>(pending: Promise<T>, downstream: Downstream, filters
   }
 }
 
+/**
+ * A filter holds the request headers with StopAllIterationAndBuffer: as
+ * Envoy's filter manager, the body is read into the buffer meanwhile, and
+ * past the buffer limit while the filter still holds it the request gets 413
+ * (downstream_rq_too_large), through the filters (requestDataTooLarge in
+ * filter_manager.cc). A filter holding with 1 or 4 (watermark) leaves the
+ * body unread. The body read, or a Readable of it past the limit, is the
+ * request's body once the filters let go.
+ */
+function readWhileHeld(req: Req, filters: RequestFilters, stream: Stream): Promise<Buffer | Readable> | undefined {
+  if (filters.heldHeaders('request') !== 'buffer') return undefined;
+  const reading = readBody(req, stream.hcm.bufferLimitBytes, stream);
+  reading.then((read) => {
+    if (Buffer.isBuffer(read) || filters.heldHeaders('request') !== 'buffer') return;
+    discardBody(req, read);
+    stream.hs.rqTooLarge.value++;
+    filters.cancelHeld(localReplies.payloadTooLarge());
+  }, ignoreError);
+  return reading;
+}
+
 /** A request phase of the filters ended the request: their reply, or (the wait was abandoned) the one a body stop left, or DC. */
 function filtersReplied(stream: Stream, reply: LocalReply): void | Promise<void> {
   if (reply !== ABANDONED) return stream.reply(reply);
@@ -974,6 +995,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const noBody = streamed === undefined && bodiless(req, h2);
     let body: Buffer | null = noBody ? EMPTY : null;
 
+    /** The body, read while a filter held the headers with StopAllIterationAndBuffer (readWhileHeld). */
+    let reading: Promise<Buffer | Readable> | undefined;
     let upstreamHeaders = headers;
     let routeNow = route;
     if (filters?.hasFilters) {
@@ -981,11 +1004,14 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // the headers arrive, before the body is read (Envoy's decodeHeaders): an auth filter's 401 does not wait
       // for an upload, and a filter holding the headers holds the body back too (backpressure).
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
+      if (!noBody && !streamed) filters.requestHeld = () => (reading ??= readWhileHeld(req, filters!, stream));
       let req1 = filters.requestHeaders(filterHeaders, noBody);
       if (req1 instanceof Promise) req1 = await whileHeld(req1, downstream, filters);
       if (req1.kind === 'reply') {
         // The body no one will read is dropped as it comes.
         if (!noBody && !streamed) req.resume();
+        // Read while held (StopAllIterationAndBuffer): past the limit, the rest is dropped too.
+        void reading?.then((r) => Buffer.isBuffer(r) || discardBody(req, r), ignoreError);
         if (streamed && req1.reply === ABANDONED) discardBody(req, streamed);
         return filtersReplied(stream, req1.reply);
       }
@@ -1009,7 +1035,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       }
     }
     if (!streamed && !noBody) {
-      const read = await readBody(req, hcm.bufferLimitBytes, stream);
+      const read = await (reading ?? readBody(req, hcm.bufferLimitBytes, stream));
       if (Buffer.isBuffer(read)) body = read;
       else streamed = read;
     }
@@ -1378,10 +1404,10 @@ function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationCo
 /**
  * Wasm filters see the response headers, then its body as it streams through
  * (respond, with the filters). When one of them holds the headers until it
- * continues them itself (a tick, an http_call) the body is read whole
- * meanwhile, then filtered and sent with its new length. The stream is finished (or answered with a local
- * reply) when the response is done; a promise only while a filter waits on
- * an http_call or the body is being read whole.
+ * continues them itself (a tick, an http_call) the body is buffered
+ * meanwhile (respondHeld). The stream is finished (or answered with a local
+ * reply) when the response is done; a promise only while a filter holds
+ * the headers or waits on an http_call.
  */
 function respondFiltered(
   stream: Stream,
@@ -1417,12 +1443,21 @@ function respondFilteredFrom(stream: Stream, upstream: UpstreamResponse, filters
 }
 
 /**
- * A filter holds the response headers until it continues them itself: the
- * upstream body is not read meanwhile (backpressure, as Envoy's watermark),
- * then the headers go on and the body streams through the filters. The client
- * leaving (or the stream ending otherwise) ends the wait.
+ * A filter holds the response headers until it continues them itself. The
+ * upstream body is read into a buffer meanwhile, as Envoy's filter manager
+ * buffers the data of a filter that stopped all iteration
+ * (handleDataIfStopAll, filter_manager.cc): held with 1 or 4
+ * (StopAllIterationAndWatermark) up to the buffer limit, then backpressure;
+ * held with 3 (StopAllIterationAndBuffer), past the limit the client gets
+ * 500 (responseDataTooLarge: sent directly, not through the filters, as the
+ * response headers are already in the filter chain). Once the filter
+ * continues, the headers go on and the filter gets what was buffered in one
+ * body call, then the rest as it streams. The client leaving (or the stream
+ * ending otherwise) ends the wait.
  */
 async function respondHeld(stream: Stream, upstream: UpstreamResponse, filters: RequestFilters, start: ResponseStart & { kind: 'buffer' }, release: () => void, empty: boolean): Promise<void> {
+  const held = empty ? undefined : new HeldBody(stream, filters);
+  if (held) upstream.body.pipe(held);
   let next: ResponseStart = start;
   while (next.kind === 'buffer') next = await filters.responseContinued(next.from, next.headers, empty);
   if (next.kind === 'reply' && next.reply === ABANDONED) {
@@ -1430,7 +1465,53 @@ async function respondHeld(stream: Stream, upstream: UpstreamResponse, filters: 
     release();
     return stream.finish(0, 'DC');
   }
+  if (next.kind === 'stream') {
+    respond(stream, upstream, filteredStatus(next.headers, upstream.status), withoutPseudo(next.headers), release, empty ? undefined : filters, held);
+    return undefined;
+  }
   return respondFilteredFrom(stream, upstream, filters, next, release, empty);
+}
+
+/** The upstream body that arrives while a filter holds the response headers (respondHeld). */
+class HeldBody implements BodySink {
+  chunks: Buffer[] = [];
+  size = 0;
+  ended = false;
+  trailers: HeaderPairs = [];
+  failed: Error | undefined;
+
+  constructor(
+    readonly stream: Stream,
+    readonly filters: RequestFilters,
+  ) {}
+
+  data(c: Buffer): boolean {
+    this.stream.touch();
+    this.chunks.push(c);
+    this.size += c.length;
+    const limit = this.stream.hcm.bufferLimitBytes;
+    if (this.filters.heldHeaders('response') !== 'buffer') return this.size < limit;
+    if (this.size <= limit) return true;
+    this.stream.hs.rsTooLarge.value++;
+    this.filters.cancelHeld(localReplies.responsePayloadTooLarge());
+    return false;
+  }
+
+  end(trailers: HeaderPairs): void {
+    this.ended = true;
+    this.trailers = trailers;
+  }
+
+  error(e: Error): void {
+    this.failed = e;
+  }
+
+  /** What was buffered, handed over (once). */
+  take(): Buffer {
+    const c = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    this.chunks = [];
+    return c;
+  }
 }
 
 /** The status a filter left in :status, if it is a valid one. */
@@ -1448,7 +1529,7 @@ function filteredStatus(headers: HeaderPairs, upstream: number): number {
  * reset the stream after the headers were out); in all but DC the downstream
  * stream is reset, as Envoy resets it once headers are out.
  */
-function respond(stream: Stream, upstream: UpstreamResponse, status: number, headers: HeaderPairs, release: () => void, filters?: RequestFilters): void {
+function respond(stream: Stream, upstream: UpstreamResponse, status: number, headers: HeaderPairs, release: () => void, filters?: RequestFilters, held?: HeldBody): void {
   const res = stream.res;
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
   // HTTP/1.x sends its head with the first body bytes by itself; on h2 the
@@ -1460,7 +1541,8 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
   if (sink.corked) res.cork();
   writeHead(stream, status, headers, last);
   res.on('close', () => sink.closed());
-  upstream.body.pipe(sink);
+  if (held && filters) sink.takeHeld(held);
+  else upstream.body.pipe(sink);
   // The client left before the response could start (while a filter held its headers): the close was missed.
   if (stream.clientGone) sink.closed();
 }
@@ -1519,6 +1601,29 @@ class ResponseSink implements BodySink {
     if (last) this.endSent = true;
     if (this.pending) return this.queue(() => this.filtered(c, last));
     return this.filtered(c, last);
+  }
+
+  /**
+   * The body that arrived while a filter held the headers: to the filters in
+   * one call (with end_of_stream when it is the whole body), as Envoy hands a
+   * filter its buffered body when it continues (commonContinue's doData);
+   * then the rest as it comes.
+   */
+  takeHeld(held: HeldBody): void {
+    if (held.failed) return this.error(held.failed);
+    // The headers go out as the filter continues them, before the body (HTTP/1.x would hold them for the first bytes).
+    if (!this.headOut) this.write(EMPTY);
+    const c = held.take();
+    if (held.ended && held.trailers.length === 0) {
+      this.stream.touch();
+      this.received += c.length;
+      this.endSent = true;
+      this.filtered(c, true);
+      return this.end([]);
+    }
+    if (c.length > 0) this.data(c);
+    if (held.ended) this.end(held.trailers);
+    else this.upstream.body.pipe(this);
   }
 
   filtered(c: Buffer, last: boolean): boolean {

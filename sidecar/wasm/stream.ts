@@ -49,6 +49,14 @@ export interface HttpStream {
   /** The body bytes the filter held, handed over (it continued at the trailers, so they go on before them). */
   takeBody(direction: 'request' | 'response'): Uint8Array;
   /**
+   * How the filter holds this direction's headers now, if it does: `buffer`
+   * (it returned 3, StopAllIterationAndBuffer: Envoy reads the body into its
+   * buffer meanwhile and answers 413 / 500 past the buffer limit) or
+   * `watermark` (1 or 4: Envoy reads up to the limit, then applies
+   * backpressure).
+   */
+  heldHeaders(direction: 'request' | 'response'): 'buffer' | 'watermark' | undefined;
+  /**
    * Resolves once a paused direction is decided later (continue_stream from a
    * tick, an http_call's answer or a queue callback, a local reply, a reset, a
    * VM failure), or the stream completes. Pair it with your own timeout: a
@@ -133,6 +141,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
    * under which no body or trailers callback of that direction runs.
    */
   private heldAll = 0;
+  /** Of heldAll, the directions whose headers callback returned 3: StopAllIterationAndBuffer, under which Envoy reads and buffers the body meanwhile. */
+  private heldBuffering = 0;
   private calls: Set<number> | undefined;
   private waiters: (() => void)[] | undefined;
   private completed = false;
@@ -223,6 +233,12 @@ export class HttpStreamContext implements HttpStream, HostContext {
     return this.drain(direction);
   }
 
+  heldHeaders(direction: Direction): 'buffer' | 'watermark' | undefined {
+    const held = direction === 'request' ? 1 : 2;
+    if ((this.heldAll & held) === 0 || !this.paused[direction]) return undefined;
+    return (this.heldBuffering & held) !== 0 ? 'buffer' : 'watermark';
+  }
+
   complete(logged?: LoggedStreams): void {
     if (this.completed) return;
     this.completed = true;
@@ -255,7 +271,10 @@ export class HttpStreamContext implements HttpStream, HostContext {
     const stopped = status !== undefined && (endOfStream === undefined ? status !== 0 : status !== HeadersStatus.Continue && status !== HeadersStatus.ContinueAndEndStream);
     if (!stopped) this.live &= ~bit;
     // A headers stop is StopAllIterationAndWatermark in Envoy's host: nothing more of this direction until the filter continues.
-    else if (endOfStream !== undefined && !(direction === 'request' ? this.resumedRequest : this.resumedResponse)) this.heldAll |= held;
+    else if (endOfStream !== undefined && !(direction === 'request' ? this.resumedRequest : this.resumedResponse)) {
+      this.heldAll |= held;
+      if (status === HeadersStatus.StopAllIterationAndBuffer) this.heldBuffering |= held;
+    }
     const outcome = this.after(direction, stopped);
     if (endOfStream !== undefined && outcome === PAUSE) this.warnStalled(direction, callback);
     return outcome;
@@ -380,7 +399,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private failurePolicy(): StreamOutcome {
     if (this.owner.failurePolicy === 'fail_open') {
       this.bypass = true;
-      this.heldAll = 0;
+      this.heldAll = this.heldBuffering = 0;
       this.paused.request = this.paused.response = false;
       return CONTINUE;
     }
@@ -533,6 +552,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
     this.setResumed(direction, true);
     this.paused[direction] = false;
     this.heldAll &= direction === 'request' ? ~1 : ~2;
+    this.heldBuffering &= this.heldAll;
     this.notify();
     return WasmResult.Ok;
   }

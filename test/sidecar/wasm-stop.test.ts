@@ -1,0 +1,196 @@
+// Envoy's stop semantics for wasm filters, through a real sidecar: what a
+// client and an app see when a filter stops its headers with
+// StopAllIterationAndBuffer (3) or StopAllIterationAndWatermark (1, 4), when
+// it stops the body mid-stream and continues it later, and when nothing could
+// ever continue a stop (Envoy holds the stream until its idle timeout).
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, test } from 'node:test';
+import { defaultTranslator } from '../../control/xds/index.ts';
+import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
+import { wat } from '../wasm/wat.ts';
+import { MiB, TestMesh, freePort, get, instance, metric, service, startApp, upload, withTimeout } from './harness.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+/** A mesh whose control plane serves `bytes` as filter module `name`; `hcmFields` are set on every HTTP connection manager it sends. */
+async function meshWithModule(name: string, bytes: Uint8Array, hcmFields: Record<string, unknown> = {}): Promise<{ mesh: TestMesh; module: FilterModule }> {
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  const server = http.createServer((req, res) => {
+    if (req.url?.endsWith(`${digest}.wasm`)) return res.end(bytes);
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  const translator = defaultTranslator({ wasmBaseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, wasmClusterName: 'weft-control' });
+  const patch = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(patch);
+    if (v === null || typeof v !== 'object') return v;
+    const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, patch(x)]));
+    return String(o['@type']).endsWith('HttpConnectionManager') ? { ...o, ...hcmFields } : o;
+  };
+  const mesh = await TestMesh.start({
+    translator: {
+      translateProxy: (model, proxy) => {
+        const t = translator.translateProxy(model, proxy);
+        return { ...t, listeners: t.listeners.map((l) => ({ name: l.name, value: patch(l.value) })) };
+      },
+      translateEndpoints: (model, names) => translator.translateEndpoints(model, names),
+    },
+  });
+  closers.push(() => mesh.close());
+  return { mesh, module: { name, sha256: digest, size: bytes.length, abiVersion: '0.2.1' } };
+}
+
+const binding = (svc: string, filter: string): FilterBinding => ({
+  name: `${svc}-${filter}`,
+  namespace: 'default',
+  service: svc,
+  direction: 'inbound',
+  filter,
+  order: 0,
+  config: {},
+  failurePolicy: 'fail_closed',
+});
+
+/** Service `svc` (port `port`) whose app `handler` answers, behind a sidecar running `module` inbound: its inbound and admin ports, and what it logged. */
+async function serve(mesh: TestMesh, module: FilterModule, svc: string, port: number, handler: Parameters<typeof startApp>[1]): Promise<{ inbound: number; adminPort: number; hits: () => number; logged: string[] }> {
+  const app = await startApp(svc, handler);
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service(svc, port)], instances: [instance(svc, inbound)], filterModules: [module], filterBindings: [binding(svc, module.name)] });
+  const logged: string[] = [];
+  const sc = await mesh.sidecar(svc, app.port, { inboundPort: inbound, log: (line: string) => logged.push(line) });
+  return { inbound, adminPort: sc.adminPort, hits: () => app.hits, logged };
+}
+
+const START = `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))`;
+const AFTER = `(func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))`;
+
+/**
+ * A filter with a tick every 10 ms: `(call $hold (local.get $id) (i32.const
+ * 0|1) (i32.const status))` stops the request (response) and returns
+ * `status`; the tick continues it (proxy_continue_stream) after `afterTicks`
+ * ticks. One stream held at a time.
+ */
+function ticking(afterTicks: number): string {
+  return `${START}
+  (global $held (mut i32) (i32.const 0))
+  (global $heldDirection (mut i32) (i32.const 0))
+  (global $ticks (mut i32) (i32.const 0))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_set_tick_period_milliseconds (i32.const 10)))
+    (i32.const 1))
+  (func $hold (param $id i32) (param $direction i32) (param $status i32) (result i32)
+    (global.set $held (local.get $id))
+    (global.set $heldDirection (local.get $direction))
+    (global.set $ticks (i32.const 0))
+    (local.get $status))
+  (func (export "proxy_on_tick") (param i32)
+    (if (i32.eqz (global.get $held)) (then (return)))
+    (global.set $ticks (i32.add (global.get $ticks) (i32.const 1)))
+    (if (i32.lt_u (global.get $ticks) (i32.const ${afterTicks})) (then (return)))
+    (drop (call $proxy_set_effective_context (global.get $held)))
+    (drop (call $proxy_continue_stream (global.get $heldDirection)))
+    (global.set $held (i32.const 0)))`;
+}
+const TICKING_IMPORTS = ['proxy_set_tick_period_milliseconds', 'proxy_set_effective_context', 'proxy_continue_stream'];
+
+/**
+ * Stops the request or the response headers with `status` for 500 ticks
+ * (5 s), then continues them; every body callback lets its bytes through.
+ */
+async function headersHolder(direction: 'request' | 'response', status: number): Promise<Uint8Array> {
+  const hold = (d: number) => `(if (local.get $eos) (then (return (i32.const 0)))) (call $hold (local.get $id) (i32.const ${d}) (i32.const ${status}))`;
+  return wat({
+    imports: TICKING_IMPORTS,
+    body: () => `${ticking(500)}
+  (func (export "proxy_on_request_headers") (param $id i32) (param i32) (param $eos i32) (result i32) ${direction === 'request' ? hold(0) : '(i32.const 0)'})
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $id i32) (param i32) (param $eos i32) (result i32) ${direction === 'response' ? hold(1) : '(i32.const 0)'})
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
+  ${AFTER}`,
+  });
+}
+
+test('a filter that holds the request headers with StopAllIterationAndBuffer (3): the body is buffered meanwhile and past the buffer limit the client gets 413 before the filter continues; within it the request goes on whole', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('buffer-holder', await headersHolder('request', 3));
+  const received: number[] = [];
+  const { inbound, adminPort, hits } = await serve(mesh, module, 'stash', 8100, (req, res) => {
+    let bytes = 0;
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      received.push(bytes);
+      res.end('ok');
+    });
+  });
+  // 4 MiB against the 1 MiB limit: Envoy's filter manager answers 413 as the buffer overflows (the filter would continue only after 5 s).
+  const big = await withTimeout(upload(inbound, 'stash', 4), 30_000, 'the upload');
+  assert.equal(big.status, 413);
+  assert.equal(big.body, 'Payload Too Large');
+  assert.equal(hits(), 0, 'nothing went upstream');
+  assert.equal(await metric(adminPort, 'envoy_http_downstream_rq_too_large'), 1);
+  // Within the limit the filter continues after its ticks and the request goes on with its body.
+  const small = await withTimeout(get(inbound, 'stash', '/', { method: 'POST', body: 'x'.repeat(64 * 1024) }), 30_000, 'the small request');
+  assert.equal(small.status, 200, small.body);
+  assert.deepEqual(received, [64 * 1024]);
+});
+
+test('a filter that holds the response headers with StopAllIterationAndBuffer (3): past the buffer limit the client gets 500 before the filter continues; within it the response comes whole', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('response-buffer-holder', await headersHolder('response', 3));
+  const chunk = Buffer.alloc(MiB, 'r');
+  const { inbound, adminPort } = await serve(mesh, module, 'bulk', 8101, (req, res) => {
+    if (req.url === '/small') return res.end('small answer');
+    res.setHeader('content-length', String(3 * MiB));
+    for (let i = 0; i < 3; i++) res.write(chunk);
+    res.end();
+  });
+  const big = await withTimeout(get(inbound, 'bulk', '/big'), 30_000, 'the big response');
+  assert.equal(big.status, 500);
+  assert.equal(big.body, 'Internal Server Error');
+  assert.equal(await metric(adminPort, 'envoy_http_rs_too_large'), 1);
+  const small = await withTimeout(get(inbound, 'bulk', '/small'), 30_000, 'the small response');
+  assert.equal(small.status, 200);
+  assert.equal(small.body, 'small answer');
+});
+
+/** Holds the response headers (status 1) for 5 ticks; each response body callback prepends `|` to what it is handed, so the client reads how the body was cut. */
+async function markingHolder(): Promise<Uint8Array> {
+  return wat({
+    imports: [...TICKING_IMPORTS, 'proxy_set_buffer_bytes'],
+    strings: { mark: '|' },
+    body: (s) => `${ticking(5)}
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $id i32) (param i32 i32) (result i32) (call $hold (local.get $id) (i32.const 1) (i32.const 1)))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_set_buffer_bytes (i32.const 1) (i32.const 0) (i32.const 0) ${s.mark}))
+    (i32.const 0))
+  ${AFTER}`,
+  });
+}
+
+test('once a filter continues the response headers it held, it gets the body that arrived meanwhile in one call (with end_of_stream when that is all of it), as Envoy hands over its buffer', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('marking-holder', await markingHolder());
+  const { inbound } = await serve(mesh, module, 'pieces', 8102, (_req, res) => {
+    // Three chunks of a chunked body and its end, in one write: all of it is at the sidecar while the filter holds the headers.
+    res.cork();
+    res.write('a');
+    res.write('b');
+    res.write('c');
+    res.end();
+  });
+  const r = await withTimeout(get(inbound, 'pieces', '/'), 30_000, 'the response');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, '|abc', 'one body call with everything and end_of_stream (chunk by chunk it would read |a|b|c|)');
+});
