@@ -22,7 +22,8 @@ export interface FilterResolver {
   plugin(config: WasmPluginConfig): WasmPlugin | undefined;
 }
 
-type WasmActive = { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean };
+/** `watching`: bits (1 request, 2 response) of a body stop whose continue is awaited (watchBodyStop). */
+type WasmActive = { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean; watching: number };
 type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; rbac: RbacConfig } | WasmActive;
 
 /** The request as it stands between filters (a filter may replace its headers and buffered body). */
@@ -136,7 +137,7 @@ export class RequestFilters {
           if (!config.failOpen) this.#broken ??= localReplies.filterFailed();
           continue;
         }
-        this.#active.push({ kind: 'wasm', name: f.name, stream: plugin.newHttpStream(properties), failOpen: config.failOpen });
+        this.#active.push({ kind: 'wasm', name: f.name, stream: plugin.newHttpStream(properties), failOpen: config.failOpen, watching: 0 });
       }
     }
   }
@@ -147,6 +148,18 @@ export class RequestFilters {
    * them with StopAllIterationAndBuffer, as Envoy's filter manager does.
    */
   requestHeld: (() => void) | undefined;
+
+  /**
+   * Where body bytes go that a filter stopped mid-stream and later continued
+   * itself (proxy_continue_stream from a tick, an http_call's answer): they
+   * go on then, through the filters after it, as Envoy's commonContinue sends
+   * the buffered data on (doData) when the filter continues; a reply or a
+   * reset the filter chose meanwhile comes the same way. Set by whoever
+   * streams that direction's body (requestData / responseData).
+   */
+  readonly released: { request?: (r: DataResult | Promise<DataResult>) => void; response?: (r: DataResult | Promise<DataResult>) => void } = {};
+  /** complete() ran: nothing more goes through. */
+  #completed = false;
 
   /** How a wasm filter holds the request (or response) headers now, if one does (HttpStream.heldHeaders). */
   heldHeaders(direction: 'request' | 'response'): 'buffer' | 'watermark' | undefined {
@@ -530,8 +543,9 @@ export class RequestFilters {
 
   /**
    * One chunk of a streamed response through the wasm filters. A filter that
-   * stops iteration keeps the bytes (they come out, with what follows, when
-   * it continues); the chunk's `data` is then empty. After the headers are
+   * stops iteration keeps the bytes (they come out when it continues: with
+   * the next chunk it lets through, or, continued by itself between chunks,
+   * through `released`); the chunk's `data` is then empty. After the headers are
    * out a local reply, a reset or a stop at the end can only reset the stream.
    */
   responseData(chunk: Buffer, endOfStream: boolean): DataResult | Promise<DataResult> {
@@ -551,7 +565,7 @@ export class RequestFilters {
       if (data.length === 0 && !endOfStream) break;
       const out = direction === 'request' ? a.stream.requestBodyNow(data, endOfStream) : a.stream.responseBodyNow(data, endOfStream);
       if (out instanceof Promise || (endOfStream && this.#mayContinue(a, out))) return this.#dataAfter(direction, a, i, out, endOfStream);
-      const next = this.#dataStep(direction, a, out, endOfStream);
+      const next = this.#dataStep(direction, a, out, endOfStream, i);
       if (next.kind !== 'data') return next;
       data = next.data;
     }
@@ -567,13 +581,36 @@ export class RequestFilters {
       if (o.action === 'cancelled') return { kind: 'reset' };
       out = this.#withBody(a, direction, o);
     }
-    const next = this.#dataStep(direction, a, out, endOfStream);
+    const next = this.#dataStep(direction, a, out, endOfStream, i);
     return next.kind !== 'data' ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
   }
 
-  #dataStep(direction: 'request' | 'response', a: WasmActive, out: BodyOutcome, endOfStream: boolean): DataResult {
+  /**
+   * Filter `i` stopped a chunk mid-stream and may continue itself: when it
+   * does, the bytes it held go on through the filters after it to
+   * `released` (see there) without waiting for the next chunk.
+   */
+  #watchBodyStop(direction: 'request' | 'response', a: WasmActive, i: number): void {
+    const bit = direction === 'request' ? 1 : 2;
+    if ((a.watching & bit) !== 0) return;
+    a.watching |= bit;
+    void this.#continued(a, direction).then((o) => {
+      a.watching &= ~bit;
+      const deliver = this.released[direction];
+      if (o.action === 'cancelled' || this.#completed || deliver === undefined) return;
+      if (o.action !== 'continue') return deliver(this.#dataStep(direction, a, o as BodyOutcome, false));
+      const held = a.stream!.takeBody(direction);
+      if (held.length > 0) deliver(this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), asBuffer(held), false));
+    });
+  }
+
+  #dataStep(direction: 'request' | 'response', a: WasmActive, out: BodyOutcome, endOfStream: boolean, i = -1): DataResult {
     if (out.action === 'continue') return { kind: 'data', data: asBuffer(out.body) };
-    if (out.action === 'pause' && !endOfStream) return a.stream!.bufferedBytes(direction) > this.#bufferLimit ? TOO_LARGE : { kind: 'data', data: EMPTY };
+    if (out.action === 'pause' && !endOfStream) {
+      if (a.stream!.bufferedBytes(direction) > this.#bufferLimit) return TOO_LARGE;
+      if (i >= 0 && a.stream!.resumable) this.#watchBodyStop(direction, a, i);
+      return { kind: 'data', data: EMPTY };
+    }
     if (out.action === 'local_reply') return { kind: 'reply', reply: fromWasm(out.reply) };
     this.#stats.wasmFailures.inc({ filter: a.name });
     return { kind: 'reset' };
@@ -589,6 +626,7 @@ export class RequestFilters {
   }
 
   complete(): void {
+    this.#completed = true;
     // Envoy's on_log reads the access log's maps, the same for every filter: the request
     // headers as the last filter left them, the response as the first (the last encoder) did.
     let request: HttpStream | undefined;

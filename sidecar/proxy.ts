@@ -1346,16 +1346,19 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
  * answers, resets, or holds more than the buffer limit.
  */
 function upgradeFilter(filters: RequestFilters, direction: 'request' | 'response', stop: () => void): Transform {
-  return throughFilters(direction === 'request' ? (chunk, end) => filters.requestData(chunk, end) : (chunk, end) => filters.responseData(chunk, end), stop);
+  const through = throughFilters(direction === 'request' ? (chunk, end) => filters.requestData(chunk, end) : (chunk, end) => filters.responseData(chunk, end), stop);
+  filters.released[direction] = through.released;
+  return through;
 }
 
 /**
  * Bytes through the wasm filters' body phase (`phase`): each chunk as it
  * comes, then an empty last one with end_of_stream (unless `skipEnd` says the
  * source ended without finishing). Whatever is not data (a reply, a reset,
- * too much held) goes to `onStop`.
+ * too much held) goes to `onStop`. `released` takes what a filter lets go of
+ * between chunks (RequestFilters.released).
  */
-function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Promise<DataResult>, onStop: (r: DataResult) => void, skipEnd?: () => boolean): Transform {
+function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Promise<DataResult>, onStop: (r: DataResult) => void, skipEnd?: () => boolean): Transform & { released: (r: DataResult | Promise<DataResult>) => void } {
   const apply = (r: DataResult, done: () => void): void => {
     if (r.kind === 'data') {
       if (r.data.length > 0) out.push(r.data);
@@ -1378,8 +1381,15 @@ function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Pro
       step(EMPTY, true, done);
     },
   });
-  return out;
+  const released = (r: DataResult | Promise<DataResult>): void => {
+    if (out.destroyed || out.writableFinished) return;
+    if (r instanceof Promise) r.then((x) => apply(x, noop), ignoreError);
+    else apply(r, noop);
+  };
+  return Object.assign(out, { released });
 }
+
+function noop(): void {}
 
 /** The upstream's response headers as they go downstream: without hop-by-hop headers, with the route's mutations and any cookie a hash policy set. */
 function mutatedResponseHeaders(upstream: HeaderPairs, mutations: HeaderMutationConfig[], setCookies: HeaderPairs): HeaderPairs {
@@ -1541,6 +1551,7 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
   if (sink.corked) res.cork();
   writeHead(stream, status, headers, last);
   res.on('close', () => sink.closed());
+  if (filters) filters.released.response = (r) => sink.released(r);
   if (held && filters) sink.takeHeld(held);
   else upstream.body.pipe(sink);
   // The client left before the response could start (while a filter held its headers): the close was missed.
@@ -1624,6 +1635,13 @@ class ResponseSink implements BodySink {
     if (c.length > 0) this.data(c);
     if (held.ended) this.end(held.trailers);
     else this.upstream.body.pipe(this);
+  }
+
+  /** Bytes a filter stopped mid-body and then continued itself (RequestFilters.released): out now, in order with the rest. */
+  released(r: DataResult | Promise<DataResult>): void {
+    if (this.settled) return;
+    if (this.pending || r instanceof Promise) this.queue(() => r);
+    else this.deliver(r);
   }
 
   filtered(c: Buffer, last: boolean): boolean {
@@ -1747,6 +1765,7 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
     // node ends a reset h2 stream too (after 'aborted'): not a finished body for the filters.
     () => stream.downstream.aborted,
   );
+  filters.released.request = out.released;
   source.pipe(out);
   // A gRPC call's body, straight from the client: its bytes as they arrive (readBody counted the others').
   if (source === stream.streamedReq) source.on('data', (c: Buffer) => (stream.log.bytes_received += c.length));

@@ -194,3 +194,61 @@ test('once a filter continues the response headers it held, it gets the body tha
   assert.equal(r.status, 200);
   assert.equal(r.body, '|abc', 'one body call with everything and end_of_stream (chunk by chunk it would read |a|b|c|)');
 });
+
+/**
+ * Passes the response headers; stops the first response body chunk with
+ * StopIterationAndBuffer (1) and continues from its next tick; lets the
+ * rest through.
+ */
+async function firstChunkHolder(): Promise<Uint8Array> {
+  return wat({
+    imports: TICKING_IMPORTS,
+    body: () => `${ticking(1)}
+  (global $bodies (mut i32) (i32.const 0))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_body") (param $id i32) (param i32) (param $eos i32) (result i32)
+    (if (local.get $eos) (then (return (i32.const 0))))
+    (global.set $bodies (i32.add (global.get $bodies) (i32.const 1)))
+    (if (i32.eq (global.get $bodies) (i32.const 1)) (then (return (call $hold (local.get $id) (i32.const 1) (i32.const 1)))))
+    (i32.const 0))
+  ${AFTER}`,
+  });
+}
+
+test('a body chunk a filter stopped mid-stream goes on when the filter continues (proxy_continue_stream from a tick), not with the next chunk', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('first-chunk-holder', await firstChunkHolder());
+  let clientSawFirst: () => void = () => undefined;
+  const sawFirst = new Promise<void>((r) => (clientSawFirst = r));
+  const events: string[] = [];
+  const { inbound } = await serve(mesh, module, 'ticker', 8103, (_req, res) => {
+    res.write('first;');
+    // The second chunk waits for the client to have the first (or gives up after 5 s, when the sidecar held it back).
+    void Promise.race([sawFirst, new Promise((r) => setTimeout(r, 5000))]).then(() => {
+      events.push('app sends second');
+      res.end('second');
+    });
+  });
+  const body = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: inbound, path: '/', headers: { host: 'ticker' }, agent: false }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            if (!text) {
+              events.push(`client got ${JSON.stringify(c)}`);
+              clientSawFirst();
+            }
+            text += c;
+          });
+          res.on('end', () => resolve(text));
+        })
+        .on('error', reject);
+    }),
+    30_000,
+    'the response',
+  );
+  assert.equal(body, 'first;second');
+  assert.deepEqual(events, ['client got "first;"', 'app sends second']);
+});
