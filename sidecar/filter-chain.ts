@@ -197,9 +197,9 @@ export class RequestFilters {
    * headers callback is StopAllIterationAndWatermark there): nothing of the
    * request goes on, and the body is not read (with 3, StopAllIterationAndBuffer,
    * the caller reads it meanwhile: requestHeld), until the filter continues the
-   * stream itself (from an http_call's answer or a tick). A stop that nothing
-   * could continue (no http_call in flight, no tick period) gets the failure
-   * policy at once, where Envoy would hold the request until a timeout. The
+   * stream itself (from an http_call's answer or a tick), or until the stream
+   * ends otherwise: also a stop that nothing could continue (no http_call in
+   * flight, no tick period), as Envoy holds it until its idle timeout. The
    * promise of a held request settles on cancelHeld (the client left, a
    * timeout answered). The body follows: requestBody when it was read whole,
    * requestData chunk by chunk when it streams (gRPC, past the buffer limit).
@@ -295,7 +295,7 @@ export class RequestFilters {
   #afterRequestHeaders(i: number, a: WasmActive, out: StreamOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
     // Untouched headers stay the same array: the caller chooses the route again only after a change.
     if (a.stream!.headersModified('request')) s.headers = a.stream!.requestHeaders!;
-    if (this.#mayContinue(a, out)) {
+    if (this.#holds(out)) {
       const held = this.#continued(a, 'request');
       this.requestHeld?.();
       return held.then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestHeaders(i, a, o, s)));
@@ -306,7 +306,7 @@ export class RequestFilters {
 
   #afterRequestBody(a: WasmActive, b: BodyOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
     // Stopped at the end of the body: only the filter itself can continue it now (with what it held).
-    if (this.#mayContinue(a, b)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestBody(a, this.#withBody(a, 'request', o), s)));
+    if (this.#holds(b)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestBody(a, this.#withBody(a, 'request', o), s)));
     if (b.action === 'continue') s.body = asBuffer(b.body);
     else {
       const rb = this.#outcome(a, b);
@@ -334,9 +334,15 @@ export class RequestFilters {
     this.cancelHeld(reply);
   }
 
-  /** A filter stopped, and something (an http_call in flight, a tick) may still continue it. */
-  #mayContinue(a: WasmActive, out: { action: string }): boolean {
-    return out.action === 'pause' && a.stream!.resumable;
+  /**
+   * A filter stopped: the stream is held until it continues (an http_call's
+   * answer, a tick, a queue callback) or until the stream ends otherwise (a
+   * timeout, the client leaving: cancelHeld), as Envoy holds it; also when
+   * nothing could continue it, where Envoy hangs until its stream idle
+   * timeout (the stream logs a warning once).
+   */
+  #holds(out: { action: string }): boolean {
+    return out.action === 'pause';
   }
 
   /** Waits for a filter that stopped `direction` to continue it (or reply, reset, fail), as Envoy holds the stream until then. */
@@ -431,7 +437,7 @@ export class RequestFilters {
    * response (`buffer`: responseBuffered waits for it, then gives it the body).
    */
   #afterResponseHeaders(i: number, a: WasmActive, out: StreamOutcome, given: HeaderPairs): ResponseStart | undefined {
-    if (this.#mayContinue(a, out)) return { kind: 'buffer', headers: responseHeadersAfter(a, given), from: i };
+    if (this.#holds(out)) return { kind: 'buffer', headers: responseHeadersAfter(a, given), from: i };
     const r = this.#outcome(a, out);
     return r?.kind === 'reply' ? r : undefined;
   }
@@ -462,7 +468,7 @@ export class RequestFilters {
    * With trailers the body call is not the end of the stream: a filter may
    * hold the body there and hands it over when it continues the trailers, as
    * in Envoy. A stop at the end that the filter may still continue is waited
-   * for; one nothing could continue gets the failure policy.
+   * for, as is one nothing could continue (until the stream ends otherwise).
    */
   async responseBuffered(headers: HeaderPairs, from: number, body: Buffer, trailers: HeaderPairs = []): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer; trailers: HeaderPairs }> {
     const withTrailers = trailers.length > 0;
@@ -473,7 +479,7 @@ export class RequestFilters {
       const hasBody = body.length > 0;
       let out: StreamOutcome | Cancelled = { action: 'pause' };
       if (i !== from) out = await a.stream.responseHeadersNow(headers, !hasBody && !withTrailers);
-      if (this.#mayContinue(a, out)) out = await this.#continued(a, 'response');
+      if (this.#holds(out)) out = await this.#continued(a, 'response');
       if (out.action === 'cancelled') return stop({ kind: 'reply', reply: out.reply });
       // The headers as the filter let them go.
       if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
@@ -481,7 +487,7 @@ export class RequestFilters {
       if (r) return stop(r);
       if (hasBody) {
         let b: BodyOutcome | Cancelled = await a.stream.responseBodyNow(body, !withTrailers);
-        if (!withTrailers && this.#mayContinue(a, b)) {
+        if (!withTrailers && this.#holds(b)) {
           const o = await this.#continued(a, 'response');
           b = o.action === 'cancelled' ? o : this.#withBody(a, 'response', o);
         }
@@ -495,7 +501,7 @@ export class RequestFilters {
       }
       if (withTrailers) {
         let t: StreamOutcome | Cancelled = await a.stream.responseTrailersNow(trailers);
-        if (this.#mayContinue(a, t)) t = await this.#continued(a, 'response');
+        if (this.#holds(t)) t = await this.#continued(a, 'response');
         if (t.action === 'cancelled') return stop({ kind: 'reply', reply: t.reply });
         const rt = this.#outcome(a, t);
         if (rt) return stop(rt);
@@ -523,7 +529,7 @@ export class RequestFilters {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       let t: StreamOutcome | Cancelled = await a.stream.responseTrailersNow(trailers);
-      if (this.#mayContinue(a, t)) t = await this.#continued(a, 'response');
+      if (this.#holds(t)) t = await this.#continued(a, 'response');
       if (t.action === 'cancelled') return { kind: 'reset' };
       if (t.action === 'local_reply') return { kind: 'reply', reply: fromWasm(t.reply) };
       if (t.action !== 'continue') {
@@ -564,7 +570,7 @@ export class RequestFilters {
       if (a.kind !== 'wasm' || !a.stream) continue;
       if (data.length === 0 && !endOfStream) break;
       const out = direction === 'request' ? a.stream.requestBodyNow(data, endOfStream) : a.stream.responseBodyNow(data, endOfStream);
-      if (out instanceof Promise || (endOfStream && this.#mayContinue(a, out))) return this.#dataAfter(direction, a, i, out, endOfStream);
+      if (out instanceof Promise || (endOfStream && this.#holds(out))) return this.#dataAfter(direction, a, i, out, endOfStream);
       const next = this.#dataStep(direction, a, out, endOfStream, i);
       if (next.kind !== 'data') return next;
       data = next.data;
@@ -575,7 +581,7 @@ export class RequestFilters {
   /** A chunk's outcome that waits: an http_call, or a stop at the end of the body that the filter may continue itself. */
   async #dataAfter(direction: 'request' | 'response', a: WasmActive, i: number, pending: BodyOutcome | Promise<BodyOutcome>, endOfStream: boolean): Promise<DataResult> {
     let out = await pending;
-    if (endOfStream && this.#mayContinue(a, out)) {
+    if (endOfStream && this.#holds(out)) {
       const o = await this.#continued(a, direction);
       // The stream is over (the client left): nothing more goes through.
       if (o.action === 'cancelled') return { kind: 'reset' };
@@ -608,7 +614,7 @@ export class RequestFilters {
     if (out.action === 'continue') return { kind: 'data', data: asBuffer(out.body) };
     if (out.action === 'pause' && !endOfStream) {
       if (a.stream!.bufferedBytes(direction) > this.#bufferLimit) return TOO_LARGE;
-      if (i >= 0 && a.stream!.resumable) this.#watchBodyStop(direction, a, i);
+      if (i >= 0) this.#watchBodyStop(direction, a, i);
       return { kind: 'data', data: EMPTY };
     }
     if (out.action === 'local_reply') return { kind: 'reply', reply: fromWasm(out.reply) };
@@ -619,7 +625,7 @@ export class RequestFilters {
   #outcome(a: WasmActive, out: { action: string; reply?: WasmLocalReply }): PhaseResult | undefined {
     if (out.action === 'continue') return undefined;
     if (out.action === 'local_reply' && out.reply) return { kind: 'reply', reply: fromWasm(out.reply) };
-    // pause with nothing to resume it, or close: Envoy would reset the stream; the failure policy decides.
+    // close (proxy_close_stream), or a failed VM's reset: the failure policy decides.
     this.#stats.wasmFailures.inc({ filter: a.name });
     if (a.failOpen) return undefined;
     return { kind: 'reply', reply: localReplies.filterFailed() };

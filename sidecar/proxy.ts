@@ -152,6 +152,7 @@ function readBody(source: Req, limit: number, stream: Stream): Promise<Buffer | 
       // node ends an h2 request its client reset too ('aborted' first): that is a body cut short, as a close.
       if ((source as Http2ServerRequest).aborted === true) return;
       ended = true;
+      stream.decodeComplete = true;
       if (rest) rest.push(null);
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
@@ -455,6 +456,8 @@ class Stream {
   /** A request body that streams upstream (past the buffer limit, or gRPC), and its request: dropped if the stream ends before it does. */
   streamedBody: Readable | undefined;
   streamedReq: Req | undefined;
+  /** The whole request arrived (Envoy's remoteDecodeComplete): a timeout answers 504 rather than 408. */
+  decodeComplete = false;
   #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
   #durationTimer: NodeJS.Timeout | undefined;
@@ -501,15 +504,27 @@ class Stream {
   }
 
   requestReceived(): void {
+    this.decodeComplete = true;
     clearTimeout(this.#requestTimer);
     this.#requestTimer = undefined;
+  }
+
+  /**
+   * A stream timeout's status, as Envoy's maybeRequestTimeoutCode
+   * (source/common/http/utility.cc, used by conn_manager_impl.cc's
+   * onIdleTimeout and onStreamMaxDurationReached): 504 once the whole
+   * request arrived, else 408, after which an HTTP/1.x connection closes.
+   */
+  timeoutReply(body: string, flag: string, grpcHeaders: HeaderPairs = []): LocalReply {
+    if (this.decodeComplete) return { status: 504, body, headers: grpcHeaders, flag };
+    return { status: 408, body, headers: this.h2 ? grpcHeaders : [...grpcHeaders, ['connection', 'close']], flag };
   }
 
   expire(body: string, flag: string): void {
     if (this.finished) return;
     if (this.upgraded) return this.upgraded(flag);
     this.downstream.abort();
-    this.reply({ status: 408, body, headers: this.h2 ? [] : [['connection', 'close']], flag });
+    this.reply(this.timeoutReply(body, flag));
   }
 
   /** The route's idle_timeout in place of the connection manager's stream_idle_timeout (0: none). */
@@ -529,7 +544,7 @@ class Stream {
     this.hs.rqMaxDurationReached.value++;
     if (this.upgraded) return this.upgraded('DT');
     this.downstream.abort();
-    this.reply({ status: 408, body: 'downstream duration timeout', headers: this.grpc ? [['grpc-status', '4']] : this.h2 ? [] : [['connection', 'close']], flag: 'DT' });
+    this.reply(this.timeoutReply('downstream duration timeout', 'DT', this.grpc ? [['grpc-status', '4']] : []));
   }
 
   /** The access log's response flags: the stream's own with the router's retry flag and the fault filter's DI. */
@@ -778,16 +793,15 @@ async function whileHeld<T>(pending: Promise<T>, downstream: Downstream, filters
 }
 
 /**
- * A filter holds the request headers with StopAllIterationAndBuffer: as
- * Envoy's filter manager, the body is read into the buffer meanwhile, and
- * past the buffer limit while the filter still holds it the request gets 413
- * (downstream_rq_too_large), through the filters (requestDataTooLarge in
- * filter_manager.cc). A filter holding with 1 or 4 (watermark) leaves the
- * body unread. The body read, or a Readable of it past the limit, is the
- * request's body once the filters let go.
+ * A filter holds the request headers: as Envoy's filter manager, the body is
+ * read into the buffer meanwhile (handleDataIfStopAll in filter_manager.cc).
+ * Held with 1 or 4 (StopAllIterationAndWatermark) reading pauses at the
+ * buffer limit (backpressure); held with 3 (StopAllIterationAndBuffer), past
+ * the limit the request gets 413 (downstream_rq_too_large), through the
+ * filters (requestDataTooLarge). The body read, or a Readable of it past the
+ * limit, is the request's body once the filters let go.
  */
-function readWhileHeld(req: Req, filters: RequestFilters, stream: Stream): Promise<Buffer | Readable> | undefined {
-  if (filters.heldHeaders('request') !== 'buffer') return undefined;
+function readWhileHeld(req: Req, filters: RequestFilters, stream: Stream): Promise<Buffer | Readable> {
   const reading = readBody(req, stream.hcm.bufferLimitBytes, stream);
   reading.then((read) => {
     if (Buffer.isBuffer(read) || filters.heldHeaders('request') !== 'buffer') return;
@@ -993,9 +1007,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed) streamed.once('aborted', () => downstream.abort());
     // No body to come: the headers end the request (the filters see end_of_stream with them).
     const noBody = streamed === undefined && bodiless(req, h2);
+    if (noBody) stream.decodeComplete = true;
     let body: Buffer | null = noBody ? EMPTY : null;
 
-    /** The body, read while a filter held the headers with StopAllIterationAndBuffer (readWhileHeld). */
+    /** The body, read while a filter held the headers (readWhileHeld). */
     let reading: Promise<Buffer | Readable> | undefined;
     let upstreamHeaders = headers;
     let routeNow = route;
@@ -1010,7 +1025,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (req1.kind === 'reply') {
         // The body no one will read is dropped as it comes.
         if (!noBody && !streamed) req.resume();
-        // Read while held (StopAllIterationAndBuffer): past the limit, the rest is dropped too.
+        // Read while held: past the limit, the rest is dropped too.
         void reading?.then((r) => Buffer.isBuffer(r) || discardBody(req, r), ignoreError);
         if (streamed && req1.reply === ABANDONED) discardBody(req, streamed);
         return filtersReplied(stream, req1.reply);

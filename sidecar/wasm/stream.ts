@@ -280,12 +280,12 @@ export class HttpStreamContext implements HttpStream, HostContext {
     return outcome;
   }
 
-  /** A headers callback stopped with nothing that could continue it: said once, as it would hang in Envoy. */
+  /** A headers callback stopped with nothing that could continue it: said once, as the stream hangs (here as in Envoy) until a timeout ends it. */
   private warnStalled(direction: Direction, callback: string): void {
     if (this.resumable) return;
     this.owner.warnOnce?.(
       `${direction}-headers-stalled`,
-      `${callback} stopped the ${direction} with no http_call in flight and no tick period, so nothing can continue it: Envoy calls no body callback until the filter continues the stream itself (it turns StopIteration from a headers callback into StopAllIterationAndWatermark) and would hold this ${direction} until a timeout; continue the headers and return StopIterationAndBuffer from the body callback to see the body first (docs/writing-filters.md)`,
+      `${callback} stopped the ${direction} with no http_call in flight and no tick period, so nothing can continue it: Envoy calls no body callback until the filter continues the stream itself (it turns StopIteration from a headers callback into StopAllIterationAndWatermark), so this ${direction} is held, as Envoy holds it, until a timeout ends the stream (stream_idle_timeout: 504, or 408 while the request is incomplete); continue the headers and return StopIterationAndBuffer from the body callback to see the body first (docs/writing-filters.md)`,
     );
   }
 

@@ -252,3 +252,50 @@ test('a body chunk a filter stopped mid-stream goes on when the filter continues
   assert.equal(body, 'first;second');
   assert.deepEqual(events, ['client got "first;"', 'app sends second']);
 });
+
+/**
+ * Stops the request headers (1) with no tick period and no http_call, and
+ * waits for a body callback Envoy would never make: nothing can continue it.
+ */
+async function stopsHeadersForBody(): Promise<Uint8Array> {
+  return wat({
+    body: () => `${START}
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
+  ${AFTER}`,
+  });
+}
+
+/** A request on a connection of its own whose body (`partialBody`) never ends: status and body of the answer. */
+function unfinishedRequest(port: number, host: string, partialBody: string): Promise<{ status: number; body: string; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', method: 'POST', headers: { host, 'content-length': '1000' }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }));
+    });
+    req.on('error', reject);
+    req.write(partialBody);
+  });
+}
+
+test('a filter that stops the request headers with nothing to continue them is held, as Envoy holds it, until the stream idle timeout: 504 for a whole request, 408 for one still arriving; a warning in the log, nothing upstream', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('waits-for-body', await stopsHeadersForBody(), { stream_idle_timeout: '0.5s' });
+  const { inbound, adminPort, hits, logged } = await serve(mesh, module, 'stuck', 8104, (_req, res) => res.end('ok'));
+  // The body arrived whole (read into the buffer while the filter holds the headers): Envoy's 504.
+  const whole = await withTimeout(get(inbound, 'stuck', '/', { method: 'POST', body: 'hello' }), 20_000, 'the request');
+  assert.equal(whole.status, 504, whole.body);
+  assert.equal(whole.body, 'stream timeout');
+  const bodiless = await withTimeout(get(inbound, 'stuck', '/'), 20_000, 'the bodiless request');
+  assert.equal(bodiless.status, 504);
+  // Part of the body, and the rest never comes: 408, and the connection closes.
+  const partial = await withTimeout(unfinishedRequest(inbound, 'stuck', 'only part'), 20_000, 'the unfinished request');
+  assert.equal(partial.status, 408);
+  assert.equal(partial.body, 'stream timeout');
+  assert.equal(partial.connection, 'close');
+  assert.equal(hits(), 0);
+  assert.equal(await metric(adminPort, 'envoy_wasm_filter_failures'), 0, 'no failure: the filter holds the stream');
+  assert.match(logged.join('\n'), /proxy_on_request_headers stopped the request with no http_call in flight and no tick period, so nothing can continue it/);
+});
