@@ -52,12 +52,16 @@ export type ResponseStart = { kind: 'reply'; reply: LocalReply } | { kind: 'stre
  * A streamed chunk after the filters (empty while one of them buffers), a
  * filter's local reply, the stream must be reset, or a filter holds more than
  * the buffer limit (Envoy: 413 on the request path; 500, or a reset once the
- * headers are out, on the response path).
+ * headers are out, on the response path). `full`: a filter that stopped with
+ * StopIterationAndWatermark holds more than the limit: the caller reads no
+ * more of that body until `released` hands it the bytes the filter lets go
+ * of (Envoy's watermark backpressure).
  */
-export type DataResult = { kind: 'data'; data: Buffer } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' } | { kind: 'too_large' };
+export type DataResult = { kind: 'data'; data: Buffer; full?: true } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' } | { kind: 'too_large' };
 
 const EMPTY = Buffer.alloc(0);
 const TOO_LARGE: DataResult = Object.freeze({ kind: 'too_large' });
+const FULL: DataResult = Object.freeze({ kind: 'data', data: EMPTY, full: true });
 
 /** The trailers after the filters, with the body bytes filters held until them; or, as for a chunk, a reply, a reset or too much held. */
 export type TrailersResult = { kind: 'trailers'; data: Buffer; trailers: HeaderPairs } | Exclude<DataResult, { kind: 'data' }>;
@@ -572,7 +576,7 @@ export class RequestFilters {
       const out = direction === 'request' ? a.stream.requestBodyNow(data, endOfStream) : a.stream.responseBodyNow(data, endOfStream);
       if (out instanceof Promise || (endOfStream && this.#holds(out))) return this.#dataAfter(direction, a, i, out, endOfStream);
       const next = this.#dataStep(direction, a, out, endOfStream, i);
-      if (next.kind !== 'data') return next;
+      if (next.kind !== 'data' || next.full) return next;
       data = next.data;
     }
     return { kind: 'data', data };
@@ -588,7 +592,7 @@ export class RequestFilters {
       out = this.#withBody(a, direction, o);
     }
     const next = this.#dataStep(direction, a, out, endOfStream, i);
-    return next.kind !== 'data' ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
+    return next.kind !== 'data' || next.full ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
   }
 
   /**
@@ -613,8 +617,10 @@ export class RequestFilters {
   #dataStep(direction: 'request' | 'response', a: WasmActive, out: BodyOutcome, endOfStream: boolean, i = -1): DataResult {
     if (out.action === 'continue') return { kind: 'data', data: asBuffer(out.body) };
     if (out.action === 'pause' && !endOfStream) {
-      if (a.stream!.bufferedBytes(direction) > this.#bufferLimit) return TOO_LARGE;
       if (i >= 0) this.#watchBodyStop(direction, a, i);
+      // Past the limit: 413 / 500 / a reset for StopIterationAndBuffer; backpressure for StopIterationAndWatermark
+      // (filter_manager.cc: buffer_was_streaming picks onDecoderFilterAboveWriteBufferHighWatermark over requestDataTooLarge).
+      if (a.stream!.bufferedBytes(direction) > this.#bufferLimit) return out.watermark ? FULL : TOO_LARGE;
       return { kind: 'data', data: EMPTY };
     }
     if (out.action === 'local_reply') return { kind: 'reply', reply: fromWasm(out.reply) };

@@ -1374,9 +1374,12 @@ function upgradeFilter(filters: RequestFilters, direction: 'request' | 'response
  * between chunks (RequestFilters.released).
  */
 function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Promise<DataResult>, onStop: (r: DataResult) => void, skipEnd?: () => boolean): Transform & { released: (r: DataResult | Promise<DataResult>) => void } {
+  /** A filter holds more than the limit with StopIterationAndWatermark: the next chunk waits for what it lets go of. */
+  let blocked: (() => void) | undefined;
   const apply = (r: DataResult, done: () => void): void => {
     if (r.kind === 'data') {
       if (r.data.length > 0) out.push(r.data);
+      if (r.full) return void (blocked = done);
       return done();
     }
     done();
@@ -1398,8 +1401,13 @@ function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Pro
   });
   const released = (r: DataResult | Promise<DataResult>): void => {
     if (out.destroyed || out.writableFinished) return;
-    if (r instanceof Promise) r.then((x) => apply(x, noop), ignoreError);
-    else apply(r, noop);
+    const unblock = (x: DataResult): void => {
+      const done = blocked ?? noop;
+      blocked = undefined;
+      apply(x, done);
+    };
+    if (r instanceof Promise) r.then(unblock, ignoreError);
+    else unblock(r);
   };
   return Object.assign(out, { released });
 }
@@ -1590,6 +1598,8 @@ class ResponseSink implements BodySink {
   corked: boolean;
   /** With filters: the chunk that completes a known content-length carries end_of_stream. */
   readonly expected: number;
+  /** A filter holds more than the buffer limit with StopIterationAndWatermark: the body waits until it lets go. */
+  full = false;
 
   constructor(
     readonly stream: Stream,
@@ -1655,8 +1665,10 @@ class ResponseSink implements BodySink {
   /** Bytes a filter stopped mid-body and then continued itself (RequestFilters.released): out now, in order with the rest. */
   released(r: DataResult | Promise<DataResult>): void {
     if (this.settled) return;
+    // The filter let go: reading goes on (unless the bytes fill another filter).
+    this.full = false;
     if (this.pending || r instanceof Promise) this.queue(() => r);
-    else this.deliver(r);
+    else if (this.deliver(r) && !this.full) this.upstream.body.resume();
   }
 
   filtered(c: Buffer, last: boolean): boolean {
@@ -1677,6 +1689,12 @@ class ResponseSink implements BodySink {
       this.upstream.body.destroy();
       return false;
     }
+    if (r.full) {
+      // StopIterationAndWatermark past the limit: no more of the body is read until the filter lets go (released).
+      this.full = true;
+      if (!this.headOut) this.write(EMPTY);
+      return false;
+    }
     if (r.data.length > 0) return this.write(r.data);
     // A filter holds the body: the headers it let through go out now, as Envoy sends them once every filter continued them.
     if (!this.headOut) this.write(EMPTY);
@@ -1690,7 +1708,7 @@ class ResponseSink implements BodySink {
     const tail = run.then(() => {
       if (this.pending !== tail) return;
       this.pending = undefined;
-      if (!this.settled) this.upstream.body.resume();
+      if (!this.settled && !this.full) this.upstream.body.resume();
     });
     this.pending = tail;
     return false;
@@ -1705,7 +1723,7 @@ class ResponseSink implements BodySink {
       this.corked = false;
       process.nextTick(uncork, res);
     }
-    if (!ok) res.once('drain', () => this.upstream.body.resume());
+    if (!ok) res.once('drain', () => this.full || this.upstream.body.resume());
     return ok;
   }
 

@@ -23,11 +23,17 @@ export type StreamOutcome =
   /** The filter reset the stream (proxy_close_stream). */
   | { action: 'close' };
 
-/** For body phases `continue` carries the bytes to forward (everything buffered so far). */
-export type BodyOutcome = Exclude<StreamOutcome, { action: 'continue' }> | { action: 'continue'; body: Uint8Array };
+/**
+ * For body phases `continue` carries the bytes to forward (everything
+ * buffered so far). `pause` with `watermark`: the filter returned
+ * StopIterationAndWatermark (2), so what it holds past the buffer limit
+ * calls for backpressure, not 413 / 500 (Envoy's buffer_was_streaming).
+ */
+export type BodyOutcome = Exclude<StreamOutcome, { action: 'continue' | 'pause' }> | { action: 'pause'; watermark?: true } | { action: 'continue'; body: Uint8Array };
 
 const CONTINUE: StreamOutcome = Object.freeze({ action: 'continue' });
 const PAUSE: StreamOutcome = Object.freeze({ action: 'pause' });
+const PAUSE_WATERMARK: BodyOutcome = Object.freeze({ action: 'pause', watermark: true });
 const CLOSE: StreamOutcome = Object.freeze({ action: 'close' });
 /** A body the module cannot reach now: Envoy still hands out a buffer, empty and not writable. */
 const NO_BODY = new HostBuffer(new Uint8Array(0), false);
@@ -293,6 +299,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
     const buffer = direction === 'request' ? (this.requestBody ??= new HostBuffer()) : (this.responseBody ??= new HostBuffer());
     const bytes = typeof chunk === 'string' ? encodeUtf8(chunk) : chunk;
     if (direction === 'request') this.requestReceived += bytes.length;
+    const heldBefore = buffer.length;
     buffer.append(bytes);
     const early = this.before(direction);
     if (early !== undefined) return early.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : early;
@@ -316,13 +323,19 @@ export class HttpStreamContext implements HttpStream, HostContext {
       this.live &= ~trailersBit;
     }
     const stopped = status !== undefined && status !== DataStatus.Continue;
+    // StopIterationNoBuffer (3, and anything above: cpp-host's convertVmCallResultToFilterDataStatus): Envoy's
+    // filter manager keeps no copy of this chunk (commonHandleAfterDataCallback), so its bytes go no further;
+    // what was buffered before it stays.
+    if (stopped && status >= DataStatus.StopIterationNoBuffer && this.vm.failure === undefined) buffer.replaceAll(buffer.slice(0, Math.min(heldBefore, buffer.length)));
+    const watermark = status === DataStatus.StopIterationAndWatermark;
     const outcome = this.after(direction, stopped);
-    if (outcome instanceof Promise) return outcome.then((o) => this.bodyOutcome(direction, o));
-    return this.bodyOutcome(direction, outcome);
+    if (outcome instanceof Promise) return outcome.then((o) => this.bodyOutcome(direction, o, watermark));
+    return this.bodyOutcome(direction, outcome, watermark);
   }
 
-  private bodyOutcome(direction: Direction, outcome: StreamOutcome): BodyOutcome {
-    return outcome.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : outcome;
+  private bodyOutcome(direction: Direction, outcome: StreamOutcome, watermark = false): BodyOutcome {
+    if (outcome.action === 'continue') return { action: 'continue', body: this.drain(direction) };
+    return watermark && outcome === PAUSE ? PAUSE_WATERMARK : (outcome as BodyOutcome);
   }
 
   private drain(direction: Direction): Uint8Array {

@@ -299,3 +299,60 @@ test('a filter that stops the request headers with nothing to continue them is h
   assert.equal(await metric(adminPort, 'envoy_wasm_filter_failures'), 0, 'no failure: the filter holds the stream');
   assert.match(logged.join('\n'), /proxy_on_request_headers stopped the request with no http_call in flight and no tick period, so nothing can continue it/);
 });
+
+/**
+ * Passes the headers; answers each response body chunk (before the end)
+ * with `status`: 3 (StopIterationNoBuffer) for the first only, or 2
+ * (StopIterationAndWatermark) for every one, continuing from a tick 30
+ * ticks (300 ms) after the last.
+ */
+async function bodyStopper(status: 2 | 3): Promise<Uint8Array> {
+  return wat({
+    imports: TICKING_IMPORTS,
+    body: () => `${ticking(30)}
+  (global $bodies (mut i32) (i32.const 0))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_body") (param $id i32) (param i32) (param $eos i32) (result i32)
+    (if (local.get $eos) (then (return (i32.const 0))))
+    (global.set $bodies (i32.add (global.get $bodies) (i32.const 1)))
+    ${status === 3 ? '(if (i32.gt_u (global.get $bodies) (i32.const 1)) (then (return (i32.const 0))))' : ''}
+    (call $hold (local.get $id) (i32.const 1) (i32.const ${status})))
+  ${AFTER}`,
+  });
+}
+
+test('a response body chunk a filter answers with StopIterationNoBuffer (3) goes no further: Envoy keeps no copy of it', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('no-buffer', await bodyStopper(3));
+  const { inbound } = await serve(mesh, module, 'dropper', 8105, (_req, res) => {
+    res.write('first;');
+    setTimeout(() => res.end('second'), 200);
+  });
+  const r = await withTimeout(get(inbound, 'dropper', '/'), 30_000, 'the response');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'second', 'the first chunk was dropped (as StopIterationAndBuffer it would come with the second)');
+});
+
+test('a filter holding a response body past the buffer limit with StopIterationAndWatermark (2) gets backpressure, not a reset: the whole body arrives once it lets go', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('watermark', await bodyStopper(2));
+  const chunk = Buffer.alloc(MiB, 'w');
+  const { inbound, adminPort } = await serve(mesh, module, 'flood', 8106, (_req, res) => {
+    res.setHeader('content-length', String(3 * MiB));
+    for (let i = 0; i < 3; i++) res.write(chunk);
+    res.end();
+  });
+  const outcome = await withTimeout(
+    new Promise<{ status: number; bytes: number; complete: boolean }>((resolve) => {
+      http.get({ host: '127.0.0.1', port: inbound, path: '/', headers: { host: 'flood' }, agent: false }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('error', () => undefined);
+        res.on('close', () => resolve({ status: res.statusCode ?? 0, bytes, complete: res.complete }));
+      });
+    }),
+    30_000,
+    'the response',
+  );
+  assert.deepEqual(outcome, { status: 200, bytes: 3 * MiB, complete: true });
+  assert.equal(await metric(adminPort, 'envoy_http_rs_too_large'), 0);
+});
