@@ -1294,11 +1294,15 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   let headers = mutatedResponseHeaders(outcome.headers, mutations, setCookies);
   if (filters?.hasWasm) {
     stream.encoding = true;
-    let start = filters.responseHeaders([[':status', String(status)], ...headers], outcome.kind === 'response' && outcome.body.length === 0);
+    const empty = outcome.kind === 'response' && outcome.body.length === 0;
+    let start = filters.responseHeaders([[':status', String(status)], ...headers], empty);
     if (start instanceof Promise) start = await start;
+    // A filter holds the 101 (or the refusal): nothing goes to the client until it continues them.
+    while (start.kind === 'buffer') start = await filters.responseContinued(start.from, start.headers, empty);
     if (start.kind === 'reply') {
       done();
       if (outcome.kind === 'switched') outcome.socket.destroy();
+      if (start.reply === ABANDONED) return stream.finish(0, 'DC');
       return stream.reply(start.reply);
     }
     headers = withoutPseudo(start.headers);

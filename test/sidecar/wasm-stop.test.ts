@@ -13,6 +13,7 @@ import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
 import { wat } from '../wasm/wat.ts';
 import { MiB, TestMesh, freePort, get, instance, metric, service, startApp, upload, withTimeout } from './harness.ts';
+import { startWsApp } from './ws-app.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -82,9 +83,9 @@ const AFTER = `(func (export "proxy_on_done") (param i32) (result i32) (i32.cons
  * A filter with a tick every 10 ms: `(call $hold (local.get $id) (i32.const
  * 0|1) (i32.const status))` stops the request (response) and returns
  * `status`; the tick continues it (proxy_continue_stream) after `afterTicks`
- * ticks. One stream held at a time.
+ * ticks, first running `beforeContinue`. One stream held at a time.
  */
-function ticking(afterTicks: number): string {
+function ticking(afterTicks: number, beforeContinue = ''): string {
   return `${START}
   (global $held (mut i32) (i32.const 0))
   (global $heldDirection (mut i32) (i32.const 0))
@@ -102,6 +103,7 @@ function ticking(afterTicks: number): string {
     (global.set $ticks (i32.add (global.get $ticks) (i32.const 1)))
     (if (i32.lt_u (global.get $ticks) (i32.const ${afterTicks})) (then (return)))
     (drop (call $proxy_set_effective_context (global.get $held)))
+    ${beforeContinue}
     (drop (call $proxy_continue_stream (global.get $heldDirection)))
     (global.set $held (i32.const 0)))`;
 }
@@ -355,4 +357,40 @@ test('a filter holding a response body past the buffer limit with StopIterationA
   );
   assert.deepEqual(outcome, { status: 200, bytes: 3 * MiB, complete: true });
   assert.equal(await metric(adminPort, 'envoy_http_rs_too_large'), 0);
+});
+
+/** Holds the response headers (1) until its fifth tick, which adds `x-held: ticked` to them and continues. */
+async function upgradeHolder(): Promise<Uint8Array> {
+  return wat({
+    imports: [...TICKING_IMPORTS, 'proxy_add_header_map_value'],
+    strings: { name: 'x-held', value: 'ticked' },
+    body: (s) => `${ticking(5, `(drop (call $proxy_add_header_map_value (i32.const 2) ${s.name} ${s.value}))`)}
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $id i32) (param i32 i32) (result i32) (call $hold (local.get $id) (i32.const 1) (i32.const 1)))
+  ${AFTER}`,
+  });
+}
+
+test("a filter that holds a WebSocket upgrade's 101 until a tick: the client gets it only then, with the header the filter added", { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('upgrade-holder', await upgradeHolder());
+  const app = await startWsApp();
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({ services: [service('chat', 8107)], instances: [instance('chat', inbound)], filterModules: [module], filterBindings: [binding('chat', module.name)] });
+  await mesh.sidecar('chat', app.port, { inboundPort: inbound, log: () => undefined });
+  const answer = await withTimeout(
+    new Promise<{ status: number; held: unknown }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: inbound, path: '/chat', agent: false, headers: { host: 'chat', connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+      req.on('upgrade', (res, socket) => {
+        socket.destroy();
+        resolve({ status: res.statusCode ?? 0, held: res.headers['x-held'] });
+      });
+      req.on('response', (res) => resolve({ status: res.statusCode ?? 0, held: res.headers['x-held'] }));
+      req.on('error', reject);
+      req.end();
+    }),
+    30_000,
+    'the upgrade',
+  );
+  assert.deepEqual(answer, { status: 101, held: 'ticked' });
 });
