@@ -648,7 +648,7 @@ class Stream {
           if (this.finished) return;
           if (d.kind === 'reply') return this.reply(d.reply);
           if (d.kind !== 'data') {
-            // A reset, or a stop at the end of the body that nothing resumes: as for an upstream response (ResponseSink).
+            // A reset, or more held than the buffer limit: as for an upstream response (ResponseSink).
             this.res.destroy();
             return this.finish(status, 'LR');
           }
