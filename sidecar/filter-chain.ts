@@ -148,8 +148,9 @@ export class RequestFilters {
 
   /**
    * Called as a wasm filter starts to hold the request headers (see
-   * heldHeaders): the caller reads the body meanwhile when the filter holds
-   * them with StopAllIterationAndBuffer, as Envoy's filter manager does.
+   * heldHeaders): the caller reads the body into its buffer meanwhile, as
+   * Envoy's filter manager does (up to the buffer limit with
+   * StopAllIterationAndWatermark; past it, 413 with StopAllIterationAndBuffer).
    */
   requestHeld: (() => void) | undefined;
 
@@ -199,9 +200,8 @@ export class RequestFilters {
    * an upload. `endOfStream`: the request has no body. A wasm filter that
    * stops its headers is held as Envoy's host holds it (StopIteration from a
    * headers callback is StopAllIterationAndWatermark there): nothing of the
-   * request goes on, and the body is not read (with 3, StopAllIterationAndBuffer,
-   * the caller reads it meanwhile: requestHeld), until the filter continues the
-   * stream itself (from an http_call's answer or a tick), or until the stream
+   * request goes on (the caller reads the body into its buffer meanwhile:
+   * requestHeld), until the filter continues the stream itself (from an http_call's answer or a tick), or until the stream
    * ends otherwise: also a stop that nothing could continue (no http_call in
    * flight, no tick period), as Envoy holds it until its idle timeout. The
    * promise of a held request settles on cancelHeld (the client left, a
