@@ -22,7 +22,8 @@ export interface FilterResolver {
   plugin(config: WasmPluginConfig): WasmPlugin | undefined;
 }
 
-type WasmActive = { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean };
+/** `watching`: bits (1 request, 2 response) of a body stop whose continue is awaited (watchBodyStop). */
+type WasmActive = { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean; watching: number };
 type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; rbac: RbacConfig } | WasmActive;
 
 /** The request as it stands between filters (a filter may replace its headers and buffered body). */
@@ -51,12 +52,16 @@ export type ResponseStart = { kind: 'reply'; reply: LocalReply } | { kind: 'stre
  * A streamed chunk after the filters (empty while one of them buffers), a
  * filter's local reply, the stream must be reset, or a filter holds more than
  * the buffer limit (Envoy: 413 on the request path; 500, or a reset once the
- * headers are out, on the response path).
+ * headers are out, on the response path). `full`: a filter that stopped with
+ * StopIterationAndWatermark holds more than the limit: the caller reads no
+ * more of that body until `released` hands it the bytes the filter lets go
+ * of (Envoy's watermark backpressure).
  */
-export type DataResult = { kind: 'data'; data: Buffer } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' } | { kind: 'too_large' };
+export type DataResult = { kind: 'data'; data: Buffer; full?: true } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' } | { kind: 'too_large' };
 
 const EMPTY = Buffer.alloc(0);
 const TOO_LARGE: DataResult = Object.freeze({ kind: 'too_large' });
+const FULL: DataResult = Object.freeze({ kind: 'data', data: EMPTY, full: true });
 
 /** The trailers after the filters, with the body bytes filters held until them; or, as for a chunk, a reply, a reset or too much held. */
 export type TrailersResult = { kind: 'trailers'; data: Buffer; trailers: HeaderPairs } | Exclude<DataResult, { kind: 'data' }>;
@@ -136,9 +141,39 @@ export class RequestFilters {
           if (!config.failOpen) this.#broken ??= localReplies.filterFailed();
           continue;
         }
-        this.#active.push({ kind: 'wasm', name: f.name, stream: plugin.newHttpStream(properties), failOpen: config.failOpen });
+        this.#active.push({ kind: 'wasm', name: f.name, stream: plugin.newHttpStream(properties), failOpen: config.failOpen, watching: 0 });
       }
     }
+  }
+
+  /**
+   * Called as a wasm filter starts to hold the request headers (see
+   * heldHeaders): the caller reads the body into its buffer meanwhile, as
+   * Envoy's filter manager does (up to the buffer limit with
+   * StopAllIterationAndWatermark; past it, 413 with StopAllIterationAndBuffer).
+   */
+  requestHeld: (() => void) | undefined;
+
+  /**
+   * Where body bytes go that a filter stopped mid-stream and later continued
+   * itself (proxy_continue_stream from a tick, an http_call's answer): they
+   * go on then, through the filters after it, as Envoy's commonContinue sends
+   * the buffered data on (doData) when the filter continues; a reply or a
+   * reset the filter chose meanwhile comes the same way. Set by whoever
+   * streams that direction's body (requestData / responseData).
+   */
+  readonly released: { request?: (r: DataResult | Promise<DataResult>) => void; response?: (r: DataResult | Promise<DataResult>) => void } = {};
+  /** complete() ran: nothing more goes through. */
+  #completed = false;
+
+  /** How a wasm filter holds the request (or response) headers now, if one does (HttpStream.heldHeaders). */
+  heldHeaders(direction: 'request' | 'response'): 'buffer' | 'watermark' | undefined {
+    for (const a of this.#active) {
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      const held = a.stream.heldHeaders(direction);
+      if (held !== undefined) return held;
+    }
+    return undefined;
   }
 
   get hasFilters(): boolean {
@@ -165,10 +200,10 @@ export class RequestFilters {
    * an upload. `endOfStream`: the request has no body. A wasm filter that
    * stops its headers is held as Envoy's host holds it (StopIteration from a
    * headers callback is StopAllIterationAndWatermark there): nothing of the
-   * request goes on, and the body is not read, until the filter continues the
-   * stream itself (from an http_call's answer or a tick). A stop that nothing
-   * could continue (no http_call in flight, no tick period) gets the failure
-   * policy at once, where Envoy would hold the request until a timeout. The
+   * request goes on (the caller reads the body into its buffer meanwhile:
+   * requestHeld), until the filter continues the stream itself (from an http_call's answer or a tick), or until the stream
+   * ends otherwise: also a stop that nothing could continue (no http_call in
+   * flight, no tick period), as Envoy holds it until its idle timeout. The
    * promise of a held request settles on cancelHeld (the client left, a
    * timeout answered). The body follows: requestBody when it was read whole,
    * requestData chunk by chunk when it streams (gRPC, past the buffer limit).
@@ -264,14 +299,18 @@ export class RequestFilters {
   #afterRequestHeaders(i: number, a: WasmActive, out: StreamOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
     // Untouched headers stay the same array: the caller chooses the route again only after a change.
     if (a.stream!.headersModified('request')) s.headers = a.stream!.requestHeaders!;
-    if (this.#mayContinue(a, out)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestHeaders(i, a, o, s)));
+    if (this.#holds(out)) {
+      const held = this.#continued(a, 'request');
+      this.requestHeld?.();
+      return held.then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestHeaders(i, a, o, s)));
+    }
     const r = this.#outcome(a, out);
     return r ? { ...r, headers: s.headers, body: s.body } : undefined;
   }
 
   #afterRequestBody(a: WasmActive, b: BodyOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
     // Stopped at the end of the body: only the filter itself can continue it now (with what it held).
-    if (this.#mayContinue(a, b)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestBody(a, this.#withBody(a, 'request', o), s)));
+    if (this.#holds(b)) return this.#continued(a, 'request').then((o) => (o.action === 'cancelled' ? { kind: 'reply', reply: o.reply, headers: s.headers, body: s.body } : this.#afterRequestBody(a, this.#withBody(a, 'request', o), s)));
     if (b.action === 'continue') s.body = asBuffer(b.body);
     else {
       const rb = this.#outcome(a, b);
@@ -299,9 +338,15 @@ export class RequestFilters {
     this.cancelHeld(reply);
   }
 
-  /** A filter stopped, and something (an http_call in flight, a tick) may still continue it. */
-  #mayContinue(a: WasmActive, out: { action: string }): boolean {
-    return out.action === 'pause' && a.stream!.resumable;
+  /**
+   * A filter stopped: the stream is held until it continues (an http_call's
+   * answer, a tick, a queue callback) or until the stream ends otherwise (a
+   * timeout, the client leaving: cancelHeld), as Envoy holds it; also when
+   * nothing could continue it, where Envoy hangs until its stream idle
+   * timeout (the stream logs a warning once).
+   */
+  #holds(out: { action: string }): boolean {
+    return out.action === 'pause';
   }
 
   /** Waits for a filter that stopped `direction` to continue it (or reply, reset, fail), as Envoy holds the stream until then. */
@@ -396,7 +441,7 @@ export class RequestFilters {
    * response (`buffer`: responseBuffered waits for it, then gives it the body).
    */
   #afterResponseHeaders(i: number, a: WasmActive, out: StreamOutcome, given: HeaderPairs): ResponseStart | undefined {
-    if (this.#mayContinue(a, out)) return { kind: 'buffer', headers: responseHeadersAfter(a, given), from: i };
+    if (this.#holds(out)) return { kind: 'buffer', headers: responseHeadersAfter(a, given), from: i };
     const r = this.#outcome(a, out);
     return r?.kind === 'reply' ? r : undefined;
   }
@@ -406,9 +451,9 @@ export class RequestFilters {
    * continues them itself (a tick, an http_call): the headers go on through
    * the filters before it (one may hold them again: `buffer` once more), as
    * Envoy's filter manager sends them on as the filter continues; its body
-   * then streams through every filter (responseData). Nothing of the body is
-   * read meanwhile: Envoy holds it with flow control
-   * (StopAllIterationAndWatermark). A reply: the filter's own, or `cancelHeld`'s.
+   * then goes through every filter (responseData): what the caller buffered
+   * meanwhile first, in one call. A reply: the filter's own, or `cancelHeld`'s
+   * (the caller's 500 when a filter holding with 3 has too much buffered).
    */
   async responseContinued(from: number, headers: HeaderPairs, endOfStream: boolean): Promise<ResponseStart> {
     const a = this.#active[from] as WasmActive;
@@ -427,7 +472,7 @@ export class RequestFilters {
    * With trailers the body call is not the end of the stream: a filter may
    * hold the body there and hands it over when it continues the trailers, as
    * in Envoy. A stop at the end that the filter may still continue is waited
-   * for; one nothing could continue gets the failure policy.
+   * for, as is one nothing could continue (until the stream ends otherwise).
    */
   async responseBuffered(headers: HeaderPairs, from: number, body: Buffer, trailers: HeaderPairs = []): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer; trailers: HeaderPairs }> {
     const withTrailers = trailers.length > 0;
@@ -438,7 +483,7 @@ export class RequestFilters {
       const hasBody = body.length > 0;
       let out: StreamOutcome | Cancelled = { action: 'pause' };
       if (i !== from) out = await a.stream.responseHeadersNow(headers, !hasBody && !withTrailers);
-      if (this.#mayContinue(a, out)) out = await this.#continued(a, 'response');
+      if (this.#holds(out)) out = await this.#continued(a, 'response');
       if (out.action === 'cancelled') return stop({ kind: 'reply', reply: out.reply });
       // The headers as the filter let them go.
       if (a.stream.headersModified('response')) headers = a.stream.responseHeaders!;
@@ -446,7 +491,7 @@ export class RequestFilters {
       if (r) return stop(r);
       if (hasBody) {
         let b: BodyOutcome | Cancelled = await a.stream.responseBodyNow(body, !withTrailers);
-        if (!withTrailers && this.#mayContinue(a, b)) {
+        if (!withTrailers && this.#holds(b)) {
           const o = await this.#continued(a, 'response');
           b = o.action === 'cancelled' ? o : this.#withBody(a, 'response', o);
         }
@@ -460,7 +505,7 @@ export class RequestFilters {
       }
       if (withTrailers) {
         let t: StreamOutcome | Cancelled = await a.stream.responseTrailersNow(trailers);
-        if (this.#mayContinue(a, t)) t = await this.#continued(a, 'response');
+        if (this.#holds(t)) t = await this.#continued(a, 'response');
         if (t.action === 'cancelled') return stop({ kind: 'reply', reply: t.reply });
         const rt = this.#outcome(a, t);
         if (rt) return stop(rt);
@@ -488,7 +533,7 @@ export class RequestFilters {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       let t: StreamOutcome | Cancelled = await a.stream.responseTrailersNow(trailers);
-      if (this.#mayContinue(a, t)) t = await this.#continued(a, 'response');
+      if (this.#holds(t)) t = await this.#continued(a, 'response');
       if (t.action === 'cancelled') return { kind: 'reset' };
       if (t.action === 'local_reply') return { kind: 'reply', reply: fromWasm(t.reply) };
       if (t.action !== 'continue') {
@@ -508,8 +553,9 @@ export class RequestFilters {
 
   /**
    * One chunk of a streamed response through the wasm filters. A filter that
-   * stops iteration keeps the bytes (they come out, with what follows, when
-   * it continues); the chunk's `data` is then empty. After the headers are
+   * stops iteration keeps the bytes (they come out when it continues: with
+   * the next chunk it lets through, or, continued by itself between chunks,
+   * through `released`); the chunk's `data` is then empty. After the headers are
    * out a local reply, a reset or a stop at the end can only reset the stream.
    */
   responseData(chunk: Buffer, endOfStream: boolean): DataResult | Promise<DataResult> {
@@ -528,9 +574,9 @@ export class RequestFilters {
       if (a.kind !== 'wasm' || !a.stream) continue;
       if (data.length === 0 && !endOfStream) break;
       const out = direction === 'request' ? a.stream.requestBodyNow(data, endOfStream) : a.stream.responseBodyNow(data, endOfStream);
-      if (out instanceof Promise || (endOfStream && this.#mayContinue(a, out))) return this.#dataAfter(direction, a, i, out, endOfStream);
-      const next = this.#dataStep(direction, a, out, endOfStream);
-      if (next.kind !== 'data') return next;
+      if (out instanceof Promise || (endOfStream && this.#holds(out))) return this.#dataAfter(direction, a, i, out, endOfStream);
+      const next = this.#dataStep(direction, a, out, endOfStream, i);
+      if (next.kind !== 'data' || next.full) return next;
       data = next.data;
     }
     return { kind: 'data', data };
@@ -539,19 +585,44 @@ export class RequestFilters {
   /** A chunk's outcome that waits: an http_call, or a stop at the end of the body that the filter may continue itself. */
   async #dataAfter(direction: 'request' | 'response', a: WasmActive, i: number, pending: BodyOutcome | Promise<BodyOutcome>, endOfStream: boolean): Promise<DataResult> {
     let out = await pending;
-    if (endOfStream && this.#mayContinue(a, out)) {
+    if (endOfStream && this.#holds(out)) {
       const o = await this.#continued(a, direction);
       // The stream is over (the client left): nothing more goes through.
       if (o.action === 'cancelled') return { kind: 'reset' };
       out = this.#withBody(a, direction, o);
     }
-    const next = this.#dataStep(direction, a, out, endOfStream);
-    return next.kind !== 'data' ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
+    const next = this.#dataStep(direction, a, out, endOfStream, i);
+    return next.kind !== 'data' || next.full ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
   }
 
-  #dataStep(direction: 'request' | 'response', a: WasmActive, out: BodyOutcome, endOfStream: boolean): DataResult {
+  /**
+   * Filter `i` stopped a chunk mid-stream and may continue itself: when it
+   * does, the bytes it held go on through the filters after it to
+   * `released` (see there) without waiting for the next chunk.
+   */
+  #watchBodyStop(direction: 'request' | 'response', a: WasmActive, i: number): void {
+    const bit = direction === 'request' ? 1 : 2;
+    if ((a.watching & bit) !== 0) return;
+    a.watching |= bit;
+    void this.#continued(a, direction).then((o) => {
+      a.watching &= ~bit;
+      const deliver = this.released[direction];
+      if (o.action === 'cancelled' || this.#completed || deliver === undefined) return;
+      if (o.action !== 'continue') return deliver(this.#dataStep(direction, a, o as BodyOutcome, false));
+      const held = a.stream!.takeBody(direction);
+      if (held.length > 0) deliver(this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), asBuffer(held), false));
+    });
+  }
+
+  #dataStep(direction: 'request' | 'response', a: WasmActive, out: BodyOutcome, endOfStream: boolean, i = -1): DataResult {
     if (out.action === 'continue') return { kind: 'data', data: asBuffer(out.body) };
-    if (out.action === 'pause' && !endOfStream) return a.stream!.bufferedBytes(direction) > this.#bufferLimit ? TOO_LARGE : { kind: 'data', data: EMPTY };
+    if (out.action === 'pause' && !endOfStream) {
+      if (i >= 0) this.#watchBodyStop(direction, a, i);
+      // Past the limit: 413 / 500 / a reset for StopIterationAndBuffer; backpressure for StopIterationAndWatermark
+      // (filter_manager.cc: buffer_was_streaming picks onDecoderFilterAboveWriteBufferHighWatermark over requestDataTooLarge).
+      if (a.stream!.bufferedBytes(direction) > this.#bufferLimit) return out.watermark ? FULL : TOO_LARGE;
+      return { kind: 'data', data: EMPTY };
+    }
     if (out.action === 'local_reply') return { kind: 'reply', reply: fromWasm(out.reply) };
     this.#stats.wasmFailures.inc({ filter: a.name });
     return { kind: 'reset' };
@@ -560,13 +631,14 @@ export class RequestFilters {
   #outcome(a: WasmActive, out: { action: string; reply?: WasmLocalReply }): PhaseResult | undefined {
     if (out.action === 'continue') return undefined;
     if (out.action === 'local_reply' && out.reply) return { kind: 'reply', reply: fromWasm(out.reply) };
-    // pause with nothing to resume it, or close: Envoy would reset the stream; the failure policy decides.
+    // close (proxy_close_stream), or a failed VM's reset: the failure policy decides.
     this.#stats.wasmFailures.inc({ filter: a.name });
     if (a.failOpen) return undefined;
     return { kind: 'reply', reply: localReplies.filterFailed() };
   }
 
   complete(): void {
+    this.#completed = true;
     // Envoy's on_log reads the access log's maps, the same for every filter: the request
     // headers as the last filter left them, the response as the first (the last encoder) did.
     let request: HttpStream | undefined;

@@ -40,6 +40,8 @@ export const localReplies = {
   rbacDenied: (): LocalReply => ({ status: 403, body: 'RBAC: access denied', headers: [], flag: 'RBAC' }),
   /** A filter buffered more of the request body than the buffer limit (Envoy's FilterManager). */
   payloadTooLarge: (): LocalReply => ({ status: 413, body: 'Payload Too Large', headers: [], flag: '-' }),
+  /** A filter held the response headers with StopAllIterationAndBuffer and the body outgrew the buffer limit (Envoy's responseDataTooLarge). */
+  responsePayloadTooLarge: (): LocalReply => ({ status: 500, body: 'Internal Server Error', headers: [], flag: '-', details: 'response_payload_too_large' }),
   /** The overload manager's stop_accepting_requests (Envoy's connection manager, response flag OM). */
   overloaded: (): LocalReply => ({ status: 503, body: 'envoy overloaded', headers: [], flag: 'OM' }),
   filterFailed: (): LocalReply => ({ status: 503, body: 'wasm filter failed', headers: [], flag: 'WF' }),

@@ -152,6 +152,7 @@ function readBody(source: Req, limit: number, stream: Stream): Promise<Buffer | 
       // node ends an h2 request its client reset too ('aborted' first): that is a body cut short, as a close.
       if ((source as Http2ServerRequest).aborted === true) return;
       ended = true;
+      stream.decodeComplete = true;
       if (rest) rest.push(null);
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
@@ -455,6 +456,8 @@ class Stream {
   /** A request body that streams upstream (past the buffer limit, or gRPC), and its request: dropped if the stream ends before it does. */
   streamedBody: Readable | undefined;
   streamedReq: Req | undefined;
+  /** The whole request arrived (Envoy's remoteDecodeComplete): a timeout answers 504 rather than 408. */
+  decodeComplete = false;
   #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
   #durationTimer: NodeJS.Timeout | undefined;
@@ -501,15 +504,27 @@ class Stream {
   }
 
   requestReceived(): void {
+    this.decodeComplete = true;
     clearTimeout(this.#requestTimer);
     this.#requestTimer = undefined;
+  }
+
+  /**
+   * A stream timeout's status, as Envoy's maybeRequestTimeoutCode
+   * (source/common/http/utility.cc, used by conn_manager_impl.cc's
+   * onIdleTimeout and onStreamMaxDurationReached): 504 once the whole
+   * request arrived, else 408, after which an HTTP/1.x connection closes.
+   */
+  timeoutReply(body: string, flag: string, grpcHeaders: HeaderPairs = []): LocalReply {
+    if (this.decodeComplete) return { status: 504, body, headers: grpcHeaders, flag };
+    return { status: 408, body, headers: this.h2 ? grpcHeaders : [...grpcHeaders, ['connection', 'close']], flag };
   }
 
   expire(body: string, flag: string): void {
     if (this.finished) return;
     if (this.upgraded) return this.upgraded(flag);
     this.downstream.abort();
-    this.reply({ status: 408, body, headers: this.h2 ? [] : [['connection', 'close']], flag });
+    this.reply(this.timeoutReply(body, flag));
   }
 
   /** The route's idle_timeout in place of the connection manager's stream_idle_timeout (0: none). */
@@ -529,7 +544,7 @@ class Stream {
     this.hs.rqMaxDurationReached.value++;
     if (this.upgraded) return this.upgraded('DT');
     this.downstream.abort();
-    this.reply({ status: 408, body: 'downstream duration timeout', headers: this.grpc ? [['grpc-status', '4']] : this.h2 ? [] : [['connection', 'close']], flag: 'DT' });
+    this.reply(this.timeoutReply('downstream duration timeout', 'DT', this.grpc ? [['grpc-status', '4']] : []));
   }
 
   /** The access log's response flags: the stream's own with the router's retry flag and the fault filter's DI. */
@@ -633,7 +648,7 @@ class Stream {
           if (this.finished) return;
           if (d.kind === 'reply') return this.reply(d.reply);
           if (d.kind !== 'data') {
-            // A reset, or a stop at the end of the body that nothing resumes: as for an upstream response (ResponseSink).
+            // A reset, or more held than the buffer limit: as for an upstream response (ResponseSink).
             this.res.destroy();
             return this.finish(status, 'LR');
           }
@@ -775,6 +790,26 @@ async function whileHeld<T>(pending: Promise<T>, downstream: Downstream, filters
   } finally {
     downstream.onAbort = undefined;
   }
+}
+
+/**
+ * A filter holds the request headers: as Envoy's filter manager, the body is
+ * read into the buffer meanwhile (handleDataIfStopAll in filter_manager.cc).
+ * Held with 1 or 4 (StopAllIterationAndWatermark) reading pauses at the
+ * buffer limit (backpressure); held with 3 (StopAllIterationAndBuffer), past
+ * the limit the request gets 413 (downstream_rq_too_large), through the
+ * filters (requestDataTooLarge). The body read, or a Readable of it past the
+ * limit, is the request's body once the filters let go.
+ */
+function readWhileHeld(req: Req, filters: RequestFilters, stream: Stream): Promise<Buffer | Readable> {
+  const reading = readBody(req, stream.hcm.bufferLimitBytes, stream);
+  reading.then((read) => {
+    if (Buffer.isBuffer(read) || filters.heldHeaders('request') !== 'buffer') return;
+    discardBody(req, read);
+    stream.hs.rqTooLarge.value++;
+    filters.cancelHeld(localReplies.payloadTooLarge());
+  }, ignoreError);
+  return reading;
 }
 
 /** A request phase of the filters ended the request: their reply, or (the wait was abandoned) the one a body stop left, or DC. */
@@ -972,8 +1007,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed) streamed.once('aborted', () => downstream.abort());
     // No body to come: the headers end the request (the filters see end_of_stream with them).
     const noBody = streamed === undefined && bodiless(req, h2);
+    if (noBody) stream.decodeComplete = true;
     let body: Buffer | null = noBody ? EMPTY : null;
 
+    /** The body, read while a filter held the headers (readWhileHeld). */
+    let reading: Promise<Buffer | Readable> | undefined;
     let upstreamHeaders = headers;
     let routeNow = route;
     if (filters?.hasFilters) {
@@ -981,11 +1019,14 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // the headers arrive, before the body is read (Envoy's decodeHeaders): an auth filter's 401 does not wait
       // for an upload, and a filter holding the headers holds the body back too (backpressure).
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
+      if (!noBody && !streamed) filters.requestHeld = () => (reading ??= readWhileHeld(req, filters!, stream));
       let req1 = filters.requestHeaders(filterHeaders, noBody);
       if (req1 instanceof Promise) req1 = await whileHeld(req1, downstream, filters);
       if (req1.kind === 'reply') {
         // The body no one will read is dropped as it comes.
         if (!noBody && !streamed) req.resume();
+        // Read while held: past the limit, the rest is dropped too.
+        void reading?.then((r) => Buffer.isBuffer(r) || discardBody(req, r), ignoreError);
         if (streamed && req1.reply === ABANDONED) discardBody(req, streamed);
         return filtersReplied(stream, req1.reply);
       }
@@ -1009,7 +1050,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       }
     }
     if (!streamed && !noBody) {
-      const read = await readBody(req, hcm.bufferLimitBytes, stream);
+      const read = await (reading ?? readBody(req, hcm.bufferLimitBytes, stream));
       if (Buffer.isBuffer(read)) body = read;
       else streamed = read;
     }
@@ -1253,11 +1294,15 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   let headers = mutatedResponseHeaders(outcome.headers, mutations, setCookies);
   if (filters?.hasWasm) {
     stream.encoding = true;
-    let start = filters.responseHeaders([[':status', String(status)], ...headers], outcome.kind === 'response' && outcome.body.length === 0);
+    const empty = outcome.kind === 'response' && outcome.body.length === 0;
+    let start = filters.responseHeaders([[':status', String(status)], ...headers], empty);
     if (start instanceof Promise) start = await start;
+    // A filter holds the 101 (or the refusal): nothing goes to the client until it continues them.
+    while (start.kind === 'buffer') start = await filters.responseContinued(start.from, start.headers, empty);
     if (start.kind === 'reply') {
       done();
       if (outcome.kind === 'switched') outcome.socket.destroy();
+      if (start.reply === ABANDONED) return stream.finish(0, 'DC');
       return stream.reply(start.reply);
     }
     headers = withoutPseudo(start.headers);
@@ -1320,19 +1365,25 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
  * answers, resets, or holds more than the buffer limit.
  */
 function upgradeFilter(filters: RequestFilters, direction: 'request' | 'response', stop: () => void): Transform {
-  return throughFilters(direction === 'request' ? (chunk, end) => filters.requestData(chunk, end) : (chunk, end) => filters.responseData(chunk, end), stop);
+  const through = throughFilters(direction === 'request' ? (chunk, end) => filters.requestData(chunk, end) : (chunk, end) => filters.responseData(chunk, end), stop);
+  filters.released[direction] = through.released;
+  return through;
 }
 
 /**
  * Bytes through the wasm filters' body phase (`phase`): each chunk as it
  * comes, then an empty last one with end_of_stream (unless `skipEnd` says the
  * source ended without finishing). Whatever is not data (a reply, a reset,
- * too much held) goes to `onStop`.
+ * too much held) goes to `onStop`. `released` takes what a filter lets go of
+ * between chunks (RequestFilters.released).
  */
-function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Promise<DataResult>, onStop: (r: DataResult) => void, skipEnd?: () => boolean): Transform {
+function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Promise<DataResult>, onStop: (r: DataResult) => void, skipEnd?: () => boolean): Transform & { released: (r: DataResult | Promise<DataResult>) => void } {
+  /** A filter holds more than the limit with StopIterationAndWatermark: the next chunk waits for what it lets go of. */
+  let blocked: (() => void) | undefined;
   const apply = (r: DataResult, done: () => void): void => {
     if (r.kind === 'data') {
       if (r.data.length > 0) out.push(r.data);
+      if (r.full) return void (blocked = done);
       return done();
     }
     done();
@@ -1352,8 +1403,20 @@ function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Pro
       step(EMPTY, true, done);
     },
   });
-  return out;
+  const released = (r: DataResult | Promise<DataResult>): void => {
+    if (out.destroyed || out.writableFinished) return;
+    const unblock = (x: DataResult): void => {
+      const done = blocked ?? noop;
+      blocked = undefined;
+      apply(x, done);
+    };
+    if (r instanceof Promise) r.then(unblock, ignoreError);
+    else unblock(r);
+  };
+  return Object.assign(out, { released });
 }
+
+function noop(): void {}
 
 /** The upstream's response headers as they go downstream: without hop-by-hop headers, with the route's mutations and any cookie a hash policy set. */
 function mutatedResponseHeaders(upstream: HeaderPairs, mutations: HeaderMutationConfig[], setCookies: HeaderPairs): HeaderPairs {
@@ -1378,10 +1441,10 @@ function responseHeaders(upstream: UpstreamResponse, mutations: HeaderMutationCo
 /**
  * Wasm filters see the response headers, then its body as it streams through
  * (respond, with the filters). When one of them holds the headers until it
- * continues them itself (a tick, an http_call) the body is read whole
- * meanwhile, then filtered and sent with its new length. The stream is finished (or answered with a local
- * reply) when the response is done; a promise only while a filter waits on
- * an http_call or the body is being read whole.
+ * continues them itself (a tick, an http_call) the body is buffered
+ * meanwhile (respondHeld). The stream is finished (or answered with a local
+ * reply) when the response is done; a promise only while a filter holds
+ * the headers or waits on an http_call.
  */
 function respondFiltered(
   stream: Stream,
@@ -1417,12 +1480,21 @@ function respondFilteredFrom(stream: Stream, upstream: UpstreamResponse, filters
 }
 
 /**
- * A filter holds the response headers until it continues them itself: the
- * upstream body is not read meanwhile (backpressure, as Envoy's watermark),
- * then the headers go on and the body streams through the filters. The client
- * leaving (or the stream ending otherwise) ends the wait.
+ * A filter holds the response headers until it continues them itself. The
+ * upstream body is read into a buffer meanwhile, as Envoy's filter manager
+ * buffers the data of a filter that stopped all iteration
+ * (handleDataIfStopAll, filter_manager.cc): held with 1 or 4
+ * (StopAllIterationAndWatermark) up to the buffer limit, then backpressure;
+ * held with 3 (StopAllIterationAndBuffer), past the limit the client gets
+ * 500 (responseDataTooLarge: sent directly, not through the filters, as the
+ * response headers are already in the filter chain). Once the filter
+ * continues, the headers go on and the filter gets what was buffered in one
+ * body call, then the rest as it streams. The client leaving (or the stream
+ * ending otherwise) ends the wait.
  */
 async function respondHeld(stream: Stream, upstream: UpstreamResponse, filters: RequestFilters, start: ResponseStart & { kind: 'buffer' }, release: () => void, empty: boolean): Promise<void> {
+  const held = empty ? undefined : new HeldBody(stream, filters);
+  if (held) upstream.body.pipe(held);
   let next: ResponseStart = start;
   while (next.kind === 'buffer') next = await filters.responseContinued(next.from, next.headers, empty);
   if (next.kind === 'reply' && next.reply === ABANDONED) {
@@ -1430,7 +1502,53 @@ async function respondHeld(stream: Stream, upstream: UpstreamResponse, filters: 
     release();
     return stream.finish(0, 'DC');
   }
+  if (next.kind === 'stream') {
+    respond(stream, upstream, filteredStatus(next.headers, upstream.status), withoutPseudo(next.headers), release, empty ? undefined : filters, held);
+    return undefined;
+  }
   return respondFilteredFrom(stream, upstream, filters, next, release, empty);
+}
+
+/** The upstream body that arrives while a filter holds the response headers (respondHeld). */
+class HeldBody implements BodySink {
+  chunks: Buffer[] = [];
+  size = 0;
+  ended = false;
+  trailers: HeaderPairs = [];
+  failed: Error | undefined;
+
+  constructor(
+    readonly stream: Stream,
+    readonly filters: RequestFilters,
+  ) {}
+
+  data(c: Buffer): boolean {
+    this.stream.touch();
+    this.chunks.push(c);
+    this.size += c.length;
+    const limit = this.stream.hcm.bufferLimitBytes;
+    if (this.filters.heldHeaders('response') !== 'buffer') return this.size < limit;
+    if (this.size <= limit) return true;
+    this.stream.hs.rsTooLarge.value++;
+    this.filters.cancelHeld(localReplies.responsePayloadTooLarge());
+    return false;
+  }
+
+  end(trailers: HeaderPairs): void {
+    this.ended = true;
+    this.trailers = trailers;
+  }
+
+  error(e: Error): void {
+    this.failed = e;
+  }
+
+  /** What was buffered, handed over (once). */
+  take(): Buffer {
+    const c = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    this.chunks = [];
+    return c;
+  }
 }
 
 /** The status a filter left in :status, if it is a valid one. */
@@ -1448,7 +1566,7 @@ function filteredStatus(headers: HeaderPairs, upstream: number): number {
  * reset the stream after the headers were out); in all but DC the downstream
  * stream is reset, as Envoy resets it once headers are out.
  */
-function respond(stream: Stream, upstream: UpstreamResponse, status: number, headers: HeaderPairs, release: () => void, filters?: RequestFilters): void {
+function respond(stream: Stream, upstream: UpstreamResponse, status: number, headers: HeaderPairs, release: () => void, filters?: RequestFilters, held?: HeldBody): void {
   const res = stream.res;
   const h2res = (res as Http2ServerResponse).stream !== undefined ? (res as Http2ServerResponse) : undefined;
   // HTTP/1.x sends its head with the first body bytes by itself; on h2 the
@@ -1460,7 +1578,9 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
   if (sink.corked) res.cork();
   writeHead(stream, status, headers, last);
   res.on('close', () => sink.closed());
-  upstream.body.pipe(sink);
+  if (filters) filters.released.response = (r) => sink.released(r);
+  if (held && filters) sink.takeHeld(held);
+  else upstream.body.pipe(sink);
   // The client left before the response could start (while a filter held its headers): the close was missed.
   if (stream.clientGone) sink.closed();
 }
@@ -1482,6 +1602,8 @@ class ResponseSink implements BodySink {
   corked: boolean;
   /** With filters: the chunk that completes a known content-length carries end_of_stream. */
   readonly expected: number;
+  /** A filter holds more than the buffer limit with StopIterationAndWatermark: the body waits until it lets go. */
+  full = false;
 
   constructor(
     readonly stream: Stream,
@@ -1521,6 +1643,38 @@ class ResponseSink implements BodySink {
     return this.filtered(c, last);
   }
 
+  /**
+   * The body that arrived while a filter held the headers: to the filters in
+   * one call (with end_of_stream when it is the whole body), as Envoy hands a
+   * filter its buffered body when it continues (commonContinue's doData);
+   * then the rest as it comes.
+   */
+  takeHeld(held: HeldBody): void {
+    if (held.failed) return this.error(held.failed);
+    // The headers go out as the filter continues them, before the body (HTTP/1.x would hold them for the first bytes).
+    if (!this.headOut) this.write(EMPTY);
+    const c = held.take();
+    if (held.ended && held.trailers.length === 0) {
+      this.stream.touch();
+      this.received += c.length;
+      this.endSent = true;
+      this.filtered(c, true);
+      return this.end([]);
+    }
+    if (c.length > 0) this.data(c);
+    if (held.ended) this.end(held.trailers);
+    else this.upstream.body.pipe(this);
+  }
+
+  /** Bytes a filter stopped mid-body and then continued itself (RequestFilters.released): out now, in order with the rest. */
+  released(r: DataResult | Promise<DataResult>): void {
+    if (this.settled) return;
+    // The filter let go: reading goes on (unless the bytes fill another filter).
+    this.full = false;
+    if (this.pending || r instanceof Promise) this.queue(() => r);
+    else if (this.deliver(r) && !this.full) this.upstream.body.resume();
+  }
+
   filtered(c: Buffer, last: boolean): boolean {
     const r = this.filters!.responseData(c, last);
     if (r instanceof Promise) {
@@ -1539,6 +1693,12 @@ class ResponseSink implements BodySink {
       this.upstream.body.destroy();
       return false;
     }
+    if (r.full) {
+      // StopIterationAndWatermark past the limit: no more of the body is read until the filter lets go (released).
+      this.full = true;
+      if (!this.headOut) this.write(EMPTY);
+      return false;
+    }
     if (r.data.length > 0) return this.write(r.data);
     // A filter holds the body: the headers it let through go out now, as Envoy sends them once every filter continued them.
     if (!this.headOut) this.write(EMPTY);
@@ -1552,7 +1712,7 @@ class ResponseSink implements BodySink {
     const tail = run.then(() => {
       if (this.pending !== tail) return;
       this.pending = undefined;
-      if (!this.settled) this.upstream.body.resume();
+      if (!this.settled && !this.full) this.upstream.body.resume();
     });
     this.pending = tail;
     return false;
@@ -1567,7 +1727,7 @@ class ResponseSink implements BodySink {
       this.corked = false;
       process.nextTick(uncork, res);
     }
-    if (!ok) res.once('drain', () => this.upstream.body.resume());
+    if (!ok) res.once('drain', () => this.full || this.upstream.body.resume());
     return ok;
   }
 
@@ -1642,6 +1802,7 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
     // node ends a reset h2 stream too (after 'aborted'): not a finished body for the filters.
     () => stream.downstream.aborted,
   );
+  filters.released.request = out.released;
   source.pipe(out);
   // A gRPC call's body, straight from the client: its bytes as they arrive (readBody counted the others').
   if (source === stream.streamedReq) source.on('data', (c: Buffer) => (stream.log.bytes_received += c.length));

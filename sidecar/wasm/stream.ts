@@ -23,11 +23,17 @@ export type StreamOutcome =
   /** The filter reset the stream (proxy_close_stream). */
   | { action: 'close' };
 
-/** For body phases `continue` carries the bytes to forward (everything buffered so far). */
-export type BodyOutcome = Exclude<StreamOutcome, { action: 'continue' }> | { action: 'continue'; body: Uint8Array };
+/**
+ * For body phases `continue` carries the bytes to forward (everything
+ * buffered so far). `pause` with `watermark`: the filter returned
+ * StopIterationAndWatermark (2), so what it holds past the buffer limit
+ * calls for backpressure, not 413 / 500 (Envoy's buffer_was_streaming).
+ */
+export type BodyOutcome = Exclude<StreamOutcome, { action: 'continue' | 'pause' }> | { action: 'pause'; watermark?: true } | { action: 'continue'; body: Uint8Array };
 
 const CONTINUE: StreamOutcome = Object.freeze({ action: 'continue' });
 const PAUSE: StreamOutcome = Object.freeze({ action: 'pause' });
+const PAUSE_WATERMARK: BodyOutcome = Object.freeze({ action: 'pause', watermark: true });
 const CLOSE: StreamOutcome = Object.freeze({ action: 'close' });
 /** A body the module cannot reach now: Envoy still hands out a buffer, empty and not writable. */
 const NO_BODY = new HostBuffer(new Uint8Array(0), false);
@@ -48,6 +54,14 @@ export interface HttpStream {
   responseTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome>;
   /** The body bytes the filter held, handed over (it continued at the trailers, so they go on before them). */
   takeBody(direction: 'request' | 'response'): Uint8Array;
+  /**
+   * How the filter holds this direction's headers now, if it does: `buffer`
+   * (it returned 3, StopAllIterationAndBuffer: Envoy reads the body into its
+   * buffer meanwhile and answers 413 / 500 past the buffer limit) or
+   * `watermark` (1 or 4: Envoy reads up to the limit, then applies
+   * backpressure).
+   */
+  heldHeaders(direction: 'request' | 'response'): 'buffer' | 'watermark' | undefined;
   /**
    * Resolves once a paused direction is decided later (continue_stream from a
    * tick, an http_call's answer or a queue callback, a local reply, a reset, a
@@ -133,6 +147,8 @@ export class HttpStreamContext implements HttpStream, HostContext {
    * under which no body or trailers callback of that direction runs.
    */
   private heldAll = 0;
+  /** Of heldAll, the directions whose headers callback returned 3: StopAllIterationAndBuffer, under which Envoy reads and buffers the body meanwhile. */
+  private heldBuffering = 0;
   private calls: Set<number> | undefined;
   private waiters: (() => void)[] | undefined;
   private completed = false;
@@ -223,6 +239,12 @@ export class HttpStreamContext implements HttpStream, HostContext {
     return this.drain(direction);
   }
 
+  heldHeaders(direction: Direction): 'buffer' | 'watermark' | undefined {
+    const held = direction === 'request' ? 1 : 2;
+    if ((this.heldAll & held) === 0 || !this.paused[direction]) return undefined;
+    return (this.heldBuffering & held) !== 0 ? 'buffer' : 'watermark';
+  }
+
   complete(logged?: LoggedStreams): void {
     if (this.completed) return;
     this.completed = true;
@@ -255,18 +277,21 @@ export class HttpStreamContext implements HttpStream, HostContext {
     const stopped = status !== undefined && (endOfStream === undefined ? status !== 0 : status !== HeadersStatus.Continue && status !== HeadersStatus.ContinueAndEndStream);
     if (!stopped) this.live &= ~bit;
     // A headers stop is StopAllIterationAndWatermark in Envoy's host: nothing more of this direction until the filter continues.
-    else if (endOfStream !== undefined && !(direction === 'request' ? this.resumedRequest : this.resumedResponse)) this.heldAll |= held;
+    else if (endOfStream !== undefined && !(direction === 'request' ? this.resumedRequest : this.resumedResponse)) {
+      this.heldAll |= held;
+      if (status === HeadersStatus.StopAllIterationAndBuffer) this.heldBuffering |= held;
+    }
     const outcome = this.after(direction, stopped);
     if (endOfStream !== undefined && outcome === PAUSE) this.warnStalled(direction, callback);
     return outcome;
   }
 
-  /** A headers callback stopped with nothing that could continue it: said once, as it would hang in Envoy. */
+  /** A headers callback stopped with nothing that could continue it: said once, as the stream hangs (here as in Envoy) until a timeout ends it. */
   private warnStalled(direction: Direction, callback: string): void {
     if (this.resumable) return;
     this.owner.warnOnce?.(
       `${direction}-headers-stalled`,
-      `${callback} stopped the ${direction} with no http_call in flight and no tick period, so nothing can continue it: Envoy calls no body callback until the filter continues the stream itself (it turns StopIteration from a headers callback into StopAllIterationAndWatermark) and would hold this ${direction} until a timeout; continue the headers and return StopIterationAndBuffer from the body callback to see the body first (docs/writing-filters.md)`,
+      `${callback} stopped the ${direction} with no http_call in flight, no gRPC stream open and no tick period, so nothing can continue it: Envoy calls no body callback until the filter continues the stream itself (it turns StopIteration from a headers callback into StopAllIterationAndWatermark), so this ${direction} is held, as Envoy holds it, until a timeout ends the stream (stream_idle_timeout: 504, or 408 while the request is incomplete); continue the headers and return StopIterationAndBuffer from the body callback to see the body first (docs/writing-filters.md)`,
     );
   }
 
@@ -274,6 +299,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
     const buffer = direction === 'request' ? (this.requestBody ??= new HostBuffer()) : (this.responseBody ??= new HostBuffer());
     const bytes = typeof chunk === 'string' ? encodeUtf8(chunk) : chunk;
     if (direction === 'request') this.requestReceived += bytes.length;
+    const heldBefore = buffer.length;
     buffer.append(bytes);
     const early = this.before(direction);
     if (early !== undefined) return early.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : early;
@@ -297,13 +323,19 @@ export class HttpStreamContext implements HttpStream, HostContext {
       this.live &= ~trailersBit;
     }
     const stopped = status !== undefined && status !== DataStatus.Continue;
+    // StopIterationNoBuffer (3, and anything above: cpp-host's convertVmCallResultToFilterDataStatus): Envoy's
+    // filter manager keeps no copy of this chunk (commonHandleAfterDataCallback), so its bytes go no further;
+    // what was buffered before it stays.
+    if (stopped && status >= DataStatus.StopIterationNoBuffer && this.vm.failure === undefined) buffer.replaceAll(buffer.slice(0, Math.min(heldBefore, buffer.length)));
+    const watermark = status === DataStatus.StopIterationAndWatermark;
     const outcome = this.after(direction, stopped);
-    if (outcome instanceof Promise) return outcome.then((o) => this.bodyOutcome(direction, o));
-    return this.bodyOutcome(direction, outcome);
+    if (outcome instanceof Promise) return outcome.then((o) => this.bodyOutcome(direction, o, watermark));
+    return this.bodyOutcome(direction, outcome, watermark);
   }
 
-  private bodyOutcome(direction: Direction, outcome: StreamOutcome): BodyOutcome {
-    return outcome.action === 'continue' ? { action: 'continue', body: this.drain(direction) } : outcome;
+  private bodyOutcome(direction: Direction, outcome: StreamOutcome, watermark = false): BodyOutcome {
+    if (outcome.action === 'continue') return { action: 'continue', body: this.drain(direction) };
+    return watermark && outcome === PAUSE ? PAUSE_WATERMARK : (outcome as BodyOutcome);
   }
 
   private drain(direction: Direction): Uint8Array {
@@ -380,7 +412,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private failurePolicy(): StreamOutcome {
     if (this.owner.failurePolicy === 'fail_open') {
       this.bypass = true;
-      this.heldAll = 0;
+      this.heldAll = this.heldBuffering = 0;
       this.paused.request = this.paused.response = false;
       return CONTINUE;
     }
@@ -533,6 +565,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
     this.setResumed(direction, true);
     this.paused[direction] = false;
     this.heldAll &= direction === 'request' ? ~1 : ~2;
+    this.heldBuffering &= this.heldAll;
     this.notify();
     return WasmResult.Ok;
   }

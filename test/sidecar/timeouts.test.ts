@@ -72,7 +72,7 @@ test('the route timeout covers the response body: a body still streaming when it
   assert.equal(ok.body, 'first;rest');
 });
 
-test('stream_idle_timeout: a stream with no bytes either way for that long gets 408 stream timeout', { timeout: 30_000 }, async () => {
+test('stream_idle_timeout: a stream with no bytes either way for that long gets 504 stream timeout (the request arrived whole: Envoy\'s maybeRequestTimeoutCode)', { timeout: 30_000 }, async () => {
   const mesh = await TestMesh.start({ translator: withFields({ stream_idle_timeout: '0.3s' }) });
   closers.push(() => mesh.close());
   const silent = await startApp('silent', (_req, res) => {
@@ -88,7 +88,7 @@ test('stream_idle_timeout: a stream with no bytes either way for that long gets 
   });
   const caller = await mesh.sidecar('caller', 8000);
   const r = await rawRequest(caller.outboundPort, 'silent', '/');
-  assert.equal(r.status, 408);
+  assert.equal(r.status, 504);
   assert.equal(r.body, 'stream timeout');
   assert.ok(r.ms < 2500, `ended by the idle timeout (${r.ms} ms)`);
   // Bytes keep a stream alive: a body trickling in every 100 ms outlives 300 ms of idle timeout.
@@ -203,7 +203,7 @@ test("a route's idle_timeout replaces the connection manager's stream_idle_timeo
   // Route 0.3 s under the HCM's default 5 min: the route's wins.
   const tight = await setup({}, { idle_timeout: '0.3s' });
   const r = await rawRequest(tight.outboundPort, 'dawdler', '/long');
-  assert.equal(r.status, 408);
+  assert.equal(r.status, 504);
   assert.equal(r.body, 'stream timeout');
   assert.ok(r.ms < 2500, `ended by the route's idle timeout (${r.ms} ms)`);
   // HCM 0.3 s, route 0s: the route has no idle timeout at all.

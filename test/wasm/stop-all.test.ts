@@ -98,7 +98,7 @@ test('stopping the headers with nothing to continue them: stalled, no body callb
   assert.deepEqual(codes(requests.logs), [], 'proxy_on_request_body never ran');
   const warned = warnings(requests.logs);
   assert.equal(warned.length, 1, JSON.stringify(warned));
-  assert.match(warned[0]!, /^proxy_on_request_headers stopped the request with no http_call in flight and no tick period, so nothing can continue it: Envoy calls no body callback/);
+  assert.match(warned[0]!, /^proxy_on_request_headers stopped the request with no http_call in flight, no gRPC stream open and no tick period, so nothing can continue it: Envoy calls no body callback/);
 
   const responses = await loadFilter(await holder({ stopResponse: true }));
   const r = await responses.request({}, { status: 200, body: 'world' });
