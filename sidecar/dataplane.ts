@@ -94,6 +94,12 @@ export class DataPlane {
   }
   /** The first full config was applied (Envoy's init manager runs once: later updates never make it unready). */
   #initialized = false;
+  #markInitialized: () => void = () => undefined;
+  /**
+   * Resolves when the sidecar becomes ready. Not only after an xDS response: the last thing initialization waits for
+   * may be a cluster's first health-check round.
+   */
+  readonly initialized: Promise<void> = new Promise((resolve) => (this.#markInitialized = resolve));
   /** The version each active cluster runs: while an update of it warms, the one before (config_dump's dynamic_active_clusters). */
   readonly #servingClusters = new Map<string, Held<'cluster'>>();
   /**
@@ -142,6 +148,8 @@ export class DataPlane {
     this.#collectors = options.collectors ?? new Map();
     this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
     this.clusters = new ClusterManager(stats, this.tls);
+    // A cluster's first health-check round may be what the sidecar's initialization waited for last.
+    this.clusters.onClusterInitialized = () => this.#publishState();
     // Filters log at the wasm logger's level (info unless --log-level, --component-log-level or /logging says otherwise);
     // they read the proxy's node (node.id, node.cluster: the service) as in Envoy.
     const properties = options.node ? { 'xds.node.id': options.node.id, 'xds.node.cluster': options.node.cluster } : undefined;
@@ -471,6 +479,7 @@ export class DataPlane {
       this.#initialized = true;
       // From now on a cluster added or changed without its assignment warms apart, as Envoy's after its initialization.
       this.clusters.warmAfterInit = true;
+      this.#markInitialized();
     }
     return this.#initialized;
   }
@@ -480,6 +489,8 @@ export class DataPlane {
     if (this.#held.listener.size === 0) return false;
     return (
       this.wanted('endpoint').every((n) => this.#held.endpoint.has(n) || this.#toldAbsent.endpoint.has(n)) &&
+      // As Envoy's cluster manager initializes a health-checked cluster only once its hosts' first round completed.
+      this.clusters.initialized() &&
       this.wanted('route').every((n) => this.#held.route.has(n)) &&
       this.wanted('extension').every((n) => this.#held.extension.has(n) || this.#toldAbsent.extension.has(n)) &&
       this.wanted('secret').every((n) => this.#held.secret.has(n))
@@ -505,6 +516,11 @@ export class DataPlane {
         const refused = this.#rejected[kind].get(name);
         out.push(`${labels[kind]} ${name}${refused ? ` (version ${JSON.stringify(refused.version)} NACKed: ${refused.details})` : ''}`);
       }
+    }
+    // Clusters whose hosts' first health-check round is still running (at start, or a warming one).
+    const built = [...this.clusters.clusters.values(), ...[...this.clusters.warming.values()].flatMap((w) => (w.cluster ? [w.cluster] : []))];
+    for (const c of built) {
+      if (c.pendingInitChecks > 0) out.push(`health checks: cluster ${c.name}, its hosts' first round (${c.pendingInitChecks} checks to complete)`);
     }
     return out;
   }
