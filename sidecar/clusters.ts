@@ -572,10 +572,13 @@ export class ClusterManager {
   readonly #assignments = new Map<string, Assignment>();
   readonly #stats: SidecarStats;
   readonly #tls: TlsContexts | undefined;
+  /** Clusters the bootstrap defines (xds_cluster, weft_otel): Envoy's active_clusters counts them too. */
+  readonly #bootstrapClusters: number;
 
-  constructor(stats: SidecarStats, tls?: TlsContexts) {
+  constructor(stats: SidecarStats, tls?: TlsContexts, bootstrapClusters = 0) {
     this.#stats = stats;
     this.#tls = tls;
+    this.#bootstrapClusters = bootstrapClusters;
     this.#publish();
   }
 
@@ -695,10 +698,10 @@ export class ClusterManager {
     this.#publish();
   }
 
-  /** Envoy's cluster_manager.active_clusters and .warming_clusters. */
+  /** Envoy's cluster_manager.active_clusters (the bootstrap's clusters too) and .warming_clusters. */
   #publish(): void {
     const before = this.#stats.warmingClusters.get();
-    this.#stats.activeClusters.set(this.clusters.size);
+    this.#stats.activeClusters.set(this.#bootstrapClusters + this.clusters.size);
     this.#stats.warmingClusters.set(this.warming.size);
     if (before > 0 && this.warming.size === 0) this.onWarmingDone?.();
   }

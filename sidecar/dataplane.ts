@@ -147,7 +147,8 @@ export class DataPlane {
     stats.workersStarted.set(0);
     this.#collectors = options.collectors ?? new Map();
     this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
-    this.clusters = new ClusterManager(stats, this.tls);
+    // Envoy's active_clusters counts the bootstrap's static clusters: xds_cluster always, weft_otel with --otel-collector.
+    this.clusters = new ClusterManager(stats, this.tls, 1 + this.#collectors.size);
     // A cluster's first health-check round may be what the sidecar's initialization waited for last.
     this.clusters.onClusterInitialized = () => this.#publishState();
     // Filters log at the wasm logger's level (info unless --log-level, --component-log-level or /logging says otherwise);

@@ -5,7 +5,8 @@
 // adds or changes later warms until then (503 NC, warming_clusters, the CDS
 // ACK held), its previous version serving. A changed cluster is a new cluster
 // (ClusterManagerImpl::addOrUpdateCluster): its hosts start afresh, outlier
-// ejections included.
+// ejections included. cluster_manager.active_clusters counts the bootstrap's
+// xds_cluster too.
 
 import assert from 'node:assert/strict';
 import type http from 'node:http';
@@ -80,6 +81,13 @@ test("at start the sidecar is not ready until its health-checked clusters' first
   assert.equal(r.body, 'checked');
   // The host nobody listens on failed its first check: initialization went on, with it unhealthy.
   assert.match((await get(caller.adminPort, 'admin', '/clusters')).body, /outbound\|7100\|\|down\.default::127\.0\.0\.1:\d+::health_flags::\/failed_active_hc/);
+
+  // Envoy's active_clusters counts the bootstrap's xds_cluster with the CDS ones.
+  const dump = JSON.parse((await get(caller.adminPort, 'admin', '/config_dump')).body).configs.find((c: Json) => c['@type'].endsWith('ClustersConfigDump')) as Json;
+  const cds = dump.dynamic_active_clusters.length;
+  assert.ok(cds >= 3);
+  assert.match((await get(caller.adminPort, 'admin', '/stats?filter=active_clusters')).body, new RegExp(`^cluster_manager\\.active_clusters: ${cds + 1}$`, 'm'));
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_manager_active_clusters'), cds + 1);
 });
 
 test("a health-checked cluster added after start warms through its hosts' first round: 503 NC meanwhile, never a host no check has passed", { timeout: 60_000 }, async () => {
