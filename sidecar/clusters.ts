@@ -154,6 +154,11 @@ export class Cluster {
     return this.#initialized ? 0 : (this.#pendingInitChecks ?? 0);
   }
 
+  /** Whether it was given its first hosts (initialization started). */
+  get hostsGiven(): boolean {
+    return this.#pendingInitChecks !== undefined;
+  }
+
   /** Initialization starts with the first hosts (setEndpoints). */
   #startInitialization(): void {
     if (this.#pendingInitChecks !== undefined) return;
@@ -716,6 +721,18 @@ export class ClusterManager {
     // An assignment for it ends a cluster's wait for one; so does being told it does not exist (no hosts), as in Envoy.
     for (const [name, w] of [...this.warming]) {
       if (!w.cluster && w.config.edsServiceName === edsName) this.#promote(name, { endpoints: endpoints ?? [], policy });
+    }
+  }
+
+  /**
+   * Before the sidecar is ready: an EDS subscription's initial_fetch_timeout passed without its assignment. Its
+   * clusters not yet given hosts initialize with the assignment last held for the name (none), as Envoy's
+   * EdsClusterImpl::onConfigUpdateFailed ends its pre-initialization.
+   */
+  edsFetchTimedOut(edsName: string): void {
+    const held = this.#assignments.get(edsName);
+    for (const c of this.clusters.values()) {
+      if (c.config.type === 'EDS' && c.config.edsServiceName === edsName && !c.hostsGiven) c.setEndpoints(held?.endpoints ?? [], held?.policy);
     }
   }
 

@@ -187,7 +187,15 @@ export type HttpFilterConfig =
   | { kind: 'fault'; name: string; fault?: FaultConfig }
   | { kind: 'wasm'; name: string; plugin: WasmPluginConfig; disabled: boolean }
   /** ECDS: resolved at request time from the extension configs by resource name. */
-  | { kind: 'ecds'; name: string; resourceName: string; defaultPlugin?: WasmPluginConfig; disabled: boolean };
+  | {
+      kind: 'ecds';
+      name: string;
+      resourceName: string;
+      defaultPlugin?: WasmPluginConfig;
+      disabled: boolean;
+      /** Its config_source's initial_fetch_timeout: how long a listener's initialization waits for the filter config (default 15 s; 0: until it comes). */
+      initialFetchTimeoutMs?: number;
+    };
 
 export interface HttpConnectionManagerConfig {
   kind: 'http';
@@ -271,6 +279,9 @@ export interface TlsSecretRefs {
   certificate: string;
   /** SDS name of the validation_context (trust bundle) peers are verified against. */
   validation: string;
+  /** The sds_config's initial_fetch_timeout of each (how long initialization waits for the secret; default 15 s, 0: until it comes). */
+  certificateInitialFetchTimeoutMs?: number;
+  validationInitialFetchTimeoutMs?: number;
 }
 
 export interface DownstreamTlsConfig extends TlsSecretRefs {
