@@ -188,3 +188,30 @@ test('a changed cluster is a new one: its hosts start afresh (an ejection ends),
   assert.equal(third.hosts[0]!.activeHealthy, true);
   assert.equal(third.usableHosts().length, 1);
 });
+
+test('a STATIC cluster with health checks added after start warms through its first round too', { timeout: 60_000 }, async () => {
+  const app = await gatedApp('static');
+  const stats = new SidecarStats();
+  const dp = new DataPlane(stats, { node: { id: 'web-1', cluster: 'web' } });
+  closers.push(() => dp.close());
+  assert.deepEqual(await dp.apply('cluster', [clusterResource('v1', '1s')], [], true), { errors: [] });
+  assert.deepEqual(await dp.apply('listener', [listener], [], true), { errors: [] });
+  assert.deepEqual(await dp.apply('endpoint', [assignment('v1', app.port)], [], false), { errors: [] });
+  assert.equal(dp.ready(), true);
+
+  const name = 'static|checked';
+  const hc = { timeout: '30s', interval: '60s', healthy_threshold: 1, unhealthy_threshold: 1, http_health_check: { path: '/healthz' } };
+  const staticCluster = {
+    name,
+    version: 'v2',
+    value: { name, type: 'STATIC', connect_timeout: '1s', health_checks: [hc], load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: app.port } } } }] }] } },
+  };
+  assert.deepEqual(await dp.apply('cluster', [clusterResource('v1', '1s'), staticCluster], [], true), { errors: [] });
+  await eventually(() => app.held.length >= 1, 15_000, 'its first check');
+  assert.equal(dp.clusters.get(name), undefined, 'not routed to while it warms');
+  assert.equal(stats.warmingClusters.get(), 1);
+  app.release();
+  await eventually(() => dp.clusters.get(name) !== undefined, 15_000, 'active once the round completed');
+  assert.equal(stats.warmingClusters.get(), 0);
+  assert.equal(dp.clusters.get(name)!.usableHosts().length, 1);
+});
