@@ -65,6 +65,11 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   hcFailures = 0;
   hcSuccesses = 0;
   hcChecked = false;
+  /**
+   * Envoy's PENDING_ACTIVE_HC: added to a health-checked cluster with ignore_new_hosts_until_first_hc, it is an
+   * excluded host (left out of the host count, as a draining one) until its first check completes, passed or failed.
+   */
+  pendingActiveHc = false;
   /** Its connection pool, made for it once it exists (its counters count what the pool does). */
   pool!: UpstreamPool;
 
@@ -244,6 +249,8 @@ export class Cluster {
           this.#stats.healthCheckAttempt.inc(labels);
           (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(labels);
           if (network) this.#stats.healthCheckNetworkFailure.inc(labels);
+          // Its first check completed: no longer excluded (Envoy's clearPendingFlag, on a pass or a failure).
+          (h as Host).pendingActiveHc = false;
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
@@ -375,8 +382,10 @@ export class Cluster {
       } else {
         const h = new Host(ep, this.config.ringHash.useHostnameForHashing === true);
         h.pool = this.#pool(h);
-        // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes.
+        // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes, and
+        // with ignore_new_hosts_until_first_hc not counted at all (PENDING_ACTIVE_HC) until that check completes.
         h.activeHealthy = this.config.healthChecks.length === 0;
+        h.pendingActiveHc = !h.activeHealthy && this.config.ignoreNewHostsUntilFirstHc === true;
         next.push(h);
         added = true;
       }
@@ -401,7 +410,8 @@ export class Cluster {
    */
   hostSets(): { inService: Host[]; healthy: Host[]; degraded: Host[]; panic: boolean; healthyLoad: number } {
     const now = this.#now();
-    const inService = this.hosts.filter((h) => h.edsHealth !== 'DRAINING');
+    // Envoy's excluded hosts (draining, or waiting for their first check with ignore_new_hosts_until_first_hc) are not counted.
+    const inService = this.hosts.filter((h) => h.edsHealth !== 'DRAINING' && !h.pendingActiveHc);
     const healthy: Host[] = [];
     const degraded: Host[] = [];
     for (const h of inService) {

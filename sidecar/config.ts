@@ -420,6 +420,8 @@ export interface ClusterConfig {
   maxConcurrentStreams?: number;
   /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
   panicThresholdPercent: number;
+  /** common_lb_config.ignore_new_hosts_until_first_hc: a host added to a health-checked cluster is left out (Envoy's PENDING_ACTIVE_HC, an excluded host) until its first check completes. */
+  ignoreNewHostsUntilFirstHc?: boolean;
   /** least_request_lb_config: hosts sampled per pick (default 2) and the active request bias (default 1.0). */
   leastRequest?: { choiceCount: number; activeRequestBias: number };
   /** Mutual TLS to the endpoints; absent = plaintext. */

@@ -13,9 +13,12 @@ import type http from 'node:http';
 import { after, test } from 'node:test';
 import { TypeUrl } from '../../control/xds/index.ts';
 import type { HttpHealthCheck } from '../../control/model/types.ts';
+import { healthFlags } from '../../sidecar/admin-clusters.ts';
+import { Cluster } from '../../sidecar/clusters.ts';
 import { DataPlane } from '../../sidecar/dataplane.ts';
+import { accept } from '../../sidecar/fidelity.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, policy, service, startApp, withTimeout } from './harness.ts';
+import { TestMesh, clusterConfig, eventually, freePort, get, healthCheckConfig, instance, metric, policy, service, startApp, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -214,4 +217,33 @@ test('a STATIC cluster with health checks added after start warms through its fi
   await eventually(() => dp.clusters.get(name) !== undefined, 15_000, 'active once the round completed');
   assert.equal(stats.warmingClusters.get(), 0);
   assert.equal(dp.clusters.get(name)!.usableHosts().length, 1);
+});
+
+test('ignore_new_hosts_until_first_hc: hosts EDS adds are left out of the host count until their first check, so they do not tip the cluster into panic', { timeout: 60_000 }, async () => {
+  const raw = { ...clusterResource('v1', '1s').value, common_lb_config: { ignore_new_hosts_until_first_hc: true } };
+  const accepted = accept('cluster', raw);
+  assert.ok(accepted.ok, 'accepted');
+  assert.equal((accepted.value as { ignoreNewHostsUntilFirstHc?: boolean }).ignoreNewHostsUntilFirstHc, true);
+
+  const first = await startApp('first', (_req, res) => res.end('ok'));
+  closers.push(() => first.close());
+  const added = [await gatedApp('b'), await gatedApp('c'), await gatedApp('d')];
+  const ep = (port: number) => ({ address: '127.0.0.1', port, health: 'HEALTHY' as const, weight: 1, priority: 0 });
+  const cluster = new Cluster(clusterConfig({ name: 'pending', edsServiceName: 'pending', healthChecks: [healthCheckConfig({ timeoutMs: 30_000 })], ignoreNewHostsUntilFirstHc: true }), new SidecarStats());
+  closers.push(async () => cluster.close());
+  const usable = () => cluster.usableHosts().map((h) => h.port).sort();
+  cluster.setEndpoints([ep(first.port)]);
+  await eventually(() => usable().length === 1, 15_000, 'the first host in after its check');
+
+  cluster.setEndpoints([ep(first.port), ...added.map((a) => ep(a.port))]);
+  await eventually(() => added.every((a) => a.held.length >= 1), 15_000, "the new hosts' first checks");
+  // Without the option 1 healthy host of 4 is below the 50% panic threshold, and panic would send to the unchecked ones.
+  assert.equal(cluster.hostSets().panic, false);
+  assert.deepEqual(usable(), [first.port]);
+  const flags = cluster.hosts.map((h) => healthFlags(cluster, h));
+  assert.deepEqual(flags, ['healthy', '/failed_active_hc/pending_active_hc', '/failed_active_hc/pending_active_hc', '/failed_active_hc/pending_active_hc']);
+
+  for (const a of added) a.release();
+  await eventually(() => usable().length === 4, 15_000, 'in once their first checks passed');
+  assert.deepEqual(cluster.hosts.map((h) => healthFlags(cluster, h)), ['healthy', 'healthy', 'healthy', 'healthy']);
 });
