@@ -238,7 +238,7 @@ export class Cluster {
     for (const c of this.#checkers) c.close();
     if (this.config.healthChecks.length === 0) {
       // No checks any more: what they said no longer keeps a host out.
-      for (const h of this.hosts) Object.assign(h, { activeHealthy: true, activeDegraded: false, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
+      for (const h of this.hosts) Object.assign(h, { activeHealthy: true, activeDegraded: false, pendingActiveHc: false, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
     }
     this.#checkers = this.config.healthChecks.map(
       (hc) =>

@@ -247,3 +247,16 @@ test('ignore_new_hosts_until_first_hc: hosts EDS adds are left out of the host c
   await eventually(() => usable().length === 4, 15_000, 'in once their first checks passed');
   assert.deepEqual(cluster.hosts.map((h) => healthFlags(cluster, h)), ['healthy', 'healthy', 'healthy', 'healthy']);
 });
+
+test('a host left out until its first check is in at once when the cluster no longer has health checks', { timeout: 60_000 }, async () => {
+  const app = await gatedApp('unchecked');
+  const config = clusterConfig({ name: 'dropped', edsServiceName: 'dropped', healthChecks: [healthCheckConfig({ timeoutMs: 30_000 })], ignoreNewHostsUntilFirstHc: true });
+  const cluster = new Cluster(config, new SidecarStats());
+  closers.push(async () => cluster.close());
+  cluster.setEndpoints([{ address: '127.0.0.1', port: app.port, health: 'HEALTHY', weight: 1, priority: 0 }]);
+  await eventually(() => app.held.length >= 1, 15_000, 'its first check');
+  assert.equal(healthFlags(cluster, cluster.hosts[0]!), '/failed_active_hc/pending_active_hc');
+  cluster.update({ ...config, healthChecks: [] });
+  assert.equal(healthFlags(cluster, cluster.hosts[0]!), 'healthy');
+  assert.deepEqual(cluster.usableHosts().map((h) => h.port), [app.port]);
+});
