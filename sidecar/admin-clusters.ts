@@ -17,6 +17,7 @@ export function healthFlags(c: Cluster, h: Host): string {
   if (h.edsHealth === 'UNHEALTHY' || h.edsHealth === 'TIMEOUT') flags += '/failed_eds_health';
   if (h.activeDegraded) flags += '/degraded_active_hc';
   if (h.edsHealth === 'DEGRADED') flags += '/degraded_eds_health';
+  if (h.pendingActiveHc) flags += '/pending_active_hc';
   if (h.edsHealth === 'DRAINING') flags += '/eds_status_draining';
   return flags || 'healthy';
 }
@@ -117,6 +118,8 @@ export function clustersJson(cm: ClusterManager): unknown {
               ...(c.isEjected(h) ? { failed_outlier_check: true } : {}),
               // Envoy's DEGRADED_ACTIVE_HC: its last passing check answered x-envoy-degraded.
               ...(h.activeDegraded ? { failed_active_degraded_check: true } : {}),
+              // Envoy's PENDING_ACTIVE_HC (ignore_new_hosts_until_first_hc): not yet checked, left out.
+              ...(h.pendingActiveHc ? { pending_active_hc: true } : {}),
             },
             weight: h.weight,
             priority: h.priority,

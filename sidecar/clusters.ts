@@ -65,6 +65,11 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   hcFailures = 0;
   hcSuccesses = 0;
   hcChecked = false;
+  /**
+   * Envoy's PENDING_ACTIVE_HC: added to a health-checked cluster with ignore_new_hosts_until_first_hc, it is an
+   * excluded host (left out of the host count, as a draining one) until its first check completes, passed or failed.
+   */
+  pendingActiveHc = false;
   /** Its connection pool, made for it once it exists (its counters count what the pool does). */
   pool!: UpstreamPool;
 
@@ -102,6 +107,8 @@ export class Cluster {
   readonly #stats: SidecarStats;
   /** CDS removed it (or the sidecar stops): its pools drain, uncounted. */
   #closed = false;
+  /** Closed, removed or replaced by a new version: its gauges are no longer its to set. */
+  #retired = false;
   #outlier: OutlierDetector | undefined;
   #outlierTimer: NodeJS.Timeout | undefined;
   #checkers: HealthChecker[] = [];
@@ -110,6 +117,16 @@ export class Cluster {
   readonly #tls: TlsContexts | undefined;
   /** The ClusterLoadAssignment's policy: what the degraded hosts' share is worked out with (hostSets). */
   #endpointPolicy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY;
+  /**
+   * Envoy's cluster initialization (ClusterImplBase::onInitDone): it starts once the cluster has its first hosts (a
+   * STATIC one at once, an EDS one with its first assignment, or being told there is none) and, with health checks,
+   * ends once as many checks have completed, passed or failed, as it had hosts then (pending_initialize_health_checks_);
+   * without, at once. undefined: not started.
+   */
+  #pendingInitChecks: number | undefined;
+  #initialized = false;
+  /** Called once, when initialization ends (the sidecar's readiness, a warming cluster's activation). */
+  onInitialized: (() => void) | undefined;
 
   constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now, tls?: TlsContexts, random: () => number = Math.random) {
     this.config = config;
@@ -130,6 +147,40 @@ export class Cluster {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /** Whether initialization ended: hosts given and, with health checks, their first round completed. */
+  get initialized(): boolean {
+    return this.#initialized;
+  }
+
+  /** While initialization waits for health checks: how many more must complete (0 otherwise). */
+  get pendingInitChecks(): number {
+    return this.#initialized ? 0 : (this.#pendingInitChecks ?? 0);
+  }
+
+  /** Whether it was given its first hosts (initialization started). */
+  get hostsGiven(): boolean {
+    return this.#pendingInitChecks !== undefined;
+  }
+
+  /** Initialization starts with the first hosts (setEndpoints). */
+  #startInitialization(): void {
+    if (this.#pendingInitChecks !== undefined) return;
+    this.#pendingInitChecks = this.#checkers.length > 0 ? this.hosts.length : 0;
+    if (this.#pendingInitChecks === 0) this.#finishInitialization();
+  }
+
+  /** A health check completed (passed or failed): one fewer for initialization to wait for. */
+  #initCheckCompleted(): void {
+    if (this.#initialized || this.#pendingInitChecks === undefined || this.#pendingInitChecks === 0) return;
+    if (--this.#pendingInitChecks === 0) this.#finishInitialization();
+  }
+
+  #finishInitialization(): void {
+    if (this.#initialized) return;
+    this.#initialized = true;
+    this.onInitialized?.();
   }
 
   /** The ClusterLoadAssignment's policy in force (admin /config_dump?include_eds shows its overprovisioning_factor). */
@@ -187,7 +238,7 @@ export class Cluster {
     for (const c of this.#checkers) c.close();
     if (this.config.healthChecks.length === 0) {
       // No checks any more: what they said no longer keeps a host out.
-      for (const h of this.hosts) Object.assign(h, { activeHealthy: true, activeDegraded: false, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
+      for (const h of this.hosts) Object.assign(h, { activeHealthy: true, activeDegraded: false, pendingActiveHc: false, hcFailures: 0, hcSuccesses: 0, hcChecked: false });
     }
     this.#checkers = this.config.healthChecks.map(
       (hc) =>
@@ -198,12 +249,17 @@ export class Cluster {
           this.#stats.healthCheckAttempt.inc(labels);
           (ok ? this.#stats.healthCheckSuccess : this.#stats.healthCheckFailure).inc(labels);
           if (network) this.#stats.healthCheckNetworkFailure.inc(labels);
+          // Its first check completed: no longer excluded (Envoy's clearPendingFlag, on a pass or a failure).
+          (h as Host).pendingActiveHc = false;
           // A host passing its checks again is back from an outlier ejection too (successful_active_health_check_uneject_host).
           if (ok && h.activeHealthy) this.healthCheckPassed(h as Host);
           this.#refreshGauges();
+          this.#initCheckCompleted();
         }, () => this.hadTraffic, undefined, this.#upstreamTls()),
     );
     for (const c of this.#checkers) c.start();
+    // No checks left to wait for: initialization, if it waited for them, is over.
+    if (this.#checkers.length === 0 && this.#pendingInitChecks !== undefined) this.#finishInitialization();
   }
 
   #pool(h: Host) {
@@ -277,7 +333,7 @@ export class Cluster {
 
   /** Envoy's circuit_breakers.default.*_open gauges: 1 while the limit is reached (the breaker admits no more). */
   #refreshBreakerGauges(): void {
-    if (this.#closed) return;
+    if (this.#retired) return;
     const s = this.#stats.cluster(this.name);
     const open = this.breaker.open(s.cxActive.value);
     s.breakerOpen.cx.value = open.cx ? 1 : 0;
@@ -326,8 +382,10 @@ export class Cluster {
       } else {
         const h = new Host(ep, this.config.ringHash.useHostnameForHashing === true);
         h.pool = this.#pool(h);
-        // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes.
+        // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes, and
+        // with ignore_new_hosts_until_first_hc not counted at all (PENDING_ACTIVE_HC) until that check completes.
         h.activeHealthy = this.config.healthChecks.length === 0;
+        h.pendingActiveHc = !h.activeHealthy && this.config.ignoreNewHostsUntilFirstHc === true;
         next.push(h);
         added = true;
       }
@@ -337,6 +395,7 @@ export class Cluster {
     this.hosts = next;
     if (added) for (const c of this.#checkers) c.hostsAdded();
     this.#refreshGauges();
+    this.#startInitialization();
   }
 
   /**
@@ -351,7 +410,8 @@ export class Cluster {
    */
   hostSets(): { inService: Host[]; healthy: Host[]; degraded: Host[]; panic: boolean; healthyLoad: number } {
     const now = this.#now();
-    const inService = this.hosts.filter((h) => h.edsHealth !== 'DRAINING');
+    // Envoy's excluded hosts (draining, or waiting for their first check with ignore_new_hosts_until_first_hc) are not counted.
+    const inService = this.hosts.filter((h) => h.edsHealth !== 'DRAINING' && !h.pendingActiveHc);
     const healthy: Host[] = [];
     const degraded: Host[] = [];
     for (const h of inService) {
@@ -456,6 +516,7 @@ export class Cluster {
   }
 
   #refreshGauges(): void {
+    if (this.#retired) return;
     const now = this.#now();
     const labels = this.#stats.clusterLabel(this.name);
     this.#stats.membershipTotal.set(labels, this.hosts.length);
@@ -469,8 +530,15 @@ export class Cluster {
     }
   }
 
-  close(): void {
-    this.#closed = true;
+  /**
+   * Stops its checks and timers; its pools drain (requests in flight finish, then the connections close). `removed`:
+   * CDS removed it, so nothing it does any more is counted (its series are gone); a cluster replaced by a new version
+   * of itself (same name, same series) goes on counting what its draining connections do, as Envoy's old cluster's
+   * pools count into the stats they share by name.
+   */
+  close(removed = true): void {
+    this.#closed = removed;
+    this.#retired = true;
     clearInterval(this.#outlierTimer);
     for (const c of this.#checkers) c.close();
     for (const h of this.hosts) void h.pool.close();
@@ -480,29 +548,52 @@ export class Cluster {
 /** Envoy's default initial_fetch_timeout: how long a cluster (or listener) warms for what its config source gives when it says nothing. */
 export const DEFAULT_INITIAL_FETCH_TIMEOUT_MS = 15_000;
 
+/** An assignment as the cluster manager holds it: what EDS said for one service name. */
+interface Assignment {
+  endpoints: readonly EndpointConfig[];
+  policy: EndpointPolicy;
+}
+
+/** A cluster CDS added or changed after initialization, before it takes traffic. */
+interface WarmingCluster {
+  config: ClusterConfig;
+  /** Its eds_config's initial_fetch_timeout, while it waits for its assignment. */
+  timer: NodeJS.Timeout | undefined;
+  /** The new cluster, built once it has its hosts, while its first health-check round runs. */
+  cluster?: Cluster;
+}
+
 /** All clusters by name; CDS adds, updates and removes them, EDS feeds their hosts. */
 export class ClusterManager {
   /** The active clusters: the ones requests are routed to. */
   readonly clusters = new Map<string, Cluster>();
   /**
-   * Envoy's warming clusters, by name: the config of an EDS cluster CDS added or changed once the first full config
-   * was applied, waiting for its assignment. It is not routed to (a route to a new one is answered 503 NC, as Envoy's
-   * router answers cluster_not_found), an updated one's previous version serving meanwhile; an assignment for it (an
-   * empty one when the control plane says it does not exist) or its initial_fetch_timeout makes it active.
+   * Envoy's warming clusters, by name: a cluster CDS added or changed once the first full config was applied, until it
+   * has initialized (ClusterManagerImpl::addOrUpdateCluster, then ClusterImplBase::initialize): an EDS one until its
+   * assignment (an empty one when the control plane says it does not exist, or its initial_fetch_timeout), then, with
+   * health checks, until its hosts' first round completed (passed or failed). It is not routed to (a route to a new one
+   * is answered 503 NC, as Envoy's router answers cluster_not_found); an updated one's previous version serves
+   * meanwhile, and is then replaced by the new one, built afresh (hosts, health, ejections, connections), its own
+   * pools draining.
    */
-  readonly warming = new Map<string, { config: ClusterConfig; timer: NodeJS.Timeout | undefined }>();
+  readonly warming = new Map<string, WarmingCluster>();
   /** Set once the first full config was applied: from then on a cluster waiting for its assignment warms. */
   warmAfterInit = false;
   /** Called when the last warming cluster became active (or went): the xDS client sends the CDS ACK it held. */
   onWarmingDone: (() => void) | undefined;
+  /** Called when a cluster finished initializing (its first health-check round): the sidecar may be ready now. */
+  onClusterInitialized: (() => void) | undefined;
   /** EDS assignments that arrived before (or outlive) their cluster, by EDS service name. */
-  readonly #assignments = new Map<string, { endpoints: readonly EndpointConfig[]; policy: EndpointPolicy }>();
+  readonly #assignments = new Map<string, Assignment>();
   readonly #stats: SidecarStats;
   readonly #tls: TlsContexts | undefined;
+  /** Clusters the bootstrap defines (xds_cluster, weft_otel): Envoy's active_clusters counts them too. */
+  readonly #bootstrapClusters: number;
 
-  constructor(stats: SidecarStats, tls?: TlsContexts) {
+  constructor(stats: SidecarStats, tls?: TlsContexts, bootstrapClusters = 0) {
     this.#stats = stats;
     this.#tls = tls;
+    this.#bootstrapClusters = bootstrapClusters;
     this.#publish();
   }
 
@@ -511,11 +602,17 @@ export class ClusterManager {
     return this.clusters.get(name);
   }
 
+  /** Whether every active cluster has initialized (hosts given and, with health checks, their first round done). */
+  initialized(): boolean {
+    for (const c of this.clusters.values()) if (!c.initialized) return false;
+    return true;
+  }
+
   applyClusters(configs: ReadonlyMap<string, ClusterConfig>): void {
     const statNames = new Set([...configs].map(([n, config]) => config.altStatName ?? n));
     for (const name of [...this.warming.keys()]) {
       if (configs.has(name)) continue;
-      this.#unwarm(name);
+      this.#unwarm(name, true);
       // One never active takes the series CDS made for it (an active one's go with it below).
       if (!this.clusters.has(name)) this.#stats.clusterRemoved(name, statNames);
     }
@@ -537,58 +634,89 @@ export class ClusterManager {
       // is the warming cluster's (or, with none warming, the active one's).
       const same = JSON.stringify((warm ?? existing)?.config) === JSON.stringify(config);
       if (warm && same) continue;
+      if (existing && same) {
+        existing.update(config);
+        continue;
+      }
       this.#unwarm(name);
-      // As Envoy's EDS cluster once the server is initialized (xds_protocol "Resource warming"): a new one warms until
-      // its assignment (active at once when the sidecar holds it already), a changed one until the next assignment
-      // for it, even an unchanged one, the previous version serving meanwhile.
-      const waits = this.warmAfterInit && eds !== undefined && (existing || warm ? !same : !assignment);
-      if (waits) this.#warm(config);
-      else this.#activate(config, existing ? undefined : assignment);
+      // As Envoy's cluster manager: a new or changed cluster is a new cluster (loadCluster), its hosts afresh. Before
+      // initialization it is active at once (the sidecar is not ready until it initialized). After, as Envoy's EDS
+      // cluster then (xds_protocol "Resource warming"), a new one warms until its assignment (none to wait for when the
+      // sidecar holds it already), a changed one until the next assignment for it, even an unchanged one; then, with
+      // health checks, through their first round; the previous version serving meanwhile.
+      if (!this.warmAfterInit) this.#activate(this.#build(config, assignment));
+      else if (eds !== undefined && (existing !== undefined || warm !== undefined || assignment === undefined)) this.#warm(config);
+      else this.#settle(this.#build(config, assignment));
     }
     this.#publish();
   }
 
-  /** Holds a cluster's config apart until an assignment for it or its initial_fetch_timeout (0: no bound). */
+  /** A new cluster for `config`, a previous version's traffic history kept, an EDS one fed `assignment` when given. */
+  #build(config: ClusterConfig, assignment: Assignment | undefined): Cluster {
+    const c = new Cluster(config, this.#stats, Date.now, this.#tls);
+    // As Envoy's checker reads upstream_cx_total, a counter kept by the cluster's name: a new version is not "no traffic".
+    c.hadTraffic = this.clusters.get(config.name)?.hadTraffic ?? false;
+    c.onInitialized = () => this.#clusterInitialized(c);
+    if (config.type === 'EDS' && assignment) c.setEndpoints(assignment.endpoints, assignment.policy);
+    return c;
+  }
+
+  /** After initialization: a built cluster is active once it initialized, warming until then. */
+  #settle(c: Cluster): void {
+    if (c.initialized) this.#activate(c);
+    else this.warming.set(c.name, { config: c.config, timer: undefined, cluster: c });
+  }
+
+  /** `c` takes its name's place among the active clusters; a previous version drains. */
+  #activate(c: Cluster): void {
+    const previous = this.clusters.get(c.name);
+    this.clusters.set(c.name, c);
+    if (previous && previous !== c) previous.close(false);
+  }
+
+  #clusterInitialized(c: Cluster): void {
+    const w = this.warming.get(c.name);
+    if (w?.cluster === c) {
+      this.warming.delete(c.name);
+      this.#activate(c);
+      this.#publish();
+    }
+    this.onClusterInitialized?.();
+  }
+
+  /** Holds an EDS cluster's config apart until an assignment for it or its initial_fetch_timeout (0: no bound). */
   #warm(config: ClusterConfig): void {
     const ms = config.edsInitialFetchTimeoutMs ?? DEFAULT_INITIAL_FETCH_TIMEOUT_MS;
-    // Out of time: active with the assignment held for its name if any (Envoy's EDS cluster takes its EDS cache's on
+    // Out of time: built with the assignment held for its name if any (Envoy's EDS cluster takes its EDS cache's on
     // a fetch timeout), else without hosts, as Envoy's ends its initialization then.
     const timer = ms > 0 ? setTimeout(() => this.#promote(config.name, this.#assignments.get(config.edsServiceName!) ?? { endpoints: [], policy: DEFAULT_ENDPOINT_POLICY }), ms) : undefined;
     timer?.unref();
     this.warming.set(config.name, { config, timer });
   }
 
-  #unwarm(name: string): void {
-    clearTimeout(this.warming.get(name)?.timer);
+  /** Ends a warming: its timer, and the new cluster if one was built (removed or superseded: it never served). */
+  #unwarm(name: string, removed = false): void {
+    const w = this.warming.get(name);
+    if (!w) return;
+    clearTimeout(w.timer);
+    w.cluster?.close(removed);
     this.warming.delete(name);
   }
 
-  /** Warming is over: the cluster is active with `assignment` (an updated one in place, keeping its hosts' state). */
-  #promote(name: string, assignment: { endpoints: readonly EndpointConfig[]; policy: EndpointPolicy }): void {
+  /** A warming EDS cluster has its hosts (`assignment`): the new cluster is built, active once it initialized. */
+  #promote(name: string, assignment: Assignment): void {
     const w = this.warming.get(name);
-    if (!w) return;
-    this.#unwarm(name);
-    this.#activate(w.config, assignment).setEndpoints(assignment.endpoints, assignment.policy);
+    if (!w || w.cluster) return;
+    clearTimeout(w.timer);
+    this.warming.delete(name);
+    this.#settle(this.#build(w.config, assignment));
     this.#publish();
   }
 
-  /** The active cluster made, or updated, to `config`; a new EDS one fed `assignment` when given. */
-  #activate(config: ClusterConfig, assignment?: { endpoints: readonly EndpointConfig[]; policy: EndpointPolicy }): Cluster {
-    const existing = this.clusters.get(config.name);
-    if (existing) {
-      existing.update(config);
-      return existing;
-    }
-    const c = new Cluster(config, this.#stats, Date.now, this.#tls);
-    this.clusters.set(config.name, c);
-    if (config.type === 'EDS' && assignment) c.setEndpoints(assignment.endpoints, assignment.policy);
-    return c;
-  }
-
-  /** Envoy's cluster_manager.active_clusters and .warming_clusters. */
+  /** Envoy's cluster_manager.active_clusters (the bootstrap's clusters too) and .warming_clusters. */
   #publish(): void {
     const before = this.#stats.warmingClusters.get();
-    this.#stats.activeClusters.set(this.clusters.size);
+    this.#stats.activeClusters.set(this.#bootstrapClusters + this.clusters.size);
     this.#stats.warmingClusters.set(this.warming.size);
     if (before > 0 && this.warming.size === 0) this.onWarmingDone?.();
   }
@@ -596,17 +724,30 @@ export class ClusterManager {
   applyEndpoints(edsName: string, endpoints: readonly EndpointConfig[] | undefined, policy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY): void {
     if (endpoints) this.#assignments.set(edsName, { endpoints, policy });
     else this.#assignments.delete(edsName);
-    for (const c of this.clusters.values()) {
+    const built = [...this.clusters.values(), ...[...this.warming.values()].flatMap((w) => (w.cluster ? [w.cluster] : []))];
+    for (const c of built) {
       if (c.config.type === 'EDS' && c.config.edsServiceName === edsName) c.setEndpoints(endpoints ?? [], policy);
     }
-    // An assignment for it ends a cluster's warming; so does being told it does not exist (no hosts), as in Envoy.
+    // An assignment for it ends a cluster's wait for one; so does being told it does not exist (no hosts), as in Envoy.
     for (const [name, w] of [...this.warming]) {
-      if (w.config.edsServiceName === edsName) this.#promote(name, { endpoints: endpoints ?? [], policy });
+      if (!w.cluster && w.config.edsServiceName === edsName) this.#promote(name, { endpoints: endpoints ?? [], policy });
+    }
+  }
+
+  /**
+   * Before the sidecar is ready: an EDS subscription's initial_fetch_timeout passed without its assignment. Its
+   * clusters not yet given hosts initialize with the assignment last held for the name (none), as Envoy's
+   * EdsClusterImpl::onConfigUpdateFailed ends its pre-initialization.
+   */
+  edsFetchTimedOut(edsName: string): void {
+    const held = this.#assignments.get(edsName);
+    for (const c of this.clusters.values()) {
+      if (c.config.type === 'EDS' && c.config.edsServiceName === edsName && !c.hostsGiven) c.setEndpoints(held?.endpoints ?? [], held?.policy);
     }
   }
 
   close(): void {
-    for (const name of [...this.warming.keys()]) this.#unwarm(name);
+    for (const name of [...this.warming.keys()]) this.#unwarm(name, true);
     for (const c of this.clusters.values()) c.close();
     this.clusters.clear();
   }

@@ -187,7 +187,15 @@ export type HttpFilterConfig =
   | { kind: 'fault'; name: string; fault?: FaultConfig }
   | { kind: 'wasm'; name: string; plugin: WasmPluginConfig; disabled: boolean }
   /** ECDS: resolved at request time from the extension configs by resource name. */
-  | { kind: 'ecds'; name: string; resourceName: string; defaultPlugin?: WasmPluginConfig; disabled: boolean };
+  | {
+      kind: 'ecds';
+      name: string;
+      resourceName: string;
+      defaultPlugin?: WasmPluginConfig;
+      disabled: boolean;
+      /** Its config_source's initial_fetch_timeout: how long a listener's initialization waits for the filter config (default 15 s; 0: until it comes). */
+      initialFetchTimeoutMs?: number;
+    };
 
 export interface HttpConnectionManagerConfig {
   kind: 'http';
@@ -271,6 +279,9 @@ export interface TlsSecretRefs {
   certificate: string;
   /** SDS name of the validation_context (trust bundle) peers are verified against. */
   validation: string;
+  /** The sds_config's initial_fetch_timeout of each (how long initialization waits for the secret; default 15 s, 0: until it comes). */
+  certificateInitialFetchTimeoutMs?: number;
+  validationInitialFetchTimeoutMs?: number;
 }
 
 export interface DownstreamTlsConfig extends TlsSecretRefs {
@@ -409,6 +420,8 @@ export interface ClusterConfig {
   maxConcurrentStreams?: number;
   /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
   panicThresholdPercent: number;
+  /** common_lb_config.ignore_new_hosts_until_first_hc: a host added to a health-checked cluster is left out (Envoy's PENDING_ACTIVE_HC, an excluded host) until its first check completes. */
+  ignoreNewHostsUntilFirstHc?: boolean;
   /** least_request_lb_config: hosts sampled per pick (default 2) and the active request bias (default 1.0). */
   leastRequest?: { choiceCount: number; activeRequestBias: number };
   /** Mutual TLS to the endpoints; absent = plaintext. */

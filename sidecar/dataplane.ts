@@ -94,6 +94,12 @@ export class DataPlane {
   }
   /** The first full config was applied (Envoy's init manager runs once: later updates never make it unready). */
   #initialized = false;
+  #markInitialized: () => void = () => undefined;
+  /**
+   * Resolves when the sidecar becomes ready. Not only after an xDS response: the last thing initialization waits for
+   * may be a cluster's first health-check round.
+   */
+  readonly initialized: Promise<void> = new Promise((resolve) => (this.#markInitialized = resolve));
   /** The version each active cluster runs: while an update of it warms, the one before (config_dump's dynamic_active_clusters). */
   readonly #servingClusters = new Map<string, Held<'cluster'>>();
   /**
@@ -102,9 +108,15 @@ export class DataPlane {
    * bound meanwhile, a changed one's previous version serves (config_dump's warming_state).
    */
   readonly #servingListeners = new Map<string, Held<'listener'>>();
-  /** Warming listeners' RDS initial_fetch_timeout timers, by listener version; the versions whose timeout passed. */
-  readonly #rdsTimers = new Map<Held<'listener'>, NodeJS.Timeout>();
-  readonly #rdsGaveUp = new WeakSet<Held<'listener'>>();
+  /**
+   * Envoy's initial_fetch_timeout, per subscription (GrpcSubscriptionImpl's init_fetch_timeout_timer_): for each
+   * route configuration, filter config and secret the sidecar subscribes to (and each assignment before it is ready),
+   * the timer started when it was first named, or `settled` once it came or its time passed. A settled name no longer
+   * holds up the initialization of anything that names it, as the subscription's init target is then ready
+   * (RdsRouteConfigSubscription, FilterConfigSubscription, SdsApi, EdsClusterImpl::onConfigUpdateFailed), also for a
+   * listener (version) that names it later: it does not wait anew. Forgotten once nothing names it.
+   */
+  readonly #fetches = byKind(() => new Map<string, NodeJS.Timeout | 'settled'>());
   /** Bootstrap clusters an OpenTelemetry tracer may export to (weft sidecar --otel-collector: weft_otel). */
   readonly #collectors: ReadonlyMap<string, Collector>;
   /** OpenTelemetry tracers by collector cluster, service name and export timeout, made on first use. */
@@ -141,7 +153,10 @@ export class DataPlane {
     stats.workersStarted.set(0);
     this.#collectors = options.collectors ?? new Map();
     this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
-    this.clusters = new ClusterManager(stats, this.tls);
+    // Envoy's active_clusters counts the bootstrap's static clusters: xds_cluster always, weft_otel with --otel-collector.
+    this.clusters = new ClusterManager(stats, this.tls, 1 + this.#collectors.size);
+    // A cluster's first health-check round may be what the sidecar's initialization waited for last.
+    this.clusters.onClusterInitialized = () => this.#publishState();
     // Filters log at the wasm logger's level (info unless --log-level, --component-log-level or /logging says otherwise);
     // they read the proxy's node (node.id, node.cluster: the service) as in Envoy.
     const properties = options.node ? { 'xds.node.id': options.node.id, 'xds.node.cluster': options.node.cluster } : undefined;
@@ -246,6 +261,7 @@ export class DataPlane {
     } else if (kind === 'secret') {
       this.tls.setSecrets(new Map([...this.#held.secret].map(([k, v]) => [k, v.config])));
     }
+    this.#watchFetches();
     if (kind === 'listener') {
       for (const [name, message] of await this.#applyListeners()) {
         const details = `listener ${name}: address: ${message}`;
@@ -279,11 +295,86 @@ export class DataPlane {
    */
   #listenerWarm(h: Held<'listener'>): boolean {
     const tls = h.config.tls;
-    if (tls && !(this.#held.secret.has(tls.certificate) && this.#held.secret.has(tls.validation))) return false;
+    if (tls && !(this.#awaitedNoMore('secret', tls.certificate) && this.#awaitedNoMore('secret', tls.validation))) return false;
     const chain = h.config.chain;
     if (chain.kind !== 'http') return true;
-    if (chain.rds && !this.#held.route.has(chain.rds) && !this.#rdsGaveUp.has(h)) return false;
-    return chain.httpFilters.every((f) => f.kind !== 'ecds' || this.#held.extension.has(f.resourceName) || this.#toldAbsent.extension.has(f.resourceName));
+    if (chain.rds && !this.#awaitedNoMore('route', chain.rds)) return false;
+    return chain.httpFilters.every((f) => f.kind !== 'ecds' || this.#awaitedNoMore('extension', f.resourceName));
+  }
+
+  /**
+   * Whether initialization no longer waits for a resource: it is held, or its initial_fetch_timeout passed, or (EDS,
+   * ECDS) the control plane said it does not exist.
+   */
+  #awaitedNoMore(kind: 'endpoint' | 'route' | 'extension' | 'secret', name: string): boolean {
+    return this.#held[kind].has(name) || this.#fetches[kind].get(name) === 'settled' || this.#absent(kind)?.has(name) === true;
+  }
+
+  /** Each subscribed name of RDS, ECDS, SDS (and EDS before it is ready) with its config source's initial_fetch_timeout (the first that names it). */
+  #fetchTimeouts(kind: 'endpoint' | 'route' | 'extension' | 'secret'): Map<string, number> {
+    const out = new Map<string, number>();
+    const add = (name: string, ms: number | undefined) => {
+      if (!out.has(name)) out.set(name, ms ?? DEFAULT_INITIAL_FETCH_TIMEOUT_MS);
+    };
+    if (kind === 'endpoint') {
+      for (const h of this.#held.cluster.values()) if (h.config.type === 'EDS') add(h.config.edsServiceName!, h.config.edsInitialFetchTimeoutMs);
+      return out;
+    }
+    const configs = kind === 'secret' ? [...this.#held.listener.values(), ...this.#held.cluster.values()] : [...this.#held.listener.values()];
+    for (const h of configs) {
+      const tls = h.config.tls;
+      if (kind === 'secret' && tls) {
+        add(tls.certificate, tls.certificateInitialFetchTimeoutMs);
+        add(tls.validation, tls.validationInitialFetchTimeoutMs);
+      }
+      const chain = 'chain' in h.config ? h.config.chain : undefined;
+      if (chain?.kind !== 'http') continue;
+      if (kind === 'route' && chain.rds) add(chain.rds, chain.rdsInitialFetchTimeoutMs);
+      if (kind === 'extension') for (const f of chain.httpFilters) if (f.kind === 'ecds') add(f.resourceName, f.initialFetchTimeoutMs);
+    }
+    return out;
+  }
+
+  /**
+   * Starts the initial_fetch_timeout of each name newly subscribed to, settles those that came, and forgets those no
+   * longer named (a later subscription to one starts over, as Envoy's new subscription would). EDS only until the
+   * sidecar is ready: after, a warming cluster's own timer bounds its wait (ClusterManager).
+   */
+  #watchFetches(): void {
+    for (const kind of ['endpoint', 'route', 'extension', 'secret'] as const) {
+      const fetches = this.#fetches[kind];
+      const named = kind === 'endpoint' && this.#initialized ? new Map<string, number>() : this.#fetchTimeouts(kind);
+      for (const [name, state] of fetches) {
+        if (named.has(name)) continue;
+        if (state !== 'settled') clearTimeout(state);
+        fetches.delete(name);
+      }
+      for (const [name, ms] of named) {
+        const state = fetches.get(name);
+        if (state === 'settled') continue;
+        if (this.#held[kind].has(name)) {
+          clearTimeout(state);
+          fetches.set(name, 'settled');
+          continue;
+        }
+        if (state !== undefined || ms === 0) continue;
+        const timer = setTimeout(() => this.#fetchTimedOut(kind, name), ms);
+        timer.unref();
+        fetches.set(name, timer);
+      }
+    }
+  }
+
+  /** A subscription's initial_fetch_timeout passed without the resource: what named it stops waiting for it. */
+  #fetchTimedOut(kind: 'endpoint' | 'route' | 'extension' | 'secret', name: string): void {
+    if (typeof this.#fetches[kind].get(name) !== 'object') return;
+    this.#fetches[kind].set(name, 'settled');
+    // An EDS cluster initializes without its assignment (with the one last held for the name, if any).
+    if (kind === 'endpoint') this.clusters.edsFetchTimedOut(name);
+    void this.#applyListeners().then((bindErrors) => {
+      for (const [listener, message] of bindErrors) this.#log(`listener ${listener}: address: ${message}`);
+      this.#publishState();
+    });
   }
 
   /**
@@ -303,27 +394,8 @@ export class DataPlane {
       serving.set(name, h);
       changed = true;
     }
-    const warming = [...this.#held.listener].filter(([name, h]) => serving.get(name) !== h).map(([, h]) => h);
+    const warming = [...this.#held.listener].filter(([name, h]) => serving.get(name) !== h);
     this.stats.listenersWarming.set(warming.length);
-    for (const [h, timer] of this.#rdsTimers) {
-      if (warming.includes(h)) continue;
-      clearTimeout(timer);
-      this.#rdsTimers.delete(h);
-    }
-    for (const h of warming) {
-      const chain = h.config.chain;
-      const ms = chain.kind === 'http' && chain.rds ? chain.rdsInitialFetchTimeoutMs ?? DEFAULT_INITIAL_FETCH_TIMEOUT_MS : 0;
-      if (ms === 0 || this.#rdsTimers.has(h) || this.#rdsGaveUp.has(h)) continue;
-      const timer = setTimeout(() => {
-        this.#rdsTimers.delete(h);
-        this.#rdsGaveUp.add(h);
-        void this.#applyListeners().then((bindErrors) => {
-          for (const [name, message] of bindErrors) this.#log(`listener ${name}: address: ${message}`);
-        });
-      }, ms);
-      timer.unref();
-      this.#rdsTimers.set(h, timer);
-    }
     if (!changed) return new Map();
     return this.listeners.apply(new Map([...serving].map(([k, v]) => [k, v.config])));
   }
@@ -472,6 +544,7 @@ export class DataPlane {
       this.#initialized = true;
       // From now on a cluster added or changed without its assignment warms apart, as Envoy's after its initialization.
       this.clusters.warmAfterInit = true;
+      this.#markInitialized();
     }
     return this.#initialized;
   }
@@ -480,10 +553,9 @@ export class DataPlane {
     if (!this.#received.has('cluster') || !this.#received.has('listener')) return false;
     if (this.#held.listener.size === 0) return false;
     return (
-      this.wanted('endpoint').every((n) => this.#held.endpoint.has(n) || this.#toldAbsent.endpoint.has(n)) &&
-      this.wanted('route').every((n) => this.#held.route.has(n)) &&
-      this.wanted('extension').every((n) => this.#held.extension.has(n) || this.#toldAbsent.extension.has(n)) &&
-      this.wanted('secret').every((n) => this.#held.secret.has(n))
+      (['endpoint', 'route', 'extension', 'secret'] as const).every((kind) => this.wanted(kind).every((n) => this.#awaitedNoMore(kind, n))) &&
+      // As Envoy's cluster manager initializes a health-checked cluster only once its hosts' first round completed.
+      this.clusters.initialized()
     );
   }
 
@@ -501,11 +573,15 @@ export class DataPlane {
     const labels = { endpoint: 'EDS cluster_load_assignment', route: 'RDS route_configuration', extension: 'ECDS extension_config', secret: 'SDS secret' } as const;
     for (const kind of ['endpoint', 'route', 'extension', 'secret'] as const) {
       for (const name of this.wanted(kind)) {
-        if (this.#held[kind].has(name)) continue;
-        if (this.#absent(kind)?.has(name)) continue;
+        if (this.#awaitedNoMore(kind, name)) continue;
         const refused = this.#rejected[kind].get(name);
         out.push(`${labels[kind]} ${name}${refused ? ` (version ${JSON.stringify(refused.version)} NACKed: ${refused.details})` : ''}`);
       }
+    }
+    // Clusters whose hosts' first health-check round is still running (at start, or a warming one).
+    const built = [...this.clusters.clusters.values(), ...[...this.clusters.warming.values()].flatMap((w) => (w.cluster ? [w.cluster] : []))];
+    for (const c of built) {
+      if (c.pendingInitChecks > 0) out.push(`health checks: cluster ${c.name}, its hosts' first round (${c.pendingInitChecks} checks to complete)`);
     }
     return out;
   }
@@ -667,8 +743,10 @@ export class DataPlane {
   }
 
   async close(): Promise<void> {
-    for (const t of this.#rdsTimers.values()) clearTimeout(t);
-    this.#rdsTimers.clear();
+    for (const fetches of Object.values(this.#fetches)) {
+      for (const state of fetches.values()) if (state !== 'settled') clearTimeout(state);
+      fetches.clear();
+    }
     this.overload?.close();
     await this.listeners.close();
     // Spans of the requests just finished go out before the process ends.

@@ -241,19 +241,23 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       } else if (loggers.enabled('config', Level.debug)) {
         log(JSON.stringify({ level: 'debug', source: 'config', msg: 'xds ACK', type: e.kind, version: e.version, updated: e.updated, removed: e.removed }));
       }
-      if (!isReady && dataPlane.ready()) {
-        isReady = true;
-        const boundIn = dataPlane.listenerPort('inbound');
-        const boundOut = dataPlane.listenerPort('outbound');
-        if ((boundIn !== undefined && boundIn !== inboundPort) || (boundOut !== undefined && boundOut !== outboundPort)) {
-          // The control plane chose other ports than the node metadata asked for: say so, callers registered the asked-for ones.
-          log(JSON.stringify({ level: 'warn', msg: 'listener ports differ from node metadata', asked: { inbound: inboundPort, outbound: outboundPort }, bound: { inbound: boundIn, outbound: boundOut } }));
-        }
-        log(`ready: service=${opts.service} inbound=${bindAddress}:${boundIn ?? inboundPort} outbound=127.0.0.1:${boundOut ?? outboundPort} admin=http://127.0.0.1:${adminPort}`);
-        markReady();
-      }
+      if (dataPlane.ready()) announceReady();
     },
   });
+  // Once ready, whatever made it so: an xDS response, or a cluster's first health-check round completing after it.
+  function announceReady(): void {
+    if (isReady) return;
+    isReady = true;
+    const boundIn = dataPlane.listenerPort('inbound');
+    const boundOut = dataPlane.listenerPort('outbound');
+    if ((boundIn !== undefined && boundIn !== inboundPort) || (boundOut !== undefined && boundOut !== outboundPort)) {
+      // The control plane chose other ports than the node metadata asked for: say so, callers registered the asked-for ones.
+      log(JSON.stringify({ level: 'warn', msg: 'listener ports differ from node metadata', asked: { inbound: inboundPort, outbound: outboundPort }, bound: { inbound: boundIn, outbound: boundOut } }));
+    }
+    log(`ready: service=${opts.service} inbound=${bindAddress}:${boundIn ?? inboundPort} outbound=127.0.0.1:${boundOut ?? outboundPort} admin=http://127.0.0.1:${adminPort}`);
+    markReady();
+  }
+  void dataPlane.initialized.then(announceReady);
   client.start();
   return {
     nodeId,

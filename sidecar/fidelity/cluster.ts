@@ -133,9 +133,11 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   f.ignore('dns_lookup_family', 'per_connection_buffer_limit_bytes', 'metadata');
   const altStatName = f.str('alt_stat_name') || undefined;
   let panicThresholdPercent = 50;
+  let ignoreNewHostsUntilFirstHc = false;
   const clb = f.obj('common_lb_config');
   if (clb) {
     panicThresholdPercent = clb.num('healthy_panic_threshold') ?? 50;
+    ignoreNewHostsUntilFirstHc = clb.bool('ignore_new_hosts_until_first_hc') ?? false;
     const ch = clb.obj('consistent_hashing_lb_config');
     if (ch) {
       if (ch.bool('use_hostname_for_hashing')) ringHash.useHostnameForHashing = true;
@@ -167,6 +169,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     maxRequestsPerConnection,
     ...(maxConcurrentStreams !== undefined ? { maxConcurrentStreams } : {}),
     panicThresholdPercent,
+    ...(ignoreNewHostsUntilFirstHc ? { ignoreNewHostsUntilFirstHc } : {}),
     ...(leastRequest ? { leastRequest } : {}),
     ...(tls ? { tls } : {}),
   };

@@ -290,7 +290,7 @@ function httpFilter(f: Fields): HttpFilterConfig | undefined {
   const which = f.oneof(['typed_config', 'config_discovery']);
   if (which === 'config_discovery') {
     const cd = f.obj('config_discovery')!;
-    adsConfigSource(cd.obj('config_source'));
+    const initialFetchTimeoutMs = adsConfigSource(cd.obj('config_source'));
     const typeUrls = cd.strList('type_urls').map((u) => u.replace(/^type\.googleapis\.com\//, ''));
     if (!typeUrls.every((u) => u === WASM_TYPE)) cd.fail('type_urls', `the weft sidecar accepts only ${WASM_TYPE} through ECDS`);
     const def = cd.obj('default_config');
@@ -298,7 +298,7 @@ function httpFilter(f: Fields): HttpFilterConfig | undefined {
     cd.ignore('apply_default_config_without_warming');
     cd.done();
     f.done();
-    return { kind: 'ecds', name, resourceName: name, defaultPlugin, disabled };
+    return { kind: 'ecds', name, resourceName: name, defaultPlugin, disabled, ...(initialFetchTimeoutMs !== undefined ? { initialFetchTimeoutMs } : {}) };
   }
   const tc = f.obj('typed_config');
   f.done();

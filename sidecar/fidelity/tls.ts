@@ -10,13 +10,14 @@ import { Fields, typeName } from './fields.ts';
 const DOWNSTREAM = 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 const UPSTREAM = 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 
-function sdsName(f: Fields | undefined, key: string): string | undefined {
+/** An SDS secret's name, and its sds_config's initial_fetch_timeout when it has one. */
+function sdsName(f: Fields | undefined): { name: string; initialFetchTimeoutMs: number | undefined } | undefined {
   if (!f) return undefined;
   const name = f.str('name');
-  adsConfigSource(f.obj('sds_config'));
+  const initialFetchTimeoutMs = adsConfigSource(f.obj('sds_config'));
   f.done();
   if (!name) f.fail('name', 'required');
-  return name;
+  return name ? { name, initialFetchTimeoutMs } : undefined;
 }
 
 /** common_tls_context: one SDS certificate and an SDS trust bundle; returns the SANs an upstream must present. */
@@ -24,11 +25,11 @@ function commonTlsContext(f: Fields | undefined, sans: string[]): TlsSecretRefs 
   if (!f) return undefined;
   const certs = f.list('tls_certificate_sds_secret_configs');
   if (certs.length !== 1) f.fail('tls_certificate_sds_secret_configs', 'the weft sidecar needs exactly one SDS certificate');
-  const certificate = certs.length === 1 ? sdsName(certs[0], 'tls_certificate_sds_secret_configs') : undefined;
-  let validation: string | undefined;
+  const certificate = certs.length === 1 ? sdsName(certs[0]) : undefined;
+  let validation: { name: string; initialFetchTimeoutMs: number | undefined } | undefined;
   const combined = f.obj('combined_validation_context');
   if (combined) {
-    validation = sdsName(combined.obj('validation_context_sds_secret_config'), 'validation_context_sds_secret_config');
+    validation = sdsName(combined.obj('validation_context_sds_secret_config'));
     const dvc = combined.obj('default_validation_context');
     for (const m of dvc?.list('match_typed_subject_alt_names') ?? []) {
       const type = m.enumOf('san_type', ['URI'] as const, ['SAN_TYPE_UNSPECIFIED', 'EMAIL', 'DNS', 'URI', 'IP_ADDRESS', 'OTHER_NAME']);
@@ -41,12 +42,18 @@ function commonTlsContext(f: Fields | undefined, sans: string[]): TlsSecretRefs 
     dvc?.done();
     combined.done();
   } else {
-    validation = sdsName(f.obj('validation_context_sds_secret_config'), 'validation_context_sds_secret_config');
+    validation = sdsName(f.obj('validation_context_sds_secret_config'));
   }
   f.ignore('alpn_protocols');
   f.done();
   if (!validation) f.fail('validation_context_sds_secret_config', 'mutual TLS needs an SDS trust bundle');
-  return certificate && validation ? { certificate, validation } : undefined;
+  if (!certificate || !validation) return undefined;
+  return {
+    certificate: certificate.name,
+    validation: validation.name,
+    ...(certificate.initialFetchTimeoutMs !== undefined ? { certificateInitialFetchTimeoutMs: certificate.initialFetchTimeoutMs } : {}),
+    ...(validation.initialFetchTimeoutMs !== undefined ? { validationInitialFetchTimeoutMs: validation.initialFetchTimeoutMs } : {}),
+  };
 }
 
 function socket(f: Fields, expected: string): Fields | undefined {
