@@ -148,8 +148,12 @@ class RunningListener {
     this.#tls.on('tlsClientError', (_err, s) => s.destroy());
     const secure = (socket: net.Socket | Duplex) => {
       const material = env.tls?.material(this.config.tls!);
-      // No certificate from SDS yet: Envoy's listener would still be warming.
-      if (!material) return void socket.destroy();
+      // No certificate from SDS yet (its initial_fetch_timeout passed and the listener went on): closed
+      // and counted, as Envoy's ServerSslSocketFactory hands such a connection a NotReadySslSocket.
+      if (!material) {
+        env.stats.downstreamSecretsNotReady.inc({ envoy_listener_address: listenerStatAddress(this.config) });
+        return void socket.destroy();
+      }
       if (material !== this.#tlsMaterial) {
         // New connections get the rotated certificate; open ones keep theirs.
         this.#tls.setSecureContext(material);

@@ -39,6 +39,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_http_', 'http.{envoy_http_conn_manager_prefix}.'],
   ['envoy_tracing_opentelemetry_', 'tracing.opentelemetry.'],
   ['envoy_listener_manager_', 'listener_manager.'],
+  ['envoy_listener_server_ssl_socket_factory_', 'listener.{envoy_listener_address}.server_ssl_socket_factory.'],
   ['envoy_listener_', 'listener.{envoy_listener_address}.'],
   ['envoy_control_plane_', 'control_plane.'],
   ['envoy_server_', 'server.'],
@@ -142,6 +143,8 @@ export class SidecarStats {
   /** The router's no_cluster: routed to a cluster it does not have (unknown, or still warming), answered 503 NC. */
   readonly noCluster = this.#counter('envoy_http_no_cluster', 'Requests routed to a cluster that is not there (unknown or warming)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqOverloadClose = this.#counter('envoy_http_downstream_rq_overload_close', 'Requests answered 503 by the overload manager (stop_accepting_requests)', ['envoy_http_conn_manager_prefix']);
+  /** Envoy's listener.<address>.server_ssl_socket_factory.downstream_context_secrets_not_ready: closed because SDS has given no certificate yet. */
+  readonly downstreamSecretsNotReady = this.#counter('envoy_listener_server_ssl_socket_factory_downstream_context_secrets_not_ready', 'Connections closed because the listener has no certificate from SDS yet', ['envoy_listener_address']);
   readonly downstreamGlobalCxOverflow = this.#counter('envoy_listener_downstream_global_cx_overflow', 'Connections closed at accept: over --max-downstream-connections', ['envoy_listener_address']);
 
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);

@@ -9,6 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { DataPlane } from '../../sidecar/dataplane.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
@@ -94,7 +95,21 @@ test('after start, a listener warming for an ECDS filter config or SDS secrets i
     await eventually(() => stats.listenersWarming.get() === 0, 10_000, 'warming ended by initial_fetch_timeout');
     const port = dp.listenerPort('filtered');
     assert.ok(port, 'bound without its filter config');
-    assert.ok(dp.listenerPort('secure'), 'bound without its secrets');
+    const securePort = dp.listenerPort('secure');
+    assert.ok(securePort, 'bound without its secrets');
+    // Bound without a certificate: a connection is closed at once and counted, as Envoy's NotReadySslSocket.
+    const closed = await new Promise<boolean>((resolve) => {
+      const socket = connect(securePort, '127.0.0.1');
+      socket.on('error', () => resolve(true));
+      socket.on('close', () => resolve(true));
+      socket.setTimeout(5_000, () => {
+        socket.destroy();
+        resolve(false);
+      });
+    });
+    assert.equal(closed, true, 'the connection was closed');
+    const secureAddress = [...stats.registry.metrics().matchAll(/envoy_listener_server_ssl_socket_factory_downstream_context_secrets_not_ready\{envoy_listener_address="([^"]+)"\} 1/g)];
+    assert.equal(secureAddress.length, 1, 'downstream_context_secrets_not_ready counted once');
     // Without its config (and no default), the filter answers as Envoy's missing filter config.
     const r = await get(port, 'web');
     assert.equal(r.status, 500);
