@@ -59,6 +59,10 @@ export interface FilterOptions extends Partial<PluginConfig> {
    * 1 MiB by default. Past it the request gets 413 `Payload Too Large`, a
    * response is reset (its headers went on before its body reached the
    * filter, even when the filter held them: Envoy's flow control, not a 500).
+   * Headers held with 3 (StopAllIterationAndBuffer) and a body past it: 413
+   * for a request, 500 `Internal Server Error` for a response, at once. A
+   * body held with 2 (StopIterationAndWatermark) past it waits for the
+   * filter to let go (backpressure), `stalled` if it never does.
    */
   bufferLimitBytes?: number;
   /**
@@ -532,6 +536,9 @@ export class FilterHarness {
     let outcome: StreamOutcome | BodyOutcome = note('request_headers', await this.settle(stream.onRequestHeaders(headers, chunks.length === 0 && trailers === undefined)));
     let forwardedBody: Uint8Array = new Uint8Array(0);
     if (outcome.action === 'pause') {
+      // StopAllIterationAndBuffer (3): Envoy buffers the body while the headers are held and answers 413 as soon as
+      // it passes the limit (filter_manager.cc handleDataIfStopAll / requestDataTooLarge), without the filter.
+      if (stream.heldHeaders('request') === 'buffer' && chunks.reduce((n, c) => n + c.length, 0) > this.bufferLimitBytes) return this.tooLarge(stream, result, note, 'request');
       // Envoy holds the whole request (StopAllIterationAndWatermark) until the filter continues it; the body that
       // came meanwhile (all of it, here) reaches it in one call after that.
       outcome = note('request_continued', await this.resume(stream, 'request'));
@@ -542,7 +549,16 @@ export class FilterHarness {
       const body = note('request_body', await this.settle(stream.onRequestBody(chunk, i === chunks.length - 1 && trailers === undefined)));
       if (body.action === 'continue') forwardedBody = concat(forwardedBody, body.body);
       else if (body.action !== 'pause') return finish(body);
-      else if (stream.bufferedBytes('request') > this.bufferLimitBytes) return this.tooLarge(stream, result, note, 'request');
+      else if (stream.bufferedBytes('request') > this.bufferLimitBytes) {
+        if (body.watermark !== true) return this.tooLarge(stream, result, note, 'request');
+        // StopIterationAndWatermark (2) past the limit: backpressure, as the sidecar and Envoy; no more of the body
+        // until the filter lets go of what it holds.
+        const released = note('request_continued', await this.resume(stream, 'request'));
+        if (released.action !== 'continue') return finish(released);
+        forwardedBody = concat(forwardedBody, stream.takeBody('request'));
+        outcome = released;
+        continue;
+      }
       outcome = body;
     }
     if (trailers !== undefined) {
@@ -576,6 +592,9 @@ export class FilterHarness {
     let outcome: StreamOutcome | BodyOutcome = note('response_headers', await this.settle(stream.onResponseHeaders(headers, body.length === 0 && trailers === undefined)));
     // Held until the filter continues the response itself; then the body (whole, here) as one call.
     const headersHeld = outcome.action === 'pause';
+    // StopAllIterationAndBuffer (3) on the response headers, and more body than the limit: Envoy answers 500 itself,
+    // not through the filters (filter_manager.cc responseDataTooLarge: the headers were never sent).
+    if (headersHeld && stream.heldHeaders('response') === 'buffer' && body.length > this.bufferLimitBytes) return this.responseTooLarge(stream, result);
     if (headersHeld) outcome = note('response_continued', await this.resume(stream, 'response'));
     if (outcome.action !== 'continue') return finish(outcome);
     // The headers go on as the filter continues them (Envoy sends them then): later changes to the map are lost.
@@ -585,9 +604,15 @@ export class FilterHarness {
       const out = note('response_body', await this.settle(stream.onResponseBody(body, trailers === undefined)));
       if (out.action === 'continue') sent = out.body;
       else if (out.action !== 'pause') return finish(out);
-      // Past the limit once the headers went on (a held filter continued them first, as Envoy's filter manager does): a reset.
-      else if (stream.bufferedBytes('response') > this.bufferLimitBytes) return this.tooLarge(stream, result, note, 'reset');
-      outcome = out;
+      else if (stream.bufferedBytes('response') > this.bufferLimitBytes) {
+        // Past the limit once the headers went on (a held filter continued them first, as Envoy's filter manager does): a reset.
+        if (out.watermark !== true) return this.tooLarge(stream, result, note, 'reset');
+        // StopIterationAndWatermark (2): backpressure on the upstream until the filter lets go of what it holds.
+        const released = note('response_continued', await this.resume(stream, 'response'));
+        if (released.action !== 'continue') return finish(released);
+        sent = stream.takeBody('response');
+        outcome = released;
+      } else outcome = out;
     }
     if (trailers !== undefined) {
       outcome = note('response_trailers', await this.settle(stream.onResponseTrailers(trailers)));
@@ -612,6 +637,17 @@ export class FilterHarness {
   private async tooLarge(stream: HttpStream, result: RequestResult, note: <T extends StreamOutcome | BodyOutcome>(phase: string, outcome: T) => T, what: 'request' | 'reset'): Promise<RequestResult> {
     if (what === 'reset') result.closed = true;
     else await this.sendLocalReply(stream, { status: 413, body: encodeUtf8('Payload Too Large'), headers: [], grpcStatus: undefined, details: 'request_payload_too_large' }, result, note);
+    stream.complete();
+    return result;
+  }
+
+  /** The 500 Envoy sends for a held response past the buffer limit: straight to the client, not through the filter. */
+  private responseTooLarge(stream: HttpStream, result: RequestResult): RequestResult {
+    // The sidecar's localReplies.responsePayloadTooLarge (Envoy's Http::Code::InternalServerError, response_payload_too_large).
+    const text = 'Internal Server Error';
+    const body = encodeUtf8(text);
+    result.localReply = { status: 500, body, bodyText: text, headers: [], grpcStatus: undefined, details: 'response_payload_too_large' };
+    result.response = { ...message([[':status', '500'], ['content-length', String(body.length)], ['content-type', 'text/plain']], body, undefined), status: 500 };
     stream.complete();
     return result;
   }

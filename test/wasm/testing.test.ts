@@ -148,6 +148,44 @@ test('holding more than the buffer limit: 413 for a request, a reset for a respo
   assert.equal(fine.response?.body, big.body);
 });
 
+/** Returns `headers` from the request headers callback and `body` from both body callbacks; nothing continues a stop. */
+const statuses = (headers: number, body: number) =>
+  wat({
+    body: () => `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const ${headers}))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const ${body}))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const ${body}))`,
+  });
+
+test('StopAllIterationAndBuffer (3) past the buffer limit: 413 for a request and 500 for a response at once, as the sidecar and Envoy', async () => {
+  const limit = { bufferLimitBytes: 1024 };
+  const request = await (await loadFilter(await statuses(3, 0), limit)).request({ method: 'POST', body: ['x'.repeat(600), 'y'.repeat(600)] });
+  assert.equal(request.localReply?.status, 413);
+  assert.equal(request.forwarded, undefined);
+  assert.equal(request.stalled, false);
+  // Within the limit the same stop holds the request, and nothing here continues it.
+  const small = await (await loadFilter(await statuses(3, 0), limit)).request({ method: 'POST', body: 'x'.repeat(600) });
+  assert.equal(small.stalled, true);
+  assert.equal(small.localReply, undefined);
+
+  // The request goes on (its headers continue); the response headers are held with 3 and the body is too large.
+  const response = await (await loadFilter(await wat({ body: () => '(func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 3))' }), limit)).request({}, { body: 'z'.repeat(2048) });
+  assert.equal(response.response?.status, 500);
+  assert.equal(response.response?.body, 'Internal Server Error');
+  assert.equal(response.localReply?.details, 'response_payload_too_large');
+  assert.equal(response.closed, false);
+});
+
+test('StopIterationAndWatermark (2) past the buffer limit is backpressure, not 413 or a reset: the stream waits for the filter', async () => {
+  const limit = { bufferLimitBytes: 1024 };
+  const request = await (await loadFilter(await statuses(0, 2), limit)).request({ method: 'POST', body: ['x'.repeat(600), 'y'.repeat(600), 'z'] });
+  assert.equal(request.localReply, undefined, 'no 413');
+  assert.equal(request.stalled, true, 'held until the filter lets go, which nothing here does');
+  const response = await (await loadFilter(await wat({ body: () => '(func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 2))' }), limit)).request({}, { body: 'z'.repeat(2048), trailers: { 'grpc-status': '0' } });
+  assert.equal(response.closed, false, 'not reset');
+  assert.equal(response.stalled, true);
+});
+
 test('a configuration the module refuses: loadFilter says what the module logged while refusing it', async () => {
   const bytes = await wat({
     strings: { why: 'limit: must be between 1 and 1000000', chatter: 'reading config' },
