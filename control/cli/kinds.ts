@@ -68,6 +68,23 @@ const FILTER_BINDING: KindInfo = {
   row: (b) => [str(b.namespace), str(b.name), str(b.service), str(b.direction), str(b.filter), str(b.order)],
 };
 
+const AUTHORIZATION_POLICY: KindInfo = {
+  manifestKind: 'AuthorizationPolicy',
+  path: '/authorization-policies',
+  namedGet: true,
+  headers: ['NAMESPACE', 'NAME', 'SERVICE', 'ACTION', 'RULES'],
+  row: (p) => [str(p.namespace), str(p.name), str(p.service), str(p.action), count(p.rules)],
+};
+
+const PEER_AUTHENTICATION: KindInfo = {
+  manifestKind: 'PeerAuthentication',
+  path: '/peer-authentications',
+  namedGet: true,
+  // no service: the namespace's policy
+  headers: ['NAMESPACE', 'NAME', 'SERVICE', 'MODE'],
+  row: (p) => [str(p.namespace), str(p.name), str(p.service), str(p.mode)],
+};
+
 const INSTANCE: KindInfo = {
   path: '/instances',
   namedGet: false,
@@ -109,6 +126,8 @@ const KINDS: Record<string, KindInfo> = {
   route: ROUTE, routes: ROUTE,
   destinationpolicy: DESTINATION_POLICY, destinationpolicies: DESTINATION_POLICY, 'destination-policies': DESTINATION_POLICY, dp: DESTINATION_POLICY,
   filterbinding: FILTER_BINDING, filterbindings: FILTER_BINDING, 'filter-bindings': FILTER_BINDING, fb: FILTER_BINDING,
+  authorizationpolicy: AUTHORIZATION_POLICY, authorizationpolicies: AUTHORIZATION_POLICY, 'authorization-policies': AUTHORIZATION_POLICY, ap: AUTHORIZATION_POLICY,
+  peerauthentication: PEER_AUTHENTICATION, peerauthentications: PEER_AUTHENTICATION, 'peer-authentications': PEER_AUTHENTICATION, pa: PEER_AUTHENTICATION,
   instance: INSTANCE, instances: INSTANCE, inst: INSTANCE,
   filter: FILTER, filters: FILTER,
   proxy: PROXY, proxies: PROXY,
@@ -130,7 +149,7 @@ export function genericKind(name: string): KindInfo | undefined {
   return { path: `/${path}`, namedGet: true, headers: ['NAMESPACE', 'NAME'], row: (o) => [str(o.namespace), str(o.name)] };
 }
 
-export const KIND_NAMES = 'services, instances, routes, destinationpolicies (dp), filterbindings (fb), filters, proxies, tokens, join-tokens';
+export const KIND_NAMES = 'services, instances, routes, destinationpolicies (dp), filterbindings (fb), authorizationpolicies (ap), peerauthentications (pa), filters, proxies, tokens, join-tokens';
 
 /** The API's flat object as a manifest: name and namespace move to metadata. */
 export function toManifest(kind: string, item: Row): Row {

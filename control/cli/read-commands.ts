@@ -140,7 +140,10 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
           console.log(opts.output === 'json' ? jsonTerminalSafe(JSON.stringify(JSON.parse(line))) : terminalSafe(tapLine(JSON.parse(line) as TapLine)));
         }
       } catch (err) {
-        if (!abort.signal.aborted) throw err; // Ctrl-C ends a tap: not an error
+        if (abort.signal.aborted) return; // Ctrl-C ends a tap: not an error
+        if (err instanceof CliError) throw err;
+        // The stream was cut after it began: the proxy (or the control plane) stopped.
+        throw new CliError(`error: the tap of proxy ${terminalSafe(proxy)} ended: the stream was cut off (${(err as Error).message}); the proxy or the control plane stopped`, 1);
       }
     });
 

@@ -55,12 +55,21 @@ export interface RunningMesh {
   dataDir: string;
   workloads: { name: string; appPort: number; inboundPort: number; outboundPort: number; adminPort: number }[];
   stop(): Promise<void>;
+  /**
+   * Resolves, with what happened and where its log is, when a process weft up started exits while
+   * nothing is stopping it (a crash, an app's exit, a sidecar's /quitquitquit); never after stop().
+   */
+  exited: Promise<string>;
+  /** stop(), but the data dir (and the logs an exit message names) stays. */
+  stopKeepingLogs(): Promise<void>;
   /** SIGKILL every process still running, now (a second Ctrl-C), and remove the temporary data dir as stop() does. */
   kill(): void;
 }
 
 class Children {
   readonly #procs: { name: string; child: ChildProcess }[] = [];
+  /** Set once weft up itself stops them: an exit after that is no news. */
+  #stopping = false;
 
   constructor(readonly logDir: string) {}
 
@@ -78,10 +87,12 @@ class Children {
 
   /** SIGKILL to every child still running; synchronous, so it also works from an 'exit' handler. */
   killAll(): void {
+    this.#stopping = true;
     for (const { child } of this.#procs) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 
   async stopAll(): Promise<void> {
+    this.#stopping = true;
     // Apps first, then sidecars, then the control plane: the reverse of start.
     for (const { child } of [...this.#procs].reverse()) {
       if (child.exitCode !== null || child.signalCode !== null) continue;
@@ -91,6 +102,19 @@ class Children {
       await exited;
       clearTimeout(timer);
     }
+  }
+
+  /** The first of the processes started so far that exits while weft up is not stopping them. */
+  firstExit(): Promise<{ name: string; child: ChildProcess }> {
+    return new Promise((resolve) => {
+      for (const p of this.#procs) {
+        const exited = () => {
+          if (!this.#stopping) resolve(p);
+        };
+        if (p.child.exitCode !== null || p.child.signalCode !== null) exited();
+        else p.child.once('exit', exited);
+      }
+    });
   }
 }
 
@@ -238,7 +262,14 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
       children.killAll();
       if (tempDir) rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 });
     };
-    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop, kill };
+    const exited = children.firstExit().then(async ({ name, child }) => {
+      // Its last words are on its stdout/stderr, which may still be draining: wait for them (briefly).
+      if (child.stdout && !child.stdout.readableEnded) await Promise.race([new Promise((r) => child.once('close', r)), new Promise((r) => setTimeout(r, 1000))]);
+      const how = child.exitCode !== null ? `exit code ${child.exitCode}` : `signal ${child.signalCode}`;
+      const said = tails.get(child)?.trim();
+      return `${name}: the process exited (${how})${said ? `; its last output:\n${said}` : ''}\n(log: ${join(children.logDir, `${name}.log`)})`;
+    });
+    return { ingress: `http://127.0.0.1:${frontend.inboundPort}`, api: apiUrl, token, dataDir, workloads, stop, kill, exited, stopKeepingLogs: stopProcesses };
   } catch (err) {
     // Everything it started stops; the logs the error points at stay (a temporary data dir is kept for them).
     await stopProcesses();
@@ -272,8 +303,14 @@ export async function runUp(opts: { otelCollector?: string } = {}): Promise<void
   console.log(`  curl http://127.0.0.1:${frontend.adminPort}/clusters | grep health   # its upstream hosts and their health flags`);
   console.log(`  curl -X POST 'http://127.0.0.1:${frontend.adminPort}/logging?config=debug'  # log each xDS update it takes (logs/${frontend.name}-sidecar.log); ?wasm=debug for filters`);
   console.log('Ctrl-C stops everything.');
-  await new Promise<void>((done) => {
+  // Ctrl-C (or SIGTERM) ends it; so does any of its processes exiting, said with why, as at start.
+  const exitedAlone = await new Promise<string | undefined>((done) => {
     let stopping = false;
+    void mesh.exited.then((what) => {
+      if (stopping) return;
+      stopping = true;
+      done(what);
+    });
     const stop = (signal: string) => {
       if (stopping) {
         // Ctrl-C pressed again while the clean stop runs: no more waiting, but nothing left behind either.
@@ -283,12 +320,19 @@ export async function runUp(opts: { otelCollector?: string } = {}): Promise<void
       }
       stopping = true;
       console.log(`\n${signal}: stopping every process weft up started (again to kill them at once)`);
-      mesh.stop().then(done, (e: Error) => {
-        console.error(e.message);
-        done();
-      });
+      mesh.stop().then(
+        () => done(undefined),
+        (e: Error) => {
+          console.error(e.message);
+          done(undefined);
+        },
+      );
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  if (exitedAlone === undefined) return;
+  // The demo is broken without it: stop the others, keep the logs, and say which one and why.
+  await mesh.stopKeepingLogs();
+  throw new UpError(`${exitedAlone}\nweft up stopped every other process it started`);
 }

@@ -172,3 +172,30 @@ test('a demo process that exits at start is said at once, with its last output; 
     up.kill();
   }
 });
+
+test('a demo process that exits once the mesh runs is said at once, with its log; weft up stops the others and exits 1', { timeout: 150_000 }, async () => {
+  const up = spawnWeft(['up']);
+  try {
+    const deadline = Date.now() + 120_000;
+    while (!/Ctrl-C stops everything/.test(up.output())) {
+      if (Date.now() > deadline || up.child.exitCode !== null) assert.fail(`weft up did not start:\n${up.output()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // The inventory sidecar shuts down (Envoy's admin /quitquitquit), as a crash or an operator would end it.
+    const admin = Number(/^inventory-v1: .* admin :(\d+)$/m.exec(up.output())![1]);
+    assert.equal((await fetch(`http://127.0.0.1:${admin}/quitquitquit`, { method: 'POST' })).status, 200);
+    assert.equal(await up.exited, 1, up.output());
+    const out = up.output();
+    assert.match(out, /^error: inventory-v1-sidecar: the process exited \(exit code \d+\)/m);
+    assert.match(out, /^weft up stopped every other process it started$/m);
+    assert.doesNotMatch(out, /^\s+at /m, 'one message, no stack');
+    const log = /^\(log: (\S+)\)$/m.exec(out)![1]!;
+    assert.ok(existsSync(log), `the log it names is kept: ${log}`);
+    const api = Number(/control plane up \(api http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    for (let i = 0; i < 50 && (await portOpen(api)); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await portOpen(api), false, 'the control plane it started is stopped');
+    rmSync(dirname(dirname(log)), { recursive: true, force: true });
+  } finally {
+    up.kill();
+  }
+});

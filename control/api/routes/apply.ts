@@ -13,6 +13,7 @@ import { ApiError, prefixPaths, validationFailed, type FieldError } from '../err
 import { diffState } from '../proxy-diff.ts';
 import { loneSurrogates } from '../json-body.ts';
 import type { ApiDeps, Change } from '../deps.ts';
+import { NoQuery } from '../no-query.ts';
 
 const tags = ['Manifests'];
 
@@ -155,7 +156,7 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
 
   app.post<{ Body: Body }>(
     '/delete',
-    { schema: { tags, body: bodySchema, summary: 'delete every object named in a set of manifests, as one revision' } },
+    { schema: { tags, querystring: NoQuery, body: bodySchema, summary: 'delete every object named in a set of manifests, as one revision' } },
     async (request) => {
       const refs = readObjectRefs(request.body);
       requireObjects(request.body, refs.length, 'delete');
@@ -171,7 +172,7 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
 
   app.post<{ Body: Body }>(
     '/diff',
-    { schema: { tags, body: bodySchema, summary: "which proxies' resources applying these manifests would change, resource by resource" }, config: { readOnly: true } },
+    { schema: { tags, querystring: NoQuery, body: bodySchema, summary: "which proxies' resources applying these manifests would change, resource by resource" }, config: { readOnly: true } },
     async (request) => {
       const planned = plan(readManifests(request.body));
       const changes = planned.filter((p) => p.action !== 'unchanged').map((p) => p.change);

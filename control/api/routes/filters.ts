@@ -7,6 +7,7 @@ import { ApiError, notFound, validationFailed } from '../errors.ts';
 import { actorOf } from '../auth.ts';
 import { commitChecked, serialWrite } from '../desired-state.ts';
 import { FILTER_MODULE_KIND, type ApiDeps } from '../deps.ts';
+import { NoQuery } from '../no-query.ts';
 
 const tags = ['Filter'];
 /** Largest module accepted (base64 grows it by a third). */
@@ -35,7 +36,7 @@ export const filterRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
 
   app.post(
     '/filters',
-    { bodyLimit: Math.ceil((MAX_MODULE_BYTES * 4) / 3) + 64 * 1024, schema: { tags, body: UploadBody, summary: 'upload a proxy-wasm module (checked before it is accepted)' } },
+    { bodyLimit: Math.ceil((MAX_MODULE_BYTES * 4) / 3) + 64 * 1024, schema: { tags, querystring: NoQuery, body: UploadBody, summary: 'upload a proxy-wasm module (checked before it is accepted)' } },
     async (request, reply) => {
       const body = request.body as { name: string; wasm: string; configSchema?: unknown };
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body.wasm)) throw validationFailed([{ path: 'wasm', message: 'must be base64' }], 'filter upload');

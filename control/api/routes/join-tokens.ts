@@ -10,6 +10,7 @@ import { parseTtl } from '../../ca/ttl.ts';
 import { ApiError, notFound, validationFailed } from '../errors.ts';
 import type { ApiDeps, JoinTokenPort, JoinTokenView } from '../deps.ts';
 import { isExpired } from '../../ca/join-tokens.ts';
+import { NoQuery } from '../no-query.ts';
 
 const JoinBody = Type.Object(
   {
@@ -44,7 +45,7 @@ function view(record: JoinTokenView, trustDomain: string) {
 }
 
 export const joinTokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
-  app.post('/tokens/join', { schema: { tags: ['Token'], body: JoinBody, summary: "issue a proxy's xDS join token for one service identity; the response carries it once" } }, async (request, reply) => {
+  app.post('/tokens/join', { schema: { tags: ['Token'], querystring: NoQuery, body: JoinBody, summary: "issue a proxy's xDS join token for one service identity; the response carries it once" } }, async (request, reply) => {
     const join = joinTokensFor(request, deps, 'issuing');
     const body = request.body as { service: string; namespace?: string; ttl?: string };
     const identity = { service: body.service, namespace: body.namespace ?? 'default' };
@@ -68,7 +69,7 @@ export const joinTokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) =>
     return { items };
   });
 
-  app.delete<{ Params: { id: string } }>('/tokens/join/:id', { schema: { tags: ['Token'], params: IdParams, summary: 'revoke a join token: no new xDS stream with it, and the open ones end' } }, async (request) => {
+  app.delete<{ Params: { id: string } }>('/tokens/join/:id', { schema: { tags: ['Token'], querystring: NoQuery, params: IdParams, summary: 'revoke a join token: no new xDS stream with it, and the open ones end' } }, async (request) => {
     const join = joinTokensFor(request, deps, 'revoking');
     const { id } = request.params;
     if (!join.revoke(id)) throw notFound(`join token ${id}`);

@@ -1,7 +1,7 @@
 // Connected proxies: status (SYNCED / STALE / NACKED with the message /
 // DISCONNECTED), versions per type, the resources each was sent, and whether
 // what a proxy runs (its own config dump) is what the control plane means.
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ApiError, notFound, validationFailed } from '../errors.ts';
@@ -158,8 +158,13 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         if (res.status === 404) throw new ApiError('PROXY_UNREACHABLE', `proxy ${id} has no live tap (GET /tap is the weft sidecar's; use its access log)`);
         throw new ApiError(res.status === 503 ? 'UNAVAILABLE' : 'PROXY_UNREACHABLE', `proxy ${id}: ${text || `HTTP ${res.status}`}`);
       }
-      const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-      body.on('error', () => undefined); // aborted below when the client leaves
+      const upstream = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+      // fastify sends the headers with the first line; a stream that fails before it (the sidecar stopped
+      // while nothing matched) reaches the error handler, so it fails as an ApiError, not as a bug (500).
+      // Later, the answer is cut off and the client says the tap ended.
+      const body = new PassThrough();
+      upstream.on('error', (err) => body.destroy(abort.signal.aborted ? err : new ApiError('PROXY_UNREACHABLE', `proxy ${id}: its tap ended before any request: ${err.message}`)));
+      upstream.pipe(body);
       reply.raw.once('close', () => abort.abort());
       return reply.header('content-type', 'application/x-ndjson').header('cache-control', 'no-store').send(body);
     },

@@ -9,6 +9,7 @@ import { rollbackChanges } from '../../store/rollback.ts';
 import { commitChecked, operatorObjects, serialWrite } from '../desired-state.ts';
 import { ApiError, notFound } from '../errors.ts';
 import type { ApiDeps } from '../deps.ts';
+import { NoQuery } from '../no-query.ts';
 
 // Path parameters are strings (coercion is off API-wide), hence a pattern.
 const RevParams = Type.Object({ n: Type.String({ pattern: '^[0-9]{1,15}$', errorMessage: 'must be a revision number' }) });
@@ -50,7 +51,7 @@ export const revisionRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
 
   app.post<{ Params: { n: string } }>(
     '/revisions/:n/rollback',
-    { schema: { tags: ['Revision'], ...coerce, summary: "return services, routes, policies and bindings to a revision's state (a new revision)" } },
+    { schema: { tags: ['Revision'], ...coerce, querystring: NoQuery, summary: "return services, routes, policies and bindings to a revision's state (a new revision)" } },
     async (request) => {
       const n = Number(request.params.n);
       // Revision 0 is the empty store: rolling back to it removes every operator object.

@@ -6,6 +6,7 @@ import { actorOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { ApiDeps } from '../deps.ts';
 import { TokenNameTakenError, type Role } from '../tokens.ts';
+import { NoQuery } from '../no-query.ts';
 
 const CreateBody = Type.Object(
   {
@@ -23,7 +24,7 @@ export const tokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
 
   app.delete<{ Params: { name: string } }>(
     '/tokens/:name',
-    { schema: { tags: ['Token'], params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }), summary: 'revoke an operator token: from now on it is answered 401' } },
+    { schema: { tags: ['Token'], querystring: NoQuery, params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }), summary: 'revoke an operator token: from now on it is answered 401' } },
     async (request) => {
       const name = request.params.name;
       const outcome = await deps.tokens.revoke(name);
@@ -34,7 +35,7 @@ export const tokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     },
   );
 
-  app.post('/tokens', { schema: { tags: ['Token'], body: CreateBody, summary: 'create a token; the response carries it once' } }, async (request, reply) => {
+  app.post('/tokens', { schema: { tags: ['Token'], querystring: NoQuery, body: CreateBody, summary: 'create a token; the response carries it once' } }, async (request, reply) => {
     const body = request.body as { role: Role; name?: string };
     const name = body.name ?? `${body.role}-${Date.now().toString(36)}`;
     const { token, info } = await deps.tokens.create(name, body.role).catch((e: unknown) => {
