@@ -159,6 +159,11 @@ export class XdsController {
   ensureGroup(proxy: ProxyRef, group: string): void {
     if (this.#groups.has(group)) return;
     this.#groups.set(group, proxy);
+    // A proxy that connects while changes wait out the debounce window is translated from the store as it is now,
+    // not from the model the last push used: its first config must already carry what was committed (a filter
+    // binding, an authorization policy), or a sidecar would go ready and serve without it until the window ends.
+    // The push of the window still comes (and finds this group's snapshot unchanged).
+    if (this.#pending.length > 0) this.#setModel(this.#source.model());
     const model = this.#ensureModel();
     const stamp = { revision: model.revision, committedAt: Date.now() };
     const names = this.#translateGroup(model, group, proxy, stamp);

@@ -125,3 +125,36 @@ test('a storm of changes at the default debounce (quiet 100 ms, at most 1 s) rea
     await xds.close();
   }
 });
+
+test('a proxy that connects while a config change waits out the window gets a first snapshot that already has it', async () => {
+  let current: MeshModel = { ...model, revision: 1 };
+  let listener: ((c: ModelChange) => void) | undefined;
+  const seen: number[] = [];
+  const cache = new SnapshotCache(testEncoder);
+  const controller = new XdsController({
+    cache,
+    debounceMs: 10_000, // the window outlasts the test: only ensureGroup can see the change
+    debounceMaxMs: 20_000,
+    source: { model: () => current, subscribe: (l) => ((listener = l), () => (listener = undefined)) },
+    translator: {
+      translateProxy: (m) => {
+        seen.push(m.revision);
+        return { clusters: [cluster(A)], listeners: [], routes: [], extensionConfigs: [], endpointNames: [A], errors: [] };
+      },
+      translateEndpoints: (_m, names) => ({ endpoints: [...names].map((n) => cla(n, [1000])), errors: [] }),
+    },
+  });
+  controller.start();
+  const proxy = (id: string) => ({ id, service: id, namespace: 'default', kind: 'sidecar' as const, inboundPort: 15006, outboundPort: 15001, appPort: 80, appAddress: '127.0.0.1', bindAddress: '0.0.0.0' });
+  controller.ensureGroup(proxy('first'), 'first');
+  // Two commits: the first is pushed at once (after a quiet spell), the second waits for the window.
+  current = { ...current, revision: 2 };
+  listener?.({ kind: 'config', revision: 2, committedAt: Date.now() });
+  await new Promise((r) => setTimeout(r, 50));
+  current = { ...current, revision: 3 };
+  listener?.({ kind: 'config', revision: 3, committedAt: Date.now() });
+  seen.length = 0;
+  controller.ensureGroup(proxy('late'), 'late');
+  assert.deepEqual(seen, [3], 'the connecting proxy was translated from revision 3, not the pushed revision 2');
+  controller.stop();
+});
