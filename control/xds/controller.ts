@@ -113,6 +113,8 @@ export class XdsController {
   #services = new Map<string, Service>();
   #pending: ModelChange[] = [];
   #timer: NodeJS.Timeout | undefined;
+  /** How many of the pending changes #model already reflects (ensureGroup rebuilt it within the window). */
+  #pendingInModel = 0;
   #unsubscribe: (() => void) | undefined;
   #errors: ControllerError[] = [];
   /** Translated but not yet published groups: a config change publishes their endpoints first. */
@@ -144,6 +146,7 @@ export class XdsController {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#pending = [];
+    this.#pendingInModel = 0;
   }
 
   /** The service a node names, for the WEFT_APP_PORT default. */
@@ -162,8 +165,12 @@ export class XdsController {
     // A proxy that connects while changes wait out the debounce window is translated from the store as it is now,
     // not from the model the last push used: its first config must already carry what was committed (a filter
     // binding, an authorization policy), or a sidecar would go ready and serve without it until the window ends.
-    // The push of the window still comes (and finds this group's snapshot unchanged).
-    if (this.#pending.length > 0) this.#setModel(this.#source.model());
+    // The push of the window still comes (and finds this group's snapshot unchanged). The model is rebuilt once
+    // per change that came since, not per proxy: a reconnect storm within one window builds it once.
+    if (this.#pending.length > this.#pendingInModel) {
+      this.#setModel(this.#source.model());
+      this.#pendingInModel = this.#pending.length;
+    }
     const model = this.#ensureModel();
     const stamp = { revision: model.revision, committedAt: Date.now() };
     const names = this.#translateGroup(model, group, proxy, stamp);
@@ -191,6 +198,7 @@ export class XdsController {
     this.#lastFlushAt = Date.now();
     const changes = this.#pending;
     this.#pending = [];
+    this.#pendingInModel = 0;
     if (changes.length > 0) this.#apply(changes);
   }
 

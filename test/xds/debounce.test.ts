@@ -130,12 +130,13 @@ test('a proxy that connects while a config change waits out the window gets a fi
   let current: MeshModel = { ...model, revision: 1 };
   let listener: ((c: ModelChange) => void) | undefined;
   const seen: number[] = [];
+  let builds = 0;
   const cache = new SnapshotCache(testEncoder);
   const controller = new XdsController({
     cache,
     debounceMs: 10_000, // the window outlasts the test: only ensureGroup can see the change
     debounceMaxMs: 20_000,
-    source: { model: () => current, subscribe: (l) => ((listener = l), () => (listener = undefined)) },
+    source: { model: () => (builds++, current), subscribe: (l) => ((listener = l), () => (listener = undefined)) },
     translator: {
       translateProxy: (m) => {
         seen.push(m.revision);
@@ -156,5 +157,10 @@ test('a proxy that connects while a config change waits out the window gets a fi
   seen.length = 0;
   controller.ensureGroup(proxy('late'), 'late');
   assert.deepEqual(seen, [3], 'the connecting proxy was translated from revision 3, not the pushed revision 2');
+  // More proxies in the same window, with no change since: the model is not rebuilt for each.
+  const before = builds;
+  controller.ensureGroup(proxy('later'), 'later');
+  assert.equal(builds, before, 'no rebuild without a new change');
+  assert.deepEqual(seen, [3, 3]);
   controller.stop();
 });
