@@ -69,4 +69,16 @@ describe('weft get for the identity kinds', () => {
       assert.match(again.stdout, /^no changes \(revision \d+\)$/m);
     }
   });
+
+  it('every manifest in docs/identity.md applies as written (on top of services.yaml)', async () => {
+    // Until 2026-11-28 its PeerAuthentication example named a service that
+    // exists nowhere: apply refused it ("unknown service shop/legacy").
+    const doc = readFileSync(new URL('../../docs/identity.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+    assert.ok(blocks.length >= 2, 'docs/identity.md has its PeerAuthentication and AuthorizationPolicy examples');
+    for (const [i, yaml] of blocks.entries()) {
+      const dry = await weft(control, ['apply', '--dry-run', '-f', '-'], {}, yaml);
+      assert.equal(dry.code, 0, `yaml block ${i + 1} of docs/identity.md: ${dry.stderr}`);
+    }
+  });
 });
