@@ -107,8 +107,8 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
       if (items.length === 0) return console.log('no proxies connected');
       console.log(
         table(
-          ['ID', 'SERVICE', 'KIND', 'STREAM', 'STATUS', 'CDS', 'EDS', 'LDS', 'RDS'],
-          items.map((p) => [p.id, `${p.service}.${p.namespace}`, p.kind, p.stream, p.status, ...['clusters', 'endpoints', 'listeners', 'routes'].map((t) => p.versions?.[t])]),
+          ['ID', 'SERVICE', 'KIND', 'STREAM', 'STATUS', 'CDS', 'EDS', 'LDS', 'RDS', 'ECDS'],
+          items.map((p) => [p.id, `${p.service}.${p.namespace}`, p.kind, p.stream, p.status, ...['clusters', 'endpoints', 'listeners', 'routes', 'extension-configs'].map((t) => p.versions?.[t])]),
         ),
       );
       for (const p of items) for (const n of p.nacks ?? []) console.log(terminalSafe(`${p.id}: NACK ${n.type}${n.version ? ` version ${n.version}` : ''}: ${n.message}`));

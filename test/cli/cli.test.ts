@@ -69,6 +69,8 @@ describe('weft apply / get / diff / history / rollback against a running control
     const status = await weft(control, ['proxy-status']);
     assert.equal(status.code, 0);
     assert.match(status.stdout, /frontend-cli-1\s+frontend\.default\s+sidecar\s+sotw\s+(SYNCED|STALE)/);
+    // one version column per type the control plane serves, the wasm filters' ECDS included (as istioctl's)
+    assert.match(status.stdout, /^ID\s+SERVICE\s+KIND\s+STREAM\s+STATUS\s+CDS\s+EDS\s+LDS\s+RDS\s+ECDS$/m);
 
     // diff before applying the canary: the frontend proxy's outbound route changes
     const diff = await weft(control, ['diff', '-f', manifest('canary.yaml')]);
