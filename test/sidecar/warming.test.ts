@@ -16,7 +16,7 @@ import { TypeUrl, defaultTranslator } from '../../control/xds/index.ts';
 import type { Translator } from '../../control/xds/index.ts';
 import { DataPlane } from '../../sidecar/dataplane.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { TestMesh, eventually, get, instance, metric, service, startApp } from './harness.ts';
+import { TestMesh, eventually, get, instance, metric, service, startApp, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -290,4 +290,51 @@ test('a cluster CDS removes while it warms is gone, with its series', async () =
   } finally {
     await dp.close();
   }
+});
+
+test("at start a cluster is under warming_clusters until it initialized, as Envoy's cluster manager: not active, not in /clusters, config_dump's dynamic_warming_clusters; /ready waits for it", { timeout: 30_000 }, async () => {
+  // The real control plane, holding back one cluster's assignment while `hold` is set (SotW: nothing says it is absent).
+  let hold = true;
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  const translator: Translator = {
+    translateProxy: (m, p) => base.translateProxy(m, p),
+    translateEndpoints: (m, names) => {
+      const out = base.translateEndpoints(m, names);
+      return hold ? { ...out, endpoints: out.endpoints.filter((e) => e.name !== NEW) } : out;
+    },
+  };
+  const mesh = await TestMesh.start({ translator });
+  closers.push(() => mesh.close());
+  const old = await startApp('svc');
+  const fresh = await startApp('fresh');
+  mesh.track(() => old.close());
+  mesh.track(() => fresh.close());
+  mesh.model.update({ services: [service('client', 8000), service('svc', 7000), service('fresh', 7100)], instances: [instance('svc', old.port), instance('fresh', fresh.port)] });
+  const client = await mesh.sidecar('client', 8000, { sotw: true, wait: false });
+  const awaited = async () => (JSON.parse((await get(client.adminPort, 'admin', '/init_dump')).body) as Json).unready_targets_dumps?.[0]?.target_names as string[] | undefined;
+  await eventually(async () => JSON.stringify(await awaited()) === JSON.stringify([`EDS cluster_load_assignment ${NEW}`]), 10_000, 'all but the held assignment');
+  assert.equal((await get(client.adminPort, 'admin', '/ready')).status, 503);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 1);
+  assert.match((await get(client.adminPort, 'admin', '/stats?filter=cluster_manager')).body, /^cluster_manager\.warming_clusters: 1$/m);
+  const dump = async () => JSON.parse((await get(client.adminPort, 'admin', '/config_dump')).body).configs.find((c: Json) => c['@type'].endsWith('ClustersConfigDump')) as Json;
+  let clusters = await dump();
+  assert.deepEqual(clusters.dynamic_warming_clusters.map((c: Json) => c.cluster.name), [NEW]);
+  assert.ok(!clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
+  const active = clusters.dynamic_active_clusters.length;
+  // The bootstrap's xds_cluster is active from the start; the CDS clusters as they initialize.
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), active + 1);
+  assert.doesNotMatch((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
+  assert.ok(!JSON.parse((await get(client.adminPort, 'admin', '/clusters?format=json')).body).cluster_statuses.some((c: Json) => c.name === NEW));
+  assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /svc\.default::/);
+
+  hold = false;
+  mesh.model.update({ instances: [instance('svc', old.port), instance('fresh', fresh.port, { v: '2' })] });
+  await withTimeout(client.ready, 10_000, 'ready once the assignment came');
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), active + 2);
+  clusters = await dump();
+  assert.deepEqual(clusters.dynamic_warming_clusters, []);
+  assert.ok(clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
+  assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /fresh\.default::/);
+  assert.equal((await get(client.outboundPort, 'fresh')).status, 200);
 });
