@@ -689,13 +689,15 @@ export class ClusterManager {
       }
       this.#unwarm(name);
       // As Envoy's cluster manager: a new or changed cluster is a new cluster (loadCluster), its hosts afresh. Before
-      // initialization it is active at once (the sidecar is not ready until it initialized). After, as Envoy's EDS
-      // cluster then (xds_protocol "Resource warming"), a new one warms until its assignment (none to wait for when the
-      // sidecar holds it already), a changed one until the next assignment for it, even an unchanged one; then, with
-      // health checks, through their first round; the previous version serving meanwhile.
+      // initialization it is active at once (the sidecar is not ready until it initialized; warming_clusters counts it
+      // until then). After, as Envoy's EDS cluster then (xds_protocol "Resource warming"), a new or changed one warms
+      // until the next assignment for its name, even one the sidecar already holds (another cluster's, or unchanged):
+      // EdsClusterImpl's own subscription waits for a response, the mux delivering nothing it cached (envoy#47302; the
+      // EDS resources cache is read only on its initial_fetch_timeout, as #warm does); then, with health checks,
+      // through their first round, and with TLS, until its secrets; the previous version serving meanwhile.
       if (!this.warmAfterInit) this.#activate(this.#build(config, assignment));
-      else if (eds !== undefined && (existing !== undefined || warm !== undefined || assignment === undefined)) this.#warm(config);
-      else this.#settle(this.#build(config, assignment));
+      else if (eds !== undefined) this.#warm(config);
+      else this.#settle(this.#build(config, undefined));
     }
     this.#publish();
   }

@@ -338,3 +338,37 @@ test("at start a cluster is under warming_clusters until it initialized, as Envo
   assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /fresh\.default::/);
   assert.equal((await get(client.outboundPort, 'fresh')).status, 200);
 });
+
+test("a new cluster whose assignment the sidecar already holds (another cluster's) warms until a response for it, as Envoy's EDS cluster; on its initial_fetch_timeout it takes the held one", async () => {
+  const { dp, stats } = await started();
+  try {
+    const name = edsCluster(dp);
+    const eds = dp.clusters.get(name)!.config.edsServiceName!;
+    const hosts = dp.clusters.get(name)!.hosts.map((h) => h.key);
+    // A second cluster reading the same ClusterLoadAssignment.
+    const twin = (clusterName: string, extra: Json = {}) => {
+      const base = resources('clusters.json', 'v2').find((r) => r.name === name)!;
+      const value = base.value as Json;
+      return { name: clusterName, version: 'v2', value: { ...value, name: clusterName, eds_cluster_config: { ...value.eds_cluster_config, service_name: eds, eds_config: { ...(value.eds_cluster_config?.eds_config ?? { ads: {} }), ...extra } } } };
+    };
+    const TWIN = 'outbound|9|twin|reviews.default';
+    assert.deepEqual(await dp.apply('cluster', [...resources('clusters.json', 'v2'), twin(TWIN)], [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.equal(dp.clusters.get(TWIN), undefined, 'not active on the assignment it holds');
+    assert.deepEqual((dp.configDump({ id: 'web-1', cluster: 'web' }).configs[1] as Json).dynamic_warming_clusters.map((c: Json) => c.cluster.name), [TWIN]);
+    // The control plane's next response for the name (unchanged, as weft resends it) ends the wait.
+    assert.deepEqual(await dp.apply('endpoint', resources('endpoints.json', 'v1').filter((e) => e.name === eds), [], false), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 0);
+    assert.deepEqual(dp.clusters.get(TWIN)!.hosts.map((h) => h.key), hosts);
+
+    // Without one, its eds_config's initial_fetch_timeout ends it, with the assignment held (Envoy's EDS resources cache).
+    const LATE = 'outbound|9|late|reviews.default';
+    assert.deepEqual(await dp.apply('cluster', [...resources('clusters.json', 'v2'), twin(TWIN), twin(LATE, { initial_fetch_timeout: '0.05s' })], [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.equal(dp.clusters.get(LATE), undefined);
+    await eventually(() => stats.warmingClusters.get() === 0, 5000, 'warming ended by initial_fetch_timeout');
+    assert.deepEqual(dp.clusters.get(LATE)!.hosts.map((h) => h.key), hosts);
+  } finally {
+    await dp.close();
+  }
+});
