@@ -64,7 +64,8 @@ function thresholds(c: Cluster): [string, number][] {
 
 export function clustersText(cm: ClusterManager): string {
   let out = '';
-  for (const c of cm.clusters.values()) {
+  // As Envoy's ClustersHandler: active_clusters_ only, so a cluster still warming (at start too) is not listed.
+  for (const c of cm.active()) {
     const n = c.name;
     out += `${n}::observability_name::${c.config.altStatName ?? n}\n`;
     if (c.config.outlierDetection) {
@@ -97,7 +98,7 @@ export function clustersText(cm: ClusterManager): string {
 
 export function clustersJson(cm: ClusterManager): unknown {
   return {
-    cluster_statuses: [...cm.clusters.values()].map((c) => {
+    cluster_statuses: [...cm.active()].map((c) => {
       const sr = c.outlierSuccessRate();
       return {
         name: c.name,

@@ -59,7 +59,8 @@ export function loadAssignment(c: Cluster): Json {
 export function endpointsConfigDump(cm: ClusterManager, eds: (name: string) => Json): Json {
   return {
     '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump',
-    dynamic_endpoint_configs: [...cm.clusters.values()].map((c) => {
+    // As Envoy's dumpEndpointConfigs: the active clusters (one still warming, at start too, is left out).
+    dynamic_endpoint_configs: [...cm.active()].map((c) => {
       const { version_info, last_updated, ...failed } = c.config.type === 'EDS' ? eds(endpointsName(c)) : {};
       return { ...(version_info === undefined ? {} : { version_info }), endpoint_config: loadAssignment(c), ...(last_updated === undefined ? {} : { last_updated }), ...failed };
     }),

@@ -124,12 +124,22 @@ export class Cluster {
    * without, at once. undefined: not started.
    */
   #pendingInitChecks: number | undefined;
+  /** Given its first hosts (pre-initialization done: Envoy's onPreInitComplete). */
+  #hostsGiven = false;
+  /**
+   * Whether its transport socket still waits for an SDS secret: Envoy's SdsApi is an init target of the cluster's own
+   * init manager (ClusterImplBase::init_manager_), initialized after pre-initialization (onPreInitComplete), so the
+   * cluster's health-check round is counted (onInitDone) only once the secrets are there or their
+   * initial_fetch_timeout passed. Asked again on secretsChanged().
+   */
+  readonly #awaitsSecrets: (() => boolean) | undefined;
   #initialized = false;
   /** Called once, when initialization ends (the sidecar's readiness, a warming cluster's activation). */
   onInitialized: (() => void) | undefined;
 
-  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now, tls?: TlsContexts, random: () => number = Math.random) {
+  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now, tls?: TlsContexts, random: () => number = Math.random, awaitsSecrets?: () => boolean) {
     this.config = config;
+    this.#awaitsSecrets = awaitsSecrets;
     this.#stats = stats;
     this.#now = now;
     this.#random = random;
@@ -161,14 +171,25 @@ export class Cluster {
 
   /** Whether it was given its first hosts (initialization started). */
   get hostsGiven(): boolean {
-    return this.#pendingInitChecks !== undefined;
+    return this.#hostsGiven;
   }
 
-  /** Initialization starts with the first hosts (setEndpoints). */
+  /** Whether initialization waits for its transport socket's SDS secrets (hosts given, secrets not there yet). */
+  get awaitingSecrets(): boolean {
+    return this.#hostsGiven && this.#pendingInitChecks === undefined;
+  }
+
+  /** Initialization starts with the first hosts (setEndpoints), then waits for the secrets, then the checks. */
   #startInitialization(): void {
-    if (this.#pendingInitChecks !== undefined) return;
+    this.#hostsGiven = true;
+    if (this.#pendingInitChecks !== undefined || this.#awaitsSecrets?.() === true) return;
     this.#pendingInitChecks = this.#checkers.length > 0 ? this.hosts.length : 0;
     if (this.#pendingInitChecks === 0) this.#finishInitialization();
+  }
+
+  /** A secret came or its initial_fetch_timeout passed: initialization goes on if it waited for that. */
+  secretsChanged(): void {
+    if (this.#hostsGiven) this.#startInitialization();
   }
 
   /** A health check completed (passed or failed): one fewer for initialization to wait for. */
@@ -583,6 +604,13 @@ export class ClusterManager {
   onWarmingDone: (() => void) | undefined;
   /** Called when a cluster finished initializing (its first health-check round): the sidecar may be ready now. */
   onClusterInitialized: (() => void) | undefined;
+  /**
+   * Whether a cluster's transport socket still waits for an SDS secret it names (not held, its initial_fetch_timeout
+   * not passed): the DataPlane's answer. Such a cluster does not initialize until it is there (Cluster.secretsChanged).
+   */
+  secretsAwaited: (config: ClusterConfig) => boolean = () => false;
+  /** The post-initialization warming count last published: the CDS ACK is released when it drops to 0. */
+  #lastWarming = 0;
   /** EDS assignments that arrived before (or outlive) their cluster, by EDS service name. */
   readonly #assignments = new Map<string, Assignment>();
   readonly #stats: SidecarStats;
@@ -606,6 +634,27 @@ export class ClusterManager {
   initialized(): boolean {
     for (const c of this.clusters.values()) if (!c.initialized) return false;
     return true;
+  }
+
+  /**
+   * Whether `name` is one of Envoy's warming clusters: one CDS added or changed after initialization that has not
+   * initialized yet (`warming`), or, at start, a cluster of the first CDS responses that has not initialized yet: Envoy
+   * adds those to warming_clusters_ too (addOrUpdateCluster, then ClusterManagerInitHelper::addCluster) and moves each
+   * to active_clusters_ once it initialized (onClusterInit, clusterWarmingToActive). Before the sidecar is ready such a
+   * cluster is still routed to (Envoy's workers do not run then; the sidecar's listeners may).
+   */
+  isWarming(name: string): boolean {
+    return this.warming.has(name) || this.clusters.get(name)?.initialized === false;
+  }
+
+  /** Envoy's active_clusters_ (admin /clusters, config_dump ?include_eds list these): the clusters that have initialized. */
+  *active(): IterableIterator<Cluster> {
+    for (const c of this.clusters.values()) if (c.initialized) yield c;
+  }
+
+  /** A secret came or its initial_fetch_timeout passed: clusters whose initialization waited for it go on. */
+  secretsChanged(): void {
+    for (const c of [...this.clusters.values(), ...[...this.warming.values()].flatMap((w) => (w.cluster ? [w.cluster] : []))]) c.secretsChanged();
   }
 
   applyClusters(configs: ReadonlyMap<string, ClusterConfig>): void {
@@ -640,20 +689,22 @@ export class ClusterManager {
       }
       this.#unwarm(name);
       // As Envoy's cluster manager: a new or changed cluster is a new cluster (loadCluster), its hosts afresh. Before
-      // initialization it is active at once (the sidecar is not ready until it initialized). After, as Envoy's EDS
-      // cluster then (xds_protocol "Resource warming"), a new one warms until its assignment (none to wait for when the
-      // sidecar holds it already), a changed one until the next assignment for it, even an unchanged one; then, with
-      // health checks, through their first round; the previous version serving meanwhile.
+      // initialization it is active at once (the sidecar is not ready until it initialized; warming_clusters counts it
+      // until then). After, as Envoy's EDS cluster then (xds_protocol "Resource warming"), a new or changed one warms
+      // until the next assignment for its name, even one the sidecar already holds (another cluster's, or unchanged):
+      // EdsClusterImpl's own subscription waits for a response, the mux delivering nothing it cached (envoy#47302; the
+      // EDS resources cache is read only on its initial_fetch_timeout, as #warm does); then, with health checks,
+      // through their first round, and with TLS, until its secrets; the previous version serving meanwhile.
       if (!this.warmAfterInit) this.#activate(this.#build(config, assignment));
-      else if (eds !== undefined && (existing !== undefined || warm !== undefined || assignment === undefined)) this.#warm(config);
-      else this.#settle(this.#build(config, assignment));
+      else if (eds !== undefined) this.#warm(config);
+      else this.#settle(this.#build(config, undefined));
     }
     this.#publish();
   }
 
   /** A new cluster for `config`, a previous version's traffic history kept, an EDS one fed `assignment` when given. */
   #build(config: ClusterConfig, assignment: Assignment | undefined): Cluster {
-    const c = new Cluster(config, this.#stats, Date.now, this.#tls);
+    const c = new Cluster(config, this.#stats, Date.now, this.#tls, Math.random, config.tls ? () => this.secretsAwaited(config) : undefined);
     // As Envoy's checker reads upstream_cx_total, a counter kept by the cluster's name: a new version is not "no traffic".
     c.hadTraffic = this.clusters.get(config.name)?.hadTraffic ?? false;
     c.onInitialized = () => this.#clusterInitialized(c);
@@ -679,8 +730,9 @@ export class ClusterManager {
     if (w?.cluster === c) {
       this.warming.delete(c.name);
       this.#activate(c);
-      this.#publish();
     }
+    // At start too: an initialized cluster leaves warming_clusters for active_clusters.
+    this.#publish();
     this.onClusterInitialized?.();
   }
 
@@ -713,11 +765,18 @@ export class ClusterManager {
     this.#publish();
   }
 
-  /** Envoy's cluster_manager.active_clusters (the bootstrap's clusters too) and .warming_clusters. */
+  /**
+   * Envoy's cluster_manager.active_clusters (the bootstrap's clusters too, active from the start) and
+   * .warming_clusters (at start the CDS clusters not yet initialized, as Envoy's; see isWarming).
+   */
   #publish(): void {
-    const before = this.#stats.warmingClusters.get();
-    this.#stats.activeClusters.set(this.#bootstrapClusters + this.clusters.size);
-    this.#stats.warmingClusters.set(this.warming.size);
+    let starting = 0;
+    for (const c of this.clusters.values()) if (!c.initialized && !this.warming.has(c.name)) starting++;
+    this.#stats.activeClusters.set(this.#bootstrapClusters + this.clusters.size - starting);
+    this.#stats.warmingClusters.set(this.warming.size + starting);
+    // CDS is paused (its ACK held) only by warming after initialization, as Envoy's updateClusterCounts.
+    const before = this.#lastWarming;
+    this.#lastWarming = this.warming.size;
     if (before > 0 && this.warming.size === 0) this.onWarmingDone?.();
   }
 

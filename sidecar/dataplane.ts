@@ -157,6 +157,12 @@ export class DataPlane {
     this.clusters = new ClusterManager(stats, this.tls, 1 + this.#collectors.size);
     // A cluster's first health-check round may be what the sidecar's initialization waited for last.
     this.clusters.onClusterInitialized = () => this.#publishState();
+    // As Envoy's cluster init manager holds the SdsApi init target of its transport socket: a cluster whose TLS secrets
+    // are not held (and whose SDS initial_fetch_timeout has not passed) does not initialize, at start or warming later.
+    this.clusters.secretsAwaited = (config) => {
+      const t = config.tls;
+      return t !== undefined && !(this.#awaitedNoMore('secret', t.certificate) && this.#awaitedNoMore('secret', t.validation));
+    };
     // Filters log at the wasm logger's level (info unless --log-level, --component-log-level or /logging says otherwise);
     // they read the proxy's node (node.id, node.cluster: the service) as in Envoy.
     const properties = options.node ? { 'xds.node.id': options.node.id, 'xds.node.cluster': options.node.cluster } : undefined;
@@ -262,6 +268,8 @@ export class DataPlane {
       this.tls.setSecrets(new Map([...this.#held.secret].map(([k, v]) => [k, v.config])));
     }
     this.#watchFetches();
+    // A cluster whose initialization waited for a secret goes on (it may then warm on through its health checks).
+    if (kind === 'secret') this.clusters.secretsChanged();
     if (kind === 'listener') {
       for (const [name, message] of await this.#applyListeners()) {
         const details = `listener ${name}: address: ${message}`;
@@ -285,7 +293,13 @@ export class DataPlane {
   #noteServingClusters(): Map<string, Held<'cluster'>> {
     const serving = this.#servingClusters;
     for (const name of serving.keys()) if (!this.#held.cluster.has(name)) serving.delete(name);
-    for (const [name, h] of this.#held.cluster) if (!this.clusters.warming.has(name)) serving.set(name, h);
+    for (const [name, h] of this.#held.cluster) {
+      // An update warming after initialization: the version before it serves on.
+      if (this.clusters.warming.has(name)) continue;
+      // At start, one not initialized yet is warming with no version active (Envoy's warming_clusters_ then).
+      if (this.clusters.isWarming(name)) serving.delete(name);
+      else serving.set(name, h);
+    }
     return serving;
   }
 
@@ -371,6 +385,8 @@ export class DataPlane {
     this.#fetches[kind].set(name, 'settled');
     // An EDS cluster initializes without its assignment (with the one last held for the name, if any).
     if (kind === 'endpoint') this.clusters.edsFetchTimedOut(name);
+    // A cluster's transport socket stops waiting for the secret (its connections then fail, no certificate to present).
+    if (kind === 'secret') this.clusters.secretsChanged();
     void this.#applyListeners().then((bindErrors) => {
       for (const [listener, message] of bindErrors) this.#log(`listener ${listener}: address: ${message}`);
       this.#publishState();
@@ -636,7 +652,7 @@ export class DataPlane {
         ],
         // A refused update of a cluster never active yet shows with the version warming (it has no other place).
         dynamic_warming_clusters: entries('cluster')
-          .filter(({ name }) => this.clusters.warming.has(name))
+          .filter(({ name }) => this.clusters.isWarming(name))
           .map(({ name, h, resource, failed }) => ({ version_info: h.version, cluster: resource, last_updated: h.updated.toISOString(), ...(serving.has(name) ? {} : failed) })),
       },
       {

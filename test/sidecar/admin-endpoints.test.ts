@@ -87,6 +87,8 @@ test('an EDS cluster whose assignment was refused shows the refusal next to the 
   const cm = new ClusterManager(new SidecarStats());
   try {
     cm.applyClusters(new Map([['outbound|80||web', clusterConfig({ name: 'outbound|80||web', edsServiceName: 'outbound|80||web' })]]));
+    // Initialized (an empty assignment): a cluster still warming is not dumped, as Envoy dumps only active_clusters_.
+    cm.applyEndpoints('outbound|80||web', []);
     const refused = { error_state: { details: 'endpoints[0].lb_endpoints[0]: no address', version_info: 'v2', last_update_attempt: '2026-11-27T10:00:00.000Z' }, client_status: 'NACKED' };
     const dump = endpointsConfigDump(cm, () => refused) as Json;
     assert.deepEqual(dump.dynamic_endpoint_configs, [

@@ -74,11 +74,16 @@ test("at start the sidecar is not ready until its health-checked clusters' first
   assert.match(await initDump(caller.adminPort), /health checks: cluster outbound\|7000\|\|checked\.default, its hosts' first round \(1 checks to complete\)/);
   assert.equal(await metric(caller.adminPort, 'envoy_server_live'), 0);
   assert.equal(checked.served, 0);
+  // As Envoy's cluster manager at start: under warming_clusters until its round completed, not in /clusters.
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_manager_warming_clusters'), 1);
+  assert.doesNotMatch((await get(caller.adminPort, 'admin', '/clusters')).body, /checked\.default::/);
+  assert.match((await get(caller.adminPort, 'admin', '/clusters')).body, /down\.default::/);
 
   checked.release();
   await withTimeout(caller.ready, 15_000, 'ready once the round completed');
   assert.equal((await get(caller.adminPort, 'admin', '/ready')).status, 200);
   assert.equal(await initDump(caller.adminPort), '{}\n');
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
   const r = await get(caller.outboundPort, 'checked');
   assert.equal(r.status, 200);
   assert.equal(r.body, 'checked');

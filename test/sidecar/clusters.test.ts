@@ -30,7 +30,7 @@ test("admin /clusters?format=json: eds_health_status as Envoy's admin derives it
   const c = new Cluster(config(), new SidecarStats());
   try {
     c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'UNKNOWN'), ep(3, 'DEGRADED'), ep(4, 'DRAINING'), ep(5, 'UNHEALTHY'), ep(6, 'TIMEOUT')]);
-    const cm = { clusters: new Map([['c', c]]) } as unknown as ClusterManager;
+    const cm = { clusters: new Map([['c', c]]), active: () => [c].values() } as unknown as ClusterManager;
     type Json = { cluster_statuses: { host_statuses: { address: { socket_address: { port_value: number } }; health_status: { eds_health_status: string } }[] }[] };
     const hosts = (clustersJson(cm) as Json).cluster_statuses[0]!.host_statuses;
     const status = Object.fromEntries(hosts.map((h) => [h.address.socket_address.port_value, h.health_status.eds_health_status]));

@@ -16,7 +16,7 @@ import { TypeUrl, defaultTranslator } from '../../control/xds/index.ts';
 import type { Translator } from '../../control/xds/index.ts';
 import { DataPlane } from '../../sidecar/dataplane.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
-import { TestMesh, eventually, get, instance, metric, service, startApp } from './harness.ts';
+import { TestMesh, eventually, get, instance, metric, service, startApp, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -287,6 +287,87 @@ test('a cluster CDS removes while it warms is gone, with its series', async () =
     assert.equal(dp.clusters.get(extra.name), undefined);
     assert.doesNotMatch(stats.registry.metrics(), /gone/);
     assert.ok(!dp.wanted('endpoint').includes(extra.name));
+  } finally {
+    await dp.close();
+  }
+});
+
+test("at start a cluster is under warming_clusters until it initialized, as Envoy's cluster manager: not active, not in /clusters, config_dump's dynamic_warming_clusters; /ready waits for it", { timeout: 30_000 }, async () => {
+  // The real control plane, holding back one cluster's assignment while `hold` is set (SotW: nothing says it is absent).
+  let hold = true;
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  const translator: Translator = {
+    translateProxy: (m, p) => base.translateProxy(m, p),
+    translateEndpoints: (m, names) => {
+      const out = base.translateEndpoints(m, names);
+      return hold ? { ...out, endpoints: out.endpoints.filter((e) => e.name !== NEW) } : out;
+    },
+  };
+  const mesh = await TestMesh.start({ translator });
+  closers.push(() => mesh.close());
+  const old = await startApp('svc');
+  const fresh = await startApp('fresh');
+  mesh.track(() => old.close());
+  mesh.track(() => fresh.close());
+  mesh.model.update({ services: [service('client', 8000), service('svc', 7000), service('fresh', 7100)], instances: [instance('svc', old.port), instance('fresh', fresh.port)] });
+  const client = await mesh.sidecar('client', 8000, { sotw: true, wait: false });
+  const awaited = async () => (JSON.parse((await get(client.adminPort, 'admin', '/init_dump')).body) as Json).unready_targets_dumps?.[0]?.target_names as string[] | undefined;
+  await eventually(async () => JSON.stringify(await awaited()) === JSON.stringify([`EDS cluster_load_assignment ${NEW}`]), 10_000, 'all but the held assignment');
+  assert.equal((await get(client.adminPort, 'admin', '/ready')).status, 503);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 1);
+  assert.match((await get(client.adminPort, 'admin', '/stats?filter=cluster_manager')).body, /^cluster_manager\.warming_clusters: 1$/m);
+  const dump = async () => JSON.parse((await get(client.adminPort, 'admin', '/config_dump')).body).configs.find((c: Json) => c['@type'].endsWith('ClustersConfigDump')) as Json;
+  let clusters = await dump();
+  assert.deepEqual(clusters.dynamic_warming_clusters.map((c: Json) => c.cluster.name), [NEW]);
+  assert.ok(!clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
+  const active = clusters.dynamic_active_clusters.length;
+  // The bootstrap's xds_cluster is active from the start; the CDS clusters as they initialize.
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), active + 1);
+  assert.doesNotMatch((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
+  assert.ok(!JSON.parse((await get(client.adminPort, 'admin', '/clusters?format=json')).body).cluster_statuses.some((c: Json) => c.name === NEW));
+  assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /svc\.default::/);
+
+  hold = false;
+  mesh.model.update({ instances: [instance('svc', old.port), instance('fresh', fresh.port, { v: '2' })] });
+  await withTimeout(client.ready, 10_000, 'ready once the assignment came');
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
+  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), active + 2);
+  clusters = await dump();
+  assert.deepEqual(clusters.dynamic_warming_clusters, []);
+  assert.ok(clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
+  assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /fresh\.default::/);
+  assert.equal((await get(client.outboundPort, 'fresh')).status, 200);
+});
+
+test("a new cluster whose assignment the sidecar already holds (another cluster's) warms until a response for it, as Envoy's EDS cluster; on its initial_fetch_timeout it takes the held one", async () => {
+  const { dp, stats } = await started();
+  try {
+    const name = edsCluster(dp);
+    const eds = dp.clusters.get(name)!.config.edsServiceName!;
+    const hosts = dp.clusters.get(name)!.hosts.map((h) => h.key);
+    // A second cluster reading the same ClusterLoadAssignment.
+    const twin = (clusterName: string, extra: Json = {}) => {
+      const base = resources('clusters.json', 'v2').find((r) => r.name === name)!;
+      const value = base.value as Json;
+      return { name: clusterName, version: 'v2', value: { ...value, name: clusterName, eds_cluster_config: { ...value.eds_cluster_config, service_name: eds, eds_config: { ...(value.eds_cluster_config?.eds_config ?? { ads: {} }), ...extra } } } };
+    };
+    const TWIN = 'outbound|9|twin|reviews.default';
+    assert.deepEqual(await dp.apply('cluster', [...resources('clusters.json', 'v2'), twin(TWIN)], [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.equal(dp.clusters.get(TWIN), undefined, 'not active on the assignment it holds');
+    assert.deepEqual((dp.configDump({ id: 'web-1', cluster: 'web' }).configs[1] as Json).dynamic_warming_clusters.map((c: Json) => c.cluster.name), [TWIN]);
+    // The control plane's next response for the name (unchanged, as weft resends it) ends the wait.
+    assert.deepEqual(await dp.apply('endpoint', resources('endpoints.json', 'v1').filter((e) => e.name === eds), [], false), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 0);
+    assert.deepEqual(dp.clusters.get(TWIN)!.hosts.map((h) => h.key), hosts);
+
+    // Without one, its eds_config's initial_fetch_timeout ends it, with the assignment held (Envoy's EDS resources cache).
+    const LATE = 'outbound|9|late|reviews.default';
+    assert.deepEqual(await dp.apply('cluster', [...resources('clusters.json', 'v2'), twin(TWIN), twin(LATE, { initial_fetch_timeout: '0.05s' })], [], true), { errors: [] });
+    assert.equal(stats.warmingClusters.get(), 1);
+    assert.equal(dp.clusters.get(LATE), undefined);
+    await eventually(() => stats.warmingClusters.get() === 0, 5000, 'warming ended by initial_fetch_timeout');
+    assert.deepEqual(dp.clusters.get(LATE)!.hosts.map((h) => h.key), hosts);
   } finally {
     await dp.close();
   }
