@@ -136,7 +136,6 @@ export class Cluster {
     this.#tls = tls;
     this.lb = createLoadBalancer(config);
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
-    this.breaker.onCxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
     this.breaker.activeSeries = () => stats.cluster(this.name).rqActive;
     this.breaker.onPending = () => stats.upstreamRqPendingTotal.inc(stats.clusterLabel(this.name));
     this.breaker.onChange = () => this.#refreshBreakerGauges();
@@ -275,11 +274,12 @@ export class Cluster {
       address: h.address,
       port: h.port,
       connections: this.config.circuitBreakers.maxConnections,
+      connectionsOpen: this.breaker.connections,
       connectTimeoutMs: this.config.connectTimeoutMs,
       idleTimeoutMs: this.config.idleTimeoutMs,
       maxRequestsPerConnection: this.config.maxRequestsPerConnection,
       maxConcurrentStreams: this.config.maxConcurrentStreams,
-      // An HTTP/2 request waiting in the pool: upstream_rq_pending_active while it waits, _overflow when refused.
+      // A request waiting in the pool for a connection: upstream_rq_pending_active while it waits, _overflow when refused.
       pending: () => {
         const place = this.breaker.tryPending();
         if (!place) {
@@ -292,7 +292,7 @@ export class Cluster {
           stats.upstreamRqPendingActive.dec(labels);
         };
       },
-      // An HTTP/2 request given a stream: max_requests, refused past it as Envoy's pool refuses it (pending_overflow).
+      // A request given a connection (HTTP/2: a stream): max_requests, refused past it as Envoy's pool refuses it (pending_overflow).
       request: () => {
         const place = this.breaker.tryRequest();
         if (!place) stats.upstreamRqPendingOverflow.inc(labels);
@@ -327,7 +327,7 @@ export class Cluster {
         h.counters.rqTotal++;
         if (!this.#closed) this.#stats.cluster(this.name).rq.value++;
       },
-      cxOverflow: this.breaker.onCxOverflow,
+      cxOverflow: () => this.#countConnection(stats.upstreamCxOverflow),
     };
   }
 
@@ -335,7 +335,7 @@ export class Cluster {
   #refreshBreakerGauges(): void {
     if (this.#retired) return;
     const s = this.#stats.cluster(this.name);
-    const open = this.breaker.open(s.cxActive.value);
+    const { open } = this.breaker.state(s.cxActive.value);
     s.breakerOpen.cx.value = open.cx ? 1 : 0;
     s.breakerOpen.rqPending.value = open.rqPending ? 1 : 0;
     s.breakerOpen.rq.value = open.rq ? 1 : 0;
