@@ -16,7 +16,8 @@
 //   stream), as attachStreamToClient takes it, and held until the upstream
 //   exchange ends; past it the request overflows there, never waits (tryRequest).
 // - max_retries: retries in flight (tryRetry).
-// An overflow is a 503 with x-envoy-overloaded (flag UO).
+// An overflow is a 503 with x-envoy-overloaded (flag UO). The cluster sets the
+// circuit_breakers.default.* gauges from these counts (clusters.ts).
 
 import type { CircuitBreakerConfig } from './config.ts';
 
@@ -58,24 +59,6 @@ export class CircuitBreaker {
   /** The connections max_connections counts; `cxActive`: the cluster's upstream_cx_active (HTTP/2's count). */
   openConnections(cxActive: number): number {
     return this.#http2 ? cxActive : this.connections.value;
-  }
-
-  /**
-   * Which limits are reached, as Envoy's circuit_breakers.default.*_open gauges say (1: at capacity, admitting no
-   * more), and what is left of each (its remaining_* gauges, kept where track_remaining is set).
-   */
-  state(cxActive: number): { open: { cx: boolean; rqPending: boolean; rq: boolean; rqRetry: boolean }; remaining: { cx: number; pending: number; rq: number; retries: number } } {
-    const l = this.#limits;
-    const cx = this.openConnections(cxActive);
-    return {
-      open: { cx: cx >= l.maxConnections, rqPending: this.pending >= l.maxPendingRequests, rq: this.active >= l.maxRequests, rqRetry: this.activeRetries >= l.maxRetries },
-      remaining: {
-        cx: Math.max(0, l.maxConnections - cx),
-        pending: Math.max(0, l.maxPendingRequests - this.pending),
-        rq: Math.max(0, l.maxRequests - this.active),
-        retries: Math.max(0, l.maxRetries - this.activeRetries),
-      },
-    };
   }
 
   /** A place among max_pending_requests for a request waiting in a pool: a function giving it back, or undefined (overflow). */

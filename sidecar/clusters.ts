@@ -331,15 +331,28 @@ export class Cluster {
     };
   }
 
-  /** Envoy's circuit_breakers.default.*_open gauges: 1 while the limit is reached (the breaker admits no more). */
+  /**
+   * Envoy's circuit_breakers.default.* gauges, as its resource manager sets them (ManagedResourceImpl): *_open 1 while
+   * the limit is reached (the breaker admits no more); remaining_* what is left of it, with track_remaining only.
+   * cx_pool_open stays 0: max_connection_pools is not accepted, so pools are unlimited.
+   */
   #refreshBreakerGauges(): void {
     if (this.#retired) return;
     const s = this.#stats.cluster(this.name);
-    const { open } = this.breaker.state(s.cxActive.value);
-    s.breakerOpen.cx.value = open.cx ? 1 : 0;
-    s.breakerOpen.rqPending.value = open.rqPending ? 1 : 0;
-    s.breakerOpen.rq.value = open.rq ? 1 : 0;
-    s.breakerOpen.rqRetry.value = open.rqRetry ? 1 : 0;
+    const b = this.breaker;
+    const l = b.limits;
+    const cx = b.openConnections(s.cxActive.value);
+    s.breakerOpen.cx.value = cx >= l.maxConnections ? 1 : 0;
+    s.breakerOpen.rqPending.value = b.pending >= l.maxPendingRequests ? 1 : 0;
+    s.breakerOpen.rq.value = b.active >= l.maxRequests ? 1 : 0;
+    s.breakerOpen.rqRetry.value = b.activeRetries >= l.maxRetries ? 1 : 0;
+    const r = l.trackRemaining || s.breakerRemaining ? this.#stats.breakerRemaining(this.name, l.trackRemaining === true) : undefined;
+    if (r) {
+      r.cx.value = Math.max(0, l.maxConnections - cx);
+      r.pending.value = Math.max(0, l.maxPendingRequests - b.pending);
+      r.rq.value = Math.max(0, l.maxRequests - b.active);
+      r.retries.value = Math.max(0, l.maxRetries - b.activeRetries);
+    }
   }
 
   /**

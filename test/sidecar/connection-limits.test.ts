@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { after, test } from 'node:test';
-import { TestMesh, eventually, get, instance, metric, policy, service, startApp } from './harness.ts';
+import { TestMesh, eventually, get, instance, metric, policy, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -145,4 +145,35 @@ test('HTTP/1.1 max_requests with connections to spare: past it a request is refu
   assert.equal(app.hits(), 2, 'the refused request never reached the app');
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_active', cluster), 0);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_circuit_breakers_default_rq_open', cluster), 0);
+});
+
+test('track_remaining: circuit_breakers.default.remaining_cx, remaining_pending, remaining_rq, remaining_retries follow the counts; without it they are not reported, as Envoy\'s null gauges; cx_pool_open is there at 0', { timeout: 30_000 }, async () => {
+  const app = await holdingApp('cl-four');
+  const tracked = (c: Record<string, any>) =>
+    String(c.name).includes('cl-four') ? { ...c, circuit_breakers: { thresholds: [{ ...c.circuit_breakers.thresholds[0], max_connections: 1, max_pending_requests: 3, max_requests: 5, track_remaining: true }] } } : c;
+  const mesh = await TestMesh.start({ translator: withFields({}, {}, tracked) });
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('cl-caller4', 8000), service('cl-four', 7463), service('cl-other', 7464)],
+    instances: [instance('cl-four', app.port), instance('cl-other', app.port)],
+    destinationPolicies: [],
+    routes: [],
+  });
+  const caller = await mesh.sidecar('cl-caller4', 8000);
+  const cluster = { envoy_cluster_name: 'outbound|7463||cl-four.default' };
+  const remaining = () => Promise.all(['remaining_cx', 'remaining_pending', 'remaining_rq', 'remaining_retries'].map((g) => metric(caller.adminPort, `envoy_cluster_circuit_breakers_default_${g}`, cluster)));
+  assert.deepEqual(await remaining(), [1, 3, 5, 3], 'each limit whole before any traffic');
+  const calls = [get(caller.outboundPort, 'cl-four')];
+  await eventually(() => app.held() === 1, 5000, 'the first at the app');
+  calls.push(get(caller.outboundPort, 'cl-four'));
+  await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster)) === 1, 5000, 'the second pending');
+  assert.deepEqual(await remaining(), [0, 2, 4, 3], 'one connection, one pending, one request taken');
+  app.release();
+  assert.deepEqual((await Promise.all(calls)).map((r) => r.status), [200, 200]);
+  assert.deepEqual(await remaining(), [0, 3, 5, 3], 'the idle connection still takes its place');
+  const text = (await get(caller.adminPort, 'admin', '/stats?filter=circuit_breakers')).body;
+  assert.match(text, /^cluster\.outbound\|7463\|\|cl-four\.default\.circuit_breakers\.default\.remaining_pending: 3$/m, "Envoy's stat name");
+  assert.match(text, /^cluster\.outbound\|7463\|\|cl-four\.default\.circuit_breakers\.default\.cx_pool_open: 0$/m);
+  assert.doesNotMatch(text, /cl-other\.default\.circuit_breakers\.default\.remaining_/, 'no remaining_* gauges without track_remaining');
+  assert.match(text, /cl-other\.default\.circuit_breakers\.default\.cx_open: 0/);
 });
