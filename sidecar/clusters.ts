@@ -146,7 +146,6 @@ export class Cluster {
     this.#tls = tls;
     this.lb = createLoadBalancer(config);
     this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
-    this.breaker.onCxOverflow = () => stats.upstreamCxOverflow.inc(stats.clusterLabel(config.name));
     this.breaker.activeSeries = () => stats.cluster(this.name).rqActive;
     this.breaker.onPending = () => stats.upstreamRqPendingTotal.inc(stats.clusterLabel(this.name));
     this.breaker.onChange = () => this.#refreshBreakerGauges();
@@ -296,11 +295,12 @@ export class Cluster {
       address: h.address,
       port: h.port,
       connections: this.config.circuitBreakers.maxConnections,
+      connectionsOpen: this.breaker.connections,
       connectTimeoutMs: this.config.connectTimeoutMs,
       idleTimeoutMs: this.config.idleTimeoutMs,
       maxRequestsPerConnection: this.config.maxRequestsPerConnection,
       maxConcurrentStreams: this.config.maxConcurrentStreams,
-      // An HTTP/2 request waiting in the pool: upstream_rq_pending_active while it waits, _overflow when refused.
+      // A request waiting in the pool for a connection: upstream_rq_pending_active while it waits, _overflow when refused.
       pending: () => {
         const place = this.breaker.tryPending();
         if (!place) {
@@ -313,7 +313,7 @@ export class Cluster {
           stats.upstreamRqPendingActive.dec(labels);
         };
       },
-      // An HTTP/2 request given a stream: max_requests, refused past it as Envoy's pool refuses it (pending_overflow).
+      // A request given a connection (HTTP/2: a stream): max_requests, refused past it as Envoy's pool refuses it (pending_overflow).
       request: () => {
         const place = this.breaker.tryRequest();
         if (!place) stats.upstreamRqPendingOverflow.inc(labels);
@@ -348,19 +348,32 @@ export class Cluster {
         h.counters.rqTotal++;
         if (!this.#closed) this.#stats.cluster(this.name).rq.value++;
       },
-      cxOverflow: this.breaker.onCxOverflow,
+      cxOverflow: () => this.#countConnection(stats.upstreamCxOverflow),
     };
   }
 
-  /** Envoy's circuit_breakers.default.*_open gauges: 1 while the limit is reached (the breaker admits no more). */
+  /**
+   * Envoy's circuit_breakers.default.* gauges, as its resource manager sets them (ManagedResourceImpl): *_open 1 while
+   * the limit is reached (the breaker admits no more); remaining_* what is left of it, with track_remaining only.
+   * cx_pool_open stays 0: max_connection_pools is not accepted, so pools are unlimited.
+   */
   #refreshBreakerGauges(): void {
     if (this.#retired) return;
     const s = this.#stats.cluster(this.name);
-    const open = this.breaker.open(s.cxActive.value);
-    s.breakerOpen.cx.value = open.cx ? 1 : 0;
-    s.breakerOpen.rqPending.value = open.rqPending ? 1 : 0;
-    s.breakerOpen.rq.value = open.rq ? 1 : 0;
-    s.breakerOpen.rqRetry.value = open.rqRetry ? 1 : 0;
+    const b = this.breaker;
+    const l = b.limits;
+    const cx = b.openConnections(s.cxActive.value);
+    s.breakerOpen.cx.value = cx >= l.maxConnections ? 1 : 0;
+    s.breakerOpen.rqPending.value = b.pending >= l.maxPendingRequests ? 1 : 0;
+    s.breakerOpen.rq.value = b.active >= l.maxRequests ? 1 : 0;
+    s.breakerOpen.rqRetry.value = b.activeRetries >= l.maxRetries ? 1 : 0;
+    const r = l.trackRemaining || s.breakerRemaining ? this.#stats.breakerRemaining(this.name, l.trackRemaining === true) : undefined;
+    if (r) {
+      r.cx.value = Math.max(0, l.maxConnections - cx);
+      r.pending.value = Math.max(0, l.maxPendingRequests - b.pending);
+      r.rq.value = Math.max(0, l.maxRequests - b.active);
+      r.retries.value = Math.max(0, l.maxRetries - b.activeRetries);
+    }
   }
 
   /**

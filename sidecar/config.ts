@@ -374,6 +374,8 @@ export interface CircuitBreakerConfig {
   maxPendingRequests: number;
   maxRequests: number;
   maxRetries: number;
+  /** track_remaining: the circuit_breakers.default.remaining_* gauges are kept. */
+  trackRemaining?: boolean;
 }
 
 export type EndpointHealth = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';

@@ -1,5 +1,6 @@
-// One routed request to its cluster: circuit breaker admission, host choice,
-// attempts with per-try timeouts, Envoy's retry_on conditions with jittered
+// One routed request to its cluster: host choice, attempts (each admitted by
+// its host's pool under the cluster's circuit breakers, as Envoy's pools admit
+// them), with per-try timeouts, Envoy's retry_on conditions with jittered
 // backoff, the route timeout, and outlier detection fed with every outcome.
 //
 // Cancellation is plain state, not AbortSignals: the route timer, a per-try
@@ -235,16 +236,6 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   const started = Date.now();
   const state = new RequestState(req.timeoutMs, req.downstream, req.body);
 
-  const admitted = cluster.breaker.acquire();
-  const release = admitted instanceof Promise ? await waitAdmission(cluster, admitted, stats, state) : admitted;
-  if (!release) {
-    state.done();
-    if (state.stopped === 'downstream') return { kind: 'abandoned', attempts: 0 };
-    if (state.stopped) return timedOut(stats, clusterName);
-    stats.upstreamRqPendingOverflow.inc(stats.clusterLabel(clusterName));
-    return aborted(stats, clusterName, { kind: 'local', reply: localReplies.overflow(), attempts: 0 });
-  }
-
   const policy = req.retry;
   const replayable = req.body === null || Buffer.isBuffer(req.body) || req.replay !== undefined;
   const maxAttempts = policy && replayable ? 1 + policy.numRetries : 1;
@@ -292,7 +283,6 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       stats.noHealthyUpstream.inc(stats.clusterLabel(clusterName));
       if (last) break;
       retryToken?.();
-      release();
       state.done();
       return { kind: 'local', reply: localReplies.noHealthyUpstream(), attempts: attempt };
     }
@@ -326,7 +316,6 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     // The client left: not the upstream's failure. A response it no longer waits for (it left during a
     // retry's backoff, or as the response came) is dropped, its host slot freed.
     state.done();
-    release();
     if (last?.outcome.kind === 'response') {
       // Its headers came: counted by their code, as Envoy's router counts them as they arrive.
       stats.upstreamResponse(cs, clusterName, last.outcome.response.status);
@@ -337,16 +326,14 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   }
   if (state.stopped === 'timeout' && (!last || last.outcome.kind === 'failure')) {
     state.done();
-    release();
     return timedOut(stats, clusterName, last?.host, made);
   }
   if (!last || last.outcome.kind === 'failure') {
     state.done();
-    release();
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
     if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made), ...(retryFlag ? { retryFlag } : {}) };
     const transport = last?.outcome.kind === 'failure' ? last.outcome.transport : undefined;
-    // No room in the host's HTTP/2 pool and max_pending_requests reached: Envoy's pool overflow (503, x-envoy-overloaded, UO).
+    // The host's pool refused it (max_pending_requests or max_requests reached): Envoy's pool overflow (503, x-envoy-overloaded, UO).
     if (reason === 'overflow') return aborted(stats, clusterName, { kind: 'local', reply: localReplies.overflow(), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) });
     return aborted(stats, clusterName, { kind: 'local', reply: localReplies.reset(reason, transport), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) });
   }
@@ -371,7 +358,6 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       finished = true;
       state.finished();
       host.activeRequests--;
-      release();
       cs.rqTime.observe(Date.now() - started);
     },
   };
@@ -402,25 +388,6 @@ function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempt
 function aborted(stats: SidecarStats, clusterName: string, result: ForwardResult & { kind: 'local' }): ForwardResult {
   stats.upstreamResponse(stats.cluster(clusterName), clusterName, result.reply.status);
   return result;
-}
-
-async function waitAdmission(cluster: Cluster, admitted: Promise<(() => void) | undefined>, stats: SidecarStats, state: RequestState): Promise<(() => void) | undefined> {
-  const labels = stats.clusterLabel(cluster.name);
-  stats.upstreamRqPendingActive.inc(labels);
-  try {
-    const release = await Promise.race([admitted, new Promise<undefined>((resolve) => (state.wake = () => resolve(undefined)))]);
-    state.wake = undefined;
-    // Given up while pending (the client left, or the route timeout): Envoy's upstream_rq_cancelled.
-    if (state.stopped) stats.upstreamRqCancelled.inc(labels);
-    if (state.stopped && release) {
-      release();
-      return undefined;
-    }
-    if (!release) void admitted.then((r) => r?.());
-    return release;
-  } finally {
-    stats.upstreamRqPendingActive.dec(labels);
-  }
 }
 
 /** One attempt to one host. The host's activeRequests stays raised for a returned response until finish(). */

@@ -4,25 +4,31 @@
 // with a JS callback per header field, which on a 1,000 req/s hop cost more
 // than the proxying around it (docs/sidecar.md, Performance).
 //
-// One request at a time per connection (no pipelining, as Envoy's HTTP/1
-// pool); up to `connections` sockets, further requests wait in order for the
-// first free one. An idle socket closes after the cluster's idle timeout or a
-// second before the server's own `Keep-Alive: timeout=N`, whichever is
-// sooner, so a request is not written into a socket the server is closing.
+// One request at a time per connection (no pipelining), as Envoy's HTTP/1
+// pool (source/common/http/http1/conn_pool.cc on conn_pool_base.cc): a
+// request takes an idle connection, else it waits as pending (among the
+// cluster's max_pending_requests) and the pool opens a connection for it
+// while the cluster's max_connections allows (counted over every host); past
+// it, upstream_cx_overflow, and the request waits for a connection of the
+// pool to come free. A pool with no connection at all gets one anyway.
+// max_requests is taken as a request is given its connection. An idle socket
+// closes after the cluster's idle timeout or a second before the server's
+// own `Keep-Alive: timeout=N`, whichever is sooner, so a request is not
+// written into a socket the server is closing.
 
 import net from 'node:net';
 import type tls from 'node:tls';
 import type { NativeParser } from './llhttp.ts';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
-import type { ConnectionStats, Exchange, HeaderPairs, PoolOptions, ResetReason, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import type { ConnectionStats, Exchange, HeaderPairs, PoolOptions, ResetReason, UpgradeAdmission, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection } from './upstream.ts';
 import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
 
-/** A pool made without a circuit breaker: waiting takes no place. */
-const NOTHING_PENDING = (): void => undefined;
+/** A pool made without a circuit breaker: waiting or a request takes no place. */
+const NOTHING_HELD = (): void => undefined;
 
 /**
  * Where every plain upstream socket of this process reads into (net's
@@ -67,8 +73,10 @@ class H1ClientExchange implements Exchange {
   conn: Connection | undefined;
   body: UpstreamBody | undefined;
   done = false;
-  /** Waiting for a connection being made for it: gives its place among max_pending_requests back. */
+  /** Waiting for a connection (pending): gives its place among max_pending_requests back. */
   unpend: (() => void) | undefined;
+  /** Given a connection: gives its place among max_requests back. */
+  slot: (() => void) | undefined;
 
   constructor(pool: Http1Pool, req: UpstreamRequest) {
     this.#pool = pool;
@@ -98,9 +106,24 @@ class H1ClientExchange implements Exchange {
   fail(f: UpstreamFailure): void {
     if (this.done) return;
     this.done = true;
-    this.unpend?.();
+    this.unpended();
+    this.released();
     if (this.body) this.body.fail(f);
     else this.#reject(f);
+  }
+
+  /** No longer pending: its place among max_pending_requests is given back (once). */
+  unpended(): void {
+    const u = this.unpend;
+    this.unpend = undefined;
+    u?.();
+  }
+
+  /** Its exchange ended: its place among max_requests is given back (once). */
+  released(): void {
+    const s = this.slot;
+    this.slot = undefined;
+    s?.();
   }
 }
 
@@ -206,6 +229,8 @@ class Connection {
       if (!ex || ex.done) return;
       ex.done = true;
       this.current = undefined;
+      // As Envoy's onStreamClosed: max_requests is given back before the connection takes the next request.
+      ex.released();
       ex.body!.end(lowerPairs(this.#takeTrailers()));
       // The response came before the request was written whole (an early 413 or 401 to a streamed upload): the
       // rest of the body would be read as the next request, so the connection closes, as Envoy resets the
@@ -243,7 +268,7 @@ class Connection {
 
   /** Writes the exchange's request; the response comes back through the parser. */
   send(ex: H1ClientExchange): void {
-    ex.unpend?.();
+    ex.unpended();
     this.#attached?.();
     this.#sent++;
     if (this.#sent === this.#maxRequests) this.#cx?.maxRequests();
@@ -366,18 +391,30 @@ function idleExpired(c: Connection): void {
   c.idleExpired();
 }
 
+/** An upgrade waiting for a connection place. */
+interface UpgradeWaiter {
+  resolve(r: (() => void) | UpstreamFailure): void;
+  unpend: () => void;
+}
+
 export class Http1Pool implements UpstreamPool {
   readonly #o: PoolOptions;
   readonly #all = new Set<Connection>();
   /** Idle connections, most recently used last. */
   readonly #idle: Connection[] = [];
-  /** Connections still connecting, each for the exchange that opened it. */
-  readonly #opening = new Map<Connection, H1ClientExchange>();
+  /** Requests waiting for a connection (pending), oldest first. */
   readonly #waiting: H1ClientExchange[] = [];
+  /** Upgrades waiting for a connection place (each opens a connection of its own, upgrade.ts). */
+  readonly #upgradeWaiting: UpgradeWaiter[] = [];
+  /** Upgrades admitted and not yet closed: connections of this host, as Envoy's pool keeps an upgraded connection. */
+  #upgrades = 0;
+  /** What max_connections counts: the cluster's (PoolOptions.connectionsOpen), else this pool's own. */
+  readonly #open: { value: number; changed(): void };
   #closed = false;
 
   constructor(o: PoolOptions) {
     this.#o = o;
+    this.#open = o.connectionsOpen ?? { value: 0, changed: () => undefined };
   }
 
   start(req: UpstreamRequest): Exchange {
@@ -386,39 +423,87 @@ export class Http1Pool implements UpstreamPool {
       ex.fail(new UpstreamFailure('connection_failure', 'connection pool closed'));
       return ex;
     }
-    const idle = this.#idle.pop();
-    if (idle) idle.send(ex);
-    else if (this.#all.size < this.#o.connections) this.#open(ex);
-    else this.#waiting.push(ex);
+    if (this.#idle.length > 0) {
+      if (this.#attach(ex)) this.#idle.pop()!.send(ex);
+      return ex;
+    }
+    // As Envoy's newStream: no ready connection, so the request is pending (or overflows), then a connection is tried.
+    const place = this.#o.pending ? this.#o.pending() : NOTHING_HELD;
+    if (!place) {
+      ex.fail(new UpstreamFailure('overflow', 'pending request overflow'));
+      return ex;
+    }
+    ex.unpend = place;
+    this.#waiting.push(ex);
+    this.#grow();
     return ex;
   }
 
   /**
-   * A connection for `ex`, which waits for it as pending, as in Envoy's pool (a request that finds no ready
-   * connection is pending while one is made): among max_pending_requests, or refused (overflow) past them.
+   * A place among max_requests for `ex`, about to be given a connection (Envoy's attachStreamToClient); false when
+   * none is left: the request fails as overflow (the cluster counts upstream_rq_pending_overflow).
    */
-  #open(ex: H1ClientExchange): void {
-    const place = this.#o.pending ? this.#o.pending() : NOTHING_PENDING;
-    if (!place) return ex.fail(new UpstreamFailure('overflow', 'pending request overflow'));
-    ex.unpend = place;
+  #attach(ex: H1ClientExchange): boolean {
+    const slot = this.#o.request ? this.#o.request() : NOTHING_HELD;
+    if (!slot) {
+      ex.fail(new UpstreamFailure('overflow', 'max requests overflow'));
+      return false;
+    }
+    ex.slot = slot;
+    return true;
+  }
+
+  #connecting(): number {
+    let n = 0;
+    for (const c of this.#all) if (!c.connected) n++;
+    return n;
+  }
+
+  /** This host has no connection at all (Envoy makes one whatever max_connections says, or its requests would be stranded). */
+  #empty(): boolean {
+    return this.#all.size === 0 && this.#upgrades === 0;
+  }
+
+  /**
+   * As Envoy's tryCreateNewConnection: a connection for each pending request beyond those being made, while the
+   * cluster's max_connections allows; refused, upstream_cx_overflow, and the requests wait for one of this pool's
+   * connections to come free.
+   */
+  #grow(): void {
+    while (this.#waiting.length > this.#connecting()) {
+      const can = this.#open.value < this.#o.connections;
+      if (!can) this.#o.cxOverflow?.();
+      if (!can && !this.#empty()) return;
+      this.#connect();
+      if (!can) return;
+    }
+  }
+
+  #connect(): void {
     const c = new Connection(this, this.#o);
     this.#all.add(c);
-    this.#opening.set(c, ex);
+    this.#open.value++;
+    this.#open.changed();
   }
 
   /** @internal */
   connected(c: Connection): void {
-    const ex = this.#opening.get(c);
-    this.#opening.delete(c);
-    if (ex && !ex.done) c.send(ex);
-    else this.released(c);
+    this.released(c);
   }
 
-  /** @internal a connection finished an exchange and may be reused. */
+  /** @internal a connection is ready (connected, or done with an exchange) and may be reused. */
   released(c: Connection): void {
     if (c.closed) return;
-    const next = this.#waiting.shift();
-    if (next) return c.send(next);
+    // As Envoy's onUpstreamReady: the oldest pending request takes it; one that max_requests refuses fails as overflow.
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting.shift()!;
+      if (this.#attach(next)) return c.send(next);
+    }
+    if (this.#upgradeWaiting.length > 0) {
+      // The upgrade takes this connection's place (Envoy would upgrade this very connection).
+      c.destroy();
+      return this.#admitUpgrade(this.#upgradeWaiting.shift()!);
+    }
     if (this.#closed) return c.destroy();
     // A second before the server's own idle timeout, so a request never races its close.
     const ms = Math.min(this.#o.idleTimeoutMs, c.keepAliveMs - 1000);
@@ -429,43 +514,107 @@ export class Http1Pool implements UpstreamPool {
 
   /** @internal a connection closed. */
   gone(c: Connection, f: UpstreamFailure | undefined): void {
-    this.#all.delete(c);
+    if (!this.#all.delete(c)) return;
+    this.#open.value--;
+    this.#open.changed();
     const i = this.#idle.indexOf(c);
     if (i >= 0) this.#idle.splice(i, 1);
-    const ex = this.#opening.get(c);
-    this.#opening.delete(c);
-    if (ex && !ex.done) ex.fail(f?.reason === 'connection_failure' ? f : new UpstreamFailure('connection_failure', 'connection failure'));
-    // Room for a waiting request on a fresh connection.
-    const next = this.#waiting.shift();
-    if (next && !this.#closed) this.#open(next);
+    if (!c.connected) {
+      // As Envoy's pool on a connect failure (purgePendingStreams): every pending request fails (UF), and the
+      // router decides about retries.
+      const failure = f?.reason === 'connection_failure' ? f : new UpstreamFailure('connection_failure', 'connection failure');
+      for (const ex of this.#waiting.splice(0)) ex.fail(failure);
+    }
+    this.#room();
+  }
+
+  /** A connection place came free: pending requests get a connection made, then waiting upgrades their place. */
+  #room(): void {
+    this.#grow();
+    while (!this.#closed && this.#upgradeWaiting.length > 0 && (this.#open.value < this.#o.connections || this.#empty())) this.#admitUpgrade(this.#upgradeWaiting.shift()!);
   }
 
   /** @internal an exchange aborted before it got a connection. */
   dequeue(ex: H1ClientExchange): void {
-    if (ex.unpend || this.#waiting.includes(ex)) this.#o.cancelled?.();
-    ex.unpend?.();
     const i = this.#waiting.indexOf(ex);
-    if (i >= 0) this.#waiting.splice(i, 1);
-    for (const [c, e] of this.#opening) {
-      if (e === ex) {
-        // The connection may still serve the next request once it is up.
-        this.#opening.delete(c);
-      }
-    }
+    if (i < 0) return;
+    this.#waiting.splice(i, 1);
+    this.#o.cancelled?.();
+    ex.unpended();
   }
 
   /**
-   * Drains the pool, as Envoy drains a removed host's pools (DrainAndDelete): requests waiting for a connection fail,
-   * idle connections close, and a connection carrying a request (or being made for one) closes once it is done
-   * (released() closes it), so a host EDS removes finishes what it was doing.
+   * An upgrade to this host, on a connection of its own (upgrade.ts), admitted as Envoy's pool admits the upgrade
+   * request: an idle connection gives its place up to it (Envoy would upgrade that connection), else it takes a new
+   * place while max_connections allows (or the host has no connection at all), else it waits as pending (among
+   * max_pending_requests, upstream_cx_overflow counted) for a connection of this host to come free or close.
+   */
+  upgrade(): UpgradeAdmission {
+    const now = (r: (() => void) | UpstreamFailure): UpgradeAdmission => ({ admitted: Promise.resolve(r), cancel: () => undefined });
+    if (this.#closed) return now(new UpstreamFailure('connection_failure', 'connection pool closed'));
+    const idle = this.#idle.pop();
+    if (idle) {
+      idle.destroy();
+      return now(this.#upgradePlace());
+    }
+    const can = this.#open.value < this.#o.connections;
+    if (!can) this.#o.cxOverflow?.();
+    if (can || this.#empty()) return now(this.#upgradePlace());
+    const place = this.#o.pending ? this.#o.pending() : NOTHING_HELD;
+    if (!place) return now(new UpstreamFailure('overflow', 'pending request overflow'));
+    let resolve!: (r: (() => void) | UpstreamFailure) => void;
+    const admitted = new Promise<(() => void) | UpstreamFailure>((r) => (resolve = r));
+    const w: UpgradeWaiter = { resolve, unpend: place };
+    this.#upgradeWaiting.push(w);
+    return {
+      admitted,
+      cancel: () => {
+        const i = this.#upgradeWaiting.indexOf(w);
+        if (i < 0) return;
+        this.#upgradeWaiting.splice(i, 1);
+        place();
+        this.#o.cancelled?.();
+        resolve(new UpstreamFailure('reset', 'upgrade cancelled while pending'));
+      },
+    };
+  }
+
+  #admitUpgrade(w: UpgradeWaiter): void {
+    w.unpend();
+    w.resolve(this.#upgradePlace());
+  }
+
+  /** A connection place and a max_requests place for an upgrade: a function giving both back once its connection closed. */
+  #upgradePlace(): (() => void) | UpstreamFailure {
+    const slot = this.#o.request ? this.#o.request() : NOTHING_HELD;
+    if (!slot) return new UpstreamFailure('overflow', 'max requests overflow');
+    this.#upgrades++;
+    this.#open.value++;
+    this.#open.changed();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      slot();
+      this.#upgrades--;
+      this.#open.value--;
+      this.#open.changed();
+      this.#room();
+    };
+  }
+
+  /**
+   * Drains the pool, as Envoy drains a removed host's pools (DrainAndDelete, closeIdleConnectionsForDrainingPool):
+   * it takes no new request, idle connections close, connections being made close unless requests wait for them,
+   * and a connection carrying a request closes once it is done and no request waits (released() closes it), so a
+   * host EDS removes finishes what it was doing, its pending requests included. Waiting upgrades fail.
    */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const ex of this.#waiting.splice(0)) ex.fail(new UpstreamFailure('connection_failure', 'connection pool closed'));
-    for (const c of [...this.#all]) {
-      const opening = this.#opening.get(c);
-      if (c.current || (opening && !opening.done)) continue;
-      c.destroy();
+    for (const w of this.#upgradeWaiting.splice(0)) {
+      w.unpend();
+      w.resolve(new UpstreamFailure('connection_failure', 'connection pool closed'));
     }
+    for (const c of [...this.#all]) if (!c.current && (c.connected || this.#waiting.length === 0)) c.destroy();
   }
 }

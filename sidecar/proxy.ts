@@ -28,7 +28,7 @@ import type { TlsContexts } from './tls-contexts.ts';
 import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
 import type { OverloadManager } from './overload.ts';
 import type { Tap } from './tap.ts';
-import type { BodySink, HeaderPairs, UpstreamResponse } from './upstream.ts';
+import type { BodySink, HeaderPairs, UpgradeAdmission, UpstreamPool, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
 import type { StreamProperties } from './wasm/index.ts';
@@ -1234,32 +1234,29 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   if (!cluster) return stream.reply(localReplies.clusterNotFound());
   // An HTTP/2 host would need extended CONNECT (RFC 8441), which the sidecar does not speak.
   if (cluster.config.http2) return stream.reply(localReplies.reset('protocol_error'));
-  const admitted = cluster.breaker.acquire();
-  let release: (() => void) | undefined;
-  if (admitted instanceof Promise) {
-    // Queued behind the circuit breaker: a client that leaves meanwhile gives its place up, and nothing goes upstream.
-    const labels = env.stats.clusterLabel(clusterName);
-    env.stats.upstreamRqPendingActive.inc(labels);
-    release = await Promise.race([admitted, new Promise<undefined>((r) => (downstream.onAbort = () => r(undefined)))]);
-    downstream.onAbort = undefined;
-    env.stats.upstreamRqPendingActive.dec(labels);
-    if (downstream.aborted) {
-      if (release) release();
-      else void admitted.then((r) => r?.());
-      return stream.finish(0, 'DC');
-    }
-  } else release = admitted;
-  if (!release) {
-    env.stats.upstreamRqPendingOverflow.inc(env.stats.clusterLabel(clusterName));
-    return stream.reply(localReplies.overflow());
-  }
-  const admission = release;
   const host = cluster.pick({ hash });
   if (!host) {
-    release();
     env.stats.noHealthyUpstream.inc(env.stats.clusterLabel(clusterName));
     return stream.reply(localReplies.noHealthyUpstream());
   }
+  // Admitted by the host's pool as Envoy's admits the upgrade request: a connection place (or pending for one) and a
+  // max_requests place, held until the upgraded connection closes.
+  const admission = (host.pool as UpstreamPool & { upgrade(): UpgradeAdmission }).upgrade();
+  downstream.onAbort = () => admission.cancel();
+  const admitted = await admission.admitted;
+  downstream.onAbort = undefined;
+  if (downstream.aborted) {
+    if (typeof admitted === 'function') admitted();
+    return stream.finish(0, 'DC');
+  }
+  if (typeof admitted !== 'function') {
+    if (admitted.reason === 'overflow') {
+      env.stats.upstreamRqPendingOverflow.inc(env.stats.clusterLabel(clusterName));
+      return stream.reply(localReplies.overflow());
+    }
+    return stream.reply(localReplies.reset(admitted.reason));
+  }
+  const release = admitted;
   const cs = env.stats.cluster(clusterName);
   cs.rq.value++;
   host.activeRequests++;
@@ -1276,7 +1273,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     if (released) return;
     released = true;
     host.activeRequests--;
-    admission();
+    release();
   };
   const attempt = openUpgrade(cluster.connectOptions(host), request, stream.hcm.bufferLimitBytes);
   downstream.onAbort = () => attempt.abort();

@@ -121,8 +121,10 @@ export interface ClusterSeries {
   cxActive: CounterSeries;
   cxHttp1Total: CounterSeries;
   cxHttp2Total: CounterSeries;
-  /** circuit_breakers.default.{cx,rq_pending,rq,rq_retry}_open: 1 while that limit is reached. */
-  breakerOpen: { cx: CounterSeries; rqPending: CounterSeries; rq: CounterSeries; rqRetry: CounterSeries };
+  /** circuit_breakers.default.{cx,rq_pending,rq,rq_retry,cx_pool}_open: 1 while that limit is reached. */
+  breakerOpen: { cx: CounterSeries; rqPending: CounterSeries; rq: CounterSeries; rqRetry: CounterSeries; cxPool: CounterSeries };
+  /** circuit_breakers.default.remaining_{cx,pending,rq,retries}: what is left of each limit, kept only with track_remaining (breakerRemaining). */
+  breakerRemaining?: { cx: CounterSeries; pending: CounterSeries; rq: CounterSeries; retries: CounterSeries };
 }
 
 export class SidecarStats {
@@ -179,6 +181,11 @@ export class SidecarStats {
   readonly cbRqPendingOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_pending_open', '1 while max_pending_requests is reached', ['envoy_cluster_name']);
   readonly cbRqOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_open', '1 while max_requests is reached', ['envoy_cluster_name']);
   readonly cbRqRetryOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_retry_open', '1 while max_retries is reached', ['envoy_cluster_name']);
+  readonly cbCxPoolOpen = this.#gauge('envoy_cluster_circuit_breakers_default_cx_pool_open', '1 while max_connection_pools is reached', ['envoy_cluster_name']);
+  readonly cbRemainingCx = this.#gauge('envoy_cluster_circuit_breakers_default_remaining_cx', 'Connections left before max_connections (track_remaining)', ['envoy_cluster_name']);
+  readonly cbRemainingPending = this.#gauge('envoy_cluster_circuit_breakers_default_remaining_pending', 'Pending requests left before max_pending_requests (track_remaining)', ['envoy_cluster_name']);
+  readonly cbRemainingRq = this.#gauge('envoy_cluster_circuit_breakers_default_remaining_rq', 'Requests left before max_requests (track_remaining)', ['envoy_cluster_name']);
+  readonly cbRemainingRetries = this.#gauge('envoy_cluster_circuit_breakers_default_remaining_retries', 'Retries left before max_retries (track_remaining)', ['envoy_cluster_name']);
   readonly upstreamRqCancelled = this.#counter('envoy_cluster_upstream_rq_cancelled', 'Requests given up (the client left, or a timeout) while waiting for a connection', ['envoy_cluster_name']);
   readonly upstreamRqPendingTotal = this.#counter('envoy_cluster_upstream_rq_pending_total', 'Requests that waited for a connection (pending)', ['envoy_cluster_name']);
   readonly noHealthyUpstream = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no healthy host', ['envoy_cluster_name']);
@@ -365,11 +372,28 @@ export class SidecarStats {
         cxActive: this.upstreamCxActive.series(l),
         cxHttp1Total: this.upstreamCxHttp1Total.series(l),
         cxHttp2Total: this.upstreamCxHttp2Total.series(l),
-        breakerOpen: { cx: this.cbCxOpen.series(l), rqPending: this.cbRqPendingOpen.series(l), rq: this.cbRqOpen.series(l), rqRetry: this.cbRqRetryOpen.series(l) },
+        breakerOpen: { cx: this.cbCxOpen.series(l), rqPending: this.cbRqPendingOpen.series(l), rq: this.cbRqOpen.series(l), rqRetry: this.cbRqRetryOpen.series(l), cxPool: this.cbCxPoolOpen.series(l) },
       };
       this.#cluster.set(name, s);
     }
     return s;
+  }
+
+  /**
+   * The cluster's remaining_* circuit breaker gauges, kept as Envoy keeps them only where the thresholds set
+   * track_remaining (else its null gauges are never reported): made with `on`, removed without.
+   */
+  breakerRemaining(name: string, on: boolean): ClusterSeries['breakerRemaining'] {
+    const s = this.cluster(name);
+    if (on && !s.breakerRemaining) {
+      const l = this.clusterLabel(name);
+      s.breakerRemaining = { cx: this.cbRemainingCx.series(l), pending: this.cbRemainingPending.series(l), rq: this.cbRemainingRq.series(l), retries: this.cbRemainingRetries.series(l) };
+    } else if (!on && s.breakerRemaining) {
+      const label = this.clusterLabel(name).envoy_cluster_name;
+      for (const g of [this.cbRemainingCx, this.cbRemainingPending, this.cbRemainingRq, this.cbRemainingRetries]) g.removeWhere('envoy_cluster_name', label);
+      s.breakerRemaining = undefined;
+    }
+    return s.breakerRemaining;
   }
 
   /**

@@ -237,6 +237,16 @@ export interface UpstreamPool {
 }
 
 /**
+ * An upgrade's (a WebSocket's) admission in an HTTP/1.1 pool: `admitted` resolves to a function the upgrade calls
+ * once its connection closed (it held a connection place and a max_requests place until then), or to the
+ * UpstreamFailure that refused it ('overflow': the circuit breaker). `cancel` gives up a place still waited for.
+ */
+export interface UpgradeAdmission {
+  admitted: Promise<(() => void) | UpstreamFailure>;
+  cancel(): void;
+}
+
+/**
  * Mutual TLS to the host, asked per new connection so a rotated certificate
  * is used from the next connection on; undefined while the SDS secrets have
  * not arrived (the connection fails, as an Envoy cluster would stay warming).
@@ -246,7 +256,13 @@ export type UpstreamTls = () => { secureContext: tls.SecureContext; uriSans: str
 export interface PoolOptions {
   address: string;
   port: number;
+  /** The cluster's max_connections. */
   connections: number;
+  /**
+   * HTTP/1.1: the cluster's connections as max_connections counts them (every host's pool, and upgrades), raised as
+   * a connection is made and lowered as it closes; without it a pool counts its own.
+   */
+  connectionsOpen?: { value: number; changed(): void };
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   /** Requests (HTTP/2: streams) per connection before it is closed once idle; 0 or unset: no limit. */
@@ -255,13 +271,13 @@ export interface PoolOptions {
   /** HTTP/2: streams one connection carries at once (http2_protocol_options.max_concurrent_streams), before the peer's SETTINGS lower it. */
   maxConcurrentStreams?: number;
   /**
-   * HTTP/2: a request that finds no connection with room takes a place among the cluster's
+   * A request that finds no connection free (HTTP/2: none with room) takes a place among the cluster's
    * max_pending_requests: a function giving it back, or undefined when none is left (overflow).
    */
   pending?: () => (() => void) | undefined;
   /**
-   * HTTP/2: a place among the cluster's max_requests, taken as a request is given a stream and held until the stream
-   * closes: a function giving it back, or undefined when none is left (overflow).
+   * A place among the cluster's max_requests, taken as a request is given a connection (HTTP/2: a stream) and held
+   * until its exchange ends: a function giving it back, or undefined when none is left (overflow).
    */
   request?: () => (() => void) | undefined;
   /** A request waiting for a connection (pending) was given up: upstream_rq_cancelled. */
@@ -270,7 +286,7 @@ export interface PoolOptions {
   attached?: () => void;
   /** The cluster's connection stats: every connection this opens is counted (countConnection). */
   cx?: ConnectionStats;
-  /** HTTP/2: max_connections kept a waiting request from a new connection (upstream_cx_overflow). */
+  /** max_connections kept a waiting request from a new connection (upstream_cx_overflow). */
   cxOverflow?: () => void;
 }
 

@@ -274,7 +274,7 @@ function thresholds(f: Fields | undefined): CircuitBreakerConfig {
     out.maxPendingRequests = t.num('max_pending_requests') ?? out.maxPendingRequests;
     out.maxRequests = t.num('max_requests') ?? out.maxRequests;
     out.maxRetries = t.num('max_retries') ?? out.maxRetries;
-    t.ignore('track_remaining');
+    if (t.bool('track_remaining')) out.trackRemaining = true;
     t.done();
   }
   f.done();

@@ -1,6 +1,7 @@
-// Envoy's circuit breakers as its connection pools apply them: a request
-// without a free connection waits among max_pending_requests; max_requests is
-// never waited on: past it a request overflows at once, HTTP/2 included.
+// Envoy's circuit breakers count as its resource manager does: the pools
+// (h1-client.ts, h2-client.ts) ask for each place; what is reached shows in
+// the cx_open / rq_pending_open / rq_open / rq_retry_open gauges and what is
+// left in the remaining_* ones.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -9,41 +10,46 @@ import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../../sidecar/config.ts';
 
 const limits = (maxConnections: number, maxRequests: number, maxPendingRequests: number) => ({ ...ENVOY_DEFAULT_CIRCUIT_BREAKERS, maxConnections, maxRequests, maxPendingRequests });
 
-test('HTTP/2: admission holds nothing; max_requests is taken as a stream is attached (tryRequest), and past it a request overflows at once, whatever max_pending_requests allows', () => {
+test('max_requests: a place per request given a connection, given back once; past the limit none (overflow), never a wait', () => {
   const cb = new CircuitBreaker(limits(1024, 2, 1024), true);
   const active = { value: 0 };
   cb.activeSeries = () => active;
-  for (let i = 0; i < 5; i++) assert.equal(typeof cb.acquire(), 'function', 'a request waiting for its pool takes no max_requests place');
-  assert.equal(active.value, 0);
   const first = cb.tryRequest();
   const second = cb.tryRequest();
   assert.equal(typeof first, 'function');
   assert.equal(typeof second, 'function');
-  assert.equal(active.value, 2, 'upstream_rq_active counts the streams attached');
-  assert.equal(cb.tryRequest(), undefined, 'the third overflows, not queued');
+  assert.equal(active.value, 2, 'upstream_rq_active counts the requests attached');
+  assert.equal(cb.tryRequest(), undefined, 'the third overflows');
   first!();
   first!();
   assert.equal(active.value, 1, 'given back once');
-  assert.equal(typeof cb.tryRequest(), 'function', 'a slot freed: admitted');
+  assert.equal(cb.active, 1);
+  assert.equal(typeof cb.tryRequest(), 'function', 'a place freed: admitted');
 });
 
-test('HTTP/1: a request waits for a busy connection (max_pending_requests), but never for max_requests', async () => {
-  // One connection, one request at a time, one may wait: the second waits for the first's connection.
-  const one = new CircuitBreaker(limits(1, 1, 1), false);
-  let cxOverflow = 0;
-  one.onCxOverflow = () => cxOverflow++;
-  const running = one.acquire() as () => void;
-  const waiting = one.acquire();
-  assert.ok(waiting instanceof Promise);
-  assert.equal(cxOverflow, 1, 'the waiting request found max_connections busy (upstream_cx_overflow)');
-  assert.equal(one.acquire(), undefined, 'max_pending_requests reached');
-  assert.equal(cxOverflow, 1, 'a request refused as pending overflow never asked for a connection');
-  running();
-  assert.equal(typeof (await waiting), 'function', 'given the freed connection');
+test('max_pending_requests and max_connections: pending places are counted over the cluster; HTTP/1.1 counts its pools\' connections, HTTP/2 upstream_cx_active', () => {
+  const h1 = new CircuitBreaker(limits(2, 100, 1), false);
+  let pendingTotal = 0;
+  h1.onPending = () => pendingTotal++;
+  const place = h1.tryPending();
+  assert.equal(typeof place, 'function');
+  assert.equal(h1.tryPending(), undefined, 'max_pending_requests reached');
+  assert.equal(pendingTotal, 1, 'upstream_rq_pending_total counts the request that waited, not the one refused');
+  place!();
+  place!();
+  assert.equal(h1.pending, 0, 'given back once');
+  assert.equal(typeof h1.tryPending(), 'function');
+  h1.connections.value = 1;
+  assert.equal(h1.openConnections(5), 1, 'HTTP/1.1 counts its pools\' connections, not upstream_cx_active');
+  const h2 = new CircuitBreaker(limits(2, 100, 1), true);
+  assert.equal(h2.openConnections(2), 2, 'HTTP/2 counts upstream_cx_active');
+});
 
-  // Connections to spare, max_requests 2: the third is refused at once, as Envoy's pool refuses it on attaching.
-  const requests = new CircuitBreaker(limits(100, 2, 100), false);
-  requests.acquire();
-  requests.acquire();
-  assert.equal(requests.acquire(), undefined);
+test('max_retries counts retries in flight', () => {
+  const cb = new CircuitBreaker({ ...ENVOY_DEFAULT_CIRCUIT_BREAKERS, maxRetries: 1 }, false);
+  const retry = cb.tryRetry();
+  assert.equal(cb.tryRetry(), undefined);
+  assert.equal(cb.activeRetries, 1);
+  retry!();
+  assert.equal(typeof cb.tryRetry(), 'function');
 });
