@@ -7,6 +7,7 @@
 
 import type { FaultConfig, HttpFilterConfig, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
 import { rbacAllows } from './rbac.ts';
+import { NO_RUNTIME, type Runtime } from './runtime.ts';
 import type { PeerCertificate } from './peer-identity.ts';
 import type { LocalReply } from './local-reply.ts';
 import { localReplies } from './local-reply.ts';
@@ -92,6 +93,8 @@ export class RequestFilters {
   readonly #active: Active[] = [];
   readonly #stats: SidecarStats;
   readonly #random: () => number;
+  /** Envoy's runtime: the fault filter's keys. */
+  readonly #runtime: Runtime;
   /** A filter whose plugin is missing or failed to load: answered before anything else runs. */
   #broken: LocalReply | undefined;
   /** The caller's verified client certificate, for RBAC principals. */
@@ -112,12 +115,13 @@ export class RequestFilters {
   /** The stream attributes the filters read (shared by their streams): the response as sent is added for on_log (ended). */
   readonly #properties: StreamProperties;
 
-  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number, peer?: PeerCertificate) {
+  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number, peer?: PeerCertificate, runtime: Runtime = NO_RUNTIME) {
     this.#stats = stats;
     this.#bufferLimit = bufferLimit;
     this.#properties = properties;
     this.#peer = peer;
     this.#random = random;
+    this.#runtime = runtime;
     // Envoy's stream info has its response flags from the start (none yet): response.flags is 0, not NOT_FOUND.
     properties['response.flags'] = 0;
     for (const f of chain) {
@@ -274,11 +278,16 @@ export class RequestFilters {
       return allowed ? undefined : { kind: 'reply', reply: localReplies.rbacDenied(), headers, body: s.body };
     }
     if (a.kind === 'fault') {
-      const { delay } = a.fault;
-      if (delay && this.#random() < delay.fraction) {
-        this.delayInjected = true;
-        this.#properties['response.flags'] = responseFlagBits('DI');
-        return sleep(delay.ms).then(() => this.#faultAbort(a.fault, s));
+      // As Envoy's FaultFilter: the runtime's percent and duration (keys in a.fault.runtime) over the configured ones,
+      // read per request; a delay of 0 ms is no delay.
+      const { delay, runtime: keys } = a.fault;
+      if (delay && this.#random() < this.#runtime.fraction(keys.delayPercent, delay.fraction)) {
+        const ms = this.#runtime.getInteger(keys.delayDuration, delay.ms);
+        if (ms !== 0) {
+          this.delayInjected = true;
+          this.#properties['response.flags'] = responseFlagBits('DI');
+          return sleep(ms).then(() => this.#faultAbort(a.fault, s));
+        }
       }
       return this.#faultAbort(a.fault, s);
     }
@@ -292,7 +301,11 @@ export class RequestFilters {
 
   #faultAbort(fault: FaultConfig, s: RequestState): RequestOutcome | undefined {
     const abort = fault.abort;
-    if (abort && this.#random() < abort.fraction) return { kind: 'reply', reply: localReplies.faultAbort(abort.status), headers: s.headers, body: s.body };
+    if (abort && this.#random() < this.#runtime.fraction(fault.runtime.abortPercent, abort.fraction)) {
+      // The runtime's status when it is one the sidecar answers with (as the config's: 200..599), else the config's.
+      const status = this.#runtime.getInteger(fault.runtime.abortHttpStatus, abort.status);
+      return { kind: 'reply', reply: localReplies.faultAbort(status >= 200 && status < 600 ? status : abort.status), headers: s.headers, body: s.body };
+    }
     return undefined;
   }
 

@@ -7,6 +7,7 @@ import type { CounterSeries, HistogramSeries } from './metrics.ts';
 import type { ResourceKind } from './fidelity.ts';
 import type { EjectionType } from './outlier.ts';
 import type { TracingSeries } from './tracing.ts';
+import type { RuntimeStats } from './runtime.ts';
 
 /**
  * Each metric's name in Envoy's own stats (admin /stats), `{label}` standing
@@ -43,6 +44,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_listener_', 'listener.{envoy_listener_address}.'],
   ['envoy_control_plane_', 'control_plane.'],
   ['envoy_server_', 'server.'],
+  ['envoy_runtime_', 'runtime.'],
 ];
 
 /**
@@ -422,6 +424,16 @@ export class SidecarStats {
     if (cls >= 1 && cls <= 5) this.retryUpstreamRqXx.inc({ ...labels, envoy_response_code_class: String(cls) });
   }
 
+  /** Envoy's runtime.* stats (sidecar/runtime.ts), there from the start as in Envoy. */
+  readonly runtime: RuntimeStats = {
+    loadSuccess: this.#counter('envoy_runtime_load_success', 'Runtime snapshots loaded with every layer read', []),
+    loadError: this.#counter('envoy_runtime_load_error', 'Runtime snapshots loaded with a disk layer that could not be read', []),
+    overrideDirExists: this.#counter('envoy_runtime_override_dir_exists', 'Runtime loads with more than one disk layer present', []),
+    overrideDirNotExists: this.#counter('envoy_runtime_override_dir_not_exists', 'Runtime loads with at most one disk layer present', []),
+    numKeys: this.#gauge('envoy_runtime_num_keys', 'Keys in the runtime snapshot', []),
+    numLayers: this.#gauge('envoy_runtime_num_layers', 'Layers in the runtime snapshot', []),
+    adminOverridesActive: this.#gauge('envoy_runtime_admin_overrides_active', '1 while /runtime_modify overrides are set', []),
+  };
   #overload: OverloadStats | undefined;
   /** The overload manager's gauges, registered only when it runs (as Envoy has them only when configured). */
   overload(): OverloadStats {
