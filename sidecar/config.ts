@@ -57,7 +57,9 @@ export interface FaultConfig {
    * fault.http.delay.fixed_delay_percent, fault.http.delay.fixed_duration_ms, fault.http.abort.abort_percent,
    * fault.http.abort.http_status; the HTTPFault's *_runtime fields name others).
    */
-  runtime: { delayPercent: string; delayDuration: string; abortPercent: string; abortHttpStatus: string };
+  runtime: { delayPercent: string; delayDuration: string; abortPercent: string; abortHttpStatus: string; maxActiveFaults: string };
+  /** max_active_faults: no new fault while this many are active in the connection manager (absent: no limit unless the runtime's key sets one). */
+  maxActiveFaults?: number;
 }
 
 export interface RetryPolicyConfig {

@@ -1000,7 +1000,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
       };
-      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes, peerCertificate(req.socket), env.runtime);
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes, peerCertificate(req.socket), env.runtime, hcm.statPrefix);
     }
 
     // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk). Other bodies are

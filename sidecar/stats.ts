@@ -37,6 +37,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_cluster_manager_', 'cluster_manager.'],
   ['envoy_cluster_', 'cluster.{envoy_cluster_name}.'],
   ['envoy_http_tracing_', 'http.{envoy_http_conn_manager_prefix}.tracing.'],
+  ['envoy_http_fault_', 'http.{envoy_http_conn_manager_prefix}.fault.'],
   ['envoy_http_', 'http.{envoy_http_conn_manager_prefix}.'],
   ['envoy_tracing_opentelemetry_', 'tracing.opentelemetry.'],
   ['envoy_listener_manager_', 'listener_manager.'],
@@ -232,6 +233,11 @@ export class SidecarStats {
   readonly memoryPhysicalSize = this.#gauge('envoy_server_memory_physical_size', 'Resident set size of the process', []);
   readonly wasmFailures = this.#counter('envoy_wasm_filter_failures', 'Wasm filter traps and load failures', ['filter']);
 
+  /** The fault filter's (Envoy's http.<stat_prefix>.fault.*). */
+  readonly faultDelaysInjected = this.#counter('envoy_http_fault_delays_injected', 'Requests the fault filter delayed', ['envoy_http_conn_manager_prefix']);
+  readonly faultAbortsInjected = this.#counter('envoy_http_fault_aborts_injected', 'Requests the fault filter aborted', ['envoy_http_conn_manager_prefix']);
+  readonly faultActive = this.#gauge('envoy_http_fault_active_faults', 'Requests delayed or aborted by the fault filter, not ended yet', ['envoy_http_conn_manager_prefix']);
+  readonly faultsOverflow = this.#counter('envoy_http_fault_faults_overflow', 'Faults not injected: max_active_faults reached', ['envoy_http_conn_manager_prefix']);
   readonly tracingRandomSampling = this.#counter('envoy_http_tracing_random_sampling', 'Requests traced by random_sampling', ['envoy_http_conn_manager_prefix']);
   readonly tracingClientEnabled = this.#counter('envoy_http_tracing_client_enabled', 'Requests traced by client_sampling (x-client-trace-id)', ['envoy_http_conn_manager_prefix']);
   readonly tracingNotTraceable = this.#counter('envoy_http_tracing_not_traceable', 'Requests not sampled', ['envoy_http_conn_manager_prefix']);

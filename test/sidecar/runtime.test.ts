@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { defaultTranslator, type Translator } from '../../control/xds/index.ts';
+import { accept } from '../../sidecar/fidelity.ts';
 import { runSidecar } from '../../sidecar/main.ts';
 import { TestMesh, admin, eventually, get, instance, load, metric, policy, route, service, startApp, tap, type TestApp } from './harness.ts';
 import { startCollector } from './otlp-collector.ts';
@@ -308,4 +309,58 @@ test('tracing: tracing.random_sampling and tracing.global_enabled decide over th
   // A FractionalPercent value is taken too: 10000/10000.
   await modify(sc.adminPort, 'tracing.global_enabled=&tracing.random_sampling=numerator: 10000%0Adenominator: TEN_THOUSAND');
   assert.deepEqual(await sampledFlags(2), ['01', '01']);
+});
+
+test("fault filter: fault.http.max_active_faults caps the faults in progress in the connection manager (faults_overflow); the HTTPFault's own *_runtime keys and max_active_faults are taken", { timeout: 30_000 }, async () => {
+  // The fields as decoded: the keys named by the filter, and max_active_faults.
+  const rc = accept('route', {
+    name: 'r',
+    virtual_hosts: [{
+      name: 'v',
+      domains: ['*'],
+      routes: [{
+        match: { prefix: '/' },
+        route: { cluster: 'c' },
+        typed_per_filter_config: {
+          'envoy.filters.http.fault': {
+            '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+            abort: { http_status: 503, percentage: { numerator: 0 } },
+            abort_percent_runtime: 'my.abort',
+            abort_http_status_runtime: 'my.status',
+            delay_percent_runtime: 'my.delay',
+            delay_duration_runtime: 'my.duration',
+            max_active_faults_runtime: 'my.max',
+            max_active_faults: 3,
+          },
+        },
+      }],
+    }],
+  });
+  assert.ok(rc.ok, JSON.stringify(!rc.ok && rc.errors));
+  const fault = rc.value.virtualHosts[0]!.routes[0]!.fault!;
+  assert.deepEqual(fault.runtime, { delayPercent: 'my.delay', delayDuration: 'my.duration', abortPercent: 'my.abort', abortHttpStatus: 'my.status', maxActiveFaults: 'my.max' });
+  assert.equal(fault.maxActiveFaults, 3);
+
+  const shop = await app('shop');
+  const m = await mesh();
+  m.model.update({
+    services: [service('caller', 8000), service('shop', 7000)],
+    instances: [instance('shop', shop.port)],
+    routes: [route('shop', [{ name: 'slow', destinations: [{ service: 'shop', weight: 1 }], fault: { delay: { fixedDelayMs: 400, percentage: 100 } } }])],
+  });
+  const sc = await m.sidecar('caller', 8000);
+  const prefix = { envoy_http_conn_manager_prefix: 'outbound' };
+  await modify(sc.adminPort, 'fault.http.max_active_faults=1');
+  const watching = await tap(sc.adminPort, '?authority=shop&max=3');
+  // The first is delayed; while it is, the other two find the one fault allowed in progress and go undelayed.
+  const first = get(sc.outboundPort, 'shop');
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_fault_active_faults', prefix)) === 1, 5000, 'one fault active');
+  assert.deepEqual((await load(2, 2, () => get(sc.outboundPort, 'shop'))).map((r) => r.status), [200, 200]);
+  assert.equal((await first).status, 200);
+  await watching.ended;
+  assert.deepEqual(watching.lines.map((l) => l.response_flags).sort(), ['-', '-', 'DI']);
+  assert.equal(await metric(sc.adminPort, 'envoy_http_fault_faults_overflow', prefix), 2);
+  assert.equal(await metric(sc.adminPort, 'envoy_http_fault_delays_injected', prefix), 1);
+  assert.equal(await metric(sc.adminPort, 'envoy_http_fault_active_faults', prefix), 0, 'given back when the request ended');
+  assert.match((await admin(sc.adminPort, '/stats?filter=fault')).body, /^http\.outbound\.fault\.faults_overflow: 2$/m);
 });
