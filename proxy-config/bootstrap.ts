@@ -151,7 +151,8 @@ function overloadManager(o: ResolvedBootstrapOptions): Json | undefined {
  * whole route configuration. The weft sidecar has no such limit and the API
  * cannot compute RE2 program sizes, so the bootstrap raises it as Istio's
  * does (32768, which still stops pathological patterns). The admin layer
- * keeps /runtime_modify working, as without a layered_runtime.
+ * keeps /runtime_modify working (an Envoy given a layered_runtime without
+ * one, or none at all, answers it 503 "No admin layer specified").
  */
 export const RE2_MAX_PROGRAM_SIZE = 32768;
 

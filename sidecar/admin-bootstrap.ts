@@ -22,6 +22,8 @@ export interface SidecarBootstrap {
   collectors: ReadonlyMap<string, { host: string; port: number }>;
   /** When the sidecar started: the bootstrap's last_updated. */
   startedAt: Date;
+  /** The runtime's layers (--layered-runtime, or the default ones), as the bootstrap's layered_runtime. */
+  layeredRuntime?: Json;
 }
 
 /** Node metadata keys whose values are credentials. */
@@ -74,6 +76,7 @@ export function bootstrapConfigDump(b: SidecarBootstrap): Json {
       },
       static_resources: { clusters },
       admin: { address: socketAddress('127.0.0.1', b.adminPort) },
+      ...(b.layeredRuntime ? { layered_runtime: b.layeredRuntime } : {}),
     },
     last_updated: b.startedAt.toISOString(),
   };

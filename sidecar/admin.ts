@@ -51,13 +51,17 @@ const HELP: [string, string][] = [
   ['/quitquitquit', 'exit the server'],
   ['/ready', 'print server state, return 200 if LIVE, otherwise return 503'],
   ['/reset_counters', 'reset all counters to zero'],
+  ['/runtime', 'print runtime values: the layers, and each key\'s value in each layer and the final one'],
+  ['/runtime_modify', 'set runtime values in the admin layer (?key1=value1&key2=value2, or as form values); an empty value removes the override'],
   ['/server_info', 'print server version/status information'],
   ['/stats', 'print server stats (?filter=REGEX; ?usedonly; ?type=Counters|Gauges|Histograms; ?format=json|prometheus; ?histogram_buckets=cumulative|disjoint: bucket counts in place of quantiles)'],
   ['/stats/prometheus', 'print server stats in prometheus format (?filter=REGEX on the Envoy stat name; ?usedonly: only stats written at least once; ?histogram_buckets=cumulative, the default)'],
   ['/tap', "the weft sidecar's live requests (GET; not Envoy's POST /tap): one JSON line per completed request, headers included, credentials redacted (?listener= ?method= ?authority= ?path_prefix= ?status=503|5xx ?max=N)"],
   ['/xds', "the weft sidecar's ADS connection: whether it is up, and its last error"],
 ];
-const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging', '/reset_counters', '/cpuprofiler', '/heapprofiler']);
+const POST_ONLY = new Set(['/quitquitquit', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/logging', '/reset_counters', '/cpuprofiler', '/heapprofiler', '/runtime_modify']);
+/** Envoy's RuntimeHandler answer to a /runtime_modify without parameters. */
+const RUNTIME_MODIFY_USAGE = 'usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n       or send the parameters as form values\nuse an empty value to remove a previously added override';
 const DRAIN_PARAMS = ['inboundonly', 'graceful', 'skip_exit'];
 
 /** Envoy's /help: `admin commands are:`, then a line per endpoint, those that need a POST marked ` (POST)`. */
@@ -183,6 +187,29 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
         if (bad) return send(400, bad);
         const targets = dp.unready();
         return send(200, JSON.stringify(targets.length ? { unready_targets_dumps: [{ name: 'init manager Server', target_names: targets }] } : {}, null, 2) + '\n', 'application/json');
+      }
+      case '/runtime': {
+        // Envoy's RuntimeHandler: {"entries": {KEY: {"final_value", "layer_values": [one per layer, "" where unset]}}, "layers": [names]}.
+        const { layers, entries } = dp.runtime.dump();
+        return send(200, JSON.stringify({ entries, layers }, null, 2) + '\n', 'application/json');
+      }
+      case '/runtime_modify': {
+        // As Envoy's: the query's key=value pairs, or without any the form values of an x-www-form-urlencoded body;
+        // none is a 400 with Envoy's usage text, and without an admin layer Envoy's 503 "No admin layer specified".
+        const apply = (params: URLSearchParams) => {
+          if ([...params.keys()].length === 0) return send(400, RUNTIME_MODIFY_USAGE);
+          // A key given twice takes its first value, as Envoy's.
+          const values = new Map<string, string>();
+          for (const [k, v] of params) if (!values.has(k)) values.set(k, v);
+          const error = dp.runtime.merge(values);
+          if (error) return send(503, error);
+          return send(200, 'OK\n');
+        };
+        if ([...url.searchParams.keys()].length > 0 || !/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) return apply(url.searchParams);
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => apply(adminQuery(`?${Buffer.concat(chunks).toString('utf8')}`)));
+        return;
       }
       case '/reset_counters':
         // As Envoy's: counters only (the sidecar's and wasm filters'); gauges and histograms keep their values.

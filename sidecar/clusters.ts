@@ -10,6 +10,7 @@ import type { CheckedHost } from './health.ts';
 import { createLoadBalancer } from './lb/index.ts';
 import type { HostSource, LbHost, LoadBalancer, PickContext } from './lb/index.ts';
 import { OutlierDetector } from './outlier.ts';
+import { NO_RUNTIME, type Runtime } from './runtime.ts';
 import type { OutlierEvents, OutlierHost, SuccessRateStats } from './outlier.ts';
 import type { SidecarStats } from './stats.ts';
 import type { Counter } from './metrics.ts';
@@ -114,6 +115,8 @@ export class Cluster {
   #checkers: HealthChecker[] = [];
   readonly #now: () => number;
   readonly #random: () => number;
+  /** Envoy's runtime: upstream.healthy_panic_threshold and the outlier_detection.* keys. */
+  readonly #runtime: Runtime;
   readonly #tls: TlsContexts | undefined;
   /** The ClusterLoadAssignment's policy: what the degraded hosts' share is worked out with (hostSets). */
   #endpointPolicy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY;
@@ -137,8 +140,9 @@ export class Cluster {
   /** Called once, when initialization ends (the sidecar's readiness, a warming cluster's activation). */
   onInitialized: (() => void) | undefined;
 
-  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now, tls?: TlsContexts, random: () => number = Math.random, awaitsSecrets?: () => boolean) {
+  constructor(config: ClusterConfig, stats: SidecarStats, now: () => number = Date.now, tls?: TlsContexts, random: () => number = Math.random, runtime: Runtime = NO_RUNTIME, awaitsSecrets?: () => boolean) {
     this.config = config;
+    this.#runtime = runtime;
     this.#awaitsSecrets = awaitsSecrets;
     this.#stats = stats;
     this.#now = now;
@@ -243,15 +247,11 @@ export class Cluster {
     const odChanged = !previous || JSON.stringify(od) !== JSON.stringify(previous.outlierDetection);
     if (od) {
       if (this.#outlier) this.#outlier.update(od);
-      else this.#outlier = new OutlierDetector(od, this.#outlierEvents(), this.#now);
-      if (odChanged || this.#outlierTimer === undefined) {
-        clearInterval(this.#outlierTimer);
-        this.#outlierTimer = setInterval(() => this.tickOutliers(), od.intervalMs);
-        this.#outlierTimer.unref();
-      }
+      else this.#outlier = new OutlierDetector(od, this.#outlierEvents(), this.#now, Math.random, this.#runtime);
+      if (odChanged || this.#outlierTimer === undefined) this.#armOutlierTimer();
     } else {
       this.#outlier = undefined;
-      clearInterval(this.#outlierTimer);
+      clearTimeout(this.#outlierTimer);
       this.#outlierTimer = undefined;
     }
     if (previous && this.#checkers.length > 0 && JSON.stringify(this.config.healthChecks) === JSON.stringify(previous.healthChecks) && this.config.name === previous.name && JSON.stringify(this.config.tls) === JSON.stringify(previous.tls)) return;
@@ -460,7 +460,8 @@ export class Cluster {
     const healthyAvailability = Math.min(100, Math.floor((overprovisioningFactor * size(healthy)) / total));
     const degradedAvailability = Math.min(100, Math.floor((overprovisioningFactor * size(degraded)) / total));
     const available = Math.min(100, healthyAvailability + degradedAvailability);
-    const threshold = Math.min(100, this.config.panicThresholdPercent);
+    // As Envoy's recalculatePerPriorityPanic: the runtime's upstream.healthy_panic_threshold (an integer) over the config's.
+    const threshold = Math.min(100, this.#runtime.getInteger('upstream.healthy_panic_threshold', this.config.panicThresholdPercent));
     const panic = available < 100 && (100 * (healthy.length + degraded.length)) / inService.length < threshold;
     // Nothing available and no panic (threshold 0): the healthy set, empty, as Envoy gives priority 0 all the load.
     let healthyLoad = 100;
@@ -500,6 +501,21 @@ export class Cluster {
     else c.rqError++;
     if (timedOut) c.rqTimeout++;
     this.#outlier?.record(h, status, this.hosts);
+  }
+
+  /**
+   * The outlier interval's timer, armed again after each tick for the runtime's outlier_detection.interval_ms or the
+   * config's, as Envoy's DetectorImpl::armIntervalTimer (so a /runtime_modify of it applies from the next tick).
+   */
+  #armOutlierTimer(): void {
+    clearTimeout(this.#outlierTimer);
+    const od = this.config.outlierDetection;
+    if (!od || this.#retired) return;
+    this.#outlierTimer = setTimeout(() => {
+      this.tickOutliers();
+      this.#armOutlierTimer();
+    }, Math.max(1, this.#runtime.getInteger('outlier_detection.interval_ms', od.intervalMs)));
+    this.#outlierTimer.unref();
   }
 
   /** Outlier detection's interval: success rates judged, ejection backoffs lowered. */
@@ -573,7 +589,7 @@ export class Cluster {
   close(removed = true): void {
     this.#closed = removed;
     this.#retired = true;
-    clearInterval(this.#outlierTimer);
+    clearTimeout(this.#outlierTimer);
     for (const c of this.#checkers) c.close();
     for (const h of this.hosts) void h.pool.close();
   }
@@ -630,9 +646,11 @@ export class ClusterManager {
   readonly #tls: TlsContexts | undefined;
   /** Clusters the bootstrap defines (xds_cluster, weft_otel): Envoy's active_clusters counts them too. */
   readonly #bootstrapClusters: number;
+  readonly #runtime: Runtime;
 
-  constructor(stats: SidecarStats, tls?: TlsContexts, bootstrapClusters = 0) {
+  constructor(stats: SidecarStats, tls?: TlsContexts, bootstrapClusters = 0, runtime: Runtime = NO_RUNTIME) {
     this.#stats = stats;
+    this.#runtime = runtime;
     this.#tls = tls;
     this.#bootstrapClusters = bootstrapClusters;
     this.#publish();
@@ -717,7 +735,7 @@ export class ClusterManager {
 
   /** A new cluster for `config`, a previous version's traffic history kept, an EDS one fed `assignment` when given. */
   #build(config: ClusterConfig, assignment: Assignment | undefined): Cluster {
-    const c = new Cluster(config, this.#stats, Date.now, this.#tls, Math.random, config.tls ? () => this.secretsAwaited(config) : undefined);
+    const c = new Cluster(config, this.#stats, Date.now, this.#tls, Math.random, this.#runtime, config.tls ? () => this.secretsAwaited(config) : undefined);
     // As Envoy's checker reads upstream_cx_total, a counter kept by the cluster's name: a new version is not "no traffic".
     c.hadTraffic = this.clusters.get(config.name)?.hadTraffic ?? false;
     c.onInitialized = () => this.#clusterInitialized(c);

@@ -52,6 +52,14 @@ export type Fraction = number;
 export interface FaultConfig {
   delay?: { ms: number; fraction: Fraction };
   abort?: { status: number; fraction: Fraction };
+  /**
+   * The runtime keys the filter reads per request over its configured values (Envoy's defaults
+   * fault.http.delay.fixed_delay_percent, fault.http.delay.fixed_duration_ms, fault.http.abort.abort_percent,
+   * fault.http.abort.http_status; the HTTPFault's *_runtime fields name others).
+   */
+  runtime: { delayPercent: string; delayDuration: string; abortPercent: string; abortHttpStatus: string; maxActiveFaults: string };
+  /** max_active_faults: no new fault while this many are active in the connection manager (absent: no limit unless the runtime's key sets one). */
+  maxActiveFaults?: number;
 }
 
 export interface RetryPolicyConfig {
@@ -84,7 +92,8 @@ export interface RouteActionConfig {
   /** regex_rewrite: every match of `regex` (global) replaced by `replace`, the RE2 substitution (fidelity/route.ts re2Rewrite). */
   regexRewrite?: { regex: RegExp; replace: (match: string, ...rest: unknown[]) => string };
   hostRewrite?: string;
-  mirrors: { cluster: string; fraction: Fraction }[];
+  /** request_mirror_policies: runtime_fraction's default_value, and its runtime_key (read per request) when it has one. */
+  mirrors: { cluster: string; fraction: Fraction; runtimeKey?: string }[];
   hashPolicy: HashPolicyConfig[];
   /** The route's idle_timeout, in place of the connection manager's stream_idle_timeout (0: none); undefined: the HCM's. */
   idleTimeoutMs?: number;

@@ -19,6 +19,7 @@ import { Tracer, type Collector } from './tracing.ts';
 import { Loggers } from './logging.ts';
 import { OverloadManager, type OverloadOptions } from './overload.ts';
 import { Tap } from './tap.ts';
+import { Runtime, defaultLayers } from './runtime.ts';
 import { WasmFilterLoader } from './wasm-filters.ts';
 import type { LogEntry, WasmPlugin } from './wasm/index.ts';
 
@@ -129,6 +130,8 @@ export class DataPlane {
   readonly overload: OverloadManager | undefined;
   /** Admin GET /tap: live requests. */
   readonly tap = new Tap();
+  /** Envoy's layered runtime (admin /runtime, /runtime_modify), read by the fault filter, mirrors, outlier detection, panic thresholds and tracing. */
+  readonly runtime: Runtime;
 
   constructor(
     stats: SidecarStats,
@@ -145,6 +148,8 @@ export class DataPlane {
       loggers?: Loggers;
       /** Envoy's overload manager (weft sidecar --max-heap-mb, --max-downstream-connections); off when absent. */
       overload?: OverloadOptions;
+      /** The layered runtime (weft sidecar --layered-runtime); default: the layers weft's Envoy bootstrap has, an admin layer among them. */
+      runtime?: Runtime;
     } = {},
   ) {
     this.stats = stats;
@@ -154,7 +159,8 @@ export class DataPlane {
     this.#collectors = options.collectors ?? new Map();
     this.#log = options.log ?? ((line) => process.stdout.write(line + '\n'));
     // Envoy's active_clusters counts the bootstrap's static clusters: xds_cluster always, weft_otel with --otel-collector.
-    this.clusters = new ClusterManager(stats, this.tls, 1 + this.#collectors.size);
+    this.runtime = options.runtime ?? new Runtime(defaultLayers(), options.node?.cluster ?? '', stats.runtime);
+    this.clusters = new ClusterManager(stats, this.tls, 1 + this.#collectors.size, this.runtime);
     // A cluster's first health-check round may be what the sidecar's initialization waited for last.
     this.clusters.onClusterInitialized = () => this.#publishState();
     // As Envoy's cluster init manager holds the SdsApi init target of its transport socket: a cluster whose TLS secrets
@@ -199,6 +205,7 @@ export class DataPlane {
       nodeId: options.node?.id ?? '',
       tracer: (config) => this.#tracer(config),
       tap: this.tap,
+      runtime: this.runtime,
     };
     this.listeners = new ListenerManager(env);
     if (options.overload && (options.overload.maxHeapBytes !== undefined || options.overload.maxDownstreamConnections !== undefined)) {
@@ -764,6 +771,7 @@ export class DataPlane {
       fetches.clear();
     }
     this.overload?.close();
+    this.runtime.close();
     await this.listeners.close();
     // Spans of the requests just finished go out before the process ends.
     await Promise.all([...this.#tracers.values()].map((t) => t.close()));

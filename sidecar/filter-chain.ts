@@ -7,6 +7,7 @@
 
 import type { FaultConfig, HttpFilterConfig, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
 import { rbacAllows } from './rbac.ts';
+import { NO_RUNTIME, type Runtime } from './runtime.ts';
 import type { PeerCertificate } from './peer-identity.ts';
 import type { LocalReply } from './local-reply.ts';
 import { localReplies } from './local-reply.ts';
@@ -92,6 +93,14 @@ export class RequestFilters {
   readonly #active: Active[] = [];
   readonly #stats: SidecarStats;
   readonly #random: () => number;
+  /** Envoy's runtime: the fault filter's keys. */
+  readonly #runtime: Runtime;
+  /** The connection manager's stat_prefix: the fault filter's active faults are counted per connection manager, as Envoy's gauge. */
+  readonly #statPrefix: string;
+  #faultLabelValues: { envoy_http_conn_manager_prefix: string } | undefined;
+  /** This stream counts in the active faults until it ends (Envoy's fault_active_, given back in onDestroy). */
+  #faultActive = false;
+  #ended = false;
   /** A filter whose plugin is missing or failed to load: answered before anything else runs. */
   #broken: LocalReply | undefined;
   /** The caller's verified client certificate, for RBAC principals. */
@@ -112,12 +121,14 @@ export class RequestFilters {
   /** The stream attributes the filters read (shared by their streams): the response as sent is added for on_log (ended). */
   readonly #properties: StreamProperties;
 
-  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number, peer?: PeerCertificate) {
+  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number, peer?: PeerCertificate, runtime: Runtime = NO_RUNTIME, statPrefix = '') {
     this.#stats = stats;
     this.#bufferLimit = bufferLimit;
     this.#properties = properties;
     this.#peer = peer;
     this.#random = random;
+    this.#runtime = runtime;
+    this.#statPrefix = statPrefix;
     // Envoy's stream info has its response flags from the start (none yet): response.flags is 0, not NOT_FOUND.
     properties['response.flags'] = 0;
     for (const f of chain) {
@@ -274,11 +285,17 @@ export class RequestFilters {
       return allowed ? undefined : { kind: 'reply', reply: localReplies.rbacDenied(), headers, body: s.body };
     }
     if (a.kind === 'fault') {
-      const { delay } = a.fault;
-      if (delay && this.#random() < delay.fraction) {
-        this.delayInjected = true;
-        this.#properties['response.flags'] = responseFlagBits('DI');
-        return sleep(delay.ms).then(() => this.#faultAbort(a.fault, s));
+      // As Envoy's FaultFilter: the runtime's percent and duration (keys in a.fault.runtime) over the configured ones,
+      // read per request; a delay of 0 ms is no delay.
+      const { delay, runtime: keys } = a.fault;
+      if (delay && this.#random() < this.#runtime.fraction(keys.delayPercent, delay.fraction)) {
+        const ms = this.#runtime.getInteger(keys.delayDuration, delay.ms);
+        if (ms !== 0 && this.#tryIncActiveFaults(a.fault)) {
+          this.#stats.faultDelaysInjected.inc(this.#faultLabels());
+          this.delayInjected = true;
+          this.#properties['response.flags'] = responseFlagBits('DI');
+          return sleep(ms).then(() => this.#faultAbort(a.fault, s));
+        }
       }
       return this.#faultAbort(a.fault, s);
     }
@@ -290,9 +307,40 @@ export class RequestFilters {
     return this.#afterRequestHeaders(i, a, out, s);
   }
 
+  /** The connection manager's labels for the fault filter's stats (http.<stat_prefix>.fault.*), made on first use. */
+  #faultLabels(): { envoy_http_conn_manager_prefix: string } {
+    return (this.#faultLabelValues ??= { envoy_http_conn_manager_prefix: this.#statPrefix });
+  }
+
+  /**
+   * Envoy's FaultFilter::tryIncActiveFaults: one active fault per stream; a new one only while fewer are active in the
+   * connection manager than the runtime's max_active_faults key (or the config's max_active_faults) allows, else
+   * faults_overflow and no fault.
+   */
+  #tryIncActiveFaults(fault: FaultConfig): boolean {
+    if (this.#faultActive) return true;
+    // Ended while delayed (the client left): no fault to count, as Envoy's onDestroy cancels the delay's abort.
+    if (this.#ended) return false;
+    const labels = this.#faultLabels();
+    const max = this.#runtime.getInteger(fault.runtime.maxActiveFaults, fault.maxActiveFaults ?? Infinity);
+    if (this.#stats.faultActive.get(labels) >= max) {
+      this.#stats.faultsOverflow.inc(labels);
+      return false;
+    }
+    this.#stats.faultActive.inc(labels);
+    this.#faultActive = true;
+    return true;
+  }
+
   #faultAbort(fault: FaultConfig, s: RequestState): RequestOutcome | undefined {
     const abort = fault.abort;
-    if (abort && this.#random() < abort.fraction) return { kind: 'reply', reply: localReplies.faultAbort(abort.status), headers: s.headers, body: s.body };
+    if (abort && this.#random() < this.#runtime.fraction(fault.runtime.abortPercent, abort.fraction)) {
+      // The runtime's status when it is one the sidecar answers with (as the config's: 200..599), else the config's.
+      const status = this.#runtime.getInteger(fault.runtime.abortHttpStatus, abort.status);
+      if (!this.#tryIncActiveFaults(fault)) return undefined;
+      this.#stats.faultAbortsInjected.inc(this.#faultLabels());
+      return { kind: 'reply', reply: localReplies.faultAbort(status >= 200 && status < 600 ? status : abort.status), headers: s.headers, body: s.body };
+    }
     return undefined;
   }
 
@@ -412,6 +460,11 @@ export class RequestFilters {
    * (when the sidecar knows Envoy's; see stream-attributes.ts).
    */
   ended(status: number, bytesSent: number, flags: string, details: string | undefined): void {
+    this.#ended = true;
+    if (this.#faultActive) {
+      this.#faultActive = false;
+      this.#stats.faultActive.dec(this.#faultLabels());
+    }
     const properties = this.#properties;
     if (status > 0) properties['response.code'] = status;
     properties['response.size'] = bytesSent;

@@ -15,6 +15,8 @@ import { Level, Loggers, parseComponentLevels, parseLevel } from './logging.ts';
 import type { AccessLogEntry } from './proxy.ts';
 import type { LogEntry } from './wasm/index.ts';
 import { SidecarStats } from './stats.ts';
+import { Runtime, defaultLayers, layeredRuntimeJson, parseLayeredRuntime } from './runtime.ts';
+import { parse as parseYaml } from 'yaml';
 import { XdsClient } from './xds-client.ts';
 
 export interface SidecarOptions {
@@ -50,6 +52,11 @@ export interface SidecarOptions {
   maxHeapMb?: number;
   /** The overload manager's global_downstream_max_connections; no limit when absent. */
   maxDownstreamConnections?: number;
+  /**
+   * A YAML or JSON file holding the bootstrap's layered_runtime (envoy.config.bootstrap.v3.LayeredRuntime: `layers:
+   * [...]`), in place of the default layers (a `weft` static layer and `admin`, as weft's Envoy bootstrap has).
+   */
+  layeredRuntime?: string;
 }
 
 export interface RunningSidecar {
@@ -168,12 +175,31 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
     if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error(`otel-collector: must be HOST:PORT, got ${JSON.stringify(opts.otelCollector)}`);
     collectors.set(OTEL_CLUSTER_NAME, { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) });
   }
+  let layers = defaultLayers();
+  if (opts.layeredRuntime !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(opts.layeredRuntime, 'utf8');
+    } catch (e) {
+      throw new Error(`layered-runtime: ${opts.layeredRuntime}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = parseYaml(text);
+    } catch (e) {
+      throw new Error(`layered-runtime: ${opts.layeredRuntime}: not YAML or JSON: ${(e as Error).message}`);
+    }
+    const parsed = parseLayeredRuntime(json);
+    if (typeof parsed === 'string') throw new Error(`layered-runtime: ${opts.layeredRuntime}: ${parsed}`);
+    layers = parsed;
+  }
   const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
   const bindAddress = opts.bindAddress ?? '127.0.0.1';
   const inboundPort = opts.inboundPort || (await freePort(bindAddress));
   const outboundPort = opts.outboundPort || (await freePort());
   const nodeId = `${opts.service}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const stats = new SidecarStats();
+  const runtime = new Runtime(layers, opts.service, stats.runtime);
   const accessLogOn = opts.accessLog ?? process.env.WEFT_ACCESS_LOG !== 'off';
   // Everything the sidecar logs to stdout leaves through one batch: one write per event-loop turn for both logs.
   const stdoutLines = bufferedLines((chunk) => process.stdout.write(chunk));
@@ -183,7 +209,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const wasmLines = opts.log ? { line: opts.log, close: () => undefined } : stdoutLines;
   const wasmLog = (e: LogEntry) => wasmLines.line(wasmLogLine(e));
   const overload = { maxHeapBytes: opts.maxHeapMb === undefined ? undefined : opts.maxHeapMb * 1024 * 1024, maxDownstreamConnections: opts.maxDownstreamConnections };
-  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service }, collectors, log, loggers, overload });
+  const dataPlane = new DataPlane(stats, { accessLog, wasmLog, node: { id: nodeId, cluster: opts.service }, collectors, log, loggers, overload, runtime });
 
   let connected = false;
   let lastError: string | undefined;
@@ -193,7 +219,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const profilers = new Profilers(profileDir, `weft-sidecar-${opts.service.replace(/[^\w.-]/g, '_')}-${process.pid}`);
   const metadata: Record<string, string> = {};
   const startedAt = new Date();
-  const bootstrap = () => ({ node: { id: nodeId, cluster: opts.service, metadata }, xds: opts.xds, sotw: opts.sotw === true, adminPort, collectors, startedAt });
+  const bootstrap = () => ({ node: { id: nodeId, cluster: opts.service, metadata }, xds: opts.xds, sotw: opts.sotw === true, adminPort, collectors, startedAt, layeredRuntime: layeredRuntimeJson(layers) });
   const admin = createAdminServer(dataPlane, { node: { id: nodeId, cluster: opts.service }, xds: () => ({ connected, lastError }), quit: () => requestQuit(), profilers, bootstrap, ...(opts.drainTimeS !== undefined ? { drainTimeMs: opts.drainTimeS * 1000 } : {}) });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);

@@ -18,6 +18,7 @@
 // Envoy's defaults (10%) a cluster of fewer than ten hosts ejects nothing.
 
 import type { OutlierDetectionConfig } from './config.ts';
+import { NO_RUNTIME, type Runtime } from './runtime.ts';
 
 export interface OutlierHost {
   key: string;
@@ -61,11 +62,14 @@ export class OutlierDetector {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #events: OutlierEvents;
+  /** Envoy's runtime: each outlier_detection.* key, read where Envoy's DetectorImpl reads it, over the config's value. */
+  readonly #runtime: Runtime;
   /** The last interval's success-rate mean and threshold; undefined when too few hosts qualified. */
   successRate: SuccessRateStats | undefined;
 
-  constructor(config: OutlierDetectionConfig, events: OutlierEvents, now: () => number = Date.now, random: () => number = Math.random) {
+  constructor(config: OutlierDetectionConfig, events: OutlierEvents, now: () => number = Date.now, random: () => number = Math.random, runtime: Runtime = NO_RUNTIME) {
     this.#config = config;
+    this.#runtime = runtime;
     this.#now = now;
     this.#random = random;
     this.#events = events;
@@ -89,13 +93,14 @@ export class OutlierDetector {
       return;
     }
     const c = this.#config;
+    const rt = this.#runtime;
     if (isGatewayFailure(status)) {
-      if (++h.consecutiveGatewayFailure >= c.consecutiveGatewayFailure && !this.isEjected(h)) {
+      if (++h.consecutiveGatewayFailure >= rt.getInteger('outlier_detection.consecutive_gateway_failure', c.consecutiveGatewayFailure) && !this.isEjected(h)) {
         h.consecutiveGatewayFailure = 0;
         this.#detected(h, 'consecutive_gateway_failure', all);
       }
     } else h.consecutiveGatewayFailure = 0;
-    if (++h.consecutive5xx >= c.consecutive5xx && !this.isEjected(h)) {
+    if (++h.consecutive5xx >= rt.getInteger('outlier_detection.consecutive_5xx', c.consecutive5xx) && !this.isEjected(h)) {
       h.consecutive5xx = 0;
       this.#detected(h, 'consecutive_5xx', all);
     }
@@ -123,50 +128,58 @@ export class OutlierDetector {
     }
     this.#judgeSuccessRates(all);
     // A host back in service for a whole interval has its backoff lowered by one.
-    for (const h of all) if (h.ejectionCount > 0 && h.ejectedUntil <= now && now - h.ejectedUntil >= this.#config.intervalMs) h.ejectionCount--;
+    for (const h of all) if (h.ejectionCount > 0 && h.ejectedUntil <= now && now - h.ejectedUntil >= this.#runtime.getInteger('outlier_detection.interval_ms', this.#config.intervalMs)) h.ejectionCount--;
   }
 
   #judgeSuccessRates(all: readonly OutlierHost[]): void {
     const c = this.#config;
+    const rt = this.#runtime;
+    const srMinimumHosts = rt.getInteger('outlier_detection.success_rate_minimum_hosts', c.successRateMinimumHosts);
+    const srRequestVolume = rt.getInteger('outlier_detection.success_rate_request_volume', c.successRateRequestVolume);
+    const fpMinimumHosts = rt.getInteger('outlier_detection.failure_percentage_minimum_hosts', c.failurePercentageMinimumHosts);
+    const fpRequestVolume = rt.getInteger('outlier_detection.failure_percentage_request_volume', c.failurePercentageRequestVolume);
     this.successRate = undefined;
-    if (all.length < c.successRateMinimumHosts && all.length < c.failurePercentageMinimumHosts) return;
+    if (all.length < srMinimumHosts && all.length < fpMinimumHosts) return;
     const bySuccessRate: [OutlierHost, number][] = [];
     const byFailurePercentage: [OutlierHost, number][] = [];
     let sum = 0;
     for (const h of all) {
       if (this.isEjected(h) || h.lastTotal === 0) continue;
       const rate = (h.lastSuccess * 100) / h.lastTotal;
-      if (h.lastTotal >= c.successRateRequestVolume) {
+      if (h.lastTotal >= srRequestVolume) {
         bySuccessRate.push([h, rate]);
         sum += rate;
       }
-      if (h.lastTotal >= c.failurePercentageRequestVolume) byFailurePercentage.push([h, rate]);
+      if (h.lastTotal >= fpRequestVolume) byFailurePercentage.push([h, rate]);
     }
-    if (bySuccessRate.length > 0 && bySuccessRate.length >= c.successRateMinimumHosts) {
+    if (bySuccessRate.length > 0 && bySuccessRate.length >= srMinimumHosts) {
       const mean = sum / bySuccessRate.length;
       let variance = 0;
       for (const [, rate] of bySuccessRate) variance += (rate - mean) ** 2;
       const stdev = Math.sqrt(variance / bySuccessRate.length);
-      const threshold = mean - (c.successRateStdevFactor / 1000) * stdev;
+      const threshold = mean - (rt.getInteger('outlier_detection.success_rate_stdev_factor', c.successRateStdevFactor) / 1000) * stdev;
       this.successRate = { mean, threshold };
       for (const [h, rate] of bySuccessRate) if (rate < threshold) this.#detected(h, 'success_rate', all);
     }
-    if (byFailurePercentage.length > 0 && byFailurePercentage.length >= c.failurePercentageMinimumHosts) {
-      for (const [h, rate] of byFailurePercentage) if (100 - rate >= c.failurePercentageThreshold) this.#detected(h, 'failure_percentage', all);
+    if (byFailurePercentage.length > 0 && byFailurePercentage.length >= fpMinimumHosts) {
+      const threshold = rt.getInteger('outlier_detection.failure_percentage_threshold', c.failurePercentageThreshold);
+      for (const [h, rate] of byFailurePercentage) if (100 - rate >= threshold) this.#detected(h, 'failure_percentage', all);
     }
   }
 
+  /** Envoy's enforceEjection: featureEnabled(outlier_detection.enforcing_<type>, the config's percent). */
   #enforcing(type: EjectionType): number {
     const c = this.#config;
+    const rt = this.#runtime;
     switch (type) {
       case 'consecutive_5xx':
-        return c.enforcingConsecutive5xx;
+        return rt.percent('outlier_detection.enforcing_consecutive_5xx', c.enforcingConsecutive5xx);
       case 'consecutive_gateway_failure':
-        return c.enforcingConsecutiveGatewayFailure;
+        return rt.percent('outlier_detection.enforcing_consecutive_gateway_failure', c.enforcingConsecutiveGatewayFailure);
       case 'success_rate':
-        return c.enforcingSuccessRate;
+        return rt.percent('outlier_detection.enforcing_success_rate', c.enforcingSuccessRate);
       case 'failure_percentage':
-        return c.enforcingFailurePercentage;
+        return rt.percent('outlier_detection.enforcing_failure_percentage', c.enforcingFailurePercentage);
     }
   }
 
@@ -175,17 +188,20 @@ export class OutlierDetector {
     const c = this.#config;
     this.#events.detected(type);
     const active = all.filter((x) => this.isEjected(x)).length;
-    const allowed = (100 * (active + 1)) / all.length <= Math.min(100, c.maxEjectionPercent) || (c.alwaysEjectOneHost && active === 0);
+    const rt = this.#runtime;
+    const maxPercent = Math.min(100, rt.getInteger('outlier_detection.max_ejection_percent', c.maxEjectionPercent));
+    const allowed = (100 * (active + 1)) / all.length <= maxPercent || (c.alwaysEjectOneHost && active === 0);
     if (!allowed) {
       this.#events.overflow();
       return;
     }
     if (this.#random() * 100 >= this.#enforcing(type)) return;
-    const base = c.baseEjectionTimeMs;
-    const max = Math.max(c.maxEjectionTimeMs, base);
+    const base = rt.getInteger('outlier_detection.base_ejection_time_ms', c.baseEjectionTimeMs);
+    const max = Math.max(rt.getInteger('outlier_detection.max_ejection_time_ms', c.maxEjectionTimeMs), base);
     // As Envoy: the backoff grows while base x backoff is under max + base.
     if (h.ejectionCount * base < max + base) h.ejectionCount++;
-    const jitter = c.maxEjectionTimeJitterMs > 0 ? Math.floor(this.#random() * (c.maxEjectionTimeJitterMs + 1)) : 0;
+    const jitterMs = rt.getInteger('outlier_detection.max_ejection_time_jitter_ms', c.maxEjectionTimeJitterMs);
+    const jitter = jitterMs > 0 ? Math.floor(this.#random() * (jitterMs + 1)) : 0;
     h.ejectionEnds = this.#now() + Math.min(base * h.ejectionCount, max) + jitter;
     h.ejectedUntil = Infinity;
     this.#events.ejected(h, type);

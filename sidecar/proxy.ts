@@ -28,6 +28,7 @@ import type { TlsContexts } from './tls-contexts.ts';
 import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
 import type { OverloadManager } from './overload.ts';
 import type { Tap } from './tap.ts';
+import type { Runtime } from './runtime.ts';
 import type { BodySink, HeaderPairs, UpgradeAdmission, UpstreamPool, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
@@ -69,6 +70,13 @@ export interface ProxyEnv {
   overload?: OverloadManager;
   /** Admin GET /tap's sessions (sidecar/tap.ts). */
   tap?: Tap;
+  /** Envoy's layered runtime (sidecar/runtime.ts): mirrors' runtime_key, the fault filter's and tracing's keys. Absent: none. */
+  runtime?: Runtime;
+}
+
+/** A mirror's chance: Envoy's shouldShadow, the runtime's value of its runtime_fraction.runtime_key over default_value. */
+function mirrorFraction(env: ProxyEnv, mirror: { fraction: number; runtimeKey?: string }): number {
+  return mirror.runtimeKey && env.runtime ? env.runtime.fraction(mirror.runtimeKey, mirror.fraction) : mirror.fraction;
 }
 
 type Req = H1Request | Http2ServerRequest;
@@ -902,7 +910,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const tracer = env.tracer?.(tracing);
     if (tracer) {
       const peerAddress = `${req.socket?.remoteAddress ?? ''}:${req.socket?.remotePort ?? 0}`;
-      stream.span = startSpan(tracing, tracer, env.stats.tracing(hcm.statPrefix), env.nodeId ?? '', { headers: req.headers, authority, path, peerAddress, grpc }, env.random);
+      stream.span = startSpan(tracing, tracer, env.stats.tracing(hcm.statPrefix), env.nodeId ?? '', { headers: req.headers, authority, path, peerAddress, grpc }, env.random, env.runtime);
     }
   }
 
@@ -992,7 +1000,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
       };
-      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes, peerCertificate(req.socket));
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes, peerCertificate(req.socket), env.runtime, hcm.statPrefix);
     }
 
     // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk). Other bodies are
@@ -1142,7 +1150,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (stream.tapRequest) stream.tapUpstream = [[':method', method], [':path', upstreamPath], [':authority', upstreamAuthority], ...upstreamHeaders];
     if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
-      if (env.random() >= mirror.fraction) continue;
+      if (env.random() >= mirrorFraction(env, mirror)) continue;
       void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs);
     }
 
@@ -1153,7 +1161,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed === req && (retry || action.mirrors.length > 0)) {
       copy = new BodyCopy(upstreamBody as Readable, hcm.bufferLimitBytes, stream);
       for (const mirror of action.mirrors) {
-        if (env.random() >= mirror.fraction) continue;
+        if (env.random() >= mirrorFraction(env, mirror)) continue;
         // The shadow streams with the call, as Envoy's streaming shadows do.
         const shadowBody = copy.tee(() => env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name)));
         if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs);

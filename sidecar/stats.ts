@@ -7,6 +7,7 @@ import type { CounterSeries, HistogramSeries } from './metrics.ts';
 import type { ResourceKind } from './fidelity.ts';
 import type { EjectionType } from './outlier.ts';
 import type { TracingSeries } from './tracing.ts';
+import type { RuntimeStats } from './runtime.ts';
 
 /**
  * Each metric's name in Envoy's own stats (admin /stats), `{label}` standing
@@ -36,6 +37,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_cluster_manager_', 'cluster_manager.'],
   ['envoy_cluster_', 'cluster.{envoy_cluster_name}.'],
   ['envoy_http_tracing_', 'http.{envoy_http_conn_manager_prefix}.tracing.'],
+  ['envoy_http_fault_', 'http.{envoy_http_conn_manager_prefix}.fault.'],
   ['envoy_http_', 'http.{envoy_http_conn_manager_prefix}.'],
   ['envoy_tracing_opentelemetry_', 'tracing.opentelemetry.'],
   ['envoy_listener_manager_', 'listener_manager.'],
@@ -43,6 +45,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_listener_', 'listener.{envoy_listener_address}.'],
   ['envoy_control_plane_', 'control_plane.'],
   ['envoy_server_', 'server.'],
+  ['envoy_runtime_', 'runtime.'],
 ];
 
 /**
@@ -237,6 +240,11 @@ export class SidecarStats {
   readonly memoryPhysicalSize = this.#gauge('envoy_server_memory_physical_size', 'Resident set size of the process', []);
   readonly wasmFailures = this.#counter('envoy_wasm_filter_failures', 'Wasm filter traps and load failures', ['filter']);
 
+  /** The fault filter's (Envoy's http.<stat_prefix>.fault.*). */
+  readonly faultDelaysInjected = this.#counter('envoy_http_fault_delays_injected', 'Requests the fault filter delayed', ['envoy_http_conn_manager_prefix']);
+  readonly faultAbortsInjected = this.#counter('envoy_http_fault_aborts_injected', 'Requests the fault filter aborted', ['envoy_http_conn_manager_prefix']);
+  readonly faultActive = this.#gauge('envoy_http_fault_active_faults', 'Requests delayed or aborted by the fault filter, not ended yet', ['envoy_http_conn_manager_prefix']);
+  readonly faultsOverflow = this.#counter('envoy_http_fault_faults_overflow', 'Faults not injected: max_active_faults reached', ['envoy_http_conn_manager_prefix']);
   readonly tracingRandomSampling = this.#counter('envoy_http_tracing_random_sampling', 'Requests traced by random_sampling', ['envoy_http_conn_manager_prefix']);
   readonly tracingClientEnabled = this.#counter('envoy_http_tracing_client_enabled', 'Requests traced by client_sampling (x-client-trace-id)', ['envoy_http_conn_manager_prefix']);
   readonly tracingNotTraceable = this.#counter('envoy_http_tracing_not_traceable', 'Requests not sampled', ['envoy_http_conn_manager_prefix']);
@@ -446,6 +454,16 @@ export class SidecarStats {
     if (cls >= 1 && cls <= 5) this.retryUpstreamRqXx.inc({ ...labels, envoy_response_code_class: String(cls) });
   }
 
+  /** Envoy's runtime.* stats (sidecar/runtime.ts), there from the start as in Envoy. */
+  readonly runtime: RuntimeStats = {
+    loadSuccess: this.#counter('envoy_runtime_load_success', 'Runtime snapshots loaded with every layer read', []),
+    loadError: this.#counter('envoy_runtime_load_error', 'Runtime snapshots loaded with a disk layer that could not be read', []),
+    overrideDirExists: this.#counter('envoy_runtime_override_dir_exists', 'Runtime loads with more than one disk layer present', []),
+    overrideDirNotExists: this.#counter('envoy_runtime_override_dir_not_exists', 'Runtime loads with at most one disk layer present', []),
+    numKeys: this.#gauge('envoy_runtime_num_keys', 'Keys in the runtime snapshot', []),
+    numLayers: this.#gauge('envoy_runtime_num_layers', 'Layers in the runtime snapshot', []),
+    adminOverridesActive: this.#gauge('envoy_runtime_admin_overrides_active', '1 while /runtime_modify overrides are set', []),
+  };
   #overload: OverloadStats | undefined;
   /** The overload manager's gauges, registered only when it runs (as Envoy has them only when configured). */
   overload(): OverloadStats {

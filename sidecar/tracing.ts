@@ -8,6 +8,7 @@
 // weft_otel), five at a time or every five seconds.
 
 import { randomBytes } from 'node:crypto';
+import { NO_RUNTIME, type Runtime } from './runtime.ts';
 import http2 from 'node:http2';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TracingConfig } from './config.ts';
@@ -100,20 +101,22 @@ function header(h: IncomingHttpHeaders, name: string): string | undefined {
  * decide: client_sampling for requests with x-client-trace-id, random_sampling
  * for the rest, then overall_sampling.
  */
-export function startSpan(config: TracingConfig, tracer: Tracer, series: TracingSeries, nodeId: string, request: SpanRequest, random: () => number): Span | undefined {
+export function startSpan(config: TracingConfig, tracer: Tracer, series: TracingSeries, nodeId: string, request: SpanRequest, random: () => number, runtime: Runtime = NO_RUNTIME): Span | undefined {
   const h = request.headers;
   let traced: boolean;
-  if (header(h, 'x-client-trace-id') && random() * 100 < config.clientSampling) {
+  // Each percentage as Envoy's ConnectionManagerUtility reads it: the runtime's tracing.client_enabled,
+  // tracing.random_sampling and tracing.global_enabled over the configured value.
+  if (header(h, 'x-client-trace-id') && random() < runtime.fraction('tracing.client_enabled', config.clientSampling / 100)) {
     series.clientEnabled.value++;
     traced = true;
-  } else if (random() * 100 < config.randomSampling) {
+  } else if (random() < runtime.fraction('tracing.random_sampling', config.randomSampling / 100)) {
     series.randomSampling.value++;
     traced = true;
   } else {
     series.notTraceable.value++;
     traced = false;
   }
-  if (traced && !(random() * 100 < config.overallSampling)) traced = false;
+  if (traced && !(random() < runtime.fraction('tracing.global_enabled', config.overallSampling / 100))) traced = false;
 
   const name = config.operation === 'egress' ? `egress ${request.authority}` : 'ingress';
   const kind = config.operation === 'egress' ? KIND_CLIENT : KIND_SERVER;

@@ -124,6 +124,7 @@ export function buildProgram(): Command {
     .option('--component-log-level <name:level,...>', 'per-logger levels on top of --log-level, as Envoy: wasm (filters\' proxy_log), config (xDS: NACKs at warning, every update at debug)')
     .option('--profile-path <dir>', 'where POST /cpuprofiler and /heapprofiler on the admin port write their profiles (default: the system temp dir)')
     .option('--max-heap-mb <mib>', "Envoy's overload manager on the heap: at 95% of this, connections close after their response; at 98%, new requests get 503 'envoy overloaded' (default: off)", positive('--max-heap-mb'))
+    .option('--layered-runtime <file>', "the runtime's layers, as an Envoy bootstrap's layered_runtime (YAML or JSON: layers of static_layer, disk_layer, admin_layer); default: a static layer and an admin layer for POST /runtime_modify, as weft's Envoy bootstrap")
     .option('--max-downstream-connections <n>', "Envoy's global_downstream_max_connections: connections over this many, across the listeners, are closed at accept (default: no limit)", positive('--max-downstream-connections'))
     .action(async ({ terminationDrainS, tokenFile, ...opts }: Record<string, unknown> & { terminationDrainS: number; tokenFile?: string }) => {
       if (tokenFile !== undefined) {

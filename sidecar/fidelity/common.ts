@@ -70,13 +70,13 @@ export function fractionalPercent(f: Fields | undefined): Fraction | undefined {
   return Math.min(1, numerator / scale);
 }
 
-/** envoy.config.core.v3.RuntimeFractionalPercent: the sidecar has no runtime, so only default_value counts. */
-export function runtimeFraction(f: Fields | undefined): Fraction | undefined {
+/** envoy.config.core.v3.RuntimeFractionalPercent: default_value as a fraction, and the runtime_key read over it (sidecar/runtime.ts). */
+export function runtimeFraction(f: Fields | undefined): { fraction: Fraction; runtimeKey?: string } | undefined {
   if (!f) return undefined;
-  f.ignore('runtime_key');
+  const runtimeKey = f.str('runtime_key') || undefined;
   const v = fractionalPercent(f.obj('default_value'));
   f.done();
-  return v ?? 0;
+  return { fraction: v ?? 0, ...(runtimeKey ? { runtimeKey } : {}) };
 }
 
 const APPEND_ACTIONS = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'] as const;

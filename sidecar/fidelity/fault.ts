@@ -5,7 +5,20 @@ import { fractionalPercent } from './common.ts';
 import type { Fields } from './fields.ts';
 
 export function faultConfig(f: Fields): FaultConfig {
-  const out: FaultConfig = {};
+  // The runtime keys (Envoy's FaultSettings: each *_runtime field, or its default key).
+  const key = (field: string, fallback: string) => f.str(field) || fallback;
+  const out: FaultConfig = {
+    runtime: {
+      delayPercent: key('delay_percent_runtime', 'fault.http.delay.fixed_delay_percent'),
+      delayDuration: key('delay_duration_runtime', 'fault.http.delay.fixed_duration_ms'),
+      abortPercent: key('abort_percent_runtime', 'fault.http.abort.abort_percent'),
+      abortHttpStatus: key('abort_http_status_runtime', 'fault.http.abort.http_status'),
+      maxActiveFaults: key('max_active_faults_runtime', 'fault.http.max_active_faults'),
+    },
+  };
+  // A UInt32Value: its value (proto3 JSON writes the wrapper as the number).
+  const max = f.num('max_active_faults');
+  if (max !== undefined) out.maxActiveFaults = max;
   const delay = f.obj('delay');
   if (delay) {
     const ms = delay.durationMs('fixed_delay');

@@ -234,10 +234,11 @@ function routeAction(f: Fields): RouteActionConfig {
   for (const m of f.list('request_mirror_policies')) {
     const cluster = m.str('cluster') ?? '';
     const rf = m.obj('runtime_fraction');
-    const fraction = rf ? runtimeFraction(rf) ?? 0 : 1;
+    // No runtime_fraction: every request (Envoy's 100% default).
+    const { fraction, runtimeKey } = (rf ? runtimeFraction(rf) : undefined) ?? { fraction: 1 };
     m.ignore('trace_sampled');
     m.done();
-    mirrors.push({ cluster, fraction });
+    mirrors.push({ cluster, fraction, ...(runtimeKey ? { runtimeKey } : {}) });
   }
   const hashPolicy: HashPolicyConfig[] = [];
   for (const h of f.list('hash_policy')) {

@@ -82,7 +82,7 @@ test("Envoy's RE2 program-size limit is raised: at its default of 100 a modest r
     const level = layers.map((l) => (l.static_layer as Json | undefined)?.['re2.max_program_size.error_level']).find((v) => v !== undefined);
     assert.equal(level, RE2_MAX_PROGRAM_SIZE);
     assert.ok(RE2_MAX_PROGRAM_SIZE >= 4096, 'room for any regex the API accepts that is not pathological');
-    assert.ok(layers.some((l) => l.admin_layer !== undefined), 'the admin layer stays, as Envoy has one when no layered_runtime is given');
+    assert.ok(layers.some((l) => l.admin_layer !== undefined), 'an admin layer, so /runtime_modify works (without one Envoy answers it 503)');
   }
 });
 
