@@ -10,8 +10,10 @@ import { PassThrough } from 'node:stream';
 import type { ClusterManager } from './clusters.ts';
 import { Downstream, forward } from './forward.ts';
 import { removeHeader, setHeader, withoutPseudo } from './headers.ts';
-import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
+import { isGrpc, localReplies, renderLocalReply, type LocalReply } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
+import { responseCodeDetails } from './stream-attributes.ts';
+import { VIA_UPSTREAM } from './wasm/grpc.ts';
 import type { GrpcStreamDispatcher, HttpCallDispatcher } from './wasm/index.ts';
 
 export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats): HttpCallDispatcher {
@@ -32,12 +34,31 @@ export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats
       // Abandoned: the host stopped the call (its timeout fired, or the plugin closed), so it is the timeout.
       if (result.kind === 'abandoned') stats.upstreamRqTimeout.inc(stats.clusterLabel(call.cluster));
       // A gRPC call (grpc_call) gets it as a gRPC answer: trailers-only, with Envoy's grpc-status for it.
-      const reply = renderLocalReply(result.kind === 'local' ? result.reply : localReplies.timeout(), isGrpc(headers.find(([k]) => k === 'content-type')?.[1]));
-      return { headers: [[':status', String(reply.status)], ...reply.headers], body: reply.body };
+      const local = result.kind === 'local' ? result.reply : localReplies.timeout();
+      const reply = renderLocalReply(local, isGrpc(headers.find(([k]) => k === 'content-type')?.[1]));
+      return { headers: [[':status', String(reply.status)], ...reply.headers], body: reply.body, details: routerDetails(local) };
     }
     const { body: responseBody, trailers } = await result.response.body.collect().finally(result.finish);
-    return { headers: [[':status', String(result.response.status)], ...result.response.headers], body: responseBody, trailers };
+    return { headers: [[':status', String(result.response.status)], ...result.response.headers], body: responseBody, trailers, details: VIA_UPSTREAM };
   };
+}
+
+/**
+ * The response code details Envoy's router gives its own reply to an async
+ * client's request (envoy/stream_info/stream_info.h ResponseCodeDetailValues;
+ * router.cc onUpstreamReset: `upstream_reset_before_response_started{reason}`,
+ * `|transport failure reason` inside the braces, spaces as underscores). A
+ * gRPC callout's close message carries them (enhancedGrpcMessage). The
+ * callout makes one attempt, so a timeout is the route's: response_timeout.
+ */
+export function routerDetails(reply: LocalReply): string {
+  const known = responseCodeDetails(reply.status, reply.flag, reply);
+  if (known !== undefined) return known;
+  if (reply.flag === 'UT') return 'response_timeout';
+  const reset = /reset reason: ([^,]+)(?:, transport failure reason: (.*))?$/.exec(reply.body);
+  if (reset === null) return '';
+  const transport = reset[2] === undefined ? '' : `|${reset[2]}`;
+  return `upstream_reset_before_response_started{${`${reset[1]}${transport}`.replace(/\s+/g, '_')}}`;
 }
 
 /**
@@ -64,7 +85,7 @@ export function grpcStreamDispatcher(clusters: ClusterManager, stats: SidecarSta
         if (result.kind !== 'response') {
           if (result.kind === 'abandoned' || stopped) return;
           const reply = renderLocalReply(result.reply, true);
-          events.headers([[':status', String(reply.status)], ...reply.headers], true);
+          events.headers([[':status', String(reply.status)], ...reply.headers], true, routerDetails(result.reply));
           return;
         }
         const response = result.response;
@@ -74,7 +95,7 @@ export function grpcStreamDispatcher(clusters: ClusterManager, stats: SidecarSta
           return;
         }
         stopResponse = () => response.body.abort(new Error('gRPC stream cancelled'));
-        events.headers([[':status', String(response.status)], ...response.headers], response.endStream === true);
+        events.headers([[':status', String(response.status)], ...response.headers], response.endStream === true, VIA_UPSTREAM);
         response.body.pipe({
           data(chunk) {
             if (!stopped) events.data(chunk);

@@ -820,6 +820,81 @@ function readWhileHeld(req: Req, filters: RequestFilters, stream: Stream): Promi
   return reading;
 }
 
+/**
+ * A gRPC call (h2) whose headers a wasm filter holds: its body is read into a
+ * buffer meanwhile, as Envoy's filter manager buffers the data of a filter
+ * that stopped all iteration (handleDataIfStopAll, filter_manager.cc), where
+ * the sidecar used to leave it unread. Held with 1 or 4
+ * (StopAllIterationAndWatermark) reading pauses past the buffer limit
+ * (backpressure); held with 3 (StopAllIterationAndBuffer), past the limit the
+ * call gets 413 (requestDataTooLarge: trailers-only, grpc-status 2 UNKNOWN by
+ * httpToGrpcStatus, grpc-message `Payload Too Large`). A call's body never
+ * has to end to go on (a stream may wait for an answer first): once the
+ * filter continues, `release()` is the body: what was held, as one chunk,
+ * then the rest as it arrives.
+ */
+class HeldGrpcBody {
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #out: Readable | undefined;
+  #ended = false;
+  #tooLarge = false;
+
+  constructor(
+    readonly req: Req,
+    readonly filters: RequestFilters,
+    readonly stream: Stream,
+  ) {
+    const source = req as BodySource;
+    source.on('data', (c: Buffer) => this.#data(c));
+    source.on('end', () => {
+      // node ends an h2 request its client reset too ('aborted' first): not a body that ended.
+      if ((req as Http2ServerRequest).aborted === true) return void this.#out?.destroy();
+      this.#ended = true;
+      this.#out?.push(null);
+    });
+    source.on('close', () => {
+      if (!this.#ended) this.#out?.destroy(new Error('downstream closed before the request body ended'));
+    });
+  }
+
+  #data(c: Buffer): void {
+    // Counted as it comes (bytes_received, and activity for stream_idle_timeout), whoever reads it later.
+    this.stream.received(c.length);
+    const out = this.#out;
+    if (out !== undefined) {
+      if (!out.destroyed && !out.push(c)) pauseBody(this.req);
+      return;
+    }
+    // Answered 413 already: the rest is dropped as it comes.
+    if (this.#tooLarge) return;
+    this.#chunks.push(c);
+    this.#size += c.length;
+    if (this.#size <= this.stream.hcm.bufferLimitBytes) return;
+    if (this.filters.heldHeaders('request') !== 'buffer') return pauseBody(this.req);
+    this.#tooLarge = true;
+    this.#chunks = [];
+    this.stream.hs.rqTooLarge.value++;
+    this.filters.cancelHeld(localReplies.payloadTooLarge());
+  }
+
+  /** The body once the filter let the headers go: the held bytes as one chunk, then the rest (backpressure both ways). */
+  release(): Readable {
+    const req = this.req;
+    const out = new Readable({
+      read() {
+        resumeBody(req);
+      },
+    });
+    out.on('error', ignoreError);
+    this.#out = out;
+    if (this.#size > 0) out.push(this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks));
+    this.#chunks = [];
+    if (this.#ended) out.push(null);
+    return out;
+  }
+}
+
 /** A request phase of the filters ended the request: their reply, or (the wait was abandoned) the one a body stop left, or DC. */
 function filtersReplied(stream: Stream, reply: LocalReply): void | Promise<void> {
   if (reply !== ABANDONED) return stream.reply(reply);
@@ -1020,6 +1095,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
 
     /** The body, read while a filter held the headers (readWhileHeld). */
     let reading: Promise<Buffer | Readable> | undefined;
+    /** A gRPC call's body, read while a filter held the headers. */
+    let heldGrpc: HeldGrpcBody | undefined;
     let upstreamHeaders = headers;
     let routeNow = route;
     if (filters?.hasFilters) {
@@ -1028,6 +1105,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // for an upload, and a filter holding the headers holds the body back too (backpressure).
       const filterHeaders: HeaderPairs = [[':authority', authority], [':path', path], [':method', method], [':scheme', 'http'], ...headers];
       if (!noBody && !streamed) filters.requestHeld = () => (reading ??= readWhileHeld(req, filters!, stream));
+      // A gRPC call's body is read into a buffer while a filter holds its headers too (HeldGrpcBody).
+      else if (streamed) filters.requestHeld = () => (heldGrpc ??= new HeldGrpcBody(req, filters!, stream));
       let req1 = filters.requestHeaders(filterHeaders, noBody);
       if (req1 instanceof Promise) req1 = await whileHeld(req1, downstream, filters);
       if (req1.kind === 'reply') {
@@ -1035,9 +1114,13 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         if (!noBody && !streamed) req.resume();
         // Read while held: past the limit, the rest is dropped too.
         void reading?.then((r) => Buffer.isBuffer(r) || discardBody(req, r), ignoreError);
-        if (streamed && req1.reply === ABANDONED) discardBody(req, streamed);
+        // A gRPC call's body held meanwhile, and the rest of it, are dropped.
+        heldGrpc?.release().destroy();
+        if (streamed && (req1.reply === ABANDONED || heldGrpc)) discardBody(req, streamed);
         return filtersReplied(stream, req1.reply);
       }
+      // The filter let go of a gRPC call's headers: its body is what came meanwhile, then the rest.
+      if (heldGrpc) streamed = heldGrpc.release();
       filteredHeaders = req1.headers;
       if (filteredHeaders !== filterHeaders) {
         upstreamHeaders = withoutPseudo(filteredHeaders);
@@ -1067,7 +1150,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       return;
     }
     if (streamed) {
-      req.once('end', () => stream.requestReceived());
+      // A gRPC call that ended while a filter held its headers has had its 'end'.
+      if (heldGrpc && requestEnded(req)) stream.requestReceived();
+      else req.once('end', () => stream.requestReceived());
       stream.streamedBody = streamed;
       stream.streamedReq = req;
     } else stream.requestReceived();
@@ -1148,7 +1233,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     stream.span?.inject(upstreamHeaders);
     // What a tap shows went upstream: after the filters, the route's rewrites and mutations, and the router's headers.
     if (stream.tapRequest) stream.tapUpstream = [[':method', method], [':path', upstreamPath], [':authority', upstreamAuthority], ...upstreamHeaders];
-    if (streamed && streamed !== req && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
+    /** A gRPC call's body (straight from the client, or through HeldGrpcBody): it streams, and a retry or a mirror may replay it. */
+    const grpcBody = streamed !== undefined && (streamed === req || heldGrpc !== undefined);
+    if (streamed && !grpcBody && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
       if (env.random() >= mirrorFraction(env, mirror)) continue;
       void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs);
@@ -1158,7 +1245,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     // A gRPC call's body streams, and a copy is kept (up to the buffer limit) so a retry can resend it and a
     // mirror gets the call once the client has ended it (as Envoy shadows a request whose body it buffered).
     let copy: BodyCopy | undefined;
-    if (streamed === req && (retry || action.mirrors.length > 0)) {
+    if (grpcBody && (retry || action.mirrors.length > 0)) {
       copy = new BodyCopy(upstreamBody as Readable, hcm.bufferLimitBytes, stream);
       for (const mirror of action.mirrors) {
         if (env.random() >= mirrorFraction(env, mirror)) continue;

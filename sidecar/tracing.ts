@@ -308,6 +308,26 @@ export interface Collector {
  * runtime defaults); an export that fails is dropped, as Envoy drops it, and
  * logged (once until an export succeeds again).
  */
+/**
+ * A collector's grpc-message as gRPC's spec says to read one: each %XX
+ * decoded, anything malformed kept as it came (the spec: never fail on a bad
+ * value), the bytes read as UTF-8. decodeURIComponent threw on `100%` or
+ * `%E9`, inside an HTTP/2 stream's 'close' listener, where nothing caught it
+ * and the sidecar process died.
+ */
+function percentDecoded(value: string): string {
+  if (!value.includes('%')) return value;
+  const bytes: number[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const hex = value.charCodeAt(i) === 0x25 ? value.slice(i + 1, i + 3) : '';
+    if (hex.length === 2 && /^[0-9a-fA-F]{2}$/.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else for (const b of Buffer.from(value[i]!, 'utf8')) bytes.push(b);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
 export class Tracer {
   #buffer: Span[] = [];
   #session: http2.ClientHttp2Session | undefined;
@@ -422,7 +442,7 @@ export class Tracer {
       req.on('error', (e) => settle(e));
       req.on('close', () => {
         if (status === undefined) return settle(new Error('stream closed without grpc-status'));
-        if (status !== '0') return settle(new Error(`grpc-status ${status}${grpcMessage ? `: ${decodeURIComponent(grpcMessage)}` : ''}`));
+        if (status !== '0') return settle(new Error(`grpc-status ${status}${grpcMessage ? `: ${percentDecoded(grpcMessage)}` : ''}`));
         settle();
       });
       const frame = Buffer.allocUnsafe(5);

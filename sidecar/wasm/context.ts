@@ -63,6 +63,12 @@ export interface HttpCallResponse {
   headers: HeaderPairs;
   body?: Uint8Array | string;
   trailers?: HeaderPairs;
+  /**
+   * Envoy's response code details of the answer, which a grpc_call's close
+   * message carries (enhancedGrpcMessage): `via_upstream` (the default) for
+   * an upstream's, the router's detail for its own local reply.
+   */
+  details?: string;
 }
 
 /**
@@ -105,8 +111,13 @@ export interface GrpcStreamRequest {
 
 /** What the upstream does with a gRPC stream, as HTTP/2 events; the host reads gRPC out of them. */
 export interface GrpcStreamEvents {
-  /** The response headers (:status first); `endStream`: they ended the stream (a trailers-only answer). */
-  headers(headers: HeaderPairs, endStream: boolean): void;
+  /**
+   * The response headers (:status first); `endStream`: they ended the stream
+   * (a trailers-only answer). `details`: Envoy's response code details of the
+   * answer, which close messages carry (enhancedGrpcMessage): `via_upstream`
+   * (the default) for an upstream's, the router's detail for its local reply.
+   */
+  headers(headers: HeaderPairs, endStream: boolean, details?: string): void;
   /** Response body bytes (gRPC frames, cut anywhere). */
   data(chunk: Uint8Array): void;
   /** The response ended, with its trailers ([] when the body ended it). */

@@ -5,6 +5,7 @@
 // anything else a failure with a gRPC status and message.
 
 import { concat } from './buffer.ts';
+import { encodeUtf8 } from './memory.ts';
 import type { HeaderPairs } from './headers.ts';
 
 /** Envoy's Grpc::Utility::httpToGrpcStatus: the gRPC status of an HTTP answer that carries none. */
@@ -155,39 +156,68 @@ export class GrpcFrameReader {
 
 export type GrpcOutcome = { code: 0; message: ''; response: Uint8Array } | { code: number; message: string; response?: undefined };
 
-export const header = (pairs: HeaderPairs | undefined, name: string) => pairs?.find(([k]) => k === name)?.[1];
+const header = (pairs: HeaderPairs | undefined, name: string) => pairs?.find(([k]) => k === name)?.[1];
 
-/** grpc-message is percent-encoded on the wire. */
-export function decodeGrpcMessage(value: string | undefined): string {
-  if (value === undefined) return '';
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
+/** Envoy's response code details of an answer that came from the upstream (the router's `via_upstream`). */
+export const VIA_UPSTREAM = 'via_upstream';
+
+/**
+ * A close status message as Envoy's gRPC async client hands it on
+ * (source/common/grpc/async_client_impl.cc, enhancedGrpcMessage, in
+ * notifyRemoteClose): the grpc-message as it came (not percent-decoded:
+ * Common::getGrpcMessage reads the header as it is), followed by the
+ * stream's response code details in braces; the details alone when there is
+ * no message, the message alone when there are no details.
+ */
+export function enhancedGrpcMessage(message: string, details: string): string {
+  if (message === '') return details;
+  return details === '' ? message : `${message}{${details}}`;
+}
+
+/**
+ * A grpc-message value as gRPC's spec and Envoy percent-encode one: the
+ * UTF-8 bytes below a space or from `~` up, and `%`, as %XX; everything
+ * else, spaces included, as it is.
+ */
+export function encodeGrpcMessage(text: string): string {
+  let out = '';
+  for (const b of encodeUtf8(text)) out += b < 0x20 || b >= 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
+  return out;
 }
 
 /**
  * A unary call's outcome from its HTTP answer (undefined: no answer, the
- * stream was reset or never connected), as Envoy's async client reads it.
+ * call could not be made), read as Envoy's AsyncRequestImpl reads it: the
+ * answer goes through the same reading as a stream's (GrpcStreamReader, so
+ * frames, statuses and messages are read one way in both), and the call
+ * succeeds with the last message when it closes OK (onReceiveMessageRaw
+ * keeps the latest); OK without a message is INTERNAL with no message
+ * (onRemoteClose). `details`: the answer's response code details
+ * (via_upstream unless the router answered itself).
  */
-export function grpcOutcome(response: { headers: HeaderPairs; body: Uint8Array; trailers?: HeaderPairs } | undefined): GrpcOutcome {
+export function grpcOutcome(response: { headers: HeaderPairs; body: Uint8Array; trailers?: HeaderPairs; details?: string } | undefined): GrpcOutcome {
   if (response === undefined) return { code: GrpcStatus.Unavailable, message: 'upstream connection failure' };
-  const status = Number(header(response.headers, ':status'));
-  // A trailers-only answer carries its status in the headers.
-  const statusHeader = header(response.trailers, 'grpc-status') ?? header(response.headers, 'grpc-status');
-  const messageHeader = header(response.trailers, 'grpc-message') ?? header(response.headers, 'grpc-message');
-  // Not 200: the status a trailers-only answer names, else CANCELLED, as Envoy's client (not httpToGrpcStatus).
-  if (status !== 200) return statusHeader !== undefined && /^\d+$/.test(statusHeader) && response.body.length === 0 ? { code: Number(statusHeader), message: decodeGrpcMessage(messageHeader) } : { code: GrpcStatus.Cancelled, message: '' };
-  if (statusHeader === undefined || !/^\d+$/.test(statusHeader)) return { code: GrpcStatus.Unknown, message: 'bad grpc-status trailer' };
-  const code = Number(statusHeader);
-  if (code !== 0) return { code, message: decodeGrpcMessage(messageHeader) };
-  const body = response.body;
-  // One frame: a compressed flag this host does not negotiate, or a frame cut short, is an internal error.
-  if (body.length < 5 || body[0] !== 0) return { code: GrpcStatus.Internal, message: '' };
-  const length = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1);
-  if (5 + length > body.length) return { code: GrpcStatus.Internal, message: '' };
-  return { code: 0, message: '', response: body.subarray(5, 5 + length) };
+  let last: Uint8Array | undefined;
+  let code: number = GrpcStatus.Unknown;
+  let message = '';
+  const reader = new GrpcStreamReader({
+    initialMetadata: () => undefined,
+    message: (m) => (last = m),
+    trailingMetadata: () => undefined,
+    close: (c, m) => {
+      code = c;
+      message = m;
+    },
+    resetUpstream: () => undefined,
+  });
+  const trailers = response.trailers ?? [];
+  // Nothing after the headers: they ended the stream (a trailers-only answer, or none at all).
+  reader.headers(response.headers, response.body.length === 0 && trailers.length === 0, response.details);
+  if (response.body.length > 0) reader.data(response.body);
+  reader.end(trailers);
+  if (code !== GrpcStatus.Ok) return { code, message };
+  if (last === undefined) return { code: GrpcStatus.Internal, message: '' };
+  return { code: 0, message: '', response: last };
 }
 
 /** What a gRPC stream tells the module, in Envoy's order: initial metadata, messages, trailing metadata, then the close. */
@@ -206,28 +236,36 @@ export interface GrpcStreamCallbacks {
  * onData, onTrailers, onReset, streamError): the response headers are the
  * initial metadata, empty when they end the stream (trailers-only); a status
  * other than 200 closes it with its trailers-only grpc-status, else
- * CANCELLED (not httpToGrpcStatus, as Envoy's comment there says); a frame with flags is INTERNAL; a body that ends without
+ * httpToGrpcStatus of the HTTP status (until 2026-11-28 CANCELLED, as older
+ * Envoy answered); a frame with flags is INTERNAL; a body that ends without
  * trailers is UNKNOWN, as is trailers without grpc-status; a reset is
  * INTERNAL. A failure on the way is delivered as empty trailing metadata
- * and the close, and the stream is reset. Nothing is delivered after the close.
+ * and the close, and the stream is reset. Nothing is delivered after the
+ * close. Every close message is enhancedGrpcMessage's: the grpc-message as
+ * it came, with the answer's response code details (`done{via_upstream}`,
+ * `via_upstream` alone for a failure after an upstream's headers).
  */
 export class GrpcStreamReader {
   closed = false;
   private readonly frames = new GrpcFrameReader();
+  /** The response code details of the answer (enhancedGrpcMessage): none before its headers. */
+  private details = '';
 
   constructor(private readonly to: GrpcStreamCallbacks) {}
 
-  headers(headers: HeaderPairs, endStream: boolean): void {
+  /** `details`: the answer's response code details, via_upstream unless the router answered itself (its local reply's). */
+  headers(headers: HeaderPairs, endStream: boolean, details: string = VIA_UPSTREAM): void {
     if (this.closed) return;
+    this.details = details;
     const status = header(headers, ':status');
     const grpcStatus = header(headers, 'grpc-status');
     // Envoy hands the headers over as initial metadata unless they end the stream (trailers-only: empty).
     this.to.initialMetadata(endStream ? [] : headers);
     if (status !== '200') {
-      // The trailers-only status if there is one, else CANCELLED: Envoy's client keeps Google gRPC's reading
-      // here, not httpToGrpcStatus (its comment in onHeaders says so), for unary calls and streams alike.
+      // The trailers-only status if there is one, else the HTTP status mapped by Utility::httpToGrpcStatus, as
+      // Envoy's client has done since it stopped answering CANCELLED here; for unary calls and streams alike.
       if (endStream && grpcStatus !== undefined) this.trailers(headers);
-      else this.fail(GrpcStatus.Cancelled);
+      else this.fail(grpcStatusOf(Number(status)));
       return;
     }
     if (endStream) this.trailers(headers);
@@ -260,14 +298,14 @@ export class GrpcStreamReader {
     if (this.closed) return;
     this.closed = true;
     const code = header(trailers, 'grpc-status');
-    this.to.close(code !== undefined && /^\d+$/.test(code) ? Number(code) : GrpcStatus.Unknown, decodeGrpcMessage(header(trailers, 'grpc-message')));
+    this.to.close(code !== undefined && /^\d+$/.test(code) ? Number(code) : GrpcStatus.Unknown, enhancedGrpcMessage(header(trailers, 'grpc-message') ?? '', this.details));
   }
 
   private fail(code: number, resetUpstream = true): void {
     this.to.trailingMetadata([]);
     if (this.closed) return;
     this.closed = true;
-    this.to.close(code, '');
+    this.to.close(code, enhancedGrpcMessage('', this.details));
     if (resetUpstream) this.to.resetUpstream();
   }
 }

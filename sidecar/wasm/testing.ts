@@ -12,7 +12,7 @@ import { LogLevel, type LogLevelName } from './abi.ts';
 import { WasmLoadError } from './abi-version.ts';
 import { concat } from './buffer.ts';
 import type { GrpcStreamEvents, GrpcStreamHandle, GrpcStreamRequest, HttpCallRequest, LocalReply } from './context.ts';
-import { GrpcFrameReader } from './grpc.ts';
+import { encodeGrpcMessage, GrpcFrameReader } from './grpc.ts';
 import { HeaderMap, type HeaderPairs } from './headers.ts';
 import { decodeUtf8, encodeUtf8 } from './memory.ts';
 import { WasmPlugin, type HostEnv, type LogEntry, type PluginConfig } from './plugin.ts';
@@ -136,7 +136,8 @@ export interface RecordedHttpCall {
 export function grpcAnswer(message: Uint8Array | string, status = 0, statusMessage = ''): MockResponse {
   if (status !== 0) {
     // Trailers-only, as a gRPC server answers a call it fails.
-    return { status: 200, headers: { 'content-type': 'application/grpc', 'grpc-status': String(status), 'grpc-message': encodeURIComponent(statusMessage) } };
+    // grpc-message percent-encoded as gRPC servers encode it (spaces stay): the filter reads it as it came, as in Envoy.
+    return { status: 200, headers: { 'content-type': 'application/grpc', 'grpc-status': String(status), ...(statusMessage === '' ? {} : { 'grpc-message': encodeGrpcMessage(statusMessage) }) } };
   }
   const bytes = toBytes(message);
   const body = new Uint8Array(5 + bytes.length);
@@ -225,16 +226,25 @@ export class MockGrpcStream {
   close(status = 0, statusMessage = '', trailers: Headers = {}): void {
     if (this.closed || this.cancelled) return;
     this.closed = true;
-    const closing: HeaderPairs = [['grpc-status', String(status)], ...(statusMessage === '' ? [] : ([['grpc-message', encodeURIComponent(statusMessage)]] as HeaderPairs)), ...toPairs(trailers)];
+    // grpc-message percent-encoded as gRPC servers encode it (spaces stay): the filter reads it as it came, as in Envoy.
+    const closing: HeaderPairs = [['grpc-status', String(status)], ...(statusMessage === '' ? [] : ([['grpc-message', encodeGrpcMessage(statusMessage)]] as HeaderPairs)), ...toPairs(trailers)];
     if (this.headersSent) this.events.end(closing);
     else this.events.headers([[':status', '200'], ['content-type', 'application/grpc'], ...closing], true);
   }
 
-  /** Resets the stream, as a server or connection that goes away: the filter gets INTERNAL. */
+  /**
+   * Resets the stream, as a server or connection that goes away: once it
+   * answered, the filter gets INTERNAL (`via_upstream`); before that the
+   * router answers the reset itself, as the sidecar's and Envoy's do:
+   * UNAVAILABLE, `upstream connect error or disconnect/reset before headers.
+   * reset reason: remote reset{upstream_reset_before_response_started{remote_reset}}`.
+   */
   reset(): void {
     if (this.closed || this.cancelled) return;
     this.closed = true;
-    this.events.reset();
+    if (this.headersSent) return this.events.reset();
+    const message = 'upstream connect error or disconnect/reset before headers. reset reason: remote reset';
+    this.events.headers([[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '14'], ['grpc-message', encodeGrpcMessage(message)]], true, 'upstream_reset_before_response_started{remote_reset}');
   }
 
   /** @internal Runs the server function, then tells its callbacks what the filter did meanwhile. */
@@ -735,8 +745,12 @@ export async function loadFilter(source: string | URL | WasmBytes, options: Filt
         const server = Object.hasOwn(streamServers, call.cluster) ? streamServers[call.cluster] : undefined;
         // The server starts once the host call that opened the stream has returned.
         queueMicrotask(() => {
-          if (server === undefined) stream.close(12, `no grpcStreams mock for cluster ${call.cluster} (only an httpCalls one)`);
-          else void clock.answer(() => stream.start(server));
+          // The kit's own answer, not a server's: no response code details after its message.
+          if (server === undefined) {
+            const said = encodeGrpcMessage(`no grpcStreams mock for cluster ${call.cluster} (only an httpCalls one)`);
+            stream.closed = true;
+            events.headers([[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '12'], ['grpc-message', said]], true, '');
+          } else void clock.answer(() => stream.start(server));
         });
         return { write: (data, endStream) => stream.write(data, endStream), reset: () => stream.cancel() };
       },

@@ -304,7 +304,7 @@ export class WasmVm implements VmServices {
     if (!this.knowsCluster(target.cluster)) return { result: WasmResult.ParseFailure, token: 0 };
     const request = grpcRequest(target, serviceName, method, metadata, message, timeoutMs);
     // The router's own timeout reply to a gRPC request: trailers-only, UNAVAILABLE (httpToGrpcStatus(504)).
-    const timedOut: HttpCallResponse = { headers: [[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '14'], ['grpc-message', 'upstream request timeout']] };
+    const timedOut: HttpCallResponse = { headers: [[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '14'], ['grpc-message', 'upstream request timeout']], details: 'response_timeout' };
     const token = this.startCall(from, { cluster: target.cluster, headers: request.headers, body: request.body, trailers: [], timeoutMs }, true, timedOut, (t, response) => this.deliverGrpcOutcome(t, response));
     return { result: WasmResult.Ok, token };
   }
@@ -387,7 +387,7 @@ export class WasmVm implements VmServices {
     // Events that come while the module runs (a dispatcher answering at once) wait until it returns, as Envoy defers them.
     const later = (fn: () => void) => (this.depth > 0 ? queueMicrotask(() => later(fn)) : fn());
     const events: GrpcStreamEvents = {
-      headers: (headers, endStream) => later(() => reader.headers(headers, endStream)),
+      headers: (headers, endStream, details) => later(() => reader.headers(headers, endStream, details)),
       data: (chunk) => later(() => reader.data(chunk)),
       end: (trailers) => later(() => reader.end(trailers)),
       reset: () => later(() => reader.reset()),
@@ -473,7 +473,7 @@ export class WasmVm implements VmServices {
   }
 
   private deliverGrpcOutcome(token: number, response: HttpCallResponse | undefined): void {
-    const outcome = grpcOutcome(response === undefined ? undefined : { headers: response.headers, body: typeof response.body === 'string' ? encodeUtf8(response.body) : (response.body ?? new Uint8Array(0)), trailers: response.trailers });
+    const outcome = grpcOutcome(response === undefined ? undefined : { headers: response.headers, body: typeof response.body === 'string' ? encodeUtf8(response.body) : (response.body ?? new Uint8Array(0)), trailers: response.trailers, details: response.details });
     this.deliveringGrpc =
       outcome.response !== undefined ? { buffer: new HostBuffer(outcome.response.slice(), false), status: { code: WasmResult.Ok, message: '' } } : { buffer: undefined, status: { code: outcome.code, message: outcome.message } };
     try {

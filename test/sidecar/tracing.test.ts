@@ -178,6 +178,33 @@ test('without the collector cluster the listener is NACKed naming the field; an 
   assert.equal(warnings.filter((l) => l.includes('OTLP export failed')).length, 1, 'one warning while exports keep failing');
 });
 
+test("a collector's error with a malformed grpc-message (`100%`) is logged, not thrown: the sidecar stays up, as gRPC's spec says to read such a value; a well-formed one is decoded", { timeout: 20_000 }, async () => {
+  const messages = ['100% full, try %ZZ later', 'caf%C3%A9 ferm%C3%A9'];
+  const collector = http2.createServer();
+  collector.on('stream', (s) => {
+    s.on('data', () => undefined);
+    s.on('end', () => s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '8', 'grpc-message': messages.shift() ?? 'later' }, { endStream: true }));
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', () => r()));
+  const lines: string[] = [];
+  const tracer = new Tracer('svc', { host: '127.0.0.1', port: (collector.address() as AddressInfo).port }, 0, new SidecarStats(), (l) => lines.push(l));
+  const span = () => new Span(TRACE, '00f067aa0ba902b8', '', true, '', 'ingress', 2, performance.now());
+  // Until 2026-11-28 decodeURIComponent threw on the first answer in the stream's 'close' listener: an uncaught
+  // exception that ended the sidecar's process (here, this test's).
+  for (let i = 0; i < 5; i++) tracer.send(span());
+  await eventually(() => lines.some((l) => l.includes('OTLP export failed')), 5_000, 'the export warning');
+  assert.equal(JSON.parse(lines.find((l) => l.includes('OTLP export failed'))!).error, 'grpc-status 8: 100% full, try %ZZ later');
+  // The next export fails too (no second warning while failing); its error is decoded, seen through a fresh tracer.
+  const second: string[] = [];
+  const again = new Tracer('svc', { host: '127.0.0.1', port: (collector.address() as AddressInfo).port }, 0, new SidecarStats(), (l) => second.push(l));
+  for (let i = 0; i < 5; i++) again.send(span());
+  await eventually(() => second.some((l) => l.includes('OTLP export failed')), 5_000, 'the second warning');
+  assert.equal(JSON.parse(second.find((l) => l.includes('OTLP export failed'))!).error, 'grpc-status 8: café fermé');
+  await tracer.close();
+  await again.close();
+  collector.close();
+});
+
 test('a collector that never answers (no export timeout) gets at most 16 exports in flight; later spans are dropped with a warning', { timeout: 20_000 }, async () => {
   const calls: http2.ServerHttp2Stream[] = [];
   const silent = http2.createServer();

@@ -86,11 +86,18 @@ test('a wasm filter calls a gRPC service (proxy_grpc_call) through the sidecar: 
   const denied = await get(inbound, 'shop', '/orders');
   assert.equal(denied.status, 403);
   assert.equal(denied.body, 'denied');
-  await eventually(() => wasmLines().includes('not you') && wasmLines().includes('#7'), 5000, "the status and its message in the filter's proxy_on_grpc_close");
+  // The grpc-message as the server sent it (not percent-decoded) with the response code details, as Envoy's
+  // async client hands it on (enhancedGrpcMessage); until 2026-11-28 'not you'.
+  await eventually(() => wasmLines().includes('not%20you{via_upstream}') && wasmLines().includes('#7'), 5000, "the status and its message in the filter's proxy_on_grpc_close");
 
   await closeAuthz();
   const gone = await get(inbound, 'shop', '/orders');
   assert.equal(gone.status, 403);
   await eventually(() => wasmLines().includes(`#${String.fromCharCode(48 + 14)}`), 5000, 'UNAVAILABLE when no server answers');
+  // The router's own answer, with its details: the reset reason, as Envoy's router words them.
+  assert.ok(
+    wasmLines().some((l) => l.startsWith('upstream connect error or disconnect/reset before headers. reset reason: connection failure') && l.includes('{upstream_reset_before_response_started{connection_failure')),
+    JSON.stringify(wasmLines()),
+  );
   assert.equal(app.hits, 1, 'only the allowed request reached the app');
 });

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
@@ -147,6 +148,82 @@ test('a filter that holds the request headers with StopAllIterationAndBuffer (3)
   const small = await withTimeout(get(inbound, 'stash', '/', { method: 'POST', body: 'x'.repeat(64 * 1024) }), 30_000, 'the small request');
   assert.equal(small.status, 200, small.body);
   assert.deepEqual(received, [64 * 1024]);
+});
+
+/**
+ * A gRPC upstream `upstream` (it counts the calls and the bytes each brought,
+ * and answers OK once the call's body ended) and a caller whose outbound
+ * chain runs `module`: an h2 client to the caller's sidecar and its admin port.
+ */
+async function grpcBehind(mesh: TestMesh, module: FilterModule, caller: string, upstream: string, port: number): Promise<{ client: http2.ClientHttp2Session; adminPort: number; calls: number[] }> {
+  const calls: number[] = [];
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    let bytes = 0;
+    stream.on('data', (c: Buffer) => (bytes += c.length));
+    stream.on('error', () => undefined);
+    stream.on('end', () => {
+      calls.push(bytes);
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' }, { endStream: true });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  mesh.track(() => new Promise((r) => server.close(() => r())));
+  mesh.model.update({
+    services: [service(caller, 8000), { name: upstream, namespace: 'default', ports: [{ port, protocol: 'grpc' }] }],
+    instances: [instance(upstream, (server.address() as AddressInfo).port)],
+    filterModules: [module],
+    filterBindings: [{ ...binding(caller, module.name), direction: 'outbound' }],
+  });
+  const sc = await mesh.sidecar(caller, 8000, { log: () => undefined });
+  const client = http2.connect(`http://127.0.0.1:${sc.outboundPort}`);
+  client.on('error', () => undefined);
+  mesh.track(async () => client.close());
+  return { client, adminPort: sc.adminPort, calls };
+}
+
+/** A gRPC call of `bytes` body bytes (one frame; `end`: the client ends its side after it): the headers and trailers it gets. */
+function grpcCallOf(client: http2.ClientHttp2Session, authority: string, bytes: number, end = true): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': '/held.Held/Put', ':authority': authority, 'content-type': 'application/grpc', te: 'trailers' });
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    req.on('response', (h) => (headers = h));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', () => undefined);
+    req.on('close', () => resolve({ headers, trailers }));
+    req.on('error', reject);
+    const frame = Buffer.alloc(5 + bytes, 0x61);
+    frame[0] = 0;
+    frame.writeUInt32BE(bytes, 1);
+    if (end) req.end(frame);
+    else req.write(frame);
+  });
+}
+
+test('a gRPC call whose headers a filter holds with StopAllIterationAndBuffer (3): its body is buffered meanwhile, past the buffer limit the call gets trailers-only UNKNOWN "Payload Too Large" (413 mapped as Envoy maps it); within it the call goes on whole', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('grpc-buffer-holder', await headersHolder('request', 3));
+  const { client, adminPort, calls } = await grpcBehind(mesh, module, 'held-caller', 'vault', 50110);
+  // 4 MiB, never ended, against the 1 MiB limit: until 2026-11-28 the body was not read while the filter held the
+  // headers, and the call went upstream when the filter continued (5 s later).
+  const big = await withTimeout(grpcCallOf(client, 'vault:50110', 4 * MiB, false), 30_000, 'the large call');
+  assert.equal(big.headers[':status'], 200);
+  assert.equal(big.headers['grpc-status'], '2', 'trailers-only: httpToGrpcStatus(413) is UNKNOWN');
+  assert.equal(big.headers['grpc-message'], 'Payload Too Large');
+  assert.deepEqual(calls, [], 'nothing went upstream');
+  assert.equal(await metric(adminPort, 'envoy_http_downstream_rq_too_large'), 1);
+  // Within the limit the filter continues after its ticks and the call goes upstream with the body it held.
+  const small = await withTimeout(grpcCallOf(client, 'vault:50110', 64 * 1024), 30_000, 'the small call');
+  assert.equal(small.headers['grpc-status'], '0');
+  assert.deepEqual(calls, [5 + 64 * 1024]);
+});
+
+test('a gRPC call whose headers a filter holds with StopAllIterationAndWatermark (4): the body waits past the buffer limit (backpressure, no 413) and arrives whole once the filter continues', { timeout: 60_000 }, async () => {
+  const { mesh, module } = await meshWithModule('grpc-watermark-holder', await headersHolder('request', 4));
+  const { client, calls } = await grpcBehind(mesh, module, 'waiting-caller', 'vault', 50111);
+  const big = await withTimeout(grpcCallOf(client, 'vault:50111', 3 * MiB), 30_000, 'the large call');
+  assert.equal(big.headers['grpc-status'], '0');
+  assert.deepEqual(calls, [5 + 3 * MiB]);
 });
 
 test('a filter that holds the response headers with StopAllIterationAndBuffer (3): past the buffer limit the client gets 500 before the filter continues; within it the response comes whole', { timeout: 60_000 }, async () => {

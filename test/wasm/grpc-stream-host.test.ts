@@ -56,7 +56,7 @@ async function played(): Promise<{ plugin: WasmPlugin; streams: Played[]; messag
 
 const settle = () => new Promise<void>((r) => setImmediate(r));
 
-test('what the module is told for answers a gRPC server would not give: a 503 without grpc-status (CANCELLED, its headers as initial metadata), a compressed frame (INTERNAL), a body that ends without trailers (UNKNOWN); each resets the stream', async () => {
+test('what the module is told for answers a gRPC server would not give: a 503 without grpc-status (UNAVAILABLE by httpToGrpcStatus, its headers as initial metadata), a compressed frame (INTERNAL), a body that ends without trailers (UNKNOWN); each resets the stream, and each close message is the response code details alone (via_upstream)', async () => {
   const { plugin, streams, messages } = await played();
   plugin.tick();
   const [s] = streams;
@@ -67,7 +67,8 @@ test('what the module is told for answers a gRPC server would not give: a 503 wi
   s!.events.headers([[':status', '503'], ['content-type', 'text/plain']], false);
   s!.events.data(Buffer.from('unavailable')); // after the close: nothing more
   await settle();
-  assert.deepEqual(messages().slice(2), ['initial:2', code(R.NotFound), '', 'trailing:0', code(R.NotFound), '', code(1), '']);
+  // Envoy's async client maps a non-200 answer without a grpc-status with httpToGrpcStatus (until 2026-11-28: CANCELLED).
+  assert.deepEqual(messages().slice(2), ['initial:2', code(R.NotFound), '', 'trailing:0', code(R.NotFound), '', code(14), 'via_upstream']);
   assert.equal(s!.resets, 1);
 
   plugin.logs.length = 0;
@@ -78,7 +79,7 @@ test('what the module is told for answers a gRPC server would not give: a 503 wi
   compressed.events.data(frame('zipped', 1));
   compressed.events.end([['grpc-status', '0']]);
   await settle();
-  assert.deepEqual(messages().slice(2), ['initial:2', code(R.NotFound), '', 'fine', 'trailing:0', code(R.NotFound), '', code(13), '']);
+  assert.deepEqual(messages().slice(2), ['initial:2', code(R.NotFound), '', 'fine', 'trailing:0', code(R.NotFound), '', code(13), 'via_upstream']);
   assert.equal(compressed.resets, 1);
 
   plugin.logs.length = 0;
@@ -91,17 +92,17 @@ test('what the module is told for answers a gRPC server would not give: a 503 wi
   cut.events.data(whole.subarray(3));
   cut.events.end([]);
   await settle();
-  assert.deepEqual(messages().slice(2), ['initial:2', code(R.NotFound), '', 'split', 'trailing:0', code(R.NotFound), '', code(2), '']);
+  assert.deepEqual(messages().slice(2), ['initial:2', code(R.NotFound), '', 'split', 'trailing:0', code(R.NotFound), '', code(2), 'via_upstream']);
   assert.equal(cut.resets, 1);
   await plugin.close();
 });
 
-test('a non-200 answer with a grpc-status that ends the stream is trailers-only: its status and message; a reset by the upstream is INTERNAL without a reset of ours', async () => {
+test('a non-200 answer with a grpc-status that ends the stream is trailers-only: its status and its message as it came (not percent-decoded, as Envoy) with the details; a reset by the upstream is INTERNAL without a reset of ours; a router answer carries its own details', async () => {
   const { plugin, streams, messages } = await played();
   plugin.tick();
   streams[0]!.events.headers([[':status', '429'], ['content-type', 'application/grpc'], ['grpc-status', '8'], ['grpc-message', 'slow%20down']], true);
   await settle();
-  assert.deepEqual(messages().slice(2), ['initial:0', code(R.NotFound), '', 'trailing:4', code(R.NotFound), '', code(8), 'slow down']);
+  assert.deepEqual(messages().slice(2), ['initial:0', code(R.NotFound), '', 'trailing:4', code(R.NotFound), '', code(8), 'slow%20down{via_upstream}']);
   assert.equal(streams[0]!.resets, 0);
 
   plugin.logs.length = 0;
@@ -109,8 +110,15 @@ test('a non-200 answer with a grpc-status that ends the stream is trailers-only:
   streams[1]!.events.headers([...ok, ['x-server', 'h2']], false);
   streams[1]!.events.reset();
   await settle();
-  assert.deepEqual(messages().slice(2), ['initial:3', code(R.Ok), 'h2', 'trailing:0', code(R.NotFound), '', code(13), '']);
+  assert.deepEqual(messages().slice(2), ['initial:3', code(R.Ok), 'h2', 'trailing:0', code(R.NotFound), '', code(13), 'via_upstream']);
   assert.equal(streams[1]!.resets, 0);
+
+  // The router's own trailers-only reply (no host could take the stream): its details, not via_upstream.
+  plugin.logs.length = 0;
+  plugin.tick();
+  streams[2]!.events.headers([...ok, ['grpc-status', '14'], ['grpc-message', 'no healthy upstream']], true, 'no_healthy_upstream');
+  await settle();
+  assert.deepEqual(messages().slice(2), ['initial:0', code(R.NotFound), '', 'trailing:4', code(R.NotFound), '', code(14), 'no healthy upstream{no_healthy_upstream}']);
   await plugin.close();
 });
 
@@ -131,7 +139,7 @@ test('events a dispatcher delivers while the module is still in proxy_grpc_strea
   // The sends came after proxy_grpc_stream returned and before the answer: OK (the token was still open).
   assert.deepEqual(plugin.logs.map((l) => l.message), [code(R.Ok), code(R.Ok)]);
   await settle();
-  assert.deepEqual(plugin.logs.map((l) => l.message).slice(2), ['initial:0', code(R.NotFound), '', 'trailing:4', code(R.NotFound), '', code(5), 'no chat']);
+  assert.deepEqual(plugin.logs.map((l) => l.message).slice(2), ['initial:0', code(R.NotFound), '', 'trailing:4', code(R.NotFound), '', code(5), 'no chat{via_upstream}']);
   await plugin.close();
 });
 

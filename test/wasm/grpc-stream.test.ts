@@ -31,7 +31,7 @@ test('a bidi gRPC stream: the server sees the stream and both messages, the filt
   assert.equal(stream!.halfClosed, true, 'end_stream on the second send half-closed the request');
   assert.equal(stream!.cancelled, false);
   // :status, content-type, x-server: 3 headers; trailing grpc-status, grpc-message, x-trailer: 3.
-  assert.deepEqual(filter.logMessages(), [code(R.Ok), code(R.Ok), 'initial:3', code(R.Ok), 'mock', 'echo:one', 'echo:two', 'trailing:3', code(R.Ok), 'bye', code(10), 'done talking']);
+  assert.deepEqual(filter.logMessages(), [code(R.Ok), code(R.Ok), 'initial:3', code(R.Ok), 'mock', 'echo:one', 'echo:two', 'trailing:3', code(R.Ok), 'bye', code(10), 'done talking{via_upstream}']);
   const root = filter.logs.find((l) => l.message === 'echo:one')!.contextId;
   assert.notEqual(root, filter.logs[0]!.contextId, 'the sends were made from the request context');
   assert.ok(filter.logs.slice(2).every((l) => l.contextId === root), 'every stream callback on the root context');
@@ -56,7 +56,7 @@ test('proxy_grpc_close half-closes: the server sees the end of the request and i
   assert.equal(sawEnd, true);
   assert.deepEqual(filter.grpcStreams[0]!.texts, ['one', 'two']);
   // send, send, close: OK; then the answer, the status OK with no message.
-  assert.deepEqual(filter.logMessages(), [code(R.Ok), code(R.Ok), code(R.Ok), 'initial:2', code(R.NotFound), '', 'got 2', 'trailing:1', code(R.NotFound), '', code(0), '']);
+  assert.deepEqual(filter.logMessages(), [code(R.Ok), code(R.Ok), code(R.Ok), 'initial:2', code(R.NotFound), '', 'got 2', 'trailing:1', code(R.NotFound), '', code(0), 'via_upstream']);
 });
 
 test('proxy_grpc_cancel: the server sees the stream cancelled, and nothing more of it reaches the filter', async () => {
@@ -84,10 +84,10 @@ test('proxy_grpc_cancel: the server sees the stream cancelled, and nothing more 
   assert.deepEqual(filter.logMessages(), [code(R.Ok), code(R.Ok), 'initial:2', code(R.NotFound), '', 'echo:one', code(R.Ok)]);
 });
 
-test("how a stream ends: a trailers-only answer (empty initial metadata), a server's reset (INTERNAL, empty trailers), a cluster without a stream server", async () => {
+test("how a stream ends: a trailers-only answer (empty initial metadata), a server's reset (INTERNAL, empty trailers; before any answer the router's UNAVAILABLE), a cluster without a stream server; every close message carries the response code details, as Envoy's enhancedGrpcMessage", async () => {
   const only = await loadFilter(await grpcStreamer({ service: 'chat' }), { grpcStreams: { chat: (s) => s.close(7, 'not you') } });
   assert.ok((await only.request()).forwarded);
-  assert.deepEqual(only.logMessages(), [code(R.Ok), code(R.Ok), 'initial:0', code(R.NotFound), '', 'trailing:4', code(R.NotFound), '', code(7), 'not you']);
+  assert.deepEqual(only.logMessages(), [code(R.Ok), code(R.Ok), 'initial:0', code(R.NotFound), '', 'trailing:4', code(R.NotFound), '', code(7), 'not you{via_upstream}']);
 
   const reset = await loadFilter(await grpcStreamer({ service: 'chat' }), {
     grpcStreams: {
@@ -98,7 +98,19 @@ test("how a stream ends: a trailers-only answer (empty initial metadata), a serv
     },
   });
   assert.ok((await reset.request()).forwarded);
-  assert.deepEqual(reset.logMessages(), [code(R.Ok), code(R.Ok), 'initial:2', code(R.NotFound), '', 'partial', 'trailing:0', code(R.NotFound), '', code(13), '']);
+  assert.deepEqual(reset.logMessages(), [code(R.Ok), code(R.Ok), 'initial:2', code(R.NotFound), '', 'partial', 'trailing:0', code(R.NotFound), '', code(13), 'via_upstream']);
+
+  // A reset before any answer is answered by the router, as in the sidecar and Envoy: UNAVAILABLE with its details.
+  const early = await loadFilter(await grpcStreamer({ service: 'chat' }), {
+    grpcStreams: {
+      chat: (s) => {
+        s.onHalfClose = () => s.reset();
+      },
+    },
+  });
+  const er = await early.request();
+  assert.ok(er.forwarded, JSON.stringify([er.localReply, early.logMessages()]));
+  assert.deepEqual(early.logMessages().slice(-2), [code(14), 'upstream connect error or disconnect/reset before headers. reset reason: remote reset{upstream_reset_before_response_started{remote_reset}}']);
 
   // A cluster the kit knows only for http_calls: UNIMPLEMENTED from the kit, named in the message.
   const none = await loadFilter(await grpcStreamer({ service: 'authz' }), { httpCalls: { authz: { status: 200 } } });
@@ -116,5 +128,5 @@ test('a stream opened from the root context (on a tick) is answered with no requ
   filter.tick();
   await filter.flush();
   assert.deepEqual(filter.grpcStreams[0]?.texts, ['one', 'two']);
-  assert.deepEqual(filter.logMessages(), [code(R.Ok), code(R.Ok), 'initial:3', code(R.Ok), 'mock', 'echo:one', 'echo:two', 'trailing:2', code(R.Ok), 'bye', code(0), '']);
+  assert.deepEqual(filter.logMessages(), [code(R.Ok), code(R.Ok), 'initial:3', code(R.Ok), 'mock', 'echo:one', 'echo:two', 'trailing:2', code(R.Ok), 'bye', code(0), 'via_upstream']);
 });

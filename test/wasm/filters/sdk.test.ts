@@ -129,7 +129,7 @@ describe('AssemblyScript SDK', () => {
     deny = true;
     const denied = await exchange(plugin, {}, { path: '/grpc' });
     assert.equal(denied.stream.localReply?.status, 403);
-    assert.equal(Buffer.from(denied.stream.localReply!.body).toString(), 'grpc 16: who are you');
+    assert.equal(Buffer.from(denied.stream.localReply!.body).toString(), 'grpc 16: who%20are%20you{via_upstream}', 'the message as it came, with the details (Envoy enhancedGrpcMessage)');
     const refused = await exchange(plugin, {}, { path: '/grpc-missing-cluster' });
     assert.equal(Buffer.from(refused.stream.localReply!.body).toString(), 'grpc_call refused: 4', 'PARSE_FAILURE');
     await plugin.close();
@@ -149,7 +149,7 @@ describe('AssemblyScript SDK', () => {
     const talked = await filter.request({ path: '/stream' });
     assert.equal(
       talked.forwarded?.header('x-stream'),
-      'initial 3 "mock"; message echo:one; message echo:two; trailing 3 "bye"; close 10 done talking',
+      'initial 3 "mock"; message echo:one; message echo:two; trailing 3 "bye"; close 10 done talking{via_upstream}',
     );
     const [stream] = filter.grpcStreams;
     assert.deepEqual([stream!.service, stream!.method, stream!.header('x-probe'), stream!.texts, stream!.halfClosed], ['weft.test.Chat', 'Talk', '1', ['one', 'two'], true]);
