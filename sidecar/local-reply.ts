@@ -3,7 +3,7 @@
 // response with the grpc-status Envoy maps the HTTP status to.
 
 import type { HeaderPairs } from './upstream.ts';
-import { grpcStatusOf } from './wasm/grpc.ts';
+import { encodeGrpcMessage, grpcStatusOf } from './wasm/grpc.ts';
 
 export interface LocalReply {
   status: number;
@@ -55,17 +55,6 @@ export function isGrpc(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.startsWith('application/grpc');
 }
 
-/**
- * A grpc-message value as Envoy writes a local reply's (PercentEncoding::encode
- * with `%` reserved): the UTF-8 bytes below a space or from `~` up, and `%`,
- * as %XX; everything else, spaces included, as it is.
- */
-export function grpcMessage(text: string): string {
-  let out = '';
-  for (const b of Buffer.from(text)) out += b < 0x20 || b >= 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
-  return out;
-}
-
 /** Status, headers and body as sent downstream. */
 export function renderLocalReply(r: LocalReply, grpc: boolean): { status: number; headers: HeaderPairs; body: string } {
   if (grpc) {
@@ -73,7 +62,7 @@ export function renderLocalReply(r: LocalReply, grpc: boolean): { status: number
     const named = r.grpcStatus !== undefined ? String(r.grpcStatus) : r.headers.find(([k]) => k === 'grpc-status')?.[1];
     // As Envoy: grpc-message only for a reply with a body (a 404 without one has none).
     const headers: HeaderPairs = [['content-type', 'application/grpc'], ['grpc-status', named ?? String(grpcStatusOf(r.status))]];
-    if (r.body) headers.push(['grpc-message', grpcMessage(r.body)]);
+    if (r.body) headers.push(['grpc-message', encodeGrpcMessage(r.body)]);
     headers.push(...r.headers.filter(([k]) => k !== 'grpc-status'));
     return { status: 200, headers, body: '' };
   }

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
-import { grpcMessage, localReplies, renderLocalReply } from '../../sidecar/local-reply.ts';
+import { localReplies, renderLocalReply } from '../../sidecar/local-reply.ts';
+import { encodeGrpcMessage } from '../../sidecar/wasm/grpc.ts';
 import { TestMesh, freePort, instance, service } from './harness.ts';
 
 let mesh: TestMesh;
@@ -75,7 +76,7 @@ test('a gRPC error through two sidecars keeps its code, message and trailing met
     });
     session.close();
     assert.deepEqual([head['grpc-status'], head['grpc-message']], ['14', 'no healthy upstream']);
-    assert.equal(grpcMessage('reset/100% ü~'), 'reset/100%25 %C3%BC%7E');
+    assert.equal(encodeGrpcMessage('reset/100% ü~'), 'reset/100%25 %C3%BC%7E');
     // A reply without a body (Envoy's 404 for no route) has no grpc-message, as from Envoy (it used to say "404").
     assert.deepEqual(renderLocalReply(localReplies.noRoute(), true).headers, [['content-type', 'application/grpc'], ['grpc-status', '12']]);
   } finally {
