@@ -6,7 +6,7 @@
 // ran, as Envoy encodes it through its filter chain (localReplyHeaders).
 
 import type { FaultConfig, HttpFilterConfig, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
-import { rbacAllows } from './rbac.ts';
+import { matchingPolicy } from './rbac.ts';
 import { NO_RUNTIME, type Runtime } from './runtime.ts';
 import type { PeerCertificate } from './peer-identity.ts';
 import type { LocalReply } from './local-reply.ts';
@@ -272,7 +272,7 @@ export class RequestFilters {
       const headers = s.headers;
       // Headers as they stand after the filters before it (e.g. claims the auth filter forwarded).
       const pseudo = (n: string) => headers.find(([k]) => k === n)?.[1] ?? '';
-      const allowed = rbacAllows(a.rbac, {
+      const matched = matchingPolicy(a.rbac, {
         authority: pseudo(':authority'),
         path: pseudo(':path'),
         method: pseudo(':method'),
@@ -282,7 +282,11 @@ export class RequestFilters {
           return values.length === 0 ? undefined : values.join(',');
         },
       });
-      return allowed ? undefined : { kind: 'reply', reply: localReplies.rbacDenied(), headers, body: s.body };
+      // As Envoy's RBAC filter: ALLOW lets through a request some policy matches, DENY one none matches. The denial's
+      // details name the DENY policy that matched, `none` for an ALLOW no policy matched (rbac_filter.cc).
+      const allow = a.rbac.action === 'ALLOW';
+      if (allow ? matched !== undefined : matched === undefined) return undefined;
+      return { kind: 'reply', reply: localReplies.rbacDenied(allow ? undefined : matched), headers, body: s.body };
     }
     if (a.kind === 'fault') {
       // As Envoy's FaultFilter: the runtime's percent and duration (keys in a.fault.runtime) over the configured ones,

@@ -69,7 +69,8 @@ export type ForwardResult =
   /** The downstream left before a response: nothing to answer, and not an upstream timeout (Envoy's DC). */
   | { kind: 'abandoned'; host?: Host; attempts: number };
 
-type Outcome = { kind: 'response'; response: UpstreamResponse } | { kind: 'failure'; reason: ResetReason; transport?: string };
+/** A failure's `perTry`: the attempt's per-try timeout ended it (Envoy's upstream_per_try_timeout), not the route's. */
+type Outcome = { kind: 'response'; response: UpstreamResponse } | { kind: 'failure'; reason: ResetReason; transport?: string; perTry?: true };
 
 /** retry_on's gRPC conditions and the status each retries. */
 const GRPC_RETRY_ON: readonly (readonly [string, number])[] = [
@@ -331,7 +332,9 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   if (!last || last.outcome.kind === 'failure') {
     state.done();
     const reason = last?.outcome.kind === 'failure' ? last.outcome.reason : 'connection_failure';
-    if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made), ...(retryFlag ? { retryFlag } : {}) };
+    // The last try's own timeout (retries spent, or none): Envoy's onPerTryTimeout, upstream_per_try_timeout.
+    const perTry = last?.outcome.kind === 'failure' && last.outcome.perTry === true;
+    if (reason === 'timeout') return { ...timedOut(stats, clusterName, last?.host, made, perTry), ...(retryFlag ? { retryFlag } : {}) };
     const transport = last?.outcome.kind === 'failure' ? last.outcome.transport : undefined;
     // The host's pool refused it (max_pending_requests or max_requests reached): Envoy's pool overflow (503, x-envoy-overloaded, UO).
     if (reason === 'overflow') return aborted(stats, clusterName, { kind: 'local', reply: localReplies.overflow(), host: last?.host, attempts: made, ...(retryFlag ? { retryFlag } : {}) });
@@ -375,9 +378,9 @@ function expectTimeLeft(headers: HeaderPairs, perTryMs: number, timeoutMs: numbe
   setHeader(headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
 }
 
-function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempts = 0): ForwardResult {
+function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempts = 0, perTry = false): ForwardResult {
   stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
-  return aborted(stats, clusterName, { kind: 'local', reply: localReplies.timeout(), host, attempts });
+  return aborted(stats, clusterName, { kind: 'local', reply: localReplies.timeout(perTry), host, attempts });
 }
 
 /**
@@ -424,7 +427,8 @@ async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, body:
     if (perTryFired) stats.upstreamRqPerTryTimeout.inc(stats.clusterLabel(cluster.name));
     // A pool overflow is the circuit breaker's answer, not the host's: no outlier failure.
     if (!req.downstream.aborted && reason !== 'overflow') cluster.recordResult(host, 0, perTryFired || state.stopped === 'timeout');
-    if (perTryFired || state.stopped === 'timeout') return { kind: 'failure', reason: 'timeout' };
+    if (state.stopped === 'timeout') return { kind: 'failure', reason: 'timeout' };
+    if (perTryFired) return { kind: 'failure', reason: 'timeout', perTry: true };
     return transport ? { kind: 'failure', reason, transport } : { kind: 'failure', reason };
   } finally {
     settled = true;

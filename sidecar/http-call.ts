@@ -45,20 +45,14 @@ export function httpCallDispatcher(clusters: ClusterManager, stats: SidecarStats
 
 /**
  * The response code details Envoy's router gives its own reply to an async
- * client's request (envoy/stream_info/stream_info.h ResponseCodeDetailValues;
- * router.cc onUpstreamReset: `upstream_reset_before_response_started{reason}`,
- * `|transport failure reason` inside the braces, spaces as underscores). A
- * gRPC callout's close message carries them (enhancedGrpcMessage). The
- * callout makes one attempt, so a timeout is the route's: response_timeout.
+ * client's request: the same ones as on the main request path (the reply's
+ * own, local-reply.ts: `upstream_reset_before_response_started{reason}`,
+ * `no_healthy_upstream`, ...). A gRPC callout's close message carries them
+ * (enhancedGrpcMessage). The callout makes one attempt, so a timeout is the
+ * route's: response_timeout.
  */
 export function routerDetails(reply: LocalReply): string {
-  const known = responseCodeDetails(reply.status, reply.flag, reply);
-  if (known !== undefined) return known;
-  if (reply.flag === 'UT') return 'response_timeout';
-  const reset = /reset reason: ([^,]+)(?:, transport failure reason: (.*))?$/.exec(reply.body);
-  if (reset === null) return '';
-  const transport = reset[2] === undefined ? '' : `|${reset[2]}`;
-  return `upstream_reset_before_response_started{${`${reset[1]}${transport}`.replace(/\s+/g, '_')}}`;
+  return responseCodeDetails(reply.status, reply.flag, reply) ?? '';
 }
 
 /**

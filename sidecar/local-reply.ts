@@ -11,22 +11,44 @@ export interface LocalReply {
   headers: HeaderPairs;
   /** Envoy response flag for the access log (UH, UT, UO, NR, UF, FI, ...). */
   flag: string;
-  /** Envoy's response code details when the flag does not give them: a wasm filter's own, `direct_response` (response.code_details). */
+  /** Envoy's response code details (response.code_details, %RESPONSE_CODE_DETAILS%): a wasm filter's own, `direct_response`, the router's, RBAC's. */
   details?: string;
   /** The gRPC status a filter asked for (proxy_send_local_reply's grpc_status): sent to gRPC callers only, as in Envoy. */
   grpcStatus?: number;
 }
 
+/**
+ * Envoy's router details for an upstream reset (router.cc onUpstreamReset):
+ * `upstream_reset_before_response_started{reason}`, or `..._after_...` once
+ * the response started, the transport failure reason after a `|` inside the
+ * braces, every whitespace character as `_` (StringUtil::replaceAllEmptySpace).
+ */
+export function upstreamResetDetails(reason: string, transport: string | undefined, started: boolean): string {
+  const basic = started ? 'upstream_reset_after_response_started' : 'upstream_reset_before_response_started';
+  return `${basic}{${reason}${transport ? `|${transport}` : ''}}`.replace(/\s/g, '_');
+}
+
+/** Envoy's RBAC filter details (filters/common/rbac/utility.cc responseDetail): the matched policy, `none` for an ALLOW no policy matched. */
+export function rbacDeniedDetails(policy: string | undefined): string {
+  return `rbac_access_denied_matched_policy[${policy ? policy.replace(/\s/g, '_') : 'none'}]`;
+}
+
+// Each reply carries Envoy's response code details (ResponseCodeDetailValues in envoy/stream_info/stream_info.h, and
+// the router's, RBAC's and the fault filter's own), set where the reply is made: response.code_details and the
+// access log read them from here.
 export const localReplies = {
-  noRoute: (): LocalReply => ({ status: 404, body: '', headers: [], flag: 'NR' }),
-  clusterNotFound: (): LocalReply => ({ status: 503, body: '', headers: [], flag: 'NC' }),
-  noHealthyUpstream: (): LocalReply => ({ status: 503, body: 'no healthy upstream', headers: [], flag: 'UH' }),
-  timeout: (): LocalReply => ({ status: 504, body: 'upstream request timeout', headers: [], flag: 'UT' }),
+  noRoute: (): LocalReply => ({ status: 404, body: '', headers: [], flag: 'NR', details: 'route_not_found' }),
+  clusterNotFound: (): LocalReply => ({ status: 503, body: '', headers: [], flag: 'NC', details: 'cluster_not_found' }),
+  noHealthyUpstream: (): LocalReply => ({ status: 503, body: 'no healthy upstream', headers: [], flag: 'UH', details: 'no_healthy_upstream' }),
+  /** The router's timeout: the route's (response_timeout, onResponseTimeout) or the last try's (upstream_per_try_timeout, onPerTryTimeout). */
+  timeout: (perTry = false): LocalReply => ({ status: 504, body: 'upstream request timeout', headers: [], flag: 'UT', details: perTry ? 'upstream_per_try_timeout' : 'response_timeout' }),
+  // The circuit breaker's pool overflow reaches Envoy's router as a reset with reason overflow (onPoolFailure).
   overflow: (): LocalReply => ({
     status: 503,
     body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
     headers: [['x-envoy-overloaded', 'true']],
     flag: 'UO',
+    details: 'upstream_reset_before_response_started{overflow}',
   }),
   // As Envoy's router: 502 for an upstream protocol error, 503 for any other reset before the response.
   reset: (reason: string, transport?: string): LocalReply => ({
@@ -34,16 +56,17 @@ export const localReplies = {
     body: `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace(/_/g, ' ')}${transport ? `, transport failure reason: ${transport}` : ''}`,
     headers: [],
     flag: reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_reset' || reason === 'remote_refused_stream_reset' ? 'UR' : 'UC',
+    details: upstreamResetDetails(reason, transport, false),
   }),
-  faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI' }),
-  /** Envoy's RBAC filter reply, word for word. */
-  rbacDenied: (): LocalReply => ({ status: 403, body: 'RBAC: access denied', headers: [], flag: 'RBAC' }),
-  /** A filter buffered more of the request body than the buffer limit (Envoy's FilterManager). */
-  payloadTooLarge: (): LocalReply => ({ status: 413, body: 'Payload Too Large', headers: [], flag: '-' }),
+  faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI', details: 'fault_filter_abort' }),
+  /** Envoy's RBAC filter reply, word for word; `policy` is the DENY policy that matched (none for an ALLOW miss). */
+  rbacDenied: (policy?: string): LocalReply => ({ status: 403, body: 'RBAC: access denied', headers: [], flag: 'RBAC', details: rbacDeniedDetails(policy) }),
+  /** A filter buffered more of the request body than the buffer limit (Envoy's FilterManager requestDataTooLarge). */
+  payloadTooLarge: (): LocalReply => ({ status: 413, body: 'Payload Too Large', headers: [], flag: '-', details: 'request_payload_too_large' }),
   /** A filter held the response headers with StopAllIterationAndBuffer and the body outgrew the buffer limit (Envoy's responseDataTooLarge). */
   responsePayloadTooLarge: (): LocalReply => ({ status: 500, body: 'Internal Server Error', headers: [], flag: '-', details: 'response_payload_too_large' }),
   /** The overload manager's stop_accepting_requests (Envoy's connection manager, response flag OM). */
-  overloaded: (): LocalReply => ({ status: 503, body: 'envoy overloaded', headers: [], flag: 'OM' }),
+  overloaded: (): LocalReply => ({ status: 503, body: 'envoy overloaded', headers: [], flag: 'OM', details: 'overload' }),
   filterFailed: (): LocalReply => ({ status: 503, body: 'wasm filter failed', headers: [], flag: 'WF' }),
   filterMissing: (name: string): LocalReply => ({ status: 500, body: `filter config not found: ${name}`, headers: [], flag: 'NFCF' }),
 };

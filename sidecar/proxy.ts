@@ -17,7 +17,7 @@ import { headerError } from './llhttp.ts';
 import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop, withoutPseudo } from './headers.ts';
 import { requestHash } from './lb/hash-policy.ts';
 import type { LocalReply } from './local-reply.ts';
-import { isGrpc, localReplies, renderLocalReply } from './local-reply.ts';
+import { isGrpc, localReplies, renderLocalReply, upstreamResetDetails } from './local-reply.ts';
 import { forwardedClientCert, peerCertificate, peerProperties } from './peer-identity.ts';
 import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
@@ -524,8 +524,10 @@ class Stream {
    * request arrived, else 408, after which an HTTP/1.x connection closes.
    */
   timeoutReply(body: string, flag: string, grpcHeaders: HeaderPairs = []): LocalReply {
-    if (this.decodeComplete) return { status: 504, body, headers: grpcHeaders, flag };
-    return { status: 408, body, headers: this.h2 ? grpcHeaders : [...grpcHeaders, ['connection', 'close']], flag };
+    // The connection manager's details: onIdleTimeout, onRequestTimeout, onStreamMaxDurationReached.
+    const details = flag === 'SI' ? 'stream_idle_timeout' : flag === 'DT' ? 'max_duration_timeout' : 'request_overall_timeout';
+    if (this.decodeComplete) return { status: 504, body, headers: grpcHeaders, flag, details };
+    return { status: 408, body, headers: this.h2 ? grpcHeaders : [...grpcHeaders, ['connection', 'close']], flag, details };
   }
 
   expire(body: string, flag: string): void {
@@ -561,7 +563,13 @@ class Stream {
     return this.filters?.delayInjected ? withFlag(flags, 'DI') : flags;
   }
 
-  finish(status: number, flag = '-'): void {
+  /**
+   * The stream is over: `flag` the access log's response flag, `details`
+   * Envoy's response code details where the stream ended another way than
+   * its local reply or the upstream's whole response says (see
+   * responseCodeDetails): a reset or timeout after the response started.
+   */
+  finish(status: number, flag = '-', details?: string): void {
     if (this.finished) return;
     this.finished = true;
     this.hs.rqActive.value--;
@@ -575,7 +583,10 @@ class Stream {
     const flags = this.flagsWith(flag);
     log.response_flags = flags;
     // on_log reads the response as sent (response.code, .size, .flags, .code_details), also in filters that never saw it.
-    this.filters?.ended(status, log.bytes_sent, flags, responseCodeDetails(status, flag, this.replied));
+    // The client left (DC): Envoy's connection manager says so over any detail set before (downstream_remote_disconnect
+    // once the connection closed; an HTTP/2 client's RST_STREAM is its codec's http2.remote_reset).
+    if (flag === 'DC') details = this.disconnectDetails();
+    this.filters?.ended(status, log.bytes_sent, flags, responseCodeDetails(status, flag, this.replied, details));
     log.duration_ms = Date.now() - this.started;
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
@@ -596,6 +607,12 @@ class Stream {
     if (this.filters && ending.push(this.filters) === 1) setImmediate(completeEnded);
   }
 
+  /** Why the client's side ended, as Envoy's details: its connection closed, or (HTTP/2) it reset the stream alone. */
+  disconnectDetails(): string {
+    const session = this.h2 ? (this.res as Http2ServerResponse).stream?.session : undefined;
+    return session !== undefined && !session.closed && !session.destroyed ? 'http2.remote_reset' : 'downstream_remote_disconnect';
+  }
+
   /**
    * A local reply. Before the response started it goes through the response
    * phases of the wasm filters whose request headers ran (a promise while
@@ -606,7 +623,8 @@ class Stream {
    */
   reply(r: LocalReply, extra: HeaderPairs = [], cluster?: HeaderMutationConfig): void | Promise<void> {
     if (this.finished) return;
-    if (this.filters !== undefined) this.replied = r;
+    // Its details are the stream's response code details (on_log, the access log), with filters or without.
+    this.replied = r;
     const out = renderLocalReply(r, this.grpc);
     const res = this.res;
     if (!res.headersSent) {
@@ -1002,7 +1020,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       const http10 = hcm.http10;
       if (!http10?.accept) {
         req.resume();
-        return stream.reply({ status: 426, body: '', headers: [['connection', 'close']], flag: '-' });
+        return stream.reply({ status: 426, body: '', headers: [['connection', 'close']], flag: '-', details: 'low_version' });
       }
       if (req.headers.host === undefined && authority === '' && http10.defaultHost !== '') {
         authority = log.authority = http10.defaultHost;
@@ -1011,7 +1029,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     if (!h2 && authority === '' && req.headers.host === undefined) {
       req.resume();
-      return stream.reply({ status: 400, body: '', headers: [], flag: '-' });
+      return stream.reply({ status: 400, body: '', headers: [], flag: '-', details: 'missing_host_header' });
     }
     if (!VALID_AUTHORITY.test(authority)) {
       req.resume();
@@ -1023,7 +1041,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (path.includes('#')) {
       hs.rqFailedPathNormalization.value++;
       req.resume();
-      return stream.reply({ status: 400, body: '', headers: [], flag: '-' });
+      return stream.reply({ status: 400, body: '', headers: [], flag: '-', details: 'path_normalization_failed' });
     }
     // normalize_path / merge_slashes, before routing, RBAC and the filters (Envoy: maybeNormalizePath); the
     // normalized path is what goes upstream and into the access log.
@@ -1032,7 +1050,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       if (normalized === undefined) {
         hs.rqFailedPathNormalization.value++;
         req.resume();
-        return stream.reply({ status: 400, body: '', headers: [], flag: '-' });
+        return stream.reply({ status: 400, body: '', headers: [], flag: '-', details: 'path_normalization_failed' });
       }
       if (normalized !== path) path = log.path = normalized;
     }
@@ -1056,7 +1074,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       stream.routeConfig = config;
     }
     // As Envoy without an upgrade_configs entry for websocket: 403, and the connection closes.
-    if (upgrade && !hcm.websocket) return stream.reply({ status: 403, body: 'upgrade failed', headers: [], flag: '-' });
+    if (upgrade && !hcm.websocket) return stream.reply({ status: 403, body: 'upgrade failed', headers: [], flag: '-', details: 'upgrade_failed' });
     const remote = req.socket?.remoteAddress ?? '';
     // What wasm filters read as Envoy's attributes; the upstream ones are added once the request is forwarded.
     let attributes: StreamProperties | undefined;
@@ -1711,11 +1729,11 @@ class ResponseSink implements BodySink {
     this.expected = length === undefined ? -1 : Number(length);
   }
 
-  settle(flag: string): void {
+  settle(flag: string, details?: string): void {
     if (this.settled) return;
     this.settled = true;
     this.release();
-    this.stream.finish(this.status, flag);
+    this.stream.finish(this.status, flag, details);
   }
 
   /** The downstream response closed: before it finished, the client went away. */
@@ -1780,7 +1798,8 @@ class ResponseSink implements BodySink {
     // After the headers are out a filter's local reply, or a body it holds past the buffer limit, can only reset the stream, as in Envoy.
     if (r.kind !== 'data') {
       if (r.kind === 'too_large') this.stream.hs.rsTooLarge.value++;
-      this.settle('LR');
+      // As Envoy's filter manager, whose sendLocalReply resets a started response with the reply's details.
+      this.settle('LR', r.kind === 'too_large' ? 'response_payload_too_large' : r.kind === 'reply' ? r.reply.details : undefined);
       this.stream.res.destroy();
       this.upstream.body.destroy();
       return false;
@@ -1862,8 +1881,13 @@ class ResponseSink implements BodySink {
   }
 
   error(e: Error): void {
-    const reason = e instanceof UpstreamFailure ? e.reason : undefined;
-    this.settle(reason === 'timeout' ? 'UT' : reason === 'protocol_error' ? 'UPE' : 'UR');
+    const failure = e instanceof UpstreamFailure ? e : undefined;
+    const reason = failure?.reason;
+    // Envoy's router after the response started: the route timeout's response_timeout (onResponseTimeout), or
+    // upstream_reset_after_response_started{reason} (onUpstreamReset); a reset the sidecar has no reason for is
+    // the upstream's remote reset (UR).
+    if (reason === 'timeout') this.settle('UT', 'response_timeout');
+    else this.settle(reason === 'protocol_error' ? 'UPE' : 'UR', upstreamResetDetails(reason === undefined || reason === 'reset' ? 'remote_reset' : reason, failure?.transport, true));
     this.stream.res.destroy();
   }
 }

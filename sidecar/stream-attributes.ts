@@ -87,13 +87,10 @@ export function responseFlagBits(flags: string): number {
 }
 
 /**
- * Envoy's response code details (ResponseCodeDetailValues in
- * envoy/stream_info/stream_info.h, the fault filter's RcDetails) for the
- * sidecar's own local replies, by their response flag, where one flag means
- * one detail. Left out where Envoy's detail says more than the flag does:
- * UT (response_timeout or upstream_per_try_timeout), the upstream resets
- * (upstream_reset_before_response_started{reason|transport failure}), RBAC
- * (rbac_access_denied_matched_policy[policy]).
+ * Envoy's response code details for a local reply made without them, by its
+ * response flag (a reply built elsewhere, a stream timeout's). The sidecar's
+ * own replies carry theirs (LocalReply.details, local-reply.ts); this is the
+ * fallback for those that only say their flag.
  */
 const localReplyDetails: Record<string, string> = {
   NR: 'route_not_found',
@@ -103,16 +100,22 @@ const localReplyDetails: Record<string, string> = {
   SI: 'stream_idle_timeout',
   DT: 'max_duration_timeout',
   FI: 'fault_filter_abort',
+  UT: 'response_timeout',
 };
 
 /**
- * response.code_details of a finished stream: the local reply's (a wasm
- * filter's own details, direct_response, or the detail of the sidecar's
- * reply, when the stream ended with it), via_upstream for a response proxied whole from the upstream
- * (`flag` '-', the access log's flag before retry and delay flags), or
- * undefined where the sidecar cannot say what Envoy would.
+ * response.code_details of a finished stream, as Envoy's stream info has it
+ * (and %RESPONSE_CODE_DETAILS% logs it): `ended` when the stream ended
+ * another way than it answered (the router's reset or timeout after the
+ * response started, the client leaving: the detail set where the sidecar
+ * decided its flag); else the local reply's (a wasm filter's own,
+ * direct_response, the router's, RBAC's), when the stream ended with it;
+ * via_upstream for a response proxied whole from the upstream (`flag` '-',
+ * the access log's flag before retry and delay flags); undefined where the
+ * sidecar cannot say what Envoy would.
  */
-export function responseCodeDetails(status: number, flag: string, reply: LocalReply | undefined): string | undefined {
+export function responseCodeDetails(status: number, flag: string, reply: LocalReply | undefined, ended?: string): string | undefined {
+  if (ended !== undefined) return ended;
   if (reply !== undefined) return flag === reply.flag ? reply.details ?? localReplyDetails[flag] : undefined;
   return status > 0 && flag === '-' ? 'via_upstream' : undefined;
 }

@@ -86,5 +86,8 @@ export function rbacFilter(tc: Fields): RbacConfig | undefined {
     }
   }
   rules.done();
+  // In name order, as Envoy's engine keeps them (a std::map): the first that matches is the one a DENY names in
+  // its response code details (rbac_access_denied_matched_policy[NAME]).
+  policies.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   return { action, policies };
 }

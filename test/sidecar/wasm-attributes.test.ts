@@ -14,6 +14,7 @@ import { defaultTranslator } from '../../control/xds/index.ts';
 import { TestMesh, connect, eventually, exchange, freePort, get, instance, route, service, startApp, moduleServer as serveModules } from './harness.ts';
 import { wat } from '../wasm/wat.ts';
 import { addressString, connectionAttributes, responseCodeDetails, responseFlagBits } from '../../sidecar/stream-attributes.ts';
+import { localReplies } from '../../sidecar/local-reply.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -188,8 +189,8 @@ test('a wasm filter reads the protocol, the local address, the connection id and
   assert.notEqual(h2a!['connection.id'], b!['connection.id']);
   assert.notEqual(h2a!['connection.id'], c!['connection.id']);
 
-  // The app is gone: the sidecar's 503 with Envoy's UF bit (UpstreamConnectionFailure, bit 5); the
-  // details Envoy gives there (upstream_reset_before_response_started{...}) are not given.
+  // The app is gone: the sidecar's 503 with Envoy's UF bit (UpstreamConnectionFailure, bit 5) and the router's
+  // details for it (NOT_FOUND until 2026-11-28).
   await app.close();
   appOpen = false;
   assert.equal((await exchange(second, 'meter', '/gone')).status, 503);
@@ -197,7 +198,7 @@ test('a wasm filter reads the protocol, the local address, the connection id and
   const [gone] = byPath('/gone');
   assert.equal(gone!['response.code'], 503n);
   assert.equal(gone!['response.flags'], 1n << 5n);
-  assert.equal(gone!['response.code_details'], undefined);
+  assert.equal(gone!['response.code_details'], 'upstream_reset_before_response_started{connection_failure}');
 });
 
 test("on an outbound listener: the catch-all's direct response, a fault abort (FI) and a fault delay (DI) as Envoy's flags and details, at the end and while the stream runs", { timeout: 60_000 }, async () => {
@@ -281,6 +282,11 @@ test("response.flags is Envoy's bitmask of the access log's flags; the address f
   assert.equal(responseCodeDetails(503, 'UH', { ...noRoute, status: 503, flag: 'UH' }), 'no_healthy_upstream');
   assert.equal(responseCodeDetails(200, '-', { ...noRoute, status: 200, flag: '-', details: 'direct_response' }), 'direct_response');
   assert.equal(responseCodeDetails(200, '-', undefined), 'via_upstream');
-  assert.equal(responseCodeDetails(200, 'UR', undefined), undefined, 'reset mid-body: not said');
-  assert.equal(responseCodeDetails(504, 'UT', { ...noRoute, status: 504, flag: 'UT' }), undefined, 'response_timeout or upstream_per_try_timeout: not said');
+  assert.equal(responseCodeDetails(200, 'UR', undefined), undefined, 'reset mid-body, its detail not given: not said');
+  assert.equal(responseCodeDetails(200, 'UR', undefined, 'upstream_reset_after_response_started{remote_reset}'), 'upstream_reset_after_response_started{remote_reset}', 'the detail the stream ended with');
+  assert.equal(responseCodeDetails(504, 'UT', localReplies.timeout(true)), 'upstream_per_try_timeout');
+  assert.equal(responseCodeDetails(504, 'UT', localReplies.timeout()), 'response_timeout');
+  assert.equal(responseCodeDetails(503, 'UF', localReplies.reset('connection_failure', 'TLS handshake failed')), 'upstream_reset_before_response_started{connection_failure|TLS_handshake_failed}', "Envoy's '|' and whitespace as '_'");
+  assert.equal(responseCodeDetails(403, 'RBAC', localReplies.rbacDenied('ops deny')), 'rbac_access_denied_matched_policy[ops_deny]');
+  assert.equal(responseCodeDetails(0, 'DC', { ...noRoute, status: 503, flag: 'UH' }), undefined, 'answered, then the client left: the answer no longer says it');
 });
