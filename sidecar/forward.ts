@@ -379,7 +379,9 @@ function expectTimeLeft(headers: HeaderPairs, perTryMs: number, timeoutMs: numbe
 }
 
 function timedOut(stats: SidecarStats, clusterName: string, host?: Host, attempts = 0, perTry = false): ForwardResult {
-  stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
+  // upstream_rq_timeout is the route timeout's (Envoy's onResponseTimeout); a last try's own timeout was counted as
+  // upstream_rq_per_try_timeout when it fired (onPerTryTimeoutCommon counts nothing else).
+  if (!perTry) stats.upstreamRqTimeout.inc(stats.clusterLabel(clusterName));
   return aborted(stats, clusterName, { kind: 'local', reply: localReplies.timeout(perTry), host, attempts });
 }
 
