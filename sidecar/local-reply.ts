@@ -55,7 +55,7 @@ export const localReplies = {
     status: reason === 'protocol_error' ? 502 : 503,
     body: `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace(/_/g, ' ')}${transport ? `, transport failure reason: ${transport}` : ''}`,
     headers: [],
-    flag: reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_reset' || reason === 'remote_refused_stream_reset' ? 'UR' : 'UC',
+    flag: resetFlag(reason),
     details: upstreamResetDetails(reason, transport, false),
   }),
   faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI', details: 'fault_filter_abort' }),
@@ -76,6 +76,15 @@ export { grpcStatusOf };
 
 export function isGrpc(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.startsWith('application/grpc');
+}
+
+/**
+ * The response flag of an upstream reset, before or after the response started, as Envoy's
+ * streamResetReasonToResponseFlag: a connect failure UF, the connection closed UC, a stream reset by the peer UR,
+ * a protocol error UPE.
+ */
+export function resetFlag(reason: string): string {
+  return reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_reset' || reason === 'remote_refused_stream_reset' ? 'UR' : 'UC';
 }
 
 /** Status, headers and body as sent downstream. */

@@ -17,7 +17,7 @@ import { headerError } from './llhttp.ts';
 import { applyMutation, flatFromPairs, getHeader, objectFromPairs, pairsFromRaw, removeHeader, setHeader, withoutHopByHop, withoutPseudo } from './headers.ts';
 import { requestHash } from './lb/hash-policy.ts';
 import type { LocalReply } from './local-reply.ts';
-import { isGrpc, localReplies, renderLocalReply, upstreamResetDetails } from './local-reply.ts';
+import { isGrpc, localReplies, renderLocalReply, resetFlag, upstreamResetDetails } from './local-reply.ts';
 import { forwardedClientCert, peerCertificate, peerProperties } from './peer-identity.ts';
 import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
@@ -1884,10 +1884,14 @@ class ResponseSink implements BodySink {
     const failure = e instanceof UpstreamFailure ? e : undefined;
     const reason = failure?.reason;
     // Envoy's router after the response started: the route timeout's response_timeout (onResponseTimeout), or
-    // upstream_reset_after_response_started{reason} (onUpstreamReset); a reset the sidecar has no reason for is
-    // the upstream's remote reset (UR).
+    // upstream_reset_after_response_started{reason} (onUpstreamReset) with the reason's flag, as before the
+    // response (UC for a closed connection, UR for a reset stream); a reset the sidecar has no reason for is the
+    // upstream's remote reset (UR).
     if (reason === 'timeout') this.settle('UT', 'response_timeout');
-    else this.settle(reason === 'protocol_error' ? 'UPE' : 'UR', upstreamResetDetails(reason === undefined || reason === 'reset' ? 'remote_reset' : reason, failure?.transport, true));
+    else {
+      const why = reason === undefined || reason === 'reset' ? 'remote_reset' : reason;
+      this.settle(resetFlag(why), upstreamResetDetails(why, failure?.transport, true));
+    }
     this.stream.res.destroy();
   }
 }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, eventually, freePort, get, instance, policy, route, service, startApp, moduleServer } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, policy, route, service, startApp, moduleServer, tap } from './harness.ts';
 import { wat } from '../wasm/wat.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -144,7 +144,13 @@ test("the router's timeouts, resets, overflow, retries spent and a client that l
   // Nothing listens (UF): a connection failure.
   assert.equal((await get(port, 'gone', '/refused')).status, 503);
   // After the headers went out: the reset and the route timeout end the stream with Envoy's late details.
+  // The connection closing mid-body is flagged as before the response, UC (Envoy's streamResetReasonToResponseFlag;
+  // UR until 2026-11-28, which is a stream reset's).
+  const watching = await tap(sc.adminPort, '?path_prefix=/midbody&max=1');
   assert.deepEqual(await fetchAll(port, 'shop', '/midbody'), { status: 200, complete: false });
+  await eventually(() => watching.lines.length === 1, 5000, 'the tap line');
+  watching.close();
+  assert.deepEqual([watching.lines[0]!.response_code, watching.lines[0]!.response_flags], [200, 'UC']);
   assert.deepEqual(await fetchAll(port, 'shop', '/stall'), { status: 200, complete: false });
   // The circuit breaker (max_requests 1) refuses a second request while the first is out (UO).
   const before = shop.hits;
