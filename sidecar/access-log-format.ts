@@ -87,15 +87,14 @@ interface CompiledOperator {
 
 const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
 
-/** The value of request header `name` (lowercase): every value of it joined by ',' as Envoy's header formatter does, undefined when absent. */
+/** The first value of header `name` (lowercase), as Envoy's HeaderFormatter::findHeader reads header[0]; undefined when absent. */
 function headerValue(headers: HeaderPairs | undefined, name: string): string | undefined {
   if (headers === undefined) return undefined;
-  let found: string | undefined;
   for (let i = 0; i < headers.length; i++) {
     const h = headers[i]!;
-    if (h[0] === name) found = found === undefined ? h[1] : `${found},${h[1]}`;
+    if (h[0] === name) return h[1];
   }
-  return found;
+  return undefined;
 }
 
 function requestHeader(s: LogSource, name: string): string | undefined {
