@@ -258,6 +258,8 @@ export interface HttpConnectionManagerConfig {
   xfcc?: { subject: boolean; uri: boolean; dns: boolean };
   /** access_log: the stdout loggers, their formats compiled (sidecar/access-log-format.ts); absent: nothing is logged. */
   accessLogs?: AccessLogFormat[];
+  /** One of them reads the downstream connection (addresses, %CONNECTION_ID%): looked up per request only then. */
+  accessLogsReadConnection?: boolean;
 }
 
 /** The connection manager's tracing with envoy.tracers.opentelemetry. */

@@ -5,7 +5,7 @@
 import { constants as http2constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
-import type { AccessLogEntry, AccessLogFormat, LogSource } from './access-log-format.ts';
+import type { AccessLogEntry, LogSource } from './access-log-format.ts';
 import type { ClusterManager } from './clusters.ts';
 import type { HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig, VirtualHostConfig } from './config.ts';
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
@@ -713,10 +713,6 @@ function resetNow(s: Http2ServerResponse['stream']): void {
   if (!s.closed && !s.destroyed && !s.state.remoteClose) s.close(http2constants.NGHTTP2_NO_ERROR);
 }
 
-function readsConnection(f: AccessLogFormat): boolean {
-  return f.needsConnection;
-}
-
 /** Filter chains whose streams finished in this event-loop turn (Stream.finish). */
 let ending: RequestFilters[] = [];
 
@@ -991,7 +987,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
   if (env.tap?.active) stream.tapRequest = req.rawHeaders;
   stream.logRequestHeaders = headers;
-  if (hcm.accessLogs !== undefined && env.accessLog && hcm.accessLogs.some(readsConnection)) stream.logConnection = connectionAttributes(h2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket, req.socket);
+  if (hcm.accessLogsReadConnection === true && env.accessLog) stream.logConnection = connectionAttributes(h2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket, req.socket);
   res.on('close', () => {
     // Closed before the response was ended: the client left.
     if (responseEnded(res)) return;

@@ -271,7 +271,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     if (xfccMode === 'SANITIZE_SET') xfcc = fields;
   } else if (xfccMode === 'SANITIZE_SET') xfcc = { subject: false, uri: false, dns: false };
   f.done();
-  return { kind: 'http', statPrefix, rds, ...(rdsInitialFetchTimeoutMs !== undefined ? { rdsInitialFetchTimeoutMs } : {}), routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}), ...(accessLogs ? { accessLogs } : {}) };
+  return { kind: 'http', statPrefix, rds, ...(rdsInitialFetchTimeoutMs !== undefined ? { rdsInitialFetchTimeoutMs } : {}), routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}), ...(accessLogs ? { accessLogs, accessLogsReadConnection: accessLogs.some((l) => l.needsConnection) } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {
