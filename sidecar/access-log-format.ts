@@ -97,15 +97,18 @@ function headerValue(headers: HeaderPairs | undefined, name: string): string | u
   return undefined;
 }
 
+const orNone = (v: string): string | undefined => (v === '' ? undefined : v);
+
 function requestHeader(s: LogSource, name: string): string | undefined {
   // Envoy's request header map holds the pseudo-headers; the router rewrites :path and :authority in it.
   switch (name) {
+    // '' is a codec error's before the request line or headers were parsed: no such header.
     case ':method':
-      return s.log.method;
+      return orNone(s.log.method);
     case ':path':
-      return s.upstreamPath ?? s.log.path;
+      return s.upstreamPath ?? orNone(s.log.path);
     case ':authority':
-      return s.upstreamAuthority ?? s.log.authority;
+      return s.upstreamAuthority ?? orNone(s.log.authority);
     case 'x-envoy-original-path': {
       const v = headerValue(s.logRequestHeaders, name);
       if (v !== undefined) return v;
@@ -121,8 +124,6 @@ function responseHeader(s: LogSource, name: string): string | undefined {
   if (name === ':status') return s.logResponseHeaders === undefined ? undefined : String(s.log.response_code);
   return headerValue(s.logResponseHeaders, name);
 }
-
-const orNone = (v: string): string | undefined => (v === '' ? undefined : v);
 
 /** Operators without arguments, and what each gives (stream_info_formatter.cc). */
 const SIMPLE: Record<string, CompiledOperator> = {

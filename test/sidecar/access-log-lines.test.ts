@@ -4,6 +4,7 @@
 // NACKed with its field path while the previous configuration keeps serving.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -104,4 +105,17 @@ test('no access_log, no line; an operator the sidecar lacks is NACKed by path an
     return lines.length > 0;
   }, 10_000, 'a line once the valid format is applied');
   assert.deepEqual(JSON.parse(lines.at(-1)!), { code: 200, path: '/logged', weft_service: 'web.default', weft_direction: 'inbound' });
+
+  // The HTTP/1 codec's own 400 (a header line without a colon) is logged too, with no path: it never parsed one.
+  const before = lines.length;
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(sc.inboundPort, '127.0.0.1', () => socket.end('GET / HTTP/1.1\r\nHost x\r\n\r\n'));
+    let got = '';
+    socket.on('data', (c) => (got += c));
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+  });
+  assert.match(answer, /^HTTP\/1\.1 400 /);
+  await eventually(() => lines.length > before, 5000, "the codec reply's line");
+  assert.deepEqual(JSON.parse(lines.at(-1)!), { code: 400, path: null, weft_service: 'web.default', weft_direction: 'inbound' });
 });
