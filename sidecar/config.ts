@@ -2,6 +2,8 @@
 // Envoy proto3 JSON into these (or NACKs); everything else in sidecar/ reads
 // only these, so a field the sidecar honours is visible here and nowhere else.
 
+import type { AccessLogFormat } from './access-log-format.ts';
+
 export interface SocketAddress {
   address: string;
   port: number;
@@ -254,6 +256,10 @@ export interface HttpConnectionManagerConfig {
    * always, Subject / URI / DNS as set_current_client_cert_details says). Absent: SANITIZE, the header removed.
    */
   xfcc?: { subject: boolean; uri: boolean; dns: boolean };
+  /** access_log: the stdout loggers, their formats compiled (sidecar/access-log-format.ts); absent: nothing is logged. */
+  accessLogs?: AccessLogFormat[];
+  /** One of them reads the downstream connection (addresses, %CONNECTION_ID%): looked up per request only then. */
+  accessLogsReadConnection?: boolean;
 }
 
 /** The connection manager's tracing with envoy.tracers.opentelemetry. */

@@ -12,7 +12,7 @@ import { formatErrors } from './fidelity/fields.ts';
 import { grpcStreamDispatcher, httpCallDispatcher } from './http-call.ts';
 import { ListenerManager, type DrainScope } from './listeners.ts';
 import { TlsContexts } from './tls-contexts.ts';
-import type { AccessLogEntry, ProxyEnv } from './proxy.ts';
+import type { ProxyEnv } from './proxy.ts';
 import type { SidecarStats } from './stats.ts';
 import type { SeriesFilter } from './metrics.ts';
 import { Tracer, type Collector } from './tracing.ts';
@@ -136,7 +136,7 @@ export class DataPlane {
   constructor(
     stats: SidecarStats,
     options: {
-      accessLog?: (e: AccessLogEntry) => void;
+      accessLog?: (line: string) => void;
       wasmLog?: (e: LogEntry) => void;
       random?: () => number;
       node?: { id: string; cluster: string };

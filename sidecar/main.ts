@@ -12,7 +12,6 @@ import { Profilers } from './admin-profiler.ts';
 import { bufferedLines } from './access-log.ts';
 import { DataPlane } from './dataplane.ts';
 import { Level, Loggers, parseComponentLevels, parseLevel } from './logging.ts';
-import type { AccessLogEntry } from './proxy.ts';
 import type { LogEntry } from './wasm/index.ts';
 import { SidecarStats } from './stats.ts';
 import { Runtime, defaultLayers, layeredRuntimeJson, parseLayeredRuntime } from './runtime.ts';
@@ -32,8 +31,11 @@ export interface SidecarOptions {
   namespace?: string;
   bindAddress?: string;
   sotw?: boolean;
-  /** JSON access log lines to stdout (default true; WEFT_ACCESS_LOG=off turns them off for `weft sidecar`). */
-  accessLog?: boolean;
+  /**
+   * Access log lines of the connection managers whose access_log names the stdout logger: to stdout (default
+   * true; WEFT_ACCESS_LOG=off turns them off for `weft sidecar`), off (false), or to a function (tests, embedding).
+   */
+  accessLog?: boolean | ((line: string) => void);
   /** Where `ready` and other lifecycle lines go (default stdout). */
   log?: (line: string) => void;
   /** Join token for a control plane with mesh identity on (node.metadata WEFT_TOKEN; default $WEFT_PROXY_TOKEN). */
@@ -203,7 +205,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const accessLogOn = opts.accessLog ?? process.env.WEFT_ACCESS_LOG !== 'off';
   // Everything the sidecar logs to stdout leaves through one batch: one write per event-loop turn for both logs.
   const stdoutLines = bufferedLines((chunk) => process.stdout.write(chunk));
-  const accessLog = !accessLogOn ? undefined : (e: AccessLogEntry) => stdoutLines.line(JSON.stringify(e));
+  const accessLog = !accessLogOn ? undefined : typeof opts.accessLog === 'function' ? opts.accessLog : (line: string) => stdoutLines.line(line);
   // Wasm filters' proxy_log lines (e.g. the telemetry filter's access log), one JSON line each:
   // {"level","source":"wasm","plugin","msg"}. With a `log` hook (tests, embedding) the lines go there instead.
   const wasmLines = opts.log ? { line: opts.log, close: () => undefined } : stdoutLines;

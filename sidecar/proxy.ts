@@ -5,6 +5,7 @@
 import { constants as http2constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
+import type { AccessLogEntry, LogSource } from './access-log-format.ts';
 import type { ClusterManager } from './clusters.ts';
 import type { HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig, VirtualHostConfig } from './config.ts';
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
@@ -23,7 +24,7 @@ import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
-import { connectionAttributes, responseCodeDetails } from './stream-attributes.ts';
+import { connectionAttributes, responseCodeDetails, type ConnectionAttributes } from './stream-attributes.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
 import type { OverloadManager } from './overload.ts';
@@ -34,31 +35,15 @@ import { UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
 import type { StreamProperties } from './wasm/index.ts';
 
-export interface AccessLogEntry {
-  start_time: string;
-  listener: string;
-  method: string;
-  path: string;
-  authority: string;
-  protocol: string;
-  response_code: number;
-  response_flags: string;
-  route_name: string;
-  upstream_cluster: string;
-  upstream_host: string;
-  attempts: number;
-  bytes_received: number;
-  bytes_sent: number;
-  duration_ms: number;
-  request_id: string;
-}
+export type { AccessLogEntry } from './access-log-format.ts';
 
 export interface ProxyEnv {
   clusters: ClusterManager;
   routeConfig(name: string): RouteConfig | undefined;
   filters: FilterResolver;
   stats: SidecarStats;
-  accessLog?: (entry: AccessLogEntry) => void;
+  /** Where access log lines go (stdout, batched); absent (WEFT_ACCESS_LOG=off): no connection manager logs. */
+  accessLog?: (line: string) => void;
   random: () => number;
   /** Certificates from SDS, for listeners with mutual TLS. */
   tls?: TlsContexts;
@@ -351,6 +336,7 @@ function writeHead(stream: Stream, status: number, headers: HeaderPairs, last = 
 
 function writeHeadNow(stream: Stream, status: number, headers: HeaderPairs, last: boolean): void {
   serverHeader(stream, headers);
+  stream.logResponseHeaders = headers;
   if (stream.tapRequest) stream.tapResponse = [[':status', String(status)], ...headers];
   const res = stream.res;
   if ((res as Http2ServerResponse).stream !== undefined) {
@@ -422,8 +408,16 @@ function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
  * named closure is created with a defineProperty (esbuild's keepNames), which
  * cost more than the closure's work (docs/sidecar.md, Performance).
  */
-class Stream {
+class Stream implements LogSource {
   finished = false;
+  /** What the connection manager's access logs read (LogSource): the request headers as they end up, what went upstream, the response headers sent, the connection. */
+  logRequestHeaders: HeaderPairs | undefined = undefined;
+  upstreamPath: string | undefined = undefined;
+  upstreamAuthority: string | undefined = undefined;
+  logResponseHeaders: HeaderPairs | undefined = undefined;
+  logConnection: ConnectionAttributes | undefined = undefined;
+  endFlag = '-';
+  endDetails: string | undefined = undefined;
   /** The downstream response closed before it was ended: the client left. */
   clientGone = false;
   filters: RequestFilters | undefined;
@@ -487,6 +481,10 @@ class Stream {
     // reset the stream after; the upstream exchange is abandoned either way.
     if (hcm.streamIdleTimeoutMs > 0) this.#idle = setTimeout(expire, hcm.streamIdleTimeoutMs, this, 'stream timeout', 'SI');
     if (hcm.requestTimeoutMs > 0) this.#requestTimer = setTimeout(expire, hcm.requestTimeoutMs, this, 'request timeout', 'DPE');
+  }
+
+  get suppressEnvoyHeaders(): boolean {
+    return this.hcm.suppressEnvoyHeaders;
   }
 
   get idleTimeout(): boolean {
@@ -591,8 +589,11 @@ class Stream {
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
     this.hs.rqTime.observe(log.duration_ms);
-    if (this.env.accessLog || this.tapRequest) log.start_time = new Date(this.started).toISOString();
-    if (this.env.accessLog) this.env.accessLog(log);
+    this.endFlag = flag;
+    this.endDetails = details;
+    const accessLogs = this.hcm.accessLogs;
+    if (accessLogs !== undefined && this.env.accessLog) for (let i = 0; i < accessLogs.length; i++) this.env.accessLog(accessLogs[i]!.format(this));
+    if (this.tapRequest) log.start_time = new Date(this.started).toISOString();
     if (this.tapRequest) this.env.tap!.emit(log, this.tapRequest, this.tapUpstream, this.tapResponse);
     if (this.span) finishSpan(this.span, this.hcm.tracing!, log);
     // The response is over before the request body (an early answer to an upload): its rest is read and dropped,
@@ -781,9 +782,11 @@ export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnect
   hs.rq.value++;
   (hs.rqXx[Math.floor(r.status / 100)] ?? hs.rqXx[0]!).value++;
   hs.rqTime.observe(0);
-  if (!env.accessLog && !env.tap?.active) return;
+  const accessLogs = env.accessLog ? hcm.accessLogs : undefined;
+  if (accessLogs === undefined && !env.tap?.active) return;
+  const started = Date.now();
   const log: AccessLogEntry = {
-    start_time: new Date().toISOString(),
+    start_time: new Date(started).toISOString(),
     listener: listenerName,
     method: r.method,
     path: r.path,
@@ -800,7 +803,23 @@ export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnect
     duration_ms: 0,
     request_id: '',
   };
-  env.accessLog?.(log);
+  if (accessLogs !== undefined) {
+    // What the codec parsed is all there is: no headers (Envoy logs a codec error's request headers only when it got them).
+    const source: LogSource = {
+      log,
+      started,
+      logRequestHeaders: undefined,
+      upstreamPath: undefined,
+      upstreamAuthority: undefined,
+      logResponseHeaders: undefined,
+      logConnection: undefined,
+      replied: undefined,
+      endFlag: r.flag,
+      endDetails: undefined,
+      suppressEnvoyHeaders: hcm.suppressEnvoyHeaders,
+    };
+    for (const f of accessLogs) env.accessLog!(f.format(source));
+  }
   if (env.tap?.active) env.tap.emit(log, [], undefined, undefined);
 }
 
@@ -988,6 +1007,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   const downstream = new Downstream();
   const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
   if (env.tap?.active) stream.tapRequest = req.rawHeaders;
+  stream.logRequestHeaders = headers;
+  if (hcm.accessLogsReadConnection === true && env.accessLog) stream.logConnection = connectionAttributes(h2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket, req.socket);
   res.on('close', () => {
     // Closed before the response was ended: the client left.
     if (responseEnded(res)) return;
@@ -1235,6 +1256,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const setCookies: HeaderPairs = [];
     const hash = action.hashPolicy.length ? requestHash(action.hashPolicy, { headers: upstreamHeaders, path, sourceIp: remote }, setCookies) : undefined;
 
+    // Envoy's router changes the request's own header map: the access log reads :path and :authority as sent upstream.
+    stream.upstreamPath = upstreamPath;
+    stream.upstreamAuthority = upstreamAuthority;
+    stream.logRequestHeaders = upstreamHeaders;
     if (upgrade) {
       stream.span?.inject(upstreamHeaders);
       // The hop-by-hop headers that ask for the upgrade go on to the upstream, as Envoy forwards them for an allowed upgrade.

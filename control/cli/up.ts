@@ -208,7 +208,8 @@ export async function startMesh(opts: UpOptions = {}): Promise<RunningMesh> {
   };
   try {
     const tracing = opts.otelCollector ? ['--otel-cluster', OTEL_CLUSTER_NAME, '--trace-sampling', '100'] : [];
-    const control = children.spawn('control', [...weftCli, 'control', '--data-dir', join(dataDir, 'control'), '--api-port', '0', '--xds-port', '0', ...tracing]);
+    // Access logs on, as `weft control --access-log`: each sidecar's log (logs/) has a JSON line per request.
+    const control = children.spawn('control', [...weftCli, 'control', '--data-dir', join(dataDir, 'control'), '--api-port', '0', '--xds-port', '0', '--access-log', ...tracing]);
     const apiLine = waitForLine(control, /api: (http:\/\/\S+)/, 'control plane api');
     const xdsLine = waitForLine(control, /xds: (\S+):(\d+)/, 'control plane xds');
     const apiUrl = (await apiLine)[1]!;

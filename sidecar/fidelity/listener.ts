@@ -3,6 +3,7 @@
 
 import type { HttpConnectionManagerConfig, HttpFilterConfig, ListenerConfig, TcpProxyConfig, TlsSecretRefs, TracingConfig } from '../config.ts';
 import { DEFAULT_BUFFER_LIMIT, DEFAULT_DOWNSTREAM_IDLE_MS } from '../config.ts';
+import { decodeAccessLogs } from '../access-log-format.ts';
 import { rbacFilter } from './rbac.ts';
 import { downstreamTls } from './tls.ts';
 import { adsConfigSource, socketAddress } from './common.ts';
@@ -16,7 +17,6 @@ const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.Ht
 const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 const FAULT_TYPE = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
-const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
 const OTEL_TRACER_TYPE = 'envoy.config.trace.v3.OpenTelemetryConfig';
 const RBAC_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBAC';
 const TLS_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
@@ -178,18 +178,9 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     maxRequestsPerConnection = cpo.num('max_requests_per_connection') ?? 0;
     cpo.done();
   }
-  for (const log of f.list('access_log')) {
-    log.ignore('name');
-    const tc = log.obj('typed_config');
-    log.done();
-    if (tc && typeName(tc) !== STDOUT_LOG_TYPE) tc.fail('@type', 'only the stdout access logger is supported (the sidecar logs JSON to stdout)');
-    // The sidecar writes its own JSON fields; a json_format (a Struct: any keys) is accepted, nothing else.
-    const format = tc?.obj('log_format');
-    const json = format?.raw('json_format');
-    if (format && (json === null || typeof json !== 'object' || Array.isArray(json))) format.fail('json_format', 'only a json_format log format is supported');
-    format?.done();
-    tc?.done();
-  }
+  // Access logs (sidecar/access-log-format.ts): the stdout logger's format compiled once here; an operator,
+  // option or filter the sidecar does not implement is NACKed with its path.
+  const accessLogs = decodeAccessLogs(f.list('access_log'));
   // Tracing with the OpenTelemetry tracer (sidecar/tracing.ts): spans exported over OTLP/gRPC to a bootstrap
   // cluster (checked when the listener is applied: DataPlane), W3C trace context upstream.
   let tracingConfig: TracingConfig | undefined;
@@ -280,7 +271,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     if (xfccMode === 'SANITIZE_SET') xfcc = fields;
   } else if (xfccMode === 'SANITIZE_SET') xfcc = { subject: false, uri: false, dns: false };
   f.done();
-  return { kind: 'http', statPrefix, rds, ...(rdsInitialFetchTimeoutMs !== undefined ? { rdsInitialFetchTimeoutMs } : {}), routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}) };
+  return { kind: 'http', statPrefix, rds, ...(rdsInitialFetchTimeoutMs !== undefined ? { rdsInitialFetchTimeoutMs } : {}), routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}), ...(accessLogs ? { accessLogs, accessLogsReadConnection: accessLogs.some((l) => l.needsConnection) } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

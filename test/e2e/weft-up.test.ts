@@ -71,6 +71,21 @@ test(
       const canary = (await (await fetch(`${ingress}/`, { headers: { 'x-canary': 'always' } })).json()) as { upstream: { version: string } };
       assert.equal(canary.upstream.version, 'v2');
 
+      // weft up runs its control plane with --access-log: each sidecar's log (logs/) has Envoy's JSON line per request.
+      const logs = /^logs: (\S+)$/m.exec(out)![1]!;
+      const served = () =>
+        readFileSync(`${logs}/frontend-v1-sidecar.log`, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('{"start_time"'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter((e) => e.weft_direction === 'inbound' && e.path === '/');
+      for (let i = 0; i < 50 && served().length < 21; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(served().length, 21, 'a line for each of the 21 requests to the ingress');
+      assert.deepEqual(
+        served().map((e) => [e.method, e.response_code, e.response_flags, e.weft_service]),
+        Array(21).fill(['GET', 200, '-', 'frontend.default']),
+      );
+
       // every sidecar runs what the control plane means it to, by its own config dump (filters over ECDS included)
       const api = /^api: (\S+)$/m.exec(out)![1]!;
       const token = /^token: (\S+)$/m.exec(out)![1]!;

@@ -8,11 +8,13 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
+import { defaultTranslator } from '../../control/xds/index.ts';
 import { OverloadManager } from '../../sidecar/overload.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import { TestMesh, connect, eventually, exchange, freePort, instance, metric, service, spawnWeft, startApp } from './harness.ts';
 
-const mesh = await TestMesh.start();
+// Access logs on, as `weft control --access-log`: the OM line is read from a sidecar's stdout.
+const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control', accessLog: {} }) });
 after(() => mesh.close());
 
 /** Whether the peer closes the connection without sending a byte. */

@@ -1,0 +1,482 @@
+// Envoy's stdout access logger with a json_format (or a text format), as the
+// weft sidecar honours it: a connection manager logs a line per request only
+// when its access_log names the stdout logger, with exactly the keys its
+// format gives and each value's command operators substituted as Envoy's
+// formatter does (source/common/formatter/substitution_formatter.cc,
+// stream_info_formatter.cc, http_specific_formatter.cc):
+//
+// - a JSON value that is one operator alone keeps the operator's type (a
+//   number for %RESPONSE_CODE%, %DURATION%, %BYTES_*%, a string otherwise)
+//   and is null when the stream has no such value (omitted under
+//   omit_empty_values); text around operators makes a string, where a
+//   missing value is `-` ('' under omit_empty_values);
+// - a number in json_format is itself; nested objects and lists are
+//   formatted the same way; json_format_options.sort_properties sorts the
+//   keys (otherwise Envoy promises no order: the sidecar keeps the config's);
+// - %REQ(A?B):N reads header A, else B, truncated to N characters.
+//
+// A format is compiled once, when its listener is accepted: per request the
+// line is built by walking precompiled parts (no parsing, no regex), and an
+// operator the sidecar does not implement is NACKed with its field path.
+
+import { hostname } from 'node:os';
+import type { Fields } from './fidelity/fields.ts';
+import { join, typeName } from './fidelity/fields.ts';
+import type { LocalReply } from './local-reply.ts';
+import type { ConnectionAttributes } from './stream-attributes.ts';
+import { responseCodeDetails } from './stream-attributes.ts';
+import type { HeaderPairs } from './upstream.ts';
+
+/** The sidecar's own fields of one request (what /tap shows, and what the access log formats read). */
+export interface AccessLogEntry {
+  start_time: string;
+  listener: string;
+  method: string;
+  path: string;
+  authority: string;
+  protocol: string;
+  response_code: number;
+  response_flags: string;
+  route_name: string;
+  upstream_cluster: string;
+  upstream_host: string;
+  attempts: number;
+  bytes_received: number;
+  bytes_sent: number;
+  duration_ms: number;
+  request_id: string;
+}
+
+/** What a format reads of a finished request (proxy.ts's Stream, or a codec reply's stand-in). */
+export interface LogSource {
+  readonly log: AccessLogEntry;
+  /** Date.now() when the request started. */
+  readonly started: number;
+  /** The request headers as they are at the end: after the filters, the route's mutations and the router's (no pseudo-headers). */
+  readonly logRequestHeaders: HeaderPairs | undefined;
+  /** :path and :authority as the router sent them upstream (after rewrites); undefined when nothing went upstream. */
+  readonly upstreamPath: string | undefined;
+  readonly upstreamAuthority: string | undefined;
+  /** The response headers as sent (no :status); undefined when none were. */
+  readonly logResponseHeaders: HeaderPairs | undefined;
+  /** The downstream connection's addresses and id; undefined when not known (a codec reply). */
+  readonly logConnection: ConnectionAttributes | undefined;
+  /** The local reply the stream answered with and the flag it ended with (for %RESPONSE_CODE_DETAILS%). */
+  readonly replied: LocalReply | undefined;
+  readonly endFlag: string;
+  /** The details the stream ended with when no local reply gives them (a reset or timeout after the response started, the client leaving). */
+  readonly endDetails: string | undefined;
+  /** The router's suppress_envoy_headers (whether Envoy would have set x-envoy-original-path on a rewrite). */
+  readonly suppressEnvoyHeaders: boolean;
+}
+
+/** One access logger of a connection manager, compiled. */
+export interface AccessLogFormat {
+  /** The line for one request (without its newline). */
+  format(s: LogSource): string;
+  /** The format reads the downstream connection (addresses, %CONNECTION_ID%): proxy.ts looks it up only then. */
+  readonly needsConnection: boolean;
+}
+
+type Value = string | number | undefined;
+type Operator = (s: LogSource) => Value;
+
+/** A compiled operator, and what it needs of the stream. */
+interface CompiledOperator {
+  get: Operator;
+  connection: boolean;
+}
+
+const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
+
+/** The first value of header `name` (lowercase), as Envoy's HeaderFormatter::findHeader reads header[0]; undefined when absent. */
+function headerValue(headers: HeaderPairs | undefined, name: string): string | undefined {
+  if (headers === undefined) return undefined;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!;
+    if (h[0] === name) return h[1];
+  }
+  return undefined;
+}
+
+const orNone = (v: string): string | undefined => (v === '' ? undefined : v);
+
+function requestHeader(s: LogSource, name: string): string | undefined {
+  // Envoy's request header map holds the pseudo-headers; the router rewrites :path and :authority in it.
+  switch (name) {
+    // '' is a codec error's before the request line or headers were parsed: no such header.
+    case ':method':
+      return orNone(s.log.method);
+    case ':path':
+      return s.upstreamPath ?? orNone(s.log.path);
+    case ':authority':
+      return s.upstreamAuthority ?? orNone(s.log.authority);
+    case 'x-envoy-original-path': {
+      const v = headerValue(s.logRequestHeaders, name);
+      if (v !== undefined) return v;
+      // The router sets it when it rewrites the path, unless suppress_envoy_headers (RouteEntryImplBase::finalizePathHeader).
+      return s.upstreamPath !== undefined && s.upstreamPath !== s.log.path && !s.suppressEnvoyHeaders ? s.log.path : undefined;
+    }
+    default:
+      return name.charCodeAt(0) === 58 /* : */ ? undefined : headerValue(s.logRequestHeaders, name);
+  }
+}
+
+function responseHeader(s: LogSource, name: string): string | undefined {
+  if (name === ':status') return s.logResponseHeaders === undefined ? undefined : String(s.log.response_code);
+  return headerValue(s.logResponseHeaders, name);
+}
+
+/** Operators without arguments, and what each gives (stream_info_formatter.cc). */
+const SIMPLE: Record<string, CompiledOperator> = {
+  // Envoy's default START_TIME format, %Y-%m-%dT%H:%M:%E3SZ: ISO 8601 in UTC with milliseconds.
+  START_TIME: { get: (s) => new Date(s.started).toISOString(), connection: false },
+  PROTOCOL: { get: (s) => orNone(s.log.protocol), connection: false },
+  // responseCode().value_or(0): 0 when no response was sent.
+  RESPONSE_CODE: { get: (s) => s.log.response_code, connection: false },
+  RESPONSE_FLAGS: { get: (s) => s.log.response_flags, connection: false },
+  RESPONSE_CODE_DETAILS: { get: (s) => details(s, false), connection: false },
+  BYTES_RECEIVED: { get: (s) => s.log.bytes_received, connection: false },
+  BYTES_SENT: { get: (s) => s.log.bytes_sent, connection: false },
+  DURATION: { get: (s) => s.log.duration_ms, connection: false },
+  UPSTREAM_HOST: { get: (s) => orNone(s.log.upstream_host), connection: false },
+  UPSTREAM_CLUSTER: { get: (s) => orNone(s.log.upstream_cluster), connection: false },
+  ROUTE_NAME: { get: (s) => orNone(s.log.route_name), connection: false },
+  // attemptCount().value_or(0).
+  UPSTREAM_REQUEST_ATTEMPT_COUNT: { get: (s) => s.log.attempts, connection: false },
+  DOWNSTREAM_REMOTE_ADDRESS: { get: (s) => orNone(s.logConnection?.['source.address'] ?? ''), connection: true },
+  DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.logConnection?.['source.address']), connection: true },
+  // No PROXY protocol and no x-forwarded-for trust in the sidecar: the direct peer is the remote address.
+  DOWNSTREAM_DIRECT_REMOTE_ADDRESS: { get: (s) => orNone(s.logConnection?.['source.address'] ?? ''), connection: true },
+  DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.logConnection?.['source.address']), connection: true },
+  DOWNSTREAM_LOCAL_ADDRESS: { get: (s) => orNone(s.logConnection?.['destination.address'] ?? ''), connection: true },
+  DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.logConnection?.['destination.address']), connection: true },
+  DOWNSTREAM_LOCAL_PORT: { get: (s) => s.logConnection?.['destination.port'], connection: true },
+  // The downstream connection's id (connectionID().value_or(0)).
+  CONNECTION_ID: { get: (s) => s.logConnection?.['connection.id'] ?? 0, connection: true },
+  REQUESTED_SERVER_NAME: { get: (s) => orNone(s.logConnection?.['connection.requested_server_name'] ?? ''), connection: true },
+};
+
+/** `ip:port` or `[v6]:port` without its port. */
+function withoutPort(address: string | undefined): string | undefined {
+  if (!address) return undefined;
+  const colon = address.lastIndexOf(':');
+  const ip = address.slice(0, colon);
+  return ip.charCodeAt(0) === 91 /* [ */ ? ip.slice(1, -1) : ip;
+}
+
+/** %RESPONSE_CODE_DETAILS%: whitespace replaced by '_' (StringUtil::replaceAllEmptySpace) unless ALLOW_WHITESPACES. */
+function details(s: LogSource, allowWhitespace: boolean): string | undefined {
+  const d = responseCodeDetails(s.log.response_code, s.endFlag, s.replied, s.endDetails);
+  if (d === undefined || allowWhitespace) return d;
+  return /\s/.test(d) ? d.replace(/\s/g, '_') : d;
+}
+
+const hostName = hostname();
+
+/**
+ * The operator `%...%` (without its percent signs) compiled, or a message
+ * saying why not. `REQ(A?B):N`, `RESP(A?B):N`, `START_TIME`,
+ * `RESPONSE_CODE_DETAILS(ALLOW_WHITESPACES)`, `HOSTNAME`, and SIMPLE.
+ */
+function compileOperator(token: string): CompiledOperator | string {
+  const open = token.indexOf('(');
+  const name = open < 0 ? token : token.slice(0, open);
+  let arg: string | undefined;
+  let maxLength: number | undefined;
+  if (open >= 0) {
+    const close = token.indexOf(')', open);
+    if (close < 0) return `closing bracket is missing in %${token}%`;
+    arg = token.slice(open + 1, close);
+    const rest = token.slice(close + 1);
+    if (rest !== '') {
+      if (rest[0] !== ':' || !/^:\d+$/.test(rest)) return `incorrect position of ')' in %${token}% (a length limit is ):N)`;
+      maxLength = Number(rest.slice(1));
+    }
+  } else {
+    const colon = token.indexOf(':');
+    if (colon >= 0) return `%${token}% takes no length limit`;
+  }
+  if (name === 'REQ' || name === 'RESP') {
+    if (!arg) return `%${name}(...)% needs a header name`;
+    const parts = arg.split('?');
+    if (parts.length > 2) return `more than 1 alternative header in %${token}%`;
+    const main = parts[0]!.toLowerCase();
+    const alt = parts[1]?.toLowerCase();
+    if (main === '' || alt === '') return `empty header name in %${token}%`;
+    const read = name === 'REQ' ? requestHeader : responseHeader;
+    const get: Operator =
+      alt === undefined
+        ? maxLength === undefined
+          ? (s) => read(s, main)
+          : (s) => read(s, main)?.slice(0, maxLength)
+        : (s) => {
+            const v = read(s, main) ?? read(s, alt);
+            return maxLength === undefined ? v : v?.slice(0, maxLength);
+          };
+    return { get, connection: false };
+  }
+  if (maxLength !== undefined) return `%${token}%: the weft sidecar supports a length limit only on %REQ()% and %RESP()%`;
+  if (name === 'START_TIME') {
+    // A strftime format of its own is not implemented; the default (empty) one is.
+    if (arg) return `%${token}% is not supported by the weft sidecar (only %START_TIME% with Envoy's default format)`;
+    return SIMPLE.START_TIME!;
+  }
+  if (name === 'RESPONSE_CODE_DETAILS' && arg !== undefined) {
+    if (arg !== 'ALLOW_WHITESPACES') return `%${token}%: the only argument is ALLOW_WHITESPACES`;
+    return { get: (s) => details(s, true), connection: false };
+  }
+  if (name === 'HOSTNAME' && arg === undefined) return { get: () => hostName, connection: false };
+  const simple = SIMPLE[name];
+  if (simple !== undefined && arg === undefined) return simple;
+  return `%${token}% is not supported by the weft sidecar`;
+}
+
+const OPERATOR = /%([A-Z][A-Z0-9_]*(?:\([^)]*\))?(?::\d+)?)%/y;
+
+/** A format string's parts: literal text, and operators. */
+type Part = string | CompiledOperator;
+
+/**
+ * A format string split as Envoy's SubstitutionFormatParser splits it:
+ * `%%` is a literal `%`, `%NAME...%` an operator; a `%` that starts no
+ * operator is an error (Envoy refuses the format).
+ */
+function parseFormat(format: string, fail: (message: string) => void): Part[] | undefined {
+  const parts: Part[] = [];
+  let literal = '';
+  let i = 0;
+  let ok = true;
+  while (i < format.length) {
+    const c = format[i]!;
+    if (c !== '%') {
+      literal += c;
+      i++;
+      continue;
+    }
+    if (format[i + 1] === '%') {
+      literal += '%';
+      i += 2;
+      continue;
+    }
+    // As Envoy's parser: %NAME%, %NAME(anything but ')')%, either with :N before the closing %.
+    OPERATOR.lastIndex = i;
+    const m = OPERATOR.exec(format);
+    const token = m ? m[1]! : '';
+    const end = m ? i + m[0].length - 1 : -1;
+    if (!m) {
+      fail(`${JSON.stringify(format)}: not a command operator at position ${i} (an operator is %NAME%, %NAME(arg)% or %NAME(arg):N%; %% is a literal %)`);
+      return undefined;
+    }
+    const op = compileOperator(token);
+    if (typeof op === 'string') {
+      fail(op);
+      ok = false;
+    } else {
+      if (literal) parts.push(literal);
+      literal = '';
+      parts.push(op);
+    }
+    i = end + 1;
+  }
+  if (literal) parts.push(literal);
+  return ok ? parts : undefined;
+}
+
+/** Text of parts, a missing value as `empty` (Envoy's '-' or, under omit_empty_values, ''). */
+function textOf(parts: Part[], empty: string): (s: LogSource) => string {
+  if (parts.length === 1 && typeof parts[0] !== 'string') {
+    const get = parts[0]!.get;
+    return (s) => {
+      const v = get(s);
+      return v === undefined ? empty : typeof v === 'number' ? String(v) : v;
+    };
+  }
+  return (s) => {
+    let out = '';
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (typeof p === 'string') out += p;
+      else {
+        const v = p.get(s);
+        out += v === undefined ? empty : v;
+      }
+    }
+    return out;
+  };
+}
+
+/** A JSON value's text for one request; undefined: omitted (omit_empty_values and no value). */
+type JsonPart = (s: LogSource) => string | undefined;
+
+interface JsonOptions {
+  omitEmpty: boolean;
+  sort: boolean;
+  connection: boolean;
+}
+
+function compileJsonValue(v: unknown, path: string, errors: { path: string; message: string }[], o: JsonOptions): JsonPart | undefined {
+  if (typeof v === 'number') {
+    const text = JSON.stringify(v);
+    return () => text;
+  }
+  if (typeof v === 'string') {
+    const parts = parseFormat(v, (message) => errors.push({ path, message }));
+    if (parts === undefined) return undefined;
+    for (const p of parts) if (typeof p !== 'string' && p.connection) o.connection = true;
+    if (parts.length === 0) return () => '""';
+    if (parts.every((p) => typeof p === 'string')) {
+      const text = JSON.stringify(parts.join(''));
+      return () => text;
+    }
+    if (parts.length === 1) {
+      // One operator alone keeps its type (formatValue): null when the stream has no value.
+      const get = (parts[0] as CompiledOperator).get;
+      const none = o.omitEmpty ? undefined : 'null';
+      return (s) => {
+        const x = get(s);
+        return x === undefined ? none : typeof x === 'number' ? String(x) : JSON.stringify(x);
+      };
+    }
+    // Text around operators: a string, a missing value as '-' ('' under omit_empty_values).
+    const text = textOf(parts, o.omitEmpty ? '' : '-');
+    return (s) => JSON.stringify(text(s));
+  }
+  if (Array.isArray(v)) {
+    const items: JsonPart[] = [];
+    let ok = true;
+    v.forEach((x, i) => {
+      const c = compileJsonValue(x, `${path}[${i}]`, errors, o);
+      if (c) items.push(c);
+      else ok = false;
+    });
+    if (!ok) return undefined;
+    return (s) => {
+      let out = '[';
+      let first = true;
+      for (let i = 0; i < items.length; i++) {
+        const x = items[i]!(s);
+        if (x === undefined) continue;
+        out += first ? x : `,${x}`;
+        first = false;
+      }
+      return out + ']';
+    };
+  }
+  if (v !== null && typeof v === 'object') return compileJsonObject(v as Record<string, unknown>, path, errors, o);
+  errors.push({ path, message: 'only strings, numbers, nested objects and lists are supported in a structured access log format (as Envoy)' });
+  return undefined;
+}
+
+function compileJsonObject(obj: Record<string, unknown>, path: string, errors: { path: string; message: string }[], o: JsonOptions): JsonPart | undefined {
+  let keys = Object.keys(obj);
+  if (o.sort) keys = [...keys].sort();
+  const entries: { key: string; value: JsonPart }[] = [];
+  let ok = true;
+  for (const k of keys) {
+    const c = compileJsonValue(obj[k], join(path, k), errors, o);
+    if (c) entries.push({ key: `${JSON.stringify(k)}:`, value: c });
+    else ok = false;
+  }
+  if (!ok) return undefined;
+  return (s) => {
+    let out = '{';
+    let first = true;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const x = e.value(s);
+      if (x === undefined) continue;
+      out += first ? e.key + x : `,${e.key}${x}`;
+      first = false;
+    }
+    return out + '}';
+  };
+}
+
+/**
+ * The access_log entries of a connection manager, checked and compiled: only
+ * the stdout logger, with a json_format, text_format or text_format_source
+ * (inline) log format, or none (Envoy's default text format); filters and
+ * formatter extensions are NACKed. Undefined when there is none.
+ */
+export function decodeAccessLogs(logs: Fields[]): AccessLogFormat[] | undefined {
+  const out: AccessLogFormat[] = [];
+  for (const log of logs) {
+    log.ignore('name');
+    const tc = log.obj('typed_config');
+    // filter (access log filters) and anything else are reported by done(): not implemented.
+    log.done();
+    if (!tc) {
+      log.fail('typed_config', 'required: the stdout access logger (envoy.extensions.access_loggers.stream.v3.StdoutAccessLog)');
+      continue;
+    }
+    if (typeName(tc) !== STDOUT_LOG_TYPE) {
+      tc.fail('@type', 'only the stdout access logger (envoy.extensions.access_loggers.stream.v3.StdoutAccessLog) is supported by the weft sidecar');
+      continue;
+    }
+    const format = tc.obj('log_format');
+    tc.done();
+    const compiled = format ? compileLogFormat(format) : compileText(DEFAULT_FORMAT, `${tc.path}.log_format`, tc.errors, false);
+    if (compiled) out.push(compiled);
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+/** Envoy's default format (SubstitutionFormatUtils::DEFAULT_FORMAT) for a logger without log_format. */
+const DEFAULT_FORMAT =
+  '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" ' +
+  '%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% ' +
+  '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" ' +
+  '"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n';
+
+/** A SubstitutionFormatString (log_format), compiled. */
+function compileLogFormat(format: Fields): AccessLogFormat | undefined {
+  const omitEmpty = format.bool('omit_empty_values') ?? false;
+  const which = ['json_format', 'text_format', 'text_format_source'].filter((k) => format.has(k));
+  if (which.length > 1) format.fail(which[1]!, `only one of json_format, text_format, text_format_source may be set (${which[0]} is)`);
+  // content_type only matters to local replies; the stdout logger ignores it.
+  format.ignore('content_type');
+  let compiled: AccessLogFormat | undefined;
+  if (which[0] === 'json_format') {
+    const json = format.raw('json_format');
+    const options = format.obj('json_format_options');
+    const sort = options?.bool('sort_properties') ?? false;
+    options?.done();
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) format.fail('json_format', 'expected an object (a Struct)');
+    else {
+      const o: JsonOptions = { omitEmpty, sort, connection: false };
+      const errors = format.errors;
+      const before = errors.length;
+      const root = compileJsonObject(json as Record<string, unknown>, `${format.path}.json_format`, errors, o);
+      if (root && errors.length === before) compiled = { format: (s) => root(s)!, needsConnection: o.connection };
+    }
+  } else if (which[0] === 'text_format') {
+    const text = format.str('text_format');
+    if (text !== undefined) compiled = compileText(text, `${format.path}.text_format`, format.errors, omitEmpty);
+  } else if (which[0] === 'text_format_source') {
+    const source = format.obj('text_format_source');
+    const inline = source?.str('inline_string');
+    source?.done();
+    if (source && inline === undefined) source.fail('inline_string', 'required: the weft sidecar reads a text format only inline (not from a file or environment variable)');
+    if (inline !== undefined) compiled = compileText(inline, `${format.path}.text_format_source.inline_string`, format.errors, omitEmpty);
+  } else format.fail('json_format', 'required: one of json_format, text_format, text_format_source');
+  // formatters (formatter extensions) and anything else: not implemented.
+  format.done();
+  return compiled;
+}
+
+/** A text format: every operator as text, a missing value `-` ('' under omit_empty_values); the line without its trailing newline (the writer adds one). */
+function compileText(text: string, path: string, errors: { path: string; message: string }[], omitEmpty: boolean): AccessLogFormat | undefined {
+  const parts = parseFormat(text, (message) => errors.push({ path, message }));
+  if (parts === undefined) return undefined;
+  const render = textOf(parts, omitEmpty ? '' : '-');
+  const connection = parts.some((p) => typeof p !== 'string' && p.connection);
+  // Envoy writes what the format gives; the sidecar's writer ends every line with one newline.
+  return {
+    format: (s) => {
+      const line = render(s);
+      return line.charCodeAt(line.length - 1) === 10 ? line.slice(0, -1) : line;
+    },
+    needsConnection: connection,
+  };
+}
