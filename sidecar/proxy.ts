@@ -1242,6 +1242,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     applyMutation(upstreamHeaders, vh.requestHeaders);
     applyMutation(upstreamHeaders, config.requestHeaders);
     const upstreamPath = rewritePath(routeNow, action, path);
+    // As Envoy's router (RouteEntryImplBase::finalizePathHeader): a route that rewrites the path sends the one the
+    // client asked for in x-envoy-original-path, unless suppress_envoy_headers.
+    if ((action.prefixRewrite !== undefined || action.regexRewrite !== undefined) && !hcm.suppressEnvoyHeaders) setHeader(upstreamHeaders, 'x-envoy-original-path', path);
     let upstreamAuthority = authority;
     if (action.hostRewrite) {
       upstreamAuthority = action.hostRewrite;

@@ -135,12 +135,15 @@ test('path match, prefix rewrite and header mutations reach the app as configure
   assert.equal(hit.status, 200);
   const seen = JSON.parse(hit.body);
   assert.equal(seen.url, '/v2/items?q=1');
+  // As Envoy's router, the path the client asked for goes along when a route rewrites it.
+  assert.equal(seen.headers['x-envoy-original-path'], '/api/items?q=1');
   assert.equal(seen.headers['x-added'], 'yes');
   assert.equal(seen.headers['x-secret'], undefined);
   assert.equal(hit.headers['x-resp'], 'r');
   // Not matching the header: falls through to the default route, unrewritten.
   const other = JSON.parse((await get(caller.outboundPort, 'echo', '/api/items', { headers: { 'x-user': 'bob' } })).body);
   assert.equal(other.url, '/api/items');
+  assert.equal(other.headers['x-envoy-original-path'], undefined, 'no rewrite, no original path');
   assert.equal(other.headers['x-added'], undefined);
 });
 
