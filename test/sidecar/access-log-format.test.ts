@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import type { AccessLogFormat, LogSource } from '../../sidecar/access-log-format.ts';
 import type { HttpConnectionManagerConfig } from '../../sidecar/config.ts';
 import { accept } from '../../sidecar/fidelity.ts';
+import { DEFAULT_ACCESS_LOG_FIELDS } from '../../control/translate/features/hcm-access-log.ts';
 
 const golden = JSON.parse(readFileSync(new URL('../golden/observability-access-log/listeners.json', import.meta.url), 'utf8')) as { name: string; value: any }[];
 const HCM_PATH = 'filter_chains[0].filters[0].typed_config';
@@ -93,25 +94,9 @@ function localReply(): LogSource {
   return s;
 }
 
-const DEFAULT_FIELDS = {
-  start_time: '%START_TIME%',
-  method: '%REQ(:METHOD)%',
-  path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
-  protocol: '%PROTOCOL%',
-  authority: '%REQ(:AUTHORITY)%',
-  response_code: '%RESPONSE_CODE%',
-  response_flags: '%RESPONSE_FLAGS%',
-  bytes_received: '%BYTES_RECEIVED%',
-  bytes_sent: '%BYTES_SENT%',
-  duration_ms: '%DURATION%',
-  upstream_host: '%UPSTREAM_HOST%',
-  upstream_cluster: '%UPSTREAM_CLUSTER%',
-  request_id: '%REQ(X-REQUEST-ID)%',
-  user_agent: '%REQ(USER-AGENT)%',
-};
 
 test("the translator's default fields: exactly its keys, in its order; numbers stay numbers, a missing value is null", () => {
-  const f = compile({ json_format: { ...DEFAULT_FIELDS, weft_service: 'web.default', weft_direction: 'inbound' } });
+  const f = compile({ json_format: { ...DEFAULT_ACCESS_LOG_FIELDS, weft_service: 'web.default', weft_direction: 'inbound' } });
   assert.equal(
     f.format(proxied()),
     '{"start_time":"2026-11-28T04:05:06.789Z","method":"GET","path":"/api/items?x=1","protocol":"HTTP/1.1","authority":"orders",' +
