@@ -156,7 +156,8 @@ function overloadManager(o: ResolvedBootstrapOptions): Json | undefined {
  */
 export const RE2_MAX_PROGRAM_SIZE = 32768;
 
-function layeredRuntime(): Json {
+/** The bootstrap's layered_runtime; the weft sidecar runs these layers too when not told otherwise (sidecar/runtime.ts). */
+export function layeredRuntime(): Json {
   return {
     layers: [
       { name: 'weft', static_layer: { 're2.max_program_size.error_level': RE2_MAX_PROGRAM_SIZE } },

@@ -21,7 +21,7 @@ import { existsSync, readdirSync, readFileSync, statSync, watch, type FSWatcher 
 import { basename, dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { validateMessage } from '../control/envoy/index.ts';
-import { RE2_MAX_PROGRAM_SIZE } from '../proxy-config/bootstrap.ts';
+import { layeredRuntime } from '../proxy-config/bootstrap.ts';
 import type { Gauge, Counter } from './metrics.ts';
 
 /** One resolved value, as Envoy's Snapshot::Entry. */
@@ -360,10 +360,9 @@ export class Runtime {
  * layers, and no admin layer for /runtime_modify.)
  */
 export function defaultLayers(): LayerSpec[] {
-  return [
-    { name: 'weft', kind: 'static', values: { 're2.max_program_size.error_level': RE2_MAX_PROGRAM_SIZE } },
-    { name: 'admin', kind: 'admin' },
-  ];
+  const layers = parseLayeredRuntime(layeredRuntime());
+  if (typeof layers === 'string') throw new Error(`weft bootstrap's layered_runtime: ${layers}`);
+  return layers;
 }
 
 /** The layers as the bootstrap's layered_runtime (proto3 JSON), for /config_dump's bootstrap. */
