@@ -22,6 +22,7 @@
 import { hostname } from 'node:os';
 import type { Fields } from './fidelity/fields.ts';
 import { join, typeName } from './fidelity/fields.ts';
+import { getHeader } from './headers.ts';
 import type { LocalReply } from './local-reply.ts';
 import type { ConnectionAttributes } from './stream-attributes.ts';
 import { responseCodeDetails } from './stream-attributes.ts';
@@ -91,12 +92,7 @@ const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessL
 
 /** The first value of header `name` (lowercase), as Envoy's HeaderFormatter::findHeader reads header[0]; undefined when absent. */
 function headerValue(headers: HeaderPairs | undefined, name: string): string | undefined {
-  if (headers === undefined) return undefined;
-  for (let i = 0; i < headers.length; i++) {
-    const h = headers[i]!;
-    if (h[0] === name) return h[1];
-  }
-  return undefined;
+  return headers === undefined ? undefined : getHeader(headers, name);
 }
 
 const orNone = (v: string): string | undefined => (v === '' ? undefined : v);
