@@ -26,18 +26,27 @@ after(async () => {
 type Json = Record<string, any>;
 const NEW = 'outbound|7100||fresh.default';
 
-test('a cluster added after start warms until its assignment: 503 NC meanwhile, warming gauge, config_dump, /clusters', { timeout: 30_000 }, async () => {
-  // The real control plane, holding back one cluster's assignment while `hold` is set (SotW: nothing says it is absent).
+/** The real control plane's translator, holding back one cluster's assignment until release() (SotW: nothing says it is absent). */
+function holdingBack(name: string): { translator: Translator; release(): void } {
   let hold = true;
   const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
-  const translator: Translator = {
-    translateProxy: (m, p) => base.translateProxy(m, p),
-    translateEndpoints: (m, names) => {
-      const out = base.translateEndpoints(m, names);
-      return hold ? { ...out, endpoints: out.endpoints.filter((e) => e.name !== NEW) } : out;
+  return {
+    translator: {
+      translateProxy: (m, p) => base.translateProxy(m, p),
+      translateEndpoints: (m, names) => {
+        const out = base.translateEndpoints(m, names);
+        return hold ? { ...out, endpoints: out.endpoints.filter((e) => e.name !== name) } : out;
+      },
+    },
+    release: () => {
+      hold = false;
     },
   };
-  const mesh = await TestMesh.start({ translator });
+}
+
+test('a cluster added after start warms until its assignment: 503 NC meanwhile, warming gauge, config_dump, /clusters', { timeout: 30_000 }, async () => {
+  const held = holdingBack(NEW);
+  const mesh = await TestMesh.start({ translator: held.translator });
   closers.push(() => mesh.close());
   const old = await startApp('svc');
   const fresh = await startApp('fresh');
@@ -73,7 +82,7 @@ test('a cluster added after start warms until its assignment: 503 NC meanwhile, 
   assert.equal(acked()[TypeUrl.cluster], cdsBefore, 'the CDS ACK waits for the cluster to warm');
   assert.equal(mesh.xds.status.get(client.nodeId)!.status, 'STALE');
 
-  hold = false;
+  held.release();
   mesh.model.update({ instances: [instance('svc', old.port), instance('fresh', fresh.port, { v: '2' })] });
   await eventually(async () => (await get(client.outboundPort, 'fresh')).status === 200, 5000, 'fresh served once its assignment came');
   assert.ok(fresh.hits >= 1);
@@ -293,17 +302,8 @@ test('a cluster CDS removes while it warms is gone, with its series', async () =
 });
 
 test("at start a cluster is under warming_clusters until it initialized, as Envoy's cluster manager: not active, not in /clusters, config_dump's dynamic_warming_clusters; /ready waits for it", { timeout: 30_000 }, async () => {
-  // The real control plane, holding back one cluster's assignment while `hold` is set (SotW: nothing says it is absent).
-  let hold = true;
-  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
-  const translator: Translator = {
-    translateProxy: (m, p) => base.translateProxy(m, p),
-    translateEndpoints: (m, names) => {
-      const out = base.translateEndpoints(m, names);
-      return hold ? { ...out, endpoints: out.endpoints.filter((e) => e.name !== NEW) } : out;
-    },
-  };
-  const mesh = await TestMesh.start({ translator });
+  const held = holdingBack(NEW);
+  const mesh = await TestMesh.start({ translator: held.translator });
   closers.push(() => mesh.close());
   const old = await startApp('svc');
   const fresh = await startApp('fresh');
@@ -327,7 +327,7 @@ test("at start a cluster is under warming_clusters until it initialized, as Envo
   assert.ok(!JSON.parse((await get(client.adminPort, 'admin', '/clusters?format=json')).body).cluster_statuses.some((c: Json) => c.name === NEW));
   assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /svc\.default::/);
 
-  hold = false;
+  held.release();
   mesh.model.update({ instances: [instance('svc', old.port), instance('fresh', fresh.port, { v: '2' })] });
   await withTimeout(client.ready, 10_000, 'ready once the assignment came');
   assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
