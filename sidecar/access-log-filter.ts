@@ -9,8 +9,8 @@
 import type { Fields } from './fidelity/fields.ts';
 import { headerMatcher } from './fidelity/route.ts';
 import type { LogSource } from './access-log-format.ts';
-import type { HeaderMatcherConfig } from './config.ts';
-import { headerMatches, type RouteRequest } from './router.ts';
+import { requestHeader } from './access-log-format.ts';
+import { headerValueMatches } from './router.ts';
 import type { Runtime } from './runtime.ts';
 import type { HeaderPairs } from './upstream.ts';
 
@@ -120,7 +120,7 @@ export function compileLogFilter(f: Fields): LogFilter | undefined {
         break;
       }
       const m = headerMatcher(h);
-      out = (s) => headerMatches(m, requestOf(s, m));
+      out = (s) => headerValueMatches(m, filterHeader(s, m.name));
       break;
     }
     case 'response_flag_filter': {
@@ -261,14 +261,13 @@ function allOf(headers: HeaderPairs | undefined, name: string): string | undefin
   return out;
 }
 
-/** The request as the header filter matches it: the request headers as they are when logged, with :method, :path and :authority. */
-function requestOf(s: LogSource, m: HeaderMatcherConfig): RouteRequest {
-  return {
-    method: s.log.method,
-    path: s.upstreamPath ?? s.log.path,
-    authority: s.upstreamAuthority ?? s.log.authority,
-    header: (name) => (name === m.name ? allOf(s.logRequestHeaders, name) : undefined),
-  };
+/**
+ * The request header the header filter matches, as Envoy's request header map holds it when the stream is logged:
+ * :method, :path and :authority as the router left them (host is :authority), any other header's values joined.
+ */
+function filterHeader(s: LogSource, name: string): string | undefined {
+  if (name === 'host') name = ':authority';
+  return name.charCodeAt(0) === 58 /* : */ ? requestHeader(s, name) : allOf(s.logRequestHeaders, name);
 }
 
 /**

@@ -118,7 +118,8 @@ function headerValue(headers: HeaderPairs | undefined, name: string): string | u
 
 const orNone = (v: string): string | undefined => (v === '' ? undefined : v);
 
-function requestHeader(s: LogSource, name: string): string | undefined {
+/** A request header as %REQ()% reads it (the header filter reads the pseudo-headers through it too). */
+export function requestHeader(s: LogSource, name: string): string | undefined {
   // Envoy's request header map holds the pseudo-headers; the router rewrites :path and :authority in it.
   switch (name) {
     // '' is a codec error's before the request line or headers were parsed: no such header.

@@ -145,7 +145,7 @@ function readBody(source: Req, limit: number, stream: Stream): Promise<Buffer | 
       // node ends an h2 request its client reset too ('aborted' first): that is a body cut short, as a close.
       if ((source as Http2ServerRequest).aborted === true) return;
       ended = true;
-      stream.decodeComplete = true;
+      stream.decoded();
       if (rest) rest.push(null);
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
@@ -516,10 +516,14 @@ class Stream implements LogSource {
     this.downstream.abort();
   }
 
-  requestReceived(): void {
-    // Envoy's lastDownstreamRxByteReceived: not when the stream ends before its request did.
-    if (!this.finished && !this.decodeComplete && this.hcm.accessLogsReadTimes === true) this.requestDoneAt = Date.now();
+  /** The whole request arrived: Envoy's remoteDecodeComplete and, for the access log, lastDownstreamRxByteReceived (not when the stream ended first). */
+  decoded(): void {
+    if (!this.decodeComplete && !this.finished && this.hcm.accessLogsReadTimes === true) this.requestDoneAt = Date.now();
     this.decodeComplete = true;
+  }
+
+  requestReceived(): void {
+    this.decoded();
     clearTimeout(this.#requestTimer);
     this.#requestTimer = undefined;
   }
@@ -1159,7 +1163,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed) streamed.once('aborted', () => downstream.abort());
     // No body to come: the headers end the request (the filters see end_of_stream with them).
     const noBody = streamed === undefined && bodiless(req, h2);
-    if (noBody) stream.decodeComplete = true;
+    if (noBody) stream.decoded();
     let body: Buffer | null = noBody ? EMPTY : null;
 
     /** The body, read while a filter held the headers (readWhileHeld). */

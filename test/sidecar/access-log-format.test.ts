@@ -305,6 +305,12 @@ test('header, response flag, grpc status, not_health_check and log type filters;
   const absent = filtered({ header_filter: { header: { name: 'x-debug', present_match: true, invert_match: true } } });
   assert.equal(absent.filter!(proxied(), noRuntime), true);
   assert.equal(absent.filter!(proxied({ logRequestHeaders: [['x-debug', '1']] }), noRuntime), false);
+  // A codec reply parsed no path: :path is absent, so even an inverted match fails (as Envoy's matchHeaders).
+  const notHealth = filtered({ header_filter: { header: { name: ':path', string_match: { prefix: '/healthz' }, invert_match: true } } });
+  assert.equal(notHealth.filter!(proxied(), noRuntime), true);
+  assert.equal(notHealth.filter!(withLog({ path: '' }, { upstreamPath: undefined }), noRuntime), false);
+  const host = filtered({ header_filter: { header: { name: 'host', string_match: { exact: 'orders' } } } });
+  assert.equal(host.filter!(proxied(), noRuntime), true, 'host is :authority');
 
   const anyFlag = filtered({ response_flag_filter: {} });
   assert.equal(anyFlag.filter!(proxied(), noRuntime), false);
