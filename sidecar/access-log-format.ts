@@ -184,6 +184,9 @@ const SIMPLE: Record<string, CompiledOperator> = {
   RESPONSE_DURATION: { get: (s) => since(s, s.upstreamFirstRxAt), connection: false, times: true },
   // lastDownstreamTxByteSent - firstUpstreamRxByteReceived, when both were reached.
   RESPONSE_TX_DURATION: { get: (s) => (s.responseDoneAt === 0 || s.upstreamFirstRxAt === 0 ? undefined : Math.max(0, s.responseDoneAt - s.upstreamFirstRxAt)), connection: false, times: true },
+  // The last attempt's transport failure (a TLS handshake to the upstream) that the router answered for: the
+  // reason as node's TLS gives it (TLS_error:CODE:message), which is not BoringSSL's text.
+  UPSTREAM_TRANSPORT_FAILURE_REASON: { get: (s) => s.replied?.transport, connection: false },
   UPSTREAM_LOCAL_ADDRESS: { get: (s) => s.upstreamLocalAddress, connection: false, times: true },
   UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.upstreamLocalAddress), connection: false, times: true },
   UPSTREAM_LOCAL_PORT: { get: (s) => portOf(s.upstreamLocalAddress), connection: false, times: true },

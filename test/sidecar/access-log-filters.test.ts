@@ -5,8 +5,16 @@
 // runtime key of a filter changes the selection through POST /runtime_modify;
 // %REQUEST_DURATION% <= %RESPONSE_DURATION% <= %DURATION% for a slow upstream.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { loadOrCreateCa } from '../../control/ca/root.ts';
+import { issueSvid } from '../../control/ca/svid.ts';
+import { DataPlane } from '../../sidecar/dataplane.ts';
+import { SidecarStats } from '../../sidecar/stats.ts';
 import { TestMesh, admin, eventually, get, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -151,4 +159,77 @@ test('the timing operators of a slow upstream are ordered as Envoy orders them; 
   assert.notEqual(slow!.local, slow!.host);
   // The codec's 400: no request was received whole, nothing went upstream.
   assert.deepEqual(local, { path: null, rq: null, rqtx: null, rs: null, rstx: null, d: 0, local: null, host: null });
+});
+
+// An upstream over mutual TLS whose certificate is another identity's: the handshake fails, and the access log
+// says why (%UPSTREAM_TRANSPORT_FAILURE_REASON%), as the router's 503 body does; the data plane is driven directly
+// with the golden minimal config, as test/sidecar/cluster-sds-warming.test.ts does.
+type Json = Record<string, any>;
+const SECURE = 'outbound|9443||secure.default';
+const golden = (file: string): { name: string; value: Json }[] => JSON.parse(readFileSync(new URL(`../golden/minimal-http/${file}`, import.meta.url), 'utf8'));
+const resources = (file: string, patch: (v: Json) => Json = (v) => v) => golden(file).map((r) => ({ name: r.name, version: 'v1', value: patch(structuredClone(r.value)) }));
+
+test('a TLS handshake to the upstream that fails is in %UPSTREAM_TRANSPORT_FAILURE_REASON%, with flag UF and no upstream local address', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-alog-tls-'));
+  closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const ca = await loadOrCreateCa(dir, 'weft.local');
+  const issue = (service: string) => issueSvid(ca, { trustDomain: 'weft.local', namespace: 'default', service, ttlMs: 600_000, now: new Date() });
+  const [impostor, web] = await Promise.all([issue('impostor'), issue('web')]);
+  const server = https.createServer({ cert: impostor.certificateChainPem, key: impostor.privateKeyPem, ca: impostor.trustBundlePem, requestCert: true, rejectUnauthorized: true }, (_req, res) => res.end('secret'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  closers.push(async () => server.closeAllConnections());
+  const appPort = (server.address() as { port: number }).port;
+
+  const lines: string[] = [];
+  const dp = new DataPlane(new SidecarStats(), { node: { id: 'web-1', cluster: 'web' }, accessLog: (l) => lines.push(l) });
+  closers.push(() => dp.close());
+  const sds = { ads: {}, resource_api_version: 'V3' };
+  const cluster = {
+    name: SECURE,
+    version: 'v1',
+    value: {
+      name: SECURE,
+      type: 'STATIC',
+      connect_timeout: '1s',
+      load_assignment: { cluster_name: SECURE, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: appPort } } } }] }] },
+      transport_socket: {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+          common_tls_context: {
+            tls_certificate_sds_secret_configs: [{ name: 'web-cert', sds_config: sds }],
+            combined_validation_context: {
+              default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: 'spiffe://weft.local/ns/default/sa/secure' } }] },
+              validation_context_sds_secret_config: { name: 'root', sds_config: sds },
+            },
+          },
+        },
+      },
+    },
+  };
+  const accessLog = [{ name: 'envoy.access_loggers.stdout', typed_config: { '@type': STDOUT, log_format: { json_format: { code: '%RESPONSE_CODE%', flags: '%RESPONSE_FLAGS%', why: '%UPSTREAM_TRANSPORT_FAILURE_REASON%', local: '%UPSTREAM_LOCAL_ADDRESS%' } } } }];
+  const withLog = (l: Json) => {
+    l.address = { socket_address: { address: '127.0.0.1', port_value: 0 } };
+    l.filter_chains[0].filters[0].typed_config.access_log = accessLog;
+    return l;
+  };
+  assert.deepEqual(await dp.apply('secret', [
+    { name: 'web-cert', version: 'v1', value: { name: 'web-cert', tls_certificate: { certificate_chain: { inline_string: web.certificateChainPem }, private_key: { inline_string: web.privateKeyPem } } } },
+    { name: 'root', version: 'v1', value: { name: 'root', validation_context: { trusted_ca: { inline_string: web.trustBundlePem } } } },
+  ], [], false), { errors: [] });
+  assert.deepEqual(await dp.apply('cluster', [...resources('clusters.json'), cluster], [], true), { errors: [] });
+  assert.deepEqual(await dp.apply('listener', resources('listeners.json', withLog), [], true), { errors: [] });
+  const routes = resources('routes.json', (r) => (r.name === 'outbound' ? { ...r, virtual_hosts: [{ name: 'secure', domains: ['secure'], routes: [{ match: { prefix: '/' }, route: { cluster: SECURE } }] }, ...r.virtual_hosts] } : r));
+  assert.deepEqual(await dp.apply('route', routes, [], false), { errors: [] });
+  assert.deepEqual(await dp.apply('endpoint', resources('endpoints.json'), [], false), { errors: [] });
+  const port = dp.listenerPort('outbound')!;
+
+  const failed = await get(port, 'secure');
+  assert.equal(failed.status, 503);
+  await eventually(() => lines.length === 1, 5000, 'the line');
+  const line = JSON.parse(lines[0]!);
+  assert.deepEqual({ code: line.code, flags: line.flags, local: line.local }, { code: 503, flags: 'UF', local: null });
+  assert.equal(line.why, 'TLS_error:ERR_TLS_CERT_ALTNAME_INVALID:server certificate SAN spiffe://weft.local/ns/default/sa/impostor is not spiffe://weft.local/ns/default/sa/secure');
+  assert.ok(failed.body.endsWith(`transport failure reason: ${line.why}`), 'the same reason as the 503 body');
 });

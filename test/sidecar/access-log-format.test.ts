@@ -218,7 +218,7 @@ test('what the sidecar does not implement is NACKed naming the field path', () =
   assert.match(errorsOf([stdout({ json_format: { t: '%START_TIME(%s)%' } })])[0]!.message, /START_TIME.* not supported/);
   assert.match(errorsOf([stdout({ json_format: { bad: 'a % b' } })])[0]!.message, /not a command operator/);
   assert.match(errorsOf([stdout({ json_format: { b: true } })])[0]!.path, /json_format\.b$/);
-  assert.deepEqual(errorsOf([stdout({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' })]), [{ path: `${LOG_PATH}.log_format.text_format`, message: '%UPSTREAM_TRANSPORT_FAILURE_REASON% is not supported by the weft sidecar' }]);
+  assert.deepEqual(errorsOf([stdout({ text_format: '%UPSTREAM_PEER_SUBJECT%' })]), [{ path: `${LOG_PATH}.log_format.text_format`, message: '%UPSTREAM_PEER_SUBJECT% is not supported by the weft sidecar' }]);
   assert.deepEqual(errorsOf([stdout({ text_format_source: { filename: '/etc/fmt' } })]).map((e) => e.path), [`${LOG_PATH}.log_format.text_format_source.filename`, `${LOG_PATH}.log_format.text_format_source.inline_string`]);
   assert.equal(errorsOf([stdout({ json_format: { a: 'x' }, formatters: [{ name: 'x', typed_config: {} }] })])[0]!.path, `${LOG_PATH}.log_format.formatters`);
   // Another logger (file) is NACKed at its type.
@@ -251,6 +251,12 @@ test('the timing operators: whole milliseconds from the start, RESPONSE_TX_DURAT
   // IPv6 upstream local address.
   assert.equal(compile({ text_format: '%UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT% %UPSTREAM_LOCAL_PORT%' }).format(proxied({ upstreamLocalAddress: '[::1]:5000' })), '::1 5000');
   assert.equal(compile({ text_format: '%RESPONSE_CODE%' }).needsTimes, false, 'a format without them records nothing');
+  // A TLS handshake to the upstream that failed: the router's 503 says why, and so does the operator.
+  const why = 'TLS_error:ERR_TLS_CERT_ALTNAME_INVALID:server certificate SAN spiffe://weft.local/ns/default/sa/a is not spiffe://weft.local/ns/default/sa/b';
+  const uf = localReply();
+  const tlsFailed = { ...uf, replied: { status: 503, body: '', headers: [], flag: 'UF', transport: why } };
+  assert.equal(compile({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' }).format(tlsFailed), why);
+  assert.equal(compile({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' }).format(uf), '-');
 });
 
 /** The listener's one access logger with `filter`. */
