@@ -448,8 +448,9 @@ function compileJsonObject(obj: Record<string, unknown>, path: string, errors: {
 /**
  * The access_log entries of a connection manager, checked and compiled: only
  * the stdout logger, with a json_format, text_format or text_format_source
- * (inline) log format, or none (Envoy's default text format); filters and
- * formatter extensions are NACKed. Undefined when there is none.
+ * (inline) log format, or none (Envoy's default text format), and its
+ * filter (access-log-filter.ts); formatter extensions are NACKed. Undefined
+ * when there is none.
  */
 export function decodeAccessLogs(logs: Fields[]): AccessLogFormat[] | undefined {
   const out: AccessLogFormat[] = [];
