@@ -22,6 +22,7 @@
 import { hostname } from 'node:os';
 import type { Fields } from './fidelity/fields.ts';
 import { join, typeName } from './fidelity/fields.ts';
+import { compileLogFilter, type LogFilter } from './access-log-filter.ts';
 import { getHeader } from './headers.ts';
 import type { LocalReply } from './local-reply.ts';
 import type { ConnectionAttributes } from './stream-attributes.ts';
@@ -69,6 +70,20 @@ export interface LogSource {
   readonly endDetails: string | undefined;
   /** The router's suppress_envoy_headers (whether Envoy would have set x-envoy-original-path on a rewrite). */
   readonly suppressEnvoyHeaders: boolean;
+  /** The response trailers the stream ended with (the upstream's, after the filters); undefined when none. */
+  readonly logResponseTrailers: HeaderPairs | undefined;
+  /**
+   * Date.now() at Envoy's downstream and upstream timing points (StreamInfo's downstreamTiming and upstreamTiming),
+   * 0 when the stream did not reach it. Recorded only for a connection manager whose access logs read them
+   * (AccessLogFormat.needsTimes): the last request byte received, the last byte sent upstream, the first byte of the
+   * upstream's response, the last response byte sent.
+   */
+  readonly requestDoneAt: number;
+  readonly upstreamSentAt: number;
+  readonly upstreamFirstRxAt: number;
+  readonly responseDoneAt: number;
+  /** The upstream connection's local address (ip:port) of the last attempt; undefined when none was made (or not recorded). */
+  readonly upstreamLocalAddress: string | undefined;
 }
 
 /** One access logger of a connection manager, compiled. */
@@ -77,6 +92,10 @@ export interface AccessLogFormat {
   format(s: LogSource): string;
   /** The format reads the downstream connection (addresses, %CONNECTION_ID%): proxy.ts looks it up only then. */
   readonly needsConnection: boolean;
+  /** The format reads the stream's timing points or upstream local address (%REQUEST_DURATION%, ...): proxy.ts records them only then. */
+  readonly needsTimes: boolean;
+  /** The access_log entry's filter (sidecar/access-log-filter.ts): the line is written only when it passes. */
+  readonly filter?: LogFilter;
 }
 
 type Value = string | number | undefined;
@@ -86,6 +105,8 @@ type Operator = (s: LogSource) => Value;
 interface CompiledOperator {
   get: Operator;
   connection: boolean;
+  /** Reads LogSource's timing points or upstream local address. */
+  times?: boolean;
 }
 
 const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
@@ -97,7 +118,8 @@ function headerValue(headers: HeaderPairs | undefined, name: string): string | u
 
 const orNone = (v: string): string | undefined => (v === '' ? undefined : v);
 
-function requestHeader(s: LogSource, name: string): string | undefined {
+/** A request header as %REQ()% reads it (the header filter reads the pseudo-headers through it too). */
+export function requestHeader(s: LogSource, name: string): string | undefined {
   // Envoy's request header map holds the pseudo-headers; the router rewrites :path and :authority in it.
   switch (name) {
     // '' is a codec error's before the request line or headers were parsed: no such header.
@@ -116,6 +138,11 @@ function requestHeader(s: LogSource, name: string): string | undefined {
     default:
       return name.charCodeAt(0) === 58 /* : */ ? undefined : headerValue(s.logRequestHeaders, name);
   }
+}
+
+/** %TRAILER(X)%: the first value of response trailer X. */
+function responseTrailer(s: LogSource, name: string): string | undefined {
+  return headerValue(s.logResponseTrailers, name);
 }
 
 function responseHeader(s: LogSource, name: string): string | undefined {
@@ -151,7 +178,31 @@ const SIMPLE: Record<string, CompiledOperator> = {
   // The downstream connection's id (connectionID().value_or(0)).
   CONNECTION_ID: { get: (s) => s.logConnection?.['connection.id'] ?? 0, connection: true },
   REQUESTED_SERVER_NAME: { get: (s) => orNone(s.logConnection?.['connection.requested_server_name'] ?? ''), connection: true },
+  // StreamInfoDurationFormatterProvider: whole milliseconds from the stream's start, none when not reached.
+  REQUEST_DURATION: { get: (s) => since(s, s.requestDoneAt), connection: false, times: true },
+  REQUEST_TX_DURATION: { get: (s) => since(s, s.upstreamSentAt), connection: false, times: true },
+  RESPONSE_DURATION: { get: (s) => since(s, s.upstreamFirstRxAt), connection: false, times: true },
+  // lastDownstreamTxByteSent - firstUpstreamRxByteReceived, when both were reached.
+  RESPONSE_TX_DURATION: { get: (s) => (s.responseDoneAt === 0 || s.upstreamFirstRxAt === 0 ? undefined : Math.max(0, s.responseDoneAt - s.upstreamFirstRxAt)), connection: false, times: true },
+  // The last attempt's transport failure (a TLS handshake to the upstream) that the router answered for: the
+  // reason as node's TLS gives it (TLS_error:CODE:message), which is not BoringSSL's text.
+  UPSTREAM_TRANSPORT_FAILURE_REASON: { get: (s) => s.replied?.transport, connection: false },
+  UPSTREAM_LOCAL_ADDRESS: { get: (s) => s.upstreamLocalAddress, connection: false, times: true },
+  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.upstreamLocalAddress), connection: false, times: true },
+  UPSTREAM_LOCAL_PORT: { get: (s) => portOf(s.upstreamLocalAddress), connection: false, times: true },
 };
+
+/** Milliseconds from the stream's start to a timing point; undefined when the stream did not reach it. */
+function since(s: LogSource, at: number): number | undefined {
+  return at === 0 ? undefined : Math.max(0, at - s.started);
+}
+
+/** The port of `ip:port` as a number. */
+function portOf(address: string | undefined): number | undefined {
+  if (!address) return undefined;
+  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  return Number.isInteger(port) ? port : undefined;
+}
 
 /** `ip:port` or `[v6]:port` without its port. */
 function withoutPort(address: string | undefined): string | undefined {
@@ -193,14 +244,14 @@ function compileOperator(token: string): CompiledOperator | string {
     const colon = token.indexOf(':');
     if (colon >= 0) return `%${token}% takes no length limit`;
   }
-  if (name === 'REQ' || name === 'RESP') {
+  if (name === 'REQ' || name === 'RESP' || name === 'TRAILER') {
     if (!arg) return `%${name}(...)% needs a header name`;
     const parts = arg.split('?');
     if (parts.length > 2) return `more than 1 alternative header in %${token}%`;
     const main = parts[0]!.toLowerCase();
     const alt = parts[1]?.toLowerCase();
     if (main === '' || alt === '') return `empty header name in %${token}%`;
-    const read = name === 'REQ' ? requestHeader : responseHeader;
+    const read = name === 'REQ' ? requestHeader : name === 'RESP' ? responseHeader : responseTrailer;
     const get: Operator =
       alt === undefined
         ? maxLength === undefined
@@ -212,7 +263,7 @@ function compileOperator(token: string): CompiledOperator | string {
           };
     return { get, connection: false };
   }
-  if (maxLength !== undefined) return `%${token}%: the weft sidecar supports a length limit only on %REQ()% and %RESP()%`;
+  if (maxLength !== undefined) return `%${token}%: the weft sidecar supports a length limit only on %REQ()%, %RESP()% and %TRAILER()%`;
   if (name === 'START_TIME') {
     // A strftime format of its own is not implemented; the default (empty) one is.
     if (arg) return `%${token}% is not supported by the weft sidecar (only %START_TIME% with Envoy's default format)`;
@@ -309,6 +360,7 @@ interface JsonOptions {
   omitEmpty: boolean;
   sort: boolean;
   connection: boolean;
+  times: boolean;
 }
 
 function compileJsonValue(v: unknown, path: string, errors: { path: string; message: string }[], o: JsonOptions): JsonPart | undefined {
@@ -319,7 +371,11 @@ function compileJsonValue(v: unknown, path: string, errors: { path: string; mess
   if (typeof v === 'string') {
     const parts = parseFormat(v, (message) => errors.push({ path, message }));
     if (parts === undefined) return undefined;
-    for (const p of parts) if (typeof p !== 'string' && p.connection) o.connection = true;
+    for (const p of parts) {
+      if (typeof p === 'string') continue;
+      if (p.connection) o.connection = true;
+      if (p.times) o.times = true;
+    }
     if (parts.length === 0) return () => '""';
     if (parts.every((p) => typeof p === 'string')) {
       const text = JSON.stringify(parts.join(''));
@@ -392,15 +448,19 @@ function compileJsonObject(obj: Record<string, unknown>, path: string, errors: {
 /**
  * The access_log entries of a connection manager, checked and compiled: only
  * the stdout logger, with a json_format, text_format or text_format_source
- * (inline) log format, or none (Envoy's default text format); filters and
- * formatter extensions are NACKed. Undefined when there is none.
+ * (inline) log format, or none (Envoy's default text format), and its
+ * filter (access-log-filter.ts); formatter extensions are NACKed. Undefined
+ * when there is none.
  */
 export function decodeAccessLogs(logs: Fields[]): AccessLogFormat[] | undefined {
   const out: AccessLogFormat[] = [];
   for (const log of logs) {
     log.ignore('name');
     const tc = log.obj('typed_config');
-    // filter (access log filters) and anything else are reported by done(): not implemented.
+    // The entry's filter (sidecar/access-log-filter.ts), compiled once here; one the sidecar does not implement is NACKed.
+    const filterFields = log.obj('filter');
+    const filter = filterFields ? compileLogFilter(filterFields) : undefined;
+    // Anything else is reported by done(): not implemented.
     log.done();
     if (!tc) {
       log.fail('typed_config', 'required: the stdout access logger (envoy.extensions.access_loggers.stream.v3.StdoutAccessLog)');
@@ -413,7 +473,7 @@ export function decodeAccessLogs(logs: Fields[]): AccessLogFormat[] | undefined 
     const format = tc.obj('log_format');
     tc.done();
     const compiled = format ? compileLogFormat(format) : compileText(DEFAULT_FORMAT, `${tc.path}.log_format`, tc.errors, false);
-    if (compiled) out.push(compiled);
+    if (compiled) out.push(filter ? { ...compiled, filter } : compiled);
   }
   return out.length > 0 ? out : undefined;
 }
@@ -440,11 +500,11 @@ function compileLogFormat(format: Fields): AccessLogFormat | undefined {
     options?.done();
     if (json === null || typeof json !== 'object' || Array.isArray(json)) format.fail('json_format', 'expected an object (a Struct)');
     else {
-      const o: JsonOptions = { omitEmpty, sort, connection: false };
+      const o: JsonOptions = { omitEmpty, sort, connection: false, times: false };
       const errors = format.errors;
       const before = errors.length;
       const root = compileJsonObject(json as Record<string, unknown>, `${format.path}.json_format`, errors, o);
-      if (root && errors.length === before) compiled = { format: (s) => root(s)!, needsConnection: o.connection };
+      if (root && errors.length === before) compiled = { format: (s) => root(s)!, needsConnection: o.connection, needsTimes: o.times };
     }
   } else if (which[0] === 'text_format') {
     const text = format.str('text_format');
@@ -474,5 +534,6 @@ function compileText(text: string, path: string, errors: { path: string; message
       return line.charCodeAt(line.length - 1) === 10 ? line.slice(0, -1) : line;
     },
     needsConnection: connection,
+    needsTimes: parts.some((p) => typeof p !== 'string' && p.times === true),
   };
 }

@@ -260,6 +260,8 @@ export interface HttpConnectionManagerConfig {
   accessLogs?: AccessLogFormat[];
   /** One of them reads the downstream connection (addresses, %CONNECTION_ID%): looked up per request only then. */
   accessLogsReadConnection?: boolean;
+  /** One of them reads the stream's timing points or upstream local address (%REQUEST_DURATION%, ...): recorded only then. */
+  accessLogsReadTimes?: boolean;
 }
 
 /** The connection manager's tracing with envoy.tracers.opentelemetry. */

@@ -44,6 +44,8 @@ export interface ForwardRequest {
   downstream: Downstream;
   /** Per chunk of a streamed request body (stream_idle_timeout, the retry copy). */
   onBodyData?: (chunk: Buffer) => void;
+  /** Each attempt's whole request went upstream (UpstreamRequest.onSent): the access log's timing and upstream local address. */
+  onSent?: (localAddress: string | undefined) => void;
   /**
    * For a streamed body, what a retry sends (Envoy's router keeps such a copy):
    * the whole of it once it has ended within the buffer limit, a stream of the
@@ -405,7 +407,7 @@ async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, body:
     host.activeRequests--;
     return { kind: 'failure', reason: 'timeout' };
   }
-  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined });
+  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined, onSent: req.onSent });
   state.exchange = exchange;
   let settled = false;
   if (perTryMs > 0) {

@@ -22,7 +22,7 @@ import type { NativeParser } from './llhttp.ts';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
 import type { ConnectionStats, Exchange, HeaderPairs, PoolOptions, ResetReason, UpgradeAdmission, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection } from './upstream.ts';
+import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection, localAddressOf } from './upstream.ts';
 import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
@@ -298,6 +298,7 @@ class Connection {
         socket.write(body);
         socket.uncork();
       } else socket.write(text, 'latin1');
+      req.onSent?.(localAddressOf(socket));
       return;
     }
     socket.write(text, 'latin1');
@@ -335,6 +336,7 @@ class Connection {
       if (this.current !== ex || this.closed) return;
       this.#requestDone = true;
       if (chunked) socket.write('0\r\n\r\n', 'latin1');
+      ex.req.onSent?.(localAddressOf(socket));
     };
     const onError = (err: Error) => {
       cleanup();

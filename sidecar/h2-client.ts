@@ -10,7 +10,7 @@
 
 import http2 from 'node:http2';
 import type { Exchange, HeaderPairs, PoolOptions, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, pairsFromObject } from './upstream.ts';
+import { UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, localAddressOf, pairsFromObject } from './upstream.ts';
 
 /** Envoy's default http2_protocol_options.max_concurrent_streams (2^31 - 1). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 2 ** 31 - 1;
@@ -361,6 +361,12 @@ export class Http2Pool implements UpstreamPool {
       req.body.pipe(s);
       // Listening only once piped: an earlier 'data' listener would start the flow with nowhere to go.
       if (req.onBodyData) req.body.on('data', req.onBodyData);
+    }
+    const onSent = req.onSent;
+    if (onSent !== undefined) {
+      const sent = () => onSent(localAddressOf(session.socket));
+      if (req.body === null || Buffer.isBuffer(req.body)) sent();
+      else req.body.once('end', sent);
     }
     return s;
   }

@@ -15,6 +15,8 @@ export interface LocalReply {
   details?: string;
   /** The gRPC status a filter asked for (proxy_send_local_reply's grpc_status): sent to gRPC callers only, as in Envoy. */
   grpcStatus?: number;
+  /** The router's reply to an upstream connection whose transport failed (a TLS handshake): why (%UPSTREAM_TRANSPORT_FAILURE_REASON%). */
+  transport?: string;
 }
 
 /**
@@ -57,6 +59,7 @@ export const localReplies = {
     headers: [],
     flag: resetFlag(reason),
     details: upstreamResetDetails(reason, transport, false),
+    ...(transport ? { transport } : {}),
   }),
   faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI', details: 'fault_filter_abort' }),
   /** Envoy's RBAC filter reply, word for word; `policy` is the DENY policy that matched (none for an ALLOW miss). */

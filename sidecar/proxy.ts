@@ -145,7 +145,7 @@ function readBody(source: Req, limit: number, stream: Stream): Promise<Buffer | 
       // node ends an h2 request its client reset too ('aborted' first): that is a body cut short, as a close.
       if ((source as Http2ServerRequest).aborted === true) return;
       ended = true;
-      stream.decodeComplete = true;
+      stream.decoded();
       if (rest) rest.push(null);
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
@@ -416,6 +416,13 @@ class Stream implements LogSource {
   upstreamAuthority: string | undefined = undefined;
   logResponseHeaders: HeaderPairs | undefined = undefined;
   logConnection: ConnectionAttributes | undefined = undefined;
+  logResponseTrailers: HeaderPairs | undefined = undefined;
+  /** Timing points (LogSource), recorded only when the connection manager's access logs read them (accessLogsReadTimes). */
+  requestDoneAt = 0;
+  upstreamSentAt = 0;
+  upstreamFirstRxAt = 0;
+  responseDoneAt = 0;
+  upstreamLocalAddress: string | undefined = undefined;
   endFlag = '-';
   endDetails: string | undefined = undefined;
   /** The downstream response closed before it was ended: the client left. */
@@ -509,8 +516,14 @@ class Stream implements LogSource {
     this.downstream.abort();
   }
 
-  requestReceived(): void {
+  /** The whole request arrived: Envoy's remoteDecodeComplete and, for the access log, lastDownstreamRxByteReceived (not when the stream ended first). */
+  decoded(): void {
+    if (!this.decodeComplete && !this.finished && this.hcm.accessLogsReadTimes === true) this.requestDoneAt = Date.now();
     this.decodeComplete = true;
+  }
+
+  requestReceived(): void {
+    this.decoded();
     clearTimeout(this.#requestTimer);
     this.#requestTimer = undefined;
   }
@@ -544,6 +557,13 @@ class Stream implements LogSource {
   /** The route's max_stream_duration: the stream may last `ms` from its start. */
   limitDuration(ms: number): void {
     this.#durationTimer = setTimeout(durationReached, Math.max(0, ms - (Date.now() - this.started)), this);
+  }
+
+  /** The whole request went upstream (ForwardRequest.onSent): Envoy's lastUpstreamTxByteSent and the upstream local address. */
+  sentUpstream(localAddress: string | undefined): void {
+    if (this.finished) return;
+    this.upstreamSentAt = Date.now();
+    this.upstreamLocalAddress = localAddress;
   }
 
   /** As Envoy's connection manager: 408 `downstream duration timeout` (gRPC: DEADLINE_EXCEEDED) while nothing was sent, a reset after; flag DT. */
@@ -585,14 +605,22 @@ class Stream implements LogSource {
     // once the connection closed; an HTTP/2 client's RST_STREAM is its codec's http2.remote_reset).
     if (flag === 'DC') details = this.disconnectDetails();
     this.filters?.ended(status, log.bytes_sent, flags, responseCodeDetails(status, flag, this.replied, details));
-    log.duration_ms = Date.now() - this.started;
+    const now = Date.now();
+    log.duration_ms = now - this.started;
+    // Envoy's lastDownstreamTxByteSent: the response went out whole (not after a reset or the client leaving).
+    if (this.hcm.accessLogsReadTimes === true && status !== 0 && responseEnded(this.res)) this.responseDoneAt = now;
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
     this.hs.rqTime.observe(log.duration_ms);
     this.endFlag = flag;
     this.endDetails = details;
     const accessLogs = this.hcm.accessLogs;
-    if (accessLogs !== undefined && this.env.accessLog) for (let i = 0; i < accessLogs.length; i++) this.env.accessLog(accessLogs[i]!.format(this));
+    if (accessLogs !== undefined && this.env.accessLog) {
+      for (let i = 0; i < accessLogs.length; i++) {
+        const al = accessLogs[i]!;
+        if (al.filter === undefined || al.filter(this, this.env)) this.env.accessLog(al.format(this));
+      }
+    }
     if (this.tapRequest) log.start_time = new Date(this.started).toISOString();
     if (this.tapRequest) this.env.tap!.emit(log, this.tapRequest, this.tapUpstream, this.tapResponse);
     if (this.span) finishSpan(this.span, this.hcm.tracing!, log);
@@ -817,8 +845,14 @@ export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnect
       endFlag: r.flag,
       endDetails: undefined,
       suppressEnvoyHeaders: hcm.suppressEnvoyHeaders,
+      logResponseTrailers: undefined,
+      requestDoneAt: 0,
+      upstreamSentAt: 0,
+      upstreamFirstRxAt: 0,
+      responseDoneAt: 0,
+      upstreamLocalAddress: undefined,
     };
-    for (const f of accessLogs) env.accessLog!(f.format(source));
+    for (const f of accessLogs) if (f.filter === undefined || f.filter(source, env)) env.accessLog!(f.format(source));
   }
   if (env.tap?.active) env.tap.emit(log, [], undefined, undefined);
 }
@@ -1129,7 +1163,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed) streamed.once('aborted', () => downstream.abort());
     // No body to come: the headers end the request (the filters see end_of_stream with them).
     const noBody = streamed === undefined && bodiless(req, h2);
-    if (noBody) stream.decodeComplete = true;
+    if (noBody) stream.decoded();
     let body: Buffer | null = noBody ? EMPTY : null;
 
     /** The body, read while a filter held the headers (readWhileHeld). */
@@ -1316,7 +1350,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       replay: copy ? () => copy.replay() : undefined,
       attemptCount: vh.attemptCountUpstream,
       expectedTimeout: !hcm.suppressEnvoyHeaders,
+      onSent: hcm.accessLogsReadTimes === true ? (address) => stream.sentUpstream(address) : undefined,
     }, env.stats);
+    // Envoy's firstUpstreamRxByteReceived: the (last attempt's) response headers arrived.
+    if (hcm.accessLogsReadTimes === true && result.kind === 'response') stream.upstreamFirstRxAt = Date.now();
     log.attempts = result.attempts;
     if (result.kind !== 'abandoned' && result.retryFlag) stream.retryFlag = result.retryFlag;
     if (result.host) log.upstream_host = result.host.key;
@@ -1903,6 +1940,7 @@ class ResponseSink implements BodySink {
 
   finishEnd(trailers: HeaderPairs): void {
     if (this.settled) return;
+    if (trailers.length > 0) this.stream.logResponseTrailers = trailers;
     if (this.h2res && trailers.length) this.h2res.addTrailers(objectFromPairs(trailers));
     this.stream.res.end();
     this.settle('-');

@@ -100,7 +100,11 @@ function headerValue(req: RouteRequest, name: string): string | undefined {
  * is there, so an inverted `exact: beta` does not match a request without it.
  */
 export function headerMatches(h: HeaderMatcherConfig, req: RouteRequest): boolean {
-  const v = headerValue(req, h.name);
+  return headerValueMatches(h, headerValue(req, h.name));
+}
+
+/** headerMatches on the header's value (all of its values joined with ','), undefined when the request lacks it. */
+export function headerValueMatches(h: HeaderMatcherConfig, v: string | undefined): boolean {
   if (v === undefined) return !h.match && h.present === h.invert;
   const ok = h.match ? matchString(h.match, v) : h.present;
   return h.invert ? !ok : ok;

@@ -62,6 +62,18 @@ export interface UpstreamRequest {
   body: Buffer | Readable | null;
   /** Called per chunk of a streamed body once it flows upstream (stream idle tracking). */
   onBodyData?: (chunk: Buffer) => void;
+  /**
+   * Called once the whole request went to the upstream connection (Envoy's lastUpstreamTxByteSent), with that
+   * connection's local address; only set when an access log reads them.
+   */
+  onSent?: (localAddress: string | undefined) => void;
+}
+
+/** A socket's local address as Envoy prints one: `ip:port`, `[v6]:port`. */
+export function localAddressOf(socket: { localAddress?: string | undefined; localPort?: number | undefined } | undefined): string | undefined {
+  const ip = socket?.localAddress;
+  if (!ip) return undefined;
+  return ip.includes(':') ? `[${ip}]:${socket!.localPort}` : `${ip}:${socket!.localPort}`;
 }
 
 /** Where a response body goes: data() returning false pauses the source until resume(). */

@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { test } from 'node:test';
+import type { FilterContext } from '../../sidecar/access-log-filter.ts';
 import type { AccessLogFormat, LogSource } from '../../sidecar/access-log-format.ts';
 import type { HttpConnectionManagerConfig } from '../../sidecar/config.ts';
 import { accept } from '../../sidecar/fidelity.ts';
+import { Runtime } from '../../sidecar/runtime.ts';
 import { DEFAULT_ACCESS_LOG_FIELDS } from '../../control/translate/features/hcm-access-log.ts';
 
 const golden = JSON.parse(readFileSync(new URL('../golden/observability-access-log/listeners.json', import.meta.url), 'utf8')) as { name: string; value: any }[];
@@ -79,6 +81,12 @@ function proxied(over: Partial<LogSource> = {}): LogSource {
     endFlag: '-',
     endDetails: undefined,
     suppressEnvoyHeaders: false,
+    logResponseTrailers: undefined,
+    requestDoneAt: STARTED + 2,
+    upstreamSentAt: STARTED + 3,
+    upstreamFirstRxAt: STARTED + 15,
+    responseDoneAt: STARTED + 17,
+    upstreamLocalAddress: '10.0.0.5:41234',
     ...over,
   };
 }
@@ -210,13 +218,180 @@ test('what the sidecar does not implement is NACKed naming the field path', () =
   assert.match(errorsOf([stdout({ json_format: { t: '%START_TIME(%s)%' } })])[0]!.message, /START_TIME.* not supported/);
   assert.match(errorsOf([stdout({ json_format: { bad: 'a % b' } })])[0]!.message, /not a command operator/);
   assert.match(errorsOf([stdout({ json_format: { b: true } })])[0]!.path, /json_format\.b$/);
-  assert.deepEqual(errorsOf([stdout({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' })]), [{ path: `${LOG_PATH}.log_format.text_format`, message: '%UPSTREAM_TRANSPORT_FAILURE_REASON% is not supported by the weft sidecar' }]);
+  assert.deepEqual(errorsOf([stdout({ text_format: '%UPSTREAM_PEER_SUBJECT%' })]), [{ path: `${LOG_PATH}.log_format.text_format`, message: '%UPSTREAM_PEER_SUBJECT% is not supported by the weft sidecar' }]);
   assert.deepEqual(errorsOf([stdout({ text_format_source: { filename: '/etc/fmt' } })]).map((e) => e.path), [`${LOG_PATH}.log_format.text_format_source.filename`, `${LOG_PATH}.log_format.text_format_source.inline_string`]);
   assert.equal(errorsOf([stdout({ json_format: { a: 'x' }, formatters: [{ name: 'x', typed_config: {} }] })])[0]!.path, `${LOG_PATH}.log_format.formatters`);
-  // Access log filters are not implemented: NACKed, not ignored (every request would be logged).
-  const filtered = { ...(stdout({ json_format: { a: 'x' } }) as object), filter: { status_code_filter: { comparison: { op: 'GE', value: { default_value: 500, runtime_key: 'k' } } } } };
-  assert.equal(errorsOf([filtered])[0]!.path, `${HCM_PATH}.access_log[0].filter`);
   // Another logger (file) is NACKed at its type.
   const file = { name: 'f', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: '/dev/stdout' } };
   assert.equal(errorsOf([file])[0]!.path, `${LOG_PATH}.@type`);
+});
+
+test('the timing operators: whole milliseconds from the start, RESPONSE_TX_DURATION from the first upstream byte, - when not reached', () => {
+  const f = compile({
+    json_format: {
+      rq: '%REQUEST_DURATION%',
+      rqtx: '%REQUEST_TX_DURATION%',
+      rs: '%RESPONSE_DURATION%',
+      rstx: '%RESPONSE_TX_DURATION%',
+      d: '%DURATION%',
+      local: '%UPSTREAM_LOCAL_ADDRESS%',
+      ip: '%UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%',
+      port: '%UPSTREAM_LOCAL_PORT%',
+      t: '%TRAILER(GRPC-STATUS)%/%TRAILER(X-NONE?GRPC-MESSAGE):2%',
+    },
+  });
+  assert.equal(f.needsTimes, true, 'the stream records its timing points for this format');
+  assert.deepEqual(JSON.parse(f.format(proxied({ logResponseTrailers: [['grpc-status', '0'], ['grpc-message', 'fine']] }))), { rq: 2, rqtx: 3, rs: 15, rstx: 2, d: 17, local: '10.0.0.5:41234', ip: '10.0.0.5', port: 41234, t: '0/fi' });
+  // A local reply: nothing went upstream, so only the request's own time is known.
+  const local = localReply();
+  const none = { ...local, upstreamSentAt: 0, upstreamFirstRxAt: 0, upstreamLocalAddress: undefined };
+  assert.deepEqual(JSON.parse(f.format(none)), { rq: 2, rqtx: null, rs: null, rstx: null, d: 17, local: null, ip: null, port: null, t: '-/-' });
+  // The client left before its request ended and before any response: every timing point but the start is missing.
+  assert.equal(compile({ text_format: '%REQUEST_DURATION% %RESPONSE_DURATION% %RESPONSE_TX_DURATION% %DURATION%' }).format({ ...none, requestDoneAt: 0, responseDoneAt: 0 }), '- - - 17');
+  // IPv6 upstream local address.
+  assert.equal(compile({ text_format: '%UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT% %UPSTREAM_LOCAL_PORT%' }).format(proxied({ upstreamLocalAddress: '[::1]:5000' })), '::1 5000');
+  assert.equal(compile({ text_format: '%RESPONSE_CODE%' }).needsTimes, false, 'a format without them records nothing');
+  // A TLS handshake to the upstream that failed: the router's 503 says why, and so does the operator.
+  const why = 'TLS_error:ERR_TLS_CERT_ALTNAME_INVALID:server certificate SAN spiffe://weft.local/ns/default/sa/a is not spiffe://weft.local/ns/default/sa/b';
+  const uf = localReply();
+  const tlsFailed = { ...uf, replied: { status: 503, body: '', headers: [], flag: 'UF', transport: why } };
+  assert.equal(compile({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' }).format(tlsFailed), why);
+  assert.equal(compile({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' }).format(uf), '-');
+});
+
+/** The listener's one access logger with `filter`. */
+function filtered(filter: unknown, format: unknown = { text_format: '%RESPONSE_CODE%' }): AccessLogFormat {
+  const f = formats([{ ...(stdout(format) as object), filter }]);
+  assert.equal(f?.length, 1);
+  assert.ok(f![0]!.filter, 'a filter was compiled');
+  return f![0]!;
+}
+
+function filterErrors(filter: unknown): { path: string; message: string }[] {
+  return errorsOf([{ ...(stdout({ text_format: 'x' }) as object), filter }]);
+}
+
+const FILTER_PATH = `${HCM_PATH}.access_log[0].filter`;
+const noRuntime: FilterContext = { runtime: undefined, random: () => 0.5 };
+
+/** A proxied request with these log fields changed. */
+function withLog(log: Partial<LogSource['log']>, over: Partial<LogSource> = {}): LogSource {
+  const s = proxied(over);
+  Object.assign(s.log, log);
+  return s;
+}
+
+test('status_code and duration filters compare as Envoy, the runtime key over the default value', () => {
+  const errors = filtered({ status_code_filter: { comparison: { op: 'GE', value: { default_value: 500, runtime_key: 'access_log.min_status' } } } });
+  assert.equal(errors.filter!(withLog({ response_code: 503 }), noRuntime), true);
+  assert.equal(errors.filter!(withLog({ response_code: 404 }), noRuntime), false);
+  const runtime = new Runtime([{ name: 'admin', kind: 'admin' }], '');
+  const ctx: FilterContext = { runtime, random: () => 0.5 };
+  assert.equal(errors.filter!(withLog({ response_code: 404 }), ctx), false);
+  runtime.merge([['access_log.min_status', '400']]);
+  assert.equal(errors.filter!(withLog({ response_code: 404 }), ctx), true, 'the runtime lowered the threshold');
+  // EQ on 0: requests that got no response (the client left).
+  const noResponse = filtered({ status_code_filter: { comparison: { op: 'EQ', value: { default_value: 0, runtime_key: 'k' } } } });
+  assert.equal(noResponse.filter!(withLog({ response_code: 0 }), noRuntime), true);
+  assert.equal(noResponse.filter!(withLog({ response_code: 200 }), noRuntime), false);
+  const slow = filtered({ duration_filter: { comparison: { op: 'GE', value: { default_value: 100, runtime_key: 'k' } } } });
+  assert.equal(slow.filter!(withLog({ duration_ms: 100 }), noRuntime), true);
+  assert.equal(slow.filter!(withLog({ duration_ms: 99 }), noRuntime), false);
+  const fast = filtered({ duration_filter: { comparison: { op: 'LE', value: { default_value: 10, runtime_key: 'k' } } } });
+  assert.equal(fast.filter!(withLog({ duration_ms: 9 }), noRuntime), true);
+  assert.equal(fast.filter!(withLog({ duration_ms: 11 }), noRuntime), false);
+});
+
+test('header, response flag, grpc status, not_health_check and log type filters; and/or nest', () => {
+  const header = filtered({ header_filter: { header: { name: 'User-Agent', string_match: { prefix: 'curl/' } } } });
+  assert.equal(header.filter!(proxied(), noRuntime), true);
+  assert.equal(header.filter!(proxied({ logRequestHeaders: [['user-agent', 'wget']] }), noRuntime), false);
+  const path = filtered({ header_filter: { header: { name: ':path', string_match: { prefix: '/items' } } } });
+  assert.equal(path.filter!(proxied(), noRuntime), true, ':path as the router sent it');
+  const absent = filtered({ header_filter: { header: { name: 'x-debug', present_match: true, invert_match: true } } });
+  assert.equal(absent.filter!(proxied(), noRuntime), true);
+  assert.equal(absent.filter!(proxied({ logRequestHeaders: [['x-debug', '1']] }), noRuntime), false);
+  // A codec reply parsed no path: :path is absent, so even an inverted match fails (as Envoy's matchHeaders).
+  const notHealth = filtered({ header_filter: { header: { name: ':path', string_match: { prefix: '/healthz' }, invert_match: true } } });
+  assert.equal(notHealth.filter!(proxied(), noRuntime), true);
+  assert.equal(notHealth.filter!(withLog({ path: '' }, { upstreamPath: undefined }), noRuntime), false);
+  const host = filtered({ header_filter: { header: { name: 'host', string_match: { exact: 'orders' } } } });
+  assert.equal(host.filter!(proxied(), noRuntime), true, 'host is :authority');
+
+  const anyFlag = filtered({ response_flag_filter: {} });
+  assert.equal(anyFlag.filter!(proxied(), noRuntime), false);
+  assert.equal(anyFlag.filter!(withLog({ response_flags: 'UH' }), noRuntime), true);
+  const ufOrUt = filtered({ response_flag_filter: { flags: ['UF', 'UT'] } });
+  assert.equal(ufOrUt.filter!(withLog({ response_flags: 'UF,URX' }), noRuntime), true);
+  assert.equal(ufOrUt.filter!(withLog({ response_flags: 'URX' }), noRuntime), false, 'URX is not UF');
+  assert.equal(ufOrUt.filter!(withLog({ response_flags: 'UH' }), noRuntime), false);
+
+  const grpc = filtered({ grpc_status_filter: { statuses: ['UNAVAILABLE', 'DEADLINE_EXCEEDED'] } });
+  assert.equal(grpc.filter!(withLog({ response_code: 200 }, { logResponseTrailers: [['grpc-status', '14']] }), noRuntime), true);
+  assert.equal(grpc.filter!(withLog({ response_code: 200 }, { logResponseHeaders: [['grpc-status', '4']] }), noRuntime), true, 'trailers-only');
+  assert.equal(grpc.filter!(withLog({ response_code: 200 }, { logResponseTrailers: [['grpc-status', '0']] }), noRuntime), false);
+  assert.equal(grpc.filter!(withLog({ response_code: 503 }), noRuntime), true, 'no grpc-status: 503 is UNAVAILABLE');
+  assert.equal(grpc.filter!(withLog({ response_code: 200 }), noRuntime), false, 'no grpc-status: 200 is UNKNOWN');
+  const notOk = filtered({ grpc_status_filter: { statuses: ['OK'], exclude: true } });
+  assert.equal(notOk.filter!(withLog({}, { logResponseTrailers: [['grpc-status', '0']] }), noRuntime), false);
+  assert.equal(notOk.filter!(withLog({}, { logResponseTrailers: [['grpc-status', '13']] }), noRuntime), true);
+
+  assert.equal(filtered({ not_health_check_filter: {} }).filter!(proxied(), noRuntime), true, 'no health_check filter: no request is a health check');
+  assert.equal(filtered({ log_type_filter: { types: ['DownstreamEnd'] } }).filter!(proxied(), noRuntime), true);
+  assert.equal(filtered({ log_type_filter: { types: ['DownstreamStart'] } }).filter!(proxied(), noRuntime), false);
+  assert.equal(filtered({ log_type_filter: { types: ['DownstreamEnd'], exclude: true } }).filter!(proxied(), noRuntime), false);
+
+  // Errors (5xx) or slow (>= 1 s), but never those from curl.
+  const nested = filtered({
+    and_filter: {
+      filters: [
+        { or_filter: { filters: [{ status_code_filter: { comparison: { op: 'GE', value: { default_value: 500, runtime_key: 'a' } } } }, { duration_filter: { comparison: { op: 'GE', value: { default_value: 1000, runtime_key: 'b' } } } }] } },
+        { header_filter: { header: { name: 'user-agent', string_match: { prefix: 'curl/' }, invert_match: true } } },
+      ],
+    },
+  });
+  const wget: Partial<LogSource> = { logRequestHeaders: [['user-agent', 'wget']] };
+  assert.equal(nested.filter!(withLog({ response_code: 502 }, wget), noRuntime), true);
+  assert.equal(nested.filter!(withLog({ duration_ms: 1500 }, wget), noRuntime), true);
+  assert.equal(nested.filter!(withLog({ duration_ms: 15 }, wget), noRuntime), false);
+  assert.equal(nested.filter!(withLog({ response_code: 502 }), noRuntime), false, 'curl is excluded');
+});
+
+test("runtime_filter samples on the x-request-id's first 8 hex digits (as every Envoy does), else at random", () => {
+  const sampled = filtered({ runtime_filter: { runtime_key: 'access_log.sample', percent_sampled: { numerator: 30, denominator: 'HUNDRED' } } });
+  const rid = (id: string) => proxied({ logRequestHeaders: [['x-request-id', id]] });
+  // 0x0000001d = 29: 29 % 100 < 30; 0x0000001e = 30 is not.
+  assert.equal(sampled.filter!(rid('0000001d-aaaa-4bbb-8ccc-dddddddddddd'), noRuntime), true);
+  assert.equal(sampled.filter!(rid('0000001e-aaaa-4bbb-8ccc-dddddddddddd'), noRuntime), false);
+  // No usable id: the random value decides (0.25 * 2^32 = 2^30, 24 % 100 < 30; 99 / 2^32 * 2^32 = 99 is not).
+  assert.equal(sampled.filter!(rid('not-hex!'), { runtime: undefined, random: () => 0.25 }), true);
+  assert.equal(sampled.filter!(rid('not-hex!'), { runtime: undefined, random: () => 99 / 2 ** 32 }), false);
+  // use_independent_randomness ignores the id.
+  const independent = filtered({ runtime_filter: { runtime_key: 'k', percent_sampled: { numerator: 30 }, use_independent_randomness: true } });
+  assert.equal(independent.filter!(rid('0000001d-aaaa-4bbb-8ccc-dddddddddddd'), { runtime: undefined, random: () => 99 / 2 ** 32 }), false);
+  // The runtime key's value replaces the numerator; TEN_THOUSAND buckets.
+  const runtime = new Runtime([{ name: 'admin', kind: 'admin' }], '');
+  const bp = filtered({ runtime_filter: { runtime_key: 'bp', percent_sampled: { numerator: 1, denominator: 'TEN_THOUSAND' } } });
+  const id = rid('00000064-aaaa-4bbb-8ccc-dddddddddddd'); // 100
+  assert.equal(bp.filter!(id, { runtime, random: () => 0 }), false);
+  runtime.merge([['bp', '101']]);
+  assert.equal(bp.filter!(id, { runtime, random: () => 0 }), true);
+});
+
+test('bad or unimplemented access log filters are NACKed naming the field path', () => {
+  assert.deepEqual(filterErrors({ traceable_filter: {} }).map((e) => e.path), [`${FILTER_PATH}.traceable_filter`]);
+  assert.deepEqual(filterErrors({ metadata_filter: { matcher: { filter: 'x' } } }).map((e) => e.path), [`${FILTER_PATH}.metadata_filter`]);
+  assert.deepEqual(filterErrors({ extension_filter: { name: 'x' } }).map((e) => e.path), [`${FILTER_PATH}.extension_filter`]);
+  assert.deepEqual(filterErrors({ response_flag_filter: { flags: ['UH', 'WF', 'nope'] } }).map((e) => e.path), [`${FILTER_PATH}.response_flag_filter.flags[1]`, `${FILTER_PATH}.response_flag_filter.flags[2]`]);
+  assert.deepEqual(filterErrors({ and_filter: { filters: [{ not_health_check_filter: {} }] } }).map((e) => e.path), [`${FILTER_PATH}.and_filter.filters`]);
+  assert.deepEqual(filterErrors({ or_filter: { filters: [{ not_health_check_filter: {} }, { traceable_filter: {} }] } }).map((e) => e.path), [`${FILTER_PATH}.or_filter.filters[1].traceable_filter`]);
+  assert.deepEqual(filterErrors({ status_code_filter: {} }).map((e) => e.path), [`${FILTER_PATH}.status_code_filter.comparison`]);
+  assert.deepEqual(filterErrors({ status_code_filter: { comparison: { op: 'GT', value: { default_value: 1, runtime_key: 'k' } } } }).map((e) => e.path), [`${FILTER_PATH}.status_code_filter.comparison.op`]);
+  assert.deepEqual(filterErrors({ duration_filter: { comparison: { value: { default_value: 1 } } } }).map((e) => e.path), [`${FILTER_PATH}.duration_filter.comparison.value.runtime_key`]);
+  assert.deepEqual(filterErrors({ runtime_filter: { percent_sampled: { numerator: 1 } } }).map((e) => e.path), [`${FILTER_PATH}.runtime_filter.runtime_key`]);
+  assert.deepEqual(filterErrors({ grpc_status_filter: { statuses: ['OK', 'NOPE'] } }).map((e) => e.path), [`${FILTER_PATH}.grpc_status_filter.statuses[1]`]);
+  assert.deepEqual(filterErrors({ header_filter: {} }).map((e) => e.path), [`${FILTER_PATH}.header_filter.header`]);
+  assert.deepEqual(filterErrors({}).map((e) => e.path), [FILTER_PATH]);
+  assert.deepEqual(filterErrors({ not_health_check_filter: {}, status_code_filter: { comparison: {} } }).map((e) => e.path), [`${FILTER_PATH}.not_health_check_filter`], 'one filter per AccessLogFilter');
+  assert.deepEqual(filterErrors({ status_code_filter: { comparison: { value: { default_value: 1, runtime_key: 'k' } } }, bogus: 1 }).map((e) => e.path), [`${FILTER_PATH}.bogus`]);
 });
