@@ -10,7 +10,7 @@
 
 import type { Readable } from 'node:stream';
 import type { Cluster, ClusterManager, Host } from './clusters.ts';
-import type { RetryPolicyConfig } from './config.ts';
+import type { RetryPolicyConfig, RoutingPriority } from './config.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
@@ -55,6 +55,11 @@ export interface ForwardRequest {
   attemptCount?: boolean;
   /** Each retry carries x-envoy-expected-rq-timeout-ms with the time it has left (the first got it from the router). */
   expectedTimeout?: boolean;
+  /**
+   * The route's priority (RouteAction.priority; unset: DEFAULT): whose circuit breakers admit its retries and its
+   * attempts, and whose pools carry them (ClusterInfo::resourceManager(priority), a pool per priority).
+   */
+  priority?: RoutingPriority;
 }
 
 /**
@@ -250,7 +255,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     if (attempt > 1) {
       retryToken?.();
-      retryToken = cluster.breaker.tryRetry();
+      retryToken = cluster.breakers[req.priority ?? 0].tryRetry();
       if (!retryToken) {
         stats.upstreamRqRetryOverflow.inc(stats.clusterLabel(clusterName));
         retryFlag = 'UO';
@@ -405,7 +410,7 @@ async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, body:
     host.activeRequests--;
     return { kind: 'failure', reason: 'timeout' };
   }
-  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined });
+  const exchange = cluster.poolFor(host, req.priority ?? 0).start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined });
   state.exchange = exchange;
   let settled = false;
   if (perTryMs > 0) {

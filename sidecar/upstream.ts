@@ -256,11 +256,11 @@ export type UpstreamTls = () => { secureContext: tls.SecureContext; uriSans: str
 export interface PoolOptions {
   address: string;
   port: number;
-  /** The cluster's max_connections. */
+  /** The cluster's max_connections (of the pool's routing priority). */
   connections: number;
   /**
-   * HTTP/1.1: the cluster's connections as max_connections counts them (every host's pool, and upgrades), raised as
-   * a connection is made and lowered as it closes; without it a pool counts its own.
+   * The cluster's connections as max_connections counts them (every host's pool of the same priority, and
+   * upgrades), raised as a connection is made and lowered as it closes; without it a pool counts its own.
    */
   connectionsOpen?: { value: number; changed(): void };
   connectTimeoutMs: number;
