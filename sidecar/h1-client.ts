@@ -31,6 +31,13 @@ const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
 const NOTHING_HELD = (): void => undefined;
 
 /**
+ * Connections a pool makes at most per event (a request queued, a connection ready or closed), as Envoy's
+ * tryCreateNewConnections caps them (conn_pool_base.cc): a backlog of pending requests that finds room (other
+ * hosts' connections closed) is not met by a burst of connections at once; more are made as those come up.
+ */
+const MAX_CONNECTIONS_PER_EVENT = 3;
+
+/**
  * Where every plain upstream socket of this process reads into (net's
  * `onread`): the parser consumes each read before the next arrives, and only
  * body bytes are kept (copied out, see kOnBody). A socket read into node's own
@@ -465,12 +472,12 @@ export class Http1Pool implements UpstreamPool {
   }
 
   /**
-   * As Envoy's tryCreateNewConnection: a connection for each pending request beyond those being made, while the
-   * cluster's max_connections allows; refused, upstream_cx_overflow, and the requests wait for one of this pool's
-   * connections to come free.
+   * As Envoy's tryCreateNewConnections: a connection for each pending request beyond those being made, at most
+   * MAX_CONNECTIONS_PER_EVENT of them, while the cluster's max_connections allows; refused, upstream_cx_overflow,
+   * and the requests wait for one of this pool's connections to come free.
    */
   #grow(): void {
-    while (this.#waiting.length > this.#connecting()) {
+    for (let made = 0; made < MAX_CONNECTIONS_PER_EVENT && this.#waiting.length > this.#connecting(); made++) {
       const can = this.#open.value < this.#o.connections;
       if (!can) this.#o.cxOverflow?.();
       if (!can && !this.#empty()) return;
@@ -497,7 +504,12 @@ export class Http1Pool implements UpstreamPool {
     // As Envoy's onUpstreamReady: the oldest pending request takes it; one that max_requests refuses fails as overflow.
     while (this.#waiting.length > 0) {
       const next = this.#waiting.shift()!;
-      if (this.#attach(next)) return c.send(next);
+      if (!this.#attach(next)) continue;
+      c.send(next);
+      // Requests still pending get connections made for them, as Envoy's onUpstreamReady tries then (the rest of a
+      // backlog MAX_CONNECTIONS_PER_EVENT left waiting).
+      if (this.#waiting.length > 0) this.#grow();
+      return;
     }
     if (this.#upgradeWaiting.length > 0) {
       // The upgrade takes this connection's place (Envoy would upgrade this very connection).
