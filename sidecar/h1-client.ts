@@ -22,20 +22,13 @@ import type { NativeParser } from './llhttp.ts';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
 import type { ConnectionStats, Exchange, HeaderPairs, PoolOptions, ResetReason, UpgradeAdmission, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection } from './upstream.ts';
+import { MAX_CONNECTIONS_PER_EVENT, UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection } from './upstream.ts';
 import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
 
 /** A pool made without a circuit breaker: waiting or a request takes no place. */
 const NOTHING_HELD = (): void => undefined;
-
-/**
- * Connections a pool makes at most per event (a request queued, a connection ready or closed), as Envoy's
- * tryCreateNewConnections caps them (conn_pool_base.cc): a backlog of pending requests that finds room (other
- * hosts' connections closed) is not met by a burst of connections at once; more are made as those come up.
- */
-const MAX_CONNECTIONS_PER_EVENT = 3;
 
 /**
  * Where every plain upstream socket of this process reads into (net's

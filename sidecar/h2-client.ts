@@ -10,7 +10,7 @@
 
 import http2 from 'node:http2';
 import type { Exchange, HeaderPairs, PoolOptions, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, pairsFromObject } from './upstream.ts';
+import { MAX_CONNECTIONS_PER_EVENT, UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, pairsFromObject } from './upstream.ts';
 
 /** Envoy's default http2_protocol_options.max_concurrent_streams (2^31 - 1). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 2 ** 31 - 1;
@@ -129,9 +129,13 @@ export class Http2Pool implements UpstreamPool {
     return true;
   }
 
-  /** Opens connections while the requests waiting outnumber what the connections being made will take. */
+  /**
+   * Opens connections while the requests waiting outnumber what the connections being made will take, at most
+   * MAX_CONNECTIONS_PER_EVENT per call (Envoy's tryCreateNewConnections); each connection that comes up dispatches and
+   * grows again.
+   */
   #grow(newRequest = false): void {
-    while (!this.#closed && this.#waiting.length > this.#connectingCapacity()) {
+    for (let made = 0; made < MAX_CONNECTIONS_PER_EVENT && !this.#closed && this.#waiting.length > this.#connectingCapacity(); made++) {
       if (!this.#canConnect()) {
         // As Envoy's pool, which tries for a connection as a request is queued: max_connections refused it
         // (upstream_cx_overflow, once per request that asked); the requests keep waiting.

@@ -253,6 +253,13 @@ export interface UpgradeAdmission {
  */
 export type UpstreamTls = () => { secureContext: tls.SecureContext; uriSans: string[] } | undefined;
 
+/**
+ * Connections a pool makes at most per event (a request queued, a connection ready or closed), as Envoy's
+ * tryCreateNewConnections caps them (conn_pool_base.cc): a backlog of pending requests that finds room (other
+ * hosts' connections closed) is not met by a burst of connections at once; more are made as those come up.
+ */
+export const MAX_CONNECTIONS_PER_EVENT = 3;
+
 export interface PoolOptions {
   address: string;
   port: number;
