@@ -1,8 +1,7 @@
 // Admin /clusters as Envoy writes it: one `cluster::key::value` line per
 // fact (what an operator greps for first: `health_flags`), or, with
 // ?format=json, Envoy's ClusterStatuses shape. What the sidecar does not
-// track is left out rather than printed as zeros: the HIGH priority circuit
-// breakers (they never apply), connection stats (cx_total, cx_active),
+// track is left out rather than printed as zeros: connection stats (cx_total, cx_active),
 // locality beyond the zone, local-origin success rates (the sidecar does not
 // split them; always -1 in Envoy without the split).
 
@@ -52,8 +51,9 @@ function hostStats(h: Host): [string, number, 'COUNTER' | 'GAUGE'][] {
   ];
 }
 
-function thresholds(c: Cluster): [string, number][] {
-  const cb = c.config.circuitBreakers;
+/** A priority's circuit breaker limits (0 DEFAULT, 1 HIGH), as Envoy's addCircuitBreakerSettingsAs{Text,Json}. */
+function thresholds(c: Cluster, priority: 0 | 1): [string, number][] {
+  const cb = c.breakers[priority].limits;
   return [
     ['max_connections', cb.maxConnections],
     ['max_pending_requests', cb.maxPendingRequests],
@@ -75,7 +75,8 @@ export function clustersText(cm: ClusterManager): string {
       out += `${n}::outlier::local_origin_success_rate_average::-1\n`;
       out += `${n}::outlier::local_origin_success_rate_ejection_threshold::-1\n`;
     }
-    for (const [k, v] of thresholds(c)) out += `${n}::default_priority::${k}::${v}\n`;
+    for (const [k, v] of thresholds(c, 0)) out += `${n}::default_priority::${k}::${v}\n`;
+    for (const [k, v] of thresholds(c, 1)) out += `${n}::high_priority::${k}::${v}\n`;
     out += `${n}::added_via_api::true\n`;
     if (c.config.edsServiceName) out += `${n}::eds_service_name::${c.config.edsServiceName}\n`;
     for (const h of c.hosts) {
@@ -106,7 +107,7 @@ export function clustersJson(cm: ClusterManager): unknown {
         observability_name: c.config.altStatName ?? c.name,
         ...(c.config.edsServiceName ? { eds_service_name: c.config.edsServiceName } : {}),
         ...(sr ? { success_rate_ejection_threshold: { value: sr.threshold } } : {}),
-        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', ...Object.fromEntries(thresholds(c)) }] },
+        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', ...Object.fromEntries(thresholds(c, 0)) }, { priority: 'HIGH', ...Object.fromEntries(thresholds(c, 1)) }] },
         host_statuses: c.hosts.map((h) => {
           const rate = c.hostSuccessRate(h);
           return {

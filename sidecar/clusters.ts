@@ -3,7 +3,7 @@
 // outlier detector, health checker and connection pools. Which hosts may take
 // a new request is decided here and nowhere else.
 
-import type { ClusterConfig, EndpointConfig } from './config.ts';
+import type { ClusterConfig, EndpointConfig, RoutingPriority } from './config.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { HealthChecker } from './health.ts';
 import type { CheckedHost } from './health.ts';
@@ -71,8 +71,10 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
    * excluded host (left out of the host count, as a draining one) until its first check completes, passed or failed.
    */
   pendingActiveHc = false;
-  /** Its connection pool, made for it once it exists (its counters count what the pool does). */
+  /** Its DEFAULT priority connection pool, made for it once it exists (its counters count what the pool does). */
   pool!: UpstreamPool;
+  /** Its HIGH priority connection pool, made on first use: Envoy keeps a host's pools apart by priority. */
+  highPool: UpstreamPool | undefined;
 
   constructor(ep: EndpointConfig, useHostnameForHashing = false) {
     this.key = `${ep.address}:${ep.port}`;
@@ -104,6 +106,12 @@ export class Cluster {
   /** True once a request or connection went to one of its hosts: health checks leave no_traffic_interval. */
   hadTraffic = false;
   lb: LoadBalancer;
+  /**
+   * Its resource managers by routing priority, [DEFAULT, HIGH], as Envoy's ClusterInfoImpl::ResourceManagers: each
+   * with its own thresholds and counts, applied by that priority's pools (a route's `priority` picks them).
+   */
+  readonly breakers: readonly [CircuitBreaker, CircuitBreaker];
+  /** The DEFAULT priority's. */
   readonly breaker: CircuitBreaker;
   readonly #stats: SidecarStats;
   /** CDS removed it (or the sidecar stops): its pools drain, uncounted. */
@@ -149,13 +157,19 @@ export class Cluster {
     this.#random = random;
     this.#tls = tls;
     this.lb = createLoadBalancer(config);
-    this.breaker = new CircuitBreaker(config.circuitBreakers, config.http2);
-    this.breaker.activeSeries = () => stats.cluster(this.name).rqActive;
-    this.breaker.onPending = () => stats.upstreamRqPendingTotal.inc(stats.clusterLabel(this.name));
-    this.breaker.onChange = () => this.#refreshBreakerGauges();
+    this.breakers = [new CircuitBreaker(config.circuitBreakers), new CircuitBreaker(config.circuitBreakersHigh)];
+    this.breaker = this.breakers[0];
+    for (const priority of [0, 1] as const) {
+      const b = this.breakers[priority];
+      // upstream_rq_active and upstream_rq_pending_total are the cluster's, whatever the priority.
+      b.activeSeries = () => stats.cluster(this.name).rqActive;
+      b.onPending = () => stats.upstreamRqPendingTotal.inc(stats.clusterLabel(this.name));
+      b.onChange = () => this.#refreshBreakerGauges(priority);
+    }
     this.#configure();
     if (config.type !== 'EDS') this.setEndpoints(config.staticEndpoints, config.staticPolicy);
-    this.#refreshBreakerGauges();
+    this.#refreshBreakerGauges(0);
+    this.#refreshBreakerGauges(1);
   }
 
   get name(): string {
@@ -215,6 +229,7 @@ export class Cluster {
   update(config: ClusterConfig): void {
     const poolChanged =
       config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||
+      config.circuitBreakersHigh.maxConnections !== this.config.circuitBreakersHigh.maxConnections ||
       config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection || config.maxConcurrentStreams !== this.config.maxConcurrentStreams ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
     if (config.lbPolicy !== this.config.lbPolicy || JSON.stringify(config.ringHash) !== JSON.stringify(this.config.ringHash) || JSON.stringify(config.leastRequest) !== JSON.stringify(this.config.leastRequest)) this.lb = createLoadBalancer(config);
@@ -222,12 +237,16 @@ export class Cluster {
     for (const h of this.hosts) h.hashKey = hostHashKey(h, useHostname);
     const previous = this.config;
     this.config = config;
-    this.breaker.update(config.circuitBreakers, config.http2);
+    this.breakers[0].update(config.circuitBreakers);
+    this.breakers[1].update(config.circuitBreakersHigh);
     if (poolChanged) {
       for (const h of this.hosts) {
         const old = h.pool;
-        h.pool = this.#pool(h);
+        const oldHigh = h.highPool;
+        h.pool = this.#pool(h, 0);
+        h.highPool = undefined;
         void old.close();
+        void oldHigh?.close();
       }
     }
     this.#configure(previous);
@@ -282,27 +301,42 @@ export class Cluster {
     if (this.#checkers.length === 0 && this.#pendingInitChecks !== undefined) this.#finishInitialization();
   }
 
-  #pool(h: Host) {
-    return createPool(this.connectOptions(h), this.config.http2);
+  #pool(h: Host, priority: RoutingPriority) {
+    return createPool(this.connectOptions(h, priority), this.config.http2);
   }
 
-  /** How to reach a host: its pool's options, also used for a connection of its own (a WebSocket upgrade). */
-  connectOptions(h: Host): PoolOptions {
+  /** The host's pool for a routing priority (a route's `priority`): the HIGH one is made on first use, as Envoy's. */
+  poolFor(h: Host, priority: RoutingPriority): UpstreamPool {
+    return priority === 0 ? h.pool : (h.highPool ??= this.#pool(h, 1));
+  }
+
+  /** Closes every pool of a host (they drain). */
+  #closePools(h: Host): void {
+    void h.pool.close();
+    void h.highPool?.close();
+  }
+
+  /**
+   * How to reach a host: its pool's options for a routing priority (that priority's breaker), also used for a
+   * connection of its own (a WebSocket upgrade).
+   */
+  connectOptions(h: Host, priority: RoutingPriority = 0): PoolOptions {
     const series = this.#stats.cluster(this.name);
     const stats = this.#stats;
     const labels = stats.clusterLabel(this.name);
+    const breaker = this.breakers[priority];
     return {
       address: h.address,
       port: h.port,
-      connections: this.config.circuitBreakers.maxConnections,
-      connectionsOpen: this.breaker.connections,
+      connections: breaker.limits.maxConnections,
+      connectionsOpen: breaker.connections,
       connectTimeoutMs: this.config.connectTimeoutMs,
       idleTimeoutMs: this.config.idleTimeoutMs,
       maxRequestsPerConnection: this.config.maxRequestsPerConnection,
       maxConcurrentStreams: this.config.maxConcurrentStreams,
       // A request waiting in the pool for a connection: upstream_rq_pending_active while it waits, _overflow when refused.
       pending: () => {
-        const place = this.breaker.tryPending();
+        const place = breaker.tryPending();
         if (!place) {
           stats.upstreamRqPendingOverflow.inc(labels);
           return undefined;
@@ -315,7 +349,7 @@ export class Cluster {
       },
       // A request given a connection (HTTP/2: a stream): max_requests, refused past it as Envoy's pool refuses it (pending_overflow).
       request: () => {
-        const place = this.breaker.tryRequest();
+        const place = breaker.tryRequest();
         if (!place) stats.upstreamRqPendingOverflow.inc(labels);
         return place;
       },
@@ -337,7 +371,7 @@ export class Cluster {
         },
         idleTimeout: () => this.#countConnection(stats.upstreamCxIdleTimeout),
         maxRequests: () => this.#countConnection(stats.upstreamCxMaxRequests),
-        changed: () => this.#refreshBreakerGauges(),
+        changed: () => this.#refreshBreakerGauges(priority),
       },
       // upstream_rq_total and the host's rq_total: a request given a connection (HTTP/2: a stream), where Envoy's
       // pool counts it, so one refused as overflow or failed by its connection is not among them.
@@ -353,21 +387,23 @@ export class Cluster {
   }
 
   /**
-   * Envoy's circuit_breakers.default.* gauges, as its resource manager sets them (ManagedResourceImpl): *_open 1 while
-   * the limit is reached (the breaker admits no more); remaining_* what is left of it, with track_remaining only.
-   * cx_pool_open stays 0: max_connection_pools is not accepted, so pools are unlimited.
+   * Envoy's circuit_breakers.default.* (priority 0) or .high.* (1) gauges, as its resource manager sets them
+   * (ManagedResourceImpl): *_open 1 while the limit is reached (the breaker admits no more); remaining_* what is left
+   * of it, with that priority's track_remaining only. cx_pool_open stays 0: max_connection_pools is not accepted, so
+   * pools are unlimited.
    */
-  #refreshBreakerGauges(): void {
+  #refreshBreakerGauges(priority: RoutingPriority): void {
     if (this.#retired) return;
     const s = this.#stats.cluster(this.name);
-    const b = this.breaker;
+    const b = this.breakers[priority];
     const l = b.limits;
-    const cx = b.openConnections(s.cxActive.value);
-    s.breakerOpen.cx.value = cx >= l.maxConnections ? 1 : 0;
-    s.breakerOpen.rqPending.value = b.pending >= l.maxPendingRequests ? 1 : 0;
-    s.breakerOpen.rq.value = b.active >= l.maxRequests ? 1 : 0;
-    s.breakerOpen.rqRetry.value = b.activeRetries >= l.maxRetries ? 1 : 0;
-    const r = l.trackRemaining || s.breakerRemaining ? this.#stats.breakerRemaining(this.name, l.trackRemaining === true) : undefined;
+    const open = s.breakerOpen[priority];
+    const cx = b.connections.value;
+    open.cx.value = cx >= l.maxConnections ? 1 : 0;
+    open.rqPending.value = b.pending >= l.maxPendingRequests ? 1 : 0;
+    open.rq.value = b.active >= l.maxRequests ? 1 : 0;
+    open.rqRetry.value = b.activeRetries >= l.maxRetries ? 1 : 0;
+    const r = l.trackRemaining || s.breakerRemaining[priority] ? this.#stats.breakerRemaining(this.name, priority, l.trackRemaining === true) : undefined;
     if (r) {
       r.cx.value = Math.max(0, l.maxConnections - cx);
       r.pending.value = Math.max(0, l.maxPendingRequests - b.pending);
@@ -415,7 +451,7 @@ export class Cluster {
         next.push(existing);
       } else {
         const h = new Host(ep, this.config.ringHash.useHostnameForHashing === true);
-        h.pool = this.#pool(h);
+        h.pool = this.#pool(h, 0);
         // As Envoy: a host added to a health-checked cluster is out (FAILED_ACTIVE_HC) until its first check passes, and
         // with ignore_new_hosts_until_first_hc not counted at all (PENDING_ACTIVE_HC) until that check completes.
         h.activeHealthy = this.config.healthChecks.length === 0;
@@ -425,7 +461,7 @@ export class Cluster {
       }
     }
     // Removed hosts finish their in-flight requests; their pools close once idle.
-    for (const gone of byKey.values()) void gone.pool.close();
+    for (const gone of byKey.values()) this.#closePools(gone);
     this.hosts = next;
     if (added) for (const c of this.#checkers) c.hostsAdded();
     this.#refreshGauges();
@@ -591,7 +627,7 @@ export class Cluster {
     this.#retired = true;
     clearTimeout(this.#outlierTimer);
     for (const c of this.#checkers) c.close();
-    for (const h of this.hosts) void h.pool.close();
+    for (const h of this.hosts) this.#closePools(h);
   }
 }
 

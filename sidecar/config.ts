@@ -104,6 +104,8 @@ export interface RouteActionConfig {
    * most `maxMs` (0: no limit) or, with `grpcHeaderMaxMs` set, its grpc-timeout capped at that (0: uncapped).
    */
   streamDuration?: { maxMs: number; grpcHeaderMaxMs?: number };
+  /** RouteAction.priority: which of the cluster's resource managers (and pools) its requests use; 0 DEFAULT, 1 HIGH. */
+  priority: RoutingPriority;
 }
 
 export interface DirectResponseConfig {
@@ -391,9 +393,15 @@ export interface CircuitBreakerConfig {
   maxPendingRequests: number;
   maxRequests: number;
   maxRetries: number;
-  /** track_remaining: the circuit_breakers.default.remaining_* gauges are kept. */
+  /** track_remaining: the circuit_breakers.<priority>.remaining_* gauges are kept. */
   trackRemaining?: boolean;
 }
+
+/**
+ * Envoy's RoutingPriority as an index: 0 DEFAULT, 1 HIGH. A route's `priority` picks the cluster's resource manager
+ * (its own thresholds, counts and gauges) and its hosts' connection pools (ClusterInfo::resourceManager(priority)).
+ */
+export type RoutingPriority = 0 | 1;
 
 export type EndpointHealth = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
 
@@ -429,6 +437,8 @@ export interface ClusterConfig {
   healthChecks: HealthCheckConfig[];
   outlierDetection?: OutlierDetectionConfig;
   circuitBreakers: CircuitBreakerConfig;
+  /** The HIGH priority thresholds (Envoy's defaults, 1024/1024/1024/3, when circuit_breakers has no HIGH entry). */
+  circuitBreakersHigh: CircuitBreakerConfig;
   /** Talk HTTP/2 (prior knowledge) to the endpoints: gRPC and http2 services. */
   http2: boolean;
   /** Upstream connection idle timeout; Envoy's default is 1 h. */

@@ -10,7 +10,7 @@
 
 import type { Readable } from 'node:stream';
 import type { Cluster, ClusterManager, Host } from './clusters.ts';
-import type { RetryPolicyConfig } from './config.ts';
+import type { RetryPolicyConfig, RoutingPriority } from './config.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
@@ -57,6 +57,11 @@ export interface ForwardRequest {
   attemptCount?: boolean;
   /** Each retry carries x-envoy-expected-rq-timeout-ms with the time it has left (the first got it from the router). */
   expectedTimeout?: boolean;
+  /**
+   * The route's priority (RouteAction.priority; unset: DEFAULT): whose circuit breakers admit its retries and its
+   * attempts, and whose pools carry them (ClusterInfo::resourceManager(priority), a pool per priority).
+   */
+  priority?: RoutingPriority;
 }
 
 /**
@@ -252,7 +257,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     if (attempt > 1) {
       retryToken?.();
-      retryToken = cluster.breaker.tryRetry();
+      retryToken = cluster.breakers[req.priority ?? 0].tryRetry();
       if (!retryToken) {
         stats.upstreamRqRetryOverflow.inc(stats.clusterLabel(clusterName));
         retryFlag = 'UO';
@@ -407,7 +412,7 @@ async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, body:
     host.activeRequests--;
     return { kind: 'failure', reason: 'timeout' };
   }
-  const exchange = host.pool.start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined, onSent: req.onSent });
+  const exchange = cluster.poolFor(host, req.priority ?? 0).start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined, onSent: req.onSent });
   state.exchange = exchange;
   let settled = false;
   if (perTryMs > 0) {

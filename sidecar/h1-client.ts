@@ -22,7 +22,7 @@ import type { NativeParser } from './llhttp.ts';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
 import type { ConnectionStats, Exchange, HeaderPairs, PoolOptions, ResetReason, UpgradeAdmission, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection, localAddressOf } from './upstream.ts';
+import { MAX_CONNECTIONS_PER_EVENT, UpstreamBody, UpstreamFailure, classify, connectFailure, connectTls, countConnection, localAddressOf } from './upstream.ts';
 import type { Readable } from 'node:stream';
 
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
@@ -467,12 +467,12 @@ export class Http1Pool implements UpstreamPool {
   }
 
   /**
-   * As Envoy's tryCreateNewConnection: a connection for each pending request beyond those being made, while the
-   * cluster's max_connections allows; refused, upstream_cx_overflow, and the requests wait for one of this pool's
-   * connections to come free.
+   * As Envoy's tryCreateNewConnections: a connection for each pending request beyond those being made, at most
+   * MAX_CONNECTIONS_PER_EVENT of them, while the cluster's max_connections allows; refused, upstream_cx_overflow,
+   * and the requests wait for one of this pool's connections to come free.
    */
   #grow(): void {
-    while (this.#waiting.length > this.#connecting()) {
+    for (let made = 0; made < MAX_CONNECTIONS_PER_EVENT && this.#waiting.length > this.#connecting(); made++) {
       const can = this.#open.value < this.#o.connections;
       if (!can) this.#o.cxOverflow?.();
       if (!can && !this.#empty()) return;
@@ -499,7 +499,12 @@ export class Http1Pool implements UpstreamPool {
     // As Envoy's onUpstreamReady: the oldest pending request takes it; one that max_requests refuses fails as overflow.
     while (this.#waiting.length > 0) {
       const next = this.#waiting.shift()!;
-      if (this.#attach(next)) return c.send(next);
+      if (!this.#attach(next)) continue;
+      c.send(next);
+      // Requests still pending get connections made for them, as Envoy's onUpstreamReady tries then (the rest of a
+      // backlog MAX_CONNECTIONS_PER_EVENT left waiting).
+      if (this.#waiting.length > 0) this.#grow();
+      return;
     }
     if (this.#upgradeWaiting.length > 0) {
       // The upgrade takes this connection's place (Envoy would upgrade this very connection).

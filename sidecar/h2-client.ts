@@ -10,7 +10,7 @@
 
 import http2 from 'node:http2';
 import type { Exchange, HeaderPairs, PoolOptions, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import { UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, localAddressOf, pairsFromObject } from './upstream.ts';
+import { MAX_CONNECTIONS_PER_EVENT, UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, localAddressOf, pairsFromObject } from './upstream.ts';
 
 /** Envoy's default http2_protocol_options.max_concurrent_streams (2^31 - 1). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 2 ** 31 - 1;
@@ -120,18 +120,22 @@ export class Http2Pool implements UpstreamPool {
     return n;
   }
 
-  /** Whether the cluster's max_connections allows one more connection (counted over the cluster, as Envoy's). */
+  /** Whether the cluster's max_connections allows one more connection (counted over the cluster, its priority's pools, as Envoy's). */
   #canConnect(): boolean {
-    const active = this.#o.cx ? this.#o.cx.active.value : this.#conns.size;
-    if (active < this.#o.connections) return true;
+    const open = this.#o.connectionsOpen ? this.#o.connectionsOpen.value : this.#conns.size;
+    if (open < this.#o.connections) return true;
     // As Envoy: a host with no connection at all gets one, so its pending requests are not stranded by other hosts' connections.
     for (const c of this.#conns) if (!c.draining) return false;
     return true;
   }
 
-  /** Opens connections while the requests waiting outnumber what the connections being made will take. */
+  /**
+   * Opens connections while the requests waiting outnumber what the connections being made will take, at most
+   * MAX_CONNECTIONS_PER_EVENT per call (Envoy's tryCreateNewConnections); each connection that comes up dispatches and
+   * grows again.
+   */
   #grow(newRequest = false): void {
-    while (!this.#closed && this.#waiting.length > this.#connectingCapacity()) {
+    for (let made = 0; made < MAX_CONNECTIONS_PER_EVENT && !this.#closed && this.#waiting.length > this.#connectingCapacity(); made++) {
       if (!this.#canConnect()) {
         // As Envoy's pool, which tries for a connection as a request is queued: max_connections refused it
         // (upstream_cx_overflow, once per request that asked); the requests keep waiting.
@@ -179,6 +183,12 @@ export class Http2Pool implements UpstreamPool {
     const session = o.tls ? http2.connect(origin(o), { createConnection: () => connectTls(o, 'h2') }) : http2.connect(origin(o));
     const c: H2Connection = { session, connected: false, streams: 0, opened: 0, peerLimit: Math.max(1, this.#knownPeerLimit), draining: false, byPeer: false };
     this.#conns.add(c);
+    // Held in the cluster's max_connections count (of the pool's priority) until it closes, as Envoy's ActiveClient.
+    const counter = o.connectionsOpen;
+    if (counter) {
+      counter.value++;
+      counter.changed();
+    }
     // Closed by the upstream: its GOAWAY, a failure of the connection, or a close the pool did not start (retire).
     const counted = countConnection(o, session, 'http2', 'connect', () => c.byPeer || !c.draining);
     let failure: UpstreamFailure | undefined;
@@ -215,6 +225,10 @@ export class Http2Pool implements UpstreamPool {
       clearTimeout(timer);
       clearTimeout(c.idle);
       this.#conns.delete(c);
+      if (counter) {
+        counter.value--;
+        counter.changed();
+      }
       if (!c.connected) {
         // As Envoy's pool on a connect failure: every pending request fails (UF), and the router decides about retries.
         const f = failure?.reason === 'connection_failure' ? failure : new UpstreamFailure('connection_failure', `connection failure (${failure?.message ?? 'closed while connecting'})`);

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import type { AccessLogEntry, LogSource } from './access-log-format.ts';
 import type { ClusterManager } from './clusters.ts';
-import type { HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, TracingConfig, VirtualHostConfig } from './config.ts';
+import type { HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, RoutingPriority, TracingConfig, VirtualHostConfig } from './config.ts';
 import type { DataResult, FilterResolver, ResponseStart } from './filter-chain.ts';
 import { NO_ROUTE, RequestFilters } from './filter-chain.ts';
 import { normalizeRequestPath } from './path-normalize.ts';
@@ -1302,7 +1302,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // The hop-by-hop headers that ask for the upgrade go on to the upstream, as Envoy forwards them for an allowed upgrade.
       upstreamHeaders.push(['connection', 'upgrade'], ['upgrade', String(req.headers.upgrade)]);
       const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
-      return await upgradeTo(stream, chosen.name, { method, path: upstreamPath, authority: upstreamAuthority, headers: upstreamHeaders }, hash, mutations, setCookies, attributes);
+      return await upgradeTo(stream, chosen.name, { method, path: upstreamPath, authority: upstreamAuthority, headers: upstreamHeaders }, hash, mutations, setCookies, attributes, action.priority);
     }
     // A body past the buffer limit cannot be replayed: no retries (forward sees a stream) and no mirrors, as in Envoy.
     // The request's own x-envoy-* router headers (timeouts, retries), taken off it; x-envoy-expected-rq-timeout-ms set.
@@ -1351,6 +1351,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       attemptCount: vh.attemptCountUpstream,
       expectedTimeout: !hcm.suppressEnvoyHeaders,
       onSent: hcm.accessLogsReadTimes === true ? (address) => stream.sentUpstream(address) : undefined,
+      priority: action.priority,
     }, env.stats);
     // Envoy's firstUpstreamRxByteReceived: the (last attempt's) response headers arrived.
     if (hcm.accessLogsReadTimes === true && result.kind === 'response') stream.upstreamFirstRxAt = Date.now();
@@ -1406,7 +1407,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
  * line (status 101, the bytes each way) is written at the close. Any other
  * answer goes back as it came, and the connection closes after it.
  */
-async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRequest, hash: bigint | undefined, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, attributes: StreamProperties | undefined): Promise<void> {
+async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRequest, hash: bigint | undefined, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, attributes: StreamProperties | undefined, priority: RoutingPriority): Promise<void> {
   const { env, log, downstream, filters } = stream;
   const cluster = env.clusters.get(clusterName);
   if (!cluster) return stream.reply(localReplies.clusterNotFound());
@@ -1419,7 +1420,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
   }
   // Admitted by the host's pool as Envoy's admits the upgrade request: a connection place (or pending for one) and a
   // max_requests place, held until the upgraded connection closes.
-  const admission = (host.pool as UpstreamPool & { upgrade(): UpgradeAdmission }).upgrade();
+  const admission = (cluster.poolFor(host, priority) as UpstreamPool & { upgrade(): UpgradeAdmission }).upgrade();
   downstream.onAbort = () => admission.cancel();
   const admitted = await admission.admitted;
   downstream.onAbort = undefined;
@@ -1453,7 +1454,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     host.activeRequests--;
     release();
   };
-  const attempt = openUpgrade(cluster.connectOptions(host), request, stream.hcm.bufferLimitBytes);
+  const attempt = openUpgrade(cluster.connectOptions(host, priority), request, stream.hcm.bufferLimitBytes);
   downstream.onAbort = () => attempt.abort();
   const outcome = await attempt.outcome;
   downstream.onAbort = undefined;

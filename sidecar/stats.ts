@@ -8,6 +8,7 @@ import type { ResourceKind } from './fidelity.ts';
 import type { EjectionType } from './outlier.ts';
 import type { TracingSeries } from './tracing.ts';
 import type { RuntimeStats } from './runtime.ts';
+import type { RoutingPriority } from './config.ts';
 
 /**
  * Each metric's name in Envoy's own stats (admin /stats), `{label}` standing
@@ -32,6 +33,7 @@ const ENVOY_NAMES: Record<string, string> = {
 
 const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_cluster_circuit_breakers_default_', 'cluster.{envoy_cluster_name}.circuit_breakers.default.'],
+  ['envoy_cluster_circuit_breakers_high_', 'cluster.{envoy_cluster_name}.circuit_breakers.high.'],
   ['envoy_cluster_outlier_detection_', 'cluster.{envoy_cluster_name}.outlier_detection.'],
   ['envoy_cluster_health_check_', 'cluster.{envoy_cluster_name}.health_check.'],
   ['envoy_cluster_manager_', 'cluster_manager.'],
@@ -124,10 +126,31 @@ export interface ClusterSeries {
   cxActive: CounterSeries;
   cxHttp1Total: CounterSeries;
   cxHttp2Total: CounterSeries;
-  /** circuit_breakers.default.{cx,rq_pending,rq,rq_retry,cx_pool}_open: 1 while that limit is reached. */
-  breakerOpen: { cx: CounterSeries; rqPending: CounterSeries; rq: CounterSeries; rqRetry: CounterSeries; cxPool: CounterSeries };
-  /** circuit_breakers.default.remaining_{cx,pending,rq,retries}: what is left of each limit, kept only with track_remaining (breakerRemaining). */
-  breakerRemaining?: { cx: CounterSeries; pending: CounterSeries; rq: CounterSeries; retries: CounterSeries };
+  /**
+   * circuit_breakers.{default,high}.{cx,rq_pending,rq,rq_retry,cx_pool}_open, by priority (0 DEFAULT, 1 HIGH): 1
+   * while that limit is reached. Both priorities' are there for every cluster, as Envoy makes both resource managers.
+   */
+  breakerOpen: [BreakerOpenSeries, BreakerOpenSeries];
+  /**
+   * circuit_breakers.{default,high}.remaining_{cx,pending,rq,retries}, by priority: what is left of each limit, kept
+   * only where that priority's thresholds set track_remaining (breakerRemaining).
+   */
+  breakerRemaining: [BreakerRemainingSeries | undefined, BreakerRemainingSeries | undefined];
+}
+
+export interface BreakerOpenSeries {
+  cx: CounterSeries;
+  rqPending: CounterSeries;
+  rq: CounterSeries;
+  rqRetry: CounterSeries;
+  cxPool: CounterSeries;
+}
+
+export interface BreakerRemainingSeries {
+  cx: CounterSeries;
+  pending: CounterSeries;
+  rq: CounterSeries;
+  retries: CounterSeries;
 }
 
 export class SidecarStats {
@@ -180,15 +203,18 @@ export class SidecarStats {
   readonly upstreamCxDestroyRemote = this.#counter('envoy_cluster_upstream_cx_destroy_remote', 'Upstream connections closed (or refused, or reset) by the upstream', ['envoy_cluster_name']);
   readonly upstreamCxIdleTimeout = this.#counter('envoy_cluster_upstream_cx_idle_timeout', 'Upstream connections closed by the idle timeout', ['envoy_cluster_name']);
   readonly upstreamCxMaxRequests = this.#counter('envoy_cluster_upstream_cx_max_requests', 'Upstream connections that reached max_requests_per_connection', ['envoy_cluster_name']);
-  readonly cbCxOpen = this.#gauge('envoy_cluster_circuit_breakers_default_cx_open', '1 while max_connections is reached', ['envoy_cluster_name']);
-  readonly cbRqPendingOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_pending_open', '1 while max_pending_requests is reached', ['envoy_cluster_name']);
-  readonly cbRqOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_open', '1 while max_requests is reached', ['envoy_cluster_name']);
-  readonly cbRqRetryOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_retry_open', '1 while max_retries is reached', ['envoy_cluster_name']);
-  readonly cbCxPoolOpen = this.#gauge('envoy_cluster_circuit_breakers_default_cx_pool_open', '1 while max_connection_pools is reached', ['envoy_cluster_name']);
-  readonly cbRemainingCx = this.#gauge('envoy_cluster_circuit_breakers_default_remaining_cx', 'Connections left before max_connections (track_remaining)', ['envoy_cluster_name']);
-  readonly cbRemainingPending = this.#gauge('envoy_cluster_circuit_breakers_default_remaining_pending', 'Pending requests left before max_pending_requests (track_remaining)', ['envoy_cluster_name']);
-  readonly cbRemainingRq = this.#gauge('envoy_cluster_circuit_breakers_default_remaining_rq', 'Requests left before max_requests (track_remaining)', ['envoy_cluster_name']);
-  readonly cbRemainingRetries = this.#gauge('envoy_cluster_circuit_breakers_default_remaining_retries', 'Retries left before max_retries (track_remaining)', ['envoy_cluster_name']);
+  /** The circuit_breakers.<priority>.* gauges, [DEFAULT, HIGH] (Envoy's generateCircuitBreakersStats, by priority name). */
+  readonly cb = (['default', 'high'] as const).map((p) => ({
+    cxOpen: this.#gauge(`envoy_cluster_circuit_breakers_${p}_cx_open`, '1 while max_connections is reached', ['envoy_cluster_name']),
+    rqPendingOpen: this.#gauge(`envoy_cluster_circuit_breakers_${p}_rq_pending_open`, '1 while max_pending_requests is reached', ['envoy_cluster_name']),
+    rqOpen: this.#gauge(`envoy_cluster_circuit_breakers_${p}_rq_open`, '1 while max_requests is reached', ['envoy_cluster_name']),
+    rqRetryOpen: this.#gauge(`envoy_cluster_circuit_breakers_${p}_rq_retry_open`, '1 while max_retries is reached', ['envoy_cluster_name']),
+    cxPoolOpen: this.#gauge(`envoy_cluster_circuit_breakers_${p}_cx_pool_open`, '1 while max_connection_pools is reached', ['envoy_cluster_name']),
+    remainingCx: this.#gauge(`envoy_cluster_circuit_breakers_${p}_remaining_cx`, 'Connections left before max_connections (track_remaining)', ['envoy_cluster_name']),
+    remainingPending: this.#gauge(`envoy_cluster_circuit_breakers_${p}_remaining_pending`, 'Pending requests left before max_pending_requests (track_remaining)', ['envoy_cluster_name']),
+    remainingRq: this.#gauge(`envoy_cluster_circuit_breakers_${p}_remaining_rq`, 'Requests left before max_requests (track_remaining)', ['envoy_cluster_name']),
+    remainingRetries: this.#gauge(`envoy_cluster_circuit_breakers_${p}_remaining_retries`, 'Retries left before max_retries (track_remaining)', ['envoy_cluster_name']),
+  }));
   readonly upstreamRqCancelled = this.#counter('envoy_cluster_upstream_rq_cancelled', 'Requests given up (the client left, or a timeout) while waiting for a connection', ['envoy_cluster_name']);
   readonly upstreamRqPendingTotal = this.#counter('envoy_cluster_upstream_rq_pending_total', 'Requests that waited for a connection (pending)', ['envoy_cluster_name']);
   readonly noHealthyUpstream = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no healthy host', ['envoy_cluster_name']);
@@ -380,7 +406,11 @@ export class SidecarStats {
         cxActive: this.upstreamCxActive.series(l),
         cxHttp1Total: this.upstreamCxHttp1Total.series(l),
         cxHttp2Total: this.upstreamCxHttp2Total.series(l),
-        breakerOpen: { cx: this.cbCxOpen.series(l), rqPending: this.cbRqPendingOpen.series(l), rq: this.cbRqOpen.series(l), rqRetry: this.cbRqRetryOpen.series(l), cxPool: this.cbCxPoolOpen.series(l) },
+        breakerOpen: [0, 1].map((p) => {
+          const g = this.cb[p]!;
+          return { cx: g.cxOpen.series(l), rqPending: g.rqPendingOpen.series(l), rq: g.rqOpen.series(l), rqRetry: g.rqRetryOpen.series(l), cxPool: g.cxPoolOpen.series(l) };
+        }) as ClusterSeries['breakerOpen'],
+        breakerRemaining: [undefined, undefined],
       };
       this.#cluster.set(name, s);
     }
@@ -391,17 +421,18 @@ export class SidecarStats {
    * The cluster's remaining_* circuit breaker gauges, kept as Envoy keeps them only where the thresholds set
    * track_remaining (else its null gauges are never reported): made with `on`, removed without.
    */
-  breakerRemaining(name: string, on: boolean): ClusterSeries['breakerRemaining'] {
+  breakerRemaining(name: string, priority: RoutingPriority, on: boolean): BreakerRemainingSeries | undefined {
     const s = this.cluster(name);
-    if (on && !s.breakerRemaining) {
+    const g = this.cb[priority]!;
+    if (on && !s.breakerRemaining[priority]) {
       const l = this.clusterLabel(name);
-      s.breakerRemaining = { cx: this.cbRemainingCx.series(l), pending: this.cbRemainingPending.series(l), rq: this.cbRemainingRq.series(l), retries: this.cbRemainingRetries.series(l) };
-    } else if (!on && s.breakerRemaining) {
+      s.breakerRemaining[priority] = { cx: g.remainingCx.series(l), pending: g.remainingPending.series(l), rq: g.remainingRq.series(l), retries: g.remainingRetries.series(l) };
+    } else if (!on && s.breakerRemaining[priority]) {
       const label = this.clusterLabel(name).envoy_cluster_name;
-      for (const g of [this.cbRemainingCx, this.cbRemainingPending, this.cbRemainingRq, this.cbRemainingRetries]) g.removeWhere('envoy_cluster_name', label);
-      s.breakerRemaining = undefined;
+      for (const m of [g.remainingCx, g.remainingPending, g.remainingRq, g.remainingRetries]) m.removeWhere('envoy_cluster_name', label);
+      s.breakerRemaining[priority] = undefined;
     }
-    return s.breakerRemaining;
+    return s.breakerRemaining[priority];
   }
 
   /**

@@ -265,14 +265,21 @@ export interface UpgradeAdmission {
  */
 export type UpstreamTls = () => { secureContext: tls.SecureContext; uriSans: string[] } | undefined;
 
+/**
+ * Connections a pool makes at most per event (a request queued, a connection ready or closed), as Envoy's
+ * tryCreateNewConnections caps them (conn_pool_base.cc): a backlog of pending requests that finds room (other
+ * hosts' connections closed) is not met by a burst of connections at once; more are made as those come up.
+ */
+export const MAX_CONNECTIONS_PER_EVENT = 3;
+
 export interface PoolOptions {
   address: string;
   port: number;
-  /** The cluster's max_connections. */
+  /** The cluster's max_connections (of the pool's routing priority). */
   connections: number;
   /**
-   * HTTP/1.1: the cluster's connections as max_connections counts them (every host's pool, and upgrades), raised as
-   * a connection is made and lowered as it closes; without it a pool counts its own.
+   * The cluster's connections as max_connections counts them (every host's pool of the same priority, and
+   * upgrades), raised as a connection is made and lowered as it closes; without it a pool counts its own.
    */
   connectionsOpen?: { value: number; changed(): void };
   connectTimeoutMs: number;

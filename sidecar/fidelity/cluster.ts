@@ -78,7 +78,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
   const healthChecks = f.list('health_checks').map(healthCheck).filter((h): h is HealthCheckConfig => h !== undefined);
   const od = f.obj('outlier_detection');
   const outlierDetection = od ? outlier(od) : undefined;
-  const circuitBreakers = thresholds(f.obj('circuit_breakers'));
+  const [circuitBreakers, circuitBreakersHigh] = thresholds(f.obj('circuit_breakers'));
   let http2 = f.has('http2_protocol_options');
   // The deprecated cluster-level http2_protocol_options: its concurrency is honoured, its tuning accepted as before.
   const legacyH2 = f.obj('http2_protocol_options');
@@ -164,6 +164,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     healthChecks,
     outlierDetection,
     circuitBreakers,
+    circuitBreakersHigh,
     http2,
     idleTimeoutMs,
     maxRequestsPerConnection,
@@ -259,22 +260,29 @@ function outlier(f: Fields): OutlierDetectionConfig {
   return out;
 }
 
-function thresholds(f: Fields | undefined): CircuitBreakerConfig {
-  const out = { ...ENVOY_DEFAULT_CIRCUIT_BREAKERS };
+/**
+ * circuit_breakers.thresholds, one set per priority as Envoy's ResourceManagers::load reads them: the first entry
+ * for a priority gives its limits, Envoy's defaults (1024/1024/1024/3) where it has none or leaves one unset.
+ */
+function thresholds(f: Fields | undefined): [CircuitBreakerConfig, CircuitBreakerConfig] {
+  const out: [CircuitBreakerConfig, CircuitBreakerConfig] = [{ ...ENVOY_DEFAULT_CIRCUIT_BREAKERS }, { ...ENVOY_DEFAULT_CIRCUIT_BREAKERS }];
   if (!f) return out;
+  const seen = [false, false];
   for (const t of f.list('thresholds')) {
-    const priority = t.enumOf('priority', ['DEFAULT', 'HIGH'] as const, ['DEFAULT', 'HIGH']) ?? 'DEFAULT';
-    if (priority === 'HIGH') {
-      // Every request the sidecar sends is DEFAULT priority; HIGH limits never apply.
-      t.ignore('max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'track_remaining', 'max_connection_pools');
+    const priority = (t.enumOf('priority', ['DEFAULT', 'HIGH'] as const, ['DEFAULT', 'HIGH']) ?? 'DEFAULT') === 'HIGH' ? 1 : 0;
+    // As Envoy's std::find_if: a later entry for the same priority changes nothing.
+    if (seen[priority]) {
+      t.ignore(...t.keys());
       t.done();
       continue;
     }
-    out.maxConnections = t.num('max_connections') ?? out.maxConnections;
-    out.maxPendingRequests = t.num('max_pending_requests') ?? out.maxPendingRequests;
-    out.maxRequests = t.num('max_requests') ?? out.maxRequests;
-    out.maxRetries = t.num('max_retries') ?? out.maxRetries;
-    if (t.bool('track_remaining')) out.trackRemaining = true;
+    seen[priority] = true;
+    const o = out[priority];
+    o.maxConnections = t.num('max_connections') ?? o.maxConnections;
+    o.maxPendingRequests = t.num('max_pending_requests') ?? o.maxPendingRequests;
+    o.maxRequests = t.num('max_requests') ?? o.maxRequests;
+    o.maxRetries = t.num('max_retries') ?? o.maxRetries;
+    if (t.bool('track_remaining')) o.trackRemaining = true;
     t.done();
   }
   f.done();

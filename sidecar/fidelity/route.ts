@@ -281,8 +281,10 @@ function routeAction(f: Fields): RouteActionConfig {
     streamDuration = { maxMs: msd.durationMs('max_stream_duration') ?? 0, grpcHeaderMaxMs: msd.durationMs('grpc_timeout_header_max') };
     msd.done();
   }
+  // RouteAction.priority: the cluster's resource manager (thresholds, counts) and connection pools its requests use.
+  const priority = f.enumOf('priority', ['DEFAULT', 'HIGH'] as const, ['DEFAULT', 'HIGH']) === 'HIGH' ? 1 : 0;
   f.done();
-  return { kind: 'route', clusters, totalWeight, timeoutMs, retry, prefixRewrite, regexRewrite, hostRewrite, mirrors, hashPolicy, idleTimeoutMs, streamDuration };
+  return { kind: 'route', clusters, totalWeight, timeoutMs, retry, prefixRewrite, regexRewrite, hostRewrite, mirrors, hashPolicy, idleTimeoutMs, streamDuration, priority };
 }
 
 function directResponse(f: Fields): DirectResponseConfig {

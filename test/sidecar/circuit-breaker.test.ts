@@ -11,7 +11,7 @@ import { ENVOY_DEFAULT_CIRCUIT_BREAKERS } from '../../sidecar/config.ts';
 const limits = (maxConnections: number, maxRequests: number, maxPendingRequests: number) => ({ ...ENVOY_DEFAULT_CIRCUIT_BREAKERS, maxConnections, maxRequests, maxPendingRequests });
 
 test('max_requests: a place per request given a connection, given back once; past the limit none (overflow), never a wait', () => {
-  const cb = new CircuitBreaker(limits(1024, 2, 1024), true);
+  const cb = new CircuitBreaker(limits(1024, 2, 1024));
   const active = { value: 0 };
   cb.activeSeries = () => active;
   const first = cb.tryRequest();
@@ -27,8 +27,8 @@ test('max_requests: a place per request given a connection, given back once; pas
   assert.equal(typeof cb.tryRequest(), 'function', 'a place freed: admitted');
 });
 
-test('max_pending_requests and max_connections: pending places are counted over the cluster; HTTP/1.1 counts its pools\' connections, HTTP/2 upstream_cx_active', () => {
-  const h1 = new CircuitBreaker(limits(2, 100, 1), false);
+test('max_pending_requests: pending places are counted over the cluster', () => {
+  const h1 = new CircuitBreaker(limits(2, 100, 1));
   let pendingTotal = 0;
   h1.onPending = () => pendingTotal++;
   const place = h1.tryPending();
@@ -39,14 +39,10 @@ test('max_pending_requests and max_connections: pending places are counted over 
   place!();
   assert.equal(h1.pending, 0, 'given back once');
   assert.equal(typeof h1.tryPending(), 'function');
-  h1.connections.value = 1;
-  assert.equal(h1.openConnections(5), 1, 'HTTP/1.1 counts its pools\' connections, not upstream_cx_active');
-  const h2 = new CircuitBreaker(limits(2, 100, 1), true);
-  assert.equal(h2.openConnections(2), 2, 'HTTP/2 counts upstream_cx_active');
 });
 
 test('max_retries counts retries in flight', () => {
-  const cb = new CircuitBreaker({ ...ENVOY_DEFAULT_CIRCUIT_BREAKERS, maxRetries: 1 }, false);
+  const cb = new CircuitBreaker({ ...ENVOY_DEFAULT_CIRCUIT_BREAKERS, maxRetries: 1 });
   const retry = cb.tryRetry();
   assert.equal(cb.tryRetry(), undefined);
   assert.equal(cb.activeRetries, 1);

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { after, test } from 'node:test';
-import { TestMesh, eventually, get, instance, metric, policy, service, startApp, withFields } from './harness.ts';
+import { TestMesh, eventually, get, instance, metric, policy, route, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -176,4 +176,140 @@ test('track_remaining: circuit_breakers.default.remaining_cx, remaining_pending,
   assert.match(text, /^cluster\.outbound\|7463\|\|cl-four\.default\.circuit_breakers\.default\.cx_pool_open: 0$/m);
   assert.doesNotMatch(text, /cl-other\.default\.circuit_breakers\.default\.remaining_/, 'no remaining_* gauges without track_remaining');
   assert.match(text, /cl-other\.default\.circuit_breakers\.default\.cx_open: 0/);
+});
+
+/**
+ * The default translator with `thresholds` as the circuit breakers of the clusters whose name has `svc`, and the
+ * routes matching the path prefix `/high` sent at RouteAction.priority HIGH (weft's API sets neither; an operator's
+ * Envoy config might).
+ */
+function prioritized(svc: string, thresholds: Record<string, unknown>[]) {
+  const highRoutes = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(highRoutes);
+    if (v === null || typeof v !== 'object') return v;
+    const o: Record<string, any> = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, highRoutes(x)]));
+    if (o.match?.prefix === '/high' && o.route) o.route = { ...o.route, priority: 'HIGH' };
+    return o;
+  };
+  const base = withFields({}, {}, (c) => (String(c.name).includes(svc) ? { ...c, circuit_breakers: { thresholds } } : c));
+  return {
+    translateEndpoints: base.translateEndpoints,
+    translateProxy: (m: Parameters<typeof base.translateProxy>[0], p: Parameters<typeof base.translateProxy>[1]) => {
+      const out = base.translateProxy(m, p);
+      return { ...out, routes: out.routes.map((r) => ({ ...r, value: highRoutes(r.value) })) };
+    },
+  };
+}
+
+test('route priority HIGH: its requests take the cluster\'s HIGH thresholds and pools. DEFAULT max_connections 1 / max_pending_requests 1 is full (the next DEFAULT request 503 x-envoy-overloaded) while HIGH requests get connections of their own up to HIGH\'s 3; circuit_breakers.high.* gauges and /clusters high_priority show it', { timeout: 30_000 }, async () => {
+  const app = await holdingApp('cl-prio');
+  const mesh = await TestMesh.start({
+    translator: prioritized('cl-prio', [
+      { priority: 'DEFAULT', max_connections: 1, max_pending_requests: 1, max_requests: 100 },
+      { priority: 'HIGH', max_connections: 3, max_pending_requests: 3, max_requests: 100, track_remaining: true },
+    ]),
+  });
+  closers.push(() => mesh.close());
+  mesh.model.update({
+    services: [service('cl-prio-caller', 8000), service('cl-prio', 7465)],
+    instances: [instance('cl-prio', app.port)],
+    destinationPolicies: [],
+    routes: [route('cl-prio', [{ name: 'high', match: [{ path: { prefix: '/high' } }], destinations: [{ service: 'cl-prio', weight: 1 }] }])],
+  });
+  const caller = await mesh.sidecar('cl-prio-caller', 8000);
+  const cluster = { envoy_cluster_name: 'outbound|7465||cl-prio.default' };
+  const gauges = (p: 'default' | 'high') => Promise.all(['cx_open', 'rq_pending_open', 'rq_open', 'rq_retry_open'].map((g) => metric(caller.adminPort, `envoy_cluster_circuit_breakers_${p}_${g}`, cluster)));
+  const remaining = () => Promise.all(['remaining_cx', 'remaining_pending', 'remaining_rq', 'remaining_retries'].map((g) => metric(caller.adminPort, `envoy_cluster_circuit_breakers_high_${g}`, cluster)));
+  assert.deepEqual(await remaining(), [3, 3, 100, 3], "HIGH's limits whole before any traffic (track_remaining on its thresholds)");
+
+  // DEFAULT: one request on its one connection, one pending, the third overflows.
+  const calls = [get(caller.outboundPort, 'cl-prio', '/low')];
+  await eventually(() => app.held() === 1, 5000, 'the first DEFAULT request at the app');
+  calls.push(get(caller.outboundPort, 'cl-prio', '/low'));
+  await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster)) === 1, 5000, 'the second DEFAULT request pending');
+  const refused = await get(caller.outboundPort, 'cl-prio', '/low');
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers['x-envoy-overloaded'], 'true');
+  assert.deepEqual(await gauges('default'), [1, 1, 0, 0], 'DEFAULT: max_connections and max_pending_requests reached');
+  assert.deepEqual(await gauges('high'), [0, 0, 0, 0], 'HIGH: nothing taken');
+
+  // HIGH: three requests, each on a connection of its own (HIGH's pool, HIGH's count), none refused.
+  for (let i = 0; i < 3; i++) calls.push(get(caller.outboundPort, 'cl-prio', '/high'));
+  await eventually(() => app.held() === 4, 5000, 'the three HIGH requests at the app beside the DEFAULT one');
+  assert.equal(app.seen.connections, 4, "one DEFAULT connection, three HIGH ones: the HIGH requests did not wait for DEFAULT's");
+  // A fourth HIGH request waits (HIGH's max_connections 3), among HIGH's pending places.
+  calls.push(get(caller.outboundPort, 'cl-prio', '/high'));
+  await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster)) === 2, 5000, 'the fourth HIGH request pending');
+  assert.equal(app.seen.connections, 4, 'no connection past HIGH max_connections');
+  assert.deepEqual(await gauges('high'), [1, 0, 0, 0], 'HIGH: max_connections reached, max_pending_requests not');
+  assert.deepEqual(await remaining(), [0, 2, 97, 3]);
+  assert.deepEqual(await gauges('default'), [1, 1, 0, 0], "DEFAULT's own counts unchanged by HIGH traffic");
+
+  const text = (await get(caller.adminPort, 'admin', '/stats?filter=circuit_breakers')).body;
+  assert.match(text, /^cluster\.outbound\|7465\|\|cl-prio\.default\.circuit_breakers\.high\.cx_open: 1$/m, "Envoy's stat name");
+  assert.match(text, /^cluster\.outbound\|7465\|\|cl-prio\.default\.circuit_breakers\.high\.remaining_pending: 2$/m);
+  assert.match(text, /^cluster\.outbound\|7465\|\|cl-prio\.default\.circuit_breakers\.high\.cx_pool_open: 0$/m);
+  assert.doesNotMatch(text, /circuit_breakers\.default\.remaining_/, "DEFAULT's thresholds have no track_remaining");
+  const clusters = (await get(caller.adminPort, 'admin', '/clusters')).body;
+  assert.match(clusters, /^outbound\|7465\|\|cl-prio\.default::default_priority::max_connections::1$/m);
+  assert.match(clusters, /^outbound\|7465\|\|cl-prio\.default::high_priority::max_connections::3$/m);
+  assert.match(clusters, /^outbound\|7465\|\|cl-prio\.default::high_priority::max_retries::3$/m);
+
+  app.release();
+  assert.deepEqual((await Promise.all(calls)).map((r) => r.status), [200, 200, 200, 200, 200, 200], 'every request but the DEFAULT overflow served');
+  assert.equal(app.seen.connections, 4, 'the pending ones took their own priority\'s connections');
+});
+
+test('route priority HIGH with tighter limits than DEFAULT: HIGH max_requests 1 refuses the second HIGH request (503 x-envoy-overloaded, circuit_breakers.high.rq_open 1) while DEFAULT requests run side by side; HIGH max_retries 0 refuses a HIGH retry (upstream_rq_retry_overflow) that DEFAULT makes', { timeout: 30_000 }, async () => {
+  let failing = true;
+  const held: http.ServerResponse[] = [];
+  const app = await startApp('cl-prio2', (req, res) => {
+    if (req.url?.includes('flaky') && failing) {
+      res.statusCode = 503;
+      return res.end('down');
+    }
+    if (req.url?.includes('hold')) return void held.push(res);
+    res.end('ok');
+  });
+  closers.push(() => app.close());
+  const mesh = await TestMesh.start({
+    translator: prioritized('cl-prio2', [{ priority: 'HIGH', max_requests: 1, max_retries: 0 }]),
+  });
+  closers.push(() => mesh.close());
+  const dest = [{ service: 'cl-prio2', weight: 1 }];
+  mesh.model.update({
+    services: [service('cl-prio2-caller', 8000), service('cl-prio2', 7466)],
+    instances: [instance('cl-prio2', app.port)],
+    destinationPolicies: [],
+    routes: [
+      route('cl-prio2', [
+        { name: 'high', match: [{ path: { prefix: '/high' } }], destinations: dest, retries: { attempts: 1, retryOn: ['5xx'] } },
+        { name: 'low', match: [{ path: { prefix: '/' } }], destinations: dest, retries: { attempts: 1, retryOn: ['5xx'] } },
+      ]),
+    ],
+  });
+  const caller = await mesh.sidecar('cl-prio2-caller', 8000);
+  const cluster = { envoy_cluster_name: 'outbound|7466||cl-prio2.default' };
+  const first = get(caller.outboundPort, 'cl-prio2', '/high/hold');
+  await eventually(() => held.length === 1, 5000, 'the first HIGH request at the app');
+  const second = await get(caller.outboundPort, 'cl-prio2', '/high/hold');
+  assert.equal(second.status, 503, 'HIGH max_requests 1: refused');
+  assert.equal(second.headers['x-envoy-overloaded'], 'true');
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_circuit_breakers_high_rq_open', cluster), 1);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_circuit_breakers_default_rq_open', cluster), 0);
+  const low = [get(caller.outboundPort, 'cl-prio2', '/low/hold'), get(caller.outboundPort, 'cl-prio2', '/low/hold')];
+  await eventually(() => held.length === 3, 5000, 'both DEFAULT requests at the app beside the HIGH one');
+  for (const r of held.splice(0)) r.end('ok');
+  assert.deepEqual([(await first).status, ...(await Promise.all(low)).map((r) => r.status)], [200, 200, 200]);
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_circuit_breakers_high_rq_open', cluster), 0);
+
+  // Retries: DEFAULT's max_retries (3) lets the retry go; HIGH's 0 refuses it.
+  const hits = app.hits;
+  assert.equal((await get(caller.outboundPort, 'cl-prio2', '/low/flaky')).status, 503);
+  assert.equal(app.hits - hits, 2, 'DEFAULT: the first try and its retry');
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry_overflow', cluster), 0);
+  assert.equal((await get(caller.outboundPort, 'cl-prio2', '/high/flaky')).status, 503);
+  assert.equal(app.hits - hits, 3, 'HIGH: no retry');
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_retry_overflow', cluster), 1);
+  failing = false;
 });

@@ -301,6 +301,40 @@ test('http2_protocol_options.max_concurrent_streams: honoured from HttpProtocolO
   assert.match(JSON.stringify(r.errors), /explicit_http_config\.http2_protocol_options\.max_concurrent_streams/);
 });
 
+test("circuit_breakers: each priority's thresholds decoded apart (HIGH used to be accepted and never applied), Envoy's 1024/1024/1024/3 where a priority has no entry; the first entry for a priority wins, as Envoy's find_if", () => {
+  const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
+  const limits = (thresholds: unknown[]) => {
+    const c = decoded('cluster', { ...base, circuit_breakers: { thresholds } }) as ClusterConfig;
+    return [c.circuitBreakers, c.circuitBreakersHigh];
+  };
+  const envoy = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
+  assert.deepEqual(limits([{ max_connections: 7 }]), [{ ...envoy, maxConnections: 7 }, envoy], 'no priority: DEFAULT; HIGH keeps the defaults');
+  assert.deepEqual(limits([{ priority: 'HIGH', max_pending_requests: 2, max_retries: 0, track_remaining: true }]), [envoy, { ...envoy, maxPendingRequests: 2, maxRetries: 0, trackRemaining: true }]);
+  assert.deepEqual(limits([{ priority: 1, max_requests: 9 }, { priority: 'DEFAULT', max_requests: 4 }]), [{ ...envoy, maxRequests: 4 }, { ...envoy, maxRequests: 9 }], 'priority by number too');
+  assert.deepEqual(limits([{ priority: 'HIGH', max_requests: 9 }, { priority: 'HIGH', max_requests: 1 }]), [envoy, { ...envoy, maxRequests: 9 }], 'the first HIGH entry');
+  // Fields the sidecar does not apply are NACKed for HIGH as for DEFAULT (HIGH used to accept max_connection_pools).
+  const r = accept('cluster', { ...base, circuit_breakers: { thresholds: [{ priority: 'HIGH', max_connection_pools: 3 }] } });
+  assert.ok(!r.ok);
+  assert.ok(r.errors.some((e) => e.path === 'circuit_breakers.thresholds[0].max_connection_pools'), JSON.stringify(r.errors));
+});
+
+test('RouteAction.priority: HIGH is honoured (it was NACKed), DEFAULT or unset is DEFAULT, another value is NACKed naming the field', () => {
+  const base = golden('route-retries', 'route') as Record<string, any>;
+  const withPriority = (p: unknown) => {
+    const v = structuredClone(base);
+    v.virtual_hosts[0].routes[0].route.priority = p;
+    return v;
+  };
+  const action = (v: unknown) => (decoded('route', v) as RouteConfig).virtualHosts[0]!.routes[0]!.action as RouteActionConfig;
+  assert.equal(action(base).priority, 0);
+  assert.equal(action(withPriority('DEFAULT')).priority, 0);
+  assert.equal(action(withPriority('HIGH')).priority, 1);
+  assert.equal(action(withPriority(1)).priority, 1);
+  const r = accept('route', withPriority('URGENT'));
+  assert.ok(!r.ok);
+  assert.ok(r.errors.some((e) => e.path === 'virtual_hosts[0].routes[0].route.priority'), JSON.stringify(r.errors));
+});
+
 test('mutations outside the subset are NACKed with the field path', () => {
   const cases: { kind: ResourceKind; base: Record<string, unknown>; mutate: (v: any) => void; path: string }[] = [
     {

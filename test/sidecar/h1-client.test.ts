@@ -87,6 +87,31 @@ test('no more connections than allowed: the rest wait their turn, in order', asy
   assert.deepEqual(order.slice(2, 4).sort(), ['/3', '/4']);
 });
 
+test("at most three connections per event, as Envoy's tryCreateNewConnections: a backlog of seven pending requests that finds room (the cluster's other connections closed) gets three connections at once, then more as each comes up, until every request has its own", async () => {
+  const held: http.ServerResponse[] = [];
+  const s = await httpServer((_req, res) => void held.push(res));
+  // The cluster's connections as max_connections counts them: 10 of other hosts' fill it.
+  const open = { value: 10, changed: () => undefined };
+  let overflows = 0;
+  const p = pool(s.port, { connections: 10, connectionsOpen: open, cxOverflow: () => overflows++ });
+  const calls = [text(p, get('/0'))];
+  assert.equal(open.value, 11, 'a pool with no connection gets one past max_connections');
+  for (let i = 1; i < 7; i++) calls.push(text(p, get(`/${i}`)));
+  assert.equal(open.value, 11, 'the rest wait: max_connections reached');
+  assert.equal(overflows, 7);
+  // The other hosts' connections close: room for nine more.
+  open.value -= 10;
+  calls.push(text(p, get('/7')));
+  assert.equal(open.value, 1 + 3, 'three connections made in the event that found room, not seven');
+  const deadline = Date.now() + 5000;
+  while (held.length < 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(held.length, 8, 'every request reached the server, each on its own connection');
+  assert.equal(s.sockets(), 8);
+  assert.equal(open.value, 8);
+  for (const r of held.splice(0)) r.end('ok');
+  assert.ok((await Promise.all(calls)).every((r) => r.body === 'ok'));
+});
+
 test('request bodies: a buffer with its length, a stream chunked', async () => {
   const s = await httpServer((req, res) => {
     let body = '';

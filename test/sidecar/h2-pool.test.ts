@@ -11,6 +11,8 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { TestMesh, get, instance, metric, policy, service, slowH2, withFields } from './harness.ts';
+import { Http2Pool } from '../../sidecar/h2-client.ts';
+import type { UpstreamRequest } from '../../sidecar/upstream.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -173,4 +175,37 @@ test('an upstream that advertises SETTINGS_MAX_CONCURRENT_STREAMS 0 gets one mor
   assert.ok([503, 504].includes(second.status), `${second.status} ${second.body}`);
   await new Promise((r) => setTimeout(r, 200));
   assert.ok(app.seen.sessions <= 3, `${app.seen.sessions} connections`);
+});
+
+test("HTTP/2: at most three connections per event, as Envoy's tryCreateNewConnections: an upstream of one stream per connection, a backlog of seven that finds room gets three connections at once, then more as each comes up, until every request has a stream", { timeout: 20_000 }, async () => {
+  const held: http2.Http2ServerResponse[] = [];
+  let sessions = 0;
+  const server = http2.createServer({ settings: { maxConcurrentStreams: 1 } }, (_req, res) => void held.push(res));
+  server.on('session', () => sessions++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(async () => {
+    for (const r of held.splice(0)) r.end();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  const port = (server.address() as AddressInfo).port;
+  // The cluster's connections as max_connections counts them.
+  const open = { value: 0, changed: () => undefined };
+  const pool = new Http2Pool({ address: '127.0.0.1', port, connections: 10, connectionsOpen: open, connectTimeoutMs: 1000, idleTimeoutMs: 60_000 });
+  closers.push(() => pool.close());
+  const req = (path: string): UpstreamRequest => ({ method: 'GET', path, authority: 'svc', headers: [], body: null });
+  const calls = [pool.start(req('/0')).response];
+  const deadline = Date.now() + 5000;
+  while (held.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(held.length, 1, 'the first request on the first connection (its SETTINGS of one stream known from then on)');
+  open.value += 9; // other hosts' connections fill max_connections
+  for (let i = 1; i < 7; i++) calls.push(pool.start(req(`/${i}`)).response);
+  assert.equal(open.value, 10, 'the rest wait: max_connections reached');
+  open.value -= 9; // those close: room for nine more
+  calls.push(pool.start(req('/7')).response);
+  assert.equal(open.value, 1 + 3, 'three connections made in the event that found room, not seven');
+  while (held.length < 8 && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(held.length, 8, 'every request reached the server');
+  assert.equal(sessions, 8, 'one connection each');
+  for (const r of held.splice(0)) r.end('ok');
+  assert.deepEqual((await Promise.all(calls)).map((r) => r.status), [200, 200, 200, 200, 200, 200, 200, 200]);
 });

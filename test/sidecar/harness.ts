@@ -554,6 +554,7 @@ export const clusterConfig = (extra: Partial<ClusterConfig> = {}): ClusterConfig
   ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
   healthChecks: [],
   circuitBreakers: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
+  circuitBreakersHigh: ENVOY_DEFAULT_CIRCUIT_BREAKERS,
   http2: false,
   idleTimeoutMs: 60_000,
   maxRequestsPerConnection: 0,

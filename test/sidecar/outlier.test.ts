@@ -23,6 +23,7 @@ function cluster(od: Partial<OutlierDetectionConfig>, hosts: number, clock: { no
     ringHash: { minimumRingSize: 64, maximumRingSize: 1024 },
     http2: false,
     circuitBreakers: { ...ENVOY_DEFAULT_CIRCUIT_BREAKERS },
+    circuitBreakersHigh: { ...ENVOY_DEFAULT_CIRCUIT_BREAKERS },
     healthChecks: [],
     // No panic mode: the usable hosts are exactly the ones not ejected.
     panicThresholdPercent: 0,
