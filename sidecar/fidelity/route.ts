@@ -109,8 +109,10 @@ function routeMatch(f: Fields): RouteMatchConfig {
   const caseSensitive = f.bool('case_sensitive') ?? true;
   const headers = f.list('headers').map(headerMatcher);
   const queryParameters = f.list('query_parameters').map(queryMatcher);
+  // runtime_fraction: Envoy's RouteEntryImplBase::evaluateRuntimeMatch, read per request (sidecar/router.ts).
+  const share = runtimeFraction(f.obj('runtime_fraction'));
   f.done();
-  return { path, caseSensitive, headers, queryParameters };
+  return { path, caseSensitive, headers, queryParameters, ...(share ? { runtimeFraction: share } : {}) };
 }
 
 export function headerMatcher(f: Fields): HeaderMatcherConfig {
