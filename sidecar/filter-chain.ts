@@ -361,11 +361,15 @@ export class RequestFilters {
   #faultAbort(fault: FaultConfig, s: RequestState, downstream: string | undefined): RequestOutcome | undefined {
     const abort = fault.abort;
     if (abort && this.#random() < this.#runtime.fraction(downstream === undefined ? fault.runtime.abortPercent : `fault.http.${downstream}.abort.abort_percent`, abort.fraction)) {
-      // The runtime's status when it is one the sidecar answers with (as the config's: 200..599), else the config's.
+      // Envoy sends the runtime's status whatever it is (abortHttpStatus casts it to Http::Code; its HTTP/1 codec writes
+      // "<status> Unknown" for one it has no name for). The sidecar does for 200..599, and on HTTP/1 for 600..999;
+      // else it sends the config's (Node's HTTP/2 refuses a :status outside 200..599, and a 1xx or a status of more
+      // than three digits is no final response a client reads).
       const status = this.#runtime.getInteger(downstream === undefined ? fault.runtime.abortHttpStatus : `fault.http.${downstream}.abort.http_status`, abort.status);
+      const sendable = status >= 200 && (status < 600 || (status <= 999 && this.#properties['request.protocol'] !== 'HTTP/2'));
       if (!this.#tryIncActiveFaults(fault)) return undefined;
       this.#stats.faultAbortsInjected.inc(this.#faultLabels());
-      return { kind: 'reply', reply: localReplies.faultAbort(status >= 200 && status < 600 ? status : abort.status), headers: s.headers, body: s.body };
+      return { kind: 'reply', reply: localReplies.faultAbort(sendable ? status : abort.status), headers: s.headers, body: s.body };
     }
     return undefined;
   }

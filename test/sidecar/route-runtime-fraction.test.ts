@@ -5,6 +5,8 @@
 // keys (source/extensions/filters/http/fault/fault_filter.cc).
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import { TestMesh, admin, get, instance, load, metric, route, service, startApp, tap, type TestApp } from './harness.ts';
@@ -181,4 +183,50 @@ test('fault filter: downstream_nodes matches x-envoy-downstream-service-node; x-
   await modify(sc.adminPort, 'fault.http.web.delay.fixed_duration_ms=&fault.http.web.delay.fixed_delay_percent=&fault.http.delay.fixed_delay_percent=100');
   assert.equal(await flags({}), 'DI');
   assert.equal(await flags(web), '-', "the filter's key does not count for a downstream cluster");
+});
+
+test("fault filter: a runtime http_status outside 200..599 is sent as Envoy sends it, on HTTP/1 up to 999 ('<status> Unknown'); otherwise the configured one", { timeout: 30_000 }, async () => {
+  const shop = await app('shop');
+  const m = await mesh(() => undefined);
+  m.model.update({
+    services: [service('caller', 8000), service('shop', 7000)],
+    instances: [instance('shop', shop.port)],
+    routes: [route('shop', [{ name: 'faulty', destinations: [{ service: 'shop', weight: 1 }], fault: { abort: { httpStatus: 503, percentage: 100 } } }])],
+  });
+  const sc = await m.sidecar('caller', 8000);
+  const h1 = () =>
+    new Promise<{ status: number; reason: string; body: string }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: sc.outboundPort, headers: { host: 'shop' }, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: res.statusMessage ?? '', body }));
+      }).on('error', reject);
+    });
+  const h2 = async () => {
+    const session = http2.connect(`http://127.0.0.1:${sc.outboundPort}`);
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':path': '/', ':authority': 'shop' });
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', reject);
+        req.resume();
+        req.end();
+      });
+    } finally {
+      session.close();
+    }
+  };
+  await modify(sc.adminPort, 'fault.http.abort.http_status=600');
+  assert.deepEqual(await h1(), { status: 600, reason: 'Unknown', body: 'fault filter abort' });
+  assert.equal(await h2(), 503, "Node's HTTP/2 sends no :status 600: the configured status");
+  await modify(sc.adminPort, 'fault.http.abort.http_status=999');
+  assert.equal((await h1()).status, 999);
+  for (const status of ['1000', '150', '0']) {
+    await modify(sc.adminPort, `fault.http.abort.http_status=${status}`);
+    assert.equal((await h1()).status, 503, `${status}: the configured status`);
+  }
+  await modify(sc.adminPort, 'fault.http.abort.http_status=429');
+  assert.deepEqual(await h1(), { status: 429, reason: 'Too Many Requests', body: 'fault filter abort' });
+  assert.equal(await h2(), 429);
 });
