@@ -59,7 +59,10 @@ export interface ProxyEnv {
   runtime?: Runtime;
 }
 
-/** A mirror's chance: Envoy's shouldShadow, the runtime's value of its runtime_fraction.runtime_key over default_value. */
+/**
+ * A mirror's chance: Envoy's shouldShadow, the runtime's value of its runtime_fraction.runtime_key over default_value,
+ * against the stream's random value (Envoy's router passes callbacks_->streamId(), the route match's too).
+ */
 function mirrorFraction(env: ProxyEnv, mirror: { fraction: number; runtimeKey?: string }): number {
   return mirror.runtimeKey && env.runtime ? env.runtime.fraction(mirror.runtimeKey, mirror.fraction) : mirror.fraction;
 }
@@ -1304,7 +1307,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const grpcBody = streamed !== undefined && (streamed === req || heldGrpc !== undefined);
     if (streamed && !grpcBody && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
-      if (env.random() >= mirrorFraction(env, mirror)) continue;
+      if (stream.routeRandom() >= mirrorFraction(env, mirror)) continue;
       void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs);
     }
 
@@ -1315,7 +1318,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (grpcBody && (retry || action.mirrors.length > 0)) {
       copy = new BodyCopy(upstreamBody as Readable, hcm.bufferLimitBytes, stream);
       for (const mirror of action.mirrors) {
-        if (env.random() >= mirrorFraction(env, mirror)) continue;
+        if (stream.routeRandom() >= mirrorFraction(env, mirror)) continue;
         // The shadow streams with the call, as Envoy's streaming shadows do.
         const shadowBody = copy.tee(() => env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name)));
         if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs);

@@ -1,8 +1,10 @@
 // Envoy's runtime read where the route table and the fault filter read it, on
 // a live sidecar: a route match's runtime_fraction (canary by runtime, the
 // share changed with POST /runtime_modify), and the fault filter's
-// upstream_cluster, downstream_nodes and fault.http.<downstream cluster>.*
-// keys (source/extensions/filters/http/fault/fault_filter.cc).
+// upstream_cluster, downstream_nodes, fault.http.<downstream cluster>.* keys
+// and runtime http_status (source/extensions/filters/http/fault/fault_filter.cc);
+// and the stream's one random value, which a route match, the weighted pick
+// and a mirror all read, as Envoy's stream_id_.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -229,4 +231,27 @@ test("fault filter: a runtime http_status outside 200..599 is sent as Envoy send
   await modify(sc.adminPort, 'fault.http.abort.http_status=429');
   assert.deepEqual(await h1(), { status: 429, reason: 'Too Many Requests', body: 'fault filter abort' });
   assert.equal(await h2(), 429);
+});
+
+test("one random value per stream, as Envoy's stream_id: a route's runtime_fraction and its mirror's share read the same one, so at 50% each every request the route takes is mirrored and no other", { timeout: 60_000 }, async () => {
+  const v1 = await app('v1');
+  const v2 = await app('v2');
+  const shadow = await app('shadow');
+  const m = await mesh((r) => {
+    if (r.name === 'default/shop/canary') r.match.runtime_fraction = { default_value: { numerator: 50 } };
+  });
+  m.model.update({
+    services: [service('caller', 8000), service('shop', 7000), service('shop-next', 7001), service('shop-shadow', 7002)],
+    instances: [instance('shop', v1.port), instance('shop-next', v2.port), instance('shop-shadow', shadow.port)],
+    routes: [route('shop', [{ name: 'canary', destinations: [{ service: 'shop-next', weight: 1 }], mirror: { service: 'shop-shadow', percentage: 50 } }])],
+  });
+  const sc = await m.sidecar('caller', 8000);
+  const n = 200;
+  const seen = await spread(sc.outboundPort, n);
+  assert.ok((seen.get('v2') ?? 0) >= 60 && (seen.get('v2') ?? 0) <= 140, `about half to the canary: ${seen.get('v2')} of ${n}`);
+  // An independent draw would mirror about half of the canary's requests; the stream's one value mirrors each of them.
+  const deadline = Date.now() + 5000;
+  while (shadow.hits < v2.hits && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(shadow.hits, v2.hits, 'every request the canary route took was mirrored, and no other');
 });
