@@ -111,6 +111,8 @@ function routeMatch(f: Fields): RouteMatchConfig {
   const queryParameters = f.list('query_parameters').map(queryMatcher);
   // runtime_fraction: Envoy's RouteEntryImplBase::evaluateRuntimeMatch, read per request (sidecar/router.ts).
   const share = runtimeFraction(f.obj('runtime_fraction'));
+  // grpc is an empty message: set, even as {}, it limits the route to gRPC requests in Envoy, which the sidecar does not do.
+  if (f.raw('grpc') != null) f.fail('grpc', 'field not supported by the weft sidecar');
   f.done();
   return { path, caseSensitive, headers, queryParameters, ...(share ? { runtimeFraction: share } : {}) };
 }

@@ -377,6 +377,13 @@ test('mutations outside the subset are NACKed with the field path', () => {
       path: 'virtual_hosts[0].routes[0].match.runtime_fraction.default_value',
     },
     {
+      // An empty message, set: Envoy then matches gRPC requests only.
+      kind: 'route',
+      base: golden('route-canary-90-10', 'route'),
+      mutate: (v) => (v.virtual_hosts[0].routes[0].match.grpc = {}),
+      path: 'virtual_hosts[0].routes[0].match.grpc',
+    },
+    {
       // CONNECT (and any upgrade but WebSocket) cannot be carried.
       kind: 'listener',
       base: golden('wasm-inbound', 'listener', 'outbound'),
