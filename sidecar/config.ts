@@ -39,6 +39,11 @@ export interface RouteMatchConfig {
   caseSensitive: boolean;
   headers: HeaderMatcherConfig[];
   queryParameters: QueryMatcherConfig[];
+  /**
+   * runtime_fraction: the route matches only a share of requests, its default_value (a fraction) or the runtime's
+   * value of runtime_key over it, decided by the stream's one random value (Envoy's featureEnabled with stream_id_).
+   */
+  runtimeFraction?: { fraction: Fraction; runtimeKey?: string };
 }
 
 export type AppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
@@ -62,6 +67,10 @@ export interface FaultConfig {
   runtime: { delayPercent: string; delayDuration: string; abortPercent: string; abortHttpStatus: string; maxActiveFaults: string };
   /** max_active_faults: no new fault while this many are active in the connection manager (absent: no limit unless the runtime's key sets one). */
   maxActiveFaults?: number;
+  /** upstream_cluster: the fault applies only to requests whose route sends them to this cluster. */
+  upstreamCluster?: string;
+  /** downstream_nodes: the fault applies only to requests whose x-envoy-downstream-service-node is one of these. */
+  downstreamNodes?: ReadonlySet<string>;
 }
 
 export interface RetryPolicyConfig {

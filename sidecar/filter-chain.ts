@@ -14,7 +14,13 @@ import { localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
 import { responseFlagBits } from './stream-attributes.ts';
 import type { HeaderPairs } from './upstream.ts';
+import { getHeader } from './headers.ts';
 import type { BodyOutcome, HttpStream, LocalReply as WasmLocalReply, StreamOutcome, StreamProperties, WasmPlugin } from './wasm/index.ts';
+
+/** What the filters may ask of the stream's route: the cluster it sends to (none for no route, a direct response or a redirect). */
+export interface RouteTarget {
+  routeCluster(): string | undefined;
+}
 
 export interface FilterResolver {
   /** The extension config an ECDS filter currently points at. */
@@ -95,6 +101,8 @@ export class RequestFilters {
   readonly #random: () => number;
   /** Envoy's runtime: the fault filter's keys. */
   readonly #runtime: Runtime;
+  /** The stream's route target: the fault filter's upstream_cluster is compared with its cluster. */
+  readonly #target: RouteTarget | undefined;
   /** The connection manager's stat_prefix: the fault filter's active faults are counted per connection manager, as Envoy's gauge. */
   readonly #statPrefix: string;
   #faultLabelValues: { envoy_http_conn_manager_prefix: string } | undefined;
@@ -121,7 +129,8 @@ export class RequestFilters {
   /** The stream attributes the filters read (shared by their streams): the response as sent is added for on_log (ended). */
   readonly #properties: StreamProperties;
 
-  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number, peer?: PeerCertificate, runtime: Runtime = NO_RUNTIME, statPrefix = '') {
+  constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number, peer?: PeerCertificate, runtime: Runtime = NO_RUNTIME, statPrefix = '', target?: RouteTarget) {
+    this.#target = target;
     this.#stats = stats;
     this.#bufferLimit = bufferLimit;
     this.#properties = properties;
@@ -289,19 +298,31 @@ export class RequestFilters {
       return { kind: 'reply', reply: localReplies.rbacDenied(allow ? undefined : matched), headers, body: s.body };
     }
     if (a.kind === 'fault') {
-      // As Envoy's FaultFilter: the runtime's percent and duration (keys in a.fault.runtime) over the configured ones,
-      // read per request; a delay of 0 ms is no delay.
-      const { delay, runtime: keys } = a.fault;
-      if (delay && this.#random() < this.#runtime.fraction(keys.delayPercent, delay.fraction)) {
-        const ms = this.#runtime.getInteger(keys.delayDuration, delay.ms);
-        if (ms !== 0 && this.#tryIncActiveFaults(a.fault)) {
+      const fault = a.fault;
+      // As Envoy's FaultFilter::decodeHeaders: upstream_cluster against the route's cluster, downstream_nodes
+      // against x-envoy-downstream-service-node; a request that is not the fault's target passes untouched.
+      if (fault.upstreamCluster !== undefined && this.#target?.routeCluster() !== fault.upstreamCluster) return undefined;
+      if (fault.downstreamNodes !== undefined) {
+        const node = getHeader(s.headers, 'x-envoy-downstream-service-node');
+        if (node === undefined || !fault.downstreamNodes.has(node)) return undefined;
+      }
+      // With x-envoy-downstream-service-cluster (even empty), Envoy reads fault.http.<that cluster>.* keys.
+      const downstream = getHeader(s.headers, 'x-envoy-downstream-service-cluster');
+      // As Envoy's FaultFilter: the runtime's percent and duration (keys in fault.runtime) over the configured ones,
+      // read per request; a delay of 0 ms is no delay. A downstream cluster's percent key replaces the filter's,
+      // its duration key is read over the filter's (isDelayEnabled, delayDuration).
+      const delay = fault.delay;
+      if (delay && this.#random() < this.#runtime.fraction(downstream === undefined ? fault.runtime.delayPercent : `fault.http.${downstream}.delay.fixed_delay_percent`, delay.fraction)) {
+        let ms = this.#runtime.getInteger(fault.runtime.delayDuration, delay.ms);
+        if (downstream !== undefined) ms = this.#runtime.getInteger(`fault.http.${downstream}.delay.fixed_duration_ms`, ms);
+        if (ms !== 0 && this.#tryIncActiveFaults(fault)) {
           this.#stats.faultDelaysInjected.inc(this.#faultLabels());
           this.delayInjected = true;
           this.#properties['response.flags'] = responseFlagBits('DI');
-          return sleep(ms).then(() => this.#faultAbort(a.fault, s));
+          return sleep(ms).then(() => this.#faultAbort(fault, s, downstream));
         }
       }
-      return this.#faultAbort(a.fault, s);
+      return this.#faultAbort(fault, s, downstream);
     }
     if (!a.stream) return undefined;
     // The body (if any) follows the headers phase: requestBody or requestData.
@@ -336,14 +357,19 @@ export class RequestFilters {
     return true;
   }
 
-  #faultAbort(fault: FaultConfig, s: RequestState): RequestOutcome | undefined {
+  /** Envoy's isAbortEnabled and abortHttpStatus: with a downstream cluster, its keys replace the filter's, each over the configured value. */
+  #faultAbort(fault: FaultConfig, s: RequestState, downstream: string | undefined): RequestOutcome | undefined {
     const abort = fault.abort;
-    if (abort && this.#random() < this.#runtime.fraction(fault.runtime.abortPercent, abort.fraction)) {
-      // The runtime's status when it is one the sidecar answers with (as the config's: 200..599), else the config's.
-      const status = this.#runtime.getInteger(fault.runtime.abortHttpStatus, abort.status);
+    if (abort && this.#random() < this.#runtime.fraction(downstream === undefined ? fault.runtime.abortPercent : `fault.http.${downstream}.abort.abort_percent`, abort.fraction)) {
+      // Envoy sends the runtime's status whatever it is (abortHttpStatus casts it to Http::Code; its HTTP/1 codec writes
+      // "<status> Unknown" for one it has no name for). The sidecar does for 200..599, and on HTTP/1 for 600..999;
+      // else it sends the config's (Node's HTTP/2 refuses a :status outside 200..599, and a 1xx or a status of more
+      // than three digits is no final response a client reads).
+      const status = this.#runtime.getInteger(downstream === undefined ? fault.runtime.abortHttpStatus : `fault.http.${downstream}.abort.http_status`, abort.status);
+      const sendable = status >= 200 && (status < 600 || (status <= 999 && this.#properties['request.protocol'] !== 'HTTP/2'));
       if (!this.#tryIncActiveFaults(fault)) return undefined;
       this.#stats.faultAbortsInjected.inc(this.#faultLabels());
-      return { kind: 'reply', reply: localReplies.faultAbort(status >= 200 && status < 600 ? status : abort.status), headers: s.headers, body: s.body };
+      return { kind: 'reply', reply: localReplies.faultAbort(sendable ? status : abort.status), headers: s.headers, body: s.body };
     }
     return undefined;
   }

@@ -436,7 +436,7 @@ export class H1Response extends Events {
     const status = this.#status;
     const req = this.#req;
     this.#noBody = req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
-    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
     let length = false;
     let date = false;
     // A response that starts before its request has arrived whole is the connection's last, as Envoy's

@@ -21,7 +21,7 @@ import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply, resetFlag, upstreamResetDetails } from './local-reply.ts';
 import { forwardedClientCert, peerCertificate, peerProperties } from './peer-identity.ts';
 import { requestId as newRequestId } from './request-id.ts';
-import { pickWeighted, selectRoute, selectVirtualHost } from './router.ts';
+import { pickWeighted, selectRoute, selectVirtualHost, type StreamRandom } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import { connectionAttributes, responseCodeDetails, type ConnectionAttributes } from './stream-attributes.ts';
@@ -59,7 +59,10 @@ export interface ProxyEnv {
   runtime?: Runtime;
 }
 
-/** A mirror's chance: Envoy's shouldShadow, the runtime's value of its runtime_fraction.runtime_key over default_value. */
+/**
+ * A mirror's chance: Envoy's shouldShadow, the runtime's value of its runtime_fraction.runtime_key over default_value,
+ * against the stream's random value (Envoy's router passes callbacks_->streamId(), the route match's too).
+ */
 function mirrorFraction(env: ProxyEnv, mirror: { fraction: number; runtimeKey?: string }): number {
   return mirror.runtimeKey && env.runtime ? env.runtime.fraction(mirror.runtimeKey, mirror.fraction) : mirror.fraction;
 }
@@ -384,8 +387,8 @@ function overLimits(raw: readonly string[], hcm: HttpConnectionManagerConfig): b
   return bytes > hcm.maxRequestHeadersBytes;
 }
 
-/** The first route of `vh` the request matches (none without a virtual host). */
-function routeIn(vh: VirtualHostConfig | undefined, authority: string, path: string, method: string, headers: HeaderPairs): RouteEntry | undefined {
+/** The first route of `vh` the request matches (none without a virtual host); a runtime_fraction reads the stream's random value. */
+function routeIn(vh: VirtualHostConfig | undefined, authority: string, path: string, method: string, headers: HeaderPairs, stream: Stream): RouteEntry | undefined {
   if (!vh) return undefined;
   return selectRoute(vh, {
     authority,
@@ -394,6 +397,8 @@ function routeIn(vh: VirtualHostConfig | undefined, authority: string, path: str
     header(n) {
       return getHeader(headers, n);
     },
+    runtime: stream.env.runtime,
+    random: stream,
   });
 }
 
@@ -408,7 +413,7 @@ function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
  * named closure is created with a defineProperty (esbuild's keepNames), which
  * cost more than the closure's work (docs/sidecar.md, Performance).
  */
-class Stream implements LogSource {
+class Stream implements LogSource, StreamRandom {
   finished = false;
   /** What the connection manager's access logs read (LogSource): the request headers as they end up, what went upstream, the response headers sent, the connection. */
   logRequestHeaders: HeaderPairs | undefined = undefined;
@@ -470,6 +475,8 @@ class Stream implements LogSource {
   #idle: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
   #durationTimer: NodeJS.Timeout | undefined;
+  /** routeRandom()'s value once drawn (-1: not yet). */
+  #routeRandom = -1;
 
   constructor(
     readonly env: ProxyEnv,
@@ -488,6 +495,23 @@ class Stream implements LogSource {
     // reset the stream after; the upstream exchange is abandoned either way.
     if (hcm.streamIdleTimeoutMs > 0) this.#idle = setTimeout(expire, hcm.streamIdleTimeoutMs, this, 'stream timeout', 'SI');
     if (hcm.requestTimeoutMs > 0) this.#requestTimer = setTimeout(expire, hcm.requestTimeoutMs, this, 'request timeout', 'DPE');
+  }
+
+  /**
+   * Envoy's stream_id_ as the route table reads it (ConnectionManagerImpl's refreshCachedRoute passes it as the
+   * random value): one value per stream, drawn when first needed, that decides every route's runtime_fraction and
+   * the weighted cluster pick, and decides them the same way when the route is chosen again after a filter.
+   */
+  routeRandom(): number {
+    if (this.#routeRandom < 0) this.#routeRandom = this.env.random();
+    return this.#routeRandom;
+  }
+
+  /** The cluster the stream's route sends it to (Envoy's route->routeEntry()->clusterName()): none for no route, a direct response or a redirect. */
+  routeCluster(): string | undefined {
+    const action = this.route?.action;
+    if (action === undefined || action.kind !== 'route') return undefined;
+    return action.clusters.length === 1 ? action.clusters[0]!.name : pickWeighted(action.clusters, action.totalWeight, this.routeRandom())!.name;
   }
 
   get suppressEnvoyHeaders(): boolean {
@@ -1111,7 +1135,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
     let vh = config ? selectVirtualHost(config, authority) : undefined;
-    const route = routeIn(vh, authority, path, method, headers);
+    const route = routeIn(vh, authority, path, method, headers, stream);
     const withFilters = hasHttpFilters(hcm);
     if (!config || !vh || !route) {
       // The 404 is the router's, the last filter: with other filters in the chain they run first (an auth
@@ -1148,7 +1172,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         'xds.listener_direction': listenerName === 'inbound' ? 1 : 2,
         ...peerProperties(req.socket),
       };
-      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes, peerCertificate(req.socket), env.runtime, hcm.statPrefix);
+      stream.filters = filters = new RequestFilters(hcm.httpFilters, route ?? NO_ROUTE, env.filters, attributes, env.stats, env.random, hcm.bufferLimitBytes, peerCertificate(req.socket), env.runtime, hcm.statPrefix, stream);
     }
 
     // gRPC streams pass through unbuffered (through the wasm filters' body phase chunk by chunk). Other bodies are
@@ -1203,7 +1227,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         path = getHeader(filteredHeaders, ':path') ?? path;
         if (!h2) setHeader(upstreamHeaders, 'host', authority);
         vh = selectVirtualHost(config, authority);
-        routeNow = routeIn(vh, authority, path, method, upstreamHeaders);
+        routeNow = routeIn(vh, authority, path, method, upstreamHeaders, stream);
         if (vh && routeNow) {
           log.route_name = routeNow.name;
           stream.attemptCountInResponse = vh.attemptCountResponse;
@@ -1268,7 +1292,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       const limit = fromHeader === undefined ? sd.maxMs : sd.grpcHeaderMaxMs! > 0 ? Math.min(fromHeader, sd.grpcHeaderMaxMs!) : fromHeader;
       if (limit > 0) stream.limitDuration(limit);
     }
-    const chosen = action.clusters.length === 1 ? action.clusters[0]! : pickWeighted(action.clusters, action.totalWeight, env.random())!;
+    const chosen = action.clusters.length === 1 ? action.clusters[0]! : pickWeighted(action.clusters, action.totalWeight, stream.routeRandom())!;
     log.upstream_cluster = chosen.name;
     // Most specific first: weighted cluster, route, virtual host, route configuration.
     applyMutation(upstreamHeaders, chosen.requestHeaders);
@@ -1317,7 +1341,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const grpcBody = streamed !== undefined && (streamed === req || heldGrpc !== undefined);
     if (streamed && !grpcBody && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
-      if (env.random() >= mirrorFraction(env, mirror)) continue;
+      if (stream.routeRandom() >= mirrorFraction(env, mirror)) continue;
       void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs);
     }
 
@@ -1328,7 +1352,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (grpcBody && (retry || action.mirrors.length > 0)) {
       copy = new BodyCopy(upstreamBody as Readable, hcm.bufferLimitBytes, stream);
       for (const mirror of action.mirrors) {
-        if (env.random() >= mirrorFraction(env, mirror)) continue;
+        if (stream.routeRandom() >= mirrorFraction(env, mirror)) continue;
         // The shadow streams with the call, as Envoy's streaming shadows do.
         const shadowBody = copy.tee(() => env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name)));
         if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs);

@@ -1,9 +1,11 @@
 // Route selection as Envoy does it: virtual host by :authority (exact, then
 // longest suffix wildcard, then longest prefix wildcard, then "*"), then the
-// first route whose path, headers and query parameters all match.
+// first route whose path, headers, query parameters and runtime_fraction all
+// match.
 
 import type { HeaderMatcherConfig, RouteConfig, RouteEntry, RouteMatchConfig, VirtualHostConfig } from './config.ts';
 import { matchString } from './fidelity/common.ts';
+import type { Runtime } from './runtime.ts';
 
 export type HeaderLookup = (name: string) => string | string[] | undefined;
 
@@ -14,6 +16,18 @@ export interface RouteRequest {
   path: string;
   method: string;
   header: HeaderLookup;
+  /** The runtime a route's runtime_fraction.runtime_key is read from (absent: none, the default_value decides). */
+  runtime?: Runtime;
+  /** The stream's random value in [0, 1), for runtime_fraction (absent: a fresh Math.random() for each route). */
+  random?: StreamRandom;
+}
+
+/**
+ * Envoy's stream_id_ as route selection uses it: one random value per stream, drawn when first needed, the
+ * same for each route tried and when the route is chosen again (and for the weighted cluster pick).
+ */
+export interface StreamRandom {
+  routeRandom(): number;
 }
 
 export function selectVirtualHost(config: RouteConfig, authority: string): VirtualHostConfig | undefined {
@@ -64,6 +78,14 @@ function routeMatches(m: RouteMatchConfig, path: string, query: string, req: Rou
     const v = queryParameter(query, qp.name);
     if (v === undefined) return false;
     if (qp.match && !matchString(qp.match, v)) return false;
+  }
+  // Envoy's evaluateRuntimeMatch: featureEnabled(runtime_key, default_value, stream_id), the runtime's value (an
+  // integer percent, over 100: all; or a FractionalPercent) over default_value. Checked last so that a route that
+  // fails on the rest draws no random value (the outcome is the same).
+  const rf = m.runtimeFraction;
+  if (rf !== undefined) {
+    const share = rf.runtimeKey !== undefined && req.runtime !== undefined ? req.runtime.fraction(rf.runtimeKey, rf.fraction) : rf.fraction;
+    if (!((req.random !== undefined ? req.random.routeRandom() : Math.random()) < share)) return false;
   }
   return true;
 }

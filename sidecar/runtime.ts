@@ -9,8 +9,9 @@
 // Consumers read a key where Envoy reads it (per request, per check) with
 // their configured value as the default; with no value for the key, that is
 // one Map lookup and no allocation. Keys read (docs/sidecar.md, Runtime):
-// the fault filter's, route mirrors' runtime_key, outlier detection's,
-// upstream.healthy_panic_threshold and the tracing sampling keys.
+// the fault filter's (fault.http.<downstream cluster>.* among them), route
+// matches' and route mirrors' runtime_fraction.runtime_key, outlier
+// detection's, upstream.healthy_panic_threshold and the tracing sampling keys.
 //
 // Layers: static_layer (a Struct, nested keys joined with '.'), admin_layer,
 // and disk_layer (symlink_root/subdirectory[/service cluster], each file a key,

@@ -74,6 +74,8 @@ export function fractionalPercent(f: Fields | undefined): Fraction | undefined {
 export function runtimeFraction(f: Fields | undefined): { fraction: Fraction; runtimeKey?: string } | undefined {
   if (!f) return undefined;
   const runtimeKey = f.str('runtime_key') || undefined;
+  // As Envoy's proto validation: default_value is required.
+  if (f.raw('default_value') == null) f.fail('default_value', 'required');
   const v = fractionalPercent(f.obj('default_value'));
   f.done();
   return { fraction: v ?? 0, ...(runtimeKey ? { runtimeKey } : {}) };

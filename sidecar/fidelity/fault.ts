@@ -19,6 +19,11 @@ export function faultConfig(f: Fields): FaultConfig {
   // A UInt32Value: its value (proto3 JSON writes the wrapper as the number).
   const max = f.num('max_active_faults');
   if (max !== undefined) out.maxActiveFaults = max;
+  // Envoy's FaultSettings: the fault's targets (fault_filter.cc matchesTargetUpstreamCluster, matchesDownstreamNodes).
+  const upstreamCluster = f.str('upstream_cluster');
+  if (upstreamCluster) out.upstreamCluster = upstreamCluster;
+  const nodes = f.strList('downstream_nodes');
+  if (nodes.length > 0) out.downstreamNodes = new Set(nodes);
   const delay = f.obj('delay');
   if (delay) {
     const ms = delay.durationMs('fixed_delay');

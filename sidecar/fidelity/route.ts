@@ -109,8 +109,12 @@ function routeMatch(f: Fields): RouteMatchConfig {
   const caseSensitive = f.bool('case_sensitive') ?? true;
   const headers = f.list('headers').map(headerMatcher);
   const queryParameters = f.list('query_parameters').map(queryMatcher);
+  // runtime_fraction: Envoy's RouteEntryImplBase::evaluateRuntimeMatch, read per request (sidecar/router.ts).
+  const share = runtimeFraction(f.obj('runtime_fraction'));
+  // grpc is an empty message: set, even as {}, it limits the route to gRPC requests in Envoy, which the sidecar does not do.
+  if (f.raw('grpc') != null) f.fail('grpc', 'field not supported by the weft sidecar');
   f.done();
-  return { path, caseSensitive, headers, queryParameters };
+  return { path, caseSensitive, headers, queryParameters, ...(share ? { runtimeFraction: share } : {}) };
 }
 
 export function headerMatcher(f: Fields): HeaderMatcherConfig {

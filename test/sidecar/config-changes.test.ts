@@ -65,7 +65,7 @@ test('a resource outside the fidelity contract is NACKed with its field path and
       return {
         ...out,
         routes: out.routes.map((r) =>
-          r.name !== 'outbound' ? r : { ...r, value: { ...(r.value as Record<string, unknown>), virtual_hosts: ((r.value as Record<string, unknown>).virtual_hosts as { routes: { match: object }[] }[]).map((vh) => ({ ...vh, routes: vh.routes.map((rt) => ({ ...rt, match: { ...rt.match, runtime_fraction: { default_value: { numerator: 50 } } } })) })) } },
+          r.name !== 'outbound' ? r : { ...r, value: { ...(r.value as Record<string, unknown>), virtual_hosts: ((r.value as Record<string, unknown>).virtual_hosts as { routes: { match: object }[] }[]).map((vh) => ({ ...vh, routes: vh.routes.map((rt) => ({ ...rt, match: { ...rt.match, tls_context: { presented: true } } })) })) } },
         ),
       };
     },
@@ -80,7 +80,7 @@ test('a resource outside the fidelity contract is NACKed with its field path and
   mesh.model.update({ routes: [to('v2')] });
   await eventually(() => Object.keys(mesh.xds.status.get(client.nodeId)?.lastNacks ?? {}).length > 0, 5000, 'NACK recorded by the control plane');
   const nack = JSON.stringify(mesh.xds.status.get(client.nodeId)!.lastNacks);
-  assert.match(nack, /virtual_hosts\[0\]\.routes\[0\]\.match\.runtime_fraction/);
+  assert.match(nack, /virtual_hosts\[0\]\.routes\[0\]\.match\.tls_context/);
   const still = await load(10, 2, () => get(client.outboundPort, 'svc'));
   assert.ok(still.every((r) => r.status === 200 && r.body === 'v1'), 'previous route config still serving');
 
@@ -101,10 +101,10 @@ test('a resource outside the fidelity contract is NACKed with its field path and
   const routeItems = async (port: number) => JSON.parse((await get(port, 'admin', '/config_dump?resource=dynamic_route_configs')).body).configs as RouteItem[];
   const outbound = (await routeItems(client.adminPort)).find((i) => JSON.stringify(i).includes('"name":"outbound"'))!;
   assert.equal(outbound.client_status, 'NACKED');
-  assert.match(outbound.error_state!.details, /^route outbound: .*virtual_hosts\[0\]\.routes\[0\]\.match\.runtime_fraction/);
+  assert.match(outbound.error_state!.details, /^route outbound: .*virtual_hosts\[0\]\.routes\[0\]\.match\.tls_context/);
   assert.notEqual(outbound.error_state!.version_info, outbound.version_info, 'the refused version is not the one serving');
-  assert.doesNotMatch(JSON.stringify(outbound.route_config), /runtime_fraction/, 'the serving config is the previous one');
-  assert.match(JSON.stringify(outbound.error_state!.failed_configuration), /runtime_fraction/);
+  assert.doesNotMatch(JSON.stringify(outbound.route_config), /tls_context/, 'the serving config is the previous one');
+  assert.match(JSON.stringify(outbound.error_state!.failed_configuration), /tls_context/);
   assert.ok(!Number.isNaN(Date.parse(outbound.error_state!.last_update_attempt)));
   assert.deepEqual(JSON.parse((await get(client.adminPort, 'admin', '/init_dump')).body), {}, 'ready: nothing awaited');
 
@@ -114,7 +114,7 @@ test('a resource outside the fidelity contract is NACKed with its field path and
   const init = JSON.parse((await get(late.adminPort, 'admin', '/init_dump')).body) as { unready_targets_dumps: { name: string; target_names: string[] }[] };
   assert.equal(init.unready_targets_dumps[0]!.name, 'init manager Server');
   assert.deepEqual(init.unready_targets_dumps[0]!.target_names.map((t) => t.replace(/ \(.*/s, '')), ['RDS route_configuration outbound']);
-  assert.match(init.unready_targets_dumps[0]!.target_names[0]!, /NACKed: route outbound: .*runtime_fraction/);
+  assert.match(init.unready_targets_dumps[0]!.target_names[0]!, /NACKed: route outbound: .*tls_context/);
   assert.equal((await get(late.adminPort, 'admin', '/ready')).status, 503);
   const never = (await routeItems(late.adminPort)).filter((i) => i.error_state);
   assert.equal(never.length, 1);
@@ -206,7 +206,7 @@ function renamedRouteTranslator(): { translator: Translator; stage(n: 0 | 1 | 2)
       return {
         ...out,
         listeners: stage === 2 ? out.listeners : out.listeners.map((l) => ({ ...l, value: JSON.parse(JSON.stringify(l.value).replaceAll('"route_config_name":"outbound"', '"route_config_name":"outbound-bad"')) })),
-        routes: [...out.routes, { name: 'outbound-bad', value: { ...value, name: 'outbound-bad', virtual_hosts: (value.virtual_hosts as { routes: { match: object }[] }[]).map((vh) => ({ ...vh, routes: vh.routes.map((rt) => ({ ...rt, match: { ...rt.match, runtime_fraction: { default_value: { numerator: 50 } } } })) })) } }],
+        routes: [...out.routes, { name: 'outbound-bad', value: { ...value, name: 'outbound-bad', virtual_hosts: (value.virtual_hosts as { routes: { match: object }[] }[]).map((vh) => ({ ...vh, routes: vh.routes.map((rt) => ({ ...rt, match: { ...rt.match, tls_context: { presented: true } } })) })) } }],
       };
     },
   };

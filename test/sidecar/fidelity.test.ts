@@ -194,6 +194,29 @@ test('features the translator sets are honoured in the decoded config', () => {
   }
 });
 
+test("a route match's runtime_fraction and the fault filter's upstream_cluster and downstream_nodes are decoded, not NACKed", () => {
+  const v = structuredClone(golden('route-canary-90-10', 'route')) as any;
+  const r0 = v.virtual_hosts[0].routes[0];
+  r0.match.runtime_fraction = { default_value: { numerator: 25, denominator: 'TEN_THOUSAND' }, runtime_key: 'routing.canary' };
+  r0.typed_per_filter_config = {
+    ...r0.typed_per_filter_config,
+    'envoy.filters.http.fault': {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+      abort: { http_status: 503, percentage: { numerator: 100 } },
+      upstream_cluster: 'outbound|9080|v2|reviews.default',
+      downstream_nodes: ['web-1', 'web-2'],
+    },
+  };
+  const rc = decoded('route', v) as RouteConfig;
+  const route = rc.virtualHosts[0]!.routes[0]!;
+  assert.deepEqual(route.match.runtimeFraction, { fraction: 0.0025, runtimeKey: 'routing.canary' });
+  assert.equal(route.fault!.upstreamCluster, 'outbound|9080|v2|reviews.default');
+  assert.deepEqual([...route.fault!.downstreamNodes!], ['web-1', 'web-2']);
+  // Without a runtime_key the default_value alone decides.
+  r0.match.runtime_fraction = { default_value: { numerator: 30 } };
+  assert.deepEqual((decoded('route', v) as RouteConfig).virtualHosts[0]!.routes[0]!.match.runtimeFraction, { fraction: 0.3 });
+});
+
 test("a listener's per_connection_buffer_limit_bytes becomes its connection manager's buffer limit (1 MiB unset, as Envoy); idle_timeout 1 h unset", () => {
   const base = golden('wasm-inbound', 'listener', 'inbound');
   const unset = decoded('listener', base) as ListenerConfig;
@@ -381,10 +404,18 @@ test('mutations outside the subset are NACKed with the field path', () => {
       path: `filter_chains[0].filters[0].typed_config.tracing.${field}`,
     })),
     {
+      // runtime_fraction is honoured (test/sidecar/route-runtime-fraction.test.ts); its default_value is required, as Envoy's proto says.
       kind: 'route',
       base: golden('route-canary-90-10', 'route'),
-      mutate: (v) => (v.virtual_hosts[0].routes[0].match.runtime_fraction = { default_value: { numerator: 50 } }),
-      path: 'virtual_hosts[0].routes[0].match.runtime_fraction',
+      mutate: (v) => (v.virtual_hosts[0].routes[0].match.runtime_fraction = { runtime_key: 'routing.canary' }),
+      path: 'virtual_hosts[0].routes[0].match.runtime_fraction.default_value',
+    },
+    {
+      // An empty message, set: Envoy then matches gRPC requests only.
+      kind: 'route',
+      base: golden('route-canary-90-10', 'route'),
+      mutate: (v) => (v.virtual_hosts[0].routes[0].match.grpc = {}),
+      path: 'virtual_hosts[0].routes[0].match.grpc',
     },
     {
       // CONNECT (and any upgrade but WebSocket) cannot be carried.

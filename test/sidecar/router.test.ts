@@ -8,6 +8,7 @@ import { accept } from '../../sidecar/fidelity.ts';
 import { applyMutation } from '../../sidecar/headers.ts';
 import type { HeaderPairs } from '../../sidecar/upstream.ts';
 import { pickWeighted, selectRoute, selectVirtualHost } from '../../sidecar/router.ts';
+import { Runtime } from '../../sidecar/runtime.ts';
 
 function routes(json: unknown): RouteConfig {
   const r = accept('route', json);
@@ -159,4 +160,33 @@ test('ignore_case makes exact/prefix/suffix/contains case-insensitive and, as in
   assert.equal(pick('prod-1'), 'regex');
   assert.equal(pick('PROD-1'), 'rest', 'ignore_case has no effect for safe_regex');
   assert.equal(pick('STAGING'), 'exact');
+});
+
+test("runtime_fraction: the stream's random value under the runtime key's share (percent, FractionalPercent, over 100: all) or default_value; one value for every route tried", () => {
+  const rc = routes({
+    name: 'r',
+    virtual_hosts: [
+      vh('v', ['*'], [
+        { name: 'ten', match: { prefix: '/', runtime_fraction: { default_value: { numerator: 10 }, runtime_key: 'r.ten' } }, route: { cluster: 'a' } },
+        { name: 'thirty', match: { prefix: '/', runtime_fraction: { default_value: { numerator: 3000, denominator: 'TEN_THOUSAND' } } }, route: { cluster: 'b' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'c' } },
+      ]),
+    ],
+  });
+  const v = rc.virtualHosts[0]!;
+  const runtime = new Runtime([{ name: 'admin', kind: 'admin' }], '');
+  // The stream's value for every route tried: 0.25 is over 'ten' and under 'thirty'.
+  const pick = (roll: number) => {
+    const random = { routeRandom: () => roll };
+    return selectRoute(v, { authority: 'x', path: '/', method: 'GET', header: () => undefined, runtime, random })?.name;
+  };
+  assert.deepEqual([pick(0.05), pick(0.1), pick(0.25), pick(0.3), pick(0.9)], ['ten', 'thirty', 'thirty', 'rest', 'rest']);
+  runtime.merge([['r.ten', '50']]);
+  assert.deepEqual([pick(0.05), pick(0.49), pick(0.5)], ['ten', 'ten', 'rest'], 'the runtime key over default_value (the next route, 30%, no longer takes 0.25..0.5)');
+  runtime.merge([['r.ten', 'numerator: 25\ndenominator: HUNDRED']]);
+  assert.deepEqual([pick(0.24), pick(0.26)], ['ten', 'thirty']);
+  runtime.merge([['r.ten', '101']]);
+  assert.equal(pick(0.999), 'ten', 'over 100: every request');
+  runtime.merge([['r.ten', 'not a number']]);
+  assert.deepEqual([pick(0.05), pick(0.15)], ['ten', 'thirty'], 'a value of another kind: default_value');
 });
