@@ -62,6 +62,17 @@ export interface UpstreamRequest {
   body: Buffer | Readable | null;
   /** Called per chunk of a streamed body once it flows upstream (stream idle tracking). */
   onBodyData?: (chunk: Buffer) => void;
+  /** Where the request's trailers are read as its body ends (HTTP/2 downstreams only; see TrailerSource). */
+  trailers?: TrailerSource;
+}
+
+/**
+ * A request's trailers (after the filters), read once its body ended: those
+ * of a streamed body come at its end, so an HTTP/2 upstream stream reads
+ * them as node asks for them ('wantTrailers'). Undefined or empty: none.
+ */
+export interface TrailerSource {
+  readonly requestTrailers: HeaderPairs | undefined;
 }
 
 /** Where a response body goes: data() returning false pauses the source until resume(). */
@@ -284,6 +295,13 @@ export interface PoolOptions {
   cancelled?: () => void;
   /** A request was given a connection (HTTP/2: a stream): upstream_rq_total. */
   attached?: () => void;
+  /**
+   * HTTP/1.1: http_protocol_options.enable_trailers. Request trailers go out
+   * as chunked trailers only with it (and only on a chunked body), as Envoy's
+   * codec encodes them (http1/codec_impl.cc, encodeTrailersBase); without it
+   * they are dropped.
+   */
+  enableTrailers?: boolean;
   /** The cluster's connection stats: every connection this opens is counted (countConnection). */
   cx?: ConnectionStats;
   /** max_connections kept a waiting request from a new connection (upstream_cx_overflow). */
