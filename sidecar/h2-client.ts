@@ -18,26 +18,34 @@ export const DEFAULT_MAX_CONCURRENT_STREAMS = 2 ** 31 - 1;
 /** Fields HTTP/2 forbids in a header block (RFC 9113 8.2.2), which node refuses to send. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host']);
 
+/** Where an upstream stream waiting for trailers reads them (a property, so the listener below is one shared function). */
+const kTrailers = Symbol('requestTrailers');
+type TrailingStream = http2.ClientHttp2Stream & { [kTrailers]?: TrailerSource };
+const NO_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({});
+
 /**
- * As node asks for them (the body went out): the request's trailers, in one
- * HEADERS frame with END_STREAM; none: node ends the stream with an empty
- * DATA frame. Pseudo-headers and connection-specific fields are left out.
+ * As node asks for them (the body went out; `this` is the stream): the
+ * request's trailers, in one HEADERS frame with END_STREAM; none: node ends
+ * the stream with an empty DATA frame. Pseudo-headers and
+ * connection-specific fields are left out.
  */
-function sendRequestTrailers(s: http2.ClientHttp2Stream, source: TrailerSource): () => void {
-  return () => {
-    if (s.destroyed || s.closed) return;
-    const out: http2.OutgoingHttpHeaders = {};
-    for (const [k, v] of source.requestTrailers ?? []) {
+function sendRequestTrailers(this: TrailingStream): void {
+  if (this.destroyed || this.closed) return;
+  const pairs = this[kTrailers]?.requestTrailers;
+  let out = NO_TRAILERS;
+  if (pairs !== undefined && pairs.length > 0) {
+    out = {};
+    for (const [k, v] of pairs) {
       if (k.charCodeAt(0) === 58 /* : */ || CONNECTION_SPECIFIC.has(k)) continue;
       const prev = out[k];
       out[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
     }
-    try {
-      s.sendTrailers(out);
-    } catch {
-      resetStream(s);
-    }
-  };
+  }
+  try {
+    this.sendTrailers(out);
+  } catch {
+    resetStream(this);
+  }
 }
 
 function origin(o: PoolOptions): string {
@@ -336,7 +344,10 @@ export class Http2Pool implements UpstreamPool {
     const buffered = req.body === null || Buffer.isBuffer(req.body);
     const trailing = req.trailers !== undefined && (!buffered || (req.trailers.requestTrailers?.length ?? 0) > 0);
     const s = session.request(headers, { endStream: !trailing && (req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0)), waitForTrailers: trailing });
-    if (trailing) s.once('wantTrailers', sendRequestTrailers(s, req.trailers!));
+    if (trailing) {
+      (s as TrailingStream)[kTrailers] = req.trailers;
+      s.once('wantTrailers', sendRequestTrailers);
+    }
     s.once('close', () => {
       slot();
       c.streams--;
