@@ -29,6 +29,7 @@ interface Echo {
   body: string;
   trailers: Record<string, string>;
   contentLength?: string;
+  reset?: true;
 }
 
 /** An h2c upstream that answers each request with what it got: body, trailers (as JSON); `first` may answer instead (a 503 to retry). */
@@ -43,8 +44,10 @@ async function h2Echo(seen: Echo[], first?: (n: number, stream: http2.ServerHttp
     stream.on('end', () => {
       const e: Echo = { path: String(headers[':path']), body: Buffer.concat(chunks).toString(), trailers };
       if (headers['content-length'] !== undefined) e.contentLength = String(headers['content-length']);
+      // Reset by the sidecar (node ends the readable side then too): not a request that arrived.
+      if (stream.aborted || (stream.rstCode ?? 0) !== 0) e.reset = true;
       seen.push(e);
-      if (first?.(seen.length, stream)) return;
+      if (e.reset || first?.(seen.length, stream)) return;
       stream.respond({ ':status': 200, 'content-type': 'application/json' });
       stream.end(JSON.stringify(e));
     });
@@ -84,7 +87,7 @@ async function connect(port: number): Promise<http2.ClientHttp2Session> {
 
 const GRPC = { 'content-type': 'application/grpc', te: 'trailers' };
 
-test('HTTP/2 request trailers reach an HTTP/2 upstream: after a whole body, alone (no data), and after a streamed gRPC body; none are made up for a request without', { timeout: 30_000 }, async () => {
+test('HTTP/2 request trailers reach an HTTP/2 upstream: after a whole body, alone (no data), after a streamed gRPC body and after a body past the buffer limit; none are made up for a request without', { timeout: 30_000 }, async () => {
   const seen: Echo[] = [];
   const port = await h2Echo(seen);
   const mesh = await TestMesh.start();
@@ -103,6 +106,12 @@ test('HTTP/2 request trailers reach an HTTP/2 upstream: after a whole body, alon
 
   const call = await h2Request(client, at, '/pkg.Svc/Stream', ['\0\0\0\0\x01a', '\0\0\0\0\x01b'], { 'x-call-sum': '2' }, GRPC);
   assert.deepEqual(JSON.parse(call.body), { path: '/pkg.Svc/Stream', body: '\0\0\0\0\x01a\0\0\0\0\x01b', trailers: { 'x-call-sum': '2' } }, 'a streamed gRPC body ends with its trailers upstream');
+
+  // Past the buffer limit (1 MiB) the body streams upstream; its trailers follow it.
+  const big = 'b'.repeat(768 * 1024);
+  const streamedBody = await h2Request(client, at, '/big', [big, big], { 'x-checksum': 'big' });
+  const echoedBig = JSON.parse(streamedBody.body) as Echo;
+  assert.deepEqual([echoedBig.body.length, echoedBig.trailers], [2 * big.length, { 'x-checksum': 'big' }]);
 
   const plain = await h2Request(client, at, '/plain', ['x'], undefined, { 'content-length': '1' });
   assert.deepEqual(JSON.parse(plain.body), { path: '/plain', body: 'x', trailers: {}, contentLength: '1' });
@@ -354,3 +363,75 @@ for (const holdTrailers of [false, true]) {
     assert.deepEqual(JSON.parse(none.body).trailers, {}, 'a request without trailers gets no trailers callback and none upstream');
   });
 }
+
+/**
+ * Holds every body chunk (StopIterationAndBuffer, 1) and decides at the
+ * trailers: without x-checksum it answers 403 (a local reply), else it lets
+ * the request go on with the body it held.
+ */
+async function trailerGate(): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_get_header_map_value', 'proxy_send_local_response'],
+    strings: { sum: 'x-checksum', details: 'no_checksum', body: 'checksum required' },
+    body: (s) => `${LIFECYCLE}
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32)
+    (if (call $proxy_get_header_map_value (i32.const 1) ${s.sum} (i32.const 0) (i32.const 4))
+      (then
+        (drop (call $proxy_send_local_response (i32.const 403) ${s.details} ${s.body} (i32.const 0) (i32.const 0) (i32.const -1)))
+        (return (i32.const 1))))
+    (i32.const 0))`,
+  });
+}
+
+test('a wasm filter that holds the body until the trailers hands it over there (it reaches the upstream ahead of them), or answers from the trailers with a local reply and nothing goes upstream', { timeout: 60_000 }, async () => {
+  const seen: Echo[] = [];
+  const port = await h2Echo(seen);
+  const { mesh, module } = await meshWithModule('trailer-gate', await trailerGate());
+  mesh.model.update({
+    services: [service('gate-caller', 8000), { name: 'gated', namespace: 'default', ports: [{ port: 7105, protocol: 'http2' }] }],
+    instances: [instance('gated', port)],
+    filterModules: [module],
+    filterBindings: [binding('gate-caller', 'trailer-gate')],
+  });
+  const sc = await mesh.sidecar('gate-caller', 8000, { log: () => undefined });
+  const client = await connect(sc.outboundPort);
+  const at = 'gated:7105';
+
+  const ok = await withTimeout(h2Request(client, at, '/whole', ['part one, ', 'part two'], { 'x-checksum': 'ok' }), 10_000, 'the whole body');
+  assert.equal(ok.status, 200, ok.body);
+  assert.deepEqual(JSON.parse(ok.body), { path: '/whole', body: 'part one, part two', trailers: { 'x-checksum': 'ok' } });
+  const call = await withTimeout(h2Request(client, at, '/pkg.Svc/Up', ['\0\0\0\0\x01a', '\0\0\0\0\x01b'], { 'x-checksum': 'ok' }, GRPC), 10_000, 'the streamed call');
+  assert.deepEqual(JSON.parse(call.body), { path: '/pkg.Svc/Up', body: '\0\0\0\0\x01a\0\0\0\0\x01b', trailers: { 'x-checksum': 'ok' } }, 'the chunks the filter held went upstream as it continued the trailers');
+
+  const before = seen.length;
+  const denied = await withTimeout(h2Request(client, at, '/whole', ['data'], { 'x-other': '1' }), 10_000, 'the denied request');
+  assert.equal(denied.status, 403);
+  assert.equal(denied.body, 'checksum required');
+  const deniedCall = await withTimeout(
+    new Promise<{ status: string; grpcStatus: string | undefined }>((resolve, reject) => {
+      const req = client.request({ ':method': 'POST', ':path': '/pkg.Svc/Up', ':authority': at, ...GRPC }, { waitForTrailers: true });
+      req.on('wantTrailers', () => req.sendTrailers({ 'x-other': '1' }));
+      let status = '';
+      let grpcStatus: string | undefined;
+      req.on('response', (h) => {
+        status = String(h[':status']);
+        grpcStatus = h['grpc-status'] as string | undefined;
+      });
+      req.on('trailers', (t) => (grpcStatus ??= t['grpc-status'] as string | undefined));
+      req.on('data', () => undefined);
+      req.on('close', () => resolve({ status, grpcStatus }));
+      req.on('error', reject);
+      req.end(Buffer.from('\0\0\0\0\x01c'));
+    }),
+    10_000,
+    'the denied call',
+  );
+  assert.equal(deniedCall.status, '200', 'a gRPC caller gets the reply as a gRPC status');
+  assert.equal(deniedCall.grpcStatus, '7', "403's gRPC status: PERMISSION_DENIED");
+  // The call's headers were upstream before its body (it streams, as through Envoy): its stream is reset, with
+  // nothing of the body the filter held, nor the trailers.
+  assert.deepEqual(seen.slice(before), [{ path: '/pkg.Svc/Up', body: '', trailers: {}, reset: true }], 'nothing of either denied request reached the upstream');
+});
