@@ -289,10 +289,12 @@ const LIFECYCLE = `
 /**
  * In proxy_on_request_trailers: copies x-checksum into x-filter-saw, removes
  * x-secret, and adds x-body-eos: the end_of_stream its body callback last got
- * (`none` without one). With `holdTrailers` it stops at the trailers and a
+ * (`none` without one). With `hold: 'headers'` it stops the request headers
+ * (of a request with a body) and a tick continues them; with 'trailers' it
+ * stops at the trailers and a
  * tick (10 ms) continues the stream after adding x-held: ticked to them.
  */
-async function trailerFilter(holdTrailers: boolean): Promise<Uint8Array> {
+async function trailerFilter(hold: 'none' | 'headers' | 'trailers'): Promise<Uint8Array> {
   return wat({
     imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_remove_header_map_value', 'proxy_set_tick_period_milliseconds', 'proxy_set_effective_context', 'proxy_continue_stream'],
     strings: { sum: 'x-checksum', saw: 'x-filter-saw', secret: 'x-secret', eosName: 'x-body-eos', zero: '0', one: '1', none: 'none', heldName: 'x-held', heldValue: 'ticked' },
@@ -308,8 +310,9 @@ async function trailerFilter(holdTrailers: boolean): Promise<Uint8Array> {
     (drop (call $proxy_add_header_map_value (i32.const 1) ${s.heldName} ${s.heldValue}))
     (drop (call $proxy_continue_stream (i32.const 0)))
     (global.set $held (i32.const 0)))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (func (export "proxy_on_request_headers") (param $id i32) (param i32) (param $end i32) (result i32)
     (global.set $eos (i32.const 9))
+    ${hold === 'headers' ? '(if (i32.eqz (local.get $end)) (then (global.set $held (local.get $id)) (return (i32.const 1))))' : ''}
     (i32.const 0))
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
     (global.set $eos (local.get 2))
@@ -323,19 +326,21 @@ async function trailerFilter(holdTrailers: boolean): Promise<Uint8Array> {
       (else (if (i32.eq (global.get $eos) (i32.const 1))
         (then (drop (call $proxy_add_header_map_value (i32.const 1) ${s.eosName} ${s.one})))
         (else (drop (call $proxy_add_header_map_value (i32.const 1) ${s.eosName} ${s.none}))))))
-    ${holdTrailers ? '(global.set $held (local.get $id)) (i32.const 1)' : '(i32.const 0)'})`,
+    ${hold === 'trailers' ? '(global.set $held (local.get $id)) (i32.const 1)' : '(i32.const 0)'})`,
   });
 }
 
-for (const holdTrailers of [false, true]) {
-  test(`a wasm filter's proxy_on_request_trailers reads, changes and adds request trailers (body call not end_of_stream)${holdTrailers ? ', and holds the request at them until its tick continues it' : ''}`, { timeout: 60_000 }, async () => {
-    const name = holdTrailers ? 'trailer-holder' : 'trailer-peek';
+for (const hold of ['none', 'trailers', 'headers'] as const) {
+  const holdTrailers = hold === 'trailers';
+  const what = { none: '', trailers: ', and holds the request at them until its tick continues it', headers: ' after holding the request headers until a tick (the body and trailers read meanwhile)' }[hold];
+  test(`a wasm filter's proxy_on_request_trailers reads, changes and adds request trailers (body call not end_of_stream)${what}`, { timeout: 60_000 }, async () => {
+    const name = `trailer-${hold}`;
     // The upstream first: closed after the mesh, whose sessions to it would keep it open.
     const seen: Echo[] = [];
     const port = await h2Echo(seen);
-    const { mesh, module } = await meshWithModule(name, await trailerFilter(holdTrailers));
-    const svc = holdTrailers ? 'held-echo' : 'peek-echo';
-    const caller = holdTrailers ? 'held-caller' : 'peek-caller';
+    const { mesh, module } = await meshWithModule(name, await trailerFilter(hold));
+    const svc = `${hold}-echo`;
+    const caller = `${hold}-caller`;
     mesh.model.update({
       services: [service(caller, 8000), { name: svc, namespace: 'default', ports: [{ port: 7104, protocol: 'http2' }] }],
       instances: [instance(svc, port)],
