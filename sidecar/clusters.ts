@@ -231,6 +231,7 @@ export class Cluster {
       config.http2 !== this.config.http2 || config.connectTimeoutMs !== this.config.connectTimeoutMs || config.circuitBreakers.maxConnections !== this.config.circuitBreakers.maxConnections ||
       config.circuitBreakersHigh.maxConnections !== this.config.circuitBreakersHigh.maxConnections ||
       config.idleTimeoutMs !== this.config.idleTimeoutMs || config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection || config.maxConcurrentStreams !== this.config.maxConcurrentStreams ||
+      config.enableTrailers !== this.config.enableTrailers ||
       JSON.stringify(config.tls) !== JSON.stringify(this.config.tls);
     if (config.lbPolicy !== this.config.lbPolicy || JSON.stringify(config.ringHash) !== JSON.stringify(this.config.ringHash) || JSON.stringify(config.leastRequest) !== JSON.stringify(this.config.leastRequest)) this.lb = createLoadBalancer(config);
     const useHostname = config.ringHash.useHostnameForHashing === true;
@@ -334,6 +335,7 @@ export class Cluster {
       idleTimeoutMs: this.config.idleTimeoutMs,
       maxRequestsPerConnection: this.config.maxRequestsPerConnection,
       maxConcurrentStreams: this.config.maxConcurrentStreams,
+      enableTrailers: this.config.enableTrailers,
       // A request waiting in the pool for a connection: upstream_rq_pending_active while it waits, _overflow when refused.
       pending: () => {
         const place = breaker.tryPending();

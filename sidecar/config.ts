@@ -456,6 +456,8 @@ export interface ClusterConfig {
   maxRequestsPerConnection: number;
   /** HTTP/2: streams one upstream connection carries at once (http2_protocol_options.max_concurrent_streams, default 2^31 - 1); more open another connection. */
   maxConcurrentStreams?: number;
+  /** HTTP/1.1: explicit_http_config.http_protocol_options.enable_trailers: request trailers go out as chunked trailers (else dropped, as Envoy). */
+  enableTrailers?: boolean;
   /** Percent of usable hosts below which all hosts are used (Envoy's panic mode), default 50. */
   panicThresholdPercent: number;
   /** common_lb_config.ignore_new_hosts_until_first_hc: a host added to a health-checked cluster is left out (Envoy's PENDING_ACTIVE_HC, an excluded host) until its first check completes. */

@@ -244,6 +244,78 @@ export class RequestFilters {
     return this.#requestBodyFrom(0, { headers, body });
   }
 
+  /**
+   * A request read whole (within the buffer limit) that ended with trailers
+   * (HTTP/2), through every wasm filter in chain order as Envoy's filter
+   * manager decodes it: the body (if it had any data: an HTTP/2 request of
+   * trailers alone gets no body call) without end_of_stream, then
+   * proxy_on_request_trailers, where a filter may read, change or add
+   * trailers. A filter that held body bytes hands them over when it
+   * continues the trailers; a stop at the trailers holds the request until
+   * the filter continues it itself (or the stream ends otherwise).
+   */
+  async requestBodyAndTrailers(headers: HeaderPairs, body: Buffer, trailers: HeaderPairs): Promise<RequestOutcome & { trailers: HeaderPairs }> {
+    const stop = (r: PhaseResult) => ({ ...r, headers, body, trailers });
+    for (const a of this.#active) {
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      if (body.length > 0) {
+        const b = await a.stream.requestBodyNow(body, false);
+        if (b.action === 'continue') body = asBuffer(b.body);
+        // Held: handed over as the filter continues the trailers.
+        else if (b.action === 'pause') body = EMPTY;
+        else {
+          const rb = this.#outcome(a, b);
+          if (rb) return stop(rb);
+        }
+      }
+      let t: StreamOutcome | Cancelled = await a.stream.requestTrailersNow(trailers);
+      if (this.#holds(t)) t = await this.#continued(a, 'request');
+      if (t.action === 'cancelled') return stop({ kind: 'reply', reply: t.reply });
+      const rt = this.#outcome(a, t);
+      if (rt) return stop(rt);
+      trailers = a.stream.requestTrailers ?? trailers;
+      const held = asBuffer(a.stream.takeBody('request'));
+      if (held.length > 0) body = body.length === 0 ? held : Buffer.concat([body, held]);
+      // Headers still held may change in the body and trailers phases.
+      if (a.stream.headersModified('request')) headers = a.stream.requestHeaders!;
+    }
+    return { kind: 'continue', headers, body, trailers };
+  }
+
+  /**
+   * The trailers of a streamed request (an HTTP/2 call whose body went
+   * through requestData chunk by chunk) through the wasm filters in chain
+   * order: they end the request, so no body call had end_of_stream. A filter
+   * that continues hands over the body bytes it held; they go through the
+   * filters after it as data, ahead of the trailers, as Envoy's filter
+   * manager sends a buffered body before the trailers. A stop the filter may
+   * continue itself is waited for (the stream is held, as in Envoy).
+   */
+  async requestTrailers(trailers: HeaderPairs): Promise<TrailersResult> {
+    const out: Buffer[] = [];
+    for (let i = 0; i < this.#active.length; i++) {
+      const a = this.#active[i]!;
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      let t: StreamOutcome | Cancelled = await a.stream.requestTrailersNow(trailers);
+      if (this.#holds(t)) t = await this.#continued(a, 'request');
+      if (t.action === 'cancelled') return { kind: 'reset' };
+      if (t.action === 'local_reply') return { kind: 'reply', reply: fromWasm(t.reply) };
+      if (t.action !== 'continue') {
+        this.#stats.wasmFailures.inc({ filter: a.name });
+        if (a.failOpen) continue;
+        return { kind: 'reply', reply: localReplies.filterFailed() };
+      }
+      trailers = a.stream.requestTrailers ?? trailers;
+      const held = a.stream.takeBody('request');
+      if (held.length === 0) continue;
+      let r = this.#dataFrom('request', i + 1, asBuffer(held), false);
+      if (r instanceof Promise) r = await r;
+      if (r.kind !== 'data') return r;
+      if (r.data.length > 0) out.push(r.data);
+    }
+    return { kind: 'trailers', data: out.length === 1 ? out[0]! : Buffer.concat(out), trailers };
+  }
+
   #requestBodyFrom(from: number, s: RequestState): RequestOutcome | Promise<RequestOutcome> {
     for (let i = from; i < this.#active.length; i++) {
       const a = this.#active[i]!;

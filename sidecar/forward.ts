@@ -14,7 +14,7 @@ import type { RetryPolicyConfig, RoutingPriority } from './config.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
-import type { Exchange, HeaderPairs, ResetReason, UpstreamResponse } from './upstream.ts';
+import type { Exchange, HeaderPairs, ResetReason, TrailerSource, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
 import { setHeader } from './headers.ts';
 
@@ -46,6 +46,8 @@ export interface ForwardRequest {
   onBodyData?: (chunk: Buffer) => void;
   /** Each attempt's whole request went upstream (UpstreamRequest.onSent): the access log's timing and upstream local address. */
   onSent?: (localAddress: string | undefined) => void;
+  /** The request's trailers (HTTP/2 downstreams), read as each attempt's body ends: a retry resends them too. */
+  trailers?: TrailerSource;
   /**
    * For a streamed body, what a retry sends (Envoy's router keeps such a copy):
    * the whole of it once it has ended within the buffer limit, a stream of the
@@ -412,7 +414,7 @@ async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, body:
     host.activeRequests--;
     return { kind: 'failure', reason: 'timeout' };
   }
-  const exchange = cluster.poolFor(host, req.priority ?? 0).start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined, onSent: req.onSent });
+  const exchange = cluster.poolFor(host, req.priority ?? 0).start({ method: req.method, path: req.path, authority: req.authority, headers: req.headers, body, onBodyData: body === req.body ? req.onBodyData : undefined, onSent: req.onSent, trailers: req.trailers });
   state.exchange = exchange;
   let settled = false;
   if (perTryMs > 0) {

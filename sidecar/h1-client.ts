@@ -63,6 +63,19 @@ function head(req: UpstreamRequest, chunked: boolean): string {
   return out + '\r\n';
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The last chunk of a chunked body, with the request's trailers (Envoy's
+ * encodeTrailersBase with enable_trailers): pseudo-headers and fields that
+ * would not survive the wire are left out.
+ */
+function lastChunk(trailers: HeaderPairs | undefined): string {
+  let out = '0\r\n';
+  if (trailers) for (const [k, v] of trailers) if (k.charCodeAt(0) !== 58 /* : */ && headerError(k, v) === undefined) out += `${k}: ${v}\r\n`;
+  return out + '\r\n';
+}
+
 /** One request on its way: waiting for a socket, written, or receiving its response. */
 class H1ClientExchange implements Exchange {
   readonly response: Promise<UpstreamResponse>;
@@ -153,9 +166,12 @@ class Connection {
   #requestDone = true;
   /** Stops the streamed body's pump (its listeners on the source and the socket). */
   #stopPump: (() => void) | undefined;
+  /** http_protocol_options.enable_trailers: a chunked request body ends with the request's trailers. */
+  readonly #enableTrailers: boolean;
 
   constructor(pool: Http1Pool, o: PoolOptions) {
     this.#pool = pool;
+    this.#enableTrailers = o.enableTrailers === true;
     this.#maxRequests = o.maxRequestsPerConnection ?? 0;
     const socket = o.tls
       ? connectTls(o, 'http/1.1')
@@ -278,8 +294,11 @@ class Connection {
     const req = ex.req;
     const streamed = req.body !== null && !Buffer.isBuffer(req.body);
     this.#requestDone = !streamed;
+    // Request trailers go out (enable_trailers) on a chunked body only, as Envoy's codec: a whole body with trailers
+    // and no content-length goes chunked then; without enable_trailers it keeps its content-length and they are dropped.
+    const trailers = this.#enableTrailers && req.trailers !== undefined && !streamed ? req.trailers.requestTrailers : undefined;
     // A streamed body goes chunked unless the request carries its content-length (sent as it is then).
-    const chunked = streamed && !req.headers.some(([k]) => k === 'content-length');
+    const chunked = (streamed || (trailers !== undefined && trailers.length > 0)) && !req.headers.some(([k]) => k === 'content-length');
     let text: string;
     try {
       text = head(req, chunked);
@@ -290,6 +309,21 @@ class Connection {
       return;
     }
     const socket = this.socket;
+    if (!streamed && chunked) {
+      // A whole body with trailers (enable_trailers): one chunk, then the last chunk with the trailers.
+      const body = (req.body as Buffer | null) ?? EMPTY;
+      socket.cork();
+      socket.write(text, 'latin1');
+      if (body.length > 0) {
+        socket.write(`${body.length.toString(16)}\r\n`, 'latin1');
+        socket.write(body);
+        socket.write('\r\n', 'latin1');
+      }
+      socket.write(lastChunk(trailers), 'latin1');
+      socket.uncork();
+      req.onSent?.(localAddressOf(socket));
+      return;
+    }
     if (!streamed) {
       const body = req.body as Buffer | null;
       if (body && body.length > 0) {
@@ -335,7 +369,8 @@ class Connection {
       cleanup();
       if (this.current !== ex || this.closed) return;
       this.#requestDone = true;
-      if (chunked) socket.write('0\r\n\r\n', 'latin1');
+      // The trailers of a streamed body are known now that it ended (enable_trailers: sent; else dropped).
+      if (chunked) socket.write(this.#enableTrailers ? lastChunk(ex.req.trailers?.requestTrailers) : '0\r\n\r\n', 'latin1');
       ex.req.onSent?.(localAddressOf(socket));
     };
     const onError = (err: Error) => {

@@ -9,11 +9,44 @@
 // GOAWAY, takes no more and closes once its streams have ended.
 
 import http2 from 'node:http2';
-import type { Exchange, HeaderPairs, PoolOptions, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import type { Exchange, HeaderPairs, PoolOptions, TrailerSource, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import { MAX_CONNECTIONS_PER_EVENT, UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, localAddressOf, pairsFromObject } from './upstream.ts';
 
 /** Envoy's default http2_protocol_options.max_concurrent_streams (2^31 - 1). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 2 ** 31 - 1;
+
+/** Fields HTTP/2 forbids in a header block (RFC 9113 8.2.2), which node refuses to send. */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host']);
+
+/** Where an upstream stream waiting for trailers reads them (a property, so the listener below is one shared function). */
+const kTrailers = Symbol('requestTrailers');
+type TrailingStream = http2.ClientHttp2Stream & { [kTrailers]?: TrailerSource };
+const NO_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({});
+
+/**
+ * As node asks for them (the body went out; `this` is the stream): the
+ * request's trailers, in one HEADERS frame with END_STREAM; none: node ends
+ * the stream with an empty DATA frame. Pseudo-headers and
+ * connection-specific fields are left out.
+ */
+function sendRequestTrailers(this: TrailingStream): void {
+  if (this.destroyed || this.closed) return;
+  const pairs = this[kTrailers]?.requestTrailers;
+  let out = NO_TRAILERS;
+  if (pairs !== undefined && pairs.length > 0) {
+    out = {};
+    for (const [k, v] of pairs) {
+      if (k.charCodeAt(0) === 58 /* : */ || CONNECTION_SPECIFIC.has(k)) continue;
+      const prev = out[k];
+      out[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
+    }
+  }
+  try {
+    this.sendTrailers(out);
+  } catch {
+    resetStream(this);
+  }
+}
 
 function origin(o: PoolOptions): string {
   return `${o.tls ? 'https' : 'http'}://${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}`;
@@ -320,7 +353,15 @@ export class Http2Pool implements UpstreamPool {
       const prev = headers[k];
       headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
     }
-    const s = session.request(headers, { endStream: req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) });
+    // Request trailers (an HTTP/2 downstream's): a whole body's are known now; a streamed body's come at its end, so
+    // node is asked to wait for them (with none, the stream then ends with an empty DATA frame).
+    const buffered = req.body === null || Buffer.isBuffer(req.body);
+    const trailing = req.trailers !== undefined && (!buffered || (req.trailers.requestTrailers?.length ?? 0) > 0);
+    const s = session.request(headers, { endStream: !trailing && (req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0)), waitForTrailers: trailing });
+    if (trailing) {
+      (s as TrailingStream)[kTrailers] = req.trailers;
+      s.once('wantTrailers', sendRequestTrailers);
+    }
     s.once('close', () => {
       slot();
       c.streams--;
@@ -371,7 +412,10 @@ export class Http2Pool implements UpstreamPool {
     });
     if (Buffer.isBuffer(req.body)) {
       if (req.body.length > 0) s.end(req.body);
-    } else if (req.body) {
+      else if (trailing) s.end();
+    } else if (req.body === null) {
+      if (trailing) s.end();
+    } else {
       req.body.pipe(s);
       // Listening only once piped: an earlier 'data' listener would start the flow with nowhere to go.
       if (req.onBodyData) req.body.on('data', req.onBodyData);

@@ -30,7 +30,7 @@ import { finishSpan, startSpan, type Span, type Tracer } from './tracing.ts';
 import type { OverloadManager } from './overload.ts';
 import type { Tap } from './tap.ts';
 import type { Runtime } from './runtime.ts';
-import type { BodySink, HeaderPairs, UpgradeAdmission, UpstreamPool, UpstreamResponse } from './upstream.ts';
+import type { BodySink, HeaderPairs, TrailerSource, UpgradeAdmission, UpstreamPool, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
 import type { StreamProperties } from './wasm/index.ts';
@@ -295,6 +295,17 @@ function badRequestBody(err: DownstreamProtocolError): LocalReply {
   return { status: err.status, body: '', headers: [['connection', 'close']], flag: 'DPE' };
 }
 
+/**
+ * The trailers an HTTP/2 request ended with (node keeps them on the request
+ * as they arrive, before its end), without pseudo-headers or hop-by-hop
+ * fields; undefined for none, with nothing allocated.
+ */
+function downstreamTrailers(req: Req | undefined): HeaderPairs | undefined {
+  if (req === undefined || req.httpVersionMajor !== 2) return undefined;
+  const raw = (req as Http2ServerRequest).rawTrailers;
+  return raw === undefined || raw.length === 0 ? undefined : pairsFromRaw(raw);
+}
+
 /** Whether the request has arrived whole. */
 function requestEnded(req: Req): boolean {
   return 'received' in req ? req.received : req.complete;
@@ -413,8 +424,14 @@ function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
  * named closure is created with a defineProperty (esbuild's keepNames), which
  * cost more than the closure's work (docs/sidecar.md, Performance).
  */
-class Stream implements LogSource, StreamRandom {
+class Stream implements LogSource, StreamRandom, TrailerSource {
   finished = false;
+  /**
+   * The request's trailers after the filters, once a body with trailers went
+   * through them (or, without wasm filters, as the client sent them); until
+   * then a streamed HTTP/2 body's are read from its request as it ends.
+   */
+  filteredTrailers: HeaderPairs | undefined = undefined;
   /** What the connection manager's access logs read (LogSource): the request headers as they end up, what went upstream, the response headers sent, the connection. */
   logRequestHeaders: HeaderPairs | undefined = undefined;
   upstreamPath: string | undefined = undefined;
@@ -512,6 +529,11 @@ class Stream implements LogSource, StreamRandom {
     const action = this.route?.action;
     if (action === undefined || action.kind !== 'route') return undefined;
     return action.clusters.length === 1 ? action.clusters[0]!.name : pickWeighted(action.clusters, action.totalWeight, this.routeRandom())!.name;
+  }
+
+  /** TrailerSource: what goes upstream after the body (HTTP/2 downstreams; HTTP/1.x request trailers are dropped, as Envoy without enable_trailers). */
+  get requestTrailers(): HeaderPairs | undefined {
+    return this.filteredTrailers ?? downstreamTrailers(this.streamedReq);
   }
 
   get suppressEnvoyHeaders(): boolean {
@@ -1239,8 +1261,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     if (!streamed && !noBody) {
       const read = await (reading ?? readBody(req, hcm.bufferLimitBytes, stream));
-      if (Buffer.isBuffer(read)) body = read;
-      else streamed = read;
+      if (Buffer.isBuffer(read)) {
+        body = read;
+        // An HTTP/2 request that ended with trailers (HTTP/1.x trailers are dropped, as Envoy without enable_trailers).
+        if (h2) stream.filteredTrailers = downstreamTrailers(req);
+      } else streamed = read;
     }
     if (stream.finished) {
       if (streamed) discardBody(req, streamed);
@@ -1254,10 +1279,13 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       stream.streamedReq = req;
     } else stream.requestReceived();
     if (filters?.hasWasm && filteredHeaders && !noBody && body !== null) {
-      // The body read whole (within the buffer limit) through the wasm filters' body phase, with end_of_stream.
-      let req2 = filters.requestBody(filteredHeaders, body);
+      // The body read whole (within the buffer limit) through the wasm filters' body phase, with end_of_stream;
+      // with trailers, without it, then proxy_on_request_trailers (which may change the trailers).
+      const trailers = stream.filteredTrailers;
+      let req2 = trailers === undefined ? filters.requestBody(filteredHeaders, body) : filters.requestBodyAndTrailers(filteredHeaders, body, trailers);
       if (req2 instanceof Promise) req2 = await whileHeld(req2, downstream, filters);
       if (req2.kind === 'reply') return filtersReplied(stream, req2.reply);
+      if ('trailers' in req2) stream.filteredTrailers = req2.trailers as HeaderPairs;
       body = req2.body;
       if (req2.headers !== filteredHeaders) {
         // Headers changed in the body phase go upstream; the route stays the one chosen after the headers phase.
@@ -1310,7 +1338,9 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     }
     if (body !== null && (body !== EMPTY || filters?.hasFilters)) {
       removeHeader(upstreamHeaders, 'content-length');
-      if (body.length > 0 || !NO_BODY_METHODS.has(method)) upstreamHeaders.push(['content-length', String(body.length)]);
+      // A body with trailers keeps the framing the client gave it: no content-length unless it sent one (so that an
+      // HTTP/1.1 upstream with enable_trailers gets it chunked, with the trailers, as from Envoy).
+      if ((body.length > 0 || !NO_BODY_METHODS.has(method)) && (stream.filteredTrailers === undefined || req.headers['content-length'] !== undefined)) upstreamHeaders.push(['content-length', String(body.length)]);
     }
     // A streamed body may change in the wasm filters: its length is the upstream framing's business then.
     if (streamed && filters?.hasWasm) removeHeader(upstreamHeaders, 'content-length');
@@ -1342,7 +1372,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed && !grpcBody && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
       if (stream.routeRandom() >= mirrorFraction(env, mirror)) continue;
-      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs);
+      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs, h2 ? stream : undefined);
     }
 
     const upstreamBody = streamed ? (filters?.hasWasm ? filteredRequestBody(streamed, filters, stream) : streamed) : body;
@@ -1355,7 +1385,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         if (stream.routeRandom() >= mirrorFraction(env, mirror)) continue;
         // The shadow streams with the call, as Envoy's streaming shadows do.
         const shadowBody = copy.tee(() => env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name)));
-        if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs);
+        if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs, h2 ? stream : undefined);
       }
     }
     const result = await forward(env.clusters, chosen.name, {
@@ -1372,6 +1402,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       // a gRPC body's are counted here (through the wasm filters, in filteredRequestBody) as it goes upstream.
       onBodyData: copy || streamed === req ? gatherBody(stream, copy, upstreamBody === req) : undefined,
       replay: copy ? () => copy.replay() : undefined,
+      // HTTP/2 request trailers, read as the body ends (the filters' for a filtered body): every attempt and shadow sends them.
+      trailers: h2 ? stream : undefined,
       attemptCount: vh.attemptCountUpstream,
       expectedTimeout: !hcm.suppressEnvoyHeaders,
       onSent: hcm.accessLogsReadTimes === true ? (address) => stream.sentUpstream(address) : undefined,
@@ -1577,7 +1609,7 @@ function upgradeFilter(filters: RequestFilters, direction: 'request' | 'response
  * too much held) goes to `onStop`. `released` takes what a filter lets go of
  * between chunks (RequestFilters.released).
  */
-function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Promise<DataResult>, onStop: (r: DataResult) => void, skipEnd?: () => boolean): Transform & { released: (r: DataResult | Promise<DataResult>) => void } {
+function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Promise<DataResult>, onStop: (r: DataResult) => void, skipEnd?: () => boolean, trailersEnd?: () => Promise<DataResult> | undefined): Transform & { released: (r: DataResult | Promise<DataResult>) => void } {
   /** A filter holds more than the limit with StopIterationAndWatermark: the next chunk waits for what it lets go of. */
   let blocked: (() => void) | undefined;
   const apply = (r: DataResult, done: () => void): void => {
@@ -1600,7 +1632,10 @@ function throughFilters(phase: (chunk: Buffer, end: boolean) => DataResult | Pro
     },
     flush(done) {
       if (skipEnd?.()) return done();
-      step(EMPTY, true, done);
+      // Trailers end the body (`trailersEnd`): their phase runs in place of an empty last chunk.
+      const trailers = trailersEnd?.();
+      if (trailers !== undefined) trailers.then((x) => apply(x, done), done);
+      else step(EMPTY, true, done);
     },
   });
   const released = (r: DataResult | Promise<DataResult>): void => {
@@ -2012,6 +2047,17 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
     },
     // node ends a reset h2 stream too (after 'aborted'): not a finished body for the filters.
     () => stream.downstream.aborted,
+    // An HTTP/2 body that ended with trailers: proxy_on_request_trailers instead of an empty last chunk (the
+    // trailers after the filters go upstream, read from the stream as the body ends).
+    () => {
+      const trailers = stream.requestTrailers;
+      if (trailers === undefined) return undefined;
+      return filters.requestTrailers(trailers).then((r): DataResult => {
+        if (r.kind !== 'trailers') return r;
+        stream.filteredTrailers = r.trailers;
+        return { kind: 'data', data: r.data };
+      });
+    },
   );
   filters.released.request = out.released;
   source.pipe(out);
@@ -2027,12 +2073,12 @@ export function shadowAuthority(authority: string): string {
 }
 
 /** Fire-and-forget copy to the mirror cluster with the route's timeout, as Envoy's shadows; Envoy suffixes the authority with -shadow. */
-async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | Readable | null, timeoutMs: number): Promise<void> {
+async function mirrorTo(env: ProxyEnv, cluster: string, method: string, path: string, authority: string, headers: HeaderPairs, body: Buffer | Readable | null, timeoutMs: number, trailers: TrailerSource | undefined): Promise<void> {
   const shadow = shadowAuthority(authority);
   const h = headers.map(([k, v]) => [k, k === 'host' ? shadow : v] as [string, string]);
   const downstream = new Downstream();
   // A streamed shadow whose body stops short (the call was reset, or the shadow fell behind) is reset too.
   if (body instanceof Readable) body.once('close', () => body.readableEnded || downstream.abort());
-  const result = await forward(env.clusters, cluster, { method, path, authority: shadow, headers: h, body, timeoutMs, downstream }, env.stats).catch(() => undefined);
+  const result = await forward(env.clusters, cluster, { method, path, authority: shadow, headers: h, body, timeoutMs, downstream, trailers }, env.stats).catch(() => undefined);
   if (result?.kind === 'response') result.response.body.dump(result.finish);
 }

@@ -67,6 +67,17 @@ export interface UpstreamRequest {
    * connection's local address; only set when an access log reads them.
    */
   onSent?: (localAddress: string | undefined) => void;
+  /** Where the request's trailers are read as its body ends (HTTP/2 downstreams only; see TrailerSource). */
+  trailers?: TrailerSource;
+}
+
+/**
+ * A request's trailers (after the filters), read once its body ended: those
+ * of a streamed body come at its end, so an HTTP/2 upstream stream reads
+ * them as node asks for them ('wantTrailers'). Undefined or empty: none.
+ */
+export interface TrailerSource {
+  readonly requestTrailers: HeaderPairs | undefined;
 }
 
 /** A socket's local address as Envoy prints one: `ip:port`, `[v6]:port`. */
@@ -303,6 +314,13 @@ export interface PoolOptions {
   cancelled?: () => void;
   /** A request was given a connection (HTTP/2: a stream): upstream_rq_total. */
   attached?: () => void;
+  /**
+   * HTTP/1.1: http_protocol_options.enable_trailers. Request trailers go out
+   * as chunked trailers only with it (and only on a chunked body), as Envoy's
+   * codec encodes them (http1/codec_impl.cc, encodeTrailersBase); without it
+   * they are dropped.
+   */
+  enableTrailers?: boolean;
   /** The cluster's connection stats: every connection this opens is counted (countConnection). */
   cx?: ConnectionStats;
   /** max_connections kept a waiting request from a new connection (upstream_cx_overflow). */

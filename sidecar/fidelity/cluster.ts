@@ -88,6 +88,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     legacyH2.done();
   }
   let idleTimeoutMs = 3_600_000;
+  let enableTrailers = false;
   // The cluster-level fields are deprecated in favour of typed_extension_protocol_options, which wins when both are set.
   let maxRequestsPerConnection = f.num('max_requests_per_connection') ?? 0;
   const cpo = f.obj('common_http_protocol_options');
@@ -113,7 +114,14 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
       const explicit = o.obj('explicit_http_config');
       if (explicit) {
         const which = explicit.oneof(['http_protocol_options', 'http2_protocol_options']);
-        explicit.raw('http_protocol_options');
+        // Http1ProtocolOptions: enable_trailers is honoured (request trailers to an HTTP/1.1 upstream, as Envoy's
+        // codec encodes them); its other fields stay accepted and unapplied, as before.
+        const h1 = explicit.obj('http_protocol_options');
+        if (h1) {
+          enableTrailers = h1.bool('enable_trailers') ?? enableTrailers;
+          h1.ignore(...h1.keys());
+          h1.done();
+        }
         const h2 = explicit.obj('http2_protocol_options');
         if (h2) maxConcurrentStreams = concurrentStreams(h2) ?? maxConcurrentStreams;
         // Flow-control window sizes do not change semantics.
@@ -169,6 +177,7 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     idleTimeoutMs,
     maxRequestsPerConnection,
     ...(maxConcurrentStreams !== undefined ? { maxConcurrentStreams } : {}),
+    ...(enableTrailers ? { enableTrailers } : {}),
     panicThresholdPercent,
     ...(ignoreNewHostsUntilFirstHc ? { ignoreNewHostsUntilFirstHc } : {}),
     ...(leastRequest ? { leastRequest } : {}),

@@ -52,6 +52,7 @@ export interface HttpStream {
   responseHeadersNow(headers: HeaderPairs, endOfStream: boolean): StreamOutcome | Promise<StreamOutcome>;
   responseBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome>;
   responseTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome>;
+  requestTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome>;
   /** The body bytes the filter held, handed over (it continued at the trailers, so they go on before them). */
   takeBody(direction: 'request' | 'response'): Uint8Array;
   /**
@@ -196,8 +197,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   async onRequestTrailers(trailers: HeaderPairs): Promise<StreamOutcome> {
-    this.reqTrailers = new HeaderMap(trailers);
-    return this.runHeaders('request', 'proxy_on_request_trailers', this.reqTrailers.count);
+    return this.requestTrailersNow(trailers);
   }
 
   async onResponseHeaders(headers: HeaderPairs, endOfStream: boolean): Promise<StreamOutcome> {
@@ -228,6 +228,11 @@ export class HttpStreamContext implements HttpStream, HostContext {
 
   responseBodyNow(chunk: Uint8Array | string, endOfStream: boolean): BodyOutcome | Promise<BodyOutcome> {
     return this.runBody('response', 'proxy_on_response_body', chunk, endOfStream);
+  }
+
+  requestTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome> {
+    this.reqTrailers = new HeaderMap(trailers);
+    return this.runHeaders('request', 'proxy_on_request_trailers', this.reqTrailers.count);
   }
 
   responseTrailersNow(trailers: HeaderPairs): StreamOutcome | Promise<StreamOutcome> {

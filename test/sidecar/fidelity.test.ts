@@ -358,6 +358,31 @@ test('RouteAction.priority: HIGH is honoured (it was NACKed), DEFAULT or unset i
   assert.ok(r.errors.some((e) => e.path === 'virtual_hosts[0].routes[0].route.priority'), JSON.stringify(r.errors));
 });
 
+test("http_protocol_options.enable_trailers: a cluster's is honoured (request trailers to an HTTP/1.1 upstream; it used to be accepted and ignored), a listener's (HTTP/1.1 request trailers from a client) is NACKed naming the field", () => {
+  const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
+  const h1 = (options: Record<string, unknown>) => ({
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http_protocol_options: options },
+      },
+    },
+  });
+  const enabled = (c: Record<string, unknown>) => (decoded('cluster', { ...base, ...c }) as ClusterConfig).enableTrailers === true;
+  assert.equal(enabled({}), false);
+  assert.equal(enabled(h1({})), false);
+  assert.equal(enabled(h1({ enable_trailers: true })), true);
+  assert.equal(enabled(h1({ enable_trailers: false })), false);
+  const bad = accept('cluster', { ...base, ...h1({ enable_trailers: 'yes' }) });
+  assert.ok(!bad.ok);
+  assert.match(JSON.stringify(bad.errors), /explicit_http_config\.http_protocol_options\.enable_trailers/);
+  const listener = structuredClone(golden('wasm-inbound', 'listener', 'outbound')) as any;
+  listener.filter_chains[0].filters[0].typed_config.http_protocol_options = { enable_trailers: true };
+  const r = accept('listener', listener);
+  assert.ok(!r.ok, 'a listener that asks for HTTP/1.1 request trailers is refused, not silently left without them');
+  assert.match(JSON.stringify(r.errors), /typed_config\.http_protocol_options\.enable_trailers/);
+});
+
 test('mutations outside the subset are NACKed with the field path', () => {
   const cases: { kind: ResourceKind; base: Record<string, unknown>; mutate: (v: any) => void; path: string }[] = [
     {
