@@ -13,6 +13,7 @@ import { requestHeader } from './access-log-format.ts';
 import { headerValueMatches } from './router.ts';
 import type { Runtime } from './runtime.ts';
 import type { HeaderPairs } from './upstream.ts';
+import { grpcStatusOf } from './wasm/grpc.ts';
 
 /** What a filter reads besides the stream: the layered runtime (absent: none) and the proxy's randomness in [0, 1). */
 export interface FilterContext {
@@ -282,23 +283,5 @@ function grpcStatus(s: LogSource): number {
     const n = Number(v);
     return n < GRPC_STATUSES.length ? n : -1;
   }
-  const code = s.log.response_code;
-  if (code === 0) return 2;
-  switch (code) {
-    case 400:
-      return 13;
-    case 401:
-      return 16;
-    case 403:
-      return 7;
-    case 404:
-      return 12;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14;
-    default:
-      return 2;
-  }
+  return grpcStatusOf(s.log.response_code); // no response (0) is UNKNOWN too
 }
