@@ -440,3 +440,170 @@ test('a wasm filter that holds the body until the trailers hands it over there (
   // nothing of the body the filter held, nor the trailers.
   assert.deepEqual(seen.slice(before), [{ path: '/pkg.Svc/Up', body: '', trailers: {}, reset: true }], 'nothing of either denied request reached the upstream');
 });
+
+// --- trailers a wasm filter adds in its last body call --------------------------
+
+/**
+ * Adds trailers in the last body call of either direction, as Envoy's wasm
+ * host lets it (context.cc getMap: addDecodedTrailers / addEncodedTrailers
+ * when the stream has none): x-added, and x-early-status, what its add in the
+ * headers callback got (`bad_argument`: there is no trailer map there). An add
+ * in a body call that is not the last (x-mid) fails the same way.
+ */
+async function trailerAdder(): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_add_header_map_value'],
+    strings: { added: 'x-added', req: 'request-last-body', resp: 'response-last-body', early: 'x-early', headers: 'headers', status: 'x-early-status', bad: 'bad_argument', other: 'other', mid: 'x-mid', no: 'no' },
+    body: (s) => `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))
+  (global $early0 (mut i32) (i32.const 9))
+  (global $early2 (mut i32) (i32.const 9))
+  (func $last (param $map i32) (param $early i32)
+    (if (i32.eq (local.get $map) (i32.const 1))
+      (then (drop (call $proxy_add_header_map_value (i32.const 1) ${s.added} ${s.req})))
+      (else (drop (call $proxy_add_header_map_value (i32.const 3) ${s.added} ${s.resp}))))
+    (if (i32.eq (local.get $early) (i32.const 2))
+      (then (drop (call $proxy_add_header_map_value (local.get $map) ${s.status} ${s.bad})))
+      (else (drop (call $proxy_add_header_map_value (local.get $map) ${s.status} ${s.other})))))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (global.set $early0 (call $proxy_add_header_map_value (i32.const 1) ${s.early} ${s.headers}))
+    (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (if (local.get 2)
+      (then (call $last (i32.const 1) (global.get $early0)))
+      (else (drop (call $proxy_add_header_map_value (i32.const 1) ${s.mid} ${s.no}))))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (global.set $early2 (call $proxy_add_header_map_value (i32.const 3) ${s.early} ${s.headers}))
+    (i32.const 0))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (if (local.get 2)
+      (then (call $last (i32.const 3) (global.get $early2)))
+      (else (drop (call $proxy_add_header_map_value (i32.const 3) ${s.mid} ${s.no}))))
+    (i32.const 0))`,
+  });
+}
+
+/** A mesh serving several modules (name, bytes). */
+async function meshWithModules(mods: [string, Uint8Array][]): Promise<{ mesh: TestMesh; modules: FilterModule[] }> {
+  const byHash = new Map<string, Uint8Array>();
+  const modules = mods.map(([name, bytes]) => {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    byHash.set(sha256, bytes);
+    return { name, sha256, size: bytes.length, abiVersion: '0.2.1' } as FilterModule;
+  });
+  const served = await moduleServer(byHash);
+  closers.push(served.close);
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: served.url, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  return { mesh, modules };
+}
+
+/** One h2 request without trailers of its own: status, body, and the response trailers the client got. */
+function h2Call(client: http2.ClientHttp2Session, authority: string, path: string, body: string[], extra: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string; trailers: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': path, ':authority': authority, ...extra });
+    let status = 0;
+    let trailers: Record<string, string> = {};
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('trailers', (t) => (trailers = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, String(v)]))));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString(), trailers }));
+    req.on('error', reject);
+    const parts = [...body];
+    const next = (): void => {
+      const part = parts.shift();
+      if (part === undefined) return void req.end();
+      req.write(part);
+      setTimeout(next, 10);
+    };
+    next();
+  });
+}
+
+const ADDED_REQUEST = { 'x-added': 'request-last-body', 'x-early-status': 'bad_argument' };
+const ADDED_RESPONSE = { 'x-added': 'response-last-body', 'x-early-status': 'bad_argument' };
+
+test('trailers a wasm filter adds in its last body call end the stream, as Envoy makes them (addDecodedTrailers / addEncodedTrailers): an h2 upstream gets the request\'s (whole body with its content-length, a streamed gRPC body), an h2 client the response\'s; adds in the headers callback or a body call that is not the last fail', { timeout: 60_000 }, async () => {
+  const seen: Echo[] = [];
+  const port = await h2Echo(seen);
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()]]);
+  mesh.model.update({
+    services: [service('add-caller', 8000), { name: 'added', namespace: 'default', ports: [{ port: 7106, protocol: 'http2' }] }],
+    instances: [instance('added', port)],
+    filterModules: modules,
+    filterBindings: [binding('add-caller', 'trailer-adder')],
+  });
+  const sc = await mesh.sidecar('add-caller', 8000, { log: () => undefined });
+  const client = await connect(sc.outboundPort);
+  const at = 'added:7106';
+
+  const whole = await withTimeout(h2Call(client, at, '/whole', ['hello ', 'there']), 10_000, 'the whole body');
+  assert.equal(whole.status, 200, whole.body);
+  assert.deepEqual(JSON.parse(whole.body), { path: '/whole', body: 'hello there', trailers: ADDED_REQUEST, contentLength: '11' }, 'the upstream got the added trailers after the body, and no x-early');
+  assert.deepEqual(whole.trailers, ADDED_RESPONSE, 'the client got the trailers added in the last response body call');
+
+  const call = await withTimeout(h2Call(client, at, '/pkg.Svc/Stream', ['\0\0\0\0\x01a', '\0\0\0\0\x01b'], GRPC), 10_000, 'the streamed call');
+  assert.equal(call.status, 200, call.body);
+  assert.deepEqual(JSON.parse(call.body), { path: '/pkg.Svc/Stream', body: '\0\0\0\0\x01a\0\0\0\0\x01b', trailers: ADDED_REQUEST }, 'a streamed body: added in its (empty) last call, not x-mid from the calls before');
+  assert.deepEqual(call.trailers, ADDED_RESPONSE);
+
+  // A client with trailers of its own: the last body call is not end_of_stream, so nothing is added.
+  const own = await withTimeout(h2Request(client, at, '/own', ['data'], { 'x-checksum': 'c1' }), 10_000, 'a body with trailers');
+  assert.deepEqual(JSON.parse(own.body).trailers, { 'x-checksum': 'c1' });
+});
+
+test('trailers added in the last request body call: an HTTP/1.1 client\'s request carries them to an h2 upstream; an HTTP/1.1 client gets none of the response\'s (dropped, as Envoy\'s HTTP/1 codec drops trailers without enable_trailers)', { timeout: 60_000 }, async () => {
+  const seen: Echo[] = [];
+  const port = await h2Echo(seen);
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()]]);
+  mesh.model.update({
+    services: [service('add1-caller', 8000), { name: 'added1', namespace: 'default', ports: [{ port: 7107, protocol: 'http2' }] }],
+    instances: [instance('added1', port)],
+    filterModules: modules,
+    filterBindings: [binding('add1-caller', 'trailer-adder')],
+  });
+  const sc = await mesh.sidecar('add1-caller', 8000, { log: () => undefined });
+  const got = await withTimeout(
+    new Promise<{ status: number; body: string; trailers: NodeJS.Dict<string>; te: string | undefined }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: sc.outboundPort, method: 'POST', path: '/h1', headers: { host: 'added1:7107', 'content-type': 'text/plain' } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, trailers: res.trailers, te: res.headers['transfer-encoding'] }));
+      });
+      req.on('error', reject);
+      req.end('from h1');
+    }),
+    10_000,
+    'the HTTP/1.1 request',
+  );
+  assert.equal(got.status, 200, got.body);
+  assert.deepEqual(JSON.parse(got.body), { path: '/h1', body: 'from h1', trailers: ADDED_REQUEST, contentLength: '7' });
+  assert.deepEqual(got.trailers, {}, 'no trailers to an HTTP/1.1 client');
+});
+
+test('filters after the one that added trailers in its last body call get that body call without end_of_stream, then the trailers (as Envoy\'s filter manager runs decodeTrailers after trailers_added_entry)', { timeout: 60_000 }, async () => {
+  const seen: Echo[] = [];
+  const port = await h2Echo(seen);
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()], ['trailer-reader', await trailerFilter('none')]]);
+  mesh.model.update({
+    services: [service('chain-caller', 8000), { name: 'chained', namespace: 'default', ports: [{ port: 7108, protocol: 'http2' }] }],
+    instances: [instance('chained', port)],
+    filterModules: modules,
+    filterBindings: [binding('chain-caller', 'trailer-adder'), { ...binding('chain-caller', 'trailer-reader'), order: 1 }],
+  });
+  const sc = await mesh.sidecar('chain-caller', 8000, { log: () => undefined });
+  const client = await connect(sc.outboundPort);
+  const at = 'chained:7108';
+  const whole = await withTimeout(h2Call(client, at, '/whole', ['abc']), 10_000, 'the whole body');
+  assert.equal(whole.status, 200, whole.body);
+  assert.deepEqual(JSON.parse(whole.body).trailers, { ...ADDED_REQUEST, 'x-body-eos': '0' }, 'the second filter saw the added trailers in proxy_on_request_trailers, after a body call without end_of_stream');
+  const call = await withTimeout(h2Call(client, at, '/pkg.Svc/Chain', ['\0\0\0\0\x01a'], GRPC), 10_000, 'the streamed call');
+  assert.deepEqual(JSON.parse(call.body).trailers, { ...ADDED_REQUEST, 'x-body-eos': '0' });
+});
