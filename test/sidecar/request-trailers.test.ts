@@ -490,7 +490,7 @@ async function trailerAdder(): Promise<Uint8Array> {
 }
 
 /** A mesh serving several modules (name, bytes). */
-async function meshWithModules(mods: [string, Uint8Array][]): Promise<{ mesh: TestMesh; modules: FilterModule[] }> {
+async function meshWithModules(mods: [string, Uint8Array][], cluster?: (c: Record<string, any>) => Record<string, unknown>): Promise<{ mesh: TestMesh; modules: FilterModule[] }> {
   const byHash = new Map<string, Uint8Array>();
   const modules = mods.map(([name, bytes]) => {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -499,7 +499,17 @@ async function meshWithModules(mods: [string, Uint8Array][]): Promise<{ mesh: Te
   });
   const served = await moduleServer(byHash);
   closers.push(served.close);
-  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: served.url, wasmClusterName: 'weft-control' }) });
+  const base = defaultTranslator({ wasmBaseUrl: served.url, wasmClusterName: 'weft-control' });
+  const translator: Translator = cluster
+    ? {
+        translateEndpoints: (m, n) => base.translateEndpoints(m, n),
+        translateProxy: (m, p) => {
+          const out = base.translateProxy(m, p);
+          return { ...out, clusters: out.clusters.map((c) => ({ ...c, value: cluster(c.value as Record<string, any>) })) };
+        },
+      }
+    : base;
+  const mesh = await TestMesh.start({ translator });
   closers.push(() => mesh.close());
   return { mesh, modules };
 }
@@ -606,4 +616,35 @@ test('filters after the one that added trailers in its last body call get that b
   assert.deepEqual(JSON.parse(whole.body).trailers, { ...ADDED_REQUEST, 'x-body-eos': '0' }, 'the second filter saw the added trailers in proxy_on_request_trailers, after a body call without end_of_stream');
   const call = await withTimeout(h2Call(client, at, '/pkg.Svc/Chain', ['\0\0\0\0\x01a'], GRPC), 10_000, 'the streamed call');
   assert.deepEqual(JSON.parse(call.body).trailers, { ...ADDED_REQUEST, 'x-body-eos': '0' });
+});
+
+test('trailers added in the last request body call reach an HTTP/1.1 upstream with enable_trailers on a chunked body (an HTTP/1.1 client\'s chunked request); a body that came with a content-length keeps it and they are dropped, as Envoy\'s HTTP/1 codec', { timeout: 60_000 }, async () => {
+  const appPort = await h1Echo();
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()]], enableTrailers);
+  mesh.model.update({
+    services: [service('addh1-caller', 8000), service('legacy-added', 7109)],
+    instances: [instance('legacy-added', appPort)],
+    filterModules: modules,
+    filterBindings: [binding('addh1-caller', 'trailer-adder')],
+  });
+  const sc = await mesh.sidecar('addh1-caller', 8000, { log: () => undefined });
+  const post = (headers: Record<string, string>, parts: string[]) =>
+    withTimeout(
+      new Promise<string>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: sc.outboundPort, method: 'POST', path: '/up', headers: { host: 'legacy-added:7109', ...headers } }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c));
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', reject);
+        for (const p of parts) req.write(p);
+        req.end();
+      }),
+      10_000,
+      'the HTTP/1.1 request',
+    );
+  const chunked = JSON.parse(await post({ 'transfer-encoding': 'chunked' }, ['one ', 'two']));
+  assert.deepEqual(chunked, { body: 'one two', trailers: ADDED_REQUEST, te: 'chunked', length: null });
+  const sized = JSON.parse(await post({ 'content-length': '7' }, ['one two']));
+  assert.deepEqual(sized, { body: 'one two', trailers: {}, te: null, length: '7' });
 });
