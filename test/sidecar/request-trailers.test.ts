@@ -648,3 +648,19 @@ test('trailers added in the last request body call reach an HTTP/1.1 upstream wi
   const sized = JSON.parse(await post({ 'content-length': '7' }, ['one two']));
   assert.deepEqual(sized, { body: 'one two', trailers: {}, te: null, length: '7' });
 });
+
+test('a local reply with a body (no healthy upstream) goes through the last response body call too: trailers a filter adds there reach an HTTP/2 client', { timeout: 60_000 }, async () => {
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()]]);
+  mesh.model.update({
+    services: [service('lr-caller', 8000), { name: 'nobody', namespace: 'default', ports: [{ port: 7110, protocol: 'http2' }] }],
+    instances: [],
+    filterModules: modules,
+    filterBindings: [binding('lr-caller', 'trailer-adder')],
+  });
+  const sc = await mesh.sidecar('lr-caller', 8000, { log: () => undefined });
+  const client = await connect(sc.outboundPort);
+  const r = await withTimeout(h2Call(client, 'nobody:7110', '/x', ['abc']), 10_000, 'the local reply');
+  assert.equal(r.status, 503);
+  assert.equal(r.body, 'no healthy upstream');
+  assert.deepEqual(r.trailers, ADDED_RESPONSE);
+});
