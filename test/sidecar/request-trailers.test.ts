@@ -5,6 +5,9 @@
 // Envoy's http1 codec_impl.cc encodeTrailersBase); through wasm filters'
 // proxy_on_request_trailers, which read and change them (the body call before
 // them is not end_of_stream), and which may hold the request at its trailers.
+// A whole body with trailers carries its content-length to an HTTP/2 upstream.
+// Trailers a wasm filter adds in its last body call (Envoy's
+// addDecodedTrailers / addEncodedTrailers) end the request or the response.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
