@@ -39,6 +39,17 @@ interface RequestState {
   body: Buffer | null;
 }
 
+/**
+ * Trailers a wasm filter added in its last body call (end_of_stream) of a
+ * stream that had none: as Envoy's wasm host (context.cc getMap: the trailer
+ * map is made by addDecodedTrailers / addEncodedTrailers when a filter
+ * changes it in the last body call), they now end the stream. Nothing is
+ * allocated when it added none.
+ */
+function addedTrailers(a: WasmActive, direction: 'request' | 'response'): HeaderPairs | undefined {
+  return direction === 'request' ? a.stream!.requestTrailers : a.stream!.responseTrailers;
+}
+
 /** The response headers a filter left: its own copy once it changed them, else the same array. */
 function responseHeadersAfter(a: WasmActive, given: HeaderPairs): HeaderPairs {
   return a.stream!.headersModified('response') ? a.stream!.responseHeaders! : given;
@@ -47,7 +58,7 @@ function responseHeadersAfter(a: WasmActive, given: HeaderPairs): HeaderPairs {
 export type PhaseResult = { kind: 'continue' } | { kind: 'reply'; reply: LocalReply };
 
 /** The request after its headers (and buffered body) went through the filters. */
-export type RequestOutcome = PhaseResult & { headers: HeaderPairs; body: Buffer | null };
+export type RequestOutcome = PhaseResult & { headers: HeaderPairs; body: Buffer | null; trailers?: HeaderPairs };
 
 /** A wait for a filter to continue the stream it stopped, given up (see RequestFilters.cancelHeld). */
 type Cancelled = { action: 'cancelled'; reply: LocalReply };
@@ -62,9 +73,11 @@ export type ResponseStart = { kind: 'reply'; reply: LocalReply } | { kind: 'stre
  * headers are out, on the response path). `full`: a filter that stopped with
  * StopIterationAndWatermark holds more than the limit: the caller reads no
  * more of that body until `released` hands it the bytes the filter lets go
- * of (Envoy's watermark backpressure).
+ * of (Envoy's watermark backpressure). `trailers`: the last chunk ended the
+ * body and a filter added trailers in its last body call (Envoy's
+ * addDecodedTrailers / addEncodedTrailers): they end the stream after it.
  */
-export type DataResult = { kind: 'data'; data: Buffer; full?: true } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' } | { kind: 'too_large' };
+export type DataResult = { kind: 'data'; data: Buffer; full?: true; trailers?: HeaderPairs } | { kind: 'reply'; reply: LocalReply } | { kind: 'reset' } | { kind: 'too_large' };
 
 const EMPTY = Buffer.alloc(0);
 const TOO_LARGE: DataResult = Object.freeze({ kind: 'too_large' });
@@ -254,9 +267,10 @@ export class RequestFilters {
    * continues the trailers; a stop at the trailers holds the request until
    * the filter continues it itself (or the stream ends otherwise).
    */
-  async requestBodyAndTrailers(headers: HeaderPairs, body: Buffer, trailers: HeaderPairs): Promise<RequestOutcome & { trailers: HeaderPairs }> {
+  async requestBodyAndTrailers(headers: HeaderPairs, body: Buffer, trailers: HeaderPairs, from = 0): Promise<RequestOutcome & { trailers: HeaderPairs }> {
     const stop = (r: PhaseResult) => ({ ...r, headers, body, trailers });
-    for (const a of this.#active) {
+    for (let i = from; i < this.#active.length; i++) {
+      const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       if (body.length > 0) {
         const b = await a.stream.requestBodyNow(body, false);
@@ -291,9 +305,9 @@ export class RequestFilters {
    * manager sends a buffered body before the trailers. A stop the filter may
    * continue itself is waited for (the stream is held, as in Envoy).
    */
-  async requestTrailers(trailers: HeaderPairs): Promise<TrailersResult> {
+  async requestTrailers(trailers: HeaderPairs, from = 0): Promise<TrailersResult> {
     const out: Buffer[] = [];
-    for (let i = 0; i < this.#active.length; i++) {
+    for (let i = from; i < this.#active.length; i++) {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       let t: StreamOutcome | Cancelled = await a.stream.requestTrailersNow(trailers);
@@ -322,8 +336,18 @@ export class RequestFilters {
       if (a.kind !== 'wasm' || !a.stream) continue;
       const b = a.stream.requestBodyNow(s.body!, true);
       const r = b instanceof Promise ? b.then((o) => this.#afterRequestBody(a, o, s)) : this.#afterRequestBody(a, b, s);
-      if (r === undefined) continue;
-      if (r instanceof Promise) return r.then((o) => o ?? this.#requestBodyFrom(i + 1, s));
+      if (r === undefined) {
+        const added = addedTrailers(a, 'request');
+        if (added !== undefined) return this.requestBodyAndTrailers(s.headers, s.body!, added, i + 1);
+        continue;
+      }
+      if (r instanceof Promise) {
+        return r.then((o) => {
+          if (o !== undefined) return o;
+          const added = addedTrailers(a, 'request');
+          return added !== undefined ? this.requestBodyAndTrailers(s.headers, s.body!, added, i + 1) : this.#requestBodyFrom(i + 1, s);
+        });
+      }
       return r;
     }
     return { kind: 'continue', headers: s.headers, body: s.body };
@@ -630,7 +654,7 @@ export class RequestFilters {
    * for, as is one nothing could continue (until the stream ends otherwise).
    */
   async responseBuffered(headers: HeaderPairs, from: number, body: Buffer, trailers: HeaderPairs = []): Promise<PhaseResult & { headers: HeaderPairs; body: Buffer; trailers: HeaderPairs }> {
-    const withTrailers = trailers.length > 0;
+    let withTrailers = trailers.length > 0;
     const stop = (r: PhaseResult) => ({ ...r, headers, body, trailers });
     for (let i = from; i >= 0; i--) {
       const a = this.#active[i]!;
@@ -657,6 +681,15 @@ export class RequestFilters {
           const rb = this.#outcome(a, b);
           if (rb) return stop(rb);
         }
+        if (!withTrailers) {
+          // Trailers it added in this last body call end the response: the filters after it see them (not this one).
+          const added = addedTrailers(a, 'response');
+          if (added !== undefined) {
+            trailers = added;
+            withTrailers = true;
+            continue;
+          }
+        }
       }
       if (withTrailers) {
         let t: StreamOutcome | Cancelled = await a.stream.responseTrailersNow(trailers);
@@ -682,9 +715,9 @@ export class RequestFilters {
    * continue itself is waited for; after the headers are out any other stop,
    * a local reply or a reset can only reset the stream.
    */
-  async responseTrailers(trailers: HeaderPairs): Promise<TrailersResult> {
+  async responseTrailers(trailers: HeaderPairs, from = this.#active.length - 1): Promise<TrailersResult> {
     const out: Buffer[] = [];
-    for (let i = this.#active.length - 1; i >= 0; i--) {
+    for (let i = from; i >= 0; i--) {
       const a = this.#active[i]!;
       if (a.kind !== 'wasm' || !a.stream) continue;
       let t: StreamOutcome | Cancelled = await a.stream.responseTrailersNow(trailers);
@@ -733,8 +766,28 @@ export class RequestFilters {
       const next = this.#dataStep(direction, a, out, endOfStream, i);
       if (next.kind !== 'data' || next.full) return next;
       data = next.data;
+      if (endOfStream) {
+        const added = addedTrailers(a, direction);
+        if (added !== undefined) return this.#endWithTrailers(direction, i, data, added);
+      }
     }
     return { kind: 'data', data };
+  }
+
+  /**
+   * Filter `i` added trailers in its last body call: as Envoy's filter
+   * manager (decodeData / encodeData with trailers_added_entry), the filters
+   * after it get the chunk without end_of_stream, then the trailers phase
+   * (not the filter that added them).
+   */
+  async #endWithTrailers(direction: 'request' | 'response', i: number, data: Buffer, trailers: HeaderPairs): Promise<DataResult> {
+    const step = direction === 'request' ? 1 : -1;
+    let r = data.length > 0 ? this.#dataFrom(direction, i + step, data, false) : ({ kind: 'data', data } as DataResult);
+    if (r instanceof Promise) r = await r;
+    if (r.kind !== 'data') return r;
+    const t = direction === 'request' ? await this.requestTrailers(trailers, i + 1) : await this.responseTrailers(trailers, i - 1);
+    if (t.kind !== 'trailers') return t;
+    return { kind: 'data', data: t.data.length === 0 ? r.data : r.data.length === 0 ? t.data : Buffer.concat([r.data, t.data]), trailers: t.trailers };
   }
 
   /** A chunk's outcome that waits: an http_call, or a stop at the end of the body that the filter may continue itself. */
@@ -747,7 +800,12 @@ export class RequestFilters {
       out = this.#withBody(a, direction, o);
     }
     const next = this.#dataStep(direction, a, out, endOfStream, i);
-    return next.kind !== 'data' || next.full ? next : this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
+    if (next.kind !== 'data' || next.full) return next;
+    if (endOfStream) {
+      const added = addedTrailers(a, direction);
+      if (added !== undefined) return this.#endWithTrailers(direction, i, next.data, added);
+    }
+    return this.#dataFrom(direction, i + (direction === 'request' ? 1 : -1), next.data, endOfStream);
   }
 
   /**

@@ -22,6 +22,8 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
 const kTrailers = Symbol('requestTrailers');
 type TrailingStream = http2.ClientHttp2Stream & { [kTrailers]?: TrailerSource };
 const NO_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({});
+/** Methods whose empty body gets no content-length (as the proxy frames other whole bodies). */
+const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
 /**
  * As node asks for them (the body went out; `this` is the stream): the
@@ -357,6 +359,10 @@ export class Http2Pool implements UpstreamPool {
     // node is asked to wait for them (with none, the stream then ends with an empty DATA frame).
     const buffered = req.body === null || Buffer.isBuffer(req.body);
     const trailing = req.trailers !== undefined && (!buffered || (req.trailers.requestTrailers?.length ?? 0) > 0);
+    // A whole body with trailers carries its content-length as other whole bodies do (the proxy leaves it out for
+    // an HTTP/1.1 upstream's chunked trailers), as Envoy's buffer filter sets it at the trailers too
+    // (source/extensions/filters/http/buffer/buffer_filter.cc, decodeTrailers -> maybeAddContentLength).
+    if (trailing && Buffer.isBuffer(req.body) && headers['content-length'] === undefined && (req.body.length > 0 || !NO_BODY_METHODS.has(req.method))) headers['content-length'] = String(req.body.length);
     const s = session.request(headers, { endStream: !trailing && (req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0)), waitForTrailers: trailing });
     if (trailing) {
       (s as TrailingStream)[kTrailers] = req.trailers;

@@ -733,6 +733,8 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
     const body: Buffer = text === '' ? EMPTY : Buffer.from(text);
     let finalHeaders: HeaderPairs;
     let sent: Buffer = body;
+    /** Trailers a filter added in its last body call (Envoy's addEncodedTrailers): an HTTP/2 client gets them. */
+    let trailers: HeaderPairs | undefined;
     try {
       filters.responding(this.flagsWith(r.flag), responseCodeDetails(status, r.flag, r));
       // Filters see Envoy's response header map, :status first; end_of_stream with the headers when there is no body.
@@ -754,6 +756,7 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
             return this.finish(status, 'LR');
           }
           sent = d.data;
+          trailers = d.trailers;
         }
       } else {
         // A filter stopped the headers: it gets the whole body before anything is sent, as with an upstream response.
@@ -762,6 +765,7 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
         if (whole.kind === 'reply') return whole.reply === ABANDONED ? this.finish(0, 'DC') : this.reply(whole.reply);
         finalHeaders = whole.headers;
         sent = whole.body;
+        if (whole.trailers.length > 0) trailers = whole.trailers;
       }
       if (this.clientGone) return this.finish(0, 'DC');
       const sentStatus = filteredStatus(finalHeaders, status);
@@ -770,7 +774,11 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
         removeHeader(out, 'content-length');
         out.push(['content-length', String(sent.length)]);
       }
-      writeHead(this, sentStatus, out, sent.length === 0);
+      // HTTP/1.x trailers are dropped on the way to the client, as those of an upstream response.
+      const h2Trailers = this.h2 && trailers !== undefined ? trailers : undefined;
+      writeHead(this, sentStatus, out, sent.length === 0 && h2Trailers === undefined);
+      if (trailers !== undefined) this.logResponseTrailers = trailers;
+      if (h2Trailers !== undefined) (this.res as Http2ServerResponse).addTrailers(objectFromPairs(h2Trailers));
       this.res.end(sent);
       this.log.bytes_sent = sent.length;
       this.finish(sentStatus, r.flag);
@@ -1285,7 +1293,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       let req2 = trailers === undefined ? filters.requestBody(filteredHeaders, body) : filters.requestBodyAndTrailers(filteredHeaders, body, trailers);
       if (req2 instanceof Promise) req2 = await whileHeld(req2, downstream, filters);
       if (req2.kind === 'reply') return filtersReplied(stream, req2.reply);
-      if ('trailers' in req2) stream.filteredTrailers = req2.trailers as HeaderPairs;
+      // The client's after the filters, or trailers a filter added in its last body call (Envoy's addDecodedTrailers).
+      if (req2.trailers !== undefined) stream.filteredTrailers = req2.trailers;
       body = req2.body;
       if (req2.headers !== filteredHeaders) {
         // Headers changed in the body phase go upstream; the route stays the one chosen after the headers phase.
@@ -1372,7 +1381,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (streamed && !grpcBody && (retry || action.mirrors.length > 0)) env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name));
     if (!streamed) for (const mirror of action.mirrors) {
       if (stream.routeRandom() >= mirrorFraction(env, mirror)) continue;
-      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs, h2 ? stream : undefined);
+      void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, body, timeoutMs, h2 || filters?.hasWasm ? stream : undefined);
     }
 
     const upstreamBody = streamed ? (filters?.hasWasm ? filteredRequestBody(streamed, filters, stream) : streamed) : body;
@@ -1385,7 +1394,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
         if (stream.routeRandom() >= mirrorFraction(env, mirror)) continue;
         // The shadow streams with the call, as Envoy's streaming shadows do.
         const shadowBody = copy.tee(() => env.stats.retryOrShadowAbandoned.inc(env.stats.clusterLabel(chosen.name)));
-        if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs, h2 ? stream : undefined);
+        if (shadowBody) void mirrorTo(env, mirror.cluster, method, upstreamPath, upstreamAuthority, upstreamHeaders, shadowBody, timeoutMs, h2 || filters?.hasWasm ? stream : undefined);
       }
     }
     const result = await forward(env.clusters, chosen.name, {
@@ -1403,7 +1412,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       onBodyData: copy || streamed === req ? gatherBody(stream, copy, upstreamBody === req) : undefined,
       replay: copy ? () => copy.replay() : undefined,
       // HTTP/2 request trailers, read as the body ends (the filters' for a filtered body): every attempt and shadow sends them.
-      trailers: h2 ? stream : undefined,
+      // An HTTP/1.x request has none of its own, but a wasm filter may add them in its last body call.
+      trailers: h2 || filters?.hasWasm ? stream : undefined,
       attemptCount: vh.attemptCountUpstream,
       expectedTimeout: !hcm.suppressEnvoyHeaders,
       onSent: hcm.accessLogsReadTimes === true ? (address) => stream.sentUpstream(address) : undefined,
@@ -1839,6 +1849,8 @@ class ResponseSink implements BodySink {
   readonly expected: number;
   /** A filter holds more than the buffer limit with StopIterationAndWatermark: the body waits until it lets go. */
   full = false;
+  /** Trailers a wasm filter added in its last body call (Envoy's addEncodedTrailers): they end the response. */
+  added: HeaderPairs | undefined = undefined;
 
   constructor(
     readonly stream: Stream,
@@ -1929,6 +1941,7 @@ class ResponseSink implements BodySink {
       this.upstream.body.destroy();
       return false;
     }
+    if (r.trailers !== undefined) this.added = r.trailers;
     if (r.full) {
       // StopIterationAndWatermark past the limit: no more of the body is read until the filter lets go (released).
       this.full = true;
@@ -2000,6 +2013,7 @@ class ResponseSink implements BodySink {
 
   finishEnd(trailers: HeaderPairs): void {
     if (this.settled) return;
+    if (this.added !== undefined && trailers.length === 0) trailers = this.added;
     if (trailers.length > 0) this.stream.logResponseTrailers = trailers;
     if (this.h2res && trailers.length) this.h2res.addTrailers(objectFromPairs(trailers));
     this.stream.res.end();
@@ -2033,7 +2047,13 @@ function uncork(res: Res): void {
  */
 function filteredRequestBody(source: Readable, filters: RequestFilters, stream: Stream): Readable {
   const out = throughFilters(
-    (chunk, end) => filters.requestData(chunk, end),
+    (chunk, end) => {
+      if (!end) return filters.requestData(chunk, end);
+      // The last chunk: a filter may add trailers in its last body call (Envoy's addDecodedTrailers); they go upstream.
+      const r = filters.requestData(chunk, end);
+      if (r instanceof Promise) return r.then((x) => withAddedTrailers(x, stream));
+      return withAddedTrailers(r, stream);
+    },
     (r) => {
       // Chunks already on their way when the first stop came say it again: the stream ends once.
       if (stream.downstream.aborted) return;
@@ -2064,6 +2084,12 @@ function filteredRequestBody(source: Readable, filters: RequestFilters, stream: 
   // A gRPC call's body, straight from the client: its bytes as they arrive (readBody counted the others').
   if (source === stream.streamedReq) source.on('data', (c: Buffer) => (stream.log.bytes_received += c.length));
   return out;
+}
+
+/** The last chunk of a streamed request body: trailers a wasm filter added with it go upstream after the body. */
+function withAddedTrailers(r: DataResult, stream: Stream): DataResult {
+  if (r.kind === 'data' && r.trailers !== undefined) stream.filteredTrailers = r.trailers;
+  return r;
 }
 
 /** Envoy's shadowAppendedHost: -shadow goes before the port, if there is one (an IPv6 literal's colons are not a port). */

@@ -166,6 +166,13 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private requestReceived = 0;
   /** The body callback running now, whose chunk the module may read and change. */
   private bodyCall: Direction | undefined;
+  /**
+   * In a last body call of a stream without trailers: the trailer map the
+   * module may make. As Envoy's Context, only a change makes it (getMap:
+   * addDecodedTrailers / addEncodedTrailers); until then a read finds no map
+   * (getConstMap: BAD_ARGUMENT).
+   */
+  private unmadeTrailers: HeaderMap | undefined;
   /** In proxy_on_log: the streams holding the logged request and response, and their maps once read. */
   private loggedFrom: LoggedStreams | undefined;
   private loggedMaps: (HeaderMap | undefined)[] | undefined;
@@ -318,10 +325,12 @@ export class HttpStreamContext implements HttpStream, HostContext {
       if (request) this.reqTrailers = addedTrailers;
       else this.respTrailers = addedTrailers;
       this.live |= trailersBit;
+      this.unmadeTrailers = addedTrailers;
     }
     this.bodyCall = direction;
     const status = this.vm.call(callback, this, this.id, buffer.length, endOfStream ? 1 : 0);
     this.bodyCall = undefined;
+    this.unmadeTrailers = undefined;
     if (addedTrailers !== undefined && addedTrailers.count === 0) {
       if (request) this.reqTrailers = undefined;
       else this.respTrailers = undefined;
@@ -486,6 +495,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   readableMap(type: number): HeaderMap | WasmResultCode {
     // Envoy's log phase reads the logged maps, which carry no request trailers.
     const map = this.logging ? (type === 1 ? undefined : this.loggedMap(type)) : this.headerMap(type);
+    if (map !== undefined && map === this.unmadeTrailers && !map.modified) return WasmResult.BadArgument;
     return map ?? (this.logging ? WasmResult.NotFound : WasmResult.BadArgument);
   }
 

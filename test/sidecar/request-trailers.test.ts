@@ -5,6 +5,9 @@
 // Envoy's http1 codec_impl.cc encodeTrailersBase); through wasm filters'
 // proxy_on_request_trailers, which read and change them (the body call before
 // them is not end_of_stream), and which may hold the request at its trailers.
+// A whole body with trailers carries its content-length to an HTTP/2 upstream.
+// Trailers a wasm filter adds in its last body call (Envoy's
+// addDecodedTrailers / addEncodedTrailers) end the request or the response.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -99,10 +102,10 @@ test('HTTP/2 request trailers reach an HTTP/2 upstream: after a whole body, alon
 
   const whole = await h2Request(client, at, '/whole', ['hello ', 'world'], { 'x-checksum': 'abc123', 'x-count': '2' });
   assert.equal(whole.status, 200, whole.body);
-  assert.deepEqual(JSON.parse(whole.body), { path: '/whole', body: 'hello world', trailers: { 'x-checksum': 'abc123', 'x-count': '2' } }, 'the body and its trailers, and no content-length the client did not send');
+  assert.deepEqual(JSON.parse(whole.body), { path: '/whole', body: 'hello world', trailers: { 'x-checksum': 'abc123', 'x-count': '2' }, contentLength: '11' }, 'the body and its trailers, with the content-length of a whole body (as Envoy\'s buffer filter sets it)');
 
   const alone = await h2Request(client, at, '/alone', [], { 'x-only': 'trailers' });
-  assert.deepEqual(JSON.parse(alone.body), { path: '/alone', body: '', trailers: { 'x-only': 'trailers' } });
+  assert.deepEqual(JSON.parse(alone.body), { path: '/alone', body: '', trailers: { 'x-only': 'trailers' }, contentLength: '0' });
 
   const call = await h2Request(client, at, '/pkg.Svc/Stream', ['\0\0\0\0\x01a', '\0\0\0\0\x01b'], { 'x-call-sum': '2' }, GRPC);
   assert.deepEqual(JSON.parse(call.body), { path: '/pkg.Svc/Stream', body: '\0\0\0\0\x01a\0\0\0\0\x01b', trailers: { 'x-call-sum': '2' } }, 'a streamed gRPC body ends with its trailers upstream');
@@ -111,7 +114,7 @@ test('HTTP/2 request trailers reach an HTTP/2 upstream: after a whole body, alon
   const big = 'b'.repeat(768 * 1024);
   const streamedBody = await h2Request(client, at, '/big', [big, big], { 'x-checksum': 'big' });
   const echoedBig = JSON.parse(streamedBody.body) as Echo;
-  assert.deepEqual([echoedBig.body.length, echoedBig.trailers], [2 * big.length, { 'x-checksum': 'big' }]);
+  assert.deepEqual([echoedBig.body.length, echoedBig.trailers, echoedBig.contentLength], [2 * big.length, { 'x-checksum': 'big' }, undefined], 'a streamed body has no length to give');
 
   const plain = await h2Request(client, at, '/plain', ['x'], undefined, { 'content-length': '1' });
   assert.deepEqual(JSON.parse(plain.body), { path: '/plain', body: 'x', trailers: {}, contentLength: '1' });
@@ -407,7 +410,7 @@ test('a wasm filter that holds the body until the trailers hands it over there (
 
   const ok = await withTimeout(h2Request(client, at, '/whole', ['part one, ', 'part two'], { 'x-checksum': 'ok' }), 10_000, 'the whole body');
   assert.equal(ok.status, 200, ok.body);
-  assert.deepEqual(JSON.parse(ok.body), { path: '/whole', body: 'part one, part two', trailers: { 'x-checksum': 'ok' } });
+  assert.deepEqual(JSON.parse(ok.body), { path: '/whole', body: 'part one, part two', trailers: { 'x-checksum': 'ok' }, contentLength: '18' });
   const call = await withTimeout(h2Request(client, at, '/pkg.Svc/Up', ['\0\0\0\0\x01a', '\0\0\0\0\x01b'], { 'x-checksum': 'ok' }, GRPC), 10_000, 'the streamed call');
   assert.deepEqual(JSON.parse(call.body), { path: '/pkg.Svc/Up', body: '\0\0\0\0\x01a\0\0\0\0\x01b', trailers: { 'x-checksum': 'ok' } }, 'the chunks the filter held went upstream as it continued the trailers');
 
@@ -439,4 +442,228 @@ test('a wasm filter that holds the body until the trailers hands it over there (
   // The call's headers were upstream before its body (it streams, as through Envoy): its stream is reset, with
   // nothing of the body the filter held, nor the trailers.
   assert.deepEqual(seen.slice(before), [{ path: '/pkg.Svc/Up', body: '', trailers: {}, reset: true }], 'nothing of either denied request reached the upstream');
+});
+
+// --- trailers a wasm filter adds in its last body call --------------------------
+
+/**
+ * Adds trailers in the last body call of either direction, as Envoy's wasm
+ * host lets it (context.cc getMap: addDecodedTrailers / addEncodedTrailers
+ * when the stream has none): x-added, and x-early-status, what its add in the
+ * headers callback got (`bad_argument`: there is no trailer map there). An add
+ * in a body call that is not the last (x-mid) fails the same way.
+ */
+async function trailerAdder(): Promise<Uint8Array> {
+  return wat({
+    imports: ['proxy_add_header_map_value'],
+    strings: { added: 'x-added', req: 'request-last-body', resp: 'response-last-body', early: 'x-early', headers: 'headers', status: 'x-early-status', bad: 'bad_argument', other: 'other', mid: 'x-mid', no: 'no' },
+    body: (s) => `
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))
+  (global $early0 (mut i32) (i32.const 9))
+  (global $early2 (mut i32) (i32.const 9))
+  (func $last (param $map i32) (param $early i32)
+    (if (i32.eq (local.get $map) (i32.const 1))
+      (then (drop (call $proxy_add_header_map_value (i32.const 1) ${s.added} ${s.req})))
+      (else (drop (call $proxy_add_header_map_value (i32.const 3) ${s.added} ${s.resp}))))
+    (if (i32.eq (local.get $early) (i32.const 2))
+      (then (drop (call $proxy_add_header_map_value (local.get $map) ${s.status} ${s.bad})))
+      (else (drop (call $proxy_add_header_map_value (local.get $map) ${s.status} ${s.other})))))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (global.set $early0 (call $proxy_add_header_map_value (i32.const 1) ${s.early} ${s.headers}))
+    (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (if (local.get 2)
+      (then (call $last (i32.const 1) (global.get $early0)))
+      (else (drop (call $proxy_add_header_map_value (i32.const 1) ${s.mid} ${s.no}))))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (global.set $early2 (call $proxy_add_header_map_value (i32.const 3) ${s.early} ${s.headers}))
+    (i32.const 0))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (if (local.get 2)
+      (then (call $last (i32.const 3) (global.get $early2)))
+      (else (drop (call $proxy_add_header_map_value (i32.const 3) ${s.mid} ${s.no}))))
+    (i32.const 0))`,
+  });
+}
+
+/** A mesh serving several modules (name, bytes). */
+async function meshWithModules(mods: [string, Uint8Array][], cluster?: (c: Record<string, any>) => Record<string, unknown>): Promise<{ mesh: TestMesh; modules: FilterModule[] }> {
+  const byHash = new Map<string, Uint8Array>();
+  const modules = mods.map(([name, bytes]) => {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    byHash.set(sha256, bytes);
+    return { name, sha256, size: bytes.length, abiVersion: '0.2.1' } as FilterModule;
+  });
+  const served = await moduleServer(byHash);
+  closers.push(served.close);
+  const base = defaultTranslator({ wasmBaseUrl: served.url, wasmClusterName: 'weft-control' });
+  const translator: Translator = cluster
+    ? {
+        translateEndpoints: (m, n) => base.translateEndpoints(m, n),
+        translateProxy: (m, p) => {
+          const out = base.translateProxy(m, p);
+          return { ...out, clusters: out.clusters.map((c) => ({ ...c, value: cluster(c.value as Record<string, any>) })) };
+        },
+      }
+    : base;
+  const mesh = await TestMesh.start({ translator });
+  closers.push(() => mesh.close());
+  return { mesh, modules };
+}
+
+/** One h2 request without trailers of its own: status, body, and the response trailers the client got. */
+function h2Call(client: http2.ClientHttp2Session, authority: string, path: string, body: string[], extra: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string; trailers: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': path, ':authority': authority, ...extra });
+    let status = 0;
+    let trailers: Record<string, string> = {};
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('trailers', (t) => (trailers = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, String(v)]))));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString(), trailers }));
+    req.on('error', reject);
+    const parts = [...body];
+    const next = (): void => {
+      const part = parts.shift();
+      if (part === undefined) return void req.end();
+      req.write(part);
+      setTimeout(next, 10);
+    };
+    next();
+  });
+}
+
+const ADDED_REQUEST = { 'x-added': 'request-last-body', 'x-early-status': 'bad_argument' };
+const ADDED_RESPONSE = { 'x-added': 'response-last-body', 'x-early-status': 'bad_argument' };
+
+test('trailers a wasm filter adds in its last body call end the stream, as Envoy makes them (addDecodedTrailers / addEncodedTrailers): an h2 upstream gets the request\'s (whole body with its content-length, a streamed gRPC body), an h2 client the response\'s; adds in the headers callback or a body call that is not the last fail', { timeout: 60_000 }, async () => {
+  const seen: Echo[] = [];
+  const port = await h2Echo(seen);
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()]]);
+  mesh.model.update({
+    services: [service('add-caller', 8000), { name: 'added', namespace: 'default', ports: [{ port: 7106, protocol: 'http2' }] }],
+    instances: [instance('added', port)],
+    filterModules: modules,
+    filterBindings: [binding('add-caller', 'trailer-adder')],
+  });
+  const sc = await mesh.sidecar('add-caller', 8000, { log: () => undefined });
+  const client = await connect(sc.outboundPort);
+  const at = 'added:7106';
+
+  const whole = await withTimeout(h2Call(client, at, '/whole', ['hello ', 'there']), 10_000, 'the whole body');
+  assert.equal(whole.status, 200, whole.body);
+  assert.deepEqual(JSON.parse(whole.body), { path: '/whole', body: 'hello there', trailers: ADDED_REQUEST, contentLength: '11' }, 'the upstream got the added trailers after the body, and no x-early');
+  assert.deepEqual(whole.trailers, ADDED_RESPONSE, 'the client got the trailers added in the last response body call');
+
+  const call = await withTimeout(h2Call(client, at, '/pkg.Svc/Stream', ['\0\0\0\0\x01a', '\0\0\0\0\x01b'], GRPC), 10_000, 'the streamed call');
+  assert.equal(call.status, 200, call.body);
+  assert.deepEqual(JSON.parse(call.body), { path: '/pkg.Svc/Stream', body: '\0\0\0\0\x01a\0\0\0\0\x01b', trailers: ADDED_REQUEST }, 'a streamed body: added in its (empty) last call, not x-mid from the calls before');
+  assert.deepEqual(call.trailers, ADDED_RESPONSE);
+
+  // A client with trailers of its own: the last body call is not end_of_stream, so nothing is added.
+  const own = await withTimeout(h2Request(client, at, '/own', ['data'], { 'x-checksum': 'c1' }), 10_000, 'a body with trailers');
+  assert.deepEqual(JSON.parse(own.body).trailers, { 'x-checksum': 'c1' });
+});
+
+test('trailers added in the last request body call: an HTTP/1.1 client\'s request carries them to an h2 upstream; an HTTP/1.1 client gets none of the response\'s (dropped, as Envoy\'s HTTP/1 codec drops trailers without enable_trailers)', { timeout: 60_000 }, async () => {
+  const seen: Echo[] = [];
+  const port = await h2Echo(seen);
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()]]);
+  mesh.model.update({
+    services: [service('add1-caller', 8000), { name: 'added1', namespace: 'default', ports: [{ port: 7107, protocol: 'http2' }] }],
+    instances: [instance('added1', port)],
+    filterModules: modules,
+    filterBindings: [binding('add1-caller', 'trailer-adder')],
+  });
+  const sc = await mesh.sidecar('add1-caller', 8000, { log: () => undefined });
+  const got = await withTimeout(
+    new Promise<{ status: number; body: string; trailers: NodeJS.Dict<string>; te: string | undefined }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: sc.outboundPort, method: 'POST', path: '/h1', headers: { host: 'added1:7107', 'content-type': 'text/plain' } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, trailers: res.trailers, te: res.headers['transfer-encoding'] }));
+      });
+      req.on('error', reject);
+      req.end('from h1');
+    }),
+    10_000,
+    'the HTTP/1.1 request',
+  );
+  assert.equal(got.status, 200, got.body);
+  assert.deepEqual(JSON.parse(got.body), { path: '/h1', body: 'from h1', trailers: ADDED_REQUEST, contentLength: '7' });
+  assert.deepEqual(got.trailers, {}, 'no trailers to an HTTP/1.1 client');
+});
+
+test('filters after the one that added trailers in its last body call get that body call without end_of_stream, then the trailers (as Envoy\'s filter manager runs decodeTrailers after trailers_added_entry)', { timeout: 60_000 }, async () => {
+  const seen: Echo[] = [];
+  const port = await h2Echo(seen);
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()], ['trailer-reader', await trailerFilter('none')]]);
+  mesh.model.update({
+    services: [service('chain-caller', 8000), { name: 'chained', namespace: 'default', ports: [{ port: 7108, protocol: 'http2' }] }],
+    instances: [instance('chained', port)],
+    filterModules: modules,
+    filterBindings: [binding('chain-caller', 'trailer-adder'), { ...binding('chain-caller', 'trailer-reader'), order: 1 }],
+  });
+  const sc = await mesh.sidecar('chain-caller', 8000, { log: () => undefined });
+  const client = await connect(sc.outboundPort);
+  const at = 'chained:7108';
+  const whole = await withTimeout(h2Call(client, at, '/whole', ['abc']), 10_000, 'the whole body');
+  assert.equal(whole.status, 200, whole.body);
+  assert.deepEqual(JSON.parse(whole.body).trailers, { ...ADDED_REQUEST, 'x-body-eos': '0' }, 'the second filter saw the added trailers in proxy_on_request_trailers, after a body call without end_of_stream');
+  const call = await withTimeout(h2Call(client, at, '/pkg.Svc/Chain', ['\0\0\0\0\x01a'], GRPC), 10_000, 'the streamed call');
+  assert.deepEqual(JSON.parse(call.body).trailers, { ...ADDED_REQUEST, 'x-body-eos': '0' });
+});
+
+test('trailers added in the last request body call reach an HTTP/1.1 upstream with enable_trailers on a chunked body (an HTTP/1.1 client\'s chunked request); a body that came with a content-length keeps it and they are dropped, as Envoy\'s HTTP/1 codec', { timeout: 60_000 }, async () => {
+  const appPort = await h1Echo();
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()]], enableTrailers);
+  mesh.model.update({
+    services: [service('addh1-caller', 8000), service('legacy-added', 7109)],
+    instances: [instance('legacy-added', appPort)],
+    filterModules: modules,
+    filterBindings: [binding('addh1-caller', 'trailer-adder')],
+  });
+  const sc = await mesh.sidecar('addh1-caller', 8000, { log: () => undefined });
+  const post = (headers: Record<string, string>, parts: string[]) =>
+    withTimeout(
+      new Promise<string>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: sc.outboundPort, method: 'POST', path: '/up', headers: { host: 'legacy-added:7109', ...headers } }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c));
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', reject);
+        for (const p of parts) req.write(p);
+        req.end();
+      }),
+      10_000,
+      'the HTTP/1.1 request',
+    );
+  const chunked = JSON.parse(await post({ 'transfer-encoding': 'chunked' }, ['one ', 'two']));
+  assert.deepEqual(chunked, { body: 'one two', trailers: ADDED_REQUEST, te: 'chunked', length: null });
+  const sized = JSON.parse(await post({ 'content-length': '7' }, ['one two']));
+  assert.deepEqual(sized, { body: 'one two', trailers: {}, te: null, length: '7' });
+});
+
+test('a local reply with a body (no healthy upstream) goes through the last response body call too: trailers a filter adds there reach an HTTP/2 client', { timeout: 60_000 }, async () => {
+  const { mesh, modules } = await meshWithModules([['trailer-adder', await trailerAdder()]]);
+  mesh.model.update({
+    services: [service('lr-caller', 8000), { name: 'nobody', namespace: 'default', ports: [{ port: 7110, protocol: 'http2' }] }],
+    instances: [],
+    filterModules: modules,
+    filterBindings: [binding('lr-caller', 'trailer-adder')],
+  });
+  const sc = await mesh.sidecar('lr-caller', 8000, { log: () => undefined });
+  const client = await connect(sc.outboundPort);
+  const r = await withTimeout(h2Call(client, 'nobody:7110', '/x', ['abc']), 10_000, 'the local reply');
+  assert.equal(r.status, 503);
+  assert.equal(r.body, 'no healthy upstream');
+  assert.deepEqual(r.trailers, ADDED_RESPONSE);
 });
