@@ -51,14 +51,17 @@ function hostStats(h: Host): [string, number, 'COUNTER' | 'GAUGE'][] {
   ];
 }
 
-/** A priority's circuit breaker limits (0 DEFAULT, 1 HIGH), as Envoy's addCircuitBreakerSettingsAs{Text,Json}. */
+/**
+ * A priority's circuit breaker limits (0 DEFAULT, 1 HIGH), as Envoy's addCircuitBreakerSettingsAs{Text,Json}: each
+ * resource's max() now, so the circuit_breakers.<cluster>.<priority>.* runtime keys and a retry budget show.
+ */
 function thresholds(c: Cluster, priority: 0 | 1): [string, number][] {
-  const cb = c.breakers[priority].limits;
+  const cb = c.breakers[priority];
   return [
-    ['max_connections', cb.maxConnections],
-    ['max_pending_requests', cb.maxPendingRequests],
-    ['max_requests', cb.maxRequests],
-    ['max_retries', cb.maxRetries],
+    ['max_connections', cb.maxConnections()],
+    ['max_pending_requests', cb.maxPendingRequests()],
+    ['max_requests', cb.maxRequests()],
+    ['max_retries', cb.maxRetries()],
   ];
 }
 

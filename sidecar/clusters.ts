@@ -50,6 +50,11 @@ export class Host implements LbHost, OutlierHost, CheckedHost {
   priority: number;
   zone: string | undefined;
   readonly counters = new HostCounters();
+  /**
+   * Its connections open or being made, of every pool (both priorities) and upgrade: Envoy's host cx_active, which
+   * per_host_thresholds' max_connections is checked against (canCreateConnection).
+   */
+  readonly connectionsOpen = { value: 0 };
   activeRequests = 0;
   consecutive5xx = 0;
   consecutiveGatewayFailure = 0;
@@ -157,7 +162,11 @@ export class Cluster {
     this.#random = random;
     this.#tls = tls;
     this.lb = createLoadBalancer(config);
-    this.breakers = [new CircuitBreaker(config.circuitBreakers), new CircuitBreaker(config.circuitBreakersHigh)];
+    // Envoy's runtime prefix per priority: circuit_breakers.<cluster>.<default|high>. (ResourceManagers::load).
+    this.breakers = [
+      new CircuitBreaker(config.circuitBreakers, runtime, `circuit_breakers.${config.name}.default.`),
+      new CircuitBreaker(config.circuitBreakersHigh, runtime, `circuit_breakers.${config.name}.high.`),
+    ];
     this.breaker = this.breakers[0];
     for (const priority of [0, 1] as const) {
       const b = this.breakers[priority];
@@ -326,11 +335,31 @@ export class Cluster {
     const stats = this.#stats;
     const labels = stats.clusterLabel(this.name);
     const breaker = this.breakers[priority];
+    // The priority's count, which also keeps the host's (both priorities'), as Envoy's ActiveClient raises both.
+    const clusterOpen = breaker.connections;
+    const hostOpen = h.connectionsOpen;
+    const connectionsOpen = {
+      get value(): number {
+        return clusterOpen.value;
+      },
+      set value(v: number) {
+        hostOpen.value += v - clusterOpen.value;
+        clusterOpen.value = v;
+      },
+      changed: clusterOpen.changed,
+    };
     return {
       address: h.address,
       port: h.port,
       connections: breaker.limits.maxConnections,
-      connectionsOpen: breaker.connections,
+      connectionsOpen,
+      // As Envoy's HostImpl::canCreateConnection: under per_host_thresholds' max_connections (of the priority; read
+      // from the cluster's config now), then under the cluster's max_connections (its runtime key over it).
+      canConnect: () => {
+        const perHost = this.breakers[priority].limits.maxConnectionsPerHost;
+        if (perHost !== undefined && hostOpen.value >= perHost) return false;
+        return clusterOpen.value < breaker.maxConnections();
+      },
       connectTimeoutMs: this.config.connectTimeoutMs,
       idleTimeoutMs: this.config.idleTimeoutMs,
       maxRequestsPerConnection: this.config.maxRequestsPerConnection,
@@ -401,16 +430,22 @@ export class Cluster {
     const l = b.limits;
     const open = s.breakerOpen[priority];
     const cx = b.connections.value;
-    open.cx.value = cx >= l.maxConnections ? 1 : 0;
-    open.rqPending.value = b.pending >= l.maxPendingRequests ? 1 : 0;
-    open.rq.value = b.active >= l.maxRequests ? 1 : 0;
-    open.rqRetry.value = b.activeRetries >= l.maxRetries ? 1 : 0;
+    // The limits in force: the runtime keys over the configured ones, the retry budget over max_retries.
+    const maxCx = b.maxConnections();
+    const maxPending = b.maxPendingRequests();
+    const maxRq = b.maxRequests();
+    const maxRetries = b.maxRetries();
+    open.cx.value = cx >= maxCx ? 1 : 0;
+    open.rqPending.value = b.pending >= maxPending ? 1 : 0;
+    open.rq.value = b.active >= maxRq ? 1 : 0;
+    open.rqRetry.value = b.activeRetries >= maxRetries ? 1 : 0;
     const r = l.trackRemaining || s.breakerRemaining[priority] ? this.#stats.breakerRemaining(this.name, priority, l.trackRemaining === true) : undefined;
     if (r) {
-      r.cx.value = Math.max(0, l.maxConnections - cx);
-      r.pending.value = Math.max(0, l.maxPendingRequests - b.pending);
-      r.rq.value = Math.max(0, l.maxRequests - b.active);
-      r.retries.value = Math.max(0, l.maxRetries - b.activeRetries);
+      r.cx.value = Math.max(0, maxCx - cx);
+      r.pending.value = Math.max(0, maxPending - b.pending);
+      r.rq.value = Math.max(0, maxRq - b.active);
+      // As Envoy's RetryBudgetImpl::clearRemainingGauge: with a retry budget, remaining_retries is 0.
+      r.retries.value = b.retryBudgetInUse() ? 0 : Math.max(0, maxRetries - b.activeRetries);
     }
   }
 

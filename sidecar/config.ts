@@ -404,6 +404,12 @@ export interface CircuitBreakerConfig {
   maxRetries: number;
   /** track_remaining: the circuit_breakers.<priority>.remaining_* gauges are kept. */
   trackRemaining?: boolean;
+  /** retry_budget.budget_percent (a percentage), when set: the retry budget replaces max_retries (CircuitBreaker.maxRetries). */
+  budgetPercent?: number;
+  /** retry_budget.min_retry_concurrency, when set: the retry budget replaces max_retries. */
+  minRetryConcurrency?: number;
+  /** per_host_thresholds' max_connections for this priority: connections one host may have (its pools of both priorities). */
+  maxConnectionsPerHost?: number;
 }
 
 /**

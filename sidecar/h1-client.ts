@@ -496,6 +496,12 @@ export class Http1Pool implements UpstreamPool {
     return n;
   }
 
+  /** Whether one more connection may be made (PoolOptions.canConnect, else the cluster's count under max_connections). */
+  #canConnect(): boolean {
+    const can = this.#o.canConnect;
+    return can ? can() : this.#open.value < this.#o.connections;
+  }
+
   /** This host has no connection at all (Envoy makes one whatever max_connections says, or its requests would be stranded). */
   #empty(): boolean {
     return this.#all.size === 0 && this.#upgrades === 0;
@@ -508,7 +514,7 @@ export class Http1Pool implements UpstreamPool {
    */
   #grow(): void {
     for (let made = 0; made < MAX_CONNECTIONS_PER_EVENT && this.#waiting.length > this.#connecting(); made++) {
-      const can = this.#open.value < this.#o.connections;
+      const can = this.#canConnect();
       if (!can) this.#o.cxOverflow?.();
       if (!can && !this.#empty()) return;
       this.#connect();
@@ -573,7 +579,7 @@ export class Http1Pool implements UpstreamPool {
   /** A connection place came free: pending requests get a connection made, then waiting upgrades their place. */
   #room(): void {
     this.#grow();
-    while (!this.#closed && this.#upgradeWaiting.length > 0 && (this.#open.value < this.#o.connections || this.#empty())) this.#admitUpgrade(this.#upgradeWaiting.shift()!);
+    while (!this.#closed && this.#upgradeWaiting.length > 0 && (this.#canConnect() || this.#empty())) this.#admitUpgrade(this.#upgradeWaiting.shift()!);
   }
 
   /** @internal an exchange aborted before it got a connection. */
@@ -599,7 +605,7 @@ export class Http1Pool implements UpstreamPool {
       idle.destroy();
       return now(this.#upgradePlace());
     }
-    const can = this.#open.value < this.#o.connections;
+    const can = this.#canConnect();
     if (!can) this.#o.cxOverflow?.();
     if (can || this.#empty()) return now(this.#upgradePlace());
     const place = this.#o.pending ? this.#o.pending() : NOTHING_HELD;

@@ -157,8 +157,13 @@ export class Http2Pool implements UpstreamPool {
 
   /** Whether the cluster's max_connections allows one more connection (counted over the cluster, its priority's pools, as Envoy's). */
   #canConnect(): boolean {
-    const open = this.#o.connectionsOpen ? this.#o.connectionsOpen.value : this.#conns.size;
-    if (open < this.#o.connections) return true;
+    const can = this.#o.canConnect;
+    if (can) {
+      if (can()) return true;
+    } else {
+      const open = this.#o.connectionsOpen ? this.#o.connectionsOpen.value : this.#conns.size;
+      if (open < this.#o.connections) return true;
+    }
     // As Envoy: a host with no connection at all gets one, so its pending requests are not stranded by other hosts' connections.
     for (const c of this.#conns) if (!c.draining) return false;
     return true;

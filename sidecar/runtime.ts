@@ -11,7 +11,8 @@
 // one Map lookup and no allocation. Keys read (docs/sidecar.md, Runtime):
 // the fault filter's (fault.http.<downstream cluster>.* among them), route
 // matches' and route mirrors' runtime_fraction.runtime_key, outlier
-// detection's, upstream.healthy_panic_threshold and the tracing sampling keys.
+// detection's, upstream.healthy_panic_threshold, the tracing sampling keys and
+// the circuit breakers' circuit_breakers.<cluster>.<priority>.* (circuit-breaker.ts).
 //
 // Layers: static_layer (a Struct, nested keys joined with '.'), admin_layer,
 // and disk_layer (symlink_root/subdirectory[/service cluster], each file a key,

@@ -293,6 +293,11 @@ export interface PoolOptions {
    * upgrades), raised as a connection is made and lowered as it closes; without it a pool counts its own.
    */
   connectionsOpen?: { value: number; changed(): void };
+  /**
+   * Whether one more connection may be made now (Envoy's HostImpl::canCreateConnection: per_host_thresholds, then the
+   * cluster's max_connections with its runtime key); without it, connectionsOpen under `connections`.
+   */
+  canConnect?: () => boolean;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   /** Requests (HTTP/2: streams) per connection before it is closed once idle; 0 or unset: no limit. */

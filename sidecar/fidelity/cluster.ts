@@ -292,6 +292,37 @@ function thresholds(f: Fields | undefined): [CircuitBreakerConfig, CircuitBreake
     o.maxRequests = t.num('max_requests') ?? o.maxRequests;
     o.maxRetries = t.num('max_retries') ?? o.maxRetries;
     if (t.bool('track_remaining')) o.trackRemaining = true;
+    // As Envoy's ResourceManagers::load: only the fields retry_budget sets take effect (an empty one changes nothing),
+    // budget_percent a Percent ({value}), min_retry_concurrency a UInt32Value.
+    const rb = t.obj('retry_budget');
+    if (rb) {
+      const percent = rb.num('budget_percent');
+      if (percent !== undefined) {
+        if (percent < 0 || percent > 100) rb.fail('budget_percent', 'expected a percentage in [0, 100]');
+        else o.budgetPercent = percent;
+      }
+      const min = rb.num('min_retry_concurrency');
+      if (min !== undefined) o.minRetryConcurrency = min;
+      rb.done();
+    }
+    t.done();
+  }
+  // per_host_thresholds: the first entry for a priority, as for thresholds. Envoy honours max_connections only and
+  // rejects the cluster when an entry sets another limit ("Unsupported field in per_host_thresholds",
+  // upstream_impl.cc); track_remaining is accepted and does nothing there.
+  const perHostSeen = [false, false];
+  for (const t of f.list('per_host_thresholds')) {
+    const priority = (t.enumOf('priority', ['DEFAULT', 'HIGH'] as const, ['DEFAULT', 'HIGH']) ?? 'DEFAULT') === 'HIGH' ? 1 : 0;
+    for (const k of ['max_pending_requests', 'max_requests', 'max_retries', 'max_connection_pools', 'retry_budget']) {
+      const v = t.raw(k);
+      if (v !== undefined && v !== null) t.fail(k, 'Unsupported field in per_host_thresholds (Envoy rejects it)');
+    }
+    t.ignore('max_pending_requests', 'max_requests', 'max_retries', 'max_connection_pools', 'retry_budget', 'track_remaining');
+    const max = t.num('max_connections');
+    if (!perHostSeen[priority]) {
+      perHostSeen[priority] = true;
+      if (max !== undefined) out[priority].maxConnectionsPerHost = max;
+    }
     t.done();
   }
   f.done();

@@ -341,6 +341,36 @@ test("circuit_breakers: each priority's thresholds decoded apart (HIGH used to b
   assert.ok(r.errors.some((e) => e.path === 'circuit_breakers.thresholds[0].max_connection_pools'), JSON.stringify(r.errors));
 });
 
+test('circuit_breakers retry_budget is honoured (it was NACKed): only the fields it sets, as Envoy reads them (an empty retry_budget leaves max_retries); budget_percent out of [0, 100] NACKed naming the field', () => {
+  const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
+  const limits = (thresholds: unknown[]) => {
+    const c = decoded('cluster', { ...base, circuit_breakers: { thresholds } }) as ClusterConfig;
+    return [c.circuitBreakers, c.circuitBreakersHigh];
+  };
+  const envoy = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
+  assert.deepEqual(limits([{ retry_budget: { budget_percent: { value: 12.5 }, min_retry_concurrency: 2 } }]), [{ ...envoy, budgetPercent: 12.5, minRetryConcurrency: 2 }, envoy]);
+  assert.deepEqual(limits([{ priority: 'HIGH', retry_budget: { min_retry_concurrency: 0 } }]), [envoy, { ...envoy, minRetryConcurrency: 0 }], 'a field set to 0 is set');
+  assert.deepEqual(limits([{ retry_budget: {} }]), [envoy, envoy], 'an empty budget: max_retries stays, as Envoy');
+  const r = accept('cluster', { ...base, circuit_breakers: { thresholds: [{ retry_budget: { budget_percent: { value: 150 } } }] } });
+  assert.ok(!r.ok);
+  assert.ok(r.errors.some((e) => e.path === 'circuit_breakers.thresholds[0].retry_budget.budget_percent'), JSON.stringify(r.errors));
+});
+
+test('circuit_breakers per_host_thresholds: max_connections honoured per priority (it was NACKed), the first entry for a priority; any other limit there NACKed naming it, as Envoy rejects the cluster', () => {
+  const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
+  const perHost = (per_host_thresholds: unknown[]) => {
+    const c = decoded('cluster', { ...base, circuit_breakers: { per_host_thresholds } }) as ClusterConfig;
+    return [c.circuitBreakers.maxConnectionsPerHost, c.circuitBreakersHigh.maxConnectionsPerHost];
+  };
+  assert.deepEqual(perHost([{ max_connections: 2 }]), [2, undefined]);
+  assert.deepEqual(perHost([{ priority: 'HIGH', max_connections: 4, track_remaining: true }, { max_connections: 1 }, { max_connections: 9 }]), [1, 4]);
+  for (const field of ['max_pending_requests', 'max_requests', 'max_retries', 'max_connection_pools', 'retry_budget']) {
+    const r = accept('cluster', { ...base, circuit_breakers: { per_host_thresholds: [{ max_connections: 1, [field]: field === 'retry_budget' ? {} : 0 }] } });
+    assert.ok(!r.ok, field);
+    assert.ok(r.errors.some((e) => e.path === `circuit_breakers.per_host_thresholds[0].${field}`), JSON.stringify(r.errors));
+  }
+});
+
 test('RouteAction.priority: HIGH is honoured (it was NACKed), DEFAULT or unset is DEFAULT, another value is NACKed naming the field', () => {
   const base = golden('route-retries', 'route') as Record<string, any>;
   const withPriority = (p: unknown) => {
