@@ -436,7 +436,7 @@ export class RequestFilters {
             if (downstream && !fault.disableDownstreamClusterStats) this.#stats.faultDelaysInjected.inc(this.#faultLabels(downstream));
             this.delayInjected = true;
             this.#properties['response.flags'] = responseFlagBits('DI');
-            return this.#faultDelay(ms).then(() => this.#faultAbort(fault, s, downstream));
+            return this.#faultDelay(ms).then((ended) => (ended ? { kind: 'reply', reply: ended, headers: s.headers, body: s.body } : this.#faultAbort(fault, s, downstream)));
           }
         }
       }
@@ -460,12 +460,23 @@ export class RequestFilters {
     return (this.#faultLabelValues ??= { envoy_http_conn_manager_prefix: this.#statPrefix });
   }
 
-  /** The fault's delay; cancelled when the stream ends first (Envoy's onDestroy disables the delay timer). */
-  #faultDelay(ms: number): Promise<void> {
+  /**
+   * The fault's delay: undefined once it ran out, or the reply that ended it first (the client left, a timeout
+   * answered: cancelHeld), as Envoy's onDestroy disables the delay timer.
+   */
+  #faultDelay(ms: number): Promise<LocalReply | undefined> {
+    if (this.#abandoned) return Promise.resolve(this.#abandoned);
     return new Promise((resolve) => {
+      const cancel = (reply: LocalReply) => {
+        clearTimeout(this.#delayTimer);
+        this.#delayTimer = undefined;
+        resolve(reply);
+      };
+      (this.#waits ??= new Set()).add(cancel);
       this.#delayTimer = setTimeout(() => {
         this.#delayTimer = undefined;
-        resolve();
+        this.#waits?.delete(cancel);
+        resolve(undefined);
       }, Math.min(ms, MAX_TIMER_MS));
     });
   }

@@ -6,10 +6,11 @@
 
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import http from 'node:http';
 import http2 from 'node:http2';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, admin, get, instance, route, service, startApp, tap, type TestApp } from './harness.ts';
+import { TestMesh, admin, eventually, get, instance, metric, route, service, startApp, tap, type TestApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -133,6 +134,17 @@ test('header_abort and header_delay: x-envoy-fault-abort-request, -delay-request
 
   // Every abort above was answered by the sidecar: the app saw only the requests that passed.
   assert.equal(shop.hits - before, 13);
+
+  // A delay longer than a Node timer can wait (2^31-1 ms) still delays (it does not fire at once); the client that
+  // gives up ends it, and its active fault with it (Envoy's onDestroy).
+  const gaveUp = await new Promise<string>((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: sc.outboundPort, headers: { host: 'shop', 'x-envoy-fault-delay-request': '99999999999999' }, agent: false }, () => resolve('answered'));
+    req.on('error', () => resolve('gave up'));
+    setTimeout(() => req.destroy(), 300);
+  });
+  assert.equal(gaveUp, 'gave up');
+  await eventually(async () => (await metric(sc.adminPort, 'envoy_http_fault_active_faults', { envoy_http_conn_manager_prefix: 'outbound' })) === 0, 5000, 'the delayed request no longer counts');
+  assert.equal(shop.hits - before, 13, 'the request given up never reached the app');
 });
 
 interface GrpcOutcome {
