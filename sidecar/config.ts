@@ -56,21 +56,40 @@ export interface HeaderMutationConfig {
 /** A fraction in [0, 1]. */
 export type Fraction = number;
 
+/** A FractionalPercent as given: numerator over scale (100, 10000 or 1000000). */
+export interface PercentParts {
+  numerator: number;
+  scale: number;
+}
+
 export interface FaultConfig {
-  delay?: { ms: number; fraction: Fraction };
-  abort?: { status: number; fraction: Fraction };
+  /**
+   * delay: fixed_delay (ms), or header_delay (ms undefined: x-envoy-fault-delay-request's value, no delay without a
+   * valid one). `fraction` is the percentage; `percent` its parts, which x-envoy-fault-delay-request-percentage
+   * lowers with header_delay (Envoy's HeaderPercentageProvider).
+   */
+  delay?: { ms?: number; fraction: Fraction; percent: PercentParts };
+  /**
+   * abort: http_status, grpc_status (an HTTP 200 whose gRPC status it is), or header_abort (x-envoy-fault-abort-request,
+   * else x-envoy-fault-abort-grpc-request; x-envoy-fault-abort-request-percentage lowers the percentage).
+   */
+  abort?: { status?: number; grpcStatus?: number; header?: true; fraction: Fraction; percent: PercentParts };
   /**
    * The runtime keys the filter reads per request over its configured values (Envoy's defaults
    * fault.http.delay.fixed_delay_percent, fault.http.delay.fixed_duration_ms, fault.http.abort.abort_percent,
-   * fault.http.abort.http_status; the HTTPFault's *_runtime fields name others).
+   * fault.http.abort.http_status, fault.http.abort.grpc_status; the HTTPFault's *_runtime fields name others).
    */
-  runtime: { delayPercent: string; delayDuration: string; abortPercent: string; abortHttpStatus: string; maxActiveFaults: string };
+  runtime: { delayPercent: string; delayDuration: string; abortPercent: string; abortHttpStatus: string; abortGrpcStatus: string; maxActiveFaults: string };
   /** max_active_faults: no new fault while this many are active in the connection manager (absent: no limit unless the runtime's key sets one). */
   maxActiveFaults?: number;
   /** upstream_cluster: the fault applies only to requests whose route sends them to this cluster. */
   upstreamCluster?: string;
   /** downstream_nodes: the fault applies only to requests whose x-envoy-downstream-service-node is one of these. */
   downstreamNodes?: ReadonlySet<string>;
+  /** headers: the fault applies only to requests all of these match (Envoy's HeaderUtility::matchHeaders). */
+  headers?: readonly HeaderMatcherConfig[];
+  /** disable_downstream_cluster_stats: no fault.<downstream cluster>.* counters. */
+  disableDownstreamClusterStats?: true;
 }
 
 export interface RetryPolicyConfig {

@@ -5,7 +5,8 @@
 // goes through the response phases of the wasm filters whose request headers
 // ran, as Envoy encodes it through its filter chain (localReplyHeaders).
 
-import type { FaultConfig, HttpFilterConfig, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
+import type { FaultConfig, HeaderMatcherConfig, HttpFilterConfig, PercentParts, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
+import { headerValueMatches } from './router.ts';
 import { matchingPolicy } from './rbac.ts';
 import { NO_RUNTIME, type Runtime } from './runtime.ts';
 import type { PeerCertificate } from './peer-identity.ts';
@@ -99,8 +100,42 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** The longest a Node timer waits (a longer one fires at once): a delay header's larger value waits this long. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_UINT64 = 2 ** 64 - 1;
+const MAX_UINT32 = 2 ** 32 - 1;
+
+/**
+ * A request header's first value as absl::SimpleAtoi reads an unsigned integer of at most `max` (whitespace around,
+ * an optional '+', decimal digits); undefined when absent or not such a number (Envoy's fault headers, fault_config.cc).
+ */
+function headerUint(headers: HeaderPairs, name: string, max: number): number | undefined {
+  const v = getHeader(headers, name);
+  if (v === undefined) return undefined;
+  const m = /^\s*\+?(\d+)\s*$/.exec(v);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return n <= max ? n : undefined;
+}
+
+/**
+ * Envoy's HeaderPercentageProvider: the percentage header's numerator (uint32) over the configured denominator, no
+ * more than the configured numerator; the configured share without a valid header.
+ */
+function headerShare(headers: HeaderPairs, name: string, percent: PercentParts, fraction: number): number {
+  const n = headerUint(headers, name, MAX_UINT32);
+  return n === undefined ? fraction : Math.min(1, Math.min(n, percent.numerator) / percent.scale);
+}
+
+/** The fault filter's `headers`: each matcher on the request header's values joined with ',' (router.ts), all must match. */
+function faultHeadersMatch(matchers: readonly HeaderMatcherConfig[], headers: HeaderPairs): boolean {
+  for (const h of matchers) {
+    const name = h.name === 'host' ? ':authority' : h.name;
+    let v: string | undefined;
+    for (const [k, x] of headers) if (k === name) v = v === undefined ? x : `${v},${x}`;
+    if (!headerValueMatches(h, v)) return false;
+  }
+  return true;
 }
 
 /** What the filters read of the route when the request matched none: no per-route config (Envoy's filters run before the router finds out). */
@@ -121,6 +156,8 @@ export class RequestFilters {
   #faultLabelValues: { envoy_http_conn_manager_prefix: string } | undefined;
   /** This stream counts in the active faults until it ends (Envoy's fault_active_, given back in onDestroy). */
   #faultActive = false;
+  /** The fault's delay timer while it runs. */
+  #delayTimer: NodeJS.Timeout | undefined;
   #ended = false;
   /** A filter whose plugin is missing or failed to load: answered before anything else runs. */
   #broken: LocalReply | undefined;
@@ -396,26 +433,35 @@ export class RequestFilters {
     if (a.kind === 'fault') {
       const fault = a.fault;
       // As Envoy's FaultFilter::decodeHeaders: upstream_cluster against the route's cluster, downstream_nodes
-      // against x-envoy-downstream-service-node; a request that is not the fault's target passes untouched.
+      // against x-envoy-downstream-service-node, then `headers` (HeaderUtility::matchHeaders: all must match); a
+      // request that is not the fault's target passes untouched.
       if (fault.upstreamCluster !== undefined && this.#target?.routeCluster() !== fault.upstreamCluster) return undefined;
       if (fault.downstreamNodes !== undefined) {
         const node = getHeader(s.headers, 'x-envoy-downstream-service-node');
         if (node === undefined || !fault.downstreamNodes.has(node)) return undefined;
       }
+      if (fault.headers !== undefined && !faultHeadersMatch(fault.headers, s.headers)) return undefined;
       // With x-envoy-downstream-service-cluster (even empty), Envoy reads fault.http.<that cluster>.* keys.
       const downstream = getHeader(s.headers, 'x-envoy-downstream-service-cluster');
       // As Envoy's FaultFilter: the runtime's percent and duration (keys in fault.runtime) over the configured ones,
       // read per request; a delay of 0 ms is no delay. A downstream cluster's percent key replaces the filter's,
-      // its duration key is read over the filter's (isDelayEnabled, delayDuration).
+      // its duration key is read over the filter's (isDelayEnabled, delayDuration). header_delay: the duration is
+      // x-envoy-fault-delay-request's (none without a valid one), its percentage lowered by
+      // x-envoy-fault-delay-request-percentage (filters/common/fault/fault_config.cc HeaderDelayProvider).
       const delay = fault.delay;
-      if (delay && this.#random() < this.#runtime.fraction(downstream === undefined ? fault.runtime.delayPercent : `fault.http.${downstream}.delay.fixed_delay_percent`, delay.fraction)) {
-        let ms = this.#runtime.getInteger(fault.runtime.delayDuration, delay.ms);
-        if (downstream !== undefined) ms = this.#runtime.getInteger(`fault.http.${downstream}.delay.fixed_duration_ms`, ms);
-        if (ms !== 0 && this.#tryIncActiveFaults(fault)) {
-          this.#stats.faultDelaysInjected.inc(this.#faultLabels());
-          this.delayInjected = true;
-          this.#properties['response.flags'] = responseFlagBits('DI');
-          return sleep(ms).then(() => this.#faultAbort(fault, s, downstream));
+      const delayShare = delay === undefined ? 0 : delay.ms === undefined ? headerShare(s.headers, 'x-envoy-fault-delay-request-percentage', delay.percent, delay.fraction) : delay.fraction;
+      if (delay && this.#random() < this.#runtime.fraction(downstream === undefined ? fault.runtime.delayPercent : `fault.http.${downstream}.delay.fixed_delay_percent`, delayShare)) {
+        const configured = delay.ms ?? headerUint(s.headers, 'x-envoy-fault-delay-request', MAX_UINT64);
+        if (configured !== undefined) {
+          let ms = this.#runtime.getInteger(fault.runtime.delayDuration, configured);
+          if (downstream !== undefined) ms = this.#runtime.getInteger(`fault.http.${downstream}.delay.fixed_duration_ms`, ms);
+          if (ms !== 0 && this.#tryIncActiveFaults(fault)) {
+            this.#stats.faultDelaysInjected.inc(this.#faultLabels());
+            if (downstream && !fault.disableDownstreamClusterStats) this.#stats.faultDelaysInjected.inc(this.#faultLabels(downstream));
+            this.delayInjected = true;
+            this.#properties['response.flags'] = responseFlagBits('DI');
+            return this.#faultDelay(ms).then((ended) => (ended ? { kind: 'reply', reply: ended, headers: s.headers, body: s.body } : this.#faultAbort(fault, s, downstream)));
+          }
         }
       }
       return this.#faultAbort(fault, s, downstream);
@@ -428,9 +474,35 @@ export class RequestFilters {
     return this.#afterRequestHeaders(i, a, out, s);
   }
 
-  /** The connection manager's labels for the fault filter's stats (http.<stat_prefix>.fault.*), made on first use. */
-  #faultLabels(): { envoy_http_conn_manager_prefix: string } {
+  /**
+   * The connection manager's labels for the fault filter's stats (http.<stat_prefix>.fault.*), made on first use; with
+   * a downstream cluster, its own counters' (http.<stat_prefix>.fault.<downstream cluster>.*, Envoy's tag
+   * envoy.fault_downstream_cluster), made for the fault that counts there.
+   */
+  #faultLabels(downstream?: string): { envoy_http_conn_manager_prefix: string; envoy_fault_downstream_cluster?: string } {
+    if (downstream !== undefined) return { envoy_http_conn_manager_prefix: this.#statPrefix, envoy_fault_downstream_cluster: downstream };
     return (this.#faultLabelValues ??= { envoy_http_conn_manager_prefix: this.#statPrefix });
+  }
+
+  /**
+   * The fault's delay: undefined once it ran out, or the reply that ended it first (the client left, a timeout
+   * answered: cancelHeld), as Envoy's onDestroy disables the delay timer.
+   */
+  #faultDelay(ms: number): Promise<LocalReply | undefined> {
+    if (this.#abandoned) return Promise.resolve(this.#abandoned);
+    return new Promise((resolve) => {
+      const cancel = (reply: LocalReply) => {
+        clearTimeout(this.#delayTimer);
+        this.#delayTimer = undefined;
+        resolve(reply);
+      };
+      (this.#waits ??= new Set()).add(cancel);
+      this.#delayTimer = setTimeout(() => {
+        this.#delayTimer = undefined;
+        this.#waits?.delete(cancel);
+        resolve(undefined);
+      }, Math.min(ms, MAX_TIMER_MS));
+    });
   }
 
   /**
@@ -453,21 +525,42 @@ export class RequestFilters {
     return true;
   }
 
-  /** Envoy's isAbortEnabled and abortHttpStatus: with a downstream cluster, its keys replace the filter's, each over the configured value. */
+  /**
+   * Envoy's isAbortEnabled and abortStatus: with a downstream cluster, its keys replace the filter's, each over the
+   * configured value. An HTTP status (http_status, or header_abort's x-envoy-fault-abort-request in [200, 600)) is
+   * sent as such; else a gRPC status (grpc_status, or header_abort's x-envoy-fault-abort-grpc-request) makes the
+   * abort an HTTP 200 whose local reply carries it: to a gRPC caller a trailers-only response with that grpc-status
+   * and grpc-message `fault filter abort` (fault_filter.cc abortWithStatus, Envoy's sendLocalReply).
+   */
   #faultAbort(fault: FaultConfig, s: RequestState, downstream: string | undefined): RequestOutcome | undefined {
     const abort = fault.abort;
-    if (abort && this.#random() < this.#runtime.fraction(downstream === undefined ? fault.runtime.abortPercent : `fault.http.${downstream}.abort.abort_percent`, abort.fraction)) {
+    if (!abort) return undefined;
+    const share = abort.header ? headerShare(s.headers, 'x-envoy-fault-abort-request-percentage', abort.percent, abort.fraction) : abort.fraction;
+    if (!(this.#random() < this.#runtime.fraction(downstream === undefined ? fault.runtime.abortPercent : `fault.http.${downstream}.abort.abort_percent`, share))) return undefined;
+    let configured = abort.status;
+    if (abort.header) {
+      const h = headerUint(s.headers, 'x-envoy-fault-abort-request', MAX_UINT64);
+      if (h !== undefined && h >= 200 && h < 600) configured = h;
+    }
+    let reply: LocalReply;
+    if (configured !== undefined) {
       // Envoy sends the runtime's status whatever it is (abortHttpStatus casts it to Http::Code; its HTTP/1 codec writes
       // "<status> Unknown" for one it has no name for). The sidecar does for 200..599, and on HTTP/1 for 600..999;
-      // else it sends the config's (Node's HTTP/2 refuses a :status outside 200..599, and a 1xx or a status of more
-      // than three digits is no final response a client reads).
-      const status = this.#runtime.getInteger(downstream === undefined ? fault.runtime.abortHttpStatus : `fault.http.${downstream}.abort.http_status`, abort.status);
+      // else it sends the configured one (Node's HTTP/2 refuses a :status outside 200..599, and a 1xx or a status of
+      // more than three digits is no final response a client reads).
+      const status = this.#runtime.getInteger(downstream === undefined ? fault.runtime.abortHttpStatus : `fault.http.${downstream}.abort.http_status`, configured);
       const sendable = status >= 200 && (status < 600 || (status <= 999 && this.#properties['request.protocol'] !== 'HTTP/2'));
-      if (!this.#tryIncActiveFaults(fault)) return undefined;
-      this.#stats.faultAbortsInjected.inc(this.#faultLabels());
-      return { kind: 'reply', reply: localReplies.faultAbort(sendable ? status : abort.status), headers: s.headers, body: s.body };
+      reply = localReplies.faultAbort(sendable ? status : configured);
+    } else {
+      const grpc = abort.grpcStatus ?? (abort.header ? headerUint(s.headers, 'x-envoy-fault-abort-grpc-request', MAX_UINT64) : undefined);
+      if (grpc === undefined) return undefined;
+      const status = this.#runtime.getInteger(downstream === undefined ? fault.runtime.abortGrpcStatus : `fault.http.${downstream}.abort.grpc_status`, grpc);
+      reply = localReplies.faultAbort(200, status);
     }
-    return undefined;
+    if (!this.#tryIncActiveFaults(fault)) return undefined;
+    this.#stats.faultAbortsInjected.inc(this.#faultLabels());
+    if (downstream && !fault.disableDownstreamClusterStats) this.#stats.faultAbortsInjected.inc(this.#faultLabels(downstream));
+    return { kind: 'reply', reply, headers: s.headers, body: s.body };
   }
 
   #afterRequestHeaders(i: number, a: WasmActive, out: StreamOutcome, s: RequestState): RequestOutcome | undefined | Promise<RequestOutcome | undefined> {
@@ -587,6 +680,11 @@ export class RequestFilters {
    */
   ended(status: number, bytesSent: number, flags: string, details: string | undefined): void {
     this.#ended = true;
+    if (this.#delayTimer !== undefined) {
+      // Ended while delayed: the delay is not waited out (the request it held is over).
+      clearTimeout(this.#delayTimer);
+      this.#delayTimer = undefined;
+    }
     if (this.#faultActive) {
       this.#faultActive = false;
       this.#stats.faultActive.dec(this.#faultLabels());

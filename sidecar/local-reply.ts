@@ -61,7 +61,8 @@ export const localReplies = {
     details: upstreamResetDetails(reason, transport, false),
     ...(transport ? { transport } : {}),
   }),
-  faultAbort: (status: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI', details: 'fault_filter_abort' }),
+  /** The fault filter's abort; with a gRPC status (grpc_status, x-envoy-fault-abort-grpc-request), an HTTP 200 that a gRPC caller gets it in. */
+  faultAbort: (status: number, grpcStatus?: number): LocalReply => ({ status, body: 'fault filter abort', headers: [], flag: 'FI', details: 'fault_filter_abort', ...(grpcStatus !== undefined ? { grpcStatus } : {}) }),
   /** Envoy's RBAC filter reply, word for word; `policy` is the DENY policy that matched (none for an ALLOW miss). */
   rbacDenied: (policy?: string): LocalReply => ({ status: 403, body: 'RBAC: access denied', headers: [], flag: 'RBAC', details: rbacDeniedDetails(policy) }),
   /** A filter buffered more of the request body than the buffer limit (Envoy's FilterManager requestDataTooLarge). */

@@ -40,6 +40,8 @@ export abstract class Metric<L extends string, S> {
   protected readonly written = new WeakSet<object>();
   /** The series' name in Envoy's own stats (admin /stats), from its label values: `cluster.<name>.upstream_rq_total`. */
   envoyName: ((labels: Readonly<Record<string, string>>) => string) | undefined;
+  /** Labels a series has only when set: left out of its Prometheus line where empty (Envoy's tags a stat name may lack). */
+  optionalLabels: ReadonlySet<string> | undefined;
 
   constructor(name: string, help: string, labelNames: readonly L[]) {
     this.name = name;
@@ -105,7 +107,11 @@ export abstract class Metric<L extends string, S> {
         if (!keep(name, this.used(series, key))) continue;
       }
       kept++;
-      const labels = values.map((v, i) => `${this.labelNames[i]}="${escapeLabel(v)}"`).join(',');
+      const optional = this.optionalLabels;
+      const labels = values
+        .map((v, i) => (optional !== undefined && v === '' && optional.has(this.labelNames[i]!) ? '' : `${this.labelNames[i]}="${escapeLabel(v)}"`))
+        .filter((l) => l !== '')
+        .join(',');
       this.lines(labels, series, out);
     }
     return keep && kept === 0 ? '' : out.join('\n') + '\n';

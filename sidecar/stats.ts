@@ -267,8 +267,13 @@ export class SidecarStats {
   readonly wasmFailures = this.#counter('envoy_wasm_filter_failures', 'Wasm filter traps and load failures', ['filter']);
 
   /** The fault filter's (Envoy's http.<stat_prefix>.fault.*). */
-  readonly faultDelaysInjected = this.#counter('envoy_http_fault_delays_injected', 'Requests the fault filter delayed', ['envoy_http_conn_manager_prefix']);
-  readonly faultAbortsInjected = this.#counter('envoy_http_fault_aborts_injected', 'Requests the fault filter aborted', ['envoy_http_conn_manager_prefix']);
+  /**
+   * The connection manager's totals, and per downstream cluster (x-envoy-downstream-service-cluster) Envoy's
+   * http.<stat_prefix>.fault.<cluster>.delays_injected / aborts_injected, in Prometheus the same family with the tag
+   * envoy_fault_downstream_cluster (a total has none).
+   */
+  readonly faultDelaysInjected = this.#faultCounter('delays_injected', 'Requests the fault filter delayed');
+  readonly faultAbortsInjected = this.#faultCounter('aborts_injected', 'Requests the fault filter aborted');
   readonly faultActive = this.#gauge('envoy_http_fault_active_faults', 'Requests delayed or aborted by the fault filter, not ended yet', ['envoy_http_conn_manager_prefix']);
   readonly faultsOverflow = this.#counter('envoy_http_fault_faults_overflow', 'Faults not injected: max_active_faults reached', ['envoy_http_conn_manager_prefix']);
   readonly tracingRandomSampling = this.#counter('envoy_http_tracing_random_sampling', 'Requests traced by random_sampling', ['envoy_http_conn_manager_prefix']);
@@ -506,6 +511,14 @@ export class SidecarStats {
       keepaliveActive: this.#gauge('envoy_overload_disable_http_keepalive_active', '1 while connections are closed after their response (heap over 95%)', []),
       keepaliveScale: this.#gauge('envoy_overload_disable_http_keepalive_scale_percent', 'disable_http_keepalive applied, percent', []),
     });
+  }
+
+  /** A fault filter counter, total and per downstream cluster: the cluster's label is left out where it is empty. */
+  #faultCounter(stat: string, help: string): Counter<'envoy_http_conn_manager_prefix' | 'envoy_fault_downstream_cluster'> {
+    const c = this.#counter(`envoy_http_fault_${stat}`, help, ['envoy_http_conn_manager_prefix', 'envoy_fault_downstream_cluster']);
+    c.optionalLabels = new Set(['envoy_fault_downstream_cluster']);
+    c.envoyName = (l) => `http.${l.envoy_http_conn_manager_prefix ?? ''}.fault.${l.envoy_fault_downstream_cluster ? `${l.envoy_fault_downstream_cluster}.` : ''}${stat}`;
+    return c;
   }
 
   #counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {

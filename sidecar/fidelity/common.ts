@@ -1,6 +1,6 @@
 // Decoders for the small Envoy messages shared by several resource types.
 
-import type { AppendAction, Fraction, HeaderMutationConfig, SocketAddress, StringMatcher } from '../config.ts';
+import type { AppendAction, Fraction, HeaderMutationConfig, PercentParts, SocketAddress, StringMatcher } from '../config.ts';
 import { Fields } from './fields.ts';
 
 /** RE2 (Envoy's safe_regex) full-match semantics, approximated with a JS RegExp anchored at both ends. */
@@ -62,12 +62,18 @@ export function matchString(m: StringMatcher, value: string): boolean {
 
 /** envoy.type.v3.FractionalPercent -> [0, 1] */
 export function fractionalPercent(f: Fields | undefined): Fraction | undefined {
+  const p = percentParts(f);
+  return p && Math.min(1, p.numerator / p.scale);
+}
+
+/** envoy.type.v3.FractionalPercent as given: its numerator and its denominator's scale (HUNDRED by default). */
+export function percentParts(f: Fields | undefined): PercentParts | undefined {
   if (!f) return undefined;
   const numerator = f.num('numerator') ?? 0;
   const denominator = f.enumOf('denominator', ['HUNDRED', 'TEN_THOUSAND', 'MILLION'] as const, ['HUNDRED', 'TEN_THOUSAND', 'MILLION']) ?? 'HUNDRED';
   f.done();
   const scale = denominator === 'HUNDRED' ? 100 : denominator === 'TEN_THOUSAND' ? 10_000 : 1_000_000;
-  return Math.min(1, numerator / scale);
+  return { numerator, scale };
 }
 
 /** envoy.config.core.v3.RuntimeFractionalPercent: default_value as a fraction, and the runtime_key read over it (sidecar/runtime.ts). */

@@ -217,6 +217,48 @@ test("a route match's runtime_fraction and the fault filter's upstream_cluster a
   assert.deepEqual((decoded('route', v) as RouteConfig).virtualHosts[0]!.routes[0]!.match.runtimeFraction, { fraction: 0.3 });
 });
 
+test("the fault filter's headers, abort.grpc_status, abort.header_abort, delay.header_delay, abort_grpc_status_runtime and disable_downstream_cluster_stats are decoded, not NACKed; a oneof with two members and response_rate_limit still are", () => {
+  const v = structuredClone(golden('route-canary-90-10', 'route')) as any;
+  const r0 = v.virtual_hosts[0].routes[0];
+  const withFault = (fault: Record<string, unknown>) => {
+    r0.typed_per_filter_config = { 'envoy.filters.http.fault': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', ...fault } };
+    return accept('route', v);
+  };
+  const faultOf = (fault: Record<string, unknown>) => {
+    const r = withFault(fault);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    return (r.value as RouteConfig).virtualHosts[0]!.routes[0]!.fault!;
+  };
+  const grpc = faultOf({
+    abort: { grpc_status: 14, percentage: { numerator: 5, denominator: 'TEN_THOUSAND' } },
+    headers: [{ name: 'X-Canary', string_match: { exact: 'yes' } }, { name: 'x-debug', present_match: true }],
+    abort_grpc_status_runtime: 'my.grpc',
+    disable_downstream_cluster_stats: true,
+  });
+  assert.deepEqual(grpc.abort, { grpcStatus: 14, fraction: 0.0005, percent: { numerator: 5, scale: 10_000 } });
+  assert.equal(grpc.runtime.abortGrpcStatus, 'my.grpc');
+  assert.equal(grpc.disableDownstreamClusterStats, true);
+  assert.deepEqual(grpc.headers!.map((h) => [h.name, h.match?.kind, h.present]), [['x-canary', 'exact', true], ['x-debug', undefined, true]]);
+  // The default runtime key for the gRPC status, as Envoy's RuntimeKeys.
+  assert.equal(faultOf({ abort: { grpc_status: 0, percentage: { numerator: 1 } } }).runtime.abortGrpcStatus, 'fault.http.abort.grpc_status');
+  const byHeader = faultOf({ abort: { header_abort: {}, percentage: { numerator: 80 } }, delay: { header_delay: {}, percentage: { numerator: 50, denominator: 'MILLION' } } });
+  assert.deepEqual(byHeader.abort, { header: true, fraction: 0.8, percent: { numerator: 80, scale: 100 } });
+  assert.deepEqual(byHeader.delay, { fraction: 0.00005, percent: { numerator: 50, scale: 1_000_000 } });
+
+  const errorsOf = (fault: Record<string, unknown>) => {
+    const r = withFault(fault);
+    assert.equal(r.ok, false);
+    return JSON.stringify(!r.ok && r.errors);
+  };
+  const at = 'virtual_hosts[0].routes[0].typed_per_filter_config.envoy.filters.http.fault';
+  assert.match(errorsOf({ abort: { http_status: 503, grpc_status: 2 } }), /abort\.grpc_status","message":"only one of http_status, grpc_status may be set/);
+  assert.match(errorsOf({ delay: { fixed_delay: '1s', header_delay: {} } }), /delay\.header_delay","message":"only one of fixed_delay and header_delay/);
+  assert.match(errorsOf({ abort: { percentage: { numerator: 1 } } }), /abort\.http_status","message":"one of http_status, grpc_status and header_abort is required/);
+  assert.match(errorsOf({ abort: { header_abort: { x: 1 } } }), /abort\.header_abort\.x","message":"field not supported/);
+  assert.match(errorsOf({ headers: [{ name: 'x', string_match: { exact: 'a' }, weft: 1 }] }), /headers\[0\]\.weft/);
+  assert.ok(errorsOf({ response_rate_limit: { fixed_limit: { limit_kbps: 1 } } }).includes(`${at}.response_rate_limit`));
+});
+
 test("a listener's per_connection_buffer_limit_bytes becomes its connection manager's buffer limit (1 MiB unset, as Envoy); idle_timeout 1 h unset", () => {
   const base = golden('wasm-inbound', 'listener', 'inbound');
   const unset = decoded('listener', base) as ListenerConfig;

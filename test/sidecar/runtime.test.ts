@@ -327,6 +327,7 @@ test("fault filter: fault.http.max_active_faults caps the faults in progress in 
             abort: { http_status: 503, percentage: { numerator: 0 } },
             abort_percent_runtime: 'my.abort',
             abort_http_status_runtime: 'my.status',
+            abort_grpc_status_runtime: 'my.grpc',
             delay_percent_runtime: 'my.delay',
             delay_duration_runtime: 'my.duration',
             max_active_faults_runtime: 'my.max',
@@ -338,7 +339,7 @@ test("fault filter: fault.http.max_active_faults caps the faults in progress in 
   });
   assert.ok(rc.ok, JSON.stringify(!rc.ok && rc.errors));
   const fault = rc.value.virtualHosts[0]!.routes[0]!.fault!;
-  assert.deepEqual(fault.runtime, { delayPercent: 'my.delay', delayDuration: 'my.duration', abortPercent: 'my.abort', abortHttpStatus: 'my.status', maxActiveFaults: 'my.max' });
+  assert.deepEqual(fault.runtime, { delayPercent: 'my.delay', delayDuration: 'my.duration', abortPercent: 'my.abort', abortHttpStatus: 'my.status', abortGrpcStatus: 'my.grpc', maxActiveFaults: 'my.max' });
   assert.equal(fault.maxActiveFaults, 3);
 
   const shop = await app('shop');
