@@ -10,7 +10,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, admin, eventually, get, instance, metric, route, service, startApp, tap, type TestApp } from './harness.ts';
+import { TestMesh, admin, eventually, get, instance, metric, route, runtimeModify as modify, service, startApp, tap, type TestApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -21,11 +21,6 @@ async function app(name: string): Promise<TestApp> {
   const a = await startApp(name);
   closers.push(() => a.close());
   return a;
-}
-
-async function modify(adminPort: number, query: string): Promise<void> {
-  const r = await admin(adminPort, `/runtime_modify?${query}`, 'POST');
-  assert.equal(r.status, 200, r.body);
 }
 
 /**

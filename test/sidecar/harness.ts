@@ -173,6 +173,12 @@ export async function admin(port: number, path: string, method = 'GET'): Promise
   return { status: res.status, body: await res.text() };
 }
 
+/** POST /runtime_modify?QUERY (already encoded), which the admin must take: 200 `OK`. */
+export async function runtimeModify(port: number, query: string): Promise<void> {
+  const r = await admin(port, `/runtime_modify?${query}`, 'POST');
+  if (r.status !== 200 || r.body !== 'OK\n') throw new Error(`/runtime_modify?${query}: ${r.status} ${r.body}`);
+}
+
 /** A sidecar for service `caller` whose outbound reaches service `api` (port 7000), served by an app; both closed through `closers`. */
 export async function callerToApi(closers: (() => Promise<void>)[]): Promise<{ app: TestApp; mesh: TestMesh; sc: RunningSidecar }> {
   const app = await startApp('api');

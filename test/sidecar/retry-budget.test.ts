@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, admin, eventually, get, instance, metric, route, service, startApp } from './harness.ts';
+import { TestMesh, admin, eventually, get, instance, metric, route, runtimeModify, service, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -37,10 +37,7 @@ async function mesh(edit: (c: Record<string, any>) => void): Promise<TestMesh> {
 }
 
 /** POST /runtime_modify?KEY=VALUE, expected to be taken. */
-async function modify(adminPort: number, key: string, value: string): Promise<void> {
-  const r = await admin(adminPort, `/runtime_modify?${encodeURIComponent(key)}=${encodeURIComponent(value)}`, 'POST');
-  assert.equal(r.status, 200, r.body);
-}
+const modify = (adminPort: number, key: string, value: string) => runtimeModify(adminPort, `${encodeURIComponent(key)}=${encodeURIComponent(value)}`);
 
 /**
  * An app holding requests until release(), counting the TCP connections it accepted; with `failFirst`, the first

@@ -11,7 +11,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, admin, get, instance, load, metric, route, service, startApp, tap, type TestApp } from './harness.ts';
+import { TestMesh, get, instance, load, metric, route, runtimeModify as modify, service, startApp, tap, type TestApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -22,12 +22,6 @@ async function app(name: string): Promise<TestApp> {
   const a = await startApp(name);
   closers.push(() => a.close());
   return a;
-}
-
-/** POST /runtime_modify?QUERY, expected to be taken. */
-async function modify(adminPort: number, query: string): Promise<void> {
-  const r = await admin(adminPort, `/runtime_modify?${query}`, 'POST');
-  assert.equal(r.status, 200, r.body);
 }
 
 /**

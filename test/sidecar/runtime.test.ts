@@ -14,7 +14,7 @@ import { after, test } from 'node:test';
 import { defaultTranslator, type Translator } from '../../control/xds/index.ts';
 import { accept } from '../../sidecar/fidelity.ts';
 import { runSidecar } from '../../sidecar/main.ts';
-import { TestMesh, admin, eventually, get, instance, load, metric, policy, route, service, startApp, tap, type TestApp } from './harness.ts';
+import { TestMesh, admin, eventually, get, instance, load, metric, policy, route, runtimeModify as modify, service, startApp, tap, type TestApp } from './harness.ts';
 import { startCollector } from './otlp-collector.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -31,13 +31,6 @@ async function runtime(adminPort: number): Promise<RuntimeDump> {
   const r = await admin(adminPort, '/runtime');
   assert.equal(r.status, 200);
   return JSON.parse(r.body) as RuntimeDump;
-}
-
-/** POST /runtime_modify?QUERY, expected to be taken. */
-async function modify(adminPort: number, query: string): Promise<void> {
-  const r = await admin(adminPort, `/runtime_modify?${query}`, 'POST');
-  assert.equal(r.status, 200, r.body);
-  assert.equal(r.body, 'OK\n');
 }
 
 async function app(name: string, handler?: Parameters<typeof startApp>[1]): Promise<TestApp> {
