@@ -27,6 +27,7 @@ import { getHeader } from './headers.ts';
 import type { LocalReply } from './local-reply.ts';
 import type { ConnectionAttributes } from './stream-attributes.ts';
 import { responseCodeDetails } from './stream-attributes.ts';
+import type { TlsInfo } from './tls-info.ts';
 import type { HeaderPairs } from './upstream.ts';
 
 /** The sidecar's own fields of one request (what /tap shows, and what the access log formats read). */
@@ -84,6 +85,12 @@ export interface LogSource {
   readonly responseDoneAt: number;
   /** The upstream connection's local address (ip:port) of the last attempt; undefined when none was made (or not recorded). */
   readonly upstreamLocalAddress: string | undefined;
+  /** The downstream connection's TLS facts; undefined on plaintext, or when no format reads them (AccessLogFormat.needsDownstreamTls). */
+  readonly logDownstreamTls: TlsInfo | undefined;
+  /** The last attempt's upstream connection's TLS facts; undefined on plaintext, when none was made, or when no format reads them. */
+  readonly upstreamTls: TlsInfo | undefined;
+  /** The upstream cluster's observability name (alt_stat_name, else its name), read only by %UPSTREAM_CLUSTER%; undefined when none was chosen. */
+  readonly upstreamObservabilityName: string | undefined;
 }
 
 /** One access logger of a connection manager, compiled. */
@@ -94,6 +101,10 @@ export interface AccessLogFormat {
   readonly needsConnection: boolean;
   /** The format reads the stream's timing points or upstream local address (%REQUEST_DURATION%, ...): proxy.ts records them only then. */
   readonly needsTimes: boolean;
+  /** The format reads the downstream connection's TLS (%DOWNSTREAM_PEER_URI_SAN%, ...): proxy.ts reads it only then. */
+  readonly needsDownstreamTls?: boolean;
+  /** The format reads the upstream connection's TLS (%UPSTREAM_PEER_SUBJECT%, ...): proxy.ts reads it (with the timing points) only then. */
+  readonly needsUpstreamTls?: boolean;
   /** The access_log entry's filter (sidecar/access-log-filter.ts): the line is written only when it passes. */
   readonly filter?: LogFilter;
 }
@@ -107,6 +118,10 @@ interface CompiledOperator {
   connection: boolean;
   /** Reads LogSource's timing points or upstream local address. */
   times?: boolean;
+  /** Reads LogSource.logDownstreamTls. */
+  downstreamTls?: boolean;
+  /** Reads LogSource.upstreamTls (recorded with the timing points, so `times` too). */
+  upstreamTls?: boolean;
 }
 
 const STDOUT_LOG_TYPE = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
@@ -163,15 +178,30 @@ const SIMPLE: Record<string, CompiledOperator> = {
   BYTES_SENT: { get: (s) => s.log.bytes_sent, connection: false },
   DURATION: { get: (s) => s.log.duration_ms, connection: false },
   UPSTREAM_HOST: { get: (s) => orNone(s.log.upstream_host), connection: false },
-  UPSTREAM_CLUSTER: { get: (s) => orNone(s.log.upstream_cluster), connection: false },
+  // The cluster's observabilityName(): its alt_stat_name when it has one (until 2026-11-28 always its name).
+  UPSTREAM_CLUSTER: { get: (s) => s.upstreamObservabilityName, connection: false },
+  UPSTREAM_CLUSTER_RAW: { get: (s) => orNone(s.log.upstream_cluster), connection: false },
+  // The upstream connection's remote address: the host's, as the sidecar connects to the address EDS gives.
+  UPSTREAM_REMOTE_ADDRESS: { get: (s) => orNone(s.log.upstream_host), connection: false },
+  UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.log.upstream_host), connection: false },
+  UPSTREAM_REMOTE_PORT: { get: (s) => portOf(s.log.upstream_host), connection: false },
+  RESPONSE_FLAGS_LONG: { get: (s) => longFlags(s.log.response_flags), connection: false },
+  // Set by network filters (RBAC, ext_authz) that close a connection; the sidecar runs none before the connection manager.
+  CONNECTION_TERMINATION_DETAILS: { get: () => undefined, connection: false },
   ROUTE_NAME: { get: (s) => orNone(s.log.route_name), connection: false },
   // attemptCount().value_or(0).
   UPSTREAM_REQUEST_ATTEMPT_COUNT: { get: (s) => s.log.attempts, connection: false },
   DOWNSTREAM_REMOTE_ADDRESS: { get: (s) => orNone(s.logConnection?.['source.address'] ?? ''), connection: true },
   DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.logConnection?.['source.address']), connection: true },
+  DOWNSTREAM_REMOTE_PORT: { get: (s) => portOf(s.logConnection?.['source.address']), connection: true },
   // No PROXY protocol and no x-forwarded-for trust in the sidecar: the direct peer is the remote address.
   DOWNSTREAM_DIRECT_REMOTE_ADDRESS: { get: (s) => orNone(s.logConnection?.['source.address'] ?? ''), connection: true },
   DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.logConnection?.['source.address']), connection: true },
+  DOWNSTREAM_DIRECT_REMOTE_PORT: { get: (s) => portOf(s.logConnection?.['source.address']), connection: true },
+  // No original_dst or PROXY protocol either: the direct local address is the local address.
+  DOWNSTREAM_DIRECT_LOCAL_ADDRESS: { get: (s) => orNone(s.logConnection?.['destination.address'] ?? ''), connection: true },
+  DOWNSTREAM_DIRECT_LOCAL_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.logConnection?.['destination.address']), connection: true },
+  DOWNSTREAM_DIRECT_LOCAL_PORT: { get: (s) => s.logConnection?.['destination.port'], connection: true },
   DOWNSTREAM_LOCAL_ADDRESS: { get: (s) => orNone(s.logConnection?.['destination.address'] ?? ''), connection: true },
   DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.logConnection?.['destination.address']), connection: true },
   DOWNSTREAM_LOCAL_PORT: { get: (s) => s.logConnection?.['destination.port'], connection: true },
@@ -186,11 +216,86 @@ const SIMPLE: Record<string, CompiledOperator> = {
   RESPONSE_TX_DURATION: { get: (s) => (s.responseDoneAt === 0 || s.upstreamFirstRxAt === 0 ? undefined : Math.max(0, s.responseDoneAt - s.upstreamFirstRxAt)), connection: false, times: true },
   // The last attempt's transport failure (a TLS handshake to the upstream) that the router answered for: the
   // reason as node's TLS gives it (TLS_error:CODE:message), which is not BoringSSL's text.
-  UPSTREAM_TRANSPORT_FAILURE_REASON: { get: (s) => s.replied?.transport, connection: false },
+  // Spaces become '_', as Envoy's formatter writes it (until 2026-11-28 they were kept).
+  UPSTREAM_TRANSPORT_FAILURE_REASON: { get: (s) => underscored(s.replied?.transport), connection: false },
   UPSTREAM_LOCAL_ADDRESS: { get: (s) => s.upstreamLocalAddress, connection: false, times: true },
   UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: { get: (s) => withoutPort(s.upstreamLocalAddress), connection: false, times: true },
   UPSTREAM_LOCAL_PORT: { get: (s) => portOf(s.upstreamLocalAddress), connection: false, times: true },
+  // Ssl::ConnectionInfo of the downstream connection (StreamInfoSslConnectionInfoFormatterProvider): none on
+  // plaintext, and none where the value is empty.
+  DOWNSTREAM_PEER_URI_SAN: downstreamTls((t) => t.peerUriSan),
+  DOWNSTREAM_PEER_DNS_SAN: downstreamTls((t) => t.peerDnsSan),
+  DOWNSTREAM_PEER_IP_SAN: downstreamTls((t) => t.peerIpSan),
+  DOWNSTREAM_PEER_EMAIL_SAN: downstreamTls((t) => t.peerEmailSan),
+  DOWNSTREAM_LOCAL_URI_SAN: downstreamTls((t) => t.localUriSan),
+  DOWNSTREAM_LOCAL_DNS_SAN: downstreamTls((t) => t.localDnsSan),
+  DOWNSTREAM_LOCAL_IP_SAN: downstreamTls((t) => t.localIpSan),
+  DOWNSTREAM_LOCAL_EMAIL_SAN: downstreamTls((t) => t.localEmailSan),
+  DOWNSTREAM_PEER_SUBJECT: downstreamTls((t) => t.peerSubject),
+  DOWNSTREAM_LOCAL_SUBJECT: downstreamTls((t) => t.localSubject),
+  DOWNSTREAM_PEER_ISSUER: downstreamTls((t) => t.peerIssuer),
+  DOWNSTREAM_TLS_VERSION: downstreamTls((t) => t.version),
+  DOWNSTREAM_TLS_CIPHER: downstreamTls((t) => t.cipher),
+  DOWNSTREAM_PEER_FINGERPRINT_256: downstreamTls((t) => t.peerSha256),
+  DOWNSTREAM_PEER_FINGERPRINT_1: downstreamTls((t) => t.peerSha1),
+  DOWNSTREAM_PEER_SERIAL: downstreamTls((t) => t.peerSerial),
+  // The same of the last attempt's upstream connection (StreamInfoUpstreamSslConnectionInfoFormatterProvider).
+  UPSTREAM_PEER_URI_SAN: upstreamTls((t) => t.peerUriSan),
+  UPSTREAM_PEER_DNS_SAN: upstreamTls((t) => t.peerDnsSan),
+  UPSTREAM_PEER_IP_SAN: upstreamTls((t) => t.peerIpSan),
+  UPSTREAM_LOCAL_URI_SAN: upstreamTls((t) => t.localUriSan),
+  UPSTREAM_LOCAL_DNS_SAN: upstreamTls((t) => t.localDnsSan),
+  UPSTREAM_LOCAL_IP_SAN: upstreamTls((t) => t.localIpSan),
+  UPSTREAM_PEER_SUBJECT: upstreamTls((t) => t.peerSubject),
+  UPSTREAM_PEER_ISSUER: upstreamTls((t) => t.peerIssuer),
+  UPSTREAM_TLS_VERSION: upstreamTls((t) => t.version),
+  UPSTREAM_TLS_CIPHER: upstreamTls((t) => t.cipher),
 };
+
+/** Certificate validity operators (SystemTimeFormatter with the default format): ISO 8601 in UTC with milliseconds. */
+const CERT_TIMES: Record<string, CompiledOperator> = {
+  DOWNSTREAM_PEER_CERT_V_START: { get: (s) => isoTime(s.logDownstreamTls?.peerValidFrom), connection: false, downstreamTls: true },
+  DOWNSTREAM_PEER_CERT_V_END: { get: (s) => isoTime(s.logDownstreamTls?.peerValidTo), connection: false, downstreamTls: true },
+  UPSTREAM_PEER_CERT_V_START: { get: (s) => isoTime(s.upstreamTls?.peerValidFrom), connection: false, times: true, upstreamTls: true },
+  UPSTREAM_PEER_CERT_V_END: { get: (s) => isoTime(s.upstreamTls?.peerValidTo), connection: false, times: true, upstreamTls: true },
+};
+
+function isoTime(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+function downstreamTls(pick: (t: TlsInfo) => string): CompiledOperator {
+  return { get: (s) => (s.logDownstreamTls === undefined ? undefined : orNone(pick(s.logDownstreamTls))), connection: false, downstreamTls: true };
+}
+
+function upstreamTls(pick: (t: TlsInfo) => string): CompiledOperator {
+  return { get: (s) => (s.upstreamTls === undefined ? undefined : orNone(pick(s.upstreamTls))), connection: false, times: true, upstreamTls: true };
+}
+
+function underscored(v: string | undefined): string | undefined {
+  return v === undefined || !v.includes(' ') ? v : v.replaceAll(' ', '_');
+}
+
+/** ResponseFlagUtils' long (PascalCase) names, by short flag (stream_info/utility.h). */
+const LONG_FLAGS: Record<string, string> = {
+  LH: 'FailedLocalHealthCheck', UH: 'NoHealthyUpstream', UT: 'UpstreamRequestTimeout', LR: 'LocalReset', UR: 'UpstreamRemoteReset',
+  UF: 'UpstreamConnectionFailure', UC: 'UpstreamConnectionTermination', UO: 'UpstreamOverflow', NR: 'NoRouteFound', DI: 'DelayInjected',
+  FI: 'FaultInjected', RL: 'RateLimited', UAEX: 'UnauthorizedExternalService', RLSE: 'RateLimitServiceError', DC: 'DownstreamConnectionTermination',
+  URX: 'UpstreamRetryLimitExceeded', SI: 'StreamIdleTimeout', IH: 'InvalidEnvoyRequestHeaders', DPE: 'DownstreamProtocolError',
+  UMSDR: 'UpstreamMaxStreamDurationReached', RFCF: 'ResponseFromCacheFilter', NFCF: 'NoFilterConfigFound', DT: 'DurationTimeout',
+  UPE: 'UpstreamProtocolError', NC: 'NoClusterFound', OM: 'OverloadManagerTerminated', DF: 'DnsResolutionFailed', DO: 'DropOverload',
+};
+const longFlagsSeen = new Map<string, string>();
+
+/** %RESPONSE_FLAGS_LONG%: each flag by its long name, comma-separated as the short ones; '-' for none. */
+function longFlags(flags: string): string {
+  let long = longFlagsSeen.get(flags);
+  if (long !== undefined) return long;
+  long = flags === '-' ? '-' : flags.split(',').map((f) => LONG_FLAGS[f] ?? f).join(',');
+  // The combinations the sidecar logs are few; the cache stays small.
+  if (longFlagsSeen.size < 256) longFlagsSeen.set(flags, long);
+  return long;
+}
 
 /** Milliseconds from the stream's start to a timing point; undefined when the stream did not reach it. */
 function since(s: LogSource, at: number): number | undefined {
@@ -274,6 +379,11 @@ function compileOperator(token: string): CompiledOperator | string {
     return { get: (s) => details(s, true), connection: false };
   }
   if (name === 'HOSTNAME' && arg === undefined) return { get: () => hostName, connection: false };
+  const certTime = CERT_TIMES[name];
+  if (certTime !== undefined) {
+    if (arg) return `%${token}% is not supported by the weft sidecar (only %${name}% with Envoy's default format)`;
+    return certTime;
+  }
   const simple = SIMPLE[name];
   if (simple !== undefined && arg === undefined) return simple;
   return `%${token}% is not supported by the weft sidecar`;
@@ -361,6 +471,8 @@ interface JsonOptions {
   sort: boolean;
   connection: boolean;
   times: boolean;
+  downstreamTls: boolean;
+  upstreamTls: boolean;
 }
 
 function compileJsonValue(v: unknown, path: string, errors: { path: string; message: string }[], o: JsonOptions): JsonPart | undefined {
@@ -375,6 +487,8 @@ function compileJsonValue(v: unknown, path: string, errors: { path: string; mess
       if (typeof p === 'string') continue;
       if (p.connection) o.connection = true;
       if (p.times) o.times = true;
+      if (p.downstreamTls) o.downstreamTls = true;
+      if (p.upstreamTls) o.upstreamTls = true;
     }
     if (parts.length === 0) return () => '""';
     if (parts.every((p) => typeof p === 'string')) {
@@ -500,11 +614,11 @@ function compileLogFormat(format: Fields): AccessLogFormat | undefined {
     options?.done();
     if (json === null || typeof json !== 'object' || Array.isArray(json)) format.fail('json_format', 'expected an object (a Struct)');
     else {
-      const o: JsonOptions = { omitEmpty, sort, connection: false, times: false };
+      const o: JsonOptions = { omitEmpty, sort, connection: false, times: false, downstreamTls: false, upstreamTls: false };
       const errors = format.errors;
       const before = errors.length;
       const root = compileJsonObject(json as Record<string, unknown>, `${format.path}.json_format`, errors, o);
-      if (root && errors.length === before) compiled = { format: (s) => root(s)!, needsConnection: o.connection, needsTimes: o.times };
+      if (root && errors.length === before) compiled = { format: (s) => root(s)!, needsConnection: o.connection, needsTimes: o.times, needsDownstreamTls: o.downstreamTls, needsUpstreamTls: o.upstreamTls };
     }
   } else if (which[0] === 'text_format') {
     const text = format.str('text_format');
@@ -535,5 +649,7 @@ function compileText(text: string, path: string, errors: { path: string; message
     },
     needsConnection: connection,
     needsTimes: parts.some((p) => typeof p !== 'string' && p.times === true),
+    needsDownstreamTls: parts.some((p) => typeof p !== 'string' && p.downstreamTls === true),
+    needsUpstreamTls: parts.some((p) => typeof p !== 'string' && p.upstreamTls === true),
   };
 }

@@ -292,6 +292,10 @@ export interface HttpConnectionManagerConfig {
   accessLogsReadConnection?: boolean;
   /** One of them reads the stream's timing points or upstream local address (%REQUEST_DURATION%, ...): recorded only then. */
   accessLogsReadTimes?: boolean;
+  /** One of them reads the downstream connection's TLS (%DOWNSTREAM_PEER_URI_SAN%, ...): read per request only then. */
+  accessLogsReadDownstreamTls?: boolean;
+  /** One of them reads the upstream connection's TLS (%UPSTREAM_PEER_SUBJECT%, ...): read as each attempt is sent only then. */
+  accessLogsReadUpstreamTls?: boolean;
 }
 
 /** The connection manager's tracing with envoy.tracers.opentelemetry. */

@@ -45,7 +45,7 @@ export interface ForwardRequest {
   /** Per chunk of a streamed request body (stream_idle_timeout, the retry copy). */
   onBodyData?: (chunk: Buffer) => void;
   /** Each attempt's whole request went upstream (UpstreamRequest.onSent): the access log's timing and upstream local address. */
-  onSent?: (localAddress: string | undefined) => void;
+  onSent?: (localAddress: string | undefined, socket: object | undefined) => void;
   /** The request's trailers (HTTP/2 downstreams), read as each attempt's body ends: a retry resends them too. */
   trailers?: TrailerSource;
   /**

@@ -321,7 +321,7 @@ class Connection {
       }
       socket.write(lastChunk(trailers), 'latin1');
       socket.uncork();
-      req.onSent?.(localAddressOf(socket));
+      req.onSent?.(localAddressOf(socket), socket);
       return;
     }
     if (!streamed) {
@@ -332,7 +332,7 @@ class Connection {
         socket.write(body);
         socket.uncork();
       } else socket.write(text, 'latin1');
-      req.onSent?.(localAddressOf(socket));
+      req.onSent?.(localAddressOf(socket), socket);
       return;
     }
     socket.write(text, 'latin1');
@@ -371,7 +371,7 @@ class Connection {
       this.#requestDone = true;
       // The trailers of a streamed body are known now that it ended (enable_trailers: sent; else dropped).
       if (chunked) socket.write(this.#enableTrailers ? lastChunk(ex.req.trailers?.requestTrailers) : '0\r\n\r\n', 'latin1');
-      ex.req.onSent?.(localAddressOf(socket));
+      ex.req.onSent?.(localAddressOf(socket), socket);
     };
     const onError = (err: Error) => {
       cleanup();

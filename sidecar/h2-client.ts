@@ -433,7 +433,7 @@ export class Http2Pool implements UpstreamPool {
     }
     const onSent = req.onSent;
     if (onSent !== undefined) {
-      const sent = () => onSent(localAddressOf(session.socket));
+      const sent = () => onSent(localAddressOf(session.socket), session.socket);
       if (req.body === null || Buffer.isBuffer(req.body)) sent();
       else req.body.once('end', sent);
     }

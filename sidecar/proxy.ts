@@ -20,6 +20,7 @@ import { requestHash } from './lb/hash-policy.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies, renderLocalReply, resetFlag, upstreamResetDetails } from './local-reply.ts';
 import { forwardedClientCert, peerCertificate, peerProperties } from './peer-identity.ts';
+import { tlsInfo, type TlsInfo } from './tls-info.ts';
 import { requestId as newRequestId } from './request-id.ts';
 import { pickWeighted, selectRoute, selectVirtualHost, type StreamRandom } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
@@ -445,6 +446,9 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
   upstreamFirstRxAt = 0;
   responseDoneAt = 0;
   upstreamLocalAddress: string | undefined = undefined;
+  /** TLS facts of the downstream and of the last attempt's upstream connection (LogSource), read only when an access log reads them. */
+  logDownstreamTls: TlsInfo | undefined = undefined;
+  upstreamTls: TlsInfo | undefined = undefined;
   endFlag = '-';
   endDetails: string | undefined = undefined;
   /** The downstream response closed before it was ended: the client left. */
@@ -606,10 +610,18 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
   }
 
   /** The whole request went upstream (ForwardRequest.onSent): Envoy's lastUpstreamTxByteSent and the upstream local address. */
-  sentUpstream(localAddress: string | undefined): void {
+  sentUpstream(localAddress: string | undefined, socket: object | undefined): void {
     if (this.finished) return;
     this.upstreamSentAt = Date.now();
     this.upstreamLocalAddress = localAddress;
+    if (this.hcm.accessLogsReadUpstreamTls === true) this.upstreamTls = tlsInfo(socket);
+  }
+
+  /** %UPSTREAM_CLUSTER%: the chosen cluster's observability name (alt_stat_name, else its name), looked up only when a format reads it. */
+  get upstreamObservabilityName(): string | undefined {
+    const name = this.log.upstream_cluster;
+    if (name === '') return undefined;
+    return this.env.clusters.get(name)?.config.altStatName ?? name;
   }
 
   /** As Envoy's connection manager: 408 `downstream duration timeout` (gRPC: DEADLINE_EXCEEDED) while nothing was sent, a reset after; flag DT. */
@@ -905,6 +917,9 @@ export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnect
       upstreamFirstRxAt: 0,
       responseDoneAt: 0,
       upstreamLocalAddress: undefined,
+      logDownstreamTls: undefined,
+      upstreamTls: undefined,
+      upstreamObservabilityName: undefined,
     };
     for (const f of accessLogs) if (f.filter === undefined || f.filter(source, env)) env.accessLog!(f.format(source));
   }
@@ -1097,6 +1112,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   if (env.tap?.active) stream.tapRequest = req.rawHeaders;
   stream.logRequestHeaders = headers;
   if (hcm.accessLogsReadConnection === true && env.accessLog) stream.logConnection = connectionAttributes(h2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket, req.socket);
+  if (hcm.accessLogsReadDownstreamTls === true && env.accessLog) stream.logDownstreamTls = tlsInfo(req.socket);
   res.on('close', () => {
     // Closed before the response was ended: the client left.
     if (responseEnded(res)) return;
@@ -1416,7 +1432,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       trailers: h2 || filters?.hasWasm ? stream : undefined,
       attemptCount: vh.attemptCountUpstream,
       expectedTimeout: !hcm.suppressEnvoyHeaders,
-      onSent: hcm.accessLogsReadTimes === true ? (address) => stream.sentUpstream(address) : undefined,
+      onSent: hcm.accessLogsReadTimes === true ? (address, socket) => stream.sentUpstream(address, socket) : undefined,
       priority: action.priority,
     }, env.stats);
     // Envoy's firstUpstreamRxByteReceived: the (last attempt's) response headers arrived.

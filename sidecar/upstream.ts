@@ -64,9 +64,9 @@ export interface UpstreamRequest {
   onBodyData?: (chunk: Buffer) => void;
   /**
    * Called once the whole request went to the upstream connection (Envoy's lastUpstreamTxByteSent), with that
-   * connection's local address; only set when an access log reads them.
+   * connection's local address and socket (for its TLS facts); only set when an access log reads them.
    */
-  onSent?: (localAddress: string | undefined) => void;
+  onSent?: (localAddress: string | undefined, socket: object | undefined) => void;
   /** Where the request's trailers are read as its body ends (HTTP/2 downstreams only; see TrailerSource). */
   trailers?: TrailerSource;
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { test } from 'node:test';
 import type { FilterContext } from '../../sidecar/access-log-filter.ts';
+import type { TlsInfo } from '../../sidecar/tls-info.ts';
 import type { AccessLogFormat, LogSource } from '../../sidecar/access-log-format.ts';
 import type { HttpConnectionManagerConfig } from '../../sidecar/config.ts';
 import { accept } from '../../sidecar/fidelity.ts';
@@ -87,6 +88,9 @@ function proxied(over: Partial<LogSource> = {}): LogSource {
     upstreamFirstRxAt: STARTED + 15,
     responseDoneAt: STARTED + 17,
     upstreamLocalAddress: '10.0.0.5:41234',
+    logDownstreamTls: undefined,
+    upstreamTls: undefined,
+    upstreamObservabilityName: 'orders',
     ...over,
   };
 }
@@ -216,9 +220,11 @@ test('what the sidecar does not implement is NACKed naming the field path', () =
   assert.deepEqual(errorsOf([stdout({ json_format: { ok: '%RESPONSE_CODE%', foo: '%FOO%' } })]), [{ path: at('foo'), message: '%FOO% is not supported by the weft sidecar' }]);
   assert.deepEqual(errorsOf([stdout({ json_format: { n: { deep: ['x', '%DYNAMIC_METADATA(a:b)%'] } } })]).map((e) => e.path), [at('n.deep[1]')]);
   assert.match(errorsOf([stdout({ json_format: { t: '%START_TIME(%s)%' } })])[0]!.message, /START_TIME.* not supported/);
+  assert.match(errorsOf([stdout({ json_format: { t: '%DOWNSTREAM_PEER_CERT_V_END(%Y)%' } })])[0]!.message, /DOWNSTREAM_PEER_CERT_V_END.* not supported/);
+  assert.match(errorsOf([stdout({ json_format: { t: '%DOWNSTREAM_TLS_SESSION_ID%' } })])[0]!.message, /not supported/);
   assert.match(errorsOf([stdout({ json_format: { bad: 'a % b' } })])[0]!.message, /not a command operator/);
   assert.match(errorsOf([stdout({ json_format: { b: true } })])[0]!.path, /json_format\.b$/);
-  assert.deepEqual(errorsOf([stdout({ text_format: '%UPSTREAM_PEER_SUBJECT%' })]), [{ path: `${LOG_PATH}.log_format.text_format`, message: '%UPSTREAM_PEER_SUBJECT% is not supported by the weft sidecar' }]);
+  assert.deepEqual(errorsOf([stdout({ text_format: '%UPSTREAM_PEER_CERT%' })]), [{ path: `${LOG_PATH}.log_format.text_format`, message: '%UPSTREAM_PEER_CERT% is not supported by the weft sidecar' }]);
   assert.deepEqual(errorsOf([stdout({ text_format_source: { filename: '/etc/fmt' } })]).map((e) => e.path), [`${LOG_PATH}.log_format.text_format_source.filename`, `${LOG_PATH}.log_format.text_format_source.inline_string`]);
   assert.equal(errorsOf([stdout({ json_format: { a: 'x' }, formatters: [{ name: 'x', typed_config: {} }] })])[0]!.path, `${LOG_PATH}.log_format.formatters`);
   // Another logger (file) is NACKed at its type.
@@ -255,7 +261,8 @@ test('the timing operators: whole milliseconds from the start, RESPONSE_TX_DURAT
   const why = 'TLS_error:ERR_TLS_CERT_ALTNAME_INVALID:server certificate SAN spiffe://weft.local/ns/default/sa/a is not spiffe://weft.local/ns/default/sa/b';
   const uf = localReply();
   const tlsFailed = { ...uf, replied: { status: 503, body: '', headers: [], flag: 'UF', transport: why } };
-  assert.equal(compile({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' }).format(tlsFailed), why);
+  // As Envoy's formatter writes it: spaces as '_'.
+  assert.equal(compile({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' }).format(tlsFailed), why.replaceAll(' ', '_'));
   assert.equal(compile({ text_format: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' }).format(uf), '-');
 });
 
@@ -394,4 +401,120 @@ test('bad or unimplemented access log filters are NACKed naming the field path',
   assert.deepEqual(filterErrors({}).map((e) => e.path), [FILTER_PATH]);
   assert.deepEqual(filterErrors({ not_health_check_filter: {}, status_code_filter: { comparison: {} } }).map((e) => e.path), [`${FILTER_PATH}.not_health_check_filter`], 'one filter per AccessLogFilter');
   assert.deepEqual(filterErrors({ status_code_filter: { comparison: { value: { default_value: 1, runtime_key: 'k' } } }, bogus: 1 }).map((e) => e.path), [`${FILTER_PATH}.bogus`]);
+});
+
+/** Istio's default access log format (meshConfig.accessLogFormat unset), as istioctl installs it. */
+const ISTIO_TEXT =
+  '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% ' +
+  '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" ' +
+  '"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n';
+
+test("Istio's default text format is accepted and gives Envoy's line", () => {
+  const f = compile({ text_format: ISTIO_TEXT });
+  assert.equal(
+    f.format(proxied()),
+    '[2026-11-28T04:05:06.789Z] "GET /api/items?x=1 HTTP/1.1" 200 - via_upstream - "-" 12 345 17 15 "-" "curl/8.5.0" "rid-1" "orders" "10.0.0.7:8080" orders 10.0.0.5:41234 [::1]:15006 127.0.0.1:50123 - app',
+  );
+  // A TLS failure to the upstream: its reason with spaces as '_', as Envoy's formatter writes it.
+  const failed = localReply() as { -readonly [K in keyof LogSource]: LogSource[K] };
+  failed.replied = { status: 503, body: 'x', headers: [], flag: 'UF', details: 'upstream_reset_before_response_started{connection_failure}', transport: 'TLS_error:268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: unknown ca' } as never;
+  assert.match(f.format(failed), / "TLS_error:268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:_unknown_ca" /);
+});
+
+test('UPSTREAM_CLUSTER is the observability name (alt_stat_name), UPSTREAM_CLUSTER_RAW the name; remote address, long flags, ports', () => {
+  const f = compile({
+    json_format: {
+      cluster: '%UPSTREAM_CLUSTER%',
+      raw: '%UPSTREAM_CLUSTER_RAW%',
+      remote: '%UPSTREAM_REMOTE_ADDRESS%',
+      remote_ip: '%UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%',
+      remote_port: '%UPSTREAM_REMOTE_PORT%',
+      flags: '%RESPONSE_FLAGS_LONG%',
+      client_port: '%DOWNSTREAM_REMOTE_PORT%',
+      direct_local: '%DOWNSTREAM_DIRECT_LOCAL_ADDRESS%',
+      direct_local_port: '%DOWNSTREAM_DIRECT_LOCAL_PORT%',
+      termination: '%CONNECTION_TERMINATION_DETAILS%',
+    },
+  });
+  assert.deepEqual(JSON.parse(f.format(proxied({ upstreamObservabilityName: 'orders-stats' }))), {
+    cluster: 'orders-stats',
+    raw: 'orders',
+    remote: '10.0.0.7:8080',
+    remote_ip: '10.0.0.7',
+    remote_port: 8080,
+    flags: '-',
+    client_port: 50123,
+    direct_local: '[::1]:15006',
+    direct_local_port: 15006,
+    termination: null,
+  });
+  const local = localReply();
+  local.log.response_flags = 'UF,URX';
+  const line = JSON.parse(f.format(local));
+  assert.equal(line.flags, 'UpstreamConnectionFailure,UpstreamRetryLimitExceeded');
+  assert.equal(line.remote, null);
+});
+
+test('TLS operators read the connection as Envoy\'s Ssl::ConnectionInfo: none on plaintext, none for an empty value', () => {
+  const tls: TlsInfo = {
+    version: 'TLSv1.3',
+    cipher: 'TLS_AES_128_GCM_SHA256',
+    peerUriSan: 'spiffe://weft.local/ns/default/sa/web',
+    peerDnsSan: '',
+    peerIpSan: '',
+    peerEmailSan: '',
+    peerSubject: 'CN=web,O=weft',
+    peerIssuer: 'CN=weft-ca',
+    peerSerial: '0a1b',
+    peerSha256: 'ab'.repeat(32),
+    peerSha1: 'cd'.repeat(20),
+    peerValidFrom: Date.UTC(2026, 10, 28),
+    peerValidTo: Date.UTC(2026, 10, 29),
+    localUriSan: 'spiffe://weft.local/ns/default/sa/orders',
+    localDnsSan: '',
+    localIpSan: '',
+    localEmailSan: '',
+    localSubject: 'CN=orders,O=weft',
+  };
+  const f = compile({
+    json_format: {
+      peer: '%DOWNSTREAM_PEER_URI_SAN%',
+      dns: '%DOWNSTREAM_PEER_DNS_SAN%',
+      local: '%DOWNSTREAM_LOCAL_URI_SAN%',
+      subject: '%DOWNSTREAM_PEER_SUBJECT%',
+      issuer: '%DOWNSTREAM_PEER_ISSUER%',
+      version: '%DOWNSTREAM_TLS_VERSION%',
+      cipher: '%DOWNSTREAM_TLS_CIPHER%',
+      sha256: '%DOWNSTREAM_PEER_FINGERPRINT_256%',
+      serial: '%DOWNSTREAM_PEER_SERIAL%',
+      from: '%DOWNSTREAM_PEER_CERT_V_START%',
+      to: '%DOWNSTREAM_PEER_CERT_V_END%',
+      upstream: '%UPSTREAM_PEER_URI_SAN%',
+      upstream_version: '%UPSTREAM_TLS_VERSION%',
+    },
+  });
+  assert.equal(f.needsDownstreamTls, true);
+  assert.equal(f.needsUpstreamTls, true);
+  assert.equal(f.needsTimes, true, 'the upstream connection is read as the request is sent');
+  assert.deepEqual(JSON.parse(f.format(proxied({ logDownstreamTls: tls, upstreamTls: { ...tls, peerUriSan: 'spiffe://weft.local/ns/default/sa/inventory' } }))), {
+    peer: 'spiffe://weft.local/ns/default/sa/web',
+    dns: null,
+    local: 'spiffe://weft.local/ns/default/sa/orders',
+    subject: 'CN=web,O=weft',
+    issuer: 'CN=weft-ca',
+    version: 'TLSv1.3',
+    cipher: 'TLS_AES_128_GCM_SHA256',
+    sha256: 'ab'.repeat(32),
+    serial: '0a1b',
+    from: '2026-11-28T00:00:00.000Z',
+    to: '2026-11-29T00:00:00.000Z',
+    upstream: 'spiffe://weft.local/ns/default/sa/inventory',
+    upstream_version: 'TLSv1.3',
+  });
+  const plain = JSON.parse(f.format(proxied()));
+  for (const v of Object.values(plain)) assert.equal(v, null);
+  // A format without TLS operators asks for nothing.
+  const none = compile({ text_format: '%RESPONSE_CODE%' });
+  assert.equal(none.needsDownstreamTls, false);
+  assert.equal(none.needsUpstreamTls, false);
 });
