@@ -102,6 +102,10 @@ export interface RetryPolicyConfig {
   hostSelectionMaxAttempts: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** retriable_headers, and the request's x-envoy-retriable-header-names: under retriable-headers, a response matching any is retried. */
+  retriableHeaders?: readonly HeaderMatcherConfig[];
+  /** retriable_request_headers: only a request matching one of them is retried (Envoy then makes no retry state at all). */
+  retriableRequestHeaders?: readonly HeaderMatcherConfig[];
 }
 
 export type HashPolicyConfig =

@@ -10,7 +10,8 @@
 
 import type { Readable } from 'node:stream';
 import type { Cluster, ClusterManager, Host } from './clusters.ts';
-import type { RetryPolicyConfig, RoutingPriority } from './config.ts';
+import type { HeaderMatcherConfig, RetryPolicyConfig, RoutingPriority } from './config.ts';
+import { headerValueMatches } from './router.ts';
 import type { LocalReply } from './local-reply.ts';
 import { isGrpc, localReplies } from './local-reply.ts';
 import type { SidecarStats } from './stats.ts';
@@ -130,6 +131,25 @@ export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
   if (on.has('gateway-error') && (s === 502 || s === 503 || s === 504)) return true;
   if (on.has('retriable-4xx') && s === 409) return true;
   if (on.has('retriable-status-codes') && policy.retriableStatusCodes.has(s)) return true;
+  if (on.has('retriable-headers') && policy.retriableHeaders !== undefined) {
+    for (const h of policy.retriableHeaders) if (headerValueMatches(h, h.name === ':status' ? String(s) : joinedValue(o.response.headers, h.name))) return true;
+  }
+  return false;
+}
+
+/** Every value of header `name` joined with ',', as Envoy's header matchers read a repeated header; undefined when absent. */
+function joinedValue(headers: HeaderPairs, name: string): string | undefined {
+  let out: string | undefined;
+  for (const [k, v] of headers) if (k === name) out = out === undefined ? v : `${out},${v}`;
+  return out;
+}
+
+/** retriable_request_headers: whether the request matches one (pseudo-headers as the router sends them). */
+function requestRetriable(matchers: readonly HeaderMatcherConfig[], req: ForwardRequest): boolean {
+  for (const h of matchers) {
+    const v = h.name === ':method' ? req.method : h.name === ':path' ? req.path : h.name === ':authority' || h.name === 'host' ? req.authority : joinedValue(req.headers, h.name);
+    if (headerValueMatches(h, v)) return true;
+  }
   return false;
 }
 
@@ -248,7 +268,9 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
 
   const policy = req.retry;
   const replayable = req.body === null || Buffer.isBuffer(req.body) || req.replay !== undefined;
-  const maxAttempts = policy && replayable ? 1 + policy.numRetries : 1;
+  // retriable_request_headers that the request does not match: Envoy makes no retry state, so no retries.
+  const retrying = policy !== undefined && (policy.retriableRequestHeaders === undefined || requestRetriable(policy.retriableRequestHeaders, req));
+  const maxAttempts = retrying && replayable ? 1 + policy.numRetries : 1;
   let body = req.body;
   const tried: string[] = [];
   /** Attempts sent upstream (x-envoy-attempt-count, the access log's attempts). */
@@ -311,7 +333,7 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
     }
     last = { outcome, host };
     if (state.stopped) break;
-    if (!policy || !shouldRetry(policy, outcome)) break;
+    if (!retrying || !shouldRetry(policy, outcome)) break;
     if (attempt === maxAttempts) {
       // Retriable, but the policy's retries are spent (a body that cannot be resent never had any).
       if (replayable) {

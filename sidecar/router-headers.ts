@@ -69,6 +69,7 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
   let retryOn: Set<string> | undefined;
   let maxRetries: number | undefined;
   let statusCodes: number[] | undefined;
+  let headerNames: string[] | undefined;
   let timeoutAltResponse = false;
   if (any) {
     // respect_expected_rq_timeout: the expected timeout an earlier proxy set wins, and x-envoy-upstream-rq-timeout-ms
@@ -109,6 +110,12 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
           }
           break;
         case 'x-envoy-retriable-header-names':
+          // Names only, each a presence matcher, as Envoy's RetryStateImpl reads them (retry_state_impl.cc).
+          for (const c of v.split(',')) {
+            const name = c.trim().toLowerCase();
+            if (name !== '') (headerNames ??= []).push(name);
+          }
+          break;
         case 'x-envoy-hedge-on-per-try-timeout':
           break;
         default:
@@ -124,6 +131,7 @@ export function applyRouterHeaders(headers: HeaderPairs, timeoutMs: number, retr
     }
     if (retry && maxRetries !== undefined) retry = { ...retry, numRetries: maxRetries };
     if (retry && statusCodes) retry = { ...retry, retriableStatusCodes: new Set([...retry.retriableStatusCodes, ...statusCodes]) };
+    if (retry && headerNames) retry = { ...retry, retriableHeaders: [...(retry.retriableHeaders ?? []), ...headerNames.map((name) => ({ name, present: true, invert: false }))] };
   }
   if (expectedHeader) {
     let perTry = retry?.perTryTimeoutMs ?? 0;

@@ -31,6 +31,7 @@ export const RETRY_ON: ReadonlySet<string> = new Set([
   'refused-stream',
   'reset',
   'retriable-status-codes',
+  'retriable-headers',
   // gRPC (x-envoy-retry-grpc-on): the grpc-status of a trailers-only response.
   'cancelled',
   'deadline-exceeded',
@@ -177,8 +178,16 @@ export function retryPolicy(f: Fields): RetryPolicyConfig {
     backoffMaxMs = backoff.durationMs('max_interval') ?? backoffBaseMs * 10;
     backoff.done();
   }
+  // HeaderMatchers on the response (retriable-headers) and on the request (retries at all), as Envoy's
+  // RetryPolicyImpl compiles them (source/common/router/config_impl.cc, retry_state_impl.cc).
+  const retriableHeaders = f.list('retriable_headers').map(headerMatcher);
+  const retriableRequestHeaders = f.list('retriable_request_headers').map(headerMatcher);
   f.done();
-  return { retryOn, numRetries, perTryTimeoutMs, retriableStatusCodes, avoidPreviousHosts, hostSelectionMaxAttempts, backoffBaseMs, backoffMaxMs };
+  return {
+    retryOn, numRetries, perTryTimeoutMs, retriableStatusCodes, avoidPreviousHosts, hostSelectionMaxAttempts, backoffBaseMs, backoffMaxMs,
+    ...(retriableHeaders.length > 0 ? { retriableHeaders } : {}),
+    ...(retriableRequestHeaders.length > 0 ? { retriableRequestHeaders } : {}),
+  };
 }
 
 function routeAction(f: Fields): RouteActionConfig {
