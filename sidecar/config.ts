@@ -106,6 +106,8 @@ export interface RetryPolicyConfig {
   retriableHeaders?: readonly HeaderMatcherConfig[];
   /** retriable_request_headers: only a request matching one of them is retried (Envoy then makes no retry state at all). */
   retriableRequestHeaders?: readonly HeaderMatcherConfig[];
+  /** rate_limited_retry_back_off: a retried response's reset header (Retry-After, X-RateLimit-Reset) sets the back-off. */
+  rateLimitedBackoff?: { resetHeaders: readonly { name: string; unixTimestamp: boolean }[]; maxIntervalMs: number };
 }
 
 export type HashPolicyConfig =

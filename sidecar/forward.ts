@@ -122,8 +122,9 @@ export function shouldRetry(policy: RetryPolicyConfig, o: Outcome): boolean {
     return o.reason === 'connection_failure' && on.has('connect-failure');
   }
   const s = o.response.status;
-  // As Envoy: an upstream Envoy's rate limiter said no (x-envoy-ratelimited): never retried (envoy-ratelimited is not supported).
-  for (const [k] of o.response.headers) if (k === 'x-envoy-ratelimited') return false;
+  // As Envoy's RetryStateImpl::wouldRetryFromHeaders: an upstream Envoy's rate limiter said no (x-envoy-ratelimited):
+  // retried under envoy-ratelimited only, whatever else the policy says.
+  for (const [k] of o.response.headers) if (k === 'x-envoy-ratelimited') return on.has('envoy-ratelimited');
   // As Envoy: the gRPC conditions look at the grpc-status of a trailers-only response (in its headers).
   let g: number | undefined;
   for (const [cond, code] of GRPC_RETRY_ON) if (on.has(cond) && (g ??= grpcStatusIn(o.response.headers)) === code) return true;
@@ -156,6 +157,35 @@ function requestRetriable(matchers: readonly HeaderMatcherConfig[], req: Forward
 function backoffMs(policy: RetryPolicyConfig, retry: number): number {
   const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** (retry - 1));
   return Math.random() * ceiling;
+}
+
+/**
+ * rate_limited_retry_back_off: the interval the retried response's first reset header gives (whole seconds, or a
+ * Unix timestamp in seconds from now), if at most max_interval, as Envoy's ResetHeaderParserImpl::parseInterval and
+ * RetryStateImpl::parseResetInterval read it; undefined when none does.
+ */
+export function resetIntervalMs(rl: NonNullable<RetryPolicyConfig['rateLimitedBackoff']>, headers: HeaderPairs, nowMs: number): number | undefined {
+  for (const h of rl.resetHeaders) {
+    let value: string | undefined;
+    for (const [k, v] of headers) {
+      if (k === h.name) {
+        value = v;
+        break;
+      }
+    }
+    // absl::SimpleAtoi into a uint64: digits only (surrounding whitespace allowed).
+    const text = value?.trim();
+    if (text === undefined || !/^\+?\d{1,19}$/.test(text)) continue;
+    const n = Number(text);
+    let ms: number;
+    if (h.unixTimestamp) {
+      const now = Math.floor(nowMs / 1000);
+      if (n < now) continue;
+      ms = (n - now) * 1000;
+    } else ms = n * 1000;
+    if (ms <= rl.maxIntervalMs) return ms;
+  }
+  return undefined;
 }
 
 /**
@@ -299,7 +329,16 @@ export async function forward(clusters: ClusterManager, clusterName: string, req
       stats.upstreamRqRetry.inc(stats.clusterLabel(clusterName));
       // The answer being retried: Envoy's router counts it under retry.upstream_rq_<code>, not upstream_rq_<code>.
       if (last?.outcome.kind === 'response') stats.retriedResponse(clusterName, last.outcome.response.status);
-      await sleep(backoffMs(policy!, attempt - 1), state);
+      // As Envoy's RetryStateImpl::enableBackoffTimer: the rate limited back-off when the response being retried gave
+      // a reset interval over 1 ms (JitteredLowerBoundBackOffStrategy: from it to 1.5 times it), else the exponential one.
+      const reset = policy!.rateLimitedBackoff !== undefined && last?.outcome.kind === 'response' ? resetIntervalMs(policy!.rateLimitedBackoff, last.outcome.response.headers, Date.now()) : undefined;
+      if (reset !== undefined && reset > 1) {
+        stats.upstreamRqRetryBackoffRatelimited.inc(stats.clusterLabel(clusterName));
+        await sleep(reset + Math.floor(Math.random() * (reset / 2)), state);
+      } else {
+        stats.upstreamRqRetryBackoffExponential.inc(stats.clusterLabel(clusterName));
+        await sleep(backoffMs(policy!, attempt - 1), state);
+      }
       if (state.stopped) {
         // As Envoy: the response being retried was already given up; a route timeout in the backoff is a 504.
         if (last?.outcome.kind === 'response') {

@@ -186,6 +186,8 @@ export class SidecarStats {
   readonly upstreamRqRetry = this.#counter('envoy_cluster_upstream_rq_retry', 'Upstream request retries', ['envoy_cluster_name']);
   readonly upstreamRqRetrySuccess = this.#counter('envoy_cluster_upstream_rq_retry_success', 'Retries that succeeded', ['envoy_cluster_name']);
   readonly upstreamRqRetryOverflow = this.#counter('envoy_cluster_upstream_rq_retry_overflow', 'Retries not attempted: circuit breaker', ['envoy_cluster_name']);
+  readonly upstreamRqRetryBackoffExponential = this.#counter('envoy_cluster_upstream_rq_retry_backoff_exponential', 'Retries that waited the exponential back-off', ['envoy_cluster_name']);
+  readonly upstreamRqRetryBackoffRatelimited = this.#counter('envoy_cluster_upstream_rq_retry_backoff_ratelimited', 'Retries that waited the interval a rate limited response\'s reset header gave', ['envoy_cluster_name']);
   readonly upstreamRqRetryLimitExceeded = this.#counter('envoy_cluster_upstream_rq_retry_limit_exceeded', 'Retriable answers not retried: the retry policy\'s retries were spent (response flag URX)', ['envoy_cluster_name']);
   readonly retryOrShadowAbandoned = this.#counter('envoy_cluster_retry_or_shadow_abandoned', 'Retries or mirroring given up: the request body overflowed the buffer limit', ['envoy_cluster_name']);
   readonly upstreamCxOverflow = this.#counter('envoy_cluster_upstream_cx_overflow', "Times the cluster's connection circuit breaker (max_connections) kept a request from a new connection", ['envoy_cluster_name']);
@@ -450,7 +452,7 @@ export class SidecarStats {
   clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
     const l = this.clusterLabel(name);
     this.cluster(name);
-    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.upstreamRqRetryBackoffExponential, this.upstreamRqRetryBackoffRatelimited, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
     const checks = [this.healthCheckSuccess, this.healthCheckFailure, this.healthCheckAttempt, this.healthCheckNetworkFailure, this.healthCheckHealthy, this.healthCheckDegraded];
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);

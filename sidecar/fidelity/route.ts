@@ -32,6 +32,7 @@ export const RETRY_ON: ReadonlySet<string> = new Set([
   'reset',
   'retriable-status-codes',
   'retriable-headers',
+  'envoy-ratelimited',
   // gRPC (x-envoy-retry-grpc-on): the grpc-status of a trailers-only response.
   'cancelled',
   'deadline-exceeded',
@@ -182,11 +183,29 @@ export function retryPolicy(f: Fields): RetryPolicyConfig {
   // RetryPolicyImpl compiles them (source/common/router/config_impl.cc, retry_state_impl.cc).
   const retriableHeaders = f.list('retriable_headers').map(headerMatcher);
   const retriableRequestHeaders = f.list('retriable_request_headers').map(headerMatcher);
+  let rateLimitedBackoff: RetryPolicyConfig['rateLimitedBackoff'];
+  const rl = f.obj('rate_limited_retry_back_off');
+  if (rl) {
+    const resetHeaders = rl.list('reset_headers').map((h) => {
+      const name = (h.str('name') ?? '').toLowerCase();
+      if (name === '') h.fail('name', 'required');
+      const format = h.enumOf('format', ['SECONDS', 'UNIX_TIMESTAMP'] as const, ['SECONDS', 'UNIX_TIMESTAMP']) ?? 'SECONDS';
+      h.done();
+      return { name, unixTimestamp: format === 'UNIX_TIMESTAMP' };
+    });
+    if (resetHeaders.length === 0) rl.fail('reset_headers', 'at least one reset header is required (as Envoy validates it)');
+    // Envoy's default: 300 s.
+    const maxIntervalMs = rl.durationMs('max_interval') ?? 300_000;
+    if (maxIntervalMs <= 0) rl.fail('max_interval', 'must be more than 0');
+    rl.done();
+    rateLimitedBackoff = { resetHeaders, maxIntervalMs };
+  }
   f.done();
   return {
     retryOn, numRetries, perTryTimeoutMs, retriableStatusCodes, avoidPreviousHosts, hostSelectionMaxAttempts, backoffBaseMs, backoffMaxMs,
     ...(retriableHeaders.length > 0 ? { retriableHeaders } : {}),
     ...(retriableRequestHeaders.length > 0 ? { retriableRequestHeaders } : {}),
+    ...(rateLimitedBackoff ? { rateLimitedBackoff } : {}),
   };
 }
 

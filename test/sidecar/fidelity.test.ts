@@ -539,7 +539,7 @@ test('mutations outside the subset are NACKed with the field path', () => {
       base: golden('route-retries', 'route'),
       mutate: (v) => {
         const r = v.virtual_hosts.find((vh: any) => vh.routes[0].route?.retry_policy).routes[0].route.retry_policy;
-        r.retry_on = '5xx,envoy-ratelimited';
+        r.retry_on = '5xx,http3-post-connect-failure';
       },
       path: 'retry_on',
     },

@@ -3,7 +3,9 @@
 // retries a response matching one of the policy's `retriable_headers` (or a
 // name the request lists in x-envoy-retriable-header-names), and
 // `retriable_request_headers` lets only a request matching one of them be
-// retried at all. weft's translator sets none of these; an Envoy
+// retried at all; `envoy-ratelimited` retries an upstream Envoy's rate
+// limited answer, and `rate_limited_retry_back_off` waits what its reset
+// header (Retry-After) says. weft's translator sets none of these; an Envoy
 // configuration may, and the sidecar honours it. Driven directly with the
 // golden minimal config and a real app on loopback.
 
@@ -12,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
 import { DataPlane } from '../../sidecar/dataplane.ts';
+import { resetIntervalMs } from '../../sidecar/forward.ts';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import { get } from './harness.ts';
 
@@ -38,6 +41,11 @@ before(async () => {
     const n = (attempts.get(id) ?? 0) + 1;
     attempts.set(id, n);
     leaked.set(id, req.headers['x-envoy-retriable-header-names'] !== undefined);
+    if (req.url!.startsWith('/rl') && n === 1) {
+      // An upstream Envoy's rate limiter: 429 with x-envoy-ratelimited, and when to come back.
+      res.writeHead(429, { 'x-envoy-ratelimited': 'true', 'retry-after': '1' });
+      return res.end(`attempt ${n}`);
+    }
     if (req.url!.startsWith('/req')) {
       res.statusCode = n === 1 ? 503 : 200;
       return res.end(`attempt ${n}`);
@@ -60,6 +68,9 @@ before(async () => {
       to('/hdr', { retry_on: 'retriable-headers', num_retries: 2, retry_back_off: { base_interval: '0.001s' }, retriable_headers: [{ name: 'x-retry-me', string_match: { exact: '1' } }] }),
       to('/req', { retry_on: '5xx', num_retries: 2, retry_back_off: { base_interval: '0.001s' }, retriable_request_headers: [{ name: 'x-idempotent', present_match: true }, { name: ':method', string_match: { exact: 'PUT' } }] }),
       to('/names', { retry_on: 'retriable-headers', num_retries: 2, retry_back_off: { base_interval: '0.001s' } }),
+      to('/rl-wait', { retry_on: 'envoy-ratelimited', num_retries: 1, retry_back_off: { base_interval: '0.001s' }, rate_limited_retry_back_off: { reset_headers: [{ name: 'x-ratelimit-reset', format: 'UNIX_TIMESTAMP' }, { name: 'Retry-After' }], max_interval: '5s' } }),
+      to('/rl-now', { retry_on: 'envoy-ratelimited', num_retries: 1, retry_back_off: { base_interval: '0.001s' } }),
+      to('/rl-5xx', { retry_on: '5xx,retriable-status-codes', retriable_status_codes: [429], num_retries: 1, retry_back_off: { base_interval: '0.001s' } }),
       ...vh.routes,
     ];
     return r;
@@ -102,4 +113,35 @@ test('retriable_request_headers: a request matching none of them gets no retry; 
   const put = await get(port, 'reviews', '/req', { method: 'PUT', headers: { 'x-test-id': 'req-2' } });
   assert.equal(put.status, 200, ':method is matched as the router sends it');
   assert.equal(attempts.get('req-2'), 2);
+});
+
+test('envoy-ratelimited retries an upstream Envoy\'s rate limited answer, which no other condition retries', async () => {
+  const other = await get(port, 'reviews', '/rl-5xx', { headers: { 'x-test-id': 'rl-0' } });
+  assert.equal(other.status, 429, 'retriable-status-codes 429 does not retry x-envoy-ratelimited');
+  assert.equal(attempts.get('rl-0'), 1);
+  const retried = await get(port, 'reviews', '/rl-now', { headers: { 'x-test-id': 'rl-1' } });
+  assert.equal(retried.status, 200);
+  assert.equal(attempts.get('rl-1'), 2);
+});
+
+test('rate_limited_retry_back_off waits what the retried answer\'s Retry-After says (1 s here) before the retry', async () => {
+  const started = Date.now();
+  const res = await get(port, 'reviews', '/rl-wait', { headers: { 'x-test-id': 'rl-2' } });
+  const waited = Date.now() - started;
+  assert.equal(res.status, 200);
+  assert.equal(attempts.get('rl-2'), 2);
+  // Envoy's JitteredLowerBoundBackOffStrategy: at least the interval (the exponential back-off here is 1 ms).
+  assert.ok(waited >= 990, `retried after ${waited} ms`);
+});
+
+test('reset headers are read as Envoy\'s ResetHeaderParserImpl reads them', () => {
+  const rl = { resetHeaders: [{ name: 'x-ratelimit-reset', unixTimestamp: true }, { name: 'retry-after', unixTimestamp: false }], maxIntervalMs: 60_000 };
+  const now = Date.UTC(2026, 10, 28, 12, 0, 0, 400);
+  assert.equal(resetIntervalMs(rl, [['retry-after', '7']], now), 7000);
+  assert.equal(resetIntervalMs(rl, [['x-ratelimit-reset', String(now / 1000 + 30 | 0)], ['retry-after', '7']], now), 30_000, 'the first header configured wins');
+  assert.equal(resetIntervalMs(rl, [['x-ratelimit-reset', String(Math.floor(now / 1000) - 5)], ['retry-after', '7']], now), 7000, 'a timestamp in the past is skipped');
+  assert.equal(resetIntervalMs(rl, [['retry-after', '120']], now), undefined, 'over max_interval');
+  assert.equal(resetIntervalMs(rl, [['retry-after', 'Wed, 21 Oct 2026 07:28:00 GMT']], now), undefined, 'an HTTP date is not whole seconds');
+  assert.equal(resetIntervalMs(rl, [['retry-after', '1.5']], now), undefined);
+  assert.equal(resetIntervalMs(rl, [], now), undefined);
 });

@@ -32,13 +32,15 @@ test('gRPC conditions need the status in the response headers; HTTP conditions s
   assert.equal(shouldRetry(policy('5xx'), trailersOnly(14)), false, '5xx does not look at grpc-status');
 });
 
-test('a response an upstream Envoy rate limited (x-envoy-ratelimited) is never retried, whatever the conditions', () => {
+test('a response an upstream Envoy rate limited (x-envoy-ratelimited) is retried under envoy-ratelimited only, whatever the other conditions', () => {
   const limited = (status: number, extra: HeaderPairs = []) => response(status, [['x-envoy-ratelimited', 'true'], ...extra]);
   const all: RetryPolicyConfig = { ...policy('5xx', 'gateway-error', 'retriable-4xx', 'retriable-status-codes', 'unavailable'), retriableStatusCodes: new Set([429]) };
   assert.equal(shouldRetry(all, limited(429)), false);
   assert.equal(shouldRetry(all, limited(503)), false);
   assert.equal(shouldRetry(all, limited(200, [['grpc-status', '14']])), false);
   assert.equal(shouldRetry(all, response(429, [])), true, 'the same 429 without the header is retried');
+  assert.equal(shouldRetry(policy('envoy-ratelimited'), limited(429)), true);
+  assert.equal(shouldRetry(policy('envoy-ratelimited'), response(429, [])), false, 'envoy-ratelimited needs the header');
 });
 
 test('refused-stream retries an upstream REFUSED_STREAM and no other reset; reset, 5xx and gateway-error retry both', () => {
