@@ -261,6 +261,9 @@ test('per-downstream-cluster counters: http.<prefix>.fault.<cluster>.delays_inje
     'envoy_http_fault_delays_injected{envoy_http_conn_manager_prefix="outbound",envoy_fault_downstream_cluster="web"} 1',
     'envoy_http_fault_delays_injected{envoy_http_conn_manager_prefix="outbound"} 2',
   ]);
+  // The harness's metric() gives the connection manager's total, not the total plus its per-cluster series again.
+  assert.equal(await metric(sc.adminPort, 'envoy_http_fault_aborts_injected', { envoy_http_conn_manager_prefix: 'outbound' }), 6);
+  assert.equal(await metric(sc.adminPort, 'envoy_http_fault_aborts_injected', { envoy_fault_downstream_cluster: 'web' }), 2);
   // One family per name, as Envoy's: one TYPE line each.
   const exposition = (await admin(sc.adminPort, '/stats/prometheus')).body;
   assert.equal(exposition.match(/^# TYPE envoy_http_fault_aborts_injected counter$/gm)?.length, 1);

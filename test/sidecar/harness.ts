@@ -311,11 +311,15 @@ export async function load(count: number, concurrency: number, one: (i: number) 
   return out;
 }
 
+/** The sum of metric `name`'s series whose labels include `labels` (every series of it with none given). */
 export async function metric(adminPort: number, name: string, labels: Record<string, string> = {}): Promise<number> {
   const res = await get(adminPort, 'admin', '/stats/prometheus');
   let total = 0;
   for (const line of res.body.split('\n')) {
     if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    // A per-downstream-cluster fault series repeats what the connection manager's total counts (Envoy's
+    // fault.<cluster>.delays_injected beside fault.delays_injected): summed only when asked for by that tag.
+    if (!('envoy_fault_downstream_cluster' in labels) && line.includes('envoy_fault_downstream_cluster=')) continue;
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
