@@ -27,6 +27,7 @@ import { getHeader } from './headers.ts';
 import type { LocalReply } from './local-reply.ts';
 import type { ConnectionAttributes } from './stream-attributes.ts';
 import { responseCodeDetails } from './stream-attributes.ts';
+import { compileTimeFormat } from './time-format.ts';
 import type { TlsInfo } from './tls-info.ts';
 import type { HeaderPairs } from './upstream.ts';
 
@@ -167,8 +168,6 @@ function responseHeader(s: LogSource, name: string): string | undefined {
 
 /** Operators without arguments, and what each gives (stream_info_formatter.cc). */
 const SIMPLE: Record<string, CompiledOperator> = {
-  // Envoy's default START_TIME format, %Y-%m-%dT%H:%M:%E3SZ: ISO 8601 in UTC with milliseconds.
-  START_TIME: { get: (s) => new Date(s.started).toISOString(), connection: false },
   PROTOCOL: { get: (s) => orNone(s.log.protocol), connection: false },
   // responseCode().value_or(0): 0 when no response was sent.
   RESPONSE_CODE: { get: (s) => s.log.response_code, connection: false },
@@ -239,6 +238,8 @@ const SIMPLE: Record<string, CompiledOperator> = {
   DOWNSTREAM_PEER_FINGERPRINT_256: downstreamTls((t) => t.peerSha256),
   DOWNSTREAM_PEER_FINGERPRINT_1: downstreamTls((t) => t.peerSha1),
   DOWNSTREAM_PEER_SERIAL: downstreamTls((t) => t.peerSerial),
+  // The peer certificate as PEM, percent-encoded (urlEncodedPemEncodedPeerCertificate).
+  DOWNSTREAM_PEER_CERT: downstreamTls((t) => t.peerCertEncoded),
   // The same of the last attempt's upstream connection (StreamInfoUpstreamSslConnectionInfoFormatterProvider).
   UPSTREAM_PEER_URI_SAN: upstreamTls((t) => t.peerUriSan),
   UPSTREAM_PEER_DNS_SAN: upstreamTls((t) => t.peerDnsSan),
@@ -250,15 +251,31 @@ const SIMPLE: Record<string, CompiledOperator> = {
   UPSTREAM_PEER_ISSUER: upstreamTls((t) => t.peerIssuer),
   UPSTREAM_TLS_VERSION: upstreamTls((t) => t.version),
   UPSTREAM_TLS_CIPHER: upstreamTls((t) => t.cipher),
+  UPSTREAM_PEER_CERT: upstreamTls((t) => t.peerCertEncoded),
 };
 
-/** Certificate validity operators (SystemTimeFormatter with the default format): ISO 8601 in UTC with milliseconds. */
-const CERT_TIMES: Record<string, CompiledOperator> = {
-  DOWNSTREAM_PEER_CERT_V_START: { get: (s) => isoTime(s.logDownstreamTls?.peerValidFrom), connection: false, downstreamTls: true },
-  DOWNSTREAM_PEER_CERT_V_END: { get: (s) => isoTime(s.logDownstreamTls?.peerValidTo), connection: false, downstreamTls: true },
-  UPSTREAM_PEER_CERT_V_START: { get: (s) => isoTime(s.upstreamTls?.peerValidFrom), connection: false, times: true, upstreamTls: true },
-  UPSTREAM_PEER_CERT_V_END: { get: (s) => isoTime(s.upstreamTls?.peerValidTo), connection: false, times: true, upstreamTls: true },
+/**
+ * The operators that give a time (SystemTimeFormatter): with no format (or an empty one), Envoy's default,
+ * %Y-%m-%dT%H:%M:%E3SZ (ISO 8601 in UTC with milliseconds); with one, that format (sidecar/time-format.ts; until
+ * 2026-11-29 a format was NACKed). What each reads: the stream's start, or a TLS peer certificate's validity.
+ */
+const TIMES: Record<string, { time: (s: LogSource) => number | undefined; needs: Omit<CompiledOperator, 'get'> }> = {
+  START_TIME: { time: (s) => s.started, needs: { connection: false } },
+  DOWNSTREAM_PEER_CERT_V_START: { time: (s) => s.logDownstreamTls?.peerValidFrom, needs: { connection: false, downstreamTls: true } },
+  DOWNSTREAM_PEER_CERT_V_END: { time: (s) => s.logDownstreamTls?.peerValidTo, needs: { connection: false, downstreamTls: true } },
+  UPSTREAM_PEER_CERT_V_START: { time: (s) => s.upstreamTls?.peerValidFrom, needs: { connection: false, times: true, upstreamTls: true } },
+  UPSTREAM_PEER_CERT_V_END: { time: (s) => s.upstreamTls?.peerValidTo, needs: { connection: false, times: true, upstreamTls: true } },
 };
+
+/** A time operator compiled with its format (undefined or '': Envoy's default), or why not. */
+function timeOperator(token: string, name: string, format: string | undefined): CompiledOperator | string {
+  const t = TIMES[name]!;
+  const read = t.time;
+  if (!format) return { ...t.needs, get: (s) => isoTime(read(s)) };
+  const f = compileTimeFormat(format);
+  if (typeof f === 'string') return `%${token}%: ${f}`;
+  return { ...t.needs, get: (s) => { const ms = read(s); return ms === undefined ? undefined : f(ms); } };
+}
 
 function isoTime(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : new Date(ms).toISOString();
@@ -369,21 +386,12 @@ function compileOperator(token: string): CompiledOperator | string {
     return { get, connection: false };
   }
   if (maxLength !== undefined) return `%${token}%: the weft sidecar supports a length limit only on %REQ()%, %RESP()% and %TRAILER()%`;
-  if (name === 'START_TIME') {
-    // A strftime format of its own is not implemented; the default (empty) one is.
-    if (arg) return `%${token}% is not supported by the weft sidecar (only %START_TIME% with Envoy's default format)`;
-    return SIMPLE.START_TIME!;
-  }
+  if (TIMES[name] !== undefined) return timeOperator(token, name, arg);
   if (name === 'RESPONSE_CODE_DETAILS' && arg !== undefined) {
     if (arg !== 'ALLOW_WHITESPACES') return `%${token}%: the only argument is ALLOW_WHITESPACES`;
     return { get: (s) => details(s, true), connection: false };
   }
   if (name === 'HOSTNAME' && arg === undefined) return { get: () => hostName, connection: false };
-  const certTime = CERT_TIMES[name];
-  if (certTime !== undefined) {
-    if (arg) return `%${token}% is not supported by the weft sidecar (only %${name}% with Envoy's default format)`;
-    return certTime;
-  }
   const simple = SIMPLE[name];
   if (simple !== undefined && arg === undefined) return simple;
   return `%${token}% is not supported by the weft sidecar`;

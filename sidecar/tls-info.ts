@@ -25,6 +25,8 @@ export interface TlsInfo {
   readonly peerSerial: string;
   readonly peerSha256: string;
   readonly peerSha1: string;
+  /** The peer certificate in PEM, percent-encoded as Envoy's urlEncodedPemEncodedPeerCertificate (%DOWNSTREAM_PEER_CERT%). */
+  readonly peerCertEncoded: string;
   /** The peer certificate's validity, ms since the epoch; undefined without a peer certificate. */
   readonly peerValidFrom: number | undefined;
   readonly peerValidTo: number | undefined;
@@ -75,6 +77,19 @@ function x509(cert: Cert | null | undefined): X509Certificate | undefined {
   }
 }
 
+/**
+ * Envoy's Http::Utility::PercentEncoding::urlEncode, which it applies to a PEM: every byte but ALPHA, DIGIT, '*',
+ * '-', '.' and '_' as %XX in upper-case hex (so "-----BEGIN%20CERTIFICATE-----%0A...").
+ */
+export function urlEncode(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const keep = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || byte === 0x2a || byte === 0x2d || byte === 0x2e || byte === 0x5f;
+    out += keep ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
 function dateOf(text: string | undefined): number | undefined {
   if (!text) return undefined;
   const ms = Date.parse(text);
@@ -108,6 +123,7 @@ export function tlsInfo(socket: unknown): TlsInfo | undefined {
     peerSerial: peerX509 ? peerX509.serialNumber.toLowerCase() : '',
     peerSha256: peer?.raw?.length ? createHash('sha256').update(peer.raw).digest('hex') : '',
     peerSha1: peer?.raw?.length ? createHash('sha1').update(peer.raw).digest('hex') : '',
+    peerCertEncoded: peerX509 ? urlEncode(peerX509.toString()) : '',
     peerValidFrom: peerX509 ? dateOf(peer?.valid_from) : undefined,
     peerValidTo: peerX509 ? dateOf(peer?.valid_to) : undefined,
     localUriSan: sans(local, 'URI:'),

@@ -219,12 +219,13 @@ test('what the sidecar does not implement is NACKed naming the field path', () =
   const at = (key: string) => `${LOG_PATH}.log_format.json_format.${key}`;
   assert.deepEqual(errorsOf([stdout({ json_format: { ok: '%RESPONSE_CODE%', foo: '%FOO%' } })]), [{ path: at('foo'), message: '%FOO% is not supported by the weft sidecar' }]);
   assert.deepEqual(errorsOf([stdout({ json_format: { n: { deep: ['x', '%DYNAMIC_METADATA(a:b)%'] } } })]).map((e) => e.path), [at('n.deep[1]')]);
-  assert.match(errorsOf([stdout({ json_format: { t: '%START_TIME(%s)%' } })])[0]!.message, /START_TIME.* not supported/);
-  assert.match(errorsOf([stdout({ json_format: { t: '%DOWNSTREAM_PEER_CERT_V_END(%Y)%' } })])[0]!.message, /DOWNSTREAM_PEER_CERT_V_END.* not supported/);
+  // A time format with a specifier the sidecar does not format names it (and the operator).
+  assert.deepEqual(errorsOf([stdout({ json_format: { t: '%START_TIME(%Y %Q)%' } })]), [{ path: at('t'), message: '%START_TIME(%Y %Q)%: "%Y %Q": %Q at position 3 is not a time specifier the weft sidecar formats (strftime\'s in the C locale, Envoy\'s %s and %f, absl\'s %E forms are)' }]);
+  assert.match(errorsOf([stdout({ json_format: { t: '%DOWNSTREAM_PEER_CERT_V_END(%Ec)%' } })])[0]!.message, /^%DOWNSTREAM_PEER_CERT_V_END\(%Ec\)%: .*%Ec at position 0 is not a time specifier/);
   assert.match(errorsOf([stdout({ json_format: { t: '%DOWNSTREAM_TLS_SESSION_ID%' } })])[0]!.message, /not supported/);
   assert.match(errorsOf([stdout({ json_format: { bad: 'a % b' } })])[0]!.message, /not a command operator/);
   assert.match(errorsOf([stdout({ json_format: { b: true } })])[0]!.path, /json_format\.b$/);
-  assert.deepEqual(errorsOf([stdout({ text_format: '%UPSTREAM_PEER_CERT%' })]), [{ path: `${LOG_PATH}.log_format.text_format`, message: '%UPSTREAM_PEER_CERT% is not supported by the weft sidecar' }]);
+  assert.deepEqual(errorsOf([stdout({ text_format: '%DOWNSTREAM_PEER_CHAIN_SERIALS%' })]), [{ path: `${LOG_PATH}.log_format.text_format`, message: '%DOWNSTREAM_PEER_CHAIN_SERIALS% is not supported by the weft sidecar' }]);
   assert.deepEqual(errorsOf([stdout({ text_format_source: { filename: '/etc/fmt' } })]).map((e) => e.path), [`${LOG_PATH}.log_format.text_format_source.filename`, `${LOG_PATH}.log_format.text_format_source.inline_string`]);
   assert.equal(errorsOf([stdout({ json_format: { a: 'x' }, formatters: [{ name: 'x', typed_config: {} }] })])[0]!.path, `${LOG_PATH}.log_format.formatters`);
   // Another logger (file) is NACKed at its type.
@@ -468,6 +469,7 @@ test('TLS operators read the connection as Envoy\'s Ssl::ConnectionInfo: none on
     peerSerial: '0a1b',
     peerSha256: 'ab'.repeat(32),
     peerSha1: 'cd'.repeat(20),
+    peerCertEncoded: '-----BEGIN%20CERTIFICATE-----%0AMIIB%2Fw%3D%3D%0A-----END%20CERTIFICATE-----%0A',
     peerValidFrom: Date.UTC(2026, 10, 28),
     peerValidTo: Date.UTC(2026, 10, 29),
     localUriSan: 'spiffe://weft.local/ns/default/sa/orders',
@@ -489,7 +491,11 @@ test('TLS operators read the connection as Envoy\'s Ssl::ConnectionInfo: none on
       serial: '%DOWNSTREAM_PEER_SERIAL%',
       from: '%DOWNSTREAM_PEER_CERT_V_START%',
       to: '%DOWNSTREAM_PEER_CERT_V_END%',
+      to_day: '%DOWNSTREAM_PEER_CERT_V_END(%d %b %Y)%',
+      pem: '%DOWNSTREAM_PEER_CERT%',
       upstream: '%UPSTREAM_PEER_URI_SAN%',
+      upstream_pem: '%UPSTREAM_PEER_CERT%',
+      upstream_to: '%UPSTREAM_PEER_CERT_V_END(%s)%',
       upstream_version: '%UPSTREAM_TLS_VERSION%',
     },
   });
@@ -508,7 +514,11 @@ test('TLS operators read the connection as Envoy\'s Ssl::ConnectionInfo: none on
     serial: '0a1b',
     from: '2026-11-28T00:00:00.000Z',
     to: '2026-11-29T00:00:00.000Z',
+    to_day: '29 Nov 2026',
+    pem: '-----BEGIN%20CERTIFICATE-----%0AMIIB%2Fw%3D%3D%0A-----END%20CERTIFICATE-----%0A',
     upstream: 'spiffe://weft.local/ns/default/sa/inventory',
+    upstream_pem: '-----BEGIN%20CERTIFICATE-----%0AMIIB%2Fw%3D%3D%0A-----END%20CERTIFICATE-----%0A',
+    upstream_to: String(Date.UTC(2026, 10, 29) / 1000),
     upstream_version: 'TLSv1.3',
   });
   const plain = JSON.parse(f.format(proxied()));
@@ -517,4 +527,69 @@ test('TLS operators read the connection as Envoy\'s Ssl::ConnectionInfo: none on
   const none = compile({ text_format: '%RESPONSE_CODE%' });
   assert.equal(none.needsDownstreamTls, false);
   assert.equal(none.needsUpstreamTls, false);
+});
+
+test('%START_TIME(format)% formats the start as Envoy\'s DateFormatter: strftime in UTC with %s, %f and absl\'s %E forms', () => {
+  // STARTED is 2026-11-28T04:05:06.789Z, a Saturday, day 332 of the year.
+  const f = compile({
+    json_format: {
+      envoy_default: '%START_TIME%',
+      empty: '%START_TIME()%',
+      seconds: '%START_TIME(%s)%',
+      millis: '%START_TIME(%s.%3f)%',
+      micros: '%START_TIME(%s.%6f)%',
+      nanos: '%START_TIME(%f)%',
+      one: '%START_TIME(%1f)%',
+      docs: '%START_TIME(%Y/%m/%dT%H:%M:%S%z %s)%',
+      absl: '%START_TIME(%Y-%m-%dT%H:%M:%E3SZ)%',
+      star_s: '%START_TIME(%E*S)%',
+      star_f: '%START_TIME(%E*f)%',
+      rfc3339: '%START_TIME(%FT%T%Ez)%',
+      zone: '%START_TIME(%E*z %Z)%',
+      names: '%START_TIME(%a %A %b %B %h %p %P)%',
+      c_locale: '%START_TIME(%c|%x|%X|%D|%r|%R)%',
+      weeks: '%START_TIME(%j %U %W %V %G %g %u %w)%',
+      padded: '%START_TIME(%e|%k|%l|%I|%C|%y|%E4Y)%',
+      literal: '%START_TIME(100%% at %H)%',
+      text: 'at %START_TIME(%H:%M)% done',
+    },
+  });
+  assert.deepEqual(JSON.parse(f.format(proxied())), {
+    envoy_default: '2026-11-28T04:05:06.789Z',
+    empty: '2026-11-28T04:05:06.789Z',
+    seconds: String(Math.floor(STARTED / 1000)),
+    millis: `${Math.floor(STARTED / 1000)}.789`,
+    micros: `${Math.floor(STARTED / 1000)}.789000`,
+    nanos: '789000000',
+    one: '7',
+    docs: `2026/11/28T04:05:06+0000 ${Math.floor(STARTED / 1000)}`,
+    absl: '2026-11-28T04:05:06.789Z',
+    star_s: '06.789',
+    star_f: '789',
+    rfc3339: '2026-11-28T04:05:06+00:00',
+    zone: '+00:00:00 UTC',
+    names: 'Sat Saturday Nov November Nov AM am',
+    c_locale: 'Sat Nov 28 04:05:06 2026|11/28/26|04:05:06|11/28/26|04:05:06 AM|04:05',
+    weeks: '332 47 47 48 2026 26 6 6',
+    padded: '28| 4| 4|04|20|26|2026',
+    literal: '100% at 04',
+    text: 'at 04:05 done',
+  });
+  // On a whole second %E*S has no fraction and %E*f is 0; %E0S none either.
+  const whole = compile({ json_format: { s: '%START_TIME(%E*S|%E*f|%E0S|%E2S)%' } });
+  assert.equal(JSON.parse(whole.format(proxied({ started: Date.UTC(2027, 0, 1, 0, 0, 0) }))).s, '00|0|00|00.00');
+});
+
+test('time formats agree with the C library where both define them (date(1) in UTC)', { skip: process.platform === 'win32' ? 'no date(1)' : false }, async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { compileTimeFormat } = await import('../../sidecar/time-format.ts');
+  const format = '%a %A %b %B %c %C %d %D %e %F %g %G %h %H %I %j %k %l %m %M %p %r %R %s %S %T %u %U %V %w %W %x %X %y %Y %z %Z';
+  // Days around year ends and a leap day, where the week numbers and the ISO year differ.
+  for (const iso of ['2026-11-28T04:05:06Z', '2027-01-01T23:59:59Z', '2026-12-31T12:00:00Z', '2024-02-29T00:00:00Z', '2021-01-03T13:14:15Z', '2020-12-31T00:00:00Z']) {
+    const ms = Date.parse(iso);
+    const expected = execFileSync('date', ['-u', '-d', `@${ms / 1000}`, `+${format}`], { env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' }, encoding: 'utf8' }).trimEnd();
+    const f = compileTimeFormat(format);
+    assert.equal(typeof f, 'function');
+    assert.equal((f as (ms: number) => string)(ms), expected, iso);
+  }
 });

@@ -60,6 +60,8 @@ test('TLS operators: the inbound side logs the caller\'s certificate, the outbou
     sha256: '%DOWNSTREAM_PEER_FINGERPRINT_256%',
     serial: '%DOWNSTREAM_PEER_SERIAL%',
     expires: '%DOWNSTREAM_PEER_CERT_V_END%',
+    expires_epoch: '%DOWNSTREAM_PEER_CERT_V_END(%s)%',
+    pem: '%DOWNSTREAM_PEER_CERT%',
     upstream: '%UPSTREAM_PEER_URI_SAN%',
   };
   const outboundLog = {
@@ -68,6 +70,7 @@ test('TLS operators: the inbound side logs the caller\'s certificate, the outbou
     local: '%UPSTREAM_LOCAL_URI_SAN%',
     subject: '%UPSTREAM_PEER_SUBJECT%',
     version: '%UPSTREAM_TLS_VERSION%',
+    pem: '%UPSTREAM_PEER_CERT%',
     downstream: '%DOWNSTREAM_PEER_URI_SAN%',
     cluster: '%UPSTREAM_CLUSTER%',
     raw: '%UPSTREAM_CLUSTER_RAW%',
@@ -112,16 +115,22 @@ test('TLS operators: the inbound side logs the caller\'s certificate, the outbou
     sha256: createHash('sha256').update(cert.raw).digest('hex'),
     serial: cert.serialNumber.toLowerCase(),
     expires: new Date(cert.validTo).toISOString(),
+    expires_epoch: String(Date.parse(cert.validTo) / 1000),
+    // The peer's certificate as PEM, percent-encoded as Envoy's urlEncode: decoding gives the certificate back.
+    pem: inbound.pem,
     // The inbound cluster is plaintext to the app.
     upstream: null,
   });
   assert.match(inbound.cipher, /^TLS_(AES|CHACHA20)_/);
+  assert.match(inbound.pem, /^-----BEGIN%20CERTIFICATE-----%0A[A-Za-z0-9%]+%0A-----END%20CERTIFICATE-----%0A$/);
+  assert.ok(new X509Certificate(decodeURIComponent(inbound.pem)).raw.equals(cert.raw), 'the logged PEM is the peer certificate');
   assert.deepEqual(outbound, {
     side: 'outbound',
     peer: SPIFFE_WEB,
     local: SPIFFE_WEB,
     subject: inbound.subject,
     version: 'TLSv1.3',
+    pem: inbound.pem,
     // The caller reached the outbound listener in plaintext.
     downstream: null,
     cluster: 'web_stats',
