@@ -79,7 +79,12 @@ export interface FaultConfig {
    * fault.http.delay.fixed_delay_percent, fault.http.delay.fixed_duration_ms, fault.http.abort.abort_percent,
    * fault.http.abort.http_status, fault.http.abort.grpc_status; the HTTPFault's *_runtime fields name others).
    */
-  runtime: { delayPercent: string; delayDuration: string; abortPercent: string; abortHttpStatus: string; abortGrpcStatus: string; maxActiveFaults: string };
+  runtime: { delayPercent: string; delayDuration: string; abortPercent: string; abortHttpStatus: string; abortGrpcStatus: string; maxActiveFaults: string; responseRateLimitPercent: string };
+  /**
+   * response_rate_limit: fixed_limit (kbps), or header_limit (kbps undefined: x-envoy-fault-throughput-response's
+   * value, none without a valid non-zero one; x-envoy-fault-throughput-response-percentage lowers the percentage).
+   */
+  responseRateLimit?: { kbps?: number; fraction: Fraction; percent: PercentParts };
   /** max_active_faults: no new fault while this many are active in the connection manager (absent: no limit unless the runtime's key sets one). */
   maxActiveFaults?: number;
   /** upstream_cluster: the fault applies only to requests whose route sends them to this cluster. */

@@ -142,6 +142,8 @@ function faultHeadersMatch(matchers: readonly HeaderMatcherConfig[], headers: He
 export const NO_ROUTE: Pick<RouteEntry, 'disabledFilters' | 'fault'> = { disabledFilters: new Set(), fault: undefined };
 
 export class RequestFilters {
+  /** The fault filter's response_rate_limit for this stream (KiB/s): its response body is paced (proxy.ts, rate-limiter.ts). */
+  responseRateKbps: number | undefined = undefined;
   /** The fault filter delayed the request: Envoy's response flag DI. */
   delayInjected = false;
   readonly #active: Active[] = [];
@@ -443,6 +445,21 @@ export class RequestFilters {
       if (fault.headers !== undefined && !faultHeadersMatch(fault.headers, s.headers)) return undefined;
       // With x-envoy-downstream-service-cluster (even empty), Envoy reads fault.http.<that cluster>.* keys.
       const downstream = getHeader(s.headers, 'x-envoy-downstream-service-cluster');
+      // response_rate_limit first, as Envoy's maybeSetupResponseRateLimit (before the delay and the abort): the
+      // percentage (x-envoy-fault-throughput-response-percentage lowering it with header_limit) under the runtime's
+      // key (no per-downstream-cluster key, as in Envoy), then the rate (header_limit: x-envoy-fault-throughput-response,
+      // none without a valid non-zero one), then an active fault. The response body is then paced (proxy.ts).
+      const rl = fault.responseRateLimit;
+      if (rl !== undefined) {
+        const share = rl.kbps === undefined ? headerShare(s.headers, 'x-envoy-fault-throughput-response-percentage', rl.percent, rl.fraction) : rl.fraction;
+        if (this.#random() < this.#runtime.fraction(fault.runtime.responseRateLimitPercent, share)) {
+          const kbps = rl.kbps ?? headerUint(s.headers, 'x-envoy-fault-throughput-response', MAX_UINT64);
+          if (kbps !== undefined && kbps > 0 && this.#tryIncActiveFaults(fault)) {
+            this.#stats.faultResponseRlInjected.inc(this.#faultLabels());
+            this.responseRateKbps = kbps;
+          }
+        }
+      }
       // As Envoy's FaultFilter: the runtime's percent and duration (keys in fault.runtime) over the configured ones,
       // read per request; a delay of 0 ms is no delay. A downstream cluster's percent key replaces the filter's,
       // its duration key is read over the filter's (isDelayEnabled, delayDuration). header_delay: the duration is

@@ -35,6 +35,7 @@ import type { BodySink, HeaderPairs, TrailerSource, UpgradeAdmission, UpstreamPo
 import { UpstreamFailure } from './upstream.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
 import type { StreamProperties } from './wasm/index.ts';
+import { StreamRateLimiter } from './rate-limiter.ts';
 
 export type { AccessLogEntry } from './access-log-format.ts';
 
@@ -1836,6 +1837,12 @@ function respond(stream: Stream, upstream: UpstreamResponse, status: number, hea
   // An h2 upstream's headers that ended its stream (trailers-only) end this one too.
   const last = h2res !== undefined && upstream.endStream === true && filters === undefined;
   if (last) sink.corked = false;
+  // The fault filter's response_rate_limit: the body is paced; the headers go out at once, as Envoy's only pace data.
+  const kbps = stream.filters?.responseRateKbps;
+  if (kbps !== undefined && !last) {
+    sink.limiter = new StreamRateLimiter(kbps, stream.hcm.bufferLimitBytes, (c) => sink.writeOut(c), () => sink.full || upstream.body.resume());
+    if (sink.corked) sink.corked = false;
+  }
   if (sink.corked) res.cork();
   writeHead(stream, status, headers, last);
   res.on('close', () => sink.closed());
@@ -1867,6 +1874,8 @@ class ResponseSink implements BodySink {
   full = false;
   /** Trailers a wasm filter added in its last body call (Envoy's addEncodedTrailers): they end the response. */
   added: HeaderPairs | undefined = undefined;
+  /** The fault filter's response_rate_limit: body bytes go out through it, paced; the end waits until it is empty. */
+  limiter: StreamRateLimiter | undefined = undefined;
 
   constructor(
     readonly stream: Stream,
@@ -1885,6 +1894,7 @@ class ResponseSink implements BodySink {
   settle(flag: string, details?: string): void {
     if (this.settled) return;
     this.settled = true;
+    this.limiter?.destroy();
     this.release();
     this.stream.finish(this.status, flag, details);
   }
@@ -1984,6 +1994,15 @@ class ResponseSink implements BodySink {
   }
 
   write(c: Buffer): boolean {
+    // Paced by the fault filter's rate limit: the limiter writes it out (writeOut); false above its watermark.
+    if (this.limiter !== undefined && c.length > 0) {
+      if (!this.headOut) this.writeOut(EMPTY);
+      return this.limiter.write(c);
+    }
+    return this.writeOut(c);
+  }
+
+  writeOut(c: Buffer): boolean {
     this.headOut = true;
     this.stream.log.bytes_sent += c.length;
     const res = this.stream.res;
@@ -1991,6 +2010,11 @@ class ResponseSink implements BodySink {
     if (this.corked) {
       this.corked = false;
       process.nextTick(uncork, res);
+    }
+    // Paced bytes: the limiter decides when the upstream is read again, and keeps the stream from going idle.
+    if (this.limiter !== undefined) {
+      if (c.length > 0) this.stream.touch();
+      return ok;
     }
     if (!ok) res.once('drain', () => this.full || this.upstream.body.resume());
     return ok;
@@ -2029,6 +2053,11 @@ class ResponseSink implements BodySink {
 
   finishEnd(trailers: HeaderPairs): void {
     if (this.settled) return;
+    // The end and the trailers wait for the paced body (StreamRateLimiter::onTrailers, end_stream with the last bytes).
+    if (this.limiter !== undefined && this.limiter.buffered > 0) {
+      this.limiter.whenDrained(() => this.finishEnd(trailers));
+      return;
+    }
     if (this.added !== undefined && trailers.length === 0) trailers = this.added;
     if (trailers.length > 0) this.stream.logResponseTrailers = trailers;
     if (this.h2res && trailers.length) this.h2res.addTrailers(objectFromPairs(trailers));

@@ -278,6 +278,7 @@ export class SidecarStats {
   readonly faultAbortsInjected = this.#faultCounter('aborts_injected', 'Requests the fault filter aborted');
   readonly faultActive = this.#gauge('envoy_http_fault_active_faults', 'Requests delayed or aborted by the fault filter, not ended yet', ['envoy_http_conn_manager_prefix']);
   readonly faultsOverflow = this.#counter('envoy_http_fault_faults_overflow', 'Faults not injected: max_active_faults reached', ['envoy_http_conn_manager_prefix']);
+  readonly faultResponseRlInjected = this.#counter('envoy_http_fault_response_rl_injected', 'Responses whose body the fault filter rate limited', ['envoy_http_conn_manager_prefix']);
   readonly tracingRandomSampling = this.#counter('envoy_http_tracing_random_sampling', 'Requests traced by random_sampling', ['envoy_http_conn_manager_prefix']);
   readonly tracingClientEnabled = this.#counter('envoy_http_tracing_client_enabled', 'Requests traced by client_sampling (x-client-trace-id)', ['envoy_http_conn_manager_prefix']);
   readonly tracingNotTraceable = this.#counter('envoy_http_tracing_not_traceable', 'Requests not sampled', ['envoy_http_conn_manager_prefix']);

@@ -22,6 +22,7 @@ export function faultConfig(f: Fields): FaultConfig {
       abortHttpStatus: key('abort_http_status_runtime', 'fault.http.abort.http_status'),
       abortGrpcStatus: key('abort_grpc_status_runtime', 'fault.http.abort.grpc_status'),
       maxActiveFaults: key('max_active_faults_runtime', 'fault.http.max_active_faults'),
+      responseRateLimitPercent: key('response_rate_limit_percent_runtime', 'fault.http.rate_limit.response_percent'),
     },
   };
   // A UInt32Value: its value (proto3 JSON writes the wrapper as the number).
@@ -71,6 +72,29 @@ export function faultConfig(f: Fields): FaultConfig {
       if (status < 200 || status >= 600) abort.fail('http_status', 'must be in [200, 600)');
       else out.abort = { status, fraction, percent };
     }
+  }
+  const rl = f.obj('response_rate_limit');
+  if (rl) {
+    // FaultRateLimit's oneof limit_type: fixed_limit (limit_kbps >= 1) or header_limit (filters/common/fault/fault_config.cc).
+    const set = ['fixed_limit', 'header_limit'].filter((k) => rl.raw(k) != null);
+    const percent = percentParts(rl.obj('percentage')) ?? { numerator: 0, scale: 100 };
+    const fraction = Math.min(1, percent.numerator / percent.scale);
+    let kbps: number | undefined;
+    if (set.includes('fixed_limit')) {
+      const fixed = rl.obj('fixed_limit')!;
+      kbps = fixed.num('limit_kbps');
+      fixed.done();
+      if (kbps === undefined || !Number.isInteger(kbps) || kbps < 1) {
+        fixed.fail('limit_kbps', 'must be an integer of at least 1 (KiB/s)');
+        kbps = undefined;
+      }
+    }
+    if (set.includes('header_limit')) emptyMessage(rl, 'header_limit');
+    rl.done();
+    if (set.length === 0) rl.fail('fixed_limit', 'fixed_limit or header_limit is required');
+    else if (set.length > 1) rl.fail('header_limit', 'only one of fixed_limit and header_limit may be set');
+    else if (set[0] === 'header_limit') out.responseRateLimit = { fraction, percent };
+    else if (kbps !== undefined) out.responseRateLimit = { kbps, fraction, percent };
   }
   f.done();
   return out;

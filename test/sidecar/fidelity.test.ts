@@ -217,7 +217,7 @@ test("a route match's runtime_fraction and the fault filter's upstream_cluster a
   assert.deepEqual((decoded('route', v) as RouteConfig).virtualHosts[0]!.routes[0]!.match.runtimeFraction, { fraction: 0.3 });
 });
 
-test("the fault filter's headers, abort.grpc_status, abort.header_abort, delay.header_delay, abort_grpc_status_runtime and disable_downstream_cluster_stats are decoded, not NACKed; a oneof with two members and response_rate_limit still are", () => {
+test("the fault filter's headers, abort.grpc_status, abort.header_abort, delay.header_delay, response_rate_limit, abort_grpc_status_runtime and disable_downstream_cluster_stats are decoded, not NACKed; a oneof with two members and a limit of 0 KiB/s are", () => {
   const v = structuredClone(golden('route-canary-90-10', 'route')) as any;
   const r0 = v.virtual_hosts[0].routes[0];
   const withFault = (fault: Record<string, unknown>) => {
@@ -256,7 +256,17 @@ test("the fault filter's headers, abort.grpc_status, abort.header_abort, delay.h
   assert.match(errorsOf({ abort: { percentage: { numerator: 1 } } }), /abort\.http_status","message":"one of http_status, grpc_status and header_abort is required/);
   assert.match(errorsOf({ abort: { header_abort: { x: 1 } } }), /abort\.header_abort\.x","message":"field not supported/);
   assert.match(errorsOf({ headers: [{ name: 'x', string_match: { exact: 'a' }, weft: 1 }] }), /headers\[0\]\.weft/);
-  assert.ok(errorsOf({ response_rate_limit: { fixed_limit: { limit_kbps: 1 } } }).includes(`${at}.response_rate_limit`));
+  // response_rate_limit (until 2026-11-29 NACKed): fixed_limit (uint64 as proto3 JSON writes it) or header_limit;
+  // no percentage is 0%, as an unset FractionalPercent; the runtime key is Envoy's unless named.
+  const fixed = faultOf({ response_rate_limit: { fixed_limit: { limit_kbps: '64' }, percentage: { numerator: 25 } } });
+  assert.deepEqual(fixed.responseRateLimit, { kbps: 64, fraction: 0.25, percent: { numerator: 25, scale: 100 } });
+  assert.equal(fixed.runtime.responseRateLimitPercent, 'fault.http.rate_limit.response_percent');
+  const asked = faultOf({ response_rate_limit: { header_limit: {} }, response_rate_limit_percent_runtime: 'my.rl' });
+  assert.deepEqual(asked.responseRateLimit, { fraction: 0, percent: { numerator: 0, scale: 100 } });
+  assert.equal(asked.runtime.responseRateLimitPercent, 'my.rl');
+  assert.ok(errorsOf({ response_rate_limit: { fixed_limit: { limit_kbps: 0 } } }).includes(`${at}.response_rate_limit.fixed_limit.limit_kbps","message":"must be an integer of at least 1`));
+  assert.match(errorsOf({ response_rate_limit: { fixed_limit: { limit_kbps: 1 }, header_limit: {} } }), /response_rate_limit\.header_limit","message":"only one of fixed_limit and header_limit/);
+  assert.match(errorsOf({ response_rate_limit: { percentage: { numerator: 1 } } }), /response_rate_limit\.fixed_limit","message":"fixed_limit or header_limit is required/);
 });
 
 test("a listener's per_connection_buffer_limit_bytes becomes its connection manager's buffer limit (1 MiB unset, as Envoy); idle_timeout 1 h unset", () => {
