@@ -324,6 +324,7 @@ test("fault filter: fault.http.max_active_faults caps the faults in progress in 
             delay_percent_runtime: 'my.delay',
             delay_duration_runtime: 'my.duration',
             max_active_faults_runtime: 'my.max',
+            response_rate_limit_percent_runtime: 'my.rl',
             max_active_faults: 3,
           },
         },
@@ -332,7 +333,7 @@ test("fault filter: fault.http.max_active_faults caps the faults in progress in 
   });
   assert.ok(rc.ok, JSON.stringify(!rc.ok && rc.errors));
   const fault = rc.value.virtualHosts[0]!.routes[0]!.fault!;
-  assert.deepEqual(fault.runtime, { delayPercent: 'my.delay', delayDuration: 'my.duration', abortPercent: 'my.abort', abortHttpStatus: 'my.status', abortGrpcStatus: 'my.grpc', maxActiveFaults: 'my.max' });
+  assert.deepEqual(fault.runtime, { delayPercent: 'my.delay', delayDuration: 'my.duration', abortPercent: 'my.abort', abortHttpStatus: 'my.status', abortGrpcStatus: 'my.grpc', maxActiveFaults: 'my.max', responseRateLimitPercent: 'my.rl' });
   assert.equal(fault.maxActiveFaults, 3);
 
   const shop = await app('shop');
