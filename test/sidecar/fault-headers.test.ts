@@ -9,8 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { after, test } from 'node:test';
-import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, admin, eventually, get, instance, metric, route, runtimeModify as modify, service, startApp, tap, type TestApp } from './harness.ts';
+import { TestMesh, admin, eventually, get, instance, meshEditingFaults, metric, route, runtimeModify as modify, service, startApp, tap, type TestApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -28,25 +27,7 @@ async function app(name: string): Promise<TestApp> {
  * weft's translator writes only fixed delays and HTTP aborts, an operator's Envoy config may write the rest.
  */
 async function mesh(edit: (fault: Record<string, any>, routeName: string) => void): Promise<TestMesh> {
-  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
-  const walk = (v: unknown): void => {
-    if (Array.isArray(v)) return v.forEach(walk);
-    if (v === null || typeof v !== 'object') return;
-    const o = v as Record<string, any>;
-    const f = o.typed_per_filter_config?.['envoy.filters.http.fault'];
-    if (o.match && typeof o.name === 'string' && f) edit(f, o.name);
-    for (const x of Object.values(o)) walk(x);
-  };
-  const m = await TestMesh.start({
-    translator: {
-      translateEndpoints: (x, n) => base.translateEndpoints(x, n),
-      translateProxy: (x, p) => {
-        const out = base.translateProxy(x, p);
-        for (const r of out.routes) walk(r.value);
-        return out;
-      },
-    },
-  });
+  const m = await meshEditingFaults(edit);
   closers.push(() => m.close());
   return m;
 }

@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { after, test } from 'node:test';
-import { defaultTranslator } from '../../control/xds/index.ts';
 import { FILL_INTERVAL_MS, StreamRateLimiter } from '../../sidecar/rate-limiter.ts';
-import { TestMesh, eventually, instance, metric, route, runtimeModify as modify, service, startApp, type TestApp } from './harness.ts';
+import { TestMesh, eventually, instance, meshEditingFaults, metric, route, runtimeModify as modify, service, startApp, type TestApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -31,25 +30,7 @@ async function app(): Promise<TestApp> {
 }
 
 async function mesh(edit: (fault: Record<string, any>, routeName: string) => void): Promise<TestMesh> {
-  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
-  const walk = (v: unknown): void => {
-    if (Array.isArray(v)) return v.forEach(walk);
-    if (v === null || typeof v !== 'object') return;
-    const o = v as Record<string, any>;
-    const f = o.typed_per_filter_config?.['envoy.filters.http.fault'];
-    if (o.match && typeof o.name === 'string' && f) edit(f, o.name);
-    for (const x of Object.values(o)) walk(x);
-  };
-  const m = await TestMesh.start({
-    translator: {
-      translateEndpoints: (x, n) => base.translateEndpoints(x, n),
-      translateProxy: (x, p) => {
-        const out = base.translateProxy(x, p);
-        for (const r of out.routes) walk(r.value);
-        return out;
-      },
-    },
-  });
+  const m = await meshEditingFaults(edit);
   closers.push(() => m.close());
   return m;
 }

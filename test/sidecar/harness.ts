@@ -571,3 +571,37 @@ export const clusterConfig = (extra: Partial<ClusterConfig> = {}): ClusterConfig
   panicThresholdPercent: 50,
   ...extra,
 });
+
+/**
+ * A mesh whose translator's routes go through `edit` (each route object of each route configuration), for what
+ * weft's translator does not write and an operator's Envoy config might (runtime_fraction, a fault's targets, ...).
+ * The caller closes it.
+ */
+export async function meshEditingRoutes(edit: (route: Record<string, any>) => void): Promise<TestMesh> {
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(walk);
+    if (v === null || typeof v !== 'object') return;
+    const o = v as Record<string, any>;
+    if (o.match && typeof o.name === 'string') edit(o);
+    for (const x of Object.values(o)) walk(x);
+  };
+  return TestMesh.start({
+    translator: {
+      translateEndpoints: (x, n) => base.translateEndpoints(x, n),
+      translateProxy: (x, p) => {
+        const out = base.translateProxy(x, p);
+        for (const r of out.routes) walk(r.value);
+        return out;
+      },
+    },
+  });
+}
+
+/** meshEditingRoutes for the fault filter's per-route configs (typed_per_filter_config), with their route's name. */
+export function meshEditingFaults(edit: (fault: Record<string, any>, routeName: string) => void): Promise<TestMesh> {
+  return meshEditingRoutes((r) => {
+    const f = r.typed_per_filter_config?.['envoy.filters.http.fault'];
+    if (f) edit(f, r.name);
+  });
+}

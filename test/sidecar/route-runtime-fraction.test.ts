@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { after, test } from 'node:test';
-import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, get, instance, load, metric, route, runtimeModify as modify, service, startApp, tap, type TestApp } from './harness.ts';
+import { TestMesh, get, instance, load, meshEditingRoutes, metric, route, runtimeModify as modify, service, startApp, tap, type TestApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -29,24 +28,7 @@ async function app(name: string): Promise<TestApp> {
  * translator writes neither runtime_fraction nor a fault's targets, an operator's Envoy config might.
  */
 async function mesh(edit: (r: Record<string, any>) => void): Promise<TestMesh> {
-  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
-  const walk = (v: unknown): void => {
-    if (Array.isArray(v)) return v.forEach(walk);
-    if (v === null || typeof v !== 'object') return;
-    const o = v as Record<string, any>;
-    if (o.match && typeof o.name === 'string') edit(o);
-    for (const x of Object.values(o)) walk(x);
-  };
-  const m = await TestMesh.start({
-    translator: {
-      translateEndpoints: (x, n) => base.translateEndpoints(x, n),
-      translateProxy: (x, p) => {
-        const out = base.translateProxy(x, p);
-        for (const r of out.routes) walk(r.value);
-        return out;
-      },
-    },
-  });
+  const m = await meshEditingRoutes(edit);
   closers.push(() => m.close());
   return m;
 }
