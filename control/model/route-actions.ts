@@ -2,7 +2,7 @@
 // header mutation, mirroring, fault injection.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { DurationMs, Enum, Name, Percentage, ServiceRef, duplicateErrors, headerNameError, headerValueError } from './fields.ts';
+import { DurationMs, Enum, Name, Percentage, PositiveInt, ServiceRef, duplicateErrors, headerNameError, headerValueError } from './fields.ts';
 import type { FieldError } from './result.ts';
 import type { FaultInjection, HeaderMutation, HttpRouteRule, RetryPolicy } from './types.ts';
 
@@ -65,6 +65,15 @@ export const FaultSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    responseRateLimit: Type.Optional(
+      Type.Object(
+        {
+          limitKbps: PositiveInt('response body rate in KiB/s (Envoy limit_kbps); headers are not held back'),
+          percentage: Percentage('share of requests whose response is slowed'),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -117,9 +126,10 @@ export function buildMirror(input: Static<typeof MirrorSchema>): NonNullable<Htt
 }
 
 export function buildFault(input: Static<typeof FaultSchema>, path: string, errors: FieldError[]): FaultInjection {
-  if (!input.delay && !input.abort) errors.push({ path, message: 'must set delay, abort or both' });
+  if (!input.delay && !input.abort && !input.responseRateLimit) errors.push({ path, message: 'must set delay, abort, responseRateLimit or several' });
   const value: FaultInjection = {};
   if (input.delay) value.delay = { fixedDelayMs: input.delay.fixedDelayMs, percentage: input.delay.percentage };
   if (input.abort) value.abort = { httpStatus: input.abort.httpStatus, percentage: input.abort.percentage };
+  if (input.responseRateLimit) value.responseRateLimit = { limitKbps: input.responseRateLimit.limitKbps, percentage: input.responseRateLimit.percentage };
   return value;
 }

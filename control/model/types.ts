@@ -105,6 +105,8 @@ export interface HeaderMutation {
 export interface FaultInjection {
   delay?: { fixedDelayMs: number; percentage: number };
   abort?: { httpStatus: number; percentage: number };
+  /** Paces the response body at limitKbps KiB/s (Envoy's response_rate_limit). */
+  responseRateLimit?: { limitKbps: number; percentage: number };
 }
 
 export interface HttpRouteRule {

@@ -3,7 +3,7 @@
 // reference errors pointing into the file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { startApi } from './harness.ts';
 
 const services = readFileSync(new URL('../../examples/manifests/services.yaml', import.meta.url), 'utf8');
@@ -51,6 +51,29 @@ test('a dangling reference anywhere in the file refuses the whole apply, naming 
   assert.equal(res.json.error.details[0].path, 'documents[1].spec.dependsOn[1]');
   assert.match(res.json.error.details[0].message, /unknown service default\/billing/);
   assert.equal(h.store.revision(), 0);
+});
+
+test('every example manifest applies after services.yaml, changes some proxy and breaks no proxy\'s translation', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  const dir = new URL('../../examples/manifests/', import.meta.url);
+  assert.equal((await h.call('POST', '/api/v1/apply', services)).status, 200);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'services.yaml').sort();
+  assert.ok(files.length >= 5 && files.includes('fault-injection.yaml'), files.join());
+  const diffs: Record<string, { service: string; resources: { type: string; after?: unknown }[]; errors: unknown[] }[]> = {};
+  for (const file of files) {
+    const text = readFileSync(new URL(file, dir), 'utf8');
+    const dry = await h.call('POST', '/api/v1/apply?dryRun=true', text);
+    assert.equal(dry.status, 200, `${file}: ${JSON.stringify(dry.json)}`);
+    diffs[file] = dry.json.diff.proxies;
+    assert.ok(diffs[file]!.some((p) => p.resources.length > 0), `${file} changes some proxy's configuration`);
+    assert.deepEqual(diffs[file]!.flatMap((p) => p.errors), [], `${file}: no proxy's translation fails`);
+    assert.equal((await h.call('POST', '/api/v1/apply', text)).status, 200, file);
+  }
+  // The slow rule reaches orders' sidecar (orders calls payments) as the fault filter's response_rate_limit.
+  const orders = diffs['fault-injection.yaml']!.find((p) => p.service === 'orders.default')!;
+  const routes = JSON.stringify(orders.resources.filter((r) => r.type === 'routes').map((r) => r.after));
+  assert.ok(routes.includes('"response_rate_limit":{"fixed_limit":{"limit_kbps":4}'), routes.slice(0, 400));
 });
 
 test('dry run returns the objects and the per-proxy resource diff and stores nothing', async (t) => {

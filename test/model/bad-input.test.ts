@@ -108,6 +108,8 @@ const cases: Case[] = [
   ['route: mirror percentage above 100', 'route', route({ mirror: { service: 'shadow', percentage: 150 } }), 'rules[0].mirror.percentage', /0\.\.100/],
   ['route: fault with nothing', 'route', route({ fault: {} }), 'rules[0].fault', /delay, abort/],
   ['route: fault abort status', 'route', route({ fault: { abort: { httpStatus: 700, percentage: 10 } } }), 'rules[0].fault.abort.httpStatus'],
+  ['route: fault response rate limit of 0', 'route', route({ fault: { responseRateLimit: { limitKbps: 0, percentage: 10 } } }), 'rules[0].fault.responseRateLimit.limitKbps', /integer in 1\.\./],
+  ['route: fault response rate limit without a percentage', 'route', route({ fault: { responseRateLimit: { limitKbps: 64 } } }), 'rules[0].fault.responseRateLimit.percentage'],
   ['route: fault negative percentage', 'route', route({ fault: { delay: { fixedDelayMs: 100, percentage: -1 } } }), 'rules[0].fault.delay.percentage'],
   ['route: duplicate rule names', 'route', { name: 'r', service: 'orders', rules: [{ name: 'a', destinations: [{ service: 'x' }] }, { name: 'a', destinations: [{ service: 'y' }] }] }, 'rules[1].name', /duplicate/],
   // destination policies

@@ -40,7 +40,7 @@ test('a route with every feature keeps them all, lower-cases header names and fi
           prefixRewrite: '/v2/api',
           requestHeaders: { add: [{ name: 'X-Canary', value: 'yes' }], remove: ['X-Debug'] },
           mirror: { service: 'shadow' },
-          fault: { delay: { fixedDelayMs: 200, percentage: 5 } },
+          fault: { delay: { fixedDelayMs: 200, percentage: 5 }, responseRateLimit: { limitKbps: 64, percentage: 5 } },
         },
         { destinations: [{ service: 'reviews' }] },
       ],
@@ -52,6 +52,7 @@ test('a route with every feature keeps them all, lower-cases header names and fi
   assert.deepEqual(canary!.retries, { attempts: 3, perTryTimeoutMs: 1000, retryOn: ['connect-failure', 'refused-stream', '5xx'] });
   assert.deepEqual(canary!.requestHeaders, { add: [{ name: 'x-canary', value: 'yes' }], remove: ['x-debug'] });
   assert.deepEqual(canary!.mirror, { service: 'shadow', percentage: 100 });
+  assert.deepEqual(canary!.fault, { delay: { fixedDelayMs: 200, percentage: 5 }, responseRateLimit: { limitKbps: 64, percentage: 5 } });
   assert.deepEqual(fallback!.destinations, [{ service: 'reviews', weight: 100 }]);
 });
 

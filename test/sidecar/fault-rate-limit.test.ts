@@ -189,3 +189,32 @@ test('the rate limiter writes one fill interval at first, then what the tokens a
   await new Promise<void>((r) => gone.whenDrained(r));
   await new Promise((r) => setTimeout(r, 120));
 });
+
+test("a Route's fault.responseRateLimit (weft's own API, unedited translation) paces the body on a live sidecar, for its share of requests only", { timeout: 60_000 }, async () => {
+  const shop = await app();
+  const m = await TestMesh.start();
+  closers.push(() => m.close());
+  m.model.update({
+    services: [service('caller', 8000), service('shop', 7000)],
+    instances: [instance('shop', shop.port)],
+    routes: [route('shop', [
+      { name: 'slow', ...byHeader('slow'), destinations: [{ service: 'shop', weight: 1 }], fault: { responseRateLimit: { limitKbps: 10, percentage: 100 } } },
+      { name: 'never', destinations: [{ service: 'shop', weight: 1 }], fault: { responseRateLimit: { limitKbps: 1, percentage: 0 } } },
+    ])],
+  });
+  const sc = await m.sidecar('caller', 8000);
+  const injected = () => metric(sc.adminPort, 'envoy_http_fault_response_rl_injected', { envoy_http_conn_manager_prefix: 'outbound' });
+
+  const slow = await fetchTimed(sc.outboundPort, '/', { 'x-test': 'slow' });
+  assert.equal(slow.status, 200);
+  assert.ok(slow.body.equals(BODY));
+  assert.ok(slow.ms >= 1950 - FILL_INTERVAL_MS, `20 KiB at limitKbps 10 took ${slow.ms.toFixed(0)} ms`);
+  assert.ok(slow.headersMs < slow.ms - 1000, 'the headers are not held back');
+  assert.equal(await injected(), 1);
+
+  // percentage 0: the other rule's 1 KiB/s (20 s for this body) never applies.
+  const fast = await fetchTimed(sc.outboundPort, '/', {});
+  assert.ok(fast.body.equals(BODY));
+  assert.ok(fast.ms < 10_000, `unlimited: ${fast.ms.toFixed(0)} ms`);
+  assert.equal(await injected(), 1);
+});
