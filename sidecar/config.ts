@@ -285,6 +285,11 @@ export interface HttpConnectionManagerConfig {
   suppressEnvoyHeaders: boolean;
   /** The router's respect_expected_rq_timeout: a request's x-envoy-expected-rq-timeout-ms is its timeout. */
   respectExpectedRqTimeout: boolean;
+  /**
+   * http2_protocol_options for HTTP/2 clients: allow_connect (SETTINGS_ENABLE_CONNECT_PROTOCOL, so a WebSocket may come
+   * as an RFC 8441 extended CONNECT) and max_concurrent_streams (advertised in SETTINGS). Absent: neither.
+   */
+  http2?: { allowConnect: boolean; maxConcurrentStreams?: number };
   /** upgrade_configs allows websocket: a WebSocket upgrade is carried (proxy.ts upgradeTo), else refused with 403. */
   websocket: boolean;
   /** tracing with the OpenTelemetry provider (sidecar/tracing.ts); absent: no spans, trace headers pass unchanged. */

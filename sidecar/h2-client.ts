@@ -10,6 +10,7 @@
 
 import http2 from 'node:http2';
 import type { Exchange, HeaderPairs, PoolOptions, TrailerSource, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import type { UpgradeAttempt, UpgradeOutcome } from './upgrade.ts';
 import { MAX_CONNECTIONS_PER_EVENT, UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, localAddressOf, pairsFromObject } from './upstream.ts';
 
 /** Envoy's default http2_protocol_options.max_concurrent_streams (2^31 - 1). */
@@ -22,6 +23,7 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
 const kTrailers = Symbol('requestTrailers');
 type TrailingStream = http2.ClientHttp2Stream & { [kTrailers]?: TrailerSource };
 const NO_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({});
+const EMPTY = Buffer.alloc(0);
 /** Methods whose empty body gets no content-length (as the proxy frames other whole bodies). */
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
@@ -285,7 +287,6 @@ export class Http2Pool implements UpstreamPool {
   start(req: UpstreamRequest): Exchange {
     let stream: http2.ClientHttp2Stream | undefined;
     let aborted: UpstreamFailure | undefined;
-    let waiter: Waiter | undefined;
     let resolveResponse!: (r: UpstreamResponse) => void;
     let rejectResponse!: (e: Error) => void;
     const body = new UpstreamBody();
@@ -294,7 +295,6 @@ export class Http2Pool implements UpstreamPool {
       rejectResponse = reject;
     });
     const attach = (c: H2Connection): void => {
-      waiter = undefined;
       if (aborted) return;
       // As Envoy's attachStreamToClient: max_requests is taken here, by the stream, not while the request waited.
       const slot = this.#o.request ? this.#o.request() : NO_SLOT;
@@ -306,34 +306,13 @@ export class Http2Pool implements UpstreamPool {
         throw e;
       }
     };
-    if (this.#closed) {
-      rejectResponse(new UpstreamFailure('connection_failure', 'connection pool closed'));
-    } else {
-      const c = this.#ready();
-      if (c) attach(c);
-      else {
-        // No room anywhere: the request waits as pending, among the cluster's max_pending_requests.
-        const release = this.#o.pending ? this.#o.pending() : () => undefined;
-        if (!release) rejectResponse(new UpstreamFailure('overflow', 'pending request overflow'));
-        else {
-          waiter = { attach, fail: rejectResponse, release };
-          this.#waiting.push(waiter);
-          this.#grow(true);
-        }
-      }
-    }
+    const cancel = this.#admit(attach, rejectResponse);
     return {
       response,
       abort: (reason) => {
         if (aborted) return;
         aborted = new UpstreamFailure(reason, reason === 'timeout' ? 'upstream request timeout' : `stream reset (${reason})`);
-        if (waiter) {
-          const i = this.#waiting.indexOf(waiter);
-          if (i >= 0) this.#waiting.splice(i, 1);
-          waiter.release();
-          waiter = undefined;
-          this.#o.cancelled?.();
-        }
+        cancel();
         if (stream) resetStream(stream);
         rejectResponse(aborted);
         body.fail(aborted);
@@ -341,9 +320,39 @@ export class Http2Pool implements UpstreamPool {
     };
   }
 
-  /** Opens the request's stream on `c`. */
-  #stream(c: H2Connection, req: UpstreamRequest, body: UpstreamBody, aborted: () => UpstreamFailure | undefined, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void, slot: () => void): http2.ClientHttp2Stream {
-    const session = c.session;
+  /**
+   * Room for one stream: `attach` at once on a connection with room, else the request waits as pending (among the
+   * cluster's max_pending_requests) while the pool grows. The function returned takes a waiting request back.
+   */
+  #admit(attach: (c: H2Connection) => void, fail: (f: UpstreamFailure) => void): () => void {
+    if (this.#closed) {
+      fail(new UpstreamFailure('connection_failure', 'connection pool closed'));
+      return () => undefined;
+    }
+    const c = this.#ready();
+    if (c) {
+      attach(c);
+      return () => undefined;
+    }
+    const release = this.#o.pending ? this.#o.pending() : () => undefined;
+    if (!release) {
+      fail(new UpstreamFailure('overflow', 'pending request overflow'));
+      return () => undefined;
+    }
+    const waiter: Waiter = { attach, fail, release };
+    this.#waiting.push(waiter);
+    this.#grow(true);
+    return () => {
+      const i = this.#waiting.indexOf(waiter);
+      if (i < 0) return;
+      this.#waiting.splice(i, 1);
+      waiter.release();
+      this.#o.cancelled?.();
+    };
+  }
+
+  /** A stream opens on `c`: counted against it (max_requests_per_connection, the idle timer). */
+  #opening(c: H2Connection): void {
     this.#o.attached?.();
     c.opened++;
     c.streams++;
@@ -354,6 +363,96 @@ export class Http2Pool implements UpstreamPool {
       c.draining = true;
       this.#o.cx?.maxRequests();
     }
+  }
+
+  /** A stream on `c` closed: its max_requests place back, and `c` idles, retires or takes a waiting request. */
+  #closing(c: H2Connection, slot: () => void): void {
+    slot();
+    c.streams--;
+    if (c.draining) this.#retire(c);
+    else if (c.streams === 0) this.#idle(c);
+    this.#dispatch();
+  }
+
+  /**
+   * A WebSocket (or other) upgrade as Envoy's HTTP/2 client codec sends one (transformUpgradeRequestFromH1toH2): an
+   * RFC 8441 extended CONNECT stream, `:protocol` the upgrade, admitted as any request (a stream of a pooled
+   * connection, a max_requests place while it lasts). A 200 is the upgrade taken: the stream is the tunnel. Any other
+   * answer is read whole (up to `bodyLimit`). An upstream that does not allow extended CONNECT resets the stream.
+   */
+  tunnel(req: { protocol: string; path: string; authority: string; headers: HeaderPairs }, bodyLimit: number): UpgradeAttempt {
+    let settle!: (r: UpgradeOutcome) => void;
+    let done = false;
+    const outcome = new Promise<UpgradeOutcome>((r) => (settle = r));
+    let stream: http2.ClientHttp2Stream | undefined;
+    const finish = (r: UpgradeOutcome): void => {
+      if (done) return;
+      done = true;
+      if (r.kind !== 'switched' && stream) resetStream(stream);
+      settle(r);
+    };
+    const fail = (f: UpstreamFailure): void => finish({ kind: 'failure', reason: f.reason, message: f.message });
+    const attach = (c: H2Connection): void => {
+      if (done) return;
+      const slot = this.#o.request ? this.#o.request() : NO_SLOT;
+      if (!slot) return fail(new UpstreamFailure('overflow', 'max requests overflow'));
+      this.#opening(c);
+      const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':protocol': req.protocol, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
+      for (const [k, v] of req.headers) {
+        if (k.startsWith(':') || CONNECTION_SPECIFIC.has(k)) continue;
+        // As Envoy's transform: an empty body's content-length is dropped (nghttp2 refuses one on a CONNECT).
+        if (k === 'content-length' && v === '0') continue;
+        const prev = headers[k];
+        headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
+      }
+      let s: http2.ClientHttp2Stream;
+      try {
+        s = stream = c.session.request(headers, { endStream: false });
+      } catch (e) {
+        this.#closing(c, slot);
+        return fail(new UpstreamFailure('protocol_error', `upstream extended CONNECT refused (${(e as Error).message})`));
+      }
+      s.once('close', () => {
+        this.#closing(c, slot);
+        if (!done) fail(s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR ? remoteReset(s.rstCode) : new UpstreamFailure('connection_termination', 'connection termination'));
+      });
+      s.on('error', (err) => {
+        if (done) return;
+        const remote = (err as { code?: string }).code === 'ERR_HTTP2_STREAM_ERROR' && s.rstCode !== undefined && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+        fail(remote ? remoteReset(s.rstCode!) : classify(err));
+      });
+      s.once('response', (h, flags) => {
+        const status = Number(h[':status']);
+        const headers = pairsFromObject(h as Record<string, string>).filter(([k]) => !k.startsWith(':'));
+        if (status === 200 && (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0) {
+          s.pause();
+          return finish({ kind: 'switched', socket: s, headers, head: EMPTY });
+        }
+        // Refused: the answer is read whole, then the stream is done.
+        const body: Buffer[] = [];
+        let size = 0;
+        s.on('data', (d: Buffer) => {
+          size += d.length;
+          if (size > bodyLimit) return fail(new UpstreamFailure('reset', 'upgrade refusal body over the buffer limit'));
+          body.push(d);
+        });
+        s.once('end', () => finish({ kind: 'response', status, headers, body: Buffer.concat(body) }));
+      });
+    };
+    const cancel = this.#admit(attach, fail);
+    return {
+      outcome,
+      abort: () => {
+        cancel();
+        fail(new UpstreamFailure('reset', 'aborted'));
+      },
+    };
+  }
+
+  /** Opens the request's stream on `c`. */
+  #stream(c: H2Connection, req: UpstreamRequest, body: UpstreamBody, aborted: () => UpstreamFailure | undefined, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void, slot: () => void): http2.ClientHttp2Stream {
+    const session = c.session;
+    this.#opening(c);
     const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
     for (const [k, v] of req.headers) {
       if (k === 'host' || k.startsWith(':')) continue;
@@ -373,13 +472,7 @@ export class Http2Pool implements UpstreamPool {
       (s as TrailingStream)[kTrailers] = req.trailers;
       s.once('wantTrailers', sendRequestTrailers);
     }
-    s.once('close', () => {
-      slot();
-      c.streams--;
-      if (c.draining) this.#retire(c);
-      else if (c.streams === 0) this.#idle(c);
-      this.#dispatch();
-    });
+    s.once('close', () => this.#closing(c, slot));
     let responded = false;
     /** The response ended: a reset after it (ours, below) fails nothing. */
     let complete = false;

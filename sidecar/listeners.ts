@@ -72,7 +72,7 @@ class RunningListener {
   /** HTTP/1.x connections (sidecar/http1.ts): closed when idle on drain. */
   readonly #h1 = new Set<H1Connection>();
   /** The h2 server for new connections, made for the connection manager's current head limits (h2For). */
-  #h2: { server: http2.Http2Server; maxBytes: number; maxCount: number } | undefined;
+  #h2: { server: http2.Http2Server; key: string } | undefined;
   readonly #onRequest: (req: H1Request | http2.Http2ServerRequest, res: H1Response | http2.Http2ServerResponse) => void;
   readonly #sockets = new Set<net.Socket>();
   /** HTTP/2 connections: sent GOAWAY on drain. */
@@ -213,11 +213,20 @@ class RunningListener {
     const chain = this.config.chain;
     const maxBytes = chain.kind === 'http' ? chain.maxRequestHeadersBytes : 60 * 1024;
     const maxCount = chain.kind === 'http' ? chain.maxHeadersCount : 100;
-    if (this.#h2 && this.#h2.maxBytes === maxBytes && this.#h2.maxCount === maxCount) return this.#h2.server;
+    const h2 = chain.kind === 'http' ? chain.http2 : undefined;
+    const key = `${maxBytes}/${maxCount}/${h2?.allowConnect === true}/${h2?.maxConcurrentStreams ?? ''}`;
+    if (this.#h2?.key === key) return this.#h2.server;
     // node's own limits are kept above the connection manager's (its size counts 32 bytes per header on top of
     // name and value); handleRequest applies the exact ones. A limit raised past node's 64 KiB default is
     // advertised in SETTINGS and holds once the client has acknowledged them.
-    const server = http2.createServer({ settings: { maxHeaderListSize: Math.max(65_535, maxBytes + 32 * (maxCount + 8)) }, maxHeaderListPairs: Math.max(128, maxCount + 8) }, this.#onRequest);
+    const settings: http2.Settings = { maxHeaderListSize: Math.max(65_535, maxBytes + 32 * (maxCount + 8)) };
+    // http2_protocol_options: allow_connect lets a client open a WebSocket as an extended CONNECT stream (RFC 8441;
+    // without it nghttp2 refuses a :protocol, as Envoy's codec does); max_concurrent_streams is advertised.
+    if (h2?.allowConnect) settings.enableConnectProtocol = true;
+    if (h2?.maxConcurrentStreams !== undefined) settings.maxConcurrentStreams = h2.maxConcurrentStreams;
+    const server = http2.createServer({ settings, maxHeaderListPairs: Math.max(128, maxCount + 8) }, this.#onRequest);
+    // node's compatibility layer hands CONNECT streams (extended or not) to 'connect'; handleRequest answers them.
+    server.on('connect', this.#onRequest);
     server.on('session', (session: http2.ServerHttp2Session) => {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
@@ -234,7 +243,7 @@ class RunningListener {
         });
       }
     });
-    this.#h2 = { server, maxBytes, maxCount };
+    this.#h2 = { server, key };
     return server;
   }
 

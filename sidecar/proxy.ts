@@ -3,8 +3,7 @@
 // the response back, with an access log line and Envoy's counters at the end.
 
 import { constants as http2constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import type net from 'node:net';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, type Duplex } from 'node:stream';
 import type { AccessLogEntry, LogSource } from './access-log-format.ts';
 import type { ClusterManager } from './clusters.ts';
 import type { HeaderMutationConfig, HttpConnectionManagerConfig, RouteActionConfig, RouteConfig, RouteEntry, RoutingPriority, TracingConfig, VirtualHostConfig } from './config.ts';
@@ -33,6 +32,7 @@ import type { Tap } from './tap.ts';
 import type { Runtime } from './runtime.ts';
 import type { BodySink, HeaderPairs, TrailerSource, UpgradeAdmission, UpstreamPool, UpstreamResponse } from './upstream.ts';
 import { UpstreamFailure } from './upstream.ts';
+import type { Http2Pool } from './h2-client.ts';
 import { join, openUpgrade, type UpgradeRequest } from './upgrade.ts';
 import type { StreamProperties } from './wasm/index.ts';
 import { StreamRateLimiter } from './rate-limiter.ts';
@@ -1069,7 +1069,11 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       path = '/' + path;
     }
   }
-  const method = req.method ?? 'GET';
+  // An HTTP/2 CONNECT. With :protocol (RFC 8441 extended CONNECT, which the client may send only once
+  // http2_protocol_options.allow_connect advertised it), Envoy's codec turns it into the HTTP/1.1 upgrade it stands
+  // for (transformUpgradeRequestFromH2toH1: GET, Upgrade: <:protocol>) before the connection manager sees it.
+  const h2Connect = h2 && req.method === 'CONNECT';
+  const method = h2Connect ? 'GET' : req.method ?? 'GET';
   const headers = pairsFromRaw(req.rawHeaders);
   // forward_client_cert_details SANITIZE (Envoy's default): a caller's x-forwarded-client-cert is dropped before
   // the filters and the upstream, so it cannot vouch for a forged identity. SANITIZE_SET then sets it from what the
@@ -1081,8 +1085,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   }
   if (!h2) setHeader(headers, 'host', authority);
   const grpc = isGrpc(req.headers['content-type']);
-  // A WebSocket upgrade (HTTP/1.1; http1.ts refuses other upgrades): routed and filtered as any request, then upgradeTo.
-  const upgrade = !h2 && (req as H1Request).upgrade === true;
+  // A WebSocket upgrade: routed and filtered as any request, then upgradeTo. HTTP/1.1 (http1.ts refuses other
+  // upgrades), or an HTTP/2 extended CONNECT; a CONNECT without :protocol, or for anything but websocket, gets 403 below.
+  const upgrade = h2 ? h2Connect : (req as H1Request).upgrade === true;
+  const upgradeType = h2 ? (req.headers[':protocol'] as string | undefined) : (req.headers.upgrade as string | undefined);
   let requestId = req.headers['x-request-id'] as string | undefined;
   if (!requestId && hcm.generateRequestId) {
     requestId = newRequestId();
@@ -1200,7 +1206,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
       stream.routeConfig = config;
     }
     // As Envoy without an upgrade_configs entry for websocket: 403, and the connection closes.
-    if (upgrade && !hcm.websocket) return stream.reply({ status: 403, body: 'upgrade failed', headers: [], flag: '-', details: 'upgrade_failed' });
+    if (upgrade && (!hcm.websocket || upgradeType?.toLowerCase() !== 'websocket')) return stream.reply({ status: 403, body: 'upgrade failed', headers: [], flag: '-', details: 'upgrade_failed' });
     const remote = req.socket?.remoteAddress ?? '';
     // What wasm filters read as Envoy's attributes; the upstream ones are added once the request is forwarded.
     let attributes: StreamProperties | undefined;
@@ -1233,7 +1239,8 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     // stops there, so neither the filters nor the upstream take the part that came for a finished request.
     if (streamed) streamed.once('aborted', () => downstream.abort());
     // No body to come: the headers end the request (the filters see end_of_stream with them).
-    const noBody = streamed === undefined && bodiless(req, h2);
+    // An upgrade's bytes come after the switch (an HTTP/2 extended CONNECT's DATA frames too), never as a body.
+    const noBody = upgrade || (streamed === undefined && bodiless(req, h2));
     if (noBody) stream.decoded();
     let body: Buffer | null = noBody ? EMPTY : null;
 
@@ -1380,9 +1387,10 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     if (upgrade) {
       stream.span?.inject(upstreamHeaders);
       // The hop-by-hop headers that ask for the upgrade go on to the upstream, as Envoy forwards them for an allowed upgrade.
-      upstreamHeaders.push(['connection', 'upgrade'], ['upgrade', String(req.headers.upgrade)]);
+      const type = upgradeType ?? 'websocket';
+      upstreamHeaders.push(['connection', 'upgrade'], ['upgrade', type]);
       const mutations = [chosen.responseHeaders, routeNow.responseHeaders, vh.responseHeaders, config.responseHeaders];
-      return await upgradeTo(stream, chosen.name, { method, path: upstreamPath, authority: upstreamAuthority, headers: upstreamHeaders }, hash, mutations, setCookies, attributes, action.priority);
+      return await upgradeTo(stream, chosen.name, { method, path: upstreamPath, authority: upstreamAuthority, headers: upstreamHeaders, type }, hash, mutations, setCookies, attributes, action.priority);
     }
     // A body past the buffer limit cannot be replayed: no retries (forward sees a stream) and no mirrors, as in Envoy.
     // The request's own x-envoy-* router headers (timeouts, retries), taken off it; x-envoy-expected-rq-timeout-ms set.
@@ -1482,43 +1490,44 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
 }
 
 /**
- * A WebSocket upgrade to one host of the cluster, on a connection of its own
- * (upgrade.ts). The circuit breaker, the host choice and outlier detection
- * work as for any request, without retries. On 101 the response headers go
- * through the wasm filters and the mutations, then the two connections are
- * joined until either side closes or the stream idles out; the access log
- * line (status 101, the bytes each way) is written at the close. Any other
- * answer goes back as it came, and the connection closes after it.
+ * A WebSocket upgrade to one host of the cluster. To an HTTP/1.1 host it goes
+ * on a connection of its own (upgrade.ts); to an HTTP/2 host as an RFC 8441
+ * extended CONNECT stream of a pooled connection (Http2Pool.tunnel), as
+ * Envoy's HTTP/2 codec sends any upgrade, its 200 read as the 101 it stands
+ * for. The circuit breaker, the host choice and outlier detection work as for
+ * any request, without retries. On the switch the response headers go through
+ * the wasm filters and the mutations, then the client's side (its connection,
+ * or its own extended CONNECT stream, answered 200) and the host's are joined
+ * until either side closes or the stream idles out; the access log line
+ * (status 101, the bytes each way) is written at the close. Any other answer
+ * goes back as it came, and an HTTP/1.1 client's connection closes after it.
  */
-async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRequest, hash: bigint | undefined, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, attributes: StreamProperties | undefined, priority: RoutingPriority): Promise<void> {
+async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRequest & { type: string }, hash: bigint | undefined, mutations: HeaderMutationConfig[], setCookies: HeaderPairs, attributes: StreamProperties | undefined, priority: RoutingPriority): Promise<void> {
   const { env, log, downstream, filters } = stream;
   const cluster = env.clusters.get(clusterName);
   if (!cluster) return stream.reply(localReplies.clusterNotFound());
-  // An HTTP/2 host would need extended CONNECT (RFC 8441), which the sidecar does not speak.
-  if (cluster.config.http2) return stream.reply(localReplies.reset('protocol_error'));
   const host = cluster.pick({ hash });
   if (!host) {
     env.stats.noHealthyUpstream.inc(env.stats.clusterLabel(clusterName));
     return stream.reply(localReplies.noHealthyUpstream());
   }
-  // Admitted by the host's pool as Envoy's admits the upgrade request: a connection place (or pending for one) and a
-  // max_requests place, held until the upgraded connection closes.
-  const admission = (cluster.poolFor(host, priority) as UpstreamPool & { upgrade(): UpgradeAdmission }).upgrade();
-  downstream.onAbort = () => admission.cancel();
-  const admitted = await admission.admitted;
-  downstream.onAbort = undefined;
-  if (downstream.aborted) {
-    if (typeof admitted === 'function') admitted();
-    return stream.finish(0, 'DC');
-  }
-  if (typeof admitted !== 'function') {
-    if (admitted.reason === 'overflow') {
-      env.stats.upstreamRqPendingOverflow.inc(env.stats.clusterLabel(clusterName));
-      return stream.reply(localReplies.overflow());
+  const pool = cluster.poolFor(host, priority);
+  let release: () => void = noop;
+  if (!cluster.config.http2) {
+    // Admitted by the host's pool as Envoy's admits the upgrade request: a connection place (or pending for one) and a
+    // max_requests place, held until the upgraded connection closes. (An HTTP/2 stream is admitted as it opens.)
+    const admission = (pool as UpstreamPool & { upgrade(): UpgradeAdmission }).upgrade();
+    downstream.onAbort = () => admission.cancel();
+    const admitted = await admission.admitted;
+    downstream.onAbort = undefined;
+    if (downstream.aborted) {
+      if (typeof admitted === 'function') admitted();
+      return stream.finish(0, 'DC');
     }
-    return stream.reply(localReplies.reset(admitted.reason));
+    // An overflow was counted (upstream_rq_pending_overflow) where the circuit breaker refused it.
+    if (typeof admitted !== 'function') return stream.reply(admitted.reason === 'overflow' ? localReplies.overflow() : localReplies.reset(admitted.reason));
+    release = admitted;
   }
-  const release = admitted;
   const cs = env.stats.cluster(clusterName);
   cs.rq.value++;
   host.activeRequests++;
@@ -1537,13 +1546,16 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     host.activeRequests--;
     release();
   };
-  const attempt = openUpgrade(cluster.connectOptions(host, priority), request, stream.hcm.bufferLimitBytes);
+  const attempt = cluster.config.http2
+    ? (pool as Http2Pool).tunnel({ protocol: request.type, path: request.path, authority: request.authority, headers: request.headers }, stream.hcm.bufferLimitBytes)
+    : openUpgrade(cluster.connectOptions(host, priority), request, stream.hcm.bufferLimitBytes);
   downstream.onAbort = () => attempt.abort();
   const outcome = await attempt.outcome;
   downstream.onAbort = undefined;
   if (outcome.kind === 'failure') {
     done();
     if (downstream.aborted) return stream.finish(0, 'DC');
+    if (outcome.reason === 'overflow') return stream.reply(localReplies.overflow());
     cluster.recordResult(host, 0);
     return stream.reply(localReplies.reset(outcome.reason));
   }
@@ -1575,12 +1587,28 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
     log.bytes_sent = outcome.body.length;
     return stream.finish(status);
   }
-  // The upgrade's own hop-by-hop headers, as the host sent them (Connection: Upgrade, Upgrade: websocket).
-  for (const [k, v] of outcome.headers) if (k === 'connection' || k === 'upgrade') headers.push([k, v]);
   serverHeader(stream, headers);
-  let taken: { socket: net.Socket; head: Buffer };
+  let taken: { socket: Duplex; head: Buffer };
   try {
-    taken = (stream.res as H1Response).switchProtocols(flatFromPairs(headers));
+    if (stream.h2) {
+      // The client's extended CONNECT is answered 200, without the upgrade's hop-by-hop headers (Envoy's
+      // transformUpgradeResponseFromH1toH2); its stream is the client's side of the tunnel.
+      const res = stream.res as Http2ServerResponse;
+      const head: Record<string, string | string[]> = { ':status': '200' };
+      for (const [k, v] of withoutHopByHop(headers)) {
+        if (k === 'content-length' || k === 'transfer-encoding') continue;
+        const prev = head[k];
+        head[k] = prev === undefined ? v : ([] as string[]).concat(prev, v);
+      }
+      res.stream.respond(head, { endStream: false });
+      taken = { socket: res.stream, head: EMPTY };
+    } else {
+      // To an HTTP/1.1 client, the upgrade's own hop-by-hop headers: as the host sent them, or (from an HTTP/2 host's
+      // 200) as Envoy's transformUpgradeResponseFromH2toH1 sets them.
+      const hop = outcome.headers.filter(([k]) => k === 'connection' || k === 'upgrade');
+      headers.push(...(hop.length > 0 ? hop : ([['upgrade', request.type], ['connection', 'upgrade']] as HeaderPairs)));
+      taken = (stream.res as H1Response).switchProtocols(flatFromPairs(headers));
+    }
   } catch {
     done();
     outcome.socket.destroy();

@@ -7,15 +7,17 @@
 // answer is an ordinary response, and both connections close after it.
 
 import net from 'node:net';
-import type { Readable, Transform, Writable } from 'node:stream';
-import type tls from 'node:tls';
+import type { Duplex, Readable, Transform, Writable } from 'node:stream';
 import { lowerPairs } from './headers.ts';
 import { HTTPParser, MAX_RESPONSE_HEADER_BYTES, headerError } from './llhttp.ts';
 import { classify, connectFailure, connectTls, countConnection, type HeaderPairs, type PoolOptions, type ResetReason } from './upstream.ts';
 
 export type UpgradeOutcome =
-  /** 101: `head` is what the host sent past its response head (the upgraded protocol's first bytes). */
-  | { kind: 'switched'; socket: net.Socket | tls.TLSSocket; headers: HeaderPairs; head: Buffer }
+  /**
+   * 101 (or an extended CONNECT's 200): `socket` carries the upgraded protocol both ways (a connection, or an HTTP/2
+   * stream); `head` is what the host sent past its response head (the upgraded protocol's first bytes).
+   */
+  | { kind: 'switched'; socket: Duplex; headers: HeaderPairs; head: Buffer }
   /** The host refused the upgrade with an ordinary response (read whole, up to the buffer limit). */
   | { kind: 'response'; status: number; headers: HeaderPairs; body: Buffer }
   | { kind: 'failure'; reason: ResetReason; message: string };
@@ -143,9 +145,9 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
  * are done.
  */
 export function join(
-  downstream: net.Socket,
+  downstream: Duplex,
   downHead: Buffer,
-  upstream: net.Socket | tls.TLSSocket,
+  upstream: Duplex,
   upHead: Buffer,
   onBytes: (fromClient: number, toClient: number) => void,
   onClose: (cleanly: boolean) => void,
@@ -172,7 +174,7 @@ export function join(
       }
     });
   };
-  const pipe = (from: net.Socket, to: net.Socket, head: Buffer, up: boolean, filter: Transform | undefined): void => {
+  const pipe = (from: Duplex, to: Duplex, head: Buffer, up: boolean, filter: Transform | undefined): void => {
     const count = (n: number) => (up ? onBytes(n, 0) : onBytes(0, n));
     const into: Writable = filter ?? to;
     if (head.length > 0) {

@@ -2,7 +2,7 @@
 
 import type { CircuitBreakerConfig, ClusterConfig, HealthCheckConfig, LbPolicy, OutlierDetectionConfig } from '../config.ts';
 import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, ENVOY_OUTLIER_DEFAULTS } from '../config.ts';
-import { adsConfigSource } from './common.ts';
+import { adsConfigSource, concurrentStreams } from './common.ts';
 import { decodeEndpointPolicy, decodeLocalityEndpoints } from './endpoint.ts';
 import { upstreamTls } from './tls.ts';
 import { Fields, typeName } from './fields.ts';
@@ -124,8 +124,10 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
         }
         const h2 = explicit.obj('http2_protocol_options');
         if (h2) maxConcurrentStreams = concurrentStreams(h2) ?? maxConcurrentStreams;
-        // Flow-control window sizes do not change semantics.
-        h2?.ignore('initial_stream_window_size', 'initial_connection_window_size');
+        // Flow-control window sizes do not change semantics. allow_connect is Envoy's server-side switch: upstream, an
+        // upgrade always goes as an RFC 8441 extended CONNECT stream (proxy.ts upgradeTo), as Envoy's h2 client codec
+        // sends it whatever the field says; it is accepted so that one set of options serves both ends.
+        h2?.ignore('initial_stream_window_size', 'initial_connection_window_size', 'allow_connect');
         h2?.done();
         http2 = which === 'http2_protocol_options';
         explicit.done();
@@ -183,20 +185,6 @@ export function decodeCluster(value: unknown, errors: FieldError[]): ClusterConf
     ...(leastRequest ? { leastRequest } : {}),
     ...(tls ? { tls } : {}),
   };
-}
-
-/**
- * http2_protocol_options.max_concurrent_streams: streams one upstream connection carries at once before the
- * pool opens another (Envoy's limits: 1 to 2^31 - 1).
- */
-function concurrentStreams(h2: Fields): number | undefined {
-  const n = h2.num('max_concurrent_streams');
-  if (n === undefined) return undefined;
-  if (!Number.isInteger(n) || n < 1 || n > 2 ** 31 - 1) {
-    h2.fail('max_concurrent_streams', 'must be between 1 and 2147483647');
-    return undefined;
-  }
-  return n;
 }
 
 function healthCheck(f: Fields): HealthCheckConfig | undefined {

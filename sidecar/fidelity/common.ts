@@ -157,3 +157,18 @@ export function adsConfigSource(f: Fields | undefined): number | undefined {
   if (ads === undefined) f.fail('ads', 'the weft sidecar only fetches config over ADS');
   return initialFetchTimeoutMs;
 }
+
+/**
+ * http2_protocol_options.max_concurrent_streams: streams one connection carries at once (a
+ * cluster's: before the pool opens another; a connection manager's: advertised to HTTP/2 clients). Envoy's limits:
+ * 1 to 2^31 - 1.
+ */
+export function concurrentStreams(h2: Fields): number | undefined {
+  const n = h2.num('max_concurrent_streams');
+  if (n === undefined) return undefined;
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 31 - 1) {
+    h2.fail('max_concurrent_streams', 'must be between 1 and 2147483647');
+    return undefined;
+  }
+  return n;
+}

@@ -6,7 +6,7 @@ import { DEFAULT_BUFFER_LIMIT, DEFAULT_DOWNSTREAM_IDLE_MS } from '../config.ts';
 import { decodeAccessLogs } from '../access-log-format.ts';
 import { rbacFilter } from './rbac.ts';
 import { downstreamTls } from './tls.ts';
-import { adsConfigSource, socketAddress } from './common.ts';
+import { adsConfigSource, concurrentStreams, socketAddress } from './common.ts';
 import { faultConfig } from './fault.ts';
 import { Fields, typeName } from './fields.ts';
 import type { FieldError } from './fields.ts';
@@ -171,6 +171,18 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     http10 = { accept: hpo.bool('accept_http_10') ?? false, defaultHost: hpo.str('default_host_for_http_10') ?? '' };
     hpo.done();
   }
+  // Http2ProtocolOptions for HTTP/2 clients: allow_connect advertises SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441), so a
+  // WebSocket can come as an extended CONNECT stream; max_concurrent_streams is advertised as node's own limit. Window
+  // sizes are flow control, which node does by itself; every other field is NACKed.
+  let http2: { allowConnect: boolean; maxConcurrentStreams?: number } | undefined;
+  const h2po = f.obj('http2_protocol_options');
+  if (h2po) {
+    const allowConnect = h2po.bool('allow_connect') ?? false;
+    const streams = concurrentStreams(h2po);
+    h2po.ignore('initial_stream_window_size', 'initial_connection_window_size');
+    h2po.done();
+    http2 = { allowConnect, ...(streams !== undefined ? { maxConcurrentStreams: streams } : {}) };
+  }
   const cpo = f.obj('common_http_protocol_options');
   if (cpo) {
     idleTimeoutMs = cpo.durationMs('idle_timeout') ?? idleTimeoutMs;
@@ -271,7 +283,7 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
     if (xfccMode === 'SANITIZE_SET') xfcc = fields;
   } else if (xfccMode === 'SANITIZE_SET') xfcc = { subject: false, uri: false, dns: false };
   f.done();
-  return { kind: 'http', statPrefix, rds, ...(rdsInitialFetchTimeoutMs !== undefined ? { rdsInitialFetchTimeoutMs } : {}), routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}), ...(accessLogs ? { accessLogs, accessLogsReadConnection: accessLogs.some((l) => l.needsConnection), ...(accessLogs.some((l) => l.needsTimes) ? { accessLogsReadTimes: true } : {}), ...(accessLogs.some((l) => l.needsDownstreamTls === true) ? { accessLogsReadDownstreamTls: true } : {}), ...(accessLogs.some((l) => l.needsUpstreamTls === true) ? { accessLogsReadUpstreamTls: true } : {}) } : {}) };
+  return { kind: 'http', statPrefix, rds, ...(rdsInitialFetchTimeoutMs !== undefined ? { rdsInitialFetchTimeoutMs } : {}), routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), ...(http2 ? { http2 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}), ...(accessLogs ? { accessLogs, accessLogsReadConnection: accessLogs.some((l) => l.needsConnection), ...(accessLogs.some((l) => l.needsTimes) ? { accessLogsReadTimes: true } : {}), ...(accessLogs.some((l) => l.needsDownstreamTls === true) ? { accessLogsReadDownstreamTls: true } : {}), ...(accessLogs.some((l) => l.needsUpstreamTls === true) ? { accessLogsReadUpstreamTls: true } : {}) } : {}) };
 }
 
 function httpFilter(f: Fields): HttpFilterConfig | undefined {

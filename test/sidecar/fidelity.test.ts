@@ -296,6 +296,43 @@ test('upgrade_configs: websocket (any case) is carried, unless enabled is false;
   assert.equal(hcmOf(undefined).websocket, false);
 });
 
+test("http2_protocol_options: a connection manager's allow_connect and max_concurrent_streams are honoured (until 2026-11-29 the field was NACKed); other fields are NACKed by path; a cluster's allow_connect is accepted", () => {
+  const base = golden('wasm-inbound', 'listener', 'inbound');
+  const withH2 = (options: unknown) => {
+    const v = structuredClone(base) as any;
+    v.filter_chains[0].filters[0].typed_config.http2_protocol_options = options;
+    return v;
+  };
+  const chain = (options: unknown) => {
+    const l = decoded('listener', withH2(options)) as ListenerConfig;
+    assert.ok(l.chain.kind === 'http');
+    return l.chain;
+  };
+  assert.equal((decoded('listener', base) as any).chain.http2, undefined, 'the translator sets none');
+  assert.deepEqual(chain({ allow_connect: true }).http2, { allowConnect: true });
+  assert.deepEqual(chain({ max_concurrent_streams: 100, initial_stream_window_size: 65536 }).http2, { allowConnect: false, maxConcurrentStreams: 100 });
+  for (const [options, path] of [
+    [{ max_concurrent_streams: 0 }, 'http2_protocol_options.max_concurrent_streams'],
+    [{ allow_connect: 'yes' }, 'http2_protocol_options.allow_connect'],
+    [{ hpack_table_size: 4096 }, 'http2_protocol_options.hpack_table_size'],
+  ] as const) {
+    const r = accept('listener', withH2(options));
+    assert.ok(!r.ok, JSON.stringify(options));
+    assert.ok(JSON.stringify(r.errors).includes(path), `${JSON.stringify(options)}: ${JSON.stringify(r.errors)}`);
+  }
+  const cluster = golden('lb-round-robin', 'cluster') as Record<string, any>;
+  const h2 = decoded('cluster', {
+    ...cluster,
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: { allow_connect: true } },
+      },
+    },
+  }) as ClusterConfig;
+  assert.equal(h2.http2, true);
+});
+
 test("outlier_detection: Envoy's defaults for what is unset (success-rate ejection on), every ejection type decoded", () => {
   const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
   const defaults = decoded('cluster', { ...base, outlier_detection: {} }) as ClusterConfig;

@@ -217,7 +217,7 @@ test('a wasm filter that answers from a WebSocket frame ends the WebSocket (it c
   assert.equal(echoed, false, 'the app never got the frame to echo');
 });
 
-test('an upgrade queued behind the circuit breaker whose client leaves gives its place up: nothing reaches the app for it, and the next one gets through', { timeout: 30_000 }, async () => {
+test('an upgrade queued behind the circuit breaker whose client leaves gives its place up: nothing reaches the app for it, one past the pending limit overflows, and the next one gets through', { timeout: 30_000 }, async () => {
   const { port, adminPort, app } = await meshWith(undefined, { maxConnections: 1, maxPendingRequests: 1, maxRequests: 1 });
   const first = connect(port, 'chat', '/chat', closers);
   await withTimeout(nextMessage(first), 5_000, 'first greeting');
@@ -225,6 +225,10 @@ test('an upgrade queued behind the circuit breaker whose client leaves gives its
   const queued = net.connect(port, '127.0.0.1', () => queued.write('GET /chat HTTP/1.1\r\nhost: chat\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'));
   queued.on('error', () => undefined);
   await eventually(async () => (await metric(adminPort, 'envoy_cluster_upstream_rq_pending_active', { envoy_cluster_name: 'outbound|7000||chat.default' })) === 1, 5_000, 'the second upgrade queued');
+  // A third finds the one pending place taken: 503 overflow, counted once (until 2026-11-29 twice, by the breaker and again by the upgrade path).
+  const overflowed = await rawUpgrade(port, 'chat', '/chat');
+  assert.match(overflowed, /^HTTP\/1\.1 503 /);
+  assert.equal(await metric(adminPort, 'envoy_cluster_upstream_rq_pending_overflow', { envoy_cluster_name: 'outbound|7000||chat.default' }), 1);
   queued.destroy();
   await eventually(async () => (await metric(adminPort, 'envoy_cluster_upstream_rq_pending_active', { envoy_cluster_name: 'outbound|7000||chat.default' })) === 0, 5_000, 'the queued upgrade gone');
   const closed = new Promise((r) => first.addEventListener('close', r, { once: true }));
