@@ -92,6 +92,8 @@ export interface LogSource {
   readonly upstreamTls: TlsInfo | undefined;
   /** The upstream cluster's observability name (alt_stat_name, else its name), read only by %UPSTREAM_CLUSTER%; undefined when none was chosen. */
   readonly upstreamObservabilityName: string | undefined;
+  /** What the stream's wasm filters stored with proxy_set_property (Envoy's filter state, keys without `wasm.`); undefined when nothing. */
+  readonly logFilterState: ReadonlyMap<string, Uint8Array> | undefined;
 }
 
 /** One access logger of a connection manager, compiled. */
@@ -116,6 +118,11 @@ type Operator = (s: LogSource) => Value;
 /** A compiled operator, and what it needs of the stream. */
 interface CompiledOperator {
   get: Operator;
+  /**
+   * Its value alone as a json_format value, as JSON text, where that is not `get`'s string or number (Envoy's
+   * formatValue giving a struct: %FILTER_STATE()% TYPED); undefined: none (null).
+   */
+  json?: (s: LogSource) => string | undefined;
   connection: boolean;
   /** Reads LogSource's timing points or upstream local address. */
   times?: boolean;
@@ -385,7 +392,8 @@ function compileOperator(token: string): CompiledOperator | string {
           };
     return { get, connection: false };
   }
-  if (maxLength !== undefined) return `%${token}%: the weft sidecar supports a length limit only on %REQ()%, %RESP()% and %TRAILER()%`;
+  if (name === 'FILTER_STATE') return filterStateOperator(token, arg, maxLength);
+  if (maxLength !== undefined) return `%${token}%: the weft sidecar supports a length limit only on %REQ()%, %RESP()%, %TRAILER()% and %FILTER_STATE()%`;
   if (TIMES[name] !== undefined) return timeOperator(token, name, arg);
   if (name === 'RESPONSE_CODE_DETAILS' && arg !== undefined) {
     if (arg !== 'ALLOW_WHITESPACES') return `%${token}%: the only argument is ALLOW_WHITESPACES`;
@@ -395,6 +403,50 @@ function compileOperator(token: string): CompiledOperator | string {
   const simple = SIMPLE[name];
   if (simple !== undefined && arg === undefined) return simple;
   return `%${token}% is not supported by the weft sidecar`;
+}
+
+/** Envoy's key prefix for what a wasm filter stores with set_property (CelStateKeyPrefix). */
+const WASM_STATE_PREFIX = 'wasm.';
+const BYTES_VALUE_TYPE = 'type.googleapis.com/google.protobuf.BytesValue';
+
+/**
+ * %FILTER_STATE(KEY:F):Z% as Envoy's FilterStateFormatter reads the filter state. The only objects in the sidecar's
+ * are what wasm filters store with proxy_set_property, under `wasm.<path>`: Envoy's CelState of the default
+ * prototype (bytes). PLAIN is its serializeAsString (the bytes as they are); TYPED (the default) its
+ * serializeAsProto, an Any holding a BytesValue, printed as protobuf's JSON, and in a json_format the same object
+ * as a value (formatValue). Z truncates the text (not TYPED's value in a json_format, as in Envoy). A key nothing
+ * was stored under: no value. FIELD (an object's field) is NACKed: a CelState has no fields.
+ */
+function filterStateOperator(token: string, arg: string | undefined, maxLength: number | undefined): CompiledOperator | string {
+  if (!arg) return `%${token}%: FILTER_STATE needs a key`;
+  const [key, form = 'TYPED', ...more] = arg.split(':');
+  if (key === '' || more.length > 0 || (form !== 'PLAIN' && form !== 'TYPED')) {
+    if (form === 'FIELD') return `%${token}%: FIELD is not supported by the weft sidecar (a wasm filter's value has no fields)`;
+    return `%${token}%: the form is PLAIN or TYPED (FILTER_STATE(KEY:PLAIN))`;
+  }
+  const stored = (s: LogSource): Uint8Array | undefined => (key!.startsWith(WASM_STATE_PREFIX) ? s.logFilterState?.get(key!.slice(WASM_STATE_PREFIX.length)) : undefined);
+  const cut = (v: string): string => (maxLength === undefined ? v : v.slice(0, maxLength));
+  if (form === 'PLAIN') {
+    return {
+      get: (s) => {
+        const v = stored(s);
+        return v === undefined ? undefined : cut(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8'));
+      },
+      connection: false,
+    };
+  }
+  const typed = (s: LogSource): string | undefined => {
+    const v = stored(s);
+    return v === undefined ? undefined : `{"@type":"${BYTES_VALUE_TYPE}","value":"${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')}"}`;
+  };
+  return {
+    get: (s) => {
+      const v = typed(s);
+      return v === undefined ? undefined : cut(v);
+    },
+    json: typed,
+    connection: false,
+  };
 }
 
 const OPERATOR = /%([A-Z][A-Z0-9_]*(?:\([^)]*\))?(?::\d+)?)%/y;
@@ -505,8 +557,9 @@ function compileJsonValue(v: unknown, path: string, errors: { path: string; mess
     }
     if (parts.length === 1) {
       // One operator alone keeps its type (formatValue): null when the stream has no value.
-      const get = (parts[0] as CompiledOperator).get;
+      const { get, json } = parts[0] as CompiledOperator;
       const none = o.omitEmpty ? undefined : 'null';
+      if (json !== undefined) return (s) => json(s) ?? none;
       return (s) => {
         const x = get(s);
         return x === undefined ? none : typeof x === 'number' ? String(x) : JSON.stringify(x);

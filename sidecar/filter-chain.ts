@@ -17,6 +17,7 @@ import { responseFlagBits } from './stream-attributes.ts';
 import type { HeaderPairs } from './upstream.ts';
 import { getHeader } from './headers.ts';
 import type { BodyOutcome, HttpStream, LocalReply as WasmLocalReply, StreamOutcome, StreamProperties, WasmPlugin } from './wasm/index.ts';
+import { filterStateIfSet } from './wasm/index.ts';
 
 /** What the filters may ask of the stream's route: the cluster it sends to (none for no route, a direct response or a redirect). */
 export interface RouteTarget {
@@ -180,6 +181,11 @@ export class RequestFilters {
   #reached = -1;
   /** The stream attributes the filters read (shared by their streams): the response as sent is added for on_log (ended). */
   readonly #properties: StreamProperties;
+
+  /** What the wasm filters stored with proxy_set_property (the stream's filter state); undefined when nothing. */
+  get filterState(): ReadonlyMap<string, Uint8Array> | undefined {
+    return filterStateIfSet(this.#properties);
+  }
 
   constructor(chain: readonly HttpFilterConfig[], route: Pick<RouteEntry, 'disabledFilters' | 'fault'>, resolver: FilterResolver, properties: StreamProperties, stats: SidecarStats, random: () => number, bufferLimit: number, peer?: PeerCertificate, runtime: Runtime = NO_RUNTIME, statPrefix = '', target?: RouteTarget) {
     this.#target = target;

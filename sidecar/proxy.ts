@@ -441,6 +441,10 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
   logResponseHeaders: HeaderPairs | undefined = undefined;
   logConnection: ConnectionAttributes | undefined = undefined;
   logResponseTrailers: HeaderPairs | undefined = undefined;
+  /** What the wasm filters stored with proxy_set_property (LogSource), read by %FILTER_STATE()%. */
+  get logFilterState(): ReadonlyMap<string, Uint8Array> | undefined {
+    return this.filters?.filterState;
+  }
   /** Timing points (LogSource), recorded only when the connection manager's access logs read them (accessLogsReadTimes). */
   requestDoneAt = 0;
   upstreamSentAt = 0;
@@ -921,6 +925,7 @@ export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnect
       logDownstreamTls: undefined,
       upstreamTls: undefined,
       upstreamObservabilityName: undefined,
+      logFilterState: undefined,
     };
     for (const f of accessLogs) if (f.filter === undefined || f.filter(source, env)) env.accessLog!(f.format(source));
   }

@@ -6,6 +6,7 @@ export type { HttpStream, StreamOutcome, BodyOutcome } from './stream.ts';
 export type { LocalReply, HttpCallDispatcher, HttpCallRequest, HttpCallResponse, GrpcStreamDispatcher, GrpcStreamRequest, GrpcStreamEvents, GrpcStreamHandle } from './context.ts';
 export type { HeaderPairs } from './headers.ts';
 export type { StreamProperties, PropertyValue } from './properties.ts';
+export { filterStateIfSet } from './properties.ts';
 export type { Metric, MetricKind } from './metrics.ts';
 export { MetricStore } from './metrics.ts';
 export { SharedState } from './shared.ts';

@@ -140,6 +140,11 @@ export function filterStateOf(given: StreamProperties): Map<string, Uint8Array> 
   return state;
 }
 
+/** The filter state of the stream whose attributes these are, if a filter set anything (nothing is made). */
+export function filterStateIfSet(given: StreamProperties): ReadonlyMap<string, Uint8Array> | undefined {
+  return filterStates.get(given);
+}
+
 /** Returns the encoded value at `path`, or undefined (NOT_FOUND). */
 export function lookupProperty(path: string, sources: PropertySources): EncodedProperty | undefined {
   const found = lookupAttribute(path, sources);

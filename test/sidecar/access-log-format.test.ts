@@ -91,6 +91,7 @@ function proxied(over: Partial<LogSource> = {}): LogSource {
     logDownstreamTls: undefined,
     upstreamTls: undefined,
     upstreamObservabilityName: 'orders',
+    logFilterState: undefined,
     ...over,
   };
 }
@@ -231,6 +232,32 @@ test('what the sidecar does not implement is NACKed naming the field path', () =
   // Another logger (file) is NACKed at its type.
   const file = { name: 'f', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: '/dev/stdout' } };
   assert.equal(errorsOf([file])[0]!.path, `${LOG_PATH}.@type`);
+});
+
+test("%FILTER_STATE()% reads what a wasm filter stored with set_property (Envoy's wasm.<path> CelState): PLAIN the bytes, TYPED an Any of BytesValue, in json_format as an object", () => {
+  const state = new Map([['user', new TextEncoder().encode('alice')]]);
+  const stored = proxied({ logFilterState: state });
+  const typed = '{"@type":"type.googleapis.com/google.protobuf.BytesValue","value":"YWxpY2U="}';
+  // Text: TYPED (the default) is protobuf's JSON of the Any, a length limit cuts either form, and a key nothing was
+  // stored under (or one that is not a wasm filter's) is -.
+  const text = '%FILTER_STATE(wasm.user:PLAIN)% %FILTER_STATE(wasm.user)% %FILTER_STATE(wasm.user:TYPED):9% %FILTER_STATE(wasm.user:PLAIN):3% %FILTER_STATE(wasm.none:PLAIN)% %FILTER_STATE(user:PLAIN)%\n';
+  assert.equal(compile({ text_format_source: { inline_string: text } }).format(stored), `alice ${typed} {"@type": ali - -`);
+  // json_format: TYPED alone is the Any as an object (Envoy's formatValue), PLAIN a string, nothing null.
+  const json = compile({ json_format: { u: '%FILTER_STATE(wasm.user)%', p: '%FILTER_STATE(wasm.user:PLAIN)%', n: '%FILTER_STATE(wasm.none)%', in: 'user=%FILTER_STATE(wasm.user:PLAIN)%' } });
+  assert.equal(json.format(stored), `{"u":${typed},"p":"alice","n":null,"in":"user=alice"}`);
+  assert.deepEqual(JSON.parse(json.format(stored)).u, { '@type': 'type.googleapis.com/google.protobuf.BytesValue', value: 'YWxpY2U=' });
+  // A stream whose filters stored nothing (or that had no wasm filter).
+  assert.equal(json.format(proxied()), '{"u":null,"p":null,"n":null,"in":"user=-"}');
+  const at = (key: string) => `${LOG_PATH}.log_format.json_format.${key}`;
+  for (const [op, message] of [
+    ['%FILTER_STATE(wasm.user:FIELD:name)%', /FIELD is not supported/],
+    ['%FILTER_STATE(wasm.user:RAW)%', /PLAIN or TYPED/],
+    ['%FILTER_STATE()%', /needs a key/],
+  ] as const) {
+    const errors = errorsOf([stdout({ json_format: { f: op } })]);
+    assert.equal(errors[0]?.path, at('f'), op);
+    assert.match(errors[0]!.message, message);
+  }
 });
 
 test('the timing operators: whole milliseconds from the start, RESPONSE_TX_DURATION from the first upstream byte, - when not reached', () => {

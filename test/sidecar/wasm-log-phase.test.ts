@@ -71,3 +71,34 @@ test("a filter's on_log reads the request headers and the filter state another f
   const at = wasmLines().indexOf('audit:');
   assert.deepEqual(wasmLines().slice(at, at + 3), ['audit:', 'alice', 'alice']);
 });
+
+test("the access log's %FILTER_STATE(wasm.user)% prints what a wasm filter of the request stored with set_property, in both forms", { timeout: 60_000 }, async () => {
+  const module = await stamp();
+  const served = await serveModules(new Map([[sha(module), module]]));
+  closers.push(served.close);
+  const mesh = await TestMesh.start({
+    translator: defaultTranslator({
+      wasmBaseUrl: served.url,
+      wasmClusterName: 'weft-control',
+      accessLog: { fields: { path: '%REQ(:PATH)%', user: '%FILTER_STATE(wasm.user:PLAIN)%', typed: '%FILTER_STATE(wasm.user)%', missing: '%FILTER_STATE(wasm.nobody:PLAIN)%' } },
+    }),
+  });
+  closers.push(() => mesh.close());
+  const app = await startApp('ledger');
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  mesh.model.update({
+    services: [service('ledger', 7970)],
+    instances: [instance('ledger', inbound)],
+    filterModules: [{ name: 'stamp', sha256: sha(module), size: module.length, abiVersion: '0.2.1' }],
+    filterBindings: [{ name: 'ledger-stamp', namespace: 'default', service: 'ledger', direction: 'inbound', filter: 'stamp', order: 0, config: {}, failurePolicy: 'fail_closed' }],
+  });
+  const lines: string[] = [];
+  await mesh.sidecar('ledger', app.port, { inboundPort: inbound, accessLog: (l) => lines.push(l) });
+  assert.equal((await get(inbound, 'ledger', '/books')).status, 200);
+  await eventually(() => lines.some((l) => l.includes('/books')), 5000, 'the access log line');
+  const line = JSON.parse(lines.find((l) => l.includes('/books'))!);
+  assert.equal(line.user, 'alice');
+  assert.deepEqual(line.typed, { '@type': 'type.googleapis.com/google.protobuf.BytesValue', value: Buffer.from('alice').toString('base64') });
+  assert.equal(line.missing, null);
+});
