@@ -1093,7 +1093,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   // A WebSocket upgrade: routed and filtered as any request, then upgradeTo. HTTP/1.1 (http1.ts refuses other
   // upgrades), or an HTTP/2 extended CONNECT; a CONNECT without :protocol, or for anything but websocket, gets 403 below.
   const upgrade = h2 ? h2Connect : (req as H1Request).upgrade === true;
-  const upgradeType = h2 ? (req.headers[':protocol'] as string | undefined) : (req.headers.upgrade as string | undefined);
+  const upgradeType = !upgrade ? undefined : h2 ? (req.headers[':protocol'] as string | undefined) : (req.headers.upgrade as string | undefined);
   let requestId = req.headers['x-request-id'] as string | undefined;
   if (!requestId && hcm.generateRequestId) {
     requestId = newRequestId();
