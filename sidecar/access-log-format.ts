@@ -94,6 +94,8 @@ export interface LogSource {
   readonly upstreamObservabilityName: string | undefined;
   /** What the stream's wasm filters stored with proxy_set_property (Envoy's filter state, keys without `wasm.`); undefined when nothing. */
   readonly logFilterState: ReadonlyMap<string, Uint8Array> | undefined;
+  /** The stream's dynamic metadata by namespace (the RBAC filter's shadow result); undefined when none was set. */
+  readonly logDynamicMetadata: Readonly<Record<string, Readonly<Record<string, string>>>> | undefined;
 }
 
 /** One access logger of a connection manager, compiled. */
@@ -393,7 +395,8 @@ function compileOperator(token: string): CompiledOperator | string {
     return { get, connection: false };
   }
   if (name === 'FILTER_STATE') return filterStateOperator(token, arg, maxLength);
-  if (maxLength !== undefined) return `%${token}%: the weft sidecar supports a length limit only on %REQ()%, %RESP()%, %TRAILER()% and %FILTER_STATE()%`;
+  if (name === 'DYNAMIC_METADATA') return dynamicMetadataOperator(token, arg, maxLength);
+  if (maxLength !== undefined) return `%${token}%: the weft sidecar supports a length limit only on %REQ()%, %RESP()%, %TRAILER()%, %FILTER_STATE()% and %DYNAMIC_METADATA()%`;
   if (TIMES[name] !== undefined) return timeOperator(token, name, arg);
   if (name === 'RESPONSE_CODE_DETAILS' && arg !== undefined) {
     if (arg !== 'ALLOW_WHITESPACES') return `%${token}%: the only argument is ALLOW_WHITESPACES`;
@@ -445,6 +448,43 @@ function filterStateOperator(token: string, arg: string | undefined, maxLength: 
       return v === undefined ? undefined : cut(v);
     },
     json: typed,
+    connection: false,
+  };
+}
+
+/**
+ * %DYNAMIC_METADATA(NAMESPACE:KEY*):Z% as Envoy's MetadataFormatter reads the stream's dynamic metadata. The
+ * sidecar's holds what its RBAC filters' shadow rules decided (namespace envoy.filters.http.rbac, string values).
+ * With keys: the value there, a string as it is; without: the whole namespace, as JSON (keys sorted), and in a
+ * json_format as an object. Z truncates the text (a string value only, in a json_format). Nothing there: no value.
+ */
+function dynamicMetadataOperator(token: string, arg: string | undefined, maxLength: number | undefined): CompiledOperator | string {
+  if (!arg) return `%${token}%: DYNAMIC_METADATA needs a namespace`;
+  const [namespace, ...path] = arg.split(':');
+  if (namespace === '' || path.some((k) => k === '')) return `%${token}%: an empty namespace or key`;
+  const cut = (v: string): string => (maxLength === undefined ? v : v.slice(0, maxLength));
+  const whole = (fields: Readonly<Record<string, string>>): string => `{${Object.keys(fields).sort().map((k) => `${JSON.stringify(k)}:${JSON.stringify(fields[k])}`).join(',')}}`;
+  if (path.length === 0) {
+    const json = (s: LogSource): string | undefined => {
+      const fields = s.logDynamicMetadata?.[namespace!];
+      return fields === undefined ? undefined : whole(fields);
+    };
+    return {
+      get: (s) => {
+        const v = json(s);
+        return v === undefined ? undefined : cut(v);
+      },
+      json,
+      connection: false,
+    };
+  }
+  // Every value the sidecar records is a string: a key under one is nothing.
+  const key = path.length === 1 ? path[0]! : undefined;
+  return {
+    get: (s) => {
+      const v = key === undefined ? undefined : s.logDynamicMetadata?.[namespace!]?.[key];
+      return v === undefined ? undefined : cut(v);
+    },
     connection: false,
   };
 }

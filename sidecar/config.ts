@@ -235,7 +235,19 @@ export interface RbacConfig {
 
 export type HttpFilterConfig =
   | { kind: 'router'; name: string; suppressEnvoyHeaders: boolean; respectExpectedRqTimeout: boolean }
-  | { kind: 'rbac'; name: string; rbac: RbacConfig }
+  | {
+      kind: 'rbac';
+      name: string;
+      /** The enforced rules; without `rules` Envoy enforces nothing: an ALLOW-everything stand-in, `enforced` false. */
+      rbac: RbacConfig;
+      /** `rules` was set: the request is counted in rbac.<rulesStatPrefix>allowed / denied. */
+      enforced: boolean;
+      /** shadow_rules: evaluated, counted (shadow_allowed / shadow_denied) and written to the stream's dynamic metadata, never enforced. */
+      shadow?: RbacConfig;
+      /** rules_stat_prefix and shadow_rules_stat_prefix ('' unset): their counters' and metadata keys' prefixes. */
+      rulesStatPrefix: string;
+      shadowRulesStatPrefix: string;
+    }
   | { kind: 'fault'; name: string; fault?: FaultConfig }
   | { kind: 'wasm'; name: string; plugin: WasmPluginConfig; disabled: boolean }
   /** ECDS: resolved at request time from the extension configs by resource name. */

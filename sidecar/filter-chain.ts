@@ -5,9 +5,9 @@
 // goes through the response phases of the wasm filters whose request headers
 // ran, as Envoy encodes it through its filter chain (localReplyHeaders).
 
-import type { FaultConfig, HeaderMatcherConfig, HttpFilterConfig, PercentParts, RbacConfig, RouteEntry, WasmPluginConfig } from './config.ts';
+import type { FaultConfig, HeaderMatcherConfig, HttpFilterConfig, PercentParts, RouteEntry, WasmPluginConfig } from './config.ts';
 import { headerValueMatches } from './router.ts';
-import { matchingPolicy } from './rbac.ts';
+import { matchingPolicy, type RbacRequest } from './rbac.ts';
 import { NO_RUNTIME, type Runtime } from './runtime.ts';
 import type { PeerCertificate } from './peer-identity.ts';
 import type { LocalReply } from './local-reply.ts';
@@ -33,7 +33,10 @@ export interface FilterResolver {
 
 /** `watching`: bits (1 request, 2 response) of a body stop whose continue is awaited (watchBodyStop). */
 type WasmActive = { kind: 'wasm'; name: string; stream: HttpStream | undefined; failOpen: boolean; watching: number };
-type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; rbac: RbacConfig } | WasmActive;
+type Active = { kind: 'fault'; fault: FaultConfig } | { kind: 'rbac'; filter: Extract<HttpFilterConfig, { kind: 'rbac' }> } | WasmActive;
+
+/** The dynamic metadata namespace Envoy's RBAC HTTP filter writes its shadow result under. */
+export const RBAC_METADATA_NAMESPACE = 'envoy.filters.http.rbac';
 
 /** The request as it stands between filters (a filter may replace its headers and buffered body). */
 interface RequestState {
@@ -156,7 +159,7 @@ export class RequestFilters {
   readonly #target: RouteTarget | undefined;
   /** The connection manager's stat_prefix: the fault filter's active faults are counted per connection manager, as Envoy's gauge. */
   readonly #statPrefix: string;
-  #faultLabelValues: { envoy_http_conn_manager_prefix: string } | undefined;
+  #hcmLabelValues: { envoy_http_conn_manager_prefix: string } | undefined;
   /** This stream counts in the active faults until it ends (Envoy's fault_active_, given back in onDestroy). */
   #faultActive = false;
   /** The fault's delay timer while it runs. */
@@ -182,6 +185,9 @@ export class RequestFilters {
   /** The stream attributes the filters read (shared by their streams): the response as sent is added for on_log (ended). */
   readonly #properties: StreamProperties;
 
+  /** The stream's dynamic metadata (what the RBAC filter's shadow rules decided), by namespace; undefined when none was set. */
+  dynamicMetadata: Record<string, Record<string, string>> | undefined = undefined;
+
   /** What the wasm filters stored with proxy_set_property (the stream's filter state); undefined when nothing. */
   get filterState(): ReadonlyMap<string, Uint8Array> | undefined {
     return filterStateIfSet(this.#properties);
@@ -201,7 +207,7 @@ export class RequestFilters {
     for (const f of chain) {
       if (route.disabledFilters.has(f.name)) continue;
       if (f.kind === 'rbac') {
-        this.#active.push({ kind: 'rbac', rbac: f.rbac });
+        this.#active.push({ kind: 'rbac', filter: f });
       } else if (f.kind === 'fault') {
         // A route's typed_per_filter_config replaces the filter-level config.
         const fault = route.fault ?? f.fault;
@@ -422,7 +428,7 @@ export class RequestFilters {
       const headers = s.headers;
       // Headers as they stand after the filters before it (e.g. claims the auth filter forwarded).
       const pseudo = (n: string) => headers.find(([k]) => k === n)?.[1] ?? '';
-      const matched = matchingPolicy(a.rbac, {
+      const req: RbacRequest = {
         authority: pseudo(':authority'),
         path: pseudo(':path'),
         method: pseudo(':method'),
@@ -431,11 +437,28 @@ export class RequestFilters {
           const values = headers.filter(([k]) => k === n).map(([, v]) => v);
           return values.length === 0 ? undefined : values.join(',');
         },
-      });
+      };
+      const f = a.filter;
+      const labels = (this.#hcmLabelValues ??= { envoy_http_conn_manager_prefix: this.#statPrefix });
+      // As Envoy's RBACFilter::decodeHeaders: the shadow rules first, counted and written to the stream's dynamic
+      // metadata (<prefix>shadow_engine_result, and <prefix>shadow_effective_policy_id when a policy matched), then
+      // the enforced ones.
+      if (f.shadow) {
+        const matched = matchingPolicy(f.shadow, req);
+        const allowed = f.shadow.action === 'ALLOW' ? matched !== undefined : matched === undefined;
+        this.#stats.rbac(f.shadowRulesStatPrefix, allowed ? 'shadow_allowed' : 'shadow_denied').inc(labels);
+        const fields = ((this.dynamicMetadata ??= {})[RBAC_METADATA_NAMESPACE] ??= {});
+        if (matched !== undefined) fields[`${f.shadowRulesStatPrefix}shadow_effective_policy_id`] = matched;
+        fields[`${f.shadowRulesStatPrefix}shadow_engine_result`] = allowed ? 'allowed' : 'denied';
+      }
+      const matched = matchingPolicy(f.rbac, req);
       // As Envoy's RBAC filter: ALLOW lets through a request some policy matches, DENY one none matches. The denial's
       // details name the DENY policy that matched, `none` for an ALLOW no policy matched (rbac_filter.cc).
-      const allow = a.rbac.action === 'ALLOW';
-      if (allow ? matched !== undefined : matched === undefined) return undefined;
+      const allow = f.rbac.action === 'ALLOW';
+      const allowed = allow ? matched !== undefined : matched === undefined;
+      // Without rules Envoy has no enforcing engine: nothing is counted.
+      if (f.enforced) this.#stats.rbac(f.rulesStatPrefix, allowed ? 'allowed' : 'denied').inc(labels);
+      if (allowed) return undefined;
       return { kind: 'reply', reply: localReplies.rbacDenied(allow ? undefined : matched), headers, body: s.body };
     }
     if (a.kind === 'fault') {
@@ -504,7 +527,7 @@ export class RequestFilters {
    */
   #faultLabels(downstream?: string): { envoy_http_conn_manager_prefix: string; envoy_fault_downstream_cluster?: string } {
     if (downstream !== undefined) return { envoy_http_conn_manager_prefix: this.#statPrefix, envoy_fault_downstream_cluster: downstream };
-    return (this.#faultLabelValues ??= { envoy_http_conn_manager_prefix: this.#statPrefix });
+    return (this.#hcmLabelValues ??= { envoy_http_conn_manager_prefix: this.#statPrefix });
   }
 
   /**

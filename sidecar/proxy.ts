@@ -445,6 +445,10 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
   get logFilterState(): ReadonlyMap<string, Uint8Array> | undefined {
     return this.filters?.filterState;
   }
+  /** The dynamic metadata its filters set (LogSource), read by %DYNAMIC_METADATA()%. */
+  get logDynamicMetadata(): Readonly<Record<string, Readonly<Record<string, string>>>> | undefined {
+    return this.filters?.dynamicMetadata;
+  }
   /** Timing points (LogSource), recorded only when the connection manager's access logs read them (accessLogsReadTimes). */
   requestDoneAt = 0;
   upstreamSentAt = 0;
@@ -926,6 +930,7 @@ export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnect
       upstreamTls: undefined,
       upstreamObservabilityName: undefined,
       logFilterState: undefined,
+      logDynamicMetadata: undefined,
     };
     for (const f of accessLogs) if (f.filter === undefined || f.filter(source, env)) env.accessLog!(f.format(source));
   }

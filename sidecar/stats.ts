@@ -516,6 +516,24 @@ export class SidecarStats {
     });
   }
 
+  readonly #rbac = new Map<string, Counter<'envoy_http_conn_manager_prefix'>>();
+  /**
+   * An RBAC filter counter, Envoy's http.<stat_prefix>.rbac.<prefix><stat> (the filter's rules_stat_prefix or
+   * shadow_rules_stat_prefix, '' unset): envoy_http_rbac_<prefix><stat>, registered on first use (a prefix is config).
+   */
+  rbac(prefix: string, stat: 'allowed' | 'denied' | 'shadow_allowed' | 'shadow_denied'): Counter<'envoy_http_conn_manager_prefix'> {
+    const key = prefix + stat;
+    let c = this.#rbac.get(key);
+    if (c === undefined) {
+      const help = { allowed: 'Requests the RBAC filter let through', denied: 'Requests the RBAC filter denied (403)', shadow_allowed: "Requests the RBAC filter's shadow rules would let through", shadow_denied: "Requests the RBAC filter's shadow rules would deny" }[stat];
+      const made = this.registry.register(new Counter<'envoy_http_conn_manager_prefix'>(`envoy_http_rbac_${key}`, help, ['envoy_http_conn_manager_prefix']));
+      made.envoyName = (l) => `http.${l.envoy_http_conn_manager_prefix ?? ''}.rbac.${key}`;
+      this.#rbac.set(key, made);
+      return made;
+    }
+    return c;
+  }
+
   /** A fault filter counter, total and per downstream cluster: the cluster's label is left out where it is empty. */
   #faultCounter(stat: string, help: string): Counter<'envoy_http_conn_manager_prefix' | 'envoy_fault_downstream_cluster'> {
     const c = this.#counter(`envoy_http_fault_${stat}`, help, ['envoy_http_conn_manager_prefix', 'envoy_fault_downstream_cluster']);

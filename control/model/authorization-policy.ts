@@ -3,7 +3,8 @@
 // mTLS certificate), the path, the method and request headers such as the
 // JWT claims the auth filter forwards. Semantics (translated to Envoy RBAC):
 // DENY policies are checked first and win; when any ALLOW policy exists for
-// the service, a request matching none of them is denied.
+// the service, a request matching none of them is denied. A dryRun policy is
+// evaluated and reported, never enforced.
 
 import { Type } from '@sinclair/typebox';
 import { Enum, ServiceRef, headerNameError, headerValueError } from './fields.ts';
@@ -75,11 +76,13 @@ export const authorizationPolicyKind = defineKind({
     service: ServiceRef('the service whose inbound requests it governs'),
     action: Type.Optional(Enum(['ALLOW', 'DENY'], 'ALLOW (default) or DENY')),
     rules: Type.Array(RuleSchema, { minItems: 1, maxItems: 128, description: 'a request matching any rule matches the policy', errorMessage: 'must be a non-empty list of rules (at most 128)' }),
+    dryRun: Type.Optional(Type.Boolean({ description: 'evaluate without enforcing: proxies count (rbac ..._shadow_allowed / _shadow_denied) and log what would be decided with it enforced; default false' })),
   },
   build(meta, spec) {
     const rules: AuthorizationRule[] = spec.rules.map((r) => structuredClone(r) as AuthorizationRule);
     const errors = rules.flatMap((r, i) => ruleErrors(r, `rules[${i}]`));
     const value: AuthorizationPolicy = { name: meta.name, namespace: meta.namespace, service: spec.service, action: spec.action ?? 'ALLOW', rules };
+    if (spec.dryRun === true) value.dryRun = true;
     return { value, errors };
   },
 });

@@ -224,6 +224,11 @@ export interface AuthorizationPolicy {
   service: string;
   action: 'ALLOW' | 'DENY';
   rules: AuthorizationRule[];
+  /**
+   * Evaluated, never enforced (Istio's istio.io/dry-run): proxies count and log what the service's policies would
+   * decide with this one enforced (RBAC shadow rules), and requests go through as before.
+   */
+  dryRun?: boolean;
 }
 
 /** A wasm module known to the control plane, content-addressed. */

@@ -315,8 +315,7 @@ function httpFilter(f: Fields): HttpFilterConfig | undefined {
   }
   if (t === FAULT_TYPE) return { kind: 'fault', name, fault: faultConfig(tc!) };
   if (t === RBAC_TYPE) {
-    const rbac = rbacFilter(tc!);
-    return rbac ? { kind: 'rbac', name, rbac } : undefined;
+    return { kind: 'rbac', name, ...rbacFilter(tc!) };
   }
   if (t === WASM_TYPE) {
     const plugin = wasmFilter(tc!);

@@ -1,9 +1,11 @@
 // envoy.filters.http.rbac: the permission and principal matchers weft's
 // translator emits (any, and/or/not, url_path, header, authenticated
-// principal_name). Shadow rules, CEL matchers and the network-level
-// principals (source IP, direct remote IP) are outside the contract.
+// principal_name), with shadow_rules (counted, recorded in the stream's
+// dynamic metadata, not enforced). CEL matchers, the matcher API and the
+// network-level principals (source IP, direct remote IP) are outside the
+// contract.
 
-import type { RbacConfig, RbacPermission, RbacPolicyConfig, RbacPrincipal } from '../config.ts';
+import type { HttpFilterConfig, RbacConfig, RbacPermission, RbacPolicyConfig, RbacPrincipal } from '../config.ts';
 import { stringMatcher } from './common.ts';
 import { Fields, isObject, join } from './fields.ts';
 import { headerMatcher } from './route.ts';
@@ -63,14 +65,8 @@ function principal(f: Fields): RbacPrincipal | undefined {
   return out;
 }
 
-/** The RBAC filter's typed_config. */
-export function rbacFilter(tc: Fields): RbacConfig | undefined {
-  const rules = tc.obj('rules');
-  tc.done();
-  if (!rules) {
-    // No rules: Envoy lets every request through.
-    return { action: 'ALLOW', policies: [{ name: '', permissions: [{ kind: 'any' }], principals: [{ kind: 'any' }] }] };
-  }
+/** One RBAC message (rules or shadow_rules): its action and policies, in name order. */
+function rbacRules(rules: Fields): RbacConfig {
   const action = rules.enumOf('action', ['ALLOW', 'DENY'] as const, ['ALLOW', 'DENY', 'LOG']) ?? 'ALLOW';
   const raw = rules.raw('policies');
   const policies: RbacPolicyConfig[] = [];
@@ -90,4 +86,35 @@ export function rbacFilter(tc: Fields): RbacConfig | undefined {
   // its response code details (rbac_access_denied_matched_policy[NAME]).
   policies.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   return { action, policies };
+}
+
+/**
+ * A stat prefix as the sidecar names its counters: envoy_http_rbac_<prefix><stat>. A prefix with a dot (which
+ * Envoy's tag extractor turns into an envoy_rbac_http_prefix label) is NACKed.
+ */
+function statPrefix(f: Fields, key: string): string {
+  const v = f.str(key) ?? '';
+  if (!/^[A-Za-z0-9_]*$/.test(v)) {
+    f.fail(key, 'only letters, digits and _ are supported by the weft sidecar (a prefix with a dot is a tag in Envoy\'s Prometheus names)');
+    return '';
+  }
+  return v;
+}
+
+/** The RBAC filter's typed_config: rules (enforced), shadow_rules (counted and recorded only), their stat prefixes. */
+export function rbacFilter(tc: Fields): Omit<Extract<HttpFilterConfig, { kind: 'rbac' }>, 'kind' | 'name'> {
+  const rules = tc.obj('rules');
+  const shadowRules = tc.obj('shadow_rules');
+  const rulesStatPrefix = statPrefix(tc, 'rules_stat_prefix');
+  const shadowRulesStatPrefix = statPrefix(tc, 'shadow_rules_stat_prefix');
+  tc.done();
+  const shadow = shadowRules ? rbacRules(shadowRules) : undefined;
+  return {
+    // No rules: Envoy enforces nothing and counts nothing; the stand-in lets every request through.
+    rbac: rules ? rbacRules(rules) : { action: 'ALLOW', policies: [{ name: '', permissions: [{ kind: 'any' }], principals: [{ kind: 'any' }] }] },
+    enforced: rules !== undefined,
+    ...(shadow ? { shadow } : {}),
+    rulesStatPrefix,
+    shadowRulesStatPrefix,
+  };
 }

@@ -20,6 +20,13 @@ test('AuthorizationPolicy: action defaults to ALLOW; every bad rule field is rep
   const good = validateAuthorizationPolicy({ name: 'p', service: 'orders', rules: [{ principals: ['spiffe://weft.local/ns/default/sa/web'], paths: ['/api/*'], methods: ['GET'] }] });
   assert.ok(good.ok);
   assert.equal(good.value.action, 'ALLOW');
+  assert.equal(good.value.dryRun, undefined, 'enforced unless dryRun says otherwise');
+  const dry = validateAuthorizationPolicy({ name: 'p', service: 'orders', dryRun: true, rules: [{ paths: ['/debug*'] }] });
+  assert.ok(dry.ok);
+  assert.equal(dry.value.dryRun, true);
+  const notBool = validateAuthorizationPolicy({ name: 'p', service: 'orders', dryRun: 'yes', rules: [{ paths: ['/debug*'] }] });
+  assert.ok(!notBool.ok);
+  assert.equal(notBool.errors[0]!.path, 'dryRun');
   const bad = validateAuthorizationPolicy({
     name: 'p', service: 'orders', action: 'DENY',
     rules: [{ principals: ['web'], paths: ['/a*b*'], headers: [{ name: 'bad header', values: ['x'] }] }],

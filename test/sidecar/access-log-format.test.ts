@@ -92,6 +92,7 @@ function proxied(over: Partial<LogSource> = {}): LogSource {
     upstreamTls: undefined,
     upstreamObservabilityName: 'orders',
     logFilterState: undefined,
+    logDynamicMetadata: undefined,
     ...over,
   };
 }
@@ -219,7 +220,7 @@ test('a connection manager without access_log has no access logger; two loggers 
 test('what the sidecar does not implement is NACKed naming the field path', () => {
   const at = (key: string) => `${LOG_PATH}.log_format.json_format.${key}`;
   assert.deepEqual(errorsOf([stdout({ json_format: { ok: '%RESPONSE_CODE%', foo: '%FOO%' } })]), [{ path: at('foo'), message: '%FOO% is not supported by the weft sidecar' }]);
-  assert.deepEqual(errorsOf([stdout({ json_format: { n: { deep: ['x', '%DYNAMIC_METADATA(a:b)%'] } } })]).map((e) => e.path), [at('n.deep[1]')]);
+  assert.deepEqual(errorsOf([stdout({ json_format: { n: { deep: ['x', '%UPSTREAM_FILTER_STATE(a.b)%'] } } })]).map((e) => e.path), [at('n.deep[1]')]);
   // A time format with a specifier the sidecar does not format names it (and the operator).
   assert.deepEqual(errorsOf([stdout({ json_format: { t: '%START_TIME(%Y %Q)%' } })]), [{ path: at('t'), message: '%START_TIME(%Y %Q)%: "%Y %Q": %Q at position 3 is not a time specifier the weft sidecar formats (strftime\'s in the C locale, Envoy\'s %s and %f, absl\'s %E forms are)' }]);
   assert.match(errorsOf([stdout({ json_format: { t: '%DOWNSTREAM_PEER_CERT_V_END(%Ec)%' } })])[0]!.message, /^%DOWNSTREAM_PEER_CERT_V_END\(%Ec\)%: .*%Ec at position 0 is not a time specifier/);
@@ -258,6 +259,19 @@ test("%FILTER_STATE()% reads what a wasm filter stored with set_property (Envoy'
     assert.equal(errors[0]?.path, at('f'), op);
     assert.match(errors[0]!.message, message);
   }
+});
+
+test("%DYNAMIC_METADATA()% reads the stream's dynamic metadata as Envoy's MetadataFormatter: a key's string, or the namespace as JSON (an object in json_format)", () => {
+  const md = { 'envoy.filters.http.rbac': { shadow_engine_result: 'denied', shadow_effective_policy_id: 'default/no-debug/rules[0]' } };
+  const s = proxied({ logDynamicMetadata: md });
+  const whole = '{"shadow_effective_policy_id":"default/no-debug/rules[0]","shadow_engine_result":"denied"}';
+  const text = '%DYNAMIC_METADATA(envoy.filters.http.rbac:shadow_engine_result)% %DYNAMIC_METADATA(envoy.filters.http.rbac:shadow_effective_policy_id):7% %DYNAMIC_METADATA(envoy.filters.http.rbac)% %DYNAMIC_METADATA(envoy.filters.http.rbac:nope)% %DYNAMIC_METADATA(other)% %DYNAMIC_METADATA(envoy.filters.http.rbac:shadow_engine_result:deeper)%\n';
+  assert.equal(compile({ text_format_source: { inline_string: text } }).format(s), `denied default ${whole} - - -`);
+  const json = compile({ json_format: { r: '%DYNAMIC_METADATA(envoy.filters.http.rbac:shadow_engine_result):3%', all: '%DYNAMIC_METADATA(envoy.filters.http.rbac)%', none: '%DYNAMIC_METADATA(other:k)%' } });
+  assert.equal(json.format(s), `{"r":"den","all":${whole},"none":null}`);
+  assert.equal(json.format(proxied()), '{"r":null,"all":null,"none":null}');
+  assert.match(errorsOf([stdout({ json_format: { m: '%DYNAMIC_METADATA()%' } })])[0]!.message, /needs a namespace/);
+  assert.match(errorsOf([stdout({ json_format: { m: '%DYNAMIC_METADATA(ns::k)%' } })])[0]!.message, /empty namespace or key/);
 });
 
 test('the timing operators: whole milliseconds from the start, RESPONSE_TX_DURATION from the first upstream byte, - when not reached', () => {

@@ -89,11 +89,11 @@ test('no access_log, no line; an operator the sidecar lacks is NACKed by path an
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(lines, []);
 
-  options.accessLog = { fields: { code: '%RESPONSE_CODE%', meta: '%DYNAMIC_METADATA(weft:x)%' } };
+  options.accessLog = { fields: { code: '%RESPONSE_CODE%', meta: '%UPSTREAM_FILTER_STATE(weft.x)%' } };
   mesh.model.update({ services: [service('web', app.port)] });
   await eventually(() => Object.keys(mesh.xds.status.get(sc.nodeId)?.lastNacks ?? {}).length > 0, 10_000, 'the NACK');
   const nack = JSON.stringify(mesh.xds.status.get(sc.nodeId)!.lastNacks);
-  assert.match(nack, /access_log\[0\]\.typed_config\.log_format\.json_format\.meta: %DYNAMIC_METADATA\(weft:x\)% is not supported by the weft sidecar/);
+  assert.match(nack, /access_log\[0\]\.typed_config\.log_format\.json_format\.meta: %UPSTREAM_FILTER_STATE\(weft\.x\)% is not supported by the weft sidecar/);
   assert.equal((await get(sc.inboundPort, 'web', '/still')).status, 200, 'the previous listener still serves');
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(lines, [], 'and still logs nothing');

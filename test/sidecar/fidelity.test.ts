@@ -333,6 +333,28 @@ test("http2_protocol_options: a connection manager's allow_connect and max_concu
   assert.equal(h2.http2, true);
 });
 
+test('RBAC: shadow_rules and their stat prefixes are decoded (until 2026-11-29 NACKed); without rules nothing is enforced; a dotted stat prefix is NACKed by path', () => {
+  const base = golden('identity-rbac-dry-run', 'listener', 'inbound');
+  const filters = ((decoded('listener', base) as ListenerConfig).chain as { httpFilters: Record<string, any>[] }).httpFilters.filter((f) => f.kind === 'rbac');
+  const [deny, allow] = filters;
+  assert.deepEqual([deny!.name, deny!.enforced, deny!.rbac.action, deny!.rbac.policies.map((p: { name: string }) => p.name)], ['envoy.filters.http.rbac.deny', true, 'DENY', ['default/no-admin/rules[0]']]);
+  assert.deepEqual([deny!.shadow.action, deny!.shadow.policies.map((p: { name: string }) => p.name), deny!.shadowRulesStatPrefix, deny!.rulesStatPrefix], ['DENY', ['default/no-admin/rules[0]', 'default/no-debug/rules[0]'], 'weft_dry_run_deny_', '']);
+  assert.deepEqual([allow!.enforced, allow!.shadow.action, allow!.shadowRulesStatPrefix], [false, 'ALLOW', 'weft_dry_run_allow_']);
+  const withPrefix = (prefix: string) => {
+    const v = structuredClone(base) as any;
+    // Every chain (mutual TLS and plaintext) carries the same filters.
+    for (const chain of v.filter_chains) {
+      const f = chain.filters[0].typed_config.http_filters.find((x: { name: string }) => x.name === 'envoy.filters.http.rbac.deny');
+      f.typed_config.rules_stat_prefix = prefix;
+    }
+    return v;
+  };
+  assert.ok(accept('listener', withPrefix('enforced_')).ok);
+  const dotted = accept('listener', withPrefix('my.rules.'));
+  assert.ok(!dotted.ok);
+  assert.match(JSON.stringify(dotted.errors), /typed_config\.rules_stat_prefix/);
+});
+
 test("outlier_detection: Envoy's defaults for what is unset (success-rate ejection on), every ejection type decoded", () => {
   const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
   const defaults = decoded('cluster', { ...base, outlier_detection: {} }) as ClusterConfig;

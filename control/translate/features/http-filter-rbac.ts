@@ -4,7 +4,10 @@
 // ALLOW policies a second one with action ALLOW, which denies every request
 // matching none of them (default-deny once any ALLOW policy exists). Each
 // rule is one RBAC policy named "<namespace>/<policy>/rules[<i>]"; Envoy
-// answers a denied request 403 "RBAC: access denied".
+// answers a denied request 403 "RBAC: access denied". dryRun policies go to
+// the filter's shadow_rules (Istio's istio.io/dry-run): evaluated, counted in
+// http.<prefix>.rbac.weft_dry_run_<action>_shadow_allowed / _denied and
+// written to the stream's dynamic metadata for the access log, not enforced.
 
 import type { AuthorizationPolicy, AuthorizationRule } from '../../model/types.ts';
 import { registerHttpFilterFeature } from '../registry.ts';
@@ -64,7 +67,7 @@ function principals(rule: AuthorizationRule): Json[] {
 /** The policy entry that lets the mesh's own active health checks (GET of the health path) past an ALLOW filter. */
 export const HEALTH_CHECK_POLICY = 'weft/health-check';
 
-function rbacFilter(name: string, action: 'ALLOW' | 'DENY', policies: AuthorizationPolicy[], healthPath?: string): Json {
+function rbacRules(action: 'ALLOW' | 'DENY', policies: AuthorizationPolicy[], healthPath?: string): Json {
   const entries: Record<string, Json> = {};
   for (const p of policies) {
     p.rules.forEach((rule, i) => {
@@ -77,7 +80,27 @@ function rbacFilter(name: string, action: 'ALLOW' | 'DENY', policies: Authorizat
       principals: [{ any: true }],
     };
   }
-  return { name, typed_config: { '@type': RBAC_TYPE, rules: { action, policies: entries } } };
+  return { action, policies: entries };
+}
+
+/** Prefix of the shadow rules' counters and metadata keys: rbac.weft_dry_run_<action>_shadow_denied, ... */
+export const dryRunStatPrefix = (action: 'ALLOW' | 'DENY'): string => `weft_dry_run_${action.toLowerCase()}_`;
+
+/**
+ * One RBAC filter for the policies of one action. The enforced ones are its rules; when some are dry-run, its
+ * shadow rules are all of them, enforced and dry-run together (what the service would decide with the dry-run
+ * ones enforced), counted and logged under dryRunStatPrefix, never enforced. A filter of dry-run policies only
+ * has no rules: Envoy then enforces nothing.
+ */
+function rbacFilter(name: string, action: 'ALLOW' | 'DENY', policies: AuthorizationPolicy[], healthPath?: string): Json {
+  const enforced = policies.filter((p) => p.dryRun !== true);
+  const config: Json = { '@type': RBAC_TYPE };
+  if (enforced.length > 0) config.rules = rbacRules(action, enforced, healthPath);
+  if (enforced.length < policies.length) {
+    config.shadow_rules = rbacRules(action, policies, healthPath);
+    config.shadow_rules_stat_prefix = dryRunStatPrefix(action);
+  }
+  return { name, typed_config: config };
 }
 
 /** The authorization policies governing the proxy's own service, sorted by namespace/name. */
