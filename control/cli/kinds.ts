@@ -73,7 +73,8 @@ const AUTHORIZATION_POLICY: KindInfo = {
   path: '/authorization-policies',
   namedGet: true,
   headers: ['NAMESPACE', 'NAME', 'SERVICE', 'ACTION', 'RULES'],
-  row: (p) => [str(p.namespace), str(p.name), str(p.service), str(p.action), count(p.rules)],
+  // A dry-run policy is evaluated, not enforced: its action says so.
+  row: (p) => [str(p.namespace), str(p.name), str(p.service), p.dryRun === true ? `${str(p.action)} (dry run)` : str(p.action), count(p.rules)],
 };
 
 const PEER_AUTHENTICATION: KindInfo = {

@@ -26,6 +26,11 @@ metadata: { name: no-admin }
 spec: { service: orders, action: DENY, rules: [{ paths: ["/admin*"] }] }
 ---
 apiVersion: weft.dev/v1
+kind: AuthorizationPolicy
+metadata: { name: no-debug }
+spec: { service: orders, action: DENY, dryRun: true, rules: [{ paths: ["/debug*"] }] }
+---
+apiVersion: weft.dev/v1
 kind: PeerAuthentication
 metadata: { name: default }
 spec: { mode: STRICT }
@@ -47,11 +52,12 @@ describe('weft get for the identity kinds', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('tables say each policy\'s service, action or mode; ap and pa are short names', async () => {
+  it('tables say each policy\'s service, action (and dry run) or mode; ap and pa are short names', async () => {
     const ap = await weft(control, ['get', 'ap']);
     assert.equal(ap.code, 0, ap.stderr);
     assert.match(ap.stdout, /^NAMESPACE\s+NAME\s+SERVICE\s+ACTION\s+RULES$/m);
     assert.match(ap.stdout, /^default\s+no-admin\s+orders\s+DENY\s+1$/m);
+    assert.match(ap.stdout, /^default\s+no-debug\s+orders\s+DENY \(dry run\)\s+1$/m, 'a dry-run policy says so');
     assert.match(ap.stdout, /^default\s+orders-readers\s+orders\s+ALLOW\s+1$/m);
     const pa = await weft(control, ['get', 'peer-authentications']);
     assert.equal(pa.code, 0, pa.stderr);
