@@ -110,7 +110,9 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     await screenshot(page, 'topology');
   });
 
-  it('service page: instances with address, labels and health; routes; policy; bound filters', async () => {
+  it('service page: instances with address, labels and health; routes; policy; authorization (dry run marked); bound filters', async () => {
+    // A dry-run DENY: evaluated and counted by orders' proxies, never enforced; the page says which it is.
+    await apiCall(mesh, 'POST', '/authorization-policies', { name: 'no-debug', service: 'orders', action: 'DENY', dryRun: true, rules: [{ paths: ['/debug*'] }] });
     await open('#/services/orders/default');
     const rows = page.locator('#instances-table tbody tr');
     await rows.first().waitFor();
@@ -120,6 +122,9 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     assert.match(text ?? '', /version=v2/);
     assert.match(text ?? '', /127\.0\.0\.1:\d+/);
     assert.match((await page.locator('main').textContent()) ?? '', /Destination policy \(1\)/);
+    await page.locator('#authz-table').waitFor();
+    assert.match((await page.locator('main').textContent()) ?? '', /Authorization \(1\)/);
+    assert.match((await page.locator('#authz-table tbody tr').first().textContent()) ?? '', /^no-debugDENY1dry run$/);
     assert.match((await page.locator('#instances-table td.heartbeat').first().textContent()) ?? '', /\d+s ago/);
     const main = (await page.locator('main').textContent()) ?? '';
     if (mesh.telemetry) assert.match(main, /Bound filters \(1\).*orders-telemetry.*telemetry.*inbound/s);

@@ -1,6 +1,7 @@
 // Services: the list, and one service's page: its instances (address,
 // labels, zone, health, liveness, heartbeat), the routes for calls to it, its
-// destination policy, the filters bound to it and the proxies serving it.
+// destination policy, who may call it (PeerAuthentication, AuthorizationPolicy,
+// dry-run ones marked), the filters bound to it and the proxies serving it.
 import { get } from '../api.js';
 import { ago, badge, clear, errorBox, h, pretty } from '../dom.js';
 
@@ -62,19 +63,24 @@ async function detail(view, name, ns) {
   view.append(h('h1', h('a', { href: '#/services' }, 'Services'), ' / ', `${name}.${ns}`), body);
   const refresh = async () => {
     try {
-      const [service, { items: instances }, { items: routes }, { items: policies }, { items: bindings }, { items: proxies }] = await Promise.all([
+      const [service, { items: instances }, { items: routes }, { items: policies }, { items: bindings }, { items: proxies }, { items: authz }, { items: peerAuth }] = await Promise.all([
         get(`/services/${encodeURIComponent(name)}${q(ns)}`),
         get(`/services/${encodeURIComponent(name)}/instances${q(ns)}`),
         get(`/routes${q(ns)}`),
         get(`/destination-policies${q(ns)}`),
         get(`/filter-bindings${q(ns)}`),
         get('/proxies'),
+        get(`/authorization-policies${q(ns)}`),
+        get(`/peer-authentications${q(ns)}`),
       ]);
       const mine = (o) => o.service === name || o.service === `${name}.${ns}`;
       const myRoutes = routes.filter(mine);
       const myPolicies = policies.filter(mine);
       const myBindings = bindings.filter(mine);
       const myProxies = proxies.filter((p) => p.service === name && p.namespace === ns);
+      const myAuthz = authz.filter(mine);
+      // The service's own PeerAuthentication wins over the namespace's (no service).
+      const mtls = peerAuth.find(mine) ?? peerAuth.find((p) => p.service === undefined);
       clear(body,
         section('Ports', h('p', service.ports.map((p) => `${p.name ? p.name + ' ' : ''}${p.port}/${p.protocol}`).join(', '),
           ' · calls: ', service.dependsOn === undefined ? 'any service' : service.dependsOn.join(', ') || 'nothing',
@@ -85,6 +91,18 @@ async function detail(view, name, ns) {
             ' ', h('a', { href: `#/traffic/${encodeURIComponent(r.name)}/${encodeURIComponent(r.namespace)}` }, 'shift traffic')),
           jsonCard(r))) : h('p.muted', 'No route: calls go to every instance.')),
         section(`Destination policy (${myPolicies.length})`, myPolicies.length ? myPolicies.map(jsonCard) : h('p.muted', 'None: round robin, default timeouts.')),
+        section(`Authorization (${myAuthz.length})`,
+          h('p', 'mutual TLS: ', mtls ? h('strong', mtls.mode) : h('span.muted', 'no PeerAuthentication (plaintext accepted)')),
+          myAuthz.length ? h('table.grid#authz-table',
+            h('thead', h('tr', ['policy', 'action', 'rules', 'enforced'].map((t) => h('th', t)))),
+            h('tbody', myAuthz.map((p) => h('tr',
+              h('td', p.name),
+              h('td', p.action),
+              h('td', String(p.rules.length)),
+              // A dry-run policy is evaluated and counted by the proxies, never enforced.
+              h('td', p.dryRun ? badge('dry run', 'degraded') : badge('enforced', 'healthy')),
+            ))),
+          ) : h('p.muted', 'No AuthorizationPolicy: every caller is allowed.')),
         section(`Bound filters (${myBindings.length})`, myBindings.length ? h('table.grid',
           h('thead', h('tr', ['binding', 'filter', 'direction', 'order', 'failure policy', 'config'].map((t) => h('th', t)))),
           h('tbody', myBindings.map((b) => h('tr', h('td', b.name), h('td', b.filter), h('td', b.direction), h('td', String(b.order ?? 0)), h('td', b.failurePolicy ?? 'fail_closed'), h('td', h('code', JSON.stringify(b.config ?? {})))))),
