@@ -428,6 +428,8 @@ function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
  */
 class Stream implements LogSource, StreamRandom, TrailerSource {
   finished = false;
+  /** Counted in downstream_cx_upgrades_total and _active (an accepted upgrade): given back from _active at the end. */
+  upgradeCounted = false;
   /**
    * The request's trailers after the filters, once a body with trailers went
    * through them (or, without wasm filters, as the client sent them); until
@@ -658,6 +660,7 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
     if (this.finished) return;
     this.finished = true;
     this.hs.rqActive.value--;
+    if (this.upgradeCounted) this.hs.cxUpgradesActive.value--;
     // A filter still holding part of the stream (one that stopped and may continue it) is not waited for now.
     this.filters?.abandon(ABANDONED);
     clearTimeout(this.#idle);
@@ -1126,6 +1129,13 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   };
   const downstream = new Downstream();
   const stream = new Stream(env, hs, hcm, res, log, started, grpc, h2, downstream);
+  // As Envoy's createUpgradeFilterChain: an upgrade upgrade_configs allows is counted as it is accepted, whatever the
+  // route and the upstream then make of it, and stays active until its stream ends.
+  if (upgrade && hcm.websocket && upgradeType?.toLowerCase() === 'websocket') {
+    hs.cxUpgradesTotal.value++;
+    hs.cxUpgradesActive.value++;
+    stream.upgradeCounted = true;
+  }
   if (env.tap?.active) stream.tapRequest = req.rawHeaders;
   stream.logRequestHeaders = headers;
   if (hcm.accessLogsReadConnection === true && env.accessLog) stream.logConnection = connectionAttributes(h2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket, req.socket);

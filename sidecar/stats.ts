@@ -100,6 +100,9 @@ export interface HcmSeries {
   /** Connections accepted, and those open now. */
   cxTotal: CounterSeries;
   cxActive: CounterSeries;
+  /** Upgrades the connection manager accepted (upgrade_configs allows them), and those not ended yet. */
+  cxUpgradesTotal: CounterSeries;
+  cxUpgradesActive: CounterSeries;
 }
 
 /** The overload manager's gauges (sidecar/overload.ts), under Envoy's overload.* names. */
@@ -160,7 +163,9 @@ export class SidecarStats {
   readonly downstreamRqXx = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_http_conn_manager_prefix', 'envoy_response_code_class']);
   readonly downstreamRqTime = this.#named(this.registry.register(new Histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], TIME_BUCKETS)));
   readonly downstreamCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Active downstream connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxUpgradesActive = this.#gauge('envoy_http_downstream_cx_upgrades_active', 'Accepted upgrades (WebSocket) not ended yet', ['envoy_http_conn_manager_prefix']);
   readonly downstreamCxTotal = this.#counter('envoy_http_downstream_cx_total', 'Downstream connections accepted', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxUpgradesTotal = this.#counter('envoy_http_downstream_cx_upgrades_total', 'Upgrades (WebSocket) the connection manager accepted', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in progress', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
   readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit (reset: their headers were out)', ['envoy_http_conn_manager_prefix']);
@@ -389,6 +394,8 @@ export class SidecarStats {
         rqActive: this.downstreamRqActive.series(l),
         cxTotal: this.downstreamCxTotal.series(l),
         cxActive: this.downstreamCxActive.series(l),
+        cxUpgradesTotal: this.downstreamCxUpgradesTotal.series(l),
+        cxUpgradesActive: this.downstreamCxUpgradesActive.series(l),
       };
       // Counted elsewhere, but there from the start as in Envoy (the router's no_route with its connection manager).
       this.noRoute.series(l);

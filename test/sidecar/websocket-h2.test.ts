@@ -167,6 +167,9 @@ test("an HTTP/2 client's extended CONNECT (:protocol websocket) is answered 200 
   s.end();
   await withTimeout(ended, 5_000, 'the tunnel ends both ways');
   assert.equal(app.upgrades(), 1);
+  // An extended CONNECT is an upgrade to the connection manager, counted as one.
+  assert.equal(await metric(caller.adminPort, 'envoy_http_downstream_cx_upgrades_total', { envoy_http_conn_manager_prefix: 'outbound' }), 1);
+  await eventually(async () => (await metric(caller.adminPort, 'envoy_http_downstream_cx_upgrades_active', { envoy_http_conn_manager_prefix: 'outbound' })) === 0, 5_000, 'no longer active');
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq', { envoy_cluster_name: 'outbound|7000||chat.default', envoy_response_code: '101' }), 1);
 });
 

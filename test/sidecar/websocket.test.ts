@@ -39,12 +39,14 @@ async function meshWith(translator?: ReturnType<typeof withFields>, circuitBreak
   return { port: caller.outboundPort, adminPort: caller.adminPort, app };
 }
 
-test('a WebSocket goes through two sidecars: the greeting the app sends at once, echoes both ways, a 40 KiB message, and a clean close', { timeout: 30_000 }, async () => {
-  const { port, app } = await meshWith();
+test('a WebSocket goes through two sidecars: the greeting the app sends at once, echoes both ways, a 40 KiB message, and a clean close; counted in downstream_cx_upgrades_total and _active', { timeout: 30_000 }, async () => {
+  const { port, adminPort, app } = await meshWith();
+  const upgrades = (stat: 'total' | 'active') => metric(adminPort, `envoy_http_downstream_cx_upgrades_${stat}`, { envoy_http_conn_manager_prefix: 'outbound' });
   const ws = connect(port, 'chat', '/chat', closers);
   const greeting = nextMessage(ws);
   await withTimeout(new Promise((r) => ws.addEventListener('open', r, { once: true })), 5_000, 'websocket open');
   assert.equal(await withTimeout(greeting, 5_000, 'greeting'), 'hello http chat');
+  assert.deepEqual([await upgrades('total'), await upgrades('active')], [1, 1], 'one accepted upgrade, open');
   for (const text of ['one', 'two', 'x'.repeat(40 * 1024)]) {
     const reply = nextMessage(ws);
     ws.send(text);
@@ -56,6 +58,8 @@ test('a WebSocket goes through two sidecars: the greeting the app sends at once,
   assert.equal(c.code, 1000);
   assert.equal(c.wasClean, true);
   assert.equal(app.upgrades(), 1);
+  await eventually(async () => (await upgrades('active')) === 0, 5_000, 'the ended upgrade is no longer active');
+  assert.equal(await upgrades('total'), 1);
   // Plain requests still work on the same listener.
   assert.equal((await get(port, 'chat', '/')).body, 'plain http');
 });
@@ -85,11 +89,12 @@ test('an upgrade the app refuses comes back as its response (400 with its body),
 });
 
 test('with upgrade_configs websocket disabled the sidecar answers 403 upgrade failed, as Envoy, and the app sees nothing', { timeout: 30_000 }, async () => {
-  const { port, app } = await meshWith(withFields({ upgrade_configs: [{ upgrade_type: 'websocket', enabled: false }] }));
+  const { port, adminPort, app } = await meshWith(withFields({ upgrade_configs: [{ upgrade_type: 'websocket', enabled: false }] }));
   const answer = await rawUpgrade(port, 'chat', '/chat');
   assert.match(answer, /^HTTP\/1\.1 403 /);
   assert.match(answer, /upgrade failed$/);
   assert.equal(app.upgrades(), 0);
+  assert.equal(await metric(adminPort, 'envoy_http_downstream_cx_upgrades_total', { envoy_http_conn_manager_prefix: 'outbound' }), 0, 'a refused upgrade is not counted');
 });
 
 test("a WebSocket idle past the route's idle_timeout is closed by the sidecar", { timeout: 30_000 }, async () => {
