@@ -116,13 +116,29 @@ class RunningListener {
       this.#h1.add(conn);
     };
     this.#onRequest = onRequest;
+    /** http.<stat_prefix>.downstream_cx_http1_total / _http2_total and their _active gauges, once the protocol is known. */
+    const countProtocol = (socket: net.Socket, http2: boolean): void => {
+      if (this.config.chain.kind !== 'http') return;
+      const hs = env.stats.hcm(this.config.chain.statPrefix);
+      const total = http2 ? hs.cxHttp2Total : hs.cxHttp1Total;
+      const active = http2 ? hs.cxHttp2Active : hs.cxHttp1Active;
+      total.value++;
+      active.value++;
+      socket.once('close', () => active.value--);
+    };
     const serve = (socket: net.Socket) => {
       const chain = this.config.chain;
       if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);
       // Over mutual TLS, ALPN already says which protocol the peer speaks.
       const alpn = (socket as tls.TLSSocket).alpnProtocol;
-      if (alpn === 'h2') return void this.#h2For().emit('connection', socket);
-      if (alpn === 'http/1.1') return h1(socket);
+      if (alpn === 'h2') {
+        countProtocol(socket, true);
+        return void this.#h2For().emit('connection', socket);
+      }
+      if (alpn === 'http/1.1') {
+        countProtocol(socket, false);
+        return h1(socket);
+      }
       // Nothing has come yet: a connection that stays silent is closed after the connection manager's idle
       // timeout, as Envoy's codec would close it (1 h unless set; 0: never).
       const silent = idleMs();
@@ -132,6 +148,7 @@ class RunningListener {
         socket.pause();
         const n = Math.min(first.length, H2_PREFACE.length);
         const h2 = first.length >= 3 && first.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+        countProtocol(socket, h2);
         if (h2) {
           // nghttp2 reads from the native handle, so unshifted bytes would be lost: hand it a stream that replays them.
           this.#h2For().emit('connection', replaying(socket, first));

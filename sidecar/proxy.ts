@@ -604,6 +604,9 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
 
   expire(body: string, flag: string): void {
     if (this.finished) return;
+    // As Envoy's onIdleTimeout and onRequestTimeout (downstream_rq_idle_timeout, downstream_rq_timeout).
+    if (flag === 'SI') this.hs.rqIdleTimeout.value++;
+    else this.hs.rqTimeout.value++;
     if (this.upgraded) return this.upgraded(flag);
     this.downstream.abort();
     this.reply(this.timeoutReply(body, flag));
@@ -681,6 +684,8 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
     if (this.hcm.accessLogsReadTimes === true && status !== 0 && responseEnded(this.res)) this.responseDoneAt = now;
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
+    // Envoy's downstream_rq_completed (onCodecEncodeComplete): the response went out whole.
+    if (status !== 0 && responseEnded(this.res)) this.hs.rqCompleted.value++;
     this.hs.rqTime.observe(log.duration_ms);
     this.endFlag = flag;
     this.endDetails = details;
@@ -886,6 +891,9 @@ function responseEnded(res: Res): boolean {
 export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnectionManagerConfig, r: CodecReply): void {
   const hs = env.stats.hcm(hcm.statPrefix);
   hs.rq.value++;
+  // The HTTP/1 codec's own answer: an HTTP/1.x request, its response sent whole.
+  hs.rqHttp1Total.value++;
+  hs.rqCompleted.value++;
   (hs.rqXx[Math.floor(r.status / 100)] ?? hs.rqXx[0]!).value++;
   hs.rqTime.observe(0);
   const accessLogs = env.accessLog ? hcm.accessLogs : undefined;
@@ -1070,6 +1078,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
   hs.rq.value++;
   hs.rqActive.value++;
   const h2 = req.httpVersionMajor === 2;
+  (h2 ? hs.rqHttp2Total : hs.rqHttp1Total).value++;
   let authority = (h2 ? (req.headers[':authority'] as string | undefined) : req.headers.host) ?? '';
   let path = (h2 ? (req.headers[':path'] as string | undefined) : req.url) ?? '/';
   if (path.charCodeAt(0) !== 47 /* / */) {

@@ -103,6 +103,19 @@ export interface HcmSeries {
   /** Upgrades the connection manager accepted (upgrade_configs allows them), and those not ended yet. */
   cxUpgradesTotal: CounterSeries;
   cxUpgradesActive: CounterSeries;
+  /** Connections by the protocol they speak (HTTP/1.x, HTTP/2), and those open now. */
+  cxHttp1Total: CounterSeries;
+  cxHttp1Active: CounterSeries;
+  cxHttp2Total: CounterSeries;
+  cxHttp2Active: CounterSeries;
+  /** Requests by protocol. */
+  rqHttp1Total: CounterSeries;
+  rqHttp2Total: CounterSeries;
+  /** Responses sent whole (not reset, the client not gone first). */
+  rqCompleted: CounterSeries;
+  /** Streams ended by stream_idle_timeout (or a route's idle_timeout), and by request_timeout. */
+  rqIdleTimeout: CounterSeries;
+  rqTimeout: CounterSeries;
 }
 
 /** The overload manager's gauges (sidecar/overload.ts), under Envoy's overload.* names. */
@@ -164,8 +177,17 @@ export class SidecarStats {
   readonly downstreamRqTime = this.#named(this.registry.register(new Histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], TIME_BUCKETS)));
   readonly downstreamCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Active downstream connections', ['envoy_http_conn_manager_prefix']);
   readonly downstreamCxUpgradesActive = this.#gauge('envoy_http_downstream_cx_upgrades_active', 'Accepted upgrades (WebSocket) not ended yet', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxHttp1Active = this.#gauge('envoy_http_downstream_cx_http1_active', 'Open downstream HTTP/1.x connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxHttp2Active = this.#gauge('envoy_http_downstream_cx_http2_active', 'Open downstream HTTP/2 connections', ['envoy_http_conn_manager_prefix']);
   readonly downstreamCxTotal = this.#counter('envoy_http_downstream_cx_total', 'Downstream connections accepted', ['envoy_http_conn_manager_prefix']);
   readonly downstreamCxUpgradesTotal = this.#counter('envoy_http_downstream_cx_upgrades_total', 'Upgrades (WebSocket) the connection manager accepted', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxHttp1Total = this.#counter('envoy_http_downstream_cx_http1_total', 'Downstream HTTP/1.x connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxHttp2Total = this.#counter('envoy_http_downstream_cx_http2_total', 'Downstream HTTP/2 connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqHttp1Total = this.#counter('envoy_http_downstream_rq_http1_total', 'Downstream HTTP/1.x requests', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqHttp2Total = this.#counter('envoy_http_downstream_rq_http2_total', 'Downstream HTTP/2 requests', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqCompleted = this.#counter('envoy_http_downstream_rq_completed', 'Requests whose response was sent whole', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqIdleTimeout = this.#counter('envoy_http_downstream_rq_idle_timeout', 'Streams ended by the stream idle timeout', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqTimeout = this.#counter('envoy_http_downstream_rq_timeout', 'Streams ended by request_timeout (the request did not arrive whole in time)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in progress', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
   readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit (reset: their headers were out)', ['envoy_http_conn_manager_prefix']);
@@ -396,6 +418,15 @@ export class SidecarStats {
         cxActive: this.downstreamCxActive.series(l),
         cxUpgradesTotal: this.downstreamCxUpgradesTotal.series(l),
         cxUpgradesActive: this.downstreamCxUpgradesActive.series(l),
+        cxHttp1Total: this.downstreamCxHttp1Total.series(l),
+        cxHttp1Active: this.downstreamCxHttp1Active.series(l),
+        cxHttp2Total: this.downstreamCxHttp2Total.series(l),
+        cxHttp2Active: this.downstreamCxHttp2Active.series(l),
+        rqHttp1Total: this.downstreamRqHttp1Total.series(l),
+        rqHttp2Total: this.downstreamRqHttp2Total.series(l),
+        rqCompleted: this.downstreamRqCompleted.series(l),
+        rqIdleTimeout: this.downstreamRqIdleTimeout.series(l),
+        rqTimeout: this.downstreamRqTimeout.series(l),
       };
       // Counted elsewhere, but there from the start as in Envoy (the router's no_route with its connection manager).
       this.noRoute.series(l);

@@ -91,6 +91,9 @@ test('stream_idle_timeout: a stream with no bytes either way for that long gets 
   assert.equal(r.status, 504);
   assert.equal(r.body, 'stream timeout');
   assert.ok(r.ms < 2500, `ended by the idle timeout (${r.ms} ms)`);
+  const counted = (name: string) => metric(caller.adminPort, `envoy_http_${name}`, { envoy_http_conn_manager_prefix: 'outbound' });
+  assert.equal(await counted('downstream_rq_idle_timeout'), 1, 'counted as Envoy counts an idle timeout');
+  assert.equal(await counted('downstream_rq_timeout'), 0);
   // Bytes keep a stream alive: a body trickling in every 100 ms outlives 300 ms of idle timeout.
   const trickle = await startApp('trickle', (_req, res) => {
     res.writeHead(200);
@@ -123,10 +126,14 @@ test('request_timeout: a request body that does not arrive in time gets 408 requ
   assert.equal(r.body, 'request timeout');
   assert.ok(r.ms < 2500, `answered at the request timeout (${r.ms} ms)`);
   assert.equal(echo.hits, 0);
+  const counted = (name: string) => metric(caller.adminPort, `envoy_http_${name}`, { envoy_http_conn_manager_prefix: 'outbound' });
+  assert.deepEqual([await counted('downstream_rq_timeout'), await counted('downstream_rq_idle_timeout')], [1, 0], 'a request timeout, not an idle one');
   // A complete request is unaffected.
   const ok = await get(caller.outboundPort, 'echo', '/upload', { method: 'POST', body: 'x'.repeat(100) });
   assert.equal(ok.status, 200);
   assert.equal(echo.hits, 1);
+  // Both 408 and 200 went out whole: completed responses (downstream_rq_completed).
+  assert.equal(await counted('downstream_rq_completed'), 2);
 });
 
 test("common_http_protocol_options.idle_timeout: a downstream connection idle that long is closed, HTTP/1.1 and h2; one with a request in flight is not", { timeout: 30_000 }, async () => {

@@ -125,6 +125,13 @@ test('a WebSocket from an HTTP/1.1 client crosses an HTTP/2 hop between two side
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_cx_http2_total', { envoy_cluster_name: 'outbound|7000||chat.default' }), 1);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq', { envoy_cluster_name: 'outbound|7000||chat.default', envoy_response_code: '101' }), 1);
   assert.equal(await metric(chat.adminPort, 'envoy_http_downstream_rq_xx', { envoy_http_conn_manager_prefix: 'inbound', envoy_response_code_class: '1' }), 1);
+  // By protocol: the client's connection and upgrade to the caller were HTTP/1.1, the hop to chat HTTP/2.
+  const inbound = { envoy_http_conn_manager_prefix: 'inbound' };
+  const outbound = { envoy_http_conn_manager_prefix: 'outbound' };
+  assert.deepEqual([await metric(chat.adminPort, 'envoy_http_downstream_cx_http2_total', inbound), await metric(chat.adminPort, 'envoy_http_downstream_cx_http1_total', inbound)], [1, 0]);
+  assert.deepEqual([await metric(chat.adminPort, 'envoy_http_downstream_rq_http2_total', inbound), await metric(chat.adminPort, 'envoy_http_downstream_rq_http1_total', inbound)], [1, 0]);
+  assert.equal(await metric(chat.adminPort, 'envoy_http_downstream_cx_http2_active', inbound), 1, 'the pooled hop is still open');
+  assert.deepEqual([await metric(caller.adminPort, 'envoy_http_downstream_rq_http1_total', outbound), await metric(caller.adminPort, 'envoy_http_downstream_rq_http2_total', outbound)], [1, 0]);
   // Plain requests share the same HTTP/2 hop.
   assert.equal((await get(caller.outboundPort, 'chat', '/')).body, 'plain http');
   // An upgrade the app refuses: its 400 crosses the hop as the CONNECT stream's answer and reaches the client as it came.
