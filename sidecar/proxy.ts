@@ -684,8 +684,16 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
     if (this.hcm.accessLogsReadTimes === true && status !== 0 && responseEnded(this.res)) this.responseDoneAt = now;
     const cls = Math.floor(status / 100);
     (this.hs.rqXx[cls] ?? this.hs.rqXx[0]!).value++;
-    // Envoy's downstream_rq_completed (onCodecEncodeComplete): the response went out whole.
-    if (status !== 0 && responseEnded(this.res)) this.hs.rqCompleted.value++;
+    // Envoy's downstream_rq_completed (onCodecEncodeComplete): the response went out whole. Otherwise the stream was
+    // reset: Envoy's onResetStream counts every reset in downstream_rq_rx_reset (the client's RST_STREAM or closed
+    // connection, and its own), and one it sent, its response unfinished, in downstream_rq_tx_reset too. An upgraded
+    // stream's end (its connections closing) is neither.
+    if (responseEnded(this.res)) {
+      if (status !== 0) this.hs.rqCompleted.value++;
+    } else if (!this.upgradeCounted || status !== 101) {
+      this.hs.rqRxReset.value++;
+      if (flag !== 'DC') this.hs.rqTxReset.value++;
+    }
     this.hs.rqTime.observe(log.duration_ms);
     this.endFlag = flag;
     this.endDetails = details;

@@ -116,6 +116,9 @@ export interface HcmSeries {
   /** Streams ended by stream_idle_timeout (or a route's idle_timeout), and by request_timeout. */
   rqIdleTimeout: CounterSeries;
   rqTimeout: CounterSeries;
+  /** Streams that ended in a reset, either side's (Envoy's onResetStream counts them all), and those the sidecar reset. */
+  rqRxReset: CounterSeries;
+  rqTxReset: CounterSeries;
 }
 
 /** The overload manager's gauges (sidecar/overload.ts), under Envoy's overload.* names. */
@@ -187,6 +190,8 @@ export class SidecarStats {
   readonly downstreamRqHttp2Total = this.#counter('envoy_http_downstream_rq_http2_total', 'Downstream HTTP/2 requests', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqCompleted = this.#counter('envoy_http_downstream_rq_completed', 'Requests whose response was sent whole', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqIdleTimeout = this.#counter('envoy_http_downstream_rq_idle_timeout', 'Streams ended by the stream idle timeout', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqRxReset = this.#counter('envoy_http_downstream_rq_rx_reset', 'Streams that ended in a reset (the client\'s or the sidecar\'s)', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamRqTxReset = this.#counter('envoy_http_downstream_rq_tx_reset', 'Streams the sidecar reset (its response could not be finished)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTimeout = this.#counter('envoy_http_downstream_rq_timeout', 'Streams ended by request_timeout (the request did not arrive whole in time)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in progress', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
@@ -427,6 +432,8 @@ export class SidecarStats {
         rqCompleted: this.downstreamRqCompleted.series(l),
         rqIdleTimeout: this.downstreamRqIdleTimeout.series(l),
         rqTimeout: this.downstreamRqTimeout.series(l),
+        rqRxReset: this.downstreamRqRxReset.series(l),
+        rqTxReset: this.downstreamRqTxReset.series(l),
       };
       // Counted elsewhere, but there from the start as in Envoy (the router's no_route with its connection manager).
       this.noRoute.series(l);

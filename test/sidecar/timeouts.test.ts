@@ -10,7 +10,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { grpcTimeoutMs } from '../../sidecar/proxy.ts';
-import { TestMesh, get, instance, metric, route, service, startApp, withFields, withTimeout } from './harness.ts';
+import { TestMesh, eventually, get, instance, metric, route, service, startApp, withFields, withTimeout } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -63,6 +63,9 @@ test('the route timeout covers the response body: a body still streaming when it
   assert.equal(r.ended, false, 'the stream was reset, not ended as if complete');
   assert.ok(r.ms < 2500, `reset at the route timeout, not when the app finished (${r.ms} ms)`);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_timeout', { envoy_cluster_name: 'outbound|7000||slowbody.default' }), 1);
+  // The sidecar reset the client's stream: a sent reset, counted among the resets as Envoy's onResetStream counts them.
+  const hcm = { envoy_http_conn_manager_prefix: 'outbound' };
+  assert.deepEqual([await metric(caller.adminPort, 'envoy_http_downstream_rq_tx_reset', hcm), await metric(caller.adminPort, 'envoy_http_downstream_rq_rx_reset', hcm), await metric(caller.adminPort, 'envoy_http_downstream_rq_completed', hcm)], [1, 1, 0]);
   // A body that completes within the timeout is untouched.
   const quick = await slowBodyApp(50);
   mesh.model.update({ instances: [instance('slowbody', quick.port)] });
@@ -70,6 +73,23 @@ test('the route timeout covers the response body: a body still streaming when it
   const ok = await get(caller.outboundPort, 'slowbody');
   assert.equal(ok.status, 200);
   assert.equal(ok.body, 'first;rest');
+  assert.equal(await metric(caller.adminPort, 'envoy_http_downstream_rq_completed', hcm), 1);
+  // A client that leaves mid-body: a received reset only.
+  const slow = await slowBodyApp(3000);
+  mesh.model.update({ instances: [instance('slowbody', slow.port)], routes: [route('slowbody', [{ destinations: [{ service: 'slowbody', weight: 1 }], timeoutMs: 0 }])] });
+  await new Promise((r) => setTimeout(r, 300));
+  await new Promise<void>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: caller.outboundPort, path: '/', headers: { host: 'slowbody' }, agent: false }, (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', () => undefined);
+    setTimeout(() => reject(new Error('no body')), 5000);
+  });
+  await eventually(async () => (await metric(caller.adminPort, 'envoy_http_downstream_rq_rx_reset', hcm)) === 2, 5000, 'the client\'s reset counted');
+  assert.equal(await metric(caller.adminPort, 'envoy_http_downstream_rq_tx_reset', hcm), 1, 'the client left: not a reset the sidecar sent');
 });
 
 test('stream_idle_timeout: a stream with no bytes either way for that long gets 504 stream timeout (the request arrived whole: Envoy\'s maybeRequestTimeoutCode)', { timeout: 30_000 }, async () => {
