@@ -7,7 +7,7 @@
 
 import type { FaultConfig, HeaderMatcherConfig, HttpFilterConfig, PercentParts, RouteEntry, WasmPluginConfig } from './config.ts';
 import { headerValueMatches } from './router.ts';
-import { matchingPolicy, type RbacRequest } from './rbac.ts';
+import { rbacDecide, type RbacRequest } from './rbac.ts';
 import { NO_RUNTIME, type Runtime } from './runtime.ts';
 import type { PeerCertificate } from './peer-identity.ts';
 import type { LocalReply } from './local-reply.ts';
@@ -444,22 +444,18 @@ export class RequestFilters {
       // metadata (<prefix>shadow_engine_result, and <prefix>shadow_effective_policy_id when a policy matched), then
       // the enforced ones.
       if (f.shadow) {
-        const matched = matchingPolicy(f.shadow, req);
-        const allowed = f.shadow.action === 'ALLOW' ? matched !== undefined : matched === undefined;
+        const { allowed, matched } = rbacDecide(f.shadow, req);
         this.#stats.rbac(f.shadowRulesStatPrefix, allowed ? 'shadow_allowed' : 'shadow_denied').inc(labels);
         const fields = ((this.dynamicMetadata ??= {})[RBAC_METADATA_NAMESPACE] ??= {});
         if (matched !== undefined) fields[`${f.shadowRulesStatPrefix}shadow_effective_policy_id`] = matched;
         fields[`${f.shadowRulesStatPrefix}shadow_engine_result`] = allowed ? 'allowed' : 'denied';
       }
-      const matched = matchingPolicy(f.rbac, req);
-      // As Envoy's RBAC filter: ALLOW lets through a request some policy matches, DENY one none matches. The denial's
-      // details name the DENY policy that matched, `none` for an ALLOW no policy matched (rbac_filter.cc).
-      const allow = f.rbac.action === 'ALLOW';
-      const allowed = allow ? matched !== undefined : matched === undefined;
+      // The denial's details name the DENY policy that matched, `none` for an ALLOW no policy matched (rbac_filter.cc).
+      const { allowed, matched } = rbacDecide(f.rbac, req);
       // Without rules Envoy has no enforcing engine: nothing is counted.
       if (f.enforced) this.#stats.rbac(f.rulesStatPrefix, allowed ? 'allowed' : 'denied').inc(labels);
       if (allowed) return undefined;
-      return { kind: 'reply', reply: localReplies.rbacDenied(allow ? undefined : matched), headers, body: s.body };
+      return { kind: 'reply', reply: localReplies.rbacDenied(f.rbac.action === 'ALLOW' ? undefined : matched), headers, body: s.body };
     }
     if (a.kind === 'fault') {
       const fault = a.fault;

@@ -11,6 +11,7 @@
 import http2 from 'node:http2';
 import type { Exchange, HeaderPairs, PoolOptions, TrailerSource, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import type { UpgradeAttempt, UpgradeOutcome } from './upgrade.ts';
+import { objectFromPairs } from './headers.ts';
 import { MAX_CONNECTIONS_PER_EVENT, UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, localAddressOf, pairsFromObject } from './upstream.ts';
 
 /** Envoy's default http2_protocol_options.max_concurrent_streams (2^31 - 1). */
@@ -397,14 +398,9 @@ export class Http2Pool implements UpstreamPool {
       const slot = this.#o.request ? this.#o.request() : NO_SLOT;
       if (!slot) return fail(new UpstreamFailure('overflow', 'max requests overflow'));
       this.#opening(c);
-      const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':protocol': req.protocol, ':path': req.path, ':authority': req.authority, ':scheme': 'http' };
-      for (const [k, v] of req.headers) {
-        if (k.startsWith(':') || CONNECTION_SPECIFIC.has(k)) continue;
-        // As Envoy's transform: an empty body's content-length is dropped (nghttp2 refuses one on a CONNECT).
-        if (k === 'content-length' && v === '0') continue;
-        const prev = headers[k];
-        headers[k] = prev === undefined ? v : ([] as string[]).concat(prev as string | string[], v);
-      }
+      // As Envoy's transform: an empty body's content-length is dropped (nghttp2 refuses one on a CONNECT).
+      const kept = req.headers.filter(([k, v]) => !k.startsWith(':') && !CONNECTION_SPECIFIC.has(k) && !(k === 'content-length' && v === '0'));
+      const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':protocol': req.protocol, ':path': req.path, ':authority': req.authority, ':scheme': 'http', ...objectFromPairs(kept) };
       let s: http2.ClientHttp2Stream;
       try {
         s = stream = c.session.request(headers, { endStream: false });

@@ -1631,12 +1631,7 @@ async function upgradeTo(stream: Stream, clusterName: string, request: UpgradeRe
       // The client's extended CONNECT is answered 200, without the upgrade's hop-by-hop headers (Envoy's
       // transformUpgradeResponseFromH1toH2); its stream is the client's side of the tunnel.
       const res = stream.res as Http2ServerResponse;
-      const head: Record<string, string | string[]> = { ':status': '200' };
-      for (const [k, v] of withoutHopByHop(headers)) {
-        if (k === 'content-length' || k === 'transfer-encoding') continue;
-        const prev = head[k];
-        head[k] = prev === undefined ? v : ([] as string[]).concat(prev, v);
-      }
+      const head = { ':status': '200', ...objectFromPairs(withoutHopByHop(headers).filter(([k]) => k !== 'content-length')) };
       res.stream.respond(head, { endStream: false });
       taken = { socket: res.stream, head: EMPTY };
     } else {

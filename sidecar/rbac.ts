@@ -62,8 +62,13 @@ export function matchingPolicy(config: RbacConfig, req: RbacRequest): string | u
   return config.policies.find((p) => p.permissions.some((x) => permits(x, req)) && p.principals.some((x) => identifies(x, req)))?.name;
 }
 
+/** The engine's decision: ALLOW lets through a request some policy matches, DENY one none matches; and the policy that matched. */
+export function rbacDecide(config: RbacConfig, req: RbacRequest): { allowed: boolean; matched: string | undefined } {
+  const matched = matchingPolicy(config, req);
+  return { allowed: config.action === 'ALLOW' ? matched !== undefined : matched === undefined, matched };
+}
+
 /** Whether the filter lets the request through. */
 export function rbacAllows(config: RbacConfig, req: RbacRequest): boolean {
-  const matched = matchingPolicy(config, req) !== undefined;
-  return config.action === 'ALLOW' ? matched : !matched;
+  return rbacDecide(config, req).allowed;
 }
