@@ -560,7 +560,10 @@ export class Cluster {
   pick(ctx: PickContext): Host | undefined {
     const s = this.hostSets();
     let source: HostSource;
-    if (s.panic) source = 'all';
+    if (s.panic) {
+      source = 'all';
+      this.#stats.lbHealthyPanic.inc(this.#stats.clusterLabel(this.name));
+    }
     else if (this.config.lbPolicy === 'RING_HASH') source = 'healthy';
     else source = Math.floor(this.#random() * 100) + 1 <= s.healthyLoad ? 'healthy' : 'degraded';
     const hosts = source === 'all' ? s.inService : source === 'healthy' ? s.healthy : s.degraded;
@@ -644,7 +647,10 @@ export class Cluster {
     const labels = this.#stats.clusterLabel(this.name);
     this.#stats.membershipTotal.set(labels, this.hosts.length);
     // Envoy's membership_healthy: its healthy host set, so neither degraded nor ejected hosts count.
-    this.#stats.membershipHealthy.set(labels, this.hostSets().healthy.length);
+    const sets = this.hostSets();
+    this.#stats.membershipHealthy.set(labels, sets.healthy.length);
+    this.#stats.membershipDegraded.set(labels, sets.degraded.length);
+    this.#stats.membershipExcluded.set(labels, this.hosts.length - sets.inService.length);
     this.#stats.ejectionsActive.set(labels, this.hosts.filter((h) => h.ejectedUntil > now).length);
     if (this.config.healthChecks.length > 0) {
       // Envoy's health_check.healthy and .degraded: hosts its checks have in (FAILED_ACTIVE_HC clear), and those marked degraded.

@@ -254,6 +254,11 @@ export class SidecarStats {
   readonly noHealthyUpstream = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no healthy host', ['envoy_cluster_name']);
   readonly membershipHealthy = this.#gauge('envoy_cluster_membership_healthy', 'Hosts that may take traffic', ['envoy_cluster_name']);
   readonly membershipTotal = this.#gauge('envoy_cluster_membership_total', 'Hosts in the cluster', ['envoy_cluster_name']);
+  /** Envoy's membership_degraded and membership_excluded: the degraded host set, and hosts left out of load balancing (draining, or awaiting their first check). */
+  readonly membershipDegraded = this.#gauge('envoy_cluster_membership_degraded', 'Hosts that take traffic only as degraded ones', ['envoy_cluster_name']);
+  readonly membershipExcluded = this.#gauge('envoy_cluster_membership_excluded', 'Hosts left out of load balancing (EDS draining, or awaiting their first health check)', ['envoy_cluster_name']);
+  /** Envoy's lb_healthy_panic: picks made in panic mode (too few healthy hosts, so every host takes traffic). */
+  readonly lbHealthyPanic = this.#counter('envoy_cluster_lb_healthy_panic', 'Requests load balanced in panic mode (healthy hosts below healthy_panic_threshold: every host takes traffic)', ['envoy_cluster_name']);
   readonly ejectionsActive = this.#gauge('envoy_cluster_outlier_detection_ejections_active', 'Hosts currently ejected', ['envoy_cluster_name']);
   readonly ejectionsEnforced = this.#counter('envoy_cluster_outlier_detection_ejections_enforced_total', 'Ejections enforced', ['envoy_cluster_name']);
   readonly ejectionsOverflow = this.#counter('envoy_cluster_outlier_detection_ejections_overflow', 'Ejections not made: max_ejection_percent reached', ['envoy_cluster_name']);
@@ -498,7 +503,7 @@ export class SidecarStats {
   clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
     const l = this.clusterLabel(name);
     this.cluster(name);
-    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.upstreamRqRetryBackoffExponential, this.upstreamRqRetryBackoffRatelimited, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.membershipHealthy, this.membershipTotal, this.ejectionsActive];
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.upstreamRqRetryBackoffExponential, this.upstreamRqRetryBackoffRatelimited, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.lbHealthyPanic, this.membershipHealthy, this.membershipTotal, this.membershipDegraded, this.membershipExcluded, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
     const checks = [this.healthCheckSuccess, this.healthCheckFailure, this.healthCheckAttempt, this.healthCheckNetworkFailure, this.healthCheckHealthy, this.healthCheckDegraded];
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);

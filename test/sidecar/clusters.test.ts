@@ -87,15 +87,24 @@ test('a CDS update that leaves a cluster as it was does not restart its outlier 
   }
 });
 
-test("panic mode, as Envoy's: counted over the hosts not draining, and then every one of them takes traffic, EDS UNHEALTHY and TIMEOUT too", () => {
-  const c = new Cluster(config(), new SidecarStats());
+test("panic mode, as Envoy's: counted over the hosts not draining, and then every one of them takes traffic, EDS UNHEALTHY and TIMEOUT too; each pick in panic counts lb_healthy_panic", () => {
+  const stats = new SidecarStats();
+  const c = new Cluster(config(), stats);
+  const panics = () => stats.lbHealthyPanic.series(stats.clusterLabel('c')).value;
+  const excluded = () => stats.membershipExcluded.series(stats.clusterLabel('c')).value;
   try {
     // One healthy host of three not draining: 33%, under the 50% threshold.
     c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'UNHEALTHY'), ep(3, 'TIMEOUT'), ep(4, 'DRAINING')]);
     assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2, 3]);
+    assert.equal(excluded(), 1, 'the draining host is excluded');
+    for (let i = 0; i < 5; i++) c.pick({});
+    assert.equal(panics(), 5);
     // Two of three not draining are healthy (67%): no panic, though two of five hosts would be 40%.
     c.setEndpoints([ep(1, 'HEALTHY'), ep(2, 'HEALTHY'), ep(3, 'UNHEALTHY'), ep(4, 'DRAINING'), ep(5, 'DRAINING')]);
     assert.deepEqual(c.usableHosts().map((h) => h.port).sort(), [1, 2]);
+    assert.equal(excluded(), 2);
+    for (let i = 0; i < 5; i++) c.pick({});
+    assert.equal(panics(), 5, 'no panic, no count');
   } finally {
     c.close();
   }

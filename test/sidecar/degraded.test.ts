@@ -129,17 +129,20 @@ test('a passing health check that answers x-envoy-degraded marks its host degrad
   assert.match(text, /c::127\.0\.0\.1:3::health_flags::\/degraded_active_hc/);
 });
 
-test('membership_healthy counts the healthy host set, as Envoy: not the degraded hosts, not the ejected ones', () => {
+test('membership_healthy counts the healthy host set, as Envoy: not the degraded hosts, not the ejected ones; membership_degraded counts the degraded set', () => {
   const stats = new SidecarStats();
   const c = new Cluster(config(), stats);
   closers.push(async () => c.close());
   const gauge = () => stats.membershipHealthy.series(stats.clusterLabel('c')).value;
+  const degraded = () => stats.membershipDegraded.series(stats.clusterLabel('c')).value;
   c.setEndpoints(endpoints(3, 2));
   assert.equal(gauge(), 3, 'the two DEGRADED endpoints are not healthy');
+  assert.equal(degraded(), 2);
   c.hosts[0]!.activeDegraded = true;
   c.hosts[1]!.ejectedUntil = Date.now() + 60_000;
   c.tickOutliers();
   assert.equal(gauge(), 1, 'one degraded by its check, one ejected');
+  assert.equal(degraded(), 3, 'the two EDS DEGRADED and the one its check marked');
 });
 
 test('round robin keeps its place in the healthy and the degraded hosts apart, as Envoy keeps one index per host source', () => {
