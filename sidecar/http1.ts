@@ -27,6 +27,7 @@ import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { NativeParser } from './llhttp.ts';
 import { HTTPParser, headerError, methods } from './llhttp.ts';
+import type { LocalCloseReason } from './downstream-cx.ts';
 
 /** A first body chunk up to this size is copied behind the head and sent in one write. */
 const JOIN_LIMIT = 16 * 1024;
@@ -541,6 +542,8 @@ export class H1Connection {
   #requestsLeft: number;
   /** Where the connection's own answers are reported (the access log, the counters). */
   readonly #report: ((r: CodecReply) => void) | undefined;
+  /** Where the connection says why it closes (the connection's counters, sidecar/downstream-cx.ts). */
+  closing: ((reason: LocalCloseReason) => void) | undefined;
   /** The head of the request the connection refused, when it was read (what #sendError reports). */
   #refused: { method: string; url: string; headers: Record<string, string>; minor: number } | undefined;
 
@@ -603,12 +606,19 @@ export class H1Connection {
   }
 
   /** A graceful drain: the next response says `connection: close` and the connection closes after it; idle, it waits for that request. */
-  drain(): void {
+  drain(reason: 'drain' | 'overload' = 'drain'): void {
+    if (this.keepAlive) this.closing?.(reason);
     this.keepAlive = false;
+  }
+
+  /** A request is in progress (read, not yet answered). */
+  get busy(): boolean {
+    return this.#queue.length > 0;
   }
 
   /** Idle: close now. Busy: close after the response in progress. */
   closeWhenIdle(): void {
+    this.closing?.('drain');
     this.#closing = true;
     this.keepAlive = false;
     if (this.#queue.length === 0) this.socket.end();
@@ -657,6 +667,7 @@ export class H1Connection {
 
   #fail(err: Error & { code?: string }, status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400): void {
     this.#failed = true;
+    this.closing?.('protocol_error');
     this.socket.pause();
     const broken = this.#parsing;
     this.#parsing = undefined;
@@ -741,6 +752,7 @@ export class H1Connection {
     // The connection's last request: keep-alive ends now, or, behind pipelined requests, once it is the one answered
     // (the responses before it do not say `connection: close`, and the connection stays open for them).
     if (!keepAlive || --this.#requestsLeft <= 0) {
+      if (keepAlive) this.closing?.('max_requests');
       if (this.#queue.length === 0) this.keepAlive = false;
       else req.lastOnConnection = true;
     }
@@ -764,8 +776,9 @@ export class H1Connection {
 
   /** @internal the idle timer fired: closed while no request is in progress, else checked again later. */
   idleExpired(): void {
-    if (this.#queue.length === 0) this.socket.destroy();
-    else this.#idle?.refresh();
+    if (this.#queue.length > 0) return void this.#idle?.refresh();
+    this.closing?.('idle_timeout');
+    this.socket.destroy();
   }
 
   #dispatch(): void {
@@ -854,11 +867,13 @@ function destroySocket(socket: net.Socket): void {
 }
 
 /** Serves HTTP/1.x on a socket; `first` is data already read from it (protocol sniffing); idle for `idleMs` (0: never) with nothing in flight, it closes. */
-/** `drain`: the connection closes after its first response (set before `first` is read, which may be answered at once). */
+/** `drain`: the connection closes after its first response, for that reason (set before `first` is read, which may be answered at once). */
 /** `report`: the connection's own answers (400, 431, 501, 403), for the access log and the counters. */
-export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS, drain = false, report?: (r: CodecReply) => void): H1Connection {
+/** `closing`: where it says why it closes (set before `first` is read, which may be refused at once). */
+export function serveHttp1(socket: net.Socket, onRequest: OnRequest, onClose: (c: H1Connection) => void, idleMs: number, first?: Buffer, limits: ConnectionLimits = ENVOY_CONNECTION_LIMITS, drain?: 'drain' | 'overload', report?: (r: CodecReply) => void, closing?: (reason: LocalCloseReason) => void): H1Connection {
   const c = new H1Connection(socket, onRequest, onClose, idleMs, limits, report);
-  if (drain) c.drain();
+  c.closing = closing;
+  if (drain) c.drain(drain);
   if (first) c.feed(first);
   return c;
 }

@@ -16,19 +16,23 @@ import { serveHttp1, type CodecReply } from './http1.ts';
 import type { ProxyEnv } from './proxy.ts';
 import { codecReply, handleRequest } from './proxy.ts';
 import type { TlsMaterial } from './tls-contexts.ts';
+import { DownstreamCx, type LocalCloseReason } from './downstream-cx.ts';
 
 /** How long the PERMISSIVE listener's TLS detection waits for the first bytes: Envoy's listener_filters_timeout default. */
 export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 
 /**
  * Closes `socket` if it sends nothing for `ms` (the caller clears the timer with setTimeout(0) once data comes),
- * or hands it to `orElse` instead.
+ * having told `closing`, or hands it to `orElse` instead.
  */
-function closeIfSilent(socket: net.Socket, ms: number, orElse?: () => void): void {
+function closeIfSilent(socket: net.Socket, ms: number, orElse?: () => void, closing?: () => void): void {
   socket.setTimeout(ms);
   socket.once('timeout', () => {
     if (socket.bytesRead > 0) return;
-    if (!orElse) return void socket.destroy();
+    if (!orElse) {
+      closing?.();
+      return void socket.destroy();
+    }
     socket.setTimeout(0);
     orElse();
   });
@@ -37,26 +41,33 @@ function closeIfSilent(socket: net.Socket, ms: number, orElse?: () => void): voi
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /**
- * An h2 connection with no stream open for the connection manager's idle
- * timeout is closed (GOAWAY), as Envoy does; a long quiet stream keeps it.
+ * An h2 connection's open streams, counted on its DownstreamCx (a stream the
+ * session's teardown ends was in progress when the connection closed); with
+ * no stream open for the connection manager's idle timeout it is closed
+ * (GOAWAY), as Envoy does, and a long quiet stream keeps it.
  */
-function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
-  if (idleMs <= 0) return;
-  let active = 0;
+function trackStreams(session: http2.ServerHttp2Session, idleMs: number, cx: DownstreamCx): void {
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
-    timer = setTimeout(() => session.close(), idleMs);
+    if (idleMs <= 0) return;
+    timer = setTimeout(idleClose, idleMs, session, cx);
     timer.unref();
   };
   arm();
   session.on('stream', (stream) => {
-    active++;
+    cx.streams++;
     clearTimeout(timer);
     stream.once('close', () => {
-      if (--active === 0 && !session.closed) arm();
+      if (session.destroyed) return;
+      if (--cx.streams === 0 && !session.closed) arm();
     });
   });
   session.once('close', () => clearTimeout(timer));
+}
+
+function idleClose(session: http2.ServerHttp2Session, cx: DownstreamCx): void {
+  cx.closing('idle_timeout');
+  session.close();
 }
 
 /**
@@ -74,9 +85,14 @@ class RunningListener {
   /** The h2 server for new connections, made for the connection manager's current head limits (h2For). */
   #h2: { server: http2.Http2Server; key: string } | undefined;
   readonly #onRequest: (req: H1Request | http2.Http2ServerRequest, res: H1Response | http2.Http2ServerResponse) => void;
-  readonly #sockets = new Set<net.Socket>();
+  /** Open connections (DownstreamCx), and each by the socket or stream it came as (raw, or sniffed for TLS), which a TLS socket names as its parent. */
+  readonly #connections = new Set<DownstreamCx>();
+  readonly #cxOf = new WeakMap<object, DownstreamCx>();
+  /** The connection handed to the h2 server now: its 'session' event comes while it is handed over. */
+  #handingToH2: DownstreamCx | undefined;
   /** HTTP/2 connections: sent GOAWAY on drain. */
   readonly #sessions = new Set<http2.ServerHttp2Session>();
+  readonly #sessionCx = new WeakMap<http2.ServerHttp2Session, DownstreamCx>();
   /** In a graceful drain: every connection is asked to close after its next response. */
   draining = false;
   /** While any reason holds, as in a drain, every connection is asked to close after its next response (see Discourager). */
@@ -112,7 +128,9 @@ class RunningListener {
               server: chain.server.transformation === 'PASS_THROUGH' ? undefined : chain.server.name,
             }
           : undefined;
-      const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits, this.#discouraging, reportCodecReply);
+      const cx = this.#cx(socket);
+      const conn = serveHttp1(socket, onRequest, (c) => this.#h1.delete(c), idleMs(), first, limits, this.#discourageReason, reportCodecReply, cx && ((r) => cx.closing(r)));
+      if (cx) cx.h1 = conn;
       this.#h1.add(conn);
     };
     this.#onRequest = onRequest;
@@ -131,9 +149,10 @@ class RunningListener {
       if (chain.kind === 'tcp') return tcpProxy(env, chain, socket);
       // Over mutual TLS, ALPN already says which protocol the peer speaks.
       const alpn = (socket as tls.TLSSocket).alpnProtocol;
+      if (alpn !== undefined) this.#cx(socket)?.secured(socket);
       if (alpn === 'h2') {
         countProtocol(socket, true);
-        return void this.#h2For().emit('connection', socket);
+        return this.#toH2(socket);
       }
       if (alpn === 'http/1.1') {
         countProtocol(socket, false);
@@ -142,7 +161,7 @@ class RunningListener {
       // Nothing has come yet: a connection that stays silent is closed after the connection manager's idle
       // timeout, as Envoy's codec would close it (1 h unless set; 0: never).
       const silent = idleMs();
-      if (silent > 0 && !socket.readableLength) closeIfSilent(socket, silent);
+      if (silent > 0 && !socket.readableLength) closeIfSilent(socket, silent, undefined, () => this.#cx(socket)?.closing('idle_timeout'));
       socket.once('data', (first: Buffer) => {
         socket.setTimeout(0);
         socket.pause();
@@ -151,7 +170,7 @@ class RunningListener {
         countProtocol(socket, h2);
         if (h2) {
           // nghttp2 reads from the native handle, so unshifted bytes would be lost: hand it a stream that replays them.
-          this.#h2For().emit('connection', replaying(socket, first));
+          this.#toH2(replaying(socket, first), socket);
         } else {
           h1(socket, first);
           socket.resume();
@@ -185,32 +204,37 @@ class RunningListener {
         return void socket.destroy();
       }
       if (env.overload) socket.once('close', () => env.overload!.releaseConnection());
-      this.#sockets.add(socket);
-      // http.<stat_prefix>.downstream_cx_total / _active, counted where the connection was accepted.
-      const hs = this.config.chain.kind === 'http' ? env.stats.hcm(this.config.chain.statPrefix) : undefined;
-      if (hs) {
-        hs.cxTotal.value++;
-        hs.cxActive.value++;
-      }
-      socket.on('close', () => {
-        this.#sockets.delete(socket);
-        if (hs) hs.cxActive.value--;
-      });
       const tlsConfig = this.config.tls;
-      if (!tlsConfig) return serve(socket);
-      if (!tlsConfig.permissive) return secure(socket);
+      if (!tlsConfig) return serve(this.#open(socket, env));
+      if (!tlsConfig.permissive) return secure(this.#open(socket, env));
       // PERMISSIVE (tls_inspector): a TLS record starts with the handshake byte 0x16. The inspector waits for
-      // it at most listener_filters_timeout (Envoy's 15 s default, 0: no limit), then closes the connection,
-      // or with continue_on_listener_filters_timeout hands it on as plaintext.
+      // it at most listener_filters_timeout (Envoy's 15 s default, 0: no limit), then closes the connection
+      // (downstream_pre_cx_timeout), or with continue_on_listener_filters_timeout hands it on as plaintext. As in
+      // Envoy, the connection is the listener's (downstream_cx_total) once the listener filter let it through.
+      const ls = env.stats.listener(listenerStatAddress(this.config));
+      ls.preCxActive.value++;
+      let waiting = true;
+      const through = () => {
+        if (!waiting) return false;
+        waiting = false;
+        ls.preCxActive.value--;
+        return true;
+      };
+      socket.once('close', through);
       const waitMs = tlsConfig.filtersTimeoutMs ?? LISTENER_FILTERS_TIMEOUT_MS;
       if (waitMs > 0) {
-        closeIfSilent(socket, waitMs, tlsConfig.continueOnTimeout ? () => (socket.removeAllListeners('data'), serve(socket)) : undefined);
+        const onTimeout = tlsConfig.continueOnTimeout ? () => (socket.removeAllListeners('data'), through(), serve(this.#open(socket, env))) : undefined;
+        closeIfSilent(socket, waitMs, onTimeout, () => void ls.preCxTimeout.value++);
       }
       socket.once('data', (first: Buffer) => {
         socket.setTimeout(0);
         socket.pause();
+        through();
+        this.#open(socket, env);
         if (first[0] === 0x16) {
-          secure(replaying(socket, first));
+          const replay = replaying(socket, first);
+          this.#cxOf.set(replay, this.#cxOf.get(socket)!);
+          secure(replay);
         } else {
           socket.unshift(first);
           serve(socket);
@@ -218,6 +242,51 @@ class RunningListener {
         }
       });
     });
+    env.stats.onRefresh(() => {
+      for (const c of this.#connections) c.countBytes();
+    });
+  }
+
+  /** The listener's connection from here on (past its listener filters): counted, and its close counted. */
+  #open(socket: net.Socket, env: ProxyEnv): net.Socket {
+    // http.<stat_prefix>.downstream_cx_total / _active, counted where the connection was accepted.
+    const hs = this.config.chain.kind === 'http' ? env.stats.hcm(this.config.chain.statPrefix) : undefined;
+    if (hs) {
+      hs.cxTotal.value++;
+      hs.cxActive.value++;
+    }
+    const cx = new DownstreamCx(socket, env.stats.listener(listenerStatAddress(this.config)), hs);
+    this.#connections.add(cx);
+    this.#cxOf.set(socket, cx);
+    // Before any codec's own: the connection's counts are read while its requests are still in progress.
+    socket.on('close', () => {
+      this.#connections.delete(cx);
+      if (hs) hs.cxActive.value--;
+      cx.closed();
+    });
+    return socket;
+  }
+
+  /** The connection a socket belongs to: the raw socket's, or for a TLS socket its parent's (the raw socket or the replaying stream). */
+  #cx(socket: object): DownstreamCx | undefined {
+    return this.#cxOf.get(socket) ?? this.#cxOf.get((socket as { _parent?: object })._parent ?? socket);
+  }
+
+  /** Hands a connection to the h2 server (its session is made while this runs). `raw`: the socket behind a replaying stream. */
+  #toH2(socket: net.Socket | Duplex, raw?: net.Socket): void {
+    const cx = this.#cx(raw ?? socket);
+    this.#handingToH2 = cx;
+    try {
+      this.#h2For().emit('connection', socket);
+    } finally {
+      this.#handingToH2 = undefined;
+    }
+  }
+
+  /** Why connections are told to close now: a drain (also /healthcheck/fail) before the overload manager. */
+  get #discourageReason(): 'drain' | 'overload' | undefined {
+    if (this.draining || this.#discouragedBy.has('healthcheck')) return 'drain';
+    return this.#discouragedBy.has('overload') ? 'overload' : undefined;
   }
 
   /**
@@ -245,18 +314,33 @@ class RunningListener {
     // node's compatibility layer hands CONNECT streams (extended or not) to 'connect'; handleRequest answers them.
     server.on('connect', this.#onRequest);
     server.on('session', (session: http2.ServerHttp2Session) => {
+      const cx = this.#handingToH2;
+      this.#handingToH2 = undefined;
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
       // Accepted while draining: GOAWAY once its first stream is in, which then completes.
-      if (this.#discouraging) session.once('stream', () => session.close());
+      const reason = this.#discourageReason;
+      if (reason) {
+        session.once('stream', () => {
+          cx?.closing(reason);
+          session.close();
+        });
+      }
       const now = this.config.chain;
-      closeWhenIdle(session, now.kind === 'http' ? now.idleTimeoutMs : 0);
+      if (cx) {
+        this.#sessionCx.set(session, cx);
+        trackStreams(session, now.kind === 'http' ? now.idleTimeoutMs : 0, cx);
+        // The client's GOAWAY: it closes the connection (unless the sidecar had sent its own first).
+        session.on('goaway', () => cx.peerGoaway(session.closed));
+      }
       const max = now.kind === 'http' ? now.maxRequestsPerConnection : 0;
       // max_requests_per_connection: GOAWAY once the last stream it may carry has arrived; open streams finish.
       if (max > 0) {
         let streams = 0;
         session.on('stream', () => {
-          if (++streams === max) session.close();
+          if (++streams !== max) return;
+          cx?.closing('max_requests');
+          session.close();
         });
       }
     });
@@ -287,7 +371,7 @@ class RunningListener {
   drainGracefully(): void {
     if (this.draining) return;
     this.draining = true;
-    this.#discourage();
+    this.#discourage('drain');
   }
 
   /**
@@ -300,17 +384,20 @@ class RunningListener {
     if (on === this.#discouragedBy.has(reason)) return;
     if (!on) return void this.#discouragedBy.delete(reason);
     this.#discouragedBy.add(reason);
-    this.#discourage();
-  }
-
-  get #discouraging(): boolean {
-    return this.draining || this.#discouragedBy.size > 0;
+    this.#discourage(reason === 'overload' ? 'overload' : 'drain');
   }
 
   /** Each HTTP/1 connection closes after its next response (which says `connection: close`); each HTTP/2 one gets GOAWAY. */
-  #discourage(): void {
-    for (const c of this.#h1) c.drain();
-    for (const s of this.#sessions) if (!s.closed) s.close();
+  #discourage(reason: 'drain' | 'overload'): void {
+    for (const c of this.#h1) c.drain(reason);
+    for (const s of this.#sessions) this.#goaway(s, reason);
+  }
+
+  /** GOAWAY on an HTTP/2 connection the sidecar closes for `reason` (its open streams complete). */
+  #goaway(session: http2.ServerHttp2Session, reason: LocalCloseReason): void {
+    if (session.closed) return;
+    this.#sessionCx.get(session)?.closing(reason);
+    session.close();
   }
 
   /** Stops accepting; idle keep-alive connections close now, busy ones after their response, HTTP/2 ones get GOAWAY (drain). */
@@ -318,11 +405,11 @@ class RunningListener {
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       for (const c of this.#h1) c.closeWhenIdle();
-      for (const s of this.#sessions) if (!s.closed) s.close();
+      for (const s of this.#sessions) this.#goaway(s, 'drain');
       setTimeout(() => {
-        for (const s of this.#sockets) s.destroy();
+        for (const c of this.#connections) c.raw.destroy();
       }, 5000).unref();
-      if (this.#sockets.size === 0) resolve();
+      if (this.#connections.size === 0) resolve();
     });
   }
 }
@@ -422,8 +509,9 @@ export class ListenerManager {
       }
     }
     for (const [name, config] of configs) {
-      // The connection manager's stats exist with its listener, as Envoy's (at 0 until its first connection).
-      if (config.chain.kind === 'http') this.#env.stats.hcm(config.chain.statPrefix);
+      // The listener's and its connection manager's stats exist with it, as Envoy's (at 0 until its first connection).
+      if (config.chain.kind === 'http') this.#env.stats.hcmConfigured(config.chain.statPrefix, config.chain.httpFilters);
+      this.#env.stats.listener(listenerStatAddress(config));
       const existing = this.#running.get(name);
       if (inScope(config, this.#stopped)) {
         // Stopped by a drain: the update is taken, nothing is bound.

@@ -8,7 +8,7 @@ import type { ResourceKind } from './fidelity.ts';
 import type { EjectionType } from './outlier.ts';
 import type { TracingSeries } from './tracing.ts';
 import type { RuntimeStats } from './runtime.ts';
-import type { RoutingPriority } from './config.ts';
+import type { HttpFilterConfig, RoutingPriority } from './config.ts';
 
 /**
  * Each metric's name in Envoy's own stats (admin /stats), `{label}` standing
@@ -119,6 +119,37 @@ export interface HcmSeries {
   /** Streams that ended in a reset, either side's (Envoy's onResetStream counts them all), and those the sidecar reset. */
   rqRxReset: CounterSeries;
   rqTxReset: CounterSeries;
+  /** Connections over TLS (mutual TLS), and those open now. */
+  cxSslTotal: CounterSeries;
+  cxSslActive: CounterSeries;
+  /** Connections closed: all, by who closed them first, and those closed with a request in progress (sidecar/downstream-cx.ts). */
+  cxDestroy: CounterSeries;
+  cxDestroyLocal: CounterSeries;
+  cxDestroyRemote: CounterSeries;
+  cxDestroyActiveRq: CounterSeries;
+  cxDestroyLocalActiveRq: CounterSeries;
+  cxDestroyRemoteActiveRq: CounterSeries;
+  cxLengthMs: HistogramSeries;
+  /** Bytes read from and written to the connections (added as they close, and for open ones whenever stats are read). */
+  cxRxBytes: CounterSeries;
+  cxTxBytes: CounterSeries;
+  /** Why the sidecar closed connections: a request it could not read, the idle timeout, a drain, max_requests_per_connection, the overload manager. */
+  cxProtocolError: CounterSeries;
+  cxIdleTimeout: CounterSeries;
+  cxDrainClose: CounterSeries;
+  cxMaxRequestsReached: CounterSeries;
+  cxOverloadDisableKeepalive: CounterSeries;
+}
+
+/** One listener's connection series (Envoy's listener.<address>.*). */
+export interface ListenerSeries {
+  cxTotal: CounterSeries;
+  cxActive: CounterSeries;
+  cxDestroy: CounterSeries;
+  cxLengthMs: HistogramSeries;
+  /** Connections waiting in the listener's filters (tls_inspector of a PERMISSIVE listener), and those it closed when they sent nothing in time. */
+  preCxActive: CounterSeries;
+  preCxTimeout: CounterSeries;
 }
 
 /** The overload manager's gauges (sidecar/overload.ts), under Envoy's overload.* names. */
@@ -193,6 +224,28 @@ export class SidecarStats {
   readonly downstreamRqRxReset = this.#counter('envoy_http_downstream_rq_rx_reset', 'Streams that ended in a reset (the client\'s or the sidecar\'s)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTxReset = this.#counter('envoy_http_downstream_rq_tx_reset', 'Streams the sidecar reset (its response could not be finished)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTimeout = this.#counter('envoy_http_downstream_rq_timeout', 'Streams ended by request_timeout (the request did not arrive whole in time)', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxSslTotal = this.#counter('envoy_http_downstream_cx_ssl_total', 'Downstream TLS connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxSslActive = this.#gauge('envoy_http_downstream_cx_ssl_active', 'Open downstream TLS connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxDestroy = this.#counter('envoy_http_downstream_cx_destroy', 'Downstream connections closed', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxDestroyLocal = this.#counter('envoy_http_downstream_cx_destroy_local', 'Downstream connections the sidecar closed first', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxDestroyRemote = this.#counter('envoy_http_downstream_cx_destroy_remote', 'Downstream connections the client closed first (or reset)', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxDestroyActiveRq = this.#counter('envoy_http_downstream_cx_destroy_active_rq', 'Downstream connections closed with a request in progress', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxDestroyLocalActiveRq = this.#counter('envoy_http_downstream_cx_destroy_local_active_rq', 'Downstream connections the sidecar closed with a request in progress', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxDestroyRemoteActiveRq = this.#counter('envoy_http_downstream_cx_destroy_remote_active_rq', 'Downstream connections the client closed with a request in progress', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxLengthMs = this.#named(this.registry.register(new Histogram('envoy_http_downstream_cx_length_ms', 'Downstream connection length (ms)', ['envoy_http_conn_manager_prefix'], TIME_BUCKETS)));
+  readonly downstreamCxRxBytes = this.#counter('envoy_http_downstream_cx_rx_bytes_total', 'Bytes read from downstream connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxTxBytes = this.#counter('envoy_http_downstream_cx_tx_bytes_total', 'Bytes written to downstream connections', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxProtocolError = this.#counter('envoy_http_downstream_cx_protocol_error', 'Downstream connections closed because what the client sent was not valid HTTP', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxIdleTimeout = this.#counter('envoy_http_downstream_cx_idle_timeout', 'Downstream connections closed by the idle timeout', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxDrainClose = this.#counter('envoy_http_downstream_cx_drain_close', 'Downstream connections closed by a drain (/drain_listeners, /healthcheck/fail, a listener stopped)', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxMaxRequestsReached = this.#counter('envoy_http_downstream_cx_max_requests_reached', 'Downstream connections closed at max_requests_per_connection', ['envoy_http_conn_manager_prefix']);
+  readonly downstreamCxOverloadDisableKeepalive = this.#counter('envoy_http_downstream_cx_overload_disable_keepalive', "Downstream connections closed by the overload manager's disable_http_keepalive", ['envoy_http_conn_manager_prefix']);
+  readonly listenerCxTotal = this.#counter('envoy_listener_downstream_cx_total', 'Connections the listener accepted', ['envoy_listener_address']);
+  readonly listenerCxActive = this.#gauge('envoy_listener_downstream_cx_active', 'Connections open on the listener', ['envoy_listener_address']);
+  readonly listenerCxDestroy = this.#counter('envoy_listener_downstream_cx_destroy', 'Connections on the listener closed', ['envoy_listener_address']);
+  readonly listenerCxLengthMs = this.#named(this.registry.register(new Histogram('envoy_listener_downstream_cx_length_ms', 'Connection length on the listener (ms)', ['envoy_listener_address'], TIME_BUCKETS)));
+  readonly listenerPreCxActive = this.#gauge('envoy_listener_downstream_pre_cx_active', 'Connections in the listener filters (TLS detection)', ['envoy_listener_address']);
+  readonly listenerPreCxTimeout = this.#counter('envoy_listener_downstream_pre_cx_timeout', 'Connections closed by listener_filters_timeout (nothing sent for TLS detection)', ['envoy_listener_address']);
   readonly downstreamRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in progress', ['envoy_http_conn_manager_prefix']);
   readonly downstreamRqTooLarge = this.#counter('envoy_http_downstream_rq_too_large', 'Requests answered 413: a filter buffered more of the body than the buffer limit', ['envoy_http_conn_manager_prefix']);
   readonly rsTooLarge = this.#counter('envoy_http_rs_too_large', 'Responses a filter buffered past the buffer limit (reset: their headers were out)', ['envoy_http_conn_manager_prefix']);
@@ -330,6 +383,11 @@ export class SidecarStats {
   constructor() {
     this.downstreamRqActive.usedWith = this.downstreamRq;
     this.downstreamCxActive.usedWith = this.downstreamCxTotal;
+    this.listenerCxActive.usedWith = this.listenerCxTotal;
+    this.downstreamCxSslActive.usedWith = this.downstreamCxSslTotal;
+    this.downstreamCxHttp1Active.usedWith = this.downstreamCxHttp1Total;
+    this.downstreamCxHttp2Active.usedWith = this.downstreamCxHttp2Total;
+    this.downstreamCxUpgradesActive.usedWith = this.downstreamCxUpgradesTotal;
     this.upstreamRqActive.usedWith = this.upstreamRq;
     this.upstreamCxActive.usedWith = this.upstreamCxTotal;
     this.ejectionsActive.setMarksUsed = false;
@@ -337,6 +395,8 @@ export class SidecarStats {
   }
 
   readonly #hcm = new Map<string, HcmSeries>();
+  readonly #listener = new Map<string, ListenerSeries>();
+  readonly #refreshers: (() => void)[] = [];
   readonly #cluster = new Map<string, ClusterSeries>();
   readonly #tracing = new Map<string, TracingSeries>();
   /** Clusters' alt_stat_name: the name their stats go under, as in Envoy. */
@@ -370,7 +430,11 @@ export class SidecarStats {
       this.#tracing.delete(prefix);
       this.#removeSeries('envoy_http_conn_manager_prefix', prefix);
     }
-    for (const address of gone.addresses) if (!live.addresses.has(address)) this.#removeSeries('envoy_listener_address', address);
+    for (const address of gone.addresses) {
+      if (live.addresses.has(address)) continue;
+      this.#listener.delete(address);
+      this.#removeSeries('envoy_listener_address', address);
+    }
   }
 
   #removeSeries(label: string, value: string): void {
@@ -400,6 +464,7 @@ export class SidecarStats {
 
   /** The server.* gauges read from the process; the admin calls this before it renders stats. */
   refreshServer(): MemoryFigures {
+    for (const fn of this.#refreshers) fn();
     const m = process.memoryUsage();
     const figures = { allocated: m.heapUsed + m.external, heapSize: m.heapTotal + m.external, physical: m.rss };
     this.uptime.set(Math.floor(process.uptime()));
@@ -439,6 +504,22 @@ export class SidecarStats {
         rqTimeout: this.downstreamRqTimeout.series(l),
         rqRxReset: this.downstreamRqRxReset.series(l),
         rqTxReset: this.downstreamRqTxReset.series(l),
+        cxSslTotal: this.downstreamCxSslTotal.series(l),
+        cxSslActive: this.downstreamCxSslActive.series(l),
+        cxDestroy: this.downstreamCxDestroy.series(l),
+        cxDestroyLocal: this.downstreamCxDestroyLocal.series(l),
+        cxDestroyRemote: this.downstreamCxDestroyRemote.series(l),
+        cxDestroyActiveRq: this.downstreamCxDestroyActiveRq.series(l),
+        cxDestroyLocalActiveRq: this.downstreamCxDestroyLocalActiveRq.series(l),
+        cxDestroyRemoteActiveRq: this.downstreamCxDestroyRemoteActiveRq.series(l),
+        cxLengthMs: this.downstreamCxLengthMs.series(l),
+        cxRxBytes: this.downstreamCxRxBytes.series(l),
+        cxTxBytes: this.downstreamCxTxBytes.series(l),
+        cxProtocolError: this.downstreamCxProtocolError.series(l),
+        cxIdleTimeout: this.downstreamCxIdleTimeout.series(l),
+        cxDrainClose: this.downstreamCxDrainClose.series(l),
+        cxMaxRequestsReached: this.downstreamCxMaxRequestsReached.series(l),
+        cxOverloadDisableKeepalive: this.downstreamCxOverloadDisableKeepalive.series(l),
       };
       // Counted elsewhere, but there from the start as in Envoy (the router's no_route with its connection manager).
       this.noRoute.series(l);
@@ -447,6 +528,47 @@ export class SidecarStats {
       this.#hcm.set(prefix, s);
     }
     return s;
+  }
+
+  /**
+   * A connection manager in an LDS update: its series at 0, as Envoy creates them with the listener, and its RBAC
+   * filters' four counters (rbac.<rules_stat_prefix>allowed / denied, rbac.<shadow_rules_stat_prefix>shadow_allowed /
+   * shadow_denied), which Envoy creates with the filter's config whether or not it has rules or shadow rules. So a
+   * query for denials finds 0 before the first one, not nothing.
+   */
+  hcmConfigured(prefix: string, filters: readonly HttpFilterConfig[]): void {
+    this.hcm(prefix);
+    const l = { envoy_http_conn_manager_prefix: prefix };
+    for (const f of filters) {
+      if (f.kind !== 'rbac') continue;
+      this.rbac(f.rulesStatPrefix, 'allowed').series(l);
+      this.rbac(f.rulesStatPrefix, 'denied').series(l);
+      this.rbac(f.shadowRulesStatPrefix, 'shadow_allowed').series(l);
+      this.rbac(f.shadowRulesStatPrefix, 'shadow_denied').series(l);
+    }
+  }
+
+  /** One listener's connection series, by its stat address (`127.0.0.1_15006`). */
+  listener(address: string): ListenerSeries {
+    let s = this.#listener.get(address);
+    if (!s) {
+      const l = { envoy_listener_address: address };
+      s = {
+        cxTotal: this.listenerCxTotal.series(l),
+        cxActive: this.listenerCxActive.series(l),
+        cxDestroy: this.listenerCxDestroy.series(l),
+        cxLengthMs: this.listenerCxLengthMs.series(l),
+        preCxActive: this.listenerPreCxActive.series(l),
+        preCxTimeout: this.listenerPreCxTimeout.series(l),
+      };
+      this.#listener.set(address, s);
+    }
+    return s;
+  }
+
+  /** Called before stats are read (admin /stats, /stats/prometheus): counts that accrue outside the counters, such as bytes on open connections. */
+  onRefresh(fn: () => void): void {
+    this.#refreshers.push(fn);
   }
 
   /** The request-path series of one cluster. */

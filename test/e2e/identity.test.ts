@@ -14,7 +14,7 @@ import { TypeUrl } from '../../control/xds/discovery.ts';
 import type { RunningSidecar } from '../../sidecar/main.ts';
 import { SotwClient, testNode } from '../xds/ads-client.ts';
 import { IdentityMesh, callVia, eventually } from './identity-mesh.ts';
-import { get } from '../sidecar/harness.ts';
+import { get, metric } from '../sidecar/harness.ts';
 
 let mesh: IdentityMesh;
 let frontend: RunningSidecar;
@@ -48,6 +48,9 @@ test('an allowed caller gets 200 over mutual TLS, and the callee saw its SPIFFE 
   const r = await callVia(frontend, 'orders', '/orders/1');
   assert.equal(r.status, 200);
   assert.equal(JSON.parse(r.body).app, 'orders');
+  // The callee's connection manager counts the connection as a TLS one (downstream_cx_ssl_total), as Envoy does.
+  assert.ok((await metric(orders.adminPort, 'envoy_http_downstream_cx_ssl_total')) >= 1, 'a TLS connection counted');
+  assert.equal(await metric(orders.adminPort, 'envoy_http_downstream_cx_ssl_total'), await metric(orders.adminPort, 'envoy_http_downstream_cx_total'), 'STRICT: every connection is TLS');
 });
 
 test('a caller the policy does not allow gets 403 "RBAC: access denied"', { timeout: 20_000 }, async () => {
@@ -106,6 +109,10 @@ test("a connection to a PERMISSIVE listener that sends nothing is closed once tl
   });
   assert.notEqual(closedAfter, 'open', 'held open for 30 s');
   assert.ok((closedAfter as number) >= 14_000, `closed after ${closedAfter} ms, before the 15 s the inspector waits`);
+  // Counted as the listener filter's timeout, and never the listener's connection.
+  const listener = { envoy_listener_address: `127.0.0.1_${catalog.inboundPort}` };
+  assert.equal(await metric(catalog.adminPort, 'envoy_listener_downstream_pre_cx_timeout', listener), 1);
+  assert.equal(await metric(catalog.adminPort, 'envoy_listener_downstream_pre_cx_active', listener), 0);
 });
 
 test("a callee that presents another identity's certificate: the caller's 503 says why, in Envoy's words (transport failure reason)", { timeout: 30_000 }, async () => {

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, service, startApp } from './harness.ts';
+import { TestMesh, admin, eventually, freePort, get, instance, metric, service, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -51,6 +51,11 @@ test('dry-run policies are evaluated, counted and logged but not enforced; the e
   });
   const lines: string[] = [];
   const sc = await mesh.sidecar('orders', app.port, { inboundPort: inbound, accessLog: (l) => lines.push(l) });
+  // The filters' counters are there at 0 with the config, before any request, as Envoy creates them.
+  const before = (await admin(sc.adminPort, '/stats/prometheus')).body;
+  for (const name of ['envoy_http_rbac_denied', 'envoy_http_rbac_allowed', 'envoy_http_rbac_weft_dry_run_deny_shadow_denied', 'envoy_http_rbac_weft_dry_run_allow_shadow_allowed']) {
+    assert.match(before, new RegExp(`^${name}\\{envoy_http_conn_manager_prefix="inbound"\\} 0$`, 'm'), name);
+  }
 
   // Not enforced: /debug and / reach the app although the dry-run policies would refuse them.
   assert.equal((await get(inbound, 'orders', '/debug/vars')).status, 200);

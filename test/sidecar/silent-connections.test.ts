@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import { TestMesh, freePort, get, instance, service, startApp, withFields } from './harness.ts';
+import { TestMesh, freePort, get, instance, metric, service, startApp, withFields } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -41,5 +41,6 @@ test('a silent plaintext connection is closed after the idle timeout; one that s
   const closed = await silentFor(sc.inboundPort, 10_000);
   assert.notEqual(closed, 'open', 'closed, not held');
   assert.ok((closed as number) >= 400, `not before the idle timeout (${closed} ms)`);
+  assert.equal(await metric(sc.adminPort, 'envoy_http_downstream_cx_idle_timeout'), 1, 'counted as the idle timeout');
   assert.equal((await get(sc.inboundPort, 'quiet', '/')).status, 200);
 });
