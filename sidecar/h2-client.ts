@@ -486,6 +486,8 @@ export class Http2Pool implements UpstreamPool {
       if (!body.push(chunk)) s.pause();
     });
     s.on('end', () => {
+      // No response: node ends the readable side of a stream its session's teardown destroyed ('close' says why).
+      if (!responded) return;
       complete = true;
       body.end(trailers);
       // The response is complete while the request body still streams (an early answer to an upload or a
@@ -504,7 +506,14 @@ export class Http2Pool implements UpstreamPool {
     });
     s.once('close', () => {
       if (complete) return;
-      if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+      // The connection went under the stream (the upstream closed its socket without GOAWAY; node cancels the
+      // stream itself, with no error): Envoy's `connection termination`, a 503 before the response and a reset
+      // after. Until 2026-11-29 a request whose upstream died this way before answering hung.
+      if (session.destroyed) {
+        const f = aborted() ?? new UpstreamFailure('connection_termination', 'connection termination (upstream closed)');
+        if (responded) body.fail(f);
+        else reject(f);
+      } else if (s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
         const f = aborted() ?? remoteReset(s.rstCode);
         if (responded) body.fail(f);
         else reject(f);
