@@ -3,6 +3,7 @@
 // outlier detector, health checker and connection pools. Which hosts may take
 // a new request is decided here and nowhere else.
 
+import type net from 'node:net';
 import type { ClusterConfig, EndpointConfig, RoutingPriority } from './config.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { HealthChecker } from './health.ts';
@@ -118,6 +119,8 @@ export class Cluster {
   readonly breakers: readonly [CircuitBreaker, CircuitBreaker];
   /** The DEFAULT priority's. */
   readonly breaker: CircuitBreaker;
+  /** Open upstream connections' sockets, with the bytes already counted of each. */
+  readonly #sockets = new Map<net.Socket, { rx: number; tx: number }>();
   readonly #stats: SidecarStats;
   /** CDS removed it (or the sidecar stops): its pools drain, uncounted. */
   #closed = false;
@@ -396,9 +399,21 @@ export class Cluster {
           if (timedOut) this.#countConnection(stats.upstreamCxConnectTimeout);
           h.counters.cxConnectFail++;
         },
-        destroyed: (byPeer) => {
+        destroyed: (byPeer, close) => {
+          if (this.#closed) return;
           this.#countConnection(stats.upstreamCxDestroy);
           this.#countConnection(byPeer ? stats.upstreamCxDestroyRemote : stats.upstreamCxDestroyLocal);
+          if (close.activeRq) {
+            this.#countConnection(stats.upstreamCxDestroyWithActiveRq);
+            this.#countConnection(byPeer ? stats.upstreamCxDestroyRemoteWithActiveRq : stats.upstreamCxDestroyLocalWithActiveRq);
+          }
+          stats.upstreamCxLengthMs.observe(stats.clusterLabel(this.name), close.lengthMs);
+          this.#countBytes(close.socket);
+          this.#sockets.delete(close.socket);
+        },
+        opened: (socket) => void this.#sockets.set(socket, { rx: 0, tx: 0 }),
+        connectMs: (ms) => {
+          if (!this.#closed) stats.upstreamCxConnectMs.observe(stats.clusterLabel(this.name), ms);
         },
         idleTimeout: () => this.#countConnection(stats.upstreamCxIdleTimeout),
         maxRequests: () => this.#countConnection(stats.upstreamCxMaxRequests),
@@ -453,6 +468,21 @@ export class Cluster {
    * A connection event in the cluster's stats, under its current stat name. A connection may close after CDS
    * removed the cluster (its pools drain): that no longer counts, or it would bring the removed series back.
    */
+  /** The bytes the cluster's open connections moved since last counted: upstream_cx_rx_bytes_total / _tx_bytes_total. */
+  countBytes(): void {
+    for (const socket of this.#sockets.keys()) this.#countBytes(socket);
+  }
+
+  #countBytes(socket: net.Socket): void {
+    const seen = this.#sockets.get(socket);
+    if (!seen || this.#closed) return;
+    const l = this.#stats.clusterLabel(this.name);
+    this.#stats.upstreamCxRxBytes.inc(l, socket.bytesRead - seen.rx);
+    this.#stats.upstreamCxTxBytes.inc(l, socket.bytesWritten - seen.tx);
+    seen.rx = socket.bytesRead;
+    seen.tx = socket.bytesWritten;
+  }
+
   #countConnection(counter: Counter<'envoy_cluster_name'>): void {
     if (!this.#closed) counter.inc(this.#stats.clusterLabel(this.name));
   }
@@ -733,6 +763,9 @@ export class ClusterManager {
     this.#tls = tls;
     this.#bootstrapClusters = bootstrapClusters;
     this.#publish();
+    stats.onRefresh(() => {
+      for (const c of this.clusters.values()) c.countBytes();
+    });
   }
 
   /** An active cluster (a warming one is not there yet, as in Envoy's thread-local cluster map). */

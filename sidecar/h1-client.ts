@@ -177,7 +177,7 @@ class Connection {
       ? connectTls(o, 'http/1.1')
       : net.connect({ host: o.address, port: o.port, noDelay: true, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#read(buf as Buffer, n) } });
     this.socket = socket;
-    const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect');
+    const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect', { socket, busy: () => this.current !== undefined });
     this.#cx = o.cx;
     this.#attached = o.attached;
     this.#shared = !o.tls;

@@ -9,6 +9,7 @@
 // GOAWAY, takes no more and closes once its streams have ended.
 
 import http2 from 'node:http2';
+import net from 'node:net';
 import type { Exchange, HeaderPairs, PoolOptions, TrailerSource, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import type { UpgradeAttempt, UpgradeOutcome } from './upgrade.ts';
 import { objectFromPairs } from './headers.ts';
@@ -223,7 +224,9 @@ export class Http2Pool implements UpstreamPool {
 
   #open(): void {
     const o = this.#o;
-    const session = o.tls ? http2.connect(origin(o), { createConnection: () => connectTls(o, 'h2') }) : http2.connect(origin(o));
+    // The socket is made here, so its byte counts can be read once the session has let go of it.
+    const socket = o.tls ? connectTls(o, 'h2') : net.connect({ host: o.address, port: o.port, noDelay: true });
+    const session = http2.connect(origin(o), { createConnection: () => socket });
     const c: H2Connection = { session, connected: false, streams: 0, opened: 0, peerLimit: Math.max(1, this.#knownPeerLimit), draining: false, byPeer: false };
     this.#conns.add(c);
     // Held in the cluster's max_connections count (of the pool's priority) until it closes, as Envoy's ActiveClient.
@@ -233,7 +236,7 @@ export class Http2Pool implements UpstreamPool {
       counter.changed();
     }
     // Closed by the upstream: its GOAWAY, a failure of the connection, or a close the pool did not start (retire).
-    const counted = countConnection(o, session, 'http2', 'connect', () => c.byPeer || !c.draining);
+    const counted = countConnection(o, session, 'http2', 'connect', { socket, busy: () => c.streams > 0, byPeer: () => c.byPeer || !c.draining });
     let failure: UpstreamFailure | undefined;
     const timer = setTimeout(() => {
       failure = new UpstreamFailure('connection_failure', 'connection failure (connect timeout)');

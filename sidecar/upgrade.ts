@@ -56,7 +56,8 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
   text += '\r\n';
 
   const socket = o.tls ? connectTls(o, 'http/1.1') : net.connect({ host: o.address, port: o.port, noDelay: true });
-  const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect');
+  // The connection is its one request's, from the upgrade request to the tunnel's end.
+  const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect', { socket, busy: () => true });
   let done = false;
   let connected = false;
   const finish = (r: UpgradeOutcome, keep = false): void => {

@@ -342,8 +342,16 @@ export interface ConnectionStats {
   http2Total: { value: number };
   /** Closed before it was up (upstream_cx_connect_fail; upstream_cx_connect_timeout as well when the connect timeout closed it). */
   connectFailed(timedOut: boolean): void;
-  /** Closed (upstream_cx_destroy, and _remote when the upstream closed or reset it, else _local). */
-  destroyed(byPeer: boolean): void;
+  /**
+   * Closed (upstream_cx_destroy, and _remote when the upstream closed or reset it, else _local; the _with_active_rq
+   * variants when a request was on it), after `lengthMs` open (upstream_cx_length_ms); the bytes `socket` moved are
+   * counted a last time (upstream_cx_rx_bytes_total / _tx_bytes_total).
+   */
+  destroyed(byPeer: boolean, close: { activeRq: boolean; lengthMs: number; socket: net.Socket }): void;
+  /** A connection's socket, whose bytes are counted while it is open (whenever stats are read) and as it closes. */
+  opened?(socket: net.Socket): void;
+  /** Up (TCP, or the TLS handshake done) `ms` after it was started (upstream_cx_connect_ms). */
+  connectMs?(ms: number): void;
   /** Closed by the idle timeout (upstream_cx_idle_timeout). */
   idleTimeout(): void;
   /** Given its max_requests_per_connection-th request: it takes no more (upstream_cx_max_requests). */
@@ -357,24 +365,47 @@ export interface CountedConnection {
   timedOut(): void;
 }
 
+/** What countConnection reads of a connection as it closes: its socket's byte counts, and whether a request was on it. */
+export interface ConnectionProbe {
+  /** The socket under it (an HTTP/2 session's): its bytesRead / bytesWritten. */
+  socket: net.Socket;
+  /** A request (HTTP/2: a stream) in progress on it. */
+  busy: () => boolean;
+  /** Who closed it, where the socket's events do not say (an HTTP/2 session, whose GOAWAY does). */
+  byPeer?: () => boolean;
+}
+
 /**
  * Counts a new upstream connection in its cluster's stats as Envoy's pool does: opened (cx_total, by protocol),
  * open (cx_active) until it closes; a close before `connectEvent` is a connect failure; a close after the upstream
- * ended, reset or refused it is a remote destroy, else a local one (`byPeer` decides instead where given, for an
- * HTTP/2 session, whose GOAWAY says it).
+ * ended, reset or refused it is a remote destroy, else a local one (`probe.byPeer` decides instead where given).
  */
-export function countConnection(o: PoolOptions, conn: { once(event: string, fn: (...args: unknown[]) => void): unknown; on(event: string, fn: (...args: unknown[]) => void): unknown }, protocol: 'http1' | 'http2', connectEvent: string, byPeer?: () => boolean): CountedConnection {
+export function countConnection(o: PoolOptions, conn: { once(event: string, fn: (...args: unknown[]) => void): unknown; on(event: string, fn: (...args: unknown[]) => void): unknown }, protocol: 'http1' | 'http2', connectEvent: string, probe: ConnectionProbe): CountedConnection {
   const cx = o.cx;
   let timedOut = false;
   const counted = { timedOut: () => void (timedOut = true) };
   if (!cx) return counted;
+  const started = performance.now();
+  cx.opened?.(probe.socket);
   cx.total.value++;
   (protocol === 'http1' ? cx.http1Total : cx.http2Total).value++;
   cx.active.value++;
   cx.changed?.();
   let connected = false;
   let peer = false;
-  conn.once(connectEvent, () => (connected = true));
+  conn.once(connectEvent, () => {
+    connected = true;
+    cx.connectMs?.(performance.now() - started);
+  });
+  // Whether a request was on it, read as its socket first ends, errs or closes: an HTTP/2 session's streams close
+  // (asynchronously) once the session tears down, before the session's own close.
+  const { socket } = probe;
+  let busy: boolean | undefined;
+  const snapshot = () => void (busy ??= connected && probe.busy());
+  socket.once('end', snapshot);
+  socket.once('error', snapshot);
+  socket.once('close', snapshot);
+  const byPeer = probe.byPeer;
   if (!byPeer) {
     conn.once('end', () => (peer = true));
     conn.on('error', () => (peer = true));
@@ -383,7 +414,8 @@ export function countConnection(o: PoolOptions, conn: { once(event: string, fn: 
     cx.active.value--;
     cx.changed?.();
     if (!connected) cx.connectFailed(timedOut);
-    cx.destroyed(!timedOut && (byPeer ? byPeer() : peer));
+    snapshot();
+    cx.destroyed(!timedOut && (byPeer ? byPeer() : peer), { activeRq: busy === true, lengthMs: performance.now() - started, socket });
   });
   return counted;
 }

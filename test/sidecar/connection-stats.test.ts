@@ -151,3 +151,69 @@ test('HTTP/2: the client\'s GOAWAY is a remote close; a drain\'s GOAWAY a local 
   await admin(sc.adminPort, '/healthcheck/ok', 'POST');
   assert.equal(await stat('envoy_http_downstream_cx_http2_active'), 0);
 });
+
+test('upstream connections: connect time, length, bytes while open, and closes with a request on them, HTTP/1.1 and HTTP/2', { timeout: 60_000 }, async () => {
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  // An HTTP/1.1 app that drops the connection under a request to /die.
+  const app = await startApp('origin', (req, res) => {
+    if (req.url === '/die') req.socket.destroy();
+    else res.end('ok');
+  });
+  closers.push(() => app.close());
+  // An HTTP/2 app whose process "dies" under an open stream: its sessions are destroyed.
+  const h2 = http2.createServer();
+  h2.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined);
+    if (headers[':path'] === '/die') stream.session?.destroy();
+    else {
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    }
+  });
+  await new Promise<void>((r) => h2.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => h2.close(() => r())));
+  mesh.model.update({
+    services: [service('caller', 8000), service('origin', 7000), service('grpcish', 7002, { ports: [{ port: 7002, protocol: 'grpc' }] })],
+    instances: [instance('origin', app.port), instance('grpcish', (h2.address() as net.AddressInfo).port)],
+    routes: [],
+  });
+  const sc = await mesh.sidecar('caller', 8000);
+  const clusters = { h1: { envoy_cluster_name: 'outbound|7000||origin.default' }, h2: { envoy_cluster_name: 'outbound|7002||grpcish.default' } };
+  const m = (name: string, which: keyof typeof clusters) => metric(sc.adminPort, `envoy_cluster_${name}`, clusters[which]);
+
+  const s = await connect(sc.outboundPort);
+  assert.equal((await exchange(s, 'origin')).status, 200);
+  // The pool's connection stays open: its bytes are there already, and its connect time.
+  assert.equal(await m('upstream_cx_connect_ms_count', 'h1'), 1);
+  assert.ok((await m('upstream_cx_tx_bytes_total', 'h1')) > 30, 'the request went out');
+  assert.ok((await m('upstream_cx_rx_bytes_total', 'h1')) > 30, 'the response came in');
+  assert.equal(await m('upstream_cx_destroy', 'h1'), 0);
+  const died = await exchange(s, 'origin', '/die');
+  assert.equal(died.status, 503);
+  await eventually(async () => (await m('upstream_cx_destroy_remote_with_active_rq', 'h1')) === 1, 5000, 'the connection dropped under a request');
+  assert.deepEqual([await m('upstream_cx_destroy_with_active_rq', 'h1'), await m('upstream_cx_destroy_local_with_active_rq', 'h1'), await m('upstream_cx_length_ms_count', 'h1')], [1, 0, 1]);
+
+  const client = http2.connect(`http://127.0.0.1:${sc.outboundPort}`);
+  closers.push(async () => void client.close());
+  const call = (path: string) =>
+    new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const req = client.request({ ':path': path, ':authority': 'grpcish', 'content-type': 'application/grpc' });
+      let head: http2.IncomingHttpHeaders = {};
+      req.on('response', (h) => (head = h));
+      req.on('error', reject);
+      req.resume();
+      req.end();
+      req.on('end', () => resolve(head));
+    });
+  assert.equal((await call('/ok'))[':status'], 200);
+  assert.ok((await m('upstream_cx_rx_bytes_total', 'h2')) > 0, 'HTTP/2 bytes while the session is open');
+  // The upstream's socket goes without GOAWAY under the stream: answered, as Envoy answers it (UNAVAILABLE,
+  // connection termination); until 2026-11-29 the call hung.
+  const died2 = await withTimeout(call('/die'), 5000, 'an answer to the stream whose upstream died');
+  assert.equal(died2['grpc-status'], '14');
+  assert.match(String(died2['grpc-message']), /reset reason: connection termination$/);
+  await eventually(async () => (await m('upstream_cx_destroy_remote_with_active_rq', 'h2')) === 1, 5000, 'the session torn down under a stream');
+  assert.equal(await m('upstream_cx_length_ms_count', 'h2'), 1);
+  s.destroy();
+});
