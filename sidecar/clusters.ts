@@ -412,6 +412,9 @@ export class Cluster {
           this.#sockets.delete(close.socket);
         },
         opened: (socket) => void this.#sockets.set(socket, { rx: 0, tx: 0 }),
+        tls: (outcome) => {
+          if (!this.#closed) stats.tlsCluster[outcome].inc(stats.clusterLabel(this.name));
+        },
         connectMs: (ms) => {
           if (!this.#closed) stats.upstreamCxConnectMs.observe(stats.clusterLabel(this.name), ms);
         },
@@ -817,7 +820,7 @@ export class ClusterManager {
     }
     for (const [name, config] of configs) {
       this.#stats.setAltStatName(name, config.altStatName, statNames);
-      this.#stats.clusterAdded(name, { outlierDetection: config.outlierDetection !== undefined, healthChecks: config.healthChecks.length > 0 });
+      this.#stats.clusterAdded(name, { outlierDetection: config.outlierDetection !== undefined, healthChecks: config.healthChecks.length > 0, tls: config.tls !== undefined });
       const eds = config.type === 'EDS' ? config.edsServiceName : undefined;
       const assignment = eds ? this.#assignments.get(eds) : undefined;
       const existing = this.clusters.get(name);

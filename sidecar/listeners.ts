@@ -17,6 +17,7 @@ import type { ProxyEnv } from './proxy.ts';
 import { codecReply, handleRequest } from './proxy.ts';
 import type { TlsMaterial } from './tls-contexts.ts';
 import { DownstreamCx, type LocalCloseReason } from './downstream-cx.ts';
+import { tlsFailure, type TlsOutcome } from './upstream.ts';
 
 /** How long the PERMISSIVE listener's TLS detection waits for the first bytes: Envoy's listener_filters_timeout default. */
 export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
@@ -180,8 +181,19 @@ class RunningListener {
     // Mutual TLS: a tls.Server used only for its handshake and the client
     // certificate check (requestCert + rejectUnauthorized against the SDS
     // trust bundle); the decrypted socket then goes where a plaintext one would.
-    this.#tls = new tls.Server({ requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'http/1.1'], minVersion: 'TLSv1.2' }, (s) => serve(s));
-    this.#tls.on('tlsClientError', (_err, s) => s.destroy());
+    // listener.<address>.ssl.*: each handshake's outcome. A client certificate the trust bundle does not verify is
+    // refused by node after the handshake, without an error of its own: its tlsClientError (a hang-up) comes with the
+    // socket's authorizationError set.
+    const tlsOutcome = (o: TlsOutcome) => env.stats.tlsListener[o].inc({ envoy_listener_address: listenerStatAddress(this.config) });
+    this.#tls = new tls.Server({ requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'http/1.1'], minVersion: 'TLSv1.2' }, (s) => {
+      tlsOutcome('handshake');
+      serve(s);
+    });
+    this.#tls.on('tlsClientError', (err: Error & { code?: string }, s) => {
+      const failure = s.authorizationError ? (tlsFailure(String(s.authorizationError)) ?? 'fail_verify_error') : tlsFailure(err.code);
+      if (failure) tlsOutcome(failure);
+      s.destroy();
+    });
     const secure = (socket: net.Socket | Duplex) => {
       const material = env.tls?.material(this.config.tls!);
       // No certificate from SDS yet (its initial_fetch_timeout passed and the listener went on): closed
@@ -512,6 +524,8 @@ export class ListenerManager {
       // The listener's and its connection manager's stats exist with it, as Envoy's (at 0 until its first connection).
       if (config.chain.kind === 'http') this.#env.stats.hcmConfigured(config.chain.statPrefix, config.chain.httpFilters);
       this.#env.stats.listener(listenerStatAddress(config));
+      // Its TLS handshake counters, with its transport socket (listener.<address>.ssl.*).
+      if (config.tls) for (const c of Object.values(this.#env.stats.tlsListener)) c.series({ envoy_listener_address: listenerStatAddress(config) });
       const existing = this.#running.get(name);
       if (inScope(config, this.#stopped)) {
         // Stopped by a drain: the update is taken, nothing is bound.

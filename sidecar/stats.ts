@@ -9,6 +9,7 @@ import type { EjectionType } from './outlier.ts';
 import type { TracingSeries } from './tracing.ts';
 import type { RuntimeStats } from './runtime.ts';
 import type { HttpFilterConfig, RoutingPriority } from './config.ts';
+import type { TlsOutcome } from './upstream.ts';
 
 /**
  * Each metric's name in Envoy's own stats (admin /stats), `{label}` standing
@@ -37,6 +38,8 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_cluster_outlier_detection_', 'cluster.{envoy_cluster_name}.outlier_detection.'],
   ['envoy_cluster_health_check_', 'cluster.{envoy_cluster_name}.health_check.'],
   ['envoy_cluster_manager_', 'cluster_manager.'],
+  ['envoy_cluster_ssl_', 'cluster.{envoy_cluster_name}.ssl.'],
+  ['envoy_listener_ssl_', 'listener.{envoy_listener_address}.ssl.'],
   ['envoy_cluster_', 'cluster.{envoy_cluster_name}.'],
   ['envoy_http_tracing_', 'http.{envoy_http_conn_manager_prefix}.tracing.'],
   ['envoy_http_fault_', 'http.{envoy_http_conn_manager_prefix}.fault.'],
@@ -240,6 +243,12 @@ export class SidecarStats {
   readonly downstreamCxDrainClose = this.#counter('envoy_http_downstream_cx_drain_close', 'Downstream connections closed by a drain (/drain_listeners, /healthcheck/fail, a listener stopped)', ['envoy_http_conn_manager_prefix']);
   readonly downstreamCxMaxRequestsReached = this.#counter('envoy_http_downstream_cx_max_requests_reached', 'Downstream connections closed at max_requests_per_connection', ['envoy_http_conn_manager_prefix']);
   readonly downstreamCxOverloadDisableKeepalive = this.#counter('envoy_http_downstream_cx_overload_disable_keepalive', "Downstream connections closed by the overload manager's disable_http_keepalive", ['envoy_http_conn_manager_prefix']);
+  /**
+   * TLS handshakes by outcome, Envoy's ssl.* of a listener (listener.<address>.ssl.*: mutual TLS inbound) and of a
+   * cluster (cluster.<name>.ssl.*: mutual TLS to the destination): one series per listener address or cluster.
+   */
+  readonly tlsListener = this.#byTlsOutcome('envoy_listener_ssl_', 'downstream', 'envoy_listener_address');
+  readonly tlsCluster = this.#byTlsOutcome('envoy_cluster_ssl_', 'upstream', 'envoy_cluster_name');
   readonly listenerCxTotal = this.#counter('envoy_listener_downstream_cx_total', 'Connections the listener accepted', ['envoy_listener_address']);
   readonly listenerCxActive = this.#gauge('envoy_listener_downstream_cx_active', 'Connections open on the listener', ['envoy_listener_address']);
   readonly listenerCxDestroy = this.#counter('envoy_listener_downstream_cx_destroy', 'Connections on the listener closed', ['envoy_listener_address']);
@@ -630,13 +639,13 @@ export class SidecarStats {
    * the first timeout (a series born at 1 shows no increase) and a dashboard shows 0 rather than no data.
    * Per-code counters (upstream_rq_503) come with their first response, as in Envoy.
    */
-  clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean }): void {
+  clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean; tls?: boolean }): void {
     const l = this.clusterLabel(name);
     this.cluster(name);
     const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.upstreamRqRetryBackoffExponential, this.upstreamRqRetryBackoffRatelimited, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxDestroyWithActiveRq, this.upstreamCxDestroyLocalWithActiveRq, this.upstreamCxDestroyRemoteWithActiveRq, this.upstreamCxConnectMs, this.upstreamCxLengthMs, this.upstreamCxRxBytes, this.upstreamCxTxBytes, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.lbHealthyPanic, this.membershipHealthy, this.membershipTotal, this.membershipDegraded, this.membershipExcluded, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
     const checks = [this.healthCheckSuccess, this.healthCheckFailure, this.healthCheckAttempt, this.healthCheckNetworkFailure, this.healthCheckHealthy, this.healthCheckDegraded];
-    for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : [])]) m.series(l);
+    for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : []), ...(has.tls ? Object.values(this.tlsCluster) : [])]) m.series(l);
   }
 
   /**
@@ -712,6 +721,18 @@ export class SidecarStats {
       return made;
     }
     return c;
+  }
+
+  /** One counter per TLS handshake outcome (Envoy's ssl.handshake, ssl.connection_error, ssl.fail_verify_*). */
+  #byTlsOutcome<L extends string>(prefix: string, side: string, label: L): Record<TlsOutcome, Counter<L>> {
+    const help: Record<TlsOutcome, string> = {
+      handshake: 'TLS handshakes completed',
+      connection_error: 'TLS handshakes failed for another reason than the peer certificate',
+      fail_verify_error: "TLS handshakes failed: the peer's certificate is not verified by the trust bundle",
+      fail_verify_san: "TLS handshakes failed: the peer's certificate is not the expected identity (SAN)",
+      fail_verify_no_cert: 'TLS handshakes failed: the peer sent no certificate where one is required',
+    };
+    return Object.fromEntries(Object.entries(help).map(([o, h]) => [o, this.#counter(`${prefix}${o}`, `${h} (${side})`, [label])])) as Record<TlsOutcome, Counter<L>>;
   }
 
   /** A fault filter counter, total and per downstream cluster: the cluster's label is left out where it is empty. */

@@ -34,6 +34,23 @@ function isTlsError(code: string): boolean {
   return /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/.test(code);
 }
 
+/** Envoy's ssl.* outcome counters of a TLS handshake (listener.<address>.ssl.* and cluster.<name>.ssl.*). */
+export type TlsOutcome = 'handshake' | 'connection_error' | 'fail_verify_error' | 'fail_verify_san' | 'fail_verify_no_cert';
+
+/**
+ * The ssl.* counter a failed handshake goes under, from node's error code: the peer's certificate not verified by the
+ * trust bundle (fail_verify_error), not the expected SPIFFE ID (fail_verify_san), missing where one is required
+ * (fail_verify_no_cert), or another TLS error (connection_error); undefined for a connection that went away
+ * mid-handshake (ECONNRESET), which Envoy does not count as a TLS error either.
+ */
+export function tlsFailure(code: string | undefined): TlsOutcome | undefined {
+  if (code === undefined) return undefined;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH') return 'fail_verify_san';
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'fail_verify_no_cert';
+  if (/^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|INVALID_CA|PATH_LENGTH_EXCEEDED|INVALID_PURPOSE)/.test(code)) return 'fail_verify_error';
+  return /^(ERR_TLS_|ERR_SSL_)/.test(code) ? 'connection_error' : undefined;
+}
+
 /**
  * A connection that could not be made (flag UF). A failed TLS handshake says
  * why, as Envoy's "transport failure reason: TLS_error:...": the first thing
@@ -352,6 +369,8 @@ export interface ConnectionStats {
   opened?(socket: net.Socket): void;
   /** Up (TCP, or the TLS handshake done) `ms` after it was started (upstream_cx_connect_ms). */
   connectMs?(ms: number): void;
+  /** A TLS connection's handshake: done, or failed and why (cluster.<name>.ssl.*). */
+  tls?(outcome: TlsOutcome): void;
   /** Closed by the idle timeout (upstream_cx_idle_timeout). */
   idleTimeout(): void;
   /** Given its max_requests_per_connection-th request: it takes no more (upstream_cx_max_requests). */
@@ -405,6 +424,14 @@ export function countConnection(o: PoolOptions, conn: { once(event: string, fn: 
   socket.once('end', snapshot);
   socket.once('error', snapshot);
   socket.once('close', snapshot);
+  if (o.tls && cx.tls) {
+    const tlsStats = cx.tls;
+    socket.once('secureConnect', () => tlsStats('handshake'));
+    socket.once('error', (e: Error & { code?: string }) => {
+      const failure = connected ? undefined : tlsFailure(e.code);
+      if (failure) tlsStats(failure);
+    });
+  }
   const byPeer = probe.byPeer;
   if (!byPeer) {
     conn.once('end', () => (peer = true));

@@ -125,6 +125,39 @@ test("a callee that presents another identity's certificate: the caller's 503 sa
   assert.match(r!.body, /^upstream connect error or disconnect\/reset before headers\. reset reason: connection failure, transport failure reason: TLS_error:ERR_TLS_CERT_ALTNAME_INVALID:server certificate SAN spiffe:\/\/weft\.local\/ns\/default\/sa\/catalog is not spiffe:\/\/weft\.local\/ns\/default\/sa\/vault$/);
 });
 
+test("each mutual TLS handshake's outcome is counted as Envoy's ssl.* stats: the callee's listener and the caller's cluster", { timeout: 30_000 }, async () => {
+  await eventually(async () => (await callVia(frontend, 'orders', '/orders/1')).status === 200, 'frontend -> orders 200');
+  const ordersListener = { envoy_listener_address: `127.0.0.1_${orders.inboundPort}` };
+  const listenerStat = (name: string) => metric(orders.adminPort, `envoy_listener_ssl_${name}`, ordersListener);
+  assert.ok((await listenerStat('handshake')) >= 1, 'the callee counted the handshake');
+  assert.ok((await metric(frontend.adminPort, 'envoy_cluster_ssl_handshake', { envoy_cluster_name: 'outbound|8080||orders.default' })) >= 1, 'so did the caller, under the destination cluster');
+  const handshake = (opts: tls.ConnectionOptions) =>
+    new Promise<void>((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: orders.inboundPort, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined, rejectUnauthorized: false, ...opts });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve());
+      s.resume();
+    });
+  // No client certificate where STRICT requires one.
+  await handshake({});
+  await eventually(async () => (await listenerStat('fail_verify_no_cert')) === 1, 'fail_verify_no_cert');
+  // A certificate from another mesh's CA.
+  const { mkdtemp } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const foreignCa = await loadOrCreateCa(await mkdtemp(join(tmpdir(), 'weft-foreign-ca-')), 'weft.local');
+  const foreign = await issueSvid(foreignCa, { trustDomain: 'weft.local', namespace: 'default', service: 'frontend', ttlMs: 60_000, now: new Date() });
+  await handshake({ cert: foreign.certificateChainPem, key: foreign.privateKeyPem });
+  await eventually(async () => (await listenerStat('fail_verify_error')) === 1, 'fail_verify_error');
+  // Plaintext bytes at a TLS listener (the earlier STRICT test's client): a TLS error, not a verification failure.
+  assert.ok((await listenerStat('connection_error')) >= 1, 'connection_error');
+  // The caller's side: the callee "vault" proved to be catalog (the earlier test), a SAN verification failure.
+  assert.ok((await metric(frontend.adminPort, 'envoy_cluster_ssl_fail_verify_san', { envoy_cluster_name: 'outbound|8080||vault.default' })) >= 1, 'fail_verify_san');
+  // Envoy's names.
+  const text = (await get(orders.adminPort, 'admin', '/stats?filter=^listener\\..*\\.ssl\\.')).body;
+  assert.match(text, new RegExp(`^listener\\.127\\.0\\.0\\.1_${orders.inboundPort}\\.ssl\\.fail_verify_no_cert: 1$`, 'm'));
+});
+
 test("the app learns its verified caller from x-forwarded-client-cert, as Istio's apps do; a plaintext caller's own header never arrives", { timeout: 20_000 }, async () => {
   let seen: Record<string, string> | undefined;
   await eventually(async () => {
