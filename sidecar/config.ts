@@ -350,6 +350,8 @@ export interface TcpProxyConfig {
   kind: 'tcp';
   statPrefix: string;
   cluster: string;
+  /** idle_timeout: both connections close after this long with no byte either way (unset: Envoy's 1 h; 0: never). */
+  idleTimeoutMs?: number;
 }
 
 /** Certificates by SDS secret name (mutual TLS with the mesh CA). */

@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Duplex } from 'node:stream';
-import type { HttpConnectionManagerConfig, ListenerConfig, TcpProxyConfig } from './config.ts';
+import type { HttpConnectionManagerConfig, ListenerConfig } from './config.ts';
 import type { H1Connection, H1Request, H1Response } from './http1.ts';
 import { serveHttp1, type CodecReply } from './http1.ts';
 import type { ProxyEnv } from './proxy.ts';
@@ -18,6 +18,7 @@ import { codecReply, handleRequest } from './proxy.ts';
 import type { TlsMaterial } from './tls-contexts.ts';
 import { DownstreamCx, type LocalCloseReason } from './downstream-cx.ts';
 import { tlsFailure, type TlsOutcome } from './upstream.ts';
+import { tcpProxy } from './tcp-proxy.ts';
 
 /** How long the PERMISSIVE listener's TLS detection waits for the first bytes: Envoy's listener_filters_timeout default. */
 export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
@@ -457,32 +458,6 @@ function replaying(socket: net.Socket, first: Buffer): Duplex {
   return duplex;
 }
 
-function tcpProxy(env: ProxyEnv, chain: TcpProxyConfig, socket: net.Socket): void {
-  const cluster = env.clusters.get(chain.cluster);
-  const host = cluster?.pick({});
-  if (!cluster || !host) {
-    socket.destroy();
-    return;
-  }
-  host.activeRequests++;
-  cluster.hadTraffic = true;
-  const upstream = net.connect({ host: host.address, port: host.port });
-  upstream.setTimeout(cluster.config.connectTimeoutMs, () => upstream.destroy());
-  upstream.once('connect', () => upstream.setTimeout(0));
-  socket.pipe(upstream).pipe(socket);
-  const done = () => {
-    socket.destroy();
-    upstream.destroy();
-  };
-  upstream.once('close', () => {
-    host.activeRequests--;
-    done();
-  });
-  upstream.on('error', () => cluster.recordResult(host, 0));
-  socket.once('close', done);
-  socket.on('error', done);
-}
-
 /** Which listeners a drain applies to: all, or those whose traffic_direction is INBOUND (?inboundonly). */
 export type DrainScope = 'all' | 'inbound';
 
@@ -523,6 +498,7 @@ export class ListenerManager {
     for (const [name, config] of configs) {
       // The listener's and its connection manager's stats exist with it, as Envoy's (at 0 until its first connection).
       if (config.chain.kind === 'http') this.#env.stats.hcmConfigured(config.chain.statPrefix, config.chain.httpFilters);
+      else this.#env.stats.tcp(config.chain.statPrefix);
       this.#env.stats.listener(listenerStatAddress(config));
       // Its TLS handshake counters, with its transport socket (listener.<address>.ssl.*).
       if (config.tls) for (const c of Object.values(this.#env.stats.tlsListener)) c.series({ envoy_listener_address: listenerStatAddress(config) });
@@ -568,12 +544,13 @@ export class ListenerManager {
   #dropStatsOfRemoved(configs: ReadonlyMap<string, ListenerConfig>): void {
     const statsOf = (all: Iterable<ListenerConfig>) => {
       const statPrefixes = new Set<string>();
+      const tcpPrefixes = new Set<string>();
       const addresses = new Set<string>();
       for (const c of all) {
-        if (c.chain.kind === 'http') statPrefixes.add(c.chain.statPrefix);
+        (c.chain.kind === 'http' ? statPrefixes : tcpPrefixes).add(c.chain.statPrefix);
         addresses.add(listenerStatAddress(c));
       }
-      return { statPrefixes, addresses };
+      return { statPrefixes, tcpPrefixes, addresses };
     };
     const before = this.#applied;
     this.#applied = new Map(configs);

@@ -45,6 +45,7 @@ const ENVOY_SCOPES: [prefix: string, scope: string][] = [
   ['envoy_http_fault_', 'http.{envoy_http_conn_manager_prefix}.fault.'],
   ['envoy_http_', 'http.{envoy_http_conn_manager_prefix}.'],
   ['envoy_tracing_opentelemetry_', 'tracing.opentelemetry.'],
+  ['envoy_tcp_', 'tcp.{envoy_tcp_prefix}.'],
   ['envoy_listener_manager_', 'listener_manager.'],
   ['envoy_listener_server_ssl_socket_factory_', 'listener.{envoy_listener_address}.server_ssl_socket_factory.'],
   ['envoy_listener_', 'listener.{envoy_listener_address}.'],
@@ -142,6 +143,17 @@ export interface HcmSeries {
   cxDrainClose: CounterSeries;
   cxMaxRequestsReached: CounterSeries;
   cxOverloadDisableKeepalive: CounterSeries;
+}
+
+/** One TCP proxy's series (Envoy's tcp.<stat_prefix>.*). */
+export interface TcpSeries {
+  cxTotal: CounterSeries;
+  /** No cluster of the proxy's name: the connection was closed. */
+  noRoute: CounterSeries;
+  /** Bytes written to the downstream. */
+  txBytes: CounterSeries;
+  /** Connections closed by idle_timeout. */
+  idleTimeout: CounterSeries;
 }
 
 /** One listener's connection series (Envoy's listener.<address>.*). */
@@ -249,6 +261,10 @@ export class SidecarStats {
    */
   readonly tlsListener = this.#byTlsOutcome('envoy_listener_ssl_', 'downstream', 'envoy_listener_address');
   readonly tlsCluster = this.#byTlsOutcome('envoy_cluster_ssl_', 'upstream', 'envoy_cluster_name');
+  readonly tcpCxTotal = this.#counter('envoy_tcp_downstream_cx_total', 'Connections the TCP proxy handled', ['envoy_tcp_prefix']);
+  readonly tcpNoRoute = this.#counter('envoy_tcp_downstream_cx_no_route', 'Connections closed: the TCP proxy has no cluster of its name', ['envoy_tcp_prefix']);
+  readonly tcpTxBytes = this.#counter('envoy_tcp_downstream_cx_tx_bytes_total', 'Bytes the TCP proxy wrote to its downstream connections', ['envoy_tcp_prefix']);
+  readonly tcpIdleTimeout = this.#counter('envoy_tcp_idle_timeout', 'TCP proxy connections closed by idle_timeout', ['envoy_tcp_prefix']);
   readonly listenerCxTotal = this.#counter('envoy_listener_downstream_cx_total', 'Connections the listener accepted', ['envoy_listener_address']);
   readonly listenerCxActive = this.#gauge('envoy_listener_downstream_cx_active', 'Connections open on the listener', ['envoy_listener_address']);
   readonly listenerCxDestroy = this.#counter('envoy_listener_downstream_cx_destroy', 'Connections on the listener closed', ['envoy_listener_address']);
@@ -413,6 +429,7 @@ export class SidecarStats {
 
   readonly #hcm = new Map<string, HcmSeries>();
   readonly #listener = new Map<string, ListenerSeries>();
+  readonly #tcp = new Map<string, TcpSeries>();
   readonly #refreshers: (() => void)[] = [];
   readonly #cluster = new Map<string, ClusterSeries>();
   readonly #tracing = new Map<string, TracingSeries>();
@@ -440,7 +457,12 @@ export class SidecarStats {
    * scopes with it (listener.<address>.* and the http.<stat_prefix>.* of its connection managers), except those a
    * live listener still shares (two listeners with one stat_prefix count into one series, in Envoy too).
    */
-  listenersRemoved(gone: { statPrefixes: Iterable<string>; addresses: Iterable<string> }, live: { statPrefixes: ReadonlySet<string>; addresses: ReadonlySet<string> }): void {
+  listenersRemoved(gone: { statPrefixes: Iterable<string>; addresses: Iterable<string>; tcpPrefixes?: Iterable<string> }, live: { statPrefixes: ReadonlySet<string>; addresses: ReadonlySet<string>; tcpPrefixes?: ReadonlySet<string> }): void {
+    for (const prefix of gone.tcpPrefixes ?? []) {
+      if (live.tcpPrefixes?.has(prefix)) continue;
+      this.#tcp.delete(prefix);
+      this.#removeSeries('envoy_tcp_prefix', prefix);
+    }
     for (const prefix of gone.statPrefixes) {
       if (live.statPrefixes.has(prefix)) continue;
       this.#hcm.delete(prefix);
@@ -563,6 +585,17 @@ export class SidecarStats {
       this.rbac(f.shadowRulesStatPrefix, 'shadow_allowed').series(l);
       this.rbac(f.shadowRulesStatPrefix, 'shadow_denied').series(l);
     }
+  }
+
+  /** A TCP proxy's series, by its stat_prefix. */
+  tcp(prefix: string): TcpSeries {
+    let s = this.#tcp.get(prefix);
+    if (!s) {
+      const l = { envoy_tcp_prefix: prefix };
+      s = { cxTotal: this.tcpCxTotal.series(l), noRoute: this.tcpNoRoute.series(l), txBytes: this.tcpTxBytes.series(l), idleTimeout: this.tcpIdleTimeout.series(l) };
+      this.#tcp.set(prefix, s);
+    }
+    return s;
   }
 
   /** One listener's connection series, by its stat address (`127.0.0.1_15006`). */

@@ -399,7 +399,7 @@ export interface ConnectionProbe {
  * open (cx_active) until it closes; a close before `connectEvent` is a connect failure; a close after the upstream
  * ended, reset or refused it is a remote destroy, else a local one (`probe.byPeer` decides instead where given).
  */
-export function countConnection(o: PoolOptions, conn: { once(event: string, fn: (...args: unknown[]) => void): unknown; on(event: string, fn: (...args: unknown[]) => void): unknown }, protocol: 'http1' | 'http2', connectEvent: string, probe: ConnectionProbe): CountedConnection {
+export function countConnection(o: PoolOptions, conn: { once(event: string, fn: (...args: unknown[]) => void): unknown; on(event: string, fn: (...args: unknown[]) => void): unknown }, protocol: 'http1' | 'http2' | 'tcp', connectEvent: string, probe: ConnectionProbe): CountedConnection {
   const cx = o.cx;
   let timedOut = false;
   const counted = { timedOut: () => void (timedOut = true) };
@@ -407,7 +407,7 @@ export function countConnection(o: PoolOptions, conn: { once(event: string, fn: 
   const started = performance.now();
   cx.opened?.(probe.socket);
   cx.total.value++;
-  (protocol === 'http1' ? cx.http1Total : cx.http2Total).value++;
+  if (protocol !== 'tcp') (protocol === 'http1' ? cx.http1Total : cx.http2Total).value++;
   cx.active.value++;
   cx.changed?.();
   let connected = false;
@@ -452,7 +452,7 @@ export function countConnection(o: PoolOptions, conn: { once(event: string, fn: 
  * server's chain against the trust bundle and its URI SAN against the
  * destination's SPIFFE ID (SNI is not used: identities are URIs).
  */
-export function connectTls(o: PoolOptions, alpn: string): tls.TLSSocket {
+export function connectTls(o: PoolOptions, alpn: string | undefined): tls.TLSSocket {
   const current = o.tls!();
   if (!current) {
     const s = new tls.TLSSocket(new net.Socket());
@@ -463,7 +463,7 @@ export function connectTls(o: PoolOptions, alpn: string): tls.TLSSocket {
     host: o.address,
     port: o.port,
     secureContext: current.secureContext,
-    ALPNProtocols: [alpn],
+    ...(alpn ? { ALPNProtocols: [alpn] } : {}),
     rejectUnauthorized: true,
     checkServerIdentity: (_host, cert) => {
       const sans = uriSans(cert);

@@ -127,10 +127,10 @@ function chainOf(f: Fields, onTransportSocket: (ts: Fields) => void): HttpConnec
   if (t === TCP_PROXY_TYPE) {
     const statPrefix = tc.str('stat_prefix') ?? '';
     const cluster = tc.str('cluster') ?? '';
-    tc.ignore('idle_timeout');
+    const idleTimeoutMs = tc.durationMs('idle_timeout');
     tc.done();
     if (!cluster) tc.fail('cluster', 'required (weighted_clusters is not supported)');
-    return { kind: 'tcp', statPrefix, cluster };
+    return { kind: 'tcp', statPrefix, cluster, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}) };
   }
   tc.fail('@type', `network filter ${JSON.stringify(t)} is not supported by the weft sidecar`);
   return undefined;
