@@ -412,6 +412,7 @@ export class Cluster {
           this.#sockets.delete(close.socket);
         },
         opened: (socket) => void this.#sockets.set(socket, { rx: 0, tx: 0 }),
+        protocolError: () => this.#countConnection(stats.upstreamCxProtocolError),
         tls: (outcome) => {
           if (!this.#closed) stats.tlsCluster[outcome].inc(stats.clusterLabel(this.name));
         },

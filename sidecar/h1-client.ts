@@ -164,6 +164,8 @@ class Connection {
   #connectTimer: NodeJS.Timeout | undefined;
   /** The current request is written whole; false while a streamed body is still going out. */
   #requestDone = true;
+  /** destroy() ended an exchange in progress. */
+  #failedExchange = false;
   /** Stops the streamed body's pump (its listeners on the source and the socket). */
   #stopPump: (() => void) | undefined;
   /** http_protocol_options.enable_trailers: a chunked request body ends with the request's trailers. */
@@ -177,7 +179,7 @@ class Connection {
       ? connectTls(o, 'http/1.1')
       : net.connect({ host: o.address, port: o.port, noDelay: true, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#read(buf as Buffer, n) } });
     this.socket = socket;
-    const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect', { socket, busy: () => this.current !== undefined });
+    const counted = countConnection(o, socket, 'http1', o.tls ? 'secureConnect' : 'connect', { socket, busy: () => this.current !== undefined || this.#failedExchange });
     this.#cx = o.cx;
     this.#attached = o.attached;
     this.#shared = !o.tls;
@@ -411,6 +413,10 @@ class Connection {
   destroy(f?: UpstreamFailure): void {
     const ex = this.current;
     this.current = undefined;
+    // Closed under an exchange (upstream_cx_destroy_*_with_active_rq, read as the socket closes), or for a response
+    // that was not HTTP (upstream_cx_protocol_error).
+    if (ex && !ex.done) this.#failedExchange = true;
+    if (f?.reason === 'protocol_error' && !this.closed) this.#cx?.protocolError?.();
     if (ex && !ex.done) ex.fail(f ?? new UpstreamFailure(this.connected ? 'connection_termination' : 'connection_failure', this.connected ? 'connection termination (upstream closed)' : 'connection failure'));
     if (this.closed) return;
     this.closed = true;

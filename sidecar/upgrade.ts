@@ -121,7 +121,10 @@ export function openUpgrade(o: PoolOptions, req: UpgradeRequest, bodyLimit: numb
       finish({ kind: 'switched', socket, headers, head }, true);
       return;
     }
-    if (r instanceof Error) finish({ kind: 'failure', reason: 'protocol_error', message: `upstream protocol error (${(r as Error & { code?: string }).code ?? r.message})` });
+    if (r instanceof Error) {
+      o.cx?.protocolError?.();
+      finish({ kind: 'failure', reason: 'protocol_error', message: `upstream protocol error (${(r as Error & { code?: string }).code ?? r.message})` });
+    }
   });
   socket.on('end', () => {
     // A refusal delimited by the close ends here; anything else was cut short.

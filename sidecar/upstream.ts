@@ -369,6 +369,8 @@ export interface ConnectionStats {
   opened?(socket: net.Socket): void;
   /** Up (TCP, or the TLS handshake done) `ms` after it was started (upstream_cx_connect_ms). */
   connectMs?(ms: number): void;
+  /** What the upstream sent on it was not valid HTTP (upstream_cx_protocol_error); it is then closed. */
+  protocolError?(): void;
   /** A TLS connection's handshake: done, or failed and why (cluster.<name>.ssl.*). */
   tls?(outcome: TlsOutcome): void;
   /** Closed by the idle timeout (upstream_cx_idle_timeout). */

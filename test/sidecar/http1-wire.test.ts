@@ -190,6 +190,12 @@ test('a malformed upstream response is a protocol error: 502 (Bad Gateway, as En
       ['/raw/garbage', 502, 'UPE'],
     ],
   );
+  // Each connection the sidecar closed under its request, as Envoy's codec client counts it.
+  const cluster = { envoy_cluster_name: 'outbound|7000||broken.default' };
+  assert.deepEqual(
+    [await metric(sc.admin, 'envoy_cluster_upstream_cx_protocol_error', cluster), await metric(sc.admin, 'envoy_cluster_upstream_cx_destroy_local_with_active_rq', cluster), await metric(sc.admin, 'envoy_cluster_upstream_cx_destroy_remote_with_active_rq', cluster)],
+    [2, 2, 0],
+  );
 });
 
 test('an upstream 101 to a request that asked for no upgrade is a protocol error at once (502 UPE), not a 15 s wait and a 504', { timeout: 30_000 }, async () => {
