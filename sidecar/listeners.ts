@@ -255,10 +255,13 @@ class RunningListener {
         }
       });
     });
-    env.stats.onRefresh(() => {
+    this.#stopRefresh = env.stats.onRefresh(() => {
       for (const c of this.#connections) c.countBytes();
     });
   }
+
+  /** Stops counting the listener's open connections' bytes at each stats read (once it is closed). */
+  readonly #stopRefresh: () => void;
 
   /** The listener's connection from here on (past its listener filters): counted, and its close counted. */
   #open(socket: net.Socket, env: ProxyEnv): net.Socket {
@@ -415,6 +418,7 @@ class RunningListener {
 
   /** Stops accepting; idle keep-alive connections close now, busy ones after their response, HTTP/2 ones get GOAWAY (drain). */
   async close(): Promise<void> {
+    this.#stopRefresh();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       for (const c of this.#h1) c.closeWhenIdle();

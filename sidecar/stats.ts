@@ -431,7 +431,7 @@ export class SidecarStats {
   readonly #hcm = new Map<string, HcmSeries>();
   readonly #listener = new Map<string, ListenerSeries>();
   readonly #tcp = new Map<string, TcpSeries>();
-  readonly #refreshers: (() => void)[] = [];
+  readonly #refreshers = new Set<() => void>();
   readonly #cluster = new Map<string, ClusterSeries>();
   readonly #tracing = new Map<string, TracingSeries>();
   /** Clusters' alt_stat_name: the name their stats go under, as in Envoy. */
@@ -617,9 +617,13 @@ export class SidecarStats {
     return s;
   }
 
-  /** Called before stats are read (admin /stats, /stats/prometheus): counts that accrue outside the counters, such as bytes on open connections. */
-  onRefresh(fn: () => void): void {
-    this.#refreshers.push(fn);
+  /**
+   * Called before stats are read (admin /stats, /stats/prometheus): counts that accrue outside the counters, such as
+   * bytes on open connections. Returns what stops it.
+   */
+  onRefresh(fn: () => void): () => void {
+    this.#refreshers.add(fn);
+    return () => void this.#refreshers.delete(fn);
   }
 
   /** The request-path series of one cluster. */
