@@ -468,10 +468,6 @@ export class Cluster {
     }
   }
 
-  /**
-   * A connection event in the cluster's stats, under its current stat name. A connection may close after CDS
-   * removed the cluster (its pools drain): that no longer counts, or it would bring the removed series back.
-   */
   /** The bytes the cluster's open connections moved since last counted: upstream_cx_rx_bytes_total / _tx_bytes_total. */
   countBytes(): void {
     for (const socket of this.#sockets.keys()) this.#countBytes(socket);
@@ -487,6 +483,10 @@ export class Cluster {
     seen.tx = socket.bytesWritten;
   }
 
+  /**
+   * A connection event in the cluster's stats, under its current stat name. A connection may close after CDS
+   * removed the cluster (its pools drain): that no longer counts, or it would bring the removed series back.
+   */
   #countConnection(counter: Counter<'envoy_cluster_name'>): void {
     if (!this.#closed) counter.inc(this.#stats.clusterLabel(this.name));
   }

@@ -11,7 +11,7 @@
 
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { HcmSeries, ListenerSeries } from './stats.ts';
+import type { HcmSeries, ListenerSeries, TcpSeries } from './stats.ts';
 
 /** Why the sidecar closed a connection, each with its counter. The first reason given is the one counted. */
 export type LocalCloseReason = 'idle_timeout' | 'drain' | 'overload' | 'max_requests' | 'protocol_error';
@@ -41,7 +41,11 @@ export class DownstreamCx {
   /** The HTTP/1 codec serving it: a request is in progress while it is busy. */
   h1: { readonly busy: boolean } | undefined;
 
-  constructor(raw: net.Socket, listener: ListenerSeries, hs: HcmSeries | undefined) {
+  /** A TCP proxy's series (for a tcp_proxy listener). */
+  readonly #tcp: TcpSeries | undefined;
+
+  constructor(raw: net.Socket, listener: ListenerSeries, hs: HcmSeries | undefined, tcp?: TcpSeries) {
+    this.#tcp = tcp;
     this.#raw = raw;
     this.#bytes = raw;
     this.#serving = raw;
@@ -87,13 +91,17 @@ export class DownstreamCx {
     this.reason ??= reason;
   }
 
-  /** Bytes moved since the last count, into the connection manager's totals (at close, and whenever stats are read). */
+  /**
+   * Bytes moved since the last count (at close, and whenever stats are read): into the connection manager's totals,
+   * or a TCP proxy's (which counts only those sent to the downstream).
+   */
   countBytes(): void {
-    if (!this.#hs) return;
     const rx = this.#bytes.bytesRead;
     const tx = this.#bytes.bytesWritten;
-    this.#hs.cxRxBytes.value += rx - this.#rx;
-    this.#hs.cxTxBytes.value += tx - this.#tx;
+    if (this.#hs) {
+      this.#hs.cxRxBytes.value += rx - this.#rx;
+      this.#hs.cxTxBytes.value += tx - this.#tx;
+    } else if (this.#tcp) this.#tcp.txBytes.value += tx - this.#tx;
     this.#rx = rx;
     this.#tx = tx;
   }
@@ -107,9 +115,9 @@ export class DownstreamCx {
     l.cxActive.value--;
     l.cxDestroy.value++;
     l.cxLengthMs.observe(ms);
+    this.countBytes();
     const hs = this.#hs;
     if (!hs) return;
-    this.countBytes();
     if (this.#tls) hs.cxSslActive.value--;
     const active = this.streams > 0 || this.h1?.busy === true;
     hs.cxDestroy.value++;

@@ -271,7 +271,8 @@ class RunningListener {
       hs.cxTotal.value++;
       hs.cxActive.value++;
     }
-    const cx = new DownstreamCx(socket, env.stats.listener(listenerStatAddress(this.config)), hs);
+    const chain = this.config.chain;
+    const cx = new DownstreamCx(socket, env.stats.listener(listenerStatAddress(this.config)), hs, chain.kind === 'tcp' ? env.stats.tcp(chain.statPrefix) : undefined);
     this.#connections.add(cx);
     this.#cxOf.set(socket, cx);
     // Before any codec's own: the connection's counts are read while its requests are still in progress.

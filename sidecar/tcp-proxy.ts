@@ -38,14 +38,6 @@ export function tcpProxy(env: ProxyEnv, chain: TcpProxyConfig, socket: net.Socke
   }
   cluster.hadTraffic = true;
   host.activeRequests++;
-  // Bytes the downstream was sent (Envoy's downstream_cx_tx_bytes_total): counted as it closes, and whenever stats are read.
-  let sent = 0;
-  const countSent = () => {
-    ts.txBytes.value += socket.bytesWritten - sent;
-    sent = socket.bytesWritten;
-  };
-  const live = liveConnections(env);
-  live.add(countSent);
   const open = o.connectionsOpen;
   if (open) {
     open.value++;
@@ -83,28 +75,11 @@ export function tcpProxy(env: ProxyEnv, chain: TcpProxyConfig, socket: net.Socke
       open.value--;
       open.changed();
     }
-    countSent();
-    live.delete(countSent);
     socket.destroy();
     upstream.destroy();
   };
   upstream.once('close', finish);
   socket.once('close', finish);
-}
-
-const LIVE = new WeakMap<object, Set<() => void>>();
-
-/** The open TCP proxy connections' byte counters of a sidecar, counted whenever its stats are read. */
-function liveConnections(env: ProxyEnv): Set<() => void> {
-  let live = LIVE.get(env.stats);
-  if (!live) {
-    const set = new Set<() => void>();
-    env.stats.onRefresh(() => {
-      for (const count of set) count();
-    });
-    LIVE.set(env.stats, (live = set));
-  }
-  return live;
 }
 
 /** Both connections close after `ms` with no byte either way (idle_timeout), counted. */

@@ -31,7 +31,7 @@ export class UpstreamFailure extends Error {
 
 /** Error codes of a TLS handshake that failed (node's and OpenSSL's), for the transport failure reason. */
 function isTlsError(code: string): boolean {
-  return /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/.test(code);
+  return tlsFailure(code) !== undefined;
 }
 
 /** Envoy's ssl.* outcome counters of a TLS handshake (listener.<address>.ssl.* and cluster.<name>.ssl.*). */
