@@ -12,18 +12,17 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { passThroughWasm } from './pass-through.ts';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import { TestMesh, freePort, instance, service } from '../../test/sidecar/harness.ts';
 import { sidecarNodeFlags } from '../../sidecar/main.ts';
+import { children, median, need, ready, root, signals, start, until } from './processes.ts';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const DURATION = process.env.BENCH_DURATION ?? '5s';
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 /** Interleaved rounds per scenario; figures are medians. */
@@ -33,46 +32,6 @@ const PROFILE_DIR = process.env.BENCH_PROFILE;
 /** BENCH_ONLY=substring runs only the scenarios whose name contains it (direct and nginx always run: they are the ratios' bases). */
 const ONLY = process.env.BENCH_ONLY;
 // BENCH_NODE_FLAGS="--trace-gc ..." replaces the sidecars' V8 flags (sidecar/node-flags.json); BENCH_NODE_FLAGS= runs them with none.
-
-function need(cmd: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-  } catch {
-    console.error(`${cmd} not found: apt-get install -y wrk nginx`);
-    process.exit(2);
-  }
-}
-
-const children: ChildProcess[] = [];
-// Stopped by a signal mid-run (Ctrl-C, pkill, a CI timeout): no sidecar, app or nginx outlives the bench.
-// (BENCH_HOLD waits for the signal itself and closes everything in order.)
-let holding = false;
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (!holding) process.exit(130);
-  });
-}
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  // BENCH_STDOUT_DIR=dir keeps each child's stdout (ready lines, wasm logs, --trace-gc) in dir/<pid>.log.
-  const out = process.env.BENCH_STDOUT_DIR ? openSync(join(process.env.BENCH_STDOUT_DIR, `${children.length}.log`), 'w') : 'ignore';
-  const c = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', out, 'inherit'] });
-  children.push(c);
-  return c;
-}
-
-async function until(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const ready = (adminPort: number) => until(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, `sidecar :${adminPort} ready`);
 
 interface Result {
   name: string;
@@ -132,12 +91,6 @@ function wrk(name: string, url: string, host: string): Result {
   const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0);
   return { name, rps, requests, p50ms: p50, p99ms: p99, errors };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Each figure is the median over the rounds (errors are summed). */
@@ -270,7 +223,7 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     // BENCH_HOLD=1 leaves the mesh up for wrk, pace, strace or perf by hand; Ctrl-C ends it.
     for (const [n, u, h, p] of scenarios) console.log(`${n}: wrk -H 'Host: ${h}' ${u} | ${PACE_BIN} -r ${PACE_RATE} -c 10 -d ${PACE_SECONDS} -H ${h} ${new URL(u).port}${p.length ? `  (proxy pids ${p.join(' ')})` : ''}`);
     // SIGINT or SIGTERM (pkill) both end it through main's finally, which stops the app and sidecars too.
-    holding = true;
+    signals.holding = true;
     await new Promise<void>((r) => {
       process.once('SIGINT', () => r());
       process.once('SIGTERM', () => r());
