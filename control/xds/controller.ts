@@ -89,6 +89,12 @@ export interface ControllerOptions {
    * still reaches the proxies.
    */
   debounceMaxMs?: number;
+  /**
+   * The EDS names some connected proxy subscribes to. A ClusterLoadAssignment no group's snapshot names is
+   * dropped from the cache once no proxy watches it either (not before: a proxy that NACKed the CDS removing its
+   * cluster still serves with it). Without this option unreferenced ones are dropped at once.
+   */
+  watchedEndpoints?: () => ReadonlySet<string>;
   /** A snapshot was refused (translation or validation errors); the last good one stays. */
   onErrors?(kind: 'group' | 'endpoints', errors: ControllerError[]): void;
 }
@@ -106,6 +112,7 @@ export class XdsController {
   /** When the last push was made (a change after a quiet spell goes out at once). */
   #lastFlushAt = -Infinity;
   readonly #onErrors: ControllerOptions['onErrors'];
+  readonly #watchedEndpoints: ControllerOptions['watchedEndpoints'];
   /** Active proxy groups and a representative proxy of each. */
   readonly #groups = new Map<string, ProxyRef>();
   readonly #groupEndpoints = new Map<string, string[]>();
@@ -128,6 +135,7 @@ export class XdsController {
     this.#debounceMs = options.debounceMs ?? 100;
     this.#debounceMaxMs = options.debounceMaxMs ?? 1000;
     this.#onErrors = options.onErrors;
+    this.#watchedEndpoints = options.watchedEndpoints;
   }
 
   /** Starts listening for changes. */
@@ -184,6 +192,7 @@ export class XdsController {
     this.#groups.delete(group);
     this.#groupEndpoints.delete(group);
     this.#cache.deleteGroup(group);
+    this.#dropUnreferencedEndpoints({ revision: this.#model?.revision ?? 0, committedAt: Date.now() });
   }
 
   /** Errors of the last refused snapshots (cleared per group when it publishes). */
@@ -245,6 +254,7 @@ export class XdsController {
       }
       this.#publishEndpoints(model, stamp, all);
       this.#publishGroups();
+      this.#dropUnreferencedEndpoints(stamp);
       return;
     }
     const services = new Set(changes.flatMap((c) => c.services ?? []));
@@ -309,6 +319,18 @@ export class XdsController {
       errors.push(...result.errors);
     }
     this.#report('endpoints', 'endpoints', stamp, errors);
+  }
+
+  /**
+   * ClusterLoadAssignments of clusters no group has any more (a service removed, a subset renamed) and no proxy
+   * watches: kept, the cache grew by one for every service that ever came and went, each holding its encoded
+   * bytes (bench:soak: 8 KiB per change that replaced a service). One a proxy still watches goes at a later change.
+   */
+  #dropUnreferencedEndpoints(stamp: ChangeStamp): void {
+    const keep = new Set<string>(this.#watchedEndpoints?.() ?? []);
+    for (const names of this.#groupEndpoints.values()) for (const n of names) keep.add(n);
+    const remove = this.#cache.endpointNames().filter((n) => !keep.has(n));
+    if (remove.length > 0) this.#cache.setEndpoints(stamp, [], { remove });
   }
 
   #report(kind: 'group' | 'endpoints', group: string, stamp: ChangeStamp, errors: SnapshotError[]): void {

@@ -87,6 +87,8 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   const metrics = createXdsMetrics();
   const status = new ProxyStatusBook({ retainDisconnectedMs: options.retainDisconnectedMs });
   const translator = options.translator ?? defaultTranslator(options.translateOptions ?? { wasmBaseUrl: 'http://127.0.0.1:8080', wasmClusterName: 'weft-control' });
+  // The controller asks the server (made after it) which EDS names proxies watch.
+  let ads: AdsServer;
   const controller = new XdsController({
     cache,
     source: options.source,
@@ -94,12 +96,13 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     secrets: options.secrets,
     debounceMs: options.debounceMs,
     debounceMaxMs: options.debounceMaxMs,
+    watchedEndpoints: () => ads.watchedEndpoints(),
     onErrors: (kind, errors) => {
       metrics.snapshotErrors.inc({ kind });
       options.onErrors?.(kind, errors);
     },
   });
-  const ads = new AdsServer({
+  ads = new AdsServer({
     cache,
     hooks: combineHooks(status, metrics.hooks, options.hooks),
     authenticate: options.authenticate,

@@ -7,7 +7,7 @@ import type { ProxyRef } from '../model/types.ts';
 import type { CacheEvent, SnapshotCache } from './cache.ts';
 import { DeltaStream } from './delta.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, XdsNode } from './discovery.ts';
-import { decodeMessage, discoveryTypes } from './discovery.ts';
+import { TypeUrl, decodeMessage, discoveryTypes } from './discovery.ts';
 import type { ServiceLookup } from './node.ts';
 import { groupKey, proxyFromNode } from './node.ts';
 import { SotwStream } from './sotw.ts';
@@ -119,6 +119,13 @@ export class AdsServer {
   /** Open streams (one per connected proxy stream). */
   streams(): AdsStream[] {
     return [...this.#streams];
+  }
+
+  /** The EDS names some open stream subscribes to: a proxy may hold a cluster its group's snapshot no longer has (it has not applied, or it NACKed, the CDS that removed it). */
+  watchedEndpoints(): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.#streams) for (const n of s.subscribedNames(TypeUrl.endpoint)) out.add(n);
+    return out;
   }
 
   /** The newest open stream of a proxy, if connected. */

@@ -154,6 +154,11 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
     return false;
   }
 
+  /** The names the client subscribed to for this type (none for a wildcard subscription or none at all). */
+  subscribedNames(typeUrl: string): ReadonlySet<string> {
+    return this.types.get(typeUrl)?.names ?? new Set();
+  }
+
   /** Whether the client subscribed to this type at all. */
   isSubscribed(typeUrl: string): boolean {
     return this.types.has(typeUrl);
