@@ -940,6 +940,22 @@ export class ClusterManager {
     }
   }
 
+  /** The EDS service names of every cluster built or warming (a replaced version still serving keeps its own). */
+  edsNamesInUse(): Set<string> {
+    const out = new Set<string>();
+    for (const c of this.clusters.values()) if (c.config.type === 'EDS') out.add(c.config.edsServiceName!);
+    for (const w of this.warming.values()) {
+      if (w.config.type === 'EDS') out.add(w.config.edsServiceName!);
+      if (w.cluster?.config.type === 'EDS') out.add(w.cluster.config.edsServiceName!);
+    }
+    return out;
+  }
+
+  /** Drops the assignments held for EDS names not in `keep` (no cluster names them any more). */
+  forgetAssignments(keep: ReadonlySet<string>): void {
+    for (const name of [...this.#assignments.keys()]) if (!keep.has(name)) this.#assignments.delete(name);
+  }
+
   /**
    * Before the sidecar is ready: an EDS subscription's initial_fetch_timeout passed without its assignment. Its
    * clusters not yet given hosts initialize with the assignment last held for the name (none), as Envoy's

@@ -372,3 +372,23 @@ test("a new cluster whose assignment the sidecar already holds (another cluster'
     await dp.close();
   }
 });
+
+test('a cluster CDS removes and later adds again does not come back with the hosts it had: its assignment went with it, as Envoy drops an EDS resource no cluster watches', async () => {
+  const { dp } = await started();
+  try {
+    const name = edsCluster(dp);
+    const eds = dp.clusters.get(name)!.config.edsServiceName!;
+    assert.deepEqual(await dp.apply('cluster', resources('clusters.json', 'v2').filter((r) => r.name !== name), [], true), { errors: [] });
+    assert.equal(dp.clusters.get(name), undefined);
+    assert.ok(!dp.wanted('endpoint').includes(eds), 'its EDS subscription ends');
+    // Back, and no assignment comes for it before its initial_fetch_timeout: it starts without hosts. Before, it took
+    // the assignment held since its removal, hosts that may be long gone (kept, one piled up per service that came
+    // and went: bench:soak).
+    assert.deepEqual(await dp.apply('cluster', moved(name, eds, { initial_fetch_timeout: '0.05s' }), [], true), { errors: [] });
+    assert.equal(dp.clusters.get(name), undefined, 'it warms first');
+    await eventually(() => dp.clusters.get(name) !== undefined, 5000, 'warming ended by initial_fetch_timeout');
+    assert.deepEqual(dp.clusters.get(name)!.hosts.map((h) => h.key), []);
+  } finally {
+    await dp.close();
+  }
+});
