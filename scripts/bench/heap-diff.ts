@@ -142,11 +142,18 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const kinds = [...born.entries()];
   console.log(`objects born after the first snapshot and alive at the second: ${kinds.reduce((x, [, e]) => x + e.count, 0)}, ${kinds.reduce((x, [, e]) => x + e.size, 0)} bytes`);
+  // What the program keeps (its objects with their property and element stores, closures, arrays, strings) apart
+  // from what V8 keeps for it (compiled code, feedback, maps, IC handlers) and from native wrappers (whose snapshot
+  // ids are not kept across snapshots, so they all look born).
+  const engineKind = (k: string) => /^(code|hidden|object shape):/.test(k) || /^array:\((code|internal)/.test(k);
+  const programKind = (k: string) => !engineKind(k) && /^(object|closure|array|string|concatenated string|sliced string|regexp|number|bigint):/.test(k);
+  const sum = (keep: (k: string) => boolean) => kinds.filter(([k]) => keep(k)).reduce((x, [, e]) => x + e.size, 0);
+  console.log(`  the program's objects: ${sum(programKind)} bytes; V8's (code, feedback, maps, handlers): ${sum(engineKind)} bytes; native and synthetic: ${sum((k) => !programKind(k) && !engineKind(k))} bytes`);
   console.log('    bytes    count  type:name');
   for (const [k, e] of kinds.sort((x, y) => y[1].size - x[1].size).slice(0, Number(rows))) console.log(`${String(e.size).padStart(9)}  ${String(e.count).padStart(7)}  ${k}`);
   // Retaining paths for the kinds most born by count, leaving out V8's own (code, maps, feedback): what a program keeps.
   const parent = after.shortestRetainers();
-  const ours = kinds.filter(([k]) => /^(object|closure|array|native):/.test(k) && !/^array:\((object properties|object elements|code|internal)/.test(k)).sort((x, y) => y[1].count - x[1].count);
+  const ours = kinds.filter(([k]) => programKind(k) && !/^array:\((object properties|object elements)/.test(k)).sort((x, y) => y[1].count - x[1].count);
   for (const [k, e] of ours.slice(0, 8)) {
     console.log(`\n${k} (${e.count} born and kept):`);
     const shown = new Set<string>();

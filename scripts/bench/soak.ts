@@ -169,8 +169,40 @@ async function statSum(adminPort: number, regex: string): Promise<number> {
   return [...text.matchAll(/: (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
 }
 
+/** Connections a sidecar holds open: its clusters' upstream ones and its listeners' downstream ones (not the admin listener's). */
+async function openConnections(adminPort: number): Promise<number> {
+  return (await statSum(adminPort, '^cluster\\..*\\.upstream_cx_active$')) + (await statSum(adminPort, '^listener\\.[0-9].*\\.downstream_cx_active$'));
+}
+
 /** Detaches from the sidecars (a sidecar with a debugger attached waits for it at exit). */
 let closeInspectors = () => {};
+
+/**
+ * Least squares y = a + b1 x1 + b2 x2: the growth per phase with the open connections held constant (b1), and
+ * the bytes each open connection holds (b2). A pool that fills up to the traffic's peak concurrency grows the heap
+ * with it and stops with it; a leak grows per phase whatever the connections do.
+ */
+function fit2(x1: number[], x2: number[], ys: number[]): { perX1: number; perX2: number } {
+  const n = ys.length;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / n;
+  const [m1, m2, my] = [mean(x1), mean(x2), mean(ys)];
+  let s11 = 0;
+  let s22 = 0;
+  let s12 = 0;
+  let s1y = 0;
+  let s2y = 0;
+  for (let i = 0; i < n; i++) {
+    const [d1, d2, dy] = [x1[i]! - m1, x2[i]! - m2, ys[i]! - my];
+    s11 += d1 * d1;
+    s22 += d2 * d2;
+    s12 += d1 * d2;
+    s1y += d1 * dy;
+    s2y += d2 * dy;
+  }
+  const det = s11 * s22 - s12 * s12;
+  if (det === 0) return { perX1: NaN, perX2: NaN };
+  return { perX1: (s22 * s1y - s12 * s2y) / det, perX2: (s11 * s2y - s12 * s1y) / det };
+}
 
 const kib = (b: number) => (b / 1024).toFixed(0);
 const mib = (b: number) => (b / 1024 / 1024).toFixed(2);
@@ -266,10 +298,12 @@ async function main(): Promise<void> {
     socketErrors: number;
     client: Memory;
     server: Memory;
-    /** Upstream connections the client sidecar holds open (its pools keep idle ones for the cluster's idle_timeout, 1 h by default). */
-    clientUpstreamCx: number;
-    /** Connections open on the server sidecar's inbound listener: the client's pooled connections, seen from the other end. */
-    serverDownstreamCx: number;
+    /**
+     * Connections each sidecar holds open, upstream and downstream (after a phase: the client's pooled upstream
+     * connections, which its pools keep idle for the cluster's idle_timeout, 1 h by default as Envoy's; the server's
+     * are the same connections seen from the other end, and its own pool to the app).
+     */
+    connections: { client: number; server: number };
     /** The control plane: the xDS server and its translator in this process (the bench's own few objects with it). */
     control: Memory;
   }
@@ -279,7 +313,7 @@ async function main(): Promise<void> {
   let totalRequests = 0;
   console.log(`weft sidecar soak: ${PHASES} phases of ${PHASE_SECONDS} s of wrk (-c${CONNECTIONS}) kept alive + ${Math.max(1, Math.round(PHASE_SECONDS / 5))} s one request per connection, config churn between phases`);
   console.log('heap after a full GC, MiB: data (objects kept) and code (compiled code and JIT data)');
-  console.log('phase  requests  not 2xx  socket errors  client data  client code  server data  server code  control plane data  client upstream cx  server downstream cx');
+  console.log('phase  requests  not 2xx  socket errors  client data  client code  server data  server code  control plane data  client cx open  server cx open');
   for (let phase = 0; phase < PHASES; phase++) {
     if (phase > 0) {
       mesh.model.update(config(phase));
@@ -291,7 +325,7 @@ async function main(): Promise<void> {
     const closed = wrk(ports.clientOut, 'app', Math.max(1, Math.round(PHASE_SECONDS / 5)), ['Connection: close'], script);
     const requests = kept.requests + closed.requests;
     totalRequests += requests;
-    const sample: Sample = { phase, requests, totalRequests, non2xx: kept.non2xx + closed.non2xx, socketErrors: kept.socketErrors + closed.socketErrors, client: await inspectors.client.memoryAfterGc(), server: await inspectors.server.memoryAfterGc(), control: await controlPlaneMemory(session), clientUpstreamCx: await statSum(ports.clientAdmin, '^cluster\\..*\\.upstream_cx_active$'), serverDownstreamCx: await statSum(ports.serverAdmin, '^listener\\.[0-9].*\\.downstream_cx_active$') };
+    const sample: Sample = { phase, requests, totalRequests, non2xx: kept.non2xx + closed.non2xx, socketErrors: kept.socketErrors + closed.socketErrors, client: await inspectors.client.memoryAfterGc(), server: await inspectors.server.memoryAfterGc(), control: await controlPlaneMemory(session), connections: { client: await openConnections(ports.clientAdmin), server: await openConnections(ports.serverAdmin) } };
     samples.push(sample);
     // A snapshot leaves its memory to the process: RSS is not comparable after one.
     if (SNAPSHOTS && (phase === WARMUP || phase === PHASES - 1)) {
@@ -299,7 +333,7 @@ async function main(): Promise<void> {
       for (const [side, i] of Object.entries(inspectors)) await i.heapSnapshot(join(SNAPSHOTS, `${side}-phase${phase}.heapsnapshot`));
     }
     console.log(
-      `${String(phase).padStart(5)}  ${String(requests).padStart(8)}  ${String(sample.non2xx).padStart(7)}  ${String(sample.socketErrors).padStart(13)}  ${mib(sample.client.data).padStart(11)}  ${mib(sample.client.code).padStart(11)}  ${mib(sample.server.data).padStart(11)}  ${mib(sample.server.code).padStart(11)}  ${mib(sample.control.data).padStart(18)}  ${String(sample.clientUpstreamCx).padStart(18)}  ${String(sample.serverDownstreamCx).padStart(20)}`,
+      `${String(phase).padStart(5)}  ${String(requests).padStart(8)}  ${String(sample.non2xx).padStart(7)}  ${String(sample.socketErrors).padStart(13)}  ${mib(sample.client.data).padStart(11)}  ${mib(sample.client.code).padStart(11)}  ${mib(sample.server.data).padStart(11)}  ${mib(sample.server.code).padStart(11)}  ${mib(sample.control.data).padStart(18)}  ${String(sample.connections.client).padStart(14)}  ${String(sample.connections.server).padStart(14)}`,
     );
   }
 
@@ -340,6 +374,20 @@ async function main(): Promise<void> {
       console.log(`${side.padEnd(7)}  ${field.padEnd(9)} ${kib(g.first).padStart(9)}  ${kib(g.last).padStart(9)}  ${kib(g.max).padStart(9)}  ${k(g.bytesPerPhase).padStart(9)}  ${k(g.bytesPerPhaseFirstHalf).padStart(10)}  ${k(g.bytesPerPhaseSecondHalf).padStart(11)}  ${k(g.bytesPer100kRequests).padStart(11)}  ${g.r2.toFixed(2)}`);
     }
   }
+  const netOfConnections = Object.fromEntries(
+    (['client', 'server'] as const).map((side) => {
+      const f = fit2(
+        measured.map((s) => s.phase),
+        measured.map((s) => s.connections[side]),
+        measured.map((s) => s[side].data),
+      );
+      return [side, { dataBytesPerPhase: f.perX1, dataBytesPerOpenConnection: f.perX2 }];
+    }),
+  );
+  for (const side of ['client', 'server'] as const) {
+    const f = netOfConnections[side]!;
+    console.log(`${side} data with its open connections held constant: ${(f.dataBytesPerPhase / 1024).toFixed(1)} KiB/phase; each open connection: ${(f.dataBytesPerOpenConnection / 1024).toFixed(1)} KiB (connections ${Math.min(...measured.map((s) => s.connections[side]))}-${Math.max(...measured.map((s) => s.connections[side]))})`);
+  }
   const non2xx = samples.reduce((a, s) => a + s.non2xx, 0);
   const socketErrors = samples.reduce((a, s) => a + s.socketErrors, 0);
   // The app fails every fourth /flaky request; a retry the client's max_retries circuit breaker (Envoy's default,
@@ -349,7 +397,7 @@ async function main(): Promise<void> {
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'soak.json'),
-    JSON.stringify({ at: new Date().toISOString(), node: process.version, loadAverage: (await import('node:os')).loadavg(), phases: PHASES, phaseSeconds: PHASE_SECONDS, warmup: WARMUP, connections: CONNECTIONS, sidecarNodeFlags: sidecarNodeFlags(), totalRequests, non2xx, retryOverflow, socketErrors, growth: result, samples }, null, 2) + '\n',
+    JSON.stringify({ at: new Date().toISOString(), node: process.version, loadAverage: (await import('node:os')).loadavg(), phases: PHASES, phaseSeconds: PHASE_SECONDS, warmup: WARMUP, connections: CONNECTIONS, sidecarNodeFlags: sidecarNodeFlags(), totalRequests, non2xx, retryOverflow, socketErrors, growth: result, netOfConnections, samples }, null, 2) + '\n',
   );
   console.log('wrote bench/results/soak.json');
   rmSync(script, { force: true });
