@@ -21,7 +21,7 @@ import { passThroughWasm } from './pass-through.ts';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import { TestMesh, freePort, instance, service } from '../../test/sidecar/harness.ts';
 import { sidecarNodeFlags } from '../../sidecar/main.ts';
-import { children, median, need, ready, root, signals, start, until } from './processes.ts';
+import { children, median, need, ready, root, runBench, signals, start, until, wrkCounts } from './processes.ts';
 
 const DURATION = process.env.BENCH_DURATION ?? '5s';
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
@@ -84,13 +84,10 @@ function pace(name: string, url: string, host: string): Result {
 function wrk(name: string, url: string, host: string): Result {
   const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}`, '--latency', '-H', `Host: ${host}`, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
   const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0);
-  return { name, rps, requests, p50ms: p50, p99ms: p99, errors };
+  const { requests, non2xx, socketErrors } = wrkCounts(out);
+  return { name, rps, requests, p50ms: p50, p99ms: p99, errors: non2xx + socketErrors };
 }
 
 /** Each figure is the median over the rounds (errors are summed). */
@@ -306,12 +303,4 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
   moduleServer.close();
 }
 
-main()
-  .catch((e: Error) => {
-    console.error(e.stack);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    for (const c of children) c.kill('SIGTERM');
-    rmSync(PACE_BIN, { force: true });
-  });
+runBench(main, () => rmSync(PACE_BIN, { force: true }));

@@ -57,3 +57,26 @@ export function median(xs: number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/** What every wrk run reports: requests sent, answers neither 2xx nor 3xx, and socket errors (connect, read, write, timeout). */
+export function wrkCounts(out: string): { requests: number; non2xx: number; socketErrors: number } {
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN),
+    non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0),
+    socketErrors: sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0,
+  };
+}
+
+/** Runs a bench's main: a failure prints its stack and sets the exit code; either way `cleanup` runs, then every child is stopped. */
+export function runBench(main: () => Promise<void>, cleanup: () => void = () => undefined): void {
+  main()
+    .catch((e: Error) => {
+      console.error(e.stack);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      cleanup();
+      for (const c of children) c.kill('SIGTERM');
+    });
+}

@@ -31,7 +31,7 @@ import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, Instance, Route } from '../../control/model/types.ts';
 import { TestMesh, freePort, get, instance, service } from '../../test/sidecar/harness.ts';
 import { sidecarNodeFlags } from '../../sidecar/main.ts';
-import { children, need, ready, root, start, until } from './processes.ts';
+import { need, ready, root, runBench, start, until, wrkCounts } from './processes.ts';
 
 const PHASES = Number(process.env.BENCH_SOAK_PHASES ?? 30);
 const PHASE_SECONDS = Number(process.env.BENCH_SOAK_PHASE_SECONDS ?? 5);
@@ -139,11 +139,7 @@ class Inspector {
 
 /** Requests wrk sent in `seconds`, how many got neither a 2xx nor a 3xx, and socket errors. */
 function wrk(port: number, host: string, seconds: number, extraHeaders: string[], script: string): { requests: number; non2xx: number; socketErrors: number } {
-  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', script, '-H', `Host: ${host}`, ...extraHeaders.flatMap((h) => ['-H', h]), `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  return { requests, non2xx, socketErrors: sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0 };
+  return wrkCounts(execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', script, '-H', `Host: ${host}`, ...extraHeaders.flatMap((h) => ['-H', h]), `http://127.0.0.1:${port}/`], { encoding: 'utf8' }));
 }
 
 /** Least squares y = a + b x; b and the share of y's variance the line explains (r²). */
@@ -405,12 +401,4 @@ async function main(): Promise<void> {
   moduleServer.close();
 }
 
-main()
-  .catch((e: Error) => {
-    console.error(e.stack);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    closeInspectors();
-    for (const c of children) c.kill('SIGTERM');
-  });
+runBench(main, () => closeInspectors());
