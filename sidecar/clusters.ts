@@ -433,6 +433,7 @@ export class Cluster {
         if (!this.#closed) this.#stats.cluster(this.name).rq.value++;
       },
       cxOverflow: () => this.#countConnection(stats.upstreamCxOverflow),
+      unfinished: (how) => this.#countConnection(how === 'failure_eject' ? stats.upstreamRqPendingFailureEject : how === 'rx_reset' ? stats.upstreamRqRxReset : stats.upstreamRqTxReset),
     };
   }
 

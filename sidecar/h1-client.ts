@@ -577,7 +577,10 @@ export class Http1Pool implements UpstreamPool {
       // As Envoy's pool on a connect failure (purgePendingStreams): every pending request fails (UF), and the
       // router decides about retries.
       const failure = f?.reason === 'connection_failure' ? f : new UpstreamFailure('connection_failure', 'connection failure');
-      for (const ex of this.#waiting.splice(0)) ex.fail(failure);
+      for (const ex of this.#waiting.splice(0)) {
+        this.#o.unfinished?.('failure_eject');
+        ex.fail(failure);
+      }
     }
     this.#room();
   }

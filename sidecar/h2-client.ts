@@ -10,7 +10,7 @@
 
 import http2 from 'node:http2';
 import net from 'node:net';
-import type { Exchange, HeaderPairs, PoolOptions, TrailerSource, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import type { Exchange, HeaderPairs, PoolOptions, TrailerSource, UnfinishedRequest, UpstreamPool, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import type { UpgradeAttempt, UpgradeOutcome } from './upgrade.ts';
 import { objectFromPairs } from './headers.ts';
 import { MAX_CONNECTIONS_PER_EVENT, UpstreamBody, UpstreamFailure, classify, connectTls, countConnection, localAddressOf, pairsFromObject } from './upstream.ts';
@@ -76,11 +76,32 @@ function remoteReset(code: number): UpstreamFailure {
  */
 function resetStream(s: http2.ClientHttp2Stream): void {
   const code = http2.constants.NGHTTP2_CANCEL;
+  // Envoy's LocalReset, counted as the stream closes (upstream_rq_tx_reset): only a stream still open gets a RST_STREAM.
+  if (!s.closed && !s.destroyed) (s as ResettableStream)[kResetHere] = true;
   const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kHandle');
   const handle = key === undefined ? undefined : (s as unknown as Record<symbol, { rstStream?: (code: number) => void } | undefined>)[key];
   // Only once the stream has an id (its HEADERS are queued): a reset for a stream the peer never saw opened is a protocol error.
   if (!s.closed && !s.pending && typeof handle?.rstStream === 'function') handle.rstStream(code);
   s.close(code);
+}
+
+/** Set on a stream the sidecar reset (resetStream), before it closes. */
+const kResetHere = Symbol('resetHere');
+type ResettableStream = http2.ClientHttp2Stream & { [kResetHere]?: true };
+
+/**
+ * How a stream that closed before it finished ended, as Envoy's HTTP/2 pool tells them apart
+ * (MultiplexedActiveClientBase::onStreamReset): the sidecar reset it (LocalReset: tx_reset), its connection went
+ * under it (ConnectionTermination: pending_failure_eject), or the upstream reset it (RemoteReset: rx_reset; a
+ * REFUSED_STREAM, which a retry may resend, is none of them). `complete`: its response had ended.
+ */
+function unfinishedHow(s: http2.ClientHttp2Stream, session: http2.ClientHttp2Session, complete: boolean): UnfinishedRequest | undefined {
+  if ((s as ResettableStream)[kResetHere]) return 'tx_reset';
+  if (complete) return undefined;
+  if (session.destroyed) return 'failure_eject';
+  const code = s.rstCode;
+  if (code === undefined || code === http2.constants.NGHTTP2_NO_ERROR || code === http2.constants.NGHTTP2_REFUSED_STREAM) return undefined;
+  return 'rx_reset';
 }
 
 /** Without a circuit breaker (a pool made on its own): max_requests takes nothing. */
@@ -280,6 +301,7 @@ export class Http2Pool implements UpstreamPool {
         const f = failure?.reason === 'connection_failure' ? failure : new UpstreamFailure('connection_failure', `connection failure (${failure?.message ?? 'closed while connecting'})`);
         for (const w of this.#waiting.splice(0)) {
           w.release();
+          this.#o.unfinished?.('failure_eject');
           w.fail(f);
         }
         return;
@@ -387,12 +409,15 @@ export class Http2Pool implements UpstreamPool {
   tunnel(req: { protocol: string; path: string; authority: string; headers: HeaderPairs }, bodyLimit: number): UpgradeAttempt {
     let settle!: (r: UpgradeOutcome) => void;
     let done = false;
+    /** The upgrade was taken: the stream is the tunnel now, and how it ends is not counted here. */
+    let switched = false;
     const outcome = new Promise<UpgradeOutcome>((r) => (settle = r));
     let stream: http2.ClientHttp2Stream | undefined;
     const finish = (r: UpgradeOutcome): void => {
       if (done) return;
       done = true;
-      if (r.kind !== 'switched' && stream) resetStream(stream);
+      if (r.kind === 'switched') switched = true;
+      else if (stream) resetStream(stream);
       settle(r);
     };
     const fail = (f: UpstreamFailure): void => finish({ kind: 'failure', reason: f.reason, message: f.message });
@@ -413,6 +438,9 @@ export class Http2Pool implements UpstreamPool {
       }
       s.once('close', () => {
         this.#closing(c, slot);
+        // Before the upgrade was taken (or refused); the tunnel after it is upgrade.ts's.
+        const how = switched ? undefined : unfinishedHow(s, c.session, false);
+        if (how !== undefined) this.#o.unfinished?.(how);
         if (!done) fail(s.rstCode && s.rstCode !== http2.constants.NGHTTP2_NO_ERROR ? remoteReset(s.rstCode) : new UpstreamFailure('connection_termination', 'connection termination'));
       });
       s.on('error', (err) => {
@@ -471,7 +499,6 @@ export class Http2Pool implements UpstreamPool {
       (s as TrailingStream)[kTrailers] = req.trailers;
       s.once('wantTrailers', sendRequestTrailers);
     }
-    s.once('close', () => this.#closing(c, slot));
     let responded = false;
     /** The response ended: a reset after it (ours, below) fails nothing. */
     let complete = false;
@@ -508,6 +535,9 @@ export class Http2Pool implements UpstreamPool {
       else reject(f);
     });
     s.once('close', () => {
+      this.#closing(c, slot);
+      const how = unfinishedHow(s, session, complete);
+      if (how !== undefined) this.#o.unfinished?.(how);
       if (complete) return;
       // The connection went under the stream (the upstream closed its socket without GOAWAY; node cancels the
       // stream itself, with no error): Envoy's `connection termination`, a 503 before the response and a reset

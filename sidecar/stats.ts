@@ -186,6 +186,8 @@ export interface ClusterSeries {
   rqXx: CounterSeries[];
   /** By status code, created on first use. */
   rqCode: Map<number, CounterSeries>;
+  /** upstream_rq_completed: responses counted by code (Envoy charges it with upstream_rq_<code> and _<class>xx). */
+  rqCompleted: CounterSeries;
   /** upstream_cx_total and upstream_cx_active: connections the cluster's pools (and upgrades) opened. */
   cxTotal: CounterSeries;
   cxActive: CounterSeries;
@@ -288,6 +290,17 @@ export class SidecarStats {
   readonly upstreamRq = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name']);
   readonly upstreamRqCode = this.#counter('envoy_cluster_upstream_rq', 'Upstream responses by code', ['envoy_cluster_name', 'envoy_response_code']);
   readonly upstreamRqXx = this.#counter('envoy_cluster_upstream_rq_xx', 'Upstream responses by class', ['envoy_cluster_name', 'envoy_response_code_class']);
+  readonly upstreamRqCompleted = this.#counter('envoy_cluster_upstream_rq_completed', 'Upstream responses counted by code (upstream_rq_<code>, upstream_rq_<class>xx)', ['envoy_cluster_name']);
+  /**
+   * Envoy's HTTP/2 (multiplexed) pool counts how each stream that did not finish ended (MultiplexedActiveClientBase::
+   * onStreamReset): reset by the upstream (RST_STREAM, not REFUSED_STREAM), reset by the sidecar (a timeout, the
+   * client leaving, a protocol error), or cut by its connection failing or closing (pending_failure_eject, which
+   * every pool also counts for the pending requests a failed connection fails). HTTP/1.1 resets count in neither
+   * rx nor tx, as in Envoy, whose HTTP/1 client has no such callback.
+   */
+  readonly upstreamRqRxReset = this.#counter('envoy_cluster_upstream_rq_rx_reset', 'Upstream HTTP/2 streams the upstream reset', ['envoy_cluster_name']);
+  readonly upstreamRqTxReset = this.#counter('envoy_cluster_upstream_rq_tx_reset', 'Upstream HTTP/2 streams the sidecar reset', ['envoy_cluster_name']);
+  readonly upstreamRqPendingFailureEject = this.#counter('envoy_cluster_upstream_rq_pending_failure_eject', 'Upstream requests failed by their connection: pending ones when it failed to connect, HTTP/2 streams when it closed under them', ['envoy_cluster_name']);
   readonly retryUpstreamRqCode = this.#counter('envoy_cluster_retry_upstream_rq', 'Upstream responses a retry policy retried, by code', ['envoy_cluster_name', 'envoy_response_code']);
   readonly retryUpstreamRqXx = this.#counter('envoy_cluster_retry_upstream_rq_xx', 'Upstream responses a retry policy retried, by class', ['envoy_cluster_name', 'envoy_response_code_class']);
   readonly upstreamRqTime = this.#named(this.registry.register(new Histogram('envoy_cluster_upstream_rq_time', 'Upstream request time (ms)', ['envoy_cluster_name'], TIME_BUCKETS)));
@@ -637,6 +650,7 @@ export class SidecarStats {
         rqTime: this.upstreamRqTime.series(l),
         rqXx: [{ value: 0 }, ...[1, 2, 3, 4, 5].map((c) => this.upstreamRqXx.series({ ...l, envoy_response_code_class: String(c) }))],
         rqCode: new Map(),
+        rqCompleted: this.upstreamRqCompleted.series(l),
         cxTotal: this.upstreamCxTotal.series(l),
         cxActive: this.upstreamCxActive.series(l),
         cxHttp1Total: this.upstreamCxHttp1Total.series(l),
@@ -680,7 +694,7 @@ export class SidecarStats {
   clusterAdded(name: string, has: { outlierDetection: boolean; healthChecks: boolean; tls?: boolean }): void {
     const l = this.clusterLabel(name);
     this.cluster(name);
-    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.upstreamRqRetryBackoffExponential, this.upstreamRqRetryBackoffRatelimited, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxDestroyWithActiveRq, this.upstreamCxDestroyLocalWithActiveRq, this.upstreamCxDestroyRemoteWithActiveRq, this.upstreamCxProtocolError, this.upstreamCxConnectMs, this.upstreamCxLengthMs, this.upstreamCxRxBytes, this.upstreamCxTxBytes, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.lbHealthyPanic, this.membershipHealthy, this.membershipTotal, this.membershipDegraded, this.membershipExcluded, this.ejectionsActive];
+    const always = [this.upstreamRqTimeout, this.upstreamRqPerTryTimeout, this.upstreamRqRetry, this.upstreamRqRetrySuccess, this.upstreamRqRetryOverflow, this.upstreamRqRetryLimitExceeded, this.upstreamRqRetryBackoffExponential, this.upstreamRqRetryBackoffRatelimited, this.retryOrShadowAbandoned, this.upstreamCxOverflow, this.upstreamRqPendingOverflow, this.upstreamRqPendingActive, this.upstreamRqPendingTotal, this.upstreamRqCancelled, this.upstreamRqRxReset, this.upstreamRqTxReset, this.upstreamRqPendingFailureEject, this.upstreamCxConnectFail, this.upstreamCxConnectTimeout, this.upstreamCxDestroy, this.upstreamCxDestroyLocal, this.upstreamCxDestroyRemote, this.upstreamCxDestroyWithActiveRq, this.upstreamCxDestroyLocalWithActiveRq, this.upstreamCxDestroyRemoteWithActiveRq, this.upstreamCxProtocolError, this.upstreamCxConnectMs, this.upstreamCxLengthMs, this.upstreamCxRxBytes, this.upstreamCxTxBytes, this.upstreamCxIdleTimeout, this.upstreamCxMaxRequests, this.noHealthyUpstream, this.lbHealthyPanic, this.membershipHealthy, this.membershipTotal, this.membershipDegraded, this.membershipExcluded, this.ejectionsActive];
     const outlier = [this.ejectionsEnforced, this.ejectionsOverflow, ...Object.values(this.ejectionsEnforcedBy), ...Object.values(this.ejectionsDetectedBy)];
     const checks = [this.healthCheckSuccess, this.healthCheckFailure, this.healthCheckAttempt, this.healthCheckNetworkFailure, this.healthCheckHealthy, this.healthCheckDegraded];
     for (const m of [...always, ...(has.outlierDetection ? outlier : []), ...(has.healthChecks ? checks : []), ...(has.tls ? Object.values(this.tlsCluster) : [])]) m.series(l);
@@ -708,6 +722,7 @@ export class SidecarStats {
       s.rqCode.set(status, code);
     }
     code.value++;
+    s.rqCompleted.value++;
     const cls = Math.floor(status / 100);
     if (cls >= 1 && cls <= 5) s.rqXx[cls]!.value++;
   }

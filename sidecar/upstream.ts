@@ -347,7 +347,16 @@ export interface PoolOptions {
   cx?: ConnectionStats;
   /** max_connections kept a waiting request from a new connection (upstream_cx_overflow). */
   cxOverflow?: () => void;
+  /**
+   * A request that ended unfinished, as Envoy's pools count it: failed by its connection (a pending one as the
+   * connection it waited for failed; HTTP/2: a stream as its connection closed under it), upstream_rq_pending_failure_eject;
+   * an HTTP/2 stream the upstream reset (RST_STREAM other than REFUSED_STREAM), upstream_rq_rx_reset; one the sidecar
+   * reset (a timeout, the client gone, an early response), upstream_rq_tx_reset.
+   */
+  unfinished?: (how: UnfinishedRequest) => void;
 }
+
+export type UnfinishedRequest = 'failure_eject' | 'rx_reset' | 'tx_reset';
 
 /** What a cluster counts of its upstream connections, as Envoy's pools count them (its ActiveClient's life). */
 export interface ConnectionStats {

@@ -2,7 +2,9 @@
 // count them: upstream_rq_pending_total for every request that waited for a
 // connection (a cold host's first request too), upstream_cx_connect_fail per
 // connection (not per request it failed), upstream_cx_destroy with _local
-// and _remote, upstream_cx_idle_timeout, upstream_cx_http1_total/_http2_total.
+// and _remote, upstream_cx_idle_timeout, upstream_cx_http1_total/_http2_total,
+// and how a request that did not finish ended (upstream_rq_rx_reset, _tx_reset,
+// _pending_failure_eject).
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -10,7 +12,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { TestMesh, eventually, get, instance, metric, policy, service, startApp } from './harness.ts';
+import { TestMesh, eventually, get, instance, metric, policy, route, service, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -70,6 +72,7 @@ test('upstream_cx_connect_fail counts connections: calls waiting for an HTTP/2 c
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_cx_destroy', cluster), connections);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_cx_destroy_remote', cluster), connections);
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_total', cluster), 6, 'each waited for a connection');
+  assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_failure_eject', cluster), 6, 'each failed by the connection it waited for');
   const clusters = await get(caller.adminPort, 'admin', '/clusters');
   assert.match(clusters.body, new RegExp(`outbound\\|7431\\|\\|ps-gone\\.default::127\\.0\\.0\\.1:\\d+::cx_connect_fail::${connections}\n`), "the host's own count, per connection too");
 });
@@ -166,5 +169,72 @@ test('upstream_rq_cancelled: a request whose client leaves while it waits for a 
     await eventually(async () => (await metric(caller.adminPort, 'envoy_cluster_upstream_rq_cancelled', cluster)) === 1, 5000, `${svc}: the pending one cancelled`);
     assert.equal((await running).status, 200);
     assert.equal(await metric(caller.adminPort, 'envoy_cluster_upstream_rq_pending_active', cluster), 0);
+  }
+});
+
+/** The sum of a cluster's upstream_rq_<code> counters, from /stats/prometheus. */
+async function byCodeTotal(adminPort: number, clusterName: string): Promise<number> {
+  const text = (await get(adminPort, 'admin', '/stats/prometheus')).body;
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`envoy_cluster_upstream_rq{envoy_cluster_name="${clusterName}",`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+test('how an upstream request that did not finish ended, as Envoy\'s HTTP/2 pool counts it: the upstream\'s RST_STREAM (upstream_rq_rx_reset, not for REFUSED_STREAM), the sidecar\'s reset at the route timeout (_tx_reset), the connection closed under the stream (_pending_failure_eject); HTTP/1.1 counts none of them; upstream_rq_completed with every response counted by code', { timeout: 30_000 }, async () => {
+  const h2server = http2.createServer();
+  const sockets = new Set<net.Socket>();
+  h2server.on('connection', (socket: net.Socket) => sockets.add(socket));
+  h2server.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined);
+    const path = headers[':path'];
+    if (path === '/rst') return void stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    if (path === '/refuse') return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    // The connection vanishes under the stream (no GOAWAY, no RST_STREAM).
+    if (path === '/kill') return void sockets.forEach((socket) => socket.destroy());
+    if (path === '/slow') return;
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  await new Promise<void>((r) => h2server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => new Promise((r) => h2server.close(() => r())));
+  const h1 = await startApp('ps-resets1', (req, res) => {
+    if (req.url === '/kill') return void req.socket.destroy();
+    if (req.url === '/slow') return;
+    res.end('ok');
+  });
+  closers.push(() => h1.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  const rules = (svc: string) => [
+    { name: 'slow', match: [{ path: { prefix: '/slow' } }], destinations: [{ service: svc, weight: 1 }], timeoutMs: 300 },
+    { name: 'rest', destinations: [{ service: svc, weight: 1 }] },
+  ];
+  mesh.model.update({
+    services: [service('ps-caller6', 8000), service('ps-resets1', 7436), { name: 'ps-resets2', namespace: 'default', ports: [{ port: 7437, protocol: 'http2' }] }],
+    instances: [instance('ps-resets1', h1.port), instance('ps-resets2', (h2server.address() as AddressInfo).port)],
+    routes: [route('ps-resets1', rules('ps-resets1')), route('ps-resets2', rules('ps-resets2'))],
+  });
+  const caller = await mesh.sidecar('ps-caller6', 8000);
+  const counts = (cluster: Record<string, string>) =>
+    Promise.all(['rx_reset', 'tx_reset', 'pending_failure_eject'].map((c) => metric(caller.adminPort, `envoy_cluster_upstream_rq_${c}`, cluster)));
+  const h2cluster = { envoy_cluster_name: 'outbound|7437||ps-resets2.default' };
+  const h1cluster = { envoy_cluster_name: 'outbound|7436||ps-resets1.default' };
+  await eventually(async () => (await get(caller.outboundPort, 'ps-resets2', '/ok')).status === 200, 5000, 'the routes in place');
+  assert.deepEqual(await counts(h2cluster), [0, 0, 0], 'there at 0 with the cluster');
+
+  const statuses = [];
+  for (const path of ['/rst', '/refuse', '/slow', '/kill', '/ok']) statuses.push((await get(caller.outboundPort, 'ps-resets2', path)).status);
+  assert.deepEqual(statuses, [503, 503, 504, 503, 200]);
+  assert.deepEqual(await counts(h2cluster), [1, 1, 1], 'one of each: /rst received, /slow reset here, /kill cut by its connection (/refuse none)');
+
+  for (const path of ['/kill', '/slow', '/ok']) await get(caller.outboundPort, 'ps-resets1', path);
+  assert.deepEqual(await counts(h1cluster), [0, 0, 0], "HTTP/1.1: Envoy's HTTP/1 client counts no stream resets");
+
+  for (const [name, cluster] of [['ps-resets2', h2cluster], ['ps-resets1', h1cluster]] as const) {
+    const completed = await metric(caller.adminPort, 'envoy_cluster_upstream_rq_completed', cluster);
+    assert.ok(completed >= 2, `${name}: responses counted (${completed})`);
+    assert.equal(completed, await byCodeTotal(caller.adminPort, cluster.envoy_cluster_name), `${name}: upstream_rq_completed is the sum of upstream_rq_<code>`);
   }
 });
