@@ -91,19 +91,42 @@ export function resetFlag(reason: string): string {
   return reason === 'connection_failure' ? 'UF' : reason === 'protocol_error' ? 'UPE' : reason === 'remote_reset' || reason === 'remote_refused_stream_reset' ? 'UR' : 'UC';
 }
 
-/** Status, headers and body as sent downstream. */
+/**
+ * Status, headers and body as sent downstream, as Envoy's Utility::prepareLocalReply makes them from the reply's own
+ * headers (a wasm filter's, the router's): with a body, content-length is the body's (one a filter set is replaced)
+ * and content-type text/plain only where the reply names none (until 2026-11-29 text/plain was added beside a
+ * filter's own, so a JSON local reply went out with two content-types); without one, neither. To a gRPC caller:
+ * HTTP 200, content-type application/grpc (replacing any), the grpc-status the headers carry, else the filter's
+ * grpc_status, else the HTTP status mapped; grpc-message the body (replacing any, with a body only); no
+ * content-length (trailers-only).
+ */
 export function renderLocalReply(r: LocalReply, grpc: boolean): { status: number; headers: HeaderPairs; body: string } {
   if (grpc) {
-    // A status the reply names itself (a wasm filter's grpc_status) wins over the HTTP mapping; it is sent once.
-    const named = r.grpcStatus !== undefined ? String(r.grpcStatus) : r.headers.find(([k]) => k === 'grpc-status')?.[1];
+    const named = r.headers.find(([k]) => k === 'grpc-status')?.[1] ?? (r.grpcStatus !== undefined ? String(r.grpcStatus) : undefined);
     // As Envoy: grpc-message only for a reply with a body (a 404 without one has none).
     const headers: HeaderPairs = [['content-type', 'application/grpc'], ['grpc-status', named ?? String(grpcStatusOf(r.status))]];
     if (r.body) headers.push(['grpc-message', encodeGrpcMessage(r.body)]);
-    headers.push(...r.headers.filter(([k]) => k !== 'grpc-status'));
+    for (const h of r.headers) {
+      const k = h[0];
+      if (k === 'content-type' || k === 'grpc-status' || k === 'content-length' || (k === 'grpc-message' && r.body)) continue;
+      headers.push(h);
+    }
     return { status: 200, headers, body: '' };
   }
-  const headers: HeaderPairs = [...r.headers];
-  if (r.body) headers.push(['content-type', 'text/plain'], ['content-length', String(Buffer.byteLength(r.body))]);
-  else headers.push(['content-length', '0']);
+  const headers: HeaderPairs = [];
+  let typed = false;
+  for (const h of r.headers) {
+    const k = h[0];
+    if (k === 'content-length') continue;
+    if (k === 'content-type') {
+      if (!r.body) continue;
+      typed = true;
+    }
+    headers.push(h);
+  }
+  if (r.body) {
+    if (!typed) headers.push(['content-type', 'text/plain']);
+    headers.push(['content-length', String(Buffer.byteLength(r.body))]);
+  } else headers.push(['content-length', '0']);
   return { status: r.status, headers, body: r.body };
 }

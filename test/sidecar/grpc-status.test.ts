@@ -83,3 +83,15 @@ test('a gRPC error through two sidecars keeps its code, message and trailing met
     for (const c of clients) c.close();
   }
 });
+
+test("a local reply's headers as Envoy's prepareLocalReply makes them from the reply's own (a wasm filter's)", () => {
+  const filterReply = (headers: [string, string][], body: string, grpcStatus?: number) => ({ status: 400, body, headers, flag: '-', ...(grpcStatus !== undefined ? { grpcStatus } : {}) });
+  // HTTP: the filter's content-type stays, alone; content-length is the body's.
+  assert.deepEqual(renderLocalReply(filterReply([['content-type', 'application/json'], ['content-length', '99'], ['x-a', '1']], '{}'), false).headers, [['content-type', 'application/json'], ['x-a', '1'], ['content-length', '2']]);
+  assert.deepEqual(renderLocalReply(filterReply([['x-a', '1']], 'no'), false).headers, [['x-a', '1'], ['content-type', 'text/plain'], ['content-length', '2']]);
+  // No body: no content-type (Envoy removes it), content-length 0.
+  assert.deepEqual(renderLocalReply(filterReply([['content-type', 'application/json']], ''), false).headers, [['content-length', '0']]);
+  // gRPC: a grpc-status the headers carry wins over the filter's grpc_status; content-type and grpc-message once each.
+  assert.deepEqual(renderLocalReply(filterReply([['grpc-status', '7'], ['content-type', 'text/html'], ['grpc-message', 'x'], ['content-length', '3']], 'denied', 16), true).headers, [['content-type', 'application/grpc'], ['grpc-status', '7'], ['grpc-message', 'denied']]);
+  assert.deepEqual(renderLocalReply(filterReply([], 'denied', 16), true).headers, [['content-type', 'application/grpc'], ['grpc-status', '16'], ['grpc-message', 'denied']]);
+});

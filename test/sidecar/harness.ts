@@ -268,6 +268,8 @@ export async function eventually(check: () => boolean | Promise<boolean>, ms: nu
 export interface SimpleResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
+  /** As on the wire, repeated fields kept (node's `headers` keeps one content-type of two). */
+  rawHeaders: string[];
   body: string;
 }
 
@@ -279,7 +281,7 @@ export function get(port: number, host: string, path = '/', init: { method?: str
     const req = http.request({ host: '127.0.0.1', port, path, method: init.method ?? 'GET', agent, headers: { host, ...init.headers }, timeout: 20_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString() }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('client timeout')));

@@ -33,11 +33,11 @@ async function moduleServer(bytesBySha: Map<string, Uint8Array>): Promise<string
   return served.url;
 }
 
-/** Replies 429 from its request headers unless the request has x-pass; adds `name: yes` to whatever response it sees. */
-function limiter(name: string): Promise<Uint8Array> {
+/** Replies 429 (with `headers`) from its request headers unless the request has x-pass; adds `name: yes` to whatever response it sees. */
+function limiter(name: string, headers: [string, string][] = [['retry-after', '60']]): Promise<Uint8Array> {
   return wat({
     imports: ['proxy_send_local_response', 'proxy_get_header_map_value', 'proxy_add_header_map_value'],
-    strings: { details: 'rate_limited', body: 'slow down', headers: latin1(serializePairs([['retry-after', '60']])), pass: 'x-pass', name, yes: 'yes' },
+    strings: { details: 'rate_limited', body: 'slow down', headers: latin1(serializePairs(headers)), pass: 'x-pass', name, yes: 'yes' },
     body: (s) => `
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     (if (call $proxy_get_header_map_value (i32.const 0) ${s.pass} (i32.const 0) (i32.const 4))
@@ -62,7 +62,7 @@ function tagger(name: string): Promise<Uint8Array> {
 }
 
 test("a filter's 429 from its request headers goes through its own response headers and those of the filters before it, not after it", { timeout: 60_000 }, async () => {
-  const modules = { before: await tagger('x-before'), limiter: await limiter('x-limited'), after: await tagger('x-after') };
+  const modules = { before: await tagger('x-before'), limiter: await limiter('x-limited', [['retry-after', '60'], ['content-type', 'application/json'], ['content-length', '999']]), after: await tagger('x-after') };
   const served = new Map(Object.values(modules).map((b) => [sha(b), b] as [string, Uint8Array]));
   const base = await moduleServer(served);
   const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' }) });
@@ -83,6 +83,11 @@ test("a filter's 429 from its request headers goes through its own response head
   assert.equal(limited.status, 429);
   assert.equal(limited.body, 'slow down');
   assert.equal(limited.headers['retry-after'], '60', "the reply's own header");
+  const onWire = (name: string) => limited.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === name).length;
+  assert.equal(onWire('content-type'), 1, `one content-type, the filter's, as Envoy's local reply keeps it (it went out with text/plain beside it): ${limited.rawHeaders}`);
+  assert.equal(limited.headers['content-type'], 'application/json');
+  assert.equal(onWire('content-length'), 1);
+  assert.equal(limited.headers['content-length'], String('slow down'.length), "the body's length, not the filter's");
   assert.equal(limited.headers['x-limited'], 'yes', "the replying filter's on_response_headers saw its reply");
   assert.equal(limited.headers['x-before'], 'yes', 'so did the filter before it');
   assert.equal(limited.headers['x-after'], undefined, 'the filter after it never saw the request, and does not see the reply');
