@@ -291,10 +291,38 @@ export class DataPlane {
       // What a warming listener waited for: it takes over (a bind failure leaves it warming, logged).
       for (const [name, message] of await this.#applyListeners()) this.#log(`listener ${name}: address: ${message}`);
     }
+    if (kind === 'listener' || kind === 'extension') this.#releaseUnusedPlugins();
     const updates = this.stats.xdsUpdates[kind];
     (errors.length ? updates.rejected : updates.success).inc();
     this.#publishState();
     return { errors };
+  }
+
+  /**
+   * Forgets the wasm plugins no held resource names any more: a filter config ECDS replaced or removed, a
+   * listener's inline filter changed, a listener gone. Those named by a listener still serving while its update
+   * warms stay. Streams already running keep their plugin until they end (WasmFilterLoader.retain).
+   */
+  #releaseUnusedPlugins(): void {
+    const inUse = new Set<WasmPluginConfig>();
+    for (const h of this.#held.extension.values()) inUse.add(h.config.plugin);
+    for (const h of [...this.#held.listener.values(), ...this.#servingListeners.values()]) {
+      const chain = h.config.chain;
+      if (chain.kind !== 'http') continue;
+      for (const f of chain.httpFilters) {
+        if (f.kind === 'wasm') inUse.add(f.plugin);
+        else if (f.kind === 'ecds' && f.defaultPlugin) inUse.add(f.defaultPlugin);
+      }
+    }
+    for (const c of [...this.#loadedPlugins.keys()]) if (!inUse.has(c)) this.#loadedPlugins.delete(c);
+    this.wasm.retain(new Set(this.#loadedPlugins.values()));
+  }
+
+  /** The loaded plugins, one per metric store (a plugin and the one replacing it share theirs while both run). */
+  #pluginsByStore(): WasmPlugin[] {
+    const byStore = new Map<unknown, WasmPlugin>();
+    for (const p of this.#loadedPlugins.values()) byStore.set(p.metrics, p);
+    return [...byStore.values()];
   }
 
   /**
@@ -736,7 +764,7 @@ export class DataPlane {
       if (!f) families.set(name, (f = { head: [], samples: [] }));
       return f;
     };
-    for (const plugin of new Set(this.#loadedPlugins.values())) {
+    for (const plugin of this.#pluginsByStore()) {
       let current: { name: string; f: { head: string[]; samples: string[] } } | undefined;
       for (const line of plugin.prometheus(keep).split('\n')) {
         if (line === '') continue;
@@ -761,11 +789,11 @@ export class DataPlane {
   /** Admin /reset_counters, as Envoy's: every counter to 0, the sidecar's and those wasm filters defined; gauges and histograms stay. */
   resetCounters(): void {
     this.stats.registry.resetCounters();
-    for (const p of new Set(this.#loadedPlugins.values())) for (const m of p.metrics.all()) if (m.kind === 'counter') m.value = 0n;
+    for (const p of this.#pluginsByStore()) for (const m of p.metrics.all()) if (m.kind === 'counter') m.value = 0n;
   }
 
   wasmMetrics(): { plugin: string; metrics: import('./wasm/metrics.ts').Metric[] }[] {
-    return [...new Set(this.#loadedPlugins.values())].map((p) => ({ plugin: p.config.name, metrics: p.metrics.all() }));
+    return this.#pluginsByStore().map((p) => ({ plugin: p.config.name, metrics: p.metrics.all() }));
   }
 
   listenerPort(name: string): number | undefined {

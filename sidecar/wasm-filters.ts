@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
 import type { WasmPluginConfig } from './config.ts';
-import { WasmPlugin } from './wasm/index.ts';
+import { MetricStore, WasmPlugin } from './wasm/index.ts';
 import { logLevelNames } from './wasm/abi.ts';
 import type { HostEnv } from './wasm/index.ts';
 import { checkImportTypes } from './wasm/import-signatures.ts';
@@ -26,6 +26,10 @@ const LOG_LEVEL_NAMES = [...logLevelNames, 'off'] as const;
 export class WasmFilterLoader {
   readonly #modules = new Map<string, Promise<WasmModule>>();
   readonly #plugins = new Map<string, Promise<WasmPlugin>>();
+  /** The plugins of #plugins once loaded (their promises settled). */
+  readonly #loaded = new Map<string, WasmPlugin>();
+  /** Each plugin name's metric store, handed from a plugin to the one that replaces it (a new module or config). */
+  readonly #stores = new Map<string, MetricStore>();
   readonly #env: HostEnv;
   /** Set by setLogLevel: what every plugin, loaded or to come, drops below. */
   #logLevel: number | undefined;
@@ -44,21 +48,61 @@ export class WasmFilterLoader {
   load(config: WasmPluginConfig): Promise<WasmPlugin> {
     const key = pluginKey(config);
     let p = this.#plugins.get(key);
+    // A plugin whose VM failed is not handed to a config pushed again, even an identical one: as Envoy's
+    // (proxy-wasm's getOrCreateThreadLocalWasm skips a failed VM), the new config gets a new VM. Until 2026-11-29
+    // the failed one was reused, so re-pushing a module after a crash left every request failing.
+    if (p && this.#loaded.get(key)?.failed) {
+      this.#forget(key);
+      p = undefined;
+    }
     if (!p) {
-      p = this.#module(config).then((module) =>
+      const name = config.name || 'wasm';
+      let metrics = this.#stores.get(name);
+      if (!metrics) this.#stores.set(name, (metrics = new MetricStore()));
+      const loading = this.#module(config).then((module) =>
         WasmPlugin.load(module, {
-          name: config.name || 'wasm',
+          name,
           rootId: config.rootId,
           vmId: config.vmId,
           configuration: config.configuration,
           failurePolicy: config.failOpen ? 'fail_open' : 'fail_closed',
+          metrics,
         }, this.#logLevel === undefined ? this.#env : { ...this.#env, logLevel: LOG_LEVEL_NAMES[this.#logLevel] }),
       );
-      this.#plugins.set(key, p);
-      // A failed load is retried by the next config push, not cached forever.
-      p.catch(() => this.#plugins.delete(key));
+      p = loading;
+      this.#plugins.set(key, loading);
+      loading.then(
+        (plugin) => {
+          if (this.#plugins.get(key) === loading) this.#loaded.set(key, plugin);
+        },
+        // A failed load is retried by the next config push, not cached forever.
+        () => {
+          if (this.#plugins.get(key) === loading) this.#plugins.delete(key);
+        },
+      );
     }
     return p;
+  }
+
+  /**
+   * Keeps the loaded plugins in `live` (those some resource the sidecar holds names) and lets the others go, as
+   * Envoy frees a filter config no listener or ECDS resource holds: each is closed (proxy_on_done, proxy_on_delete,
+   * its ticks stopped) once no stream is open on it, and a name no live plugin has loses its metrics. Until
+   * 2026-11-29 every plugin ever loaded stayed, with its VM: a filter updated N times kept N VMs ticking, and the
+   * Prometheus output listed each one's metrics again.
+   */
+  retain(live: ReadonlySet<WasmPlugin>): void {
+    for (const [key, plugin] of [...this.#loaded]) if (!live.has(plugin)) this.#forget(key);
+    const names = new Set([...this.#loaded.values()].map((p) => p.config.name));
+    for (const p of this.#plugins.keys()) if (!this.#loaded.has(p)) names.add(JSON.parse(p)[0] || 'wasm');
+    for (const name of this.#stores.keys()) if (!names.has(name)) this.#stores.delete(name);
+  }
+
+  #forget(key: string): void {
+    const plugin = this.#loaded.get(key);
+    this.#plugins.delete(key);
+    this.#loaded.delete(key);
+    if (plugin) closeWhenIdle(plugin);
   }
 
   /** Already loaded (for the request path, which never waits on a fetch). */
@@ -101,5 +145,15 @@ export class WasmFilterLoader {
     const plugins = await Promise.allSettled([...this.#plugins.values()]);
     await Promise.all(plugins.map((r) => (r.status === 'fulfilled' ? r.value.close(200) : undefined)));
     this.#plugins.clear();
+    this.#loaded.clear();
   }
+}
+
+/** How often a plugin let go of is checked for open streams before it is closed. */
+const IDLE_CHECK_MS = 1000;
+
+/** Closes a plugin nothing configures any more once the streams still running on it have ended. */
+function closeWhenIdle(plugin: WasmPlugin): void {
+  if (plugin.openStreams === 0) return void plugin.close(200).catch(() => undefined);
+  setTimeout(closeWhenIdle, IDLE_CHECK_MS, plugin).unref();
 }

@@ -24,6 +24,13 @@ export interface Metric {
 }
 
 export class MetricStore {
+  /**
+   * The host's own counters of the plugins writing here (weft_wasm_vm_created_total, _failed_total). A host that
+   * hands a replaced plugin's store to its successor of the same name (the sidecar) keeps them going with the
+   * module's own metrics, as Envoy's stats of the same name outlive a VM.
+   */
+  vmsCreated = 0;
+  vmFailures = 0;
   private readonly byId = new Map<number, Metric>();
   private readonly byName = new Map<string, Metric>();
   private nextId = 1;

@@ -35,6 +35,12 @@ export interface PluginConfig {
   failurePolicy?: FailurePolicy;
   /** Environment variables the module sees through WASI environ_get. */
   environment?: Record<string, string>;
+  /**
+   * Where the module's metrics (and the VM counters) are kept: by default the plugin's own. A host passes the
+   * store of the plugin this one replaces, so its counters go on rather than start over beside the old ones, as
+   * Envoy's stats of the same name are one stat whichever VM writes them.
+   */
+  metrics?: MetricStore;
 }
 
 export interface LogEntry {
@@ -103,11 +109,8 @@ const toBytes = (value: string | Uint8Array | undefined): Uint8Array =>
   value === undefined ? new Uint8Array(0) : typeof value === 'string' ? encodeUtf8(value) : value;
 
 export class WasmPlugin {
-  readonly metrics = new MetricStore();
+  readonly metrics: MetricStore;
   readonly logs: LogEntry[] = [];
-  /** VMs created (1 after load) and VMs that failed; exported as Prometheus counters too. */
-  vmsCreated = 0;
-  vmFailures = 0;
   private vm: WasmVm;
   private tickMs = 0;
   private ticker: NodeJS.Timeout | undefined;
@@ -144,6 +147,7 @@ export class WasmPlugin {
     readonly config: PluginConfig,
     private readonly env: HostEnv,
   ) {
+    this.metrics = config.metrics ?? new MetricStore();
     this.failurePolicy = config.failurePolicy ?? 'fail_closed';
     this.pluginIds = { name: config.name, rootId: config.rootId ?? '', vmId: config.vmId ?? '' };
     const warned = new Set<string>();
@@ -183,11 +187,25 @@ export class WasmPlugin {
       rootProperties: this.env.properties ?? {},
       onTickPeriod: (ms) => this.setTickPeriod(ms),
       onFailure: () => {
-        this.vmFailures++;
+        this.metrics.vmFailures++;
       },
     });
-    this.vmsCreated++;
+    this.metrics.vmsCreated++;
     return vm;
+  }
+
+  /** VMs created (1 after load) and VMs that failed, in its metric store; exported as Prometheus counters too. */
+  get vmsCreated(): number {
+    return this.metrics.vmsCreated;
+  }
+
+  get vmFailures(): number {
+    return this.metrics.vmFailures;
+  }
+
+  /** Stream contexts open on its current VM (a host closes a replaced plugin once none is). */
+  get openStreams(): number {
+    return this.vm.streamContexts;
   }
 
   private record(level: number, message: string, contextId: number): void {

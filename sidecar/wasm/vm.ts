@@ -222,6 +222,11 @@ export class WasmVm implements VmServices {
     this.contexts.delete(context.id);
   }
 
+  /** Contexts open besides the root one: streams. */
+  get streamContexts(): number {
+    return this.contexts.size - 1;
+  }
+
   // --- VmServices -----------------------------------------------------------
 
   logLevel(): number {

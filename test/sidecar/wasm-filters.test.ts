@@ -152,4 +152,70 @@ test('a filter that traps under fail_closed answers 503 from then on, as Envoy d
   mesh.model.update({ filterBindings: [{ ...binding, config: { round: 2 } }] });
   await eventually(async () => (await get(inbound, 'shop', '/')).status === 200, 10_000, 'the reconfigured filter passing requests');
   assert.ok(app.hits > hits);
+
+  // The first configuration pushed again is configured again too: a new VM, not the one that failed under it (that
+  // one was kept and handed back, so every request after such a push got 503).
+  const round2 = JSON.stringify([...sc.dataPlane.versions('extension')]);
+  mesh.model.update({ filterBindings: [binding] });
+  await eventually(() => JSON.stringify([...sc.dataPlane.versions('extension')]) !== round2, 10_000, 'round 1 applied');
+  assert.equal((await get(inbound, 'shop', '/')).status, 200, 'its first request passes, on a new VM');
+  const after = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text();
+  assert.equal(after.match(/^weft_wasm_vm_created_total\{plugin="shop-trap"\} \d+$/gm)?.length, 1, 'one series for the binding');
+});
+
+test('a filter replaced by a new module keeps one series per metric, counting on (as Envoy\'s stat of the same name), and the replaced plugin\'s VM is closed once its streams are done', { timeout: 60_000 }, async () => {
+  // Counts requests in `reqs`; says goodbye (its name) as its root context is deleted; marks responses with its name.
+  const counter = (name: string) =>
+    wat({
+      imports: ['proxy_define_metric', 'proxy_increment_metric', 'proxy_add_header_map_value'],
+      strings: { metric: 'reqs', bye: `bye ${name}`, header: 'x-counted-by', name },
+      body: (s) => `
+  (global $id (mut i32) (i32.const 0))
+  (global $root (mut i32) (i32.const -1))
+  (func (export "proxy_on_configure") (param $root i32) (param i32) (result i32)
+    (global.set $root (local.get $root))
+    (drop (call $proxy_define_metric (i32.const 0) ${s.metric} (i32.const 16)))
+    (global.set $id (i32.load (i32.const 16)))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_increment_metric (global.get $id) (i64.const 1)))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_add_header_map_value (i32.const 2) ${s.header} ${s.name}))
+    (i32.const 0))
+  (func (export "proxy_on_delete") (param $id i32)
+    (if (i32.eq (local.get $id) (global.get $root)) (then (drop (call $proxy_log (i32.const 2) ${s.bye})))))`,
+    });
+  const a = await counter('a');
+  const b = await counter('b');
+  const base = await moduleServer(new Map([[sha(a), a], [sha(b), b]]));
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: base, wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  const app = await startApp('till');
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  const binding: FilterBinding = { name: 'till-count', namespace: 'default', service: 'till', direction: 'inbound', filter: 'count-a', order: 0, config: {}, failurePolicy: 'fail_closed' };
+  mesh.model.update({
+    services: [service('till', 7901)],
+    instances: [instance('till', inbound)],
+    filterModules: [{ name: 'count-a', sha256: sha(a), size: a.length, abiVersion: '0.2.1' }, { name: 'count-b', sha256: sha(b), size: b.length, abiVersion: '0.2.1' }],
+    filterBindings: [binding],
+  });
+  const lines: string[] = [];
+  const sc = await mesh.sidecar('till', app.port, { inboundPort: inbound, log: (l) => lines.push(l) });
+  for (let i = 0; i < 3; i++) assert.equal((await get(inbound, 'till', '/')).headers['x-counted-by'], 'a');
+
+  mesh.model.update({ filterBindings: [{ ...binding, filter: 'count-b' }] });
+  await eventually(async () => (await get(inbound, 'till', '/')).headers['x-counted-by'] === 'b', 10_000, 'module b in place');
+  for (let i = 0; i < 2; i++) await get(inbound, 'till', '/');
+  const prometheus = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text();
+  const series = (name: string) => prometheus.match(new RegExp(`^${name}\\{plugin="till-count"\\} \\d+$`, 'gm'));
+  // Every request went through a or b, once: the one counter has them all (it was listed twice, a's and b's).
+  assert.deepEqual(series('reqs'), [`reqs{plugin="till-count"} ${app.hits}`]);
+  assert.deepEqual(series('weft_wasm_vm_created_total'), ['weft_wasm_vm_created_total{plugin="till-count"} 2']);
+  const stats = (await get(sc.adminPort, 'admin', '/stats?filter=wasmcustom')).body;
+  assert.match(stats, new RegExp(`^wasmcustom\\.reqs: ${app.hits}$`, 'm'), '/stats says the same');
+  // a's VM is let go of (its root context deleted) once nothing configures it and no stream runs on it; b's is not.
+  await eventually(() => lines.some((l) => l.includes('bye a')), 10_000, "module a's VM closed");
+  assert.ok(!lines.some((l) => l.includes('bye b')));
 });
