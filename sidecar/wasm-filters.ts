@@ -93,9 +93,16 @@ export class WasmFilterLoader {
    */
   retain(live: ReadonlySet<WasmPlugin>): void {
     for (const [key, plugin] of [...this.#loaded]) if (!live.has(plugin)) this.#forget(key);
-    const names = new Set([...this.#loaded.values()].map((p) => p.config.name));
-    for (const p of this.#plugins.keys()) if (!this.#loaded.has(p)) names.add(JSON.parse(p)[0] || 'wasm');
+    // What the plugins left (loaded or loading) still use: their names' metric stores, their compiled modules.
+    const names = new Set<string>();
+    const modules = new Set<string>();
+    for (const key of this.#plugins.keys()) {
+      const [name, , , , code] = JSON.parse(key) as string[];
+      names.add(name || 'wasm');
+      modules.add(code!.startsWith('sha256:') ? code!.slice('sha256:'.length) : code!);
+    }
     for (const name of this.#stores.keys()) if (!names.has(name)) this.#stores.delete(name);
+    for (const key of this.#modules.keys()) if (!modules.has(key)) this.#modules.delete(key);
   }
 
   #forget(key: string): void {
