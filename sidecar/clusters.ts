@@ -505,12 +505,20 @@ export class Cluster {
 
   setEndpoints(endpoints: readonly EndpointConfig[], policy: EndpointPolicy = DEFAULT_ENDPOINT_POLICY): void {
     this.#endpointPolicy = policy;
-    const byKey = new Map(this.hosts.map((h) => [h.key, h]));
+    // Hosts by address, in order: an assignment may list one address twice (two instances behind one sidecar port),
+    // and each is its own host. Keyed one per address, the second was made anew at every update and the one it
+    // replaced was neither kept nor closed: its pool's connections stayed open (bench:soak, ~1 per update).
+    const byKey = new Map<string, Host[]>();
+    for (const h of this.hosts) {
+      const same = byKey.get(h.key);
+      if (same) same.push(h);
+      else byKey.set(h.key, [h]);
+    }
     const next: Host[] = [];
     let added = false;
     for (const ep of endpoints) {
       const key = `${ep.address}:${ep.port}`;
-      const existing = byKey.get(key);
+      const existing = byKey.get(key)?.shift();
       if (existing) {
         existing.weight = ep.weight;
         existing.hostname = ep.hostname;
@@ -519,7 +527,6 @@ export class Cluster {
         existing.edsHealth = ep.health;
         existing.priority = ep.priority;
         existing.zone = ep.zone;
-        byKey.delete(key);
         next.push(existing);
       } else {
         const h = new Host(ep, this.config.ringHash.useHostnameForHashing === true);
@@ -533,7 +540,7 @@ export class Cluster {
       }
     }
     // Removed hosts finish their in-flight requests; their pools close once idle.
-    for (const gone of byKey.values()) this.#closePools(gone);
+    for (const gone of byKey.values()) for (const h of gone) this.#closePools(h);
     this.hosts = next;
     if (added) for (const c of this.#checkers) c.hostsAdded();
     this.#refreshGauges();

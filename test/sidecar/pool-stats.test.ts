@@ -12,7 +12,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { TestMesh, eventually, get, instance, metric, policy, route, service, startApp } from './harness.ts';
+import { TestMesh, eventually, get, instance, load, metric, policy, route, service, startApp } from './harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -237,4 +237,31 @@ test('how an upstream request that did not finish ended, as Envoy\'s HTTP/2 pool
     assert.ok(completed >= 2, `${name}: responses counted (${completed})`);
     assert.equal(completed, await byCodeTotal(caller.adminPort, cluster.envoy_cluster_name), `${name}: upstream_rq_completed is the sum of upstream_rq_<code>`);
   }
+});
+
+test('two endpoints at one address (two instances behind one port) stay two hosts across EDS updates, and no pool is left behind: upstream_cx_active stays within one connection per concurrent request per host', { timeout: 60_000 }, async () => {
+  const app = await startApp('ps-dup', (_req, res) => setTimeout(() => res.end('ok'), 5));
+  closers.push(() => app.close());
+  const other = await startApp('ps-dup-other');
+  closers.push(() => other.close());
+  const mesh = await TestMesh.start();
+  closers.push(() => mesh.close());
+  const base = { services: [service('ps-caller7', 8000), service('ps-dup', 7438)], routes: [] };
+  const two = [instance('ps-dup', app.port, { version: 'v1' }), instance('ps-dup', app.port, { version: 'v2' })];
+  mesh.model.update({ ...base, instances: two });
+  const caller = await mesh.sidecar('ps-caller7', 8000);
+  const cluster = { envoy_cluster_name: 'outbound|7438||ps-dup.default' };
+  const concurrency = 8;
+  for (let round = 0; round < 12; round++) {
+    // A third instance comes and goes: an EDS update each round that keeps the two at one address.
+    mesh.model.update({ ...base, instances: round % 2 ? two : [...two, instance('ps-dup', other.port)] });
+    await eventually(async () => (await get(caller.adminPort, 'admin', '/clusters')).body.includes(`ps-dup.default::127.0.0.1:${other.port}::`) === (round % 2 === 0), 5000, `round ${round}'s hosts`);
+    const statuses = await load(100, concurrency, () => get(caller.outboundPort, 'ps-dup', '/'));
+    assert.ok(statuses.every((r) => r.status === 200));
+  }
+  const hosts = (await get(caller.adminPort, 'admin', '/clusters')).body.match(new RegExp(`^outbound\\|7438\\|\\|ps-dup\\.default::127\\.0\\.0\\.1:${app.port}::weight::`, 'gm'));
+  assert.equal(hosts?.length, 2, 'two hosts at the one address');
+  const open = await metric(caller.adminPort, 'envoy_cluster_upstream_cx_active', cluster);
+  // Each update made the second host anew and left the old one's pool open: ~3 more connections a round.
+  assert.ok(open <= 3 * concurrency, `${open} connections open after 12 updates (at most ${3 * concurrency})`);
 });
