@@ -16,7 +16,7 @@ import { createRegistry } from './registry/registry.ts';
 import { openFileStore } from './store/file-store.ts';
 import { LockHeldError } from './store/lock.ts';
 import { CaFilesError } from './ca/root.ts';
-import { createXdsServer, storeModelSource, type XdsServer } from './xds/index.ts';
+import { createXdsServer, groupKey, storeModelSource, type XdsServer } from './xds/index.ts';
 import type { TranslateOptions } from './translate/index.ts';
 import type { FilterModule } from './model/types.ts';
 import { MeshCa } from './ca/authority.ts';
@@ -123,6 +123,12 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       get: (id) => xds?.status.get(id),
       ref: (id) => xds?.status.ref(id),
       config: (id) => xds?.status.config(id),
+      refused: (id) => {
+        const ref = xds?.status.ref(id);
+        if (!ref || !xds) return [];
+        const group = groupKey(ref);
+        return xds.errors().filter((e) => e.group === group);
+      },
     };
     const host = opts.host;
     const urlHost = host.includes(':') ? `[${host}]` : host;

@@ -618,6 +618,7 @@ export class DataPlane {
   #complete(): boolean {
     if (!this.#received.has('cluster') || !this.#received.has('listener')) return false;
     if (this.#held.listener.size === 0) return false;
+    if (this.#refusedListeners().length > 0) return false;
     return (
       (['endpoint', 'route', 'extension', 'secret'] as const).every((kind) => this.wanted(kind).every((n) => this.#awaitedNoMore(kind, n))) &&
       // As Envoy's cluster manager initializes a health-checked cluster only once its hosts' first round completed.
@@ -636,6 +637,7 @@ export class DataPlane {
     for (const [kind, what] of [['cluster', 'CDS: the first cluster response'], ['listener', 'LDS: the first listener response']] as const) {
       if (!this.#received.has(kind)) out.push(what);
     }
+    if (!this.#initialized) for (const [name, r] of this.#refusedListeners()) out.push(`LDS listener ${name} (version ${JSON.stringify(r.version)} NACKed: ${r.details})`);
     const labels = { endpoint: 'EDS cluster_load_assignment', route: 'RDS route_configuration', extension: 'ECDS extension_config', secret: 'SDS secret' } as const;
     for (const kind of ['endpoint', 'route', 'extension', 'secret'] as const) {
       for (const name of this.wanted(kind)) {
@@ -650,6 +652,16 @@ export class DataPlane {
       if (c.pendingInitChecks > 0) out.push(`health checks: cluster ${c.name}, its hosts' first round (${c.pendingInitChecks} checks to complete)`);
     }
     return out;
+  }
+
+  /**
+   * Listeners of the first config that were refused (a port another process holds, a field outside the subset) and
+   * that no earlier version serves: until one is taken the sidecar is not ready, as its readiness means the first
+   * full config is applied (docs/sidecar.md). Until 2026-11-29 such a sidecar said ready, its /init_dump {}, while
+   * its inbound listener was not there.
+   */
+  #refusedListeners(): [string, { version: string; details: string }][] {
+    return [...this.#rejected.listener].filter(([name]) => !this.#held.listener.has(name));
   }
 
   /** The xDS client unsubscribed from these names: a refused update of one is no longer shown (config_dump, /init_dump). */

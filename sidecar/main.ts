@@ -282,10 +282,13 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       // The control plane chose other ports than the node metadata asked for: say so, callers registered the asked-for ones.
       log(JSON.stringify({ level: 'warn', msg: 'listener ports differ from node metadata', asked: { inbound: inboundPort, outbound: outboundPort }, bound: { inbound: boundIn, outbound: boundOut } }));
     }
-    log(`ready: service=${opts.service} inbound=${bindAddress}:${boundIn ?? inboundPort} outbound=127.0.0.1:${boundOut ?? outboundPort} admin=http://127.0.0.1:${adminPort}`);
+    log(`ready: proxy=${nodeId} service=${opts.service} inbound=${bindAddress}:${boundIn ?? inboundPort} outbound=127.0.0.1:${boundOut ?? outboundPort} admin=http://127.0.0.1:${adminPort}`);
     markReady();
   }
   void dataPlane.initialized.then(announceReady);
+  // Its proxy id from the start (weft proxy-status PROXY, weft tap PROXY), also while it waits for a config that may
+  // never come (a --service nobody registered: weft proxy-status then says NOT_SENT, and why).
+  log(JSON.stringify({ level: 'info', msg: 'starting', proxy: nodeId, service: opts.service, xds: opts.xds, admin: `http://127.0.0.1:${adminPort}` }));
   client.start();
   return {
     nodeId,

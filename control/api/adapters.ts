@@ -61,6 +61,8 @@ export interface XdsStatusSource {
   get(id: string): XdsProxyStatus | undefined;
   ref(id: string): ProxyRef | undefined;
   config(id: string): Record<string, { version: string; resources: { name: string; resource: unknown }[] }> | undefined;
+  /** Why the control plane refused the snapshot of the proxy's group, if it did (the controller's errors for it). */
+  refused?(id: string): { resource: string; path: string; message: string; revision: number }[];
 }
 
 interface XdsProxyStatus {
@@ -86,7 +88,7 @@ const TYPE_OF_URL: Record<string, ConfigType> = {
 };
 const URL_OF_TYPE = Object.fromEntries(Object.entries(TYPE_OF_URL).map(([url, type]) => [type, url])) as Record<ConfigType, string>;
 
-function proxyView(s: XdsProxyStatus): ProxyView {
+function proxyView(s: XdsProxyStatus, refused: { resource: string; path: string; message: string; revision: number }[] = []): ProxyView {
   const versions: ProxyView['versions'] = {};
   for (const [url, version] of Object.entries(s.ackedVersions)) {
     const type = TYPE_OF_URL[url];
@@ -97,7 +99,9 @@ function proxyView(s: XdsProxyStatus): ProxyView {
     service: s.service,
     namespace: s.namespace,
     kind: s.kind,
-    status: s.status,
+    // A proxy whose config the control plane refuses to build gets nothing new: it showed SYNCED (nothing pending,
+    // nothing NACKed) while it ran an old config, or waited unready with none, and only the control plane's log said why.
+    status: s.status !== 'DISCONNECTED' && refused.length > 0 ? 'NOT_SENT' : s.status,
     stream: s.stream,
     connectedSince: s.connectedSince,
     versions,
@@ -105,15 +109,16 @@ function proxyView(s: XdsProxyStatus): ProxyView {
   };
   if (s.convergenceMs !== undefined) view.convergenceMs = s.convergenceMs;
   if (s.lastAckAt !== undefined) view.lastAckAt = s.lastAckAt;
+  if (refused.length > 0) view.refused = refused.map((e) => ({ path: e.resource ? `${e.resource}: ${e.path}` : e.path, message: e.message, revision: e.revision }));
   return view;
 }
 
 export function proxyStatusPort(source: XdsStatusSource): ProxyStatusPort {
   return {
-    list: () => source.list().map(proxyView),
+    list: () => source.list().map((s) => proxyView(s, source.refused?.(s.id))),
     get: (id) => {
       const s = source.get(id);
-      return s ? proxyView(s) : undefined;
+      return s ? proxyView(s, source.refused?.(id)) : undefined;
     },
     ref: (id) => source.ref(id),
     config: (id, type) => {

@@ -37,7 +37,13 @@ export interface ProxyView {
   service: string;
   namespace: string;
   kind: string;
-  status: 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED';
+  /**
+   * NOT_SENT: the control plane refuses to build this proxy's config (its service is not registered, a resource
+   * fails validation), so the proxy keeps what it had, or waits with nothing; `refused` says why.
+   */
+  status: 'SYNCED' | 'STALE' | 'NACKED' | 'NOT_SENT' | 'DISCONNECTED';
+  /** Why the control plane sends this proxy nothing new (status NOT_SENT): each refused field, with the model revision. */
+  refused?: { path: string; message: string; revision: number }[];
   stream?: string;
   connectedSince?: string;
   /** ISO 8601 time of the proxy's last ACK. */

@@ -63,6 +63,8 @@ export interface ProxySync {
   summary: Record<ConfigType, Partial<Record<SyncState, number>>>;
   /** Every resource of either side, by type then name. */
   resources: ResourceSync[];
+  /** The control plane refuses to build this proxy's config (ProxyView.refused): it is not in sync, whatever it runs. */
+  refused?: { path: string; message: string; revision: number }[];
 }
 
 const TYPE_URL: Record<ConfigType, string> = {

@@ -20,6 +20,7 @@ export interface ProxyView {
   connectedSince?: string;
   versions?: Record<string, string>;
   nacks?: { type: string; message: string; version?: string; time?: string }[];
+  refused?: { path: string; message: string; revision: number }[];
 }
 
 export interface RevisionView {
@@ -75,7 +76,7 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
   program
     .command('proxy-status')
     .description(
-      'every proxy the control plane knows: SYNCED, STALE, NACKED (with the error) or DISCONNECTED; ' +
+      'every proxy the control plane knows: SYNCED, STALE, NACKED (with the error), NOT_SENT (the control plane refuses to build its config, and says why) or DISCONNECTED; ' +
         "with a proxy id, compares that proxy's running config (its admin config dump) with what the control plane means it to run, resource by resource (exit 1 when they differ)",
     )
     .argument('[proxy]', 'proxy id (see weft proxy-status)')
@@ -98,7 +99,7 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
         if (format === 'json') console.log(toJson(sync));
         else if (format === 'yaml') console.log(toYaml(sync).trimEnd());
         else for (const line of formatSync(sync)) console.log(terminalSafe(line));
-        if (!sync.inSync) throw new CliError(`proxy ${sync.proxy} is not in sync: ${countStates(sync.resources)}`, 1);
+        if (!sync.inSync) throw new CliError(`proxy ${sync.proxy} is not in sync: ${sync.refused?.length ? "the control plane refuses to build its config" : countStates(sync.resources)}`, 1);
         return;
       }
       const { items } = await client.get<{ items: ProxyView[] }>('/api/v1/proxies');
@@ -111,7 +112,10 @@ export function registerReadCommands(program: Command, conn: () => ConnectionOpt
           items.map((p) => [p.id, `${p.service}.${p.namespace}`, p.kind, p.stream, p.status, ...['clusters', 'endpoints', 'listeners', 'routes', 'extension-configs'].map((t) => p.versions?.[t])]),
         ),
       );
-      for (const p of items) for (const n of p.nacks ?? []) console.log(terminalSafe(`${p.id}: NACK ${n.type}${n.version ? ` version ${n.version}` : ''}: ${n.message}`));
+      for (const p of items) {
+        for (const e of p.refused ?? []) console.log(terminalSafe(`${p.id}: NOT SENT (revision ${e.revision}): the control plane refuses this proxy's config: ${e.path}: ${e.message}`));
+        for (const n of p.nacks ?? []) console.log(terminalSafe(`${p.id}: NACK ${n.type}${n.version ? ` version ${n.version}` : ''}: ${n.message}`));
+      }
     });
 
   program
@@ -208,6 +212,8 @@ const EXPLAIN: Record<Exclude<ResourceSync['state'], 'SYNCED' | 'NACKED'>, strin
 /** `weft proxy-status PROXY`: one line per type, then each resource not SYNCED with why (and a diff where both sides exist). */
 export function formatSync(sync: ProxySync): string[] {
   const out = [`proxy ${sync.proxy} (${sync.service}), running config from ${sync.source}`];
+  // First what no resource line can say: the control plane builds this proxy nothing (the rest follows from it).
+  for (const e of sync.refused ?? []) out.push(`NOT SENT: the control plane refuses to build this proxy's config (revision ${e.revision}): ${e.path}: ${e.message}`);
   const types = Object.keys(sync.summary);
   out.push(
     ...table(

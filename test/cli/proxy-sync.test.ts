@@ -135,6 +135,10 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     // the listener is refused, so /ready is not the signal: the NACK is
     await eventually(async () => (await api(control, 'GET', '/api/v1/proxies')).items.some((p: { status: string; service: string }) => p.service === 'orders' && p.status === 'NACKED'), 30_000, `the NACK:\n${s.proc.output()}`);
     const id = await s.id();
+    // Its first config is not whole: not ready, and /init_dump says why (it said ready, LIVE, with an /init_dump of {}).
+    assert.equal((await fetch(`http://127.0.0.1:${s.adminPort}/ready`)).status, 503);
+    const waiting = (await (await fetch(`http://127.0.0.1:${s.adminPort}/init_dump`)).text());
+    assert.match(waiting, new RegExp(`LDS listener inbound \\(version \\\\"[^"\\\\]+\\\\" NACKed: .*cannot bind 127\\.0\\.0\\.1:${taken}.*EADDRINUSE`));
 
     // --wait does not wait forever for what will not happen: the report at the deadline, exit 1
     const t0 = Date.now();
@@ -182,6 +186,28 @@ describe('weft proxy-status PROXY: what a sidecar runs against what the control 
     const noProxy = await weft(control, ['proxy-status', '--file', file]);
     assert.equal(noProxy.code, 2);
     assert.match(noProxy.stderr, /--file needs a proxy id/);
+  });
+
+  it('a sidecar of a service nobody registered is NOT_SENT with the reason, in the list and on its own (it showed SYNCED, and only the control plane\'s log said why), exit 1', async () => {
+    const s = await sidecar(control, 'ghost');
+    started.push(s.proc);
+    const id = await (async () => {
+      let found = '';
+      await eventually(async () => (found = await s.id().catch(() => '')) !== '', 30_000, `ghost sidecar's admin:\n${s.proc.output()}`);
+      return found;
+    })();
+    let view: { status: string; refused?: { path: string; message: string; revision: number }[] } = { status: '' };
+    await eventually(async () => (view = await api(control, 'GET', `/api/v1/proxies/${encodeURIComponent(id)}`).catch(() => view)).status !== '', 30_000, 'the ghost proxy known');
+    assert.equal(view.status, 'NOT_SENT');
+    assert.match(view.refused?.[0]?.message ?? '', /ghost\.default is not registered/);
+    const list = await weft(control, ['proxy-status']);
+    assert.match(list.stdout, new RegExp(`^${id.replace(/[.]/g, '\\.')}\\s.*NOT_SENT`, 'm'));
+    assert.match(list.stdout, new RegExp(`^${id.replace(/[.]/g, '\\.')}: NOT SENT \\(revision \\d+\\): the control plane refuses this proxy's config: .*ghost\\.default is not registered`, 'm'));
+    const one = await weft(control, ['proxy-status', id]);
+    assert.equal(one.code, 1);
+    assert.match(one.stdout, /^NOT SENT: the control plane refuses to build this proxy's config \(revision \d+\): .*ghost\.default is not registered/m);
+    assert.match(one.stderr, /is not in sync: the control plane refuses to build its config/);
+    s.proc.kill();
   });
 
   it('a sidecar whose admin does not answer, and an unknown id, are errors that say so', async () => {

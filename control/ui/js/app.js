@@ -52,12 +52,14 @@ async function pendingBadge() {
     const { items } = await api('GET', '/proxies');
     const converging = items.filter((p) => p.status === 'STALE').length;
     const nacked = items.filter((p) => p.status === 'NACKED').length;
+    const notSent = items.filter((p) => p.status === 'NOT_SENT').length;
     const parts = [];
     if (converging) parts.push(`${converging} converging`);
     if (nacked) parts.push(`${nacked} NACKed`);
+    if (notSent) parts.push(`${notSent} not sent`);
     el.textContent = parts.join(', ');
     el.hidden = parts.length === 0;
-    el.className = `pending ${nacked ? 'bad' : 'busy'}`;
+    el.className = `pending ${nacked || notSent ? 'bad' : 'busy'}`;
   } catch {
     el.hidden = true; // the page itself shows API errors where they happen
   }

@@ -27,6 +27,15 @@ function nackList(p, revisions) {
   });
 }
 
+/** Why the control plane builds this proxy nothing new (status NOT_SENT). */
+function refusedList(p) {
+  return (p.refused ?? []).map((e) =>
+    h('div.banner.error.refused',
+      h('strong', "Not sent: the control plane refuses this proxy's config"), h('span', ' · revision ', h('a', { href: `#/history/${e.revision}` }, String(e.revision))),
+      h('pre.nack-message', `${e.path}: ${e.message}`),
+    ));
+}
+
 function versions(p) {
   return TYPES.map((t) => h('td.version', { title: p.versions[t] ?? '' }, p.versions[t] ? p.versions[t].slice(0, 10) : h('span.muted', '—')));
 }
@@ -37,10 +46,10 @@ async function list(view) {
   const refresh = async () => {
     try {
       const [{ items }, { items: revisions }] = await Promise.all([get('/proxies'), get('/revisions?limit=1000')]);
-      const order = { NACKED: 0, STALE: 1, SYNCED: 2, DISCONNECTED: 3 };
+      const order = { NOT_SENT: 0, NACKED: 1, STALE: 2, SYNCED: 3, DISCONNECTED: 4 };
       items.sort((a, b) => order[a.status] - order[b.status] || a.id.localeCompare(b.id));
       clear(body,
-        h('p.muted', `${items.length} proxies · ${items.filter((p) => p.status === 'SYNCED').length} synced · ${items.filter((p) => p.status === 'STALE').length} converging · ${items.filter((p) => p.status === 'NACKED').length} NACKed · ${items.filter((p) => p.status === 'DISCONNECTED').length} disconnected`),
+        h('p.muted', `${items.length} proxies · ${items.filter((p) => p.status === 'SYNCED').length} synced · ${items.filter((p) => p.status === 'STALE').length} converging · ${items.filter((p) => p.status === 'NACKED').length} NACKed · ${items.filter((p) => p.status === 'NOT_SENT').length} not sent · ${items.filter((p) => p.status === 'DISCONNECTED').length} disconnected`),
         items.length === 0 ? h('p.muted', 'No proxy has connected yet.') : h('table.grid#proxies-table',
           h('thead', h('tr', ['proxy', 'service', 'status', 'stream', 'connected', 'last ACK', 'last change ACKed in', ...TYPES].map((t) => h('th', t)))),
           h('tbody', items.flatMap((p) => [
@@ -54,7 +63,7 @@ async function list(view) {
               h('td', p.convergenceMs !== undefined ? `${p.convergenceMs} ms` : '—'),
               ...versions(p),
             ),
-            p.nacks.length ? h('tr.nack-row', h('td', { colSpan: 7 + TYPES.length }, nackList(p, revisions))) : null,
+            p.nacks.length || p.refused?.length ? h('tr.nack-row', h('td', { colSpan: 7 + TYPES.length }, refusedList(p), nackList(p, revisions))) : null,
           ])),
         ),
       );

@@ -133,10 +133,11 @@ async function editor(view, route, etag) {
     clear(converge,
       h('h3', `Revision ${watching.revision}: ${converged} of ${affected.length} affected proxies converged`, converged < affected.length ? h('span.spinner', ' (converging…)') : null),
       h('ul', affected.map((p) => h('li', { dataset: { proxy: p.id } },
-        done(p) ? badge('converged', 'synced') : p.status === 'NACKED' ? badge('NACKED') : p.status === 'DISCONNECTED' ? badge('DISCONNECTED') : badge('converging', 'stale'),
+        done(p) ? badge('converged', 'synced') : p.status === 'NACKED' || p.status === 'NOT_SENT' || p.status === 'DISCONNECTED' ? badge(p.status) : badge('converging', 'stale'),
         ' ', h('a', { href: `#/proxies/${encodeURIComponent(p.id)}` }, p.id),
         h('span.muted', ` (${watching.reach.get(p.id).join(', ')})`),
         p.status === 'NACKED' ? p.nacks.map((n) => h('div.banner.error', `${n.type}: ${n.message}`)) : null,
+        p.status === 'NOT_SENT' ? p.refused.map((e) => h('div.banner.error', `not sent: ${e.path}: ${e.message}`)) : null,
       ))),
     );
   };
