@@ -118,8 +118,11 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
   });
   // JSON with no duplicate keys, in UTF-8 (control/api/json-body.ts); fastify's parser took the last of two keys and replaced bad bytes.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
     try {
+      // An empty body with a JSON content type, on a route that takes no body (POST .../rollback, a DELETE): no body,
+      // so the route's own errors come (404 for an unknown revision), not "is empty" (curl -H 'content-type: ...').
+      if ((body as Buffer).length === 0 && req.routeOptions.schema?.body === undefined) return done(null, undefined);
       done(null, parseJsonBody(body as Buffer));
     } catch (e) {
       done(e as Error, undefined);

@@ -83,8 +83,10 @@ async function sendManifests<T>(client: ApiClient, path: string, files: string[]
   }
 }
 
-export function formatObjects(objects: ObjectChange[]): string[] {
-  return objects.map((o) => `${o.kind.toLowerCase()}/${o.name}${o.namespace === 'default' ? '' : ` (${o.namespace})`} ${o.action}`);
+/** One line per object; `wouldBe` for what a diff or dry run would do ("would be created"), since nothing was done. */
+export function formatObjects(objects: ObjectChange[], wouldBe = false): string[] {
+  const said = (action: string) => (wouldBe && action !== 'unchanged' && action !== 'absent' ? `would be ${action}` : action);
+  return objects.map((o) => `${o.kind.toLowerCase()}/${o.name}${o.namespace === 'default' ? '' : ` (${o.namespace})`} ${said(o.action)}`);
 }
 
 export function formatDiff(diff: DiffReply): string[] {
@@ -162,7 +164,7 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
       if (opts.wait !== undefined && opts.dryRun) throw new CliError('error: --wait and --dry-run: a dry run changes nothing to wait for', 2);
       const client = new ApiClient(conn());
       const reply = await sendManifests<ApplyReply>(client, `/api/v1/apply${opts.dryRun ? '?dryRun=true' : ''}`, opts.filename);
-      for (const line of formatObjects(reply.objects)) console.log(line);
+      for (const line of formatObjects(reply.objects, reply.dryRun === true)) console.log(line);
       if (reply.dryRun) {
         if (reply.diff) for (const line of formatDiff(reply.diff)) console.log(line);
         console.log(`dry run: nothing stored (revision ${reply.revision})`);
@@ -187,7 +189,10 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
       // not are an error (a misspelt name or namespace must not look done).
       if (absent.length > 0 && !opts.ignoreNotFound) {
         const names = absent.map((o) => `${o.kind.toLowerCase()}/${o.name}${o.namespace === 'default' ? '' : ` (${o.namespace})`}`);
-        throw new CliError(`error: not found: ${names.join(', ')} (the others were deleted; --ignore-not-found to accept this)`);
+        // "the others were deleted" only when there were others (it was said of a file naming one object too).
+        const deleted = reply.objects.filter((o) => o.action === 'deleted').length;
+        const others = deleted > 0 ? `the other ${deleted === 1 ? 'one was' : `${deleted} were`} deleted; ` : absent.length === reply.objects.length ? 'nothing was deleted; ' : '';
+        throw new CliError(`error: not found: ${names.join(', ')} (${others}--ignore-not-found to accept this)`);
       }
     });
 
@@ -204,7 +209,8 @@ export function registerManifestCommands(program: Command, conn: () => Connectio
         console.log(toJson(reply));
         return;
       }
-      for (const line of formatObjects(reply.objects)) console.log(line);
+      // "would be created": a diff stores nothing (it printed "created", which read as done).
+      for (const line of formatObjects(reply.objects, true)) console.log(line);
       for (const line of formatDiff(reply)) console.log(line);
     });
 }

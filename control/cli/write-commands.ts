@@ -69,10 +69,14 @@ export function registerWriteCommands(program: Command, conn: () => ConnectionOp
         }
       }
       const name = opts.name ?? basename(file).replace(/\.wasm$/, '');
-      const reply = await new ApiClient(conn()).request<{ name: string; sha256: string; size: number; abiVersion: string }>('POST', '/api/v1/filters', {
+      const client = new ApiClient(conn());
+      // A push replaces the catalog entry, schema included: one the name had goes unless --schema gives it again.
+      const before = configSchema === undefined ? (await client.get<{ items: { name: string; configSchema?: unknown }[] }>('/api/v1/filters')).items.find((f) => f.name === name) : undefined;
+      const reply = await client.request<{ name: string; sha256: string; size: number; abiVersion: string }>('POST', '/api/v1/filters', {
         json: { name, wasm, ...(configSchema === undefined ? {} : { configSchema }) },
       });
       console.log(`filter/${reply.name} pushed: sha256 ${reply.sha256}, ${reply.size} bytes, ABI ${reply.abiVersion}`);
+      if (before?.configSchema !== undefined) console.error(`note: filter/${reply.name} had a config schema and this push gave none: its bindings' configs are no longer checked against one (push again with --schema FILE to keep it)`);
     });
 
   const token = program.command('token').description('manage operator tokens, and (--join) proxies\' xDS join tokens');

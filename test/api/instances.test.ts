@@ -11,6 +11,8 @@ test('register, heartbeat, drain and deregister an instance', async (t) => {
 
   const reg = await h.call('POST', '/api/v1/services/orders/instances', { address: '127.0.0.1', port: 9001, labels: { version: 'v2' }, zone: 'z1', ttlSeconds: 30 });
   assert.equal(reg.status, 201);
+  // Each registry write answers with the revision it made, as every other write does.
+  assert.equal(reg.headers['x-weft-revision'], String(h.store.revision()));
   const id = reg.json.id as string;
   assert.match(id, /^orders-/);
 
@@ -24,13 +26,16 @@ test('register, heartbeat, drain and deregister an instance', async (t) => {
 
   const drain = await h.call('PUT', `/api/v1/services/orders/instances/${id}/health`, { health: 'draining' });
   assert.equal(drain.status, 200);
+  assert.equal(drain.headers['x-weft-revision'], String(h.store.revision()));
   assert.equal((await h.call('GET', '/api/v1/instances')).json.items[0].health, 'draining');
   assert.equal(h.deps.buildModel().instances[0]!.health, 'draining', 'the model the translator sees is draining');
   const badHealth = await h.call('PUT', `/api/v1/services/orders/instances/${id}/health`, { health: 'sleepy' });
   assert.equal(badHealth.status, 400);
   assert.equal(badHealth.json.error.details[0].path, 'health');
 
-  assert.equal((await h.call('DELETE', `/api/v1/services/orders/instances/${id}`)).status, 200);
+  const gone = await h.call('DELETE', `/api/v1/services/orders/instances/${id}`);
+  assert.equal(gone.status, 200);
+  assert.equal(gone.headers['x-weft-revision'], String(h.store.revision()));
   assert.deepEqual((await h.call('GET', '/api/v1/services/orders/instances')).json.items, []);
   assert.equal((await h.call('PUT', `/api/v1/services/orders/instances/${id}/heartbeat`)).status, 404);
   assert.equal((await h.call('DELETE', `/api/v1/services/orders/instances/${id}`)).status, 404);

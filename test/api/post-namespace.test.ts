@@ -35,3 +35,21 @@ test('POST ?namespace= that disagrees with the body, or is no DNS label, is a 40
   const agreeing = await api.call('POST', '/api/v1/services?namespace=shop', { ...svc, namespace: 'shop' });
   assert.equal(agreeing.status, 201);
 });
+
+test('PUT /{kind}/NAME names the object by its URL, namespace included (?namespace=, else default): a body naming another namespace is a 400 naming it, and stores nothing', async (t) => {
+  const api = await startApi();
+  t.after(() => api.close());
+  const before = api.store.revision();
+  // It created other/cart, which GET /services/cart (default) then did not find.
+  const elsewhere = await api.call('PUT', '/api/v1/services/cart', { ...svc, namespace: 'other' });
+  assert.equal(elsewhere.status, 400);
+  assert.deepEqual(elsewhere.json.error.details.map((d: { path: string }) => d.path), ['namespace']);
+  assert.match(elsewhere.json.error.details[0].message, /does not match the namespace the URL selects \("default"\); add \?namespace=other/);
+  assert.equal(api.store.revision(), before);
+  assert.equal((await api.call('GET', '/api/v1/services/cart?namespace=other')).status, 404);
+  // With ?namespace= it is that namespace's object, and the same GET finds it.
+  assert.equal((await api.call('PUT', '/api/v1/services/cart?namespace=other', { ...svc, namespace: 'other' })).status, 201);
+  assert.equal((await api.call('GET', '/api/v1/services/cart?namespace=other')).status, 200);
+  assert.equal((await api.call('PUT', '/api/v1/services/cart', svc)).status, 201, 'without a namespace anywhere: default');
+  assert.equal((await api.call('GET', '/api/v1/services/cart')).status, 200);
+});

@@ -55,6 +55,16 @@ test('rollback returns the operator objects to a revision as a new revision, lea
   const noop = await h.call('POST', `/api/v1/revisions/${green}/rollback`);
   assert.equal(noop.json.changed, false, 'rolling back to the state we are in changes nothing');
   assert.equal((await h.call('POST', '/api/v1/revisions/500/rollback')).status, 404);
+  // curl -X POST -H 'content-type: application/json' with no body: still the route's own answer, not "is empty".
+  const json = { 'content-type': 'application/json' };
+  assert.equal((await h.call('POST', '/api/v1/revisions/500/rollback', undefined, undefined, json)).status, 404);
+  const badQuery = await h.call('POST', '/api/v1/revisions/500/rollback?dryRun=true', undefined, undefined, json);
+  assert.equal(badQuery.status, 400);
+  assert.equal(badQuery.json.error.details[0].path, 'query.dryRun');
+  // A route that takes a body still says so when it gets none.
+  const empty = await h.call('POST', '/api/v1/services', undefined, undefined, json);
+  assert.equal(empty.status, 400);
+  assert.match(empty.json.error.details[0].message, /is empty/);
 
   const toEmpty = await h.call('POST', '/api/v1/revisions/0/rollback');
   assert.equal(toEmpty.status, 200, 'revision 0 is the empty store');

@@ -75,7 +75,7 @@ describe('weft apply / get / diff / history / rollback against a running control
     // diff before applying the canary: the frontend proxy's outbound route changes
     const diff = await weft(control, ['diff', '-f', manifest('canary.yaml')]);
     assert.equal(diff.code, 0, diff.stderr);
-    assert.match(diff.stdout, /route\/orders created/);
+    assert.match(diff.stdout, /^route\/orders would be created$/m);
     assert.match(diff.stdout, /proxy frontend-cli-1 \(service frontend\.default\)\n  ~ routes\/outbound changed/);
     assert.match(diff.stdout, /\+\s+"name": "outbound\|8081\|v2\|orders\.default",\n\s+\+\s+"weight": 10/);
     assert.equal((await api(control, 'GET', '/api/v1/revisions')).current, registered, 'diff stores nothing');
@@ -192,6 +192,13 @@ test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API)
   const served = await fetch(`${control.api}/wasm/${sha}.wasm`);
   assert.equal(served.status, 200);
   assert.deepEqual(new Uint8Array(await served.arrayBuffer()), wasm);
+  // Pushed again without --schema: the schema goes, and the CLI says so (it went silently).
+  const again = await weft(control, ['filter', 'push', join(dir, 'tag.wasm'), '--name', 'tag']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /^note: filter\/tag had a config schema and this push gave none/m);
+  assert.match((await weft(control, ['get', 'filters'])).stdout, /^tag\s+[0-9a-f]{12}\s+\d+\s+0\.2\.1\s+no$/m);
+  const third = await weft(control, ['filter', 'push', join(dir, 'tag.wasm'), '--name', 'tag']);
+  assert.equal(third.stderr, '', 'nothing to say when there was no schema');
   await writeFile(join(dir, 'junk.wasm'), 'not wasm');
   const junk = await weft(control, ['filter', 'push', join(dir, 'junk.wasm')]);
   assert.equal(junk.code, 1);
@@ -266,8 +273,12 @@ test('weft get KIND -n NS lists that namespace only; without -n, every namespace
   const deleted = await weft(control, ['delete', '-f', '-'], {}, `${svc('shop', 'default')}---\n${svc('ghost', 'staging')}`);
   assert.equal(deleted.code, 1, deleted.stdout);
   assert.match(deleted.stdout, /^service\/shop deleted$/m);
-  assert.match(deleted.stderr, /not found: service\/ghost \(staging\)/);
+  assert.match(deleted.stderr, /not found: service\/ghost \(staging\) \(the other one was deleted; --ignore-not-found/);
   assert.equal((await api(control, 'GET', '/api/v1/services')).items.some((s: { name: string }) => s.name === 'shop'), false, 'the existing one was deleted');
+  // One object, not there: no "others" (it said "the others were deleted").
+  const alone = await weft(control, ['delete', '-f', '-'], {}, svc('shop', 'default'));
+  assert.equal(alone.code, 1);
+  assert.match(alone.stderr, /not found: service\/shop \(nothing was deleted; --ignore-not-found to accept this\)/);
   const ignored = await weft(control, ['delete', '-f', '-', '--ignore-not-found'], {}, svc('shop', 'default'));
   assert.equal(ignored.code, 0, ignored.stderr);
   assert.match(ignored.stdout, /^service\/shop absent$/m);

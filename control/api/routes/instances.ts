@@ -1,6 +1,6 @@
 // Instances: register, heartbeat, health (draining), deregister, list with
 // health. Liveness is the registry's; heartbeats never touch the disk.
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { INSTANCE_HEALTH, InstanceRegistrationSchema } from '../../model/instance.ts';
 import type { InstanceHealth } from '../../model/types.ts';
@@ -29,6 +29,16 @@ export const instanceRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
   const journal = (request: FastifyRequest, action: string, before: number) => {
     const after = deps.store.revision();
     return deps.audit.record({ time: new Date().toISOString(), actor: actorOf(request), action, ...(after > before ? { revision: after } : {}) });
+  };
+
+  /**
+   * The store revision a registry write made, in `x-weft-revision` as every other write answers (`weft apply --wait`
+   * and scripts read it); none when it changed nothing (the same health set again). Until 2026-11-29 instance
+   * writes did not say it.
+   */
+  const revisionHeader = (reply: FastifyReply, before: number): FastifyReply => {
+    const after = deps.store.revision();
+    return after > before ? reply.header('x-weft-revision', String(after)) : reply;
   };
 
   /** The instance, if it belongs to the service named in the URL. */
@@ -65,7 +75,7 @@ export const instanceRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
       if (!result.ok) throw validationFailed(result.errors, 'instance');
       const i = result.value;
       await journal(request, `register instance ${i.id} of ${ns}/${i.service} at ${i.address}:${i.port}`, before);
-      return reply.code(201).send({ id: result.value.id, instance: result.value });
+      return revisionHeader(reply, before).code(201).send({ id: result.value.id, instance: result.value });
     },
   );
 
@@ -83,27 +93,27 @@ export const instanceRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
   app.put<InstanceReq>(
     '/services/:name/instances/:id/health',
     { schema: { tags, params: InstanceParams, querystring: NamespaceQuery, body: HealthBody, summary: 'set health: healthy, unhealthy or draining' } },
-    async (request) => {
+    async (request, reply) => {
       const ns = request.query.namespace ?? 'default';
       instanceOf(request.params.name, ns, request.params.id);
       const { health } = request.body as { health: InstanceHealth };
       const before = deps.store.revision();
       if (!(await deps.registry.setHealth(request.params.id, health, actorOf(request)))) throw notFound(`instance ${request.params.id}`);
       await journal(request, `set health of instance ${request.params.id} of ${ns}/${request.params.name} to ${health}`, before);
-      return { id: request.params.id, health };
+      return revisionHeader(reply, before).send({ id: request.params.id, health });
     },
   );
 
   app.delete<InstanceReq>(
     '/services/:name/instances/:id',
     { schema: { tags, params: InstanceParams, querystring: NamespaceQuery, summary: 'deregister an instance' } },
-    async (request) => {
+    async (request, reply) => {
       const ns = request.query.namespace ?? 'default';
       instanceOf(request.params.name, ns, request.params.id);
       const before = deps.store.revision();
       if (!(await deps.registry.deregister(request.params.id, actorOf(request)))) throw notFound(`instance ${request.params.id}`);
       await journal(request, `deregister instance ${request.params.id} of ${ns}/${request.params.name}`, before);
-      return { id: request.params.id, deregistered: true };
+      return revisionHeader(reply, before).send({ id: request.params.id, deregistered: true });
     },
   );
 };

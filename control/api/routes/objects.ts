@@ -153,8 +153,15 @@ export const objectRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         if (body.name !== undefined && body.name !== request.params.name) {
           throw validationFailed([{ path: 'name', message: `does not match the name in the URL ("${request.params.name}")` }], noun);
         }
-        checkNamespaceAgrees(body, request.query.namespace, noun);
-        const { name, namespace, value } = validate({ ...body, name: request.params.name, namespace: body.namespace ?? request.query.namespace });
+        // The URL names the object, its namespace too (`?namespace=`, else default), as on GET and DELETE: a body
+        // naming another one is refused. Until 2026-11-29 PUT /services/a with {"namespace":"b"} created b/a,
+        // which GET /services/a then did not find.
+        const urlNamespace = request.query.namespace ?? 'default';
+        if (body.namespace !== undefined && body.namespace !== urlNamespace) {
+          const hint = request.query.namespace === undefined ? `; add ?namespace=${String(body.namespace)} to the URL` : '';
+          throw validationFailed([{ path: 'namespace', message: `does not match the namespace the URL selects ("${urlNamespace}")${hint}` }], noun);
+        }
+        const { name, namespace, value } = validate({ ...body, name: request.params.name, namespace: urlNamespace });
         let existed = false;
         const { revision } = await serialWrite(deps, () => {
           const current = deps.store.get(kind.kind, namespace, name);
