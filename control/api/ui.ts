@@ -36,6 +36,8 @@ export const uiRoutes: FastifyPluginAsync<{ root?: string }> = async (app, opts)
   const root = opts.root ?? UI_DIR;
   const notFound = (url: string) => new ApiError('NOT_FOUND', `no UI asset ${url.split('?')[0]}`).toBody();
   app.get('/ui', { schema: { hide: true } }, (_request, reply) => reply.redirect('/ui/'));
+  // The API's address opened in a browser: the UI (it was a 404, and the UI's own first load logged it).
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/ui/'));
   app.get('/ui/*', { schema: { hide: true } }, async (request, reply) => {
     const file = uiFile(root, request.url);
     const type = file ? TYPES[extname(file)] : undefined;

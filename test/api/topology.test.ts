@@ -109,7 +109,8 @@ test('GET /topology: nodes with health and traffic from proxy stats, declared an
   t.after(() => frontendAdmin.close());
 
   const view = (id: string, service: string, status: ProxyView['status']): ProxyView => ({ id, service, namespace: 'default', kind: 'sidecar', status, versions: {}, nacks: [] });
-  const views = [view('fe-1', 'frontend', 'SYNCED'), view('or-1', 'orders', 'NACKED'), view('gone', 'inventory', 'DISCONNECTED')];
+  // inventory: no instance registered, one proxy gone and one connected (with no admin port to scrape).
+  const views = [view('fe-1', 'frontend', 'SYNCED'), view('or-1', 'orders', 'NACKED'), view('gone', 'inventory', 'DISCONNECTED'), view('inv-1', 'inventory', 'NOT_SENT')];
   const ports: Record<string, number> = { 'fe-1': (frontendAdmin.address() as AddressInfo).port, 'or-1': (ordersAdmin.address() as AddressInfo).port, gone: 1 };
   const proxies: ProxyStatusPort = {
     list: () => views,
@@ -130,7 +131,7 @@ test('GET /topology: nodes with health and traffic from proxy stats, declared an
   assert.deepEqual(first.nodes.map((n: { id: string }) => n.id), ['frontend.default', 'inventory.default', 'orders.default']);
   const node = (topo: any, id: string) => topo.nodes.find((n: { id: string }) => n.id === id);
   assert.equal(node(first, 'frontend.default').health, 'down');
-  assert.equal(node(first, 'inventory.default').health, 'unknown');
+  assert.equal(node(first, 'inventory.default').health, 'unknown', 'nothing registered, a proxy connected or not (it was healthy, "0/0 up")');
   assert.equal(node(first, 'orders.default').health, 'degraded');
   assert.match(node(first, 'orders.default').reasons.join(), /NACK/);
   assert.deepEqual(first.edges, [{ from: 'frontend.default', to: 'orders.default', declared: true, observed: false, requestsPerSecond: 0 }]);
@@ -170,6 +171,8 @@ test('/ui serves the assets without auth, with content types, and nothing outsid
   const redirect = await app.inject('/ui');
   assert.equal(redirect.statusCode, 302);
   assert.equal(redirect.headers.location, '/ui/');
+  const home = await app.inject('/');
+  assert.deepEqual([home.statusCode, home.headers.location], [302, '/ui/'], "the API's address in a browser opens the UI");
   const index = await app.inject('/ui/');
   assert.equal(index.statusCode, 200);
   assert.match(String(index.headers['content-type']), /text\/html/);

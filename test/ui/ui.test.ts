@@ -84,6 +84,9 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     await page.locator('#token').fill('weft_not-a-real-token');
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.locator('.login .banner.error').filter({ hasText: 'UNAUTHENTICATED' }).waitFor();
+    // Logged out, there is nothing to navigate to or log out of (the nav and Log out showed: CSS overrode `hidden`).
+    assert.equal(await page.locator('#nav').isVisible(), false);
+    assert.equal(await page.locator('#logout').isVisible(), false);
     await page.locator('#token').fill('');
     await screenshot(page, 'login');
     await login(mesh.token, 'admin');

@@ -61,11 +61,15 @@ export function declaredEdges(services: Service[], routes: Route[]): Set<string>
 
 function healthOf(instances: { total: number; healthy: number }, proxies: ProxyView[], stats: Rates | null): { health: ServiceHealth; reasons: string[] } {
   const reasons: string[] = [];
-  if (instances.total === 0 && proxies.length === 0) return { health: 'unknown', reasons: ['no instances registered'] };
+  // Nothing registered: unknown, whether or not a proxy of it is connected (a client-only service's is). Until
+  // 2026-11-29 a connected proxy made it healthy, '0/0 up', while its callers got 503 UH.
+  if (instances.total === 0) return { health: 'unknown', reasons: ['no instances registered'] };
   if (instances.total > 0 && instances.healthy === 0) return { health: 'down', reasons: ['no healthy live instance'] };
   if (instances.healthy < instances.total) reasons.push(`${instances.total - instances.healthy} of ${instances.total} instances not healthy`);
   const nacked = proxies.filter((p) => p.status === 'NACKED').length;
   if (nacked > 0) reasons.push(`${nacked} proxy NACKed its configuration`);
+  const notSent = proxies.filter((p) => p.status === 'NOT_SENT').length;
+  if (notSent > 0) reasons.push(`the control plane refuses the configuration of ${notSent} proxy`);
   if (stats && stats.requests > 0 && stats.errorRate > DEGRADED_ERROR_RATE) reasons.push(`error rate ${(stats.errorRate * 100).toFixed(1)}%`);
   return { health: reasons.length > 0 ? 'degraded' : 'healthy', reasons };
 }
