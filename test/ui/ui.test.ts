@@ -139,6 +139,9 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     assert.deepEqual(await weightsInSidecar(frontendAdmin, [V1, V2]), { [V1]: 90, [V2]: 10 });
     revisionBeforeShift = (await apiCall(mesh, 'GET', '/revisions')).current;
     await open('#/traffic/orders/default');
+    // A weight the API would refuse is said so, not shown as a share ("v1 -100% · v2 200%").
+    await page.locator('input[name="weight-1-0"]').fill('-5');
+    assert.match((await page.locator('.split[data-rule="1"] .shares').textContent()) ?? '', /^weights are whole numbers, 0 or more$/);
     const slider = page.locator('input[name="slider-1"]');
     await slider.fill('50');
     assert.equal(await page.locator('input[name="weight-1-0"]').inputValue(), '50');

@@ -23,7 +23,11 @@ function splitEditor(route, ruleIndex, onChange) {
   const shares = h('span.shares');
   const update = () => {
     const t = total();
-    clear(shares, inputs.map((el, i) => `${rule.destinations[i].subset ?? rule.destinations[i].service} ${t ? Math.round((Number(el.value) / t) * 1000) / 10 : 0}%`).join(' · '));
+    // A weight the API would refuse (negative, fractional, empty) is said so, not shown as a share: -5 and 10 read
+    // "-100% · 200%" until Preview refused them.
+    const bad = inputs.find((el) => el.value === '' || !Number.isInteger(Number(el.value)) || Number(el.value) < 0);
+    if (bad) clear(shares, h('span.banner.error', 'weights are whole numbers, 0 or more'));
+    else clear(shares, inputs.map((el, i) => `${rule.destinations[i].subset ?? rule.destinations[i].service} ${t ? Math.round((Number(el.value) / t) * 1000) / 10 : 0}%`).join(' · '));
     onChange();
   };
   let slider = null;
