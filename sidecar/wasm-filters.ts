@@ -15,6 +15,11 @@ import { checkImportTypes } from './wasm/import-signatures.ts';
 import { wasmApi } from './wasm/wasm-api.ts';
 import type { WasmModule } from './wasm/wasm-api.ts';
 
+/** Where a config's compiled module is cached: its sha256 or file; '' for inline bytes (not cached). */
+function moduleKey(c: WasmPluginConfig): string {
+  return c.code.kind === 'remote' ? c.code.sha256 : c.code.kind === 'file' ? `file:${c.code.path}` : '';
+}
+
 function pluginKey(c: WasmPluginConfig): string {
   const code = c.code.kind === 'remote' ? `sha256:${c.code.sha256}` : c.code.kind === 'file' ? `file:${c.code.path}` : `inline:${createHash('sha256').update(c.code.bytes).digest('hex')}`;
   return JSON.stringify([c.name, c.rootId, c.vmId, Buffer.from(c.configuration).toString('base64'), code, c.failOpen]);
@@ -28,6 +33,8 @@ export class WasmFilterLoader {
   readonly #plugins = new Map<string, Promise<WasmPlugin>>();
   /** The plugins of #plugins once loaded (their promises settled). */
   readonly #loaded = new Map<string, WasmPlugin>();
+  /** What each plugin of #plugins uses: its name's metric store and its compiled module (what retain keeps). */
+  readonly #uses = new Map<string, { name: string; module: string }>();
   /** Each plugin name's metric store, handed from a plugin to the one that replaces it (a new module or config). */
   readonly #stores = new Map<string, MetricStore>();
   readonly #env: HostEnv;
@@ -71,13 +78,16 @@ export class WasmFilterLoader {
       );
       p = loading;
       this.#plugins.set(key, loading);
+      this.#uses.set(key, { name, module: moduleKey(config) });
       loading.then(
         (plugin) => {
           if (this.#plugins.get(key) === loading) this.#loaded.set(key, plugin);
         },
         // A failed load is retried by the next config push, not cached forever.
         () => {
-          if (this.#plugins.get(key) === loading) this.#plugins.delete(key);
+          if (this.#plugins.get(key) !== loading) return;
+          this.#plugins.delete(key);
+          this.#uses.delete(key);
         },
       );
     }
@@ -96,10 +106,9 @@ export class WasmFilterLoader {
     // What the plugins left (loaded or loading) still use: their names' metric stores, their compiled modules.
     const names = new Set<string>();
     const modules = new Set<string>();
-    for (const key of this.#plugins.keys()) {
-      const [name, , , , code] = JSON.parse(key) as string[];
-      names.add(name || 'wasm');
-      modules.add(code!.startsWith('sha256:') ? code!.slice('sha256:'.length) : code!);
+    for (const { name, module } of this.#uses.values()) {
+      names.add(name);
+      modules.add(module);
     }
     for (const name of this.#stores.keys()) if (!names.has(name)) this.#stores.delete(name);
     for (const key of this.#modules.keys()) if (!modules.has(key)) this.#modules.delete(key);
@@ -109,6 +118,7 @@ export class WasmFilterLoader {
     const plugin = this.#loaded.get(key);
     this.#plugins.delete(key);
     this.#loaded.delete(key);
+    this.#uses.delete(key);
     if (plugin) closeWhenIdle(plugin);
   }
 
@@ -119,7 +129,7 @@ export class WasmFilterLoader {
 
   #module(config: WasmPluginConfig): Promise<WasmModule> {
     const code = config.code;
-    const cacheKey = code.kind === 'remote' ? code.sha256 : code.kind === 'file' ? `file:${code.path}` : '';
+    const cacheKey = moduleKey(config);
     const cached = cacheKey ? this.#modules.get(cacheKey) : undefined;
     if (cached) return cached;
     const p = (async () => {
@@ -153,6 +163,7 @@ export class WasmFilterLoader {
     await Promise.all(plugins.map((r) => (r.status === 'fulfilled' ? r.value.close(200) : undefined)));
     this.#plugins.clear();
     this.#loaded.clear();
+    this.#uses.clear();
   }
 }
 

@@ -79,10 +79,10 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     }
     const desired = deps.translate(deps.buildModel(), ref);
     const sent = Object.fromEntries(CONFIG_TYPES.map((t) => [t, deps.proxies.config(id, t) ?? []]));
-    const compared = compareConfig(desired, sent, running);
     const refused = deps.proxies.get(id)?.refused;
-    if (!refused?.length) return { proxy: id, service: `${ref.service}.${ref.namespace}`, source, ...compared };
-    return { proxy: id, service: `${ref.service}.${ref.namespace}`, source, ...compared, inSync: false, refused };
+    // A proxy the control plane refuses to build for is not in sync, whatever it runs.
+    const notSent = refused?.length ? { inSync: false, refused } : {};
+    return { proxy: id, service: `${ref.service}.${ref.namespace}`, source, ...compareConfig(desired, sent, running), ...notSent };
   }
 
   app.get<{ Params: { id: string } }>(
