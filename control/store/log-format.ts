@@ -3,7 +3,7 @@
 // was never acknowledged (torn by a crash mid-write) or is corrupt.
 
 import { createHash } from 'node:crypto';
-import type { RevisionRecord } from './memory-store.ts';
+import { changeRef, type RevisionRecord } from './memory-store.ts';
 
 interface LogLine {
   revision: number;
@@ -36,7 +36,7 @@ export function decodeRecord(line: string): RevisionRecord | undefined {
       time: parsed.time,
       actor: parsed.actor,
       summary: parsed.summary,
-      changes: parsed.changes.map(({ op, kind, namespace, name }) => ({ op, kind, namespace, name })),
+      changes: parsed.changes.map(changeRef),
     },
     changes: parsed.changes,
   };

@@ -3,7 +3,7 @@
 
 import { RevisionListeners } from './listeners.ts';
 import { ObjectState } from './state.ts';
-import type { Change, CommitMeta, RevisionInfo, Store, StoredObject } from './store.ts';
+import type { Change, ChangeRef, CommitMeta, RevisionInfo, Store, StoredObject } from './store.ts';
 
 export interface RevisionRecord {
   info: RevisionInfo;
@@ -18,10 +18,15 @@ export function newRevisionRecord(revision: number, time: Date, meta: CommitMeta
       time: time.toISOString(),
       actor: meta.actor,
       summary: meta.summary,
-      changes: changes.map(({ op, kind, namespace, name }) => ({ op, kind, namespace, name })),
+      changes: changes.map(changeRef),
     },
     changes,
   };
+}
+
+/** A committed change without its spec. */
+export function changeRef({ op, kind, namespace, name, action }: Change): ChangeRef {
+  return action === undefined ? { op, kind, namespace, name } : { op, kind, namespace, name, action };
 }
 
 /** Replays records (ascending, contiguous from `base`'s revision) up to `revision`. */

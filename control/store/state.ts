@@ -64,10 +64,11 @@ export class ObjectState {
     });
     const out: Change[] = [];
     for (const [key, { change, canonical }] of finals) {
-      if (canonical === (staged.has(key) ? staged.get(key) : this.canonicalOf(key))) continue;
+      const current = staged.has(key) ? staged.get(key) : this.canonicalOf(key);
+      if (canonical === current) continue;
       staged.set(key, canonical);
       const ref = { kind: change.kind, namespace: change.namespace, name: change.name };
-      out.push(canonical === undefined ? { op: 'delete', ...ref } : { op: 'put', ...ref, spec: JSON.parse(canonical) });
+      out.push(canonical === undefined ? { op: 'delete', ...ref, action: 'delete' } : { op: 'put', ...ref, spec: JSON.parse(canonical), action: current === undefined ? 'create' : 'update' });
     }
     return out;
   }

@@ -17,13 +17,20 @@ export interface Change {
   name: string;
   /** Required for put. */
   spec?: unknown;
+  /** Set by the store on the changes it commits (ignored on input): see ChangeRef. */
+  action?: ChangeAction;
 }
+
+/** What a committed change did: a put of an object that did not exist creates it; of one that did, updates it. */
+export type ChangeAction = 'create' | 'update' | 'delete';
 
 export interface ChangeRef {
   op: 'put' | 'delete';
   kind: string;
   namespace: string;
   name: string;
+  /** Absent from revisions written before 2026-11-29 (a put there may be either). */
+  action?: ChangeAction;
 }
 
 export interface RevisionInfo {

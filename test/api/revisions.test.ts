@@ -84,7 +84,7 @@ test('audit log: who changed what, filterable by token name', async (t) => {
     'token:alice create service default/orders',
     'token:alice create admin token "bob"',
   ]);
-  assert.deepEqual(all.json.items[0].objects, [{ op: 'put', kind: 'Service', namespace: 'default', name: 'payments' }]);
+  assert.deepEqual(all.json.items[0].objects, [{ op: 'put', kind: 'Service', namespace: 'default', name: 'payments', action: 'create' }]);
   const bobs = await h.call('GET', '/api/v1/audit?actor=bob');
   assert.deepEqual(bobs.json.items.map((e: { revision: number }) => e.revision), [2]);
 });

@@ -43,8 +43,9 @@ for (const [name, open] of implementations) {
     assert.deepEqual(store.history({ limit: 2 }).map((h) => h.summary), ['unheard', 'drop route']);
     assert.deepEqual(store.history().at(-1), {
       revision: 1, time: '2026-01-02T03:04:05.000Z', actor: 'alice', summary: 'two objects',
-      changes: [{ op: 'put', kind: 'Service', namespace: 'default', name: 'a' }, { op: 'put', kind: 'Route', namespace: 'default', name: 'r' }],
+      changes: [{ op: 'put', kind: 'Service', namespace: 'default', name: 'a', action: 'create' }, { op: 'put', kind: 'Route', namespace: 'default', name: 'r', action: 'create' }],
     });
+    assert.deepEqual(store.history({ limit: 2 }).at(-1)!.changes, [{ op: 'delete', kind: 'Route', namespace: 'default', name: 'r', action: 'delete' }]);
     assert.deepEqual(store.list().map((o) => `${o.kind}/${o.name}`), ['Service/a', 'Service/b']);
     assert.deepEqual(store.list('Service').map((o) => o.name), ['a', 'b']);
     await store.close();
@@ -75,6 +76,8 @@ for (const [name, open] of implementations) {
     assert.ok(results[3] instanceof TypeError);
     assert.deepEqual(results[4], { revision: 3, changed: true });
     assert.deepEqual(store.history().map((h) => h.summary), ['3', '2', '1']);
+    // Committed together, each commit still says whether it created or updated as of the one before it.
+    assert.deepEqual(store.history().map((h) => h.changes.map((c) => `${c.action} ${c.name}`)), [['delete b'], ['update a', 'create b'], ['create a']]);
     assert.deepEqual(store.list().map((o) => [o.name, o.spec]), [['a', { v: 2 }]]);
     await store.close();
   });

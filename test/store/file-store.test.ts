@@ -31,6 +31,8 @@ test('compaction keeps history and every past state, and reopening uses the snap
   assert.deepEqual(store.openReport, { snapshotRevision: 8, replayed: 2 });
   assert.equal(store.revision(), 10);
   assert.deepEqual(store.history().map((h) => h.summary), Array.from({ length: 10 }, (_, i) => `commit ${10 - i}`));
+  // Whether each put created or updated survives the snapshot and the log's replay.
+  assert.deepEqual(store.history().map((h) => h.changes[0]!.action).reverse(), ['create', 'create', 'create', ...Array(7).fill('update')]);
   for (let r = 0; r <= 10; r++) assert.deepEqual(store.stateAt(r), expected[r], `stateAt(${r})`);
   assert.deepEqual(store.stateAt(5).map((o) => [o.name, o.spec]), [['s0', { i: 3 }], ['s1', { i: 4 }], ['s2', { i: 5 }]]);
   await store.close();

@@ -139,6 +139,10 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     assert.deepEqual(await weightsInSidecar(frontendAdmin, [V1, V2]), { [V1]: 90, [V2]: 10 });
     revisionBeforeShift = (await apiCall(mesh, 'GET', '/revisions')).current;
     await open('#/traffic/orders/default');
+    // Nothing to apply until a weight differs from the route's
+    await page.locator('#apply').waitFor();
+    assert.equal(await page.locator('#apply').isDisabled(), true);
+    assert.match((await page.locator('#apply').getAttribute('title')) ?? '', /nothing to apply/);
     // A weight the API would refuse is said so, not shown as a share ("v1 -100% · v2 200%").
     await page.locator('input[name="weight-1-0"]').fill('-5');
     assert.match((await page.locator('.split[data-rule="1"] .shares').textContent()) ?? '', /^weights are whole numbers, 0 or more$/);
@@ -158,6 +162,8 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     await page.locator('#apply').click();
     await page.locator('#applied').waitFor();
     assert.match((await page.locator('#applied').textContent()) ?? '', new RegExp(`revision ${revisionBeforeShift + 1}`));
+    // applied, the split on the page is the route's again: nothing more to apply
+    assert.equal(await page.locator('#apply').isDisabled(), true);
     // the affected proxies converge, visibly
     await page.locator('#converge h3').filter({ hasText: /(\d+) of \1 affected proxies converged/ }).waitFor({ timeout: 30_000 });
     const reached = await page.locator('#converge li').allTextContents();
@@ -225,6 +231,9 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     await open('#/history');
     const current = revisionBeforeShift + 1;
     await page.locator(`#history-table tr[data-revision="${current}"]`).waitFor();
+    // the weight shift changed a route that existed: an update, not a creation
+    assert.deepEqual(await page.locator(`#history-table tr[data-revision="${current}"] .tag`).allTextContents(), ['~Route/orders']);
+    assert.equal(await page.locator(`#history-table tr[data-revision="${current}"] .tag`).getAttribute('title'), 'Route default/orders updated');
     // diff between the two revisions shows the weight change
     await page.locator('#diff-from').selectOption(String(revisionBeforeShift));
     await page.locator('#diff-to').selectOption(String(current));

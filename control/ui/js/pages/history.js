@@ -20,6 +20,13 @@ export function objectDiff(a, b) {
   return out;
 }
 
+// + created, ~ updated, − deleted (a revision written before the store recorded which only says put or delete).
+const MARKS = { create: ['+', 'created'], update: ['~', 'updated'], delete: ['−', 'deleted'] };
+function changeTag(c) {
+  const [mark, word] = MARKS[c.action] ?? (c.op === 'delete' ? MARKS.delete : ['+', 'created or updated']);
+  return h('span.tag', { title: `${c.kind} ${c.namespace}/${c.name} ${word}`, dataset: { action: c.action ?? c.op } }, `${mark}${c.kind}/${c.name}`);
+}
+
 async function stateAt(n) {
   return n === 0 ? [] : (await get(`/revisions/${n}`)).objects;
 }
@@ -70,7 +77,7 @@ export async function render(view, [focus]) {
       }
     });
     clear(confirmBox, h('div.card.confirm', { role: 'dialog' },
-      h('p', h('strong', `Roll back to revision ${rev.revision}?`), ` Services, routes, destination policies and filter bindings return to their state as of revision ${rev.revision} (“${rev.summary}”), committed as a new revision after ${current}. Instances are not touched. The rollback can itself be rolled back.`),
+      h('p', h('strong', `Roll back to revision ${rev.revision}?`), ` Services, routes, destination policies, filter bindings and identity policies (peer authentication, authorization) return to their state as of revision ${rev.revision} (“${rev.summary}”), committed as a new revision after ${current}. Instances and uploaded filter modules are not touched. The rollback can itself be rolled back.`),
       h('div.actions', confirmBtn, cancelBtn)));
     confirmBox.scrollIntoView({ block: 'nearest' });
   };
@@ -100,7 +107,7 @@ export async function render(view, [focus]) {
         h('td', new Date(r.time).toLocaleString()),
         h('td', r.actor),
         h('td', r.summary),
-        h('td', r.changes.map((c) => h('span.tag', `${c.op === 'delete' ? '−' : '+'}${c.kind}/${c.name}`))),
+        h('td', r.changes.map(changeTag)),
         h('td', r.revision === data.current ? null : writeControl(h('button.rollback', { type: 'button', onclick: () => askRollback(r, data.current) }, 'Roll back to this'))),
       ))),
     ));
