@@ -79,7 +79,9 @@ async function editor(view, route, etag) {
   const preview = h('div.preview');
   const converge = h('div.converge#converge');
   const editors = [];
-  const dirty = () => { clear(preview); };
+  // Apply is offered only while the weights differ from the route's (set once the button exists).
+  let syncApply = () => {};
+  const dirty = () => { clear(preview); syncApply(); };
   route.rules.forEach((rule, i) => {
     if (rule.destinations.length >= 2) editors.push({ i, ...splitEditor(route, i, dirty) });
   });
@@ -92,6 +94,14 @@ async function editor(view, route, etag) {
   let watching = null;
   const previewBtn = h('button#preview', { type: 'button' }, 'Preview diff');
   const applyBtn = writeControl(h('button#apply.primary', { type: 'button' }, 'Apply as new revision'));
+  if (!applyBtn.disabled) {
+    syncApply = () => {
+      const same = editors.every((e) => e.weights().every((w, k) => w === (route.rules[e.i].destinations[k].weight ?? 1)));
+      applyBtn.disabled = same;
+      applyBtn.title = same ? 'nothing to apply: these are the route’s weights now' : '';
+    };
+    syncApply();
+  }
   previewBtn.addEventListener('click', async () => {
     clear(status, 'computing the diff…');
     try {
@@ -122,6 +132,7 @@ async function editor(view, route, etag) {
       etag = written.headers.get('etag');
       clear(status, h('div.banner.ok#applied', `Applied as revision ${revision}.`));
       route = next;
+      syncApply();
       watching = { revision, reach, held };
       await refresh();
     } catch (err) {
