@@ -43,6 +43,17 @@ interface Result {
   p90ms?: number;
   p99ms: number;
   p999ms?: number;
+  /** The slowest request (paced scenarios only). */
+  maxMs?: number;
+  /**
+   * CPU time the hypervisor gave to others while this machine's vCPUs wanted
+   * to run (/proc/stat's steal column, all vCPUs summed), during the run: a
+   * round whose tail stalled with steal to match lost the time outside the
+   * guest, not in a proxy.
+   */
+  stealMs?: number;
+  /** Major page faults (a page read back from disk) the proxies of this path took during the run. */
+  proxyMajorFaults?: number;
   errors: number;
 }
 
@@ -77,8 +88,9 @@ function pace(name: string, url: string, host: string): Result {
     p90us: number;
     p99us: number;
     p999us: number;
+    maxUs: number;
   };
-  return { name, rps: out.rps, requests: out.recorded, p50ms: out.p50us / 1000, p90ms: out.p90us / 1000, p99ms: out.p99us / 1000, p999ms: out.p999us / 1000, errors: out.errors };
+  return { name, rps: out.rps, requests: out.recorded, p50ms: out.p50us / 1000, p90ms: out.p90us / 1000, p99ms: out.p99us / 1000, p999ms: out.p999us / 1000, maxMs: out.maxUs / 1000, errors: out.errors };
 }
 
 function wrk(name: string, url: string, host: string): Result {
@@ -105,32 +117,53 @@ function medianResult(rounds: Result[]): Result {
   };
 }
 
-/** utime + stime of these processes and their children (nginx workers), in clock ticks (1/100 s on Linux). */
-function cpuTicks(pids: number[]): number {
-  let ticks = 0;
+/** Fields of /proc/PID/stat after the command name (index 9 is majflt, 11 utime, 12 stime), summed over these processes and their children (nginx workers). */
+function procStat(pids: number[], at: number[]): number {
+  let sum = 0;
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      for (const i of at) sum += Number(fields[i]);
       const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-      if (kids) ticks += cpuTicks(kids.split(/\s+/).map(Number));
+      if (kids) sum += procStat(kids.split(/\s+/).map(Number), at);
     } catch {
-      // Not Linux or gone: no CPU column.
+      // Not Linux or gone: no column.
       return NaN;
     }
   }
-  return ticks;
+  return sum;
+}
+
+/** utime + stime of these processes and their children, in clock ticks (1/100 s on Linux). */
+const cpuTicks = (pids: number[]) => procStat(pids, [11, 12]);
+const majorFaults = (pids: number[]) => procStat(pids, [9]);
+
+/** The machine's steal time so far, in clock ticks (the 8th figure of /proc/stat's `cpu` line); NaN where there is none. */
+function stealTicks(): number {
+  try {
+    return Number(readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)[8]);
+  } catch {
+    return NaN;
+  }
 }
 
 /** wrk (or pace, for the paced scenarios) against a URL, with the CPU the given proxy processes spent per request meanwhile. */
 function measured(name: string, url: string, host: string, proxies: number[], paced = false): Result {
   const before = cpuTicks(proxies);
   const each = proxies.map((p) => cpuTicks([p]));
+  const faults = majorFaults(proxies);
+  const steal = stealTicks();
   const r = paced ? pace(name, url, host) : wrk(name, url, host);
   const after = cpuTicks(proxies);
+  const stealMs = (stealTicks() - steal) * 10;
+  const proxyMajorFaults = majorFaults(proxies) - faults;
   if (process.env.BENCH_VERBOSE) console.error(`${name}${paced ? ' (paced)' : ''}: CPU us/req per proxy ${proxies.map((p, i) => (((cpuTicks([p]) - each[i]!) * 10_000) / r.requests).toFixed(0)).join(' + ')}`);
-  return proxies.length ? { ...r, proxyCpuUsPerRq: ((after - before) * 10_000) / r.requests } : r;
+  return {
+    ...r,
+    ...(Number.isNaN(stealMs) ? {} : { stealMs }),
+    ...(proxies.length ? { proxyCpuUsPerRq: ((after - before) * 10_000) / r.requests, ...(Number.isNaN(proxyMajorFaults) ? {} : { proxyMajorFaults }) } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -286,13 +319,28 @@ http { access_log off; upstream app { server 127.0.0.1:${appPort}; keepalive 64;
     rounds: pacedRuns[i],
   }));
   console.log(`\npaced (scripts/bench/pace.c): ${PACE_RATE} req/s open loop on 10 connections for ${PACE_SECONDS} s after 1 s of warm-up, latency from when each request was due`);
-  console.log('scenario                                      req/s     p50 ms   p90 ms   p99 ms  p99.9 ms   p99 added per hop ms (target < 1)  proxy CPU us/req  each round');
+  console.log('scenario                                      req/s     p50 ms   p90 ms   p99 ms  p99.9 ms   p99 added per hop ms (target < 1)  proxy CPU us/req  each round: p99 added per hop ms (max ms, steal ms, major faults)');
+  const roundNote = (x: Result) => `${x.maxMs === undefined ? '' : `max ${x.maxMs.toFixed(0)}`}${x.stealMs === undefined ? '' : `, steal ${x.stealMs.toFixed(0)}`}${x.proxyMajorFaults === undefined ? '' : `, majflt ${x.proxyMajorFaults}`}`;
   for (const r of pacedRows) {
-    const each = r.p99AddedPerHopMsByRound?.map((x) => x.toFixed(2)).join(' / ') ?? '';
+    const each = r.rounds.map((x, k) => `${r.p99AddedPerHopMsByRound ? r.p99AddedPerHopMsByRound[k]!.toFixed(2) : 'p99 ' + x.p99ms.toFixed(2)} (${roundNote(x)})`).join(' / ');
     console.log(`${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)}  ${r.p50ms.toFixed(2).padStart(7)}  ${r.p90ms!.toFixed(2).padStart(7)}  ${r.p99ms.toFixed(2).padStart(7)}  ${r.p999ms!.toFixed(2).padStart(7)}   ${r.p99AddedPerHopMs.toFixed(2).padStart(7)}                      ${r.proxyCpuUsPerRq === undefined ? '        ' : r.proxyCpuUsPerRq.toFixed(0).padStart(8)}  ${each}`);
   }
   const sidecarRounds = pacedRows.filter((r) => r.p99AddedPerHopMsByRound && !r.name.startsWith('nginx')).flatMap((r) => r.p99AddedPerHopMsByRound!);
   console.log(`p99 added per hop under 1 ms in ${sidecarRounds.filter((x) => x < 1).length} of ${sidecarRounds.length} sidecar scenario-rounds`);
+  // Whether the rounds that missed lost their time to the hypervisor: steal and major faults of the rounds
+  // over the target against those under it. A 100 ms stall with no steal and no fault is the proxy's own.
+  const sidecarPaced = pacedRows.filter((r) => r.p99AddedPerHopMsByRound && !r.name.startsWith('nginx')).flatMap((r) => r.rounds.map((x, k) => ({ x, added: r.p99AddedPerHopMsByRound![k]! })));
+  const side = (over: boolean) => sidecarPaced.filter((s) => s.added >= 1 === over).map((s) => s.x);
+  const med = (xs: (number | undefined)[]) => {
+    const v = xs.filter((x): x is number => x !== undefined);
+    return v.length ? median(v).toFixed(0) : '-';
+  };
+  if (sidecarPaced.some((s) => s.x.stealMs !== undefined)) {
+    for (const over of [true, false]) {
+      const xs = side(over);
+      if (xs.length) console.log(`  rounds ${over ? 'over' : 'under'} the target: ${xs.length}, median steal ${med(xs.map((x) => x.stealMs))} ms, median max latency ${med(xs.map((x) => x.maxMs))} ms, proxies' major faults ${xs.reduce((a, x) => a + (x.proxyMajorFaults ?? 0), 0)}`);
+    }
+  }
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(
     join(root, 'bench', 'results', 'dataplane.json'),
