@@ -2,11 +2,13 @@
 // from what the client holds are sent; resources leaving the proxy's scope are
 // sent as removed_resources. Subscription changes are honoured whatever the
 // nonce; a reconnect's initial_resource_versions seeds what the client holds,
-// so it gets only what differs. A NACKed resource version is not resent.
-// After a NACK the server does not know what the client holds of the
-// response's resources (a client may take the good ones of a response and
-// refuse the bad), so it forgets their versions: the next version that is not
-// the refused one is sent, a rollback to an earlier version included.
+// so it gets only what differs. A NACKed resource version is not resent
+// until the configuration changes. After a NACK the server does not know what
+// the client holds of the response's resources (a client may take the good
+// ones of a response and refuse the bad), so it forgets their versions: the
+// next response, once something changes, carries each of them again in its
+// current version (the refused one included), and a client that subscribes
+// to one again gets it.
 // A refused resource that the client unsubscribes from, or that leaves its
 // scope, is no longer refused: once none is left the type is not NACKED.
 import type { ChangeStamp, EncodedResource } from './cache.ts';
@@ -36,6 +38,8 @@ interface DeltaTypeState {
   nacked: boolean;
   /** Subscribed names the client was told do not exist (in removed_resources), so it is told once. */
   toldAbsent: Set<string>;
+  /** Names unsubscribed from while a wildcard subscription stands: the next response says what became of each. */
+  unsubscribedUnderWildcard: Set<string>;
 }
 
 export class DeltaStream extends AdsStream<DeltaTypeState> {
@@ -60,6 +64,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         inFlight: new Map(),
         nacked: false,
         toldAbsent: new Set(),
+        unsubscribedUnderWildcard: new Set(),
       };
       this.types.set(typeUrl, st);
       if (typeUrl === TypeUrl.endpoint) this.resendEndpoints(this.takeRewarmOnSubscribe());
@@ -67,9 +72,11 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
     } else {
       // A later subscribe to a name the client may already hold: it may have forgotten it, so it is sent again
       // (xds_protocol: the server "must still provide those resources"). Only a stream's first request says what it holds.
+      // That holds for a version it refused too: asking again is the client's own act, not a loop.
       for (const n of subscribe) {
         if (n === '*') continue;
-        if (st.clientVersions.get(n) !== UNKNOWN) st.clientVersions.delete(n);
+        st.clientVersions.delete(n);
+        st.nackedVersions.delete(n);
         st.toldAbsent.delete(n);
         changed = true;
       }
@@ -91,6 +98,9 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         // the client forgot it; it must be sent again if re-subscribed
         st.clientVersions.delete(n);
         st.nackedVersions.delete(n);
+        // Under a wildcard the answer says what became of it: in resources if the wildcard covers it, else in
+        // removed_resources (xds_protocol "Unsubscribing from Resources"), also when it never existed.
+        if (st.wildcard) st.unsubscribedUnderWildcard.add(n);
         st.toldAbsent.delete(n);
         changed = true;
       }
@@ -116,10 +126,8 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         this.hooks.nacked?.(this.info, typeUrl, answered.systemVersion, req.error_detail?.message ?? '', answered.stamp);
       } else {
         st.nacked = false;
-        for (const [name, version] of answered.sent) {
-          const rejected = st.nackedVersions.get(name);
-          if (rejected !== undefined && rejected !== version) st.nackedVersions.delete(name);
-        }
+        // Everything the response carried was taken, a version refused before included.
+        for (const name of answered.sent.keys()) st.nackedVersions.delete(name);
         this.hooks.acked?.(this.info, typeUrl, answered.systemVersion);
       }
     }
@@ -146,22 +154,38 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
     }
     if (outOfScope) this.#settleNack(typeUrl, st);
     const send: EncodedResource[] = [];
+    const unknownRefused: EncodedResource[] = [];
     for (const r of selected.values()) {
       if (st.clientVersions.get(r.name) === r.version) continue;
-      if (st.nackedVersions.get(r.name) === r.version) continue;
+      if (st.nackedVersions.get(r.name) === r.version) {
+        if (st.clientVersions.get(r.name) === UNKNOWN) unknownRefused.push(r);
+        continue;
+      }
       send.push(r);
     }
     const removed = [...st.clientVersions.keys()].filter((n) => !selected.has(n));
+    for (const n of st.unsubscribedUnderWildcard) {
+      const r = selected.get(n);
+      if (!r) {
+        if (!removed.includes(n)) removed.push(n);
+      } else if (!send.includes(r) && !unknownRefused.includes(r)) send.push(r);
+    }
+    st.unsubscribedUnderWildcard.clear();
     // A name subscribed to that does not exist (for this proxy) is listed in removed_resources once, so the
     // client need not wait out a timeout (xds_protocol "Knowing When a Requested Resource Does Not Exist").
     for (const n of st.names) if (!selected.has(n) && !st.clientVersions.has(n) && !st.toldAbsent.has(n)) removed.push(n);
     for (const n of removed) if (st.names.has(n)) st.toldAbsent.add(n);
     for (const r of send) st.toldAbsent.delete(r.name);
     if (send.length === 0 && removed.length === 0) return null;
-
+    // The configuration changed since a NACK: what that response carried is sent again in its current version,
+    // the refused one included, as a SotW response would carry the whole set. The client may have taken all of
+    // it, some (Envoy's CDS and LDS take each good resource; an EDS response stops at the first bad one) or none,
+    // and the server cannot tell which; a refused resource still in the set is refused again, once per change.
+    send.push(...unknownRefused);
     const systemVersion = versionOf(selected.values());
     const nonce = this.nextNonce();
     const updatedClusters = typeUrl === TypeUrl.cluster ? send.filter((r) => st.clientVersions.has(r.name)) : [];
+    const addsClusters = typeUrl === TypeUrl.cluster && updatedClusters.length < send.length;
     const sent = new Map<string, string>();
     for (const r of send) {
       sent.set(r.name, r.version);
@@ -171,6 +195,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
     const effectiveStamp = stamp ?? this.group()?.stamp;
     st.inFlight.set(nonce, { systemVersion, sent, stamp: effectiveStamp });
     if (updatedClusters.length > 0) this.clustersUpdated(updatedClusters, effectiveStamp);
+    if (addsClusters) this.clustersAdded();
 
     const { DeltaDiscoveryResponse } = discoveryTypes();
     const w = DeltaDiscoveryResponse.encode({

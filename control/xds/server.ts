@@ -39,6 +39,8 @@ export interface AdsServerOptions {
   onGroupIdle?(group: string): void;
   /** A stream whose proxy reads nothing for this long is reset (default 60 s). */
   maxBlockedMs?: number;
+  /** How long LDS and RDS wait for the answer to a CDS response that added clusters (default ROUTES_WAIT_MS, 15 s). */
+  routesWaitMs?: number;
 }
 
 type Call<Req> = grpc.ServerDuplexStream<Req, Buffer>;
@@ -229,7 +231,7 @@ export class AdsServer {
       // initial_resource_versions are all current gets no response, and the headers tell it the stream is up.
       call.sendMetadata(new grpc.Metadata());
       const info: StreamInfo = { streamId: this.#nextStreamId++, proxy, group: groupKey(proxy), streamType, connectedAt: Date.now() };
-      const s = streamType === 'sotw' ? new SotwStream(info, this.#options.cache, sink, this.#hooks) : new DeltaStream(info, this.#options.cache, sink, this.#hooks);
+      const s = streamType === 'sotw' ? new SotwStream(info, this.#options.cache, sink, this.#hooks, this.#options.routesWaitMs) : new DeltaStream(info, this.#options.cache, sink, this.#hooks, this.#options.routesWaitMs);
       stream = s;
       this.#streams.add(s);
       let peers = this.#byGroup.get(info.group);

@@ -68,6 +68,9 @@ export class SotwStream extends AdsStream<SotwTypeState> {
         this.hooks.nacked?.(this.info, typeUrl, st.lastVersion ?? '', req.error_detail?.message ?? '', st.lastStamp);
       } else {
         st.nacked = false;
+        // A version refused before is no longer held back: the configuration has changed since (A, B refused, C
+        // taken, then back to B: B goes out again).
+        st.nackedVersion = undefined;
         st.ackedVersion = st.lastVersion;
         st.acked = st.lastSent;
         this.hooks.acked?.(this.info, typeUrl, st.lastVersion ?? '');
@@ -100,6 +103,7 @@ export class SotwStream extends AdsStream<SotwTypeState> {
     if (st.lastVersion !== undefined && version === st.lastVersion && !rewarm) return null;
     if (version === st.nackedVersion) return null;
     const updatedClusters = typeUrl === TypeUrl.cluster ? [...selected.values()].filter((r) => st.lastSent.has(r.name) && st.lastSent.get(r.name)!.version !== r.version) : [];
+    const addsClusters = typeUrl === TypeUrl.cluster && [...selected.keys()].some((n) => !this.clientHas(typeUrl, n));
     const nonce = this.nextNonce();
     const { DiscoveryResponse } = discoveryTypes();
     const resources = [...selected.values()].map((r) => ({ type_url: typeUrl, value: r.bytes }));
@@ -110,6 +114,7 @@ export class SotwStream extends AdsStream<SotwTypeState> {
     st.lastStamp = stamp ?? this.group()?.stamp;
     st.inFlight = true;
     if (updatedClusters.length > 0) this.clustersUpdated(updatedClusters, st.lastStamp);
+    if (addsClusters) this.clustersAdded();
     const bytes = Buffer.from(w.buffer, w.byteOffset, w.byteLength);
     return { bytes, info: { typeUrl, version, nonce, bytes: bytes.length, resources: selected.size, removed: 0, stamp: st.lastStamp } };
   }

@@ -102,9 +102,22 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
   readonly #lingeringExtensions = new Map<string, EncodedResource>();
   #extensionScope: ReadonlyMap<string, EncodedResource> = new Map();
   readonly #rewarmOnSubscribe = new Set<string>();
+  /**
+   * While a CDS response that added clusters is unanswered (until this time, ms since the epoch; 0 when not
+   * waiting), LDS and RDS wait: a route may name the new clusters, and Envoy (like the weft sidecar) answers a
+   * CDS response only once its new clusters have warmed (ClusterManagerImpl pauses CDS while any warms), so a
+   * route pushed before then sends requests to a cluster that is not there yet (503 NC). xds_protocol
+   * "Eventual consistency considerations": the management plane must ensure clusters referenced by a route
+   * are in place before pushing the route. Istio pushes without waiting.
+   */
+  #routesWaitUntil = 0;
+  #routesWaitTimer: NodeJS.Timeout | undefined;
 
-  constructor(info: StreamInfo, cache: SnapshotCache, sink: ResponseSink, hooks: XdsHooks) {
+  readonly #routesWaitMs: number;
+
+  constructor(info: StreamInfo, cache: SnapshotCache, sink: ResponseSink, hooks: XdsHooks, routesWaitMs = ROUTES_WAIT_MS) {
     this.info = info;
+    this.#routesWaitMs = routesWaitMs;
     this.cache = cache;
     this.#sink = sink;
     this.hooks = hooks;
@@ -208,6 +221,31 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
     this.markDirty(TypeUrl.endpoint, stamp);
   }
 
+  /**
+   * A CDS response added clusters the proxy did not hold: LDS and RDS wait for its answer (an ACK once they
+   * warmed, or a NACK), at most ROUTES_WAIT_MS (Envoy's default initial_fetch_timeout), after which a
+   * cluster still waiting for its endpoints is initialized without them anyway.
+   */
+  protected clustersAdded(): void {
+    if (!this.isSubscribed(TypeUrl.listener) && !this.isSubscribed(TypeUrl.route)) return;
+    this.#routesWaitUntil = Date.now() + this.#routesWaitMs;
+    clearTimeout(this.#routesWaitTimer);
+    this.#routesWaitTimer = setTimeout(() => {
+      this.#routesWaitUntil = 0;
+      this.pump();
+    }, this.#routesWaitMs);
+    this.#routesWaitTimer.unref();
+  }
+
+  /** Whether a dirty type waits (LDS and RDS, for a CDS response that added clusters). */
+  #waits(typeUrl: string): boolean {
+    if (this.#routesWaitUntil === 0 || (typeUrl !== TypeUrl.listener && typeUrl !== TypeUrl.route)) return false;
+    if (this.inFlight(TypeUrl.cluster) && Date.now() < this.#routesWaitUntil) return true;
+    this.#routesWaitUntil = 0;
+    clearTimeout(this.#routesWaitTimer);
+    return false;
+  }
+
   /** EDS names of clusters updated before the proxy subscribed to EDS on this stream (emptied by the call). */
   protected takeRewarmOnSubscribe(): Set<string> {
     const names = new Set(this.#rewarmOnSubscribe);
@@ -301,10 +339,11 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
     this.#pumping = true;
     try {
       for (;;) {
-        let next: string | undefined = PUSH_ORDER.find((t) => this.#dirty.has(t)) ?? [...this.#dirty.keys()][0];
+        const ready = (t: string) => this.#dirty.has(t) && !this.#waits(t);
+        let next: string | undefined = PUSH_ORDER.find(ready) ?? [...this.#dirty.keys()].find(ready);
         if (next === undefined) {
           this.#releaseLingering();
-          next = PUSH_ORDER.find((t) => this.#dirty.has(t));
+          next = PUSH_ORDER.find(ready);
           if (next === undefined) break;
         }
         const stamp = this.#dirty.get(next);
@@ -356,8 +395,12 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
 
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#routesWaitTimer);
   }
 }
+
+/** How long LDS and RDS wait for a CDS response that added clusters to be answered: Envoy's default initial_fetch_timeout. */
+export const ROUTES_WAIT_MS = 15_000;
 
 function isEdsCluster(cluster: EncodedResource): boolean {
   const json = cluster.json as { type?: string; eds_cluster_config?: unknown } | undefined;

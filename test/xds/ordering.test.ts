@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TypeUrl } from '../../control/xds/discovery.ts';
 import { DeltaClient, SotwClient, testNode } from './ads-client.ts';
+import type { SotwReply } from './ads-client.ts';
 import { cla, meshResources } from './fixtures.ts';
 import type { Harness } from './harness.ts';
 import { deltaBarrier, groupOf, sotwBarrier, stamp, startServer, waitFor } from './harness.ts';
@@ -34,9 +35,13 @@ test('initial sync and a change are pushed CDS, EDS, ECDS, LDS, RDS whatever the
     h.cache.setEndpoints(stamp(), [cla('o-a', [1]), cla('o-b', [2])]);
     h.cache.setGroup(group, { stamp: stamp(), resources: { ...meshResources(['o-a']), [TypeUrl.extensionConfig]: [ECDS] }, endpointNames: ['o-a', 'o-b'] });
     const initial = [];
-    for (let i = 0; i < ORDER.length; i++) initial.push(await client.next());
+    const ackOf = (r: SotwReply) => client.ack(r, r.typeUrl === TypeUrl.endpoint ? ['o-a'] : r.typeUrl === TypeUrl.route ? ['outbound'] : r.typeUrl === TypeUrl.extensionConfig ? [ECDS.name] : []);
+    // LDS and RDS wait for the answer to the CDS response that added the clusters (warmed by then)
+    initial.push(await client.next());
+    ackOf(initial[0]!);
+    for (let i = 1; i < ORDER.length; i++) initial.push(await client.next());
     assert.deepEqual(initial.map((r) => r.typeUrl), ORDER);
-    for (const r of initial) client.ack(r, r.typeUrl === TypeUrl.endpoint ? ['o-a'] : r.typeUrl === TypeUrl.route ? ['outbound'] : r.typeUrl === TypeUrl.extensionConfig ? [ECDS.name] : []);
+    for (const r of initial.slice(1)) ackOf(r);
 
     // a change touching every type: new cluster o-b, listener and routes
     const resources = { ...meshResources(['o-a', 'o-b'], 'outbound-v2'), [TypeUrl.extensionConfig]: [ECDS] };
@@ -140,5 +145,121 @@ test('per-proxy scoping: a proxy gets only its group\'s clusters and endpoints, 
     assert.deepEqual(eds.resources.map((r) => r.name), ['p-mine']);
   } finally {
     client.close();
+  }
+});
+
+// Make before break on the way in: a change that adds cluster c and a route to it. The route waits until the
+// proxy has answered the CDS response that added c, which Envoy (and the weft sidecar) does only once c has
+// warmed (its endpoints arrived); pushed earlier, requests the route sends to c fail 503 NC meanwhile.
+test('SotW: a route naming a newly added cluster waits until the CDS response that added it is answered', async () => {
+  const node = testNode('mbb-add-s', 'svc-mbb-add-s');
+  const group = groupOf(node);
+  h.cache.setEndpoints(stamp(), [cla('ma', [1]), cla('mc', [2])]);
+  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['ma']), endpointNames: ['ma'] });
+  const client = new SotwClient(h.port, node);
+  try {
+    client.request(TypeUrl.cluster);
+    const cds1 = await client.next();
+    client.ack(cds1);
+    client.request(TypeUrl.endpoint, ['ma']);
+    const eds1 = await client.next();
+    client.ack(eds1, ['ma']);
+    client.request(TypeUrl.listener);
+    client.ack(await client.next());
+    client.request(TypeUrl.route, ['outbound']);
+    const rds1 = await client.next();
+    client.ack(rds1, ['outbound']);
+
+    h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['ma', 'mc']), endpointNames: ['ma', 'mc'] });
+    const cds2 = await client.next();
+    assert.equal(cds2.typeUrl, TypeUrl.cluster);
+    assert.deepEqual(cds2.names, ['ma', 'mc']);
+    // warming, the proxy asks for mc's endpoints and gets them
+    client.request(TypeUrl.endpoint, ['ma', 'mc'], eds1);
+    const eds2 = await client.next();
+    assert.equal(eds2.typeUrl, TypeUrl.endpoint);
+    client.ack(eds2, ['ma', 'mc']);
+    const meanwhile = await sotwBarrier(client);
+    assert.deepEqual(meanwhile.map((r) => r.typeUrl), [], 'no route (or listener) while the CDS response adding mc is unanswered');
+    client.ack(cds2);
+    const rds2 = await client.next();
+    assert.equal(rds2.typeUrl, TypeUrl.route, 'the route follows the answer');
+    assert.deepEqual(rds2.names, ['outbound']);
+  } finally {
+    client.close();
+  }
+});
+
+test('Delta: a route naming a newly added cluster waits until the CDS response that added it is answered; a NACK releases it too', async () => {
+  const node = testNode('mbb-add-d', 'svc-mbb-add-d');
+  const group = groupOf(node);
+  h.cache.setEndpoints(stamp(), [cla('da', [1]), cla('dc', [2]), cla('dd', [3])]);
+  h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['da']), endpointNames: ['da'] });
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.cluster);
+    client.ack(await client.next());
+    client.subscribe(TypeUrl.endpoint, ['da']);
+    client.ack(await client.next());
+    client.subscribe(TypeUrl.listener);
+    client.ack(await client.next());
+    client.subscribe(TypeUrl.route, ['outbound']);
+    client.ack(await client.next());
+
+    h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['da', 'dc']), endpointNames: ['da', 'dc'] });
+    const cds = await client.next();
+    assert.equal(cds.typeUrl, TypeUrl.cluster);
+    assert.deepEqual(cds.resources.map((r) => r.name), ['dc']);
+    client.subscribe(TypeUrl.endpoint, ['dc']);
+    const eds = await client.next();
+    assert.equal(eds.typeUrl, TypeUrl.endpoint);
+    assert.deepEqual(eds.resources.map((r) => r.name), ['dc']);
+    client.ack(eds);
+    // a barrier that is not a route: ECDS answers a name it does not have with removed_resources
+    client.subscribe(TypeUrl.extensionConfig, ['barrier-1']);
+    const meanwhile = await client.collectUntil((r) => r.typeUrl === TypeUrl.extensionConfig);
+    assert.deepEqual(meanwhile.slice(0, -1).map((r) => r.typeUrl), [], 'no route (or listener) while the CDS response adding dc is unanswered');
+    client.ack(cds);
+    const rds = await client.next();
+    assert.equal(rds.typeUrl, TypeUrl.route);
+    assert.deepEqual(rds.resources.map((r) => r.name), ['outbound']);
+    client.ack(rds);
+
+    // a NACK answers too: the proxy refused the new cluster, and the route (which the proxy will refuse or
+    // send to 503 NC, as it would have anyway) is not held back
+    h.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['da', 'dc', 'dd']), endpointNames: ['da', 'dc', 'dd'] });
+    const cds2 = await client.next();
+    assert.deepEqual(cds2.resources.map((r) => r.name), ['dd']);
+    client.nack(cds2, 'cluster dd: refused');
+    const rds2 = await client.next();
+    assert.equal(rds2.typeUrl, TypeUrl.route);
+  } finally {
+    client.close();
+  }
+});
+
+test('a route waits for an unanswered CDS response that added clusters at most routesWaitMs (Envoy\'s initial_fetch_timeout, 15 s, by default)', async () => {
+  const hh = await startServer({ routesWaitMs: 300 });
+  const node = testNode('mbb-add-t', 'svc-mbb-add-t');
+  const group = groupOf(node);
+  hh.cache.setEndpoints(stamp(), [cla('ta', [1]), cla('tc', [2])]);
+  hh.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['ta']), endpointNames: ['ta'] });
+  const client = new DeltaClient(hh.port, node);
+  try {
+    client.subscribe(TypeUrl.cluster);
+    client.ack(await client.next());
+    client.subscribe(TypeUrl.route, ['outbound']);
+    client.ack(await client.next());
+    hh.cache.setGroup(group, { stamp: stamp(), resources: meshResources(['ta', 'tc']), endpointNames: ['ta', 'tc'] });
+    const cds = await client.next();
+    assert.deepEqual(cds.resources.map((r) => r.name), ['tc']);
+    // never answered: the route goes once the wait is over
+    const started = Date.now();
+    const rds = await client.next();
+    assert.equal(rds.typeUrl, TypeUrl.route);
+    assert.ok(Date.now() - started >= 250, `the route waited (${Date.now() - started} ms)`);
+  } finally {
+    client.close();
+    await hh.close();
   }
 });
