@@ -41,7 +41,8 @@ export const CircuitBreakersSchema = Type.Object(
     maxConnections: Type.Optional(PositiveInt('max connections to the service')),
     maxPendingRequests: Type.Optional(PositiveInt('max requests waiting for a connection')),
     maxRequests: Type.Optional(PositiveInt('max concurrent requests')),
-    maxRetries: Type.Optional(PositiveInt('max concurrent retries')),
+    // 0 is Envoy's way to allow no retry at all (each is refused as a retry overflow).
+    maxRetries: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: 'max concurrent retries, default 3; 0: none', errorMessage: `must be an integer in 0..${2 ** 31 - 1}` })),
   },
   { additionalProperties: false },
 );

@@ -30,6 +30,10 @@ export const Port = (description = 'port, 1..65535') =>
 export const DurationMs = (description: string) =>
   Type.Integer({ exclusiveMinimum: 0, maximum: 86_400_000, description, errorMessage: 'must be a positive integer number of milliseconds (at most one day)' });
 
+/** A duration in milliseconds where 0 means none (Envoy's `0s`: no timeout). */
+export const DurationMsOrNone = (description: string) =>
+  Type.Integer({ minimum: 0, maximum: 86_400_000, description, errorMessage: 'must be an integer number of milliseconds in 0..86400000 (0: none)' });
+
 export const Percentage = (description: string) =>
   Type.Number({ minimum: 0, maximum: 100, description, errorMessage: 'must be a percentage in 0..100' });
 

@@ -3,7 +3,7 @@
 // the actions in route-actions.ts.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { DurationMs, Name, Port, ServiceRef, duplicateErrors } from './fields.ts';
+import { DurationMsOrNone, Name, Port, ServiceRef, duplicateErrors } from './fields.ts';
 import { defineKind } from './kind.ts';
 import { FaultSchema, HeaderMutationSchema, MirrorSchema, RetryPolicySchema, buildFault, buildHeaderMutation, buildMirror, buildRetries } from './route-actions.ts';
 import { RouteMatchSchema, buildRouteMatch } from './route-match.ts';
@@ -27,7 +27,7 @@ export const HttpRouteRuleSchema = Type.Object(
     name: Type.Optional(Name('rule name, unique within the route')),
     match: Type.Optional(Type.Array(RouteMatchSchema, { minItems: 1, maxItems: 32, description: 'any one must match; absent = every request' })),
     destinations: Type.Array(WeightedDestinationSchema, { minItems: 1, maxItems: 64 }),
-    timeoutMs: Type.Optional(DurationMs('whole-request timeout')),
+    timeoutMs: Type.Optional(DurationMsOrNone('whole-request timeout, retries included; default 15000 (none on grpc ports), 0: none')),
     retries: Type.Optional(RetryPolicySchema),
     prefixRewrite: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'replaces the matched path prefix' })),
     requestHeaders: Type.Optional(HeaderMutationSchema),
@@ -64,7 +64,7 @@ function buildRule(input: Static<typeof HttpRouteRuleSchema>, path: string, erro
   if (input.timeoutMs !== undefined) rule.timeoutMs = input.timeoutMs;
   if (input.retries) {
     rule.retries = buildRetries(input.retries, `${path}.retries`, errors);
-    if (rule.timeoutMs !== undefined && rule.retries.perTryTimeoutMs !== undefined && rule.retries.perTryTimeoutMs > rule.timeoutMs) {
+    if (rule.timeoutMs !== undefined && rule.timeoutMs > 0 && rule.retries.perTryTimeoutMs !== undefined && rule.retries.perTryTimeoutMs > rule.timeoutMs) {
       errors.push({ path: `${path}.retries.perTryTimeoutMs`, message: `must not exceed the rule's timeoutMs (${rule.timeoutMs})` });
     }
   }

@@ -113,6 +113,7 @@ export interface HttpRouteRule {
   name?: string;
   match?: RouteMatch[];
   destinations: WeightedDestination[];
+  /** 0: none (Envoy's `0s`); unset: Envoy's default, 15 s (none on grpc ports). */
   timeoutMs?: number;
   retries?: RetryPolicy;
   prefixRewrite?: string;

@@ -92,7 +92,7 @@ const cases: Case[] = [
   ['route: header match without matcher', 'route', route({ match: [{ headers: [{ name: 'x-user', match: {} }] }] }), 'rules[0].match[0].headers[0].match', /exactly one/],
   ['route: present false', 'route', route({ match: [{ queryParams: [{ name: 'debug', match: { present: false } }] }] }), 'rules[0].match[0].queryParams[0].match.present'],
   ['route: unknown match field', 'route', route({ match: [{ uri: '/a' }] }), 'rules[0].match[0].uri', /unknown field/],
-  ['route: zero timeout', 'route', route({ timeoutMs: 0 }), 'rules[0].timeoutMs', /positive/],
+  ['route: negative timeout', 'route', route({ timeoutMs: -1 }), 'rules[0].timeoutMs', /0\.\.86400000 \(0: none\)/],
   ['route: unknown retryOn', 'route', route({ retries: { attempts: 3, retryOn: ['5xx', 'sometimes'] } }), 'rules[0].retries.retryOn[1]', /gateway-error/],
   // An Envoy condition the weft sidecar NACKs (and that needs config a rule cannot give): refused, not a 201 and a NACK.
   ['route: retryOn retriable-headers', 'route', route({ retries: { attempts: 3, retryOn: ['retriable-headers'] } }), 'rules[0].retries.retryOn[0]', /gateway-error/],
@@ -120,6 +120,7 @@ const cases: Case[] = [
   ['policy: ring hash without key', 'policy', policy({ loadBalancer: { policy: 'ring_hash' } }), 'loadBalancer.hashOn', /exactly one/],
   ['policy: hashOn on round robin', 'policy', policy({ loadBalancer: { policy: 'round_robin', hashOn: { header: 'x-user' } } }), 'loadBalancer.hashOn', /ring_hash/],
   ['policy: zero max connections', 'policy', policy({ circuitBreakers: { maxConnections: 0 } }), 'circuitBreakers.maxConnections'],
+  ['policy: negative max retries', 'policy', policy({ circuitBreakers: { maxRetries: -1 } }), 'circuitBreakers.maxRetries', /0\.\./],
   ['policy: ejection percent above 100', 'policy', policy({ outlierDetection: { maxEjectionPercent: 101 } }), 'outlierDetection.maxEjectionPercent', /0\.\.100/],
   // Envoy's max_ejection_percent is a UInt32Value: 12.5 passed here and then failed every snapshot of every caller.
   ['policy: fractional ejection percent', 'policy', policy({ outlierDetection: { maxEjectionPercent: 12.5 } }), 'outlierDetection.maxEjectionPercent', /whole percentage/],
