@@ -479,13 +479,16 @@ async function attempt1(cluster: Cluster, host: Host, req: ForwardRequest, body:
   state.exchange = exchange;
   let settled = false;
   if (perTryMs > 0) {
-    // As Envoy's: from the later of the attempt's start and the request's end.
+    // As Envoy's: from the later of the attempt's start and the request's end, and the configured per-try timeout,
+    // not cut to what the route timeout has left (setupPerTryTimeout): when the route timeout comes first it fires
+    // alone, and the try is not also counted as a per-try timeout (the two timers racing counted one in a dozen
+    // such requests twice).
     state.whenComplete(() => {
       if (settled) return;
       timer = setTimeout(() => {
         perTryFired = !state.stopped;
         exchange.abort('timeout');
-      }, Math.max(0, Math.min(perTryMs, state.deadline - Date.now())));
+      }, perTryMs);
     });
   }
   try {
