@@ -53,6 +53,39 @@ for (const sotw of [false, true]) {
   });
 }
 
+for (const sotw of [false, true]) {
+  test(`${sotw ? 'SotW' : 'Delta'}: a route to a cluster added in the same change fails no request (the route waits until the cluster has warmed)`, { timeout: 30_000 }, async () => {
+    const mesh = await TestMesh.start();
+    closers.push(() => mesh.close());
+    const apps = await twoVersions(mesh, 0);
+    apps.update();
+    const v3 = await startApp('v3', (_req, res) => res.end('v3'));
+    mesh.track(() => v3.close());
+    const client = await mesh.sidecar('client', 8000, { sotw });
+    assert.equal((await get(client.outboundPort, 'svc')).body, 'v1');
+    // Requests back to back on four connections while one change adds subset v3 (a new cluster) and routes to it.
+    let running = true;
+    const seen: string[] = [];
+    const loops = Array.from({ length: 4 }, async () => {
+      while (running) {
+        const r = await get(client.outboundPort, 'svc');
+        seen.push(`${r.status} ${r.body}`);
+      }
+    });
+    await eventually(() => seen.length > 50, 5000, 'traffic flowing');
+    mesh.model.update({
+      instances: [instance('svc', apps.v1.port, { version: 'v1' }), instance('svc', apps.v2.port, { version: 'v2' }), instance('svc', v3.port, { version: 'v3' })],
+      destinationPolicies: [policy('svc', { subsets: [...subsets.subsets!, { name: 'v3', labels: { version: 'v3' } }] })],
+      routes: [to('v3')],
+    });
+    await eventually(() => seen.slice(-20).every((s) => s === '200 v3'), 10_000, 'the route to v3 in force');
+    running = false;
+    await Promise.all(loops);
+    const failed = seen.filter((s) => !s.startsWith('200 '));
+    assert.deepEqual(failed, [], `of ${seen.length} requests`);
+  });
+}
+
 test('a resource outside the fidelity contract is NACKed with its field path and the previous config keeps serving', { timeout: 30_000 }, async () => {
   let poison = false;
   const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
