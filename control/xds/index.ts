@@ -50,6 +50,8 @@ export interface XdsServerOptions {
   debounceMaxMs?: number;
   /** A stream whose proxy reads nothing for this long is reset so it resyncs (default 60 s). */
   maxBlockedMs?: number;
+  /** How long LDS and RDS wait for the answer to a CDS response that added clusters (default 15 s; 0: they do not wait, as Istio's). */
+  routesWaitMs?: number;
   /** How long disconnected proxies stay in the status list (default 10 min). */
   retainDisconnectedMs?: number;
   onErrors?(kind: 'group' | 'endpoints', errors: ControllerError[]): void;
@@ -110,6 +112,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     onProxyConnected: (proxy, group) => controller.ensureGroup(proxy, group),
     onGroupIdle: (group) => controller.dropGroup(group),
     maxBlockedMs: options.maxBlockedMs,
+    routesWaitMs: options.routesWaitMs,
   });
   status.setConfigSource((id) => ads.stream(id)?.config());
   return {

@@ -107,9 +107,9 @@ export class TestMesh {
   xdsPort = 0;
   readonly #closers: (() => Promise<void>)[] = [];
 
-  static async start(options: { translator?: Translator; port?: number } = {}): Promise<TestMesh> {
+  static async start(options: { translator?: Translator; port?: number; routesWaitMs?: number } = {}): Promise<TestMesh> {
     const mesh = new TestMesh();
-    mesh.xds = createXdsServer({ source: mesh.model, debounceMs: 5, translator: options.translator });
+    mesh.xds = createXdsServer({ source: mesh.model, debounceMs: 5, translator: options.translator, routesWaitMs: options.routesWaitMs });
     mesh.xdsPort = await mesh.xds.listen('127.0.0.1', options.port ?? 0);
     return mesh;
   }

@@ -44,56 +44,69 @@ function holdingBack(name: string): { translator: Translator; release(): void } 
   };
 }
 
-test('a cluster added after start warms until its assignment: 503 NC meanwhile, warming gauge, config_dump, /clusters', { timeout: 30_000 }, async () => {
-  const held = holdingBack(NEW);
-  const mesh = await TestMesh.start({ translator: held.translator });
-  closers.push(() => mesh.close());
-  const old = await startApp('svc');
-  const fresh = await startApp('fresh');
-  mesh.track(() => old.close());
-  mesh.track(() => fresh.close());
-  mesh.model.update({ services: [service('client', 8000), service('svc', 7000)], instances: [instance('svc', old.port)] });
-  const client = await mesh.sidecar('client', 8000, { sotw: true });
-  assert.equal((await get(client.outboundPort, 'svc')).status, 200);
-  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
-  const activeBefore = await metric(client.adminPort, 'envoy_cluster_manager_active_clusters');
-  const acked = () => mesh.xds.status.get(client.nodeId)!.ackedVersions;
-  const cdsBefore = acked()[TypeUrl.cluster];
-  const rdsBefore = acked()[TypeUrl.route];
+for (const routesWait of [true, false]) {
+  test(routesWait
+    ? 'a cluster added after start warms until its assignment (warming gauge, config_dump, /clusters, CDS ACK held); the route to it waits for the CDS ACK, so no request meets it cold'
+    : 'a route that names a cluster still warming (a control plane that does not wait, as Istio) gets 503 NC, with no body, until the assignment comes', { timeout: 30_000 }, async () => {
+    const held = holdingBack(NEW);
+    const mesh = await TestMesh.start({ translator: held.translator, ...(routesWait ? {} : { routesWaitMs: 0 }) });
+    closers.push(() => mesh.close());
+    const old = await startApp('svc');
+    const fresh = await startApp('fresh');
+    mesh.track(() => old.close());
+    mesh.track(() => fresh.close());
+    mesh.model.update({ services: [service('client', 8000), service('svc', 7000)], instances: [instance('svc', old.port)] });
+    const client = await mesh.sidecar('client', 8000, { sotw: true });
+    assert.equal((await get(client.outboundPort, 'svc')).status, 200);
+    assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
+    const activeBefore = await metric(client.adminPort, 'envoy_cluster_manager_active_clusters');
+    const acked = () => mesh.xds.status.get(client.nodeId)!.ackedVersions;
+    const cdsBefore = acked()[TypeUrl.cluster];
+    const rdsBefore = acked()[TypeUrl.route];
 
-  mesh.model.update({ services: [service('client', 8000), service('svc', 7000), service('fresh', 7100)], instances: [instance('svc', old.port), instance('fresh', fresh.port)] });
-  // Once its route is there (404 NR before), the route names a cluster that is still warming.
-  await eventually(async () => (await get(client.outboundPort, 'fresh')).status !== 404, 5000, 'the route to fresh');
-  const warming = await get(client.outboundPort, 'fresh');
-  assert.equal(warming.status, 503);
-  assert.equal(warming.body, '', "Envoy's cluster_not_found reply has no body (not 'no healthy upstream')");
-  assert.equal(fresh.hits, 0);
-  assert.ok((await metric(client.adminPort, 'envoy_http_no_cluster')) >= 1);
-  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 1);
-  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), activeBefore);
-  assert.match((await get(client.adminPort, 'admin', '/stats?filter=warming')).body, /^cluster_manager\.warming_clusters: 1$/m);
-  const dump = async () => JSON.parse((await get(client.adminPort, 'admin', '/config_dump')).body).configs.find((c: Json) => c['@type'].endsWith('ClustersConfigDump')) as Json;
-  let clusters = await dump();
-  assert.deepEqual(clusters.dynamic_warming_clusters.map((c: Json) => c.cluster.name), [NEW]);
-  assert.ok(!clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
-  assert.doesNotMatch((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
-  // As Envoy pauses CDS while a cluster warms: the routes that came after it are ACKed, the clusters are not yet.
-  await eventually(() => acked()[TypeUrl.route] !== rdsBefore, 5000, 'the new routes ACKed');
-  assert.equal(acked()[TypeUrl.cluster], cdsBefore, 'the CDS ACK waits for the cluster to warm');
-  assert.equal(mesh.xds.status.get(client.nodeId)!.status, 'STALE');
+    mesh.model.update({ services: [service('client', 8000), service('svc', 7000), service('fresh', 7100)], instances: [instance('svc', old.port), instance('fresh', fresh.port)] });
+    await eventually(async () => (await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters')) === 1, 5000, 'the new cluster warming');
+    if (routesWait) {
+      // The server holds the route back until the CDS response is answered, which the sidecar does once the cluster
+      // has warmed (as Envoy pauses CDS meanwhile): no route to fresh yet, so 404 NR, not a 503 from a cold cluster.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await get(client.outboundPort, 'fresh')).status, 404);
+      assert.equal(acked()[TypeUrl.route], rdsBefore, 'the route waits for the cluster');
+    } else {
+      // Once its route is there (404 NR before), the route names a cluster that is still warming.
+      await eventually(async () => (await get(client.outboundPort, 'fresh')).status !== 404, 5000, 'the route to fresh');
+      const warming = await get(client.outboundPort, 'fresh');
+      assert.equal(warming.status, 503);
+      assert.equal(warming.body, '', "Envoy's cluster_not_found reply has no body (not 'no healthy upstream')");
+      assert.ok((await metric(client.adminPort, 'envoy_http_no_cluster')) >= 1);
+      await eventually(() => acked()[TypeUrl.route] !== rdsBefore, 5000, 'the new routes ACKed');
+    }
+    assert.equal(fresh.hits, 0);
+    assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), activeBefore);
+    assert.match((await get(client.adminPort, 'admin', '/stats?filter=warming')).body, /^cluster_manager\.warming_clusters: 1$/m);
+    const dump = async () => JSON.parse((await get(client.adminPort, 'admin', '/config_dump')).body).configs.find((c: Json) => c['@type'].endsWith('ClustersConfigDump')) as Json;
+    let clusters = await dump();
+    assert.deepEqual(clusters.dynamic_warming_clusters.map((c: Json) => c.cluster.name), [NEW]);
+    assert.ok(!clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
+    assert.doesNotMatch((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
+    // As Envoy pauses CDS while a cluster warms: the clusters are not ACKed yet.
+    assert.equal(acked()[TypeUrl.cluster], cdsBefore, 'the CDS ACK waits for the cluster to warm');
+    assert.equal(mesh.xds.status.get(client.nodeId)!.status, 'STALE');
 
-  held.release();
-  mesh.model.update({ instances: [instance('svc', old.port), instance('fresh', fresh.port, { v: '2' })] });
-  await eventually(async () => (await get(client.outboundPort, 'fresh')).status === 200, 5000, 'fresh served once its assignment came');
-  assert.ok(fresh.hits >= 1);
-  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
-  assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), activeBefore + 1);
-  clusters = await dump();
-  assert.deepEqual(clusters.dynamic_warming_clusters, []);
-  assert.ok(clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
-  assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
-  await eventually(() => acked()[TypeUrl.cluster] !== cdsBefore, 5000, 'the CDS ACK sent once the cluster is warm');
-});
+    held.release();
+    mesh.model.update({ instances: [instance('svc', old.port), instance('fresh', fresh.port, { v: '2' })] });
+    await eventually(async () => (await get(client.outboundPort, 'fresh')).status === 200, 5000, 'fresh served once its assignment came');
+    assert.ok(fresh.hits >= 1);
+    assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_warming_clusters'), 0);
+    assert.equal(await metric(client.adminPort, 'envoy_cluster_manager_active_clusters'), activeBefore + 1);
+    clusters = await dump();
+    assert.deepEqual(clusters.dynamic_warming_clusters, []);
+    assert.ok(clusters.dynamic_active_clusters.some((c: Json) => c.cluster?.name === NEW));
+    assert.match((await get(client.adminPort, 'admin', '/clusters')).body, /fresh/);
+    await eventually(() => acked()[TypeUrl.cluster] !== cdsBefore, 5000, 'the CDS ACK sent once the cluster is warm');
+    await eventually(() => acked()[TypeUrl.route] !== rdsBefore, 5000, 'the route ACKed');
+  });
+}
 
 // The golden minimal-http config, applied straight to a data plane.
 const golden = (file: string): { name: string; value: Json }[] => JSON.parse(readFileSync(new URL(`../golden/minimal-http/${file}`, import.meta.url), 'utf8'));
