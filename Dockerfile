@@ -13,6 +13,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY scripts ./scripts
 COPY control ./control
+# The filter checker the build runs imports the sidecar's import signatures.
+COPY sidecar ./sidecar
 COPY filters ./filters
 RUN npm run build:filters
 

@@ -148,6 +148,12 @@ export function createAdminServer(dp: DataPlane, info: AdminInfo): http.Server {
       const keep: SeriesFilter | undefined = filter || usedOnly ? (name, used) => (!usedOnly || used) && (!filter || filter.test(name)) : undefined;
       return send(200, dp.stats.registry.metrics(keep) + dp.wasmPrometheus(keep), dp.stats.registry.contentType);
     };
+    // As Envoy's admin, whose HTTP/1 codec takes no HTTP/1.0 (its http1 settings leave accept_http_10 off): 426.
+    // A probe written `GET /ready HTTP/1.0` works against a lenient server and never against Envoy.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) {
+      res.writeHead(426, { 'content-length': 0, connection: 'close' });
+      return res.end();
+    }
     // As Envoy: what changes the proxy's state needs a POST, and the 405 says so in Envoy's words.
     if (POST_ONLY.has(url.pathname) && req.method !== 'POST') return send(405, `Method ${req.method} not allowed, POST required.`);
     switch (url.pathname) {
