@@ -12,9 +12,10 @@ after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-test('a per-try timeout that ends the request counts per-try timeouts only; a route timeout counts upstream_rq_timeout', { timeout: 60_000 }, async () => {
+/** A test mesh and an app that answers /ready at once and anything else after 2 s. */
+async function slowMesh(name: string): Promise<{ app: Awaited<ReturnType<typeof startApp>>; mesh: TestMesh }> {
   const timers = new Set<NodeJS.Timeout>();
-  const app = await startApp('slowpoke', (req, res) => {
+  const app = await startApp(name, (req, res) => {
     if (req.url === '/ready') return void res.end('ok');
     const t = setTimeout(() => res.end('late'), 2000);
     timers.add(t);
@@ -25,6 +26,11 @@ test('a per-try timeout that ends the request counts per-try timeouts only; a ro
     await mesh.close();
     await app.close();
   });
+  return { app, mesh };
+}
+
+test('a per-try timeout that ends the request counts per-try timeouts only; a route timeout counts upstream_rq_timeout', { timeout: 60_000 }, async () => {
+  const { app, mesh } = await slowMesh('slowpoke');
   mesh.model.update({
     services: [service('slowpoke', 7991), service('impatient', 7992)],
     instances: [instance('slowpoke', app.port)],
@@ -48,18 +54,7 @@ test('a per-try timeout that ends the request counts per-try timeouts only; a ro
 });
 
 test('a route timeout that ends a try early is the route timeout alone: the try is not also a per-try timeout', { timeout: 60_000 }, async () => {
-  const timers = new Set<NodeJS.Timeout>();
-  const app = await startApp('sluggish', (req, res) => {
-    if (req.url === '/ready') return void res.end('ok');
-    const t = setTimeout(() => res.end('late'), 2000);
-    timers.add(t);
-  });
-  const mesh = await TestMesh.start();
-  closers.push(async () => {
-    for (const t of timers) clearTimeout(t);
-    await mesh.close();
-    await app.close();
-  });
+  const { app, mesh } = await slowMesh('sluggish');
   mesh.model.update({
     services: [service('sluggish', 7993), service('waiter', 7994)],
     instances: [instance('sluggish', app.port)],
