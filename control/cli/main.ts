@@ -75,6 +75,7 @@ export function buildProgram(): Command {
     .option('--xds-port <port>', 'xDS (ADS gRPC) port (0 = ephemeral)', port, 18000)
     .option('--host <host>', 'address both servers bind', '127.0.0.1')
     .option('--access-log', 'Envoy sidecars write a JSON access log line per request to stdout')
+    .option('--access-log-health-checks', "with --access-log: log callers' active health checks too (by default left out, by their user-agent Envoy/HC)")
     .option('--otel-cluster <name>', "Envoy sidecars trace with OpenTelemetry to this bootstrap cluster (weft bootstrap --otel-collector declares weft_otel)")
     .option('--trace-sampling <percent>', 'share of requests that start a trace, 0..100', Number, 100)
     .option('--identity', 'mesh identity: a CA, SPIFFE certificates over SDS, mTLS per PeerAuthentication, join tokens required on xDS')
@@ -85,18 +86,19 @@ export function buildProgram(): Command {
     .option('--ca-root <file>', 'root PEM (trust bundle) when --ca-cert is an intermediate')
     .option('--push-debounce-ms <ms>', 'changes that follow a push within this long are batched until none has come for this long (0: push every change at once; as Istio PILOT_DEBOUNCE_AFTER)', millis('--push-debounce-ms'), 100)
     .option('--push-max-delay-ms <ms>', 'but a batched change waits at most this long (as Istio PILOT_DEBOUNCE_MAX)', millis('--push-max-delay-ms'), 1000)
-    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; otelCluster?: string; traceSampling: number; identity?: boolean; trustDomain: string; certTtl: string; caCert?: string; caKey?: string; caRoot?: string; pushDebounceMs: number; pushMaxDelayMs: number }) => {
+    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; accessLogHealthChecks?: boolean; otelCluster?: string; traceSampling: number; identity?: boolean; trustDomain: string; certTtl: string; caCert?: string; caKey?: string; caRoot?: string; pushDebounceMs: number; pushMaxDelayMs: number }) => {
       const { runControl } = await import('../main.ts');
       const { parseTtl } = await import('../ca/ttl.ts');
       const { MAX_CERT_TTL_MS } = await import('../ca/authority.ts');
-      const { accessLog, otelCluster, traceSampling, identity: identityOn, trustDomain, certTtl, caCert, caKey, caRoot, pushDebounceMs, pushMaxDelayMs, ...rest } = opts;
+      const { accessLog, accessLogHealthChecks, otelCluster, traceSampling, identity: identityOn, trustDomain, certTtl, caCert, caKey, caRoot, pushDebounceMs, pushMaxDelayMs, ...rest } = opts;
+      if (accessLogHealthChecks && !accessLog) throw new CliError('error: --access-log-health-checks needs --access-log', 2);
       if (pushMaxDelayMs < pushDebounceMs) throw new CliError(`error: --push-max-delay-ms (${pushMaxDelayMs}) must be at least --push-debounce-ms (${pushDebounceMs})`, 2);
       const ttl = parseTtl(certTtl);
       if (typeof ttl === 'string') throw new CliError(`error: --cert-ttl: ${ttl}`, 2);
       if (ttl > MAX_CERT_TTL_MS) throw new CliError(`error: --cert-ttl: must be at most 90d (Istio's default maximum workload certificate lifetime), got ${certTtl}`, 2);
       const identity = identityOn ? { trustDomain, certTtlMs: ttl, files: { certFile: caCert, keyFile: caKey, rootFile: caRoot } } : undefined;
       const observability = {
-        ...(accessLog ? { accessLog: {} } : {}),
+        ...(accessLog ? { accessLog: accessLogHealthChecks ? { healthChecks: true } : {} } : {}),
         ...(otelCluster ? { tracing: { collectorCluster: otelCluster, samplingPercent: traceSampling } } : {}),
       };
       await runControl({ ...rest, observability, push: { debounceMs: pushDebounceMs, debounceMaxMs: pushMaxDelayMs }, ...(identity ? { identity } : {}) });

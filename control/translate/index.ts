@@ -76,6 +76,8 @@ export interface TranslateOptions {
 export interface AccessLogOptions {
   /** JSON keys -> Envoy format operators; default: the fields in features/hcm-access-log.ts. */
   fields?: Record<string, string>;
+  /** Log callers' active health checks on the inbound side too (default: left out, by their user-agent Envoy/HC). */
+  healthChecks?: boolean;
 }
 
 export interface TracingOptions {

@@ -119,3 +119,30 @@ test('no access_log, no line; an operator the sidecar lacks is NACKed by path an
   await eventually(() => lines.length > before, 5000, "the codec reply's line");
   assert.deepEqual(JSON.parse(lines.at(-1)!), { code: 400, path: null, weft_service: 'web.default', weft_direction: 'inbound' });
 });
+
+test("callers' active health checks (user-agent Envoy/HC) stay out of the inbound access log unless asked for; every other request is logged", { timeout: 60_000 }, async () => {
+  const options: TranslateOptions = { wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control', accessLog: { fields: { path: '%REQ(:PATH)%', agent: '%REQ(USER-AGENT)%' } } };
+  const mesh = await TestMesh.start({ translator: defaultTranslator(options) });
+  closers.push(() => mesh.close());
+  const app = await startApp('probed', (_req, res) => res.end('ok'));
+  closers.push(() => app.close());
+  mesh.model.update({ services: [service('probed', app.port)] });
+  const lines: string[] = [];
+  const sc = await mesh.sidecar('probed', app.port, { accessLog: (l) => lines.push(l) });
+  const send = async (path: string, agent?: string) => assert.equal((await get(sc.inboundPort, 'probed', path, agent ? { headers: { 'user-agent': agent } } : {})).status, 200);
+  await send('/hc', 'Envoy/HC');
+  await send('/none');
+  await send('/curl', 'curl/8.5.0');
+  await send('/hc-again', 'Envoy/HC');
+  await eventually(() => lines.length >= 2, 5000, 'two lines');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(lines.map((l) => JSON.parse(l).path), ['/none', '/curl'], 'the health checks are not logged');
+
+  // healthChecks: true logs them too.
+  options.accessLog = { ...options.accessLog, healthChecks: true };
+  mesh.model.update({ services: [service('probed', app.port)] });
+  await eventually(async () => {
+    await send('/hc-logged', 'Envoy/HC');
+    return lines.some((l) => JSON.parse(l).path === '/hc-logged');
+  }, 10_000, 'a health check logged once asked for');
+});
