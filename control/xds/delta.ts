@@ -5,10 +5,10 @@
 // so it gets only what differs. A NACKed resource version is not resent
 // until the configuration changes. After a NACK the server does not know what
 // the client holds of the response's resources (a client may take the good
-// ones of a response and refuse the bad), so it forgets their versions: the
-// next response, once something changes, carries each of them again in its
-// current version (the refused one included), and a client that subscribes
-// to one again gets it.
+// ones of a response and refuse the bad), so it forgets their versions: once
+// one of them changes or goes, the next response carries the others again in
+// their current version (a refused one included), and a client that
+// subscribes to one again gets it.
 // A refused resource that the client unsubscribes from, or that leaves its
 // scope, is no longer refused: once none is left the type is not NACKED.
 import type { ChangeStamp, EncodedResource } from './cache.ts';
@@ -32,8 +32,13 @@ interface DeltaTypeState {
   names: Set<string>;
   /** What the client holds, name -> version (assumed applied once sent; UNKNOWN after a NACK). */
   clientVersions: Map<string, string>;
-  /** Versions the client rejected; not sent again. */
-  nackedVersions: Map<string, string>;
+  /**
+   * Versions the client rejected, not sent again until the configuration changes, each with the NACK that refused
+   * it (resources refused together are resent together once one of them changes or goes).
+   */
+  nackedVersions: Map<string, { version: string; nack: number }>;
+  /** NACKs so far on this type (numbers the refusals). */
+  nacks: number;
   inFlight: Map<string, InFlightResponse>;
   nacked: boolean;
   /** Subscribed names the client was told do not exist (in removed_resources), so it is told once. */
@@ -61,6 +66,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
         names: new Set(),
         clientVersions: new Map(initial),
         nackedVersions: new Map(),
+        nacks: 0,
         inFlight: new Map(),
         nacked: false,
         toldAbsent: new Set(),
@@ -117,8 +123,9 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
       if (req.error_detail !== undefined && req.error_detail !== null) {
         nacked = true;
         st.nacked = true;
+        st.nacks++;
         for (const [name, version] of answered.sent) {
-          st.nackedVersions.set(name, version);
+          st.nackedVersions.set(name, { version, nack: st.nacks });
           // Taken or refused, the server cannot tell: neither the old version nor this one is assumed
           // (still listed, so a removal from scope is sent).
           if (st.clientVersions.get(name) === version) st.clientVersions.set(name, UNKNOWN);
@@ -146,21 +153,27 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
       const r = scope.get(n);
       if (r) selected.set(n, r);
     }
+    // NACKs one of whose refused resources changed or left: the configuration moved on from what that NACK
+    // refused, so its other resources go out again (below).
+    const revisited = new Set<number>();
     let outOfScope = false;
-    for (const n of st.nackedVersions.keys()) {
+    for (const [n, refused] of st.nackedVersions) {
       if (selected.has(n)) continue;
       st.nackedVersions.delete(n);
+      revisited.add(refused.nack);
       outOfScope = true;
     }
     if (outOfScope) this.#settleNack(typeUrl, st);
     const send: EncodedResource[] = [];
-    const unknownRefused: EncodedResource[] = [];
+    const stillRefused: EncodedResource[] = [];
     for (const r of selected.values()) {
       if (st.clientVersions.get(r.name) === r.version) continue;
-      if (st.nackedVersions.get(r.name) === r.version) {
-        if (st.clientVersions.get(r.name) === UNKNOWN) unknownRefused.push(r);
+      const refused = st.nackedVersions.get(r.name);
+      if (refused?.version === r.version) {
+        if (st.clientVersions.get(r.name) === UNKNOWN) stillRefused.push(r);
         continue;
       }
+      if (refused) revisited.add(refused.nack);
       send.push(r);
     }
     const removed = [...st.clientVersions.keys()].filter((n) => !selected.has(n));
@@ -168,7 +181,7 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
       const r = selected.get(n);
       if (!r) {
         if (!removed.includes(n)) removed.push(n);
-      } else if (!send.includes(r) && !unknownRefused.includes(r)) send.push(r);
+      } else if (!send.includes(r) && !stillRefused.includes(r)) send.push(r);
     }
     st.unsubscribedUnderWildcard.clear();
     // A name subscribed to that does not exist (for this proxy) is listed in removed_resources once, so the
@@ -177,11 +190,12 @@ export class DeltaStream extends AdsStream<DeltaTypeState> {
     for (const n of removed) if (st.names.has(n)) st.toldAbsent.add(n);
     for (const r of send) st.toldAbsent.delete(r.name);
     if (send.length === 0 && removed.length === 0) return null;
-    // The configuration changed since a NACK: what that response carried is sent again in its current version,
-    // the refused one included, as a SotW response would carry the whole set. The client may have taken all of
-    // it, some (Envoy's CDS and LDS take each good resource; an EDS response stops at the first bad one) or none,
-    // and the server cannot tell which; a refused resource still in the set is refused again, once per change.
-    send.push(...unknownRefused);
+    // A NACKed response one of whose resources changed or left (a fix, most likely): the rest of it goes out
+    // again in its current version, as a SotW response would carry the whole set. The client may have taken all
+    // of it, some (Envoy's CDS and LDS take each good resource) or none, and the server cannot tell which. A
+    // refused resource is not resent with unrelated changes: were one still bad in every response, a client
+    // that stops at the first bad resource (Envoy's EDS watches, in order) might take none of them.
+    for (const r of stillRefused) if (revisited.has(st.nackedVersions.get(r.name)!.nack)) send.push(r);
     const systemVersion = versionOf(selected.values());
     const nonce = this.nextNonce();
     const updatedClusters = typeUrl === TypeUrl.cluster ? send.filter((r) => st.clientVersions.has(r.name)) : [];

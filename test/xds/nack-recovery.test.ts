@@ -204,6 +204,33 @@ test('Delta: a NACKed response of two CLAs (x good, y bad); y is then fixed: x\'
   }
 });
 
+test('Delta: a refused resource is not resent with unrelated changes (a client that stops at the first bad resource would take nothing), only once one refused with it changes', async () => {
+  const { node } = meshGroup(h, 'd-nack-unrelated', ['ux', 'uy', 'uz'], 3800);
+  const client = new DeltaClient(h.port, node);
+  try {
+    client.subscribe(TypeUrl.endpoint, ['ux', 'uy', 'uz']);
+    client.ack(await client.next());
+    h.cache.setEndpoints(stamp(), [cla('ux', [3810]), cla('uy', [3811])]);
+    const both = await client.next();
+    assert.deepEqual(both.resources.map((r) => r.name).sort(), ['ux', 'uy']);
+    const uxV2 = both.resources.find((r) => r.name === 'ux')!.version;
+    client.nack(both, 'uy: invalid');
+    await deltaBarrier(client);
+    // uz changes: nothing of the refused response comes with it
+    h.cache.setEndpoints(stamp(), [cla('uz', [3812])]);
+    const unrelated = (await deltaBarrier(client)).filter((r) => r.typeUrl === TypeUrl.endpoint);
+    assert.deepEqual(unrelated.flatMap((r) => r.resources.map((x) => x.name)), ['uz']);
+    for (const r of unrelated) client.ack(r);
+    // uy fixed: ux, refused with it, comes again beside it
+    h.cache.setEndpoints(stamp(), [cla('uy', [3813])]);
+    const fixed = (await deltaBarrier(client)).filter((r) => r.typeUrl === TypeUrl.endpoint);
+    assert.deepEqual(fixed.flatMap((r) => r.resources.map((x) => x.name)).sort(), ['ux', 'uy']);
+    assert.ok(fixed.some((r) => r.resources.some((x) => x.name === 'ux' && x.version === uxV2)));
+  } finally {
+    client.close();
+  }
+});
+
 test('SotW counterpart: a NACKed [x v2, y bad]; y fixed: the next response carries x v2', async () => {
   const node = testNode('s-nack-pair', 'svc-s-nack-pair');
   const group = groupOf(node);
