@@ -203,8 +203,6 @@ class RequestState {
   wake: (() => void) | undefined;
   /** When the request arrived whole (undefined while its body streams in). */
   completedAt: number | undefined;
-  /** When the route timeout fires (Infinity: none, or not started yet). */
-  deadline = Infinity;
   #timer: NodeJS.Timeout | undefined;
   /** Set once the response streams: what a route timeout does then. */
   #late: (() => void) | undefined;
@@ -227,7 +225,6 @@ class RequestState {
     if (this.completedAt !== undefined || this.#over) return;
     this.completedAt = Date.now();
     if (this.#timeoutMs > 0) {
-      this.deadline = this.completedAt + this.#timeoutMs;
       this.#timer = setTimeout(() => this.stop('timeout'), this.#timeoutMs);
     }
     const waiting = this.#onComplete;

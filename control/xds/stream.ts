@@ -103,14 +103,13 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
   #extensionScope: ReadonlyMap<string, EncodedResource> = new Map();
   readonly #rewarmOnSubscribe = new Set<string>();
   /**
-   * While a CDS response that added clusters is unanswered (until this time, ms since the epoch; 0 when not
-   * waiting), LDS and RDS wait: a route may name the new clusters, and Envoy (like the weft sidecar) answers a
+   * While a CDS response that added clusters is unanswered (and this timer, routesWaitMs long, has not fired;
+   * undefined when not waiting), LDS and RDS wait: a route may name the new clusters, and Envoy (like the weft sidecar) answers a
    * CDS response only once its new clusters have warmed (ClusterManagerImpl pauses CDS while any warms), so a
    * route pushed before then sends requests to a cluster that is not there yet (503 NC). xds_protocol
    * "Eventual consistency considerations": the management plane must ensure clusters referenced by a route
    * are in place before pushing the route. Istio pushes without waiting.
    */
-  #routesWaitUntil = 0;
   #routesWaitTimer: NodeJS.Timeout | undefined;
 
   readonly #routesWaitMs: number;
@@ -228,10 +227,9 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
    */
   protected clustersAdded(): void {
     if (!this.isSubscribed(TypeUrl.listener) && !this.isSubscribed(TypeUrl.route)) return;
-    this.#routesWaitUntil = Date.now() + this.#routesWaitMs;
     clearTimeout(this.#routesWaitTimer);
     this.#routesWaitTimer = setTimeout(() => {
-      this.#routesWaitUntil = 0;
+      this.#routesWaitTimer = undefined;
       this.pump();
     }, this.#routesWaitMs);
     this.#routesWaitTimer.unref();
@@ -239,10 +237,10 @@ export abstract class AdsStream<S extends Subscription = Subscription> {
 
   /** Whether a dirty type waits (LDS and RDS, for a CDS response that added clusters). */
   #waits(typeUrl: string): boolean {
-    if (this.#routesWaitUntil === 0 || (typeUrl !== TypeUrl.listener && typeUrl !== TypeUrl.route)) return false;
-    if (this.inFlight(TypeUrl.cluster) && Date.now() < this.#routesWaitUntil) return true;
-    this.#routesWaitUntil = 0;
+    if (this.#routesWaitTimer === undefined || (typeUrl !== TypeUrl.listener && typeUrl !== TypeUrl.route)) return false;
+    if (this.inFlight(TypeUrl.cluster)) return true;
     clearTimeout(this.#routesWaitTimer);
+    this.#routesWaitTimer = undefined;
     return false;
   }
 
