@@ -98,10 +98,12 @@ test("at start the sidecar is not ready until its health-checked clusters' first
   assert.equal(await metric(caller.adminPort, 'envoy_cluster_manager_active_clusters'), cds + 1);
 });
 
+// The route to a cluster CDS added waits for the CDS ACK, which waits for the cluster's first round of checks:
+// held here, the route comes when the wait runs out (routesWaitMs, 15 s by default: 3 s here), the cluster still warming.
 test("a health-checked cluster added after start warms through its hosts' first round: 503 NC meanwhile, never a host no check has passed", { timeout: 60_000 }, async () => {
   const svc = await startApp('svc');
   const fresh = await gatedApp('fresh');
-  const mesh = await TestMesh.start();
+  const mesh = await TestMesh.start({ routesWaitMs: 3000 });
   closers.push(() => mesh.close());
   mesh.track(() => svc.close());
   mesh.model.update({ services: [service('client', 8000), service('svc', 7000)], instances: [instance('svc', svc.port)] });
@@ -114,8 +116,9 @@ test("a health-checked cluster added after start warms through its hosts' first 
     instances: [instance('svc', svc.port), instance('fresh', fresh.port)],
     destinationPolicies: [policy('fresh', { healthCheck: slowCheck })],
   });
-  // Its assignment came (the new cluster checks its host), and so did the route to it.
+  // Its assignment came (the new cluster checks its host); the route to it waits for the CDS ACK, then for no more than routesWaitMs.
   await eventually(() => fresh.held.length >= 1, 15_000, "the new cluster's first check");
+  assert.equal((await get(client.outboundPort, 'fresh')).status, 404, 'no route yet: the CDS response that added fresh is unanswered');
   await eventually(async () => (await get(client.outboundPort, 'fresh')).status !== 404, 15_000, 'the route to fresh');
   const warming = await get(client.outboundPort, 'fresh');
   assert.equal(warming.status, 503);
