@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopWithTestProcess } from '../weft-processes.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const WEFT = join(ROOT, 'bin', 'weft.mjs');
@@ -32,6 +33,7 @@ export async function startControl(dataDir: string, timeoutMs = 60_000, extraArg
     cwd: tmpdir(), // as an installed `weft` runs: from anywhere but the checkout
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  stopWithTestProcess(child);
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { proxyFromNode } from '../../control/xds/node.ts';
 import { spawnWeft } from '../sidecar/harness.ts';
 import { startCollector } from '../sidecar/otlp-collector.ts';
+import { stopWithTestProcess } from '../weft-processes.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -42,6 +43,7 @@ test(
   async () => {
     const collector = await startCollector();
     const up = spawn(process.execPath, ['bin/weft.mjs', 'up', '--otel-collector', `127.0.0.1:${collector.port}`], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    stopWithTestProcess(up);
     let out = '';
     up.stdout.on('data', (c) => (out += c));
     up.stderr.on('data', (c) => (out += c));

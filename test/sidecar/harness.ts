@@ -2,7 +2,7 @@
 // in-memory model), weft sidecars, and tiny node:http apps, all on
 // 127.0.0.1 with ephemeral ports.
 
-import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -14,6 +14,7 @@ import type { ModelChange, ModelSource, Translator, XdsServer } from '../../cont
 import type { Instance, MeshModel, Service } from '../../control/model/types.ts';
 import { freePort, runSidecar } from '../../sidecar/main.ts';
 import type { RunningSidecar, SidecarOptions } from '../../sidecar/main.ts';
+import { stopWithTestProcess } from '../weft-processes.ts';
 import { ENVOY_DEFAULT_CIRCUIT_BREAKERS, type ClusterConfig, type HealthCheckConfig } from '../../sidecar/config.ts';
 
 export class MemoryModel implements ModelSource {
@@ -201,25 +202,6 @@ export interface WeftProcess {
 }
 
 /** `weft <args>` as a real process (bin/weft.mjs, from the repository root), its output collected. */
-/**
- * Every `weft` process a test started and that still runs. A test that fails
- * before it can stop its process must not leave it behind (its pipes would
- * also keep the test file from ending): when this process exits, or is
- * ended with SIGTERM, each gets the SIGINT that bin/weft.mjs passes on to
- * the command.
- */
-const running = new Set<ChildProcess>();
-const stopRunning = () => {
-  for (const child of running) child.kill('SIGINT');
-};
-process.once('exit', stopRunning);
-// node --test ends a test file that does not finish in time with SIGTERM (a
-// failed test's process holds the file open): pass it on first.
-process.once('SIGTERM', () => {
-  stopRunning();
-  process.exit(143);
-});
-
 export function spawnWeft(args: string[], env: Record<string, string> = {}): WeftProcess {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const child = spawn(process.execPath, ['bin/weft.mjs', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
@@ -227,8 +209,7 @@ export function spawnWeft(args: string[], env: Record<string, string> = {}): Wef
   child.stdout.on('data', (c) => (out += c));
   child.stderr.on('data', (c) => (out += c));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  running.add(child);
-  child.once('exit', () => running.delete(child));
+  stopWithTestProcess(child);
   return {
     child,
     output: () => out,
