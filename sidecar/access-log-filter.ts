@@ -75,9 +75,9 @@ export function compileLogFilter(f: Fields): LogFilter | undefined {
       break;
     }
     case 'not_health_check_filter':
-      // StreamInfo::healthCheck() is set by Envoy's health_check HTTP filter, which the sidecar NACKs: no request is one.
+      // StreamInfo::healthCheck(), which a health_check HTTP filter sets on the requests it matched.
       f.obj(which)?.done();
-      out = always;
+      out = (s) => !s.healthCheck;
       break;
     case 'traceable_filter':
       // Envoy logs requests its tracing decided as Reason::ServiceForced (an internal request's x-envoy-force-trace);

@@ -96,6 +96,8 @@ export interface LogSource {
   readonly logFilterState: ReadonlyMap<string, Uint8Array> | undefined;
   /** The stream's dynamic metadata by namespace (the RBAC filter's shadow result); undefined when none was set. */
   readonly logDynamicMetadata: Readonly<Record<string, Readonly<Record<string, string>>>> | undefined;
+  /** A health_check filter took the request for a health check (Envoy's StreamInfo::healthCheck). */
+  readonly healthCheck: boolean;
 }
 
 /** One access logger of a connection manager, compiled. */

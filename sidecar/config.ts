@@ -249,6 +249,12 @@ export type HttpFilterConfig =
       shadowRulesStatPrefix: string;
     }
   | { kind: 'fault'; name: string; fault?: FaultConfig }
+  /**
+   * envoy.filters.http.health_check in pass-through mode: a request its headers all match is a health check
+   * (StreamInfo::healthCheck): its span is not sampled, not_health_check_filter leaves it out of the access log,
+   * and the response says x-envoy-upstream-healthchecked-cluster. It goes on to the app as any other.
+   */
+  | { kind: 'health_check'; name: string; headers: HeaderMatcherConfig[] }
   | { kind: 'wasm'; name: string; plugin: WasmPluginConfig; disabled: boolean }
   /** ECDS: resolved at request time from the extension configs by resource name. */
   | {

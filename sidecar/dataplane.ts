@@ -203,6 +203,7 @@ export class DataPlane {
       random: options.random ?? Math.random,
       tls: this.tls,
       nodeId: options.node?.id ?? '',
+      nodeCluster: options.node?.cluster ?? '',
       tracer: (config) => this.#tracer(config),
       tap: this.tap,
       runtime: this.runtime,

@@ -21,7 +21,7 @@ import { isGrpc, localReplies, renderLocalReply, resetFlag, upstreamResetDetails
 import { forwardedClientCert, peerCertificate, peerProperties } from './peer-identity.ts';
 import { tlsInfo, type TlsInfo } from './tls-info.ts';
 import { requestId as newRequestId } from './request-id.ts';
-import { pickWeighted, selectRoute, selectVirtualHost, type StreamRandom } from './router.ts';
+import { headerValueMatches, pickWeighted, selectRoute, selectVirtualHost, type StreamRandom } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import { connectionAttributes, responseCodeDetails, type ConnectionAttributes } from './stream-attributes.ts';
@@ -51,6 +51,8 @@ export interface ProxyEnv {
   tls?: TlsContexts;
   /** This proxy's node id (the spans' node_id tag). */
   nodeId?: string;
+  /** Its node's cluster (Envoy's local cluster name, --service-cluster): the health_check filter's x-envoy-upstream-healthchecked-cluster. */
+  nodeCluster?: string;
   /** The OpenTelemetry tracer a connection manager's tracing exports to. */
   tracer?: (config: TracingConfig) => Tracer | undefined;
   /** Envoy's overload manager (weft sidecar --max-heap-mb, --max-downstream-connections); absent when not configured. */
@@ -352,6 +354,8 @@ function writeHead(stream: Stream, status: number, headers: HeaderPairs, last = 
 
 function writeHeadNow(stream: Stream, status: number, headers: HeaderPairs, last: boolean): void {
   serverHeader(stream, headers);
+  // The health_check filter's encodeHeaders: a health check's answer names the local cluster, when it has one.
+  if (stream.healthCheck && stream.env.nodeCluster) setHeader(headers, 'x-envoy-upstream-healthchecked-cluster', stream.env.nodeCluster);
   stream.logResponseHeaders = headers;
   if (stream.tapRequest) stream.tapResponse = [[':status', String(status)], ...headers];
   const res = stream.res;
@@ -416,7 +420,20 @@ function routeIn(vh: VirtualHostConfig | undefined, authority: string, path: str
 }
 
 function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
-  for (const f of hcm.httpFilters) if (f.kind !== 'router') return true;
+  for (const f of hcm.httpFilters) if (f.kind !== 'router' && f.kind !== 'health_check') return true;
+  return false;
+}
+
+/**
+ * The health_check filters (pass-through) in the chain the route leaves enabled: is the request a health check?
+ * As Envoy's HeaderUtility::matchHeaders, every matcher of one filter must match (none: every request); pseudo-headers
+ * are read as the request came.
+ */
+function isHealthCheck(hcm: HttpConnectionManagerConfig, route: RouteEntry | undefined, headers: HeaderPairs, pseudo: { authority: string; path: string; method: string }): boolean {
+  for (const f of hcm.httpFilters) {
+    if (f.kind !== 'health_check' || route?.disabledFilters.has(f.name)) continue;
+    if (f.headers.every((m) => headerValueMatches(m, m.name === ':path' ? pseudo.path : m.name === ':authority' || m.name === 'host' ? pseudo.authority : m.name === ':method' ? pseudo.method : getHeader(headers, m.name)))) return true;
+  }
   return false;
 }
 
@@ -462,6 +479,8 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
   upstreamTls: TlsInfo | undefined = undefined;
   endFlag = '-';
   endDetails: string | undefined = undefined;
+  /** A health_check filter took the request for a health check (LogSource; Envoy's StreamInfo::healthCheck). */
+  healthCheck = false;
   /** The downstream response closed before it was ended: the client left. */
   clientGone = false;
   filters: RequestFilters | undefined;
@@ -950,6 +969,7 @@ export function codecReply(env: ProxyEnv, listenerName: string, hcm: HttpConnect
       upstreamObservabilityName: undefined,
       logFilterState: undefined,
       logDynamicMetadata: undefined,
+      healthCheck: false,
     };
     for (const f of accessLogs) if (f.filter === undefined || f.filter(source, env)) env.accessLog!(f.format(source));
   }
@@ -1226,6 +1246,12 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     const config = hcm.routeConfig ?? (hcm.rds ? env.routeConfig(hcm.rds) : undefined);
     let vh = config ? selectVirtualHost(config, authority) : undefined;
     const route = routeIn(vh, authority, path, method, headers, stream);
+    // The health_check filter comes first in the chain, so it has marked a health check before the router's 404 too.
+    if (isHealthCheck(hcm, route, headers, { authority, path, method })) {
+      stream.healthCheck = true;
+      // As Envoy's filter (activeSpan().setSampled(false)): the span and those it parents upstream are not sampled.
+      if (stream.span) stream.span.sampled = false;
+    }
     const withFilters = hasHttpFilters(hcm);
     if (!config || !vh || !route) {
       // The 404 is the router's, the last filter: with other filters in the chain they run first (an auth

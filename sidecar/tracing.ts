@@ -50,7 +50,8 @@ export class Span {
     readonly spanId: string,
     /** The incoming span, empty for a new trace. */
     readonly parentId: string,
-    readonly sampled: boolean,
+    /** Unset by a health_check filter that took the request for a health check: then neither exported nor sampled upstream. */
+    public sampled: boolean,
     readonly tracestate: string,
     readonly name: string,
     readonly kind: number,

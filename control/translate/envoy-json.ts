@@ -8,6 +8,7 @@ export const TYPE = {
   tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
   fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+  healthCheck: 'type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck',
   wasm: 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
   stringValue: 'type.googleapis.com/google.protobuf.StringValue',
   upstreamHttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',

@@ -2,6 +2,11 @@
 // and nowhere else. Filters run top to bottom on requests.
 
 export const HTTP_FILTER_ORDER = [
+  // The health_check filter in pass-through mode (inbound only): marks a
+  // caller's active health check (user-agent Envoy/HC) as one and lets it
+  // through. First, as Envoy's docs place it, so the mark is there whatever
+  // a later filter answers.
+  'health-check',
   // Operator-bound wasm filters (auth, route, telemetry, user filters), in
   // binding `order`. First, so an auth filter rejects a request before any
   // injected fault spends time on it, and telemetry sees every request.

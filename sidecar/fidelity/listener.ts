@@ -10,7 +10,7 @@ import { adsConfigSource, concurrentStreams, socketAddress } from './common.ts';
 import { faultConfig } from './fault.ts';
 import { Fields, typeName } from './fields.ts';
 import type { FieldError } from './fields.ts';
-import { decodeRouteConfiguration } from './route.ts';
+import { decodeRouteConfiguration, headerMatcher } from './route.ts';
 import { WASM_TYPE, wasmFilter } from './wasm.ts';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -19,6 +19,7 @@ const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 const FAULT_TYPE = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
 const OTEL_TRACER_TYPE = 'envoy.config.trace.v3.OpenTelemetryConfig';
 const RBAC_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBAC';
+const HEALTH_CHECK_TYPE = 'envoy.extensions.filters.http.health_check.v3.HealthCheck';
 const TLS_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 
 export function decodeListener(value: unknown, errors: FieldError[]): ListenerConfig | undefined {
@@ -286,6 +287,21 @@ function hcm(f: Fields): HttpConnectionManagerConfig | undefined {
   return { kind: 'http', statPrefix, rds, ...(rdsInitialFetchTimeoutMs !== undefined ? { rdsInitialFetchTimeoutMs } : {}), routeConfig, httpFilters, streamIdleTimeoutMs, requestTimeoutMs, idleTimeoutMs, server, generateRequestId, bufferLimitBytes: DEFAULT_BUFFER_LIMIT, maxRequestHeadersBytes, maxHeadersCount, maxRequestsPerConnection, ...(http10 ? { http10 } : {}), ...(http2 ? { http2 } : {}), suppressEnvoyHeaders, respectExpectedRqTimeout, websocket, ...(tracingConfig ? { tracing: tracingConfig } : {}), ...(normalizePath ? { normalizePath } : {}), ...(mergeSlashes ? { mergeSlashes } : {}), ...(xfcc ? { xfcc } : {}), ...(accessLogs ? { accessLogs, accessLogsReadConnection: accessLogs.some((l) => l.needsConnection), ...(accessLogs.some((l) => l.needsTimes) ? { accessLogsReadTimes: true } : {}), ...(accessLogs.some((l) => l.needsDownstreamTls === true) ? { accessLogsReadDownstreamTls: true } : {}), ...(accessLogs.some((l) => l.needsUpstreamTls === true) ? { accessLogsReadUpstreamTls: true } : {}) } : {}) };
 }
 
+/**
+ * envoy.filters.http.health_check, in pass-through mode only: it marks the requests whose headers all match as
+ * health checks and lets them through. Answering them itself (pass_through_mode false: 200, or 503 while
+ * draining or by cluster_min_healthy_percentages) and caching the app's answer (cache_time) are not implemented.
+ */
+function healthCheckFilter(tc: Fields, name: string): HttpFilterConfig | undefined {
+  const passThrough = tc.bool('pass_through_mode');
+  if (passThrough === undefined) tc.fail('pass_through_mode', 'required');
+  else if (!passThrough) tc.fail('pass_through_mode', 'only true is supported by the weft sidecar (it does not answer health checks itself)');
+  if (tc.has('cache_time')) tc.fail('cache_time', 'not supported by the weft sidecar (it does not cache the answer to a health check)');
+  const headers = tc.list('headers').map(headerMatcher);
+  tc.done();
+  return passThrough ? { kind: 'health_check', name, headers } : undefined;
+}
+
 function httpFilter(f: Fields): HttpFilterConfig | undefined {
   const name = f.str('name') ?? '';
   const disabled = f.bool('disabled') ?? false;
@@ -317,6 +333,7 @@ function httpFilter(f: Fields): HttpFilterConfig | undefined {
   if (t === RBAC_TYPE) {
     return { kind: 'rbac', name, ...rbacFilter(tc!) };
   }
+  if (t === HEALTH_CHECK_TYPE) return healthCheckFilter(tc!, name);
   if (t === WASM_TYPE) {
     const plugin = wasmFilter(tc!);
     return plugin ? { kind: 'wasm', name, plugin, disabled } : undefined;

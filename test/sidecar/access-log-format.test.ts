@@ -93,6 +93,7 @@ function proxied(over: Partial<LogSource> = {}): LogSource {
     upstreamObservabilityName: 'orders',
     logFilterState: undefined,
     logDynamicMetadata: undefined,
+    healthCheck: false,
     ...over,
   };
 }

@@ -355,6 +355,27 @@ test('RBAC: shadow_rules and their stat prefixes are decoded (until 2026-11-29 N
   assert.match(JSON.stringify(dotted.errors), /typed_config\.rules_stat_prefix/);
 });
 
+test('health_check filter: pass-through with header matchers is decoded; answering itself, caching, cluster_min_healthy_percentages and a missing pass_through_mode are NACKed by path', () => {
+  const base = golden('minimal-http', 'listener', 'inbound');
+  const chain = (decoded('listener', base) as ListenerConfig).chain as { httpFilters: Record<string, any>[] };
+  assert.deepEqual(chain.httpFilters[0], { kind: 'health_check', name: 'envoy.filters.http.health_check', headers: [{ name: 'user-agent', present: true, invert: false, match: { kind: 'exact', value: 'Envoy/HC', ignoreCase: false } }] });
+  const withConfig = (edit: (c: Record<string, unknown>) => void) => {
+    const v = structuredClone(base) as any;
+    for (const c of v.filter_chains) edit(c.filters[0].typed_config.http_filters.find((x: { name: string }) => x.name === 'envoy.filters.http.health_check').typed_config);
+    return v;
+  };
+  const errors = (edit: (c: Record<string, unknown>) => void) => {
+    const r = accept('listener', withConfig(edit));
+    assert.ok(!r.ok, 'NACKed');
+    return r.errors.map((e) => `${e.path}: ${e.message}`).join('\n');
+  };
+  assert.match(errors((c) => (c.pass_through_mode = false)), /http_filters\[0\]\.typed_config\.pass_through_mode: only true/);
+  assert.match(errors((c) => delete c.pass_through_mode), /typed_config\.pass_through_mode: required/);
+  assert.match(errors((c) => (c.cache_time = '5s')), /typed_config\.cache_time: not supported/);
+  assert.match(errors((c) => (c.cluster_min_healthy_percentages = { api: { value: 50 } })), /typed_config\.cluster_min_healthy_percentages/);
+  assert.ok(accept('listener', withConfig((c) => (c.pass_through_mode = { value: true }))).ok, 'the BoolValue as a wrapper object');
+});
+
 test("outlier_detection: Envoy's defaults for what is unset (success-rate ejection on), every ejection type decoded", () => {
   const base = golden('lb-round-robin', 'cluster') as Record<string, any>;
   const defaults = decoded('cluster', { ...base, outlier_detection: {} }) as ClusterConfig;

@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import { SidecarStats } from '../../sidecar/stats.ts';
 import { Span, Tracer } from '../../sidecar/tracing.ts';
 import { defaultTranslator } from '../../control/xds/index.ts';
-import { TestMesh, eventually, freePort, get, instance, metric, service, startApp } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, metric, policy, service, startApp } from './harness.ts';
 import { startCollector } from './otlp-collector.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -32,13 +32,18 @@ async function traceApp() {
 }
 
 /** caller -> api through two sidecars that trace at `sampling` percent to `collector`. */
-async function tracedMesh(collectorPort: number, sampling: number, app: { port: number }) {
+async function tracedMesh(collectorPort: number, sampling: number, app: { port: number }, healthCheckMs?: number) {
   const mesh = await TestMesh.start({
     translator: defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control', tracing: { collectorCluster: 'weft_otel', samplingPercent: sampling } }),
   });
   closers.push(() => mesh.close());
   const inbound = await freePort();
-  mesh.model.update({ services: [service('caller', 8000), service('api', 7000)], instances: [instance('api', inbound)], routes: [] });
+  mesh.model.update({
+    services: [service('caller', 8000), service('api', 7000)],
+    instances: [instance('api', inbound)],
+    routes: [],
+    ...(healthCheckMs ? { destinationPolicies: [policy('api', { healthCheck: { path: '/healthz', intervalMs: healthCheckMs, timeoutMs: 1000, healthyThreshold: 1, unhealthyThreshold: 2 } })] } : {}),
+  });
   const server = await mesh.sidecar('api', app.port, { inboundPort: inbound, otelCollector: `127.0.0.1:${collectorPort}` });
   const client = await mesh.sidecar('caller', 8000, { otelCollector: `127.0.0.1:${collectorPort}` });
   return { mesh, client, server };
@@ -222,4 +227,31 @@ test('a collector that never answers (no export timeout) gets at most 16 exports
   await tracer.close();
   for (const s of calls) s.close();
   silent.close();
+});
+
+test("callers' active health checks are not traced: the inbound health_check filter unsamples their span (and the app's parent), and their answer names the checked cluster; other requests are traced", { timeout: 40_000 }, async () => {
+  const collector = await startCollector();
+  closers.push(() => collector.close());
+  const app = await traceApp();
+  // The caller's sidecar checks api every 100 ms through api's inbound listener, as Envoy's health checker does.
+  const { mesh, client, server } = await tracedMesh(collector.port, 100, app, 100);
+  await eventually(async () => (await metric(client.adminPort, 'envoy_cluster_health_check_success', { envoy_cluster_name: 'outbound|7000||api.default' })) >= 5, 10_000, 'five health checks of api');
+
+  // One as the checker sends it: the app gets an unsampled parent; the answer says which cluster was checked.
+  const check = await get(server.inboundPort, 'api', '/healthz', { headers: { 'user-agent': 'Envoy/HC' } });
+  assert.equal(check.status, 200);
+  assert.match(JSON.parse(check.body).traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+  assert.equal(check.headers['x-envoy-upstream-healthchecked-cluster'], 'api');
+  // Another user-agent on the same path is an ordinary request: traced, sampled, no such header.
+  const plain = await get(server.inboundPort, 'api', '/healthz', { headers: { 'user-agent': 'curl/8.5.0' } });
+  assert.match(JSON.parse(plain.body).traceparent, /-01$/);
+  assert.equal(plain.headers['x-envoy-upstream-healthchecked-cluster'], undefined);
+  assert.equal((await get(client.outboundPort, 'api', '/items')).status, 200);
+
+  await mesh.close();
+  await eventually(() => collector.spans.some((s) => s.attributes['http.url']?.endsWith('/items')), 3_000, 'the flush at close');
+  const urls = collector.spans.map((s) => `${s.service} ${s.attributes['http.url'] ?? ''} ${s.attributes['user_agent'] ?? ''}`);
+  // Exported: the curl request (api) and /items (caller and api); none of the many health checks.
+  assert.equal(collector.spans.length, 3, urls.join('\n'));
+  assert.equal(collector.spans.filter((s) => s.attributes['user_agent'] === 'Envoy/HC').length, 0);
 });

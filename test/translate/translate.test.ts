@@ -103,14 +103,14 @@ test('dependsOn scopes virtual hosts, clusters and EDS names to the declared ups
   assert.deepEqual(result.clusters.map((c) => c.name), ['inbound|8080||web.default', 'outbound|9082||details.ops']);
 });
 
-test('http filters: wasm bindings in order, fault only when a route has one, router last', () => {
+test('http filters: the health check marker first on inbound, wasm bindings in order, fault only when a route has one, router last', () => {
   const { model, proxy, options } = bookinfo();
   const filterNames = (listenerName: string, m: MeshModel): string[] => {
     const listener = translateProxy(m, proxy, options).listeners.find((l) => l.name === listenerName)!;
     const chains = listener.value.filter_chains as { filters: { typed_config: { http_filters: { name: string }[] } }[] }[];
     return chains[0]!.filters[0]!.typed_config.http_filters.map((f) => f.name);
   };
-  assert.deepEqual(filterNames('inbound', model), ['weft.wasm.default.b1', 'weft.wasm.default.b2', 'envoy.filters.http.router']);
+  assert.deepEqual(filterNames('inbound', model), ['envoy.filters.http.health_check', 'weft.wasm.default.b1', 'weft.wasm.default.b2', 'envoy.filters.http.router']);
   assert.deepEqual(filterNames('outbound', model), ['envoy.filters.http.fault', 'envoy.filters.http.router']);
   delete model.routes[0]!.rules[0]!.fault;
   assert.deepEqual(filterNames('outbound', model), ['envoy.filters.http.router']);

@@ -36,18 +36,6 @@ function malformedOperator(format: string): boolean {
   return format.replace(OPERATOR, '').includes('%');
 }
 
-/** An AccessLogFilter passing every request but an active health check (user-agent Envoy/HC). */
-export const NOT_A_HEALTH_CHECK = {
-  or_filter: {
-    filters: [
-      // no user-agent at all (an inverted present match is true only for an absent header)
-      { header_filter: { header: { name: 'user-agent', present_match: true, invert_match: true } } },
-      // one that is not the health checker's
-      { header_filter: { header: { name: 'user-agent', string_match: { exact: 'Envoy/HC' }, invert_match: true } } },
-    ],
-  },
-};
-
 registerHcmFeature('access-log', (hcm, target, ctx) => {
   const options = ctx.options.accessLog;
   // gRPC libraries have no access logger.
@@ -72,10 +60,8 @@ registerHcmFeature('access-log', (hcm, target, ctx) => {
     name: 'envoy.access_loggers.stdout',
     // Callers' active health checks stay out of the inbound log (options.accessLog.healthChecks keeps them): a
     // service probed by three clusters every 2 s, as the demo's orders, wrote 1.5 lines a second per sidecar,
-    // drowning the requests. They are told by Envoy's health checker's user-agent, Envoy/HC (the weft sidecar's
-    // too): Envoy's not_health_check_filter needs its health_check HTTP filter to mark them, which the weft sidecar
-    // does not take. Logged: a request without a user-agent, or with another one.
-    ...(target.kind === 'inbound' && !options.healthChecks ? { filter: NOT_A_HEALTH_CHECK } : {}),
+    // drowning the requests. The inbound health_check filter marks them (http-filter-health-check.ts).
+    ...(target.kind === 'inbound' && !options.healthChecks ? { filter: { not_health_check_filter: {} } } : {}),
     typed_config: {
       '@type': STDOUT_LOG_TYPE,
       // Literal values name the proxy and side, so interleaved logs from one container stay attributable.

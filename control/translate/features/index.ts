@@ -25,6 +25,7 @@ import './route-mirror.ts';
 import './route-fault.ts';
 import './route-hash-policy.ts';
 
+import './http-filter-health-check.ts';
 import './http-filter-wasm.ts';
 import './http-filter-rbac.ts';
 import './http-filter-fault.ts';
