@@ -3,6 +3,7 @@
 
 import { isIP } from 'node:net';
 import { Type, type TLiteral, type TUnion } from '@sinclair/typebox';
+import { re2Error } from '../envoy/re2.ts';
 import { joinPath, type FieldError } from './result.ts';
 
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
@@ -104,46 +105,13 @@ export function headerValueError(value: string, path: string): FieldError | unde
   return /[\r\n\0]/.test(value) ? { path, message: 'header value must not contain CR, LF or NUL' } : undefined;
 }
 
-/** RE2's largest repetition count ("bad repetition operator" past it). */
-const RE2_MAX_REPEAT = 1000;
-
-/**
- * Escapes JavaScript accepts and RE2 refuses ("invalid escape sequence"),
- * and repetition counts past RE2's limit, found by walking the pattern
- * outside escapes.
- */
-function re2OnlyError(pattern: string): string | undefined {
-  let inClass = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '\\') {
-      const next = pattern[i + 1] ?? '';
-      if (next === 'u' || next === 'c') return `uses the escape \\${next}, which RE2 (Envoy) does not support (write \\x{...} for a code point)`;
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === ']') inClass = false;
-      continue;
-    }
-    if (c === '[') inClass = true;
-    else if (c === '{') {
-      const m = /^\{(\d+)(?:,(\d*))?\}/.exec(pattern.slice(i));
-      if (m && (Number(m[1]) > RE2_MAX_REPEAT || (m[2] !== undefined && m[2] !== '' && Number(m[2]) > RE2_MAX_REPEAT))) {
-        return `repeats more than ${RE2_MAX_REPEAT} times ("${m[0]}"), which RE2 (Envoy) refuses`;
-      }
-    }
-  }
-  return undefined;
-}
-
 /**
  * A regex both data planes run the same way: Envoy matches with RE2, the
  * weft sidecar with JavaScript's RegExp in unicode mode. So it must compile
  * there (the unicode mode refuses escapes such as \Z or \y that RE2 refuses
  * too, and that the non-unicode mode silently read as letters), and use
- * nothing RE2 lacks: lookaround, backreferences, \u and \c escapes,
- * repetitions past 1000.
+ * nothing RE2 lacks or reads otherwise (control/envoy/re2.ts): lookaround,
+ * backreferences, \u and \c escapes, repetitions past 1000, [] and [^].
  */
 export function regexError(pattern: string, path: string): FieldError | undefined {
   try {
@@ -151,9 +119,7 @@ export function regexError(pattern: string, path: string): FieldError | undefine
   } catch (e) {
     return { path, message: `regex does not compile: ${(e as Error).message}` };
   }
-  if (/\(\?<?[=!]/.test(pattern)) return { path, message: 'regex uses lookaround, which RE2 (Envoy) does not support' };
-  if (/\\[1-9]|\\k</.test(pattern)) return { path, message: 'regex uses a backreference, which RE2 (Envoy) does not support' };
-  const re2 = re2OnlyError(pattern);
+  const re2 = re2Error(pattern);
   if (re2) return { path, message: `regex ${re2}` };
   return undefined;
 }

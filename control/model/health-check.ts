@@ -38,7 +38,7 @@ export const HealthCheckSchema = Type.Object(
 export function buildHealthCheck(input: Static<typeof HealthCheckSchema>, path: string): { value: HttpHealthCheck; errors: FieldError[] } {
   const errors: FieldError[] = [];
   if (!input.path.startsWith('/')) errors.push({ path: `${path}.path`, message: "must be an absolute path starting with '/'" });
-  else if (/[\s?#]/.test(input.path)) errors.push({ path: `${path}.path`, message: 'must be a plain path without whitespace, query or fragment' });
+  else if (/[\s?#\x00-\x1f\x7f]/.test(input.path)) errors.push({ path: `${path}.path`, message: 'must be a plain path without whitespace, control characters, query or fragment' });
   const value: HttpHealthCheck = {
     path: input.path,
     intervalMs: input.intervalMs ?? HEALTH_CHECK_DEFAULTS.intervalMs,

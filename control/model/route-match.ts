@@ -7,11 +7,11 @@ import type { RouteMatch, StringMatch } from './types.ts';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] as const;
 
-const matchText = (d: string) => Type.String({ maxLength: 4096, description: d });
+const matchText = (d: string, minLength = 0) => Type.String({ minLength, maxLength: 4096, description: d });
 
-/** Exactly one of exact / prefix / regex (checked semantically, so errors name the field). */
+/** Exactly one of exact / prefix / regex (checked semantically, so errors name the field). An empty prefix or regex is one Envoy refuses (StringMatcher's min_len 1): exact '' matches an empty value. */
 export const StringMatchSchema = Type.Object(
-  { exact: Type.Optional(matchText('equals')), prefix: Type.Optional(matchText('starts with')), regex: Type.Optional(matchText('RE2 regex, whole value')) },
+  { exact: Type.Optional(matchText('equals')), prefix: Type.Optional(matchText('starts with', 1)), regex: Type.Optional(matchText('RE2 regex, whole value', 1)) },
   { additionalProperties: false, description: 'exactly one of exact, prefix, regex' },
 );
 

@@ -70,6 +70,9 @@ function buildRule(input: Static<typeof HttpRouteRuleSchema>, path: string, erro
   }
   if (input.prefixRewrite !== undefined) {
     if (!input.prefixRewrite.startsWith('/')) errors.push({ path: `${path}.prefixRewrite`, message: "must start with '/'" });
+    // It becomes the upstream request's path: Envoy refuses CR, LF and NUL there (prefix_rewrite is a header value),
+    // and whitespace or another control character would break the request line.
+    else if (/[\s\x00-\x1f\x7f]/.test(input.prefixRewrite)) errors.push({ path: `${path}.prefixRewrite`, message: 'must be a path without whitespace or control characters' });
     // A regex match has no prefix: Envoy swaps the whole path for the
     // rewrite (every matched request goes to one path), the weft sidecar left
     // the path as it was. Neither is what "replace the prefix" means.

@@ -1,6 +1,7 @@
 // Decoders for the small Envoy messages shared by several resource types.
 
 import type { AppendAction, Fraction, HeaderMutationConfig, PercentParts, SocketAddress, StringMatcher } from '../config.ts';
+import { re2Error } from '../../control/envoy/re2.ts';
 import { Fields } from './fields.ts';
 
 /** RE2 (Envoy's safe_regex) full-match semantics, approximated with a JS RegExp anchored at both ends. */
@@ -19,12 +20,20 @@ export function compileRegex(f: Fields, key: string): RegExp | undefined {
     m.fail('regex', 'uses RE2 syntax the weft sidecar does not support');
     return undefined;
   }
+  let compiled: RegExp;
   try {
-    return new RegExp(`^(?:${regex})$`, 'u');
+    compiled = new RegExp(`^(?:${regex})$`, 'u');
   } catch (e) {
     m.fail('regex', `invalid regex: ${(e as Error).message}`);
     return undefined;
   }
+  // And what RE2 refuses or reads otherwise (lookaround, an empty class, ...): Envoy NACKs it, so does the sidecar.
+  const re2 = re2Error(regex);
+  if (re2) {
+    m.fail('regex', re2);
+    return undefined;
+  }
+  return compiled;
 }
 
 /** envoy.type.matcher.v3.StringMatcher */
