@@ -665,11 +665,36 @@ export class DataPlane {
     return [...this.#rejected.listener].filter(([name]) => !this.#held.listener.has(name));
   }
 
-  /** The xDS client unsubscribed from these names: a refused update of one is no longer shown (config_dump, /init_dump). */
+  /**
+   * The xDS client unsubscribed from these names: a refused update of one is no longer shown (config_dump,
+   * /init_dump), and a route configuration or filter config no listener names any more is dropped, its wasm plugin
+   * closed (proxy_on_done, proxy_on_delete) and its series gone, as Envoy drops a subscription's resource with its
+   * last user. Until 2026-11-29 they stayed: a deleted FilterBinding's VM ran on (its ticks too), /config_dump kept
+   * it, and `weft proxy-status` showed the proxy out of sync (EXTRA) for good.
+   */
   unsubscribed(kind: ResourceKind, names: readonly string[]): void {
     for (const name of names) {
       this.#rejected[kind].delete(name);
       this.#absent(kind)?.delete(name);
+    }
+    if (kind === 'route' || kind === 'extension') {
+      this.#forgetUnnamedConfigs();
+      this.#releaseUnusedPlugins();
+      this.#publishState();
+    }
+  }
+
+  /** Route configurations and filter configs neither a held listener nor one still serving (its update warming) names. */
+  #forgetUnnamedConfigs(): void {
+    for (const kind of ['route', 'extension'] as const) {
+      const keep = new Set(this.wanted(kind));
+      for (const h of this.#servingListeners.values()) {
+        const chain = h.config.chain;
+        if (chain.kind !== 'http') continue;
+        if (kind === 'route' && chain.rds) keep.add(chain.rds);
+        if (kind === 'extension') for (const f of chain.httpFilters) if (f.kind === 'ecds') keep.add(f.resourceName);
+      }
+      for (const name of [...this.#held[kind].keys()]) if (!keep.has(name)) this.#held[kind].delete(name);
     }
   }
 
