@@ -10,7 +10,7 @@
 // that builds it.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const weftRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,7 +36,12 @@ function fromWeft(path: string): string {
 }
 
 export interface CompileOptions {
-  /** Directory relative imports and asc's lookups start from (default: the process's). */
+  /**
+   * Directory asc compiles from: the entry's path under it names the module's functions, and its node_modules
+   * (and those above) are where packages are looked up. Default: the nearest directory above the entry with a
+   * package.json (the filter's project), else the entry's own, so one source builds to one module wherever
+   * `weft filter build` runs (from the process's directory, a CI build and a laptop build differed).
+   */
   baseDir?: string;
   /** The abort handler element for `--use abort=` (default PACKAGE_ABORT). */
   abort?: string;
@@ -63,14 +68,23 @@ function relativeSdk(entryPath: string): { baseDir: string; abort: string } | un
   return { baseDir: root, abort: `${relative(root, sdk).split(sep).join('/')}/memory/abortHandler` };
 }
 
+/** The nearest directory holding `entryPath` with a package.json, else the entry's own. */
+function projectDir(entryPath: string): string {
+  for (let dir = dirname(entryPath); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return dirname(entryPath);
+  }
+}
+
 /** Compiles one entry file; throws with asc's diagnostics. */
 export async function compileFilter(entry: string, options: CompileOptions = {}): Promise<Uint8Array> {
   if (options.abort === undefined) {
     const local = relativeSdk(resolve(options.baseDir ?? process.cwd(), entry));
     if (local) return compileFilter(resolve(options.baseDir ?? process.cwd(), entry), local);
   }
-  const baseDir = options.baseDir ?? process.cwd();
-  const file = isAbsolute(entry) ? relative(baseDir, entry) : entry;
+  const entryPath = resolve(options.baseDir ?? process.cwd(), entry);
+  const baseDir = options.baseDir ?? projectDir(entryPath);
+  const file = relative(baseDir, entryPath);
   // Loaded on demand: asc takes seconds to import, and a cached build never needs it.
   const { default: asc } = await import('assemblyscript/asc');
   let binary: Uint8Array | undefined;
