@@ -159,6 +159,18 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
         if (typeof request.body !== 'string' || MANIFEST_ROUTES.has(request.routeOptions.url ?? '')) return;
         throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-type ${String(request.headers['content-type']).split(';')[0]} is not accepted here: send application/json (YAML manifests go to /api/v1/apply, /delete or /diff)`);
       });
+      // A route that takes no body (rollback, heartbeat, delete, ...) refuses one with something in it, as an unknown
+      // query parameter is refused: {"x":1} on a rollback used to be ignored and the rollback done.
+      api.addHook('preValidation', async (request) => {
+        const body = request.body;
+        if (body === undefined || body === null || request.is404 || request.routeOptions.schema?.body !== undefined || MANIFEST_ROUTES.has(request.routeOptions.url ?? '')) return;
+        if (typeof body === 'object' && !Array.isArray(body)) {
+          const keys = Object.keys(body);
+          if (keys.length > 0) throw validationFailed(keys.map((k) => ({ path: k, message: 'unknown field (this endpoint takes no body)' })), 'body');
+          return;
+        }
+        throw validationFailed([{ path: '', message: 'this endpoint takes no body' }], 'body');
+      });
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
       await api.register(objectRoutes, deps);
       await api.register(instanceRoutes, deps);

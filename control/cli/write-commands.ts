@@ -5,6 +5,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, CliError, type ConnectionOptions } from './client.ts';
 import { parseTtl } from '../ca/ttl.ts';
+import { DNS_LABEL } from '../model/fields.ts';
 import { formatObjects, type ApplyReply } from './manifest-commands.ts';
 
 function readBytes(file: string, what: string): Buffer {
@@ -69,6 +70,10 @@ export function registerWriteCommands(program: Command, conn: () => ConnectionOp
         }
       }
       const name = opts.name ?? basename(file).replace(/\.wasm$/, '');
+      // A name taken from the file: say where it came from, or the API's "name: must be a DNS-1123 label" leaves the user to guess.
+      if (opts.name === undefined && (name.length > 63 || !new RegExp(DNS_LABEL).test(name))) {
+        throw new CliError(`error: the catalog name ${JSON.stringify(name)}, taken from the file name, must be a DNS-1123 label (1-63 lowercase letters, digits or '-'): give one with --name`, 2);
+      }
       const client = new ApiClient(conn());
       // A push replaces the catalog entry, schema included: one the name had goes unless --schema gives it again.
       const before = configSchema === undefined ? (await client.get<{ items: { name: string; configSchema?: unknown }[] }>('/api/v1/filters')).items.find((f) => f.name === name) : undefined;

@@ -23,3 +23,21 @@ test('a body over the limit names the limit; an unaccepted content type names wh
   assert.match(xml.json.error.message, /^content-type application\/xml is not accepted: send application\/json or application\/yaml/);
   assert.equal(h.store.revision(), 0, 'nothing stored');
 });
+
+test('an endpoint that takes no body refuses one with something in it, naming each field, and does nothing', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  assert.equal((await h.call('POST', '/api/v1/apply', 'apiVersion: weft.dev/v1\nkind: Service\nmetadata: {name: orders}\nspec: {ports: [{port: 8080, protocol: http}]}\n', undefined, { 'content-type': 'application/yaml' })).status, 200);
+  const before = h.store.revision();
+  // Before 2026-11-29 the body was ignored and the rollback done.
+  const rollback = await h.call('POST', `/api/v1/revisions/0/rollback`, { x: 1, dryRun: true });
+  assert.equal(rollback.status, 400);
+  assert.deepEqual(rollback.json.error.details, [{ path: 'x', message: 'unknown field (this endpoint takes no body)' }, { path: 'dryRun', message: 'unknown field (this endpoint takes no body)' }]);
+  assert.equal(h.store.revision(), before, 'not rolled back');
+  const list = await h.call('DELETE', '/api/v1/services/orders', [1]);
+  assert.equal(list.status, 400);
+  assert.equal(list.json.error.message, 'invalid body: this endpoint takes no body');
+  assert.equal((await h.call('GET', '/api/v1/services/orders')).status, 200, 'not deleted');
+  // An empty object says nothing, and is taken.
+  assert.equal((await h.call('POST', `/api/v1/revisions/0/rollback`, {})).status, 200);
+});

@@ -21,6 +21,7 @@ test('creates of one token name sent together: one 201, the others 409, and one 
   const answers = await Promise.all([1, 2, 3].map(() => h.call('POST', '/api/v1/tokens', { role: 'viewer', name: 'ci' }, as)));
   assert.deepEqual(answers.map((a) => a.status).sort(), [201, 409, 409]);
   assert.match(answers.find((a) => a.status === 409)!.json.error.message, /a token named "ci" exists already/);
+  assert.deepEqual(answers.find((a) => a.status === 409)!.json.error.details.map((d: { path: string }) => d.path), ['name'], 'the field named');
   assert.equal(h.deps.tokens.list().filter((i) => i.name === 'ci').length, 1);
   const token = answers.find((a) => a.status === 201)!.json.token as string;
   assert.equal((await h.call('DELETE', '/api/v1/tokens/ci', undefined, as)).status, 200);

@@ -83,6 +83,12 @@ test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API)
   const junk = await weft(control, ['filter', 'push', join(dir, 'junk.wasm')]);
   assert.equal(junk.code, 1);
   assert.match(junk.stderr, /module refused: not a WebAssembly module/);
+  // A name taken from the file that the catalog would refuse: said so, with where it came from, before any upload.
+  await writeFile(join(dir, 'My Filter.wasm'), wasm);
+  const badName = await weft(control, ['filter', 'push', join(dir, 'My Filter.wasm')]);
+  assert.equal(badName.code, 2);
+  assert.match(badName.stderr, /the catalog name "My Filter", taken from the file name, must be a DNS-1123 label .*--name/);
+  assert.doesNotMatch((await weft(control, ['get', 'filters'])).stdout, /My Filter/);
 
   // /metrics needs no token and carries the xDS metrics and process metrics
   const metrics = await (await fetch(`${control.api}/metrics`)).text();

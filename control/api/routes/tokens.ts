@@ -39,7 +39,7 @@ export const tokenRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     const body = request.body as { role: Role; name?: string };
     const name = body.name ?? `${body.role}-${Date.now().toString(36)}`;
     const { token, info } = await deps.tokens.create(name, body.role).catch((e: unknown) => {
-      throw e instanceof TokenNameTakenError ? new ApiError('ALREADY_EXISTS', e.message) : e;
+      throw e instanceof TokenNameTakenError ? new ApiError('ALREADY_EXISTS', e.message, [{ path: 'name', message: e.message }]) : e;
     });
     await deps.audit.record({ time: info.createdAt, actor: actorOf(request), action: `create ${info.role} token "${info.name}"`, afterRevision: deps.store.revision() });
     return reply.code(201).send({ token, ...info, createdBy: request.operator?.name });
