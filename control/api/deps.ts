@@ -81,6 +81,8 @@ export interface FilterCatalogPort {
   validateConfig(filter: FilterModule, config: unknown): FieldError[];
   /** Whether the module's own proxy_on_configure accepts the plugin configuration a binding would send (control/filters/configure-check.ts); empty when it does. */
   configureErrors(filter: FilterModule, plugin: { name: string; rootId: string; configuration: string }): Promise<FieldError[]>;
+  /** Whether `name` is one of this build's built-in filters (kept in the catalog by every start). */
+  isBuiltin(name: string): boolean;
 }
 
 /** Envoy resources for one proxy, per config type (translate, adapted for diff). */

@@ -27,6 +27,7 @@ export function filterCatalogPort(store: Store, catalog: FilterCatalogSource): F
     read: (sha256) => catalog.read(sha256),
     validateConfig: (filter, config) => catalog.validateConfig(filter, config),
     configureErrors: (filter, plugin) => catalog.configureErrors(filter, plugin),
+    isBuiltin: (name) => catalog.builtins().some((f) => f.name === name),
   };
 }
 

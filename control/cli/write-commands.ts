@@ -84,6 +84,15 @@ export function registerWriteCommands(program: Command, conn: () => ConnectionOp
       if (before?.configSchema !== undefined) console.error(`note: filter/${reply.name} had a config schema and this push gave none: its bindings' configs are no longer checked against one (push again with --schema FILE to keep it)`);
     });
 
+  filter
+    .command('delete')
+    .description('remove a pushed filter from the catalog (refused while a binding uses it; built-ins stay)')
+    .argument('<name>', 'the catalog name')
+    .action(async (name: string) => {
+      const reply = await new ApiClient(conn()).request<{ revision: number }>('DELETE', `/api/v1/filters/${encodeURIComponent(name)}`);
+      console.log(`filter/${name} deleted (revision ${reply.revision})`);
+    });
+
   const token = program.command('token').description('manage operator tokens, and (--join) proxies\' xDS join tokens');
   token
     .command('create')

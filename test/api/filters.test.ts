@@ -109,6 +109,41 @@ test('built-in filters become catalog entries once per build; their bytes are se
   assert.equal(taken.statusCode, 400);
   assert.equal(taken.json().error.code, 'VALIDATION_FAILED');
   assert.match(taken.json().error.details[0].message, /built-in/);
+  // A built-in cannot be deleted: every start would put it back.
+  const deleteBuiltin = await app.inject({ method: 'DELETE', url: '/api/v1/filters/stamp', headers: { authorization: `Bearer ${h.admin}` } });
+  assert.equal(deleteBuiltin.statusCode, 409);
+  assert.match(deleteBuiltin.json().error.message, /"stamp" is a built-in filter/);
+});
+
+test('a pushed filter can be deleted once nothing binds it: refused while a binding uses it, naming the binding; its bytes stay served', async (t) => {
+  const h = await startApi();
+  t.after(() => h.close());
+  await h.call('POST', '/api/v1/services', { name: 'orders', ports: [{ port: 8080, protocol: 'http' }] });
+  const bytes = await minimalFilter();
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  assert.equal((await h.call('POST', '/api/v1/filters', { name: 'tagger2', wasm: Buffer.from(bytes).toString('base64') })).status, 201);
+  assert.equal((await h.call('POST', '/api/v1/filter-bindings', { name: 'tag', service: 'orders', direction: 'inbound', filter: 'tagger2' })).status, 201);
+  const rev = h.store.revision();
+
+  const bound = await h.call('DELETE', '/api/v1/filters/tagger2');
+  assert.equal(bound.status, 422);
+  assert.equal(bound.json.error.code, 'INVALID_REFERENCE');
+  assert.match(bound.json.error.message, /FilterBinding default\/tag uses it/);
+  assert.deepEqual(bound.json.error.details.map((d: { path: string }) => d.path), ['FilterBinding/default/tag.filter']);
+  assert.equal(h.store.revision(), rev, 'nothing changed');
+  assert.equal((await h.call('DELETE', '/api/v1/filters/tagger2', undefined, h.viewer)).status, 403, 'a viewer cannot');
+
+  assert.equal((await h.call('DELETE', '/api/v1/filter-bindings/tag')).status, 200);
+  const deleted = await h.call('DELETE', '/api/v1/filters/tagger2');
+  assert.equal(deleted.status, 200, deleted.body);
+  assert.deepEqual((await h.call('GET', '/api/v1/filters')).json.items.map((f: { name: string }) => f.name), []);
+  assert.match(h.store.history()[0]!.summary, /delete filter tagger2/);
+  assert.equal((await h.call('DELETE', '/api/v1/filters/tagger2')).status, 404);
+  assert.equal((await h.app.inject({ method: 'GET', url: `/wasm/${sha}.wasm` })).statusCode, 200, 'a proxy still loading it gets it');
+  // A binding to it now is refused as to any unknown filter.
+  const rebind = await h.call('POST', '/api/v1/filter-bindings', { name: 'tag', service: 'orders', direction: 'inbound', filter: 'tagger2' });
+  assert.equal(rebind.status, 422);
+  assert.match(rebind.json.error.message, /unknown filter "tagger2"/);
 });
 
 test("a binding whose config the filter itself refuses (its proxy_on_configure) is refused at apply, with what the filter logged; nothing is stored", async (t) => {

@@ -89,6 +89,14 @@ test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API)
   assert.equal(badName.code, 2);
   assert.match(badName.stderr, /the catalog name "My Filter", taken from the file name, must be a DNS-1123 label .*--name/);
   assert.doesNotMatch((await weft(control, ['get', 'filters'])).stdout, /My Filter/);
+  // filter delete: out of the catalog; a second time, the API's 404.
+  const deleted = await weft(control, ['filter', 'delete', 'tag']);
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.match(deleted.stdout, /^filter\/tag deleted \(revision \d+\)$/m);
+  assert.doesNotMatch((await weft(control, ['get', 'filters'])).stdout, /^tag\s/m);
+  const gone = await weft(control, ['filter', 'delete', 'tag']);
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /filter tag/);
 
   // /metrics needs no token and carries the xDS metrics and process metrics
   const metrics = await (await fetch(`${control.api}/metrics`)).text();

@@ -63,4 +63,26 @@ export const filterRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       return reply.code(201).header('x-weft-revision', String(revision)).send(result.module);
     },
   );
+
+  // A pushed filter leaves the catalog (one audited revision), but not while a binding uses it: the binding would
+  // name a filter that is not there. Its bytes stay served by sha256, for proxies still loading them. Built-ins
+  // stay: every start puts them back.
+  app.delete<{ Params: { name: string } }>(
+    '/filters/:name',
+    { schema: { tags, params: NameParams, querystring: NoQuery, summary: 'remove a pushed filter from the catalog (not while a binding uses it)' } },
+    async (request, reply) => {
+      const name = request.params.name;
+      if (deps.filters.isBuiltin(name)) throw new ApiError('CONFLICT', `"${name}" is a built-in filter: it stays in the catalog (remove its bindings to stop using it)`);
+      const { revision } = await serialWrite(deps, () => {
+        if (!deps.store.get(FILTER_MODULE_KIND, 'default', name)) throw notFound(`filter ${name}`);
+        const users = deps.store.list('FilterBinding').filter((o) => (o.spec as { filter?: string }).filter === name);
+        if (users.length > 0) {
+          const details = users.map((o) => ({ path: `FilterBinding/${o.namespace}/${o.name}.filter`, message: `uses filter "${name}"` }));
+          throw new ApiError('INVALID_REFERENCE', `filter ${name} is bound: FilterBinding ${users.map((o) => `${o.namespace}/${o.name}`).join(', ')} use${users.length === 1 ? 's' : ''} it (delete or rebind ${users.length === 1 ? 'it' : 'them'} first)`, details);
+        }
+        return commitChecked(deps, [{ op: 'delete', kind: FILTER_MODULE_KIND, namespace: 'default', name }], { actor: actorOf(request), summary: `delete filter ${name}` }, () => '');
+      });
+      return reply.code(200).header('x-weft-revision', String(revision)).send({ deleted: { kind: FILTER_MODULE_KIND, name }, revision });
+    },
+  );
 };
