@@ -28,6 +28,29 @@ async function moduleServer(bytesBySha: Map<string, Uint8Array>): Promise<string
   return served.url;
 }
 
+/** Counts requests in `reqs`; says goodbye (its name) as its root context is deleted; marks responses with its name. */
+const counter = (name: string) =>
+  wat({
+    imports: ['proxy_define_metric', 'proxy_increment_metric', 'proxy_add_header_map_value'],
+    strings: { metric: 'reqs', bye: `bye ${name}`, header: 'x-counted-by', name },
+    body: (s) => `
+(global $id (mut i32) (i32.const 0))
+(global $root (mut i32) (i32.const -1))
+(func (export "proxy_on_configure") (param $root i32) (param i32) (result i32)
+  (global.set $root (local.get $root))
+  (drop (call $proxy_define_metric (i32.const 0) ${s.metric} (i32.const 16)))
+  (global.set $id (i32.load (i32.const 16)))
+  (i32.const 1))
+(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (drop (call $proxy_increment_metric (global.get $id) (i64.const 1)))
+  (i32.const 0))
+(func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+  (drop (call $proxy_add_header_map_value (i32.const 2) ${s.header} ${s.name}))
+  (i32.const 0))
+(func (export "proxy_on_delete") (param $id i32)
+  (if (i32.eq (local.get $id) (global.get $root)) (then (drop (call $proxy_log (i32.const 2) ${s.bye})))))`,
+  });
+
 test('the auth filter bound through ECDS runs in the inbound chain: 401 without a key, 200 with one', { timeout: 60_000, skip: !existsSync(authWasm) && 'filters/dist/auth.wasm not built' }, async () => {
   const bytes = new Uint8Array(readFileSync(authWasm));
   const digest = sha(bytes);
@@ -164,28 +187,6 @@ test('a filter that traps under fail_closed answers 503 from then on, as Envoy d
 });
 
 test('a filter replaced by a new module keeps one series per metric, counting on (as Envoy\'s stat of the same name), and the replaced plugin\'s VM is closed once its streams are done', { timeout: 60_000 }, async () => {
-  // Counts requests in `reqs`; says goodbye (its name) as its root context is deleted; marks responses with its name.
-  const counter = (name: string) =>
-    wat({
-      imports: ['proxy_define_metric', 'proxy_increment_metric', 'proxy_add_header_map_value'],
-      strings: { metric: 'reqs', bye: `bye ${name}`, header: 'x-counted-by', name },
-      body: (s) => `
-  (global $id (mut i32) (i32.const 0))
-  (global $root (mut i32) (i32.const -1))
-  (func (export "proxy_on_configure") (param $root i32) (param i32) (result i32)
-    (global.set $root (local.get $root))
-    (drop (call $proxy_define_metric (i32.const 0) ${s.metric} (i32.const 16)))
-    (global.set $id (i32.load (i32.const 16)))
-    (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (drop (call $proxy_increment_metric (global.get $id) (i64.const 1)))
-    (i32.const 0))
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
-    (drop (call $proxy_add_header_map_value (i32.const 2) ${s.header} ${s.name}))
-    (i32.const 0))
-  (func (export "proxy_on_delete") (param $id i32)
-    (if (i32.eq (local.get $id) (global.get $root)) (then (drop (call $proxy_log (i32.const 2) ${s.bye})))))`,
-    });
   const a = await counter('a');
   const b = await counter('b');
   const base = await moduleServer(new Map([[sha(a), a], [sha(b), b]]));
@@ -218,4 +219,30 @@ test('a filter replaced by a new module keeps one series per metric, counting on
   // a's VM is let go of (its root context deleted) once nothing configures it and no stream runs on it; b's is not.
   await eventually(() => lines.some((l) => l.includes('bye a')), 10_000, "module a's VM closed");
   assert.ok(!lines.some((l) => l.includes('bye b')));
+});
+
+test('a FilterBinding removed: the sidecar drops its ECDS config, closes its VM (proxy_on_delete) and drops its series, as Envoy ends the subscription with its last listener', { timeout: 60_000 }, async () => {
+  const mod = await counter('tagger');
+  const mesh = await TestMesh.start({ translator: defaultTranslator({ wasmBaseUrl: await moduleServer(new Map([[sha(mod), mod]])), wasmClusterName: 'weft-control' }) });
+  closers.push(() => mesh.close());
+  const app = await startApp('till');
+  mesh.track(() => app.close());
+  const inbound = await freePort();
+  const binding: FilterBinding = { name: 'till-tagger', namespace: 'default', service: 'till', direction: 'inbound', filter: 'tagger', order: 0, config: {}, failurePolicy: 'fail_closed' };
+  mesh.model.update({
+    services: [service('till', 7911)],
+    instances: [instance('till', inbound)],
+    filterModules: [{ name: 'tagger', sha256: sha(mod), size: mod.length, abiVersion: '0.2.1' }],
+    filterBindings: [binding],
+  });
+  const lines: string[] = [];
+  const sc = await mesh.sidecar('till', app.port, { inboundPort: inbound, log: (l) => lines.push(l) });
+  assert.equal((await get(inbound, 'till', '/')).headers['x-counted-by'], 'tagger');
+
+  mesh.model.update({ filterBindings: [] });
+  await eventually(async () => (await get(inbound, 'till', '/')).headers['x-counted-by'] === undefined, 10_000, 'the filter out of the chain');
+  // Until 2026-11-29 the config stayed (in /config_dump, so weft proxy-status said EXTRA for good) and its VM ran on.
+  await eventually(async () => !(await get(sc.adminPort, 'admin', '/config_dump?resource=ecds_filters')).body.includes('till-tagger'), 10_000, "the removed binding's ECDS config gone from /config_dump");
+  await eventually(() => lines.some((l) => l.includes('bye tagger')), 10_000, "the removed binding's VM closed (proxy_on_delete)");
+  assert.doesNotMatch(await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text(), /plugin="till-tagger"/, 'a binding removed takes its series with it');
 });
