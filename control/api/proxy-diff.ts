@@ -7,7 +7,9 @@
 import type { MeshModel, ProxyRef } from '../model/types.ts';
 import { canonical } from './desired-state.ts';
 import { CONFIG_TYPES, type ApiDeps, type StoredObject } from './deps.ts';
+import { validateResource } from '../envoy/index.ts';
 import type { FieldError } from './errors.ts';
+import { TYPE_URL } from './proxy-sync.ts';
 
 export interface ResourceDiff {
   type: string;
@@ -22,7 +24,11 @@ export interface ProxyDiff {
   service: string;
   connected: boolean;
   resources: ResourceDiff[];
-  /** Translation errors the new state would cause for this proxy. */
+  /**
+   * Translation errors the new state would cause for this proxy, and Envoy's validation errors (protos, PGV, the
+   * semantic checks) of each resource it adds or changes: what the xDS server would refuse the snapshot for, so
+   * a dry run says it before a write does (until 2026-11-29 only the translator's were reported).
+   */
   errors: FieldError[];
 }
 
@@ -76,6 +82,11 @@ export function diffState(deps: ApiDeps, target: StoredObject[]): ProxyDiff[] {
         else if (canonical(a) !== canonical(b)) resources.push({ type, name, action: 'changed', before: a, after: b });
       }
     }
-    return { proxy: ref.id, service: `${ref.service}.${ref.namespace}`, connected, resources, errors: will.errors };
+    const errors = [...will.errors];
+    for (const r of resources) {
+      if (r.after === undefined) continue;
+      for (const e of validateResource(TYPE_URL[r.type as keyof typeof TYPE_URL], r.after)) errors.push({ path: `${r.type}/${r.name}${e.path ? `: ${e.path}` : ''}`, message: e.message });
+    }
+    return { proxy: ref.id, service: `${ref.service}.${ref.namespace}`, connected, resources, errors };
   });
 }

@@ -67,7 +67,8 @@ export interface ProxySync {
   refused?: { path: string; message: string; revision: number }[];
 }
 
-const TYPE_URL: Record<ConfigType, string> = {
+/** The xDS type URL of each config type the API names. */
+export const TYPE_URL: Record<ConfigType, string> = {
   listeners: TypeUrl.Listener,
   routes: TypeUrl.RouteConfiguration,
   clusters: TypeUrl.Cluster,
