@@ -67,6 +67,17 @@ export interface ApplyResult {
   errors: string[];
 }
 
+/** Adds to `out` the route configurations (RDS) or filter configs (ECDS) `listeners` name; returns `out`. */
+function namedByListeners(listeners: Iterable<Held<'listener'>>, kind: 'route' | 'extension', out: Set<string>): Set<string> {
+  for (const h of listeners) {
+    const chain = h.config.chain;
+    if (chain.kind !== 'http') continue;
+    if (kind === 'route' && chain.rds) out.add(chain.rds);
+    if (kind === 'extension') for (const f of chain.httpFilters) if (f.kind === 'ecds') out.add(f.resourceName);
+  }
+  return out;
+}
+
 export class DataPlane {
   readonly stats: SidecarStats;
   readonly clusters: ClusterManager;
@@ -528,13 +539,9 @@ export class DataPlane {
       }
       return [...out].sort();
     }
-    if (kind === 'endpoint') for (const h of this.#held.cluster.values()) if (h.config.type === 'EDS') out.add(h.config.edsServiceName!);
-    for (const h of this.#held.listener.values()) {
-      const chain = h.config.chain;
-      if (chain.kind !== 'http') continue;
-      if (kind === 'route' && chain.rds) out.add(chain.rds);
-      if (kind === 'extension') for (const f of chain.httpFilters) if (f.kind === 'ecds') out.add(f.resourceName);
-    }
+    if (kind === 'endpoint') {
+      for (const h of this.#held.cluster.values()) if (h.config.type === 'EDS') out.add(h.config.edsServiceName!);
+    } else namedByListeners(this.#held.listener.values(), kind, out);
     return [...out].sort();
   }
 
@@ -687,13 +694,7 @@ export class DataPlane {
   /** Route configurations and filter configs neither a held listener nor one still serving (its update warming) names. */
   #forgetUnnamedConfigs(): void {
     for (const kind of ['route', 'extension'] as const) {
-      const keep = new Set(this.wanted(kind));
-      for (const h of this.#servingListeners.values()) {
-        const chain = h.config.chain;
-        if (chain.kind !== 'http') continue;
-        if (kind === 'route' && chain.rds) keep.add(chain.rds);
-        if (kind === 'extension') for (const f of chain.httpFilters) if (f.kind === 'ecds') keep.add(f.resourceName);
-      }
+      const keep = namedByListeners([...this.#held.listener.values(), ...this.#servingListeners.values()], kind, new Set());
       for (const name of [...this.#held[kind].keys()]) if (!keep.has(name)) this.#held[kind].delete(name);
     }
   }

@@ -21,7 +21,7 @@ import { isGrpc, localReplies, renderLocalReply, resetFlag, upstreamResetDetails
 import { forwardedClientCert, peerCertificate, peerProperties } from './peer-identity.ts';
 import { tlsInfo, type TlsInfo } from './tls-info.ts';
 import { requestId as newRequestId } from './request-id.ts';
-import { headerValueMatches, pickWeighted, selectRoute, selectVirtualHost, type StreamRandom } from './router.ts';
+import { headerMatches, pickWeighted, selectRoute, selectVirtualHost, type RouteRequest, type StreamRandom } from './router.ts';
 import { applyRouterHeaders } from './router-headers.ts';
 import type { HcmSeries, SidecarStats } from './stats.ts';
 import { connectionAttributes, responseCodeDetails, type ConnectionAttributes } from './stream-attributes.ts';
@@ -426,13 +426,12 @@ function hasHttpFilters(hcm: HttpConnectionManagerConfig): boolean {
 
 /**
  * The health_check filters (pass-through) in the chain the route leaves enabled: is the request a health check?
- * As Envoy's HeaderUtility::matchHeaders, every matcher of one filter must match (none: every request); pseudo-headers
- * are read as the request came.
+ * Every matcher of one filter must match (none: every request), as a route's header matchers match.
  */
-function isHealthCheck(hcm: HttpConnectionManagerConfig, route: RouteEntry | undefined, headers: HeaderPairs, pseudo: { authority: string; path: string; method: string }): boolean {
+function isHealthCheck(hcm: HttpConnectionManagerConfig, route: RouteEntry | undefined, req: Pick<RouteRequest, 'authority' | 'path' | 'method' | 'header'>): boolean {
   for (const f of hcm.httpFilters) {
     if (f.kind !== 'health_check' || route?.disabledFilters.has(f.name)) continue;
-    if (f.headers.every((m) => headerValueMatches(m, m.name === ':path' ? pseudo.path : m.name === ':authority' || m.name === 'host' ? pseudo.authority : m.name === ':method' ? pseudo.method : getHeader(headers, m.name)))) return true;
+    if (f.headers.every((m) => headerMatches(m, req))) return true;
   }
   return false;
 }
@@ -1247,7 +1246,7 @@ export async function handleRequest(env: ProxyEnv, listenerName: string, hcm: Ht
     let vh = config ? selectVirtualHost(config, authority) : undefined;
     const route = routeIn(vh, authority, path, method, headers, stream);
     // The health_check filter comes first in the chain, so it has marked a health check before the router's 404 too.
-    if (isHealthCheck(hcm, route, headers, { authority, path, method })) {
+    if (isHealthCheck(hcm, route, { authority, path, method, header: (n) => getHeader(headers, n) })) {
       stream.healthCheck = true;
       // As Envoy's filter (activeSpan().setSampled(false)): the span and those it parents upstream are not sampled.
       if (stream.span) stream.span.sampled = false;
