@@ -12,6 +12,7 @@ import type { FilterBinding, FilterModule } from '../model/types.ts';
 import { RUNTIME_KINDS } from '../store/store.ts';
 import { FILTER_MODULE_KIND, type ApiDeps, type Change, type StoredObject } from './deps.ts';
 import { ApiError, joinPath, type FieldError } from './errors.ts';
+import { deliveryErrors } from './write-check.ts';
 
 /**
  * Kinds that are not operator policy: instances belong to the registry,
@@ -140,10 +141,23 @@ export async function commitChecked(
   pathOf: (c: Change) => string,
 ): Promise<{ revision: number; changed: boolean }> {
   if (!writing.has(deps.store)) throw new Error('commitChecked outside serialWrite: a concurrent write could invalidate its checks');
-  const { errors } = await checkChanges(deps, changes, pathOf);
+  const { state, errors } = await checkChanges(deps, changes, pathOf);
   if (errors.length > 0) {
     const first = errors[0]!;
     throw new ApiError('INVALID_REFERENCE', `${first.path ? `${first.path}: ` : ''}${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`, errors);
   }
+  checkDelivery(deps, changes, state);
   return deps.store.commit(changes, meta);
+}
+
+/** Throws UNDELIVERABLE (nothing stored) when the state would give a proxy an error the xDS server refuses its snapshot for (write-check.ts). */
+export function checkDelivery(deps: ApiDeps, changes: Change[], state: StoredObject[]): void {
+  const { errors, services } = deliveryErrors(deps, changes, state);
+  if (errors.length === 0) return;
+  const first = errors[0]!;
+  throw new ApiError(
+    'UNDELIVERABLE',
+    `the change would give the proxies of ${services.join(', ')} configuration the xDS server refuses to send (they would get no further config until it is undone): ${first.path ? `${first.path}: ` : ''}${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`,
+    errors,
+  );
 }

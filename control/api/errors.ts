@@ -14,6 +14,11 @@ export const ErrorCodes = {
   INVALID_REFERENCE: 422,
   /** An uploaded wasm module failed the module checks. */
   INVALID_MODULE: 400,
+  /**
+   * The change is well formed and its references resolve, but the Envoy configuration it would give some proxy fails
+   * translation or Envoy's own validation, so the xDS server would send that proxy nothing further (control/api/write-check.ts).
+   */
+  UNDELIVERABLE: 422,
   /** No token, or a token the control plane does not know. */
   UNAUTHENTICATED: 401,
   /** A valid token whose role does not allow the request (viewer writing). */

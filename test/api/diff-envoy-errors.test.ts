@@ -25,9 +25,11 @@ test("a dry run names Envoy's validation errors of the resources a change would 
   const orders = diff.json.proxies.find((p: { service: string }) => p.service === 'orders.default');
   const errors = orders.errors.map((e: { path: string; message: string }) => `${e.path}: ${e.message}`);
   assert.ok(errors.some((e: string) => /^extension-configs\/weft\.wasm\.default\.tag: .*cluster: value length must be at least 1/.test(e)), errors.join('\n'));
+  // A dry run of the apply answers as the apply would: refused, with the same errors (write-check.ts).
   const dry = await h.call('POST', '/api/v1/apply?dryRun=true', binding);
-  assert.equal(dry.status, 200);
-  assert.deepEqual(dry.json.diff.proxies.find((p: { service: string }) => p.service === 'orders.default').errors, orders.errors);
+  assert.equal(dry.status, 422);
+  assert.equal(dry.json.error.code, 'UNDELIVERABLE');
+  assert.deepEqual(dry.json.error.details, orders.errors);
 
   // A change that sends nothing invalid reports nothing.
   const clean = await h.call('POST', '/api/v1/diff', 'apiVersion: weft.dev/v1\nkind: Service\nmetadata: {name: stock}\nspec: {ports: [{port: 9090, protocol: http}]}\n');

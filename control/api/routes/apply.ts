@@ -8,7 +8,7 @@ import { parseManifests, validateManifest, yamlDocuments, type Manifest } from '
 import { kindNamed, kindNames } from '../../model/kinds.ts';
 import { DEFAULT_NAMESPACE } from '../../model/fields.ts';
 import { actorOf } from '../auth.ts';
-import { checkChanges, commitChecked, isUnchanged, serialWrite } from '../desired-state.ts';
+import { checkChanges, checkDelivery, commitChecked, isUnchanged, serialWrite } from '../desired-state.ts';
 import { ApiError, prefixPaths, validationFailed, type FieldError } from '../errors.ts';
 import { diffState } from '../proxy-diff.ts';
 import { loneSurrogates } from '../json-body.ts';
@@ -139,6 +139,8 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         const changes = planned.filter((p) => p.action !== 'unchanged').map((p) => p.change);
         const { state, errors } = await checkChanges(deps, changes, (c) => `${planned.find((p) => p.change === c)?.at ?? ''}.spec`);
         if (errors.length > 0) throw new ApiError('INVALID_REFERENCE', `${errors[0]!.path}: ${errors[0]!.message}`, errors);
+        // Refused as the apply itself would be (kubectl's server-side dry run runs admission too).
+        checkDelivery(deps, changes, state);
         const diff = { objects: objectsOf(planned), proxies: diffState(deps, state) };
         return { dryRun: true, revision: deps.store.revision(), changed: changes.length > 0, objects: objectsOf(planned), diff };
       }
