@@ -8,6 +8,18 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Instance, MeshModel, ProxyRef, Service } from '../../control/model/types.ts';
 import { translateEndpoints, translateProxy } from '../../control/translate/index.ts';
+import { Registry as PromRegistry } from 'prom-client';
+import { createApiDeps } from '../../control/api/adapters.ts';
+import { filterCatalogPort } from '../../control/api/filter-catalog.ts';
+import { memoryTokenStore } from '../../control/api/tokens.ts';
+import { applyChanges } from '../../control/api/desired-state.ts';
+import { deliveryErrors } from '../../control/api/write-check.ts';
+import { FilterCatalog } from '../../control/filters/catalog.ts';
+import { createRegistry } from '../../control/registry/registry.ts';
+import { createMemoryStore } from '../../control/store/memory-store.ts';
+import type { Change } from '../../control/store/store.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 interface Row { measure: string; value: number; unit: string }
 const rows: Row[] = [];
@@ -58,6 +70,32 @@ for (const [services, dependsOn] of [[100, undefined], [1000, undefined], [1000,
   rows.push({ measure: `  resources JSON for that proxy`, value: Math.round(JSON.stringify(resources).length / 1024), unit: 'KiB' });
   rows.push({ measure: `translateEndpoints, all ${resources.endpointNames.length} clusters, ${scope}`, value: round(time(() => translateEndpoints(model, resources.endpointNames), 10)), unit: 'ms' });
   rows.push({ measure: `translateEndpoints, one cluster, ${services} services`, value: round(time(() => translateEndpoints(model, [resources.endpointNames[0]!]), 100)), unit: 'ms' });
+}
+
+// The write-time delivery check (control/api/write-check.ts) runs before every operator write commits: the
+// proxies a change reaches, translated under both states, and the changed resources validated as Envoy would.
+for (const services of [100, 1000]) {
+  const store = createMemoryStore();
+  const model = mesh(services, 4);
+  await store.commit(
+    [
+      ...model.services.map((s): Change => ({ op: 'put', kind: 'Service', namespace: s.namespace, name: s.name, spec: s })),
+      ...model.destinationPolicies.map((p): Change => ({ op: 'put', kind: 'DestinationPolicy', namespace: p.namespace, name: p.name, spec: p })),
+    ],
+    { actor: 'bench', summary: 'mesh' },
+  );
+  const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
+  const deps = createApiDeps({
+    store, registry: createRegistry(store), tokens: memoryTokenStore(), metrics: [new PromRegistry()],
+    filters: filterCatalogPort(store, new FilterCatalog({ dataDir, manifestPath: join(dataDir, 'none.json') })),
+    translateOptions: options,
+  });
+  const route: Change = {
+    op: 'put', kind: 'Route', namespace: 'default', name: 'svc-7',
+    spec: { name: 'svc-7', namespace: 'default', service: 'svc-7', rules: [{ match: [{ path: { prefix: '/v2' } }], destinations: [{ service: 'svc-7', subset: 'v2', weight: 1 }] }] },
+  };
+  const state = applyChanges(store.list(), [route]);
+  rows.push({ measure: `write check, one Route, ${services} services, full mesh`, value: round(time(() => deliveryErrors(deps, [route], state), 5)), unit: 'ms' });
 }
 
 const width = Math.max(...rows.map((r) => r.measure.length));
