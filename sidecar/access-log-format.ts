@@ -49,6 +49,8 @@ export interface AccessLogEntry {
   bytes_sent: number;
   duration_ms: number;
   request_id: string;
+  /** Envoy's %RESPONSE_CODE_DETAILS% (why the answer is what it is), set for tap sessions only: the access log's format reads it itself. */
+  response_code_details?: string;
 }
 
 /** What a format reads of a finished request (proxy.ts's Stream, or a codec reply's stand-in). */

@@ -1002,6 +1002,13 @@ export class RequestFilters {
       if (response === undefined && a.stream.sawHeaders('response')) response = a.stream;
     }
     const logged = { request, response };
-    for (const a of this.#active) if (a.kind === 'wasm') a.stream?.complete(logged);
+    for (const a of this.#active) {
+      if (a.kind !== 'wasm' || !a.stream) continue;
+      // A stream its failure policy decided (a trapped VM's 503 wasm_fail_stream, or fail_open's bypass) is a
+      // failure of the filter, once per stream: until 2026-11-29 only load failures and resets were counted, so a
+      // trapped fail_closed filter refusing every request left envoy_wasm_filter_failures at nothing.
+      if (a.stream.failed) this.#stats.wasmFailures.inc({ filter: a.name });
+      a.stream.complete(logged);
+    }
   }
 }

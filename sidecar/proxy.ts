@@ -722,8 +722,13 @@ class Stream implements LogSource, StreamRandom, TrailerSource {
         if (al.filter === undefined || al.filter(this, this.env)) this.env.accessLog(al.format(this));
       }
     }
-    if (this.tapRequest) log.start_time = new Date(this.started).toISOString();
-    if (this.tapRequest) this.env.tap!.emit(log, this.tapRequest, this.tapUpstream, this.tapResponse);
+    if (this.tapRequest) {
+      log.start_time = new Date(this.started).toISOString();
+      // Why the sidecar answered as it did (wasm_fail_stream, no_healthy_upstream, direct_response...): a 503 with no flag said nothing.
+      const why = responseCodeDetails(status, flag, this.replied, details);
+      if (why !== undefined) log.response_code_details = why;
+      this.env.tap!.emit(log, this.tapRequest, this.tapUpstream, this.tapResponse);
+    }
     if (this.span) finishSpan(this.span, this.hcm.tracing!, log);
     // The response is over before the request body (an early answer to an upload): its rest is read and dropped,
     // not left paused for a reader that will never come.

@@ -252,11 +252,14 @@ interface TapLine {
   response_flags: string;
   duration_ms: number;
   upstream_host: string;
+  response_code_details?: string;
   dropped_before?: number;
 }
 
 /** `weft tap`: one line per request, as an access log reads. */
 export function tapLine(e: TapLine): string {
   const dropped = e.dropped_before ? ` (${e.dropped_before} not shown: the reader fell behind)` : '';
-  return `${e.start_time} ${e.listener} ${e.method} ${e.authority}${e.path} -> ${e.response_code} ${e.response_flags} ${e.duration_ms} ms${e.upstream_host ? ` ${e.upstream_host}` : ''}${dropped}`;
+  // Why the sidecar answered itself (wasm_fail_stream, direct_response, no_healthy_upstream); an upstream's answer says nothing more.
+  const why = e.response_code_details && e.response_code_details !== 'via_upstream' ? ` (${e.response_code_details})` : '';
+  return `${e.start_time} ${e.listener} ${e.method} ${e.authority}${e.path} -> ${e.response_code} ${e.response_flags}${why} ${e.duration_ms} ms${e.upstream_host ? ` ${e.upstream_host}` : ''}${dropped}`;
 }

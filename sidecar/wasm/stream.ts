@@ -105,6 +105,8 @@ export interface HttpStream {
   readonly resumable: boolean;
   readonly pendingHttpCalls: number;
   readonly closed: boolean;
+  /** Whether the filter's failure policy decided the stream: its VM had failed (a trap, before or during it). */
+  readonly failed: boolean;
 }
 
 type Direction = 'request' | 'response';
@@ -138,6 +140,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   private reply: { reply: LocalReply; direction: Direction } | undefined;
   private reset = false;
   private bypass = false;
+  failed = false;
   private phase: Direction = 'request';
   private resumedRequest = false;
   private resumedResponse = false;
@@ -424,6 +427,7 @@ export class HttpStreamContext implements HttpStream, HostContext {
   }
 
   private failurePolicy(): StreamOutcome {
+    this.failed = true;
     if (this.owner.failurePolicy === 'fail_open') {
       this.bypass = true;
       this.heldAll = this.heldBuffering = 0;

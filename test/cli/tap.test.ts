@@ -80,7 +80,8 @@ describe('weft tap PROXY: live requests through a sidecar', () => {
     assert.doesNotMatch(tapped.stdout, /hunter2/);
 
     const notFound = await trafficUntil(weft(control, ['tap', id, '--status', '4xx', '--max', '1']), '/hello');
-    assert.match(notFound.stdout, /^\S+ outbound GET nowhere\/elsewhere -> 404 /);
+    // The sidecar's own answer says why (the catch-all route's direct response).
+    assert.match(notFound.stdout, /^\S+ outbound GET nowhere\/elsewhere -> 404 - \(direct_response\) \d+ ms/);
   });
 
   it('-o json: a header a request chose with a C1 control (byte 0x9b, CSI) is printed escaped, the JSON still exact', async () => {

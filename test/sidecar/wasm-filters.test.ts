@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { defaultTranslator } from '../../control/xds/index.ts';
 import type { FilterBinding, FilterModule } from '../../control/model/types.ts';
-import { TestMesh, eventually, freePort, get, instance, service, startApp, moduleServer as serveModules } from './harness.ts';
+import { TestMesh, eventually, freePort, get, instance, service, startApp, tap, moduleServer as serveModules } from './harness.ts';
 import { wat } from '../wasm/wat.ts';
 
 const authWasm = fileURLToPath(new URL('../../filters/dist/auth.wasm', import.meta.url));
@@ -161,6 +161,7 @@ test('a filter that traps under fail_closed answers 503 from then on, as Envoy d
     filterBindings: [binding],
   });
   const sc = await mesh.sidecar('shop', app.port, { inboundPort: inbound });
+  const watched = await tap(sc.adminPort, '?max=5');
   assert.equal((await get(inbound, 'shop', '/')).status, 200, 'first request passes');
   const trapped = await get(inbound, 'shop', '/');
   assert.equal(trapped.status, 503, 'the trap answers 503');
@@ -170,6 +171,14 @@ test('a filter that traps under fail_closed answers 503 from then on, as Envoy d
   const stats = await (await fetch(`http://127.0.0.1:${sc.adminPort}/stats/prometheus`)).text();
   assert.match(stats, /^weft_wasm_vm_failed_total\{plugin="shop-trap"\} 1$/m);
   assert.match(stats, /^weft_wasm_vm_created_total\{plugin="shop-trap"\} 1$/m, 'no new VM');
+  // What an operator sees: each refused request counted as a failure of the filter, and logged with Envoy's
+  // details for it (no response flag, as Envoy's wasm host sets none). Until 2026-11-29 neither said anything.
+  assert.deepEqual(stats.match(/^envoy_wasm_filter_failures\{.*$/gm), ['envoy_wasm_filter_failures{filter="weft.wasm.default.shop-trap"} 4'], 'the trapping request and the three the failed VM refused');
+  await watched.ended;
+  assert.deepEqual(watched.lines.map((l) => [l.response_code, l.response_flags, l.response_code_details]), [
+    [200, '-', 'via_upstream'],
+    ...Array.from({ length: 4 }, () => [503, '-', 'wasm_fail_stream']),
+  ]);
 
   // A new configuration of the filter is a new plugin, on a new VM.
   mesh.model.update({ filterBindings: [{ ...binding, config: { round: 2 } }] });
