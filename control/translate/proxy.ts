@@ -48,7 +48,7 @@ export function translateProxyResources(model: MeshModel, proxy: ProxyRef, optio
     }
     const usedDomains = new Set<string>();
     const virtualHosts: Json[] = ctx.reachable.flatMap((service) => virtualHostsFor(service, ctx, false, usedDomains));
-    virtualHosts.push(notFoundVirtualHost());
+    virtualHosts.push(notFoundVirtualHost(ctx.self?.dependsOn));
     const routeConfig: Json = { name: OUTBOUND_ROUTE_CONFIG, virtual_hosts: virtualHosts };
     routes.push({ name: OUTBOUND_ROUTE_CONFIG, value: routeConfig });
     listeners.push(outboundListener(routeConfig, ctx));

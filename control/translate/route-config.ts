@@ -90,15 +90,22 @@ export function virtualHostsFor(service: Service, ctx: TranslationContext, proxy
   }).filter((vh) => vh.domains.length > 0);
 }
 
-/** Unknown authorities get a 404 from the proxy instead of a hang or a random upstream. */
-export function notFoundVirtualHost(): Json {
+/**
+ * Unknown authorities get a 404 from the proxy instead of a hang or a random upstream. A proxy whose service
+ * lists what it calls (dependsOn) says so: a call to a real service left off that list got the same words as a
+ * call to no service at all, and nothing named the cause.
+ */
+export function notFoundVirtualHost(dependsOn?: string[]): Json {
+  const text = dependsOn === undefined
+    ? 'weft: no service matches this authority\n'
+    : `weft: no service this proxy may call matches this authority (its service's dependsOn: ${dependsOn.length > 0 ? dependsOn.join(', ') : 'none'})\n`;
   return {
     name: 'not_found',
     domains: ['*'],
     routes: [{
       name: 'not_found',
       match: { prefix: '/' },
-      direct_response: { status: 404, body: { inline_string: 'weft: no service matches this authority\n' } },
+      direct_response: { status: 404, body: { inline_string: text } },
     }],
   };
 }

@@ -115,7 +115,7 @@ test("the translator's default fields: exactly its keys, in its order; numbers s
   assert.equal(
     f.format(proxied()),
     '{"start_time":"2026-11-28T04:05:06.789Z","method":"GET","path":"/api/items?x=1","protocol":"HTTP/1.1","authority":"orders",' +
-      '"response_code":200,"response_flags":"-","bytes_received":12,"bytes_sent":345,"duration_ms":17,"upstream_host":"10.0.0.7:8080",' +
+      '"response_code":200,"response_flags":"-","response_code_details":"via_upstream","route_name":"app","upstream_transport_failure_reason":null,"bytes_received":12,"bytes_sent":345,"duration_ms":17,"upstream_host":"10.0.0.7:8080",' +
       '"upstream_cluster":"orders","request_id":"rid-1","user_agent":"curl/8.5.0","weft_service":"web.default","weft_direction":"inbound"}',
   );
   const local = JSON.parse(f.format(localReply()));

@@ -17,6 +17,12 @@ export const DEFAULT_ACCESS_LOG_FIELDS: Readonly<Record<string, string>> = {
   authority: '%REQ(:AUTHORITY)%',
   response_code: '%RESPONSE_CODE%',
   response_flags: '%RESPONSE_FLAGS%',
+  // Why the proxy answered as it did (no_healthy_upstream, wasm_fail_stream, direct_response, via_upstream), the
+  // route that matched, and why an upstream connection failed: Istio's default JSON format has all three, and
+  // without them a 503 with no flag (a trapped fail_closed wasm filter's, as Envoy's) said nothing of its cause.
+  response_code_details: '%RESPONSE_CODE_DETAILS%',
+  route_name: '%ROUTE_NAME%',
+  upstream_transport_failure_reason: '%UPSTREAM_TRANSPORT_FAILURE_REASON%',
   bytes_received: '%BYTES_RECEIVED%',
   bytes_sent: '%BYTES_SENT%',
   duration_ms: '%DURATION%',
