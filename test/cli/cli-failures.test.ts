@@ -1,16 +1,16 @@
 // The real `weft` binary against a running `weft control`: how it fails (bad
 // manifests, unknown kinds, tokens, an unreachable API, a control plane that
-// cannot start), filter push, /metrics, --help and get -n. Split from
-// cli.test.ts, which ran past the runner's 180 s per file on a slow machine.
+// cannot start), /metrics, --help and get -n. Split from cli.test.ts, which
+// ran past the runner's 180 s per file on a slow machine; filter push and
+// delete are in filter-push.test.ts for the same reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from '@bytecodealliance/jco';
 import { api, ROOT, startControl, weft } from './control-process.ts';
 
-test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API); filter push; /metrics; --help', async (t) => {
+test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API); /metrics; --help', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'weft-cli-'));
   const control = await startControl(dir);
   t.after(async () => {
@@ -60,43 +60,6 @@ test('weft fails clearly (bad manifests, unknown kinds, tokens, unreachable API)
   const down = await weft({ api: 'http://127.0.0.1:9', token: 'x' }, ['history']);
   assert.equal(down.code, 1);
   assert.match(down.stderr, /cannot reach the weft API at http:\/\/127\.0\.0\.1:9/);
-
-  // filter push: the module is checked, listed, and served for proxies without a token
-  const wasm = await parse(`(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) (i32.const 8)) (func (export "proxy_abi_version_0_2_1")))`);
-  await writeFile(join(dir, 'tag.wasm'), wasm);
-  await writeFile(join(dir, 'tag.schema.json'), JSON.stringify({ type: 'object', properties: { header: { type: 'string' } } }));
-  const pushed = await weft(control, ['filter', 'push', join(dir, 'tag.wasm'), '--name', 'tag', '--schema', join(dir, 'tag.schema.json')]);
-  assert.equal(pushed.code, 0, pushed.stderr);
-  const sha = /sha256 ([0-9a-f]{64})/.exec(pushed.stdout)![1];
-  assert.match((await weft(control, ['get', 'filters'])).stdout, /^tag\s+[0-9a-f]{12}\s+\d+\s+0\.2\.1\s+yes$/m);
-  const served = await fetch(`${control.api}/wasm/${sha}.wasm`);
-  assert.equal(served.status, 200);
-  assert.deepEqual(new Uint8Array(await served.arrayBuffer()), wasm);
-  // Pushed again without --schema: the schema goes, and the CLI says so (it went silently).
-  const again = await weft(control, ['filter', 'push', join(dir, 'tag.wasm'), '--name', 'tag']);
-  assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stderr, /^note: filter\/tag had a config schema and this push gave none/m);
-  assert.match((await weft(control, ['get', 'filters'])).stdout, /^tag\s+[0-9a-f]{12}\s+\d+\s+0\.2\.1\s+no$/m);
-  const third = await weft(control, ['filter', 'push', join(dir, 'tag.wasm'), '--name', 'tag']);
-  assert.equal(third.stderr, '', 'nothing to say when there was no schema');
-  await writeFile(join(dir, 'junk.wasm'), 'not wasm');
-  const junk = await weft(control, ['filter', 'push', join(dir, 'junk.wasm')]);
-  assert.equal(junk.code, 1);
-  assert.match(junk.stderr, /module refused: not a WebAssembly module/);
-  // A name taken from the file that the catalog would refuse: said so, with where it came from, before any upload.
-  await writeFile(join(dir, 'My Filter.wasm'), wasm);
-  const badName = await weft(control, ['filter', 'push', join(dir, 'My Filter.wasm')]);
-  assert.equal(badName.code, 2);
-  assert.match(badName.stderr, /the catalog name "My Filter", taken from the file name, must be a DNS-1123 label .*--name/);
-  assert.doesNotMatch((await weft(control, ['get', 'filters'])).stdout, /My Filter/);
-  // filter delete: out of the catalog; a second time, the API's 404.
-  const deleted = await weft(control, ['filter', 'delete', 'tag']);
-  assert.equal(deleted.code, 0, deleted.stderr);
-  assert.match(deleted.stdout, /^filter\/tag deleted \(revision \d+\)$/m);
-  assert.doesNotMatch((await weft(control, ['get', 'filters'])).stdout, /^tag\s/m);
-  const gone = await weft(control, ['filter', 'delete', 'tag']);
-  assert.equal(gone.code, 1);
-  assert.match(gone.stderr, /filter tag/);
 
   // /metrics needs no token and carries the xDS metrics and process metrics
   const metrics = await (await fetch(`${control.api}/metrics`)).text();
