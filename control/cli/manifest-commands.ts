@@ -23,10 +23,12 @@ export interface ApplyReply {
   dryRun?: boolean;
   objects: ObjectChange[];
   diff?: DiffReply;
+  warnings?: { path: string; message: string }[];
 }
 
 export interface DiffReply {
   objects: ObjectChange[];
+  warnings?: { path: string; message: string }[];
   proxies: { proxy: string; service: string; connected: boolean; resources: ResourceDiff[]; errors?: { path: string; message: string }[] }[];
 }
 
@@ -72,11 +74,16 @@ export function manifestBody(files: string[]): ManifestBody {
   return { text, contentType: 'application/yaml', locate };
 }
 
-/** Sends the manifests; a refusal's documents[i] name the file they came from. */
-async function sendManifests<T>(client: ApiClient, path: string, files: string[]): Promise<T> {
+/**
+ * Sends the manifests; a refusal's documents[i] name the file they came from. The answer's warnings (valid
+ * configuration that will still hurt: control/api/warnings.ts) go to stderr, as kubectl prints "Warning:".
+ */
+async function sendManifests<T extends { warnings?: { path: string; message: string }[] }>(client: ApiClient, path: string, files: string[]): Promise<T> {
   const body = manifestBody(files);
   try {
-    return await client.request<T>('POST', path, body);
+    const reply = await client.request<T>('POST', path, body);
+    for (const w of reply.warnings ?? []) console.error(`warning: ${terminalSafe(body.locate(w.path))}: ${terminalSafe(w.message)}`);
+    return reply;
   } catch (err) {
     if (!(err instanceof CliError)) throw err;
     throw new CliError(body.locate(err.message), err.exitCode, err.details.map((d) => ({ path: body.locate(d.path), message: body.locate(d.message) })), err.status);

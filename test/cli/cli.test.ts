@@ -79,8 +79,15 @@ describe('weft apply / get / diff / history / rollback against a running control
     assert.match(diff.stdout, /\+\s+"name": "outbound\|8081\|v2\|orders\.default",\n\s+\+\s+"weight": 10/);
     assert.equal((await api(control, 'GET', '/api/v1/revisions')).current, registered, 'diff stores nothing');
 
+    // Valid configuration that will still hurt is warned of on stderr, naming the file's field; the diff goes on.
+    await writeFile(join(dir, 'retry-post.yaml'), 'apiVersion: weft.dev/v1\nkind: Route\nmetadata: {name: orders}\nspec:\n  service: orders\n  rules: [{match: [{method: POST}], retries: {attempts: 2, retryOn: [5xx]}, destinations: [{service: orders}]}]\n');
+    const warned = await weft(control, ['diff', '-f', join(dir, 'retry-post.yaml')]);
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(warned.stderr, /^warning: documents\[0\]\.spec\.rules\[0\]\.retries\.retryOn: retries POST requests on 5xx: /m);
+
     const canary = await weft(control, ['apply', '-f', manifest('canary.yaml')]);
     assert.equal(canary.code, 0, canary.stderr);
+    assert.equal(canary.stderr, '', 'both subsets have instances: nothing to warn of');
     assert.match(canary.stdout, new RegExp(`^revision ${r(4)}$`, 'm'));
     const during = await eventually(async () => {
       const r = await routesOf();

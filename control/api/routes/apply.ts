@@ -11,6 +11,8 @@ import { actorOf } from '../auth.ts';
 import { checkChanges, checkDelivery, commitChecked, isUnchanged, serialWrite } from '../desired-state.ts';
 import { ApiError, prefixPaths, validationFailed, type FieldError } from '../errors.ts';
 import { diffState } from '../proxy-diff.ts';
+import { configWarnings } from '../warnings.ts';
+import type { MeshModel } from '../../model/types.ts';
 import { loneSurrogates } from '../json-body.ts';
 import type { ApiDeps, Change } from '../deps.ts';
 import { NoQuery } from '../no-query.ts';
@@ -109,6 +111,15 @@ export function summarize(verb: string, changes: Change[]): string {
   return `${verb} ${names.slice(0, 5).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
 }
 
+/** Where each planned change's spec sits in the request ("documents[2].spec"). */
+const specAt = (planned: { change: Change; at: string }[]) => (c: Change) => `${planned.find((p) => p.change === c)?.at ?? ''}.spec`;
+
+/** `{warnings}` when there are any (control/api/warnings.ts): valid configuration that will still hurt. */
+function warningsOf(model: MeshModel, changes: Change[], pathOf: (c: Change) => string): { warnings?: FieldError[] } {
+  const warnings = configWarnings(model, changes, pathOf);
+  return warnings.length > 0 ? { warnings } : {};
+}
+
 export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   /** The puts a manifest list asks for, with what each would do to the store. */
   const plan = (located: Located[]) =>
@@ -142,16 +153,16 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
         // Refused as the apply itself would be (kubectl's server-side dry run runs admission too).
         checkDelivery(deps, changes, state);
         const diff = { objects: objectsOf(planned), proxies: diffState(deps, state) };
-        return { dryRun: true, revision: deps.store.revision(), changed: changes.length > 0, objects: objectsOf(planned), diff };
+        return { dryRun: true, revision: deps.store.revision(), changed: changes.length > 0, objects: objectsOf(planned), diff, ...warningsOf(deps.buildModel(state), changes, specAt(planned)) };
       }
       // Planned inside the write, so "created" / "configured" / "unchanged" describe the state this apply changed.
       return serialWrite(deps, async () => {
         const planned = plan(located);
         const changes = planned.filter((p) => p.action !== 'unchanged').map((p) => p.change);
         if (changes.length === 0) return { revision: deps.store.revision(), changed: false, objects: objectsOf(planned) };
-        const result = await commitChecked(deps, changes, { actor: actorOf(request), summary: summarize('apply', changes) }, (c) => `${planned.find((p) => p.change === c)?.at ?? ''}.spec`);
+        const result = await commitChecked(deps, changes, { actor: actorOf(request), summary: summarize('apply', changes) }, specAt(planned));
         reply.header('x-weft-revision', String(result.revision));
-        return { revision: result.revision, changed: result.changed, objects: objectsOf(planned) };
+        return { revision: result.revision, changed: result.changed, objects: objectsOf(planned), ...warningsOf(deps.buildModel(), changes, specAt(planned)) };
       });
     },
   );
@@ -180,7 +191,7 @@ export const applyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       const changes = planned.filter((p) => p.action !== 'unchanged').map((p) => p.change);
       const { state, errors } = await checkChanges(deps, changes, (c) => `${planned.find((p) => p.change === c)?.at ?? ''}.spec`);
       if (errors.length > 0) throw new ApiError('INVALID_REFERENCE', `${errors[0]!.path}: ${errors[0]!.message}`, errors);
-      return { revision: deps.store.revision(), objects: objectsOf(planned), proxies: diffState(deps, state) };
+      return { revision: deps.store.revision(), objects: objectsOf(planned), proxies: diffState(deps, state), ...warningsOf(deps.buildModel(state), changes, specAt(planned)) };
     },
   );
 };
