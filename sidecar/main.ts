@@ -59,6 +59,12 @@ export interface SidecarOptions {
    * [...]`), in place of the default layers (a `weft` static layer and `admin`, as weft's Envoy bootstrap has).
    */
   layeredRuntime?: string;
+  /**
+   * How long the xDS stream may stay down (connecting and failing) before the sidecar warns that the control plane
+   * is out of reach, and then how often it says so again while it stays down; default 30 s, Envoy's threshold.
+   * For tests (`weft sidecar`'s hidden --xds-outage-warn-ms).
+   */
+  xdsOutageWarnMs?: number;
 }
 
 export interface RunningSidecar {
@@ -164,6 +170,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   for (const [flag, n] of [['max-heap-mb', opts.maxHeapMb], ['max-downstream-connections', opts.maxDownstreamConnections]] as const) {
     if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new Error(`${flag}: must be a whole number, 1 or more, got ${JSON.stringify(n)}`);
   }
+  const outageWarnMs = opts.xdsOutageWarnMs ?? 30_000;
+  if (!(Number.isInteger(outageWarnMs) && outageWarnMs >= 1)) throw new Error(`xds-outage-warn-ms: must be a whole number, 1 or more, got ${JSON.stringify(opts.xdsOutageWarnMs)}`);
   const level = parseLevel(opts.logLevel ?? 'info');
   if (level === undefined) throw new Error(`log-level: ${JSON.stringify(opts.logLevel)} is not a log level (trace, debug, info, warning, error, critical, off)`);
   const components = opts.componentLogLevel === undefined ? [] : parseComponentLevels(opts.componentLogLevel);
@@ -255,6 +263,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
     onConnection: (up, error, code) => {
       connected = up;
       if (error) lastError = error;
+      if (up) outageEnds();
+      else outageBegins(error, code);
       // As Envoy's "gRPC config stream closed: <status>, <message>": a warning unless the status is one a
       // reconnect cures (OK, UNAVAILABLE, DEADLINE_EXCEEDED), so an expired or revoked join token is in the log.
       if (!up && code !== undefined) {
@@ -272,6 +282,35 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       if (dataPlane.ready()) announceReady();
     },
   });
+  // A control plane out of reach is said at warning once the stream has been down for outageWarnMs, then again every
+  // outageWarnMs while it stays down, as Envoy's GrpcStream says "gRPC config stream to xds_cluster closed since 31s
+  // ago: 14, ..." (its retriable closes are debug lines until then, as here). Before, every close was a debug line, so
+  // a sidecar whose control plane had stopped said nothing at the default level, however long it lasted. A timer,
+  // not the next close, says it: closes come with the backoff (up to 5 s apart), or later still from a control plane
+  // that accepts connections and never answers, and a warning per close would be one every few seconds.
+  let outage: { since: number; code?: number; error?: string; warned: boolean; timer?: NodeJS.Timeout } | undefined;
+  let everUp = false;
+  const downS = (o: { since: number }) => Math.round((Date.now() - o.since) / 100) / 10;
+  function outageBegins(error: string | undefined, code: number | undefined): void {
+    outage ??= { since: Date.now(), warned: false };
+    if (code !== undefined) outage.code = code;
+    if (error !== undefined) outage.error = error;
+    outage.timer ??= setTimeout(warnOutage, outageWarnMs).unref();
+  }
+  function warnOutage(): void {
+    if (!outage) return;
+    outage.warned = true;
+    outage.timer = setTimeout(warnOutage, outageWarnMs).unref();
+    if (loggers.enabled('config', Level.warning)) log(JSON.stringify({ level: 'warn', source: 'config', msg: 'xds stream down: the control plane is out of reach', xds: opts.xds, down_s: downS(outage), code: outage.code, error: outage.error }));
+  }
+  function outageEnds(): void {
+    const o = outage;
+    outage = undefined;
+    // The first connection after a start is no reconnect, unless the wait for it was warned about.
+    if (o && (everUp || o.warned) && loggers.enabled('config', Level.info)) log(JSON.stringify({ level: 'info', source: 'config', msg: 'xds stream up again', xds: opts.xds, down_s: downS(o) }));
+    clearTimeout(o?.timer);
+    everUp = true;
+  }
   // Once ready, whatever made it so: an xDS response, or a cluster's first health-check round completing after it.
   function announceReady(): void {
     if (isReady) return;
@@ -289,6 +328,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   // Its proxy id from the start (weft proxy-status PROXY, weft tap PROXY), also while it waits for a config that may
   // never come (a --service nobody registered: weft proxy-status then says NOT_SENT, and why).
   log(JSON.stringify({ level: 'info', msg: 'starting', proxy: nodeId, service: opts.service, xds: opts.xds, admin: `http://127.0.0.1:${adminPort}` }));
+  // Down until the first connection: a control plane that never answers is warned about as one that went away.
+  outageBegins(undefined, undefined);
   client.start();
   return {
     nodeId,
@@ -306,6 +347,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
     },
     async close() {
       client.close();
+      clearTimeout(outage?.timer);
       await new Promise<void>((r) => {
         admin.close(() => r());
         admin.closeAllConnections();

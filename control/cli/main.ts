@@ -128,6 +128,8 @@ export function buildProgram(): Command {
     .option('--max-heap-mb <mib>', "Envoy's overload manager on the heap: at 95% of this, connections close after their response; at 98%, new requests get 503 'envoy overloaded' (default: off)", positive('--max-heap-mb'))
     .option('--layered-runtime <file>', "the runtime's layers, as an Envoy bootstrap's layered_runtime (YAML or JSON: layers of static_layer, disk_layer, admin_layer); default: a static layer and an admin layer for POST /runtime_modify, as weft's Envoy bootstrap")
     .option('--max-downstream-connections <n>', "Envoy's global_downstream_max_connections: connections over this many, across the listeners, are closed at accept (default: no limit)", positive('--max-downstream-connections'))
+    // Hidden: a test's short wait before the warning that the control plane is out of reach (default 30 s, as Envoy).
+    .addOption(new Option('--xds-outage-warn-ms <ms>').argParser(positive('--xds-outage-warn-ms')).hideHelp())
     .action(async ({ terminationDrainS, tokenFile, ...opts }: Record<string, unknown> & { terminationDrainS: number; tokenFile?: string }) => {
       if (tokenFile !== undefined) {
         if (opts.token !== undefined) throw new CliError('error: --token and --token-file are alternatives: give one', 2);
