@@ -8,6 +8,8 @@ export interface ConnectionOptions {
   api?: string;
   token?: string;
   dataDir?: string;
+  /** How long one request may take, answer read in full (--timeout, WEFT_TIMEOUT); 0: no limit; default 30 s. */
+  timeoutMs?: number;
 }
 
 /** A failure the CLI reports to the user (message on stderr, non-zero exit). */
@@ -24,6 +26,12 @@ export class CliError extends Error {
 }
 
 export const DEFAULT_API = 'http://127.0.0.1:8080';
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** A timeout as the operator would write it: `30s`, `1500ms`. */
+export function formatTimeout(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
 
 /** --token, then WEFT_TOKEN, then <data-dir>/admin.token, then ./data/admin.token. */
 export function resolveToken(opts: ConnectionOptions): string | undefined {
@@ -54,6 +62,7 @@ function parseBody(text: string): unknown {
 export class ApiClient {
   readonly base: string;
   private readonly token: string | undefined;
+  private readonly timeoutMs: number;
 
   constructor(opts: ConnectionOptions) {
     this.base = (opts.api || process.env.WEFT_API || DEFAULT_API).replace(/\/+$/, '');
@@ -68,6 +77,7 @@ export class ApiClient {
       throw new CliError(`error: the API address (--api or WEFT_API) must be an http:// or https:// URL such as ${DEFAULT_API} (got "${this.base}")`, 2);
     }
     this.token = resolveToken(opts);
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   async request<T = unknown>(
@@ -85,10 +95,34 @@ export class ApiClient {
       headers['content-type'] = body.contentType;
       payload = body.text;
     }
-    const res = await this.#fetch(path, { method, headers, body: payload });
-    const parsed = parseBody(await res.text());
-    if (!res.ok) throw apiFailure(res.status, parsed, this.token !== undefined);
-    return parsed as T;
+    return this.#withTimeout(async (signal) => {
+      const res = await this.#fetch(path, { method, headers, body: payload, signal });
+      const parsed = parseBody(await res.text());
+      if (!res.ok) throw apiFailure(res.status, parsed, this.token !== undefined);
+      return parsed as T;
+    });
+  }
+
+  /**
+   * Runs one request, its answer read in full, under the timeout. Without one, a control plane that accepts
+   * connections and never answers (stopped with SIGSTOP, or wedged) left every command waiting (undici's own limit
+   * is 300 s without headers). Per request: apply --wait and proxy-status --wait make many, each under it.
+   */
+  async #withTimeout<T>(run: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    if (this.timeoutMs === 0) return run(undefined);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.timeoutMs);
+    try {
+      return await run(abort.signal);
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+      throw new CliError(
+        `error: the weft API at ${this.base} did not answer within ${formatTimeout(this.timeoutMs)} (--timeout or WEFT_TIMEOUT); ` +
+          'is `weft control` running, and not stopped or overloaded?',
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #fetch(path: string, init: RequestInit): Promise<Response> {
@@ -108,7 +142,11 @@ export class ApiClient {
     return this.request<T>('GET', path);
   }
 
-  /** GET of a streamed response (JSON lines): each line as it arrives; errors as request() reports them. */
+  /**
+   * GET of a streamed response (JSON lines): each line as it arrives; errors as request() reports them. Not under
+   * the timeout: the stream lasts as long as the caller wants (weft tap, until Ctrl-C), and the API sends its
+   * headers only with the first line, which a proxy without traffic may not have for minutes.
+   */
   async *lines(path: string, signal?: AbortSignal): AsyncGenerator<string> {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { bootstrapCommand } from '../../proxy-config/command.ts';
-import { CliError, type ConnectionOptions } from './client.ts';
+import { parseDuration } from '../ca/ttl.ts';
+import { CliError, DEFAULT_TIMEOUT_MS, formatTimeout, type ConnectionOptions } from './client.ts';
 import { registerManifestCommands } from './manifest-commands.ts';
 import { terminalSafe } from './output.ts';
 import { registerReadCommands } from './read-commands.ts';
@@ -38,6 +39,13 @@ function millis(flag: string): (value: string) => number {
     if (!/^\d+$/.test(value) || Number(value) > 60_000) throw new CliError(`error: ${flag} must be a whole number of milliseconds, 0..60000 (got "${value}")`, 2);
     return Number(value);
   };
+}
+
+/** --timeout / WEFT_TIMEOUT: a duration (30s, 2m, 1500ms), or 0 for none; the error names both. */
+function requestTimeout(value: string): number {
+  const ms = value.trim() === '0' ? 0 : parseDuration(value);
+  if (ms === undefined) throw new CliError(`error: --timeout (or WEFT_TIMEOUT) must be a duration like 30s, 2m or 1500ms, or 0 for none (got "${value}")`, 2);
+  return ms;
 }
 
 /** Loads a module by a computed specifier, so commands whose implementation lives elsewhere load only when run. */
@@ -181,12 +189,13 @@ export function buildProgram(): Command {
     cmd
       .addOption(new Option('--api <url>', 'REST API base URL').env('WEFT_API').default('http://127.0.0.1:8080'))
       .addOption(new Option('--token <token>', 'bearer token').env('WEFT_TOKEN'))
+      .addOption(new Option('--timeout <duration>', 'give up on a request the API has not answered within this long, e.g. 10s, 2m (0: never); each request of --wait separately; weft tap streams without one').env('WEFT_TIMEOUT').default(formatTimeout(DEFAULT_TIMEOUT_MS)))
       .option('--data-dir <dir>', 'read the admin token from <dir>/admin.token when no token is given');
   };
   program.commands.filter((c) => !processCommands.has(c.name())).forEach(addConnectionOptions);
   program.hook('preAction', (_root, action) => {
-    const o = action.opts<{ api?: string; token?: string; dataDir?: string }>();
-    connection = { api: o.api, token: o.token, dataDir: o.dataDir };
+    const o = action.opts<{ api?: string; token?: string; dataDir?: string; timeout?: string }>();
+    connection = { api: o.api, token: o.token, dataDir: o.dataDir, ...(o.timeout !== undefined ? { timeoutMs: requestTimeout(o.timeout) } : {}) };
   });
   // Commander's own usage errors (an unknown command or option, a missing argument) are thrown to main(), which
   // exits 2 as for every other usage error, instead of commander's process.exit(1). Every command, also the ones
