@@ -36,25 +36,29 @@ export function memoryAuditJournal(): AuditJournal {
  * Opens (creating if needed) the journal at `path`. A crash can leave the last
  * line torn (never acknowledged): it is skipped, and cut off the file before
  * anything is appended, or the next acknowledged line would be glued to it and
- * lost at the following open.
+ * lost at the following open. A failed append (ENOSPC, EIO) is cut off the
+ * same way before record() rejects; when that cut fails too, every later
+ * record() is refused.
  */
 export async function openAuditJournal(path: string): Promise<AuditJournal> {
   await mkdir(dirname(path), { recursive: true });
   const events: AuditEvent[] = [];
-  let text: string | undefined;
+  let bytes: Buffer | undefined;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  if (text === undefined) {
+  /** Bytes of whole, fsynced lines: where the file is cut back to when an append fails. */
+  let goodBytes = 0;
+  if (bytes === undefined) {
     // The new file's directory entry must be durable too, or a crash could lose every line fsynced into it.
     await (await open(path, 'a', 0o600)).close();
     fsyncDir(dirname(path));
   } else {
     // Only newline-ended lines were ever acknowledged (each is written whole with its newline, then fsynced).
-    const complete = text.slice(0, text.lastIndexOf('\n') + 1);
-    for (const line of complete.split('\n')) {
+    goodBytes = bytes.lastIndexOf(0x0a) + 1;
+    for (const line of bytes.subarray(0, goodBytes).toString('utf8').split('\n')) {
       if (!line.trim()) continue;
       try {
         events.push(JSON.parse(line) as AuditEvent);
@@ -62,27 +66,33 @@ export async function openAuditJournal(path: string): Promise<AuditJournal> {
         // a damaged line: skipped (the store log, not this journal, is the record of state)
       }
     }
-    if (complete.length < text.length) {
-      const handle = await open(path, 'r+');
-      try {
-        await handle.truncate(Buffer.byteLength(complete));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }
+    if (goodBytes < bytes.length) await cutBack(path, goodBytes);
   }
+  /** Set when a failed append could not be cut back off the file: appending after its fragment would lose the next entry. */
+  let broken: Error | undefined;
   let writes: Promise<void> = Promise.resolve();
   return {
     record(event) {
       const next = writes.then(async () => {
-        await appendFile(path, JSON.stringify(event) + '\n', { mode: 0o600 });
-        const handle = await open(path, 'r');
+        if (broken) throw broken;
+        const line = JSON.stringify(event) + '\n';
         try {
-          await handle.sync();
-        } finally {
-          await handle.close();
+          await appendFile(path, line, { mode: 0o600 });
+          const handle = await open(path, 'r');
+          try {
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
+        } catch (err) {
+          // A full disk or an I/O error can land part of the line: cut it off, or the next
+          // acknowledged entry would be glued to it and skipped at the next open.
+          await cutBack(path, goodBytes).catch((cutErr: Error) => {
+            broken = new Error(`audit journal ${path}: a failed write (${(err as Error).message}) could not be cut back off the file (${cutErr.message}); restart the control plane`);
+          });
+          throw err;
         }
+        goodBytes += Buffer.byteLength(line);
         events.push(event);
       });
       writes = next.catch(() => undefined);
@@ -90,4 +100,15 @@ export async function openAuditJournal(path: string): Promise<AuditJournal> {
     },
     list: () => [...events],
   };
+}
+
+/** Truncates the journal to `length` bytes, durably: the cut must hold before new lines follow it. */
+async function cutBack(path: string, length: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.truncate(length);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
