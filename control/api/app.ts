@@ -10,6 +10,7 @@ import { decodeUtf8Body, parseJsonBody } from './json-body.ts';
 import { ApiError, validationFailed } from './errors.ts';
 import { nestingError } from '../model/nesting.ts';
 import type { ApiDeps } from './deps.ts';
+import { StoreWriteError } from '../store/store.ts';
 import { healthRoutes } from './routes/health.ts';
 import { wasmRoutes } from './routes/wasm.ts';
 import { objectRoutes } from './routes/objects.ts';
@@ -82,6 +83,11 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send(err.toBody());
+    if (err instanceof StoreWriteError) {
+      // The operator's to fix (a full disk, a failing device), not a bug: the caller learns why nothing was stored.
+      opts.log?.(`api: ${request.method} ${request.url.split('?')[0]}: ${err.message}`);
+      return reply.code(503).send(new ApiError('UNAVAILABLE', err.message).toBody());
+    }
     if (err.validation) {
       const root = err.validationContext === 'body' ? '' : err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? '');
       const details = ajvToFieldErrors(err.validation as AjvLikeError[], root);

@@ -37,7 +37,10 @@ export const ErrorCodes = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   /** A proxy the request must read from (its admin config dump) did not answer, or cannot be reached. */
   PROXY_UNREACHABLE: 502,
-  /** A dependency the request needs is not wired in this process. */
+  /**
+   * A dependency the request needs is not wired in this process, or cannot serve it now: a store write that failed
+   * (a full disk; nothing was stored), a store that refuses writes until the control plane restarts.
+   */
   UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const;

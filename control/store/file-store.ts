@@ -17,7 +17,7 @@ import { acquireLock, removeDeadLockTemps } from './lock.ts';
 import { encodeRecord, readSegment } from './log-format.ts';
 import { assertRevision, historyOf, newRevisionRecord, replay, type RevisionRecord } from './memory-store.ts';
 import { ObjectState } from './state.ts';
-import type { Change, CommitMeta, RevisionInfo, Store, StoredObject } from './store.ts';
+import { StoreWriteError, type Change, type CommitMeta, type RevisionInfo, type Store, type StoredObject } from './store.ts';
 
 export interface FileStoreOptions {
   now?: () => Date;
@@ -135,7 +135,7 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
   let sinceSnapshot = revision - snapshotRevision;
 
   let queue: Promise<unknown> = Promise.resolve();
-  let broken: Error | undefined;
+  let broken: StoreWriteError | undefined;
   let closed = false;
   const serial = <T>(task: () => Promise<T>): Promise<T> => {
     const run = queue.then(task);
@@ -149,13 +149,27 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
     try {
       await log.appendFile(lines);
       await log.datasync();
-      logBytes += Buffer.byteLength(lines);
     } catch (e) {
-      // After a failed fsync the page cache cannot be trusted: refuse further writes until reopened.
-      broken = new Error(`store write failed, reopen required: ${(e as Error).message}`);
-      await log.truncate(logBytes).catch(() => undefined);
-      throw broken;
+      const cause = (e as Error).message;
+      // Nothing of this group was acknowledged. Cutting the log back to its last fsynced line, and
+      // making the cut durable, leaves exactly the acknowledged revisions on disk again, so the next
+      // commit is tried afresh (a disk that was full for a moment takes it). The pages of a write
+      // whose fsync failed cannot be trusted, but they are the ones cut off. When even the cut
+      // fails, appending after what is there could glue acknowledged lines to a fragment: refuse
+      // every commit until the store is reopened, and say so (unwritable(), /readyz).
+      try {
+        await log.truncate(logBytes);
+        await log.sync();
+      } catch (cutError) {
+        broken = new StoreWriteError(
+          `store write failed (${cause}) and its log could not be cut back to the last stored revision (${(cutError as Error).message}): no write is stored until the control plane is restarted`,
+          true,
+        );
+        throw broken;
+      }
+      throw new StoreWriteError(`store write failed (${cause}): nothing was stored`, false);
     }
+    logBytes += Buffer.byteLength(lines);
   }
 
   // Group commit: commits that arrive while a write is in flight share the
@@ -274,6 +288,7 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
       return replay([], recordsFromDisk(0, rev), rev);
     },
     subscribe: (listener) => listeners.add(listener),
+    unwritable: () => broken?.message,
     compact: () => serial(compactNow),
     close() {
       return serial(async () => {

@@ -66,7 +66,25 @@ export interface Store {
   stateAt(revision: number): StoredObject[];
   /** Called after each new revision is durable and visible; returns the unsubscribe function. */
   subscribe(listener: (revision: number) => void): () => void;
+  /** Why every commit is refused now (a write failed and the store could not recover from it); undefined while it takes commits. */
+  unwritable?(): string | undefined;
   close(): Promise<void>;
+}
+
+/**
+ * A commit the store could not write (a full disk, an I/O error): nothing of
+ * it was stored. `restartRequired` when the store could not recover from the
+ * failure and refuses every commit until it is reopened (the process restarts);
+ * otherwise the next commit is tried afresh.
+ */
+export class StoreWriteError extends Error {
+  override name = 'StoreWriteError';
+  readonly restartRequired: boolean;
+
+  constructor(message: string, restartRequired: boolean) {
+    super(message);
+    this.restartRequired = restartRequired;
+  }
 }
 
 /** The kinds the registry owns (runtime state, not operator configuration). */

@@ -9,6 +9,9 @@ export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
 
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     if (!deps.ready()) return reply.code(503).send(new ApiError('UNAVAILABLE', 'not ready: the store or the xDS server is not up yet').toBody());
+    // A store that refuses every write cannot take registrations or operator changes: not ready, saying why.
+    const unwritable = deps.store.unwritable?.();
+    if (unwritable !== undefined) return reply.code(503).send(new ApiError('UNAVAILABLE', `not ready: ${unwritable}`).toBody());
     return { status: 'ready', revision: deps.store.revision() };
   });
 
