@@ -87,6 +87,14 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
   const store = await openFileStore(dataDir).catch((err: unknown) => {
     throw err instanceof LockHeldError ? new StartupError(`--data-dir ${opts.dataDir}: ${err.message}`) : err;
   });
+  const dropped = store.openReport.droppedTail;
+  if (dropped) {
+    // Usually a write a crash cut short (never acknowledged); a complete line whose checksum fails may
+    // be an acknowledged revision damaged on disk. Either way its number goes to the next write.
+    (opts.log ?? console.error)(
+      `warning: store log ${dropped.file}: dropped its damaged last line at start (${dropped.reason}, ${dropped.bytes} bytes, revision ${dropped.revision}; the next write takes that number); the bytes are kept in ${dropped.keptIn}`,
+    );
+  }
   const registry = createRegistry(store);
   const closers: (() => Promise<void> | void)[] = [() => store.close()];
   try {

@@ -5,13 +5,15 @@
 //   snapshot-<rev>.json     state + revision records as of <rev>, written
 //                           atomically by compaction; opening replays only the
 //                           log after it
+//   log-<first rev>.jsonl.dropped-<time>
+//                           a damaged last line open() cut off the log, kept
 // Segments are kept after compaction: they are the full history, so stateAt
 // can answer for any past revision.
 
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir, removeLeftoverTemps, writeFileAtomic } from './atomic-file.ts';
+import { fsyncDir, removeLeftoverTemps, writeFileAtomic, writeFileAtomicSync } from './atomic-file.ts';
 import { RevisionListeners } from './listeners.ts';
 import { acquireLock, removeDeadLockTemps } from './lock.ts';
 import { encodeRecord, readSegment } from './log-format.ts';
@@ -31,7 +33,22 @@ export interface FileStore extends Store {
   /** Writes a snapshot now and starts a new log segment. */
   compact(): Promise<void>;
   /** What open() found: a dropped torn tail, replayed records. */
-  readonly openReport: { snapshotRevision: number; replayed: number; droppedTail?: string };
+  readonly openReport: { snapshotRevision: number; replayed: number; droppedTail?: DroppedTail };
+}
+
+/** The damaged last line(s) of the log that open() cut off (for the control plane to report at start). */
+export interface DroppedTail {
+  /** The log segment they were cut off. */
+  file: string;
+  /** What was wrong: "incomplete line N" (a write a crash cut short) or "bad checksum on line N". */
+  reason: string;
+  /** The first line dropped (1-based). */
+  line: number;
+  /** The revision the first dropped line would have been; the next commit takes its number. */
+  revision: number;
+  bytes: number;
+  /** Where the dropped bytes were kept (written and fsynced before the cut). */
+  keptIn: string;
 }
 
 interface Snapshot {
@@ -77,10 +94,10 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
   let history: RevisionInfo[] = [];
   let revision = 0;
 
-  // 0. Leftovers of a crash: a compaction's snapshot temp file not yet renamed, a lock attempt's
-  // temp file not yet removed. Only now, holding the lock: until then another control plane may own
+  // 0. Leftovers of a crash: a compaction's snapshot temp file or a dropped tail's kept copy not yet
+  // renamed, a lock attempt's temp file not yet removed. Only now, holding the lock: until then another control plane may own
   // the dir and be writing them.
-  removeLeftoverTemps(dir, (name) => name.startsWith('snapshot-'));
+  removeLeftoverTemps(dir, (name) => name.startsWith('snapshot-') || /^log-\d+\.jsonl\.dropped-/.test(name));
   removeDeadLockTemps(join(dir, LOCK_FILE));
 
   // 1. The newest snapshot.
@@ -98,15 +115,26 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
   const segments = numbered(dir, 'log-', '.jsonl');
   const startAt = Math.max(0, segments.findLastIndex((first) => first <= revision + 1));
   let replayed = 0;
-  let droppedTail: string | undefined;
+  let droppedTail: DroppedTail | undefined;
   for (let i = startAt; i < segments.length; i++) {
     const file = join(dir, segmentName(segments[i]!));
-    const read = readSegment(readFileSync(file), file);
+    const bytes = readFileSync(file);
+    const read = readSegment(bytes, file);
+    let dropped: Omit<DroppedTail, 'revision'> | undefined;
     if (read.tornTail) {
       if (i !== segments.length - 1) throw new Error(`store log ${file} has a damaged tail but is not the last segment: ${read.tornTail}`);
-      // The torn write was never acknowledged. The cut must be durable before
-      // new lines follow it, or a second crash could resurrect the torn line
-      // in front of acknowledged ones.
+      // A torn write was never acknowledged, but a complete line whose checksum fails may be an
+      // acknowledged revision damaged on disk: its bytes are kept aside, durably, before they are
+      // cut off, for the operator to look at (the start names the file).
+      const tail = bytes.subarray(read.validBytes);
+      const keptIn = `${file}.dropped-${now().toISOString().replace(/:/g, '-')}`;
+      try {
+        writeFileAtomicSync(keptIn, tail);
+      } catch (e) {
+        throw new Error(`store log ${file} has a damaged last line (${read.tornTail}) that could not be kept aside in ${keptIn} before cutting it off: ${(e as Error).message}`);
+      }
+      // The cut must be durable before new lines follow it, or a second crash could resurrect the
+      // torn line in front of acknowledged ones.
       const fd = openSync(file, 'r+');
       try {
         ftruncateSync(fd, read.validBytes);
@@ -114,7 +142,7 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
       } finally {
         closeSync(fd);
       }
-      droppedTail = `${file}: ${read.tornTail}`;
+      dropped = { file, reason: read.tornTail, line: read.tornLine ?? 0, bytes: tail.length, keptIn };
     }
     for (const record of read.records) {
       if (record.info.revision <= revision) continue;
@@ -124,6 +152,7 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
       revision = record.info.revision;
       replayed++;
     }
+    if (dropped) droppedTail = { ...dropped, revision: revision + 1 };
   }
   history = history.slice(-historyLimit);
 

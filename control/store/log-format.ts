@@ -56,6 +56,8 @@ export interface SegmentRead {
   validBytes: number;
   /** Set when the tail was dropped: what was wrong with it. */
   tornTail?: string;
+  /** The dropped tail's first line (1-based), with tornTail. */
+  tornLine?: number;
 }
 
 /**
@@ -86,7 +88,7 @@ export function readSegment(bytes: Buffer, file: string): SegmentRead {
       if (rest.some((later) => intact(later))) {
         throw new Error(`store log ${file} is corrupt at line ${lineNo}: checksum mismatch before later intact records`);
       }
-      return { records, validBytes: offset, tornTail: newline < 0 ? `incomplete line ${lineNo}` : `bad checksum on line ${lineNo}` };
+      return { records, validBytes: offset, tornTail: newline < 0 ? `incomplete line ${lineNo}` : `bad checksum on line ${lineNo}`, tornLine: lineNo };
     }
     records.push(record);
     offset = end + 1;

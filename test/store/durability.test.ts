@@ -1,5 +1,6 @@
 // The file store under crashes: kill -9 mid-stream keeps every acknowledged
-// revision; a torn final line is dropped; corruption elsewhere is refused.
+// revision; a torn final line is dropped (its bytes kept beside the log);
+// corruption elsewhere is refused.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -82,7 +83,7 @@ test('a torn final line is dropped on open, and the log stays appendable', async
   store = await openFileStore(dir);
   assert.equal(store.revision(), 2);
   assert.equal(store.get('Test', 'default', 'o3'), undefined);
-  assert.match(store.openReport.droppedTail ?? '', /incomplete line 3/);
+  assert.match(store.openReport.droppedTail?.reason ?? '', /incomplete line 3/);
   assert.deepEqual(await store.commit([put('o3', { again: true })], meta), { revision: 3, changed: true });
   await store.close();
 
@@ -101,10 +102,15 @@ test('a final line with a bad checksum is dropped; a bad line before good ones r
   const log = join(dir, 'store', readdirSync(join(dir, 'store')).find((f) => f.startsWith('log-'))!);
   const lines = readFileSync(log, 'utf8').split('\n');
 
-  appendFileSync(log, lines[2]!.replace('"i":3', '"i":4') + '\n');
-  store = await openFileStore(dir);
+  const damaged = lines[2]!.replace('"i":3', '"i":4') + '\n';
+  appendFileSync(log, damaged);
+  store = await openFileStore(dir, { now: () => new Date('2026-11-29T10:00:00.000Z') });
   assert.equal(store.revision(), 3);
-  assert.match(store.openReport.droppedTail ?? '', /bad checksum on line 4/);
+  // It may have been an acknowledged revision damaged on disk: its bytes are kept beside the log before the cut.
+  const keptIn = `${log}.dropped-2026-11-29T10-00-00.000Z`;
+  assert.deepEqual(store.openReport.droppedTail, { file: log, reason: 'bad checksum on line 4', line: 4, revision: 4, bytes: Buffer.byteLength(damaged), keptIn });
+  assert.equal(readFileSync(keptIn, 'utf8'), damaged);
+  assert.equal(readFileSync(log, 'utf8'), lines.join('\n'), 'the damaged line is cut off the log');
   await store.close();
 
   writeFileSync(log, [lines[0], lines[1]!.replace('"i":2', '"i":9'), lines[2], ''].join('\n'));
