@@ -15,6 +15,7 @@ import { FilterCatalog } from './filters/catalog.ts';
 import { createRegistry } from './registry/registry.ts';
 import { openFileStore } from './store/file-store.ts';
 import { LockHeldError } from './store/lock.ts';
+import { DamagedFileError } from './store/atomic-file.ts';
 import { CaFilesError } from './ca/root.ts';
 import { createXdsServer, groupKey, storeModelSource, type XdsServer } from './xds/index.ts';
 import type { TranslateOptions } from './translate/index.ts';
@@ -85,7 +86,8 @@ function listenError(flag: string, host: string, port: number, err: unknown): un
 export async function startControl(opts: ControlOptions): Promise<RunningControl> {
   const dataDir = resolve(opts.dataDir);
   const store = await openFileStore(dataDir).catch((err: unknown) => {
-    throw err instanceof LockHeldError ? new StartupError(`--data-dir ${opts.dataDir}: ${err.message}`) : err;
+    if (err instanceof LockHeldError) throw new StartupError(`--data-dir ${opts.dataDir}: ${err.message}`);
+    throw err instanceof DamagedFileError ? new StartupError(err.message) : err;
   });
   const dropped = store.openReport.droppedTail;
   if (dropped) {
@@ -101,7 +103,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
     registry.start(1000);
     closers.unshift(() => registry.stop());
     const { store: tokens, adminTokenPath } = await openTokenStore(dataDir);
-    const catalog = new FilterCatalog({ dataDir });
+    const catalog = new FilterCatalog({ dataDir, warn: opts.log ?? console.error });
     // Built-in filters become catalog entries in the store, so bindings to
     // them resolve in the model like uploaded ones.
     const synced = await syncBuiltinFilters(store, catalog, 'weft-control');
@@ -215,7 +217,8 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
     };
   } catch (err) {
     for (const close of closers) await close();
-    throw err;
+    // A damaged tokens or join-tokens file: the message names it and what to do, the CLI says it in one line.
+    throw err instanceof DamagedFileError ? new StartupError(err.message) : err;
   }
 }
 

@@ -5,7 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { removeLeftoverTemps, writeFileAtomic } from '../store/atomic-file.ts';
+import { parseJsonFile, removeLeftoverTemps, writeFileAtomic } from '../store/atomic-file.ts';
 
 export type Role = 'admin' | 'viewer';
 
@@ -129,7 +129,7 @@ export async function openTokenStore(dataDir: string): Promise<OpenedTokenStore>
   const file = join(dataDir, TOKENS_FILE);
   let records: TokenRecord[] = [];
   try {
-    const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
+    const parsed = parseJsonFile(file, await readFile(file, 'utf8'), `restore it from a backup, or move it aside and start again with new tokens (a new admin token is written to ${join(dataDir, ADMIN_TOKEN_FILE)}; every other token must be created again)`);
     if (!Array.isArray(parsed)) throw new Error(`${file}: expected a JSON array`);
     records = parsed as TokenRecord[];
   } catch (err) {

@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { removeLeftoverTemps, writeFileAtomicSync } from '../store/atomic-file.ts';
+import { parseJsonFile, removeLeftoverTemps, writeFileAtomicSync } from '../store/atomic-file.ts';
 import type { IdentityKey } from './authority.ts';
 
 export const JOIN_TOKENS_FILE = 'join-tokens.json';
@@ -70,7 +70,8 @@ export class JoinTokens {
     this.#file = dataDir ? join(dataDir, JOIN_TOKENS_FILE) : undefined;
     if (dataDir) removeLeftoverTemps(dataDir, (name) => name === JOIN_TOKENS_FILE);
     if (this.#file && existsSync(this.#file)) {
-      const saved = JSON.parse(readFileSync(this.#file, 'utf8')) as Record<string, JoinTokenRecord>;
+      const remedy = 'restore it from a backup, or move it aside and start again: every join token is then unknown, and each proxy needs a new one (weft token create --join --service NAME)';
+      const saved = parseJsonFile(this.#file, readFileSync(this.#file, 'utf8'), remedy) as Record<string, JoinTokenRecord>;
       for (const [h, r] of Object.entries(saved)) this.#byHash.set(h, r);
       this.#separateSharedIds();
       for (const r of this.#byHash.values()) {

@@ -47,7 +47,12 @@ export class FilterCatalog {
   /** Runs modules' proxy_on_configure off the main thread, with a deadline. */
   private readonly sandbox: ConfigureSandbox;
 
-  constructor(options: { dataDir: string; manifestPath?: string; configureTimeoutMs?: number }) {
+  private readonly warn: (line: string) => void;
+  private damagedIndexReported = false;
+
+  /** `warn` gets what the operator should hear of (a damaged index); default process.emitWarning. */
+  constructor(options: { dataDir: string; manifestPath?: string; configureTimeoutMs?: number; warn?: (line: string) => void }) {
+    this.warn = options.warn ?? ((line) => process.emitWarning(line));
     this.sandbox = new ConfigureSandbox(options.configureTimeoutMs ?? DEFAULT_CONFIGURE_TIMEOUT_MS);
     this.store = new ModuleStore(options.dataDir);
     this.manifestPath = options.manifestPath ?? DEFAULT_MANIFEST;
@@ -62,12 +67,28 @@ export class FilterCatalog {
   }
 
   private async uploaded(): Promise<FilterModule[]> {
+    let text: string;
     try {
-      return (JSON.parse(await readFile(this.indexPath, 'utf8')) as { filters: FilterModule[] }).filters;
+      text = await readFile(this.indexPath, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
+    let problem: string;
+    try {
+      const filters = (JSON.parse(text) as { filters?: unknown } | null)?.filters;
+      if (Array.isArray(filters)) return filters as FilterModule[];
+      problem = 'no "filters" array';
+    } catch (e) {
+      problem = (e as Error).message;
+    }
+    // Only a secondary index: the control plane's store holds the catalog (FilterModule objects) that
+    // bindings, checks and serving read. A damaged one must not refuse every later upload.
+    if (!this.damagedIndexReported) {
+      this.damagedIndexReported = true;
+      this.warn(`warning: filter index ${this.indexPath} is damaged (${problem}): ignored, and rewritten by the next filter upload or removal (the store's catalog is unaffected)`);
+    }
+    return [];
   }
 
   /** Every bindable filter, built-ins first, then uploads by name. */
@@ -160,6 +181,7 @@ export class FilterCatalog {
       const filters = change(await this.uploaded());
       await mkdir(this.store.dir, { recursive: true });
       await writeFileAtomic(this.indexPath, `${JSON.stringify({ filters }, null, 2)}\n`, 0o644);
+      this.damagedIndexReported = false;
     });
     this.writes = next.catch(() => undefined);
     return next;

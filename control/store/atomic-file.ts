@@ -14,6 +14,24 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/**
+ * A data-dir file the control plane cannot read (not JSON, cut short): the
+ * message names the file and what the operator can do, since only they can
+ * tell a restorable backup from a file to give up.
+ */
+export class DamagedFileError extends Error {
+  override name = 'DamagedFileError';
+}
+
+/** `text` (the content of `path`) parsed as JSON; a DamagedFileError naming `path` and `remedy` when it is not JSON. */
+export function parseJsonFile(path: string, text: string, remedy: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new DamagedFileError(`${path} is damaged (${(e as Error).message}): ${remedy}`);
+  }
+}
+
 let writes = 0;
 /** A temp name no other write (in this process or another) is using: two writes of one file at once must not share one. */
 const tempFor = (path: string) => join(dirname(path), `.${basename(path)}.${process.pid}.${++writes}.tmp`);

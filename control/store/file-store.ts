@@ -12,8 +12,8 @@
 
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fsyncDir, removeLeftoverTemps, writeFileAtomic, writeFileAtomicSync } from './atomic-file.ts';
+import { basename, join } from 'node:path';
+import { fsyncDir, parseJsonFile, removeLeftoverTemps, writeFileAtomic, writeFileAtomicSync } from './atomic-file.ts';
 import { RevisionListeners } from './listeners.ts';
 import { acquireLock, removeDeadLockTemps } from './lock.ts';
 import { encodeRecord, readSegment } from './log-format.ts';
@@ -71,6 +71,12 @@ function numbered(dir: string, prefix: string, suffix: string): number[] {
     .sort((a, b) => a - b);
 }
 
+function readSnapshot(path: string): Snapshot {
+  // Every revision is in the log segments too (they are never removed), so the state can be rebuilt without it.
+  const remedy = `restore it from a backup, or rename it (to ${basename(path)}.damaged) and start again to rebuild the state from the log segments beside it`;
+  return parseJsonFile(path, readFileSync(path, 'utf8'), remedy) as Snapshot;
+}
+
 export async function openFileStore(dataDir: string, opts: FileStoreOptions = {}): Promise<FileStore> {
   const dir = join(dataDir, 'store');
   const created = !existsSync(dir);
@@ -105,7 +111,7 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
   let snapshotRevision = 0;
   if (snapshots.length > 0) {
     snapshotRevision = snapshots[snapshots.length - 1]!;
-    const snap = JSON.parse(readFileSync(join(dir, snapshotName(snapshotRevision)), 'utf8')) as Snapshot;
+    const snap = readSnapshot(join(dir, snapshotName(snapshotRevision)));
     state.apply(snap.objects.map((o) => ({ op: 'put', ...o })));
     history = snap.history;
     revision = snap.revision;
@@ -311,7 +317,7 @@ async function openLocked(dir: string, opts: FileStoreOptions, releaseLock: () =
       assertRevision(rev, revision);
       if (rev === revision) return state.list();
       if (rev >= snapshotRevision && snapshotRevision > 0) {
-        const snap = JSON.parse(readFileSync(join(dir, snapshotName(snapshotRevision)), 'utf8')) as Snapshot;
+        const snap = readSnapshot(join(dir, snapshotName(snapshotRevision)));
         return replay(snap.objects, recordsFromDisk(snapshotRevision, rev), rev);
       }
       return replay([], recordsFromDisk(0, rev), rev);

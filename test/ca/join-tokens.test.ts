@@ -3,7 +3,7 @@
 // restart; refusals are counted by reason; Secrets go to sidecars only.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -60,4 +60,13 @@ test('the authenticate hook admits only the token of the claimed identity; refus
   } finally {
     ca.close();
   }
+});
+
+test('a damaged join-tokens.json is refused naming the file and what to do', (t) => {
+  const own = mkdtempSync(join(tmpdir(), 'weft-join-damaged-'));
+  t.after(() => rmSync(own, { recursive: true, force: true }));
+  new JoinTokens(own).issue({ namespace: 'default', service: 'orders' });
+  const file = join(own, JOIN_TOKENS_FILE);
+  writeFileSync(file, readFileSync(file, 'utf8').slice(0, 20));
+  assert.throws(() => new JoinTokens(own), (e: Error) => e.message.startsWith(`${file} is damaged (`) && /restore it from a backup/.test(e.message));
 });

@@ -1,6 +1,8 @@
 // What `weft control` says at start about damaged state it found in the data
 // dir: a damaged last store log line it dropped is named (file, line,
-// revision, bytes, where the bytes were kept), not dropped without a word.
+// revision, bytes, where the bytes were kept), not dropped without a word; a
+// damaged file it cannot start without is named with what to do, not a bare
+// JSON SyntaxError.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -8,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startControl } from '../../control/main.ts';
+import { openFileStore } from '../../control/store/file-store.ts';
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'weft-control-start-'));
@@ -45,4 +48,23 @@ test('a damaged last store log line dropped at start is reported naming the file
   assert.equal(await readFile(join(storeDir, kept), 'utf8'), lastLine.replace('"port":80', '"port":81'));
   assert.ok(warning.includes(`revision ${revision}`) && warning.includes(`${Buffer.byteLength(lastLine)} bytes`) && warning.includes(join(storeDir, kept)), warning);
   assert.match(warning, /bad checksum on line \d+/);
+});
+
+test('a damaged tokens.json or store snapshot stops the start with one line naming the file and what to do', async (t) => {
+  const dataDir = await tempDir(t);
+  const control = await startControl(options(dataDir, []));
+  await control.close();
+  const tokensFile = join(dataDir, 'tokens.json');
+  const tokens = await readFile(tokensFile, 'utf8');
+  await writeFile(tokensFile, tokens.slice(0, 20));
+  await assert.rejects(startControl(options(dataDir, [])), (e: Error) => e.name === 'StartupError' && e.message.startsWith(`${tokensFile} is damaged (`) && /restore it from a backup/.test(e.message));
+  await writeFile(tokensFile, tokens);
+
+  const store = await openFileStore(dataDir);
+  await store.compact();
+  await store.close();
+  const storeDir = join(dataDir, 'store');
+  const snapshot = join(storeDir, (await readdir(storeDir)).find((f) => f.startsWith('snapshot-'))!);
+  await writeFile(snapshot, '{"format":1,"rev');
+  await assert.rejects(startControl(options(dataDir, [])), (e: Error) => e.name === 'StartupError' && e.message.startsWith(`${snapshot} is damaged (`));
 });

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileStore } from '../../control/store/file-store.ts';
@@ -80,4 +80,24 @@ test('commits after close are refused', async (t) => {
   const store = await openFileStore(tempDir(t));
   await store.close();
   await assert.rejects(store.commit([put('a', {})], { actor: 'x', summary: 'x' }), /closed/);
+});
+
+test('a damaged snapshot is refused naming the file and what to do; renamed aside, the state is rebuilt from the log', async (t) => {
+  const dir = tempDir(t);
+  let store = await openFileStore(dir);
+  await store.commit([put('a', { i: 1 })], { actor: 't', summary: 't' });
+  await store.compact();
+  await store.commit([put('b', { i: 2 })], { actor: 't', summary: 't' });
+  const snapshot = join(dir, 'store', readdirSync(join(dir, 'store')).find((f) => f.startsWith('snapshot-'))!);
+  writeFileSync(snapshot, readFileSync(snapshot, 'utf8').slice(0, 20));
+  // stateAt reads the snapshot again for past revisions
+  assert.throws(() => store.stateAt(1), (e: Error) => e.message.startsWith(`${snapshot} is damaged (`));
+  await store.close();
+
+  await assert.rejects(openFileStore(dir), (e: Error) => e.name === 'DamagedFileError' && e.message.startsWith(`${snapshot} is damaged (`) && e.message.includes(`rename it (to ${snapshot.slice(snapshot.lastIndexOf('/') + 1)}.damaged)`));
+  renameSync(snapshot, `${snapshot}.damaged`);
+  store = await openFileStore(dir);
+  assert.equal(store.revision(), 2);
+  assert.deepEqual(store.list().map((o) => o.name), ['a', 'b']);
+  await store.close();
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -77,6 +77,21 @@ describe('FilterCatalog', () => {
     assert.ok(!bad.ok);
     assert.equal(bad.errors[0]!.path, 'name');
     assert.deepEqual((await catalog.list()).map((f) => f.name), ['auth', 'route', 'telemetry'], 'nothing stored');
+  });
+
+  it('a damaged catalog.json (a secondary index) is ignored with a warning naming it: uploads still work and rewrite it', async () => {
+    const dir = dataDir();
+    const warnings: string[] = [];
+    const catalog = new FilterCatalog({ dataDir: dir, warn: (line) => void warnings.push(line) });
+    assert.ok((await catalog.upload('first', await userModule())).ok);
+    const index = join(dir, 'wasm', 'catalog.json');
+    writeFileSync(index, readFileSync(index, 'utf8').slice(0, 20));
+
+    const r = await catalog.upload('second', await userModule('(func (export "proxy_on_tick") (param i32))'));
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.ok(warnings[0]!.includes(`filter index ${index} is damaged`), warnings[0]);
+    assert.deepEqual((JSON.parse(readFileSync(index, 'utf8')) as { filters: { name: string }[] }).filters.map((f) => f.name), ['second']);
   });
 });
 
