@@ -3,9 +3,9 @@
 // its own actor) and token creation (tokens are not store objects). Kept as
 // an append-only JSON-lines file, each line fsynced before the request
 // answers, so an acknowledged action is never missing from the audit log.
-import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
+import { appendFile, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fsyncDir } from '../store/atomic-file.ts';
+import { fsyncDir, mkdirDurable } from '../store/atomic-file.ts';
 
 export interface AuditEvent {
   time: string;
@@ -41,7 +41,7 @@ export function memoryAuditJournal(): AuditJournal {
  * record() is refused.
  */
 export async function openAuditJournal(path: string): Promise<AuditJournal> {
-  await mkdir(dirname(path), { recursive: true });
+  mkdirDurable(dirname(path));
   const events: AuditEvent[] = [];
   let bytes: Buffer | undefined;
   try {

@@ -3,9 +3,9 @@
 // the one plaintext exception is `<data-dir>/admin.token`, written on first
 // start so the operator can bootstrap (the contract in DESIGN.md).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseJsonFile, removeLeftoverTemps, writeFileAtomic } from '../store/atomic-file.ts';
+import { mkdirDurable, parseJsonFile, removeLeftoverTemps, writeFileAtomic } from '../store/atomic-file.ts';
 
 export type Role = 'admin' | 'viewer';
 
@@ -124,7 +124,7 @@ export function memoryTokenStore(now: () => Date = () => new Date()): TokenStore
  * temp files a crash left of those two files.
  */
 export async function openTokenStore(dataDir: string): Promise<OpenedTokenStore> {
-  await mkdir(dataDir, { recursive: true });
+  mkdirDurable(dataDir);
   removeLeftoverTemps(dataDir, (name) => name === TOKENS_FILE || name === ADMIN_TOKEN_FILE);
   const file = join(dataDir, TOKENS_FILE);
   let records: TokenRecord[] = [];

@@ -10,9 +10,9 @@
 // unknown.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parseJsonFile, removeLeftoverTemps, writeFileAtomicSync } from '../store/atomic-file.ts';
+import { mkdirDurable, parseJsonFile, removeLeftoverTemps, writeFileAtomicSync } from '../store/atomic-file.ts';
 import type { IdentityKey } from './authority.ts';
 
 export const JOIN_TOKENS_FILE = 'join-tokens.json';
@@ -197,7 +197,7 @@ export class JoinTokens {
    */
   #save(next: Map<string, JoinTokenRecord>): void {
     if (!this.#file) return;
-    mkdirSync(dirname(this.#file), { recursive: true });
+    mkdirDurable(dirname(this.#file));
     writeFileAtomicSync(this.#file, JSON.stringify(Object.fromEntries(next), null, 2), 0o600);
   }
 }

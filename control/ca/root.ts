@@ -4,9 +4,9 @@
 // workloads is leaf + intermediate(s) and the trust bundle is the root.
 
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fsyncDir, removeLeftoverTemps, writeFileAtomicSync } from '../store/atomic-file.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mkdirDurable, removeLeftoverTemps, writeFileAtomicSync } from '../store/atomic-file.ts';
 import { type CryptoKey, generateKeyPair, importPrivateKey, parsePemBundle, pemOf, privateKeyPem, randomSerial, SIGNING, x509 } from './x509.ts';
 
 export interface SigningCa {
@@ -127,7 +127,7 @@ export async function loadOrCreateCa(dataDir: string, trustDomain: string, files
   if (existsSync(certPath)) {
     throw new CaFilesError(`${certPath} exists but its key ${keyPath} does not: restore the key, or remove the certificate too to create a new root (every workload certificate is then reissued under it)`);
   }
-  if (mkdirSync(dataDir, { recursive: true }) !== undefined) fsyncDir(dirname(dataDir));
+  mkdirDurable(dataDir);
   const created = await createRoot(trustDomain);
   // Each file whole or not there (temp, fsync, rename), the key before the certificate: a crash
   // in between leaves a key without a certificate, which the next start replaces, never a torn

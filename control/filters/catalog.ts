@@ -4,11 +4,11 @@
 // listed in `<dataDir>/wasm/catalog.json`. Bindable by name either way.
 
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FilterModule } from '../model/types.ts';
-import { removeLeftoverTemps, writeFileAtomic } from '../store/atomic-file.ts';
+import { mkdirDurable, removeLeftoverTemps, writeFileAtomic } from '../store/atomic-file.ts';
 import { checkModule } from './check.ts';
 import { checkConfigSchema, validateConfig } from './config-schema.ts';
 import { ConfigureSandbox, DEFAULT_CONFIGURE_TIMEOUT_MS } from './configure-sandbox.ts';
@@ -179,7 +179,7 @@ export class FilterCatalog {
   private updateIndex(change: (filters: FilterModule[]) => FilterModule[]): Promise<void> {
     const next = this.writes.then(async () => {
       const filters = change(await this.uploaded());
-      await mkdir(this.store.dir, { recursive: true });
+      mkdirDurable(this.store.dir);
       await writeFileAtomic(this.indexPath, `${JSON.stringify({ filters }, null, 2)}\n`, 0o644);
       this.damagedIndexReported = false;
     });

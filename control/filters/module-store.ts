@@ -3,9 +3,9 @@
 // a partial module; the same bytes always land at the same name.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../store/atomic-file.ts';
+import { mkdirDurable, writeFileAtomic } from '../store/atomic-file.ts';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -28,7 +28,7 @@ export class ModuleStore {
   /** Stores the bytes and returns their sha256 (hex). */
   async put(bytes: Uint8Array): Promise<string> {
     const sha256 = sha256Hex(bytes);
-    await mkdir(this.dir, { recursive: true });
+    mkdirDurable(this.dir);
     const path = this.pathOf(sha256);
     await writeFileAtomic(path, bytes, 0o644);
     return sha256;

@@ -2,8 +2,8 @@
 // A reader sees the old file or the new one, never a torn one.
 
 import { open, rename, unlink } from 'node:fs/promises';
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
@@ -29,6 +29,20 @@ export function parseJsonFile(path: string, text: string, remedy: string): unkno
     return JSON.parse(text);
   } catch (e) {
     throw new DamagedFileError(`${path} is damaged (${(e as Error).message}): ${remedy}`);
+  }
+}
+
+/**
+ * `mkdir -p` whose new directories survive a crash: the entry of each one it creates is fsynced
+ * into its parent, or a file fsynced inside could still be lost with the directory. Returns
+ * whether it created any. `mode` as for mkdir (default 0o777 less the umask).
+ */
+export function mkdirDurable(dir: string, mode?: number): boolean {
+  const first = mkdirSync(dir, mode === undefined ? { recursive: true } : { recursive: true, mode });
+  if (first === undefined) return false;
+  for (let created = resolve(dir); ; created = dirname(created)) {
+    fsyncDir(dirname(created));
+    if (created === resolve(first)) return true;
   }
 }
 

@@ -10,10 +10,10 @@
 // Segments are kept after compaction: they are the full history, so stateAt
 // can answer for any past revision.
 
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { fsyncDir, parseJsonFile, removeLeftoverTemps, writeFileAtomic, writeFileAtomicSync } from './atomic-file.ts';
+import { fsyncDir, mkdirDurable, parseJsonFile, removeLeftoverTemps, writeFileAtomic, writeFileAtomicSync } from './atomic-file.ts';
 import { RevisionListeners } from './listeners.ts';
 import { acquireLock, removeDeadLockTemps } from './lock.ts';
 import { encodeRecord, readSegment } from './log-format.ts';
@@ -79,9 +79,7 @@ function readSnapshot(path: string): Snapshot {
 
 export async function openFileStore(dataDir: string, opts: FileStoreOptions = {}): Promise<FileStore> {
   const dir = join(dataDir, 'store');
-  const created = !existsSync(dir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (created) fsyncDir(dataDir); // the new directory's entry must survive a crash too
+  mkdirDurable(dir, 0o700);
   const releaseLock = acquireLock(join(dir, LOCK_FILE));
   try {
     return await openLocked(dir, opts, releaseLock);
