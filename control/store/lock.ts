@@ -56,8 +56,9 @@ export class LockHeldError extends Error {
 /** Creates `path` holding `content` whole, unless it exists: false then. */
 function createWhole(path: string, content: string): boolean {
   const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  writeFileSync(temp, content, { mode: 0o600 });
   try {
+    // Inside the try: a write that fails part-way (a full disk) leaves the temp file, removed below.
+    writeFileSync(temp, content, { mode: 0o600 });
     linkSync(temp, path);
     return true;
   } catch (e) {
@@ -73,7 +74,12 @@ function createWhole(path: string, content: string): boolean {
       throw e2;
     }
   } finally {
-    unlinkSync(temp);
+    try {
+      unlinkSync(temp);
+    } catch (e) {
+      // never created (the write failed opening it): the write's error is the one to throw
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
   }
 }
 

@@ -2,15 +2,18 @@
 // the temp file behind. The control plane removes its own such leftovers when
 // it starts, once it holds the data dir's lock, and nothing else: not a file
 // it did not write, not the temp file of a live process trying the lock, not
-// one it is writing itself.
+// one it is writing itself. A lock attempt whose temp file write fails
+// removes that file at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileStore } from '../../control/store/file-store.ts';
 import { removeLeftoverTemps, writeFileAtomic } from '../../control/store/atomic-file.ts';
+import { acquireLock } from '../../control/store/lock.ts';
 import { openTokenStore } from '../../control/api/tokens.ts';
 import { JoinTokens } from '../../control/ca/join-tokens.ts';
 
@@ -144,4 +147,23 @@ test('the filter catalog and the CA root remove their own crash leftovers when o
   await loadOrCreateCa(dir, 'weft.local');
   const inDir = readdirSync(dir);
   for (const f of caLeftovers) assert.ok(!inDir.includes(f), `${f} removed`);
+});
+
+test('a lock attempt whose temp file write fails (a full disk) removes that temp file and fails with the write error', (t) => {
+  const dir = tempDir(t);
+  const lock = join(dir, 'LOCK');
+  const real = fs.writeFileSync;
+  fs.writeFileSync = ((file: fs.PathOrFileDescriptor, data: string, options?: fs.WriteFileOptions) => {
+    if (!String(file).startsWith(`${lock}.`)) return real(file, data, options);
+    real(file, data.slice(0, 2), options);
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  }) as typeof fs.writeFileSync;
+  syncBuiltinESMExports();
+  try {
+    assert.throws(() => acquireLock(lock), /ENOSPC/);
+  } finally {
+    fs.writeFileSync = real;
+    syncBuiltinESMExports();
+  }
+  assert.deepEqual(readdirSync(dir), [], 'no LOCK.<pid>.<random>.tmp left behind');
 });
