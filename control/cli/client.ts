@@ -3,6 +3,7 @@
 // every command fails with the server's message and field paths.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { streamingFetch } from '../streaming-fetch.ts';
 
 export interface ConnectionOptions {
   api?: string;
@@ -125,8 +126,10 @@ export class ApiClient {
     }
   }
 
-  async #fetch(path: string, init: RequestInit): Promise<Response> {
+  /** `streaming`: no idle limit on the answer (streaming-fetch.ts), for streams that last as long as their reader wants. */
+  async #fetch(path: string, init: { method?: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }, streaming = false): Promise<Response> {
     try {
+      if (streaming) return (await streamingFetch(`${this.base}${path}`, init)) as unknown as Response;
       return await fetch(`${this.base}${path}`, init);
     } catch (err) {
       if (init.signal?.aborted) throw err;
@@ -150,7 +153,7 @@ export class ApiClient {
   async *lines(path: string, signal?: AbortSignal): AsyncGenerator<string> {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const res = await this.#fetch(path, { headers, signal });
+    const res = await this.#fetch(path, { headers, signal }, true);
     if (!res.ok) throw apiFailure(res.status, parseBody(await res.text()), this.token !== undefined);
     const decoder = new TextDecoder();
     let buf = '';

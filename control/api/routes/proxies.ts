@@ -8,6 +8,7 @@ import { ApiError, notFound, validationFailed } from '../errors.ts';
 import { CONFIG_TYPES, type ApiDeps, type ConfigType } from '../deps.ts';
 import { compareConfig, ConfigDumpError, parseConfigDump, type ProxySync } from '../proxy-sync.ts';
 import { proxyAdminUrl } from '../sidecar-stats.ts';
+import { streamingFetch } from '../../streaming-fetch.ts';
 
 const tags = ['Proxy'];
 // What the proxy's GET /tap takes, checked here first so a bad value is a 400 naming it.
@@ -149,9 +150,9 @@ export const proxyRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       // The admin port decodes %XX only, as Envoy's (a + stays a plus): a space goes as %20, not a form's +.
       const url = adminUrl(id, `/tap?${new URLSearchParams(request.query).toString().replaceAll('+', '%20')}`, 'no requests go through it');
       const abort = new AbortController();
-      let res: Response;
+      let res: Awaited<ReturnType<typeof streamingFetch>>;
       try {
-        res = await fetch(url, { signal: abort.signal });
+        res = await streamingFetch(url, { signal: abort.signal });
       } catch (err) {
         throw new ApiError('PROXY_UNREACHABLE', `proxy ${id}: ${url}: ${(err as Error).message}`);
       }
