@@ -948,6 +948,14 @@ export class ClusterManager {
     }
   }
 
+  /** The stat names (alt_stat_name, else the name) of the clusters, built or warming, whose EDS subscription is `edsName`. */
+  statNamesOfEds(edsName: string): Set<string> {
+    const out = new Set<string>();
+    for (const c of this.clusters.values()) if (c.config.type === 'EDS' && c.config.edsServiceName === edsName) out.add(c.config.altStatName ?? c.config.name);
+    for (const [name, w] of this.warming) if (w.config.type === 'EDS' && w.config.edsServiceName === edsName) out.add(w.config.altStatName ?? name);
+    return out;
+  }
+
   /** The EDS service names of every cluster built or warming (a replaced version still serving keeps its own). */
   edsNamesInUse(): Set<string> {
     const out = new Set<string>();

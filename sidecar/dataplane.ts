@@ -245,8 +245,10 @@ export class DataPlane {
       rejected.delete(name);
       absent?.add(name);
     }
+    const refusedNames = new Set<string>();
     const refuse = (r: IncomingResource, details: string) => {
       errors.push(details);
+      refusedNames.add(r.name);
       rejected.set(r.name, { version: r.version, raw: r.value, details, at: new Date() });
     };
     // Named resources the xDS client could not decode (the client NACKs them): kept like any refused update.
@@ -306,6 +308,12 @@ export class DataPlane {
     if (kind === 'listener' || kind === 'extension') this.#releaseUnusedPlugins();
     const updates = this.stats.xdsUpdates[kind];
     (errors.length ? updates.rejected : updates.success).inc();
+    if (kind === 'endpoint') {
+      for (const r of resources) {
+        const counter = refusedNames.has(r.name) ? this.stats.edsClusterUpdates.rejected : this.stats.edsClusterUpdates.success;
+        for (const cluster of this.clusters.statNamesOfEds(r.name)) counter.inc({ envoy_cluster_name: cluster });
+      }
+    }
     this.#publishState();
     return { errors };
   }

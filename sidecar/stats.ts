@@ -386,6 +386,15 @@ export class SidecarStats {
       },
     ]),
   ) as Record<ResourceKind, { success: Counter<never>; rejected: Counter<never> }>;
+  /**
+   * Envoy's EDS subscription stats, which it keeps per cluster (cluster.<name>.update_success / update_rejected):
+   * an EDS response counts for each cluster whose assignment it carried. The per-type envoy_cluster_manager_eds_*
+   * above is weft's; alerts written for Envoy's EDS rejections read these.
+   */
+  readonly edsClusterUpdates = {
+    success: this.#counter('envoy_cluster_update_success', "EDS updates of the cluster's assignment applied", ['envoy_cluster_name']),
+    rejected: this.#counter('envoy_cluster_update_rejected', "EDS updates of the cluster's assignment refused", ['envoy_cluster_name']),
+  };
   readonly xdsConnected = this.#gauge('envoy_control_plane_connected_state', '1 while the ADS stream is up', []);
   /** Envoy's cluster_manager.active_clusters and .warming_clusters (a cluster waiting for its first EDS assignment). */
   readonly activeClusters = this.#gauge('envoy_cluster_manager_active_clusters', 'Clusters requests may be routed to', []);

@@ -86,6 +86,37 @@ for (const sotw of [false, true]) {
   });
 }
 
+test("an EDS update counts in its cluster's own update_success or update_rejected, as Envoy keeps EDS stats per cluster", { timeout: 30_000 }, async () => {
+  let poison = false;
+  const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
+  // Stands in for a translator bug: the v2 assignment gains a priority the sidecar does not implement (it NACKs it).
+  const translator: Translator = {
+    translateProxy: (m, p) => base.translateProxy(m, p),
+    translateEndpoints: (m, n) => {
+      const out = base.translateEndpoints(m, n);
+      if (!poison) return out;
+      return { ...out, endpoints: out.endpoints.map((e) => (!e.name.includes('|v2|') ? e : { ...e, value: { ...(e.value as Record<string, unknown>), endpoints: ((e.value as { endpoints: object[] }).endpoints).map((le) => ({ ...le, priority: 1 })) } })) };
+    },
+  };
+  const mesh = await TestMesh.start({ translator });
+  closers.push(() => mesh.close());
+  const versions = await twoVersions(mesh, 0);
+  versions.update();
+  const client = await mesh.sidecar('client', 8000);
+  assert.equal((await get(client.outboundPort, 'svc')).body, 'v1');
+  const series = async (stat: 'success' | 'rejected') => {
+    const prom = (await get(client.adminPort, 'admin', '/stats/prometheus')).body;
+    return Object.fromEntries([...prom.matchAll(new RegExp(`^envoy_cluster_update_${stat}\\{envoy_cluster_name="outbound\\|7000\\|(v1|v2)\\|svc\\.default"\\} (\\d+)$`, 'gm'))].map((m) => [m[1], Number(m[2])]));
+  };
+  assert.deepEqual(await series('success'), { v1: 1, v2: 1 }, 'each subset cluster took its first assignment');
+
+  poison = true;
+  mesh.model.update({ instances: [instance('svc', versions.v1.port, { version: 'v1' }), instance('svc', versions.v2.port, { version: 'v2' }, { zone: 'b' })] });
+  await eventually(async () => (await series('rejected')).v2 === 1, 5000, "v2's refused assignment counted as its cluster's");
+  assert.equal((await series('rejected')).v1 ?? 0, 0, 'v1 was not in the refused update');
+  assert.match((await get(client.adminPort, 'admin', '/stats?filter=update_rejected')).body, /^cluster\.outbound\|7000\|v2\|svc\.default\.update_rejected: 1$/m);
+});
+
 test('a resource outside the fidelity contract is NACKed with its field path and the previous config keeps serving', { timeout: 30_000 }, async () => {
   let poison = false;
   const base = defaultTranslator({ wasmBaseUrl: 'http://127.0.0.1:1', wasmClusterName: 'weft-control' });
