@@ -13,6 +13,8 @@ export const DEFAULT_CERT_TTL_MS = 24 * 3600 * 1000;
 export const MIN_CERT_TTL_MS = 1000;
 /** Istio's default maximum workload certificate lifetime (MAX_WORKLOAD_CERT_TTL, 90 days); also far inside the root's 10 years and what X.509 dates can hold. */
 export const MAX_CERT_TTL_MS = 90 * 86_400_000;
+/** The longest delay setTimeout keeps (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface MeshCaOptions {
   dataDir: string;
@@ -72,6 +74,11 @@ export class MeshCa {
     return this.#signer.source;
   }
 
+  /** When the signing CA certificate expires: no workload certificate outlives it. */
+  get caExpiresAt(): Date {
+    return this.#signer.cert.notAfter;
+  }
+
   trustBundlePem(): string {
     return this.#signer.trustBundlePem;
   }
@@ -121,7 +128,16 @@ export class MeshCa {
     clearTimeout(this.#timers.get(key));
     const issuedAt = svid.notBefore.getTime() + BACKDATE_MS;
     const lifetime = svid.notAfter.getTime() - issuedAt;
-    const delay = Math.max(0, issuedAt + lifetime * this.#rotateAt - this.#now());
+    const due = issuedAt + lifetime * this.#rotateAt;
+    const delay = Math.max(0, due - this.#now());
+    // setTimeout fires at once for a delay past 2^31-1 ms (24.8 days, a certificate lifetime over 49.7 days at
+    // half-life): Node sets it to 1 ms, and the CA reissued every identity in a loop. Wake at the limit and look again.
+    if (delay > MAX_TIMER_MS) {
+      const wait = setTimeout(() => { this.#timers.delete(key); this.#schedule(key, identity, svid); }, MAX_TIMER_MS);
+      wait.unref();
+      this.#timers.set(key, wait);
+      return;
+    }
     const timer = setTimeout(() => {
       this.#timers.delete(key);
       // The old certificate stays current until its successor exists.

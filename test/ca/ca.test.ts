@@ -130,6 +130,45 @@ test('MeshCa reissues at half-life and tells its listeners; bad options are refu
   }
 });
 
+test('a certificate lifetime past 49.7 days (a half-life past setTimeout\'s limit) rotates once at half-life, not in a loop', { timeout: 10_000 }, async () => {
+  // Node fires a setTimeout of more than 2^31-1 ms after 1 ms: with --cert-ttl 60d the CA reissued every identity
+  // about every millisecond, and pushed a new certificate to every proxy each time.
+  const ca = await MeshCa.open({ dataDir: tempDir(), certTtlMs: 60 * 86_400_000 });
+  const keepAlive = setInterval(() => undefined, 1000);
+  try {
+    let rotations = 0;
+    ca.onRotate(() => rotations++);
+    const first = await ca.svid('default', 'web');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(rotations, 0);
+    assert.equal(ca.issued, 1);
+    assert.equal(ca.current('default', 'web')!.serialNumber, first.serialNumber);
+  } finally {
+    clearInterval(keepAlive);
+    ca.close();
+  }
+});
+
+test('an expired CA is refused at start naming its end; a workload certificate never outlives the CA that signs it', async () => {
+  const dir = tempDir();
+  const year = 365 * 86_400_000;
+  // createRoot makes a 10-year root valid from `now`: started 11 years ago, it ended a year ago.
+  const expired = await createRoot('weft.local', new Date(Date.now() - 11 * year));
+  writeFileSync(join(dir, 'expired.pem'), expired.certPem);
+  writeFileSync(join(dir, 'expired.key'), expired.keyPem);
+  await assert.rejects(loadOrCreateCa(dir, 'weft.local', { certFile: join(dir, 'expired.pem'), keyFile: join(dir, 'expired.key') }),
+    (e: Error) => /--ca-cert .*expired\.pem/.test(e.message) && /expired at \d{4}-/.test(e.message));
+  // One that ends in 90 s (well inside the 24 h workload lifetime) starts, and its certificates end with it.
+  const short = await createRoot('weft.local', new Date(Date.now() + 90_000 - 10 * year));
+  writeFileSync(join(dir, 'short.pem'), short.certPem);
+  writeFileSync(join(dir, 'short.key'), short.keyPem);
+  const signer = await loadOrCreateCa(dir, 'weft.local', { certFile: join(dir, 'short.pem'), keyFile: join(dir, 'short.key') });
+  const svid = await issueSvid(signer, { trustDomain: 'weft.local', namespace: 'default', service: 'web', ttlMs: 86_400_000, now: new Date() });
+  assert.ok(svid.notAfter.getTime() <= signer.cert.notAfter.getTime(), `leaf ends ${svid.notAfter.toISOString()}, its CA ${signer.cert.notAfter.toISOString()}`);
+  assert.ok(leafOf(svid.certificateChainPem).verify(new X509Certificate(short.certPem).publicKey));
+  await assert.rejects(issueSvid(signer, { trustDomain: 'weft.local', namespace: 'default', service: 'web', ttlMs: 86_400_000, now: new Date(Date.now() + 120_000) }), /CA certificate .* expired at/);
+});
+
 test('SPIFFE IDs and --cert-ttl values', () => {
   assert.equal(spiffeId('td', 'ns1', 'svc'), 'spiffe://td/ns/ns1/sa/svc');
   assert.deepEqual(parseSpiffeId('spiffe://td/ns/ns1/sa/svc'), { trustDomain: 'td', namespace: 'ns1', service: 'svc' });
