@@ -112,6 +112,9 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       throw e instanceof CaFilesError ? new StartupError(e.message) : e;
     }) : undefined;
     if (ca) closers.unshift(() => ca.close());
+    if (ca && ca.caExpiresAt.getTime() - Date.now() < ca.certTtlMs) {
+      (opts.log ?? console.error)(`warning: the CA certificate expires at ${ca.caExpiresAt.toISOString()}, within the workload certificate lifetime: certificates issued from now on end with it, and none can be issued after it; replace the CA (--ca-cert, --ca-key) before then`);
+    }
     const joinTokens = ca ? new JoinTokens(dataDir) : undefined;
     const identityOption = ca ? { identity: { trustDomain: ca.trustDomain } } : {};
 

@@ -75,6 +75,11 @@ async function fromPem(certPem: string, keyPem: string, rootPem: string | undefi
   if (!cert) throw new Error('the CA certificate file holds no PEM certificate');
   const basic = cert.getExtension(x509.BasicConstraintsExtension);
   if (!basic?.ca) throw new Error('the CA certificate is not a CA (basicConstraints CA:TRUE missing)');
+  // An expired signer (or one not yet valid) signs certificates no peer accepts: every mTLS handshake would
+  // fail, and rotation could not mend it, since it reissues under the same CA.
+  const now = Date.now();
+  if (cert.notAfter.getTime() <= now) throw new Error(`the CA certificate (${cert.subject}) expired at ${cert.notAfter.toISOString()}: every workload certificate it signed would fail verification; supply a current CA`);
+  if (cert.notBefore.getTime() > now + 60_000) throw new Error(`the CA certificate (${cert.subject}) is not valid before ${cert.notBefore.toISOString()}, and this machine's clock reads ${new Date(now).toISOString()}`);
   const key = await importPrivateKey(keyPem);
   // As istiod checks plugged-in CA files: a key or root that does not fit would make every workload
   // certificate fail every handshake, and nothing would say why.

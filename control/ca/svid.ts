@@ -29,10 +29,13 @@ export const BACKDATE_MS = 5_000;
 
 export async function issueSvid(ca: SigningCa, req: IssueRequest): Promise<Svid> {
   const id = spiffeId(req.trustDomain, req.namespace, req.service);
+  const caEnd = ca.cert.notAfter.getTime();
+  if (caEnd <= req.now.getTime()) throw new Error(`the CA certificate (${ca.cert.subject}) expired at ${ca.cert.notAfter.toISOString()}: no workload certificate can be issued under it`);
   const keys = await generateKeyPair();
   const notBefore = new Date(req.now.getTime() - BACKDATE_MS);
-  // X.509 times have one-second resolution; round up so the lifetime is never shorter than asked.
-  const notAfter = new Date(Math.ceil((req.now.getTime() + req.ttlMs) / 1000) * 1000);
+  // X.509 times have one-second resolution; round up so the lifetime is never shorter than asked. Never past the
+  // CA's own end, as Vault and step-ca clamp: a certificate outliving its issuer fails verification from then on.
+  const notAfter = new Date(Math.min(Math.ceil((req.now.getTime() + req.ttlMs) / 1000) * 1000, caEnd));
   const serialNumber = randomSerial();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber,
