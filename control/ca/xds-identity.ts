@@ -79,7 +79,15 @@ export function identityHooks(options: IdentityHooksOptions): IdentityHooks {
         return refuse('foreign', `join token ${record.id} is for ${record.service}.${record.namespace}, not ${proxy.service}.${proxy.namespace}`, proxy);
       }
       // Issue the certificate before the stream opens, so the first snapshot carries it.
-      if (proxy.kind === 'sidecar') await ca.svid(proxy.namespace, proxy.service);
+      if (proxy.kind === 'sidecar') {
+        await ca.svid(proxy.namespace, proxy.service);
+        // The issue can take tens of milliseconds, and a revocation (or the expiry) in that gap ends the token's
+        // streams before this one is filed under it: it would open with a token that no longer exists and keep
+        // getting config and every rotated certificate. Looked at again here, synchronously with the filing.
+        const again = tokens.check(token);
+        if (!again.ok && again.reason === 'expired') return refuse('expired', `join token ${record.id} expired at ${again.record.expiresAt}: issue a new one`, proxy);
+        if (!again.ok) return refuse('unknown', 'unknown or revoked join token', proxy);
+      }
       return { ok: true, credential: joinTokenCredential(record.id) };
     },
     secrets: {

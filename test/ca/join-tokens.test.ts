@@ -62,6 +62,24 @@ test('the authenticate hook admits only the token of the claimed identity; refus
   }
 });
 
+test('a join token revoked while its first certificate is being issued admits no stream', async () => {
+  // The issue awaits key generation and signing; a revocation in that gap used to find no stream to end, and the
+  // stream then opened under a token that no longer existed, getting config and every rotated certificate.
+  const ca = await MeshCa.open({ dataDir: mkdtempSync(join(tmpdir(), 'weft-join-race-')) });
+  try {
+    const tokens = new JoinTokens();
+    const hooks = identityHooks({ tokens, ca, log: () => undefined });
+    const { token, record } = tokens.issue({ namespace: 'default', service: 'late' });
+    const verdict = hooks.authenticate(node(token), undefined, proxy('late'));
+    assert.ok(tokens.revoke(record.id));
+    const result = await verdict;
+    assert.equal(result.ok, false);
+    assert.match((result as { message: string }).message, /unknown or revoked join token/);
+  } finally {
+    ca.close();
+  }
+});
+
 test('a damaged join-tokens.json is refused naming the file and what to do', (t) => {
   const own = mkdtempSync(join(tmpdir(), 'weft-join-damaged-'));
   t.after(() => rmSync(own, { recursive: true, force: true }));
