@@ -227,6 +227,15 @@ export class AdsServer {
         credential = verdict.credential;
       }
       if (ended) return;
+      // A node.id a connected proxy of another service holds is refused: proxy-status, sync and tap go by node.id,
+      // so the newcomer (a copied bootstrap, or a proxy with any valid join token) would take over the other's
+      // entry, and its admin address would be the one tapped. A reconnect of the same service replaces its entry.
+      const holder = this.stream(proxy.id)?.info.proxy;
+      if (holder && (holder.service !== proxy.service || holder.namespace !== proxy.namespace)) {
+        const message = `node.id: ${JSON.stringify(proxy.id)} is in use by a connected proxy of ${holder.service}.${holder.namespace}; each proxy needs its own node.id`;
+        this.#hooks.rejected?.(first.node, message);
+        return fail(grpc.status.ALREADY_EXISTS, message);
+      }
       // Response headers now rather than with the first response: a Delta client whose
       // initial_resource_versions are all current gets no response, and the headers tell it the stream is up.
       call.sendMetadata(new grpc.Metadata());

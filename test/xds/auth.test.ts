@@ -44,3 +44,27 @@ test('a proxy without credentials is refused with UNAUTHENTICATED and the reason
     client.close();
   }
 });
+
+test('a node.id held by a connected proxy of another service is refused with ALREADY_EXISTS; the same service may reconnect under it', async () => {
+  // proxy-status, sync and tap go by node.id: a newcomer claiming a live proxy's id took over its entry, and
+  // the API then read the newcomer's admin port as the live proxy's.
+  const md = new grpc.Metadata();
+  md.set('authorization', 'Bearer good');
+  const holder = new SotwClient(h.port, testNode('shared-1', 'svc-auth'), md);
+  const clients = [holder];
+  try {
+    holder.request(TypeUrl.cluster);
+    assert.deepEqual((await holder.next()).names, ['a']);
+    const other = new SotwClient(h.port, testNode('shared-1', 'svc-other'), md);
+    clients.push(other);
+    other.request(TypeUrl.cluster);
+    await assert.rejects(other.next(), (err: grpc.ServiceError) => err.code === grpc.status.ALREADY_EXISTS && /node\.id: "shared-1" is in use by a connected proxy of svc-auth\.default/.test(err.details));
+    assert.equal(h.server.stream('shared-1')?.info.proxy.service, 'svc-auth');
+    const again = new SotwClient(h.port, testNode('shared-1', 'svc-auth'), md);
+    clients.push(again);
+    again.request(TypeUrl.cluster);
+    assert.deepEqual((await again.next()).names, ['a'], 'a restarted proxy of the same service takes its id back');
+  } finally {
+    for (const c of clients) c.close();
+  }
+});
