@@ -16,6 +16,10 @@ import type { TokenStore } from './tokens.ts';
 const INSTANCE_KIND = 'Instance';
 
 export function registryPort(store: Store, registry: Registry): RegistryPort {
+  const view = (i: Instance) => {
+    const seen = registry.lastSeen(i.id);
+    return { ...i, live: registry.isLive(i.id), ...(seen === undefined ? {} : { lastHeartbeat: new Date(seen).toISOString() }) };
+  };
   return {
     // The registry records its own actor ("registry") on the revisions it
     // makes; the instance routes journal the operator's token beside them.
@@ -24,14 +28,14 @@ export function registryPort(store: Store, registry: Registry): RegistryPort {
     deregister: (id) => registry.deregister(id),
     setHealth: async (id, health) => (await registry.setHealth(id, health)) !== undefined,
     instances() {
-      const live = new Set(registry.liveInstances().map((i) => i.id));
-      return store
-        .list(INSTANCE_KIND)
-        .map((o) => registry.get(o.name) ?? (o.spec as Instance))
-        .map((i) => {
-          const seen = registry.lastSeen(i.id);
-          return { ...i, live: live.has(i.id), ...(seen === undefined ? {} : { lastHeartbeat: new Date(seen).toISOString() }) };
-        });
+      return store.list(INSTANCE_KIND).map((o) => view(registry.get(o.name) ?? (o.spec as Instance)));
+    },
+    // Every heartbeat, health change and deregistration looks its instance up: listing (and sorting) them all
+    // for that made one heartbeat cost 42 ms at 1,000 instances and 260 ms at 5,000 (a scale review), so a mesh
+    // on 10 s heartbeats fell behind past ~300 instances and its TTLs lapsed.
+    instance(id) {
+      const i = registry.get(id);
+      return i === undefined ? undefined : view(i);
     },
   };
 }

@@ -27,6 +27,8 @@ export interface RegistryPort {
   setHealth(id: string, health: InstanceHealth, actor: string): Promise<boolean>;
   /** Every registered instance, live or not, with its current health and when it last registered or sent a heartbeat (ISO 8601). */
   instances(): (Instance & { live: boolean; lastHeartbeat?: string })[];
+  /** One instance by id, as instances() lists it, without listing them all (heartbeats, health and deregistration look it up). */
+  instance(id: string): (Instance & { live: boolean; lastHeartbeat?: string }) | undefined;
 }
 
 export const CONFIG_TYPES = ['listeners', 'routes', 'clusters', 'endpoints', 'extension-configs'] as const;

@@ -42,6 +42,8 @@ export interface Registry {
   get(id: string): Instance | undefined;
   /** When the instance last registered or sent a heartbeat (ms since the epoch); undefined for an unknown id. Memory only: a restart resets it to the reload time. */
   lastSeen(id: string): number | undefined;
+  /** Whether the instance's TTL has not lapsed; false for an unknown id. */
+  isLive(id: string): boolean;
   /** Registered instances whose TTL has not lapsed, sorted by namespace, service, id. */
   liveInstances(): Instance[];
   /** Applies TTL expiry (and reaping) as of now(); returns the changes it made, also sent to listeners. */
@@ -191,6 +193,7 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
 
     get: (id) => entries.get(id)?.instance,
     lastSeen: (id) => entries.get(id)?.lastSeen,
+    isLive: (id) => entries.get(id)?.live ?? false,
 
     liveInstances() {
       return [...entries.values()]

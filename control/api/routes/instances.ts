@@ -43,8 +43,8 @@ export const instanceRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => 
 
   /** The instance, if it belongs to the service named in the URL. */
   const instanceOf = (service: string, namespace: string, id: string) => {
-    const found = deps.registry.instances().find((i) => i.id === id && i.service === service && i.namespace === namespace);
-    if (!found) throw notFound(`instance ${id} of service ${namespace}/${service}`);
+    const found = deps.registry.instance(id);
+    if (!found || found.service !== service || found.namespace !== namespace) throw notFound(`instance ${id} of service ${namespace}/${service}`);
     return found;
   };
 
