@@ -83,6 +83,16 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
     });
     return run;
   };
+  /** exclusive() over several keys at once: runs after every task queued on any of them, and before any queued later. */
+  const exclusiveAll = <T>(keys: string[], task: () => Promise<T>): Promise<T> => {
+    const run = Promise.all(keys.map((k) => queues.get(k))).then(task);
+    const settled = run.catch(() => undefined);
+    for (const key of keys) queues.set(key, settled);
+    void settled.then(() => {
+      for (const key of keys) if (queues.get(key) === settled) queues.delete(key);
+    });
+    return run;
+  };
   const endpointKey = (i: { namespace: string; service: string; address: string; port: number }) => `${i.namespace}/${i.service}/${i.address}/${i.port}`;
   /** Runs a write on an existing instance under its endpoint's key; undefined-returning when the id is unknown. */
   const onInstance = <T>(id: string, unknown: T, task: () => Promise<T>): Promise<T> => {
@@ -217,17 +227,23 @@ export function createRegistry(store: Store, opts: RegistryOptions = {}): Regist
         }
         if (!entry.live && at - entry.lastSeen - entry.instance.ttlSeconds * 1000 > reapAfterMs) reap.push(id);
       }
-      // Each expiry is written (one revision each; heartbeats never are), so a restart keeps it.
-      await Promise.all(
-        expired.map(([id, entry]) =>
-          exclusive(endpointKey(entry.instance), async () => {
-            if (entries.get(id) !== entry || entry.live) return; // revived or gone meanwhile
-            const instance: Instance = { ...entry.instance, lapsedAt: new Date(entry.lastSeen + entry.instance.ttlSeconds * 1000).toISOString() };
-            await persist(instance, `instance ${id} of ${instance.namespace}/${instance.service} lapsed: no heartbeat for ${instance.ttlSeconds} s`);
-            entry.instance = instance;
-          }),
-        ),
-      );
+      // The expiries are written (heartbeats never are), so a restart keeps them: one revision for the sweep, not
+      // one per instance. A partition that lapsed a thousand instances made a thousand revisions, which pushed the
+      // operators' own out of the 10,000 `weft history` keeps.
+      if (expired.length > 0) {
+        await exclusiveAll([...new Set(expired.map(([, entry]) => endpointKey(entry.instance)))], async () => {
+          const lapsedNow = expired
+            .filter(([id, entry]) => entries.get(id) === entry && !entry.live) // not revived or gone meanwhile
+            .map(([id, entry]) => ({ id, entry, instance: { ...entry.instance, lapsedAt: new Date(entry.lastSeen + entry.instance.ttlSeconds * 1000).toISOString() } as Instance }));
+          if (lapsedNow.length === 0) return;
+          const named = lapsedNow.slice(0, 5).map(({ id, instance }) => `${id} of ${instance.namespace}/${instance.service}`).join(', ');
+          const summary = lapsedNow.length === 1
+            ? `instance ${named} lapsed: no heartbeat for ${lapsedNow[0]!.instance.ttlSeconds} s`
+            : `${lapsedNow.length} instances lapsed, no heartbeat within their TTL: ${named}${lapsedNow.length > 5 ? ', ...' : ''}`;
+          await store.commit(lapsedNow.map(({ instance }) => ({ op: 'put' as const, kind: INSTANCE_KIND, namespace: instance.namespace, name: instance.id, spec: instance })), { actor, summary });
+          for (const { entry, instance } of lapsedNow) entry.instance = instance;
+        });
+      }
       for (const id of reap) {
         const instance = entries.get(id)?.instance;
         if (instance && (await exclusive(endpointKey(instance), () => remove(id, 'reaped')))) changes.push({ type: 'removed', reason: 'reaped', instance });

@@ -95,6 +95,23 @@ test('an instance whose TTL lapses leaves the live set; a heartbeat keeps it and
   assert.equal(registry.heartbeat('orders-unknown'), undefined);
 });
 
+test('instances that lapse in one sweep are written as one revision naming them', async () => {
+  // One revision each made a mass expiry (a partition) push the operators' own revisions out of `weft history`.
+  const store = createMemoryStore();
+  await withService(store);
+  const clock = fakeClock();
+  const registry = createRegistry(store, { now: clock.now });
+  const ids: string[] = [];
+  for (let i = 0; i < 7; i++) ids.push(registered(await registry.register('orders', 'default', { address: '127.0.0.1', port: 16000 + i, ttlSeconds: 5 })).id);
+  const before = store.revision();
+  clock.advance(6_000);
+  assert.equal((await registry.sweep()).length, 7);
+  assert.equal(store.revision(), before + 1, 'one revision for the sweep');
+  for (const id of ids) assert.equal((store.get('Instance', 'default', id)?.spec as Instance).lapsedAt, new Date(1_000_000 + 5_000).toISOString(), `${id}'s expiry is stored`);
+  const last = store.history()[0]!; // newest first
+  assert.match(last.summary, /^7 instances lapsed, no heartbeat within their TTL: orders-\w+ of default\/orders, .*, \.\.\.$/);
+});
+
 test('an instance silent long past its TTL is deregistered', async () => {
   const store = createMemoryStore();
   await withService(store);
