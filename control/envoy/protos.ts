@@ -51,6 +51,8 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
   // HTTP filters
   'envoy/extensions/filters/http/router/v3/router.proto',
+  // a route's retry_host_predicate (the default retry avoids the host that failed)
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/extensions/filters/http/wasm/v3/wasm.proto',
   'envoy/extensions/wasm/v3/wasm.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',

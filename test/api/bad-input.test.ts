@@ -76,7 +76,7 @@ const cases: Case[] = [
   { name: 'route lower-case method', url: '/api/v1/routes', body: route({ match: [{ method: 'get' }] }), path: 'rules[0].match[0].method' },
   { name: 'route bad header name', url: '/api/v1/routes', body: route({ match: [{ headers: [{ name: 'bad header', match: { exact: 'x' } }] }] }), path: 'rules[0].match[0].headers[0].name' },
   { name: 'route negative timeout', url: '/api/v1/routes', body: route({ timeoutMs: -1 }), path: 'rules[0].timeoutMs' },
-  { name: 'route retries zero attempts', url: '/api/v1/routes', body: route({ retries: { attempts: 0 } }), path: 'rules[0].retries.attempts' },
+  { name: 'route retries eleven attempts', url: '/api/v1/routes', body: route({ retries: { attempts: 11 } }), path: 'rules[0].retries.attempts' },
   { name: 'route unknown retryOn', url: '/api/v1/routes', body: route({ retries: { attempts: 2, retryOn: ['sometimes'] } }), path: 'rules[0].retries.retryOn[0]' },
   { name: 'route per-try over timeout', url: '/api/v1/routes', body: route({ timeoutMs: 100, retries: { attempts: 2, perTryTimeoutMs: 500 } }), path: 'rules[0].retries.perTryTimeoutMs' },
   { name: 'route rewrite without slash', url: '/api/v1/routes', body: route({ prefixRewrite: 'v2' }), path: 'rules[0].prefixRewrite' },

@@ -102,7 +102,7 @@ const cases: Case[] = [
   ['route: unknown retryOn', 'route', route({ retries: { attempts: 3, retryOn: ['5xx', 'sometimes'] } }), 'rules[0].retries.retryOn[1]', /gateway-error/],
   // An Envoy condition the weft sidecar NACKs (and that needs config a rule cannot give): refused, not a 201 and a NACK.
   ['route: retryOn retriable-headers', 'route', route({ retries: { attempts: 3, retryOn: ['retriable-headers'] } }), 'rules[0].retries.retryOn[0]', /gateway-error/],
-  ['route: zero attempts', 'route', route({ retries: { attempts: 0 } }), 'rules[0].retries.attempts'],
+  ['route: eleven attempts', 'route', route({ retries: { attempts: 11 } }), 'rules[0].retries.attempts'],
   ['route: status codes without condition', 'route', route({ retries: { attempts: 2, retryOn: ['5xx'], retriableStatusCodes: [503] } }), 'rules[0].retries.retriableStatusCodes'],
   ['route: per-try above timeout', 'route', route({ timeoutMs: 1000, retries: { attempts: 2, perTryTimeoutMs: 2000 } }), 'rules[0].retries.perTryTimeoutMs'],
   ['route: relative prefixRewrite', 'route', route({ prefixRewrite: 'v2/' }), 'rules[0].prefixRewrite'],

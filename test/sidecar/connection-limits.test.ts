@@ -150,7 +150,7 @@ test('HTTP/1.1 max_requests with connections to spare: past it a request is refu
 test('track_remaining: circuit_breakers.default.remaining_cx, remaining_pending, remaining_rq, remaining_retries follow the counts; without it they are not reported, as Envoy\'s null gauges; cx_pool_open is there at 0', { timeout: 30_000 }, async () => {
   const app = await holdingApp('cl-four');
   const tracked = (c: Record<string, any>) =>
-    String(c.name).includes('cl-four') ? { ...c, circuit_breakers: { thresholds: [{ ...c.circuit_breakers.thresholds[0], max_connections: 1, max_pending_requests: 3, max_requests: 5, track_remaining: true }] } } : c;
+    String(c.name).includes('cl-four') ? { ...c, circuit_breakers: { thresholds: [{ ...c.circuit_breakers.thresholds[0], max_connections: 1, max_pending_requests: 3, max_requests: 5, max_retries: 3, track_remaining: true }] } } : c;
   const mesh = await TestMesh.start({ translator: withFields({}, {}, tracked) });
   closers.push(() => mesh.close());
   mesh.model.update({
