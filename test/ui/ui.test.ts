@@ -145,7 +145,9 @@ else describe('web UI in headless Chromium against a running mesh', () => {
     assert.match((await page.locator('#apply').getAttribute('title')) ?? '', /nothing to apply/);
     // A weight the API would refuse is said so, not shown as a share ("v1 -100% · v2 200%").
     await page.locator('input[name="weight-1-0"]').fill('-5');
-    assert.match((await page.locator('.split[data-rule="1"] .shares').textContent()) ?? '', /^weights are whole numbers, 0 or more$/);
+    assert.match((await page.locator('.split[data-rule="1"] .shares').textContent()) ?? '', /^weights are whole numbers, 0 to 1000000: fix weight of v1 to preview or apply$/);
+    assert.equal(await page.locator('#preview').isDisabled(), true, 'nothing to preview while a weight is invalid');
+    assert.equal(await page.locator('#apply').isDisabled(), true, 'nothing to apply while a weight is invalid');
     const slider = page.locator('input[name="slider-1"]');
     await slider.fill('50');
     assert.equal(await page.locator('input[name="weight-1-0"]').inputValue(), '50');

@@ -12,10 +12,26 @@ function manifestOf(route) {
   return { apiVersion: 'weft.dev/v1', kind: 'Route', metadata: { name, namespace }, spec };
 }
 
+const MAX_WEIGHT = 1_000_000;
+
+/**
+ * A weight field's value as the API takes it (a whole number in 0..MAX_WEIGHT), or undefined when it is not one:
+ * empty, negative, fractional, too big, or not a number at all. An <input type=number> holding what the browser
+ * cannot parse ("-", "e", "1e") has value '' and validity.badInput, and Number('') is 0: until 2026-11-30 clearing
+ * a field previewed and applied weight 0.
+ */
+function weightOf(el) {
+  if (el.validity.badInput) return undefined;
+  const text = el.value.trim();
+  if (!/^\d+$/.test(text)) return undefined;
+  const n = Number(text);
+  return n <= MAX_WEIGHT ? n : undefined;
+}
+
 function splitEditor(route, ruleIndex, onChange) {
   const rule = route.rules[ruleIndex];
   const inputs = rule.destinations.map((d, i) => h('input.weight', {
-    type: 'number', min: 0, max: 1000000, step: 1, value: d.weight ?? 1,
+    type: 'number', min: 0, max: MAX_WEIGHT, step: 1, value: d.weight ?? 1,
     name: `weight-${ruleIndex}-${i}`, 'aria-label': `weight of ${d.subset ?? d.service}`,
     dataset: { destination: d.subset ?? d.service },
   }));
@@ -23,10 +39,10 @@ function splitEditor(route, ruleIndex, onChange) {
   const shares = h('span.shares');
   const update = () => {
     const t = total();
-    // A weight the API would refuse (negative, fractional, empty) is said so, not shown as a share: -5 and 10 read
-    // "-100% · 200%" until Preview refused them.
-    const bad = inputs.find((el) => el.value === '' || !Number.isInteger(Number(el.value)) || Number(el.value) < 0);
-    if (bad) clear(shares, h('span.banner.error', 'weights are whole numbers, 0 or more'));
+    // A weight the API would refuse (negative, fractional, empty, over the maximum) is said so, not shown as a share:
+    // -5 and 10 read "-100% · 200%" until Preview refused them.
+    const bad = inputs.find((el) => weightOf(el) === undefined);
+    if (bad) clear(shares, h('span.banner.error', `weights are whole numbers, 0 to ${MAX_WEIGHT}: fix ${bad.getAttribute('aria-label')} to preview or apply`));
     else clear(shares, inputs.map((el, i) => `${rule.destinations[i].subset ?? rule.destinations[i].service} ${t ? Math.round((Number(el.value) / t) * 1000) / 10 : 0}%`).join(' · '));
     onChange();
   };
@@ -52,7 +68,8 @@ function splitEditor(route, ruleIndex, onChange) {
     h('div.weights', rule.destinations.map((d, i) => h('label', `${d.service}${d.subset ? ' / ' + d.subset : ''}: `, inputs[i]))),
     h('div', shares),
   );
-  return { el, weights: () => inputs.map((i) => Number(i.value)) };
+  // undefined for a weight that is not valid: nothing is previewed or applied while one is.
+  return { el, weights: () => inputs.map(weightOf), valid: () => inputs.every((i) => weightOf(i) !== undefined) };
 }
 
 function diffView(dry) {
@@ -79,33 +96,44 @@ async function editor(view, route, etag) {
   const preview = h('div.preview');
   const converge = h('div.converge#converge');
   const editors = [];
-  // Apply is offered only while the weights differ from the route's (set once the button exists).
-  let syncApply = () => {};
-  const dirty = () => { clear(preview); syncApply(); };
+  // Preview is offered only while every weight is valid, Apply only while they are and differ from the route's
+  // (set once the buttons exist).
+  let syncButtons = () => {};
+  const dirty = () => { clear(preview); syncButtons(); };
   route.rules.forEach((rule, i) => {
     if (rule.destinations.length >= 2) editors.push({ i, ...splitEditor(route, i, dirty) });
   });
+  const valid = () => editors.every((e) => e.valid());
+  /** The route with the weights as typed; undefined while one is not valid, so nothing invalid is ever sent. */
   const proposed = () => {
+    if (!valid()) return undefined;
     const next = structuredClone(route);
     for (const e of editors) e.weights().forEach((w, k) => { next.rules[e.i].destinations[k].weight = w; });
     return next;
   };
+  const invalid = `a weight is not a whole number 0 to ${MAX_WEIGHT}`;
+  const refuseInvalid = () => clear(status, h('div.banner.error', `Not sent: ${invalid}.`));
   /** After an apply: {revision, reach: proxy -> changed types, held: proxy -> versions before}. */
   let watching = null;
   const previewBtn = h('button#preview', { type: 'button' }, 'Preview diff');
   const applyBtn = writeControl(h('button#apply.primary', { type: 'button' }, 'Apply as new revision'));
-  if (!applyBtn.disabled) {
-    syncApply = () => {
-      const same = editors.every((e) => e.weights().every((w, k) => w === (route.rules[e.i].destinations[k].weight ?? 1)));
-      applyBtn.disabled = same;
-      applyBtn.title = same ? 'nothing to apply: these are the route’s weights now' : '';
-    };
-    syncApply();
-  }
+  const writable = !applyBtn.disabled;
+  syncButtons = () => {
+    const ok = valid();
+    previewBtn.disabled = !ok;
+    previewBtn.title = ok ? '' : invalid;
+    if (!writable) return; // a viewer's Apply stays disabled, with writeControl's tooltip
+    const same = ok && editors.every((e) => e.weights().every((w, k) => w === (route.rules[e.i].destinations[k].weight ?? 1)));
+    applyBtn.disabled = !ok || same;
+    applyBtn.title = !ok ? invalid : same ? 'nothing to apply: these are the route’s weights now' : '';
+  };
+  syncButtons();
   previewBtn.addEventListener('click', async () => {
+    const next = proposed();
+    if (!next) return refuseInvalid();
     clear(status, 'computing the diff…');
     try {
-      const dry = await api('POST', '/apply?dryRun=true', { manifests: [manifestOf(proposed())] });
+      const dry = await api('POST', '/apply?dryRun=true', { manifests: [manifestOf(next)] });
       clear(status);
       clear(preview, diffView(dry));
     } catch (err) {
@@ -113,12 +141,14 @@ async function editor(view, route, etag) {
     }
   });
   applyBtn.addEventListener('click', async () => {
+    const next = proposed();
+    if (!next) return refuseInvalid();
     clear(status, 'applying…');
     try {
       // Which connected proxies the change reaches, and in which resource
       // types, from the same dry run as the preview; with what each holds
       // now, that tells when a proxy has taken the change.
-      const manifests = [manifestOf(proposed())];
+      const manifests = [manifestOf(next)];
       const dry = await api('POST', '/apply?dryRun=true', { manifests });
       const reach = new Map(dry.diff.proxies.filter((p) => p.connected && p.resources.length > 0).map((p) => [p.proxy, [...new Set(p.resources.map((r) => r.type))]]));
       const held = new Map((await get('/proxies')).items.map((p) => [p.id, { ...p.versions }]));
@@ -126,13 +156,12 @@ async function editor(view, route, etag) {
         clear(status, h('div.banner.info', `No change (revision ${dry.revision}).`));
         return;
       }
-      const next = proposed();
       const written = await apiResponse('PUT', `/routes/${encodeURIComponent(next.name)}${q(next.namespace)}`, next, { 'if-match': etag });
       const revision = Number(written.headers.get('x-weft-revision'));
       etag = written.headers.get('etag');
       clear(status, h('div.banner.ok#applied', `Applied as revision ${revision}.`));
       route = next;
-      syncApply();
+      syncButtons();
       watching = { revision, reach, held };
       await refresh();
     } catch (err) {
