@@ -23,6 +23,40 @@ export const session = {
   operator: null,
 };
 
+/**
+ * Characters a paste adds around or inside a token: whitespace (spaces, tabs, line breaks, no-break spaces) and the
+ * invisible ones (zero-width space and joiners, word joiner, BOM, soft hyphen, direction marks).
+ */
+const PASTE_NOISE = /[\s\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]/g;
+
+/** A pasted token without what the paste added (see PASTE_NOISE); a token never holds any of it. */
+export function cleanToken(text) {
+  return text.replace(PASTE_NOISE, '');
+}
+
+/**
+ * Why `token` cannot be one, or undefined. Tokens are printable ASCII (weft_ and base64url); anything else (a smart
+ * quote, an accented letter, a control character) is a typo or a paste gone wrong, and outside Latin-1 it cannot
+ * even be sent in a header: fetch() throws a TypeError, which was reported as "cannot reach the control plane".
+ */
+export function tokenProblem(token) {
+  return /^[\x21-\x7e]+$/.test(token) ? undefined : 'not a valid token (it holds characters a token never has)';
+}
+
+/** The Request for a call, or an ApiError when none can be built (not a network error: nothing was sent). */
+function buildRequest(method, path, init, token) {
+  if (token) {
+    const problem = tokenProblem(token);
+    if (problem) throw new ApiError(0, 'INVALID_TOKEN', problem);
+    init.headers.authorization = `Bearer ${token}`;
+  }
+  try {
+    return new Request(`/api/v1${path}`, { method, ...init });
+  } catch (err) {
+    throw new ApiError(0, 'BAD_REQUEST', `${method} ${path}: the browser cannot send this request: ${err.message}`);
+  }
+}
+
 /** Calls /api/v1{path}; resolves to the parsed JSON, rejects with ApiError. */
 export async function api(method, path, body, token = session.token) {
   return (await apiResponse(method, path, body, {}, token)).json;
@@ -31,11 +65,11 @@ export async function api(method, path, body, token = session.token) {
 /** api() with extra request headers (If-Match), resolving to {json, headers} (the ETag, x-weft-revision). */
 export async function apiResponse(method, path, body, extraHeaders = {}, token = session.token) {
   const headers = { accept: 'application/json', ...extraHeaders };
-  if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
+  const request = buildRequest(method, path, { headers, body: body === undefined ? undefined : JSON.stringify(body) }, token);
   let res;
   try {
-    res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(request);
   } catch (err) {
     throw new ApiError(0, 'NETWORK', `cannot reach the control plane: ${err.message}`);
   }
@@ -57,11 +91,11 @@ export const get = (path) => api('GET', path);
 
 /** GET of a JSON-lines stream (a proxy's tap): calls onLine with each parsed line until it ends or `signal` aborts. */
 export async function stream(path, onLine, signal) {
-  const headers = { accept: 'application/x-ndjson' };
-  if (session.token) headers.authorization = `Bearer ${session.token}`;
+  const token = session.token;
+  const request = buildRequest('GET', path, { headers: { accept: 'application/x-ndjson' }, signal }, token);
   let res;
   try {
-    res = await fetch(`/api/v1${path}`, { headers, signal });
+    res = await fetch(request);
   } catch (err) {
     if (signal?.aborted) return;
     throw new ApiError(0, 'NETWORK', `cannot reach the control plane: ${err.message}`);

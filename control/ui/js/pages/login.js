@@ -1,6 +1,6 @@
 // Login with an operator token (admin.token, or one from `weft token create`).
 // The token is checked with /whoami before it is kept.
-import { api, session } from '../api.js';
+import { ApiError, api, cleanToken, session, tokenProblem } from '../api.js';
 import { clear, errorBox, h } from '../dom.js';
 
 export function render(view, { onLogin }) {
@@ -9,8 +9,15 @@ export function render(view, { onLogin }) {
   const form = h('form.card.login', {
     onsubmit: async (e) => {
       e.preventDefault();
+      // What a paste adds (spaces, line breaks, zero-width characters) is dropped; what is left must be a token's
+      // characters, or it is refused here: sent, it failed in fetch() and read as the control plane being unreachable.
+      const token = cleanToken(input.value);
+      const problem = token ? tokenProblem(token) : 'no token: the field holds only spaces or invisible characters';
+      if (problem) {
+        clear(status, errorBox(new ApiError(0, 'INVALID_TOKEN', problem), 'login'));
+        return;
+      }
       clear(status, 'checking…');
-      const token = input.value.trim();
       try {
         await api('GET', '/whoami', undefined, token);
       } catch (err) {
