@@ -21,6 +21,12 @@ export const session = {
   },
   /** Set by app.js after whoami: {name, role, canWrite}. */
   operator: null,
+  /**
+   * Set by app.js: called with the ApiError when the control plane refuses the session's token (401: revoked or
+   * unknown), from whichever call found out; it ends the session and shows the login page. Not called for the token
+   * the login page is trying, which is not the session's.
+   */
+  onRefused: null,
 };
 
 /**
@@ -43,11 +49,16 @@ export function tokenProblem(token) {
   return /^[\x21-\x7e]+$/.test(token) ? undefined : 'not a valid token (it holds characters a token never has)';
 }
 
+function refusedIfSession(err, token) {
+  if ((err.status === 401 || err.code === 'INVALID_TOKEN') && token && token === session.token) session.onRefused?.(err);
+  return err;
+}
+
 /** The Request for a call, or an ApiError when none can be built (not a network error: nothing was sent). */
 function buildRequest(method, path, init, token) {
   if (token) {
     const problem = tokenProblem(token);
-    if (problem) throw new ApiError(0, 'INVALID_TOKEN', problem);
+    if (problem) throw refusedIfSession(new ApiError(0, 'INVALID_TOKEN', problem), token);
     init.headers.authorization = `Bearer ${token}`;
   }
   try {
@@ -82,7 +93,7 @@ export async function apiResponse(method, path, body, extraHeaders = {}, token =
   }
   if (!res.ok) {
     const e = json?.error ?? {};
-    throw new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? `${method} ${path}: HTTP ${res.status}`, e.details ?? []);
+    throw refusedIfSession(new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? `${method} ${path}: HTTP ${res.status}`, e.details ?? []), token);
   }
   return { json, headers: res.headers };
 }
@@ -102,7 +113,7 @@ export async function stream(path, onLine, signal) {
   }
   if (!res.ok) {
     const e = (await res.json().catch(() => ({})))?.error ?? {};
-    throw new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? `GET ${path}: HTTP ${res.status}`, e.details ?? []);
+    throw refusedIfSession(new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? `GET ${path}: HTTP ${res.status}`, e.details ?? []), token);
   }
   const reader = res.body.getReader();
   const decoder = new TextDecoder();

@@ -33,7 +33,6 @@ async function whoami() {
     session.operator = await api('GET', '/whoami');
   } catch (err) {
     session.operator = null;
-    if (err.status === 401) session.token = null;
     throw err;
   }
   document.getElementById('who-name').textContent = session.operator.name;
@@ -72,6 +71,26 @@ function go(hash) {
 }
 
 let generation = 0;
+/** What the login page says first, once: why the session ended (the token was refused). */
+let loginNotice = null;
+
+/** Ends the session: forgets the token and who it was, hides the header's operator and the nav. */
+function endSession() {
+  session.token = null;
+  session.operator = null;
+  delete document.body.dataset.role;
+  document.getElementById('who').hidden = true;
+  document.getElementById('nav').hidden = true;
+}
+
+// Any call the control plane answers 401 with the session's token (revoked, or unknown to it: a restart with
+// another data dir) ends the session on the login page, saying why. Until 2026-11-30 the header kept showing the
+// operator and every page said UNAUTHENTICATED until a reload.
+session.onRefused = (err) => {
+  endSession();
+  loginNotice = err;
+  go('#/login');
+};
 
 async function route() {
   // A newer navigation supersedes this one: each renders into its own
@@ -85,9 +104,10 @@ async function route() {
   const container = h('div.page');
   clear(view, container);
   if (!session.token) {
-    document.getElementById('who').hidden = true;
-    document.getElementById('nav').hidden = true;
-    current = login.render(container, { onLogin: () => go('#/topology') });
+    endSession();
+    const notice = loginNotice;
+    loginNotice = null;
+    current = login.render(container, { onLogin: () => go('#/topology'), notice });
     return;
   }
   if (!session.operator) {
@@ -95,7 +115,7 @@ async function route() {
       await whoami();
     } catch (err) {
       if (mine !== generation) return;
-      if (!session.token) return route();
+      if (!session.token) return; // refused: onRefused has gone to the login page
       showGlobalError(err);
       return;
     }
@@ -115,14 +135,13 @@ async function route() {
   pendingBadge();
   timer = setInterval(() => {
     pendingBadge();
-    current?.refresh?.().catch((err) => showGlobalError(err));
+    // A refresh still in flight when the page changed (or the session ended) has nothing to say on the next one.
+    current?.refresh?.().catch((err) => { if (mine === generation && session.token) showGlobalError(err); });
   }, POLL_MS);
 }
 
 document.getElementById('logout').addEventListener('click', () => {
-  session.token = null;
-  session.operator = null;
-  delete document.body.dataset.role;
+  endSession();
   go('#/login');
 });
 window.addEventListener('hashchange', route);

@@ -3,7 +3,8 @@
 import { ApiError, api, cleanToken, session, tokenProblem } from '../api.js';
 import { clear, errorBox, h } from '../dom.js';
 
-export function render(view, { onLogin }) {
+/** `notice`: the ApiError that ended the previous session (its token refused), said above the form. */
+export function render(view, { onLogin, notice }) {
   const input = h('input#token', { type: 'password', name: 'token', autocomplete: 'off', placeholder: 'weft_…', required: true, size: 48 });
   const status = h('div.status');
   const form = h('form.card.login', {
@@ -30,6 +31,13 @@ export function render(view, { onLogin }) {
     },
   },
     h('h1', 'Log in'),
+    notice
+      ? h('div.banner.error#session-ended', { role: 'alert' },
+        h('strong', 'Logged out: '),
+        notice.code === 'INVALID_TOKEN' ? 'the session held something that is not a token. ' : 'the control plane refused your token (revoked, or unknown to it). ',
+        'Log in with a valid token. ',
+        h('span.muted', `(${notice.code}: ${notice.message})`))
+      : null,
     h('p', 'Paste an operator token: the admin token the control plane wrote to ', h('code', '<data-dir>/admin.token'), ', or one made with ', h('code', 'weft token create --role viewer'), '. Viewers see everything and change nothing.'),
     h('label', { for: 'token' }, 'Token'), input,
     h('button', { type: 'submit' }, 'Log in'),
