@@ -1,6 +1,7 @@
 // `weft control`: wiring only. Opens the store and registry in the data dir,
 // starts the REST API and the xDS server, and stops them cleanly on
 // SIGINT/SIGTERM. Everything it wires is built and tested elsewhere.
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
 import { createApiDeps, proxyStatusPort, type XdsStatusSource } from './api/adapters.ts';
@@ -16,7 +17,7 @@ import { createRegistry } from './registry/registry.ts';
 import { openFileStore } from './store/file-store.ts';
 import { LockHeldError } from './store/lock.ts';
 import { DamagedFileError } from './store/atomic-file.ts';
-import { CaFilesError } from './ca/root.ts';
+import { CaFilesError, ROOT_CERT_FILE } from './ca/root.ts';
 import { createXdsServer, groupKey, storeModelSource, type XdsServer } from './xds/index.ts';
 import type { TranslateOptions } from './translate/index.ts';
 import type { FilterModule } from './model/types.ts';
@@ -24,6 +25,8 @@ import { MeshCa } from './ca/authority.ts';
 import type { CaFiles } from './ca/root.ts';
 import { JoinTokens } from './ca/join-tokens.ts';
 import { identityHooks, joinTokenCredential } from './ca/xds-identity.ts';
+import { servingIpSans } from './ca/serving-cert.ts';
+import { RotatingServerCredentials } from './xds/tls.ts';
 
 export interface ControlOptions {
   dataDir: string;
@@ -42,6 +45,18 @@ export interface ControlOptions {
   identity?: { trustDomain?: string; certTtlMs?: number; files?: CaFiles };
   /** How pushes are batched (control/xds/controller.ts); defaults 100 ms quiet, 1 s at most. */
   push?: { debounceMs?: number; debounceMaxMs?: number };
+  /**
+   * xDS over TLS (needs `identity`): a server certificate from the mesh CA
+   * for these DNS names (default localhost and this host's name), loopback
+   * and the --host IP, and the control plane's SPIFFE ID; renewed in place.
+   */
+  xdsTls?: { dnsNames?: string[] };
+}
+
+/** A host only reachable from this machine. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return /^127(\.\d{1,3}){3}$/.test(h) || h === '::1' || h === 'localhost';
 }
 
 /** The bindings the built-in filters of this build refuse (their config schema or proxy_on_configure), one warning each. */
@@ -58,6 +73,8 @@ export interface RunningControl {
   xdsPort: number;
   /** Set on first start: where the admin token was written. */
   adminTokenPath?: string;
+  /** With xdsTls: the PEM file proxies verify the xDS server with (weft sidecar / weft bootstrap --xds-ca). */
+  xdsCaFile?: string;
   close(): Promise<void>;
 }
 
@@ -84,6 +101,7 @@ function listenError(flag: string, host: string, port: number, err: unknown): un
 }
 
 export async function startControl(opts: ControlOptions): Promise<RunningControl> {
+  if (opts.xdsTls && !opts.identity) throw new StartupError('--xds-tls needs --identity: the xDS server certificate is issued by the mesh CA');
   const dataDir = resolve(opts.dataDir);
   const store = await openFileStore(dataDir).catch((err: unknown) => {
     if (err instanceof LockHeldError) throw new StartupError(`--data-dir ${opts.dataDir}: ${err.message}`);
@@ -202,7 +220,22 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
         for (const e of errors.slice(0, 20)) opts.log?.(`xds: ${kind} snapshot refused: ${JSON.stringify(e)}`);
       },
     });
-    const xdsPort = await server.listen(host, opts.xdsPort).catch((err: unknown) => {
+    let credentials: RotatingServerCredentials | undefined;
+    let xdsCaFile: string | undefined;
+    if (ca && opts.xdsTls) {
+      const given = opts.xdsTls.dnsNames ?? [];
+      const dnsNames = [...new Set(given.length > 0 ? given : ['localhost', hostname()])];
+      const names = { dnsNames, ipAddresses: servingIpSans(host) };
+      // Each renewal (at half-life) goes into the running server: new connections get it, nothing restarts.
+      const first = await ca.servingCert(names, (next) => credentials?.update(next));
+      credentials = new RotatingServerCredentials(first);
+      const files = opts.identity?.files;
+      xdsCaFile = ca.source === 'operator' ? resolve(files?.rootFile ?? files?.certFile ?? '') : join(dataDir, ROOT_CERT_FILE);
+      (opts.log ?? console.error)(`xds-tls: serving xDS over TLS, certificate from the mesh CA for ${[...dnsNames.map((n) => `DNS:${n}`), ...names.ipAddresses.map((ip) => `IP:${ip}`), `URI:${first.spiffeId}`].join(', ')}, renewed at half-life; proxies verify it with --xds-ca ${xdsCaFile}`);
+    } else if (ca && !isLoopbackHost(host)) {
+      (opts.log ?? console.error)(`warning: --identity with --host ${host}: xDS is served in plaintext, so join tokens (proxy to control plane) and workload private keys (SDS, control plane to proxy) travel in clear and proxies cannot authenticate the control plane; serve it over TLS with --xds-tls`);
+    }
+    const xdsPort = await server.listen(host, opts.xdsPort, credentials).catch((err: unknown) => {
       throw listenError('--xds-port', host, opts.xdsPort, err);
     });
     closers.unshift(() => server.close());
@@ -214,6 +247,7 @@ export async function startControl(opts: ControlOptions): Promise<RunningControl
       apiPort,
       xdsPort,
       adminTokenPath,
+      ...(xdsCaFile !== undefined ? { xdsCaFile } : {}),
       async close() {
         for (const close of closers) await close();
       },

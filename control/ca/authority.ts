@@ -7,6 +7,7 @@
 import { BACKDATE_MS, issueSvid, type Svid } from './svid.ts';
 import { loadOrCreateCa, type CaFiles, type SigningCa } from './root.ts';
 import { DEFAULT_TRUST_DOMAIN, trustDomainError } from './spiffe.ts';
+import { issueServingCert, type ServingCert } from './serving-cert.ts';
 
 export const DEFAULT_CERT_TTL_MS = 24 * 3600 * 1000;
 /** Below this, a certificate could expire between issue and first use. */
@@ -45,6 +46,7 @@ export class MeshCa {
   readonly #pending = new Map<string, Promise<Svid>>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #listeners = new Set<RotationListener>();
+  readonly #servingTimers = new Set<NodeJS.Timeout>();
   #closed = false;
   /** Certificates issued since start, for metrics and tests. */
   issued = 0;
@@ -101,11 +103,46 @@ export class MeshCa {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * The control plane's xDS server certificate (serving-cert.ts): issued now
+   * with the workload lifetime (--cert-ttl, capped at the CA's own expiry),
+   * then reissued at the same fraction of its life as workload certificates,
+   * each reissue handed to `onReissue` (which swaps it into the running
+   * server). Resolves with the first certificate.
+   */
+  async servingCert(names: { dnsNames: string[]; ipAddresses: string[] }, onReissue: (cert: ServingCert) => void): Promise<ServingCert> {
+    const issue = () => issueServingCert(this.#signer, { trustDomain: this.trustDomain, ...names, ttlMs: this.certTtlMs, now: new Date(this.#now()) });
+    const schedule = (cert: ServingCert, delayMs?: number) => {
+      if (this.#closed) return;
+      const issuedAt = cert.notBefore.getTime() + BACKDATE_MS;
+      const delay = delayMs ?? Math.max(0, issuedAt + (cert.notAfter.getTime() - issuedAt) * this.#rotateAt - this.#now());
+      const timer = setTimeout(() => {
+        this.#servingTimers.delete(timer);
+        issue().then(
+          (next) => {
+            if (this.#closed) return;
+            onReissue(next);
+            schedule(next);
+          },
+          // Keep serving the one it has (it has life left) and try again in a second.
+          () => schedule(cert, 1000),
+        );
+      }, delay);
+      timer.unref();
+      this.#servingTimers.add(timer);
+    };
+    const first = await issue();
+    schedule(first);
+    return first;
+  }
+
   /** Stops rotation timers. */
   close(): void {
     this.#closed = true;
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
+    for (const t of this.#servingTimers) clearTimeout(t);
+    this.#servingTimers.clear();
   }
 
   #issue(key: string, identity: IdentityKey): Promise<Svid> {

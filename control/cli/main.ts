@@ -92,13 +92,20 @@ export function buildProgram(): Command {
     .option('--ca-cert <file>', 'operator CA certificate PEM (root or intermediate) instead of the data dir root')
     .option('--ca-key <file>', 'private key PEM of --ca-cert (ECDSA P-256)')
     .option('--ca-root <file>', 'root PEM (trust bundle) when --ca-cert is an intermediate')
+    .option('--xds-tls', "serve xDS over TLS with a server certificate from the mesh CA (with --identity); proxies verify it against the mesh root (<data-dir>/ca-root.pem): weft sidecar / weft bootstrap --xds-ca")
+    .option('--xds-tls-name <name>', 'a DNS name for the xDS server certificate, repeatable (default: localhost and this host\'s name; loopback IPs and an IP --host are always in it)', (value: string, prev: string[] | undefined) => [...(prev ?? []), value])
     .option('--push-debounce-ms <ms>', 'changes that follow a push within this long are batched until none has come for this long (0: push every change at once; as Istio PILOT_DEBOUNCE_AFTER)', millis('--push-debounce-ms'), 100)
     .option('--push-max-delay-ms <ms>', 'but a batched change waits at most this long (as Istio PILOT_DEBOUNCE_MAX)', millis('--push-max-delay-ms'), 1000)
-    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; accessLogHealthChecks?: boolean; otelCluster?: string; traceSampling: number; identity?: boolean; trustDomain: string; certTtl: string; caCert?: string; caKey?: string; caRoot?: string; pushDebounceMs: number; pushMaxDelayMs: number }) => {
+    .action(async (opts: { dataDir: string; apiPort: number; xdsPort: number; host: string; accessLog?: boolean; accessLogHealthChecks?: boolean; otelCluster?: string; traceSampling: number; identity?: boolean; trustDomain: string; certTtl: string; caCert?: string; caKey?: string; caRoot?: string; xdsTls?: boolean; xdsTlsName?: string[]; pushDebounceMs: number; pushMaxDelayMs: number }) => {
       const { runControl } = await import('../main.ts');
       const { parseTtl } = await import('../ca/ttl.ts');
       const { MAX_CERT_TTL_MS } = await import('../ca/authority.ts');
-      const { accessLog, accessLogHealthChecks, otelCluster, traceSampling, identity: identityOn, trustDomain, certTtl, caCert, caKey, caRoot, pushDebounceMs, pushMaxDelayMs, ...rest } = opts;
+      const { accessLog, accessLogHealthChecks, otelCluster, traceSampling, identity: identityOn, trustDomain, certTtl, caCert, caKey, caRoot, xdsTls, xdsTlsName, pushDebounceMs, pushMaxDelayMs, ...rest } = opts;
+      if (xdsTls && !identityOn) throw new CliError('error: --xds-tls needs --identity (the xDS server certificate is issued by the mesh CA)', 2);
+      if (xdsTlsName && !xdsTls) throw new CliError('error: --xds-tls-name needs --xds-tls', 2);
+      for (const name of xdsTlsName ?? []) {
+        if (!/^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$/.test(name)) throw new CliError(`error: --xds-tls-name must be a DNS name (got "${name}")`, 2);
+      }
       if (accessLogHealthChecks && !accessLog) throw new CliError('error: --access-log-health-checks needs --access-log', 2);
       if (pushMaxDelayMs < pushDebounceMs) throw new CliError(`error: --push-max-delay-ms (${pushMaxDelayMs}) must be at least --push-debounce-ms (${pushDebounceMs})`, 2);
       const ttl = parseTtl(certTtl);
@@ -109,7 +116,7 @@ export function buildProgram(): Command {
         ...(accessLog ? { accessLog: accessLogHealthChecks ? { healthChecks: true } : {} } : {}),
         ...(otelCluster ? { tracing: { collectorCluster: otelCluster, samplingPercent: traceSampling } } : {}),
       };
-      await runControl({ ...rest, observability, push: { debounceMs: pushDebounceMs, debounceMaxMs: pushMaxDelayMs }, ...(identity ? { identity } : {}) });
+      await runControl({ ...rest, observability, push: { debounceMs: pushDebounceMs, debounceMaxMs: pushMaxDelayMs }, ...(identity ? { identity } : {}), ...(xdsTls ? { xdsTls: xdsTlsName ? { dnsNames: xdsTlsName } : {} } : {}) });
     });
 
   program
@@ -127,6 +134,8 @@ export function buildProgram(): Command {
     .option('--bind-address <addr>', 'address the inbound listener binds', '127.0.0.1')
     .option('--token <token>', 'join token from POST /api/v1/tokens/join (control planes with --identity; default $WEFT_PROXY_TOKEN); on a shared host prefer --token-file, since arguments show in ps')
     .option('--token-file <file>', 'read the join token from this file (e.g. a mounted secret), so it shows in no process list')
+    .addOption(new Option('--xds-ca <file>', "xDS over TLS: verify the control plane's certificate against this PEM (the mesh root, <data-dir>/ca-root.pem of weft control --identity --xds-tls)").env('WEFT_XDS_CA'))
+    .option('--xds-server-name <name>', "with --xds-ca: the name the control plane's certificate must carry, when the --xds host is not in it (e.g. an IP)")
     .option('--otel-collector <host:port>', 'OTLP/gRPC collector: declares the cluster weft_otel, which tracing from weft control --otel-cluster exports spans to')
     .option('--drain-time-s <seconds>', 'how long POST /drain_listeners?graceful on the admin port drains before the listeners stop (as Envoy: 600)', seconds('--drain-time-s'))
     .option('--termination-drain-s <seconds>', "on SIGTERM, drain the inbound listeners for up to this long before exiting, or until they are quiet for a second (as Istio's terminationDrainDuration; 0: exit at once). SIGINT and a second SIGTERM exit at once", seconds('--termination-drain-s'), 0)

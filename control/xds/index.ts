@@ -58,8 +58,8 @@ export interface XdsServerOptions {
 }
 
 export interface XdsServer {
-  /** Binds host:port (0 = ephemeral), starts the controller; resolves with the bound port. */
-  listen(host: string, port: number): Promise<number>;
+  /** Binds host:port (0 = ephemeral), starts the controller; resolves with the bound port. Plaintext unless given TLS credentials (tls.ts). */
+  listen(host: string, port: number, credentials?: import('@grpc/grpc-js').ServerCredentials): Promise<number>;
   /** Stops the controller and the server; ends every stream. */
   close(): Promise<void>;
   status: ProxyStatusBook;
@@ -116,9 +116,9 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   });
   status.setConfigSource((id) => ads.stream(id)?.config());
   return {
-    async listen(host, port) {
+    async listen(host, port, credentials) {
       controller.start();
-      return ads.listen(host, port);
+      return ads.listen(host, port, credentials);
     },
     async close() {
       controller.stop();

@@ -63,8 +63,8 @@ export class AdsServer {
     this.#unsubscribe = options.cache.subscribe((event) => this.#onCacheEvent(event));
   }
 
-  /** Binds host:port (0 = ephemeral) and resolves with the bound port. */
-  async listen(host: string, port: number): Promise<number> {
+  /** Binds host:port (0 = ephemeral) and resolves with the bound port; plaintext unless `credentials` are TLS ones (tls.ts). */
+  async listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
     const types = discoveryTypes();
     const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
     const identity = (b: Buffer) => b;
@@ -93,7 +93,7 @@ export class AdsServer {
       DeltaAggregatedResources: (call: Call<DeltaDiscoveryRequest>) => this.#handle(call, 'delta'),
     });
     const bound = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+      server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     });
     this.#server = server;
     return bound;
