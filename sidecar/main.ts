@@ -16,7 +16,7 @@ import type { LogEntry } from './wasm/index.ts';
 import { SidecarStats } from './stats.ts';
 import { Runtime, defaultLayers, layeredRuntimeJson, parseLayeredRuntime } from './runtime.ts';
 import { parse as parseYaml } from 'yaml';
-import { XdsClient } from './xds-client.ts';
+import { XdsClient, speaksTls } from './xds-client.ts';
 
 export interface SidecarOptions {
   service: string;
@@ -40,6 +40,13 @@ export interface SidecarOptions {
   log?: (line: string) => void;
   /** Join token for a control plane with mesh identity on (node.metadata WEFT_TOKEN; default $WEFT_PROXY_TOKEN). */
   token?: string;
+  /**
+   * A PEM file of the roots the xDS server's certificate must verify against (the mesh root, <data-dir>/ca-root.pem
+   * of a `weft control --identity --xds-tls`): xDS over TLS. Plaintext when absent.
+   */
+  xdsCa?: string;
+  /** With xdsCa: the name the server's certificate must carry, when it is not the host of `xds` (an IP not in it). */
+  xdsServerName?: string;
   /** HOST:PORT of an OTLP/gRPC collector: the bootstrap cluster weft_otel, which the OpenTelemetry tracer exports to (weft bootstrap's flag of the same name). */
   otelCollector?: string;
   /** Seconds /drain_listeners?graceful drains before the listeners stop (Envoy's --drain-time-s; default 600). */
@@ -203,6 +210,19 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
     if (typeof parsed === 'string') throw new Error(`layered-runtime: ${opts.layeredRuntime}: ${parsed}`);
     layers = parsed;
   }
+  let xdsTls: { rootsPem: Buffer; serverName?: string } | undefined;
+  if (opts.xdsServerName !== undefined && opts.xdsCa === undefined) throw new Error('xds-server-name: needs --xds-ca (it names the server a TLS connection verifies)');
+  if (opts.xdsCa !== undefined) {
+    let rootsPem: Buffer;
+    try {
+      rootsPem = readFileSync(opts.xdsCa);
+    } catch (e) {
+      throw new Error(`xds-ca: ${opts.xdsCa}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    if (!rootsPem.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) throw new Error(`xds-ca: ${opts.xdsCa}: holds no PEM certificate (give the mesh root, <data-dir>/ca-root.pem of weft control)`);
+    if (opts.xdsServerName !== undefined && !/^[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$|^[0-9a-fA-F:.]+$/.test(opts.xdsServerName)) throw new Error(`xds-server-name: must be a host name or IP address, got ${JSON.stringify(opts.xdsServerName)}`);
+    xdsTls = { rootsPem, ...(opts.xdsServerName !== undefined ? { serverName: opts.xdsServerName } : {}) };
+  }
   const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
   const bindAddress = opts.bindAddress ?? '127.0.0.1';
   const inboundPort = opts.inboundPort || (await freePort(bindAddress));
@@ -243,6 +263,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   const client = new XdsClient({
     server: opts.xds,
     sotw: opts.sotw,
+    ...(xdsTls ? { tls: xdsTls } : {}),
     dataPlane,
     node: {
       id: nodeId,
@@ -260,8 +281,9 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
         ...((opts.token ?? process.env.WEFT_PROXY_TOKEN) ? { WEFT_TOKEN: (opts.token ?? process.env.WEFT_PROXY_TOKEN)! } : {}),
       }),
     },
-    onConnection: (up, error, code) => {
+    onConnection: (up, rawError, code) => {
       connected = up;
+      const error = rawError === undefined ? undefined : explainXdsError(rawError, code);
       if (error) lastError = error;
       if (up) outageEnds();
       else outageBegins(error, code);
@@ -282,6 +304,30 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       if (dataPlane.ready()) announceReady();
     },
   });
+  // Why a stream failed, when TLS is the reason: grpc-js's message names the certificate check that failed; a plaintext
+  // sidecar facing a TLS control plane (weft control --xds-tls) only sees the connection close, so it asks once
+  // whether the server speaks TLS, and then says so in /xds lastError and the outage warnings.
+  let serverSpeaksTls = false;
+  let probed = false;
+  function explainXdsError(error: string, code: number | undefined): string {
+    if (xdsTls) {
+      return /certificate|altnames|self[- ]signed|verify|SSL|TLS|handshake|ERR_TLS/i.test(error)
+        ? `${error} [xDS over TLS: the control plane's certificate did not verify against --xds-ca ${opts.xdsCa}${xdsTls.serverName ? ` for the name ${xdsTls.serverName}` : ''}]`
+        : error;
+    }
+    if (code === 14 && !probed) {
+      probed = true;
+      void speaksTls(opts.xds).then((yes) => {
+        if (!yes || closing) return;
+        serverSpeaksTls = true;
+        if (lastError && !connected) lastError = explainXdsError(lastError, code);
+        if (outage && lastError) outage.error = lastError;
+        if (loggers.enabled('config', Level.warning)) log(JSON.stringify({ level: 'warn', source: 'config', msg: 'xds: the control plane serves xDS over TLS and this sidecar connects in plaintext: give --xds-ca with the mesh root (<data-dir>/ca-root.pem)', xds: opts.xds }));
+      });
+    }
+    return serverSpeaksTls && code === 14 && !error.includes('[xDS') ? `${error} [xDS over TLS: the control plane serves TLS and this sidecar connects in plaintext: give --xds-ca with the mesh root]` : error;
+  }
+  let closing = false;
   // A control plane out of reach is said at warning once the stream has been down for outageWarnMs, then again every
   // outageWarnMs while it stays down, as Envoy's GrpcStream says "gRPC config stream to xds_cluster closed since 31s
   // ago: 14, ..." (its retriable closes are debug lines until then, as here). Before, every close was a debug line, so
@@ -346,6 +392,7 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       log(JSON.stringify({ level: 'info', msg: 'drained', reason, ms: Date.now() - started }));
     },
     async close() {
+      closing = true;
       client.close();
       clearTimeout(outage?.timer);
       await new Promise<void>((r) => {

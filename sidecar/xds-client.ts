@@ -6,6 +6,7 @@
 // reconnects with jittered backoff and, in Delta, initial_resource_versions.
 
 import { readFileSync } from 'node:fs';
+import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { decodeResource, discoveryTypes } from '../control/envoy/index.ts';
@@ -29,6 +30,12 @@ export interface XdsClientOptions {
   node: XdsNodeInfo;
   dataPlane: DataPlane;
   sotw?: boolean;
+  /**
+   * xDS over TLS (weft control --xds-tls): verify the server against these
+   * roots (PEM, the mesh root: weft sidecar --xds-ca), and check its name
+   * against `serverName` instead of the host of `server`. Plaintext when absent.
+   */
+  tls?: { rootsPem: Buffer; serverName?: string };
   /** Every ACK or NACK, for logs and tests. */
   /** After each response is applied and answered: its version, the names it updated and removed, and the NACK's message if any. */
   onResponse?: (event: { kind: ResourceKind; version: string; nack?: string; updated: string[]; removed: string[] }) => void;
@@ -94,7 +101,8 @@ export class XdsClient {
   constructor(o: XdsClientOptions) {
     this.#o = o;
     o.dataPlane.clusters.onWarmingDone = () => this.#releaseCds();
-    this.#client = new grpc.Client(o.server, grpc.credentials.createInsecure(), {
+    this.#client = new grpc.Client(o.server, o.tls ? xdsChannelCredentials(o.tls.rootsPem) : grpc.credentials.createInsecure(), {
+      ...(o.tls?.serverName ? { 'grpc.ssl_target_name_override': o.tls.serverName, 'grpc.default_authority': o.tls.serverName } : {}),
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
       // The channel's own reconnect schedule, as the stream's below (100 ms doubling to 5 s): grpc-js's
@@ -333,6 +341,51 @@ export class XdsClient {
     this.#call = undefined;
     this.#client.close();
   }
+}
+
+/** The control plane's SPIFFE ID (control/ca/serving-cert.ts), in any trust domain. */
+const CONTROL_PLANE_ID = /^spiffe:\/\/[^/]+\/ns\/weft-system\/sa\/weft-control$/;
+
+/**
+ * TLS to the control plane: the chain must verify against `rootsPem`, the
+ * certificate must name the host dialled (or --xds-server-name), and it
+ * must be the control plane's (its SPIFFE ID), not some workload's: every
+ * workload holds a certificate from the same mesh CA.
+ */
+export function xdsChannelCredentials(rootsPem: Buffer): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(rootsPem, null, null, {
+    checkServerIdentity: (host: string, cert: PeerCertificate) => {
+      const err = checkServerIdentity(host, cert);
+      if (err) return err;
+      const uris = (cert.subjectaltname ?? '').split(/,\s*/).filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+      if (!uris.some((u) => CONTROL_PLANE_ID.test(u))) return new Error(`the xDS server's certificate is not the weft control plane's: no URI SAN spiffe://<trust-domain>/ns/weft-system/sa/weft-control (has ${uris.join(', ') || 'none'})`);
+      return undefined;
+    },
+  });
+}
+
+/**
+ * Whether host:port completes a TLS handshake (any certificate): asked when a
+ * plaintext xDS stream cannot connect, since a TLS server (weft control
+ * --xds-tls) just closes a plaintext connection and grpc-js then says no more
+ * than "Failed to connect".
+ */
+export function speaksTls(server: string, timeoutMs = 2000): Promise<boolean> {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(server);
+  if (!m) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host: m[1]!, port: Number(m[2]), rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    const done = (yes: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(yes);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    timer.unref();
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
+  });
 }
 
 function resourceName(kind: ResourceKind, value: unknown): string | undefined {
