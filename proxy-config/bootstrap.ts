@@ -166,6 +166,35 @@ export function layeredRuntime(): Json {
   };
 }
 
+/** The control plane's SPIFFE ID in any trust domain (control/ca/serving-cert.ts issues it; the weft sidecar checks the same). */
+export const CONTROL_PLANE_SAN_REGEX = '^spiffe://[^/]+/ns/weft-system/sa/weft-control$';
+
+/**
+ * TLS to the control plane (weft control --xds-tls), as an Istio proxy
+ * verifies istiod: the chain against the mesh root, and the control plane's
+ * SPIFFE ID, since every workload holds a certificate from the same CA. ALPN
+ * h2: the cluster speaks HTTP/2 (gRPC).
+ */
+function xdsTransportSocket(o: ResolvedBootstrapOptions): Json {
+  const host = o.xds.host.replace(/^\[|\]$/g, '');
+  const isIp = IPV4.test(host) || host.includes(':');
+  const sni = o.xdsServerName ?? (isIp ? undefined : host);
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      common_tls_context: {
+        alpn_protocols: ['h2'],
+        validation_context: {
+          trusted_ca: { filename: o.xdsCa },
+          match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { safe_regex: { regex: CONTROL_PLANE_SAN_REGEX } } }],
+        },
+      },
+      ...(sni !== undefined ? { sni } : {}),
+    },
+  };
+}
+
 /** The bootstrap as Envoy proto3 JSON, from already-resolved options. Pure. */
 export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
   // initial_fetch_timeout 0s: Envoy waits for weft's first CDS and LDS
@@ -173,8 +202,10 @@ export function bootstrapFor(o: ResolvedBootstrapOptions): Json {
   // whatever it holds, maybe nothing), so admin /ready = the first full
   // config, as the weft sidecar's /ready and the compose healthcheck mean it.
   const ads = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
+  const xdsCluster = singleHostCluster(XDS_CLUSTER_NAME, o.xds, { keepalive: { ...XDS_KEEPALIVE } });
+  if (o.xdsCa !== undefined) xdsCluster.transport_socket = xdsTransportSocket(o);
   const clusters: Json[] = [
-    singleHostCluster(XDS_CLUSTER_NAME, o.xds, { keepalive: { ...XDS_KEEPALIVE } }),
+    xdsCluster,
     singleHostCluster(WASM_CLUSTER_NAME, o.api, false),
   ];
   const listeners: Json[] = [];

@@ -34,6 +34,8 @@ interface Flags {
   apiHost?: string;
   apiPort: number;
   token?: string;
+  xdsCa?: string;
+  xdsServerName?: string;
   inboundPort: number;
   outboundPort: number;
   appPort?: number;
@@ -55,6 +57,8 @@ export function toBootstrapOptions(f: Flags): BootstrapOptions {
     xds: { host: f.xdsHost, port: f.xdsPort },
     api: { host: f.apiHost ?? f.xdsHost, port: f.apiPort },
     token: f.token,
+    xdsCa: f.xdsCa,
+    xdsServerName: f.xdsServerName,
     inboundPort: f.inboundPort,
     outboundPort: f.outboundPort,
     appPort: f.appPort,
@@ -79,6 +83,8 @@ export function bootstrapCommand(): Command {
     .option('--api-host <host>', 'control plane REST API host, for wasm module fetches (default: the xDS host)')
     .option('--api-port <port>', 'control plane REST API port', port, 8080)
     .addOption(new Option('--token <token>', 'join credential, sent in node.metadata.WEFT_TOKEN').env('WEFT_PROXY_TOKEN'))
+    .addOption(new Option('--xds-ca <file>', "xDS over TLS (weft control --xds-tls): the PEM file, as Envoy sees it, the control plane's certificate must verify against (the mesh root, <data-dir>/ca-root.pem)").env('WEFT_XDS_CA'))
+    .option('--xds-server-name <name>', 'with --xds-ca: the SNI sent to the control plane (default: --xds-host when it is a name)')
     .option('--inbound-port <port>', 'inbound listener port', port, 15006)
     .option('--outbound-port <port>', 'outbound listener port', port, 15001)
     .option('--app-port <port>', "the app's port (default: the service's first port)", port)

@@ -29,6 +29,14 @@ export interface BootstrapOptions {
   api?: HostPort;
   /** The join credential; travels in node.metadata.WEFT_TOKEN. */
   token?: string;
+  /**
+   * xDS over TLS (weft control --xds-tls): the path, as Envoy sees it, of the
+   * PEM roots the control plane's certificate must verify against (the mesh
+   * root, <data-dir>/ca-root.pem). Plaintext when absent.
+   */
+  xdsCa?: string;
+  /** With xdsCa: the SNI sent to the control plane; default the xDS host when it is a name (none for an IP). */
+  xdsServerName?: string;
   inboundPort?: number;
   outboundPort?: number;
   /** The app's port; absent = the service's first port (the xDS server fills it). */
@@ -47,7 +55,7 @@ export interface BootstrapOptions {
   maxDownstreamConnections?: number;
 }
 
-type Optional = 'token' | 'appPort' | 'otelCollector' | 'maxHeapMb' | 'maxDownstreamConnections';
+type Optional = 'token' | 'xdsCa' | 'xdsServerName' | 'appPort' | 'otelCollector' | 'maxHeapMb' | 'maxDownstreamConnections';
 export type ResolvedBootstrapOptions = Required<Omit<BootstrapOptions, Optional>> & Pick<BootstrapOptions, Optional>;
 
 // DNS-1123 labels: the same names the model accepts for services and namespaces.
@@ -74,6 +82,11 @@ export function resolveBootstrapOptions(opts: BootstrapOptions): { ok: true; val
   if (!NAME.test(namespace)) errors.push({ path: 'namespace', message: `must be a DNS-1123 label, got ${JSON.stringify(namespace)}` });
   if (opts.nodeId !== undefined && !/^[\w.:-]{1,253}$/.test(opts.nodeId)) errors.push({ path: 'nodeId', message: 'must be 1..253 characters of letters, digits, . _ : -' });
   if (opts.token !== undefined && (opts.token.length === 0 || /\s/.test(opts.token))) errors.push({ path: 'token', message: 'must be non-empty without whitespace' });
+  if (opts.xdsCa !== undefined && (opts.xdsCa.length === 0 || /[\0\n]/.test(opts.xdsCa))) errors.push({ path: 'xdsCa', message: 'must be a file path' });
+  if (opts.xdsServerName !== undefined) {
+    if (opts.xdsCa === undefined) errors.push({ path: 'xdsServerName', message: 'needs xdsCa (--xds-ca): it is the SNI of the TLS connection to the control plane' });
+    else if (!/^[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$/.test(opts.xdsServerName)) errors.push({ path: 'xdsServerName', message: `must be a DNS name, got ${JSON.stringify(opts.xdsServerName)}` });
+  }
   checkHost(errors, 'xds.host', opts.xds?.host);
   if (!opts.xds?.host) errors.push({ path: 'xds.host', message: 'required' });
   checkPort(errors, 'xds.port', opts.xds?.port);
@@ -100,6 +113,8 @@ export function resolveBootstrapOptions(opts: BootstrapOptions): { ok: true; val
     xds: opts.xds,
     api: opts.api ?? { host: opts.xds?.host, port: DEFAULT_PORTS.api },
     token: opts.token,
+    xdsCa: opts.xdsCa,
+    xdsServerName: opts.xdsServerName,
     inboundPort: opts.inboundPort ?? DEFAULT_PORTS.inbound,
     outboundPort: opts.outboundPort ?? DEFAULT_PORTS.outbound,
     appPort: opts.appPort,

@@ -170,3 +170,46 @@ test('weft bootstrap prints it (yaml and json); bad flags exit 2 naming the opti
     (err: { code: number; stderr: string }) => err.code === 2 && /service: must be a DNS-1123 label/.test(err.stderr) && /adminPort: port 15006 is already inboundPort/.test(err.stderr),
   );
 });
+
+test('--xds-ca: the xDS cluster speaks TLS to the control plane (trusted_ca, its SPIFFE ID, SNI), keeps HTTP/2, and passes Envoy\'s protos and PGV rules', async () => {
+  const byName = ok({ service: 'orders', xds: { host: 'control', port: 18000 }, xdsCa: '/etc/weft/ca-root.pem' }) as any;
+  assert.deepEqual(validateMessage(BOOTSTRAP_TYPE, byName), []);
+  assert.deepEqual(validateMessage(BOOTSTRAP_TYPE, parse(JSON.stringify(byName))), []);
+  const xds = cluster(byName, XDS_CLUSTER_NAME) as any;
+  assert.deepEqual(xds.transport_socket, {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      common_tls_context: {
+        alpn_protocols: ['h2'],
+        validation_context: {
+          trusted_ca: { filename: '/etc/weft/ca-root.pem' },
+          match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { safe_regex: { regex: '^spiffe://[^/]+/ns/weft-system/sa/weft-control$' } } }],
+        },
+      },
+      sni: 'control',
+    },
+  });
+  assert.ok(xds.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config.http2_protocol_options, 'HTTP/2 kept');
+  // The regex is the one the weft sidecar applies to the same certificate, and it matches what the control plane is issued.
+  const { controlPlaneSpiffeId } = await import('../../control/ca/serving-cert.ts');
+  assert.match(controlPlaneSpiffeId('example.org'), new RegExp(xds.transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names[0].matcher.safe_regex.regex));
+  // Other clusters stay as they were; an IP control plane gets no SNI unless told one.
+  assert.equal(cluster(byName, WASM_CLUSTER_NAME)!.transport_socket, undefined);
+  const byIp = ok({ service: 'orders', xds: { host: '10.0.0.5', port: 18000 }, xdsCa: '/ca.pem' }) as any;
+  assert.equal(cluster(byIp, XDS_CLUSTER_NAME)!.transport_socket.typed_config.sni, undefined);
+  const named = ok({ service: 'orders', xds: { host: '10.0.0.5', port: 18000 }, xdsCa: '/ca.pem', xdsServerName: 'weft-control.example' }) as any;
+  assert.equal(cluster(named, XDS_CLUSTER_NAME)!.transport_socket.typed_config.sni, 'weft-control.example');
+  // Without --xds-ca nothing changes.
+  assert.equal(cluster(ok(VARIANTS[0]![1]), XDS_CLUSTER_NAME)!.transport_socket, undefined);
+  // The validation reaches into the TLS context: a broken one is refused.
+  const broken = structuredClone(byName);
+  cluster(broken, XDS_CLUSTER_NAME)!.transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names[0].san_type = 'NOT_A_SAN_TYPE';
+  assert.ok(validateMessage(BOOTSTRAP_TYPE, broken).some((e) => e.path.includes('san_type')), JSON.stringify(validateMessage(BOOTSTRAP_TYPE, broken)));
+  const bad = generateBootstrap({ service: 'orders', xds: { host: 'control', port: 18000 }, xdsServerName: 'x' });
+  assert.ok(!bad.ok && bad.errors.some((e) => e.path === 'xdsServerName'));
+
+  const bin = `${root}bin/weft.mjs`;
+  const out = await run(process.execPath, [bin, 'bootstrap', '--service', 'orders', '--xds-host', 'control', '--xds-ca', '/etc/weft/ca-root.pem', '-o', 'json'], { cwd: root, timeout: 60_000 });
+  assert.deepEqual(cluster(JSON.parse(out.stdout), XDS_CLUSTER_NAME)!.transport_socket, xds.transport_socket);
+});
