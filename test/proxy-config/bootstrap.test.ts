@@ -197,14 +197,14 @@ test('--xds-ca: the xDS cluster speaks TLS to the control plane (trusted_ca, its
   // Other clusters stay as they were; an IP control plane gets no SNI unless told one.
   assert.equal(cluster(byName, WASM_CLUSTER_NAME)!.transport_socket, undefined);
   const byIp = ok({ service: 'orders', xds: { host: '10.0.0.5', port: 18000 }, xdsCa: '/ca.pem' }) as any;
-  assert.equal(cluster(byIp, XDS_CLUSTER_NAME)!.transport_socket.typed_config.sni, undefined);
+  assert.equal((cluster(byIp, XDS_CLUSTER_NAME) as any).transport_socket.typed_config.sni, undefined);
   const named = ok({ service: 'orders', xds: { host: '10.0.0.5', port: 18000 }, xdsCa: '/ca.pem', xdsServerName: 'weft-control.example' }) as any;
-  assert.equal(cluster(named, XDS_CLUSTER_NAME)!.transport_socket.typed_config.sni, 'weft-control.example');
+  assert.equal((cluster(named, XDS_CLUSTER_NAME) as any).transport_socket.typed_config.sni, 'weft-control.example');
   // Without --xds-ca nothing changes.
   assert.equal(cluster(ok(VARIANTS[0]![1]), XDS_CLUSTER_NAME)!.transport_socket, undefined);
   // The validation reaches into the TLS context: a broken one is refused.
   const broken = structuredClone(byName);
-  cluster(broken, XDS_CLUSTER_NAME)!.transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names[0].san_type = 'NOT_A_SAN_TYPE';
+  (cluster(broken, XDS_CLUSTER_NAME) as any).transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names[0].san_type = 'NOT_A_SAN_TYPE';
   assert.ok(validateMessage(BOOTSTRAP_TYPE, broken).some((e) => e.path.includes('san_type')), JSON.stringify(validateMessage(BOOTSTRAP_TYPE, broken)));
   const bad = generateBootstrap({ service: 'orders', xds: { host: 'control', port: 18000 }, xdsServerName: 'x' });
   assert.ok(!bad.ok && bad.errors.some((e) => e.path === 'xdsServerName'));
