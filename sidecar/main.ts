@@ -285,6 +285,8 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
       connected = up;
       const error = rawError === undefined ? undefined : explainXdsError(rawError, code);
       if (error) lastError = error;
+      // A stream is up, so whatever it speaks works: no TLS advice until it fails again.
+      if (up) serverSpeaksTls = false;
       if (up) outageEnds();
       else outageBegins(error, code);
       // As Envoy's "gRPC config stream closed: <status>, <message>": a warning unless the status is one a
@@ -308,17 +310,18 @@ export async function runSidecar(opts: SidecarOptions): Promise<RunningSidecar> 
   // sidecar facing a TLS control plane (weft control --xds-tls) only sees the connection close, so it asks once
   // whether the server speaks TLS, and then says so in /xds lastError and the outage warnings.
   let serverSpeaksTls = false;
-  let probed = false;
+  /** When it last asked (at most every 10 s while the stream fails, so a control plane restarted with --xds-tls is noticed too). */
+  let probedAt = -Infinity;
   function explainXdsError(error: string, code: number | undefined): string {
     if (xdsTls) {
-      return /certificate|altnames|self[- ]signed|verify|SSL|TLS|handshake|ERR_TLS/i.test(error)
+      return code === 14 && /certificate|altnames|self[- ]signed|verify|SSL|TLS|handshake|ERR_TLS/i.test(error)
         ? `${error} [xDS over TLS: the control plane's certificate did not verify against --xds-ca ${opts.xdsCa}${xdsTls.serverName ? ` for the name ${xdsTls.serverName}` : ''}]`
         : error;
     }
-    if (code === 14 && !probed) {
-      probed = true;
+    if (code === 14 && !serverSpeaksTls && Date.now() - probedAt >= 10_000) {
+      probedAt = Date.now();
       void speaksTls(opts.xds).then((yes) => {
-        if (!yes || closing) return;
+        if (!yes || closing || connected || serverSpeaksTls) return;
         serverSpeaksTls = true;
         if (lastError && !connected) lastError = explainXdsError(lastError, code);
         if (outage && lastError) outage.error = lastError;
