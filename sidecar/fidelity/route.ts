@@ -165,7 +165,12 @@ export function retryPolicy(f: Fields): RetryPolicyConfig {
   let avoidPreviousHosts = false;
   for (const p of f.list('retry_host_predicate')) {
     const name = p.str('name');
-    p.ignore('typed_config');
+    // PreviousHostsPredicate has no fields: anything in its typed_config, or another type, is not understood.
+    const tc = p.obj('typed_config');
+    if (tc) {
+      if (typeName(tc) !== 'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate') tc.fail('@type', `retry host predicate config ${JSON.stringify(typeName(tc))} is not supported`);
+      else tc.done();
+    }
     p.done();
     if (name === 'envoy.retry_host_predicates.previous_hosts') avoidPreviousHosts = true;
     else p.fail('name', `retry host predicate ${JSON.stringify(name)} is not supported`);

@@ -10,7 +10,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { TestMesh, get, instance, metric, policy, service, slowH2, withFields } from './harness.ts';
+import { TestMesh, get, instance, metric, policy, route, service, slowH2, withFields } from './harness.ts';
 import { Http2Pool } from '../../sidecar/h2-client.ts';
 import type { UpstreamRequest } from '../../sidecar/upstream.ts';
 
@@ -166,7 +166,8 @@ test('an upstream that advertises SETTINGS_MAX_CONCURRENT_STREAMS 0 gets one mor
   mesh.model.update({
     services: [service('caller6', 8000), { name: 'closed', namespace: 'default', ports: [{ port: 7305, protocol: 'http2' }] }],
     instances: [instance('closed', app.port)],
-    routes: [],
+    // No retry of the refused streams (every route has one by default): the connections counted are the requests'.
+    routes: [route('closed', [{ destinations: [{ service: 'closed', weight: 1 }], retries: { attempts: 0, retryOn: ['refused-stream'] } }])],
   });
   const caller = await mesh.sidecar('caller6', 8000);
   // Sent before the upstream's SETTINGS were known: refused by it.

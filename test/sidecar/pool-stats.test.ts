@@ -59,7 +59,8 @@ test('upstream_cx_connect_fail counts connections: calls waiting for an HTTP/2 c
   mesh.model.update({
     services: [service('ps-caller2', 8000), { name: 'ps-gone', namespace: 'default', ports: [{ port: 7431, protocol: 'http2' }] }],
     instances: [instance('ps-gone', port)],
-    routes: [],
+    // No retry of the failed connections (every route has one by default): the connections counted are the calls'.
+    routes: [route('ps-gone', [{ destinations: [{ service: 'ps-gone', weight: 1 }], retries: { attempts: 0, retryOn: ['connect-failure'] } }])],
   });
   const caller = await mesh.sidecar('ps-caller2', 8000);
   const responses = await Promise.all(Array.from({ length: 6 }, () => get(caller.outboundPort, 'ps-gone')));
