@@ -5,7 +5,7 @@
 // as workload certificates are. Proxies verify it against the mesh root.
 
 import { isIP } from 'node:net';
-import { BACKDATE_MS } from './svid.ts';
+import { leafValidity } from './svid.ts';
 import type { SigningCa } from './root.ts';
 import { spiffeId } from './spiffe.ts';
 import { generateKeyPair, pemOf, privateKeyPem, randomSerial, SIGNING, x509 } from './x509.ts';
@@ -40,11 +40,8 @@ export interface ServingCertRequest {
 export async function issueServingCert(ca: SigningCa, req: ServingCertRequest): Promise<ServingCert> {
   const id = controlPlaneSpiffeId(req.trustDomain);
   for (const ip of req.ipAddresses) if (isIP(ip) === 0) throw new Error(`not an IP address: ${ip}`);
+  const { notBefore, notAfter } = leafValidity(ca, req.now, req.ttlMs);
   const keys = await generateKeyPair();
-  const notBefore = new Date(req.now.getTime() - BACKDATE_MS);
-  // Never past the CA's own expiry: a verifier refuses a leaf that outlives its issuer's validity anyway.
-  const caNotAfter = ca.cert.notAfter.getTime();
-  const notAfter = new Date(Math.min(Math.ceil((req.now.getTime() + req.ttlMs) / 1000) * 1000, caNotAfter));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: `O=weft, CN=${CONTROL_SERVICE}.${CONTROL_NAMESPACE}`,

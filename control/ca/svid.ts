@@ -27,15 +27,21 @@ export interface IssueRequest {
 /** Clock skew tolerated between proxies: a certificate is valid from slightly before it was issued. */
 export const BACKDATE_MS = 5_000;
 
+/**
+ * A leaf's validity: from BACKDATE_MS before `now` for `ttlMs`, rounded up to X.509's whole seconds so the
+ * lifetime is never shorter than asked, and never past the CA's own end, as Vault and step-ca clamp (a
+ * certificate outliving its issuer fails verification from then on). Throws once the CA has expired.
+ */
+export function leafValidity(ca: SigningCa, now: Date, ttlMs: number): { notBefore: Date; notAfter: Date } {
+  const caEnd = ca.cert.notAfter.getTime();
+  if (caEnd <= now.getTime()) throw new Error(`the CA certificate (${ca.cert.subject}) expired at ${ca.cert.notAfter.toISOString()}: no certificate can be issued under it`);
+  return { notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter: new Date(Math.min(Math.ceil((now.getTime() + ttlMs) / 1000) * 1000, caEnd)) };
+}
+
 export async function issueSvid(ca: SigningCa, req: IssueRequest): Promise<Svid> {
   const id = spiffeId(req.trustDomain, req.namespace, req.service);
-  const caEnd = ca.cert.notAfter.getTime();
-  if (caEnd <= req.now.getTime()) throw new Error(`the CA certificate (${ca.cert.subject}) expired at ${ca.cert.notAfter.toISOString()}: no workload certificate can be issued under it`);
+  const { notBefore, notAfter } = leafValidity(ca, req.now, req.ttlMs);
   const keys = await generateKeyPair();
-  const notBefore = new Date(req.now.getTime() - BACKDATE_MS);
-  // X.509 times have one-second resolution; round up so the lifetime is never shorter than asked. Never past the
-  // CA's own end, as Vault and step-ca clamp: a certificate outliving its issuer fails verification from then on.
-  const notAfter = new Date(Math.min(Math.ceil((req.now.getTime() + req.ttlMs) / 1000) * 1000, caEnd));
   const serialNumber = randomSerial();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber,
