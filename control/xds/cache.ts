@@ -76,6 +76,15 @@ export type CacheEvent =
   | { kind: 'group'; group: string; changedTypes: ReadonlySet<string>; stamp: ChangeStamp }
   | { kind: 'endpoints'; names: ReadonlySet<string>; stamp: ChangeStamp };
 
+/** A group snapshot encoded and checked by prepareGroup, not yet published. */
+export interface PreparedGroup {
+  readonly ok: true;
+  readonly group: string;
+  readonly stamp: ChangeStamp;
+  readonly types: ReadonlyMap<string, ResourceSet>;
+  readonly endpointNames: ReadonlySet<string>;
+}
+
 export type SetResult = { ok: true; changed: number } | { ok: false; errors: SnapshotError[] };
 
 export function contentHash(parts: Iterable<string | Uint8Array>): string {
@@ -106,6 +115,8 @@ export class SnapshotCache {
    * Reference-counted by the snapshots that hold them.
    */
   readonly #interned = new Map<string, { resource: EncodedResource; refs: number }>();
+  /** Prepared snapshots not yet committed or discarded (each holds references on #interned). */
+  readonly #prepared = new Set<PreparedGroup>();
 
   constructor(encode: ResourceEncoder) {
     this.#encode = encode;
@@ -139,6 +150,18 @@ export class SnapshotCache {
    * fails validation or the snapshot is inconsistent.
    */
   setGroup(group: string, input: GroupSnapshotInput): SetResult {
+    const prepared = this.prepareGroup(group, input);
+    return prepared.ok ? this.commitGroup(prepared) : prepared;
+  }
+
+  /**
+   * The expensive half of setGroup: encodes, validates and interns every
+   * resource and checks the snapshot's consistency, without publishing it.
+   * The prepared snapshot holds references on its interned resources until
+   * commitGroup or discardGroup: a config change prepares its groups in
+   * slices and publishes them together at the end.
+   */
+  prepareGroup(group: string, input: GroupSnapshotInput): PreparedGroup | { ok: false; errors: SnapshotError[] } {
     const errors: SnapshotError[] = [];
     const types = new Map<string, ResourceSet>();
     const acquired: string[] = [];
@@ -173,7 +196,15 @@ export class SnapshotCache {
       this.#release(acquired);
       return { ok: false, errors };
     }
+    const prepared: PreparedGroup = { ok: true, group, stamp: input.stamp, types, endpointNames };
+    this.#prepared.add(prepared);
+    return prepared;
+  }
 
+  /** Publishes a prepared snapshot (cheap: a swap and the change event). */
+  commitGroup(prepared: PreparedGroup): SetResult {
+    if (!this.#prepared.delete(prepared)) throw new Error(`snapshot of group ${prepared.group} was already committed or discarded`);
+    const { group, types, endpointNames } = prepared;
     const previous = this.#groups.get(group);
     const changedTypes = new Set<string>();
     for (const [typeUrl, set] of types) {
@@ -185,10 +216,16 @@ export class SnapshotCache {
     const scopeChanged = !previous || !sameSet(previous.endpointNames, endpointNames);
     if (scopeChanged) changedTypes.add(TypeUrl.endpoint);
 
-    this.#groups.set(group, { group, stamp: input.stamp, types, endpointNames });
+    this.#groups.set(group, { group, stamp: prepared.stamp, types, endpointNames });
     if (previous) this.#release(keysOf(previous));
-    if (changedTypes.size > 0) this.#emit({ kind: 'group', group, changedTypes, stamp: input.stamp });
+    if (changedTypes.size > 0) this.#emit({ kind: 'group', group, changedTypes, stamp: prepared.stamp });
     return { ok: true, changed: changedTypes.size };
+  }
+
+  /** Drops a prepared snapshot that will not be published, releasing what it held. */
+  discardGroup(prepared: PreparedGroup): void {
+    if (!this.#prepared.delete(prepared)) return;
+    this.#release(keysOf(prepared));
   }
 
   /** Forgets a group (its last proxy left). Streams still in it see empty sets. */
@@ -272,7 +309,7 @@ export class SnapshotCache {
 
 const internKeys = new WeakMap<EncodedResource, string>();
 
-function keysOf(snapshot: GroupSnapshot): string[] {
+function keysOf(snapshot: Pick<GroupSnapshot, 'types'>): string[] {
   const keys: string[] = [];
   for (const set of snapshot.types.values()) {
     for (const r of set.resources.values()) {

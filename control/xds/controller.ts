@@ -5,7 +5,8 @@
 // proxy group. Errors are values: a group whose translation or validation
 // fails keeps its last good snapshot and the errors are kept for the API.
 import type { MeshModel, ProxyRef, Service } from '../model/types.ts';
-import type { ChangeStamp, ResourceInput, SnapshotCache, SnapshotError } from './cache.ts';
+import { performance } from 'node:perf_hooks';
+import type { ChangeStamp, PreparedGroup, ResourceInput, SnapshotCache, SnapshotError } from './cache.ts';
 import { TypeUrl } from './discovery.ts';
 
 /** One committed change, as the model source reports it. */
@@ -49,6 +50,20 @@ interface StagedGroup {
   stamp: ChangeStamp;
   resources: Record<string, ResourceInput[]>;
   endpointNames: string[];
+}
+
+/** A config change being applied in slices. */
+interface SlicedApply {
+  /** The one model snapshot every group of this apply is translated against. */
+  model: MeshModel;
+  stamp: ChangeStamp;
+  /** The groups active when it began, in order; `next` is the first not yet translated. */
+  queue: [string, ProxyRef][];
+  next: number;
+  /** Groups dropped or (re)added since it began: not translated by it (ensureGroup translated a new one itself). */
+  skip: Set<string>;
+  /** The union of the translated groups' ClusterLoadAssignments, published before the groups. */
+  endpointNames: Set<string>;
 }
 
 export interface ControllerError extends SnapshotError {
@@ -97,6 +112,13 @@ export interface ControllerOptions {
   watchedEndpoints?: () => ReadonlySet<string>;
   /** A snapshot was refused (translation or validation errors); the last good one stays. */
   onErrors?(kind: 'group' | 'endpoints', errors: ControllerError[]): void;
+  /**
+   * A config change retranslates every proxy group; it does so in slices of
+   * about this much work (default 10 ms), yielding to the event loop between
+   * them, so /healthz, the API and heartbeats are answered during a push to a
+   * thousand groups. The groups are still published together at the end.
+   */
+  sliceMs?: number;
 }
 
 export class XdsController {
@@ -124,8 +146,15 @@ export class XdsController {
   #pendingInModel = 0;
   #unsubscribe: (() => void) | undefined;
   #errors: ControllerError[] = [];
-  /** Translated but not yet published groups: a config change publishes their endpoints first. */
-  readonly #staged = new Map<string, StagedGroup>();
+  /** Translated and prepared (encoded, validated) but not yet published groups: a config change publishes their endpoints first. */
+  readonly #staged = new Map<string, { prepared: PreparedGroup; endpointNames: string[] }>();
+  readonly #sliceMs: number;
+  /** The config change being applied in slices, if any: changes that arrive meanwhile wait for it. */
+  #applying: SlicedApply | undefined;
+  /** The next slice of #applying. */
+  #slice: NodeJS.Immediate | undefined;
+  /** When the newest pending change arrived. */
+  #lastPendingAt = 0;
 
   constructor(options: ControllerOptions) {
     this.#cache = options.cache;
@@ -136,6 +165,7 @@ export class XdsController {
     this.#debounceMaxMs = options.debounceMaxMs ?? 1000;
     this.#onErrors = options.onErrors;
     this.#watchedEndpoints = options.watchedEndpoints;
+    this.#sliceMs = options.sliceMs ?? 10;
   }
 
   /** Starts listening for changes. */
@@ -145,8 +175,12 @@ export class XdsController {
     this.#unsubscribeSecrets ??= this.#secrets?.subscribe(() => this.#enqueue({ kind: 'config', revision: this.#model?.revision ?? 0, committedAt: Date.now() }));
   }
 
-  /** Stops listening; pending changes are dropped. */
+  /** Stops listening; pending changes, and a config change being applied in slices, are dropped. */
   stop(): void {
+    if (this.#slice) clearImmediate(this.#slice);
+    this.#slice = undefined;
+    this.#applying = undefined;
+    this.#discardStaged();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     this.#unsubscribeSecrets?.();
@@ -170,6 +204,8 @@ export class XdsController {
   ensureGroup(proxy: ProxyRef, group: string): void {
     if (this.#groups.has(group)) return;
     this.#groups.set(group, proxy);
+    // a config change being applied in slices leaves it alone: it is translated here, from the model in use
+    this.#applying?.skip.add(group);
     // A proxy that connects while changes wait out the debounce window is translated from the store as it is now,
     // not from the model the last push used: its first config must already carry what was committed (a filter
     // binding, an authorization policy), or a sidecar would go ready and serve without it until the window ends.
@@ -189,6 +225,11 @@ export class XdsController {
 
   /** The last proxy of a group left: stop translating for it. */
   dropGroup(group: string): void {
+    // not published by a config change being applied in slices, which would bring it back
+    this.#applying?.skip.add(group);
+    const staged = this.#staged.get(group);
+    if (staged) this.#cache.discardGroup(staged.prepared);
+    this.#staged.delete(group);
     this.#groups.delete(group);
     this.#groupEndpoints.delete(group);
     this.#cache.deleteGroup(group);
@@ -200,15 +241,32 @@ export class XdsController {
     return [...this.#errors];
   }
 
-  /** Applies pending changes now instead of at the end of the window (tests, shutdown). */
+  /**
+   * Applies pending changes now instead of at the end of the window (tests,
+   * shutdown): finishes a config change being applied in slices, then applies
+   * what is pending, all before it returns.
+   */
   flush(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#applying) this.#continueApply(Infinity);
+    this.#applyPending(true);
+  }
+
+  /** The debounce timer fired. */
+  #onTimer(): void {
+    this.#timer = undefined;
+    // changes that came during a sliced apply wait for it: its end schedules them
+    if (this.#applying) return;
+    this.#applyPending(false);
+  }
+
+  #applyPending(sync: boolean): void {
     this.#lastFlushAt = Date.now();
     const changes = this.#pending;
     this.#pending = [];
     this.#pendingInModel = 0;
-    if (changes.length > 0) this.#apply(changes);
+    if (changes.length > 0) this.#apply(changes, sync);
   }
 
   /**
@@ -219,11 +277,16 @@ export class XdsController {
   #enqueue(change: ModelChange): void {
     const now = Date.now();
     if (this.#pending.length === 0) this.#firstPendingAt = now;
+    this.#lastPendingAt = now;
     this.#pending.push(change);
+    this.#schedule(this.#pending.length === 1 && now - this.#lastFlushAt >= this.#debounceMs);
+  }
+
+  #schedule(leading: boolean): void {
     if (this.#timer) clearTimeout(this.#timer);
-    const leading = this.#pending.length === 1 && now - this.#lastFlushAt >= this.#debounceMs;
-    const due = leading ? now : Math.min(now + this.#debounceMs, this.#firstPendingAt + this.#debounceMaxMs);
-    this.#timer = setTimeout(() => this.flush(), Math.max(0, due - now));
+    const now = Date.now();
+    const due = leading ? now : Math.min(this.#lastPendingAt + this.#debounceMs, this.#firstPendingAt + this.#debounceMaxMs);
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, due - now));
   }
 
   #ensureModel(): MeshModel {
@@ -236,7 +299,7 @@ export class XdsController {
     this.#services = new Map(model.services.map((s) => [`${s.namespace}/${s.name}`, s]));
   }
 
-  #apply(changes: ModelChange[]): void {
+  #apply(changes: ModelChange[], sync: boolean): void {
     const configChanged = changes.some((c) => c.kind === 'config');
     if (!configChanged && this.#model && this.#source.refreshInstances) this.#model = this.#source.refreshInstances(this.#model);
     else this.#setModel(this.#source.model());
@@ -247,14 +310,9 @@ export class XdsController {
       committedAt: Math.min(...changes.map((c) => c.committedAt)),
     };
     if (configChanged) {
-      const all = new Set<string>();
-      for (const [group, proxy] of this.#groups) {
-        const names = this.#translateGroup(model, group, proxy, stamp, true) ?? this.#groupEndpoints.get(group) ?? [];
-        for (const n of names) all.add(n);
-      }
-      this.#publishEndpoints(model, stamp, all);
-      this.#publishGroups();
-      this.#dropUnreferencedEndpoints(stamp);
+      // every group, against this one model, in slices; published together when the last is translated
+      this.#applying = { model, stamp, queue: [...this.#groups], next: 0, skip: new Set(), endpointNames: new Set() };
+      this.#continueApply(sync ? Infinity : this.#sliceMs);
       return;
     }
     const services = new Set(changes.flatMap((c) => c.services ?? []));
@@ -263,6 +321,40 @@ export class XdsController {
       for (const n of list) if (services.size === 0 || services.has(serviceOfCluster(n))) names.add(n);
     }
     this.#publishEndpoints(model, stamp, names);
+  }
+
+  /**
+   * Translates and prepares groups of the sliced apply for about budgetMs (at
+   * least one), then yields to the event loop (setImmediate) and goes on; after
+   * the last it publishes: endpoints (their union) first, then every group,
+   * then drops endpoints no group references any more, as one apply always did.
+   */
+  #continueApply(budgetMs: number): void {
+    const apply = this.#applying;
+    if (!apply) return;
+    if (this.#slice) clearImmediate(this.#slice);
+    this.#slice = undefined;
+    const deadline = performance.now() + budgetMs;
+    while (apply.next < apply.queue.length) {
+      const [group, proxy] = apply.queue[apply.next++]!;
+      if (apply.skip.has(group) || this.#groups.get(group) !== proxy) continue;
+      const names = this.#translateGroup(apply.model, group, proxy, apply.stamp, true) ?? this.#groupEndpoints.get(group) ?? [];
+      for (const n of names) apply.endpointNames.add(n);
+      if (apply.next < apply.queue.length && performance.now() >= deadline) {
+        this.#slice = setImmediate(() => {
+          this.#slice = undefined;
+          this.#continueApply(this.#sliceMs);
+        });
+        return;
+      }
+    }
+    this.#applying = undefined;
+    this.#publishEndpoints(apply.model, apply.stamp, apply.endpointNames);
+    this.#publishGroups();
+    this.#dropUnreferencedEndpoints(apply.stamp);
+    this.#lastFlushAt = Date.now();
+    // changes that came meanwhile: their window may have passed while they waited
+    if (this.#pending.length > 0 && !this.#timer) this.#schedule(false);
   }
 
   #translateGroup(model: MeshModel, group: string, proxy: ProxyRef, stamp: ChangeStamp, stageOnly = false): string[] | undefined {
@@ -283,26 +375,43 @@ export class XdsController {
       endpointNames: out.endpointNames,
     };
     if (stageOnly) {
-      this.#staged.set(group, staged);
+      // encoded and validated now (the costly part), published with the others at the end
+      const prepared = this.#cache.prepareGroup(group, staged);
+      if (!prepared.ok) {
+        this.#report('group', group, stamp, prepared.errors);
+        return undefined;
+      }
+      const previous = this.#staged.get(group);
+      if (previous) this.#cache.discardGroup(previous.prepared);
+      this.#staged.set(group, { prepared, endpointNames: out.endpointNames });
       return out.endpointNames;
     }
-    return this.#setGroup(group, staged) ? out.endpointNames : undefined;
+    const result = this.#cache.setGroup(group, staged);
+    if (!result.ok) {
+      this.#report('group', group, stamp, result.errors);
+      return undefined;
+    }
+    this.#published(group, out.endpointNames);
+    return out.endpointNames;
   }
 
   #publishGroups(): void {
-    for (const [group, staged] of this.#staged) this.#setGroup(group, staged);
+    const staged = [...this.#staged];
+    this.#staged.clear();
+    for (const [group, { prepared, endpointNames }] of staged) {
+      this.#cache.commitGroup(prepared);
+      this.#published(group, endpointNames);
+    }
+  }
+
+  #discardStaged(): void {
+    for (const { prepared } of this.#staged.values()) this.#cache.discardGroup(prepared);
     this.#staged.clear();
   }
 
-  #setGroup(group: string, staged: StagedGroup): boolean {
-    const result = this.#cache.setGroup(group, staged);
-    if (!result.ok) {
-      this.#report('group', group, staged.stamp, result.errors);
-      return false;
-    }
-    this.#groupEndpoints.set(group, staged.endpointNames);
+  #published(group: string, endpointNames: string[]): void {
+    this.#groupEndpoints.set(group, endpointNames);
     this.#errors = this.#errors.filter((e) => e.group !== group);
-    return true;
   }
 
   #publishEndpoints(model: MeshModel, stamp: ChangeStamp, names: Iterable<string>): void {
