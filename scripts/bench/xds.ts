@@ -9,10 +9,15 @@
 // control-plane peak RSS and CPU seconds. Prints a table, writes
 // bench/results/xds.json. Not a test: targets are reported, not asserted.
 // One warm-up change runs first and is reported separately.
-//   flags: --clients 500 --services 1000 --endpoints 4 --depends 10 --changes 5 --delta-share 0.5
+// Then config changes (a Route PUT on the hub: every group retranslates): the
+// max event-loop delay (perf_hooks monitorEventLoopDelay) during each, which
+// is how long /healthz, the API and heartbeats wait, and when every proxy has
+// converged. Run with --clients 1000 for the 1,000-group case.
+//   flags: --clients 500 --services 1000 --endpoints 4 --depends 10 --changes 5 --delta-share 0.5 --config-changes 3
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
@@ -29,6 +34,7 @@ const opts = new Command()
   .option('--depends <n>', 'services each service depends on (hub included)', '10')
   .option('--changes <n>', 'single-endpoint changes to measure', '5')
   .option('--delta-share <x>', 'share of proxies using Delta xDS', '0.5')
+  .option('--config-changes <n>', 'config changes (Route on the hub) to measure', '3')
   .option('--out <file>', 'JSON results', 'bench/results/xds.json')
   .parse()
   .opts<Record<string, string>>();
@@ -38,6 +44,7 @@ const endpoints = Number(opts.endpoints);
 const depends = Math.min(Number(opts.depends), serviceCount - 1);
 const changes = Number(opts.changes);
 const deltaShare = Number(opts.deltaShare);
+const configChanges = Number(opts.configChanges);
 
 const loadAtStart = (await import('node:os')).loadavg()[0]!.toFixed(1);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -180,6 +187,25 @@ for (let c = -1; c < changes; c++) {
   console.error(`change ${c + 1}: ${JSON.stringify(perChange[perChange.length - 1])}`);
 }
 
+// --- config changes: every group retranslates ------------------------------------
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
+const perConfigChange: { maxLoopDelayMs: number; p99LoopDelayMs: number; lastConvergedMs: number; converged: number }[] = [];
+for (let c = 0; c < configChanges; c++) {
+  await new Promise((r) => setTimeout(r, 300));
+  convergence = [];
+  loopDelay.reset();
+  const t0 = Date.now();
+  await store.commit([{ op: 'put', kind: 'Route', namespace: 'default', name: 'hub', spec: { name: 'hub', namespace: 'default', service: 'svc-0', rules: [{ name: 'd', destinations: [{ service: 'svc-0' }], timeoutMs: 1000 + c }] } }], { actor: 'bench', summary: `hub route ${c}` });
+  await waitConverged(affected, 120_000);
+  const lastConvergedMs = Date.now() - t0;
+  await new Promise((r) => setTimeout(r, 100));
+  perConfigChange.push({ maxLoopDelayMs: round(loopDelay.max / 1e6), p99LoopDelayMs: round(loopDelay.percentile(99) / 1e6), lastConvergedMs, converged: convergence.length });
+  console.error(`config change ${c + 1}: ${JSON.stringify(perConfigChange[perConfigChange.length - 1])}`);
+}
+loopDelay.disable();
+const median = (xs: number[]) => percentile(xs, 50);
+
 const cpu = process.cpuUsage(cpuStart);
 clearInterval(rssTimer);
 const connected = { ...proxies };
@@ -198,6 +224,11 @@ const result = {
   snapshotErrors,
   loadAverageAtStart: Number(loadAtStart),
   perChange,
+  configChange: {
+    medianMaxLoopDelayMs: median(perConfigChange.map((c) => c.maxLoopDelayMs)),
+    medianConvergedMs: median(perConfigChange.map((c) => c.lastConvergedMs)),
+    perChange: perConfigChange,
+  },
   targets: { convergenceP99Ms: 250, deltaBytesPerProxy: 2048, rssMB: 400 },
   machine: { node: process.version, platform: process.platform, cpus: (await import('node:os')).cpus().length },
   date: new Date().toISOString(),
@@ -217,6 +248,8 @@ const rows: [string, string, string][] = [
   ['control plane CPU', `${result.controlPlane.cpuSeconds} s`, ''],
   ['control plane CPU per change (incl. ACK handling)', `${round(mean(perChange.map((c) => c.cpuMs)), 0)} ms`, `load average at start ${loadAtStart}`],
   ['snapshot errors', String(snapshotErrors), ''],
+  [`config change: max event-loop delay (median of ${configChanges})`, `${result.configChange.medianMaxLoopDelayMs} ms`, ''],
+  [`config change: all proxies converged (median of ${configChanges})`, `${result.configChange.medianConvergedMs} ms`, `${affected} proxies`],
 ];
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
