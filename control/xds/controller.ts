@@ -338,7 +338,15 @@ export class XdsController {
     while (apply.next < apply.queue.length) {
       const [group, proxy] = apply.queue[apply.next++]!;
       if (apply.skip.has(group) || this.#groups.get(group) !== proxy) continue;
-      const names = this.#translateGroup(apply.model, group, proxy, apply.stamp, true) ?? this.#groupEndpoints.get(group) ?? [];
+      let names: string[];
+      try {
+        names = this.#translateGroup(apply.model, group, proxy, apply.stamp, true) ?? this.#groupEndpoints.get(group) ?? [];
+      } catch (err) {
+        // a translator bug: the apply is abandoned (nothing of it published) rather than left holding back every later change
+        this.#applying = undefined;
+        this.#discardStaged();
+        throw err;
+      }
       for (const n of names) apply.endpointNames.add(n);
       if (apply.next < apply.queue.length && performance.now() >= deadline) {
         this.#slice = setImmediate(() => {

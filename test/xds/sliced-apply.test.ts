@@ -19,7 +19,7 @@ const GROUPS = 200;
 const WORK_MS = 0.4;
 const clusterOf = (revision: number) => `outbound|80||rev${revision}.default`;
 
-function setup() {
+function setup(options: { throwAt?: string } = {}) {
   let revision = 1;
   const modelAt = (r: number): MeshModel => ({ revision: r, services: [], instances: [], routes: [], destinationPolicies: [], filterBindings: [], filterModules: [] });
   let listener: ((c: ModelChange) => void) | undefined;
@@ -37,6 +37,7 @@ function setup() {
     translator: {
       translateProxy: (model, proxy) => {
         log.push(`proxy ${model.revision} ${proxy.id}`);
+        if (`${model.revision} ${proxy.id}` === options.throwAt) throw new Error('translator bug');
         const end = performance.now() + WORK_MS;
         while (performance.now() < end);
         // each revision names its own cluster: endpoints must be in the cache before a group that uses it
@@ -207,4 +208,17 @@ test('stop() in the middle of a sliced apply leaves nothing running', async () =
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(s.log.length, calls, 'no slice ran after stop');
   assert.deepEqual(s.groupRevisions(), new Set([1]), 'and nothing half-applied was published');
+});
+
+test('a translator that throws mid-apply abandons that apply without holding back the next change', async () => {
+  const s = setup({ throwAt: `2 g${GROUPS - 1}` });
+  s.commit(2);
+  await s.midApply(2);
+  assert.throws(() => s.controller.flush(), /translator bug/);
+  assert.deepEqual(s.groupRevisions(), new Set([1]), 'nothing of the failed apply was published');
+  s.commit(3);
+  await until(() => s.groupRevisions().has(3), 5000);
+  assert.deepEqual(s.groupRevisions(), new Set([3]), 'the next change is applied, when its window ends');
+  assert.equal(s.translated(3), GROUPS);
+  s.controller.stop();
 });
