@@ -7,6 +7,7 @@
 //
 // The output is Envoy proto3 JSON (snake_case), which is also valid Envoy YAML.
 
+import { CONTROL_PLANE_ID_PATTERN } from '../control/ca/spiffe.ts';
 import { validateMessage } from '../control/envoy/index.ts';
 import type { FieldError } from '../control/model/result.ts';
 import {
@@ -167,7 +168,7 @@ export function layeredRuntime(): Json {
 }
 
 /** The control plane's SPIFFE ID in any trust domain (control/ca/serving-cert.ts issues it; the weft sidecar checks the same). */
-export const CONTROL_PLANE_SAN_REGEX = '^spiffe://[^/]+/ns/weft-system/sa/weft-control$';
+export const CONTROL_PLANE_SAN_REGEX = CONTROL_PLANE_ID_PATTERN;
 
 /**
  * TLS to the control plane (weft control --xds-tls), as an Istio proxy

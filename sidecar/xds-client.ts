@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
+import { CONTROL_PLANE_ID_PATTERN } from '../control/ca/spiffe.ts';
 import { decodeResource, discoveryTypes } from '../control/envoy/index.ts';
 import type { DataPlane, IncomingResource, Undecodable } from './dataplane.ts';
 import type { ResourceKind } from './fidelity.ts';
@@ -344,7 +345,7 @@ export class XdsClient {
 }
 
 /** The control plane's SPIFFE ID (control/ca/serving-cert.ts), in any trust domain. */
-const CONTROL_PLANE_ID = /^spiffe:\/\/[^/]+\/ns\/weft-system\/sa\/weft-control$/;
+const CONTROL_PLANE_ID = new RegExp(CONTROL_PLANE_ID_PATTERN);
 
 /**
  * TLS to the control plane: the chain must verify against `rootsPem`, the

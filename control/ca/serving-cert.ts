@@ -7,12 +7,9 @@
 import { isIP } from 'node:net';
 import { leafValidity } from './svid.ts';
 import type { SigningCa } from './root.ts';
-import { spiffeId } from './spiffe.ts';
+import { CONTROL_NAMESPACE, CONTROL_SERVICE, spiffeId } from './spiffe.ts';
 import { generateKeyPair, pemOf, privateKeyPem, randomSerial, SIGNING, x509 } from './x509.ts';
 
-/** The control plane's identity: spiffe://<trust-domain>/ns/weft-system/sa/weft-control (as istiod's istio-system/istiod). */
-export const CONTROL_NAMESPACE = 'weft-system';
-export const CONTROL_SERVICE = 'weft-control';
 
 export function controlPlaneSpiffeId(trustDomain: string): string {
   return spiffeId(trustDomain, CONTROL_NAMESPACE, CONTROL_SERVICE);

@@ -25,3 +25,9 @@ export function parseSpiffeId(id: string): WorkloadIdentity | undefined {
 export function trustDomainError(td: string): string | undefined {
   return /^[a-z0-9._-]{1,255}$/.test(td) ? undefined : 'trust domain must be 1-255 lowercase letters, digits, ".", "-" or "_"';
 }
+
+/** The control plane's identity: spiffe://<trust-domain>/ns/weft-system/sa/weft-control (as istiod's istio-system/istiod). */
+export const CONTROL_NAMESPACE = 'weft-system';
+export const CONTROL_SERVICE = 'weft-control';
+/** The control plane's SPIFFE ID in any trust domain, as a regex both RE2 (Envoy's SAN matcher) and JavaScript read alike. */
+export const CONTROL_PLANE_ID_PATTERN = `^spiffe://[^/]+/ns/${CONTROL_NAMESPACE}/sa/${CONTROL_SERVICE}$`;
