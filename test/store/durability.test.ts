@@ -5,21 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openFileStore } from '../../control/store/file-store.ts';
+import { tempDir, put, meta } from './fixtures/temp.ts';
 
 const writer = fileURLToPath(new URL('./fixtures/commit-writer.ts', import.meta.url));
-const put = (name: string, spec: unknown) => ({ op: 'put' as const, kind: 'Test', namespace: 'default', name, spec });
-const meta = { actor: 'test', summary: 'test' };
-
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-store-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** Runs the writer until it has acknowledged `acks` revisions, then SIGKILLs it; returns the last acknowledged revision. */
 function commitThenKill(dataDir: string, acks: number, compactEvery: number): Promise<number> {

@@ -4,19 +4,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs, { mkdtempSync, rmSync } from 'node:fs';
+import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mkdirDurable } from '../../control/store/atomic-file.ts';
 import { openFileStore } from '../../control/store/file-store.ts';
 import { ModuleStore } from '../../control/filters/module-store.ts';
-
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-dirs-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from './fixtures/temp.ts';
 
 /** Records the directories under `root` that are fsynced (opened, then fsynced through that descriptor) until the test ends. */
 function watchDirFsyncs(t: { after: (fn: () => void) => void }, root: string): string[] {
@@ -43,7 +37,7 @@ function watchDirFsyncs(t: { after: (fn: () => void) => void }, root: string): s
 }
 
 test('mkdirDurable fsyncs the parent of every directory it creates, and nothing when all exist', (t) => {
-  const root = tempDir(t);
+  const root = tempDir(t, 'weft-dirs-');
   const synced = watchDirFsyncs(t, root);
   assert.equal(mkdirDurable(join(root, 'a', 'b', 'c')), true);
   assert.deepEqual(synced.sort(), [root, join(root, 'a'), join(root, 'a', 'b')]);
@@ -53,7 +47,7 @@ test('mkdirDurable fsyncs the parent of every directory it creates, and nothing 
 });
 
 test('a new data dir and its store dir are fsynced into their parents when the store is first opened', async (t) => {
-  const root = tempDir(t);
+  const root = tempDir(t, 'weft-dirs-');
   const synced = watchDirFsyncs(t, root);
   const store = await openFileStore(join(root, 'data'));
   await store.close();
@@ -62,7 +56,7 @@ test('a new data dir and its store dir are fsynced into their parents when the s
 });
 
 test("the wasm module dir's entry is fsynced into the data dir when the first module is stored", async (t) => {
-  const root = tempDir(t);
+  const root = tempDir(t, 'weft-dirs-');
   const synced = watchDirFsyncs(t, root);
   await new ModuleStore(root).put(new Uint8Array([0, 97, 115, 109]));
   assert.ok(synced.includes(root), JSON.stringify(synced));

@@ -3,18 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openFileStore } from '../../control/store/file-store.ts';
+import { tempDir } from './fixtures/temp.ts';
 
 const put = (name: string, spec: unknown) => ({ op: 'put' as const, kind: 'Service', namespace: 'default', name, spec });
-
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-store-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 test('compaction keeps history and every past state, and reopening uses the snapshot', async (t) => {
   const dir = tempDir(t);

@@ -7,29 +7,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import fs, { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileStore } from '../../control/store/file-store.ts';
 import { removeLeftoverTemps, writeFileAtomic } from '../../control/store/atomic-file.ts';
 import { acquireLock } from '../../control/store/lock.ts';
 import { openTokenStore } from '../../control/api/tokens.ts';
 import { JoinTokens } from '../../control/ca/join-tokens.ts';
+import { tempDir } from './fixtures/temp.ts';
 
 const put = (name: string) => ({ op: 'put' as const, kind: 'Service', namespace: 'default', name, spec: { name } });
-
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-leftovers-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** The pid of a process that has exited. */
 const deadPid = () => Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
 
 test("starting the store removes its own crash leftovers, and only those", async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'weft-leftovers-');
   let store = await openFileStore(dir, { compactEvery: 2 });
   for (const name of ['a', 'b', 'c']) await store.commit([put(name)], { actor: 'test', summary: name });
   await store.close();
@@ -63,7 +57,7 @@ test("starting the store removes its own crash leftovers, and only those", async
 });
 
 test('the leftovers are removed only by the process that holds the lock: a second control plane refused it removes nothing', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'weft-leftovers-');
   const first = await openFileStore(dir);
   const dead = deadPid();
   const leftover = join(dir, 'store', `.snapshot-000000000001.json.${dead}.1.tmp`);
@@ -79,7 +73,7 @@ test('the leftovers are removed only by the process that holds the lock: a secon
 });
 
 test("a temp file this process is writing now is not removed, and its write completes", async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'weft-leftovers-');
   const target = join(dir, 'big.json');
   const data = Buffer.alloc(32 * 1024 * 1024, 0x61);
   let seen = false;
@@ -100,7 +94,7 @@ test("a temp file this process is writing now is not removed, and its write comp
 });
 
 test('opening the token store removes the temp files a crash left of tokens.json and admin.token (a plaintext token), and only those', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'weft-leftovers-');
   mkdirSync(dir, { recursive: true });
   const dead = deadPid();
   const leftovers = [`.tokens.json.${dead}.2.tmp`, `.admin.token.${dead}.1.tmp`];
@@ -115,7 +109,7 @@ test('opening the token store removes the temp files a crash left of tokens.json
 });
 
 test('opening the join tokens removes the temp files a crash left of join-tokens.json, and only those', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'weft-leftovers-');
   const dead = deadPid();
   const leftover = `.join-tokens.json.${dead}.5.tmp`;
   const kept = [`.tokens.json.${dead}.1.tmp`, 'join-tokens.json.orig'];
@@ -126,7 +120,7 @@ test('opening the join tokens removes the temp files a crash left of join-tokens
 });
 
 test('the filter catalog and the CA root remove their own crash leftovers when opened (a module up to 16 MiB, a private key in the clear), and only those', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'weft-leftovers-');
   const wasmDir = join(dir, 'wasm');
   mkdirSync(wasmDir, { recursive: true });
   const dead = deadPid();
@@ -150,7 +144,7 @@ test('the filter catalog and the CA root remove their own crash leftovers when o
 });
 
 test('a lock attempt whose temp file write fails (a full disk) removes that temp file and fails with the write error', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'weft-leftovers-');
   const lock = join(dir, 'LOCK');
   const real = fs.writeFileSync;
   fs.writeFileSync = ((file: fs.PathOrFileDescriptor, data: string, options?: fs.WriteFileOptions) => {

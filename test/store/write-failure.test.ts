@@ -6,21 +6,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openFileStore } from '../../control/store/file-store.ts';
 import { StoreWriteError } from '../../control/store/store.ts';
 import { failNext } from './fixtures/failing-writes.ts';
-
-const put = (name: string, spec: unknown) => ({ op: 'put' as const, kind: 'Test', namespace: 'default', name, spec });
-const meta = { actor: 'test', summary: 'test' };
-
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-store-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir, put, meta } from './fixtures/temp.ts';
 
 const logOf = (dir: string) => join(dir, 'store', readdirSync(join(dir, 'store')).find((f) => f.startsWith('log-'))!);
 
